@@ -1,0 +1,187 @@
+//! The incremental frame decoder: a small state machine fed whatever bytes arrived.
+
+use super::error::FrameError;
+use super::limits::{HEADER_LEN, MAGIC, MAX_PAYLOAD, PROTOCOL_VERSION};
+use super::message::{Frame, Kind, Message};
+
+/// The decoder's answer to a `feed`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status<T> {
+    /// A whole frame was decoded; bytes after it are still in the input.
+    Complete(T),
+    /// All input was taken and the frame is not finished yet: feed more.
+    Partial,
+}
+
+/// Where the decoder is inside the current frame.
+#[derive(Debug)]
+enum State {
+    /// Collecting the 12 header bytes; `filled` of them have arrived.
+    Header { filled: u8 },
+    /// Header checked; collecting `len` payload bytes into `payload`.
+    Payload {
+        kind: Kind,
+        request_id: u32,
+        len: u32,
+        payload: Vec<u8>,
+    },
+    /// A previous error: the stream position cannot be trusted any more.
+    Failed(FrameError),
+}
+
+/// Turns a byte stream into frames, in any split of the input, without I/O.
+///
+/// Between frames it holds 12 header bytes and a tag — about 48 bytes — so an
+/// idle connection costs almost nothing. It never reserves more than the bytes
+/// that have arrived, whatever length a header declares, and refuses any
+/// length above `MAX_PAYLOAD` before reading the payload.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    header: [u8; HEADER_LEN],
+    state: State,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> FrameDecoder {
+        FrameDecoder {
+            header: [0; HEADER_LEN],
+            state: State::Header { filled: 0 },
+        }
+    }
+
+    /// True when no frame is partly received (nothing buffered).
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Header { filled: 0 })
+    }
+
+    /// Bytes of the current frame received so far.
+    pub fn buffered(&self) -> usize {
+        match &self.state {
+            State::Header { filled } => usize::from(*filled),
+            State::Payload { payload, .. } => HEADER_LEN + payload.len(),
+            State::Failed(_) => 0,
+        }
+    }
+
+    /// Consumes bytes from the front of `input` until a frame completes or the
+    /// input runs out. On `Complete`, `input` holds the bytes after the frame.
+    ///
+    /// # Errors
+    /// The first [`FrameError`] in the stream; every later call returns it again.
+    pub fn feed(&mut self, input: &mut &[u8]) -> Result<Status<Frame>, FrameError> {
+        loop {
+            match &mut self.state {
+                State::Failed(e) => return Err(*e),
+                State::Header { filled } => {
+                    let have = usize::from(*filled);
+                    let take = (HEADER_LEN - have).min(input.len());
+                    self.header[have..have + take].copy_from_slice(&input[..take]);
+                    *input = &input[take..];
+                    let have = have + take;
+                    *filled = have as u8;
+                    if have < HEADER_LEN {
+                        return Ok(Status::Partial);
+                    }
+                    match parse_header(&self.header) {
+                        Ok((kind, request_id, len)) => {
+                            self.state = State::Payload {
+                                kind,
+                                request_id,
+                                len,
+                                payload: Vec::new(),
+                            };
+                        }
+                        Err(e) => return Err(self.fail(e)),
+                    }
+                }
+                State::Payload {
+                    len,
+                    payload,
+                    kind,
+                    request_id,
+                } => {
+                    let want = *len as usize - payload.len();
+                    let take = want.min(input.len());
+                    if payload.is_empty() && take == want {
+                        // The whole payload is here: one exact allocation.
+                        *payload = input[..take].to_vec();
+                    } else {
+                        // Grow geometrically, but never past the declared length.
+                        let needed = payload.len() + take;
+                        if payload.capacity() < needed {
+                            let target = (payload.capacity() * 2).max(needed).min(*len as usize);
+                            payload.reserve_exact(target - payload.len());
+                        }
+                        payload.extend_from_slice(&input[..take]);
+                    }
+                    *input = &input[take..];
+                    if payload.len() < *len as usize {
+                        return Ok(Status::Partial);
+                    }
+                    let (kind, request_id) = (*kind, *request_id);
+                    let payload = std::mem::take(payload);
+                    self.state = State::Header { filled: 0 };
+                    return match Message::decode(kind, payload) {
+                        Ok(message) => Ok(Status::Complete(Frame {
+                            request_id,
+                            message,
+                        })),
+                        Err(e) => Err(self.fail(e)),
+                    };
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: FrameError) -> FrameError {
+        self.state = State::Failed(e);
+        e
+    }
+}
+
+/// Checks a complete header: magic, version, kind, and the length limit.
+fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, u32, u32), FrameError> {
+    if h[0..2] != MAGIC {
+        return Err(FrameError::BadMagic);
+    }
+    if h[2] != PROTOCOL_VERSION {
+        return Err(FrameError::UnsupportedVersion(h[2]));
+    }
+    let kind = Kind::from_byte(h[3])?;
+    let request_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+    let len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+    if len > MAX_PAYLOAD {
+        return Err(FrameError::FrameTooLong(len));
+    }
+    Ok((kind, request_id, len))
+}
+
+/// Decodes every frame in `bytes`, stopping at the first error; for tests,
+/// fuzzing and tools. Returns the frames and what ended the input.
+pub fn decode_all(bytes: &[u8]) -> (Vec<Frame>, Result<Status<()>, FrameError>) {
+    let mut decoder = FrameDecoder::new();
+    let mut input = bytes;
+    let mut frames = Vec::new();
+    loop {
+        match decoder.feed(&mut input) {
+            Ok(Status::Complete(frame)) => frames.push(frame),
+            Ok(Status::Partial) => return (frames, Ok(Status::Partial)),
+            Err(e) => return (frames, Err(e)),
+        }
+        if input.is_empty() {
+            let end = if decoder.is_idle() {
+                Status::Complete(())
+            } else {
+                Status::Partial
+            };
+            return (frames, Ok(end));
+        }
+    }
+}

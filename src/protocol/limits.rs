@@ -1,0 +1,32 @@
+//! Every number the protocol fixes (PROTOCOL.md §8), in one place.
+
+/// First two bytes of every frame: ASCII `CS`.
+pub const MAGIC: [u8; 2] = *b"CS";
+/// The protocol version this implementation speaks (header byte 2).
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Bytes in the fixed frame header.
+pub const HEADER_LEN: usize = 12;
+/// Largest payload a frame may declare: 1 MiB. Larger files travel as chunks.
+pub const MAX_PAYLOAD: u32 = 1 << 20;
+/// Largest data field of one `FileChunk`: the whole payload.
+pub const MAX_CHUNK: usize = MAX_PAYLOAD as usize;
+/// Chunk size senders use for file data: 256 KiB.
+pub const CHUNK_SIZE: usize = 256 * 1024;
+/// Largest path, in UTF-8 bytes.
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Largest path component, in bytes.
+pub const MAX_COMPONENT_BYTES: usize = 255;
+/// Most components in one path.
+pub const MAX_PATH_DEPTH: usize = 64;
+/// Largest error message, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// Most entries in one `ChangeBatch` frame.
+pub const MAX_BATCH_ENTRIES: usize = 4096;
+/// Seconds a connection may take to send its `Hello`.
+pub const HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+/// Seconds a ready connection may stay silent before the server closes it.
+pub const IDLE_TIMEOUT_SECS: u64 = 300;
+/// Name of the client's state folder at the root of a synced folder; never synced.
+pub const STATE_DIR_NAME: &str = ".cloudservice";
+/// Byte offset of the user ID in a connection's first frame (the `Hello`), for routing.
+pub const ROUTING_OFFSET: usize = 16;

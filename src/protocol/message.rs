@@ -1,0 +1,264 @@
+//! The message enum, kind codes, and whole-frame encoding (header + payload).
+
+use super::error::FrameError;
+use super::limits::{HEADER_LEN, MAGIC, MAX_PAYLOAD, PROTOCOL_VERSION};
+use super::path::WirePath;
+use super::push::{Delete, PushAck, RemoveDir, Rename};
+use super::session::{ErrorReport, Hello, Welcome};
+use super::sync::{ChangeBatch, Fetch};
+use super::transfer::FileBegin;
+use super::wire::{put_path, put_u32, put_u64, FieldReader};
+
+/// Every message kind and its byte on the wire (PROTOCOL.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Client's first frame.
+    Hello = 0x01,
+    /// Server's answer to `Hello`.
+    Welcome = 0x02,
+    /// Keep-alive request (either side).
+    Ping = 0x03,
+    /// Keep-alive answer.
+    Pong = 0x04,
+    /// Error report.
+    Error = 0x05,
+    /// Ask for changes after a cursor.
+    Pull = 0x10,
+    /// One frame of a pull reply.
+    ChangeBatch = 0x11,
+    /// The client applied everything up to a cursor.
+    Ack = 0x12,
+    /// Server: changes are waiting.
+    Notify = 0x13,
+    /// Ask for a file's content.
+    Fetch = 0x14,
+    /// Opens a file transfer.
+    FileBegin = 0x20,
+    /// File bytes.
+    FileChunk = 0x21,
+    /// Closes a file transfer.
+    FileEnd = 0x22,
+    /// Push: make a directory.
+    MakeDir = 0x30,
+    /// Push: delete a file.
+    Delete = 0x31,
+    /// Push: delete a directory tree.
+    RemoveDir = 0x32,
+    /// Push: move a file or directory.
+    Rename = 0x33,
+    /// Server's answer to a push.
+    PushAck = 0x34,
+}
+
+impl Kind {
+    /// The kind for a byte.
+    ///
+    /// # Errors
+    /// [`FrameError::UnknownKind`] for a byte the spec does not define.
+    pub fn from_byte(byte: u8) -> Result<Kind, FrameError> {
+        Ok(match byte {
+            0x01 => Kind::Hello,
+            0x02 => Kind::Welcome,
+            0x03 => Kind::Ping,
+            0x04 => Kind::Pong,
+            0x05 => Kind::Error,
+            0x10 => Kind::Pull,
+            0x11 => Kind::ChangeBatch,
+            0x12 => Kind::Ack,
+            0x13 => Kind::Notify,
+            0x14 => Kind::Fetch,
+            0x20 => Kind::FileBegin,
+            0x21 => Kind::FileChunk,
+            0x22 => Kind::FileEnd,
+            0x30 => Kind::MakeDir,
+            0x31 => Kind::Delete,
+            0x32 => Kind::RemoveDir,
+            0x33 => Kind::Rename,
+            0x34 => Kind::PushAck,
+            other => return Err(FrameError::UnknownKind(other)),
+        })
+    }
+}
+
+/// A decoded message, without its request ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// See [`Hello`].
+    Hello(Hello),
+    /// See [`Welcome`].
+    Welcome(Welcome),
+    /// Keep-alive; answered by `Pong` with the same request ID.
+    Ping,
+    /// Keep-alive answer.
+    Pong,
+    /// See [`ErrorReport`].
+    Error(ErrorReport),
+    /// Changes after `cursor`, please. `payload: cursor u64`.
+    Pull {
+        /// The newest sequence number the client has applied (0: nothing yet).
+        cursor: u64,
+    },
+    /// See [`ChangeBatch`].
+    ChangeBatch(ChangeBatch),
+    /// The client applied a pull reply up to `cursor`. `payload: cursor u64`.
+    Ack {
+        /// The `head` of the applied reply.
+        cursor: u64,
+    },
+    /// Server → client: the user's journal reached `head`. `payload: head u64`.
+    Notify {
+        /// Newest sequence number on the server.
+        head: u64,
+    },
+    /// See [`Fetch`].
+    Fetch(Fetch),
+    /// See [`FileBegin`].
+    FileBegin(FileBegin),
+    /// Bytes of the open transfer. `payload: data` (all of it).
+    FileChunk(Vec<u8>),
+    /// Closes the open transfer. Empty payload.
+    FileEnd,
+    /// Make a directory (and missing parents). `payload: path_len u16 | path`.
+    MakeDir {
+        /// The directory.
+        path: WirePath,
+    },
+    /// See [`Delete`].
+    Delete(Delete),
+    /// See [`RemoveDir`].
+    RemoveDir(RemoveDir),
+    /// See [`Rename`].
+    Rename(Rename),
+    /// See [`PushAck`].
+    PushAck(PushAck),
+}
+
+/// One frame: a message and the request ID that pairs requests with replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Chosen by the requester, echoed by every reply frame; 0 for `Notify`.
+    pub request_id: u32,
+    /// The message.
+    pub message: Message,
+}
+
+impl Message {
+    /// This message's kind byte.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Hello(_) => Kind::Hello,
+            Message::Welcome(_) => Kind::Welcome,
+            Message::Ping => Kind::Ping,
+            Message::Pong => Kind::Pong,
+            Message::Error(_) => Kind::Error,
+            Message::Pull { .. } => Kind::Pull,
+            Message::ChangeBatch(_) => Kind::ChangeBatch,
+            Message::Ack { .. } => Kind::Ack,
+            Message::Notify { .. } => Kind::Notify,
+            Message::Fetch(_) => Kind::Fetch,
+            Message::FileBegin(_) => Kind::FileBegin,
+            Message::FileChunk(_) => Kind::FileChunk,
+            Message::FileEnd => Kind::FileEnd,
+            Message::MakeDir { .. } => Kind::MakeDir,
+            Message::Delete(_) => Kind::Delete,
+            Message::RemoveDir(_) => Kind::RemoveDir,
+            Message::Rename(_) => Kind::Rename,
+            Message::PushAck(_) => Kind::PushAck,
+        }
+    }
+
+    /// Decodes a payload of the given kind. Takes the payload by value so a
+    /// chunk's bytes move into the message without a copy.
+    ///
+    /// # Errors
+    /// A field that is truncated, undefined, over its limit, or a bad path.
+    pub fn decode(kind: Kind, payload: Vec<u8>) -> Result<Message, FrameError> {
+        if kind == Kind::FileChunk {
+            return Ok(Message::FileChunk(payload));
+        }
+        let mut r = FieldReader::new(&payload);
+        let message = match kind {
+            Kind::Hello => Message::Hello(Hello::decode(&mut r)?),
+            Kind::Welcome => Message::Welcome(Welcome::decode(&mut r)?),
+            Kind::Ping => Message::Ping,
+            Kind::Pong => Message::Pong,
+            Kind::Error => Message::Error(ErrorReport::decode(&mut r)?),
+            Kind::Pull => Message::Pull { cursor: r.u64()? },
+            Kind::ChangeBatch => Message::ChangeBatch(ChangeBatch::decode(&mut r)?),
+            Kind::Ack => Message::Ack { cursor: r.u64()? },
+            Kind::Notify => Message::Notify { head: r.u64()? },
+            Kind::Fetch => Message::Fetch(Fetch::decode(&mut r)?),
+            Kind::FileBegin => Message::FileBegin(FileBegin::decode(&mut r)?),
+            Kind::FileEnd => Message::FileEnd,
+            Kind::MakeDir => Message::MakeDir { path: r.path()? },
+            Kind::Delete => Message::Delete(Delete::decode(&mut r)?),
+            Kind::RemoveDir => Message::RemoveDir(RemoveDir::decode(&mut r)?),
+            Kind::Rename => Message::Rename(Rename::decode(&mut r)?),
+            Kind::PushAck => Message::PushAck(PushAck::decode(&mut r)?),
+            Kind::FileChunk => return Err(FrameError::BadValue),
+        };
+        r.finish()?;
+        Ok(message)
+    }
+
+    /// Appends this message's payload bytes to `out`.
+    pub fn encode_payload(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Hello(m) => m.encode(out),
+            Message::Welcome(m) => m.encode(out),
+            Message::Ping | Message::Pong | Message::FileEnd => {}
+            Message::Error(m) => m.encode(out),
+            Message::Pull { cursor } | Message::Ack { cursor } => put_u64(out, *cursor),
+            Message::Notify { head } => put_u64(out, *head),
+            Message::ChangeBatch(m) => m.encode(out),
+            Message::Fetch(m) => m.encode(out),
+            Message::FileBegin(m) => m.encode(out),
+            Message::FileChunk(data) => out.extend_from_slice(data),
+            Message::MakeDir { path } => put_path(out, path),
+            Message::Delete(m) => m.encode(out),
+            Message::RemoveDir(m) => m.encode(out),
+            Message::Rename(m) => m.encode(out),
+            Message::PushAck(m) => m.encode(out),
+        }
+    }
+}
+
+/// Writes a frame header for a payload of `len` bytes.
+pub fn put_header(out: &mut Vec<u8>, kind: Kind, request_id: u32, len: u32) {
+    out.extend_from_slice(&MAGIC);
+    out.push(PROTOCOL_VERSION);
+    out.push(kind as u8);
+    put_u32(out, request_id);
+    put_u32(out, len);
+}
+
+impl Frame {
+    /// A frame from its parts.
+    pub fn new(request_id: u32, message: Message) -> Frame {
+        Frame {
+            request_id,
+            message,
+        }
+    }
+
+    /// Appends the whole frame (header and payload) to `out`.
+    ///
+    /// Messages built by this crate never exceed `MAX_PAYLOAD`: paths, texts
+    /// and batches are bounded, and chunk senders cut at `MAX_CHUNK`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        put_header(out, self.message.kind(), self.request_id, 0);
+        self.message.encode_payload(out);
+        let len = (out.len() - start - HEADER_LEN) as u32;
+        debug_assert!(len <= MAX_PAYLOAD);
+        out[start + 8..start + 12].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// The whole frame as a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}

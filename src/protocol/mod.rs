@@ -1,0 +1,24 @@
+//! The wire protocol (protocol-spec/PROTOCOL.md): frames, their codec, the
+//! incremental decoder and the path rules shared by server and client.
+
+pub mod decoder;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod message;
+pub mod path;
+pub mod push;
+pub mod session;
+pub mod sync;
+pub mod transfer;
+pub mod wire;
+
+pub use decoder::{decode_all, FrameDecoder, Status};
+pub use error::{FrameError, PathError};
+pub use ids::{ClientId, ContentHash, UserId};
+pub use message::{Frame, Kind, Message};
+pub use path::WirePath;
+pub use push::{Delete, PushAck, PushStatus, RemoveDir, Rename};
+pub use session::{ErrorCode, ErrorReport, Hello, HelloMode, Welcome};
+pub use sync::{ChangeBatch, ChangeEntry, EntryState, Fetch};
+pub use transfer::FileBegin;

@@ -1,0 +1,188 @@
+//! Path rules shared by server and client: what a synced path may look like.
+
+use super::error::PathError;
+use super::limits::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH, STATE_DIR_NAME};
+use std::fmt;
+
+/// A path that satisfies every rule of PROTOCOL.md §6: relative, `/`-separated,
+/// UTF-8, no empty / `.` / `..` components, no NUL, `\` or control characters,
+/// bounded length and depth, and not inside the client's state folder.
+///
+/// Holding a `WirePath` is proof the checks ran, so code that joins it onto a
+/// root folder cannot climb out of that folder by name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WirePath(String);
+
+impl WirePath {
+    /// Checks `text` against the path rules.
+    ///
+    /// # Errors
+    /// The first rule the text breaks.
+    pub fn new(text: &str) -> Result<WirePath, PathError> {
+        validate(text)?;
+        Ok(WirePath(text.to_owned()))
+    }
+
+    /// Checks raw bytes (as they came off the wire).
+    ///
+    /// # Errors
+    /// [`PathError::BadUtf8`] or the first rule the text breaks.
+    pub fn from_bytes(bytes: &[u8]) -> Result<WirePath, PathError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| PathError::BadUtf8)?;
+        WirePath::new(text)
+    }
+
+    /// The path as text, `/`-separated.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The components, root first.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    /// The last component.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// The parent path, or `None` for a top-level name.
+    pub fn parent(&self) -> Option<WirePath> {
+        self.0
+            .rfind('/')
+            .map(|cut| WirePath(self.0[..cut].to_owned()))
+    }
+
+    /// True when `self` is `other` or lies below it.
+    pub fn is_within(&self, other: &WirePath) -> bool {
+        self.0 == other.0
+            || (self.0.len() > other.0.len()
+                && self.0.starts_with(&other.0)
+                && self.0.as_bytes()[other.0.len()] == b'/')
+    }
+
+    /// Replaces the leading `from` of this path with `to` (for directory renames).
+    /// Returns `None` when the path is not within `from` or the result breaks a rule.
+    pub fn rebase(&self, from: &WirePath, to: &WirePath) -> Option<WirePath> {
+        if !self.is_within(from) {
+            return None;
+        }
+        let rest = &self.0[from.0.len()..];
+        WirePath::new(&format!("{}{}", to.0, rest)).ok()
+    }
+
+    /// Number of components.
+    pub fn depth(&self) -> usize {
+        self.components().count()
+    }
+
+    /// This path joined onto a local root folder.
+    pub fn to_local(&self, root: &std::path::Path) -> std::path::PathBuf {
+        let mut out = root.to_path_buf();
+        for part in self.components() {
+            out.push(part);
+        }
+        out
+    }
+}
+
+impl fmt::Display for WirePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn validate(text: &str) -> Result<(), PathError> {
+    if text.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if text.len() > MAX_PATH_BYTES {
+        return Err(PathError::TooLong);
+    }
+    if text.starts_with('/') {
+        return Err(PathError::Absolute);
+    }
+    for ch in text.chars() {
+        match ch {
+            '\0' => return Err(PathError::Nul),
+            '\\' => return Err(PathError::Backslash),
+            c if c.is_ascii_control() => return Err(PathError::ControlCharacter),
+            _ => {}
+        }
+    }
+    let mut depth = 0usize;
+    for (index, part) in text.split('/').enumerate() {
+        depth += 1;
+        if depth > MAX_PATH_DEPTH {
+            return Err(PathError::TooDeep);
+        }
+        match part {
+            "" => return Err(PathError::EmptyComponent),
+            "." => return Err(PathError::DotComponent),
+            ".." => return Err(PathError::DotDotComponent),
+            _ => {}
+        }
+        if part.len() > MAX_COMPONENT_BYTES {
+            return Err(PathError::ComponentTooLong);
+        }
+        if index == 0 && part == STATE_DIR_NAME {
+            return Err(PathError::Reserved);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_rules_table() {
+        let long_component = "a".repeat(MAX_COMPONENT_BYTES + 1);
+        let too_deep = vec!["d"; MAX_PATH_DEPTH + 1].join("/");
+        let deepest = vec!["d"; MAX_PATH_DEPTH].join("/");
+        let too_long = vec!["a".repeat(200); 21].join("/");
+        let cases: Vec<(&str, Result<(), PathError>)> = vec![
+            ("a", Ok(())),
+            ("dir/file.txt", Ok(())),
+            ("naïve café/ünï cödé 📁.bin", Ok(())),
+            ("with space/x y", Ok(())),
+            (".hidden", Ok(())),
+            ("a/.cloudservice", Ok(())),
+            ("...", Ok(())),
+            ("", Err(PathError::Empty)),
+            ("/etc/passwd", Err(PathError::Absolute)),
+            ("../x", Err(PathError::DotDotComponent)),
+            ("a/../../x", Err(PathError::DotDotComponent)),
+            ("a/./b", Err(PathError::DotComponent)),
+            ("a//b", Err(PathError::EmptyComponent)),
+            ("a/", Err(PathError::EmptyComponent)),
+            ("a\0b", Err(PathError::Nul)),
+            ("..\\x", Err(PathError::Backslash)),
+            ("a\nb", Err(PathError::ControlCharacter)),
+            (".cloudservice/index", Err(PathError::Reserved)),
+            (long_component.as_str(), Err(PathError::ComponentTooLong)),
+            (too_deep.as_str(), Err(PathError::TooDeep)),
+            (deepest.as_str(), Ok(())),
+            (too_long.as_str(), Err(PathError::TooLong)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(WirePath::new(text).map(|_| ()), expected, "{text:?}");
+        }
+        assert_eq!(WirePath::from_bytes(b"\xff"), Err(PathError::BadUtf8));
+    }
+
+    #[test]
+    fn within_and_rebase() {
+        let p = |s: &str| WirePath::new(s).unwrap();
+        assert!(p("a/b").is_within(&p("a")));
+        assert!(p("a").is_within(&p("a")));
+        assert!(!p("ab").is_within(&p("a")));
+        assert_eq!(p("a/b/c").rebase(&p("a/b"), &p("x")), Some(p("x/c")));
+        assert_eq!(p("a/b").rebase(&p("q"), &p("x")), None);
+        assert_eq!(p("a/b/c").parent(), Some(p("a/b")));
+        assert_eq!(p("a").parent(), None);
+        assert_eq!(p("a/b/c").file_name(), "c");
+    }
+}

@@ -1,0 +1,169 @@
+//! Session messages: `Hello`/`Welcome` (the handshake), `Ping`/`Pong` and `Error`.
+
+use super::error::FrameError;
+use super::ids::{ClientId, UserId};
+use super::wire::{put_text, put_u16, put_u64, FieldReader};
+
+/// What a connection wants to be (PROTOCOL.md §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelloMode {
+    /// Create a user; the server answers with a fresh user ID and client ID.
+    NewUser = 1,
+    /// Join an existing user as a new device.
+    NewClient = 2,
+    /// Come back as a device the server already registered.
+    Resume = 3,
+}
+
+/// The first frame of every connection.
+///
+/// ```text
+/// payload (28 bytes): mode u8 | reserved [3] = 0 | user_id [16] | client_id u64
+/// ```
+/// The user ID sits at byte 16 of the connection (12-byte header + 4), so a
+/// load balancer can route on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// New user, new client or resume.
+    pub mode: HelloMode,
+    /// Zero for a new user.
+    pub user_id: UserId,
+    /// Zero unless resuming.
+    pub client_id: ClientId,
+}
+
+impl Hello {
+    pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
+        let mode = match r.u8()? {
+            1 => HelloMode::NewUser,
+            2 => HelloMode::NewClient,
+            3 => HelloMode::Resume,
+            _ => return Err(FrameError::BadValue),
+        };
+        if r.array::<3>()? != [0; 3] {
+            return Err(FrameError::BadValue);
+        }
+        let user_id = UserId(r.array()?);
+        let client_id = r.u64()?;
+        Ok(Hello {
+            mode,
+            user_id,
+            client_id,
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.mode as u8);
+        out.extend_from_slice(&[0; 3]);
+        out.extend_from_slice(&self.user_id.0);
+        put_u64(out, self.client_id);
+    }
+}
+
+/// The server's answer to a good `Hello`.
+///
+/// ```text
+/// payload (32 bytes): user_id [16] | client_id u64 | head u64
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// The user this connection now belongs to.
+    pub user_id: UserId,
+    /// This device's number within the user.
+    pub client_id: ClientId,
+    /// The newest journal sequence number the server holds for the user.
+    pub head: u64,
+}
+
+impl Welcome {
+    pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
+        Ok(Welcome {
+            user_id: UserId(r.array()?),
+            client_id: r.u64()?,
+            head: r.u64()?,
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.user_id.0);
+        put_u64(out, self.client_id);
+        put_u64(out, self.head);
+    }
+}
+
+/// Numeric error codes (PROTOCOL.md §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// The frame could not be decoded; the connection closes.
+    BadFrame = 1,
+    /// A path broke a path rule; the connection closes.
+    BadPath = 2,
+    /// A message that is not legal in the connection's phase; the connection closes.
+    WrongPhase = 3,
+    /// The user ID is not known (or the guess was rate-limited); the connection closes.
+    UnknownUser = 4,
+    /// The client ID is not registered for this user; the connection closes.
+    UnknownClient = 5,
+    /// An uploaded file's bytes do not match its announced hash; nothing was stored.
+    HashMismatch = 6,
+    /// An uploaded file's chunks do not add up to its announced size; nothing was stored.
+    SizeMismatch = 7,
+    /// The server is at its connection limit; the connection closes.
+    Busy = 8,
+    /// The server could not store or read data (disk full, I/O error).
+    Storage = 9,
+    /// The handshake or idle timeout ran out; the connection closes.
+    Timeout = 10,
+    /// A fetched path does not exist (any more).
+    NotFound = 11,
+    /// The server is shutting down; the connection closes.
+    ShuttingDown = 12,
+}
+
+impl ErrorCode {
+    /// The code for a number, if the spec defines one.
+    pub fn from_u16(value: u16) -> Option<ErrorCode> {
+        Some(match value {
+            1 => ErrorCode::BadFrame,
+            2 => ErrorCode::BadPath,
+            3 => ErrorCode::WrongPhase,
+            4 => ErrorCode::UnknownUser,
+            5 => ErrorCode::UnknownClient,
+            6 => ErrorCode::HashMismatch,
+            7 => ErrorCode::SizeMismatch,
+            8 => ErrorCode::Busy,
+            9 => ErrorCode::Storage,
+            10 => ErrorCode::Timeout,
+            11 => ErrorCode::NotFound,
+            12 => ErrorCode::ShuttingDown,
+            _ => return None,
+        })
+    }
+}
+
+/// An error report.
+///
+/// ```text
+/// payload: code u16 | message_len u16 | message (UTF-8, at most 1024 bytes)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReport {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl ErrorReport {
+    pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
+        let code = ErrorCode::from_u16(r.u16()?).ok_or(FrameError::BadValue)?;
+        let message = r.text()?;
+        Ok(ErrorReport { code, message })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        put_u16(out, self.code as u16);
+        put_text(out, &self.message);
+    }
+}
