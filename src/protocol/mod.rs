@@ -1,6 +1,7 @@
 //! The wire protocol (protocol-spec/PROTOCOL.md): frames, their codec, the
 //! incremental decoder and the path rules shared by server and client.
 
+pub mod conflict;
 pub mod decoder;
 pub mod error;
 pub mod ids;
@@ -13,6 +14,7 @@ pub mod sync;
 pub mod transfer;
 pub mod wire;
 
+pub use conflict::conflict_path;
 pub use decoder::{decode_all, FrameDecoder, Status};
 pub use error::{FrameError, PathError};
 pub use ids::{ClientId, ContentHash, UserId};
