@@ -1,0 +1,1 @@
+//! The client: watches a local folder, pushes its changes, pulls the others'.
