@@ -1,1 +1,79 @@
-fn main(){}
+//! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync] [-v|-q]`:
+//! argument parsing and wiring only; the server lives in `cloudservice::server`.
+
+use clap::Parser;
+use cloudservice::server::{self, ServerConfig};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// CloudService server: keeps every user's folder under DIR/AllClients/<USER_ID>/.
+#[derive(Parser, Debug)]
+#[command(name = "cloud-server", version)]
+struct Args {
+    /// TCP port to listen on (0 picks a free one; the chosen port is printed).
+    port: u16,
+    /// Directory holding AllClients/, connectionLog.txt and the server state.
+    #[arg(long, default_value = ".")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// Refuse connections beyond this many (default: open-file limit minus 256).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// fsync every stored file and the journal before acknowledging a push
+    /// (survives power loss; default survives a crash of the server process).
+    #[arg(long)]
+    fsync: bool,
+    /// Show debug messages on stderr.
+    #[arg(short, long, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Show only errors on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let level = if args.verbose {
+        "debug"
+    } else if args.quiet {
+        "error"
+    } else {
+        "info"
+    };
+    let logger = flexi_logger::Logger::try_with_str(level)
+        .map(|l| {
+            l.log_to_stderr()
+                .format_for_stderr(flexi_logger::default_format)
+        })
+        .and_then(|l| l.start());
+    let _logger = match logger {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("cloud-server: cannot start logging: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = ServerConfig::new(args.bind, args.port, args.data_dir);
+    if let Some(max) = args.max_connections {
+        config.max_connections = max.max(1);
+    }
+    config.durable = args.fsync;
+    let max = config.max_connections;
+    let result = server::run(config, |addr| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "cloud-server listening on {addr}");
+        let _ = out.flush();
+        log::info!("accepting up to {max} connections");
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cloud-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

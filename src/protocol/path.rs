@@ -87,6 +87,14 @@ impl WirePath {
     }
 }
 
+/// Lets maps keyed by `WirePath` be searched with plain `&str` ranges; the
+/// orderings agree because a `WirePath` is compared as its text.
+impl std::borrow::Borrow<str> for WirePath {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for WirePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -1,0 +1,196 @@
+//! One thread per user: the only code that touches that user's folder,
+//! journal, registry and cursors, so none of it needs a lock.
+//!
+//! The actor drains its inbox in cycles. Within a cycle it applies requests
+//! and queues replies; at the end it flushes the journal *before* any
+//! acknowledgement leaves, produces bulk output within each connection's
+//! credit, notifies the user's other connections, and wakes the reactor once.
+
+mod peer;
+mod requests;
+
+use crate::protocol::{Message, UserId};
+use crate::server::bus::{ConnRef, FromActor, ToActor};
+use crate::server::conn_log::{ConnEvent, ConnLog};
+use crate::server::store::{DataPaths, UserStore};
+use crossbeam_channel::{Receiver, Sender};
+use mio::Waker;
+use peer::Peer;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// What every actor shares: where data lives, how durable to be, and the way
+/// back to the reactor.
+pub struct ActorContext {
+    /// The data directory.
+    pub paths: DataPaths,
+    /// `--fsync`.
+    pub durable: bool,
+    /// Messages to the reactor.
+    pub out: Sender<FromActor>,
+    /// Wakes the reactor after sending.
+    pub waker: Arc<Waker>,
+    /// The connection log.
+    pub log: ConnLog,
+}
+
+/// Most inbox messages handled in one cycle before replies go out, so a long
+/// upload still gets its acknowledgements flushed regularly.
+const CYCLE_BUDGET: usize = 256;
+
+/// Runs a user's actor until the reactor drops its sender.
+pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
+    let mut actor = Actor {
+        user,
+        ctx,
+        store: None,
+        unknown: false,
+        peers: HashMap::new(),
+        pushers: HashSet::new(),
+    };
+    while let Ok(first) = inbox.recv() {
+        actor.handle(first);
+        for _ in 1..CYCLE_BUDGET {
+            match inbox.try_recv() {
+                Ok(msg) => actor.handle(msg),
+                Err(_) => break,
+            }
+        }
+        actor.end_cycle();
+    }
+    if let Some(store) = actor.store.take() {
+        if let Err(e) = store.close() {
+            log::error!("user {user}: closing state: {e}");
+        }
+    }
+    let _ = actor.ctx.out.send(FromActor::Exited { user });
+    let _ = actor.ctx.waker.wake();
+}
+
+struct Actor {
+    user: UserId,
+    ctx: Arc<ActorContext>,
+    store: Option<UserStore>,
+    /// The user does not exist: every handshake is refused.
+    unknown: bool,
+    peers: HashMap<ConnRef, Peer>,
+    /// Connections that changed the tree this cycle.
+    pushers: HashSet<ConnRef>,
+}
+
+impl Actor {
+    fn handle(&mut self, msg: ToActor) {
+        match msg {
+            ToActor::Hello {
+                conn,
+                peer,
+                request_id,
+                hello,
+            } => self.on_hello(conn, peer, request_id, hello),
+            ToActor::Request { conn, frame, cost } => {
+                let Some(peer) = self.peers.get_mut(&conn) else {
+                    return;
+                };
+                peer.processed += cost;
+                if peer.close || peer.client.is_none() {
+                    return;
+                }
+                self.on_request(conn, frame);
+            }
+            ToActor::Credit { conn, bytes } => {
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.credit += bytes as i64;
+                }
+            }
+            ToActor::Detach { conn } => {
+                if let Some(mut peer) = self.peers.remove(&conn) {
+                    peer.abandon_upload();
+                }
+            }
+        }
+    }
+
+    /// Logs one request outcome for `conn`.
+    fn log(&self, conn: ConnRef, request: &str, outcome: Result<&str, &str>) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        self.ctx.log.record(&ConnEvent {
+            peer: peer.addr,
+            user: Some(self.user),
+            client: peer.client,
+            request,
+            outcome,
+        });
+    }
+
+    fn end_cycle(&mut self) {
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.flush() {
+                // Nothing queued this cycle may be acknowledged: the journal
+                // did not take it. Drop the replies and close those connections.
+                log::error!("user {}: journal flush failed: {e}", self.user);
+                for peer in self.peers.values_mut() {
+                    if !peer.out.is_empty() {
+                        peer.out.clear();
+                        peer.bulk = 0;
+                        peer.fail(
+                            0,
+                            crate::protocol::ErrorCode::Storage,
+                            "journal write failed",
+                        );
+                    }
+                }
+            }
+        }
+        let head = self.store.as_ref().map(|s| s.head()).unwrap_or(0);
+        let pushers = std::mem::take(&mut self.pushers);
+        let mut sent = false;
+        for (conn, peer) in self.peers.iter_mut() {
+            if let Some(store) = self.store.as_ref() {
+                peer.produce(store);
+            }
+            let others_pushed = pushers.iter().any(|p| p != conn);
+            if others_pushed && peer.client.is_some() && !peer.close {
+                peer.reply(0, Message::Notify { head });
+            }
+            if !peer.out.is_empty() {
+                let bytes = std::mem::take(&mut peer.out);
+                let bulk = std::mem::take(&mut peer.bulk);
+                sent |= self
+                    .ctx
+                    .out
+                    .send(FromActor::Send {
+                        conn: *conn,
+                        bytes,
+                        bulk,
+                    })
+                    .is_ok();
+            }
+            if peer.processed > 0 {
+                let cost = std::mem::take(&mut peer.processed);
+                sent |= self
+                    .ctx
+                    .out
+                    .send(FromActor::Processed { conn: *conn, cost })
+                    .is_ok();
+            }
+            if peer.close {
+                sent |= self.ctx.out.send(FromActor::Close { conn: *conn }).is_ok();
+            }
+        }
+        self.peers.retain(|_, p| !p.close);
+        if self.unknown && self.peers.is_empty() {
+            sent |= self
+                .ctx
+                .out
+                .send(FromActor::Idle { user: self.user })
+                .is_ok();
+        }
+        if sent {
+            if let Err(e) = self.ctx.waker.wake() {
+                log::error!("cannot wake the reactor: {e}");
+            }
+        }
+    }
+}

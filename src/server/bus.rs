@@ -1,0 +1,99 @@
+//! Messages between the reactor (sockets) and the user actors (disk state).
+
+use crate::protocol::{ClientId, Frame, Hello, UserId};
+use std::net::SocketAddr;
+
+/// Names one connection across threads: its slab key plus a generation, so a
+/// message about a closed connection never reaches a newer one in the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    /// Slab key in the reactor.
+    pub key: usize,
+    /// Distinguishes successive connections that reuse the key.
+    pub generation: u32,
+}
+
+/// Reactor → actor.
+#[derive(Debug)]
+pub enum ToActor {
+    /// A connection's handshake for this user.
+    Hello {
+        /// The connection.
+        conn: ConnRef,
+        /// Its peer address, for the connection log.
+        peer: SocketAddr,
+        /// The `Hello` frame's request ID.
+        request_id: u32,
+        /// The handshake.
+        hello: Hello,
+    },
+    /// A request frame from an attached connection.
+    Request {
+        /// The connection.
+        conn: ConnRef,
+        /// The frame.
+        frame: Frame,
+        /// Bytes it counts against the connection's inbound allowance.
+        cost: usize,
+    },
+    /// The connection wrote `bytes` of bulk output: the actor may produce that much more.
+    Credit {
+        /// The connection.
+        conn: ConnRef,
+        /// Bytes drained.
+        bytes: usize,
+    },
+    /// The connection is gone.
+    Detach {
+        /// The connection.
+        conn: ConnRef,
+    },
+}
+
+/// Actor → reactor.
+#[derive(Debug)]
+pub enum FromActor {
+    /// Encoded frames to queue on a connection.
+    Send {
+        /// The connection.
+        conn: ConnRef,
+        /// Whole frames.
+        bytes: Vec<u8>,
+        /// How many of those bytes are bulk output that the actor wants credited back.
+        bulk: usize,
+    },
+    /// The handshake succeeded: the connection is ready.
+    Ready {
+        /// The connection.
+        conn: ConnRef,
+        /// The registered client ID.
+        client: ClientId,
+    },
+    /// The handshake failed because the user ID is unknown (feeds the guess limiter).
+    Refused {
+        /// The connection.
+        conn: ConnRef,
+    },
+    /// Close the connection once its queued bytes are written.
+    Close {
+        /// The connection.
+        conn: ConnRef,
+    },
+    /// The actor handled `cost` inbound bytes of this connection.
+    Processed {
+        /// The connection.
+        conn: ConnRef,
+        /// Bytes handled.
+        cost: usize,
+    },
+    /// The actor has nothing to keep it alive (its user is unknown): retire it now.
+    Idle {
+        /// The user.
+        user: UserId,
+    },
+    /// The actor thread has flushed its state and ended.
+    Exited {
+        /// The user.
+        user: UserId,
+    },
+}

@@ -1,0 +1,159 @@
+//! `connectionLog.txt`: one line per request, written by flexi_logger's
+//! asynchronous file writer so the reactor never waits on the disk.
+//!
+//! ```text
+//! 2026-11-26T10:12:33.123Z peer=127.0.0.1:40312 user=9f1c…7a client=2 request=push-file outcome=ok detail="docs/a.txt v5"
+//! ```
+//! Fields are `key=value`, separated by one space, always in this order;
+//! `user` and `client` are `-` when not known yet; `detail` is a quoted string
+//! with `"` and `\` escaped by `\`.
+
+use crate::protocol::{ClientId, UserId};
+use flexi_logger::writers::{FileLogWriter, LogWriter};
+use flexi_logger::{DeferredNow, FileSpec, FlexiLoggerError, WriteMode};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where request outcomes are recorded. Cheap to clone; shared by the reactor
+/// and every actor.
+#[derive(Clone)]
+pub struct ConnLog {
+    writer: Option<Arc<FileLogWriter>>,
+}
+
+/// One request's outcome.
+pub struct ConnEvent<'a> {
+    /// The peer.
+    pub peer: SocketAddr,
+    /// The user, once known.
+    pub user: Option<UserId>,
+    /// The client, once known.
+    pub client: Option<ClientId>,
+    /// Request type: `new-user`, `new-client`, `resume`, `pull`, `ack`, `fetch`,
+    /// `push-file`, `push-mkdir`, `push-delete`, `push-rmdir`, `push-rename`,
+    /// `frame` (a bad frame), `connect` (refused), `timeout`.
+    pub request: &'a str,
+    /// `Ok(detail)` or `Err(error text)`.
+    pub outcome: Result<&'a str, &'a str>,
+}
+
+impl ConnLog {
+    /// Opens `dir/connectionLog.txt` for appending.
+    ///
+    /// # Errors
+    /// flexi_logger could not open the file.
+    pub fn open(dir: &Path) -> Result<ConnLog, FlexiLoggerError> {
+        let spec = FileSpec::try_from(dir.join("connectionLog.txt"))?;
+        let writer = FileLogWriter::builder(spec)
+            .append()
+            .format(line_format)
+            .write_mode(WriteMode::Async)
+            .try_build()?;
+        Ok(ConnLog {
+            writer: Some(Arc::new(writer)),
+        })
+    }
+
+    /// A log that drops everything (for unit tests).
+    pub fn disabled() -> ConnLog {
+        ConnLog { writer: None }
+    }
+
+    /// Records one event.
+    pub fn record(&self, event: &ConnEvent<'_>) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        let line = format_event(event);
+        let args = format_args!("{line}");
+        let record = log::Record::builder()
+            .args(args)
+            .level(log::Level::Info)
+            .target("conn")
+            .build();
+        if let Err(e) = writer.write(&mut DeferredNow::new(), &record) {
+            log::warn!("cannot write the connection log: {e}");
+        }
+    }
+
+    /// Writes out everything queued.
+    pub fn flush(&self) {
+        if let Some(writer) = &self.writer {
+            let _ = writer.flush();
+        }
+    }
+}
+
+fn line_format(
+    w: &mut dyn std::io::Write,
+    now: &mut DeferredNow,
+    record: &log::Record<'_>,
+) -> std::io::Result<()> {
+    write!(
+        w,
+        "{} {}",
+        now.now_utc_owned().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        record.args()
+    )
+}
+
+/// The line after the timestamp.
+pub fn format_event(event: &ConnEvent<'_>) -> String {
+    let mut line = format!("peer={} user=", event.peer);
+    match event.user {
+        Some(u) => {
+            let _ = write!(line, "{u}");
+        }
+        None => line.push('-'),
+    }
+    line.push_str(" client=");
+    match event.client {
+        Some(c) => {
+            let _ = write!(line, "{c}");
+        }
+        None => line.push('-'),
+    }
+    let (outcome, detail) = match event.outcome {
+        Ok(d) => ("ok", d),
+        Err(e) => ("error", e),
+    };
+    let _ = write!(
+        line,
+        " request={} outcome={} detail=\"",
+        event.request, outcome
+    );
+    for ch in detail.chars() {
+        match ch {
+            '"' | '\\' => {
+                line.push('\\');
+                line.push(ch);
+            }
+            '\n' | '\r' => line.push(' '),
+            c => line.push(c),
+        }
+    }
+    line.push('"');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_shape() {
+        let event = ConnEvent {
+            peer: "127.0.0.1:4000".parse().unwrap(),
+            user: None,
+            client: Some(3),
+            request: "pull",
+            outcome: Err("bad \"x\"\n"),
+        };
+        assert_eq!(
+            format_event(&event),
+            "peer=127.0.0.1:4000 user=- client=3 request=pull outcome=error detail=\"bad \\\"x\\\" \""
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! One client connection as the reactor sees it: socket, decoder, phase,
+//! and a bounded outbound queue. Holds no buffer while idle.
+
+use crate::protocol::{ClientId, Frame, FrameDecoder, UserId};
+use mio::net::TcpStream;
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Where a connection is in the session state machine (PROTOCOL.md §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for `Hello` until the deadline.
+    AwaitHello {
+        /// When the handshake timeout fires.
+        deadline: Instant,
+    },
+    /// `Hello` went to the user's actor; its answer is pending. Frames the
+    /// client pipelines meanwhile are forwarded in order.
+    Joining {
+        /// The user named (or created).
+        user: UserId,
+    },
+    /// Handshake accepted.
+    Ready {
+        /// The user.
+        user: UserId,
+        /// The device.
+        client: ClientId,
+    },
+    /// Sending what is queued, then closing; nothing more is read.
+    Closing {
+        /// Close even if the peer does not read by then.
+        deadline: Instant,
+    },
+}
+
+impl Phase {
+    /// The user this connection belongs to, once named.
+    pub fn user(&self) -> Option<UserId> {
+        match self {
+            Phase::Joining { user } | Phase::Ready { user, .. } => Some(*user),
+            Phase::AwaitHello { .. } | Phase::Closing { .. } => None,
+        }
+    }
+}
+
+/// Bytes queued for the socket, with how many of them are bulk output to be
+/// credited back to the actor once written.
+struct OutBuf {
+    bytes: Vec<u8>,
+    sent: usize,
+    bulk: usize,
+}
+
+/// A connection.
+pub struct Connection {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The peer.
+    pub peer: SocketAddr,
+    /// Generation, to recognise stale messages about an older connection in this slot.
+    pub generation: u32,
+    /// Incremental frame decoder.
+    pub decoder: FrameDecoder,
+    /// Session phase.
+    pub phase: Phase,
+    /// The user a `Joining`/`Ready` connection was attached to, kept through
+    /// `Closing` so the actor can be told it is gone.
+    pub attached: Option<UserId>,
+    /// Last time a frame arrived.
+    pub last_seen: Instant,
+    /// Inbound bytes handed to the actor and not yet handled.
+    pub inflight: usize,
+    out: VecDeque<OutBuf>,
+    out_bytes: usize,
+    /// Bulk bytes written but not yet credited back.
+    pub bulk_written: usize,
+}
+
+/// Stop reading a connection while this many inbound bytes wait for its actor.
+pub const INBOUND_CAP: usize = 4 * 1024 * 1024;
+/// Stop reading a connection while this many bytes wait to be written to it
+/// (a client that sends requests but does not read the replies).
+pub const OUTBOUND_PAUSE: usize = 2 * 1024 * 1024;
+/// Credit bulk bytes back to the actor in steps of this size.
+pub const CREDIT_STEP: usize = 128 * 1024;
+
+impl Connection {
+    /// A new connection awaiting its `Hello`.
+    pub fn new(stream: TcpStream, peer: SocketAddr, generation: u32, deadline: Instant) -> Self {
+        Connection {
+            stream,
+            peer,
+            generation,
+            decoder: FrameDecoder::new(),
+            phase: Phase::AwaitHello { deadline },
+            attached: None,
+            last_seen: Instant::now(),
+            inflight: 0,
+            out: VecDeque::new(),
+            out_bytes: 0,
+            bulk_written: 0,
+        }
+    }
+
+    /// Whether reading should pause (inbound or outbound backlog too large).
+    pub fn read_paused(&self) -> bool {
+        self.inflight >= INBOUND_CAP
+            || self.out_bytes >= OUTBOUND_PAUSE
+            || matches!(self.phase, Phase::Closing { .. })
+    }
+
+    /// True when nothing waits to be written.
+    pub fn out_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Queues encoded bytes.
+    pub fn queue(&mut self, bytes: Vec<u8>, bulk: usize) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.out_bytes += bytes.len();
+        self.out.push_back(OutBuf {
+            bytes,
+            sent: 0,
+            bulk,
+        });
+    }
+
+    /// Queues one frame.
+    pub fn queue_frame(&mut self, frame: &Frame) {
+        self.queue(frame.to_bytes(), 0);
+    }
+
+    /// Writes queued bytes until the socket would block or the queue is empty.
+    ///
+    /// # Errors
+    /// The socket failed; the connection must close.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while let Some(front) = self.out.front_mut() {
+            match self.stream.write(&front.bytes[front.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    front.sent += n;
+                    self.out_bytes -= n;
+                    if front.sent == front.bytes.len() {
+                        self.bulk_written += front.bulk;
+                        self.out.pop_front();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out.is_empty() {
+            // Give the memory back: an idle connection holds no buffers.
+            self.out = VecDeque::new();
+        }
+        Ok(())
+    }
+
+    /// Takes the bulk bytes to credit back, when enough have accumulated or
+    /// the queue ran dry.
+    pub fn take_credit(&mut self) -> Option<usize> {
+        if self.bulk_written >= CREDIT_STEP || (self.bulk_written > 0 && self.out.is_empty()) {
+            Some(std::mem::take(&mut self.bulk_written))
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The push rules of PROTOCOL.md §5.4: how each pushed change is applied,
+//! when it is a conflict, and what the pusher is told.
+
+use super::fs::{self as storefs, OnDisk};
+use super::journal::Record;
+use super::tree::NodeKind;
+use super::{StoreError, UserStore};
+use crate::protocol::{conflict_path, ClientId, ContentHash, PushAck, PushStatus, WirePath};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// An upload whose bytes are complete and verified, waiting in the temp folder.
+#[derive(Debug)]
+pub struct StagedFile {
+    /// The temp file.
+    pub temp: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its BLAKE3 hash (checked against the announced one).
+    pub hash: ContentHash,
+}
+
+fn ack(status: PushStatus, version: u64, path: &WirePath) -> PushAck {
+    PushAck {
+        status,
+        version,
+        path: path.clone(),
+    }
+}
+
+impl UserStore {
+    /// A conflict-copy name for `path` that is free in the tree and on disk.
+    fn free_conflict_name(
+        &self,
+        path: &WirePath,
+        client: ClientId,
+    ) -> Result<WirePath, StoreError> {
+        let now = SystemTime::now();
+        for attempt in 1..1000 {
+            let candidate = conflict_path(path, client, now, attempt);
+            if self.tree.get(&candidate).is_none()
+                && storefs::inspect(&self.root, &candidate)?.1 == OnDisk::Absent
+            {
+                return Ok(candidate);
+            }
+        }
+        Err(StoreError::Io(std::io::Error::other(
+            "no free conflict name",
+        )))
+    }
+
+    /// Where a new entry for `path` can go: `path` itself, or — when an
+    /// ancestor is a file — the same place below that ancestor's conflict name.
+    fn placement(
+        &self,
+        path: &WirePath,
+        client: ClientId,
+    ) -> Result<(WirePath, PushStatus), StoreError> {
+        match self.tree.file_ancestor(path) {
+            None => Ok((path.clone(), PushStatus::Applied)),
+            Some(ancestor) => {
+                let renamed = self.free_conflict_name(&ancestor, client)?;
+                let moved = path.rebase(&ancestor, &renamed).ok_or_else(|| {
+                    StoreError::Io(std::io::Error::other("conflict path too long"))
+                })?;
+                Ok((moved, PushStatus::Conflict))
+            }
+        }
+    }
+
+    /// Applies a complete upload (`FileBegin` … `FileEnd`).
+    ///
+    /// # Errors
+    /// Disk or journal failures; a symlink in the way. The temp file is
+    /// removed on every path out.
+    pub fn commit_file(
+        &mut self,
+        base: u64,
+        path: &WirePath,
+        staged: StagedFile,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
+        let result = self.commit_file_inner(base, path, &staged, client);
+        if staged.temp.exists() {
+            let _ = std::fs::remove_file(&staged.temp);
+        }
+        result
+    }
+
+    fn commit_file_inner(
+        &mut self,
+        base: u64,
+        path: &WirePath,
+        staged: &StagedFile,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
+        let (target, status) = match self.tree.get(path) {
+            None => self.placement(path, client)?,
+            Some(node) => match node.kind {
+                NodeKind::File { hash, .. } if hash == staged.hash => {
+                    return Ok(ack(PushStatus::Unchanged, node.version, path));
+                }
+                NodeKind::File { .. } if node.version == base => {
+                    (path.clone(), PushStatus::Applied)
+                }
+                _ => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
+            },
+        };
+        if storefs::inspect(&self.root, &target)?.1 == OnDisk::Dir {
+            return Err(StoreError::Io(std::io::Error::other(
+                "a directory on disk is in the way",
+            )));
+        }
+        if self.durable {
+            std::fs::File::open(&staged.temp)?.sync_all()?;
+        }
+        let dest = storefs::prepare_parent(&self.root, &target)?;
+        std::fs::rename(&staged.temp, &dest)?;
+        if self.durable {
+            if let Some(parent) = dest.parent() {
+                storefs::sync_dir(parent)?;
+            }
+        }
+        let mtime_ns = storefs::mtime_ns(&std::fs::symlink_metadata(&dest)?);
+        let seq = self.next_seq();
+        self.record(Record::PutFile {
+            seq,
+            path: target.clone(),
+            size: staged.size,
+            hash: staged.hash,
+            mtime_ns,
+        })?;
+        Ok(ack(status, seq, &target))
+    }
+
+    /// Applies `MakeDir`.
+    ///
+    /// # Errors
+    /// Disk or journal failures; a symlink in the way.
+    pub fn make_dir(&mut self, path: &WirePath, client: ClientId) -> Result<PushAck, StoreError> {
+        let (target, status) = match self.tree.get(path) {
+            Some(node) if node.is_dir() => {
+                return Ok(ack(PushStatus::Unchanged, node.version, path))
+            }
+            Some(_) => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
+            None => self.placement(path, client)?,
+        };
+        storefs::make_dirs(&self.root, &target)?;
+        let seq = self.next_seq();
+        self.record(Record::MakeDir {
+            seq,
+            path: target.clone(),
+        })?;
+        Ok(ack(status, seq, &target))
+    }
+
+    /// Applies `Delete` of a file.
+    ///
+    /// # Errors
+    /// Disk or journal failures; a symlink in the way.
+    pub fn delete_file(&mut self, base: u64, path: &WirePath) -> Result<PushAck, StoreError> {
+        match self.tree.get(path) {
+            None => Ok(ack(PushStatus::Unchanged, self.head, path)),
+            Some(node) if node.is_dir() || node.version != base => {
+                Ok(ack(PushStatus::Stale, node.version, path))
+            }
+            Some(_) => {
+                storefs::remove(&self.root, path)?;
+                let seq = self.next_seq();
+                self.record(Record::Remove {
+                    seq,
+                    path: path.clone(),
+                })?;
+                Ok(ack(PushStatus::Applied, seq, path))
+            }
+        }
+    }
+
+    /// Applies `RemoveDir`: removes what the client had seen (version ≤
+    /// `cursor`), keeps what others changed since, with its parents.
+    ///
+    /// # Errors
+    /// Disk or journal failures; a symlink in the way.
+    pub fn remove_dir(&mut self, cursor: u64, path: &WirePath) -> Result<PushAck, StoreError> {
+        let node = match self.tree.get(path) {
+            None => return Ok(ack(PushStatus::Unchanged, self.head, path)),
+            Some(node) if !node.is_dir() => return Ok(ack(PushStatus::Stale, node.version, path)),
+            Some(node) => *node,
+        };
+        let newer: Vec<WirePath> = self
+            .tree
+            .descendants(path)
+            .filter(|(_, n)| n.version > cursor)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if newer.is_empty() && node.version <= cursor {
+            storefs::remove(&self.root, path)?;
+            let seq = self.next_seq();
+            self.record(Record::Remove {
+                seq,
+                path: path.clone(),
+            })?;
+            return Ok(ack(PushStatus::Applied, seq, path));
+        }
+        // Keep the newer entries and every ancestor of them; remove the
+        // top-most subtrees that hold none of them.
+        let mut keep: BTreeSet<WirePath> = BTreeSet::new();
+        for p in &newer {
+            let mut current = Some(p.clone());
+            while let Some(c) = current {
+                if !keep.insert(c.clone()) {
+                    break;
+                }
+                current = c.parent();
+            }
+        }
+        let candidates: Vec<WirePath> = self
+            .tree
+            .descendants(path)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut removed: Vec<WirePath> = Vec::new();
+        let mut last_seq = node.version;
+        for p in candidates {
+            if keep.contains(&p) || removed.iter().any(|r| p.is_within(r)) {
+                continue;
+            }
+            storefs::remove(&self.root, &p)?;
+            let seq = self.next_seq();
+            self.record(Record::Remove {
+                seq,
+                path: p.clone(),
+            })?;
+            last_seq = seq;
+            removed.push(p);
+        }
+        Ok(ack(PushStatus::Stale, last_seq, path))
+    }
+
+    /// Applies `Rename`.
+    ///
+    /// # Errors
+    /// Disk or journal failures; a symlink in the way.
+    pub fn rename(
+        &mut self,
+        from: &WirePath,
+        to: &WirePath,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
+        if self.tree.get(from).is_none() || to.is_within(from) {
+            return Ok(ack(PushStatus::Stale, self.head, from));
+        }
+        let (target, status) = if self.tree.get(to).is_some() {
+            (self.free_conflict_name(to, client)?, PushStatus::Conflict)
+        } else {
+            self.placement(to, client)?
+        };
+        storefs::rename(&self.root, from, &target)?;
+        let seq = self.next_seq();
+        self.record(Record::Rename {
+            seq,
+            from: from.clone(),
+            to: target.clone(),
+        })?;
+        Ok(ack(status, seq, &target))
+    }
+
+    /// Opens a file for a fetch, refusing symlinks and paths that are not files.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] with `NotFound` when the path is not a file in the tree.
+    pub fn open_file(
+        &self,
+        path: &WirePath,
+    ) -> Result<(std::fs::File, u64, u64, ContentHash), StoreError> {
+        let not_found = || StoreError::Io(std::io::Error::from(std::io::ErrorKind::NotFound));
+        let node = self.tree.get(path).ok_or_else(not_found)?;
+        let NodeKind::File { size, hash, .. } = node.kind else {
+            return Err(not_found());
+        };
+        let (local, state) = storefs::inspect(&self.root, path)?;
+        if state != OnDisk::File {
+            return Err(not_found());
+        }
+        Ok((std::fs::File::open(local)?, node.version, size, hash))
+    }
+}

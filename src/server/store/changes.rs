@@ -1,0 +1,104 @@
+//! Pull replies (PROTOCOL.md §5.1–5.2): the current state of every path
+//! touched after a cursor, coalesced, ordered deletions → directories → files.
+
+use super::UserStore;
+use crate::protocol::{ChangeEntry, EntryState, WirePath};
+use std::collections::BTreeMap;
+
+/// What a pull reply carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The cursor the client reaches after applying everything.
+    pub head: u64,
+    /// The listing is the whole tree.
+    pub full: bool,
+    /// Entries in sending order.
+    pub entries: Vec<ChangeEntry>,
+}
+
+impl UserStore {
+    /// The changes a client at `cursor` has not seen.
+    pub fn changes_since(&self, cursor: u64) -> Listing {
+        let head = self.head;
+        if cursor == head && cursor != 0 {
+            return Listing {
+                head,
+                full: false,
+                entries: Vec::new(),
+            };
+        }
+        let oldest_kept = self.history.first().map(|t| t.seq).unwrap_or(head + 1);
+        let full = cursor == 0 || cursor > head || cursor + 1 < oldest_kept;
+        let mut states: BTreeMap<WirePath, ChangeEntry> = BTreeMap::new();
+        if full {
+            for (path, node) in self.tree.iter() {
+                states.insert(path.clone(), node.entry(path));
+            }
+        } else {
+            let start = self.history.partition_point(|t| t.seq <= cursor);
+            for touch in &self.history[start..] {
+                for path in &touch.paths {
+                    self.add_current_state(path, cursor, &mut states);
+                }
+            }
+        }
+        Listing {
+            head,
+            full,
+            entries: order(states),
+        }
+    }
+
+    /// Adds `path`'s current state, and for a directory every entry below it
+    /// that changed after `cursor` (a moved directory's content).
+    fn add_current_state(
+        &self,
+        path: &WirePath,
+        cursor: u64,
+        states: &mut BTreeMap<WirePath, ChangeEntry>,
+    ) {
+        if states.contains_key(path) {
+            return;
+        }
+        match self.tree.get(path) {
+            None => {
+                states.insert(
+                    path.clone(),
+                    ChangeEntry {
+                        path: path.clone(),
+                        version: self.head,
+                        state: EntryState::Deleted,
+                    },
+                );
+            }
+            Some(node) => {
+                states.insert(path.clone(), node.entry(path));
+                if node.is_dir() {
+                    for (below, n) in self.tree.descendants(path) {
+                        if n.version > cursor {
+                            states.insert(below.clone(), n.entry(below));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Deletions first, then directories (parents before children, which path
+/// order gives), then files.
+fn order(states: BTreeMap<WirePath, ChangeEntry>) -> Vec<ChangeEntry> {
+    let mut deleted = Vec::new();
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    for (_, entry) in states {
+        match entry.state {
+            EntryState::Deleted => deleted.push(entry),
+            EntryState::Dir => dirs.push(entry),
+            EntryState::File { .. } => files.push(entry),
+        }
+    }
+    deleted.extend(dirs);
+    deleted.extend(files);
+    deleted
+}

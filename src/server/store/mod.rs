@@ -1,0 +1,282 @@
+//! One user's server-side state: the visible folder, the journal, the tree
+//! rebuilt from it, the client registry and cursors. Owned by that user's actor.
+//!
+//! Layout under the data directory:
+//! ```text
+//! AllClients/<user>/                 the user's files, exactly, browsable
+//! .cloudservice-server/<user>/journal   append-only change log
+//! .cloudservice-server/<user>/tmp/      uploads in progress (emptied at start)
+//! .cloudservice-server/<user>/clean     present only while the actor is stopped cleanly
+//! ```
+
+mod apply;
+mod changes;
+pub mod fs;
+pub mod journal;
+mod recover;
+pub mod tree;
+
+pub use apply::StagedFile;
+pub use changes::Listing;
+pub use fs::StoreError;
+
+use crate::protocol::{ClientId, UserId, WirePath};
+use journal::{Journal, Record};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tree::{NodeKind, Tree};
+
+/// Where the data directory keeps users' files and state.
+#[derive(Debug, Clone)]
+pub struct DataPaths {
+    /// The data directory.
+    pub base: PathBuf,
+}
+
+impl DataPaths {
+    /// `base/AllClients`.
+    pub fn all_clients(&self) -> PathBuf {
+        self.base.join("AllClients")
+    }
+
+    /// `base/.cloudservice-server`.
+    pub fn state_root(&self) -> PathBuf {
+        self.base.join(".cloudservice-server")
+    }
+
+    /// A user's visible folder.
+    pub fn user_root(&self, user: &UserId) -> PathBuf {
+        self.all_clients().join(user.to_string())
+    }
+
+    /// A user's state folder.
+    pub fn user_state(&self, user: &UserId) -> PathBuf {
+        self.state_root().join(user.to_string())
+    }
+}
+
+/// A change with its sequence number and the paths it touched, for pulls.
+#[derive(Debug, Clone)]
+struct Touch {
+    seq: u64,
+    paths: Vec<WirePath>,
+}
+
+/// How opening went, for the operational log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenReport {
+    /// Records replayed from the journal.
+    pub replayed: usize,
+    /// Bytes cut from a torn journal tail.
+    pub dropped_bytes: u64,
+    /// The previous run did not stop cleanly, so the folder was re-scanned.
+    pub recovered: bool,
+    /// Changes the re-scan found and journaled.
+    pub repaired: usize,
+}
+
+/// A user's state, open for reading and changing.
+pub struct UserStore {
+    root: PathBuf,
+    state_dir: PathBuf,
+    tmp_dir: PathBuf,
+    tree: Tree,
+    journal: Journal,
+    history: Vec<Touch>,
+    head: u64,
+    clients: BTreeMap<ClientId, u64>,
+    durable: bool,
+    temp_counter: u64,
+}
+
+impl UserStore {
+    /// Opens a user's state, creating it when `create` is set, replaying the
+    /// journal and, after an unclean stop, reconciling the tree with the folder.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownUser`] when the user does not exist and `create`
+    /// is not set; I/O errors.
+    pub fn open(
+        paths: &DataPaths,
+        user: &UserId,
+        create: bool,
+        durable: bool,
+    ) -> Result<(UserStore, OpenReport), StoreError> {
+        let root = paths.user_root(user);
+        let state_dir = paths.user_state(user);
+        let fresh = create && !state_dir.exists();
+        if create {
+            std::fs::create_dir_all(&root)?;
+            std::fs::create_dir_all(&state_dir)?;
+        } else if !root.is_dir() || !state_dir.is_dir() {
+            return Err(StoreError::UnknownUser);
+        }
+        let tmp_dir = state_dir.join("tmp");
+        if tmp_dir.exists() {
+            std::fs::remove_dir_all(&tmp_dir)?;
+        }
+        std::fs::create_dir_all(&tmp_dir)?;
+        let replay = Journal::open(&state_dir.join("journal"))?;
+        let clean_marker = state_dir.join("clean");
+        let was_clean = clean_marker.exists();
+        if was_clean {
+            std::fs::remove_file(&clean_marker)?;
+        }
+        let mut store = UserStore {
+            root,
+            state_dir,
+            tmp_dir,
+            tree: Tree::default(),
+            journal: replay.journal,
+            history: Vec::new(),
+            head: 0,
+            clients: BTreeMap::new(),
+            durable,
+            temp_counter: 0,
+        };
+        let mut report = OpenReport {
+            replayed: replay.records.len(),
+            dropped_bytes: replay.dropped_bytes,
+            ..OpenReport::default()
+        };
+        for record in &replay.records {
+            store.apply_record(record);
+        }
+        if !fresh && (!was_clean || replay.dropped_bytes > 0) {
+            report.recovered = true;
+            report.repaired = store.reconcile()?;
+            store.flush()?;
+        }
+        Ok((store, report))
+    }
+
+    /// The user's visible folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The newest sequence number.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// The tree as journaled.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Whether `--fsync` durability is on.
+    pub fn durable(&self) -> bool {
+        self.durable
+    }
+
+    /// A fresh temporary file path for an upload (outside the visible folder).
+    pub fn temp_path(&mut self) -> PathBuf {
+        self.temp_counter += 1;
+        self.tmp_dir.join(format!("upload-{}", self.temp_counter))
+    }
+
+    /// Registers a new device and returns its ID.
+    ///
+    /// # Errors
+    /// The journal append failed.
+    pub fn add_client(&mut self) -> Result<ClientId, StoreError> {
+        let client = self.clients.keys().next_back().copied().unwrap_or(0) + 1;
+        self.record(Record::ClientAdded { client })?;
+        Ok(client)
+    }
+
+    /// Whether `client` is registered.
+    pub fn has_client(&self, client: ClientId) -> bool {
+        self.clients.contains_key(&client)
+    }
+
+    /// Records that `client` applied everything up to `cursor`.
+    ///
+    /// # Errors
+    /// The journal append failed.
+    pub fn set_cursor(&mut self, client: ClientId, cursor: u64) -> Result<(), StoreError> {
+        let cursor = cursor.min(self.head);
+        if self.clients.get(&client) == Some(&cursor) {
+            return Ok(());
+        }
+        self.record(Record::Cursor { client, cursor })
+    }
+
+    /// Makes appended records safe against a process crash (and, with
+    /// `--fsync`, against power loss). Acknowledgements wait for this.
+    ///
+    /// # Errors
+    /// The write or fsync failed.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(self.journal.flush(self.durable)?)
+    }
+
+    /// Flushes and leaves the marker that says the next start needs no re-scan.
+    ///
+    /// # Errors
+    /// The flush or the marker write failed.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        std::fs::write(self.state_dir.join("clean"), b"")?;
+        Ok(())
+    }
+
+    /// Appends a record and applies it to the in-memory state.
+    fn record(&mut self, record: Record) -> Result<(), StoreError> {
+        self.journal.append(&record)?;
+        self.apply_record(&record);
+        Ok(())
+    }
+
+    /// The sequence number the next change gets.
+    fn next_seq(&self) -> u64 {
+        self.head + 1
+    }
+
+    /// Applies a journal record to tree, history, head and registry.
+    fn apply_record(&mut self, record: &Record) {
+        if let Some(seq) = record.seq() {
+            self.head = self.head.max(seq);
+        }
+        match record {
+            Record::PutFile {
+                seq,
+                path,
+                size,
+                hash,
+                mtime_ns,
+            } => {
+                let kind = NodeKind::File {
+                    size: *size,
+                    hash: *hash,
+                    mtime_ns: *mtime_ns,
+                };
+                self.tree.put_file(path, kind, *seq);
+                self.touch(*seq, vec![path.clone()]);
+            }
+            Record::MakeDir { seq, path } => {
+                self.tree.make_dir(path, *seq);
+                self.touch(*seq, vec![path.clone()]);
+            }
+            Record::Remove { seq, path } => {
+                self.tree.remove(path);
+                self.touch(*seq, vec![path.clone()]);
+            }
+            Record::Rename { seq, from, to } => {
+                self.tree.rename(from, to, *seq);
+                self.touch(*seq, vec![from.clone(), to.clone()]);
+            }
+            Record::ClientAdded { client } => {
+                self.clients.insert(*client, 0);
+            }
+            Record::Cursor { client, cursor } => {
+                self.clients.insert(*client, *cursor);
+            }
+        }
+    }
+
+    fn touch(&mut self, seq: u64, paths: Vec<WirePath>) {
+        self.history.push(Touch { seq, paths });
+    }
+}

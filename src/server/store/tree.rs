@@ -1,0 +1,204 @@
+//! The user's tree as the server knows it: path → file or directory, with versions.
+
+use crate::protocol::{ChangeEntry, ContentHash, EntryState, WirePath};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A regular file.
+    File {
+        /// Bytes.
+        size: u64,
+        /// BLAKE3 of the content.
+        hash: ContentHash,
+        /// Modification time on the server's disk (ns since the epoch), to
+        /// notice files changed behind the server's back after a crash.
+        mtime_ns: i64,
+    },
+    /// A directory.
+    Dir,
+}
+
+/// One path in the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    /// File or directory.
+    pub kind: NodeKind,
+    /// Sequence number of the change that last created, modified or moved it.
+    pub version: u64,
+}
+
+impl Node {
+    /// True for a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, NodeKind::Dir)
+    }
+
+    /// This node as a pull-reply entry for `path`.
+    pub fn entry(&self, path: &WirePath) -> ChangeEntry {
+        let state = match self.kind {
+            NodeKind::File { size, hash, .. } => EntryState::File { size, hash },
+            NodeKind::Dir => EntryState::Dir,
+        };
+        ChangeEntry {
+            path: path.clone(),
+            version: self.version,
+            state,
+        }
+    }
+}
+
+/// Every path of one user, ordered so that a directory's descendants follow it
+/// as the key range `dir/` .. `dir0` (`'0'` is the byte after `'/'`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tree {
+    nodes: BTreeMap<WirePath, Node>,
+}
+
+impl Tree {
+    /// The node at `path`.
+    pub fn get(&self, path: &WirePath) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the user has no files or folders.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Every path, in order (parents before children).
+    pub fn iter(&self) -> impl Iterator<Item = (&WirePath, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// The paths strictly below `dir`, in order.
+    pub fn descendants<'a>(
+        &'a self,
+        dir: &WirePath,
+    ) -> impl Iterator<Item = (&'a WirePath, &'a Node)> + 'a {
+        let low = format!("{dir}/");
+        let high = format!("{dir}0");
+        self.nodes.range::<str, _>((
+            Bound::Included(low.as_str()),
+            Bound::Excluded(high.as_str()),
+        ))
+    }
+
+    /// The nearest ancestor of `path` that is a file, if any.
+    pub fn file_ancestor(&self, path: &WirePath) -> Option<WirePath> {
+        let mut current = path.parent();
+        let mut found = None;
+        while let Some(p) = current {
+            if matches!(self.nodes.get(&p), Some(n) if !n.is_dir()) {
+                found = Some(p.clone());
+            }
+            current = p.parent();
+        }
+        found
+    }
+
+    /// Adds missing parent directories of `path` with `version`.
+    fn ensure_parents(&mut self, path: &WirePath, version: u64) {
+        let mut current = path.parent();
+        while let Some(p) = current {
+            if self.nodes.contains_key(&p) {
+                break;
+            }
+            current = p.parent();
+            self.nodes.insert(
+                p,
+                Node {
+                    kind: NodeKind::Dir,
+                    version,
+                },
+            );
+        }
+    }
+
+    /// Records a file (creating parents).
+    pub fn put_file(&mut self, path: &WirePath, kind: NodeKind, version: u64) {
+        self.ensure_parents(path, version);
+        self.nodes.insert(path.clone(), Node { kind, version });
+    }
+
+    /// Records a directory (creating parents). Keeps an existing directory's version.
+    pub fn make_dir(&mut self, path: &WirePath, version: u64) {
+        self.ensure_parents(path, version);
+        self.nodes.entry(path.clone()).or_insert(Node {
+            kind: NodeKind::Dir,
+            version,
+        });
+    }
+
+    /// Removes `path` and everything below it.
+    pub fn remove(&mut self, path: &WirePath) {
+        let below: Vec<WirePath> = self.descendants(path).map(|(k, _)| k.clone()).collect();
+        for key in below {
+            self.nodes.remove(&key);
+        }
+        self.nodes.remove(path);
+    }
+
+    /// Moves `from` and everything below it to `to` (creating parents); every
+    /// moved node gets `version`.
+    pub fn rename(&mut self, from: &WirePath, to: &WirePath, version: u64) {
+        let mut moved: Vec<(WirePath, Node)> = self
+            .descendants(from)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        if let Some(node) = self.nodes.get(from) {
+            moved.push((from.clone(), *node));
+        }
+        self.remove(from);
+        self.ensure_parents(to, version);
+        for (old, node) in moved {
+            if let Some(new) = old.rebase(from, to) {
+                self.nodes.insert(new, Node { version, ..node });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> WirePath {
+        WirePath::new(s).unwrap()
+    }
+
+    fn file(size: u64) -> NodeKind {
+        NodeKind::File {
+            size,
+            hash: ContentHash::of(&size.to_be_bytes()),
+            mtime_ns: 0,
+        }
+    }
+
+    #[test]
+    fn parents_descendants_rename_remove() {
+        let mut t = Tree::default();
+        t.put_file(&p("a/b/c.txt"), file(1), 1);
+        t.put_file(&p("a b.txt"), file(2), 2);
+        t.put_file(&p("a.txt"), file(3), 3);
+        assert!(t.get(&p("a")).unwrap().is_dir());
+        assert!(t.get(&p("a/b")).unwrap().is_dir());
+        let below: Vec<&str> = t.descendants(&p("a")).map(|(k, _)| k.as_str()).collect();
+        assert_eq!(below, vec!["a/b", "a/b/c.txt"]);
+        t.rename(&p("a"), &p("x/y"), 4);
+        assert!(t.get(&p("a")).is_none());
+        assert_eq!(t.get(&p("x/y/b/c.txt")).unwrap().version, 4);
+        assert!(t.get(&p("x")).unwrap().is_dir());
+        t.remove(&p("x"));
+        let left: Vec<&str> = t.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(left, vec!["a b.txt", "a.txt"]);
+        assert_eq!(t.file_ancestor(&p("a.txt/z")), Some(p("a.txt")));
+    }
+}
