@@ -7,6 +7,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// CloudService server: keeps every user's folder under DIR/AllClients/<USER_ID>/.
 #[derive(Parser, Debug)]
@@ -27,12 +28,23 @@ struct Args {
     /// (survives power loss; default survives a crash of the server process).
     #[arg(long)]
     fsync: bool,
+    /// Seconds a new connection may take to send its Hello.
+    #[arg(long, default_value_t = 10.0)]
+    handshake_timeout: f64,
+    /// Seconds a ready connection may stay silent before it is closed.
+    #[arg(long, default_value_t = 300.0)]
+    idle_timeout: f64,
     /// Show debug messages on stderr.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
     /// Show only errors on stderr.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// A positive, finite number of seconds as a Duration.
+fn seconds(value: f64) -> Option<Duration> {
+    (value.is_finite() && value > 0.0).then(|| Duration::from_secs_f64(value))
 }
 
 fn main() -> ExitCode {
@@ -62,6 +74,16 @@ fn main() -> ExitCode {
         config.max_connections = max.max(1);
     }
     config.durable = args.fsync;
+    match (seconds(args.handshake_timeout), seconds(args.idle_timeout)) {
+        (Some(handshake), Some(idle)) => {
+            config.handshake_timeout = handshake;
+            config.idle_timeout = idle;
+        }
+        _ => {
+            eprintln!("cloud-server: timeouts must be positive numbers of seconds");
+            return ExitCode::FAILURE;
+        }
+    }
     let max = config.max_connections;
     let result = server::run(config, |addr| {
         let mut out = std::io::stdout().lock();
