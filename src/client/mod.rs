@@ -1,1 +1,54 @@
 //! The client: watches a local folder, pushes its changes, pulls the others'.
+//!
+//! # Layout
+//! - [`session`]: the loop that ties everything together (connect, push, pull, retry).
+//! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
+//! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
+//! - [`index`]: what every synced path was when last agreed with the server.
+//! - [`scanner`]: folder vs index → the pushes that reproduce local changes.
+//! - [`watcher`]: notify events → "look at these paths again".
+//! - [`push`]: sending pushes, digesting their acknowledgements.
+//! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
+//! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
+//! - [`progress`] and [`logging`]: feedback on a terminal or in logs.
+
+pub mod applier;
+pub mod connection;
+pub mod error;
+pub mod fsutil;
+pub mod index;
+pub mod logging;
+pub mod progress;
+pub mod pull;
+pub mod push;
+pub mod scanner;
+pub mod session;
+pub mod state;
+pub mod watcher;
+
+pub use error::ClientError;
+pub use progress::Verbosity;
+pub use session::run;
+
+use crate::protocol::UserId;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the command line decides.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server.
+    pub server: SocketAddr,
+    /// The folder to keep in sync.
+    pub folder: PathBuf,
+    /// How often to pull without being notified.
+    pub pull_every: Duration,
+    /// The user to join (first run on a new device); `None` creates a user
+    /// unless the folder remembers one.
+    pub user: Option<UserId>,
+    /// Reconcile once and exit instead of watching.
+    pub once: bool,
+    /// How chatty to be.
+    pub verbosity: Verbosity,
+}

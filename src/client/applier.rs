@@ -1,0 +1,502 @@
+//! Applying a pull reply to the folder without ever losing a local edit.
+//!
+//! Rules (the lead's design notes, "Pull"): deletions first, then directories,
+//! then files. A local file is deleted or overwritten only when its content is
+//! still what the index says was synced; anything else is a local edit that is
+//! kept — in place when the server did not change the path, or as a local
+//! conflict copy when it did — and pushed. Contents arrive through the state
+//! folder's temporary area and are hash-checked before a rename makes them
+//! visible; a file the folder already holds (a remote rename, a copy) is
+//! reused instead of downloaded. Every path is checked so that nothing is
+//! written through a symlink or outside the folder.
+
+use super::error::ClientError;
+use super::fsutil::{check_path, copy_hashed, ensure_dirs, ensure_parent, hash_file, Local, Stat};
+use super::index::{Entry, EntryKind, Index};
+use crate::protocol::{conflict_path, ChangeEntry, ClientId, ContentHash, EntryState, WirePath};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// A freshly written file's mtime is trusted only when older than this (a
+/// later write inside the clock's granularity would otherwise go unnoticed).
+const RACY: Duration = Duration::from_millis(50);
+
+/// A file whose content must be downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchJob {
+    /// Where it goes.
+    pub path: WirePath,
+    /// The version the pull reply announced.
+    pub version: u64,
+    /// Announced size.
+    pub size: u64,
+    /// Announced hash.
+    pub hash: ContentHash,
+    /// What the local path held when the job was planned; if that changed by
+    /// the time the content arrives, the user edited it: it is kept aside.
+    pub expect: Local,
+}
+
+/// What applying a reply left to do.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Contents to download, in order.
+    pub fetches: Vec<FetchJob>,
+    /// Local paths that now need pushing (kept edits, conflict copies).
+    pub dirty: BTreeSet<WirePath>,
+    /// How many paths changed on disk.
+    pub changed: usize,
+}
+
+/// Applies pull replies for one folder.
+#[derive(Debug)]
+pub struct Applier<'a> {
+    root: &'a Path,
+    tmp: &'a Path,
+    index: &'a mut Index,
+    me: ClientId,
+    /// Deleted files kept in the temporary area because the same reply wants
+    /// their content elsewhere (a remote rename): hash → stashed file.
+    stash: HashMap<ContentHash, PathBuf>,
+    counter: u64,
+}
+
+impl<'a> Applier<'a> {
+    /// An applier for the folder `root`, with downloads staged in `tmp`.
+    pub fn new(root: &'a Path, tmp: &'a Path, index: &'a mut Index, me: ClientId) -> Self {
+        Applier {
+            root,
+            tmp,
+            index,
+            me,
+            stash: HashMap::new(),
+            counter: 0,
+        }
+    }
+
+    /// Applies a whole reply (all its batches). When `full` is set, indexed
+    /// paths the reply does not list are gone on the server.
+    ///
+    /// # Errors
+    /// Local I/O failures other than on a single path (which are logged and
+    /// retried by the next pull).
+    pub fn apply(&mut self, entries: &[ChangeEntry], full: bool) -> Result<Applied, ClientError> {
+        let mut out = Applied::default();
+        let wanted: HashSet<ContentHash> = entries
+            .iter()
+            .filter_map(|e| match e.state {
+                EntryState::File { size, hash } if size > 0 => Some(hash),
+                _ => None,
+            })
+            .collect();
+        let mut deletions: Vec<WirePath> = entries
+            .iter()
+            .filter(|e| e.state == EntryState::Deleted)
+            .map(|e| e.path.clone())
+            .collect();
+        if full {
+            let listed: HashSet<&WirePath> = entries.iter().map(|e| &e.path).collect();
+            let mut gone: Vec<WirePath> = Vec::new();
+            for (path, _) in self.index.iter() {
+                if !listed.contains(path) && !gone.last().is_some_and(|g| path.is_within(g)) {
+                    gone.push(path.clone());
+                }
+            }
+            deletions.extend(gone);
+        }
+        for path in &deletions {
+            self.guard(path, |me| me.apply_deleted(path, &wanted, &mut out));
+        }
+        for entry in entries.iter().filter(|e| e.state == EntryState::Dir) {
+            self.guard(&entry.path, |me| me.apply_dir(entry, &mut out));
+        }
+        for entry in entries {
+            if let EntryState::File { size, hash } = entry.state {
+                self.guard(&entry.path, |me| me.apply_file(entry, size, hash, &mut out));
+            }
+        }
+        for (_, stashed) in self.stash.drain() {
+            let _ = fs::remove_file(stashed);
+        }
+        Ok(out)
+    }
+
+    /// Runs one path's step; a failure on that path is logged and skipped (the
+    /// cursor still advances only if the caller decides so).
+    fn guard(&mut self, path: &WirePath, step: impl FnOnce(&mut Self) -> Result<(), ClientError>) {
+        if let Err(e) = step(self) {
+            log::warn!("could not apply the server's change to {path}: {e}");
+        }
+    }
+
+    fn local(&self, path: &WirePath) -> PathBuf {
+        path.to_local(self.root)
+    }
+
+    /// The content hash if the local file still holds what was synced.
+    fn synced_hash(&self, path: &WirePath, stat: Stat) -> Option<ContentHash> {
+        let entry = self.index.get(path)?;
+        let EntryKind::File { stat: old, hash } = entry.kind else {
+            return None;
+        };
+        if old == stat && old.mtime_ns != 0 {
+            return Some(hash);
+        }
+        let (now, _) = hash_file(&self.local(path)).ok()?;
+        (now == hash).then_some(hash)
+    }
+
+    fn apply_deleted(
+        &mut self,
+        path: &WirePath,
+        wanted: &HashSet<ContentHash>,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        match check_path(self.root, path)? {
+            Local::Absent => {}
+            Local::Foreign => log::warn!("not deleting {path}: it is a symlink or special file"),
+            Local::File(stat) => {
+                self.remove_file_if_synced(path, stat, wanted, out)?;
+            }
+            Local::Dir => self.remove_tree(path, wanted, out)?,
+        }
+        self.index.remove_subtree(path);
+        Ok(())
+    }
+
+    /// Deletes (or stashes) a file whose content is the synced one; keeps and
+    /// marks for pushing anything else. Returns whether it was removed.
+    fn remove_file_if_synced(
+        &mut self,
+        path: &WirePath,
+        stat: Stat,
+        wanted: &HashSet<ContentHash>,
+        out: &mut Applied,
+    ) -> Result<bool, ClientError> {
+        let Some(hash) = self.synced_hash(path, stat) else {
+            log::info!("kept {path}: changed here, the server deleted it");
+            out.dirty.insert(path.clone());
+            return Ok(false);
+        };
+        let local = self.local(path);
+        if wanted.contains(&hash) && !self.stash.contains_key(&hash) {
+            let stashed = self.tmp_name("stash");
+            fs::rename(&local, &stashed)
+                .map_err(|e| ClientError::io(format!("move {}", local.display()), e))?;
+            self.stash.insert(hash, stashed);
+        } else {
+            match fs::remove_file(&local) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ClientError::io(format!("delete {}", local.display()), e)),
+            }
+        }
+        log::debug!("deleted {path}");
+        out.changed += 1;
+        Ok(true)
+    }
+
+    /// Removes a directory tree the server deleted, keeping every file that
+    /// was changed or created here (and the directories holding them).
+    fn remove_tree(
+        &mut self,
+        dir: &WirePath,
+        wanted: &HashSet<ContentHash>,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        let base = self.local(dir);
+        let walk = walkdir::WalkDir::new(&base)
+            .follow_links(false)
+            .contents_first(true);
+        for item in walk {
+            let Ok(item) = item else { continue };
+            let Some(rel) = item
+                .path()
+                .strip_prefix(self.root)
+                .ok()
+                .and_then(|r| r.to_str())
+                .and_then(|r| WirePath::new(r).ok())
+            else {
+                continue;
+            };
+            let ft = item.file_type();
+            if ft.is_file() {
+                if let Ok(meta) = item.metadata() {
+                    self.remove_file_if_synced(&rel, Stat::of(&meta), wanted, out)?;
+                }
+            } else if ft.is_dir() {
+                let known = matches!(
+                    self.index.get(&rel),
+                    Some(Entry {
+                        kind: EntryKind::Dir,
+                        ..
+                    })
+                );
+                if !known || fs::remove_dir(item.path()).is_err() {
+                    out.dirty.insert(rel);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_dir(&mut self, entry: &ChangeEntry, out: &mut Applied) -> Result<(), ClientError> {
+        let path = &entry.path;
+        let dir = Entry {
+            kind: EntryKind::Dir,
+            version: entry.version,
+        };
+        match check_path(self.root, path)? {
+            Local::Dir => {}
+            Local::Foreign => {
+                log::warn!(
+                    "not creating directory {path}: a symlink or special file is in the way"
+                );
+                return Ok(());
+            }
+            Local::Absent => {
+                if self.index.get(path) == Some(&dir) {
+                    // Removed here and not pushed yet: the push will tell the server.
+                    return Ok(());
+                }
+                ensure_dirs(self.root, path)?;
+                log::debug!("created directory {path}");
+                out.changed += 1;
+            }
+            Local::File(stat) => {
+                if self.synced_hash(path, stat).is_some() {
+                    let local = self.local(path);
+                    fs::remove_file(&local)
+                        .map_err(|e| ClientError::io(format!("delete {}", local.display()), e))?;
+                } else {
+                    let kept = self.conflict_copy(path)?;
+                    out.dirty.insert(kept);
+                }
+                self.index.remove(path);
+                ensure_dirs(self.root, path)?;
+                out.changed += 1;
+            }
+        }
+        self.index.insert(path.clone(), dir);
+        Ok(())
+    }
+
+    fn apply_file(
+        &mut self,
+        entry: &ChangeEntry,
+        size: u64,
+        hash: ContentHash,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        let path = &entry.path;
+        let indexed = self.index.get(path).copied();
+        let expect = match check_path(self.root, path)? {
+            Local::Foreign => {
+                log::warn!("not writing {path}: a symlink or special file is in the way");
+                return Ok(());
+            }
+            Local::Absent => {
+                let deleted_here = matches!(
+                    indexed,
+                    Some(Entry { kind: EntryKind::File { .. }, version }) if version == entry.version
+                );
+                if deleted_here {
+                    return Ok(());
+                }
+                Local::Absent
+            }
+            Local::Dir => {
+                let synced_dir = matches!(
+                    indexed,
+                    Some(Entry {
+                        kind: EntryKind::Dir,
+                        ..
+                    })
+                );
+                if !synced_dir {
+                    // A new local directory: it is pushed, and the server keeps both.
+                    out.dirty.insert(path.clone());
+                    return Ok(());
+                }
+                self.remove_tree(path, &HashSet::new(), out)?;
+                self.index.remove_subtree(path);
+                if check_path(self.root, path)? != Local::Absent {
+                    return Ok(());
+                }
+                Local::Absent
+            }
+            Local::File(stat) => {
+                let local_hash = match indexed {
+                    Some(Entry {
+                        kind: EntryKind::File { stat: old, hash },
+                        ..
+                    }) if old == stat && old.mtime_ns != 0 => hash,
+                    _ => match hash_file(&self.local(path)) {
+                        Ok((h, _)) => h,
+                        Err(e) => {
+                            return Err(ClientError::io(format!("read {path}"), e));
+                        }
+                    },
+                };
+                if local_hash == hash {
+                    self.index_file(path, stat, hash, entry.version);
+                    return Ok(());
+                }
+                let synced = indexed.and_then(|e| e.hash()) == Some(local_hash);
+                if synced {
+                    Local::File(stat)
+                } else if indexed.is_some_and(|e| e.hash().is_some() && e.version == entry.version)
+                {
+                    // Edited here, unchanged on the server: the push carries it.
+                    out.dirty.insert(path.clone());
+                    return Ok(());
+                } else {
+                    let kept = self.conflict_copy(path)?;
+                    log::warn!(
+                        "conflict on {path}: both changed; kept this device's version as {kept}"
+                    );
+                    self.index.remove(path);
+                    out.dirty.insert(kept);
+                    Local::Absent
+                }
+            }
+        };
+        let job = FetchJob {
+            path: path.clone(),
+            version: entry.version,
+            size,
+            hash,
+            expect,
+        };
+        if size == 0 {
+            let tmp = self.tmp_name("empty");
+            fs::File::create(&tmp).map_err(|e| ClientError::io("create temporary file", e))?;
+            self.place(&job, &tmp, (hash, job.version), out)?;
+        } else if let Some(source) = self.reusable(hash) {
+            let tmp = self.tmp_name("copy");
+            match copy_hashed(&source, &tmp) {
+                Ok((got, n)) if got == hash && n == size => {
+                    log::debug!("reused local content for {path}");
+                    self.place(&job, &tmp, (hash, job.version), out)?;
+                }
+                _ => {
+                    let _ = fs::remove_file(&tmp);
+                    out.fetches.push(job);
+                }
+            }
+        } else {
+            out.fetches.push(job);
+        }
+        Ok(())
+    }
+
+    /// A local file (stashed, or indexed and unchanged) holding `hash`.
+    fn reusable(&self, hash: ContentHash) -> Option<PathBuf> {
+        if let Some(stashed) = self.stash.get(&hash) {
+            return Some(stashed.clone());
+        }
+        self.index
+            .iter()
+            .find_map(|(path, entry)| match entry.kind {
+                EntryKind::File { stat, hash: h } if h == hash && stat.mtime_ns != 0 => {
+                    match check_path(self.root, path) {
+                        Ok(Local::File(now)) if now == stat => Some(self.local(path)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+    }
+
+    /// A fresh name in the temporary area.
+    pub fn tmp_name(&mut self, what: &str) -> PathBuf {
+        self.counter += 1;
+        self.tmp
+            .join(format!("{what}-{}-{}", std::process::id(), self.counter))
+    }
+
+    /// Moves a verified temporary file (content `hash`, server `version`) into
+    /// place at `job.path`, first setting aside a local edit made since the job
+    /// was planned, and indexes it so the watcher's report of this write finds
+    /// nothing to push.
+    ///
+    /// # Errors
+    /// Renaming or creating parent directories.
+    pub fn place(
+        &mut self,
+        job: &FetchJob,
+        tmp: &Path,
+        (hash, version): (ContentHash, u64),
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        let path = &job.path;
+        let now = check_path(self.root, path)?;
+        if now != job.expect {
+            match now {
+                Local::File(_) => {
+                    let kept = self.conflict_copy(path)?;
+                    log::warn!(
+                        "{path} changed while downloading; kept this device's version as {kept}"
+                    );
+                    self.index.remove(path);
+                    out.dirty.insert(kept);
+                }
+                Local::Absent => {}
+                Local::Dir | Local::Foreign => {
+                    let _ = fs::remove_file(tmp);
+                    log::warn!("not writing {path}: something else appeared there");
+                    out.dirty.insert(path.clone());
+                    return Ok(());
+                }
+            }
+        }
+        ensure_parent(self.root, path)?;
+        let local = self.local(path);
+        fs::rename(tmp, &local)
+            .map_err(|e| ClientError::io(format!("move into {}", local.display()), e))?;
+        let stat = match check_path(self.root, path)? {
+            Local::File(stat) => stat,
+            _ => return Ok(()),
+        };
+        self.index_file(path, stat, hash, version);
+        log::debug!("received {path} ({} bytes)", stat.size);
+        out.changed += 1;
+        Ok(())
+    }
+
+    fn index_file(&mut self, path: &WirePath, mut stat: Stat, hash: ContentHash, version: u64) {
+        if stat.is_racy(RACY) {
+            stat.mtime_ns = 0;
+        }
+        self.index.insert(
+            path.clone(),
+            Entry {
+                kind: EntryKind::File { stat, hash },
+                version,
+            },
+        );
+    }
+
+    /// Renames the local `path` to a free conflict-copy name and returns it.
+    fn conflict_copy(&mut self, path: &WirePath) -> Result<WirePath, ClientError> {
+        let when = SystemTime::now();
+        for attempt in 1..1000 {
+            let name = conflict_path(path, self.me, when, attempt);
+            if self.index.get(&name).is_none() && check_path(self.root, &name)? == Local::Absent {
+                let (from, to) = (self.local(path), self.local(&name));
+                fs::rename(&from, &to)
+                    .map_err(|e| ClientError::io(format!("move {}", from.display()), e))?;
+                return Ok(name);
+            }
+        }
+        Err(ClientError::UnsafePath(format!(
+            "no free conflict name for {path}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+//! The applier against temporary folders: every rule of "never lose a local edit".
+
+use super::*;
+use crate::client::scanner::{DiskEntry, Scanner};
+
+fn p(s: &str) -> WirePath {
+    WirePath::new(s).unwrap()
+}
+
+struct Folder {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    tmp: PathBuf,
+    index: Index,
+}
+
+impl Folder {
+    fn new() -> Folder {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("sync");
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&tmp).unwrap();
+        Folder {
+            _dir: dir,
+            root,
+            tmp,
+            index: Index::new(),
+        }
+    }
+
+    fn write(&self, path: &str, data: &str) {
+        let full = self.root.join(path);
+        fs::create_dir_all(full.parent().unwrap()).unwrap();
+        fs::write(full, data).unwrap();
+    }
+
+    fn read(&self, path: &str) -> Option<String> {
+        fs::read_to_string(self.root.join(path)).ok()
+    }
+
+    /// Indexes the folder as synced at `version` (mtimes trusted).
+    fn sync_all(&mut self, version: u64) {
+        for (path, entry) in Scanner::new(&self.root).scan(None).unwrap() {
+            let kind = match entry {
+                DiskEntry::Dir => EntryKind::Dir,
+                DiskEntry::File(stat) => EntryKind::File {
+                    stat,
+                    hash: hash_file(&path.to_local(&self.root)).unwrap().0,
+                },
+            };
+            self.index.insert(path, Entry { kind, version });
+        }
+    }
+
+    fn apply(&mut self, entries: &[ChangeEntry], full: bool) -> Applied {
+        Applier::new(&self.root, &self.tmp, &mut self.index, 2)
+            .apply(entries, full)
+            .unwrap()
+    }
+
+    /// Plays the server's part for fetches: writes `data` and places it.
+    fn deliver(&mut self, job: &FetchJob, data: &str) {
+        let mut applier = Applier::new(&self.root, &self.tmp, &mut self.index, 2);
+        let tmp = applier.tmp_name("test");
+        fs::write(&tmp, data).unwrap();
+        let mut out = Applied::default();
+        applier
+            .place(
+                job,
+                &tmp,
+                (ContentHash::of(data.as_bytes()), job.version),
+                &mut out,
+            )
+            .unwrap();
+    }
+
+    fn conflict_copies(&self, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("(conflict 2 "))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn file(path: &str, version: u64, data: &str) -> ChangeEntry {
+    ChangeEntry {
+        path: p(path),
+        version,
+        state: EntryState::File {
+            size: data.len() as u64,
+            hash: ContentHash::of(data.as_bytes()),
+        },
+    }
+}
+
+fn dir(path: &str, version: u64) -> ChangeEntry {
+    ChangeEntry {
+        path: p(path),
+        version,
+        state: EntryState::Dir,
+    }
+}
+
+fn deleted(path: &str, version: u64) -> ChangeEntry {
+    ChangeEntry {
+        path: p(path),
+        version,
+        state: EntryState::Deleted,
+    }
+}
+
+#[test]
+fn new_files_are_fetched_and_dirs_created() {
+    let mut f = Folder::new();
+    let out = f.apply(
+        &[
+            dir("a", 1),
+            dir("a/empty", 2),
+            file("a/x", 3, "xx"),
+            file("z", 4, ""),
+        ],
+        true,
+    );
+    assert!(f.root.join("a/empty").is_dir());
+    assert_eq!(
+        f.read("z").as_deref(),
+        Some(""),
+        "empty files need no fetch"
+    );
+    assert_eq!(out.fetches.len(), 1);
+    f.deliver(&out.fetches[0], "xx");
+    assert_eq!(f.read("a/x").as_deref(), Some("xx"));
+    assert_eq!(f.index.get(&p("a/x")).map(|e| e.version), Some(3));
+    assert!(out.dirty.is_empty());
+}
+
+#[test]
+fn identical_local_file_is_adopted_without_download() {
+    let mut f = Folder::new();
+    f.write("same", "content");
+    let out = f.apply(&[file("same", 5, "content")], true);
+    assert!(out.fetches.is_empty());
+    assert_eq!(f.index.get(&p("same")).map(|e| e.version), Some(5));
+}
+
+#[test]
+fn differing_local_file_of_a_new_client_becomes_a_conflict_copy() {
+    let mut f = Folder::new();
+    f.write("doc.txt", "mine");
+    let out = f.apply(&[file("doc.txt", 5, "theirs")], true);
+    assert_eq!(out.fetches.len(), 1);
+    f.deliver(&out.fetches[0], "theirs");
+    assert_eq!(f.read("doc.txt").as_deref(), Some("theirs"));
+    let copies = f.conflict_copies(".");
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(copies[0].starts_with("doc (conflict 2 ") && copies[0].ends_with(").txt"));
+    assert_eq!(f.read(&copies[0]).as_deref(), Some("mine"));
+    assert!(out.dirty.contains(&p(&copies[0])), "the copy is pushed");
+}
+
+#[test]
+fn remote_update_of_an_unchanged_file_overwrites_it() {
+    let mut f = Folder::new();
+    f.write("r", "v1");
+    f.sync_all(1);
+    let out = f.apply(&[file("r", 2, "v2")], false);
+    f.deliver(&out.fetches[0], "v2");
+    assert_eq!(f.read("r").as_deref(), Some("v2"));
+    assert!(f.conflict_copies(".").is_empty());
+}
+
+#[test]
+fn remote_update_of_a_locally_edited_file_keeps_both() {
+    let mut f = Folder::new();
+    f.write("r", "v1");
+    f.sync_all(1);
+    f.write("r", "local edit");
+    let out = f.apply(&[file("r", 2, "remote edit")], false);
+    f.deliver(&out.fetches[0], "remote edit");
+    assert_eq!(f.read("r").as_deref(), Some("remote edit"));
+    let copies = f.conflict_copies(".");
+    assert_eq!(f.read(&copies[0]).as_deref(), Some("local edit"));
+}
+
+#[test]
+fn local_edit_survives_when_the_server_did_not_change_the_file() {
+    let mut f = Folder::new();
+    f.write("r", "v1");
+    f.sync_all(1);
+    f.write("r", "local edit");
+    let out = f.apply(&[file("r", 1, "v1")], true);
+    assert!(out.fetches.is_empty());
+    assert_eq!(f.read("r").as_deref(), Some("local edit"));
+    assert!(out.dirty.contains(&p("r")));
+}
+
+#[test]
+fn remote_delete_removes_synced_files_but_keeps_local_edits() {
+    let mut f = Folder::new();
+    f.write("d/synced", "s");
+    f.write("d/edited", "e1");
+    f.write("gone", "g");
+    f.sync_all(1);
+    f.write("d/edited", "e2 changed");
+    f.write("d/new", "n");
+    let out = f.apply(&[deleted("d", 5), deleted("gone", 6)], false);
+    assert!(f.read("gone").is_none());
+    assert!(f.read("d/synced").is_none());
+    assert_eq!(f.read("d/edited").as_deref(), Some("e2 changed"));
+    assert_eq!(f.read("d/new").as_deref(), Some("n"));
+    assert!(out.dirty.contains(&p("d/edited")));
+    assert!(
+        f.index.get(&p("d")).is_none(),
+        "the kept files are pushed as new"
+    );
+}
+
+#[test]
+fn full_listing_deletes_what_it_does_not_list() {
+    let mut f = Folder::new();
+    f.write("keep", "k");
+    f.write("old/x", "x");
+    f.sync_all(1);
+    f.write("local-only", "l");
+    f.apply(&[file("keep", 1, "k")], true);
+    assert!(!f.root.join("old").exists());
+    assert_eq!(f.read("local-only").as_deref(), Some("l"));
+    assert_eq!(f.read("keep").as_deref(), Some("k"));
+}
+
+#[test]
+fn remote_rename_reuses_local_content() {
+    let mut f = Folder::new();
+    f.write("a/big.bin", "0123456789");
+    f.sync_all(1);
+    let out = f.apply(
+        &[
+            deleted("a", 7),
+            dir("b", 7),
+            file("b/big.bin", 7, "0123456789"),
+        ],
+        false,
+    );
+    assert!(out.fetches.is_empty(), "no download for a rename");
+    assert_eq!(f.read("b/big.bin").as_deref(), Some("0123456789"));
+    assert!(!f.root.join("a").exists());
+    assert!(
+        fs::read_dir(&f.tmp).unwrap().next().is_none(),
+        "stash cleaned"
+    );
+}
+
+#[test]
+fn locally_deleted_file_is_not_resurrected_by_an_old_listing() {
+    let mut f = Folder::new();
+    f.write("x", "x");
+    f.sync_all(3);
+    fs::remove_file(f.root.join("x")).unwrap();
+    let out = f.apply(&[file("x", 3, "x")], true);
+    assert!(out.fetches.is_empty());
+    assert!(f.read("x").is_none());
+    let out = f.apply(&[file("x", 4, "x2")], true);
+    assert_eq!(
+        out.fetches.len(),
+        1,
+        "a newer remote version beats the local delete"
+    );
+}
+
+#[test]
+fn symlinked_directories_are_never_written_through() {
+    let mut f = Folder::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), f.root.join("link")).unwrap();
+    let out = f.apply(
+        &[
+            file("link/evil", 1, "x"),
+            dir("link/d", 1),
+            deleted("link", 2),
+        ],
+        false,
+    );
+    assert!(out.fetches.is_empty());
+    assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+    assert!(f
+        .root
+        .join("link")
+        .symlink_metadata()
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[test]
+fn edit_during_download_is_kept_aside() {
+    let mut f = Folder::new();
+    f.write("r", "v1");
+    f.sync_all(1);
+    let out = f.apply(&[file("r", 2, "v2")], false);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    f.write("r", "typed while downloading");
+    f.deliver(&out.fetches[0], "v2");
+    assert_eq!(f.read("r").as_deref(), Some("v2"));
+    let copies = f.conflict_copies(".");
+    assert_eq!(
+        f.read(&copies[0]).as_deref(),
+        Some("typed while downloading")
+    );
+}

@@ -1,0 +1,159 @@
+//! Why the client stopped or refused to start: one enum with exact causes.
+
+use crate::protocol::{ErrorCode, FrameError, PathError};
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Every way a client run can fail. Start-up variants end the process with a
+/// one-line message; once running, only the safety variants do (a lost server
+/// is retried instead).
+#[derive(Debug)]
+pub enum ClientError {
+    /// The synced folder does not exist or is not a directory.
+    MissingFolder(PathBuf),
+    /// The folder vanished while the client was running (unmounted, deleted).
+    FolderVanished(PathBuf),
+    /// The folder is empty but the index lists many files: refusing to push a
+    /// mass deletion (it is far more likely an unmounted drive than a wish).
+    FolderEmptied {
+        /// The folder.
+        folder: PathBuf,
+        /// Files the index remembers.
+        indexed_files: usize,
+    },
+    /// The server could not be reached at start-up.
+    Unreachable {
+        /// `ip:port`.
+        address: String,
+        /// What the connect said.
+        cause: io::Error,
+    },
+    /// The server refused the handshake (unknown user or client, busy, …).
+    Refused {
+        /// The server's error code.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+    },
+    /// The folder already belongs to another user than the one asked for.
+    UserMismatch {
+        /// The user remembered in the folder's state.
+        stored: String,
+        /// The user given on the command line.
+        given: String,
+    },
+    /// The state folder holds something this version cannot read.
+    CorruptState {
+        /// Which file.
+        file: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The server broke the protocol (bad frame, unexpected reply).
+    Protocol(String),
+    /// The connection failed or closed.
+    ConnectionLost(String),
+    /// A frame could not be decoded.
+    Frame(FrameError),
+    /// A path is not acceptable (from the server, or a local name).
+    BadPath(PathError),
+    /// A local path would be reached through a symlink or a non-directory.
+    UnsafePath(String),
+    /// A local file operation failed.
+    Io {
+        /// What the client was doing.
+        context: String,
+        /// The cause.
+        cause: io::Error,
+    },
+    /// The file system watcher could not be started.
+    Watch(String),
+}
+
+impl ClientError {
+    /// Wraps an I/O error with what the client was doing.
+    pub fn io(context: impl Into<String>, cause: io::Error) -> ClientError {
+        ClientError::Io {
+            context: context.into(),
+            cause,
+        }
+    }
+
+    /// True for errors that end the run even after start-up: the folder's
+    /// safety checks and broken local state. Connection trouble is retried.
+    pub fn is_fatal_while_running(&self) -> bool {
+        !matches!(
+            self,
+            ClientError::ConnectionLost(_)
+                | ClientError::Protocol(_)
+                | ClientError::Frame(_)
+                | ClientError::Unreachable { .. }
+        )
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::MissingFolder(p) => {
+                write!(
+                    f,
+                    "folder {} does not exist or is not a directory",
+                    p.display()
+                )
+            }
+            ClientError::FolderVanished(p) => write!(
+                f,
+                "folder {} vanished; stopping without pushing any deletion",
+                p.display()
+            ),
+            ClientError::FolderEmptied {
+                folder,
+                indexed_files,
+            } => write!(
+                f,
+                "folder {} is empty but {indexed_files} files were synced from it; \
+                 refusing to delete them everywhere (unmounted drive?). \
+                 If you really emptied it, remove {}/.cloudservice and start again",
+                folder.display(),
+                folder.display()
+            ),
+            ClientError::Unreachable { address, cause } => {
+                write!(f, "cannot reach server {address}: {cause}")
+            }
+            ClientError::Refused { code, message } => {
+                write!(f, "server refused the connection ({code:?}): {message}")
+            }
+            ClientError::UserMismatch { stored, given } => write!(
+                f,
+                "this folder is synced as user {stored}, not {given}; \
+                 use another folder or remove its .cloudservice state"
+            ),
+            ClientError::CorruptState { file, detail } => {
+                write!(f, "state file {} is damaged: {detail}", file.display())
+            }
+            ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
+            ClientError::ConnectionLost(m) => write!(f, "connection lost: {m}"),
+            ClientError::Frame(e) => write!(f, "bad frame from server: {e}"),
+            ClientError::BadPath(e) => write!(f, "bad path: {e}"),
+            ClientError::UnsafePath(p) => write!(f, "unsafe local path {p}"),
+            ClientError::Io { context, cause } => write!(f, "{context}: {cause}"),
+            ClientError::Watch(m) => write!(f, "cannot watch the folder: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<FrameError> for ClientError {
+    fn from(e: FrameError) -> Self {
+        ClientError::Frame(e)
+    }
+}
+
+impl From<PathError> for ClientError {
+    fn from(e: PathError) -> Self {
+        ClientError::BadPath(e)
+    }
+}

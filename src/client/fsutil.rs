@@ -1,0 +1,253 @@
+//! Careful file-system helpers: hashing, stat snapshots, symlink-proof path
+//! checks and atomic writes. Everything that touches the synced folder on the
+//! server's behalf goes through [`check_path`] or [`ensure_dirs`] first.
+
+use super::error::ClientError;
+use crate::protocol::{ContentHash, WirePath};
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Read buffer for hashing and copying.
+const BUF: usize = 64 * 1024;
+
+/// A file's size and modification time: the cheap "did it change?" test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch (0 = unknown: always rehash).
+    pub mtime_ns: i64,
+}
+
+impl Stat {
+    /// The stat of a metadata record.
+    pub fn of(meta: &Metadata) -> Stat {
+        Stat {
+            size: meta.len(),
+            mtime_ns: mtime_ns(meta),
+        }
+    }
+
+    /// True when the file was modified so recently that a later write within
+    /// the clock's granularity could leave size and mtime unchanged.
+    pub fn is_racy(&self, window: Duration) -> bool {
+        let now = now_ns();
+        now.saturating_sub(self.mtime_ns) < window.as_nanos() as i64
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Modification time in nanoseconds since the epoch (0 when unavailable).
+pub fn mtime_ns(meta: &Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Streams a file through BLAKE3. Returns the hash and the bytes read.
+///
+/// # Errors
+/// Opening or reading the file.
+pub fn hash_file(path: &Path) -> io::Result<(ContentHash, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; BUF];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((ContentHash(*hasher.finalize().as_bytes()), total))
+}
+
+/// Copies `from` to `to` (a new file), returning the hash of what was copied,
+/// so a reused local file is verified exactly like a downloaded one.
+///
+/// # Errors
+/// Reading or writing.
+pub fn copy_hashed(from: &Path, to: &Path) -> io::Result<(ContentHash, u64)> {
+    let mut src = File::open(from)?;
+    let mut dst = File::create(to)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; BUF];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        dst.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    dst.flush()?;
+    Ok((ContentHash(*hasher.finalize().as_bytes()), total))
+}
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename, so a
+/// crash leaves either the old or the new content, never half of it.
+///
+/// # Errors
+/// Writing, syncing or renaming.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)
+}
+
+/// What is at a path inside the folder, without following symlinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// Nothing there (and every existing ancestor is a real directory).
+    Absent,
+    /// A real directory.
+    Dir,
+    /// A regular file.
+    File(Stat),
+    /// A symlink, device, socket, or an ancestor that is not a directory:
+    /// the client never touches it.
+    Foreign,
+}
+
+/// Looks at `path` under `root` without following any symlink on the way.
+///
+/// # Errors
+/// An I/O error other than "not found".
+pub fn check_path(root: &Path, path: &WirePath) -> Result<Local, ClientError> {
+    let mut current = root.to_path_buf();
+    let parts: Vec<&str> = path.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        current.push(part);
+        let meta = match fs::symlink_metadata(&current) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Local::Absent),
+            Err(e) => return Err(ClientError::io(format!("stat {}", current.display()), e)),
+        };
+        let last = i + 1 == parts.len();
+        let ft = meta.file_type();
+        if last {
+            return Ok(if ft.is_dir() {
+                Local::Dir
+            } else if ft.is_file() {
+                Local::File(Stat::of(&meta))
+            } else {
+                Local::Foreign
+            });
+        }
+        if !ft.is_dir() {
+            // An ancestor is a file (Absent would be a lie) or a symlink.
+            return Ok(Local::Foreign);
+        }
+    }
+    Ok(Local::Absent)
+}
+
+/// Creates the directory `path` and its missing ancestors, one component at a
+/// time, refusing to pass through a symlink or a file.
+///
+/// # Errors
+/// [`ClientError::UnsafePath`] when a component exists and is not a real
+/// directory; I/O errors from `mkdir`.
+pub fn ensure_dirs(root: &Path, path: &WirePath) -> Result<(), ClientError> {
+    let mut current = root.to_path_buf();
+    for part in path.components() {
+        current.push(part);
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_dir() => {}
+            Ok(_) => return Err(ClientError::UnsafePath(path.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&current) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ClientError::io(format!("mkdir {}", current.display()), e)),
+            },
+            Err(e) => return Err(ClientError::io(format!("stat {}", current.display()), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the parent directories of `path` (see [`ensure_dirs`]).
+///
+/// # Errors
+/// As [`ensure_dirs`].
+pub fn ensure_parent(root: &Path, path: &WirePath) -> Result<(), ClientError> {
+    match path.parent() {
+        Some(parent) => ensure_dirs(root, &parent),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> WirePath {
+        WirePath::new(s).unwrap()
+    }
+
+    #[test]
+    fn check_path_never_follows_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        fs::write(dir.path().join("file"), b"abc").unwrap();
+        fs::create_dir(dir.path().join("d")).unwrap();
+        assert_eq!(check_path(dir.path(), &p("link")).unwrap(), Local::Foreign);
+        assert_eq!(
+            check_path(dir.path(), &p("link/secret")).unwrap(),
+            Local::Foreign
+        );
+        assert_eq!(
+            check_path(dir.path(), &p("file/x")).unwrap(),
+            Local::Foreign
+        );
+        assert_eq!(check_path(dir.path(), &p("d")).unwrap(), Local::Dir);
+        assert_eq!(check_path(dir.path(), &p("d/none")).unwrap(), Local::Absent);
+        assert!(matches!(
+            check_path(dir.path(), &p("file")).unwrap(),
+            Local::File(Stat { size: 3, .. })
+        ));
+        assert!(ensure_dirs(dir.path(), &p("link/sub")).is_err());
+        assert!(!outside.path().join("sub").exists());
+        ensure_dirs(dir.path(), &p("a/b/c")).unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+    }
+
+    #[test]
+    fn hashing_matches_blake3() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        let data = vec![7u8; 200_000];
+        fs::write(&f, &data).unwrap();
+        assert_eq!(hash_file(&f).unwrap(), (ContentHash::of(&data), 200_000));
+        let (h, n) = copy_hashed(&f, &dir.path().join("g")).unwrap();
+        assert_eq!((h, n), (ContentHash::of(&data), 200_000));
+        assert_eq!(fs::read(dir.path().join("g")).unwrap(), data);
+    }
+}

@@ -1,0 +1,316 @@
+//! The local index: for every synced path, what it was when this device and
+//! the server last agreed on it (kind, size, mtime, BLAKE3 hash, version),
+//! plus the pull cursor. "Local change" means "the disk differs from the
+//! index"; that is how offline edits and deletions are found, and how the
+//! client's own writes are told apart from the user's (echo suppression).
+
+use super::error::ClientError;
+use super::fsutil::{write_atomic, Stat};
+use crate::protocol::{ContentHash, WirePath};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::ops::Bound;
+use std::path::Path;
+
+/// What a synced path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A file with this stat and content.
+    File {
+        /// Size and mtime when indexed (mtime 0: rehash before trusting).
+        stat: Stat,
+        /// BLAKE3 of the content.
+        hash: ContentHash,
+    },
+}
+
+/// One synced path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// File or directory.
+    pub kind: EntryKind,
+    /// The server version this state was synced at.
+    pub version: u64,
+}
+
+impl Entry {
+    /// The file's hash, or `None` for a directory.
+    pub fn hash(&self) -> Option<ContentHash> {
+        match self.kind {
+            EntryKind::File { hash, .. } => Some(hash),
+            EntryKind::Dir => None,
+        }
+    }
+}
+
+/// The index and the pull cursor, saved together so they never disagree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Index {
+    /// Newest journal sequence number whose changes are applied here.
+    pub cursor: u64,
+    entries: BTreeMap<WirePath, Entry>,
+}
+
+const HEADER: &str = "cloudservice-index 1";
+
+impl Index {
+    /// An empty index at cursor 0.
+    pub fn new() -> Index {
+        Index::default()
+    }
+
+    /// The entry for `path`.
+    pub fn get(&self, path: &WirePath) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// Sets the entry for `path`.
+    pub fn insert(&mut self, path: WirePath, entry: Entry) {
+        self.entries.insert(path, entry);
+    }
+
+    /// Forgets `path` only (not what is below it).
+    pub fn remove(&mut self, path: &WirePath) -> Option<Entry> {
+        self.entries.remove(path)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of indexed files.
+    pub fn file_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .count()
+    }
+
+    /// Every entry, parents before children.
+    pub fn iter(&self) -> impl Iterator<Item = (&WirePath, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// `path` and every entry below it. `None` means the whole index.
+    pub fn subtree<'a>(
+        &'a self,
+        path: Option<&'a WirePath>,
+    ) -> Box<dyn Iterator<Item = (&'a WirePath, &'a Entry)> + 'a> {
+        let Some(path) = path else {
+            return Box::new(self.entries.iter());
+        };
+        let own = self.entries.get_key_value(path);
+        // Children sort between "path/" and "path0" ('0' follows '/').
+        let lo = format!("{path}/");
+        let hi = format!("{path}0");
+        let below = self
+            .entries
+            .range::<str, _>((Bound::Included(lo.as_str()), Bound::Excluded(hi.as_str())));
+        Box::new(own.into_iter().chain(below))
+    }
+
+    /// Forgets `path` and everything below it; returns what was removed.
+    pub fn remove_subtree(&mut self, path: &WirePath) -> Vec<(WirePath, Entry)> {
+        let keys: Vec<WirePath> = self.subtree(Some(path)).map(|(k, _)| k.clone()).collect();
+        keys.into_iter()
+            .filter_map(|k| self.entries.remove(&k).map(|e| (k, e)))
+            .collect()
+    }
+
+    /// Moves `from` and everything below it to `to`; moved entries take
+    /// `version` when given (a server rename gives them its sequence number).
+    pub fn rebase(&mut self, from: &WirePath, to: &WirePath, version: Option<u64>) {
+        for (path, mut entry) in self.remove_subtree(from) {
+            if let Some(moved) = path.rebase(from, to) {
+                if let Some(v) = version {
+                    entry.version = v;
+                }
+                self.entries.insert(moved, entry);
+            }
+        }
+    }
+
+    /// Loads the index, or an empty one when the file does not exist.
+    ///
+    /// # Errors
+    /// Reading, or a line that does not parse.
+    pub fn load(file: &Path) -> Result<Index, ClientError> {
+        let text = match fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Index::new()),
+            Err(e) => return Err(ClientError::io(format!("read {}", file.display()), e)),
+        };
+        Index::parse(&text).map_err(|detail| ClientError::CorruptState {
+            file: file.to_path_buf(),
+            detail,
+        })
+    }
+
+    /// Saves the index atomically (temporary file, then rename).
+    ///
+    /// # Errors
+    /// Writing the file.
+    pub fn save(&self, file: &Path) -> Result<(), ClientError> {
+        write_atomic(file, self.render().as_bytes())
+            .map_err(|e| ClientError::io(format!("write {}", file.display()), e))
+    }
+
+    /// The file format: a header line with the cursor, then one line per
+    /// entry, fields separated by tabs (paths cannot contain control characters):
+    /// ```text
+    /// cloudservice-index 1<TAB>cursor<TAB>42
+    /// D<TAB>version<TAB>path
+    /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>hash_hex<TAB>path
+    /// ```
+    fn render(&self) -> String {
+        let mut out = format!("{HEADER}\tcursor\t{}\n", self.cursor);
+        for (path, entry) in &self.entries {
+            let _ = match entry.kind {
+                EntryKind::Dir => writeln!(out, "D\t{}\t{path}", entry.version),
+                EntryKind::File { stat, hash } => writeln!(
+                    out,
+                    "F\t{}\t{}\t{}\t{hash}\t{path}",
+                    entry.version, stat.size, stat.mtime_ns
+                ),
+            };
+        }
+        out
+    }
+
+    fn parse(text: &str) -> Result<Index, String> {
+        let mut lines = text.lines();
+        let header = lines.next().ok_or("empty file")?;
+        let cursor = header
+            .strip_prefix(HEADER)
+            .and_then(|rest| rest.strip_prefix("\tcursor\t"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or("bad header")?;
+        let mut index = Index {
+            cursor,
+            entries: BTreeMap::new(),
+        };
+        for (n, line) in lines.enumerate() {
+            let bad = || format!("line {}", n + 2);
+            let fields: Vec<&str> = line.split('\t').collect();
+            let (path, entry) = match fields.as_slice() {
+                ["D", version, path] => (
+                    path,
+                    Entry {
+                        kind: EntryKind::Dir,
+                        version: version.parse().map_err(|_| bad())?,
+                    },
+                ),
+                ["F", version, size, mtime, hash, path] => (
+                    path,
+                    Entry {
+                        kind: EntryKind::File {
+                            stat: Stat {
+                                size: size.parse().map_err(|_| bad())?,
+                                mtime_ns: mtime.parse().map_err(|_| bad())?,
+                            },
+                            hash: parse_hash(hash).ok_or_else(bad)?,
+                        },
+                        version: version.parse().map_err(|_| bad())?,
+                    },
+                ),
+                _ => return Err(bad()),
+            };
+            let path = WirePath::new(path).map_err(|_| bad())?;
+            index.entries.insert(path, entry);
+        }
+        Ok(index)
+    }
+}
+
+fn parse_hash(hex: &str) -> Option<ContentHash> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(ContentHash(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> WirePath {
+        WirePath::new(s).unwrap()
+    }
+
+    fn file(v: u64, data: &[u8]) -> Entry {
+        Entry {
+            kind: EntryKind::File {
+                stat: Stat {
+                    size: data.len() as u64,
+                    mtime_ns: 1_700_000_000_123_456_789,
+                },
+                hash: ContentHash::of(data),
+            },
+            version: v,
+        }
+    }
+
+    fn dir(v: u64) -> Entry {
+        Entry {
+            kind: EntryKind::Dir,
+            version: v,
+        }
+    }
+
+    #[test]
+    fn save_load_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut index = Index::new();
+        index.cursor = 42;
+        index.insert(p("a"), dir(1));
+        index.insert(p("a/naïve café 📁.bin"), file(2, b"hello"));
+        index.insert(p("zero"), file(3, b""));
+        let f = tmp.path().join("index");
+        index.save(&f).unwrap();
+        assert_eq!(Index::load(&f).unwrap(), index);
+        assert_eq!(Index::load(&tmp.path().join("none")).unwrap(), Index::new());
+        fs::write(&f, "cloudservice-index 1\tcursor\t1\nX\t1\n").unwrap();
+        assert!(Index::load(&f).is_err());
+    }
+
+    #[test]
+    fn subtree_and_rebase() {
+        let mut index = Index::new();
+        for (path, v) in [
+            ("a", 1),
+            ("a/b", 2),
+            ("a/b/c", 3),
+            ("a b", 4),
+            ("a0", 5),
+            ("ab", 6),
+        ] {
+            index.insert(p(path), dir(v));
+        }
+        let a = p("a");
+        let sub: Vec<&str> = index
+            .subtree(Some(&a))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(sub, ["a", "a/b", "a/b/c"]);
+        index.rebase(&p("a"), &p("x/y"), Some(9));
+        assert_eq!(index.get(&p("x/y/b/c")), Some(&dir(9)));
+        assert!(index.get(&p("a/b")).is_none());
+        assert_eq!(index.get(&p("ab")), Some(&dir(6)));
+        assert_eq!(index.remove_subtree(&p("x/y")).len(), 3);
+        assert_eq!(index.len(), 3);
+    }
+}

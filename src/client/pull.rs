@@ -1,0 +1,360 @@
+//! One pull: collect the `ChangeBatch` reply, let the applier change the
+//! folder, download the contents it lacks through a bounded window of
+//! pipelined `Fetch`es (each written to the state folder's temporary area and
+//! hash-checked before it is moved into place), then report what is left for
+//! the session to acknowledge.
+
+use super::applier::{Applied, Applier, FetchJob};
+use super::connection::Connection;
+use super::error::ClientError;
+use super::index::Index;
+use super::progress::{Transfer, Verbosity};
+use crate::protocol::{
+    ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FileBegin, Frame, Message,
+};
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Most bytes of requested-but-unreceived file content. Replies wait in the
+/// connection's channel until the loop reads them, so this bounds memory.
+pub const FETCH_WINDOW_BYTES: u64 = 8 * 1024 * 1024;
+/// Most fetches in flight at once.
+const FETCH_WINDOW_COUNT: usize = 64;
+/// Most entries one pull reply may have (a full listing of a huge tree is
+/// legal; this only stops a hostile server from exhausting memory).
+const MAX_REPLY_ENTRIES: usize = 10_000_000;
+
+/// Where the folder and its bookkeeping live, for one step of a pull.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The synced folder.
+    pub root: &'a Path,
+    /// The temporary area.
+    pub tmp: &'a Path,
+    /// The index.
+    pub index: &'a mut Index,
+    /// This device's client ID (for conflict names).
+    pub me: ClientId,
+}
+
+impl Ctx<'_> {
+    fn applier(&mut self) -> Applier<'_> {
+        Applier::new(self.root, self.tmp, self.index, self.me)
+    }
+}
+
+/// A download in progress.
+#[derive(Debug)]
+struct Download {
+    begin: FileBegin,
+    file: BufWriter<File>,
+    tmp: PathBuf,
+    hasher: blake3::Hasher,
+    written: u64,
+}
+
+/// One pull, from the request to the last placed file.
+#[derive(Debug)]
+pub struct PullJob {
+    /// The `Pull`'s request ID (every batch carries it).
+    pub request_id: u32,
+    cursor: u64,
+    head: u64,
+    full: bool,
+    entries: Vec<ChangeEntry>,
+    listed: bool,
+    queue: VecDeque<FetchJob>,
+    outstanding: VecDeque<(u32, FetchJob)>,
+    outstanding_bytes: u64,
+    download: Option<Download>,
+    failed: bool,
+    result: Applied,
+    transfer: Option<Transfer>,
+    first: bool,
+    verbosity: Verbosity,
+}
+
+/// What a finished pull reports.
+#[derive(Debug)]
+pub struct Finished {
+    /// The reply's head: the cursor to acknowledge, unless `failed`.
+    pub head: u64,
+    /// The reply was a full listing.
+    pub full: bool,
+    /// Something could not be applied or downloaded: do not advance the cursor.
+    pub failed: bool,
+    /// Local paths to push (kept edits, conflict copies).
+    pub dirty: BTreeSet<crate::protocol::WirePath>,
+    /// Paths changed on disk.
+    pub changed: usize,
+}
+
+impl PullJob {
+    /// Sends `Pull{cursor}`.
+    ///
+    /// # Errors
+    /// When the write fails.
+    pub fn start(
+        conn: &mut Connection,
+        cursor: u64,
+        first: bool,
+        verbosity: Verbosity,
+    ) -> Result<PullJob, ClientError> {
+        let request_id = conn.request(Message::Pull { cursor })?;
+        Ok(PullJob {
+            request_id,
+            cursor,
+            head: 0,
+            full: false,
+            entries: Vec::new(),
+            listed: false,
+            queue: VecDeque::new(),
+            outstanding: VecDeque::new(),
+            outstanding_bytes: 0,
+            download: None,
+            failed: false,
+            result: Applied::default(),
+            transfer: None,
+            first,
+            verbosity,
+        })
+    }
+
+    /// True when `request_id` answers this pull or one of its fetches.
+    pub fn owns(&self, request_id: u32) -> bool {
+        request_id == self.request_id
+            || self
+                .outstanding
+                .front()
+                .is_some_and(|(id, _)| *id == request_id)
+    }
+
+    /// Handles a frame addressed to this pull.
+    ///
+    /// # Errors
+    /// `Protocol` for a reply that breaks the protocol; I/O errors on the
+    /// temporary area.
+    pub fn on_frame(
+        &mut self,
+        frame: Frame,
+        conn: &mut Connection,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), ClientError> {
+        if frame.request_id == self.request_id {
+            return match frame.message {
+                Message::ChangeBatch(batch) => self.on_batch(batch, conn, ctx),
+                Message::Error(e) => Err(ClientError::Protocol(format!(
+                    "pull refused: {:?} {}",
+                    e.code, e.message
+                ))),
+                other => Err(unexpected(&other)),
+            };
+        }
+        match frame.message {
+            Message::FileBegin(begin) => self.on_begin(begin, ctx),
+            Message::FileChunk(data) => self.on_chunk(&data),
+            Message::FileEnd => {
+                self.on_end(ctx)?;
+                self.fill_window(conn)
+            }
+            Message::Error(e) => {
+                if let Some((_, job)) = self.outstanding.pop_front() {
+                    self.outstanding_bytes -= job.size;
+                    if e.code == ErrorCode::NotFound {
+                        log::debug!("{} is gone on the server; the next pull says why", job.path);
+                    } else {
+                        log::warn!("could not download {}: {}", job.path, e.message);
+                        self.failed = true;
+                    }
+                }
+                self.drop_download();
+                self.fill_window(conn)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn on_batch(
+        &mut self,
+        batch: ChangeBatch,
+        conn: &mut Connection,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), ClientError> {
+        if self.listed {
+            return Err(ClientError::Protocol("batch after the last one".into()));
+        }
+        self.head = batch.head;
+        self.full |= batch.full;
+        if self.entries.len() + batch.entries.len() > MAX_REPLY_ENTRIES {
+            return Err(ClientError::Protocol("pull reply too long".into()));
+        }
+        self.entries.extend(batch.entries);
+        if !batch.last {
+            return Ok(());
+        }
+        self.listed = true;
+        let entries = std::mem::take(&mut self.entries);
+        if !entries.is_empty() || self.full {
+            log::debug!(
+                "pull from {}: {} entries{}, head {}",
+                self.cursor,
+                entries.len(),
+                if self.full { " (full listing)" } else { "" },
+                self.head
+            );
+        }
+        for e in &entries {
+            log::debug!("server: {} {:?} v{}", e.path, e.state, e.version);
+        }
+        let applied = ctx.applier().apply(&entries, self.full)?;
+        self.result.changed += applied.changed;
+        self.result.dirty.extend(applied.dirty);
+        if !applied.fetches.is_empty() {
+            let bytes = applied.fetches.iter().map(|f| f.size).sum();
+            self.transfer = Some(Transfer::start(
+                "download",
+                applied.fetches.len() as u64,
+                bytes,
+                self.first,
+                self.verbosity,
+            ));
+        }
+        self.queue = applied.fetches.into();
+        self.fill_window(conn)
+    }
+
+    fn fill_window(&mut self, conn: &mut Connection) -> Result<(), ClientError> {
+        while let Some(job) = self.queue.front() {
+            let room = self.outstanding.is_empty()
+                || (self.outstanding.len() < FETCH_WINDOW_COUNT
+                    && self.outstanding_bytes + job.size <= FETCH_WINDOW_BYTES);
+            if !room {
+                break;
+            }
+            let Some(job) = self.queue.pop_front() else {
+                break;
+            };
+            let id = conn.request(Message::Fetch(Fetch {
+                version: job.version,
+                path: job.path.clone(),
+            }))?;
+            self.outstanding_bytes += job.size;
+            self.outstanding.push_back((id, job));
+        }
+        Ok(())
+    }
+
+    fn on_begin(&mut self, begin: FileBegin, ctx: &mut Ctx<'_>) -> Result<(), ClientError> {
+        let Some((id, job)) = self.outstanding.front() else {
+            return Err(ClientError::Protocol("file data nobody asked for".into()));
+        };
+        if begin.path != job.path || self.download.is_some() {
+            return Err(ClientError::Protocol(format!(
+                "fetch reply for {} while {} was asked",
+                begin.path, job.path
+            )));
+        }
+        let tmp = ctx.tmp.join(format!("fetch-{}-{id}", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| ClientError::io("create download file", e))?;
+        self.download = Some(Download {
+            begin,
+            file: BufWriter::with_capacity(256 * 1024, file),
+            tmp,
+            hasher: blake3::Hasher::new(),
+            written: 0,
+        });
+        Ok(())
+    }
+
+    fn on_chunk(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        let Some(d) = self.download.as_mut() else {
+            return Err(ClientError::Protocol(
+                "chunk outside a file transfer".into(),
+            ));
+        };
+        let total = d.written.checked_add(data.len() as u64);
+        if total.is_none_or(|t| t > d.begin.size) {
+            return Err(ClientError::Protocol(format!(
+                "more bytes than announced for {}",
+                d.begin.path
+            )));
+        }
+        d.file
+            .write_all(data)
+            .map_err(|e| ClientError::io("write download file", e))?;
+        d.hasher.update(data);
+        d.written += data.len() as u64;
+        if let Some(t) = self.transfer.as_mut() {
+            t.add_bytes(data.len() as u64);
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, ctx: &mut Ctx<'_>) -> Result<(), ClientError> {
+        let (Some(mut d), Some((_, job))) = (self.download.take(), self.outstanding.pop_front())
+        else {
+            return Err(ClientError::Protocol(
+                "file end outside a file transfer".into(),
+            ));
+        };
+        self.outstanding_bytes -= job.size;
+        let flushed = d.file.flush().and_then(|()| d.file.get_ref().sync_all());
+        drop(d.file);
+        let hash = ContentHash(*d.hasher.finalize().as_bytes());
+        if flushed.is_err() || d.written != d.begin.size || hash != d.begin.hash {
+            log::warn!(
+                "download of {} failed verification; it will be fetched again",
+                job.path
+            );
+            let _ = fs::remove_file(&d.tmp);
+            self.failed = true;
+            return Ok(());
+        }
+        let placed = ctx
+            .applier()
+            .place(&job, &d.tmp, (hash, d.begin.version), &mut self.result);
+        if let Err(e) = placed {
+            log::warn!("could not write {}: {e}", job.path);
+            let _ = fs::remove_file(&d.tmp);
+            self.failed = true;
+        }
+        if let Some(t) = self.transfer.as_mut() {
+            t.file_done();
+        }
+        Ok(())
+    }
+
+    fn drop_download(&mut self) {
+        if let Some(d) = self.download.take() {
+            drop(d.file);
+            let _ = fs::remove_file(&d.tmp);
+        }
+    }
+
+    /// True once the reply is applied and every download placed.
+    pub fn is_done(&self) -> bool {
+        self.listed && self.queue.is_empty() && self.outstanding.is_empty()
+    }
+
+    /// Ends the pull (finished or abandoned) and reports.
+    pub fn finish(mut self) -> Finished {
+        self.drop_download();
+        let complete = self.is_done();
+        if let Some(t) = self.transfer.take() {
+            t.finish();
+        }
+        Finished {
+            head: self.head,
+            full: self.full,
+            failed: self.failed || !complete,
+            dirty: std::mem::take(&mut self.result.dirty),
+            changed: self.result.changed,
+        }
+    }
+}
+
+fn unexpected(message: &Message) -> ClientError {
+    ClientError::Protocol(format!("unexpected {:?} in a pull reply", message.kind()))
+}

@@ -1,0 +1,688 @@
+//! Finding local changes: walk (part of) the folder, compare it with the
+//! index, and turn the differences into the pushes that reproduce them on the
+//! server — renames detected by content, deletions included. Runs at start-up
+//! over the whole folder (offline changes) and later over the paths the
+//! watcher reported.
+
+use super::error::ClientError;
+use super::fsutil::{check_path, hash_file, Local, Stat};
+use super::index::{Entry, EntryKind, Index};
+use crate::protocol::limits::STATE_DIR_NAME;
+use crate::protocol::{ContentHash, WirePath};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A file modified more recently than this is still being written: wait.
+pub const SETTLE: Duration = Duration::from_millis(300);
+
+/// Above this many (deleted dir × added dir × file) comparisons, directory
+/// renames are not searched (they become delete + upload, still correct).
+const RENAME_SEARCH_BUDGET: usize = 2_000_000;
+
+/// What the disk holds at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskEntry {
+    /// A real directory.
+    Dir,
+    /// A regular file.
+    File(Stat),
+}
+
+/// One push to send. The order of a plan's operations is the order they must
+/// be sent in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Move a file or directory on the server.
+    Rename {
+        /// Old path.
+        from: WirePath,
+        /// New path.
+        to: WirePath,
+        /// Index version of `from`.
+        base: u64,
+    },
+    /// Remove a file.
+    Delete {
+        /// The file.
+        path: WirePath,
+        /// Its index version.
+        base: u64,
+    },
+    /// Remove a directory tree.
+    RemoveDir {
+        /// The directory.
+        path: WirePath,
+    },
+    /// Create a directory.
+    MakeDir {
+        /// The directory.
+        path: WirePath,
+    },
+    /// Upload a file's content.
+    Upload {
+        /// The file.
+        path: WirePath,
+        /// Index version it was based on (0: new).
+        base: u64,
+        /// Size and mtime when hashed.
+        stat: Stat,
+        /// Its content hash.
+        hash: ContentHash,
+    },
+}
+
+impl Op {
+    /// The path the operation is about (the new path for a rename).
+    pub fn path(&self) -> &WirePath {
+        match self {
+            Op::Rename { to, .. } => to,
+            Op::Delete { path, .. }
+            | Op::RemoveDir { path }
+            | Op::MakeDir { path }
+            | Op::Upload { path, .. } => path,
+        }
+    }
+
+    /// True for operations that remove something on the server.
+    pub fn removes(&self) -> bool {
+        matches!(self, Op::Delete { .. } | Op::RemoveDir { .. })
+    }
+}
+
+/// The result of comparing the folder with the index.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Pushes, in sending order.
+    pub ops: Vec<Op>,
+    /// Files whose stat changed but whose content did not: index updates only.
+    pub refreshed: Vec<(WirePath, Entry)>,
+    /// Paths still being written or that changed while hashed: look again later.
+    pub unstable: Vec<WirePath>,
+    /// The plan holds only directory renames; everything else in the same
+    /// scopes must be planned again once they are acknowledged (the server
+    /// gives moved entries new versions).
+    pub renames_only: bool,
+}
+
+/// Which part of the folder to compare: all of it, or some subtrees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Compare the whole folder.
+    pub full: bool,
+    /// Subtrees to compare (ignored when `full`).
+    pub paths: BTreeSet<WirePath>,
+}
+
+impl Scope {
+    /// Nothing to compare.
+    pub fn is_empty(&self) -> bool {
+        !self.full && self.paths.is_empty()
+    }
+
+    /// Adds a path.
+    pub fn add(&mut self, path: WirePath) {
+        if !self.full {
+            self.paths.insert(path);
+        }
+    }
+
+    /// Widens to the whole folder.
+    pub fn add_all(&mut self) {
+        self.full = true;
+        self.paths.clear();
+    }
+
+    /// Merges another scope in.
+    pub fn merge(&mut self, other: Scope) {
+        if other.full {
+            self.add_all();
+        } else {
+            for p in other.paths {
+                self.add(p);
+            }
+        }
+    }
+
+    /// The subtrees to walk: each path lifted to its highest ancestor that the
+    /// index does not know as a directory (a new directory is compared as a
+    /// whole), then those inside another dropped. `[None]` is the whole folder.
+    fn roots(&self, index: &Index) -> Vec<Option<WirePath>> {
+        if self.full {
+            return vec![None];
+        }
+        let mut lifted = BTreeSet::new();
+        for path in &self.paths {
+            let mut top = path.clone();
+            while let Some(parent) = top.parent() {
+                match index.get(&parent) {
+                    Some(Entry {
+                        kind: EntryKind::Dir,
+                        ..
+                    }) => break,
+                    _ => top = parent,
+                }
+            }
+            lifted.insert(top);
+        }
+        let mut out: Vec<WirePath> = Vec::new();
+        for path in lifted {
+            if !out.last().is_some_and(|last| path.is_within(last)) {
+                out.push(path);
+            }
+        }
+        out.into_iter().map(Some).collect()
+    }
+}
+
+/// Walks the folder and compares; remembers which odd entries it already
+/// warned about so a rescan does not repeat itself.
+#[derive(Debug)]
+pub struct Scanner {
+    root: PathBuf,
+    warned: HashSet<PathBuf>,
+}
+
+impl Scanner {
+    /// A scanner for the folder `root`.
+    pub fn new(root: &Path) -> Scanner {
+        Scanner {
+            root: root.to_path_buf(),
+            warned: HashSet::new(),
+        }
+    }
+
+    fn warn_once(&mut self, path: &Path, why: &str) {
+        if self.warned.insert(path.to_path_buf()) {
+            log::warn!("skipping {}: {why}", path.display());
+        }
+    }
+
+    /// Every directory and regular file in `scope` (the whole folder for
+    /// `None`), except the state folder, symlinks and names the protocol
+    /// cannot carry (each skipped with one warning).
+    ///
+    /// # Errors
+    /// [`ClientError::FolderVanished`] when the folder itself is gone; other
+    /// I/O errors while walking.
+    pub fn scan(
+        &mut self,
+        scope: Option<&WirePath>,
+    ) -> Result<BTreeMap<WirePath, DiskEntry>, ClientError> {
+        if !self.root.is_dir() {
+            return Err(ClientError::FolderVanished(self.root.clone()));
+        }
+        let mut out = BTreeMap::new();
+        let start = match scope {
+            None => self.root.clone(),
+            Some(path) => match check_path(&self.root, path)? {
+                Local::Absent => return Ok(out),
+                Local::Foreign => {
+                    self.warn_once(&path.to_local(&self.root), "symlink or special file");
+                    return Ok(out);
+                }
+                Local::File(stat) => {
+                    out.insert(path.clone(), DiskEntry::File(stat));
+                    return Ok(out);
+                }
+                Local::Dir => path.to_local(&self.root),
+            },
+        };
+        let mut walk = walkdir::WalkDir::new(&start)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(item) = walk.next() {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    let gone = e
+                        .io_error()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
+                    if !gone {
+                        let at = e.path().map(Path::to_path_buf).unwrap_or_default();
+                        self.warn_once(&at, &e.to_string());
+                    }
+                    continue;
+                }
+            };
+            let Ok(rel) = item.path().strip_prefix(&self.root) else {
+                continue;
+            };
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            if rel.as_os_str() == STATE_DIR_NAME {
+                walk.skip_current_dir();
+                continue;
+            }
+            let wire = match rel.to_str().map(WirePath::new) {
+                Some(Ok(wire)) => wire,
+                Some(Err(e)) => {
+                    self.warn_once(item.path(), &format!("name not syncable ({e})"));
+                    if item.file_type().is_dir() {
+                        walk.skip_current_dir();
+                    }
+                    continue;
+                }
+                None => {
+                    self.warn_once(item.path(), "name is not UTF-8");
+                    if item.file_type().is_dir() {
+                        walk.skip_current_dir();
+                    }
+                    continue;
+                }
+            };
+            let ft = item.file_type();
+            if ft.is_dir() {
+                out.insert(wire, DiskEntry::Dir);
+            } else if ft.is_file() {
+                match item.metadata() {
+                    Ok(meta) => {
+                        out.insert(wire, DiskEntry::File(Stat::of(&meta)));
+                    }
+                    Err(_) => continue,
+                }
+            } else if ft.is_symlink() {
+                self.warn_once(item.path(), "symlinks are not synced");
+            } else {
+                self.warn_once(item.path(), "not a regular file or directory");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Compares `scope` with `index` and plans the pushes.
+    ///
+    /// # Errors
+    /// As [`Scanner::scan`].
+    pub fn plan(&mut self, index: &Index, scope: &Scope) -> Result<Plan, ClientError> {
+        let mut disk = BTreeMap::new();
+        let mut known: BTreeMap<WirePath, Entry> = BTreeMap::new();
+        for root in scope.roots(index) {
+            disk.extend(self.scan(root.as_ref())?);
+            known.extend(index.subtree(root.as_ref()).map(|(k, v)| (k.clone(), *v)));
+        }
+        let mut plan = Plan::default();
+
+        let deleted_dirs: Vec<WirePath> = top_most(
+            known
+                .iter()
+                .filter(|(p, e)| e.kind == EntryKind::Dir && disk.get(*p) != Some(&DiskEntry::Dir))
+                .map(|(p, _)| p.clone()),
+        );
+        let added_dirs: Vec<WirePath> = disk
+            .iter()
+            .filter(|(p, d)| **d == DiskEntry::Dir && !is_dir(known.get(*p)))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let renames = match_dir_renames(&known, &disk, &deleted_dirs, &added_dirs);
+        if !renames.is_empty() {
+            plan.ops = renames;
+            plan.renames_only = true;
+            return Ok(plan);
+        }
+
+        // Files on disk that are new or whose stat moved.
+        let mut uploads: Vec<Op> = Vec::new();
+        for (path, entry) in &disk {
+            let DiskEntry::File(stat) = *entry else {
+                continue;
+            };
+            let indexed = known.get(path).copied();
+            let (base, old_hash) = match indexed {
+                Some(Entry {
+                    kind: EntryKind::File { stat: old, hash },
+                    version,
+                }) => {
+                    if old == stat && old.mtime_ns != 0 {
+                        continue;
+                    }
+                    (version, Some(hash))
+                }
+                _ => (0, None),
+            };
+            if stat.is_racy(SETTLE) {
+                plan.unstable.push(path.clone());
+                continue;
+            }
+            let Some(hash) = self.stable_hash(path, stat) else {
+                plan.unstable.push(path.clone());
+                continue;
+            };
+            if old_hash == Some(hash) {
+                plan.refreshed.push((
+                    path.clone(),
+                    Entry {
+                        kind: EntryKind::File { stat, hash },
+                        version: base,
+                    },
+                ));
+            } else {
+                uploads.push(Op::Upload {
+                    path: path.clone(),
+                    base,
+                    stat,
+                    hash,
+                });
+            }
+        }
+
+        // Indexed files that are gone (or became directories).
+        let deleted_files: Vec<(WirePath, u64, ContentHash)> = known
+            .iter()
+            .filter_map(|(p, e)| match e.kind {
+                EntryKind::File { hash, .. }
+                    if !matches!(disk.get(p), Some(DiskEntry::File(_))) =>
+                {
+                    Some((p.clone(), e.version, hash))
+                }
+                _ => None,
+            })
+            .collect();
+
+        // A deleted file whose content reappeared as a new file was renamed.
+        let mut renamed_from = BTreeSet::new();
+        for (from, base, hash) in &deleted_files {
+            let candidate = uploads
+                .iter()
+                .enumerate()
+                .filter(|(_, op)| matches!(op, Op::Upload { base: 0, hash: h, .. } if h == hash))
+                .max_by_key(|(_, op)| op.path().file_name() == from.file_name())
+                .map(|(i, _)| i);
+            if let Some(i) = candidate {
+                let to = uploads.remove(i).path().clone();
+                plan.ops.push(Op::Rename {
+                    from: from.clone(),
+                    to,
+                    base: *base,
+                });
+                renamed_from.insert(from.clone());
+            }
+        }
+        for (path, base, _) in &deleted_files {
+            let under_deleted_dir = deleted_dirs.iter().any(|d| path.is_within(d));
+            if !renamed_from.contains(path) && !under_deleted_dir {
+                plan.ops.push(Op::Delete {
+                    path: path.clone(),
+                    base: *base,
+                });
+            }
+        }
+        for dir in &deleted_dirs {
+            plan.ops.push(Op::RemoveDir { path: dir.clone() });
+        }
+        for dir in added_dirs {
+            plan.ops.push(Op::MakeDir { path: dir });
+        }
+        plan.ops.extend(uploads);
+        Ok(plan)
+    }
+
+    /// Hashes a file and checks it did not change meanwhile; `None` when it
+    /// did (or vanished): it is still being written.
+    fn stable_hash(&self, path: &WirePath, before: Stat) -> Option<ContentHash> {
+        let local = path.to_local(&self.root);
+        let (hash, len) = hash_file(&local).ok()?;
+        match check_path(&self.root, path) {
+            Ok(Local::File(after)) if after == before && len == before.size => Some(hash),
+            _ => None,
+        }
+    }
+}
+
+fn is_dir(entry: Option<&Entry>) -> bool {
+    matches!(
+        entry,
+        Some(Entry {
+            kind: EntryKind::Dir,
+            ..
+        })
+    )
+}
+
+/// Keeps only paths not inside another path of the (sorted) input.
+fn top_most(paths: impl Iterator<Item = WirePath>) -> Vec<WirePath> {
+    let mut out: Vec<WirePath> = Vec::new();
+    for path in paths {
+        if !out.last().is_some_and(|last| path.is_within(last)) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Pairs each vanished directory with the new directory that holds most of
+/// its files (same relative name, size and mtime: a move keeps all three).
+fn match_dir_renames(
+    known: &BTreeMap<WirePath, Entry>,
+    disk: &BTreeMap<WirePath, DiskEntry>,
+    deleted: &[WirePath],
+    added: &[WirePath],
+) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let mut taken: Vec<WirePath> = Vec::new();
+    let mut budget = RENAME_SEARCH_BUDGET;
+    for from in deleted {
+        let files: Vec<(&str, Stat)> = known
+            .range(from.clone()..)
+            .take_while(|(p, _)| p.is_within(from))
+            .filter_map(|(p, e)| match e.kind {
+                EntryKind::File { stat, .. } => Some((&p.as_str()[from.as_str().len()..], stat)),
+                EntryKind::Dir => None,
+            })
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        let mut best: Option<(usize, bool, &WirePath)> = None;
+        for to in added {
+            if taken.iter().any(|t| to.is_within(t) || t.is_within(to)) || to.is_within(from) {
+                continue;
+            }
+            budget = budget.saturating_sub(files.len());
+            if budget == 0 {
+                return ops;
+            }
+            let score = files
+                .iter()
+                .filter(|(rest, stat)| {
+                    let Ok(moved) = WirePath::new(&format!("{to}{rest}")) else {
+                        return false;
+                    };
+                    match disk.get(&moved) {
+                        Some(DiskEntry::File(now)) => {
+                            now.size == stat.size
+                                && (stat.mtime_ns == 0 || now.mtime_ns == stat.mtime_ns)
+                        }
+                        _ => false,
+                    }
+                })
+                .count();
+            let same_name = to.file_name() == from.file_name();
+            if score * 2 >= files.len()
+                && score > 0
+                && best.is_none_or(|(s, n, _)| (score, same_name) > (s, n))
+            {
+                best = Some((score, same_name, to));
+            }
+        }
+        if let Some((_, _, to)) = best {
+            taken.push(to.clone());
+            let base = known.get(from).map(|e| e.version).unwrap_or(0);
+            ops.push(Op::Rename {
+                from: from.clone(),
+                to: to.clone(),
+                base,
+            });
+        }
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn p(s: &str) -> WirePath {
+        WirePath::new(s).unwrap()
+    }
+
+    /// Indexes the folder as it is now, every entry at version 1.
+    fn index_of(root: &Path) -> Index {
+        let mut scanner = Scanner::new(root);
+        let mut index = Index::new();
+        for (path, entry) in scanner.scan(None).unwrap() {
+            let kind = match entry {
+                DiskEntry::Dir => EntryKind::Dir,
+                DiskEntry::File(stat) => EntryKind::File {
+                    stat,
+                    hash: hash_file(&path.to_local(root)).unwrap().0,
+                },
+            };
+            index.insert(path, Entry { kind, version: 1 });
+        }
+        index
+    }
+
+    fn settle() {
+        std::thread::sleep(SETTLE + Duration::from_millis(20));
+    }
+
+    fn full() -> Scope {
+        Scope {
+            full: true,
+            paths: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn new_tree_is_planned_parents_first_and_skips_symlinks_and_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("a/empty")).unwrap();
+        fs::create_dir_all(root.join(".cloudservice/tmp")).unwrap();
+        fs::write(root.join("a/ünï cödé.txt"), "x").unwrap();
+        fs::write(root.join("zero"), "").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
+        settle();
+        let plan = Scanner::new(root).plan(&Index::new(), &full()).unwrap();
+        let paths: Vec<String> = plan
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::MakeDir { path } => format!("mkdir {path}"),
+                Op::Upload { path, base, .. } => format!("up {path} {base}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "mkdir a",
+                "mkdir a/empty",
+                "up a/ünï cödé.txt 0",
+                "up zero 0"
+            ]
+        );
+    }
+
+    #[test]
+    fn offline_changes_become_pushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("d/sub")).unwrap();
+        fs::create_dir_all(root.join("gone/deep")).unwrap();
+        for (f, c) in [
+            ("keep", "k"),
+            ("edit", "e1"),
+            ("del", "d"),
+            ("mv-src", "moved content"),
+            ("d/sub/f", "f"),
+            ("gone/deep/g", "g"),
+            ("touched", "t"),
+        ] {
+            fs::write(root.join(f), c).unwrap();
+        }
+        let index = index_of(root);
+        fs::write(root.join("edit"), "e2 longer").unwrap();
+        fs::remove_file(root.join("del")).unwrap();
+        fs::rename(root.join("mv-src"), root.join("d/mv-dst")).unwrap();
+        fs::remove_dir_all(root.join("gone")).unwrap();
+        fs::write(root.join("new"), "n").unwrap();
+        fs::write(root.join("touched"), "t").unwrap();
+        settle();
+        let plan = Scanner::new(root).plan(&index, &full()).unwrap();
+        assert!(!plan.renames_only);
+        let find = |want: &str| plan.ops.iter().any(|op| format!("{op:?}").contains(want));
+        assert!(plan.ops.contains(&Op::Rename {
+            from: p("mv-src"),
+            to: p("d/mv-dst"),
+            base: 1
+        }));
+        assert!(plan.ops.contains(&Op::Delete {
+            path: p("del"),
+            base: 1
+        }));
+        assert!(plan.ops.contains(&Op::RemoveDir { path: p("gone") }));
+        assert!(find("Upload { path: WirePath(\"edit\"), base: 1"));
+        assert!(find("Upload { path: WirePath(\"new\"), base: 0"));
+        assert_eq!(plan.ops.len(), 5, "{:?}", plan.ops);
+        assert_eq!(plan.refreshed.len(), 1);
+        assert_eq!(plan.refreshed[0].0, p("touched"));
+    }
+
+    #[test]
+    fn directory_rename_is_one_rename_and_partial_scope_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("photos/2024")).unwrap();
+        for i in 0..5 {
+            fs::write(root.join(format!("photos/2024/{i}.jpg")), format!("img{i}")).unwrap();
+        }
+        let index = index_of(root);
+        fs::create_dir(root.join("archive")).unwrap();
+        fs::rename(root.join("photos"), root.join("archive/pics")).unwrap();
+        let mut scope = Scope::default();
+        scope.add(p("photos"));
+        scope.add(p("archive/pics"));
+        let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+        assert!(plan.renames_only);
+        assert_eq!(
+            plan.ops,
+            [Op::Rename {
+                from: p("photos"),
+                to: p("archive/pics"),
+                base: 1
+            }]
+        );
+        let mut moved = index.clone();
+        moved.rebase(&p("photos"), &p("archive/pics"), Some(2));
+        let plan = Scanner::new(root).plan(&moved, &scope).unwrap();
+        assert_eq!(plan.ops, [Op::MakeDir { path: p("archive") }]);
+    }
+
+    #[test]
+    fn file_being_written_is_not_pushed_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("busy"), "half").unwrap();
+        let plan = Scanner::new(dir.path())
+            .plan(&Index::new(), &full())
+            .unwrap();
+        assert!(plan.ops.is_empty());
+        assert_eq!(plan.unstable, [p("busy")]);
+    }
+
+    #[test]
+    fn vanished_root_is_an_error_not_a_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("sync");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("f"), "x").unwrap();
+        let index = index_of(&root);
+        fs::remove_dir_all(&root).unwrap();
+        let err = Scanner::new(&root).plan(&index, &full()).unwrap_err();
+        assert!(matches!(err, ClientError::FolderVanished(_)));
+    }
+}

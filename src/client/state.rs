@@ -1,0 +1,129 @@
+//! The client's memory between runs, in `FOLDER/.cloudservice/`: who this
+//! device is (user and client ID) and where its temporary downloads go. The
+//! folder is never synced (the path rules reserve its name).
+
+use super::error::ClientError;
+use super::fsutil::write_atomic;
+use crate::protocol::limits::STATE_DIR_NAME;
+use crate::protocol::{ClientId, UserId};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Which user this folder belongs to and which device it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The user (the secret shared by all of the user's devices).
+    pub user: UserId,
+    /// This device's number, given by the server.
+    pub client: ClientId,
+}
+
+/// The state folder and the files in it.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating if needed) the state folder of `folder`, and empties its
+    /// temporary area: a download interrupted by a crash is simply repeated.
+    ///
+    /// # Errors
+    /// Creating the folders.
+    pub fn open(folder: &Path) -> Result<StateDir, ClientError> {
+        let dir = folder.join(STATE_DIR_NAME);
+        let state = StateDir { dir };
+        fs::create_dir_all(&state.dir)
+            .map_err(|e| ClientError::io(format!("create {}", state.dir.display()), e))?;
+        let tmp = state.tmp_dir();
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)
+                .map_err(|e| ClientError::io(format!("clean {}", tmp.display()), e))?;
+        }
+        fs::create_dir_all(&tmp)
+            .map_err(|e| ClientError::io(format!("create {}", tmp.display()), e))?;
+        Ok(state)
+    }
+
+    /// Where downloads are written before they are verified and moved into place.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    /// The index file (see [`super::index::Index`]).
+    pub fn index_file(&self) -> PathBuf {
+        self.dir.join("index")
+    }
+
+    fn identity_file(&self) -> PathBuf {
+        self.dir.join("identity")
+    }
+
+    /// The remembered identity, if this folder was synced before.
+    ///
+    /// # Errors
+    /// Reading the file, or a file that does not parse.
+    pub fn load_identity(&self) -> Result<Option<Identity>, ClientError> {
+        let file = self.identity_file();
+        let text = match fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ClientError::io(format!("read {}", file.display()), e)),
+        };
+        let corrupt = |detail: &str| ClientError::CorruptState {
+            file: file.clone(),
+            detail: detail.to_owned(),
+        };
+        let (mut user, mut client) = (None, None);
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("user", hex)) => {
+                    user = Some(hex.parse::<UserId>().map_err(|_| corrupt("bad user id"))?)
+                }
+                Some(("client", n)) => {
+                    client = Some(n.parse::<u64>().map_err(|_| corrupt("bad client id"))?)
+                }
+                _ => {}
+            }
+        }
+        match (user, client) {
+            (Some(user), Some(client)) => Ok(Some(Identity { user, client })),
+            _ => Err(corrupt("user or client id missing")),
+        }
+    }
+
+    /// Remembers the identity (atomically).
+    ///
+    /// # Errors
+    /// Writing the file.
+    pub fn save_identity(&self, id: &Identity) -> Result<(), ClientError> {
+        let file = self.identity_file();
+        let text = format!("user {}\nclient {}\n", id.user, id.client);
+        write_atomic(&file, text.as_bytes())
+            .map_err(|e| ClientError::io(format!("write {}", file.display()), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_round_trip_and_tmp_is_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(state.load_identity().unwrap(), None);
+        let id = Identity {
+            user: UserId([3; 16]),
+            client: 7,
+        };
+        state.save_identity(&id).unwrap();
+        fs::write(state.tmp_dir().join("partial"), b"x").unwrap();
+        let again = StateDir::open(dir.path()).unwrap();
+        assert_eq!(again.load_identity().unwrap(), Some(id));
+        assert!(!again.tmp_dir().join("partial").exists());
+        fs::write(again.identity_file(), "user zz\nclient 1\n").unwrap();
+        assert!(again.load_identity().is_err());
+    }
+}

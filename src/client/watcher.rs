@@ -1,0 +1,156 @@
+//! The folder watcher: notify, recursive, reduced to "these paths may have
+//! changed" (the scanner decides what really did) or "events were lost: rescan
+//! everything". The client's loop adds the debounce.
+
+use super::error::ClientError;
+use crate::protocol::limits::STATE_DIR_NAME;
+use crate::protocol::WirePath;
+use crossbeam_channel::{Receiver, Sender};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
+
+/// What the watcher reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// Something happened at these paths (relative to the folder).
+    Paths(Vec<WirePath>),
+    /// Events were lost or the watcher failed: compare the whole folder.
+    Rescan(String),
+    /// The folder itself was removed or moved away.
+    RootGone,
+}
+
+/// A running watcher; dropping it stops watching.
+pub struct FolderWatcher {
+    _watcher: RecommendedWatcher,
+    events: Receiver<WatchEvent>,
+}
+
+impl std::fmt::Debug for FolderWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FolderWatcher")
+    }
+}
+
+impl FolderWatcher {
+    /// Watches `root` recursively.
+    ///
+    /// # Errors
+    /// [`ClientError::Watch`] when the watch cannot be set up (for instance the
+    /// inotify watch limit); the caller then falls back to periodic rescans.
+    pub fn start(root: &Path) -> Result<FolderWatcher, ClientError> {
+        // Unbounded: notify's thread must never block (the kernel queue would
+        // overflow); events are small and the loop drains them continuously.
+        let (tx, events) = crossbeam_channel::unbounded();
+        let base = root.to_path_buf();
+        let mut watcher = notify::recommended_watcher(move |res| forward(&base, &tx, res))
+            .map_err(|e| ClientError::Watch(e.to_string()))?;
+        watcher
+            .watch(root, RecursiveMode::Recursive)
+            .map_err(|e| ClientError::Watch(e.to_string()))?;
+        Ok(FolderWatcher {
+            _watcher: watcher,
+            events,
+        })
+    }
+
+    /// The stream of events.
+    pub fn events(&self) -> &Receiver<WatchEvent> {
+        &self.events
+    }
+}
+
+fn forward(root: &Path, tx: &Sender<WatchEvent>, res: notify::Result<Event>) {
+    let event = match res {
+        Ok(event) => event,
+        Err(e) => {
+            let _ = tx.send(WatchEvent::Rescan(e.to_string()));
+            return;
+        }
+    };
+    if event.need_rescan() {
+        let _ = tx.send(WatchEvent::Rescan("the watcher lost events".into()));
+        return;
+    }
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(_) => return,
+        _ => {}
+    }
+    let mut paths = Vec::new();
+    for path in &event.paths {
+        match relative(root, path) {
+            Relative::Root => {
+                if matches!(event.kind, EventKind::Remove(_)) || !root.is_dir() {
+                    let _ = tx.send(WatchEvent::RootGone);
+                    return;
+                }
+            }
+            Relative::Inside(wire) => paths.push(wire),
+            Relative::Ignored => {}
+        }
+    }
+    if !paths.is_empty() {
+        let _ = tx.send(WatchEvent::Paths(paths));
+    }
+}
+
+enum Relative {
+    Root,
+    Inside(WirePath),
+    Ignored,
+}
+
+fn relative(root: &Path, path: &Path) -> Relative {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Relative::Ignored;
+    };
+    if rel.as_os_str().is_empty() {
+        return Relative::Root;
+    }
+    if rel
+        .components()
+        .next()
+        .is_some_and(|c| c.as_os_str() == STATE_DIR_NAME)
+    {
+        return Relative::Ignored;
+    }
+    match rel.to_str().map(WirePath::new) {
+        Some(Ok(wire)) => Relative::Inside(wire),
+        _ => Relative::Ignored,
+    }
+}
+
+/// The folder as the watcher reports it (symlinks in the folder's own path resolved).
+pub fn canonical_root(root: &Path) -> PathBuf {
+    root.canonicalize().unwrap_or_else(|_| root.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn reports_changes_but_not_the_state_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = canonical_root(dir.path());
+        std::fs::create_dir(root.join(STATE_DIR_NAME)).unwrap();
+        let watcher = FolderWatcher::start(&root).unwrap();
+        std::fs::write(root.join(STATE_DIR_NAME).join("index"), "x").unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/f"), "x").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline && !seen.iter().any(|p: &WirePath| p.as_str() == "sub/f") {
+            if let Ok(WatchEvent::Paths(p)) =
+                watcher.events().recv_timeout(Duration::from_millis(200))
+            {
+                seen.extend(p);
+            }
+        }
+        assert!(seen.iter().any(|p| p.as_str() == "sub/f"), "{seen:?}");
+        assert!(seen.iter().all(|p| !p.as_str().starts_with(STATE_DIR_NAME)));
+    }
+}
