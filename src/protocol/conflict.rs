@@ -12,7 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// `report.txt` → `report (conflict 2 2026-11-26 101233).txt`; a second
 /// attempt gives `report (conflict 2 2026-11-26 101233 2).txt`. The stem is
 /// cut (at a character boundary) so the name stays within 255 bytes.
-pub fn conflict_path(path: &WirePath, client: ClientId, when: SystemTime, attempt: u32) -> WirePath {
+pub fn conflict_path(
+    path: &WirePath,
+    client: ClientId,
+    when: SystemTime,
+    attempt: u32,
+) -> WirePath {
     let name = path.file_name();
     let (stem, ext) = match name.rfind('.') {
         Some(dot) if dot > 0 => name.split_at(dot),
@@ -34,11 +39,18 @@ pub fn conflict_path(path: &WirePath, client: ClientId, when: SystemTime, attemp
         None => file,
     };
     // The result keeps the rules: same parent, a non-empty component of at most
-    // 255 bytes made of the old name's characters plus ASCII. Fall back to the
-    // parent-less tag if the whole path got too long.
+    // 255 bytes made of the old name's characters plus ASCII. Only when the
+    // whole path would pass 4096 bytes does the copy move to the top level
+    // (still distinct per attempt).
     WirePath::new(&full).unwrap_or_else(|_| {
-        WirePath::new(&format!("conflict {client} {}", utc_stamp(when)))
-            .unwrap_or_else(|_| path.clone())
+        // `tag` is " (conflict …)"; its inside names the copy on its own.
+        let inner = &tag[2..tag.len() - 1];
+        let ext = if inner.len() + ext.len() <= MAX_COMPONENT_BYTES {
+            ext
+        } else {
+            ""
+        };
+        WirePath::new(&format!("{inner}{ext}")).unwrap_or_else(|_| path.clone())
     })
 }
 
@@ -104,6 +116,18 @@ mod tests {
         let named = conflict_path(&long, 1, t, 1);
         assert!(named.file_name().len() <= MAX_COMPONENT_BYTES);
         assert!(named.as_str().ends_with(").txt"));
+    }
+
+    #[test]
+    fn a_path_too_long_for_a_copy_beside_it_gets_one_at_the_top() {
+        let t = at(1_795_687_953);
+        let parent = vec!["p".repeat(202); 20].join("/");
+        let long = WirePath::new(&format!("{parent}/name.txt")).unwrap();
+        assert!(long.as_str().len() > 4096 - 40);
+        let first = conflict_path(&long, 4, t, 1);
+        let second = conflict_path(&long, 4, t, 2);
+        assert_eq!(first.as_str(), "conflict 4 2026-11-26 101233.txt");
+        assert_eq!(second.as_str(), "conflict 4 2026-11-26 101233 2.txt");
     }
 
     #[test]

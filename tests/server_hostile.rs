@@ -1,0 +1,236 @@
+//! Bad input: each offending connection gets an Error frame and a log line and
+//! is closed; nothing is written outside the user's folder; others carry on.
+
+mod common;
+
+use cloudservice::protocol::{
+    ContentHash, ErrorCode, FileBegin, HelloMode, Message, PushStatus, UserId,
+};
+use common::*;
+use std::time::Duration;
+
+/// Sends raw bytes on a fresh ready connection and expects one Error with
+/// `code` followed by the close.
+fn expect_rejected(server: &ServerProc, user: UserId, bytes: &[u8], code: ErrorCode) {
+    let mut c = WireClient::new_client(server.addr, user);
+    c.send_raw(bytes);
+    let frames = c.until_closed();
+    assert_eq!(frames.len(), 1, "one error frame, then close: {frames:?}");
+    assert_error(&frames[0].message, code);
+}
+
+#[test]
+fn traversal_and_malformed_paths_are_refused() {
+    let server = ServerProc::start();
+    let a = WireClient::new_user(server.addr);
+    let mut bystander = WireClient::new_client(server.addr, a.user);
+    let bad_paths: Vec<&[u8]> = vec![
+        b"../x",
+        b"a/../../x",
+        b"/etc/passwd",
+        b"..\\x",
+        b"a\0b",
+        b".cloudservice/index",
+        b"a//b",
+        b"\xff\xfe",
+    ];
+    for bad in bad_paths {
+        let frame = raw_frame(0x30, 5, &raw_path(bad));
+        expect_rejected(&server, a.user, &frame, ErrorCode::BadPath);
+    }
+    let deep = vec!["d"; 65].join("/");
+    expect_rejected(
+        &server,
+        a.user,
+        &raw_frame(0x30, 5, &raw_path(deep.as_bytes())),
+        ErrorCode::BadPath,
+    );
+    let long = "n".repeat(256);
+    expect_rejected(
+        &server,
+        a.user,
+        &raw_frame(0x30, 5, &raw_path(long.as_bytes())),
+        ErrorCode::BadPath,
+    );
+    // A rename whose target climbs out.
+    let mut payload = 0u64.to_be_bytes().to_vec();
+    payload.extend(raw_path(b"a"));
+    payload.extend(raw_path(b"../../escaped"));
+    expect_rejected(
+        &server,
+        a.user,
+        &raw_frame(0x33, 6, &payload),
+        ErrorCode::BadPath,
+    );
+
+    let parent = server.data.parent().unwrap();
+    assert!(!parent.join("x").exists() && !parent.join("escaped").exists());
+    assert!(tree_of(&server.user_dir(&a.user)).is_empty());
+    let log = server.wait_log("bad path");
+    assert!(
+        log.matches("request=frame outcome=error").count() >= 10,
+        "{log}"
+    );
+    // The other connection of the same user was not disturbed.
+    let ack = bystander.put("still-fine.txt", b"ok", 0).expect("push");
+    assert_eq!(ack.status, PushStatus::Applied);
+}
+
+#[test]
+fn malformed_frames_close_only_that_connection() {
+    let server = ServerProc::start();
+    let a = WireClient::new_user(server.addr);
+    let mut other = WireClient::new_client(server.addr, a.user);
+
+    let mut huge = b"CS\x01\x10\0\0\0\x01".to_vec();
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    expect_rejected(&server, a.user, &huge, ErrorCode::BadFrame);
+    expect_rejected(
+        &server,
+        a.user,
+        b"XX\x01\x10\0\0\0\x01\0\0\0\x08",
+        ErrorCode::BadFrame,
+    );
+    expect_rejected(
+        &server,
+        a.user,
+        &raw_frame(0x7e, 1, b""),
+        ErrorCode::BadFrame,
+    );
+    expect_rejected(
+        &server,
+        a.user,
+        &raw_frame(0x10, 1, b"\0\0"),
+        ErrorCode::BadFrame,
+    );
+    expect_rejected(
+        &server,
+        a.user,
+        &raw_frame(0x10, 1, &[0u8; 9]),
+        ErrorCode::BadFrame,
+    );
+    // Server-only messages from a client.
+    expect_rejected(
+        &server,
+        a.user,
+        &raw_frame(0x13, 1, &[0u8; 8]),
+        ErrorCode::WrongPhase,
+    );
+    // A chunk with no open upload.
+    expect_rejected(
+        &server,
+        a.user,
+        &raw_frame(0x21, 1, b"data"),
+        ErrorCode::WrongPhase,
+    );
+
+    // Push before the handshake.
+    let mut early = WireClient::connect(server.addr);
+    early.send_raw(&raw_frame(0x30, 1, &raw_path(b"x")));
+    let frames = early.until_closed();
+    assert_error(&frames[0].message, ErrorCode::WrongPhase);
+
+    // Half a frame, then silence, does not block anyone.
+    let mut stall = WireClient::new_client(server.addr, a.user);
+    stall.send_raw(b"CS\x01\x10\0\0");
+    let ack = other.put("ok.txt", b"fine", 0).expect("push");
+    assert_eq!(ack.status, PushStatus::Applied);
+    server.wait_log("frame payload of 4294967295 bytes is too long");
+}
+
+#[test]
+fn uploads_with_wrong_size_or_hash_are_never_visible() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    a.put("keep.txt", b"good version", 0).expect("v1");
+
+    // Hash mismatch: error, connection stays, old version intact.
+    let rid = a.send(Message::FileBegin(FileBegin {
+        version: 1,
+        size: 4,
+        hash: ContentHash::of(b"abcd"),
+        path: p("keep.txt"),
+    }));
+    a.send_with(rid, Message::FileChunk(b"abce".to_vec()));
+    a.send_with(rid, Message::FileEnd);
+    assert_error(&a.reply(rid), ErrorCode::HashMismatch);
+    // Too few bytes.
+    let rid = a.send(Message::FileBegin(FileBegin {
+        version: 1,
+        size: 10,
+        hash: ContentHash::of(b"0123456789"),
+        path: p("keep.txt"),
+    }));
+    a.send_with(rid, Message::FileChunk(b"01234".to_vec()));
+    a.send_with(rid, Message::FileEnd);
+    assert_error(&a.reply(rid), ErrorCode::SizeMismatch);
+    assert_eq!(
+        std::fs::read(server.user_dir(&a.user).join("keep.txt")).unwrap(),
+        b"good version"
+    );
+
+    // Too many bytes: error and close.
+    let rid = a.send(Message::FileBegin(FileBegin {
+        version: 1,
+        size: 2,
+        hash: ContentHash::of(b"ab"),
+        path: p("keep.txt"),
+    }));
+    a.send_with(rid, Message::FileChunk(b"abc".to_vec()));
+    let frames = a.until_closed();
+    assert_error(&frames[0].message, ErrorCode::SizeMismatch);
+    assert_eq!(
+        std::fs::read(server.user_dir(&a.user).join("keep.txt")).unwrap(),
+        b"good version"
+    );
+    // No temp file leaks into the visible folder.
+    assert_eq!(tree_of(&server.user_dir(&a.user)).len(), 1);
+}
+
+#[test]
+fn a_symlink_planted_on_the_server_is_never_followed() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    a.push(Message::MakeDir { path: p("real") }).expect("mkdir");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"secret").unwrap();
+    std::os::unix::fs::symlink(outside.path(), server.user_dir(&a.user).join("link")).unwrap();
+
+    let err = a.put("link/evil.txt", b"evil", 0).expect_err("refused");
+    assert_eq!(err.code, ErrorCode::Storage);
+    assert!(!outside.path().join("evil.txt").exists());
+    let err = a
+        .push(Message::MakeDir {
+            path: p("link/sub"),
+        })
+        .expect_err("refused");
+    assert_eq!(err.code, ErrorCode::Storage);
+    assert!(!outside.path().join("sub").exists());
+    let err = a.fetch("link/secret").expect_err("not served");
+    assert_eq!(err.code, ErrorCode::NotFound);
+    assert_eq!(
+        std::fs::read(outside.path().join("secret")).unwrap(),
+        b"secret"
+    );
+}
+
+#[test]
+fn repeated_guesses_are_rate_limited() {
+    let server = ServerProc::start();
+    let real = WireClient::new_user(server.addr);
+    for i in 0..12u8 {
+        let mut c = WireClient::connect(server.addr);
+        let guess = UserId([i + 1; 16]);
+        let err = c
+            .hello(HelloMode::NewClient, guess, 0)
+            .expect_err("refused");
+        assert_eq!(err.code, ErrorCode::UnknownUser);
+    }
+    // Even the right ID is refused from this address for a while.
+    let mut c = WireClient::connect(server.addr);
+    let err = c
+        .hello(HelloMode::NewClient, real.user, 0)
+        .expect_err("limited");
+    assert_eq!(err.code, ErrorCode::UnknownUser);
+    server.wait_log("too many failed attempts");
+}
