@@ -161,7 +161,7 @@ impl UserStore {
     /// Disk or journal failures; a symlink in the way.
     pub fn delete_file(&mut self, base: u64, path: &WirePath) -> Result<PushAck, StoreError> {
         match self.tree.get(path) {
-            None => Ok(ack(PushStatus::Unchanged, self.head, path)),
+            None => Ok(ack(PushStatus::Unchanged, 0, path)),
             Some(node) if node.is_dir() || node.version != base => {
                 Ok(ack(PushStatus::Stale, node.version, path))
             }
@@ -184,7 +184,7 @@ impl UserStore {
     /// Disk or journal failures; a symlink in the way.
     pub fn remove_dir(&mut self, cursor: u64, path: &WirePath) -> Result<PushAck, StoreError> {
         let node = match self.tree.get(path) {
-            None => return Ok(ack(PushStatus::Unchanged, self.head, path)),
+            None => return Ok(ack(PushStatus::Unchanged, 0, path)),
             Some(node) if !node.is_dir() => return Ok(ack(PushStatus::Stale, node.version, path)),
             Some(node) => *node,
         };
@@ -248,8 +248,11 @@ impl UserStore {
         to: &WirePath,
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
-        if self.tree.get(from).is_none() || to.is_within(from) {
-            return Ok(ack(PushStatus::Stale, self.head, from));
+        let Some(source) = self.tree.get(from) else {
+            return Ok(ack(PushStatus::Stale, 0, from));
+        };
+        if to.is_within(from) {
+            return Ok(ack(PushStatus::Stale, source.version, from));
         }
         let (target, status) = if self.tree.get(to).is_some() {
             (self.free_conflict_name(to, client)?, PushStatus::Conflict)
