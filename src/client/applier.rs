@@ -49,6 +49,8 @@ pub struct Applied {
     pub dirty: BTreeSet<WirePath>,
     /// How many paths changed on disk.
     pub changed: usize,
+    /// A path could not be applied: the cursor must not advance.
+    pub failed: bool,
 }
 
 /// Applies pull replies for one folder.
@@ -107,28 +109,38 @@ impl<'a> Applier<'a> {
             }
             deletions.extend(gone);
         }
+        let mut ok = true;
         for path in &deletions {
-            self.guard(path, |me| me.apply_deleted(path, &wanted, &mut out));
+            ok &= self.guard(path, |me| me.apply_deleted(path, &wanted, &mut out));
         }
         for entry in entries.iter().filter(|e| e.state == EntryState::Dir) {
-            self.guard(&entry.path, |me| me.apply_dir(entry, &mut out));
+            ok &= self.guard(&entry.path, |me| me.apply_dir(entry, &mut out));
         }
         for entry in entries {
             if let EntryState::File { size, hash } = entry.state {
-                self.guard(&entry.path, |me| me.apply_file(entry, size, hash, &mut out));
+                ok &= self.guard(&entry.path, |me| me.apply_file(entry, size, hash, &mut out));
             }
         }
+        out.failed = !ok;
         for (_, stashed) in self.stash.drain() {
             let _ = fs::remove_file(stashed);
         }
         Ok(out)
     }
 
-    /// Runs one path's step; a failure on that path is logged and skipped (the
-    /// cursor still advances only if the caller decides so).
-    fn guard(&mut self, path: &WirePath, step: impl FnOnce(&mut Self) -> Result<(), ClientError>) {
-        if let Err(e) = step(self) {
-            log::warn!("could not apply the server's change to {path}: {e}");
+    /// Runs one path's step; a failure on that path is logged and the others
+    /// go on. Returns false on failure (the pull is then repeated).
+    fn guard(
+        &mut self,
+        path: &WirePath,
+        step: impl FnOnce(&mut Self) -> Result<(), ClientError>,
+    ) -> bool {
+        match step(self) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("could not apply the server's change to {path}: {e}");
+                false
+            }
         }
     }
 

@@ -301,10 +301,7 @@ mod tests {
             index.insert(p(path), dir(v));
         }
         let a = p("a");
-        let sub: Vec<&str> = index
-            .subtree(Some(&a))
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let sub: Vec<&str> = index.subtree(Some(&a)).map(|(k, _)| k.as_str()).collect();
         assert_eq!(sub, ["a", "a/b", "a/b/c"]);
         index.rebase(&p("a"), &p("x/y"), Some(9));
         assert_eq!(index.get(&p("x/y/b/c")), Some(&dir(9)));

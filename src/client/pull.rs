@@ -210,6 +210,7 @@ impl PullJob {
         }
         let applied = ctx.applier().apply(&entries, self.full)?;
         self.result.changed += applied.changed;
+        self.failed |= applied.failed;
         self.result.dirty.extend(applied.dirty);
         if !applied.fetches.is_empty() {
             let bytes = applied.fetches.iter().map(|f| f.size).sum();

@@ -181,6 +181,9 @@ impl Scope {
 pub struct Scanner {
     root: PathBuf,
     warned: HashSet<PathBuf>,
+    /// Paths that could not be read during the last scan: what the index
+    /// lists below them is unknown, not deleted.
+    unreadable: Vec<WirePath>,
 }
 
 impl Scanner {
@@ -189,6 +192,7 @@ impl Scanner {
         Scanner {
             root: root.to_path_buf(),
             warned: HashSet::new(),
+            unreadable: Vec::new(),
         }
     }
 
@@ -215,10 +219,11 @@ impl Scanner {
         let mut out = BTreeMap::new();
         let start = match scope {
             None => self.root.clone(),
-            Some(path) => match check_path(&self.root, path)? {
+            Some(path) => match check_path(&self.root, path).unwrap_or(Local::Foreign) {
                 Local::Absent => return Ok(out),
                 Local::Foreign => {
-                    self.warn_once(&path.to_local(&self.root), "symlink or special file");
+                    self.warn_once(&path.to_local(&self.root), "symlink, special or unreadable file");
+                    self.unreadable.push(path.clone());
                     return Ok(out);
                 }
                 Local::File(stat) => {
@@ -242,6 +247,15 @@ impl Scanner {
                     if !gone {
                         let at = e.path().map(Path::to_path_buf).unwrap_or_default();
                         self.warn_once(&at, &e.to_string());
+                        let rel = at.strip_prefix(&self.root).ok().and_then(Path::to_str);
+                        match rel.map(WirePath::new) {
+                            Some(Ok(wire)) => self.unreadable.push(wire),
+                            // The folder itself: nothing it lists is known.
+                            _ => return Err(ClientError::io(
+                                format!("read {}", self.root.display()),
+                                std::io::Error::other(e.to_string()),
+                            )),
+                        }
                     }
                     continue;
                 }
@@ -299,9 +313,15 @@ impl Scanner {
     pub fn plan(&mut self, index: &Index, scope: &Scope) -> Result<Plan, ClientError> {
         let mut disk = BTreeMap::new();
         let mut known: BTreeMap<WirePath, Entry> = BTreeMap::new();
+        self.unreadable.clear();
         for root in scope.roots(index) {
             disk.extend(self.scan(root.as_ref())?);
             known.extend(index.subtree(root.as_ref()).map(|(k, v)| (k.clone(), *v)));
+        }
+        // Never read "could not look" as "deleted".
+        for blind in &self.unreadable {
+            known.retain(|p, _| !p.is_within(blind));
+            disk.retain(|p, _| !p.is_within(blind));
         }
         let mut plan = Plan::default();
 
