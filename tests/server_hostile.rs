@@ -7,7 +7,6 @@ use cloudservice::protocol::{
     ContentHash, ErrorCode, FileBegin, HelloMode, Message, PushStatus, UserId,
 };
 use common::*;
-use std::time::Duration;
 
 /// Sends raw bytes on a fresh ready connection and expects one Error with
 /// `code` followed by the close.

@@ -254,3 +254,39 @@ fn ping_is_answered_in_every_phase_after_hello() {
     let rid = a.send(Message::Ping);
     assert_eq!(a.reply(rid), Message::Pong);
 }
+
+#[test]
+fn idle_actors_retire_while_connections_stay_usable() {
+    let server = ServerProc::start_with(&["--actor-idle", "0.2"]);
+    let mut a = WireClient::new_user(server.addr);
+    a.put("one.txt", b"1", 0).expect("push");
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let (cursor, _, _) = b.pull(0);
+    // The actor retires; an up-to-date pull is answered by the reactor
+    // without starting a thread.
+    let pid = server.child.id();
+    assert!(eventually(Duration::from_secs(5), || actor_threads(pid) == 0));
+    let (head, _, entries) = b.pull(cursor);
+    assert_eq!((head, entries.len()), (cursor, 0));
+    assert_eq!(actor_threads(pid), 0);
+    // A push wakes a new actor that adopted both connections: B is notified.
+    std::thread::sleep(Duration::from_millis(600));
+    a.put("two.txt", b"2", 0).expect("push after retirement");
+    assert!(b.wait_notify(Duration::from_secs(5)).is_some());
+    let (_, _, entries) = b.pull(cursor);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(b.fetch("two.txt").expect("fetch").1, b"2");
+}
+
+/// Threads of the server process that are user actors (named `user-…`).
+fn actor_threads(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("user-"))
+        })
+        .count()
+}

@@ -34,6 +34,10 @@ struct Args {
     /// Seconds a ready connection may stay silent before it is closed.
     #[arg(long, default_value_t = 300.0)]
     idle_timeout: f64,
+    /// Seconds a user's worker thread stays without work before it retires
+    /// (its state is on disk; connections stay open).
+    #[arg(long, default_value_t = 30.0)]
+    actor_idle: f64,
     /// Show debug messages on stderr.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -74,10 +78,16 @@ fn main() -> ExitCode {
         config.max_connections = max.max(1);
     }
     config.durable = args.fsync;
-    match (seconds(args.handshake_timeout), seconds(args.idle_timeout)) {
-        (Some(handshake), Some(idle)) => {
+    let timeouts = (
+        seconds(args.handshake_timeout),
+        seconds(args.idle_timeout),
+        seconds(args.actor_idle),
+    );
+    match timeouts {
+        (Some(handshake), Some(idle), Some(actor_idle)) => {
             config.handshake_timeout = handshake;
             config.idle_timeout = idle;
+            config.actor_idle = actor_idle;
         }
         _ => {
             eprintln!("cloud-server: timeouts must be positive numbers of seconds");

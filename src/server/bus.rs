@@ -43,6 +43,16 @@ pub enum ToActor {
         /// Bytes drained.
         bytes: usize,
     },
+    /// A connection that completed its handshake with an earlier actor of
+    /// this user (which retired while the connection stayed open).
+    Adopt {
+        /// The connection.
+        conn: ConnRef,
+        /// Its peer address.
+        peer: SocketAddr,
+        /// Its registered client.
+        client: ClientId,
+    },
     /// The connection is gone.
     Detach {
         /// The connection.
@@ -86,10 +96,22 @@ pub enum FromActor {
         /// Bytes handled.
         cost: usize,
     },
-    /// The actor has nothing to keep it alive (its user is unknown): retire it now.
-    Idle {
+    /// The actor has been idle with no work pending and offers to end.
+    /// The reactor accepts only if it sent nothing the actor has not seen:
+    /// `received` is how many messages the actor has taken from its inbox.
+    WantsRetire {
         /// The user.
         user: UserId,
+        /// Messages received so far.
+        received: u64,
+    },
+    /// The user's newest sequence number, reported whenever it changes, so
+    /// the reactor can answer an up-to-date Pull while the actor is retired.
+    Head {
+        /// The user.
+        user: UserId,
+        /// The newest sequence number.
+        head: u64,
     },
     /// The actor thread has flushed its state and ended.
     Exited {

@@ -73,6 +73,8 @@ pub struct Connection {
     pub last_seen: Instant,
     /// Inbound bytes handed to the actor and not yet handled.
     pub inflight: usize,
+    /// The last cursor acknowledged on this connection (repeats are dropped).
+    pub last_ack: Option<u64>,
     out: VecDeque<OutBuf>,
     out_bytes: usize,
     /// Bulk bytes written but not yet credited back.
@@ -99,6 +101,7 @@ impl Connection {
             attached: None,
             last_seen: Instant::now(),
             inflight: 0,
+            last_ack: None,
             out: VecDeque::new(),
             out_bytes: 0,
             bulk_written: 0,

@@ -43,7 +43,8 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Silence allowed on a ready connection.
     pub idle_timeout: Duration,
-    /// How long an actor with no connections stays before retiring.
+    /// How long an actor waits without messages before retiring (its
+    /// connections stay open; a new actor adopts them when needed).
     pub actor_idle: Duration,
 }
 
@@ -151,6 +152,7 @@ pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Resul
         out,
         waker,
         log: log.clone(),
+        idle: config.actor_idle,
     });
     let parts = ReactorParts {
         poll,

@@ -8,7 +8,8 @@ use super::limiter::GuessLimiter;
 use super::registry::ActorRegistry;
 use super::ServerConfig;
 use crate::protocol::{
-    ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status, UserId,
+    ChangeBatch, ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status,
+    UserId,
 };
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, UnixStream};
@@ -139,7 +140,7 @@ impl Reactor {
             }
             if let Some(deadline) = self.shutdown_deadline {
                 let drained =
-                    self.registry.is_empty() && self.conns.iter().all(|(_, c)| c.out_empty());
+                    self.registry.threads() == 0 && self.conns.iter().all(|(_, c)| c.out_empty());
                 if drained || now >= deadline {
                     self.finish_shutdown();
                     return Ok(());
@@ -390,7 +391,35 @@ impl Reactor {
                 self.flush(key);
             }
             (_, Message::Pong) => {}
+            (Phase::Ready { user, client }, Message::Pull { cursor })
+                if self.registry.dormant_head(&user) == Some(cursor) =>
+            {
+                // Up to date and the actor is retired, so nothing can be
+                // pending for this connection: answer without waking it.
+                let batch = ChangeBatch {
+                    head: cursor,
+                    full: cursor == 0,
+                    last: true,
+                    entries: Vec::new(),
+                };
+                conn.queue_frame(&Frame::new(rid, Message::ChangeBatch(batch)));
+                let detail = format!("cursor {cursor} -> {cursor}, 0 entries");
+                self.log.record(&ConnEvent {
+                    peer: conn.peer,
+                    user: Some(user),
+                    client: Some(client),
+                    request: "pull",
+                    outcome: Ok(&detail),
+                });
+                self.flush(key);
+            }
+            (Phase::Ready { .. }, Message::Ack { cursor }) if conn.last_ack == Some(cursor) => {
+                // The same cursor again: already recorded.
+            }
             (Phase::Joining { user } | Phase::Ready { user, .. }, message) => {
+                if let Message::Ack { cursor } = message {
+                    conn.last_ack = Some(cursor);
+                }
                 let cost = match &message {
                     Message::FileChunk(data) => data.len() + 64,
                     _ => 64,
@@ -463,7 +492,8 @@ impl Reactor {
             );
             return;
         }
-        self.registry.attach(user);
+        self.registry
+            .attach(user, ConnRef { key, generation }, peer);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.phase = Phase::Joining { user };
             conn.attached = Some(user);
@@ -485,6 +515,7 @@ impl Reactor {
                     if let Some(c) = self.live(conn).and_then(|k| self.conns.get_mut(k)) {
                         if let Phase::Joining { user } = c.phase {
                             c.phase = Phase::Ready { user, client };
+                            self.registry.set_client(user, conn, client);
                         }
                     }
                 }
@@ -506,12 +537,14 @@ impl Reactor {
                         self.resume.push(key);
                     }
                 }
-                FromActor::Idle { user } => self.registry.mark_idle(user),
+                FromActor::WantsRetire { user, received } => {
+                    self.registry.offer_retire(user, received)
+                }
+                FromActor::Head { user, head } => self.registry.set_head(user, head),
                 FromActor::Exited { user } => {
-                    if self.registry.is_running(&user) {
+                    if self.registry.exited(user) {
                         self.close_user(user);
                     }
-                    self.registry.exited(user);
                 }
             }
         }
@@ -596,7 +629,7 @@ impl Reactor {
             return;
         };
         let _ = self.registry.send(user, ToActor::Detach { conn: conn_ref });
-        self.registry.detach(user);
+        self.registry.detach(user, conn_ref);
     }
 
     fn close_now(&mut self, key: usize) {
@@ -632,7 +665,6 @@ impl Reactor {
                 self.fail(key, 0, ErrorCode::Timeout, why);
             }
         }
-        self.registry.sweep(now, self.config.actor_idle);
         self.limiter.expire(now);
         if self.accept_blocked {
             self.accept();

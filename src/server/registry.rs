@@ -1,47 +1,58 @@
-//! The reactor's table of user actors: spawns them on demand, counts their
-//! connections, retires idle ones, and holds messages for a user whose old
-//! actor is still shutting down (so two actors never own one folder).
+//! The reactor's table of user actors: spawns them on demand, remembers which
+//! connections belong to each user, retires idle actors (a retired actor costs
+//! nothing: its state is on disk), and holds messages for a user whose old
+//! actor is still shutting down, so two actors never own one folder.
 
 use super::actor::{self, ActorContext};
-use super::bus::ToActor;
-use crate::protocol::UserId;
+use super::bus::{ConnRef, FromActor, ToActor};
+use crate::protocol::{ClientId, UserId};
 use crossbeam_channel::{unbounded, Sender};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Stack for an actor thread: enough for its iterative code, small enough
-/// that thousands of users cost little address space.
+/// that many users cost little address space.
 pub const ACTOR_STACK: usize = 256 * 1024;
 
-/// One user's actor, running or finishing.
-struct Slot {
-    state: SlotState,
-    /// Connections attached to the user (kept across a restart).
-    conns: usize,
-    /// When `conns` last dropped to zero.
-    idle_since: Instant,
-    /// Retire at the next sweep even if not idle long.
-    retire_now: bool,
+/// A connection attached to a user.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    peer: SocketAddr,
+    /// Set once the actor accepted the handshake.
+    client: Option<ClientId>,
 }
 
 enum SlotState {
-    // Unbounded: the reactor must never block. What flows in is bounded per
-    // connection by the inbound cap (connection.rs INBOUND_CAP).
-    Running(Sender<ToActor>),
+    /// An actor thread runs. Unbounded channel: the reactor must never block;
+    /// what flows in is bounded per connection by the inbound cap
+    /// (connection.rs `INBOUND_CAP`).
+    Running { tx: Sender<ToActor>, sent: u64 },
     /// The sender was dropped; messages wait here until the thread exits.
     Retiring(Vec<ToActor>),
+    /// No thread; connections stay attached and a new actor adopts them when
+    /// a message arrives.
+    Dormant,
+}
+
+/// One user's actor and connections.
+struct Slot {
+    state: SlotState,
+    members: HashMap<ConnRef, Member>,
+    /// Newest sequence number, as last reported by an actor.
+    head: Option<u64>,
 }
 
 /// Why a message could not be delivered.
 #[derive(Debug)]
 pub struct SpawnError(pub std::io::Error);
 
-/// All actors.
+/// All users with an actor or an attached connection.
 pub struct ActorRegistry {
     slots: HashMap<UserId, Slot>,
     ctx: Arc<ActorContext>,
     shutting_down: bool,
+    running: usize,
 }
 
 impl ActorRegistry {
@@ -51,6 +62,7 @@ impl ActorRegistry {
             slots: HashMap::new(),
             ctx,
             shutting_down: false,
+            running: 0,
         }
     }
 
@@ -68,7 +80,7 @@ impl ActorRegistry {
                 }));
                 if result.is_err() {
                     log::error!("actor for user {user} panicked");
-                    let _ = out.send(super::bus::FromActor::Exited { user });
+                    let _ = out.send(FromActor::Exited { user });
                     let _ = waker.wake();
                 }
             })
@@ -76,128 +88,195 @@ impl ActorRegistry {
         Ok(tx)
     }
 
+    /// Starts an actor for a slot that has none, handing it the slot's
+    /// ready connections first.
+    fn start(&mut self, user: UserId) -> Result<(), SpawnError> {
+        let tx = self.spawn(user)?;
+        self.running += 1;
+        let Some(slot) = self.slots.get_mut(&user) else {
+            return Ok(());
+        };
+        let mut sent = 0;
+        for (conn, member) in &slot.members {
+            if let Some(client) = member.client {
+                let _ = tx.send(ToActor::Adopt {
+                    conn: *conn,
+                    peer: member.peer,
+                    client,
+                });
+                sent += 1;
+            }
+        }
+        slot.state = SlotState::Running { tx, sent };
+        Ok(())
+    }
+
     /// Delivers a message to `user`'s actor, starting one if needed.
     ///
     /// # Errors
     /// No thread could be started.
     pub fn send(&mut self, user: UserId, msg: ToActor) -> Result<(), SpawnError> {
-        if !self.slots.contains_key(&user) {
-            let tx = self.spawn(user)?;
-            self.slots.insert(
-                user,
-                Slot {
-                    state: SlotState::Running(tx),
-                    conns: 0,
-                    idle_since: Instant::now(),
-                    retire_now: false,
-                },
-            );
+        let is_hello = matches!(msg, ToActor::Hello { .. });
+        let needs_start = match self.slots.get(&user) {
+            // Only a handshake brings a user into the table.
+            None if !is_hello => return Ok(()),
+            None => {
+                self.slots.insert(
+                    user,
+                    Slot {
+                        state: SlotState::Dormant,
+                        members: HashMap::new(),
+                        head: None,
+                    },
+                );
+                true
+            }
+            Some(slot) => matches!(slot.state, SlotState::Dormant),
+        };
+        if needs_start {
+            // Credit and Detach concern state that only a running actor has.
+            let wakes = !matches!(msg, ToActor::Credit { .. } | ToActor::Detach { .. });
+            if self.shutting_down || !wakes {
+                return Ok(());
+            }
+            self.start(user)?;
         }
         let Some(slot) = self.slots.get_mut(&user) else {
             return Ok(());
         };
         match &mut slot.state {
-            SlotState::Running(tx) => {
+            SlotState::Running { tx, sent } => {
                 if let Err(failed) = tx.send(msg) {
                     // The actor is gone (it panicked): its Exited message is
                     // on the way; hold the message for the next one.
                     slot.state = SlotState::Retiring(vec![failed.into_inner()]);
+                } else {
+                    *sent += 1;
                 }
             }
             SlotState::Retiring(queued) => queued.push(msg),
+            SlotState::Dormant => {}
         }
         Ok(())
     }
 
-    /// A connection attached to `user`.
-    pub fn attach(&mut self, user: UserId) {
+    /// A connection sent a `Hello` for `user`.
+    pub fn attach(&mut self, user: UserId, conn: ConnRef, peer: SocketAddr) {
         if let Some(slot) = self.slots.get_mut(&user) {
-            slot.conns += 1;
+            slot.members.insert(conn, Member { peer, client: None });
+        }
+    }
+
+    /// The actor accepted `conn`'s handshake as `client`.
+    pub fn set_client(&mut self, user: UserId, conn: ConnRef, client: ClientId) {
+        if let Some(member) = self
+            .slots
+            .get_mut(&user)
+            .and_then(|s| s.members.get_mut(&conn))
+        {
+            member.client = Some(client);
         }
     }
 
     /// A connection of `user` went away.
-    pub fn detach(&mut self, user: UserId) {
-        if let Some(slot) = self.slots.get_mut(&user) {
-            slot.conns = slot.conns.saturating_sub(1);
-            if slot.conns == 0 {
-                slot.idle_since = Instant::now();
-            }
+    pub fn detach(&mut self, user: UserId, conn: ConnRef) {
+        let Some(slot) = self.slots.get_mut(&user) else {
+            return;
+        };
+        slot.members.remove(&conn);
+        if slot.members.is_empty() && matches!(slot.state, SlotState::Dormant) {
+            self.slots.remove(&user);
         }
     }
 
-    /// The actor has nothing to keep (unknown user): retire it at the next sweep.
-    pub fn mark_idle(&mut self, user: UserId) {
+    /// Records the user's head as reported by its actor.
+    pub fn set_head(&mut self, user: UserId, head: u64) {
         if let Some(slot) = self.slots.get_mut(&user) {
-            slot.retire_now = true;
+            slot.head = Some(head);
         }
     }
 
-    /// Retires actors with no connections that have been idle for `idle_after`
-    /// (or asked to go): dropping the sender ends their loop.
-    pub fn sweep(&mut self, now: Instant, idle_after: Duration) {
-        for slot in self.slots.values_mut() {
-            let idle = slot.conns == 0
-                && (slot.retire_now || now.duration_since(slot.idle_since) >= idle_after);
-            if idle && matches!(slot.state, SlotState::Running(_)) {
+    /// The head of a user whose actor is retired: then nothing can change the
+    /// user's state, and an up-to-date Pull can be answered without it.
+    pub fn dormant_head(&self, user: &UserId) -> Option<u64> {
+        match self.slots.get(user) {
+            Some(Slot {
+                state: SlotState::Dormant,
+                head,
+                ..
+            }) => *head,
+            _ => None,
+        }
+    }
+
+    /// The actor offers to retire after `received` messages. Accepted when
+    /// nothing it has not seen is on the way and no handshake is pending.
+    pub fn offer_retire(&mut self, user: UserId, received: u64) {
+        let Some(slot) = self.slots.get_mut(&user) else {
+            return;
+        };
+        let joining = slot.members.values().any(|m| m.client.is_none());
+        if let SlotState::Running { sent, .. } = slot.state {
+            if sent == received && !joining {
                 slot.state = SlotState::Retiring(Vec::new());
             }
         }
     }
 
-    /// An actor ended. If a handshake arrived for its user meanwhile, a new
-    /// actor starts with the held messages and the connection count.
-    pub fn exited(&mut self, user: UserId) {
-        let Some(slot) = self.slots.remove(&user) else {
-            return;
+    /// An actor ended. Returns true when it ended unexpectedly (it was still
+    /// running), so its connections must be closed.
+    pub fn exited(&mut self, user: UserId) -> bool {
+        self.running = self.running.saturating_sub(1);
+        let Some(slot) = self.slots.get_mut(&user) else {
+            return false;
         };
-        let SlotState::Retiring(queued) = slot.state else {
-            // An actor that ended on its own (panic) while still registered.
-            return;
+        let previous = std::mem::replace(&mut slot.state, SlotState::Dormant);
+        let queued = match previous {
+            SlotState::Running { .. } => {
+                self.slots.remove(&user);
+                return true;
+            }
+            SlotState::Retiring(queued) => queued,
+            SlotState::Dormant => Vec::new(),
         };
-        let wanted = queued.iter().any(|m| matches!(m, ToActor::Hello { .. }));
-        if self.shutting_down || !wanted {
-            return;
+        if self.shutting_down {
+            return false;
+        }
+        let wanted =
+            !slot.members.is_empty() || queued.iter().any(|m| matches!(m, ToActor::Hello { .. }));
+        if queued.is_empty() || !wanted {
+            if slot.members.is_empty() {
+                self.slots.remove(&user);
+            }
+            return false;
+        }
+        if let Err(e) = self.start(user) {
+            log::error!("cannot restart the actor for {user}: {}", e.0);
+            return true;
         }
         for msg in queued {
-            if let Err(e) = self.send(user, msg) {
-                log::error!("cannot restart the actor for {user}: {}", e.0);
-                return;
-            }
+            let _ = self.send(user, msg);
         }
-        if let Some(new) = self.slots.get_mut(&user) {
-            new.conns = slot.conns;
-        }
+        false
     }
 
     /// Retires every actor (shutdown); none is started again.
     pub fn retire_all(&mut self) {
         self.shutting_down = true;
         for slot in self.slots.values_mut() {
-            if matches!(slot.state, SlotState::Running(_)) {
+            if matches!(slot.state, SlotState::Running { .. }) {
                 slot.state = SlotState::Retiring(Vec::new());
             }
         }
     }
 
-    /// Whether `user` has an actor that was not asked to stop.
-    pub fn is_running(&self, user: &UserId) -> bool {
-        matches!(
-            self.slots.get(user),
-            Some(Slot {
-                state: SlotState::Running(_),
-                ..
-            })
-        )
+    /// Actor threads alive (running or finishing).
+    pub fn threads(&self) -> usize {
+        self.running
     }
 
-    /// Number of actors alive or finishing.
-    pub fn len(&self) -> usize {
+    /// Users with an actor or a connection.
+    pub fn users(&self) -> usize {
         self.slots.len()
-    }
-
-    /// True when no actor is alive.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
     }
 }

@@ -13,11 +13,13 @@ use crate::protocol::{Message, UserId};
 use crate::server::bus::{ConnRef, FromActor, ToActor};
 use crate::server::conn_log::{ConnEvent, ConnLog};
 use crate::server::store::{DataPaths, UserStore};
+use crossbeam_channel::RecvTimeoutError;
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use peer::Peer;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What every actor shares: where data lives, how durable to be, and the way
 /// back to the reactor.
@@ -32,14 +34,18 @@ pub struct ActorContext {
     pub waker: Arc<Waker>,
     /// The connection log.
     pub log: ConnLog,
+    /// How long an actor waits without messages before offering to retire.
+    pub idle: Duration,
 }
 
 /// Most inbox messages handled in one cycle before replies go out, so a long
 /// upload still gets its acknowledgements flushed regularly.
 const CYCLE_BUDGET: usize = 256;
 
-/// Runs a user's actor until the reactor drops its sender.
+/// Runs a user's actor until the reactor drops its sender. After `idle`
+/// without messages and with no work pending it offers to retire.
 pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
+    let idle = ctx.idle;
     let mut actor = Actor {
         user,
         ctx,
@@ -47,12 +53,43 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
         unknown: false,
         peers: HashMap::new(),
         pushers: HashSet::new(),
+        received: 0,
+        reported_head: None,
     };
-    while let Ok(first) = inbox.recv() {
+    loop {
+        let wait = if actor.unknown && actor.peers.is_empty() {
+            Duration::ZERO
+        } else {
+            idle
+        };
+        let first = match inbox.recv_timeout(wait) {
+            Ok(msg) => msg,
+            Err(RecvTimeoutError::Timeout) => {
+                if actor.is_quiet() {
+                    let _ = actor.ctx.out.send(FromActor::WantsRetire {
+                        user,
+                        received: actor.received,
+                    });
+                    let _ = actor.ctx.waker.wake();
+                    // Wait for the reactor's answer (the sender dropped) or more work.
+                    match inbox.recv() {
+                        Ok(msg) => msg,
+                        Err(_) => break,
+                    }
+                } else {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        actor.received += 1;
         actor.handle(first);
         for _ in 1..CYCLE_BUDGET {
             match inbox.try_recv() {
-                Ok(msg) => actor.handle(msg),
+                Ok(msg) => {
+                    actor.received += 1;
+                    actor.handle(msg);
+                }
                 Err(_) => break,
             }
         }
@@ -76,9 +113,20 @@ struct Actor {
     peers: HashMap<ConnRef, Peer>,
     /// Connections that changed the tree this cycle.
     pushers: HashSet<ConnRef>,
+    /// Messages taken from the inbox (for the retirement handshake).
+    received: u64,
+    /// The head last reported to the reactor.
+    reported_head: Option<u64>,
 }
 
 impl Actor {
+    /// No connection has a reply, an upload or output pending.
+    fn is_quiet(&self) -> bool {
+        self.peers
+            .values()
+            .all(|p| p.jobs.is_empty() && p.upload.is_none() && p.out.is_empty())
+    }
+
     fn handle(&mut self, msg: ToActor) {
         match msg {
             ToActor::Hello {
@@ -101,6 +149,14 @@ impl Actor {
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.credit += bytes as i64;
                 }
+            }
+            ToActor::Adopt { conn, peer, client } => {
+                if self.store.is_none() && !self.open_store(false) {
+                    return;
+                }
+                let mut adopted = Peer::new(peer);
+                adopted.client = Some(client);
+                self.peers.insert(conn, adopted);
             }
             ToActor::Detach { conn } => {
                 if let Some(mut peer) = self.peers.remove(&conn) {
@@ -180,11 +236,15 @@ impl Actor {
             }
         }
         self.peers.retain(|_, p| !p.close);
-        if self.unknown && self.peers.is_empty() {
+        if self.store.is_some() && self.reported_head != Some(head) {
+            self.reported_head = Some(head);
             sent |= self
                 .ctx
                 .out
-                .send(FromActor::Idle { user: self.user })
+                .send(FromActor::Head {
+                    user: self.user,
+                    head,
+                })
                 .is_ok();
         }
         if sent {

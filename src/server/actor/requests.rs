@@ -27,23 +27,11 @@ impl Actor {
         };
         if self.store.is_none() && !self.unknown {
             let create = hello.mode == HelloMode::NewUser;
-            match UserStore::open(&self.ctx.paths, &self.user, create, self.ctx.durable) {
-                Ok((store, report)) => {
-                    if report.recovered || report.dropped_bytes > 0 {
-                        log::warn!(
-                            "user {}: recovered after an unclean stop: {} records replayed, {} torn bytes dropped, {} changes found on disk",
-                            self.user, report.replayed, report.dropped_bytes, report.repaired
-                        );
-                    }
-                    self.store = Some(store);
-                }
-                Err(StoreError::UnknownUser) => self.unknown = true,
-                Err(e) => {
-                    let text = e.to_string();
-                    self.log(conn, request, Err(&text));
-                    self.fail(conn, request_id, ErrorCode::Storage, &text);
-                    return;
-                }
+            if !self.open_store(create) && !self.unknown {
+                let text = "cannot open the user's state";
+                self.log(conn, request, Err(text));
+                self.fail(conn, request_id, ErrorCode::Storage, text);
+                return;
             }
         }
         let Some(store) = self.store.as_mut() else {
@@ -89,6 +77,31 @@ impl Actor {
         }
         let _ = self.ctx.out.send(FromActor::Ready { conn, client });
         self.log(conn, request, Ok(&format!("head {head}")));
+    }
+
+    /// Opens (or, with `create`, creates) the user's state. Returns false when
+    /// it is unknown (`self.unknown` is then set) or cannot be opened.
+    pub(super) fn open_store(&mut self, create: bool) -> bool {
+        match UserStore::open(&self.ctx.paths, &self.user, create, self.ctx.durable) {
+            Ok((store, report)) => {
+                if report.recovered || report.dropped_bytes > 0 {
+                    log::warn!(
+                        "user {}: recovered after an unclean stop: {} records replayed, {} torn bytes dropped, {} changes found on disk",
+                        self.user, report.replayed, report.dropped_bytes, report.repaired
+                    );
+                }
+                self.store = Some(store);
+                true
+            }
+            Err(StoreError::UnknownUser) => {
+                self.unknown = true;
+                false
+            }
+            Err(e) => {
+                log::error!("user {}: cannot open state: {e}", self.user);
+                false
+            }
+        }
     }
 
     fn fail(&mut self, conn: ConnRef, request_id: u32, code: ErrorCode, text: &str) {
