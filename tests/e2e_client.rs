@@ -5,9 +5,7 @@
 #[path = "common/client_proc.rs"]
 mod client_proc;
 
-use client_proc::{
-    converge, eventually, new_user, run_once, tree, write, Client, Server,
-};
+use client_proc::{converge, eventually, new_user, run_once, tree, write, Client, Server};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -28,7 +26,11 @@ fn mixed_tree(root: &Path) {
         .collect();
     write(root, "bin/big.bin", &big);
     for i in 0..1000 {
-        write(root, &format!("many/f{i:04}.txt"), format!("small file {i}\n"));
+        write(
+            root,
+            &format!("many/f{i:04}.txt"),
+            format!("small file {i}\n"),
+        );
     }
 }
 
@@ -47,17 +49,31 @@ fn new_user_uploads_a_mixed_tree_and_a_new_client_downloads_it() {
     let user = new_user(server.port, a.path());
     let original = tree(a.path());
     assert_eq!(original.len(), 1000 + 16, "the fixture is what it claims");
-    assert_eq!(tree(&server.user_dir(&user)), original, "server holds the tree");
+    assert_eq!(
+        tree(&server.user_dir(&user)),
+        original,
+        "server holds the tree"
+    );
 
     let out = run_once(server.port, b.path(), Some(&user));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stdout.is_empty(), "a new client prints nothing on stdout");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "a new client prints nothing on stdout"
+    );
     assert_eq!(tree(b.path()), original, "new client downloaded everything");
 
     // A second run of either side changes nothing.
     let again = run_once(server.port, a.path(), None);
     assert!(again.status.success());
-    assert!(again.stdout.is_empty(), "the ID is printed only when created");
+    assert!(
+        again.stdout.is_empty(),
+        "the ID is printed only when created"
+    );
     assert_eq!(tree(a.path()), original);
 }
 
@@ -84,7 +100,9 @@ fn every_kind_of_change_travels_both_ways() {
             write(r, &format!("{name}.txt"), "one");
             write(r, &format!("{name}-doomed.txt"), "doomed");
         });
-        step("modify", &|r| write(r, &format!("{name}.txt"), "two, longer"));
+        step("modify", &|r| {
+            write(r, &format!("{name}.txt"), "two, longer")
+        });
         step("append", &|r| {
             use std::io::Write;
             let mut f = fs::OpenOptions::new()
@@ -93,14 +111,20 @@ fn every_kind_of_change_travels_both_ways() {
                 .unwrap();
             f.write_all(b" + appended").unwrap();
         });
-        let t = step("mkdir", &|r| fs::create_dir_all(r.join(format!("{name}-dir/sub/empty"))).unwrap());
+        let t = step("mkdir", &|r| {
+            fs::create_dir_all(r.join(format!("{name}-dir/sub/empty"))).unwrap()
+        });
         assert_eq!(t.get(&format!("{name}-dir/sub/empty")), Some(&None));
         step("create in dir", &|r| {
             write(r, &format!("{name}-dir/sub/inner.txt"), "inner");
             write(r, &format!("{name}-dir/top.txt"), "top");
         });
         let t = step("rename file", &|r| {
-            fs::rename(r.join(format!("{name}.txt")), r.join(format!("{name}-renamed.txt"))).unwrap()
+            fs::rename(
+                r.join(format!("{name}.txt")),
+                r.join(format!("{name}-renamed.txt")),
+            )
+            .unwrap()
         });
         assert_eq!(
             t.get(&format!("{name}-renamed.txt")),
@@ -114,19 +138,30 @@ fn every_kind_of_change_travels_both_ways() {
             .unwrap()
         });
         let t = step("rename dir", &|r| {
-            fs::rename(r.join(format!("{name}-dir")), r.join(format!("{name}-dir2"))).unwrap()
+            fs::rename(
+                r.join(format!("{name}-dir")),
+                r.join(format!("{name}-dir2")),
+            )
+            .unwrap()
         });
         assert_eq!(
             t.get(&format!("{name}-dir2/sub/moved.txt")),
             Some(&Some(b"two, longer + appended".to_vec()))
         );
-        let t = step("rmdir non-empty", &|r| fs::remove_dir_all(r.join(format!("{name}-dir2"))).unwrap());
+        let t = step("rmdir non-empty", &|r| {
+            fs::remove_dir_all(r.join(format!("{name}-dir2"))).unwrap()
+        });
         assert!(!t.keys().any(|k| k.starts_with(&format!("{name}-dir"))));
-        let t = step("delete file", &|r| fs::remove_file(r.join(format!("{name}-doomed.txt"))).unwrap());
+        let t = step("delete file", &|r| {
+            fs::remove_file(r.join(format!("{name}-doomed.txt"))).unwrap()
+        });
         assert!(!t.contains_key(&format!("{name}-doomed.txt")));
     }
     let log = server.conn_log();
-    assert!(log.contains("request=push-rename"), "renames travel as renames");
+    assert!(
+        log.contains("request=push-rename"),
+        "renames travel as renames"
+    );
     let final_tree = tree(&server.user_dir(&user));
     assert_eq!(final_tree, tree(a.path()), "the server agrees");
 }
@@ -144,16 +179,29 @@ fn new_client_with_existing_files_keeps_both_sides() {
     settle();
     let user = new_user(server.port, a.path());
     let out = run_once(server.port, b.path(), Some(&user));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run_once(server.port, a.path(), None);
     assert!(out.status.success());
     let t = converge("new client merge", &[a.path(), b.path()]);
     assert_eq!(t.get("shared.txt"), Some(&Some(b"server side".to_vec())));
-    assert_eq!(t.get("only here/local.txt"), Some(&Some(b"local only".to_vec())));
-    let copies: Vec<&String> = t.keys().filter(|k| k.starts_with("shared (conflict 2 ")).collect();
+    assert_eq!(
+        t.get("only here/local.txt"),
+        Some(&Some(b"local only".to_vec()))
+    );
+    let copies: Vec<&String> = t
+        .keys()
+        .filter(|k| k.starts_with("shared (conflict 2 "))
+        .collect();
     assert_eq!(copies.len(), 1, "{t:?}");
     assert_eq!(t[copies[0]], Some(b"device side".to_vec()));
-    assert!(!t.keys().any(|k| k.starts_with("same (conflict")), "identical files adopted");
+    assert!(
+        !t.keys().any(|k| k.starts_with("same (conflict")),
+        "identical files adopted"
+    );
 }
 
 #[test]
@@ -209,9 +257,13 @@ fn same_file_edited_on_two_clients_keeps_both_versions() {
     let t = converge("after conflict", &[a.path(), b.path()]);
     let contents: Vec<&[u8]> = t.values().flatten().map(Vec::as_slice).collect();
     assert!(contents.contains(&b"edited on A".as_slice()), "{t:?}");
-    assert!(contents.contains(&b"edited on B, offline".as_slice()), "{t:?}");
     assert!(
-        t.keys().any(|k| k.starts_with("report (conflict ") && k.ends_with(").txt")),
+        contents.contains(&b"edited on B, offline".as_slice()),
+        "{t:?}"
+    );
+    assert!(
+        t.keys()
+            .any(|k| k.starts_with("report (conflict ") && k.ends_with(").txt")),
         "conflict copy named by the spec: {:?}",
         t.keys().collect::<Vec<_>>()
     );
@@ -244,7 +296,11 @@ fn converged_clients_push_nothing() {
     let pulls_before = server.conn_log().matches("request=pull").count();
     std::thread::sleep(Duration::from_secs(3));
     let log = server.conn_log();
-    assert_eq!(busy(&log), before, "no pushes or fetches while nothing changes");
+    assert_eq!(
+        busy(&log),
+        before,
+        "no pushes or fetches while nothing changes"
+    );
     assert!(
         log.matches("request=pull").count() > pulls_before,
         "clients keep pulling"
@@ -286,7 +342,11 @@ fn start_up_errors_are_one_line_and_non_zero() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
 
-    let unknown = run_once(server.port, dir.path(), Some("0123456789abcdef0123456789abcdef"));
+    let unknown = run_once(
+        server.port,
+        dir.path(),
+        Some("0123456789abcdef0123456789abcdef"),
+    );
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("refused"));
 
@@ -326,5 +386,8 @@ fn symlinks_are_skipped_not_followed() {
     let user = new_user(server.port, a.path());
     let on_server = tree(&server.user_dir(&user));
     assert!(on_server.contains_key("real.txt"));
-    assert!(!on_server.keys().any(|k| k.starts_with("link")), "{on_server:?}");
+    assert!(
+        !on_server.keys().any(|k| k.starts_with("link")),
+        "{on_server:?}"
+    );
 }

@@ -222,7 +222,10 @@ impl Scanner {
             Some(path) => match check_path(&self.root, path).unwrap_or(Local::Foreign) {
                 Local::Absent => return Ok(out),
                 Local::Foreign => {
-                    self.warn_once(&path.to_local(&self.root), "symlink, special or unreadable file");
+                    self.warn_once(
+                        &path.to_local(&self.root),
+                        "symlink, special or unreadable file",
+                    );
                     self.unreadable.push(path.clone());
                     return Ok(out);
                 }
@@ -251,10 +254,12 @@ impl Scanner {
                         match rel.map(WirePath::new) {
                             Some(Ok(wire)) => self.unreadable.push(wire),
                             // The folder itself: nothing it lists is known.
-                            _ => return Err(ClientError::io(
-                                format!("read {}", self.root.display()),
-                                std::io::Error::other(e.to_string()),
-                            )),
+                            _ => {
+                                return Err(ClientError::io(
+                                    format!("read {}", self.root.display()),
+                                    std::io::Error::other(e.to_string()),
+                                ))
+                            }
                         }
                     }
                     continue;

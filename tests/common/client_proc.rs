@@ -130,7 +130,10 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::
 
 fn client_command(port: u16, folder: &Path, rate: &str, user: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
-    cmd.arg("127.0.0.1").arg(port.to_string()).arg(folder).arg(rate);
+    cmd.arg("127.0.0.1")
+        .arg(port.to_string())
+        .arg(folder)
+        .arg(rate);
     if let Some(user) = user {
         cmd.arg(user);
     }
@@ -300,7 +303,13 @@ pub fn converge(what: &str, folders: &[&Path]) -> BTreeMap<String, Option<Vec<u8
         if Instant::now() >= deadline {
             let describe = |t: &BTreeMap<String, Option<Vec<u8>>>| {
                 t.iter()
-                    .map(|(k, v)| format!("{k}{}", v.as_ref().map_or("/".into(), |b| format!(" ({} B)", b.len()))))
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}{}",
+                            v.as_ref()
+                                .map_or("/".into(), |b| format!(" ({} B)", b.len()))
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n  ")
             };
