@@ -233,3 +233,56 @@ fn repeated_guesses_are_rate_limited() {
     assert_eq!(err.code, ErrorCode::UnknownUser);
     server.wait_log("too many failed attempts");
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    // A tree whose full listing is large (~1,000 entries, ~60 KiB a listing).
+    for i in 0..1000 {
+        a.push(Message::MakeDir {
+            path: p(&format!("dir-{i:04}-with-a-longer-name")),
+        })
+        .expect("mkdir");
+    }
+    let before = rss_kib(server.child.id());
+    let mut flood = WireClient::new_client(server.addr, a.user);
+    flood
+        .stream
+        .set_write_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let pull = cloudservice::protocol::Frame::new(9, Message::Pull { cursor: 0 }).to_bytes();
+    let batch: Vec<u8> = pull.repeat(1000);
+    let mut sent = 0usize;
+    // Stops once the server stops reading (the write times out) or after
+    // 2,000,000 requests (40 MB, far beyond socket buffers), whichever first.
+    while sent < 2_000_000 && std::io::Write::write_all(&mut flood.stream, &batch).is_ok() {
+        sent += 1000;
+    }
+    assert!(
+        sent < 2_000_000,
+        "the server kept reading a client that never reads"
+    );
+    let grown = rss_kib(server.child.id()).saturating_sub(before);
+    eprintln!(
+        "server RSS grew by {grown} KiB; {sent} requests written before the server stopped reading"
+    );
+    assert!(
+        grown < 64 * 1024,
+        "server grew by {grown} KiB for one non-reading client"
+    );
+    // Everyone else is still served.
+    let ack = a.put("still.txt", b"served", 0).expect("push");
+    assert_eq!(ack.status, PushStatus::Applied);
+}

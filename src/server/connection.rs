@@ -73,6 +73,9 @@ pub struct Connection {
     pub last_seen: Instant,
     /// Inbound bytes handed to the actor and not yet handled.
     pub inflight: usize,
+    /// Bytes read but not yet decoded because reading paused mid-buffer
+    /// (empty, and unallocated, almost always).
+    pub stash: Vec<u8>,
     /// The last cursor acknowledged on this connection (repeats are dropped).
     pub last_ack: Option<u64>,
     out: VecDeque<OutBuf>,
@@ -83,6 +86,11 @@ pub struct Connection {
 
 /// Stop reading a connection while this many inbound bytes wait for its actor.
 pub const INBOUND_CAP: usize = 4 * 1024 * 1024;
+/// What a small request counts against `INBOUND_CAP` until its actor handled it.
+pub const SMALL_COST: usize = 64;
+/// What a Pull or Fetch counts until its reply has been produced: at most
+/// `INBOUND_CAP / REPLY_COST` = 64 such replies are pending per connection.
+pub const REPLY_COST: usize = 64 * 1024;
 /// Stop reading a connection while this many bytes wait to be written to it
 /// (a client that sends requests but does not read the replies).
 pub const OUTBOUND_PAUSE: usize = 2 * 1024 * 1024;
@@ -101,6 +109,7 @@ impl Connection {
             attached: None,
             last_seen: Instant::now(),
             inflight: 0,
+            stash: Vec::new(),
             last_ack: None,
             out: VecDeque::new(),
             out_bytes: 0,

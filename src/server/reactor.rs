@@ -3,7 +3,7 @@
 
 use super::bus::{ConnRef, FromActor, ToActor};
 use super::conn_log::{ConnEvent, ConnLog};
-use super::connection::{Connection, Phase};
+use super::connection::{Connection, Phase, REPLY_COST, SMALL_COST};
 use super::limiter::GuessLimiter;
 use super::registry::ActorRegistry;
 use super::ServerConfig;
@@ -284,6 +284,14 @@ impl Reactor {
             if conn.read_paused() {
                 break;
             }
+            if !conn.stash.is_empty() {
+                // Bytes read earlier but left undecoded when reading paused.
+                let stash = std::mem::take(&mut conn.stash);
+                if !self.ingest(key, &stash) {
+                    break;
+                }
+                continue;
+            }
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
                     self.close_now(key);
@@ -320,6 +328,16 @@ impl Reactor {
                 Ok(Status::Complete(frame)) => {
                     conn.last_seen = Instant::now();
                     self.on_frame(key, frame);
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if conn.read_paused() && !input.is_empty() {
+                            // The actor has enough of this connection's
+                            // requests: keep the rest until it catches up.
+                            if !matches!(conn.phase, Phase::Closing { .. }) {
+                                conn.stash = input.to_vec();
+                            }
+                            return false;
+                        }
+                    }
                 }
                 Ok(Status::Partial) => break,
                 Err(e) => {
@@ -421,8 +439,9 @@ impl Reactor {
                     conn.last_ack = Some(cursor);
                 }
                 let cost = match &message {
-                    Message::FileChunk(data) => data.len() + 64,
-                    _ => 64,
+                    Message::FileChunk(data) => data.len() + SMALL_COST,
+                    Message::Pull { .. } | Message::Fetch(_) => REPLY_COST,
+                    _ => SMALL_COST,
                 };
                 conn.inflight += cost;
                 let conn_ref = ConnRef {

@@ -139,11 +139,17 @@ impl Actor {
                 let Some(peer) = self.peers.get_mut(&conn) else {
                     return;
                 };
-                peer.processed += cost;
+                // A pull or fetch counts as handled only once its reply has
+                // been produced, so a client that never reads cannot pile up
+                // replies: the reactor stops reading it at its inbound cap.
+                let deferred = matches!(frame.message, Message::Pull { .. } | Message::Fetch(_));
+                if peer.close || peer.client.is_none() || !deferred {
+                    peer.processed += cost;
+                }
                 if peer.close || peer.client.is_none() {
                     return;
                 }
-                self.on_request(conn, frame);
+                self.on_request(conn, frame, cost);
             }
             ToActor::Credit { conn, bytes } => {
                 if let Some(peer) = self.peers.get_mut(&conn) {

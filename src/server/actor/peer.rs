@@ -47,8 +47,8 @@ pub enum Job {
         listing: Listing,
         /// Entries already sent.
         pos: usize,
-        /// A batch was already sent (an empty listing still sends one).
-        started: bool,
+        /// Inbound cost of the Pull, reported as handled when the reply is done.
+        cost: usize,
     },
     /// A fetch reply.
     Fetch {
@@ -58,6 +58,8 @@ pub enum Job {
         path: WirePath,
         /// The open file and bytes left, once started.
         open: Option<(File, u64)>,
+        /// Inbound cost of the Fetch, reported as handled when the reply is done.
+        cost: usize,
     },
 }
 
@@ -142,26 +144,29 @@ impl Peer {
                 return;
             };
             let before = self.out.len();
-            let done = match job {
+            let (done, cost) = match job {
                 Job::Control(bytes) => {
                     self.out.extend_from_slice(bytes);
-                    true
+                    (true, 0)
                 }
                 Job::Listing {
                     request_id,
                     listing,
                     pos,
-                    started,
+                    cost,
                 } => {
                     *pos = next_batch(&mut self.out, *request_id, listing, *pos);
-                    *started = true;
-                    *pos >= listing.entries.len()
+                    (*pos >= listing.entries.len(), *cost)
                 }
                 Job::Fetch {
                     request_id,
                     path,
                     open,
-                } => fetch_step(&mut self.out, *request_id, path, open, store),
+                    cost,
+                } => (
+                    fetch_step(&mut self.out, *request_id, path, open, store),
+                    *cost,
+                ),
             };
             let produced = self.out.len() - before;
             if !matches!(self.jobs.front(), Some(Job::Control(_))) {
@@ -169,6 +174,7 @@ impl Peer {
                 self.bulk += produced;
             }
             if done {
+                self.processed += cost;
                 self.jobs.pop_front();
             }
         }

@@ -110,7 +110,7 @@ impl Actor {
         }
     }
 
-    pub(super) fn on_request(&mut self, conn: ConnRef, frame: Frame) {
+    pub(super) fn on_request(&mut self, conn: ConnRef, frame: Frame, cost: usize) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -151,7 +151,7 @@ impl Actor {
                     request_id: rid,
                     listing,
                     pos: 0,
-                    started: false,
+                    cost,
                 });
                 self.log(conn, "pull", Ok(&detail));
             }
@@ -168,6 +168,7 @@ impl Actor {
                     request_id: rid,
                     path: fetch.path,
                     open: None,
+                    cost,
                 });
                 self.log(conn, "fetch", Ok(&detail));
             }
