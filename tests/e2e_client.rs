@@ -90,7 +90,12 @@ fn every_kind_of_change_travels_both_ways() {
     let both = [a.path(), b.path()];
     converge("initial download", &both);
 
-    for (src, name) in [(a.path(), "from-a"), (b.path(), "from-b")] {
+    let pushes_by = |client: u32| {
+        let tag = format!("client={client} request=push-");
+        server.conn_log().matches(&tag).count()
+    };
+    for (src, name, receiver) in [(a.path(), "from-a", 2), (b.path(), "from-b", 1)] {
+        let receiver_pushes = pushes_by(receiver);
         let step = |what: &str, change: &dyn Fn(&Path)| {
             change(src);
             let t = converge(&format!("{name}: {what}"), &both);
@@ -156,6 +161,13 @@ fn every_kind_of_change_travels_both_ways() {
             fs::remove_file(r.join(format!("{name}-doomed.txt"))).unwrap()
         });
         assert!(!t.contains_key(&format!("{name}-doomed.txt")));
+        // Echo suppression: applying all that made the receiver push nothing.
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(
+            pushes_by(receiver),
+            receiver_pushes,
+            "{name}: receiver echoed"
+        );
     }
     let log = server.conn_log();
     assert!(

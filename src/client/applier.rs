@@ -63,6 +63,8 @@ pub struct Applier<'a> {
     /// Deleted files kept in the temporary area because the same reply wants
     /// their content elsewhere (a remote rename): hash → stashed file.
     stash: HashMap<ContentHash, PathBuf>,
+    /// Indexed files by content, for the hashes the current reply wants.
+    by_hash: HashMap<ContentHash, WirePath>,
     counter: u64,
 }
 
@@ -75,6 +77,7 @@ impl<'a> Applier<'a> {
             index,
             me,
             stash: HashMap::new(),
+            by_hash: HashMap::new(),
             counter: 0,
         }
     }
@@ -91,6 +94,14 @@ impl<'a> Applier<'a> {
             .iter()
             .filter_map(|e| match e.state {
                 EntryState::File { size, hash } if size > 0 => Some(hash),
+                _ => None,
+            })
+            .collect();
+        self.by_hash = self
+            .index
+            .iter()
+            .filter_map(|(path, entry)| match entry.hash() {
+                Some(hash) if wanted.contains(&hash) => Some((hash, path.clone())),
                 _ => None,
             })
             .collect();
@@ -410,17 +421,16 @@ impl<'a> Applier<'a> {
         if let Some(stashed) = self.stash.get(&hash) {
             return Some(stashed.clone());
         }
-        self.index
-            .iter()
-            .find_map(|(path, entry)| match entry.kind {
-                EntryKind::File { stat, hash: h } if h == hash && stat.mtime_ns != 0 => {
-                    match check_path(self.root, path) {
-                        Ok(Local::File(now)) if now == stat => Some(self.local(path)),
-                        _ => None,
-                    }
+        let path = self.by_hash.get(&hash)?;
+        match self.index.get(path)?.kind {
+            EntryKind::File { stat, hash: h } if h == hash && stat.mtime_ns != 0 => {
+                match check_path(self.root, path) {
+                    Ok(Local::File(now)) if now == stat => Some(self.local(path)),
+                    _ => None,
                 }
-                _ => None,
-            })
+            }
+            _ => None,
+        }
     }
 
     /// A fresh name in the temporary area.
