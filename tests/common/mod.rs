@@ -41,6 +41,12 @@ impl ServerProc {
         proc
     }
 
+    /// Starts a server on an existing data directory that the caller owns.
+    pub fn start_in(data: &Path, extra: &[&str]) -> ServerProc {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn(data, &extra)
+    }
+
     fn spawn(data: &Path, extra: &[String]) -> ServerProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cloud-server"))
             .arg("0")
