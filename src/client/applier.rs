@@ -327,65 +327,19 @@ impl<'a> Applier<'a> {
                     Some(Entry { kind: EntryKind::File { .. }, version }) if version == entry.version
                 );
                 if deleted_here {
+                    // Deleted here, unchanged on the server: the push carries it.
                     return Ok(());
                 }
                 Local::Absent
             }
-            Local::Dir => {
-                let synced_dir = matches!(
-                    indexed,
-                    Some(Entry {
-                        kind: EntryKind::Dir,
-                        ..
-                    })
-                );
-                if !synced_dir {
-                    // A new local directory: it is pushed, and the server keeps both.
-                    out.dirty.insert(path.clone());
-                    return Ok(());
-                }
-                self.remove_tree(path, &HashSet::new(), out)?;
-                self.index.remove_subtree(path);
-                if check_path(self.root, path)? != Local::Absent {
-                    return Ok(());
-                }
-                Local::Absent
-            }
-            Local::File(stat) => {
-                let local_hash = match indexed {
-                    Some(Entry {
-                        kind: EntryKind::File { stat: old, hash },
-                        ..
-                    }) if old == stat && old.mtime_ns != 0 => hash,
-                    _ => match hash_file(&self.local(path)) {
-                        Ok((h, _)) => h,
-                        Err(e) => {
-                            return Err(ClientError::io(format!("read {path}"), e));
-                        }
-                    },
-                };
-                if local_hash == hash {
-                    self.index_file(path, stat, hash, entry.version);
-                    return Ok(());
-                }
-                let synced = indexed.and_then(|e| e.hash()) == Some(local_hash);
-                if synced {
-                    Local::File(stat)
-                } else if indexed.is_some_and(|e| e.hash().is_some() && e.version == entry.version)
-                {
-                    // Edited here, unchanged on the server: the push carries it.
-                    out.dirty.insert(path.clone());
-                    return Ok(());
-                } else {
-                    let kept = self.conflict_copy(path)?;
-                    log::warn!(
-                        "conflict on {path}: both changed; kept this device's version as {kept}"
-                    );
-                    self.index.remove(path);
-                    out.dirty.insert(kept);
-                    Local::Absent
-                }
-            }
+            Local::Dir => match self.clear_synced_dir(path, indexed, out)? {
+                true => Local::Absent,
+                false => return Ok(()),
+            },
+            Local::File(stat) => match self.make_room(entry, hash, stat, indexed, out)? {
+                Some(expect) => expect,
+                None => return Ok(()),
+            },
         };
         let job = FetchJob {
             path: path.clone(),
@@ -394,25 +348,92 @@ impl<'a> Applier<'a> {
             hash,
             expect,
         };
-        if size == 0 {
+        self.obtain(job, out)
+    }
+
+    /// A remote file where a local directory is: removes the directory if it
+    /// was synced (keeping local edits in it). True when the path is now free.
+    fn clear_synced_dir(
+        &mut self,
+        path: &WirePath,
+        indexed: Option<Entry>,
+        out: &mut Applied,
+    ) -> Result<bool, ClientError> {
+        if !indexed.is_some_and(|e| e.kind == EntryKind::Dir) {
+            // A new local directory: it is pushed, and the server keeps both.
+            out.dirty.insert(path.clone());
+            return Ok(false);
+        }
+        self.remove_tree(path, &HashSet::new(), out)?;
+        self.index.remove_subtree(path);
+        Ok(check_path(self.root, path)? == Local::Absent)
+    }
+
+    /// A remote file where a local file is. Returns what the download may
+    /// replace, or `None` when nothing is to be downloaded (same content, or
+    /// a local edit of a file the server did not change).
+    fn make_room(
+        &mut self,
+        entry: &ChangeEntry,
+        hash: ContentHash,
+        stat: Stat,
+        indexed: Option<Entry>,
+        out: &mut Applied,
+    ) -> Result<Option<Local>, ClientError> {
+        let path = &entry.path;
+        let local_hash = match indexed {
+            Some(Entry {
+                kind: EntryKind::File { stat: old, hash },
+                ..
+            }) if old == stat && old.mtime_ns != 0 => hash,
+            _ => {
+                hash_file(&self.local(path))
+                    .map_err(|e| ClientError::io(format!("read {path}"), e))?
+                    .0
+            }
+        };
+        if local_hash == hash {
+            self.index_file(path, stat, hash, entry.version);
+            return Ok(None);
+        }
+        if indexed.and_then(|e| e.hash()) == Some(local_hash) {
+            // Unchanged since the last sync: the server's version replaces it.
+            return Ok(Some(Local::File(stat)));
+        }
+        if indexed.is_some_and(|e| e.hash().is_some() && e.version == entry.version) {
+            // Edited here, unchanged on the server: the push carries it.
+            out.dirty.insert(path.clone());
+            return Ok(None);
+        }
+        let kept = self.conflict_copy(path)?;
+        log::warn!("conflict on {path}: both changed; kept this device's version as {kept}");
+        self.index.remove(path);
+        out.dirty.insert(kept);
+        Ok(Some(Local::Absent))
+    }
+
+    /// Gets a file's content: empty files directly, content the folder already
+    /// holds by copying it, anything else by queueing a download.
+    fn obtain(&mut self, job: FetchJob, out: &mut Applied) -> Result<(), ClientError> {
+        let version = (job.hash, job.version);
+        if job.size == 0 {
             let tmp = self.tmp_name("empty");
             fs::File::create(&tmp).map_err(|e| ClientError::io("create temporary file", e))?;
-            self.place(&job, &tmp, (hash, job.version), out)?;
-        } else if let Some(source) = self.reusable(hash) {
+            return self.place(&job, &tmp, version, out);
+        }
+        if let Some(source) = self.reusable(job.hash) {
             let tmp = self.tmp_name("copy");
             match copy_hashed(&source, &tmp) {
-                Ok((got, n)) if got == hash && n == size => {
-                    log::debug!("reused local content for {path}");
-                    self.place(&job, &tmp, (hash, job.version), out)?;
+                Ok((got, n)) if got == job.hash && n == job.size => {
+                    log::debug!("reused local content for {}", job.path);
+                    return self.place(&job, &tmp, version, out);
                 }
                 _ => {
                     let _ = fs::remove_file(&tmp);
-                    out.fetches.push(job);
                 }
             }
-        } else {
-            out.fetches.push(job);
         }
+        out.fetches.push(job);
         Ok(())
     }
 

@@ -175,6 +175,16 @@ impl Scope {
     }
 }
 
+/// What the walk makes of one entry.
+enum Seen {
+    /// A directory or regular file to compare.
+    Entry(WirePath, DiskEntry),
+    /// Not synced.
+    Skip,
+    /// Not synced, and nothing below it either.
+    SkipTree,
+}
+
 /// Walks the folder and compares; remembers which odd entries it already
 /// warned about so a rescan does not repeat itself.
 #[derive(Debug)]
@@ -244,71 +254,93 @@ impl Scanner {
             let item = match item {
                 Ok(item) => item,
                 Err(e) => {
-                    let gone = e
-                        .io_error()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
-                    if !gone {
-                        let at = e.path().map(Path::to_path_buf).unwrap_or_default();
-                        self.warn_once(&at, &e.to_string());
-                        let rel = at.strip_prefix(&self.root).ok().and_then(Path::to_str);
-                        match rel.map(WirePath::new) {
-                            Some(Ok(wire)) => self.unreadable.push(wire),
-                            // The folder itself: nothing it lists is known.
-                            _ => {
-                                return Err(ClientError::io(
-                                    format!("read {}", self.root.display()),
-                                    std::io::Error::other(e.to_string()),
-                                ))
-                            }
-                        }
-                    }
+                    self.walk_error(&e)?;
                     continue;
                 }
             };
-            let Ok(rel) = item.path().strip_prefix(&self.root) else {
-                continue;
-            };
-            if rel.as_os_str().is_empty() {
-                continue;
-            }
-            if rel.as_os_str() == STATE_DIR_NAME {
-                walk.skip_current_dir();
-                continue;
-            }
-            let wire = match rel.to_str().map(WirePath::new) {
-                Some(Ok(wire)) => wire,
-                Some(Err(e)) => {
-                    self.warn_once(item.path(), &format!("name not syncable ({e})"));
-                    if item.file_type().is_dir() {
-                        walk.skip_current_dir();
-                    }
-                    continue;
+            match self.classify(&item) {
+                Seen::Entry(wire, entry) => {
+                    out.insert(wire, entry);
                 }
-                None => {
-                    self.warn_once(item.path(), "name is not UTF-8");
-                    if item.file_type().is_dir() {
-                        walk.skip_current_dir();
-                    }
-                    continue;
-                }
-            };
-            let ft = item.file_type();
-            if ft.is_dir() {
-                out.insert(wire, DiskEntry::Dir);
-            } else if ft.is_file() {
-                match item.metadata() {
-                    Ok(meta) => {
-                        out.insert(wire, DiskEntry::File(Stat::of(&meta)));
-                    }
-                    Err(_) => continue,
-                }
-            } else if ft.is_symlink() {
-                self.warn_once(item.path(), "symlinks are not synced");
-            } else {
-                self.warn_once(item.path(), "not a regular file or directory");
+                Seen::Skip => {}
+                Seen::SkipTree => walk.skip_current_dir(),
             }
         }
         Ok(out)
+    }
+
+    /// An unreadable entry: remembered as unknown (so it is not taken for a
+    /// deletion); an unreadable folder is an error.
+    fn walk_error(&mut self, e: &walkdir::Error) -> Result<(), ClientError> {
+        let gone = e
+            .io_error()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
+        if gone {
+            return Ok(());
+        }
+        let at = e.path().map(Path::to_path_buf).unwrap_or_default();
+        self.warn_once(&at, &e.to_string());
+        let rel = at.strip_prefix(&self.root).ok().and_then(Path::to_str);
+        match rel.map(WirePath::new) {
+            Some(Ok(wire)) => {
+                self.unreadable.push(wire);
+                Ok(())
+            }
+            _ => Err(ClientError::io(
+                format!("read {}", self.root.display()),
+                std::io::Error::other(e.to_string()),
+            )),
+        }
+    }
+
+    /// What one walked entry means for syncing.
+    fn classify(&mut self, item: &walkdir::DirEntry) -> Seen {
+        let Ok(rel) = item.path().strip_prefix(&self.root) else {
+            return Seen::Skip;
+        };
+        if rel.as_os_str().is_empty() {
+            return Seen::Skip;
+        }
+        let ft = item.file_type();
+        let skip = if ft.is_dir() {
+            Seen::SkipTree
+        } else {
+            Seen::Skip
+        };
+        if rel.as_os_str() == STATE_DIR_NAME {
+            return skip;
+        }
+        let wire = match rel.to_str().map(WirePath::new) {
+            Some(Ok(wire)) => wire,
+            Some(Err(e)) => {
+                self.warn_once(item.path(), &format!("name not syncable ({e})"));
+                return skip;
+            }
+            None => {
+                self.warn_once(item.path(), "name is not UTF-8");
+                return skip;
+            }
+        };
+        if ft.is_dir() {
+            Seen::Entry(wire, DiskEntry::Dir)
+        } else if ft.is_file() {
+            match item.metadata() {
+                Ok(meta) => Seen::Entry(wire, DiskEntry::File(Stat::of(&meta))),
+                Err(_) => {
+                    // Replaced or removed mid-walk: unknown, not deleted.
+                    self.unreadable.push(wire);
+                    Seen::Skip
+                }
+            }
+        } else {
+            let why = if ft.is_symlink() {
+                "symlinks are not synced"
+            } else {
+                "not a regular file or directory"
+            };
+            self.warn_once(item.path(), why);
+            Seen::Skip
+        }
     }
 
     /// Compares `scope` with `index` and plans the pushes.
@@ -316,20 +348,8 @@ impl Scanner {
     /// # Errors
     /// As [`Scanner::scan`].
     pub fn plan(&mut self, index: &Index, scope: &Scope) -> Result<Plan, ClientError> {
-        let mut disk = BTreeMap::new();
-        let mut known: BTreeMap<WirePath, Entry> = BTreeMap::new();
-        self.unreadable.clear();
-        for root in scope.roots(index) {
-            disk.extend(self.scan(root.as_ref())?);
-            known.extend(index.subtree(root.as_ref()).map(|(k, v)| (k.clone(), *v)));
-        }
-        // Never read "could not look" as "deleted".
-        for blind in &self.unreadable {
-            known.retain(|p, _| !p.is_within(blind));
-            disk.retain(|p, _| !p.is_within(blind));
-        }
+        let (disk, known) = self.snapshot(index, scope)?;
         let mut plan = Plan::default();
-
         let deleted_dirs: Vec<WirePath> = top_most(
             known
                 .iter()
@@ -347,101 +367,88 @@ impl Scanner {
             plan.renames_only = true;
             return Ok(plan);
         }
+        let mut uploads = self.plan_files(&disk, &known, &mut plan);
+        plan_removals(&disk, &known, &deleted_dirs, &mut uploads, &mut plan);
+        for dir in added_dirs {
+            plan.ops.push(Op::MakeDir { path: dir });
+        }
+        plan.ops.extend(uploads);
+        Ok(plan)
+    }
 
-        // Files on disk that are new or whose stat moved.
-        let mut uploads: Vec<Op> = Vec::new();
-        for (path, entry) in &disk {
+    /// The disk and the index within `scope`, without what could not be read
+    /// (never read "could not look" as "deleted").
+    #[allow(clippy::type_complexity)]
+    fn snapshot(
+        &mut self,
+        index: &Index,
+        scope: &Scope,
+    ) -> Result<(BTreeMap<WirePath, DiskEntry>, BTreeMap<WirePath, Entry>), ClientError> {
+        let mut disk = BTreeMap::new();
+        let mut known: BTreeMap<WirePath, Entry> = BTreeMap::new();
+        self.unreadable.clear();
+        for root in scope.roots(index) {
+            disk.extend(self.scan(root.as_ref())?);
+            known.extend(index.subtree(root.as_ref()).map(|(k, v)| (k.clone(), *v)));
+        }
+        for blind in &self.unreadable {
+            known.retain(|p, _| !p.is_within(blind));
+            disk.retain(|p, _| !p.is_within(blind));
+        }
+        Ok((disk, known))
+    }
+
+    /// Files on disk that are new or whose stat moved: uploads (returned),
+    /// index refreshes, or "still being written".
+    fn plan_files(
+        &self,
+        disk: &BTreeMap<WirePath, DiskEntry>,
+        known: &BTreeMap<WirePath, Entry>,
+        plan: &mut Plan,
+    ) -> Vec<Op> {
+        let mut uploads = Vec::new();
+        for (path, entry) in disk {
             let DiskEntry::File(stat) = *entry else {
                 continue;
             };
-            let indexed = known.get(path).copied();
-            let (base, old_hash) = match indexed {
+            let (base, old_hash) = match known.get(path) {
                 Some(Entry {
                     kind: EntryKind::File { stat: old, hash },
                     version,
                 }) => {
-                    if old == stat && old.mtime_ns != 0 {
+                    if *old == stat && old.mtime_ns != 0 {
                         continue;
                     }
-                    (version, Some(hash))
+                    (*version, Some(*hash))
                 }
                 _ => (0, None),
             };
-            if stat.is_racy(SETTLE) {
-                plan.unstable.push(path.clone());
-                continue;
-            }
-            let Some(hash) = self.stable_hash(path, stat) else {
+            let hash = match stat.is_racy(SETTLE) {
+                true => None,
+                false => self.stable_hash(path, stat),
+            };
+            let Some(hash) = hash else {
                 plan.unstable.push(path.clone());
                 continue;
             };
             if old_hash == Some(hash) {
-                plan.refreshed.push((
-                    path.clone(),
-                    Entry {
-                        kind: EntryKind::File { stat, hash },
-                        version: base,
-                    },
-                ));
+                let kind = EntryKind::File { stat, hash };
+                let entry = Entry {
+                    kind,
+                    version: base,
+                };
+                plan.refreshed.push((path.clone(), entry));
             } else {
+                let path = path.clone();
                 uploads.push(Op::Upload {
-                    path: path.clone(),
+                    path,
                     base,
                     stat,
                     hash,
                 });
             }
         }
-
-        // Indexed files that are gone (or became directories).
-        let deleted_files: Vec<(WirePath, u64, ContentHash)> = known
-            .iter()
-            .filter_map(|(p, e)| match e.kind {
-                EntryKind::File { hash, .. }
-                    if !matches!(disk.get(p), Some(DiskEntry::File(_))) =>
-                {
-                    Some((p.clone(), e.version, hash))
-                }
-                _ => None,
-            })
-            .collect();
-
-        // A deleted file whose content reappeared as a new file was renamed.
-        let mut renamed_from = BTreeSet::new();
-        for (from, base, hash) in &deleted_files {
-            let candidate = uploads
-                .iter()
-                .enumerate()
-                .filter(|(_, op)| matches!(op, Op::Upload { base: 0, hash: h, .. } if h == hash))
-                .max_by_key(|(_, op)| op.path().file_name() == from.file_name())
-                .map(|(i, _)| i);
-            if let Some(i) = candidate {
-                let to = uploads.remove(i).path().clone();
-                plan.ops.push(Op::Rename {
-                    from: from.clone(),
-                    to,
-                    base: *base,
-                });
-                renamed_from.insert(from.clone());
-            }
-        }
-        for (path, base, _) in &deleted_files {
-            let under_deleted_dir = deleted_dirs.iter().any(|d| path.is_within(d));
-            if !renamed_from.contains(path) && !under_deleted_dir {
-                plan.ops.push(Op::Delete {
-                    path: path.clone(),
-                    base: *base,
-                });
-            }
-        }
-        for dir in &deleted_dirs {
-            plan.ops.push(Op::RemoveDir { path: dir.clone() });
-        }
-        for dir in added_dirs {
-            plan.ops.push(Op::MakeDir { path: dir });
-        }
-        plan.ops.extend(uploads);
-        Ok(plan)
+        uploads
     }
 
     /// Hashes a file and checks it did not change meanwhile; `None` when it
@@ -453,6 +460,52 @@ impl Scanner {
             Ok(Local::File(after)) if after == before && len == before.size => Some(hash),
             _ => None,
         }
+    }
+}
+
+/// Indexed files and directories that are gone: renames (a deleted file whose
+/// content reappeared as a new file; that upload is taken out of `uploads`),
+/// then file deletions, then directory removals.
+fn plan_removals(
+    disk: &BTreeMap<WirePath, DiskEntry>,
+    known: &BTreeMap<WirePath, Entry>,
+    deleted_dirs: &[WirePath],
+    uploads: &mut Vec<Op>,
+    plan: &mut Plan,
+) {
+    let deleted_files: Vec<(WirePath, u64, ContentHash)> = known
+        .iter()
+        .filter_map(|(p, e)| match e.kind {
+            EntryKind::File { hash, .. } if !matches!(disk.get(p), Some(DiskEntry::File(_))) => {
+                Some((p.clone(), e.version, hash))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut renamed_from = BTreeSet::new();
+    for (from, base, hash) in &deleted_files {
+        let candidate = uploads
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| matches!(op, Op::Upload { base: 0, hash: h, .. } if h == hash))
+            .max_by_key(|(_, op)| op.path().file_name() == from.file_name())
+            .map(|(i, _)| i);
+        if let Some(i) = candidate {
+            let to = uploads.remove(i).path().clone();
+            renamed_from.insert(from.clone());
+            let (from, base) = (from.clone(), *base);
+            plan.ops.push(Op::Rename { from, to, base });
+        }
+    }
+    for (path, base, _) in &deleted_files {
+        let under_deleted_dir = deleted_dirs.iter().any(|d| path.is_within(d));
+        if !renamed_from.contains(path) && !under_deleted_dir {
+            let (path, base) = (path.clone(), *base);
+            plan.ops.push(Op::Delete { path, base });
+        }
+    }
+    for dir in deleted_dirs {
+        plan.ops.push(Op::RemoveDir { path: dir.clone() });
     }
 }
 
@@ -546,168 +599,4 @@ fn match_dir_renames(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-
-    fn p(s: &str) -> WirePath {
-        WirePath::new(s).unwrap()
-    }
-
-    /// Indexes the folder as it is now, every entry at version 1.
-    fn index_of(root: &Path) -> Index {
-        let mut scanner = Scanner::new(root);
-        let mut index = Index::new();
-        for (path, entry) in scanner.scan(None).unwrap() {
-            let kind = match entry {
-                DiskEntry::Dir => EntryKind::Dir,
-                DiskEntry::File(stat) => EntryKind::File {
-                    stat,
-                    hash: hash_file(&path.to_local(root)).unwrap().0,
-                },
-            };
-            index.insert(path, Entry { kind, version: 1 });
-        }
-        index
-    }
-
-    fn settle() {
-        std::thread::sleep(SETTLE + Duration::from_millis(20));
-    }
-
-    fn full() -> Scope {
-        Scope {
-            full: true,
-            paths: BTreeSet::new(),
-        }
-    }
-
-    #[test]
-    fn new_tree_is_planned_parents_first_and_skips_symlinks_and_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("a/empty")).unwrap();
-        fs::create_dir_all(root.join(".cloudservice/tmp")).unwrap();
-        fs::write(root.join("a/ünï cödé.txt"), "x").unwrap();
-        fs::write(root.join("zero"), "").unwrap();
-        std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
-        settle();
-        let plan = Scanner::new(root).plan(&Index::new(), &full()).unwrap();
-        let paths: Vec<String> = plan
-            .ops
-            .iter()
-            .map(|op| match op {
-                Op::MakeDir { path } => format!("mkdir {path}"),
-                Op::Upload { path, base, .. } => format!("up {path} {base}"),
-                other => format!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            paths,
-            [
-                "mkdir a",
-                "mkdir a/empty",
-                "up a/ünï cödé.txt 0",
-                "up zero 0"
-            ]
-        );
-    }
-
-    #[test]
-    fn offline_changes_become_pushes() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("d/sub")).unwrap();
-        fs::create_dir_all(root.join("gone/deep")).unwrap();
-        for (f, c) in [
-            ("keep", "k"),
-            ("edit", "e1"),
-            ("del", "d"),
-            ("mv-src", "moved content"),
-            ("d/sub/f", "f"),
-            ("gone/deep/g", "g"),
-            ("touched", "t"),
-        ] {
-            fs::write(root.join(f), c).unwrap();
-        }
-        let index = index_of(root);
-        fs::write(root.join("edit"), "e2 longer").unwrap();
-        fs::remove_file(root.join("del")).unwrap();
-        fs::rename(root.join("mv-src"), root.join("d/mv-dst")).unwrap();
-        fs::remove_dir_all(root.join("gone")).unwrap();
-        fs::write(root.join("new"), "n").unwrap();
-        fs::write(root.join("touched"), "t").unwrap();
-        settle();
-        let plan = Scanner::new(root).plan(&index, &full()).unwrap();
-        assert!(!plan.renames_only);
-        let find = |want: &str| plan.ops.iter().any(|op| format!("{op:?}").contains(want));
-        assert!(plan.ops.contains(&Op::Rename {
-            from: p("mv-src"),
-            to: p("d/mv-dst"),
-            base: 1
-        }));
-        assert!(plan.ops.contains(&Op::Delete {
-            path: p("del"),
-            base: 1
-        }));
-        assert!(plan.ops.contains(&Op::RemoveDir { path: p("gone") }));
-        assert!(find("Upload { path: WirePath(\"edit\"), base: 1"));
-        assert!(find("Upload { path: WirePath(\"new\"), base: 0"));
-        assert_eq!(plan.ops.len(), 5, "{:?}", plan.ops);
-        assert_eq!(plan.refreshed.len(), 1);
-        assert_eq!(plan.refreshed[0].0, p("touched"));
-    }
-
-    #[test]
-    fn directory_rename_is_one_rename_and_partial_scope_works() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("photos/2024")).unwrap();
-        for i in 0..5 {
-            fs::write(root.join(format!("photos/2024/{i}.jpg")), format!("img{i}")).unwrap();
-        }
-        let index = index_of(root);
-        fs::create_dir(root.join("archive")).unwrap();
-        fs::rename(root.join("photos"), root.join("archive/pics")).unwrap();
-        let mut scope = Scope::default();
-        scope.add(p("photos"));
-        scope.add(p("archive/pics"));
-        let plan = Scanner::new(root).plan(&index, &scope).unwrap();
-        assert!(plan.renames_only);
-        assert_eq!(
-            plan.ops,
-            [Op::Rename {
-                from: p("photos"),
-                to: p("archive/pics"),
-                base: 1
-            }]
-        );
-        let mut moved = index.clone();
-        moved.rebase(&p("photos"), &p("archive/pics"), Some(2));
-        let plan = Scanner::new(root).plan(&moved, &scope).unwrap();
-        assert_eq!(plan.ops, [Op::MakeDir { path: p("archive") }]);
-    }
-
-    #[test]
-    fn file_being_written_is_not_pushed_yet() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("busy"), "half").unwrap();
-        let plan = Scanner::new(dir.path())
-            .plan(&Index::new(), &full())
-            .unwrap();
-        assert!(plan.ops.is_empty());
-        assert_eq!(plan.unstable, [p("busy")]);
-    }
-
-    #[test]
-    fn vanished_root_is_an_error_not_a_deletion() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("sync");
-        fs::create_dir(&root).unwrap();
-        fs::write(root.join("f"), "x").unwrap();
-        let index = index_of(&root);
-        fs::remove_dir_all(&root).unwrap();
-        let err = Scanner::new(&root).plan(&index, &full()).unwrap_err();
-        assert!(matches!(err, ClientError::FolderVanished(_)));
-    }
-}
+mod tests;

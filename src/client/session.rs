@@ -20,7 +20,9 @@ use super::state::{Identity, StateDir};
 use super::watcher::{canonical_root, FolderWatcher, WatchEvent};
 use super::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
-use crate::protocol::{ErrorCode, Frame, Hello, HelloMode, Message, PushStatus, UserId};
+use crate::protocol::{
+    ErrorCode, ErrorReport, Frame, Hello, HelloMode, Message, PushAck, PushStatus, UserId,
+};
 use crossbeam_channel::{never, select, Receiver};
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -70,60 +72,12 @@ pub fn run(
         None => Index::new(),
     };
     check_not_emptied(&root, &index)?;
-    let hello = match (stored, config.user) {
-        (Some(id), Some(given)) if id.user != given => {
-            return Err(ClientError::UserMismatch {
-                stored: id.user.to_string(),
-                given: given.to_string(),
-            })
-        }
-        (Some(id), _) => Hello {
-            mode: HelloMode::Resume,
-            user_id: id.user,
-            client_id: id.client,
-        },
-        (None, Some(user)) => Hello {
-            mode: HelloMode::NewClient,
-            user_id: user,
-            client_id: 0,
-        },
-        (None, None) => Hello {
-            mode: HelloMode::NewUser,
-            user_id: UserId::NONE,
-            client_id: 0,
-        },
-    };
-    let mut conn =
-        Connection::connect(config.server).map_err(|cause| ClientError::Unreachable {
-            address: config.server.to_string(),
-            cause,
-        })?;
-    let welcome = conn.handshake(hello.clone())?;
-    if hello.mode != HelloMode::NewUser && welcome.user_id != hello.user_id {
-        return Err(ClientError::Protocol("welcome names another user".into()));
-    }
-    let identity = Identity {
-        user: welcome.user_id,
-        client: welcome.client_id,
-    };
+    let hello = hello_for(stored, config.user)?;
+    let (conn, identity) = greet(config, &hello)?;
     if stored.is_none() {
         state.save_identity(&identity)?;
         index.cursor = 0;
         index.save(&state.index_file())?;
-    }
-    match hello.mode {
-        HelloMode::NewUser => log::info!("created user {}; uploading the folder", identity.user),
-        HelloMode::NewClient => log::info!(
-            "joined user {} as device {}; downloading",
-            identity.user,
-            identity.client
-        ),
-        HelloMode::Resume => log::info!(
-            "resumed as device {} (server at {}, this folder at {})",
-            identity.client,
-            welcome.head,
-            index.cursor
-        ),
     }
     let watcher = if config.once {
         None
@@ -169,6 +123,71 @@ pub fn run(
     };
     session.mark_all(Instant::now());
     session.run(on_new_user)
+}
+
+/// The handshake this folder calls for: resume what it remembers, join the
+/// given user, or create a user.
+///
+/// # Errors
+/// [`ClientError::UserMismatch`] when the folder belongs to another user.
+fn hello_for(stored: Option<Identity>, user: Option<UserId>) -> Result<Hello, ClientError> {
+    Ok(match (stored, user) {
+        (Some(id), Some(given)) if id.user != given => {
+            return Err(ClientError::UserMismatch {
+                stored: id.user.to_string(),
+                given: given.to_string(),
+            })
+        }
+        (Some(id), _) => Hello {
+            mode: HelloMode::Resume,
+            user_id: id.user,
+            client_id: id.client,
+        },
+        (None, Some(user)) => Hello {
+            mode: HelloMode::NewClient,
+            user_id: user,
+            client_id: 0,
+        },
+        (None, None) => Hello {
+            mode: HelloMode::NewUser,
+            user_id: UserId::NONE,
+            client_id: 0,
+        },
+    })
+}
+
+/// Connects and shakes hands; says who we are now.
+///
+/// # Errors
+/// `Unreachable`, `Refused`, or a `Welcome` for another user.
+fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), ClientError> {
+    let mut conn =
+        Connection::connect(config.server).map_err(|cause| ClientError::Unreachable {
+            address: config.server.to_string(),
+            cause,
+        })?;
+    let welcome = conn.handshake(hello.clone())?;
+    if hello.mode != HelloMode::NewUser && welcome.user_id != hello.user_id {
+        return Err(ClientError::Protocol("welcome names another user".into()));
+    }
+    let identity = Identity {
+        user: welcome.user_id,
+        client: welcome.client_id,
+    };
+    match hello.mode {
+        HelloMode::NewUser => log::info!("created user {}; uploading the folder", identity.user),
+        HelloMode::NewClient => log::info!(
+            "joined user {} as device {}; downloading",
+            identity.user,
+            identity.client
+        ),
+        HelloMode::Resume => log::info!(
+            "resumed as device {} (server at {})",
+            identity.client,
+            welcome.head
+        ),
+    }
+    Ok((conn, identity))
 }
 
 /// Refuses to start (or go on) when the folder is empty but the index knows
@@ -490,50 +509,9 @@ impl Session<'_> {
                     self.pull_wanted = true;
                 }
             }
-            Message::PushAck(ack) => {
-                let Some(op) = self.inflight.remove(&id) else {
-                    return Err(ClientError::Protocol(format!(
-                        "push ack for unknown request {id}"
-                    )));
-                };
-                log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
-                let effect = apply_ack(&self.root, &mut self.index, &op, &ack);
-                let advanced = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict)
-                    && ack.version == self.index.cursor + 1;
-                if advanced {
-                    // Nothing else happened on the server in between: our own
-                    // change is the next one, so the cursor may follow it.
-                    self.index.cursor = ack.version;
-                }
-                let now = Instant::now();
-                for path in effect.dirty {
-                    self.mark(path, now + DEBOUNCE);
-                }
-                self.pull_wanted |= effect.pull;
-                if let (Op::Upload { .. }, Some(t)) = (&op, self.push_transfer.as_mut()) {
-                    t.file_done();
-                }
-                if self.inflight.is_empty() {
-                    self.round_done();
-                }
-            }
+            Message::PushAck(ack) => self.on_push_ack(id, &ack)?,
             Message::Error(report) if self.inflight.contains_key(&id) => {
-                if closes_connection(report.code) {
-                    return Err(ClientError::ConnectionLost(report.message));
-                }
-                if let Some(op) = self.inflight.remove(&id) {
-                    log::warn!(
-                        "server refused {} ({:?}: {}); will retry",
-                        op.path(),
-                        report.code,
-                        report.message
-                    );
-                    self.retry.add(op.path().clone());
-                    self.retry_due = Some(Instant::now() + Duration::from_secs(1));
-                }
-                if self.inflight.is_empty() {
-                    self.round_done();
-                }
+                self.on_push_error(id, &report)?
             }
             Message::Error(report) => {
                 if report.code == ErrorCode::UnknownClient || report.code == ErrorCode::UnknownUser
@@ -559,6 +537,57 @@ impl Session<'_> {
             other => {
                 log::debug!("ignoring unexpected {:?} (request {id})", other.kind());
             }
+        }
+        Ok(())
+    }
+
+    fn on_push_ack(&mut self, id: u32, ack: &PushAck) -> Result<(), ClientError> {
+        let Some(op) = self.inflight.remove(&id) else {
+            return Err(ClientError::Protocol(format!(
+                "push ack for unknown request {id}"
+            )));
+        };
+        log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
+        let effect = apply_ack(&self.root, &mut self.index, &op, ack);
+        let advanced = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict)
+            && ack.version == self.index.cursor + 1;
+        if advanced {
+            // Nothing else happened on the server in between: our own
+            // change is the next one, so the cursor may follow it.
+            self.index.cursor = ack.version;
+        }
+        let now = Instant::now();
+        for path in effect.dirty {
+            self.mark(path, now + DEBOUNCE);
+        }
+        self.pull_wanted |= effect.pull;
+        if let (Op::Upload { .. }, Some(t)) = (&op, self.push_transfer.as_mut()) {
+            t.file_done();
+        }
+        if self.inflight.is_empty() {
+            self.round_done();
+        }
+        Ok(())
+    }
+
+    /// An error answering a push: the server stays connected for content
+    /// errors (hash or size mismatch, storage); the path is tried again.
+    fn on_push_error(&mut self, id: u32, report: &ErrorReport) -> Result<(), ClientError> {
+        if closes_connection(report.code) {
+            return Err(ClientError::ConnectionLost(report.message.clone()));
+        }
+        if let Some(op) = self.inflight.remove(&id) {
+            log::warn!(
+                "server refused {} ({:?}: {}); will retry",
+                op.path(),
+                report.code,
+                report.message
+            );
+            self.retry.add(op.path().clone());
+            self.retry_due = Some(Instant::now() + Duration::from_secs(1));
+        }
+        if self.inflight.is_empty() {
+            self.round_done();
         }
         Ok(())
     }

@@ -1,0 +1,165 @@
+//! The scanner against temporary folders: offline edits, renames, unstable files.
+
+use super::*;
+use std::fs;
+
+fn p(s: &str) -> WirePath {
+    WirePath::new(s).unwrap()
+}
+
+/// Indexes the folder as it is now, every entry at version 1.
+fn index_of(root: &Path) -> Index {
+    let mut scanner = Scanner::new(root);
+    let mut index = Index::new();
+    for (path, entry) in scanner.scan(None).unwrap() {
+        let kind = match entry {
+            DiskEntry::Dir => EntryKind::Dir,
+            DiskEntry::File(stat) => EntryKind::File {
+                stat,
+                hash: hash_file(&path.to_local(root)).unwrap().0,
+            },
+        };
+        index.insert(path, Entry { kind, version: 1 });
+    }
+    index
+}
+
+fn settle() {
+    std::thread::sleep(SETTLE + Duration::from_millis(20));
+}
+
+fn full() -> Scope {
+    Scope {
+        full: true,
+        paths: BTreeSet::new(),
+    }
+}
+
+#[test]
+fn new_tree_is_planned_parents_first_and_skips_symlinks_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("a/empty")).unwrap();
+    fs::create_dir_all(root.join(".cloudservice/tmp")).unwrap();
+    fs::write(root.join("a/ünï cödé.txt"), "x").unwrap();
+    fs::write(root.join("zero"), "").unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
+    settle();
+    let plan = Scanner::new(root).plan(&Index::new(), &full()).unwrap();
+    let paths: Vec<String> = plan
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::MakeDir { path } => format!("mkdir {path}"),
+            Op::Upload { path, base, .. } => format!("up {path} {base}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "mkdir a",
+            "mkdir a/empty",
+            "up a/ünï cödé.txt 0",
+            "up zero 0"
+        ]
+    );
+}
+
+#[test]
+fn offline_changes_become_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("d/sub")).unwrap();
+    fs::create_dir_all(root.join("gone/deep")).unwrap();
+    for (f, c) in [
+        ("keep", "k"),
+        ("edit", "e1"),
+        ("del", "d"),
+        ("mv-src", "moved content"),
+        ("d/sub/f", "f"),
+        ("gone/deep/g", "g"),
+        ("touched", "t"),
+    ] {
+        fs::write(root.join(f), c).unwrap();
+    }
+    let index = index_of(root);
+    fs::write(root.join("edit"), "e2 longer").unwrap();
+    fs::remove_file(root.join("del")).unwrap();
+    fs::rename(root.join("mv-src"), root.join("d/mv-dst")).unwrap();
+    fs::remove_dir_all(root.join("gone")).unwrap();
+    fs::write(root.join("new"), "n").unwrap();
+    fs::write(root.join("touched"), "t").unwrap();
+    settle();
+    let plan = Scanner::new(root).plan(&index, &full()).unwrap();
+    assert!(!plan.renames_only);
+    let find = |want: &str| plan.ops.iter().any(|op| format!("{op:?}").contains(want));
+    assert!(plan.ops.contains(&Op::Rename {
+        from: p("mv-src"),
+        to: p("d/mv-dst"),
+        base: 1
+    }));
+    assert!(plan.ops.contains(&Op::Delete {
+        path: p("del"),
+        base: 1
+    }));
+    assert!(plan.ops.contains(&Op::RemoveDir { path: p("gone") }));
+    assert!(find("Upload { path: WirePath(\"edit\"), base: 1"));
+    assert!(find("Upload { path: WirePath(\"new\"), base: 0"));
+    assert_eq!(plan.ops.len(), 5, "{:?}", plan.ops);
+    assert_eq!(plan.refreshed.len(), 1);
+    assert_eq!(plan.refreshed[0].0, p("touched"));
+}
+
+#[test]
+fn directory_rename_is_one_rename_and_partial_scope_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("photos/2024")).unwrap();
+    for i in 0..5 {
+        fs::write(root.join(format!("photos/2024/{i}.jpg")), format!("img{i}")).unwrap();
+    }
+    let index = index_of(root);
+    fs::create_dir(root.join("archive")).unwrap();
+    fs::rename(root.join("photos"), root.join("archive/pics")).unwrap();
+    let mut scope = Scope::default();
+    scope.add(p("photos"));
+    scope.add(p("archive/pics"));
+    let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+    assert!(plan.renames_only);
+    assert_eq!(
+        plan.ops,
+        [Op::Rename {
+            from: p("photos"),
+            to: p("archive/pics"),
+            base: 1
+        }]
+    );
+    let mut moved = index.clone();
+    moved.rebase(&p("photos"), &p("archive/pics"), Some(2));
+    let plan = Scanner::new(root).plan(&moved, &scope).unwrap();
+    assert_eq!(plan.ops, [Op::MakeDir { path: p("archive") }]);
+}
+
+#[test]
+fn file_being_written_is_not_pushed_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("busy"), "half").unwrap();
+    let plan = Scanner::new(dir.path())
+        .plan(&Index::new(), &full())
+        .unwrap();
+    assert!(plan.ops.is_empty());
+    assert_eq!(plan.unstable, [p("busy")]);
+}
+
+#[test]
+fn vanished_root_is_an_error_not_a_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("sync");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("f"), "x").unwrap();
+    let index = index_of(&root);
+    fs::remove_dir_all(&root).unwrap();
+    let err = Scanner::new(&root).plan(&index, &full()).unwrap_err();
+    assert!(matches!(err, ClientError::FolderVanished(_)));
+}
