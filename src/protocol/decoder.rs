@@ -170,11 +170,8 @@ pub fn decode_all(bytes: &[u8]) -> (Vec<Frame>, Result<Status<()>, FrameError>) 
     let mut input = bytes;
     let mut frames = Vec::new();
     loop {
-        match decoder.feed(&mut input) {
-            Ok(Status::Complete(frame)) => frames.push(frame),
-            Ok(Status::Partial) => return (frames, Ok(Status::Partial)),
-            Err(e) => return (frames, Err(e)),
-        }
+        // Checked before feeding, so an empty input ends `Complete` like any
+        // input that ends on a frame boundary.
         if input.is_empty() {
             let end = if decoder.is_idle() {
                 Status::Complete(())
@@ -182,6 +179,11 @@ pub fn decode_all(bytes: &[u8]) -> (Vec<Frame>, Result<Status<()>, FrameError>) 
                 Status::Partial
             };
             return (frames, Ok(end));
+        }
+        match decoder.feed(&mut input) {
+            Ok(Status::Complete(frame)) => frames.push(frame),
+            Ok(Status::Partial) => return (frames, Ok(Status::Partial)),
+            Err(e) => return (frames, Err(e)),
         }
     }
 }
