@@ -403,3 +403,36 @@ fn symlinks_are_skipped_not_followed() {
         "{on_server:?}"
     );
 }
+
+#[test]
+fn a_file_being_written_is_pushed_once_complete() {
+    let server = Server::start();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    write(a.path(), "seed", "s");
+    settle();
+    let user = new_user(server.port, a.path());
+    let _ca = Client::start(server.port, a.path(), None);
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    converge("initial", &[a.path(), b.path()]);
+    let mut written = Vec::new();
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(a.path().join("slow.log")).unwrap();
+        for i in 0..20 {
+            let line = format!("line {i} {}\n", "x".repeat(1000));
+            f.write_all(line.as_bytes()).unwrap();
+            f.flush().unwrap();
+            written.extend_from_slice(line.as_bytes());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let t = converge("slow writer", &[a.path(), b.path()]);
+    assert_eq!(t["slow.log"], Some(written));
+    let pushes = server
+        .conn_log()
+        .lines()
+        .filter(|l| l.contains("request=push-file") && l.contains("slow.log"))
+        .count();
+    assert_eq!(pushes, 1, "pushed once, when complete");
+}
