@@ -1,0 +1,461 @@
+//! Replays the fuzz seed corpus and every saved fuzz crash through the same
+//! property checks as the fuzz targets, on stable, in every `cargo test`.
+//!
+//! The seed corpus is written by the ignored test `write_seed_corpus`:
+//! `cargo test --test fuzz_corpus_replay -- --ignored write_seed_corpus`.
+
+#[path = "../fuzz/src/lib.rs"]
+mod properties;
+
+use cloudservice::protocol::limits::MAX_PAYLOAD;
+use cloudservice::protocol::message::put_header;
+use cloudservice::protocol::{
+    decode_all, ChangeBatch, ChangeEntry, ContentHash, Delete, EntryState, ErrorCode, ErrorReport,
+    Fetch, FileBegin, Frame, Hello, HelloMode, Kind, Message, PushAck, PushStatus, RemoveDir,
+    Rename, UserId, Welcome, WirePath,
+};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const EVERY_KIND: [Kind; 18] = [
+    Kind::Hello,
+    Kind::Welcome,
+    Kind::Ping,
+    Kind::Pong,
+    Kind::Error,
+    Kind::Pull,
+    Kind::ChangeBatch,
+    Kind::Ack,
+    Kind::Notify,
+    Kind::Fetch,
+    Kind::FileBegin,
+    Kind::FileChunk,
+    Kind::FileEnd,
+    Kind::MakeDir,
+    Kind::Delete,
+    Kind::RemoveDir,
+    Kind::Rename,
+    Kind::PushAck,
+];
+
+fn fuzz_dir(sub: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(sub)
+}
+
+/// Every input file in `dir` (dot files such as `.gitkeep` skipped), sorted.
+fn inputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| (p.display().to_string(), fs::read(&p).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn replay(dir: &Path, check: fn(&[u8])) -> usize {
+    let files = inputs(dir);
+    for (name, data) in &files {
+        let outcome = std::panic::catch_unwind(|| check(data));
+        assert!(outcome.is_ok(), "property broken by {name}");
+    }
+    files.len()
+}
+
+#[test]
+fn seed_corpus_keeps_the_properties() {
+    let n = replay(
+        &fuzz_dir("corpus/frame_parser"),
+        properties::check_frame_parser,
+    );
+    assert!(n >= EVERY_KIND.len(), "only {n} seed files");
+}
+
+#[test]
+fn regressions_keep_the_properties() {
+    replay(
+        &fuzz_dir("regressions/frame_parser"),
+        properties::check_frame_parser,
+    );
+    replay(
+        &fuzz_dir("regressions/roundtrip"),
+        properties::check_roundtrip,
+    );
+}
+
+#[test]
+fn seed_corpus_has_every_message_kind() {
+    let mut seen = BTreeSet::new();
+    for (_, data) in inputs(&fuzz_dir("corpus/frame_parser")) {
+        let (_, stream) = properties::split_input(&data);
+        for frame in decode_all(stream).0 {
+            seen.insert(frame.message.kind() as u8);
+        }
+    }
+    for kind in EVERY_KIND {
+        assert!(
+            seen.contains(&(kind as u8)),
+            "no seed holds a {kind:?} frame"
+        );
+    }
+}
+
+#[test]
+fn seed_corpus_matches_the_generator() {
+    let dir = fuzz_dir("corpus/frame_parser");
+    for (name, bytes) in seeds() {
+        let on_disk = fs::read(dir.join(&name)).unwrap_or_default();
+        assert!(
+            on_disk == bytes,
+            "{name} is missing or stale: the encoding changed? Regenerate with \
+             `cargo test --test fuzz_corpus_replay -- --ignored write_seed_corpus`"
+        );
+    }
+}
+
+/// Rewrites `fuzz/corpus/frame_parser/seed-*` from [`seeds`].
+#[test]
+#[ignore = "writes files; run by hand after a wire-format change"]
+fn write_seed_corpus() {
+    let dir = fuzz_dir("corpus/frame_parser");
+    fs::create_dir_all(&dir).unwrap();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    for (name, bytes) in seeds() {
+        fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn path(text: &str) -> WirePath {
+    WirePath::new(text).unwrap()
+}
+
+fn frame(request_id: u32, message: Message) -> Frame {
+    Frame::new(request_id, message)
+}
+
+/// One valid frame of every message kind (some kinds several times).
+fn sample_frames() -> Vec<(&'static str, Frame)> {
+    let user = UserId([
+        0x9f, 0x1c, 0x3a, 0x77, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ]);
+    let hash = ContentHash::of(b"hello world\n");
+    vec![
+        (
+            "hello-new-user",
+            frame(
+                1,
+                Message::Hello(Hello {
+                    mode: HelloMode::NewUser,
+                    user_id: UserId::NONE,
+                    client_id: 0,
+                }),
+            ),
+        ),
+        (
+            "hello-new-client",
+            frame(
+                1,
+                Message::Hello(Hello {
+                    mode: HelloMode::NewClient,
+                    user_id: user,
+                    client_id: 0,
+                }),
+            ),
+        ),
+        (
+            "hello-resume",
+            frame(
+                1,
+                Message::Hello(Hello {
+                    mode: HelloMode::Resume,
+                    user_id: user,
+                    client_id: 2,
+                }),
+            ),
+        ),
+        (
+            "welcome",
+            frame(
+                1,
+                Message::Welcome(Welcome {
+                    user_id: user,
+                    client_id: 2,
+                    head: 41,
+                }),
+            ),
+        ),
+        ("ping", frame(7, Message::Ping)),
+        ("pong", frame(7, Message::Pong)),
+        (
+            "error-not-found",
+            frame(
+                9,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::NotFound,
+                    message: "no such file: docs/a.txt".into(),
+                }),
+            ),
+        ),
+        (
+            "error-unicode",
+            frame(
+                3,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::WrongPhase,
+                    message: "état inattendu 📁".into(),
+                }),
+            ),
+        ),
+        ("pull-full", frame(2, Message::Pull { cursor: 0 })),
+        ("pull", frame(2, Message::Pull { cursor: 40 })),
+        (
+            "change-batch",
+            frame(
+                2,
+                Message::ChangeBatch(ChangeBatch {
+                    head: 44,
+                    full: false,
+                    last: true,
+                    entries: vec![
+                        ChangeEntry {
+                            path: path("old/gone.txt"),
+                            version: 42,
+                            state: EntryState::Deleted,
+                        },
+                        ChangeEntry {
+                            path: path("docs"),
+                            version: 43,
+                            state: EntryState::Dir,
+                        },
+                        ChangeEntry {
+                            path: path("docs/naïve café.txt"),
+                            version: 44,
+                            state: EntryState::File { size: 12, hash },
+                        },
+                    ],
+                }),
+            ),
+        ),
+        (
+            "change-batch-empty",
+            frame(
+                2,
+                Message::ChangeBatch(ChangeBatch {
+                    head: 44,
+                    full: true,
+                    last: true,
+                    entries: vec![],
+                }),
+            ),
+        ),
+        ("ack", frame(5, Message::Ack { cursor: 44 })),
+        ("notify", frame(0, Message::Notify { head: 45 })),
+        (
+            "fetch",
+            frame(
+                6,
+                Message::Fetch(Fetch {
+                    version: 44,
+                    path: path("docs/naïve café.txt"),
+                }),
+            ),
+        ),
+        (
+            "file-begin",
+            frame(
+                8,
+                Message::FileBegin(FileBegin {
+                    version: 0,
+                    size: 12,
+                    hash,
+                    path: path("docs/a.txt"),
+                }),
+            ),
+        ),
+        (
+            "file-chunk",
+            frame(8, Message::FileChunk(b"hello world\n".to_vec())),
+        ),
+        (
+            "file-chunk-300",
+            frame(
+                8,
+                Message::FileChunk((0..300u16).map(|i| i as u8).collect()),
+            ),
+        ),
+        ("file-chunk-empty", frame(8, Message::FileChunk(Vec::new()))),
+        ("file-end", frame(8, Message::FileEnd)),
+        (
+            "make-dir",
+            frame(
+                10,
+                Message::MakeDir {
+                    path: path("a/b/c"),
+                },
+            ),
+        ),
+        (
+            "delete",
+            frame(
+                11,
+                Message::Delete(Delete {
+                    base_version: 44,
+                    path: path("docs/a.txt"),
+                }),
+            ),
+        ),
+        (
+            "remove-dir",
+            frame(
+                12,
+                Message::RemoveDir(RemoveDir {
+                    cursor: 44,
+                    path: path("old"),
+                }),
+            ),
+        ),
+        (
+            "rename",
+            frame(
+                13,
+                Message::Rename(Rename {
+                    base_version: 43,
+                    from: path("docs"),
+                    to: path("papers/docs"),
+                }),
+            ),
+        ),
+        (
+            "push-ack-conflict",
+            frame(
+                8,
+                Message::PushAck(PushAck {
+                    status: PushStatus::Conflict,
+                    version: 46,
+                    path: path("docs/a (conflict 2 2026-11-26 101233).txt"),
+                }),
+            ),
+        ),
+        (
+            "push-ack-applied",
+            frame(
+                10,
+                Message::PushAck(PushAck {
+                    status: PushStatus::Applied,
+                    version: 47,
+                    path: path("a/b/c"),
+                }),
+            ),
+        ),
+    ]
+}
+
+fn raw(kind: u8, request_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = b"CS\x01".to_vec();
+    out.push(kind);
+    out.extend_from_slice(&request_id.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn concat(frames: &[Frame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        f.encode(&mut out);
+    }
+    out
+}
+
+/// Every seed file: name and content (`plan_len | plan | stream`).
+fn seeds() -> Vec<(String, Vec<u8>)> {
+    let samples = sample_frames();
+    let mut out = Vec::new();
+    for (name, f) in &samples {
+        // An empty plan: fed one byte at a time.
+        out.push((
+            format!("seed-{name}"),
+            properties::make_input(&[], &f.to_bytes()),
+        ));
+    }
+    let by_name = |n: &str| samples.iter().find(|(s, _)| *s == n).unwrap().1.clone();
+    let session = concat(
+        &[
+            "hello-resume",
+            "welcome",
+            "make-dir",
+            "file-begin",
+            "file-chunk",
+            "file-end",
+            "push-ack-applied",
+            "pull",
+            "change-batch",
+            "fetch",
+            "file-begin",
+            "file-chunk-300",
+            "file-end",
+            "ack",
+            "notify",
+            "ping",
+            "pong",
+        ]
+        .map(by_name),
+    );
+    out.push((
+        "seed-stream-session".into(),
+        properties::make_input(&[1, 4, 9], &session),
+    ));
+    out.push((
+        "seed-stream-session-whole".into(),
+        properties::make_input(&[255], &session),
+    ));
+    let hello = by_name("hello-resume").to_bytes();
+    out.push((
+        "seed-partial-header".into(),
+        properties::make_input(&[2], &hello[..5]),
+    ));
+    out.push((
+        "seed-partial-payload".into(),
+        properties::make_input(&[3], &hello[..hello.len() - 1]),
+    ));
+    let mut declared_max = Vec::new();
+    put_header(&mut declared_max, Kind::FileChunk, 8, MAX_PAYLOAD);
+    declared_max.extend_from_slice(&[0xab; 64]);
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("bad-magic", b"XS\x01\x03\0\0\0\x01\0\0\0\0".to_vec()),
+        ("bad-version", b"CS\x02\x03\0\0\0\x01\0\0\0\0".to_vec()),
+        ("unknown-kind", raw(0x7f, 1, &[])),
+        ("too-long", b"CS\x01\x21\0\0\0\x08\xff\xff\xff\xff".to_vec()),
+        ("declared-max-payload", declared_max),
+        ("truncated-pull", raw(Kind::Pull as u8, 2, &[0, 0, 0, 1])),
+        ("trailing-ping", raw(Kind::Ping as u8, 2, &[0])),
+        (
+            "error-bad-utf8",
+            raw(Kind::Error as u8, 3, b"\0\x01\0\x02\xc3\x28"),
+        ),
+        (
+            "make-dir-dotdot",
+            raw(Kind::MakeDir as u8, 4, b"\0\x04../x"),
+        ),
+        ("hello-bad-mode", raw(Kind::Hello as u8, 1, &[9; 28])),
+    ];
+    for (name, stream) in bad {
+        out.push((format!("seed-{name}"), properties::make_input(&[], &stream)));
+    }
+    out
+}
