@@ -48,12 +48,24 @@ impl Entry {
 }
 
 /// The index and the pull cursor, saved together so they never disagree.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Index {
     /// Newest journal sequence number whose changes are applied here.
-    pub cursor: u64,
+    cursor: u64,
     entries: BTreeMap<WirePath, Entry>,
+    /// Mutations since load, and how many of them are on disk: an idle pull
+    /// does not rewrite the file.
+    changes: u64,
+    saved: Option<u64>,
 }
+
+impl PartialEq for Index {
+    fn eq(&self, other: &Index) -> bool {
+        self.cursor == other.cursor && self.entries == other.entries
+    }
+}
+
+impl Eq for Index {}
 
 const HEADER: &str = "cloudservice-index 1";
 
@@ -63,6 +75,19 @@ impl Index {
         Index::default()
     }
 
+    /// Newest journal sequence number whose changes are applied here.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Moves the cursor.
+    pub fn set_cursor(&mut self, cursor: u64) {
+        if cursor != self.cursor {
+            self.cursor = cursor;
+            self.changes += 1;
+        }
+    }
+
     /// The entry for `path`.
     pub fn get(&self, path: &WirePath) -> Option<&Entry> {
         self.entries.get(path)
@@ -70,12 +95,18 @@ impl Index {
 
     /// Sets the entry for `path`.
     pub fn insert(&mut self, path: WirePath, entry: Entry) {
-        self.entries.insert(path, entry);
+        if self.entries.insert(path, entry) != Some(entry) {
+            self.changes += 1;
+        }
     }
 
     /// Forgets `path` only (not what is below it).
     pub fn remove(&mut self, path: &WirePath) -> Option<Entry> {
-        self.entries.remove(path)
+        let old = self.entries.remove(path);
+        if old.is_some() {
+            self.changes += 1;
+        }
+        old
     }
 
     /// Number of entries.
@@ -123,7 +154,7 @@ impl Index {
     pub fn remove_subtree(&mut self, path: &WirePath) -> Vec<(WirePath, Entry)> {
         let keys: Vec<WirePath> = self.subtree(Some(path)).map(|(k, _)| k.clone()).collect();
         keys.into_iter()
-            .filter_map(|k| self.entries.remove(&k).map(|e| (k, e)))
+            .filter_map(|k| self.remove(&k).map(|e| (k, e)))
             .collect()
     }
 
@@ -135,7 +166,7 @@ impl Index {
                 if let Some(v) = version {
                     entry.version = v;
                 }
-                self.entries.insert(moved, entry);
+                self.insert(moved, entry);
             }
         }
     }
@@ -150,19 +181,27 @@ impl Index {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Index::new()),
             Err(e) => return Err(ClientError::io(format!("read {}", file.display()), e)),
         };
-        Index::parse(&text).map_err(|detail| ClientError::CorruptState {
+        let mut index = Index::parse(&text).map_err(|detail| ClientError::CorruptState {
             file: file.to_path_buf(),
             detail,
-        })
+        })?;
+        index.saved = Some(0);
+        Ok(index)
     }
 
-    /// Saves the index atomically (temporary file, then rename).
+    /// Saves the index atomically (temporary file, then rename), unless
+    /// nothing changed since the last save.
     ///
     /// # Errors
     /// Writing the file.
-    pub fn save(&self, file: &Path) -> Result<(), ClientError> {
+    pub fn save(&mut self, file: &Path) -> Result<(), ClientError> {
+        if self.saved == Some(self.changes) {
+            return Ok(());
+        }
         write_atomic(file, self.render().as_bytes())
-            .map_err(|e| ClientError::io(format!("write {}", file.display()), e))
+            .map_err(|e| ClientError::io(format!("write {}", file.display()), e))?;
+        self.saved = Some(self.changes);
+        Ok(())
     }
 
     /// The file format: a header line with the cursor, then one line per
@@ -197,7 +236,7 @@ impl Index {
             .ok_or("bad header")?;
         let mut index = Index {
             cursor,
-            entries: BTreeMap::new(),
+            ..Index::default()
         };
         for (n, line) in lines.enumerate() {
             let bad = || format!("line {}", n + 2);
@@ -275,7 +314,7 @@ mod tests {
     fn save_load_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         let mut index = Index::new();
-        index.cursor = 42;
+        index.set_cursor(42);
         index.insert(p("a"), dir(1));
         index.insert(p("a/naïve café 📁.bin"), file(2, b"hello"));
         index.insert(p("zero"), file(3, b""));

@@ -76,7 +76,7 @@ pub fn run(
     let (conn, identity) = greet(config, &hello)?;
     if stored.is_none() {
         state.save_identity(&identity)?;
-        index.cursor = 0;
+        index.set_cursor(0);
         index.save(&state.index_file())?;
     }
     let watcher = if config.once {
@@ -374,7 +374,7 @@ impl Session<'_> {
             let first = self.first_sync && !self.pulled_once;
             self.pull = Some(PullJob::start(
                 conn,
-                self.index.cursor,
+                self.index.cursor(),
                 first,
                 self.config.verbosity,
             )?);
@@ -444,7 +444,7 @@ impl Session<'_> {
                     t.add_bytes(n);
                 }
             };
-            match send_op(conn, &self.root, &op, self.index.cursor, &mut on_bytes)? {
+            match send_op(conn, &self.root, &op, self.index.cursor(), &mut on_bytes)? {
                 Some(id) => {
                     self.inflight.insert(id, op);
                     sent += 1;
@@ -504,7 +504,7 @@ impl Session<'_> {
         }
         match frame.message {
             Message::Notify { head } => {
-                if head > self.index.cursor {
+                if head > self.index.cursor() {
                     log::debug!("server has changes up to {head}");
                     self.pull_wanted = true;
                 }
@@ -550,11 +550,11 @@ impl Session<'_> {
         log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
         let effect = apply_ack(&self.root, &mut self.index, &op, ack);
         let advanced = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict)
-            && ack.version == self.index.cursor + 1;
+            && ack.version == self.index.cursor() + 1;
         if advanced {
             // Nothing else happened on the server in between: our own
             // change is the next one, so the cursor may follow it.
-            self.index.cursor = ack.version;
+            self.index.set_cursor(ack.version);
         }
         let now = Instant::now();
         for path in effect.dirty {
@@ -624,11 +624,12 @@ impl Session<'_> {
             self.index.save(&self.state.index_file())?;
             return Ok(());
         }
-        self.index.cursor = if done.full {
+        let cursor = if done.full {
             done.head
         } else {
-            self.index.cursor.max(done.head)
+            self.index.cursor().max(done.head)
         };
+        self.index.set_cursor(cursor);
         self.index.save(&self.state.index_file())?;
         if done.head > self.last_acked {
             if let Some(conn) = self.conn.as_mut() {
