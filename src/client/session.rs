@@ -43,6 +43,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A full comparison of the folder this often, in case an event was missed
 /// without the watcher noticing (cheap: stat only, hash on change).
 const SAFETY_RESCAN: Duration = Duration::from_secs(600);
+/// With `--once`, files still being written after this long are left for
+/// the next run.
+const ONCE_UNSTABLE_LIMIT: Duration = Duration::from_secs(30);
 /// At shutdown, how long to wait for outstanding acknowledgements.
 const DRAIN: Duration = Duration::from_secs(5);
 /// An index that lists at least this many files and meets an empty folder
@@ -112,6 +115,7 @@ pub fn run(
         dirty_since: None,
         retry: Scope::default(),
         retry_due: None,
+        unstable_since: None,
         reconnect_at: Instant::now(),
         backoff: BACKOFF_MIN,
         watcher,
@@ -233,6 +237,8 @@ struct Session<'a> {
     /// Paths that were still being written; looked at again later.
     retry: Scope,
     retry_due: Option<Instant>,
+    /// Since when some file has kept changing.
+    unstable_since: Option<Instant>,
     reconnect_at: Instant,
     backoff: Duration,
     watcher: Option<FolderWatcher>,
@@ -398,11 +404,21 @@ impl Session<'_> {
         for (path, entry) in plan.refreshed {
             self.index.insert(path, entry);
         }
-        if !plan.unstable.is_empty() {
-            for path in plan.unstable {
-                self.retry.add(path);
+        if plan.unstable.is_empty() {
+            self.unstable_since = None;
+        } else {
+            let since = *self.unstable_since.get_or_insert_with(Instant::now);
+            if self.config.once && since.elapsed() > ONCE_UNSTABLE_LIMIT {
+                // A file that never stops changing must not keep --once alive.
+                for path in &plan.unstable {
+                    log::warn!("{path} keeps changing; not pushed this time");
+                }
+            } else {
+                for path in plan.unstable {
+                    self.retry.add(path);
+                }
+                self.retry_due = Some(Instant::now() + SETTLE);
             }
-            self.retry_due = Some(Instant::now() + SETTLE);
         }
         if plan.ops.iter().any(Op::removes) {
             check_not_emptied(&self.root, &self.index)?;
