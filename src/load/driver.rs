@@ -1,0 +1,674 @@
+//! The load generator's event loop: one mio poll over every connection, a
+//! timer heap for pulls and pushes, and the per-connection protocol steps.
+
+use super::socket::connect_from;
+use super::{LoadConfig, LoadError, Milestone, Report};
+use crate::protocol::{
+    ContentHash, FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message, PushStatus, Status,
+    UserId, WirePath,
+};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use rand::Rng;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+/// How often reply timeouts are checked.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// How long the end of the measure phase waits for outstanding replies.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Where one connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not started yet.
+    Waiting,
+    /// Non-blocking connect in progress.
+    Connecting { since: Instant },
+    /// Hello sent, Welcome awaited.
+    Joining { rid: u32, sent: Instant },
+    /// Welcome received.
+    Ready,
+    /// Failed or closed; never used again.
+    Dead,
+}
+
+struct Conn {
+    user: usize,
+    stream: Option<TcpStream>,
+    phase: Phase,
+    decoder: FrameDecoder,
+    out: Vec<u8>,
+    next_rid: u32,
+    cursor: u64,
+    /// Outstanding pull: request ID and when it was sent.
+    pull: Option<(u32, Instant)>,
+    /// A Notify arrived while a pull was outstanding: pull once more after it.
+    pull_again: bool,
+    /// Outstanding push: request ID and when it was sent.
+    push: Option<(u32, Instant)>,
+    push_version: u64,
+    pushes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Pull,
+    Push,
+}
+
+/// The whole load run's state.
+pub(super) struct Driver<'a> {
+    cfg: &'a LoadConfig,
+    poll: Poll,
+    conns: Vec<Conn>,
+    users: usize,
+    user_ids: Vec<Option<UserId>>,
+    /// Per user: connections waiting for the creator's Welcome.
+    waiting: Vec<Vec<usize>>,
+    queue: VecDeque<usize>,
+    handshaking: usize,
+    ready: usize,
+    dead: usize,
+    timers: BinaryHeap<Reverse<(Instant, usize, Timer)>>,
+    measure_start: Option<Instant>,
+    report: Report,
+    next_source: usize,
+}
+
+impl<'a> Driver<'a> {
+    pub(super) fn new(cfg: &'a LoadConfig, users: usize) -> Result<Driver<'a>, LoadError> {
+        let poll = Poll::new().map_err(LoadError::Poll)?;
+        let conns = (0..cfg.connections)
+            .map(|i| Conn {
+                user: i % users,
+                stream: None,
+                phase: Phase::Waiting,
+                decoder: FrameDecoder::new(),
+                out: Vec::new(),
+                next_rid: 1,
+                cursor: 0,
+                pull: None,
+                pull_again: false,
+                push: None,
+                push_version: 0,
+                pushes: 0,
+            })
+            .collect();
+        let user_ids = if cfg.user_ids.is_empty() {
+            vec![None; users]
+        } else {
+            cfg.user_ids.iter().copied().map(Some).collect()
+        };
+        Ok(Driver {
+            cfg,
+            poll,
+            conns,
+            users,
+            user_ids,
+            waiting: vec![Vec::new(); users],
+            queue: (0..cfg.connections).collect(),
+            handshaking: 0,
+            ready: 0,
+            dead: 0,
+            timers: BinaryHeap::new(),
+            measure_start: None,
+            report: Report {
+                target: cfg.connections,
+                ..Report::default()
+            },
+            next_source: 0,
+        })
+    }
+
+    pub(super) fn run(
+        mut self,
+        on_milestone: &mut dyn FnMut(Milestone),
+    ) -> Result<Report, LoadError> {
+        let mut events = Events::with_capacity(4096);
+        let mut buf = vec![0u8; 64 * 1024];
+        self.setup(&mut events, &mut buf)?;
+        self.report.connected = self.ready;
+        on_milestone(Milestone::Connected {
+            held: self.ready,
+            failed: self.dead,
+        });
+        self.hold(&mut events, &mut buf)?;
+        on_milestone(Milestone::Measuring);
+        self.measure(&mut events, &mut buf)?;
+        self.report.held = self.ready;
+        self.report.user_ids = self.user_ids.iter().flatten().copied().collect();
+        for conn in &mut self.conns {
+            if let Some(mut stream) = conn.stream.take() {
+                let _ = self.poll.registry().deregister(&mut stream);
+            }
+        }
+        Ok(self.report)
+    }
+
+    fn error(&mut self, cause: impl Into<String>) {
+        *self.report.errors.entry(cause.into()).or_default() += 1;
+    }
+
+    /// One poll round: waits up to `timeout`, handles every event, and runs
+    /// the reply-timeout sweep when due.
+    fn turn(
+        &mut self,
+        events: &mut Events,
+        buf: &mut [u8],
+        timeout: Duration,
+        sweep: &mut Instant,
+    ) -> Result<(), LoadError> {
+        match self.poll.poll(events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(LoadError::Poll(e)),
+        }
+        for event in events.iter() {
+            let key = event.token().0;
+            if matches!(
+                self.conns.get(key).map(|c| c.phase),
+                Some(Phase::Connecting { .. })
+            ) {
+                self.finish_connect(key);
+            }
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                self.on_readable(key, buf);
+            }
+            if event.is_writable() {
+                self.flush(key);
+            }
+        }
+        let now = Instant::now();
+        if now >= *sweep {
+            self.sweep(now);
+            *sweep = now + SWEEP_EVERY;
+        }
+        Ok(())
+    }
+
+    fn setup(&mut self, events: &mut Events, buf: &mut [u8]) -> Result<(), LoadError> {
+        let start = Instant::now();
+        let mut sweep = start + SWEEP_EVERY;
+        let rate = f64::from(self.cfg.connect_rate.max(1));
+        let mut tokens = 1.0f64;
+        let mut last = start;
+        while self.ready + self.dead < self.conns.len() && start.elapsed() < self.cfg.setup_timeout
+        {
+            let now = Instant::now();
+            tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(rate.max(1.0));
+            last = now;
+            while tokens >= 1.0 && self.handshaking < self.cfg.max_handshakes {
+                let Some(key) = self.queue.pop_front() else {
+                    break;
+                };
+                if self.start(key) {
+                    tokens -= 1.0;
+                }
+            }
+            let timeout = if self.queue.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_millis(2)
+            };
+            self.turn(events, buf, timeout, &mut sweep)?;
+        }
+        for key in 0..self.conns.len() {
+            if self.conns[key].phase != Phase::Ready && self.conns[key].phase != Phase::Dead {
+                self.error("setup_timeout");
+                self.kill(key);
+            }
+        }
+        self.report.setup = start.elapsed();
+        Ok(())
+    }
+
+    fn hold(&mut self, events: &mut Events, buf: &mut [u8]) -> Result<(), LoadError> {
+        let Some(go) = self.cfg.go_file.clone() else {
+            return Ok(());
+        };
+        let start = Instant::now();
+        let mut sweep = start + SWEEP_EVERY;
+        while !go.exists() && start.elapsed() < self.cfg.setup_timeout {
+            self.turn(events, buf, Duration::from_millis(100), &mut sweep)?;
+        }
+        Ok(())
+    }
+
+    fn measure(&mut self, events: &mut Events, buf: &mut [u8]) -> Result<(), LoadError> {
+        let start = Instant::now();
+        self.measure_start = Some(start);
+        let mut rng = rand::rng();
+        let pull_ns = self.cfg.pull_every.as_nanos().max(1) as u64;
+        for key in 0..self.conns.len() {
+            if self.conns[key].phase == Phase::Ready {
+                let at = start + Duration::from_nanos(rng.random_range(0..pull_ns));
+                self.timers.push(Reverse((at, key, Timer::Pull)));
+                if let Some(every) = self.cfg.push_every {
+                    let ns = every.as_nanos().max(1) as u64;
+                    let at = start + Duration::from_nanos(rng.random_range(0..ns));
+                    self.timers.push(Reverse((at, key, Timer::Push)));
+                }
+            }
+        }
+        let end = start + self.cfg.duration;
+        let mut sweep = start + SWEEP_EVERY;
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+                if at > now {
+                    break;
+                }
+                self.timers.pop();
+                self.fire(key, timer, at);
+            }
+            let next = self
+                .timers
+                .peek()
+                .map_or(end, |Reverse((at, _, _))| (*at).min(end));
+            let timeout = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            self.turn(events, buf, timeout, &mut sweep)?;
+        }
+        self.report.measured = start.elapsed();
+        self.timers.clear();
+        let drain_end = Instant::now() + DRAIN;
+        while Instant::now() < drain_end
+            && self
+                .conns
+                .iter()
+                .any(|c| c.phase == Phase::Ready && (c.pull.is_some() || c.push.is_some()))
+        {
+            self.turn(events, buf, Duration::from_millis(20), &mut sweep)?;
+        }
+        Ok(())
+    }
+
+    /// Starts connection `key`. Returns false when it must wait for its
+    /// user's ID (it is parked and restarted when the ID arrives).
+    fn start(&mut self, key: usize) -> bool {
+        let user = self.conns[key].user;
+        if self.user_ids[user].is_none() && key >= self.users {
+            self.waiting[user].push(key);
+            return false;
+        }
+        let source = if self.cfg.sources.is_empty() {
+            None
+        } else {
+            self.next_source = (self.next_source + 1) % self.cfg.sources.len();
+            Some(self.cfg.sources[self.next_source])
+        };
+        let mut stream = match connect_from(self.cfg.server, source) {
+            Ok(s) => s,
+            Err(e) => {
+                self.error(format!(
+                    "connect:{}",
+                    e.raw_os_error()
+                        .map_or_else(|| format!("{:?}", e.kind()), |c| format!("errno{c}"))
+                ));
+                self.kill(key);
+                return true;
+            }
+        };
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.error(format!("register:{:?}", e.kind()));
+            self.kill(key);
+            return true;
+        }
+        let conn = &mut self.conns[key];
+        conn.stream = Some(stream);
+        conn.phase = Phase::Connecting {
+            since: Instant::now(),
+        };
+        self.handshaking += 1;
+        true
+    }
+
+    fn finish_connect(&mut self, key: usize) {
+        let Some(stream) = self.conns[key].stream.as_ref() else {
+            return;
+        };
+        match stream.take_error() {
+            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => {
+                self.error("connect:refused");
+                self.kill(key);
+                return;
+            }
+        }
+        match stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+            Err(_) => {
+                self.error("connect:refused");
+                self.kill(key);
+                return;
+            }
+        }
+        let _ = stream.set_nodelay(true);
+        let user = self.conns[key].user;
+        let hello = match self.user_ids[user] {
+            Some(id) => Hello {
+                mode: HelloMode::NewClient,
+                user_id: id,
+                client_id: 0,
+            },
+            None => Hello {
+                mode: HelloMode::NewUser,
+                user_id: UserId::NONE,
+                client_id: 0,
+            },
+        };
+        let rid = self.send(key, Message::Hello(hello));
+        if self.conns[key].phase != Phase::Dead {
+            self.conns[key].phase = Phase::Joining {
+                rid,
+                sent: Instant::now(),
+            };
+        }
+    }
+
+    /// Marks a connection dead and closes its socket.
+    fn kill(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        match conn.phase {
+            Phase::Dead => return,
+            Phase::Ready => self.ready -= 1,
+            Phase::Connecting { .. } | Phase::Joining { .. } => self.handshaking -= 1,
+            Phase::Waiting => {}
+        }
+        conn.phase = Phase::Dead;
+        conn.pull = None;
+        conn.push = None;
+        if let Some(mut stream) = conn.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        self.dead += 1;
+        let user = conn.user;
+        if key < self.users && self.user_ids[user].is_none() {
+            // The creator failed: its user's other connections cannot join.
+            for waiter in std::mem::take(&mut self.waiting[user]) {
+                self.error("no_user");
+                self.conns[waiter].phase = Phase::Dead;
+                self.dead += 1;
+            }
+        }
+    }
+
+    /// Encodes and sends a frame with the next request ID; returns the ID.
+    fn send(&mut self, key: usize, message: Message) -> u32 {
+        let conn = &mut self.conns[key];
+        let rid = conn.next_rid;
+        conn.next_rid = conn.next_rid.wrapping_add(1).max(1);
+        Frame::new(rid, message).encode(&mut conn.out);
+        self.flush(key);
+        rid
+    }
+
+    fn send_with(&mut self, key: usize, rid: u32, message: Message) {
+        Frame::new(rid, message).encode(&mut self.conns[key].out);
+    }
+
+    fn flush(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let Some(stream) = conn.stream.as_mut() else {
+            return;
+        };
+        let mut written = 0;
+        let mut failed = false;
+        while written < conn.out.len() {
+            match stream.write(&conn.out[written..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        conn.out.drain(..written);
+        if conn.out.is_empty() && conn.out.capacity() > 4096 {
+            conn.out = Vec::new();
+        }
+        if failed {
+            self.error("write");
+            self.kill(key);
+        }
+    }
+
+    fn on_readable(&mut self, key: usize, buf: &mut [u8]) {
+        loop {
+            let Some(stream) = self.conns.get_mut(key).and_then(|c| c.stream.as_mut()) else {
+                return;
+            };
+            match stream.read(buf) {
+                Ok(0) => {
+                    self.error("closed_by_server");
+                    self.kill(key);
+                    return;
+                }
+                Ok(n) => {
+                    let mut input = &buf[..n];
+                    while !input.is_empty() {
+                        let conn = &mut self.conns[key];
+                        match conn.decoder.feed(&mut input) {
+                            Ok(Status::Complete(frame)) => self.on_frame(key, frame),
+                            Ok(Status::Partial) => break,
+                            Err(e) => {
+                                self.error(format!("bad_frame:{e:?}"));
+                                self.kill(key);
+                                return;
+                            }
+                        }
+                        if self.conns[key].phase == Phase::Dead {
+                            return;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(_) => {
+                    self.error("reset");
+                    self.kill(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn measuring_since(&self, sent: Instant) -> bool {
+        self.measure_start.is_some_and(|m| sent >= m)
+    }
+
+    fn on_frame(&mut self, key: usize, frame: Frame) {
+        let now = Instant::now();
+        let rid = frame.request_id;
+        match (self.conns[key].phase, frame.message) {
+            (Phase::Joining { rid: want, sent }, Message::Welcome(w)) if rid == want => {
+                self.report
+                    .handshake
+                    .record(now.duration_since(sent).as_micros() as u64);
+                self.handshaking -= 1;
+                self.ready += 1;
+                let conn = &mut self.conns[key];
+                conn.phase = Phase::Ready;
+                conn.cursor = w.head;
+                let user = conn.user;
+                if self.user_ids[user].is_none() {
+                    self.user_ids[user] = Some(w.user_id);
+                    for waiter in std::mem::take(&mut self.waiting[user]).into_iter().rev() {
+                        self.queue.push_front(waiter);
+                    }
+                }
+            }
+            (Phase::Joining { .. }, Message::Error(e)) => {
+                self.error(format!("refused:{:?}", e.code));
+                self.kill(key);
+            }
+            (Phase::Ready, Message::ChangeBatch(b))
+                if self.conns[key].pull.is_some_and(|(r, _)| r == rid) =>
+            {
+                if !b.last {
+                    return;
+                }
+                let Some((_, sent)) = self.conns[key].pull.take() else {
+                    return;
+                };
+                if self.measuring_since(sent) {
+                    self.report
+                        .pull
+                        .record(now.duration_since(sent).as_micros() as u64);
+                }
+                if b.head != self.conns[key].cursor {
+                    self.conns[key].cursor = b.head;
+                    self.send(key, Message::Ack { cursor: b.head });
+                }
+                if std::mem::take(&mut self.conns[key].pull_again) {
+                    self.send_pull(key);
+                }
+            }
+            (Phase::Ready, Message::Notify { head }) => {
+                if head > self.conns[key].cursor && self.measure_start.is_some() {
+                    if self.conns[key].pull.is_some() {
+                        self.conns[key].pull_again = true;
+                    } else {
+                        self.send_pull(key);
+                    }
+                }
+            }
+            (Phase::Ready, Message::PushAck(a))
+                if self.conns[key].push.is_some_and(|(r, _)| r == rid) =>
+            {
+                if let Some((_, sent)) = self.conns[key].push.take() {
+                    if self.measuring_since(sent) {
+                        self.report
+                            .push
+                            .record(now.duration_since(sent).as_micros() as u64);
+                    }
+                }
+                if matches!(a.status, PushStatus::Applied | PushStatus::Unchanged) {
+                    self.conns[key].push_version = a.version;
+                } else {
+                    self.error(format!("push:{:?}", a.status));
+                }
+            }
+            (Phase::Ready, Message::Error(e)) => {
+                if self.conns[key].push.is_some_and(|(r, _)| r == rid) {
+                    self.conns[key].push = None;
+                }
+                self.error(format!("server_error:{:?}", e.code));
+            }
+            (_, Message::Pong) => {}
+            (_, other) => {
+                self.error(format!("unexpected:{:?}", other.kind()));
+                self.kill(key);
+            }
+        }
+    }
+
+    fn send_pull(&mut self, key: usize) {
+        let cursor = self.conns[key].cursor;
+        let rid = self.send(key, Message::Pull { cursor });
+        if self.conns[key].phase == Phase::Ready {
+            self.conns[key].pull = Some((rid, Instant::now()));
+        }
+    }
+
+    fn send_push(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        conn.pushes += 1;
+        let mut content = vec![0u8; self.cfg.push_size.max(16)];
+        content[..8].copy_from_slice(&conn.pushes.to_be_bytes());
+        content[8..16].copy_from_slice(&(key as u64).to_be_bytes());
+        let Ok(path) = WirePath::new(&format!("cloud-load/{key}.bin")) else {
+            return;
+        };
+        let begin = FileBegin {
+            version: conn.push_version,
+            size: content.len() as u64,
+            hash: ContentHash::of(&content),
+            path,
+        };
+        let rid = conn.next_rid;
+        conn.next_rid = conn.next_rid.wrapping_add(1).max(1);
+        self.send_with(key, rid, Message::FileBegin(begin));
+        self.send_with(key, rid, Message::FileChunk(content));
+        self.send_with(key, rid, Message::FileEnd);
+        self.conns[key].push = Some((rid, Instant::now()));
+        self.flush(key);
+    }
+
+    fn fire(&mut self, key: usize, timer: Timer, due: Instant) {
+        if self.conns[key].phase != Phase::Ready {
+            return;
+        }
+        let every = match timer {
+            Timer::Pull => {
+                if self.conns[key].pull.is_some() {
+                    self.report.late_pulls += 1;
+                } else {
+                    self.send_pull(key);
+                }
+                self.cfg.pull_every
+            }
+            Timer::Push => {
+                if self.conns[key].push.is_none() {
+                    self.send_push(key);
+                }
+                match self.cfg.push_every {
+                    Some(every) => every,
+                    None => return,
+                }
+            }
+        };
+        self.timers.push(Reverse((due + every, key, timer)));
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let limit = self.cfg.reply_timeout;
+        for key in 0..self.conns.len() {
+            let conn = &mut self.conns[key];
+            match conn.phase {
+                Phase::Connecting { since: t } | Phase::Joining { sent: t, .. }
+                    if now.duration_since(t) > limit =>
+                {
+                    self.error("handshake_timeout");
+                    self.kill(key);
+                }
+                Phase::Ready => {
+                    if conn
+                        .pull
+                        .is_some_and(|(_, t)| now.duration_since(t) > limit)
+                    {
+                        conn.pull = None;
+                        self.error("pull_timeout");
+                    } else if conn
+                        .push
+                        .is_some_and(|(_, t)| now.duration_since(t) > limit)
+                    {
+                        conn.push = None;
+                        self.error("push_timeout");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
