@@ -286,3 +286,59 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
     let ack = a.put("still.txt", b"served", 0).expect("push");
     assert_eq!(ack.status, PushStatus::Applied);
 }
+
+/// Open file descriptors of a process.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
+    let server = ServerProc::start_with(&["--handshake-timeout", "1"]);
+    let pid = server.child.id();
+    let baseline = fd_count(pid);
+    let started = std::time::Instant::now();
+    let mut silent = Vec::with_capacity(15_000);
+    for _ in 0..15_000 {
+        let s = std::net::TcpStream::connect(server.addr).expect("connect");
+        silent.push(s);
+    }
+    assert!(
+        eventually(std::time::Duration::from_secs(20), || fd_count(pid)
+            >= baseline + 14_000),
+        "server accepted them"
+    );
+    eprintln!("15,000 connected and accepted in {:?}", started.elapsed());
+    // A real client is served while they sit there.
+    let mut a = WireClient::new_user(server.addr);
+    assert_eq!(
+        a.put("x.txt", b"x", 0).expect("push").status,
+        PushStatus::Applied
+    );
+    // All of them get closed; the server's descriptors return to the baseline
+    // plus the real client and its user's open journal.
+    assert!(
+        eventually(std::time::Duration::from_secs(30), || fd_count(pid)
+            <= baseline + 8),
+        "silent connections freed: {} open, baseline {baseline}",
+        fd_count(pid)
+    );
+    eprintln!("all freed after {:?}", started.elapsed());
+    for s in &mut silent {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok();
+        let mut buf = [0u8; 64];
+        // An Error Timeout frame (or nothing), then end of stream.
+        let mut total = 0;
+        loop {
+            match std::io::Read::read(s, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => panic!("connection not closed by the server: {e}"),
+            }
+        }
+        assert!(total <= 64);
+    }
+    let ack = a.put("y.txt", b"y", 0).expect("still served");
+    assert_eq!(ack.status, PushStatus::Applied);
+}

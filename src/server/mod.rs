@@ -8,6 +8,7 @@ pub mod bus;
 pub mod conn_log;
 pub mod connection;
 pub mod limiter;
+pub mod listen;
 pub mod reactor;
 pub mod registry;
 pub mod store;
@@ -125,7 +126,7 @@ pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Resul
     let log = ConnLog::open(&config.data_dir).map_err(|e| ServerError::Log(e.to_string()))?;
 
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = mio::net::TcpListener::bind(addr).map_err(|e| ServerError::Bind(addr, e))?;
+    let listener = listen::bind(addr).map_err(|e| ServerError::Bind(addr, e))?;
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Bind(addr, e))?;
