@@ -1,0 +1,318 @@
+//! Targets 4, 5 and the client half of 6: propagation between two running
+//! clients, server memory under a slow reader, and a watching client's idle cost.
+
+use crate::report::Row;
+use crate::util::{self, Noise, Proc};
+use crate::{bin, Ctx, Server};
+use cloudservice::protocol::{
+    ContentHash, Fetch, FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message, Status, UserId,
+    WirePath,
+};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn start_client(ctx: &mut Ctx, server: &Server, dir: &Path, user: Option<&str>) -> Proc {
+    let out = ctx.log_path("client");
+    let mut cmd = Command::new(bin("cloud-client"));
+    cmd.arg("127.0.0.1")
+        .arg(server.port.to_string())
+        .arg(dir)
+        .arg("5");
+    if let Some(u) = user {
+        cmd.arg(u);
+    }
+    Proc::spawn("cloud-client", cmd, &out)
+}
+
+/// Waits until `path` holds exactly `content`; returns the time it took.
+fn wait_content(path: &Path, content: &[u8], limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if std::fs::read(path).is_ok_and(|c| c == content) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
+/// Nearest-rank percentile of samples in milliseconds.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Target 4: a 4 KiB file written at client A, complete at client B.
+pub fn propagation(ctx: &mut Ctx) {
+    println!("e2e: propagation");
+    let mut server = Server::start(ctx, &[]);
+    let a = ctx.fresh_dir("prop-a");
+    let b = ctx.fresh_dir("prop-b");
+    let mut client_a = start_client(ctx, &server, &a, None);
+    let user = client_a
+        .wait_for_line("user id:", Duration::from_secs(30))
+        .and_then(|l| l.split("user id:").nth(1).map(|s| s.trim().to_owned()));
+    let Some(user) = user else {
+        ctx.note("propagation: client A printed no user id".to_owned());
+        return;
+    };
+    let mut client_b = start_client(ctx, &server, &b, Some(&user));
+    let _ = std::fs::write(a.join("warmup.txt"), b"warm");
+    if wait_content(&b.join("warmup.txt"), b"warm", Duration::from_secs(30)).is_none() {
+        ctx.note("propagation: the warm-up file never reached client B".to_owned());
+    }
+    let mut samples = Vec::new();
+    let mut lost = 0;
+    let mut noise = Noise::new(5);
+    for i in 0..ctx.plan.propagation_samples {
+        let mut content = vec![0u8; 4096];
+        noise.fill(&mut content);
+        let name = format!("p-{i:02}.bin");
+        let start = Instant::now();
+        let _ = std::fs::write(a.join(&name), &content);
+        match wait_content(&b.join(&name), &content, Duration::from_secs(15)) {
+            Some(_) => samples.push(start.elapsed().as_secs_f64() * 1000.0),
+            None => lost += 1,
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    client_a.stop(Duration::from_secs(10));
+    client_b.stop(Duration::from_secs(10));
+    server.stop();
+    samples.sort_by(|x, y| x.total_cmp(y));
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    ctx.row(Row::ours(
+        &format!(
+            "propagation of a 4 KiB file A → B, PULLING_RATE 5: p50 ({} samples, {lost} lost)",
+            samples.len()
+        ),
+        format!("{p50:.0} ms"),
+        "≤ 50 ms",
+        Some(lost == 0 && p50 <= 50.0),
+    ));
+    ctx.row(Row::ours(
+        &format!(
+            "propagation p99 (min {:.0} ms, max {:.0} ms)",
+            samples.first().copied().unwrap_or(f64::NAN),
+            samples.last().copied().unwrap_or(f64::NAN)
+        ),
+        format!("{p99:.0} ms"),
+        "≤ 200 ms",
+        Some(lost == 0 && p99 <= 200.0),
+    ));
+}
+
+/// Reads frames until `want` matches one (bounded).
+fn read_until(
+    stream: &mut TcpStream,
+    decoder: &mut FrameDecoder,
+    limit: Duration,
+    want: impl Fn(&Message) -> bool,
+) -> Option<Message> {
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    while Instant::now() < deadline {
+        let mut input: &[u8] = &pending;
+        match decoder.feed(&mut input) {
+            Ok(Status::Complete(frame)) => {
+                let used = pending.len() - input.len();
+                pending.drain(..used);
+                if want(&frame.message) {
+                    return Some(frame.message);
+                }
+                continue;
+            }
+            Ok(Status::Partial) => pending.clear(),
+            Err(_) => return None,
+        }
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok();
+        match stream.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+/// Uploads `size` bytes of generated noise as `big.bin` over a raw connection.
+fn raw_upload(stream: &mut TcpStream, decoder: &mut FrameDecoder, size: u64) -> bool {
+    let send = |stream: &mut TcpStream, rid: u32, m: Message| {
+        stream.write_all(&Frame::new(rid, m).to_bytes()).is_ok()
+    };
+    let hello = Hello {
+        mode: HelloMode::NewUser,
+        user_id: UserId::NONE,
+        client_id: 0,
+    };
+    if !send(stream, 1, Message::Hello(hello))
+        || read_until(stream, decoder, Duration::from_secs(20), |m| {
+            matches!(m, Message::Welcome(_))
+        })
+        .is_none()
+    {
+        return false;
+    }
+    let chunk = 256 * 1024;
+    let mut buf = vec![0u8; chunk];
+    let mut hasher = blake3::Hasher::new();
+    let mut noise = Noise::new(3);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk as u64) as usize;
+        noise.fill(&mut buf[..n]);
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let Ok(path) = WirePath::new("big.bin") else {
+        return false;
+    };
+    let begin = FileBegin {
+        version: 0,
+        size,
+        hash: ContentHash(*hasher.finalize().as_bytes()),
+        path,
+    };
+    if !send(stream, 2, Message::FileBegin(begin)) {
+        return false;
+    }
+    let mut noise = Noise::new(3);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk as u64) as usize;
+        noise.fill(&mut buf[..n]);
+        if !send(stream, 2, Message::FileChunk(buf[..n].to_vec())) {
+            return false;
+        }
+        left -= n as u64;
+    }
+    send(stream, 2, Message::FileEnd)
+        && read_until(stream, decoder, Duration::from_secs(300), |m| {
+            matches!(m, Message::PushAck(_))
+        })
+        .is_some()
+}
+
+/// Target 5: server RSS while a reader at ~1 MB/s downloads a big file.
+pub fn backpressure(ctx: &mut Ctx) {
+    println!("e2e: backpressure");
+    let mut server = Server::start(ctx, &[]);
+    let pid = server.pid();
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_empty = util::rss_kib(pid);
+    let size = ctx.plan.backpressure_file;
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", server.port)) else {
+        ctx.note("backpressure: cannot connect".to_owned());
+        return;
+    };
+    let mut decoder = FrameDecoder::new();
+    if !raw_upload(&mut stream, &mut decoder, size) {
+        ctx.note("backpressure: the upload of the big file failed".to_owned());
+        server.stop();
+        return;
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_idle = util::rss_kib(pid);
+    let Ok(path) = WirePath::new("big.bin") else {
+        return;
+    };
+    let fetch = Frame::new(3, Message::Fetch(Fetch { version: 0, path })).to_bytes();
+    let _ = stream.write_all(&fetch);
+    let mut rss_max = rss_idle;
+    let mut got: u64 = 0;
+    let start = Instant::now();
+    let limit = Duration::from_secs(ctx.plan.backpressure_secs);
+    let mut buf = vec![0u8; 100_000];
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .ok();
+    let mut tick = 0u64;
+    while start.elapsed() < limit && got < size {
+        // 100 kB every 100 ms: ~1 MB/s.
+        let mut want = buf.len();
+        while want > 0 {
+            match stream.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    want -= n;
+                    got += n as u64;
+                }
+                Err(_) => break,
+            }
+        }
+        tick += 1;
+        let next = start + Duration::from_millis(100 * tick);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        rss_max = rss_max.max(util::rss_kib(pid));
+    }
+    let rate = got as f64 / start.elapsed().as_secs_f64() / 1e6;
+    drop(stream);
+    server.stop();
+    let growth = (rss_max as f64 - rss_idle as f64) / 1024.0;
+    ctx.row(Row::ours(
+        &format!(
+            "server RSS growth while a {:.1} MB/s reader downloads a {} MiB file (first {:.0} s; RSS {:.1} MiB empty, {:.1} MiB idle after upload, {:.1} MiB peak)",
+            rate,
+            size >> 20,
+            start.elapsed().as_secs_f64(),
+            rss_empty as f64 / 1024.0,
+            rss_idle as f64 / 1024.0,
+            rss_max as f64 / 1024.0
+        ),
+        format!("{growth:.1} MiB"),
+        "≤ 64 MiB",
+        Some(growth <= 64.0),
+    ));
+}
+
+/// Target 6, client side: a client watching many files with nothing changing.
+pub fn client_idle(ctx: &mut Ctx) {
+    println!("e2e: client idle");
+    let mut server = Server::start(ctx, &[]);
+    let dir = ctx.fresh_dir("watched");
+    let (files, dirs) = (ctx.plan.small_files, ctx.plan.small_dirs);
+    util::many_files(&dir, files, dirs, 4096, 13);
+    let out = ctx.log_path("client-once");
+    let mut cmd = Command::new(bin("cloud-client"));
+    cmd.arg("127.0.0.1")
+        .arg(server.port.to_string())
+        .arg(&dir)
+        .arg("5")
+        .arg("--once");
+    if let Err(e) = util::run_timed("cloud-client --once", cmd, &out, Duration::from_secs(600)) {
+        ctx.note(format!("client idle: first upload failed: {e}"));
+    }
+    let mut client = start_client(ctx, &server, &dir, None);
+    std::thread::sleep(Duration::from_secs(15));
+    let pid = client.pid();
+    let window = Duration::from_secs(ctx.plan.client_idle_secs);
+    let cpu = util::cpu_percent(pid, window);
+    let rss = util::rss_kib(pid) as f64 / 1024.0;
+    let threads = util::threads(pid);
+    client.stop(Duration::from_secs(10));
+    server.stop();
+    ctx.row(Row::ours(
+        &format!(
+            "client watching {files} files, nothing changing: CPU over {} s ({threads} threads)",
+            window.as_secs()
+        ),
+        format!("{cpu:.2} %"),
+        "< 1 %",
+        Some(cpu < 1.0),
+    ));
+    ctx.row(Row::ours(
+        &format!("client watching {files} files: RSS"),
+        format!("{rss:.1} MiB"),
+        "< 50 MiB",
+        Some(rss < 50.0),
+    ));
+}
