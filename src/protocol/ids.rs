@@ -102,13 +102,14 @@ mod tests {
 
     #[test]
     fn user_id_hex_round_trip() {
-        let id = UserId([
-            0x9f, 0x1c, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0xff,
-        ]);
+        let id = UserId([0x9f, 0x1c, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0xff]);
         let text = id.to_string();
         assert_eq!(text, "9f1c000102030405060708090a0b0cff");
         assert_eq!(text.parse::<UserId>(), Ok(id));
         assert_eq!("xyz".parse::<UserId>(), Err(BadUserId));
-        assert_eq!("9f1c000102030405060708090a0b0cfg".parse::<UserId>(), Err(BadUserId));
+        assert_eq!(
+            "9f1c000102030405060708090a0b0cfg".parse::<UserId>(),
+            Err(BadUserId)
+        );
     }
 }
