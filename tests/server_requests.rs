@@ -290,3 +290,63 @@ fn actor_threads(pid: u32) -> usize {
         })
         .count()
 }
+
+#[test]
+fn a_port_in_use_or_a_bad_argument_is_a_one_line_error() {
+    let server = ServerProc::start();
+    let taken = server.addr.port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+        .args([taken.as_str(), "--bind", "127.0.0.1", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("cloud-server: cannot listen on 127.0.0.1:"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+        .args(["not-a-port"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'not-a-port'"));
+}
+
+#[test]
+fn a_directory_moved_away_and_made_again_is_first_reported_deleted() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    a.put("a/x.txt", b"x", 0).expect("x");
+    a.put("a/y.txt", b"y", 0).expect("y");
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let (cursor, _, _) = b.pull(0);
+    a.push(Message::Rename(Rename {
+        base_version: 0,
+        from: p("a"),
+        to: p("b"),
+    }))
+    .expect("rename");
+    a.put("a/new.txt", b"new", 0).expect("new a");
+    let (_, _, entries) = b.pull(cursor);
+    let summary: Vec<(String, EntryState)> = entries
+        .iter()
+        .map(|e| (e.path.to_string(), e.state))
+        .collect();
+    let deleted_at = summary
+        .iter()
+        .position(|(p, s)| p == "a" && *s == EntryState::Deleted)
+        .expect("a reported deleted (its old a/y.txt must go)");
+    let made_at = summary
+        .iter()
+        .position(|(p, s)| p == "a" && *s == EntryState::Dir)
+        .expect("a reported as a directory again");
+    assert!(deleted_at < made_at, "{summary:?}");
+    assert!(summary.iter().any(|(p, _)| p == "b/y.txt"), "{summary:?}");
+    assert!(summary.iter().any(|(p, _)| p == "a/new.txt"), "{summary:?}");
+}

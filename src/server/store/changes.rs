@@ -3,7 +3,7 @@
 
 use super::UserStore;
 use crate::protocol::{ChangeEntry, EntryState, WirePath};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What a pull reply carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +27,9 @@ impl UserStore {
                 entries: Vec::new(),
             };
         }
-        let oldest_kept = self.history.first().map(|t| t.seq).unwrap_or(head + 1);
-        let full = cursor == 0 || cursor > head || cursor + 1 < oldest_kept;
+        let full = cursor == 0 || cursor > head || cursor + 1 < self.history_from;
         let mut states: BTreeMap<WirePath, ChangeEntry> = BTreeMap::new();
+        let mut replaced: BTreeSet<WirePath> = BTreeSet::new();
         if full {
             for (path, node) in self.tree.iter() {
                 states.insert(path.clone(), node.entry(path));
@@ -37,15 +37,18 @@ impl UserStore {
         } else {
             let start = self.history.partition_point(|t| t.seq <= cursor);
             for touch in &self.history[start..] {
-                for path in &touch.paths {
+                for (path, removed) in &touch.paths {
                     self.add_current_state(path, cursor, &mut states);
+                    if *removed && self.tree.get(path).is_some() {
+                        replaced.insert(path.clone());
+                    }
                 }
             }
         }
         Listing {
             head,
             full,
-            entries: order(states),
+            entries: order(states, replaced, head),
         }
     }
 
@@ -86,9 +89,22 @@ impl UserStore {
 }
 
 /// Deletions first, then directories (parents before children, which path
-/// order gives), then files.
-fn order(states: BTreeMap<WirePath, ChangeEntry>) -> Vec<ChangeEntry> {
-    let mut deleted = Vec::new();
+/// order gives), then files. A path in `replaced` lost its old content (it was
+/// removed or moved away, then made again): it is listed as Deleted first and
+/// again with its current state.
+fn order(
+    states: BTreeMap<WirePath, ChangeEntry>,
+    replaced: BTreeSet<WirePath>,
+    head: u64,
+) -> Vec<ChangeEntry> {
+    let mut deleted: Vec<ChangeEntry> = replaced
+        .into_iter()
+        .map(|path| ChangeEntry {
+            path,
+            version: head,
+            state: EntryState::Deleted,
+        })
+        .collect();
     let mut dirs = Vec::new();
     let mut files = Vec::new();
     for (_, entry) in states {

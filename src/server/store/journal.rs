@@ -58,6 +58,23 @@ pub enum Record {
         /// Its number.
         client: ClientId,
     },
+    /// First record of a compacted journal: the head it was written at, and
+    /// the first sequence number whose changes are all still known (a client
+    /// with an older cursor gets a full listing).
+    Snapshot {
+        /// The head when the journal was compacted.
+        head: u64,
+        /// Changes from this sequence number on are represented.
+        history_from: u64,
+    },
+    /// A path removed (or moved away) at `seq`, kept by compaction so pulls
+    /// still report the deletion.
+    Tombstone {
+        /// Sequence number of the removal.
+        seq: u64,
+        /// The path that is gone.
+        path: WirePath,
+    },
     /// A device acknowledged a pull up to `cursor`.
     Cursor {
         /// Which device.
@@ -74,7 +91,9 @@ impl Record {
             Record::PutFile { seq, .. }
             | Record::MakeDir { seq, .. }
             | Record::Remove { seq, .. }
-            | Record::Rename { seq, .. } => Some(*seq),
+            | Record::Rename { seq, .. }
+            | Record::Tombstone { seq, .. } => Some(*seq),
+            Record::Snapshot { head, .. } => Some(*head),
             Record::ClientAdded { .. } | Record::Cursor { .. } => None,
         }
     }
@@ -120,6 +139,16 @@ impl Record {
                 put_u64(out, *client);
                 put_u64(out, *cursor);
             }
+            Record::Snapshot { head, history_from } => {
+                out.push(7);
+                put_u64(out, *head);
+                put_u64(out, *history_from);
+            }
+            Record::Tombstone { seq, path } => {
+                out.push(8);
+                put_u64(out, *seq);
+                put_path(out, path);
+            }
         }
     }
 
@@ -156,6 +185,14 @@ impl Record {
             6 => Record::Cursor {
                 client: r.u64()?,
                 cursor: r.u64()?,
+            },
+            7 => Record::Snapshot {
+                head: r.u64()?,
+                history_from: r.u64()?,
+            },
+            8 => Record::Tombstone {
+                seq: r.u64()?,
+                path: r.path()?,
             },
             _ => return Err(FrameError::BadValue),
         };
@@ -225,6 +262,31 @@ impl Journal {
             records,
             dropped_bytes,
         })
+    }
+
+    /// Writes `records` as a complete new journal at `path`, durably, and
+    /// then atomically puts it in place of the old one.
+    ///
+    /// # Errors
+    /// Creating, writing, syncing or renaming failed; the old journal is then
+    /// untouched.
+    pub fn replace_with(path: &Path, records: &[Record]) -> io::Result<()> {
+        let fresh = path.with_extension("compact");
+        let file = File::create(&fresh)?;
+        let mut journal = Journal {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            scratch: Vec::new(),
+        };
+        for record in records {
+            journal.append(record)?;
+        }
+        journal.flush(true)?;
+        drop(journal);
+        std::fs::rename(&fresh, path)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// Appends a record to the buffer; it reaches the file at the next `flush`.

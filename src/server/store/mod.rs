@@ -11,6 +11,7 @@
 
 mod apply;
 mod changes;
+mod compact;
 pub mod fs;
 pub mod journal;
 mod recover;
@@ -56,10 +57,13 @@ impl DataPaths {
 }
 
 /// A change with its sequence number and the paths it touched, for pulls.
+/// `removed` marks a path whose previous content went away (a Remove, the
+/// source of a Rename, a tombstone): if something is at that path again, a
+/// pull must still tell the client to drop what it had there.
 #[derive(Debug, Clone)]
 struct Touch {
     seq: u64,
-    paths: Vec<WirePath>,
+    paths: Vec<(WirePath, bool)>,
 }
 
 /// How opening went, for the operational log.
@@ -83,6 +87,11 @@ pub struct UserStore {
     tree: Tree,
     journal: Journal,
     history: Vec<Touch>,
+    /// Changes from this sequence number on are all in `history`; a client
+    /// at an older cursor gets a full listing (1 until a compaction).
+    history_from: u64,
+    /// Records in the journal file (replayed + appended), to decide compaction.
+    journal_records: usize,
     head: u64,
     clients: BTreeMap<ClientId, u64>,
     durable: bool,
@@ -129,6 +138,8 @@ impl UserStore {
             tree: Tree::default(),
             journal: replay.journal,
             history: Vec::new(),
+            history_from: 1,
+            journal_records: replay.records.len(),
             head: 0,
             clients: BTreeMap::new(),
             durable,
@@ -142,6 +153,9 @@ impl UserStore {
         for record in &replay.records {
             store.apply_record(record);
         }
+        // A compacted journal lists nodes in path order: put the history
+        // back in sequence order for pulls.
+        store.history.sort_by_key(|t| t.seq);
         if !fresh && (!was_clean || replay.dropped_bytes > 0) {
             report.recovered = true;
             report.repaired = store.reconcile()?;
@@ -218,6 +232,9 @@ impl UserStore {
     /// The flush or the marker write failed.
     pub fn close(mut self) -> Result<(), StoreError> {
         self.flush()?;
+        if self.should_compact() {
+            self.compact()?;
+        }
         std::fs::write(self.state_dir.join("clean"), b"")?;
         Ok(())
     }
@@ -225,6 +242,7 @@ impl UserStore {
     /// Appends a record and applies it to the in-memory state.
     fn record(&mut self, record: Record) -> Result<(), StoreError> {
         self.journal.append(&record)?;
+        self.journal_records += 1;
         self.apply_record(&record);
         Ok(())
     }
@@ -252,20 +270,21 @@ impl UserStore {
                     hash: *hash,
                     mtime_ns: *mtime_ns,
                 };
-                self.tree.put_file(path, kind, *seq);
-                self.touch(*seq, vec![path.clone()]);
+                let parents = self.tree.put_file(path, kind, *seq);
+                self.touch(*seq, path, false, parents);
             }
             Record::MakeDir { seq, path } => {
-                self.tree.make_dir(path, *seq);
-                self.touch(*seq, vec![path.clone()]);
+                let parents = self.tree.make_dir(path, *seq);
+                self.touch(*seq, path, false, parents);
             }
             Record::Remove { seq, path } => {
                 self.tree.remove(path);
-                self.touch(*seq, vec![path.clone()]);
+                self.touch(*seq, path, true, Vec::new());
             }
             Record::Rename { seq, from, to } => {
-                self.tree.rename(from, to, *seq);
-                self.touch(*seq, vec![from.clone(), to.clone()]);
+                let parents = self.tree.rename(from, to, *seq);
+                self.touch(*seq, from, true, Vec::new());
+                self.touch(*seq, to, false, parents);
             }
             Record::ClientAdded { client } => {
                 self.clients.insert(*client, 0);
@@ -273,10 +292,23 @@ impl UserStore {
             Record::Cursor { client, cursor } => {
                 self.clients.insert(*client, *cursor);
             }
+            Record::Snapshot { history_from, .. } => {
+                self.history_from = *history_from;
+            }
+            Record::Tombstone { seq, path } => {
+                self.touch(*seq, path, true, Vec::new());
+            }
         }
     }
 
-    fn touch(&mut self, seq: u64, paths: Vec<WirePath>) {
-        self.history.push(Touch { seq, paths });
+    /// Records that change `seq` touched `path` (and created `parents`).
+    fn touch(&mut self, seq: u64, path: &WirePath, removed: bool, parents: Vec<WirePath>) {
+        let mut paths = vec![(path.clone(), removed)];
+        paths.extend(parents.into_iter().map(|p| (p, false)));
+        match self.history.last_mut() {
+            // The two sides of a rename share one sequence number.
+            Some(last) if last.seq == seq => last.paths.extend(paths),
+            _ => self.history.push(Touch { seq, paths }),
+        }
     }
 }

@@ -104,8 +104,10 @@ impl Tree {
         found
     }
 
-    /// Adds missing parent directories of `path` with `version`.
-    fn ensure_parents(&mut self, path: &WirePath, version: u64) {
+    /// Adds missing parent directories of `path` with `version`; returns
+    /// the ones it added.
+    fn ensure_parents(&mut self, path: &WirePath, version: u64) -> Vec<WirePath> {
+        let mut added = Vec::new();
         let mut current = path.parent();
         while let Some(p) = current {
             if self.nodes.contains_key(&p) {
@@ -113,28 +115,33 @@ impl Tree {
             }
             current = p.parent();
             self.nodes.insert(
-                p,
+                p.clone(),
                 Node {
                     kind: NodeKind::Dir,
                     version,
                 },
             );
+            added.push(p);
         }
+        added
     }
 
-    /// Records a file (creating parents).
-    pub fn put_file(&mut self, path: &WirePath, kind: NodeKind, version: u64) {
-        self.ensure_parents(path, version);
+    /// Records a file (creating parents); returns the parents it created.
+    pub fn put_file(&mut self, path: &WirePath, kind: NodeKind, version: u64) -> Vec<WirePath> {
+        let added = self.ensure_parents(path, version);
         self.nodes.insert(path.clone(), Node { kind, version });
+        added
     }
 
-    /// Records a directory (creating parents). Keeps an existing directory's version.
-    pub fn make_dir(&mut self, path: &WirePath, version: u64) {
-        self.ensure_parents(path, version);
+    /// Records a directory (creating parents; an existing directory keeps
+    /// its version); returns the parents it created.
+    pub fn make_dir(&mut self, path: &WirePath, version: u64) -> Vec<WirePath> {
+        let added = self.ensure_parents(path, version);
         self.nodes.entry(path.clone()).or_insert(Node {
             kind: NodeKind::Dir,
             version,
         });
+        added
     }
 
     /// Removes `path` and everything below it.
@@ -147,8 +154,8 @@ impl Tree {
     }
 
     /// Moves `from` and everything below it to `to` (creating parents); every
-    /// moved node gets `version`.
-    pub fn rename(&mut self, from: &WirePath, to: &WirePath, version: u64) {
+    /// moved node gets `version`. Returns the parents it created.
+    pub fn rename(&mut self, from: &WirePath, to: &WirePath, version: u64) -> Vec<WirePath> {
         let mut moved: Vec<(WirePath, Node)> = self
             .descendants(from)
             .map(|(k, v)| (k.clone(), *v))
@@ -157,12 +164,13 @@ impl Tree {
             moved.push((from.clone(), *node));
         }
         self.remove(from);
-        self.ensure_parents(to, version);
+        let added = self.ensure_parents(to, version);
         for (old, node) in moved {
             if let Some(new) = old.rebase(from, to) {
                 self.nodes.insert(new, Node { version, ..node });
             }
         }
+        added
     }
 }
 

@@ -1,0 +1,168 @@
+//! Journal compaction: when the journal has grown well past the tree it
+//! describes, rewrite it as a snapshot, so opening a user stays proportional
+//! to the user's tree rather than to its whole history.
+//!
+//! The snapshot keeps what pulls need: every node with its version (a node
+//! changed after a cursor has a version above it) and a tombstone for each
+//! path removed after `history_from`. A client whose cursor is older than
+//! that gets a full listing instead of an incremental one (PROTOCOL.md §5.1).
+
+use super::journal::{Journal, Record};
+use super::tree::NodeKind;
+use super::{StoreError, UserStore};
+use crate::protocol::WirePath;
+use std::collections::BTreeMap;
+
+/// Deletions kept for incremental pulls: the last this many changes.
+pub const KEEP_CHANGES: u64 = 100_000;
+
+/// Compact when the journal holds more than this many records beyond twice
+/// what a snapshot would write.
+const SLACK: usize = 4096;
+
+impl UserStore {
+    /// Whether the journal is worth rewriting.
+    pub(super) fn should_compact(&self) -> bool {
+        let snapshot_size = self.tree.len() + 2 * self.clients.len() + 1;
+        self.journal_records > 2 * snapshot_size + SLACK
+    }
+
+    /// The records of a compacted journal for the current state.
+    pub(super) fn snapshot_records(&self) -> Vec<Record> {
+        let oldest_cursor = self.clients.values().copied().min().unwrap_or(self.head);
+        let history_from = (oldest_cursor + 1)
+            .max(self.head.saturating_sub(KEEP_CHANGES) + 1)
+            .max(self.history_from);
+        let mut records = vec![Record::Snapshot {
+            head: self.head,
+            history_from,
+        }];
+        for (path, node) in self.tree.iter() {
+            records.push(match node.kind {
+                NodeKind::File {
+                    size,
+                    hash,
+                    mtime_ns,
+                } => Record::PutFile {
+                    seq: node.version,
+                    path: path.clone(),
+                    size,
+                    hash,
+                    mtime_ns,
+                },
+                NodeKind::Dir => Record::MakeDir {
+                    seq: node.version,
+                    path: path.clone(),
+                },
+            });
+        }
+        let mut gone: BTreeMap<WirePath, u64> = BTreeMap::new();
+        let start = self.history.partition_point(|t| t.seq < history_from);
+        for touch in &self.history[start..] {
+            for (path, removed) in &touch.paths {
+                if *removed || self.tree.get(path).is_none() {
+                    gone.insert(path.clone(), touch.seq);
+                }
+            }
+        }
+        let mut tombstones: Vec<(u64, WirePath)> = gone.into_iter().map(|(p, s)| (s, p)).collect();
+        tombstones.sort();
+        for (seq, path) in tombstones {
+            records.push(Record::Tombstone { seq, path });
+        }
+        for (client, cursor) in &self.clients {
+            records.push(Record::ClientAdded { client: *client });
+            records.push(Record::Cursor {
+                client: *client,
+                cursor: *cursor,
+            });
+        }
+        records
+    }
+
+    /// Rewrites the journal as a snapshot (durably, atomically).
+    pub(super) fn compact(&mut self) -> Result<(), StoreError> {
+        let records = self.snapshot_records();
+        let before = self.journal_records;
+        Journal::replace_with(&self.state_dir.join("journal"), &records)?;
+        self.journal_records = records.len();
+        log::info!(
+            "compacted a journal from {before} to {} records",
+            records.len()
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DataPaths, StagedFile, UserStore};
+    use crate::protocol::{ContentHash, UserId, WirePath};
+
+    fn p(s: &str) -> WirePath {
+        WirePath::new(s).unwrap()
+    }
+
+    fn put(store: &mut UserStore, path: &str, content: &[u8], base: u64) -> u64 {
+        let temp = store.temp_path();
+        std::fs::write(&temp, content).unwrap();
+        let staged = StagedFile {
+            temp,
+            size: content.len() as u64,
+            hash: ContentHash::of(content),
+        };
+        store
+            .commit_file(base, &p(path), staged, 1)
+            .unwrap()
+            .version
+    }
+
+    #[test]
+    fn pulls_after_a_compaction_match_pulls_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths {
+            base: dir.path().to_path_buf(),
+        };
+        let user = UserId([7; 16]);
+        let (mut store, _) = UserStore::open(&paths, &user, true, false).unwrap();
+        let client = store.add_client().unwrap();
+        let mut v = put(&mut store, "a/x.txt", b"1", 0);
+        put(&mut store, "a/y.txt", b"y", 0);
+        put(&mut store, "gone.txt", b"g", 0);
+        store.set_cursor(client, store.head()).unwrap();
+        let early = store.head();
+        for round in 0..5000u32 {
+            v = put(&mut store, "a/x.txt", &round.to_be_bytes(), v);
+        }
+        let mid = store.head();
+        store.delete_file(3, &p("gone.txt")).unwrap();
+        store.rename(&p("a"), &p("b/a2"), 1).unwrap();
+        put(&mut store, "a/new.txt", b"new", 0);
+        store.make_dir(&p("empty"), 1).unwrap();
+        let cursors = [0, 1, early, mid, store.head() - 2, store.head()];
+        let before: Vec<_> = cursors.iter().map(|c| store.changes_since(*c)).collect();
+        assert!(store.should_compact());
+        store.close().unwrap();
+
+        let (store, report) = UserStore::open(&paths, &user, false, false).unwrap();
+        assert!(!report.recovered);
+        assert!(
+            report.replayed < 20,
+            "compacted to {} records",
+            report.replayed
+        );
+        for (cursor, expected) in cursors.iter().zip(&before) {
+            let after = store.changes_since(*cursor);
+            if *cursor >= early {
+                // Every registered client is at `early` or later: their
+                // incremental pulls are unchanged.
+                assert_eq!(&after, expected, "pull from cursor {cursor}");
+            } else {
+                // Older cursors get the whole tree instead.
+                assert!(after.full, "cursor {cursor}");
+                assert_eq!(after.entries.len(), store.tree().len());
+            }
+        }
+        assert!(store.has_client(client));
+    }
+}
