@@ -454,14 +454,7 @@ impl Reactor {
                     frame,
                     cost,
                 };
-                if self.registry.send(user, msg).is_err() {
-                    self.fail(
-                        key,
-                        rid,
-                        ErrorCode::Busy,
-                        "cannot start a worker for this user",
-                    );
-                }
+                self.route(key, rid, user, msg);
             }
         }
     }
@@ -502,13 +495,7 @@ impl Reactor {
             request_id: rid,
             hello,
         };
-        if self.registry.send(user, msg).is_err() {
-            self.fail(
-                key,
-                rid,
-                ErrorCode::Busy,
-                "cannot start a worker for this user",
-            );
+        if !self.route(key, rid, user, msg) {
             return;
         }
         self.registry
@@ -517,6 +504,21 @@ impl Reactor {
             conn.phase = Phase::Joining { user };
             conn.attached = Some(user);
         }
+    }
+
+    /// Hands a message to `user`'s actor; when no worker thread can be
+    /// started, answers `Busy` and closes. Returns whether it was delivered.
+    fn route(&mut self, key: usize, rid: u32, user: UserId, msg: ToActor) -> bool {
+        if self.registry.send(user, msg).is_ok() {
+            return true;
+        }
+        self.fail(
+            key,
+            rid,
+            ErrorCode::Busy,
+            "cannot start a worker for this user",
+        );
+        false
     }
 
     fn drain_inbox(&mut self) {
