@@ -638,7 +638,11 @@ fn soak_three_clients_converge_without_losing_a_byte() {
             let k = soak.rng.below(CLIENTS as u64) as usize;
             let slot = &mut fleet.slots[k];
             if slot.cli.started() {
-                if soak.rng.chance(0.35) {
+                // A process signalled before it installed its handlers dies
+                // of SIGTERM like any program: only a client that has been up
+                // a moment gets the polite signal.
+                let fresh = slot.spawned_at.elapsed() < Duration::from_millis(1_500);
+                if soak.rng.chance(0.35) || fresh {
                     slot.cli.kill9();
                     soak.counts.client_kills += 1;
                     soak.note(format!("{}: client {k} kill -9", soak.counts.ops));
