@@ -39,9 +39,15 @@ pub fn run_all(ctx: &mut Ctx) {
             connect_rate: 1000,
         },
         Shape {
-            label: format!("{}×1 (server --actor-idle 5, setup 200/s)", n),
+            label: format!("{}×10 (server --actor-idle 2, setup 200/s)", n / 10),
+            per_user: 10,
+            server_args: vec!["--actor-idle", "2"],
+            connect_rate: 200,
+        },
+        Shape {
+            label: format!("{}×1 (server --actor-idle 2, setup 200/s)", n),
             per_user: 1,
-            server_args: vec!["--actor-idle", "5"],
+            server_args: vec!["--actor-idle", "2"],
             connect_rate: 200,
         },
     ];
@@ -150,8 +156,14 @@ fn run_shape(ctx: &mut Ctx, shape: &Shape) {
     let mut report = Report::default();
     for (load, summary) in loads.iter_mut().zip(&summaries) {
         load.wait_exit(Duration::from_secs(90));
-        let text = std::fs::read_to_string(summary).unwrap_or_default();
-        report.merge(&Report::from_kv(&text));
+        match std::fs::read_to_string(summary) {
+            Ok(text) => report.merge(&Report::from_kv(&text)),
+            Err(_) => ctx.note(format!(
+                "{}: a cloud-load process (pid {}) ended without its report (killed from outside?)",
+                shape.label,
+                load.pid()
+            )),
+        }
     }
     server.stop();
     let l = &shape.label;

@@ -155,14 +155,29 @@ impl Server {
     }
 }
 
-/// The path of one of our binaries, built by cargo for this bench.
+/// Where the private copies of the binaries are (set once at start).
+static BIN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The binaries cargo built for this bench, copied under other names
+/// (`e2e-cloud-server`, …) so that a `pkill cloud-server` by someone else on
+/// a shared machine does not end this run's processes.
+fn copy_bins(dir: &Path) {
+    for (name, path) in [
+        ("cloud-server", env!("CARGO_BIN_EXE_cloud-server")),
+        ("cloud-client", env!("CARGO_BIN_EXE_cloud-client")),
+        ("cloud-load", env!("CARGO_BIN_EXE_cloud-load")),
+    ] {
+        std::fs::copy(path, dir.join(format!("e2e-{name}"))).expect("copy binary");
+    }
+    let _ = BIN_DIR.set(dir.to_path_buf());
+}
+
+/// The path of one of our binaries.
 pub fn bin(name: &str) -> PathBuf {
-    let path = match name {
-        "cloud-server" => env!("CARGO_BIN_EXE_cloud-server"),
-        "cloud-client" => env!("CARGO_BIN_EXE_cloud-client"),
-        _ => env!("CARGO_BIN_EXE_cloud-load"),
-    };
-    PathBuf::from(path)
+    BIN_DIR
+        .get()
+        .expect("binaries copied")
+        .join(format!("e2e-{name}"))
 }
 
 fn ensure_rsync() -> bool {
@@ -220,6 +235,8 @@ fn main() {
         notes: Vec::new(),
         counter: 0,
     };
+    let bins = ctx.fresh_dir("bin");
+    copy_bins(&bins);
     println!(
         "e2e: {} run in {}",
         if quick { "quick" } else { "full" },

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Capacity test for a CloudService server: holds N persistent connections
@@ -110,6 +111,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // SIGINT/SIGTERM end the run early with a report of what was measured.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&cfg.stop)) {
+            eprintln!("cloud-load: cannot install a signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let mut on_milestone = |m: Milestone| {
         let mut out = std::io::stdout().lock();
         let _ = match m {

@@ -13,6 +13,7 @@ use rand::Rng;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// How often reply timeouts are checked.
@@ -148,6 +149,10 @@ impl<'a> Driver<'a> {
         Ok(self.report)
     }
 
+    fn stopped(&self) -> bool {
+        self.cfg.stop.load(Ordering::Relaxed)
+    }
+
     fn error(&mut self, cause: impl Into<String>) {
         *self.report.errors.entry(cause.into()).or_default() += 1;
     }
@@ -195,7 +200,9 @@ impl<'a> Driver<'a> {
         let rate = f64::from(self.cfg.connect_rate.max(1));
         let mut tokens = 1.0f64;
         let mut last = start;
-        while self.ready + self.dead < self.conns.len() && start.elapsed() < self.cfg.setup_timeout
+        while self.ready + self.dead < self.conns.len()
+            && start.elapsed() < self.cfg.setup_timeout
+            && !self.stopped()
         {
             let now = Instant::now();
             tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(rate.max(1.0));
@@ -231,7 +238,7 @@ impl<'a> Driver<'a> {
         };
         let start = Instant::now();
         let mut sweep = start + SWEEP_EVERY;
-        while !go.exists() && start.elapsed() < self.cfg.setup_timeout {
+        while !go.exists() && start.elapsed() < self.cfg.setup_timeout && !self.stopped() {
             self.turn(events, buf, Duration::from_millis(100), &mut sweep)?;
         }
         Ok(())
@@ -257,7 +264,7 @@ impl<'a> Driver<'a> {
         let mut sweep = start + SWEEP_EVERY;
         loop {
             let now = Instant::now();
-            if now >= end {
+            if now >= end || self.stopped() {
                 break;
             }
             while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {

@@ -20,6 +20,8 @@ use crate::protocol::UserId;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What to run.
@@ -53,6 +55,9 @@ pub struct LoadConfig {
     pub go_file: Option<PathBuf>,
     /// A pull or push without a reply for this long counts as an error.
     pub reply_timeout: Duration,
+    /// Set (e.g. by a SIGINT/SIGTERM handler) to end the run early; the
+    /// report then covers what was measured so far.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl LoadConfig {
@@ -73,6 +78,7 @@ impl LoadConfig {
             setup_timeout: Duration::from_secs(300),
             go_file: None,
             reply_timeout: Duration::from_secs(10),
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 }
