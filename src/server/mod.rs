@@ -9,9 +9,11 @@ pub mod conn_log;
 pub mod connection;
 pub mod limiter;
 pub mod listen;
+pub mod members;
 pub mod reactor;
 pub mod registry;
 pub mod store;
+pub mod trim;
 
 use crate::protocol::limits::{HANDSHAKE_TIMEOUT_SECS, IDLE_TIMEOUT_SECS};
 use actor::ActorContext;

@@ -6,6 +6,7 @@ use super::conn_log::{ConnEvent, ConnLog};
 use super::connection::{Connection, Phase, REPLY_COST, SMALL_COST};
 use super::limiter::GuessLimiter;
 use super::registry::ActorRegistry;
+use super::trim;
 use super::ServerConfig;
 use crate::protocol::{
     ChangeBatch, ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status,
@@ -51,6 +52,8 @@ pub struct Reactor {
     resume: Vec<usize>,
     shutdown_deadline: Option<Instant>,
     accept_blocked: bool,
+    /// Actor threads ended since memory was last trimmed.
+    exits_since_trim: usize,
 }
 
 /// Everything the reactor needs, built by [`super::run`].
@@ -100,6 +103,7 @@ impl Reactor {
             resume: Vec::new(),
             shutdown_deadline: None,
             accept_blocked: false,
+            exits_since_trim: 0,
         })
     }
 
@@ -410,10 +414,12 @@ impl Reactor {
             }
             (_, Message::Pong) => {}
             (Phase::Ready { user, client }, Message::Pull { cursor })
-                if self.registry.dormant_head(&user) == Some(cursor) =>
+                if conn.inflight == 0 && self.registry.known_head(&user) == Some(cursor) =>
             {
-                // Up to date and the actor is retired, so nothing can be
-                // pending for this connection: answer without waking it.
+                // Up to date, and every earlier request of this connection has
+                // been answered (its replies are queued ahead of this one):
+                // answer here, so idle clients never wake (or keep alive) the
+                // user's actor.
                 let batch = ChangeBatch {
                     head: cursor,
                     full: cursor == 0,
@@ -566,6 +572,7 @@ impl Reactor {
                     if self.registry.exited(user) {
                         self.close_user(user);
                     }
+                    self.exits_since_trim += 1;
                 }
             }
         }
@@ -687,6 +694,12 @@ impl Reactor {
             }
         }
         self.limiter.expire(now);
+        if self.exits_since_trim >= trim::EXITS_PER_TRIM
+            || (self.exits_since_trim > 0 && self.registry.threads() == 0)
+        {
+            self.exits_since_trim = 0;
+            trim::release_free_memory();
+        }
         if self.accept_blocked {
             self.accept();
         }

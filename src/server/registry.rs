@@ -5,6 +5,7 @@
 
 use super::actor::{self, ActorContext};
 use super::bus::{ConnRef, FromActor, ToActor};
+use super::members::{Member, Members};
 use crate::protocol::{ClientId, UserId};
 use crossbeam_channel::{unbounded, Sender};
 use std::collections::HashMap;
@@ -14,14 +15,6 @@ use std::sync::Arc;
 /// Stack for an actor thread: enough for its iterative code, small enough
 /// that many users cost little address space.
 pub const ACTOR_STACK: usize = 256 * 1024;
-
-/// A connection attached to a user.
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    peer: SocketAddr,
-    /// Set once the actor accepted the handshake.
-    client: Option<ClientId>,
-}
 
 enum SlotState {
     /// An actor thread runs. Unbounded channel: the reactor must never block;
@@ -38,7 +31,7 @@ enum SlotState {
 /// One user's actor and connections.
 struct Slot {
     state: SlotState,
-    members: HashMap<ConnRef, Member>,
+    members: Members,
     /// Newest sequence number, as last reported by an actor.
     head: Option<u64>,
 }
@@ -97,7 +90,7 @@ impl ActorRegistry {
             return Ok(());
         };
         let mut sent = 0;
-        for (conn, member) in &slot.members {
+        for (conn, member) in slot.members.iter() {
             if let Some(client) = member.client {
                 let _ = tx.send(ToActor::Adopt {
                     conn: *conn,
@@ -125,7 +118,7 @@ impl ActorRegistry {
                     user,
                     Slot {
                         state: SlotState::Dormant,
-                        members: HashMap::new(),
+                        members: Members::default(),
                         head: None,
                     },
                 );
@@ -172,7 +165,7 @@ impl ActorRegistry {
         if let Some(member) = self
             .slots
             .get_mut(&user)
-            .and_then(|s| s.members.get_mut(&conn))
+            .and_then(|s| s.members.get_mut(conn))
         {
             member.client = Some(client);
         }
@@ -183,7 +176,7 @@ impl ActorRegistry {
         let Some(slot) = self.slots.get_mut(&user) else {
             return;
         };
-        slot.members.remove(&conn);
+        slot.members.remove(conn);
         if slot.members.is_empty() && matches!(slot.state, SlotState::Dormant) {
             self.slots.remove(&user);
         }
@@ -196,17 +189,12 @@ impl ActorRegistry {
         }
     }
 
-    /// The head of a user whose actor is retired: then nothing can change the
-    /// user's state, and an up-to-date Pull can be answered without it.
-    pub fn dormant_head(&self, user: &UserId) -> Option<u64> {
-        match self.slots.get(user) {
-            Some(Slot {
-                state: SlotState::Dormant,
-                head,
-                ..
-            }) => *head,
-            _ => None,
-        }
+    /// The user's head as last reported by an actor. Changes reach the
+    /// reactor in the same order as the replies and notifications they cause,
+    /// so for a connection with nothing pending at the actor this is as new as
+    /// anything that connection has been told.
+    pub fn known_head(&self, user: &UserId) -> Option<u64> {
+        self.slots.get(user).and_then(|s| s.head)
     }
 
     /// The actor offers to retire after `received` messages. Accepted when
@@ -215,7 +203,7 @@ impl ActorRegistry {
         let Some(slot) = self.slots.get_mut(&user) else {
             return;
         };
-        let joining = slot.members.values().any(|m| m.client.is_none());
+        let joining = slot.members.iter().any(|(_, m)| m.client.is_none());
         if let SlotState::Running { sent, .. } = slot.state {
             if sent == received && !joining {
                 slot.state = SlotState::Retiring(Vec::new());

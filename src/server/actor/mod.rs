@@ -162,6 +162,7 @@ impl Actor {
                 }
                 let mut adopted = Peer::new(peer);
                 adopted.client = Some(client);
+                adopted.announced = true;
                 self.peers.insert(conn, adopted);
             }
             ToActor::Detach { conn } => {
@@ -208,6 +209,19 @@ impl Actor {
         let head = self.store.as_ref().map(|s| s.head()).unwrap_or(0);
         let pushers = std::mem::take(&mut self.pushers);
         let mut sent = false;
+        // Before any Notify or reply of this cycle: the reactor answers
+        // up-to-date pulls itself and must never be behind what a client saw.
+        if self.store.is_some() && self.reported_head != Some(head) {
+            self.reported_head = Some(head);
+            sent |= self
+                .ctx
+                .out
+                .send(FromActor::Head {
+                    user: self.user,
+                    head,
+                })
+                .is_ok();
+        }
         for (conn, peer) in self.peers.iter_mut() {
             if let Some(store) = self.store.as_ref() {
                 peer.produce(store);
@@ -229,6 +243,19 @@ impl Actor {
                     })
                     .is_ok();
             }
+            if let (false, Some(client)) = (peer.announced, peer.client) {
+                // After the Welcome bytes, so the reactor never answers for
+                // this connection ahead of them.
+                peer.announced = true;
+                sent |= self
+                    .ctx
+                    .out
+                    .send(FromActor::Ready {
+                        conn: *conn,
+                        client,
+                    })
+                    .is_ok();
+            }
             if peer.processed > 0 {
                 let cost = std::mem::take(&mut peer.processed);
                 sent |= self
@@ -242,17 +269,6 @@ impl Actor {
             }
         }
         self.peers.retain(|_, p| !p.close);
-        if self.store.is_some() && self.reported_head != Some(head) {
-            self.reported_head = Some(head);
-            sent |= self
-                .ctx
-                .out
-                .send(FromActor::Head {
-                    user: self.user,
-                    head,
-                })
-                .is_ok();
-        }
         if sent {
             if let Err(e) = self.ctx.waker.wake() {
                 log::error!("cannot wake the reactor: {e}");

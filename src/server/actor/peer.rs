@@ -69,6 +69,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// Registered client, once the handshake is accepted.
     pub client: Option<ClientId>,
+    /// The reactor has been told the handshake succeeded.
+    pub announced: bool,
     /// Bulk bytes it may still be sent.
     pub credit: i64,
     /// Replies waiting for credit.
@@ -91,6 +93,7 @@ impl Peer {
         Peer {
             addr,
             client: None,
+            announced: false,
             credit: CREDIT_WINDOW,
             jobs: VecDeque::new(),
             upload: None,

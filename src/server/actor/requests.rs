@@ -75,7 +75,6 @@ impl Actor {
                 }),
             );
         }
-        let _ = self.ctx.out.send(FromActor::Ready { conn, client });
         self.log(conn, request, Ok(&format!("head {head}")));
     }
 

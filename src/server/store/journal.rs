@@ -201,6 +201,10 @@ impl Record {
     }
 }
 
+/// Journal write buffer: enough for a burst of records, small because every
+/// running actor holds one.
+const JOURNAL_BUFFER: usize = 8 * 1024;
+
 /// Largest record body accepted on replay (two maximal paths and some fields).
 const MAX_BODY: usize = 16 * 1024;
 
@@ -256,7 +260,7 @@ impl Journal {
         file.seek(SeekFrom::Start(pos as u64))?;
         Ok(Replay {
             journal: Journal {
-                out: BufWriter::with_capacity(64 * 1024, file),
+                out: BufWriter::with_capacity(JOURNAL_BUFFER, file),
                 scratch: Vec::new(),
             },
             records,
@@ -274,7 +278,7 @@ impl Journal {
         let fresh = path.with_extension("compact");
         let file = File::create(&fresh)?;
         let mut journal = Journal {
-            out: BufWriter::with_capacity(64 * 1024, file),
+            out: BufWriter::with_capacity(JOURNAL_BUFFER, file),
             scratch: Vec::new(),
         };
         for record in records {

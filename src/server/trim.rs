@@ -1,0 +1,23 @@
+//! Gives memory that exited actor threads freed back to the operating system.
+//!
+//! Each actor thread allocates from one of glibc's per-thread arenas. When
+//! thousands of users connect at once, thousands of actors run together; once
+//! they retire, their freed memory stays inside those arenas (only the top of
+//! a heap is ever returned on its own), so the server's RSS would stay at the
+//! storm's peak. `malloc_trim` releases the free pages of every arena.
+
+extern "C" {
+    // glibc's malloc_trim(3); std links glibc already and there is no safe
+    // wrapper in the crates we use.
+    fn malloc_trim(pad: usize) -> i32;
+}
+
+/// Actor exits after which a trim is worth its cost (it walks every arena).
+pub const EXITS_PER_TRIM: usize = 64;
+
+/// Releases free heap memory to the OS; returns whether any was released.
+pub fn release_free_memory() -> bool {
+    // SAFETY: malloc_trim only inspects and madvises the allocator's own
+    // free chunks; it takes no pointers from us.
+    unsafe { malloc_trim(0) != 0 }
+}
