@@ -25,6 +25,7 @@ use registry::ActorRegistry;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use store::DataPaths;
@@ -120,6 +121,7 @@ impl std::error::Error for ServerError {}
 /// # Errors
 /// Start-up failures ([`ServerError`]), or the poll loop failing.
 pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
+    trim::limit_arenas();
     let paths = DataPaths {
         base: config.data_dir.clone(),
     };
@@ -156,6 +158,7 @@ pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Resul
         waker,
         log: log.clone(),
         idle: config.actor_idle,
+        alive: AtomicUsize::new(0),
     });
     let parts = ReactorParts {
         poll,

@@ -66,15 +66,18 @@ impl ActorRegistry {
             .name(format!("user-{}", &user.to_string()[..8]))
             .stack_size(ACTOR_STACK)
             .spawn(move || {
-                let out = ctx.out.clone();
-                let waker = Arc::clone(&ctx.waker);
+                let shared = Arc::clone(&ctx);
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     actor::run(user, ctx, rx)
                 }));
                 if result.is_err() {
                     log::error!("actor for user {user} panicked");
-                    let _ = out.send(FromActor::Exited { user });
-                    let _ = waker.wake();
+                    // run() counted itself in and could not count itself out.
+                    shared
+                        .alive
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    let _ = shared.out.send(FromActor::Exited { user });
+                    let _ = shared.waker.wake();
                 }
             })
             .map_err(SpawnError)?;

@@ -7,9 +7,26 @@
 //! storm's peak. `malloc_trim` releases the free pages of every arena.
 
 extern "C" {
-    // glibc's malloc_trim(3); std links glibc already and there is no safe
-    // wrapper in the crates we use.
+    // glibc's malloc_trim(3) and mallopt(3); std links glibc already and
+    // there is no safe wrapper in the crates we use.
     fn malloc_trim(pad: usize) -> i32;
+    fn mallopt(param: i32, value: i32) -> i32;
+}
+
+/// glibc's `M_ARENA_MAX` parameter number.
+const M_ARENA_MAX: i32 = -8;
+
+/// Arenas the allocator may use. Actor threads mostly sleep; a few shared
+/// arenas keep what thousands of short-lived actors leave behind in one
+/// place instead of spreading it over one arena per core times eight.
+pub const ARENAS: i32 = 2;
+
+/// Limits the allocator to [`ARENAS`] arenas; call before starting threads.
+pub fn limit_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        mallopt(M_ARENA_MAX, ARENAS);
+    }
 }
 
 /// Actor exits after which a trim is worth its cost (it walks every arena).

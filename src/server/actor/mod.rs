@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use peer::Peer;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,26 @@ pub struct ActorContext {
     pub log: ConnLog,
     /// How long an actor waits without messages before offering to retire.
     pub idle: Duration,
+    /// Actor threads alive now; past [`CROWD`] they retire after [`CROWD_IDLE`].
+    pub alive: AtomicUsize,
+}
+
+/// Above this many live actors (a connection storm: thousands of users
+/// handshaking at once), actors retire after [`CROWD_IDLE`] instead of `idle`,
+/// so the thread count and memory follow the work, not the user count.
+pub const CROWD: usize = 256;
+/// The short idle period used while more than [`CROWD`] actors are alive.
+pub const CROWD_IDLE: Duration = Duration::from_millis(500);
+
+impl ActorContext {
+    /// How long an actor may sit idle right now.
+    fn idle_period(&self) -> Duration {
+        if self.alive.load(Ordering::Relaxed) > CROWD {
+            CROWD_IDLE.min(self.idle)
+        } else {
+            self.idle
+        }
+    }
 }
 
 /// Most inbox messages handled in one cycle before replies go out, so a long
@@ -45,7 +66,7 @@ const CYCLE_BUDGET: usize = 256;
 /// Runs a user's actor until the reactor drops its sender. After `idle`
 /// without messages and with no work pending it offers to retire.
 pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
-    let idle = ctx.idle;
+    ctx.alive.fetch_add(1, Ordering::Relaxed);
     let mut actor = Actor {
         user,
         ctx,
@@ -60,7 +81,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
         let wait = if actor.unknown && actor.peers.is_empty() {
             Duration::ZERO
         } else {
-            idle
+            actor.ctx.idle_period()
         };
         let first = match inbox.recv_timeout(wait) {
             Ok(msg) => msg,
@@ -100,6 +121,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
             log::error!("user {user}: closing state: {e}");
         }
     }
+    actor.ctx.alive.fetch_sub(1, Ordering::Relaxed);
     let _ = actor.ctx.out.send(FromActor::Exited { user });
     let _ = actor.ctx.waker.wake();
 }
