@@ -7,6 +7,7 @@ use cloudservice::protocol::{
     ContentHash, ErrorCode, FileBegin, HelloMode, Message, PushStatus, UserId,
 };
 use common::*;
+use std::time::Duration;
 
 /// Sends raw bytes on a fresh ready connection and expects one Error with
 /// `code` followed by the close.
@@ -65,10 +66,15 @@ fn traversal_and_malformed_paths_are_refused() {
     let parent = server.data.parent().unwrap();
     assert!(!parent.join("x").exists() && !parent.join("escaped").exists());
     assert!(tree_of(&server.user_dir(&a.user)).is_empty());
-    let log = server.wait_log("bad path");
+    // Every refused frame is logged (the log is written asynchronously).
     assert!(
-        log.matches("request=frame outcome=error").count() >= 10,
-        "{log}"
+        eventually(Duration::from_secs(10), || server
+            .conn_log()
+            .matches("request=frame outcome=error")
+            .count()
+            >= 10),
+        "{}",
+        server.conn_log()
     );
     // The other connection of the same user was not disturbed.
     let ack = bystander.put("still-fine.txt", b"ok", 0).expect("push");
@@ -294,7 +300,7 @@ fn fd_count(pid: u32) -> usize {
 
 #[test]
 fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
-    let server = ServerProc::start_with(&["--handshake-timeout", "1"]);
+    let server = ServerProc::start_with(&["--handshake-timeout", "5"]);
     let pid = server.child.id();
     let baseline = fd_count(pid);
     let started = std::time::Instant::now();
