@@ -597,12 +597,21 @@ fn soak_three_clients_converge_without_losing_a_byte() {
                 continue;
             };
             // A client started just before the server went down fails its
-            // start-up ("cannot reach server", exit 1, as documented): start
-            // it again. Any other exit is a failure.
+            // start-up (one line, exit 1, as documented; connection trouble
+            // is retried only once running): start it again. Any other exit
+            // is a failure.
             let slot = &mut fleet.slots[k];
             let tail = log_tail(&slot.cli.log, 300);
             let outage = fleet.last_server_down.is_some_and(|t| t >= slot.spawned_at);
-            if outage && last_line(&tail).contains("cannot reach server") {
+            let line = last_line(&tail);
+            let startup = [
+                "cannot reach server",
+                "connection lost",
+                "no answer to the handshake",
+            ]
+            .iter()
+            .any(|why| line.starts_with("cloud-client: ") && line.contains(why));
+            if outage && startup {
                 slot.cli.kill9();
                 slot.back_at = Some(now);
                 soak.note(format!(
