@@ -158,18 +158,27 @@ impl Server {
 /// Where the private copies of the binaries are (set once at start).
 static BIN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// The binaries cargo built for this bench, copied under other names
-/// (`e2e-cloud-server`, …) so that a `pkill cloud-server` by someone else on
-/// a shared machine does not end this run's processes.
+/// The binaries cargo built for this bench, copied under names that contain
+/// neither `cloud` nor the original names (`e2e-srv`, `e2e-cli`, `e2e-ld`), so
+/// that a `pkill cloud-load` by someone else on a shared machine does not end
+/// this run's processes (that happened twice while this harness was written).
 fn copy_bins(dir: &Path) {
     for (name, path) in [
         ("cloud-server", env!("CARGO_BIN_EXE_cloud-server")),
         ("cloud-client", env!("CARGO_BIN_EXE_cloud-client")),
         ("cloud-load", env!("CARGO_BIN_EXE_cloud-load")),
     ] {
-        std::fs::copy(path, dir.join(format!("e2e-{name}"))).expect("copy binary");
+        std::fs::copy(path, dir.join(private_name(name))).expect("copy binary");
     }
     let _ = BIN_DIR.set(dir.to_path_buf());
+}
+
+fn private_name(name: &str) -> &'static str {
+    match name {
+        "cloud-server" => "e2e-srv",
+        "cloud-client" => "e2e-cli",
+        _ => "e2e-ld",
+    }
 }
 
 /// The path of one of our binaries.
@@ -177,7 +186,7 @@ pub fn bin(name: &str) -> PathBuf {
     BIN_DIR
         .get()
         .expect("binaries copied")
-        .join(format!("e2e-{name}"))
+        .join(private_name(name))
 }
 
 fn ensure_rsync() -> bool {
@@ -228,7 +237,7 @@ fn main() {
     let mut ctx = Ctx {
         plan: Plan::new(quick),
         scratch: tempfile::Builder::new()
-            .prefix("cloud-e2e-")
+            .prefix("cs-e2e-")
             .tempdir()
             .expect("scratch dir"),
         rows: Vec::new(),
