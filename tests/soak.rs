@@ -39,8 +39,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const CLIENTS: usize = 3;
 const PULLING_RATE: &str = "0.3";
-const DIRS: [&str; 4] = ["d0", "d1", "d2", "d3"];
-const NAMES: [&str; 6] = ["f0.txt", "f1.txt", "f2.txt", "f3.txt", "g0.bin", "g1"];
+/// Directory and file names overlap on purpose ("g1", "d2"): a file on one
+/// client where another made a directory is a case the sync must handle.
+const DIRS: [&str; 4] = ["d0", "d1", "d2", "g1"];
+const NAMES: [&str; 7] = ["f0.txt", "f1.txt", "f2.txt", "f3.txt", "g0.bin", "g1", "d2"];
 /// Never touched by the random operations: keeps every folder non-empty
 /// (the client refuses to sync an emptied folder, by design).
 const ANCHOR: &str = "anchor.txt";
@@ -139,9 +141,6 @@ struct Soak {
 impl Soak {
     fn note(&mut self, line: String) {
         self.journal.push(line);
-        if self.journal.len() > 400 {
-            self.journal.drain(..100);
-        }
     }
 
     /// Files and directories of folder `i` (relative), without the state
@@ -500,9 +499,10 @@ struct Fleet {
 /// the folders for inspection.
 fn fail(soak: &Soak, fleet: &Fleet, base: tempfile::TempDir, why: &str) -> ! {
     let kept = base.keep();
+    let _ = fs::write(kept.join("ops.log"), soak.journal.join("\n"));
     let mut msg = format!(
         "SOAK FAILED (seed {}, replay with SOAK_SEED={} SOAK_SECS={}): {why}\n\
-         folders and logs kept in {}\ncounts: {:?}\nlast operations:\n",
+         folders, logs and every operation (ops.log) kept in {}\ncounts: {:?}\nlast operations:\n",
         soak.seed,
         soak.seed,
         secs(),

@@ -274,6 +274,10 @@ impl<'a> Applier<'a> {
         };
         match check_path(self.root, path)? {
             Local::Dir => {}
+            Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
+                ensure_dirs(self.root, path)?;
+                out.changed += 1;
+            }
             Local::Foreign => {
                 log::warn!(
                     "not creating directory {path}: a symlink or special file is in the way"
@@ -317,6 +321,9 @@ impl<'a> Applier<'a> {
         let path = &entry.path;
         let indexed = self.index.get(path).copied();
         let expect = match check_path(self.root, path)? {
+            Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
+                Local::Absent
+            }
             Local::Foreign => {
                 log::warn!("not writing {path}: a symlink or special file is in the way");
                 return Ok(());
@@ -349,6 +356,46 @@ impl<'a> Applier<'a> {
             expect,
         };
         self.obtain(job, out)
+    }
+
+    /// A server entry below a local regular file: this device replaced a
+    /// directory by a file (or edited a file the server turned into a
+    /// directory) and has not pushed it yet. Both sides are kept: the local
+    /// file becomes a conflict copy (pushed later) and the entry is applied.
+    /// Skipping the entry would be worse than untidy: the cursor would pass
+    /// it, and this device's RemoveDir of that directory would then delete on
+    /// the server a file it never had. Returns what is at `path` afterwards
+    /// (still `Foreign` behind a symlink, which is never touched).
+    fn clear_file_ancestor(
+        &mut self,
+        path: &WirePath,
+        out: &mut Applied,
+    ) -> Result<Local, ClientError> {
+        let mut ancestors = Vec::new();
+        let mut current = path.parent();
+        while let Some(dir) = current {
+            current = dir.parent();
+            ancestors.push(dir);
+        }
+        for dir in ancestors.iter().rev() {
+            match check_path(self.root, dir)? {
+                Local::Dir => {}
+                Local::File(_) => {
+                    let kept = self.conflict_copy(dir)?;
+                    log::warn!(
+                        "{dir} is a file here and a directory on the server; kept this device's file as {kept}"
+                    );
+                    if self.index.get(dir).is_some_and(|e| e.hash().is_some()) {
+                        self.index.remove(dir);
+                    }
+                    out.dirty.insert(kept);
+                    out.changed += 1;
+                    break;
+                }
+                Local::Absent | Local::Foreign => break,
+            }
+        }
+        check_path(self.root, path)
     }
 
     /// A remote file where a local directory is: removes the directory if it

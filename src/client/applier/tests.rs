@@ -311,3 +311,28 @@ fn edit_during_download_is_kept_aside() {
         Some("typed while downloading")
     );
 }
+
+#[test]
+fn a_local_file_in_place_of_a_directory_does_not_hide_server_entries_below_it() {
+    // Synced: directory d with d/old. Here: d replaced by a file (not pushed
+    // yet). Server: a new file d/new. Skipping d/new would let the cursor pass
+    // it and the RemoveDir of d (cursor-based) delete it on the server.
+    let mut f = Folder::new();
+    f.write("d/old", "old");
+    f.sync_all(1);
+    fs::remove_dir_all(f.root.join("d")).unwrap();
+    f.write("d", "a file now");
+    let out = f.apply(&[dir("d/sub", 5), file("d/new", 6, "new")], false);
+    assert!(!out.failed);
+    assert_eq!(out.fetches.len(), 1, "the server's file is fetched");
+    f.deliver(&out.fetches[0], "new");
+    assert_eq!(f.read("d/new").as_deref(), Some("new"));
+    assert!(f.root.join("d/sub").is_dir());
+    let copies = f.conflict_copies(".");
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(f.read(&copies[0]).as_deref(), Some("a file now"));
+    assert!(
+        out.dirty.contains(&p(&copies[0])),
+        "the local file is pushed"
+    );
+}
