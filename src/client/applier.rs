@@ -132,7 +132,7 @@ impl<'a> Applier<'a> {
                 ok &= self.guard(&entry.path, |me| me.apply_file(entry, size, hash, &mut out));
             }
         }
-        out.failed = !ok;
+        out.failed |= !ok;
         for (_, stashed) in self.stash.drain() {
             let _ = fs::remove_file(stashed);
         }
@@ -341,7 +341,14 @@ impl<'a> Applier<'a> {
             }
             Local::Dir => match self.clear_synced_dir(path, indexed, out)? {
                 true => Local::Absent,
-                false => return Ok(()),
+                false => {
+                    // A new local directory: it is pushed (MakeDir, a
+                    // conflict on the server), and the file is fetched by the
+                    // repeated pull. Advancing the cursor now would skip it
+                    // for good.
+                    out.failed = true;
+                    return Ok(());
+                }
             },
             Local::File(stat) => match self.make_room(entry, hash, stat, indexed, out)? {
                 Some(expect) => expect,
@@ -539,6 +546,8 @@ impl<'a> Applier<'a> {
                     let _ = fs::remove_file(tmp);
                     log::warn!("not writing {path}: something else appeared there");
                     out.dirty.insert(path.clone());
+                    // Not placed: the pull must be repeated, not acknowledged.
+                    out.failed = true;
                     return Ok(());
                 }
             }

@@ -349,7 +349,7 @@ impl PullJob {
         Finished {
             head: self.head,
             full: self.full,
-            failed: self.failed || !complete,
+            failed: self.failed || self.result.failed || !complete,
             dirty: std::mem::take(&mut self.result.dirty),
             changed: self.result.changed,
         }

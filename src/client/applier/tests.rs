@@ -336,3 +336,16 @@ fn a_local_file_in_place_of_a_directory_does_not_hide_server_entries_below_it() 
         "the local file is pushed"
     );
 }
+
+#[test]
+fn a_new_local_directory_where_the_server_has_a_file_holds_the_cursor() {
+    // The file cannot be placed until the directory is pushed (and becomes a
+    // conflict copy): the pull must be repeated, or the file is skipped for good.
+    let mut f = Folder::new();
+    f.write("p/mine", "mine");
+    let out = f.apply(&[file("p", 3, "theirs")], false);
+    assert!(out.fetches.is_empty());
+    assert!(out.failed, "the cursor must not pass the skipped file");
+    assert!(out.dirty.contains(&p("p")));
+    assert_eq!(f.read("p/mine").as_deref(), Some("mine"));
+}
