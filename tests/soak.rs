@@ -13,6 +13,8 @@
 //! SOAK_SECS=900 cargo test --release --test soak -- --nocapture  # 15 minutes
 //! SOAK_SEED=1234 cargo test --release --test soak -- --nocapture # replay a seed
 //! ```
+//! A seed replays the same operations; the processes' timing differs from
+//! run to run, so a failure may take a few replays to show again.
 //! `SOAK_VERBOSE=1` runs the clients with `-v`; their logs are kept (with the
 //! folders) when the test fails.
 //!
