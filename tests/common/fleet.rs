@@ -26,6 +26,14 @@ pub fn signal(pid: u32, name: &str) {
         .status();
 }
 
+/// Signals a child by its PID, unless it has already been reaped (its PID
+/// could then belong to another process; an exited but unreaped child keeps it).
+pub fn signal_unreaped(child: &mut Child, name: &str) {
+    if matches!(child.try_wait(), Ok(None)) {
+        signal(child.id(), name);
+    }
+}
+
 /// Waits for a process with a deadline.
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
@@ -134,7 +142,7 @@ impl Srv {
     /// SIGTERM, and asserts a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            signal(child.id(), "TERM");
+            signal_unreaped(&mut child, "TERM");
             let status = wait_timeout(&mut child, Duration::from_secs(30));
             if status.is_none() {
                 let _ = child.kill();
@@ -151,7 +159,7 @@ impl Srv {
     /// SIGKILL (a crash).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
-            signal(child.id(), "KILL");
+            let _ = child.kill();
             let _ = child.wait();
         }
     }
@@ -183,7 +191,7 @@ impl Srv {
 impl Drop for Srv {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            signal(child.id(), "KILL");
+            let _ = child.kill();
             let _ = child.wait();
         }
     }
@@ -219,7 +227,7 @@ pub fn run_once(port: u16, folder: &Path, user: Option<&str>) -> Output {
         .spawn()
         .expect("start cloud-client");
     if wait_timeout(&mut child, Duration::from_secs(60)).is_none() {
-        signal(child.id(), "KILL");
+        let _ = child.kill();
     }
     child.wait_with_output().expect("output")
 }
@@ -294,10 +302,10 @@ impl Cli {
     /// SIGTERM; returns the exit status (killed after 20 s).
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        signal(child.id(), "TERM");
+        signal_unreaped(&mut child, "TERM");
         let status = wait_timeout(&mut child, Duration::from_secs(20));
         if status.is_none() {
-            signal(child.id(), "KILL");
+            let _ = child.kill();
             let _ = child.wait();
         }
         status
@@ -306,7 +314,7 @@ impl Cli {
     /// SIGKILL.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
-            signal(child.id(), "KILL");
+            let _ = child.kill();
             let _ = child.wait();
         }
     }
