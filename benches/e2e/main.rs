@@ -233,6 +233,26 @@ fn main() {
         .map(|s| s.split(',').map(str::to_owned).collect());
     let wants = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
     let started = Instant::now();
+    // Read before the run: other commits may land while it runs.
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no", "src"])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty());
+    let versions = vec![
+        format!(
+            "cloudservice {} (commit {}{})",
+            env!("CARGO_PKG_VERSION"),
+            first_line("git", &["rev-parse", "--short", "HEAD"]),
+            if dirty {
+                " plus uncommitted changes in src/"
+            } else {
+                ""
+            }
+        ),
+        first_line("rustc", &["-V"]),
+        first_line("rsync", &["--version"]),
+        format!("Linux {}", first_line("uname", &["-r"])),
+    ];
     let rsync_ok = ensure_rsync();
     let mut ctx = Ctx {
         plan: Plan::new(quick),
@@ -269,16 +289,6 @@ fn main() {
     if wants("client-idle") {
         scenarios::client_idle(&mut ctx);
     }
-    let versions = vec![
-        format!(
-            "cloudservice {} ({})",
-            env!("CARGO_PKG_VERSION"),
-            first_line("git", &["rev-parse", "--short", "HEAD"])
-        ),
-        first_line("rustc", &["-V"]),
-        first_line("rsync", &["--version"]),
-        format!("Linux {}", first_line("uname", &["-r"])),
-    ];
     let section = report::section(&ctx, &versions, started.elapsed());
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
     report::merge_into(&path, &section);
