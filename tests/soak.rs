@@ -559,10 +559,18 @@ fn soak_three_clients_converge_without_losing_a_byte() {
         journal: Vec::new(),
     };
     write(&folders[0], ANCHOR, "never touched by the soak\n");
+    // Half the seeds run the server with user actors that retire after
+    // 0.2 s idle, so retiring and adopting happen all the time.
+    let server_args: &[&str] = if soak.rng.chance(0.5) {
+        &["--actor-idle", "0.2"]
+    } else {
+        &[]
+    };
+    println!("soak: server arguments {server_args:?}");
     let srv = Srv::start(
         &base.path().join("server"),
         &base.path().join("server.log"),
-        &[],
+        server_args,
     );
     let user = new_user(srv.port, &folders[0]);
     let slots: Vec<Slot> = (0..CLIENTS)
