@@ -339,6 +339,11 @@ impl Scanner {
                 "not a regular file or directory"
             };
             self.warn_once(item.path(), why);
+            // What the index lists here (a directory replaced by a symlink)
+            // is unknown, not deleted: the same answer as when the watcher
+            // reports this path alone. A RemoveDir would also carry a cursor
+            // past server entries the applier refused to write through it.
+            self.unreadable.push(wire);
             Seen::Skip
         }
     }

@@ -163,3 +163,24 @@ fn vanished_root_is_an_error_not_a_deletion() {
     let err = Scanner::new(&root).plan(&index, &full()).unwrap_err();
     assert!(matches!(err, ClientError::FolderVanished(_)));
 }
+
+#[test]
+fn a_directory_replaced_by_a_symlink_is_unknown_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("d/sub")).unwrap();
+    fs::write(root.join("d/sub/f"), "x").unwrap();
+    fs::write(root.join("keep"), "k").unwrap();
+    settle();
+    let index = index_of(root);
+    fs::remove_dir_all(root.join("d")).unwrap();
+    std::os::unix::fs::symlink("/tmp", root.join("d")).unwrap();
+    let scoped = Scope {
+        full: false,
+        paths: [p("d")].into_iter().collect(),
+    };
+    for scope in [full(), scoped] {
+        let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+        assert!(plan.ops.is_empty(), "{:?}: {:?}", scope, plan.ops);
+    }
+}
