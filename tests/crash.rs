@@ -111,6 +111,16 @@ fn converge(folders: &[&Path], logs: &[&Path]) -> Tree {
     }
 }
 
+/// The restarted server said it recovered the journal after the crash.
+fn assert_recovered(srv: &Srv) {
+    let log = log_tail(&srv.log, 1 << 20);
+    let line = log
+        .lines()
+        .find(|l| l.contains("recovered after an unclean stop"))
+        .unwrap_or_else(|| panic!("no recovery in the server log:\n{log}"));
+    eprintln!("{line}");
+}
+
 struct Setup {
     base: tempfile::TempDir,
 }
@@ -174,10 +184,7 @@ fn server_killed_during_a_10000_file_upload() {
     let cb = Cli::start(srv.port, &b, Some(&user), RATE, &s.log("b"));
     let t = converge(&[&a, &b, &on_server], &[&ca.log, &cb.log, &srv.log]);
     assert_tree_is(&t, &expected);
-    assert!(
-        log_tail(&srv.log, 100_000).contains("recovered after an unclean stop"),
-        "the restarted server recovered the journal"
-    );
+    assert_recovered(&srv);
     drop((ca, cb));
     srv.stop();
 }
@@ -224,6 +231,7 @@ fn server_killed_during_a_large_directory_rename() {
         .collect();
     after.insert("other.txt".to_owned(), b"untouched".to_vec());
     assert_tree_is(&t, &after);
+    assert_recovered(&srv);
     drop((ca, cb));
     srv.stop();
 }
