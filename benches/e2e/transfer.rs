@@ -68,7 +68,7 @@ enum Tool {
 /// large write after a large delete is much slower than the next one, and a
 /// fixed order gave one side that handicap every time.
 fn order(run: usize) -> [Tool; 2] {
-    if run % 2 == 0 {
+    if run.is_multiple_of(2) {
         [Tool::Rsync, Tool::Ours]
     } else {
         [Tool::Ours, Tool::Rsync]
