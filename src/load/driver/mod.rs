@@ -1,12 +1,12 @@
 //! The load generator's event loop: one mio poll over every connection, a
-//! timer heap for pulls and pushes, and the per-connection protocol steps.
+//! timer heap for pulls and pushes, sockets and reply timeouts; the protocol
+//! steps (frames received, pulls and pushes sent) are in [`steps`].
+
+mod steps;
 
 use super::socket::connect_from;
 use super::{LoadConfig, LoadError, Milestone, Report};
-use crate::protocol::{
-    ContentHash, FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message, PushStatus, Status,
-    UserId, WirePath,
-};
+use crate::protocol::{Frame, FrameDecoder, Hello, HelloMode, Message, Status, UserId};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use rand::Rng;
@@ -498,154 +498,6 @@ impl<'a> Driver<'a> {
                 }
             }
         }
-    }
-
-    fn measuring_since(&self, sent: Instant) -> bool {
-        self.measure_start.is_some_and(|m| sent >= m)
-    }
-
-    fn on_frame(&mut self, key: usize, frame: Frame) {
-        let now = Instant::now();
-        let rid = frame.request_id;
-        match (self.conns[key].phase, frame.message) {
-            (Phase::Joining { rid: want, sent }, Message::Welcome(w)) if rid == want => {
-                self.report
-                    .handshake
-                    .record(now.duration_since(sent).as_micros() as u64);
-                self.handshaking -= 1;
-                self.ready += 1;
-                let conn = &mut self.conns[key];
-                conn.phase = Phase::Ready;
-                conn.cursor = w.head;
-                let user = conn.user;
-                if self.user_ids[user].is_none() {
-                    self.user_ids[user] = Some(w.user_id);
-                    for waiter in std::mem::take(&mut self.waiting[user]).into_iter().rev() {
-                        self.queue.push_front(waiter);
-                    }
-                }
-            }
-            (Phase::Joining { .. }, Message::Error(e)) => {
-                self.error(format!("refused:{:?}", e.code));
-                self.kill(key);
-            }
-            (Phase::Ready, Message::ChangeBatch(b))
-                if self.conns[key].pull.is_some_and(|(r, _)| r == rid) =>
-            {
-                if !b.last {
-                    return;
-                }
-                let Some((_, sent)) = self.conns[key].pull.take() else {
-                    return;
-                };
-                if self.measuring_since(sent) {
-                    self.report
-                        .pull
-                        .record(now.duration_since(sent).as_micros() as u64);
-                }
-                if b.head != self.conns[key].cursor {
-                    self.conns[key].cursor = b.head;
-                    self.send(key, Message::Ack { cursor: b.head });
-                }
-                if std::mem::take(&mut self.conns[key].pull_again) {
-                    self.send_pull(key);
-                }
-            }
-            (Phase::Ready, Message::Notify { head }) => {
-                if head > self.conns[key].cursor && self.measure_start.is_some() {
-                    if self.conns[key].pull.is_some() {
-                        self.conns[key].pull_again = true;
-                    } else {
-                        self.send_pull(key);
-                    }
-                }
-            }
-            (Phase::Ready, Message::PushAck(a))
-                if self.conns[key].push.is_some_and(|(r, _)| r == rid) =>
-            {
-                if let Some((_, sent)) = self.conns[key].push.take() {
-                    if self.measuring_since(sent) {
-                        self.report
-                            .push
-                            .record(now.duration_since(sent).as_micros() as u64);
-                    }
-                }
-                if matches!(a.status, PushStatus::Applied | PushStatus::Unchanged) {
-                    self.conns[key].push_version = a.version;
-                } else {
-                    self.error(format!("push:{:?}", a.status));
-                }
-            }
-            (Phase::Ready, Message::Error(e)) => {
-                if self.conns[key].push.is_some_and(|(r, _)| r == rid) {
-                    self.conns[key].push = None;
-                }
-                self.error(format!("server_error:{:?}", e.code));
-            }
-            (_, Message::Pong) => {}
-            (_, other) => {
-                self.error(format!("unexpected:{:?}", other.kind()));
-                self.kill(key);
-            }
-        }
-    }
-
-    fn send_pull(&mut self, key: usize) {
-        let cursor = self.conns[key].cursor;
-        let rid = self.send(key, Message::Pull { cursor });
-        if self.conns[key].phase == Phase::Ready {
-            self.conns[key].pull = Some((rid, Instant::now()));
-        }
-    }
-
-    fn send_push(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        conn.pushes += 1;
-        let mut content = vec![0u8; self.cfg.push_size.max(16)];
-        content[..8].copy_from_slice(&conn.pushes.to_be_bytes());
-        content[8..16].copy_from_slice(&(key as u64).to_be_bytes());
-        let Ok(path) = WirePath::new(&format!("cloud-load/{key}.bin")) else {
-            return;
-        };
-        let begin = FileBegin {
-            version: conn.push_version,
-            size: content.len() as u64,
-            hash: ContentHash::of(&content),
-            path,
-        };
-        let rid = conn.next_rid;
-        conn.next_rid = conn.next_rid.wrapping_add(1).max(1);
-        self.send_with(key, rid, Message::FileBegin(begin));
-        self.send_with(key, rid, Message::FileChunk(content));
-        self.send_with(key, rid, Message::FileEnd);
-        self.conns[key].push = Some((rid, Instant::now()));
-        self.flush(key);
-    }
-
-    fn fire(&mut self, key: usize, timer: Timer, due: Instant) {
-        if self.conns[key].phase != Phase::Ready {
-            return;
-        }
-        let every = match timer {
-            Timer::Pull => {
-                if self.conns[key].pull.is_some() {
-                    self.report.late_pulls += 1;
-                } else {
-                    self.send_pull(key);
-                }
-                self.cfg.pull_every
-            }
-            Timer::Push => {
-                if self.conns[key].push.is_none() {
-                    self.send_push(key);
-                }
-                match self.cfg.push_every {
-                    Some(every) => every,
-                    None => return,
-                }
-            }
-        };
-        self.timers.push(Reverse((due + every, key, timer)));
     }
 
     fn sweep(&mut self, now: Instant) {
