@@ -350,3 +350,40 @@ fn a_directory_moved_away_and_made_again_is_first_reported_deleted() {
     assert!(summary.iter().any(|(p, _)| p == "b/y.txt"), "{summary:?}");
     assert!(summary.iter().any(|(p, _)| p == "a/new.txt"), "{summary:?}");
 }
+
+#[test]
+fn a_storm_of_new_users_is_served_by_a_bounded_number_of_threads() {
+    let server = ServerProc::start();
+    let pid = server.child.id();
+    let mut clients: Vec<WireClient> = (0..600).map(|_| WireClient::connect(server.addr)).collect();
+    for c in &mut clients {
+        c.send(Message::Hello(cloudservice::protocol::Hello {
+            mode: HelloMode::NewUser,
+            user_id: UserId::NONE,
+            client_id: 0,
+        }));
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(actor_threads(pid));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    for c in &mut clients {
+        assert!(matches!(c.next().message, Message::Welcome(_)));
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    // A thread that reported its exit may take a moment to disappear.
+    assert!(
+        peak <= cloudservice::server::registry::MAX_ACTORS + 16,
+        "{peak} actor threads at once"
+    );
+    assert!(peak > 0);
+}

@@ -68,8 +68,9 @@ impl ServerConfig {
     }
 }
 
-/// Descriptors kept free for actors' files, the journal, logs and the listener.
-pub const FD_HEADROOM: usize = 256;
+/// Descriptors kept free beyond connections: up to three per running actor
+/// (journal, an upload, a fetch) plus logs, the listener and the poller.
+pub const FD_HEADROOM: usize = 3 * registry::MAX_ACTORS;
 
 /// The open-file limit minus [`FD_HEADROOM`] (read from /proc; 1024 if unknown).
 pub fn default_max_connections() -> usize {
@@ -159,6 +160,7 @@ pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Resul
         log: log.clone(),
         idle: config.actor_idle,
         alive: AtomicUsize::new(0),
+        waiting: AtomicUsize::new(0),
     });
     let parts = ReactorParts {
         poll,

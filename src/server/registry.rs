@@ -8,7 +8,7 @@ use super::bus::{ConnRef, FromActor, ToActor};
 use super::members::{Member, Members};
 use crate::protocol::{ClientId, UserId};
 use crossbeam_channel::{unbounded, Sender};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -26,7 +26,15 @@ enum SlotState {
     /// No thread; connections stay attached and a new actor adopts them when
     /// a message arrives.
     Dormant,
+    /// Needs an actor, but [`MAX_ACTORS`] are running: messages wait here
+    /// (in arrival order) until one exits.
+    Waiting(Vec<ToActor>),
 }
+
+/// Most actor threads at once. A storm of thousands of users connecting at
+/// the same moment queues behind this instead of spawning a thread (with its
+/// stack mappings and journal descriptor) per user.
+pub const MAX_ACTORS: usize = 256;
 
 /// One user's actor and connections.
 struct Slot {
@@ -46,6 +54,8 @@ pub struct ActorRegistry {
     ctx: Arc<ActorContext>,
     shutting_down: bool,
     running: usize,
+    /// Users in `SlotState::Waiting`, oldest first.
+    waiting: VecDeque<UserId>,
 }
 
 impl ActorRegistry {
@@ -56,6 +66,7 @@ impl ActorRegistry {
             ctx,
             shutting_down: false,
             running: 0,
+            waiting: VecDeque::new(),
         }
     }
 
@@ -135,7 +146,7 @@ impl ActorRegistry {
             if self.shutting_down || !wakes {
                 return Ok(());
             }
-            self.start(user)?;
+            return self.wake(user, vec![msg]);
         }
         let Some(slot) = self.slots.get_mut(&user) else {
             return Ok(());
@@ -150,10 +161,67 @@ impl ActorRegistry {
                     *sent += 1;
                 }
             }
-            SlotState::Retiring(queued) => queued.push(msg),
+            SlotState::Retiring(queued) | SlotState::Waiting(queued) => queued.push(msg),
             SlotState::Dormant => {}
         }
         Ok(())
+    }
+
+    /// Gives `user` an actor and delivers `queued` to it, or, at the
+    /// [`MAX_ACTORS`] cap, parks the messages until a thread is free.
+    fn wake(&mut self, user: UserId, queued: Vec<ToActor>) -> Result<(), SpawnError> {
+        if self.running >= MAX_ACTORS {
+            if let Some(slot) = self.slots.get_mut(&user) {
+                slot.state = SlotState::Waiting(queued);
+                self.waiting.push_back(user);
+                self.publish_waiting();
+            }
+            return Ok(());
+        }
+        self.start(user)?;
+        if let Some(Slot {
+            state: SlotState::Running { tx, sent },
+            ..
+        }) = self.slots.get_mut(&user)
+        {
+            for msg in queued {
+                if tx.send(msg).is_ok() {
+                    *sent += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells actors how many users wait for a thread.
+    fn publish_waiting(&self) {
+        self.ctx
+            .waiting
+            .store(self.waiting.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Starts waiting users while threads are free.
+    fn start_waiting(&mut self) {
+        self.drain_waiting();
+        self.publish_waiting();
+    }
+
+    fn drain_waiting(&mut self) {
+        while self.running < MAX_ACTORS && !self.shutting_down {
+            let Some(user) = self.waiting.pop_front() else {
+                return;
+            };
+            let Some(slot) = self.slots.get_mut(&user) else {
+                continue;
+            };
+            let SlotState::Waiting(queued) = std::mem::replace(&mut slot.state, SlotState::Dormant)
+            else {
+                continue;
+            };
+            if let Err(e) = self.wake(user, queued) {
+                log::error!("cannot start the actor for {user}: {}", e.0);
+            }
+        }
     }
 
     /// A connection sent a `Hello` for `user`.
@@ -218,6 +286,12 @@ impl ActorRegistry {
     /// running), so its connections must be closed.
     pub fn exited(&mut self, user: UserId) -> bool {
         self.running = self.running.saturating_sub(1);
+        let crashed = self.restart_if_needed(user);
+        self.start_waiting();
+        crashed
+    }
+
+    fn restart_if_needed(&mut self, user: UserId) -> bool {
         let Some(slot) = self.slots.get_mut(&user) else {
             return false;
         };
@@ -229,6 +303,11 @@ impl ActorRegistry {
             }
             SlotState::Retiring(queued) => queued,
             SlotState::Dormant => Vec::new(),
+            SlotState::Waiting(queued) => {
+                // Cannot happen (no thread); keep waiting.
+                slot.state = SlotState::Waiting(queued);
+                return false;
+            }
         };
         if self.shutting_down {
             return false;
@@ -241,12 +320,9 @@ impl ActorRegistry {
             }
             return false;
         }
-        if let Err(e) = self.start(user) {
+        if let Err(e) = self.wake(user, queued) {
             log::error!("cannot restart the actor for {user}: {}", e.0);
             return true;
-        }
-        for msg in queued {
-            let _ = self.send(user, msg);
         }
         false
     }
@@ -254,9 +330,13 @@ impl ActorRegistry {
     /// Retires every actor (shutdown); none is started again.
     pub fn retire_all(&mut self) {
         self.shutting_down = true;
+        self.waiting.clear();
+        self.publish_waiting();
         for slot in self.slots.values_mut() {
-            if matches!(slot.state, SlotState::Running { .. }) {
-                slot.state = SlotState::Retiring(Vec::new());
+            match slot.state {
+                SlotState::Running { .. } => slot.state = SlotState::Retiring(Vec::new()),
+                SlotState::Waiting(_) => slot.state = SlotState::Dormant,
+                _ => {}
             }
         }
     }

@@ -39,19 +39,27 @@ pub struct ActorContext {
     pub idle: Duration,
     /// Actor threads alive now; past [`CROWD`] they retire after [`CROWD_IDLE`].
     pub alive: AtomicUsize,
+    /// Users waiting for an actor thread (the registry's cap is reached):
+    /// then an idle actor retires at once to make room.
+    pub waiting: AtomicUsize,
 }
 
 /// Above this many live actors (a connection storm: thousands of users
 /// handshaking at once), actors retire after [`CROWD_IDLE`] instead of `idle`,
 /// so the thread count and memory follow the work, not the user count.
-pub const CROWD: usize = 256;
+pub const CROWD: usize = crate::server::registry::MAX_ACTORS / 2;
 /// The short idle period used while more than [`CROWD`] actors are alive.
 pub const CROWD_IDLE: Duration = Duration::from_millis(500);
+/// The idle period while users wait for a thread: just long enough to take
+/// a request that is already on its way.
+pub const WAITING_IDLE: Duration = Duration::from_millis(5);
 
 impl ActorContext {
     /// How long an actor may sit idle right now.
     fn idle_period(&self) -> Duration {
-        if self.alive.load(Ordering::Relaxed) > CROWD {
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            WAITING_IDLE.min(self.idle)
+        } else if self.alive.load(Ordering::Relaxed) > CROWD {
             CROWD_IDLE.min(self.idle)
         } else {
             self.idle
