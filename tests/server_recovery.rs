@@ -129,3 +129,35 @@ fn a_crash_mid_upload_leaves_nothing_visible() {
         "temp uploads cleaned"
     );
 }
+
+#[test]
+fn fsync_mode_stores_and_recovers_the_same() {
+    let mut server = ServerProc::start_with(&["--fsync"]);
+    let mut a = WireClient::new_user(server.addr);
+    for i in 0..20 {
+        a.put(
+            &format!("d{}/f{i}.txt", i % 3),
+            format!("durable {i}").as_bytes(),
+            0,
+        )
+        .expect("push");
+    }
+    a.push(Message::Rename(cloudservice::protocol::Rename {
+        base_version: 0,
+        from: p("d0"),
+        to: p("moved/d0"),
+    }))
+    .expect("rename");
+    let (user, client) = (a.user, a.client);
+    drop(a);
+    server.kill9();
+    server.restart();
+    let mut a = WireClient::resume(server.addr, user, client);
+    let (_, _, entries) = a.pull(0);
+    let files = entries
+        .iter()
+        .filter(|e| matches!(e.state, EntryState::File { .. }))
+        .count();
+    assert_eq!(files, 20);
+    assert_eq!(a.fetch("moved/d0/f3.txt").expect("fetch").1, b"durable 3");
+}

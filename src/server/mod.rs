@@ -122,7 +122,7 @@ impl std::error::Error for ServerError {}
 /// # Errors
 /// Start-up failures ([`ServerError`]), or the poll loop failing.
 pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
-    trim::limit_arenas();
+    trim::tune_allocator();
     let paths = DataPaths {
         base: config.data_dir.clone(),
     };

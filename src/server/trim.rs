@@ -15,17 +15,26 @@ extern "C" {
 
 /// glibc's `M_ARENA_MAX` parameter number.
 const M_ARENA_MAX: i32 = -8;
+/// glibc's `M_MMAP_THRESHOLD` parameter number.
+const M_MMAP_THRESHOLD: i32 = -3;
+
+/// Allocations below this come from the heap and are reused; glibc's
+/// default (128 KiB, adapting upward) sent every fresh 256 KiB file chunk
+/// buffer to mmap/munmap, a page fault per 4 KiB on the upload path.
+pub const MMAP_THRESHOLD: i32 = 4 * 1024 * 1024;
 
 /// Arenas the allocator may use. Actor threads mostly sleep; a few shared
 /// arenas keep what thousands of short-lived actors leave behind in one
 /// place instead of spreading it over one arena per core times eight.
 pub const ARENAS: i32 = 2;
 
-/// Limits the allocator to [`ARENAS`] arenas; call before starting threads.
-pub fn limit_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter.
+/// Limits the allocator to [`ARENAS`] arenas and serves chunk-sized buffers
+/// from the heap; call before starting threads.
+pub fn tune_allocator() {
+    // SAFETY: mallopt only sets allocator parameters.
     unsafe {
         mallopt(M_ARENA_MAX, ARENAS);
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
 

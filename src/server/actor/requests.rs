@@ -315,7 +315,14 @@ impl Actor {
             ))
         } else if let Some(e) = upload.error.take() {
             Some((ErrorCode::Storage, e))
-        } else if let Some(Err(e)) = upload.file.take().map(|mut f| f.flush()) {
+        } else if let Some(Err(e)) = upload.file.take().map(|mut f| {
+            f.flush()?;
+            if self.ctx.durable {
+                // --fsync: the content is on disk before it becomes visible.
+                f.sync_data()?;
+            }
+            Ok::<(), std::io::Error>(())
+        }) {
             Some((ErrorCode::Storage, format!("writing {path}: {e}")))
         } else {
             None

@@ -112,16 +112,11 @@ impl UserStore {
                 "a directory on disk is in the way",
             )));
         }
-        if self.durable {
-            std::fs::File::open(&staged.temp)?.sync_all()?;
-        }
+        // With --fsync the uploader synced the temp file's data before
+        // closing it; the directory entry is synced once per cycle (flush).
         let dest = storefs::prepare_parent(&self.root, &target)?;
         std::fs::rename(&staged.temp, &dest)?;
-        if self.durable {
-            if let Some(parent) = dest.parent() {
-                storefs::sync_dir(parent)?;
-            }
-        }
+        self.touched_dir(&dest);
         let mtime_ns = storefs::mtime_ns(&std::fs::symlink_metadata(&dest)?);
         let seq = self.next_seq();
         self.record(Record::PutFile {
@@ -146,7 +141,8 @@ impl UserStore {
             Some(_) => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
             None => self.placement(path, client)?,
         };
-        storefs::make_dirs(&self.root, &target)?;
+        let made = storefs::make_dirs(&self.root, &target)?;
+        self.touched_dir(&made);
         let seq = self.next_seq();
         self.record(Record::MakeDir {
             seq,
@@ -167,6 +163,7 @@ impl UserStore {
             }
             Some(_) => {
                 storefs::remove(&self.root, path)?;
+                self.touched_dir(&path.to_local(&self.root));
                 let seq = self.next_seq();
                 self.record(Record::Remove {
                     seq,
@@ -196,6 +193,7 @@ impl UserStore {
             .collect();
         if newer.is_empty() && node.version <= cursor {
             storefs::remove(&self.root, path)?;
+            self.touched_dir(&path.to_local(&self.root));
             let seq = self.next_seq();
             self.record(Record::Remove {
                 seq,
@@ -227,6 +225,7 @@ impl UserStore {
                 continue;
             }
             storefs::remove(&self.root, &p)?;
+            self.touched_dir(&p.to_local(&self.root));
             let seq = self.next_seq();
             self.record(Record::Remove {
                 seq,
@@ -260,6 +259,8 @@ impl UserStore {
             self.placement(to, client)?
         };
         storefs::rename(&self.root, from, &target)?;
+        self.touched_dir(&from.to_local(&self.root));
+        self.touched_dir(&target.to_local(&self.root));
         let seq = self.next_seq();
         self.record(Record::Rename {
             seq,

@@ -95,6 +95,9 @@ pub struct UserStore {
     head: u64,
     clients: BTreeMap<ClientId, u64>,
     durable: bool,
+    /// Directories whose entries changed since the last flush (fsynced by
+    /// `flush` when durable).
+    dirty_dirs: std::collections::BTreeSet<PathBuf>,
     temp_counter: u64,
 }
 
@@ -143,6 +146,7 @@ impl UserStore {
             head: 0,
             clients: BTreeMap::new(),
             durable,
+            dirty_dirs: std::collections::BTreeSet::new(),
             temp_counter: 0,
         };
         let mut report = OpenReport {
@@ -223,7 +227,19 @@ impl UserStore {
     /// # Errors
     /// The write or fsync failed.
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        for dir in std::mem::take(&mut self.dirty_dirs) {
+            fs::sync_dir(&dir)?;
+        }
         Ok(self.journal.flush(self.durable)?)
+    }
+
+    /// Notes that the directory holding `local` changed (durable mode only).
+    pub(crate) fn touched_dir(&mut self, local: &Path) {
+        if self.durable {
+            if let Some(parent) = local.parent() {
+                self.dirty_dirs.insert(parent.to_path_buf());
+            }
+        }
     }
 
     /// Flushes and leaves the marker that says the next start needs no re-scan.
