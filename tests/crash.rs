@@ -7,6 +7,8 @@
 
 #[path = "common/fleet.rs"]
 mod fleet;
+#[path = "common/procs.rs"]
+mod procs;
 
 use fleet::{converge_all, log_tail, new_user, tree, write, Cli, Rng, Srv, Tree};
 use std::collections::BTreeMap;

@@ -4,6 +4,8 @@
 
 #[path = "common/client_proc.rs"]
 mod client_proc;
+#[path = "common/procs.rs"]
+mod procs;
 
 use client_proc::{converge, eventually, new_user, run_once, tree, write, Client, Server};
 use std::fs;

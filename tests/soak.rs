@@ -29,6 +29,8 @@
 
 #[path = "common/fleet.rs"]
 mod fleet;
+#[path = "common/procs.rs"]
+mod procs;
 
 use cloudservice::protocol::ContentHash;
 use fleet::{converge_all, log_tail, new_user, tree, write, Cli, Rng, Srv};

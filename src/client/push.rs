@@ -10,7 +10,7 @@ use super::connection::Connection;
 use super::error::ClientError;
 use super::fsutil::{check_path, ensure_parent, Local};
 use super::index::{Entry, EntryKind, Index};
-use super::scanner::Op;
+use super::scanner::{Op, SETTLE};
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{
     Delete, FileBegin, Message, PushAck, PushStatus, RemoveDir, Rename, WirePath,
@@ -122,9 +122,17 @@ pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckE
         Op::Upload {
             path, stat, hash, ..
         } => {
+            // A file hashed moments after its last write (pushed at once
+            // because its writer closed it) may be written again within the
+            // same timestamp tick, leaving size and mtime unchanged: keep its
+            // stat untrusted so the next look hashes it again.
+            let mut indexed = *stat;
+            if indexed.is_racy(SETTLE) {
+                indexed.mtime_ns = 0;
+            }
             let entry = Entry {
                 kind: EntryKind::File {
-                    stat: *stat,
+                    stat: indexed,
                     hash: *hash,
                 },
                 version: ack.version,

@@ -6,19 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+// Each test crate uses a different subset of these.
+#[allow(unused_imports)]
+pub use crate::procs::{free_port, signal, tree, wait_timeout, write};
 
 /// How long any convergence may take before a test fails.
 pub const CONVERGE: Duration = Duration::from_secs(20);
-
-/// A free TCP port on 127.0.0.1 (bound, then released for the server).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
 
 /// The real server, restartable on the same port and data directory.
 pub struct Server {
@@ -103,28 +99,6 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// Sends a signal by PID.
-pub fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-/// Waits for a process with a deadline.
-pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -254,30 +228,6 @@ impl Drop for Client {
     }
 }
 
-/// A folder's tree by content: path → `None` for a directory, the bytes for a
-/// file. The client's state folder is left out.
-pub fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    let walk = walkdir::WalkDir::new(root).min_depth(1).into_iter();
-    for item in walk.filter_entry(|e| e.file_name() != ".cloudservice" || e.depth() != 1) {
-        let Ok(item) = item else { continue };
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .expect("inside")
-            .to_string_lossy()
-            .into_owned();
-        if item.file_type().is_dir() {
-            out.insert(rel, None);
-        } else if item.file_type().is_file() {
-            if let Ok(bytes) = std::fs::read(item.path()) {
-                out.insert(rel, Some(bytes));
-            }
-        }
-    }
-    out
-}
-
 /// Polls `check` until it holds or the deadline passes.
 pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + CONVERGE;
@@ -323,11 +273,4 @@ pub fn converge(what: &str, folders: &[&Path]) -> BTreeMap<String, Option<Vec<u8
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Writes a file, creating its parents.
-pub fn write(root: &Path, path: &str, data: impl AsRef<[u8]>) {
-    let full = root.join(path);
-    std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-    std::fs::write(full, data).expect("write");
 }

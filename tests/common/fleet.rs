@@ -4,49 +4,14 @@
 //! to its own file, each stoppable by SIGTERM or SIGKILL by its PID.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// Sends a signal by PID.
-pub fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-/// Signals a child by its PID, unless it has already been reaped (its PID
-/// could then belong to another process; an exited but unreaped child keeps it).
-pub fn signal_unreaped(child: &mut Child, name: &str) {
-    if matches!(child.try_wait(), Ok(None)) {
-        signal(child.id(), name);
-    }
-}
-
-/// Waits for a process with a deadline.
-pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+// Each test crate uses a different subset of these.
+#[allow(unused_imports)]
+pub use crate::procs::{free_port, signal, signal_unreaped, tree, wait_timeout, write, Tree};
 
 /// The last `max` bytes of a log file, for failure messages.
 pub fn log_tail(path: &Path, max: u64) -> String {
@@ -338,32 +303,6 @@ impl Drop for Cli {
     }
 }
 
-/// A folder by content: path → `None` for a directory, the bytes for a file.
-pub type Tree = BTreeMap<String, Option<Vec<u8>>>;
-
-/// Reads a folder as a [`Tree`]; the client's state folder is left out.
-pub fn tree(root: &Path) -> Tree {
-    let mut out = BTreeMap::new();
-    let walk = walkdir::WalkDir::new(root).min_depth(1).into_iter();
-    for item in walk.filter_entry(|e| e.file_name() != ".cloudservice" || e.depth() != 1) {
-        let Ok(item) = item else { continue };
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .expect("inside")
-            .to_string_lossy()
-            .into_owned();
-        if item.file_type().is_dir() {
-            out.insert(rel, None);
-        } else if item.file_type().is_file() {
-            if let Ok(bytes) = fs::read(item.path()) {
-                out.insert(rel, Some(bytes));
-            }
-        }
-    }
-    out
-}
-
 /// A one-line-per-entry description of how two trees differ.
 pub fn tree_diff(a: &Tree, b: &Tree) -> String {
     let show = |v: &Option<Vec<u8>>| match v {
@@ -428,13 +367,6 @@ pub fn converge_all(folders: &[&Path], limit: Duration, stable: Duration) -> Res
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Writes a file, creating its parents.
-pub fn write(root: &Path, path: &str, data: impl AsRef<[u8]>) {
-    let full = root.join(path);
-    fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-    fs::write(full, data).expect("write");
 }
 
 /// A small deterministic generator (SplitMix64), so a seed replays the same

@@ -3,11 +3,15 @@
 //! spec, and tree comparison by content.
 #![allow(dead_code)]
 
+pub mod procs;
+// Each test crate uses a different subset of these.
+#[allow(unused_imports)]
+pub use procs::{signal, tree as tree_of, wait_timeout, Tree};
+
 use cloudservice::protocol::{
     ChangeBatch, ChangeEntry, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, FrameDecoder,
     Hello, HelloMode, Message, PushAck, Status, UserId, Welcome, WirePath,
 };
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -148,28 +152,6 @@ impl Drop for ServerProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Sends a signal to a process by PID.
-pub fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-/// Waits for a child with a deadline.
-pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -458,30 +440,6 @@ pub fn assert_error(message: &Message, code: ErrorCode) {
         Message::Error(e) => assert_eq!(e.code, code, "error text: {}", e.message),
         other => panic!("expected Error {code:?}, got {other:?}"),
     }
-}
-
-/// A folder as `relative path → content` (`None` for directories), skipping
-/// the client state folder.
-pub fn tree_of(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let entry = entry.expect("walk");
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .expect("prefix")
-            .to_string_lossy()
-            .replace('\\', "/");
-        if rel == ".cloudservice" || rel.starts_with(".cloudservice/") {
-            continue;
-        }
-        if entry.file_type().is_dir() {
-            out.insert(rel, None);
-        } else {
-            out.insert(rel, Some(std::fs::read(entry.path()).expect("read")));
-        }
-    }
-    out
 }
 
 /// Polls `check` until it returns true or `limit` passes.
