@@ -151,6 +151,19 @@ impl UserStore {
         Ok(ack(status, seq, &target))
     }
 
+    /// Removes `path` (a file or a whole tree) from disk and journals it;
+    /// returns the change's sequence number.
+    fn remove_path(&mut self, path: &WirePath) -> Result<u64, StoreError> {
+        storefs::remove(&self.root, path)?;
+        self.touched_dir(&path.to_local(&self.root));
+        let seq = self.next_seq();
+        self.record(Record::Remove {
+            seq,
+            path: path.clone(),
+        })?;
+        Ok(seq)
+    }
+
     /// Applies `Delete` of a file.
     ///
     /// # Errors
@@ -162,13 +175,7 @@ impl UserStore {
                 Ok(ack(PushStatus::Stale, node.version, path))
             }
             Some(_) => {
-                storefs::remove(&self.root, path)?;
-                self.touched_dir(&path.to_local(&self.root));
-                let seq = self.next_seq();
-                self.record(Record::Remove {
-                    seq,
-                    path: path.clone(),
-                })?;
+                let seq = self.remove_path(path)?;
                 Ok(ack(PushStatus::Applied, seq, path))
             }
         }
@@ -192,13 +199,7 @@ impl UserStore {
             .map(|(p, _)| p.clone())
             .collect();
         if newer.is_empty() && node.version <= cursor {
-            storefs::remove(&self.root, path)?;
-            self.touched_dir(&path.to_local(&self.root));
-            let seq = self.next_seq();
-            self.record(Record::Remove {
-                seq,
-                path: path.clone(),
-            })?;
+            let seq = self.remove_path(path)?;
             return Ok(ack(PushStatus::Applied, seq, path));
         }
         // Keep the newer entries and every ancestor of them; remove the
@@ -224,14 +225,7 @@ impl UserStore {
             if keep.contains(&p) || removed.iter().any(|r| p.is_within(r)) {
                 continue;
             }
-            storefs::remove(&self.root, &p)?;
-            self.touched_dir(&p.to_local(&self.root));
-            let seq = self.next_seq();
-            self.record(Record::Remove {
-                seq,
-                path: p.clone(),
-            })?;
-            last_seq = seq;
+            last_seq = self.remove_path(&p)?;
             removed.push(p);
         }
         Ok(ack(PushStatus::Stale, last_seq, path))
