@@ -41,6 +41,39 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(350));
 }
 
+/// A server, a user created from folder `a` (holding `files`), and clients
+/// running on `a` and on a second folder `b` of that user, converged.
+struct TwoDevices {
+    server: Server,
+    a: tempfile::TempDir,
+    b: tempfile::TempDir,
+    user: String,
+    ca: Client,
+    cb: Client,
+}
+
+fn two_devices(files: &[(&str, &str)]) -> TwoDevices {
+    let server = Server::start();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        write(a.path(), path, content);
+    }
+    settle();
+    let user = new_user(server.port, a.path());
+    let ca = Client::start(server.port, a.path(), None);
+    let cb = Client::start(server.port, b.path(), Some(&user));
+    converge("initial", &[a.path(), b.path()]);
+    TwoDevices {
+        server,
+        a,
+        b,
+        user,
+        ca,
+        cb,
+    }
+}
+
 #[test]
 fn new_user_uploads_a_mixed_tree_and_a_new_client_downloads_it() {
     let server = Server::start();
@@ -81,16 +114,15 @@ fn new_user_uploads_a_mixed_tree_and_a_new_client_downloads_it() {
 
 #[test]
 fn every_kind_of_change_travels_both_ways() {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    write(a.path(), "seed.txt", "seed");
-    settle();
-    let user = new_user(server.port, a.path());
-    let _ca = Client::start(server.port, a.path(), None);
-    let _cb = Client::start(server.port, b.path(), Some(&user));
+    let TwoDevices {
+        server,
+        a,
+        b,
+        user,
+        ca: _ca,
+        cb: _cb,
+    } = two_devices(&[("seed.txt", "seed")]);
     let both = [a.path(), b.path()];
-    converge("initial download", &both);
 
     let pushes_by = |client: u32| {
         let tag = format!("client={client} request=push-");
@@ -220,17 +252,15 @@ fn new_client_with_existing_files_keeps_both_sides() {
 
 #[test]
 fn offline_additions_and_deletions_are_pushed_on_restart() {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    for f in ["keep.txt", "doomed.txt", "dir/doomed-too.txt"] {
-        write(a.path(), f, f);
-    }
-    settle();
-    let user = new_user(server.port, a.path());
-    let _ca = Client::start(server.port, a.path(), None);
-    let mut cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
+    let files = ["keep.txt", "doomed.txt", "dir/doomed-too.txt"].map(|f| (f, f));
+    let TwoDevices {
+        server,
+        a,
+        b,
+        user,
+        ca: _ca,
+        mut cb,
+    } = two_devices(&files);
 
     cb.stop();
     write(b.path(), "added offline.txt", "offline");
@@ -249,15 +279,14 @@ fn offline_additions_and_deletions_are_pushed_on_restart() {
 
 #[test]
 fn same_file_edited_on_two_clients_keeps_both_versions() {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    write(a.path(), "report.txt", "original");
-    settle();
-    let user = new_user(server.port, a.path());
-    let _ca = Client::start(server.port, a.path(), None);
-    let mut cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
+    let TwoDevices {
+        server,
+        a,
+        b,
+        user,
+        ca: _ca,
+        mut cb,
+    } = two_devices(&[("report.txt", "original")]);
 
     cb.stop();
     write(a.path(), "report.txt", "edited on A");
@@ -323,15 +352,14 @@ fn converged_clients_push_nothing() {
 
 #[test]
 fn clients_ride_out_a_server_restart() {
-    let mut server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    write(a.path(), "before.txt", "before");
-    settle();
-    let user = new_user(server.port, a.path());
-    let mut ca = Client::start(server.port, a.path(), None);
-    let mut cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
+    let TwoDevices {
+        mut server,
+        a,
+        b,
+        user,
+        mut ca,
+        mut cb,
+    } = two_devices(&[("before.txt", "before")]);
 
     server.stop();
     write(a.path(), "while down.txt", "queued locally");
@@ -408,15 +436,14 @@ fn symlinks_are_skipped_not_followed() {
 
 #[test]
 fn a_file_being_written_is_pushed_once_complete() {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    write(a.path(), "seed", "s");
-    settle();
-    let user = new_user(server.port, a.path());
-    let _ca = Client::start(server.port, a.path(), None);
-    let _cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
+    let TwoDevices {
+        server,
+        a,
+        b,
+        user: _,
+        ca: _ca,
+        cb: _cb,
+    } = two_devices(&[("seed", "s")]);
     let mut written = Vec::new();
     {
         use std::io::Write;

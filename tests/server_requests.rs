@@ -248,7 +248,7 @@ fn handshake_timeout_frees_silent_connections() {
 }
 
 #[test]
-fn ping_is_answered_in_every_phase_after_hello() {
+fn ping_is_answered_on_a_ready_connection() {
     let server = ServerProc::start();
     let mut a = WireClient::new_user(server.addr);
     let rid = a.send(Message::Ping);
