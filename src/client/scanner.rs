@@ -112,10 +112,6 @@ pub struct Scope {
     pub full: bool,
     /// Subtrees to compare (ignored when `full`).
     pub paths: BTreeSet<WirePath>,
-    /// Files whose writer closed them (or that were moved in whole) with no
-    /// write since: complete, so they are pushed at once instead of after
-    /// [`SETTLE`]. Kept even when `full`.
-    pub settled: BTreeSet<WirePath>,
 }
 
 impl Scope {
@@ -124,24 +120,8 @@ impl Scope {
         !self.full && self.paths.is_empty()
     }
 
-    /// Adds a path that was written to (it is not settled any more).
+    /// Adds a path.
     pub fn add(&mut self, path: WirePath) {
-        self.settled.remove(&path);
-        if !self.full {
-            self.paths.insert(path);
-        }
-    }
-
-    /// Adds a path whose metadata changed (a settled file stays settled).
-    pub fn add_metadata(&mut self, path: WirePath) {
-        if !self.full {
-            self.paths.insert(path);
-        }
-    }
-
-    /// Adds a file whose writer closed it, or that was moved in whole.
-    pub fn add_settled(&mut self, path: WirePath) {
-        self.settled.insert(path.clone());
         if !self.full {
             self.paths.insert(path);
         }
@@ -159,12 +139,9 @@ impl Scope {
             self.add_all();
         } else {
             for p in other.paths {
-                if !self.full {
-                    self.paths.insert(p);
-                }
+                self.add(p);
             }
         }
-        self.settled.extend(other.settled);
     }
 
     /// The subtrees to walk: each path lifted to its highest ancestor that the
@@ -395,7 +372,7 @@ impl Scanner {
             plan.renames_only = true;
             return Ok(plan);
         }
-        let mut uploads = self.plan_files(&disk, &known, &scope.settled, &mut plan);
+        let mut uploads = self.plan_files(&disk, &known, &mut plan);
         plan_removals(&disk, &known, &deleted_dirs, &mut uploads, &mut plan);
         for dir in added_dirs {
             plan.ops.push(Op::MakeDir { path: dir });
@@ -432,7 +409,6 @@ impl Scanner {
         &self,
         disk: &BTreeMap<WirePath, DiskEntry>,
         known: &BTreeMap<WirePath, Entry>,
-        settled: &BTreeSet<WirePath>,
         plan: &mut Plan,
     ) -> Vec<Op> {
         let mut uploads = Vec::new();
@@ -452,9 +428,7 @@ impl Scanner {
                 }
                 _ => (0, None),
             };
-            // A file modified in the last SETTLE may still be being written,
-            // unless its writer has closed it since (then it is complete).
-            let hash = match stat.is_racy(SETTLE) && !settled.contains(path) {
+            let hash = match stat.is_racy(SETTLE) {
                 true => None,
                 false => self.stable_hash(path, stat),
             };

@@ -33,8 +33,6 @@ use std::time::{Duration, Instant};
 
 /// Quiet time after the last watcher event before changes are planned.
 const DEBOUNCE: Duration = Duration::from_millis(150);
-/// The debounce after a file was closed for writing or moved in whole.
-const SETTLED_DEBOUNCE: Duration = Duration::from_millis(5);
 /// A steady stream of events still gets planned at least this often.
 const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// Keep-alive: a ping after this much silence (the server drops at 300 s).
@@ -499,22 +497,6 @@ impl Session<'_> {
                     self.dirty.add(path);
                 }
             }
-            WatchEvent::Metadata(paths) => {
-                for path in paths {
-                    self.dirty.add_metadata(path);
-                }
-            }
-            WatchEvent::Settled(paths) => {
-                for path in paths {
-                    self.dirty.add_settled(path);
-                }
-                // Complete files go out almost at once (a short window still
-                // gathers the events of one burst).
-                let due = now + SETTLED_DEBOUNCE;
-                self.dirty_since.get_or_insert(now);
-                self.dirty_due = Some(self.dirty_due.map_or(due, |d| d.min(due)));
-                return Ok(());
-            }
             WatchEvent::Rescan(why) => {
                 log::warn!("file watcher: {why}; comparing the whole folder with the index");
                 self.dirty.add_all();
@@ -527,12 +509,7 @@ impl Session<'_> {
             }
         }
         let since = *self.dirty_since.get_or_insert(now);
-        let due = (now + DEBOUNCE).min(since + MAX_DEBOUNCE);
-        self.dirty_due = match self.dirty_due {
-            // A settled file is waiting: do not postpone its push.
-            Some(planned) if !self.dirty.settled.is_empty() => Some(planned.min(due)),
-            _ => Some(due),
-        };
+        self.dirty_due = Some((now + DEBOUNCE).min(since + MAX_DEBOUNCE));
         Ok(())
     }
 

@@ -31,7 +31,7 @@ fn settle() {
 fn full() -> Scope {
     Scope {
         full: true,
-        ..Scope::default()
+        paths: BTreeSet::new(),
     }
 }
 
@@ -178,35 +178,9 @@ fn a_directory_replaced_by_a_symlink_is_unknown_not_deleted() {
     let scoped = Scope {
         full: false,
         paths: [p("d")].into_iter().collect(),
-        ..Scope::default()
     };
     for scope in [full(), scoped] {
         let plan = Scanner::new(root).plan(&index, &scope).unwrap();
         assert!(plan.ops.is_empty(), "{:?}: {:?}", scope, plan.ops);
     }
-}
-
-#[test]
-fn a_file_just_written_waits_unless_its_writer_closed_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let index = Index::default();
-    fs::write(root.join("fresh.txt"), b"just written").unwrap();
-    let mut scope = Scope::default();
-    scope.add(p("fresh.txt"));
-    let plan = Scanner::new(root).plan(&index, &scope).unwrap();
-    assert_eq!(plan.unstable, vec![p("fresh.txt")]);
-    assert!(plan.ops.is_empty());
-
-    scope.add_settled(p("fresh.txt"));
-    let plan = Scanner::new(root).plan(&index, &scope).unwrap();
-    assert!(plan.unstable.is_empty());
-    assert!(
-        matches!(plan.ops.as_slice(), [Op::Upload { path, .. }] if *path == p("fresh.txt")),
-        "{:?}",
-        plan.ops
-    );
-    // A later write takes the settled mark away again.
-    scope.add(p("fresh.txt"));
-    assert!(scope.settled.is_empty());
 }
