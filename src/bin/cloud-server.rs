@@ -21,7 +21,7 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     bind: IpAddr,
-    /// Refuse connections beyond this many (default: open-file limit minus 256).
+    /// Refuse connections beyond this many (default: open-file limit minus 768: 3 per actor, at most 256 actors).
     #[arg(long)]
     max_connections: Option<usize>,
     /// fsync every stored file and the journal before acknowledging a push
