@@ -284,6 +284,7 @@ impl Scanner {
     /// # Errors
     /// As [`Scanner::scan`].
     pub fn plan(&mut self, index: &Index, scope: &Scope) -> Result<Plan, ClientError> {
+        let started = std::time::Instant::now();
         let scope = &scope.with_other_links(index, &self.root);
         let (disk, known) = self.snapshot(index, scope)?;
         let mut plan = Plan::default();
@@ -310,6 +311,10 @@ impl Scanner {
             plan.ops.push(Op::MakeDir { path: dir });
         }
         plan.ops.extend(uploads);
+        if scope.full {
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            log::debug!("compared {} paths with the index in {ms:.1} ms", disk.len());
+        }
         Ok(plan)
     }
 
