@@ -42,8 +42,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A full comparison of the folder this often, in case an event was missed
 /// without the watcher noticing (stat only by the rule in `detect`; a file is
-/// read only when its record says so). 10,000 files cost 40-65 ms of CPU
-/// per comparison: about 0.1% of one core at this period, pulls included
+/// read only when its record says so). 10,000 files take 40-150 ms per
+/// comparison: 0.14% of one core on average at this period, pulls included
 /// (`benches/client_watch_cpu.sh`).
 const SAFETY_RESCAN: Duration = Duration::from_secs(60);
 /// With `--once`, files still being written after this long are left for
