@@ -10,6 +10,7 @@
 //! reused instead of downloaded. Every path is checked so that nothing is
 //! written through a symlink or outside the folder.
 
+use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, copy_hashed, ensure_dirs, ensure_parent, hash_file, Local, Stat};
 use super::index::{Entry, EntryKind, Index};
@@ -18,11 +19,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
-
-/// A freshly written file's mtime is trusted only when older than this (a
-/// later write inside the clock's granularity would otherwise go unnoticed).
-const RACY: Duration = Duration::from_millis(50);
+use std::time::SystemTime;
 
 /// A file whose content must be downloaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,17 +156,22 @@ impl<'a> Applier<'a> {
         path.to_local(self.root)
     }
 
-    /// The content hash if the local file still holds what was synced.
+    /// The content hash if the local file (whose stat is `stat` now) still
+    /// holds what was synced, by the one rule ([`judge`]): a same-size edit
+    /// that kept the old mtime is caught by its ctime or inode and hashed.
     fn synced_hash(&self, path: &WirePath, stat: Stat) -> Option<ContentHash> {
         let entry = self.index.get(path)?;
         let EntryKind::File { stat: old, hash } = entry.kind else {
             return None;
         };
-        if old == stat && old.mtime_ns != 0 {
-            return Some(hash);
+        match judge(&old, &stat) {
+            Verdict::Unchanged => Some(hash),
+            Verdict::Changed => None,
+            Verdict::MustHash => {
+                let (now, _) = hash_file(&self.local(path)).ok()?;
+                (now == hash).then_some(hash)
+            }
         }
-        let (now, _) = hash_file(&self.local(path)).ok()?;
-        (now == hash).then_some(hash)
     }
 
     fn apply_deleted(
@@ -439,7 +441,7 @@ impl<'a> Applier<'a> {
             Some(Entry {
                 kind: EntryKind::File { stat: old, hash },
                 ..
-            }) if old == stat && old.mtime_ns != 0 => hash,
+            }) if judge(&old, &stat) == Verdict::Unchanged => hash,
             _ => {
                 hash_file(&self.local(path))
                     .map_err(|e| ClientError::io(format!("read {path}"), e))?
@@ -498,12 +500,12 @@ impl<'a> Applier<'a> {
         }
         let path = self.by_hash.get(&hash)?;
         match self.index.get(path)?.kind {
-            EntryKind::File { stat, hash: h } if h == hash && stat.mtime_ns != 0 => {
-                match check_path(self.root, path) {
-                    Ok(Local::File(now)) if now == stat => Some(self.local(path)),
-                    _ => None,
+            EntryKind::File { stat, hash: h } if h == hash => match check_path(self.root, path) {
+                Ok(Local::File(now)) if judge(&stat, &now) == Verdict::Unchanged => {
+                    Some(self.local(path))
                 }
-            }
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -566,17 +568,9 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    fn index_file(&mut self, path: &WirePath, mut stat: Stat, hash: ContentHash, version: u64) {
-        if stat.is_racy(RACY) {
-            stat.mtime_ns = 0;
-        }
-        self.index.insert(
-            path.clone(),
-            Entry {
-                kind: EntryKind::File { stat, hash },
-                version,
-            },
-        );
+    fn index_file(&mut self, path: &WirePath, stat: Stat, hash: ContentHash, version: u64) {
+        let entry = Entry::synced_file(stat, hash, version);
+        self.index.insert(path.clone(), entry);
     }
 
     /// Renames the local `path` to a free conflict-copy name and returns it.

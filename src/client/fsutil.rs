@@ -12,21 +12,40 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Read buffer for hashing and copying.
 const BUF: usize = 64 * 1024;
 
-/// A file's size and modification time: the cheap "did it change?" test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What `stat` says of a regular file: the fields git's index keeps for the
+/// same purpose. Together they tell "certainly the same file as before"
+/// from "look at the content again" (the rule is [`super::detect::judge`]).
+/// A zero `mtime_ns`, `ctime_ns` or `ino` means "unknown" (an index written
+/// by an older client, or a record taken too close to a write to be trusted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stat {
     /// Bytes.
     pub size: u64,
     /// Modification time in nanoseconds since the epoch (0 = unknown: always rehash).
     pub mtime_ns: i64,
+    /// Status-change time in nanoseconds since the epoch (0 = unknown). Any
+    /// write, `chmod`, `touch -r` or new link moves it, and no unprivileged
+    /// program can set it back.
+    pub ctime_ns: i64,
+    /// Device of the file system holding the file.
+    pub dev: u64,
+    /// Inode number (0 = unknown). A rename over the path gives a new one.
+    pub ino: u64,
 }
 
 impl Stat {
     /// The stat of a metadata record.
     pub fn of(meta: &Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt;
         Stat {
             size: meta.len(),
             mtime_ns: mtime_ns(meta),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
+            dev: meta.dev(),
+            ino: meta.ino(),
         }
     }
 

@@ -1,13 +1,15 @@
 //! The local index: for every synced path, what it was when this device and
-//! the server last agreed on it (kind, size, mtime, BLAKE3 hash, version),
-//! plus the pull cursor. "Local change" means "the disk differs from the
+//! the server last agreed on it (kind, stat record, BLAKE3 hash, version),
+//! plus the pull cursor. Whether a file still matches its record is decided
+//! by [`super::detect::judge`] alone. "Local change" means "the disk differs from the
 //! index"; that is how offline edits and deletions are found, and how the
 //! client's own writes are told apart from the user's (echo suppression).
 
+use super::detect;
 use super::error::ClientError;
 use super::fsutil::{write_atomic, Stat};
 use crate::protocol::{ContentHash, WirePath};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
@@ -21,7 +23,7 @@ pub enum EntryKind {
     Dir,
     /// A file with this stat and content.
     File {
-        /// Size and mtime when indexed (mtime 0: rehash before trusting).
+        /// The stat record when indexed (a zero field: rehash before trusting).
         stat: Stat,
         /// BLAKE3 of the content.
         hash: ContentHash,
@@ -38,6 +40,18 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A file synced at `version` whose stat is `stat` now: the record is
+    /// sealed ([`detect::seal`]) so a racy one is hashed at the next look.
+    pub fn synced_file(stat: Stat, hash: ContentHash, version: u64) -> Entry {
+        Entry {
+            kind: EntryKind::File {
+                stat: detect::seal(stat),
+                hash,
+            },
+            version,
+        }
+    }
+
     /// The file's hash, or `None` for a directory.
     pub fn hash(&self) -> Option<ContentHash> {
         match self.kind {
@@ -57,6 +71,9 @@ pub struct Index {
     /// does not rewrite the file.
     changes: u64,
     saved: Option<u64>,
+    /// Every indexed name of each (device, inode): a write through one hard
+    /// link changes them all, though the watcher reports only the one.
+    by_inode: HashMap<(u64, u64), BTreeSet<WirePath>>,
 }
 
 impl PartialEq for Index {
@@ -67,7 +84,11 @@ impl PartialEq for Index {
 
 impl Eq for Index {}
 
-const HEADER: &str = "cloudservice-index 1";
+/// The header of the current format (version 2 added ctime, device and
+/// inode to file lines).
+const HEADER: &str = "cloudservice-index 2";
+/// The header of the format before: still loaded, its files untrusted.
+const HEADER_V1: &str = "cloudservice-index 1";
 
 impl Index {
     /// An empty index at cursor 0.
@@ -95,18 +116,43 @@ impl Index {
 
     /// Sets the entry for `path`.
     pub fn insert(&mut self, path: WirePath, entry: Entry) {
-        if self.entries.insert(path, entry) != Some(entry) {
+        let old = self.entries.insert(path.clone(), entry);
+        if old != Some(entry) {
             self.changes += 1;
+            if let Some(old) = old {
+                self.unlink_inode(&path, &old);
+            }
+            if let Some(key) = inode_key(&entry) {
+                self.by_inode.entry(key).or_default().insert(path);
+            }
         }
     }
 
     /// Forgets `path` only (not what is below it).
     pub fn remove(&mut self, path: &WirePath) -> Option<Entry> {
         let old = self.entries.remove(path);
-        if old.is_some() {
+        if let Some(old) = old {
             self.changes += 1;
+            self.unlink_inode(path, &old);
         }
         old
+    }
+
+    fn unlink_inode(&mut self, path: &WirePath, old: &Entry) {
+        if let Some(key) = inode_key(old) {
+            if let Some(names) = self.by_inode.get_mut(&key) {
+                names.remove(path);
+                if names.is_empty() {
+                    self.by_inode.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The indexed paths whose record names the file `(dev, ino)`: every
+    /// name of a hard-linked file (none for inode 0, "unknown").
+    pub fn paths_of_inode(&self, dev: u64, ino: u64) -> impl Iterator<Item = &WirePath> {
+        self.by_inode.get(&(dev, ino)).into_iter().flatten()
     }
 
     /// Number of entries.
@@ -205,12 +251,16 @@ impl Index {
     }
 
     /// The file format: a header line with the cursor, then one line per
-    /// entry, fields separated by tabs (paths cannot contain control characters):
+    /// entry, fields separated by tabs (paths cannot contain control
+    /// characters); times in nanoseconds since the epoch:
     /// ```text
-    /// cloudservice-index 1<TAB>cursor<TAB>42
+    /// cloudservice-index 2<TAB>cursor<TAB>42
     /// D<TAB>version<TAB>path
-    /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>hash_hex<TAB>path
+    /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>ctime_ns<TAB>dev<TAB>ino<TAB>hash_hex<TAB>path
     /// ```
+    /// Version 1 (`cloudservice-index 1`) had `F` lines without ctime, device
+    /// and inode; they load with those fields 0, which the rule reads as
+    /// "unknown: hash again" (so the first scan after an upgrade rehashes).
     fn render(&self) -> String {
         let mut out = format!("{HEADER}\tcursor\t{}\n", self.cursor);
         for (path, entry) in &self.entries {
@@ -218,8 +268,8 @@ impl Index {
                 EntryKind::Dir => writeln!(out, "D\t{}\t{path}", entry.version),
                 EntryKind::File { stat, hash } => writeln!(
                     out,
-                    "F\t{}\t{}\t{}\t{hash}\t{path}",
-                    entry.version, stat.size, stat.mtime_ns
+                    "F\t{}\t{}\t{}\t{}\t{}\t{}\t{hash}\t{path}",
+                    entry.version, stat.size, stat.mtime_ns, stat.ctime_ns, stat.dev, stat.ino
                 ),
             };
         }
@@ -231,6 +281,7 @@ impl Index {
         let header = lines.next().ok_or("empty file")?;
         let cursor = header
             .strip_prefix(HEADER)
+            .or_else(|| header.strip_prefix(HEADER_V1))
             .and_then(|rest| rest.strip_prefix("\tcursor\t"))
             .and_then(|n| n.parse::<u64>().ok())
             .ok_or("bad header")?;
@@ -241,33 +292,50 @@ impl Index {
         for (n, line) in lines.enumerate() {
             let bad = || format!("line {}", n + 2);
             let fields: Vec<&str> = line.split('\t').collect();
-            let (path, entry) = match fields.as_slice() {
-                ["D", version, path] => (
-                    path,
-                    Entry {
-                        kind: EntryKind::Dir,
-                        version: version.parse().map_err(|_| bad())?,
-                    },
-                ),
-                ["F", version, size, mtime, hash, path] => (
-                    path,
-                    Entry {
-                        kind: EntryKind::File {
-                            stat: Stat {
-                                size: size.parse().map_err(|_| bad())?,
-                                mtime_ns: mtime.parse().map_err(|_| bad())?,
-                            },
-                            hash: parse_hash(hash).ok_or_else(bad)?,
-                        },
-                        version: version.parse().map_err(|_| bad())?,
-                    },
-                ),
-                _ => return Err(bad()),
-            };
+            let (path, entry) = parse_entry(&fields).ok_or_else(bad)?;
             let path = WirePath::new(path).map_err(|_| bad())?;
-            index.entries.insert(path, entry);
+            index.insert(path, entry);
         }
+        index.changes = 0;
         Ok(index)
+    }
+}
+
+/// One entry line split at tabs, either format; `None` when it does not parse.
+fn parse_entry<'a>(fields: &[&'a str]) -> Option<(&'a str, Entry)> {
+    let (version, kind, path) = match *fields {
+        ["D", version, path] => (version, EntryKind::Dir, path),
+        ["F", version, size, mtime, hash, path] => {
+            let stat = Stat {
+                size: size.parse().ok()?,
+                mtime_ns: mtime.parse().ok()?,
+                ..Stat::default()
+            };
+            let hash = parse_hash(hash)?;
+            (version, EntryKind::File { stat, hash }, path)
+        }
+        ["F", version, size, mtime, ctime, dev, ino, hash, path] => {
+            let stat = Stat {
+                size: size.parse().ok()?,
+                mtime_ns: mtime.parse().ok()?,
+                ctime_ns: ctime.parse().ok()?,
+                dev: dev.parse().ok()?,
+                ino: ino.parse().ok()?,
+            };
+            let hash = parse_hash(hash)?;
+            (version, EntryKind::File { stat, hash }, path)
+        }
+        _ => return None,
+    };
+    let version = version.parse().ok()?;
+    Some((path, Entry { kind, version }))
+}
+
+/// The (device, inode) a file entry names, when known.
+fn inode_key(entry: &Entry) -> Option<(u64, u64)> {
+    match entry.kind {
+        EntryKind::File { stat, .. } if stat.ino != 0 => Some((stat.dev, stat.ino)),
+        _ => None,
     }
 }
 
@@ -296,6 +364,9 @@ mod tests {
                 stat: Stat {
                     size: data.len() as u64,
                     mtime_ns: 1_700_000_000_123_456_789,
+                    ctime_ns: 1_700_000_001_000_000_007,
+                    dev: 2049,
+                    ino: 1000 + v,
                 },
                 hash: ContentHash::of(data),
             },
@@ -348,5 +419,63 @@ mod tests {
         assert_eq!(index.get(&p("ab")), Some(&dir(6)));
         assert_eq!(index.remove_subtree(&p("x/y")).len(), 3);
         assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn an_index_of_the_first_format_loads_with_every_file_untrusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("index");
+        let hash = ContentHash::of(b"aaaa");
+        let v1 = format!("cloudservice-index 1\tcursor\t7\nD\t3\tx\nF\t4\t4\t1700000000123456789\t{hash}\tx/a.txt\n");
+        fs::write(&f, v1).unwrap();
+        let index = Index::load(&f).unwrap();
+        assert_eq!(index.cursor(), 7);
+        let Some(Entry {
+            kind: EntryKind::File { stat, hash: h },
+            version: 4,
+        }) = index.get(&p("x/a.txt")).copied()
+        else {
+            panic!("file entry expected");
+        };
+        assert_eq!(
+            (stat.size, stat.mtime_ns, h),
+            (4, 1_700_000_000_123_456_789, hash)
+        );
+        assert!(
+            !detect::is_trusted(&stat),
+            "missing ctime/inode: hash again"
+        );
+        // Saved again in the current format, it loads the same.
+        let mut index = index;
+        index.insert(p("y"), file(9, b"y"));
+        index.save(&f).unwrap();
+        assert!(fs::read_to_string(&f).unwrap().starts_with(HEADER));
+        assert_eq!(Index::load(&f).unwrap(), index);
+    }
+
+    #[test]
+    fn every_name_of_an_inode_is_found() {
+        let mut index = Index::new();
+        let linked = file(1, b"v1");
+        index.insert(p("x/one"), linked);
+        index.insert(p("y/two"), linked);
+        index.insert(p("z"), file(2, b"other"));
+        let EntryKind::File { stat, .. } = linked.kind else {
+            unreachable!()
+        };
+        let names = |index: &Index| -> Vec<String> {
+            index
+                .paths_of_inode(stat.dev, stat.ino)
+                .map(|p| p.to_string())
+                .collect()
+        };
+        assert_eq!(names(&index), ["x/one", "y/two"]);
+        index.rebase(&p("y"), &p("w"), None);
+        assert_eq!(names(&index), ["w/two", "x/one"]);
+        index.insert(p("x/one"), file(5, b"v2"));
+        assert_eq!(names(&index), ["w/two"]);
+        index.remove(&p("w/two"));
+        assert!(names(&index).is_empty());
+        assert_eq!(index.paths_of_inode(0, 0).count(), 0);
     }
 }

@@ -5,6 +5,7 @@
 //! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`index`]: what every synced path was when last agreed with the server.
+//! - [`detect`]: the one rule for "may this file have changed since indexed".
 //! - [`scanner`]: folder vs index → the pushes that reproduce local changes.
 //! - [`watcher`]: notify events → "look at these paths again".
 //! - [`push`]: sending pushes, digesting their acknowledgements.
@@ -14,6 +15,7 @@
 
 pub mod applier;
 pub mod connection;
+pub mod detect;
 pub mod error;
 pub mod fsutil;
 pub mod index;

@@ -10,7 +10,7 @@ use super::connection::Connection;
 use super::error::ClientError;
 use super::fsutil::{check_path, ensure_parent, Local};
 use super::index::{Entry, EntryKind, Index};
-use super::scanner::{Op, SETTLE};
+use super::scanner::Op;
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{
     Delete, FileBegin, Message, PushAck, PushStatus, RemoveDir, Rename, WirePath,
@@ -122,21 +122,10 @@ pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckE
         Op::Upload {
             path, stat, hash, ..
         } => {
-            // A file hashed moments after its last write (pushed at once
-            // because its writer closed it) may be written again within the
-            // same timestamp tick, leaving size and mtime unchanged: keep its
-            // stat untrusted so the next look hashes it again.
-            let mut indexed = *stat;
-            if indexed.is_racy(SETTLE) {
-                indexed.mtime_ns = 0;
-            }
-            let entry = Entry {
-                kind: EntryKind::File {
-                    stat: indexed,
-                    hash: *hash,
-                },
-                version: ack.version,
-            };
+            // A file hashed moments after its last write may be written
+            // again within the same timestamp tick, leaving its stat as
+            // recorded: a racy record stays untrusted (hashed at the next look).
+            let entry = Entry::synced_file(*stat, *hash, ack.version);
             match ack.status {
                 PushStatus::Applied | PushStatus::Unchanged => index.insert(path.clone(), entry),
                 PushStatus::Conflict => {
@@ -284,6 +273,7 @@ mod tests {
         let stat = Stat {
             size: 1,
             mtime_ns: 5,
+            ..Stat::default()
         };
         let up = Op::Upload {
             path: p("a/f"),

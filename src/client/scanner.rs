@@ -4,6 +4,7 @@
 //! over the whole folder (offline changes) and later over the paths the
 //! watcher reported.
 
+use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, hash_file, Local, Stat};
 use super::index::{Entry, EntryKind, Index};
@@ -103,76 +104,6 @@ pub struct Plan {
     /// scopes must be planned again once they are acknowledged (the server
     /// gives moved entries new versions).
     pub renames_only: bool,
-}
-
-/// Which part of the folder to compare: all of it, or some subtrees.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Scope {
-    /// Compare the whole folder.
-    pub full: bool,
-    /// Subtrees to compare (ignored when `full`).
-    pub paths: BTreeSet<WirePath>,
-}
-
-impl Scope {
-    /// Nothing to compare.
-    pub fn is_empty(&self) -> bool {
-        !self.full && self.paths.is_empty()
-    }
-
-    /// Adds a path.
-    pub fn add(&mut self, path: WirePath) {
-        if !self.full {
-            self.paths.insert(path);
-        }
-    }
-
-    /// Widens to the whole folder.
-    pub fn add_all(&mut self) {
-        self.full = true;
-        self.paths.clear();
-    }
-
-    /// Merges another scope in.
-    pub fn merge(&mut self, other: Scope) {
-        if other.full {
-            self.add_all();
-        } else {
-            for p in other.paths {
-                self.add(p);
-            }
-        }
-    }
-
-    /// The subtrees to walk: each path lifted to its highest ancestor that the
-    /// index does not know as a directory (a new directory is compared as a
-    /// whole), then those inside another dropped. `[None]` is the whole folder.
-    fn roots(&self, index: &Index) -> Vec<Option<WirePath>> {
-        if self.full {
-            return vec![None];
-        }
-        let mut lifted = BTreeSet::new();
-        for path in &self.paths {
-            let mut top = path.clone();
-            while let Some(parent) = top.parent() {
-                match index.get(&parent) {
-                    Some(Entry {
-                        kind: EntryKind::Dir,
-                        ..
-                    }) => break,
-                    _ => top = parent,
-                }
-            }
-            lifted.insert(top);
-        }
-        let mut out: Vec<WirePath> = Vec::new();
-        for path in lifted {
-            if !out.last().is_some_and(|last| path.is_within(last)) {
-                out.push(path);
-            }
-        }
-        out.into_iter().map(Some).collect()
-    }
 }
 
 /// What the walk makes of one entry.
@@ -353,6 +284,8 @@ impl Scanner {
     /// # Errors
     /// As [`Scanner::scan`].
     pub fn plan(&mut self, index: &Index, scope: &Scope) -> Result<Plan, ClientError> {
+        let started = std::time::Instant::now();
+        let scope = &scope.with_other_links(index, &self.root);
         let (disk, known) = self.snapshot(index, scope)?;
         let mut plan = Plan::default();
         let deleted_dirs: Vec<WirePath> = top_most(
@@ -372,12 +305,16 @@ impl Scanner {
             plan.renames_only = true;
             return Ok(plan);
         }
-        let mut uploads = self.plan_files(&disk, &known, &mut plan);
+        let mut uploads = self.plan_files(&disk, &known, scope, &mut plan);
         plan_removals(&disk, &known, &deleted_dirs, &mut uploads, &mut plan);
         for dir in added_dirs {
             plan.ops.push(Op::MakeDir { path: dir });
         }
         plan.ops.extend(uploads);
+        if scope.full {
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            log::debug!("compared {} paths with the index in {ms:.1} ms", disk.len());
+        }
         Ok(plan)
     }
 
@@ -403,12 +340,14 @@ impl Scanner {
         Ok((disk, known))
     }
 
-    /// Files on disk that are new or whose stat moved: uploads (returned),
-    /// index refreshes, or "still being written".
+    /// Files on disk that are new, named in `scope`, or that the rule does
+    /// not find unchanged: uploads (returned), index refreshes, or "still
+    /// being written".
     fn plan_files(
         &self,
         disk: &BTreeMap<WirePath, DiskEntry>,
         known: &BTreeMap<WirePath, Entry>,
+        scope: &Scope,
         plan: &mut Plan,
     ) -> Vec<Op> {
         let mut uploads = Vec::new();
@@ -421,7 +360,7 @@ impl Scanner {
                     kind: EntryKind::File { stat: old, hash },
                     version,
                 }) => {
-                    if *old == stat && old.mtime_ns != 0 {
+                    if judge(old, &stat) == Verdict::Unchanged && !scope.named(path) {
                         continue;
                     }
                     (*version, Some(*hash))
@@ -437,11 +376,7 @@ impl Scanner {
                 continue;
             };
             if old_hash == Some(hash) {
-                let kind = EntryKind::File { stat, hash };
-                let entry = Entry {
-                    kind,
-                    version: base,
-                };
+                let entry = Entry::synced_file(stat, hash, base);
                 plan.refreshed.push((path.clone(), entry));
             } else {
                 let path = path.clone();
@@ -603,5 +538,8 @@ fn match_dir_renames(
     ops
 }
 
+mod scope;
 #[cfg(test)]
 mod tests;
+
+pub use scope::Scope;

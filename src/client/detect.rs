@@ -1,0 +1,104 @@
+//! The one rule that decides whether a file may have changed since it was
+//! indexed, used by the scanner (what to push), and by the applier (is the
+//! local file still the one we synced, before replacing or deleting it).
+//!
+//! The index keeps what git's index keeps for the same purpose: size, mtime,
+//! ctime, device and inode ([`Stat`]). Size and mtime alone prove nothing:
+//! `cp -p`, `rsync -t`, `touch -r`, archive extraction and reproducible builds
+//! put an old mtime back on new content, and two same-size writes within one
+//! timestamp tick leave it unchanged. ctime cannot be set back by a program
+//! and moves on every write, `touch` or new link; a rename over the path
+//! brings a new inode. So:
+//!
+//! - a different size is a change ([`Verdict::Changed`]);
+//! - any other difference (mtime, ctime, device, inode), or a record with an
+//!   unknown field, means "hash it and compare" ([`Verdict::MustHash`]);
+//! - only an identical, trusted record is [`Verdict::Unchanged`].
+//!
+//! A record is trusted only when the file's mtime and ctime were both older
+//! than the moment it was recorded by more than the timestamp granularity
+//! ("racy git"): otherwise a write in the same tick right after the record
+//! would leave every field as recorded. An untrusted record keeps a zero
+//! mtime (see [`seal`]) and is hashed at every look until a look finds it
+//! settled and records it again.
+//!
+//! Callers add one more rule of their own: a path the watcher reports as
+//! written is hashed whatever its stat says.
+
+use super::fsutil::{now_ns, Stat};
+use std::time::Duration;
+
+/// How far apart two writes must be for a nanosecond file system to give
+/// them different timestamps. Linux stamps files from a clock that ticks
+/// every 1-10 ms; the margin also covers a record taken a little after the
+/// stat it is based on.
+pub const RACY_WINDOW: Duration = Duration::from_millis(300);
+
+/// The same for file systems that keep whole seconds (FAT keeps mtimes in
+/// 2 s steps; ext3, HFS+ and many network mounts in 1 s steps).
+pub const COARSE_RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// What comparing a file's current stat with its index record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Same file, same content: nothing to read.
+    Unchanged,
+    /// The content differs (the size did): no need to hash to know.
+    Changed,
+    /// Something moved or the record is not to be trusted: hash the file and
+    /// compare with the indexed hash.
+    MustHash,
+}
+
+/// Compares the indexed record of a file with what `stat` says now.
+pub fn judge(indexed: &Stat, now: &Stat) -> Verdict {
+    if indexed.size != now.size {
+        Verdict::Changed
+    } else if !is_trusted(indexed) || indexed != now {
+        Verdict::MustHash
+    } else {
+        Verdict::Unchanged
+    }
+}
+
+/// True when every field the rule compares is known.
+pub fn is_trusted(stat: &Stat) -> bool {
+    stat.mtime_ns != 0 && stat.ctime_ns != 0 && stat.ino != 0
+}
+
+/// The timestamp granularity to assume for this file: whole-second stamps
+/// on both times mean a coarse file system.
+fn window(stat: &Stat) -> Duration {
+    const SECOND: i64 = 1_000_000_000;
+    if stat.mtime_ns % SECOND == 0 && stat.ctime_ns % SECOND == 0 {
+        COARSE_RACY_WINDOW
+    } else {
+        RACY_WINDOW
+    }
+}
+
+/// True when a record of `stat` made at `at_ns` (nanoseconds since the
+/// epoch) cannot be trusted: its mtime or ctime is not older than the record
+/// by more than the granularity (a later write in the same tick would be
+/// invisible), or lies in the future.
+pub fn is_racy(stat: &Stat, at_ns: i64) -> bool {
+    let limit = at_ns.saturating_sub(window(stat).as_nanos() as i64);
+    stat.mtime_ns >= limit || stat.ctime_ns >= limit
+}
+
+/// The record to index for `stat` taken now: `stat` itself, or with the
+/// mtime zeroed (untrusted: hash at the next look) when it is racy.
+pub fn seal(stat: Stat) -> Stat {
+    seal_at(stat, now_ns())
+}
+
+/// [`seal`] as of `at_ns`.
+pub fn seal_at(mut stat: Stat, at_ns: i64) -> Stat {
+    if is_racy(&stat, at_ns) {
+        stat.mtime_ns = 0;
+    }
+    stat
+}
+
+#[cfg(test)]
+mod tests;
