@@ -1,0 +1,5 @@
+"""Error cases (placeholder, filled next)."""
+
+
+def run(ctx) -> None:
+    pass
