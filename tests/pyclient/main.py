@@ -17,8 +17,10 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 
 import scen_conflict  # noqa: E402
+import scen_end  # noqa: E402
 import scen_errors  # noqa: E402
 import scen_ping  # noqa: E402
 import scen_pull  # noqa: E402
@@ -31,6 +33,7 @@ from server import Server, ServerError  # noqa: E402
 
 
 def scenario(ctx: Ctx) -> None:
+    silent, opened = scen_end.open_silent(ctx)
     a = scen_session.new_user(ctx)
     b = scen_session.new_client(ctx, "B", 2)
     scen_session.new_client(ctx, "C", 3, sent_client_id=77).close()
@@ -42,6 +45,8 @@ def scenario(ctx: Ctx) -> None:
     scen_ping.run(ctx)
     scen_errors.run(ctx)
     ctx.check_mirror("everything")
+    scen_end.handshake_timeouts(ctx, silent, opened)
+    scen_end.shutdown(ctx)
 
 
 def main(argv: list[str]) -> int:
