@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -49,7 +50,12 @@ def scenario(ctx: Ctx) -> None:
     scen_end.shutdown(ctx)
 
 
+def on_sigterm(_sig, _frame) -> None:
+    raise SystemExit(3)  # runs the finally below: the server is stopped
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, on_sigterm)
     if len(argv) < 2:
         print("usage: main.py PATH_TO_cloud-server [--keep]", file=sys.stderr)
         return 2
