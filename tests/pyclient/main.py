@@ -20,6 +20,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 
+import scen_big  # noqa: E402
 import scen_conflict  # noqa: E402
 import scen_end  # noqa: E402
 import scen_errors  # noqa: E402
@@ -43,6 +44,7 @@ def scenario(ctx: Ctx) -> None:
     replica = scen_pull.run(ctx, a, b)
     scen_conflict.run(ctx, a, replica)
     scen_pull.removedir_stale(ctx, a, replica)
+    scen_big.run(ctx, a, replica)
     scen_ping.run(ctx)
     scen_errors.run(ctx)
     ctx.check_mirror("everything")

@@ -56,6 +56,9 @@ class Replica:
 
     def remove(self, path: str) -> None:
         full = self.local(path)
+        if not os.path.lexists(full):
+            self.versions.pop(path, None)  # its subtree went with an ancestor
+            return
         if os.path.isdir(full) and not os.path.islink(full):
             shutil.rmtree(full)
         elif os.path.lexists(full):

@@ -12,6 +12,9 @@ reported at the end as "not observed" so it can be removed.
 from __future__ import annotations
 
 import sys
+import time
+
+_T0 = time.monotonic()
 
 # key -> (where it is tracked, what the server does instead of the spec).
 # "issue 10 item N": listed in issue 10; "new N": found by this client, not
@@ -84,4 +87,4 @@ def summary() -> str:
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stdout, flush=True)
+    print(f"{time.monotonic() - _T0:6.2f} {msg}", file=sys.stdout, flush=True)
