@@ -41,6 +41,7 @@ def scenario(ctx: Ctx) -> None:
     scen_session.new_client(ctx, "C", 3, sent_client_id=77).close()
     scen_session.refusals(ctx)
     scen_push.run(ctx, a, b)
+    scen_session.pipelined_hello(ctx)  # at head > 0: Pull(0) at head 0 is full
     replica = scen_pull.run(ctx, a, b)
     scen_conflict.run(ctx, a, replica)
     scen_pull.removedir_stale(ctx, a, replica)
@@ -72,6 +73,7 @@ def main(argv: list[str]) -> int:
         print(f"server pid {server.proc.pid} on 127.0.0.1:{server.port} "
               f"(listening line on {server.listen_stream}), data {data_dir}", flush=True)
         scenario(Ctx(server, workdir))
+        scen_end.busy(argv[1], os.path.join(workdir, "busy-server"))
         code = 0
     except verdict.SpecViolation as err:
         print(f"\nFAIL: the server deviates from the spec, {err}", flush=True)

@@ -30,7 +30,8 @@ def conflict_upload(ctx: Ctx, conn: Conn, path: str, data: bytes, base: int,
 def two_devices(ctx: Ctx, a: Conn, rep: Replica) -> None:
     b = rep.conn
     upload(ctx, a, "notes.txt", b"version 1\n")
-    for name in (".bashrc", "Makefile", "archive.tar.gz", "photos.2026", "mod.txt"):
+    long_name = "s" * 240 + "é" * 3 + ".txt"  # step 3 cuts the stem to fit 255 bytes
+    for name in (".bashrc", "Makefile", "archive.tar.gz", "photos.2026", "mod.txt", long_name):
         upload(ctx, a, name, b"made by A: " + name.encode())
     rep.sync()
     base = rep.versions["notes.txt"]
@@ -38,7 +39,7 @@ def two_devices(ctx: Ctx, a: Conn, rep: Replica) -> None:
     conflict_upload(ctx, b, "notes.txt", b"B's edit\n", base)
     conflict_upload(ctx, b, "notes.txt", b"B's second edit\n", base)
     conflict_upload(ctx, b, "notes.txt", b"B's third edit\n", base)
-    for name in (".bashrc", "Makefile", "archive.tar.gz", "photos.2026"):
+    for name in (".bashrc", "Makefile", "archive.tar.gz", "photos.2026", long_name):
         conflict_upload(ctx, b, name, b"B thinks it is new: " + name.encode(), 0)
     # A modified file beats a concurrent delete, both ways round (§7.3).
     v = rep.versions["mod.txt"]

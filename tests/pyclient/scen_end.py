@@ -13,6 +13,7 @@ import blake3
 import wire
 from conn import Closed, Conn
 from ctx import Ctx
+from server import Server
 from verdict import expect, log
 
 HANDSHAKE_TIMEOUT = 10.0
@@ -69,3 +70,23 @@ def shutdown(ctx: Ctx) -> None:
            "§9.1", "an upload open at shutdown was stored")
     log("ok   SIGTERM: Error ShuttingDown rid 0 to each connection, open upload "
         "discarded, exit 0")
+
+
+def busy(binary: str, data_dir: str) -> None:
+    """A server at --max-connections 2: the third connection gets Error Busy
+    (request ID 0) before any Hello, then a close (§4.5, README)."""
+    os.makedirs(data_dir)
+    server = Server(binary, data_dir, ["--max-connections", "2"])
+    try:
+        held = [Conn(server.port, f"held-{i}") for i in range(2)]
+        for conn in held:
+            expect(conn.hello(wire.NEW_USER, bytes(16), 0)[0].kind == wire.WELCOME,
+                   "§4.1", "NewUser refused below the connection limit")
+        extra = Conn(server.port, "over-limit")
+        closing_error(extra, wire.CODE["Busy"], "§4.5", 10)
+        for conn in held:
+            conn.close()
+        log("ok   --max-connections 2: the third connection got Error Busy rid 0, closed")
+    finally:
+        status = server.stop()
+    expect(status == 0, "README", f"second server exited {status} after SIGTERM")

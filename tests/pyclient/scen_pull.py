@@ -79,6 +79,10 @@ def first_pulls(ctx: Ctx, rep: Replica) -> None:
     listing_matches_model(ctx, entries)
     b.send(wire.ack(b.next_rid(), ctx.head + 1000))  # above head: taken as head
     b.ping()  # an Ack has no reply: the Pong is the next frame
+    got = b.fetch("big/mib.bin", 1)
+    expect(got[0] == "file" and got[1] == ctx.ver["big/mib.bin"]
+           and got[2] == ctx.model.tree["big/mib.bin"], "§5.5",
+           "Fetch (informative version 1) must send the current version and content")
     log("ok   Pull(head) = one empty batch; Pull(cursor > head) = full; Ack has no reply")
 
 

@@ -41,6 +41,9 @@ def uploads(ctx: Ctx, a: Conn, rng: random.Random) -> None:
     upload(ctx, a, "big/mib.bin", rng.randbytes(1_500_000), chunk=wire.MAX_PAYLOAD)
     upload(ctx, a, "naïve café/ünï cödé 📁.bin", b"unicode path\n")
     upload(ctx, a, "keep/a/.cloudservice", b"a deeper .cloudservice is legal (P13)\n")
+    # No Unicode normalisation, no case folding (§1.4): four distinct paths.
+    for name in ("Caf\u00e9.txt", "Cafe\u0301.txt", "case.txt", "CASE.txt"):
+        upload(ctx, a, name, name.encode())
     # Any chunk length 0..1 MiB, an empty chunk included (§5.5).
     data = rng.randbytes(100_003)
     rid = a.next_rid()
@@ -112,6 +115,11 @@ def renames(ctx: Ctx, a: Conn) -> None:
     rename("nothing-here", "x2", wire.STALE, "nothing-here", 0)
     rename("papers", "papers/docs/inner", wire.STALE, "papers", ctx.ver["papers"])
     rename("papers", "papers", wire.STALE, "papers", ctx.ver["papers"])
+    # A file "into itself" is both "inside from" and "ancestor is a file":
+    # the rows are read in order, so Stale.
+    rename("case.txt", "case.txt/x", wire.STALE, "case.txt", ctx.ver["case.txt"])
+    v = rename("case.txt", "Case.txt", wire.APPLIED, "Case.txt")[1]
+    moved_rename(ctx, "case.txt", "Case.txt", v)
     ctx.check_mirror("Renames")
 
 

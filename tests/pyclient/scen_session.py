@@ -73,3 +73,16 @@ def refusals(ctx: Ctx) -> None:
             "Resume with client ID 0")
     refused(ctx, wire.RESUME, ctx.user_id, 1 << 40, wire.CODE["UnknownClient"],
             "Resume with an unregistered client ID")
+
+
+def pipelined_hello(ctx: Ctx) -> None:
+    """Hello and Pull in one write: Welcome, then the pull reply (§4.1)."""
+    conn = ctx.connect("pipelined-hello")
+    conn.send(wire.hello(1, wire.RESUME, ctx.user_id, 1) + wire.pull(2, ctx.head))
+    frm, _ = conn.reply()
+    expect(frm.kind == wire.WELCOME and frm.rid == 1, "§4.1", f"got {frm.name()} first")
+    head, full, entries = conn.read_pull_reply(2)
+    expect(head == ctx.head and not full and not entries, "§5.1",
+           f"Pull(head) behind a Hello: head {head} full {full} {len(entries)} entries")
+    conn.close()
+    log("ok   Hello + Pull in one write: Welcome, then the pull reply")

@@ -24,12 +24,12 @@ class ServerError(Exception):
 
 
 class Server:
-    def __init__(self, binary: str, data_dir: str):
+    def __init__(self, binary: str, data_dir: str, extra: list[str] | None = None):
         self.data_dir = data_dir
         self.lines: list[tuple[str, str]] = []  # (stream, line)
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(
-            [binary, "0", "--data-dir", data_dir, "--bind", "127.0.0.1"],
+            [binary, "0", "--data-dir", data_dir, "--bind", "127.0.0.1"] + (extra or []),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, errors="replace")
         for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
