@@ -23,6 +23,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 import scen_big  # noqa: E402
 import scen_conflict  # noqa: E402
 import scen_end  # noqa: E402
+import scen_examples  # noqa: E402
 import scen_errors  # noqa: E402
 import scen_ping  # noqa: E402
 import scen_pull  # noqa: E402
@@ -69,6 +70,7 @@ def main(argv: list[str]) -> int:
     server = None
     code = 1
     try:
+        scen_examples.run(scen_examples.spec_file())
         server = Server(argv[1], data_dir)
         print(f"server pid {server.proc.pid} on 127.0.0.1:{server.port} "
               f"(listening line on {server.listen_stream}), data {data_dir}", flush=True)
