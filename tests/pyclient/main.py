@@ -41,6 +41,7 @@ def scenario(ctx: Ctx) -> None:
     b = scen_session.new_client(ctx, "B", 2)
     scen_session.new_client(ctx, "C", 3, sent_client_id=77).close()
     scen_session.refusals(ctx)
+    scen_session.new_user_ignores_ids(ctx)
     scen_push.run(ctx, a, b)
     scen_session.pipelined_hello(ctx)  # at head > 0: Pull(0) at head 0 is full
     replica = scen_pull.run(ctx, a, b)

@@ -13,6 +13,7 @@ import blake3
 import wire
 from conn import Closed, Conn
 from ctx import Ctx
+from scen_push import upload
 from server import Server
 from verdict import expect, log
 
@@ -59,7 +60,11 @@ def shutdown(ctx: Ctx) -> None:
     uploading.send(wire.file_begin(1000, 0, len(data), blake3.blake3(data).digest(),
                                    "half-upload.txt")
                    + wire.frame(wire.FILE_CHUNK, 1000, data[:5]))
-    uploading.ping()  # the FileBegin has been read
+    uploading.ping()  # the FileBegin has been read; Ping is legal in Upload
+    upload(ctx, ready, "pushed-during-an-upload.txt", b"Notify reaches Upload(R) too\n")
+    notes = uploading.drain_notifies(1.0)
+    expect(ctx.head in notes, "§9.1", f"a connection in phase Upload got Notifies "
+           f"{notes}, expected head {ctx.head}")
     os.kill(ctx.server.proc.pid, signal.SIGTERM)
     for conn in (ready, uploading):
         closing_error(conn, wire.CODE["ShuttingDown"], "§9.1", 15)
@@ -68,6 +73,7 @@ def shutdown(ctx: Ctx) -> None:
     expect(not os.path.lexists(os.path.join(ctx.server.mirror(ctx.user_hex),
                                             "half-upload.txt")),
            "§9.1", "an upload open at shutdown was stored")
+    ctx.check_mirror("the shutdown")
     log("ok   SIGTERM: Error ShuttingDown rid 0 to each connection, open upload "
         "discarded, exit 0")
 

@@ -61,6 +61,16 @@ def refused(ctx: Ctx, mode: int, user_id: bytes, client_id: int, code: int,
     return value[1]
 
 
+def new_user_ignores_ids(ctx: Ctx) -> None:
+    """NewUser ignores user_id and client_id (§4.1): a new user, client 1."""
+    conn = ctx.connect("junk-new-user")
+    frm, value = conn.hello(wire.NEW_USER, os.urandom(16), 5)
+    expect(frm.kind == wire.WELCOME and value[0] not in (ctx.user_id, bytes(16))
+           and value[1:] == (1, 0), "§4.1", f"NewUser with junk IDs: {frm.name()} {value!r}")
+    conn.close()
+    log("ok   NewUser with a junk user ID and client ID 5: a fresh user, client 1")
+
+
 def refusals(ctx: Ctx) -> None:
     m1 = refused(ctx, wire.NEW_CLIENT, os.urandom(16), 0, wire.CODE["UnknownUser"],
                  "NewClient of an unknown user")
