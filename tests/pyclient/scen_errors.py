@@ -15,7 +15,7 @@ import struct
 import blake3
 
 import wire
-from conn import Closed, Conn
+from conn import Closed
 from ctx import Ctx
 from scen_push import upload
 import verdict
