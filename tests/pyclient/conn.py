@@ -101,12 +101,15 @@ class Conn:
             expect(frm.rid == 0, "§4.4", f"Notify with request ID {frm.rid}")
             self.notifies.append(value)
 
-    def drain_notifies(self, wait: float) -> list[int]:
-        """Reads for `wait` s; only Notify may arrive unasked (§3.4)."""
+    def drain_notifies(self, wait: float, until: int | None = None) -> list[int]:
+        """Reads for `wait` s, or until a Notify with head ≥ `until` arrived
+        (so a loaded machine only slows the run); only Notify may arrive
+        unasked (§3.4)."""
         deadline = time.monotonic() + wait
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (until is not None and self.notifies
+                             and max(self.notifies) >= until):
                 return list(self.notifies)
             try:
                 frm, value = self.read_frame(left)

@@ -62,7 +62,7 @@ def shutdown(ctx: Ctx) -> None:
                    + wire.frame(wire.FILE_CHUNK, 1000, data[:5]))
     uploading.ping()  # the FileBegin has been read; Ping is legal in Upload
     upload(ctx, ready, "pushed-during-an-upload.txt", b"Notify reaches Upload(R) too\n")
-    notes = uploading.drain_notifies(1.0)
+    notes = uploading.drain_notifies(10.0, until=ctx.head)
     expect(ctx.head in notes, "§9.1", f"a connection in phase Upload got Notifies "
            f"{notes}, expected head {ctx.head}")
     os.kill(ctx.server.proc.pid, signal.SIGTERM)

@@ -103,7 +103,7 @@ def incremental(ctx: Ctx, a: Conn, rep: Replica) -> None:
         r, 0, "inc", "inc-moved"), wire.APPLIED, "inc-moved")[1]
     moved_rename(ctx, "inc", "inc-moved", v)
     upload(ctx, a, "inc/again.txt", b"a path that came back\n")
-    notes = rep.conn.drain_notifies(1.0)
+    notes = rep.conn.drain_notifies(10.0, until=ctx.head)
     expect(bool(notes) and notes[-1] == ctx.head, "§4.4",
            f"Notifies {notes[-5:]} to the other device, expected head {ctx.head}")
     rep.conn.notifies.clear()
@@ -163,7 +163,7 @@ def removedir_stale(ctx: Ctx, a: Conn, rep: Replica) -> None:
     for name in ("a.txt", "b.txt"):
         ctx.removed(f"rm/{name}")
     ctx.check_mirror("a Stale RemoveDir")
-    notes = a.drain_notifies(1.0)
+    notes = a.drain_notifies(3.0, until=ctx.head)
     expect(ctx.head in notes, "§4.4", f"no Notify (head {ctx.head}) after a RemoveDir "
            f"that removed something; got {notes}", known="removedir-stale-no-notify")
     a.notifies.clear()
