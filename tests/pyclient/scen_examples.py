@@ -1,0 +1,120 @@
+"""The spec's own examples against this client's codec, before any server is
+involved: every `hex example=NAME` block of PROTOCOL.md that this client
+knows is encoded (client frames) or strictly decoded (server frames) and
+compared, and the §7.4 conflict-name table is recomputed. An example this
+client does not know is listed as not checked (the spec may gain examples).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+
+import blake3
+
+import conflict
+import wire
+from verdict import expect, log
+
+UID = bytes.fromhex("9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1")
+H = lambda data: blake3.blake3(data).digest()  # noqa: E731
+E = wire.Entry
+
+# Client → server frames: the bytes this client sends.
+ENCODED = {
+    "hello-resume": lambda: wire.hello(1, wire.RESUME, UID, 2),
+    "ping": lambda: wire.frame(wire.PING, 9),
+    "pong": lambda: wire.frame(wire.PONG, 9),
+    "pull": lambda: wire.pull(5, 17),
+    "ack": lambda: wire.ack(6, 21),
+    "makedir": lambda: wire.make_dir(10, "photos"),
+    "delete": lambda: wire.delete(11, 4, "old.txt"),
+    "removedir": lambda: wire.remove_dir(12, 21, "tmp"),
+    "rename": lambda: wire.rename(13, 9, "draft.txt", "docs/final.txt"),
+    "filebegin-empty": lambda: wire.file_begin(16, 0, 0, H(b""), "empty.txt"),
+    "fileend-empty": lambda: wire.frame(wire.FILE_END, 16),
+    "fetch": lambda: wire.fetch(15, 21, "photos/cat.txt"),
+    "x-a-hello": lambda: wire.hello(1, wire.NEW_USER, bytes(16), 0),
+    "x-a-filebegin": lambda: wire.file_begin(2, 0, 6, H(b"hello\n"), "hello.txt"),
+    "x-a-filechunk": lambda: wire.frame(wire.FILE_CHUNK, 2, b"hello\n"),
+    "x-a-fileend": lambda: wire.frame(wire.FILE_END, 2),
+    "x-b-hello": lambda: wire.hello(1, wire.NEW_CLIENT, UID, 0),
+    "x-b-pull": lambda: wire.pull(2, 0),
+    "x-b-fetch": lambda: wire.fetch(3, 1, "hello.txt"),
+    "x-b-ack": lambda: wire.ack(4, 1),
+}
+
+# Server → client frames: (kind, request ID, decoded value).
+DECODED = {
+    "welcome-resume": (wire.WELCOME, 1, (UID, 2, 17)),
+    "pong": (wire.PONG, 9, None),
+    "notify": (wire.NOTIFY, 0, 1),
+    "error-not-found": (wire.ERROR, 7, (11, "not found")),
+    "error-timeout": (wire.ERROR, 0, (10, "")),
+    "changebatch-incremental": (wire.CHANGE_BATCH, 5, wire.Batch(21, 2, [
+        E(3, 18, 0, bytes(32), "old"), E(2, 20, 0, bytes(32), "photos"),
+        E(1, 21, 5, H(b"meow\n"), "photos/cat.txt")])),
+    "changebatch-empty": (wire.CHANGE_BATCH, 8, wire.Batch(21, 2, [])),
+    "pushack-applied": (wire.PUSH_ACK, 10, (0, 22, "photos")),
+    "pushack-conflict": (wire.PUSH_ACK, 14, (1, 23, conflict.conflict_name(
+        "docs/report.txt", 2, dt.datetime(2026, 11, 26, 10, 12, 33), 1))),
+    "pushack-stale": (wire.PUSH_ACK, 11, (2, 6, "old.txt")),
+    "x-a-welcome": (wire.WELCOME, 1, (UID, 1, 0)),
+    "x-a-pushack": (wire.PUSH_ACK, 2, (0, 1, "hello.txt")),
+    "x-b-welcome": (wire.WELCOME, 1, (UID, 2, 1)),
+    "x-b-changebatch": (wire.CHANGE_BATCH, 2, wire.Batch(1, 3, [
+        E(1, 1, 6, H(b"hello\n"), "hello.txt")])),
+    "x-b-filebegin": (wire.FILE_BEGIN, 3, (1, 6, H(b"hello\n"), "hello.txt")),
+    "x-b-filechunk": (wire.FILE_CHUNK, 3, b"hello\n"),
+    "x-b-fileend": (wire.FILE_END, 3, None),
+}
+
+BLOCK_RE = re.compile(r"```hex example=(\S+)\n(.*?)```", re.S)
+ROW_RE = re.compile(r"^\| `([^`]+)` \| (\d+) \| (\d+) \| `([^`]+)` \|$", re.M)
+
+
+def check_frame(name: str, raw: bytes) -> str:
+    if name in ENCODED:
+        mine = ENCODED[name]()
+        expect(mine == raw, "§11 examples", f"example {name}: this client encodes "
+               f"{mine.hex(' ')}, the spec shows {raw.hex(' ')}")
+    if name in DECODED:
+        kind, rid, want = DECODED[name]
+        try:
+            got_kind, got_rid, length = wire.check_header(raw[:12])
+            frm = wire.Frame(got_kind, got_rid, raw[12:])
+            expect(length == len(raw) - 12, "§3.1", f"example {name}: payload_len")
+            value = wire.decode(frm)
+        except wire.WireError as err:
+            expect(False, "§3.3", f"example {name} does not decode: {err}")
+            return "bad"
+        expect((got_kind, got_rid, value) == (kind, rid, want), "§11 examples",
+               f"example {name} decodes to {frm.name()} rid {got_rid} {value!r}, "
+               f"this client expected rid {rid} {want!r}")
+    return "checked" if name in ENCODED or name in DECODED else "unknown"
+
+
+def run(spec_path: str) -> None:
+    with open(spec_path, encoding="utf-8") as fh:
+        text = fh.read()
+    seen: dict[str, list[str]] = {"checked": [], "unknown": [], "bad": []}
+    for name, body in BLOCK_RE.findall(text):
+        seen[check_frame(name, bytes.fromhex(body))].append(name)
+    missing = (set(ENCODED) | set(DECODED)) - set(seen["checked"])
+    expect(not missing, "spec", f"examples this client knows are gone: {sorted(missing)}")
+    rows = ROW_RE.findall(text)
+    for path, client_id, attempt, want in rows:
+        got = conflict.conflict_name(path, int(client_id),
+                                     dt.datetime(2026, 11, 26, 10, 12, 33), int(attempt))
+        expect(got == want, "§7.4", f"conflict name of {path!r}: this client makes "
+               f"{got!r}, the table says {want!r}")
+    expect(len(rows) >= 7, "§7.4", f"only {len(rows)} conflict-name rows found")
+    log(f"ok   spec examples: {len(seen['checked'])} frames and {len(rows)} conflict "
+        f"names agree with this client's codec"
+        + (f"; not checked (new to this client): {seen['unknown']}" if seen["unknown"] else ""))
+
+
+def spec_file() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(here, "..", "..", "protocol-spec", "PROTOCOL.md")

@@ -1,0 +1,58 @@
+"""Ping during a long download (§4.3, §3.4): a slow reader fetches a 6 MiB
+file and sends Ping after the FileBegin; the Pong must come after FileEnd
+(fetch replies never interleave; only request-ID-0 frames may)."""
+
+from __future__ import annotations
+
+import random
+
+import blake3
+
+import wire
+from ctx import Ctx
+from scen_push import upload
+from verdict import expect, log
+
+SIZE = 6 * 1024 * 1024
+
+
+def run(ctx: Ctx) -> None:
+    up = ctx.resume("uploader", 1)
+    data = random.Random(6).randbytes(SIZE)
+    upload(ctx, up, "large/six.bin", data, chunk=wire.CHUNK_SIZE)
+    up.close()
+    slow = ctx.resume("slow-reader", 2, rcvbuf=32768)
+    fetch_rid, ping_rid = slow.next_rid(), slow.next_rid()
+    slow.send(wire.fetch(fetch_rid, 0, "large/six.bin"))
+    frm, value = slow.reply()
+    expect(frm.kind == wire.FILE_BEGIN and frm.rid == fetch_rid, "§5.5",
+           f"Fetch answered by {frm.name()} rid {frm.rid}")
+    expect(value[1] == SIZE and value[2] == blake3.blake3(data).digest(), "§5.5",
+           "FileBegin of the 6 MiB file has a wrong size or hash")
+    slow.send(wire.frame(wire.PING, ping_rid))
+    slow.pace = 0.002
+    got, order = bytearray(), []
+    while "end" not in order or "pong" not in order:
+        frm, value = slow.read_frame(max_read=16384)
+        if frm.kind == wire.NOTIFY:
+            continue
+        if frm.kind == wire.PONG:
+            expect(frm.rid == ping_rid, "§4.3", f"Pong rid {frm.rid}, Ping's {ping_rid}")
+            order.append("pong")
+            continue
+        expect(frm.rid == fetch_rid and frm.kind in (wire.FILE_CHUNK, wire.FILE_END),
+               "§3.4", f"{frm.name()} rid {frm.rid} inside the fetch reply")
+        if frm.kind == wire.FILE_END:
+            order.append("end")
+        else:
+            got += value
+            order.append("chunk")
+    slow.pace = 0.0
+    expect(bytes(got) == data, "§5.5", "the slowly fetched 6 MiB differ from the upload")
+    where = order.index("pong")
+    expect(order[-1] == "pong", "§3.4", f"Ping during a 6 MiB fetch: Pong after "
+           f"{order[:where].count('chunk')} of {order.count('chunk')} chunks, "
+           "inside the fetch reply", known="pong-overtakes-reply")
+    log(f"ok   6 MiB fetched by a slow reader; Pong after chunk "
+        f"{order[:where].count('chunk')} of {order.count('chunk')}")
+    slow.close()
