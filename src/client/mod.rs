@@ -10,6 +10,7 @@
 //! - [`push`]: sending pushes, digesting their acknowledgements.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
+//! - [`rename`]: atomic no-replace and exchange renames (placement races).
 //! - [`progress`] and [`logging`]: feedback on a terminal or in logs.
 
 pub mod applier;
@@ -21,6 +22,7 @@ pub mod logging;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod rename;
 pub mod scanner;
 pub mod session;
 pub mod state;
