@@ -239,9 +239,9 @@ fn move_local(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), ClientE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
     use crate::client::fsutil::Stat;
     use crate::protocol::ContentHash;
+    use std::fs;
 
     fn p(s: &str) -> WirePath {
         WirePath::new(s).unwrap()

@@ -26,8 +26,11 @@ use std::time::SystemTime;
 /// appearing at the path (each time it is kept as a conflict copy).
 const PLACE_TRIES: usize = 4;
 
-/// A callback run with the local path of each step just before the step (the
-/// seam between "decide" and "do" where tests play a concurrent writer).
+/// A callback run just before each step (the seam between "decide" and "do"
+/// where tests play a concurrent writer), with the path the step is about to
+/// touch: a local path about to be replaced or moved aside, a conflict name
+/// about to be taken, or a set-aside file about to be judged (what a writer
+/// still holding it open would write into).
 pub struct RaceHook<'a>(pub Box<dyn FnMut(&Path) + 'a>);
 
 impl fmt::Debug for RaceHook<'_> {
@@ -129,6 +132,7 @@ impl<'a> Applier<'a> {
         new: ContentHash,
         out: &mut Applied,
     ) -> Result<bool, ClientError> {
+        self.before_step(at);
         let meta = fs::symlink_metadata(at).map_err(io_err("stat", at))?;
         if !meta.file_type().is_file() {
             let local = self.local(path);
@@ -187,6 +191,7 @@ impl<'a> Applier<'a> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
             Err(e) => return Err(io_err("move", &local)(e)),
         }
+        self.before_step(&aside);
         let meta = fs::symlink_metadata(&aside).map_err(io_err("stat", &aside))?;
         let synced = meta
             .file_type()
