@@ -86,6 +86,12 @@ fn lines_appended_while_downloads_land_are_never_lost() {
         .iter()
         .filter(|line| !texts.iter().any(|t| t.contains(line.as_str())))
         .collect();
+    eprintln!(
+        "B wrote {} lines; B's folder ends with {} files; lost {}",
+        lines.len(),
+        texts.len(),
+        lost.len()
+    );
     assert!(
         lost.is_empty(),
         "{} of {} lines B wrote are nowhere in its folder: {lost:?}\nfiles: {:?}",
