@@ -2,7 +2,9 @@
 //! downloads (issue 9, item 5). Two real clients of one user on loopback;
 //! B appends a line every 15 ms (open, append, close) while A rewrites the
 //! same file every 0.4 s, for 4 s. Every line B wrote must be found
-//! afterwards in some file of B's folder (conflict copies included).
+//! afterwards in some file of B's folder (conflict copies included). The
+//! loss window is microseconds wide, so [`FILES`] files race at once to
+//! give it more chances in the same 4 s.
 
 #[path = "common/client_proc.rs"]
 mod client_proc;
@@ -19,6 +21,8 @@ use std::time::{Duration, Instant};
 const WRITING: Duration = Duration::from_secs(4);
 /// B's append interval.
 const APPEND_EVERY: Duration = Duration::from_millis(15);
+/// Files raced in parallel, each with its own appender and rewriter.
+const FILES: usize = 4;
 /// A's rewrite interval.
 const REWRITE_EVERY: Duration = Duration::from_millis(400);
 
@@ -35,8 +39,13 @@ fn append(file: &Path, line: &str) {
 /// B's lines: one every [`APPEND_EVERY`] until the deadline. Returns them.
 fn appender(file: &Path, until: Instant) -> Vec<String> {
     let mut lines = Vec::new();
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
     while Instant::now() < until {
-        let line = format!("B line {}\n", lines.len());
+        let line = format!(
+            "B {} line {}\n",
+            name.as_deref().unwrap_or("?"),
+            lines.len()
+        );
         append(file, &line);
         lines.push(line);
         std::thread::sleep(APPEND_EVERY);
@@ -63,7 +72,9 @@ fn lines_appended_while_downloads_land_are_never_lost() {
     let server = Server::start();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    write(a.path(), "f.txt", "start\n");
+    for i in 0..FILES {
+        write(a.path(), &format!("f{i}.txt"), "start\n");
+    }
     std::thread::sleep(Duration::from_millis(350));
     let user = new_user(server.port, a.path());
     let _ca = Client::start(server.port, a.path(), None);
@@ -71,10 +82,22 @@ fn lines_appended_while_downloads_land_are_never_lost() {
     converge("initial", &[a.path(), b.path()]);
 
     let until = Instant::now() + WRITING;
-    let (fa, fb) = (a.path().join("f.txt"), b.path().join("f.txt"));
-    let rewrites = std::thread::spawn(move || rewriter(&fa, until));
-    let lines = appender(&fb, until);
-    rewrites.join().expect("rewriter");
+    let mut writers = Vec::new();
+    for i in 0..FILES {
+        let (fa, fb) = (
+            a.path().join(format!("f{i}.txt")),
+            b.path().join(format!("f{i}.txt")),
+        );
+        writers.push(std::thread::spawn(move || {
+            rewriter(&fa, until);
+            Vec::new()
+        }));
+        writers.push(std::thread::spawn(move || appender(&fb, until)));
+    }
+    let lines: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().expect("writer"))
+        .collect();
 
     let end = converge("after the race", &[a.path(), b.path()]);
     let texts: Vec<String> = tree(b.path())
