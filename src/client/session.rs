@@ -301,6 +301,8 @@ impl Session<'_> {
     /// Connection trouble is retried; anything else ends the run.
     fn on_error(&mut self, e: ClientError) -> Result<(), ClientError> {
         if e.is_fatal_while_running() {
+            // A failure caused by the state folder's removal is reported as such.
+            self.check_attached()?;
             let _ = self.index.save(&self.state.index_file());
             return Err(e);
         }
@@ -343,8 +345,31 @@ impl Session<'_> {
         self.dirty_due = Some(self.dirty_due.map_or(due, |d| d.min(due)));
     }
 
+    /// Stops with [`ClientError::Detached`] when `.cloudservice` was removed
+    /// (a vanished folder as a whole is [`ClientError::FolderVanished`]):
+    /// checked before anything is planned or sent, so a detached folder
+    /// pushes nothing, and the in-memory index is never written back.
+    fn check_attached(&self) -> Result<(), ClientError> {
+        if self.state.is_attached() || !self.root.is_dir() {
+            return Ok(());
+        }
+        let reattach = format!(
+            "cloud-client {} {} {} {} {}",
+            self.config.server.ip(),
+            self.config.server.port(),
+            self.root.display(),
+            self.config.pull_every.as_secs_f64(),
+            self.identity.user
+        );
+        Err(ClientError::Detached {
+            folder: self.root.clone(),
+            reattach,
+        })
+    }
+
     /// Timers: reconnect, keep-alive, pull, push round.
     fn tick(&mut self) -> Result<(), ClientError> {
+        self.check_attached()?;
         let now = Instant::now();
         if self.retry_due.is_some_and(|t| now >= t) {
             let retry = std::mem::take(&mut self.retry);
@@ -737,6 +762,7 @@ impl Session<'_> {
         if let Some(t) = self.push_transfer.take() {
             t.finish();
         }
+        self.check_attached()?;
         self.index.save(&self.state.index_file())?;
         self.conn = None;
         Ok(())

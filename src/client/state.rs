@@ -51,6 +51,13 @@ impl StateDir {
         self.dir.join("tmp")
     }
 
+    /// True while the state folder still holds this device's identity; false
+    /// once the user removed `.cloudservice` (or its identity file) while the
+    /// client ran, i.e. detached the folder.
+    pub fn is_attached(&self) -> bool {
+        self.identity_file().is_file()
+    }
+
     /// The index file (see [`super::index::Index`]).
     pub fn index_file(&self) -> PathBuf {
         self.dir.join("index")
@@ -123,7 +130,10 @@ mod tests {
         let again = StateDir::open(dir.path()).unwrap();
         assert_eq!(again.load_identity().unwrap(), Some(id));
         assert!(!again.tmp_dir().join("partial").exists());
+        assert!(again.is_attached());
         fs::write(again.identity_file(), "user zz\nclient 1\n").unwrap();
         assert!(again.load_identity().is_err());
+        fs::remove_dir_all(dir.path().join(STATE_DIR_NAME)).unwrap();
+        assert!(!again.is_attached());
     }
 }

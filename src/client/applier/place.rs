@@ -44,6 +44,11 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> ClientError {
     move |e| ClientError::io(context, e)
 }
 
+/// True when something (anything, even a dangling symlink) is at `path`.
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
 impl<'a> Applier<'a> {
     /// Installs a [`RaceHook`].
     pub fn set_race_hook(&mut self, hook: impl FnMut(&Path) + 'a) {
@@ -103,11 +108,13 @@ impl<'a> Applier<'a> {
                                 Ok(()) => {
                                     self.settle_swapped_out(path, &aside, hash, out)?;
                                 }
-                                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                                Err(e)
+                                    if e.kind() == io::ErrorKind::NotFound && !exists(&local) => {}
                                 Err(e) => return Err(io_err("move", &local)(e)),
                             }
                         }
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        // The local file went away meanwhile: look again.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound && exists(tmp) => {}
                         Err(e) => return Err(io_err("move into", &local)(e)),
                     }
                 }
@@ -135,8 +142,7 @@ impl<'a> Applier<'a> {
         self.before_step(at);
         let meta = fs::symlink_metadata(at).map_err(io_err("stat", at))?;
         if !meta.file_type().is_file() {
-            let local = self.local(path);
-            exchange(at, &local).map_err(io_err("move back into", &local))?;
+            self.swap_back(path, at)?;
             return Ok(false);
         }
         let synced = self.synced_hash_at(path, Stat::of(&meta), at).is_some();
@@ -144,10 +150,31 @@ impl<'a> Applier<'a> {
             fs::remove_file(at).map_err(io_err("delete", at))?;
             return Ok(true);
         }
-        let kept = self.conflict_copy_from(path, at)?;
+        let kept = match self.conflict_copy_from(path, at) {
+            Ok(kept) => kept,
+            Err(e) => {
+                // Never leave the user's file in the temporary area.
+                self.swap_back(path, at)?;
+                return Err(e);
+            }
+        };
         log::warn!("{path} changed while downloading; kept this device's version as {kept}");
         out.dirty.insert(kept);
         Ok(true)
+    }
+
+    /// Undoes an exchange (or a move aside): what is at `at` goes back to
+    /// `path`, and what `path` holds now (the new content) goes to `at`.
+    fn swap_back(&mut self, path: &WirePath, at: &Path) -> Result<(), ClientError> {
+        let local = self.local(path);
+        match exchange(at, &local) {
+            Ok(true) => Ok(()),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(io_err("move back into", &local)(e))
+            }
+            // No exchange, or nothing at `path` any more: move it back.
+            _ => rename_noreplace(at, &local).map_err(io_err("move back into", &local)),
+        }
     }
 
     fn placed(
@@ -188,7 +215,8 @@ impl<'a> Applier<'a> {
         self.before_step(&local);
         match fs::rename(&local, &aside) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            // Gone already (not: the temporary area is missing).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !exists(&local) => return Ok(true),
             Err(e) => return Err(io_err("move", &local)(e)),
         }
         self.before_step(&aside);
