@@ -36,8 +36,9 @@ pub struct FetchJob {
     pub size: u64,
     /// Announced hash.
     pub hash: ContentHash,
-    /// What the local path held when the job was planned; if that changed by
-    /// the time the content arrives, the user edited it: it is kept aside.
+    /// What the local path held when the job was planned (for tests and
+    /// diagnostics). Placement does not trust it: whatever it actually
+    /// replaces is judged against the index at that instant (see `place`).
     pub expect: Local,
 }
 
