@@ -8,11 +8,15 @@
 //! swapped-out file is checked again); a deleted file is first moved into the
 //! temporary area and checked there; a conflict copy takes a name with
 //! `RENAME_NOREPLACE`. Whatever turns out not to be the synced version is
-//! kept — back at its path, or as a conflict copy that is then pushed.
+//! kept — back at its path, or as a conflict copy that is then pushed. A set
+//! aside file that some program still holds open for writing counts as an
+//! edit too (its next write would otherwise go into a deleted file); see
+//! [`crate::client::lease`].
 
 use super::{Applied, Applier, FetchJob};
 use crate::client::error::ClientError;
 use crate::client::fsutil::{check_path, ensure_parent, hash_file, Local, Stat};
+use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
 use crate::protocol::{conflict_path, ContentHash, WirePath};
 use std::collections::HashSet;
@@ -145,10 +149,14 @@ impl<'a> Applier<'a> {
             self.swap_back(path, at)?;
             return Ok(false);
         }
-        let synced = self.synced_hash_at(path, Stat::of(&meta), at).is_some();
-        if synced || hash_file(at).is_ok_and(|(h, _)| h == new) {
-            fs::remove_file(at).map_err(io_err("delete", at))?;
-            return Ok(true);
+        // Held (when leases work) until the file is deleted: no new writer.
+        let lease = writers(at).unwrap_or(Writers::Unknown);
+        if !matches!(lease, Writers::Some) {
+            let synced = self.synced_hash_at(path, Stat::of(&meta), at).is_some();
+            if synced || hash_file(at).is_ok_and(|(h, _)| h == new) {
+                fs::remove_file(at).map_err(io_err("delete", at))?;
+                return Ok(true);
+            }
         }
         let kept = match self.conflict_copy_from(path, at) {
             Ok(kept) => kept,
@@ -221,9 +229,16 @@ impl<'a> Applier<'a> {
         }
         self.before_step(&aside);
         let meta = fs::symlink_metadata(&aside).map_err(io_err("stat", &aside))?;
-        let synced = meta
-            .file_type()
-            .is_file()
+        let regular = meta.file_type().is_file();
+        // Held (when leases work) until the file is deleted: no new writer.
+        let lease = match regular {
+            true => writers(&aside).unwrap_or(Writers::Unknown),
+            false => Writers::Unknown,
+        };
+        if matches!(lease, Writers::Some) {
+            log::info!("kept {path}: a program has it open for writing");
+        }
+        let synced = (regular && !matches!(lease, Writers::Some))
             .then(|| self.synced_hash_at(path, Stat::of(&meta), &aside))
             .flatten();
         let Some(hash) = synced else {

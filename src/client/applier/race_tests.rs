@@ -368,3 +368,30 @@ fn a_writer_at_any_step_loses_nothing() {
     }
     assert!(tried >= 20, "only {tried} interleavings tried");
 }
+
+/// A program that opened the file before the step and writes after it (a
+/// logger keeping its file open): its bytes must not go into a deleted file.
+#[test]
+fn a_writer_holding_the_file_open_across_the_step_loses_nothing() {
+    for server_deletes in [false, true] {
+        let mut f = Folder::new();
+        f.write("f.txt", "v1\n");
+        f.sync_all(1);
+        let mut held = fs::OpenOptions::new()
+            .append(true)
+            .open(f.root.join("f.txt"))
+            .unwrap();
+        if server_deletes {
+            let (out, _) = f.apply(&[deleted("f.txt", 2)], None);
+            assert!(out.dirty.contains(&p("f.txt")), "kept and pushed");
+        } else {
+            let (out, _) = f.apply(&[file("f.txt", 2, "v2\n")], None);
+            f.deliver(&out.fetches[0], "v2\n", None);
+            assert_eq!(f.read("f.txt").as_deref(), Some("v2\n"));
+        }
+        held.write_all(b"written later\n").unwrap();
+        drop(held);
+        let case = format!("server deletes: {server_deletes}");
+        f.assert_kept("v1\nwritten later\n", &case);
+    }
+}
