@@ -345,26 +345,14 @@ impl Session<'_> {
         self.dirty_due = Some(self.dirty_due.map_or(due, |d| d.min(due)));
     }
 
-    /// Stops with [`ClientError::Detached`] when `.cloudservice` was removed
-    /// (a vanished folder as a whole is [`ClientError::FolderVanished`]):
-    /// checked before anything is planned or sent, so a detached folder
-    /// pushes nothing, and the in-memory index is never written back.
+    /// [`StateDir::check_attached`]: stop if `.cloudservice` was removed.
     fn check_attached(&self) -> Result<(), ClientError> {
-        if self.state.is_attached() || !self.root.is_dir() {
-            return Ok(());
-        }
-        let reattach = format!(
-            "cloud-client {} {} {} {} {}",
-            self.config.server.ip(),
-            self.config.server.port(),
-            self.root.display(),
-            self.config.pull_every.as_secs_f64(),
-            self.identity.user
+        let reattach = (
+            self.config.server,
+            self.config.pull_every,
+            self.identity.user,
         );
-        Err(ClientError::Detached {
-            folder: self.root.clone(),
-            reattach,
-        })
+        self.state.check_attached(&self.root, reattach)
     }
 
     /// Timers: reconnect, keep-alive, pull, push round.

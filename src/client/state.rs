@@ -8,7 +8,9 @@ use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ClientId, UserId};
 use std::fs;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Which user this folder belongs to and which device it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,34 @@ impl StateDir {
     /// client ran, i.e. detached the folder.
     pub fn is_attached(&self) -> bool {
         self.identity_file().is_file()
+    }
+
+    /// Stops a running client whose folder was detached: the state folder is
+    /// gone but the folder `root` is still there (a vanished folder as a whole
+    /// is [`ClientError::FolderVanished`]). `reattach` (server, pulling rate,
+    /// user) goes into the message's re-attach command.
+    ///
+    /// # Errors
+    /// [`ClientError::Detached`].
+    pub fn check_attached(
+        &self,
+        root: &Path,
+        (server, rate, user): (SocketAddr, Duration, UserId),
+    ) -> Result<(), ClientError> {
+        if self.is_attached() || !root.is_dir() {
+            return Ok(());
+        }
+        let reattach = format!(
+            "cloud-client {} {} {} {} {user}",
+            server.ip(),
+            server.port(),
+            root.display(),
+            rate.as_secs_f64()
+        );
+        Err(ClientError::Detached {
+            folder: root.to_path_buf(),
+            reattach,
+        })
     }
 
     /// The index file (see [`super::index::Index`]).
