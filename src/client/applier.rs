@@ -12,14 +12,14 @@
 
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
-use super::fsutil::{check_path, copy_hashed, ensure_dirs, ensure_parent, hash_file, Local, Stat};
+use super::fsutil::{check_path, copy_hashed, ensure_dirs, hash_file, Local, Stat};
 use super::index::{Entry, EntryKind, Index};
-use crate::protocol::{conflict_path, ChangeEntry, ClientId, ContentHash, EntryState, WirePath};
+use crate::protocol::{ChangeEntry, ClientId, ContentHash, EntryState, WirePath};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+
+pub use place::RaceHook;
 
 /// A file whose content must be downloaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +32,9 @@ pub struct FetchJob {
     pub size: u64,
     /// Announced hash.
     pub hash: ContentHash,
-    /// What the local path held when the job was planned; if that changed by
-    /// the time the content arrives, the user edited it: it is kept aside.
+    /// What the local path held when the job was planned (for tests and
+    /// diagnostics). Placement does not trust it: whatever it actually
+    /// replaces is judged against the index at that instant (see `place`).
     pub expect: Local,
 }
 
@@ -63,6 +64,9 @@ pub struct Applier<'a> {
     /// Indexed files by content, for the hashes the current reply wants.
     by_hash: HashMap<ContentHash, WirePath>,
     counter: u64,
+    /// Called just before each step that replaces, removes or creates a
+    /// local path (tests put a concurrent writer here).
+    hook: Option<RaceHook<'a>>,
 }
 
 impl<'a> Applier<'a> {
@@ -76,6 +80,7 @@ impl<'a> Applier<'a> {
             stash: HashMap::new(),
             by_hash: HashMap::new(),
             counter: 0,
+            hook: None,
         }
     }
 
@@ -160,6 +165,13 @@ impl<'a> Applier<'a> {
     /// holds what was synced, by the one rule ([`judge`]): a same-size edit
     /// that kept the old mtime is caught by its ctime or inode and hashed.
     fn synced_hash(&self, path: &WirePath, stat: Stat) -> Option<ContentHash> {
+        self.synced_hash_at(path, stat, &self.local(path))
+    }
+
+    /// [`Self::synced_hash`] for `path`'s file after it was moved to `at`
+    /// (set aside before being deleted or replaced): the one rule that says
+    /// whether a file is still the version the index says was synced.
+    fn synced_hash_at(&self, path: &WirePath, stat: Stat, at: &Path) -> Option<ContentHash> {
         let entry = self.index.get(path)?;
         let EntryKind::File { stat: old, hash } = entry.kind else {
             return None;
@@ -168,7 +180,7 @@ impl<'a> Applier<'a> {
             Verdict::Unchanged => Some(hash),
             Verdict::Changed => None,
             Verdict::MustHash => {
-                let (now, _) = hash_file(&self.local(path)).ok()?;
+                let (now, _) = hash_file(at).ok()?;
                 (now == hash).then_some(hash)
             }
         }
@@ -201,23 +213,10 @@ impl<'a> Applier<'a> {
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<bool, ClientError> {
-        let Some(hash) = self.synced_hash(path, stat) else {
+        if self.synced_hash(path, stat).is_none() || !self.remove_synced(path, wanted, out)? {
             log::info!("kept {path}: changed here, the server deleted it");
             out.dirty.insert(path.clone());
             return Ok(false);
-        };
-        let local = self.local(path);
-        if wanted.contains(&hash) && !self.stash.contains_key(&hash) {
-            let stashed = self.tmp_name("stash");
-            fs::rename(&local, &stashed)
-                .map_err(|e| ClientError::io(format!("move {}", local.display()), e))?;
-            self.stash.insert(hash, stashed);
-        } else {
-            match fs::remove_file(&local) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ClientError::io(format!("delete {}", local.display()), e)),
-            }
         }
         log::debug!("deleted {path}");
         out.changed += 1;
@@ -296,11 +295,9 @@ impl<'a> Applier<'a> {
                 out.changed += 1;
             }
             Local::File(stat) => {
-                if self.synced_hash(path, stat).is_some() {
-                    let local = self.local(path);
-                    fs::remove_file(&local)
-                        .map_err(|e| ClientError::io(format!("delete {}", local.display()), e))?;
-                } else {
+                let removed = self.synced_hash(path, stat).is_some()
+                    && self.remove_synced(path, &HashSet::new(), out)?;
+                if !removed {
                     let kept = self.conflict_copy(path)?;
                     out.dirty.insert(kept);
                 }
@@ -517,79 +514,14 @@ impl<'a> Applier<'a> {
             .join(format!("{what}-{}-{}", std::process::id(), self.counter))
     }
 
-    /// Moves a verified temporary file (content `hash`, server `version`) into
-    /// place at `job.path`, first setting aside a local edit made since the job
-    /// was planned, and indexes it so the watcher's report of this write finds
-    /// nothing to push.
-    ///
-    /// # Errors
-    /// Renaming or creating parent directories.
-    pub fn place(
-        &mut self,
-        job: &FetchJob,
-        tmp: &Path,
-        (hash, version): (ContentHash, u64),
-        out: &mut Applied,
-    ) -> Result<(), ClientError> {
-        let path = &job.path;
-        let now = check_path(self.root, path)?;
-        if now != job.expect {
-            match now {
-                Local::File(_) => {
-                    let kept = self.conflict_copy(path)?;
-                    log::warn!(
-                        "{path} changed while downloading; kept this device's version as {kept}"
-                    );
-                    self.index.remove(path);
-                    out.dirty.insert(kept);
-                }
-                Local::Absent => {}
-                Local::Dir | Local::Foreign => {
-                    let _ = fs::remove_file(tmp);
-                    log::warn!("not writing {path}: something else appeared there");
-                    out.dirty.insert(path.clone());
-                    // Not placed: the pull must be repeated, not acknowledged.
-                    out.failed = true;
-                    return Ok(());
-                }
-            }
-        }
-        ensure_parent(self.root, path)?;
-        let local = self.local(path);
-        fs::rename(tmp, &local)
-            .map_err(|e| ClientError::io(format!("move into {}", local.display()), e))?;
-        let stat = match check_path(self.root, path)? {
-            Local::File(stat) => stat,
-            _ => return Ok(()),
-        };
-        self.index_file(path, stat, hash, version);
-        log::debug!("received {path} ({} bytes)", stat.size);
-        out.changed += 1;
-        Ok(())
-    }
-
     fn index_file(&mut self, path: &WirePath, stat: Stat, hash: ContentHash, version: u64) {
         let entry = Entry::synced_file(stat, hash, version);
         self.index.insert(path.clone(), entry);
     }
-
-    /// Renames the local `path` to a free conflict-copy name and returns it.
-    fn conflict_copy(&mut self, path: &WirePath) -> Result<WirePath, ClientError> {
-        let when = SystemTime::now();
-        for attempt in 1..1000 {
-            let name = conflict_path(path, self.me, when, attempt);
-            if self.index.get(&name).is_none() && check_path(self.root, &name)? == Local::Absent {
-                let (from, to) = (self.local(path), self.local(&name));
-                fs::rename(&from, &to)
-                    .map_err(|e| ClientError::io(format!("move {}", from.display()), e))?;
-                return Ok(name);
-            }
-        }
-        Err(ClientError::UnsafePath(format!(
-            "no free conflict name for {path}"
-        )))
-    }
 }
 
+mod place;
+#[cfg(test)]
+mod race_tests;
 #[cfg(test)]
 mod tests;

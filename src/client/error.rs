@@ -22,6 +22,16 @@ pub enum ClientError {
         /// Files the index remembers.
         indexed_files: usize,
     },
+    /// The state folder (`.cloudservice`) was removed while the client ran:
+    /// taken as the user detaching the folder on purpose. The client stops at
+    /// once, sending nothing more (in particular no deletion).
+    Detached {
+        /// The folder.
+        folder: PathBuf,
+        /// The command line that attaches it again (as another device of
+        /// the same user; nothing on either side is lost).
+        reattach: String,
+    },
     /// The server could not be reached at start-up.
     Unreachable {
         /// `ip:port`.
@@ -117,6 +127,13 @@ impl fmt::Display for ClientError {
                  refusing to delete them everywhere (unmounted drive?). \
                  If you really emptied it, remove {}/.cloudservice and start again",
                 folder.display(),
+                folder.display()
+            ),
+            ClientError::Detached { folder, reattach } => write!(
+                f,
+                "folder {} was detached: its .cloudservice state folder was removed while the \
+                 client ran; stopped without sending anything more (nothing was deleted here or \
+                 on the server). To attach it again: {reattach}",
                 folder.display()
             ),
             ClientError::Unreachable { address, cause } => {

@@ -11,6 +11,8 @@
 //! - [`push`]: sending pushes, digesting their acknowledgements.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
+//! - [`rename`]: atomic no-replace and exchange renames (placement races).
+//! - [`lease`]: is a file open for writing somewhere (before deleting it)?
 //! - [`progress`] and [`logging`]: feedback on a terminal or in logs.
 
 pub mod applier;
@@ -19,10 +21,12 @@ pub mod detect;
 pub mod error;
 pub mod fsutil;
 pub mod index;
+pub mod lease;
 pub mod logging;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod rename;
 pub mod scanner;
 pub mod session;
 pub mod state;

@@ -10,12 +10,13 @@ use super::connection::Connection;
 use super::error::ClientError;
 use super::fsutil::{check_path, ensure_parent, Local};
 use super::index::{Entry, EntryKind, Index};
+use super::rename::rename_noreplace;
 use super::scanner::Op;
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{
     Delete, FileBegin, Message, PushAck, PushStatus, RemoveDir, Rename, WirePath,
 };
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -219,7 +220,8 @@ pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckE
 
 fn move_local(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), ClientError> {
     ensure_parent(root, to)?;
-    fs::rename(from.to_local(root), to.to_local(root))
+    // Never over a file created at `to` since it was seen free.
+    rename_noreplace(&from.to_local(root), &to.to_local(root))
         .map_err(|e: io::Error| ClientError::io(format!("move {from} to {to}"), e))
 }
 
@@ -228,6 +230,7 @@ mod tests {
     use super::*;
     use crate::client::fsutil::Stat;
     use crate::protocol::ContentHash;
+    use std::fs;
 
     fn p(s: &str) -> WirePath {
         WirePath::new(s).unwrap()

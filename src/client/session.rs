@@ -304,6 +304,8 @@ impl Session<'_> {
     /// Connection trouble is retried; anything else ends the run.
     fn on_error(&mut self, e: ClientError) -> Result<(), ClientError> {
         if e.is_fatal_while_running() {
+            // A failure caused by the state folder's removal is reported as such.
+            self.check_attached()?;
             let _ = self.index.save(&self.state.index_file());
             return Err(e);
         }
@@ -346,8 +348,19 @@ impl Session<'_> {
         self.dirty_due = Some(self.dirty_due.map_or(due, |d| d.min(due)));
     }
 
+    /// [`StateDir::check_attached`]: stop if `.cloudservice` was removed.
+    fn check_attached(&self) -> Result<(), ClientError> {
+        let reattach = (
+            self.config.server,
+            self.config.pull_every,
+            self.identity.user,
+        );
+        self.state.check_attached(&self.root, reattach)
+    }
+
     /// Timers: reconnect, keep-alive, pull, push round.
     fn tick(&mut self) -> Result<(), ClientError> {
+        self.check_attached()?;
         let now = Instant::now();
         if self.retry_due.is_some_and(|t| now >= t) {
             let retry = std::mem::take(&mut self.retry);
@@ -740,6 +753,7 @@ impl Session<'_> {
         if let Some(t) = self.push_transfer.take() {
             t.finish();
         }
+        self.check_attached()?;
         self.index.save(&self.state.index_file())?;
         self.conn = None;
         Ok(())

@@ -8,7 +8,9 @@ use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ClientId, UserId};
 use std::fs;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Which user this folder belongs to and which device it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,41 @@ impl StateDir {
     /// Where downloads are written before they are verified and moved into place.
     pub fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")
+    }
+
+    /// True while the state folder still holds this device's identity; false
+    /// once the user removed `.cloudservice` (or its identity file) while the
+    /// client ran, i.e. detached the folder.
+    pub fn is_attached(&self) -> bool {
+        self.identity_file().is_file()
+    }
+
+    /// Stops a running client whose folder was detached: the state folder is
+    /// gone but the folder `root` is still there (a vanished folder as a whole
+    /// is [`ClientError::FolderVanished`]). `reattach` (server, pulling rate,
+    /// user) goes into the message's re-attach command.
+    ///
+    /// # Errors
+    /// [`ClientError::Detached`].
+    pub fn check_attached(
+        &self,
+        root: &Path,
+        (server, rate, user): (SocketAddr, Duration, UserId),
+    ) -> Result<(), ClientError> {
+        if self.is_attached() || !root.is_dir() {
+            return Ok(());
+        }
+        let reattach = format!(
+            "cloud-client {} {} {} {} {user}",
+            server.ip(),
+            server.port(),
+            root.display(),
+            rate.as_secs_f64()
+        );
+        Err(ClientError::Detached {
+            folder: root.to_path_buf(),
+            reattach,
+        })
     }
 
     /// The index file (see [`super::index::Index`]).
@@ -123,7 +160,10 @@ mod tests {
         let again = StateDir::open(dir.path()).unwrap();
         assert_eq!(again.load_identity().unwrap(), Some(id));
         assert!(!again.tmp_dir().join("partial").exists());
+        assert!(again.is_attached());
         fs::write(again.identity_file(), "user zz\nclient 1\n").unwrap();
         assert!(again.load_identity().is_err());
+        fs::remove_dir_all(dir.path().join(STATE_DIR_NAME)).unwrap();
+        assert!(!again.is_attached());
     }
 }

@@ -1,0 +1,310 @@
+//! The applier's steps that replace, remove or create a local file, each
+//! atomic with respect to a user writing at the same moment.
+//!
+//! The decision ("this file is still the synced version, it may go") is made
+//! before the step, but a local writer can act between the decision and the
+//! step. So no step trusts it: a download is put in place with
+//! `RENAME_NOREPLACE` (nothing is there) or `RENAME_EXCHANGE` (swap, then the
+//! swapped-out file is checked again); a deleted file is first moved into the
+//! temporary area and checked there; a conflict copy takes a name with
+//! `RENAME_NOREPLACE`. Whatever turns out not to be the synced version is
+//! kept — back at its path, or as a conflict copy that is then pushed. A set
+//! aside file that some program still holds open for writing counts as an
+//! edit too (its next write would otherwise go into a deleted file); see
+//! [`crate::client::lease`].
+
+use super::{Applied, Applier, FetchJob};
+use crate::client::error::ClientError;
+use crate::client::fsutil::{check_path, ensure_parent, hash_file, Local, Stat};
+use crate::client::lease::{writers, Writers};
+use crate::client::rename::{exchange, rename_noreplace};
+use crate::protocol::{conflict_path, ContentHash, WirePath};
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// How often placing a download looks again when something keeps
+/// appearing at the path (each time it is kept as a conflict copy).
+const PLACE_TRIES: usize = 4;
+
+/// A callback run just before each step (the seam between "decide" and "do"
+/// where tests play a concurrent writer), with the path the step is about to
+/// touch: a local path about to be replaced or moved aside, a conflict name
+/// about to be taken, or a set-aside file about to be judged (what a writer
+/// still holding it open would write into).
+pub struct RaceHook<'a>(pub Box<dyn FnMut(&Path) + 'a>);
+
+impl fmt::Debug for RaceHook<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RaceHook")
+    }
+}
+
+fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> ClientError {
+    let context = format!("{what} {}", path.display());
+    move |e| ClientError::io(context, e)
+}
+
+/// True when something (anything, even a dangling symlink) is at `path`.
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+impl<'a> Applier<'a> {
+    /// Installs a [`RaceHook`].
+    pub fn set_race_hook(&mut self, hook: impl FnMut(&Path) + 'a) {
+        self.hook = Some(RaceHook(Box::new(hook)));
+    }
+
+    fn before_step(&mut self, local: &Path) {
+        if let Some(RaceHook(hook)) = self.hook.as_mut() {
+            hook(local);
+        }
+    }
+
+    /// Moves a verified temporary file (content `hash`, server `version`) into
+    /// place at `job.path` and indexes it, so the watcher's report of this
+    /// write finds nothing to push. Whatever the path holds at that instant is
+    /// swapped out atomically and kept unless it is the synced version (or
+    /// already the new content); a directory or symlink there is never
+    /// replaced (the pull is then repeated).
+    ///
+    /// # Errors
+    /// Renaming, or creating parent directories.
+    pub fn place(
+        &mut self,
+        job: &FetchJob,
+        tmp: &Path,
+        (hash, version): (ContentHash, u64),
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        let path = &job.path;
+        ensure_parent(self.root, path)?;
+        let local = self.local(path);
+        for _ in 0..PLACE_TRIES {
+            match check_path(self.root, path)? {
+                Local::Dir | Local::Foreign => break,
+                Local::Absent => {
+                    self.before_step(&local);
+                    match rename_noreplace(tmp, &local) {
+                        Ok(()) => return self.placed(path, hash, version, out),
+                        // Created since we looked: swapped out on the next try.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(io_err("move into", &local)(e)),
+                    }
+                }
+                Local::File(_) => {
+                    self.before_step(&local);
+                    match exchange(tmp, &local) {
+                        Ok(true) => {
+                            if self.settle_swapped_out(path, tmp, hash, out)? {
+                                return self.placed(path, hash, version, out);
+                            }
+                            break;
+                        }
+                        Ok(false) => {
+                            // No exchange here: move aside, then no-replace.
+                            let aside = self.tmp_name("aside");
+                            match fs::rename(&local, &aside) {
+                                Ok(()) => {
+                                    self.settle_swapped_out(path, &aside, hash, out)?;
+                                }
+                                Err(e)
+                                    if e.kind() == io::ErrorKind::NotFound && !exists(&local) => {}
+                                Err(e) => return Err(io_err("move", &local)(e)),
+                            }
+                        }
+                        // The local file went away meanwhile: look again.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound && exists(tmp) => {}
+                        Err(e) => return Err(io_err("move into", &local)(e)),
+                    }
+                }
+            }
+        }
+        let _ = fs::remove_file(tmp);
+        log::warn!("not writing {path}: something else keeps appearing there");
+        out.dirty.insert(path.clone());
+        // Not placed: the pull must be repeated, not acknowledged.
+        out.failed = true;
+        Ok(())
+    }
+
+    /// After an exchange, `at` holds what `path` held an instant ago. The
+    /// synced version (or a copy of the new content) is deleted; a local edit
+    /// becomes a conflict copy. Something that is not a regular file is
+    /// swapped back (returns false: nothing was placed).
+    fn settle_swapped_out(
+        &mut self,
+        path: &WirePath,
+        at: &Path,
+        new: ContentHash,
+        out: &mut Applied,
+    ) -> Result<bool, ClientError> {
+        self.before_step(at);
+        let meta = fs::symlink_metadata(at).map_err(io_err("stat", at))?;
+        if !meta.file_type().is_file() {
+            self.swap_back(path, at)?;
+            return Ok(false);
+        }
+        // Held (when leases work) until the file is deleted: no new writer.
+        let lease = writers(at).unwrap_or(Writers::Unknown);
+        if !matches!(lease, Writers::Some) {
+            let synced = self.synced_hash_at(path, Stat::of(&meta), at).is_some();
+            if synced || hash_file(at).is_ok_and(|(h, _)| h == new) {
+                fs::remove_file(at).map_err(io_err("delete", at))?;
+                return Ok(true);
+            }
+        }
+        let kept = match self.conflict_copy_from(path, at) {
+            Ok(kept) => kept,
+            Err(e) => {
+                // Never leave the user's file in the temporary area.
+                self.swap_back(path, at)?;
+                return Err(e);
+            }
+        };
+        log::warn!("{path} changed while downloading; kept this device's version as {kept}");
+        out.dirty.insert(kept);
+        Ok(true)
+    }
+
+    /// Undoes an exchange (or a move aside): what is at `at` goes back to
+    /// `path`, and what `path` holds now (the new content) goes to `at`.
+    fn swap_back(&mut self, path: &WirePath, at: &Path) -> Result<(), ClientError> {
+        let local = self.local(path);
+        match exchange(at, &local) {
+            Ok(true) => Ok(()),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(io_err("move back into", &local)(e))
+            }
+            // No exchange, or nothing at `path` any more: move it back.
+            _ => rename_noreplace(at, &local).map_err(io_err("move back into", &local)),
+        }
+    }
+
+    fn placed(
+        &mut self,
+        path: &WirePath,
+        hash: ContentHash,
+        version: u64,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        let Local::File(stat) = check_path(self.root, path)? else {
+            return Ok(());
+        };
+        self.index_file(path, stat, hash, version);
+        log::debug!("received {path} ({} bytes)", stat.size);
+        out.changed += 1;
+        Ok(())
+    }
+
+    /// Removes the file at `path`, which was judged to be the synced version:
+    /// it is moved into the temporary area first and judged again there, so a
+    /// write made since the decision is never deleted. A file whose content
+    /// the current reply wants elsewhere (`wanted`, a remote rename) is kept
+    /// in the stash instead of deleted. Returns false when the file turned out
+    /// to be a local edit: it is back at `path`, or, if `path` was recreated
+    /// meanwhile, a conflict copy beside it (in `out.dirty`); the caller
+    /// decides what to do with `path`.
+    ///
+    /// # Errors
+    /// Renaming or deleting.
+    pub(super) fn remove_synced(
+        &mut self,
+        path: &WirePath,
+        wanted: &HashSet<ContentHash>,
+        out: &mut Applied,
+    ) -> Result<bool, ClientError> {
+        let local = self.local(path);
+        let aside = self.tmp_name("aside");
+        self.before_step(&local);
+        match fs::rename(&local, &aside) {
+            Ok(()) => {}
+            // Gone already (not: the temporary area is missing).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !exists(&local) => return Ok(true),
+            Err(e) => return Err(io_err("move", &local)(e)),
+        }
+        self.before_step(&aside);
+        let meta = fs::symlink_metadata(&aside).map_err(io_err("stat", &aside))?;
+        let regular = meta.file_type().is_file();
+        // Held (when leases work) until the file is deleted: no new writer.
+        let lease = match regular {
+            true => writers(&aside).unwrap_or(Writers::Unknown),
+            false => Writers::Unknown,
+        };
+        if matches!(lease, Writers::Some) {
+            log::info!("kept {path}: a program has it open for writing");
+        }
+        let synced = (regular && !matches!(lease, Writers::Some))
+            .then(|| self.synced_hash_at(path, Stat::of(&meta), &aside))
+            .flatten();
+        let Some(hash) = synced else {
+            if let Some(kept) = self.put_back(path, &aside)? {
+                out.dirty.insert(kept);
+            }
+            return Ok(false);
+        };
+        if wanted.contains(&hash) && !self.stash.contains_key(&hash) {
+            self.stash.insert(hash, aside);
+        } else {
+            fs::remove_file(&aside).map_err(io_err("delete", &aside))?;
+        }
+        Ok(true)
+    }
+
+    /// Returns a file moved aside to `path`, or, when `path` was taken in the
+    /// meantime, to a conflict copy next to it (returned).
+    fn put_back(&mut self, path: &WirePath, aside: &Path) -> Result<Option<WirePath>, ClientError> {
+        let local = self.local(path);
+        match rename_noreplace(aside, &local) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let kept = self.conflict_copy_from(path, aside)?;
+                log::warn!(
+                    "{path} was recreated while being deleted; kept the edited one as {kept}"
+                );
+                Ok(Some(kept))
+            }
+            Err(e) => Err(io_err("move back into", &local)(e)),
+        }
+    }
+
+    /// Renames the local `path` to a free conflict-copy name and returns it.
+    pub(super) fn conflict_copy(&mut self, path: &WirePath) -> Result<WirePath, ClientError> {
+        let local = self.local(path);
+        self.conflict_copy_from(path, &local)
+    }
+
+    /// Moves the file at `from` (the local `path`, or where it was set aside)
+    /// to a free conflict-copy name of `path`, never over anything: a name
+    /// taken between the look and the move is skipped.
+    ///
+    /// # Errors
+    /// [`ClientError::UnsafePath`] when no name is free; rename errors.
+    pub(super) fn conflict_copy_from(
+        &mut self,
+        path: &WirePath,
+        from: &Path,
+    ) -> Result<WirePath, ClientError> {
+        let when = SystemTime::now();
+        for attempt in 1..1000 {
+            let name = conflict_path(path, self.me, when, attempt);
+            if self.index.get(&name).is_some() || check_path(self.root, &name)? != Local::Absent {
+                continue;
+            }
+            let to = self.local(&name);
+            self.before_step(&to);
+            match rename_noreplace(from, &to) {
+                Ok(()) => return Ok(name),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("move", from)(e)),
+            }
+        }
+        Err(ClientError::UnsafePath(format!(
+            "no free conflict name for {path}"
+        )))
+    }
+}

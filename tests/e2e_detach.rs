@@ -1,0 +1,109 @@
+//! End-to-end: the state folder `.cloudservice` removed while the client
+//! runs (issue 9, item 6) means the user detached the folder. The client
+//! stops at once with one line saying so and how to re-attach, exits
+//! non-zero, and sends nothing more: a deletion made afterwards reaches
+//! neither the server nor the other device, and re-attaching loses nothing.
+
+#[path = "common/client_proc.rs"]
+mod client_proc;
+#[path = "common/procs.rs"]
+mod procs;
+
+use client_proc::{converge, new_user, run_once, tree, wait_timeout, write, Client, Server};
+use std::fs;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn removing_the_state_folder_detaches_without_losing_anything() {
+    let server = Server::start();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for name in ["keep.txt", "gone.txt", "edit.txt"] {
+        write(a.path(), name, format!("original {name}\n"));
+    }
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    let mut ca = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
+        .arg("127.0.0.1")
+        .arg(server.port.to_string())
+        .arg(a.path())
+        .arg("0.5")
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cloud-client");
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    converge("initial", &[a.path(), b.path()]);
+
+    fs::remove_dir_all(a.path().join(".cloudservice")).unwrap();
+    fs::remove_file(a.path().join("gone.txt")).unwrap();
+    write(a.path(), "edit.txt", "edited on A while detached\n");
+
+    let status = wait_timeout(&mut ca, Duration::from_secs(10));
+    let mut stderr = String::new();
+    if let Some(mut pipe) = ca.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    if status.is_none() {
+        let _ = ca.kill();
+        let _ = ca.wait();
+    }
+    let status = status.expect("the client stops by itself");
+    assert!(!status.success(), "exits non-zero: {status:?}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    eprintln!("the client said: {stderr}");
+    assert_eq!(lines.len(), 1, "one line: {stderr:?}");
+    let reattach = format!("cloud-client 127.0.0.1 {} ", server.port);
+    assert!(
+        lines[0].contains("was detached")
+            && lines[0].contains(&reattach)
+            && lines[0].ends_with(&user),
+        "says detached and how to re-attach: {stderr:?}"
+    );
+    assert!(
+        !a.path().join(".cloudservice").exists(),
+        "state not recreated"
+    );
+
+    // Nothing was deleted on the server or on B, however long B pulls.
+    std::thread::sleep(Duration::from_secs(2));
+    let on_b = tree(b.path());
+    assert_eq!(
+        on_b.get("gone.txt"),
+        Some(&Some(b"original gone.txt\n".to_vec())),
+        "B keeps gone.txt: {:?}",
+        on_b.keys().collect::<Vec<_>>()
+    );
+    assert!(server.user_dir(&user).join("gone.txt").is_file());
+    assert_eq!(
+        fs::read_to_string(a.path().join("edit.txt")).unwrap(),
+        "edited on A while detached\n",
+        "A's edit is still there"
+    );
+
+    // Re-attaching as the message says loses nothing on either side.
+    let out = run_once(server.port, a.path(), Some(&user));
+    assert!(
+        out.status.success(),
+        "re-attach: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on_a = tree(a.path());
+    let texts: Vec<&Vec<u8>> = on_a.values().flatten().collect();
+    for want in [
+        &b"edited on A while detached\n"[..],
+        b"original keep.txt\n",
+        b"original gone.txt\n",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.as_slice() == want),
+            "{:?} missing after re-attaching: {:?}",
+            String::from_utf8_lossy(want),
+            on_a.keys().collect::<Vec<_>>()
+        );
+    }
+    converge("after re-attaching", &[a.path(), b.path()]);
+}
