@@ -8,11 +8,13 @@
 //! - [`scanner`]: folder vs index → the pushes that reproduce local changes.
 //! - [`watcher`]: notify events → "look at these paths again".
 //! - [`push`]: sending pushes, digesting their acknowledgements.
+//! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`progress`] and [`logging`]: feedback on a terminal or in logs.
 
 pub mod applier;
+pub mod aside;
 pub mod connection;
 pub mod error;
 pub mod fsutil;

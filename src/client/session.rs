@@ -564,7 +564,8 @@ impl Session<'_> {
             )));
         };
         log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
-        let effect = apply_ack(&self.root, &mut self.index, &op, ack);
+        let me = self.identity.client;
+        let effect = apply_ack(&self.root, &mut self.index, &op, ack, me);
         let advanced = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict)
             && ack.version == self.index.cursor() + 1;
         if advanced {
