@@ -6,7 +6,8 @@
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`index`]: what every synced path was when last agreed with the server.
 //! - [`scanner`]: folder vs index → the pushes that reproduce local changes.
-//! - [`watcher`]: notify events → "look at these paths again".
+//! - [`watcher`]: notify events → "look at these paths again" (or "this file is complete").
+//! - [`schedule`]: watcher events → when the next push round runs.
 //! - [`push`]: sending pushes, digesting their acknowledgements.
 //! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
@@ -24,6 +25,7 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod scanner;
+pub mod schedule;
 pub mod session;
 pub mod state;
 pub mod watcher;

@@ -11,10 +11,17 @@ use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// A file modified more recently than this is still being written: wait.
-pub const SETTLE: Duration = Duration::from_millis(300);
+mod scope;
+mod settle;
+pub use scope::Scope;
+use settle::Settle;
+
+/// How long a file without a close-after-write event must be seen unchanged
+/// before it is pushed (see [`settle`]); also the retry delay for files
+/// still being written.
+pub const SETTLE: Duration = settle::QUIET;
 
 /// Above this many (deleted dir × added dir × file) comparisons, directory
 /// renames are not searched (they become delete + upload, still correct).
@@ -105,76 +112,6 @@ pub struct Plan {
     pub renames_only: bool,
 }
 
-/// Which part of the folder to compare: all of it, or some subtrees.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Scope {
-    /// Compare the whole folder.
-    pub full: bool,
-    /// Subtrees to compare (ignored when `full`).
-    pub paths: BTreeSet<WirePath>,
-}
-
-impl Scope {
-    /// Nothing to compare.
-    pub fn is_empty(&self) -> bool {
-        !self.full && self.paths.is_empty()
-    }
-
-    /// Adds a path.
-    pub fn add(&mut self, path: WirePath) {
-        if !self.full {
-            self.paths.insert(path);
-        }
-    }
-
-    /// Widens to the whole folder.
-    pub fn add_all(&mut self) {
-        self.full = true;
-        self.paths.clear();
-    }
-
-    /// Merges another scope in.
-    pub fn merge(&mut self, other: Scope) {
-        if other.full {
-            self.add_all();
-        } else {
-            for p in other.paths {
-                self.add(p);
-            }
-        }
-    }
-
-    /// The subtrees to walk: each path lifted to its highest ancestor that the
-    /// index does not know as a directory (a new directory is compared as a
-    /// whole), then those inside another dropped. `[None]` is the whole folder.
-    fn roots(&self, index: &Index) -> Vec<Option<WirePath>> {
-        if self.full {
-            return vec![None];
-        }
-        let mut lifted = BTreeSet::new();
-        for path in &self.paths {
-            let mut top = path.clone();
-            while let Some(parent) = top.parent() {
-                match index.get(&parent) {
-                    Some(Entry {
-                        kind: EntryKind::Dir,
-                        ..
-                    }) => break,
-                    _ => top = parent,
-                }
-            }
-            lifted.insert(top);
-        }
-        let mut out: Vec<WirePath> = Vec::new();
-        for path in lifted {
-            if !out.last().is_some_and(|last| path.is_within(last)) {
-                out.push(path);
-            }
-        }
-        out.into_iter().map(Some).collect()
-    }
-}
-
 /// What the walk makes of one entry.
 enum Seen {
     /// A directory or regular file to compare.
@@ -194,6 +131,8 @@ pub struct Scanner {
     /// Paths that could not be read during the last scan: what the index
     /// lists below them is unknown, not deleted.
     unreadable: Vec<WirePath>,
+    /// Files waiting to be seen unchanged.
+    settle: Settle,
 }
 
 impl Scanner {
@@ -203,6 +142,7 @@ impl Scanner {
             root: root.to_path_buf(),
             warned: HashSet::new(),
             unreadable: Vec::new(),
+            settle: Settle::default(),
         }
     }
 
@@ -372,7 +312,11 @@ impl Scanner {
             plan.renames_only = true;
             return Ok(plan);
         }
-        let mut uploads = self.plan_files(&disk, &known, &mut plan);
+        let mut uploads = self.plan_files(&disk, &known, &scope.settled, &mut plan);
+        let roots = scope.roots(index);
+        let unstable: HashSet<&WirePath> = plan.unstable.iter().collect();
+        self.settle
+            .retain(|p| unstable.contains(p) || !Scope::covers(&roots, p));
         plan_removals(&disk, &known, &deleted_dirs, &mut uploads, &mut plan);
         for dir in added_dirs {
             plan.ops.push(Op::MakeDir { path: dir });
@@ -406,12 +350,14 @@ impl Scanner {
     /// Files on disk that are new or whose stat moved: uploads (returned),
     /// index refreshes, or "still being written".
     fn plan_files(
-        &self,
+        &mut self,
         disk: &BTreeMap<WirePath, DiskEntry>,
         known: &BTreeMap<WirePath, Entry>,
+        settled: &BTreeSet<WirePath>,
         plan: &mut Plan,
     ) -> Vec<Op> {
         let mut uploads = Vec::new();
+        let now = Instant::now();
         for (path, entry) in disk {
             let DiskEntry::File(stat) = *entry else {
                 continue;
@@ -428,15 +374,24 @@ impl Scanner {
                 }
                 _ => (0, None),
             };
-            let hash = match stat.is_racy(SETTLE) {
-                true => None,
-                false => self.stable_hash(path, stat),
+            let complete = self.settle.ready(path, stat, settled.contains(path), now);
+            let hash = match complete {
+                true => self.stable_hash(path, stat),
+                false => None,
             };
             let Some(hash) = hash else {
                 plan.unstable.push(path.clone());
                 continue;
             };
             if old_hash == Some(hash) {
+                // The same rule as an acknowledged upload: a stat taken within
+                // the settle window (or dated in the future) is not trusted,
+                // or a same-size rewrite in the same timestamp tick would
+                // pass for this content.
+                let mut stat = stat;
+                if stat.is_racy(SETTLE) {
+                    stat.mtime_ns = 0;
+                }
                 let kind = EntryKind::File { stat, hash };
                 let entry = Entry {
                     kind,
