@@ -67,29 +67,79 @@ pub fn propagation(ctx: &mut Ctx) {
     if wait_content(&b.join("warmup.txt"), b"warm", Duration::from_secs(30)).is_none() {
         ctx.note("propagation: the warm-up file never reached client B".to_owned());
     }
+    let n = ctx.plan.propagation_samples;
+    let one_go = series(&a, &b, n, Save::OneGo);
+    let editor = series(&a, &b, n, Save::Editor);
+    client_a.stop(Duration::from_secs(10));
+    client_b.stop(Duration::from_secs(10));
+    server.stop();
+    report_series(ctx, "a 4 KiB file", one_go);
+    report_series(
+        ctx,
+        "an editor-style save (temp file renamed over, 4 KiB)",
+        editor,
+    );
+}
+
+/// How a sample's file is written at A.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Save {
+    /// A new file, written in one `write` and closed.
+    OneGo,
+    /// An existing file replaced the way editors save: a temporary file is
+    /// written, closed and renamed over it.
+    Editor,
+}
+
+/// `n` samples of one kind: milliseconds from the write at A until B holds
+/// the content (sorted), and how many never arrived within 15 s.
+fn series(a: &Path, b: &Path, n: usize, save: Save) -> (Vec<f64>, usize) {
     let mut samples = Vec::new();
     let mut lost = 0;
-    let mut noise = Noise::new(5);
-    for i in 0..ctx.plan.propagation_samples {
+    let mut noise = Noise::new(5 + save as u64);
+    if save == Save::Editor {
+        let _ = std::fs::write(a.join("doc.bin"), b"first version");
+        let _ = wait_content(
+            &b.join("doc.bin"),
+            b"first version",
+            Duration::from_secs(15),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for i in 0..n {
         let mut content = vec![0u8; 4096];
         noise.fill(&mut content);
-        let name = format!("p-{i:02}.bin");
+        let name = match save {
+            Save::OneGo => format!("p-{i:02}.bin"),
+            Save::Editor => "doc.bin".to_owned(),
+        };
         let start = Instant::now();
-        let _ = std::fs::write(a.join(&name), &content);
+        match save {
+            Save::OneGo => {
+                let _ = std::fs::write(a.join(&name), &content);
+            }
+            Save::Editor => {
+                let tmp = a.join(".doc.bin.swp");
+                let _ = std::fs::write(&tmp, &content);
+                let _ = std::fs::rename(&tmp, a.join(&name));
+            }
+        }
         match wait_content(&b.join(&name), &content, Duration::from_secs(15)) {
             Some(_) => samples.push(start.elapsed().as_secs_f64() * 1000.0),
             None => lost += 1,
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    client_a.stop(Duration::from_secs(10));
-    client_b.stop(Duration::from_secs(10));
-    server.stop();
     samples.sort_by(|x, y| x.total_cmp(y));
+    (samples, lost)
+}
+
+/// The p50 and p99 rows of one series.
+fn report_series(ctx: &mut Ctx, what: &str, (samples, lost): (Vec<f64>, usize)) {
     let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
     ctx.row(Row::ours(
         &format!(
-            "propagation of a 4 KiB file A → B, PULLING_RATE 5: p50 ({} samples, {lost} lost)",
+            "propagation of {what} A → B, PULLING_RATE 5: p50 ({} samples, {lost} lost)",
             samples.len()
         ),
         format!("{p50:.0} ms"),
@@ -98,7 +148,7 @@ pub fn propagation(ctx: &mut Ctx) {
     ));
     ctx.row(Row::ours(
         &format!(
-            "propagation p99 (min {:.0} ms, max {:.0} ms)",
+            "propagation of {what}: p99 (min {:.0} ms, max {:.0} ms)",
             samples.first().copied().unwrap_or(f64::NAN),
             samples.last().copied().unwrap_or(f64::NAN)
         ),

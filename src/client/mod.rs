@@ -7,8 +7,10 @@
 //! - [`index`]: what every synced path was when last agreed with the server.
 //! - [`detect`]: the one rule for "may this file have changed since indexed".
 //! - [`scanner`]: folder vs index → the pushes that reproduce local changes.
-//! - [`watcher`]: notify events → "look at these paths again".
+//! - [`watcher`]: notify events → "look at these paths again" (or "this file is complete").
+//! - [`schedule`]: watcher events → when the next push round runs.
 //! - [`push`]: sending pushes, digesting their acknowledgements.
+//! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`rename`]: atomic no-replace and exchange renames (placement races).
@@ -16,6 +18,7 @@
 //! - [`progress`] and [`logging`]: feedback on a terminal or in logs.
 
 pub mod applier;
+pub mod aside;
 pub mod connection;
 pub mod detect;
 pub mod error;
@@ -28,6 +31,7 @@ pub mod pull;
 pub mod push;
 pub mod rename;
 pub mod scanner;
+pub mod schedule;
 pub mod session;
 pub mod state;
 pub mod watcher;

@@ -6,18 +6,18 @@
 //! index changes only on an acknowledgement, so a lost connection simply
 //! leaves the change to be planned again.
 
+use super::aside::move_to_server_name;
 use super::connection::Connection;
 use super::error::ClientError;
-use super::fsutil::{check_path, ensure_parent, Local};
+use super::fsutil::{check_path, Local};
 use super::index::{Entry, EntryKind, Index};
-use super::rename::rename_noreplace;
 use super::scanner::Op;
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{
-    Delete, FileBegin, Message, PushAck, PushStatus, RemoveDir, Rename, WirePath,
+    ClientId, Delete, FileBegin, Message, PushAck, PushStatus, RemoveDir, Rename, WirePath,
 };
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
 /// What an acknowledgement asks of the session.
@@ -115,8 +115,15 @@ fn stream_file(
 }
 
 /// Updates the index (and, for conflicts, the folder) after the server
-/// answered `op` with `ack`.
-pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckEffect {
+/// answered `op` with `ack`. `me` is this device (for the name of a local
+/// entry that must make room for the server's conflict copy).
+pub fn apply_ack(
+    root: &Path,
+    index: &mut Index,
+    op: &Op,
+    ack: &PushAck,
+    me: ClientId,
+) -> AckEffect {
     let mut effect = AckEffect::default();
     let ok = matches!(ack.status, PushStatus::Applied | PushStatus::Unchanged);
     match op {
@@ -138,7 +145,7 @@ pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckE
                     let here = check_path(root, &ack.path).ok();
                     let moved = here == Some(Local::File(*stat))
                         || (check_path(root, path).ok() == Some(Local::File(*stat))
-                            && move_local(root, path, &ack.path).is_ok());
+                            && to_server_name(root, index, path, &ack.path, me, &mut effect));
                     if moved {
                         index.insert(ack.path.clone(), entry);
                     }
@@ -163,10 +170,8 @@ pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckE
                         "conflict: {path} is a file elsewhere; this directory is now {}",
                         ack.path
                     );
-                    if check_path(root, path).ok() == Some(Local::Dir)
-                        && check_path(root, &ack.path).ok() == Some(Local::Absent)
-                    {
-                        let _ = move_local(root, path, &ack.path);
+                    if check_path(root, path).ok() == Some(Local::Dir) {
+                        to_server_name(root, index, path, &ack.path, me, &mut effect);
                     }
                     index.insert(ack.path.clone(), dir);
                     effect.dirty.extend([path.clone(), ack.path.clone()]);
@@ -201,9 +206,7 @@ pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckE
                     "conflict: {to} exists elsewhere; moved entry is now {}",
                     ack.path
                 );
-                if check_path(root, &ack.path).ok() == Some(Local::Absent) {
-                    let _ = move_local(root, to, &ack.path);
-                }
+                to_server_name(root, index, to, &ack.path, me, &mut effect);
                 index.rebase(from, &ack.path, Some(ack.version));
                 effect.dirty.extend([to.clone(), ack.path.clone()]);
                 effect.pull = true;
@@ -218,11 +221,27 @@ pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckE
     effect
 }
 
-fn move_local(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), ClientError> {
-    ensure_parent(root, to)?;
-    // Never over a file created at `to` since it was seen free.
-    rename_noreplace(&from.to_local(root), &to.to_local(root))
-        .map_err(|e: io::Error| ClientError::io(format!("move {from} to {to}"), e))
+/// Moves `from` to the server's conflict name `to` without replacing
+/// anything (see [`move_to_server_name`]); true when moved. A local entry
+/// that had to make room is marked for pushing.
+fn to_server_name(
+    root: &Path,
+    index: &Index,
+    from: &WirePath,
+    to: &WirePath,
+    me: ClientId,
+    effect: &mut AckEffect,
+) -> bool {
+    match move_to_server_name(root, index, from, to, me) {
+        Ok(aside) => {
+            effect.dirty.extend(aside);
+            true
+        }
+        Err(e) => {
+            log::warn!("could not move {from} to {to}: {e}");
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -258,7 +277,7 @@ mod tests {
             version: 9,
             path: p("d/r (conflict 2 2026-01-01 000000).txt"),
         };
-        let effect = apply_ack(root, &mut index, &op, &ack);
+        let effect = apply_ack(root, &mut index, &op, &ack, 2);
         assert!(effect.pull);
         assert_eq!(
             fs::read_to_string(root.join("d/r (conflict 2 2026-01-01 000000).txt")).unwrap(),
@@ -294,6 +313,7 @@ mod tests {
             &mut index,
             &up,
             &ack(PushStatus::Applied, 4, "a/f"),
+            2,
         );
         assert_eq!(index.get(&p("a/f")).map(|e| e.version), Some(4));
         let mv = Op::Rename {
@@ -313,6 +333,7 @@ mod tests {
             &mut index,
             &mv,
             &ack(PushStatus::Applied, 5, "b"),
+            2,
         );
         assert_eq!(index.get(&p("b/f")).map(|e| e.version), Some(5));
         let del = Op::Delete {
@@ -324,6 +345,7 @@ mod tests {
             &mut index,
             &del,
             &ack(PushStatus::Stale, 6, "b/f"),
+            2,
         );
         assert!(effect.pull);
         assert!(index.get(&p("b/f")).is_none());

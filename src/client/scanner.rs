@@ -12,10 +12,17 @@ use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// A file modified more recently than this is still being written: wait.
-pub const SETTLE: Duration = Duration::from_millis(300);
+mod scope;
+mod settle;
+pub use scope::Scope;
+use settle::Settle;
+
+/// How long a file without a close-after-write event must be seen unchanged
+/// before it is pushed (see [`settle`]); also the retry delay for files
+/// still being written.
+pub const SETTLE: Duration = settle::QUIET;
 
 /// Above this many (deleted dir × added dir × file) comparisons, directory
 /// renames are not searched (they become delete + upload, still correct).
@@ -125,6 +132,8 @@ pub struct Scanner {
     /// Paths that could not be read during the last scan: what the index
     /// lists below them is unknown, not deleted.
     unreadable: Vec<WirePath>,
+    /// Files waiting to be seen unchanged.
+    settle: Settle,
 }
 
 impl Scanner {
@@ -134,6 +143,7 @@ impl Scanner {
             root: root.to_path_buf(),
             warned: HashSet::new(),
             unreadable: Vec::new(),
+            settle: Settle::default(),
         }
     }
 
@@ -306,6 +316,10 @@ impl Scanner {
             return Ok(plan);
         }
         let mut uploads = self.plan_files(&disk, &known, scope, &mut plan);
+        let roots = scope.roots(index);
+        let unstable: HashSet<&WirePath> = plan.unstable.iter().collect();
+        self.settle
+            .retain(|p| unstable.contains(p) || !Scope::covers(&roots, p));
         plan_removals(&disk, &known, &deleted_dirs, &mut uploads, &mut plan);
         for dir in added_dirs {
             plan.ops.push(Op::MakeDir { path: dir });
@@ -344,13 +358,14 @@ impl Scanner {
     /// not find unchanged: uploads (returned), index refreshes, or "still
     /// being written".
     fn plan_files(
-        &self,
+        &mut self,
         disk: &BTreeMap<WirePath, DiskEntry>,
         known: &BTreeMap<WirePath, Entry>,
         scope: &Scope,
         plan: &mut Plan,
     ) -> Vec<Op> {
         let mut uploads = Vec::new();
+        let now = Instant::now();
         for (path, entry) in disk {
             let DiskEntry::File(stat) = *entry else {
                 continue;
@@ -367,9 +382,12 @@ impl Scanner {
                 }
                 _ => (0, None),
             };
-            let hash = match stat.is_racy(SETTLE) {
-                true => None,
-                false => self.stable_hash(path, stat),
+            let complete = self
+                .settle
+                .ready(path, stat, scope.settled.contains(path), now);
+            let hash = match complete {
+                true => self.stable_hash(path, stat),
+                false => None,
             };
             let Some(hash) = hash else {
                 plan.unstable.push(path.clone());
@@ -538,8 +556,5 @@ fn match_dir_renames(
     ops
 }
 
-mod scope;
 #[cfg(test)]
 mod tests;
-
-pub use scope::Scope;

@@ -16,6 +16,7 @@ use super::progress::Transfer;
 use super::pull::{Ctx, PullJob};
 use super::push::{apply_ack, send_op};
 use super::scanner::{Op, Scanner, Scope, SETTLE};
+use super::schedule::{self, DEBOUNCE};
 use super::state::{Identity, StateDir};
 use super::watcher::{canonical_root, FolderWatcher, WatchEvent};
 use super::Config;
@@ -31,10 +32,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Quiet time after the last watcher event before changes are planned.
-const DEBOUNCE: Duration = Duration::from_millis(150);
-/// A steady stream of events still gets planned at least this often.
-const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// Keep-alive: a ping after this much silence (the server drops at 300 s).
 const PING_AFTER: Duration = Duration::from_secs(60);
 /// Reconnection backoff bounds.
@@ -506,26 +503,17 @@ impl Session<'_> {
     }
 
     fn on_watch(&mut self, event: WatchEvent) -> Result<(), ClientError> {
-        let now = Instant::now();
-        match event {
-            WatchEvent::Paths(paths) => {
-                for path in paths {
-                    self.dirty.add(path);
-                }
-            }
+        match &event {
             WatchEvent::Rescan(why) => {
                 log::warn!("file watcher: {why}; comparing the whole folder with the index");
-                self.dirty.add_all();
             }
-            WatchEvent::RootGone => {
-                if !self.root.is_dir() {
-                    return Err(ClientError::FolderVanished(self.root.clone()));
-                }
-                self.dirty.add_all();
+            WatchEvent::RootGone if !self.root.is_dir() => {
+                return Err(ClientError::FolderVanished(self.root.clone()));
             }
+            _ => {}
         }
-        let since = *self.dirty_since.get_or_insert(now);
-        self.dirty_due = Some((now + DEBOUNCE).min(since + MAX_DEBOUNCE));
+        let (dirty, due) = (&mut self.dirty, &mut self.dirty_due);
+        schedule::on_event(dirty, due, &mut self.dirty_since, event, Instant::now());
         Ok(())
     }
 
@@ -580,7 +568,8 @@ impl Session<'_> {
             )));
         };
         log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
-        let effect = apply_ack(&self.root, &mut self.index, &op, ack);
+        let me = self.identity.client;
+        let effect = apply_ack(&self.root, &mut self.index, &op, ack, me);
         let advanced = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict)
             && ack.version == self.index.cursor() + 1;
         if advanced {

@@ -6,7 +6,7 @@ use super::error::ClientError;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::WirePath;
 use crossbeam_channel::{Receiver, Sender};
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 pub enum WatchEvent {
     /// Something happened at these paths (relative to the folder).
     Paths(Vec<WirePath>),
+    /// These files were closed after writing, or moved in whole: their
+    /// content is complete.
+    Settled(Vec<WirePath>),
+    /// Only metadata (times, permissions) changed at these paths.
+    Metadata(Vec<WirePath>),
     /// Events were lost or the watcher failed: compare the whole folder.
     Rescan(String),
     /// The folder itself was removed or moved away.
@@ -73,11 +78,13 @@ fn forward(root: &Path, tx: &Sender<WatchEvent>, res: notify::Result<Event>) {
         let _ = tx.send(WatchEvent::Rescan("the watcher lost events".into()));
         return;
     }
-    match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+    let settled = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => true,
         EventKind::Access(_) => return,
-        _ => {}
-    }
+        _ => false,
+    };
+    let metadata_only = matches!(event.kind, EventKind::Modify(ModifyKind::Metadata(_)));
     let mut paths = Vec::new();
     for path in &event.paths {
         match relative(root, path) {
@@ -91,7 +98,25 @@ fn forward(root: &Path, tx: &Sender<WatchEvent>, res: notify::Result<Event>) {
             Relative::Ignored => {}
         }
     }
-    if !paths.is_empty() {
+    if paths.is_empty() {
+        return;
+    }
+    if settled {
+        // A rename event names the source first: only the destination is settled.
+        if matches!(
+            event.kind,
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both))
+        ) && paths.len() > 1
+        {
+            let dest = paths.split_off(1);
+            let _ = tx.send(WatchEvent::Paths(paths));
+            let _ = tx.send(WatchEvent::Settled(dest));
+        } else {
+            let _ = tx.send(WatchEvent::Settled(paths));
+        }
+    } else if metadata_only {
+        let _ = tx.send(WatchEvent::Metadata(paths));
+    } else {
         let _ = tx.send(WatchEvent::Paths(paths));
     }
 }

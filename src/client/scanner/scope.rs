@@ -1,5 +1,6 @@
-//! Which part of the folder a push round compares with the index, and which
-//! files it must read whatever their stat says.
+//! Which part of the folder a push round compares with the index, which
+//! files it must read whatever their stat says, and which of them the
+//! watcher saw completed (closed after writing, or moved in whole).
 
 use crate::client::fsutil::{check_path, Local};
 use crate::client::index::{Entry, EntryKind, Index};
@@ -20,6 +21,10 @@ pub struct Scope {
     pub full: bool,
     /// Paths named since the last round: compared, and their files hashed.
     pub paths: BTreeSet<WirePath>,
+    /// Files whose writer closed them (or that were moved in whole) with no
+    /// write reported since: complete, so they may be hashed and pushed at
+    /// once whatever their timestamps say. Kept even when `full`.
+    pub settled: BTreeSet<WirePath>,
 }
 
 impl Scope {
@@ -28,8 +33,21 @@ impl Scope {
         !self.full && self.paths.is_empty()
     }
 
-    /// Adds a path (kept when the scope is full: its file is still hashed).
+    /// Adds a path that was written to (it is not settled any more); kept
+    /// when the scope is full: its file is still hashed.
     pub fn add(&mut self, path: WirePath) {
+        self.settled.remove(&path);
+        self.paths.insert(path);
+    }
+
+    /// Adds a path whose metadata only changed (a settled file stays settled).
+    pub fn add_metadata(&mut self, path: WirePath) {
+        self.paths.insert(path);
+    }
+
+    /// Adds a file whose writer closed it, or that was moved in whole.
+    pub fn add_settled(&mut self, path: WirePath) {
+        self.settled.insert(path.clone());
         self.paths.insert(path);
     }
 
@@ -68,10 +86,19 @@ impl Scope {
         out
     }
 
-    /// Merges another scope in.
+    /// Merges another scope in (its settled marks too: they were made later
+    /// than anything that could have unsettled them here).
     pub fn merge(&mut self, other: Scope) {
         self.full |= other.full;
         self.paths.extend(other.paths);
+        self.settled.extend(other.settled);
+    }
+
+    /// True when `path` lies in what this scope compares, given its roots.
+    pub(super) fn covers(roots: &[Option<WirePath>], path: &WirePath) -> bool {
+        roots
+            .iter()
+            .any(|root| root.as_ref().is_none_or(|r| path.is_within(r)))
     }
 
     /// The subtrees to walk: each path lifted to its highest ancestor that the

@@ -31,7 +31,7 @@ fn settle() {
 fn full() -> Scope {
     Scope {
         full: true,
-        paths: BTreeSet::new(),
+        ..Scope::default()
     }
 }
 
@@ -178,9 +178,124 @@ fn a_directory_replaced_by_a_symlink_is_unknown_not_deleted() {
     let scoped = Scope {
         full: false,
         paths: [p("d")].into_iter().collect(),
+        ..Scope::default()
     };
     for scope in [full(), scoped] {
         let plan = Scanner::new(root).plan(&index, &scope).unwrap();
         assert!(plan.ops.is_empty(), "{:?}: {:?}", scope, plan.ops);
     }
+}
+
+#[test]
+fn a_file_just_written_waits_unless_its_writer_closed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let index = Index::default();
+    fs::write(root.join("fresh.txt"), b"just written").unwrap();
+    let mut scope = Scope::default();
+    scope.add(p("fresh.txt"));
+    let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+    assert_eq!(plan.unstable, vec![p("fresh.txt")]);
+    assert!(plan.ops.is_empty());
+
+    scope.add_settled(p("fresh.txt"));
+    let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+    assert!(plan.unstable.is_empty());
+    assert!(
+        matches!(plan.ops.as_slice(), [Op::Upload { path, .. }] if *path == p("fresh.txt")),
+        "{:?}",
+        plan.ops
+    );
+    // A later write takes the settled mark away again.
+    scope.add(p("fresh.txt"));
+    assert!(scope.settled.is_empty());
+}
+
+/// Sets a file's mtime to `ns` nanoseconds since the epoch.
+fn set_mtime(path: &Path, ns: i64) {
+    let when = std::time::UNIX_EPOCH + Duration::from_nanos(ns as u64);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
+#[test]
+fn a_file_dated_in_the_future_goes_once_it_stops_changing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let index = Index::default();
+    let hour = 3_600_000_000_000i64;
+    let year_2100 = 4_102_444_800_000_000_000i64;
+    fs::write(root.join("ahead.txt"), b"an hour ahead").unwrap();
+    set_mtime(
+        &root.join("ahead.txt"),
+        crate::client::fsutil::now_ns() + hour,
+    );
+    fs::write(root.join("y2100.txt"), b"far ahead").unwrap();
+    set_mtime(&root.join("y2100.txt"), year_2100);
+    let mut scanner = Scanner::new(root);
+    // No close-after-write seen (a start-up scan): the first look waits...
+    let plan = scanner.plan(&index, &full()).unwrap();
+    assert_eq!(plan.unstable, vec![p("ahead.txt"), p("y2100.txt")]);
+    // ...and an equal look SETTLE later pushes both, whatever their dates.
+    settle();
+    let plan = scanner.plan(&index, &full()).unwrap();
+    assert!(plan.unstable.is_empty(), "{:?}", plan.unstable);
+    let uploads: Vec<&WirePath> = plan.ops.iter().map(Op::path).collect();
+    assert_eq!(uploads, vec![&p("ahead.txt"), &p("y2100.txt")]);
+    // With a close-after-write event it goes at once.
+    let mut scope = Scope::default();
+    scope.add_settled(p("y2100.txt"));
+    let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+    assert_eq!(plan.ops.len(), 1, "{:?}", plan);
+}
+
+/// The index must not trust a stat recorded moments after a write, even
+/// when the content matched what was synced: a same-size rewrite in the same
+/// timestamp tick (or one that puts the mtime back) would pass for it.
+#[test]
+fn a_refreshed_stat_taken_right_after_a_write_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let f = root.join("f.txt");
+    fs::write(&f, b"aaaa").unwrap();
+    let mut index = index_of(root);
+    // As after an acknowledgement within the settle window: mtime untrusted.
+    if let Some(Entry {
+        kind: EntryKind::File { stat, .. },
+        ..
+    }) = index.get(&p("f.txt")).copied()
+    {
+        let kind = EntryKind::File {
+            stat: Stat {
+                mtime_ns: 0,
+                ..stat
+            },
+            hash: ContentHash::of(b"aaaa"),
+        };
+        index.insert(p("f.txt"), Entry { kind, version: 1 });
+    }
+    fs::write(&f, b"aaaa").unwrap();
+    let mut scope = Scope::default();
+    scope.add_settled(p("f.txt"));
+    let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+    assert!(plan.ops.is_empty(), "{:?}", plan.ops);
+    for (path, entry) in plan.refreshed {
+        index.insert(path, entry);
+    }
+    // Rewritten with the same size, the mtime put back as it was.
+    let before = fs::metadata(&f).unwrap();
+    fs::write(&f, b"bbbb").unwrap();
+    set_mtime(&f, crate::client::fsutil::mtime_ns(&before));
+    let mut scope = Scope::default();
+    scope.add_settled(p("f.txt"));
+    let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+    assert!(
+        matches!(plan.ops.as_slice(), [Op::Upload { hash, .. }] if *hash == ContentHash::of(b"bbbb")),
+        "the rewrite was not seen: {:?}",
+        plan.ops
+    );
 }
