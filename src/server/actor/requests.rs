@@ -122,7 +122,8 @@ impl Actor {
         let rid = frame.request_id;
         if let Some(upload) = &peer.upload {
             let in_upload = matches!(frame.message, Message::FileChunk(_) | Message::FileEnd);
-            if !in_upload || rid != upload.request_id {
+            let keep_alive = matches!(frame.message, Message::Ping | Message::Pong);
+            if !keep_alive && (!in_upload || rid != upload.request_id) {
                 self.log(
                     conn,
                     "frame",
@@ -173,7 +174,7 @@ impl Actor {
             }
             Message::FileBegin(begin) => self.begin_upload(conn, rid, begin),
             Message::FileChunk(data) => self.upload_chunk(conn, rid, &data),
-            Message::FileEnd => self.end_upload(conn, client),
+            Message::FileEnd => self.end_upload(conn, rid, client),
             Message::MakeDir { path } => {
                 let result = store.make_dir(&path, client);
                 self.finish_push(conn, rid, "push-mkdir", &path.to_string(), result);
@@ -191,7 +192,9 @@ impl Actor {
                 let what = format!("{} -> {}", r.from, r.to);
                 self.finish_push(conn, rid, "push-rename", &what, result);
             }
-            Message::Ping | Message::Pong => {}
+            // Queued behind the replies of earlier requests (§3.4).
+            Message::Ping => peer.reply(rid, Message::Pong),
+            Message::Pong => {}
             other => {
                 let text = format!("{:?} is not a request", other.kind());
                 self.log(conn, "frame", Err(&text));
@@ -288,13 +291,18 @@ impl Actor {
         }
     }
 
-    fn end_upload(&mut self, conn: ConnRef, client: ClientId) {
+    fn end_upload(&mut self, conn: ConnRef, end_rid: u32, client: ClientId) {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
         let Some(mut upload) = peer.upload.take() else {
             self.log(conn, "frame", Err("FileEnd without FileBegin"));
-            self.fail(conn, 0, ErrorCode::WrongPhase, "FileEnd without FileBegin");
+            self.fail(
+                conn,
+                end_rid,
+                ErrorCode::WrongPhase,
+                "FileEnd without FileBegin",
+            );
             return;
         };
         let rid = upload.request_id;
