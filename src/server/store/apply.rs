@@ -40,7 +40,7 @@ impl UserStore {
         for attempt in 1..1000 {
             let candidate = conflict_path(path, client, now, attempt);
             if self.tree.get(&candidate).is_none()
-                && storefs::inspect(&self.root, &candidate)?.1 == OnDisk::Absent
+                && storefs::inspect(&self.root, &candidate)? == OnDisk::Absent
             {
                 return Ok(candidate);
             }
@@ -63,9 +63,11 @@ impl UserStore {
             return Ok((path.clone(), PushStatus::Applied));
         };
         let renamed = self.conflict_dir(&ancestor, client)?;
-        let moved = path
-            .rebase(&ancestor, &renamed)
-            .ok_or_else(|| StoreError::Io(std::io::Error::other("conflict path too long")))?;
+        let moved = path.rebase(&ancestor, &renamed).ok_or_else(|| {
+            StoreError::Unstorable(format!(
+                "{path} below the conflict directory {renamed} would break the path limits"
+            ))
+        })?;
         Ok((moved, PushStatus::Conflict))
     }
 
@@ -125,17 +127,15 @@ impl UserStore {
                 _ => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
             },
         };
-        if storefs::inspect(&self.root, &target)?.1 == OnDisk::Dir {
+        if storefs::inspect(&self.root, &target)? == OnDisk::Dir {
             return Err(StoreError::Io(std::io::Error::other(
                 "a directory on disk is in the way",
             )));
         }
         // With --fsync the uploader synced the temp file's data before
         // closing it; the directory entry is synced once per cycle (flush).
-        let dest = storefs::prepare_parent(&self.root, &target)?;
-        std::fs::rename(&staged.temp, &dest)?;
-        self.touched_dir(&dest);
-        let mtime_ns = storefs::mtime_ns(&std::fs::symlink_metadata(&dest)?);
+        let mtime_ns = storefs::place_file(&self.root, &staged.temp, &target)?;
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::PutFile {
             seq,
@@ -162,8 +162,8 @@ impl UserStore {
             Some(_) => (self.conflict_dir(path, client)?, PushStatus::Conflict),
             None => self.placement(path, client)?,
         };
-        let made = storefs::make_dirs(&self.root, &target)?;
-        self.touched_dir(&made);
+        storefs::make_dirs(&self.root, &target)?;
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::MakeDir {
             seq,
@@ -178,7 +178,7 @@ impl UserStore {
     /// it removes (§5.4).
     fn remove_path(&mut self, path: &WirePath, seq: u64) -> Result<(), StoreError> {
         storefs::remove(&self.root, path)?;
-        self.touched_dir(&path.to_local(&self.root));
+        self.touched_dir(path);
         self.record(Record::Remove {
             seq,
             path: path.clone(),
@@ -301,8 +301,8 @@ impl UserStore {
             None => self.placement(to, client)?,
         };
         storefs::rename(&self.root, from, &target)?;
-        self.touched_dir(&from.to_local(&self.root));
-        self.touched_dir(&target.to_local(&self.root));
+        self.touched_dir(from);
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::Rename {
             seq,
@@ -326,10 +326,7 @@ impl UserStore {
         let NodeKind::File { size, hash, .. } = node.kind else {
             return Err(not_found());
         };
-        let (local, state) = storefs::inspect(&self.root, path)?;
-        if state != OnDisk::File {
-            return Err(not_found());
-        }
-        Ok((std::fs::File::open(local)?, node.version, size, hash))
+        let file = storefs::open_file(&self.root, path)?.ok_or_else(not_found)?;
+        Ok((file, node.version, size, hash))
     }
 }

@@ -12,6 +12,7 @@
 mod apply;
 mod changes;
 mod compact;
+mod dirfd;
 pub mod fs;
 pub mod journal;
 mod recover;
@@ -106,7 +107,7 @@ pub struct UserStore {
     durable: bool,
     /// Directories whose entries changed since the last flush (fsynced by
     /// `flush` when durable).
-    dirty_dirs: std::collections::BTreeSet<PathBuf>,
+    dirty_dirs: std::collections::BTreeSet<Option<WirePath>>,
     temp_counter: u64,
 }
 
@@ -239,17 +240,15 @@ impl UserStore {
     /// The write or fsync failed.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         for dir in std::mem::take(&mut self.dirty_dirs) {
-            fs::sync_dir(&dir)?;
+            fs::sync_dir(&self.root, dir.as_ref())?;
         }
         Ok(self.journal.flush(self.durable)?)
     }
 
     /// Notes that the directory holding `local` changed (durable mode only).
-    pub(crate) fn touched_dir(&mut self, local: &Path) {
+    pub(crate) fn touched_dir(&mut self, entry: &WirePath) {
         if self.durable {
-            if let Some(parent) = local.parent() {
-                self.dirty_dirs.insert(parent.to_path_buf());
-            }
+            self.dirty_dirs.insert(entry.parent());
         }
     }
 
