@@ -3,7 +3,8 @@
 //! sequence number, exactly when it changed the tree (§5.4, §7.1); the other
 //! device is notified of it (§4.4); and every Deleted entry of a pull names
 //! the change that removed that path or a directory above it (§5.2, §7.1).
-//! `CONF_SEED=n` replays a run.
+//! And a device that pushes without pulling is never Stale or in conflict
+//! with itself (§7.2). `CONF_SEED=n` replays a run.
 
 mod common;
 
@@ -98,14 +99,7 @@ fn random_push(rng: &mut Rng, dev: &Device, round: usize) -> (Message, Vec<Strin
 
 #[test]
 fn random_pushes_take_one_number_notify_and_name_their_removals() {
-    let seed = std::env::var("CONF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let seed = seed();
     println!("CONF_SEED={seed}");
     let mut rng = Rng(seed);
     let server = ServerProc::start();
@@ -213,4 +207,100 @@ fn random_pushes_take_one_number_notify_and_name_their_removals() {
         checked > 5,
         "seed {seed}: only {checked} Deleted entries checked"
     );
+}
+
+/// The seed of a run: `CONF_SEED`, else the clock.
+fn seed() -> u64 {
+    std::env::var("CONF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+}
+
+/// Whether `path` can hold a new entry in `model`: no ancestor is a file.
+fn placeable(model: &Tree, path: &str) -> bool {
+    let mut prefix = String::new();
+    for part in path.split('/') {
+        if !prefix.is_empty() {
+            if let Some(Some(_)) = model.get(&prefix) {
+                return false;
+            }
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+    }
+    true
+}
+
+#[test]
+fn a_device_that_never_pulls_is_never_stale_against_itself() {
+    let seed = seed().wrapping_add(1);
+    println!("CONF_SEED={seed} (own-change run)");
+    let mut rng = Rng(seed);
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    // Versions are never recorded: every base is 0 and every cursor 0, as
+    // for a device that pushes many local changes before its next pull.
+    let mut model = Tree::new();
+    for round in 0..200 {
+        let path = PATHS[rng.below(PATHS.len())];
+        let what = format!("seed {seed} round {round}");
+        let result = match model.get(path) {
+            Some(Some(_)) if rng.below(2) == 0 => {
+                model.remove(path);
+                a.push(Message::Delete(Delete {
+                    base_version: 0,
+                    path: p(path),
+                }))
+            }
+            Some(None) if rng.below(2) == 0 => {
+                let below = format!("{path}/");
+                model.retain(|k, _| k != path && !k.starts_with(&below));
+                a.push(Message::RemoveDir(RemoveDir {
+                    cursor: 0,
+                    path: p(path),
+                }))
+            }
+            Some(None) => continue,
+            _ if !placeable(&model, path) => continue,
+            _ if rng.below(3) == 0 => {
+                if model.get(path).is_some() {
+                    continue;
+                }
+                add_parents(&mut model, path);
+                model.insert(path.to_owned(), None);
+                a.push(Message::MakeDir { path: p(path) })
+            }
+            _ => {
+                let content = format!("{round}").into_bytes();
+                add_parents(&mut model, path);
+                model.insert(path.to_owned(), Some(content.clone()));
+                a.put(path, &content, 0)
+            }
+        };
+        let ack = result.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        assert!(
+            matches!(ack.status, PushStatus::Applied | PushStatus::Unchanged),
+            "{what}: its own earlier push made this one {ack:?}"
+        );
+        assert_eq!(ack.path.as_str(), path, "{what}");
+    }
+    assert_eq!(tree_of(&server.user_dir(&a.user)), model, "seed {seed}");
+}
+
+/// Adds the missing parent directories of `path` to `model`.
+fn add_parents(model: &mut Tree, path: &str) {
+    let mut prefix = String::new();
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        model.entry(prefix.clone()).or_insert(None);
+    }
 }
