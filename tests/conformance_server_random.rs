@@ -268,7 +268,7 @@ fn a_device_that_never_pulls_is_never_stale_against_itself() {
             Some(None) => continue,
             _ if !placeable(&model, path) => continue,
             _ if rng.below(3) == 0 => {
-                if model.get(path).is_some() {
+                if model.contains_key(path) {
                     continue;
                 }
                 add_parents(&mut model, path);
