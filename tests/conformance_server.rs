@@ -404,6 +404,36 @@ fn one_pushed_subtree_below_a_file_gets_one_conflict_directory() {
         })
         .expect("mkdir");
     assert_eq!(ack.path.as_str(), format!("{root}/sub/deeper"));
+    // The same directory again: already there.
+    let again = b
+        .push(Message::MakeDir { path: p("notes") })
+        .expect("again");
+    assert_eq!(
+        (again.status, again.path.as_str()),
+        (PushStatus::Unchanged, root.as_str())
+    );
+    // B edits its file again: its own earlier push there is replaced.
+    let own = b
+        .put("notes/a.txt", b"B's second edit", 0)
+        .expect("own edit");
+    assert_eq!(own.path.as_str(), format!("{root}/a.txt"));
+    // A edits the copy in the conflict directory; B's next edit of
+    // `notes/a.txt` must not replace A's change.
+    let (head, _, entries) = a.pull(0);
+    let v = entry(&entries, &format!("{root}/a.txt")).version;
+    a.put(&format!("{root}/a.txt"), b"A's edit", v)
+        .expect("A edits");
+    let later = b.put("notes/a.txt", b"B's third edit", 0).expect("third");
+    assert_eq!(later.status, PushStatus::Conflict);
+    assert!(
+        later
+            .path
+            .as_str()
+            .starts_with(&format!("{root}/a (conflict 2 ")),
+        "{later:?} (head was {head})"
+    );
+    let (_, data) = a.fetch(&format!("{root}/a.txt")).expect("A's edit kept");
+    assert_eq!(data, b"A's edit");
     // Starting with a file below the other file: the same rule.
     let first = b.put("todo/1.txt", b"1", 0).expect("todo/1");
     let second = b.put("todo/2.txt", b"2", 0).expect("todo/2");

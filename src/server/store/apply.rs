@@ -113,7 +113,26 @@ impl UserStore {
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
         let (target, status) = match self.tree.get(path) {
-            None => self.placement(path, client)?,
+            None => {
+                let (target, status) = self.placement(path, client)?;
+                // In a conflict directory an entry may already be there:
+                // this device's earlier push, or another's change since.
+                match self.tree.get(&target).copied() {
+                    None => (target, status),
+                    Some(node) => match node.kind {
+                        NodeKind::File { hash, .. } if hash == staged.hash => {
+                            return Ok(ack(PushStatus::Unchanged, node.version, &target));
+                        }
+                        NodeKind::File { .. } if self.pushed_by(node.version, client) => {
+                            (target, status)
+                        }
+                        _ => (
+                            self.free_conflict_name(&target, client)?,
+                            PushStatus::Conflict,
+                        ),
+                    },
+                }
+            }
             Some(node) => match node.kind {
                 NodeKind::File { hash, .. } if hash == staged.hash => {
                     return Ok(ack(PushStatus::Unchanged, node.version, path));
@@ -161,6 +180,17 @@ impl UserStore {
             // device pushes below it go to one conflict directory.
             Some(_) => (self.conflict_dir(path, client)?, PushStatus::Conflict),
             None => self.placement(path, client)?,
+        };
+        // A conflict directory (or a place below it) may exist already.
+        let (target, status) = match self.tree.get(&target) {
+            Some(node) if node.is_dir() => {
+                return Ok(ack(PushStatus::Unchanged, node.version, &target))
+            }
+            Some(_) => (
+                self.free_conflict_name(&target, client)?,
+                PushStatus::Conflict,
+            ),
+            None => (target, status),
         };
         storefs::make_dirs(&self.root, &target)?;
         self.touched_dir(&target);
@@ -298,7 +328,19 @@ impl UserStore {
                 (self.conflict_dir(to, client)?, PushStatus::Conflict)
             }
             Some(_) => (self.free_conflict_name(to, client)?, PushStatus::Conflict),
-            None => self.placement(to, client)?,
+            None => {
+                let (target, status) = self.placement(to, client)?;
+                if self.tree.get(&target).is_some() {
+                    // Something is already at that place in the conflict
+                    // directory: never replace it.
+                    (
+                        self.free_conflict_name(&target, client)?,
+                        PushStatus::Conflict,
+                    )
+                } else {
+                    (target, status)
+                }
+            }
         };
         storefs::rename(&self.root, from, &target)?;
         self.touched_dir(from);
