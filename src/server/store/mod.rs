@@ -337,7 +337,16 @@ impl UserStore {
 
     /// Journals that `client` pushed change `seq` (after its records).
     fn record_author(&mut self, seq: u64, client: ClientId) -> Result<(), StoreError> {
-        self.record(Record::Author { seq, client })
+        self.record(Record::Author { seq, client })?;
+        // Only the authors of versions still in the tree are ever asked
+        // for: forget the others once they outnumber the tree, so memory
+        // follows the tree, not the history (amortised O(1) per change).
+        if self.authors.len() > 2 * self.tree.len() + 4096 {
+            let live: std::collections::HashSet<u64> =
+                self.tree.iter().map(|(_, n)| n.version).collect();
+            self.authors.retain(|seq, _| live.contains(seq));
+        }
+        Ok(())
     }
 
     /// Records that change `seq` touched `path` (and created `parents`).
