@@ -246,16 +246,21 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("keep"), b"k").unwrap();
         let root = tempfile::tempdir().unwrap();
-        // 16 components of 250 bytes: 4,015 bytes, so with the temp
-        // folder's own path and `/f.txt` past PATH_MAX (4,096).
+        // 16 components, 4,080 bytes: with `/f.txt` a legal 4,086-byte
+        // wire path, and with the temp folder's own path past PATH_MAX.
         let parts: Vec<String> = (0..16u8)
-            .map(|i| ((b'a' + i) as char).to_string().repeat(250))
+            .map(|i| {
+                ((b'a' + i) as char)
+                    .to_string()
+                    .repeat(if i < 15 { 255 } else { 240 })
+            })
             .collect();
         let deep = WirePath::new(&parts.join("/")).unwrap();
-        assert!(root.path().join(deep.as_str()).as_os_str().len() > 4096);
+        assert_eq!(deep.as_str().len(), 4080);
         make_dirs(root.path(), &deep).unwrap();
         assert_eq!(inspect(root.path(), &deep).unwrap(), OnDisk::Dir);
         let file = WirePath::new(&format!("{deep}/f.txt")).unwrap();
+        assert!(root.path().join(file.as_str()).as_os_str().len() > 4096);
         let temp = root.path().join("temp");
         std::fs::write(&temp, b"content").unwrap();
         place_file(root.path(), &temp, &file).unwrap();
