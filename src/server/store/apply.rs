@@ -40,7 +40,7 @@ impl UserStore {
         for attempt in 1..1000 {
             let candidate = conflict_path(path, client, now, attempt);
             if self.tree.get(&candidate).is_none()
-                && storefs::inspect(&self.root, &candidate)?.1 == OnDisk::Absent
+                && storefs::inspect(&self.root, &candidate)? == OnDisk::Absent
             {
                 return Ok(candidate);
             }
@@ -51,22 +51,39 @@ impl UserStore {
     }
 
     /// Where a new entry for `path` can go: `path` itself, or — when an
-    /// ancestor is a file — the same place below that ancestor's conflict name.
+    /// ancestor is a file — the same place below that ancestor's conflict
+    /// name: the one this device's earlier pushes below that file already
+    /// use while it is still a directory, else a fresh one (§7.4).
     fn placement(
-        &self,
+        &mut self,
         path: &WirePath,
         client: ClientId,
     ) -> Result<(WirePath, PushStatus), StoreError> {
-        match self.tree.file_ancestor(path) {
-            None => Ok((path.clone(), PushStatus::Applied)),
-            Some(ancestor) => {
-                let renamed = self.free_conflict_name(&ancestor, client)?;
-                let moved = path.rebase(&ancestor, &renamed).ok_or_else(|| {
-                    StoreError::Io(std::io::Error::other("conflict path too long"))
-                })?;
-                Ok((moved, PushStatus::Conflict))
+        let Some(ancestor) = self.tree.file_ancestor(path) else {
+            return Ok((path.clone(), PushStatus::Applied));
+        };
+        let renamed = self.conflict_dir(&ancestor, client)?;
+        let moved = path.rebase(&ancestor, &renamed).ok_or_else(|| {
+            StoreError::Unstorable(format!(
+                "{path} below the conflict directory {renamed} would break the path limits"
+            ))
+        })?;
+        Ok((moved, PushStatus::Conflict))
+    }
+
+    /// The conflict directory standing in for the file at `file` for
+    /// `client`'s pushed subtree: the remembered one if it is still a
+    /// directory, else a fresh conflict name (remembered from now on).
+    fn conflict_dir(&mut self, file: &WirePath, client: ClientId) -> Result<WirePath, StoreError> {
+        let key = (client, file.clone());
+        if let Some(dir) = self.conflict_dirs.get(&key) {
+            if self.tree.get(dir).is_some_and(|n| n.is_dir()) {
+                return Ok(dir.clone());
             }
         }
+        let fresh = self.free_conflict_name(file, client)?;
+        self.conflict_dirs.insert(key, fresh.clone());
+        Ok(fresh)
     }
 
     /// Applies a complete upload (`FileBegin` … `FileEnd`).
@@ -96,28 +113,48 @@ impl UserStore {
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
         let (target, status) = match self.tree.get(path) {
-            None => self.placement(path, client)?,
+            None => {
+                let (target, status) = self.placement(path, client)?;
+                // In a conflict directory an entry may already be there:
+                // this device's earlier push, or another's change since.
+                match self.tree.get(&target).copied() {
+                    None => (target, status),
+                    Some(node) => match node.kind {
+                        NodeKind::File { hash, .. } if hash == staged.hash => {
+                            return Ok(ack(PushStatus::Unchanged, node.version, &target));
+                        }
+                        NodeKind::File { .. } if self.pushed_by(node.version, client) => {
+                            (target, status)
+                        }
+                        _ => (
+                            self.free_conflict_name(&target, client)?,
+                            PushStatus::Conflict,
+                        ),
+                    },
+                }
+            }
             Some(node) => match node.kind {
                 NodeKind::File { hash, .. } if hash == staged.hash => {
                     return Ok(ack(PushStatus::Unchanged, node.version, path));
                 }
-                NodeKind::File { .. } if node.version == base => {
+                // The base, or this device's own later push (§7.2).
+                NodeKind::File { .. }
+                    if node.version == base || self.pushed_by(node.version, client) =>
+                {
                     (path.clone(), PushStatus::Applied)
                 }
                 _ => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
             },
         };
-        if storefs::inspect(&self.root, &target)?.1 == OnDisk::Dir {
+        if storefs::inspect(&self.root, &target)? == OnDisk::Dir {
             return Err(StoreError::Io(std::io::Error::other(
                 "a directory on disk is in the way",
             )));
         }
         // With --fsync the uploader synced the temp file's data before
         // closing it; the directory entry is synced once per cycle (flush).
-        let dest = storefs::prepare_parent(&self.root, &target)?;
-        std::fs::rename(&staged.temp, &dest)?;
-        self.touched_dir(&dest);
-        let mtime_ns = storefs::mtime_ns(&std::fs::symlink_metadata(&dest)?);
+        let mtime_ns = storefs::place_file(&self.root, &staged.temp, &target)?;
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::PutFile {
             seq,
@@ -126,6 +163,7 @@ impl UserStore {
             hash: staged.hash,
             mtime_ns,
         })?;
+        self.record_author(seq, client)?;
         Ok(ack(status, seq, &target))
     }
 
@@ -138,68 +176,100 @@ impl UserStore {
             Some(node) if node.is_dir() => {
                 return Ok(ack(PushStatus::Unchanged, node.version, path))
             }
-            Some(_) => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
+            // A file is in the way: the directory and, later, what this
+            // device pushes below it go to one conflict directory.
+            Some(_) => (self.conflict_dir(path, client)?, PushStatus::Conflict),
             None => self.placement(path, client)?,
         };
-        let made = storefs::make_dirs(&self.root, &target)?;
-        self.touched_dir(&made);
+        // A conflict directory (or a place below it) may exist already.
+        let (target, status) = match self.tree.get(&target) {
+            Some(node) if node.is_dir() => {
+                return Ok(ack(PushStatus::Unchanged, node.version, &target))
+            }
+            Some(_) => (
+                self.free_conflict_name(&target, client)?,
+                PushStatus::Conflict,
+            ),
+            None => (target, status),
+        };
+        storefs::make_dirs(&self.root, &target)?;
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::MakeDir {
             seq,
             path: target.clone(),
         })?;
+        self.record_author(seq, client)?;
         Ok(ack(status, seq, &target))
     }
 
-    /// Removes `path` (a file or a whole tree) from disk and journals it;
-    /// returns the change's sequence number.
-    fn remove_path(&mut self, path: &WirePath) -> Result<u64, StoreError> {
+    /// Removes `path` (a file or a whole tree) from disk and journals it as
+    /// (part of) change `seq`: one push is one change however many subtrees
+    /// it removes (§5.4).
+    fn remove_path(&mut self, path: &WirePath, seq: u64) -> Result<(), StoreError> {
         storefs::remove(&self.root, path)?;
-        self.touched_dir(&path.to_local(&self.root));
-        let seq = self.next_seq();
+        self.touched_dir(path);
         self.record(Record::Remove {
             seq,
             path: path.clone(),
-        })?;
-        Ok(seq)
+        })
     }
 
     /// Applies `Delete` of a file.
     ///
     /// # Errors
     /// Disk or journal failures; a symlink in the way.
-    pub fn delete_file(&mut self, base: u64, path: &WirePath) -> Result<PushAck, StoreError> {
+    pub fn delete_file(
+        &mut self,
+        base: u64,
+        path: &WirePath,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
         match self.tree.get(path) {
             None => Ok(ack(PushStatus::Unchanged, 0, path)),
-            Some(node) if node.is_dir() || node.version != base => {
+            Some(node)
+                if node.is_dir()
+                    || (node.version != base && !self.pushed_by(node.version, client)) =>
+            {
                 Ok(ack(PushStatus::Stale, node.version, path))
             }
             Some(_) => {
-                let seq = self.remove_path(path)?;
+                let seq = self.next_seq();
+                self.remove_path(path, seq)?;
+                self.record_author(seq, client)?;
                 Ok(ack(PushStatus::Applied, seq, path))
             }
         }
     }
 
     /// Applies `RemoveDir`: removes what the client had seen (version ≤
-    /// `cursor`), keeps what others changed since, with its parents.
+    /// `cursor`, or pushed by this client itself), keeps what other devices
+    /// changed since, with its parents. Everything it removes is one change.
     ///
     /// # Errors
     /// Disk or journal failures; a symlink in the way.
-    pub fn remove_dir(&mut self, cursor: u64, path: &WirePath) -> Result<PushAck, StoreError> {
+    pub fn remove_dir(
+        &mut self,
+        cursor: u64,
+        path: &WirePath,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
         let node = match self.tree.get(path) {
             None => return Ok(ack(PushStatus::Unchanged, 0, path)),
             Some(node) if !node.is_dir() => return Ok(ack(PushStatus::Stale, node.version, path)),
             Some(node) => *node,
         };
+        let unseen = |version: u64| version > cursor && !self.pushed_by(version, client);
         let newer: Vec<WirePath> = self
             .tree
             .descendants(path)
-            .filter(|(_, n)| n.version > cursor)
+            .filter(|(_, n)| unseen(n.version))
             .map(|(p, _)| p.clone())
             .collect();
-        if newer.is_empty() && node.version <= cursor {
-            let seq = self.remove_path(path)?;
+        let seq = self.next_seq();
+        if newer.is_empty() && !unseen(node.version) {
+            self.remove_path(path, seq)?;
+            self.record_author(seq, client)?;
             return Ok(ack(PushStatus::Applied, seq, path));
         }
         // Keep the newer entries and every ancestor of them; remove the
@@ -220,15 +290,18 @@ impl UserStore {
             .map(|(p, _)| p.clone())
             .collect();
         let mut removed: Vec<WirePath> = Vec::new();
-        let mut last_seq = node.version;
         for p in candidates {
             if keep.contains(&p) || removed.iter().any(|r| p.is_within(r)) {
                 continue;
             }
-            last_seq = self.remove_path(&p)?;
+            self.remove_path(&p, seq)?;
             removed.push(p);
         }
-        Ok(ack(PushStatus::Stale, last_seq, path))
+        if removed.is_empty() {
+            return Ok(ack(PushStatus::Stale, node.version, path));
+        }
+        self.record_author(seq, client)?;
+        Ok(ack(PushStatus::Stale, seq, path))
     }
 
     /// Applies `Rename`.
@@ -247,20 +320,38 @@ impl UserStore {
         if to.is_within(from) {
             return Ok(ack(PushStatus::Stale, source.version, from));
         }
-        let (target, status) = if self.tree.get(to).is_some() {
-            (self.free_conflict_name(to, client)?, PushStatus::Conflict)
-        } else {
-            self.placement(to, client)?
+        let source_is_dir = source.is_dir();
+        let (target, status) = match self.tree.get(to) {
+            // A directory moved onto a file: later pushes below `to` from
+            // this device follow it into the same conflict directory.
+            Some(n) if source_is_dir && !n.is_dir() => {
+                (self.conflict_dir(to, client)?, PushStatus::Conflict)
+            }
+            Some(_) => (self.free_conflict_name(to, client)?, PushStatus::Conflict),
+            None => {
+                let (target, status) = self.placement(to, client)?;
+                if self.tree.get(&target).is_some() {
+                    // Something is already at that place in the conflict
+                    // directory: never replace it.
+                    (
+                        self.free_conflict_name(&target, client)?,
+                        PushStatus::Conflict,
+                    )
+                } else {
+                    (target, status)
+                }
+            }
         };
         storefs::rename(&self.root, from, &target)?;
-        self.touched_dir(&from.to_local(&self.root));
-        self.touched_dir(&target.to_local(&self.root));
+        self.touched_dir(from);
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::Rename {
             seq,
             from: from.clone(),
             to: target.clone(),
         })?;
+        self.record_author(seq, client)?;
         Ok(ack(status, seq, &target))
     }
 
@@ -277,10 +368,7 @@ impl UserStore {
         let NodeKind::File { size, hash, .. } = node.kind else {
             return Err(not_found());
         };
-        let (local, state) = storefs::inspect(&self.root, path)?;
-        if state != OnDisk::File {
-            return Err(not_found());
-        }
-        Ok((std::fs::File::open(local)?, node.version, size, hash))
+        let file = storefs::open_file(&self.root, path)?.ok_or_else(not_found)?;
+        Ok((file, node.version, size, hash))
     }
 }

@@ -70,6 +70,18 @@ impl UserStore {
         for (seq, path) in tombstones {
             records.push(Record::Tombstone { seq, path });
         }
+        // The authors of the versions still in the tree: base-version and
+        // RemoveDir decisions need nothing older (§7.2).
+        let versions: std::collections::BTreeSet<u64> =
+            self.tree.iter().map(|(_, n)| n.version).collect();
+        for seq in versions {
+            if let Some(client) = self.authors.get(&seq) {
+                records.push(Record::Author {
+                    seq,
+                    client: *client,
+                });
+            }
+        }
         for (client, cursor) in &self.clients {
             records.push(Record::ClientAdded { client: *client });
             records.push(Record::Cursor {
@@ -135,7 +147,7 @@ mod tests {
             v = put(&mut store, "a/x.txt", &round.to_be_bytes(), v);
         }
         let mid = store.head();
-        store.delete_file(3, &p("gone.txt")).unwrap();
+        store.delete_file(3, &p("gone.txt"), 1).unwrap();
         store.rename(&p("a"), &p("b/a2"), 1).unwrap();
         put(&mut store, "a/new.txt", b"new", 0);
         store.make_dir(&p("empty"), 1).unwrap();
@@ -164,5 +176,33 @@ mod tests {
             }
         }
         assert!(store.has_client(client));
+    }
+
+    #[test]
+    fn authors_follow_the_tree_and_survive_a_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths {
+            base: dir.path().to_path_buf(),
+        };
+        let user = UserId([8; 16]);
+        let (mut store, _) = UserStore::open(&paths, &user, true, false).unwrap();
+        store.add_client().unwrap();
+        let first = put(&mut store, "f.txt", b"0", 0);
+        let mut v = first;
+        for round in 0..6000u32 {
+            v = put(&mut store, "f.txt", &round.to_be_bytes(), v);
+        }
+        assert!(
+            store.authors.len() <= 2 * store.tree().len() + 4097,
+            "{} authors for {} nodes",
+            store.authors.len(),
+            store.tree().len()
+        );
+        assert!(store.pushed_by(v, 1));
+        store.close().unwrap();
+        let (mut store, _) = UserStore::open(&paths, &user, false, false).unwrap();
+        // Client 1's own last upload: its Delete from an old base applies.
+        let ack = store.delete_file(first, &p("f.txt"), 1).unwrap();
+        assert_eq!(ack.status, crate::protocol::PushStatus::Applied);
     }
 }

@@ -12,6 +12,7 @@
 mod apply;
 mod changes;
 mod compact;
+mod dirfd;
 pub mod fs;
 pub mod journal;
 mod recover;
@@ -23,7 +24,7 @@ pub use fs::StoreError;
 
 use crate::protocol::{ClientId, UserId, WirePath};
 use journal::{Journal, Record};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tree::{NodeKind, Tree};
 
@@ -94,10 +95,19 @@ pub struct UserStore {
     journal_records: usize,
     head: u64,
     clients: BTreeMap<ClientId, u64>,
+    /// Which device pushed each change (by sequence number), so a device's
+    /// own earlier pushes never count as someone else's change (§7.2).
+    /// Changes of unknown author (a re-scan, an old journal) are absent.
+    authors: HashMap<u64, ClientId>,
+    /// Per (device, path of a file that was in the way): the directory
+    /// where that device's pushed subtree went instead (§7.4), so every
+    /// later push below the same path lands in the same conflict directory.
+    /// Kept while the user's state is open.
+    conflict_dirs: HashMap<(ClientId, WirePath), WirePath>,
     durable: bool,
     /// Directories whose entries changed since the last flush (fsynced by
     /// `flush` when durable).
-    dirty_dirs: std::collections::BTreeSet<PathBuf>,
+    dirty_dirs: std::collections::BTreeSet<Option<WirePath>>,
     temp_counter: u64,
 }
 
@@ -145,6 +155,8 @@ impl UserStore {
             journal_records: replay.records.len(),
             head: 0,
             clients: BTreeMap::new(),
+            authors: HashMap::new(),
+            conflict_dirs: HashMap::new(),
             durable,
             dirty_dirs: std::collections::BTreeSet::new(),
             temp_counter: 0,
@@ -228,17 +240,15 @@ impl UserStore {
     /// The write or fsync failed.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         for dir in std::mem::take(&mut self.dirty_dirs) {
-            fs::sync_dir(&dir)?;
+            fs::sync_dir(&self.root, dir.as_ref())?;
         }
         Ok(self.journal.flush(self.durable)?)
     }
 
     /// Notes that the directory holding `local` changed (durable mode only).
-    pub(crate) fn touched_dir(&mut self, local: &Path) {
+    pub(crate) fn touched_dir(&mut self, entry: &WirePath) {
         if self.durable {
-            if let Some(parent) = local.parent() {
-                self.dirty_dirs.insert(parent.to_path_buf());
-            }
+            self.dirty_dirs.insert(entry.parent());
         }
     }
 
@@ -314,7 +324,29 @@ impl UserStore {
             Record::Tombstone { seq, path } => {
                 self.touch(*seq, path, true, Vec::new());
             }
+            Record::Author { seq, client } => {
+                self.authors.insert(*seq, *client);
+            }
         }
+    }
+
+    /// Whether `client` pushed change `seq` itself.
+    fn pushed_by(&self, seq: u64, client: ClientId) -> bool {
+        self.authors.get(&seq) == Some(&client)
+    }
+
+    /// Journals that `client` pushed change `seq` (after its records).
+    fn record_author(&mut self, seq: u64, client: ClientId) -> Result<(), StoreError> {
+        self.record(Record::Author { seq, client })?;
+        // Only the authors of versions still in the tree are ever asked
+        // for: forget the others once they outnumber the tree, so memory
+        // follows the tree, not the history (amortised O(1) per change).
+        if self.authors.len() > 2 * self.tree.len() + 4096 {
+            let live: std::collections::HashSet<u64> =
+                self.tree.iter().map(|(_, n)| n.version).collect();
+            self.authors.retain(|seq, _| live.contains(seq));
+        }
+        Ok(())
     }
 
     /// Records that change `seq` touched `path` (and created `parents`).
