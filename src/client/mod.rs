@@ -5,7 +5,8 @@
 //! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`index`]: what every synced path was when last agreed with the server.
-//! - [`scanner`]: folder vs index → the pushes that reproduce local changes.
+//! - [`scanner`]: walks the folder, hashes what changed, asks [`plan`] for the pushes.
+//! - [`plan`]: the push decisions without I/O: what to push, in what order, what an ack means.
 //! - [`watcher`]: notify events → "look at these paths again".
 //! - [`push`]: sending pushes, digesting their acknowledgements.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod fsutil;
 pub mod index;
 pub mod logging;
+pub mod plan;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -9,24 +9,14 @@
 use super::connection::Connection;
 use super::error::ClientError;
 use super::fsutil::{check_path, ensure_parent, Local};
-use super::index::{Entry, EntryKind, Index};
+use super::index::Index;
+use super::plan::ack::{self, AckEffect, Expect};
 use super::scanner::{Op, SETTLE};
 use crate::protocol::limits::CHUNK_SIZE;
-use crate::protocol::{
-    Delete, FileBegin, Message, PushAck, PushStatus, RemoveDir, Rename, WirePath,
-};
+use crate::protocol::{Delete, FileBegin, Message, PushAck, RemoveDir, Rename, WirePath};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;
-
-/// What an acknowledgement asks of the session.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct AckEffect {
-    /// Paths to compare with the index again.
-    pub dirty: Vec<WirePath>,
-    /// The server moved on: pull soon.
-    pub pull: bool,
-}
 
 /// Sends one operation. Returns its request ID, or `None` when the local file
 /// vanished before it could be read (the watcher will report what happened).
@@ -113,117 +103,32 @@ fn stream_file(
     Ok(())
 }
 
-/// Updates the index (and, for conflicts, the folder) after the server
-/// answered `op` with `ack`.
-pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck) -> AckEffect {
-    let mut effect = AckEffect::default();
-    let ok = matches!(ack.status, PushStatus::Applied | PushStatus::Unchanged);
-    match op {
-        Op::Upload {
-            path, stat, hash, ..
-        } => {
-            // A file hashed moments after its last write (pushed at once
-            // because its writer closed it) may be written again within the
-            // same timestamp tick, leaving size and mtime unchanged: keep its
-            // stat untrusted so the next look hashes it again.
-            let mut indexed = *stat;
-            if indexed.is_racy(SETTLE) {
-                indexed.mtime_ns = 0;
+/// Updates the index (through [`plan::ack::on_ack`]) and, for conflicts,
+/// the folder after the server answered `op` with `ack`. `cursor` is the
+/// device's pull cursor now.
+pub fn apply_ack(root: &Path, index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffect {
+    let racy = matches!(op, Op::Upload { stat, .. } if stat.is_racy(SETTLE));
+    let mut effect = ack::on_ack(index, op, ack, cursor, racy);
+    if let Some(mv) = effect.local_move.take() {
+        let made = match mv.expect {
+            Expect::File(stat) => {
+                check_path(root, &mv.to).ok() == Some(Local::File(stat))
+                    || (check_path(root, &mv.from).ok() == Some(Local::File(stat))
+                        && move_local(root, &mv.from, &mv.to).is_ok())
             }
-            let entry = Entry {
-                kind: EntryKind::File {
-                    stat: indexed,
-                    hash: *hash,
-                },
-                version: ack.version,
-            };
-            match ack.status {
-                PushStatus::Applied | PushStatus::Unchanged => index.insert(path.clone(), entry),
-                PushStatus::Conflict => {
-                    log::warn!(
-                        "conflict: {path} was changed elsewhere; this device's version is now {}",
-                        ack.path
-                    );
-                    index.remove(path);
-                    let here = check_path(root, &ack.path).ok();
-                    let moved = here == Some(Local::File(*stat))
-                        || (check_path(root, path).ok() == Some(Local::File(*stat))
-                            && move_local(root, path, &ack.path).is_ok());
-                    if moved {
-                        index.insert(ack.path.clone(), entry);
-                    }
-                    effect.dirty.extend([path.clone(), ack.path.clone()]);
-                    effect.pull = true;
-                }
-                PushStatus::Stale => {
-                    effect.dirty.push(path.clone());
-                    effect.pull = true;
-                }
+            Expect::Dir => {
+                check_path(root, &mv.from).ok() == Some(Local::Dir)
+                    && check_path(root, &mv.to).ok() == Some(Local::Absent)
+                    && move_local(root, &mv.from, &mv.to).is_ok()
             }
+            Expect::Free => {
+                check_path(root, &mv.to).ok() == Some(Local::Absent)
+                    && move_local(root, &mv.from, &mv.to).is_ok()
+            }
+        };
+        if let (true, Some(entry)) = (made, mv.record) {
+            index.insert(mv.to, entry);
         }
-        Op::MakeDir { path } => {
-            let dir = Entry {
-                kind: EntryKind::Dir,
-                version: ack.version,
-            };
-            match ack.status {
-                _ if ok => index.insert(path.clone(), dir),
-                PushStatus::Conflict => {
-                    log::warn!(
-                        "conflict: {path} is a file elsewhere; this directory is now {}",
-                        ack.path
-                    );
-                    if check_path(root, path).ok() == Some(Local::Dir)
-                        && check_path(root, &ack.path).ok() == Some(Local::Absent)
-                    {
-                        let _ = move_local(root, path, &ack.path);
-                    }
-                    index.insert(ack.path.clone(), dir);
-                    effect.dirty.extend([path.clone(), ack.path.clone()]);
-                    effect.pull = true;
-                }
-                _ => {
-                    effect.dirty.push(path.clone());
-                    effect.pull = true;
-                }
-            }
-        }
-        Op::Delete { path, .. } => {
-            index.remove(path);
-            if !ok {
-                // Changed elsewhere meanwhile: the newer version comes back by pull.
-                log::info!("{path} was changed elsewhere; the server kept it");
-                effect.pull = true;
-            }
-        }
-        Op::RemoveDir { path } => {
-            index.remove_subtree(path);
-            if !ok {
-                log::info!("part of {path} was changed elsewhere; the server kept it");
-                effect.pull = true;
-            }
-        }
-        Op::Rename { from, to, .. } => match ack.status {
-            PushStatus::Applied => index.rebase(from, to, Some(ack.version)),
-            PushStatus::Unchanged => index.rebase(from, to, None),
-            PushStatus::Conflict => {
-                log::warn!(
-                    "conflict: {to} exists elsewhere; moved entry is now {}",
-                    ack.path
-                );
-                if check_path(root, &ack.path).ok() == Some(Local::Absent) {
-                    let _ = move_local(root, to, &ack.path);
-                }
-                index.rebase(from, &ack.path, Some(ack.version));
-                effect.dirty.extend([to.clone(), ack.path.clone()]);
-                effect.pull = true;
-            }
-            PushStatus::Stale => {
-                index.remove_subtree(from);
-                effect.dirty.push(to.clone());
-                effect.pull = true;
-            }
-        },
     }
     effect
 }
@@ -238,7 +143,8 @@ fn move_local(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), ClientE
 mod tests {
     use super::*;
     use crate::client::fsutil::Stat;
-    use crate::protocol::ContentHash;
+    use crate::client::index::{Entry, EntryKind};
+    use crate::protocol::{ContentHash, PushStatus};
 
     fn p(s: &str) -> WirePath {
         WirePath::new(s).unwrap()
@@ -266,7 +172,7 @@ mod tests {
             version: 9,
             path: p("d/r (conflict 2 2026-01-01 000000).txt"),
         };
-        let effect = apply_ack(root, &mut index, &op, &ack);
+        let effect = apply_ack(root, &mut index, &op, &ack, 0);
         assert!(effect.pull);
         assert_eq!(
             fs::read_to_string(root.join("d/r (conflict 2 2026-01-01 000000).txt")).unwrap(),
@@ -301,6 +207,7 @@ mod tests {
             &mut index,
             &up,
             &ack(PushStatus::Applied, 4, "a/f"),
+            0,
         );
         assert_eq!(index.get(&p("a/f")).map(|e| e.version), Some(4));
         let mv = Op::Rename {
@@ -320,6 +227,7 @@ mod tests {
             &mut index,
             &mv,
             &ack(PushStatus::Applied, 5, "b"),
+            0,
         );
         assert_eq!(index.get(&p("b/f")).map(|e| e.version), Some(5));
         let del = Op::Delete {
@@ -331,6 +239,7 @@ mod tests {
             &mut index,
             &del,
             &ack(PushStatus::Stale, 6, "b/f"),
+            0,
         );
         assert!(effect.pull);
         assert!(index.get(&p("b/f")).is_none());

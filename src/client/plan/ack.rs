@@ -1,0 +1,181 @@
+//! What a `PushAck` means for this device (protocol-spec §5.4): index
+//! updates (done here), the local move that mirrors a conflict copy (done by
+//! the caller, which owns the disk), the paths to compare again, whether to
+//! pull, and how far back the cursor must go so that the next pull lists a
+//! path this device had to forget.
+
+use super::ops::Op;
+use crate::client::fsutil::Stat;
+use crate::client::index::{Entry, EntryKind, Index};
+use crate::protocol::{PushAck, PushStatus, WirePath};
+
+/// What must be at a move's source (and its destination) for the move to be
+/// made: anything else there is the user's newer work and stays put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The source is the file that was uploaded (same size and mtime); if
+    /// that file is already at the destination, the move counts as made.
+    File(Stat),
+    /// The source is a directory and the destination is free.
+    Dir,
+    /// The destination is free.
+    Free,
+}
+
+/// Move the local `from` to `to` (a conflict-copy name the server chose).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMove {
+    /// Where this device's entry is.
+    pub from: WirePath,
+    /// Where the server put it.
+    pub to: WirePath,
+    /// When to do it.
+    pub expect: Expect,
+    /// The index entry for `to` once the move is made (or found made).
+    pub record: Option<Entry>,
+}
+
+/// What an acknowledgement asks of the session.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AckEffect {
+    /// Paths to compare with the index again.
+    pub dirty: Vec<WirePath>,
+    /// The server moved on: pull soon.
+    pub pull: bool,
+    /// The cursor must be at most this, or the next pull would not list a
+    /// path this device forgot (its server version is at or below the
+    /// cursor): a refused push must never leave the device unable to
+    /// converge.
+    pub rewind: Option<u64>,
+    /// The local move that mirrors a conflict copy.
+    pub local_move: Option<LocalMove>,
+}
+
+/// Digests the server's answer `ack` to `op`: updates `index` and says what
+/// else to do. `cursor` is the device's pull cursor now; `racy` says the
+/// uploaded file was hashed so soon after its last write that a same-size
+/// rewrite in the same timestamp tick could follow unseen: its stat is then
+/// indexed untrusted (mtime 0), so the next look hashes it again.
+pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool) -> AckEffect {
+    let mut effect = AckEffect::default();
+    let ok = matches!(ack.status, PushStatus::Applied | PushStatus::Unchanged);
+    let refused = ack.status == PushStatus::Stale;
+    match op {
+        Op::Upload {
+            path, stat, hash, ..
+        } => {
+            let mut indexed = *stat;
+            if racy {
+                indexed.mtime_ns = 0;
+            }
+            let entry = Entry {
+                kind: EntryKind::File {
+                    stat: indexed,
+                    hash: *hash,
+                },
+                version: ack.version,
+            };
+            match ack.status {
+                _ if ok => index.insert(path.clone(), entry),
+                PushStatus::Conflict => {
+                    log::warn!(
+                        "conflict: {path} was changed elsewhere; this device's version is now {}",
+                        ack.path
+                    );
+                    index.remove(path);
+                    effect.local_move = Some(LocalMove {
+                        from: path.clone(),
+                        to: ack.path.clone(),
+                        expect: Expect::File(*stat),
+                        record: Some(entry),
+                    });
+                    effect.dirty.extend([path.clone(), ack.path.clone()]);
+                    effect.pull = true;
+                }
+                _ => {
+                    effect.dirty.push(path.clone());
+                    effect.pull = true;
+                }
+            }
+        }
+        Op::MakeDir { path } => {
+            let dir = Entry {
+                kind: EntryKind::Dir,
+                version: ack.version,
+            };
+            match ack.status {
+                _ if ok => index.insert(path.clone(), dir),
+                PushStatus::Conflict => {
+                    log::warn!(
+                        "conflict: {path} is a file elsewhere; this directory is now {}",
+                        ack.path
+                    );
+                    effect.local_move = Some(LocalMove {
+                        from: path.clone(),
+                        to: ack.path.clone(),
+                        expect: Expect::Dir,
+                        record: None,
+                    });
+                    index.insert(ack.path.clone(), dir);
+                    effect.dirty.extend([path.clone(), ack.path.clone()]);
+                    effect.pull = true;
+                }
+                _ => {
+                    effect.dirty.push(path.clone());
+                    effect.pull = true;
+                }
+            }
+        }
+        Op::Delete { path, .. } => {
+            index.remove(path);
+            if !ok {
+                // Changed elsewhere meanwhile: the newer version comes back by pull.
+                log::info!("{path} was changed elsewhere; the server kept it");
+                effect.dirty.push(path.clone());
+                effect.pull = true;
+            }
+        }
+        Op::RemoveDir { path } => {
+            index.remove_subtree(path);
+            if !ok {
+                log::info!("part of {path} was changed elsewhere; the server kept it");
+                effect.dirty.push(path.clone());
+                effect.pull = true;
+            }
+        }
+        Op::Rename { from, to, .. } => match ack.status {
+            PushStatus::Applied => index.rebase(from, to, Some(ack.version)),
+            PushStatus::Unchanged => index.rebase(from, to, None),
+            PushStatus::Conflict => {
+                log::warn!(
+                    "conflict: {to} exists elsewhere; moved entry is now {}",
+                    ack.path
+                );
+                effect.local_move = Some(LocalMove {
+                    from: to.clone(),
+                    to: ack.path.clone(),
+                    expect: Expect::Free,
+                    record: None,
+                });
+                index.rebase(from, &ack.path, Some(ack.version));
+                effect.dirty.extend([to.clone(), ack.path.clone()]);
+                effect.pull = true;
+            }
+            PushStatus::Stale => {
+                log::info!("{from} changed elsewhere before it could be moved to {to}");
+                index.remove_subtree(from);
+                effect.dirty.extend([from.clone(), to.clone()]);
+                effect.pull = true;
+            }
+        },
+    }
+    if refused && ack.version > 0 && ack.version <= cursor {
+        // The server still holds something there, at a version this device's
+        // cursor is already past: only a pull from before it brings it back.
+        effect.rewind = Some(ack.version - 1);
+    }
+    effect
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+use super::*;
+use crate::protocol::ContentHash;
+
+fn p(s: &str) -> WirePath {
+    WirePath::new(s).unwrap()
+}
+
+fn file(version: u64) -> Entry {
+    Entry {
+        kind: EntryKind::File {
+            stat: Stat {
+                size: 1,
+                mtime_ns: 7,
+            },
+            hash: ContentHash::of(b"x"),
+        },
+        version,
+    }
+}
+
+fn stale(version: u64, path: &str) -> PushAck {
+    PushAck {
+        status: PushStatus::Stale,
+        version,
+        path: p(path),
+    }
+}
+
+#[test]
+fn a_refused_rename_below_the_cursor_rewinds_it() {
+    let mut index = Index::new();
+    index.insert(p("a"), file(3));
+    let op = Op::Rename {
+        from: p("a"),
+        to: p("a/a"),
+        base: 3,
+    };
+    let effect = on_ack(&mut index, &op, &stale(3, "a"), 10, false);
+    assert_eq!(effect.rewind, Some(2), "the next pull lists `a` again");
+    assert!(effect.pull);
+    assert!(index.get(&p("a")).is_none());
+}
+
+#[test]
+fn a_refused_push_above_the_cursor_needs_no_rewind() {
+    let mut index = Index::new();
+    index.insert(p("f"), file(3));
+    let op = Op::Delete {
+        path: p("f"),
+        base: 3,
+    };
+    let effect = on_ack(&mut index, &op, &stale(12, "f"), 10, false);
+    assert_eq!(effect.rewind, None);
+    assert!(effect.pull);
+    let gone = on_ack(&mut index, &op, &stale(0, "f"), 10, false);
+    assert_eq!(
+        gone.rewind, None,
+        "absent on the server: nothing to bring back"
+    );
+}
+
+#[test]
+fn a_racy_upload_is_indexed_untrusted() {
+    let mut index = Index::new();
+    let op = Op::Upload {
+        path: p("f"),
+        base: 0,
+        stat: Stat {
+            size: 1,
+            mtime_ns: 7,
+        },
+        hash: ContentHash::of(b"x"),
+    };
+    let ack = PushAck {
+        status: PushStatus::Applied,
+        version: 4,
+        path: p("f"),
+    };
+    on_ack(&mut index, &op, &ack, 3, true);
+    match index.get(&p("f")).map(|e| e.kind) {
+        Some(EntryKind::File { stat, .. }) => assert_eq!(stat.mtime_ns, 0),
+        other => panic!("{other:?}"),
+    }
+}
