@@ -160,6 +160,8 @@ impl Scanner {
             None => self.root.clone(),
             Some(path) => match check_path(&self.root, path).unwrap_or(Local::Foreign) {
                 Local::Absent => return Ok(out),
+                // `rm -r conf; mv conf.new conf`: `conf/a.ini` is gone, not odd.
+                Local::Foreign if below_a_file(&self.root, path) => return Ok(out),
                 Local::Foreign => {
                     self.warn_once(
                         &path.to_local(&self.root),
@@ -391,5 +393,23 @@ impl Scanner {
     }
 }
 
+/// True when an ancestor of `path` is a regular file (reached through real
+/// directories only): nothing can be at `path`.
+fn below_a_file(root: &Path, path: &WirePath) -> bool {
+    let mut at = root.to_path_buf();
+    let parts: Vec<&str> = path.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_dir() => {}
+            Ok(meta) => return meta.file_type().is_file(),
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod type_change_tests;
