@@ -47,6 +47,9 @@ pub struct AckEffect {
     /// cursor): a refused push must never leave the device unable to
     /// converge.
     pub rewind: Option<u64>,
+    /// The cursor may move forward to this: the push's change came right
+    /// after the cursor, so nothing happened on the server in between.
+    pub advance: Option<u64>,
     /// The local move that mirrors a conflict copy.
     pub local_move: Option<LocalMove>,
 }
@@ -168,6 +171,10 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
                 effect.pull = true;
             }
         },
+    }
+    let landed = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict);
+    if landed && Some(ack.version) == cursor.checked_add(1) {
+        effect.advance = Some(ack.version);
     }
     if refused && ack.version > 0 && ack.version <= cursor {
         // The server still holds something there, at a version this device's

@@ -8,6 +8,15 @@ fn p(s: &str) -> WirePath {
     WirePath::new(s).unwrap()
 }
 
+/// A stat record with this size and mtime (the other fields, if any, from
+/// a real directory).
+fn stat(size: u64, mtime_ns: i64) -> Stat {
+    let mut stat = Stat::of(&std::fs::metadata(".").unwrap());
+    stat.size = size;
+    stat.mtime_ns = mtime_ns;
+    stat
+}
+
 fn dir(version: u64) -> Entry {
     Entry {
         kind: EntryKind::Dir,
@@ -34,8 +43,8 @@ fn a_directory_replaced_by_a_renamed_file_removes_the_directory_first() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     fs::write(root.join("conf"), "new").unwrap();
-    let stat = match check_path(root, &p("conf")).unwrap() {
-        Local::File(stat) => stat,
+    let now = match check_path(root, &p("conf")).unwrap() {
+        Local::File(now) => now,
         other => panic!("{other:?}"),
     };
     std::thread::sleep(SETTLE + Duration::from_millis(20));
@@ -44,10 +53,7 @@ fn a_directory_replaced_by_a_renamed_file_removes_the_directory_first() {
     index.insert(p("conf"), dir(1));
     let old_file = |version| Entry {
         kind: EntryKind::File {
-            stat: Stat {
-                size: 3,
-                mtime_ns: 1,
-            },
+            stat: stat(3, 1),
             hash: ContentHash::of(b"old"),
         },
         version,
@@ -56,7 +62,7 @@ fn a_directory_replaced_by_a_renamed_file_removes_the_directory_first() {
     index.insert(
         p("conf.new"),
         Entry {
-            kind: EntryKind::File { stat, hash },
+            kind: EntryKind::File { stat: now, hash },
             version: 2,
         },
     );

@@ -9,7 +9,7 @@ use crate::client::connection::closes_connection;
 use crate::client::error::ClientError;
 use crate::client::push::apply_ack;
 use crate::client::scanner::Op;
-use crate::protocol::{ErrorReport, PushAck, PushStatus};
+use crate::protocol::{ErrorReport, PushAck};
 use std::time::{Duration, Instant};
 
 impl Session<'_> {
@@ -25,12 +25,10 @@ impl Session<'_> {
         if let Some(back) = effect.rewind {
             self.rewind_cursor(back);
         }
-        let advanced = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict)
-            && ack.version == self.index.cursor() + 1;
-        if advanced {
+        if let Some(next) = effect.advance {
             // Nothing else happened on the server in between: our own
             // change is the next one, so the cursor may follow it.
-            self.index.set_cursor(ack.version);
+            self.index.set_cursor(next);
         }
         let now = Instant::now();
         for path in effect.dirty {

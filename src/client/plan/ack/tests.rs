@@ -5,13 +5,19 @@ fn p(s: &str) -> WirePath {
     WirePath::new(s).unwrap()
 }
 
+/// A stat record with this size and mtime (the other fields, if any, from
+/// a real directory).
+fn stat(size: u64, mtime_ns: i64) -> Stat {
+    let mut stat = Stat::of(&std::fs::metadata(".").unwrap());
+    stat.size = size;
+    stat.mtime_ns = mtime_ns;
+    stat
+}
+
 fn file(version: u64) -> Entry {
     Entry {
         kind: EntryKind::File {
-            stat: Stat {
-                size: 1,
-                mtime_ns: 7,
-            },
+            stat: stat(1, 7),
             hash: ContentHash::of(b"x"),
         },
         version,
@@ -65,10 +71,7 @@ fn a_racy_upload_is_indexed_untrusted() {
     let op = Op::Upload {
         path: p("f"),
         base: 0,
-        stat: Stat {
-            size: 1,
-            mtime_ns: 7,
-        },
+        stat: stat(1, 7),
         hash: ContentHash::of(b"x"),
     };
     let ack = PushAck {
