@@ -117,9 +117,8 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
                         from: path.clone(),
                         to: ack.path.clone(),
                         expect: Expect::Dir,
-                        record: None,
+                        record: Some(dir),
                     });
-                    index.insert(ack.path.clone(), dir);
                     effect.dirty.extend([path.clone(), ack.path.clone()]);
                     effect.pull = true;
                 }
@@ -147,7 +146,12 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
             }
         }
         Op::Rename { from, to, .. } => match ack.status {
-            PushStatus::Applied => index.rebase(from, to, Some(ack.version)),
+            PushStatus::Applied => {
+                index.rebase(from, to, Some(ack.version));
+                if Some(ack.version) != cursor.checked_add(1) {
+                    forget_moved(index, to, &mut effect);
+                }
+            }
             PushStatus::Unchanged => index.rebase(from, to, None),
             PushStatus::Conflict => {
                 log::warn!(
@@ -161,6 +165,7 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
                     record: None,
                 });
                 index.rebase(from, &ack.path, Some(ack.version));
+                forget_moved(index, &ack.path, &mut effect);
                 effect.dirty.extend([to.clone(), ack.path.clone()]);
                 effect.pull = true;
             }
@@ -182,6 +187,23 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
         effect.rewind = Some(ack.version - 1);
     }
     effect
+}
+
+/// After a rename the server applied behind changes this device has not
+/// pulled yet (or onto a conflict name), what the server moved may differ
+/// from what the index moved: another device may have edited the source
+/// (the server moves the edit; Rename's base is informative only) or
+/// deleted something inside it (listed at the old path, so no pull would
+/// ever say it is gone below the destination). Recording this device's
+/// hashes there would make the next push overwrite the edit, or keep a
+/// deleted file forever. So the index forgets the moved entries; the pull
+/// (asked for here, and done before the next push round) indexes again
+/// whatever matches by content, a differing file becomes a conflict copy
+/// there, and what the server no longer has is pushed again as new.
+fn forget_moved(index: &mut Index, dir: &WirePath, effect: &mut AckEffect) {
+    index.remove_subtree(dir);
+    effect.dirty.push(dir.clone());
+    effect.pull = true;
 }
 
 #[cfg(test)]

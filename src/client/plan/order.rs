@@ -26,6 +26,7 @@ use super::ops::Op;
 use crate::protocol::WirePath;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 
 /// Orders `ops` by their dependencies. `taken` says whether a path is in use
@@ -307,14 +308,19 @@ impl<'a> TempNames<'a> {
         }
     }
 
-    /// `NAME.cs-move-N` at the top of the folder.
+    /// `NAME.cs-move-HASH-N` at the top of the folder, HASH from the source's
+    /// whole path: two devices moving different sources at once never pick
+    /// the same name (they would take each other's move for a conflict).
     fn next(&mut self, from: &WirePath) -> WirePath {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        from.as_str().hash(&mut hasher);
+        let tag = hasher.finish() as u32;
         loop {
             self.counter += 1;
-            let text = format!("{}.cs-move-{}", from.file_name(), self.counter);
+            let text = format!("{}.cs-move-{tag:08x}-{}", from.file_name(), self.counter);
             // A name too long for the protocol: a short one.
             let candidate = WirePath::new(&text)
-                .or_else(|_| WirePath::new(&format!(".cs-move-{}", self.counter)));
+                .or_else(|_| WirePath::new(&format!(".cs-move-{tag:08x}-{}", self.counter)));
             if let Ok(path) = candidate {
                 if !self.used.contains(&path) && !(self.taken)(&path) {
                     self.used.insert(path.clone());

@@ -12,6 +12,16 @@ fn rename(from: &str, to: &str) -> Op {
     }
 }
 
+/// The `n`th temporary name for `from`.
+fn temp(from: &str, n: u32) -> WirePath {
+    let mut namer = TempNames::new(&[], &nothing_taken);
+    let mut name = namer.next(&p(from));
+    for _ in 1..n {
+        name = namer.next(&p(from));
+    }
+    name
+}
+
 fn nothing_taken(_: &WirePath) -> bool {
     false
 }
@@ -49,13 +59,15 @@ fn a_removed_destination_is_freed_first() {
 fn a_rename_below_its_own_source_goes_through_a_temporary_name() {
     // mv A1 A1_old; mkdir A1; mv A1_old A1/A1
     let ops = vec![rename("A1", "A1/A1"), Op::MakeDir { path: p("A1") }];
-    let taken = |q: &WirePath| q.as_str() == "A1.cs-move-1";
+    let first = temp("A1", 1);
+    let taken = |q: &WirePath| *q == first;
+    let tmp = temp("A1", 2);
     assert_eq!(
         order(ops, &taken),
         vec![
-            rename("A1", "A1.cs-move-2"),
+            rename("A1", tmp.as_str()),
             Op::MakeDir { path: p("A1") },
-            rename("A1.cs-move-2", "A1/A1"),
+            rename(tmp.as_str(), "A1/A1"),
         ]
     );
 }
@@ -66,9 +78,9 @@ fn a_swap_is_broken_through_a_temporary_name() {
     assert_eq!(
         order(ops, &nothing_taken),
         vec![
-            rename("d/a", "a.cs-move-1"),
+            rename("d/a", temp("d/a", 1).as_str()),
             rename("d/b", "d/a"),
-            rename("a.cs-move-1", "d/b"),
+            rename(temp("d/a", 1).as_str(), "d/b"),
         ]
     );
 }
@@ -83,9 +95,9 @@ fn a_file_moved_up_over_its_removed_directory() {
     assert_eq!(
         order(ops, &nothing_taken),
         vec![
-            rename("conf/a.ini", "a.ini.cs-move-1"),
+            rename("conf/a.ini", temp("conf/a.ini", 1).as_str()),
             Op::RemoveDir { path: p("conf") },
-            rename("a.ini.cs-move-1", "conf"),
+            rename(temp("conf/a.ini", 1).as_str(), "conf"),
         ]
     );
 }
