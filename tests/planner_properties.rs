@@ -405,3 +405,71 @@ fn regression_5() {
         3,
     );
 }
+
+#[test]
+fn regression_6() {
+    use Action::*;
+    replay(
+        &[
+            (0, 143, true),
+            (2550, 28, true),
+            (0, 101, false),
+            (16069, 41, true),
+            (55079, 44, false),
+            (46742, 0, false),
+            (43690, 43, true),
+            (34969, 201, false),
+        ],
+        &[
+            (20, IntoOwnDir { at: 1392 }),
+            (216, TypeChange { at: 20031 }),
+            (
+                158,
+                MakeDir {
+                    at: 32289,
+                    name: 154,
+                },
+            ),
+            (74, TypeChange { at: 7939 }),
+            (73, Write { at: 7891, name: 0 }),
+            (
+                126,
+                Move {
+                    at: 62285,
+                    to: 45854,
+                    name: 0,
+                },
+            ),
+        ],
+        &[7860, 4361, 9275],
+        2,
+    );
+}
+
+#[test]
+fn regression_7() {
+    use Action::*;
+    replay(
+        &[
+            (0, 69, true),
+            (36380, 4, false),
+            (2864, 59, false),
+            (12179, 108, false),
+            (15199, 1, true),
+        ],
+        &[
+            (1, IntoOwnDir { at: 1980 }),
+            (21, TypeChange { at: 5889 }),
+            (
+                114,
+                Move {
+                    at: 47267,
+                    to: 5216,
+                    name: 22,
+                },
+            ),
+        ],
+        &[9209, 16832, 25685],
+        3,
+    );
+}

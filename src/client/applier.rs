@@ -284,11 +284,10 @@ impl<'a> Applier<'a> {
                 );
                 return Ok(());
             }
+            // Removed or replaced by a file here, unchanged on the server (a
+            // full listing names every path): the push will tell the server.
+            Local::Absent | Local::File(_) if self.index.get(path) == Some(&dir) => return Ok(()),
             Local::Absent => {
-                if self.index.get(path) == Some(&dir) {
-                    // Removed here and not pushed yet: the push will tell the server.
-                    return Ok(());
-                }
                 ensure_dirs(self.root, path)?;
                 log::debug!("created directory {path}");
                 out.changed += 1;

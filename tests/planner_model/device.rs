@@ -257,8 +257,28 @@ impl Device {
         self.pull_wanted = false;
         let cursor = self.index.cursor();
         let mut failed = false;
-        for change in server.pull(cursor) {
-            failed |= !self.apply(&change);
+        let mut changes = server.pull(cursor);
+        if cursor == 0 {
+            // A full listing: what it does not list is gone, removed first
+            // (synced files and directories go; local edits stay, to be
+            // pushed), as the applier does.
+            let listed: std::collections::BTreeSet<&WirePath> =
+                changes.iter().map(|c| &c.path).collect();
+            let mut gone: Vec<WirePath> = Vec::new();
+            for (path, _) in self.index.iter() {
+                if !listed.contains(path) && !gone.last().is_some_and(|g| path.is_within(g)) {
+                    gone.push(path.clone());
+                }
+            }
+            let deleted = gone.into_iter().map(|path| Change {
+                path,
+                node: None,
+                version: 0,
+            });
+            changes = deleted.chain(changes).collect();
+        }
+        for change in &changes {
+            failed |= !self.apply(change);
         }
         self.pull_failed = failed;
         if !failed {
@@ -300,6 +320,7 @@ impl Device {
                         self.mkdirs(path);
                         self.disk.insert(path.clone(), Disk::Dir);
                     }
+                    Local::File(_) if self.index.get(path) == Some(&dir) => return true,
                     Local::File(_) => {
                         if self.is_synced(path) {
                             self.disk.remove(path);

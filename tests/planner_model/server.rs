@@ -293,9 +293,22 @@ impl Server {
         }
     }
 
-    /// The reply to a Pull from `cursor` (the journal is never compacted, so
-    /// cursor 0 lists every path ever touched, which a full listing implies).
+    /// The reply to a Pull from `cursor`: a full listing from 0, else
+    /// incremental (the journal is never compacted).
     pub fn pull(&self, cursor: u64) -> Vec<Change> {
+        if cursor == 0 {
+            // Full listing: every path once, no Deleted entries.
+            let (dirs, files): (Vec<Change>, Vec<Change>) = self
+                .tree
+                .iter()
+                .map(|(p, (n, v))| Change {
+                    path: p.clone(),
+                    node: Some(*n),
+                    version: *v,
+                })
+                .partition(|c| c.node == Some(Node::Dir));
+            return dirs.into_iter().chain(files).collect();
+        }
         let mut touched: BTreeMap<WirePath, (bool, u64)> = BTreeMap::new();
         for (i, rec) in self.journal.iter().enumerate().skip(cursor as usize) {
             let seq = i as u64 + 1;

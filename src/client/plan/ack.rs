@@ -149,7 +149,7 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
             PushStatus::Applied => {
                 index.rebase(from, to, Some(ack.version));
                 if Some(ack.version) != cursor.checked_add(1) {
-                    forget_moved(index, to, &mut effect);
+                    behind_unpulled_changes(index, to, &mut effect);
                 }
             }
             PushStatus::Unchanged => index.rebase(from, to, None),
@@ -184,13 +184,32 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
     if refused && ack.version > 0 && ack.version <= cursor {
         // The server still holds something there, at a version this device's
         // cursor is already past: only a pull from before it brings it back.
-        effect.rewind = Some(ack.version - 1);
+        let back = ack.version - 1;
+        effect.rewind = Some(effect.rewind.map_or(back, |r| r.min(back)));
     }
     effect
 }
 
-/// After a rename the server applied behind changes this device has not
-/// pulled yet (or onto a conflict name), what the server moved may differ
+/// A rename the server applied behind changes this device has not pulled
+/// yet: another device may have edited or deleted something inside the
+/// source, and the server moved what it had, not what this index moved. An
+/// edit is listed by the next pull at the destination (with the rename's
+/// version, where the index holds this device's hash: the applier takes the
+/// server's content, or keeps both if this device edited it too), so a pull
+/// is asked for before the next push round. A deletion inside a moved
+/// directory is listed only at the old path, and no incremental pull would
+/// ever say the moved copy is gone: for a directory the cursor goes back to
+/// 0, and the full listing that brings removes what the server no longer
+/// has (or keeps it as a local edit to push).
+fn behind_unpulled_changes(index: &Index, to: &WirePath, effect: &mut AckEffect) {
+    effect.dirty.push(to.clone());
+    effect.pull = true;
+    if index.get(to).is_some_and(|e| e.kind == EntryKind::Dir) {
+        effect.rewind = Some(0);
+    }
+}
+
+/// After a rename the server applied onto a conflict name, what the server moved may differ
 /// from what the index moved: another device may have edited the source
 /// (the server moves the edit; Rename's base is informative only) or
 /// deleted something inside it (listed at the old path, so no pull would
