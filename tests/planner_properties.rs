@@ -473,3 +473,14 @@ fn regression_7() {
         3,
     );
 }
+
+#[test]
+fn regression_8() {
+    use Action::*;
+    replay(
+        &[(0, 111, true), (0, 4, true), (63676, 3, false), (20843, 12, true), (6276, 62, true), (23907, 1, false), (7471, 154, false)],
+        &[(28, Remove { at: 0 }), (92, Write { at: 55972, name: 38 }), (39, MakeDir { at: 2979, name: 0 }), (169, Write { at: 0, name: 0 }), (96, Move { at: 23053, to: 14, name: 10 })],
+        &[8516, 9853, 10013, 48992, 20644],
+        3,
+    );
+}

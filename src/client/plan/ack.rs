@@ -138,9 +138,17 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
             }
         }
         Op::RemoveDir { path } => {
+            let own = index.get(path).copied();
             index.remove_subtree(path);
             if !ok {
                 log::info!("part of {path} was changed elsewhere; the server kept it");
+                // The server kept the directory (and the ancestors of what it
+                // kept) at versions the cursor may be past: still indexed, it
+                // is removed again by the next push once the pull brought
+                // what was kept, instead of staying on the server unseen.
+                if let Some(dir) = own.filter(|e| e.kind == EntryKind::Dir) {
+                    index.insert(path.clone(), dir);
+                }
                 effect.dirty.push(path.clone());
                 effect.pull = true;
             }
