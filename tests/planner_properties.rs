@@ -478,9 +478,71 @@ fn regression_7() {
 fn regression_8() {
     use Action::*;
     replay(
-        &[(0, 111, true), (0, 4, true), (63676, 3, false), (20843, 12, true), (6276, 62, true), (23907, 1, false), (7471, 154, false)],
-        &[(28, Remove { at: 0 }), (92, Write { at: 55972, name: 38 }), (39, MakeDir { at: 2979, name: 0 }), (169, Write { at: 0, name: 0 }), (96, Move { at: 23053, to: 14, name: 10 })],
+        &[
+            (0, 111, true),
+            (0, 4, true),
+            (63676, 3, false),
+            (20843, 12, true),
+            (6276, 62, true),
+            (23907, 1, false),
+            (7471, 154, false),
+        ],
+        &[
+            (28, Remove { at: 0 }),
+            (
+                92,
+                Write {
+                    at: 55972,
+                    name: 38,
+                },
+            ),
+            (39, MakeDir { at: 2979, name: 0 }),
+            (169, Write { at: 0, name: 0 }),
+            (
+                96,
+                Move {
+                    at: 23053,
+                    to: 14,
+                    name: 10,
+                },
+            ),
+        ],
         &[8516, 9853, 10013, 48992, 20644],
         3,
+    );
+}
+
+#[test]
+fn regression_9() {
+    use Action::*;
+    replay(
+        &[
+            (0, 128, true),
+            (36995, 49, true),
+            (6839, 69, false),
+            (40176, 19, false),
+            (59869, 115, true),
+            (6843, 115, false),
+        ],
+        &[
+            (
+                188,
+                Write {
+                    at: 50966,
+                    name: 11,
+                },
+            ),
+            (
+                115,
+                Move {
+                    at: 36021,
+                    to: 1525,
+                    name: 20,
+                },
+            ),
+            (13, Remove { at: 33814 }),
+        ],
+        &[0, 0, 1464],
+        2,
     );
 }

@@ -284,8 +284,8 @@ impl<'a> Applier<'a> {
                 );
                 return Ok(());
             }
-            // Removed or replaced by a file here, unchanged on the server (a
-            // full listing names every path): the push will tell the server.
+            // Removed or replaced by a file here, unchanged on the server: the
+            // push will tell the server.
             Local::Absent | Local::File(_) if self.index.get(path) == Some(&dir) => return Ok(()),
             Local::Absent => {
                 ensure_dirs(self.root, path)?;
@@ -330,7 +330,8 @@ impl<'a> Applier<'a> {
             Local::Absent => {
                 let deleted_here = matches!(
                     indexed,
-                    Some(Entry { kind: EntryKind::File { .. }, version }) if version == entry.version
+                    Some(Entry { kind: EntryKind::File { hash: h, .. }, version })
+                        if version == entry.version && h == hash
                 );
                 if deleted_here {
                     // Deleted here, unchanged on the server: the push carries it.
@@ -453,8 +454,8 @@ impl<'a> Applier<'a> {
             // Unchanged since the last sync: the server's version replaces it.
             return Ok(Some(Local::File(stat)));
         }
-        if indexed.is_some_and(|e| e.hash().is_some() && e.version == entry.version) {
-            // Edited here, unchanged on the server: the push carries it.
+        if indexed.is_some_and(|e| e.hash() == Some(hash) && e.version == entry.version) {
+            // Edited here, unchanged on the server (version and content): the push carries it.
             out.dirty.insert(path.clone());
             return Ok(None);
         }

@@ -345,7 +345,8 @@ impl Device {
             Local::Absent => {
                 let deleted_here = matches!(
                     indexed,
-                    Some(Entry { kind: EntryKind::File { .. }, version: v }) if v == version
+                    Some(Entry { kind: EntryKind::File { hash: h, .. }, version: v })
+                        if v == version && h == hash(c)
                 );
                 if deleted_here {
                     return true;
@@ -367,7 +368,7 @@ impl Device {
                     return true;
                 }
                 if !self.is_synced(path) {
-                    if indexed.is_some_and(|e| e.hash().is_some() && e.version == version) {
+                    if indexed.is_some_and(|e| e.hash() == Some(hash(c)) && e.version == version) {
                         return true;
                     }
                     self.conflict_copy(path);
