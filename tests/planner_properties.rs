@@ -546,3 +546,67 @@ fn regression_9() {
         2,
     );
 }
+
+#[test]
+fn regression_10() {
+    use Action::*;
+    replay(
+        &[
+            (0, 4, true),
+            (0, 3, true),
+            (12536, 110, false),
+            (57, 61, true),
+            (8302, 59, false),
+        ],
+        &[
+            (
+                43,
+                Move {
+                    at: 35346,
+                    to: 5855,
+                    name: 0,
+                },
+            ),
+            (151, TypeChange { at: 35088 }),
+            (233, Write { at: 9352, name: 55 }),
+        ],
+        &[582, 61, 3907],
+        3,
+    );
+}
+
+#[test]
+fn regression_11() {
+    use Action::*;
+    replay(
+        &[
+            (0, 59, true),
+            (18823, 74, true),
+            (53935, 15, true),
+            (2551, 1, true),
+            (42446, 44, true),
+            (53685, 0, false),
+            (47128, 2, false),
+        ],
+        &[
+            (
+                119,
+                Move {
+                    at: 3341,
+                    to: 36256,
+                    name: 35,
+                },
+            ),
+            (
+                29,
+                Move {
+                    at: 38019,
+                    to: 4392,
+                    name: 88,
+                },
+            ),
+        ],
+        &[],
+        2,
+    );
+}

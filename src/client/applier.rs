@@ -284,9 +284,10 @@ impl<'a> Applier<'a> {
                 );
                 return Ok(());
             }
-            // Removed or replaced by a file here, unchanged on the server: the
-            // push will tell the server.
-            Local::Absent | Local::File(_) if self.index.get(path) == Some(&dir) => return Ok(()),
+            // Removed or replaced by a file here, unchanged on the server.
+            Local::Absent | Local::File(_) if self.agrees(path, None, entry.version, out) => {
+                return Ok(())
+            }
             Local::Absent => {
                 ensure_dirs(self.root, path)?;
                 log::debug!("created directory {path}");
@@ -327,18 +328,11 @@ impl<'a> Applier<'a> {
                 log::warn!("not writing {path}: a symlink or special file is in the way");
                 return Ok(());
             }
-            Local::Absent => {
-                let deleted_here = matches!(
-                    indexed,
-                    Some(Entry { kind: EntryKind::File { hash: h, .. }, version })
-                        if version == entry.version && h == hash
-                );
-                if deleted_here {
-                    // Deleted here, unchanged on the server: the push carries it.
-                    return Ok(());
-                }
-                Local::Absent
+            // Deleted or replaced by a directory here, unchanged on the server.
+            Local::Absent | Local::Dir if self.agrees(path, Some(hash), entry.version, out) => {
+                return Ok(())
             }
+            Local::Absent => Local::Absent,
             Local::Dir => match self.clear_synced_dir(path, indexed, out)? {
                 true => Local::Absent,
                 false => {
@@ -454,9 +448,8 @@ impl<'a> Applier<'a> {
             // Unchanged since the last sync: the server's version replaces it.
             return Ok(Some(Local::File(stat)));
         }
-        if indexed.is_some_and(|e| e.hash() == Some(hash) && e.version == entry.version) {
-            // Edited here, unchanged on the server (version and content): the push carries it.
-            out.dirty.insert(path.clone());
+        if self.agrees(path, Some(hash), entry.version, out) {
+            // Edited here, unchanged on the server: the push carries it.
             return Ok(None);
         }
         let kept = self.conflict_copy(path)?;
@@ -597,5 +590,6 @@ impl<'a> Applier<'a> {
     }
 }
 
+mod agree;
 #[cfg(test)]
 mod tests;

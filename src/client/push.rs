@@ -227,7 +227,7 @@ mod tests {
             &mut index,
             &mv,
             &ack(PushStatus::Applied, 5, "b"),
-            0,
+            4,
         );
         assert_eq!(index.get(&p("b/f")).map(|e| e.version), Some(5));
         let del = Op::Delete {

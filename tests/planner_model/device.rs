@@ -308,19 +308,18 @@ impl Device {
                 };
                 match self.local(path) {
                     Local::Dir => {}
+                    Local::Absent | Local::File(_) if self.agrees(path, None, change.version) => {
+                        return true
+                    }
                     Local::Blocked => {
                         self.clear_file_ancestor(path);
                         self.mkdirs(path);
                         self.disk.insert(path.clone(), Disk::Dir);
                     }
                     Local::Absent => {
-                        if self.index.get(path) == Some(&dir) {
-                            return true;
-                        }
                         self.mkdirs(path);
                         self.disk.insert(path.clone(), Disk::Dir);
                     }
-                    Local::File(_) if self.index.get(path) == Some(&dir) => return true,
                     Local::File(_) => {
                         if self.is_synced(path) {
                             self.disk.remove(path);
@@ -342,16 +341,8 @@ impl Device {
         let indexed = self.index.get(path).copied();
         match self.local(path) {
             Local::Blocked => self.clear_file_ancestor(path),
-            Local::Absent => {
-                let deleted_here = matches!(
-                    indexed,
-                    Some(Entry { kind: EntryKind::File { hash: h, .. }, version: v })
-                        if v == version && h == hash(c)
-                );
-                if deleted_here {
-                    return true;
-                }
-            }
+            Local::Absent | Local::Dir if self.agrees(path, Some(c), version) => return true,
+            Local::Absent => {}
             Local::Dir => {
                 if !indexed.is_some_and(|e| e.kind == EntryKind::Dir) {
                     return false;
@@ -368,7 +359,7 @@ impl Device {
                     return true;
                 }
                 if !self.is_synced(path) {
-                    if indexed.is_some_and(|e| e.hash() == Some(hash(c)) && e.version == version) {
+                    if self.agrees(path, Some(c), version) {
                         return true;
                     }
                     self.conflict_copy(path);
@@ -380,6 +371,20 @@ impl Device {
         self.mkdirs(path);
         self.disk.insert(path.clone(), Disk::File(c, stat));
         self.record(path, version);
+        true
+    }
+
+    /// The applier's `agrees`: the server holds what the index says was
+    /// synced (content `c`, or a directory for `None`); adopt its version.
+    fn agrees(&mut self, path: &WirePath, c: Option<Content>, version: u64) -> bool {
+        let Some(mut entry) = self.index.get(path).copied() else {
+            return false;
+        };
+        if entry.hash() != c.map(hash) {
+            return false;
+        }
+        entry.version = version;
+        self.index.insert(path.clone(), entry);
         true
     }
 

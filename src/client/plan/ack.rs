@@ -155,8 +155,10 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
         }
         Op::Rename { from, to, .. } => match ack.status {
             PushStatus::Applied => {
-                index.rebase(from, to, Some(ack.version));
-                if Some(ack.version) != cursor.checked_add(1) {
+                if Some(ack.version) == cursor.checked_add(1) {
+                    index.rebase(from, to, Some(ack.version));
+                } else {
+                    index.rebase(from, to, None);
                     behind_unpulled_changes(index, to, &mut effect);
                 }
             }
@@ -185,6 +187,9 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
             }
         },
     }
+    if ack.status == PushStatus::Applied {
+        index_created_parents(index, &ack.path, ack.version);
+    }
     let landed = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict);
     if landed && Some(ack.version) == cursor.checked_add(1) {
         effect.advance = Some(ack.version);
@@ -198,17 +203,37 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
     effect
 }
 
+/// The server made the missing parents of what a push placed, under the
+/// push's version (protocol-spec §5.4); indexed here too, or the next plan
+/// would take them for new local directories (a rename onto one of them is
+/// a Conflict), and no pull lists them once the cursor followed the push.
+fn index_created_parents(index: &mut Index, path: &WirePath, version: u64) {
+    let mut up = path.parent();
+    while let Some(dir) = up {
+        if index.get(&dir).is_some() {
+            break;
+        }
+        let entry = Entry {
+            kind: EntryKind::Dir,
+            version,
+        };
+        index.insert(dir.clone(), entry);
+        up = dir.parent();
+    }
+}
+
 /// A rename the server applied behind changes this device has not pulled
 /// yet: another device may have edited or deleted something inside the
-/// source, and the server moved what it had, not what this index moved. An
-/// edit is listed by the next pull at the destination (with the rename's
-/// version, where the index holds this device's hash: the applier takes the
-/// server's content, or keeps both if this device edited it too), so a pull
-/// is asked for before the next push round. A deletion inside a moved
-/// directory is listed only at the old path, and no incremental pull would
-/// ever say the moved copy is gone: for a directory the cursor goes back to
-/// 0, and the full listing that brings removes what the server no longer
-/// has (or keeps it as a local edit to push).
+/// source, and the server moved what it had, not what this index moved, all
+/// under the rename's version. So the moved entries keep their old versions
+/// (a push based on them cannot silently replace or delete the server's
+/// content: it is Stale or a conflict until a pull agreed) and a pull is
+/// asked for before the next push round: it lists every moved entry, and
+/// the applier adopts the new version wherever the content is the indexed
+/// one. A deletion inside a moved directory is listed only at the old path,
+/// and no incremental pull would ever say the moved copy is gone: for a
+/// directory the cursor goes back to 0, and the full listing that brings
+/// removes what the server no longer has (or keeps a local edit to push).
 fn behind_unpulled_changes(index: &Index, to: &WirePath, effect: &mut AckEffect) {
     effect.dirty.push(to.clone());
     effect.pull = true;
