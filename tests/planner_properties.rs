@@ -610,3 +610,40 @@ fn regression_11() {
         2,
     );
 }
+
+#[test]
+fn regression_12() {
+    use Action::*;
+    replay(
+        &[
+            (0, 74, true),
+            (21917, 10, true),
+            (1340, 5, true),
+            (20509, 35, false),
+            (33432, 3, true),
+            (14628, 38, false),
+            (24261, 0, false),
+        ],
+        &[
+            (20, TypeChange { at: 59105 }),
+            (
+                32,
+                MakeDir {
+                    at: 19699,
+                    name: 185,
+                },
+            ),
+            (181, Remove { at: 15641 }),
+            (
+                14,
+                Move {
+                    at: 22224,
+                    to: 27955,
+                    name: 152,
+                },
+            ),
+        ],
+        &[0, 31499, 4999],
+        2,
+    );
+}

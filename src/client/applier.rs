@@ -274,6 +274,8 @@ impl<'a> Applier<'a> {
         };
         match check_path(self.root, path)? {
             Local::Dir => {}
+            // Removed, replaced (or its parent) here, unchanged on the server.
+            _ if self.agrees(path, None, entry.version, out) => return Ok(()),
             Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
                 ensure_dirs(self.root, path)?;
                 out.changed += 1;
@@ -283,10 +285,6 @@ impl<'a> Applier<'a> {
                     "not creating directory {path}: a symlink or special file is in the way"
                 );
                 return Ok(());
-            }
-            // Removed or replaced by a file here, unchanged on the server.
-            Local::Absent | Local::File(_) if self.agrees(path, None, entry.version, out) => {
-                return Ok(())
             }
             Local::Absent => {
                 ensure_dirs(self.root, path)?;
@@ -321,16 +319,18 @@ impl<'a> Applier<'a> {
         let path = &entry.path;
         let indexed = self.index.get(path).copied();
         let expect = match check_path(self.root, path)? {
+            // Deleted, replaced (or its parent) here, unchanged on the server.
+            Local::Absent | Local::Dir | Local::Foreign
+                if self.agrees(path, Some(hash), entry.version, out) =>
+            {
+                return Ok(())
+            }
             Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
                 Local::Absent
             }
             Local::Foreign => {
                 log::warn!("not writing {path}: a symlink or special file is in the way");
                 return Ok(());
-            }
-            // Deleted or replaced by a directory here, unchanged on the server.
-            Local::Absent | Local::Dir if self.agrees(path, Some(hash), entry.version, out) => {
-                return Ok(())
             }
             Local::Absent => Local::Absent,
             Local::Dir => match self.clear_synced_dir(path, indexed, out)? {

@@ -308,9 +308,7 @@ impl Device {
                 };
                 match self.local(path) {
                     Local::Dir => {}
-                    Local::Absent | Local::File(_) if self.agrees(path, None, change.version) => {
-                        return true
-                    }
+                    _ if self.agrees(path, None, change.version) => return true,
                     Local::Blocked => {
                         self.clear_file_ancestor(path);
                         self.mkdirs(path);
@@ -340,8 +338,10 @@ impl Device {
     fn apply_file(&mut self, path: &WirePath, c: Content, version: u64) -> bool {
         let indexed = self.index.get(path).copied();
         match self.local(path) {
+            Local::Absent | Local::Dir | Local::Blocked if self.agrees(path, Some(c), version) => {
+                return true
+            }
             Local::Blocked => self.clear_file_ancestor(path),
-            Local::Absent | Local::Dir if self.agrees(path, Some(c), version) => return true,
             Local::Absent => {}
             Local::Dir => {
                 if !indexed.is_some_and(|e| e.kind == EntryKind::Dir) {
