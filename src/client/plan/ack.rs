@@ -85,7 +85,12 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64, racy: bool
                         "conflict: {path} was changed elsewhere; this device's version is now {}",
                         ack.path
                     );
-                    index.remove(path);
+                    // The file this device based its upload on is now the
+                    // server's business; a directory indexed there (one the
+                    // server kept from a RemoveDir) stays, to be removed.
+                    if index.get(path).is_some_and(|e| e.hash().is_some()) {
+                        index.remove(path);
+                    }
                     effect.local_move = Some(LocalMove {
                         from: path.clone(),
                         to: ack.path.clone(),
