@@ -275,6 +275,8 @@ impl<'a> Applier<'a> {
         };
         match check_path(self.root, path)? {
             Local::Dir => {}
+            // Removed, replaced (or its parent) here, unchanged on the server.
+            _ if self.agrees(path, None, entry.version, out) => return Ok(()),
             Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
                 ensure_dirs(self.root, path)?;
                 out.changed += 1;
@@ -286,10 +288,6 @@ impl<'a> Applier<'a> {
                 return Ok(());
             }
             Local::Absent => {
-                if self.index.get(path) == Some(&dir) {
-                    // Removed here and not pushed yet: the push will tell the server.
-                    return Ok(());
-                }
                 ensure_dirs(self.root, path)?;
                 log::debug!("created directory {path}");
                 out.changed += 1;
@@ -320,6 +318,12 @@ impl<'a> Applier<'a> {
         let path = &entry.path;
         let indexed = self.index.get(path).copied();
         let expect = match check_path(self.root, path)? {
+            // Deleted, replaced (or its parent) here, unchanged on the server.
+            Local::Absent | Local::Dir | Local::Foreign
+                if self.agrees(path, Some(hash), entry.version, out) =>
+            {
+                return Ok(())
+            }
             Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
                 Local::Absent
             }
@@ -327,17 +331,7 @@ impl<'a> Applier<'a> {
                 log::warn!("not writing {path}: a symlink or special file is in the way");
                 return Ok(());
             }
-            Local::Absent => {
-                let deleted_here = matches!(
-                    indexed,
-                    Some(Entry { kind: EntryKind::File { .. }, version }) if version == entry.version
-                );
-                if deleted_here {
-                    // Deleted here, unchanged on the server: the push carries it.
-                    return Ok(());
-                }
-                Local::Absent
-            }
+            Local::Absent => Local::Absent,
             Local::Dir => match self.clear_synced_dir(path, indexed, out)? {
                 true => Local::Absent,
                 false => {
@@ -453,9 +447,8 @@ impl<'a> Applier<'a> {
             // Unchanged since the last sync: the server's version replaces it.
             return Ok(Some(Local::File(stat)));
         }
-        if indexed.is_some_and(|e| e.hash().is_some() && e.version == entry.version) {
+        if self.agrees(path, Some(hash), entry.version, out) {
             // Edited here, unchanged on the server: the push carries it.
-            out.dirty.insert(path.clone());
             return Ok(None);
         }
         let kept = self.conflict_copy(path)?;
@@ -520,6 +513,7 @@ impl<'a> Applier<'a> {
     }
 }
 
+mod agree;
 mod place;
 #[cfg(test)]
 mod race_tests;

@@ -181,6 +181,7 @@ pub fn closes_connection(code: ErrorCode) -> bool {
             | ErrorCode::SizeMismatch
             | ErrorCode::Storage
             | ErrorCode::NotFound
+            | ErrorCode::Unstorable
     )
 }
 

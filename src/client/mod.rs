@@ -6,7 +6,8 @@
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`index`]: what every synced path was when last agreed with the server.
 //! - [`detect`]: the one rule for "may this file have changed since indexed".
-//! - [`scanner`]: folder vs index → the pushes that reproduce local changes.
+//! - [`scanner`]: walks the folder, hashes what changed, asks [`plan`] for the pushes.
+//! - [`plan`]: the push decisions without I/O: what to push, in what order, what an ack means.
 //! - [`watcher`]: notify events → "look at these paths again" (or "this file is complete").
 //! - [`schedule`]: watcher events → when the next push round runs.
 //! - [`push`]: sending pushes, digesting their acknowledgements.
@@ -26,6 +27,7 @@ pub mod fsutil;
 pub mod index;
 pub mod lease;
 pub mod logging;
+pub mod plan;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -10,24 +10,14 @@ use super::aside::move_to_server_name;
 use super::connection::Connection;
 use super::error::ClientError;
 use super::fsutil::{check_path, Local};
-use super::index::{Entry, EntryKind, Index};
+use super::index::Index;
+use super::plan::ack::{self, AckEffect, Expect};
 use super::scanner::Op;
 use crate::protocol::limits::CHUNK_SIZE;
-use crate::protocol::{
-    ClientId, Delete, FileBegin, Message, PushAck, PushStatus, RemoveDir, Rename, WirePath,
-};
+use crate::protocol::{ClientId, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, WirePath};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-
-/// What an acknowledgement asks of the session.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct AckEffect {
-    /// Paths to compare with the index again.
-    pub dirty: Vec<WirePath>,
-    /// The server moved on: pull soon.
-    pub pull: bool,
-}
 
 /// Sends one operation. Returns its request ID, or `None` when the local file
 /// vanished before it could be read (the watcher will report what happened).
@@ -114,116 +104,41 @@ fn stream_file(
     Ok(())
 }
 
-/// Updates the index (and, for conflicts, the folder) after the server
-/// answered `op` with `ack`. `me` is this device (for the name of a local
+/// Updates the index (through [`plan::ack::on_ack`]) and, for conflicts,
+/// the folder after the server answered `op` with `ack`. `cursor` is the
+/// device's pull cursor now; `me` is this device (for the name of a local
 /// entry that must make room for the server's conflict copy).
 pub fn apply_ack(
     root: &Path,
     index: &mut Index,
     op: &Op,
     ack: &PushAck,
-    me: ClientId,
+    (cursor, me): (u64, ClientId),
 ) -> AckEffect {
-    let mut effect = AckEffect::default();
-    let ok = matches!(ack.status, PushStatus::Applied | PushStatus::Unchanged);
-    match op {
-        Op::Upload {
-            path, stat, hash, ..
-        } => {
-            // A file hashed moments after its last write may be written
-            // again within the same timestamp tick, leaving its stat as
-            // recorded: a racy record stays untrusted (hashed at the next look).
-            let entry = Entry::synced_file(*stat, *hash, ack.version);
-            match ack.status {
-                PushStatus::Applied | PushStatus::Unchanged => index.insert(path.clone(), entry),
-                PushStatus::Conflict => {
-                    log::warn!(
-                        "conflict: {path} was changed elsewhere; this device's version is now {}",
-                        ack.path
-                    );
-                    index.remove(path);
-                    let here = check_path(root, &ack.path).ok();
-                    let moved = here == Some(Local::File(*stat))
-                        || (check_path(root, path).ok() == Some(Local::File(*stat))
-                            && to_server_name(root, index, path, &ack.path, me, &mut effect));
-                    if moved {
-                        index.insert(ack.path.clone(), entry);
-                    }
-                    effect.dirty.extend([path.clone(), ack.path.clone()]);
-                    effect.pull = true;
-                }
-                PushStatus::Stale => {
-                    effect.dirty.push(path.clone());
-                    effect.pull = true;
-                }
+    let mut effect = ack::on_ack(index, op, ack, cursor);
+    if let Some(mv) = effect.local_move.take() {
+        let made = match mv.expect {
+            Expect::File(stat) => {
+                check_path(root, &mv.to).ok() == Some(Local::File(stat))
+                    || (check_path(root, &mv.from).ok() == Some(Local::File(stat))
+                        && to_server_name(root, index, &mv.from, &mv.to, me, &mut effect))
             }
+            Expect::Dir => {
+                check_path(root, &mv.from).ok() == Some(Local::Dir)
+                    && to_server_name(root, index, &mv.from, &mv.to, me, &mut effect)
+            }
+            Expect::Free => to_server_name(root, index, &mv.from, &mv.to, me, &mut effect),
+        };
+        if let (true, Some(entry)) = (made, mv.record) {
+            index.insert(mv.to, entry);
         }
-        Op::MakeDir { path } => {
-            let dir = Entry {
-                kind: EntryKind::Dir,
-                version: ack.version,
-            };
-            match ack.status {
-                _ if ok => index.insert(path.clone(), dir),
-                PushStatus::Conflict => {
-                    log::warn!(
-                        "conflict: {path} is a file elsewhere; this directory is now {}",
-                        ack.path
-                    );
-                    if check_path(root, path).ok() == Some(Local::Dir) {
-                        to_server_name(root, index, path, &ack.path, me, &mut effect);
-                    }
-                    index.insert(ack.path.clone(), dir);
-                    effect.dirty.extend([path.clone(), ack.path.clone()]);
-                    effect.pull = true;
-                }
-                _ => {
-                    effect.dirty.push(path.clone());
-                    effect.pull = true;
-                }
-            }
-        }
-        Op::Delete { path, .. } => {
-            index.remove(path);
-            if !ok {
-                // Changed elsewhere meanwhile: the newer version comes back by pull.
-                log::info!("{path} was changed elsewhere; the server kept it");
-                effect.pull = true;
-            }
-        }
-        Op::RemoveDir { path } => {
-            index.remove_subtree(path);
-            if !ok {
-                log::info!("part of {path} was changed elsewhere; the server kept it");
-                effect.pull = true;
-            }
-        }
-        Op::Rename { from, to, .. } => match ack.status {
-            PushStatus::Applied => index.rebase(from, to, Some(ack.version)),
-            PushStatus::Unchanged => index.rebase(from, to, None),
-            PushStatus::Conflict => {
-                log::warn!(
-                    "conflict: {to} exists elsewhere; moved entry is now {}",
-                    ack.path
-                );
-                to_server_name(root, index, to, &ack.path, me, &mut effect);
-                index.rebase(from, &ack.path, Some(ack.version));
-                effect.dirty.extend([to.clone(), ack.path.clone()]);
-                effect.pull = true;
-            }
-            PushStatus::Stale => {
-                index.remove_subtree(from);
-                effect.dirty.push(to.clone());
-                effect.pull = true;
-            }
-        },
     }
     effect
 }
 
 /// Moves `from` to the server's conflict name `to` without replacing
-/// anything (see [`move_to_server_name`]); true when moved. A local entry
-/// that had to make room is marked for pushing.
+/// anything (see [`move_to_server_name`]: whatever is already at `to` is set
+/// aside to a free name of its own and pushed); true when moved.
 fn to_server_name(
     root: &Path,
     index: &Index,
@@ -248,7 +163,8 @@ fn to_server_name(
 mod tests {
     use super::*;
     use crate::client::fsutil::Stat;
-    use crate::protocol::ContentHash;
+    use crate::client::index::{Entry, EntryKind};
+    use crate::protocol::{ContentHash, PushStatus};
     use std::fs;
 
     fn p(s: &str) -> WirePath {
@@ -277,7 +193,7 @@ mod tests {
             version: 9,
             path: p("d/r (conflict 2 2026-01-01 000000).txt"),
         };
-        let effect = apply_ack(root, &mut index, &op, &ack, 2);
+        let effect = apply_ack(root, &mut index, &op, &ack, (0, 2));
         assert!(effect.pull);
         assert_eq!(
             fs::read_to_string(root.join("d/r (conflict 2 2026-01-01 000000).txt")).unwrap(),
@@ -313,7 +229,7 @@ mod tests {
             &mut index,
             &up,
             &ack(PushStatus::Applied, 4, "a/f"),
-            2,
+            (0, 2),
         );
         assert_eq!(index.get(&p("a/f")).map(|e| e.version), Some(4));
         let mv = Op::Rename {
@@ -333,7 +249,7 @@ mod tests {
             &mut index,
             &mv,
             &ack(PushStatus::Applied, 5, "b"),
-            2,
+            (4, 2),
         );
         assert_eq!(index.get(&p("b/f")).map(|e| e.version), Some(5));
         let del = Op::Delete {
@@ -345,7 +261,7 @@ mod tests {
             &mut index,
             &del,
             &ack(PushStatus::Stale, 6, "b/f"),
-            2,
+            (0, 2),
         );
         assert!(effect.pull);
         assert!(index.get(&p("b/f")).is_none());

@@ -8,9 +8,10 @@ use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, hash_file, Local, Stat};
 use super::index::{Entry, EntryKind, Index};
+use super::plan;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ContentHash, WirePath};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,79 +25,7 @@ use settle::Settle;
 /// still being written.
 pub const SETTLE: Duration = settle::QUIET;
 
-/// Above this many (deleted dir × added dir × file) comparisons, directory
-/// renames are not searched (they become delete + upload, still correct).
-const RENAME_SEARCH_BUDGET: usize = 2_000_000;
-
-/// What the disk holds at a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskEntry {
-    /// A real directory.
-    Dir,
-    /// A regular file.
-    File(Stat),
-}
-
-/// One push to send. The order of a plan's operations is the order they must
-/// be sent in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// Move a file or directory on the server.
-    Rename {
-        /// Old path.
-        from: WirePath,
-        /// New path.
-        to: WirePath,
-        /// Index version of `from`.
-        base: u64,
-    },
-    /// Remove a file.
-    Delete {
-        /// The file.
-        path: WirePath,
-        /// Its index version.
-        base: u64,
-    },
-    /// Remove a directory tree.
-    RemoveDir {
-        /// The directory.
-        path: WirePath,
-    },
-    /// Create a directory.
-    MakeDir {
-        /// The directory.
-        path: WirePath,
-    },
-    /// Upload a file's content.
-    Upload {
-        /// The file.
-        path: WirePath,
-        /// Index version it was based on (0: new).
-        base: u64,
-        /// Size and mtime when hashed.
-        stat: Stat,
-        /// Its content hash.
-        hash: ContentHash,
-    },
-}
-
-impl Op {
-    /// The path the operation is about (the new path for a rename).
-    pub fn path(&self) -> &WirePath {
-        match self {
-            Op::Rename { to, .. } => to,
-            Op::Delete { path, .. }
-            | Op::RemoveDir { path }
-            | Op::MakeDir { path }
-            | Op::Upload { path, .. } => path,
-        }
-    }
-
-    /// True for operations that remove something on the server.
-    pub fn removes(&self) -> bool {
-        matches!(self, Op::Delete { .. } | Op::RemoveDir { .. })
-    }
-}
+pub use super::plan::{DiskEntry, Op};
 
 /// The result of comparing the folder with the index.
 #[derive(Debug, Default)]
@@ -172,6 +101,8 @@ impl Scanner {
             None => self.root.clone(),
             Some(path) => match check_path(&self.root, path).unwrap_or(Local::Foreign) {
                 Local::Absent => return Ok(out),
+                // `rm -r conf; mv conf.new conf`: `conf/a.ini` is gone, not odd.
+                Local::Foreign if below_a_file(&self.root, path) => return Ok(out),
                 Local::Foreign => {
                     self.warn_once(
                         &path.to_local(&self.root),
@@ -289,42 +220,36 @@ impl Scanner {
         }
     }
 
-    /// Compares `scope` with `index` and plans the pushes.
+    /// Compares `scope` with `index` and plans the pushes, in the order
+    /// they must be sent ([`plan::order`]).
     ///
     /// # Errors
     /// As [`Scanner::scan`].
     pub fn plan(&mut self, index: &Index, scope: &Scope) -> Result<Plan, ClientError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let scope = &scope.with_other_links(index, &self.root);
         let (disk, known) = self.snapshot(index, scope)?;
         let mut plan = Plan::default();
-        let deleted_dirs: Vec<WirePath> = top_most(
-            known
-                .iter()
-                .filter(|(p, e)| e.kind == EntryKind::Dir && disk.get(*p) != Some(&DiskEntry::Dir))
-                .map(|(p, _)| p.clone()),
-        );
-        let added_dirs: Vec<WirePath> = disk
-            .iter()
-            .filter(|(p, d)| **d == DiskEntry::Dir && !is_dir(known.get(*p)))
-            .map(|(p, _)| p.clone())
-            .collect();
-        let renames = match_dir_renames(&known, &disk, &deleted_dirs, &added_dirs);
-        if !renames.is_empty() {
-            plan.ops = renames;
+        let (deleted_dirs, added_dirs) = plan::dir_changes(&disk, &known);
+        let renames = plan::dir_renames(&disk, &known, &deleted_dirs, &added_dirs);
+        let ops = if renames.is_empty() {
+            let uploads = self.plan_files(&disk, &known, scope, &mut plan);
+            let roots = scope.roots(index);
+            let unstable: HashSet<&WirePath> = plan.unstable.iter().collect();
+            self.settle
+                .retain(|p| unstable.contains(p) || !Scope::covers(&roots, p));
+            plan::file_changes(&disk, &known, &deleted_dirs, added_dirs, uploads)
+        } else {
             plan.renames_only = true;
-            return Ok(plan);
-        }
-        let mut uploads = self.plan_files(&disk, &known, scope, &mut plan);
-        let roots = scope.roots(index);
-        let unstable: HashSet<&WirePath> = plan.unstable.iter().collect();
-        self.settle
-            .retain(|p| unstable.contains(p) || !Scope::covers(&roots, p));
-        plan_removals(&disk, &known, &deleted_dirs, &mut uploads, &mut plan);
-        for dir in added_dirs {
-            plan.ops.push(Op::MakeDir { path: dir });
-        }
-        plan.ops.extend(uploads);
+            renames
+        };
+        let root = &self.root;
+        let taken = |p: &WirePath| {
+            index.get(p).is_some()
+                || disk.contains_key(p)
+                || p.to_local(root).symlink_metadata().is_ok()
+        };
+        plan.ops = plan::order(ops, &taken);
         if scope.full {
             let ms = started.elapsed().as_secs_f64() * 1e3;
             log::debug!("compared {} paths with the index in {ms:.1} ms", disk.len());
@@ -421,140 +346,23 @@ impl Scanner {
     }
 }
 
-/// Indexed files and directories that are gone: renames (a deleted file whose
-/// content reappeared as a new file; that upload is taken out of `uploads`),
-/// then file deletions, then directory removals.
-fn plan_removals(
-    disk: &BTreeMap<WirePath, DiskEntry>,
-    known: &BTreeMap<WirePath, Entry>,
-    deleted_dirs: &[WirePath],
-    uploads: &mut Vec<Op>,
-    plan: &mut Plan,
-) {
-    let deleted_files: Vec<(WirePath, u64, ContentHash)> = known
-        .iter()
-        .filter_map(|(p, e)| match e.kind {
-            EntryKind::File { hash, .. } if !matches!(disk.get(p), Some(DiskEntry::File(_))) => {
-                Some((p.clone(), e.version, hash))
-            }
-            _ => None,
-        })
-        .collect();
-    let mut renamed_from = BTreeSet::new();
-    for (from, base, hash) in &deleted_files {
-        let candidate = uploads
-            .iter()
-            .enumerate()
-            .filter(|(_, op)| matches!(op, Op::Upload { base: 0, hash: h, .. } if h == hash))
-            .max_by_key(|(_, op)| op.path().file_name() == from.file_name())
-            .map(|(i, _)| i);
-        if let Some(i) = candidate {
-            let to = uploads.remove(i).path().clone();
-            renamed_from.insert(from.clone());
-            let (from, base) = (from.clone(), *base);
-            plan.ops.push(Op::Rename { from, to, base });
+/// True when an ancestor of `path` is a regular file (reached through real
+/// directories only): nothing can be at `path`.
+fn below_a_file(root: &Path, path: &WirePath) -> bool {
+    let mut at = root.to_path_buf();
+    let parts: Vec<&str> = path.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_dir() => {}
+            Ok(meta) => return meta.file_type().is_file(),
+            Err(_) => return false,
         }
     }
-    for (path, base, _) in &deleted_files {
-        let under_deleted_dir = deleted_dirs.iter().any(|d| path.is_within(d));
-        if !renamed_from.contains(path) && !under_deleted_dir {
-            let (path, base) = (path.clone(), *base);
-            plan.ops.push(Op::Delete { path, base });
-        }
-    }
-    for dir in deleted_dirs {
-        plan.ops.push(Op::RemoveDir { path: dir.clone() });
-    }
-}
-
-fn is_dir(entry: Option<&Entry>) -> bool {
-    matches!(
-        entry,
-        Some(Entry {
-            kind: EntryKind::Dir,
-            ..
-        })
-    )
-}
-
-/// Keeps only paths not inside another path of the (sorted) input.
-fn top_most(paths: impl Iterator<Item = WirePath>) -> Vec<WirePath> {
-    let mut out: Vec<WirePath> = Vec::new();
-    for path in paths {
-        if !out.last().is_some_and(|last| path.is_within(last)) {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// Pairs each vanished directory with the new directory that holds most of
-/// its files (same relative name, size and mtime: a move keeps all three).
-fn match_dir_renames(
-    known: &BTreeMap<WirePath, Entry>,
-    disk: &BTreeMap<WirePath, DiskEntry>,
-    deleted: &[WirePath],
-    added: &[WirePath],
-) -> Vec<Op> {
-    let mut ops = Vec::new();
-    let mut taken: Vec<WirePath> = Vec::new();
-    let mut budget = RENAME_SEARCH_BUDGET;
-    for from in deleted {
-        let files: Vec<(&str, Stat)> = known
-            .range(from.clone()..)
-            .take_while(|(p, _)| p.is_within(from))
-            .filter_map(|(p, e)| match e.kind {
-                EntryKind::File { stat, .. } => Some((&p.as_str()[from.as_str().len()..], stat)),
-                EntryKind::Dir => None,
-            })
-            .collect();
-        if files.is_empty() {
-            continue;
-        }
-        let mut best: Option<(usize, bool, &WirePath)> = None;
-        for to in added {
-            if taken.iter().any(|t| to.is_within(t) || t.is_within(to)) || to.is_within(from) {
-                continue;
-            }
-            budget = budget.saturating_sub(files.len());
-            if budget == 0 {
-                return ops;
-            }
-            let score = files
-                .iter()
-                .filter(|(rest, stat)| {
-                    let Ok(moved) = WirePath::new(&format!("{to}{rest}")) else {
-                        return false;
-                    };
-                    match disk.get(&moved) {
-                        Some(DiskEntry::File(now)) => {
-                            now.size == stat.size
-                                && (stat.mtime_ns == 0 || now.mtime_ns == stat.mtime_ns)
-                        }
-                        _ => false,
-                    }
-                })
-                .count();
-            let same_name = to.file_name() == from.file_name();
-            if score * 2 >= files.len()
-                && score > 0
-                && best.is_none_or(|(s, n, _)| (score, same_name) > (s, n))
-            {
-                best = Some((score, same_name, to));
-            }
-        }
-        if let Some((_, _, to)) = best {
-            taken.push(to.clone());
-            let base = known.get(from).map(|e| e.version).unwrap_or(0);
-            ops.push(Op::Rename {
-                from: from.clone(),
-                to: to.clone(),
-                base,
-            });
-        }
-    }
-    ops
+    false
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod type_change_tests;

@@ -9,21 +9,19 @@
 //! index changes only on acknowledgements, so a lost connection only means
 //! "plan again after reconnecting".
 
-use super::connection::{closes_connection, Connection, Inbound};
+use super::connection::{Connection, Inbound};
 use super::error::ClientError;
 use super::index::Index;
 use super::progress::Transfer;
 use super::pull::{Ctx, PullJob};
-use super::push::{apply_ack, send_op};
+use super::push::send_op;
 use super::scanner::{Op, Scanner, Scope, SETTLE};
-use super::schedule::{self, DEBOUNCE};
+use super::schedule;
 use super::state::{Identity, StateDir};
 use super::watcher::{canonical_root, FolderWatcher, WatchEvent};
 use super::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
-use crate::protocol::{
-    ErrorCode, ErrorReport, Frame, Hello, HelloMode, Message, PushAck, PushStatus, UserId,
-};
+use crate::protocol::{ErrorCode, Frame, Hello, HelloMode, Message, UserId};
 use crossbeam_channel::{never, select, Receiver};
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -107,6 +105,7 @@ pub fn run(
         push_transfer: None,
         pull: None,
         pull_wanted: true,
+        rewind: None,
         next_pull: Instant::now() + config.pull_every,
         pulled_once: false,
         last_acked: 0,
@@ -212,6 +211,8 @@ fn check_not_emptied(root: &Path, index: &Index) -> Result<(), ClientError> {
     Ok(())
 }
 
+mod acks;
+
 struct Session<'a> {
     config: &'a Config,
     root: PathBuf,
@@ -227,6 +228,8 @@ struct Session<'a> {
     push_transfer: Option<Transfer>,
     pull: Option<PullJob>,
     pull_wanted: bool,
+    /// The cursor must go back to at most this once no pull runs.
+    rewind: Option<u64>,
     next_pull: Instant,
     pulled_once: bool,
     last_acked: u64,
@@ -561,58 +564,6 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn on_push_ack(&mut self, id: u32, ack: &PushAck) -> Result<(), ClientError> {
-        let Some(op) = self.inflight.remove(&id) else {
-            return Err(ClientError::Protocol(format!(
-                "push ack for unknown request {id}"
-            )));
-        };
-        log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
-        let me = self.identity.client;
-        let effect = apply_ack(&self.root, &mut self.index, &op, ack, me);
-        let advanced = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict)
-            && ack.version == self.index.cursor() + 1;
-        if advanced {
-            // Nothing else happened on the server in between: our own
-            // change is the next one, so the cursor may follow it.
-            self.index.set_cursor(ack.version);
-        }
-        let now = Instant::now();
-        for path in effect.dirty {
-            self.mark(path, now + DEBOUNCE);
-        }
-        self.pull_wanted |= effect.pull;
-        if let (Op::Upload { .. }, Some(t)) = (&op, self.push_transfer.as_mut()) {
-            t.file_done();
-        }
-        if self.inflight.is_empty() {
-            self.round_done();
-        }
-        Ok(())
-    }
-
-    /// An error answering a push: the server stays connected for content
-    /// errors (hash or size mismatch, storage); the path is tried again.
-    fn on_push_error(&mut self, id: u32, report: &ErrorReport) -> Result<(), ClientError> {
-        if closes_connection(report.code) {
-            return Err(ClientError::ConnectionLost(report.message.clone()));
-        }
-        if let Some(op) = self.inflight.remove(&id) {
-            log::warn!(
-                "server refused {} ({:?}: {}); will retry",
-                op.path(),
-                report.code,
-                report.message
-            );
-            self.retry.add(op.path().clone());
-            self.retry_due = Some(Instant::now() + Duration::from_secs(1));
-        }
-        if self.inflight.is_empty() {
-            self.round_done();
-        }
-        Ok(())
-    }
-
     fn on_pull_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
         let (Some(conn), Some(job)) = (self.conn.as_mut(), self.pull.as_mut()) else {
             return Ok(());
@@ -642,6 +593,7 @@ impl Session<'_> {
         if done.failed {
             // Repeat from the same cursor soon.
             self.next_pull = now + Duration::from_secs(2);
+            self.apply_rewind();
             self.index.save(&self.state.index_file())?;
             return Ok(());
         }
@@ -651,6 +603,7 @@ impl Session<'_> {
             self.index.cursor().max(done.head)
         };
         self.index.set_cursor(cursor);
+        self.apply_rewind();
         self.index.save(&self.state.index_file())?;
         if done.head > self.last_acked {
             if let Some(conn) = self.conn.as_mut() {
@@ -677,6 +630,7 @@ impl Session<'_> {
         if let Some(job) = self.pull.take() {
             let _ = job.finish();
         }
+        self.apply_rewind();
         if let Some(t) = self.push_transfer.take() {
             t.finish();
         }

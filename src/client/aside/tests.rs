@@ -96,7 +96,7 @@ fn a_server_conflict_name_taken_by_an_unpushed_local_copy_loses_nothing() {
         version: 25,
         path: local_copy.clone(),
     };
-    let effect = apply_ack(&root, &mut index, &op, &ack, ME);
+    let effect = apply_ack(&root, &mut index, &op, &ack, (0, ME));
 
     let all = contents(&root);
     let has = |data: &[u8]| all.iter().any(|(_, c)| c.as_slice() == data);

@@ -1,0 +1,257 @@
+//! What a `PushAck` means for this device (protocol-spec §5.4): index
+//! updates (done here), the local move that mirrors a conflict copy (done by
+//! the caller, which owns the disk), the paths to compare again, whether to
+//! pull, and how far back the cursor must go so that the next pull lists a
+//! path this device had to forget.
+
+use super::ops::Op;
+use crate::client::fsutil::Stat;
+use crate::client::index::{Entry, EntryKind, Index};
+use crate::protocol::{PushAck, PushStatus, WirePath};
+
+/// What must be at a move's source (and its destination) for the move to be
+/// made: anything else there is the user's newer work and stays put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The source is the file that was uploaded (same size and mtime); if
+    /// that file is already at the destination, the move counts as made.
+    File(Stat),
+    /// The source is a directory and the destination is free.
+    Dir,
+    /// The destination is free.
+    Free,
+}
+
+/// Move the local `from` to `to` (a conflict-copy name the server chose).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMove {
+    /// Where this device's entry is.
+    pub from: WirePath,
+    /// Where the server put it.
+    pub to: WirePath,
+    /// When to do it.
+    pub expect: Expect,
+    /// The index entry for `to` once the move is made (or found made).
+    pub record: Option<Entry>,
+}
+
+/// What an acknowledgement asks of the session.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AckEffect {
+    /// Paths to compare with the index again.
+    pub dirty: Vec<WirePath>,
+    /// The server moved on: pull soon.
+    pub pull: bool,
+    /// The cursor must be at most this, or the next pull would not list a
+    /// path this device forgot (its server version is at or below the
+    /// cursor): a refused push must never leave the device unable to
+    /// converge.
+    pub rewind: Option<u64>,
+    /// The cursor may move forward to this: the push's change came right
+    /// after the cursor, so nothing happened on the server in between.
+    pub advance: Option<u64>,
+    /// The local move that mirrors a conflict copy.
+    pub local_move: Option<LocalMove>,
+}
+
+/// Digests the server's answer `ack` to `op`: updates `index` and says what
+/// else to do. `cursor` is the device's pull cursor now. An uploaded file
+/// hashed so soon after its last write that a same-size rewrite in the same
+/// timestamp tick could follow unseen is indexed untrusted
+/// ([`Entry::synced_file`]), so the next look hashes it again.
+pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffect {
+    let mut effect = AckEffect::default();
+    let ok = matches!(ack.status, PushStatus::Applied | PushStatus::Unchanged);
+    let refused = ack.status == PushStatus::Stale;
+    match op {
+        Op::Upload {
+            path, stat, hash, ..
+        } => {
+            let entry = Entry::synced_file(*stat, *hash, ack.version);
+            match ack.status {
+                _ if ok => index.insert(path.clone(), entry),
+                PushStatus::Conflict => {
+                    log::warn!(
+                        "conflict: {path} was changed elsewhere; this device's version is now {}",
+                        ack.path
+                    );
+                    // The file this device based its upload on is now the
+                    // server's business; a directory indexed there (one the
+                    // server kept from a RemoveDir) stays, to be removed.
+                    if index.get(path).is_some_and(|e| e.hash().is_some()) {
+                        index.remove(path);
+                    }
+                    effect.local_move = Some(LocalMove {
+                        from: path.clone(),
+                        to: ack.path.clone(),
+                        expect: Expect::File(*stat),
+                        record: Some(entry),
+                    });
+                    effect.dirty.extend([path.clone(), ack.path.clone()]);
+                    effect.pull = true;
+                }
+                _ => {
+                    effect.dirty.push(path.clone());
+                    effect.pull = true;
+                }
+            }
+        }
+        Op::MakeDir { path } => {
+            let dir = Entry {
+                kind: EntryKind::Dir,
+                version: ack.version,
+            };
+            match ack.status {
+                _ if ok => index.insert(path.clone(), dir),
+                PushStatus::Conflict => {
+                    log::warn!(
+                        "conflict: {path} is a file elsewhere; this directory is now {}",
+                        ack.path
+                    );
+                    effect.local_move = Some(LocalMove {
+                        from: path.clone(),
+                        to: ack.path.clone(),
+                        expect: Expect::Dir,
+                        record: Some(dir),
+                    });
+                    effect.dirty.extend([path.clone(), ack.path.clone()]);
+                    effect.pull = true;
+                }
+                _ => {
+                    effect.dirty.push(path.clone());
+                    effect.pull = true;
+                }
+            }
+        }
+        Op::Delete { path, .. } => {
+            index.remove(path);
+            if !ok {
+                // Changed elsewhere meanwhile: the newer version comes back by pull.
+                log::info!("{path} was changed elsewhere; the server kept it");
+                effect.dirty.push(path.clone());
+                effect.pull = true;
+            }
+        }
+        Op::RemoveDir { path } => {
+            let own = index.get(path).copied();
+            index.remove_subtree(path);
+            if !ok {
+                log::info!("part of {path} was changed elsewhere; the server kept it");
+                // The server kept the directory (and the ancestors of what it
+                // kept) at versions the cursor may be past: still indexed, it
+                // is removed again by the next push once the pull brought
+                // what was kept, instead of staying on the server unseen.
+                if let Some(dir) = own.filter(|e| e.kind == EntryKind::Dir) {
+                    index.insert(path.clone(), dir);
+                }
+                effect.dirty.push(path.clone());
+                effect.pull = true;
+            }
+        }
+        Op::Rename { from, to, .. } => match ack.status {
+            PushStatus::Applied => {
+                if Some(ack.version) == cursor.checked_add(1) {
+                    index.rebase(from, to, Some(ack.version));
+                } else {
+                    index.rebase(from, to, None);
+                    behind_unpulled_changes(index, to, &mut effect);
+                }
+            }
+            PushStatus::Unchanged => index.rebase(from, to, None),
+            PushStatus::Conflict => {
+                log::warn!(
+                    "conflict: {to} exists elsewhere; moved entry is now {}",
+                    ack.path
+                );
+                effect.local_move = Some(LocalMove {
+                    from: to.clone(),
+                    to: ack.path.clone(),
+                    expect: Expect::Free,
+                    record: None,
+                });
+                index.rebase(from, &ack.path, Some(ack.version));
+                forget_moved(index, &ack.path, &mut effect);
+                effect.dirty.extend([to.clone(), ack.path.clone()]);
+                effect.pull = true;
+            }
+            PushStatus::Stale => {
+                log::info!("{from} changed elsewhere before it could be moved to {to}");
+                index.remove_subtree(from);
+                effect.dirty.extend([from.clone(), to.clone()]);
+                effect.pull = true;
+            }
+        },
+    }
+    if ack.status == PushStatus::Applied {
+        index_created_parents(index, &ack.path, ack.version);
+    }
+    let landed = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict);
+    if landed && Some(ack.version) == cursor.checked_add(1) {
+        effect.advance = Some(ack.version);
+    }
+    if refused && ack.version > 0 && ack.version <= cursor {
+        // The server still holds something there, at a version this device's
+        // cursor is already past: only a pull from before it brings it back.
+        let back = ack.version - 1;
+        effect.rewind = Some(effect.rewind.map_or(back, |r| r.min(back)));
+    }
+    effect
+}
+
+/// The server made the missing parents of what a push placed, under the
+/// push's version (protocol-spec §5.4); indexed here too, or the next plan
+/// would take them for new local directories (a rename onto one of them is
+/// a Conflict), and no pull lists them once the cursor followed the push.
+fn index_created_parents(index: &mut Index, path: &WirePath, version: u64) {
+    let mut up = path.parent();
+    while let Some(dir) = up {
+        if index.get(&dir).is_some() {
+            break;
+        }
+        let entry = Entry {
+            kind: EntryKind::Dir,
+            version,
+        };
+        index.insert(dir.clone(), entry);
+        up = dir.parent();
+    }
+}
+
+/// A rename the server applied behind changes this device has not pulled
+/// yet: another device may have edited or deleted something inside the
+/// source, and the server moved what it had, not what this index moved, all
+/// under the rename's version. So the moved entries keep their old versions
+/// (a push based on them cannot silently replace or delete the server's
+/// content: it is Stale or a conflict until a pull agreed) and a pull is
+/// asked for before the next push round: it lists every moved entry, and
+/// the applier adopts the new version wherever the content is the indexed
+/// one. A deletion inside a moved directory is listed only at the old path,
+/// and no incremental pull would ever say the moved copy is gone: for a
+/// directory the cursor goes back to 0, and the full listing that brings
+/// removes what the server no longer has (or keeps a local edit to push).
+fn behind_unpulled_changes(index: &Index, to: &WirePath, effect: &mut AckEffect) {
+    effect.dirty.push(to.clone());
+    effect.pull = true;
+    if index.get(to).is_some_and(|e| e.kind == EntryKind::Dir) {
+        effect.rewind = Some(0);
+    }
+}
+
+/// After a rename the server applied onto a conflict name, what the server moved may differ
+/// from what the index moved: another device may have edited the source
+/// (the server moves the edit; Rename's base is informative only) or
+/// deleted something inside it (listed at the old path, so no pull would
+/// ever say it is gone below the destination). Recording this device's
+/// hashes there would make the next push overwrite the edit, or keep a
+/// deleted file forever. So the index forgets the moved entries; the pull
+/// (asked for here, and done before the next push round) indexes again
+/// whatever matches by content, a differing file becomes a conflict copy
+/// there, and what the server no longer has is pushed again as new.
+fn forget_moved(index: &mut Index, dir: &WirePath, effect: &mut AckEffect) {
+    index.remove_subtree(dir);
+    effect.dirty.push(dir.clone());
+    effect.pull = true;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+use super::*;
+use crate::protocol::ContentHash;
+
+fn p(s: &str) -> WirePath {
+    WirePath::new(s).unwrap()
+}
+
+/// A stat record with this size and mtime (the other fields, if any, from
+/// a real directory).
+fn stat(size: u64, mtime_ns: i64) -> Stat {
+    let mut stat = Stat::of(&std::fs::metadata(".").unwrap());
+    stat.size = size;
+    stat.mtime_ns = mtime_ns;
+    stat
+}
+
+fn file(version: u64) -> Entry {
+    Entry {
+        kind: EntryKind::File {
+            stat: stat(1, 7),
+            hash: ContentHash::of(b"x"),
+        },
+        version,
+    }
+}
+
+fn stale(version: u64, path: &str) -> PushAck {
+    PushAck {
+        status: PushStatus::Stale,
+        version,
+        path: p(path),
+    }
+}
+
+#[test]
+fn a_refused_rename_below_the_cursor_rewinds_it() {
+    let mut index = Index::new();
+    index.insert(p("a"), file(3));
+    let op = Op::Rename {
+        from: p("a"),
+        to: p("a/a"),
+        base: 3,
+    };
+    let effect = on_ack(&mut index, &op, &stale(3, "a"), 10);
+    assert_eq!(effect.rewind, Some(2), "the next pull lists `a` again");
+    assert!(effect.pull);
+    assert!(index.get(&p("a")).is_none());
+}
+
+#[test]
+fn a_refused_push_above_the_cursor_needs_no_rewind() {
+    let mut index = Index::new();
+    index.insert(p("f"), file(3));
+    let op = Op::Delete {
+        path: p("f"),
+        base: 3,
+    };
+    let effect = on_ack(&mut index, &op, &stale(12, "f"), 10);
+    assert_eq!(effect.rewind, None);
+    assert!(effect.pull);
+    let gone = on_ack(&mut index, &op, &stale(0, "f"), 10);
+    assert_eq!(
+        gone.rewind, None,
+        "absent on the server: nothing to bring back"
+    );
+}
+
+#[test]
+fn a_racy_upload_is_indexed_untrusted() {
+    let mut index = Index::new();
+    let op = Op::Upload {
+        path: p("f"),
+        base: 0,
+        stat: stat(1, crate::client::fsutil::now_ns()),
+        hash: ContentHash::of(b"x"),
+    };
+    let ack = PushAck {
+        status: PushStatus::Applied,
+        version: 4,
+        path: p("f"),
+    };
+    on_ack(&mut index, &op, &ack, 3);
+    match index.get(&p("f")).map(|e| e.kind) {
+        Some(EntryKind::File { stat, .. }) => assert_eq!(stat.mtime_ns, 0),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,20 @@
+//! The client's push decisions, without I/O ("sans-I/O"): what to push from
+//! a snapshot of the disk and the index, in what order, and what each
+//! `PushAck` means for the index and the cursor. The scanner, `push` and the
+//! session do the walking, hashing, sending and moving; everything here is a
+//! function of in-memory state, so `tests/planner_properties.rs` runs it by
+//! the thousand against an in-memory server.
+//!
+//! - [`ops`]: the pushes and what the disk holds.
+//! - [`resolve`]: disk + index → pushes (renames, removals, additions).
+//! - [`order`]: pushes → a dependency order the server applies as meant.
+//! - [`ack`]: a `PushAck` → index updates, local moves, what to look at again.
+
+pub mod ack;
+pub mod ops;
+pub mod order;
+pub mod resolve;
+
+pub use ops::{DiskEntry, Op};
+pub use order::order;
+pub use resolve::{dir_changes, dir_renames, file_changes};

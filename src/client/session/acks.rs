@@ -1,0 +1,107 @@
+//! The session's side of push acknowledgements: the index and folder
+//! updates are decided by [`crate::client::plan::ack`] and made by
+//! [`crate::client::push::apply_ack`]; here the session marks paths to look
+//! at again, moves the cursor (forward when its own change is the next one,
+//! back when a refused push made it forget a path) and closes the round.
+
+use super::Session;
+use crate::client::connection::closes_connection;
+use crate::client::error::ClientError;
+use crate::client::push::apply_ack;
+use crate::client::scanner::Op;
+use crate::client::schedule::DEBOUNCE;
+use crate::protocol::{ErrorCode, ErrorReport, PushAck};
+use std::time::{Duration, Instant};
+
+impl Session<'_> {
+    pub(super) fn on_push_ack(&mut self, id: u32, ack: &PushAck) -> Result<(), ClientError> {
+        let Some(op) = self.inflight.remove(&id) else {
+            return Err(ClientError::Protocol(format!(
+                "push ack for unknown request {id}"
+            )));
+        };
+        log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
+        let cursor = self.index.cursor();
+        let me = self.identity.client;
+        let effect = apply_ack(&self.root, &mut self.index, &op, ack, (cursor, me));
+        if let Some(back) = effect.rewind {
+            self.rewind_cursor(back);
+        }
+        if let Some(next) = effect.advance {
+            // Nothing else happened on the server in between: our own
+            // change is the next one, so the cursor may follow it.
+            self.index.set_cursor(next);
+        }
+        let now = Instant::now();
+        for path in effect.dirty {
+            self.mark(path, now + DEBOUNCE);
+        }
+        self.pull_wanted |= effect.pull;
+        if let (Op::Upload { .. }, Some(t)) = (&op, self.push_transfer.as_mut()) {
+            t.file_done();
+        }
+        if self.inflight.is_empty() {
+            self.round_done();
+        }
+        Ok(())
+    }
+
+    /// Keeps the cursor at most `back`, now or, while a pull is running
+    /// (its reply may not list the path this device forgot), when it ends.
+    fn rewind_cursor(&mut self, back: u64) {
+        log::debug!("cursor back to {back} to pull a refused path again");
+        self.rewind = Some(self.rewind.map_or(back, |r| r.min(back)));
+        if self.pull.is_none() {
+            self.apply_rewind();
+        }
+    }
+
+    pub(super) fn apply_rewind(&mut self) {
+        if let Some(back) = self.rewind.take() {
+            if back < self.index.cursor() {
+                self.index.set_cursor(back);
+            }
+            self.pull_wanted = true;
+        }
+    }
+
+    /// An error answering a push: the server stays connected for content
+    /// errors (hash or size mismatch, storage), and the path is tried again;
+    /// and for `Unstorable` (§4.5), which is permanent: the same push would
+    /// fail the same way, so it is not retried (the change stays local until
+    /// the user renames or moves it; a later full comparison offers it again).
+    pub(super) fn on_push_error(
+        &mut self,
+        id: u32,
+        report: &ErrorReport,
+    ) -> Result<(), ClientError> {
+        if closes_connection(report.code) {
+            return Err(ClientError::ConnectionLost(report.message.clone()));
+        }
+        if let Some(op) = self.inflight.remove(&id) {
+            if report.code == ErrorCode::Unstorable {
+                log::error!(
+                    "the server cannot store {} ({}); it stays on this device only: rename or move it",
+                    op.path(),
+                    report.message
+                );
+                if self.inflight.is_empty() {
+                    self.round_done();
+                }
+                return Ok(());
+            }
+            log::warn!(
+                "server refused {} ({:?}: {}); will retry",
+                op.path(),
+                report.code,
+                report.message
+            );
+            self.retry.add(op.path().clone());
+            self.retry_due = Some(Instant::now() + Duration::from_secs(1));
+        }
+        if self.inflight.is_empty() {
+            self.round_done();
+        }
+        Ok(())
+    }
+}

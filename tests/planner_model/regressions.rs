@@ -1,0 +1,387 @@
+//! Every failure the planner property test found, kept as a named case (the
+//! `REPLAY` line it printed). Each failed before the fix named in the commit
+//! that added it.
+
+use super::planner_model::Action;
+use super::replay;
+
+#[test]
+fn regression_1() {
+    use Action::*;
+    replay(
+        &[
+            (0, 44, true),
+            (52932, 133, true),
+            (850, 31, false),
+            (52905, 115, true),
+            (13323, 0, false),
+            (26621, 125, true),
+            (11453, 0, false),
+        ],
+        &[
+            (47, TypeChange { at: 7009 }),
+            (9, Remove { at: 20359 }),
+            (11, Write { at: 6601, name: 0 }),
+            (29, IntoOwnDir { at: 1099 }),
+            (
+                45,
+                Move {
+                    at: 59663,
+                    to: 36718,
+                    name: 0,
+                },
+            ),
+        ],
+        &[47663, 4537, 11806, 23874, 22020, 1691, 36752, 0, 0],
+        3,
+    );
+}
+
+#[test]
+fn regression_2() {
+    use Action::*;
+    replay(
+        &[
+            (0, 107, true),
+            (11137, 65, false),
+            (45552, 0, true),
+            (1981, 1, true),
+            (51803, 0, true),
+            (3116, 18, false),
+        ],
+        &[
+            (162, TypeChange { at: 2156 }),
+            (65, Write { at: 2284, name: 85 }),
+        ],
+        &[137],
+        2,
+    );
+}
+
+#[test]
+fn regression_3() {
+    use Action::*;
+    replay(
+        &[(0, 0, true), (10472, 0, false), (0, 17, false)],
+        &[(85, IntoOwnDir { at: 0 }), (6, IntoOwnDir { at: 0 })],
+        &[13483, 41237, 56511, 20082, 56971, 9269, 13268],
+        2,
+    );
+}
+
+#[test]
+fn regression_4() {
+    use Action::*;
+    replay(
+        &[(0, 151, false)],
+        &[
+            (0, MakeDir { at: 0, name: 0 }),
+            (32, Write { at: 52178, name: 0 }),
+            (15, IntoOwnDir { at: 0 }),
+            (64, IntoOwnDir { at: 0 }),
+        ],
+        &[23703, 42195, 42822, 1006, 35631, 62727],
+        3,
+    );
+}
+
+#[test]
+fn regression_5() {
+    use Action::*;
+    replay(
+        &[
+            (0, 20, true),
+            (30158, 59, true),
+            (8046, 38, false),
+            (13798, 142, true),
+            (6352, 129, false),
+            (59254, 0, true),
+            (19776, 125, false),
+        ],
+        &[
+            (188, Write { at: 9956, name: 91 }),
+            (136, IntoOwnDir { at: 52768 }),
+            (7, Write { at: 6914, name: 0 }),
+            (39, IntoOwnDir { at: 51222 }),
+        ],
+        &[5540, 9471],
+        3,
+    );
+}
+
+#[test]
+fn regression_6() {
+    use Action::*;
+    replay(
+        &[
+            (0, 143, true),
+            (2550, 28, true),
+            (0, 101, false),
+            (16069, 41, true),
+            (55079, 44, false),
+            (46742, 0, false),
+            (43690, 43, true),
+            (34969, 201, false),
+        ],
+        &[
+            (20, IntoOwnDir { at: 1392 }),
+            (216, TypeChange { at: 20031 }),
+            (
+                158,
+                MakeDir {
+                    at: 32289,
+                    name: 154,
+                },
+            ),
+            (74, TypeChange { at: 7939 }),
+            (73, Write { at: 7891, name: 0 }),
+            (
+                126,
+                Move {
+                    at: 62285,
+                    to: 45854,
+                    name: 0,
+                },
+            ),
+        ],
+        &[7860, 4361, 9275],
+        2,
+    );
+}
+
+#[test]
+fn regression_7() {
+    use Action::*;
+    replay(
+        &[
+            (0, 69, true),
+            (36380, 4, false),
+            (2864, 59, false),
+            (12179, 108, false),
+            (15199, 1, true),
+        ],
+        &[
+            (1, IntoOwnDir { at: 1980 }),
+            (21, TypeChange { at: 5889 }),
+            (
+                114,
+                Move {
+                    at: 47267,
+                    to: 5216,
+                    name: 22,
+                },
+            ),
+        ],
+        &[9209, 16832, 25685],
+        3,
+    );
+}
+
+#[test]
+fn regression_8() {
+    use Action::*;
+    replay(
+        &[
+            (0, 111, true),
+            (0, 4, true),
+            (63676, 3, false),
+            (20843, 12, true),
+            (6276, 62, true),
+            (23907, 1, false),
+            (7471, 154, false),
+        ],
+        &[
+            (28, Remove { at: 0 }),
+            (
+                92,
+                Write {
+                    at: 55972,
+                    name: 38,
+                },
+            ),
+            (39, MakeDir { at: 2979, name: 0 }),
+            (169, Write { at: 0, name: 0 }),
+            (
+                96,
+                Move {
+                    at: 23053,
+                    to: 14,
+                    name: 10,
+                },
+            ),
+        ],
+        &[8516, 9853, 10013, 48992, 20644],
+        3,
+    );
+}
+
+#[test]
+fn regression_9() {
+    use Action::*;
+    replay(
+        &[
+            (0, 128, true),
+            (36995, 49, true),
+            (6839, 69, false),
+            (40176, 19, false),
+            (59869, 115, true),
+            (6843, 115, false),
+        ],
+        &[
+            (
+                188,
+                Write {
+                    at: 50966,
+                    name: 11,
+                },
+            ),
+            (
+                115,
+                Move {
+                    at: 36021,
+                    to: 1525,
+                    name: 20,
+                },
+            ),
+            (13, Remove { at: 33814 }),
+        ],
+        &[0, 0, 1464],
+        2,
+    );
+}
+
+#[test]
+fn regression_10() {
+    use Action::*;
+    replay(
+        &[
+            (0, 4, true),
+            (0, 3, true),
+            (12536, 110, false),
+            (57, 61, true),
+            (8302, 59, false),
+        ],
+        &[
+            (
+                43,
+                Move {
+                    at: 35346,
+                    to: 5855,
+                    name: 0,
+                },
+            ),
+            (151, TypeChange { at: 35088 }),
+            (233, Write { at: 9352, name: 55 }),
+        ],
+        &[582, 61, 3907],
+        3,
+    );
+}
+
+#[test]
+fn regression_11() {
+    use Action::*;
+    replay(
+        &[
+            (0, 59, true),
+            (18823, 74, true),
+            (53935, 15, true),
+            (2551, 1, true),
+            (42446, 44, true),
+            (53685, 0, false),
+            (47128, 2, false),
+        ],
+        &[
+            (
+                119,
+                Move {
+                    at: 3341,
+                    to: 36256,
+                    name: 35,
+                },
+            ),
+            (
+                29,
+                Move {
+                    at: 38019,
+                    to: 4392,
+                    name: 88,
+                },
+            ),
+        ],
+        &[],
+        2,
+    );
+}
+
+#[test]
+fn regression_12() {
+    use Action::*;
+    replay(
+        &[
+            (0, 74, true),
+            (21917, 10, true),
+            (1340, 5, true),
+            (20509, 35, false),
+            (33432, 3, true),
+            (14628, 38, false),
+            (24261, 0, false),
+        ],
+        &[
+            (20, TypeChange { at: 59105 }),
+            (
+                32,
+                MakeDir {
+                    at: 19699,
+                    name: 185,
+                },
+            ),
+            (181, Remove { at: 15641 }),
+            (
+                14,
+                Move {
+                    at: 22224,
+                    to: 27955,
+                    name: 152,
+                },
+            ),
+        ],
+        &[0, 31499, 4999],
+        2,
+    );
+}
+
+#[test]
+fn regression_13() {
+    use Action::*;
+    replay(
+        &[
+            (0, 13, true),
+            (3253, 20, true),
+            (20672, 44, false),
+            (18748, 83, false),
+            (26640, 142, true),
+            (2103, 0, false),
+        ],
+        &[
+            (39, TypeChange { at: 15264 }),
+            (
+                178,
+                Move {
+                    at: 33199,
+                    to: 23412,
+                    name: 27,
+                },
+            ),
+            (
+                32,
+                Write {
+                    at: 22741,
+                    name: 220,
+                },
+            ),
+        ],
+        &[1154, 21, 4502, 14383, 2643, 1060, 42985],
+        3,
+    );
+}
