@@ -395,18 +395,16 @@ impl Reactor {
                 _,
                 m @ (Message::Hello(_)
                 | Message::Welcome(_)
+                | Message::Error(_)
                 | Message::ChangeBatch(_)
                 | Message::Notify { .. }
                 | Message::PushAck(_)),
             ) => {
+                // §3.2: a server-only kind from a client (Error included) is
+                // WrongPhase, answered before the close.
                 let text = format!("{:?} is not allowed from a client here", m.kind());
                 self.record(key, "frame", Err(&text));
                 self.fail(key, rid, ErrorCode::WrongPhase, &text);
-            }
-            (_, Message::Error(report)) => {
-                let text = format!("client reported {:?}: {}", report.code, report.message);
-                self.record(key, "frame", Err(&text));
-                self.begin_close(key);
             }
             (_, Message::Ping) => {
                 conn.queue_frame(&Frame::new(rid, Message::Pong));
