@@ -165,6 +165,15 @@ impl Raw {
         }
     }
 
+    /// Wraps an accepted connection (a fake server's side).
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        stream.set_nodelay(true).ok();
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// Connects and creates a new user; returns the connection, the user ID
     /// and the client ID of the Welcome.
     pub fn new_user(addr: SocketAddr) -> (Raw, [u8; 16], u64) {
