@@ -109,7 +109,7 @@ fn r_3_3_2_a_claimed_length_is_not_allocated() {
 /// Payload-level failures: Truncated, TrailingBytes, BadValue give BadFrame;
 /// a bad path gives BadPath; the connection is closed after the Error.
 #[test]
-///
+/// Covers, R-1.4.1.2
 fn r_3_3_3_bad_payloads_are_refused_with_their_code() {
     let server = ServerProc::start();
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
@@ -213,7 +213,6 @@ fn hex(user: &[u8; 16]) -> String {
 /// A closing Error carries the bad frame's request ID when its header was
 /// valid: payload-level BadFrame, BadPath, and out-of-phase frames.
 #[test]
-#[ignore = "issue 10 item 4: server not yet conforming"]
 ///
 fn r_3_3_5_closing_errors_carry_the_bad_frames_request_id() {
     let server = ServerProc::start();
@@ -409,8 +408,7 @@ fn r_3_4_5_a_fetch_sees_the_state_of_its_turn() {
 /// A Pong keeps request order too: it follows the replies of earlier
 /// requests and never splits a fetch reply.
 #[test]
-#[ignore = "issue 10 item 1: server not yet conforming"]
-///
+///
 fn r_3_4_5_pong_keeps_request_order() {
     let server = ServerProc::start();
     let mut a = ready(server.addr);
@@ -558,4 +556,33 @@ fn r_1_4_1_paths_are_taken_byte_for_byte() {
         &frame(MAKE_DIR, 6, &path_field(b"bad\xff")),
         BAD_PATH,
     );
+}
+
+/// A closing Error ends the connection: replies of earlier requests not yet
+/// sent may be dropped, and nothing follows the Error.
+#[test]
+fn r_3_4_9_a_closing_error_is_the_last_frame() {
+    let server = ServerProc::start();
+    let mut a = ready(server.addr);
+    a.send(&upload(1, 0, &vec![4u8; 3_000_000], "big", 1_048_576));
+    a.expect_ack(1);
+    let mut bytes = u64_path(FETCH, 2, 0, "big");
+    bytes.extend_from_slice(&frame(PULL, 3, &[0; 7]));
+    a.send(&bytes);
+    let mut last = None;
+    loop {
+        match a.read(Duration::from_secs(10)) {
+            Got::Frame(f) => {
+                assert!(
+                    last.as_ref().is_none_or(|l: &RawFrame| l.kind != ERROR),
+                    "a frame after the Error"
+                );
+                assert!(f.rid == 2 || f.kind == ERROR, "{f:?}");
+                last = Some(f);
+            }
+            Got::Closed => break,
+            Got::Timeout => panic!("no close"),
+        }
+    }
+    assert_eq!(last.and_then(|f| f.error_code()), Some(BAD_FRAME));
 }

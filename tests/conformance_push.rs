@@ -78,7 +78,8 @@ fn r_5_4_3_each_status_reports_its_version() {
         (UNCHANGED, 2, "f".into())
     );
     assert_eq!(
-        push(&mut a, u64_path(DELETE, 5, 1, "f")),
+        // Another client's newer version makes it Stale (§7.2).
+        push(&mut b, u64_path(DELETE, 5, 1, "f")),
         (STALE, 2, "f".into())
     );
     assert_eq!(
@@ -106,7 +107,8 @@ fn r_5_4_3_each_status_reports_its_version() {
 ///
 fn r_5_4_5_upload_rules() {
     let server = ServerProc::start();
-    let (mut a, user, client) = Raw::new_user(server.addr);
+    let (mut a, user, _) = Raw::new_user(server.addr);
+    let (mut b, client) = Raw::join(server.addr, user);
     let tag = format!(" (conflict {client} ");
     // Absent, even with a base ≠ 0: stored, parents created.
     assert_eq!(
@@ -123,19 +125,20 @@ fn r_5_4_5_upload_rules() {
         push(&mut a, upload(3, 1, b"m", "p/q/new.txt", 8)),
         (APPLIED, 2, "p/q/new.txt".into())
     );
-    // Version ≠ base: conflict copy beside it, the server's file stays.
-    let (s, v, copy) = push(&mut a, upload(4, 1, b"late", "p/q/new.txt", 8));
+    // Version ≠ base (another client's change): conflict copy beside it,
+    // the server's file stays.
+    let (s, v, copy) = push(&mut b, upload(4, 1, b"late", "p/q/new.txt", 8));
     assert_eq!((s, v), (CONFLICT, 3));
     assert!(
         copy.starts_with(&format!("p/q/new{tag}")) && copy.ends_with(").txt"),
         "{copy}"
     );
     // A directory at the path: conflict copy, the directory stays.
-    let (s, _, dcopy) = push(&mut a, upload(5, 0, b"onto dir", "p/q", 8));
+    let (s, _, dcopy) = push(&mut b, upload(5, 0, b"onto dir", "p/q", 8));
     assert_eq!(s, CONFLICT);
     assert!(dcopy.starts_with(&format!("p/q{tag}")), "{dcopy}");
     // An ancestor is a file: stored below the ancestor's conflict name.
-    let (s, _, below) = push(&mut a, upload(6, 0, b"below", "p/q/new.txt/inner.txt", 8));
+    let (s, _, below) = push(&mut b, upload(6, 0, b"below", "p/q/new.txt/inner.txt", 8));
     assert_eq!(s, CONFLICT);
     assert!(
         below.starts_with(&format!("p/q/new{tag}")) && below.ends_with(").txt/inner.txt"),
@@ -185,6 +188,7 @@ fn r_5_4_6_make_dir_rules() {
 fn r_5_4_7_delete_rules() {
     let server = ServerProc::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
+    let (mut b, _) = Raw::join(server.addr, user);
     push(&mut a, upload(1, 0, b"x", "f", 8));
     push(&mut a, make_dir(2, "d"));
     assert_eq!(
@@ -196,7 +200,7 @@ fn r_5_4_7_delete_rules() {
         (STALE, 2, "d".into())
     );
     assert_eq!(
-        push(&mut a, u64_path(DELETE, 5, 7, "f")),
+        push(&mut b, u64_path(DELETE, 5, 7, "f")),
         (STALE, 1, "f".into())
     );
     assert!(folder(&server, &user).join("f").is_file());
@@ -233,7 +237,8 @@ fn r_5_4_8_remove_dir_rules() {
     assert!(!folder(&server, &user).join("t").exists());
     push(&mut a, upload(7, 0, b"1", "u/old/1", 8)); // 5
     push(&mut a, upload(8, 0, b"2", "u/2", 8)); // 6
-    push(&mut a, upload(9, 0, b"n", "u/keep/deep/new", 8)); // 7
+    let (mut b, _) = Raw::join(server.addr, user);
+    push(&mut b, upload(9, 0, b"n", "u/keep/deep/new", 8)); // 7, by another client
     let (s, _, p) = push(&mut a, u64_path(REMOVE_DIR, 10, 6, "u"));
     assert_eq!((s, p.as_str()), (STALE, "u"));
     let tree = tree_of(&folder(&server, &user));

@@ -72,6 +72,90 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "tests/server_disk_full.rs",
         "disk_full_fails_the_push_and_keeps_the_old_version",
     ),
+    (
+        "R-3.4.8",
+        "server",
+        "tests/conformance_server.rs",
+        "pong_keeps_request_order_behind_a_pipelined_pull",
+    ),
+    (
+        "R-3.4.8",
+        "server",
+        "tests/conformance_server.rs",
+        "pong_never_interleaves_a_slow_fetch_reply",
+    ),
+    (
+        "R-4.3.5",
+        "server",
+        "tests/conformance_server.rs",
+        "ping_during_an_upload_is_answered_and_the_upload_goes_on",
+    ),
+    (
+        "R-3.3.5",
+        "server",
+        "tests/conformance_server.rs",
+        "closing_errors_carry_the_bad_frames_request_id",
+    ),
+    (
+        "R-1.4.1.1",
+        "server",
+        "tests/conformance_server.rs",
+        "an_unknown_error_code_decodes_and_a_client_sent_error_is_wrong_phase",
+    ),
+    (
+        "R-3.2.1",
+        "server",
+        "tests/conformance_server.rs",
+        "an_unknown_error_code_decodes_and_a_client_sent_error_is_wrong_phase",
+    ),
+    (
+        "R-5.4.2",
+        "server",
+        "tests/conformance_server.rs",
+        "a_remove_dir_that_keeps_a_newer_file_is_one_change_and_notifies",
+    ),
+    (
+        "R-4.4.1",
+        "server",
+        "tests/conformance_server.rs",
+        "other_push_kinds_notify_exactly_when_the_tree_changed",
+    ),
+    (
+        "R-7.1.3",
+        "server",
+        "tests/conformance_server.rs",
+        "deleted_entries_keep_their_removal_number_across_restart_and_compaction",
+    ),
+    (
+        "R-7.2.2",
+        "server",
+        "tests/conformance_server.rs",
+        "a_devices_own_earlier_pushes_never_make_its_push_stale",
+    ),
+    (
+        "R-7.4.1.1",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-7.4.1.2",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-7.4.1.3",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-7.4.1.4",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
 ];
 
 /// Deployment requirements: about load balancers and networks around the
@@ -285,10 +369,13 @@ fn every_requirement_has_a_test_and_the_table_is_current() {
         if !read(file).contains(&format!("fn {name}(")) {
             problems.push(format!("{id}: {file} has no test fn {name}"));
         }
-        tested
-            .entry(id.to_string())
-            .or_default()
-            .push(format!("{who} requirement, tested by `{file}::{name}`"));
+        tested.entry(id.to_string()).or_default().push(match *who {
+            "server" => format!(
+                "`{}::{name}`",
+                file.trim_start_matches("tests/").trim_end_matches(".rs")
+            ),
+            _ => format!("{who} requirement, tested by `{file}::{name}`"),
+        });
     }
     for (id, why) in DEPLOYMENT {
         if !reqs.contains_key(*id) {

@@ -292,8 +292,8 @@ fn r_4_4_1_notify_reaches_the_other_connections() {
     assert_eq!(a.next().bytes(), notify(2));
     a.send(&upload(4, 1, b"v1", "f", 16)); // Unchanged
     assert_eq!(a.expect_ack(4).0, 3);
-    a.send(&u64_path(DELETE, 5, 0, "f")); // Stale
-    assert_eq!(a.expect_ack(5).0, 2);
+    b.send(&u64_path(DELETE, 5, 0, "f")); // Stale: A's version 1 is not B's base
+    assert_eq!(b.expect_ack(5).0, 2);
     a.send(&make_dir(6, "d/e")); // Applied, 3
     a.expect_ack(6);
     assert_eq!(b.next().bytes(), notify(3));
@@ -308,7 +308,6 @@ fn r_4_4_1_notify_reaches_the_other_connections() {
 /// A RemoveDir that removed something but kept a newer entry (Stale) still
 /// changed the tree: the other connections get a Notify.
 #[test]
-#[ignore = "issue 10 item 2: server not yet conforming"]
 fn r_4_4_1_notify_after_a_partly_stale_remove_dir() {
     let server = ServerProc::start();
     let (mut a, user, _) = Raw::new_user(server.addr);

@@ -255,7 +255,6 @@ fn r_5_2_5_a_rename_touches_from_and_everything_below_to() {
 /// Deleted entries carry the sequence number of the change that removed
 /// them, not the reply's head.
 #[test]
-#[ignore = "issue 10 item 3: server not yet conforming"]
 ///
 fn r_7_1_3_deleted_entries_carry_the_removing_change() {
     let server = ServerProc::start();
@@ -376,7 +375,6 @@ fn r_7_1_1_sequence_numbers_have_no_gaps() {
 /// A RemoveDir that removes two files and keeps a newer one is one change:
 /// one sequence number, reported in its PushAck.
 #[test]
-#[ignore = "issue 10 item 2: server not yet conforming"]
 ///
 fn r_7_1_1_a_partly_stale_remove_dir_is_one_change() {
     let server = ServerProc::start();

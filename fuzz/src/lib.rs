@@ -256,7 +256,7 @@ impl<'a> ByteSource<'a> {
             2 => Message::Ping,
             3 => Message::Pong,
             4 => Message::Error(ErrorReport {
-                code: ErrorCode::from_u16(1 + u16::from(self.u8() % 12))?,
+                code: ErrorCode::from_wire(u16::from_be_bytes([self.u8(), self.u8()])),
                 message: self.text(MAX_MESSAGE_BYTES + 200),
             }),
             5 => Message::Pull { cursor: self.u64() },

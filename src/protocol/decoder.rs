@@ -25,8 +25,9 @@ enum State {
         len: u32,
         payload: Vec<u8>,
     },
-    /// A previous error: the stream position cannot be trusted any more.
-    Failed(FrameError),
+    /// A previous error: the stream position cannot be trusted any more. The
+    /// request ID is the bad frame's when its header was valid (§3.3).
+    Failed(FrameError, Option<u32>),
 }
 
 /// Turns a byte stream into frames, in any split of the input, without I/O.
@@ -66,7 +67,7 @@ impl FrameDecoder {
         match &self.state {
             State::Header { filled } => usize::from(*filled),
             State::Payload { payload, .. } => HEADER_LEN + payload.len(),
-            State::Failed(_) => 0,
+            State::Failed(..) => 0,
         }
     }
 
@@ -78,7 +79,7 @@ impl FrameDecoder {
     pub fn feed(&mut self, input: &mut &[u8]) -> Result<Status<Frame>, FrameError> {
         loop {
             match &mut self.state {
-                State::Failed(e) => return Err(*e),
+                State::Failed(e, _) => return Err(*e),
                 State::Header { filled } => {
                     let have = usize::from(*filled);
                     let take = (HEADER_LEN - have).min(input.len());
@@ -98,7 +99,7 @@ impl FrameDecoder {
                                 payload: Vec::new(),
                             };
                         }
-                        Err(e) => return Err(self.fail(e)),
+                        Err(e) => return Err(self.fail(e, None)),
                     }
                 }
                 State::Payload {
@@ -133,15 +134,25 @@ impl FrameDecoder {
                             request_id,
                             message,
                         })),
-                        Err(e) => Err(self.fail(e)),
+                        Err(e) => Err(self.fail(e, Some(request_id))),
                     };
                 }
             }
         }
     }
 
-    fn fail(&mut self, e: FrameError) -> FrameError {
-        self.state = State::Failed(e);
+    /// After an error: the request ID of the frame that failed, when its
+    /// header was valid and only its payload was bad (the closing Error then
+    /// carries it, PROTOCOL.md §3.3); `None` for a bad header or no error.
+    pub fn failed_request_id(&self) -> Option<u32> {
+        match self.state {
+            State::Failed(_, request_id) => request_id,
+            _ => None,
+        }
+    }
+
+    fn fail(&mut self, e: FrameError, request_id: Option<u32>) -> FrameError {
+        self.state = State::Failed(e, request_id);
         e
     }
 }

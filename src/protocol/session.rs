@@ -92,33 +92,42 @@ impl Welcome {
 }
 
 /// Numeric error codes (PROTOCOL.md §4.5).
+///
+/// Codes a later protocol revision adds decode as [`ErrorCode::Unknown`]
+/// instead of making the frame undecodable (§4.5, forward compatibility).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
 pub enum ErrorCode {
     /// The frame could not be decoded; the connection closes.
-    BadFrame = 1,
+    BadFrame,
     /// A path broke a path rule; the connection closes.
-    BadPath = 2,
+    BadPath,
     /// A message that is not legal in the connection's phase; the connection closes.
-    WrongPhase = 3,
+    WrongPhase,
     /// The user ID is not known (or the guess was rate-limited); the connection closes.
-    UnknownUser = 4,
+    UnknownUser,
     /// The client ID is not registered for this user; the connection closes.
-    UnknownClient = 5,
+    UnknownClient,
     /// An uploaded file's bytes do not match its announced hash; nothing was stored.
-    HashMismatch = 6,
+    HashMismatch,
     /// An uploaded file's chunks do not add up to its announced size; nothing was stored.
-    SizeMismatch = 7,
+    SizeMismatch,
     /// The server is at its connection limit; the connection closes.
-    Busy = 8,
+    Busy,
     /// The server could not store or read data (disk full, I/O error).
-    Storage = 9,
+    Storage,
     /// The handshake or idle timeout ran out; the connection closes.
-    Timeout = 10,
+    Timeout,
     /// A fetched path does not exist (any more).
-    NotFound = 11,
+    NotFound,
     /// The server is shutting down; the connection closes.
-    ShuttingDown = 12,
+    ShuttingDown,
+    /// The change can never be stored as asked (the server's file system
+    /// refuses the name or the path); nothing changed and retrying the same
+    /// push fails the same way. The connection stays open.
+    Unstorable,
+    /// A code this implementation does not know (a newer server): the
+    /// request it answers failed; the connection closes (§4.5).
+    Unknown(u16),
 }
 
 impl ErrorCode {
@@ -137,8 +146,43 @@ impl ErrorCode {
             10 => ErrorCode::Timeout,
             11 => ErrorCode::NotFound,
             12 => ErrorCode::ShuttingDown,
+            13 => ErrorCode::Unstorable,
             _ => return None,
         })
+    }
+
+    /// The code for any number: undefined values are [`ErrorCode::Unknown`].
+    pub fn from_wire(value: u16) -> ErrorCode {
+        ErrorCode::from_u16(value).unwrap_or(ErrorCode::Unknown(value))
+    }
+
+    /// The number on the wire.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            ErrorCode::BadFrame => 1,
+            ErrorCode::BadPath => 2,
+            ErrorCode::WrongPhase => 3,
+            ErrorCode::UnknownUser => 4,
+            ErrorCode::UnknownClient => 5,
+            ErrorCode::HashMismatch => 6,
+            ErrorCode::SizeMismatch => 7,
+            ErrorCode::Busy => 8,
+            ErrorCode::Storage => 9,
+            ErrorCode::Timeout => 10,
+            ErrorCode::NotFound => 11,
+            ErrorCode::ShuttingDown => 12,
+            ErrorCode::Unstorable => 13,
+            ErrorCode::Unknown(value) => value,
+        }
+    }
+
+    /// Whether retrying the same request later may succeed (§4.5's table):
+    /// false for codes that need a person or a different request.
+    pub fn is_retryable(self) -> bool {
+        !matches!(
+            self,
+            ErrorCode::UnknownUser | ErrorCode::UnknownClient | ErrorCode::Unstorable
+        )
     }
 }
 
@@ -157,13 +201,13 @@ pub struct ErrorReport {
 
 impl ErrorReport {
     pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
-        let code = ErrorCode::from_u16(r.u16()?).ok_or(FrameError::BadValue)?;
+        let code = ErrorCode::from_wire(r.u16()?);
         let message = r.text()?;
         Ok(ErrorReport { code, message })
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        put_u16(out, self.code as u16);
+        put_u16(out, self.code.to_u16());
         put_text(out, &self.message);
     }
 }

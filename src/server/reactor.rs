@@ -362,7 +362,13 @@ impl Reactor {
         };
         let text = error.to_string();
         self.record(key, "frame", Err(&text));
-        self.fail(key, 0, code, &text);
+        // §3.3: the bad frame's request ID whenever its header was valid.
+        let rid = self
+            .conns
+            .get(key)
+            .and_then(|c| c.decoder.failed_request_id())
+            .unwrap_or(0);
+        self.fail(key, rid, code, &text);
     }
 
     /// Sends an error and closes the connection after it.
@@ -395,18 +401,19 @@ impl Reactor {
                 _,
                 m @ (Message::Hello(_)
                 | Message::Welcome(_)
-                | Message::Error(_)
                 | Message::ChangeBatch(_)
                 | Message::Notify { .. }
+                | Message::Error(_)
                 | Message::PushAck(_)),
             ) => {
-                // §3.2: a server-only kind from a client (Error included) is
-                // WrongPhase, answered before the close.
                 let text = format!("{:?} is not allowed from a client here", m.kind());
                 self.record(key, "frame", Err(&text));
                 self.fail(key, rid, ErrorCode::WrongPhase, &text);
             }
-            (_, Message::Ping) => {
+            (Phase::Ready { .. }, Message::Ping) if conn.inflight == 0 => {
+                // Every earlier request of this connection has been answered
+                // (its replies are queued ahead), so the Pong keeps request
+                // order (§3.4). Otherwise the actor queues it behind them.
                 conn.queue_frame(&Frame::new(rid, Message::Pong));
                 self.flush(key);
             }

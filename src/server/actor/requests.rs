@@ -4,7 +4,7 @@
 use super::peer::{Job, Peer, Upload};
 use super::Actor;
 use crate::protocol::{
-    ClientId, ErrorCode, FileBegin, Frame, Hello, HelloMode, Message, PushAck, PushStatus, Welcome,
+    ClientId, ErrorCode, FileBegin, Frame, Hello, HelloMode, Message, PushAck, Welcome,
 };
 use crate::server::bus::{ConnRef, FromActor};
 use crate::server::store::{StagedFile, StoreError, UserStore};
@@ -120,9 +120,11 @@ impl Actor {
             return;
         };
         let rid = frame.request_id;
+        let before = store.head();
         if let Some(upload) = &peer.upload {
             let in_upload = matches!(frame.message, Message::FileChunk(_) | Message::FileEnd);
-            if !in_upload || rid != upload.request_id {
+            let keep_alive = matches!(frame.message, Message::Ping | Message::Pong);
+            if !keep_alive && (!in_upload || rid != upload.request_id) {
                 self.log(
                     conn,
                     "frame",
@@ -173,25 +175,34 @@ impl Actor {
             }
             Message::FileBegin(begin) => self.begin_upload(conn, rid, begin),
             Message::FileChunk(data) => self.upload_chunk(conn, rid, &data),
-            Message::FileEnd => self.end_upload(conn, client),
+            Message::FileEnd => self.end_upload(conn, rid, client),
             Message::MakeDir { path } => {
                 let result = store.make_dir(&path, client);
-                self.finish_push(conn, rid, "push-mkdir", &path.to_string(), result);
+                self.finish_push(conn, rid, "push-mkdir", &path.to_string(), before, result);
             }
             Message::Delete(d) => {
-                let result = store.delete_file(d.base_version, &d.path);
-                self.finish_push(conn, rid, "push-delete", &d.path.to_string(), result);
+                let result = store.delete_file(d.base_version, &d.path, client);
+                self.finish_push(
+                    conn,
+                    rid,
+                    "push-delete",
+                    &d.path.to_string(),
+                    before,
+                    result,
+                );
             }
             Message::RemoveDir(r) => {
-                let result = store.remove_dir(r.cursor, &r.path);
-                self.finish_push(conn, rid, "push-rmdir", &r.path.to_string(), result);
+                let result = store.remove_dir(r.cursor, &r.path, client);
+                self.finish_push(conn, rid, "push-rmdir", &r.path.to_string(), before, result);
             }
             Message::Rename(r) => {
                 let result = store.rename(&r.from, &r.to, client);
                 let what = format!("{} -> {}", r.from, r.to);
-                self.finish_push(conn, rid, "push-rename", &what, result);
+                self.finish_push(conn, rid, "push-rename", &what, before, result);
             }
-            Message::Ping | Message::Pong => {}
+            // Queued behind the replies of earlier requests (§3.4).
+            Message::Ping => peer.reply(rid, Message::Pong),
+            Message::Pong => {}
             other => {
                 let text = format!("{:?} is not a request", other.kind());
                 self.log(conn, "frame", Err(&text));
@@ -200,20 +211,24 @@ impl Actor {
         }
     }
 
-    /// Replies to a push and logs it.
+    /// Replies to a push and logs it. `before` is the head before the push:
+    /// whenever the push changed the tree (whatever its status, e.g. a
+    /// RemoveDir that removed part of a directory and is Stale), the user's
+    /// other connections get a Notify (§4.4).
     fn finish_push(
         &mut self,
         conn: ConnRef,
         rid: u32,
         request: &str,
         what: &str,
+        before: u64,
         result: Result<PushAck, StoreError>,
     ) {
+        if self.store.as_ref().is_some_and(|s| s.head() > before) {
+            self.pushers.insert(conn);
+        }
         match result {
             Ok(ack) => {
-                if ack.status == PushStatus::Applied || ack.status == PushStatus::Conflict {
-                    self.pushers.insert(conn);
-                }
                 let detail = format!("{what}: {:?} v{} at {}", ack.status, ack.version, ack.path);
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.reply(rid, Message::PushAck(ack));
@@ -288,13 +303,18 @@ impl Actor {
         }
     }
 
-    fn end_upload(&mut self, conn: ConnRef, client: ClientId) {
+    fn end_upload(&mut self, conn: ConnRef, end_rid: u32, client: ClientId) {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
         let Some(mut upload) = peer.upload.take() else {
             self.log(conn, "frame", Err("FileEnd without FileBegin"));
-            self.fail(conn, 0, ErrorCode::WrongPhase, "FileEnd without FileBegin");
+            self.fail(
+                conn,
+                end_rid,
+                ErrorCode::WrongPhase,
+                "FileEnd without FileBegin",
+            );
             return;
         };
         let rid = upload.request_id;
@@ -341,8 +361,9 @@ impl Actor {
             size: upload.written,
             hash,
         };
+        let before = store.head();
         let result = store.commit_file(upload.begin.version, &path, staged, client);
         let what = format!("{path} ({} bytes)", upload.written);
-        self.finish_push(conn, rid, "push-file", &what, result);
+        self.finish_push(conn, rid, "push-file", &what, before, result);
     }
 }

@@ -51,22 +51,37 @@ impl UserStore {
     }
 
     /// Where a new entry for `path` can go: `path` itself, or — when an
-    /// ancestor is a file — the same place below that ancestor's conflict name.
+    /// ancestor is a file — the same place below that ancestor's conflict
+    /// name: the one this device's earlier pushes below that file already
+    /// use while it is still a directory, else a fresh one (§7.4).
     fn placement(
-        &self,
+        &mut self,
         path: &WirePath,
         client: ClientId,
     ) -> Result<(WirePath, PushStatus), StoreError> {
-        match self.tree.file_ancestor(path) {
-            None => Ok((path.clone(), PushStatus::Applied)),
-            Some(ancestor) => {
-                let renamed = self.free_conflict_name(&ancestor, client)?;
-                let moved = path.rebase(&ancestor, &renamed).ok_or_else(|| {
-                    StoreError::Io(std::io::Error::other("conflict path too long"))
-                })?;
-                Ok((moved, PushStatus::Conflict))
+        let Some(ancestor) = self.tree.file_ancestor(path) else {
+            return Ok((path.clone(), PushStatus::Applied));
+        };
+        let renamed = self.conflict_dir(&ancestor, client)?;
+        let moved = path
+            .rebase(&ancestor, &renamed)
+            .ok_or_else(|| StoreError::Io(std::io::Error::other("conflict path too long")))?;
+        Ok((moved, PushStatus::Conflict))
+    }
+
+    /// The conflict directory standing in for the file at `file` for
+    /// `client`'s pushed subtree: the remembered one if it is still a
+    /// directory, else a fresh conflict name (remembered from now on).
+    fn conflict_dir(&mut self, file: &WirePath, client: ClientId) -> Result<WirePath, StoreError> {
+        let key = (client, file.clone());
+        if let Some(dir) = self.conflict_dirs.get(&key) {
+            if self.tree.get(dir).is_some_and(|n| n.is_dir()) {
+                return Ok(dir.clone());
             }
         }
+        let fresh = self.free_conflict_name(file, client)?;
+        self.conflict_dirs.insert(key, fresh.clone());
+        Ok(fresh)
     }
 
     /// Applies a complete upload (`FileBegin` … `FileEnd`).
@@ -101,7 +116,10 @@ impl UserStore {
                 NodeKind::File { hash, .. } if hash == staged.hash => {
                     return Ok(ack(PushStatus::Unchanged, node.version, path));
                 }
-                NodeKind::File { .. } if node.version == base => {
+                // The base, or this device's own later push (§7.2).
+                NodeKind::File { .. }
+                    if node.version == base || self.pushed_by(node.version, client) =>
+                {
                     (path.clone(), PushStatus::Applied)
                 }
                 _ => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
@@ -126,6 +144,7 @@ impl UserStore {
             hash: staged.hash,
             mtime_ns,
         })?;
+        self.record_author(seq, client)?;
         Ok(ack(status, seq, &target))
     }
 
@@ -138,7 +157,9 @@ impl UserStore {
             Some(node) if node.is_dir() => {
                 return Ok(ack(PushStatus::Unchanged, node.version, path))
             }
-            Some(_) => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
+            // A file is in the way: the directory and, later, what this
+            // device pushes below it go to one conflict directory.
+            Some(_) => (self.conflict_dir(path, client)?, PushStatus::Conflict),
             None => self.placement(path, client)?,
         };
         let made = storefs::make_dirs(&self.root, &target)?;
@@ -148,58 +169,77 @@ impl UserStore {
             seq,
             path: target.clone(),
         })?;
+        self.record_author(seq, client)?;
         Ok(ack(status, seq, &target))
     }
 
-    /// Removes `path` (a file or a whole tree) from disk and journals it;
-    /// returns the change's sequence number.
-    fn remove_path(&mut self, path: &WirePath) -> Result<u64, StoreError> {
+    /// Removes `path` (a file or a whole tree) from disk and journals it as
+    /// (part of) change `seq`: one push is one change however many subtrees
+    /// it removes (§5.4).
+    fn remove_path(&mut self, path: &WirePath, seq: u64) -> Result<(), StoreError> {
         storefs::remove(&self.root, path)?;
         self.touched_dir(&path.to_local(&self.root));
-        let seq = self.next_seq();
         self.record(Record::Remove {
             seq,
             path: path.clone(),
-        })?;
-        Ok(seq)
+        })
     }
 
     /// Applies `Delete` of a file.
     ///
     /// # Errors
     /// Disk or journal failures; a symlink in the way.
-    pub fn delete_file(&mut self, base: u64, path: &WirePath) -> Result<PushAck, StoreError> {
+    pub fn delete_file(
+        &mut self,
+        base: u64,
+        path: &WirePath,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
         match self.tree.get(path) {
             None => Ok(ack(PushStatus::Unchanged, 0, path)),
-            Some(node) if node.is_dir() || node.version != base => {
+            Some(node)
+                if node.is_dir()
+                    || (node.version != base && !self.pushed_by(node.version, client)) =>
+            {
                 Ok(ack(PushStatus::Stale, node.version, path))
             }
             Some(_) => {
-                let seq = self.remove_path(path)?;
+                let seq = self.next_seq();
+                self.remove_path(path, seq)?;
+                self.record_author(seq, client)?;
                 Ok(ack(PushStatus::Applied, seq, path))
             }
         }
     }
 
     /// Applies `RemoveDir`: removes what the client had seen (version ≤
-    /// `cursor`), keeps what others changed since, with its parents.
+    /// `cursor`, or pushed by this client itself), keeps what other devices
+    /// changed since, with its parents. Everything it removes is one change.
     ///
     /// # Errors
     /// Disk or journal failures; a symlink in the way.
-    pub fn remove_dir(&mut self, cursor: u64, path: &WirePath) -> Result<PushAck, StoreError> {
+    pub fn remove_dir(
+        &mut self,
+        cursor: u64,
+        path: &WirePath,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
         let node = match self.tree.get(path) {
             None => return Ok(ack(PushStatus::Unchanged, 0, path)),
             Some(node) if !node.is_dir() => return Ok(ack(PushStatus::Stale, node.version, path)),
             Some(node) => *node,
         };
+        let unseen = |version: u64| version > cursor && !self.pushed_by(version, client);
         let newer: Vec<WirePath> = self
             .tree
             .descendants(path)
-            .filter(|(_, n)| n.version > cursor)
+            .filter(|(_, n)| unseen(n.version))
             .map(|(p, _)| p.clone())
             .collect();
-        if newer.is_empty() && node.version <= cursor {
-            let seq = self.remove_path(path)?;
+        let seq = self.next_seq();
+        if newer.is_empty() && !unseen(node.version) {
+            self.remove_path(path, seq)?;
+            self.record_author(seq, client)?;
             return Ok(ack(PushStatus::Applied, seq, path));
         }
         // Keep the newer entries and every ancestor of them; remove the
@@ -220,15 +260,18 @@ impl UserStore {
             .map(|(p, _)| p.clone())
             .collect();
         let mut removed: Vec<WirePath> = Vec::new();
-        let mut last_seq = node.version;
         for p in candidates {
             if keep.contains(&p) || removed.iter().any(|r| p.is_within(r)) {
                 continue;
             }
-            last_seq = self.remove_path(&p)?;
+            self.remove_path(&p, seq)?;
             removed.push(p);
         }
-        Ok(ack(PushStatus::Stale, last_seq, path))
+        if removed.is_empty() {
+            return Ok(ack(PushStatus::Stale, node.version, path));
+        }
+        self.record_author(seq, client)?;
+        Ok(ack(PushStatus::Stale, seq, path))
     }
 
     /// Applies `Rename`.
@@ -247,10 +290,15 @@ impl UserStore {
         if to.is_within(from) {
             return Ok(ack(PushStatus::Stale, source.version, from));
         }
-        let (target, status) = if self.tree.get(to).is_some() {
-            (self.free_conflict_name(to, client)?, PushStatus::Conflict)
-        } else {
-            self.placement(to, client)?
+        let source_is_dir = source.is_dir();
+        let (target, status) = match self.tree.get(to) {
+            // A directory moved onto a file: later pushes below `to` from
+            // this device follow it into the same conflict directory.
+            Some(n) if source_is_dir && !n.is_dir() => {
+                (self.conflict_dir(to, client)?, PushStatus::Conflict)
+            }
+            Some(_) => (self.free_conflict_name(to, client)?, PushStatus::Conflict),
+            None => self.placement(to, client)?,
         };
         storefs::rename(&self.root, from, &target)?;
         self.touched_dir(&from.to_local(&self.root));
@@ -261,6 +309,7 @@ impl UserStore {
             from: from.clone(),
             to: target.clone(),
         })?;
+        self.record_author(seq, client)?;
         Ok(ack(status, seq, &target))
     }
 

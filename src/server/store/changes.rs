@@ -3,7 +3,7 @@
 
 use super::UserStore;
 use crate::protocol::{ChangeEntry, EntryState, WirePath};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What a pull reply carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,9 @@ impl UserStore {
         let full = cursor == 0 || cursor > head || cursor + 1 < self.history_from;
         let mut states: BTreeMap<WirePath, ChangeEntry> = BTreeMap::new();
         let mut replaced: BTreeSet<WirePath> = BTreeSet::new();
+        // Path → the newest change after the cursor that removed it (or
+        // moved it away); a tombstone of a compaction counts as one.
+        let mut removals: HashMap<WirePath, u64> = HashMap::new();
         if full {
             for (path, node) in self.tree.iter() {
                 states.insert(path.clone(), node.entry(path));
@@ -38,6 +41,9 @@ impl UserStore {
             let start = self.history.partition_point(|t| t.seq <= cursor);
             for touch in &self.history[start..] {
                 for (path, removed) in &touch.paths {
+                    if *removed {
+                        removals.insert(path.clone(), touch.seq);
+                    }
                     self.add_current_state(path, cursor, &mut states);
                     if *removed && self.tree.get(path).is_some() {
                         replaced.insert(path.clone());
@@ -45,10 +51,36 @@ impl UserStore {
                 }
             }
         }
+        // §7.1: a Deleted entry carries the change that removed the path:
+        // the newest removal, after the cursor, of the path or of a
+        // directory above it.
+        let removed_at = |path: &WirePath| {
+            let mut newest = removals.get(path).copied();
+            let mut current = path.parent();
+            while let Some(p) = current {
+                if let Some(seq) = removals.get(&p) {
+                    newest = newest.max(Some(*seq));
+                }
+                current = p.parent();
+            }
+            newest.unwrap_or(head)
+        };
+        for entry in states.values_mut() {
+            if entry.state == EntryState::Deleted {
+                entry.version = removed_at(&entry.path);
+            }
+        }
+        let replaced: Vec<(WirePath, u64)> = replaced
+            .into_iter()
+            .map(|p| {
+                let seq = removed_at(&p);
+                (p, seq)
+            })
+            .collect();
         Listing {
             head,
             full,
-            entries: order(states, replaced, head),
+            entries: order(states, replaced),
         }
     }
 
@@ -94,14 +126,13 @@ impl UserStore {
 /// again with its current state.
 fn order(
     states: BTreeMap<WirePath, ChangeEntry>,
-    replaced: BTreeSet<WirePath>,
-    head: u64,
+    replaced: Vec<(WirePath, u64)>,
 ) -> Vec<ChangeEntry> {
     let mut deleted: Vec<ChangeEntry> = replaced
         .into_iter()
-        .map(|path| ChangeEntry {
+        .map(|(path, version)| ChangeEntry {
             path,
-            version: head,
+            version,
             state: EntryState::Deleted,
         })
         .collect();

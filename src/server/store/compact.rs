@@ -70,6 +70,18 @@ impl UserStore {
         for (seq, path) in tombstones {
             records.push(Record::Tombstone { seq, path });
         }
+        // The authors of the versions still in the tree: base-version and
+        // RemoveDir decisions need nothing older (§7.2).
+        let versions: std::collections::BTreeSet<u64> =
+            self.tree.iter().map(|(_, n)| n.version).collect();
+        for seq in versions {
+            if let Some(client) = self.authors.get(&seq) {
+                records.push(Record::Author {
+                    seq,
+                    client: *client,
+                });
+            }
+        }
         for (client, cursor) in &self.clients {
             records.push(Record::ClientAdded { client: *client });
             records.push(Record::Cursor {
@@ -135,7 +147,7 @@ mod tests {
             v = put(&mut store, "a/x.txt", &round.to_be_bytes(), v);
         }
         let mid = store.head();
-        store.delete_file(3, &p("gone.txt")).unwrap();
+        store.delete_file(3, &p("gone.txt"), 1).unwrap();
         store.rename(&p("a"), &p("b/a2"), 1).unwrap();
         put(&mut store, "a/new.txt", b"new", 0);
         store.make_dir(&p("empty"), 1).unwrap();

@@ -75,6 +75,15 @@ pub enum Record {
         /// The path that is gone.
         path: WirePath,
     },
+    /// Change `seq` was pushed by `client` (written after the change's own
+    /// records; a change without one has an unknown author, 0, as have
+    /// changes found by a re-scan and journals written before this record).
+    Author {
+        /// The change.
+        seq: u64,
+        /// The device that pushed it.
+        client: ClientId,
+    },
     /// A device acknowledged a pull up to `cursor`.
     Cursor {
         /// Which device.
@@ -94,7 +103,7 @@ impl Record {
             | Record::Rename { seq, .. }
             | Record::Tombstone { seq, .. } => Some(*seq),
             Record::Snapshot { head, .. } => Some(*head),
-            Record::ClientAdded { .. } | Record::Cursor { .. } => None,
+            Record::ClientAdded { .. } | Record::Cursor { .. } | Record::Author { .. } => None,
         }
     }
 
@@ -149,6 +158,11 @@ impl Record {
                 put_u64(out, *seq);
                 put_path(out, path);
             }
+            Record::Author { seq, client } => {
+                out.push(9);
+                put_u64(out, *seq);
+                put_u64(out, *client);
+            }
         }
     }
 
@@ -193,6 +207,10 @@ impl Record {
             8 => Record::Tombstone {
                 seq: r.u64()?,
                 path: r.path()?,
+            },
+            9 => Record::Author {
+                seq: r.u64()?,
+                client: r.u64()?,
             },
             _ => return Err(FrameError::BadValue),
         };

@@ -23,7 +23,7 @@ pub use fs::StoreError;
 
 use crate::protocol::{ClientId, UserId, WirePath};
 use journal::{Journal, Record};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tree::{NodeKind, Tree};
 
@@ -94,6 +94,15 @@ pub struct UserStore {
     journal_records: usize,
     head: u64,
     clients: BTreeMap<ClientId, u64>,
+    /// Which device pushed each change (by sequence number), so a device's
+    /// own earlier pushes never count as someone else's change (§7.2).
+    /// Changes of unknown author (a re-scan, an old journal) are absent.
+    authors: HashMap<u64, ClientId>,
+    /// Per (device, path of a file that was in the way): the directory
+    /// where that device's pushed subtree went instead (§7.4), so every
+    /// later push below the same path lands in the same conflict directory.
+    /// Kept while the user's state is open.
+    conflict_dirs: HashMap<(ClientId, WirePath), WirePath>,
     durable: bool,
     /// Directories whose entries changed since the last flush (fsynced by
     /// `flush` when durable).
@@ -145,6 +154,8 @@ impl UserStore {
             journal_records: replay.records.len(),
             head: 0,
             clients: BTreeMap::new(),
+            authors: HashMap::new(),
+            conflict_dirs: HashMap::new(),
             durable,
             dirty_dirs: std::collections::BTreeSet::new(),
             temp_counter: 0,
@@ -314,7 +325,20 @@ impl UserStore {
             Record::Tombstone { seq, path } => {
                 self.touch(*seq, path, true, Vec::new());
             }
+            Record::Author { seq, client } => {
+                self.authors.insert(*seq, *client);
+            }
         }
+    }
+
+    /// Whether `client` pushed change `seq` itself.
+    fn pushed_by(&self, seq: u64, client: ClientId) -> bool {
+        self.authors.get(&seq) == Some(&client)
+    }
+
+    /// Journals that `client` pushed change `seq` (after its records).
+    fn record_author(&mut self, seq: u64, client: ClientId) -> Result<(), StoreError> {
+        self.record(Record::Author { seq, client })
     }
 
     /// Records that change `seq` touched `path` (and created `parents`).

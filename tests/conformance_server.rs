@@ -1,0 +1,420 @@
+//! Server behaviour that issue 10 found contradicting PROTOCOL.md, driven
+//! with raw frames against the real server binary: reply order with Pong
+//! (§3.4, §4.3), request IDs of closing Errors (§3.3, §4.5), unknown Error
+//! codes (§4.5), one change per push and its Notify (§4.4, §5.4), versions
+//! of Deleted entries (§7.1), a device's own pushes (§7.2) and one conflict
+//! directory per pushed subtree (§7.4).
+
+mod common;
+
+use cloudservice::protocol::{
+    decode_all, ChangeEntry, Delete, EntryState, ErrorCode, Fetch, Frame, Kind, Message, PushAck,
+    PushStatus, RemoveDir, Rename, Status,
+};
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn pong_keeps_request_order_behind_a_pipelined_pull() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    for i in 0..50 {
+        a.put(&format!("dir/file {i}.txt"), b"x", 0).expect("push");
+    }
+    // One write: Pull (rid 4, cursor 0: a full listing the actor builds) and
+    // Ping (rid 5). The Pong must come after the whole pull reply.
+    let mut bytes = Frame::new(4, Message::Pull { cursor: 0 }).to_bytes();
+    bytes.extend(Frame::new(5, Message::Ping).to_bytes());
+    a.send_raw(&bytes);
+    let mut seen = Vec::new();
+    loop {
+        let frame = a.next();
+        let done = frame.message.kind() == Kind::Pong;
+        seen.push((frame.message.kind(), frame.request_id));
+        if done {
+            break;
+        }
+    }
+    let (last, batches) = seen.split_last().expect("frames");
+    assert_eq!(*last, (Kind::Pong, 5), "{seen:?}");
+    assert!(
+        !batches.is_empty(),
+        "the pull reply came after the Pong: {seen:?}"
+    );
+    assert!(
+        batches.iter().all(|s| *s == (Kind::ChangeBatch, 4)),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn pong_never_interleaves_a_slow_fetch_reply() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    a.put("big.bin", &big, 0).expect("push");
+    // A slow reader: ask for 6 MiB, read nothing while the server's window
+    // and the socket buffers fill, then Ping.
+    a.send_with(
+        10,
+        Message::Fetch(Fetch {
+            version: 1,
+            path: p("big.bin"),
+        }),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    a.send_with(11, Message::Ping);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut kinds = Vec::new();
+    let mut data = Vec::new();
+    loop {
+        let frame = a.next();
+        kinds.push((frame.message.kind(), frame.request_id));
+        if let Message::FileChunk(chunk) = &frame.message {
+            data.extend_from_slice(chunk);
+        }
+        if frame.message.kind() == Kind::Pong {
+            break;
+        }
+    }
+    assert_eq!(kinds.first(), Some(&(Kind::FileBegin, 10)));
+    assert_eq!(
+        &kinds[kinds.len() - 2..],
+        &[(Kind::FileEnd, 10), (Kind::Pong, 11)],
+        "the Pong interleaved the fetch reply: {kinds:?}"
+    );
+    assert_eq!(data, big);
+}
+
+#[test]
+fn ping_during_an_upload_is_answered_and_the_upload_goes_on() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    let content = b"abcdef";
+    a.send_with(
+        20,
+        Message::FileBegin(cloudservice::protocol::FileBegin {
+            version: 0,
+            size: 6,
+            hash: cloudservice::protocol::ContentHash::of(content),
+            path: p("u.txt"),
+        }),
+    );
+    a.send_with(20, Message::FileChunk(b"abc".to_vec()));
+    a.send_with(21, Message::Ping);
+    assert_eq!(a.reply(21), Message::Pong);
+    a.send_with(20, Message::FileChunk(b"def".to_vec()));
+    a.send_with(20, Message::FileEnd);
+    assert!(matches!(a.reply(20), Message::PushAck(_)));
+}
+
+/// Sends `bytes` after a handshake and returns the closing Error's frame.
+fn closing_error(server: &ServerProc, bytes: &[u8]) -> Frame {
+    let mut c = WireClient::new_user(server.addr);
+    c.send_raw(bytes);
+    let frames = c.until_closed();
+    frames
+        .into_iter()
+        .find(|f| matches!(f.message, Message::Error(_)))
+        .expect("a closing Error")
+}
+
+#[test]
+fn closing_errors_carry_the_bad_frames_request_id() {
+    let server = ServerProc::start();
+    // BadPath: MakeDir rid 7 "../x".
+    let e = closing_error(&server, &raw_frame(0x30, 7, &raw_path(b"../x")));
+    assert_error(&e.message, ErrorCode::BadPath);
+    assert_eq!(e.request_id, 7);
+    // Every path rule gives BadPath with the frame's ID, in every push kind.
+    let mut delete = 5u64.to_be_bytes().to_vec();
+    delete.extend(raw_path(b"a//b"));
+    let e = closing_error(&server, &raw_frame(0x31, 8, &delete));
+    assert_error(&e.message, ErrorCode::BadPath);
+    assert_eq!(e.request_id, 8);
+    let mut fetch = 0u64.to_be_bytes().to_vec();
+    fetch.extend(raw_path(b".cloudservice/x"));
+    let e = closing_error(&server, &raw_frame(0x14, 0x0102_0304, &fetch));
+    assert_error(&e.message, ErrorCode::BadPath);
+    assert_eq!(e.request_id, 0x0102_0304);
+    // Payload-level BadFrame: a Ping with a payload byte (TrailingBytes),
+    // a Pull cut short (Truncated).
+    let e = closing_error(&server, &raw_frame(0x03, 9, &[0]));
+    assert_error(&e.message, ErrorCode::BadFrame);
+    assert_eq!(e.request_id, 9);
+    let e = closing_error(&server, &raw_frame(0x10, 10, &[0, 0, 0]));
+    assert_error(&e.message, ErrorCode::BadFrame);
+    assert_eq!(e.request_id, 10);
+    // Out of phase: FileEnd with no upload, FileChunk with no upload.
+    let e = closing_error(&server, &raw_frame(0x22, 12, &[]));
+    assert_error(&e.message, ErrorCode::WrongPhase);
+    assert_eq!(e.request_id, 12);
+    let e = closing_error(&server, &raw_frame(0x21, 13, b"xy"));
+    assert_error(&e.message, ErrorCode::WrongPhase);
+    assert_eq!(e.request_id, 13);
+    // A bad header has no trustworthy ID: 0.
+    let mut bad_magic = raw_frame(0x10, 14, &[0; 8]);
+    bad_magic[0] = b'X';
+    let e = closing_error(&server, &bad_magic);
+    assert_error(&e.message, ErrorCode::BadFrame);
+    assert_eq!(e.request_id, 0);
+}
+
+#[test]
+fn an_unknown_error_code_decodes_and_a_client_sent_error_is_wrong_phase() {
+    // The codec: an Error frame with a code no version defines decodes.
+    let mut payload = 999u16.to_be_bytes().to_vec();
+    payload.extend([0, 2, b'h', b'i']);
+    let frame = raw_frame(0x05, 3, &payload);
+    let (frames, rest) = decode_all(&frame);
+    assert_eq!(rest, Ok(Status::Complete(())));
+    assert_eq!(frames.len(), 1);
+    match &frames[0].message {
+        Message::Error(e) => {
+            assert_eq!(e.code, ErrorCode::Unknown(999));
+            assert_eq!(e.message, "hi");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(frames[0].to_bytes(), frame, "re-encodes to the same bytes");
+    // The server: Error is a server-only kind (§3.2), whatever its code.
+    let server = ServerProc::start();
+    let e = closing_error(&server, &frame);
+    assert_error(&e.message, ErrorCode::WrongPhase);
+    assert_eq!(e.request_id, 3);
+}
+
+fn entry<'a>(entries: &'a [ChangeEntry], path: &str) -> &'a ChangeEntry {
+    entries
+        .iter()
+        .find(|e| e.path.as_str() == path)
+        .unwrap_or_else(|| panic!("{path} not listed: {entries:?}"))
+}
+
+#[test]
+fn a_remove_dir_that_keeps_a_newer_file_is_one_change_and_notifies() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    a.put("rm/a.txt", b"a", 0).expect("a");
+    a.put("rm/b.txt", b"b", 0).expect("b");
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let (cursor, _, _) = b.pull(0);
+    assert_eq!(cursor, 2);
+    a.put("rm/new.txt", b"new", 0).expect("new");
+    let ack = b
+        .push(Message::RemoveDir(RemoveDir {
+            cursor,
+            path: p("rm"),
+        }))
+        .expect("rmdir");
+    assert_eq!(ack.status, PushStatus::Stale);
+    assert_eq!(ack.version, 4, "one push, one sequence number");
+    assert_eq!(
+        a.wait_notify(Duration::from_secs(5)),
+        Some(4),
+        "the other connection hears of the partial removal"
+    );
+    let on_server = tree_of(&server.user_dir(&a.user));
+    assert_eq!(on_server.len(), 2, "{on_server:?}");
+    assert_eq!(on_server.get("rm/new.txt"), Some(&Some(b"new".to_vec())));
+    // Item 3: the removed files carry the removing change's number.
+    let (head, full, entries) = b.pull(cursor);
+    assert_eq!((head, full), (4, false));
+    assert_eq!(entry(&entries, "rm/a.txt").state, EntryState::Deleted);
+    assert_eq!(entry(&entries, "rm/a.txt").version, 4);
+    assert_eq!(entry(&entries, "rm/b.txt").version, 4);
+    assert_eq!(entry(&entries, "rm/new.txt").version, 3);
+}
+
+#[test]
+fn other_push_kinds_notify_exactly_when_the_tree_changed() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    // Each changing push: one sequence number and one Notify to the other.
+    let mut head = 0;
+    for (i, message) in [
+        Message::MakeDir { path: p("d/e") },
+        Message::Rename(Rename {
+            base_version: 1,
+            from: p("d"),
+            to: p("x/d2"),
+        }),
+        Message::MakeDir { path: p("x") },
+        Message::Delete(Delete {
+            base_version: 9,
+            path: p("nothing"),
+        }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ack = a.push(message).expect("push");
+        let changes = matches!(ack.status, PushStatus::Applied | PushStatus::Conflict);
+        if changes {
+            head += 1;
+            assert_eq!(ack.version, head, "push {i}: {ack:?}");
+            assert_eq!(b.wait_notify(Duration::from_secs(5)), Some(head));
+        } else {
+            assert_eq!(b.wait_notify(Duration::from_millis(300)), None, "{i}");
+        }
+    }
+    let (now, _, _) = b.pull(0);
+    assert_eq!(now, head);
+}
+
+#[test]
+fn deleted_entries_keep_their_removal_number_across_restart_and_compaction() {
+    let mut server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    a.put("x.txt", b"x", 0).expect("x");
+    a.put("dir/in.txt", b"i", 0).expect("in");
+    let user = a.user;
+    let x = a
+        .push(Message::Delete(Delete {
+            base_version: 1,
+            path: p("x.txt"),
+        }))
+        .expect("delete")
+        .version;
+    assert_eq!(x, 3);
+    let d = a
+        .push(Message::RemoveDir(RemoveDir {
+            cursor: 2,
+            path: p("dir"),
+        }))
+        .expect("rmdir")
+        .version;
+    assert_eq!(d, 4);
+    // Enough later changes that the journal is compacted at the clean stop.
+    let mut v = 0;
+    for round in 0..4200u32 {
+        v = a
+            .put("busy.txt", &round.to_be_bytes(), v)
+            .expect("busy")
+            .version;
+    }
+    let check = |c: &mut WireClient| {
+        let (head, full, entries) = c.pull(1);
+        assert!(!full);
+        assert_eq!(head, v);
+        assert_eq!(entry(&entries, "x.txt").version, 3, "{entries:?}");
+        assert_eq!(entry(&entries, "dir").version, 4);
+        assert_eq!(entry(&entries, "dir/in.txt").version, 4);
+    };
+    check(&mut a);
+    drop(a);
+    let journal = server
+        .user_dir(&user)
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("data dir")
+        .join(".cloudservice-server")
+        .join(user.to_string())
+        .join("journal");
+    let before = std::fs::metadata(&journal).expect("journal").len();
+    server.stop();
+    let after = std::fs::metadata(&journal).expect("journal").len();
+    assert!(after * 4 < before, "compacted: {before} -> {after} bytes");
+    server.restart();
+    let mut again = WireClient::resume(server.addr, user, 1);
+    check(&mut again);
+}
+
+#[test]
+fn a_devices_own_earlier_pushes_never_make_its_push_stale() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    // Creates d/f, then removes d before its next pull (cursor 0).
+    a.put("d/f", b"f", 0).expect("d/f");
+    let ack = a
+        .push(Message::RemoveDir(RemoveDir {
+            cursor: 0,
+            path: p("d"),
+        }))
+        .expect("rmdir");
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    // Deletes a file it changed twice, with the first version as base.
+    let g1 = a.put("g", b"1", 0).expect("g1").version;
+    a.put("g", b"2", g1).expect("g2");
+    let ack = a
+        .push(Message::Delete(Delete {
+            base_version: g1,
+            path: p("g"),
+        }))
+        .expect("delete");
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    // Two uploads pipelined from the same base: the second replaces the first.
+    a.put("h", b"first", 0).expect("h1");
+    let ack = a.put("h", b"second", 0).expect("h2");
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    // Another device's change still counts as unseen.
+    b.put("e/other", b"o", 0).expect("other");
+    a.put("e/mine", b"m", 0).expect("mine");
+    let ack = a
+        .push(Message::RemoveDir(RemoveDir {
+            cursor: 0,
+            path: p("e"),
+        }))
+        .expect("rmdir e");
+    assert_eq!(ack.status, PushStatus::Stale);
+    let k = a.put("k", b"k", 0).expect("k").version;
+    b.put("k", b"k by b", k).expect("k by b");
+    let ack = a
+        .push(Message::Delete(Delete {
+            base_version: k,
+            path: p("k"),
+        }))
+        .expect("delete k");
+    assert_eq!(ack.status, PushStatus::Stale);
+    let tree = tree_of(&server.user_dir(&a.user));
+    let names: Vec<&str> = tree.keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, vec!["e", "e/other", "h", "k"]);
+    assert_eq!(tree.get("h"), Some(&Some(b"second".to_vec())));
+    assert_eq!(tree.get("k"), Some(&Some(b"k by b".to_vec())));
+}
+
+#[test]
+fn one_pushed_subtree_below_a_file_gets_one_conflict_directory() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    a.put("notes", b"a file", 0).expect("notes");
+    a.put("todo", b"a file too", 0).expect("todo");
+    // B had made directories there (it never saw the files).
+    let dir = b
+        .push(Message::MakeDir { path: p("notes") })
+        .expect("mkdir notes");
+    assert_eq!(dir.status, PushStatus::Conflict);
+    let root = dir.path.as_str().to_owned();
+    assert!(root.starts_with("notes (conflict 2 "), "{root}");
+    for (path, want) in [
+        ("notes/a.txt", format!("{root}/a.txt")),
+        ("notes/sub/b.txt", format!("{root}/sub/b.txt")),
+        ("notes/c.txt", format!("{root}/c.txt")),
+    ] {
+        let ack = b.put(path, path.as_bytes(), 0).expect("push below");
+        assert_eq!(ack.status, PushStatus::Conflict);
+        assert_eq!(ack.path.as_str(), want);
+    }
+    let ack = b
+        .push(Message::MakeDir {
+            path: p("notes/sub/deeper"),
+        })
+        .expect("mkdir");
+    assert_eq!(ack.path.as_str(), format!("{root}/sub/deeper"));
+    // Starting with a file below the other file: the same rule.
+    let first = b.put("todo/1.txt", b"1", 0).expect("todo/1");
+    let second = b.put("todo/2.txt", b"2", 0).expect("todo/2");
+    let parent = |a: &PushAck| a.path.parent().expect("parent").as_str().to_owned();
+    assert_eq!(parent(&first), parent(&second));
+    assert!(parent(&first).starts_with("todo (conflict 2 "));
+    let tree = tree_of(&server.user_dir(&a.user));
+    let conflict_dirs = tree
+        .keys()
+        .filter(|k| !k.contains('/') && k.contains("(conflict"))
+        .count();
+    assert_eq!(conflict_dirs, 2, "{tree:?}");
+    assert_eq!(tree.get("notes"), Some(&Some(b"a file".to_vec())));
+}
