@@ -586,3 +586,51 @@ fn r_3_4_9_a_closing_error_is_the_last_frame() {
     }
     assert_eq!(last.and_then(|f| f.error_code()), Some(BAD_FRAME));
 }
+
+/// Far more pipelined requests than the server keeps pending (64 pull or
+/// fetch replies, 4 MiB): nothing is refused or dropped, every reply
+/// arrives in order once the client reads.
+#[test]
+///
+fn r_3_5_1_any_number_of_pipelined_requests_is_answered() {
+    let server = ServerProc::start();
+    let mut a = ready(server.addr);
+    let content = vec![6u8; 100_000];
+    a.send(&upload(1, 0, &content, "f", 262_144));
+    a.expect_ack(1);
+    let mut writer = a.stream.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for rid in 0..300u32 {
+            all.extend_from_slice(&match rid % 3 {
+                0 => u64_path(FETCH, 1000 + rid, 0, "f"),
+                1 => frame(PULL, 1000 + rid, &0u64.to_be_bytes()),
+                _ => make_dir(1000 + rid, &format!("d{rid}")),
+            });
+        }
+        std::io::Write::write_all(&mut writer, &all).is_ok()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut head = 1;
+    for rid in 0..300u32 {
+        match rid % 3 {
+            0 => {
+                a.expect(FILE_BEGIN, 1000 + rid);
+                a.expect(FILE_CHUNK, 1000 + rid);
+                a.expect(FILE_END, 1000 + rid);
+            }
+            1 => loop {
+                let b = a.expect(CHANGE_BATCH, 1000 + rid);
+                assert_eq!(b.u64_at(0), head);
+                if b.payload[8] & 2 != 0 {
+                    break;
+                }
+            },
+            _ => {
+                head += 1;
+                assert_eq!(a.expect_ack(1000 + rid).1, head);
+            }
+        }
+    }
+    assert!(sender.join().expect("writer"));
+}

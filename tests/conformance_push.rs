@@ -477,3 +477,30 @@ fn r_10_1_an_acknowledged_push_survives_a_crash() {
     assert_eq!(got, content);
     c.expect_silence(Duration::from_millis(100));
 }
+
+/// The hash is the whole content's (BLAKE3's chunk tree, §1.4, §5.5.1):
+/// the 300,000-byte example uploads in any cut; a FileBegin carrying the
+/// hash of its first FileChunk only is HashMismatch.
+#[test]
+///
+fn r_5_5_4_the_hash_covers_the_whole_content() {
+    let server = ServerProc::start();
+    let (mut a, _, _) = Raw::new_user(server.addr);
+    let content: Vec<u8> = (0..300_000usize).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        push(&mut a, upload(1, 0, &content, "300000.bin", 262_144)).0,
+        APPLIED
+    );
+    assert_eq!(
+        push(&mut a, upload(2, 0, &content, "again.bin", 7_001)).0,
+        APPLIED
+    );
+    let mut wrong = file_begin(3, 0, &content[..262_144], "wrong.bin");
+    wrong[20..28].copy_from_slice(&(content.len() as u64).to_be_bytes());
+    for piece in content.chunks(262_144) {
+        wrong.extend_from_slice(&frame(FILE_CHUNK, 3, piece));
+    }
+    wrong.extend_from_slice(&frame(FILE_END, 3, &[]));
+    a.send(&wrong);
+    a.expect_error(HASH_MISMATCH, 3);
+}

@@ -450,3 +450,43 @@ fn r_9_1_4_a_push_sent_before_closing_is_safe_to_repeat() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].hash, *blake3::hash(b"once").as_bytes());
 }
+
+/// No per-user limit: 300 connections of one user are all served.
+#[test]
+fn r_3_5_3_no_per_user_connection_limit() {
+    let server = ServerProc::start();
+    let (_, user, _) = Raw::new_user(server.addr);
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let mut c = Raw::connect(server.addr);
+        c.send(&hello(1, 3, user, 1));
+        c.expect(WELCOME, 1);
+        held.push(c);
+    }
+    for (i, c) in held.iter_mut().enumerate() {
+        c.ping_pong(i as u32 + 2);
+    }
+}
+
+/// One client ID on two connections at once: both are accepted, each has
+/// its own replies, and a push on one notifies the other.
+#[test]
+fn r_3_5_4_one_client_may_hold_several_connections() {
+    let server = ServerProc::start();
+    let (mut first, user, client) = Raw::new_user(server.addr);
+    let mut second = Raw::connect(server.addr);
+    second.send(&hello(1, 3, user, client));
+    second.expect(WELCOME, 1);
+    let mut third = Raw::connect(server.addr);
+    third.send(&hello(1, 3, user, client));
+    third.expect(WELCOME, 1);
+    first.send(&make_dir(5, "from-first"));
+    assert_eq!(first.expect_ack(5), (0, 1, "from-first".to_string()));
+    for c in [&mut second, &mut third] {
+        assert_eq!(c.next().bytes(), frame(NOTIFY, 0, &1u64.to_be_bytes()));
+    }
+    second.send(&make_dir(5, "from-second"));
+    assert_eq!(second.expect_ack(5), (0, 2, "from-second".to_string()));
+    assert_eq!(first.next().bytes(), frame(NOTIFY, 0, &2u64.to_be_bytes()));
+    first.expect_silence(Duration::from_millis(300));
+}

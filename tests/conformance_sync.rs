@@ -501,3 +501,25 @@ fn civil_secs(stamp: &str) -> u64 {
     let days = era * 146_097 + doe - 719_468;
     (days * 86_400 + hh * 3600 + mm * 60 + ss) as u64
 }
+
+/// Below a Deleted directory, an incremental reply lists only the entries
+/// that changed after the cursor (as Deleted), not the older ones.
+#[test]
+fn r_5_2_14_entries_below_a_deleted_directory() {
+    let server = ServerProc::start();
+    let (mut a, _, _) = Raw::new_user(server.addr);
+    a.send(&upload(1, 0, b"old", "d/old.txt", 16)); // 1
+    a.expect_ack(1);
+    a.send(&upload(2, 0, b"new", "d/sub/new.txt", 16)); // 2
+    a.expect_ack(2);
+    a.send(&u64_path(REMOVE_DIR, 3, 2, "d")); // 3
+    a.expect_ack(3);
+    assert_eq!(
+        summary(&a.pull(4, 1)),
+        vec![
+            (DELETED, 3, "d".to_string()),
+            (DELETED, 3, "d/sub".to_string()),
+            (DELETED, 3, "d/sub/new.txt".to_string()),
+        ]
+    );
+}
