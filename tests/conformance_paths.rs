@@ -270,7 +270,7 @@ fn r_8_1_limits_are_the_tables_numbers() {
 
 /// The longest legal path (4,096 bytes) is stored like any other.
 #[test]
-#[ignore = "issue 10 item 5: server not yet conforming"]
+///
 fn r_8_1_the_longest_legal_path_is_stored() {
     let server = ServerProc::start();
     let (mut a, user, _) = Raw::new_user(server.addr);

@@ -234,6 +234,48 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "src/client/push.rs",
         "conflict_ack_mirrors_the_server_locally",
     ),
+    (
+        "R-7.4.1.5",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-6.1.2",
+        "server",
+        "tests/conformance_server.rs",
+        "every_legal_path_is_storable_even_past_path_max_with_the_data_dir",
+    ),
+    (
+        "R-4.5.7",
+        "server",
+        "tests/conformance_server.rs",
+        "a_push_that_can_never_be_stored_gets_a_permanent_error",
+    ),
+    (
+        "R-7.1.1",
+        "server",
+        "tests/conformance_server_random.rs",
+        "random_pushes_take_one_number_notify_and_name_their_removals",
+    ),
+    (
+        "R-4.4.1",
+        "server",
+        "tests/conformance_server_random.rs",
+        "random_pushes_take_one_number_notify_and_name_their_removals",
+    ),
+    (
+        "R-7.1.3",
+        "server",
+        "tests/conformance_server_random.rs",
+        "random_pushes_take_one_number_notify_and_name_their_removals",
+    ),
+    (
+        "R-7.2.2",
+        "server",
+        "tests/conformance_server_random.rs",
+        "a_device_that_never_pulls_is_never_stale_against_itself",
+    ),
 ];
 
 /// Deployment requirements: about load balancers and networks around the

@@ -404,6 +404,36 @@ fn one_pushed_subtree_below_a_file_gets_one_conflict_directory() {
         })
         .expect("mkdir");
     assert_eq!(ack.path.as_str(), format!("{root}/sub/deeper"));
+    // The same directory again: already there.
+    let again = b
+        .push(Message::MakeDir { path: p("notes") })
+        .expect("again");
+    assert_eq!(
+        (again.status, again.path.as_str()),
+        (PushStatus::Unchanged, root.as_str())
+    );
+    // B edits its file again: its own earlier push there is replaced.
+    let own = b
+        .put("notes/a.txt", b"B's second edit", 0)
+        .expect("own edit");
+    assert_eq!(own.path.as_str(), format!("{root}/a.txt"));
+    // A edits the copy in the conflict directory; B's next edit of
+    // `notes/a.txt` must not replace A's change.
+    let (head, _, entries) = a.pull(0);
+    let v = entry(&entries, &format!("{root}/a.txt")).version;
+    a.put(&format!("{root}/a.txt"), b"A's edit", v)
+        .expect("A edits");
+    let later = b.put("notes/a.txt", b"B's third edit", 0).expect("third");
+    assert_eq!(later.status, PushStatus::Conflict);
+    assert!(
+        later
+            .path
+            .as_str()
+            .starts_with(&format!("{root}/a (conflict 2 ")),
+        "{later:?} (head was {head})"
+    );
+    let (_, data) = a.fetch(&format!("{root}/a.txt")).expect("A's edit kept");
+    assert_eq!(data, b"A's edit");
     // Starting with a file below the other file: the same rule.
     let first = b.put("todo/1.txt", b"1", 0).expect("todo/1");
     let second = b.put("todo/2.txt", b"2", 0).expect("todo/2");
@@ -417,4 +447,83 @@ fn one_pushed_subtree_below_a_file_gets_one_conflict_directory() {
         .count();
     assert_eq!(conflict_dirs, 2, "{tree:?}");
     assert_eq!(tree.get("notes"), Some(&Some(b"a file".to_vec())));
+}
+
+/// A legal path of exactly 4,096 bytes (17 components; the longest 255).
+fn longest_path(top: &str) -> String {
+    let mut parts = vec![top.to_owned()];
+    let mut used = top.len();
+    let mut i = 0;
+    while used < 4096 {
+        let room = 4096 - used - 1;
+        let len = room.min(255);
+        let ch = (b'a' + (i % 26) as u8) as char;
+        parts.push(ch.to_string().repeat(len));
+        used += len + 1;
+        i += 1;
+    }
+    let path = parts.join("/");
+    assert_eq!(path.len(), 4096);
+    path
+}
+
+#[test]
+fn every_legal_path_is_storable_even_past_path_max_with_the_data_dir() {
+    let mut server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    let user = a.user;
+    let deep = longest_path("top");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let ack = a
+        .put(&deep, &content, 0)
+        .expect("a 4096-byte path is stored");
+    assert_eq!(ack.status, PushStatus::Applied);
+    assert_eq!(a.fetch(&deep).expect("fetch").1, content);
+    // Renamed away and back, listed in a pull, and found again by the
+    // re-scan after a crash without being reported as changed.
+    let moved = deep.replacen("top", "pot", 1);
+    let ack = a
+        .push(Message::Rename(Rename {
+            base_version: 1,
+            from: p("top"),
+            to: p("pot"),
+        }))
+        .expect("rename");
+    assert_eq!(ack.status, PushStatus::Applied);
+    assert_eq!(a.fetch(&moved).expect("fetch moved").1, content);
+    let head = ack.version;
+    drop(a);
+    server.kill9();
+    server.restart();
+    let mut b = WireClient::new_client(server.addr, user);
+    let (after, _, entries) = b.pull(0);
+    assert_eq!(after, head, "the re-scan found nothing new: {entries:?}");
+    assert_eq!(entry(&entries, &moved).version, head);
+    let ack = b
+        .push(Message::RemoveDir(RemoveDir {
+            cursor: after,
+            path: p("pot"),
+        }))
+        .expect("rmdir");
+    assert_eq!(ack.status, PushStatus::Applied);
+    assert!(b.fetch(&moved).is_err());
+    assert!(tree_of(&server.user_dir(&user)).is_empty());
+}
+
+#[test]
+fn a_push_that_can_never_be_stored_gets_a_permanent_error() {
+    let server = ServerProc::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    a.put("top", b"a file", 0).expect("top");
+    // B never saw the file `top`: its file below goes below the conflict
+    // name of `top`, which makes the path longer than 4096 bytes.
+    let e = b
+        .put(&longest_path("top"), b"x", 0)
+        .expect_err("cannot be placed");
+    assert_eq!(e.code, ErrorCode::Unstorable, "{}", e.message);
+    assert!(!e.code.is_retryable());
+    // The connection stays open and nothing changed.
+    let (head, _, entries) = b.pull(0);
+    assert_eq!(head, 1, "{entries:?}");
 }

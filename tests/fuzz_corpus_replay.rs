@@ -250,6 +250,27 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                 }),
             ),
         ),
+        (
+            "error-unstorable",
+            frame(
+                11,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::Unstorable,
+                    message: "path too long below its conflict directory".into(),
+                }),
+            ),
+        ),
+        (
+            // A code from a later revision decodes (PROTOCOL.md §1.4.1).
+            "error-unknown-code",
+            frame(
+                12,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::Unknown(999),
+                    message: String::new(),
+                }),
+            ),
+        ),
         ("pull-full", frame(2, Message::Pull { cursor: 0 })),
         ("pull", frame(2, Message::Pull { cursor: 40 })),
         (

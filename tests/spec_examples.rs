@@ -136,6 +136,26 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                 }),
             ),
         ),
+        (
+            "error-bad-path",
+            frame(
+                7,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::BadPath,
+                    message: "bad path".to_owned(),
+                }),
+            ),
+        ),
+        (
+            "error-unknown-code",
+            frame(
+                11,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::Unknown(999),
+                    message: String::new(),
+                }),
+            ),
+        ),
         // §5: sync messages.
         ("pull", frame(5, Message::Pull { cursor: 17 })),
         (

@@ -237,8 +237,15 @@ impl Actor {
             }
             Err(e) => {
                 let text = format!("{what}: {e}");
+                // §4.5: a failure that retrying cannot fix must not look
+                // retryable, or a client retries it for ever.
+                let code = if e.is_permanent() {
+                    ErrorCode::Unstorable
+                } else {
+                    ErrorCode::Storage
+                };
                 if let Some(peer) = self.peers.get_mut(&conn) {
-                    peer.error(rid, ErrorCode::Storage, &text);
+                    peer.error(rid, code, &text);
                 }
                 self.log(conn, request, Err(&text));
             }

@@ -40,7 +40,7 @@ impl UserStore {
         for attempt in 1..1000 {
             let candidate = conflict_path(path, client, now, attempt);
             if self.tree.get(&candidate).is_none()
-                && storefs::inspect(&self.root, &candidate)?.1 == OnDisk::Absent
+                && storefs::inspect(&self.root, &candidate)? == OnDisk::Absent
             {
                 return Ok(candidate);
             }
@@ -63,9 +63,11 @@ impl UserStore {
             return Ok((path.clone(), PushStatus::Applied));
         };
         let renamed = self.conflict_dir(&ancestor, client)?;
-        let moved = path
-            .rebase(&ancestor, &renamed)
-            .ok_or_else(|| StoreError::Io(std::io::Error::other("conflict path too long")))?;
+        let moved = path.rebase(&ancestor, &renamed).ok_or_else(|| {
+            StoreError::Unstorable(format!(
+                "{path} below the conflict directory {renamed} would break the path limits"
+            ))
+        })?;
         Ok((moved, PushStatus::Conflict))
     }
 
@@ -111,7 +113,26 @@ impl UserStore {
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
         let (target, status) = match self.tree.get(path) {
-            None => self.placement(path, client)?,
+            None => {
+                let (target, status) = self.placement(path, client)?;
+                // In a conflict directory an entry may already be there:
+                // this device's earlier push, or another's change since.
+                match self.tree.get(&target).copied() {
+                    None => (target, status),
+                    Some(node) => match node.kind {
+                        NodeKind::File { hash, .. } if hash == staged.hash => {
+                            return Ok(ack(PushStatus::Unchanged, node.version, &target));
+                        }
+                        NodeKind::File { .. } if self.pushed_by(node.version, client) => {
+                            (target, status)
+                        }
+                        _ => (
+                            self.free_conflict_name(&target, client)?,
+                            PushStatus::Conflict,
+                        ),
+                    },
+                }
+            }
             Some(node) => match node.kind {
                 NodeKind::File { hash, .. } if hash == staged.hash => {
                     return Ok(ack(PushStatus::Unchanged, node.version, path));
@@ -125,17 +146,15 @@ impl UserStore {
                 _ => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
             },
         };
-        if storefs::inspect(&self.root, &target)?.1 == OnDisk::Dir {
+        if storefs::inspect(&self.root, &target)? == OnDisk::Dir {
             return Err(StoreError::Io(std::io::Error::other(
                 "a directory on disk is in the way",
             )));
         }
         // With --fsync the uploader synced the temp file's data before
         // closing it; the directory entry is synced once per cycle (flush).
-        let dest = storefs::prepare_parent(&self.root, &target)?;
-        std::fs::rename(&staged.temp, &dest)?;
-        self.touched_dir(&dest);
-        let mtime_ns = storefs::mtime_ns(&std::fs::symlink_metadata(&dest)?);
+        let mtime_ns = storefs::place_file(&self.root, &staged.temp, &target)?;
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::PutFile {
             seq,
@@ -162,8 +181,19 @@ impl UserStore {
             Some(_) => (self.conflict_dir(path, client)?, PushStatus::Conflict),
             None => self.placement(path, client)?,
         };
-        let made = storefs::make_dirs(&self.root, &target)?;
-        self.touched_dir(&made);
+        // A conflict directory (or a place below it) may exist already.
+        let (target, status) = match self.tree.get(&target) {
+            Some(node) if node.is_dir() => {
+                return Ok(ack(PushStatus::Unchanged, node.version, &target))
+            }
+            Some(_) => (
+                self.free_conflict_name(&target, client)?,
+                PushStatus::Conflict,
+            ),
+            None => (target, status),
+        };
+        storefs::make_dirs(&self.root, &target)?;
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::MakeDir {
             seq,
@@ -178,7 +208,7 @@ impl UserStore {
     /// it removes (§5.4).
     fn remove_path(&mut self, path: &WirePath, seq: u64) -> Result<(), StoreError> {
         storefs::remove(&self.root, path)?;
-        self.touched_dir(&path.to_local(&self.root));
+        self.touched_dir(path);
         self.record(Record::Remove {
             seq,
             path: path.clone(),
@@ -298,11 +328,23 @@ impl UserStore {
                 (self.conflict_dir(to, client)?, PushStatus::Conflict)
             }
             Some(_) => (self.free_conflict_name(to, client)?, PushStatus::Conflict),
-            None => self.placement(to, client)?,
+            None => {
+                let (target, status) = self.placement(to, client)?;
+                if self.tree.get(&target).is_some() {
+                    // Something is already at that place in the conflict
+                    // directory: never replace it.
+                    (
+                        self.free_conflict_name(&target, client)?,
+                        PushStatus::Conflict,
+                    )
+                } else {
+                    (target, status)
+                }
+            }
         };
         storefs::rename(&self.root, from, &target)?;
-        self.touched_dir(&from.to_local(&self.root));
-        self.touched_dir(&target.to_local(&self.root));
+        self.touched_dir(from);
+        self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::Rename {
             seq,
@@ -326,10 +368,7 @@ impl UserStore {
         let NodeKind::File { size, hash, .. } = node.kind else {
             return Err(not_found());
         };
-        let (local, state) = storefs::inspect(&self.root, path)?;
-        if state != OnDisk::File {
-            return Err(not_found());
-        }
-        Ok((std::fs::File::open(local)?, node.version, size, hash))
+        let file = storefs::open_file(&self.root, path)?.ok_or_else(not_found)?;
+        Ok((file, node.version, size, hash))
     }
 }

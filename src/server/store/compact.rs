@@ -177,4 +177,32 @@ mod tests {
         }
         assert!(store.has_client(client));
     }
+
+    #[test]
+    fn authors_follow_the_tree_and_survive_a_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths {
+            base: dir.path().to_path_buf(),
+        };
+        let user = UserId([8; 16]);
+        let (mut store, _) = UserStore::open(&paths, &user, true, false).unwrap();
+        store.add_client().unwrap();
+        let first = put(&mut store, "f.txt", b"0", 0);
+        let mut v = first;
+        for round in 0..6000u32 {
+            v = put(&mut store, "f.txt", &round.to_be_bytes(), v);
+        }
+        assert!(
+            store.authors.len() <= 2 * store.tree().len() + 4097,
+            "{} authors for {} nodes",
+            store.authors.len(),
+            store.tree().len()
+        );
+        assert!(store.pushed_by(v, 1));
+        store.close().unwrap();
+        let (mut store, _) = UserStore::open(&paths, &user, false, false).unwrap();
+        // Client 1's own last upload: its Delete from an old base applies.
+        let ack = store.delete_file(first, &p("f.txt"), 1).unwrap();
+        assert_eq!(ack.status, crate::protocol::PushStatus::Applied);
+    }
 }

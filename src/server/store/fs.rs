@@ -1,12 +1,18 @@
 //! Disk access confined to one user's folder: every path is resolved component
 //! by component and refused if any existing part of it is a symlink.
 
+use super::dirfd::{self, Walked};
 use crate::protocol::WirePath;
+use rustix::fs::{
+    fstat, fsync, openat, renameat, statat, unlinkat, AtFlags, FileType, Mode, OFlags, CWD,
+};
+use rustix::io::Errno;
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
 /// Why a disk operation on a user's folder failed.
 #[derive(Debug)]
@@ -16,8 +22,28 @@ pub enum StoreError {
     /// A component of the path is a symlink (planted on the server side):
     /// following it could leave the user's folder, so nothing is done.
     Symlink(WirePath),
+    /// The change can never be stored as asked (a path too long for its
+    /// conflict place, a name the disk's file system refuses): retrying the
+    /// same push fails the same way (Error `Unstorable`, PROTOCOL.md §4.5).
+    Unstorable(String),
     /// The operating system refused.
     Io(io::Error),
+}
+
+impl StoreError {
+    /// Whether retrying the same change can never succeed: an explicit
+    /// [`StoreError::Unstorable`], or the file system refusing a name
+    /// (too long for it, or bytes it cannot represent).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Unstorable(_) => true,
+            StoreError::Io(e) => matches!(
+                Errno::from_io_error(e),
+                Some(Errno::NAMETOOLONG | Errno::ILSEQ)
+            ),
+            StoreError::UnknownUser | StoreError::Symlink(_) => false,
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -25,6 +51,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::UnknownUser => f.write_str("unknown user"),
             StoreError::Symlink(p) => write!(f, "refusing to follow a symlink at {p}"),
+            StoreError::Unstorable(why) => write!(f, "cannot be stored: {why}"),
             StoreError::Io(e) => write!(f, "storage error: {e}"),
         }
     }
@@ -35,6 +62,12 @@ impl std::error::Error for StoreError {}
 impl From<io::Error> for StoreError {
     fn from(e: io::Error) -> Self {
         StoreError::Io(e)
+    }
+}
+
+impl From<Errno> for StoreError {
+    fn from(e: Errno) -> Self {
+        StoreError::Io(e.into())
     }
 }
 
@@ -51,46 +84,38 @@ pub enum OnDisk {
     Other,
 }
 
+/// The components of `path` before its last, and its last.
+fn split(path: &WirePath) -> (Vec<&str>, &str) {
+    let mut parts: Vec<&str> = path.components().collect();
+    let last = parts.pop().unwrap_or_default();
+    (parts, last)
+}
+
+/// The handle of `path`'s parent directory, created when `create` is set;
+/// `None` when it is missing or not a directory (without `create`).
+fn parent_dir(root: &Path, path: &WirePath, create: bool) -> Result<Option<OwnedFd>, StoreError> {
+    let (parents, _) = split(path);
+    Ok(match dirfd::walk(root, &parents, create, path)? {
+        Walked::Dir(fd) => Some(fd),
+        Walked::Absent => None,
+    })
+}
+
 /// Looks at `path` under `root`, checking that no ancestor is a symlink.
 ///
 /// # Errors
-/// [`StoreError::Symlink`] when an ancestor is a symlink or not a directory
-/// that could be walked into; I/O errors other than "not found".
-pub fn inspect(root: &Path, path: &WirePath) -> Result<(PathBuf, OnDisk), StoreError> {
-    let mut current = root.to_path_buf();
-    let parts: Vec<&str> = path.components().collect();
-    for (i, part) in parts.iter().enumerate() {
-        current.push(part);
-        let last = i + 1 == parts.len();
-        let meta = match fs::symlink_metadata(&current) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                current.extend(&parts[i + 1..]);
-                return Ok((current, OnDisk::Absent));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let kind = meta.file_type();
-        if last {
-            let state = if kind.is_dir() {
-                OnDisk::Dir
-            } else if kind.is_file() {
-                OnDisk::File
-            } else {
-                OnDisk::Other
-            };
-            return Ok((current, state));
-        }
-        if kind.is_symlink() {
-            return Err(StoreError::Symlink(path.clone()));
-        }
-        if !kind.is_dir() {
-            // A file where a directory is needed: the caller decides.
-            current.extend(&parts[i + 1..]);
-            return Ok((current, OnDisk::Absent));
-        }
-    }
-    Ok((current, OnDisk::Dir))
+/// [`StoreError::Symlink`] when an ancestor is a symlink; I/O errors other
+/// than "not found".
+pub fn inspect(root: &Path, path: &WirePath) -> Result<OnDisk, StoreError> {
+    let Some(dir) = parent_dir(root, path, false)? else {
+        return Ok(OnDisk::Absent);
+    };
+    Ok(match dirfd::kind_at(&dir, split(path).1)? {
+        None => OnDisk::Absent,
+        Some((FileType::Directory, _)) => OnDisk::Dir,
+        Some((FileType::RegularFile, _)) => OnDisk::File,
+        Some(_) => OnDisk::Other,
+    })
 }
 
 /// Creates every missing directory of `path` (itself included), refusing to
@@ -98,74 +123,94 @@ pub fn inspect(root: &Path, path: &WirePath) -> Result<(PathBuf, OnDisk), StoreE
 ///
 /// # Errors
 /// A symlink or a file in the way, or the OS refused.
-pub fn make_dirs(root: &Path, path: &WirePath) -> Result<PathBuf, StoreError> {
-    let mut current = root.to_path_buf();
-    for part in path.components() {
-        current.push(part);
-        match fs::symlink_metadata(&current) {
-            Ok(m) if m.file_type().is_dir() => {}
-            Ok(_) => return Err(StoreError::Symlink(path.clone())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&current) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e.into()),
-            },
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(current)
+pub fn make_dirs(root: &Path, path: &WirePath) -> Result<(), StoreError> {
+    let parts: Vec<&str> = path.components().collect();
+    dirfd::walk(root, &parts, true, path)?;
+    Ok(())
 }
 
-/// The local path where `path` should go, with its parents created.
+/// Moves the complete temporary file `temp` (outside the folder) to `path`,
+/// creating its parents; returns the placed file's mtime in nanoseconds.
 ///
 /// # Errors
-/// As [`make_dirs`].
-pub fn prepare_parent(root: &Path, path: &WirePath) -> Result<PathBuf, StoreError> {
-    match path.parent() {
-        Some(parent) => Ok(make_dirs(root, &parent)?.join(path.file_name())),
-        None => Ok(root.join(path.file_name())),
-    }
+/// A symlink or a file in the way of the parents, or the OS refused.
+pub fn place_file(root: &Path, temp: &Path, path: &WirePath) -> Result<i64, StoreError> {
+    let dir = parent_dir(root, path, true)?.ok_or_else(|| StoreError::Symlink(path.clone()))?;
+    let name = split(path).1;
+    renameat(CWD, temp, &dir, name)?;
+    let st = statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(dirfd::stat_mtime_ns(&st))
 }
 
 /// Removes whatever is at `path` (a file, a symlink itself, or a directory
-/// tree — `remove_dir_all` does not follow symlinks inside it).
+/// tree, whose symlinks are removed and never followed).
 ///
 /// # Errors
 /// A symlink among the ancestors, or the OS refused.
 pub fn remove(root: &Path, path: &WirePath) -> Result<(), StoreError> {
-    let (local, state) = inspect(root, path)?;
-    match state {
-        OnDisk::Absent => Ok(()),
-        OnDisk::Dir => Ok(fs::remove_dir_all(local)?),
-        OnDisk::File | OnDisk::Other => Ok(fs::remove_file(local)?),
+    let Some(dir) = parent_dir(root, path, false)? else {
+        return Ok(());
+    };
+    let name = split(path).1;
+    match dirfd::kind_at(&dir, name)? {
+        None => Ok(()),
+        Some((FileType::Directory, _)) => Ok(dirfd::remove_tree(&dir, OsStr::new(name))?),
+        Some(_) => Ok(unlinkat(&dir, name, AtFlags::empty())?),
     }
 }
 
 /// Moves `from` to `to` within the folder (parents of `to` created).
 ///
 /// # Errors
-/// A symlink among the ancestors, or the OS refused.
+/// `from` is missing, a symlink among the ancestors, or the OS refused.
 pub fn rename(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), StoreError> {
-    let (src, _) = inspect(root, from)?;
-    let dst = prepare_parent(root, to)?;
-    Ok(fs::rename(src, dst)?)
+    let src = parent_dir(root, from, false)?
+        .ok_or_else(|| StoreError::Io(io::Error::from(io::ErrorKind::NotFound)))?;
+    let dst = parent_dir(root, to, true)?.ok_or_else(|| StoreError::Symlink(to.clone()))?;
+    renameat(&src, split(from).1, &dst, split(to).1)?;
+    Ok(())
 }
 
-/// Modification time in nanoseconds since the epoch (0 when unknown).
-pub fn mtime_ns(meta: &fs::Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+/// Opens the regular file at `path` for reading; `None` when nothing, a
+/// directory, a symlink or a special file is there.
+///
+/// # Errors
+/// A symlink among the ancestors; I/O errors other than "not found".
+pub fn open_file(root: &Path, path: &WirePath) -> Result<Option<fs::File>, StoreError> {
+    let Some(dir) = parent_dir(root, path, false)? else {
+        return Ok(None);
+    };
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match openat(&dir, split(path).1, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::LOOP) => return Ok(None),
+        Err(e) => return Err(StoreError::Io(e.into())),
+    };
+    if FileType::from_raw_mode(fstat(&fd)?.st_mode) != FileType::RegularFile {
+        return Ok(None);
+    }
+    Ok(Some(fs::File::from(fd)))
 }
 
-/// Makes a rename or create in `dir` durable (fsync of the directory).
+/// Makes a rename or create in the directory `dir` (`None`: the folder
+/// itself) durable: fsync of the directory. A directory that is gone since
+/// needs nothing.
 ///
 /// # Errors
 /// The directory cannot be opened or synced.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+pub fn sync_dir(root: &Path, dir: Option<&WirePath>) -> Result<(), StoreError> {
+    let fd = match dir {
+        None => dirfd::open_root(root)?,
+        Some(d) => {
+            let parts: Vec<&str> = d.components().collect();
+            match dirfd::walk(root, &parts, false, d)? {
+                Walked::Dir(fd) => fd,
+                Walked::Absent => return Ok(()),
+            }
+        }
+    };
+    fsync(&fd)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -183,7 +228,7 @@ mod tests {
             Err(StoreError::Symlink(_))
         ));
         assert!(matches!(
-            prepare_parent(root.path(), &p),
+            make_dirs(root.path(), &p),
             Err(StoreError::Symlink(_))
         ));
         assert!(matches!(

@@ -12,6 +12,7 @@
 mod apply;
 mod changes;
 mod compact;
+mod dirfd;
 pub mod fs;
 pub mod journal;
 mod recover;
@@ -106,7 +107,7 @@ pub struct UserStore {
     durable: bool,
     /// Directories whose entries changed since the last flush (fsynced by
     /// `flush` when durable).
-    dirty_dirs: std::collections::BTreeSet<PathBuf>,
+    dirty_dirs: std::collections::BTreeSet<Option<WirePath>>,
     temp_counter: u64,
 }
 
@@ -239,17 +240,15 @@ impl UserStore {
     /// The write or fsync failed.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         for dir in std::mem::take(&mut self.dirty_dirs) {
-            fs::sync_dir(&dir)?;
+            fs::sync_dir(&self.root, dir.as_ref())?;
         }
         Ok(self.journal.flush(self.durable)?)
     }
 
     /// Notes that the directory holding `local` changed (durable mode only).
-    pub(crate) fn touched_dir(&mut self, local: &Path) {
+    pub(crate) fn touched_dir(&mut self, entry: &WirePath) {
         if self.durable {
-            if let Some(parent) = local.parent() {
-                self.dirty_dirs.insert(parent.to_path_buf());
-            }
+            self.dirty_dirs.insert(entry.parent());
         }
     }
 
@@ -338,7 +337,16 @@ impl UserStore {
 
     /// Journals that `client` pushed change `seq` (after its records).
     fn record_author(&mut self, seq: u64, client: ClientId) -> Result<(), StoreError> {
-        self.record(Record::Author { seq, client })
+        self.record(Record::Author { seq, client })?;
+        // Only the authors of versions still in the tree are ever asked
+        // for: forget the others once they outnumber the tree, so memory
+        // follows the tree, not the history (amortised O(1) per change).
+        if self.authors.len() > 2 * self.tree.len() + 4096 {
+            let live: std::collections::HashSet<u64> =
+                self.tree.iter().map(|(_, n)| n.version).collect();
+            self.authors.retain(|seq, _| live.contains(seq));
+        }
+        Ok(())
     }
 
     /// Records that change `seq` touched `path` (and created `parents`).

@@ -1,21 +1,19 @@
 //! After an unclean stop: make the journal agree with the folder, which is the
 //! truth for content (files are renamed into place before they are journaled).
 
-use super::fs::mtime_ns;
+use super::fs::open_file;
 use super::journal::Record;
 use super::tree::NodeKind;
 use super::{StoreError, UserStore};
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
 
-/// BLAKE3 of a file's content, streamed.
+/// Size and BLAKE3 of everything `file` yields.
 ///
 /// # Errors
 /// The file cannot be read.
-pub fn hash_file(path: &Path) -> std::io::Result<(u64, ContentHash)> {
-    let mut file = std::fs::File::open(path)?;
+pub fn hash_reader(mut file: std::fs::File) -> std::io::Result<(u64, ContentHash)> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
@@ -37,60 +35,48 @@ impl UserStore {
         let mut seen: BTreeSet<WirePath> = BTreeSet::new();
         let mut fixes: Vec<Record> = Vec::new();
         let mut seq = self.head;
-        let walker = walkdir::WalkDir::new(&self.root)
-            .min_depth(1)
-            .follow_links(false);
-        for entry in walker {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    log::warn!("re-scan: {e}");
-                    continue;
+        // Through directory handles, like every other access: a legal path
+        // longer than PATH_MAX allows below the data directory is found too.
+        for found in super::dirfd::scan(&self.root)? {
+            let path = found.path;
+            match found.file {
+                None => {
+                    if !matches!(self.tree.get(&path), Some(n) if n.is_dir()) {
+                        seq += 1;
+                        fixes.push(Record::MakeDir {
+                            seq,
+                            path: path.clone(),
+                        });
+                    }
                 }
-            };
-            let Ok(rel) = entry.path().strip_prefix(&self.root) else {
-                continue;
-            };
-            let Some(path) = rel.to_str().and_then(|s| WirePath::new(s).ok()) else {
-                log::warn!("re-scan: skipping unsyncable name {}", rel.display());
-                continue;
-            };
-            let kind = entry.file_type();
-            if kind.is_dir() {
-                if !matches!(self.tree.get(&path), Some(n) if n.is_dir()) {
-                    seq += 1;
-                    fixes.push(Record::MakeDir {
-                        seq,
-                        path: path.clone(),
-                    });
+                Some((len, mtime)) => {
+                    let known = match self.tree.get(&path).map(|n| n.kind) {
+                        Some(NodeKind::File {
+                            size,
+                            mtime_ns,
+                            hash,
+                        }) if size == len && mtime_ns == mtime => Some(hash),
+                        _ => None,
+                    };
+                    if known.is_none() {
+                        // New or changed content, or only a new mtime: either
+                        // way one record, so the next re-scan need not hash it.
+                        let Some(file) = open_file(&self.root, &path)? else {
+                            continue;
+                        };
+                        let (size, hash) = hash_reader(file)?;
+                        seq += 1;
+                        fixes.push(Record::PutFile {
+                            seq,
+                            path: path.clone(),
+                            size,
+                            hash,
+                            mtime_ns: mtime,
+                        });
+                    }
                 }
-                seen.insert(path);
-            } else if kind.is_file() {
-                let meta = entry.metadata().map_err(|e| StoreError::Io(e.into()))?;
-                let mtime = mtime_ns(&meta);
-                let known = match self.tree.get(&path).map(|n| n.kind) {
-                    Some(NodeKind::File {
-                        size,
-                        mtime_ns,
-                        hash,
-                    }) if size == meta.len() && mtime_ns == mtime => Some(hash),
-                    _ => None,
-                };
-                if known.is_none() {
-                    // New or changed content, or only a new mtime: either
-                    // way one record, so the next re-scan need not hash it.
-                    let (size, hash) = hash_file(entry.path())?;
-                    seq += 1;
-                    fixes.push(Record::PutFile {
-                        seq,
-                        path: path.clone(),
-                        size,
-                        hash,
-                        mtime_ns: mtime,
-                    });
-                }
-                seen.insert(path);
             }
+            seen.insert(path);
         }
         let missing: Vec<WirePath> = self
             .tree

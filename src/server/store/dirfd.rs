@@ -1,0 +1,202 @@
+//! Walking a user's folder through directory handles (`openat`, `mkdirat`,
+//! `renameat`, `unlinkat`, `fstatat`): every system call gets one component
+//! relative to an open directory, so a legal 4,096-byte path never meets the
+//! kernel's PATH_MAX (4,096 bytes for the *whole* absolute path, data
+//! directory included), and no symlink on the way is ever followed.
+
+use super::fs::StoreError;
+use crate::protocol::WirePath;
+use rustix::fs::{mkdirat, openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Flags for opening a directory we walk into: never through a symlink.
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// Opens the user's folder itself (a short absolute path).
+///
+/// # Errors
+/// The folder cannot be opened.
+pub fn open_root(root: &Path) -> std::io::Result<OwnedFd> {
+    Ok(openat(rustix::fs::CWD, root, dir_flags(), Mode::empty())?)
+}
+
+/// The type of `name` in `dir`, not following a symlink; `None` if absent.
+///
+/// # Errors
+/// Any error but "not found".
+pub fn kind_at(dir: impl AsFd, name: &str) -> std::io::Result<Option<(FileType, Stat)>> {
+    match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some((FileType::from_raw_mode(st.st_mode), st))),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Modification time of a stat in nanoseconds since the epoch (the value
+/// `std::fs::Metadata::modified` gives, so journals stay comparable).
+// The casts are no-ops on x86_64 but not on every target's `stat` layout.
+#[allow(clippy::unnecessary_cast)]
+pub fn stat_mtime_ns(st: &Stat) -> i64 {
+    (st.st_mtime as i64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(st.st_mtime_nsec as i64)
+}
+
+/// Where a walk ended.
+pub enum Walked {
+    /// Every component is a real directory: its handle.
+    Dir(OwnedFd),
+    /// A component is missing, or is a file (only without `create`).
+    Absent,
+}
+
+/// Opens the directory `components` (empty: the root) below `root`,
+/// creating missing ones when `create` is set.
+///
+/// # Errors
+/// [`StoreError::Symlink`] (naming `path`) when a component is a symlink, or
+/// — with `create` — a file or special file; I/O errors.
+pub fn walk(
+    root: &Path,
+    components: &[&str],
+    create: bool,
+    path: &WirePath,
+) -> Result<Walked, StoreError> {
+    let mut dir = open_root(root)?;
+    for part in components {
+        match kind_at(&dir, part)? {
+            None if create => match mkdirat(&dir, *part, Mode::from_raw_mode(0o777)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(StoreError::Io(e.into())),
+            },
+            None => return Ok(Walked::Absent),
+            Some((FileType::Directory, _)) => {}
+            Some((FileType::Symlink, _)) => return Err(StoreError::Symlink(path.clone())),
+            Some(_) if create => return Err(StoreError::Symlink(path.clone())),
+            Some(_) => return Ok(Walked::Absent),
+        }
+        dir = match openat(&dir, *part, dir_flags(), Mode::empty()) {
+            Ok(fd) => fd,
+            // Replaced by a symlink or a file since the look: refuse.
+            Err(Errno::LOOP | Errno::NOTDIR) => return Err(StoreError::Symlink(path.clone())),
+            Err(e) => return Err(StoreError::Io(e.into())),
+        };
+    }
+    Ok(Walked::Dir(dir))
+}
+
+/// Removes the directory `name` in `dir` with everything below it, never
+/// following a symlink (a symlink inside is removed, not its target).
+///
+/// # Errors
+/// The first failure; what was removed before it stays removed.
+pub fn remove_tree(dir: impl AsFd, name: &OsStr) -> std::io::Result<()> {
+    let sub = openat(&dir, name, dir_flags(), Mode::empty())?;
+    let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
+    for entry in Dir::read_from(&sub)? {
+        let entry = entry?;
+        let bytes = entry.file_name().to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let is_dir = entry.file_type() == FileType::Directory;
+        names.push((bytes.to_vec(), is_dir));
+    }
+    for (bytes, is_dir) in names {
+        let child = OsStr::from_bytes(&bytes);
+        if is_dir {
+            remove_tree(&sub, child)?;
+        } else {
+            unlinkat(&sub, child, AtFlags::empty())?;
+        }
+    }
+    unlinkat(&dir, name, AtFlags::REMOVEDIR)?;
+    Ok(())
+}
+
+/// One entry a re-scan found.
+pub struct Found {
+    /// Its path (valid on the wire).
+    pub path: WirePath,
+    /// `None` for a directory; `(size, mtime_ns)` for a regular file.
+    pub file: Option<(u64, i64)>,
+}
+
+/// Lists every directory and regular file below `root` whose path is valid
+/// on the wire (others are logged and skipped, with what is below them),
+/// parents before children. Symlinks and special files are skipped.
+///
+/// # Errors
+/// The root cannot be opened; unreadable directories are logged and skipped.
+pub fn scan(root: &Path) -> std::io::Result<Vec<Found>> {
+    let fd = open_root(root)?;
+    let mut found = Vec::new();
+    scan_dir(&fd, None, &mut found);
+    Ok(found)
+}
+
+fn scan_dir(dir: &OwnedFd, prefix: Option<&WirePath>, found: &mut Vec<Found>) {
+    let entries = match Dir::read_from(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            log::warn!("re-scan: cannot list {}: {e}", display(prefix));
+            return;
+        }
+    };
+    let mut children: Vec<(String, FileType)> = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { continue };
+        let bytes = entry.file_name().to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(name) => children.push((name.to_owned(), entry.file_type())),
+            Err(_) => log::warn!(
+                "re-scan: skipping unsyncable name {} in {}",
+                String::from_utf8_lossy(bytes),
+                display(prefix)
+            ),
+        }
+    }
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, _) in children {
+        let joined = match prefix {
+            Some(p) => format!("{p}/{name}"),
+            None => name.clone(),
+        };
+        let Ok(path) = WirePath::new(&joined) else {
+            log::warn!("re-scan: skipping unsyncable name {joined}");
+            continue;
+        };
+        // The d_type of some file systems is "unknown": look properly.
+        match kind_at(dir, &name) {
+            Ok(Some((FileType::Directory, _))) => {
+                found.push(Found {
+                    path: path.clone(),
+                    file: None,
+                });
+                match openat(dir, name.as_str(), dir_flags(), Mode::empty()) {
+                    Ok(sub) => scan_dir(&sub, Some(&path), found),
+                    Err(e) => log::warn!("re-scan: cannot open {path}: {e}"),
+                }
+            }
+            Ok(Some((FileType::RegularFile, st))) => found.push(Found {
+                path,
+                file: Some((st.st_size as u64, stat_mtime_ns(&st))),
+            }),
+            Ok(_) => {}
+            Err(e) => log::warn!("re-scan: {path}: {e}"),
+        }
+    }
+}
+
+fn display(prefix: Option<&WirePath>) -> String {
+    prefix.map_or_else(|| "the folder".to_owned(), |p| p.to_string())
+}
