@@ -48,7 +48,6 @@ fn r_3_4_5_replies_keep_request_order() {
 /// Delete (or a new upload) of the same file is answered from the state
 /// before that push, not after it.
 #[test]
-#[ignore = "conformance finding: a queued Fetch opens its file only when its reply starts, after later pushes were applied (src/server/actor/peer.rs fetch_step)"]
 fn r_3_4_5_a_fetch_sees_the_state_of_its_turn() {
     let server = ServerProc::start();
     let mut a = ready(server.addr);
@@ -71,6 +70,15 @@ fn r_3_4_5_a_fetch_sees_the_state_of_its_turn() {
     assert_eq!(a.expect(FILE_CHUNK, 4).payload, b"old");
     a.expect(FILE_END, 4);
     assert_eq!(a.expect_ack(5), (0, 3, "small".to_string()));
+    // A Fetch of an absent file, pipelined before its upload: NotFound.
+    let mut bytes = u64_path(FETCH, 6, 0, "big");
+    bytes.extend_from_slice(&u64_path(FETCH, 7, 0, "later"));
+    bytes.extend_from_slice(&upload(8, 0, b"now here", "later", 16));
+    a.send(&bytes);
+    a.expect(FILE_BEGIN, 6);
+    while a.next_reply().kind != FILE_END {}
+    a.expect_error(NOT_FOUND, 7);
+    assert_eq!(a.expect_ack(8), (0, 4, "later".to_string()));
 }
 
 /// A Pong keeps request order too: it follows the replies of earlier
