@@ -105,7 +105,14 @@ pub fn remove_tree(dir: impl AsFd, name: &OsStr) -> std::io::Result<()> {
         if bytes == b"." || bytes == b".." {
             continue;
         }
-        let is_dir = entry.file_type() == FileType::Directory;
+        let is_dir = match entry.file_type() {
+            // Some file systems leave the type out of directory entries.
+            FileType::Unknown => {
+                let st = statat(&sub, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)?;
+                FileType::from_raw_mode(st.st_mode) == FileType::Directory
+            }
+            kind => kind == FileType::Directory,
+        };
         names.push((bytes.to_vec(), is_dir));
     }
     for (bytes, is_dir) in names {

@@ -240,4 +240,51 @@ mod tests {
         remove(root.path(), &WirePath::new("link").unwrap()).unwrap();
         assert!(outside.path().join("keep").exists());
     }
+
+    #[test]
+    fn a_tree_deeper_than_path_max_is_made_read_and_removed_without_following_links() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), b"k").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        // 16 components, 4,080 bytes: with `/f.txt` a legal 4,086-byte
+        // wire path, and with the temp folder's own path past PATH_MAX.
+        let parts: Vec<String> = (0..16u8)
+            .map(|i| {
+                ((b'a' + i) as char)
+                    .to_string()
+                    .repeat(if i < 15 { 255 } else { 240 })
+            })
+            .collect();
+        let deep = WirePath::new(&parts.join("/")).unwrap();
+        assert_eq!(deep.as_str().len(), 4080);
+        make_dirs(root.path(), &deep).unwrap();
+        assert_eq!(inspect(root.path(), &deep).unwrap(), OnDisk::Dir);
+        let file = WirePath::new(&format!("{deep}/f.txt")).unwrap();
+        assert!(root.path().join(file.as_str()).as_os_str().len() > 4096);
+        let temp = root.path().join("temp");
+        std::fs::write(&temp, b"content").unwrap();
+        place_file(root.path(), &temp, &file).unwrap();
+        let mut read = String::new();
+        std::io::Read::read_to_string(
+            &mut open_file(root.path(), &file).unwrap().unwrap(),
+            &mut read,
+        )
+        .unwrap();
+        assert_eq!(read, "content");
+        // A symlink deep inside, to a folder outside.
+        let Walked::Dir(dir) = dirfd::walk(root.path(), &split(&file).0, false, &file).unwrap()
+        else {
+            panic!("walk");
+        };
+        rustix::fs::symlinkat(outside.path(), &dir, "link").unwrap();
+        let link = WirePath::new(&format!("{deep}/link/keep")).unwrap();
+        assert!(matches!(
+            open_file(root.path(), &link),
+            Err(StoreError::Symlink(_))
+        ));
+        let top = WirePath::new(&parts[0]).unwrap();
+        remove(root.path(), &top).unwrap();
+        assert_eq!(inspect(root.path(), &top).unwrap(), OnDisk::Absent);
+        assert!(outside.path().join("keep").exists());
+    }
 }
