@@ -18,26 +18,23 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const EVERY_KIND: [Kind; 18] = [
-    Kind::Hello,
-    Kind::Welcome,
-    Kind::Ping,
-    Kind::Pong,
-    Kind::Error,
-    Kind::Pull,
-    Kind::ChangeBatch,
-    Kind::Ack,
-    Kind::Notify,
-    Kind::Fetch,
-    Kind::FileBegin,
-    Kind::FileChunk,
-    Kind::FileEnd,
-    Kind::MakeDir,
-    Kind::Delete,
-    Kind::RemoveDir,
-    Kind::Rename,
-    Kind::PushAck,
-];
+/// Every kind byte the codec knows (§3.2), asked of the codec itself so a
+/// kind added later cannot be missed by these checks.
+fn every_kind() -> Vec<Kind> {
+    (0..=u8::MAX)
+        .filter_map(|b| Kind::from_byte(b).ok())
+        .collect()
+}
+
+/// Every Error code the codec names (`ErrorCode::from_u16`), and one it does
+/// not (decoded as `Unknown`, §1.4.1).
+fn every_error_code() -> Vec<u16> {
+    let mut codes: Vec<u16> = (0..=1024u16)
+        .filter(|&c| ErrorCode::from_u16(c).is_some())
+        .collect();
+    codes.push(999);
+    codes
+}
 
 fn fuzz_dir(sub: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(sub)
@@ -73,7 +70,7 @@ fn seed_corpus_keeps_the_properties() {
         &fuzz_dir("corpus/frame_parser"),
         properties::check_frame_parser,
     );
-    assert!(n >= EVERY_KIND.len(), "only {n} seed files");
+    assert!(n >= every_kind().len(), "only {n} seed files");
 }
 
 #[test]
@@ -89,18 +86,50 @@ fn regressions_keep_the_properties() {
 }
 
 #[test]
-fn seed_corpus_has_every_message_kind() {
-    let mut seen = BTreeSet::new();
+fn seed_corpus_has_every_message_kind_and_error_code() {
+    let mut kinds = BTreeSet::new();
+    let mut codes = BTreeSet::new();
     for (_, data) in inputs(&fuzz_dir("corpus/frame_parser")) {
         let (_, stream) = properties::split_input(&data);
         for frame in decode_all(stream).0 {
-            seen.insert(frame.message.kind() as u8);
+            kinds.insert(frame.message.kind() as u8);
+            if let Message::Error(e) = &frame.message {
+                codes.insert(e.code.to_u16());
+            }
         }
     }
-    for kind in EVERY_KIND {
+    let kinds_known = every_kind();
+    assert_eq!(kinds_known.len(), 18, "a kind was added: give it a seed");
+    for kind in kinds_known {
         assert!(
-            seen.contains(&(kind as u8)),
-            "no seed holds a {kind:?} frame"
+            kinds.contains(&(kind as u8)),
+            "no seed holds a {kind:?} frame; add one to sample_frames and regenerate with \
+             `cargo test --test fuzz_corpus_replay -- --ignored write_seed_corpus`"
+        );
+    }
+    for code in every_error_code() {
+        assert!(
+            codes.contains(&code),
+            "no seed holds an Error with code {code}"
+        );
+    }
+}
+
+/// The roundtrip target's message builder reaches every kind.
+#[test]
+fn roundtrip_generator_builds_every_kind() {
+    let mut built = BTreeSet::new();
+    for selector in 0..=u8::MAX {
+        let mut data = vec![selector];
+        data.extend([1u8; 200]);
+        if let Some(m) = properties::ByteSource::new(&data).message() {
+            built.insert(m.kind() as u8);
+        }
+    }
+    for kind in every_kind() {
+        assert!(
+            built.contains(&(kind as u8)),
+            "roundtrip never builds {kind:?}"
         );
     }
 }
@@ -475,6 +504,23 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         ),
         ("hello-bad-mode", raw(Kind::Hello as u8, 1, &[9; 28])),
     ];
+    // One Error frame per code the codec names, and one it does not (§1.4.1).
+    let errors: Vec<Frame> = every_error_code()
+        .into_iter()
+        .map(|code| {
+            frame(
+                u32::from(code),
+                Message::Error(ErrorReport {
+                    code: ErrorCode::from_wire(code),
+                    message: format!("code {code}"),
+                }),
+            )
+        })
+        .collect();
+    out.push((
+        "seed-error-every-code".into(),
+        properties::make_input(&[], &concat(&errors)),
+    ));
     for (name, stream) in bad {
         out.push((format!("seed-{name}"), properties::make_input(&[], &stream)));
     }

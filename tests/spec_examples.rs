@@ -19,6 +19,9 @@ use cloudservice::protocol::{
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+#[path = "spec_examples/hash.rs"]
+mod hash;
+
 const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol-spec/PROTOCOL.md");
 
 /// The example user of every example: `9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1`.
@@ -336,7 +339,7 @@ fn examples() -> BTreeMap<&'static str, Frame> {
         ("x-b-ack", frame(4, Message::Ack { cursor: 1 })),
     ];
     let mut map = BTreeMap::new();
-    for (name, frame) in list {
+    for (name, frame) in list.into_iter().chain(hash::examples()) {
         assert!(
             map.insert(name, frame).is_none(),
             "builder {name} defined twice"
@@ -571,6 +574,7 @@ fn the_example_file_and_user_are_the_ones_the_spec_names() {
         panic!("x-a-filebegin is not a FileBegin");
     };
     assert_eq!(begin.hash.0, *blake3::hash(b"hello\n").as_bytes());
+    hash::check_whole_content_hash();
     assert_eq!(begin.size, 6);
     assert!(
         spec_text().contains(&format!("`{USER}`")),

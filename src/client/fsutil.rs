@@ -6,6 +6,7 @@ use super::error::ClientError;
 use crate::protocol::{ContentHash, WirePath};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -132,7 +133,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp_name.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp_name);
     {
-        let mut file = File::create(&tmp)?;
+        // Owner-only (0600): the state files hold the user ID, a bearer
+        // secret (PROTOCOL.md ). A leftover temp file would keep its
+        // old mode, so it goes first.
+        let _ = fs::remove_file(&tmp);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod procs;
+pub mod raw;
 // Each test crate uses a different subset of these.
 #[allow(unused_imports)]
 pub use procs::{signal, tree as tree_of, wait_timeout, Tree};

@@ -4,7 +4,8 @@
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::message::put_header;
 use crate::protocol::{
-    ChangeBatch, ClientId, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message, WirePath,
+    ChangeBatch, ClientId, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message,
+    WirePath,
 };
 use crate::server::store::{Listing, StoreError, UserStore};
 use std::collections::VecDeque;
@@ -58,10 +59,17 @@ pub enum Job {
         path: WirePath,
         /// The open file and bytes left, once started.
         open: Option<(File, u64)>,
+        /// The file opened (or the failure met) before the reply's turn,
+        /// because a later push of this connection could change it.
+        pinned: Option<Opened>,
         /// Inbound cost of the Fetch, reported as handled when the reply is done.
         cost: usize,
     },
 }
+
+/// What opening a fetched file gave: the file, its version, size and hash,
+/// or the store's error.
+pub type Opened = Result<(File, u64, u64, ContentHash), StoreError>;
 
 /// One attached connection.
 pub struct Peer {
@@ -140,6 +148,26 @@ impl Peer {
         }
     }
 
+    /// Opens the file of every fetch still waiting for its turn, before this
+    /// connection's next push is applied: a connection's frames are processed
+    /// in arrival order (§3.4), so a Fetch answers with the state it was
+    /// sent against, not with what a push pipelined after it made. At most
+    /// 64 fetches are pending per connection (`REPLY_COST`), which bounds
+    /// the files held open.
+    pub fn pin_fetches(&mut self, store: &UserStore) {
+        for job in self.jobs.iter_mut() {
+            if let Job::Fetch {
+                path,
+                open: None,
+                pinned: pinned @ None,
+                ..
+            } = job
+            {
+                *pinned = Some(store.open_file(path));
+            }
+        }
+    }
+
     /// Produces queued replies while credit lasts.
     pub fn produce(&mut self, store: &UserStore) {
         while self.credit > 0 && !self.close {
@@ -165,9 +193,10 @@ impl Peer {
                     request_id,
                     path,
                     open,
+                    pinned,
                     cost,
                 } => (
-                    fetch_step(&mut self.out, *request_id, path, open, store),
+                    fetch_step(&mut self.out, *request_id, path, open, pinned, store),
                     *cost,
                 ),
             };
@@ -215,10 +244,11 @@ fn fetch_step(
     request_id: u32,
     path: &WirePath,
     open: &mut Option<(File, u64)>,
+    pinned: &mut Option<Opened>,
     store: &UserStore,
 ) -> bool {
     let Some((file, remaining)) = open else {
-        match store.open_file(path) {
+        match pinned.take().unwrap_or_else(|| store.open_file(path)) {
             Ok((file, version, size, hash)) => {
                 let begin = FileBegin {
                     version,

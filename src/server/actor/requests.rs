@@ -139,6 +139,17 @@ impl Actor {
                 return;
             }
         }
+        let push = matches!(
+            frame.message,
+            Message::FileEnd
+                | Message::MakeDir { .. }
+                | Message::Delete(_)
+                | Message::RemoveDir(_)
+                | Message::Rename(_)
+        );
+        if push {
+            peer.pin_fetches(store);
+        }
         match frame.message {
             Message::Pull { cursor } => {
                 let listing = store.changes_since(cursor);
@@ -169,6 +180,7 @@ impl Actor {
                     request_id: rid,
                     path: fetch.path,
                     open: None,
+                    pinned: None,
                     cost,
                 });
                 self.log(conn, "fetch", Ok(&detail));

@@ -1,0 +1,516 @@
+//! Conformance of the real `cloud-client` with the client requirements of
+//! PROTOCOL.md: the test plays a fake server on loopback, written from the
+//! spec, and sends the client what a broken or unusual server could send.
+
+mod common;
+
+use common::raw::*;
+use common::{signal, wait_timeout};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `cloud-client` process, stopped by PID when dropped.
+struct ClientProc(Child);
+
+impl ClientProc {
+    fn start(port: u16, folder: &Path, rate: &str, user: Option<&str>) -> ClientProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
+        cmd.arg("127.0.0.1")
+            .arg(port.to_string())
+            .arg(folder)
+            .arg(rate);
+        if let Some(user) = user {
+            cmd.arg(user);
+        }
+        let child = cmd
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cloud-client");
+        ClientProc(child)
+    }
+}
+
+impl Drop for ClientProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            signal(self.0.id(), "TERM");
+            if wait_timeout(&mut self.0, Duration::from_secs(10)).is_none() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+}
+
+/// The next connection to the fake server, within `limit`.
+fn accept(listener: &TcpListener, limit: Duration) -> Raw {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + limit;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).expect("blocking");
+                return Raw::from_stream(stream);
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the client did not connect: {e}"),
+        }
+    }
+}
+
+const USER: [u8; 16] = [
+    0x9f, 0x1c, 0x2a, 0x7e, 0x4b, 0x6d, 0x80, 0x53, 0xc1, 0xe9, 0xf2, 0xa4, 0xb6, 0xc8, 0xd0, 0xe1,
+];
+
+/// Reads the client's Hello and answers Welcome(USER, client 1, head);
+/// returns the Hello.
+fn handshake(c: &mut Raw, head: u64) -> RawFrame {
+    let h = c.next();
+    assert_eq!(h.kind, HELLO, "{h:?}");
+    let mut p = USER.to_vec();
+    p.extend_from_slice(&1u64.to_be_bytes());
+    p.extend_from_slice(&head.to_be_bytes());
+    c.send(&frame(WELCOME, h.rid, &p));
+    h
+}
+
+/// The client's next frame that is not a Ping, or `None` if it closed.
+fn next_request(c: &mut Raw) -> Option<RawFrame> {
+    loop {
+        match c.read(Duration::from_secs(15)) {
+            Got::Frame(f) if f.kind == PING => c.send(&frame(PONG, f.rid, &[])),
+            Got::Frame(f) => return Some(f),
+            Got::Closed => return None,
+            Got::Timeout => panic!("the client went silent"),
+        }
+    }
+}
+
+/// The client must close the connection, sending neither Error nor Ack.
+fn expect_client_closes(c: &mut Raw) {
+    while let Some(f) = next_request(c) {
+        assert!(
+            f.kind != ERROR && f.kind != ACK,
+            "client sent {f:?} before closing"
+        );
+    }
+}
+
+/// A ChangeBatch (head 1, full, last) with one File entry of `content`.
+fn listing(rid: u32, path: &[u8], content: &[u8]) -> Vec<u8> {
+    let mut p = 1u64.to_be_bytes().to_vec();
+    p.extend_from_slice(&[3, 0, 1, FILE]);
+    p.extend_from_slice(&1u64.to_be_bytes());
+    p.extend_from_slice(&(content.len() as u64).to_be_bytes());
+    p.extend_from_slice(blake3::hash(content).as_bytes());
+    p.extend_from_slice(&path_field(path));
+    frame(CHANGE_BATCH, rid, &p)
+}
+
+/// A bad frame, a bad path in a pull reply and a fetch reply for another
+/// path each make the client close without Ack (and without sending
+/// Error); it then reconnects with Resume and the identity the Welcome
+/// gave; a correct reply is applied and acknowledged.
+#[test]
+///
+///
+fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("sync");
+    std::fs::create_dir(&folder).expect("folder");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let client = ClientProc::start(port, &folder, "1000", None);
+
+    // 1: a frame with a bad magic in answer to the Pull.
+    let mut c = accept(&listener, Duration::from_secs(20));
+    let h = handshake(&mut c, 1);
+    assert_eq!((h.payload[0], h.rid), (1, 1), "NewUser Hello, request 1");
+    let pull = next_request(&mut c).expect("a Pull");
+    assert_eq!(pull.kind, PULL);
+    assert!(pull.rid > h.rid, "requests are numbered upwards from 1");
+    c.send(b"XX\x01\x11\x00\x00\x00\x02\x00\x00\x00\x00");
+    expect_client_closes(&mut c);
+
+    // 2: a path that breaks §6 in a pull reply.
+    let mut c = accept(&listener, Duration::from_secs(20));
+    let h = handshake(&mut c, 1);
+    assert_eq!(h.payload[0], 3, "Resume after a NewUser Welcome");
+    assert_eq!(&h.payload[4..20], &USER);
+    assert_eq!(&h.payload[20..28], &1u64.to_be_bytes());
+    let pull = next_request(&mut c).expect("a Pull");
+    c.send(&listing(pull.rid, b"../evil.txt", b"abc"));
+    expect_client_closes(&mut c);
+    assert!(!dir.path().join("evil.txt").exists());
+
+    // 3: a fetch reply naming another path.
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 1);
+    let pull = next_request(&mut c).expect("a Pull");
+    c.send(&listing(pull.rid, b"f.txt", b"abc"));
+    let fetch = next_request(&mut c).expect("a Fetch");
+    assert_eq!(fetch.kind, FETCH);
+    let mut reply = file_begin(fetch.rid, 1, b"abc", "g.txt");
+    reply.extend_from_slice(&frame(FILE_CHUNK, fetch.rid, b"abc"));
+    reply.extend_from_slice(&frame(FILE_END, fetch.rid, &[]));
+    c.send(&reply);
+    expect_client_closes(&mut c);
+    assert!(!folder.join("f.txt").exists() && !folder.join("g.txt").exists());
+
+    // 3b: content that does not match the announced hash.
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 1);
+    let pull = next_request(&mut c).expect("a Pull");
+    c.send(&listing(pull.rid, b"f.txt", b"abc"));
+    let fetch = next_request(&mut c).expect("a Fetch");
+    let mut reply = file_begin(fetch.rid, 1, b"abc", "f.txt");
+    reply.extend_from_slice(&frame(FILE_CHUNK, fetch.rid, b"abX"));
+    reply.extend_from_slice(&frame(FILE_END, fetch.rid, &[]));
+    c.send(&reply);
+    // It closes or retries; it never acknowledges. (5 s of silence ends it.)
+    while let Got::Frame(f) = c.read(Duration::from_secs(5)) {
+        assert!(f.kind != ACK, "no Ack after a hash mismatch: {f:?}");
+        if f.kind == FETCH || f.kind == PULL {
+            break; // retrying is allowed
+        }
+    }
+    drop(c);
+    assert!(
+        !folder.join("f.txt").exists(),
+        "a bad download never becomes visible"
+    );
+
+    // 4: a correct reply (with a Notify inside it) is applied and
+    // acknowledged with the head; the Pull still carries cursor 0.
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 1);
+    let pull = next_request(&mut c).expect("a Pull");
+    assert_eq!(pull.payload, 0u64.to_be_bytes().to_vec());
+    c.send(&listing(pull.rid, b"f.txt", b"abc"));
+    let fetch = next_request(&mut c).expect("a Fetch");
+    let mut reply = file_begin(fetch.rid, 1, b"abc", "f.txt");
+    reply.extend_from_slice(&frame(NOTIFY, 0, &1u64.to_be_bytes()));
+    reply.extend_from_slice(&frame(FILE_CHUNK, fetch.rid, b"abc"));
+    reply.extend_from_slice(&frame(FILE_END, fetch.rid, &[]));
+    c.send(&reply);
+    let ack = next_request(&mut c).expect("an Ack");
+    assert_eq!(
+        (ack.kind, ack.payload.clone()),
+        (ACK, 1u64.to_be_bytes().to_vec())
+    );
+    assert_eq!(
+        std::fs::read(folder.join("f.txt")).ok(),
+        Some(b"abc".to_vec())
+    );
+
+    // 5: the cursor is kept locally: after a restart the Pull carries 1.
+    drop(client);
+    drop(c);
+    let _client = ClientProc::start(port, &folder, "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    assert_eq!(handshake(&mut c, 1).payload[0], 3);
+    let pull = next_request(&mut c).expect("a Pull");
+    assert_eq!(
+        (pull.kind, pull.payload),
+        (PULL, 1u64.to_be_bytes().to_vec())
+    );
+}
+
+/// A Welcome naming another user than the NewClient Hello's: the client
+/// closes and sends nothing more.
+#[test]
+fn r_4_2_1_the_client_checks_the_welcome() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let other = "00112233445566778899aabbccddeeff";
+    let mut client = ClientProc::start(port, dir.path(), "1000", Some(other));
+    let mut c = accept(&listener, Duration::from_secs(20));
+    let h = handshake(&mut c, 0);
+    assert_eq!(h.payload[0], 2);
+    assert_ne!(&h.payload[4..20], &USER);
+    expect_client_closes(&mut c);
+    let status = wait_timeout(&mut client.0, Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "start-up error exits non-zero"
+    );
+}
+
+/// A reply that matches no request (a PushAck nobody asked for): the
+/// client must close the connection.
+#[test]
+fn r_9_2_2_the_client_closes_on_an_unexpected_frame() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    let pull = next_request(&mut c).expect("a Pull");
+    c.send(&frame(
+        CHANGE_BATCH,
+        pull.rid,
+        &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
+    ));
+    assert_eq!(
+        c.read(Duration::from_secs(1)),
+        Got::Timeout,
+        "connected until then"
+    );
+    c.send(&frame(PUSH_ACK, 999, &push_ack_payload(0, 1, "x")));
+    expect_client_closes(&mut c);
+}
+
+/// After 60 s without sending, the client sends a Ping; a Ping from the
+/// server gets a Pong with its ID.
+#[test]
+///
+fn r_4_3_2_the_client_pings_after_60_seconds_of_silence() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    let pull = c.next();
+    assert_eq!(pull.kind, PULL);
+    c.send(&frame(
+        CHANGE_BATCH,
+        pull.rid,
+        &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
+    ));
+    c.send(&frame(PING, 4242, &[]));
+    assert_eq!(c.next().bytes(), frame(PONG, 4242, &[]));
+    let quiet = Instant::now();
+    let ping = match c.read(Duration::from_secs(75)) {
+        Got::Frame(f) => f,
+        other => panic!("no Ping within 75 s: {other:?}"),
+    };
+    assert_eq!(ping.kind, PING, "{ping:?}");
+    let waited = quiet.elapsed();
+    assert!(waited >= Duration::from_secs(59), "pinged after {waited:?}");
+    // A late Pong is not a dead connection while frames keep coming.
+    for _ in 0..10 {
+        c.send(&frame(NOTIFY, 0, &0u64.to_be_bytes()));
+        match c.read(Duration::from_secs(2)) {
+            Got::Closed => panic!("the client closed while the server was talking"),
+            Got::Frame(f) => assert_eq!(f.kind, PING, "{f:?}"),
+            Got::Timeout => {}
+        }
+    }
+    c.send(&frame(PONG, ping.rid, &[]));
+    // A Notify beyond the cursor makes it pull at once.
+    c.send(&frame(NOTIFY, 0, &3u64.to_be_bytes()));
+    let pull = next_request(&mut c).expect("a Pull");
+    assert_eq!(
+        (pull.kind, pull.payload),
+        (PULL, 0u64.to_be_bytes().to_vec())
+    );
+}
+
+/// A refusal that needs a person (UnknownClient) ends the client instead
+/// of a reconnection loop.
+#[test]
+///
+fn r_4_5_6_the_client_does_not_retry_an_unknown_client() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let user = "9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1";
+    let mut client = ClientProc::start(port, dir.path(), "1000", Some(user));
+    let mut c = accept(&listener, Duration::from_secs(20));
+    let h = c.next();
+    assert_eq!(h.kind, HELLO);
+    c.send(&frame(ERROR, h.rid, &[0, 4, 0, 0]));
+    expect_client_closes(&mut c);
+    let status = wait_timeout(&mut client.0, Duration::from_secs(10));
+    assert!(status.is_some_and(|s| !s.success()), "exits with an error");
+    listener.set_nonblocking(true).expect("nonblocking");
+    assert!(listener.accept().is_err(), "no new attempt");
+}
+
+/// Local names the protocol cannot carry are never pushed; a new file is
+/// uploaded with base version 0, chunks and end only, under one request ID.
+#[test]
+///
+fn r_6_2_2_the_client_never_pushes_an_illegal_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("back\\slash"), b"no").expect("write");
+    std::fs::write(dir.path().join("new\nline"), b"no").expect("write");
+    std::fs::write(dir.path().join("ok.txt"), b"yes").expect("write");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        let f = match c.read(Duration::from_millis(500)) {
+            Got::Frame(f) => f,
+            Got::Timeout => continue,
+            Got::Closed => break,
+        };
+        match f.kind {
+            PULL => c.send(&frame(
+                CHANGE_BATCH,
+                f.rid,
+                &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
+            )),
+            FILE_END => c.send(&frame(PUSH_ACK, f.rid, &push_ack_payload(0, 1, "ok.txt"))),
+            _ => {}
+        }
+        seen.push(f);
+    }
+    let begin = seen
+        .iter()
+        .position(|f| f.kind == FILE_BEGIN)
+        .expect("an upload");
+    let b = &seen[begin];
+    assert_eq!(b.u64_at(0), 0, "base version 0 for a new file");
+    assert_eq!(&b.payload[48..], &path_field(b"ok.txt")[..]);
+    assert_eq!(
+        seen.iter().filter(|f| f.kind == FILE_BEGIN).count(),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(seen[begin + 1].kind, FILE_CHUNK);
+    assert_eq!(
+        (seen[begin + 2].kind, seen[begin + 2].rid),
+        (FILE_END, b.rid)
+    );
+    assert_eq!(seen[begin + 1].rid, b.rid);
+    for f in &seen {
+        let text = String::from_utf8_lossy(&f.payload);
+        assert!(
+            !text.contains("slash") && !text.contains("line"),
+            "pushed {f:?}"
+        );
+    }
+}
+
+/// Starts a client with `-v` on an empty folder against a fake server that
+/// creates a user; returns the folder, the client's log and the mode of
+/// `.cloudservice/identity`.
+fn identity_and_log() -> (tempfile::TempDir, String, u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let child = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
+        .arg("127.0.0.1")
+        .arg(port.to_string())
+        .arg(dir.path())
+        .arg("1000")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cloud-client");
+    let mut client = ClientProc(child);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    let pull = c.next();
+    c.send(&frame(
+        CHANGE_BATCH,
+        pull.rid,
+        &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let mode = std::fs::metadata(dir.path().join(".cloudservice/identity"))
+        .expect("identity file")
+        .permissions()
+        .mode();
+    signal(client.0.id(), "TERM");
+    let mut log = String::new();
+    if let Some(mut err) = client.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut err, &mut log);
+    }
+    (dir, log, mode)
+}
+
+/// The identity file holds a bearer secret: only its owner may read it.
+#[test]
+fn r_2_2_3_the_identity_is_private_to_its_owner() {
+    let (_dir, _, mode) = identity_and_log();
+    assert_eq!(mode & 0o077, 0, "identity mode {mode:o}");
+}
+
+/// The log does not show the user ID (it is printed once on stdout, for
+/// its owner, by design).
+#[test]
+#[ignore = "conformance finding: the client's info log names the user ID (src/client/session.rs greet)"]
+fn r_2_2_3_the_log_does_not_name_the_user() {
+    let (_dir, log, _) = identity_and_log();
+    let hex: String = USER.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!log.contains(&hex), "the log shows the user ID");
+}
+
+/// An Error code the client does not know (a newer server) is taken as a
+/// closing Error: the client closes and comes back with Resume.
+#[test]
+/// Covers: R-1.4.1.1
+fn r_4_5_8_an_unknown_error_code_is_a_closing_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    let pull = next_request(&mut c).expect("a Pull");
+    c.send(&frame(
+        CHANGE_BATCH,
+        pull.rid,
+        &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
+    ));
+    c.send(&frame(ERROR, 0, &[0x03, 0xe7, 0, 2, b'h', b'i']));
+    expect_client_closes(&mut c);
+    let mut again = accept(&listener, Duration::from_secs(20));
+    let h = again.next();
+    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "Resume after the close");
+}
+
+/// A push answered `Unstorable` (13) is not sent again unchanged, while a
+/// push answered `Storage` (9) may be retried.
+#[test]
+#[ignore = "conformance finding: the client does not know code 13 (Unstorable): it closes and pushes the same file again after every reconnect (src/client/session.rs on_push_error)"]
+fn r_4_5_7_an_unstorable_push_is_not_retried() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("never.txt"), b"n").expect("write");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    let mut begins = 0;
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < deadline {
+        let f = match c.read(Duration::from_millis(500)) {
+            Got::Frame(f) => f,
+            Got::Timeout => continue,
+            Got::Closed => {
+                // Closing is allowed; pushing the same file again is not.
+                c = accept(&listener, Duration::from_secs(20));
+                handshake(&mut c, 0);
+                continue;
+            }
+        };
+        match f.kind {
+            PULL => c.send(&frame(
+                CHANGE_BATCH,
+                f.rid,
+                &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
+            )),
+            FILE_BEGIN => begins += 1,
+            FILE_END => c.send(&frame(ERROR, f.rid, &[0, 13, 0, 0])),
+            PING => c.send(&frame(PONG, f.rid, &[])),
+            _ => {}
+        }
+    }
+    assert_eq!(begins, 1, "the unstorable upload was sent {begins} times");
+}

@@ -1,0 +1,570 @@
+//! Every requirement of protocol-spec/PROTOCOL.md has a test, and every test
+//! names a requirement that exists (§1.6).
+//!
+//! The spec tags each normative statement `[R-<section>.<n>]`. A server
+//! requirement is covered by a test in `tests/conformance_*.rs` named
+//! `r_<section>_<n>_<what>`, or by one that lists the ID in a
+//! `/// Covers: R-…, R-…` doc line. A client requirement (not observable on
+//! the server) is mapped in [`ELSEWHERE`] to the client test that checks it.
+//! From both this test writes the table protocol-spec/REQUIREMENTS.md and
+//! fails if the committed one differs; regenerate it with
+//! `REQUIREMENTS_BLESS=1 cargo test --release --test conformance_requirements`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Requirements checked outside the conformance suite: (ID, who must obey
+/// it, file, test function). The checker verifies that the function exists.
+const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
+    (
+        "R-4.5.3",
+        "client",
+        "tests/conformance_client.rs",
+        "r_4_5_6_the_client_does_not_retry_an_unknown_client",
+    ),
+    (
+        "R-5.2.11",
+        "client",
+        "src/client/applier/tests.rs",
+        "full_listing_deletes_what_it_does_not_list",
+    ),
+    (
+        "R-5.2.11",
+        "client",
+        "src/client/applier/tests.rs",
+        "locally_deleted_file_is_not_resurrected_by_an_old_listing",
+    ),
+    (
+        "R-5.2.10",
+        "client",
+        "src/client/applier/tests.rs",
+        "edit_during_download_is_kept_aside",
+    ),
+    (
+        "R-6.3.3",
+        "client",
+        "src/client/fsutil.rs",
+        "check_path_never_follows_symlinks",
+    ),
+    (
+        "R-6.3.3",
+        "client",
+        "src/client/applier/tests.rs",
+        "symlinked_directories_are_never_written_through",
+    ),
+    (
+        "R-7.2.1",
+        "client",
+        "src/client/push.rs",
+        "acks_update_the_index",
+    ),
+    (
+        "R-10.2",
+        "client",
+        "tests/e2e_client.rs",
+        "clients_ride_out_a_server_restart",
+    ),
+    (
+        "R-5.5.3",
+        "server",
+        "tests/server_disk_full.rs",
+        "disk_full_fails_the_push_and_keeps_the_old_version",
+    ),
+    (
+        "R-3.4.8",
+        "server",
+        "tests/conformance_server.rs",
+        "pong_keeps_request_order_behind_a_pipelined_pull",
+    ),
+    (
+        "R-3.4.8",
+        "server",
+        "tests/conformance_server.rs",
+        "pong_never_interleaves_a_slow_fetch_reply",
+    ),
+    (
+        "R-4.3.5",
+        "server",
+        "tests/conformance_server.rs",
+        "ping_during_an_upload_is_answered_and_the_upload_goes_on",
+    ),
+    (
+        "R-3.3.5",
+        "server",
+        "tests/conformance_server.rs",
+        "closing_errors_carry_the_bad_frames_request_id",
+    ),
+    (
+        "R-1.4.1.1",
+        "server",
+        "tests/conformance_server.rs",
+        "an_unknown_error_code_decodes_and_a_client_sent_error_is_wrong_phase",
+    ),
+    (
+        "R-3.2.1",
+        "server",
+        "tests/conformance_server.rs",
+        "an_unknown_error_code_decodes_and_a_client_sent_error_is_wrong_phase",
+    ),
+    (
+        "R-5.4.2",
+        "server",
+        "tests/conformance_server.rs",
+        "a_remove_dir_that_keeps_a_newer_file_is_one_change_and_notifies",
+    ),
+    (
+        "R-4.4.1",
+        "server",
+        "tests/conformance_server.rs",
+        "other_push_kinds_notify_exactly_when_the_tree_changed",
+    ),
+    (
+        "R-7.1.3",
+        "server",
+        "tests/conformance_server.rs",
+        "deleted_entries_keep_their_removal_number_across_restart_and_compaction",
+    ),
+    (
+        "R-7.2.2",
+        "server",
+        "tests/conformance_server.rs",
+        "a_devices_own_earlier_pushes_never_make_its_push_stale",
+    ),
+    (
+        "R-7.4.1.1",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-7.4.1.2",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-7.4.1.3",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-7.4.1.4",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-3.5.2",
+        "server",
+        "tests/server_hostile.rs",
+        "a_client_that_never_reads_cannot_make_the_server_buffer_without_bound",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "src/client/applier/tests.rs",
+        "remote_update_of_an_unchanged_file_overwrites_it",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "src/client/applier/tests.rs",
+        "identical_local_file_is_adopted_without_download",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "src/client/applier/tests.rs",
+        "local_edit_survives_when_the_server_did_not_change_the_file",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "src/client/applier/tests.rs",
+        "remote_update_of_a_locally_edited_file_keeps_both",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "src/client/applier/tests.rs",
+        "remote_delete_removes_synced_files_but_keeps_local_edits",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "src/client/applier/tests.rs",
+        "a_local_file_in_place_of_a_directory_does_not_hide_server_entries_below_it",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "src/client/applier/tests.rs",
+        "a_new_local_directory_where_the_server_has_a_file_holds_the_cursor",
+    ),
+    (
+        "R-5.6.2",
+        "client",
+        "src/client/applier/tests.rs",
+        "edit_during_download_is_kept_aside",
+    ),
+    (
+        "R-5.6.3",
+        "client",
+        "src/client/applier/tests.rs",
+        "differing_local_file_of_a_new_client_becomes_a_conflict_copy",
+    ),
+    (
+        "R-5.6.3",
+        "client",
+        "tests/e2e_client.rs",
+        "new_client_with_existing_files_keeps_both_sides",
+    ),
+    (
+        "R-5.6.4",
+        "client",
+        "src/client/push.rs",
+        "acks_update_the_index",
+    ),
+    (
+        "R-5.6.4",
+        "client",
+        "src/client/push.rs",
+        "conflict_ack_mirrors_the_server_locally",
+    ),
+    (
+        "R-7.4.1.5",
+        "server",
+        "tests/conformance_server.rs",
+        "one_pushed_subtree_below_a_file_gets_one_conflict_directory",
+    ),
+    (
+        "R-6.1.2",
+        "server",
+        "tests/conformance_server.rs",
+        "every_legal_path_is_storable_even_past_path_max_with_the_data_dir",
+    ),
+    (
+        "R-4.5.7",
+        "server",
+        "tests/conformance_server.rs",
+        "a_push_that_can_never_be_stored_gets_a_permanent_error",
+    ),
+    (
+        "R-7.1.1",
+        "server",
+        "tests/conformance_server_random.rs",
+        "random_pushes_take_one_number_notify_and_name_their_removals",
+    ),
+    (
+        "R-4.4.1",
+        "server",
+        "tests/conformance_server_random.rs",
+        "random_pushes_take_one_number_notify_and_name_their_removals",
+    ),
+    (
+        "R-7.1.3",
+        "server",
+        "tests/conformance_server_random.rs",
+        "random_pushes_take_one_number_notify_and_name_their_removals",
+    ),
+    (
+        "R-7.2.2",
+        "server",
+        "tests/conformance_server_random.rs",
+        "a_device_that_never_pulls_is_never_stale_against_itself",
+    ),
+];
+
+/// Deployment requirements: about load balancers and networks around the
+/// protocol, which no test of the server or client can observe.
+const DEPLOYMENT: &[(&str, &str)] = &[
+    ("R-1.3.1", "deployment requirement (TLS around the protocol): nothing to test in server or client"),
+    ("R-2.3.2", "deployment requirement (load balancer routing): the routing bytes are tested by r_2_3_1"),
+    ("R-2.3.3", "deployment requirement (load balancer routing of NewUser): the server side is tested by r_4_1_3"),
+];
+
+/// A requirement found in the spec.
+struct Requirement {
+    summary: String,
+}
+
+/// A test and the requirements it covers.
+struct Covering {
+    file: String,
+    name: String,
+    ignored: Option<String>,
+}
+
+/// `R-3.4.5` → `[3, 4, 5]` for ordering.
+fn id_key(id: &str) -> Vec<u32> {
+    id.trim_start_matches("R-")
+        .split('.')
+        .map(|n| n.parse().unwrap_or(u32::MAX))
+        .collect()
+}
+
+/// Every `[R-…]` tag of the spec with the text that follows it (up to the
+/// end of its sentence, cell or bullet, at most ~110 characters).
+fn spec_requirements(spec: &str) -> (BTreeMap<String, Requirement>, Vec<String>) {
+    let mut found = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut rest = spec;
+    while let Some(at) = rest.find("[R-") {
+        let quoted = rest[..at].ends_with('`');
+        let after = &rest[at + 3..];
+        let Some(end) = after.find(']') else { break };
+        let id = format!("R-{}", &after[..end]);
+        let valid = !after[..end].is_empty()
+            && after[..end]
+                .split('.')
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let text = &after[end + 1..];
+        let stop = [". ", ".\n", "|", "\n\n", "[R-"]
+            .iter()
+            .filter_map(|s| text.find(s))
+            .min()
+            .unwrap_or(text.len());
+        let mut summary: String = text[..stop]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if summary.chars().count() > 110 {
+            summary = summary.chars().take(107).collect::<String>() + "…";
+        }
+        if quoted {
+            // `[R-…]` in backticks is an example in the prose, not a tag.
+        } else if !valid {
+            problems.push(format!("malformed requirement tag [{id}]"));
+        } else if found.contains_key(&id) {
+            problems.push(format!("{id} is used twice in PROTOCOL.md"));
+        } else {
+            found.insert(id.clone(), Requirement { summary });
+        }
+        rest = &after[end..];
+    }
+    (found, problems)
+}
+
+/// `r_3_4_5_what` → `R-3.4.5`.
+fn id_of_test_name(name: &str) -> Option<String> {
+    let mut parts = name.strip_prefix("r_")?.split('_');
+    let mut numbers = Vec::new();
+    for part in parts.by_ref() {
+        if part.bytes().all(|b| b.is_ascii_digit()) && !part.is_empty() {
+            numbers.push(part);
+        } else {
+            break;
+        }
+    }
+    (numbers.len() >= 2).then(|| format!("R-{}", numbers.join(".")))
+}
+
+/// The coverage claimed by one test source: (requirement, test) pairs.
+fn test_coverage(file: &str, source: &str) -> Vec<(String, Covering)> {
+    let mut out = Vec::new();
+    let mut covers: Vec<String> = Vec::new();
+    let mut ignored = None;
+    let mut is_test = false;
+    for line in source.lines() {
+        let line = line.trim();
+        if let Some(list) = line.strip_prefix("/// Covers:") {
+            covers.extend(
+                list.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            );
+        } else if line.starts_with("#[test]") {
+            is_test = true;
+        } else if let Some(reason) = line.strip_prefix("#[ignore") {
+            ignored = Some(
+                reason
+                    .trim_start_matches([' ', '=', '"'])
+                    .trim_end_matches([']', '"'])
+                    .to_string(),
+            );
+        } else if let Some(sig) = line.strip_prefix("fn ") {
+            let name: String = sig
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if is_test {
+                let mut ids: Vec<String> = std::mem::take(&mut covers);
+                if let Some(own) = id_of_test_name(&name) {
+                    ids.insert(0, own);
+                }
+                for id in ids {
+                    out.push((
+                        id,
+                        Covering {
+                            file: file.to_string(),
+                            name: name.clone(),
+                            ignored: ignored.clone(),
+                        },
+                    ));
+                }
+            }
+            covers.clear();
+            ignored = None;
+            is_test = false;
+        } else if !(line.starts_with("///") || line.starts_with("#[")) {
+            covers.clear();
+            ignored = None;
+            is_test = false;
+        }
+    }
+    out
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(ROOT).join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The markdown table of every requirement and its test.
+fn render(reqs: &BTreeMap<String, Requirement>, tested: &BTreeMap<String, Vec<String>>) -> String {
+    let mut ids: Vec<&String> = reqs.keys().collect();
+    ids.sort_by_key(|id| id_key(id));
+    let mut out = String::from(
+        "# Requirements of PROTOCOL.md and their tests\n\n\
+         Generated by `tests/conformance_requirements.rs` from the `[R-…]` tags of\n\
+         [PROTOCOL.md](PROTOCOL.md) (§1.6) and the tests that name them; do not edit.\n\
+         Regenerate with\n\
+         `REQUIREMENTS_BLESS=1 cargo test --release --test conformance_requirements`.\n\
+         A test marked *ignored* exists and is expected to pass once the server conforms.\n\n\
+         | ID | Requirement | Tested by |\n|---|---|---|\n",
+    );
+    for id in ids {
+        let summary = reqs[id].summary.replace('|', "\\|");
+        let tests = tested.get(id).map(|t| t.join("<br>")).unwrap_or_default();
+        out.push_str(&format!("| {id} | {summary} | {tests} |\n"));
+    }
+    out
+}
+
+#[test]
+fn every_requirement_has_a_test_and_the_table_is_current() {
+    let (reqs, mut problems) = spec_requirements(&read("protocol-spec/PROTOCOL.md"));
+    let mut tested: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut files: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("tests"))
+        .expect("tests/")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("conformance_") && n.ends_with(".rs"))
+        .filter(|n| n != "conformance_requirements.rs")
+        .collect();
+    files.sort();
+    let mut names = BTreeSet::new();
+    for file in &files {
+        let path = format!("tests/{file}");
+        for (id, c) in test_coverage(&path, &read(&path)) {
+            if !reqs.contains_key(&id) {
+                problems.push(format!(
+                    "{}::{} names {id}, which PROTOCOL.md does not define",
+                    c.file, c.name
+                ));
+                continue;
+            }
+            let short = c.file.trim_start_matches("tests/").trim_end_matches(".rs");
+            let mut cell = match short {
+                "conformance_client" => {
+                    format!("client requirement, tested by `{short}::{}`", c.name)
+                }
+                _ => format!("`{short}::{}`", c.name),
+            };
+            if let Some(why) = &c.ignored {
+                cell.push_str(&format!(" (*ignored*: {why})"));
+            }
+            names.insert(c.name.clone());
+            tested.entry(id).or_default().push(cell);
+        }
+    }
+    for (id, who, file, name) in ELSEWHERE {
+        if !reqs.contains_key(*id) {
+            problems.push(format!(
+                "ELSEWHERE maps {id}, which PROTOCOL.md does not define"
+            ));
+        }
+        if !read(file).contains(&format!("fn {name}(")) {
+            problems.push(format!("{id}: {file} has no test fn {name}"));
+        }
+        tested.entry(id.to_string()).or_default().push(match *who {
+            "server" => format!(
+                "`{}::{name}`",
+                file.trim_start_matches("tests/").trim_end_matches(".rs")
+            ),
+            _ => format!("{who} requirement, tested by `{file}::{name}`"),
+        });
+    }
+    for (id, why) in DEPLOYMENT {
+        if !reqs.contains_key(*id) {
+            problems.push(format!(
+                "DEPLOYMENT lists {id}, which PROTOCOL.md does not define"
+            ));
+        }
+        tested
+            .entry(id.to_string())
+            .or_default()
+            .push(why.to_string());
+    }
+    for id in reqs.keys() {
+        if !tested.contains_key(id) {
+            problems.push(format!("{id} ({}) has no test", reqs[id].summary));
+        }
+    }
+    let table = render(&reqs, &tested);
+    let target = Path::new(ROOT).join("protocol-spec/REQUIREMENTS.md");
+    if std::env::var_os("REQUIREMENTS_BLESS").is_some() {
+        std::fs::write(&target, &table).expect("write REQUIREMENTS.md");
+    } else if std::fs::read_to_string(&target).ok().as_deref() != Some(table.as_str()) {
+        problems.push(
+            "protocol-spec/REQUIREMENTS.md is stale; regenerate it with \
+             `REQUIREMENTS_BLESS=1 cargo test --release --test conformance_requirements`"
+                .to_string(),
+        );
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(
+        reqs.len() >= 100,
+        "the spec lost its requirement tags: {}",
+        reqs.len()
+    );
+}
+
+#[test]
+fn the_checker_reads_names_and_cover_lists() {
+    assert_eq!(
+        id_of_test_name("r_3_4_5_replies_keep_order").as_deref(),
+        Some("R-3.4.5")
+    );
+    assert_eq!(
+        id_of_test_name("r_10_1_acked_survives").as_deref(),
+        Some("R-10.1")
+    );
+    assert_eq!(id_of_test_name("r_x_1"), None);
+    let src = "/// Says why.\n/// Covers: R-1.4.3, R-3.3.3\n#[test]\n#[ignore = \"issue 10 item 4: not yet\"]\nfn r_3_3_5_closes() {}\n\nfn helper() {}\n";
+    let got: Vec<(String, Option<String>)> = test_coverage("t.rs", src)
+        .into_iter()
+        .map(|(id, c)| (id, c.ignored))
+        .collect();
+    let why = Some("issue 10 item 4: not yet".to_string());
+    assert_eq!(
+        got,
+        vec![
+            ("R-3.3.5".to_string(), why.clone()),
+            ("R-1.4.3".to_string(), why.clone()),
+            ("R-3.3.3".to_string(), why)
+        ]
+    );
+    let (reqs, problems) =
+        spec_requirements("- [R-2.1] A MUST b. Then.\n[R-2.1] again [R-x] `[R-9.9]`");
+    assert!(!reqs.contains_key("R-9.9"));
+    assert_eq!(reqs["R-2.1"].summary, "A MUST b");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
