@@ -444,7 +444,6 @@ fn r_2_2_3_the_identity_is_private_to_its_owner() {
 /// The log does not show the user ID (it is printed once on stdout, for
 /// its owner, by design).
 #[test]
-#[ignore = "conformance finding: the client's info log names the user ID (src/client/session.rs greet)"]
 fn r_2_2_3_the_log_does_not_name_the_user() {
     let (_dir, log, _) = identity_and_log();
     let hex: String = USER.iter().map(|b| format!("{b:02x}")).collect();
@@ -478,7 +477,6 @@ fn r_4_5_8_an_unknown_error_code_is_a_closing_error() {
 /// A push answered `Unstorable` (13) is not sent again unchanged, while a
 /// push answered `Storage` (9) may be retried.
 #[test]
-#[ignore = "conformance finding: the client does not know code 13 (Unstorable): it closes and pushes the same file again after every reconnect (src/client/session.rs on_push_error)"]
 fn r_4_5_7_an_unstorable_push_is_not_retried() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("never.txt"), b"n").expect("write");

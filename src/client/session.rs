@@ -178,12 +178,12 @@ fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), Clien
         client: welcome.client_id,
     };
     match hello.mode {
-        HelloMode::NewUser => log::info!("created user {}; uploading the folder", identity.user),
-        HelloMode::NewClient => log::info!(
-            "joined user {} as device {}; downloading",
-            identity.user,
-            identity.client
-        ),
+        // The user ID is a secret: printed once on stdout for its
+        // owner by the binary, never written to the log.
+        HelloMode::NewUser => log::info!("created a new user; uploading the folder"),
+        HelloMode::NewClient => {
+            log::info!("joined the user as device {}; downloading", identity.client)
+        }
         HelloMode::Resume => log::info!(
             "resumed as device {} (server at {})",
             identity.client,
