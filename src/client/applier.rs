@@ -331,6 +331,10 @@ impl<'a> Applier<'a> {
                 log::warn!("not writing {path}: a symlink or special file is in the way");
                 return Ok(());
             }
+            Local::Absent if indexed.is_some_and(|e| e.hash().is_some()) => {
+                self.defer_to_push(path, out);
+                return Ok(());
+            }
             Local::Absent => Local::Absent,
             Local::Dir => match self.clear_synced_dir(path, indexed, out)? {
                 true => Local::Absent,
@@ -447,15 +451,27 @@ impl<'a> Applier<'a> {
             // Unchanged since the last sync: the server's version replaces it.
             return Ok(Some(Local::File(stat)));
         }
-        if self.agrees(path, Some(hash), entry.version, out) {
-            // Edited here, unchanged on the server: the push carries it.
-            return Ok(None);
+        if !self.agrees(path, Some(hash), entry.version, out) {
+            // Edited here, and the server holds a newer version.
+            self.defer_to_push(path, out);
         }
-        let kept = self.conflict_copy(path)?;
-        log::warn!("conflict on {path}: both changed; kept this device's version as {kept}");
-        self.index.remove(path);
-        out.dirty.insert(kept);
-        Ok(Some(Local::Absent))
+        // Otherwise edited here, unchanged on the server: the push carries it.
+        Ok(None)
+    }
+
+    /// A path changed here (edited or deleted since the index) that the
+    /// server also holds a newer version of. The client cannot tell whether
+    /// that version is another device's or this device's own push that was
+    /// applied but never acknowledged (a crash, a lost connection), so it
+    /// does not decide: the local state and the index entry stay (the push
+    /// carries the old base), the path is pushed, and the pull is repeated
+    /// (its cursor must not pass the entry). The server applies the push if
+    /// the newer version was this device's own (PROTOCOL.md §7.2), or
+    /// answers Conflict / Stale, whose handling brings the other version.
+    fn defer_to_push(&mut self, path: &WirePath, out: &mut Applied) {
+        log::info!("{path} changed here and on the server: pushing it before pulling it");
+        out.dirty.insert(path.clone());
+        out.failed = true;
     }
 
     /// Gets a file's content: empty files directly, content the folder already

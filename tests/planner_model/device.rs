@@ -342,6 +342,9 @@ impl Device {
                 return true
             }
             Local::Blocked => self.clear_file_ancestor(path),
+            // Deleted here, newer on the server: the Delete (old base) goes
+            // first and the server decides (§7.2); the pull is repeated.
+            Local::Absent if indexed.is_some_and(|e| e.hash().is_some()) => return false,
             Local::Absent => {}
             Local::Dir => {
                 if !indexed.is_some_and(|e| e.kind == EntryKind::Dir) {
@@ -359,11 +362,9 @@ impl Device {
                     return true;
                 }
                 if !self.is_synced(path) {
-                    if self.agrees(path, Some(c), version) {
-                        return true;
-                    }
-                    self.conflict_copy(path);
-                    self.index.remove(path);
+                    // Edited here: kept, pushed with its old base; the
+                    // server decides (§7.2) and the pull is repeated.
+                    return self.agrees(path, Some(c), version);
                 }
             }
         }

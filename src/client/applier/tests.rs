@@ -99,18 +99,21 @@ fn identical_local_file_is_adopted_without_download() {
 }
 
 #[test]
-fn differing_local_file_of_a_new_client_becomes_a_conflict_copy() {
+fn differing_local_file_of_a_new_client_is_pushed_before_the_pull_passes_it() {
+    // The server decides (a Conflict names the copy): the file may be this
+    // device's own unacknowledged push (PROTOCOL.md §7.2).
     let mut f = Folder::new();
     f.write("doc.txt", "mine");
     let out = f.apply(&[file("doc.txt", 5, "theirs")], true);
-    assert_eq!(out.fetches.len(), 1);
-    f.deliver(&out.fetches[0], "theirs");
-    assert_eq!(f.read("doc.txt").as_deref(), Some("theirs"));
-    let copies = f.conflict_copies(".");
-    assert_eq!(copies.len(), 1, "{copies:?}");
-    assert!(copies[0].starts_with("doc (conflict 2 ") && copies[0].ends_with(").txt"));
-    assert_eq!(f.read(&copies[0]).as_deref(), Some("mine"));
-    assert!(out.dirty.contains(&p(&copies[0])), "the copy is pushed");
+    assert!(out.fetches.is_empty());
+    assert!(out.failed, "the cursor must not pass the entry");
+    assert!(out.dirty.contains(&p("doc.txt")));
+    assert_eq!(f.read("doc.txt").as_deref(), Some("mine"));
+    assert!(f.conflict_copies(".").is_empty());
+    assert!(
+        f.index.get(&p("doc.txt")).is_none(),
+        "the push's base stays 0"
+    );
 }
 
 #[test]
@@ -125,16 +128,36 @@ fn remote_update_of_an_unchanged_file_overwrites_it() {
 }
 
 #[test]
-fn remote_update_of_a_locally_edited_file_keeps_both() {
+fn remote_update_of_a_locally_edited_file_keeps_it_and_its_base() {
+    // The newer server version may be this device's own push that was
+    // applied but never acknowledged (a kill -9): the client must not make a
+    // conflict copy itself; it pushes with the old base and lets the server
+    // decide (§7.2), and the pull is repeated.
     let mut f = Folder::new();
     f.write("r", "v1");
     f.sync_all(1);
     f.write("r", "local edit");
     let out = f.apply(&[file("r", 2, "remote edit")], false);
-    f.deliver(&out.fetches[0], "remote edit");
-    assert_eq!(f.read("r").as_deref(), Some("remote edit"));
-    let copies = f.conflict_copies(".");
-    assert_eq!(f.read(&copies[0]).as_deref(), Some("local edit"));
+    assert!(out.fetches.is_empty());
+    assert!(out.failed, "the cursor must not pass the entry");
+    assert!(out.dirty.contains(&p("r")));
+    assert_eq!(f.read("r").as_deref(), Some("local edit"));
+    assert!(f.conflict_copies(".").is_empty());
+    assert_eq!(f.index.get(&p("r")).map(|e| e.version), Some(1));
+}
+
+#[test]
+fn remote_update_of_a_locally_deleted_file_does_not_bring_it_back() {
+    let mut f = Folder::new();
+    f.write("h", "v1");
+    f.sync_all(1);
+    fs::remove_file(f.root.join("h")).unwrap();
+    let out = f.apply(&[file("h", 2, "")], false);
+    assert!(out.fetches.is_empty());
+    assert!(out.failed, "the cursor must not pass the entry");
+    assert!(out.dirty.contains(&p("h")));
+    assert!(!f.root.join("h").exists());
+    assert_eq!(f.index.get(&p("h")).map(|e| e.version), Some(1));
 }
 
 #[test]
@@ -214,12 +237,13 @@ fn locally_deleted_file_is_not_resurrected_by_an_old_listing() {
     let out = f.apply(&[file("x", 3, "x")], true);
     assert!(out.fetches.is_empty());
     assert!(f.read("x").is_none());
+    // A newer server version: the Delete (old base) is pushed first, and the
+    // server decides (Stale for another device's edit, which the repeated
+    // pull then brings; Applied for this device's own, §7.2).
     let out = f.apply(&[file("x", 4, "x2")], true);
-    assert_eq!(
-        out.fetches.len(),
-        1,
-        "a newer remote version beats the local delete"
-    );
+    assert!(out.fetches.is_empty());
+    assert!(out.failed && out.dirty.contains(&p("x")));
+    assert!(f.read("x").is_none());
 }
 
 #[test]

@@ -2,11 +2,10 @@
 //! and the no-replace moves on their own.
 
 use super::*;
-use crate::client::applier::{Applied, Applier};
 use crate::client::fsutil::hash_file;
 use crate::client::push::apply_ack;
 use crate::client::scanner::Op;
-use crate::protocol::{ChangeEntry, ContentHash, EntryState, PushAck, PushStatus};
+use crate::protocol::{ContentHash, PushAck, PushStatus};
 use std::path::PathBuf;
 
 /// The device of the replay (client 3 in the soak's log).
@@ -52,34 +51,21 @@ fn a_server_conflict_name_taken_by_an_unpushed_local_copy_loses_nothing() {
     fs::create_dir_all(root.join("d0")).unwrap();
     fs::create_dir_all(&tmp).unwrap();
     let f3 = p("d0/f3.txt");
-    fs::write(f3.to_local(&root), b"op 15: created here, not pushed").unwrap();
-    let mut index = Index::new();
-
-    // The pull: the server's d0/f3.txt v17 meets the unpushed local file.
+    // A pull no longer makes this copy (the server decides, §7.2), but a
+    // download placed over a file edited at that moment still does: the
+    // unpushed local copy, and the server's d0/f3.txt v17 synced.
+    let local_copy = p("d0/f3 (conflict 3 2026-11-30 120000).txt");
+    fs::write(
+        local_copy.to_local(&root),
+        b"op 15: created here, not pushed",
+    )
+    .unwrap();
     let theirs = b"op 15: written on another device";
-    let entry = ChangeEntry {
-        path: f3.clone(),
-        version: 17,
-        state: EntryState::File {
-            size: theirs.len() as u64,
-            hash: ContentHash::of(theirs),
-        },
-    };
-    let mut applier = Applier::new(&root, &tmp, &mut index, ME);
-    let applied = applier.apply(&[entry], false).unwrap();
-    let kept: Vec<WirePath> = applied.dirty.iter().cloned().collect();
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    let local_copy = kept[0].clone();
-    let [job] = applied.fetches.as_slice() else {
-        panic!("{:?}", applied.fetches);
-    };
-    let download = applier.tmp_name("test");
-    fs::write(&download, theirs).unwrap();
-    let mut out = Applied::default();
-    applier
-        .place(job, &download, (ContentHash::of(theirs), 17), &mut out)
-        .unwrap();
-    drop(applier);
+    fs::write(f3.to_local(&root), theirs).unwrap();
+    let mut index = Index::new();
+    let synced =
+        crate::client::index::Entry::synced_file(stat_of(&root, &f3), ContentHash::of(theirs), 17);
+    index.insert(f3.clone(), synced);
 
     // The user rewrites d0/f3.txt; it is pushed with base 17 at once.
     let mine = b"op 20: rewritten here";

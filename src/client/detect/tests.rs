@@ -348,32 +348,13 @@ fn a_pull_never_replaces_or_deletes_a_same_size_same_mtime_local_edit() {
         "not deleted"
     );
     assert!(out.dirty.contains(&p("deleted")), "and pushed again");
-    // The update is fetched; whatever it replaces, "mine" must survive.
-    assert_eq!(out.fetches.len(), 1);
-    let job = &out.fetches[0];
-    let srv = tmp.join("download");
-    fs::write(&srv, b"srv!").unwrap();
-    let mut placed = crate::client::applier::Applied::default();
-    Applier::new(&root, &tmp, &mut index, 2)
-        .place(job, &srv, (ContentHash::of(b"srv!"), 2), &mut placed)
-        .unwrap();
-    let mut contents: Vec<Vec<u8>> = fs::read_dir(&root)
-        .unwrap()
-        .map(|e| fs::read(e.unwrap().path()).unwrap())
-        .collect();
-    contents.sort();
-    assert_eq!(
-        contents,
-        [b"mine".to_vec(), b"mine".to_vec(), b"srv!".to_vec()]
-    );
-    assert_eq!(fs::read(root.join("updated")).unwrap(), b"srv!");
-    assert!(
-        out.dirty
-            .iter()
-            .chain(&placed.dirty)
-            .any(|p| p.as_str().contains("conflict")),
-        "the kept edit is pushed as a conflict copy"
-    );
+    // The newer server version is not fetched over the edit: the edit stays
+    // in place and is pushed with its old base (the server decides, §7.2),
+    // and the pull is repeated.
+    assert!(out.fetches.is_empty(), "{:?}", out.fetches);
+    assert!(out.failed, "the cursor must not pass the entry");
+    assert_eq!(fs::read(root.join("updated")).unwrap(), b"mine");
+    assert!(out.dirty.contains(&p("updated")), "and pushed");
 }
 
 /// Random sequences of edits, metadata changes and renames over a synced

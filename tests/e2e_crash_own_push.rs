@@ -1,0 +1,145 @@
+//! A device's own pushes that the server applied but never acknowledged (the
+//! client killed with SIGKILL while they were in flight) must not come back
+//! to it as another device's change (the outside tester's F1 and F2, follow-up
+//! of issue 9). Real binaries on loopback, temporary folders, every process
+//! stopped by PID; each scenario runs a few rounds, since where the kill
+//! lands is timing-dependent (F1 reproduced 5 of 5 runs before the fix).
+
+#[path = "common/fleet.rs"]
+mod fleet;
+#[path = "common/procs.rs"]
+mod procs;
+
+use fleet::{converge_all, log_tail, new_user, Cli, Srv, Tree};
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+const RATE: &str = "0.5";
+/// Generous: the machine is shared and slow.
+const CONVERGE: Duration = Duration::from_secs(90);
+const STABLE: Duration = Duration::from_millis(1_500);
+
+fn conflict_copies(t: &Tree) -> Vec<&String> {
+    t.keys().filter(|p| p.contains("(conflict ")).collect()
+}
+
+fn text(t: &Tree, path: &str) -> Option<String> {
+    match t.get(path) {
+        Some(Some(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    }
+}
+
+/// A server and a synced, watching client A of a new user holding `files`.
+struct Rig {
+    _dir: tempfile::TempDir,
+    srv: Srv,
+    a: Cli,
+    user: String,
+}
+
+impl Rig {
+    fn start(files: &[&str]) -> Rig {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let srv = Srv::start(
+            &dir.path().join("data"),
+            &dir.path().join("server.log"),
+            &[],
+        );
+        let folder = dir.path().join("A");
+        fs::create_dir_all(&folder).expect("folder");
+        for f in files {
+            fs::write(folder.join(f), format!("{f} base\n")).expect("write");
+        }
+        let user = new_user(srv.port, &folder);
+        let a = Cli::start(srv.port, &folder, None, RATE, &dir.path().join("A.log"));
+        // Let the watcher come up before the burst.
+        std::thread::sleep(Duration::from_millis(800));
+        Rig {
+            _dir: dir,
+            srv,
+            a,
+            user,
+        }
+    }
+
+    /// Waits until A and the server's copy agree; returns the tree.
+    fn converged(&self, what: &str) -> Tree {
+        let server = self.srv.user_dir(&self.user);
+        match converge_all(&[&self.a.folder, &server], CONVERGE, STABLE) {
+            Ok(t) => t,
+            Err(why) => panic!(
+                "{what}: A and the server never agreed:\n{why}\nA's log: {}",
+                log_tail(&self.a.log, 4_000)
+            ),
+        }
+    }
+}
+
+/// Rewrites `names` in turn, `rounds` times each (truncate, then write, like
+/// a shell's `echo > f`): the client pushes while the burst goes on.
+fn burst(folder: &Path, names: &[&str], rounds: usize, pause: Duration) {
+    for i in 1..=rounds {
+        for n in names {
+            fs::write(folder.join(n), format!("{n} {i}\n")).expect("write");
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+/// F1: A rewrites 20 files 10 times each, is killed -9 with pushes in
+/// flight and restarted: every file holds A's last content, and no conflict
+/// copy appears (nothing else wrote).
+#[test]
+fn own_pushes_in_flight_at_a_kill9_are_not_conflicts() {
+    let names: Vec<String> = (0..20).map(|k| format!("burst{k}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for round in 0..3 {
+        let mut rig = Rig::start(&names);
+        burst(&rig.a.folder, &names, 10, Duration::ZERO);
+        rig.a.kill9();
+        rig.a.spawn();
+        let t = rig.converged(&format!("round {round}"));
+        let copies = conflict_copies(&t);
+        assert!(
+            copies.is_empty(),
+            "round {round}: A's own pushes became conflict copies: {copies:?}\nA's log: {}",
+            log_tail(&rig.a.log, 4_000)
+        );
+        for n in &names {
+            assert_eq!(
+                text(&t, n).as_deref(),
+                Some(format!("{n} 10\n").as_str()),
+                "round {round}: {n} does not hold A's last write"
+            );
+        }
+        rig.a.stop();
+    }
+}
+
+/// F2: A rewrites f and h, is killed -9, and while it is stopped f is
+/// renamed to g and h deleted: after the restart neither f nor h comes
+/// back (A's own unacknowledged edits do not beat A's own later changes).
+#[test]
+fn own_pushes_in_flight_do_not_undo_a_rename_or_delete_made_while_stopped() {
+    for round in 0..4 {
+        let mut rig = Rig::start(&["f", "h"]);
+        burst(&rig.a.folder, &["f", "h"], 100, Duration::from_micros(300));
+        rig.a.kill9();
+        let folder = rig.a.folder.clone();
+        fs::rename(folder.join("f"), folder.join("g")).expect("mv f g");
+        fs::remove_file(folder.join("h")).expect("rm h");
+        rig.a.spawn();
+        let t = rig.converged(&format!("round {round}"));
+        let names: Vec<&String> = t.keys().collect();
+        assert_eq!(
+            names,
+            ["g"],
+            "round {round}: A's tree came back as {names:?}\nA's log: {}",
+            log_tail(&rig.a.log, 4_000)
+        );
+        assert_eq!(text(&t, "g").as_deref(), Some("f 100\n"), "round {round}");
+        rig.a.stop();
+    }
+}
