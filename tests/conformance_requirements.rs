@@ -184,7 +184,25 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "R-5.6.1",
         "client",
         "src/client/applier/tests.rs",
-        "remote_update_of_a_locally_edited_file_keeps_both",
+        "remote_update_of_a_locally_edited_file_keeps_it_and_its_base",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "src/client/applier/tests.rs",
+        "remote_update_of_a_locally_deleted_file_does_not_bring_it_back",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "tests/e2e_crash_own_push.rs",
+        "own_pushes_in_flight_at_a_kill9_are_not_conflicts",
+    ),
+    (
+        "R-5.6.1",
+        "client",
+        "tests/e2e_crash_own_push.rs",
+        "own_pushes_in_flight_do_not_undo_a_rename_or_delete_made_while_stopped",
     ),
     (
         "R-5.6.1",
@@ -214,7 +232,7 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "R-5.6.3",
         "client",
         "src/client/applier/tests.rs",
-        "differing_local_file_of_a_new_client_becomes_a_conflict_copy",
+        "differing_local_file_of_a_new_client_is_pushed_before_the_pull_passes_it",
     ),
     (
         "R-5.6.3",
