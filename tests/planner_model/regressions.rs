@@ -385,3 +385,45 @@ fn regression_13() {
         3,
     );
 }
+
+/// Found by `PLANNER_CASES=200000` once a pull no longer decides a conflict
+/// on a path changed locally (the push goes first, §7.2).
+#[test]
+fn regression_ownpush_1() {
+    use Action::*;
+    replay(
+        &[
+            (0, 181, true),
+            (18222, 12, false),
+            (17033, 7, true),
+            (18326, 1, false),
+            (64, 110, false),
+            (4760, 11, false),
+            (9597, 51, false),
+        ],
+        &[
+            (11, Remove { at: 17740 }),
+            (135, Write { at: 56388, name: 0 }),
+            (
+                0,
+                Move {
+                    at: 38333,
+                    to: 3903,
+                    name: 73,
+                },
+            ),
+            (24, Write { at: 25212, name: 0 }),
+            (108, Write { at: 4090, name: 0 }),
+            (
+                97,
+                Move {
+                    at: 45539,
+                    to: 62127,
+                    name: 250,
+                },
+            ),
+        ],
+        &[39677, 13422, 24, 6724, 7905, 10488, 1087],
+        3,
+    );
+}

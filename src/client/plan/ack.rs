@@ -146,6 +146,10 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffe
                 }
                 effect.dirty.push(path.clone());
                 effect.pull = true;
+                // The subdirectories the server kept (holding a kept change)
+                // have versions the cursor may be past, and were forgotten
+                // above: only a full listing brings them back.
+                effect.rewind = Some(0);
             }
         }
         Op::Rename { from, to, .. } => match ack.status {
