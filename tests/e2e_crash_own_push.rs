@@ -143,3 +143,44 @@ fn own_pushes_in_flight_do_not_undo_a_rename_or_delete_made_while_stopped() {
         rig.a.stop();
     }
 }
+
+/// F3: the server is killed -9 during A's burst, A edits a file, and the
+/// server restarts: A's edit must land at its name, with no conflict copy.
+/// Not fixed on this branch: the server renames uploads into place before
+/// their journal records (and the Author record 9) reach the kernel (they
+/// are buffered until the actor's cycle ends), so its re-scan after the
+/// crash journals those files with an unknown author, and §7.2 then treats
+/// them as another device's change. Run with `--ignored` to reproduce.
+#[test]
+#[ignore = "server side of F3 not fixed yet: re-scanned uploads have no author (see report)"]
+fn server_kill9_during_a_burst_does_not_turn_the_next_edit_into_a_conflict() {
+    let names: Vec<String> = (0..20).map(|k| format!("f{k}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for round in 0..3 {
+        let mut rig = Rig::start(&names);
+        burst(&rig.a.folder, &names, 10, Duration::ZERO);
+        rig.srv.kill9();
+        fs::write(rig.a.folder.join("f1"), "after-crash\n").expect("write");
+        std::thread::sleep(Duration::from_millis(500));
+        rig.srv.start_again();
+        let t = rig.converged(&format!("round {round}"));
+        let copies = conflict_copies(&t);
+        assert!(
+            copies.is_empty(),
+            "round {round}: conflict copies after a server crash: {copies:?}"
+        );
+        assert_eq!(
+            text(&t, "f1").as_deref(),
+            Some("after-crash\n"),
+            "round {round}"
+        );
+        for n in names.iter().filter(|n| **n != "f1") {
+            assert_eq!(
+                text(&t, n).as_deref(),
+                Some(format!("{n} 10\n").as_str()),
+                "round {round}: {n} does not hold A's last write"
+            );
+        }
+        rig.a.stop();
+    }
+}
