@@ -88,10 +88,10 @@ class Ctx:
                      known: str | None = None) -> None:
         frm, value = reply
         expect(frm.kind == wire.ERROR, "§4.5", f"{what}: expected Error "
-               f"{wire.ERROR_NAMES[code]}, got {frm.name()} {describe(frm, value)}")
-        expect(value[0] == code, "§4.5", f"{what}: Error {wire.ERROR_NAMES[value[0]]}, "
-               f"spec says {wire.ERROR_NAMES[code]}")
-        expect(frm.rid == rid, "§4.5", f"{what}: Error {wire.ERROR_NAMES[code]} "
+               f"{wire.error_name(code)}, got {frm.name()} {describe(frm, value)}")
+        expect(value[0] == code, "§4.5", f"{what}: Error {wire.error_name(value[0])}, "
+               f"spec says {wire.error_name(code)}")
+        expect(frm.rid == rid, "§4.5", f"{what}: Error {wire.error_name(code)} "
                f"with request ID {frm.rid}, spec says {rid}", known)
 
     def created(self, path: str, version: int, data: bytes | None) -> None:
@@ -128,7 +128,7 @@ class Ctx:
 
 def describe(frm: wire.Frame, value) -> str:
     if frm.kind == wire.ERROR:
-        return f"{wire.ERROR_NAMES.get(value[0], value[0])} {value[1]!r} rid {frm.rid}"
+        return f"{wire.error_name(value[0])} {value[1]!r} rid {frm.rid}"
     if frm.kind == wire.PUSH_ACK:
         return f"{wire.STATUS_NAMES[value[0]]} v{value[1]} {value[2]!r}"
     return repr(value)[:120]

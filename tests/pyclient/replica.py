@@ -88,7 +88,7 @@ class Replica:
         got = self.conn.fetch(entry.path, entry.version)
         if got[0] == "error":
             expect(got[1] == wire.CODE["NotFound"], "§5.5",
-                   f"Fetch {entry.path!r} failed with {wire.ERROR_NAMES[got[1]]}")
+                   f"Fetch {entry.path!r} failed with {wire.error_name(got[1])}")
             return  # counts as applied (§5.2)
         _, version, data = got
         expect(version >= entry.version, "§5.5", f"fetched {entry.path!r} at "

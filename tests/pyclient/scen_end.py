@@ -33,11 +33,11 @@ def closing_error(conn: Conn, code: int, section: str, timeout: float) -> float:
         frm, value = conn.read_frame(timeout)
     except Closed as err:
         expect(False, section, f"[{conn.label}] closed without Error "
-               f"{wire.ERROR_NAMES[code]} ({err})")
+               f"{wire.error_name(code)} ({err})")
         return time.monotonic()
     when = time.monotonic()
     expect(frm.kind == wire.ERROR and value[0] == code and frm.rid == 0, section,
-           f"[{conn.label}] expected Error {wire.ERROR_NAMES[code]} rid 0, got "
+           f"[{conn.label}] expected Error {wire.error_name(code)} rid 0, got "
            f"{frm.name()} rid {frm.rid} {value!r}")
     conn.expect_closed(section)
     conn.close()

@@ -18,7 +18,6 @@ import wire
 from conn import Closed
 from ctx import Ctx
 from scen_push import upload
-import verdict
 from verdict import expect, log
 
 RID = 0x0A0B0C0D  # a request ID no other frame uses, so a wrong echo shows
@@ -76,7 +75,7 @@ class Closer:
 
     def case(self, what: str, data: bytes, code: int, rid: int,
              hello: bool = True, section: str = "§3.3",
-             known_silent: str | None = None, quiet: bool = False) -> None:
+             quiet: bool = False) -> None:
         """Sends `data` then a valid MakeDir marker in one write; expects
         Error `code` with request ID `rid`, a close, and no marker stored."""
         self.n += 1
@@ -87,19 +86,20 @@ class Closer:
             frm, value = conn.reply()
         except Closed as err:
             expect(False, section, f"{what}: closed without the Error "
-                   f"{wire.ERROR_NAMES[code]} ({err})", known=known_silent)
+                   f"{wire.error_name(code)} ({err})")
             return
-        known = "closing-error-rid-zero" if frm.rid == 0 and rid != 0 else None
-        if quiet and known and verdict.hit_count(known):
-            known = "quiet:" + known  # counted, not printed again
-        self.ctx.expect_error(what, (frm, value), code, rid, known)
+        # R-3.3.5, R-4.5.2: the bad frame's request ID whenever its header
+        # passed the four checks; 0 only after a header failure.
+        self.ctx.expect_error(f"{what} (R-3.3.5)", (frm, value), code, rid)
+        expect(wire.error_closes(code, overflow=True), section,
+               f"{what}: Error {wire.error_name(code)} does not close (§4.5)")
         conn.expect_closed(section)
         conn.close()
         mirror = self.ctx.server.mirror(self.ctx.user_hex)
         expect(not os.path.lexists(os.path.join(mirror, marker)), section,
                f"{what}: the MakeDir sent after the bad frame was applied")
         if not quiet:
-            log(f"ok   {what}: Error {wire.ERROR_NAMES[code]} rid {frm.rid}, closed")
+            log(f"ok   {what}: Error {wire.error_name(code)} rid {frm.rid}, closed")
 
 
 def random_bad_path(rng: random.Random) -> tuple[str, bytes]:
@@ -191,8 +191,8 @@ def out_of_phase(closer: Closer) -> None:
         "PushAck": wire.frame(wire.PUSH_ACK, RID, bytes(9) + b"\x00\x01a"),
     }
     for name, data in server_only.items():
-        closer.case(f"server-only {name} from the client", data, wrong, RID, section="§3.2",
-                    known_silent="client-error-frame-silent-close" if name == "Error" else None)
+        closer.case(f"server-only {name} from the client", data, wrong, RID,
+                    section="§3.2 R-3.2.1")
     digest = blake3.blake3(b"12345").digest()
     begin = wire.file_begin(RID, 0, 5, digest, "never-stored.txt")
     closer.case("Pull during an upload", begin + wire.pull(RID + 1, 0), wrong, RID + 1,
@@ -214,18 +214,15 @@ def legal_edges(ctx: Ctx) -> None:
     upload(ctx, conn, "/".join(["e"] * 64), b"64 components\n")
     upload(ctx, conn, "n" * 255, b"a 255-byte name\n")
     upload(ctx, conn, "c1\u0085\u009f.txt", b"C1 controls are allowed\n")
-    for total in (3900, 4096):
+    # R-6.1.2: every legal path is storable, 4,096 bytes included (issue 10
+    # item 5); the mirror check and a Fetch show it was stored whole.
+    for total in (3900, 4095, 4096):
         path = long_path(total)
-        rid = conn.rid + 1
-        frm, value = conn.upload(path, b"long path\n", 0)
-        if frm.kind == wire.ERROR and value[0] == wire.CODE["Storage"]:
-            expect(frm.rid == rid, "§4.5", f"Storage error rid {frm.rid}")
-            expect(False, "§6.1", f"a legal {total}-byte path got Error Storage",
-                   known="long-path-storage")
-            continue
-        value = ctx.expect_ack(f"upload of a {total}-byte path", (frm, value),
-                               wire.APPLIED, path)
-        ctx.created(path, value[1], b"long path\n")
+        assert len(path.encode()) == total and wire.path_error(path.encode()) is None
+        upload(ctx, conn, path, b"long path %d\n" % total)
+        got = conn.fetch(path, 0)
+        expect(got == ("file", ctx.ver[path], b"long path %d\n" % total), "R-6.1.2",
+               f"Fetch of the stored {total}-byte path: {got!r}")
     for path in ("absent.txt", "photos"):
         got = conn.fetch(path, 0)
         expect(got == ("error", wire.CODE["NotFound"]), "§5.5",

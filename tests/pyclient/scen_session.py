@@ -53,11 +53,11 @@ def refused(ctx: Ctx, mode: int, user_id: bytes, client_id: int, code: int,
               + wire.make_dir(42, "never-after-refused-hello"))
     frm, value = conn.reply()
     expect(frm.kind == wire.ERROR and value[0] == code, "§4.1",
-           f"{what}: expected Error {wire.ERROR_NAMES[code]}, got {frm.name()} {value!r}")
+           f"{what}: expected Error {wire.error_name(code)}, got {frm.name()} {value!r}")
     expect(frm.rid == rid, "§4.5", f"{what}: Error with request ID {frm.rid}, spec: {rid}")
     conn.expect_closed("§4.5")
     conn.close()
-    log(f"ok   {what}: Error {wire.ERROR_NAMES[code]} rid {rid}, closed")
+    log(f"ok   {what}: Error {wire.error_name(code)} rid {rid}, closed")
     return value[1]
 
 

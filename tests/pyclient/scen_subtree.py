@@ -1,0 +1,100 @@
+"""One conflict directory per pushed subtree (§7.4.1, R-7.4.1.1..5; rows of
+R-5.4.5, R-5.4.6, R-5.4.9): every push of client 2 (`b`) below the file
+`sub-f.txt` lands in ONE conflict directory D, reported path by path; client
+1 (`a`) gets its own; a place in D that is taken is decided there; once D is
+gone the next push gets a fresh name.
+"""
+
+from __future__ import annotations
+
+import wire
+from conn import Conn
+from ctx import Ctx
+from replica import Replica
+from scen_conflict import push
+from scen_pull import same_as_mirror
+from scen_push import moved_rename, simple, upload
+from verdict import expect, log
+
+F = "sub-f.txt"
+
+
+def into(ctx: Ctx, what: str, reply, want: str, data: bytes | None) -> int:
+    """A push that must be Conflict at exactly `want` (a place in a
+    remembered conflict directory, R-7.4.1.2/R-7.4.1.4); models it."""
+    version = ctx.expect_ack(what, reply, wire.CONFLICT, want)[1]
+    ctx.created(want, version, data)
+    return version
+
+
+def first_and_later(ctx: Ctx, a: Conn, b: Conn) -> str:
+    upload(ctx, a, F, b"a file where B will push a folder\n")
+    upload(ctx, a, "sub-r/inner.txt", b"a directory B renames below the file\n")
+    # R-7.4.1.1: the first push below F gets a fresh §7.4 name of F.
+    got = ctx.expect_conflict("R-7.4.1.1: upload below a file", b, lambda: b.upload(
+        f"{F}/a.txt", b"B's a\n", 0), F, "/a.txt")
+    d = got[:-len("/a.txt")]
+    ctx.created(got, ctx.head, b"B's a\n")
+    # R-7.4.1.2: every later push of b below F goes below the same D.
+    into(ctx, "R-7.4.1.2: second upload below the file", b.upload(
+        f"{F}/sub/b.txt", b"B's b\n", 0), f"{d}/sub/b.txt", b"B's b\n")
+    into(ctx, "R-7.4.1.2: MakeDir below the file", push(b, lambda r: wire.make_dir(
+        r, f"{F}/deeper/dir")), f"{d}/deeper/dir", None)
+    v = ctx.expect_ack("R-7.4.1.2: Rename of a directory below the file", push(
+        b, lambda r: wire.rename(r, 0, "sub-r", f"{F}/sub-r")), wire.CONFLICT,
+        f"{d}/sub-r")[1]
+    moved_rename(ctx, "sub-r", f"{d}/sub-r", v)
+    # R-7.4.1.5: MakeDir of F itself lands on D, a directory: Unchanged.
+    simple(ctx, b, "R-7.4.1.5: MakeDir of the file's path (lands on D)",
+           lambda r: wire.make_dir(r, F), wire.UNCHANGED, d, ctx.ver[d])
+    ctx.check_mirror("pushes below a file")
+    log(f"ok   R-7.4.1: 4 pushes below {F!r} in one conflict directory {d!r}")
+    return d
+
+
+def taken_places(ctx: Ctx, a: Conn, b: Conn, d: str) -> None:
+    # R-7.4.1.5: b's own earlier file there is replaced; same content Unchanged.
+    into(ctx, "R-7.4.1.5: upload onto b's own earlier file in D", b.upload(
+        f"{F}/a.txt", b"B's a, edited\n", 0), f"{d}/a.txt", b"B's a, edited\n")
+    ctx.expect_ack("R-7.4.1.5: same content again below the file", b.upload(
+        f"{F}/a.txt", b"B's a, edited\n", 0), wire.UNCHANGED, f"{d}/a.txt",
+        ctx.ver[f"{d}/a.txt"])
+    # ... but another client's change there is never replaced.
+    upload(ctx, a, f"{d}/sub/b.txt", b"A edits B's copy\n", base=ctx.ver[f"{d}/sub/b.txt"])
+    got = ctx.expect_conflict("R-7.4.1.5: upload onto a place in D another client "
+                              "changed", b, lambda: b.upload(f"{F}/sub/b.txt", b"B again\n",
+                                                             0), f"{d}/sub/b.txt")
+    ctx.created(got, ctx.head, b"B again\n")
+    # Client 1 gets a conflict directory of its own (the mapping is per client).
+    got = ctx.expect_conflict("R-7.4.1.1: another client's push below the file", a,
+                              lambda: a.upload(f"{F}/from-a.txt", b"A's\n", 0),
+                              F, "/from-a.txt")
+    ctx.created(got, ctx.head, b"A's\n")
+    expect(not got.startswith(d + "/"), "R-7.4.1.1", f"client 1's push went into "
+           f"client 2's conflict directory: {got!r}")
+
+
+def gone(ctx: Ctx, rep: Replica, d: str) -> None:
+    """R-7.4.1.2: once D is gone, the next push starts a fresh directory."""
+    b = rep.conn
+    rep.sync()
+    simple(ctx, b, "RemoveDir of the conflict directory", lambda r: wire.remove_dir(
+        r, rep.cursor, d), wire.APPLIED, d)
+    ctx.removed(d)
+    got = ctx.expect_conflict("R-7.4.1.2: push below the file after D is gone", b,
+                              lambda: b.upload(f"{F}/after.txt", b"after\n", 0),
+                              F, "/after.txt")
+    ctx.created(got, ctx.head, b"after\n")
+    ctx.check_mirror("conflict directories")
+    log(f"ok   R-7.4.1.5: taken places in D decided there; client 1 has its own "
+        f"directory; after D is gone: {got!r}")
+
+
+def run(ctx: Ctx, a: Conn, rep: Replica) -> None:
+    d = first_and_later(ctx, a, rep.conn)
+    taken_places(ctx, a, rep.conn, d)
+    gone(ctx, rep, d)
+    rep.sync()
+    same_as_mirror(ctx, rep, "conflict directories")
+    a.notifies.clear()
+    rep.conn.notifies.clear()
