@@ -74,7 +74,7 @@ class Closer:
         self.n = 0
 
     def case(self, what: str, data: bytes, code: int, rid: int,
-             hello: bool = True, section: str = "§3.3",
+             hello: bool = True, section: str = "§3.3 R-3.3.5",
              quiet: bool = False) -> None:
         """Sends `data` then a valid MakeDir marker in one write; expects
         Error `code` with request ID `rid`, a close, and no marker stored."""
@@ -129,16 +129,16 @@ def bad_paths(closer: Closer, rng: random.Random) -> None:
     for rule, raw in BAD_PATHS:
         for carrier, make in CARRIERS.items():
             closer.case(f"{carrier} with bad path {rule}", make(raw),
-                        wire.CODE["BadPath"], RID, section="§6.3", quiet=True)
+                        wire.CODE["BadPath"], RID, section="§6.3 R-6.3.1", quiet=True)
     for _ in range(40):
         rule, raw = random_bad_path(rng)
         carrier = rng.choice(list(CARRIERS))
         closer.case(f"{carrier} with bad path {rule} {raw!r}", CARRIERS[carrier](raw),
-                    wire.CODE["BadPath"], RID, section="§6.3", quiet=True)
+                    wire.CODE["BadPath"], RID, section="§6.3 R-6.3.1", quiet=True)
     log(f"ok   {len(BAD_PATHS)} bad paths x {len(CARRIERS)} frame kinds and 40 random "
         "bad paths: Error BadPath, closed, nothing after it applied")
     closer.case("MakeDir rid 7 '../x' (issue 10's input)", wire.make_dir(7, "../x"),
-                wire.CODE["BadPath"], 7, section="§6.3")
+                wire.CODE["BadPath"], 7, section="§6.3 R-6.3.1")
 
 
 def bad_headers(closer: Closer) -> None:
@@ -174,15 +174,15 @@ def bad_payloads(closer: Closer) -> None:
 def out_of_phase(closer: Closer) -> None:
     wrong = wire.CODE["WrongPhase"]
     ctx = closer.ctx
-    closer.case("Pull before Hello", wire.pull(RID, 0), wrong, RID, hello=False, section="§9.1")
+    closer.case("Pull before Hello", wire.pull(RID, 0), wrong, RID, hello=False, section="§9.1 R-9.1.2")
     closer.case("Ping before Hello", wire.frame(wire.PING, RID), wrong, RID, hello=False,
-                section="§9.1")
+                section="§9.1 R-9.1.2")
     closer.case("second Hello", wire.hello(RID, wire.RESUME, ctx.user_id, 1), wrong, RID,
-                section="§9.1")
+                section="§9.1 R-9.1.2")
     closer.case("FileChunk without an upload", wire.frame(wire.FILE_CHUNK, RID, b"x"),
-                wrong, RID, section="§9.1")
+                wrong, RID, section="§9.1 R-9.1.2")
     closer.case("FileEnd without an upload", wire.frame(wire.FILE_END, RID), wrong, RID,
-                section="§9.1")
+                section="§9.1 R-9.1.2")
     server_only = {
         "Welcome": wire.frame(wire.WELCOME, RID, ctx.user_id + bytes(16)),
         "Error": wire.frame(wire.ERROR, RID, b"\x00\x01\x00\x00"),
@@ -196,15 +196,15 @@ def out_of_phase(closer: Closer) -> None:
     digest = blake3.blake3(b"12345").digest()
     begin = wire.file_begin(RID, 0, 5, digest, "never-stored.txt")
     closer.case("Pull during an upload", begin + wire.pull(RID + 1, 0), wrong, RID + 1,
-                section="§5.5")
+                section="§5.5 R-5.5.5")
     closer.case("FileChunk of another request during an upload",
                 begin + wire.frame(wire.FILE_CHUNK, RID + 2, b"12345"), wrong, RID + 2,
-                section="§5.5")
+                section="§5.5 R-5.5.5")
     closer.case("MakeDir during an upload", begin + wire.make_dir(RID + 3, "nope"),
-                wrong, RID + 3, section="§5.5")
+                wrong, RID + 3, section="§5.5 R-5.5.5")
     closer.case("chunks beyond the announced size",
                 begin + wire.frame(wire.FILE_CHUNK, RID, b"123456"),
-                wire.CODE["SizeMismatch"], RID, section="§5.5")
+                wire.CODE["SizeMismatch"], RID, section="§5.5 R-5.5.6")
 
 
 def legal_edges(ctx: Ctx) -> None:
@@ -225,7 +225,7 @@ def legal_edges(ctx: Ctx) -> None:
                f"Fetch of the stored {total}-byte path: {got!r}")
     for path in ("absent.txt", "photos"):
         got = conn.fetch(path, 0)
-        expect(got == ("error", wire.CODE["NotFound"]), "§5.5",
+        expect(got == ("error", wire.CODE["NotFound"]), "§5.5 R-5.5.8",
                f"Fetch of {path!r} (absent or a directory): {got!r}")
     rid = conn.next_rid()
     conn.send(wire.frame(wire.PONG, rid))  # ignored in Ready (§4.3)

@@ -96,10 +96,10 @@ def check_frame(name: str, raw: bytes) -> str:
         try:
             got_kind, got_rid, length = wire.check_header(raw[:12])
             frm = wire.Frame(got_kind, got_rid, raw[12:])
-            expect(length == len(raw) - 12, "§3.1", f"example {name}: payload_len")
+            expect(length == len(raw) - 12, "§3.1 R-3.1.1", f"example {name}: payload_len")
             value = wire.decode(frm)
         except wire.WireError as err:
-            expect(False, "§3.3", f"example {name} does not decode: {err}")
+            expect(False, "§3.3 R-3.3.3", f"example {name} does not decode: {err}")
             return "bad"
         expect((got_kind, got_rid, value) == (kind, rid, want), "§11 examples",
                f"example {name} decodes to {frm.name()} rid {got_rid} {value!r}, "
@@ -151,9 +151,9 @@ def run(spec_path: str) -> None:
     for path, client_id, attempt, want in rows:
         got = conflict.conflict_name(path, int(client_id),
                                      dt.datetime(2026, 11, 26, 10, 12, 33), int(attempt))
-        expect(got == want, "§7.4", f"conflict name of {path!r}: this client makes "
+        expect(got == want, "§7.4 R-7.4.1", f"conflict name of {path!r}: this client makes "
                f"{got!r}, the table says {want!r}")
-    expect(len(rows) >= 7, "§7.4", f"only {len(rows)} conflict-name rows found")
+    expect(len(rows) >= 7, "§7.4 R-7.4.1", f"only {len(rows)} conflict-name rows found")
     unknown_codes(random.Random(1408))
     log(f"ok   spec examples: {len(seen['checked'])} frames and {len(rows)} conflict "
         f"names agree with this client's codec"

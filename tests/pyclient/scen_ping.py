@@ -25,9 +25,9 @@ def run(ctx: Ctx) -> None:
     fetch_rid, ping_rid = slow.next_rid(), slow.next_rid()
     slow.send(wire.fetch(fetch_rid, 0, "large/six.bin"))
     frm, value = slow.reply()
-    expect(frm.kind == wire.FILE_BEGIN and frm.rid == fetch_rid, "§5.5",
+    expect(frm.kind == wire.FILE_BEGIN and frm.rid == fetch_rid, "§5.5 R-5.5.8",
            f"Fetch answered by {frm.name()} rid {frm.rid}")
-    expect(value[1] == SIZE and value[2] == blake3.blake3(data).digest(), "§5.5",
+    expect(value[1] == SIZE and value[2] == blake3.blake3(data).digest(), "§5.5 R-5.5.8",
            "FileBegin of the 6 MiB file has a wrong size or hash")
     slow.send(wire.frame(wire.PING, ping_rid))
     slow.pace = 0.002
@@ -37,20 +37,20 @@ def run(ctx: Ctx) -> None:
         if frm.kind == wire.NOTIFY:
             continue
         if frm.kind == wire.PONG:
-            expect(frm.rid == ping_rid, "§4.3", f"Pong rid {frm.rid}, Ping's {ping_rid}")
+            expect(frm.rid == ping_rid, "§4.3 R-4.3.1", f"Pong rid {frm.rid}, Ping's {ping_rid}")
             order.append("pong")
             continue
         expect(frm.rid == fetch_rid and frm.kind in (wire.FILE_CHUNK, wire.FILE_END),
-               "§3.4", f"{frm.name()} rid {frm.rid} inside the fetch reply")
+               "§3.4 R-3.4.5", f"{frm.name()} rid {frm.rid} inside the fetch reply")
         if frm.kind == wire.FILE_END:
             order.append("end")
         else:
             got += value
             order.append("chunk")
     slow.pace = 0.0
-    expect(bytes(got) == data, "§5.5", "the slowly fetched 6 MiB differ from the upload")
+    expect(bytes(got) == data, "§5.5 R-5.5.1", "the slowly fetched 6 MiB differ from the upload")
     where = order.index("pong")
-    expect(order[-1] == "pong", "§3.4", f"Ping during a 6 MiB fetch: Pong after "
+    expect(order[-1] == "pong", "§3.4 R-3.4.8", f"Ping during a 6 MiB fetch: Pong after "
            f"{order[:where].count('chunk')} of {order.count('chunk')} chunks, "
            "inside the fetch reply")
     log(f"ok   6 MiB fetched by a slow reader; Pong after chunk "

@@ -157,9 +157,9 @@ def run(ctx: Ctx, a: Conn, b: Conn) -> None:
     pipelined(ctx, a)
     log(f"ok   every push kind; head {ctx.head}")
     notes = b.drain_notifies(10.0, until=ctx.head)
-    expect(bool(notes) and notes[-1] == ctx.head, "§4.4",
+    expect(bool(notes) and notes[-1] == ctx.head, "§4.4 R-4.4.1",
            f"other connection's Notifies {notes[-5:]}, expected the last to be head {ctx.head}")
-    expect(notes == sorted(notes), "§4.4", f"Notify heads go backwards: {notes}")
-    expect(not a.notifies, "§4.4", f"the pushing connection got Notify {a.notifies}")
+    expect(notes == sorted(notes), "§4.4 R-4.4.2", f"Notify heads go backwards: {notes}")
+    expect(not a.notifies, "§4.4 R-4.4.1", f"the pushing connection got Notify {a.notifies}")
     b.notifies.clear()
     log(f"ok   Notify: other connection got {len(notes)} (last head {notes[-1]}), pusher none")
