@@ -16,6 +16,31 @@ from verdict import expect, log
 SIZE = 6 * 1024 * 1024
 
 
+def pipelined_order(ctx: Ctx) -> None:
+    """R-3.4.5, R-3.4.8: Fetch + MakeDir + Ping + Pull in one write: the
+    fetch reply whole, then the PushAck, then the Pong, then the batches."""
+    conn = ctx.resume("pipelined-order", 1)
+    rids = [conn.next_rid() for _ in range(4)]
+    conn.send(wire.fetch(rids[0], 0, "large/six.bin") + wire.make_dir(rids[1], "pong-order")
+              + wire.frame(wire.PING, rids[2]) + wire.pull(rids[3], ctx.head))
+    got = conn.read_fetch_reply(rids[0], "large/six.bin")
+    expect(got[0] == "file" and len(got[2]) == SIZE, "§5.5 R-5.5.8",
+           f"pipelined Fetch: {got[0]}")
+    v = ctx.expect_ack("MakeDir behind a Fetch", conn.push_reply(rids[1]), wire.APPLIED,
+                       "pong-order")[1]
+    ctx.created("pong-order", v, None)
+    frm, _ = conn.reply()
+    expect(frm.kind == wire.PONG and frm.rid == rids[2], "§3.4 R-3.4.8",
+           f"after the PushAck: {frm.name()} rid {frm.rid}, expected the Pong")
+    head, _, entries = conn.read_pull_reply(rids[3])
+    listed = [(e.path, e.state, e.version) for e in entries]
+    expect(head == ctx.head and listed == [("pong-order", wire.ST_DIR, v)], "§3.4 R-3.4.5",
+           f"Pull({ctx.head - 1}) behind the MakeDir: head {head}, {listed} (it must "
+           "see the MakeDir sent before it)")
+    conn.close()
+    log("ok   Fetch + MakeDir + Ping + Pull in one write: replies in request order")
+
+
 def run(ctx: Ctx) -> None:
     up = ctx.resume("uploader", 1)
     data = random.Random(6).randbytes(SIZE)
@@ -56,3 +81,4 @@ def run(ctx: Ctx) -> None:
     log(f"ok   6 MiB fetched by a slow reader; Pong after chunk "
         f"{order[:where].count('chunk')} of {order.count('chunk')}")
     slow.close()
+    pipelined_order(ctx)
