@@ -122,6 +122,9 @@ def incremental(ctx: Ctx, a: Conn, rep: Replica) -> None:
                    f"{wire.STATE_NAMES[e.state]}, it was moved away")
             expect(e.version == v, "§7.1 R-7.1.3", f"Deleted {e.path!r} has version "
                    f"{e.version}, removed by change {v}")
+    listed_below = sum(1 for e in entries if e.path in below_papers)
+    log(f"     R-5.2.14: {listed_below} of {len(below_papers)} entries below the "
+        "moved-away 'papers' listed (as Deleted)")
     inc = [e.state for e in entries if e.path == "inc"]
     expect(inc == [wire.ST_DELETED, wire.ST_DIR], "§5.2 R-5.2.4", f"'inc' moved away and "
            f"back must be listed Deleted then Dir, got {inc}")
