@@ -12,6 +12,7 @@ from conn import Conn
 from ctx import Ctx
 from replica import Replica
 from scen_conflict import push
+from scen_errors import long_path
 from scen_pull import same_as_mirror
 from scen_push import moved_rename, simple, upload
 from verdict import expect, log
@@ -90,7 +91,34 @@ def gone(ctx: Ctx, rep: Replica, d: str) -> None:
         f"directory; after D is gone: {got!r}")
 
 
+def unstorable(ctx: Ctx, a: Conn, b: Conn) -> None:
+    """§4.5 code 13 (R-4.5.4, R-4.5.7): a legal 4,096-byte path below a file
+    whose conflict directory name is longer than the file's would break §6.1
+    once moved there: Error Unstorable with the push's ID, connection open,
+    nothing changed (no new head, no Notify), and the same again on a retry."""
+    upload(ctx, a, "uz.txt", b"a file with a short name\n")
+    path = "uz.txt/" + long_path(4096 - len("uz.txt/"))
+    expect(len(path.encode()) == 4096 and wire.path_error(path.encode()) is None,
+           "R-6.1.2", "test set-up: the path must be legal")
+    a.ping()  # reads any Notify still queued for earlier pushes
+    a.notifies.clear()
+    for attempt in (1, 2):
+        rid = b.rid + 1
+        ctx.expect_error(f"upload of a 4,096-byte path below a file (attempt {attempt})",
+                         b.upload(path, b"x\n", 0), wire.CODE["Unstorable"], rid)
+        rid = b.next_rid()
+        ctx.expect_error(f"MakeDir of a 4,096-byte path below a file (attempt {attempt})",
+                         b.push(wire.make_dir(rid, path), rid), wire.CODE["Unstorable"], rid)
+    b.ping()  # the connection stays open (§4.5)
+    notes = a.drain_notifies(1.0)
+    expect(not notes, "§4.4 R-4.4.1", f"Notify {notes} after pushes answered Unstorable")
+    ctx.check_mirror("pushes answered Unstorable")
+    log("ok   Unstorable (code 13): a 4,096-byte path below a file, twice, upload and "
+        "MakeDir: the push's ID, connection open, nothing changed, no Notify")
+
+
 def run(ctx: Ctx, a: Conn, rep: Replica) -> None:
+    unstorable(ctx, a, rep.conn)
     d = first_and_later(ctx, a, rep.conn)
     taken_places(ctx, a, rep.conn, d)
     gone(ctx, rep, d)
