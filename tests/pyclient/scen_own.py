@@ -104,8 +104,31 @@ def remove_dirs(ctx: Ctx, a: Conn, b: Conn) -> None:
         "(Stale, one change, Notify); nothing removable: Stale, no change, no Notify")
 
 
+def second_connection(ctx: Ctx, a: Conn) -> None:
+    """R-3.5.4: one client ID on two connections is one device: each gets
+    the other's Notify, and its pushes on either count as its own (R-7.2.2)."""
+    a2 = ctx.resume("A-second-connection", 1)
+    v1 = upload(ctx, a, "own/x.txt", b"x1\n")
+    upload(ctx, a, "own/x.txt", b"x2\n", base=v1)
+    notes = a2.drain_notifies(10.0, until=ctx.head)
+    expect(ctx.head in notes, "§3.5 R-3.5.4", f"client 1's second connection got "
+           f"Notifies {notes}, expected head {ctx.head}")
+    simple(ctx, a2, "R-7.2.2: Delete on client 1's second connection with the base "
+           "its first connection overtook", lambda r: wire.delete(r, v1, "own/x.txt"),
+           wire.APPLIED, "own/x.txt")
+    ctx.removed("own/x.txt")
+    notes = a.drain_notifies(10.0, until=ctx.head)
+    expect(ctx.head in notes, "§3.5 R-3.5.4", f"client 1's first connection got "
+           f"Notifies {notes} after its second one pushed, expected head {ctx.head}")
+    a.notifies.clear()
+    a2.close()
+    log("ok   R-3.5.4: two connections of one client: Notify each way, pushes on "
+        "either are the device's own")
+
+
 def run(ctx: Ctx, a: Conn, b: Conn) -> None:
     uploads(ctx, a, b)
+    second_connection(ctx, a)
     deletes(ctx, a, b)
     remove_dirs(ctx, a, b)
     ctx.check_mirror("own-change pushes")
