@@ -40,6 +40,9 @@ def uploads(ctx: Ctx, a: Conn, rng: random.Random) -> None:
     upload(ctx, a, "big/blob.bin", rng.randbytes(700_000))
     upload(ctx, a, "big/mib.bin", rng.randbytes(1_500_000), chunk=wire.MAX_PAYLOAD)
     upload(ctx, a, "naïve café/ünï cödé 📁.bin", b"unicode path\n")
+    # §5.5.1's contents: BLAKE3's multi-chunk tree, 300,000 B as 262,144 + 37,856.
+    for n in (2500, 300000):
+        upload(ctx, a, f"{n}.bin", bytes(i % 251 for i in range(n)))
     upload(ctx, a, "keep/a/.cloudservice", b"a deeper .cloudservice is legal (P13)\n")
     # No Unicode normalisation, no case folding (§1.4): four distinct paths.
     for name in ("Caf\u00e9.txt", "Cafe\u0301.txt", "case.txt", "CASE.txt"):
