@@ -7,6 +7,9 @@ gone the next push gets a fresh name.
 
 from __future__ import annotations
 
+import time
+
+import conflict
 import wire
 from conn import Conn
 from ctx import Ctx
@@ -75,6 +78,37 @@ def taken_places(ctx: Ctx, a: Conn, b: Conn, d: str) -> None:
            f"client 2's conflict directory: {got!r}")
 
 
+def rename_dir_onto_file(ctx: Ctx, b: Conn, d: str) -> None:
+    """R-5.4.9 + R-7.4.1.5: a directory renamed onto F, whose conflict
+    directory D of this client exists and is not empty, is decided in D:
+    read as a Rename onto the existing D (Conflict at a §7.4 name of D), or
+    as "a directory onto a directory" (Unchanged, path D). Never Storage,
+    which promises that a retry may succeed (§4.5)."""
+    upload(ctx, b, "sub-mv/inner.txt", b"a directory renamed onto the file\n")
+    rid = b.next_rid()
+    frame = wire.rename(rid, 0, "sub-mv", F)
+    t0 = time.time()
+    frm, value = b.push(frame, rid)
+    t1 = time.time()
+    if frm.kind == wire.ERROR:
+        expect(False, "§7.4.1 R-7.4.1.5", f"Rename of directory 'sub-mv' onto {F!r} "
+               f"(conflict directory {d!r} exists, not empty): sent {frame.hex(' ')}, "
+               f"got Error {wire.error_name(value[0])} rid {frm.rid} {value[1]!r} "
+               f"({wire.frame(frm.kind, frm.rid, frm.payload)[:16].hex(' ')} …)",
+               known="rename-dir-onto-conflict-dir-storage")
+        return  # an Error: nothing changed (§4.5)
+    status, version, path = value
+    if status == wire.UNCHANGED:
+        expect(path == d, "R-7.4.1.5", f"Unchanged Rename onto D reports {path!r}")
+        return
+    why = conflict.match(path, d, b.client_id, t0, t1, lambda p: p in ctx.model.tree)
+    expect(status == wire.CONFLICT and why is None, "R-7.4.1.5",
+           f"Rename of a directory onto {F!r}: {wire.STATUS_NAMES[status]} {path!r} ({why})")
+    ctx.head += 1
+    expect(version == ctx.head, "R-5.4.3", f"Conflict version {version}, head {ctx.head}")
+    moved_rename(ctx, "sub-mv", path, version)
+
+
 def gone(ctx: Ctx, rep: Replica, d: str) -> None:
     """R-7.4.1.2: once D is gone, the next push starts a fresh directory."""
     b = rep.conn
@@ -121,6 +155,7 @@ def run(ctx: Ctx, a: Conn, rep: Replica) -> None:
     unstorable(ctx, a, rep.conn)
     d = first_and_later(ctx, a, rep.conn)
     taken_places(ctx, a, rep.conn, d)
+    rename_dir_onto_file(ctx, rep.conn, d)
     gone(ctx, rep, d)
     rep.sync()
     same_as_mirror(ctx, rep, "conflict directories")
