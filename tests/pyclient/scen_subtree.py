@@ -78,6 +78,31 @@ def taken_places(ctx: Ctx, a: Conn, b: Conn, d: str) -> None:
            f"client 2's conflict directory: {got!r}")
 
 
+def more_places(ctx: Ctx, b: Conn, d: str) -> None:
+    """The rest of the family: a file onto F itself is an ordinary conflict
+    of F (D's name is taken); in D, a file where a directory is, a directory
+    where b's own file is, and a directory renamed onto a non-empty
+    directory each go to a §7.4 name of that place (R-7.4.1.5)."""
+    def conflict(what: str, send, place: str, data: bytes | None, src: str = "") -> None:
+        got = ctx.expect_conflict(what, b, send, place)
+        if src:
+            moved_rename(ctx, src, got, ctx.head)
+        else:
+            ctx.created(got, ctx.head, data)
+
+    conflict("R-5.4.5: a file onto F while D exists", lambda: b.upload(
+        F, b"B's own F\n", 0), F, b"B's own F\n")
+    conflict("R-7.4.1.5: a file where D holds a directory", lambda: b.upload(
+        f"{F}/sub", b"file onto D/sub\n", 0), f"{d}/sub", b"file onto D/sub\n")
+    conflict("R-7.4.1.5: MakeDir where D holds b's own file", lambda: push(
+        b, lambda r: wire.make_dir(r, f"{F}/a.txt")), f"{d}/a.txt", None)
+    upload(ctx, b, "sub-mvd/y.txt", b"y\n")
+    conflict("R-7.4.1.5: a directory renamed onto a non-empty directory in D",
+             lambda: push(b, lambda r: wire.rename(r, 0, "sub-mvd", f"{F}/sub")),
+             f"{d}/sub", None, src="sub-mvd")
+    ctx.check_mirror("pushes onto taken places in a conflict directory")
+
+
 def rename_dir_onto_file(ctx: Ctx, b: Conn, d: str) -> None:
     """R-5.4.9 + R-7.4.1.5: a directory renamed onto F, whose conflict
     directory D of this client exists and is not empty, is decided in D:
@@ -155,6 +180,7 @@ def run(ctx: Ctx, a: Conn, rep: Replica) -> None:
     unstorable(ctx, a, rep.conn)
     d = first_and_later(ctx, a, rep.conn)
     taken_places(ctx, a, rep.conn, d)
+    more_places(ctx, rep.conn, d)
     rename_dir_onto_file(ctx, rep.conn, d)
     gone(ctx, rep, d)
     rep.sync()
