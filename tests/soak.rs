@@ -212,6 +212,7 @@ fn soak_three_clients_converge_without_losing_a_byte() {
                 "cannot reach server",
                 "connection lost",
                 "no answer to the handshake",
+                "server refused the connection (ShuttingDown)",
             ]
             .iter()
             .any(|why| line.starts_with("cloud-client: ") && line.contains(why));

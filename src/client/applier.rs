@@ -518,4 +518,6 @@ mod place;
 #[cfg(test)]
 mod race_tests;
 #[cfg(test)]
+mod test_folder;
+#[cfg(test)]
 mod tests;

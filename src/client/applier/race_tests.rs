@@ -3,15 +3,11 @@
 //! the writer at an exact point; the exhaustive test tries every point of
 //! every kind of step.
 
+use super::test_folder::{p, Folder};
 use super::*;
-use crate::client::scanner::{DiskEntry, Scanner};
 use std::cell::Cell;
 use std::io::Write;
 use std::rc::Rc;
-
-fn p(s: &str) -> WirePath {
-    WirePath::new(s).unwrap()
-}
 
 fn file(path: &str, version: u64, data: &str) -> ChangeEntry {
     ChangeEntry {
@@ -53,47 +49,7 @@ struct Writer {
     line: String,
 }
 
-struct Folder {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    tmp: PathBuf,
-    index: Index,
-}
-
 impl Folder {
-    fn new() -> Folder {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("sync");
-        let tmp = dir.path().join("tmp");
-        fs::create_dir_all(&root).unwrap();
-        fs::create_dir_all(&tmp).unwrap();
-        Folder {
-            _dir: dir,
-            root,
-            tmp,
-            index: Index::new(),
-        }
-    }
-
-    fn write(&self, path: &str, data: &str) {
-        fs::write(self.root.join(path), data).unwrap();
-    }
-
-    fn read(&self, path: &str) -> Option<String> {
-        fs::read_to_string(self.root.join(path)).ok()
-    }
-
-    /// Indexes the folder as synced at `version` (mtimes trusted).
-    fn sync_all(&mut self, version: u64) {
-        for (path, entry) in Scanner::new(&self.root).scan(None).unwrap() {
-            if let DiskEntry::File(stat) = entry {
-                let hash = hash_file(&path.to_local(&self.root)).unwrap().0;
-                let kind = EntryKind::File { stat, hash };
-                self.index.insert(path, Entry { kind, version });
-            }
-        }
-    }
-
     /// An applier whose steps run `writer` (once); returns how many steps ran.
     fn with_writer<T>(
         &mut self,
@@ -114,12 +70,21 @@ impl Folder {
         (result, steps.get())
     }
 
-    fn apply(&mut self, entries: &[ChangeEntry], writer: Option<Writer>) -> (Applied, usize) {
+    fn apply_racing(
+        &mut self,
+        entries: &[ChangeEntry],
+        writer: Option<Writer>,
+    ) -> (Applied, usize) {
         self.with_writer(writer, |a| a.apply(entries, false).unwrap())
     }
 
     /// Plays the server's part for a fetch: writes `data` and places it.
-    fn deliver(&mut self, job: &FetchJob, data: &str, writer: Option<Writer>) -> (Applied, usize) {
+    fn deliver_racing(
+        &mut self,
+        job: &FetchJob,
+        data: &str,
+        writer: Option<Writer>,
+    ) -> (Applied, usize) {
         self.with_writer(writer, |a| {
             let tmp = a.tmp_name("test");
             fs::write(&tmp, data).unwrap();
@@ -176,14 +141,14 @@ fn download_over_a_file_edited_at_the_last_moment_keeps_the_edit() {
     let mut f = Folder::new();
     f.write("f.txt", "v1\n");
     f.sync_all(1);
-    let (out, _) = f.apply(&[file("f.txt", 2, "v2\n")], None);
+    let (out, _) = f.apply_racing(&[file("f.txt", 2, "v2\n")], None);
     assert_eq!(
         out.fetches[0].expect,
         check_path(&f.root, &p("f.txt")).unwrap()
     );
     // Step 0 is the exchange into f.txt: the user appends just before it.
     let late = writer(0, false, &f, "f.txt", "B line\n");
-    let (placed, _) = f.deliver(&out.fetches[0], "v2\n", late);
+    let (placed, _) = f.deliver_racing(&out.fetches[0], "v2\n", late);
     assert_eq!(f.read("f.txt").as_deref(), Some("v2\n"));
     assert_eq!(f.copies(), ["v1\nB line\n"]);
     assert_eq!(placed.dirty.len(), 1, "the copy is pushed");
@@ -195,11 +160,11 @@ fn download_over_a_file_recreated_after_the_edit_was_set_aside() {
     f.write("f.txt", "v1\n");
     f.sync_all(1);
     f.write("f.txt", "v1\nmine\n");
-    let (out, _) = f.apply(&[file("f.txt", 2, "v2\n")], None);
+    let (out, _) = f.apply_racing(&[file("f.txt", 2, "v2\n")], None);
     assert_eq!(f.copies(), ["v1\nmine\n"], "both changed: set aside");
     // Between setting the edit aside and placing, the writer creates a fresh f.txt.
     let fresh = writer(0, false, &f, "f.txt", "fresh line\n");
-    f.deliver(&out.fetches[0], "v2\n", fresh);
+    f.deliver_racing(&out.fetches[0], "v2\n", fresh);
     assert_eq!(f.read("f.txt").as_deref(), Some("v2\n"));
     let mut copies = f.copies();
     copies.sort();
@@ -215,7 +180,7 @@ fn delete_of_a_file_edited_after_the_decision_keeps_it() {
         // Step 0: before the move aside (a writer at the path); step 1: the
         // set-aside file, written by someone still holding it open.
         let edit = writer(nth, at_step, &f, "f.txt", "edit\n");
-        let (out, _) = f.apply(&[deleted("f.txt", 2)], edit);
+        let (out, _) = f.apply_racing(&[deleted("f.txt", 2)], edit);
         assert_eq!(f.read("f.txt").as_deref(), Some("v1\nedit\n"), "step {nth}");
         assert!(out.dirty.contains(&p("f.txt")), "pushed again");
     }
@@ -253,7 +218,7 @@ fn remote_rename_with_an_edited_source_or_target_keeps_the_edits() {
     f.sync_all(1);
     let rename = [deleted("a.txt", 2), file("b.txt", 2, "content\n")];
     let edit = writer(0, false, &f, "a.txt", "edit\n");
-    let (out, _) = f.apply(&rename, edit);
+    let (out, _) = f.apply_racing(&rename, edit);
     assert_eq!(f.read("a.txt").as_deref(), Some("content\nedit\n"));
     assert!(out.dirty.contains(&p("a.txt")));
     assert_eq!(out.fetches.len(), 1, "b.txt must be fetched");
@@ -263,7 +228,7 @@ fn remote_rename_with_an_edited_source_or_target_keeps_the_edits() {
     f.write("a.txt", "content\n");
     f.sync_all(1);
     let mine = writer(2, false, &f, "b.txt", "mine\n");
-    let (out, _) = f.apply(&rename, mine);
+    let (out, _) = f.apply_racing(&rename, mine);
     assert_eq!(f.read("a.txt"), None);
     assert_eq!(f.read("b.txt").as_deref(), Some("content\n"));
     assert_eq!(f.copies(), ["mine\n"]);
@@ -278,7 +243,7 @@ fn conflict_copy_skips_a_name_taken_at_the_last_moment() {
     f.write("f.txt", "mine\n");
     // Step 0 is the first conflict name: another program takes it first.
     let other = writer(0, true, &f, "f.txt", "other\n");
-    let (out, _) = f.apply(&[file("f.txt", 2, "v2\n")], other);
+    let (out, _) = f.apply_racing(&[file("f.txt", 2, "v2\n")], other);
     let mut copies = f.copies();
     copies.sort();
     assert_eq!(copies, ["mine\n", "other\n"]);
@@ -343,13 +308,13 @@ fn a_writer_at_any_step_loses_nothing() {
                 let entries = setup(&mut f);
                 let line = format!("LINE {name} {nth} {at_step}\n");
                 let w = writer(nth, at_step, &f, "f.txt", &line);
-                let (out, mut steps) = f.apply(&entries, w.clone());
+                let (out, mut steps) = f.apply_racing(&entries, w.clone());
                 for job in &out.fetches {
                     let w = w.clone().map(|w| Writer {
                         nth: nth.wrapping_sub(steps),
                         ..w
                     });
-                    steps += f.deliver(job, placed.unwrap_or("v1\n"), w).1;
+                    steps += f.deliver_racing(job, placed.unwrap_or("v1\n"), w).1;
                 }
                 if nth >= steps {
                     break;
@@ -382,11 +347,11 @@ fn a_writer_holding_the_file_open_across_the_step_loses_nothing() {
             .open(f.root.join("f.txt"))
             .unwrap();
         if server_deletes {
-            let (out, _) = f.apply(&[deleted("f.txt", 2)], None);
+            let (out, _) = f.apply_racing(&[deleted("f.txt", 2)], None);
             assert!(out.dirty.contains(&p("f.txt")), "kept and pushed");
         } else {
-            let (out, _) = f.apply(&[file("f.txt", 2, "v2\n")], None);
-            f.deliver(&out.fetches[0], "v2\n", None);
+            let (out, _) = f.apply_racing(&[file("f.txt", 2, "v2\n")], None);
+            f.deliver_racing(&out.fetches[0], "v2\n", None);
             assert_eq!(f.read("f.txt").as_deref(), Some("v2\n"));
         }
         held.write_all(b"written later\n").unwrap();

@@ -1,58 +1,9 @@
 //! The applier against temporary folders: every rule of "never lose a local edit".
 
+use super::test_folder::{p, Folder};
 use super::*;
-use crate::client::scanner::{DiskEntry, Scanner};
-
-fn p(s: &str) -> WirePath {
-    WirePath::new(s).unwrap()
-}
-
-struct Folder {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    tmp: PathBuf,
-    index: Index,
-}
 
 impl Folder {
-    fn new() -> Folder {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("sync");
-        let tmp = dir.path().join("tmp");
-        fs::create_dir_all(&root).unwrap();
-        fs::create_dir_all(&tmp).unwrap();
-        Folder {
-            _dir: dir,
-            root,
-            tmp,
-            index: Index::new(),
-        }
-    }
-
-    fn write(&self, path: &str, data: &str) {
-        let full = self.root.join(path);
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, data).unwrap();
-    }
-
-    fn read(&self, path: &str) -> Option<String> {
-        fs::read_to_string(self.root.join(path)).ok()
-    }
-
-    /// Indexes the folder as synced at `version` (mtimes trusted).
-    fn sync_all(&mut self, version: u64) {
-        for (path, entry) in Scanner::new(&self.root).scan(None).unwrap() {
-            let kind = match entry {
-                DiskEntry::Dir => EntryKind::Dir,
-                DiskEntry::File(stat) => EntryKind::File {
-                    stat,
-                    hash: hash_file(&path.to_local(&self.root)).unwrap().0,
-                },
-            };
-            self.index.insert(path, Entry { kind, version });
-        }
-    }
-
     fn apply(&mut self, entries: &[ChangeEntry], full: bool) -> Applied {
         Applier::new(&self.root, &self.tmp, &mut self.index, 2)
             .apply(entries, full)

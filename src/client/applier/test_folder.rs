@@ -1,0 +1,57 @@
+//! A synced folder in a temporary directory, shared by the applier's tests.
+
+use super::*;
+use crate::client::scanner::{DiskEntry, Scanner};
+
+pub(super) fn p(s: &str) -> WirePath {
+    WirePath::new(s).unwrap()
+}
+
+/// A folder, the applier's temporary area beside it, and its index.
+pub(super) struct Folder {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) root: PathBuf,
+    pub(super) tmp: PathBuf,
+    pub(super) index: Index,
+}
+
+impl Folder {
+    pub(super) fn new() -> Folder {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("sync");
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&tmp).unwrap();
+        Folder {
+            _dir: dir,
+            root,
+            tmp,
+            index: Index::new(),
+        }
+    }
+
+    /// Writes a file, creating its parent directories.
+    pub(super) fn write(&self, path: &str, data: &str) {
+        let full = self.root.join(path);
+        fs::create_dir_all(full.parent().unwrap()).unwrap();
+        fs::write(full, data).unwrap();
+    }
+
+    pub(super) fn read(&self, path: &str) -> Option<String> {
+        fs::read_to_string(self.root.join(path)).ok()
+    }
+
+    /// Indexes the folder (files and directories) as synced at `version`.
+    pub(super) fn sync_all(&mut self, version: u64) {
+        for (path, entry) in Scanner::new(&self.root).scan(None).unwrap() {
+            let kind = match entry {
+                DiskEntry::Dir => EntryKind::Dir,
+                DiskEntry::File(stat) => EntryKind::File {
+                    stat,
+                    hash: hash_file(&path.to_local(&self.root)).unwrap().0,
+                },
+            };
+            self.index.insert(path, Entry { kind, version });
+        }
+    }
+}
