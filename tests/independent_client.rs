@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Bound of the whole run; it normally takes about 12 s.
+/// Bound of the whole run; it normally takes 15-25 s.
 const TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why the Python side cannot run here, if it cannot.

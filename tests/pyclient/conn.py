@@ -56,7 +56,7 @@ class Conn:
         while len(self.buf) < n:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SpecViolation("§3.4", f"[{self.label}] no reply within "
+                raise SpecViolation("§3.4 R-3.4.5", f"[{self.label}] no reply within "
                                     f"the timeout ({len(self.buf)} of {n} bytes)")
             self.sock.settimeout(left)
             try:
@@ -79,7 +79,7 @@ class Conn:
         try:
             kind, rid, length = wire.check_header(bytes(self.buf[:12]))
         except wire.WireError as err:
-            raise SpecViolation("§3.3", f"[{self.label}] server sent a bad "
+            raise SpecViolation("§3.3 R-3.3.3", f"[{self.label}] server sent a bad "
                                 f"header {bytes(self.buf[:12]).hex()}: {err}") from err
         self._fill(wire.HEADER_LEN + length, deadline, max_read)
         payload = bytes(self.buf[12:12 + length])
@@ -88,7 +88,7 @@ class Conn:
         try:
             value = wire.decode(frm)
         except wire.WireError as err:
-            raise SpecViolation("§3.3", f"[{self.label}] server sent a bad "
+            raise SpecViolation("§3.3 R-3.3.3", f"[{self.label}] server sent a bad "
                                 f"{frm.name()} payload {payload[:80].hex()}: {err}") from err
         return frm, value
 
@@ -98,7 +98,7 @@ class Conn:
             frm, value = self.read_frame(timeout)
             if frm.kind != wire.NOTIFY:
                 return frm, value
-            expect(frm.rid == 0, "§4.4", f"Notify with request ID {frm.rid}")
+            expect(frm.rid == 0, "§3.4 R-3.4.3", f"Notify with request ID {frm.rid}")
             self.notifies.append(value)
 
     def drain_notifies(self, wait: float, until: int | None = None) -> list[int]:
@@ -117,7 +117,7 @@ class Conn:
                 if len(self.buf) == 0:
                     return list(self.notifies)
                 raise
-            expect(frm.kind == wire.NOTIFY and frm.rid == 0, "§3.4",
+            expect(frm.kind == wire.NOTIFY and frm.rid == 0, "§3.4 R-3.4.6",
                    f"[{self.label}] unasked {frm.name()} rid {frm.rid}: {value!r}")
             self.notifies.append(value)
 
@@ -141,7 +141,7 @@ class Conn:
         rid = self.next_rid()
         self.send(wire.hello(rid, mode, user_id, client_id))
         frm, value = self.reply()
-        expect(frm.rid == rid, "§4.2", f"{frm.name()} to Hello rid {rid} has rid {frm.rid}")
+        expect(frm.rid == rid, "§4.1 R-4.1.5", f"{frm.name()} to Hello rid {rid} has rid {frm.rid}")
         if frm.kind == wire.WELCOME:
             self.user_id, self.client_id, _ = value
         return frm, value
@@ -150,7 +150,7 @@ class Conn:
         rid = self.next_rid()
         self.send(wire.frame(wire.PING, rid))
         frm, _ = self.reply()
-        expect(frm.kind == wire.PONG and frm.rid == rid, "§4.3",
+        expect(frm.kind == wire.PONG and frm.rid == rid, "§4.3 R-4.3.1",
                f"Ping rid {rid} answered by {frm.name()} rid {frm.rid}")
 
     def push(self, data: bytes, rid: int):
@@ -160,9 +160,9 @@ class Conn:
 
     def push_reply(self, rid: int):
         frm, value = self.reply()
-        expect(frm.kind in (wire.PUSH_ACK, wire.ERROR), "§5.4",
+        expect(frm.kind in (wire.PUSH_ACK, wire.ERROR), "§5.4 R-5.4.1",
                f"push rid {rid} answered by {frm.name()}")
-        expect(frm.rid == rid, "§3.4", f"reply to push rid {rid} has rid {frm.rid}")
+        expect(frm.rid == rid, "§3.4 R-3.4.1", f"reply to push rid {rid} has rid {frm.rid}")
         return frm, value
 
     def upload(self, path: str, data: bytes, base: int,
@@ -190,14 +190,14 @@ class Conn:
         first: wire.Batch | None = None
         while True:
             frm, batch = self.reply()
-            expect(frm.kind == wire.CHANGE_BATCH, "§5.1",
+            expect(frm.kind == wire.CHANGE_BATCH, "§5.1 R-5.1.1",
                    f"Pull rid {rid} answered by {frm.name()} {batch!r}")
-            expect(frm.rid == rid, "§5.2", f"batch of Pull rid {rid} has rid {frm.rid}")
+            expect(frm.rid == rid, "§5.2 R-5.2.2", f"batch of Pull rid {rid} has rid {frm.rid}")
             if first is None:
                 first = batch
-            expect(batch.head == first.head, "§5.2", "batches of one reply differ in head")
+            expect(batch.head == first.head, "§5.2 R-5.2.2", "batches of one reply differ in head")
             expect((batch.flags & wire.FLAG_FULL) == (first.flags & wire.FLAG_FULL),
-                   "§5.2", "batches of one reply differ in the full flag")
+                   "§5.2 R-5.2.2", "batches of one reply differ in the full flag")
             entries.extend(batch.entries)
             if batch.flags & wire.FLAG_LAST:
                 return first.head, bool(first.flags & wire.FLAG_FULL), entries
@@ -210,26 +210,26 @@ class Conn:
 
     def read_fetch_reply(self, rid: int, path: str):
         frm, value = self.reply()
-        expect(frm.rid == rid, "§3.4", f"reply to Fetch rid {rid} has rid {frm.rid}")
+        expect(frm.rid == rid, "§3.4 R-3.4.1", f"reply to Fetch rid {rid} has rid {frm.rid}")
         if frm.kind == wire.ERROR:
             return ("error", value[0])
-        expect(frm.kind == wire.FILE_BEGIN, "§5.5", f"Fetch answered by {frm.name()}")
+        expect(frm.kind == wire.FILE_BEGIN, "§5.5 R-5.5.8", f"Fetch answered by {frm.name()}")
         version, size, digest, got_path = value
-        expect(got_path == path, "§5.5", f"FileBegin path {got_path!r} for Fetch {path!r}")
+        expect(got_path == path, "§5.5 R-5.5.8", f"FileBegin path {got_path!r} for Fetch {path!r}")
         data = bytearray()
         while True:
             frm, value = self.reply()
-            expect(frm.rid == rid, "§3.4", f"{frm.name()} inside fetch rid {rid} "
+            expect(frm.rid == rid, "§3.4 R-3.4.5", f"{frm.name()} inside fetch rid {rid} "
                    f"has rid {frm.rid}")
             if frm.kind == wire.FILE_END:
                 break
-            expect(frm.kind == wire.FILE_CHUNK, "§3.4",
+            expect(frm.kind == wire.FILE_CHUNK, "§3.4 R-3.4.5",
                    f"{frm.name()} inside the fetch reply of {path!r}")
             data += value
-            expect(len(data) <= size, "§5.5", "fetch chunks exceed FileBegin size")
-        expect(len(data) == size, "§5.5", f"fetch of {path!r}: {len(data)} bytes, "
+            expect(len(data) <= size, "§5.5 R-5.5.1", "fetch chunks exceed FileBegin size")
+        expect(len(data) == size, "§5.5 R-5.5.1", f"fetch of {path!r}: {len(data)} bytes, "
                f"FileBegin said {size}")
-        expect(blake3.blake3(bytes(data)).digest() == digest, "§5.5",
+        expect(blake3.blake3(bytes(data)).digest() == digest, "§1.4 R-5.5.4",
                f"fetch of {path!r}: content does not match FileBegin hash")
         return ("file", version, bytes(data))
 

@@ -31,12 +31,12 @@ class Ctx:
     def resume(self, label: str, client_id: int, rcvbuf: int | None = None) -> Conn:
         conn = self.connect(label, rcvbuf)
         frm, value = conn.hello(wire.RESUME, self.user_id, client_id)
-        expect(frm.kind == wire.WELCOME, "§4.1", f"Resume of client {client_id} "
+        expect(frm.kind == wire.WELCOME, "§4.1 R-4.1.3", f"Resume of client {client_id} "
                f"answered by {frm.name()} {value!r}")
         uid, cid, head = value
-        expect(uid == self.user_id and cid == client_id, "§4.2",
+        expect(uid == self.user_id and cid == client_id, "§4.2 R-4.2.1",
                f"Resume Welcome names user {uid.hex()} client {cid}")
-        expect(head == self.head, "§4.2", f"Welcome head {head}, expected {self.head}")
+        expect(head == self.head, "§4.2 R-4.2.2", f"Welcome head {head}, expected {self.head}")
         return conn
 
     # ------------------------------------------------------------ pushes
@@ -50,23 +50,23 @@ class Ctx:
         Returns (status, version, path) as received.
         """
         frm, value = reply
-        expect(frm.kind == wire.PUSH_ACK, "§5.4", f"{what}: expected PushAck "
+        expect(frm.kind == wire.PUSH_ACK, "§5.4 R-5.4.1", f"{what}: expected PushAck "
                f"{wire.STATUS_NAMES[status]}, got {frm.name()} {describe(frm, value)}",
                known)
         if frm.kind != wire.PUSH_ACK:
             return None
         got_status, got_version, got_path = value
-        expect(got_status == status, "§5.4", f"{what}: status "
+        expect(got_status == status, "§5.4 R-5.4.3", f"{what}: status "
                f"{wire.STATUS_NAMES[got_status]}, spec says {wire.STATUS_NAMES[status]}",
                known)
         if status in (wire.APPLIED, wire.CONFLICT) and got_status == status:
             self.head += 1
             version = self.head if version is None else version
         if version is not None and got_status == status:
-            expect(got_version == version, "§5.4", f"{what}: version {got_version}, "
+            expect(got_version == version, "§5.4 R-5.4.3", f"{what}: version {got_version}, "
                    f"spec says {version}", known)
         if path is not None and got_status == status:
-            expect(got_path == path, "§5.4", f"{what}: path {got_path!r}, spec "
+            expect(got_path == path, "§5.4 R-5.4.3", f"{what}: path {got_path!r}, spec "
                    f"says {path!r}", known)
         return value
 
@@ -81,17 +81,17 @@ class Ctx:
         got = value[2]
         why = conflict.match(got, path, conn.client_id, t0, t1,
                              lambda p: p in self.model.tree, suffix=suffix)
-        expect(why is None, "§7.4", f"{what}: {why}")
+        expect(why is None, "§7.4 R-7.4.1", f"{what}: {why}")
         return got
 
     def expect_error(self, what: str, reply, code: int, rid: int,
                      known: str | None = None) -> None:
         frm, value = reply
-        expect(frm.kind == wire.ERROR, "§4.5", f"{what}: expected Error "
-               f"{wire.ERROR_NAMES[code]}, got {frm.name()} {describe(frm, value)}")
-        expect(value[0] == code, "§4.5", f"{what}: Error {wire.ERROR_NAMES[value[0]]}, "
-               f"spec says {wire.ERROR_NAMES[code]}")
-        expect(frm.rid == rid, "§4.5", f"{what}: Error {wire.ERROR_NAMES[code]} "
+        expect(frm.kind == wire.ERROR, "§4.5 R-4.5.4", f"{what}: expected Error "
+               f"{wire.error_name(code)}, got {frm.name()} {describe(frm, value)}")
+        expect(value[0] == code, "§4.5 R-4.5.4", f"{what}: Error {wire.error_name(value[0])}, "
+               f"spec says {wire.error_name(code)}")
+        expect(frm.rid == rid, "§4.5 R-4.5.2", f"{what}: Error {wire.error_name(code)} "
                f"with request ID {frm.rid}, spec says {rid}", known)
 
     def created(self, path: str, version: int, data: bytes | None) -> None:
@@ -120,7 +120,7 @@ class Ctx:
         got = tree.read_folder(self.server.mirror(self.user_hex))
         problems = tree.diff(self.model.tree, got)
         if problems:
-            raise SpecViolation("§5.4", f"server mirror after {when}: "
+            raise SpecViolation("§5.4 R-5.4.4", f"server mirror after {when}: "
                                 + "; ".join(problems))
         log(f"ok   mirror matches the model after {when} "
             f"({len(got)} entries)")
@@ -128,7 +128,7 @@ class Ctx:
 
 def describe(frm: wire.Frame, value) -> str:
     if frm.kind == wire.ERROR:
-        return f"{wire.ERROR_NAMES.get(value[0], value[0])} {value[1]!r} rid {frm.rid}"
+        return f"{wire.error_name(value[0])} {value[1]!r} rid {frm.rid}"
     if frm.kind == wire.PUSH_ACK:
         return f"{wire.STATUS_NAMES[value[0]]} v{value[1]} {value[2]!r}"
     return repr(value)[:120]

@@ -25,10 +25,12 @@ import scen_conflict  # noqa: E402
 import scen_end  # noqa: E402
 import scen_examples  # noqa: E402
 import scen_errors  # noqa: E402
+import scen_own  # noqa: E402
 import scen_ping  # noqa: E402
 import scen_pull  # noqa: E402
 import scen_push  # noqa: E402
 import scen_session  # noqa: E402
+import scen_subtree  # noqa: E402
 import verdict  # noqa: E402
 from conn import Closed  # noqa: E402
 from ctx import Ctx  # noqa: E402
@@ -43,9 +45,11 @@ def scenario(ctx: Ctx) -> None:
     scen_session.refusals(ctx)
     scen_session.new_user_ignores_ids(ctx)
     scen_push.run(ctx, a, b)
+    scen_own.run(ctx, a, b)
     scen_session.pipelined_hello(ctx)  # at head > 0: Pull(0) at head 0 is full
     replica = scen_pull.run(ctx, a, b)
     scen_conflict.run(ctx, a, replica)
+    scen_subtree.run(ctx, a, replica)
     scen_pull.removedir_stale(ctx, a, replica)
     scen_big.run(ctx, a, replica)
     scen_ping.run(ctx)

@@ -87,11 +87,11 @@ class Replica:
                     return
         got = self.conn.fetch(entry.path, entry.version)
         if got[0] == "error":
-            expect(got[1] == wire.CODE["NotFound"], "§5.5",
-                   f"Fetch {entry.path!r} failed with {wire.ERROR_NAMES[got[1]]}")
+            expect(got[1] == wire.CODE["NotFound"], "§5.5 R-5.5.8",
+                   f"Fetch {entry.path!r} failed with {wire.error_name(got[1])}")
             return  # counts as applied (§5.2)
         _, version, data = got
-        expect(version >= entry.version, "§5.5", f"fetched {entry.path!r} at "
+        expect(version >= entry.version, "§5.5 R-5.5.8", f"fetched {entry.path!r} at "
                f"version {version}, older than the listed {entry.version}")
         tmp = os.path.join(self.tmp, "fetch")
         with open(tmp, "wb") as fh:
@@ -110,15 +110,15 @@ def check_order(entries: list[wire.Entry], full: bool) -> None:
     last = 0
     seen: dict[str, int] = {}
     for e in entries:
-        expect(rank[e.state] >= last, "§5.2", f"entry order: {e.path!r} "
+        expect(rank[e.state] >= last, "§5.2 R-5.2.7", f"entry order: {e.path!r} "
                f"({wire.STATE_NAMES[e.state]}) after a later-ranked state")
         last = rank[e.state]
         if full:
-            expect(e.state != wire.ST_DELETED, "§5.2",
+            expect(e.state != wire.ST_DELETED, "§5.2 R-5.2.6",
                    f"full listing holds Deleted {e.path!r}")
         if e.path in seen:
             expect(seen[e.path] == wire.ST_DELETED and e.state != wire.ST_DELETED,
-                   "§5.2", f"path {e.path!r} listed twice")
+                   "§5.2 R-5.2.4", f"path {e.path!r} listed twice")
         seen[e.path] = e.state
     first_dir = {}
     for i, e in enumerate(entries):
@@ -130,7 +130,7 @@ def check_order(entries: list[wire.Entry], full: bool) -> None:
         parts = e.path.split("/")
         for k in range(1, len(parts)):
             anc = "/".join(parts[:k])
-            expect(first_dir.get(anc, -1) < i, "§5.2",
+            expect(first_dir.get(anc, -1) < i, "§5.2 R-5.2.7",
                    f"Dir {e.path!r} listed before its ancestor {anc!r}")
     if full:
         # Every listed path's ancestors are listed as Dir (a full listing is
@@ -139,5 +139,5 @@ def check_order(entries: list[wire.Entry], full: bool) -> None:
             parts = path.split("/")
             for i in range(1, len(parts)):
                 anc = "/".join(parts[:i])
-                expect(seen.get(anc) == wire.ST_DIR, "§5.1", f"full listing names {path!r} "
+                expect(seen.get(anc) == wire.ST_DIR, "§5.1 R-5.2.5", f"full listing names {path!r} "
                        f"but not its directory {anc!r}")

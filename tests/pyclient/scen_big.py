@@ -44,9 +44,9 @@ def batches(conn: Conn, cursor: int) -> list[wire.Batch]:
     out = []
     while True:
         frm, batch = conn.reply()
-        expect(frm.kind == wire.CHANGE_BATCH and frm.rid == rid, "§5.2",
+        expect(frm.kind == wire.CHANGE_BATCH and frm.rid == rid, "§5.2 R-5.2.2",
                f"Pull rid {rid} answered by {frm.name()} rid {frm.rid}")
-        expect(len(frm.payload) <= wire.MAX_PAYLOAD, "§5.2", "batch over 1 MiB")
+        expect(len(frm.payload) <= wire.MAX_PAYLOAD, "§5.2 R-5.2.3", "batch over 1 MiB")
         out.append(batch)
         if batch.flags & wire.FLAG_LAST:
             return out
@@ -56,8 +56,8 @@ def run(ctx: Ctx, a: Conn, rep: Replica) -> None:
     many_dirs(ctx, a)
     got = batches(rep.conn, 0)
     sizes = [len(b.entries) for b in got]
-    expect(len(got) >= 2, "§5.2", f"{sum(sizes)} entries of ~257 bytes in one batch")
-    expect(all(b.head == ctx.head and b.flags & wire.FLAG_FULL for b in got), "§5.2",
+    expect(len(got) >= 2, "§5.2 R-5.2.3", f"{sum(sizes)} entries of ~257 bytes in one batch")
+    expect(all(b.head == ctx.head and b.flags & wire.FLAG_FULL for b in got), "§5.2 R-5.2.2",
            "batches of one full reply differ in head or full flag")
     listing_matches_model(ctx, [e for b in got for e in b.entries])
     log(f"ok   full listing of {sum(sizes)} entries in {len(got)} batches {sizes}")
@@ -71,11 +71,11 @@ def run(ctx: Ctx, a: Conn, rep: Replica) -> None:
     start = rep.cursor
     head, full, entries = rep.sync()
     log("     (incremental synced)")
-    expect(not full and head == ctx.head, "§5.1", "incremental pull after the rename "
+    expect(not full and head == ctx.head, "§5.1 R-5.1.1", "incremental pull after the rename "
            f"is full={full} head={head}")
     moved = [e for e in entries if e.path.startswith("many2/")]
     below = len(ctx.model.below("many2"))
-    expect(len(moved) == below and all(e.version == v for e in moved), "§5.2",
+    expect(len(moved) == below and all(e.version == v for e in moved), "§5.2 R-5.2.5",
            f"a Rename lists everything now below `to` at the rename's version: "
            f"{len(moved)} of {below}")
     same_as_mirror(ctx, rep, f"an incremental pull of {len(entries)} entries from {start}")

@@ -55,23 +55,17 @@ def two_devices(ctx: Ctx, a: Conn, rep: Replica) -> None:
 
 def structural(ctx: Ctx, a: Conn, b: Conn) -> None:
     conflict_upload(ctx, b, "photos", b"a file where a directory is\n", ctx.ver["photos"])
-    conflict_upload(ctx, b, "notes.txt/sub.txt", b"below a file\n", 0,
-                    target="notes.txt", suffix="/sub.txt")
     got = ctx.expect_conflict("MakeDir where a file is", b, lambda: push(
         b, lambda r: wire.make_dir(r, "notes.txt")), "notes.txt")
     ctx.created(got, ctx.head, None)
-    got = ctx.expect_conflict("MakeDir below a file", b, lambda: push(
-        b, lambda r: wire.make_dir(r, "notes.txt/deeper/dir")), "notes.txt",
-        "/deeper/dir")
-    ctx.created(got, ctx.head, None)
+    # R-7.4.1.2: a later push below notes.txt goes below that same directory.
+    v = ctx.expect_ack("upload below the file after a MakeDir of it", b.upload(
+        "notes.txt/sub.txt", b"below a file\n", 0), wire.CONFLICT, got + "/sub.txt")[1]
+    ctx.created(got + "/sub.txt", v, b"below a file\n")
     upload(ctx, a, "r-src.txt", b"to be renamed onto notes.txt\n")
-    upload(ctx, a, "r-dir/inner.txt", b"a directory renamed below a file\n")
-    got = ctx.expect_conflict("Rename onto an existing file", b, lambda: push(
+    got = ctx.expect_conflict("Rename of a file onto an existing file", b, lambda: push(
         b, lambda r: wire.rename(r, 0, "r-src.txt", "notes.txt")), "notes.txt")
     moved_rename(ctx, "r-src.txt", got, ctx.head)
-    got = ctx.expect_conflict("Rename below a file", b, lambda: push(
-        b, lambda r: wire.rename(r, 0, "r-dir", "notes.txt/r-dir")), "notes.txt", "/r-dir")
-    moved_rename(ctx, "r-dir", got, ctx.head)
     ctx.check_mirror("structural conflicts")
 
 

@@ -33,11 +33,11 @@ def closing_error(conn: Conn, code: int, section: str, timeout: float) -> float:
         frm, value = conn.read_frame(timeout)
     except Closed as err:
         expect(False, section, f"[{conn.label}] closed without Error "
-               f"{wire.ERROR_NAMES[code]} ({err})")
+               f"{wire.error_name(code)} ({err})")
         return time.monotonic()
     when = time.monotonic()
     expect(frm.kind == wire.ERROR and value[0] == code and frm.rid == 0, section,
-           f"[{conn.label}] expected Error {wire.ERROR_NAMES[code]} rid 0, got "
+           f"[{conn.label}] expected Error {wire.error_name(code)} rid 0, got "
            f"{frm.name()} rid {frm.rid} {value!r}")
     conn.expect_closed(section)
     conn.close()
@@ -46,9 +46,9 @@ def closing_error(conn: Conn, code: int, section: str, timeout: float) -> float:
 
 def handshake_timeouts(ctx: Ctx, conns: list[Conn], opened: float) -> None:
     for conn in conns:
-        when = closing_error(conn, wire.CODE["Timeout"], "§8", HANDSHAKE_TIMEOUT + 10)
+        when = closing_error(conn, wire.CODE["Timeout"], "§8 R-9.1.3", HANDSHAKE_TIMEOUT + 10)
         took = when - opened
-        expect(HANDSHAKE_TIMEOUT - 0.5 <= took, "§8", f"[{conn.label}] handshake "
+        expect(HANDSHAKE_TIMEOUT - 0.5 <= took, "§8 R-9.1.3", f"[{conn.label}] handshake "
                f"Timeout after {took:.1f} s, the spec gives 10 s")
         log(f"ok   [{conn.label}] Error Timeout rid 0 after {took:.1f} s, closed")
 
@@ -63,16 +63,16 @@ def shutdown(ctx: Ctx) -> None:
     uploading.ping()  # the FileBegin has been read; Ping is legal in Upload
     upload(ctx, ready, "pushed-during-an-upload.txt", b"Notify reaches Upload(R) too\n")
     notes = uploading.drain_notifies(10.0, until=ctx.head)
-    expect(ctx.head in notes, "§9.1", f"a connection in phase Upload got Notifies "
+    expect(ctx.head in notes, "§9.1 R-9.1.3", f"a connection in phase Upload got Notifies "
            f"{notes}, expected head {ctx.head}")
     os.kill(ctx.server.proc.pid, signal.SIGTERM)
     for conn in (ready, uploading):
-        closing_error(conn, wire.CODE["ShuttingDown"], "§9.1", 15)
+        closing_error(conn, wire.CODE["ShuttingDown"], "§9.1 R-9.1.3", 15)
     status = ctx.server.stop()
     expect(status == 0, "README", f"server exited {status} after SIGTERM")
     expect(not os.path.lexists(os.path.join(ctx.server.mirror(ctx.user_hex),
                                             "half-upload.txt")),
-           "§9.1", "an upload open at shutdown was stored")
+           "§9.1 R-9.1.3", "an upload open at shutdown was stored")
     ctx.check_mirror("the shutdown")
     log("ok   SIGTERM: Error ShuttingDown rid 0 to each connection, open upload "
         "discarded, exit 0")
@@ -87,9 +87,9 @@ def busy(binary: str, data_dir: str) -> None:
         held = [Conn(server.port, f"held-{i}") for i in range(2)]
         for conn in held:
             expect(conn.hello(wire.NEW_USER, bytes(16), 0)[0].kind == wire.WELCOME,
-                   "§4.1", "NewUser refused below the connection limit")
+                   "§4.1 R-4.1.3", "NewUser refused below the connection limit")
         extra = Conn(server.port, "over-limit")
-        closing_error(extra, wire.CODE["Busy"], "§4.5", 10)
+        closing_error(extra, wire.CODE["Busy"], "§4.5 R-9.1.1", 10)
         for conn in held:
             conn.close()
         log("ok   --max-connections 2: the third connection got Error Busy rid 0, closed")

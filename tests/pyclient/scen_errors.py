@@ -18,7 +18,6 @@ import wire
 from conn import Closed
 from ctx import Ctx
 from scen_push import upload
-import verdict
 from verdict import expect, log
 
 RID = 0x0A0B0C0D  # a request ID no other frame uses, so a wrong echo shows
@@ -75,8 +74,8 @@ class Closer:
         self.n = 0
 
     def case(self, what: str, data: bytes, code: int, rid: int,
-             hello: bool = True, section: str = "§3.3",
-             known_silent: str | None = None, quiet: bool = False) -> None:
+             hello: bool = True, section: str = "§3.3 R-3.3.5",
+             quiet: bool = False) -> None:
         """Sends `data` then a valid MakeDir marker in one write; expects
         Error `code` with request ID `rid`, a close, and no marker stored."""
         self.n += 1
@@ -87,19 +86,20 @@ class Closer:
             frm, value = conn.reply()
         except Closed as err:
             expect(False, section, f"{what}: closed without the Error "
-                   f"{wire.ERROR_NAMES[code]} ({err})", known=known_silent)
+                   f"{wire.error_name(code)} ({err})")
             return
-        known = "closing-error-rid-zero" if frm.rid == 0 and rid != 0 else None
-        if quiet and known and verdict.hit_count(known):
-            known = "quiet:" + known  # counted, not printed again
-        self.ctx.expect_error(what, (frm, value), code, rid, known)
+        # R-3.3.5, R-4.5.2: the bad frame's request ID whenever its header
+        # passed the four checks; 0 only after a header failure.
+        self.ctx.expect_error(f"{what} (R-3.3.5)", (frm, value), code, rid)
+        expect(wire.error_closes(code, overflow=True), section,
+               f"{what}: Error {wire.error_name(code)} does not close (§4.5)")
         conn.expect_closed(section)
         conn.close()
         mirror = self.ctx.server.mirror(self.ctx.user_hex)
         expect(not os.path.lexists(os.path.join(mirror, marker)), section,
                f"{what}: the MakeDir sent after the bad frame was applied")
         if not quiet:
-            log(f"ok   {what}: Error {wire.ERROR_NAMES[code]} rid {frm.rid}, closed")
+            log(f"ok   {what}: Error {wire.error_name(code)} rid {frm.rid}, closed")
 
 
 def random_bad_path(rng: random.Random) -> tuple[str, bytes]:
@@ -129,16 +129,16 @@ def bad_paths(closer: Closer, rng: random.Random) -> None:
     for rule, raw in BAD_PATHS:
         for carrier, make in CARRIERS.items():
             closer.case(f"{carrier} with bad path {rule}", make(raw),
-                        wire.CODE["BadPath"], RID, section="§6.3", quiet=True)
+                        wire.CODE["BadPath"], RID, section="§6.3 R-6.3.1", quiet=True)
     for _ in range(40):
         rule, raw = random_bad_path(rng)
         carrier = rng.choice(list(CARRIERS))
         closer.case(f"{carrier} with bad path {rule} {raw!r}", CARRIERS[carrier](raw),
-                    wire.CODE["BadPath"], RID, section="§6.3", quiet=True)
+                    wire.CODE["BadPath"], RID, section="§6.3 R-6.3.1", quiet=True)
     log(f"ok   {len(BAD_PATHS)} bad paths x {len(CARRIERS)} frame kinds and 40 random "
         "bad paths: Error BadPath, closed, nothing after it applied")
     closer.case("MakeDir rid 7 '../x' (issue 10's input)", wire.make_dir(7, "../x"),
-                wire.CODE["BadPath"], 7, section="§6.3")
+                wire.CODE["BadPath"], 7, section="§6.3 R-6.3.1")
 
 
 def bad_headers(closer: Closer) -> None:
@@ -174,15 +174,15 @@ def bad_payloads(closer: Closer) -> None:
 def out_of_phase(closer: Closer) -> None:
     wrong = wire.CODE["WrongPhase"]
     ctx = closer.ctx
-    closer.case("Pull before Hello", wire.pull(RID, 0), wrong, RID, hello=False, section="§9.1")
+    closer.case("Pull before Hello", wire.pull(RID, 0), wrong, RID, hello=False, section="§9.1 R-9.1.2")
     closer.case("Ping before Hello", wire.frame(wire.PING, RID), wrong, RID, hello=False,
-                section="§9.1")
+                section="§9.1 R-9.1.2")
     closer.case("second Hello", wire.hello(RID, wire.RESUME, ctx.user_id, 1), wrong, RID,
-                section="§9.1")
+                section="§9.1 R-9.1.2")
     closer.case("FileChunk without an upload", wire.frame(wire.FILE_CHUNK, RID, b"x"),
-                wrong, RID, section="§9.1")
+                wrong, RID, section="§9.1 R-9.1.2")
     closer.case("FileEnd without an upload", wire.frame(wire.FILE_END, RID), wrong, RID,
-                section="§9.1")
+                section="§9.1 R-9.1.2")
     server_only = {
         "Welcome": wire.frame(wire.WELCOME, RID, ctx.user_id + bytes(16)),
         "Error": wire.frame(wire.ERROR, RID, b"\x00\x01\x00\x00"),
@@ -191,20 +191,20 @@ def out_of_phase(closer: Closer) -> None:
         "PushAck": wire.frame(wire.PUSH_ACK, RID, bytes(9) + b"\x00\x01a"),
     }
     for name, data in server_only.items():
-        closer.case(f"server-only {name} from the client", data, wrong, RID, section="§3.2",
-                    known_silent="client-error-frame-silent-close" if name == "Error" else None)
+        closer.case(f"server-only {name} from the client", data, wrong, RID,
+                    section="§3.2 R-3.2.1")
     digest = blake3.blake3(b"12345").digest()
     begin = wire.file_begin(RID, 0, 5, digest, "never-stored.txt")
     closer.case("Pull during an upload", begin + wire.pull(RID + 1, 0), wrong, RID + 1,
-                section="§5.5")
+                section="§5.5 R-5.5.5")
     closer.case("FileChunk of another request during an upload",
                 begin + wire.frame(wire.FILE_CHUNK, RID + 2, b"12345"), wrong, RID + 2,
-                section="§5.5")
+                section="§5.5 R-5.5.5")
     closer.case("MakeDir during an upload", begin + wire.make_dir(RID + 3, "nope"),
-                wrong, RID + 3, section="§5.5")
+                wrong, RID + 3, section="§5.5 R-5.5.5")
     closer.case("chunks beyond the announced size",
                 begin + wire.frame(wire.FILE_CHUNK, RID, b"123456"),
-                wire.CODE["SizeMismatch"], RID, section="§5.5")
+                wire.CODE["SizeMismatch"], RID, section="§5.5 R-5.5.6")
 
 
 def legal_edges(ctx: Ctx) -> None:
@@ -214,21 +214,18 @@ def legal_edges(ctx: Ctx) -> None:
     upload(ctx, conn, "/".join(["e"] * 64), b"64 components\n")
     upload(ctx, conn, "n" * 255, b"a 255-byte name\n")
     upload(ctx, conn, "c1\u0085\u009f.txt", b"C1 controls are allowed\n")
-    for total in (3900, 4096):
+    # R-6.1.2: every legal path is storable, 4,096 bytes included (issue 10
+    # item 5); the mirror check and a Fetch show it was stored whole.
+    for total in (3900, 4095, 4096):
         path = long_path(total)
-        rid = conn.rid + 1
-        frm, value = conn.upload(path, b"long path\n", 0)
-        if frm.kind == wire.ERROR and value[0] == wire.CODE["Storage"]:
-            expect(frm.rid == rid, "§4.5", f"Storage error rid {frm.rid}")
-            expect(False, "§6.1", f"a legal {total}-byte path got Error Storage",
-                   known="long-path-storage")
-            continue
-        value = ctx.expect_ack(f"upload of a {total}-byte path", (frm, value),
-                               wire.APPLIED, path)
-        ctx.created(path, value[1], b"long path\n")
+        assert len(path.encode()) == total and wire.path_error(path.encode()) is None
+        upload(ctx, conn, path, b"long path %d\n" % total)
+        got = conn.fetch(path, 0)
+        expect(got == ("file", ctx.ver[path], b"long path %d\n" % total), "R-6.1.2",
+               f"Fetch of the stored {total}-byte path: {got!r}")
     for path in ("absent.txt", "photos"):
         got = conn.fetch(path, 0)
-        expect(got == ("error", wire.CODE["NotFound"]), "§5.5",
+        expect(got == ("error", wire.CODE["NotFound"]), "§5.5 R-5.5.8",
                f"Fetch of {path!r} (absent or a directory): {got!r}")
     rid = conn.next_rid()
     conn.send(wire.frame(wire.PONG, rid))  # ignored in Ready (§4.3)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import re
+import struct
 
 import blake3
 
@@ -20,6 +22,11 @@ from verdict import expect, log
 UID = bytes.fromhex("9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1")
 H = lambda data: blake3.blake3(data).digest()  # noqa: E731
 E = wire.Entry
+
+def mod251(n: int) -> bytes:
+    """§5.5.1: n bytes where byte i is i mod 251."""
+    return bytes(i % 251 for i in range(n))
+
 
 # Client → server frames: the bytes this client sends.
 ENCODED = {
@@ -35,6 +42,9 @@ ENCODED = {
     "filebegin-empty": lambda: wire.file_begin(16, 0, 0, H(b""), "empty.txt"),
     "fileend-empty": lambda: wire.frame(wire.FILE_END, 16),
     "fetch": lambda: wire.fetch(15, 21, "photos/cat.txt"),
+    "filebegin-2500": lambda: wire.file_begin(17, 0, 2500, H(mod251(2500)), "2500.bin"),
+    "filebegin-300000": lambda: wire.file_begin(18, 0, 300000, H(mod251(300000)),
+                                                "300000.bin"),
     "x-a-hello": lambda: wire.hello(1, wire.NEW_USER, bytes(16), 0),
     "x-a-filebegin": lambda: wire.file_begin(2, 0, 6, H(b"hello\n"), "hello.txt"),
     "x-a-filechunk": lambda: wire.frame(wire.FILE_CHUNK, 2, b"hello\n"),
@@ -52,6 +62,8 @@ DECODED = {
     "notify": (wire.NOTIFY, 0, 1),
     "error-not-found": (wire.ERROR, 7, (11, "not found")),
     "error-timeout": (wire.ERROR, 0, (10, "")),
+    "error-bad-path": (wire.ERROR, 7, (2, "bad path")),
+    "error-unknown-code": (wire.ERROR, 11, (999, "")),
     "changebatch-incremental": (wire.CHANGE_BATCH, 5, wire.Batch(21, 2, [
         E(3, 18, 0, bytes(32), "old"), E(2, 20, 0, bytes(32), "photos"),
         E(1, 21, 5, H(b"meow\n"), "photos/cat.txt")])),
@@ -84,15 +96,47 @@ def check_frame(name: str, raw: bytes) -> str:
         try:
             got_kind, got_rid, length = wire.check_header(raw[:12])
             frm = wire.Frame(got_kind, got_rid, raw[12:])
-            expect(length == len(raw) - 12, "§3.1", f"example {name}: payload_len")
+            expect(length == len(raw) - 12, "§3.1 R-3.1.1", f"example {name}: payload_len")
             value = wire.decode(frm)
         except wire.WireError as err:
-            expect(False, "§3.3", f"example {name} does not decode: {err}")
+            expect(False, "§3.3 R-3.3.3", f"example {name} does not decode: {err}")
             return "bad"
         expect((got_kind, got_rid, value) == (kind, rid, want), "§11 examples",
                f"example {name} decodes to {frm.name()} rid {got_rid} {value!r}, "
                f"this client expected rid {rid} {want!r}")
     return "checked" if name in ENCODED or name in DECODED else "unknown"
+
+
+def unknown_codes(rng: random.Random) -> None:
+    """R-1.4.1.1, R-4.5.8: every `u16` code decodes (one not in §4.5 is
+    unknown, never BadValue) and an unknown one is treated as closing; a
+    text over 1024 bytes or a trailing byte is still a bad frame (R-1.4.1.2).
+    Client-side only: all 65,536 codes with random messages."""
+    for code in range(1 << 16):
+        msg = "".join(rng.choice("ab é📁") for _ in range(rng.randint(0, 6)))
+        raw = msg.encode()
+        payload = struct.pack(">HH", code, len(raw)) + raw
+        try:
+            got = wire.decode(wire.Frame(wire.ERROR, 11, payload))
+        except wire.WireError as err:
+            expect(False, "R-1.4.1.1", f"Error code {code} does not decode: {err}")
+            return
+        expect(got == (code, msg), "R-1.4.1.1", f"Error code {code} decodes to {got!r}")
+        if code not in wire.ERROR_NAMES:
+            expect(wire.error_closes(code) and code not in wire.RETRY_SAME_PUSH,
+                   "R-4.5.8", f"unknown code {code} not treated as closing")
+    for bad, reason in ((struct.pack(">HH", 999, 1025) + b"x" * 1025, "FieldTooLong"),
+                        (struct.pack(">HH", 999, 0) + b"\0", "TrailingBytes"),
+                        (struct.pack(">H", 999), "Truncated")):
+        try:
+            wire.decode(wire.Frame(wire.ERROR, 11, bad))
+            expect(False, "R-1.4.1.2", f"Error code 999 {bad[:8].hex()}: not {reason}")
+        except wire.WireError as err:
+            expect(err.reason == reason, "R-1.4.1.2", f"got {err.reason}, want {reason}")
+    expect(not wire.error_closes(13) and 13 not in wire.RETRY_SAME_PUSH, "R-4.5.7",
+           "Unstorable must leave the connection open and never be retried")
+    log("ok   codec: all 65,536 Error codes decode; unknown ones are closing (R-4.5.8); "
+        "long text, trailing or missing bytes are still bad frames")
 
 
 def run(spec_path: str) -> None:
@@ -107,9 +151,10 @@ def run(spec_path: str) -> None:
     for path, client_id, attempt, want in rows:
         got = conflict.conflict_name(path, int(client_id),
                                      dt.datetime(2026, 11, 26, 10, 12, 33), int(attempt))
-        expect(got == want, "§7.4", f"conflict name of {path!r}: this client makes "
+        expect(got == want, "§7.4 R-7.4.1", f"conflict name of {path!r}: this client makes "
                f"{got!r}, the table says {want!r}")
-    expect(len(rows) >= 7, "§7.4", f"only {len(rows)} conflict-name rows found")
+    expect(len(rows) >= 7, "§7.4 R-7.4.1", f"only {len(rows)} conflict-name rows found")
+    unknown_codes(random.Random(1408))
     log(f"ok   spec examples: {len(seen['checked'])} frames and {len(rows)} conflict "
         f"names agree with this client's codec"
         + (f"; not checked (new to this client): {seen['unknown']}" if seen["unknown"] else ""))

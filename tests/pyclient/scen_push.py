@@ -40,6 +40,9 @@ def uploads(ctx: Ctx, a: Conn, rng: random.Random) -> None:
     upload(ctx, a, "big/blob.bin", rng.randbytes(700_000))
     upload(ctx, a, "big/mib.bin", rng.randbytes(1_500_000), chunk=wire.MAX_PAYLOAD)
     upload(ctx, a, "naïve café/ünï cödé 📁.bin", b"unicode path\n")
+    # §5.5.1's contents: BLAKE3's multi-chunk tree, 300,000 B as 262,144 + 37,856.
+    for n in (2500, 300000):
+        upload(ctx, a, f"{n}.bin", bytes(i % 251 for i in range(n)))
     upload(ctx, a, "keep/a/.cloudservice", b"a deeper .cloudservice is legal (P13)\n")
     # No Unicode normalisation, no case folding (§1.4): four distinct paths.
     for name in ("Caf\u00e9.txt", "Cafe\u0301.txt", "case.txt", "CASE.txt"):
@@ -84,9 +87,10 @@ def dirs_and_deletes(ctx: Ctx, a: Conn) -> None:
                wire.APPLIED, "x/y/z")[1]
     ctx.created("x/y/z", v, None)
     ev = ctx.ver["empty.txt"]
-    simple(ctx, a, "Delete with a wrong base", lambda r: wire.delete(r, ev + 1000, "empty.txt"),
-           wire.STALE, "empty.txt", ev)
-    simple(ctx, a, "Delete", lambda r: wire.delete(r, ev, "empty.txt"), wire.APPLIED, "empty.txt")
+    # this client made empty.txt's version, so a wrong base is still
+    # its own: Applied (another device's wrong base is Stale: scen_own).
+    simple(ctx, a, "R-5.4.7: Delete of the client's own file with a wrong base",
+           lambda r: wire.delete(r, ev + 1000, "empty.txt"), wire.APPLIED, "empty.txt")
     ctx.removed("empty.txt")
     simple(ctx, a, "Delete of an absent file", lambda r: wire.delete(r, ev, "empty.txt"),
            wire.UNCHANGED, "empty.txt", 0)
@@ -156,9 +160,9 @@ def run(ctx: Ctx, a: Conn, b: Conn) -> None:
     pipelined(ctx, a)
     log(f"ok   every push kind; head {ctx.head}")
     notes = b.drain_notifies(10.0, until=ctx.head)
-    expect(bool(notes) and notes[-1] == ctx.head, "§4.4",
+    expect(bool(notes) and notes[-1] == ctx.head, "§4.4 R-4.4.1",
            f"other connection's Notifies {notes[-5:]}, expected the last to be head {ctx.head}")
-    expect(notes == sorted(notes), "§4.4", f"Notify heads go backwards: {notes}")
-    expect(not a.notifies, "§4.4", f"the pushing connection got Notify {a.notifies}")
+    expect(notes == sorted(notes), "§4.4 R-4.4.2", f"Notify heads go backwards: {notes}")
+    expect(not a.notifies, "§4.4 R-4.4.1", f"the pushing connection got Notify {a.notifies}")
     b.notifies.clear()
     log(f"ok   Notify: other connection got {len(notes)} (last head {notes[-1]}), pusher none")

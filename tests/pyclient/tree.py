@@ -6,6 +6,7 @@ their byte-for-byte comparison.
 from __future__ import annotations
 
 import os
+import stat
 
 DIR = None  # the value of a directory entry
 
@@ -50,21 +51,26 @@ class Model:
 
 
 def read_folder(root: str, skip_top: str | None = None) -> dict[str, bytes | None]:
-    """Every file and directory below `root`; symlinks etc. are reported."""
+    """Every file and directory below `root`; symlinks etc. are reported.
+
+    Reads through directory handles (os.fwalk, dir_fd), because a legal
+    4,096-byte path below `root` makes the absolute path longer than
+    PATH_MAX, where open() by full path fails."""
     out: dict[str, bytes | None] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames, dir_fd in os.fwalk(root):
         rel_dir = os.path.relpath(dirpath, root)
         if skip_top and rel_dir == ".":
             dirnames[:] = [d for d in dirnames if d != skip_top]
         for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if os.path.islink(full):
+            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
                 out[rel] = b"<symlink>"
-            elif os.path.isdir(full):
+            elif stat.S_ISDIR(mode):
                 out[rel] = DIR
-            elif os.path.isfile(full):
-                with open(full, "rb") as fh:
+            elif stat.S_ISREG(mode):
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                with os.fdopen(fd, "rb") as fh:
                     out[rel] = fh.read()
             else:
                 out[rel] = b"<special file>"

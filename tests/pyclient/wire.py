@@ -49,8 +49,15 @@ ERROR_NAMES = {
     1: "BadFrame", 2: "BadPath", 3: "WrongPhase", 4: "UnknownUser",
     5: "UnknownClient", 6: "HashMismatch", 7: "SizeMismatch", 8: "Busy",
     9: "Storage", 10: "Timeout", 11: "NotFound", 12: "ShuttingDown",
+    13: "Unstorable",
 }
 CODE = {name: code for code, name in ERROR_NAMES.items()}
+# §4.5 "Connection afterwards": the codes after which it stays open
+# (SizeMismatch only when the bytes fell short at FileEnd). Every other code,
+# and every code this client does not know (R-4.5.8), closes it.
+STAYS_OPEN = {6, 7, 9, 11, 13}
+# R-4.5.7: the one code after which the same push bytes may succeed later.
+RETRY_SAME_PUSH = {9}
 
 # §5.4 PushAck statuses.
 APPLIED, CONFLICT, STALE, UNCHANGED = 0, 1, 2, 3
@@ -262,11 +269,25 @@ def decode_welcome(payload: bytes) -> tuple[bytes, int, int]:
     return out
 
 
+def error_name(code: int) -> str:
+    """The §4.5 name of `code`, or "unknown code N" (R-1.4.1.1)."""
+    return ERROR_NAMES.get(code, f"unknown code {code}")
+
+
+def error_closes(code: int, overflow: bool = False) -> bool:
+    """Whether the server closes the connection after Error `code` (§4.5);
+    `overflow`: a SizeMismatch sent at a chunk past the announced size."""
+    if code == CODE["SizeMismatch"]:
+        return overflow
+    return code not in STAYS_OPEN
+
+
 def decode_error(payload: bytes) -> tuple[int, str]:
+    """(code, message). Every `u16` is a code (R-1.4.1.1): one this client
+    does not know decodes like any other and is judged by the caller
+    (R-4.5.8: closing), never rejected as BadValue."""
     r = Reader(payload)
     code = r.u16()
-    if code not in ERROR_NAMES:
-        raise WireError("BadValue", f"error code {code}")
     msg = r.text()
     r.end()
     return code, msg
