@@ -1,7 +1,7 @@
 //! A device's own pushes that the server applied but never acknowledged (the
-//! client killed with SIGKILL while they were in flight) must not come back
-//! to it as another device's change (the outside tester's F1 and F2, follow-up
-//! of issue 9). Real binaries on loopback, temporary folders, every process
+//! client or the server killed with SIGKILL while they were in flight) must
+//! not come back to it as another device's change (the outside tester's F1,
+//! F2 and F3, follow-up of issue 9). Real binaries on loopback, temporary folders, every process
 //! stopped by PID; each scenario runs a few rounds, since where the kill
 //! lands is timing-dependent (F1 reproduced 5 of 5 runs before the fix).
 
@@ -146,13 +146,13 @@ fn own_pushes_in_flight_do_not_undo_a_rename_or_delete_made_while_stopped() {
 
 /// F3: the server is killed -9 during A's burst, A edits a file, and the
 /// server restarts: A's edit must land at its name, with no conflict copy.
-/// Not fixed on this branch: the server renames uploads into place before
-/// their journal records (and the Author record 9) reach the kernel (they
-/// are buffered until the actor's cycle ends), so its re-scan after the
-/// crash journals those files with an unknown author, and §7.2 then treats
-/// them as another device's change. Run with `--ignored` to reproduce.
+/// The server renamed uploads into place before their journal records
+/// reached the kernel (buffered until the actor's cycle ended), so its
+/// re-scan journaled them with an unknown author and §7.2 treated them as
+/// another device's change (round 0: 3 to 6 conflict copies). Now each
+/// push's author and target are written out before the change (PROTOCOL.md
+///
 #[test]
-#[ignore = "server side of F3 not fixed yet: re-scanned uploads have no author (see report)"]
 fn server_kill9_during_a_burst_does_not_turn_the_next_edit_into_a_conflict() {
     let names: Vec<String> = (0..20).map(|k| format!("f{k}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();

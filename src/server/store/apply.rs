@@ -151,6 +151,7 @@ impl UserStore {
                 "a directory on disk is in the way",
             )));
         }
+        self.intend(client, &target)?;
         // With --fsync the uploader synced the temp file's data before
         // closing it; the directory entry is synced once per cycle (flush).
         let mtime_ns = storefs::place_file(&self.root, &staged.temp, &target)?;
@@ -192,6 +193,7 @@ impl UserStore {
             ),
             None => (target, status),
         };
+        self.intend(client, &target)?;
         storefs::make_dirs(&self.root, &target)?;
         self.touched_dir(&target);
         let seq = self.next_seq();
@@ -235,6 +237,7 @@ impl UserStore {
             }
             Some(_) => {
                 let seq = self.next_seq();
+                self.intend(client, path)?;
                 self.remove_path(path, seq)?;
                 self.record_author(seq, client)?;
                 Ok(ack(PushStatus::Applied, seq, path))
@@ -268,6 +271,7 @@ impl UserStore {
             .collect();
         let seq = self.next_seq();
         if newer.is_empty() && !unseen(node.version) {
+            self.intend(client, path)?;
             self.remove_path(path, seq)?;
             self.record_author(seq, client)?;
             return Ok(ack(PushStatus::Applied, seq, path));
@@ -289,6 +293,7 @@ impl UserStore {
             .descendants(path)
             .map(|(p, _)| p.clone())
             .collect();
+        self.intend(client, path)?;
         let mut removed: Vec<WirePath> = Vec::new();
         for p in candidates {
             if keep.contains(&p) || removed.iter().any(|r| p.is_within(r)) {
@@ -342,6 +347,7 @@ impl UserStore {
                 }
             }
         };
+        self.intend(client, &target)?;
         storefs::rename(&self.root, from, &target)?;
         self.touched_dir(from);
         self.touched_dir(&target);

@@ -84,6 +84,16 @@ pub enum Record {
         /// The device that pushed it.
         client: ClientId,
     },
+    /// `client`'s push is about to change `path` on disk (written out
+    /// before the change, its records after it): a re-scan after a crash
+    /// attributes what it finds there to that device (§7.2), since at most
+    /// the one change after the last intent can be on disk unjournaled.
+    Intent {
+        /// The device that pushed the change.
+        client: ClientId,
+        /// Where the change puts something (an upload's or rename's target).
+        path: WirePath,
+    },
     /// A device acknowledged a pull up to `cursor`.
     Cursor {
         /// Which device.
@@ -103,7 +113,10 @@ impl Record {
             | Record::Rename { seq, .. }
             | Record::Tombstone { seq, .. } => Some(*seq),
             Record::Snapshot { head, .. } => Some(*head),
-            Record::ClientAdded { .. } | Record::Cursor { .. } | Record::Author { .. } => None,
+            Record::ClientAdded { .. }
+            | Record::Cursor { .. }
+            | Record::Author { .. }
+            | Record::Intent { .. } => None,
         }
     }
 
@@ -163,6 +176,11 @@ impl Record {
                 put_u64(out, *seq);
                 put_u64(out, *client);
             }
+            Record::Intent { client, path } => {
+                out.push(10);
+                put_u64(out, *client);
+                put_path(out, path);
+            }
         }
     }
 
@@ -211,6 +229,10 @@ impl Record {
             9 => Record::Author {
                 seq: r.u64()?,
                 client: r.u64()?,
+            },
+            10 => Record::Intent {
+                client: r.u64()?,
+                path: r.path()?,
             },
             _ => return Err(FrameError::BadValue),
         };
@@ -376,6 +398,10 @@ mod tests {
                 from: WirePath::new("a").unwrap(),
                 to: WirePath::new("z").unwrap(),
             },
+            Record::Intent {
+                client: 1,
+                path: WirePath::new("z/b.txt").unwrap(),
+            },
             Record::Cursor {
                 client: 1,
                 cursor: 2,
@@ -398,10 +424,10 @@ mod tests {
         file.set_len(full_len - 3).unwrap();
         drop(file);
         let mut replay = Journal::open(&path).unwrap();
-        assert_eq!(replay.records, records[..3].to_vec());
+        assert_eq!(replay.records, records[..4].to_vec());
         assert!(replay.dropped_bytes > 0);
         // Appending after the cut continues a well-formed journal.
-        replay.journal.append(&records[3]).unwrap();
+        replay.journal.append(&records[4]).unwrap();
         replay.journal.flush(false).unwrap();
         drop(replay);
         assert_eq!(Journal::open(&path).unwrap().records, records);

@@ -99,6 +99,10 @@ pub struct UserStore {
     /// own earlier pushes never count as someone else's change (§7.2).
     /// Changes of unknown author (a re-scan, an old journal) are absent.
     authors: HashMap<u64, ClientId>,
+    /// The last journaled intent not yet followed by a change: the one push
+    /// that may have changed the folder without its records (a crash), so
+    /// the re-scan can attribute it (§7.2). Only read when reconciling.
+    intent: Option<(ClientId, WirePath)>,
     /// Per (device, path of a file that was in the way): the directory
     /// where that device's pushed subtree went instead (§7.4), so every
     /// later push below the same path lands in the same conflict directory.
@@ -156,6 +160,7 @@ impl UserStore {
             head: 0,
             clients: BTreeMap::new(),
             authors: HashMap::new(),
+            intent: None,
             conflict_dirs: HashMap::new(),
             durable,
             dirty_dirs: std::collections::BTreeSet::new(),
@@ -283,6 +288,11 @@ impl UserStore {
         if let Some(seq) = record.seq() {
             self.head = self.head.max(seq);
         }
+        if !matches!(record, Record::ClientAdded { .. } | Record::Cursor { .. }) {
+            // A change, its author or a newer intent: the older intent's
+            // change is journaled (or never happened).
+            self.intent = None;
+        }
         match record {
             Record::PutFile {
                 seq,
@@ -326,6 +336,9 @@ impl UserStore {
             }
             Record::Author { seq, client } => {
                 self.authors.insert(*seq, *client);
+            }
+            Record::Intent { client, path } => {
+                self.intent = Some((*client, path.clone()));
             }
         }
     }

@@ -1,11 +1,12 @@
 //! After an unclean stop: make the journal agree with the folder, which is the
-//! truth for content (files are renamed into place before they are journaled).
+//! truth for content (files are renamed into place before they are journaled),
+//! and attribute what the interrupted push left unjournaled to its device.
 
 use super::fs::open_file;
 use super::journal::Record;
 use super::tree::NodeKind;
 use super::{StoreError, UserStore};
-use crate::protocol::{ContentHash, WirePath};
+use crate::protocol::{ClientId, ContentHash, WirePath};
 use std::collections::BTreeSet;
 use std::io::Read;
 
@@ -28,10 +29,53 @@ pub fn hash_reader(mut file: std::fs::File) -> std::io::Result<(u64, ContentHash
     Ok((size, ContentHash(*hasher.finalize().as_bytes())))
 }
 
+/// What the re-scan makes of one file.
+enum Fix {
+    /// The journal agrees with it.
+    None,
+    /// Gone since the scan listed it (it then counts as missing).
+    Vanished,
+    /// This record makes the journal agree.
+    Put(Record),
+}
+
+/// Whether the re-scan's `fix` is (part of) the change `intent` announced:
+/// something put at its path, below it (a renamed directory's entries), or
+/// above it (the parent directories it created). Removals need no author
+/// (§7.2 only asks who made a path's current version).
+fn announced(fix: &Record, intent: &WirePath) -> bool {
+    match fix {
+        Record::PutFile { path, .. } | Record::MakeDir { path, .. } => {
+            path.is_within(intent) || intent.is_within(path)
+        }
+        _ => false,
+    }
+}
+
 impl UserStore {
+    /// Journals that `client`'s push is about to change `path` on disk, and
+    /// hands the journal to the kernel before the change is made. So at a
+    /// process crash at most this one change is on disk unjournaled, and the
+    /// re-scan knows whose it is: the device's own push then never comes
+    /// back to it as someone else's change (§7.2). Written to the kernel,
+    /// not synced: after a power loss (`--fsync`) such a change may still be
+    /// found with an unknown author (a conflict copy, nothing lost).
+    ///
+    /// # Errors
+    /// The journal append or write failed (nothing was changed on disk).
+    pub(super) fn intend(&mut self, client: ClientId, path: &WirePath) -> Result<(), StoreError> {
+        self.record(Record::Intent {
+            client,
+            path: path.clone(),
+        })?;
+        Ok(self.journal.flush(false)?)
+    }
+
     /// Journals every difference between the folder and the tree; returns how
-    /// many changes that took.
+    /// many changes that took. What the last intent announced is journaled
+    /// as that device's change.
     pub(super) fn reconcile(&mut self) -> Result<usize, StoreError> {
+        let intent = self.intent.take();
         let mut seen: BTreeSet<WirePath> = BTreeSet::new();
         let mut fixes: Vec<Record> = Vec::new();
         let mut seq = self.head;
@@ -50,29 +94,16 @@ impl UserStore {
                     }
                 }
                 Some((len, mtime)) => {
-                    let known = match self.tree.get(&path).map(|n| n.kind) {
-                        Some(NodeKind::File {
-                            size,
-                            mtime_ns,
-                            hash,
-                        }) if size == len && mtime_ns == mtime => Some(hash),
-                        _ => None,
-                    };
-                    if known.is_none() {
-                        // New or changed content, or only a new mtime: either
-                        // way one record, so the next re-scan need not hash it.
-                        let Some(file) = open_file(&self.root, &path)? else {
-                            continue;
-                        };
-                        let (size, hash) = hash_reader(file)?;
-                        seq += 1;
-                        fixes.push(Record::PutFile {
-                            seq,
-                            path: path.clone(),
-                            size,
-                            hash,
-                            mtime_ns: mtime,
-                        });
+                    // The interrupted push may have rewritten its file at the
+                    // same size within one timestamp tick: hash it anyway.
+                    let suspect = intent.as_ref().is_some_and(|(_, at)| path.is_within(at));
+                    match self.file_fix(&path, (len, mtime), suspect, seq + 1)? {
+                        Fix::Vanished => continue,
+                        Fix::None => {}
+                        Fix::Put(record) => {
+                            seq += 1;
+                            fixes.push(record);
+                        }
                     }
                 }
             }
@@ -97,9 +128,73 @@ impl UserStore {
             removed.push(path);
         }
         let count = fixes.len();
-        for fix in fixes {
-            self.record(fix)?;
-        }
+        self.record_fixes(fixes, intent)?;
         Ok(count)
     }
+
+    /// The record (as change `seq`) that makes the journal agree with the
+    /// file at `path` of size and mtime `stat` (bytes, ns). A file whose
+    /// size and mtime the tree has is taken as journaled unless `suspect`.
+    ///
+    /// # Errors
+    /// The file cannot be opened or read.
+    fn file_fix(
+        &self,
+        path: &WirePath,
+        (len, mtime): (u64, i64),
+        suspect: bool,
+        seq: u64,
+    ) -> Result<Fix, StoreError> {
+        let journaled = match self.tree.get(path).map(|n| n.kind) {
+            Some(NodeKind::File {
+                size,
+                mtime_ns,
+                hash,
+            }) if size == len && mtime_ns == mtime => Some(hash),
+            _ => None,
+        };
+        if journaled.is_some() && !suspect {
+            return Ok(Fix::None);
+        }
+        let Some(file) = open_file(&self.root, path)? else {
+            return Ok(Fix::Vanished);
+        };
+        let (size, hash) = hash_reader(file)?;
+        if journaled == Some(hash) {
+            return Ok(Fix::None);
+        }
+        // New or changed content, or only a new mtime: either way one
+        // record, so the next re-scan need not hash it.
+        Ok(Fix::Put(Record::PutFile {
+            seq,
+            path: path.clone(),
+            size,
+            hash,
+            mtime_ns: mtime,
+        }))
+    }
+
+    /// Journals the re-scan's `fixes`, each with `intent`'s device as its
+    /// author when the intent announced it.
+    fn record_fixes(
+        &mut self,
+        fixes: Vec<Record>,
+        intent: Option<(ClientId, WirePath)>,
+    ) -> Result<(), StoreError> {
+        for fix in fixes {
+            let author = match &intent {
+                Some((client, at)) if announced(&fix, at) => Some(*client),
+                _ => None,
+            };
+            let seq = fix.seq();
+            self.record(fix)?;
+            if let (Some(client), Some(seq)) = (author, seq) {
+                self.record_author(seq, client)?;
+            }
+        }
+        Ok(())
+    }
 }
+
+#[cfg(test)]
+mod tests;

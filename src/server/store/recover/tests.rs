@@ -1,0 +1,255 @@
+//! Crash recovery keeps who made each change: a push the server applied but
+//! could not journal before a crash (`kill -9`) is still its device's own
+//! after the re-scan (PROTOCOL.md §7.2, §10). A crash is simulated by
+//! forgetting the store: its buffered journal records never reach the file,
+//! exactly what a killed process leaves.
+
+use super::super::{DataPaths, StagedFile, StoreError, UserStore};
+use crate::protocol::{ClientId, ContentHash, PushAck, PushStatus, UserId, WirePath};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn p(s: &str) -> WirePath {
+    WirePath::new(s).unwrap()
+}
+
+fn open(paths: &DataPaths) -> UserStore {
+    UserStore::open(paths, &UserId([9; 16]), true, false)
+        .unwrap()
+        .0
+}
+
+/// Stops the store the way `kill -9` does: nothing buffered is written.
+fn crash(store: UserStore) {
+    std::mem::forget(store);
+}
+
+fn upload(store: &mut UserStore, client: ClientId, base: u64, path: &str, content: &[u8]) -> u64 {
+    let temp = store.temp_path();
+    std::fs::write(&temp, content).unwrap();
+    let staged = StagedFile {
+        temp,
+        size: content.len() as u64,
+        hash: ContentHash::of(content),
+    };
+    let ack = store.commit_file(base, &p(path), staged, client).unwrap();
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    ack.version
+}
+
+/// The tester's F3: client 1's rewrite of `f` is applied, then the server is
+/// killed before journaling it. After the re-scan client 1's next upload
+/// on its old base is Applied (its own change), client 2's is a Conflict.
+#[test]
+fn an_upload_cut_off_from_its_journal_records_stays_its_pushers_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = DataPaths {
+        base: dir.path().to_path_buf(),
+    };
+    let mut store = open(&paths);
+    let (one, two) = (store.add_client().unwrap(), store.add_client().unwrap());
+    let base = upload(&mut store, one, 0, "f", b"first");
+    store.flush().unwrap();
+    upload(&mut store, one, base, "f", b"second");
+    upload(&mut store, one, base, "g", b"new");
+    crash(store);
+
+    let mut store = open(&paths);
+    let recovered = store.tree().get(&p("f")).copied().unwrap();
+    assert!(recovered.version > base, "the re-scan journals the rewrite");
+    assert!(store.pushed_by(recovered.version, one));
+    let g = store.tree().get(&p("g")).copied().unwrap();
+    assert!(store.pushed_by(g.version, one));
+
+    let staged = |store: &mut UserStore, content: &[u8]| {
+        let temp = store.temp_path();
+        std::fs::write(&temp, content).unwrap();
+        StagedFile {
+            temp,
+            size: content.len() as u64,
+            hash: ContentHash::of(content),
+        }
+    };
+    let theirs = staged(&mut store, b"from two");
+    let ack = store.commit_file(base, &p("f"), theirs, two).unwrap();
+    assert_eq!(ack.status, PushStatus::Conflict, "another device's base");
+    let mine = staged(&mut store, b"third");
+    let ack = store.commit_file(base, &p("f"), mine, one).unwrap();
+    assert_eq!(ack.status, PushStatus::Applied, "its own change: {ack:?}");
+}
+
+/// One push, on paths that overlap (files, directories, files below them).
+#[derive(Debug, Clone)]
+enum Step {
+    Upload {
+        client: ClientId,
+        at: usize,
+        fresh_base: bool,
+    },
+    MakeDir {
+        client: ClientId,
+        at: usize,
+    },
+    Delete {
+        client: ClientId,
+        at: usize,
+    },
+    RemoveDir {
+        client: ClientId,
+        at: usize,
+    },
+    Rename {
+        client: ClientId,
+        from: usize,
+        to: usize,
+    },
+    /// The end of an actor cycle: buffered records reach the file.
+    Flush,
+    /// `kill -9`, then a restart (replay and re-scan).
+    Crash,
+    /// A clean stop and restart (no re-scan).
+    Restart,
+}
+
+const PATHS: &[&str] = &["a", "b", "a/x", "a/y", "b/x", "c/d/e", "c"];
+
+fn step() -> impl Strategy<Value = Step> {
+    let at = 0..PATHS.len();
+    let client = 1..=3u64;
+    prop_oneof![
+        4 => (client.clone(), at.clone(), any::<bool>())
+            .prop_map(|(client, at, fresh_base)| Step::Upload { client, at, fresh_base }),
+        1 => (client.clone(), at.clone()).prop_map(|(client, at)| Step::MakeDir { client, at }),
+        1 => (client.clone(), at.clone()).prop_map(|(client, at)| Step::Delete { client, at }),
+        1 => (client.clone(), at.clone()).prop_map(|(client, at)| Step::RemoveDir { client, at }),
+        1 => (client, at.clone(), at).prop_map(|(client, from, to)| Step::Rename { client, from, to }),
+        1 => Just(Step::Flush),
+        2 => Just(Step::Crash),
+        1 => Just(Step::Restart),
+    ]
+}
+
+/// Runs one push (a refusal, e.g. a directory in the way on disk, changes
+/// nothing and is fine here).
+fn push(store: &mut UserStore, step: &Step, serial: &mut usize) -> Result<PushAck, StoreError> {
+    let version = |s: &UserStore, at: usize| s.tree().get(&p(PATHS[at])).map_or(0, |n| n.version);
+    match *step {
+        Step::Upload {
+            client,
+            at,
+            fresh_base,
+        } => {
+            // Every upload has its own size, so none can pass for another.
+            *serial += 1;
+            let content = vec![b'x'; *serial];
+            let base = if fresh_base { version(store, at) } else { 0 };
+            let temp = store.temp_path();
+            std::fs::write(&temp, &content).unwrap();
+            let staged = StagedFile {
+                temp,
+                size: content.len() as u64,
+                hash: ContentHash::of(&content),
+            };
+            store.commit_file(base, &p(PATHS[at]), staged, client)
+        }
+        Step::MakeDir { client, at } => store.make_dir(&p(PATHS[at]), client),
+        Step::Delete { client, at } => {
+            let base = version(store, at);
+            store.delete_file(base, &p(PATHS[at]), client)
+        }
+        Step::RemoveDir { client, at } => {
+            let cursor = store.head() / 2;
+            store.remove_dir(cursor, &p(PATHS[at]), client)
+        }
+        Step::Rename { client, from, to } => store.rename(&p(PATHS[from]), &p(PATHS[to]), client),
+        Step::Flush | Step::Crash | Step::Restart => unreachable!("not a push"),
+    }
+}
+
+/// Who made each entry's current version, as the store says.
+fn authors(store: &UserStore) -> BTreeMap<WirePath, Option<ClientId>> {
+    store
+        .tree()
+        .iter()
+        .map(|(path, node)| (path.clone(), store.authors.get(&node.version).copied()))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any pushes, cycle ends, crashes and clean restarts: after each
+    /// restart every entry's author is the device whose push made it, as
+    /// the store said just before the stop — whether the push's records
+    /// reached the journal or only its intent did.
+    #[test]
+    fn every_entry_keeps_its_author_across_crashes(steps in proptest::collection::vec(step(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths { base: dir.path().to_path_buf() };
+        let mut store = open(&paths);
+        for _ in 0..3 {
+            store.add_client().unwrap();
+        }
+        store.flush().unwrap();
+        let mut serial = 0;
+        for step in &steps {
+            match step {
+                Step::Flush => store.flush().unwrap(),
+                Step::Crash | Step::Restart => {
+                    let before = authors(&store);
+                    if matches!(step, Step::Crash) {
+                        crash(store);
+                    } else {
+                        store.close().unwrap();
+                    }
+                    store = open(&paths);
+                    prop_assert_eq!(authors(&store), before, "after {:?}", step);
+                }
+                _ => {
+                    let _ = push(&mut store, step, &mut serial);
+                }
+            }
+        }
+    }
+}
+
+/// A rewrite at the same size within one timestamp tick looks journaled by
+/// size and mtime: the interrupted push's file is hashed anyway.
+#[test]
+fn a_same_size_same_mtime_rewrite_cut_off_from_its_records_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = DataPaths {
+        base: dir.path().to_path_buf(),
+    };
+    let mut store = open(&paths);
+    let one = store.add_client().unwrap();
+    let base = upload(&mut store, one, 0, "f", b"aaaa");
+    store.flush().unwrap();
+    let Some(crate::server::store::tree::NodeKind::File { mtime_ns, .. }) =
+        store.tree().get(&p("f")).map(|n| n.kind)
+    else {
+        panic!("f is not a file");
+    };
+    upload(&mut store, one, base, "f", b"bbbb");
+    crash(store);
+    let on_disk = dir
+        .path()
+        .join("AllClients")
+        .join(UserId([9; 16]).to_string())
+        .join("f");
+    let tick = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns as u64);
+    std::fs::File::options()
+        .write(true)
+        .open(&on_disk)
+        .unwrap()
+        .set_modified(tick)
+        .unwrap();
+
+    let store = open(&paths);
+    let node = store.tree().get(&p("f")).copied().unwrap();
+    let crate::server::store::tree::NodeKind::File { hash, .. } = node.kind else {
+        panic!("f is not a file");
+    };
+    assert_eq!(hash, ContentHash::of(b"bbbb"));
+    assert!(store.pushed_by(node.version, one));
+}
