@@ -144,6 +144,24 @@ fn remote_update_of_a_locally_edited_file_keeps_it_and_its_base() {
     assert_eq!(f.read("r").as_deref(), Some("local edit"));
     assert!(f.conflict_copies(".").is_empty());
     assert_eq!(f.index.get(&p("r")).map(|e| e.version), Some(1));
+    // The pull repeated before the PushAck decides the same, and changes
+    // nothing (no copy, no download, the base kept).
+    let again = f.apply(&[file("r", 2, "remote edit")], false);
+    assert!(again.fetches.is_empty() && again.failed);
+    assert_eq!(f.read("r").as_deref(), Some("local edit"));
+    assert!(f.conflict_copies(".").is_empty());
+    assert_eq!(f.index.get(&p("r")).map(|e| e.version), Some(1));
+    // The server answered Conflict (another device's version): the push's
+    // ack moved the file to the server's conflict name and dropped the
+    // entry (plan::ack); the repeated pull now downloads the other version.
+    let copy = "r (conflict 2 2026-11-30 120000)";
+    fs::rename(f.root.join("r"), f.root.join(copy)).unwrap();
+    f.index.remove(&p("r"));
+    let after = f.apply(&[file("r", 2, "remote edit")], false);
+    assert_eq!(after.fetches.len(), 1);
+    f.deliver(&after.fetches[0], "remote edit");
+    assert_eq!(f.read("r").as_deref(), Some("remote edit"));
+    assert_eq!(f.read(copy).as_deref(), Some("local edit"));
 }
 
 #[test]
