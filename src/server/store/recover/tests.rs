@@ -14,7 +14,12 @@ fn p(s: &str) -> WirePath {
 }
 
 fn open(paths: &DataPaths) -> UserStore {
-    UserStore::open(paths, &UserId([9; 16]), true, false)
+    open_with(paths, false)
+}
+
+/// Opens the user's store, with `--fsync` durability when `durable`.
+fn open_with(paths: &DataPaths, durable: bool) -> UserStore {
+    UserStore::open(paths, &UserId([9; 16]), true, durable)
         .unwrap()
         .0
 }
@@ -181,12 +186,15 @@ proptest! {
     /// Any pushes, cycle ends, crashes and clean restarts: after each
     /// restart every entry's author is the device whose push made it, as
     /// the store said just before the stop — whether the push's records
-    /// reached the journal or only its intent did.
+    /// reached the journal or only its intent did, with `--fsync` or not.
     #[test]
-    fn every_entry_keeps_its_author_across_crashes(steps in proptest::collection::vec(step(), 1..40)) {
+    fn every_entry_keeps_its_author_across_crashes(
+        steps in proptest::collection::vec(step(), 1..40),
+        durable in any::<bool>(),
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let paths = DataPaths { base: dir.path().to_path_buf() };
-        let mut store = open(&paths);
+        let mut store = open_with(&paths, durable);
         for _ in 0..3 {
             store.add_client().unwrap();
         }
@@ -202,7 +210,7 @@ proptest! {
                     } else {
                         store.close().unwrap();
                     }
-                    store = open(&paths);
+                    store = open_with(&paths, durable);
                     prop_assert_eq!(authors(&store), before, "after {:?}", step);
                 }
                 _ => {
