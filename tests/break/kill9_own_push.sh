@@ -1,5 +1,5 @@
 # A rewrites 20 files in a tight loop, is killed -9 right after, then restarted (no other device writes).
-source /work/wt/breaker/tests/break/lib.sh; setup
+source "$(dirname "$0")/lib.sh"; setup
 A=$T/A; B=$T/B
 for i in $(seq 200); do echo "burst $i" > $A/burst$((i%20)); done; kill -${SIG:-9} $APID; wait $APID 2>/dev/null
 startA; waitconv 25 >/dev/null

@@ -1,5 +1,5 @@
 # A rewrites f in a loop, kill -9, then (client stopped) mv f g / rm h, restart A.
-source /work/wt/breaker/tests/break/lib.sh; setup
+source "$(dirname "$0")/lib.sh"; setup
 A=$T/A; B=$T/B
 for i in $(seq 100); do echo "f $i" > $A/f; echo "h $i" > $A/h; done; kill -9 $APID; wait $APID 2>/dev/null
 mv $A/f $A/g; rm $A/h

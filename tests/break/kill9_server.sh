@@ -1,4 +1,4 @@
-source /work/wt/breaker/tests/break/lib.sh; setup
+source "$(dirname "$0")/lib.sh"; setup
 A=$T/A; B=$T/B
 for i in $(seq 200); do echo "v$i" > $A/f$((i%20)); done; sleep ${S:-0}; kill -9 $SPID; wait $SPID 2>/dev/null
 echo "after-crash" > $A/f1; echo "B-during" > $B/g

@@ -1,5 +1,5 @@
 # source me. Sets up server + two clients A, B of one user in a fresh temp dir.
-BIN=/work/wt/breaker/target/release
+BIN=${BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release}
 RATE=${RATE:-0.5}
 setup() {
   T=$(mktemp -d /tmp/brk.XXXXXX); mkdir -p $T/data $T/A $T/B
