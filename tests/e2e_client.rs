@@ -2,12 +2,9 @@
 //! clients on loopback, each in its own temporary folder; trees are compared
 //! by content, and every wait polls against a deadline.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, eventually, new_user, run_once, tree, write, Client, Server};
+use common::{converge, eventually, new_user, run_once, tree, write, Client, Server, CONVERGE};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -291,9 +288,12 @@ fn same_file_edited_on_two_clients_keeps_both_versions() {
     cb.stop();
     write(a.path(), "report.txt", "edited on A");
     let server_copy = server.user_dir(&user).join("report.txt");
-    eventually("A's edit reaches the server", || {
-        fs::read(&server_copy).ok().as_deref() == Some(b"edited on A".as_slice())
-    });
+    assert!(
+        eventually(CONVERGE, || {
+            fs::read(&server_copy).ok().as_deref() == Some(b"edited on A".as_slice())
+        }),
+        "timed out waiting for: A's edit reaches the server"
+    );
     write(b.path(), "report.txt", "edited on B, offline");
     settle();
     cb.restart();
@@ -392,7 +392,7 @@ fn start_up_errors_are_one_line_and_non_zero() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("refused"));
 
-    let closed = client_proc::free_port();
+    let closed = common::free_port();
     let out = run_once(closed, dir.path(), None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));

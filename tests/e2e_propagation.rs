@@ -2,12 +2,9 @@
 //! server and two real clients on loopback, whatever the file's timestamps
 //! say and however it was saved.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, new_user, write, Client, Server};
+use common::{converge, new_user, write, Client, Server};
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};

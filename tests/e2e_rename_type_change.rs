@@ -3,12 +3,9 @@
 //! must free a destination before using it and never rename a path below
 //! itself, or the server takes the user's own move for a concurrent edit.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, new_user, write, Client, Server};
+use common::{converge, new_user, write, Client, Server};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;

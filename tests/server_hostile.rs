@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Sends raw bytes on a fresh ready connection and expects one Error with
 /// `code` followed by the close.
-fn expect_rejected(server: &ServerProc, user: UserId, bytes: &[u8], code: ErrorCode) {
+fn expect_rejected(server: &Server, user: UserId, bytes: &[u8], code: ErrorCode) {
     let mut c = WireClient::new_client(server.addr, user);
     c.send_raw(bytes);
     let frames = c.until_closed();
@@ -21,7 +21,7 @@ fn expect_rejected(server: &ServerProc, user: UserId, bytes: &[u8], code: ErrorC
 
 #[test]
 fn traversal_and_malformed_paths_are_refused() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let a = WireClient::new_user(server.addr);
     let mut bystander = WireClient::new_client(server.addr, a.user);
     let bad_paths: Vec<&[u8]> = vec![
@@ -65,7 +65,7 @@ fn traversal_and_malformed_paths_are_refused() {
 
     let parent = server.data.parent().unwrap();
     assert!(!parent.join("x").exists() && !parent.join("escaped").exists());
-    assert!(tree_of(&server.user_dir(&a.user)).is_empty());
+    assert!(tree(&server.user_dir(&a.user)).is_empty());
     // Every refused frame is logged (the log is written asynchronously).
     assert!(
         eventually(Duration::from_secs(10), || server
@@ -83,7 +83,7 @@ fn traversal_and_malformed_paths_are_refused() {
 
 #[test]
 fn malformed_frames_close_only_that_connection() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let a = WireClient::new_user(server.addr);
     let mut other = WireClient::new_client(server.addr, a.user);
 
@@ -145,7 +145,7 @@ fn malformed_frames_close_only_that_connection() {
 
 #[test]
 fn uploads_with_wrong_size_or_hash_are_never_visible() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("keep.txt", b"good version", 0).expect("v1");
 
@@ -189,12 +189,12 @@ fn uploads_with_wrong_size_or_hash_are_never_visible() {
         b"good version"
     );
     // No temp file leaks into the visible folder.
-    assert_eq!(tree_of(&server.user_dir(&a.user)).len(), 1);
+    assert_eq!(tree(&server.user_dir(&a.user)).len(), 1);
 }
 
 #[test]
 fn a_symlink_planted_on_the_server_is_never_followed() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.push(Message::MakeDir { path: p("real") }).expect("mkdir");
     let outside = tempfile::tempdir().unwrap();
@@ -221,7 +221,7 @@ fn a_symlink_planted_on_the_server_is_never_followed() {
 
 #[test]
 fn repeated_guesses_are_rate_limited() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let real = WireClient::new_user(server.addr);
     for i in 0..12u8 {
         let mut c = WireClient::connect(server.addr);
@@ -253,7 +253,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     // A tree whose full listing is large (~1,000 entries, ~60 KiB a listing).
     for i in 0..1000 {
@@ -262,7 +262,7 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
         })
         .expect("mkdir");
     }
-    let before = rss_kib(server.child.id());
+    let before = rss_kib(server.pid());
     let mut flood = WireClient::new_client(server.addr, a.user);
     flood
         .stream
@@ -280,7 +280,7 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
         sent < 2_000_000,
         "the server kept reading a client that never reads"
     );
-    let grown = rss_kib(server.child.id()).saturating_sub(before);
+    let grown = rss_kib(server.pid()).saturating_sub(before);
     eprintln!(
         "server RSS grew by {grown} KiB; {sent} requests written before the server stopped reading"
     );
@@ -300,8 +300,8 @@ fn fd_count(pid: u32) -> usize {
 
 #[test]
 fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
-    let server = ServerProc::start_with(&["--handshake-timeout", "5"]);
-    let pid = server.child.id();
+    let server = Server::start_with(&["--handshake-timeout", "5"]);
+    let pid = server.pid();
     let baseline = fd_count(pid);
     let started = std::time::Instant::now();
     let mut silent = Vec::with_capacity(15_000);

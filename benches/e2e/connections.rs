@@ -2,9 +2,10 @@
 //! held by two `cloud-load` processes (source addresses 127.0.0.2 and
 //! 127.0.0.3), idle first, then pulling every 10 s.
 
+use crate::common::Proc;
 use crate::report::Row;
-use crate::util::{self, Proc};
-use crate::{bin, Ctx, Server};
+use crate::util;
+use crate::{bin, start_server, stop_server, Ctx};
 use cloudservice::load::Report;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -86,7 +87,7 @@ fn mib(kib: u64) -> f64 {
 fn run_shape(ctx: &mut Ctx, shape: &Shape) {
     let n = ctx.plan.conns;
     let measure = ctx.plan.measure_secs;
-    let mut server = Server::start(ctx, &shape.server_args);
+    let mut server = start_server(ctx, &shape.server_args);
     let pid = server.pid();
     std::thread::sleep(Duration::from_secs(1));
     let rss0 = util::rss_kib(pid);
@@ -118,7 +119,7 @@ fn run_shape(ctx: &mut Ctx, shape: &Shape) {
             .arg(&go)
             .arg("--summary")
             .arg(&summary);
-        loads.push(Proc::spawn("cloud-load", cmd, &out));
+        loads.push(Proc::spawn_to_files("cloud-load", cmd, &out));
         summaries.push(summary);
     }
     // Setup: wait for both loads to report, sampling the server.
@@ -165,7 +166,7 @@ fn run_shape(ctx: &mut Ctx, shape: &Shape) {
             )),
         }
     }
-    server.stop();
+    stop_server(&mut server);
     let l = &shape.label;
     let held = report.held;
     let errors = report.error_total();
