@@ -123,37 +123,37 @@ fn closing_error(server: &Server, bytes: &[u8]) -> Frame {
 fn closing_errors_carry_the_bad_frames_request_id() {
     let server = Server::start();
     // BadPath: MakeDir rid 7 "../x".
-    let e = closing_error(&server, &raw_frame(0x30, 7, &raw_path(b"../x")));
+    let e = closing_error(&server, &raw::frame(0x30, 7, &raw::path_field(b"../x")));
     assert_error(&e.message, ErrorCode::BadPath);
     assert_eq!(e.request_id, 7);
     // Every path rule gives BadPath with the frame's ID, in every push kind.
     let mut delete = 5u64.to_be_bytes().to_vec();
-    delete.extend(raw_path(b"a//b"));
-    let e = closing_error(&server, &raw_frame(0x31, 8, &delete));
+    delete.extend(raw::path_field(b"a//b"));
+    let e = closing_error(&server, &raw::frame(0x31, 8, &delete));
     assert_error(&e.message, ErrorCode::BadPath);
     assert_eq!(e.request_id, 8);
     let mut fetch = 0u64.to_be_bytes().to_vec();
-    fetch.extend(raw_path(b".cloudservice/x"));
-    let e = closing_error(&server, &raw_frame(0x14, 0x0102_0304, &fetch));
+    fetch.extend(raw::path_field(b".cloudservice/x"));
+    let e = closing_error(&server, &raw::frame(0x14, 0x0102_0304, &fetch));
     assert_error(&e.message, ErrorCode::BadPath);
     assert_eq!(e.request_id, 0x0102_0304);
     // Payload-level BadFrame: a Ping with a payload byte (TrailingBytes),
     // a Pull cut short (Truncated).
-    let e = closing_error(&server, &raw_frame(0x03, 9, &[0]));
+    let e = closing_error(&server, &raw::frame(0x03, 9, &[0]));
     assert_error(&e.message, ErrorCode::BadFrame);
     assert_eq!(e.request_id, 9);
-    let e = closing_error(&server, &raw_frame(0x10, 10, &[0, 0, 0]));
+    let e = closing_error(&server, &raw::frame(0x10, 10, &[0, 0, 0]));
     assert_error(&e.message, ErrorCode::BadFrame);
     assert_eq!(e.request_id, 10);
     // Out of phase: FileEnd with no upload, FileChunk with no upload.
-    let e = closing_error(&server, &raw_frame(0x22, 12, &[]));
+    let e = closing_error(&server, &raw::frame(0x22, 12, &[]));
     assert_error(&e.message, ErrorCode::WrongPhase);
     assert_eq!(e.request_id, 12);
-    let e = closing_error(&server, &raw_frame(0x21, 13, b"xy"));
+    let e = closing_error(&server, &raw::frame(0x21, 13, b"xy"));
     assert_error(&e.message, ErrorCode::WrongPhase);
     assert_eq!(e.request_id, 13);
     // A bad header has no trustworthy ID: 0.
-    let mut bad_magic = raw_frame(0x10, 14, &[0; 8]);
+    let mut bad_magic = raw::frame(0x10, 14, &[0; 8]);
     bad_magic[0] = b'X';
     let e = closing_error(&server, &bad_magic);
     assert_error(&e.message, ErrorCode::BadFrame);
@@ -165,7 +165,7 @@ fn an_unknown_error_code_decodes_and_a_client_sent_error_is_wrong_phase() {
     // The codec: an Error frame with a code no version defines decodes.
     let mut payload = 999u16.to_be_bytes().to_vec();
     payload.extend([0, 2, b'h', b'i']);
-    let frame = raw_frame(0x05, 3, &payload);
+    let frame = raw::frame(0x05, 3, &payload);
     let (frames, rest) = decode_all(&frame);
     assert_eq!(rest, Ok(Status::Complete(())));
     assert_eq!(frames.len(), 1);

@@ -35,31 +35,31 @@ fn traversal_and_malformed_paths_are_refused() {
         b"\xff\xfe",
     ];
     for bad in bad_paths {
-        let frame = raw_frame(0x30, 5, &raw_path(bad));
+        let frame = raw::frame(0x30, 5, &raw::path_field(bad));
         expect_rejected(&server, a.user, &frame, ErrorCode::BadPath);
     }
     let deep = vec!["d"; 65].join("/");
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x30, 5, &raw_path(deep.as_bytes())),
+        &raw::frame(0x30, 5, &raw::path_field(deep.as_bytes())),
         ErrorCode::BadPath,
     );
     let long = "n".repeat(256);
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x30, 5, &raw_path(long.as_bytes())),
+        &raw::frame(0x30, 5, &raw::path_field(long.as_bytes())),
         ErrorCode::BadPath,
     );
     // A rename whose target climbs out.
     let mut payload = 0u64.to_be_bytes().to_vec();
-    payload.extend(raw_path(b"a"));
-    payload.extend(raw_path(b"../../escaped"));
+    payload.extend(raw::path_field(b"a"));
+    payload.extend(raw::path_field(b"../../escaped"));
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x33, 6, &payload),
+        &raw::frame(0x33, 6, &payload),
         ErrorCode::BadPath,
     );
 
@@ -99,39 +99,39 @@ fn malformed_frames_close_only_that_connection() {
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x7e, 1, b""),
+        &raw::frame(0x7e, 1, b""),
         ErrorCode::BadFrame,
     );
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x10, 1, b"\0\0"),
+        &raw::frame(0x10, 1, b"\0\0"),
         ErrorCode::BadFrame,
     );
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x10, 1, &[0u8; 9]),
+        &raw::frame(0x10, 1, &[0u8; 9]),
         ErrorCode::BadFrame,
     );
     // Server-only messages from a client.
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x13, 1, &[0u8; 8]),
+        &raw::frame(0x13, 1, &[0u8; 8]),
         ErrorCode::WrongPhase,
     );
     // A chunk with no open upload.
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x21, 1, b"data"),
+        &raw::frame(0x21, 1, b"data"),
         ErrorCode::WrongPhase,
     );
 
     // Push before the handshake.
     let mut early = WireClient::connect(server.addr);
-    early.send_raw(&raw_frame(0x30, 1, &raw_path(b"x")));
+    early.send_raw(&raw::frame(0x30, 1, &raw::path_field(b"x")));
     let frames = early.until_closed();
     assert_error(&frames[0].message, ErrorCode::WrongPhase);
 

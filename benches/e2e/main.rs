@@ -20,7 +20,7 @@ mod scenarios;
 mod transfer;
 mod util;
 
-pub use common::Server;
+pub use common::{Server, Verbosity};
 use report::Row;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -127,7 +127,7 @@ pub fn start_server(ctx: &mut Ctx, extra: &[&str]) -> Server {
         .bin(&bin("cloud-server"))
         .data(&data)
         .log(&log)
-        .args(&["-q"])
+        .verbosity(Verbosity::Quiet)
         .args(extra)
         .start()
 }

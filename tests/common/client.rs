@@ -8,7 +8,7 @@
 //! let c = Client::options(port, dir).rate("0.3").log(&path).start();
 //! ```
 
-use super::procs::{append_log, Lines, Proc};
+use super::procs::{append_log, read_to_end, Lines, Proc};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
@@ -36,6 +36,15 @@ impl Verbosity {
             Ok("v") => Verbosity::Verbose,
             Ok(_) => Verbosity::Normal,
             Err(_) => Verbosity::Quiet,
+        }
+    }
+
+    /// The command-line flag of both binaries (`-q`, none, `-v`).
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            Verbosity::Quiet => Some("-q"),
+            Verbosity::Normal => None,
+            Verbosity::Verbose => Some("-v"),
         }
     }
 
@@ -131,12 +140,8 @@ impl ClientOptions {
             .arg(&self.folder)
             .arg(&self.rate)
             .args(&self.user)
+            .args(self.verbosity.flag())
             .stdin(Stdio::null());
-        match self.verbosity {
-            Verbosity::Quiet => cmd.arg("-q"),
-            Verbosity::Normal => &mut cmd,
-            Verbosity::Verbose => cmd.arg("-v"),
-        };
         match &self.stderr {
             Stderr::Inherit => cmd.stderr(Stdio::inherit()),
             Stderr::Null => cmd.stderr(Stdio::null()),
@@ -172,8 +177,8 @@ impl ClientOptions {
             .stderr(Stdio::piped());
         let mut proc = Proc::spawn("cloud-client --once", cmd);
         // Read both pipes while it runs, so a chatty client never blocks on them.
-        let stdout = read_all(proc.child.stdout.take().expect("stdout"));
-        let stderr = read_all(proc.child.stderr.take().expect("stderr"));
+        let stdout = read_to_end(proc.child.stdout.take().expect("stdout"));
+        let stderr = read_to_end(proc.child.stderr.take().expect("stderr"));
         let status = super::procs::wait_timeout(&mut proc.child, ONCE);
         if status.is_none() {
             proc.kill9();
@@ -335,13 +340,4 @@ pub fn new_user(port: u16, folder: &Path) -> String {
     let id = lines[0].strip_prefix("user id: ").expect("user id line");
     assert_eq!(id.len(), 32);
     id.to_owned()
-}
-
-/// Reads a pipe to its end on a thread.
-fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = pipe.read_to_end(&mut out);
-        out
-    })
 }

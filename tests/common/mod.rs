@@ -28,10 +28,10 @@ pub mod wire;
 
 pub use client::{new_user, run_once, Client, ClientOptions, Verbosity};
 pub use procs::{
-    free_port, log_tail, signal, signal_unreaped, wait_port, wait_timeout, Lines, Proc,
+    free_port, log_tail, read_to_end, signal, signal_unreaped, wait_port, wait_timeout, Lines, Proc,
 };
 pub use rng::{seed, Rng};
 pub use server::{Server, ServerOptions};
 pub use tree::{tree, tree_bytes, tree_diff, walk, write, Tree};
 pub use wait::{converge, converge_stable, eventually, CONVERGE};
-pub use wire::{assert_error, p, raw_frame, raw_path, Read1, WireClient};
+pub use wire::{assert_error, p, Read1, WireClient};

@@ -83,6 +83,16 @@ pub fn append_log(path: &Path) -> File {
         .expect("log file")
 }
 
+/// Reads a pipe (a child's stdout or stderr) to its end on a thread, so a
+/// chatty child never blocks on a full pipe; join for the bytes.
+pub fn read_to_end(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = pipe.read_to_end(&mut out);
+        out
+    })
+}
+
 /// A child's stdout, drained by a thread into a channel of lines, so the
 /// child never blocks on a full pipe and a test can wait for a line.
 pub struct Lines(mpsc::Receiver<String>);

@@ -11,6 +11,7 @@
 //! server.restart();                                       // same port, same data
 //! ```
 
+use super::client::Verbosity;
 use super::procs::{append_log, log_tail, Lines, Proc};
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ pub struct ServerOptions {
     log: Option<PathBuf>,
     args: Vec<String>,
     bin: Option<PathBuf>,
+    verbosity: Option<Verbosity>,
 }
 
 impl ServerOptions {
@@ -43,6 +45,13 @@ impl ServerOptions {
     /// default stderr is inherited.
     pub fn log(mut self, path: &Path) -> Self {
         self.log = Some(path.to_path_buf());
+        self
+    }
+
+    /// The log level; by default [`Verbosity::from_env`] (quiet) when
+    /// stderr is inherited and [`Verbosity::Normal`] with a log file.
+    pub fn verbosity(mut self, verbosity: Verbosity) -> Self {
+        self.verbosity = Some(verbosity);
         self
     }
 
@@ -137,6 +146,7 @@ impl Server {
                 .args(["--bind", "127.0.0.1", "--data-dir"])
                 .arg(&self.data)
                 .args(&self.options.args)
+                .args(self.verbosity().flag())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped());
             match &self.log {
@@ -162,6 +172,15 @@ impl Server {
                 self.log_tail(2_000)
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The chosen log level, or the default for where stderr goes.
+    fn verbosity(&self) -> Verbosity {
+        match (self.options.verbosity, &self.log) {
+            (Some(v), _) => v,
+            (None, Some(_)) => Verbosity::Normal,
+            (None, None) => Verbosity::from_env(),
         }
     }
 

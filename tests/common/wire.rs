@@ -272,23 +272,6 @@ pub fn p(path: &str) -> WirePath {
     WirePath::new(path).expect("valid test path")
 }
 
-/// Encodes a frame by hand, for payloads the typed encoder refuses to build.
-pub fn raw_frame(kind: u8, rid: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = b"CS\x01".to_vec();
-    out.push(kind);
-    out.extend_from_slice(&rid.to_be_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A path field with arbitrary bytes.
-pub fn raw_path(bytes: &[u8]) -> Vec<u8> {
-    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
-}
-
 /// Asserts a message is an Error with `code`.
 pub fn assert_error(message: &Message, code: ErrorCode) {
     match message {
