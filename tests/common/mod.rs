@@ -8,7 +8,7 @@
 //! | [`server`] | [`Server`]: the real `cloud-server` on loopback, temp data dir, stop by PID, its logs |
 //! | [`client`] | [`Client`], [`run_once`], [`new_user`]: the real `cloud-client` |
 //! | [`wait`]   | [`eventually`], [`converge`], [`converge_stable`]: polling with deadlines |
-//! | [`tree`]   | [`walk`], [`tree`], [`Tree`], [`tree_diff`], [`write`]: folders by content |
+//! | [`tree`]   | [`walk`], [`tree()`], [`Tree`], [`tree::tree_diff`], [`write`]: folders by content |
 //! | [`procs`]  | [`Proc`], signals by PID, bounded waits, [`free_port`], [`log_tail`] |
 //! | [`rng`]    | [`Rng`], [`seed`]: the one seeded PRNG and where its seed comes from |
 //! | [`wire`]   | [`WireClient`]: a protocol client through our codec |
@@ -27,11 +27,9 @@ pub mod wait;
 pub mod wire;
 
 pub use client::{new_user, run_once, Client, ClientOptions, Verbosity};
-pub use procs::{
-    free_port, log_tail, read_to_end, signal, signal_unreaped, wait_port, wait_timeout, Lines, Proc,
-};
+pub use procs::{free_port, log_tail, read_to_end, signal, wait_port, wait_timeout, Proc};
 pub use rng::{seed, Rng};
 pub use server::{Server, ServerOptions};
-pub use tree::{tree, tree_bytes, tree_diff, walk, write, Tree};
+pub use tree::{tree, tree_bytes, walk, write, Tree};
 pub use wait::{converge, converge_stable, eventually, CONVERGE};
 pub use wire::{assert_error, p, Read1, WireClient};

@@ -191,23 +191,6 @@ impl Proc {
             .unwrap_or_default()
     }
 
-    /// Waits until its stdout file holds a line with `needle` (or it exits,
-    /// or `limit` passes).
-    pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            let text = self.stdout();
-            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-                return Some(line.to_owned());
-            }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
     /// `Some(status)` if it has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()

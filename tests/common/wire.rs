@@ -2,11 +2,12 @@
 //! codec ([`WireClient`]): typed requests and replies for the server tests
 //! that check behaviour rather than bytes (those use [`super::raw`]).
 
+use super::raw::{read_some, Filled};
 use cloudservice::protocol::{
     ChangeBatch, ChangeEntry, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, FrameDecoder,
     Hello, HelloMode, Message, PushAck, Status, UserId, Welcome, WirePath,
 };
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -123,22 +124,10 @@ impl WireClient {
                 Ok(Status::Partial) => {}
                 Err(e) => panic!("server sent a bad frame: {e}"),
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Read1::Timeout;
-            }
-            self.stream.set_read_timeout(Some(deadline - now)).ok();
-            let mut buf = [0u8; 65536];
-            match self.stream.read(&mut buf) {
-                Ok(0) => return Read1::Closed,
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    return Read1::Timeout
-                }
-                Err(_) => return Read1::Closed,
+            match read_some(&mut self.stream, &mut self.pending, deadline) {
+                Filled::More => {}
+                Filled::Closed => return Read1::Closed,
+                Filled::Timeout => return Read1::Timeout,
             }
         }
     }
