@@ -6,7 +6,7 @@
 mod common;
 
 use common::raw::*;
-use common::Server;
+use common::{rss_kib, Server};
 use std::net::SocketAddr;
 
 /// A Ready connection of a fresh user.
@@ -66,17 +66,6 @@ fn r_3_3_1_header_is_checked_before_the_payload() {
         &header([0x43, 0x53, 0x01, 0x21], u32::MAX),
         BAD_FRAME,
     );
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 /// 200 connections each announce a 1 MiB FileChunk and send 1 byte of it:
@@ -203,11 +192,6 @@ fn r_3_3_4_nothing_after_a_bad_frame_is_acted_on() {
     assert!(listed.is_empty(), "nothing was applied: {listed:?}");
     let dir = server.data.join("AllClients").join(hex(&user));
     assert_eq!(std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0), 0);
-}
-
-/// Lowercase hex of a user ID.
-fn hex(user: &[u8; 16]) -> String {
-    user.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A closing Error carries the bad frame's request ID when its header was

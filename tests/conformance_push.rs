@@ -14,10 +14,6 @@ const CONFLICT: u8 = 1;
 const STALE: u8 = 2;
 const UNCHANGED: u8 = 3;
 
-fn hex(user: &[u8; 16]) -> String {
-    user.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn folder(server: &Server, user: &[u8; 16]) -> PathBuf {
     server.data.join("AllClients").join(hex(user))
 }

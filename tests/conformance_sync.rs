@@ -135,10 +135,6 @@ fn r_5_1_2_a_compacted_journal_still_answers_pulls() {
     );
 }
 
-fn hex(user: &[u8; 16]) -> String {
-    user.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A reply longer than one batch: 4,100 directories are sent as several
 /// batches of at most 4,096 entries, and long paths keep each batch's
 /// payload within 1 MiB.

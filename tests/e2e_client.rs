@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{converge, eventually, new_user, run_once, tree, write, Client, Server, CONVERGE};
+use common::{
+    converge, eventually, new_user, run_once, settle, tree, write, Client, Server, TwoDevices,
+    CONVERGE,
+};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -33,42 +36,13 @@ fn mixed_tree(root: &Path) {
     }
 }
 
-/// Waits long enough that the client sees the last write as settled.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(350));
-}
-
-/// A server, a user created from folder `a` (holding `files`), and clients
-/// running on `a` and on a second folder `b` of that user, converged.
-struct TwoDevices {
-    server: Server,
-    a: tempfile::TempDir,
-    b: tempfile::TempDir,
-    user: String,
-    ca: Client,
-    cb: Client,
-}
-
+/// [`TwoDevices`] with `files` (path, content) written in `a` first.
 fn two_devices(files: &[(&str, &str)]) -> TwoDevices {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        write(a.path(), path, content);
-    }
-    settle();
-    let user = new_user(server.port, a.path());
-    let ca = Client::start(server.port, a.path(), None);
-    let cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
-    TwoDevices {
-        server,
-        a,
-        b,
-        user,
-        ca,
-        cb,
-    }
+    TwoDevices::start(|a| {
+        for (path, content) in files {
+            write(a, path, content);
+        }
+    })
 }
 
 #[test]

@@ -5,43 +5,11 @@
 
 mod common;
 
-use common::{converge, eventually, new_user, write, Client, Server, CONVERGE};
+use common::{converge, eventually, write, TwoDevices, CONVERGE};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
-
-/// A server, a user created from folder `a` (holding `files`), and watching
-/// clients on `a` and on a second folder `b` of that user, converged.
-struct TwoDevices {
-    server: Server,
-    a: tempfile::TempDir,
-    b: tempfile::TempDir,
-    user: String,
-    _ca: Client,
-    _cb: Client,
-}
-
-fn two_devices(prepare: impl FnOnce(&Path)) -> TwoDevices {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    prepare(a.path());
-    // Older than any settle window: the files are not "still being written".
-    std::thread::sleep(Duration::from_millis(400));
-    let user = new_user(server.port, a.path());
-    let _ca = Client::start(server.port, a.path(), None);
-    let _cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
-    TwoDevices {
-        server,
-        a,
-        b,
-        user,
-        _ca,
-        _cb,
-    }
-}
+use std::time::SystemTime;
 
 fn mtime(path: &Path) -> SystemTime {
     fs::metadata(path).unwrap().modified().unwrap()
@@ -85,9 +53,9 @@ fn same_size_edits_with_the_old_mtime_are_synced() {
         a,
         b,
         user,
-        _ca,
-        _cb,
-    } = two_devices(|a| {
+        ca: _ca,
+        cb: _cb,
+    } = TwoDevices::start(|a| {
         for name in ["touch-r.txt", "rsync-t.txt", "tick.txt"] {
             write(a, name, "aaaa");
         }
@@ -140,9 +108,9 @@ fn a_write_through_one_hard_link_syncs_every_name() {
         a,
         b,
         user,
-        _ca,
-        _cb,
-    } = two_devices(|a| {
+        ca: _ca,
+        cb: _cb,
+    } = TwoDevices::start(|a| {
         write(a, "x/one", "v1");
         fs::create_dir_all(a.join("y")).unwrap();
         fs::hard_link(a.join("x/one"), a.join("y/two")).unwrap();
@@ -186,9 +154,9 @@ fn an_offline_same_size_edit_with_the_old_mtime_is_pushed_at_start_up() {
         a,
         b,
         user,
-        mut _ca,
-        _cb,
-    } = two_devices(|a| write(a, "x.txt", "aaaa"));
+        ca: mut _ca,
+        cb: _cb,
+    } = TwoDevices::start(|a| write(a, "x.txt", "aaaa"));
     _ca.stop();
     let f = a.path().join("x.txt");
     overwrite_in_place(&f, b"bbbb", mtime(&f));
@@ -214,9 +182,9 @@ fn a_pull_never_overwrites_a_same_size_edit_that_kept_its_mtime() {
         a,
         b,
         user,
-        mut _ca,
-        _cb,
-    } = two_devices(|a| write(a, "x.txt", "aaaa"));
+        ca: mut _ca,
+        cb: _cb,
+    } = TwoDevices::start(|a| write(a, "x.txt", "aaaa"));
     _ca.stop();
     let f = a.path().join("x.txt");
     overwrite_in_place(&f, b"bbbb", mtime(&f));

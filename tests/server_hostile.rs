@@ -240,17 +240,6 @@ fn repeated_guesses_are_rate_limited() {
     server.wait_log("too many failed attempts");
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
     let server = Server::start();
@@ -293,16 +282,11 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
     assert_eq!(ack.status, PushStatus::Applied);
 }
 
-/// Open file descriptors of a process.
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 #[test]
 fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
     let server = Server::start_with(&["--handshake-timeout", "5"]);
     let pid = server.pid();
-    let baseline = fd_count(pid);
+    let baseline = fds(pid);
     let started = std::time::Instant::now();
     let mut silent = Vec::with_capacity(15_000);
     for _ in 0..15_000 {
@@ -310,7 +294,7 @@ fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
         silent.push(s);
     }
     assert!(
-        eventually(std::time::Duration::from_secs(20), || fd_count(pid)
+        eventually(std::time::Duration::from_secs(20), || fds(pid)
             >= baseline + 14_000),
         "server accepted them"
     );
@@ -324,10 +308,10 @@ fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
     // All of them get closed; the server's descriptors return to the baseline
     // plus the real client and its user's open journal.
     assert!(
-        eventually(std::time::Duration::from_secs(30), || fd_count(pid)
+        eventually(std::time::Duration::from_secs(30), || fds(pid)
             <= baseline + 8),
         "silent connections freed: {} open, baseline {baseline}",
-        fd_count(pid)
+        fds(pid)
     );
     eprintln!("all freed after {:?}", started.elapsed());
     for s in &mut silent {

@@ -1,7 +1,7 @@
 //! Targets 4, 5 and the client half of 6: propagation between two running
 //! clients, server memory under a slow reader, and a watching client's idle cost.
 
-use crate::common::{Client, Rng, Verbosity};
+use crate::common::{rss_kib, threads, Client, Rng, Verbosity};
 use crate::report::Row;
 use crate::util::{self, once_command};
 use crate::{bin, start_server, stop_server, Ctx, Server};
@@ -255,7 +255,7 @@ pub fn backpressure(ctx: &mut Ctx) {
     let mut server = start_server(ctx, &[]);
     let pid = server.pid();
     std::thread::sleep(Duration::from_secs(1));
-    let rss_empty = util::rss_kib(pid);
+    let rss_empty = rss_kib(pid);
     let size = ctx.plan.backpressure_file;
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", server.port)) else {
         ctx.note("backpressure: cannot connect".to_owned());
@@ -268,7 +268,7 @@ pub fn backpressure(ctx: &mut Ctx) {
         return;
     }
     std::thread::sleep(Duration::from_secs(3));
-    let rss_idle = util::rss_kib(pid);
+    let rss_idle = rss_kib(pid);
     let Ok(path) = WirePath::new("big.bin") else {
         return;
     };
@@ -301,7 +301,7 @@ pub fn backpressure(ctx: &mut Ctx) {
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        rss_max = rss_max.max(util::rss_kib(pid));
+        rss_max = rss_max.max(rss_kib(pid));
     }
     let rate = got as f64 / start.elapsed().as_secs_f64() / 1e6;
     drop(stream);
@@ -341,8 +341,8 @@ pub fn client_idle(ctx: &mut Ctx) {
     let pid = client.pid().expect("the client runs");
     let window = Duration::from_secs(ctx.plan.client_idle_secs);
     let cpu = util::cpu_percent(pid, window);
-    let rss = util::rss_kib(pid) as f64 / 1024.0;
-    let threads = util::threads(pid);
+    let rss = rss_kib(pid) as f64 / 1024.0;
+    let threads = threads(pid);
     client.terminate();
     stop_server(&mut server);
     ctx.row(Row::ours(

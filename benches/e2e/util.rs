@@ -40,28 +40,6 @@ pub fn run_timed(
     }
 }
 
-/// A field of /proc/PID/status, in its unit (kB for memory).
-fn status_field(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Resident set size in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
-    status_field(pid, "VmRSS:").unwrap_or(0)
-}
-
-/// Live threads.
-pub fn threads(pid: u32) -> u64 {
-    status_field(pid, "Threads:").unwrap_or(0)
-}
-
-/// Open file descriptors.
-pub fn fds(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
-}
-
 /// User + system CPU time consumed so far, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> u64 {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -7,9 +7,10 @@
 //! |------------|-------|
 //! | [`server`] | [`Server`]: the real `cloud-server` on loopback, temp data dir, stop by PID, its logs |
 //! | [`client`] | [`Client`], [`run_once`], [`new_user`]: the real `cloud-client` |
+//! | [`devices`] | [`TwoDevices`]: server, a user, clients on folders `a` and `b`, converged; [`settle`] |
 //! | [`wait`]   | [`eventually`], [`converge`], [`converge_stable`]: polling with deadlines |
 //! | [`tree`]   | [`walk`], [`tree()`], [`Tree`], [`tree::tree_diff`], [`write`]: folders by content |
-//! | [`procs`]  | [`Proc`], signals by PID, bounded waits, [`free_port`], [`log_tail`] |
+//! | [`procs`]  | [`Proc`], signals by PID, bounded waits, [`free_port`], [`log_tail`], /proc readings ([`rss_kib`], [`fds`]) |
 //! | [`rng`]    | [`Rng`], [`seed`]: the one seeded PRNG and where its seed comes from |
 //! | [`wire`]   | [`WireClient`]: a protocol client through our codec |
 //! | [`raw`]    | frames built and read byte by byte from the spec (conformance suite) |
@@ -18,6 +19,7 @@
 #![allow(unused_imports)]
 
 pub mod client;
+pub mod devices;
 pub mod procs;
 pub mod raw;
 pub mod rng;
@@ -27,7 +29,10 @@ pub mod wait;
 pub mod wire;
 
 pub use client::{new_user, run_once, Client, ClientOptions, Verbosity};
-pub use procs::{free_port, log_tail, read_to_end, signal, wait_port, wait_timeout, Proc};
+pub use devices::{settle, TwoDevices, SETTLE};
+pub use procs::{
+    fds, free_port, log_tail, read_to_end, rss_kib, signal, threads, wait_port, wait_timeout, Proc,
+};
 pub use rng::{seed, Rng};
 pub use server::{Server, ServerOptions};
 pub use tree::{tree, tree_bytes, walk, write, Tree};

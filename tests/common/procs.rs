@@ -62,6 +62,28 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// A field of /proc/PID/status, in its unit (kB for memory).
+fn status_field(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resident set size in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS:").unwrap_or(0)
+}
+
+/// Live threads.
+pub fn threads(pid: u32) -> u64 {
+    status_field(pid, "Threads:").unwrap_or(0)
+}
+
+/// Open file descriptors.
+pub fn fds(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
+}
+
 /// The last `max` bytes of a log file, for failure messages.
 pub fn log_tail(path: &Path, max: u64) -> String {
     let Ok(mut f) = File::open(path) else {

@@ -107,6 +107,11 @@ pub const TIMEOUT: u16 = 10;
 pub const NOT_FOUND: u16 = 11;
 pub const SHUTTING_DOWN: u16 = 12;
 
+/// A user ID as it names the user's folder: 32 lower-case hex digits.
+pub fn hex(user: &[u8; 16]) -> String {
+    user.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A frame: `43 53 01 kind | rid u32 | len u32 | payload` (§3.1).
 pub fn frame(kind: u8, rid: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![0x43, 0x53, 0x01, kind];
