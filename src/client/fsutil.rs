@@ -103,24 +103,36 @@ pub fn hash_file(path: &Path) -> io::Result<(ContentHash, u64)> {
 /// # Errors
 /// Reading or writing.
 pub fn copy_hashed(from: &Path, to: &Path) -> io::Result<(ContentHash, u64)> {
-    let mut src = File::open(from)?;
+    let src = File::open(from)?;
     let mut dst = File::create(to)?;
+    let mut tee = Tee {
+        from: src,
+        to: &mut dst,
+        total: 0,
+    };
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; BUF];
-    let mut total = 0u64;
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n])?;
-        total += n as u64;
-    }
+    hasher.update_reader(&mut tee)?;
+    let total = tee.total;
     dst.flush()?;
     Ok((ContentHash(*hasher.finalize().as_bytes()), total))
+}
+
+/// A reader that also writes every byte it reads to `to`, so one pass of
+/// blake3's reader loop both hashes and copies.
+struct Tee<'a> {
+    from: File,
+    to: &'a mut File,
+    /// Bytes read (and written) so far.
+    total: u64,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.from.read(buf)?;
+        self.to.write_all(&buf[..n])?;
+        self.total += n as u64;
+        Ok(n)
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename, so a
@@ -278,5 +290,22 @@ mod tests {
         let (h, n) = copy_hashed(&f, &dir.path().join("g")).unwrap();
         assert_eq!((h, n), (ContentHash::of(&data), 200_000));
         assert_eq!(fs::read(dir.path().join("g")).unwrap(), data);
+    }
+
+    #[test]
+    fn a_copy_is_byte_exact_and_hashed_at_every_buffer_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        for size in [0, 1, BUF - 1, BUF, BUF + 1, 3 * BUF + 17] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            fs::write(&f, &data).unwrap();
+            let g = dir.path().join(format!("g{size}"));
+            let got = copy_hashed(&f, &g).unwrap();
+            assert_eq!(got, (ContentHash::of(&data), size as u64), "{size}");
+            assert_eq!(fs::read(&g).unwrap(), data, "{size}");
+        }
+        let missing = copy_hashed(&dir.path().join("none"), &dir.path().join("h"));
+        assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(!dir.path().join("h").exists(), "no copy without a source");
     }
 }

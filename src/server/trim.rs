@@ -6,17 +6,7 @@
 //! a heap is ever returned on its own), so the server's RSS would stay at the
 //! storm's peak. `malloc_trim` releases the free pages of every arena.
 
-extern "C" {
-    // glibc's malloc_trim(3) and mallopt(3); std links glibc already and
-    // there is no safe wrapper in the crates we use.
-    fn malloc_trim(pad: usize) -> i32;
-    fn mallopt(param: i32, value: i32) -> i32;
-}
-
-/// glibc's `M_ARENA_MAX` parameter number.
-const M_ARENA_MAX: i32 = -8;
-/// glibc's `M_MMAP_THRESHOLD` parameter number.
-const M_MMAP_THRESHOLD: i32 = -3;
+use libc::{malloc_trim, mallopt, M_ARENA_MAX, M_MMAP_THRESHOLD};
 
 /// Allocations below this come from the heap and are reused; glibc's
 /// default (128 KiB, adapting upward) sent every fresh 256 KiB file chunk

@@ -1,3 +1,6 @@
+//! Tests of how a PushAck updates the index: cursor rewinds for refused
+//! pushes, and an upload raced by a local write is indexed untrusted.
+
 use super::*;
 use crate::protocol::ContentHash;
 
