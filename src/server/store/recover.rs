@@ -1,32 +1,12 @@
 //! After an unclean stop: make the journal agree with the folder, which is the
 //! truth for content (files are renamed into place before they are journaled).
 
-use super::fs::open_file;
 use super::journal::Record;
 use super::tree::NodeKind;
 use super::{StoreError, UserStore};
-use crate::protocol::{ContentHash, WirePath};
+use crate::fsafe::{hash_reader, open_file};
+use crate::protocol::WirePath;
 use std::collections::BTreeSet;
-use std::io::Read;
-
-/// Size and BLAKE3 of everything `file` yields.
-///
-/// # Errors
-/// The file cannot be read.
-pub fn hash_reader(mut file: std::fs::File) -> std::io::Result<(u64, ContentHash)> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((size, ContentHash(*hasher.finalize().as_bytes())))
-}
 
 impl UserStore {
     /// Journals every difference between the folder and the tree; returns how
@@ -37,7 +17,7 @@ impl UserStore {
         let mut seq = self.head;
         // Through directory handles, like every other access: a legal path
         // longer than PATH_MAX allows below the data directory is found too.
-        for found in super::dirfd::scan(&self.root)? {
+        for found in crate::fsafe::walk::scan(&self.root)? {
             let path = found.path;
             match found.file {
                 None => {
@@ -64,7 +44,7 @@ impl UserStore {
                         let Some(file) = open_file(&self.root, &path)? else {
                             continue;
                         };
-                        let (size, hash) = hash_reader(file)?;
+                        let (hash, size) = hash_reader(file)?;
                         seq += 1;
                         fixes.push(Record::PutFile {
                             seq,
