@@ -5,7 +5,8 @@ use super::journal::Record;
 use super::tree::NodeKind;
 use super::{StagedFile, StoreError, UserStore};
 use crate::fsafe::{self as storefs, OnDisk};
-use crate::protocol::{conflict_path, ClientId, PushAck, PushStatus, WirePath};
+use crate::protocol::conflict::free_conflict_path;
+use crate::protocol::{ClientId, PushAck, PushStatus, WirePath};
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
@@ -24,16 +25,12 @@ impl UserStore {
         path: &WirePath,
         client: ClientId,
     ) -> Result<WirePath, StoreError> {
-        let now = SystemTime::now();
-        for attempt in 1..1000 {
-            let candidate = conflict_path(path, client, now, attempt);
-            if self.tree.get(&candidate).is_none()
-                && storefs::inspect(&self.root, &candidate)? == OnDisk::Absent
-            {
-                return Ok(candidate);
-            }
-        }
-        Err(StoreError::NoFreeConflictName(path.clone()))
+        let taken = |candidate: &WirePath| -> Result<bool, StoreError> {
+            Ok(self.tree.get(candidate).is_some()
+                || storefs::inspect(&self.root, candidate)? != OnDisk::Absent)
+        };
+        free_conflict_path(path, client, SystemTime::now(), taken)?
+            .ok_or_else(|| StoreError::NoFreeConflictName(path.clone()))
     }
 
     /// Where a new entry for `path` can go: `path` itself, or — when an
@@ -257,18 +254,10 @@ impl UserStore {
                 current = c.parent();
             }
         }
-        let candidates: Vec<WirePath> = self
-            .tree
-            .descendants(path)
-            .map(|(p, _)| p.clone())
-            .collect();
-        let mut removed: Vec<WirePath> = Vec::new();
-        for p in candidates {
-            if keep.contains(&p) || removed.iter().any(|r| p.is_within(r)) {
-                continue;
-            }
-            self.remove_path(&p, seq)?;
-            removed.push(p);
+        let candidates = self.tree.descendants(path).map(|(p, _)| p);
+        let removed = WirePath::top_most(candidates.filter(|p| !keep.contains(*p)).cloned());
+        for p in &removed {
+            self.remove_path(p, seq)?;
         }
         if removed.is_empty() {
             return Ok(ack(PushStatus::Stale, node.version, path));

@@ -64,17 +64,9 @@ impl UserStore {
             .filter(|(p, _)| !seen.contains(*p))
             .map(|(p, _)| p.clone())
             .collect();
-        let mut removed: Vec<WirePath> = Vec::new();
-        for path in missing {
-            if removed.iter().any(|r| path.is_within(r)) {
-                continue;
-            }
+        for path in WirePath::top_most(missing) {
             seq += 1;
-            fixes.push(Record::Remove {
-                seq,
-                path: path.clone(),
-            });
-            removed.push(path);
+            fixes.push(Record::Remove { seq, path });
         }
         let count = fixes.len();
         for fix in fixes {
