@@ -4,6 +4,7 @@
 use super::walk::{self as dirfd, Walked};
 use super::*;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 
 #[test]
 fn symlinked_ancestor_is_refused() {
@@ -106,49 +107,7 @@ fn a_symlink_at_any_component_is_never_followed() {
             let (kind, _) = stat(root.path(), &full).unwrap().unwrap();
             assert_eq!(kind, rustix::fs::FileType::Symlink, "{what}");
         } else {
-            assert!(
-                matches!(inspect(root.path(), &full), Err(FsError::Unsafe(_))),
-                "{what}"
-            );
-            assert!(
-                matches!(stat(root.path(), &full), Err(FsError::Unsafe(_))),
-                "{what}"
-            );
-            assert!(
-                matches!(open_file(root.path(), &full), Err(FsError::Unsafe(_))),
-                "{what}"
-            );
-            assert!(
-                matches!(remove(root.path(), &full), Err(FsError::Unsafe(_))),
-                "{what}"
-            );
-            let deeper = WirePath::new(&format!("{full}.new/x")).unwrap();
-            assert!(
-                matches!(make_dirs(root.path(), &deeper), Err(FsError::Unsafe(_))),
-                "{what}"
-            );
-            let temp = root.path().join("temp");
-            std::fs::write(&temp, b"new").unwrap();
-            assert!(
-                matches!(
-                    place_file(root.path(), &temp, &full),
-                    Err(FsError::Unsafe(_))
-                ),
-                "{what}"
-            );
-            assert!(
-                matches!(
-                    sync_dir(root.path(), full.parent().as_ref()),
-                    Err(FsError::Unsafe(_))
-                ),
-                "{what}"
-            );
-            std::fs::write(root.path().join("z"), b"z").unwrap();
-            let from = WirePath::new("z").unwrap();
-            assert!(
-                matches!(rename(root.path(), &from, &full), Err(FsError::Unsafe(_))),
-                "{what}"
-            );
+            assert_all_refused(root.path(), &full, &what);
         }
         // Outside is exactly as it was.
         assert_eq!(
@@ -160,6 +119,26 @@ fn a_symlink_at_any_component_is_never_followed() {
         let listed = walkdir::WalkDir::new(outside.path()).into_iter().count();
         assert_eq!(listed, 1 + parts.len() - at, "{what}");
     }
+}
+
+/// Every operation on `full` (below a symlink) is refused as unsafe.
+fn assert_all_refused(root: &Path, full: &WirePath, what: &str) {
+    let refused = |r: Result<(), FsError>| matches!(r, Err(FsError::Unsafe(_)));
+    assert!(refused(inspect(root, full).map(drop)), "inspect: {what}");
+    assert!(refused(stat(root, full).map(drop)), "stat: {what}");
+    assert!(refused(open_file(root, full).map(drop)), "open: {what}");
+    assert!(refused(remove(root, full)), "remove: {what}");
+    let deeper = WirePath::new(&format!("{full}.new/x")).unwrap();
+    assert!(refused(make_dirs(root, &deeper)), "make_dirs: {what}");
+    let temp = root.join("temp");
+    std::fs::write(&temp, b"new").unwrap();
+    let placed = place_file(root, &temp, full).map(drop);
+    assert!(refused(placed), "place: {what}");
+    let synced = sync_dir(root, full.parent().as_ref());
+    assert!(refused(synced), "sync_dir: {what}");
+    std::fs::write(root.join("z"), b"z").unwrap();
+    let from = WirePath::new("z").unwrap();
+    assert!(refused(rename(root, &from, full)), "rename: {what}");
 }
 
 /// A file where a directory must be: `inspect` says absent (nothing

@@ -156,3 +156,92 @@ impl Upload {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DataPaths, StoreError, UserStore};
+    use crate::protocol::{ContentHash, ErrorCode, FileBegin, UserId, WirePath};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn begin(content: &[u8], size: u64) -> FileBegin {
+        FileBegin {
+            version: 0,
+            size,
+            hash: ContentHash::of(content),
+            path: WirePath::new("d/f.txt").unwrap(),
+        }
+    }
+
+    fn temp_files(dir: &std::path::Path) -> usize {
+        let tmp = dir
+            .join(".cloudservice-server")
+            .join(UserId([3; 16]).to_string());
+        std::fs::read_dir(tmp.join("tmp")).unwrap().count()
+    }
+
+    /// Every way an upload can end without being placed leaves `tmp/`
+    /// empty, with the error code the client is answered with.
+    #[test]
+    fn a_failed_or_abandoned_upload_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths {
+            base: dir.path().to_path_buf(),
+        };
+        let (store, _) = UserStore::open(&paths, &UserId([3; 16]), true, true).unwrap();
+        // (announced content, bytes sent, announced size, expected answer)
+        type Case = (&'static [u8], &'static [u8], u64, Option<ErrorCode>);
+        let cases: [Case; 4] = [
+            (b"abc", b"abcd", 3, Some(ErrorCode::SizeMismatch)), // too many, at write
+            (b"abc", b"ab", 3, Some(ErrorCode::SizeMismatch)),   // too few, at finish
+            (b"abc", b"abd", 3, Some(ErrorCode::HashMismatch)),
+            (b"abc", b"ab", 3, None), // dropped mid-way (connection lost)
+        ];
+        for (announced, sent, size, code) in cases {
+            let mut upload = store.begin_upload(begin(announced, size));
+            assert_eq!(temp_files(dir.path()), 1);
+            let result = upload.write(sent).and_then(|()| match code {
+                Some(_) => upload.finish().map(drop),
+                None => {
+                    drop(upload);
+                    Ok(())
+                }
+            });
+            assert_eq!(result.err().map(|e| e.code()), code);
+            assert_eq!(temp_files(dir.path()), 0, "{sent:?}");
+        }
+        // A staged file that is never placed goes too.
+        let mut upload = store.begin_upload(begin(b"abc", 3));
+        upload.write(b"abc").unwrap();
+        let staged = upload.finish().unwrap();
+        assert_eq!(temp_files(dir.path()), 1);
+        drop(staged);
+        assert_eq!(temp_files(dir.path()), 0);
+    }
+
+    /// A placed upload has the permissions `File::create` gives (0666 less
+    /// the umask), not the 0600 of a usual temp file, and leaves no temp file.
+    #[test]
+    fn a_placed_upload_has_ordinary_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths {
+            base: dir.path().to_path_buf(),
+        };
+        let (mut store, _) = UserStore::open(&paths, &UserId([3; 16]), true, false).unwrap();
+        let mut upload = store.begin_upload(begin(b"abc", 3));
+        upload.write(b"abc").unwrap();
+        let staged = upload.finish().unwrap();
+        let path = WirePath::new("d/f.txt").unwrap();
+        store.commit_file(0, &path, staged, 1).unwrap();
+        let placed = path.to_local(store.root());
+        assert_eq!(std::fs::read(&placed).unwrap(), b"abc");
+        let reference = dir.path().join("reference");
+        std::fs::File::create(&reference).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&placed) & 0o777, mode(&reference) & 0o777);
+        assert_eq!(temp_files(dir.path()), 0);
+        assert!(matches!(
+            store.open_file(&WirePath::new("d").unwrap()),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}
