@@ -510,7 +510,7 @@ fn r_5_5_4_the_hash_covers_the_whole_content() {
 /// 20 Conflicts each).
 #[test]
 fn r_10_3_a_push_cut_off_by_a_crash_stays_the_pushers_own() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let (mut a, user, client) = Raw::new_user(server.addr);
     const N: u32 = 300;
     let mut burst = Vec::new();
@@ -544,7 +544,7 @@ fn r_10_3_a_push_cut_off_by_a_crash_stays_the_pushers_own() {
         }
     }
     assert!(conflicts.is_empty(), "not Applied: {conflicts:?}");
-    let on_disk = tree_of(&folder(&server, &user));
+    let on_disk = tree(&folder(&server, &user));
     assert_eq!(on_disk.len(), N as usize, "{:?}", on_disk.keys());
     for i in 0..N {
         let want = format!("second {i}").into_bytes();

@@ -114,13 +114,9 @@ impl<'a> Applier<'a> {
             .collect();
         if full {
             let listed: HashSet<&WirePath> = entries.iter().map(|e| &e.path).collect();
-            let mut gone: Vec<WirePath> = Vec::new();
-            for (path, _) in self.index.iter() {
-                if !listed.contains(path) && !gone.last().is_some_and(|g| path.is_within(g)) {
-                    gone.push(path.clone());
-                }
-            }
-            deletions.extend(gone);
+            let unlisted = self.index.iter().map(|(p, _)| p);
+            let gone = unlisted.filter(|p| !listed.contains(p)).cloned();
+            deletions.extend(WirePath::top_most(gone));
         }
         let mut ok = true;
         for path in &deletions {

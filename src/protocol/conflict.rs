@@ -55,6 +55,31 @@ pub fn conflict_path(
     })
 }
 
+/// Most conflict names tried (attempts 1 … 999) before giving up.
+pub const MAX_CONFLICT_ATTEMPTS: u32 = 1000;
+
+/// The first conflict name for `path` (attempt 1, 2, … below
+/// [`MAX_CONFLICT_ATTEMPTS`], all stamped `when`) that `taken` says is free;
+/// `None` when every one is taken. The one search both ends use: the server
+/// asks its tree and folder, the client its index and folder.
+///
+/// # Errors
+/// The first error `taken` returns.
+pub fn free_conflict_path<E>(
+    path: &WirePath,
+    client: ClientId,
+    when: SystemTime,
+    mut taken: impl FnMut(&WirePath) -> Result<bool, E>,
+) -> Result<Option<WirePath>, E> {
+    for attempt in 1..MAX_CONFLICT_ATTEMPTS {
+        let candidate = conflict_path(path, client, when, attempt);
+        if !taken(&candidate)? {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
 /// `YYYY-MM-DD HHMMSS` in UTC (§7.4), the year zero-padded to at least four
 /// digits and unsigned. A time before 1970 is written as the epoch's second
 /// (as it always was: a clock that wrong names nothing), one past chrono's

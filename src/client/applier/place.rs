@@ -18,7 +18,8 @@ use crate::client::error::ClientError;
 use crate::client::fsutil::{check_path, ensure_parent, hash_file, Local, Stat};
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
-use crate::protocol::{conflict_path, ContentHash, WirePath};
+use crate::protocol::conflict::free_conflict_path;
+use crate::protocol::{ContentHash, WirePath};
 use std::collections::HashSet;
 use std::fmt;
 use std::fs;
@@ -289,22 +290,21 @@ impl<'a> Applier<'a> {
         path: &WirePath,
         from: &Path,
     ) -> Result<WirePath, ClientError> {
-        let when = SystemTime::now();
-        for attempt in 1..1000 {
-            let name = conflict_path(path, self.me, when, attempt);
-            if self.index.get(&name).is_some() || check_path(self.root, &name)? != Local::Absent {
-                continue;
+        let me = self.me;
+        // A name counts as taken if the move onto it finds it taken.
+        let mut move_to = |name: &WirePath| -> Result<bool, ClientError> {
+            if self.index.get(name).is_some() || check_path(self.root, name)? != Local::Absent {
+                return Ok(true);
             }
-            let to = self.local(&name);
+            let to = self.local(name);
             self.before_step(&to);
             match rename_noreplace(from, &to) {
-                Ok(()) => return Ok(name),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_err("move", from)(e)),
+                Ok(()) => Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
+                Err(e) => Err(io_err("move", from)(e)),
             }
-        }
-        Err(ClientError::UnsafePath(format!(
-            "no free conflict name for {path}"
-        )))
+        };
+        free_conflict_path(path, me, SystemTime::now(), &mut move_to)?
+            .ok_or_else(|| ClientError::UnsafePath(format!("no free conflict name for {path}")))
     }
 }

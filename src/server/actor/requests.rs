@@ -1,13 +1,13 @@
 //! What the actor does with each request: handshakes, pulls, fetches,
 //! acknowledgements, uploads and the other pushes.
 
-use super::peer::{Job, Peer, Upload};
+use super::peer::{Job, OpenUpload, Peer};
 use super::Actor;
 use crate::protocol::{
     ClientId, ErrorCode, FileBegin, Frame, Hello, HelloMode, Message, PushAck, Welcome,
 };
 use crate::server::bus::{ConnRef, FromActor};
-use crate::server::store::{StagedFile, StoreError, UserStore};
+use crate::server::store::{StoreError, UserStore};
 use std::io::Write;
 use std::net::SocketAddr;
 
@@ -249,15 +249,10 @@ impl Actor {
             }
             Err(e) => {
                 let text = format!("{what}: {e}");
-                // §4.5: a failure that retrying cannot fix must not look
+                // §4.5: `code` never makes a permanent failure look
                 // retryable, or a client retries it for ever.
-                let code = if e.is_permanent() {
-                    ErrorCode::Unstorable
-                } else {
-                    ErrorCode::Storage
-                };
                 if let Some(peer) = self.peers.get_mut(&conn) {
-                    peer.error(rid, code, &text);
+                    peer.error(rid, e.code(), &text);
                 }
                 self.log(conn, request, Err(&text));
             }
@@ -265,23 +260,14 @@ impl Actor {
     }
 
     fn begin_upload(&mut self, conn: ConnRef, rid: u32, begin: FileBegin) {
-        let Some(store) = self.store.as_mut() else {
+        let Some(store) = self.store.as_ref() else {
             return;
         };
-        let temp = store.temp_path();
-        let (file, error) = match std::fs::File::create(&temp) {
-            Ok(f) => (Some(f), None),
-            Err(e) => (None, Some(format!("cannot create a temp file: {e}"))),
-        };
+        let upload = store.begin_upload(begin);
         if let Some(peer) = self.peers.get_mut(&conn) {
-            peer.upload = Some(Upload {
+            peer.upload = Some(OpenUpload {
                 request_id: rid,
-                begin,
-                file,
-                temp,
-                written: 0,
-                hasher: blake3::Hasher::new(),
-                error,
+                upload,
             });
         }
     }
@@ -290,7 +276,7 @@ impl Actor {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
-        let Some(upload) = peer.upload.as_mut() else {
+        let Some(open) = peer.upload.as_mut() else {
             self.log(conn, "frame", Err("FileChunk without FileBegin"));
             self.fail(
                 conn,
@@ -300,25 +286,12 @@ impl Actor {
             );
             return;
         };
-        let written = upload.written.checked_add(data.len() as u64);
-        if written.is_none_or(|w| w > upload.begin.size) {
-            let text = format!(
-                "{}: more bytes than the announced {}",
-                upload.begin.path, upload.begin.size
-            );
-            peer.abandon_upload();
+        if let Err(e) = open.upload.write(data) {
+            // More bytes than announced: the upload (and its temp file) goes.
+            let text = e.to_string();
+            peer.upload = None;
             self.log(conn, "push-file", Err(&text));
-            self.fail(conn, rid, ErrorCode::SizeMismatch, &text);
-            return;
-        }
-        upload.written += data.len() as u64;
-        upload.hasher.update(data);
-        if let Some(file) = upload.file.as_mut() {
-            if let Err(e) = file.write_all(data) {
-                upload.error = Some(format!("writing {}: {e}", upload.begin.path));
-                upload.file = None;
-                let _ = std::fs::remove_file(&upload.temp);
-            }
+            self.fail(conn, rid, e.code(), &text);
         }
     }
 
@@ -326,7 +299,7 @@ impl Actor {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
-        let Some(mut upload) = peer.upload.take() else {
+        let Some(OpenUpload { request_id, upload }) = peer.upload.take() else {
             self.log(conn, "frame", Err("FileEnd without FileBegin"));
             self.fail(
                 conn,
@@ -336,53 +309,22 @@ impl Actor {
             );
             return;
         };
-        let rid = upload.request_id;
-        let path = upload.begin.path.clone();
-        let hash = crate::protocol::ContentHash(*upload.hasher.finalize().as_bytes());
-        let failure = if upload.written != upload.begin.size {
-            Some((
-                ErrorCode::SizeMismatch,
-                format!(
-                    "{path}: {} bytes received, {} announced",
-                    upload.written, upload.begin.size
-                ),
-            ))
-        } else if hash != upload.begin.hash {
-            Some((
-                ErrorCode::HashMismatch,
-                format!("{path}: content does not match its hash"),
-            ))
-        } else if let Some(e) = upload.error.take() {
-            Some((ErrorCode::Storage, e))
-        } else if let Some(Err(e)) = upload.file.take().map(|mut f| {
-            f.flush()?;
-            if self.ctx.durable {
-                // --fsync: the content is on disk before it becomes visible.
-                f.sync_data()?;
+        let (path, base) = (upload.path().clone(), upload.base());
+        let staged = match upload.finish() {
+            Ok(staged) => staged,
+            Err(e) => {
+                let text = e.to_string();
+                peer.error(request_id, e.code(), &text);
+                self.log(conn, "push-file", Err(&text));
+                return;
             }
-            Ok::<(), std::io::Error>(())
-        }) {
-            Some((ErrorCode::Storage, format!("writing {path}: {e}")))
-        } else {
-            None
         };
-        if let Some((code, text)) = failure {
-            let _ = std::fs::remove_file(&upload.temp);
-            peer.error(rid, code, &text);
-            self.log(conn, "push-file", Err(&text));
-            return;
-        }
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        let staged = StagedFile {
-            temp: upload.temp,
-            size: upload.written,
-            hash,
-        };
+        let what = format!("{path} ({} bytes)", staged.size);
         let before = store.head();
-        let result = store.commit_file(upload.begin.version, &path, staged, client);
-        let what = format!("{path} ({} bytes)", upload.written);
-        self.finish_push(conn, rid, "push-file", &what, before, result);
+        let result = store.commit_file(base, &path, staged, client);
+        self.finish_push(conn, request_id, "push-file", &what, before, result);
     }
 }
