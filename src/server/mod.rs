@@ -7,6 +7,7 @@ pub mod actor;
 pub mod bus;
 pub mod conn_log;
 pub mod connection;
+pub mod flow;
 pub mod limiter;
 pub mod listen;
 pub mod members;

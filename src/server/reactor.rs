@@ -3,7 +3,8 @@
 
 use super::bus::{ConnRef, FromActor, ToActor};
 use super::conn_log::{ConnEvent, ConnLog};
-use super::connection::{Connection, Phase, REPLY_COST, SMALL_COST};
+use super::connection::{Connection, Phase};
+use super::flow;
 use super::limiter::GuessLimiter;
 use super::registry::ActorRegistry;
 use super::trim;
@@ -410,7 +411,7 @@ impl Reactor {
                 self.record(key, "frame", Err(&text));
                 self.fail(key, rid, ErrorCode::WrongPhase, &text);
             }
-            (Phase::Ready { .. }, Message::Ping) if conn.inflight == 0 => {
+            (Phase::Ready { .. }, Message::Ping) if conn.flow.settled() => {
                 // Every earlier request of this connection has been answered
                 // (its replies are queued ahead), so the Pong keeps request
                 // order (§3.4). Otherwise the actor queues it behind them.
@@ -419,7 +420,7 @@ impl Reactor {
             }
             (_, Message::Pong) => {}
             (Phase::Ready { user, client }, Message::Pull { cursor })
-                if conn.inflight == 0 && self.registry.known_head(&user) == Some(cursor) =>
+                if conn.flow.settled() && self.registry.known_head(&user) == Some(cursor) =>
             {
                 // Up to date, and every earlier request of this connection has
                 // been answered (its replies are queued ahead of this one):
@@ -449,12 +450,8 @@ impl Reactor {
                 if let Message::Ack { cursor } = message {
                     conn.last_ack = Some(cursor);
                 }
-                let cost = match &message {
-                    Message::FileChunk(data) => data.len() + SMALL_COST,
-                    Message::Pull { .. } | Message::Fetch(_) => REPLY_COST,
-                    _ => SMALL_COST,
-                };
-                conn.inflight += cost;
+                let cost = flow::cost_of(&message);
+                conn.flow.charge(cost);
                 let conn_ref = ConnRef {
                     key,
                     generation: conn.generation,
@@ -564,7 +561,7 @@ impl Reactor {
                 FromActor::Processed { conn, cost } => {
                     if let Some(key) = self.live(conn) {
                         if let Some(c) = self.conns.get_mut(key) {
-                            c.inflight = c.inflight.saturating_sub(cost);
+                            c.flow.release(cost);
                         }
                         self.resume.push(key);
                     }
@@ -682,7 +679,7 @@ impl Reactor {
                     expired.push((key, "handshake timeout"));
                 }
                 Phase::Joining { .. } | Phase::Ready { .. }
-                    if now.duration_since(conn.last_seen) >= idle && conn.inflight == 0 =>
+                    if now.duration_since(conn.last_seen) >= idle && conn.flow.settled() =>
                 {
                     expired.push((key, "idle timeout"));
                 }

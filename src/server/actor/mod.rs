@@ -47,7 +47,7 @@ pub struct ActorContext {
 /// Above this many live actors (a connection storm: thousands of users
 /// handshaking at once), actors retire after [`CROWD_IDLE`] instead of `idle`,
 /// so the thread count and memory follow the work, not the user count.
-pub const CROWD: usize = crate::server::registry::MAX_ACTORS / 2;
+pub const CROWD: usize = crate::server::flow::MAX_ACTORS / 2;
 /// The short idle period used while more than [`CROWD`] actors are alive.
 pub const CROWD_IDLE: Duration = Duration::from_millis(500);
 /// The idle period while users wait for a thread: just long enough to take
@@ -169,21 +169,15 @@ impl Actor {
                 let Some(peer) = self.peers.get_mut(&conn) else {
                     return;
                 };
-                // A pull or fetch counts as handled only once its reply has
-                // been produced, so a client that never reads cannot pile up
-                // replies: the reactor stops reading it at its inbound cap.
-                let deferred = matches!(frame.message, Message::Pull { .. } | Message::Fetch(_));
-                if peer.close || peer.client.is_none() || !deferred {
-                    peer.processed += cost;
+                let answerable = !peer.close && peer.client.is_some();
+                let held = peer.flow.took(cost, answerable);
+                if answerable {
+                    self.on_request(conn, frame, held);
                 }
-                if peer.close || peer.client.is_none() {
-                    return;
-                }
-                self.on_request(conn, frame, cost);
             }
             ToActor::Credit { conn, bytes } => {
                 if let Some(peer) = self.peers.get_mut(&conn) {
-                    peer.credit += bytes as i64;
+                    peer.flow.grant(bytes);
                 }
             }
             ToActor::Adopt { conn, peer, client } => {
@@ -286,8 +280,7 @@ impl Actor {
                     })
                     .is_ok();
             }
-            if peer.processed > 0 {
-                let cost = std::mem::take(&mut peer.processed);
+            if let Some(cost) = peer.flow.take_released() {
                 sent |= self
                     .ctx
                     .out

@@ -7,16 +7,13 @@ use crate::protocol::{
     ChangeBatch, ClientId, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message,
     WirePath,
 };
+use crate::server::flow::PeerFlow;
 use crate::server::store::{Listing, StoreError, UserStore};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-
-/// Bulk bytes a connection may have queued between the actor and its socket:
-/// the actor produces more only as the reactor reports bytes written.
-pub const CREDIT_WINDOW: i64 = 1024 * 1024;
 
 /// A file being received.
 pub struct Upload {
@@ -48,7 +45,7 @@ pub enum Job {
         listing: Listing,
         /// Entries already sent.
         pos: usize,
-        /// Inbound cost of the Pull, reported as handled when the reply is done.
+        /// Inbound cost the Pull holds until the reply is done ([`PeerFlow::took`]).
         cost: usize,
     },
     /// A fetch reply.
@@ -62,7 +59,7 @@ pub enum Job {
         /// The file opened (or the failure met) before the reply's turn,
         /// because a later push of this connection could change it.
         pinned: Option<Opened>,
-        /// Inbound cost of the Fetch, reported as handled when the reply is done.
+        /// Inbound cost the Fetch holds until the reply is done ([`PeerFlow::took`]).
         cost: usize,
     },
 }
@@ -79,8 +76,8 @@ pub struct Peer {
     pub client: Option<ClientId>,
     /// The reactor has been told the handshake succeeded.
     pub announced: bool,
-    /// Bulk bytes it may still be sent.
-    pub credit: i64,
+    /// Credit for bulk output, and inbound cost handled but not yet reported.
+    pub flow: PeerFlow,
     /// Replies waiting for credit.
     pub jobs: VecDeque<Job>,
     /// The open upload, if any.
@@ -89,8 +86,6 @@ pub struct Peer {
     pub out: Vec<u8>,
     /// Bulk bytes among `out`.
     pub bulk: usize,
-    /// Inbound bytes handled this cycle.
-    pub processed: usize,
     /// Close after sending `out`.
     pub close: bool,
 }
@@ -102,12 +97,11 @@ impl Peer {
             addr,
             client: None,
             announced: false,
-            credit: CREDIT_WINDOW,
+            flow: PeerFlow::default(),
             jobs: VecDeque::new(),
             upload: None,
             out: Vec::new(),
             bulk: 0,
-            processed: 0,
             close: false,
         }
     }
@@ -152,7 +146,7 @@ impl Peer {
     /// connection's next push is applied: a connection's frames are processed
     /// in arrival order (§3.4), so a Fetch answers with the state it was
     /// sent against, not with what a push pipelined after it made. At most
-    /// 64 fetches are pending per connection (`REPLY_COST`), which bounds
+    /// 64 fetches are pending per connection (`flow::REPLY_COST`), which bounds
     /// the files held open.
     pub fn pin_fetches(&mut self, store: &UserStore) {
         for job in self.jobs.iter_mut() {
@@ -170,7 +164,7 @@ impl Peer {
 
     /// Produces queued replies while credit lasts.
     pub fn produce(&mut self, store: &UserStore) {
-        while self.credit > 0 && !self.close {
+        while self.flow.may_produce() && !self.close {
             let Some(job) = self.jobs.front_mut() else {
                 return;
             };
@@ -202,11 +196,11 @@ impl Peer {
             };
             let produced = self.out.len() - before;
             if !matches!(self.jobs.front(), Some(Job::Control(_))) {
-                self.credit -= produced as i64;
+                self.flow.spend(produced);
                 self.bulk += produced;
             }
             if done {
-                self.processed += cost;
+                self.flow.answered(cost);
                 self.jobs.pop_front();
             }
         }
