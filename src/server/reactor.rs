@@ -5,13 +5,14 @@ use super::bus::{ConnRef, FromActor, ToActor};
 use super::conn_log::{ConnEvent, ConnLog};
 use super::connection::{Connection, Phase};
 use super::flow;
+use super::legality::{self, Stage, Verdict};
 use super::limiter::GuessLimiter;
+use super::pull_reply::{self, PullReply};
 use super::registry::ActorRegistry;
 use super::trim;
 use super::ServerConfig;
 use crate::protocol::{
-    ChangeBatch, ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status,
-    UserId,
+    ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status, UserId,
 };
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, UnixStream};
@@ -384,87 +385,97 @@ impl Reactor {
         self.begin_close(key);
     }
 
+    /// Judges a frame by [`legality::judge`] and acts on the verdict.
     fn on_frame(&mut self, key: usize, frame: Frame) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let stage = match conn.phase {
+            Phase::Closing { .. } => return,
+            Phase::AwaitHello { .. } => Stage::AwaitHello,
+            Phase::Joining { .. } | Phase::Ready { .. } => Stage::Attached,
+        };
+        let rid = frame.request_id;
+        match legality::judge(stage, frame.message.kind(), rid) {
+            Verdict::Refuse(why) => {
+                self.record(key, "frame", Err(&why.log_text()));
+                self.fail(key, rid, why.code(), &why.message());
+            }
+            Verdict::Ignore => {}
+            Verdict::Handshake => {
+                if let Message::Hello(hello) = frame.message {
+                    self.on_hello(key, rid, hello);
+                }
+            }
+            Verdict::Request => self.on_request(key, frame),
+        }
+    }
+
+    /// A request of an attached connection: answered here when that keeps
+    /// request order and spares the actor (a Ping, an up-to-date Pull, a
+    /// repeated Ack), otherwise charged to the connection's inbound window
+    /// and routed to the user's actor.
+    fn on_request(&mut self, key: usize, frame: Frame) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        let Some(user) = conn.phase.user() else {
+            return;
+        };
         let rid = frame.request_id;
-        let phase = conn.phase;
-        match (phase, frame.message) {
-            (Phase::Closing { .. }, _) => {}
-            (Phase::AwaitHello { .. }, Message::Hello(hello)) => self.on_hello(key, rid, hello),
-            (Phase::AwaitHello { .. }, other) => {
-                let text = format!("expected Hello, got {:?}", other.kind());
-                self.record(key, "frame", Err(&text));
-                self.fail(key, rid, ErrorCode::WrongPhase, &text);
-            }
-            (
-                _,
-                m @ (Message::Hello(_)
-                | Message::Welcome(_)
-                | Message::ChangeBatch(_)
-                | Message::Notify { .. }
-                | Message::Error(_)
-                | Message::PushAck(_)),
-            ) => {
-                let text = format!("{:?} is not allowed from a client here", m.kind());
-                self.record(key, "frame", Err(&text));
-                self.fail(key, rid, ErrorCode::WrongPhase, &text);
-            }
-            (Phase::Ready { .. }, Message::Ping) if conn.flow.settled() => {
-                // Every earlier request of this connection has been answered
-                // (its replies are queued ahead), so the Pong keeps request
-                // order (§3.4). Otherwise the actor queues it behind them.
+        // Every earlier request of this connection has been answered (its
+        // replies are queued ahead), so an answer given here keeps request
+        // order (§3.4). Otherwise the actor queues it behind them.
+        let settled = conn.flow.settled();
+        match (conn.phase, &frame.message) {
+            (Phase::Ready { .. }, Message::Ping) if settled => {
                 conn.queue_frame(&Frame::new(rid, Message::Pong));
                 self.flush(key);
+                return;
             }
-            (_, Message::Pong) => {}
-            (Phase::Ready { user, client }, Message::Pull { cursor })
-                if conn.flow.settled() && self.registry.known_head(&user) == Some(cursor) =>
+            (Phase::Ready { .. }, &Message::Pull { cursor })
+                if settled && self.registry.known_head(&user) == Some(cursor) =>
             {
-                // Up to date, and every earlier request of this connection has
-                // been answered (its replies are queued ahead of this one):
-                // answer here, so idle clients never wake (or keep alive) the
-                // user's actor.
-                let batch = ChangeBatch {
-                    head: cursor,
-                    full: cursor == 0,
-                    last: true,
-                    entries: Vec::new(),
-                };
-                conn.queue_frame(&Frame::new(rid, Message::ChangeBatch(batch)));
-                let detail = format!("cursor {cursor} -> {cursor}, 0 entries");
-                self.log.record(&ConnEvent {
-                    peer: conn.peer,
-                    user: Some(user),
-                    client: Some(client),
-                    request: "pull",
-                    outcome: Ok(&detail),
-                });
-                self.flush(key);
+                // Up to date: answered here, so idle clients never wake (or
+                // keep alive) the user's actor.
+                self.answer_up_to_date(key, rid, cursor);
+                return;
             }
-            (Phase::Ready { .. }, Message::Ack { cursor }) if conn.last_ack == Some(cursor) => {
+            (Phase::Ready { .. }, &Message::Ack { cursor }) if conn.last_ack == Some(cursor) => {
                 // The same cursor again: already recorded.
+                return;
             }
-            (Phase::Joining { user } | Phase::Ready { user, .. }, message) => {
-                if let Message::Ack { cursor } = message {
-                    conn.last_ack = Some(cursor);
-                }
-                let cost = flow::cost_of(&message);
-                conn.flow.charge(cost);
-                let conn_ref = ConnRef {
-                    key,
-                    generation: conn.generation,
-                };
-                let frame = Frame::new(rid, message);
-                let msg = ToActor::Request {
-                    conn: conn_ref,
-                    frame,
-                    cost,
-                };
-                self.route(key, rid, user, msg);
-            }
+            (_, &Message::Ack { cursor }) => conn.last_ack = Some(cursor),
+            _ => {}
         }
+        let cost = flow::cost_of(&frame.message);
+        conn.flow.charge(cost);
+        let msg = ToActor::Request {
+            conn: ConnRef {
+                key,
+                generation: conn.generation,
+            },
+            frame,
+            cost,
+        };
+        self.route(key, rid, user, msg);
+    }
+
+    /// Answers a Pull from a client at the head (see [`pull_reply`]).
+    fn answer_up_to_date(&mut self, key: usize, rid: u32, cursor: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        pull_reply::encode_up_to_date(&mut bytes, rid, cursor);
+        conn.queue(bytes, 0);
+        let reply = PullReply {
+            head: cursor,
+            full: cursor == 0,
+            entries: &[],
+        };
+        self.record(key, "pull", Ok(&pull_reply::log_detail(cursor, reply)));
+        self.flush(key);
     }
 
     fn on_hello(&mut self, key: usize, rid: u32, hello: Hello) {

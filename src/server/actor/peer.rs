@@ -4,10 +4,10 @@
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::message::put_header;
 use crate::protocol::{
-    ChangeBatch, ClientId, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message,
-    WirePath,
+    ClientId, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message, WirePath,
 };
 use crate::server::flow::PeerFlow;
+use crate::server::pull_reply::{self, PullReply};
 use crate::server::store::{Listing, StoreError, UserStore};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -180,7 +180,12 @@ impl Peer {
                     pos,
                     cost,
                 } => {
-                    *pos = next_batch(&mut self.out, *request_id, listing, *pos);
+                    *pos = pull_reply::encode_batch(
+                        &mut self.out,
+                        *request_id,
+                        listing_reply(listing),
+                        *pos,
+                    );
                     (*pos >= listing.entries.len(), *cost)
                 }
                 Job::Fetch {
@@ -207,28 +212,13 @@ impl Peer {
     }
 }
 
-/// Encodes the batch starting at entry `pos`; returns the next position.
-fn next_batch(out: &mut Vec<u8>, request_id: u32, listing: &Listing, pos: usize) -> usize {
-    let mut batch = ChangeBatch {
+/// The pull reply a store listing gives.
+pub fn listing_reply(listing: &Listing) -> PullReply<'_> {
+    PullReply {
         head: listing.head,
         full: listing.full,
-        last: false,
-        entries: Vec::new(),
-    };
-    let mut used = 0usize;
-    let mut next = pos;
-    while let Some(entry) = listing.entries.get(next) {
-        let len = entry.encoded_len();
-        if !batch.has_room_for(used, len) {
-            break;
-        }
-        used += len;
-        batch.entries.push(entry.clone());
-        next += 1;
+        entries: &listing.entries,
     }
-    batch.last = next >= listing.entries.len();
-    Frame::new(request_id, Message::ChangeBatch(batch)).encode(out);
-    next
 }
 
 /// One step of a fetch reply: `FileBegin`, one chunk, or the end. Returns
