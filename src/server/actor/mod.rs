@@ -12,6 +12,7 @@ mod requests;
 use crate::protocol::{Message, UserId};
 use crate::server::bus::{ConnRef, FromActor, ToActor};
 use crate::server::conn_log::{ConnEvent, ConnLog};
+use crate::server::events::EventSink;
 use crate::server::store::{DataPaths, UserStore};
 use crossbeam_channel::RecvTimeoutError;
 use crossbeam_channel::{Receiver, Sender};
@@ -35,6 +36,8 @@ pub struct ActorContext {
     pub waker: Arc<Waker>,
     /// The connection log.
     pub log: ConnLog,
+    /// Where operator events (a new user) go.
+    pub events: EventSink,
     /// How long an actor waits without messages before offering to retire.
     pub idle: Duration,
     /// Actor threads alive now; past [`CROWD`] they retire after [`CROWD_IDLE`].

@@ -7,6 +7,7 @@ use crate::protocol::{
     ClientId, ErrorCode, FileBegin, Frame, Hello, HelloMode, Message, PushAck, Welcome,
 };
 use crate::server::bus::{ConnRef, FromActor};
+use crate::server::events::ServerEvent;
 use crate::server::legality::{self, Stage, Verdict};
 use crate::server::pull_reply;
 use crate::server::store::{StagedFile, StoreError, UserStore};
@@ -62,9 +63,7 @@ impl Actor {
         };
         let head = store.head();
         if hello.mode == HelloMode::NewUser {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "new user {}", self.user);
-            let _ = stdout.flush();
+            (self.ctx.events)(ServerEvent::NewUser(self.user));
         }
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.client = Some(client);
