@@ -214,25 +214,10 @@ impl Actor {
         });
     }
 
+    /// Ends a cycle: the journal first, then the head, then each
+    /// connection's output; one wake-up for the reactor.
     fn end_cycle(&mut self) {
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.flush() {
-                // Nothing queued this cycle may be acknowledged: the journal
-                // did not take it. Drop the replies and close those connections.
-                log::error!("user {}: journal flush failed: {e}", self.user);
-                for peer in self.peers.values_mut() {
-                    if !peer.out.is_empty() {
-                        peer.out.clear();
-                        peer.bulk = 0;
-                        peer.fail(
-                            0,
-                            crate::protocol::ErrorCode::Storage,
-                            "journal write failed",
-                        );
-                    }
-                }
-            }
-        }
+        self.flush_journal();
         let head = self.store.as_ref().map(|s| s.head()).unwrap_or(0);
         let pushers = std::mem::take(&mut self.pushers);
         let mut sent = false;
@@ -257,42 +242,7 @@ impl Actor {
             if others_pushed && peer.client.is_some() && !peer.close {
                 peer.reply(0, Message::Notify { head });
             }
-            if !peer.out.is_empty() {
-                let bytes = std::mem::take(&mut peer.out);
-                let bulk = std::mem::take(&mut peer.bulk);
-                sent |= self
-                    .ctx
-                    .out
-                    .send(FromActor::Send {
-                        conn: *conn,
-                        bytes,
-                        bulk,
-                    })
-                    .is_ok();
-            }
-            if let (false, Some(client)) = (peer.announced, peer.client) {
-                // After the Welcome bytes, so the reactor never answers for
-                // this connection ahead of them.
-                peer.announced = true;
-                sent |= self
-                    .ctx
-                    .out
-                    .send(FromActor::Ready {
-                        conn: *conn,
-                        client,
-                    })
-                    .is_ok();
-            }
-            if let Some(cost) = peer.flow.take_released() {
-                sent |= self
-                    .ctx
-                    .out
-                    .send(FromActor::Processed { conn: *conn, cost })
-                    .is_ok();
-            }
-            if peer.close {
-                sent |= self.ctx.out.send(FromActor::Close { conn: *conn }).is_ok();
-            }
+            sent |= send_output(&self.ctx.out, *conn, peer);
         }
         self.peers.retain(|_, p| !p.close);
         if sent {
@@ -301,4 +251,50 @@ impl Actor {
             }
         }
     }
+
+    /// Writes the journal. If that fails, nothing queued this cycle may be
+    /// acknowledged: the replies are dropped and those connections closed.
+    fn flush_journal(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if let Err(e) = store.flush() {
+            log::error!("user {}: journal flush failed: {e}", self.user);
+            for peer in self.peers.values_mut() {
+                if !peer.out.is_empty() {
+                    peer.out.clear();
+                    peer.bulk = 0;
+                    peer.fail(
+                        0,
+                        crate::protocol::ErrorCode::Storage,
+                        "journal write failed",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Sends what one connection has this cycle, in the order the reactor relies
+/// on: its bytes, then `Ready` (after the Welcome bytes, so the reactor never
+/// answers for it ahead of them), then the cost handled, then `Close`.
+/// Returns whether anything was sent.
+fn send_output(out: &Sender<FromActor>, conn: ConnRef, peer: &mut Peer) -> bool {
+    let mut sent = false;
+    if !peer.out.is_empty() {
+        let bytes = std::mem::take(&mut peer.out);
+        let bulk = std::mem::take(&mut peer.bulk);
+        sent |= out.send(FromActor::Send { conn, bytes, bulk }).is_ok();
+    }
+    if let (false, Some(client)) = (peer.announced, peer.client) {
+        peer.announced = true;
+        sent |= out.send(FromActor::Ready { conn, client }).is_ok();
+    }
+    if let Some(cost) = peer.flow.take_released() {
+        sent |= out.send(FromActor::Processed { conn, cost }).is_ok();
+    }
+    if peer.close {
+        sent |= out.send(FromActor::Close { conn }).is_ok();
+    }
+    sent
 }
