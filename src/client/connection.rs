@@ -24,7 +24,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A write blocked this long means the server is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Most bytes of frames (wire size plus [`FRAME_OVERHEAD`] each) waiting in
+/// Most bytes of frames (wire size plus `FRAME_OVERHEAD` each) waiting in
 /// the reader channel. Well above what the client ever asks for at once —
 /// a fetch window (`pull::FETCH_WINDOW_BYTES`, 8 MiB), the batch of a pull
 /// reply being read (at most one 1 MiB payload), push acks and Notifies — so

@@ -2,6 +2,16 @@
 //!
 //! Data flows one way: socket → [`reactor`] (bytes → frames) → channel →
 //! [`actor`] (frames → disk) → channel + waker → reactor → socket.
+//!
+//! # Layout
+//! - [`reactor`] (+ [`connection`], [`registry`], [`members`], [`limiter`],
+//!   [`user_ids`], [`trim`], [`listen`]): the reactor thread: sockets,
+//!   frames, phases, which actor runs.
+//! - [`actor`] (+ [`store`]): one thread per user: its folder and journal.
+//! - Shared by both sides of the channel: [`bus`] (the messages),
+//!   [`flow`] (every window and limit), [`legality`] (which message is
+//!   legal when), [`pull_reply`] (the one producer of `ChangeBatch`).
+//! - [`config`], [`events`] (what the operator is told), [`conn_log`].
 
 pub mod actor;
 pub mod bus;
