@@ -31,6 +31,31 @@ pub fn tune_allocator() {
 /// Actor exits after which a trim is worth its cost (it walks every arena).
 pub const EXITS_PER_TRIM: usize = 64;
 
+/// When the reactor trims: after [`EXITS_PER_TRIM`] actor exits, or once
+/// the last actor thread has ended (the storm is over).
+#[derive(Debug, Default)]
+pub struct TrimSchedule {
+    exits: usize,
+}
+
+impl TrimSchedule {
+    /// An actor thread ended.
+    pub fn actor_exited(&mut self) {
+        self.exits += 1;
+    }
+
+    /// Trims if it is time, given the actor threads still alive; returns
+    /// whether it trimmed.
+    pub fn tick(&mut self, threads_alive: usize) -> bool {
+        if self.exits >= EXITS_PER_TRIM || (self.exits > 0 && threads_alive == 0) {
+            self.exits = 0;
+            release_free_memory();
+            return true;
+        }
+        false
+    }
+}
+
 /// Releases free heap memory to the OS; returns whether any was released.
 pub fn release_free_memory() -> bool {
     // SAFETY: malloc_trim only inspects and madvises the allocator's own

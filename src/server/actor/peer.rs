@@ -6,15 +6,13 @@
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::message::put_header;
 use crate::protocol::{
-    ChangeBatch, ClientId, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message, WirePath,
+    ClientId, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message, WirePath,
 };
+use crate::server::flow::PeerFlow;
+use crate::server::pull_reply::{self, PullReply};
 use crate::server::store::{FileReader, Listing, StoreError, Upload, UserStore};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-
-/// Bulk bytes a connection may have queued between the actor and its socket:
-/// the actor produces more only as the reactor reports bytes written.
-pub const CREDIT_WINDOW: i64 = 1024 * 1024;
 
 /// The upload open on a connection: its request ID (chunks and end must
 /// carry it) and the store's receiving end.
@@ -37,7 +35,7 @@ pub enum Job {
         listing: Listing,
         /// Entries already sent.
         pos: usize,
-        /// Inbound cost of the Pull, reported as handled when the reply is done.
+        /// Inbound cost the Pull holds until the reply is done ([`PeerFlow::took`]).
         cost: usize,
     },
     /// A fetch reply.
@@ -51,7 +49,7 @@ pub enum Job {
         /// The file opened (or the failure met) before the reply's turn,
         /// because a later push of this connection could change it.
         pinned: Option<Opened>,
-        /// Inbound cost of the Fetch, reported as handled when the reply is done.
+        /// Inbound cost the Fetch holds until the reply is done ([`PeerFlow::took`]).
         cost: usize,
     },
 }
@@ -67,8 +65,8 @@ pub struct Peer {
     pub client: Option<ClientId>,
     /// The reactor has been told the handshake succeeded.
     pub announced: bool,
-    /// Bulk bytes it may still be sent.
-    pub credit: i64,
+    /// Credit for bulk output, and inbound cost handled but not yet reported.
+    pub flow: PeerFlow,
     /// Replies waiting for credit.
     pub jobs: VecDeque<Job>,
     /// The open upload, if any.
@@ -77,8 +75,6 @@ pub struct Peer {
     pub out: Vec<u8>,
     /// Bulk bytes among `out`.
     pub bulk: usize,
-    /// Inbound bytes handled this cycle.
-    pub processed: usize,
     /// Close after sending `out`.
     pub close: bool,
 }
@@ -90,12 +86,11 @@ impl Peer {
             addr,
             client: None,
             announced: false,
-            credit: CREDIT_WINDOW,
+            flow: PeerFlow::default(),
             jobs: VecDeque::new(),
             upload: None,
             out: Vec::new(),
             bulk: 0,
-            processed: 0,
             close: false,
         }
     }
@@ -137,7 +132,7 @@ impl Peer {
     /// connection's next push is applied: a connection's frames are processed
     /// in arrival order (§3.4), so a Fetch answers with the state it was
     /// sent against, not with what a push pipelined after it made. At most
-    /// 64 fetches are pending per connection (`REPLY_COST`), which bounds
+    /// 64 fetches are pending per connection (`flow::REPLY_COST`), which bounds
     /// the files held open.
     pub fn pin_fetches(&mut self, store: &UserStore) {
         for job in self.jobs.iter_mut() {
@@ -155,7 +150,7 @@ impl Peer {
 
     /// Produces queued replies while credit lasts.
     pub fn produce(&mut self, store: &UserStore) {
-        while self.credit > 0 && !self.close {
+        while self.flow.may_produce() && !self.close {
             let Some(job) = self.jobs.front_mut() else {
                 return;
             };
@@ -171,7 +166,12 @@ impl Peer {
                     pos,
                     cost,
                 } => {
-                    *pos = next_batch(&mut self.out, *request_id, listing, *pos);
+                    *pos = pull_reply::encode_batch(
+                        &mut self.out,
+                        *request_id,
+                        listing_reply(listing),
+                        *pos,
+                    );
                     (*pos >= listing.entries.len(), *cost)
                 }
                 Job::Fetch {
@@ -187,39 +187,24 @@ impl Peer {
             };
             let produced = self.out.len() - before;
             if !matches!(self.jobs.front(), Some(Job::Control(_))) {
-                self.credit -= produced as i64;
+                self.flow.spend(produced);
                 self.bulk += produced;
             }
             if done {
-                self.processed += cost;
+                self.flow.answered(cost);
                 self.jobs.pop_front();
             }
         }
     }
 }
 
-/// Encodes the batch starting at entry `pos`; returns the next position.
-fn next_batch(out: &mut Vec<u8>, request_id: u32, listing: &Listing, pos: usize) -> usize {
-    let mut batch = ChangeBatch {
+/// The pull reply a store listing gives.
+pub fn listing_reply(listing: &Listing) -> PullReply<'_> {
+    PullReply {
         head: listing.head,
         full: listing.full,
-        last: false,
-        entries: Vec::new(),
-    };
-    let mut used = 0usize;
-    let mut next = pos;
-    while let Some(entry) = listing.entries.get(next) {
-        let len = entry.encoded_len();
-        if !batch.has_room_for(used, len) {
-            break;
-        }
-        used += len;
-        batch.entries.push(entry.clone());
-        next += 1;
+        entries: &listing.entries,
     }
-    batch.last = next >= listing.entries.len();
-    Frame::new(request_id, Message::ChangeBatch(batch)).encode(out);
-    next
 }
 
 /// One step of a fetch reply: `FileBegin`, one chunk, or the end. Returns
