@@ -1,4 +1,5 @@
 use super::*;
+use crate::client::fsutil::Stat;
 use crate::protocol::ContentHash;
 
 fn p(s: &str) -> WirePath {
