@@ -101,3 +101,82 @@ fn mirror_table() {
         assert_eq!(mirror(expect, from, to), want, "{expect:?} {from:?} {to:?}");
     }
 }
+
+/// One letter per [`PullDecision`] (`-`: the combination cannot occur).
+fn decision(code: char) -> Option<PullDecision> {
+    use PullDecision::*;
+    Some(match code {
+        'R' => Record,
+        'A' => Apply,
+        'C' => ClearDirThenApply,
+        'K' => KeepLocalChange,
+        'E' => KeepEdit,
+        'P' => PushFirst,
+        'X' => ConflictCopyThenApply,
+        'F' => Foreign,
+        '-' => return None,
+        other => panic!("unknown decision code {other}"),
+    })
+}
+
+/// For each server entry, a matrix: one row per index state (nothing, a
+/// directory, the server's file A, another file B), one column per disk
+/// state (absent, directory, foreign, a file holding the server's content,
+/// the synced content, anything else). `Synced` needs an indexed file, and
+/// the server's content counts before the synced one.
+#[test]
+fn pull_decisions_table() {
+    let a = ContentHash::of(b"A");
+    let b = ContentHash::of(b"B");
+    let indexed = [
+        Indexed::Nothing,
+        Indexed::Dir,
+        Indexed::File(a),
+        Indexed::File(b),
+    ];
+    let disk = [
+        Disk::Absent,
+        Disk::Dir,
+        Disk::Foreign,
+        Disk::File(Content::Server),
+        Disk::File(Content::Synced),
+        Disk::File(Content::Edited),
+    ];
+    let tables = [
+        // Absent Dir Foreign Server Synced Edited
+        (Server::File(a), ["APFR-P", "ACFR-P", "KKKR-K", "PPFRAP"]),
+        (Server::Dir, ["ARF--X", "KRK--K", "ARF-AX", "ARF-AX"]),
+        (Server::Deleted, ["AAF--E", "AAF--E", "AAF-AE", "AAF-AE"]),
+    ];
+    for (server, rows) in tables {
+        for (index_state, row) in indexed.iter().zip(rows) {
+            for (disk_state, code) in disk.iter().zip(row.chars()) {
+                let Some(want) = decision(code) else {
+                    continue;
+                };
+                assert_eq!(
+                    on_pull(*index_state, *disk_state, server),
+                    want,
+                    "server {server:?}, index {index_state:?}, disk {disk_state:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn set_aside_table() {
+    use OnRemove::{PutBack, Remove};
+    use OnSwappedOut::{ConflictCopy, Discard, SwapBack};
+    let rows = [
+        (SetAside::NotAFile, PutBack, SwapBack),
+        (SetAside::HeldOpen, PutBack, ConflictCopy),
+        (SetAside::File(Content::Synced), Remove, Discard),
+        (SetAside::File(Content::Server), PutBack, Discard),
+        (SetAside::File(Content::Edited), PutBack, ConflictCopy),
+    ];
+    for (set_aside, remove, swapped) in rows {
+        assert_eq!(on_remove(set_aside), remove, "{set_aside:?}");
+        assert_eq!(on_swapped_out(set_aside), swapped, "{set_aside:?}");
+    }
+}
