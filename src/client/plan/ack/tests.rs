@@ -1,3 +1,5 @@
+//! The acknowledgement rules, case by case: rewinds, untrusted uploads.
+
 use super::*;
 use crate::client::fsutil::Stat;
 use crate::protocol::ContentHash;

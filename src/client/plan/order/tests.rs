@@ -1,3 +1,6 @@
+//! The dependency order, case by case: freed destinations first, swaps and
+//! renames below their own source through temporary names.
+
 use super::*;
 
 fn p(s: &str) -> WirePath {
