@@ -189,13 +189,14 @@ pub enum PullDecision {
     /// The server deleted a file this device edited: the edit stays and is
     /// pushed as a new file.
     KeepEdit,
-    /// Both sides changed a file (or this device holds a new directory where
-    /// the server has a file): nothing local is touched, the path is pushed
-    /// on its old base and the server decides (§7.2); the pull is repeated,
-    /// since its cursor must not pass the entry.
+    /// This device holds a new directory where the server has a file:
+    /// nothing local is touched, the directory is pushed (MakeDir, a
+    /// conflict on the server) and the pull is repeated, since its cursor
+    /// must not pass the entry.
     PushFirst,
-    /// A file edited here that the server turned into a directory: the edit
-    /// becomes a conflict copy (pushed) and the directory is made.
+    /// A file edited here that the server changed too (or turned into a
+    /// directory): the edit becomes a conflict copy (pushed) and the
+    /// server's entry is applied.
     ConflictCopyThenApply,
     /// A symlink or special file is in the way: never touched. When the
     /// obstacle is a regular file standing where the server has a parent
@@ -206,7 +207,9 @@ pub enum PullDecision {
 /// Decides what a pull's entry `server` does to a path the index records as
 /// `indexed` and the disk holds as `disk`. The I/O code re-checks every
 /// decision at the instant it acts (a writer may act in between: see
-/// `applier::place`).
+/// `applier::place`). For a server file, `Applier::apply_file` and
+/// `make_room` still take these decisions inline, row for row; the table
+/// test here is their specification until they call this.
 pub fn on_pull(indexed: Indexed, disk: Disk, server: Server) -> PullDecision {
     use PullDecision::*;
     // The server's entry is what this device last synced there.
@@ -231,10 +234,10 @@ pub fn on_pull(indexed: Indexed, disk: Disk, server: Server) -> PullDecision {
         (Server::File(_), Disk::File(Content::Synced)) => Apply,
         (Server::File(_), _) if agrees => KeepLocalChange,
         (Server::File(_), Disk::Foreign) => Foreign,
-        (Server::File(_), Disk::Absent) if indexed.hash().is_some() => PushFirst,
         (Server::File(_), Disk::Absent) => Apply,
         (Server::File(_), Disk::Dir) if indexed == Indexed::Dir => ClearDirThenApply,
-        (Server::File(_), Disk::Dir | Disk::File(Content::Edited)) => PushFirst,
+        (Server::File(_), Disk::Dir) => PushFirst,
+        (Server::File(_), Disk::File(Content::Edited)) => ConflictCopyThenApply,
     }
 }
 

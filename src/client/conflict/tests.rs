@@ -144,7 +144,7 @@ fn pull_decisions_table() {
     ];
     let tables = [
         // Absent Dir Foreign Server Synced Edited
-        (Server::File(a), ["APFR-P", "ACFR-P", "KKKR-K", "PPFRAP"]),
+        (Server::File(a), ["APFR-X", "ACFR-X", "KKKR-K", "APFRAX"]),
         (Server::Dir, ["ARF--X", "KRK--K", "ARF-AX", "ARF-AX"]),
         (Server::Deleted, ["AAF--E", "AAF--E", "AAF-AE", "AAF-AE"]),
     ];
