@@ -10,6 +10,7 @@
 //! reused instead of downloaded. Every path is checked so that nothing is
 //! written through a symlink or outside the folder.
 
+use super::conflict::{on_pull, Indexed, PullDecision, Server};
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, copy_hashed, ensure_dirs, hash_file, Local, Stat};
@@ -157,31 +158,6 @@ impl<'a> Applier<'a> {
         path.to_local(self.root)
     }
 
-    /// The content hash if the local file (whose stat is `stat` now) still
-    /// holds what was synced, by the one rule ([`judge`]): a same-size edit
-    /// that kept the old mtime is caught by its ctime or inode and hashed.
-    fn synced_hash(&self, path: &WirePath, stat: Stat) -> Option<ContentHash> {
-        self.synced_hash_at(path, stat, &self.local(path))
-    }
-
-    /// [`Self::synced_hash`] for `path`'s file after it was moved to `at`
-    /// (set aside before being deleted or replaced): the one rule that says
-    /// whether a file is still the version the index says was synced.
-    fn synced_hash_at(&self, path: &WirePath, stat: Stat, at: &Path) -> Option<ContentHash> {
-        let entry = self.index.get(path)?;
-        let EntryKind::File { stat: old, hash } = entry.kind else {
-            return None;
-        };
-        match judge(&old, &stat) {
-            Verdict::Unchanged => Some(hash),
-            Verdict::Changed => None,
-            Verdict::MustHash => {
-                let (now, _) = hash_file(at).ok()?;
-                (now == hash).then_some(hash)
-            }
-        }
-    }
-
     fn apply_deleted(
         &mut self,
         path: &WirePath,
@@ -209,7 +185,9 @@ impl<'a> Applier<'a> {
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<bool, ClientError> {
-        if self.synced_hash(path, stat).is_none() || !self.remove_synced(path, wanted, out)? {
+        let indexed = Indexed::of(self.index.get(path).copied());
+        let decision = on_pull(indexed, self.disk(path, Local::File(stat)), Server::Deleted);
+        if decision != PullDecision::Apply || !self.remove_synced(path, wanted, out)? {
             log::info!("kept {path}: changed here, the server deleted it");
             out.dirty.insert(path.clone());
             return Ok(false);
@@ -269,27 +247,33 @@ impl<'a> Applier<'a> {
             kind: EntryKind::Dir,
             version: entry.version,
         };
-        match check_path(self.root, path)? {
-            Local::Dir => {}
+        let local = check_path(self.root, path)?;
+        let indexed = Indexed::of(self.index.get(path).copied());
+        let decision = on_pull(indexed, self.disk(path, local), Server::Dir);
+        match (decision, local) {
+            (PullDecision::Record, _) => {}
             // Removed, replaced (or its parent) here, unchanged on the server.
-            _ if self.agrees(path, None, entry.version, out) => return Ok(()),
-            Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
+            (PullDecision::KeepLocalChange, _) => {
+                self.agrees(path, None, entry.version, out);
+                return Ok(());
+            }
+            (PullDecision::Foreign, _) if self.clear_file_ancestor(path, out)? == Local::Absent => {
                 ensure_dirs(self.root, path)?;
                 out.changed += 1;
             }
-            Local::Foreign => {
+            (PullDecision::Foreign, _) => {
                 log::warn!(
                     "not creating directory {path}: a symlink or special file is in the way"
                 );
                 return Ok(());
             }
-            Local::Absent => {
+            (PullDecision::Apply, Local::Absent) => {
                 ensure_dirs(self.root, path)?;
                 log::debug!("created directory {path}");
                 out.changed += 1;
             }
-            Local::File(stat) => {
-                let removed = self.synced_hash(path, stat).is_some()
+            (PullDecision::Apply | PullDecision::ConflictCopyThenApply, Local::File(_)) => {
+                let removed = decision == PullDecision::Apply
                     && self.remove_synced(path, &HashSet::new(), out)?;
                 if !removed {
                     let kept = self.conflict_copy(path)?;
@@ -298,6 +282,13 @@ impl<'a> Applier<'a> {
                 self.index.remove(path);
                 ensure_dirs(self.root, path)?;
                 out.changed += 1;
+            }
+            // Not decided for a directory (`conflict::on_pull`): leave the
+            // path, compare it again and repeat the pull.
+            _ => {
+                out.dirty.insert(path.clone());
+                out.failed = true;
+                return Ok(());
             }
         }
         self.index.insert(path.clone(), dir);

@@ -2,6 +2,7 @@
 //! pushes, and an upload raced by a local write is indexed untrusted.
 
 use super::*;
+use crate::client::fsutil::Stat;
 use crate::protocol::ContentHash;
 
 fn p(s: &str) -> WirePath {
