@@ -211,9 +211,8 @@ pub enum PullDecision {
 /// Decides what a pull's entry `server` does to a path the index records as
 /// `indexed` and the disk holds as `disk`. The I/O code re-checks every
 /// decision at the instant it acts (a writer may act in between: see
-/// `applier::place`). For a server file, `Applier::apply_file` and
-/// `make_room` still take these decisions inline, row for row; the table
-/// test here is their specification until they call this.
+/// `applier::place`). `Applier::apply_dir` and `Applier::apply_file` carry
+/// out what this returns.
 pub fn on_pull(indexed: Indexed, disk: Disk, server: Server) -> PullDecision {
     use PullDecision::*;
     // The server's entry is what this device last synced there.

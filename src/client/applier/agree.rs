@@ -9,6 +9,7 @@
 use super::{Applied, Applier};
 use crate::client::conflict::{Content, Disk};
 use crate::client::detect::{judge, Verdict};
+use crate::client::error::ClientError;
 use crate::client::fsutil::{hash_file, Local, Stat};
 use crate::client::index::EntryKind;
 use crate::protocol::{ContentHash, WirePath};
@@ -43,6 +44,45 @@ impl Applier<'_> {
                 (now == hash).then_some(hash)
             }
         }
+    }
+
+    /// What the local regular file at `path` (whose stat is `stat` now)
+    /// holds, against the server's file `server` and the index, in
+    /// [`Content`]'s order of precedence. Hashed unless the index's record
+    /// of it is certainly current ([`judge`] says `Unchanged`).
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub(super) fn file_content(
+        &self,
+        path: &WirePath,
+        stat: Stat,
+        server: ContentHash,
+    ) -> Result<Content, ClientError> {
+        let indexed = self.index.get(path).and_then(|e| e.hash());
+        let trusted = match self.index.get(path).map(|e| e.kind) {
+            Some(EntryKind::File { stat: old, hash })
+                if judge(&old, &stat) == Verdict::Unchanged =>
+            {
+                Some(hash)
+            }
+            _ => None,
+        };
+        let local = match trusted {
+            Some(hash) => hash,
+            None => {
+                hash_file(&self.local(path))
+                    .map_err(|e| ClientError::io(format!("read {path}"), e))?
+                    .0
+            }
+        };
+        Ok(if local == server {
+            Content::Server
+        } else if indexed == Some(local) {
+            Content::Synced
+        } else {
+            Content::Edited
+        })
     }
 
     /// What is at a local path, for the conflict decisions: a regular file
