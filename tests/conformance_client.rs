@@ -215,6 +215,36 @@ fn r_4_2_1_the_client_checks_the_welcome() {
     );
 }
 
+/// A Welcome to a Resume naming another device than the folder's: the
+/// client closes, sends nothing more and exits non-zero.
+#[test]
+fn r_4_2_1_the_client_checks_the_welcome_device_on_resume() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let client = start_client(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    // Its first Pull: the folder now remembers user USER, device 1.
+    next_request(&mut c).expect("a Pull");
+    drop(client);
+    drop(c);
+    let mut client = start_client(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    let h = c.next();
+    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "a Resume: {h:?}");
+    let mut p = USER.to_vec();
+    p.extend_from_slice(&2u64.to_be_bytes());
+    p.extend_from_slice(&0u64.to_be_bytes());
+    c.send(&frame(WELCOME, h.rid, &p));
+    expect_client_closes(&mut c);
+    let status = client.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "start-up error exits non-zero"
+    );
+}
+
 /// A reply that matches no request (a PushAck nobody asked for): the
 /// client must close the connection.
 #[test]

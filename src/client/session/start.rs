@@ -135,8 +135,16 @@ fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), Clien
             cause,
         })?;
     let welcome = conn.handshake(hello.clone())?;
+    // the Welcome must name the user (and on Resume the device)
+    // this Hello named.
     if hello.mode != HelloMode::NewUser && welcome.user_id != hello.user_id {
         return Err(ClientError::Protocol("welcome names another user".into()));
+    }
+    if hello.mode == HelloMode::Resume && welcome.client_id != hello.client_id {
+        return Err(ClientError::Protocol(format!(
+            "welcome names device {} where this folder is device {}",
+            welcome.client_id, hello.client_id
+        )));
     }
     let identity = Identity {
         user: welcome.user_id,
