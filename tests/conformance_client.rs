@@ -245,6 +245,33 @@ fn r_4_2_1_the_client_checks_the_welcome_device_on_resume() {
     );
 }
 
+/// The same check when a running client reconnects: the connection with
+/// the wrong Welcome is closed with nothing sent on it, and the client
+/// tries again later (it is still running).
+#[test]
+fn r_4_2_1_a_reconnecting_client_checks_the_welcome_device() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let mut client = start_client(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    next_request(&mut c).expect("a Pull");
+    drop(c);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    let h = c.next();
+    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "a Resume: {h:?}");
+    let mut p = USER.to_vec();
+    p.extend_from_slice(&2u64.to_be_bytes());
+    p.extend_from_slice(&0u64.to_be_bytes());
+    c.send(&frame(WELCOME, h.rid, &p));
+    expect_client_closes(&mut c);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    let h = c.next();
+    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "tried again: {h:?}");
+    assert!(client.exited().is_none(), "still running");
+}
+
 /// A reply that matches no request (a PushAck nobody asked for): the
 /// client must close the connection.
 #[test]

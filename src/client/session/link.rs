@@ -3,6 +3,7 @@
 //! [`crate::client::schedule::Timers`]), and closed at shutdown after a
 //! short wait for outstanding acknowledgements.
 
+use super::start::check_welcome;
 use super::Session;
 use crate::client::connection::{Connection, Inbound};
 use crate::client::error::ClientError;
@@ -45,12 +46,14 @@ impl Session<'_> {
         let attempt = Connection::connect(self.config.server)
             .map_err(|e| ClientError::ConnectionLost(format!("connect: {e}")))
             .and_then(|mut conn| {
-                conn.handshake(Hello {
+                let hello = Hello {
                     mode: HelloMode::Resume,
                     user_id: self.identity.user,
                     client_id: self.identity.client,
-                })
-                .map(|_| conn)
+                };
+                let welcome = conn.handshake(hello.clone())?;
+                check_welcome(&hello, &welcome)?;
+                Ok(conn)
             });
         match attempt {
             Ok(conn) => {
@@ -66,6 +69,11 @@ impl Session<'_> {
                 if code == ErrorCode::UnknownUser || code == ErrorCode::UnknownClient =>
             {
                 Err(ClientError::Refused { code, message })
+            }
+            Err(e @ ClientError::Protocol(_)) => {
+                log::warn!("reconnect failed: {e}");
+                self.timers.reconnect_failed(Instant::now());
+                Ok(())
             }
             Err(e) => {
                 log::debug!("reconnect failed: {e}");

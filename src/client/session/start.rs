@@ -15,7 +15,7 @@ use crate::client::state::{Identity, StateDir};
 use crate::client::watcher::{canonical_root, FolderWatcher};
 use crate::client::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
-use crate::protocol::{Hello, HelloMode, UserId};
+use crate::protocol::{Hello, HelloMode, UserId, Welcome};
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
@@ -124,6 +124,24 @@ fn hello_for(stored: Option<Identity>, user: Option<UserId>) -> Result<Hello, Cl
     })
 }
 
+/// a Welcome must name the user the Hello named (NewClient,
+/// Resume) and, on Resume, this folder's device too.
+///
+/// # Errors
+/// [`ClientError::Protocol`] saying which differs.
+pub(super) fn check_welcome(hello: &Hello, welcome: &Welcome) -> Result<(), ClientError> {
+    if hello.mode != HelloMode::NewUser && welcome.user_id != hello.user_id {
+        return Err(ClientError::Protocol("welcome names another user".into()));
+    }
+    if hello.mode == HelloMode::Resume && welcome.client_id != hello.client_id {
+        return Err(ClientError::Protocol(format!(
+            "welcome names device {} where this folder is device {}",
+            welcome.client_id, hello.client_id
+        )));
+    }
+    Ok(())
+}
+
 /// Connects and shakes hands; says who we are now.
 ///
 /// # Errors
@@ -135,17 +153,7 @@ fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), Clien
             cause,
         })?;
     let welcome = conn.handshake(hello.clone())?;
-    // the Welcome must name the user (and on Resume the device)
-    // this Hello named.
-    if hello.mode != HelloMode::NewUser && welcome.user_id != hello.user_id {
-        return Err(ClientError::Protocol("welcome names another user".into()));
-    }
-    if hello.mode == HelloMode::Resume && welcome.client_id != hello.client_id {
-        return Err(ClientError::Protocol(format!(
-            "welcome names device {} where this folder is device {}",
-            welcome.client_id, hello.client_id
-        )));
-    }
+    check_welcome(hello, &welcome)?;
     let identity = Identity {
         user: welcome.user_id,
         client: welcome.client_id,
