@@ -282,6 +282,21 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
     assert_eq!(ack.status, PushStatus::Applied);
 }
 
+/// A blocking connection to `server` from 127.0.0.2, .3 or .4 (by `i`):
+/// three source addresses give three times loopback's ephemeral ports, so
+/// 15,000 connections fit even while other tests' sockets sit in TIME_WAIT
+/// (from 127.0.0.1 alone, connect failed with EADDRNOTAVAIL on a busy
+/// machine).
+fn silent_connection(server: std::net::SocketAddr, i: u32) -> std::net::TcpStream {
+    use std::os::fd::OwnedFd;
+    let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % 3) as u8);
+    let stream = cloudservice::load::socket::connect_from(server, Some(source))
+        .unwrap_or_else(|e| panic!("connect {i} from {source}: {e}"));
+    let stream = std::net::TcpStream::from(OwnedFd::from(stream));
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+}
+
 #[test]
 fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
     let server = Server::start_with(&["--handshake-timeout", "5"]);
@@ -289,9 +304,8 @@ fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
     let baseline = fds(pid);
     let started = std::time::Instant::now();
     let mut silent = Vec::with_capacity(15_000);
-    for _ in 0..15_000 {
-        let s = std::net::TcpStream::connect(server.addr).expect("connect");
-        silent.push(s);
+    for i in 0..15_000 {
+        silent.push(silent_connection(server.addr, i));
     }
     assert!(
         eventually(std::time::Duration::from_secs(20), || fds(pid)
