@@ -21,6 +21,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use leftovers::{origin_note, ORIGIN_SUFFIX};
 pub use place::RaceHook;
 
 /// A file whose content must be downloaded.
@@ -473,6 +474,9 @@ impl<'a> Applier<'a> {
 }
 
 mod agree;
+#[cfg(test)]
+mod crash_tests;
+mod leftovers;
 mod place;
 #[cfg(test)]
 mod race_tests;

@@ -2,6 +2,7 @@
 //! device is (user and client ID) and where its temporary downloads go. The
 //! folder is never synced (the path rules reserve its name).
 
+use super::applier::{origin_note, ORIGIN_SUFFIX};
 use super::error::ClientError;
 use super::fsutil::write_atomic;
 use crate::protocol::limits::STATE_DIR_NAME;
@@ -11,6 +12,33 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Empties the temporary area `tmp` except files with an origin note
+/// (`NAME.origin`) and the notes themselves: those are local files the
+/// applier had moved there and not yet settled (`Applier::recover_leftovers`).
+///
+/// # Errors
+/// Listing `tmp` or removing an entry.
+pub fn clear_tmp(tmp: &Path) -> Result<(), ClientError> {
+    let clean = |e| ClientError::io(format!("clean {}", tmp.display()), e);
+    for entry in fs::read_dir(tmp).map_err(clean)? {
+        let path = entry.map_err(clean)?.path();
+        let noted = path.as_os_str().to_string_lossy().ends_with(ORIGIN_SUFFIX)
+            || origin_note(&path).exists();
+        if noted {
+            continue;
+        }
+        let removed = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        match removed {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(clean(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// Which user this folder belongs to and which device it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,23 +56,23 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// Opens (creating if needed) the state folder of `folder`, and empties its
+    /// Opens (creating if needed) the state folder of `folder`, and clears its
     /// temporary area: a download interrupted by a crash is simply repeated.
+    /// A file with an origin note (`NAME.origin`: a local file the applier
+    /// had moved there and not yet settled) is kept, with its note, for
+    /// `Applier::recover_leftovers`.
     ///
     /// # Errors
-    /// Creating the folders.
+    /// Creating the folders, listing or clearing the temporary area.
     pub fn open(folder: &Path) -> Result<StateDir, ClientError> {
         let dir = folder.join(STATE_DIR_NAME);
         let state = StateDir { dir };
         fs::create_dir_all(&state.dir)
             .map_err(|e| ClientError::io(format!("create {}", state.dir.display()), e))?;
         let tmp = state.tmp_dir();
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp)
-                .map_err(|e| ClientError::io(format!("clean {}", tmp.display()), e))?;
-        }
         fs::create_dir_all(&tmp)
             .map_err(|e| ClientError::io(format!("create {}", tmp.display()), e))?;
+        clear_tmp(&tmp)?;
         Ok(state)
     }
 

@@ -101,10 +101,18 @@ impl<'a> Applier<'a> {
                     }
                 }
                 Local::File(_) => {
+                    // What comes out of the exchange is the user's until settled.
+                    self.note_origin(tmp, path)?;
                     self.before_step(&local);
-                    match exchange(tmp, &local) {
+                    let exchanged = exchange(tmp, &local);
+                    if !matches!(exchanged, Ok(true)) {
+                        Self::forget_origin(tmp);
+                    }
+                    match exchanged {
                         Ok(true) => {
-                            if self.settle_swapped_out(path, tmp, hash, out)? {
+                            let settled = self.settle_swapped_out(path, tmp, hash, out)?;
+                            Self::forget_origin(tmp);
+                            if settled {
                                 return self.placed(path, hash, version, out);
                             }
                             break;
@@ -112,6 +120,7 @@ impl<'a> Applier<'a> {
                         Ok(false) => {
                             // No exchange here: move aside, then no-replace.
                             let aside = self.tmp_name("aside");
+                            self.note_origin(&aside, path)?;
                             match fs::rename(&local, &aside) {
                                 Ok(()) => {
                                     self.settle_swapped_out(path, &aside, hash, out)?;
@@ -120,6 +129,7 @@ impl<'a> Applier<'a> {
                                     if e.kind() == io::ErrorKind::NotFound && !exists(&local) => {}
                                 Err(e) => return Err(io_err("move", &local)(e)),
                             }
+                            Self::forget_origin(&aside);
                         }
                         // The local file went away meanwhile: look again.
                         Err(e) if e.kind() == io::ErrorKind::NotFound && exists(tmp) => {}
@@ -240,26 +250,46 @@ impl<'a> Applier<'a> {
     ) -> Result<bool, ClientError> {
         let local = self.local(path);
         let aside = self.tmp_name("aside");
+        self.note_origin(&aside, path)?;
         self.before_step(&local);
         match fs::rename(&local, &aside) {
             Ok(()) => {}
             // Gone already (not: the temporary area is missing).
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !exists(&local) => return Ok(true),
-            Err(e) => return Err(io_err("move", &local)(e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !exists(&local) => {
+                Self::forget_origin(&aside);
+                return Ok(true);
+            }
+            Err(e) => {
+                Self::forget_origin(&aside);
+                return Err(io_err("move", &local)(e));
+            }
         }
-        self.before_step(&aside);
-        let meta = fs::symlink_metadata(&aside).map_err(io_err("stat", &aside))?;
+        let settled = self.settle_set_aside(path, &aside, wanted, out)?;
+        Self::forget_origin(&aside);
+        Ok(settled)
+    }
+
+    /// The rest of [`Self::remove_synced`], once the file is at `aside`.
+    fn settle_set_aside(
+        &mut self,
+        path: &WirePath,
+        aside: &Path,
+        wanted: &HashSet<ContentHash>,
+        out: &mut Applied,
+    ) -> Result<bool, ClientError> {
+        self.before_step(aside);
+        let meta = fs::symlink_metadata(aside).map_err(io_err("stat", aside))?;
         let regular = meta.file_type().is_file();
         // Held (when leases work) until the file is deleted: no new writer.
         let lease = match regular {
-            true => writers(&aside).unwrap_or(Writers::Unknown),
+            true => writers(aside).unwrap_or(Writers::Unknown),
             false => Writers::Unknown,
         };
         if matches!(lease, Writers::Some) {
             log::info!("kept {path}: a program has it open for writing");
         }
         let synced = (regular && !matches!(lease, Writers::Some))
-            .then(|| self.synced_hash_at(path, Stat::of(&meta), &aside))
+            .then(|| self.synced_hash_at(path, Stat::of(&meta), aside))
             .flatten();
         let set_aside = match (regular, &lease, synced) {
             (false, _, _) => SetAside::NotAFile,
@@ -268,22 +298,26 @@ impl<'a> Applier<'a> {
             (true, _, None) => SetAside::File(Content::Edited),
         };
         let (OnRemove::Remove, Some(hash)) = (on_remove(set_aside), synced) else {
-            if let Some(kept) = self.put_back(path, &aside)? {
+            if let Some(kept) = self.put_back(path, aside)? {
                 out.dirty.insert(kept);
             }
             return Ok(false);
         };
         if wanted.contains(&hash) && !self.stash.contains_key(&hash) {
-            self.stash.insert(hash, aside);
+            self.stash.insert(hash, aside.to_path_buf());
         } else {
-            fs::remove_file(&aside).map_err(io_err("delete", &aside))?;
+            fs::remove_file(aside).map_err(io_err("delete", aside))?;
         }
         Ok(true)
     }
 
     /// Returns a file moved aside to `path`, or, when `path` was taken in the
     /// meantime, to a conflict copy next to it (returned).
-    fn put_back(&mut self, path: &WirePath, aside: &Path) -> Result<Option<WirePath>, ClientError> {
+    pub(super) fn put_back(
+        &mut self,
+        path: &WirePath,
+        aside: &Path,
+    ) -> Result<Option<WirePath>, ClientError> {
         let local = self.local(path);
         match rename_noreplace(aside, &local) {
             Ok(()) => Ok(None),

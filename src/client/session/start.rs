@@ -6,6 +6,7 @@
 use super::pull::PullState;
 use super::push::PushState;
 use super::{FirstRun, Session};
+use crate::client::applier::{Applied, Applier};
 use crate::client::connection::Connection;
 use crate::client::error::ClientError;
 use crate::client::index::Index;
@@ -50,6 +51,13 @@ pub fn run(
         None => Index::new(),
     };
     check_not_emptied(&root, &index)?;
+    if let Some(id) = stored {
+        // Local files a crash left in the temporary area go back first; the
+        // full comparison below (`mark_all`) then pushes them.
+        let tmp = state.tmp_dir();
+        Applier::new(&root, &tmp, &mut index, id.client)
+            .recover_leftovers(&mut Applied::default())?;
+    }
     let hello = hello_for(stored, config.user)?;
     let (conn, identity) = greet(config, &hello)?;
     if stored.is_none() {

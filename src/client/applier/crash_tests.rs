@@ -1,0 +1,207 @@
+//! The client killed in the middle of a pull step: a local file the applier
+//! had moved into the temporary area (set aside before a deletion, swapped
+//! out by a download) must come back at the next start, never be cleared
+//! with the temporary area. A crash is simulated by copying the folder, the
+//! temporary area and the saved index as they are at a step (what SIGKILL
+//! leaves), then starting over on the copy: `clear_tmp` (what
+//! `StateDir::open` does) and `recover_leftovers`.
+
+use super::test_folder::{p, Folder};
+use super::*;
+use crate::client::state::clear_tmp;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+fn file(path: &str, version: u64, data: &str) -> ChangeEntry {
+    ChangeEntry {
+        path: p(path),
+        version,
+        state: EntryState::File {
+            size: data.len() as u64,
+            hash: ContentHash::of(data.as_bytes()),
+        },
+    }
+}
+
+fn deleted(path: &str, version: u64) -> ChangeEntry {
+    ChangeEntry {
+        path: p(path),
+        version,
+        state: EntryState::Deleted,
+    }
+}
+
+/// Copies the regular files below `from` into `to` (same relative paths).
+fn copy_tree(from: &Path, to: &Path) {
+    for item in walkdir::WalkDir::new(from) {
+        let item = item.unwrap();
+        let dest = to.join(item.path().strip_prefix(from).unwrap());
+        if item.file_type().is_dir() {
+            fs::create_dir_all(&dest).unwrap();
+        } else if item.file_type().is_file() {
+            fs::copy(item.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The folder as a SIGKILL at step `nth` leaves it (`None`: the run had
+/// fewer steps): the writer appended `line` to the file at its path just
+/// before step 0 (so the file is an edit the decision did not see).
+fn crash_at(
+    setup: fn(&mut Folder) -> (Vec<ChangeEntry>, Option<&'static str>),
+    nth: usize,
+    line: &str,
+) -> Option<Folder> {
+    let mut f = Folder::new();
+    let (entries, download) = setup(&mut f);
+    let saved = f.index.clone();
+    let crashed: Rc<RefCell<Option<Folder>>> = Rc::new(RefCell::new(None));
+    let (root, tmp) = (f.root.clone(), f.tmp.clone());
+    let line = line.to_owned();
+    let snapshot = Rc::clone(&crashed);
+    let mut step = 0;
+    let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
+    applier.set_race_hook(move |_at: &Path| {
+        if step == 0 {
+            let mut out = fs::OpenOptions::new()
+                .append(true)
+                .open(root.join("f.txt"))
+                .unwrap();
+            std::io::Write::write_all(&mut out, line.as_bytes()).unwrap();
+        }
+        if step == nth {
+            let mut copy = Folder::new();
+            copy_tree(&root, &copy.root);
+            copy_tree(&tmp, &copy.tmp);
+            copy.index = saved.clone();
+            *snapshot.borrow_mut() = Some(copy);
+        }
+        step += 1;
+    });
+    let out = applier.apply(&entries, false).unwrap();
+    for job in &out.fetches {
+        let data = download.unwrap_or("v2\n");
+        let at = applier.tmp_name("test");
+        fs::write(&at, data).unwrap();
+        let hash = ContentHash::of(data.as_bytes());
+        applier
+            .place(job, &at, (hash, job.version), &mut Applied::default())
+            .unwrap();
+    }
+    drop(applier);
+    let taken = crashed.borrow_mut().take();
+    taken
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_pull_loses_no_local_edit() {
+    type Setup = fn(&mut Folder) -> (Vec<ChangeEntry>, Option<&'static str>);
+    let cases: [(&str, Setup); 3] = [
+        ("download over a file edited at the last moment", |f| {
+            f.write("f.txt", "v1\n");
+            f.sync_all(1);
+            (vec![file("f.txt", 2, "v2\n")], Some("v2\n"))
+        }),
+        ("delete of a file edited at the last moment", |f| {
+            f.write("f.txt", "v1\n");
+            f.sync_all(1);
+            (vec![deleted("f.txt", 2)], None)
+        }),
+        ("rename away of a file edited at the last moment", |f| {
+            f.write("f.txt", "v1\n");
+            f.sync_all(1);
+            (vec![deleted("f.txt", 2), file("g.txt", 2, "v1\n")], None)
+        }),
+    ];
+    let mut tried = 0;
+    for (name, setup) in cases {
+        for nth in 0.. {
+            let line = format!("EDIT {name} {nth}\n");
+            let Some(mut copy) = crash_at(setup, nth, &line) else {
+                break;
+            };
+            tried += 1;
+            clear_tmp(&copy.tmp).unwrap();
+            let mut out = Applied::default();
+            Applier::new(&copy.root, &copy.tmp, &mut copy.index, 2)
+                .recover_leftovers(&mut out)
+                .unwrap();
+            let all = copy_contents(&copy);
+            assert!(
+                all.iter().any(|(_, text)| text.contains(&line)),
+                "{name}, crash at step {nth}: the edit was lost; the folder holds {all:?}"
+            );
+            let notes = fs::read_dir(&copy.tmp).unwrap().count();
+            assert_eq!(
+                notes, 0,
+                "{name}, step {nth}: the temporary area is empty again"
+            );
+        }
+    }
+    assert!(tried >= 6, "only {tried} crash points tried");
+}
+
+fn copy_contents(f: &Folder) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for item in walkdir::WalkDir::new(&f.root) {
+        let item = item.unwrap();
+        if item.file_type().is_file() {
+            let rel = item.path().strip_prefix(&f.root).unwrap();
+            all.push((
+                rel.to_string_lossy().into_owned(),
+                fs::read_to_string(item.path()).unwrap(),
+            ));
+        }
+    }
+    all.sort();
+    all
+}
+
+/// The rules of recovery, one leftover each: an edit goes back to its free
+/// path, or beside it when the path is taken; the synced version is
+/// deleted; a note whose file is gone is dropped; an unnoted file (a
+/// partial download) is cleared.
+#[test]
+fn leftovers_are_put_back_kept_or_dropped() {
+    let mut f = Folder::new();
+    f.write("free.txt", "synced\n");
+    f.write("taken.txt", "synced\n");
+    f.write("same.txt", "synced\n");
+    f.sync_all(1);
+    fs::remove_file(f.root.join("free.txt")).unwrap();
+    fs::remove_file(f.root.join("same.txt")).unwrap();
+    fs::write(f.root.join("taken.txt"), "someone else's\n").unwrap();
+    let leftover = |name: &str, path: &str, data: &str| {
+        let at = f.tmp.join(name);
+        fs::write(&at, data).unwrap();
+        fs::write(origin_note(&at), path).unwrap();
+    };
+    leftover("aside-1-1", "free.txt", "edited 1\n");
+    leftover("aside-1-2", "taken.txt", "edited 2\n");
+    leftover("aside-1-3", "same.txt", "synced\n");
+    leftover("aside-1-4", "sub/new.txt", "edited 4\n");
+    fs::write(origin_note(&f.tmp.join("aside-1-5")), "gone.txt").unwrap();
+    fs::write(f.tmp.join("download-1-6"), "partial").unwrap();
+    clear_tmp(&f.tmp).unwrap();
+    assert!(!f.tmp.join("download-1-6").exists());
+    let mut out = Applied::default();
+    Applier::new(&f.root, &f.tmp, &mut f.index, 2)
+        .recover_leftovers(&mut out)
+        .unwrap();
+    assert_eq!(f.read("free.txt").as_deref(), Some("edited 1\n"));
+    assert_eq!(f.read("taken.txt").as_deref(), Some("someone else's\n"));
+    assert_eq!(
+        f.read("same.txt"),
+        None,
+        "the synced version is on the server"
+    );
+    assert_eq!(f.read("sub/new.txt").as_deref(), Some("edited 4\n"));
+    let copies: Vec<_> = copy_contents(&f)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("taken (conflict 2 "))
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(copies, ["edited 2\n"]);
+    assert_eq!(out.dirty.len(), 3, "{:?}", out.dirty);
+    assert_eq!(fs::read_dir(&f.tmp).unwrap().count(), 0);
+}

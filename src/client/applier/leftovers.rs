@@ -1,0 +1,137 @@
+//! Files the applier moved into the temporary area and had not settled when
+//! the client stopped (a crash, SIGKILL): a file set aside before a deletion
+//! ([`Applier::remove_synced`]) or swapped out by a download's exchange
+//! ([`Applier::place`]). Each such move is preceded by a note of the folder
+//! path the file comes from, `NAME.origin` beside it, removed once the file
+//! is settled. At the next start [`Applier::recover_leftovers`] settles what
+//! a note names: exactly the synced version the index records is deleted
+//! (the server holds it); anything else goes back to its path, or becomes a
+//! conflict copy beside it when the path is taken. `StateDir::open` keeps
+//! noted files and clears the rest of the temporary area.
+//!
+//! The note is written, not synced: it covers a process crash (the page
+//! cache survives it), not a power loss.
+
+use super::{Applied, Applier};
+use crate::client::error::ClientError;
+use crate::client::fsutil::{ensure_parent, Stat};
+use crate::protocol::WirePath;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Suffix of the note beside a file in the temporary area.
+pub const ORIGIN_SUFFIX: &str = ".origin";
+
+/// Where the note for the file at `at` lives.
+pub fn origin_note(at: &Path) -> PathBuf {
+    let mut name = OsString::from(at.as_os_str());
+    name.push(ORIGIN_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// What becomes of a file left in the temporary area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftover {
+    /// Exactly what the index says was synced at its path: the server holds
+    /// it, so it is deleted.
+    Discard,
+    /// Anything else (an edit, a file the index does not know, not a regular
+    /// file): it goes back to its path, or beside it as a conflict copy.
+    PutBack,
+}
+
+/// Decides [`Leftover`]: `synced` is whether the file is the version the
+/// index records for its path.
+pub fn on_leftover(synced: bool) -> Leftover {
+    match synced {
+        true => Leftover::Discard,
+        false => Leftover::PutBack,
+    }
+}
+
+impl Applier<'_> {
+    /// Writes the note that the file about to be moved to `at` comes from
+    /// `path`.
+    ///
+    /// # Errors
+    /// The note cannot be written (the move must then not be made).
+    pub(super) fn note_origin(&self, at: &Path, path: &WirePath) -> Result<(), ClientError> {
+        let note = origin_note(at);
+        fs::write(&note, path.as_str())
+            .map_err(|e| ClientError::io(format!("write {}", note.display()), e))
+    }
+
+    /// Removes the note for `at` once its file is settled (best effort: a
+    /// stale note whose file is gone is removed at the next start).
+    pub(super) fn forget_origin(at: &Path) {
+        let _ = fs::remove_file(origin_note(at));
+    }
+
+    /// Settles every noted file in the temporary area (see the module
+    /// comment). Paths put back or kept as conflict copies are added to
+    /// `out.dirty`, so they are compared and pushed.
+    ///
+    /// # Errors
+    /// Listing the temporary area. A leftover that cannot be settled is
+    /// logged and kept, with its note, for the next start.
+    pub fn recover_leftovers(&mut self, out: &mut Applied) -> Result<(), ClientError> {
+        let listing = fs::read_dir(self.tmp)
+            .map_err(|e| ClientError::io(format!("list {}", self.tmp.display()), e))?;
+        let notes: Vec<PathBuf> = listing
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.as_os_str().to_string_lossy().ends_with(ORIGIN_SUFFIX))
+            .collect();
+        for note in notes {
+            let text = note.as_os_str().to_string_lossy();
+            let at = PathBuf::from(&text[..text.len() - ORIGIN_SUFFIX.len()]);
+            let path = fs::read_to_string(&note)
+                .ok()
+                .and_then(|s| WirePath::new(&s).ok());
+            let settled = match (fs::symlink_metadata(&at), path) {
+                (Err(e), _) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                (Ok(meta), Some(path)) => self.recover_one(&path, &at, &meta, out),
+                (found, _) => Err(ClientError::UnsafePath(format!(
+                    "its origin is unknown ({found:?})"
+                ))),
+            };
+            match settled {
+                Ok(()) => {
+                    let _ = fs::remove_file(&note);
+                }
+                // Kept with its note: tried again at the next start.
+                Err(e) => log::warn!("left {} in the temporary area: {e}", at.display()),
+            }
+        }
+        Ok(())
+    }
+
+    fn recover_one(
+        &mut self,
+        path: &WirePath,
+        at: &Path,
+        meta: &fs::Metadata,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        let synced =
+            meta.file_type().is_file() && self.synced_hash_at(path, Stat::of(meta), at).is_some();
+        match on_leftover(synced) {
+            Leftover::Discard => fs::remove_file(at)
+                .map_err(|e| ClientError::io(format!("delete {}", at.display()), e)),
+            Leftover::PutBack => {
+                ensure_parent(self.root, path)?;
+                let kept = self.put_back(path, at)?;
+                log::warn!(
+                    "recovered {path} from an interrupted step{}",
+                    kept.as_ref().map_or(String::new(), |k| format!(
+                        " (its path was taken: kept as {k})"
+                    ))
+                );
+                out.dirty.insert(kept.unwrap_or_else(|| path.clone()));
+                Ok(())
+            }
+        }
+    }
+}
