@@ -534,3 +534,44 @@ fn r_4_5_7_an_unstorable_push_is_not_retried() {
     }
     assert_eq!(begins, 1, "the unstorable upload was sent {begins} times");
 }
+
+/// The same when the server also holds a newer version of the path: the
+/// pull that lists it waits for the push (§7.2), and the push is answered
+/// `Unstorable`. The pull must then neither upload the file again at every
+/// repetition nor hold the cursor back for good: one upload, and the
+/// reply's head is acknowledged (before the fix: an upload every 2 s and
+/// no Ack).
+#[test]
+fn r_4_5_7_an_unstorable_push_does_not_hold_the_pull_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("never.txt"), b"mine").expect("write");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = start_client(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    let (mut begins, mut acked) = (0, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let f = match c.read(Duration::from_millis(500)) {
+            Got::Frame(f) => f,
+            Got::Timeout => continue,
+            Got::Closed => panic!("the client closed the connection"),
+        };
+        match f.kind {
+            PULL => c.send(&listing(f.rid, b"never.txt", b"theirs")),
+            FILE_BEGIN => begins += 1,
+            FILE_END => c.send(&frame(ERROR, f.rid, &[0, 13, 0, 0])),
+            ACK => acked = Some(f.u64_at(0)),
+            PING => c.send(&frame(PONG, f.rid, &[])),
+            _ => {}
+        }
+    }
+    assert_eq!(begins, 1, "the unstorable upload was sent {begins} times");
+    assert_eq!(acked, Some(1), "the pull's head is acknowledged");
+    assert_eq!(
+        std::fs::read(dir.path().join("never.txt")).ok().as_deref(),
+        Some(&b"mine"[..]),
+        "the local version stays"
+    );
+}

@@ -52,6 +52,18 @@ pub struct Applied {
     pub changed: usize,
     /// A path could not be applied: the cursor must not advance.
     pub failed: bool,
+    /// Paths changed here and on the server, pushed before they are pulled
+    /// (`defer_to_push`): the cursor must not pass them while that push can
+    /// still succeed.
+    pub deferred: BTreeSet<WirePath>,
+}
+
+impl Applied {
+    /// Whether the pull must be repeated from the same cursor: something
+    /// failed, or a path waits for its push.
+    pub fn must_repeat(&self) -> bool {
+        self.failed || !self.deferred.is_empty()
+    }
 }
 
 /// Applies pull replies for one folder.
@@ -415,7 +427,7 @@ impl<'a> Applier<'a> {
     fn defer_to_push(&mut self, path: &WirePath, out: &mut Applied) {
         log::info!("{path} changed here and on the server: pushing it before pulling it");
         out.dirty.insert(path.clone());
-        out.failed = true;
+        out.deferred.insert(path.clone());
     }
 
     /// Gets a file's content: empty files directly, content the folder already

@@ -87,6 +87,8 @@ pub struct Finished {
     pub failed: bool,
     /// Local paths to push (kept edits, conflict copies).
     pub dirty: BTreeSet<crate::protocol::WirePath>,
+    /// Paths pushed before they are pulled ([`Applied::deferred`]).
+    pub deferred: BTreeSet<crate::protocol::WirePath>,
     /// Paths changed on disk.
     pub changed: usize,
 }
@@ -212,6 +214,7 @@ impl PullJob {
         self.result.changed += applied.changed;
         self.failed |= applied.failed;
         self.result.dirty.extend(applied.dirty);
+        self.result.deferred.extend(applied.deferred);
         if !applied.fetches.is_empty() {
             let bytes = applied.fetches.iter().map(|f| f.size).sum();
             self.transfer = Some(Transfer::start(
@@ -356,6 +359,7 @@ impl PullJob {
             full: self.full,
             failed: self.failed || self.result.failed || !complete,
             dirty: std::mem::take(&mut self.result.dirty),
+            deferred: std::mem::take(&mut self.result.deferred),
             changed: self.result.changed,
         }
     }

@@ -106,7 +106,7 @@ fn differing_local_file_of_a_new_client_is_pushed_before_the_pull_passes_it() {
     f.write("doc.txt", "mine");
     let out = f.apply(&[file("doc.txt", 5, "theirs")], true);
     assert!(out.fetches.is_empty());
-    assert!(out.failed, "the cursor must not pass the entry");
+    assert!(out.must_repeat(), "the cursor must not pass the entry");
     assert!(out.dirty.contains(&p("doc.txt")));
     assert_eq!(f.read("doc.txt").as_deref(), Some("mine"));
     assert!(f.conflict_copies(".").is_empty());
@@ -139,7 +139,7 @@ fn remote_update_of_a_locally_edited_file_keeps_it_and_its_base() {
     f.write("r", "local edit");
     let out = f.apply(&[file("r", 2, "remote edit")], false);
     assert!(out.fetches.is_empty());
-    assert!(out.failed, "the cursor must not pass the entry");
+    assert!(out.must_repeat(), "the cursor must not pass the entry");
     assert!(out.dirty.contains(&p("r")));
     assert_eq!(f.read("r").as_deref(), Some("local edit"));
     assert!(f.conflict_copies(".").is_empty());
@@ -147,7 +147,7 @@ fn remote_update_of_a_locally_edited_file_keeps_it_and_its_base() {
     // The pull repeated before the PushAck decides the same, and changes
     // nothing (no copy, no download, the base kept).
     let again = f.apply(&[file("r", 2, "remote edit")], false);
-    assert!(again.fetches.is_empty() && again.failed);
+    assert!(again.fetches.is_empty() && again.must_repeat());
     assert_eq!(f.read("r").as_deref(), Some("local edit"));
     assert!(f.conflict_copies(".").is_empty());
     assert_eq!(f.index.get(&p("r")).map(|e| e.version), Some(1));
@@ -172,7 +172,7 @@ fn remote_update_of_a_locally_deleted_file_does_not_bring_it_back() {
     fs::remove_file(f.root.join("h")).unwrap();
     let out = f.apply(&[file("h", 2, "")], false);
     assert!(out.fetches.is_empty());
-    assert!(out.failed, "the cursor must not pass the entry");
+    assert!(out.must_repeat(), "the cursor must not pass the entry");
     assert!(out.dirty.contains(&p("h")));
     assert!(!f.root.join("h").exists());
     assert_eq!(f.index.get(&p("h")).map(|e| e.version), Some(1));
@@ -260,7 +260,7 @@ fn locally_deleted_file_is_not_resurrected_by_an_old_listing() {
     // pull then brings; Applied for this device's own, §7.2).
     let out = f.apply(&[file("x", 4, "x2")], true);
     assert!(out.fetches.is_empty());
-    assert!(out.failed && out.dirty.contains(&p("x")));
+    assert!(out.must_repeat() && out.dirty.contains(&p("x")));
     assert!(f.read("x").is_none());
 }
 
@@ -316,7 +316,7 @@ fn a_local_file_in_place_of_a_directory_does_not_hide_server_entries_below_it() 
     fs::remove_dir_all(f.root.join("d")).unwrap();
     f.write("d", "a file now");
     let out = f.apply(&[dir("d/sub", 5), file("d/new", 6, "new")], false);
-    assert!(!out.failed);
+    assert!(!out.must_repeat());
     assert_eq!(out.fetches.len(), 1, "the server's file is fetched");
     f.deliver(&out.fetches[0], "new");
     assert_eq!(f.read("d/new").as_deref(), Some("new"));
@@ -338,7 +338,10 @@ fn a_new_local_directory_where_the_server_has_a_file_holds_the_cursor() {
     f.write("p/mine", "mine");
     let out = f.apply(&[file("p", 3, "theirs")], false);
     assert!(out.fetches.is_empty());
-    assert!(out.failed, "the cursor must not pass the skipped file");
+    assert!(
+        out.must_repeat(),
+        "the cursor must not pass the skipped file"
+    );
     assert!(out.dirty.contains(&p("p")));
     assert_eq!(f.read("p/mine").as_deref(), Some("mine"));
 }

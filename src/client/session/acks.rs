@@ -21,6 +21,7 @@ impl Session<'_> {
             )));
         };
         log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
+        self.push.unstorable.remove(op.path());
         let cursor = self.index.cursor();
         let me = self.identity.client;
         let effect = apply_ack(&self.root, &mut self.index, &op, ack, (cursor, me));
@@ -61,6 +62,7 @@ impl Session<'_> {
         }
         if let Some(op) = self.push.inflight.remove(&id) {
             if report.code == ErrorCode::Unstorable {
+                self.push.unstorable.insert(op.path().clone());
                 log::error!(
                     "the server cannot store {} ({}); it stays on this device only: rename or move it",
                     op.path(),

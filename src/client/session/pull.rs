@@ -5,8 +5,19 @@
 use super::Session;
 use crate::client::error::ClientError;
 use crate::client::pull::{Ctx, Finished, PullJob};
-use crate::protocol::{Frame, Message};
+use crate::protocol::{Frame, Message, WirePath};
+use std::collections::HashSet;
 use std::time::Instant;
+
+/// Whether a finished pull must be repeated from the same cursor: something
+/// failed, or a path waits for a push that can still succeed. A path whose
+/// push the server answered `Unstorable` (§4.5: it fails the same way every
+/// time) does not hold the cursor back: its change stays on this device
+/// (the user was told to rename or move it), and the server's version of it
+/// is not downloaded over it.
+pub(super) fn must_repeat(done: &Finished, unstorable: &HashSet<WirePath>) -> bool {
+    done.failed || done.deferred.iter().any(|p| !unstorable.contains(p))
+}
 
 /// What the session knows of its pulls.
 pub(super) struct PullState {
@@ -76,13 +87,18 @@ impl Session<'_> {
     fn pull_done(&mut self, done: Finished) -> Result<(), ClientError> {
         self.pull.pulled_once = true;
         let now = Instant::now();
+        let repeat = must_repeat(&done, &self.push.unstorable);
         for path in done.dirty {
+            if done.deferred.contains(&path) && self.push.unstorable.contains(&path) {
+                log::warn!("{path} stays on this device only; the server's newer version of it is not downloaded");
+                continue;
+            }
             self.mark(path, now);
         }
         if done.changed > 0 {
             log::info!("applied {} change(s) from the server", done.changed);
         }
-        if done.failed {
+        if repeat {
             // Repeat from the same cursor soon.
             self.timers.pull_failed(now);
             self.apply_rewind();
@@ -124,5 +140,36 @@ impl Session<'_> {
             }
             self.pull.wanted = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(failed: bool, deferred: &[&str]) -> Finished {
+        Finished {
+            head: 7,
+            full: false,
+            failed,
+            dirty: Default::default(),
+            deferred: deferred.iter().map(|p| WirePath::new(p).unwrap()).collect(),
+            changed: 0,
+        }
+    }
+
+    #[test]
+    fn only_a_push_that_can_still_succeed_holds_the_cursor_back() {
+        let unstorable: HashSet<WirePath> = [WirePath::new("long").unwrap()].into();
+        let none = HashSet::new();
+        assert!(!must_repeat(&finished(false, &[]), &unstorable));
+        assert!(must_repeat(&finished(true, &[]), &unstorable));
+        assert!(must_repeat(&finished(false, &["long"]), &none));
+        assert!(!must_repeat(&finished(false, &["long"]), &unstorable));
+        assert!(must_repeat(
+            &finished(false, &["long", "other"]),
+            &unstorable
+        ));
+        assert!(must_repeat(&finished(true, &["long"]), &unstorable));
     }
 }

@@ -9,7 +9,7 @@ use crate::client::progress::Transfer;
 use crate::client::push::send_op;
 use crate::client::scanner::{Op, Scope, SETTLE};
 use crate::protocol::WirePath;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,10 @@ pub(super) struct PushState {
     pub(super) retry: Scope,
     /// A round over the whole folder was sent (start-up is complete).
     pub(super) full_round_sent: bool,
+    /// Paths whose push the server answered `Unstorable` (§4.5), until a
+    /// push of the path is acknowledged: they do not hold the pull cursor
+    /// back ([`super::pull::must_repeat`]).
+    pub(super) unstorable: HashSet<WirePath>,
 }
 
 impl Session<'_> {
