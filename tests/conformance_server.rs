@@ -449,6 +449,57 @@ fn one_pushed_subtree_below_a_file_gets_one_conflict_directory() {
     assert_eq!(tree.get("notes"), Some(&Some(b"a file".to_vec())));
 }
 
+/// The outside tester's N2: a directory renamed onto a file whose conflict
+/// directory (for this client) already holds entries is decided there like
+/// a push at that place (R-7.4.1.5): it lands at that place's conflict
+/// name, with everything in it; nothing in the conflict directory changes.
+/// It was Error Storage ("Directory not empty"), which promises success on
+/// a retry that fails the same way for ever.
+#[test]
+fn r_7_4_1_5_a_directory_renamed_onto_a_file_with_a_full_conflict_directory() {
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    a.put("f", b"A's file", 0).expect("f");
+    let below = b.put("f/a.txt", b"below", 0).expect("f/a.txt");
+    assert_eq!(below.status, PushStatus::Conflict);
+    let dir = below.path.parent().expect("parent").as_str().to_owned();
+    b.push(Message::MakeDir { path: p("mv") })
+        .expect("mkdir mv");
+    b.put("mv/x.txt", b"moved", 0).expect("mv/x.txt");
+    let version = b
+        .pull(0)
+        .2
+        .iter()
+        .find(|e| e.path.as_str() == "mv")
+        .map(|e| e.version);
+    let ack = b
+        .push(Message::Rename(Rename {
+            base_version: version.expect("mv listed"),
+            from: p("mv"),
+            to: p("f"),
+        }))
+        .expect("rename mv onto f: a PushAck, not an Error");
+    assert_eq!(ack.status, PushStatus::Conflict, "{ack:?}");
+    let landed = ack.path.as_str().to_owned();
+    assert!(
+        landed.starts_with(&format!("{dir} (conflict 2 ")) || landed.starts_with("f (conflict 2 "),
+        "{landed}"
+    );
+    assert_ne!(landed, dir);
+    let tree = tree(&server.user_dir(&a.user));
+    assert_eq!(tree.get("f"), Some(&Some(b"A's file".to_vec())));
+    assert_eq!(
+        tree.get(&format!("{dir}/a.txt")),
+        Some(&Some(b"below".to_vec()))
+    );
+    assert_eq!(
+        tree.get(&format!("{landed}/x.txt")),
+        Some(&Some(b"moved".to_vec()))
+    );
+    assert!(!tree.contains_key("mv"), "{tree:?}");
+}
+
 /// A legal path of exactly 4,096 bytes (17 components; the longest 255).
 fn longest_path(top: &str) -> String {
     let mut parts = vec![top.to_owned()];

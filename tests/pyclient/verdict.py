@@ -20,12 +20,8 @@ _T0 = time.monotonic()
 # "issue 10 item N": listed in issue 10; "new N": found by this client, not
 # (yet) in issue 10 — reported to the lead to be filed.
 EXPECTED_DEVIATIONS: dict[str, tuple[str, str]] = {
-    # Every deviation found against the spec of issue 10 (items 1-5 and N1)
-    # is fixed on main; see FINDINGS.md.
-    "rename-dir-onto-conflict-dir-storage": (
-        "new N2", "a Rename of a directory onto a file whose conflict directory "
-        "(§7.4.1) of this client exists and is not empty gets Error Storage "
-        "(retryable, fails for ever) instead of being decided there (R-7.4.1.5)"),
+    # Every deviation found against the spec of issue 10 (items 1-5, N1
+    # and N2) is fixed on main; see FINDINGS.md.
 }
 
 _hits: dict[str, int] = {}

@@ -291,8 +291,15 @@ impl UserStore {
         let (target, status) = match self.tree.get(to) {
             // A directory moved onto a file: later pushes below `to` from
             // this device follow it into the same conflict directory.
+            // If that directory exists already (an earlier push below
+            // `to`), the move is decided there like a push at that place
+            // (R-7.4.1.5): it goes to that place's conflict name.
             Some(n) if source_is_dir && !n.is_dir() => {
-                (self.conflict_dir(to, client)?, PushStatus::Conflict)
+                let dir = self.conflict_dir(to, client)?;
+                match self.tree.get(&dir) {
+                    Some(_) => (self.free_conflict_name(&dir, client)?, PushStatus::Conflict),
+                    None => (dir, PushStatus::Conflict),
+                }
             }
             Some(_) => (self.free_conflict_name(to, client)?, PushStatus::Conflict),
             None => {
