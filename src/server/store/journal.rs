@@ -7,6 +7,9 @@
 //! ```
 //! A record that is cut short or fails its check ends the journal: it and
 //! everything after it are dropped (a torn tail from a crash mid-append).
+//! A record that passes its check but has a type (or layout) this version
+//! does not know is not a torn tail: the journal is refused, untouched, so
+//! an older server never cuts off a newer one's history.
 
 use crate::protocol::wire::{put_path, put_u32, put_u64, FieldReader};
 use crate::protocol::{ClientId, ContentHash, FrameError, WirePath};
@@ -273,10 +276,12 @@ pub struct Replay {
 
 impl Journal {
     /// Opens (or creates) the journal at `path`, reads every good record and
-    /// cuts off a torn tail.
+    /// cuts off a torn tail (a record cut short or failing its check).
     ///
     /// # Errors
-    /// The file cannot be opened, read or truncated.
+    /// The file cannot be opened, read or truncated; or it holds a complete,
+    /// checked record this version cannot decode (`InvalidData`: a newer
+    /// version's journal is refused, never cut).
     pub fn open(path: &Path) -> io::Result<Replay> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -288,9 +293,27 @@ impl Journal {
         file.read_to_end(&mut raw)?;
         let mut records = Vec::new();
         let mut pos = 0usize;
-        while let Some((record, next)) = parse_record(&raw, pos) {
-            records.push(record);
-            pos = next;
+        loop {
+            match parse_record(&raw, pos) {
+                Parsed::Record(record, next) => {
+                    records.push(record);
+                    pos = next;
+                }
+                Parsed::End => break,
+                // Not a torn tail: cutting it off would throw away a newer
+                // version's history. Refuse to open instead.
+                Parsed::Unreadable(kind) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: the record at byte {pos} (type {kind}) passes its check but \
+                             this version cannot read it (written by a newer cloud-server?); \
+                             not opened, nothing cut off",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
         }
         let dropped_bytes = (raw.len() - pos) as u64;
         if dropped_bytes > 0 {
@@ -362,23 +385,67 @@ impl Journal {
 }
 
 /// The record starting at `pos`, and where the next one starts.
-fn parse_record(raw: &[u8], pos: usize) -> Option<(Record, usize)> {
-    let head = raw.get(pos..pos.checked_add(8)?)?;
+/// What the bytes at one position of the journal are.
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed {
+    /// A good record, and where the next one starts.
+    Record(Record, usize),
+    /// The end: nothing more, or a record cut short or failing its check
+    /// (a torn tail).
+    End,
+    /// A complete record that passes its check but that this version cannot
+    /// decode (a record type of a newer version, the first body byte).
+    Unreadable(u8),
+}
+
+fn parse_record(raw: &[u8], pos: usize) -> Parsed {
+    let Some(head) = pos.checked_add(8).and_then(|end| raw.get(pos..end)) else {
+        return Parsed::End;
+    };
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len > MAX_BODY {
-        return None;
+        return Parsed::End;
     }
-    let body = raw.get(pos + 8..pos + 8 + len)?;
+    let Some(body) = raw.get(pos + 8..pos + 8 + len) else {
+        return Parsed::End;
+    };
     if check(body) != head[4..8] {
-        return None;
+        return Parsed::End;
     }
-    let record = Record::decode_body(body).ok()?;
-    Some((record, pos + 8 + len))
+    match Record::decode_body(body) {
+        Ok(record) => Parsed::Record(record, pos + 8 + len),
+        Err(_) => Parsed::Unreadable(body.first().copied().unwrap_or(0)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record of an unknown type (a newer version's) followed by more
+    /// records: the journal is refused and not a byte is cut off.
+    #[test]
+    fn an_unknown_record_type_is_refused_not_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let mut replay = Journal::open(&path).unwrap();
+        replay
+            .journal
+            .append(&Record::ClientAdded { client: 1 })
+            .unwrap();
+        replay.journal.flush(true).unwrap();
+        drop(replay);
+        let mut raw = std::fs::read(&path).unwrap();
+        let body = [200u8, 1, 2, 3];
+        raw.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        raw.extend_from_slice(&check(&body));
+        raw.extend_from_slice(&body);
+        std::fs::write(&path, &raw).unwrap();
+        let err = Journal::open(&path).err().expect("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("type 200"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), raw, "nothing cut off");
+    }
 
     #[test]
     fn replay_cuts_a_torn_tail() {
