@@ -1,30 +1,28 @@
-//! A log-linear latency histogram in microseconds: fixed memory, ~3% precision,
-//! mergeable across load processes through a one-line text form.
+//! Latency histograms for the load generator, in microseconds: an
+//! HdrHistogram (the `hdrhistogram` crate, Gil Tene's design) with 3
+//! significant digits (0.1 % precision), auto-resizing up to any `u64`,
+//! mergeable across load processes through a one-line text form (the
+//! crate's V2 serialization, hex-encoded).
 
-/// Sub-buckets per power of two (precision 1/32, about 3%).
-const SUB_BITS: u32 = 5;
-const SUB: u64 = 1 << SUB_BITS;
-/// Enough buckets for any `u64` microsecond value.
-const BUCKETS: usize = ((64 - SUB_BITS as usize) + 1) * SUB as usize;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
-/// Counts of values (microseconds) in buckets whose width grows with the value.
+/// Significant decimal digits kept for every value (0.1 % precision).
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// Counts of values (microseconds).
 #[derive(Debug, Clone)]
-pub struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
-    max: u64,
-}
+pub struct Histogram(hdrhistogram::Histogram<u64>);
 
 /// Why a histogram's text form did not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistogramParseError {
-    /// A `bucket:count` pair is malformed or the bucket is out of range.
-    BadPair,
+    /// Not hex, or not a V2-serialized histogram.
+    BadText,
 }
 
 impl std::fmt::Display for HistogramParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("histogram text is not `max;bucket:count,...`")
+        f.write_str("histogram text is not a hex-encoded V2 HdrHistogram")
     }
 }
 
@@ -36,111 +34,77 @@ impl Default for Histogram {
     }
 }
 
-fn index_of(value: u64) -> usize {
-    if value < SUB {
-        return value as usize;
-    }
-    let msb = 63 - value.leading_zeros();
-    let shift = msb - SUB_BITS;
-    ((shift as u64 + 1) * SUB + ((value >> shift) - SUB)) as usize
-}
-
-/// The smallest value that lands in bucket `index`.
-fn lower_bound(index: usize) -> u64 {
-    let index = index as u64;
-    if index < SUB {
-        return index;
-    }
-    let shift = index / SUB - 1;
-    (SUB + index % SUB) << shift
-}
-
 impl Histogram {
     /// An empty histogram.
     pub fn new() -> Histogram {
-        Histogram {
-            counts: vec![0; BUCKETS],
-            total: 0,
-            max: 0,
-        }
+        let mut h = hdrhistogram::Histogram::new(SIGNIFICANT_DIGITS)
+            .expect("3 significant digits is a valid HdrHistogram precision");
+        h.auto(true);
+        Histogram(h)
     }
 
-    /// Records one value.
+    /// Counts one value (µs).
     pub fn record(&mut self, micros: u64) {
-        self.counts[index_of(micros)] += 1;
-        self.total += 1;
-        self.max = self.max.max(micros);
+        // Auto-resizing: recording any u64 succeeds.
+        let _ = self.0.record(micros);
     }
 
     /// Values recorded.
     pub fn count(&self) -> u64 {
-        self.total
+        self.0.len()
     }
 
-    /// The largest value recorded (exact).
+    /// Largest value recorded (0 when empty).
     pub fn max(&self) -> u64 {
-        self.max
+        self.0.max()
     }
 
-    /// The value at quantile `q` (0.0..=1.0): the upper edge of the bucket
-    /// holding the rank, capped at the exact maximum; 0 when empty.
+    /// The value at quantile `q` (0..=1, clamped); 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
+        if self.0.is_empty() {
             return 0;
         }
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                let upper = lower_bound(i + 1).saturating_sub(1);
-                return upper.min(self.max);
-            }
-        }
-        self.max
+        self.0.value_at_quantile(q.clamp(0.0, 1.0))
     }
 
-    /// Adds another histogram's counts to this one.
+    /// Adds `other`'s counts to this one.
     pub fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.total += other.total;
-        self.max = self.max.max(other.max);
+        // Auto-resizing: adding never fails for lack of range.
+        let _ = self.0.add(&other.0);
     }
 
-    /// One-line text form: `max;bucket:count,bucket:count,...` (non-empty buckets).
+    /// One line of hex (the V2 serialization), read by [`Histogram::from_text`].
     pub fn to_text(&self) -> String {
-        let pairs: Vec<String> = self
-            .counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c > 0)
-            .map(|(i, c)| format!("{i}:{c}"))
-            .collect();
-        format!("{};{}", self.max, pairs.join(","))
+        let mut bytes = Vec::new();
+        if V2Serializer::new().serialize(&self.0, &mut bytes).is_err() {
+            return String::new();
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Parses [`Histogram::to_text`]'s output.
     ///
     /// # Errors
-    /// [`HistogramParseError::BadPair`] for anything malformed.
+    /// [`HistogramParseError::BadText`] for anything malformed.
     pub fn from_text(text: &str) -> Result<Histogram, HistogramParseError> {
-        let mut h = Histogram::new();
-        let (max, pairs) = text
-            .trim()
-            .split_once(';')
-            .ok_or(HistogramParseError::BadPair)?;
-        h.max = max.parse().map_err(|_| HistogramParseError::BadPair)?;
-        for pair in pairs.split(',').filter(|p| !p.is_empty()) {
-            let (i, c) = pair.split_once(':').ok_or(HistogramParseError::BadPair)?;
-            let i: usize = i.parse().map_err(|_| HistogramParseError::BadPair)?;
-            let c: u64 = c.parse().map_err(|_| HistogramParseError::BadPair)?;
-            let slot = h.counts.get_mut(i).ok_or(HistogramParseError::BadPair)?;
-            *slot += c;
-            h.total += c;
+        let text = text.trim().as_bytes();
+        if !text.len().is_multiple_of(2) {
+            return Err(HistogramParseError::BadText);
         }
-        Ok(h)
+        let bytes = text
+            .chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+                    .ok_or(HistogramParseError::BadText)
+            })
+            .collect::<Result<Vec<u8>, _>>()?;
+        let mut h: hdrhistogram::Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|_| HistogramParseError::BadText)?;
+        h.auto(true);
+        Ok(Histogram(h))
     }
 }
 
@@ -149,24 +113,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_monotonic_and_tight() {
-        for v in [0u64, 1, 31, 32, 33, 63, 64, 1000, 123_456, u64::MAX / 3] {
-            let i = index_of(v);
-            assert!(lower_bound(i) <= v, "{v}");
-            assert!(lower_bound(i + 1) > v, "{v}");
-            assert!(lower_bound(i + 1) - lower_bound(i) <= v / 16 + 1, "{v}");
-        }
-        assert!(index_of(u64::MAX) < BUCKETS);
-    }
-
-    #[test]
     fn quantiles_and_text_round_trip() {
         let mut h = Histogram::new();
         for v in 1..=1000 {
             h.record(v);
         }
         let p50 = h.quantile(0.5);
-        assert!((485..=516).contains(&p50), "{p50}");
+        assert!((499..=501).contains(&p50), "{p50}");
         assert_eq!(h.quantile(1.0), 1000);
         let back = Histogram::from_text(&h.to_text()).expect("parses");
         assert_eq!(back.count(), 1000);
@@ -177,5 +130,19 @@ mod tests {
         assert_eq!(m.count(), 2000);
         assert_eq!(Histogram::new().quantile(0.5), 0);
         assert!(Histogram::from_text("x").is_err());
+        assert!(Histogram::from_text("zz").is_err());
+    }
+
+    #[test]
+    fn any_value_is_recorded_within_its_precision() {
+        let mut h = Histogram::new();
+        for v in [0u64, 1, 31, 1000, 123_456, 86_400_000_000, u64::MAX / 3] {
+            h.record(v);
+        }
+        assert_eq!(h.count(), 7);
+        let top = h.quantile(1.0);
+        assert!(top.abs_diff(u64::MAX / 3) <= (u64::MAX / 3) / 1000, "{top}");
+        let back = Histogram::from_text(&h.to_text()).expect("parses");
+        assert_eq!(back.count(), 7);
     }
 }
