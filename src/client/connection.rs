@@ -4,10 +4,11 @@
 //! timers at once; the writer side encodes frames straight onto the socket.
 
 use super::error::ClientError;
+use super::secure::{self, Dial, ReadHalf, WriteHalf};
 use crate::protocol::message::put_header;
 use crate::protocol::{ErrorCode, Frame, FrameDecoder, Hello, Kind, Message, Status, Welcome};
 use crossbeam_channel::{Receiver, Sender};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ pub enum Inbound {
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
+    writer: WriteHalf,
     rx: Receiver<Inbound>,
     reader: Option<JoinHandle<()>>,
     next_id: u32,
@@ -40,15 +42,28 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and starts the reader thread.
+    /// Connects, shakes hands at the TLS layer (unless `dial` says
+    /// plaintext) and starts the reader thread.
     ///
     /// # Errors
-    /// The connect's I/O error.
-    pub fn connect(addr: SocketAddr) -> io::Result<Connection> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-        let read_half = stream.try_clone()?;
+    /// `Unreachable` with the connect's I/O error; the TLS errors of
+    /// [`secure::open`].
+    pub fn connect(addr: SocketAddr, dial: &Dial<'_>) -> Result<Connection, ClientError> {
+        let unreachable = |cause| ClientError::Unreachable {
+            address: addr.to_string(),
+            cause,
+        };
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(unreachable)?;
+        stream.set_nodelay(true).map_err(unreachable)?;
+        stream
+            .set_write_timeout(Some(WRITE_TIMEOUT))
+            .map_err(unreachable)?;
+        // The TLS handshake must not wait forever on a silent peer.
+        stream
+            .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+            .map_err(unreachable)?;
+        let (read_half, writer) = secure::open(&stream, dial)?;
+        stream.set_read_timeout(None).map_err(unreachable)?;
         // Unbounded on purpose: the reader must never stop draining the socket
         // (the server could then stop reading ours and both would wait). What
         // can pile up is bounded by what the client asked for: push acks, one
@@ -56,9 +71,11 @@ impl Connection {
         let (tx, rx) = crossbeam_channel::unbounded();
         let reader = std::thread::Builder::new()
             .name("cloud-client-reader".into())
-            .spawn(move || read_loop(read_half, tx))?;
+            .spawn(move || read_loop(read_half, tx))
+            .map_err(|e| ClientError::ConnectionLost(format!("reader thread: {e}")))?;
         Ok(Connection {
             stream,
+            writer,
             rx,
             reader: Some(reader),
             next_id: 1,
@@ -116,16 +133,16 @@ impl Connection {
             request_id,
             data.len() as u32,
         );
-        self.stream
+        self.writer
             .write_all(&self.out)
-            .and_then(|()| self.stream.write_all(data))
+            .and_then(|()| self.writer.write_all(data))
             .map_err(|e| ClientError::ConnectionLost(format!("write: {e}")))?;
         self.last_send = Instant::now();
         Ok(())
     }
 
     fn flush_out(&mut self) -> Result<(), ClientError> {
-        self.stream
+        self.writer
             .write_all(&self.out)
             .map_err(|e| ClientError::ConnectionLost(format!("write: {e}")))?;
         self.last_send = Instant::now();
@@ -166,6 +183,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        self.writer.close();
         let _ = self.stream.shutdown(Shutdown::Both);
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
@@ -185,7 +203,7 @@ pub fn closes_connection(code: ErrorCode) -> bool {
     )
 }
 
-fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>) {
+fn read_loop(mut stream: ReadHalf, tx: Sender<Inbound>) {
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -212,7 +230,6 @@ fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>) {
                 Ok(Status::Partial) => break,
                 Err(e) => {
                     let _ = tx.send(Inbound::Closed(format!("bad frame from server: {e}")));
-                    let _ = stream.shutdown(Shutdown::Both);
                     return;
                 }
             }
@@ -223,6 +240,8 @@ fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::secure::LinkSecurity;
+    use std::io::Write;
     use crate::protocol::{HelloMode, UserId};
     use std::net::TcpListener;
 
@@ -257,7 +276,14 @@ mod tests {
                 sock.write_all(&[b]).unwrap();
             }
         });
-        let mut conn = Connection::connect(addr).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let dial = Dial {
+            security: &LinkSecurity::Plaintext,
+            host: "127.0.0.1",
+            state_dir: state.path().to_owned(),
+            user: None,
+        };
+        let mut conn = Connection::connect(addr, &dial).unwrap();
         let welcome = conn
             .handshake(Hello {
                 mode: HelloMode::NewUser,

@@ -164,11 +164,8 @@ fn hello_for(stored: Option<Identity>, user: Option<UserId>) -> Result<Hello, Cl
 /// # Errors
 /// `Unreachable`, `Refused`, or a `Welcome` for another user.
 fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), ClientError> {
-    let mut conn =
-        Connection::connect(config.server).map_err(|cause| ClientError::Unreachable {
-            address: config.server.to_string(),
-            cause,
-        })?;
+    let user = (hello.mode != HelloMode::NewUser).then_some(hello.user_id);
+    let mut conn = Connection::connect(config.server, &config.dial(user))?;
     let welcome = conn.handshake(hello.clone())?;
     if hello.mode != HelloMode::NewUser && welcome.user_id != hello.user_id {
         return Err(ClientError::Protocol("welcome names another user".into()));
@@ -639,9 +636,8 @@ impl Session<'_> {
     }
 
     fn reconnect(&mut self) -> Result<(), ClientError> {
-        let attempt = Connection::connect(self.config.server)
-            .map_err(|e| ClientError::ConnectionLost(format!("connect: {e}")))
-            .and_then(|mut conn| {
+        let dial = self.config.dial(Some(self.identity.user));
+        let attempt = Connection::connect(self.config.server, &dial).and_then(|mut conn| {
                 conn.handshake(Hello {
                     mode: HelloMode::Resume,
                     user_id: self.identity.user,
@@ -664,6 +660,9 @@ impl Session<'_> {
             {
                 Err(ClientError::Refused { code, message })
             }
+            // A certificate that changed, or a server gone plaintext, is
+            // not a network hiccup: stop and say so.
+            Err(e @ (ClientError::Untrusted(_) | ClientError::TransportMismatch(_))) => Err(e),
             Err(e) => {
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                 log::debug!("reconnect failed: {e}");

@@ -12,7 +12,9 @@ pub mod listen;
 pub mod members;
 pub mod reactor;
 pub mod registry;
+pub mod security;
 pub mod store;
+pub mod transport;
 pub mod trim;
 
 use crate::protocol::limits::{HANDSHAKE_TIMEOUT_SECS, IDLE_TIMEOUT_SECS};
@@ -22,6 +24,7 @@ use crossbeam_channel::unbounded;
 use mio::{Poll, Waker};
 use reactor::{Reactor, ReactorParts, WAKER};
 use registry::ActorRegistry;
+pub use security::ServerSecurity;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -50,6 +53,8 @@ pub struct ServerConfig {
     /// How long an actor waits without messages before retiring (its
     /// connections stay open; a new actor adopts them when needed).
     pub actor_idle: Duration,
+    /// TLS (the default) or `--insecure-plaintext`.
+    pub security: ServerSecurity,
 }
 
 impl ServerConfig {
@@ -64,6 +69,7 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(HANDSHAKE_TIMEOUT_SECS),
             idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS),
             actor_idle: Duration::from_secs(30),
+            security: ServerSecurity::Tls { files: None },
         }
     }
 }
@@ -100,6 +106,8 @@ pub enum ServerError {
     Signals(std::io::Error),
     /// The poll loop failed.
     Poll(std::io::Error),
+    /// The TLS certificate or key cannot be read, made or used.
+    Tls(crate::tls::identity::IdentityError),
 }
 
 impl fmt::Display for ServerError {
@@ -110,6 +118,7 @@ impl fmt::Display for ServerError {
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServerError::Poll(e) => write!(f, "event loop failed: {e}"),
+            ServerError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -117,11 +126,15 @@ impl fmt::Display for ServerError {
 impl std::error::Error for ServerError {}
 
 /// Runs the server until SIGINT or SIGTERM. `on_listening` is called with the
-/// bound address once connections can be accepted.
+/// bound address and the certificate's fingerprint (none in plaintext) once
+/// connections can be accepted.
 ///
 /// # Errors
 /// Start-up failures ([`ServerError`]), or the poll loop failing.
-pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
+pub fn run(
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr, Option<crate::tls::Fingerprint>),
+) -> Result<(), ServerError> {
     trim::tune_allocator();
     let paths = DataPaths {
         base: config.data_dir.clone(),
@@ -129,6 +142,13 @@ pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Resul
     std::fs::create_dir_all(paths.all_clients()).map_err(ServerError::DataDir)?;
     std::fs::create_dir_all(paths.state_root()).map_err(ServerError::DataDir)?;
     let log = ConnLog::open(&config.data_dir).map_err(|e| ServerError::Log(e.to_string()))?;
+    let tls = security::prepare(&config.security, &config.data_dir).map_err(ServerError::Tls)?;
+    if let Some(tls) = &tls {
+        if tls.origin == crate::tls::identity::Origin::Created {
+            log::info!("made a new TLS certificate in {}", tls.files.0.display());
+        }
+        security::reload_on_sighup(tls).map_err(ServerError::Signals)?;
+    }
 
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = listen::bind(addr).map_err(|e| ServerError::Bind(addr, e))?;
@@ -170,8 +190,9 @@ pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Resul
         inbox,
         log,
         config,
+        tls: tls.as_ref().map(|t| Arc::clone(&t.config)),
     };
     let mut reactor = Reactor::new(parts).map_err(ServerError::Poll)?;
-    on_listening(local);
+    on_listening(local, tls.map(|t| t.fingerprint));
     reactor.run().map_err(ServerError::Poll)
 }

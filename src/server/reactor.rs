@@ -6,6 +6,7 @@ use super::conn_log::{ConnEvent, ConnLog};
 use super::connection::{Connection, Phase, REPLY_COST, SMALL_COST};
 use super::limiter::GuessLimiter;
 use super::registry::ActorRegistry;
+use super::transport::{Mismatch, Transport};
 use super::trim;
 use super::ServerConfig;
 use crate::protocol::{
@@ -18,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 use rand::RngCore;
 use slab::Slab;
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Token of the listening socket.
@@ -48,6 +50,7 @@ pub struct Reactor {
     limiter: GuessLimiter,
     log: ConnLog,
     config: ServerConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
     read_buf: Vec<u8>,
     resume: Vec<usize>,
     shutdown_deadline: Option<Instant>,
@@ -72,6 +75,8 @@ pub struct ReactorParts {
     pub log: ConnLog,
     /// The configuration.
     pub config: ServerConfig,
+    /// What each connection's TLS starts from; none under `--insecure-plaintext`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Reactor {
@@ -99,6 +104,7 @@ impl Reactor {
             limiter: GuessLimiter::default(),
             log: parts.log,
             config: parts.config,
+            tls: parts.tls,
             read_buf: vec![0; READ_BUF],
             resume: Vec::new(),
             shutdown_deadline: None,
@@ -236,10 +242,17 @@ impl Reactor {
                 log::error!("cannot register {peer}: {e}");
                 continue;
             }
+            let transport = match Transport::new(stream, self.tls.as_ref()) {
+                Ok(transport) => transport,
+                Err(e) => {
+                    log::error!("cannot start TLS for {peer}: {e}");
+                    continue;
+                }
+            };
             self.next_generation = self.next_generation.wrapping_add(1);
             let deadline = Instant::now() + self.config.handshake_timeout;
             entry.insert(Connection::new(
-                stream,
+                transport,
                 peer,
                 self.next_generation,
                 deadline,
@@ -296,7 +309,7 @@ impl Reactor {
                 }
                 continue;
             }
-            match conn.stream.read(&mut buf) {
+            match conn.transport.read(&mut buf) {
                 Ok(0) => {
                     self.close_now(key);
                     break;
@@ -308,13 +321,30 @@ impl Reactor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.close_now(key);
+                Err(e) => {
+                    self.on_read_error(key, &e);
                     break;
                 }
             }
         }
         self.read_buf = buf;
+    }
+
+    /// A read failed: a transport mismatch is answered with one plaintext
+    /// `Error` frame (PROTOCOL.md §12.4); a failed TLS handshake is logged
+    /// (rustls already queued its alert); either way the connection ends.
+    fn on_read_error(&mut self, key: usize, error: &io::Error) {
+        if let Some(mismatch) = Mismatch::of(error) {
+            let text = mismatch.to_string();
+            self.record(key, "connect", Err(&text));
+            self.fail(key, 0, ErrorCode::BadFrame, &text);
+            return;
+        }
+        if error.kind() == io::ErrorKind::InvalidData {
+            let text = format!("TLS: {error}");
+            self.record(key, "connect", Err(&text));
+        }
+        self.close_now(key);
     }
 
     /// Decodes and dispatches every frame in `bytes`. Returns false when the
@@ -669,7 +699,10 @@ impl Reactor {
         self.detach(key);
         if self.conns.contains(key) {
             let mut conn = self.conns.remove(key);
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            conn.transport.close_notify();
+            if let Some(socket) = conn.transport.socket_mut() {
+                let _ = self.poll.registry().deregister(socket);
+            }
         }
     }
 

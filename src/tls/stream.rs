@@ -36,6 +36,11 @@ impl<S: Read + Write> TlsStream<S> {
         &mut self.sock
     }
 
+    /// Gives the socket back (rustls's state is dropped).
+    pub fn into_socket(self) -> S {
+        self.sock
+    }
+
     /// The rustls connection (SNI, ALPN, handshake state).
     pub fn tls(&self) -> &rustls::Connection {
         &self.tls

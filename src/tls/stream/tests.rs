@@ -148,7 +148,7 @@ fn transfer(from: &mut TlsStream<Pipe>, to: &mut TlsStream<Pipe>, data: &[u8]) -
 
 #[test]
 fn handshake_then_both_directions() {
-    let mut p = pair(1024, |fp| TrustPolicy::Pinned(fp));
+    let mut p = pair(1024, TrustPolicy::Pinned);
     let up: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(transfer(&mut p.client, &mut p.server, &up), up);
     let down = b"welcome".to_vec();
@@ -190,7 +190,7 @@ fn a_wrong_pin_fails_the_handshake_on_both_sides() {
 
 #[test]
 fn garbage_instead_of_a_client_hello_is_invalid_data() {
-    let mut p = pair(64 * 1024, |fp| TrustPolicy::Pinned(fp));
+    let mut p = pair(64 * 1024, TrustPolicy::Pinned);
     p.client
         .socket_mut()
         .write_all(b"CS\x01garbage that is not TLS")
@@ -202,7 +202,7 @@ fn garbage_instead_of_a_client_hello_is_invalid_data() {
 
 #[test]
 fn a_peer_gone_mid_handshake_is_an_error_not_a_hang() {
-    let mut p = pair(64 * 1024, |fp| TrustPolicy::Pinned(fp));
+    let mut p = pair(64 * 1024, TrustPolicy::Pinned);
     let _ = p.client.write(b"x");
     p.client.socket().close();
     let mut buf = [0u8; 64];
@@ -220,7 +220,7 @@ fn a_peer_gone_mid_handshake_is_an_error_not_a_hang() {
 
 #[test]
 fn a_slow_reader_bounds_what_rustls_holds() {
-    let mut p = pair(4096, |fp| TrustPolicy::Pinned(fp));
+    let mut p = pair(4096, TrustPolicy::Pinned);
     transfer(&mut p.client, &mut p.server, b"hello");
     // The client never reads: the server's writes must start blocking once
     // the pipe and rustls's buffer are full, not buffer without end.
@@ -242,7 +242,7 @@ fn a_slow_reader_bounds_what_rustls_holds() {
 
 #[test]
 fn close_notify_reads_as_a_clean_end() {
-    let mut p = pair(64 * 1024, |fp| TrustPolicy::Pinned(fp));
+    let mut p = pair(64 * 1024, TrustPolicy::Pinned);
     transfer(&mut p.client, &mut p.server, b"hello");
     p.client.close_notify();
     let mut buf = [0u8; 16];
@@ -256,7 +256,7 @@ proptest! {
         data in proptest::collection::vec(any::<u8>(), 1..40_000),
         capacity in 1usize..20_000,
     ) {
-        let mut p = pair(capacity, |fp| TrustPolicy::Pinned(fp));
+        let mut p = pair(capacity, TrustPolicy::Pinned);
         prop_assert_eq!(transfer(&mut p.client, &mut p.server, &data), data.clone());
         prop_assert_eq!(transfer(&mut p.server, &mut p.client, &data), data);
     }
