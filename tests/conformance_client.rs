@@ -24,7 +24,9 @@ impl ClientProc {
         if let Some(user) = user {
             cmd.arg(user);
         }
+        // The fake server of these tests speaks frames on TCP.
         let child = cmd
+            .arg("--insecure-plaintext")
             .arg("-q")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -407,6 +409,7 @@ fn identity_and_log() -> (tempfile::TempDir, String, u32) {
         .arg(port.to_string())
         .arg(dir.path())
         .arg("1000")
+        .arg("--insecure-plaintext")
         .arg("-v")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -3,8 +3,8 @@
 
 use clap::{ArgAction, Parser};
 use cloudservice::client::{logging, run, Config, LinkSecurity, Verbosity};
-use cloudservice::tls::Fingerprint;
 use cloudservice::protocol::UserId;
+use cloudservice::tls::Fingerprint;
 use log::LevelFilter;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -241,8 +241,8 @@ fn read_loop(mut stream: ReadHalf, tx: Sender<Inbound>) {
 mod tests {
     use super::*;
     use crate::client::secure::LinkSecurity;
-    use std::io::Write;
     use crate::protocol::{HelloMode, UserId};
+    use std::io::Write;
     use std::net::TcpListener;
 
     #[test]

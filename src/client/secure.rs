@@ -115,7 +115,8 @@ pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf)
     let first_use = matches!(policy, TrustPolicy::FirstUse { known: None });
     let verifier = Arc::new(TrustVerifier::new(policy));
     let config = client_config(verifier.clone()).map_err(tls_lost)?;
-    let sni = ServerName::try_from(sni_for(dial.user.as_ref())).map_err(|e| tls_lost(e.to_string()))?;
+    let sni =
+        ServerName::try_from(sni_for(dial.user.as_ref())).map_err(|e| tls_lost(e.to_string()))?;
     let mut tls = ClientConnection::new(config, sni).map_err(tls_lost)?;
     tls.set_buffer_limit(None);
     let mut recorder = Recorder {

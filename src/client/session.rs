@@ -638,13 +638,13 @@ impl Session<'_> {
     fn reconnect(&mut self) -> Result<(), ClientError> {
         let dial = self.config.dial(Some(self.identity.user));
         let attempt = Connection::connect(self.config.server, &dial).and_then(|mut conn| {
-                conn.handshake(Hello {
-                    mode: HelloMode::Resume,
-                    user_id: self.identity.user,
-                    client_id: self.identity.client,
-                })
-                .map(|_| conn)
-            });
+            conn.handshake(Hello {
+                mode: HelloMode::Resume,
+                user_id: self.identity.user,
+                client_id: self.identity.client,
+            })
+            .map(|_| conn)
+        });
         match attempt {
             Ok(conn) => {
                 log::info!("reconnected to {}", self.config.server);

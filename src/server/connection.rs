@@ -1,8 +1,8 @@
 //! One client connection as the reactor sees it: socket, decoder, phase,
 //! and a bounded outbound queue. Holds no buffer while idle.
 
-use crate::protocol::{ClientId, Frame, FrameDecoder, UserId};
 use super::transport::Transport;
+use crate::protocol::{ClientId, Frame, FrameDecoder, UserId};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;

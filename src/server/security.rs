@@ -41,12 +41,19 @@ pub struct Prepared {
 ///
 /// # Errors
 /// The identity's ([`IdentityError`]), naming the file.
-pub fn prepare(security: &ServerSecurity, data_dir: &Path) -> Result<Option<Prepared>, IdentityError> {
+pub fn prepare(
+    security: &ServerSecurity,
+    data_dir: &Path,
+) -> Result<Option<Prepared>, IdentityError> {
     let ServerSecurity::Tls { files } = security else {
         return Ok(None);
     };
     let (id, origin, files) = match files {
-        Some((cert, key)) => (identity::load(cert, key)?, Origin::Loaded, (cert.clone(), key.clone())),
+        Some((cert, key)) => (
+            identity::load(cert, key)?,
+            Origin::Loaded,
+            (cert.clone(), key.clone()),
+        ),
         None => {
             let (id, origin) = identity::load_or_create(data_dir)?;
             let dir = data_dir.join(TLS_DIR);
@@ -55,7 +62,8 @@ pub fn prepare(security: &ServerSecurity, data_dir: &Path) -> Result<Option<Prep
     };
     let fingerprint = id.fingerprint;
     let slot = Arc::new(CertSlot::new(id)?);
-    let config = server_config(Arc::clone(&slot)).map_err(|e| IdentityError::Unusable(e.to_string()))?;
+    let config =
+        server_config(Arc::clone(&slot)).map_err(|e| IdentityError::Unusable(e.to_string()))?;
     Ok(Some(Prepared {
         config,
         slot,
@@ -105,13 +113,20 @@ mod tests {
     fn reload_swaps_the_certificate_and_keeps_it_on_bad_files() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let first = prepare(&ServerSecurity::Tls { files: None }, a.path()).unwrap().unwrap();
+        let first = prepare(&ServerSecurity::Tls { files: None }, a.path())
+            .unwrap()
+            .unwrap();
         let (other, _) = identity::load_or_create(b.path()).unwrap();
-        let other_files = (b.path().join(TLS_DIR).join(CERT_FILE), b.path().join(TLS_DIR).join(KEY_FILE));
+        let other_files = (
+            b.path().join(TLS_DIR).join(CERT_FILE),
+            b.path().join(TLS_DIR).join(KEY_FILE),
+        );
         reload(&first.slot, &other_files);
         assert_eq!(first.slot.fingerprint(), Some(other.fingerprint));
         reload(&first.slot, &(b.path().join("none"), b.path().join("none")));
         assert_eq!(first.slot.fingerprint(), Some(other.fingerprint));
-        assert!(prepare(&ServerSecurity::Plaintext, a.path()).unwrap().is_none());
+        assert!(prepare(&ServerSecurity::Plaintext, a.path())
+            .unwrap()
+            .is_none());
     }
 }

@@ -59,6 +59,9 @@ impl ServerProc {
             .arg("127.0.0.1")
             .arg("--data-dir")
             .arg(data)
+            // The raw client below speaks frames on TCP: TLS is tested by
+            // the real client's end-to-end tests and tests/e2e_tls.rs.
+            .arg("--insecure-plaintext")
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
