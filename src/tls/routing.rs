@@ -55,6 +55,17 @@ mod tests {
         assert_eq!(sni_for(None), "new.cloudservice");
     }
 
+    #[test]
+    fn the_spec_example_holds() {
+        // PROTOCOL.md §12.3, for the user of §11.
+        let user: UserId = "9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1".parse().unwrap();
+        let key = routing_key(&user);
+        assert_eq!(key, "c99c117fa24baea129134c4bf65f1a8b");
+        let spec = include_str!("../../protocol-spec/PROTOCOL.md");
+        assert!(spec.contains(&format!("routing key: {key}")));
+        assert!(spec.contains(&format!("SNI:         {}", sni_for(Some(&user)))));
+    }
+
     proptest! {
         #[test]
         fn sni_is_a_dns_name_that_hides_the_id(bytes in any::<[u8; 16]>()) {
