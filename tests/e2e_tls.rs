@@ -4,10 +4,9 @@
 //! on one side only, garbage and stalled handshakes, unreadable certificate
 //! files. Every process is stopped by its PID.
 
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use procs::{tree, wait_timeout, write};
+use common::{tree, wait_timeout, write};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

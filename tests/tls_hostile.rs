@@ -3,12 +3,11 @@
 //! held cheaply, freed by the handshake timeout, and never stop a real client
 //! from being served.
 
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
 use cloudservice::tls::config::client_config;
 use cloudservice::tls::trust::{TrustPolicy, TrustVerifier};
-use procs::{wait_timeout, write};
+use common::{wait_timeout, write};
 use rustls::pki_types::ServerName;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

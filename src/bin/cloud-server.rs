@@ -3,7 +3,7 @@
 //! argument parsing and wiring only; the server lives in `cloudservice::server`.
 
 use clap::Parser;
-use cloudservice::server::{self, ServerConfig, ServerSecurity};
+use cloudservice::server::{self, ServerConfig, ServerEvent, ServerSecurity};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -113,20 +113,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let max = config.max_connections;
-    let result = server::run(config, |addr, fingerprint| {
+    let result = server::run(config, |event| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "cloud-server listening on {addr}");
-        match fingerprint {
-            Some(fp) => {
-                let _ = writeln!(out, "certificate fingerprint (SHA-256): {fp}");
+        match event {
+            ServerEvent::Listening {
+                addr,
+                max_connections,
+                fingerprint,
+            } => {
+                let _ = writeln!(out, "cloud-server listening on {addr}");
+                match fingerprint {
+                    Some(fp) => {
+                        let _ = writeln!(out, "certificate fingerprint (SHA-256): {fp}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "plaintext: no TLS (--insecure-plaintext)");
+                    }
+                }
+                log::info!("accepting up to {max_connections} connections");
             }
-            None => {
-                let _ = writeln!(out, "plaintext: no TLS (--insecure-plaintext)");
+            ServerEvent::NewUser(user) => {
+                let _ = writeln!(out, "new user {user}");
             }
         }
         let _ = out.flush();
-        log::info!("accepting up to {max} connections");
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
