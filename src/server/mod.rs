@@ -100,6 +100,12 @@ pub fn run(
     std::fs::create_dir_all(paths.all_clients()).map_err(ServerError::DataDir)?;
     std::fs::create_dir_all(paths.state_root()).map_err(ServerError::DataDir)?;
     let log = ConnLog::open(&config.data_dir).map_err(|e| ServerError::Log(e.to_string()))?;
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = listen::bind(addr).map_err(|e| ServerError::Bind(addr, e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Bind(addr, e))?;
+    // After the bind: a port in use is reported before anything is made.
     let tls = security::prepare(&config.security, &config.data_dir).map_err(ServerError::Tls)?;
     if let Some(tls) = &tls {
         if tls.origin == crate::tls::identity::Origin::Created {
@@ -107,12 +113,6 @@ pub fn run(
         }
         security::reload_on_sighup(tls).map_err(ServerError::Signals)?;
     }
-
-    let addr = SocketAddr::new(config.bind, config.port);
-    let listener = listen::bind(addr).map_err(|e| ServerError::Bind(addr, e))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| ServerError::Bind(addr, e))?;
 
     let poll = Poll::new().map_err(ServerError::Poll)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServerError::Poll)?);
