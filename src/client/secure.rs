@@ -12,7 +12,7 @@
 use super::error::ClientError;
 use super::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
-use crate::protocol::{FrameDecoder, Message, Status, UserId};
+use crate::protocol::{ErrorCode, FrameDecoder, Message, Status, UserId};
 use crate::tls::config::client_config;
 use crate::tls::routing::sni_for;
 use crate::tls::sniff::{sniff, Sniffed};
@@ -191,13 +191,25 @@ fn handshake_error(e: io::Error, verifier: &TrustVerifier, first: &[u8]) -> Clie
     if sniff(first) == Sniffed::Plaintext {
         let mut decoder = FrameDecoder::new();
         let mut input = first;
-        let said = match decoder.feed(&mut input) {
+        let report = match decoder.feed(&mut input) {
             Ok(Status::Complete(frame)) => match frame.message {
-                Message::Error(report) => format!(" (saying: {})", report.message),
-                _ => String::new(),
+                Message::Error(report) => Some(report),
+                _ => None,
             },
-            _ => String::new(),
+            _ => None,
         };
+        // A TLS server at its connection limit (or shutting down) answers
+        // before any handshake, in plaintext: that is a refusal to retry,
+        // not a server without TLS.
+        if let Some(report) = &report {
+            if matches!(report.code, ErrorCode::Busy | ErrorCode::ShuttingDown) {
+                return ClientError::Refused {
+                    code: report.code,
+                    message: report.message.clone(),
+                };
+            }
+        }
+        let said = report.map_or_else(String::new, |r| format!(" (saying: {})", r.message));
         return ClientError::TransportMismatch(format!(
             "the server answered in plaintext, not TLS{said}; it runs with \
              --insecure-plaintext, and a client talks to it only with the same option"
@@ -332,5 +344,48 @@ impl WriteHalf {
             let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
             let _ = sock.write_all(staged);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ErrorReport, Frame};
+
+    fn error_bytes(code: ErrorCode, text: &str) -> Vec<u8> {
+        let report = ErrorReport {
+            code,
+            message: text.to_owned(),
+        };
+        Frame::new(0, Message::Error(report)).to_bytes()
+    }
+
+    fn explain(first: &[u8]) -> ClientError {
+        let verifier = TrustVerifier::new(TrustPolicy::FirstUse { known: None });
+        handshake_error(io::ErrorKind::InvalidData.into(), &verifier, first)
+    }
+
+    #[test]
+    fn a_busy_server_is_a_refusal_to_retry_not_a_plaintext_server() {
+        for code in [ErrorCode::Busy, ErrorCode::ShuttingDown] {
+            let err = explain(&error_bytes(code, "server at its connection limit"));
+            assert!(
+                matches!(err, ClientError::Refused { code: c, .. } if c == code),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plaintext_server_is_named_with_what_it_said() {
+        let err = explain(&error_bytes(ErrorCode::BadFrame, "does not speak TLS"));
+        let text = err.to_string();
+        assert!(matches!(err, ClientError::TransportMismatch(_)), "{text}");
+        assert!(text.contains("does not speak TLS") && text.contains("--insecure-plaintext"));
+        // Other bytes are the transport's own error.
+        assert!(matches!(
+            explain(b"\x15\x03\x03"),
+            ClientError::ConnectionLost(_)
+        ));
     }
 }
