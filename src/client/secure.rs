@@ -366,6 +366,44 @@ mod tests {
     }
 
     #[test]
+    fn the_sni_carries_the_routing_key_of_a_known_user() {
+        use crate::tls::config::{server_config, CertSlot};
+        use crate::tls::identity::load_or_create;
+        use std::net::TcpListener;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (identity, _) = load_or_create(dir.path()).expect("identity");
+        let fingerprint = identity.fingerprint;
+        let config = server_config(Arc::new(CertSlot::new(identity).expect("slot"))).expect("cfg");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().expect("accept");
+            let mut tls = rustls::ServerConnection::new(config).expect("server");
+            while tls.is_handshaking() {
+                tls.complete_io(&mut sock).expect("handshake");
+            }
+            tls.server_name().map(str::to_owned)
+        });
+        let user = UserId([0x42; 16]);
+        let security = LinkSecurity::Tls {
+            pin: Some(fingerprint),
+            ca: None,
+        };
+        let dial = Dial {
+            security: &security,
+            host: "127.0.0.1",
+            state_dir: dir.path().to_owned(),
+            user: Some(user),
+        };
+        let stream = TcpStream::connect(addr).expect("connect");
+        let halves = open(&stream, &dial);
+        assert!(halves.is_ok(), "handshake");
+        let sni = server.join().expect("server thread");
+        assert_eq!(sni, Some(sni_for(Some(&user))));
+        assert!(!sni.unwrap_or_default().contains(&user.to_string()));
+    }
+
+    #[test]
     fn a_busy_server_is_a_refusal_to_retry_not_a_plaintext_server() {
         for code in [ErrorCode::Busy, ErrorCode::ShuttingDown] {
             let err = explain(&error_bytes(code, "server at its connection limit"));

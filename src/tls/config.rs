@@ -115,3 +115,25 @@ pub fn test_client_config() -> Arc<rustls::ClientConfig> {
     ));
     client_config(Arc::new(verifier)).expect("config")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls13_only_no_tickets_no_client_certificates() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (identity, _) = crate::tls::identity::load_or_create(dir.path()).expect("identity");
+        let slot = Arc::new(CertSlot::new(identity).expect("slot"));
+        let server = server_config(slot).expect("server config");
+        assert_eq!(server.send_tls13_tickets, 0);
+        assert_eq!(server.alpn_protocols, vec![ALPN.to_vec()]);
+        let client = test_client_config();
+        assert!(!client.client_auth_cert_resolver.has_certs());
+        assert_eq!(client.alpn_protocols, vec![ALPN.to_vec()]);
+        // Only TLS 1.3 suites are offered.
+        for suite in &client.crypto_provider().cipher_suites {
+            assert_eq!(suite.version(), &rustls::version::TLS13);
+        }
+    }
+}

@@ -154,6 +154,14 @@ fn handshake_then_both_directions() {
     let down = b"welcome".to_vec();
     assert_eq!(transfer(&mut p.server, &mut p.client, &down), down);
     assert_eq!(p.server.tls().alpn_protocol(), Some(crate::tls::ALPN));
+    assert_eq!(
+        p.server.tls().protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert!(
+        p.server.tls().peer_certificates().is_none(),
+        "no client certificate"
+    );
     let sni = match p.server.tls() {
         rustls::Connection::Server(s) => s.server_name().map(str::to_owned),
         rustls::Connection::Client(_) => None,
