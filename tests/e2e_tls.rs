@@ -361,3 +361,77 @@ fn a_certificate_from_elsewhere_and_a_ca_are_honoured() {
     let out = run("localhost");
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn sighup_serves_a_new_certificate_without_dropping_connections() {
+    use cloudservice::tls::identity::{load_or_create, CERT_FILE, KEY_FILE, TLS_DIR};
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = load_or_create(&dir.path().join("a")).unwrap();
+    let (second, _) = load_or_create(&dir.path().join("b")).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let install = |from: &str| {
+        let src = dir.path().join(from).join(TLS_DIR);
+        fs::copy(src.join(CERT_FILE), &cert).unwrap();
+        fs::copy(src.join(KEY_FILE), &key).unwrap();
+    };
+    install("a");
+    let data = dir.path().join("data");
+    let server = Srv::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(server.fingerprint, first.fingerprint.to_string());
+    // A device that stays connected through the change.
+    let x = tempfile::tempdir().unwrap();
+    write(x.path(), "before.txt", b"before\n");
+    let out = client_once(server.port, x.path(), None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let user = user_of(&out);
+    let mut watching = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
+        .arg("127.0.0.1")
+        .arg(server.port.to_string())
+        .arg(x.path())
+        .args(["0.3", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    install("b");
+    common::signal(server.child.id(), "HUP");
+    // New connections get the new certificate (recorded on first use).
+    let fresh = tempfile::tempdir().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = client_once(server.port, fresh.path(), Some(&user), &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        if known_server(fresh.path()) == second.fingerprint.to_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP never took effect");
+        fs::remove_file(fresh.path().join(".cloudservice/known_server")).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The watching device kept its connection: had it been dropped, its
+    // reconnect would meet the new certificate and stop the client.
+    write(x.path(), "after.txt", b"after\n");
+    let y = tempfile::tempdir().unwrap();
+    let arrived = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        let out = client_once(server.port, y.path(), Some(&user), &[]);
+        out.status.success() && y.path().join("after.txt").exists()
+    });
+    assert!(arrived, "a change made after the SIGHUP still syncs");
+    assert!(
+        matches!(watching.try_wait(), Ok(None)),
+        "the watching client is still running"
+    );
+    let _ = watching.kill();
+    let _ = watching.wait();
+}
