@@ -234,6 +234,12 @@ fn plaintext_on_one_side_only_gets_one_clear_line_not_a_hang() {
         started.elapsed() < Duration::from_secs(10),
         "answered at once"
     );
+    // No downgrade: the TLS client never sent its Hello in clear (a NewUser
+    // Hello would have made a user on the plaintext server).
+    let users = fs::read_dir(plain_data.path().join("AllClients"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(users, 0, "no user was created in plaintext");
     // Both plaintext: today's behaviour.
     let out = client_once(plain.port, a.path(), None, &["--insecure-plaintext"]);
     assert!(out.status.success(), "{}", stderr(&out));
