@@ -5,6 +5,7 @@
 //! - [`server`]: the reactor (sockets), the per-user actors (folders, journals) and the connection log.
 //! - [`fsafe`]: symlink-safe access to a synced folder (directory handles, no PATH_MAX limit), shared by server and client.
 //! - [`client`]: the device side: index, scanner, watcher, sync session and the safe applier.
+//! - [`tls`]: the TLS layer: server identity, client trust (first use, pin, CA), the non-blocking rustls adapter.
 //! - [`load`]: `cloud-load`, the capacity tester: many connections from one thread, pull round-trip percentiles.
 
 pub mod client;
@@ -12,3 +13,4 @@ pub mod fsafe;
 pub mod load;
 pub mod protocol;
 pub mod server;
+pub mod tls;

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 /// A quiet `cloud-client` against the fake server on `port` (stderr discarded).
 fn start_client(port: u16, folder: &Path, rate: &str, user: Option<&str>) -> Client {
+    // The fake server speaks frames on TCP.
     Client::options(port, folder)
+        .plaintext()
         .rate(rate)
         .user(user)
         .verbosity(Verbosity::Quiet)
@@ -434,6 +436,7 @@ fn identity_and_log() -> (tempfile::TempDir, String, u32) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
     let mut client = Client::options(port, dir.path())
+        .plaintext()
         .rate("1000")
         .verbosity(Verbosity::Verbose)
         .capture_stderr()

@@ -118,12 +118,14 @@ impl Ctx {
     }
 }
 
-/// Starts `cloud-server -q` on 127.0.0.1 (the private copy of the binary)
+/// Starts `cloud-server -q` (TLS) on 127.0.0.1 (the private copy of the binary)
 /// with a fresh data directory and its stderr log in the run's scratch space.
 pub fn start_server(ctx: &mut Ctx, extra: &[&str]) -> Server {
     let data = ctx.fresh_dir("server");
     let log = ctx.log_path("server").with_extension("err");
+    // TLS, as in production: clients follow (the kit), cloud-load speaks it.
     Server::options()
+        .tls()
         .bin(&bin("cloud-server"))
         .data(&data)
         .log(&log)

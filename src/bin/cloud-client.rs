@@ -2,8 +2,9 @@
 //! Argument parsing and wiring only; the work is in `cloudservice::client`.
 
 use clap::{ArgAction, Parser};
-use cloudservice::client::{logging, run, Config, Verbosity};
+use cloudservice::client::{logging, run, Config, LinkSecurity, Verbosity};
 use cloudservice::protocol::UserId;
+use cloudservice::tls::Fingerprint;
 use log::LevelFilter;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -42,6 +43,18 @@ struct Args {
     /// Show errors only.
     #[arg(short, long, action = ArgAction::SetTrue)]
     quiet: bool,
+    /// Speak plaintext, without TLS (only against a server started with
+    /// --insecure-plaintext; for tests and benchmarks).
+    #[arg(long, conflicts_with_all = ["server_fingerprint", "ca"])]
+    insecure_plaintext: bool,
+    /// Trust only the server certificate with this SHA-256 fingerprint (64
+    /// hex digits, as cloud-server prints at start), from the first connection.
+    #[arg(long, value_name = "HEX", conflicts_with = "ca")]
+    server_fingerprint: Option<Fingerprint>,
+    /// Trust a server certificate signed by this CA (PEM) for SERVER_IP's
+    /// name, instead of trust on first use.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +103,15 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         user,
         once: args.once,
         verbosity,
+        security: if args.insecure_plaintext {
+            LinkSecurity::Plaintext
+        } else {
+            LinkSecurity::Tls {
+                pin: args.server_fingerprint,
+                ca: args.ca,
+            }
+        },
+        server_name: args.server_ip.clone(),
     };
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -66,6 +66,11 @@ struct Args {
     /// Also write the figures as key=value lines (mergeable histograms) to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// Plaintext frames, without TLS (against a server started with
+    /// --insecure-plaintext). By default every connection is TLS 1.3, as
+    /// real clients run, trusting any server certificate.
+    #[arg(long)]
+    insecure_plaintext: bool,
 }
 
 fn secs(value: f64, what: &str) -> Result<Duration, String> {
@@ -98,6 +103,9 @@ fn config(args: &Args) -> Result<LoadConfig, Box<dyn std::error::Error>> {
     c.max_handshakes = args.max_handshakes.max(1);
     c.setup_timeout = secs(args.setup_timeout, "--setup-timeout")?;
     c.go_file = args.go_file.clone();
+    if !args.insecure_plaintext {
+        c.tls = Some(cloudservice::load::link::tls_config().map_err(|e| format!("TLS: {e}"))?);
+    }
     c.reply_timeout = secs(args.reply_timeout, "--reply-timeout")?;
     Ok(c)
 }

@@ -1,8 +1,9 @@
-//! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync] [-v|-q]`:
+//! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
+//! [--insecure-plaintext | --tls-cert FILE --tls-key FILE] [-v|-q]`:
 //! argument parsing and wiring only; the server lives in `cloudservice::server`.
 
 use clap::Parser;
-use cloudservice::server::{self, ServerConfig, ServerEvent};
+use cloudservice::server::{self, ServerConfig, ServerEvent, ServerSecurity};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -38,6 +39,17 @@ struct Args {
     /// (its state is on disk; connections stay open).
     #[arg(long, default_value_t = 30.0)]
     actor_idle: f64,
+    /// Speak plaintext, without TLS (for tests and benchmarks; clients must
+    /// then be given --insecure-plaintext too).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure_plaintext: bool,
+    /// Serve this certificate (PEM chain, leaf first) instead of the one made
+    /// under DATA_DIR/tls/; re-read on SIGHUP. Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Show debug messages on stderr.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -78,6 +90,13 @@ fn main() -> ExitCode {
         config.max_connections = max.max(1);
     }
     config.durable = args.fsync;
+    config.security = if args.insecure_plaintext {
+        ServerSecurity::Plaintext
+    } else {
+        ServerSecurity::Tls {
+            files: args.tls_cert.zip(args.tls_key),
+        }
+    };
     let timeouts = (
         seconds(args.handshake_timeout),
         seconds(args.idle_timeout),
@@ -100,8 +119,17 @@ fn main() -> ExitCode {
             ServerEvent::Listening {
                 addr,
                 max_connections,
+                fingerprint,
             } => {
                 let _ = writeln!(out, "cloud-server listening on {addr}");
+                match fingerprint {
+                    Some(fp) => {
+                        let _ = writeln!(out, "certificate fingerprint (SHA-256): {fp}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "plaintext: no TLS (--insecure-plaintext)");
+                    }
+                }
                 log::info!("accepting up to {max_connections} connections");
             }
             ServerEvent::NewUser(user) => {

@@ -7,11 +7,12 @@
 //! floods cannot grow the client's memory without bound.
 
 use super::error::ClientError;
+use super::secure::{self, Dial, ReadHalf, WriteHalf};
 use crate::protocol::message::put_header;
 use crate::protocol::{ErrorCode, Frame, FrameDecoder, Hello, Kind, Message, Status, Welcome};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub enum Inbound {
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
+    writer: WriteHalf,
     rx: Receiver<Inbound>,
     reader: Option<JoinHandle<()>>,
     /// Tells a reader waiting for room in the channel to end.
@@ -60,15 +62,28 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and starts the reader thread.
+    /// Connects, shakes hands at the TLS layer (unless `dial` says
+    /// plaintext) and starts the reader thread.
     ///
     /// # Errors
-    /// The connect's I/O error.
-    pub fn connect(addr: SocketAddr) -> io::Result<Connection> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-        let read_half = stream.try_clone()?;
+    /// `Unreachable` with the connect's I/O error; the TLS errors of
+    /// [`secure::open`].
+    pub fn connect(addr: SocketAddr, dial: &Dial<'_>) -> Result<Connection, ClientError> {
+        let unreachable = |cause| ClientError::Unreachable {
+            address: addr.to_string(),
+            cause,
+        };
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(unreachable)?;
+        stream.set_nodelay(true).map_err(unreachable)?;
+        stream
+            .set_write_timeout(Some(WRITE_TIMEOUT))
+            .map_err(unreachable)?;
+        // The TLS handshake must not wait forever on a silent peer.
+        stream
+            .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+            .map_err(unreachable)?;
+        let (read_half, writer) = secure::open(&stream, dial)?;
+        stream.set_read_timeout(None).map_err(unreachable)?;
         // Bounded in bytes by the reader itself (`InboundBudget`), not by
         // the channel: a frame-count bound would allow 1 MiB frames by the
         // thousand, and the session takes frames with `select!`, so it
@@ -78,9 +93,11 @@ impl Connection {
         let reader_stop = Arc::clone(&stop);
         let reader = std::thread::Builder::new()
             .name("cloud-client-reader".into())
-            .spawn(move || read_loop(read_half, tx, &reader_stop))?;
+            .spawn(move || read_loop(read_half, tx, &reader_stop))
+            .map_err(|e| ClientError::ConnectionLost(format!("reader thread: {e}")))?;
         Ok(Connection {
             stream,
+            writer,
             rx,
             reader: Some(reader),
             stop,
@@ -139,16 +156,16 @@ impl Connection {
             request_id,
             data.len() as u32,
         );
-        self.stream
+        self.writer
             .write_all(&self.out)
-            .and_then(|()| self.stream.write_all(data))
+            .and_then(|()| self.writer.write_all(data))
             .map_err(|e| ClientError::ConnectionLost(format!("write: {e}")))?;
         self.last_send = Instant::now();
         Ok(())
     }
 
     fn flush_out(&mut self) -> Result<(), ClientError> {
-        self.stream
+        self.writer
             .write_all(&self.out)
             .map_err(|e| ClientError::ConnectionLost(format!("write: {e}")))?;
         self.last_send = Instant::now();
@@ -190,6 +207,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.writer.close();
         let _ = self.stream.shutdown(Shutdown::Both);
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
@@ -262,7 +280,7 @@ fn deliver(
     tx.send(Inbound::Frame(frame)).is_ok()
 }
 
-fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>, stop: &AtomicBool) {
+fn read_loop(mut stream: ReadHalf, tx: Sender<Inbound>, stop: &AtomicBool) {
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut budget = InboundBudget::default();
@@ -295,8 +313,8 @@ fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>, stop: &AtomicBool) {
                 }
                 Ok(Status::Partial) => break,
                 Err(e) => {
+                    // The session ends the connection (and the socket) on this.
                     let _ = tx.send(Inbound::Closed(format!("bad frame from server: {e}")));
-                    let _ = stream.shutdown(Shutdown::Both);
                     return;
                 }
             }
@@ -307,6 +325,17 @@ fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::secure::LinkSecurity;
+    use std::io::Write;
+
+    fn plaintext_dial(state: &std::path::Path) -> Dial<'static> {
+        Dial {
+            security: &LinkSecurity::Plaintext,
+            host: "127.0.0.1",
+            state_dir: state.to_owned(),
+            user: None,
+        }
+    }
     use crate::protocol::{HelloMode, UserId};
     use std::net::TcpListener;
 
@@ -341,7 +370,8 @@ mod tests {
                 sock.write_all(&[b]).unwrap();
             }
         });
-        let mut conn = Connection::connect(addr).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut conn = Connection::connect(addr, &plaintext_dial(state.path())).unwrap();
         let welcome = conn
             .handshake(Hello {
                 mode: HelloMode::NewUser,
@@ -393,7 +423,8 @@ mod tests {
             }
             written
         });
-        let conn = Connection::connect(addr).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let conn = Connection::connect(addr, &plaintext_dial(state.path())).unwrap();
         let written = server.join().unwrap();
         let slack = 48 * 1024 * 1024; // loopback socket buffers, both ends
         assert!(

@@ -79,6 +79,14 @@ pub enum ClientError {
     },
     /// The file system watcher could not be started.
     Watch(String),
+    /// The server's certificate failed the folder's trust (changed since
+    /// first use, not the pinned one, not signed by `--ca`): never retried.
+    Untrusted(crate::tls::trust::TrustFailure),
+    /// One end speaks TLS and the other plaintext (`--insecure-plaintext`
+    /// on one side only).
+    TransportMismatch(String),
+    /// TLS settings that cannot be used (a `--ca` file, a server name).
+    Tls(String),
 }
 
 impl ClientError {
@@ -157,6 +165,9 @@ impl fmt::Display for ClientError {
             ClientError::UnsafePath(p) => write!(f, "unsafe local path {p}"),
             ClientError::Io { context, cause } => write!(f, "{context}: {cause}"),
             ClientError::Watch(m) => write!(f, "cannot watch the folder: {m}"),
+            ClientError::Untrusted(why) => write!(f, "refusing the server: {why}"),
+            ClientError::TransportMismatch(m) => write!(f, "{m}"),
+            ClientError::Tls(m) => write!(f, "TLS: {m}"),
         }
     }
 }

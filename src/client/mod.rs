@@ -36,12 +36,14 @@ pub mod push;
 pub mod rename;
 pub mod scanner;
 pub mod schedule;
+pub mod secure;
 pub mod session;
 pub mod state;
 pub mod watcher;
 
 pub use error::ClientError;
 pub use progress::Verbosity;
+pub use secure::LinkSecurity;
 pub use session::run;
 
 use crate::protocol::UserId;
@@ -65,4 +67,8 @@ pub struct Config {
     pub once: bool,
     /// How chatty to be.
     pub verbosity: Verbosity,
+    /// TLS (how the server is trusted) or `--insecure-plaintext`.
+    pub security: LinkSecurity,
+    /// The server's name as typed (a `--ca` certificate must name it).
+    pub server_name: String,
 }

@@ -10,6 +10,7 @@
 
 mod driver;
 pub mod histogram;
+pub mod link;
 mod report;
 pub mod socket;
 
@@ -55,6 +56,9 @@ pub struct LoadConfig {
     pub go_file: Option<PathBuf>,
     /// A pull or push without a reply for this long counts as an error.
     pub reply_timeout: Duration,
+    /// TLS as real clients run it (`cloud-load`'s default, see
+    /// [`link::tls_config`]); `None`: plaintext frames (`--insecure-plaintext`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Set (e.g. by a SIGINT/SIGTERM handler) to end the run early; the
     /// report then covers what was measured so far.
     pub stop: Arc<AtomicBool>,
@@ -78,6 +82,7 @@ impl LoadConfig {
             setup_timeout: Duration::from_secs(300),
             go_file: None,
             reply_timeout: Duration::from_secs(10),
+            tls: None,
             stop: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -2,6 +2,7 @@
 //! `cloud-server`) and the defaults derived from the process's limits.
 
 use super::flow::MAX_ACTORS;
+use super::security::ServerSecurity;
 use crate::protocol::limits::{HANDSHAKE_TIMEOUT_SECS, IDLE_TIMEOUT_SECS};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub struct ServerConfig {
     /// How long an actor waits without messages before retiring (its
     /// connections stay open; a new actor adopts them when needed).
     pub actor_idle: Duration,
+    /// TLS (the default) or `--insecure-plaintext`.
+    pub security: ServerSecurity,
 }
 
 impl ServerConfig {
@@ -41,6 +44,7 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(HANDSHAKE_TIMEOUT_SECS),
             idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS),
             actor_idle: Duration::from_secs(30),
+            security: ServerSecurity::Tls { files: None },
         }
     }
 }

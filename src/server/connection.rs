@@ -3,10 +3,10 @@
 //! kept by [`ConnFlow`] (`flow.rs`).
 
 use super::flow::ConnFlow;
+use super::transport::Transport;
 use crate::protocol::{ClientId, Frame, FrameDecoder, UserId};
-use mio::net::TcpStream;
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -58,8 +58,8 @@ struct OutBuf {
 
 /// A connection.
 pub struct Connection {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The socket, under TLS unless `--insecure-plaintext`.
+    pub transport: Transport,
     /// The peer.
     pub peer: SocketAddr,
     /// Generation, to recognise stale messages about an older connection in this slot.
@@ -85,9 +85,9 @@ pub struct Connection {
 
 impl Connection {
     /// A new connection awaiting its `Hello`.
-    pub fn new(stream: TcpStream, peer: SocketAddr, generation: u32, deadline: Instant) -> Self {
+    pub fn new(transport: Transport, peer: SocketAddr, generation: u32, deadline: Instant) -> Self {
         Connection {
-            stream,
+            transport,
             peer,
             generation,
             decoder: FrameDecoder::new(),
@@ -106,9 +106,9 @@ impl Connection {
         self.flow.read_paused() || matches!(self.phase, Phase::Closing { .. })
     }
 
-    /// True when nothing waits to be written.
+    /// True when nothing waits to be written (frames, or TLS records).
     pub fn out_empty(&self) -> bool {
-        self.out.is_empty()
+        self.out.is_empty() && !self.transport.wants_write()
     }
 
     /// Queues encoded bytes.
@@ -135,7 +135,7 @@ impl Connection {
     /// The socket failed; the connection must close.
     pub fn flush(&mut self) -> io::Result<()> {
         while let Some(front) = self.out.front_mut() {
-            match self.stream.write(&front.bytes[front.sent..]) {
+            match self.transport.write(&front.bytes[front.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     front.sent += n;
@@ -154,6 +154,9 @@ impl Connection {
             // Give the memory back: an idle connection holds no buffers.
             self.out = VecDeque::new();
         }
+        // TLS records rustls still holds (handshake messages, or the tail of
+        // what was written above).
+        self.transport.flush()?;
         Ok(())
     }
 

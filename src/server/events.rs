@@ -16,6 +16,8 @@ pub enum ServerEvent {
         addr: SocketAddr,
         /// New connections beyond this many are refused.
         max_connections: usize,
+        /// SHA-256 of the TLS certificate served; none under `--insecure-plaintext`.
+        fingerprint: Option<crate::tls::Fingerprint>,
     },
     /// A `Hello` in mode NewUser created this user (its folder and journal
     /// exist; the Welcome is on its way).

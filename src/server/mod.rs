@@ -27,7 +27,9 @@ pub mod members;
 pub mod pull_reply;
 pub mod reactor;
 pub mod registry;
+pub mod security;
 pub mod store;
+pub mod transport;
 pub mod trim;
 pub mod user_ids;
 
@@ -37,6 +39,7 @@ use crossbeam_channel::unbounded;
 use mio::{Poll, Waker};
 use reactor::{Reactor, ReactorParts, WAKER};
 use registry::ActorRegistry;
+pub use security::ServerSecurity;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
@@ -59,6 +62,8 @@ pub enum ServerError {
     Signals(std::io::Error),
     /// The poll loop failed.
     Poll(std::io::Error),
+    /// The TLS certificate or key cannot be read, made or used.
+    Tls(crate::tls::identity::IdentityError),
 }
 
 impl fmt::Display for ServerError {
@@ -69,6 +74,7 @@ impl fmt::Display for ServerError {
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServerError::Poll(e) => write!(f, "event loop failed: {e}"),
+            ServerError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -77,8 +83,8 @@ impl std::error::Error for ServerError {}
 
 /// Runs the server until SIGINT or SIGTERM. `on_event` is told what a
 /// person running the server wants to know ([`ServerEvent`]: listening,
-/// a new user); it is called from the reactor and from actor threads, and
-/// the library itself never prints.
+/// with the certificate's fingerprint, a new user); it is called from the
+/// reactor and from actor threads, and the library itself never prints.
 ///
 /// # Errors
 /// Start-up failures ([`ServerError`]), or the poll loop failing.
@@ -94,12 +100,19 @@ pub fn run(
     std::fs::create_dir_all(paths.all_clients()).map_err(ServerError::DataDir)?;
     std::fs::create_dir_all(paths.state_root()).map_err(ServerError::DataDir)?;
     let log = ConnLog::open(&config.data_dir).map_err(|e| ServerError::Log(e.to_string()))?;
-
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = listen::bind(addr).map_err(|e| ServerError::Bind(addr, e))?;
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Bind(addr, e))?;
+    // After the bind: a port in use is reported before anything is made.
+    let tls = security::prepare(&config.security, &config.data_dir).map_err(ServerError::Tls)?;
+    if let Some(tls) = &tls {
+        if tls.origin == crate::tls::identity::Origin::Created {
+            log::info!("made a new TLS certificate in {}", tls.files.0.display());
+        }
+        security::reload_on_sighup(tls).map_err(ServerError::Signals)?;
+    }
 
     let poll = Poll::new().map_err(ServerError::Poll)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServerError::Poll)?);
@@ -136,11 +149,13 @@ pub fn run(
         inbox,
         log,
         config,
+        tls: tls.as_ref().map(|t| Arc::clone(&t.config)),
     };
     let mut reactor = Reactor::new(parts).map_err(ServerError::Poll)?;
     events(ServerEvent::Listening {
         addr: local,
         max_connections: reactor.max_connections(),
+        fingerprint: tls.map(|t| t.fingerprint),
     });
     reactor.run().map_err(ServerError::Poll)
 }

@@ -19,6 +19,7 @@ use super::conn_log::{ConnEvent, ConnLog};
 use super::connection::{Connection, Phase};
 use super::limiter::GuessLimiter;
 use super::registry::ActorRegistry;
+use super::transport::Transport;
 use super::trim::TrimSchedule;
 use crate::protocol::{ErrorCode, ErrorReport, Frame, Message};
 use crossbeam_channel::Receiver;
@@ -26,6 +27,7 @@ use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Token of the listening socket.
@@ -56,6 +58,7 @@ pub struct Reactor {
     limiter: GuessLimiter,
     log: ConnLog,
     config: ServerConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
     read_buf: Vec<u8>,
     resume: Vec<usize>,
     shutdown_deadline: Option<Instant>,
@@ -80,6 +83,8 @@ pub struct ReactorParts {
     pub log: ConnLog,
     /// The configuration.
     pub config: ServerConfig,
+    /// What each connection's TLS starts from; none under `--insecure-plaintext`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Reactor {
@@ -107,6 +112,7 @@ impl Reactor {
             limiter: GuessLimiter::default(),
             log: parts.log,
             config: parts.config,
+            tls: parts.tls,
             read_buf: vec![0; READ_BUF],
             resume: Vec::new(),
             shutdown_deadline: None,
@@ -249,10 +255,17 @@ impl Reactor {
                 log::error!("cannot register {peer}: {e}");
                 continue;
             }
+            let transport = match Transport::new(stream, self.tls.as_ref()) {
+                Ok(transport) => transport,
+                Err(e) => {
+                    log::error!("cannot start TLS for {peer}: {e}");
+                    continue;
+                }
+            };
             self.next_generation = self.next_generation.wrapping_add(1);
             let deadline = Instant::now() + self.config.handshake_timeout;
             entry.insert(Connection::new(
-                stream,
+                transport,
                 peer,
                 self.next_generation,
                 deadline,

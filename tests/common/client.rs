@@ -80,6 +80,7 @@ pub struct ClientOptions {
     verbosity: Verbosity,
     stderr: Stderr,
     bin: Option<PathBuf>,
+    plaintext: bool,
 }
 
 impl ClientOptions {
@@ -115,6 +116,14 @@ impl ClientOptions {
         self
     }
 
+    /// `--insecure-plaintext`, for a server this process did not start
+    /// through the kit (a fake one); the kit's own servers are followed
+    /// automatically ([`super::server::is_plaintext`]).
+    pub fn plaintext(mut self) -> Self {
+        self.plaintext = true;
+        self
+    }
+
     /// Captures stderr for [`Client::stderr_lines`].
     pub fn capture_stderr(mut self) -> Self {
         self.stderr = Stderr::Capture;
@@ -142,6 +151,9 @@ impl ClientOptions {
             .args(&self.user)
             .args(self.verbosity.flag())
             .stdin(Stdio::null());
+        if self.plaintext || super::server::is_plaintext(self.port) {
+            cmd.arg("--insecure-plaintext");
+        }
         match &self.stderr {
             Stderr::Inherit => cmd.stderr(Stdio::inherit()),
             Stderr::Null => cmd.stderr(Stdio::null()),
@@ -221,6 +233,7 @@ impl Client {
             verbosity: Verbosity::from_env(),
             stderr: Stderr::Inherit,
             bin: None,
+            plaintext: false,
         }
     }
 

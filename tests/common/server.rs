@@ -13,10 +13,12 @@
 
 use super::client::Verbosity;
 use super::procs::{append_log, log_tail, Lines, Proc};
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a start (including retries on a busy port) or a clean stop may take.
@@ -31,6 +33,16 @@ pub struct ServerOptions {
     args: Vec<String>,
     bin: Option<PathBuf>,
     verbosity: Option<Verbosity>,
+    tls: bool,
+}
+
+/// Ports of the servers this test process started with `--insecure-plaintext`:
+/// a [`super::Client`] for such a port gets the same option.
+static PLAINTEXT_PORTS: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// Whether the server this process started on `port` speaks plaintext.
+pub fn is_plaintext(port: u16) -> bool {
+    PLAINTEXT_PORTS.lock().is_ok_and(|p| p.contains(&port))
 }
 
 impl ServerOptions {
@@ -52,6 +64,15 @@ impl ServerOptions {
     /// stderr is inherited and [`Verbosity::Normal`] with a log file.
     pub fn verbosity(mut self, verbosity: Verbosity) -> Self {
         self.verbosity = Some(verbosity);
+        self
+    }
+
+    /// TLS, as in production. By default the kit's servers run with
+    /// `--insecure-plaintext`, because [`super::WireClient`] and the raw
+    /// conformance client speak frames on TCP; the real client follows
+    /// either way (see [`is_plaintext`]).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -86,6 +107,7 @@ impl ServerOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data,
             log: self.log.clone(),
+            fingerprint: None,
             options: self,
             _dir: dir,
         };
@@ -106,6 +128,8 @@ pub struct Server {
     pub data: PathBuf,
     /// Its stderr log, if [`ServerOptions::log`] chose one.
     pub log: Option<PathBuf>,
+    /// The certificate fingerprint it printed (none in plaintext).
+    pub fingerprint: Option<String>,
     options: ServerOptions,
     _dir: Option<tempfile::TempDir>,
 }
@@ -119,6 +143,12 @@ impl Server {
     /// A server with a fresh temporary data directory.
     pub fn start() -> Server {
         Self::options().start()
+    }
+
+    /// A TLS server with a fresh temporary data directory (the real
+    /// client's end-to-end tests).
+    pub fn start_tls() -> Server {
+        Self::options().tls().start()
     }
 
     /// A server with extra command-line arguments.
@@ -146,6 +176,7 @@ impl Server {
                 .args(["--bind", "127.0.0.1", "--data-dir"])
                 .arg(&self.data)
                 .args(&self.options.args)
+                .args((!self.options.tls).then_some("--insecure-plaintext"))
                 .args(self.verbosity().flag())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped());
@@ -160,6 +191,18 @@ impl Server {
             if let Some(addr) = first.strip_prefix("cloud-server listening on ") {
                 self.addr = addr.parse().expect("address in the listening line");
                 self.port = self.addr.port();
+                // The line after it: the certificate's fingerprint, or plaintext.
+                let second = lines.next(left).unwrap_or_default();
+                self.fingerprint = second
+                    .strip_prefix("certificate fingerprint (SHA-256): ")
+                    .map(str::to_owned);
+                if let Ok(mut ports) = PLAINTEXT_PORTS.lock() {
+                    if self.options.tls {
+                        ports.remove(&self.port);
+                    } else {
+                        ports.insert(self.port);
+                    }
+                }
                 self.proc = Some(proc);
                 self.stdout = Some(lines);
                 return;
@@ -245,7 +288,8 @@ impl Server {
         self.spawn();
     }
 
-    /// The next line it printed on stdout after the listening line.
+    /// The next line it printed on stdout after the listening line and
+    /// the fingerprint line.
     pub fn next_line(&self, timeout: Duration) -> Option<String> {
         self.stdout.as_ref()?.next(timeout)
     }

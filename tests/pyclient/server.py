@@ -29,7 +29,10 @@ class Server:
         self.lines: list[tuple[str, str]] = []  # (stream, line)
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(
-            [binary, "0", "--data-dir", data_dir, "--bind", "127.0.0.1"] + (extra or []),
+            # Frames on TCP: this client speaks the frame protocol (PROTOCOL.md
+            # §1-§11), not the TLS layer of §12.
+            [binary, "0", "--data-dir", data_dir, "--bind", "127.0.0.1",
+             "--insecure-plaintext"] + (extra or []),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, errors="replace")
         for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):

@@ -43,18 +43,17 @@ impl Session<'_> {
     /// One reconnection attempt. A refused identity ends the run; any
     /// other failure waits a longer backoff.
     pub(super) fn reconnect(&mut self) -> Result<(), ClientError> {
-        let attempt = Connection::connect(self.config.server)
-            .map_err(|e| ClientError::ConnectionLost(format!("connect: {e}")))
-            .and_then(|mut conn| {
-                let hello = Hello {
-                    mode: HelloMode::Resume,
-                    user_id: self.identity.user,
-                    client_id: self.identity.client,
-                };
-                let welcome = conn.handshake(hello.clone())?;
-                check_welcome(&hello, &welcome)?;
-                Ok(conn)
-            });
+        let dial = self.config.dial(Some(self.identity.user));
+        let attempt = Connection::connect(self.config.server, &dial).and_then(|mut conn| {
+            let hello = Hello {
+                mode: HelloMode::Resume,
+                user_id: self.identity.user,
+                client_id: self.identity.client,
+            };
+            let welcome = conn.handshake(hello.clone())?;
+            check_welcome(&hello, &welcome)?;
+            Ok(conn)
+        });
         match attempt {
             Ok(conn) => {
                 log::info!("reconnected to {}", self.config.server);
@@ -70,6 +69,9 @@ impl Session<'_> {
             {
                 Err(ClientError::Refused { code, message })
             }
+            // A certificate that changed, or a server gone plaintext, is
+            // not a network hiccup: stop and say so.
+            Err(e @ (ClientError::Untrusted(_) | ClientError::TransportMismatch(_))) => Err(e),
             Err(e @ ClientError::Protocol(_)) => {
                 log::warn!("reconnect failed: {e}");
                 self.timers.reconnect_failed(Instant::now());

@@ -155,11 +155,8 @@ pub(super) fn check_welcome(hello: &Hello, welcome: &Welcome) -> Result<(), Clie
 /// # Errors
 /// `Unreachable`, `Refused`, or a `Welcome` for another user.
 fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), ClientError> {
-    let mut conn =
-        Connection::connect(config.server).map_err(|cause| ClientError::Unreachable {
-            address: config.server.to_string(),
-            cause,
-        })?;
+    let user = (hello.mode != HelloMode::NewUser).then_some(hello.user_id);
+    let mut conn = Connection::connect(config.server, &config.dial(user))?;
     let welcome = conn.handshake(hello.clone())?;
     check_welcome(hello, &welcome)?;
     let identity = Identity {

@@ -4,15 +4,15 @@
 
 mod steps;
 
+use super::link::Link;
 use super::socket::connect_from;
 use super::{LoadConfig, LoadError, Milestone, Report};
 use crate::protocol::{Frame, FrameDecoder, Hello, HelloMode, Message, Status, UserId};
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use rand::Rng;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ enum Phase {
 
 struct Conn {
     user: usize,
-    stream: Option<TcpStream>,
+    stream: Option<Link>,
     phase: Phase,
     decoder: FrameDecoder,
     out: Vec<u8>,
@@ -143,7 +143,7 @@ impl<'a> Driver<'a> {
         self.report.user_ids = self.user_ids.iter().flatten().copied().collect();
         for conn in &mut self.conns {
             if let Some(mut stream) = conn.stream.take() {
-                let _ = self.poll.registry().deregister(&mut stream);
+                let _ = self.poll.registry().deregister(stream.socket_mut());
             }
         }
         Ok(self.report)
@@ -311,7 +311,7 @@ impl<'a> Driver<'a> {
             self.next_source = (self.next_source + 1) % self.cfg.sources.len();
             Some(self.cfg.sources[self.next_source])
         };
-        let mut stream = match connect_from(self.cfg.server, source) {
+        let mut socket = match connect_from(self.cfg.server, source) {
             Ok(s) => s,
             Err(e) => {
                 self.error(format!(
@@ -324,7 +324,7 @@ impl<'a> Driver<'a> {
             }
         };
         if let Err(e) = self.poll.registry().register(
-            &mut stream,
+            &mut socket,
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -332,6 +332,14 @@ impl<'a> Driver<'a> {
             self.kill(key);
             return true;
         }
+        let stream = match Link::new(socket, self.cfg.tls.as_ref(), self.user_ids[user].as_ref()) {
+            Ok(link) => link,
+            Err(e) => {
+                self.error(format!("tls:{e}"));
+                self.kill(key);
+                return true;
+            }
+        };
         let conn = &mut self.conns[key];
         conn.stream = Some(stream);
         conn.phase = Phase::Connecting {
@@ -342,7 +350,7 @@ impl<'a> Driver<'a> {
     }
 
     fn finish_connect(&mut self, key: usize) {
-        let Some(stream) = self.conns[key].stream.as_ref() else {
+        let Some(stream) = self.conns[key].stream.as_ref().map(Link::socket) else {
             return;
         };
         match stream.take_error() {
@@ -398,7 +406,7 @@ impl<'a> Driver<'a> {
         conn.pull = None;
         conn.push = None;
         if let Some(mut stream) = conn.stream.take() {
-            let _ = self.poll.registry().deregister(&mut stream);
+            let _ = self.poll.registry().deregister(stream.socket_mut());
         }
         self.dead += 1;
         let user = conn.user;
@@ -450,6 +458,9 @@ impl<'a> Driver<'a> {
             }
         }
         conn.out.drain(..written);
+        if !failed && stream.flush().is_err() {
+            failed = true;
+        }
         if conn.out.is_empty() && conn.out.capacity() > 4096 {
             conn.out = Vec::new();
         }

@@ -11,8 +11,9 @@ use crate::server::connection::Phase;
 use crate::server::flow;
 use crate::server::legality::{self, Stage, Verdict};
 use crate::server::pull_reply::{self, PullReply};
+use crate::server::transport::Mismatch;
 use crate::server::user_ids;
-use std::io::{self, Read};
+use std::io;
 use std::time::Instant;
 
 impl Reactor {
@@ -30,7 +31,7 @@ impl Reactor {
                 }
                 continue;
             }
-            match conn.stream.read(&mut buf) {
+            match conn.transport.read(&mut buf) {
                 Ok(0) => {
                     self.close_now(key);
                     break;
@@ -42,13 +43,30 @@ impl Reactor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.close_now(key);
+                Err(e) => {
+                    self.on_read_error(key, &e);
                     break;
                 }
             }
         }
         self.read_buf = buf;
+    }
+
+    /// A read failed: a transport mismatch is answered with one plaintext
+    /// `Error` frame (PROTOCOL.md §12.4); a failed TLS handshake is logged
+    /// (rustls already queued its alert); either way the connection ends.
+    fn on_read_error(&mut self, key: usize, error: &io::Error) {
+        if let Some(mismatch) = Mismatch::of(error) {
+            let text = mismatch.to_string();
+            self.record(key, "connect", Err(&text));
+            self.fail(key, 0, ErrorCode::BadFrame, &text);
+            return;
+        }
+        if error.kind() == io::ErrorKind::InvalidData {
+            let text = format!("TLS: {error}");
+            self.record(key, "connect", Err(&text));
+        }
+        self.close_now(key);
     }
 
     /// Decodes and dispatches every frame in `bytes`. Returns false when the

@@ -146,7 +146,10 @@ impl Reactor {
         self.detach(key);
         if self.conns.contains(key) {
             let mut conn = self.conns.remove(key);
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            conn.transport.close_notify();
+            if let Some(socket) = conn.transport.socket_mut() {
+                let _ = self.poll.registry().deregister(socket);
+            }
         }
     }
 }

@@ -1,0 +1,429 @@
+//! The client's side of the TLS layer (PROTOCOL.md §12): connects, shakes
+//! hands (blocking, before the reader thread starts), applies the folder's
+//! trust (first use recorded in `.cloudservice/known_server`, a pinned
+//! fingerprint, or a CA), and splits the connection into a read half for the
+//! reader thread and a write half for the session.
+//!
+//! The halves share the rustls connection under a mutex that is never held
+//! across a blocking socket call: the reader thread reads ciphertext without
+//! it, the writer encrypts into a buffer under it and writes without it. So
+//! the reader never stops draining the socket while a write blocks.
+
+use super::error::ClientError;
+use super::Config;
+use crate::protocol::limits::STATE_DIR_NAME;
+use crate::protocol::{ErrorCode, FrameDecoder, Message, Status, UserId};
+use crate::tls::config::client_config;
+use crate::tls::routing::sni_for;
+use crate::tls::sniff::{sniff, Sniffed};
+use crate::tls::trust::{load_known, load_roots, save_known, TrustPolicy, TrustVerifier};
+use crate::tls::Fingerprint;
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How the connection to the server is protected (from the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkSecurity {
+    /// `--insecure-plaintext`: frames straight on TCP.
+    Plaintext,
+    /// TLS 1.3 (the default).
+    Tls {
+        /// `--server-fingerprint HEX`: require exactly this certificate.
+        pin: Option<Fingerprint>,
+        /// `--ca FILE`: require a chain to these roots for the server's name.
+        ca: Option<PathBuf>,
+    },
+}
+
+/// What [`open`] needs to know about this dial.
+pub struct Dial<'a> {
+    /// Protection.
+    pub security: &'a LinkSecurity,
+    /// The server's name as typed (checked against a CA-signed certificate).
+    pub host: &'a str,
+    /// The folder's state directory (where `known_server` lives).
+    pub state_dir: PathBuf,
+    /// The user, for the SNI routing key (none yet for a new user).
+    pub user: Option<UserId>,
+}
+
+impl Config {
+    /// The dial for a connection of `user` (none for a new user).
+    pub fn dial(&self, user: Option<UserId>) -> Dial<'_> {
+        Dial {
+            security: &self.security,
+            host: &self.server_name,
+            state_dir: self.folder.join(STATE_DIR_NAME),
+            user,
+        }
+    }
+}
+
+/// The reading half (plaintext out).
+pub enum ReadHalf {
+    /// A clone of the socket.
+    Plain(TcpStream),
+    /// The socket clone and the shared TLS state.
+    Tls(TlsReader),
+}
+
+impl std::fmt::Debug for WriteHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WriteHalf::Plain(_) => "WriteHalf::Plain",
+            WriteHalf::Tls { .. } => "WriteHalf::Tls",
+        })
+    }
+}
+
+/// The writing half (plaintext in).
+pub enum WriteHalf {
+    /// The socket.
+    Plain(TcpStream),
+    /// The socket and the shared TLS state.
+    Tls {
+        /// The socket.
+        sock: TcpStream,
+        /// Shared with the reader.
+        tls: Arc<Mutex<ClientConnection>>,
+        /// Ciphertext staged outside the lock.
+        staged: Vec<u8>,
+    },
+}
+
+/// Shakes hands on a connected blocking socket (when TLS) and splits it.
+///
+/// # Errors
+/// `Untrusted` when the certificate fails the folder's trust;
+/// `TransportMismatch` when the server answers in plaintext; `ConnectionLost`
+/// for anything else (retried while running).
+pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf), ClientError> {
+    let clone = || {
+        stream
+            .try_clone()
+            .map_err(|e| ClientError::ConnectionLost(format!("socket: {e}")))
+    };
+    let LinkSecurity::Tls { pin, ca } = dial.security else {
+        return Ok((ReadHalf::Plain(clone()?), WriteHalf::Plain(clone()?)));
+    };
+    let policy = policy(dial, *pin, ca.as_deref())?;
+    let first_use = matches!(policy, TrustPolicy::FirstUse { known: None });
+    let verifier = Arc::new(TrustVerifier::new(policy));
+    let config = client_config(verifier.clone()).map_err(tls_lost)?;
+    let sni =
+        ServerName::try_from(sni_for(dial.user.as_ref())).map_err(|e| tls_lost(e.to_string()))?;
+    let mut tls = ClientConnection::new(config, sni).map_err(tls_lost)?;
+    tls.set_buffer_limit(None);
+    let mut recorder = Recorder {
+        sock: clone()?,
+        first: Vec::new(),
+    };
+    while tls.is_handshaking() {
+        if let Err(e) = tls.complete_io(&mut recorder) {
+            return Err(handshake_error(e, &verifier, &recorder.first));
+        }
+    }
+    if let (true, Some(seen)) = (first_use || pin.is_some(), verifier.seen()) {
+        save_known(&dial.state_dir, seen).map_err(|e| ClientError::CorruptState {
+            file: dial.state_dir.join(crate::tls::trust::KNOWN_SERVER_FILE),
+            detail: e.to_string(),
+        })?;
+        if first_use {
+            log::info!("trusting the server's certificate {seen} from now on (first use)");
+        }
+    }
+    let tls = Arc::new(Mutex::new(tls));
+    let reader = TlsReader {
+        sock: clone()?,
+        tls: Arc::clone(&tls),
+        raw: vec![0; 64 * 1024],
+        start: 0,
+        end: 0,
+    };
+    let writer = WriteHalf::Tls {
+        sock: clone()?,
+        tls,
+        staged: Vec::new(),
+    };
+    Ok((ReadHalf::Tls(reader), writer))
+}
+
+fn policy(
+    dial: &Dial<'_>,
+    pin: Option<Fingerprint>,
+    ca: Option<&Path>,
+) -> Result<TrustPolicy, ClientError> {
+    if let Some(pin) = pin {
+        return Ok(TrustPolicy::Pinned(pin));
+    }
+    if let Some(ca) = ca {
+        let roots = load_roots(ca).map_err(|e| ClientError::Tls(e.to_string()))?;
+        let host = ServerName::try_from(dial.host.to_owned())
+            .map_err(|e| ClientError::Tls(format!("server name {:?}: {e}", dial.host)))?;
+        return Ok(TrustPolicy::Ca {
+            roots: Arc::new(roots),
+            host,
+        });
+    }
+    let known = load_known(&dial.state_dir).map_err(|e| ClientError::CorruptState {
+        file: dial.state_dir.join(crate::tls::trust::KNOWN_SERVER_FILE),
+        detail: e.to_string(),
+    })?;
+    Ok(TrustPolicy::FirstUse { known })
+}
+
+fn tls_lost(e: impl std::fmt::Display) -> ClientError {
+    ClientError::ConnectionLost(format!("TLS: {e}"))
+}
+
+/// Explains a failed handshake: an untrusted certificate, a plaintext
+/// server (its first bytes are a frame, perhaps an `Error` saying why), or
+/// the transport's own error.
+fn handshake_error(e: io::Error, verifier: &TrustVerifier, first: &[u8]) -> ClientError {
+    if let Some(failure) = verifier.failure() {
+        return ClientError::Untrusted(failure);
+    }
+    if sniff(first) == Sniffed::Plaintext {
+        let mut decoder = FrameDecoder::new();
+        let mut input = first;
+        let report = match decoder.feed(&mut input) {
+            Ok(Status::Complete(frame)) => match frame.message {
+                Message::Error(report) => Some(report),
+                _ => None,
+            },
+            _ => None,
+        };
+        // A TLS server at its connection limit (or shutting down) answers
+        // before any handshake, in plaintext: that is a refusal to retry,
+        // not a server without TLS.
+        if let Some(report) = &report {
+            if matches!(report.code, ErrorCode::Busy | ErrorCode::ShuttingDown) {
+                return ClientError::Refused {
+                    code: report.code,
+                    message: report.message.clone(),
+                };
+            }
+        }
+        let said = report.map_or_else(String::new, |r| format!(" (saying: {})", r.message));
+        return ClientError::TransportMismatch(format!(
+            "the server answered in plaintext, not TLS{said}; it runs with \
+             --insecure-plaintext, and a client talks to it only with the same option"
+        ));
+    }
+    tls_lost(e)
+}
+
+/// Reads through to the socket, keeping the first bytes received.
+struct Recorder {
+    sock: TcpStream,
+    first: Vec<u8>,
+}
+
+impl Read for Recorder {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        let keep = n.min(4096usize.saturating_sub(self.first.len()));
+        self.first.extend_from_slice(&buf[..keep]);
+        Ok(n)
+    }
+}
+
+impl Write for Recorder {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}
+
+/// The reader thread's end of a TLS connection.
+pub struct TlsReader {
+    sock: TcpStream,
+    tls: Arc<Mutex<ClientConnection>>,
+    raw: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+fn lock(tls: &Mutex<ClientConnection>) -> io::Result<MutexGuard<'_, ClientConnection>> {
+    tls.lock()
+        .map_err(|_| io::Error::other("TLS state poisoned by a panic"))
+}
+
+impl Read for TlsReader {
+    /// Plaintext; `Ok(0)` at the end (close_notify or a closed socket).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            {
+                let mut tls = lock(&self.tls)?;
+                match tls.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+                if self.start < self.end {
+                    let mut pending = &self.raw[self.start..self.end];
+                    let taken = tls.read_tls(&mut pending)?;
+                    self.start += taken;
+                    tls.process_new_packets()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    continue;
+                }
+            }
+            // Without the lock: the writer may encrypt meanwhile.
+            let n = self.sock.read(&mut self.raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.start = 0;
+            self.end = n;
+        }
+    }
+}
+
+impl Read for ReadHalf {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ReadHalf::Plain(sock) => sock.read(buf),
+            ReadHalf::Tls(reader) => reader.read(buf),
+        }
+    }
+}
+
+/// Plaintext encrypted per call, at most this much at a time.
+const ENCRYPT_STEP: usize = 256 * 1024;
+
+impl WriteHalf {
+    /// Writes all of `data` (blocking, with the socket's write timeout).
+    ///
+    /// # Errors
+    /// The socket's, or rustls's.
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            WriteHalf::Plain(sock) => sock.write_all(data),
+            WriteHalf::Tls { sock, tls, staged } => {
+                for part in data.chunks(ENCRYPT_STEP) {
+                    staged.clear();
+                    {
+                        let mut tls = lock(tls)?;
+                        tls.writer().write_all(part)?;
+                        while tls.wants_write() {
+                            tls.write_tls(staged)?;
+                        }
+                    }
+                    sock.write_all(staged)?;
+                }
+                if staged.capacity() > 2 * ENCRYPT_STEP {
+                    *staged = Vec::new();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends a close_notify (best effort).
+    pub fn close(&mut self) {
+        if let WriteHalf::Tls { sock, tls, staged } = self {
+            staged.clear();
+            if let Ok(mut tls) = lock(tls) {
+                tls.send_close_notify();
+                while tls.wants_write() {
+                    if tls.write_tls(staged).is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = sock.write_all(staged);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ErrorReport, Frame};
+
+    fn error_bytes(code: ErrorCode, text: &str) -> Vec<u8> {
+        let report = ErrorReport {
+            code,
+            message: text.to_owned(),
+        };
+        Frame::new(0, Message::Error(report)).to_bytes()
+    }
+
+    fn explain(first: &[u8]) -> ClientError {
+        let verifier = TrustVerifier::new(TrustPolicy::FirstUse { known: None });
+        handshake_error(io::ErrorKind::InvalidData.into(), &verifier, first)
+    }
+
+    #[test]
+    fn the_sni_carries_the_routing_key_of_a_known_user() {
+        use crate::tls::config::{server_config, CertSlot};
+        use crate::tls::identity::load_or_create;
+        use std::net::TcpListener;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (identity, _) = load_or_create(dir.path()).expect("identity");
+        let fingerprint = identity.fingerprint;
+        let config = server_config(Arc::new(CertSlot::new(identity).expect("slot"))).expect("cfg");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().expect("accept");
+            let mut tls = rustls::ServerConnection::new(config).expect("server");
+            while tls.is_handshaking() {
+                tls.complete_io(&mut sock).expect("handshake");
+            }
+            tls.server_name().map(str::to_owned)
+        });
+        let user = UserId([0x42; 16]);
+        let security = LinkSecurity::Tls {
+            pin: Some(fingerprint),
+            ca: None,
+        };
+        let dial = Dial {
+            security: &security,
+            host: "127.0.0.1",
+            state_dir: dir.path().to_owned(),
+            user: Some(user),
+        };
+        let stream = TcpStream::connect(addr).expect("connect");
+        let halves = open(&stream, &dial);
+        assert!(halves.is_ok(), "handshake");
+        let sni = server.join().expect("server thread");
+        assert_eq!(sni, Some(sni_for(Some(&user))));
+        assert!(!sni.unwrap_or_default().contains(&user.to_string()));
+    }
+
+    #[test]
+    fn a_busy_server_is_a_refusal_to_retry_not_a_plaintext_server() {
+        for code in [ErrorCode::Busy, ErrorCode::ShuttingDown] {
+            let err = explain(&error_bytes(code, "server at its connection limit"));
+            assert!(
+                matches!(err, ClientError::Refused { code: c, .. } if c == code),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plaintext_server_is_named_with_what_it_said() {
+        let err = explain(&error_bytes(ErrorCode::BadFrame, "does not speak TLS"));
+        let text = err.to_string();
+        assert!(matches!(err, ClientError::TransportMismatch(_)), "{text}");
+        assert!(text.contains("does not speak TLS") && text.contains("--insecure-plaintext"));
+        // Other bytes are the transport's own error.
+        assert!(matches!(
+            explain(b"\x15\x03\x03"),
+            ClientError::ConnectionLost(_)
+        ));
+    }
+}

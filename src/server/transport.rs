@@ -1,0 +1,190 @@
+//! What a connection's bytes travel through: TLS by default, or the bare
+//! socket under `--insecure-plaintext`. The reactor reads and writes a
+//! [`Transport`] like a non-blocking socket and its frame decoder sees
+//! plaintext either way.
+//!
+//! The first two bytes a client sends decide a mismatch before anything is
+//! decoded (PROTOCOL.md §12.4): a plaintext `Hello` (`"CS"`) on a TLS server,
+//! or a TLS ClientHello (`0x16 0x03`) on a plaintext server, is answered with
+//! one plaintext `Error` frame naming the mismatch, then closed.
+
+use crate::tls::sniff::{sniff, Sniffed};
+use crate::tls::stream::TlsStream;
+use mio::net::TcpStream;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// A connection's byte channel.
+pub enum Transport {
+    /// Frames straight on the socket (`--insecure-plaintext`).
+    Plain {
+        /// The socket.
+        stream: TcpStream,
+        /// The first bytes have been checked.
+        sniffed: bool,
+    },
+    /// TLS: the socket under a rustls server connection.
+    Tls {
+        /// The TLS adapter around the socket.
+        tls: Box<TlsStream<TcpStream>>,
+        /// The first bytes have been checked.
+        sniffed: bool,
+    },
+    /// Only while switching variants.
+    Gone,
+}
+
+/// A client speaking the other transport than the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// A plaintext frame on a TLS server.
+    PlaintextClient,
+    /// A TLS ClientHello on a plaintext server.
+    TlsClient,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mismatch::PlaintextClient => {
+                "this server requires TLS; the client was started with --insecure-plaintext"
+            }
+            Mismatch::TlsClient => {
+                "this server runs with --insecure-plaintext and does not speak TLS"
+            }
+        })
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+impl Mismatch {
+    /// The mismatch an error from [`Transport::read`] reports, if it is one.
+    pub fn of(error: &io::Error) -> Option<Mismatch> {
+        error.get_ref()?.downcast_ref::<Mismatch>().copied()
+    }
+}
+
+impl Transport {
+    /// A new connection's transport: TLS with `config`, or plaintext without.
+    ///
+    /// # Errors
+    /// rustls could not start a server connection.
+    pub fn new(
+        stream: TcpStream,
+        config: Option<&Arc<rustls::ServerConfig>>,
+    ) -> Result<Transport, rustls::Error> {
+        Ok(match config {
+            Some(config) => Transport::Tls {
+                tls: Box::new(TlsStream::new(
+                    rustls::ServerConnection::new(Arc::clone(config))?,
+                    stream,
+                )),
+                sniffed: false,
+            },
+            None => Transport::Plain {
+                stream,
+                sniffed: false,
+            },
+        })
+    }
+
+    /// The socket, to register or deregister it.
+    pub fn socket_mut(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            Transport::Plain { stream, .. } => Some(stream),
+            Transport::Tls { tls, .. } => Some(tls.socket_mut()),
+            Transport::Gone => None,
+        }
+    }
+
+    /// Reads plaintext, like `Read::read` on a non-blocking socket.
+    ///
+    /// # Errors
+    /// `WouldBlock`; a [`Mismatch`] (see [`Mismatch::of`]), after which the
+    /// transport is plaintext so the reactor's `Error` frame can be read;
+    /// `InvalidData` for a failed TLS handshake; the socket's errors.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(mismatch) = self.check_first_bytes()? {
+            if mismatch == Mismatch::PlaintextClient {
+                self.downgrade();
+            }
+            return Err(io::Error::new(io::ErrorKind::InvalidData, mismatch));
+        }
+        match self {
+            Transport::Plain { stream, .. } => stream.read(buf),
+            Transport::Tls { tls, .. } => tls.read(buf),
+            Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Peeks at the first two bytes once; `WouldBlock` until both are there.
+    fn check_first_bytes(&mut self) -> io::Result<Option<Mismatch>> {
+        let (stream, sniffed, tls) = match self {
+            Transport::Plain { stream, sniffed } => (&*stream, sniffed, false),
+            Transport::Tls { tls, sniffed } => (tls.socket(), sniffed, true),
+            Transport::Gone => return Ok(None),
+        };
+        if *sniffed {
+            return Ok(None);
+        }
+        let mut first = [0u8; 2];
+        let n = stream.peek(&mut first)?;
+        let seen = sniff(&first[..n]);
+        if seen == Sniffed::TooShort && n > 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        *sniffed = true;
+        Ok(match (seen, tls) {
+            (Sniffed::Plaintext, true) => Some(Mismatch::PlaintextClient),
+            (Sniffed::Tls, false) => Some(Mismatch::TlsClient),
+            _ => None,
+        })
+    }
+
+    /// Turns a TLS transport into a plaintext one over the same socket.
+    fn downgrade(&mut self) {
+        if let Transport::Tls { tls, .. } = std::mem::replace(self, Transport::Gone) {
+            *self = Transport::Plain {
+                stream: tls.into_socket(),
+                sniffed: true,
+            };
+        }
+    }
+
+    /// Writes plaintext, like `Write::write` on a non-blocking socket.
+    ///
+    /// # Errors
+    /// `WouldBlock`; the socket's errors.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain { stream, .. } => stream.write(buf),
+            Transport::Tls { tls, .. } => tls.write(buf),
+            Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Sends encrypted bytes rustls still holds; `Ok(true)` when none are left.
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        match self {
+            Transport::Tls { tls, .. } => tls.flush_tls(),
+            Transport::Plain { .. } | Transport::Gone => Ok(true),
+        }
+    }
+
+    /// True while encrypted bytes wait for the socket.
+    pub fn wants_write(&self) -> bool {
+        matches!(self, Transport::Tls { tls, .. } if tls.wants_write())
+    }
+
+    /// Sends a TLS close_notify, if TLS and the socket takes it now.
+    pub fn close_notify(&mut self) {
+        if let Transport::Tls { tls, .. } = self {
+            tls.close_notify();
+        }
+    }
+}

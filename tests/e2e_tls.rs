@@ -1,0 +1,443 @@
+//! End-to-end over TLS (issue 12): the real `cloud-server` and `cloud-client`
+//! on loopback. Trust on first use, a pinned fingerprint, a CA-signed
+//! certificate, a server with another certificate in the middle, plaintext
+//! on one side only, garbage and stalled handshakes, unreadable certificate
+//! files. Every process is stopped by its PID.
+
+mod common;
+
+use common::{tree, wait_timeout, write};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server started with `extra`, stopped by PID on drop.
+struct Srv {
+    child: Child,
+    port: u16,
+    /// The fingerprint line's value, or "plaintext".
+    fingerprint: String,
+}
+
+impl Srv {
+    fn start(data: &Path, extra: &[&str]) -> Srv {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+            .args(["0", "--bind", "127.0.0.1", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .arg("-q")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cloud-server");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let second = lines.next().and_then(Result::ok).unwrap_or_default();
+        let port = first
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no listening line: {first:?}"));
+        let fingerprint = match second.strip_prefix("certificate fingerprint (SHA-256): ") {
+            Some(fp) => fp.to_owned(),
+            None => "plaintext".to_owned(),
+        };
+        Srv {
+            child,
+            port,
+            fingerprint,
+        }
+    }
+}
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `cloud-client --once` with `extra`, bounded in time.
+fn client_once(port: u16, folder: &Path, user: Option<&str>, extra: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
+    cmd.arg("127.0.0.1")
+        .arg(port.to_string())
+        .arg(folder)
+        .arg("0.5");
+    if let Some(user) = user {
+        cmd.arg(user);
+    }
+    let mut child = cmd
+        .arg("--once")
+        .arg("-q")
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cloud-client");
+    if wait_timeout(&mut child, Duration::from_secs(60)).is_none() {
+        let _ = child.kill();
+        panic!("cloud-client --once did not finish within 60 s");
+    }
+    child.wait_with_output().expect("client output")
+}
+
+fn user_of(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("user id: "))
+        .unwrap_or_else(|| panic!("no user id; stderr: {}", stderr(out)))
+        .trim()
+        .to_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn known_server(folder: &Path) -> String {
+    fs::read_to_string(folder.join(".cloudservice/known_server"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn sync_over_tls_records_the_fingerprint_on_first_use() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Srv::start(data.path(), &[]);
+    assert_eq!(server.fingerprint.len(), 64, "{}", server.fingerprint);
+    for name in ["server.crt", "server.key"] {
+        let mode = fs::metadata(data.path().join("tls").join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    write(a.path(), "docs/readme.txt", b"over TLS\n");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    write(a.path(), "big.bin", &big);
+    let out = client_once(server.port, a.path(), None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let user = user_of(&out);
+    let out = client_once(server.port, b.path(), Some(&user), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tree(a.path()), tree(b.path()));
+    assert_eq!(known_server(a.path()), server.fingerprint);
+    assert_eq!(known_server(b.path()), server.fingerprint);
+    // The same server again: trusted, and the record is unchanged.
+    let out = client_once(server.port, a.path(), None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn another_certificate_in_the_middle_is_refused_and_nothing_is_lost() {
+    let real = tempfile::tempdir().unwrap();
+    let fake = tempfile::tempdir().unwrap();
+    let server = Srv::start(real.path(), &[]);
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "keep.txt", b"precious\n");
+    let out = client_once(server.port, a.path(), None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = tree(a.path());
+    drop(server);
+    // Another server (another certificate) where the real one was expected.
+    let impostor = Srv::start(fake.path(), &[]);
+    assert_ne!(impostor.fingerprint, known_server(a.path()));
+    let out = client_once(impostor.port, a.path(), None, &[]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("certificate changed"), "{text}");
+    assert!(text.contains(&impostor.fingerprint), "{text}");
+    assert!(text.contains(&known_server(a.path())), "{text}");
+    assert!(text.contains("--server-fingerprint"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
+    assert_eq!(tree(a.path()), before, "nothing deleted or changed");
+    // Accepting the new certificate on purpose works and is recorded.
+    let pin = impostor.fingerprint.clone();
+    let out = client_once(
+        impostor.port,
+        a.path(),
+        None,
+        &["--server-fingerprint", &pin],
+    );
+    // The impostor does not know this folder's user: refused, but as a
+    // server answer, after the certificate was accepted.
+    assert!(
+        stderr(&out).contains("refused") || out.status.success(),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(known_server(a.path()), pin);
+}
+
+#[test]
+fn a_pinned_fingerprint_is_required_from_the_first_connection() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Srv::start(data.path(), &[]);
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "x.txt", b"x\n");
+    let wrong = "ab".repeat(32);
+    let out = client_once(
+        server.port,
+        a.path(),
+        None,
+        &["--server-fingerprint", &wrong],
+    );
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains(&wrong) && text.contains(&server.fingerprint),
+        "{text}"
+    );
+    assert!(
+        !a.path().join(".cloudservice/identity").exists(),
+        "no user was created through an untrusted server"
+    );
+    let upper = server.fingerprint.to_uppercase();
+    let out = client_once(
+        server.port,
+        a.path(),
+        None,
+        &["--server-fingerprint", &upper],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    user_of(&out);
+}
+
+#[test]
+fn plaintext_on_one_side_only_gets_one_clear_line_not_a_hang() {
+    let tls_data = tempfile::tempdir().unwrap();
+    let plain_data = tempfile::tempdir().unwrap();
+    let tls = Srv::start(tls_data.path(), &[]);
+    let plain = Srv::start(plain_data.path(), &["--insecure-plaintext"]);
+    assert_eq!(plain.fingerprint, "plaintext");
+    let a = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = client_once(tls.port, a.path(), None, &["--insecure-plaintext"]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("requires TLS"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    let out = client_once(plain.port, a.path(), None, &[]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("plaintext, not TLS"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered at once"
+    );
+    // No downgrade: the TLS client never sent its Hello in clear (a NewUser
+    // Hello would have made a user on the plaintext server).
+    let users = fs::read_dir(plain_data.path().join("AllClients"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(users, 0, "no user was created in plaintext");
+    // Both plaintext: today's behaviour.
+    let out = client_once(plain.port, a.path(), None, &["--insecure-plaintext"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Reads until the server closes (or `limit` passes); returns whether it closed.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn garbage_and_stalled_handshakes_are_closed_and_the_server_serves_on() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Srv::start(data.path(), &["--handshake-timeout", "1"]);
+    let addr = format!("127.0.0.1:{}", server.port);
+    // Garbage instead of a ClientHello.
+    let mut garbage = TcpStream::connect(&addr).unwrap();
+    garbage.write_all(&[0x47; 512]).unwrap();
+    assert!(closed_within(&mut garbage, Duration::from_secs(5)));
+    // A record header announcing a ClientHello, then silence.
+    let mut stalled = TcpStream::connect(&addr).unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut stalled, Duration::from_secs(5)));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // Silent after connect: freed by the same timeout.
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(5)));
+    // The server is still fine.
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "x.txt", b"x\n");
+    let out = client_once(server.port, a.path(), None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unreadable_certificate_file_is_one_line_and_exit_1() {
+    let data = tempfile::tempdir().unwrap();
+    let missing = data.path().join("missing.pem");
+    let key = data.path().join("key.pem");
+    fs::write(&key, "not a key").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+        .args(["0", "--bind", "127.0.0.1", "--data-dir"])
+        .arg(data.path())
+        .arg("--tls-cert")
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    assert!(text.contains("missing.pem"), "{text}");
+}
+
+#[test]
+fn a_certificate_from_elsewhere_and_a_ca_are_honoured() {
+    let data = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let dir = data.path();
+    fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
+    fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+    let cert = dir.join("leaf.pem");
+    let key = dir.join("leaf.key");
+    let server = Srv::start(
+        dir,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !dir.join("tls").exists(),
+        "no identity made when one is given"
+    );
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "x.txt", b"x\n");
+    let ca_file = dir.join("ca.pem");
+    let run = |host: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
+            .arg(host)
+            .arg(server.port.to_string())
+            .arg(a.path())
+            .arg("0.5")
+            .arg("--once")
+            .arg("--ca")
+            .arg(&ca_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if wait_timeout(&mut child, Duration::from_secs(60)).is_none() {
+            let _ = child.kill();
+        }
+        child.wait_with_output().unwrap()
+    };
+    // The certificate names "localhost", not "127.0.0.1".
+    let out = run("127.0.0.1");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    let out = run("localhost");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn sighup_serves_a_new_certificate_without_dropping_connections() {
+    use cloudservice::tls::identity::{load_or_create, CERT_FILE, KEY_FILE, TLS_DIR};
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = load_or_create(&dir.path().join("a")).unwrap();
+    let (second, _) = load_or_create(&dir.path().join("b")).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let install = |from: &str| {
+        let src = dir.path().join(from).join(TLS_DIR);
+        fs::copy(src.join(CERT_FILE), &cert).unwrap();
+        fs::copy(src.join(KEY_FILE), &key).unwrap();
+    };
+    install("a");
+    let data = dir.path().join("data");
+    let server = Srv::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(server.fingerprint, first.fingerprint.to_string());
+    // A device that stays connected through the change.
+    let x = tempfile::tempdir().unwrap();
+    write(x.path(), "before.txt", b"before\n");
+    let out = client_once(server.port, x.path(), None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let user = user_of(&out);
+    let mut watching = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
+        .arg("127.0.0.1")
+        .arg(server.port.to_string())
+        .arg(x.path())
+        .args(["0.3", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    install("b");
+    common::signal(server.child.id(), "HUP");
+    // New connections get the new certificate (recorded on first use).
+    let fresh = tempfile::tempdir().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = client_once(server.port, fresh.path(), Some(&user), &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        if known_server(fresh.path()) == second.fingerprint.to_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP never took effect");
+        fs::remove_file(fresh.path().join(".cloudservice/known_server")).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The watching device kept its connection: had it been dropped, its
+    // reconnect would meet the new certificate and stop the client.
+    write(x.path(), "after.txt", b"after\n");
+    let y = tempfile::tempdir().unwrap();
+    let arrived = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        let out = client_once(server.port, y.path(), Some(&user), &[]);
+        out.status.success() && y.path().join("after.txt").exists()
+    });
+    assert!(arrived, "a change made after the SIGHUP still syncs");
+    assert!(
+        matches!(watching.try_wait(), Ok(None)),
+        "the watching client is still running"
+    );
+    let _ = watching.kill();
+    let _ = watching.wait();
+}
