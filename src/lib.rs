@@ -1,11 +1,13 @@
 //! CloudService: folder synchronisation over a small binary protocol.
 //!
 //! # Layout
+//! - [`chunk`]: content-defined chunks, manifests and the sans-I/O assembly plan of delta transfer.
 //! - [`protocol`]: the wire format: frames, the incremental decoder, path rules, conflict names.
 //! - [`server`]: the reactor (sockets), the per-user actors (folders, journals) and the connection log.
 //! - [`client`]: the device side: index, scanner, watcher, sync session and the safe applier.
 //! - [`load`]: `cloud-load`, the capacity tester: many connections from one thread, pull round-trip percentiles.
 
+pub mod chunk;
 pub mod client;
 pub mod load;
 pub mod protocol;
