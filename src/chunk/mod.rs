@@ -32,10 +32,12 @@
 
 pub mod manifest;
 pub mod plan;
+pub mod receive;
 pub mod stream;
 
 pub use manifest::{ChunkEntry, Manifest, ManifestError};
 pub use plan::{AssemblyError, AssemblyPlan};
+pub use receive::{ManifestReceiver, ReceiveError};
 pub use stream::{chunk_reader, manifest_of_reader, ChunkSpan};
 
 /// Smallest chunk FastCDC cuts (except a file's last chunk): 16 KiB. Files of at

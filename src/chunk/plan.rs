@@ -9,6 +9,7 @@
 //! only leave a chunk missing, never put wrong bytes in the file.
 
 use super::manifest::{Manifest, ManifestError};
+use crate::protocol::delta::ChunkRange;
 use crate::protocol::ContentHash;
 use std::collections::HashMap;
 use std::fmt;
@@ -49,6 +50,8 @@ impl std::error::Error for AssemblyError {}
 
 #[derive(Debug)]
 struct Slot {
+    /// Index of the chunk's first occurrence in the manifest.
+    first_index: u32,
     len: u32,
     offsets: Vec<u64>,
     filled: bool,
@@ -78,10 +81,12 @@ impl AssemblyPlan {
         manifest.validate()?;
         let mut order = Vec::new();
         let mut slots: HashMap<ContentHash, Slot> = HashMap::new();
-        for (offset, chunk) in manifest.offsets() {
+        for (index, (offset, chunk)) in manifest.offsets().enumerate() {
             let slot = slots.entry(chunk.id).or_insert_with(|| {
                 order.push(chunk.id);
                 Slot {
+                    // A validated manifest has at most MAX_MANIFEST_CHUNKS (2^20) entries.
+                    first_index: index as u32,
                     len: chunk.len,
                     offsets: Vec::new(),
                     filled: false,
@@ -129,6 +134,25 @@ impl AssemblyPlan {
             .filter(|id| self.slots.get(id).is_some_and(|s| !s.filled))
             .copied()
             .collect()
+    }
+
+    /// The first-occurrence indexes of the missing chunks as increasing runs:
+    /// what a receiver asks its peer for (`ChunksNeeded`, `FetchChunks`).
+    pub fn missing_ranges(&self) -> Vec<ChunkRange> {
+        let mut ranges: Vec<ChunkRange> = Vec::new();
+        for id in &self.order {
+            let Some(slot) = self.slots.get(id).filter(|s| !s.filled) else {
+                continue;
+            };
+            match ranges.last_mut() {
+                Some(run) if run.end() == u64::from(slot.first_index) => run.count += 1,
+                _ => ranges.push(ChunkRange {
+                    first: slot.first_index,
+                    count: 1,
+                }),
+            }
+        }
+        ranges
     }
 
     /// Bytes of the file not yet written (counting every occurrence).
@@ -264,6 +288,32 @@ mod tests {
             Ok(&[][..]),
             "a repeat writes nothing"
         );
+    }
+
+    #[test]
+    fn missing_ranges_are_runs_of_first_occurrences() {
+        let block = data(300_000, 5);
+        let target: Vec<u8> = [&block[..], &data(200_000, 6)[..], &block[..]].concat();
+        let manifest = manifest_of_reader(&target[..]).expect("read");
+        let mut plan = AssemblyPlan::new(&manifest).expect("valid");
+        let all = plan.missing_ranges();
+        let asked: u64 = all.iter().map(|r| u64::from(r.count)).sum();
+        assert_eq!(asked as usize, plan.missing().len());
+        assert!(
+            asked < manifest.chunks.len() as u64,
+            "repeats are asked once"
+        );
+        let second = manifest.chunks[1];
+        let at = manifest
+            .offsets()
+            .nth(1)
+            .map(|(o, _)| o as usize)
+            .expect("two chunks");
+        plan.fill(&second.id, &target[at..at + second.len as usize])
+            .expect("right bytes");
+        let ranges = plan.missing_ranges();
+        assert_eq!(ranges[0], ChunkRange { first: 0, count: 1 });
+        assert_eq!(ranges[1].first, 2);
     }
 
     #[test]
