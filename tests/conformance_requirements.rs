@@ -19,6 +19,12 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-12.1.1",
+        "codec",
+        "tests/delta_codec.rs",
+        "versions_select_the_kinds",
+    ),
+    (
         "R-4.5.3",
         "client",
         "tests/conformance_client.rs",

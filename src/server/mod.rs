@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod bus;
+pub mod chunk_index;
 pub mod conn_log;
 pub mod connection;
 pub mod limiter;

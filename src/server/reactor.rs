@@ -451,6 +451,8 @@ impl Reactor {
                 }
                 let cost = match &message {
                     Message::FileChunk(data) => data.len() + SMALL_COST,
+                    Message::ChunkData(chunk) => chunk.data.len() + SMALL_COST,
+                    Message::ChunkList(entries) => entries.len() * 36 + SMALL_COST,
                     Message::Pull { .. } | Message::Fetch(_) => REPLY_COST,
                     _ => SMALL_COST,
                 };

@@ -85,6 +85,8 @@ pub struct Peer {
     pub jobs: VecDeque<Job>,
     /// The open upload, if any.
     pub upload: Option<Upload>,
+    /// The open delta upload (§12.3), if any.
+    pub delta: Option<super::delta::DeltaUpload>,
     /// Frames produced this cycle.
     pub out: Vec<u8>,
     /// Bulk bytes among `out`.
@@ -105,6 +107,7 @@ impl Peer {
             credit: CREDIT_WINDOW,
             jobs: VecDeque::new(),
             upload: None,
+            delta: None,
             out: Vec::new(),
             bulk: 0,
             processed: 0,
@@ -142,6 +145,7 @@ impl Peer {
 
     /// Drops the open upload and its temp file.
     pub fn abandon_upload(&mut self) {
+        self.delta = None;
         if let Some(upload) = self.upload.take() {
             drop(upload.file);
             let _ = std::fs::remove_file(&upload.temp);

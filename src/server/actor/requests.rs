@@ -103,7 +103,7 @@ impl Actor {
         }
     }
 
-    fn fail(&mut self, conn: ConnRef, request_id: u32, code: ErrorCode, text: &str) {
+    pub(super) fn fail(&mut self, conn: ConnRef, request_id: u32, code: ErrorCode, text: &str) {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.fail(request_id, code, text);
         }
@@ -121,6 +121,20 @@ impl Actor {
         };
         let rid = frame.request_id;
         let before = store.head();
+        if let Some(delta) = &peer.delta {
+            let in_upload = matches!(
+                frame.message,
+                Message::ChunkList(_) | Message::ChunkData(_) | Message::FileEnd
+            );
+            let keep_alive = matches!(frame.message, Message::Ping | Message::Pong);
+            if !keep_alive && (!in_upload || rid != delta.request_id) {
+                peer.delta = None;
+                let text = "only ChunkList/ChunkData/FileEnd of the open upload are allowed";
+                self.log(conn, "frame", Err(text));
+                self.fail(conn, rid, ErrorCode::WrongPhase, text);
+                return;
+            }
+        }
         if let Some(upload) = &peer.upload {
             let in_upload = matches!(frame.message, Message::FileChunk(_) | Message::FileEnd);
             let keep_alive = matches!(frame.message, Message::Ping | Message::Pong);
@@ -187,7 +201,11 @@ impl Actor {
             }
             Message::FileBegin(begin) => self.begin_upload(conn, rid, begin),
             Message::FileChunk(data) => self.upload_chunk(conn, rid, &data),
+            Message::FileEnd if peer.delta.is_some() => self.end_delta(conn, client),
             Message::FileEnd => self.end_upload(conn, rid, client),
+            Message::FileManifest(header) => self.begin_delta(conn, rid, header),
+            Message::ChunkList(entries) => self.delta_list(conn, rid, &entries),
+            Message::ChunkData(chunk) => self.delta_chunk(conn, rid, &chunk),
             Message::MakeDir { path } => {
                 let result = store.make_dir(&path, client);
                 self.finish_push(conn, rid, "push-mkdir", &path.to_string(), before, result);
@@ -227,7 +245,7 @@ impl Actor {
     /// whenever the push changed the tree (whatever its status, e.g. a
     /// RemoveDir that removed part of a directory and is Stale), the user's
     /// other connections get a Notify (§4.4).
-    fn finish_push(
+    pub(super) fn finish_push(
         &mut self,
         conn: ConnRef,
         rid: u32,

@@ -1,0 +1,224 @@
+//! The server's side of delta transfer (PROTOCOL.md §12.3), driven with
+//! frames over a socket against the real `cloud-server`: only the chunks no
+//! file of the user holds are asked for, copies are re-checked, and bad
+//! lists and chunks are refused without storing anything.
+
+mod common;
+
+use cloudservice::chunk::{chunk_reader, manifest_of_reader, ChunkEntry, Manifest};
+use cloudservice::protocol::{
+    ChunkData, ChunkRanges, ErrorCode, FileManifest, Message, PushAck, PushStatus,
+};
+use common::{assert_error, p, ServerProc, WireClient};
+
+/// `len` pseudo-random bytes (xorshift64) for `seed`.
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}
+
+/// Sends the manifest and chunk list of `content`, reads ChunksNeeded to
+/// its last frame, and returns the list and the indexes asked for.
+fn offer(c: &mut WireClient, at: &str, content: &[u8], base: u64) -> (u32, Manifest, Vec<u32>) {
+    let manifest = manifest_of_reader(content).expect("in-memory read");
+    let rid = c.send(Message::FileManifest(FileManifest {
+        version: base,
+        size: manifest.size,
+        hash: manifest.hash,
+        chunk_count: manifest.chunks.len() as u32,
+        path: p(at),
+    }));
+    for part in manifest.chunks.chunks(1000) {
+        c.send_with(rid, Message::ChunkList(part.to_vec()));
+    }
+    let mut needed = Vec::new();
+    loop {
+        match c.reply(rid) {
+            Message::ChunksNeeded(ChunkRanges { last, ranges }) => {
+                for r in ranges {
+                    needed.extend(r.first..r.first + r.count);
+                }
+                if last {
+                    return (rid, manifest, needed);
+                }
+            }
+            other => panic!("expected ChunksNeeded, got {other:?}"),
+        }
+    }
+}
+
+/// A whole delta upload: offer, send what is asked, end. Returns the bytes
+/// of chunk data sent and the answer.
+fn delta_put(
+    c: &mut WireClient,
+    at: &str,
+    content: &[u8],
+    base: u64,
+) -> (u64, Result<PushAck, Message>) {
+    let (rid, _, needed) = offer(c, at, content, base);
+    let chunks: Vec<Vec<u8>> = chunk_reader(content).map(|x| x.expect("read").1).collect();
+    let mut sent = 0;
+    for index in needed {
+        let bytes = chunks[index as usize].clone();
+        sent += bytes.len() as u64;
+        c.send_with(rid, Message::ChunkData(ChunkData { index, data: bytes }));
+    }
+    c.send_with(rid, Message::FileEnd);
+    match c.reply(rid) {
+        Message::PushAck(a) => (sent, Ok(a)),
+        other => (sent, Err(other)),
+    }
+}
+
+fn folder_file(server: &ServerProc, c: &WireClient, at: &str) -> Vec<u8> {
+    std::fs::read(server.user_dir(&c.user).join(at)).expect("stored file")
+}
+
+#[test]
+///
+fn r_12_3_2_an_edited_file_needs_only_the_chunks_near_the_edit() {
+    let server = ServerProc::start();
+    let mut c = WireClient::new_user(server.addr);
+    let old = data(4 << 20, 1);
+    let (sent, ack) = delta_put(&mut c, "disk.img", &old, 0);
+    let ack = ack.expect("first upload applied");
+    assert_eq!(sent, old.len() as u64, "a first upload sends everything");
+    let mut new = old.clone();
+    new[2_000_000..2_000_000 + 100_000].copy_from_slice(&data(100_000, 2));
+    let (sent, second) = delta_put(&mut c, "disk.img", &new, ack.version);
+    assert_eq!(second.expect("edit applied").status, PushStatus::Applied);
+    assert!(
+        sent < 100_000 + 4 * 262_144,
+        "edit of 100 kB sent {sent} bytes"
+    );
+    assert_eq!(folder_file(&server, &c, "disk.img"), new);
+    // A copy under another name needs no chunk at all.
+    let (sent, copy) = delta_put(&mut c, "copy/disk.img", &new, 0);
+    assert_eq!(copy.expect("copy applied").status, PushStatus::Applied);
+    assert_eq!(sent, 0);
+    assert_eq!(folder_file(&server, &c, "copy/disk.img"), new);
+}
+
+#[test]
+///
+fn r_12_3_2_a_copy_changed_behind_the_index_is_asked_for_again() {
+    let server = ServerProc::start();
+    let mut c = WireClient::new_user(server.addr);
+    let content = data(1 << 20, 3);
+    delta_put(&mut c, "a.bin", &content, 0).1.expect("applied");
+    // Same length, other bytes, behind the server's back: every indexed
+    // chunk of a.bin is now wrong.
+    let path = server.user_dir(&c.user).join("a.bin");
+    std::fs::write(&path, data(1 << 20, 4)).expect("overwrite");
+    let (sent, ack) = delta_put(&mut c, "b.bin", &content, 0);
+    assert_eq!(ack.expect("applied").status, PushStatus::Applied);
+    assert_eq!(sent, content.len() as u64, "stale copies count as missing");
+    assert_eq!(folder_file(&server, &c, "b.bin"), content);
+}
+
+#[test]
+///
+fn r_12_3_3_wrong_chunk_bytes_close_and_store_nothing() {
+    let server = ServerProc::start();
+    let mut c = WireClient::new_user(server.addr);
+    let content = data(300_000, 5);
+    let (rid, manifest, needed) = offer(&mut c, "x.bin", &content, 0);
+    assert_eq!(needed.len(), manifest.chunks.len());
+    let mut wrong = content[..manifest.chunks[0].len as usize].to_vec();
+    wrong[10] ^= 1;
+    c.send_with(
+        rid,
+        Message::ChunkData(ChunkData {
+            index: 0,
+            data: wrong,
+        }),
+    );
+    let frames = c.until_closed();
+    assert_error(
+        &frames.last().expect("an error").message,
+        ErrorCode::HashMismatch,
+    );
+    assert!(!server.user_dir(&c.user).join("x.bin").exists());
+}
+
+#[test]
+///
+fn r_12_3_3_missing_chunks_at_file_end_are_a_size_mismatch() {
+    let server = ServerProc::start();
+    let mut c = WireClient::new_user(server.addr);
+    let content = data(300_000, 6);
+    let (rid, _, needed) = offer(&mut c, "x.bin", &content, 0);
+    assert!(needed.len() > 1);
+    c.send_with(rid, Message::FileEnd);
+    assert_error(&c.reply(rid), ErrorCode::SizeMismatch);
+    // The connection stays open and usable.
+    let ack = c.put("small.txt", b"still here", 0).expect("applied");
+    assert_eq!(ack.status, PushStatus::Applied);
+    assert!(!server.user_dir(&c.user).join("x.bin").exists());
+}
+
+#[test]
+///
+fn r_12_2_1_hostile_lists_are_refused_before_anything_is_stored() {
+    let server = ServerProc::start();
+    let cases: Vec<(u64, u32, Vec<ChunkEntry>)> = vec![
+        // A billion chunks, refused from the count alone.
+        (u64::MAX, 1_000_000_000, vec![]),
+        // Lengths that do not add up to the size.
+        (40_000, 2, vec![entry(20_000), entry(20_001)]),
+        // A chunk under the minimum that is not the last.
+        (20_000, 2, vec![entry(100), entry(19_900)]),
+        // A chunk over the maximum.
+        (300_000, 1, vec![entry(300_000)]),
+    ];
+    for (size, count, entries) in cases {
+        let mut c = WireClient::new_user(server.addr);
+        let rid = c.send(Message::FileManifest(FileManifest {
+            version: 0,
+            size,
+            hash: cloudservice::protocol::ContentHash([0; 32]),
+            chunk_count: count,
+            path: p("hostile.bin"),
+        }));
+        if !entries.is_empty() {
+            c.send_with(rid, Message::ChunkList(entries));
+        }
+        let frames = c.until_closed();
+        assert_error(
+            &frames.last().expect("an error").message,
+            ErrorCode::BadFrame,
+        );
+        assert!(!server.user_dir(&c.user).join("hostile.bin").exists());
+    }
+}
+
+fn entry(len: u32) -> ChunkEntry {
+    ChunkEntry {
+        len,
+        id: cloudservice::protocol::ContentHash([len as u8; 32]),
+    }
+}
+
+#[test]
+///
+fn r_12_3_1_a_delta_upload_is_phase_upload() {
+    let server = ServerProc::start();
+    let mut c = WireClient::new_user(server.addr);
+    let content = data(200_000, 7);
+    let (_, _, _) = offer(&mut c, "x.bin", &content, 0);
+    c.send(Message::MakeDir {
+        path: p("elsewhere"),
+    });
+    let frames = c.until_closed();
+    assert_error(
+        &frames.last().expect("an error").message,
+        ErrorCode::WrongPhase,
+    );
+}
