@@ -8,6 +8,7 @@
 
 use super::aside::move_to_server_name;
 use super::connection::Connection;
+use super::delta_push::{send_delta, DeltaFile, DeltaSupport};
 use super::error::ClientError;
 use super::fsutil::{check_path, Local};
 use super::index::Index;
@@ -29,6 +30,7 @@ pub fn send_op(
     root: &Path,
     op: &Op,
     cursor: u64,
+    delta: &mut DeltaSupport,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Option<u32>, ClientError> {
     let message = match op {
@@ -55,6 +57,14 @@ pub fn send_op(
             let Ok(file) = File::open(path.to_local(root)) else {
                 return Ok(None);
             };
+            if delta.wants(stat.size) {
+                let what = DeltaFile {
+                    path,
+                    base: *base,
+                    hash: *hash,
+                };
+                return send_delta(conn, file, &what, delta, on_bytes);
+            }
             let id = conn.next_request_id();
             let begin = FileBegin {
                 version: *base,

@@ -10,6 +10,7 @@
 //! "plan again after reconnecting".
 
 use super::connection::{Connection, Inbound};
+use super::delta_push::DeltaSupport;
 use super::error::ClientError;
 use super::index::Index;
 use super::progress::Transfer;
@@ -103,6 +104,7 @@ pub fn run(
         inflight: HashMap::new(),
         pings: HashSet::new(),
         push_transfer: None,
+        delta: DeltaSupport::Yes,
         pull: None,
         pull_wanted: true,
         rewind: None,
@@ -226,6 +228,8 @@ struct Session<'a> {
     inflight: HashMap<u32, Op>,
     pings: HashSet<u32>,
     push_transfer: Option<Transfer>,
+    /// Whether the server takes delta uploads (§12.1).
+    delta: DeltaSupport,
     pull: Option<PullJob>,
     pull_wanted: bool,
     /// The cursor must go back to at most this once no pull runs.
@@ -270,6 +274,13 @@ impl Session<'_> {
             }
             if self.config.once && self.converged() {
                 return self.stop();
+            }
+            // Replies a delta upload read while it waited come first (§12.3).
+            if let Some(frame) = self.conn.as_mut().and_then(|c| c.take_early()) {
+                if let Err(e) = self.on_frame(frame) {
+                    self.on_error(e)?;
+                }
+                continue;
             }
             let timeout = self.next_wakeup();
             let server: Receiver<Inbound> = match &self.conn {
@@ -476,7 +487,15 @@ impl Session<'_> {
                     t.add_bytes(n);
                 }
             };
-            match send_op(conn, &self.root, &op, self.index.cursor(), &mut on_bytes)? {
+            let cursor = self.index.cursor();
+            match send_op(
+                conn,
+                &self.root,
+                &op,
+                cursor,
+                &mut self.delta,
+                &mut on_bytes,
+            )? {
                 Some(id) => {
                     self.inflight.insert(id, op);
                     sent += 1;
