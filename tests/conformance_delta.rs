@@ -9,7 +9,7 @@ use cloudservice::chunk::{chunk_reader, manifest_of_reader, ChunkEntry, Manifest
 use cloudservice::protocol::{
     ChunkData, ChunkRanges, ErrorCode, FileManifest, Message, PushAck, PushStatus,
 };
-use common::{assert_error, p, ServerProc, WireClient};
+use common::{assert_error, p, Server, WireClient};
 
 /// `len` pseudo-random bytes (xorshift64) for `seed`.
 fn data(len: usize, seed: u64) -> Vec<u8> {
@@ -77,14 +77,14 @@ fn delta_put(
     }
 }
 
-fn folder_file(server: &ServerProc, c: &WireClient, at: &str) -> Vec<u8> {
+fn folder_file(server: &Server, c: &WireClient, at: &str) -> Vec<u8> {
     std::fs::read(server.user_dir(&c.user).join(at)).expect("stored file")
 }
 
 #[test]
 ///
 fn r_12_3_2_an_edited_file_needs_only_the_chunks_near_the_edit() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let old = data(4 << 20, 1);
     let (sent, ack) = delta_put(&mut c, "disk.img", &old, 0);
@@ -109,7 +109,7 @@ fn r_12_3_2_an_edited_file_needs_only_the_chunks_near_the_edit() {
 #[test]
 ///
 fn r_12_3_2_a_copy_changed_behind_the_index_is_asked_for_again() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let content = data(1 << 20, 3);
     delta_put(&mut c, "a.bin", &content, 0).1.expect("applied");
@@ -126,7 +126,7 @@ fn r_12_3_2_a_copy_changed_behind_the_index_is_asked_for_again() {
 #[test]
 ///
 fn r_12_3_3_wrong_chunk_bytes_close_and_store_nothing() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let content = data(300_000, 5);
     let (rid, manifest, needed) = offer(&mut c, "x.bin", &content, 0);
@@ -151,7 +151,7 @@ fn r_12_3_3_wrong_chunk_bytes_close_and_store_nothing() {
 #[test]
 ///
 fn r_12_3_3_missing_chunks_at_file_end_are_a_size_mismatch() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let content = data(300_000, 6);
     let (rid, _, needed) = offer(&mut c, "x.bin", &content, 0);
@@ -167,7 +167,7 @@ fn r_12_3_3_missing_chunks_at_file_end_are_a_size_mismatch() {
 #[test]
 ///
 fn r_12_2_1_hostile_lists_are_refused_before_anything_is_stored() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let cases: Vec<(u64, u32, Vec<ChunkEntry>)> = vec![
         // A billion chunks, refused from the count alone.
         (u64::MAX, 1_000_000_000, vec![]),
@@ -209,7 +209,7 @@ fn entry(len: u32) -> ChunkEntry {
 #[test]
 ///
 fn r_12_3_1_a_delta_upload_is_phase_upload() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let content = data(200_000, 7);
     let (_, _, _) = offer(&mut c, "x.bin", &content, 0);

@@ -25,6 +25,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "versions_select_the_kinds",
     ),
     (
+        "R-12.3.4",
+        "client",
+        "src/client/delta_push.rs",
+        "r_12_3_4_small_files_and_old_servers_get_whole_files",
+    ),
+    (
         "R-4.5.3",
         "client",
         "tests/conformance_client.rs",

@@ -4,12 +4,9 @@
 //! 32 MiB file, far less than the file crosses, and the server's copy and a
 //! second device's equal the edited file by content.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{new_user, run_once, tree, Server};
+use common::{new_user, run_once, tree, Server};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -25,9 +25,10 @@ const NEEDED_TIMEOUT: Duration = Duration::from_secs(120);
 /// Whether the server takes delta uploads. A version 1 server refuses the
 /// first delta frame ("unsupported protocol version 2", §12.1); from then
 /// on this session sends whole files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeltaSupport {
     /// Not refused so far: files above one minimum chunk go as deltas.
+    #[default]
     Yes,
     /// The server speaks version 1 only.
     No,
@@ -153,5 +154,21 @@ fn note_version_refusal(conn: &mut Connection, support: &mut DeltaSupport) {
     if refused {
         log::warn!("the server speaks protocol version 1: uploading whole files");
         *support = DeltaSupport::No;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// a file of at most one minimum chunk goes whole (FileBegin),
+    /// and nothing goes as a delta to a version 1 server.
+    #[test]
+    fn r_12_3_4_small_files_and_old_servers_get_whole_files() {
+        let min = u64::from(MIN_CHUNK);
+        assert!(!DeltaSupport::Yes.wants(0));
+        assert!(!DeltaSupport::Yes.wants(min));
+        assert!(DeltaSupport::Yes.wants(min + 1));
+        assert!(!DeltaSupport::No.wants(1 << 30));
     }
 }

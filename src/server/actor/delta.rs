@@ -12,12 +12,11 @@ use crate::chunk::{AssemblyPlan, ChunkEntry, Manifest, ManifestReceiver};
 use crate::protocol::{ChunkData, ChunkRanges, ClientId, ErrorCode, FileManifest, Message};
 use crate::server::bus::ConnRef;
 use crate::server::chunk_index::ChunkIndex;
-use crate::server::store::StagedFile;
+use crate::server::store::delta::DeltaBuild;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
 /// A delta upload in progress on one connection.
 pub struct DeltaUpload {
@@ -43,23 +42,12 @@ pub struct Building {
     pub manifest: Manifest,
     /// Which chunks are in place.
     pub plan: AssemblyPlan,
-    /// The temp file, `size` bytes long, filled chunk by chunk.
-    pub file: File,
-    /// Its path, removed on every way out but the commit.
-    pub temp: PathBuf,
+    /// The temp file, `size` bytes long, filled chunk by chunk (it
+    /// removes itself unless committed).
+    pub build: DeltaBuild,
     /// Bytes of chunks taken from the user's own files.
     pub reused: u64,
 }
-
-impl Drop for Building {
-    fn drop(&mut self) {
-        // Committed files were renamed away; anything else is abandoned.
-        let _ = std::fs::remove_file(&self.temp);
-    }
-}
-
-/// The name of the chunk index file in the user's server state folder.
-const INDEX_FILE: &str = "chunks";
 
 impl Actor {
     pub(super) fn begin_delta(&mut self, conn: ConnRef, rid: u32, header: FileManifest) {
@@ -134,33 +122,24 @@ impl Actor {
             Ok(plan) => plan,
             Err(e) => return self.refuse_delta(conn, rid, ErrorCode::BadFrame, &e.to_string()),
         };
-        let Some(store) = self.store.as_mut() else {
+        let Some(store) = self.store.as_ref() else {
             return;
         };
-        let temp = store.temp_path();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .and_then(|f| f.set_len(manifest.size).map(|()| f));
-        let file = match file {
-            Ok(f) => f,
+        let build = match store.begin_delta(&upload.header.path, manifest.size) {
+            Ok(build) => build,
             Err(e) => {
-                let _ = std::fs::remove_file(&temp);
-                let text = format!("{}: cannot create a temp file: {e}", upload.header.path);
                 // The client's ChunkData/FileEnd that follow would find no
                 // upload: close, as nothing of them can be used.
+                let text = format!("{}: {e}", upload.header.path);
                 self.log(conn, "push-file", Err(&text));
-                self.fail(conn, rid, ErrorCode::Storage, &text);
+                self.fail(conn, rid, e.code(), &text);
                 return;
             }
         };
         let mut building = Box::new(Building {
             manifest,
             plan,
-            file,
-            temp,
+            build,
             reused: 0,
         });
         self.fill_from_own_files(&mut building);
@@ -184,24 +163,16 @@ impl Actor {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let index_file = self.ctx.paths.user_state(&self.user).join(INDEX_FILE);
+        let index_file = store.chunk_index_file();
         let index = self
             .chunks
             .get_or_insert_with(|| ChunkIndex::load(&index_file));
-        let files = store
-            .tree()
-            .iter()
-            .filter_map(|(path, node)| match node.kind {
-                crate::server::store::tree::NodeKind::File { hash, .. } => Some((path, hash)),
-                _ => None,
-            });
         let open = |p: &crate::protocol::WirePath| -> io::Result<File> {
             store
-                .open_file(p)
-                .map(|(f, ..)| f)
+                .open_chunk_source(p)
                 .map_err(|e| io::Error::other(e.to_string()))
         };
-        if index.refresh(files, open) > 0 {
+        if index.refresh(store.file_hashes(), open) > 0 {
             if let Err(e) = index.save(&index_file) {
                 log::warn!("user {}: saving the chunk index: {e}", self.user);
             }
@@ -218,7 +189,7 @@ impl Actor {
             }
             let source = opened
                 .entry(at.path.clone())
-                .or_insert_with(|| store.open_file(&at.path).ok().map(|(f, ..)| f));
+                .or_insert_with(|| store.open_chunk_source(&at.path).ok());
             let Some(source) = source.as_ref() else {
                 continue;
             };
@@ -230,7 +201,7 @@ impl Actor {
                 let offsets = offsets.to_vec();
                 if offsets
                     .iter()
-                    .all(|&o| building.file.write_all_at(&buf, o).is_ok())
+                    .all(|&o| building.build.write_at(&buf, o).is_ok())
                 {
                     building.reused += u64::from(len) * offsets.len() as u64;
                 }
@@ -259,12 +230,12 @@ impl Actor {
             Err(e) => return self.refuse_delta(conn, rid, ErrorCode::HashMismatch, &e.to_string()),
         };
         for o in offsets {
-            if let Err(e) = building.file.write_all_at(&chunk.data, o) {
-                let text = format!("writing a chunk: {e}");
+            if let Err(e) = building.build.write_at(&chunk.data, o) {
+                let text = e.to_string();
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.delta = None;
                 }
-                return self.fail(conn, rid, ErrorCode::Storage, &text);
+                return self.fail(conn, rid, e.code(), &text);
             }
         }
     }
@@ -281,63 +252,45 @@ impl Actor {
             let text = format!("{path}: FileEnd before the chunk list was complete");
             return self.refuse_delta(conn, rid, ErrorCode::SizeMismatch, &text);
         };
-        let failure = if !building.plan.is_complete() {
-            Some((
-                ErrorCode::SizeMismatch,
-                format!(
-                    "{path}: {} bytes of chunks missing",
-                    building.plan.missing_bytes()
-                ),
-            ))
-        } else {
-            match whole_hash(&building.file) {
-                Ok(hash) if hash == upload.header.hash => None,
-                Ok(_) => Some((
-                    ErrorCode::HashMismatch,
-                    format!("{path}: content does not match its hash"),
-                )),
-                Err(e) => Some((ErrorCode::Storage, format!("reading back {path}: {e}"))),
-            }
-        };
-        let synced = if self.ctx.durable {
-            building.file.sync_data()
-        } else {
-            Ok(())
-        };
-        let failure = failure.or_else(|| {
-            synced
-                .err()
-                .map(|e| (ErrorCode::Storage, format!("writing {path}: {e}")))
-        });
-        if let Some((code, text)) = failure {
-            if let Some(peer) = self.peers.get_mut(&conn) {
-                peer.error(rid, code, &text);
-            }
-            self.log(conn, "push-file", Err(&text));
-            return;
+        if !building.plan.is_complete() {
+            let text = format!(
+                "{path}: {} bytes of chunks missing",
+                building.plan.missing_bytes()
+            );
+            return self.delta_error(conn, rid, ErrorCode::SizeMismatch, &text);
         }
+        let Building {
+            manifest,
+            build,
+            reused,
+            ..
+        } = *building;
+        let staged = match build.finish(upload.header.hash) {
+            Ok(staged) => staged,
+            Err(e) => return self.delta_error(conn, rid, e.code(), &e.to_string()),
+        };
         let Some(store) = self.store.as_mut() else {
             return;
-        };
-        let staged = StagedFile {
-            temp: building.temp.clone(),
-            size: building.manifest.size,
-            hash: upload.header.hash,
         };
         let before = store.head();
         let result = store.commit_file(upload.header.version, &path, staged, client);
         if let (Ok(ack), Some(index)) = (&result, self.chunks.as_mut()) {
-            index.record(&ack.path, &building.manifest);
-            let file = self.ctx.paths.user_state(&self.user).join(INDEX_FILE);
-            if let Err(e) = index.save(&file) {
+            index.record(&ack.path, &manifest);
+            if let Err(e) = index.save(&store.chunk_index_file()) {
                 log::warn!("user {}: saving the chunk index: {e}", self.user);
             }
         }
-        let what = format!(
-            "{path} ({} bytes, {} reused, delta)",
-            building.manifest.size, building.reused
-        );
+        let what = format!("{path} ({} bytes, {reused} reused, delta)", manifest.size);
         self.finish_push(conn, rid, "push-file", &what, before, result);
+    }
+
+    /// Answers `code` to a delta upload that ended without being stored;
+    /// the connection stays open (§12.3).
+    fn delta_error(&mut self, conn: ConnRef, rid: u32, code: ErrorCode, text: &str) {
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.error(rid, code, text);
+        }
+        self.log(conn, "push-file", Err(text));
     }
 
     /// Drops the connection's delta upload (its temp file goes with it) and
@@ -349,13 +302,4 @@ impl Actor {
         self.log(conn, "push-file", Err(text));
         self.fail(conn, rid, code, text);
     }
-}
-
-/// BLAKE3 of a whole file, read from the start.
-fn whole_hash(file: &File) -> io::Result<crate::protocol::ContentHash> {
-    let mut hasher = blake3::Hasher::new();
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(0))?;
-    hasher.update_reader(&mut reader)?;
-    Ok(crate::protocol::ContentHash(*hasher.finalize().as_bytes()))
 }
