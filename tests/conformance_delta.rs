@@ -222,3 +222,70 @@ fn r_12_3_1_a_delta_upload_is_phase_upload() {
         ErrorCode::WrongPhase,
     );
 }
+
+/// Random files with random edits (overwrite, insert, delete, append,
+/// truncate, copy from another file of the user) uploaded as deltas: the
+/// stored file is byte-identical to the edited one, and the chunk bytes sent
+/// stay within the edit plus a few maximum chunks around each end of it.
+/// `DELTA_SEED` replays a run; `DELTA_CASES` sets how many edits (default 24).
+#[test]
+///
+fn r_12_3_2_random_edits_upload_byte_identical_within_their_bound() {
+    let seed = common::seed("DELTA_SEED");
+    let cases: usize = std::env::var("DELTA_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let mut rng = common::Rng::new(seed);
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let mut files: Vec<(String, Vec<u8>, u64)> = Vec::new();
+    for i in 0..3 {
+        let mut content = vec![0u8; 200_000 + rng.index(1_500_000)];
+        rng.fill(&mut content);
+        let at = format!("f{i}.bin");
+        let ack = delta_put(&mut c, &at, &content, 0).1.expect("first upload");
+        files.push((at, content, ack.version));
+    }
+    for case in 0..cases {
+        let which = rng.index(files.len());
+        let old = files[which].1.clone();
+        let at = rng.index(old.len() + 1);
+        let len = 1 + rng.index(150_000);
+        let mut fresh = vec![0u8; len];
+        rng.fill(&mut fresh);
+        let op = rng.index(6);
+        let (new, edit) = match op {
+            0 => {
+                let mut v = old.clone();
+                let end = (at + len).min(v.len());
+                v[at..end].copy_from_slice(&fresh[..end - at]);
+                (v, end - at)
+            }
+            1 => ([&old[..at], &fresh[..], &old[at..]].concat(), len),
+            2 => ([&old[..at], &old[(at + len).min(old.len())..]].concat(), 0),
+            3 => ([&old[..], &fresh[..]].concat(), len),
+            4 => (old[..at.max(1)].to_vec(), 0),
+            _ => {
+                // Append a stretch of another file: its chunks are already there.
+                let other = &files[(which + 1) % files.len()].1;
+                let from = rng.index(other.len() / 2);
+                ([&old[..], &other[from..]].concat(), 0)
+            }
+        };
+        let (name, _, base) = files[which].clone();
+        let (sent, ack) = delta_put(&mut c, &name, &new, base);
+        let ack = ack.unwrap_or_else(|e| panic!("seed {seed} case {case} op {op}: {e:?}"));
+        assert_eq!(ack.status, PushStatus::Applied, "seed {seed} case {case}");
+        let bound = edit as u64 + 4 * 262_144;
+        assert!(
+            sent <= bound,
+            "seed {seed} case {case} op {op}: sent {sent} > {bound}"
+        );
+        assert!(
+            folder_file(&server, &c, &name) == new,
+            "seed {seed} case {case} op {op}: stored file differs"
+        );
+        files[which] = (name, new, ack.version);
+    }
+}
