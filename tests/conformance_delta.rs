@@ -289,3 +289,45 @@ fn r_12_3_2_random_edits_upload_byte_identical_within_their_bound() {
         files[which] = (name, new, ack.version);
     }
 }
+
+/// A server killed (SIGKILL) in the middle of a delta upload keeps the old
+/// version whole and shows no part of the new one; after the restart the
+/// same upload goes through, and the chunk index (saved before the crash)
+/// still spares the unchanged chunks.
+#[test]
+///
+fn r_12_3_2_a_server_killed_mid_delta_keeps_the_old_version() {
+    let mut server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let (user, client) = (c.user, c.client);
+    let old = data(8 << 20, 21);
+    let ack = delta_put(&mut c, "vm.img", &old, 0).1.expect("applied");
+    let mut new = old.clone();
+    new[3_000_000..3_000_000 + 2_000_000].copy_from_slice(&data(2_000_000, 22));
+    let (rid, _, needed) = offer(&mut c, "vm.img", &new, ack.version);
+    let chunks: Vec<Vec<u8>> = chunk_reader(&new[..]).map(|x| x.expect("read").1).collect();
+    for &index in needed.iter().take(needed.len() / 2) {
+        let bytes = chunks[index as usize].clone();
+        c.send_with(rid, Message::ChunkData(ChunkData { index, data: bytes }));
+    }
+    // Let the server take what was sent, then crash it.
+    c.send(Message::Ping);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.kill9();
+    server.start_again();
+    let folder = server.user_dir(&user);
+    assert!(std::fs::read(folder.join("vm.img")).expect("old file") == old);
+    assert_eq!(
+        common::tree(&folder).len(),
+        1,
+        "no part of the new version is visible"
+    );
+    let mut c = WireClient::resume(server.addr, user, client);
+    let (sent, again) = delta_put(&mut c, "vm.img", &new, ack.version);
+    assert_eq!(again.expect("applied").status, PushStatus::Applied);
+    assert!(
+        sent < 2_000_000 + 4 * 262_144,
+        "after the restart sent {sent}"
+    );
+    assert!(std::fs::read(folder.join("vm.img")).expect("new file") == new);
+}
