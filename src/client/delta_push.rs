@@ -8,6 +8,7 @@
 
 use super::connection::Connection;
 use super::error::ClientError;
+use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
 use crate::chunk::{manifest_of_reader, MIN_CHUNK};
 use crate::protocol::delta::MAX_LIST_ENTRIES;
 use crate::protocol::{
@@ -52,8 +53,19 @@ pub struct DeltaFile<'a> {
     pub hash: ContentHash,
 }
 
-/// Uploads `file` as a delta. Returns the request ID, or `None` when the
-/// content no longer has the scanned hash (changed since; planned again).
+/// What became of a delta upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaSent {
+    /// Sent under this request ID (its answer comes to the session), or
+    /// `None` when the content no longer has the scanned hash (changed
+    /// since; planned again).
+    Sent(Option<u32>),
+    /// Nothing sent: the chunk list would be over the protocol's limit
+    /// the file must go whole.
+    TooManyChunks,
+}
+
+/// Uploads `file` as a delta.
 ///
 /// # Errors
 /// [`ClientError::ConnectionLost`] when writing fails, the connection ends
@@ -61,16 +73,19 @@ pub struct DeltaFile<'a> {
 /// when the server turned out to be version 1.
 pub fn send_delta(
     conn: &mut Connection,
-    file: File,
+    file: &File,
     what: &DeltaFile<'_>,
     support: &mut DeltaSupport,
     on_bytes: &mut dyn FnMut(u64),
-) -> Result<Option<u32>, ClientError> {
-    let Ok(manifest) = manifest_of_reader(BufReader::with_capacity(1 << 20, &file)) else {
-        return Ok(None);
+) -> Result<DeltaSent, ClientError> {
+    let Ok(manifest) = manifest_of_reader(BufReader::with_capacity(1 << 20, file)) else {
+        return Ok(DeltaSent::Sent(None));
     };
     if manifest.hash != what.hash {
-        return Ok(None);
+        return Ok(DeltaSent::Sent(None));
+    }
+    if manifest.chunks.len() > MAX_MANIFEST_CHUNKS {
+        return Ok(DeltaSent::TooManyChunks);
     }
     let id = conn.next_request_id();
     let header = FileManifest {
@@ -100,7 +115,7 @@ pub fn send_delta(
             // answer to this request.
             Message::Error(report) => {
                 conn.push_early(frame.request_id, Message::Error(report));
-                return Ok(Some(id));
+                return Ok(DeltaSent::Sent(Some(id)));
             }
             other => {
                 return Err(ClientError::ConnectionLost(format!(
@@ -141,7 +156,7 @@ pub fn send_delta(
         reused,
         manifest.size
     );
-    Ok(Some(id))
+    Ok(DeltaSent::Sent(Some(id)))
 }
 
 /// A version 1 server answers the first delta frame with Error BadFrame

@@ -9,7 +9,7 @@
 use super::aside::move_to_server_name;
 use super::conflict::{mirror, Mirror};
 use super::connection::Connection;
-use super::delta_push::{send_delta, DeltaFile, DeltaSupport};
+use super::delta_push::{send_delta, DeltaFile, DeltaSent, DeltaSupport};
 use super::error::ClientError;
 use super::fsutil::{check_path, Local};
 use super::index::Index;
@@ -18,7 +18,7 @@ use super::scanner::Op;
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{ClientId, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, WirePath};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 /// Sends one operation. Returns its request ID, or `None` when the local file
@@ -55,7 +55,7 @@ pub fn send_op(
             stat,
             hash,
         } => {
-            let Ok(file) = File::open(path.to_local(root)) else {
+            let Ok(mut file) = File::open(path.to_local(root)) else {
                 return Ok(None);
             };
             if delta.wants(stat.size) {
@@ -64,7 +64,15 @@ pub fn send_op(
                     base: *base,
                     hash: *hash,
                 };
-                return send_delta(conn, file, &what, delta, on_bytes);
+                match send_delta(conn, &file, &what, delta, on_bytes)? {
+                    DeltaSent::Sent(id) => return Ok(id),
+                    // Over the chunk-list limit: whole, from the start.
+                    DeltaSent::TooManyChunks => {
+                        if file.seek(std::io::SeekFrom::Start(0)).is_err() {
+                            return Ok(None);
+                        }
+                    }
+                }
             }
             let id = conn.next_request_id();
             let begin = FileBegin {
