@@ -124,26 +124,8 @@ pub fn send_delta(
                 )))
             }
         };
-        for range in ranges {
-            for index in range.first..range.first.saturating_add(range.count) {
-                let (Some(&offset), Some(entry)) = (
-                    offsets.get(index as usize),
-                    manifest.chunks.get(index as usize),
-                ) else {
-                    return Err(ClientError::ConnectionLost(format!(
-                        "server asked for chunk {index} of {}",
-                        manifest.chunks.len()
-                    )));
-                };
-                let mut data = vec![0u8; entry.len as usize];
-                // A file that shrank meanwhile leaves zeros: the server then
-                // refuses the chunk (HashMismatch) and nothing is stored.
-                let _ = file.read_exact_at(&mut data, offset);
-                conn.send(id, &Message::ChunkData(ChunkData { index, data }))?;
-                on_bytes(u64::from(entry.len));
-                reused -= u64::from(entry.len);
-            }
-        }
+        let sent = send_needed(conn, file, id, &manifest, &offsets, &ranges, on_bytes)?;
+        reused = reused.saturating_sub(sent);
         if last {
             break;
         }
@@ -157,6 +139,45 @@ pub fn send_delta(
         manifest.size
     );
     Ok(DeltaSent::Sent(Some(id)))
+}
+
+/// Sends a `ChunkData` for every index in `ranges`, read from `file` at its
+/// offset; returns the bytes sent. A file that shrank meanwhile leaves
+/// zeros: the server then refuses the chunk (HashMismatch) and nothing is
+/// stored.
+///
+/// # Errors
+/// `ConnectionLost` when a write fails or the server names an index the
+/// list does not have.
+fn send_needed(
+    conn: &mut Connection,
+    file: &File,
+    id: u32,
+    manifest: &crate::chunk::Manifest,
+    offsets: &[u64],
+    ranges: &[crate::protocol::ChunkRange],
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<u64, ClientError> {
+    let mut sent = 0;
+    for range in ranges {
+        for index in range.first..range.first.saturating_add(range.count) {
+            let (Some(&offset), Some(entry)) = (
+                offsets.get(index as usize),
+                manifest.chunks.get(index as usize),
+            ) else {
+                return Err(ClientError::ConnectionLost(format!(
+                    "server asked for chunk {index} of {}",
+                    manifest.chunks.len()
+                )));
+            };
+            let mut data = vec![0u8; entry.len as usize];
+            let _ = file.read_exact_at(&mut data, offset);
+            conn.send(id, &Message::ChunkData(ChunkData { index, data }))?;
+            on_bytes(u64::from(entry.len));
+            sent += u64::from(entry.len);
+        }
+    }
+    Ok(sent)
 }
 
 /// A version 1 server answers the first delta frame with Error BadFrame
