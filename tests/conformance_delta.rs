@@ -1,4 +1,4 @@
-//! The server's side of delta transfer (PROTOCOL.md §12.3), driven with
+//! The server's side of delta transfer (PROTOCOL.md §13.3), driven with
 //! frames over a socket against the real `cloud-server`: only the chunks no
 //! file of the user holds are asked for, copies are re-checked, and bad
 //! lists and chunks are refused without storing anything.
@@ -82,8 +82,8 @@ fn folder_file(server: &Server, c: &WireClient, at: &str) -> Vec<u8> {
 }
 
 #[test]
-///
-fn r_12_3_2_an_edited_file_needs_only_the_chunks_near_the_edit() {
+///
+fn r_13_3_2_an_edited_file_needs_only_the_chunks_near_the_edit() {
     let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let old = data(4 << 20, 1);
@@ -107,8 +107,8 @@ fn r_12_3_2_an_edited_file_needs_only_the_chunks_near_the_edit() {
 }
 
 #[test]
-///
-fn r_12_3_2_a_copy_changed_behind_the_index_is_asked_for_again() {
+///
+fn r_13_3_2_a_copy_changed_behind_the_index_is_asked_for_again() {
     let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let content = data(1 << 20, 3);
@@ -124,8 +124,8 @@ fn r_12_3_2_a_copy_changed_behind_the_index_is_asked_for_again() {
 }
 
 #[test]
-///
-fn r_12_3_3_wrong_chunk_bytes_close_and_store_nothing() {
+///
+fn r_13_3_3_wrong_chunk_bytes_close_and_store_nothing() {
     let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let content = data(300_000, 5);
@@ -149,8 +149,8 @@ fn r_12_3_3_wrong_chunk_bytes_close_and_store_nothing() {
 }
 
 #[test]
-///
-fn r_12_3_3_missing_chunks_at_file_end_are_a_size_mismatch() {
+///
+fn r_13_3_3_missing_chunks_at_file_end_are_a_size_mismatch() {
     let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let content = data(300_000, 6);
@@ -165,8 +165,8 @@ fn r_12_3_3_missing_chunks_at_file_end_are_a_size_mismatch() {
 }
 
 #[test]
-///
-fn r_12_2_1_hostile_lists_are_refused_before_anything_is_stored() {
+///
+fn r_13_2_1_hostile_lists_are_refused_before_anything_is_stored() {
     let server = Server::start();
     let cases: Vec<(u64, u32, Vec<ChunkEntry>)> = vec![
         // A billion chunks, refused from the count alone.
@@ -207,8 +207,8 @@ fn entry(len: u32) -> ChunkEntry {
 }
 
 #[test]
-///
-fn r_12_3_1_a_delta_upload_is_phase_upload() {
+///
+fn r_13_3_1_a_delta_upload_is_phase_upload() {
     let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let content = data(200_000, 7);
@@ -229,8 +229,8 @@ fn r_12_3_1_a_delta_upload_is_phase_upload() {
 /// stay within the edit plus a few maximum chunks around each end of it.
 /// `DELTA_SEED` replays a run; `DELTA_CASES` sets how many edits (default 24).
 #[test]
-///
-fn r_12_3_2_random_edits_upload_byte_identical_within_their_bound() {
+///
+fn r_13_3_2_random_edits_upload_byte_identical_within_their_bound() {
     let seed = common::seed("DELTA_SEED");
     let cases: usize = std::env::var("DELTA_CASES")
         .ok()
@@ -295,8 +295,8 @@ fn r_12_3_2_random_edits_upload_byte_identical_within_their_bound() {
 /// same upload goes through, and the chunk index (saved before the crash)
 /// still spares the unchanged chunks.
 #[test]
-///
-fn r_12_3_2_a_server_killed_mid_delta_keeps_the_old_version() {
+///
+fn r_13_3_2_a_server_killed_mid_delta_keeps_the_old_version() {
     let mut server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let (user, client) = (c.user, c.client);

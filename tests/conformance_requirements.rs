@@ -19,16 +19,16 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
-        "R-12.1.1",
+        "R-13.1.1",
         "codec",
         "tests/delta_codec.rs",
         "versions_select_the_kinds",
     ),
     (
-        "R-12.3.4",
+        "R-13.3.4",
         "client",
         "src/client/delta_push.rs",
-        "r_12_3_4_small_files_and_old_servers_get_whole_files",
+        "r_13_3_4_small_files_and_old_servers_get_whole_files",
     ),
     (
         "R-4.5.3",

@@ -1,4 +1,4 @@
-//! The delta-transfer frames (PROTOCOL.md §12): every one survives encode →
+//! The delta-transfer frames (PROTOCOL.md §13): every one survives encode →
 //! decode in any split, travels under header version 2, and each malformed
 //! payload is refused with its exact error.
 

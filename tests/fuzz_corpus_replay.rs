@@ -610,7 +610,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
             "hello-bad-mode",
             frame_bytes(Kind::Hello as u8, 1, &[9; 28]),
         ),
-        // A delta kind under version 1 is unknown to version 1 (§12.1).
+        // A delta kind under version 1 is unknown to version 1 (§13.1).
         (
             "chunk-data-v1",
             frame_bytes(Kind::ChunkData as u8, 1, &[0, 0, 0, 0, 1]),

@@ -1,4 +1,4 @@
-//! Delta upload of one file (PROTOCOL.md §12.3): the chunk list first, then
+//! Delta upload of one file (PROTOCOL.md §13.3): the chunk list first, then
 //! only the chunks the server asks for.
 //!
 //! The upload is a barrier in the push pipeline: the server accepts nothing
@@ -24,7 +24,7 @@ use std::time::Duration;
 const NEEDED_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Whether the server takes delta uploads. A version 1 server refuses the
-/// first delta frame ("unsupported protocol version 2", §12.1); from then
+/// first delta frame ("unsupported protocol version 2", §13.1); from then
 /// on this session sends whole files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeltaSupport {
@@ -37,7 +37,7 @@ pub enum DeltaSupport {
 
 impl DeltaSupport {
     /// Whether a file of `size` bytes should go as a delta upload: larger
-    /// than one minimum chunk and a server that takes them.
+    /// than one minimum chunk and a server that takes them.
     pub fn wants(self, size: u64) -> bool {
         self == DeltaSupport::Yes && size > u64::from(MIN_CHUNK)
     }
@@ -61,7 +61,7 @@ pub enum DeltaSent {
     /// since; planned again).
     Sent(Option<u32>),
     /// Nothing sent: the chunk list would be over the protocol's limit
-    /// the file must go whole.
+    /// the file must go whole.
     TooManyChunks,
 }
 
@@ -181,7 +181,7 @@ fn send_needed(
 }
 
 /// A version 1 server answers the first delta frame with Error BadFrame
-/// naming the version and closes (§12.1): remember it for this session.
+/// naming the version and closes (§13.1): remember it for this session.
 fn note_version_refusal(conn: &mut Connection, support: &mut DeltaSupport) {
     let refused = conn.early_frames().any(|f| {
         matches!(&f.message, Message::Error(r)
@@ -197,10 +197,10 @@ fn note_version_refusal(conn: &mut Connection, support: &mut DeltaSupport) {
 mod tests {
     use super::*;
 
-    /// a file of at most one minimum chunk goes whole (FileBegin),
+    /// a file of at most one minimum chunk goes whole (FileBegin),
     /// and nothing goes as a delta to a version 1 server.
     #[test]
-    fn r_12_3_4_small_files_and_old_servers_get_whole_files() {
+    fn r_13_3_4_small_files_and_old_servers_get_whole_files() {
         let min = u64::from(MIN_CHUNK);
         assert!(!DeltaSupport::Yes.wants(0));
         assert!(!DeltaSupport::Yes.wants(min));

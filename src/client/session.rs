@@ -89,7 +89,7 @@ impl Session<'_> {
             if self.config.once && self.converged() {
                 return self.stop();
             }
-            // Replies a delta upload read while it waited come first (§12.3).
+            // Replies a delta upload read while it waited come first (§13.3).
             if let Some(frame) = self.conn.as_mut().and_then(|c| c.take_early()) {
                 if let Err(e) = self.on_frame(frame) {
                     self.on_error(e)?;

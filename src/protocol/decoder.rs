@@ -164,7 +164,7 @@ fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, u32, u32), FrameError> {
     }
     let kind = match Kind::from_byte(h[3]) {
         Ok(kind) if kind.allowed_under(h[2]) => kind,
-        // A delta kind under version 1 is unknown to version 1 (§12.1).
+        // A delta kind under version 1 is unknown to version 1 (§13.1).
         Ok(kind) if h[2] == 1 && kind.is_delta() => return Err(FrameError::UnknownKind(h[3])),
         Err(e) if h[2] == 1 || h[2] == 2 => return Err(e),
         _ => return Err(FrameError::UnsupportedVersion(h[2])),

@@ -1,4 +1,4 @@
-//! Delta transfer (protocol version 2, PROTOCOL.md §12): a file described by
+//! Delta transfer (protocol version 2, PROTOCOL.md §13): a file described by
 //! its chunk list, and only the chunks the receiver lacks sent.
 //!
 //! Upload: `FileManifest` + `ChunkList`s (client) → `ChunksNeeded` (server)

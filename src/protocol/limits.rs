@@ -4,7 +4,7 @@
 pub const MAGIC: [u8; 2] = *b"CS";
 /// The protocol version this implementation speaks (header byte 2).
 pub const PROTOCOL_VERSION: u8 = 1;
-/// The version that adds delta transfer (PROTOCOL.md §12): the header byte
+/// The version that adds delta transfer (PROTOCOL.md §13): the header byte
 /// of the delta kinds, and of a Hello/Welcome that offers/accepts them.
 pub const DELTA_PROTOCOL_VERSION: u8 = 2;
 /// Bytes in the fixed frame header.

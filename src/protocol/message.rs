@@ -102,7 +102,7 @@ impl Kind {
         })
     }
 
-    /// The header version byte this kind travels under (PROTOCOL.md §12.1):
+    /// The header version byte this kind travels under (PROTOCOL.md §13.1):
     /// 2 for the delta kinds, 1 for the rest, so a version 1 peer refuses a
     /// delta frame as UnsupportedVersion and every other frame is unchanged.
     pub fn version(self) -> u8 {

@@ -1,5 +1,5 @@
 //! A user's chunk index: for every chunk ID, one place in the user's files
-//! where a copy was seen (path, offset, length), so a delta upload (§12.3)
+//! where a copy was seen (path, offset, length), so a delta upload (§13.3)
 //! needs only the chunks no file of the user has.
 //!
 //! The index is a hint, never trusted: whoever takes a chunk through it

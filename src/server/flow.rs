@@ -70,7 +70,7 @@ pub fn cost_of(message: &Message) -> Cost {
             bytes: data.len() + SMALL_COST,
             until_answered: false,
         },
-        // Delta upload bytes (§12.3): counted like FileChunk data.
+        // Delta upload bytes (§13.3): counted like FileChunk data.
         Message::ChunkData(chunk) => Cost {
             bytes: chunk.data.len() + SMALL_COST,
             until_answered: false,

@@ -29,7 +29,7 @@ pub enum Stage {
         request_id: u32,
     },
     /// At the actor, with the delta upload opened by `FileManifest`
-    /// `request_id` open (PROTOCOL.md §12.3).
+    /// `request_id` open (PROTOCOL.md §13.3).
     DeltaUploading {
         /// The `FileManifest`'s request ID; its list, chunks and end carry it.
         request_id: u32,

@@ -1,4 +1,4 @@
-//! Examples of PROTOCOL.md §12 (delta transfer): a delta upload of the
+//! Examples of PROTOCOL.md §13 (delta transfer): a delta upload of the
 //! 70,000-byte example file `big.bin` (byte i is i mod 251, as in §5.5.1),
 //! whose chunk list the real chunker computes, and a delta download of it.
 

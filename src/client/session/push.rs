@@ -32,7 +32,7 @@ pub(super) struct PushState {
     pub(super) retry: Scope,
     /// A round over the whole folder was sent (start-up is complete).
     pub(super) full_round_sent: bool,
-    /// Whether the server takes delta uploads (PROTOCOL.md §12.1).
+    /// Whether the server takes delta uploads (PROTOCOL.md §13.1).
     pub(super) delta: DeltaSupport,
 }
 

@@ -1,4 +1,4 @@
-//! Delta uploads (PROTOCOL.md §12.3) in the user's actor: receive the chunk
+//! Delta uploads (PROTOCOL.md §13.3) in the user's actor: receive the chunk
 //! list, take every chunk the user's files already hold (re-read and
 //! re-hashed), ask for the rest, assemble the new version in the temp area,
 //! check it whole, and commit it like any upload.
@@ -285,7 +285,7 @@ impl Actor {
     }
 
     /// Answers `code` to a delta upload that ended without being stored;
-    /// the connection stays open (§12.3).
+    /// the connection stays open (§13.3).
     fn delta_error(&mut self, conn: ConnRef, rid: u32, code: ErrorCode, text: &str) {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.error(rid, code, text);
@@ -294,7 +294,7 @@ impl Actor {
     }
 
     /// Drops the connection's delta upload (its temp file goes with it) and
-    /// closes the connection with `code` (§12.3: nothing is stored).
+    /// closes the connection with `code` (§13.3: nothing is stored).
     fn refuse_delta(&mut self, conn: ConnRef, rid: u32, code: ErrorCode, text: &str) {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.delta = None;

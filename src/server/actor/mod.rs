@@ -152,7 +152,7 @@ struct Actor {
     received: u64,
     /// The head last reported to the reactor.
     reported_head: Option<u64>,
-    /// Where the user's chunks are (delta uploads, §12.3); loaded at the
+    /// Where the user's chunks are (delta uploads, §13.3); loaded at the
     /// first delta upload.
     chunks: Option<crate::server::chunk_index::ChunkIndex>,
 }

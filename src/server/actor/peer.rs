@@ -71,7 +71,7 @@ pub struct Peer {
     pub jobs: VecDeque<Job>,
     /// The open upload, if any.
     pub upload: Option<OpenUpload>,
-    /// The open delta upload (§12.3), if any.
+    /// The open delta upload (§13.3), if any.
     pub delta: Option<super::delta::DeltaUpload>,
     /// Frames produced this cycle.
     pub out: Vec<u8>,

@@ -1,4 +1,4 @@
-//! The store's side of a delta upload (PROTOCOL.md §12.3): the temp file a
+//! The store's side of a delta upload (PROTOCOL.md §13.3): the temp file a
 //! new version is built in, chunk by chunk at its offsets, checked whole
 //! before it becomes a [`StagedFile`]; reading chunks of the user's own
 //! files (symlink-safe, only files the tree lists); and where the user's
