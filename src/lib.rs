@@ -1,6 +1,7 @@
 //! CloudService: folder synchronisation over a small binary protocol.
 //!
 //! # Layout
+//! - [`chunk`]: content-defined chunks, manifests and the sans-I/O assembly plan of delta transfer.
 //! - [`protocol`]: the wire format: frames, the incremental decoder, path rules, conflict names.
 //! - [`server`]: the reactor (sockets), the per-user actors (folders, journals) and the connection log.
 //! - [`fsafe`]: symlink-safe access to a synced folder (directory handles, no PATH_MAX limit), shared by server and client.
@@ -8,6 +9,7 @@
 //! - [`tls`]: the TLS layer: server identity, client trust (first use, pin, CA), the non-blocking rustls adapter.
 //! - [`load`]: `cloud-load`, the capacity tester: many connections from one thread, pull round-trip percentiles.
 
+pub mod chunk;
 pub mod client;
 pub mod fsafe;
 pub mod load;

@@ -145,6 +145,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_busy_server_is_a_refusal_to_retry_not_a_plaintext_server",
     ),
     (
+        "R-13.1.1",
+        "codec",
+        "tests/delta_codec.rs",
+        "versions_select_the_kinds",
+    ),
+    (
+        "R-13.3.4",
+        "client",
+        "src/client/delta_push.rs",
+        "r_13_3_4_small_files_and_old_servers_get_whole_files",
+    ),
+    (
         "R-4.5.3",
         "client",
         "tests/conformance_client.rs",

@@ -8,12 +8,14 @@ mod common;
 #[path = "../fuzz/src/lib.rs"]
 mod properties;
 
+use cloudservice::chunk::ChunkEntry;
 use cloudservice::protocol::limits::MAX_PAYLOAD;
 use cloudservice::protocol::message::put_header;
 use cloudservice::protocol::{
-    decode_all, ChangeBatch, ChangeEntry, ContentHash, Delete, EntryState, ErrorCode, ErrorReport,
-    Fetch, FileBegin, Frame, Hello, HelloMode, Kind, Message, PushAck, PushStatus, RemoveDir,
-    Rename, UserId, Welcome, WirePath,
+    decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
+    EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
+    Hello, HelloMode, Kind, Message, PushAck, PushStatus, RemoveDir, Rename, UserId, Welcome,
+    WirePath,
 };
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
@@ -76,6 +78,19 @@ fn seed_corpus_keeps_the_properties() {
 }
 
 #[test]
+fn chunk_list_corpus_keeps_the_properties() {
+    let n = replay(
+        &fuzz_dir("corpus/chunk_list"),
+        properties::chunk_list::check_chunk_list,
+    );
+    assert!(n >= 4, "only {n} chunk_list seed files");
+    replay(
+        &fuzz_dir("regressions/chunk_list"),
+        properties::chunk_list::check_chunk_list,
+    );
+}
+
+#[test]
 fn regressions_keep_the_properties() {
     replay(
         &fuzz_dir("regressions/frame_parser"),
@@ -101,7 +116,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 18, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 24, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -414,6 +429,78 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                 }),
             ),
         ),
+        (
+            "file-manifest",
+            frame(
+                14,
+                Message::FileManifest(FileManifest {
+                    version: 47,
+                    size: 70_000,
+                    hash,
+                    chunk_count: 2,
+                    path: path("big/disk.img"),
+                }),
+            ),
+        ),
+        (
+            "chunk-list",
+            frame(
+                14,
+                Message::ChunkList(vec![
+                    ChunkEntry {
+                        len: 65_536,
+                        id: ContentHash::of(b"one"),
+                    },
+                    ChunkEntry {
+                        len: 4_464,
+                        id: ContentHash::of(b"two"),
+                    },
+                ]),
+            ),
+        ),
+        (
+            "chunks-needed",
+            frame(
+                14,
+                Message::ChunksNeeded(ChunkRanges {
+                    last: true,
+                    ranges: vec![ChunkRange { first: 1, count: 1 }],
+                }),
+            ),
+        ),
+        (
+            "chunk-data",
+            frame(
+                14,
+                Message::ChunkData(ChunkData {
+                    index: 1,
+                    data: b"two".to_vec(),
+                }),
+            ),
+        ),
+        (
+            "fetch-manifest",
+            frame(
+                15,
+                Message::FetchManifest(FetchManifest {
+                    version: 47,
+                    path: path("big/disk.img"),
+                }),
+            ),
+        ),
+        (
+            "fetch-chunks",
+            frame(
+                15,
+                Message::FetchChunks(ChunkRanges {
+                    last: true,
+                    ranges: vec![
+                        ChunkRange { first: 0, count: 3 },
+                        ChunkRange { first: 9, count: 1 },
+                    ],
+                }),
+            ),
+        ),
     ]
 }
 
@@ -467,6 +554,27 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         "seed-stream-session-whole".into(),
         properties::make_input(&[255], &session),
     ));
+    let delta = concat(
+        &[
+            "file-manifest",
+            "chunk-list",
+            "chunks-needed",
+            "chunk-data",
+            "file-end",
+            "push-ack-applied",
+            "fetch-manifest",
+            "file-manifest",
+            "chunk-list",
+            "fetch-chunks",
+            "chunk-data",
+            "file-end",
+        ]
+        .map(by_name),
+    );
+    out.push((
+        "seed-stream-delta".into(),
+        properties::make_input(&[2, 6], &delta),
+    ));
     let hello = by_name("hello-resume").to_bytes();
     out.push((
         "seed-partial-header".into(),
@@ -501,6 +609,29 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         (
             "hello-bad-mode",
             frame_bytes(Kind::Hello as u8, 1, &[9; 28]),
+        ),
+        // A delta kind under version 1 is unknown to version 1 (§13.1).
+        (
+            "chunk-data-v1",
+            frame_bytes(Kind::ChunkData as u8, 1, &[0, 0, 0, 0, 1]),
+        ),
+        (
+            "chunks-needed-overlap",
+            frame(
+                1,
+                Message::ChunksNeeded(ChunkRanges {
+                    last: true,
+                    ranges: vec![
+                        ChunkRange { first: 0, count: 3 },
+                        ChunkRange { first: 9, count: 1 },
+                    ],
+                }),
+            )
+            .to_bytes()
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| if i == 12 + 1 + 8 + 3 { 2 } else { b })
+            .collect(),
         ),
     ];
     // One Error frame per code the codec names, and one it does not (§1.4.1).

@@ -19,6 +19,8 @@ use cloudservice::protocol::{
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+#[path = "spec_examples/delta.rs"]
+mod delta;
 #[path = "spec_examples/hash.rs"]
 mod hash;
 
@@ -339,7 +341,11 @@ fn examples() -> BTreeMap<&'static str, Frame> {
         ("x-b-ack", frame(4, Message::Ack { cursor: 1 })),
     ];
     let mut map = BTreeMap::new();
-    for (name, frame) in list.into_iter().chain(hash::examples()) {
+    for (name, frame) in list
+        .into_iter()
+        .chain(hash::examples())
+        .chain(delta::examples())
+    {
         assert!(
             map.insert(name, frame).is_none(),
             "builder {name} defined twice"
@@ -606,6 +612,10 @@ fn the_limits_table_matches_limits_rs() {
         ("STATE_DIR_NAME", format!("`{}`", limits::STATE_DIR_NAME)),
         ("ROUTING_OFFSET", limits::ROUTING_OFFSET.to_string()),
         ("PROTOCOL_VERSION", limits::PROTOCOL_VERSION.to_string()),
+        (
+            "DELTA_PROTOCOL_VERSION",
+            limits::DELTA_PROTOCOL_VERSION.to_string(),
+        ),
     ];
     let mut missing = Vec::new();
     for (name, value) in rows {

@@ -12,12 +12,16 @@
 //! plan is repeated until the stream is used up. An empty plan (or an empty
 //! input) feeds the stream one byte at a time.
 
+use cloudservice::chunk::ChunkEntry;
 use cloudservice::protocol::limits::{HEADER_LEN, MAX_MESSAGE_BYTES, MAX_PAYLOAD};
 use cloudservice::protocol::{
-    decode_all, ChangeBatch, ChangeEntry, ContentHash, Delete, EntryState, ErrorCode, ErrorReport,
-    Fetch, FileBegin, Frame, FrameDecoder, FrameError, Hello, HelloMode, Message, PushAck,
-    PushStatus, RemoveDir, Rename, Status, UserId, Welcome, WirePath,
+    decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
+    EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
+    FrameDecoder, FrameError, Hello, HelloMode, Message, PushAck, PushStatus, RemoveDir, Rename,
+    Status, UserId, Welcome, WirePath,
 };
+
+pub mod chunk_list;
 
 /// Most chunk sizes one `frame_parser` input can name.
 pub const MAX_PLAN: usize = 8;
@@ -241,7 +245,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 18 {
+        Some(match self.u8() % 24 {
             0 => Message::Hello(Hello {
                 mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
                     [usize::from(self.u8() % 3)],
@@ -292,6 +296,36 @@ impl<'a> ByteSource<'a> {
                 from: self.path()?,
                 to: self.path()?,
             }),
+            18 => Message::FetchManifest(FetchManifest {
+                version: self.u64(),
+                path: self.path()?,
+            }),
+            19 => Message::FetchChunks(self.ranges()),
+            20 => Message::ChunksNeeded(self.ranges()),
+            21 => Message::FileManifest(FileManifest {
+                version: self.u64(),
+                size: self.u64(),
+                hash: ContentHash(self.array()),
+                chunk_count: self.u32(),
+                path: self.path()?,
+            }),
+            22 => {
+                let n = 1 + usize::from(self.u8() % 8);
+                let entries = (0..n)
+                    .map(|_| ChunkEntry {
+                        len: self.u32(),
+                        id: ContentHash(self.array()),
+                    })
+                    .collect();
+                Message::ChunkList(entries)
+            }
+            23 => {
+                let len = 1 + usize::from(self.u16()) % 4096;
+                Message::ChunkData(ChunkData {
+                    index: self.u32(),
+                    data: self.bytes(len).to_vec(),
+                })
+            }
             _ => Message::PushAck(PushAck {
                 status: [
                     PushStatus::Applied,
@@ -303,6 +337,28 @@ impl<'a> ByteSource<'a> {
                 path: self.path()?,
             }),
         })
+    }
+
+    /// Increasing, non-overlapping, non-empty chunk ranges (what the codec
+    /// accepts), up to 8 of them.
+    pub fn ranges(&mut self) -> ChunkRanges {
+        let last = self.u8() & 1 != 0;
+        let n = usize::from(self.u8() % 9);
+        let mut floor = 0u64;
+        let mut ranges = Vec::with_capacity(n);
+        for _ in 0..n {
+            let first = floor + u64::from(self.u16());
+            let count = 1 + u64::from(self.u16());
+            if first + count > u64::from(u32::MAX) {
+                break;
+            }
+            ranges.push(ChunkRange {
+                first: first as u32,
+                count: count as u32,
+            });
+            floor = first + count;
+        }
+        ChunkRanges { last, ranges }
     }
 
     fn batch(&mut self) -> Option<ChangeBatch> {

@@ -59,6 +59,9 @@ pub struct Connection {
     next_id: u32,
     out: Vec<u8>,
     last_send: Instant,
+    /// Frames read while waiting for one reply ([`Connection::wait_for`]),
+    /// handed to the session before anything newer.
+    early: std::collections::VecDeque<Frame>,
 }
 
 impl Connection {
@@ -104,12 +107,54 @@ impl Connection {
             next_id: 1,
             out: Vec::with_capacity(64 * 1024),
             last_send: Instant::now(),
+            early: std::collections::VecDeque::new(),
         })
     }
 
     /// The frames from the server.
     pub fn inbound(&self) -> &Receiver<Inbound> {
         &self.rx
+    }
+
+    /// The oldest frame read early by [`Connection::wait_for`], if any: the
+    /// session takes these before reading the channel, so order is kept.
+    pub fn take_early(&mut self) -> Option<Frame> {
+        self.early.pop_front()
+    }
+
+    /// Puts a frame at the end of the early frames (a reply `wait_for` took
+    /// that the session must still see).
+    pub fn push_early(&mut self, request_id: u32, message: Message) {
+        self.early.push_back(Frame::new(request_id, message));
+    }
+
+    /// The early frames, oldest first.
+    pub fn early_frames(&self) -> impl Iterator<Item = &Frame> {
+        self.early.iter()
+    }
+
+    /// Reads frames until one for `request_id` arrives and returns it; every
+    /// other frame is kept, in order, for [`Connection::take_early`]. Used by
+    /// a delta upload, which must see `ChunksNeeded` before it can go on.
+    ///
+    /// # Errors
+    /// [`ClientError::ConnectionLost`] when the connection ends or nothing
+    /// comes within `timeout`.
+    pub fn wait_for(&mut self, request_id: u32, timeout: Duration) -> Result<Frame, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Inbound::Frame(frame)) if frame.request_id == request_id => return Ok(frame),
+                Ok(Inbound::Frame(frame)) => self.early.push_back(frame),
+                Ok(Inbound::Closed(why)) => return Err(ClientError::ConnectionLost(why)),
+                Err(_) => {
+                    return Err(ClientError::ConnectionLost(format!(
+                        "no reply to request {request_id} within {timeout:?}"
+                    )))
+                }
+            }
+        }
     }
 
     /// When the client last sent anything (for keep-alive pings).

@@ -23,6 +23,7 @@ pub mod applier;
 pub mod aside;
 pub mod conflict;
 pub mod connection;
+pub mod delta_push;
 pub mod detect;
 pub mod error;
 pub mod fsutil;

@@ -9,6 +9,7 @@
 use super::aside::move_to_server_name;
 use super::conflict::{mirror, Mirror};
 use super::connection::Connection;
+use super::delta_push::{send_delta, DeltaFile, DeltaSent, DeltaSupport};
 use super::error::ClientError;
 use super::fsutil::{check_path, Local};
 use super::index::Index;
@@ -17,7 +18,7 @@ use super::scanner::Op;
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{ClientId, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, WirePath};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 /// Sends one operation. Returns its request ID, or `None` when the local file
@@ -30,6 +31,7 @@ pub fn send_op(
     root: &Path,
     op: &Op,
     cursor: u64,
+    delta: &mut DeltaSupport,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Option<u32>, ClientError> {
     let message = match op {
@@ -53,9 +55,25 @@ pub fn send_op(
             stat,
             hash,
         } => {
-            let Ok(file) = File::open(path.to_local(root)) else {
+            let Ok(mut file) = File::open(path.to_local(root)) else {
                 return Ok(None);
             };
+            if delta.wants(stat.size) {
+                let what = DeltaFile {
+                    path,
+                    base: *base,
+                    hash: *hash,
+                };
+                match send_delta(conn, &file, &what, delta, on_bytes)? {
+                    DeltaSent::Sent(id) => return Ok(id),
+                    // Over the chunk-list limit: whole, from the start.
+                    DeltaSent::TooManyChunks => {
+                        if file.seek(std::io::SeekFrom::Start(0)).is_err() {
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
             let id = conn.next_request_id();
             let begin = FileBegin {
                 version: *base,

@@ -89,6 +89,13 @@ impl Session<'_> {
             if self.config.once && self.converged() {
                 return self.stop();
             }
+            // Replies a delta upload read while it waited come first (§13.3).
+            if let Some(frame) = self.conn.as_mut().and_then(|c| c.take_early()) {
+                if let Err(e) = self.on_frame(frame) {
+                    self.on_error(e)?;
+                }
+                continue;
+            }
             let timeout = self.timers.next_wakeup(Instant::now(), self.status());
             let server: Receiver<Inbound> = match &self.conn {
                 Some(c) => c.inbound().clone(),

@@ -1,7 +1,7 @@
 //! The incremental frame decoder: a small state machine fed whatever bytes arrived.
 
 use super::error::FrameError;
-use super::limits::{HEADER_LEN, MAGIC, MAX_PAYLOAD, PROTOCOL_VERSION};
+use super::limits::{HEADER_LEN, MAGIC, MAX_PAYLOAD};
 use super::message::{Frame, Kind, Message};
 
 /// The decoder's answer to a `feed`.
@@ -162,10 +162,13 @@ fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, u32, u32), FrameError> {
     if h[0..2] != MAGIC {
         return Err(FrameError::BadMagic);
     }
-    if h[2] != PROTOCOL_VERSION {
-        return Err(FrameError::UnsupportedVersion(h[2]));
-    }
-    let kind = Kind::from_byte(h[3])?;
+    let kind = match Kind::from_byte(h[3]) {
+        Ok(kind) if kind.allowed_under(h[2]) => kind,
+        // A delta kind under version 1 is unknown to version 1 (§13.1).
+        Ok(kind) if h[2] == 1 && kind.is_delta() => return Err(FrameError::UnknownKind(h[3])),
+        Err(e) if h[2] == 1 || h[2] == 2 => return Err(e),
+        _ => return Err(FrameError::UnsupportedVersion(h[2])),
+    };
     let request_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
     let len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
     if len > MAX_PAYLOAD {

@@ -4,6 +4,9 @@
 pub const MAGIC: [u8; 2] = *b"CS";
 /// The protocol version this implementation speaks (header byte 2).
 pub const PROTOCOL_VERSION: u8 = 1;
+/// The version that adds delta transfer (PROTOCOL.md §13): the header byte
+/// of the delta kinds, and of a Hello/Welcome that offers/accepts them.
+pub const DELTA_PROTOCOL_VERSION: u8 = 2;
 /// Bytes in the fixed frame header.
 pub const HEADER_LEN: usize = 12;
 /// Largest payload a frame may declare: 1 MiB. Larger files travel as chunks.

@@ -1,13 +1,17 @@
 //! The message enum, kind codes, and whole-frame encoding (header + payload).
 
+use super::delta::{
+    decode_chunk_list, encode_chunk_list, ChunkData, ChunkRanges, FetchManifest, FileManifest,
+};
 use super::error::FrameError;
-use super::limits::{HEADER_LEN, MAGIC, MAX_PAYLOAD, PROTOCOL_VERSION};
+use super::limits::{DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, PROTOCOL_VERSION};
 use super::path::WirePath;
 use super::push::{Delete, PushAck, RemoveDir, Rename};
 use super::session::{ErrorReport, Hello, Welcome};
 use super::sync::{ChangeBatch, Fetch};
 use super::transfer::FileBegin;
 use super::wire::{put_path, put_u32, put_u64, FieldReader};
+use crate::chunk::ChunkEntry;
 
 /// Every message kind and its byte on the wire (PROTOCOL.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,18 @@ pub enum Kind {
     Rename = 0x33,
     /// Server's answer to a push.
     PushAck = 0x34,
+    /// Version 2: ask for a file's chunk list (delta download).
+    FetchManifest = 0x15,
+    /// Version 2: the chunk indexes a downloading client needs.
+    FetchChunks = 0x16,
+    /// Version 2: opens a delta transfer with the file's size, hash and chunk count.
+    FileManifest = 0x23,
+    /// Version 2: entries of the open transfer's chunk list.
+    ChunkList = 0x24,
+    /// Version 2: the chunk indexes the server lacks for an upload.
+    ChunksNeeded = 0x25,
+    /// Version 2: one chunk's bytes.
+    ChunkData = 0x26,
 }
 
 impl Kind {
@@ -76,8 +92,44 @@ impl Kind {
             0x32 => Kind::RemoveDir,
             0x33 => Kind::Rename,
             0x34 => Kind::PushAck,
+            0x15 => Kind::FetchManifest,
+            0x16 => Kind::FetchChunks,
+            0x23 => Kind::FileManifest,
+            0x24 => Kind::ChunkList,
+            0x25 => Kind::ChunksNeeded,
+            0x26 => Kind::ChunkData,
             other => return Err(FrameError::UnknownKind(other)),
         })
+    }
+
+    /// The header version byte this kind travels under (PROTOCOL.md §13.1):
+    /// 2 for the delta kinds, 1 for the rest, so a version 1 peer refuses a
+    /// delta frame as UnsupportedVersion and every other frame is unchanged.
+    pub fn version(self) -> u8 {
+        if self.is_delta() {
+            DELTA_PROTOCOL_VERSION
+        } else {
+            PROTOCOL_VERSION
+        }
+    }
+
+    /// Whether the kind exists only in version 2 (delta transfer).
+    pub fn is_delta(self) -> bool {
+        matches!(
+            self,
+            Kind::FetchManifest
+                | Kind::FetchChunks
+                | Kind::FileManifest
+                | Kind::ChunkList
+                | Kind::ChunksNeeded
+                | Kind::ChunkData
+        )
+    }
+
+    /// Whether a header with version byte `version` may carry this kind:
+    /// each kind has exactly one encoding ([`Kind::version`]).
+    pub fn allowed_under(self, version: u8) -> bool {
+        version == self.version()
     }
 }
 
@@ -132,6 +184,19 @@ pub enum Message {
     Rename(Rename),
     /// See [`PushAck`].
     PushAck(PushAck),
+    /// See [`FetchManifest`].
+    FetchManifest(FetchManifest),
+    /// See [`ChunkRanges`]: the chunks a downloading client needs.
+    FetchChunks(ChunkRanges),
+    /// See [`FileManifest`].
+    FileManifest(FileManifest),
+    /// Entries of the open delta transfer's chunk list, in order:
+    /// `payload: (len u32 | id [32]) × n`, 1 ≤ n ≤ 29127.
+    ChunkList(Vec<ChunkEntry>),
+    /// See [`ChunkRanges`]: the chunks the server lacks for an upload.
+    ChunksNeeded(ChunkRanges),
+    /// See [`ChunkData`].
+    ChunkData(ChunkData),
 }
 
 /// One frame: a message and the request ID that pairs requests with replies.
@@ -165,6 +230,12 @@ impl Message {
             Message::RemoveDir(_) => Kind::RemoveDir,
             Message::Rename(_) => Kind::Rename,
             Message::PushAck(_) => Kind::PushAck,
+            Message::FetchManifest(_) => Kind::FetchManifest,
+            Message::FetchChunks(_) => Kind::FetchChunks,
+            Message::FileManifest(_) => Kind::FileManifest,
+            Message::ChunkList(_) => Kind::ChunkList,
+            Message::ChunksNeeded(_) => Kind::ChunksNeeded,
+            Message::ChunkData(_) => Kind::ChunkData,
         }
     }
 
@@ -174,8 +245,10 @@ impl Message {
     /// # Errors
     /// A field that is truncated, undefined, over its limit, or a bad path.
     pub fn decode(kind: Kind, payload: Vec<u8>) -> Result<Message, FrameError> {
-        if kind == Kind::FileChunk {
-            return Ok(Message::FileChunk(payload));
+        match kind {
+            Kind::FileChunk => return Ok(Message::FileChunk(payload)),
+            Kind::ChunkData => return Ok(Message::ChunkData(ChunkData::decode_owned(payload)?)),
+            _ => {}
         }
         let mut r = FieldReader::new(&payload);
         let message = match kind {
@@ -196,7 +269,12 @@ impl Message {
             Kind::RemoveDir => Message::RemoveDir(RemoveDir::decode(&mut r)?),
             Kind::Rename => Message::Rename(Rename::decode(&mut r)?),
             Kind::PushAck => Message::PushAck(PushAck::decode(&mut r)?),
-            Kind::FileChunk => return Err(FrameError::BadValue),
+            Kind::FetchManifest => Message::FetchManifest(FetchManifest::decode(&mut r)?),
+            Kind::FetchChunks => Message::FetchChunks(ChunkRanges::decode(&mut r)?),
+            Kind::FileManifest => Message::FileManifest(FileManifest::decode(&mut r)?),
+            Kind::ChunkList => Message::ChunkList(decode_chunk_list(&mut r)?),
+            Kind::ChunksNeeded => Message::ChunksNeeded(ChunkRanges::decode(&mut r)?),
+            Kind::FileChunk | Kind::ChunkData => return Err(FrameError::BadValue),
         };
         r.finish()?;
         Ok(message)
@@ -220,14 +298,20 @@ impl Message {
             Message::RemoveDir(m) => m.encode(out),
             Message::Rename(m) => m.encode(out),
             Message::PushAck(m) => m.encode(out),
+            Message::FetchManifest(m) => m.encode(out),
+            Message::FetchChunks(m) | Message::ChunksNeeded(m) => m.encode(out),
+            Message::FileManifest(m) => m.encode(out),
+            Message::ChunkList(entries) => encode_chunk_list(entries, out),
+            Message::ChunkData(m) => m.encode(out),
         }
     }
 }
 
-/// Writes a frame header for a payload of `len` bytes.
+/// Writes a frame header for a payload of `len` bytes, under the version
+/// its kind travels under ([`Kind::version`]).
 pub fn put_header(out: &mut Vec<u8>, kind: Kind, request_id: u32, len: u32) {
     out.extend_from_slice(&MAGIC);
-    out.push(PROTOCOL_VERSION);
+    out.push(kind.version());
     out.push(kind as u8);
     put_u32(out, request_id);
     put_u32(out, len);

@@ -3,6 +3,7 @@
 
 pub mod conflict;
 pub mod decoder;
+pub mod delta;
 pub mod error;
 pub mod ids;
 pub mod limits;
@@ -16,6 +17,7 @@ pub mod wire;
 
 pub use conflict::conflict_path;
 pub use decoder::{decode_all, FrameDecoder, Status};
+pub use delta::{ChunkData, ChunkRange, ChunkRanges, FetchManifest, FileManifest};
 pub use error::{FrameError, PathError};
 pub use ids::{ClientId, ContentHash, UserId};
 pub use message::{Frame, Kind, Message};

@@ -39,6 +39,11 @@ impl<'a> FieldReader<'a> {
         Ok(BigEndian::read_u16(self.bytes(2)?))
     }
 
+    /// A big-endian `u32`.
+    pub fn u32(&mut self) -> Result<u32, FrameError> {
+        Ok(BigEndian::read_u32(self.bytes(4)?))
+    }
+
     /// A big-endian `u64`.
     pub fn u64(&mut self) -> Result<u64, FrameError> {
         Ok(BigEndian::read_u64(self.bytes(8)?))

@@ -70,6 +70,15 @@ pub fn cost_of(message: &Message) -> Cost {
             bytes: data.len() + SMALL_COST,
             until_answered: false,
         },
+        // Delta upload bytes (§13.3): counted like FileChunk data.
+        Message::ChunkData(chunk) => Cost {
+            bytes: chunk.data.len() + SMALL_COST,
+            until_answered: false,
+        },
+        Message::ChunkList(entries) => Cost {
+            bytes: entries.len() * crate::chunk::manifest::ENTRY_WIRE_LEN + SMALL_COST,
+            until_answered: false,
+        },
         Message::Pull { .. } | Message::Fetch(_) => Cost {
             bytes: REPLY_COST,
             until_answered: true,

@@ -28,6 +28,12 @@ pub enum Stage {
         /// The `FileBegin`'s request ID; its chunks and end carry it.
         request_id: u32,
     },
+    /// At the actor, with the delta upload opened by `FileManifest`
+    /// `request_id` open (PROTOCOL.md §13.3).
+    DeltaUploading {
+        /// The `FileManifest`'s request ID; its list, chunks and end carry it.
+        request_id: u32,
+    },
 }
 
 /// What to do with a message.
@@ -56,6 +62,8 @@ pub enum Refusal {
     ChunkWithoutBegin,
     /// A `FileEnd` with no upload open.
     EndWithoutBegin,
+    /// A `ChunkList` or `ChunkData` with no delta upload open.
+    ChunkWithoutManifest,
 }
 
 impl Refusal {
@@ -72,6 +80,7 @@ impl Refusal {
             Refusal::UploadOpen => "only FileChunk/FileEnd of the open upload are allowed".into(),
             Refusal::ChunkWithoutBegin => "FileChunk without FileBegin".into(),
             Refusal::EndWithoutBegin => "FileEnd without FileBegin".into(),
+            Refusal::ChunkWithoutManifest => "ChunkList/ChunkData without FileManifest".into(),
         }
     }
 
@@ -111,11 +120,19 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
         Stage::NoUpload => match kind {
             Kind::FileChunk => refuse(Refusal::ChunkWithoutBegin),
             Kind::FileEnd => refuse(Refusal::EndWithoutBegin),
+            Kind::ChunkList | Kind::ChunkData => refuse(Refusal::ChunkWithoutManifest),
             _ => Verdict::Request,
         },
         Stage::Uploading { request_id: open } => match kind {
             Kind::Ping => Verdict::Request,
             Kind::FileChunk | Kind::FileEnd if request_id == open => Verdict::Request,
+            _ => refuse(Refusal::UploadOpen),
+        },
+        Stage::DeltaUploading { request_id: open } => match kind {
+            Kind::Ping => Verdict::Request,
+            Kind::ChunkList | Kind::ChunkData | Kind::FileEnd if request_id == open => {
+                Verdict::Request
+            }
             _ => refuse(Refusal::UploadOpen),
         },
     }
@@ -125,7 +142,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 18] = [
+    const ALL: [Kind; 24] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Ping,
@@ -144,25 +161,36 @@ mod tests {
         Kind::RemoveDir,
         Kind::Rename,
         Kind::PushAck,
+        Kind::FetchManifest,
+        Kind::FetchChunks,
+        Kind::FileManifest,
+        Kind::ChunkList,
+        Kind::ChunksNeeded,
+        Kind::ChunkData,
     ];
 
     /// One row per kind: the verdict at AwaitHello, Attached, NoUpload,
-    /// Uploading with the same request ID, Uploading with another ID.
-    fn expected(kind: Kind) -> [Verdict; 5] {
+    /// Uploading with the same request ID, Uploading with another ID,
+    /// DeltaUploading with the same request ID, DeltaUploading with another.
+    fn expected(kind: Kind) -> [Verdict; 7] {
         use Refusal::*;
         use Verdict::{Handshake as H, Ignore as I, Refuse as R, Request as Q};
         let eh = R(ExpectedHello(kind));
         let so = R(ServerOnly(kind));
         let uo = R(UploadOpen);
         match kind {
-            Kind::Hello => [H, so, so, so, so],
+            Kind::Hello => [H, so, so, so, so, so, so],
             Kind::Welcome | Kind::Error | Kind::ChangeBatch | Kind::Notify | Kind::PushAck => {
-                [eh, so, so, so, so]
+                [eh, so, so, so, so, so, so]
             }
-            Kind::Pong => [eh, I, I, I, I],
-            Kind::Ping => [eh, Q, Q, Q, Q],
-            Kind::FileChunk => [eh, Q, R(ChunkWithoutBegin), Q, uo],
-            Kind::FileEnd => [eh, Q, R(EndWithoutBegin), Q, uo],
+            // Server → client only, but not refused as server-only: a
+            // client sending one gets "not a request" from the actor.
+            Kind::ChunksNeeded => [eh, Q, Q, uo, uo, uo, uo],
+            Kind::Pong => [eh, I, I, I, I, I, I],
+            Kind::Ping => [eh, Q, Q, Q, Q, Q, Q],
+            Kind::FileChunk => [eh, Q, R(ChunkWithoutBegin), Q, uo, uo, uo],
+            Kind::FileEnd => [eh, Q, R(EndWithoutBegin), Q, uo, Q, uo],
+            Kind::ChunkList | Kind::ChunkData => [eh, Q, R(ChunkWithoutManifest), uo, uo, Q, uo],
             Kind::Pull
             | Kind::Ack
             | Kind::Fetch
@@ -170,7 +198,10 @@ mod tests {
             | Kind::MakeDir
             | Kind::Delete
             | Kind::RemoveDir
-            | Kind::Rename => [eh, Q, Q, uo, uo],
+            | Kind::Rename
+            | Kind::FetchManifest
+            | Kind::FetchChunks
+            | Kind::FileManifest => [eh, Q, Q, uo, uo, uo, uo],
         }
     }
 
@@ -182,6 +213,8 @@ mod tests {
             Stage::NoUpload,
             Stage::Uploading { request_id: 7 },
             Stage::Uploading { request_id: 8 },
+            Stage::DeltaUploading { request_id: 7 },
+            Stage::DeltaUploading { request_id: 8 },
         ];
         for kind in ALL {
             let want = expected(kind);

@@ -15,6 +15,7 @@
 
 pub mod actor;
 pub mod bus;
+pub mod chunk_index;
 pub mod config;
 pub mod conn_log;
 pub mod connection;

@@ -4,6 +4,7 @@
 
 use super::start::check_not_emptied;
 use super::Session;
+use crate::client::delta_push::DeltaSupport;
 use crate::client::error::ClientError;
 use crate::client::progress::Transfer;
 use crate::client::push::send_op;
@@ -35,6 +36,8 @@ pub(super) struct PushState {
     /// push of the path is acknowledged: they do not hold the pull cursor
     /// back ([`super::pull::must_repeat`]).
     pub(super) unstorable: HashSet<WirePath>,
+    /// Whether the server takes delta uploads (PROTOCOL.md §13.1).
+    pub(super) delta: DeltaSupport,
 }
 
 impl Session<'_> {
@@ -142,7 +145,8 @@ impl Session<'_> {
                     t.add_bytes(n);
                 }
             };
-            match send_op(conn, &self.root, &op, self.index.cursor(), &mut on_bytes)? {
+            let (cursor, delta) = (self.index.cursor(), &mut self.push.delta);
+            match send_op(conn, &self.root, &op, cursor, delta, &mut on_bytes)? {
                 Some(id) => {
                     self.push.inflight.insert(id, op);
                     sent += 1;

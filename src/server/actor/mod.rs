@@ -6,6 +6,7 @@
 //! acknowledgement leaves, produces bulk output within each connection's
 //! credit, notifies the user's other connections, and wakes the reactor once.
 
+mod delta;
 mod peer;
 mod requests;
 
@@ -87,6 +88,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
         pushers: HashSet::new(),
         received: 0,
         reported_head: None,
+        chunks: None,
     };
     loop {
         let wait = if actor.unknown && actor.peers.is_empty() {
@@ -150,14 +152,17 @@ struct Actor {
     received: u64,
     /// The head last reported to the reactor.
     reported_head: Option<u64>,
+    /// Where the user's chunks are (delta uploads, §13.3); loaded at the
+    /// first delta upload.
+    chunks: Option<crate::server::chunk_index::ChunkIndex>,
 }
 
 impl Actor {
     /// No connection has a reply, an upload or output pending.
     fn is_quiet(&self) -> bool {
-        self.peers
-            .values()
-            .all(|p| p.jobs.is_empty() && p.upload.is_none() && p.out.is_empty())
+        self.peers.values().all(|p| {
+            p.jobs.is_empty() && p.upload.is_none() && p.delta.is_none() && p.out.is_empty()
+        })
     }
 
     fn handle(&mut self, msg: ToActor) {

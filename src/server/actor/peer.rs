@@ -71,6 +71,8 @@ pub struct Peer {
     pub jobs: VecDeque<Job>,
     /// The open upload, if any.
     pub upload: Option<OpenUpload>,
+    /// The open delta upload (§13.3), if any.
+    pub delta: Option<super::delta::DeltaUpload>,
     /// Frames produced this cycle.
     pub out: Vec<u8>,
     /// Bulk bytes among `out`.
@@ -89,6 +91,7 @@ impl Peer {
             flow: PeerFlow::default(),
             jobs: VecDeque::new(),
             upload: None,
+            delta: None,
             out: Vec::new(),
             bulk: 0,
             close: false,
@@ -125,6 +128,7 @@ impl Peer {
 
     /// Drops the open upload (its temp file removes itself).
     pub fn abandon_upload(&mut self) {
+        self.delta = None;
         self.upload = None;
     }
 

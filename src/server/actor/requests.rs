@@ -103,7 +103,7 @@ impl Actor {
         }
     }
 
-    fn fail(&mut self, conn: ConnRef, request_id: u32, code: ErrorCode, text: &str) {
+    pub(super) fn fail(&mut self, conn: ConnRef, request_id: u32, code: ErrorCode, text: &str) {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.fail(request_id, code, text);
         }
@@ -116,11 +116,14 @@ impl Actor {
         let Some(peer) = self.peers.get(&conn) else {
             return false;
         };
-        let stage = match &peer.upload {
-            Some(upload) => Stage::Uploading {
+        let stage = match (&peer.upload, &peer.delta) {
+            (Some(upload), _) => Stage::Uploading {
                 request_id: upload.request_id,
             },
-            None => Stage::NoUpload,
+            (None, Some(delta)) => Stage::DeltaUploading {
+                request_id: delta.request_id,
+            },
+            (None, None) => Stage::NoUpload,
         };
         match legality::judge(stage, frame.message.kind(), frame.request_id) {
             Verdict::Request => true,
@@ -180,7 +183,11 @@ impl Actor {
             }
             Message::FileBegin(begin) => self.begin_upload(conn, rid, begin),
             Message::FileChunk(data) => self.upload_chunk(conn, rid, &data),
+            Message::FileEnd if peer.delta.is_some() => self.end_delta(conn, client),
             Message::FileEnd => self.end_upload(conn, client),
+            Message::FileManifest(header) => self.begin_delta(conn, rid, header),
+            Message::ChunkList(entries) => self.delta_list(conn, rid, &entries),
+            Message::ChunkData(chunk) => self.delta_chunk(conn, rid, &chunk),
             // Queued behind the replies of earlier requests (§3.4).
             Message::Ping => peer.reply(rid, Message::Pong),
             Message::Pong => {}
@@ -247,7 +254,7 @@ impl Actor {
     /// whenever the push changed the tree (whatever its status, e.g. a
     /// RemoveDir that removed part of a directory and is Stale), the user's
     /// other connections get a Notify (§4.4).
-    fn finish_push(
+    pub(super) fn finish_push(
         &mut self,
         conn: ConnRef,
         rid: u32,

@@ -19,6 +19,7 @@
 mod apply;
 mod changes;
 mod compact;
+pub mod delta;
 mod error;
 mod fetch;
 pub mod journal;

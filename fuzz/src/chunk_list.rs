@@ -1,0 +1,159 @@
+//! The `chunk_list` property: hostile chunk lists and chunk offers against
+//! the receiving side of delta transfer (`ManifestReceiver`, `AssemblyPlan`).
+//!
+//! # Input
+//! ```text
+//! mode u8 | …
+//! ```
+//! Mode even: an honest file (pseudo-random, its length and seed from the
+//! input) whose real manifest is then damaged by input-driven edits (a length
+//! or hash changed, an entry dropped, duplicated or swapped, the size or the
+//! announced count off), sent in frames of input-chosen sizes, then offered
+//! chunks that are honest, corrupted, truncated or at a wrong index.
+//! Mode odd: size, count and every entry straight from the input.
+//!
+//! Properties: nothing panics; a list that is accepted tiles `0..size`; every
+//! write lands inside the file; a plan that completes has written every byte
+//! of `0..size`; when the manifest was not damaged the built file is the
+//! honest file byte for byte.
+
+use super::ByteSource;
+use cloudservice::chunk::{manifest_of_reader, AssemblyPlan, ChunkEntry, ManifestReceiver};
+use cloudservice::protocol::ContentHash;
+
+/// Largest honest file a fuzz input builds: 1 MiB (a few chunks).
+const MAX_HONEST: usize = 1 << 20;
+
+fn honest_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}
+
+/// Checks the properties for one input.
+///
+/// # Panics
+/// When a property does not hold.
+pub fn check_chunk_list(data: &[u8]) {
+    let mut src = ByteSource::new(data);
+    if src.u8().is_multiple_of(2) {
+        honest_then_damaged(&mut src);
+    } else {
+        raw_list(&mut src);
+    }
+}
+
+fn raw_list(src: &mut ByteSource<'_>) {
+    let size = src.u64() >> (src.u8() % 64);
+    let count = src.u32();
+    let Ok(mut receiver) = ManifestReceiver::new(size, ContentHash(src.array()), count) else {
+        return;
+    };
+    while !src.is_empty() && !receiver.is_complete() {
+        let n = 1 + usize::from(src.u8() % 16);
+        let entries: Vec<ChunkEntry> = (0..n)
+            .map(|_| ChunkEntry {
+                len: src.u32() >> (src.u8() % 32),
+                id: ContentHash([src.u8(); 32]),
+            })
+            .collect();
+        if receiver.push(&entries).is_err() {
+            return;
+        }
+    }
+    if let Ok(manifest) = receiver.finish() {
+        let end = manifest.offsets().fold(0u64, |at, (offset, chunk)| {
+            assert_eq!(offset, at, "accepted list does not tile");
+            at + u64::from(chunk.len)
+        });
+        assert_eq!(end, manifest.size, "accepted list does not add up");
+        let _ = AssemblyPlan::new(&manifest).expect("a valid list plans");
+    }
+}
+
+fn honest_then_damaged(src: &mut ByteSource<'_>) {
+    let len = usize::from(src.u16()) * 16 % (MAX_HONEST + 1);
+    let file = honest_bytes(len, src.u64());
+    let Ok(honest) = manifest_of_reader(&file[..]) else {
+        panic!("in-memory read failed");
+    };
+    let mut manifest = honest.clone();
+    let damage = src.u8();
+    let at = usize::from(src.u8());
+    let n = manifest.chunks.len();
+    if n > 0 {
+        let i = at % n;
+        match damage % 8 {
+            0 => manifest.chunks[i].len ^= 1 << (src.u8() % 32),
+            1 => manifest.chunks[i].id.0[0] ^= 1,
+            2 => {
+                manifest.chunks.remove(i);
+            }
+            3 => manifest.chunks.insert(i, manifest.chunks[i]),
+            4 => manifest.chunks.swap(i, (i + 1) % n),
+            5 => manifest.size = manifest.size.wrapping_add(u64::from(src.u8()) + 1),
+            _ => {}
+        }
+    }
+    let damaged = manifest != honest;
+    let mut count = manifest.chunks.len() as u32;
+    if damage % 8 == 6 {
+        count = count.wrapping_add(u32::from(src.u8()) + 1);
+    }
+    let Ok(mut receiver) = ManifestReceiver::new(manifest.size, manifest.hash, count) else {
+        return;
+    };
+    for part in manifest.chunks.chunks(1 + usize::from(src.u8() % 4)) {
+        if receiver.push(part).is_err() {
+            return;
+        }
+    }
+    let Ok(received) = receiver.finish() else {
+        return;
+    };
+    let Ok(mut plan) = AssemblyPlan::new(&received) else {
+        panic!("a list the receiver accepted must plan");
+    };
+    let size = usize::try_from(received.size).expect("honest sizes are small");
+    let mut built = vec![0u8; size];
+    let mut written = vec![false; size];
+    let honest_chunks: Vec<(u64, ChunkEntry)> = honest.offsets().map(|(o, c)| (o, *c)).collect();
+    // Offers: honest chunks in an input-driven order, some corrupted.
+    for _ in 0..64 {
+        if plan.is_complete() || honest_chunks.is_empty() {
+            break;
+        }
+        let pick = usize::from(src.u8()) % honest_chunks.len();
+        let (offset, chunk) = honest_chunks[pick];
+        let mut bytes = file[offset as usize..offset as usize + chunk.len as usize].to_vec();
+        match src.u8() % 6 {
+            0 if !bytes.is_empty() => bytes[0] ^= 0x40,
+            1 => {
+                bytes.pop();
+            }
+            _ => {}
+        }
+        if let Ok(offsets) = plan.fill(&chunk.id, &bytes) {
+            assert_eq!(ContentHash::of(&bytes), chunk.id, "accepted wrong bytes");
+            for &o in offsets {
+                let o = usize::try_from(o).expect("small");
+                let end = o + bytes.len();
+                assert!(end <= size, "write past the end: {o}+{}", bytes.len());
+                built[o..end].copy_from_slice(&bytes);
+                written[o..end].iter_mut().for_each(|w| *w = true);
+            }
+        }
+    }
+    if plan.is_complete() {
+        assert!(written.iter().all(|&w| w), "complete plan left a hole");
+        if !damaged {
+            assert_eq!(built, file, "undamaged manifest built other bytes");
+        }
+    }
+}

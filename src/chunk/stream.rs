@@ -1,0 +1,146 @@
+//! Streaming chunker: cuts a reader into content-defined chunks and hashes
+//! them, holding at most one [`MAX_CHUNK`] buffer (a 1 GiB file is never in
+//! memory).
+
+use super::manifest::{ChunkEntry, Manifest};
+use super::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
+use crate::protocol::ContentHash;
+use fastcdc::v2020::{Error as CdcError, StreamCDC};
+use std::io::{self, Read};
+
+/// One chunk as cut from a source: where it is and what it hashes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkSpan {
+    /// Byte offset of the chunk's first byte in the source.
+    pub offset: u64,
+    /// Length in bytes, 1..=[`MAX_CHUNK`].
+    pub len: u32,
+    /// BLAKE3 of the chunk's bytes: its ID.
+    pub id: ContentHash,
+}
+
+/// The chunks of `source`, front to back, with their bytes (for a sender that
+/// needs them). Each item is the span and the chunk's bytes.
+///
+/// # Errors
+/// Each item is an [`io::Error`] if reading the source failed.
+pub fn chunk_reader<R: Read>(source: R) -> impl Iterator<Item = io::Result<(ChunkSpan, Vec<u8>)>> {
+    StreamCDC::new(source, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|item| {
+        let chunk = item.map_err(cdc_to_io)?;
+        let len =
+            u32::try_from(chunk.length).map_err(|_| io::Error::other("chunk longer than u32"))?;
+        let span = ChunkSpan {
+            offset: chunk.offset,
+            len,
+            id: ContentHash::of(&chunk.data),
+        };
+        Ok((span, chunk.data))
+    })
+}
+
+/// The manifest of everything `source` yields: its chunk list, total size and
+/// whole-content BLAKE3, in one pass.
+///
+/// # Errors
+/// An [`io::Error`] if reading the source failed.
+pub fn manifest_of_reader<R: Read>(source: R) -> io::Result<Manifest> {
+    let mut whole = blake3::Hasher::new();
+    let mut chunks = Vec::new();
+    let mut size = 0u64;
+    for item in chunk_reader(source) {
+        let (span, data) = item?;
+        whole.update(&data);
+        size += u64::from(span.len);
+        chunks.push(ChunkEntry {
+            len: span.len,
+            id: span.id,
+        });
+    }
+    Ok(Manifest {
+        size,
+        hash: ContentHash(*whole.finalize().as_bytes()),
+        chunks,
+    })
+}
+
+fn cdc_to_io(error: CdcError) -> io::Error {
+    io::Error::from(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spans_cover_the_source_in_order_within_the_size_bounds() {
+        let data = pseudo_random(3 << 20, 7);
+        let spans: Vec<ChunkSpan> = chunk_reader(&data[..])
+            .map(|c| c.expect("in-memory read").0)
+            .collect();
+        let mut at = 0u64;
+        for (i, span) in spans.iter().enumerate() {
+            assert_eq!(span.offset, at);
+            assert!(span.len <= MAX_CHUNK);
+            if i + 1 < spans.len() {
+                assert!(span.len >= MIN_CHUNK);
+            }
+            let start = span.offset as usize;
+            let bytes = &data[start..start + span.len as usize];
+            assert_eq!(span.id, ContentHash::of(bytes));
+            at += u64::from(span.len);
+        }
+        assert_eq!(at, data.len() as u64);
+    }
+
+    #[test]
+    fn empty_source_has_an_empty_manifest() {
+        let m = manifest_of_reader(&[][..]).expect("in-memory read");
+        assert_eq!(m.size, 0);
+        assert!(m.chunks.is_empty());
+        assert_eq!(m.hash, ContentHash::of_empty());
+        assert_eq!(m.validate(), Ok(()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// An overwrite in the middle leaves every chunk away from the edit
+        /// unchanged: the new chunks add up to the edit plus at most a few
+        /// maximum chunks on either side.
+        #[test]
+        fn an_edit_changes_only_chunks_near_it(
+            seed in any::<u64>(),
+            len in (2usize << 20)..(4usize << 20),
+            at_frac in 0.1f64..0.9,
+            edit_len in 1usize..(64 * 1024),
+        ) {
+            let old = pseudo_random(len, seed);
+            let mut new = old.clone();
+            let at = (len as f64 * at_frac) as usize;
+            let end = (at + edit_len).min(len);
+            for b in &mut new[at..end] {
+                *b = b.wrapping_add(1);
+            }
+            let a = manifest_of_reader(&old[..]).expect("read");
+            let b = manifest_of_reader(&new[..]).expect("read");
+            prop_assert_eq!(b.size, len as u64);
+            prop_assert_eq!(b.hash, ContentHash::of(&new));
+            prop_assert_eq!(b.validate(), Ok(()));
+            let old_ids: std::collections::HashSet<_> = a.chunks.iter().map(|c| c.id).collect();
+            let fresh: u64 = b.chunks.iter().filter(|c| !old_ids.contains(&c.id)).map(|c| u64::from(c.len)).sum();
+            prop_assert!(fresh <= edit_len as u64 + 4 * u64::from(MAX_CHUNK), "fresh {}", fresh);
+        }
+    }
+}

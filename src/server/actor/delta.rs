@@ -1,0 +1,305 @@
+//! Delta uploads (PROTOCOL.md §13.3) in the user's actor: receive the chunk
+//! list, take every chunk the user's files already hold (re-read and
+//! re-hashed), ask for the rest, assemble the new version in the temp area,
+//! check it whole, and commit it like any upload.
+//!
+//! Decisions (which chunks, whether bytes are right) are the sans-I/O
+//! [`AssemblyPlan`] and [`ManifestReceiver`]; this file only reads and
+//! writes. The reactor never sees a byte of it.
+
+use super::Actor;
+use crate::chunk::{AssemblyPlan, ChunkEntry, Manifest, ManifestReceiver};
+use crate::protocol::{ChunkData, ChunkRanges, ClientId, ErrorCode, FileManifest, Message};
+use crate::server::bus::ConnRef;
+use crate::server::chunk_index::ChunkIndex;
+use crate::server::store::delta::DeltaBuild;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+/// A delta upload in progress on one connection.
+pub struct DeltaUpload {
+    /// The `FileManifest`'s request ID; every frame of the upload carries it.
+    pub request_id: u32,
+    /// What was announced.
+    pub header: FileManifest,
+    /// Where it is.
+    pub stage: Stage,
+}
+
+/// The two halves of a delta upload.
+pub enum Stage {
+    /// `ChunkList` frames still arriving.
+    Listing(ManifestReceiver),
+    /// The list is in and `ChunksNeeded` was sent: the file is being built.
+    Building(Box<Building>),
+}
+
+/// A file being built from chunks.
+pub struct Building {
+    /// The validated list.
+    pub manifest: Manifest,
+    /// Which chunks are in place.
+    pub plan: AssemblyPlan,
+    /// The temp file, `size` bytes long, filled chunk by chunk (it
+    /// removes itself unless committed).
+    pub build: DeltaBuild,
+    /// Bytes of chunks taken from the user's own files.
+    pub reused: u64,
+}
+
+impl Actor {
+    pub(super) fn begin_delta(&mut self, conn: ConnRef, rid: u32, header: FileManifest) {
+        match ManifestReceiver::new(header.size, header.hash, header.chunk_count) {
+            Ok(receiver) => {
+                let upload = DeltaUpload {
+                    request_id: rid,
+                    header,
+                    stage: Stage::Listing(receiver),
+                };
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.delta = Some(upload);
+                }
+                if self.delta_ready_to_build(conn) {
+                    self.start_building(conn);
+                }
+            }
+            Err(e) => self.refuse_delta(
+                conn,
+                rid,
+                ErrorCode::BadFrame,
+                &format!("{}: {e}", header.path),
+            ),
+        }
+    }
+
+    pub(super) fn delta_list(&mut self, conn: ConnRef, rid: u32, entries: &[ChunkEntry]) {
+        let pushed = match self.peers.get_mut(&conn).and_then(|p| p.delta.as_mut()) {
+            Some(DeltaUpload {
+                stage: Stage::Listing(receiver),
+                ..
+            }) => receiver.push(entries),
+            _ => {
+                let text = "ChunkList outside a chunk list";
+                self.log(conn, "frame", Err(text));
+                self.fail(conn, rid, ErrorCode::WrongPhase, text);
+                return;
+            }
+        };
+        if let Err(e) = pushed {
+            self.refuse_delta(conn, rid, ErrorCode::BadFrame, &e.to_string());
+        } else if self.delta_ready_to_build(conn) {
+            self.start_building(conn);
+        }
+    }
+
+    fn delta_ready_to_build(&self, conn: ConnRef) -> bool {
+        matches!(
+            self.peers.get(&conn).and_then(|p| p.delta.as_ref()),
+            Some(DeltaUpload { stage: Stage::Listing(r), .. }) if r.is_complete()
+        )
+    }
+
+    /// The list is complete: validate it, create the temp file, copy in every
+    /// chunk the user's files hold, and answer `ChunksNeeded`.
+    fn start_building(&mut self, conn: ConnRef) {
+        let Some(upload) = self.peers.get_mut(&conn).and_then(|p| p.delta.take()) else {
+            return;
+        };
+        let rid = upload.request_id;
+        let Stage::Listing(receiver) = upload.stage else {
+            return;
+        };
+        let manifest = match receiver.finish() {
+            Ok(m) => m,
+            Err(e) => {
+                let text = format!("{}: {e}", upload.header.path);
+                return self.refuse_delta(conn, rid, ErrorCode::BadFrame, &text);
+            }
+        };
+        let plan = match AssemblyPlan::new(&manifest) {
+            Ok(plan) => plan,
+            Err(e) => return self.refuse_delta(conn, rid, ErrorCode::BadFrame, &e.to_string()),
+        };
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let build = match store.begin_delta(&upload.header.path, manifest.size) {
+            Ok(build) => build,
+            Err(e) => {
+                // The client's ChunkData/FileEnd that follow would find no
+                // upload: close, as nothing of them can be used.
+                let text = format!("{}: {e}", upload.header.path);
+                self.log(conn, "push-file", Err(&text));
+                self.fail(conn, rid, e.code(), &text);
+                return;
+            }
+        };
+        let mut building = Box::new(Building {
+            manifest,
+            plan,
+            build,
+            reused: 0,
+        });
+        self.fill_from_own_files(&mut building);
+        let ranges = building.plan.missing_ranges();
+        let upload = DeltaUpload {
+            request_id: rid,
+            header: upload.header,
+            stage: Stage::Building(building),
+        };
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            for frame in ChunkRanges::split(&ranges) {
+                peer.reply(rid, Message::ChunksNeeded(frame));
+            }
+            peer.delta = Some(upload);
+        }
+    }
+
+    /// Copies into `building` every chunk some file of the user holds,
+    /// re-read and re-hashed (a stale index entry leaves the chunk missing).
+    fn fill_from_own_files(&mut self, building: &mut Building) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let index_file = store.chunk_index_file();
+        let index = self
+            .chunks
+            .get_or_insert_with(|| ChunkIndex::load(&index_file));
+        let open = |p: &crate::protocol::WirePath| -> io::Result<File> {
+            store
+                .open_chunk_source(p)
+                .map_err(|e| io::Error::other(e.to_string()))
+        };
+        if index.refresh(store.file_hashes(), open) > 0 {
+            if let Err(e) = index.save(&index_file) {
+                log::warn!("user {}: saving the chunk index: {e}", self.user);
+            }
+        }
+        let mut opened: HashMap<crate::protocol::WirePath, Option<File>> = HashMap::new();
+        let wanted: Vec<_> = building.plan.distinct().collect();
+        let mut buf = Vec::new();
+        for (id, len) in wanted {
+            let Some(at) = index.locate(&id) else {
+                continue;
+            };
+            if at.len != len {
+                continue;
+            }
+            let source = opened
+                .entry(at.path.clone())
+                .or_insert_with(|| store.open_chunk_source(&at.path).ok());
+            let Some(source) = source.as_ref() else {
+                continue;
+            };
+            buf.resize(len as usize, 0);
+            if source.read_exact_at(&mut buf, at.offset).is_err() {
+                continue;
+            }
+            if let Ok(offsets) = building.plan.fill(&id, &buf) {
+                let offsets = offsets.to_vec();
+                if offsets
+                    .iter()
+                    .all(|&o| building.build.write_at(&buf, o).is_ok())
+                {
+                    building.reused += u64::from(len) * offsets.len() as u64;
+                }
+            }
+        }
+    }
+
+    pub(super) fn delta_chunk(&mut self, conn: ConnRef, rid: u32, chunk: &ChunkData) {
+        let Some(Stage::Building(building)) = self
+            .peers
+            .get_mut(&conn)
+            .and_then(|p| p.delta.as_mut())
+            .map(|u| &mut u.stage)
+        else {
+            let text = "ChunkData before the chunk list was complete";
+            self.log(conn, "frame", Err(text));
+            self.fail(conn, rid, ErrorCode::WrongPhase, text);
+            return;
+        };
+        let Some(entry) = building.manifest.chunks.get(chunk.index as usize).copied() else {
+            let text = format!("ChunkData index {} is not in the list", chunk.index);
+            return self.refuse_delta(conn, rid, ErrorCode::HashMismatch, &text);
+        };
+        let offsets = match building.plan.fill(&entry.id, &chunk.data) {
+            Ok(offsets) => offsets.to_vec(),
+            Err(e) => return self.refuse_delta(conn, rid, ErrorCode::HashMismatch, &e.to_string()),
+        };
+        for o in offsets {
+            if let Err(e) = building.build.write_at(&chunk.data, o) {
+                let text = e.to_string();
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.delta = None;
+                }
+                return self.fail(conn, rid, e.code(), &text);
+            }
+        }
+    }
+
+    /// `FileEnd` of a delta upload: every chunk in place and the whole file
+    /// hashing right, then the commit of §5.4 and the index updated.
+    pub(super) fn end_delta(&mut self, conn: ConnRef, client: ClientId) {
+        let Some(upload) = self.peers.get_mut(&conn).and_then(|p| p.delta.take()) else {
+            return;
+        };
+        let rid = upload.request_id;
+        let path = upload.header.path.clone();
+        let Stage::Building(building) = upload.stage else {
+            let text = format!("{path}: FileEnd before the chunk list was complete");
+            return self.refuse_delta(conn, rid, ErrorCode::SizeMismatch, &text);
+        };
+        if !building.plan.is_complete() {
+            let text = format!(
+                "{path}: {} bytes of chunks missing",
+                building.plan.missing_bytes()
+            );
+            return self.delta_error(conn, rid, ErrorCode::SizeMismatch, &text);
+        }
+        let Building {
+            manifest,
+            build,
+            reused,
+            ..
+        } = *building;
+        let staged = match build.finish(upload.header.hash) {
+            Ok(staged) => staged,
+            Err(e) => return self.delta_error(conn, rid, e.code(), &e.to_string()),
+        };
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let before = store.head();
+        let result = store.commit_file(upload.header.version, &path, staged, client);
+        if let (Ok(ack), Some(index)) = (&result, self.chunks.as_mut()) {
+            index.record(&ack.path, &manifest);
+            if let Err(e) = index.save(&store.chunk_index_file()) {
+                log::warn!("user {}: saving the chunk index: {e}", self.user);
+            }
+        }
+        let what = format!("{path} ({} bytes, {reused} reused, delta)", manifest.size);
+        self.finish_push(conn, rid, "push-file", &what, before, result);
+    }
+
+    /// Answers `code` to a delta upload that ended without being stored;
+    /// the connection stays open (§13.3).
+    fn delta_error(&mut self, conn: ConnRef, rid: u32, code: ErrorCode, text: &str) {
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.error(rid, code, text);
+        }
+        self.log(conn, "push-file", Err(text));
+    }
+
+    /// Drops the connection's delta upload (its temp file goes with it) and
+    /// closes the connection with `code` (§13.3: nothing is stored).
+    fn refuse_delta(&mut self, conn: ConnRef, rid: u32, code: ErrorCode, text: &str) {
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.delta = None;
+        }
+        self.log(conn, "push-file", Err(text));
+        self.fail(conn, rid, code, text);
+    }
+}

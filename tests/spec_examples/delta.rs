@@ -1,0 +1,86 @@
+//! Examples of PROTOCOL.md §13 (delta transfer): a delta upload of the
+//! 70,000-byte example file `big.bin` (byte i is i mod 251, as in §5.5.1),
+//! whose chunk list the real chunker computes, and a delta download of it.
+
+use super::hash::content;
+use cloudservice::chunk::manifest_of_reader;
+use cloudservice::protocol::{
+    ChunkData, ChunkRange, ChunkRanges, FetchManifest, FileManifest, Frame, Message, WirePath,
+};
+
+/// Bytes of the example file.
+pub const LEN: usize = 70_000;
+
+fn big() -> WirePath {
+    WirePath::new("big.bin").expect("example path")
+}
+
+/// The examples, by name.
+pub fn examples() -> Vec<(&'static str, Frame)> {
+    let data = content(LEN);
+    let manifest = manifest_of_reader(&data[..]).expect("in-memory read");
+    let count = manifest.chunks.len() as u32;
+    let file_manifest = |request_id, version| {
+        Frame::new(
+            request_id,
+            Message::FileManifest(FileManifest {
+                version,
+                size: manifest.size,
+                hash: manifest.hash,
+                chunk_count: count,
+                path: big(),
+            }),
+        )
+    };
+    vec![
+        ("delta-filemanifest", file_manifest(20, 5)),
+        (
+            "delta-chunklist",
+            Frame::new(20, Message::ChunkList(manifest.chunks.clone())),
+        ),
+        (
+            "delta-chunksneeded",
+            Frame::new(
+                20,
+                Message::ChunksNeeded(ChunkRanges {
+                    last: true,
+                    ranges: vec![ChunkRange {
+                        first: count - 1,
+                        count: 1,
+                    }],
+                }),
+            ),
+        ),
+        (
+            "delta-chunkdata",
+            Frame::new(
+                20,
+                Message::ChunkData(ChunkData {
+                    index: count - 1,
+                    data: b"chunk...".to_vec(),
+                }),
+            ),
+        ),
+        (
+            "delta-fetchmanifest",
+            Frame::new(
+                21,
+                Message::FetchManifest(FetchManifest {
+                    version: 6,
+                    path: big(),
+                }),
+            ),
+        ),
+        ("delta-filemanifest-reply", file_manifest(21, 6)),
+        (
+            "delta-fetchchunks",
+            Frame::new(
+                21,
+                Message::FetchChunks(ChunkRanges {
+                    last: true,
+                    ranges: vec![ChunkRange { first: 0, count: 1 }],
+                }),
+            ),
+        ),
+    ]
+}
