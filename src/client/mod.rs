@@ -13,6 +13,7 @@
 //! - [`push`]: sending pushes, digesting their acknowledgements.
 //! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
+//! - [`ignore`]: `.cloudignore` and the built-in rules: which paths are not synced.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`rename`]: atomic no-replace and exchange renames (placement races).
 //! - [`lease`]: is a file open for writing somewhere (before deleting it)?
@@ -24,6 +25,7 @@ pub mod connection;
 pub mod detect;
 pub mod error;
 pub mod fsutil;
+pub mod ignore;
 pub mod index;
 pub mod lease;
 pub mod logging;
