@@ -4,6 +4,7 @@
 //! - [`session`]: the loop that ties everything together (connect, push, pull, retry).
 //! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
+//! - [`status`]: the running client's status file, and the `status` command's report.
 //! - [`index`]: what every synced path was when last agreed with the server.
 //! - [`detect`]: the one rule for "may this file have changed since indexed".
 //! - [`scanner`]: walks the folder, hashes what changed, asks [`plan`] for the pushes.
@@ -38,6 +39,7 @@ pub mod scanner;
 pub mod schedule;
 pub mod session;
 pub mod state;
+pub mod status;
 pub mod watcher;
 
 pub use error::ClientError;
