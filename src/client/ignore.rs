@@ -20,6 +20,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod apply;
 pub mod source;
 
 /// The rules file, at the folder's root; synced like any file.

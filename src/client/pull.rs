@@ -7,6 +7,7 @@
 use super::applier::{Applied, Applier, FetchJob};
 use super::connection::Connection;
 use super::error::ClientError;
+use super::ignore::{apply::filter_reply, IgnoreRules};
 use super::index::Index;
 use super::progress::{Transfer, Verbosity};
 use crate::protocol::{
@@ -37,6 +38,8 @@ pub struct Ctx<'a> {
     pub index: &'a mut Index,
     /// This device's client ID (for conflict names).
     pub me: ClientId,
+    /// What is not synced: a pull leaves those paths alone.
+    pub rules: &'a IgnoreRules,
 }
 
 impl Ctx<'_> {
@@ -195,7 +198,11 @@ impl PullJob {
             return Ok(());
         }
         self.listed = true;
-        let entries = std::mem::take(&mut self.entries);
+        let mut entries = std::mem::take(&mut self.entries);
+        let skipped = filter_reply(&mut entries, ctx.index, ctx.rules);
+        if skipped > 0 {
+            log::debug!("pull: {skipped} entries at ignored paths left alone");
+        }
         if !entries.is_empty() || self.full {
             log::debug!(
                 "pull from {}: {} entries{}, head {}",
@@ -337,6 +344,11 @@ impl PullJob {
             drop(d.file);
             let _ = fs::remove_file(&d.tmp);
         }
+    }
+
+    /// Files still to download (queued or requested).
+    pub fn downloads_pending(&self) -> u64 {
+        (self.queue.len() + self.outstanding.len()) as u64
     }
 
     /// True once the reply is applied and every download placed.

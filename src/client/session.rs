@@ -11,6 +11,8 @@
 
 use super::connection::{Connection, Inbound};
 use super::error::ClientError;
+use super::ignore::source::RuleSource;
+use super::ignore::IgnoreRules;
 use super::index::Index;
 use super::progress::Transfer;
 use super::pull::{Ctx, PullJob};
@@ -72,7 +74,9 @@ pub fn run(
         Some(_) => Index::load(&state.index_file())?,
         None => Index::new(),
     };
-    check_not_emptied(&root, &index)?;
+    let rules = publish::adopt_rules(&root, &state, &mut index);
+    check_not_emptied(&root, &index, rules.rules())?;
+    let publisher = Publisher::start(state.path());
     let hello = hello_for(stored, config.user)?;
     let (conn, identity) = greet(config, &hello)?;
     if stored.is_none() {
@@ -91,6 +95,8 @@ pub fn run(
             }
         }
     };
+    let mut scanner = Scanner::new(&root);
+    scanner.set_rules(rules.rules().clone());
     let mut session = Session {
         config,
         root: root.clone(),
@@ -98,7 +104,9 @@ pub fn run(
         state,
         identity,
         index,
-        scanner: Scanner::new(&root),
+        scanner,
+        rules,
+        publisher,
         conn: Some(conn),
         inflight: HashMap::new(),
         pings: HashSet::new(),
@@ -195,13 +203,21 @@ fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), Clien
 
 /// Refuses to start (or go on) when the folder is empty but the index knows
 /// many files: an unmounted drive must not become a mass deletion.
-fn check_not_emptied(root: &Path, index: &Index) -> Result<(), ClientError> {
+/// Ignored entries do not count: a folder holding only those is empty.
+fn check_not_emptied(root: &Path, index: &Index, rules: &IgnoreRules) -> Result<(), ClientError> {
     let files = index.file_count();
     if files < EMPTIED_THRESHOLD {
         return Ok(());
     }
     let mut entries = fs::read_dir(root).map_err(|_| ClientError::FolderVanished(root.into()))?;
-    let empty = entries.all(|e| e.map(|e| e.file_name() == STATE_DIR_NAME).unwrap_or(true));
+    let empty = entries.all(|e| {
+        e.map(|e| {
+            let name = e.file_name();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            name == STATE_DIR_NAME || name.to_str().is_some_and(|n| rules.ignores(n, is_dir))
+        })
+        .unwrap_or(true)
+    });
     if empty {
         return Err(ClientError::FolderEmptied {
             folder: root.to_path_buf(),
@@ -212,6 +228,8 @@ fn check_not_emptied(root: &Path, index: &Index) -> Result<(), ClientError> {
 }
 
 mod acks;
+mod publish;
+use publish::Publisher;
 
 struct Session<'a> {
     config: &'a Config,
@@ -221,6 +239,10 @@ struct Session<'a> {
     identity: Identity,
     index: Index,
     scanner: Scanner,
+    /// `.cloudignore` as last read.
+    rules: RuleSource,
+    /// The status file and what goes into it.
+    publisher: Publisher,
     conn: Option<Connection>,
     /// Pushes sent and not yet acknowledged, by request ID.
     inflight: HashMap<u32, Op>,
@@ -298,6 +320,7 @@ impl Session<'_> {
             if let Err(e) = step {
                 self.on_error(e)?;
             }
+            self.publish_status(false);
         }
     }
 
@@ -362,6 +385,8 @@ impl Session<'_> {
     fn tick(&mut self) -> Result<(), ClientError> {
         self.check_attached()?;
         let now = Instant::now();
+        let rescan = now.duration_since(self.last_rescan) >= SAFETY_RESCAN;
+        self.refresh_rules(rescan);
         if self.retry_due.is_some_and(|t| now >= t) {
             let retry = std::mem::take(&mut self.retry);
             self.dirty.merge(retry);
@@ -437,7 +462,7 @@ impl Session<'_> {
             }
         }
         if plan.ops.iter().any(Op::removes) {
-            check_not_emptied(&self.root, &self.index)?;
+            check_not_emptied(&self.root, &self.index, self.rules.rules())?;
         }
         if plan.renames_only {
             // Plan the rest once the renames are acknowledged.
@@ -573,6 +598,7 @@ impl Session<'_> {
             tmp: &self.tmp,
             index: &mut self.index,
             me: self.identity.client,
+            rules: self.rules.rules(),
         };
         job.on_frame(frame, conn, &mut ctx)?;
         if !job.is_done() {
@@ -590,7 +616,10 @@ impl Session<'_> {
         if done.changed > 0 {
             log::info!("applied {} change(s) from the server", done.changed);
         }
+        self.publisher.pull_failed = done.failed;
         if done.failed {
+            self.publisher.last_error =
+                Some("some changes from the server could not be applied yet; retrying".into());
             // Repeat from the same cursor soon.
             self.next_pull = now + Duration::from_secs(2);
             self.apply_rewind();
@@ -620,6 +649,7 @@ impl Session<'_> {
             return;
         }
         log::warn!("{why}; reconnecting in {:.1} s", self.backoff.as_secs_f64());
+        self.publisher.last_error = Some(why.to_owned());
         for (_, op) in self.inflight.drain() {
             if let Op::Rename { from, .. } = &op {
                 self.dirty.add(from.clone());
@@ -699,6 +729,7 @@ impl Session<'_> {
         self.check_attached()?;
         self.index.save(&self.state.index_file())?;
         self.conn = None;
+        self.publish_status(true);
         Ok(())
     }
 }

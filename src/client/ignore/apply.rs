@@ -1,0 +1,118 @@
+//! What the rules mean for the index and for a pull reply, without I/O:
+//! an ignored path is dropped from the index (it is no longer synced, so it
+//! neither counts for the empty-folder guard nor reads as "deleted" in a full
+//! listing) and from every pull reply (a pull never creates, overwrites or
+//! deletes it).
+
+use super::IgnoreRules;
+use crate::client::index::{EntryKind, Index};
+use crate::protocol::{ChangeEntry, EntryState, WirePath};
+
+/// Forgets every indexed path the rules ignore; returns how many. The
+/// paths stay on the server and on the other devices: a rule deletes nothing.
+pub fn prune_index(index: &mut Index, rules: &IgnoreRules) -> usize {
+    let ignored: Vec<WirePath> = index
+        .iter()
+        .filter(|(path, entry)| rules.ignores(path.as_str(), entry.kind == EntryKind::Dir))
+        .map(|(path, _)| path.clone())
+        .collect();
+    for path in &ignored {
+        index.remove(path);
+    }
+    ignored.len()
+}
+
+/// Drops from a pull reply the entries at ignored paths; returns how many.
+/// A deletion's kind is what the index knows, or either kind when the
+/// index does not know the path (leaving it alone is the safe answer).
+pub fn filter_reply(entries: &mut Vec<ChangeEntry>, index: &Index, rules: &IgnoreRules) -> usize {
+    let before = entries.len();
+    entries.retain(|e| {
+        let path = e.path.as_str();
+        let ignored = match e.state {
+            EntryState::File { .. } => rules.ignores(path, false),
+            EntryState::Dir => rules.ignores(path, true),
+            EntryState::Deleted => match index.get(&e.path) {
+                Some(entry) => rules.ignores(path, entry.kind == EntryKind::Dir),
+                None => rules.ignores_either(path),
+            },
+        };
+        !ignored
+    });
+    before - entries.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::fsutil::Stat;
+    use crate::client::index::Entry;
+    use crate::protocol::ContentHash;
+
+    fn wire(p: &str) -> WirePath {
+        WirePath::new(p).expect("path")
+    }
+
+    fn file_entry() -> Entry {
+        Entry::synced_file(Stat::default(), ContentHash([1; 32]), 3)
+    }
+
+    #[test]
+    fn prune_forgets_only_ignored_paths() {
+        let (rules, _) = IgnoreRules::from_text("build/\n*.log\n");
+        let mut index = Index::new();
+        let dir = Entry {
+            kind: EntryKind::Dir,
+            version: 2,
+        };
+        index.insert(wire("build"), dir);
+        index.insert(wire("build/a.o"), file_entry());
+        index.insert(wire("src"), dir);
+        index.insert(wire("src/main.rs"), file_entry());
+        index.insert(wire("src/run.log"), file_entry());
+        index.insert(wire("x.swp"), file_entry());
+        assert_eq!(prune_index(&mut index, &rules), 4);
+        let left: Vec<&str> = index.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(left, vec!["src", "src/main.rs"]);
+    }
+
+    #[test]
+    fn filter_drops_ignored_entries_of_every_kind() {
+        let (rules, _) = IgnoreRules::from_text("out/\n*.log\n");
+        let file = EntryState::File {
+            size: 1,
+            hash: ContentHash([2; 32]),
+        };
+        let entry = |p: &str, state| ChangeEntry {
+            path: wire(p),
+            version: 9,
+            state,
+        };
+        let mut index = Index::new();
+        index.insert(wire("out"), file_entry());
+        let mut entries = vec![
+            entry("a.log", file),
+            entry("a.txt", file),
+            entry("out", EntryState::Dir),
+            entry("out/x", file),
+            entry("keep", EntryState::Deleted),
+            // The index knows `out` as a file: a rule for directories does
+            // not protect it, its deletion applies.
+            entry("out", EntryState::Deleted),
+            // Unknown here: ignored as a directory is enough to leave it be.
+            entry("gone/out", EntryState::Deleted),
+            entry("b.tmp", EntryState::Deleted),
+        ];
+        assert_eq!(filter_reply(&mut entries, &index, &rules), 5);
+        let left: Vec<(&str, EntryState)> =
+            entries.iter().map(|e| (e.path.as_str(), e.state)).collect();
+        assert_eq!(
+            left,
+            vec![
+                ("a.txt", file),
+                ("keep", EntryState::Deleted),
+                ("out", EntryState::Deleted)
+            ]
+        );
+    }
+}
