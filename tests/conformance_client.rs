@@ -5,45 +5,19 @@
 mod common;
 
 use common::raw::*;
-use common::{signal, wait_timeout};
+use common::{Client, Verbosity};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `cloud-client` process, stopped by PID when dropped.
-struct ClientProc(Child);
-
-impl ClientProc {
-    fn start(port: u16, folder: &Path, rate: &str, user: Option<&str>) -> ClientProc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
-        cmd.arg("127.0.0.1")
-            .arg(port.to_string())
-            .arg(folder)
-            .arg(rate);
-        if let Some(user) = user {
-            cmd.arg(user);
-        }
-        let child = cmd
-            .arg("-q")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cloud-client");
-        ClientProc(child)
-    }
-}
-
-impl Drop for ClientProc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            signal(self.0.id(), "TERM");
-            if wait_timeout(&mut self.0, Duration::from_secs(10)).is_none() {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
-    }
+/// A quiet `cloud-client` against the fake server on `port` (stderr discarded).
+fn start_client(port: u16, folder: &Path, rate: &str, user: Option<&str>) -> Client {
+    Client::options(port, folder)
+        .rate(rate)
+        .user(user)
+        .verbosity(Verbosity::Quiet)
+        .stderr_null()
+        .start()
 }
 
 /// The next connection to the fake server, within `limit`.
@@ -124,7 +98,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     std::fs::create_dir(&folder).expect("folder");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let client = ClientProc::start(port, &folder, "1000", None);
+    let client = start_client(port, &folder, "1000", None);
 
     // 1: a frame with a bad magic in answer to the Pull.
     let mut c = accept(&listener, Duration::from_secs(20));
@@ -210,7 +184,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     // 5: the cursor is kept locally: after a restart the Pull carries 1.
     drop(client);
     drop(c);
-    let _client = ClientProc::start(port, &folder, "1000", None);
+    let _client = start_client(port, &folder, "1000", None);
     let mut c = accept(&listener, Duration::from_secs(20));
     assert_eq!(handshake(&mut c, 1).payload[0], 3);
     let pull = next_request(&mut c).expect("a Pull");
@@ -228,13 +202,13 @@ fn r_4_2_1_the_client_checks_the_welcome() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
     let other = "00112233445566778899aabbccddeeff";
-    let mut client = ClientProc::start(port, dir.path(), "1000", Some(other));
+    let mut client = start_client(port, dir.path(), "1000", Some(other));
     let mut c = accept(&listener, Duration::from_secs(20));
     let h = handshake(&mut c, 0);
     assert_eq!(h.payload[0], 2);
     assert_ne!(&h.payload[4..20], &USER);
     expect_client_closes(&mut c);
-    let status = wait_timeout(&mut client.0, Duration::from_secs(10));
+    let status = client.wait_exit(Duration::from_secs(10));
     assert!(
         status.is_some_and(|s| !s.success()),
         "start-up error exits non-zero"
@@ -248,7 +222,7 @@ fn r_9_2_2_the_client_closes_on_an_unexpected_frame() {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let _client = start_client(port, dir.path(), "1000", None);
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let pull = next_request(&mut c).expect("a Pull");
@@ -274,7 +248,7 @@ fn r_4_3_2_the_client_pings_after_60_seconds_of_silence() {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let _client = start_client(port, dir.path(), "1000", None);
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let pull = c.next();
@@ -322,13 +296,13 @@ fn r_4_5_6_the_client_does_not_retry_an_unknown_client() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
     let user = "9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1";
-    let mut client = ClientProc::start(port, dir.path(), "1000", Some(user));
+    let mut client = start_client(port, dir.path(), "1000", Some(user));
     let mut c = accept(&listener, Duration::from_secs(20));
     let h = c.next();
     assert_eq!(h.kind, HELLO);
     c.send(&frame(ERROR, h.rid, &[0, 4, 0, 0]));
     expect_client_closes(&mut c);
-    let status = wait_timeout(&mut client.0, Duration::from_secs(10));
+    let status = client.wait_exit(Duration::from_secs(10));
     assert!(status.is_some_and(|s| !s.success()), "exits with an error");
     listener.set_nonblocking(true).expect("nonblocking");
     assert!(listener.accept().is_err(), "no new attempt");
@@ -345,7 +319,7 @@ fn r_6_2_2_the_client_never_pushes_an_illegal_path() {
     std::fs::write(dir.path().join("ok.txt"), b"yes").expect("write");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let _client = start_client(port, dir.path(), "1000", None);
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let mut seen = Vec::new();
@@ -402,17 +376,11 @@ fn identity_and_log() -> (tempfile::TempDir, String, u32) {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let child = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-        .arg("127.0.0.1")
-        .arg(port.to_string())
-        .arg(dir.path())
-        .arg("1000")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cloud-client");
-    let mut client = ClientProc(child);
+    let mut client = Client::options(port, dir.path())
+        .rate("1000")
+        .verbosity(Verbosity::Verbose)
+        .capture_stderr()
+        .start();
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let pull = c.next();
@@ -426,11 +394,8 @@ fn identity_and_log() -> (tempfile::TempDir, String, u32) {
         .expect("identity file")
         .permissions()
         .mode();
-    signal(client.0.id(), "TERM");
-    let mut log = String::new();
-    if let Some(mut err) = client.0.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut err, &mut log);
-    }
+    client.terminate();
+    let log = client.stderr_lines().join("\n");
     (dir, log, mode)
 }
 
@@ -458,7 +423,7 @@ fn r_4_5_8_an_unknown_error_code_is_a_closing_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let _client = start_client(port, dir.path(), "1000", None);
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let pull = next_request(&mut c).expect("a Pull");
@@ -482,7 +447,7 @@ fn r_4_5_7_an_unstorable_push_is_not_retried() {
     std::fs::write(dir.path().join("never.txt"), b"n").expect("write");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let _client = ClientProc::start(port, dir.path(), "1000", None);
+    let _client = start_client(port, dir.path(), "1000", None);
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let mut begins = 0;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::raw::*;
-use common::ServerProc;
+use common::{rss_kib, Server};
 use std::net::SocketAddr;
 
 /// A Ready connection of a fresh user.
@@ -42,7 +42,7 @@ fn header(first4: [u8; 4], len: u32) -> Vec<u8> {
 #[test]
 ///
 fn r_3_3_1_header_is_checked_before_the_payload() {
-    let server = ServerProc::start();
+    let server = Server::start();
     for first4 in [
         [0x43, 0x54, 0x01, 0x10], // magic
         [0x00, 0x00, 0x01, 0x10], // magic
@@ -68,25 +68,14 @@ fn r_3_3_1_header_is_checked_before_the_payload() {
     );
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// 200 connections each announce a 1 MiB FileChunk and send 1 byte of it:
 /// a server that allocated what headers claim would grow by 200 MiB.
 #[test]
 fn r_3_3_2_a_claimed_length_is_not_allocated() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut first, user, _) = Raw::new_user(server.addr);
     first.ping_pong(1);
-    let before = rss_kib(server.child.id());
+    let before = rss_kib(server.pid());
     let mut held = Vec::new();
     for _ in 0..200 {
         let (mut c, _) = Raw::join(server.addr, user);
@@ -99,7 +88,7 @@ fn r_3_3_2_a_claimed_length_is_not_allocated() {
     }
     // The server still serves (the held connections wait for their bytes).
     first.ping_pong(2);
-    let grown = rss_kib(server.child.id()).saturating_sub(before);
+    let grown = rss_kib(server.pid()).saturating_sub(before);
     assert!(
         grown < 64 * 1024,
         "server grew by {grown} KiB for 200 claimed MiB"
@@ -111,7 +100,7 @@ fn r_3_3_2_a_claimed_length_is_not_allocated() {
 #[test]
 /// Covers, R-1.4.1.2
 fn r_3_3_3_bad_payloads_are_refused_with_their_code() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         (
             "Pull of 7 bytes (Truncated)",
@@ -179,7 +168,7 @@ fn r_3_3_3_bad_payloads_are_refused_with_their_code() {
 #[test]
 ///
 fn r_3_3_4_nothing_after_a_bad_frame_is_acted_on() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let mut bytes = frame(PULL, 2, &[0; 7]);
     bytes.extend_from_slice(&make_dir(3, "after-bad-frame"));
@@ -205,17 +194,12 @@ fn r_3_3_4_nothing_after_a_bad_frame_is_acted_on() {
     assert_eq!(std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0), 0);
 }
 
-/// Lowercase hex of a user ID.
-fn hex(user: &[u8; 16]) -> String {
-    user.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A closing Error carries the bad frame's request ID when its header was
 /// valid: payload-level BadFrame, BadPath, and out-of-phase frames.
 #[test]
 ///
 fn r_3_3_5_closing_errors_carry_the_bad_frames_request_id() {
-    let server = ServerProc::start();
+    let server = Server::start();
     for (bytes, code, rid) in [
         (make_dir(7, "../x"), BAD_PATH, 7),
         (frame(PULL, 9, &[0; 7]), BAD_FRAME, 9),
@@ -235,7 +219,7 @@ fn r_3_3_5_closing_errors_carry_the_bad_frames_request_id() {
 #[test]
 ///
 fn r_3_1_1_no_frame_is_longer_than_one_mib() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     let content: Vec<u8> = (0..3 * 1_048_576 + 5)
         .map(|i| (i * 31 % 251) as u8)
@@ -282,7 +266,7 @@ fn r_3_1_1_no_frame_is_longer_than_one_mib() {
 #[test]
 ///
 fn r_3_2_1_server_only_kinds_are_refused() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let cases = [
         frame(WELCOME, 4, &[0; 32]),
         frame(ERROR, 4, &[0, 1, 0, 0]),
@@ -301,7 +285,7 @@ fn r_3_2_1_server_only_kinds_are_refused() {
 #[test]
 ///
 fn r_3_4_1_replies_carry_the_request_id() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     a.send(&frame(PING, 0xdead_beef, &[]));
     assert_eq!(
@@ -331,7 +315,7 @@ fn r_3_4_1_replies_carry_the_request_id() {
 #[test]
 ///
 fn r_3_4_2_upload_frames_share_the_request_id() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (_, user, _) = Raw::new_user(server.addr);
     for wrong in [frame(FILE_CHUNK, 4, b"ab"), frame(FILE_END, 4, &[])] {
         let (mut c, _) = Raw::join(server.addr, user);
@@ -350,7 +334,7 @@ fn r_3_4_2_upload_frames_share_the_request_id() {
 #[test]
 ///
 fn r_1_3_2_a_client_may_close_mid_upload() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let content = vec![5u8; 100_000];
     let mut bytes = file_begin(2, 0, &content, "half.bin");
@@ -370,7 +354,7 @@ fn r_1_3_2_a_client_may_close_mid_upload() {
 #[test]
 ///
 fn r_1_4_2_error_text_is_at_most_1024_bytes() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     let long = vec!["é".repeat(120); 16].join("/") + "/end";
     assert!(long.len() > 3800 && long.len() <= 4096);
@@ -391,7 +375,7 @@ fn r_1_4_2_error_text_is_at_most_1024_bytes() {
 /// the server takes it byte for byte (no normalisation, no case folding).
 #[test]
 fn r_1_4_1_paths_are_taken_byte_for_byte() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     let nfc = "Caf\u{e9}";
     let nfd = "Cafe\u{301}";

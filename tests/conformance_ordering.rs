@@ -4,7 +4,7 @@
 mod common;
 
 use common::raw::*;
-use common::ServerProc;
+use common::Server;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ fn ready(addr: SocketAddr) -> Raw {
 #[test]
 ///
 fn r_3_4_5_replies_keep_request_order() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     let content = vec![9u8; 700_000];
     let mut bytes = make_dir(1, "d");
@@ -49,7 +49,7 @@ fn r_3_4_5_replies_keep_request_order() {
 /// before that push, not after it.
 #[test]
 fn r_3_4_5_a_fetch_sees_the_state_of_its_turn() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     a.send(&upload(1, 0, &[1u8; 2_000_000], "big", 262_144));
     a.expect_ack(1);
@@ -86,7 +86,7 @@ fn r_3_4_5_a_fetch_sees_the_state_of_its_turn() {
 #[test]
 ///
 fn r_3_4_5_pong_keeps_request_order() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     a.send(&make_dir(1, "d"));
     a.expect_ack(1);
@@ -119,7 +119,7 @@ fn r_3_4_5_pong_keeps_request_order() {
 /// Frames the server sends on its own (Notify) carry request ID 0.
 #[test]
 fn r_3_4_3_server_initiated_frames_carry_id_zero() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     a.send(&make_dir(9, "n"));
@@ -133,7 +133,7 @@ fn r_3_4_3_server_initiated_frames_carry_id_zero() {
 /// arrives whole and in order once the client reads.
 #[test]
 fn r_3_4_7_pipelined_requests_are_all_answered() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     let content: Vec<u8> = (0..1_048_576u32).map(|i| (i % 253) as u8).collect();
     a.send(&upload(1, 0, &content, "m.bin", 262_144));
@@ -167,7 +167,7 @@ fn r_3_4_7_pipelined_requests_are_all_answered() {
 /// sent may be dropped, and nothing follows the Error.
 #[test]
 fn r_3_4_9_a_closing_error_is_the_last_frame() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     a.send(&upload(1, 0, &vec![4u8; 3_000_000], "big", 1_048_576));
     a.expect_ack(1);
@@ -198,7 +198,7 @@ fn r_3_4_9_a_closing_error_is_the_last_frame() {
 #[test]
 ///
 fn r_3_5_1_any_number_of_pipelined_requests_is_answered() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = ready(server.addr);
     let content = vec![6u8; 100_000];
     a.send(&upload(1, 0, &content, "f", 262_144));

@@ -6,7 +6,7 @@
 mod common;
 
 use common::raw::*;
-use common::ServerProc;
+use common::{Rng, Server};
 use std::net::SocketAddr;
 
 /// §6.1, from the spec's table: `None` if `path` is legal, else the rule.
@@ -57,18 +57,6 @@ fn oracle(path: &[u8]) -> Option<&'static str> {
     None
 }
 
-/// A small deterministic generator (xorshift), seeded per test.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 /// A random path built from pieces that sit on the rules' edges.
 fn random_path(rng: &mut Rng) -> Vec<u8> {
     const PIECES: &[&[u8]] = &[
@@ -91,18 +79,18 @@ fn random_path(rng: &mut Rng) -> Vec<u8> {
         b"bad\xff",
         b"half\xc3",
     ];
-    let parts = 1 + rng.below(4);
+    let parts = 1 + rng.index(4);
     let mut out = Vec::new();
-    if rng.below(12) == 0 {
+    if rng.index(12) == 0 {
         out.push(b'/');
     }
     for i in 0..parts {
         if i > 0 {
             out.push(b'/');
         }
-        out.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+        out.extend_from_slice(PIECES[rng.index(PIECES.len())]);
     }
-    if rng.below(12) == 0 {
+    if rng.index(12) == 0 {
         out.push(b'/');
     }
     out
@@ -128,9 +116,9 @@ fn try_make_dir(addr: SocketAddr, user: [u8; 16], path: &[u8]) -> Result<u8, u16
 #[test]
 ///
 fn r_6_1_1_the_server_applies_exactly_the_path_rules() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut accepted = std::collections::BTreeSet::new();
     let mut refused = 0;
     for i in 0..300 {
@@ -183,7 +171,7 @@ fn r_6_1_1_the_server_applies_exactly_the_path_rules() {
 #[test]
 ///
 fn r_6_1_1_the_spec_examples() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     for ok in [
         "a",
@@ -239,7 +227,7 @@ fn r_6_1_1_the_spec_examples() {
 /// is BadFrame.
 #[test]
 fn r_8_1_limits_are_the_tables_numbers() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (_, user, _) = Raw::new_user(server.addr);
     let deep64 = vec!["d"; 64].join("/");
     let deep65 = vec!["d"; 65].join("/");
@@ -272,7 +260,7 @@ fn r_8_1_limits_are_the_tables_numbers() {
 #[test]
 ///
 fn r_8_1_the_longest_legal_path_is_stored() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let path = format!(
         "a/{}/{}",

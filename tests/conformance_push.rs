@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw::*;
-use common::{tree_of, ServerProc};
+use common::{tree, Server};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,11 +14,7 @@ const CONFLICT: u8 = 1;
 const STALE: u8 = 2;
 const UNCHANGED: u8 = 3;
 
-fn hex(user: &[u8; 16]) -> String {
-    user.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn folder(server: &ServerProc, user: &[u8; 16]) -> PathBuf {
+fn folder(server: &Server, user: &[u8; 16]) -> PathBuf {
     server.data.join("AllClients").join(hex(user))
 }
 
@@ -34,7 +30,7 @@ fn push(c: &mut Raw, bytes: Vec<u8>) -> (u8, u64, String) {
 #[test]
 ///
 fn r_5_4_1_push_ack_comes_after_the_change_is_applied() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     for i in 0..20u32 {
         let content = vec![i as u8; 100_000 + i as usize];
@@ -60,7 +56,7 @@ fn r_5_4_1_push_ack_comes_after_the_change_is_applied() {
 #[test]
 ///
 fn r_5_4_3_each_status_reports_its_version() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     assert_eq!(
@@ -106,7 +102,7 @@ fn r_5_4_3_each_status_reports_its_version() {
 #[test]
 ///
 fn r_5_4_5_upload_rules() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, client) = Raw::join(server.addr, user);
     let tag = format!(" (conflict {client} ");
@@ -144,7 +140,7 @@ fn r_5_4_5_upload_rules() {
         below.starts_with(&format!("p/q/new{tag}")) && below.ends_with(").txt/inner.txt"),
         "{below}"
     );
-    let tree = tree_of(&folder(&server, &user));
+    let tree = tree(&folder(&server, &user));
     assert_eq!(tree.get("p/q/new.txt"), Some(&Some(b"m".to_vec())));
     assert_eq!(tree.get(copy.as_str()), Some(&Some(b"late".to_vec())));
     assert_eq!(tree.get(dcopy.as_str()), Some(&Some(b"onto dir".to_vec())));
@@ -156,7 +152,7 @@ fn r_5_4_5_upload_rules() {
 #[test]
 ///
 fn r_5_4_6_make_dir_rules() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, client) = Raw::new_user(server.addr);
     assert_eq!(push(&mut a, make_dir(1, "a/b")), (APPLIED, 1, "a/b".into()));
     assert_eq!(
@@ -176,7 +172,7 @@ fn r_5_4_6_make_dir_rules() {
         below.starts_with(&format!("a/file (conflict {client} ")) && below.ends_with(")/x/y"),
         "{below}"
     );
-    let tree = tree_of(&folder(&server, &user));
+    let tree = tree(&folder(&server, &user));
     assert_eq!(tree.get("a/file"), Some(&Some(b"f".to_vec())));
     assert_eq!(tree.get(at.as_str()), Some(&None));
     assert_eq!(tree.get(below.as_str()), Some(&None));
@@ -186,7 +182,7 @@ fn r_5_4_6_make_dir_rules() {
 #[test]
 ///
 fn r_5_4_7_delete_rules() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     push(&mut a, upload(1, 0, b"x", "f", 8));
@@ -217,7 +213,7 @@ fn r_5_4_7_delete_rules() {
 #[test]
 ///
 fn r_5_4_8_remove_dir_rules() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     push(&mut a, upload(1, 0, b"1", "t/old/1", 8)); // 1
     push(&mut a, upload(2, 0, b"2", "t/2", 8)); // 2
@@ -241,7 +237,7 @@ fn r_5_4_8_remove_dir_rules() {
     push(&mut b, upload(9, 0, b"n", "u/keep/deep/new", 8)); // 7, by another client
     let (s, _, p) = push(&mut a, u64_path(REMOVE_DIR, 10, 6, "u"));
     assert_eq!((s, p.as_str()), (STALE, "u"));
-    let tree = tree_of(&folder(&server, &user));
+    let tree = tree(&folder(&server, &user));
     let under: Vec<&str> = tree
         .keys()
         .map(|k| k.as_str())
@@ -254,7 +250,7 @@ fn r_5_4_8_remove_dir_rules() {
 #[test]
 ///
 fn r_5_4_9_rename_rules() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, client) = Raw::new_user(server.addr);
     push(&mut a, upload(1, 0, b"s", "src/s.txt", 8)); // 1
     push(&mut a, upload(2, 0, b"t", "taken", 8)); // 2
@@ -285,7 +281,7 @@ fn r_5_4_9_rename_rules() {
         push(&mut a, rename(10, 0, "m", "n/o/m2")),
         (APPLIED, 7, "n/o/m2".into())
     );
-    let tree = tree_of(&folder(&server, &user));
+    let tree = tree(&folder(&server, &user));
     assert_eq!(tree.get("taken"), Some(&Some(b"t".to_vec())));
     assert_eq!(tree.get(onto.as_str()), Some(&Some(b"w".to_vec())));
     assert_eq!(
@@ -300,7 +296,7 @@ fn r_5_4_9_rename_rules() {
 /// FileBegin of a fetch carries the current version, size, hash and path.
 #[test]
 fn r_5_5_1_an_empty_file_is_begin_and_end() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     let mut bytes = file_begin(1, 0, b"", "empty");
     bytes.extend_from_slice(&frame(FILE_END, 1, &[]));
@@ -315,7 +311,7 @@ fn r_5_5_1_an_empty_file_is_begin_and_end() {
 #[test]
 ///
 fn r_5_5_3_size_has_no_protocol_limit() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     let mut begin = file_begin(1, 0, b"", "huge");
     begin[20..28].copy_from_slice(&(1u64 << 62).to_be_bytes());
@@ -332,7 +328,7 @@ fn r_5_5_3_size_has_no_protocol_limit() {
 #[test]
 ///
 fn r_5_5_4_an_upload_is_invisible_until_verified() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     push(&mut a, upload(1, 0, b"good", "doc", 8));
     let content = vec![3u8; 300_000];
@@ -349,7 +345,7 @@ fn r_5_5_4_an_upload_is_invisible_until_verified() {
     a.expect_error(HASH_MISMATCH, 2);
     assert_eq!(std::fs::read(&path).ok(), Some(b"good".to_vec()));
     assert_eq!(
-        tree_of(&folder(&server, &user)).len(),
+        tree(&folder(&server, &user)).len(),
         1,
         "no temp file in the folder"
     );
@@ -360,7 +356,7 @@ fn r_5_5_4_an_upload_is_invisible_until_verified() {
 #[test]
 ///
 fn r_5_5_5_one_upload_at_a_time() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     let mut bytes = upload(1, 0, b"first", "1", 2);
     bytes.extend_from_slice(&upload(2, 0, b"second", "2", 4));
@@ -380,7 +376,7 @@ fn r_5_5_5_one_upload_at_a_time() {
 /// connection closes, nothing is stored.
 #[test]
 fn r_5_5_6_too_many_bytes_closes() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let mut bytes = file_begin(8, 0, b"four", "over");
     bytes.extend_from_slice(&frame(FILE_CHUNK, 8, b"fo"));
@@ -388,14 +384,14 @@ fn r_5_5_6_too_many_bytes_closes() {
     a.send(&bytes);
     a.expect_error(SIZE_MISMATCH, 8);
     a.expect_closed();
-    assert!(tree_of(&folder(&server, &user)).is_empty());
+    assert!(tree(&folder(&server, &user)).is_empty());
 }
 
 /// FileEnd with too few bytes: SizeMismatch; with another hash:
 /// HashMismatch; both keep the connection open and store nothing.
 #[test]
 fn r_5_5_7_file_end_checks_size_then_hash() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let mut short = file_begin(3, 0, b"abcdef", "s");
     short.extend_from_slice(&frame(FILE_CHUNK, 3, b"abc"));
@@ -409,7 +405,7 @@ fn r_5_5_7_file_end_checks_size_then_hash() {
     a.send(&wrong);
     a.expect_error(HASH_MISMATCH, 5);
     a.ping_pong(6);
-    assert!(tree_of(&folder(&server, &user)).is_empty());
+    assert!(tree(&folder(&server, &user)).is_empty());
     assert_eq!(
         push(&mut a, upload(7, 0, b"abcdef", "ok", 4)),
         (APPLIED, 1, "ok".into())
@@ -422,7 +418,7 @@ fn r_5_5_7_file_end_checks_size_then_hash() {
 #[test]
 ///
 fn r_5_5_8_fetch_replies() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     push(&mut a, upload(1, 0, b"v1", "dir/f", 8));
     push(&mut a, upload(2, 1, b"version two", "dir/f", 8));
@@ -443,7 +439,7 @@ fn r_5_5_8_fetch_replies() {
 /// A PushAck means the change survives a kill -9 of the server.
 #[test]
 fn r_10_1_an_acknowledged_push_survives_a_crash() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let content: Vec<u8> = (0..500_000u32).map(|i| (i % 249) as u8).collect();
     assert_eq!(
@@ -484,7 +480,7 @@ fn r_10_1_an_acknowledged_push_survives_a_crash() {
 #[test]
 ///
 fn r_5_5_4_the_hash_covers_the_whole_content() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     let content: Vec<u8> = (0..300_000usize).map(|i| (i % 251) as u8).collect();
     assert_eq!(
@@ -514,7 +510,7 @@ fn r_5_5_4_the_hash_covers_the_whole_content() {
 /// 20 Conflicts each).
 #[test]
 fn r_10_3_a_push_cut_off_by_a_crash_stays_the_pushers_own() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let (mut a, user, client) = Raw::new_user(server.addr);
     const N: u32 = 300;
     let mut burst = Vec::new();
@@ -548,7 +544,7 @@ fn r_10_3_a_push_cut_off_by_a_crash_stays_the_pushers_own() {
         }
     }
     assert!(conflicts.is_empty(), "not Applied: {conflicts:?}");
-    let on_disk = tree_of(&folder(&server, &user));
+    let on_disk = tree(&folder(&server, &user));
     assert_eq!(on_disk.len(), N as usize, "{:?}", on_disk.keys());
     for i in 0..N {
         let want = format!("second {i}").into_bytes();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 #[test]
 fn pong_keeps_request_order_behind_a_pipelined_pull() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     for i in 0..50 {
         a.put(&format!("dir/file {i}.txt"), b"x", 0).expect("push");
@@ -49,7 +49,7 @@ fn pong_keeps_request_order_behind_a_pipelined_pull() {
 
 #[test]
 fn pong_never_interleaves_a_slow_fetch_reply() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     a.put("big.bin", &big, 0).expect("push");
@@ -88,7 +88,7 @@ fn pong_never_interleaves_a_slow_fetch_reply() {
 
 #[test]
 fn ping_during_an_upload_is_answered_and_the_upload_goes_on() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let content = b"abcdef";
     a.send_with(
@@ -109,7 +109,7 @@ fn ping_during_an_upload_is_answered_and_the_upload_goes_on() {
 }
 
 /// Sends `bytes` after a handshake and returns the closing Error's frame.
-fn closing_error(server: &ServerProc, bytes: &[u8]) -> Frame {
+fn closing_error(server: &Server, bytes: &[u8]) -> Frame {
     let mut c = WireClient::new_user(server.addr);
     c.send_raw(bytes);
     let frames = c.until_closed();
@@ -121,39 +121,39 @@ fn closing_error(server: &ServerProc, bytes: &[u8]) -> Frame {
 
 #[test]
 fn closing_errors_carry_the_bad_frames_request_id() {
-    let server = ServerProc::start();
+    let server = Server::start();
     // BadPath: MakeDir rid 7 "../x".
-    let e = closing_error(&server, &raw_frame(0x30, 7, &raw_path(b"../x")));
+    let e = closing_error(&server, &raw::frame(0x30, 7, &raw::path_field(b"../x")));
     assert_error(&e.message, ErrorCode::BadPath);
     assert_eq!(e.request_id, 7);
     // Every path rule gives BadPath with the frame's ID, in every push kind.
     let mut delete = 5u64.to_be_bytes().to_vec();
-    delete.extend(raw_path(b"a//b"));
-    let e = closing_error(&server, &raw_frame(0x31, 8, &delete));
+    delete.extend(raw::path_field(b"a//b"));
+    let e = closing_error(&server, &raw::frame(0x31, 8, &delete));
     assert_error(&e.message, ErrorCode::BadPath);
     assert_eq!(e.request_id, 8);
     let mut fetch = 0u64.to_be_bytes().to_vec();
-    fetch.extend(raw_path(b".cloudservice/x"));
-    let e = closing_error(&server, &raw_frame(0x14, 0x0102_0304, &fetch));
+    fetch.extend(raw::path_field(b".cloudservice/x"));
+    let e = closing_error(&server, &raw::frame(0x14, 0x0102_0304, &fetch));
     assert_error(&e.message, ErrorCode::BadPath);
     assert_eq!(e.request_id, 0x0102_0304);
     // Payload-level BadFrame: a Ping with a payload byte (TrailingBytes),
     // a Pull cut short (Truncated).
-    let e = closing_error(&server, &raw_frame(0x03, 9, &[0]));
+    let e = closing_error(&server, &raw::frame(0x03, 9, &[0]));
     assert_error(&e.message, ErrorCode::BadFrame);
     assert_eq!(e.request_id, 9);
-    let e = closing_error(&server, &raw_frame(0x10, 10, &[0, 0, 0]));
+    let e = closing_error(&server, &raw::frame(0x10, 10, &[0, 0, 0]));
     assert_error(&e.message, ErrorCode::BadFrame);
     assert_eq!(e.request_id, 10);
     // Out of phase: FileEnd with no upload, FileChunk with no upload.
-    let e = closing_error(&server, &raw_frame(0x22, 12, &[]));
+    let e = closing_error(&server, &raw::frame(0x22, 12, &[]));
     assert_error(&e.message, ErrorCode::WrongPhase);
     assert_eq!(e.request_id, 12);
-    let e = closing_error(&server, &raw_frame(0x21, 13, b"xy"));
+    let e = closing_error(&server, &raw::frame(0x21, 13, b"xy"));
     assert_error(&e.message, ErrorCode::WrongPhase);
     assert_eq!(e.request_id, 13);
     // A bad header has no trustworthy ID: 0.
-    let mut bad_magic = raw_frame(0x10, 14, &[0; 8]);
+    let mut bad_magic = raw::frame(0x10, 14, &[0; 8]);
     bad_magic[0] = b'X';
     let e = closing_error(&server, &bad_magic);
     assert_error(&e.message, ErrorCode::BadFrame);
@@ -165,7 +165,7 @@ fn an_unknown_error_code_decodes_and_a_client_sent_error_is_wrong_phase() {
     // The codec: an Error frame with a code no version defines decodes.
     let mut payload = 999u16.to_be_bytes().to_vec();
     payload.extend([0, 2, b'h', b'i']);
-    let frame = raw_frame(0x05, 3, &payload);
+    let frame = raw::frame(0x05, 3, &payload);
     let (frames, rest) = decode_all(&frame);
     assert_eq!(rest, Ok(Status::Complete(())));
     assert_eq!(frames.len(), 1);
@@ -178,7 +178,7 @@ fn an_unknown_error_code_decodes_and_a_client_sent_error_is_wrong_phase() {
     }
     assert_eq!(frames[0].to_bytes(), frame, "re-encodes to the same bytes");
     // The server: Error is a server-only kind (§3.2), whatever its code.
-    let server = ServerProc::start();
+    let server = Server::start();
     let e = closing_error(&server, &frame);
     assert_error(&e.message, ErrorCode::WrongPhase);
     assert_eq!(e.request_id, 3);
@@ -193,7 +193,7 @@ fn entry<'a>(entries: &'a [ChangeEntry], path: &str) -> &'a ChangeEntry {
 
 #[test]
 fn a_remove_dir_that_keeps_a_newer_file_is_one_change_and_notifies() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("rm/a.txt", b"a", 0).expect("a");
     a.put("rm/b.txt", b"b", 0).expect("b");
@@ -214,7 +214,7 @@ fn a_remove_dir_that_keeps_a_newer_file_is_one_change_and_notifies() {
         Some(4),
         "the other connection hears of the partial removal"
     );
-    let on_server = tree_of(&server.user_dir(&a.user));
+    let on_server = tree(&server.user_dir(&a.user));
     assert_eq!(on_server.len(), 2, "{on_server:?}");
     assert_eq!(on_server.get("rm/new.txt"), Some(&Some(b"new".to_vec())));
     // Item 3: the removed files carry the removing change's number.
@@ -228,7 +228,7 @@ fn a_remove_dir_that_keeps_a_newer_file_is_one_change_and_notifies() {
 
 #[test]
 fn other_push_kinds_notify_exactly_when_the_tree_changed() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let mut b = WireClient::new_client(server.addr, a.user);
     // Each changing push: one sequence number and one Notify to the other.
@@ -265,7 +265,7 @@ fn other_push_kinds_notify_exactly_when_the_tree_changed() {
 
 #[test]
 fn deleted_entries_keep_their_removal_number_across_restart_and_compaction() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("x.txt", b"x", 0).expect("x");
     a.put("dir/in.txt", b"i", 0).expect("in");
@@ -323,7 +323,7 @@ fn deleted_entries_keep_their_removal_number_across_restart_and_compaction() {
 
 #[test]
 fn a_devices_own_earlier_pushes_never_make_its_push_stale() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let mut b = WireClient::new_client(server.addr, a.user);
     // Creates d/f, then removes d before its next pull (cursor 0).
@@ -368,7 +368,7 @@ fn a_devices_own_earlier_pushes_never_make_its_push_stale() {
         }))
         .expect("delete k");
     assert_eq!(ack.status, PushStatus::Stale);
-    let tree = tree_of(&server.user_dir(&a.user));
+    let tree = tree(&server.user_dir(&a.user));
     let names: Vec<&str> = tree.keys().map(|k| k.as_str()).collect();
     assert_eq!(names, vec!["e", "e/other", "h", "k"]);
     assert_eq!(tree.get("h"), Some(&Some(b"second".to_vec())));
@@ -377,7 +377,7 @@ fn a_devices_own_earlier_pushes_never_make_its_push_stale() {
 
 #[test]
 fn one_pushed_subtree_below_a_file_gets_one_conflict_directory() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let mut b = WireClient::new_client(server.addr, a.user);
     a.put("notes", b"a file", 0).expect("notes");
@@ -440,7 +440,7 @@ fn one_pushed_subtree_below_a_file_gets_one_conflict_directory() {
     let parent = |a: &PushAck| a.path.parent().expect("parent").as_str().to_owned();
     assert_eq!(parent(&first), parent(&second));
     assert!(parent(&first).starts_with("todo (conflict 2 "));
-    let tree = tree_of(&server.user_dir(&a.user));
+    let tree = tree(&server.user_dir(&a.user));
     let conflict_dirs = tree
         .keys()
         .filter(|k| !k.contains('/') && k.contains("(conflict"))
@@ -469,7 +469,7 @@ fn longest_path(top: &str) -> String {
 
 #[test]
 fn every_legal_path_is_storable_even_past_path_max_with_the_data_dir() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let user = a.user;
     let deep = longest_path("top");
@@ -507,12 +507,12 @@ fn every_legal_path_is_storable_even_past_path_max_with_the_data_dir() {
         .expect("rmdir");
     assert_eq!(ack.status, PushStatus::Applied);
     assert!(b.fetch(&moved).is_err());
-    assert!(tree_of(&server.user_dir(&user)).is_empty());
+    assert!(tree(&server.user_dir(&user)).is_empty());
 }
 
 #[test]
 fn a_push_that_can_never_be_stored_gets_a_permanent_error() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let mut b = WireClient::new_client(server.addr, a.user);
     a.put("top", b"a file", 0).expect("top");

@@ -13,20 +13,7 @@ use cloudservice::protocol::{
 };
 use common::*;
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
-
-/// SplitMix64: a seed replays the same run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    }
-}
+use std::time::Duration;
 
 const PATHS: &[&str] = &[
     "d", "d/x", "d/e", "d/e/y", "d/e/z", "f", "f/w", "top", "g/h/i",
@@ -62,8 +49,8 @@ impl Device {
 
 /// A random push for `dev`; returns it and the paths it may remove.
 fn random_push(rng: &mut Rng, dev: &Device, round: usize) -> (Message, Vec<String>) {
-    let path = PATHS[rng.below(PATHS.len())];
-    match rng.below(6) {
+    let path = PATHS[rng.index(PATHS.len())];
+    match rng.index(6) {
         0 | 1 => {
             // An upload: built by the caller (multi-frame).
             (Message::Ping, vec![path.to_owned(), format!("{round}")])
@@ -84,7 +71,7 @@ fn random_push(rng: &mut Rng, dev: &Device, round: usize) -> (Message, Vec<Strin
             vec![path.to_owned()],
         ),
         _ => {
-            let to = PATHS[rng.below(PATHS.len())];
+            let to = PATHS[rng.index(PATHS.len())];
             (
                 Message::Rename(Rename {
                     base_version: dev.base(path),
@@ -99,10 +86,10 @@ fn random_push(rng: &mut Rng, dev: &Device, round: usize) -> (Message, Vec<Strin
 
 #[test]
 fn random_pushes_take_one_number_notify_and_name_their_removals() {
-    let seed = seed();
+    let seed = seed("CONF_SEED");
     println!("CONF_SEED={seed}");
-    let mut rng = Rng(seed);
-    let server = ServerProc::start();
+    let mut rng = Rng::new(seed);
+    let server = Server::start();
     let first = WireClient::new_user(server.addr);
     let user = first.user;
     let mut devs = [
@@ -123,8 +110,8 @@ fn random_pushes_take_one_number_notify_and_name_their_removals() {
     let mut removals: HashMap<u64, Vec<String>> = HashMap::new();
     let mut checked = 0usize;
     for round in 0..250 {
-        let who = rng.below(2);
-        if rng.below(4) == 0 {
+        let who = rng.index(2);
+        if rng.index(4) == 0 {
             devs[who].pull();
         }
         let (message, removes) = random_push(&mut rng, &devs[who], round);
@@ -178,7 +165,7 @@ fn random_pushes_take_one_number_notify_and_name_their_removals() {
         }
         head = now;
         if round % 10 == 9 && head > 1 {
-            let cursor = rng.below(head as usize) as u64;
+            let cursor = rng.index(head as usize) as u64;
             let (_, full, entries) = observer.pull(cursor);
             for e in entries.iter().filter(|e| e.state == EntryState::Deleted) {
                 assert!(!full, "seed {seed}: a full listing has a Deleted entry");
@@ -209,18 +196,6 @@ fn random_pushes_take_one_number_notify_and_name_their_removals() {
     );
 }
 
-/// The seed of a run: `CONF_SEED`, else the clock.
-fn seed() -> u64 {
-    std::env::var("CONF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
-}
-
 /// Whether `path` can hold a new entry in `model`: no ancestor is a file.
 fn placeable(model: &Tree, path: &str) -> bool {
     let mut prefix = String::new();
@@ -238,26 +213,26 @@ fn placeable(model: &Tree, path: &str) -> bool {
 
 #[test]
 fn a_device_that_never_pulls_is_never_stale_against_itself() {
-    let seed = seed().wrapping_add(1);
+    let seed = seed("CONF_SEED").wrapping_add(1);
     println!("CONF_SEED={seed} (own-change run)");
-    let mut rng = Rng(seed);
-    let server = ServerProc::start();
+    let mut rng = Rng::new(seed);
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     // Versions are never recorded: every base is 0 and every cursor 0, as
     // for a device that pushes many local changes before its next pull.
     let mut model = Tree::new();
     for round in 0..200 {
-        let path = PATHS[rng.below(PATHS.len())];
+        let path = PATHS[rng.index(PATHS.len())];
         let what = format!("seed {seed} round {round}");
         let result = match model.get(path) {
-            Some(Some(_)) if rng.below(2) == 0 => {
+            Some(Some(_)) if rng.index(2) == 0 => {
                 model.remove(path);
                 a.push(Message::Delete(Delete {
                     base_version: 0,
                     path: p(path),
                 }))
             }
-            Some(None) if rng.below(2) == 0 => {
+            Some(None) if rng.index(2) == 0 => {
                 let below = format!("{path}/");
                 model.retain(|k, _| k != path && !k.starts_with(&below));
                 a.push(Message::RemoveDir(RemoveDir {
@@ -267,7 +242,7 @@ fn a_device_that_never_pulls_is_never_stale_against_itself() {
             }
             Some(None) => continue,
             _ if !placeable(&model, path) => continue,
-            _ if rng.below(3) == 0 => {
+            _ if rng.index(3) == 0 => {
                 if model.contains_key(path) {
                     continue;
                 }
@@ -289,7 +264,7 @@ fn a_device_that_never_pulls_is_never_stale_against_itself() {
         );
         assert_eq!(ack.path.as_str(), path, "{what}");
     }
-    assert_eq!(tree_of(&server.user_dir(&a.user)), model, "seed {seed}");
+    assert_eq!(tree(&server.user_dir(&a.user)), model, "seed {seed}");
 }
 
 /// Adds the missing parent directories of `path` to `model`.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw::*;
-use common::{signal, wait_timeout, ServerProc};
+use common::{signal, Server};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 /// differ in at least 30 of 128 bits; a counter or a clock would not).
 #[test]
 fn r_2_2_1_user_ids_are_random_never_zero_never_reused() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut ids = Vec::new();
     for _ in 0..20 {
         let (_, user, client) = Raw::new_user(server.addr);
@@ -36,7 +36,7 @@ fn r_2_2_1_user_ids_are_random_never_zero_never_reused() {
 #[test]
 ///
 fn r_2_2_2_unknown_users_are_refused_alike() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (_, real, _) = Raw::new_user(server.addr);
     let mut answers = BTreeSet::new();
     let guesses: Vec<(u8, [u8; 16], u64)> = vec![
@@ -80,7 +80,7 @@ fn r_2_2_2_unknown_users_are_refused_alike() {
 #[test]
 ///
 fn r_2_3_1_user_id_is_at_connection_bytes_16_to_32() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (_, user, _) = Raw::new_user(server.addr);
     let mut bytes = vec![
         0x43, 0x53, 0x01, 0x01, 0, 0, 0, 1, 0, 0, 0, 0x1c, 0x02, 0, 0, 0,
@@ -100,7 +100,7 @@ fn r_2_3_1_user_id_is_at_connection_bytes_16_to_32() {
 #[test]
 ///
 fn r_4_1_1_hello_must_be_the_first_frame() {
-    let server = ServerProc::start();
+    let server = Server::start();
     for bytes in [
         frame(PING, 4, &[]),
         frame(PONG, 4, &[]),
@@ -122,7 +122,7 @@ fn r_4_1_1_hello_must_be_the_first_frame() {
 /// here: a zero-reserved Hello of each mode is accepted.
 #[test]
 fn r_4_1_2_reserved_zero_is_accepted() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (_, user, _) = Raw::new_user(server.addr);
     let mut c = Raw::connect(server.addr);
     let bytes = hello(1, 2, user, 0);
@@ -144,7 +144,7 @@ fn welcome(user: [u8; 16], client: u64, head: u64) -> Vec<u8> {
 #[test]
 ///
 fn r_4_1_3_each_hello_mode_is_answered_as_the_table_says() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, client) = Raw::new_user(server.addr);
     assert_eq!(client, 1);
     a.send(&make_dir(2, "one"));
@@ -176,7 +176,7 @@ fn r_4_1_3_each_hello_mode_is_answered_as_the_table_says() {
 /// client ID.
 #[test]
 fn r_4_1_4_ignored_hello_fields_are_ignored() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (_, user, _) = Raw::new_user(server.addr);
     let mut c = Raw::connect(server.addr);
     c.send(&hello(1, 1, user, 77));
@@ -194,7 +194,7 @@ fn r_4_1_4_ignored_hello_fields_are_ignored() {
 #[test]
 ///
 fn r_4_1_5_frames_after_the_hello() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let mut bytes = hello(1, 3, user, 1);
     bytes.extend_from_slice(&make_dir(2, "pipelined"));
@@ -222,7 +222,7 @@ fn r_4_1_5_frames_after_the_hello() {
 #[test]
 ///
 fn r_4_3_1_ping_is_answered_with_pong() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     for rid in [0u32, 1, 0x8000_0000] {
         a.send(&frame(PING, rid, &[]));
@@ -245,7 +245,7 @@ fn r_4_3_1_ping_is_answered_with_pong() {
 #[test]
 ///
 fn r_4_3_3_idle_and_handshake_timeouts() {
-    let server = ServerProc::start_with(&["--idle-timeout", "1", "--handshake-timeout", "1"]);
+    let server = Server::start_with(&["--idle-timeout", "1", "--handshake-timeout", "1"]);
     let (mut a, _, _) = Raw::new_user(server.addr);
     a.expect_error(TIMEOUT, 0);
     a.expect_closed();
@@ -264,7 +264,7 @@ fn r_4_3_3_idle_and_handshake_timeouts() {
 /// The server sends no Ping and ignores a Pong in Ready.
 #[test]
 fn r_4_3_4_server_never_pings_and_ignores_pong() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     a.send(&frame(PONG, 3, &[]));
     a.expect_silence(Duration::from_millis(1500));
@@ -278,7 +278,7 @@ fn r_4_3_4_server_never_pings_and_ignores_pong() {
 #[test]
 ///
 fn r_4_4_1_notify_reaches_the_other_connections() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     let (mut other, _, _) = Raw::new_user(server.addr);
@@ -309,7 +309,7 @@ fn r_4_4_1_notify_reaches_the_other_connections() {
 /// changed the tree: the other connections get a Notify.
 #[test]
 fn r_4_4_1_notify_after_a_partly_stale_remove_dir() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     for (rid, name) in [(1, "rm/a.txt"), (2, "rm/b.txt")] {
@@ -329,7 +329,7 @@ fn r_4_4_1_notify_after_a_partly_stale_remove_dir() {
 /// the last carries the newest head (merging is allowed).
 #[test]
 fn r_4_4_2_merged_notifies_carry_the_newest_head() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     let mut bytes = Vec::new();
@@ -355,7 +355,7 @@ fn r_4_4_2_merged_notifies_carry_the_newest_head() {
 #[test]
 ///
 fn r_9_1_1_busy_at_the_connection_limit() {
-    let server = ServerProc::start_with(&["--max-connections", "1"]);
+    let server = Server::start_with(&["--max-connections", "1"]);
     let (mut a, _, _) = Raw::new_user(server.addr);
     let mut b = Raw::connect(server.addr);
     b.expect_error(BUSY, 0);
@@ -368,7 +368,7 @@ fn r_9_1_1_busy_at_the_connection_limit() {
 #[test]
 ///
 fn r_9_1_2_out_of_phase_frames_are_refused() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (_, user, _) = Raw::new_user(server.addr);
     let in_upload = |extra: Vec<u8>| {
         let mut b = file_begin(2, 0, b"xy", "u.txt");
@@ -404,7 +404,7 @@ fn r_9_1_2_out_of_phase_frames_are_refused() {
 #[test]
 ///
 fn r_9_1_3_shutdown_closes_with_shutting_down() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     a.send(&make_dir(1, "kept"));
     a.expect_ack(1);
@@ -413,12 +413,12 @@ fn r_9_1_3_shutdown_closes_with_shutting_down() {
     bytes.extend_from_slice(&frame(FILE_CHUNK, 2, b"abc"));
     b.send(&bytes);
     b.ping_pong(3);
-    signal(server.child.id(), "TERM");
+    signal(server.pid(), "TERM");
     for c in [&mut a, &mut b] {
         c.expect_error(SHUTTING_DOWN, 0);
         c.expect_closed();
     }
-    let status = wait_timeout(&mut server.child, Duration::from_secs(20));
+    let status = server.wait_exit(Duration::from_secs(20));
     assert!(status.is_some_and(|s| s.success()));
     server.restart();
     let mut c = Raw::connect(server.addr);
@@ -432,7 +432,7 @@ fn r_9_1_3_shutdown_closes_with_shutting_down() {
 /// it again after Resume is safe (Unchanged, one copy).
 #[test]
 fn r_9_1_4_a_push_sent_before_closing_is_safe_to_repeat() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     a.send(&upload(1, 0, b"once", "once.txt", 16));
     drop(a);
@@ -454,7 +454,7 @@ fn r_9_1_4_a_push_sent_before_closing_is_safe_to_repeat() {
 /// No per-user limit: 300 connections of one user are all served.
 #[test]
 fn r_3_5_3_no_per_user_connection_limit() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (_, user, _) = Raw::new_user(server.addr);
     let mut held = Vec::new();
     for _ in 0..300 {
@@ -472,7 +472,7 @@ fn r_3_5_3_no_per_user_connection_limit() {
 /// its own replies, and a push on one notifies the other.
 #[test]
 fn r_3_5_4_one_client_may_hold_several_connections() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut first, user, client) = Raw::new_user(server.addr);
     let mut second = Raw::connect(server.addr);
     second.send(&hello(1, 3, user, client));

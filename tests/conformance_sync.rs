@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw::*;
-use common::ServerProc;
+use common::Server;
 use std::time::Duration;
 
 /// Checks every batch of one reply against §5.2's layout rules; returns
@@ -48,7 +48,7 @@ fn summary(batches: &[RawFrame]) -> Vec<(u8, u64, String)> {
 #[test]
 ///
 fn r_5_1_1_the_cursor_decides_the_kind_of_reply() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     a.send(&upload(1, 0, b"one", "d/one.txt", 16)); // 1
     a.expect_ack(1);
@@ -84,7 +84,7 @@ fn r_5_1_1_the_cursor_decides_the_kind_of_reply() {
 #[test]
 ///
 fn r_5_1_2_a_compacted_journal_still_answers_pulls() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let mut writer = a.stream.try_clone().expect("clone");
     let sender = std::thread::spawn(move || {
@@ -135,17 +135,13 @@ fn r_5_1_2_a_compacted_journal_still_answers_pulls() {
     );
 }
 
-fn hex(user: &[u8; 16]) -> String {
-    user.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A reply longer than one batch: 4,100 directories are sent as several
 /// batches of at most 4,096 entries, and long paths keep each batch's
 /// payload within 1 MiB.
 #[test]
 ///
 fn r_5_2_3_batches_hold_at_most_4096_entries_and_1_mib() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     let mut bytes = Vec::new();
     for i in 0..4100u32 {
@@ -171,7 +167,7 @@ fn r_5_2_3_batches_hold_at_most_4096_entries_and_1_mib() {
 #[test]
 ///
 fn r_5_2_4_each_path_once_with_its_current_state() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     a.send(&upload(1, 0, b"0", "base", 16)); // 1
     a.expect_ack(1);
@@ -229,7 +225,7 @@ fn r_5_2_4_each_path_once_with_its_current_state() {
 #[test]
 ///
 fn r_5_2_5_a_rename_touches_from_and_everything_below_to() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     a.send(&upload(1, 0, b"1", "src/x/1.txt", 16)); // 1
     a.expect_ack(1);
@@ -257,7 +253,7 @@ fn r_5_2_5_a_rename_touches_from_and_everything_below_to() {
 #[test]
 ///
 fn r_7_1_3_deleted_entries_carry_the_removing_change() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     a.send(&upload(1, 0, b"x", "old", 16)); // 1
     a.expect_ack(1);
@@ -279,7 +275,7 @@ fn r_7_1_3_deleted_entries_carry_the_removing_change() {
 #[test]
 ///
 fn r_5_2_7_entries_are_ordered_deleted_dirs_files() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     let names = ["z/y/x/f", "a/b", "m", "z/a", "b/c/d/e/g", "q/r/s"];
     for (i, n) in names.iter().enumerate() {
@@ -325,7 +321,7 @@ fn r_5_2_7_entries_are_ordered_deleted_dirs_files() {
 #[test]
 ///
 fn r_5_3_2_an_ack_above_the_head_is_taken_as_the_head() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     a.send(&make_dir(1, "d"));
     a.expect_ack(1);
@@ -344,7 +340,7 @@ fn r_5_3_2_an_ack_above_the_head_is_taken_as_the_head() {
 #[test]
 ///
 fn r_7_1_1_sequence_numbers_have_no_gaps() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     a.send(&upload(1, 0, b"x", "a/b/c.txt", 16));
@@ -377,7 +373,7 @@ fn r_7_1_1_sequence_numbers_have_no_gaps() {
 #[test]
 ///
 fn r_7_1_1_a_partly_stale_remove_dir_is_one_change() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     for (rid, name) in [(1, "rm/a.txt"), (2, "rm/b.txt")] {
@@ -400,7 +396,7 @@ fn r_7_1_1_a_partly_stale_remove_dir_is_one_change() {
 #[test]
 ///
 fn r_7_3_1_both_sides_survive() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, _) = Raw::join(server.addr, user);
     a.send(&upload(1, 0, b"base", "r.txt", 16)); // 1
@@ -438,7 +434,7 @@ fn r_7_3_1_both_sides_survive() {
 #[test]
 ///
 fn r_7_4_1_conflict_copy_names() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let (mut b, client) = Raw::join(server.addr, user);
     a.send(&upload(1, 0, b"base", "docs/archive.tar.gz", 16));
@@ -506,7 +502,7 @@ fn civil_secs(stamp: &str) -> u64 {
 /// that changed after the cursor (as Deleted), not the older ones.
 #[test]
 fn r_5_2_14_entries_below_a_deleted_directory() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let (mut a, _, _) = Raw::new_user(server.addr);
     a.send(&upload(1, 0, b"old", "d/old.txt", 16)); // 1
     a.expect_ack(1);

@@ -5,12 +5,11 @@
 //! hash-checked against what was written), the server recovers its journal,
 //! the clients reconnect and finish, and every tree converges.
 
-#[path = "common/fleet.rs"]
-mod fleet;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use fleet::{converge_all, log_tail, new_user, tree, write, Cli, Rng, Srv, Tree};
+use common::{
+    converge_stable, eventually, log_tail, new_user, tree, walk, write, Client, Rng, Server, Tree,
+};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -48,11 +47,7 @@ fn user_of(folder: &Path) -> String {
 
 /// Number of regular files below `dir`.
 fn file_count(dir: &Path) -> usize {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .count()
+    walk(dir).filter(|(_, e)| e.file_type().is_file()).count()
 }
 
 /// Asserts every file in `dir` (client state folder excluded) is exactly
@@ -100,13 +95,16 @@ fn assert_tree_is(t: &Tree, expected: &BTreeMap<String, Vec<u8>>) {
     }
 }
 
-fn converge(folders: &[&Path], logs: &[&Path]) -> Tree {
-    match converge_all(folders, CONVERGE, STABLE) {
+/// Waits until the folders converge and stay so for [`STABLE`]; panics
+/// with the differences and the tails of the logs of `s`.
+fn converge(folders: &[&Path], s: &Setup) -> Tree {
+    match converge_stable(folders, CONVERGE, STABLE) {
         Ok(t) => t,
         Err(diff) => {
-            let tails: Vec<String> = logs
+            let tails: Vec<String> = ["a", "b", "server"]
                 .iter()
-                .map(|l| format!("--- {} ---\n{}", l.display(), log_tail(l, 2_000)))
+                .map(|name| s.log(name))
+                .map(|l| format!("--- {} ---\n{}", l.display(), log_tail(&l, 2_000)))
                 .collect();
             panic!("no convergence:\n{diff}\n{}", tails.join("\n"))
         }
@@ -114,8 +112,8 @@ fn converge(folders: &[&Path], logs: &[&Path]) -> Tree {
 }
 
 /// The restarted server said it recovered the journal after the crash.
-fn assert_recovered(srv: &Srv) {
-    let log = log_tail(&srv.log, 1 << 20);
+fn assert_recovered(srv: &Server) {
+    let log = srv.log_tail(1 << 20);
     let line = log
         .lines()
         .find(|l| l.contains("recovered after an unclean stop"))
@@ -144,17 +142,20 @@ impl Setup {
         self.base.path().join(format!("{name}.log"))
     }
 
-    fn server(&self) -> Srv {
-        Srv::start(&self.dir("server"), &self.log("server"), &[])
+    fn server(&self) -> Server {
+        Server::options()
+            .data(&self.dir("server"))
+            .log(&self.log("server"))
+            .start()
     }
-}
 
-/// Polls until `check` holds; panics after `limit`.
-fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
+    /// A watching client at [`RATE`] logging to `<name>.log`.
+    fn client(&self, port: u16, folder: &Path, user: Option<&str>, name: &str) -> Client {
+        Client::options(port, folder)
+            .user(user)
+            .rate(RATE)
+            .log(&self.log(name))
+            .start()
     }
 }
 
@@ -170,21 +171,22 @@ fn server_killed_during_a_10000_file_upload() {
         expected.insert(path, small(i));
     }
     let mut srv = s.server();
-    let ca = Cli::start(srv.port, &a, None, RATE, &s.log("a"));
+    let ca = s.client(srv.port, &a, None, "a");
     let user = user_of(&a);
     let on_server = srv.user_dir(&user);
     // Two crashes, at roughly 15% and 50% of the upload (if it is not over by then).
     for threshold in [1_500, 5_000] {
-        wait_for("part of the upload", CONVERGE, || {
-            file_count(&on_server) >= threshold
-        });
+        assert!(
+            eventually(CONVERGE, || { file_count(&on_server) >= threshold }),
+            "timed out waiting for part of the upload"
+        );
         srv.kill9();
         let there = assert_complete(&on_server, &expected, "after the server crash");
         eprintln!("server killed with {there} of 10000 files stored");
         srv.start_again();
     }
-    let cb = Cli::start(srv.port, &b, Some(&user), RATE, &s.log("b"));
-    let t = converge(&[&a, &b, &on_server], &[&ca.log, &cb.log, &srv.log]);
+    let cb = s.client(srv.port, &b, Some(&user), "b");
+    let t = converge(&[&a, &b, &on_server], &s);
     assert_tree_is(&t, &expected);
     assert_recovered(&srv);
     drop((ca, cb));
@@ -204,16 +206,19 @@ fn server_killed_during_a_large_directory_rename() {
     }
     write(&a, "other.txt", "untouched");
     let mut srv = s.server();
-    let ca = Cli::start(srv.port, &a, None, RATE, &s.log("a"));
+    let ca = s.client(srv.port, &a, None, "a");
     let user = user_of(&a);
     let on_server = srv.user_dir(&user);
-    let cb = Cli::start(srv.port, &b, Some(&user), RATE, &s.log("b"));
-    converge(&[&a, &b, &on_server], &[&ca.log, &cb.log, &srv.log]);
+    let cb = s.client(srv.port, &b, Some(&user), "b");
+    converge(&[&a, &b, &on_server], &s);
 
     fs::rename(a.join("big"), a.join("moved")).expect("rename");
-    wait_for("the rename on the server", CONVERGE, || {
-        on_server.join("moved").exists() || !on_server.join("big").exists()
-    });
+    assert!(
+        eventually(CONVERGE, || {
+            on_server.join("moved").exists() || !on_server.join("big").exists()
+        }),
+        "timed out waiting for the rename on the server"
+    );
     srv.kill9();
     // Whatever the moment, every file is whole, under one name or the other.
     let mut either = BTreeMap::new();
@@ -226,7 +231,7 @@ fn server_killed_during_a_large_directory_rename() {
     assert_eq!(there, 3_001, "no file lost or doubled by the crash");
     srv.start_again();
 
-    let t = converge(&[&a, &b, &on_server], &[&ca.log, &cb.log, &srv.log]);
+    let t = converge(&[&a, &b, &on_server], &s);
     let mut after: BTreeMap<String, Vec<u8>> = expected
         .iter()
         .map(|(rel, data)| (format!("moved/{rel}"), data.clone()))
@@ -267,7 +272,7 @@ fn client_killed_during_a_large_download() {
     }
     let mut srv = s.server();
     let user = new_user(srv.port, &a);
-    let mut cb = Cli::start(srv.port, &b, Some(&user), RATE, &s.log("b"));
+    let mut cb = s.client(srv.port, &b, Some(&user), "b");
     let tmp = b.join(".cloudservice/tmp");
     // Watch B's folder while it downloads: nothing partial may ever show.
     let deadline = Instant::now() + CONVERGE;
@@ -297,9 +302,9 @@ fn client_killed_during_a_large_download() {
         expected.len()
     );
     cb.spawn();
-    let ca = Cli::start(srv.port, &a, None, RATE, &s.log("a"));
+    let ca = s.client(srv.port, &a, None, "a");
     let on_server = srv.user_dir(&user);
-    let t = converge(&[&a, &b, &on_server], &[&ca.log, &cb.log, &srv.log]);
+    let t = converge(&[&a, &b, &on_server], &s);
     assert_tree_is(&t, &expected);
     assert!(
         temp_files(&tmp).is_empty(),
@@ -323,9 +328,9 @@ fn client_killed_during_a_large_upload() {
         .join(".cloudservice-server")
         .join(&user)
         .join("tmp");
-    let mut ca = Cli::start(srv.port, &a, None, RATE, &s.log("a"));
-    let cb = Cli::start(srv.port, &b, Some(&user), RATE, &s.log("b"));
-    converge(&[&a, &b, &on_server], &[&ca.log, &cb.log, &srv.log]);
+    let mut ca = s.client(srv.port, &a, None, "a");
+    let cb = s.client(srv.port, &b, Some(&user), "b");
+    converge(&[&a, &b, &on_server], &s);
 
     let mut expected = large_set(128);
     // Written elsewhere and moved in, so the client sees it whole at once.
@@ -336,11 +341,14 @@ fn client_killed_during_a_large_upload() {
     fs::rename(staging.join("big.bin"), a.join("big.bin")).expect("move in");
     fs::rename(staging.join("medium"), a.join("medium")).expect("move in");
     expected.insert("seed.txt".to_owned(), b"seed".to_vec());
-    wait_for("the upload to start", CONVERGE, || {
-        temp_files(&server_tmp)
-            .iter()
-            .any(|f| fs::metadata(f).is_ok_and(|m| m.len() > 1 << 20))
-    });
+    assert!(
+        eventually(CONVERGE, || {
+            temp_files(&server_tmp)
+                .iter()
+                .any(|f| fs::metadata(f).is_ok_and(|m| m.len() > 1 << 20))
+        }),
+        "timed out waiting for the upload to start"
+    );
     ca.kill9();
     assert_complete(
         &on_server,
@@ -349,7 +357,7 @@ fn client_killed_during_a_large_upload() {
     );
     assert_complete(&b, &expected, "on the other client after the crash");
     ca.spawn();
-    let t = converge(&[&a, &b, &on_server], &[&ca.log, &cb.log, &srv.log]);
+    let t = converge(&[&a, &b, &on_server], &s);
     assert_tree_is(&t, &expected);
     drop((ca, cb));
     srv.stop();

@@ -2,12 +2,12 @@
 //! clients on loopback, each in its own temporary folder; trees are compared
 //! by content, and every wait polls against a deadline.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, eventually, new_user, run_once, tree, write, Client, Server};
+use common::{
+    converge, eventually, new_user, run_once, settle, tree, write, Client, Server, TwoDevices,
+    CONVERGE,
+};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -36,42 +36,13 @@ fn mixed_tree(root: &Path) {
     }
 }
 
-/// Waits long enough that the client sees the last write as settled.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(350));
-}
-
-/// A server, a user created from folder `a` (holding `files`), and clients
-/// running on `a` and on a second folder `b` of that user, converged.
-struct TwoDevices {
-    server: Server,
-    a: tempfile::TempDir,
-    b: tempfile::TempDir,
-    user: String,
-    ca: Client,
-    cb: Client,
-}
-
+/// [`TwoDevices`] with `files` (path, content) written in `a` first.
 fn two_devices(files: &[(&str, &str)]) -> TwoDevices {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        write(a.path(), path, content);
-    }
-    settle();
-    let user = new_user(server.port, a.path());
-    let ca = Client::start(server.port, a.path(), None);
-    let cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
-    TwoDevices {
-        server,
-        a,
-        b,
-        user,
-        ca,
-        cb,
-    }
+    TwoDevices::start(|a| {
+        for (path, content) in files {
+            write(a, path, content);
+        }
+    })
 }
 
 #[test]
@@ -291,9 +262,12 @@ fn same_file_edited_on_two_clients_keeps_both_versions() {
     cb.stop();
     write(a.path(), "report.txt", "edited on A");
     let server_copy = server.user_dir(&user).join("report.txt");
-    eventually("A's edit reaches the server", || {
-        fs::read(&server_copy).ok().as_deref() == Some(b"edited on A".as_slice())
-    });
+    assert!(
+        eventually(CONVERGE, || {
+            fs::read(&server_copy).ok().as_deref() == Some(b"edited on A".as_slice())
+        }),
+        "timed out waiting for: A's edit reaches the server"
+    );
     write(b.path(), "report.txt", "edited on B, offline");
     settle();
     cb.restart();
@@ -392,7 +366,7 @@ fn start_up_errors_are_one_line_and_non_zero() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("refused"));
 
-    let closed = client_proc::free_port();
+    let closed = common::free_port();
     let out = run_once(closed, dir.path(), None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));

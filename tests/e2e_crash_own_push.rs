@@ -5,12 +5,9 @@
 //! stopped by PID; each scenario runs a few rounds, since where the kill
 //! lands is timing-dependent (F1 reproduced 5 of 5 runs before the fix).
 
-#[path = "common/fleet.rs"]
-mod fleet;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use fleet::{converge_all, log_tail, new_user, Cli, Srv, Tree};
+use common::{converge_stable, new_user, Client, Server, Tree};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -34,26 +31,28 @@ fn text(t: &Tree, path: &str) -> Option<String> {
 /// A server and a synced, watching client A of a new user holding `files`.
 struct Rig {
     _dir: tempfile::TempDir,
-    srv: Srv,
-    a: Cli,
+    srv: Server,
+    a: Client,
     user: String,
 }
 
 impl Rig {
     fn start(files: &[&str]) -> Rig {
         let dir = tempfile::tempdir().expect("temp dir");
-        let srv = Srv::start(
-            &dir.path().join("data"),
-            &dir.path().join("server.log"),
-            &[],
-        );
+        let srv = Server::options()
+            .data(&dir.path().join("data"))
+            .log(&dir.path().join("server.log"))
+            .start();
         let folder = dir.path().join("A");
         fs::create_dir_all(&folder).expect("folder");
         for f in files {
             fs::write(folder.join(f), format!("{f} base\n")).expect("write");
         }
         let user = new_user(srv.port, &folder);
-        let a = Cli::start(srv.port, &folder, None, RATE, &dir.path().join("A.log"));
+        let a = Client::options(srv.port, &folder)
+            .rate(RATE)
+            .log(&dir.path().join("A.log"))
+            .start();
         // Let the watcher come up before the burst.
         std::thread::sleep(Duration::from_millis(800));
         Rig {
@@ -67,11 +66,11 @@ impl Rig {
     /// Waits until A and the server's copy agree; returns the tree.
     fn converged(&self, what: &str) -> Tree {
         let server = self.srv.user_dir(&self.user);
-        match converge_all(&[&self.a.folder, &server], CONVERGE, STABLE) {
+        match converge_stable(&[&self.a.folder, &server], CONVERGE, STABLE) {
             Ok(t) => t,
             Err(why) => panic!(
                 "{what}: A and the server never agreed:\n{why}\nA's log: {}",
-                log_tail(&self.a.log, 4_000)
+                self.a.log_tail(4_000)
             ),
         }
     }
@@ -105,7 +104,7 @@ fn own_pushes_in_flight_at_a_kill9_are_not_conflicts() {
         assert!(
             copies.is_empty(),
             "round {round}: A's own pushes became conflict copies: {copies:?}\nA's log: {}",
-            log_tail(&rig.a.log, 4_000)
+            rig.a.log_tail(4_000)
         );
         for n in &names {
             assert_eq!(
@@ -137,7 +136,7 @@ fn own_pushes_in_flight_do_not_undo_a_rename_or_delete_made_while_stopped() {
             names,
             ["g"],
             "round {round}: A's tree came back as {names:?}\nA's log: {}",
-            log_tail(&rig.a.log, 4_000)
+            rig.a.log_tail(4_000)
         );
         assert_eq!(text(&t, "g").as_deref(), Some("f 100\n"), "round {round}");
         rig.a.stop();

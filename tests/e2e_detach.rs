@@ -4,15 +4,10 @@
 //! non-zero, and sends nothing more: a deletion made afterwards reaches
 //! neither the server nor the other device, and re-attaching loses nothing.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, new_user, run_once, tree, wait_timeout, write, Client, Server};
+use common::{converge, new_user, run_once, tree, write, Client, Server, Verbosity};
 use std::fs;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -25,16 +20,10 @@ fn removing_the_state_folder_detaches_without_losing_anything() {
     }
     std::thread::sleep(Duration::from_millis(350));
     let user = new_user(server.port, a.path());
-    let mut ca = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-        .arg("127.0.0.1")
-        .arg(server.port.to_string())
-        .arg(a.path())
-        .arg("0.5")
-        .arg("-q")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cloud-client");
+    let mut ca = Client::options(server.port, a.path())
+        .verbosity(Verbosity::Quiet)
+        .capture_stderr()
+        .start();
     let _cb = Client::start(server.port, b.path(), Some(&user));
     converge("initial", &[a.path(), b.path()]);
 
@@ -42,15 +31,8 @@ fn removing_the_state_folder_detaches_without_losing_anything() {
     fs::remove_file(a.path().join("gone.txt")).unwrap();
     write(a.path(), "edit.txt", "edited on A while detached\n");
 
-    let status = wait_timeout(&mut ca, Duration::from_secs(10));
-    let mut stderr = String::new();
-    if let Some(mut pipe) = ca.stderr.take() {
-        pipe.read_to_string(&mut stderr).unwrap();
-    }
-    if status.is_none() {
-        let _ = ca.kill();
-        let _ = ca.wait();
-    }
+    let status = ca.wait_exit(Duration::from_secs(10));
+    let stderr = ca.stderr_lines().join("\n");
     let status = status.expect("the client stops by itself");
     assert!(!status.success(), "exits non-zero: {status:?}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -3,48 +3,13 @@
 //! with several hard links. Two real clients (PULLING_RATE 0.5) and the real
 //! server on loopback; trees compared by content.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, eventually, new_user, write, Client, Server};
+use common::{converge, eventually, write, TwoDevices, CONVERGE};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
-
-/// A server, a user created from folder `a` (holding `files`), and watching
-/// clients on `a` and on a second folder `b` of that user, converged.
-struct TwoDevices {
-    server: Server,
-    a: tempfile::TempDir,
-    b: tempfile::TempDir,
-    user: String,
-    _ca: Client,
-    _cb: Client,
-}
-
-fn two_devices(prepare: impl FnOnce(&Path)) -> TwoDevices {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    prepare(a.path());
-    // Older than any settle window: the files are not "still being written".
-    std::thread::sleep(Duration::from_millis(400));
-    let user = new_user(server.port, a.path());
-    let _ca = Client::start(server.port, a.path(), None);
-    let _cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
-    TwoDevices {
-        server,
-        a,
-        b,
-        user,
-        _ca,
-        _cb,
-    }
-}
+use std::time::SystemTime;
 
 fn mtime(path: &Path) -> SystemTime {
     fs::metadata(path).unwrap().modified().unwrap()
@@ -88,9 +53,9 @@ fn same_size_edits_with_the_old_mtime_are_synced() {
         a,
         b,
         user,
-        _ca,
-        _cb,
-    } = two_devices(|a| {
+        ca: _ca,
+        cb: _cb,
+    } = TwoDevices::start(|a| {
         for name in ["touch-r.txt", "rsync-t.txt", "tick.txt"] {
             write(a, name, "aaaa");
         }
@@ -117,9 +82,12 @@ fn same_size_edits_with_the_old_mtime_are_synced() {
     ];
     let srv = server.user_dir(&user);
     for (name, data) in want {
-        eventually(&format!("{name} reaches the other device"), || {
-            read(b.path(), name).as_deref() == Some(&data[..])
-        });
+        assert!(
+            eventually(CONVERGE, || {
+                read(b.path(), name).as_deref() == Some(&data[..])
+            }),
+            "timed out waiting for: {name} reaches the other device"
+        );
         assert_eq!(
             read(&srv, name).as_deref(),
             Some(&data[..]),
@@ -140,9 +108,9 @@ fn a_write_through_one_hard_link_syncs_every_name() {
         a,
         b,
         user,
-        _ca,
-        _cb,
-    } = two_devices(|a| {
+        ca: _ca,
+        cb: _cb,
+    } = TwoDevices::start(|a| {
         write(a, "x/one", "v1");
         fs::create_dir_all(a.join("y")).unwrap();
         fs::hard_link(a.join("x/one"), a.join("y/two")).unwrap();
@@ -162,9 +130,12 @@ fn a_write_through_one_hard_link_syncs_every_name() {
 
     let srv = server.user_dir(&user);
     for name in ["x/one", "y/two"] {
-        eventually(&format!("{name} holds v2 on the other device"), || {
-            read(b.path(), name).as_deref() == Some(&b"v2"[..])
-        });
+        assert!(
+            eventually(CONVERGE, || {
+                read(b.path(), name).as_deref() == Some(&b"v2"[..])
+            }),
+            "timed out waiting for: {name} holds v2 on the other device"
+        );
         assert_eq!(
             read(&srv, name).as_deref(),
             Some(&b"v2"[..]),
@@ -183,16 +154,19 @@ fn an_offline_same_size_edit_with_the_old_mtime_is_pushed_at_start_up() {
         a,
         b,
         user,
-        mut _ca,
-        _cb,
-    } = two_devices(|a| write(a, "x.txt", "aaaa"));
+        ca: mut _ca,
+        cb: _cb,
+    } = TwoDevices::start(|a| write(a, "x.txt", "aaaa"));
     _ca.stop();
     let f = a.path().join("x.txt");
     overwrite_in_place(&f, b"bbbb", mtime(&f));
     _ca.restart();
-    eventually("x.txt reaches the other device", || {
-        read(b.path(), "x.txt").as_deref() == Some(&b"bbbb"[..])
-    });
+    assert!(
+        eventually(CONVERGE, || {
+            read(b.path(), "x.txt").as_deref() == Some(&b"bbbb"[..])
+        }),
+        "timed out waiting for: x.txt reaches the other device"
+    );
     let srv = server.user_dir(&user);
     assert_eq!(read(&srv, "x.txt").as_deref(), Some(&b"bbbb"[..]));
 }
@@ -208,28 +182,34 @@ fn a_pull_never_overwrites_a_same_size_edit_that_kept_its_mtime() {
         a,
         b,
         user,
-        mut _ca,
-        _cb,
-    } = two_devices(|a| write(a, "x.txt", "aaaa"));
+        ca: mut _ca,
+        cb: _cb,
+    } = TwoDevices::start(|a| write(a, "x.txt", "aaaa"));
     _ca.stop();
     let f = a.path().join("x.txt");
     overwrite_in_place(&f, b"bbbb", mtime(&f));
     write(b.path(), "x.txt", "cccc");
     let srv = server.user_dir(&user);
-    eventually("the other edit reaches the server", || {
-        read(&srv, "x.txt").as_deref() == Some(&b"cccc"[..])
-    });
+    assert!(
+        eventually(CONVERGE, || {
+            read(&srv, "x.txt").as_deref() == Some(&b"cccc"[..])
+        }),
+        "timed out waiting for: the other edit reaches the server"
+    );
     // Started again, A pulls first (its edit is not pushed yet).
     _ca.restart();
     let holds = |root: &Path, data: &[u8]| {
-        procs::tree(root)
+        common::tree(root)
             .values()
             .any(|v| v.as_deref() == Some(data))
     };
     for (what, root) in [("A", a.path()), ("B", b.path()), ("server", &srv)] {
-        eventually(&format!("{what} holds both edits"), || {
-            holds(root, b"bbbb") && holds(root, b"cccc")
-        });
+        assert!(
+            eventually(CONVERGE, || {
+                holds(root, b"bbbb") && holds(root, b"cccc")
+            }),
+            "timed out waiting for: {what} holds both edits"
+        );
     }
     let tree = converge("after the conflict", &[a.path(), b.path()]);
     assert_eq!(

@@ -5,18 +5,17 @@
 //! without a restart; a path that becomes ignored stays on the server and on
 //! the other devices, and a device joining later does not download it.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, eventually, new_user, tree, write, Client, Server};
-use std::collections::BTreeMap;
+use common::{converge, eventually, new_user, tree, write, Client, Server, Tree, CONVERGE};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-type Tree = BTreeMap<String, Option<Vec<u8>>>;
+/// Polls `check` until it holds; fails the test with `what` after [`CONVERGE`].
+fn wait_for(what: &str, check: impl FnMut() -> bool) {
+    assert!(eventually(CONVERGE, check), "timed out waiting for: {what}");
+}
 
 fn files(pairs: &[(&str, &str)]) -> Tree {
     pairs
@@ -67,7 +66,7 @@ fn ignored_paths_are_never_pushed_nor_touched_by_a_pull() {
     std::thread::sleep(Duration::from_millis(350));
     let _cb = Client::start(server.port, b.path(), Some(&user));
     let _ca = Client::start(server.port, a.path(), None);
-    eventually("B has the synced files", || {
+    wait_for("B has the synced files", || {
         read(b.path(), "keep.tmp").as_deref() == Some("kept tmp")
             && read(b.path(), ".cloudignore").is_some()
     });
@@ -77,7 +76,7 @@ fn ignored_paths_are_never_pushed_nor_touched_by_a_pull() {
     write(a.path(), "build/more.o", "more");
     write(a.path(), "sub/deep/x.log", "deep log");
     write(a.path(), "new.txt", "new");
-    eventually("B has new.txt", || {
+    wait_for("B has new.txt", || {
         read(b.path(), "new.txt").as_deref() == Some("new")
     });
     std::thread::sleep(Duration::from_millis(1500));
@@ -121,7 +120,7 @@ fn a_rule_change_while_running_deletes_nothing_and_undoing_it_loses_nothing() {
 
     // The rule arrives on B through the server; no restart.
     write(a.path(), ".cloudignore", "*.log\n");
-    eventually("B has the rules", || {
+    wait_for("B has the rules", || {
         read(b.path(), ".cloudignore").is_some()
     });
     std::thread::sleep(Duration::from_millis(1000));
@@ -129,7 +128,7 @@ fn a_rule_change_while_running_deletes_nothing_and_undoing_it_loses_nothing() {
     write(b.path(), "old.log", "B edit");
     write(a.path(), "fresh.log", "fresh");
     write(a.path(), "after.txt", "after");
-    eventually("B has after.txt", || read(b.path(), "after.txt").is_some());
+    wait_for("B has after.txt", || read(b.path(), "after.txt").is_some());
     std::thread::sleep(Duration::from_millis(1500));
     let server_dir = server.user_dir(&user);
     assert_eq!(
@@ -148,7 +147,7 @@ fn a_rule_change_while_running_deletes_nothing_and_undoing_it_loses_nothing() {
 
     // A device joining now does not download the ignored path.
     let _cc = Client::start(server.port, c.path(), Some(&user));
-    eventually("C has after.txt", || read(c.path(), "after.txt").is_some());
+    wait_for("C has after.txt", || read(c.path(), "after.txt").is_some());
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(read(c.path(), "old.log"), None, "C never gets old.log");
 
@@ -165,7 +164,7 @@ fn a_rule_change_while_running_deletes_nothing_and_undoing_it_loses_nothing() {
             end.keys().collect::<Vec<_>>()
         );
     }
-    eventually("the server holds the same files", || {
+    wait_for("the server holds the same files", || {
         file_tree(&server_dir)
             == end
                 .clone()

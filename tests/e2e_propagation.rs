@@ -2,42 +2,16 @@
 //! server and two real clients on loopback, whatever the file's timestamps
 //! say and however it was saved.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, new_user, write, Client, Server};
+use common::{converge, write, TwoDevices};
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-/// A server and a user with two running devices `a` and `b`, converged.
-struct TwoDevices {
-    _server: Server,
-    a: tempfile::TempDir,
-    b: tempfile::TempDir,
-    _ca: Client,
-    _cb: Client,
-}
-
+/// [`TwoDevices`] with one file in `a` to start from.
 fn two_devices() -> TwoDevices {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    write(a.path(), "seed.txt", "s");
-    std::thread::sleep(Duration::from_millis(350));
-    let user = new_user(server.port, a.path());
-    let ca = Client::start(server.port, a.path(), None);
-    let cb = Client::start(server.port, b.path(), Some(&user));
-    converge("initial", &[a.path(), b.path()]);
-    TwoDevices {
-        _server: server,
-        a,
-        b,
-        _ca: ca,
-        _cb: cb,
-    }
+    TwoDevices::start(|a| write(a, "seed.txt", "s"))
 }
 
 /// Waits (at most `limit`) until `path` under `root` holds `want`; returns

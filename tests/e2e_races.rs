@@ -6,12 +6,9 @@
 //! loss window is microseconds wide, so [`FILES`] files race at once to
 //! give it more chances in the same 4 s.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, new_user, tree, write, Client, Server};
+use common::{converge, new_user, tree, write, Client, Server};
 use std::fs;
 use std::io::Write;
 use std::path::Path;

@@ -3,21 +3,13 @@
 //! must free a destination before using it and never rename a path below
 //! itself, or the server takes the user's own move for a concurrent edit.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, new_user, write, Client, Server};
+use common::{converge, settle, write, TwoDevices};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
-
-/// Waits long enough that the client sees the last write as settled.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(350));
-}
 
 /// Starts a server, a user made from `files`, clients on folders A and B,
 /// converged; runs `change` on A and returns the tree everyone converged to
@@ -27,19 +19,21 @@ fn after_change(
     dirs: &[&str],
     change: impl FnOnce(&Path),
 ) -> BTreeMap<String, Option<Vec<u8>>> {
-    let server = Server::start();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        write(a.path(), path, content);
-    }
-    for dir in dirs {
-        fs::create_dir_all(a.path().join(dir)).unwrap();
-    }
-    settle();
-    let user = new_user(server.port, a.path());
-    let mut ca = Client::start(server.port, a.path(), None);
-    let mut cb = Client::start(server.port, b.path(), Some(&user));
+    let TwoDevices {
+        server,
+        a,
+        b,
+        user,
+        mut ca,
+        mut cb,
+    } = TwoDevices::start(|a| {
+        for (path, content) in files {
+            write(a, path, content);
+        }
+        for dir in dirs {
+            fs::create_dir_all(a.join(dir)).unwrap();
+        }
+    });
     let server_copy = server.user_dir(&user);
     converge("initial", &[a.path(), b.path(), &server_copy]);
     change(a.path());

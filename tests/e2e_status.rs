@@ -5,12 +5,9 @@
 //! with no client running (exit 1), and on a folder never synced (exit 2).
 //! The seed's positional command line keeps working beside it.
 
-#[path = "common/client_proc.rs"]
-mod client_proc;
-#[path = "common/procs.rs"]
-mod procs;
+mod common;
 
-use client_proc::{converge, eventually, new_user, write, Client, Server};
+use common::{converge, eventually, new_user, write, Client, Server, CONVERGE};
 use serde_json::Value;
 use std::fs;
 use std::io::Write;
@@ -54,6 +51,11 @@ fn status_until(what: &str, folder: &Path, check: impl Fn(i32, &Value) -> bool) 
     }
 }
 
+/// Polls `check` until it holds; fails the test with `what` after [`CONVERGE`].
+fn wait_for(what: &str, check: impl FnMut() -> bool) {
+    assert!(eventually(CONVERGE, check), "timed out waiting for: {what}");
+}
+
 #[test]
 fn status_in_sync_pending_server_down_conflicts_and_stopped() {
     let mut server = Server::start();
@@ -65,7 +67,7 @@ fn status_in_sync_pending_server_down_conflicts_and_stopped() {
     let user = new_user(server.port, a.path());
     let mut ca = Client::start(server.port, a.path(), None);
     let mut cb = Client::start(server.port, b.path(), Some(&user));
-    eventually("B has x.txt", || b.path().join("x.txt").is_file());
+    wait_for("B has x.txt", || b.path().join("x.txt").is_file());
 
     // In sync.
     let v = status_until("A in sync", a.path(), |code, v| {
@@ -103,7 +105,7 @@ fn status_in_sync_pending_server_down_conflicts_and_stopped() {
     assert_eq!(v["connected"], true, "{v:#}");
     writer.join().expect("writer");
     status_until("A in sync again", a.path(), |code, _| code == 0);
-    eventually("B has growing.bin", || {
+    wait_for("B has growing.bin", || {
         fs::metadata(b.path().join("growing.bin")).is_ok_and(|m| m.len() > 0)
     });
 

@@ -4,6 +4,7 @@
 //! The seed corpus is written by the ignored test `write_seed_corpus`:
 //! `cargo test --test fuzz_corpus_replay -- --ignored write_seed_corpus`.
 
+mod common;
 #[path = "../fuzz/src/lib.rs"]
 mod properties;
 
@@ -14,6 +15,7 @@ use cloudservice::protocol::{
     Fetch, FileBegin, Frame, Hello, HelloMode, Kind, Message, PushAck, PushStatus, RemoveDir,
     Rename, UserId, Welcome, WirePath,
 };
+use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -415,15 +417,6 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
     ]
 }
 
-fn raw(kind: u8, request_id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = b"CS\x01".to_vec();
-    out.push(kind);
-    out.extend_from_slice(&request_id.to_be_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
 fn concat(frames: &[Frame]) -> Vec<u8> {
     let mut out = Vec::new();
     for f in frames {
@@ -489,20 +482,26 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("bad-magic", b"XS\x01\x03\0\0\0\x01\0\0\0\0".to_vec()),
         ("bad-version", b"CS\x02\x03\0\0\0\x01\0\0\0\0".to_vec()),
-        ("unknown-kind", raw(0x7f, 1, &[])),
+        ("unknown-kind", frame_bytes(0x7f, 1, &[])),
         ("too-long", b"CS\x01\x21\0\0\0\x08\xff\xff\xff\xff".to_vec()),
         ("declared-max-payload", declared_max),
-        ("truncated-pull", raw(Kind::Pull as u8, 2, &[0, 0, 0, 1])),
-        ("trailing-ping", raw(Kind::Ping as u8, 2, &[0])),
+        (
+            "truncated-pull",
+            frame_bytes(Kind::Pull as u8, 2, &[0, 0, 0, 1]),
+        ),
+        ("trailing-ping", frame_bytes(Kind::Ping as u8, 2, &[0])),
         (
             "error-bad-utf8",
-            raw(Kind::Error as u8, 3, b"\0\x01\0\x02\xc3\x28"),
+            frame_bytes(Kind::Error as u8, 3, b"\0\x01\0\x02\xc3\x28"),
         ),
         (
             "make-dir-dotdot",
-            raw(Kind::MakeDir as u8, 4, b"\0\x04../x"),
+            frame_bytes(Kind::MakeDir as u8, 4, b"\0\x04../x"),
         ),
-        ("hello-bad-mode", raw(Kind::Hello as u8, 1, &[9; 28])),
+        (
+            "hello-bad-mode",
+            frame_bytes(Kind::Hello as u8, 1, &[9; 28]),
+        ),
     ];
     // One Error frame per code the codec names, and one it does not (§1.4.1).
     let errors: Vec<Frame> = every_error_code()

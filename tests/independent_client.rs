@@ -10,11 +10,12 @@
 //! Needs `python3` (3.11) with the `blake3` module (`.ci/run` installs it).
 //! Without them the test fails when `CI` is set, else prints SKIPPED.
 
-use std::io::Read;
+mod common;
+
+use common::{read_to_end, wait_timeout, Proc};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Bound of the whole run; it normally takes 15-25 s.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -39,35 +40,6 @@ fn python_missing() -> Option<String> {
     }
 }
 
-/// Collects a child's pipe on a thread, so a full pipe never blocks it.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            text = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        text
-    })
-}
-
-/// SIGTERM by PID (the client then stops its server), SIGKILL if still alive.
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 #[test]
 fn independent_python_client_conforms_to_the_spec() {
     if let Some(why) = python_missing() {
@@ -79,32 +51,24 @@ fn independent_python_client_conforms_to_the_spec() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/pyclient/main.py");
-    let mut child = Command::new("python3")
-        .arg(&script)
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
         .arg(env!("CARGO_BIN_EXE_cloud-server"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3 tests/pyclient/main.py");
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() > TIMEOUT => {
-                stop(&mut child);
-                break None;
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(100)),
-            Err(e) => panic!("waiting for the python client: {e}"),
-        }
-    };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
+        .stderr(Stdio::piped());
+    let mut proc = Proc::spawn("python3 tests/pyclient/main.py", cmd);
+    let out = read_to_end(proc.child.stdout.take().expect("stdout"));
+    let err = read_to_end(proc.child.stderr.take().expect("stderr"));
+    let status = wait_timeout(&mut proc.child, TIMEOUT);
+    if status.is_none() {
+        // SIGTERM first: the client then stops its server.
+        proc.terminate(Duration::from_secs(15));
+    }
+    let out = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let err = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
     println!("--- pyclient stdout ---\n{out}\n--- pyclient stderr ---\n{err}");
     match status {
         None => panic!("independent client still running after {TIMEOUT:?}; stopped"),

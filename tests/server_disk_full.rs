@@ -33,7 +33,7 @@ fn disk_full_fails_the_push_and_keeps_the_old_version() {
     let _mount = Mount(dir.path().to_path_buf());
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let server = ServerProc::start_in(&data, &[]);
+    let server = Server::start_in(&data, &[]);
 
     let mut a = WireClient::new_user(server.addr);
     let v1 = vec![1u8; 1024 * 1024];

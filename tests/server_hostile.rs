@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Sends raw bytes on a fresh ready connection and expects one Error with
 /// `code` followed by the close.
-fn expect_rejected(server: &ServerProc, user: UserId, bytes: &[u8], code: ErrorCode) {
+fn expect_rejected(server: &Server, user: UserId, bytes: &[u8], code: ErrorCode) {
     let mut c = WireClient::new_client(server.addr, user);
     c.send_raw(bytes);
     let frames = c.until_closed();
@@ -21,7 +21,7 @@ fn expect_rejected(server: &ServerProc, user: UserId, bytes: &[u8], code: ErrorC
 
 #[test]
 fn traversal_and_malformed_paths_are_refused() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let a = WireClient::new_user(server.addr);
     let mut bystander = WireClient::new_client(server.addr, a.user);
     let bad_paths: Vec<&[u8]> = vec![
@@ -35,37 +35,37 @@ fn traversal_and_malformed_paths_are_refused() {
         b"\xff\xfe",
     ];
     for bad in bad_paths {
-        let frame = raw_frame(0x30, 5, &raw_path(bad));
+        let frame = raw::frame(0x30, 5, &raw::path_field(bad));
         expect_rejected(&server, a.user, &frame, ErrorCode::BadPath);
     }
     let deep = vec!["d"; 65].join("/");
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x30, 5, &raw_path(deep.as_bytes())),
+        &raw::frame(0x30, 5, &raw::path_field(deep.as_bytes())),
         ErrorCode::BadPath,
     );
     let long = "n".repeat(256);
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x30, 5, &raw_path(long.as_bytes())),
+        &raw::frame(0x30, 5, &raw::path_field(long.as_bytes())),
         ErrorCode::BadPath,
     );
     // A rename whose target climbs out.
     let mut payload = 0u64.to_be_bytes().to_vec();
-    payload.extend(raw_path(b"a"));
-    payload.extend(raw_path(b"../../escaped"));
+    payload.extend(raw::path_field(b"a"));
+    payload.extend(raw::path_field(b"../../escaped"));
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x33, 6, &payload),
+        &raw::frame(0x33, 6, &payload),
         ErrorCode::BadPath,
     );
 
     let parent = server.data.parent().unwrap();
     assert!(!parent.join("x").exists() && !parent.join("escaped").exists());
-    assert!(tree_of(&server.user_dir(&a.user)).is_empty());
+    assert!(tree(&server.user_dir(&a.user)).is_empty());
     // Every refused frame is logged (the log is written asynchronously).
     assert!(
         eventually(Duration::from_secs(10), || server
@@ -83,7 +83,7 @@ fn traversal_and_malformed_paths_are_refused() {
 
 #[test]
 fn malformed_frames_close_only_that_connection() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let a = WireClient::new_user(server.addr);
     let mut other = WireClient::new_client(server.addr, a.user);
 
@@ -99,39 +99,39 @@ fn malformed_frames_close_only_that_connection() {
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x7e, 1, b""),
+        &raw::frame(0x7e, 1, b""),
         ErrorCode::BadFrame,
     );
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x10, 1, b"\0\0"),
+        &raw::frame(0x10, 1, b"\0\0"),
         ErrorCode::BadFrame,
     );
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x10, 1, &[0u8; 9]),
+        &raw::frame(0x10, 1, &[0u8; 9]),
         ErrorCode::BadFrame,
     );
     // Server-only messages from a client.
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x13, 1, &[0u8; 8]),
+        &raw::frame(0x13, 1, &[0u8; 8]),
         ErrorCode::WrongPhase,
     );
     // A chunk with no open upload.
     expect_rejected(
         &server,
         a.user,
-        &raw_frame(0x21, 1, b"data"),
+        &raw::frame(0x21, 1, b"data"),
         ErrorCode::WrongPhase,
     );
 
     // Push before the handshake.
     let mut early = WireClient::connect(server.addr);
-    early.send_raw(&raw_frame(0x30, 1, &raw_path(b"x")));
+    early.send_raw(&raw::frame(0x30, 1, &raw::path_field(b"x")));
     let frames = early.until_closed();
     assert_error(&frames[0].message, ErrorCode::WrongPhase);
 
@@ -145,7 +145,7 @@ fn malformed_frames_close_only_that_connection() {
 
 #[test]
 fn uploads_with_wrong_size_or_hash_are_never_visible() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("keep.txt", b"good version", 0).expect("v1");
 
@@ -189,12 +189,12 @@ fn uploads_with_wrong_size_or_hash_are_never_visible() {
         b"good version"
     );
     // No temp file leaks into the visible folder.
-    assert_eq!(tree_of(&server.user_dir(&a.user)).len(), 1);
+    assert_eq!(tree(&server.user_dir(&a.user)).len(), 1);
 }
 
 #[test]
 fn a_symlink_planted_on_the_server_is_never_followed() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.push(Message::MakeDir { path: p("real") }).expect("mkdir");
     let outside = tempfile::tempdir().unwrap();
@@ -221,7 +221,7 @@ fn a_symlink_planted_on_the_server_is_never_followed() {
 
 #[test]
 fn repeated_guesses_are_rate_limited() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let real = WireClient::new_user(server.addr);
     for i in 0..12u8 {
         let mut c = WireClient::connect(server.addr);
@@ -240,20 +240,9 @@ fn repeated_guesses_are_rate_limited() {
     server.wait_log("too many failed attempts");
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     // A tree whose full listing is large (~1,000 entries, ~60 KiB a listing).
     for i in 0..1000 {
@@ -262,7 +251,7 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
         })
         .expect("mkdir");
     }
-    let before = rss_kib(server.child.id());
+    let before = rss_kib(server.pid());
     let mut flood = WireClient::new_client(server.addr, a.user);
     flood
         .stream
@@ -280,7 +269,7 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
         sent < 2_000_000,
         "the server kept reading a client that never reads"
     );
-    let grown = rss_kib(server.child.id()).saturating_sub(before);
+    let grown = rss_kib(server.pid()).saturating_sub(before);
     eprintln!(
         "server RSS grew by {grown} KiB; {sent} requests written before the server stopped reading"
     );
@@ -293,16 +282,11 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
     assert_eq!(ack.status, PushStatus::Applied);
 }
 
-/// Open file descriptors of a process.
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 #[test]
 fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
-    let server = ServerProc::start_with(&["--handshake-timeout", "5"]);
-    let pid = server.child.id();
-    let baseline = fd_count(pid);
+    let server = Server::start_with(&["--handshake-timeout", "5"]);
+    let pid = server.pid();
+    let baseline = fds(pid);
     let started = std::time::Instant::now();
     let mut silent = Vec::with_capacity(15_000);
     for _ in 0..15_000 {
@@ -310,7 +294,7 @@ fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
         silent.push(s);
     }
     assert!(
-        eventually(std::time::Duration::from_secs(20), || fd_count(pid)
+        eventually(std::time::Duration::from_secs(20), || fds(pid)
             >= baseline + 14_000),
         "server accepted them"
     );
@@ -324,10 +308,10 @@ fn fifteen_thousand_silent_connections_are_freed_by_the_handshake_timeout() {
     // All of them get closed; the server's descriptors return to the baseline
     // plus the real client and its user's open journal.
     assert!(
-        eventually(std::time::Duration::from_secs(30), || fd_count(pid)
+        eventually(std::time::Duration::from_secs(30), || fds(pid)
             <= baseline + 8),
         "silent connections freed: {} open, baseline {baseline}",
-        fd_count(pid)
+        fds(pid)
     );
     eprintln!("all freed after {:?}", started.elapsed());
     for s in &mut silent {

@@ -9,7 +9,7 @@ use std::fs::OpenOptions;
 
 #[test]
 fn restart_between_push_and_pull_recovers_state() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("a.txt", b"alpha", 0).expect("push");
     let mut b = WireClient::new_client(server.addr, a.user);
@@ -44,7 +44,7 @@ fn restart_between_push_and_pull_recovers_state() {
 
 #[test]
 fn torn_journal_tail_is_dropped_and_the_folder_reconciled() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     for i in 0..3 {
         a.put(&format!("f{i}.txt"), format!("content {i}").as_bytes(), 0)
@@ -91,7 +91,7 @@ fn torn_journal_tail_is_dropped_and_the_folder_reconciled() {
 
 #[test]
 fn a_crash_mid_upload_leaves_nothing_visible() {
-    let mut server = ServerProc::start();
+    let mut server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("big.bin", b"old complete version", 0).expect("v1");
     let content = vec![7u8; 3 * 1024 * 1024];
@@ -112,7 +112,7 @@ fn a_crash_mid_upload_leaves_nothing_visible() {
     let mut a = WireClient::resume(server.addr, user, client);
     let rid = a.send(Message::Ping);
     assert_eq!(a.reply(rid), Message::Pong);
-    let files = tree_of(&server.user_dir(&user));
+    let files = tree(&server.user_dir(&user));
     assert_eq!(files.len(), 1);
     assert_eq!(
         files.get("big.bin"),
@@ -132,7 +132,7 @@ fn a_crash_mid_upload_leaves_nothing_visible() {
 
 #[test]
 fn fsync_mode_stores_and_recovers_the_same() {
-    let mut server = ServerProc::start_with(&["--fsync"]);
+    let mut server = Server::start_with(&["--fsync"]);
     let mut a = WireClient::new_user(server.addr);
     for i in 0..20 {
         a.put(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[test]
 fn new_user_uploads_and_new_client_downloads() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     assert_ne!(a.user, UserId::NONE);
     assert_eq!(a.client, 1);
@@ -31,7 +31,7 @@ fn new_user_uploads_and_new_client_downloads() {
     .expect("mkdir");
 
     // The server's folder holds exactly the user's files.
-    let on_server = tree_of(&server.user_dir(&a.user));
+    let on_server = tree(&server.user_dir(&a.user));
     assert_eq!(
         on_server.get("docs/hello.txt"),
         Some(&Some(b"hello\n".to_vec()))
@@ -73,7 +73,7 @@ fn new_user_uploads_and_new_client_downloads() {
 
 #[test]
 fn pull_is_coalesced_and_notify_reaches_the_other_client() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("f.txt", b"one", 0).expect("v1");
     let mut b = WireClient::new_client(server.addr, a.user);
@@ -109,7 +109,7 @@ fn pull_is_coalesced_and_notify_reaches_the_other_client() {
 
 #[test]
 fn concurrent_edits_keep_both_versions() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let v1 = a.put("report.txt", b"base", 0).expect("v1").version;
     let mut b = WireClient::new_client(server.addr, a.user);
@@ -120,7 +120,7 @@ fn concurrent_edits_keep_both_versions() {
     let name = late.path.as_str().to_owned();
     assert!(name.starts_with("report (conflict 2 "), "{name}");
     assert!(name.ends_with(").txt"), "{name}");
-    let files = tree_of(&server.user_dir(&a.user));
+    let files = tree(&server.user_dir(&a.user));
     assert_eq!(files.get("report.txt"), Some(&Some(b"edit by A".to_vec())));
     assert_eq!(files.get(&name), Some(&Some(b"edit by B".to_vec())));
 
@@ -146,7 +146,7 @@ fn concurrent_edits_keep_both_versions() {
 
 #[test]
 fn rename_moves_without_upload_and_remove_dir_keeps_newer_files() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("d/x.txt", b"x", 0).expect("x");
     a.put("d/sub/y.txt", b"y", 0).expect("y");
@@ -161,7 +161,7 @@ fn rename_moves_without_upload_and_remove_dir_keeps_newer_files() {
         }))
         .expect("rename");
     assert_eq!(moved.status, PushStatus::Applied);
-    let files = tree_of(&server.user_dir(&a.user));
+    let files = tree(&server.user_dir(&a.user));
     assert_eq!(files.get("e/d2/sub/y.txt"), Some(&Some(b"y".to_vec())));
     assert!(!files.contains_key("d"));
     let (head, _, entries) = b.pull(cursor);
@@ -184,7 +184,7 @@ fn rename_moves_without_upload_and_remove_dir_keeps_newer_files() {
         }))
         .expect("rmdir");
     assert_eq!(rm.status, PushStatus::Stale);
-    let files = tree_of(&server.user_dir(&a.user));
+    let files = tree(&server.user_dir(&a.user));
     let names: Vec<&String> = files.keys().collect();
     assert_eq!(names, vec!["e", "e/d2", "e/d2/new.txt"]);
 
@@ -197,12 +197,12 @@ fn rename_moves_without_upload_and_remove_dir_keeps_newer_files() {
         }))
         .expect("rmdir all");
     assert_eq!(rm.status, PushStatus::Applied);
-    assert!(tree_of(&server.user_dir(&a.user)).is_empty());
+    assert!(tree(&server.user_dir(&a.user)).is_empty());
 }
 
 #[test]
 fn unknown_ids_are_refused_and_logged() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut guess = WireClient::connect(server.addr);
     let stranger: UserId = "0123456789abcdef0123456789abcdef".parse().unwrap();
     let err = guess
@@ -227,7 +227,7 @@ fn unknown_ids_are_refused_and_logged() {
 
 #[test]
 fn connection_limit_refuses_cleanly() {
-    let server = ServerProc::start_with(&["--max-connections", "2"]);
+    let server = Server::start_with(&["--max-connections", "2"]);
     let _a = WireClient::new_user(server.addr);
     let _b = WireClient::new_user(server.addr);
     let mut c = WireClient::connect(server.addr);
@@ -239,7 +239,7 @@ fn connection_limit_refuses_cleanly() {
 
 #[test]
 fn handshake_timeout_frees_silent_connections() {
-    let server = ServerProc::start_with(&["--handshake-timeout", "0.3"]);
+    let server = Server::start_with(&["--handshake-timeout", "0.3"]);
     let mut silent = WireClient::connect(server.addr);
     let frames = silent.until_closed();
     assert_eq!(frames.len(), 1);
@@ -249,7 +249,7 @@ fn handshake_timeout_frees_silent_connections() {
 
 #[test]
 fn ping_is_answered_on_a_ready_connection() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     let rid = a.send(Message::Ping);
     assert_eq!(a.reply(rid), Message::Pong);
@@ -257,14 +257,14 @@ fn ping_is_answered_on_a_ready_connection() {
 
 #[test]
 fn idle_actors_retire_while_connections_stay_usable() {
-    let server = ServerProc::start_with(&["--actor-idle", "0.2"]);
+    let server = Server::start_with(&["--actor-idle", "0.2"]);
     let mut a = WireClient::new_user(server.addr);
     a.put("one.txt", b"1", 0).expect("push");
     let mut b = WireClient::new_client(server.addr, a.user);
     let (cursor, _, _) = b.pull(0);
     // The actor retires; an up-to-date pull is answered by the reactor
     // without starting a thread.
-    let pid = server.child.id();
+    let pid = server.pid();
     assert!(eventually(Duration::from_secs(5), || actor_threads(pid) == 0));
     let (head, _, entries) = b.pull(cursor);
     assert_eq!((head, entries.len()), (cursor, 0));
@@ -293,7 +293,7 @@ fn actor_threads(pid: u32) -> usize {
 
 #[test]
 fn a_port_in_use_or_a_bad_argument_is_a_one_line_error() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let taken = server.addr.port().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-server"))
@@ -320,7 +320,7 @@ fn a_port_in_use_or_a_bad_argument_is_a_one_line_error() {
 
 #[test]
 fn a_directory_moved_away_and_made_again_is_first_reported_deleted() {
-    let server = ServerProc::start();
+    let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("a/x.txt", b"x", 0).expect("x");
     a.put("a/y.txt", b"y", 0).expect("y");
@@ -353,8 +353,8 @@ fn a_directory_moved_away_and_made_again_is_first_reported_deleted() {
 
 #[test]
 fn a_storm_of_new_users_is_served_by_a_bounded_number_of_threads() {
-    let server = ServerProc::start();
-    let pid = server.child.id();
+    let server = Server::start();
+    let pid = server.pid();
     let mut clients: Vec<WireClient> = (0..600).map(|_| WireClient::connect(server.addr)).collect();
     for c in &mut clients {
         c.send(Message::Hello(cloudservice::protocol::Hello {

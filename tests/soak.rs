@@ -31,40 +31,27 @@
 //! test counts it as not written, never as a loss). A move hard-links the new
 //! name (which cannot replace anything) before taking the old name away.
 
-#[path = "common/fleet.rs"]
-mod fleet;
+mod common;
 #[path = "soak/ledger.rs"]
 mod ledger;
 #[path = "soak/ops.rs"]
 mod ops;
 #[path = "soak/patterns.rs"]
 mod patterns;
-#[path = "common/procs.rs"]
-mod procs;
 
 use cloudservice::protocol::ContentHash;
-use fleet::{converge_all, log_tail, new_user, write, Cli, Rng, Srv};
+use common::{converge_stable, new_user, seed, write, Client, Rng, Server};
 use ledger::{Counts, Fate, Ledger, Written};
 use ops::{Soak, ANCHOR, CLIENTS};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const PULLING_RATE: &str = "0.3";
 /// How long the final convergence may take.
 const CONVERGE_LIMIT: Duration = Duration::from_secs(240);
 /// How long the trees must stay identical to count as converged.
 const STABLE: Duration = Duration::from_secs(3);
-
-fn seed() -> u64 {
-    match std::env::var("SOAK_SEED") {
-        Ok(s) => s.trim().parse().expect("SOAK_SEED is a u64"),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    }
-}
 
 fn secs() -> u64 {
     std::env::var("SOAK_SECS")
@@ -75,7 +62,7 @@ fn secs() -> u64 {
 
 /// A running client or when to start it again.
 struct Slot {
-    cli: Cli,
+    cli: Client,
     back_at: Option<Instant>,
     spawned_at: Instant,
 }
@@ -85,7 +72,7 @@ fn last_line(text: &str) -> &str {
 }
 
 struct Fleet {
-    srv: Srv,
+    srv: Server,
     server_back_at: Option<Instant>,
     last_server_down: Option<Instant>,
     slots: Vec<Slot>,
@@ -111,19 +98,19 @@ fn fail(soak: &Soak, fleet: &Fleet, base: tempfile::TempDir, why: &str) -> ! {
     for (i, slot) in fleet.slots.iter().enumerate() {
         msg.push_str(&format!(
             "--- client {i} log tail ---\n{}\n",
-            log_tail(&slot.cli.log, 3_000)
+            slot.cli.log_tail(3_000)
         ));
     }
     msg.push_str(&format!(
         "--- server log tail ---\n{}\n",
-        log_tail(&fleet.srv.log, 3_000)
+        fleet.srv.log_tail(3_000)
     ));
     panic!("{msg}");
 }
 
 #[test]
 fn soak_three_clients_converge_without_losing_a_byte() {
-    let seed = seed();
+    let seed = seed("SOAK_SEED");
     let duration = Duration::from_secs(secs());
     println!(
         "soak: seed {seed}, {} s (replay: SOAK_SEED={seed})",
@@ -161,21 +148,19 @@ fn soak_three_clients_converge_without_losing_a_byte() {
         &[]
     };
     println!("soak: server arguments {server_args:?}");
-    let srv = Srv::start(
-        &base.path().join("server"),
-        &base.path().join("server.log"),
-        server_args,
-    );
+    let srv = Server::options()
+        .data(&base.path().join("server"))
+        .log(&base.path().join("server.log"))
+        .args(server_args)
+        .start();
     let user = new_user(srv.port, &folders[0]);
     let slots: Vec<Slot> = (0..CLIENTS)
         .map(|i| Slot {
-            cli: Cli::start(
-                srv.port,
-                &folders[i],
-                Some(&user),
-                PULLING_RATE,
-                &soak.base.join(format!("client{i}.log")),
-            ),
+            cli: Client::options(srv.port, &folders[i])
+                .user(Some(&user))
+                .rate(PULLING_RATE)
+                .log(&soak.base.join(format!("client{i}.log")))
+                .start(),
             back_at: None,
             spawned_at: Instant::now(),
         })
@@ -205,7 +190,7 @@ fn soak_three_clients_converge_without_losing_a_byte() {
             // is retried only once running): start it again. Any other exit
             // is a failure.
             let slot = &mut fleet.slots[k];
-            let tail = log_tail(&slot.cli.log, 300);
+            let tail = slot.cli.log_tail(300);
             let outage = fleet.last_server_down.is_some_and(|t| t >= slot.spawned_at);
             let line = last_line(&tail);
             let startup = [
@@ -261,7 +246,7 @@ fn soak_three_clients_converge_without_losing_a_byte() {
                     soak.counts.client_kills += 1;
                     soak.note(format!("{}: client {k} kill -9", soak.counts.ops));
                 } else {
-                    let status = slot.cli.stop();
+                    let status = slot.cli.terminate();
                     soak.counts.client_terms += 1;
                     soak.note(format!("{}: client {k} SIGTERM", soak.counts.ops));
                     if !status.is_some_and(|s| s.success()) {
@@ -306,7 +291,7 @@ fn soak_three_clients_converge_without_losing_a_byte() {
     let mut all: Vec<&Path> = folders.iter().map(PathBuf::as_path).collect();
     all.push(&server_dir);
     let settled = Instant::now();
-    let final_tree = match converge_all(&all, CONVERGE_LIMIT, STABLE) {
+    let final_tree = match converge_stable(&all, CONVERGE_LIMIT, STABLE) {
         Ok(t) => t,
         Err(diff) => fail(&soak, &fleet, base, &format!("no convergence:\n{diff}")),
     };
@@ -352,7 +337,7 @@ fn soak_three_clients_converge_without_losing_a_byte() {
         .filter(|k| k.contains("(conflict "))
         .count();
     for (k, slot) in fleet.slots.iter_mut().enumerate() {
-        let status = slot.cli.stop();
+        let status = slot.cli.terminate();
         if !status.is_some_and(|s| s.success()) {
             let why = format!("client {k} did not exit 0 on SIGTERM: {status:?}");
             fail(&soak, &fleet, base, &why);

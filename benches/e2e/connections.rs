@@ -2,9 +2,10 @@
 //! held by two `cloud-load` processes (source addresses 127.0.0.2 and
 //! 127.0.0.3), idle first, then pulling every 10 s.
 
+use crate::common::{fds, rss_kib, threads, Proc};
 use crate::report::Row;
-use crate::util::{self, Proc};
-use crate::{bin, Ctx, Server};
+use crate::util;
+use crate::{bin, start_server, stop_server, Ctx};
 use cloudservice::load::Report;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -73,9 +74,9 @@ impl Samples {
     }
 
     fn take(&mut self, pid: u32) {
-        self.threads_max = self.threads_max.max(util::threads(pid));
-        self.fds_max = self.fds_max.max(util::fds(pid));
-        self.rss_max = self.rss_max.max(util::rss_kib(pid));
+        self.threads_max = self.threads_max.max(threads(pid));
+        self.fds_max = self.fds_max.max(fds(pid));
+        self.rss_max = self.rss_max.max(rss_kib(pid));
     }
 }
 
@@ -86,10 +87,10 @@ fn mib(kib: u64) -> f64 {
 fn run_shape(ctx: &mut Ctx, shape: &Shape) {
     let n = ctx.plan.conns;
     let measure = ctx.plan.measure_secs;
-    let mut server = Server::start(ctx, &shape.server_args);
+    let mut server = start_server(ctx, &shape.server_args);
     let pid = server.pid();
     std::thread::sleep(Duration::from_secs(1));
-    let rss0 = util::rss_kib(pid);
+    let rss0 = rss_kib(pid);
     let go = ctx.scratch.path().join(format!("go-{}", ctx.rows.len()));
     let halves = [n - n / 2, n / 2];
     let mut loads = Vec::new();
@@ -118,7 +119,7 @@ fn run_shape(ctx: &mut Ctx, shape: &Shape) {
             .arg(&go)
             .arg("--summary")
             .arg(&summary);
-        loads.push(Proc::spawn("cloud-load", cmd, &out));
+        loads.push(Proc::spawn_to_files("cloud-load", cmd, &out));
         summaries.push(summary);
     }
     // Setup: wait for both loads to report, sampling the server.
@@ -134,12 +135,12 @@ fn run_shape(ctx: &mut Ctx, shape: &Shape) {
         setup.take(pid);
         std::thread::sleep(Duration::from_millis(500));
     }
-    let rss_setup = util::rss_kib(pid);
-    let threads_setup = util::threads(pid);
+    let rss_setup = rss_kib(pid);
+    let threads_setup = threads(pid);
     std::thread::sleep(SETTLE);
-    let rss_idle = util::rss_kib(pid);
-    let threads_idle = util::threads(pid);
-    let fds_idle = util::fds(pid);
+    let rss_idle = rss_kib(pid);
+    let threads_idle = threads(pid);
+    let fds_idle = fds(pid);
     let cpu_idle = util::cpu_percent(pid, IDLE_WINDOW);
     let _ = std::fs::write(&go, b"go");
     let t0 = util::cpu_ticks(pid);
@@ -165,7 +166,7 @@ fn run_shape(ctx: &mut Ctx, shape: &Shape) {
             )),
         }
     }
-    server.stop();
+    stop_server(&mut server);
     let l = &shape.label;
     let held = report.held;
     let errors = report.error_total();

@@ -10,17 +10,21 @@
 //! ```
 //! Every process it starts is stopped by PID; every wait has a deadline.
 
+// The test kit (tests/common/): the same server and client wrappers,
+// processes stopped by PID, PRNG and tree walk as the integration tests.
+#[path = "../../tests/common/mod.rs"]
+mod common;
 mod connections;
 mod report;
 mod scenarios;
 mod transfer;
 mod util;
 
+pub use common::{Server, Verbosity};
 use report::Row;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use util::Proc;
 
 /// Sizes and counts of one run.
 pub struct Plan {
@@ -114,45 +118,23 @@ impl Ctx {
     }
 }
 
-/// A running cloud-server and its data directory.
-pub struct Server {
-    pub proc: Proc,
-    pub port: u16,
-    pub data: PathBuf,
+/// Starts `cloud-server -q` on 127.0.0.1 (the private copy of the binary)
+/// with a fresh data directory and its stderr log in the run's scratch space.
+pub fn start_server(ctx: &mut Ctx, extra: &[&str]) -> Server {
+    let data = ctx.fresh_dir("server");
+    let log = ctx.log_path("server").with_extension("err");
+    Server::options()
+        .bin(&bin("cloud-server"))
+        .data(&data)
+        .log(&log)
+        .verbosity(Verbosity::Quiet)
+        .args(extra)
+        .start()
 }
 
-impl Server {
-    /// Starts `cloud-server` on 127.0.0.1 with a fresh data directory.
-    pub fn start(ctx: &mut Ctx, extra: &[&str]) -> Server {
-        let data = ctx.fresh_dir("server");
-        let out = ctx.log_path("server");
-        let mut cmd = Command::new(bin("cloud-server"));
-        cmd.arg("0")
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("-q")
-            .args(extra);
-        let mut proc = Proc::spawn("cloud-server", cmd, &out);
-        let line = proc
-            .wait_for_line("listening on", Duration::from_secs(20))
-            .expect("cloud-server started");
-        let port = line
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .expect("port in the listening line");
-        Server { proc, port, data }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    pub fn stop(&mut self) {
-        self.proc.stop(Duration::from_secs(30));
-    }
+/// Stops a scenario's server: SIGTERM by PID, SIGKILL after 30 s.
+pub fn stop_server(server: &mut Server) {
+    server.terminate(Duration::from_secs(30));
 }
 
 /// Where the private copies of the binaries are (set once at start).

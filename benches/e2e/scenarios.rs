@@ -1,9 +1,10 @@
 //! Targets 4, 5 and the client half of 6: propagation between two running
 //! clients, server memory under a slow reader, and a watching client's idle cost.
 
+use crate::common::{rss_kib, threads, Client, Rng, Verbosity};
 use crate::report::Row;
-use crate::util::{self, Noise, Proc};
-use crate::{bin, Ctx, Server};
+use crate::util::{self, once_command};
+use crate::{bin, start_server, stop_server, Ctx, Server};
 use cloudservice::protocol::{
     ContentHash, Fetch, FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message, Status, UserId,
     WirePath,
@@ -11,20 +12,18 @@ use cloudservice::protocol::{
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn start_client(ctx: &mut Ctx, server: &Server, dir: &Path, user: Option<&str>) -> Proc {
-    let out = ctx.log_path("client");
-    let mut cmd = Command::new(bin("cloud-client"));
-    cmd.arg("127.0.0.1")
-        .arg(server.port.to_string())
-        .arg(dir)
-        .arg("5");
-    if let Some(u) = user {
-        cmd.arg(u);
-    }
-    Proc::spawn("cloud-client", cmd, &out)
+/// A watching client (PULLING_RATE 5 s, the normal log to the run's scratch space).
+fn start_client(ctx: &mut Ctx, server: &Server, dir: &Path, user: Option<&str>) -> Client {
+    let log = ctx.log_path("client").with_extension("err");
+    Client::options(server.port, dir)
+        .bin(&bin("cloud-client"))
+        .rate("5")
+        .user(user)
+        .log(&log)
+        .verbosity(Verbosity::Normal)
+        .start()
 }
 
 /// Waits until `path` holds exactly `content`; returns the time it took.
@@ -51,12 +50,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// Target 4: a 4 KiB file written at client A, complete at client B.
 pub fn propagation(ctx: &mut Ctx) {
     println!("e2e: propagation");
-    let mut server = Server::start(ctx, &[]);
+    let mut server = start_server(ctx, &[]);
     let a = ctx.fresh_dir("prop-a");
     let b = ctx.fresh_dir("prop-b");
     let mut client_a = start_client(ctx, &server, &a, None);
     let user = client_a
-        .wait_for_line("user id:", Duration::from_secs(30))
+        .wait_line("user id:", Duration::from_secs(30))
         .and_then(|l| l.split("user id:").nth(1).map(|s| s.trim().to_owned()));
     let Some(user) = user else {
         ctx.note("propagation: client A printed no user id".to_owned());
@@ -70,9 +69,9 @@ pub fn propagation(ctx: &mut Ctx) {
     let n = ctx.plan.propagation_samples;
     let one_go = series(&a, &b, n, Save::OneGo);
     let editor = series(&a, &b, n, Save::Editor);
-    client_a.stop(Duration::from_secs(10));
-    client_b.stop(Duration::from_secs(10));
-    server.stop();
+    client_a.terminate();
+    client_b.terminate();
+    stop_server(&mut server);
     report_series(ctx, "a 4 KiB file", one_go);
     report_series(
         ctx,
@@ -96,7 +95,7 @@ enum Save {
 fn series(a: &Path, b: &Path, n: usize, save: Save) -> (Vec<f64>, usize) {
     let mut samples = Vec::new();
     let mut lost = 0;
-    let mut noise = Noise::new(5 + save as u64);
+    let mut rng = Rng::new(5 + save as u64);
     if save == Save::Editor {
         let _ = std::fs::write(a.join("doc.bin"), b"first version");
         let _ = wait_content(
@@ -108,7 +107,7 @@ fn series(a: &Path, b: &Path, n: usize, save: Save) -> (Vec<f64>, usize) {
     }
     for i in 0..n {
         let mut content = vec![0u8; 4096];
-        noise.fill(&mut content);
+        rng.fill(&mut content);
         let name = match save {
             Save::OneGo => format!("p-{i:02}.bin"),
             Save::Editor => "doc.bin".to_owned(),
@@ -213,11 +212,11 @@ fn raw_upload(stream: &mut TcpStream, decoder: &mut FrameDecoder, size: u64) -> 
     let chunk = 256 * 1024;
     let mut buf = vec![0u8; chunk];
     let mut hasher = blake3::Hasher::new();
-    let mut noise = Noise::new(3);
+    let mut rng = Rng::new(3);
     let mut left = size;
     while left > 0 {
         let n = left.min(chunk as u64) as usize;
-        noise.fill(&mut buf[..n]);
+        rng.fill(&mut buf[..n]);
         hasher.update(&buf[..n]);
         left -= n as u64;
     }
@@ -233,11 +232,11 @@ fn raw_upload(stream: &mut TcpStream, decoder: &mut FrameDecoder, size: u64) -> 
     if !send(stream, 2, Message::FileBegin(begin)) {
         return false;
     }
-    let mut noise = Noise::new(3);
+    let mut rng = Rng::new(3);
     let mut left = size;
     while left > 0 {
         let n = left.min(chunk as u64) as usize;
-        noise.fill(&mut buf[..n]);
+        rng.fill(&mut buf[..n]);
         if !send(stream, 2, Message::FileChunk(buf[..n].to_vec())) {
             return false;
         }
@@ -253,10 +252,10 @@ fn raw_upload(stream: &mut TcpStream, decoder: &mut FrameDecoder, size: u64) -> 
 /// Target 5: server RSS while a reader at ~1 MB/s downloads a big file.
 pub fn backpressure(ctx: &mut Ctx) {
     println!("e2e: backpressure");
-    let mut server = Server::start(ctx, &[]);
+    let mut server = start_server(ctx, &[]);
     let pid = server.pid();
     std::thread::sleep(Duration::from_secs(1));
-    let rss_empty = util::rss_kib(pid);
+    let rss_empty = rss_kib(pid);
     let size = ctx.plan.backpressure_file;
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", server.port)) else {
         ctx.note("backpressure: cannot connect".to_owned());
@@ -265,11 +264,11 @@ pub fn backpressure(ctx: &mut Ctx) {
     let mut decoder = FrameDecoder::new();
     if !raw_upload(&mut stream, &mut decoder, size) {
         ctx.note("backpressure: the upload of the big file failed".to_owned());
-        server.stop();
+        stop_server(&mut server);
         return;
     }
     std::thread::sleep(Duration::from_secs(3));
-    let rss_idle = util::rss_kib(pid);
+    let rss_idle = rss_kib(pid);
     let Ok(path) = WirePath::new("big.bin") else {
         return;
     };
@@ -302,11 +301,11 @@ pub fn backpressure(ctx: &mut Ctx) {
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        rss_max = rss_max.max(util::rss_kib(pid));
+        rss_max = rss_max.max(rss_kib(pid));
     }
     let rate = got as f64 / start.elapsed().as_secs_f64() / 1e6;
     drop(stream);
-    server.stop();
+    stop_server(&mut server);
     let growth = (rss_max as f64 - rss_idle as f64) / 1024.0;
     ctx.row(Row::ours(
         &format!(
@@ -327,29 +326,25 @@ pub fn backpressure(ctx: &mut Ctx) {
 /// Target 6, client side: a client watching many files with nothing changing.
 pub fn client_idle(ctx: &mut Ctx) {
     println!("e2e: client idle");
-    let mut server = Server::start(ctx, &[]);
+    let mut server = start_server(ctx, &[]);
     let dir = ctx.fresh_dir("watched");
     let (files, dirs) = (ctx.plan.small_files, ctx.plan.small_dirs);
     util::many_files(&dir, files, dirs, 4096, 13);
     let out = ctx.log_path("client-once");
-    let mut cmd = Command::new(bin("cloud-client"));
-    cmd.arg("127.0.0.1")
-        .arg(server.port.to_string())
-        .arg(&dir)
-        .arg("5")
-        .arg("--once");
+    let mut cmd = once_command(&server, &dir, None);
+    cmd.arg("--once");
     if let Err(e) = util::run_timed("cloud-client --once", cmd, &out, Duration::from_secs(600)) {
         ctx.note(format!("client idle: first upload failed: {e}"));
     }
     let mut client = start_client(ctx, &server, &dir, None);
     std::thread::sleep(Duration::from_secs(15));
-    let pid = client.pid();
+    let pid = client.pid().expect("the client runs");
     let window = Duration::from_secs(ctx.plan.client_idle_secs);
     let cpu = util::cpu_percent(pid, window);
-    let rss = util::rss_kib(pid) as f64 / 1024.0;
-    let threads = util::threads(pid);
-    client.stop(Duration::from_secs(10));
-    server.stop();
+    let rss = rss_kib(pid) as f64 / 1024.0;
+    let threads = threads(pid);
+    client.terminate();
+    stop_server(&mut server);
     ctx.row(Row::ours(
         &format!(
             "client watching {files} files, nothing changing: CPU over {} s ({threads} threads)",

@@ -3,9 +3,10 @@
 //! random file and of many 4 KiB files, against an rsync daemon on loopback
 //! driven with `rsync -a --whole-file`, at equal durability.
 
+use crate::common::{free_port, tree_bytes, wait_port, Proc};
 use crate::report::Row;
-use crate::util::{self, Proc};
-use crate::{bin, Ctx, Server};
+use crate::util::{self, once_command};
+use crate::{start_server, stop_server, Ctx, Server};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -31,7 +32,7 @@ impl Rsyncd {
             module.display()
         );
         std::fs::write(&conf, text).ok()?;
-        let port = util::free_port();
+        let port = free_port();
         let mut cmd = Command::new("rsync");
         cmd.arg("--daemon")
             .arg("--no-detach")
@@ -40,8 +41,8 @@ impl Rsyncd {
             .arg("--address=127.0.0.1")
             .arg(format!("--log-file={}", dir.join("rsyncd.log").display()));
         let out = ctx.log_path("rsyncd");
-        let proc = Proc::spawn("rsync --daemon", cmd, &out);
-        if !util::wait_port(port, Duration::from_secs(10)) {
+        let proc = Proc::spawn_to_files("rsync --daemon", cmd, &out);
+        if !wait_port(port, Duration::from_secs(10)) {
             return None;
         }
         Some(Rsyncd { proc, port, module })
@@ -54,7 +55,7 @@ impl Rsyncd {
 
 impl Drop for Rsyncd {
     fn drop(&mut self) {
-        self.proc.stop(Duration::from_secs(10));
+        self.proc.terminate(Duration::from_secs(10));
     }
 }
 
@@ -98,12 +99,12 @@ pub fn run_all(ctx: &mut Ctx, rsync_ok: bool) {
     let sets = [
         DataSet {
             label: format!("{} MiB random file", size >> 20),
-            bytes: util::tree_bytes(&big),
+            bytes: tree_bytes(&big),
             root: big,
         },
         DataSet {
             label: format!("{files} × 4 KiB files in {dirs} dirs"),
-            bytes: util::tree_bytes(&small),
+            bytes: tree_bytes(&small),
             root: small,
         },
     ];
@@ -121,12 +122,8 @@ pub fn run_all(ctx: &mut Ctx, rsync_ok: bool) {
 fn our_upload(ctx: &mut Ctx, server: &Server, set: &DataSet) -> Option<(f64, String)> {
     let _ = std::fs::remove_dir_all(set.root.join(".cloudservice"));
     let out = ctx.log_path("client-upload");
-    let mut cmd = Command::new(bin("cloud-client"));
-    cmd.arg("127.0.0.1")
-        .arg(server.port.to_string())
-        .arg(&set.root)
-        .arg("5")
-        .arg("--once");
+    let mut cmd = once_command(server, &set.root, None);
+    cmd.arg("--once");
     let took = util::run_timed("cloud-client upload", cmd, &out, LIMIT);
     let _ = std::fs::remove_dir_all(set.root.join(".cloudservice"));
     let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -136,7 +133,7 @@ fn our_upload(ctx: &mut Ctx, server: &Server, set: &DataSet) -> Option<(f64, Str
         .map(|s| s.trim().to_owned());
     match (took, user) {
         (Ok(t), Some(user)) => {
-            let stored = util::tree_bytes(&server.data.join("AllClients").join(&user));
+            let stored = tree_bytes(&server.data.join("AllClients").join(&user));
             if stored == set.bytes {
                 Some((t.as_secs_f64(), user))
             } else {
@@ -188,9 +185,9 @@ fn upload(ctx: &mut Ctx, set: &DataSet, rsync_ok: bool, fsync: bool) {
         for who in order(run) {
             settle();
             if who == Tool::Ours {
-                let mut server = Server::start(ctx, if fsync { &["--fsync"] } else { &[] });
+                let mut server = start_server(ctx, if fsync { &["--fsync"] } else { &[] });
                 ours.push(our_upload(ctx, &server, set).map(|(t, _)| t));
-                server.stop();
+                stop_server(&mut server);
                 let _ = std::fs::remove_dir_all(&server.data);
             } else if let Some(d) = &rsyncd {
                 let src = format!("{}/", set.root.display());
@@ -211,7 +208,7 @@ fn upload(ctx: &mut Ctx, set: &DataSet, rsync_ok: bool, fsync: bool) {
 
 fn download(ctx: &mut Ctx, set: &DataSet, rsync_ok: bool) {
     let runs = ctx.plan.runs;
-    let mut server = Server::start(ctx, &[]);
+    let mut server = start_server(ctx, &[]);
     let user = our_upload(ctx, &server, set).map(|(_, u)| u);
     let rsyncd = if rsync_ok { Rsyncd::start(ctx) } else { None };
     let source_ok = rsyncd.as_ref().is_some_and(|d| {
@@ -233,13 +230,13 @@ fn download(ctx: &mut Ctx, set: &DataSet, rsync_ok: bool) {
             } else if let (Some(d), true) = (&rsyncd, source_ok) {
                 let dest = ctx.fresh_dir("rsync-download");
                 let t = rsync_run(ctx, &[], &d.url("src"), &format!("{}/", dest.display()));
-                let got = util::tree_bytes(&dest);
+                let got = tree_bytes(&dest);
                 theirs.push(t.filter(|_| got == set.bytes));
                 let _ = std::fs::remove_dir_all(&dest);
             }
         }
     }
-    server.stop();
+    stop_server(&mut server);
     let _ = std::fs::remove_dir_all(&server.data);
     drop(rsyncd);
     ctx.row(Row::versus(
@@ -257,16 +254,11 @@ fn our_download(
     set: &DataSet,
 ) -> Option<f64> {
     let out = ctx.log_path("client-download");
-    let mut cmd = Command::new(bin("cloud-client"));
-    cmd.arg("127.0.0.1")
-        .arg(server.port.to_string())
-        .arg(dest)
-        .arg("5")
-        .arg(user)
-        .arg("--once");
+    let mut cmd = once_command(server, dest, Some(user));
+    cmd.arg("--once");
     match util::run_timed("cloud-client download", cmd, &out, LIMIT) {
         Ok(t) => {
-            let got = util::tree_bytes(dest);
+            let got = tree_bytes(dest);
             if got == set.bytes {
                 Some(t.as_secs_f64())
             } else {

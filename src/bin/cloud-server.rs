@@ -2,7 +2,7 @@
 //! argument parsing and wiring only; the server lives in `cloudservice::server`.
 
 use clap::Parser;
-use cloudservice::server::{self, ServerConfig};
+use cloudservice::server::{self, ServerConfig, ServerEvent};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -94,12 +94,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let max = config.max_connections;
-    let result = server::run(config, |addr| {
+    let result = server::run(config, |event| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "cloud-server listening on {addr}");
+        match event {
+            ServerEvent::Listening {
+                addr,
+                max_connections,
+            } => {
+                let _ = writeln!(out, "cloud-server listening on {addr}");
+                log::info!("accepting up to {max_connections} connections");
+            }
+            ServerEvent::NewUser(user) => {
+                let _ = writeln!(out, "new user {user}");
+            }
+        }
         let _ = out.flush();
-        log::info!("accepting up to {max} connections");
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

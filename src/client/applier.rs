@@ -3,16 +3,18 @@
 //! Rules (the lead's design notes, "Pull"): deletions first, then directories,
 //! then files. A local file is deleted or overwritten only when its content is
 //! still what the index says was synced; anything else is a local edit that is
-//! kept — in place when the server did not change the path, or as a local
-//! conflict copy when it did — and pushed. Contents arrive through the state
+//! kept in place and pushed — on the server's version when the server did
+//! not change the path, on its old base when it did, so that the server
+//! decides (PROTOCOL.md §7.2; [`super::conflict::on_pull`] has every rule). Contents arrive through the state
 //! folder's temporary area and are hash-checked before a rename makes them
 //! visible; a file the folder already holds (a remote rename, a copy) is
 //! reused instead of downloaded. Every path is checked so that nothing is
 //! written through a symlink or outside the folder.
 
+use super::conflict::{on_pull, Disk, Indexed, PullDecision, Server};
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
-use super::fsutil::{check_path, copy_hashed, ensure_dirs, hash_file, Local, Stat};
+use super::fsutil::{check_path, copy_hashed, ensure_dirs, Local, Stat};
 use super::index::{Entry, EntryKind, Index};
 use crate::protocol::{ChangeEntry, ClientId, ContentHash, EntryState, WirePath};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -114,13 +116,9 @@ impl<'a> Applier<'a> {
             .collect();
         if full {
             let listed: HashSet<&WirePath> = entries.iter().map(|e| &e.path).collect();
-            let mut gone: Vec<WirePath> = Vec::new();
-            for (path, _) in self.index.iter() {
-                if !listed.contains(path) && !gone.last().is_some_and(|g| path.is_within(g)) {
-                    gone.push(path.clone());
-                }
-            }
-            deletions.extend(gone);
+            let unlisted = self.index.iter().map(|(p, _)| p);
+            let gone = unlisted.filter(|p| !listed.contains(p)).cloned();
+            deletions.extend(WirePath::top_most(gone));
         }
         let mut ok = true;
         for path in &deletions {
@@ -161,31 +159,6 @@ impl<'a> Applier<'a> {
         path.to_local(self.root)
     }
 
-    /// The content hash if the local file (whose stat is `stat` now) still
-    /// holds what was synced, by the one rule ([`judge`]): a same-size edit
-    /// that kept the old mtime is caught by its ctime or inode and hashed.
-    fn synced_hash(&self, path: &WirePath, stat: Stat) -> Option<ContentHash> {
-        self.synced_hash_at(path, stat, &self.local(path))
-    }
-
-    /// [`Self::synced_hash`] for `path`'s file after it was moved to `at`
-    /// (set aside before being deleted or replaced): the one rule that says
-    /// whether a file is still the version the index says was synced.
-    fn synced_hash_at(&self, path: &WirePath, stat: Stat, at: &Path) -> Option<ContentHash> {
-        let entry = self.index.get(path)?;
-        let EntryKind::File { stat: old, hash } = entry.kind else {
-            return None;
-        };
-        match judge(&old, &stat) {
-            Verdict::Unchanged => Some(hash),
-            Verdict::Changed => None,
-            Verdict::MustHash => {
-                let (now, _) = hash_file(at).ok()?;
-                (now == hash).then_some(hash)
-            }
-        }
-    }
-
     fn apply_deleted(
         &mut self,
         path: &WirePath,
@@ -213,7 +186,9 @@ impl<'a> Applier<'a> {
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<bool, ClientError> {
-        if self.synced_hash(path, stat).is_none() || !self.remove_synced(path, wanted, out)? {
+        let indexed = Indexed::of(self.index.get(path).copied());
+        let decision = on_pull(indexed, self.disk(path, Local::File(stat)), Server::Deleted);
+        if decision != PullDecision::Apply || !self.remove_synced(path, wanted, out)? {
             log::info!("kept {path}: changed here, the server deleted it");
             out.dirty.insert(path.clone());
             return Ok(false);
@@ -273,27 +248,33 @@ impl<'a> Applier<'a> {
             kind: EntryKind::Dir,
             version: entry.version,
         };
-        match check_path(self.root, path)? {
-            Local::Dir => {}
+        let local = check_path(self.root, path)?;
+        let indexed = Indexed::of(self.index.get(path).copied());
+        let decision = on_pull(indexed, self.disk(path, local), Server::Dir);
+        match (decision, local) {
+            (PullDecision::Record, _) => {}
             // Removed, replaced (or its parent) here, unchanged on the server.
-            _ if self.agrees(path, None, entry.version, out) => return Ok(()),
-            Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
+            (PullDecision::KeepLocalChange, _) => {
+                self.agrees(path, None, entry.version, out);
+                return Ok(());
+            }
+            (PullDecision::Foreign, _) if self.clear_file_ancestor(path, out)? == Local::Absent => {
                 ensure_dirs(self.root, path)?;
                 out.changed += 1;
             }
-            Local::Foreign => {
+            (PullDecision::Foreign, _) => {
                 log::warn!(
                     "not creating directory {path}: a symlink or special file is in the way"
                 );
                 return Ok(());
             }
-            Local::Absent => {
+            (PullDecision::Apply, Local::Absent) => {
                 ensure_dirs(self.root, path)?;
                 log::debug!("created directory {path}");
                 out.changed += 1;
             }
-            Local::File(stat) => {
-                let removed = self.synced_hash(path, stat).is_some()
+            (PullDecision::Apply | PullDecision::ConflictCopyThenApply, Local::File(_)) => {
+                let removed = decision == PullDecision::Apply
                     && self.remove_synced(path, &HashSet::new(), out)?;
                 if !removed {
                     let kept = self.conflict_copy(path)?;
@@ -303,11 +284,21 @@ impl<'a> Applier<'a> {
                 ensure_dirs(self.root, path)?;
                 out.changed += 1;
             }
+            // Not decided for a directory (`conflict::on_pull`): leave the
+            // path, compare it again and repeat the pull.
+            _ => {
+                out.dirty.insert(path.clone());
+                out.failed = true;
+                return Ok(());
+            }
         }
         self.index.insert(path.clone(), dir);
         Ok(())
     }
 
+    /// A server file at `entry.path`: decided by [`on_pull`] from the index,
+    /// the disk (a local file judged against the index and the server's
+    /// `hash`) and the server's entry, then carried out.
     fn apply_file(
         &mut self,
         entry: &ChangeEntry,
@@ -317,40 +308,49 @@ impl<'a> Applier<'a> {
     ) -> Result<(), ClientError> {
         let path = &entry.path;
         let indexed = self.index.get(path).copied();
-        let expect = match check_path(self.root, path)? {
-            // Deleted, replaced (or its parent) here, unchanged on the server.
-            Local::Absent | Local::Dir | Local::Foreign
-                if self.agrees(path, Some(hash), entry.version, out) =>
-            {
-                return Ok(())
-            }
-            Local::Foreign if self.clear_file_ancestor(path, out)? == Local::Absent => {
-                Local::Absent
-            }
-            Local::Foreign => {
-                log::warn!("not writing {path}: a symlink or special file is in the way");
+        let local = check_path(self.root, path)?;
+        let disk = match local {
+            Local::File(stat) => Disk::File(self.file_content(path, stat, hash)?),
+            other => self.disk(path, other),
+        };
+        let expect = match on_pull(Indexed::of(indexed), disk, Server::File(hash)) {
+            PullDecision::Record => {
+                if let Local::File(stat) = local {
+                    self.index_file(path, stat, hash, entry.version);
+                }
                 return Ok(());
             }
-            Local::Absent if indexed.is_some_and(|e| e.hash().is_some()) => {
-                self.defer_to_push(path, out);
+            PullDecision::KeepLocalChange => {
+                // Deleted, edited or replaced here, unchanged on the server.
+                self.agrees(path, Some(hash), entry.version, out);
                 return Ok(());
             }
-            Local::Absent => Local::Absent,
-            Local::Dir => match self.clear_synced_dir(path, indexed, out)? {
-                true => Local::Absent,
-                false => {
-                    // A new local directory: it is pushed (MakeDir, a
-                    // conflict on the server), and the file is fetched by the
-                    // repeated pull. Advancing the cursor now would skip it
-                    // for good.
-                    out.failed = true;
+            PullDecision::Foreign => match self.clear_file_ancestor(path, out)? {
+                Local::Absent => Local::Absent,
+                _ => {
+                    log::warn!("not writing {path}: a symlink or special file is in the way");
                     return Ok(());
                 }
             },
-            Local::File(stat) => match self.make_room(entry, hash, stat, indexed, out)? {
-                Some(expect) => expect,
-                None => return Ok(()),
-            },
+            PullDecision::Apply => local,
+            PullDecision::ClearDirThenApply => {
+                self.remove_tree(path, &HashSet::new(), out)?;
+                self.index.remove_subtree(path);
+                match check_path(self.root, path)? {
+                    Local::Absent => Local::Absent,
+                    // An edit inside was kept: the repeated pull brings the file.
+                    _ => {
+                        out.failed = true;
+                        return Ok(());
+                    }
+                }
+            }
+            PullDecision::PushFirst
+            | PullDecision::KeepEdit
+            | PullDecision::ConflictCopyThenApply => {
+                self.defer_to_push(path, out);
+                return Ok(());
+            }
         };
         let job = FetchJob {
             path: path.clone(),
@@ -400,63 +400,6 @@ impl<'a> Applier<'a> {
             }
         }
         check_path(self.root, path)
-    }
-
-    /// A remote file where a local directory is: removes the directory if it
-    /// was synced (keeping local edits in it). True when the path is now free.
-    fn clear_synced_dir(
-        &mut self,
-        path: &WirePath,
-        indexed: Option<Entry>,
-        out: &mut Applied,
-    ) -> Result<bool, ClientError> {
-        if !indexed.is_some_and(|e| e.kind == EntryKind::Dir) {
-            // A new local directory: it is pushed, and the server keeps both.
-            out.dirty.insert(path.clone());
-            return Ok(false);
-        }
-        self.remove_tree(path, &HashSet::new(), out)?;
-        self.index.remove_subtree(path);
-        Ok(check_path(self.root, path)? == Local::Absent)
-    }
-
-    /// A remote file where a local file is. Returns what the download may
-    /// replace, or `None` when nothing is to be downloaded (same content, or
-    /// a local edit of a file the server did not change).
-    fn make_room(
-        &mut self,
-        entry: &ChangeEntry,
-        hash: ContentHash,
-        stat: Stat,
-        indexed: Option<Entry>,
-        out: &mut Applied,
-    ) -> Result<Option<Local>, ClientError> {
-        let path = &entry.path;
-        let local_hash = match indexed {
-            Some(Entry {
-                kind: EntryKind::File { stat: old, hash },
-                ..
-            }) if judge(&old, &stat) == Verdict::Unchanged => hash,
-            _ => {
-                hash_file(&self.local(path))
-                    .map_err(|e| ClientError::io(format!("read {path}"), e))?
-                    .0
-            }
-        };
-        if local_hash == hash {
-            self.index_file(path, stat, hash, entry.version);
-            return Ok(None);
-        }
-        if indexed.and_then(|e| e.hash()) == Some(local_hash) {
-            // Unchanged since the last sync: the server's version replaces it.
-            return Ok(Some(Local::File(stat)));
-        }
-        if !self.agrees(path, Some(hash), entry.version, out) {
-            // Edited here, and the server holds a newer version.
-            self.defer_to_push(path, out);
-        }
-        // Otherwise edited here, unchanged on the server: the push carries it.
-        Ok(None)
     }
 
     /// A path changed here (edited or deleted since the index) that the

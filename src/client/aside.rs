@@ -15,14 +15,12 @@ use super::error::ClientError;
 use super::fsutil::{check_path, ensure_parent, hash_file, Local};
 use super::index::Index;
 use super::rename::rename_noreplace;
-use crate::protocol::{conflict_path, ClientId, WirePath};
+use crate::protocol::conflict::free_conflict_path;
+use crate::protocol::{ClientId, WirePath};
 use std::fs;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
-
-/// Most conflict-name attempts before giving up on finding a free one.
-const MAX_ATTEMPTS: u32 = 1000;
 
 /// Moves the local `from` to `to` (the server's conflict name for it). When
 /// `to` is taken locally, what is there is first moved to a free conflict
@@ -82,16 +80,11 @@ fn free_name(
     path: &WirePath,
     me: ClientId,
 ) -> Result<WirePath, ClientError> {
-    let when = SystemTime::now();
-    for attempt in 1..MAX_ATTEMPTS {
-        let name = conflict_path(path, me, when, attempt);
-        if index.get(&name).is_none() && check_path(root, &name)? == Local::Absent {
-            return Ok(name);
-        }
-    }
-    Err(ClientError::UnsafePath(format!(
-        "no free conflict name for {path}"
-    )))
+    let taken = |name: &WirePath| -> Result<bool, ClientError> {
+        Ok(index.get(name).is_some() || check_path(root, name)? != Local::Absent)
+    };
+    free_conflict_path(path, me, SystemTime::now(), taken)?
+        .ok_or_else(|| ClientError::UnsafePath(format!("no free conflict name for {path}")))
 }
 
 /// Renames `from` to `to` only if nothing is at `to`: a file by linking the

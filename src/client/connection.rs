@@ -2,13 +2,19 @@
 //! into frames (with the shared incremental decoder) and hands them over a
 //! channel, so the client's loop can wait on the server, the watcher and its
 //! timers at once; the writer side encodes frames straight onto the socket.
+//! The channel holds at most [`INBOUND_BYTES`] of frames: past that the
+//! reader stops reading and TCP holds the server back, so a server that
+//! floods cannot grow the client's memory without bound.
 
 use super::error::ClientError;
 use crate::protocol::message::put_header;
 use crate::protocol::{ErrorCode, Frame, FrameDecoder, Hello, Kind, Message, Status, Welcome};
 use crossbeam_channel::{Receiver, Sender};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +24,18 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A write blocked this long means the server is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most bytes of frames (wire size plus `FRAME_OVERHEAD` each) waiting in
+/// the reader channel. Well above what the client ever asks for at once —
+/// a fetch window (`pull::FETCH_WINDOW_BYTES`, 8 MiB), the batch of a pull
+/// reply being read (at most one 1 MiB payload), push acks and Notifies — so
+/// in normal operation the reader never waits and the socket is always
+/// drained even while the session thread is busy writing an upload.
+pub const INBOUND_BYTES: usize = 16 * 1024 * 1024;
+/// What a frame costs in the channel beyond its wire bytes (the decoded
+/// value and its slot), so a flood of tiny frames is bounded too.
+const FRAME_OVERHEAD: usize = 64;
+/// How often a reader that is at [`INBOUND_BYTES`] looks again.
+const FULL_POLL: Duration = Duration::from_millis(2);
 
 /// What the reader thread reports.
 #[derive(Debug)]
@@ -34,6 +52,8 @@ pub struct Connection {
     stream: TcpStream,
     rx: Receiver<Inbound>,
     reader: Option<JoinHandle<()>>,
+    /// Tells a reader waiting for room in the channel to end.
+    stop: Arc<AtomicBool>,
     next_id: u32,
     out: Vec<u8>,
     last_send: Instant,
@@ -49,18 +69,21 @@ impl Connection {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let read_half = stream.try_clone()?;
-        // Unbounded on purpose: the reader must never stop draining the socket
-        // (the server could then stop reading ours and both would wait). What
-        // can pile up is bounded by what the client asked for: push acks, one
-        // pull reply, and a window of fetches (see `pull::FETCH_WINDOW_BYTES`).
+        // Bounded in bytes by the reader itself (`InboundBudget`), not by
+        // the channel: a frame-count bound would allow 1 MiB frames by the
+        // thousand, and the session takes frames with `select!`, so it
+        // cannot tell the reader when it took one.
         let (tx, rx) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader_stop = Arc::clone(&stop);
         let reader = std::thread::Builder::new()
             .name("cloud-client-reader".into())
-            .spawn(move || read_loop(read_half, tx))?;
+            .spawn(move || read_loop(read_half, tx, &reader_stop))?;
         Ok(Connection {
             stream,
             rx,
             reader: Some(reader),
+            stop,
             next_id: 1,
             out: Vec::with_capacity(64 * 1024),
             last_send: Instant::now(),
@@ -166,6 +189,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         let _ = self.stream.shutdown(Shutdown::Both);
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
@@ -185,9 +209,65 @@ pub fn closes_connection(code: ErrorCode) -> bool {
     )
 }
 
-fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>) {
+/// The bytes of frames the reader put into the channel that the session
+/// has not taken yet. The channel is FIFO, so when it holds `n` messages
+/// they are the last `n` sent: the sizes of older ones are given back.
+#[derive(Debug, Default)]
+struct InboundBudget {
+    sizes: VecDeque<usize>,
+    bytes: usize,
+}
+
+impl InboundBudget {
+    /// Forgets the frames the session has taken (`in_channel` still wait).
+    fn settle(&mut self, in_channel: usize) {
+        while self.sizes.len() > in_channel {
+            if let Some(size) = self.sizes.pop_front() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Whether a frame of `size` fits now (one always fits an empty channel).
+    fn has_room(&self, size: usize) -> bool {
+        self.bytes == 0 || self.bytes + size <= INBOUND_BYTES
+    }
+
+    /// A frame of `size` went into the channel.
+    fn sent(&mut self, size: usize) {
+        self.sizes.push_back(size);
+        self.bytes += size;
+    }
+}
+
+/// Sends one frame of `size` bytes, first waiting (without reading the
+/// socket) until the channel has room. Returns false when the reader must
+/// end: the session is gone or the connection is being dropped.
+fn deliver(
+    tx: &Sender<Inbound>,
+    budget: &mut InboundBudget,
+    frame: Frame,
+    size: usize,
+    stop: &AtomicBool,
+) -> bool {
+    budget.settle(tx.len());
+    while !budget.has_room(size) {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(FULL_POLL);
+        budget.settle(tx.len());
+    }
+    budget.sent(size);
+    tx.send(Inbound::Frame(frame)).is_ok()
+}
+
+fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>, stop: &AtomicBool) {
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut budget = InboundBudget::default();
+    // Wire bytes of the frame being decoded so far.
+    let mut frame_bytes = 0usize;
     loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => {
@@ -203,9 +283,13 @@ fn read_loop(mut stream: TcpStream, tx: Sender<Inbound>) {
         };
         let mut input = &buf[..n];
         while !input.is_empty() {
-            match decoder.feed(&mut input) {
+            let before = input.len();
+            let status = decoder.feed(&mut input);
+            frame_bytes += before - input.len();
+            match status {
                 Ok(Status::Complete(frame)) => {
-                    if tx.send(Inbound::Frame(frame)).is_err() {
+                    let size = std::mem::take(&mut frame_bytes) + FRAME_OVERHEAD;
+                    if !deliver(&tx, &mut budget, frame, size, stop) {
                         return;
                     }
                 }
@@ -275,5 +359,77 @@ mod tests {
             conn.inbound().recv_timeout(Duration::from_secs(5)).unwrap(),
             Inbound::Closed(_)
         ));
+    }
+
+    /// A server that sends and sends (here 256 KiB FileChunks) to a client
+    /// whose session is busy: the client takes at most `INBOUND_BYTES` plus
+    /// what the kernel buffers hold, then TCP stops the server; once the
+    /// session reads again, every frame arrives, in order.
+    #[test]
+    fn a_flooding_server_cannot_grow_the_reader_channel_without_bound() {
+        const FLOOD: usize = 256 * 1024 * 1024;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frame = |i: usize| Frame::new(1, Message::FileChunk(vec![i as u8; 256 * 1024]));
+        let frame_len = frame(0).to_bytes().len();
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            sock.set_write_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            let mut written = 0usize;
+            let mut i = 0usize;
+            'flood: while written < FLOOD {
+                let bytes = frame(i).to_bytes();
+                let mut at = 0;
+                while at < bytes.len() {
+                    match sock.write(&bytes[at..]) {
+                        Ok(n) => at += n,
+                        // Blocked for 2 s: the client stopped reading.
+                        Err(_) => break 'flood,
+                    }
+                }
+                written += bytes.len();
+                i += 1;
+            }
+            written
+        });
+        let conn = Connection::connect(addr).unwrap();
+        let written = server.join().unwrap();
+        let slack = 48 * 1024 * 1024; // loopback socket buffers, both ends
+        assert!(
+            written <= INBOUND_BYTES + slack,
+            "the server wrote {} MiB into a client that was not reading",
+            written >> 20
+        );
+        // Nothing lost: every complete frame arrives, in order.
+        let mut got = 0usize;
+        loop {
+            match conn.inbound().recv_timeout(Duration::from_secs(10)) {
+                Ok(Inbound::Frame(f)) => {
+                    assert_eq!(f.message, frame(got).message, "frame {got}");
+                    got += 1;
+                }
+                Ok(Inbound::Closed(_)) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, written / frame_len);
+    }
+
+    #[test]
+    fn the_budget_gives_back_what_the_session_took() {
+        let mut budget = InboundBudget::default();
+        assert!(
+            budget.has_room(INBOUND_BYTES * 2),
+            "an empty channel takes any frame"
+        );
+        budget.sent(INBOUND_BYTES / 2);
+        budget.sent(INBOUND_BYTES / 2);
+        assert!(!budget.has_room(1));
+        budget.settle(1);
+        assert!(budget.has_room(INBOUND_BYTES / 2));
+        assert!(!budget.has_room(INBOUND_BYTES / 2 + 1));
+        budget.settle(0);
+        assert_eq!(budget.bytes, 0);
     }
 }

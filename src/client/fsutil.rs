@@ -1,16 +1,24 @@
 //! Careful file-system helpers: hashing, stat snapshots, symlink-proof path
 //! checks and atomic writes. Everything that touches the synced folder on the
-//! server's behalf goes through [`check_path`] or [`ensure_dirs`] first.
+//! server's behalf goes through [`check_path`] or [`ensure_dirs`] first;
+//! both are the shared walk of [`crate::fsafe`] (directory handles, no
+//! symlink followed, no PATH_MAX limit) in the client's terms.
 
 use super::error::ClientError;
+use crate::fsafe::{self, FsError};
 use crate::protocol::{ContentHash, WirePath};
+use rustix::fs::FileType;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Read buffer for hashing and copying.
+pub use crate::fsafe::hash_file;
+
+/// Around the read-buffer sizes of the hashing and copying loops (the
+/// tests try lengths on either side of it).
+#[cfg(test)]
 const BUF: usize = 64 * 1024;
 
 /// What `stat` says of a regular file: the fields git's index keeps for the
@@ -50,6 +58,26 @@ impl Stat {
         }
     }
 
+    /// The stat of a raw `fstatat` record: the same values [`Stat::of`]
+    /// gives for the same file (an mtime before the epoch is 0, unknown).
+    // The casts are no-ops on x86_64 but not on every target's `stat` layout.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn of_raw(st: &rustix::fs::Stat) -> Stat {
+        let nanos = |s: i64, ns: i64| s.saturating_mul(1_000_000_000).saturating_add(ns);
+        let mtime = st.st_mtime as i64;
+        Stat {
+            size: st.st_size as u64,
+            mtime_ns: if mtime < 0 {
+                0
+            } else {
+                nanos(mtime, st.st_mtime_nsec as i64)
+            },
+            ctime_ns: nanos(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+        }
+    }
+
     /// True when the file was modified so recently that a later write within
     /// the clock's granularity could leave size and mtime unchanged.
     pub fn is_racy(&self, window: Duration) -> bool {
@@ -75,52 +103,42 @@ pub fn mtime_ns(meta: &Metadata) -> i64 {
         .unwrap_or(0)
 }
 
-/// Streams a file through BLAKE3. Returns the hash and the bytes read.
-///
-/// # Errors
-/// Opening or reading the file.
-pub fn hash_file(path: &Path) -> io::Result<(ContentHash, u64)> {
-    let mut file = File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; BUF];
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((ContentHash(*hasher.finalize().as_bytes()), total))
-}
-
 /// Copies `from` to `to` (a new file), returning the hash of what was copied,
 /// so a reused local file is verified exactly like a downloaded one.
 ///
 /// # Errors
 /// Reading or writing.
 pub fn copy_hashed(from: &Path, to: &Path) -> io::Result<(ContentHash, u64)> {
-    let mut src = File::open(from)?;
+    let src = File::open(from)?;
     let mut dst = File::create(to)?;
+    let mut tee = Tee {
+        from: src,
+        to: &mut dst,
+        total: 0,
+    };
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; BUF];
-    let mut total = 0u64;
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n])?;
-        total += n as u64;
-    }
+    hasher.update_reader(&mut tee)?;
+    let total = tee.total;
     dst.flush()?;
     Ok((ContentHash(*hasher.finalize().as_bytes()), total))
+}
+
+/// A reader that also writes every byte it reads to `to`, so one pass of
+/// blake3's reader loop both hashes and copies.
+struct Tee<'a> {
+    from: File,
+    to: &'a mut File,
+    /// Bytes read (and written) so far.
+    total: u64,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.from.read(buf)?;
+        self.to.write_all(&buf[..n])?;
+        self.total += n as u64;
+        Ok(n)
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename, so a
@@ -168,32 +186,20 @@ pub enum Local {
 /// # Errors
 /// An I/O error other than "not found".
 pub fn check_path(root: &Path, path: &WirePath) -> Result<Local, ClientError> {
-    let mut current = root.to_path_buf();
-    let parts: Vec<&str> = path.components().collect();
-    for (i, part) in parts.iter().enumerate() {
-        current.push(part);
-        let meta = match fs::symlink_metadata(&current) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Local::Absent),
-            Err(e) => return Err(ClientError::io(format!("stat {}", current.display()), e)),
-        };
-        let last = i + 1 == parts.len();
-        let ft = meta.file_type();
-        if last {
-            return Ok(if ft.is_dir() {
-                Local::Dir
-            } else if ft.is_file() {
-                Local::File(Stat::of(&meta))
-            } else {
-                Local::Foreign
-            });
+    Ok(match fsafe::stat(root, path) {
+        Ok(None) => Local::Absent,
+        Ok(Some((FileType::Directory, _))) => Local::Dir,
+        Ok(Some((FileType::RegularFile, st))) => Local::File(Stat::of_raw(&st)),
+        Ok(Some(_)) => Local::Foreign,
+        // An ancestor is a symlink, or a file (Absent would be a lie).
+        Err(FsError::Unsafe(_)) => Local::Foreign,
+        // Gone since a look (or the folder itself is gone): nothing there.
+        Err(FsError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Local::Absent,
+        Err(FsError::Io(e)) => {
+            let at = path.to_local(root);
+            return Err(ClientError::io(format!("stat {}", at.display()), e));
         }
-        if !ft.is_dir() {
-            // An ancestor is a file (Absent would be a lie) or a symlink.
-            return Ok(Local::Foreign);
-        }
-    }
-    Ok(Local::Absent)
+    })
 }
 
 /// Creates the directory `path` and its missing ancestors, one component at a
@@ -203,21 +209,13 @@ pub fn check_path(root: &Path, path: &WirePath) -> Result<Local, ClientError> {
 /// [`ClientError::UnsafePath`] when a component exists and is not a real
 /// directory; I/O errors from `mkdir`.
 pub fn ensure_dirs(root: &Path, path: &WirePath) -> Result<(), ClientError> {
-    let mut current = root.to_path_buf();
-    for part in path.components() {
-        current.push(part);
-        match fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_dir() => {}
-            Ok(_) => return Err(ClientError::UnsafePath(path.to_string())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&current) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(ClientError::io(format!("mkdir {}", current.display()), e)),
-            },
-            Err(e) => return Err(ClientError::io(format!("stat {}", current.display()), e)),
+    fsafe::make_dirs(root, path).map_err(|e| match e {
+        FsError::Unsafe(_) => ClientError::UnsafePath(path.to_string()),
+        FsError::Io(e) => {
+            let at = path.to_local(root);
+            ClientError::io(format!("mkdir {}", at.display()), e)
         }
-    }
-    Ok(())
+    })
 }
 
 /// Creates the parent directories of `path` (see [`ensure_dirs`]).
@@ -262,10 +260,31 @@ mod tests {
             check_path(dir.path(), &p("file")).unwrap(),
             Local::File(Stat { size: 3, .. })
         ));
-        assert!(ensure_dirs(dir.path(), &p("link/sub")).is_err());
+        assert!(matches!(
+            ensure_dirs(dir.path(), &p("link/sub")),
+            Err(ClientError::UnsafePath(_))
+        ));
         assert!(!outside.path().join("sub").exists());
         ensure_dirs(dir.path(), &p("a/b/c")).unwrap();
         assert!(dir.path().join("a/b/c").is_dir());
+    }
+
+    /// The stat `check_path` takes through a directory handle is the one
+    /// the scanner takes by path (`Stat::of`): the index compares the two.
+    #[test]
+    fn check_path_stat_equals_the_metadata_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("d")).unwrap();
+        let f = dir.path().join("d/f");
+        fs::write(&f, b"abc").unwrap();
+        let by_path = Stat::of(&fs::symlink_metadata(&f).unwrap());
+        assert_eq!(
+            check_path(dir.path(), &p("d/f")).unwrap(),
+            Local::File(by_path)
+        );
+        // A missing folder holds nothing (the scanner decides what that means).
+        let gone = dir.path().join("gone");
+        assert_eq!(check_path(&gone, &p("d/f")).unwrap(), Local::Absent);
     }
 
     #[test]
@@ -278,5 +297,22 @@ mod tests {
         let (h, n) = copy_hashed(&f, &dir.path().join("g")).unwrap();
         assert_eq!((h, n), (ContentHash::of(&data), 200_000));
         assert_eq!(fs::read(dir.path().join("g")).unwrap(), data);
+    }
+
+    #[test]
+    fn a_copy_is_byte_exact_and_hashed_at_every_buffer_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        for size in [0, 1, BUF - 1, BUF, BUF + 1, 3 * BUF + 17] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            fs::write(&f, &data).unwrap();
+            let g = dir.path().join(format!("g{size}"));
+            let got = copy_hashed(&f, &g).unwrap();
+            assert_eq!(got, (ContentHash::of(&data), size as u64), "{size}");
+            assert_eq!(fs::read(&g).unwrap(), data, "{size}");
+        }
+        let missing = copy_hashed(&dir.path().join("none"), &dir.path().join("h"));
+        assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(!dir.path().join("h").exists(), "no copy without a source");
     }
 }

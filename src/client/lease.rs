@@ -14,23 +14,14 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-extern "C" {
-    // fcntl(2) from the C library std already links; rustix has no lease
-    // call. Only integer arguments are passed.
-    fn fcntl(fd: i32, cmd: i32, ...) -> i32;
-}
+use libc::{fcntl, EAGAIN, F_RDLCK, F_SETLEASE};
 
-/// `F_SETLEASE` (Linux).
-const F_SETLEASE: i32 = 1024;
-/// `F_SETSIG` (Linux).
-const F_SETSIG: i32 = 10;
-/// `F_RDLCK`: a read lease.
-const F_RDLCK: i32 = 0;
+/// `F_SETSIG` (Linux; a GNU extension the libc crate does not export for glibc).
+const F_SETSIG: libc::c_int = 10;
+
 /// The lease-break notice goes to this signal, whose default action is to be
 /// ignored (the default notice, SIGIO, would terminate the client).
-const SIGURG: i32 = 23;
-/// `EAGAIN`.
-const EAGAIN: i32 = 11;
+const NOTICE_SIGNAL: libc::c_int = libc::SIGURG;
 
 /// What [`writers`] found.
 #[derive(Debug)]
@@ -55,7 +46,7 @@ pub fn writers(path: &Path) -> io::Result<Writers> {
     let fd = file.as_raw_fd();
     // SAFETY: `fd` is a valid descriptor owned by `file` for both calls;
     // fcntl with these commands takes an integer and retains nothing.
-    let notice = unsafe { fcntl(fd, F_SETSIG, SIGURG) };
+    let notice = unsafe { fcntl(fd, F_SETSIG, NOTICE_SIGNAL) };
     if notice != 0 {
         return Ok(Writers::Unknown);
     }

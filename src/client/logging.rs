@@ -2,11 +2,11 @@
 //! a line is printed with the bars hidden for a moment, so neither garbles the
 //! other. (A logger is process-global by nature, hence the statics.)
 
+use chrono::{DateTime, Utc};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 static LOGGER: StderrLogger = StderrLogger;
 static BARS: OnceLock<MultiProgress> = OnceLock::new();
@@ -45,25 +45,7 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        let (s, ms) = (secs / 1000, secs % 1000);
-        let level = match record.level() {
-            Level::Error => "error",
-            Level::Warn => "warning",
-            Level::Info => "info",
-            Level::Debug => "debug",
-            Level::Trace => "trace",
-        };
-        let line = format!(
-            "{:02}:{:02}:{:02}.{ms:03} {level}: {}",
-            (s / 3600) % 24,
-            (s / 60) % 60,
-            s % 60,
-            record.args()
-        );
+        let line = format_line(chrono::Utc::now(), record.level(), record.args());
         bars().suspend(|| {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         });
@@ -71,5 +53,43 @@ impl Log for StderrLogger {
 
     fn flush(&self) {
         let _ = std::io::stderr().flush();
+    }
+}
+
+/// One log line: `HH:MM:SS.mmm level: message`, the UTC time of day with
+/// milliseconds (truncated), then `error`, `warning`, `info`, `debug` or `trace`.
+fn format_line(now: DateTime<Utc>, level: Level, args: &std::fmt::Arguments<'_>) -> String {
+    let level = match level {
+        Level::Error => "error",
+        Level::Warn => "warning",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    };
+    format!("{} {level}: {args}", now.format("%H:%M:%S%.3f"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_the_time_of_day_in_milliseconds_then_level_and_message() {
+        let at = |secs, nanos| DateTime::from_timestamp(secs, nanos).unwrap();
+        // 2026-11-26 10:12:33 UTC.
+        let line = format_line(
+            at(1_795_687_953, 7_000_000),
+            Level::Info,
+            &format_args!("hi"),
+        );
+        assert_eq!(line, "10:12:33.007 info: hi");
+        let line = format_line(
+            at(86_399, 999_999_999),
+            Level::Warn,
+            &format_args!("x {}", 1),
+        );
+        assert_eq!(line, "23:59:59.999 warning: x 1");
+        let line = format_line(at(0, 0), Level::Error, &format_args!(""));
+        assert_eq!(line, "00:00:00.000 error: ");
     }
 }

@@ -10,8 +10,9 @@
 //! - [`scanner`]: walks the folder, hashes what changed, asks [`plan`] for the pushes.
 //! - [`plan`]: the push decisions without I/O: what to push, in what order, what an ack means.
 //! - [`watcher`]: notify events → "look at these paths again" (or "this file is complete").
-//! - [`schedule`]: watcher events → when the next push round runs.
+//! - [`schedule`]: the session's timers: what is due when (push rounds, pulls, pings, reconnection).
 //! - [`push`]: sending pushes, digesting their acknowledgements.
+//! - [`conflict`]: every conflict decision (pull and push answers), without I/O.
 //! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
 //! - [`ignore`]: `.cloudignore` and the built-in rules: which paths are not synced.
@@ -22,6 +23,7 @@
 
 pub mod applier;
 pub mod aside;
+pub mod conflict;
 pub mod connection;
 pub mod detect;
 pub mod error;

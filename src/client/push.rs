@@ -7,11 +7,12 @@
 //! leaves the change to be planned again.
 
 use super::aside::move_to_server_name;
+use super::conflict::{mirror, Mirror};
 use super::connection::Connection;
 use super::error::ClientError;
 use super::fsutil::{check_path, Local};
 use super::index::Index;
-use super::plan::ack::{self, AckEffect, Expect};
+use super::plan::ack::{self, AckEffect};
 use super::scanner::Op;
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{ClientId, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, WirePath};
@@ -105,7 +106,8 @@ fn stream_file(
 }
 
 /// Updates the index (through [`plan::ack::on_ack`]) and, for conflicts,
-/// the folder after the server answered `op` with `ack`. `cursor` is the
+/// the folder after the server answered `op` with `ack` (whether the local
+/// entry follows the server's conflict name: [`mirror`]). `cursor` is the
 /// device's pull cursor now; `me` is this device (for the name of a local
 /// entry that must make room for the server's conflict copy).
 pub fn apply_ack(
@@ -117,17 +119,11 @@ pub fn apply_ack(
 ) -> AckEffect {
     let mut effect = ack::on_ack(index, op, ack, cursor);
     if let Some(mv) = effect.local_move.take() {
-        let made = match mv.expect {
-            Expect::File(stat) => {
-                check_path(root, &mv.to).ok() == Some(Local::File(stat))
-                    || (check_path(root, &mv.from).ok() == Some(Local::File(stat))
-                        && to_server_name(root, index, &mv.from, &mv.to, me, &mut effect))
-            }
-            Expect::Dir => {
-                check_path(root, &mv.from).ok() == Some(Local::Dir)
-                    && to_server_name(root, index, &mv.from, &mv.to, me, &mut effect)
-            }
-            Expect::Free => to_server_name(root, index, &mv.from, &mv.to, me, &mut effect),
+        let at = |path: &WirePath| check_path(root, path).unwrap_or(Local::Foreign);
+        let made = match mirror(mv.expect, at(&mv.from), at(&mv.to)) {
+            Mirror::AlreadyThere => true,
+            Mirror::Move => to_server_name(root, index, &mv.from, &mv.to, me, &mut effect),
+            Mirror::Leave => false,
         };
         if let (true, Some(entry)) = (made, mv.record) {
             index.insert(mv.to, entry);

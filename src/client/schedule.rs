@@ -1,6 +1,13 @@
-//! When the next push round runs: watcher events gathered into the paths to
-//! compare and a due time. Decisions only (no I/O), so they are tested
-//! without a watcher or a clock.
+//! The session's timers in one place, and the decisions about them: when
+//! the next push round runs (watcher events gathered into the paths to
+//! compare and a due time), when to reconnect, ping, pull and compare the
+//! whole folder, and how long the loop may sleep. Decisions only (no I/O),
+//! so they are tested without a socket, a watcher or a clock.
+//!
+//! - [`on_event`]: a watcher event → the pending round's due time.
+//! - [`Timers`]: every instant the session waits for, plus the reconnection
+//!   backoff; [`Timers::tick`] says what is due now ([`Tick`]) given the
+//!   session's [`Status`], [`Timers::next_wakeup`] how long to sleep.
 //!
 //! A file whose writer closed it (or that was moved in whole) is complete:
 //! its round is due after [`SETTLED_DEBOUNCE`], which only gathers the other
@@ -63,77 +70,203 @@ pub fn on_event(
     };
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::WirePath;
+/// Keep-alive: a ping after this much silence (the server drops at 300 s).
+pub const PING_AFTER: Duration = Duration::from_secs(60);
+/// Reconnection backoff bounds: doubled after each failed attempt.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// The longest wait between two reconnection attempts.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A full comparison of the folder this often, in case an event was missed
+/// without the watcher noticing (stat only by the rule in `detect`; a file is
+/// read only when its record says so). 10,000 files take 40-150 ms per
+/// comparison: 0.14% of one core on average at this period, pulls included
+/// (`benches/client_watch_cpu.sh`).
+pub const SAFETY_RESCAN: Duration = Duration::from_secs(60);
+/// The loop wakes at least this often (to check the shutdown flag and the
+/// state folder).
+pub const IDLE_WAKE: Duration = Duration::from_millis(250);
+/// A pull that failed part-way is repeated from the same cursor after this.
+pub const PULL_RETRY: Duration = Duration::from_secs(2);
+/// A push the server refused for its content is tried again after this.
+pub const PUSH_RETRY: Duration = Duration::from_secs(1);
 
-    fn p(s: &str) -> WirePath {
-        WirePath::new(s).unwrap()
-    }
+/// Every instant the session waits for. Only the session thread holds one.
+#[derive(Debug, Clone)]
+pub struct Timers {
+    /// When the pending push round (the dirty paths) is to be planned.
+    pub dirty_due: Option<Instant>,
+    /// The first watcher event of the pending round (for [`MAX_DEBOUNCE`]).
+    pub dirty_since: Option<Instant>,
+    /// When the paths still being written are looked at again.
+    pub retry_due: Option<Instant>,
+    /// Since when some file has kept changing (for `--once`'s limit).
+    pub unstable_since: Option<Instant>,
+    /// When the next periodic pull is due (every `PULLING_RATE`).
+    pub next_pull: Instant,
+    /// When to try connecting again while disconnected.
+    pub reconnect_at: Instant,
+    /// The current reconnection backoff, [`BACKOFF_MIN`]..=[`BACKOFF_MAX`].
+    pub backoff: Duration,
+    /// The last full comparison of the folder (see [`SAFETY_RESCAN`]).
+    pub last_rescan: Instant,
+}
 
-    /// The session's three fields, for the tests.
-    #[derive(Default)]
-    struct Pending {
-        dirty: Scope,
-        due: Option<Instant>,
-        since: Option<Instant>,
-    }
+/// What the schedule needs to know of the session at a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The last frame written, or `None` while disconnected.
+    pub last_send: Option<Instant>,
+    /// A pull is being applied.
+    pub pulling: bool,
+    /// The server said it has changes (or a push asked for a pull).
+    pub pull_wanted: bool,
+    /// Pushes are waiting for their acknowledgements.
+    pub pushing: bool,
+    /// A watcher reports changes (without one, every pull compares the folder).
+    pub watching: bool,
+    /// `--once`: no periodic whole-folder comparison at pulls.
+    pub once: bool,
+}
 
-    impl Pending {
-        fn on_event(&mut self, event: WatchEvent, now: Instant) {
-            on_event(&mut self.dirty, &mut self.due, &mut self.since, event, now);
+/// What is due at a tick, in the order the session does it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    /// The paths that were still being written join the pending round.
+    pub retry: bool,
+    /// Compare the whole folder (the periodic safety comparison).
+    pub rescan: bool,
+    /// Disconnected, and the backoff has passed: connect again.
+    pub reconnect: bool,
+    /// Send a keep-alive ping.
+    pub ping: bool,
+    /// Start a pull.
+    pub pull: bool,
+    /// Compare the whole folder too (no watcher: done at every periodic pull).
+    pub compare_all: bool,
+    /// Plan and send a push round.
+    pub push: bool,
+}
+
+impl Timers {
+    /// Timers at start-up (`now`): connected, nothing pending, the first
+    /// periodic pull `pull_every` away.
+    pub fn new(now: Instant, pull_every: Duration) -> Timers {
+        Timers {
+            dirty_due: None,
+            dirty_since: None,
+            retry_due: None,
+            unstable_since: None,
+            next_pull: now + pull_every,
+            reconnect_at: now,
+            backoff: BACKOFF_MIN,
+            last_rescan: now,
         }
     }
 
-    #[test]
-    fn a_completed_file_goes_at_once_and_a_write_waits_for_quiet() {
-        let t0 = Instant::now();
-        let mut pending = Pending::default();
-        pending.on_event(WatchEvent::Paths(vec![p("a")]), t0);
-        assert_eq!(pending.due, Some(t0 + DEBOUNCE));
-        pending.on_event(WatchEvent::Settled(vec![p("b")]), t0);
-        assert_eq!(pending.due, Some(t0 + SETTLED_DEBOUNCE));
-        // Later writes elsewhere do not postpone the completed file.
-        pending.on_event(WatchEvent::Paths(vec![p("c")]), t0 + SETTLED_DEBOUNCE / 2);
-        assert_eq!(pending.due, Some(t0 + SETTLED_DEBOUNCE));
-        assert!(pending.dirty.settled.contains(&p("b")));
-    }
-
-    #[test]
-    fn a_write_after_the_close_takes_the_settled_mark_away() {
-        let t0 = Instant::now();
-        let mut pending = Pending::default();
-        pending.on_event(WatchEvent::Settled(vec![p("f")]), t0);
-        pending.on_event(WatchEvent::Metadata(vec![p("f")]), t0);
-        assert!(pending.dirty.settled.contains(&p("f")), "touch keeps it");
-        pending.on_event(WatchEvent::Paths(vec![p("f")]), t0);
-        assert!(pending.dirty.settled.is_empty());
-        assert!(pending.dirty.paths.contains(&p("f")));
-    }
-
-    #[test]
-    fn an_editor_save_is_one_settled_destination() {
-        let t0 = Instant::now();
-        let mut pending = Pending::default();
-        // write .f.swp, close it, rename it over f
-        pending.on_event(WatchEvent::Paths(vec![p(".f.swp")]), t0);
-        pending.on_event(WatchEvent::Settled(vec![p(".f.swp")]), t0);
-        pending.on_event(WatchEvent::Paths(vec![p(".f.swp")]), t0);
-        pending.on_event(WatchEvent::Settled(vec![p("f")]), t0);
-        assert_eq!(pending.due, Some(t0 + SETTLED_DEBOUNCE));
-        assert_eq!(pending.dirty.settled.iter().collect::<Vec<_>>(), [&p("f")]);
-    }
-
-    #[test]
-    fn a_steady_stream_is_planned_within_the_maximum() {
-        let t0 = Instant::now();
-        let mut pending = Pending::default();
-        let mut now = t0;
-        while now < t0 + MAX_DEBOUNCE * 2 {
-            pending.on_event(WatchEvent::Paths(vec![p("log")]), now);
-            now += Duration::from_millis(50);
+    /// What is due at `now`. Pure: the session then does it and moves the
+    /// timers through the methods below. No pull or push is due while
+    /// disconnected; a push round waits for the pull wanted or running and
+    /// for the acknowledgements of the previous round.
+    pub fn tick(&self, now: Instant, status: Status) -> Tick {
+        let retry = self.retry_due.is_some_and(|t| now >= t);
+        let rescan = now.duration_since(self.last_rescan) >= SAFETY_RESCAN;
+        let Some(last_send) = status.last_send else {
+            let reconnect = now >= self.reconnect_at;
+            return Tick {
+                retry,
+                rescan,
+                reconnect,
+                ..Tick::default()
+            };
+        };
+        let periodic = now >= self.next_pull;
+        let pull = !status.pulling && (status.pull_wanted || periodic);
+        let round_due = retry || rescan || self.dirty_due.is_some_and(|t| now >= t);
+        Tick {
+            retry,
+            rescan,
+            reconnect: false,
+            ping: now.duration_since(last_send) >= PING_AFTER,
+            pull,
+            compare_all: pull && periodic && !status.watching && !status.once,
+            push: !pull && !status.pulling && !status.pull_wanted && !status.pushing && round_due,
         }
-        assert_eq!(pending.due, Some(t0 + MAX_DEBOUNCE));
+    }
+
+    /// How long the loop may sleep from `now`: until the next thing that is
+    /// due, and at most [`IDLE_WAKE`].
+    pub fn next_wakeup(&self, now: Instant, status: Status) -> Duration {
+        let mut next = now + IDLE_WAKE;
+        for t in [self.dirty_due, self.retry_due].into_iter().flatten() {
+            next = next.min(t);
+        }
+        if status.last_send.is_none() {
+            next = next.min(self.reconnect_at);
+        } else if !status.pulling {
+            next = next.min(self.next_pull);
+        }
+        next.saturating_duration_since(now)
+    }
+
+    /// The pending round is due no later than `due`.
+    pub fn round_due_by(&mut self, due: Instant) {
+        self.dirty_due = Some(self.dirty_due.map_or(due, |d| d.min(due)));
+    }
+
+    /// The pending round is due at `now`, whatever was planned before
+    /// (the whole folder, or paths that must not wait for quiet).
+    pub fn round_now(&mut self, now: Instant) {
+        self.dirty_due = Some(now);
+    }
+
+    /// The paths still being written joined the pending round at `now`.
+    pub fn retry_taken(&mut self, now: Instant) {
+        self.retry_due = None;
+        self.dirty_due = Some(now);
+    }
+
+    /// The pending round was taken for planning.
+    pub fn round_taken(&mut self) {
+        self.dirty_due = None;
+        self.dirty_since = None;
+    }
+
+    /// The periodic comparison of the whole folder starts at `now`.
+    pub fn rescan_started(&mut self, now: Instant) {
+        self.last_rescan = now;
+    }
+
+    /// A pull starts at `now`; the next periodic one is `pull_every` later.
+    pub fn pull_started(&mut self, now: Instant, pull_every: Duration) {
+        self.next_pull = now + pull_every;
+    }
+
+    /// A pull failed part-way at `now`: repeat it soon.
+    pub fn pull_failed(&mut self, now: Instant) {
+        self.next_pull = now + PULL_RETRY;
+    }
+
+    /// Paths that were still being written are looked at again at `due`.
+    pub fn retry_at(&mut self, due: Instant) {
+        self.retry_due = Some(due);
+    }
+
+    /// The connection was lost at `now`: try again after the backoff.
+    pub fn disconnected(&mut self, now: Instant) {
+        self.reconnect_at = now + self.backoff;
+    }
+
+    /// A reconnection attempt failed at `now`: back off further.
+    pub fn reconnect_failed(&mut self, now: Instant) {
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.reconnect_at = now + self.backoff;
+    }
+
+    /// Connected again: the next loss waits the shortest backoff.
+    pub fn connected(&mut self) {
+        self.backoff = BACKOFF_MIN;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 pub mod report;
 
@@ -151,18 +151,9 @@ pub fn is_running(state: &Path) -> bool {
 
 /// `when` as RFC 3339 UTC with seconds, e.g. `2026-12-01T03:30:00Z`.
 pub fn rfc3339(when: SystemTime) -> String {
-    let secs = when
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = crate::protocol::conflict::civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    chrono::DateTime::<chrono::Utc>::from(when)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// True when `name` (one path component) is a conflict copy's name as

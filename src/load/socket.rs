@@ -27,71 +27,30 @@ pub fn connect_from(
 #[cfg(target_os = "linux")]
 mod sys {
     //! Binding before connecting needs `bind(2)`, which neither std nor mio
-    //! offers for TCP clients; these are the libc calls std itself links.
+    //! offers for TCP clients; rustix's safe socket calls do it.
 
+    use rustix::io::Errno;
+    use rustix::net::{bind, connect, socket_with, AddressFamily, SocketFlags, SocketType};
     use std::io;
-    use std::net::Ipv4Addr;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-    const AF_INET: i32 = 2;
-    const SOCK_STREAM: i32 = 1;
-    const SOCK_NONBLOCK: i32 = 0o4000;
-    const SOCK_CLOEXEC: i32 = 0o2000000;
-    const EINPROGRESS: i32 = 115;
-
-    /// `struct sockaddr_in`: port and address in network byte order.
-    #[repr(C)]
-    struct SockAddrIn {
-        family: u16,
-        port: [u8; 2],
-        addr: [u8; 4],
-        zero: [u8; 8],
-    }
-
-    extern "C" {
-        fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
-        fn bind(fd: i32, addr: *const SockAddrIn, len: u32) -> i32;
-        fn connect(fd: i32, addr: *const SockAddrIn, len: u32) -> i32;
-    }
-
-    fn sockaddr(ip: Ipv4Addr, port: u16) -> SockAddrIn {
-        SockAddrIn {
-            family: AF_INET as u16,
-            port: port.to_be_bytes(),
-            addr: ip.octets(),
-            zero: [0; 8],
-        }
-    }
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     pub fn connect_v4(
         source: Ipv4Addr,
         ip: Ipv4Addr,
         port: u16,
     ) -> io::Result<mio::net::TcpStream> {
-        // SAFETY: plain syscall with constant arguments; a negative result is an error.
-        let fd = unsafe { socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
+        let fd = socket_with(
+            AddressFamily::INET,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )?;
+        bind(&fd, &SocketAddrV4::new(source, 0))?;
+        match connect(&fd, &SocketAddrV4::new(ip, port)) {
+            Ok(()) | Err(Errno::INPROGRESS) => {}
+            Err(e) => return Err(e.into()),
         }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns; OwnedFd closes it on every path.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        let local = sockaddr(source, 0);
-        let len = std::mem::size_of::<SockAddrIn>() as u32;
-        // SAFETY: `local` is a valid sockaddr_in of `len` bytes that outlives the call.
-        if unsafe { bind(owned.as_raw_fd(), &local, len) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let remote = sockaddr(ip, port);
-        // SAFETY: as above, for the server's address.
-        if unsafe { connect(owned.as_raw_fd(), &remote, len) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(EINPROGRESS) {
-                return Err(e);
-            }
-        }
-        Ok(mio::net::TcpStream::from_std(std::net::TcpStream::from(
-            owned,
-        )))
+        Ok(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)))
     }
 }
 
@@ -105,5 +64,42 @@ mod sys {
             io::ErrorKind::Unsupported,
             "--source is implemented for Linux only",
         ))
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_connect_from_a_chosen_source_arrives_from_that_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let source = Ipv4Addr::new(127, 0, 0, 2);
+        let stream = connect_from(listener.local_addr().unwrap(), Some(source)).unwrap();
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), source);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stream.peer_addr().is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(stream.peer_addr().unwrap(), listener.local_addr().unwrap());
+        assert_eq!(stream.local_addr().unwrap().ip(), source);
+    }
+
+    #[test]
+    fn a_source_needs_an_ipv4_server() {
+        let server: SocketAddr = "[::1]:9".parse().unwrap();
+        let err = connect_from(server, Some(Ipv4Addr::LOCALHOST)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn an_unusable_source_is_an_error_not_a_panic() {
+        // 192.0.2.1 (TEST-NET-1) is not an address of this host: bind fails.
+        let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let err = connect_from(server, Some(Ipv4Addr::new(192, 0, 2, 1))).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrNotAvailable);
     }
 }

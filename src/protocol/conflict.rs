@@ -4,6 +4,7 @@
 use super::ids::ClientId;
 use super::limits::MAX_COMPONENT_BYTES;
 use super::path::WirePath;
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The conflict-copy name for `path`, made by client `client` at `when`, with
@@ -54,35 +55,51 @@ pub fn conflict_path(
     })
 }
 
-/// `YYYY-MM-DD HHMMSS` in UTC.
-fn utc_stamp(when: SystemTime) -> String {
-    let secs = when
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}{:02}{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+/// Most conflict names tried (attempts 1 … 999) before giving up.
+pub const MAX_CONFLICT_ATTEMPTS: u32 = 1000;
+
+/// The first conflict name for `path` (attempt 1, 2, … below
+/// [`MAX_CONFLICT_ATTEMPTS`], all stamped `when`) that `taken` says is free;
+/// `None` when every one is taken. The one search both ends use: the server
+/// asks its tree and folder, the client its index and folder.
+///
+/// # Errors
+/// The first error `taken` returns.
+pub fn free_conflict_path<E>(
+    path: &WirePath,
+    client: ClientId,
+    when: SystemTime,
+    mut taken: impl FnMut(&WirePath) -> Result<bool, E>,
+) -> Result<Option<WirePath>, E> {
+    for attempt in 1..MAX_CONFLICT_ATTEMPTS {
+        let candidate = conflict_path(path, client, when, attempt);
+        if !taken(&candidate)? {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// `YYYY-MM-DD HHMMSS` in UTC (§7.4), the year zero-padded to at least four
+/// digits and unsigned. A time before 1970 is written as the epoch's second
+/// (as it always was: a clock that wrong names nothing), one past chrono's
+/// last year (262143) as its last second; no input panics.
+fn utc_stamp(when: SystemTime) -> String {
+    let secs = when.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    // Fields rather than `%Y`: chrono writes years past 9999 as `+10000`.
+    format!(
+        "{:04}-{:02}-{:02} {:02}{:02}{:02}",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 #[cfg(test)]
@@ -131,9 +148,43 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_783), (2026, 11, 26));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    fn stamps_across_leap_days_and_year_lengths() {
+        // Expected values from GNU date(1): `date -u -d @SECS '+%Y-%m-%d %H%M%S'`.
+        for (secs, stamp) in [
+            (0, "1970-01-01 000000"),
+            (951_782_400, "2000-02-29 000000"),
+            (951_868_799, "2000-02-29 235959"),
+            (4_107_542_399, "2100-02-28 235959"),
+            (4_107_542_400, "2100-03-01 000000"),
+            (253_402_300_799, "9999-12-31 235959"),
+            (253_402_300_800, "10000-01-01 000000"),
+            (1_795_687_953, "2026-11-26 101233"),
+        ] {
+            assert_eq!(utc_stamp(at(secs)), stamp, "{secs}");
+        }
+    }
+
+    #[test]
+    fn clocks_out_of_range_give_a_stamp_not_a_panic() {
+        let before = UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(utc_stamp(before), "1970-01-01 000000");
+        let last = DateTime::<Utc>::MAX_UTC;
+        let far = at(u64::MAX / 2);
+        assert_eq!(
+            utc_stamp(far),
+            format!("{}-12-31 235959", last.year()),
+            "past chrono's range: its last second"
+        );
+    }
+
+    proptest::proptest! {
+        /// Every stamp reads back, field by field, as the second it was made from.
+        #[test]
+        fn a_stamp_reads_back_as_its_second(secs in 0u64..=253_402_300_799) {
+            let stamp = utc_stamp(at(secs));
+            proptest::prop_assert_eq!(stamp.len(), 17);
+            let parsed = chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d %H%M%S");
+            proptest::prop_assert_eq!(parsed.map(|t| t.and_utc().timestamp()), Ok(secs as i64));
+        }
     }
 }

@@ -85,6 +85,32 @@ impl WirePath {
         }
         out
     }
+
+    /// The top-most of `paths`: each one that is not inside (nor equal to)
+    /// another one of them, in input order — the subtrees to remove or
+    /// report when a whole set goes. Any input order gives the same set;
+    /// `a b` sorting between `a` and `a/x` does not hide that `a/x` is
+    /// inside `a`. O(n × depth).
+    pub fn top_most(paths: impl IntoIterator<Item = WirePath>) -> Vec<WirePath> {
+        let all: Vec<WirePath> = paths.into_iter().collect();
+        let set: std::collections::HashSet<&str> = all.iter().map(|p| p.as_str()).collect();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut keep = Vec::new();
+        for path in &all {
+            let mut above = path.parent();
+            let covered = loop {
+                match above {
+                    Some(a) if set.contains(a.as_str()) => break true,
+                    Some(a) => above = a.parent(),
+                    None => break false,
+                }
+            };
+            if !covered && seen.insert(path.as_str()) {
+                keep.push(path.clone());
+            }
+        }
+        keep
+    }
 }
 
 /// Lets maps keyed by `WirePath` be searched with plain `&str` ranges; the
@@ -192,5 +218,41 @@ mod tests {
         assert_eq!(p("a/b/c").parent(), Some(p("a/b")));
         assert_eq!(p("a").parent(), None);
         assert_eq!(p("a/b/c").file_name(), "c");
+    }
+
+    /// Found while merging the four "top-most" loops: the ones that only
+    /// compared with the last kept path let `a/x` through after `a b`.
+    #[test]
+    fn top_most_ignores_order_and_sibling_names_between() {
+        let p = |s: &str| WirePath::new(s).unwrap();
+        let ps = |v: &[&str]| v.iter().map(|s| p(s)).collect::<Vec<_>>();
+        let sorted = ps(&["a", "a b", "a.txt", "a/x", "a/x/y", "b/c", "b/c", "b/d/e"]);
+        let top = ps(&["a", "a b", "a.txt", "b/c", "b/d/e"]);
+        assert_eq!(WirePath::top_most(sorted.clone()), top);
+        // Any order: the same set, in input order.
+        let mut reversed = sorted;
+        reversed.reverse();
+        let mut got = WirePath::top_most(reversed);
+        got.sort();
+        assert_eq!(got, top);
+        // Randomized: against the definition.
+        let names = ["a", "a b", "a/b", "a/b/c", "a/b c", "ab", "b", "b/a"];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..500 {
+            let mut input = Vec::new();
+            for name in names {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                if seed & 1 == 0 {
+                    input.push(p(name));
+                }
+            }
+            let got = WirePath::top_most(input.clone());
+            for x in &input {
+                let inside_other = input.iter().any(|y| y != x && x.is_within(y));
+                assert_eq!(got.contains(x), !inside_other, "{x} in {input:?}");
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Messages between the reactor (sockets) and the user actors (disk state).
 
+use super::flow::Cost;
 use crate::protocol::{ClientId, Frame, Hello, UserId};
 use std::net::SocketAddr;
 
@@ -33,10 +34,12 @@ pub enum ToActor {
         conn: ConnRef,
         /// The frame.
         frame: Frame,
-        /// Bytes it counts against the connection's inbound allowance.
-        cost: usize,
+        /// What it counts against the connection's inbound window
+        /// ([`super::flow::cost_of`]).
+        cost: Cost,
     },
-    /// The connection wrote `bytes` of bulk output: the actor may produce that much more.
+    /// The connection wrote `bytes` of bulk output: the actor may produce
+    /// that much more ([`super::flow::PeerFlow::grant`]).
     Credit {
         /// The connection.
         conn: ConnRef,
@@ -89,7 +92,8 @@ pub enum FromActor {
         /// The connection.
         conn: ConnRef,
     },
-    /// The actor handled `cost` inbound bytes of this connection.
+    /// The actor handled `cost` inbound bytes of this connection
+    /// ([`super::flow::ConnFlow::release`]).
     Processed {
         /// The connection.
         conn: ConnRef,

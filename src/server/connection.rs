@@ -1,6 +1,8 @@
 //! One client connection as the reactor sees it: socket, decoder, phase,
-//! and a bounded outbound queue. Holds no buffer while idle.
+//! and a bounded outbound queue. Holds no buffer while idle. Its limits are
+//! kept by [`ConnFlow`] (`flow.rs`).
 
+use super::flow::ConnFlow;
 use crate::protocol::{ClientId, Frame, FrameDecoder, UserId};
 use mio::net::TcpStream;
 use std::collections::VecDeque;
@@ -71,31 +73,15 @@ pub struct Connection {
     pub attached: Option<UserId>,
     /// Last time a frame arrived.
     pub last_seen: Instant,
-    /// Inbound bytes handed to the actor and not yet handled.
-    pub inflight: usize,
+    /// Inbound cost at the actor, bytes queued, credit to return.
+    pub flow: ConnFlow,
     /// Bytes read but not yet decoded because reading paused mid-buffer
     /// (empty, and unallocated, almost always).
     pub stash: Vec<u8>,
     /// The last cursor acknowledged on this connection (repeats are dropped).
     pub last_ack: Option<u64>,
     out: VecDeque<OutBuf>,
-    out_bytes: usize,
-    /// Bulk bytes written but not yet credited back.
-    pub bulk_written: usize,
 }
-
-/// Stop reading a connection while this many inbound bytes wait for its actor.
-pub const INBOUND_CAP: usize = 4 * 1024 * 1024;
-/// What a small request counts against `INBOUND_CAP` until its actor handled it.
-pub const SMALL_COST: usize = 64;
-/// What a Pull or Fetch counts until its reply has been produced: at most
-/// `INBOUND_CAP / REPLY_COST` = 64 such replies are pending per connection.
-pub const REPLY_COST: usize = 64 * 1024;
-/// Stop reading a connection while this many bytes wait to be written to it
-/// (a client that sends requests but does not read the replies).
-pub const OUTBOUND_PAUSE: usize = 2 * 1024 * 1024;
-/// Credit bulk bytes back to the actor in steps of this size.
-pub const CREDIT_STEP: usize = 128 * 1024;
 
 impl Connection {
     /// A new connection awaiting its `Hello`.
@@ -108,20 +94,16 @@ impl Connection {
             phase: Phase::AwaitHello { deadline },
             attached: None,
             last_seen: Instant::now(),
-            inflight: 0,
+            flow: ConnFlow::default(),
             stash: Vec::new(),
             last_ack: None,
             out: VecDeque::new(),
-            out_bytes: 0,
-            bulk_written: 0,
         }
     }
 
     /// Whether reading should pause (inbound or outbound backlog too large).
     pub fn read_paused(&self) -> bool {
-        self.inflight >= INBOUND_CAP
-            || self.out_bytes >= OUTBOUND_PAUSE
-            || matches!(self.phase, Phase::Closing { .. })
+        self.flow.read_paused() || matches!(self.phase, Phase::Closing { .. })
     }
 
     /// True when nothing waits to be written.
@@ -134,7 +116,7 @@ impl Connection {
         if bytes.is_empty() {
             return;
         }
-        self.out_bytes += bytes.len();
+        self.flow.queued(bytes.len());
         self.out.push_back(OutBuf {
             bytes,
             sent: 0,
@@ -157,9 +139,9 @@ impl Connection {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     front.sent += n;
-                    self.out_bytes -= n;
+                    self.flow.wrote(n);
                     if front.sent == front.bytes.len() {
-                        self.bulk_written += front.bulk;
+                        self.flow.wrote_bulk(front.bulk);
                         self.out.pop_front();
                     }
                 }
@@ -175,13 +157,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Takes the bulk bytes to credit back, when enough have accumulated or
-    /// the queue ran dry.
+    /// Takes the bulk bytes to credit back ([`ConnFlow::take_credit`]).
     pub fn take_credit(&mut self) -> Option<usize> {
-        if self.bulk_written >= CREDIT_STEP || (self.bulk_written > 0 && self.out.is_empty()) {
-            Some(std::mem::take(&mut self.bulk_written))
-        } else {
-            None
-        }
+        self.flow.take_credit(self.out.is_empty())
     }
 }

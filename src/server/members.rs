@@ -5,6 +5,7 @@
 
 use super::bus::ConnRef;
 use crate::protocol::ClientId;
+use smallvec::SmallVec;
 use std::net::SocketAddr;
 
 /// A connection attached to a user.
@@ -16,11 +17,12 @@ pub struct Member {
     pub client: Option<ClientId>,
 }
 
-/// A small map from connection to [`Member`].
+/// A small map from connection to [`Member`]: the first entry lives inline,
+/// more spill to the heap, and the heap block is given back once a single
+/// entry is left again.
 #[derive(Debug, Default)]
 pub struct Members {
-    first: Option<(ConnRef, Member)>,
-    rest: Vec<(ConnRef, Member)>,
+    entries: SmallVec<[(ConnRef, Member); 1]>,
 }
 
 impl Members {
@@ -28,21 +30,14 @@ impl Members {
     pub fn insert(&mut self, conn: ConnRef, member: Member) {
         if let Some(slot) = self.get_mut(conn) {
             *slot = member;
-        } else if self.first.is_none() {
-            self.first = Some((conn, member));
         } else {
-            self.rest.push((conn, member));
+            self.entries.push((conn, member));
         }
     }
 
     /// The member for `conn`.
     pub fn get_mut(&mut self, conn: ConnRef) -> Option<&mut Member> {
-        if let Some((c, m)) = self.first.as_mut() {
-            if *c == conn {
-                return Some(m);
-            }
-        }
-        self.rest
+        self.entries
             .iter_mut()
             .find(|(c, _)| *c == conn)
             .map(|(_, m)| m)
@@ -50,24 +45,20 @@ impl Members {
 
     /// Removes a connection.
     pub fn remove(&mut self, conn: ConnRef) {
-        if self.first.is_some_and(|(c, _)| c == conn) {
-            self.first = self.rest.pop();
-        } else {
-            self.rest.retain(|(c, _)| *c != conn);
-        }
-        if self.rest.is_empty() {
-            self.rest = Vec::new();
+        self.entries.retain(|(c, _)| *c != conn);
+        if self.entries.spilled() && self.entries.len() <= 1 {
+            self.entries.shrink_to_fit();
         }
     }
 
     /// Every connection.
     pub fn iter(&self) -> impl Iterator<Item = &(ConnRef, Member)> {
-        self.first.iter().chain(self.rest.iter())
+        self.entries.iter()
     }
 
     /// True when no connection is attached.
     pub fn is_empty(&self) -> bool {
-        self.first.is_none()
+        self.entries.is_empty()
     }
 }
 
@@ -82,6 +73,8 @@ mod tests {
         let m = Member { peer, client: None };
         let mut members = Members::default();
         assert!(members.is_empty());
+        members.insert(c(0), m);
+        assert!(!members.entries.spilled(), "one member: no heap block");
         for key in 0..4 {
             members.insert(c(key), m);
         }
@@ -99,8 +92,37 @@ mod tests {
         assert_eq!(left.len(), 2);
         assert!(left.contains(&1) && left.contains(&3));
         members.remove(c(1));
+        assert!(!members.entries.spilled(), "one member left: back inline");
         members.remove(c(3));
         assert!(members.is_empty());
         assert!(members.get_mut(c(3)).is_none());
+    }
+
+    proptest::proptest! {
+        /// Any sequence of inserts and removes leaves the same map as a
+        /// BTreeMap, and never keeps a heap block for one member or none.
+        #[test]
+        fn behaves_as_a_map(ops in proptest::collection::vec((0usize..4, proptest::option::of(0u32..3), proptest::bool::ANY), 0..40)) {
+            let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+            let mut members = Members::default();
+            let mut model = std::collections::BTreeMap::new();
+            for (key, client, add) in ops {
+                let conn = ConnRef { key, generation: 1 };
+                if add {
+                    let m = Member { peer, client: client.map(u64::from) };
+                    members.insert(conn, m);
+                    model.insert(key, m);
+                } else {
+                    members.remove(conn);
+                    model.remove(&key);
+                    proptest::prop_assert!(!members.entries.spilled() || model.len() > 1);
+                }
+                let mut got: Vec<(usize, Member)> = members.iter().map(|(c, m)| (c.key, *m)).collect();
+                got.sort_by_key(|(k, _)| *k);
+                let want: Vec<(usize, Member)> = model.iter().map(|(k, m)| (*k, *m)).collect();
+                proptest::prop_assert_eq!(got, want);
+                proptest::prop_assert_eq!(members.is_empty(), model.is_empty());
+            }
+        }
     }
 }

@@ -2,20 +2,35 @@
 //!
 //! Data flows one way: socket → [`reactor`] (bytes → frames) → channel →
 //! [`actor`] (frames → disk) → channel + waker → reactor → socket.
+//!
+//! # Layout
+//! - [`reactor`] (+ [`connection`], [`registry`], [`members`], [`limiter`],
+//!   [`user_ids`], [`trim`], [`listen`]): the reactor thread: sockets,
+//!   frames, phases, which actor runs.
+//! - [`actor`] (+ [`store`]): one thread per user: its folder and journal.
+//! - Shared by both sides of the channel: [`bus`] (the messages),
+//!   [`flow`] (every window and limit), [`legality`] (which message is
+//!   legal when), [`pull_reply`] (the one producer of `ChangeBatch`).
+//! - [`config`], [`events`] (what the operator is told), [`conn_log`].
 
 pub mod actor;
 pub mod bus;
+pub mod config;
 pub mod conn_log;
 pub mod connection;
+pub mod events;
+pub mod flow;
+pub mod legality;
 pub mod limiter;
 pub mod listen;
 pub mod members;
+pub mod pull_reply;
 pub mod reactor;
 pub mod registry;
 pub mod store;
 pub mod trim;
+pub mod user_ids;
 
-use crate::protocol::limits::{HANDSHAKE_TIMEOUT_SECS, IDLE_TIMEOUT_SECS};
 use actor::ActorContext;
 use conn_log::ConnLog;
 use crossbeam_channel::unbounded;
@@ -23,69 +38,13 @@ use mio::{Poll, Waker};
 use reactor::{Reactor, ReactorParts, WAKER};
 use registry::ActorRegistry;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
 use store::DataPaths;
 
-/// How the server runs; filled from the command line.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Address to listen on.
-    pub bind: IpAddr,
-    /// Port (0: any free port).
-    pub port: u16,
-    /// Holds `AllClients/`, `connectionLog.txt` and the server state.
-    pub data_dir: PathBuf,
-    /// New connections beyond this are refused.
-    pub max_connections: usize,
-    /// fsync files and journal before acknowledging (`--fsync`).
-    pub durable: bool,
-    /// Time allowed for the `Hello`.
-    pub handshake_timeout: Duration,
-    /// Silence allowed on a ready connection.
-    pub idle_timeout: Duration,
-    /// How long an actor waits without messages before retiring (its
-    /// connections stay open; a new actor adopts them when needed).
-    pub actor_idle: Duration,
-}
-
-impl ServerConfig {
-    /// Defaults from the protocol's timeouts, listening on `bind:port`.
-    pub fn new(bind: IpAddr, port: u16, data_dir: PathBuf) -> ServerConfig {
-        ServerConfig {
-            bind,
-            port,
-            data_dir,
-            max_connections: default_max_connections(),
-            durable: false,
-            handshake_timeout: Duration::from_secs(HANDSHAKE_TIMEOUT_SECS),
-            idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS),
-            actor_idle: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Descriptors kept free beyond connections: up to three per running actor
-/// (journal, an upload, a fetch) plus logs, the listener and the poller.
-pub const FD_HEADROOM: usize = 3 * registry::MAX_ACTORS;
-
-/// The open-file limit minus [`FD_HEADROOM`] (read from /proc; 1024 if unknown).
-pub fn default_max_connections() -> usize {
-    open_file_limit()
-        .unwrap_or(1024)
-        .saturating_sub(FD_HEADROOM)
-        .max(16)
-}
-
-/// The soft `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
-pub fn open_file_limit() -> Option<usize> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
+pub use config::{default_max_connections, open_file_limit, ServerConfig, FD_HEADROOM};
+pub use events::ServerEvent;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
@@ -116,12 +75,18 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// Runs the server until SIGINT or SIGTERM. `on_listening` is called with the
-/// bound address once connections can be accepted.
+/// Runs the server until SIGINT or SIGTERM. `on_event` is told what a
+/// person running the server wants to know ([`ServerEvent`]: listening,
+/// a new user); it is called from the reactor and from actor threads, and
+/// the library itself never prints.
 ///
 /// # Errors
 /// Start-up failures ([`ServerError`]), or the poll loop failing.
-pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
+pub fn run(
+    config: ServerConfig,
+    on_event: impl Fn(ServerEvent) + Send + Sync + 'static,
+) -> Result<(), ServerError> {
+    let events: events::EventSink = Arc::new(on_event);
     trim::tune_allocator();
     let paths = DataPaths {
         base: config.data_dir.clone(),
@@ -158,6 +123,7 @@ pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Resul
         out,
         waker,
         log: log.clone(),
+        events: Arc::clone(&events),
         idle: config.actor_idle,
         alive: AtomicUsize::new(0),
         waiting: AtomicUsize::new(0),
@@ -172,6 +138,9 @@ pub fn run(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> Resul
         config,
     };
     let mut reactor = Reactor::new(parts).map_err(ServerError::Poll)?;
-    on_listening(local);
+    events(ServerEvent::Listening {
+        addr: local,
+        max_connections: reactor.max_connections(),
+    });
     reactor.run().map_err(ServerError::Poll)
 }

@@ -18,8 +18,8 @@ pub const ACTOR_STACK: usize = 256 * 1024;
 
 enum SlotState {
     /// An actor thread runs. Unbounded channel: the reactor must never block;
-    /// what flows in is bounded per connection by the inbound cap
-    /// (connection.rs `INBOUND_CAP`).
+    /// what flows in is bounded per connection by the inbound window
+    /// (`flow::INBOUND_CAP`).
     Running { tx: Sender<ToActor>, sent: u64 },
     /// The sender was dropped; messages wait here until the thread exits.
     Retiring(Vec<ToActor>),
@@ -31,10 +31,7 @@ enum SlotState {
     Waiting(Vec<ToActor>),
 }
 
-/// Most actor threads at once. A storm of thousands of users connecting at
-/// the same moment queues behind this instead of spawning a thread (with its
-/// stack mappings and journal descriptor) per user.
-pub const MAX_ACTORS: usize = 256;
+pub use super::flow::MAX_ACTORS;
 
 /// One user's actor and connections.
 struct Slot {

@@ -6,17 +6,7 @@
 //! a heap is ever returned on its own), so the server's RSS would stay at the
 //! storm's peak. `malloc_trim` releases the free pages of every arena.
 
-extern "C" {
-    // glibc's malloc_trim(3) and mallopt(3); std links glibc already and
-    // there is no safe wrapper in the crates we use.
-    fn malloc_trim(pad: usize) -> i32;
-    fn mallopt(param: i32, value: i32) -> i32;
-}
-
-/// glibc's `M_ARENA_MAX` parameter number.
-const M_ARENA_MAX: i32 = -8;
-/// glibc's `M_MMAP_THRESHOLD` parameter number.
-const M_MMAP_THRESHOLD: i32 = -3;
+use libc::{malloc_trim, mallopt, M_ARENA_MAX, M_MMAP_THRESHOLD};
 
 /// Allocations below this come from the heap and are reused; glibc's
 /// default (128 KiB, adapting upward) sent every fresh 256 KiB file chunk
@@ -40,6 +30,31 @@ pub fn tune_allocator() {
 
 /// Actor exits after which a trim is worth its cost (it walks every arena).
 pub const EXITS_PER_TRIM: usize = 64;
+
+/// When the reactor trims: after [`EXITS_PER_TRIM`] actor exits, or once
+/// the last actor thread has ended (the storm is over).
+#[derive(Debug, Default)]
+pub struct TrimSchedule {
+    exits: usize,
+}
+
+impl TrimSchedule {
+    /// An actor thread ended.
+    pub fn actor_exited(&mut self) {
+        self.exits += 1;
+    }
+
+    /// Trims if it is time, given the actor threads still alive; returns
+    /// whether it trimmed.
+    pub fn tick(&mut self, threads_alive: usize) -> bool {
+        if self.exits >= EXITS_PER_TRIM || (self.exits > 0 && threads_alive == 0) {
+            self.exits = 0;
+            release_free_memory();
+            return true;
+        }
+        false
+    }
+}
 
 /// Releases free heap memory to the OS; returns whether any was released.
 pub fn release_free_memory() -> bool {

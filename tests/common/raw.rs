@@ -36,6 +36,44 @@ impl RawFrame {
     }
 }
 
+/// What one read from a socket brought.
+pub enum Filled {
+    /// Some bytes (appended).
+    More,
+    /// The peer closed (or the connection broke).
+    Closed,
+    /// Nothing before the deadline.
+    Timeout,
+}
+
+/// Reads once from `stream` into `buf`, waiting at most until `deadline`:
+/// the one socket read of both test protocol clients (this file's [`Raw`]
+/// and [`super::wire::WireClient`]).
+pub fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Filled {
+    let now = Instant::now();
+    if now >= deadline {
+        return Filled::Timeout;
+    }
+    stream.set_read_timeout(Some(deadline - now)).ok();
+    let mut chunk = [0u8; 65536];
+    match stream.read(&mut chunk) {
+        Ok(0) => Filled::Closed,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Filled::More
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Filled::Timeout
+        }
+        Err(_) => Filled::Closed,
+    }
+}
+
 /// Kind bytes of §3.2.
 pub const HELLO: u8 = 0x01;
 pub const WELCOME: u8 = 0x02;
@@ -68,6 +106,11 @@ pub const BUSY: u16 = 8;
 pub const TIMEOUT: u16 = 10;
 pub const NOT_FOUND: u16 = 11;
 pub const SHUTTING_DOWN: u16 = 12;
+
+/// A user ID as it names the user's folder: 32 lower-case hex digits.
+pub fn hex(user: &[u8; 16]) -> String {
+    user.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// A frame: `43 53 01 kind | rid u32 | len u32 | payload` (§3.1).
 pub fn frame(kind: u8, rid: u32, payload: &[u8]) -> Vec<u8> {
@@ -216,24 +259,10 @@ impl Raw {
                     return Got::Frame(f);
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Got::Timeout;
-            }
-            self.stream.set_read_timeout(Some(deadline - now)).ok();
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Got::Closed,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Got::Timeout
-                }
-                Err(_) => return Got::Closed,
+            match read_some(&mut self.stream, &mut self.buf, deadline) {
+                Filled::More => {}
+                Filled::Closed => return Got::Closed,
+                Filled::Timeout => return Got::Timeout,
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The soak's random file operations on one folder, each recording in the
 //! ledger exactly the bytes it writes and destroys.
 
-use crate::fleet::{tree, Rng};
+use crate::common::{tree, walk, Rng};
 use crate::ledger::{Counts, Ledger};
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -43,15 +43,7 @@ impl Soak {
     pub(crate) fn listing(&self, i: usize) -> (Vec<String>, Vec<String>) {
         let (mut files, mut dirs) = (Vec::new(), Vec::new());
         let root = &self.folders[i];
-        let walk = walkdir::WalkDir::new(root).min_depth(1).into_iter();
-        for item in walk.filter_entry(|e| e.file_name() != ".cloudservice" || e.depth() != 1) {
-            let Ok(item) = item else { continue };
-            let rel = item
-                .path()
-                .strip_prefix(root)
-                .expect("inside")
-                .to_string_lossy()
-                .into_owned();
+        for (rel, item) in walk(root) {
             if item.file_type().is_dir() {
                 dirs.push(rel);
             } else if item.file_type().is_file() && rel != ANCHOR {

@@ -14,11 +14,15 @@
 //! [`crate::client::lease`].
 
 use super::{Applied, Applier, FetchJob};
+use crate::client::conflict::{
+    on_remove, on_swapped_out, Content, OnRemove, OnSwappedOut, SetAside,
+};
 use crate::client::error::ClientError;
 use crate::client::fsutil::{check_path, ensure_parent, hash_file, Local, Stat};
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
-use crate::protocol::{conflict_path, ContentHash, WirePath};
+use crate::protocol::conflict::free_conflict_path;
+use crate::protocol::{ContentHash, WirePath};
 use std::collections::HashSet;
 use std::fmt;
 use std::fs;
@@ -145,18 +149,34 @@ impl<'a> Applier<'a> {
     ) -> Result<bool, ClientError> {
         self.before_step(at);
         let meta = fs::symlink_metadata(at).map_err(io_err("stat", at))?;
-        if !meta.file_type().is_file() {
-            self.swap_back(path, at)?;
-            return Ok(false);
-        }
+        let regular = meta.file_type().is_file();
         // Held (when leases work) until the file is deleted: no new writer.
-        let lease = writers(at).unwrap_or(Writers::Unknown);
-        if !matches!(lease, Writers::Some) {
-            let synced = self.synced_hash_at(path, Stat::of(&meta), at).is_some();
-            if synced || hash_file(at).is_ok_and(|(h, _)| h == new) {
+        let lease = match regular {
+            true => writers(at).unwrap_or(Writers::Unknown),
+            false => Writers::Unknown,
+        };
+        let set_aside = match (regular, &lease) {
+            (false, _) => SetAside::NotAFile,
+            (true, Writers::Some) => SetAside::HeldOpen,
+            (true, _) if self.synced_hash_at(path, Stat::of(&meta), at).is_some() => {
+                SetAside::File(Content::Synced)
+            }
+            (true, _) if hash_file(at).is_ok_and(|(h, _)| h == new) => {
+                SetAside::File(Content::Server)
+            }
+            (true, _) => SetAside::File(Content::Edited),
+        };
+        match on_swapped_out(set_aside) {
+            OnSwappedOut::SwapBack => {
+                self.swap_back(path, at)?;
+                return Ok(false);
+            }
+            OnSwappedOut::Discard => {
                 fs::remove_file(at).map_err(io_err("delete", at))?;
+                drop(lease);
                 return Ok(true);
             }
+            OnSwappedOut::ConflictCopy => {}
         }
         let kept = match self.conflict_copy_from(path, at) {
             Ok(kept) => kept,
@@ -241,7 +261,13 @@ impl<'a> Applier<'a> {
         let synced = (regular && !matches!(lease, Writers::Some))
             .then(|| self.synced_hash_at(path, Stat::of(&meta), &aside))
             .flatten();
-        let Some(hash) = synced else {
+        let set_aside = match (regular, &lease, synced) {
+            (false, _, _) => SetAside::NotAFile,
+            (true, Writers::Some, _) => SetAside::HeldOpen,
+            (true, _, Some(_)) => SetAside::File(Content::Synced),
+            (true, _, None) => SetAside::File(Content::Edited),
+        };
+        let (OnRemove::Remove, Some(hash)) = (on_remove(set_aside), synced) else {
             if let Some(kept) = self.put_back(path, &aside)? {
                 out.dirty.insert(kept);
             }
@@ -289,22 +315,21 @@ impl<'a> Applier<'a> {
         path: &WirePath,
         from: &Path,
     ) -> Result<WirePath, ClientError> {
-        let when = SystemTime::now();
-        for attempt in 1..1000 {
-            let name = conflict_path(path, self.me, when, attempt);
-            if self.index.get(&name).is_some() || check_path(self.root, &name)? != Local::Absent {
-                continue;
+        let me = self.me;
+        // A name counts as taken if the move onto it finds it taken.
+        let mut move_to = |name: &WirePath| -> Result<bool, ClientError> {
+            if self.index.get(name).is_some() || check_path(self.root, name)? != Local::Absent {
+                return Ok(true);
             }
-            let to = self.local(&name);
+            let to = self.local(name);
             self.before_step(&to);
             match rename_noreplace(from, &to) {
-                Ok(()) => return Ok(name),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_err("move", from)(e)),
+                Ok(()) => Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
+                Err(e) => Err(io_err("move", from)(e)),
             }
-        }
-        Err(ClientError::UnsafePath(format!(
-            "no free conflict name for {path}"
-        )))
+        };
+        free_conflict_path(path, me, SystemTime::now(), &mut move_to)?
+            .ok_or_else(|| ClientError::UnsafePath(format!("no free conflict name for {path}")))
     }
 }

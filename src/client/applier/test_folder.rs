@@ -1,6 +1,7 @@
 //! A synced folder in a temporary directory, shared by the applier's tests.
 
 use super::*;
+use crate::client::fsutil::hash_file;
 use crate::client::scanner::{DiskEntry, Scanner};
 
 pub(super) fn p(s: &str) -> WirePath {

@@ -5,22 +5,11 @@
 //! path this device had to forget.
 
 use super::ops::Op;
-use crate::client::fsutil::Stat;
+use crate::client::conflict::{on_push_answer, AckDecision};
 use crate::client::index::{Entry, EntryKind, Index};
 use crate::protocol::{PushAck, PushStatus, WirePath};
 
-/// What must be at a move's source (and its destination) for the move to be
-/// made: anything else there is the user's newer work and stays put.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// The source is the file that was uploaded (same size and mtime); if
-    /// that file is already at the destination, the move counts as made.
-    File(Stat),
-    /// The source is a directory and the destination is free.
-    Dir,
-    /// The destination is free.
-    Free,
-}
+pub use crate::client::conflict::Expect;
 
 /// Move the local `from` to `to` (a conflict-copy name the server chose).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,136 +44,41 @@ pub struct AckEffect {
 }
 
 /// Digests the server's answer `ack` to `op`: updates `index` and says what
-/// else to do. `cursor` is the device's pull cursor now. An uploaded file
-/// hashed so soon after its last write that a same-size rewrite in the same
-/// timestamp tick could follow unseen is indexed untrusted
+/// else to do. `cursor` is the device's pull cursor now. What the answer
+/// means is decided by [`on_push_answer`]; here it is recorded. An uploaded
+/// file hashed so soon after its last write that a same-size rewrite in the
+/// same timestamp tick could follow unseen is indexed untrusted
 /// ([`Entry::synced_file`]), so the next look hashes it again.
 pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffect {
     let mut effect = AckEffect::default();
-    let ok = matches!(ack.status, PushStatus::Applied | PushStatus::Unchanged);
-    let refused = ack.status == PushStatus::Stale;
+    let decision = on_push_answer(op, ack.status);
     match op {
         Op::Upload {
             path, stat, hash, ..
         } => {
             let entry = Entry::synced_file(*stat, *hash, ack.version);
-            match ack.status {
-                _ if ok => index.insert(path.clone(), entry),
-                PushStatus::Conflict => {
-                    log::warn!(
-                        "conflict: {path} was changed elsewhere; this device's version is now {}",
-                        ack.path
-                    );
-                    // The file this device based its upload on is now the
-                    // server's business; a directory indexed there (one the
-                    // server kept from a RemoveDir) stays, to be removed.
-                    if index.get(path).is_some_and(|e| e.hash().is_some()) {
-                        index.remove(path);
-                    }
-                    effect.local_move = Some(LocalMove {
-                        from: path.clone(),
-                        to: ack.path.clone(),
-                        expect: Expect::File(*stat),
-                        record: Some(entry),
-                    });
-                    effect.dirty.extend([path.clone(), ack.path.clone()]);
-                    effect.pull = true;
-                }
-                _ => {
-                    effect.dirty.push(path.clone());
-                    effect.pull = true;
-                }
-            }
+            entry_ack(index, path, entry, decision, ack, &mut effect);
         }
         Op::MakeDir { path } => {
             let dir = Entry {
                 kind: EntryKind::Dir,
                 version: ack.version,
             };
-            match ack.status {
-                _ if ok => index.insert(path.clone(), dir),
-                PushStatus::Conflict => {
-                    log::warn!(
-                        "conflict: {path} is a file elsewhere; this directory is now {}",
-                        ack.path
-                    );
-                    effect.local_move = Some(LocalMove {
-                        from: path.clone(),
-                        to: ack.path.clone(),
-                        expect: Expect::Dir,
-                        record: Some(dir),
-                    });
-                    effect.dirty.extend([path.clone(), ack.path.clone()]);
-                    effect.pull = true;
-                }
-                _ => {
-                    effect.dirty.push(path.clone());
-                    effect.pull = true;
-                }
-            }
+            entry_ack(index, path, dir, decision, ack, &mut effect);
         }
         Op::Delete { path, .. } => {
             index.remove(path);
-            if !ok {
+            if decision == AckDecision::Refused {
                 // Changed elsewhere meanwhile: the newer version comes back by pull.
                 log::info!("{path} was changed elsewhere; the server kept it");
                 effect.dirty.push(path.clone());
                 effect.pull = true;
             }
         }
-        Op::RemoveDir { path } => {
-            let own = index.get(path).copied();
-            index.remove_subtree(path);
-            if !ok {
-                log::info!("part of {path} was changed elsewhere; the server kept it");
-                // The server kept the directory (and the ancestors of what it
-                // kept) at versions the cursor may be past: still indexed, it
-                // is removed again by the next push once the pull brought
-                // what was kept, instead of staying on the server unseen.
-                if let Some(dir) = own.filter(|e| e.kind == EntryKind::Dir) {
-                    index.insert(path.clone(), dir);
-                }
-                effect.dirty.push(path.clone());
-                effect.pull = true;
-                // The subdirectories the server kept (holding a kept change)
-                // have versions the cursor may be past, and were forgotten
-                // above: only a full listing brings them back.
-                effect.rewind = Some(0);
-            }
+        Op::RemoveDir { path } => remove_dir_ack(index, path, decision, &mut effect),
+        Op::Rename { from, to, .. } => {
+            rename_ack(index, (from, to), decision, (ack, cursor), &mut effect)
         }
-        Op::Rename { from, to, .. } => match ack.status {
-            PushStatus::Applied => {
-                if Some(ack.version) == cursor.checked_add(1) {
-                    index.rebase(from, to, Some(ack.version));
-                } else {
-                    index.rebase(from, to, None);
-                    behind_unpulled_changes(index, to, &mut effect);
-                }
-            }
-            PushStatus::Unchanged => index.rebase(from, to, None),
-            PushStatus::Conflict => {
-                log::warn!(
-                    "conflict: {to} exists elsewhere; moved entry is now {}",
-                    ack.path
-                );
-                effect.local_move = Some(LocalMove {
-                    from: to.clone(),
-                    to: ack.path.clone(),
-                    expect: Expect::Free,
-                    record: None,
-                });
-                index.rebase(from, &ack.path, Some(ack.version));
-                forget_moved(index, &ack.path, &mut effect);
-                effect.dirty.extend([to.clone(), ack.path.clone()]);
-                effect.pull = true;
-            }
-            PushStatus::Stale => {
-                log::info!("{from} changed elsewhere before it could be moved to {to}");
-                index.remove_subtree(from);
-                effect.dirty.extend([from.clone(), to.clone()]);
-                effect.pull = true;
-            }
-        },
     }
     if ack.status == PushStatus::Applied {
         index_created_parents(index, &ack.path, ack.version);
@@ -193,6 +87,7 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffe
     if landed && Some(ack.version) == cursor.checked_add(1) {
         effect.advance = Some(ack.version);
     }
+    let refused = ack.status == PushStatus::Stale;
     if refused && ack.version > 0 && ack.version <= cursor {
         // The server still holds something there, at a version this device's
         // cursor is already past: only a pull from before it brings it back.
@@ -200,6 +95,125 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffe
         effect.rewind = Some(effect.rewind.map_or(back, |r| r.min(back)));
     }
     effect
+}
+
+/// An answer to an `Upload` or a `MakeDir` of `path`, whose index record
+/// would be `entry`: recorded, or (a conflict) recorded at the server's
+/// conflict name once the local entry followed it there, or refused.
+fn entry_ack(
+    index: &mut Index,
+    path: &WirePath,
+    entry: Entry,
+    decision: AckDecision,
+    ack: &PushAck,
+    effect: &mut AckEffect,
+) {
+    match decision {
+        AckDecision::Applied | AckDecision::Unchanged => index.insert(path.clone(), entry),
+        AckDecision::FollowConflictName(expect) => {
+            if expect == Expect::Dir {
+                log::warn!(
+                    "conflict: {path} is a file elsewhere; this directory is now {}",
+                    ack.path
+                );
+            } else {
+                log::warn!(
+                    "conflict: {path} was changed elsewhere; this device's version is now {}",
+                    ack.path
+                );
+                // The file this device based its upload on is now the
+                // server's business; a directory indexed there (one the
+                // server kept from a RemoveDir) stays, to be removed.
+                if index.get(path).is_some_and(|e| e.hash().is_some()) {
+                    index.remove(path);
+                }
+            }
+            effect.local_move = Some(LocalMove {
+                from: path.clone(),
+                to: ack.path.clone(),
+                expect,
+                record: Some(entry),
+            });
+            effect.dirty.extend([path.clone(), ack.path.clone()]);
+            effect.pull = true;
+        }
+        AckDecision::Refused => {
+            effect.dirty.push(path.clone());
+            effect.pull = true;
+        }
+    }
+}
+
+/// An answer to a `RemoveDir` of `path`: the subtree is forgotten; refused,
+/// the directory itself stays indexed.
+fn remove_dir_ack(
+    index: &mut Index,
+    path: &WirePath,
+    decision: AckDecision,
+    effect: &mut AckEffect,
+) {
+    let own = index.get(path).copied();
+    index.remove_subtree(path);
+    if decision == AckDecision::Refused {
+        log::info!("part of {path} was changed elsewhere; the server kept it");
+        // The server kept the directory (and the ancestors of what it
+        // kept) at versions the cursor may be past: still indexed, it
+        // is removed again by the next push once the pull brought
+        // what was kept, instead of staying on the server unseen.
+        if let Some(dir) = own.filter(|e| e.kind == EntryKind::Dir) {
+            index.insert(path.clone(), dir);
+        }
+        effect.dirty.push(path.clone());
+        effect.pull = true;
+        // The subdirectories the server kept (holding a kept change)
+        // have versions the cursor may be past, and were forgotten
+        // above: only a full listing brings them back.
+        effect.rewind = Some(0);
+    }
+}
+
+/// An answer to a `Rename` of `from` to `to`; `cursor` is the pull cursor
+/// when the answer came.
+fn rename_ack(
+    index: &mut Index,
+    (from, to): (&WirePath, &WirePath),
+    decision: AckDecision,
+    (ack, cursor): (&PushAck, u64),
+    effect: &mut AckEffect,
+) {
+    match decision {
+        AckDecision::Applied => {
+            if Some(ack.version) == cursor.checked_add(1) {
+                index.rebase(from, to, Some(ack.version));
+            } else {
+                index.rebase(from, to, None);
+                behind_unpulled_changes(index, to, effect);
+            }
+        }
+        AckDecision::Unchanged => index.rebase(from, to, None),
+        AckDecision::FollowConflictName(expect) => {
+            log::warn!(
+                "conflict: {to} exists elsewhere; moved entry is now {}",
+                ack.path
+            );
+            effect.local_move = Some(LocalMove {
+                from: to.clone(),
+                to: ack.path.clone(),
+                expect,
+                record: None,
+            });
+            index.rebase(from, &ack.path, Some(ack.version));
+            forget_moved(index, &ack.path, effect);
+            effect.dirty.extend([to.clone(), ack.path.clone()]);
+            effect.pull = true;
+        }
+        AckDecision::Refused => {
+            log::info!("{from} changed elsewhere before it could be moved to {to}");
+            index.remove_subtree(from);
+            effect.dirty.extend([from.clone(), to.clone()]);
+            effect.pull = true;
+        }
+    }
 }
 
 /// The server made the missing parents of what a push placed, under the

@@ -20,7 +20,7 @@ pub fn dir_changes(
     disk: &BTreeMap<WirePath, DiskEntry>,
     known: &BTreeMap<WirePath, Entry>,
 ) -> (Vec<WirePath>, Vec<WirePath>) {
-    let deleted: Vec<WirePath> = top_most(
+    let deleted: Vec<WirePath> = WirePath::top_most(
         known
             .iter()
             .filter(|(p, e)| e.kind == EntryKind::Dir && disk.get(*p) != Some(&DiskEntry::Dir))
@@ -144,17 +144,6 @@ fn is_dir(entry: Option<&Entry>) -> bool {
             ..
         })
     )
-}
-
-/// Keeps only paths not inside another path of the (sorted) input.
-fn top_most(paths: impl Iterator<Item = WirePath>) -> Vec<WirePath> {
-    let mut out: Vec<WirePath> = Vec::new();
-    for path in paths {
-        if !out.last().is_some_and(|last| path.is_within(last)) {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// Pairs each vanished directory with the new directory that holds most of

@@ -122,12 +122,6 @@ impl Scope {
             }
             lifted.insert(top);
         }
-        let mut out: Vec<WirePath> = Vec::new();
-        for path in lifted {
-            if !out.last().is_some_and(|last| path.is_within(last)) {
-                out.push(path);
-            }
-        }
-        out.into_iter().map(Some).collect()
+        WirePath::top_most(lifted).into_iter().map(Some).collect()
     }
 }

@@ -9,13 +9,13 @@ use crate::client::connection::closes_connection;
 use crate::client::error::ClientError;
 use crate::client::push::apply_ack;
 use crate::client::scanner::Op;
-use crate::client::schedule::DEBOUNCE;
+use crate::client::schedule::{DEBOUNCE, PUSH_RETRY};
 use crate::protocol::{ErrorCode, ErrorReport, PushAck};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 impl Session<'_> {
     pub(super) fn on_push_ack(&mut self, id: u32, ack: &PushAck) -> Result<(), ClientError> {
-        let Some(op) = self.inflight.remove(&id) else {
+        let Some(op) = self.push.inflight.remove(&id) else {
             return Err(ClientError::Protocol(format!(
                 "push ack for unknown request {id}"
             )));
@@ -36,33 +36,14 @@ impl Session<'_> {
         for path in effect.dirty {
             self.mark(path, now + DEBOUNCE);
         }
-        self.pull_wanted |= effect.pull;
-        if let (Op::Upload { .. }, Some(t)) = (&op, self.push_transfer.as_mut()) {
+        self.pull.wanted |= effect.pull;
+        if let (Op::Upload { .. }, Some(t)) = (&op, self.push.transfer.as_mut()) {
             t.file_done();
         }
-        if self.inflight.is_empty() {
+        if self.push.inflight.is_empty() {
             self.round_done();
         }
         Ok(())
-    }
-
-    /// Keeps the cursor at most `back`, now or, while a pull is running
-    /// (its reply may not list the path this device forgot), when it ends.
-    fn rewind_cursor(&mut self, back: u64) {
-        log::debug!("cursor back to {back} to pull a refused path again");
-        self.rewind = Some(self.rewind.map_or(back, |r| r.min(back)));
-        if self.pull.is_none() {
-            self.apply_rewind();
-        }
-    }
-
-    pub(super) fn apply_rewind(&mut self) {
-        if let Some(back) = self.rewind.take() {
-            if back < self.index.cursor() {
-                self.index.set_cursor(back);
-            }
-            self.pull_wanted = true;
-        }
     }
 
     /// An error answering a push: the server stays connected for content
@@ -78,14 +59,14 @@ impl Session<'_> {
         if closes_connection(report.code) {
             return Err(ClientError::ConnectionLost(report.message.clone()));
         }
-        if let Some(op) = self.inflight.remove(&id) {
+        if let Some(op) = self.push.inflight.remove(&id) {
             if report.code == ErrorCode::Unstorable {
                 log::error!(
                     "the server cannot store {} ({}); it stays on this device only: rename or move it",
                     op.path(),
                     report.message
                 );
-                if self.inflight.is_empty() {
+                if self.push.inflight.is_empty() {
                     self.round_done();
                 }
                 return Ok(());
@@ -96,10 +77,10 @@ impl Session<'_> {
                 report.code,
                 report.message
             );
-            self.retry.add(op.path().clone());
-            self.retry_due = Some(Instant::now() + Duration::from_secs(1));
+            self.push.retry.add(op.path().clone());
+            self.timers.retry_at(Instant::now() + PUSH_RETRY);
         }
-        if self.inflight.is_empty() {
+        if self.push.inflight.is_empty() {
             self.round_done();
         }
         Ok(())

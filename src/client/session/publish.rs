@@ -91,11 +91,8 @@ impl Session<'_> {
         log::info!("ignore rules changed; comparing the folder again");
         self.scanner.set_rules(self.rules.rules().clone());
         prune_index(&mut self.index, self.rules.rules());
-        self.rewind = Some(0);
-        if self.pull.is_none() {
-            self.apply_rewind();
-        }
-        self.pull_wanted = true;
+        self.rewind_cursor(0);
+        self.pull.wanted = true;
         self.mark_all(Instant::now());
         if let Err(e) = self.index.save(&self.state.index_file()) {
             log::error!("{e}");
@@ -150,7 +147,7 @@ impl Session<'_> {
 
     /// The status as of now (`updated` left empty).
     fn snapshot(&self) -> Status {
-        let pending_paths = self.dirty.paths.len() + self.retry.paths.len();
+        let pending_paths = self.push.dirty.paths.len() + self.push.retry.paths.len();
         Status {
             format: status::FORMAT,
             server: self.config.server.to_string(),
@@ -158,8 +155,8 @@ impl Session<'_> {
             device: self.identity.client,
             connected: self.conn.is_some(),
             last_sync: self.publisher.last_sync.map(rfc3339),
-            uploads_pending: (self.inflight.len() + pending_paths) as u64,
-            downloads_pending: self.pull.as_ref().map_or(0, |p| p.downloads_pending()),
+            uploads_pending: (self.push.inflight.len() + pending_paths) as u64,
+            downloads_pending: self.pull.job.as_ref().map_or(0, |p| p.downloads_pending()),
             last_error: self.publisher.last_error.clone(),
             rule_errors: self
                 .rules

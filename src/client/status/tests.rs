@@ -4,7 +4,7 @@ use crate::client::state::{Identity, StateDir};
 use crate::protocol::conflict::conflict_path;
 use crate::protocol::{UserId, WirePath};
 use proptest::prelude::*;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 fn sample() -> Status {
     Status {

@@ -2,9 +2,11 @@
 //! and the pulls and pushes the timers send.
 
 use super::{Driver, Phase, Timer};
-use crate::protocol::{ContentHash, FileBegin, Frame, Message, PushStatus, WirePath};
+use crate::protocol::{
+    ChangeBatch, ContentHash, FileBegin, Frame, Message, PushAck, PushStatus, Welcome, WirePath,
+};
 use std::cmp::Reverse;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Driver<'_> {
     fn measuring_since(&self, sent: Instant) -> bool {
@@ -16,21 +18,7 @@ impl Driver<'_> {
         let rid = frame.request_id;
         match (self.conns[key].phase, frame.message) {
             (Phase::Joining { rid: want, sent }, Message::Welcome(w)) if rid == want => {
-                self.report
-                    .handshake
-                    .record(now.duration_since(sent).as_micros() as u64);
-                self.handshaking -= 1;
-                self.ready += 1;
-                let conn = &mut self.conns[key];
-                conn.phase = Phase::Ready;
-                conn.cursor = w.head;
-                let user = conn.user;
-                if self.user_ids[user].is_none() {
-                    self.user_ids[user] = Some(w.user_id);
-                    for waiter in std::mem::take(&mut self.waiting[user]).into_iter().rev() {
-                        self.queue.push_front(waiter);
-                    }
-                }
+                self.on_welcome(key, &w, now.duration_since(sent));
             }
             (Phase::Joining { .. }, Message::Error(e)) => {
                 self.error(format!("refused:{:?}", e.code));
@@ -39,24 +27,7 @@ impl Driver<'_> {
             (Phase::Ready, Message::ChangeBatch(b))
                 if self.conns[key].pull.is_some_and(|(r, _)| r == rid) =>
             {
-                if !b.last {
-                    return;
-                }
-                let Some((_, sent)) = self.conns[key].pull.take() else {
-                    return;
-                };
-                if self.measuring_since(sent) {
-                    self.report
-                        .pull
-                        .record(now.duration_since(sent).as_micros() as u64);
-                }
-                if b.head != self.conns[key].cursor {
-                    self.conns[key].cursor = b.head;
-                    self.send(key, Message::Ack { cursor: b.head });
-                }
-                if std::mem::take(&mut self.conns[key].pull_again) {
-                    self.send_pull(key);
-                }
+                self.on_batch(key, &b, now);
             }
             (Phase::Ready, Message::Notify { head }) => {
                 if head > self.conns[key].cursor && self.measure_start.is_some() {
@@ -70,18 +41,7 @@ impl Driver<'_> {
             (Phase::Ready, Message::PushAck(a))
                 if self.conns[key].push.is_some_and(|(r, _)| r == rid) =>
             {
-                if let Some((_, sent)) = self.conns[key].push.take() {
-                    if self.measuring_since(sent) {
-                        self.report
-                            .push
-                            .record(now.duration_since(sent).as_micros() as u64);
-                    }
-                }
-                if matches!(a.status, PushStatus::Applied | PushStatus::Unchanged) {
-                    self.conns[key].push_version = a.version;
-                } else {
-                    self.error(format!("push:{:?}", a.status));
-                }
+                self.on_push_ack(key, &a, now);
             }
             (Phase::Ready, Message::Error(e)) => {
                 if self.conns[key].push.is_some_and(|(r, _)| r == rid) {
@@ -94,6 +54,63 @@ impl Driver<'_> {
                 self.error(format!("unexpected:{:?}", other.kind()));
                 self.kill(key);
             }
+        }
+    }
+
+    /// The handshake of `key` succeeded after `took`: it is ready, and the
+    /// connections of the same user that waited for its user ID may join.
+    fn on_welcome(&mut self, key: usize, w: &Welcome, took: Duration) {
+        self.report.handshake.record(took.as_micros() as u64);
+        self.handshaking -= 1;
+        self.ready += 1;
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::Ready;
+        conn.cursor = w.head;
+        let user = conn.user;
+        if self.user_ids[user].is_none() {
+            self.user_ids[user] = Some(w.user_id);
+            for waiter in std::mem::take(&mut self.waiting[user]).into_iter().rev() {
+                self.queue.push_front(waiter);
+            }
+        }
+    }
+
+    /// A reply to the pull in flight on `key`: its last batch ends the pull,
+    /// acknowledges a new head and sends the pull a notice asked for meanwhile.
+    fn on_batch(&mut self, key: usize, b: &ChangeBatch, now: Instant) {
+        if !b.last {
+            return;
+        }
+        let Some((_, sent)) = self.conns[key].pull.take() else {
+            return;
+        };
+        if self.measuring_since(sent) {
+            self.report
+                .pull
+                .record(now.duration_since(sent).as_micros() as u64);
+        }
+        if b.head != self.conns[key].cursor {
+            self.conns[key].cursor = b.head;
+            self.send(key, Message::Ack { cursor: b.head });
+        }
+        if std::mem::take(&mut self.conns[key].pull_again) {
+            self.send_pull(key);
+        }
+    }
+
+    /// The answer to the push in flight on `key`.
+    fn on_push_ack(&mut self, key: usize, a: &PushAck, now: Instant) {
+        if let Some((_, sent)) = self.conns[key].push.take() {
+            if self.measuring_since(sent) {
+                self.report
+                    .push
+                    .record(now.duration_since(sent).as_micros() as u64);
+            }
+        }
+        if matches!(a.status, PushStatus::Applied | PushStatus::Unchanged) {
+            self.conns[key].push_version = a.version;
+        } else {
+            self.error(format!("push:{:?}", a.status));
         }
     }
 

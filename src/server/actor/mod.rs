@@ -12,6 +12,7 @@ mod requests;
 use crate::protocol::{Message, UserId};
 use crate::server::bus::{ConnRef, FromActor, ToActor};
 use crate::server::conn_log::{ConnEvent, ConnLog};
+use crate::server::events::EventSink;
 use crate::server::store::{DataPaths, UserStore};
 use crossbeam_channel::RecvTimeoutError;
 use crossbeam_channel::{Receiver, Sender};
@@ -35,6 +36,8 @@ pub struct ActorContext {
     pub waker: Arc<Waker>,
     /// The connection log.
     pub log: ConnLog,
+    /// Where operator events (a new user) go.
+    pub events: EventSink,
     /// How long an actor waits without messages before offering to retire.
     pub idle: Duration,
     /// Actor threads alive now; past [`CROWD`] they retire after [`CROWD_IDLE`].
@@ -47,7 +50,7 @@ pub struct ActorContext {
 /// Above this many live actors (a connection storm: thousands of users
 /// handshaking at once), actors retire after [`CROWD_IDLE`] instead of `idle`,
 /// so the thread count and memory follow the work, not the user count.
-pub const CROWD: usize = crate::server::registry::MAX_ACTORS / 2;
+pub const CROWD: usize = crate::server::flow::MAX_ACTORS / 2;
 /// The short idle period used while more than [`CROWD`] actors are alive.
 pub const CROWD_IDLE: Duration = Duration::from_millis(500);
 /// The idle period while users wait for a thread: just long enough to take
@@ -169,21 +172,15 @@ impl Actor {
                 let Some(peer) = self.peers.get_mut(&conn) else {
                     return;
                 };
-                // A pull or fetch counts as handled only once its reply has
-                // been produced, so a client that never reads cannot pile up
-                // replies: the reactor stops reading it at its inbound cap.
-                let deferred = matches!(frame.message, Message::Pull { .. } | Message::Fetch(_));
-                if peer.close || peer.client.is_none() || !deferred {
-                    peer.processed += cost;
+                let answerable = !peer.close && peer.client.is_some();
+                let held = peer.flow.took(cost, answerable);
+                if answerable {
+                    self.on_request(conn, frame, held);
                 }
-                if peer.close || peer.client.is_none() {
-                    return;
-                }
-                self.on_request(conn, frame, cost);
             }
             ToActor::Credit { conn, bytes } => {
                 if let Some(peer) = self.peers.get_mut(&conn) {
-                    peer.credit += bytes as i64;
+                    peer.flow.grant(bytes);
                 }
             }
             ToActor::Adopt { conn, peer, client } => {
@@ -217,25 +214,10 @@ impl Actor {
         });
     }
 
+    /// Ends a cycle: the journal first, then the head, then each
+    /// connection's output; one wake-up for the reactor.
     fn end_cycle(&mut self) {
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.flush() {
-                // Nothing queued this cycle may be acknowledged: the journal
-                // did not take it. Drop the replies and close those connections.
-                log::error!("user {}: journal flush failed: {e}", self.user);
-                for peer in self.peers.values_mut() {
-                    if !peer.out.is_empty() {
-                        peer.out.clear();
-                        peer.bulk = 0;
-                        peer.fail(
-                            0,
-                            crate::protocol::ErrorCode::Storage,
-                            "journal write failed",
-                        );
-                    }
-                }
-            }
-        }
+        self.flush_journal();
         let head = self.store.as_ref().map(|s| s.head()).unwrap_or(0);
         let pushers = std::mem::take(&mut self.pushers);
         let mut sent = false;
@@ -260,43 +242,7 @@ impl Actor {
             if others_pushed && peer.client.is_some() && !peer.close {
                 peer.reply(0, Message::Notify { head });
             }
-            if !peer.out.is_empty() {
-                let bytes = std::mem::take(&mut peer.out);
-                let bulk = std::mem::take(&mut peer.bulk);
-                sent |= self
-                    .ctx
-                    .out
-                    .send(FromActor::Send {
-                        conn: *conn,
-                        bytes,
-                        bulk,
-                    })
-                    .is_ok();
-            }
-            if let (false, Some(client)) = (peer.announced, peer.client) {
-                // After the Welcome bytes, so the reactor never answers for
-                // this connection ahead of them.
-                peer.announced = true;
-                sent |= self
-                    .ctx
-                    .out
-                    .send(FromActor::Ready {
-                        conn: *conn,
-                        client,
-                    })
-                    .is_ok();
-            }
-            if peer.processed > 0 {
-                let cost = std::mem::take(&mut peer.processed);
-                sent |= self
-                    .ctx
-                    .out
-                    .send(FromActor::Processed { conn: *conn, cost })
-                    .is_ok();
-            }
-            if peer.close {
-                sent |= self.ctx.out.send(FromActor::Close { conn: *conn }).is_ok();
-            }
+            sent |= send_output(&self.ctx.out, *conn, peer);
         }
         self.peers.retain(|_, p| !p.close);
         if sent {
@@ -305,4 +251,50 @@ impl Actor {
             }
         }
     }
+
+    /// Writes the journal. If that fails, nothing queued this cycle may be
+    /// acknowledged: the replies are dropped and those connections closed.
+    fn flush_journal(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if let Err(e) = store.flush() {
+            log::error!("user {}: journal flush failed: {e}", self.user);
+            for peer in self.peers.values_mut() {
+                if !peer.out.is_empty() {
+                    peer.out.clear();
+                    peer.bulk = 0;
+                    peer.fail(
+                        0,
+                        crate::protocol::ErrorCode::Storage,
+                        "journal write failed",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Sends what one connection has this cycle, in the order the reactor relies
+/// on: its bytes, then `Ready` (after the Welcome bytes, so the reactor never
+/// answers for it ahead of them), then the cost handled, then `Close`.
+/// Returns whether anything was sent.
+fn send_output(out: &Sender<FromActor>, conn: ConnRef, peer: &mut Peer) -> bool {
+    let mut sent = false;
+    if !peer.out.is_empty() {
+        let bytes = std::mem::take(&mut peer.out);
+        let bulk = std::mem::take(&mut peer.bulk);
+        sent |= out.send(FromActor::Send { conn, bytes, bulk }).is_ok();
+    }
+    if let (false, Some(client)) = (peer.announced, peer.client) {
+        peer.announced = true;
+        sent |= out.send(FromActor::Ready { conn, client }).is_ok();
+    }
+    if let Some(cost) = peer.flow.take_released() {
+        sent |= out.send(FromActor::Processed { conn, cost }).is_ok();
+    }
+    if peer.close {
+        sent |= out.send(FromActor::Close { conn }).is_ok();
+    }
+    sent
 }

@@ -1,39 +1,26 @@
 //! An actor's view of one attached connection: its client, its pending
-//! replies, its open upload, and the output it may still produce.
+//! replies, its open upload, and the output it may still produce. The bytes
+//! of uploads and fetches are the store's (`store::Upload`,
+//! `store::FileReader`); a peer only holds them and frames them.
 
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::message::put_header;
 use crate::protocol::{
-    ChangeBatch, ClientId, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message,
-    WirePath,
+    ClientId, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message, WirePath,
 };
-use crate::server::store::{Listing, StoreError, UserStore};
+use crate::server::flow::PeerFlow;
+use crate::server::pull_reply::{self, PullReply};
+use crate::server::store::{FileReader, Listing, StoreError, Upload, UserStore};
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-/// Bulk bytes a connection may have queued between the actor and its socket:
-/// the actor produces more only as the reactor reports bytes written.
-pub const CREDIT_WINDOW: i64 = 1024 * 1024;
-
-/// A file being received.
-pub struct Upload {
-    /// The `FileBegin`'s request ID (chunks and end must carry it).
+/// The upload open on a connection: its request ID (chunks and end must
+/// carry it) and the store's receiving end.
+pub struct OpenUpload {
+    /// The `FileBegin`'s request ID.
     pub request_id: u32,
-    /// What was announced.
-    pub begin: FileBegin,
-    /// The temp file; `None` once a write failed (the rest is discarded).
-    pub file: Option<File>,
-    /// Its path.
-    pub temp: PathBuf,
-    /// Bytes received so far.
-    pub written: u64,
-    /// Hash of the bytes received so far.
-    pub hasher: blake3::Hasher,
-    /// The first write error, reported at `FileEnd`.
-    pub error: Option<String>,
+    /// Where the bytes go.
+    pub upload: Upload,
 }
 
 /// A reply still to be produced, in request order.
@@ -48,7 +35,7 @@ pub enum Job {
         listing: Listing,
         /// Entries already sent.
         pos: usize,
-        /// Inbound cost of the Pull, reported as handled when the reply is done.
+        /// Inbound cost the Pull holds until the reply is done ([`PeerFlow::took`]).
         cost: usize,
     },
     /// A fetch reply.
@@ -57,19 +44,18 @@ pub enum Job {
         request_id: u32,
         /// The file.
         path: WirePath,
-        /// The open file and bytes left, once started.
-        open: Option<(File, u64)>,
+        /// The open file, once started.
+        open: Option<FileReader>,
         /// The file opened (or the failure met) before the reply's turn,
         /// because a later push of this connection could change it.
         pinned: Option<Opened>,
-        /// Inbound cost of the Fetch, reported as handled when the reply is done.
+        /// Inbound cost the Fetch holds until the reply is done ([`PeerFlow::took`]).
         cost: usize,
     },
 }
 
-/// What opening a fetched file gave: the file, its version, size and hash,
-/// or the store's error.
-pub type Opened = Result<(File, u64, u64, ContentHash), StoreError>;
+/// What opening a fetched file gave: the reader, or the store's error.
+pub type Opened = Result<FileReader, StoreError>;
 
 /// One attached connection.
 pub struct Peer {
@@ -79,18 +65,16 @@ pub struct Peer {
     pub client: Option<ClientId>,
     /// The reactor has been told the handshake succeeded.
     pub announced: bool,
-    /// Bulk bytes it may still be sent.
-    pub credit: i64,
+    /// Credit for bulk output, and inbound cost handled but not yet reported.
+    pub flow: PeerFlow,
     /// Replies waiting for credit.
     pub jobs: VecDeque<Job>,
     /// The open upload, if any.
-    pub upload: Option<Upload>,
+    pub upload: Option<OpenUpload>,
     /// Frames produced this cycle.
     pub out: Vec<u8>,
     /// Bulk bytes among `out`.
     pub bulk: usize,
-    /// Inbound bytes handled this cycle.
-    pub processed: usize,
     /// Close after sending `out`.
     pub close: bool,
 }
@@ -102,12 +86,11 @@ impl Peer {
             addr,
             client: None,
             announced: false,
-            credit: CREDIT_WINDOW,
+            flow: PeerFlow::default(),
             jobs: VecDeque::new(),
             upload: None,
             out: Vec::new(),
             bulk: 0,
-            processed: 0,
             close: false,
         }
     }
@@ -140,19 +123,16 @@ impl Peer {
         self.close = true;
     }
 
-    /// Drops the open upload and its temp file.
+    /// Drops the open upload (its temp file removes itself).
     pub fn abandon_upload(&mut self) {
-        if let Some(upload) = self.upload.take() {
-            drop(upload.file);
-            let _ = std::fs::remove_file(&upload.temp);
-        }
+        self.upload = None;
     }
 
     /// Opens the file of every fetch still waiting for its turn, before this
     /// connection's next push is applied: a connection's frames are processed
     /// in arrival order (§3.4), so a Fetch answers with the state it was
     /// sent against, not with what a push pipelined after it made. At most
-    /// 64 fetches are pending per connection (`REPLY_COST`), which bounds
+    /// 64 fetches are pending per connection (`flow::REPLY_COST`), which bounds
     /// the files held open.
     pub fn pin_fetches(&mut self, store: &UserStore) {
         for job in self.jobs.iter_mut() {
@@ -170,7 +150,7 @@ impl Peer {
 
     /// Produces queued replies while credit lasts.
     pub fn produce(&mut self, store: &UserStore) {
-        while self.credit > 0 && !self.close {
+        while self.flow.may_produce() && !self.close {
             let Some(job) = self.jobs.front_mut() else {
                 return;
             };
@@ -186,7 +166,12 @@ impl Peer {
                     pos,
                     cost,
                 } => {
-                    *pos = next_batch(&mut self.out, *request_id, listing, *pos);
+                    *pos = pull_reply::encode_batch(
+                        &mut self.out,
+                        *request_id,
+                        listing_reply(listing),
+                        *pos,
+                    );
                     (*pos >= listing.entries.len(), *cost)
                 }
                 Job::Fetch {
@@ -202,102 +187,80 @@ impl Peer {
             };
             let produced = self.out.len() - before;
             if !matches!(self.jobs.front(), Some(Job::Control(_))) {
-                self.credit -= produced as i64;
+                self.flow.spend(produced);
                 self.bulk += produced;
             }
             if done {
-                self.processed += cost;
+                self.flow.answered(cost);
                 self.jobs.pop_front();
             }
         }
     }
 }
 
-/// Encodes the batch starting at entry `pos`; returns the next position.
-fn next_batch(out: &mut Vec<u8>, request_id: u32, listing: &Listing, pos: usize) -> usize {
-    let mut batch = ChangeBatch {
+/// The pull reply a store listing gives.
+pub fn listing_reply(listing: &Listing) -> PullReply<'_> {
+    PullReply {
         head: listing.head,
         full: listing.full,
-        last: false,
-        entries: Vec::new(),
-    };
-    let mut used = 0usize;
-    let mut next = pos;
-    while let Some(entry) = listing.entries.get(next) {
-        let len = entry.encoded_len();
-        if !batch.has_room_for(used, len) {
-            break;
-        }
-        used += len;
-        batch.entries.push(entry.clone());
-        next += 1;
+        entries: &listing.entries,
     }
-    batch.last = next >= listing.entries.len();
-    Frame::new(request_id, Message::ChangeBatch(batch)).encode(out);
-    next
 }
 
 /// One step of a fetch reply: `FileBegin`, one chunk, or the end. Returns
-/// true when the reply is complete.
+/// true when the reply is complete. The bytes are the store's
+/// ([`FileReader`]); this decides only what frame answers.
 fn fetch_step(
     out: &mut Vec<u8>,
     request_id: u32,
     path: &WirePath,
-    open: &mut Option<(File, u64)>,
+    open: &mut Option<FileReader>,
     pinned: &mut Option<Opened>,
     store: &UserStore,
 ) -> bool {
-    let Some((file, remaining)) = open else {
+    let Some(reader) = open else {
         match pinned.take().unwrap_or_else(|| store.open_file(path)) {
-            Ok((file, version, size, hash)) => {
+            Ok(reader) => {
                 let begin = FileBegin {
-                    version,
-                    size,
-                    hash,
+                    version: reader.version(),
+                    size: reader.size(),
+                    hash: reader.hash(),
                     path: path.clone(),
                 };
                 Frame::new(request_id, Message::FileBegin(begin)).encode(out);
-                *open = Some((file, size));
+                *open = Some(reader);
                 return false;
             }
             Err(e) => {
-                let (code, text) = match &e {
-                    StoreError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
-                        (ErrorCode::NotFound, format!("no file at {path}"))
-                    }
-                    other => (ErrorCode::Storage, other.to_string()),
-                };
-                let report = ErrorReport {
-                    code,
-                    message: text,
-                };
-                Frame::new(request_id, Message::Error(report)).encode(out);
+                error_frame(out, request_id, &e);
                 return true;
             }
         }
     };
-    if *remaining == 0 {
+    let n = reader.next_len(CHUNK_SIZE);
+    if n == 0 {
         Frame::new(request_id, Message::FileEnd).encode(out);
         return true;
     }
-    let n = (*remaining).min(CHUNK_SIZE as u64) as usize;
     let start = out.len();
     put_header(out, Kind::FileChunk, request_id, n as u32);
     let data_at = out.len();
     out.resize(data_at + n, 0);
-    match file.read_exact(&mut out[data_at..]) {
-        Ok(()) => {
-            *remaining -= n as u64;
-            false
-        }
+    match reader.read_chunk(&mut out[data_at..]) {
+        Ok(()) => false,
         Err(e) => {
             out.truncate(start);
-            let report = ErrorReport {
-                code: ErrorCode::Storage,
-                message: format!("reading {path}: {e}"),
-            };
-            Frame::new(request_id, Message::Error(report)).encode(out);
+            error_frame(out, request_id, &e);
             true
         }
     }
+}
+
+/// Encodes the Error frame that answers a store failure.
+fn error_frame(out: &mut Vec<u8>, request_id: u32, e: &StoreError) {
+    let report = ErrorReport {
+        code: e.code(),
+        message: e.to_string(),
+    };
+    Frame::new(request_id, Message::Error(report)).encode(out);
 }

@@ -1,14 +1,16 @@
 //! What the actor does with each request: handshakes, pulls, fetches,
 //! acknowledgements, uploads and the other pushes.
 
-use super::peer::{Job, Peer, Upload};
+use super::peer::{listing_reply, Job, OpenUpload, Peer};
 use super::Actor;
 use crate::protocol::{
     ClientId, ErrorCode, FileBegin, Frame, Hello, HelloMode, Message, PushAck, Welcome,
 };
 use crate::server::bus::{ConnRef, FromActor};
-use crate::server::store::{StagedFile, StoreError, UserStore};
-use std::io::Write;
+use crate::server::events::ServerEvent;
+use crate::server::legality::{self, Stage, Verdict};
+use crate::server::pull_reply;
+use crate::server::store::{StoreError, UserStore};
 use std::net::SocketAddr;
 
 impl Actor {
@@ -60,9 +62,7 @@ impl Actor {
         };
         let head = store.head();
         if hello.mode == HelloMode::NewUser {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "new user {}", self.user);
-            let _ = stdout.flush();
+            (self.ctx.events)(ServerEvent::NewUser(self.user));
         }
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.client = Some(client);
@@ -109,36 +109,44 @@ impl Actor {
         }
     }
 
-    pub(super) fn on_request(&mut self, conn: ConnRef, frame: Frame, cost: usize) {
-        let Some(store) = self.store.as_mut() else {
-            return;
+    /// Whether `frame` is legal on `conn` now ([`legality::judge`] with the
+    /// connection's upload stage); a refused frame is answered `WrongPhase`
+    /// and the connection closes.
+    fn admit(&mut self, conn: ConnRef, frame: &Frame) -> bool {
+        let Some(peer) = self.peers.get(&conn) else {
+            return false;
         };
-        let Some(peer) = self.peers.get_mut(&conn) else {
+        let stage = match &peer.upload {
+            Some(upload) => Stage::Uploading {
+                request_id: upload.request_id,
+            },
+            None => Stage::NoUpload,
+        };
+        match legality::judge(stage, frame.message.kind(), frame.request_id) {
+            Verdict::Request => true,
+            Verdict::Ignore | Verdict::Handshake => false,
+            Verdict::Refuse(why) => {
+                self.log(conn, "frame", Err(&why.log_text()));
+                self.fail(conn, frame.request_id, why.code(), &why.message());
+                false
+            }
+        }
+    }
+
+    /// Handles one legal request of a connection whose handshake was
+    /// accepted. `cost` is what the reply must release when it is done
+    /// (Pull, Fetch: [`crate::server::flow::PeerFlow::took`]).
+    pub(super) fn on_request(&mut self, conn: ConnRef, frame: Frame, cost: usize) {
+        if !self.admit(conn, &frame) {
+            return;
+        }
+        let (Some(store), Some(peer)) = (self.store.as_mut(), self.peers.get_mut(&conn)) else {
             return;
         };
         let Some(client) = peer.client else {
             return;
         };
         let rid = frame.request_id;
-        let before = store.head();
-        if let Some(upload) = &peer.upload {
-            let in_upload = matches!(frame.message, Message::FileChunk(_) | Message::FileEnd);
-            let keep_alive = matches!(frame.message, Message::Ping | Message::Pong);
-            if !keep_alive && (!in_upload || rid != upload.request_id) {
-                self.log(
-                    conn,
-                    "frame",
-                    Err("message not allowed while a file upload is open"),
-                );
-                self.fail(
-                    conn,
-                    rid,
-                    ErrorCode::WrongPhase,
-                    "only FileChunk/FileEnd of the open upload are allowed",
-                );
-                return;
-            }
-        }
         let push = matches!(
             frame.message,
             Message::FileEnd
@@ -151,22 +159,7 @@ impl Actor {
             peer.pin_fetches(store);
         }
         match frame.message {
-            Message::Pull { cursor } => {
-                let listing = store.changes_since(cursor);
-                let detail = format!(
-                    "cursor {cursor} -> {}, {} entries{}",
-                    listing.head,
-                    listing.entries.len(),
-                    if listing.full { ", full" } else { "" }
-                );
-                peer.jobs.push_back(Job::Listing {
-                    request_id: rid,
-                    listing,
-                    pos: 0,
-                    cost,
-                });
-                self.log(conn, "pull", Ok(&detail));
-            }
+            Message::Pull { cursor } => self.on_pull(conn, rid, cursor, cost),
             Message::Ack { cursor } => {
                 let result = store.set_cursor(client, cursor);
                 match result {
@@ -187,40 +180,67 @@ impl Actor {
             }
             Message::FileBegin(begin) => self.begin_upload(conn, rid, begin),
             Message::FileChunk(data) => self.upload_chunk(conn, rid, &data),
-            Message::FileEnd => self.end_upload(conn, rid, client),
-            Message::MakeDir { path } => {
-                let result = store.make_dir(&path, client);
-                self.finish_push(conn, rid, "push-mkdir", &path.to_string(), before, result);
-            }
-            Message::Delete(d) => {
-                let result = store.delete_file(d.base_version, &d.path, client);
-                self.finish_push(
-                    conn,
-                    rid,
-                    "push-delete",
-                    &d.path.to_string(),
-                    before,
-                    result,
-                );
-            }
-            Message::RemoveDir(r) => {
-                let result = store.remove_dir(r.cursor, &r.path, client);
-                self.finish_push(conn, rid, "push-rmdir", &r.path.to_string(), before, result);
-            }
-            Message::Rename(r) => {
-                let result = store.rename(&r.from, &r.to, client);
-                let what = format!("{} -> {}", r.from, r.to);
-                self.finish_push(conn, rid, "push-rename", &what, before, result);
-            }
+            Message::FileEnd => self.end_upload(conn, client),
             // Queued behind the replies of earlier requests (§3.4).
             Message::Ping => peer.reply(rid, Message::Pong),
             Message::Pong => {}
+            other => self.on_push(conn, rid, client, other),
+        }
+    }
+
+    /// A Pull: its listing becomes a job that `Peer::produce` sends as
+    /// batches within the connection's credit.
+    fn on_pull(&mut self, conn: ConnRef, rid: u32, cursor: u64, cost: usize) {
+        let (Some(store), Some(peer)) = (self.store.as_ref(), self.peers.get_mut(&conn)) else {
+            return;
+        };
+        let listing = store.changes_since(cursor);
+        let detail = pull_reply::log_detail(cursor, listing_reply(&listing));
+        peer.jobs.push_back(Job::Listing {
+            request_id: rid,
+            listing,
+            pos: 0,
+            cost,
+        });
+        self.log(conn, "pull", Ok(&detail));
+    }
+
+    /// MakeDir, Delete, RemoveDir, Rename: applied to the store at once.
+    fn on_push(&mut self, conn: ConnRef, rid: u32, client: ClientId, message: Message) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let before = store.head();
+        let (request, what, result) = match message {
+            Message::MakeDir { path } => (
+                "push-mkdir",
+                path.to_string(),
+                store.make_dir(&path, client),
+            ),
+            Message::Delete(d) => (
+                "push-delete",
+                d.path.to_string(),
+                store.delete_file(d.base_version, &d.path, client),
+            ),
+            Message::RemoveDir(r) => (
+                "push-rmdir",
+                r.path.to_string(),
+                store.remove_dir(r.cursor, &r.path, client),
+            ),
+            Message::Rename(r) => (
+                "push-rename",
+                format!("{} -> {}", r.from, r.to),
+                store.rename(&r.from, &r.to, client),
+            ),
             other => {
+                // legality::judge lets no other kind through.
                 let text = format!("{:?} is not a request", other.kind());
                 self.log(conn, "frame", Err(&text));
                 self.fail(conn, rid, ErrorCode::WrongPhase, &text);
+                return;
             }
-        }
+        };
+        self.finish_push(conn, rid, request, &what, before, result);
     }
 
     /// Replies to a push and logs it. `before` is the head before the push:
@@ -249,15 +269,10 @@ impl Actor {
             }
             Err(e) => {
                 let text = format!("{what}: {e}");
-                // §4.5: a failure that retrying cannot fix must not look
+                // §4.5: `code` never makes a permanent failure look
                 // retryable, or a client retries it for ever.
-                let code = if e.is_permanent() {
-                    ErrorCode::Unstorable
-                } else {
-                    ErrorCode::Storage
-                };
                 if let Some(peer) = self.peers.get_mut(&conn) {
-                    peer.error(rid, code, &text);
+                    peer.error(rid, e.code(), &text);
                 }
                 self.log(conn, request, Err(&text));
             }
@@ -265,23 +280,14 @@ impl Actor {
     }
 
     fn begin_upload(&mut self, conn: ConnRef, rid: u32, begin: FileBegin) {
-        let Some(store) = self.store.as_mut() else {
+        let Some(store) = self.store.as_ref() else {
             return;
         };
-        let temp = store.temp_path();
-        let (file, error) = match std::fs::File::create(&temp) {
-            Ok(f) => (Some(f), None),
-            Err(e) => (None, Some(format!("cannot create a temp file: {e}"))),
-        };
+        let upload = store.begin_upload(begin);
         if let Some(peer) = self.peers.get_mut(&conn) {
-            peer.upload = Some(Upload {
+            peer.upload = Some(OpenUpload {
                 request_id: rid,
-                begin,
-                file,
-                temp,
-                written: 0,
-                hasher: blake3::Hasher::new(),
-                error,
+                upload,
             });
         }
     }
@@ -290,99 +296,45 @@ impl Actor {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
-        let Some(upload) = peer.upload.as_mut() else {
-            self.log(conn, "frame", Err("FileChunk without FileBegin"));
-            self.fail(
-                conn,
-                rid,
-                ErrorCode::WrongPhase,
-                "FileChunk without FileBegin",
-            );
+        let Some(open) = peer.upload.as_mut() else {
+            // `admit` (legality::judge) lets a FileChunk through only
+            // while an upload is open.
             return;
         };
-        let written = upload.written.checked_add(data.len() as u64);
-        if written.is_none_or(|w| w > upload.begin.size) {
-            let text = format!(
-                "{}: more bytes than the announced {}",
-                upload.begin.path, upload.begin.size
-            );
-            peer.abandon_upload();
+        if let Err(e) = open.upload.write(data) {
+            // More bytes than announced: the upload (and its temp file) goes.
+            let text = e.to_string();
+            peer.upload = None;
             self.log(conn, "push-file", Err(&text));
-            self.fail(conn, rid, ErrorCode::SizeMismatch, &text);
-            return;
-        }
-        upload.written += data.len() as u64;
-        upload.hasher.update(data);
-        if let Some(file) = upload.file.as_mut() {
-            if let Err(e) = file.write_all(data) {
-                upload.error = Some(format!("writing {}: {e}", upload.begin.path));
-                upload.file = None;
-                let _ = std::fs::remove_file(&upload.temp);
-            }
+            self.fail(conn, rid, e.code(), &text);
         }
     }
 
-    fn end_upload(&mut self, conn: ConnRef, end_rid: u32, client: ClientId) {
+    fn end_upload(&mut self, conn: ConnRef, client: ClientId) {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
-        let Some(mut upload) = peer.upload.take() else {
-            self.log(conn, "frame", Err("FileEnd without FileBegin"));
-            self.fail(
-                conn,
-                end_rid,
-                ErrorCode::WrongPhase,
-                "FileEnd without FileBegin",
-            );
+        let Some(OpenUpload { request_id, upload }) = peer.upload.take() else {
+            // `admit` (legality::judge) lets a FileEnd through only
+            // while an upload is open.
             return;
         };
-        let rid = upload.request_id;
-        let path = upload.begin.path.clone();
-        let hash = crate::protocol::ContentHash(*upload.hasher.finalize().as_bytes());
-        let failure = if upload.written != upload.begin.size {
-            Some((
-                ErrorCode::SizeMismatch,
-                format!(
-                    "{path}: {} bytes received, {} announced",
-                    upload.written, upload.begin.size
-                ),
-            ))
-        } else if hash != upload.begin.hash {
-            Some((
-                ErrorCode::HashMismatch,
-                format!("{path}: content does not match its hash"),
-            ))
-        } else if let Some(e) = upload.error.take() {
-            Some((ErrorCode::Storage, e))
-        } else if let Some(Err(e)) = upload.file.take().map(|mut f| {
-            f.flush()?;
-            if self.ctx.durable {
-                // --fsync: the content is on disk before it becomes visible.
-                f.sync_data()?;
+        let (path, base) = (upload.path().clone(), upload.base());
+        let staged = match upload.finish() {
+            Ok(staged) => staged,
+            Err(e) => {
+                let text = e.to_string();
+                peer.error(request_id, e.code(), &text);
+                self.log(conn, "push-file", Err(&text));
+                return;
             }
-            Ok::<(), std::io::Error>(())
-        }) {
-            Some((ErrorCode::Storage, format!("writing {path}: {e}")))
-        } else {
-            None
         };
-        if let Some((code, text)) = failure {
-            let _ = std::fs::remove_file(&upload.temp);
-            peer.error(rid, code, &text);
-            self.log(conn, "push-file", Err(&text));
-            return;
-        }
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        let staged = StagedFile {
-            temp: upload.temp,
-            size: upload.written,
-            hash,
-        };
+        let what = format!("{path} ({} bytes)", staged.size);
         let before = store.head();
-        let result = store.commit_file(upload.begin.version, &path, staged, client);
-        let what = format!("{path} ({} bytes)", upload.written);
-        self.finish_push(conn, rid, "push-file", &what, before, result);
+        let result = store.commit_file(base, &path, staged, client);
+        self.finish_push(conn, request_id, "push-file", &what, before, result);
     }
 }

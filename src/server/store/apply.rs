@@ -1,25 +1,14 @@
 //! The push rules of PROTOCOL.md §5.4: how each pushed change is applied,
 //! when it is a conflict, and what the pusher is told.
 
-use super::fs::{self as storefs, OnDisk};
 use super::journal::Record;
 use super::tree::NodeKind;
-use super::{StoreError, UserStore};
-use crate::protocol::{conflict_path, ClientId, ContentHash, PushAck, PushStatus, WirePath};
+use super::{StagedFile, StoreError, UserStore};
+use crate::fsafe::{self as storefs, OnDisk};
+use crate::protocol::conflict::free_conflict_path;
+use crate::protocol::{ClientId, PushAck, PushStatus, WirePath};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::SystemTime;
-
-/// An upload whose bytes are complete and verified, waiting in the temp folder.
-#[derive(Debug)]
-pub struct StagedFile {
-    /// The temp file.
-    pub temp: PathBuf,
-    /// Its size.
-    pub size: u64,
-    /// Its BLAKE3 hash (checked against the announced one).
-    pub hash: ContentHash,
-}
 
 fn ack(status: PushStatus, version: u64, path: &WirePath) -> PushAck {
     PushAck {
@@ -36,18 +25,12 @@ impl UserStore {
         path: &WirePath,
         client: ClientId,
     ) -> Result<WirePath, StoreError> {
-        let now = SystemTime::now();
-        for attempt in 1..1000 {
-            let candidate = conflict_path(path, client, now, attempt);
-            if self.tree.get(&candidate).is_none()
-                && storefs::inspect(&self.root, &candidate)? == OnDisk::Absent
-            {
-                return Ok(candidate);
-            }
-        }
-        Err(StoreError::Io(std::io::Error::other(
-            "no free conflict name",
-        )))
+        let taken = |candidate: &WirePath| -> Result<bool, StoreError> {
+            Ok(self.tree.get(candidate).is_some()
+                || storefs::inspect(&self.root, candidate)? != OnDisk::Absent)
+        };
+        free_conflict_path(path, client, SystemTime::now(), taken)?
+            .ok_or_else(|| StoreError::NoFreeConflictName(path.clone()))
     }
 
     /// Where a new entry for `path` can go: `path` itself, or — when an
@@ -63,11 +46,12 @@ impl UserStore {
             return Ok((path.clone(), PushStatus::Applied));
         };
         let renamed = self.conflict_dir(&ancestor, client)?;
-        let moved = path.rebase(&ancestor, &renamed).ok_or_else(|| {
-            StoreError::Unstorable(format!(
-                "{path} below the conflict directory {renamed} would break the path limits"
-            ))
-        })?;
+        let moved =
+            path.rebase(&ancestor, &renamed)
+                .ok_or_else(|| StoreError::ConflictPathTooLong {
+                    path: path.clone(),
+                    dir: renamed.clone(),
+                })?;
         Ok((moved, PushStatus::Conflict))
     }
 
@@ -90,26 +74,12 @@ impl UserStore {
     ///
     /// # Errors
     /// Disk or journal failures; a symlink in the way. The temp file is
-    /// removed on every path out.
+    /// removed on every path out (dropping `staged` removes it).
     pub fn commit_file(
         &mut self,
         base: u64,
         path: &WirePath,
         staged: StagedFile,
-        client: ClientId,
-    ) -> Result<PushAck, StoreError> {
-        let result = self.commit_file_inner(base, path, &staged, client);
-        if staged.temp.exists() {
-            let _ = std::fs::remove_file(&staged.temp);
-        }
-        result
-    }
-
-    fn commit_file_inner(
-        &mut self,
-        base: u64,
-        path: &WirePath,
-        staged: &StagedFile,
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
         let (target, status) = match self.tree.get(path) {
@@ -147,14 +117,14 @@ impl UserStore {
             },
         };
         if storefs::inspect(&self.root, &target)? == OnDisk::Dir {
-            return Err(StoreError::Io(std::io::Error::other(
-                "a directory on disk is in the way",
-            )));
+            return Err(StoreError::DirectoryInTheWay(target));
         }
         self.intend(client, &target)?;
-        // With --fsync the uploader synced the temp file's data before
-        // closing it; the directory entry is synced once per cycle (flush).
+        // With --fsync the upload synced the temp file's data before
+        // handing it over; the directory entry is synced once per cycle (flush).
         let mtime_ns = storefs::place_file(&self.root, &staged.temp, &target)?;
+        // Placed: the temp path no longer exists, nothing left to remove.
+        let _ = staged.temp.keep();
         self.touched_dir(&target);
         let seq = self.next_seq();
         self.record(Record::PutFile {
@@ -288,19 +258,11 @@ impl UserStore {
                 current = c.parent();
             }
         }
-        let candidates: Vec<WirePath> = self
-            .tree
-            .descendants(path)
-            .map(|(p, _)| p.clone())
-            .collect();
+        let candidates = self.tree.descendants(path).map(|(p, _)| p);
+        let removed = WirePath::top_most(candidates.filter(|p| !keep.contains(*p)).cloned());
         self.intend(client, path)?;
-        let mut removed: Vec<WirePath> = Vec::new();
-        for p in candidates {
-            if keep.contains(&p) || removed.iter().any(|r| p.is_within(r)) {
-                continue;
-            }
-            self.remove_path(&p, seq)?;
-            removed.push(p);
+        for p in &removed {
+            self.remove_path(p, seq)?;
         }
         if removed.is_empty() {
             return Ok(ack(PushStatus::Stale, node.version, path));
@@ -359,22 +321,5 @@ impl UserStore {
         })?;
         self.record_author(seq, client)?;
         Ok(ack(status, seq, &target))
-    }
-
-    /// Opens a file for a fetch, refusing symlinks and paths that are not files.
-    ///
-    /// # Errors
-    /// [`StoreError::Io`] with `NotFound` when the path is not a file in the tree.
-    pub fn open_file(
-        &self,
-        path: &WirePath,
-    ) -> Result<(std::fs::File, u64, u64, ContentHash), StoreError> {
-        let not_found = || StoreError::Io(std::io::Error::from(std::io::ErrorKind::NotFound));
-        let node = self.tree.get(path).ok_or_else(not_found)?;
-        let NodeKind::File { size, hash, .. } = node.kind else {
-            return Err(not_found());
-        };
-        let file = storefs::open_file(&self.root, path)?.ok_or_else(not_found)?;
-        Ok((file, node.version, size, hash))
     }
 }

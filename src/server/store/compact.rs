@@ -108,21 +108,15 @@ impl UserStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{DataPaths, StagedFile, UserStore};
-    use crate::protocol::{ContentHash, UserId, WirePath};
+    use super::super::{DataPaths, UserStore};
+    use crate::protocol::{UserId, WirePath};
 
     fn p(s: &str) -> WirePath {
         WirePath::new(s).unwrap()
     }
 
     fn put(store: &mut UserStore, path: &str, content: &[u8], base: u64) -> u64 {
-        let temp = store.temp_path();
-        std::fs::write(&temp, content).unwrap();
-        let staged = StagedFile {
-            temp,
-            size: content.len() as u64,
-            hash: ContentHash::of(content),
-        };
+        let staged = store.stage(&p(path), base, content);
         store
             .commit_file(base, &p(path), staged, 1)
             .unwrap()

@@ -8,19 +8,30 @@
 //! .cloudservice-server/<user>/tmp/      uploads in progress (emptied at start)
 //! .cloudservice-server/<user>/clean     present only while the actor is stopped cleanly
 //! ```
+//!
+//! The store owns every byte on disk: `upload` receives a pushed file into
+//! `tmp/`, `apply` places it (and applies the other pushes), `fetch` reads
+//! a file for a Fetch, `journal`/`compact`/`recover` keep the change log,
+//! `changes` answers pulls, `tree` is the in-memory tree, `error` the
+//! failures and their wire codes. Every path inside the folder goes
+//! through [`crate::fsafe`] (no symlink followed).
 
 mod apply;
 mod changes;
 mod compact;
-mod dirfd;
-pub mod fs;
+mod error;
+mod fetch;
 pub mod journal;
 mod recover;
 pub mod tree;
+mod upload;
 
-pub use apply::StagedFile;
 pub use changes::Listing;
-pub use fs::StoreError;
+pub use error::StoreError;
+pub use fetch::FileReader;
+pub use upload::{StagedFile, Upload};
+
+use crate::fsafe;
 
 use crate::protocol::{ClientId, UserId, WirePath};
 use journal::{Journal, Record};
@@ -112,7 +123,6 @@ pub struct UserStore {
     /// Directories whose entries changed since the last flush (fsynced by
     /// `flush` when durable).
     dirty_dirs: std::collections::BTreeSet<Option<WirePath>>,
-    temp_counter: u64,
 }
 
 impl UserStore {
@@ -164,7 +174,6 @@ impl UserStore {
             conflict_dirs: HashMap::new(),
             durable,
             dirty_dirs: std::collections::BTreeSet::new(),
-            temp_counter: 0,
         };
         let mut report = OpenReport {
             replayed: replay.records.len(),
@@ -205,12 +214,6 @@ impl UserStore {
         self.durable
     }
 
-    /// A fresh temporary file path for an upload (outside the visible folder).
-    pub fn temp_path(&mut self) -> PathBuf {
-        self.temp_counter += 1;
-        self.tmp_dir.join(format!("upload-{}", self.temp_counter))
-    }
-
     /// Registers a new device and returns its ID.
     ///
     /// # Errors
@@ -245,7 +248,7 @@ impl UserStore {
     /// The write or fsync failed.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         for dir in std::mem::take(&mut self.dirty_dirs) {
-            fs::sync_dir(&self.root, dir.as_ref())?;
+            fsafe::sync_dir(&self.root, dir.as_ref())?;
         }
         Ok(self.journal.flush(self.durable)?)
     }

@@ -2,32 +2,12 @@
 //! truth for content (files are renamed into place before they are journaled),
 //! and attribute what the interrupted push left unjournaled to its device.
 
-use super::fs::open_file;
 use super::journal::Record;
 use super::tree::NodeKind;
 use super::{StoreError, UserStore};
-use crate::protocol::{ClientId, ContentHash, WirePath};
+use crate::fsafe::{hash_reader, open_file};
+use crate::protocol::{ClientId, WirePath};
 use std::collections::BTreeSet;
-use std::io::Read;
-
-/// Size and BLAKE3 of everything `file` yields.
-///
-/// # Errors
-/// The file cannot be read.
-pub fn hash_reader(mut file: std::fs::File) -> std::io::Result<(u64, ContentHash)> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((size, ContentHash(*hasher.finalize().as_bytes())))
-}
 
 /// What the re-scan makes of one file.
 enum Fix {
@@ -81,7 +61,7 @@ impl UserStore {
         let mut seq = self.head;
         // Through directory handles, like every other access: a legal path
         // longer than PATH_MAX allows below the data directory is found too.
-        for found in super::dirfd::scan(&self.root)? {
+        for found in crate::fsafe::walk::scan(&self.root)? {
             let path = found.path;
             match found.file {
                 None => {
@@ -115,17 +95,9 @@ impl UserStore {
             .filter(|(p, _)| !seen.contains(*p))
             .map(|(p, _)| p.clone())
             .collect();
-        let mut removed: Vec<WirePath> = Vec::new();
-        for path in missing {
-            if removed.iter().any(|r| path.is_within(r)) {
-                continue;
-            }
+        for path in WirePath::top_most(missing) {
             seq += 1;
-            fixes.push(Record::Remove {
-                seq,
-                path: path.clone(),
-            });
-            removed.push(path);
+            fixes.push(Record::Remove { seq, path });
         }
         let count = fixes.len();
         self.record_fixes(fixes, intent)?;
@@ -159,7 +131,7 @@ impl UserStore {
         let Some(file) = open_file(&self.root, path)? else {
             return Ok(Fix::Vanished);
         };
-        let (size, hash) = hash_reader(file)?;
+        let (hash, size) = hash_reader(file)?;
         if journaled == Some(hash) {
             return Ok(Fix::None);
         }

@@ -1,4 +1,8 @@
+//! Tests of how a PushAck updates the index: cursor rewinds for refused
+//! pushes, and an upload raced by a local write is indexed untrusted.
+
 use super::*;
+use crate::client::fsutil::Stat;
 use crate::protocol::ContentHash;
 
 fn p(s: &str) -> WirePath {

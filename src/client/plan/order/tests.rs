@@ -1,3 +1,6 @@
+//! Tests of the push order: a rename waits for what frees its destination,
+//! and a cycle of renames is broken through a temporary name.
+
 use super::*;
 
 fn p(s: &str) -> WirePath {

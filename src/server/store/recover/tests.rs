@@ -4,7 +4,7 @@
 //! forgetting the store: its buffered journal records never reach the file,
 //! exactly what a killed process leaves.
 
-use super::super::{DataPaths, StagedFile, StoreError, UserStore};
+use super::super::{DataPaths, StoreError, UserStore};
 use crate::protocol::{ClientId, ContentHash, PushAck, PushStatus, UserId, WirePath};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -30,13 +30,7 @@ fn crash(store: UserStore) {
 }
 
 fn upload(store: &mut UserStore, client: ClientId, base: u64, path: &str, content: &[u8]) -> u64 {
-    let temp = store.temp_path();
-    std::fs::write(&temp, content).unwrap();
-    let staged = StagedFile {
-        temp,
-        size: content.len() as u64,
-        hash: ContentHash::of(content),
-    };
+    let staged = store.stage(&p(path), base, content);
     let ack = store.commit_file(base, &p(path), staged, client).unwrap();
     assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
     ack.version
@@ -66,19 +60,10 @@ fn an_upload_cut_off_from_its_journal_records_stays_its_pushers_own() {
     let g = store.tree().get(&p("g")).copied().unwrap();
     assert!(store.pushed_by(g.version, one));
 
-    let staged = |store: &mut UserStore, content: &[u8]| {
-        let temp = store.temp_path();
-        std::fs::write(&temp, content).unwrap();
-        StagedFile {
-            temp,
-            size: content.len() as u64,
-            hash: ContentHash::of(content),
-        }
-    };
-    let theirs = staged(&mut store, b"from two");
+    let theirs = store.stage(&p("f"), base, b"from two");
     let ack = store.commit_file(base, &p("f"), theirs, two).unwrap();
     assert_eq!(ack.status, PushStatus::Conflict, "another device's base");
-    let mine = staged(&mut store, b"third");
+    let mine = store.stage(&p("f"), base, b"third");
     let ack = store.commit_file(base, &p("f"), mine, one).unwrap();
     assert_eq!(ack.status, PushStatus::Applied, "its own change: {ack:?}");
 }
@@ -148,13 +133,7 @@ fn push(store: &mut UserStore, step: &Step, serial: &mut usize) -> Result<PushAc
             *serial += 1;
             let content = vec![b'x'; *serial];
             let base = if fresh_base { version(store, at) } else { 0 };
-            let temp = store.temp_path();
-            std::fs::write(&temp, &content).unwrap();
-            let staged = StagedFile {
-                temp,
-                size: content.len() as u64,
-                hash: ContentHash::of(&content),
-            };
+            let staged = store.stage(&p(PATHS[at]), base, &content);
             store.commit_file(base, &p(PATHS[at]), staged, client)
         }
         Step::MakeDir { client, at } => store.make_dir(&p(PATHS[at]), client),

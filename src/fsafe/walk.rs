@@ -1,10 +1,12 @@
-//! Walking a user's folder through directory handles (`openat`, `mkdirat`,
+//! Walking a folder through directory handles (`openat`, `mkdirat`,
 //! `renameat`, `unlinkat`, `fstatat`): every system call gets one component
 //! relative to an open directory, so a legal 4,096-byte path never meets the
 //! kernel's PATH_MAX (4,096 bytes for the *whole* absolute path, data
-//! directory included), and no symlink on the way is ever followed.
+//! directory or client folder included), and no symlink on the way is ever
+//! followed. `walk` opens a directory, `remove_tree` removes one, `scan`
+//! lists a whole folder (the server's re-scan after a crash).
 
-use super::fs::StoreError;
+use super::FsError;
 use crate::protocol::WirePath;
 use rustix::fs::{mkdirat, openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
@@ -18,12 +20,17 @@ fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
 
-/// Opens the user's folder itself (a short absolute path).
+/// Opens the folder itself (its root: a short absolute path). The root is
+/// configuration, not input (the server's data directory, the folder a
+/// user chose for the client), so it is resolved as the OS resolves any
+/// path — a folder that is itself a symlink to elsewhere works — while
+/// nothing *below* it is ever followed.
 ///
 /// # Errors
 /// The folder cannot be opened.
 pub fn open_root(root: &Path) -> std::io::Result<OwnedFd> {
-    Ok(openat(rustix::fs::CWD, root, dir_flags(), Mode::empty())?)
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(openat(rustix::fs::CWD, root, flags, Mode::empty())?)
 }
 
 /// The type of `name` in `dir`, not following a symlink; `None` if absent.
@@ -52,40 +59,42 @@ pub fn stat_mtime_ns(st: &Stat) -> i64 {
 pub enum Walked {
     /// Every component is a real directory: its handle.
     Dir(OwnedFd),
-    /// A component is missing, or is a file (only without `create`).
+    /// A component is missing (only without `create`).
     Absent,
+    /// A component is a file or special file (only without `create`).
+    NotDir,
 }
 
 /// Opens the directory `components` (empty: the root) below `root`,
 /// creating missing ones when `create` is set.
 ///
 /// # Errors
-/// [`StoreError::Symlink`] (naming `path`) when a component is a symlink, or
+/// [`FsError::Unsafe`] (naming `path`) when a component is a symlink, or
 /// — with `create` — a file or special file; I/O errors.
 pub fn walk(
     root: &Path,
     components: &[&str],
     create: bool,
     path: &WirePath,
-) -> Result<Walked, StoreError> {
+) -> Result<Walked, FsError> {
     let mut dir = open_root(root)?;
     for part in components {
         match kind_at(&dir, part)? {
             None if create => match mkdirat(&dir, *part, Mode::from_raw_mode(0o777)) {
                 Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(StoreError::Io(e.into())),
+                Err(e) => return Err(FsError::Io(e.into())),
             },
             None => return Ok(Walked::Absent),
             Some((FileType::Directory, _)) => {}
-            Some((FileType::Symlink, _)) => return Err(StoreError::Symlink(path.clone())),
-            Some(_) if create => return Err(StoreError::Symlink(path.clone())),
-            Some(_) => return Ok(Walked::Absent),
+            Some((FileType::Symlink, _)) => return Err(FsError::Unsafe(path.clone())),
+            Some(_) if create => return Err(FsError::Unsafe(path.clone())),
+            Some(_) => return Ok(Walked::NotDir),
         }
         dir = match openat(&dir, *part, dir_flags(), Mode::empty()) {
             Ok(fd) => fd,
             // Replaced by a symlink or a file since the look: refuse.
-            Err(Errno::LOOP | Errno::NOTDIR) => return Err(StoreError::Symlink(path.clone())),
-            Err(e) => return Err(StoreError::Io(e.into())),
+            Err(Errno::LOOP | Errno::NOTDIR) => return Err(FsError::Unsafe(path.clone())),
+            Err(e) => return Err(FsError::Io(e.into())),
         };
     }
     Ok(Walked::Dir(dir))

@@ -1,0 +1,262 @@
+//! The schedule's decisions: watcher events → due times, and the table of
+//! what is due given the timers and the session's status.
+
+use super::*;
+use crate::protocol::WirePath;
+
+fn p(s: &str) -> WirePath {
+    WirePath::new(s).unwrap()
+}
+
+/// The session's three fields, for the tests.
+#[derive(Default)]
+struct Pending {
+    dirty: Scope,
+    due: Option<Instant>,
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn on_event(&mut self, event: WatchEvent, now: Instant) {
+        on_event(&mut self.dirty, &mut self.due, &mut self.since, event, now);
+    }
+}
+
+#[test]
+fn a_completed_file_goes_at_once_and_a_write_waits_for_quiet() {
+    let t0 = Instant::now();
+    let mut pending = Pending::default();
+    pending.on_event(WatchEvent::Paths(vec![p("a")]), t0);
+    assert_eq!(pending.due, Some(t0 + DEBOUNCE));
+    pending.on_event(WatchEvent::Settled(vec![p("b")]), t0);
+    assert_eq!(pending.due, Some(t0 + SETTLED_DEBOUNCE));
+    // Later writes elsewhere do not postpone the completed file.
+    pending.on_event(WatchEvent::Paths(vec![p("c")]), t0 + SETTLED_DEBOUNCE / 2);
+    assert_eq!(pending.due, Some(t0 + SETTLED_DEBOUNCE));
+    assert!(pending.dirty.settled.contains(&p("b")));
+}
+
+#[test]
+fn a_write_after_the_close_takes_the_settled_mark_away() {
+    let t0 = Instant::now();
+    let mut pending = Pending::default();
+    pending.on_event(WatchEvent::Settled(vec![p("f")]), t0);
+    pending.on_event(WatchEvent::Metadata(vec![p("f")]), t0);
+    assert!(pending.dirty.settled.contains(&p("f")), "touch keeps it");
+    pending.on_event(WatchEvent::Paths(vec![p("f")]), t0);
+    assert!(pending.dirty.settled.is_empty());
+    assert!(pending.dirty.paths.contains(&p("f")));
+}
+
+#[test]
+fn an_editor_save_is_one_settled_destination() {
+    let t0 = Instant::now();
+    let mut pending = Pending::default();
+    // write .f.swp, close it, rename it over f
+    pending.on_event(WatchEvent::Paths(vec![p(".f.swp")]), t0);
+    pending.on_event(WatchEvent::Settled(vec![p(".f.swp")]), t0);
+    pending.on_event(WatchEvent::Paths(vec![p(".f.swp")]), t0);
+    pending.on_event(WatchEvent::Settled(vec![p("f")]), t0);
+    assert_eq!(pending.due, Some(t0 + SETTLED_DEBOUNCE));
+    assert_eq!(pending.dirty.settled.iter().collect::<Vec<_>>(), [&p("f")]);
+}
+
+#[test]
+fn a_steady_stream_is_planned_within_the_maximum() {
+    let t0 = Instant::now();
+    let mut pending = Pending::default();
+    let mut now = t0;
+    while now < t0 + MAX_DEBOUNCE * 2 {
+        pending.on_event(WatchEvent::Paths(vec![p("log")]), now);
+        now += Duration::from_millis(50);
+    }
+    assert_eq!(pending.due, Some(t0 + MAX_DEBOUNCE));
+}
+
+/// An instant a minute or more after the clock's origin, so that tests
+/// may subtract [`SAFETY_RESCAN`] or [`PING_AFTER`] from it.
+fn later_than_a_minute() -> Instant {
+    Instant::now() + SAFETY_RESCAN + PING_AFTER
+}
+
+/// A connected, idle session at `t0` whose last frame left at `t0`.
+fn idle(t0: Instant) -> (Timers, Status) {
+    let timers = Timers::new(t0, Duration::from_secs(5));
+    let status = Status {
+        last_send: Some(t0),
+        pulling: false,
+        pull_wanted: false,
+        pushing: false,
+        watching: true,
+        once: false,
+    };
+    (timers, status)
+}
+
+#[test]
+fn an_idle_session_sleeps_until_the_periodic_pull_or_the_idle_wake() {
+    let t0 = later_than_a_minute();
+    let (timers, status) = idle(t0);
+    assert_eq!(timers.tick(t0, status), Tick::default());
+    assert_eq!(timers.next_wakeup(t0, status), IDLE_WAKE);
+    let late = t0 + Duration::from_millis(4900);
+    assert_eq!(timers.next_wakeup(late, status), Duration::from_millis(100));
+    let due = timers.tick(t0 + Duration::from_secs(5), status);
+    let want = Tick {
+        pull: true,
+        ..Tick::default()
+    };
+    assert_eq!(due, want, "a watched folder is not compared at pulls");
+}
+
+/// A session state at `t0`, from words: `round` (a round due at `t0`),
+/// `round-later` (due in 9 s), `retry` (paths to look at again, due),
+/// `old-rescan` (the last whole comparison a minute ago), `silent` (nothing
+/// sent for a minute), `periodic` (the periodic pull due), `pushing`,
+/// `pulling`, `wanted`, `unwatched`, `once`, `offline` (disconnected, the
+/// backoff over), `backoff` (disconnected, the backoff running).
+fn state(t0: Instant, words: &str) -> (Timers, Status) {
+    let (mut t, mut s) = idle(t0);
+    for word in words.split_whitespace() {
+        match word {
+            "round" => t.dirty_due = Some(t0),
+            "round-later" => t.dirty_due = Some(t0 + Duration::from_secs(9)),
+            "retry" => t.retry_due = Some(t0),
+            "old-rescan" => t.last_rescan = t0 - SAFETY_RESCAN,
+            "silent" => s.last_send = Some(t0 - PING_AFTER),
+            "periodic" => t.next_pull = t0,
+            "pushing" => s.pushing = true,
+            "pulling" => s.pulling = true,
+            "wanted" => s.pull_wanted = true,
+            "unwatched" => s.watching = false,
+            "once" => s.once = true,
+            "offline" => s.last_send = None,
+            "backoff" => {
+                s.last_send = None;
+                t.reconnect_at = t0 + Duration::from_secs(9);
+            }
+            other => panic!("unknown state word {other}"),
+        }
+    }
+    (t, s)
+}
+
+/// What is due, from the words of [`Tick`]'s fields.
+fn due(words: &str) -> Tick {
+    let mut tick = Tick::default();
+    for word in words.split_whitespace() {
+        let flag = match word {
+            "retry" => &mut tick.retry,
+            "rescan" => &mut tick.rescan,
+            "reconnect" => &mut tick.reconnect,
+            "ping" => &mut tick.ping,
+            "pull" => &mut tick.pull,
+            "compare_all" => &mut tick.compare_all,
+            "push" => &mut tick.push,
+            other => panic!("unknown due word {other}"),
+        };
+        *flag = true;
+    }
+    tick
+}
+
+/// The table: each row is a state and what must be due at `t0 + 1 s`.
+#[test]
+fn what_is_due_table() {
+    let rows = [
+        ("", ""),
+        ("round", "push"),
+        ("round-later", ""),
+        ("round pushing", ""),
+        ("round pulling", ""),
+        ("round wanted", "pull"),
+        ("wanted pulling", ""),
+        ("periodic", "pull"),
+        ("periodic pushing round", "pull"),
+        ("periodic unwatched", "pull compare_all"),
+        ("periodic unwatched once", "pull"),
+        ("wanted unwatched", "pull"),
+        ("retry", "retry push"),
+        ("retry pushing", "retry"),
+        ("old-rescan", "rescan push"),
+        ("old-rescan pulling", "rescan"),
+        ("silent", "ping"),
+        ("silent round", "ping push"),
+        ("silent wanted", "ping pull"),
+        ("round wanted periodic silent offline", "reconnect"),
+        ("backoff round wanted", ""),
+        ("backoff retry old-rescan", "retry rescan"),
+        ("offline retry", "retry reconnect"),
+    ];
+    let t0 = later_than_a_minute();
+    let now = t0 + Duration::from_secs(1);
+    for (given, want) in rows {
+        let (timers, status) = state(t0, given);
+        assert_eq!(timers.tick(now, status), due(want), "state {given:?}");
+    }
+}
+
+/// How long the loop sleeps: until the first thing due, at most
+/// [`IDLE_WAKE`]; the periodic pull counts only while none runs, the
+/// reconnection only while disconnected.
+#[test]
+fn next_wakeup_table() {
+    let t0 = later_than_a_minute();
+    let ms = Duration::from_millis;
+    let rows = [
+        ("", t0, IDLE_WAKE),
+        ("round", t0 + ms(100), Duration::ZERO),
+        ("round-later", t0, IDLE_WAKE),
+        ("periodic", t0 - ms(100), ms(100)),
+        ("periodic pulling", t0 - ms(100), IDLE_WAKE),
+        ("backoff", t0 + Duration::from_secs(9) - ms(40), ms(40)),
+        (
+            "backoff periodic",
+            t0 + Duration::from_secs(9) - ms(40),
+            ms(40),
+        ),
+        ("offline", t0, Duration::ZERO),
+        ("retry", t0 - ms(5), ms(5)),
+        ("retry", t0 + ms(5), Duration::ZERO),
+    ];
+    for (given, now, want) in rows {
+        let (timers, status) = state(t0, given);
+        assert_eq!(timers.next_wakeup(now, status), want, "state {given:?}");
+    }
+}
+
+#[test]
+fn the_backoff_doubles_to_its_maximum_and_resets_on_connection() {
+    let t0 = later_than_a_minute();
+    let (mut timers, mut status) = idle(t0);
+    status.last_send = None;
+    timers.disconnected(t0);
+    assert_eq!(timers.reconnect_at, t0 + BACKOFF_MIN);
+    assert_eq!(timers.next_wakeup(t0, status), IDLE_WAKE.min(BACKOFF_MIN));
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        timers.reconnect_failed(t0);
+        waits.push(timers.reconnect_at - t0);
+    }
+    let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    timers.connected();
+    timers.disconnected(t0);
+    assert_eq!(timers.reconnect_at, t0 + BACKOFF_MIN);
+}
+
+#[test]
+fn a_pull_moves_the_periodic_timer_and_a_failed_one_comes_back_soon() {
+    let t0 = later_than_a_minute();
+    let (mut timers, mut status) = idle(t0);
+    let every = Duration::from_secs(5);
+    timers.pull_started(t0, every);
+    status.pulling = true;
+    // While pulling, the periodic pull does not shorten the sleep.
+    timers.next_pull = t0;
+    assert_eq!(timers.next_wakeup(t0, status), IDLE_WAKE);
+    timers.pull_failed(t0);
+    status.pulling = false;
+    assert!(!timers.tick(t0 + PULL_RETRY / 2, status).pull);
+    assert!(timers.tick(t0 + PULL_RETRY, status).pull);
+}

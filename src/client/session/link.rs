@@ -1,0 +1,108 @@
+//! The connection's life seen from the session: lost (everything in flight
+//! is forgotten and planned again), re-established with backoff (timers:
+//! [`crate::client::schedule::Timers`]), and closed at shutdown after a
+//! short wait for outstanding acknowledgements.
+
+use super::Session;
+use crate::client::connection::{Connection, Inbound};
+use crate::client::error::ClientError;
+use crate::client::scanner::Op;
+use crate::protocol::{ErrorCode, Hello, HelloMode};
+use std::time::{Duration, Instant};
+
+/// At shutdown, how long to wait for outstanding acknowledgements.
+const DRAIN: Duration = Duration::from_secs(5);
+
+impl Session<'_> {
+    /// Forgets the connection and everything in flight on it.
+    pub(super) fn lost(&mut self, why: &str) {
+        if self.conn.take().is_none() {
+            return;
+        }
+        let backoff = self.timers.backoff.as_secs_f64();
+        log::warn!("{why}; reconnecting in {backoff:.1} s");
+        self.publisher.last_error = Some(why.to_owned());
+        for (_, op) in self.push.inflight.drain() {
+            if let Op::Rename { from, .. } = &op {
+                self.push.dirty.add(from.clone());
+            }
+            self.push.dirty.add(op.path().clone());
+        }
+        self.pings.clear();
+        if let Some(job) = self.pull.job.take() {
+            let _ = job.finish();
+        }
+        self.apply_rewind();
+        if let Some(t) = self.push.transfer.take() {
+            t.finish();
+        }
+        let _ = self.index.save(&self.state.index_file());
+        self.timers.disconnected(Instant::now());
+    }
+
+    /// One reconnection attempt. A refused identity ends the run; any
+    /// other failure waits a longer backoff.
+    pub(super) fn reconnect(&mut self) -> Result<(), ClientError> {
+        let attempt = Connection::connect(self.config.server)
+            .map_err(|e| ClientError::ConnectionLost(format!("connect: {e}")))
+            .and_then(|mut conn| {
+                conn.handshake(Hello {
+                    mode: HelloMode::Resume,
+                    user_id: self.identity.user,
+                    client_id: self.identity.client,
+                })
+                .map(|_| conn)
+            });
+        match attempt {
+            Ok(conn) => {
+                log::info!("reconnected to {}", self.config.server);
+                self.conn = Some(conn);
+                self.timers.connected();
+                self.pull.wanted = true;
+                self.pull.last_acked = 0;
+                self.mark_all(Instant::now());
+                Ok(())
+            }
+            Err(ClientError::Refused { code, message })
+                if code == ErrorCode::UnknownUser || code == ErrorCode::UnknownClient =>
+            {
+                Err(ClientError::Refused { code, message })
+            }
+            Err(e) => {
+                log::debug!("reconnect failed: {e}");
+                self.timers.reconnect_failed(Instant::now());
+                Ok(())
+            }
+        }
+    }
+
+    /// Finishes what is in flight (briefly), saves the index, closes.
+    pub(super) fn stop(&mut self) -> Result<(), ClientError> {
+        let deadline = Instant::now() + DRAIN;
+        while !self.push.inflight.is_empty() && Instant::now() < deadline {
+            let Some(conn) = self.conn.as_ref() else {
+                break;
+            };
+            let rx = conn.inbound().clone();
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Inbound::Frame(frame)) => {
+                    if self.on_frame(frame).is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        if let Some(job) = self.pull.job.take() {
+            let _ = job.finish();
+        }
+        if let Some(t) = self.push.transfer.take() {
+            t.finish();
+        }
+        self.check_attached()?;
+        self.index.save(&self.state.index_file())?;
+        self.conn = None;
+        self.publish_status(true);
+        Ok(())
+    }
+}

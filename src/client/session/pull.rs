@@ -1,0 +1,132 @@
+//! Pulls: when one starts, its frames handed to the [`PullJob`], and what
+//! its end does to the cursor (advanced to the reply's head and acknowledged
+//! to the server, kept on a failure, sent back by a refused push's rewind).
+
+use super::Session;
+use crate::client::error::ClientError;
+use crate::client::pull::{Ctx, Finished, PullJob};
+use crate::protocol::{Frame, Message};
+use std::time::Instant;
+
+/// What the session knows of its pulls.
+pub(super) struct PullState {
+    /// The pull being applied.
+    pub(super) job: Option<PullJob>,
+    /// Pull as soon as none runs (a `Notify`, a reconnection, an ack).
+    pub(super) wanted: bool,
+    /// The cursor must go back to at most this once no pull runs.
+    pub(super) rewind: Option<u64>,
+    /// A pull has completed in this run.
+    pub(super) pulled_once: bool,
+    /// The last cursor acknowledged to the server on this connection.
+    pub(super) last_acked: u64,
+}
+
+impl PullState {
+    /// At start-up: a pull is wanted first.
+    pub(super) fn new() -> PullState {
+        PullState {
+            job: None,
+            wanted: true,
+            rewind: None,
+            pulled_once: false,
+            last_acked: 0,
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Sends a `Pull` from the cursor at `now`.
+    pub(super) fn start_pull(&mut self, now: Instant) -> Result<(), ClientError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        self.pull.wanted = false;
+        self.timers.pull_started(now, self.config.pull_every);
+        let first = self.first_run.first_sync && !self.pull.pulled_once;
+        let cursor = self.index.cursor();
+        let job = PullJob::start(conn, cursor, first, self.config.verbosity)?;
+        self.pull.job = Some(job);
+        Ok(())
+    }
+
+    /// A frame answering the pull or one of its fetches.
+    pub(super) fn on_pull_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
+        let (Some(conn), Some(job)) = (self.conn.as_mut(), self.pull.job.as_mut()) else {
+            return Ok(());
+        };
+        let mut ctx = Ctx {
+            root: &self.root,
+            tmp: &self.tmp,
+            index: &mut self.index,
+            me: self.identity.client,
+            rules: self.rules.rules(),
+        };
+        job.on_frame(frame, conn, &mut ctx)?;
+        if !job.is_done() {
+            return Ok(());
+        }
+        match self.pull.job.take() {
+            Some(job) => self.pull_done(job.finish()),
+            None => Ok(()),
+        }
+    }
+
+    /// The pull ended: marks what it left to push, then moves the cursor
+    /// (or, when something failed, repeats the pull soon from the same one).
+    fn pull_done(&mut self, done: Finished) -> Result<(), ClientError> {
+        self.pull.pulled_once = true;
+        let now = Instant::now();
+        for path in done.dirty {
+            self.mark(path, now);
+        }
+        if done.changed > 0 {
+            log::info!("applied {} change(s) from the server", done.changed);
+        }
+        self.publisher.pull_failed = done.failed;
+        if done.failed {
+            self.publisher.last_error =
+                Some("some changes from the server could not be applied yet; retrying".into());
+            // Repeat from the same cursor soon.
+            self.timers.pull_failed(now);
+            self.apply_rewind();
+            self.index.save(&self.state.index_file())?;
+            return Ok(());
+        }
+        let cursor = if done.full {
+            done.head
+        } else {
+            self.index.cursor().max(done.head)
+        };
+        self.index.set_cursor(cursor);
+        self.apply_rewind();
+        self.index.save(&self.state.index_file())?;
+        if done.head > self.pull.last_acked {
+            if let Some(conn) = self.conn.as_mut() {
+                conn.request(Message::Ack { cursor: done.head })?;
+            }
+            self.pull.last_acked = done.head;
+        }
+        Ok(())
+    }
+
+    /// Keeps the cursor at most `back`, now or, while a pull is running
+    /// (its reply may not list the path this device forgot), when it ends.
+    pub(super) fn rewind_cursor(&mut self, back: u64) {
+        log::debug!("cursor back to {back} to pull a refused path again");
+        self.pull.rewind = Some(self.pull.rewind.map_or(back, |r| r.min(back)));
+        if self.pull.job.is_none() {
+            self.apply_rewind();
+        }
+    }
+
+    /// Applies a pending rewind, and pulls again.
+    pub(super) fn apply_rewind(&mut self) {
+        if let Some(back) = self.pull.rewind.take() {
+            if back < self.index.cursor() {
+                self.index.set_cursor(back);
+            }
+            self.pull.wanted = true;
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Push rounds: the dirty paths compared with the index, the plan's pushes
+//! written (pipelined), the round closed when every one is acknowledged
+//! (acknowledgements: [`super::acks`]).
+
+use super::start::check_not_emptied;
+use super::Session;
+use crate::client::error::ClientError;
+use crate::client::progress::Transfer;
+use crate::client::push::send_op;
+use crate::client::scanner::{Op, Scope, SETTLE};
+use crate::protocol::WirePath;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// With `--once`, files still being written after this long are left for
+/// the next run.
+const ONCE_UNSTABLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// What the session knows of its pushes.
+#[derive(Default)]
+pub(super) struct PushState {
+    /// Pushes sent and not yet acknowledged, by request ID.
+    pub(super) inflight: HashMap<u32, Op>,
+    /// The round's upload progress.
+    pub(super) transfer: Option<Transfer>,
+    /// Paths to compare with the index at the next round (when:
+    /// [`crate::client::schedule::Timers::dirty_due`]).
+    pub(super) dirty: Scope,
+    /// Paths that were still being written; looked at again later.
+    pub(super) retry: Scope,
+    /// A round over the whole folder was sent (start-up is complete).
+    pub(super) full_round_sent: bool,
+}
+
+impl Session<'_> {
+    /// Compares the whole folder with the index at the next round, due `now`.
+    pub(super) fn mark_all(&mut self, now: Instant) {
+        self.push.dirty.add_all();
+        self.timers.round_now(now);
+    }
+
+    /// Compares `path` with the index at a round due by `due`.
+    pub(super) fn mark(&mut self, path: WirePath, due: Instant) {
+        self.push.dirty.add(path);
+        self.timers.round_due_by(due);
+    }
+
+    /// Compares the dirty paths with the index and sends the pushes.
+    pub(super) fn push_round(&mut self) -> Result<(), ClientError> {
+        let scope = std::mem::take(&mut self.push.dirty);
+        self.timers.round_taken();
+        let plan = self.scanner.plan(&self.index, &scope)?;
+        for (path, entry) in plan.refreshed {
+            self.index.insert(path, entry);
+        }
+        self.hold_unstable(plan.unstable);
+        if plan.ops.iter().any(Op::removes) {
+            check_not_emptied(&self.root, &self.index, self.rules.rules())?;
+        }
+        if plan.renames_only {
+            // Plan the rest once the renames are acknowledged.
+            self.push.dirty.merge(scope.clone());
+            self.timers.round_now(Instant::now());
+        }
+        self.start_transfer(&plan.ops, scope.full);
+        if self.conn.is_none() {
+            self.push.dirty.merge(scope);
+            return Ok(());
+        }
+        self.send_ops(plan.ops)?;
+        if scope.full {
+            self.push.full_round_sent = true;
+        }
+        if self.push.inflight.is_empty() {
+            self.round_done();
+        }
+        Ok(())
+    }
+
+    /// Files still being written wait for [`SETTLE`] and are looked at
+    /// again; with `--once`, not beyond [`ONCE_UNSTABLE_LIMIT`].
+    fn hold_unstable(&mut self, unstable: Vec<WirePath>) {
+        if unstable.is_empty() {
+            self.timers.unstable_since = None;
+            return;
+        }
+        let since = *self.timers.unstable_since.get_or_insert_with(Instant::now);
+        if self.config.once && since.elapsed() > ONCE_UNSTABLE_LIMIT {
+            // A file that never stops changing must not keep --once alive.
+            for path in &unstable {
+                log::warn!("{path} keeps changing; not pushed this time");
+            }
+            return;
+        }
+        for path in unstable {
+            self.push.retry.add(path);
+        }
+        self.timers.retry_at(Instant::now() + SETTLE);
+    }
+
+    /// A progress bar for the round's uploads (shown on a first sync's
+    /// whole-folder round).
+    fn start_transfer(&mut self, ops: &[Op], full: bool) {
+        let sizes: Vec<u64> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Upload { stat, .. } => Some(stat.size),
+                _ => None,
+            })
+            .collect();
+        if !sizes.is_empty() {
+            let first = self.first_run.first_sync && full;
+            self.push.transfer = Some(Transfer::start(
+                "upload",
+                sizes.len() as u64,
+                sizes.iter().sum(),
+                first,
+                self.config.verbosity,
+            ));
+        }
+    }
+
+    /// Writes the pushes, recording each in flight; a file that vanished
+    /// before it could be read is compared again. Stops at shutdown.
+    fn send_ops(&mut self, ops: Vec<Op>) -> Result<(), ClientError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let mut sent = 0usize;
+        for op in ops {
+            if self.shutdown.load(Ordering::SeqCst) {
+                break;
+            }
+            let transfer = &mut self.push.transfer;
+            let mut on_bytes = |n: u64| {
+                if let Some(t) = transfer.as_mut() {
+                    t.add_bytes(n);
+                }
+            };
+            match send_op(conn, &self.root, &op, self.index.cursor(), &mut on_bytes)? {
+                Some(id) => {
+                    self.push.inflight.insert(id, op);
+                    sent += 1;
+                }
+                None => self.push.dirty.add(op.path().clone()),
+            }
+        }
+        if sent > 0 {
+            log::info!("pushing {sent} change(s)");
+        }
+        Ok(())
+    }
+
+    /// Every push of the round is answered: the progress bar ends and the
+    /// index is saved.
+    pub(super) fn round_done(&mut self) {
+        if let Some(t) = self.push.transfer.take() {
+            t.finish();
+        }
+        if let Err(e) = self.index.save(&self.state.index_file()) {
+            log::error!("{e}");
+        }
+    }
+}

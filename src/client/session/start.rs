@@ -1,0 +1,196 @@
+//! Start-up: the folder's identity and index, the handshake (resume, join
+//! or create a user), the watcher; then the loop in [`Session::run`]. Also
+//! the one safety stop shared with push rounds: an emptied folder whose index
+//! knows many files is an unmounted drive, not a mass deletion.
+
+use super::pull::PullState;
+use super::push::PushState;
+use super::{FirstRun, Session};
+use crate::client::connection::Connection;
+use crate::client::error::ClientError;
+use crate::client::ignore::IgnoreRules;
+use crate::client::index::Index;
+use crate::client::scanner::Scanner;
+use crate::client::schedule::Timers;
+use crate::client::state::{Identity, StateDir};
+use crate::client::watcher::{canonical_root, FolderWatcher};
+use crate::client::Config;
+use crate::protocol::limits::STATE_DIR_NAME;
+use crate::protocol::{Hello, HelloMode, UserId};
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// An index that lists at least this many files and meets an empty folder
+/// stops the client instead of pushing deletions.
+const EMPTIED_THRESHOLD: usize = 10;
+
+/// Runs the client until `shutdown` is set (or, with `once`, until both sides
+/// agree). `on_new_user` receives the ID of a user this run created, once its
+/// folder is uploaded.
+///
+/// # Errors
+/// Start-up failures (missing folder, unreachable server, refused ID,
+/// damaged state) and the folder's safety stops while running.
+pub fn run(
+    config: &Config,
+    shutdown: Arc<AtomicBool>,
+    on_new_user: &mut dyn FnMut(UserId),
+) -> Result<(), ClientError> {
+    if !config.folder.is_dir() {
+        return Err(ClientError::MissingFolder(config.folder.clone()));
+    }
+    let root = canonical_root(&config.folder);
+    let state = StateDir::open(&root)?;
+    let stored = state.load_identity()?;
+    let mut index = match stored {
+        Some(_) => Index::load(&state.index_file())?,
+        None => Index::new(),
+    };
+    let rules = super::publish::adopt_rules(&root, &state, &mut index);
+    check_not_emptied(&root, &index, rules.rules())?;
+    let publisher = super::publish::Publisher::start(state.path());
+    let hello = hello_for(stored, config.user)?;
+    let (conn, identity) = greet(config, &hello)?;
+    if stored.is_none() {
+        state.save_identity(&identity)?;
+        index.set_cursor(0);
+        index.save(&state.index_file())?;
+    }
+    let watcher = if config.once {
+        None
+    } else {
+        match FolderWatcher::start(&root) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::warn!("{e}; falling back to a full rescan at every pull");
+                None
+            }
+        }
+    };
+    let now = Instant::now();
+    let mut scanner = Scanner::new(&root);
+    scanner.set_rules(rules.rules().clone());
+    let mut session = Session {
+        config,
+        root: root.clone(),
+        tmp: state.tmp_dir(),
+        state,
+        identity,
+        index,
+        scanner,
+        rules,
+        publisher,
+        conn: Some(conn),
+        pings: HashSet::new(),
+        push: PushState::default(),
+        pull: PullState::new(),
+        timers: Timers::new(now, config.pull_every),
+        watcher,
+        shutdown,
+        first_run: FirstRun {
+            new_user: hello.mode == HelloMode::NewUser,
+            first_sync: hello.mode != HelloMode::Resume,
+        },
+    };
+    session.mark_all(Instant::now());
+    session.run(on_new_user)
+}
+
+/// The handshake this folder calls for: resume what it remembers, join the
+/// given user, or create a user.
+///
+/// # Errors
+/// [`ClientError::UserMismatch`] when the folder belongs to another user.
+fn hello_for(stored: Option<Identity>, user: Option<UserId>) -> Result<Hello, ClientError> {
+    Ok(match (stored, user) {
+        (Some(id), Some(given)) if id.user != given => {
+            return Err(ClientError::UserMismatch {
+                stored: id.user.to_string(),
+                given: given.to_string(),
+            })
+        }
+        (Some(id), _) => Hello {
+            mode: HelloMode::Resume,
+            user_id: id.user,
+            client_id: id.client,
+        },
+        (None, Some(user)) => Hello {
+            mode: HelloMode::NewClient,
+            user_id: user,
+            client_id: 0,
+        },
+        (None, None) => Hello {
+            mode: HelloMode::NewUser,
+            user_id: UserId::NONE,
+            client_id: 0,
+        },
+    })
+}
+
+/// Connects and shakes hands; says who we are now.
+///
+/// # Errors
+/// `Unreachable`, `Refused`, or a `Welcome` for another user.
+fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), ClientError> {
+    let mut conn =
+        Connection::connect(config.server).map_err(|cause| ClientError::Unreachable {
+            address: config.server.to_string(),
+            cause,
+        })?;
+    let welcome = conn.handshake(hello.clone())?;
+    if hello.mode != HelloMode::NewUser && welcome.user_id != hello.user_id {
+        return Err(ClientError::Protocol("welcome names another user".into()));
+    }
+    let identity = Identity {
+        user: welcome.user_id,
+        client: welcome.client_id,
+    };
+    match hello.mode {
+        // The user ID is a secret: printed once on stdout for its
+        // owner by the binary, never written to the log.
+        HelloMode::NewUser => log::info!("created a new user; uploading the folder"),
+        HelloMode::NewClient => {
+            log::info!("joined the user as device {}; downloading", identity.client)
+        }
+        HelloMode::Resume => log::info!(
+            "resumed as device {} (server at {})",
+            identity.client,
+            welcome.head
+        ),
+    }
+    Ok((conn, identity))
+}
+
+/// Refuses to start (or go on) when the folder is empty but the index knows
+/// many files: an unmounted drive must not become a mass deletion. Ignored
+/// entries do not count: a folder holding only those is empty.
+pub(super) fn check_not_emptied(
+    root: &Path,
+    index: &Index,
+    rules: &IgnoreRules,
+) -> Result<(), ClientError> {
+    let files = index.file_count();
+    if files < EMPTIED_THRESHOLD {
+        return Ok(());
+    }
+    let mut entries = fs::read_dir(root).map_err(|_| ClientError::FolderVanished(root.into()))?;
+    let empty = entries.all(|e| {
+        e.map(|e| {
+            let name = e.file_name();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            name == STATE_DIR_NAME || name.to_str().is_some_and(|n| rules.ignores(n, is_dir))
+        })
+        .unwrap_or(true)
+    });
+    if empty {
+        return Err(ClientError::FolderEmptied {
+            folder: root.to_path_buf(),
+            indexed_files: files,
+        });
+    }
+    Ok(())
+}

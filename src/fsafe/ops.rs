@@ -1,0 +1,178 @@
+//! Operations on one path inside a folder: every path is resolved component
+//! by component through [`super::walk`] and refused if any existing part of
+//! it is a symlink. `inspect`/`stat` look, `make_dirs`, `place_file`,
+//! `remove` and `rename` change, `open_file` reads, `sync_dir` makes a
+//! directory's entries durable.
+
+use super::walk::{self as dirfd, Walked};
+use super::FsError;
+use crate::protocol::WirePath;
+use rustix::fs::{
+    fstat, fsync, openat, renameat, statat, unlinkat, AtFlags, FileType, Mode, OFlags, Stat, CWD,
+};
+use rustix::io::Errno;
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// What is on disk at a path, without following a final symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDisk {
+    /// Nothing.
+    Absent,
+    /// A regular file.
+    File,
+    /// A real directory.
+    Dir,
+    /// A symlink or special file: never read, written through, or synced.
+    Other,
+}
+
+/// The components of `path` before its last, and its last.
+fn split(path: &WirePath) -> (Vec<&str>, &str) {
+    let mut parts: Vec<&str> = path.components().collect();
+    let last = parts.pop().unwrap_or_default();
+    (parts, last)
+}
+
+/// The handle of `path`'s parent directory, created when `create` is set;
+/// `None` when it is missing or not a directory (without `create`).
+fn parent_dir(root: &Path, path: &WirePath, create: bool) -> Result<Option<OwnedFd>, FsError> {
+    let (parents, _) = split(path);
+    Ok(match dirfd::walk(root, &parents, create, path)? {
+        Walked::Dir(fd) => Some(fd),
+        Walked::Absent | Walked::NotDir => None,
+    })
+}
+
+/// The type and status of what is at `path`, not following a symlink there
+/// either; `None` when nothing is there. Unlike [`inspect`], an ancestor
+/// that is a file is refused like a symlink: the caller must not treat the
+/// path as free.
+///
+/// # Errors
+/// [`FsError::Unsafe`] when an ancestor is a symlink, a file or a special
+/// file; I/O errors other than "not found".
+pub fn stat(root: &Path, path: &WirePath) -> Result<Option<(FileType, Stat)>, FsError> {
+    let (parents, name) = split(path);
+    let dir = match dirfd::walk(root, &parents, false, path)? {
+        Walked::Dir(fd) => fd,
+        Walked::Absent => return Ok(None),
+        Walked::NotDir => return Err(FsError::Unsafe(path.clone())),
+    };
+    Ok(dirfd::kind_at(&dir, name)?)
+}
+
+/// Looks at `path` under `root`, checking that no ancestor is a symlink.
+///
+/// # Errors
+/// [`FsError::Unsafe`] when an ancestor is a symlink; I/O errors other
+/// than "not found".
+pub fn inspect(root: &Path, path: &WirePath) -> Result<OnDisk, FsError> {
+    let Some(dir) = parent_dir(root, path, false)? else {
+        return Ok(OnDisk::Absent);
+    };
+    Ok(match dirfd::kind_at(&dir, split(path).1)? {
+        None => OnDisk::Absent,
+        Some((FileType::Directory, _)) => OnDisk::Dir,
+        Some((FileType::RegularFile, _)) => OnDisk::File,
+        Some(_) => OnDisk::Other,
+    })
+}
+
+/// Creates every missing directory of `path` (itself included), refusing to
+/// walk through symlinks.
+///
+/// # Errors
+/// A symlink or a file in the way, or the OS refused.
+pub fn make_dirs(root: &Path, path: &WirePath) -> Result<(), FsError> {
+    let parts: Vec<&str> = path.components().collect();
+    dirfd::walk(root, &parts, true, path)?;
+    Ok(())
+}
+
+/// Moves the complete temporary file `temp` (outside the folder) to `path`,
+/// creating its parents; returns the placed file's mtime in nanoseconds.
+///
+/// # Errors
+/// A symlink or a file in the way of the parents, or the OS refused.
+pub fn place_file(root: &Path, temp: &Path, path: &WirePath) -> Result<i64, FsError> {
+    let dir = parent_dir(root, path, true)?.ok_or_else(|| FsError::Unsafe(path.clone()))?;
+    let name = split(path).1;
+    renameat(CWD, temp, &dir, name)?;
+    let st = statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(dirfd::stat_mtime_ns(&st))
+}
+
+/// Removes whatever is at `path` (a file, a symlink itself, or a directory
+/// tree, whose symlinks are removed and never followed).
+///
+/// # Errors
+/// A symlink among the ancestors, or the OS refused.
+pub fn remove(root: &Path, path: &WirePath) -> Result<(), FsError> {
+    let Some(dir) = parent_dir(root, path, false)? else {
+        return Ok(());
+    };
+    let name = split(path).1;
+    match dirfd::kind_at(&dir, name)? {
+        None => Ok(()),
+        Some((FileType::Directory, _)) => Ok(dirfd::remove_tree(&dir, OsStr::new(name))?),
+        Some(_) => Ok(unlinkat(&dir, name, AtFlags::empty())?),
+    }
+}
+
+/// Moves `from` to `to` within the folder (parents of `to` created).
+///
+/// # Errors
+/// `from` is missing, a symlink among the ancestors, or the OS refused.
+pub fn rename(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), FsError> {
+    let src = parent_dir(root, from, false)?
+        .ok_or_else(|| FsError::Io(io::Error::from(io::ErrorKind::NotFound)))?;
+    let dst = parent_dir(root, to, true)?.ok_or_else(|| FsError::Unsafe(to.clone()))?;
+    renameat(&src, split(from).1, &dst, split(to).1)?;
+    Ok(())
+}
+
+/// Opens the regular file at `path` for reading; `None` when nothing, a
+/// directory, a symlink or a special file is there.
+///
+/// # Errors
+/// A symlink among the ancestors; I/O errors other than "not found".
+pub fn open_file(root: &Path, path: &WirePath) -> Result<Option<fs::File>, FsError> {
+    let Some(dir) = parent_dir(root, path, false)? else {
+        return Ok(None);
+    };
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match openat(&dir, split(path).1, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::LOOP) => return Ok(None),
+        Err(e) => return Err(FsError::Io(e.into())),
+    };
+    if FileType::from_raw_mode(fstat(&fd)?.st_mode) != FileType::RegularFile {
+        return Ok(None);
+    }
+    Ok(Some(fs::File::from(fd)))
+}
+
+/// Makes a rename or create in the directory `dir` (`None`: the folder
+/// itself) durable: fsync of the directory. A directory that is gone since
+/// needs nothing.
+///
+/// # Errors
+/// The directory cannot be opened or synced.
+pub fn sync_dir(root: &Path, dir: Option<&WirePath>) -> Result<(), FsError> {
+    let fd = match dir {
+        None => dirfd::open_root(root)?,
+        Some(d) => {
+            let parts: Vec<&str> = d.components().collect();
+            match dirfd::walk(root, &parts, false, d)? {
+                Walked::Dir(fd) => fd,
+                Walked::Absent | Walked::NotDir => return Ok(()),
+            }
+        }
+    };
+    fsync(&fd)?;
+    Ok(())
+}

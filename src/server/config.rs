@@ -1,0 +1,65 @@
+//! How the server runs: [`ServerConfig`] (filled from the command line by
+//! `cloud-server`) and the defaults derived from the process's limits.
+
+use super::flow::MAX_ACTORS;
+use crate::protocol::limits::{HANDSHAKE_TIMEOUT_SECS, IDLE_TIMEOUT_SECS};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the server runs; filled from the command line.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// Port (0: any free port).
+    pub port: u16,
+    /// Holds `AllClients/`, `connectionLog.txt` and the server state.
+    pub data_dir: PathBuf,
+    /// New connections beyond this are refused.
+    pub max_connections: usize,
+    /// fsync files and journal before acknowledging (`--fsync`).
+    pub durable: bool,
+    /// Time allowed for the `Hello`.
+    pub handshake_timeout: Duration,
+    /// Silence allowed on a ready connection.
+    pub idle_timeout: Duration,
+    /// How long an actor waits without messages before retiring (its
+    /// connections stay open; a new actor adopts them when needed).
+    pub actor_idle: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults from the protocol's timeouts, listening on `bind:port`.
+    pub fn new(bind: IpAddr, port: u16, data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            bind,
+            port,
+            data_dir,
+            max_connections: default_max_connections(),
+            durable: false,
+            handshake_timeout: Duration::from_secs(HANDSHAKE_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS),
+            actor_idle: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Descriptors kept free beyond connections: up to three per running actor
+/// (journal, an upload, a fetch) plus logs, the listener and the poller.
+pub const FD_HEADROOM: usize = 3 * MAX_ACTORS;
+
+/// The open-file limit minus [`FD_HEADROOM`] (read from /proc; 1024 if unknown).
+pub fn default_max_connections() -> usize {
+    open_file_limit()
+        .unwrap_or(1024)
+        .saturating_sub(FD_HEADROOM)
+        .max(16)
+}
+
+/// The soft `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
+pub fn open_file_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}

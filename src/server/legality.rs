@@ -1,0 +1,231 @@
+//! Which message a client may send when (PROTOCOL.md §9): one pure function,
+//! [`judge`], that the reactor (before the handshake, and for kinds only a
+//! server sends) and the actor (an open upload) both rely on, so the two
+//! threads can never disagree on the rules.
+//!
+//! ```text
+//! stage        Hello      server-only kinds   Pong     FileChunk/FileEnd       anything else
+//! AwaitHello   Handshake  Refuse              Refuse   Refuse                  Refuse (ExpectedHello)
+//! Attached     Refuse     Refuse (ServerOnly) Ignore   Request                 Request
+//! NoUpload     Refuse     Refuse              Ignore   Refuse (…WithoutBegin)  Request
+//! Uploading r  Refuse     Refuse              Ignore   Request if its ID is r  Refuse (UploadOpen), Ping allowed
+//! ```
+
+use crate::protocol::{ErrorCode, Kind};
+
+/// Where a connection stands, as far as legality goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// No `Hello` yet (the reactor).
+    AwaitHello,
+    /// After `Hello`, as the reactor sees it: whether an upload is open is
+    /// the actor's to judge.
+    Attached,
+    /// At the actor, with no upload open.
+    NoUpload,
+    /// At the actor, with the upload opened by `FileBegin` `request_id` open.
+    Uploading {
+        /// The `FileBegin`'s request ID; its chunks and end carry it.
+        request_id: u32,
+    },
+}
+
+/// What to do with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Start the handshake.
+    Handshake,
+    /// Handle it as a request.
+    Request,
+    /// Drop it silently (a `Pong`: keep-alive answers need nothing).
+    Ignore,
+    /// Answer `WrongPhase` and close.
+    Refuse(Refusal),
+}
+
+/// Why a message is not legal now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Anything but `Hello` before the handshake.
+    ExpectedHello(Kind),
+    /// A kind only a server sends.
+    ServerOnly(Kind),
+    /// Anything but the open upload's chunks and end (or a keep-alive).
+    UploadOpen,
+    /// A `FileChunk` with no upload open.
+    ChunkWithoutBegin,
+    /// A `FileEnd` with no upload open.
+    EndWithoutBegin,
+}
+
+impl Refusal {
+    /// The error code sent (always `WrongPhase`, §3.3).
+    pub fn code(self) -> ErrorCode {
+        ErrorCode::WrongPhase
+    }
+
+    /// The text of the Error frame.
+    pub fn message(self) -> String {
+        match self {
+            Refusal::ExpectedHello(kind) => format!("expected Hello, got {kind:?}"),
+            Refusal::ServerOnly(kind) => format!("{kind:?} is not allowed from a client here"),
+            Refusal::UploadOpen => "only FileChunk/FileEnd of the open upload are allowed".into(),
+            Refusal::ChunkWithoutBegin => "FileChunk without FileBegin".into(),
+            Refusal::EndWithoutBegin => "FileEnd without FileBegin".into(),
+        }
+    }
+
+    /// The text of the connection-log line.
+    pub fn log_text(self) -> String {
+        match self {
+            Refusal::UploadOpen => "message not allowed while a file upload is open".into(),
+            other => other.message(),
+        }
+    }
+}
+
+/// Kinds only a server sends.
+fn server_only(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Hello
+            | Kind::Welcome
+            | Kind::ChangeBatch
+            | Kind::Notify
+            | Kind::Error
+            | Kind::PushAck
+    )
+}
+
+/// The rule: what to do with a message of `kind` carrying `request_id` from
+/// a client at `stage`. (`Hello` counts as server-only once attached: a
+/// connection shakes hands once.)
+pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
+    let refuse = Verdict::Refuse;
+    match stage {
+        Stage::AwaitHello if kind == Kind::Hello => Verdict::Handshake,
+        Stage::AwaitHello => refuse(Refusal::ExpectedHello(kind)),
+        _ if server_only(kind) => refuse(Refusal::ServerOnly(kind)),
+        _ if kind == Kind::Pong => Verdict::Ignore,
+        Stage::Attached => Verdict::Request,
+        Stage::NoUpload => match kind {
+            Kind::FileChunk => refuse(Refusal::ChunkWithoutBegin),
+            Kind::FileEnd => refuse(Refusal::EndWithoutBegin),
+            _ => Verdict::Request,
+        },
+        Stage::Uploading { request_id: open } => match kind {
+            Kind::Ping => Verdict::Request,
+            Kind::FileChunk | Kind::FileEnd if request_id == open => Verdict::Request,
+            _ => refuse(Refusal::UploadOpen),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Kind; 18] = [
+        Kind::Hello,
+        Kind::Welcome,
+        Kind::Ping,
+        Kind::Pong,
+        Kind::Error,
+        Kind::Pull,
+        Kind::ChangeBatch,
+        Kind::Ack,
+        Kind::Notify,
+        Kind::Fetch,
+        Kind::FileBegin,
+        Kind::FileChunk,
+        Kind::FileEnd,
+        Kind::MakeDir,
+        Kind::Delete,
+        Kind::RemoveDir,
+        Kind::Rename,
+        Kind::PushAck,
+    ];
+
+    /// One row per kind: the verdict at AwaitHello, Attached, NoUpload,
+    /// Uploading with the same request ID, Uploading with another ID.
+    fn expected(kind: Kind) -> [Verdict; 5] {
+        use Refusal::*;
+        use Verdict::{Handshake as H, Ignore as I, Refuse as R, Request as Q};
+        let eh = R(ExpectedHello(kind));
+        let so = R(ServerOnly(kind));
+        let uo = R(UploadOpen);
+        match kind {
+            Kind::Hello => [H, so, so, so, so],
+            Kind::Welcome | Kind::Error | Kind::ChangeBatch | Kind::Notify | Kind::PushAck => {
+                [eh, so, so, so, so]
+            }
+            Kind::Pong => [eh, I, I, I, I],
+            Kind::Ping => [eh, Q, Q, Q, Q],
+            Kind::FileChunk => [eh, Q, R(ChunkWithoutBegin), Q, uo],
+            Kind::FileEnd => [eh, Q, R(EndWithoutBegin), Q, uo],
+            Kind::Pull
+            | Kind::Ack
+            | Kind::Fetch
+            | Kind::FileBegin
+            | Kind::MakeDir
+            | Kind::Delete
+            | Kind::RemoveDir
+            | Kind::Rename => [eh, Q, Q, uo, uo],
+        }
+    }
+
+    #[test]
+    fn legality_table() {
+        let stages = [
+            Stage::AwaitHello,
+            Stage::Attached,
+            Stage::NoUpload,
+            Stage::Uploading { request_id: 7 },
+            Stage::Uploading { request_id: 8 },
+        ];
+        for kind in ALL {
+            let want = expected(kind);
+            for (stage, want) in stages.iter().zip(want) {
+                assert_eq!(judge(*stage, kind, 7), want, "{kind:?} at {stage:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_refusal_is_wrong_phase_with_the_texts_clients_saw_before() {
+        let cases = [
+            (
+                Refusal::ExpectedHello(Kind::Pull),
+                "expected Hello, got Pull",
+            ),
+            (
+                Refusal::ServerOnly(Kind::Welcome),
+                "Welcome is not allowed from a client here",
+            ),
+            (
+                Refusal::UploadOpen,
+                "only FileChunk/FileEnd of the open upload are allowed",
+            ),
+            (Refusal::ChunkWithoutBegin, "FileChunk without FileBegin"),
+            (Refusal::EndWithoutBegin, "FileEnd without FileBegin"),
+        ];
+        for (refusal, text) in cases {
+            assert_eq!(refusal.code(), ErrorCode::WrongPhase);
+            assert_eq!(refusal.message(), text);
+        }
+        assert_eq!(
+            Refusal::UploadOpen.log_text(),
+            "message not allowed while a file upload is open"
+        );
+    }
+
+    #[test]
+    fn every_kind_byte_is_in_the_table() {
+        let listed: std::collections::HashSet<u8> = ALL.iter().map(|k| *k as u8).collect();
+        for byte in 0..=u8::MAX {
+            if let Ok(kind) = Kind::from_byte(byte) {
+                assert!(listed.contains(&(kind as u8)), "{kind:?} missing");
+            }
+        }
+    }
+}

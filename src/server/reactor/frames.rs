@@ -1,0 +1,268 @@
+//! The reactor's inbound half: bytes from a socket → frames → a verdict
+//! ([`legality::judge`]) → the handshake, an answer given here, or a request
+//! charged to the connection's inbound window and routed to the user's actor.
+
+use super::Reactor;
+use crate::protocol::{
+    ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status, UserId,
+};
+use crate::server::bus::{ConnRef, ToActor};
+use crate::server::connection::Phase;
+use crate::server::flow;
+use crate::server::legality::{self, Stage, Verdict};
+use crate::server::pull_reply::{self, PullReply};
+use crate::server::user_ids;
+use std::io::{self, Read};
+use std::time::Instant;
+
+impl Reactor {
+    pub(super) fn on_readable(&mut self, key: usize) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        while let Some(conn) = self.conns.get_mut(key) {
+            if conn.read_paused() {
+                break;
+            }
+            if !conn.stash.is_empty() {
+                // Bytes read earlier but left undecoded when reading paused.
+                let stash = std::mem::take(&mut conn.stash);
+                if !self.ingest(key, &stash) {
+                    break;
+                }
+                continue;
+            }
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.close_now(key);
+                    break;
+                }
+                Ok(n) => {
+                    if !self.ingest(key, &buf[..n]) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close_now(key);
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    /// Decodes and dispatches every frame in `bytes`. Returns false when the
+    /// connection stopped reading (closed or closing).
+    pub(super) fn ingest(&mut self, key: usize, bytes: &[u8]) -> bool {
+        let mut input = bytes;
+        while !input.is_empty() {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return false;
+            };
+            if matches!(conn.phase, Phase::Closing { .. }) {
+                return false;
+            }
+            match conn.decoder.feed(&mut input) {
+                Ok(Status::Complete(frame)) => {
+                    conn.last_seen = Instant::now();
+                    self.on_frame(key, frame);
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if conn.read_paused() && !input.is_empty() {
+                            // The actor has enough of this connection's
+                            // requests: keep the rest until it catches up.
+                            if !matches!(conn.phase, Phase::Closing { .. }) {
+                                conn.stash = input.to_vec();
+                            }
+                            return false;
+                        }
+                    }
+                }
+                Ok(Status::Partial) => break,
+                Err(e) => {
+                    self.on_bad_frame(key, e);
+                    return false;
+                }
+            }
+        }
+        self.conns
+            .get(key)
+            .is_some_and(|c| !matches!(c.phase, Phase::Closing { .. }))
+    }
+
+    pub(super) fn on_bad_frame(&mut self, key: usize, error: FrameError) {
+        let code = match error {
+            FrameError::BadPath(_) => ErrorCode::BadPath,
+            _ => ErrorCode::BadFrame,
+        };
+        let text = error.to_string();
+        self.record(key, "frame", Err(&text));
+        // §3.3: the bad frame's request ID whenever its header was valid.
+        let rid = self
+            .conns
+            .get(key)
+            .and_then(|c| c.decoder.failed_request_id())
+            .unwrap_or(0);
+        self.fail(key, rid, code, &text);
+    }
+
+    /// Sends an error and closes the connection after it.
+    pub(super) fn fail(&mut self, key: usize, request_id: u32, code: ErrorCode, text: &str) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let report = ErrorReport {
+                code,
+                message: text.to_owned(),
+            };
+            conn.queue_frame(&Frame::new(request_id, Message::Error(report)));
+        }
+        self.begin_close(key);
+    }
+
+    /// Judges a frame by [`legality::judge`] and acts on the verdict.
+    pub(super) fn on_frame(&mut self, key: usize, frame: Frame) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let stage = match conn.phase {
+            Phase::Closing { .. } => return,
+            Phase::AwaitHello { .. } => Stage::AwaitHello,
+            Phase::Joining { .. } | Phase::Ready { .. } => Stage::Attached,
+        };
+        let rid = frame.request_id;
+        match legality::judge(stage, frame.message.kind(), rid) {
+            Verdict::Refuse(why) => {
+                self.record(key, "frame", Err(&why.log_text()));
+                self.fail(key, rid, why.code(), &why.message());
+            }
+            Verdict::Ignore => {}
+            Verdict::Handshake => {
+                if let Message::Hello(hello) = frame.message {
+                    self.on_hello(key, rid, hello);
+                }
+            }
+            Verdict::Request => self.on_request(key, frame),
+        }
+    }
+
+    /// A request of an attached connection: answered here when that keeps
+    /// request order and spares the actor (a Ping, an up-to-date Pull, a
+    /// repeated Ack), otherwise charged to the connection's inbound window
+    /// and routed to the user's actor.
+    pub(super) fn on_request(&mut self, key: usize, frame: Frame) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(user) = conn.phase.user() else {
+            return;
+        };
+        let rid = frame.request_id;
+        // Every earlier request of this connection has been answered (its
+        // replies are queued ahead), so an answer given here keeps request
+        // order (§3.4). Otherwise the actor queues it behind them.
+        let settled = conn.flow.settled();
+        match (conn.phase, &frame.message) {
+            (Phase::Ready { .. }, Message::Ping) if settled => {
+                conn.queue_frame(&Frame::new(rid, Message::Pong));
+                self.flush(key);
+                return;
+            }
+            (Phase::Ready { .. }, &Message::Pull { cursor })
+                if settled && self.registry.known_head(&user) == Some(cursor) =>
+            {
+                // Up to date: answered here, so idle clients never wake (or
+                // keep alive) the user's actor.
+                self.answer_up_to_date(key, rid, cursor);
+                return;
+            }
+            (Phase::Ready { .. }, &Message::Ack { cursor }) if conn.last_ack == Some(cursor) => {
+                // The same cursor again: already recorded.
+                return;
+            }
+            (_, &Message::Ack { cursor }) => conn.last_ack = Some(cursor),
+            _ => {}
+        }
+        let cost = flow::cost_of(&frame.message);
+        conn.flow.charge(cost);
+        let msg = ToActor::Request {
+            conn: ConnRef {
+                key,
+                generation: conn.generation,
+            },
+            frame,
+            cost,
+        };
+        self.route(key, rid, user, msg);
+    }
+
+    /// Answers a Pull from a client at the head (see [`pull_reply`]).
+    pub(super) fn answer_up_to_date(&mut self, key: usize, rid: u32, cursor: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        pull_reply::encode_up_to_date(&mut bytes, rid, cursor);
+        conn.queue(bytes, 0);
+        let reply = PullReply {
+            head: cursor,
+            full: cursor == 0,
+            entries: &[],
+        };
+        self.record(key, "pull", Ok(&pull_reply::log_detail(cursor, reply)));
+        self.flush(key);
+    }
+
+    pub(super) fn on_hello(&mut self, key: usize, rid: u32, hello: Hello) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let peer = conn.peer;
+        let generation = conn.generation;
+        let user = match hello.mode {
+            HelloMode::NewUser => user_ids::mint(),
+            HelloMode::NewClient | HelloMode::Resume => {
+                let now = Instant::now();
+                if hello.user_id == UserId::NONE || self.limiter.is_blocked(peer.ip(), now) {
+                    let text = if hello.user_id == UserId::NONE {
+                        "unknown user"
+                    } else {
+                        "unknown user (too many failed attempts from this address; wait a minute)"
+                    };
+                    self.limiter.record_failure(peer.ip(), now);
+                    self.record(key, "hello", Err(text));
+                    self.fail(key, rid, ErrorCode::UnknownUser, "unknown user");
+                    return;
+                }
+                hello.user_id
+            }
+        };
+        let msg = ToActor::Hello {
+            conn: ConnRef { key, generation },
+            peer,
+            request_id: rid,
+            hello,
+        };
+        if !self.route(key, rid, user, msg) {
+            return;
+        }
+        self.registry
+            .attach(user, ConnRef { key, generation }, peer);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.phase = Phase::Joining { user };
+            conn.attached = Some(user);
+        }
+    }
+
+    /// Hands a message to `user`'s actor; when no worker thread can be
+    /// started, answers `Busy` and closes. Returns whether it was delivered.
+    pub(super) fn route(&mut self, key: usize, rid: u32, user: UserId, msg: ToActor) -> bool {
+        if self.registry.send(user, msg).is_ok() {
+            return true;
+        }
+        self.fail(
+            key,
+            rid,
+            ErrorCode::Busy,
+            "cannot start a worker for this user",
+        );
+        false
+    }
+}

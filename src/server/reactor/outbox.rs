@@ -1,0 +1,152 @@
+//! The reactor's outbound half: what actors send back (bytes, readiness,
+//! released cost, retirement), writing to sockets with credit returned to
+//! the actor, and closing connections.
+
+use super::{Reactor, CLOSE_GRACE};
+use crate::protocol::{ErrorCode, UserId};
+use crate::server::bus::{ConnRef, FromActor, ToActor};
+use crate::server::connection::Phase;
+use std::time::Instant;
+
+impl Reactor {
+    pub(super) fn drain_inbox(&mut self) {
+        while let Ok(msg) = self.inbox.try_recv() {
+            match msg {
+                FromActor::Send { conn, bytes, bulk } => {
+                    if let Some(key) = self.live(conn) {
+                        if let Some(c) = self.conns.get_mut(key) {
+                            c.queue(bytes, bulk);
+                        }
+                        self.flush(key);
+                    }
+                }
+                FromActor::Ready { conn, client } => {
+                    if let Some(c) = self.live(conn).and_then(|k| self.conns.get_mut(k)) {
+                        if let Phase::Joining { user } = c.phase {
+                            c.phase = Phase::Ready { user, client };
+                            self.registry.set_client(user, conn, client);
+                        }
+                    }
+                }
+                FromActor::Refused { conn } => {
+                    if let Some(c) = self.live(conn).and_then(|k| self.conns.get(k)) {
+                        self.limiter.record_failure(c.peer.ip(), Instant::now());
+                    }
+                }
+                FromActor::Close { conn } => {
+                    if let Some(key) = self.live(conn) {
+                        self.begin_close(key);
+                    }
+                }
+                FromActor::Processed { conn, cost } => {
+                    if let Some(key) = self.live(conn) {
+                        if let Some(c) = self.conns.get_mut(key) {
+                            c.flow.release(cost);
+                        }
+                        self.resume.push(key);
+                    }
+                }
+                FromActor::WantsRetire { user, received } => {
+                    self.registry.offer_retire(user, received)
+                }
+                FromActor::Head { user, head } => self.registry.set_head(user, head),
+                FromActor::Exited { user } => {
+                    if self.registry.exited(user) {
+                        self.close_user(user);
+                    }
+                    self.trim.actor_exited();
+                }
+            }
+        }
+    }
+
+    /// An actor died unexpectedly: its connections cannot continue.
+    pub(super) fn close_user(&mut self, user: UserId) {
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.attached == Some(user))
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            self.fail(key, 0, ErrorCode::Storage, "internal error for this user");
+        }
+    }
+
+    /// Writes what is queued; credits bulk bytes back to the actor; finishes
+    /// a close once the queue is empty.
+    pub(super) fn flush(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let paused = conn.read_paused();
+        if conn.flush().is_err() {
+            self.close_now(key);
+            return;
+        }
+        if paused && !conn.read_paused() {
+            self.resume.push(key);
+        }
+        if let (Some(bytes), Some(user)) = (conn.take_credit(), conn.attached) {
+            let conn_ref = ConnRef {
+                key,
+                generation: conn.generation,
+            };
+            let _ = self.registry.send(
+                user,
+                ToActor::Credit {
+                    conn: conn_ref,
+                    bytes,
+                },
+            );
+        }
+        if matches!(conn.phase, Phase::Closing { .. })
+            && conn.out_empty()
+            && self.shutdown_deadline.is_none()
+        {
+            self.close_now(key);
+        }
+    }
+
+    pub(super) fn resume_paused(&mut self) {
+        let keys = std::mem::take(&mut self.resume);
+        for key in keys {
+            if self.conns.get(key).is_some_and(|c| !c.read_paused()) {
+                self.on_readable(key);
+            }
+        }
+    }
+
+    /// Stops reading, tells the actor, and closes once the queue is written.
+    pub(super) fn begin_close(&mut self, key: usize) {
+        self.detach(key);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !matches!(conn.phase, Phase::Closing { .. }) {
+            conn.phase = Phase::Closing {
+                deadline: Instant::now() + CLOSE_GRACE,
+            };
+        }
+        self.flush(key);
+    }
+
+    pub(super) fn detach(&mut self, key: usize) {
+        let Some(conn_ref) = self.conn_ref(key) else {
+            return;
+        };
+        let Some(user) = self.conns.get_mut(key).and_then(|c| c.attached.take()) else {
+            return;
+        };
+        let _ = self.registry.send(user, ToActor::Detach { conn: conn_ref });
+        self.registry.detach(user, conn_ref);
+    }
+
+    pub(super) fn close_now(&mut self, key: usize) {
+        self.detach(key);
+        if self.conns.contains(key) {
+            let mut conn = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+}

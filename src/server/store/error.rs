@@ -1,0 +1,188 @@
+//! `StoreError`: every way a store operation can fail, and — in one place,
+//! [`StoreError::code`] — the wire error code each one is answered with.
+
+use crate::fsafe::FsError;
+use crate::protocol::{ErrorCode, WirePath};
+use rustix::io::Errno;
+use std::fmt;
+use std::io;
+
+/// Why an operation on a user's state failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The user has no folder or no state on this server.
+    UnknownUser,
+    /// A component of the path is a symlink (planted on the server side):
+    /// following it could leave the user's folder, so nothing is done.
+    Symlink(WirePath),
+    /// A fetched path is not a file in the tree, or not a regular file on
+    /// disk (a symlink or special file planted there included).
+    NotFound(WirePath),
+    /// `path` would go below the conflict directory `dir` (§7.4), but the
+    /// result breaks the path limits of §6: retrying can never succeed.
+    ConflictPathTooLong {
+        /// The pushed path.
+        path: WirePath,
+        /// The conflict directory standing in for a file among its ancestors.
+        dir: WirePath,
+    },
+    /// Every conflict name tried for the path is taken.
+    NoFreeConflictName(WirePath),
+    /// A directory on disk (not in the journal) is where a file must go.
+    DirectoryInTheWay(WirePath),
+    /// An upload carried more bytes than its `FileBegin` announced.
+    TooManyBytes {
+        /// The upload's path.
+        path: WirePath,
+        /// Bytes announced.
+        announced: u64,
+    },
+    /// An upload ended with another size than announced.
+    SizeMismatch {
+        /// The upload's path.
+        path: WirePath,
+        /// Bytes received.
+        received: u64,
+        /// Bytes announced.
+        announced: u64,
+    },
+    /// An upload's content does not match its announced BLAKE3 hash.
+    HashMismatch(WirePath),
+    /// The upload's temp file could not be created.
+    TempFile(io::Error),
+    /// Writing an upload's temp file failed (disk full, …).
+    Write {
+        /// The upload's path.
+        path: WirePath,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Reading a fetched file failed.
+    Read {
+        /// The fetched path.
+        path: WirePath,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The operating system refused (journal, folder, directories).
+    Io(io::Error),
+}
+
+impl StoreError {
+    /// The wire error code that answers this failure (PROTOCOL.md §4.5): a
+    /// failure that retrying cannot fix is `Unstorable`, never `Storage`, or
+    /// a client retries it for ever — an explicit path-limit failure, or the
+    /// file system refusing a name (too long for it, bytes it cannot hold).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::UnknownUser => ErrorCode::UnknownUser,
+            StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::TooManyBytes { .. } | StoreError::SizeMismatch { .. } => {
+                ErrorCode::SizeMismatch
+            }
+            StoreError::HashMismatch(_) => ErrorCode::HashMismatch,
+            StoreError::ConflictPathTooLong { .. } => ErrorCode::Unstorable,
+            StoreError::Io(e) if refused_name(e) => ErrorCode::Unstorable,
+            StoreError::Symlink(_)
+            | StoreError::NoFreeConflictName(_)
+            | StoreError::DirectoryInTheWay(_)
+            | StoreError::TempFile(_)
+            | StoreError::Write { .. }
+            | StoreError::Read { .. }
+            | StoreError::Io(_) => ErrorCode::Storage,
+        }
+    }
+}
+
+/// Whether the file system refused a name as such (too long, or bytes it
+/// cannot represent): the same name fails the same way every time.
+fn refused_name(e: &io::Error) -> bool {
+    matches!(
+        Errno::from_io_error(e),
+        Some(Errno::NAMETOOLONG | Errno::ILSEQ)
+    )
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::UnknownUser => f.write_str("unknown user"),
+            StoreError::Symlink(p) => write!(f, "refusing to follow a symlink at {p}"),
+            StoreError::NotFound(p) => write!(f, "no file at {p}"),
+            StoreError::ConflictPathTooLong { path, dir } => write!(
+                f,
+                "cannot be stored: {path} below the conflict directory {dir} would break the path limits"
+            ),
+            StoreError::NoFreeConflictName(p) => {
+                write!(f, "storage error: no free conflict name for {p}")
+            }
+            StoreError::DirectoryInTheWay(p) => {
+                write!(f, "storage error: a directory on disk is in the way at {p}")
+            }
+            StoreError::TooManyBytes { path, announced } => {
+                write!(f, "{path}: more bytes than the announced {announced}")
+            }
+            StoreError::SizeMismatch {
+                path,
+                received,
+                announced,
+            } => write!(f, "{path}: {received} bytes received, {announced} announced"),
+            StoreError::HashMismatch(p) => write!(f, "{p}: content does not match its hash"),
+            StoreError::TempFile(e) => write!(f, "cannot create a temp file: {e}"),
+            StoreError::Write { path, source } => write!(f, "writing {path}: {source}"),
+            StoreError::Read { path, source } => write!(f, "reading {path}: {source}"),
+            StoreError::Io(e) => write!(f, "storage error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+impl From<Errno> for StoreError {
+    fn from(e: Errno) -> Self {
+        StoreError::Io(e.into())
+    }
+}
+
+impl From<FsError> for StoreError {
+    fn from(e: FsError) -> Self {
+        match e {
+            FsError::Unsafe(p) => StoreError::Symlink(p),
+            FsError::Io(e) => StoreError::Io(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_failures_are_unstorable_and_the_rest_storage() {
+        let p = WirePath::new("a").unwrap();
+        let too_long = StoreError::Io(Errno::NAMETOOLONG.into());
+        assert_eq!(too_long.code(), ErrorCode::Unstorable);
+        assert_eq!(
+            StoreError::Io(Errno::ILSEQ.into()).code(),
+            ErrorCode::Unstorable
+        );
+        assert_eq!(
+            StoreError::Io(Errno::NOSPC.into()).code(),
+            ErrorCode::Storage
+        );
+        let conflict = StoreError::ConflictPathTooLong {
+            path: p.clone(),
+            dir: p.clone(),
+        };
+        assert_eq!(conflict.code(), ErrorCode::Unstorable);
+        assert_eq!(StoreError::Symlink(p.clone()).code(), ErrorCode::Storage);
+        assert_eq!(StoreError::NotFound(p.clone()).code(), ErrorCode::NotFound);
+        assert_eq!(StoreError::HashMismatch(p).code(), ErrorCode::HashMismatch);
+    }
+}

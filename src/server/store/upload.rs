@@ -1,0 +1,261 @@
+//! An upload being received: its bytes go to a temp file in the user's
+//! `tmp/` folder (outside the visible folder), are counted and hashed as
+//! they arrive, and become a [`StagedFile`] only when size and hash match
+//! what `FileBegin` announced. The temp file removes itself when the upload
+//! is dropped, fails, or its staged file is dropped unplaced.
+
+use super::{StoreError, UserStore};
+use crate::protocol::{ContentHash, FileBegin, WirePath};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use tempfile::{NamedTempFile, TempPath};
+
+/// An upload whose bytes are complete and verified, waiting in the temp
+/// folder for [`UserStore::commit_file`]; dropped unplaced, it is removed.
+#[derive(Debug)]
+pub struct StagedFile {
+    /// The temp file.
+    pub temp: TempPath,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its BLAKE3 hash (checked against the announced one).
+    pub hash: ContentHash,
+}
+
+/// An open upload (`FileBegin` received, `FileEnd` not yet).
+pub struct Upload {
+    /// What was announced.
+    begin: FileBegin,
+    /// The temp file; `None` once creating or writing it failed (the rest
+    /// of the bytes are still counted and hashed, then discarded).
+    file: Option<NamedTempFile>,
+    /// Bytes received so far.
+    written: u64,
+    /// Hash of the bytes received so far.
+    hasher: blake3::Hasher,
+    /// The first create or write error, reported at `finish`.
+    error: Option<StoreError>,
+    /// `--fsync`: sync the data before it can become visible.
+    durable: bool,
+}
+
+impl UserStore {
+    /// Starts receiving the file `begin` announces. A temp file that cannot
+    /// be created is reported by [`Upload::finish`], after the bytes.
+    pub fn begin_upload(&self, begin: FileBegin) -> Upload {
+        let created = tempfile::Builder::new()
+            .prefix("upload-")
+            // What `File::create` gives (0666 less the umask): the file
+            // keeps these permissions once it is placed in the folder.
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(&self.tmp_dir);
+        let (file, error) = match created {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(StoreError::TempFile(e))),
+        };
+        Upload {
+            begin,
+            file,
+            written: 0,
+            hasher: blake3::Hasher::new(),
+            error,
+            durable: self.durable,
+        }
+    }
+
+    /// Test helper (store unit tests): `content` staged for `path` on
+    /// `base` through the real upload path, ready for `commit_file`.
+    #[cfg(test)]
+    pub(crate) fn stage(&self, path: &WirePath, base: u64, content: &[u8]) -> StagedFile {
+        let mut upload = self.begin_upload(FileBegin {
+            version: base,
+            size: content.len() as u64,
+            hash: ContentHash::of(content),
+            path: path.clone(),
+        });
+        upload.write(content).expect("test upload write");
+        upload.finish().expect("test upload finish")
+    }
+}
+
+impl Upload {
+    /// The announced path.
+    pub fn path(&self) -> &WirePath {
+        &self.begin.path
+    }
+
+    /// The announced base version.
+    pub fn base(&self) -> u64 {
+        self.begin.version
+    }
+
+    /// Bytes received so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Takes the next chunk. A write failure is kept for [`Upload::finish`]
+    /// (the client is told once, at `FileEnd`).
+    ///
+    /// # Errors
+    /// [`StoreError::TooManyBytes`] when the chunk goes past the announced
+    /// size: the upload is broken and must be dropped.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let written = self.written.checked_add(data.len() as u64);
+        let Some(written) = written.filter(|w| *w <= self.begin.size) else {
+            return Err(StoreError::TooManyBytes {
+                path: self.begin.path.clone(),
+                announced: self.begin.size,
+            });
+        };
+        self.written = written;
+        self.hasher.update(data);
+        if let Some(file) = self.file.as_mut() {
+            if let Err(source) = file.write_all(data) {
+                self.error = Some(StoreError::Write {
+                    path: self.begin.path.clone(),
+                    source,
+                });
+                // Dropping the temp file removes it.
+                self.file = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks size and hash, flushes (and with `--fsync` syncs the data),
+    /// and hands over the complete file.
+    ///
+    /// # Errors
+    /// [`StoreError::SizeMismatch`], [`StoreError::HashMismatch`], the
+    /// first create or write error, or the flush/sync error. The temp file
+    /// is removed on every error.
+    pub fn finish(mut self) -> Result<StagedFile, StoreError> {
+        let path = &self.begin.path;
+        let hash = ContentHash(*self.hasher.finalize().as_bytes());
+        if self.written != self.begin.size {
+            return Err(StoreError::SizeMismatch {
+                path: path.clone(),
+                received: self.written,
+                announced: self.begin.size,
+            });
+        }
+        if hash != self.begin.hash {
+            return Err(StoreError::HashMismatch(path.clone()));
+        }
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let Some(mut file) = self.file.take() else {
+            return Err(StoreError::Io(std::io::Error::other("no temp file")));
+        };
+        let synced = file.flush().and_then(|()| {
+            if self.durable {
+                // --fsync: the content is on disk before it becomes visible.
+                file.as_file().sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(source) = synced {
+            return Err(StoreError::Write {
+                path: path.clone(),
+                source,
+            });
+        }
+        Ok(StagedFile {
+            temp: file.into_temp_path(),
+            size: self.written,
+            hash,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DataPaths, StoreError, UserStore};
+    use crate::protocol::{ContentHash, ErrorCode, FileBegin, UserId, WirePath};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn begin(content: &[u8], size: u64) -> FileBegin {
+        FileBegin {
+            version: 0,
+            size,
+            hash: ContentHash::of(content),
+            path: WirePath::new("d/f.txt").unwrap(),
+        }
+    }
+
+    fn temp_files(dir: &std::path::Path) -> usize {
+        let tmp = dir
+            .join(".cloudservice-server")
+            .join(UserId([3; 16]).to_string());
+        std::fs::read_dir(tmp.join("tmp")).unwrap().count()
+    }
+
+    /// Every way an upload can end without being placed leaves `tmp/`
+    /// empty, with the error code the client is answered with.
+    #[test]
+    fn a_failed_or_abandoned_upload_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths {
+            base: dir.path().to_path_buf(),
+        };
+        let (store, _) = UserStore::open(&paths, &UserId([3; 16]), true, true).unwrap();
+        // (announced content, bytes sent, announced size, expected answer)
+        type Case = (&'static [u8], &'static [u8], u64, Option<ErrorCode>);
+        let cases: [Case; 4] = [
+            (b"abc", b"abcd", 3, Some(ErrorCode::SizeMismatch)), // too many, at write
+            (b"abc", b"ab", 3, Some(ErrorCode::SizeMismatch)),   // too few, at finish
+            (b"abc", b"abd", 3, Some(ErrorCode::HashMismatch)),
+            (b"abc", b"ab", 3, None), // dropped mid-way (connection lost)
+        ];
+        for (announced, sent, size, code) in cases {
+            let mut upload = store.begin_upload(begin(announced, size));
+            assert_eq!(temp_files(dir.path()), 1);
+            let result = upload.write(sent).and_then(|()| match code {
+                Some(_) => upload.finish().map(drop),
+                None => {
+                    drop(upload);
+                    Ok(())
+                }
+            });
+            assert_eq!(result.err().map(|e| e.code()), code);
+            assert_eq!(temp_files(dir.path()), 0, "{sent:?}");
+        }
+        // A staged file that is never placed goes too.
+        let mut upload = store.begin_upload(begin(b"abc", 3));
+        upload.write(b"abc").unwrap();
+        let staged = upload.finish().unwrap();
+        assert_eq!(temp_files(dir.path()), 1);
+        drop(staged);
+        assert_eq!(temp_files(dir.path()), 0);
+    }
+
+    /// A placed upload has the permissions `File::create` gives (0666 less
+    /// the umask), not the 0600 of a usual temp file, and leaves no temp file.
+    #[test]
+    fn a_placed_upload_has_ordinary_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths {
+            base: dir.path().to_path_buf(),
+        };
+        let (mut store, _) = UserStore::open(&paths, &UserId([3; 16]), true, false).unwrap();
+        let mut upload = store.begin_upload(begin(b"abc", 3));
+        upload.write(b"abc").unwrap();
+        let staged = upload.finish().unwrap();
+        let path = WirePath::new("d/f.txt").unwrap();
+        store.commit_file(0, &path, staged, 1).unwrap();
+        let placed = path.to_local(store.root());
+        assert_eq!(std::fs::read(&placed).unwrap(), b"abc");
+        let reference = dir.path().join("reference");
+        std::fs::File::create(&reference).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&placed) & 0o777, mode(&reference) & 0o777);
+        assert_eq!(temp_files(dir.path()), 0);
+        assert!(matches!(
+            store.open_file(&WirePath::new("d").unwrap()),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,343 @@
+//! The one wrapper of the real `cloud-client` binary: a watching client
+//! ([`Client`], restartable, stopped by PID) and a one-shot `--once` run
+//! ([`run_once`], [`new_user`]), with the command line built in one place.
+//!
+//! ```ignore
+//! let user = new_user(server.port, a.path());               // --once, prints the user ID
+//! let b = Client::start(server.port, b.path(), Some(&user)); // watching, pull every 0.5 s
+//! let c = Client::options(port, dir).rate("0.3").log(&path).start();
+//! ```
+
+use super::procs::{append_log, read_to_end, Lines, Proc};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+/// How long a `--once` run or a clean stop may take.
+const ONCE: Duration = Duration::from_secs(60);
+const STOP: Duration = Duration::from_secs(20);
+
+/// The client's log level flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    /// `-q`: errors only.
+    Quiet,
+    /// No flag: one line per session event.
+    Normal,
+    /// `-v`: every change.
+    Verbose,
+}
+
+impl Verbosity {
+    /// The tests' default: quiet, unless `CLOUD_TEST_LOG` is set (`v` asks
+    /// for every change, any other value for the normal log) to debug a failure.
+    pub fn from_env() -> Verbosity {
+        match std::env::var("CLOUD_TEST_LOG").as_deref() {
+            Ok("v") => Verbosity::Verbose,
+            Ok(_) => Verbosity::Normal,
+            Err(_) => Verbosity::Quiet,
+        }
+    }
+
+    /// The command-line flag of both binaries (`-q`, none, `-v`).
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            Verbosity::Quiet => Some("-q"),
+            Verbosity::Normal => None,
+            Verbosity::Verbose => Some("-v"),
+        }
+    }
+
+    /// For a client whose stderr goes to a log file (soak, crash tests):
+    /// the normal log, or every change if `SOAK_VERBOSE` is set.
+    pub fn for_log_file() -> Verbosity {
+        if std::env::var("SOAK_VERBOSE").is_ok() {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }
+    }
+}
+
+/// Where the client's stderr goes.
+#[derive(Clone, Debug)]
+enum Stderr {
+    Inherit,
+    Null,
+    /// Appended, kept across restarts.
+    File(PathBuf),
+    /// Read by the test ([`Client::stderr_lines`]).
+    Capture,
+}
+
+/// How to run a `cloud-client`; built by [`Client::options`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    port: u16,
+    folder: PathBuf,
+    rate: String,
+    user: Option<String>,
+    verbosity: Verbosity,
+    stderr: Stderr,
+    bin: Option<PathBuf>,
+}
+
+impl ClientOptions {
+    /// PULLING_RATE in seconds (default `0.5`; Notify makes it faster).
+    pub fn rate(mut self, rate: &str) -> Self {
+        self.rate = rate.to_owned();
+        self
+    }
+
+    /// Joins `user` (a new device); `None` creates a new user.
+    pub fn user(mut self, user: Option<&str>) -> Self {
+        self.user = user.map(str::to_owned);
+        self
+    }
+
+    /// The log level (default [`Verbosity::from_env`]).
+    pub fn verbosity(mut self, verbosity: Verbosity) -> Self {
+        self.verbosity = verbosity;
+        self
+    }
+
+    /// Appends stderr to `path` (default: inherited), at
+    /// [`Verbosity::for_log_file`] unless a verbosity is set after this.
+    pub fn log(mut self, path: &Path) -> Self {
+        self.stderr = Stderr::File(path.to_path_buf());
+        self.verbosity = Verbosity::for_log_file();
+        self
+    }
+
+    /// Discards stderr.
+    pub fn stderr_null(mut self) -> Self {
+        self.stderr = Stderr::Null;
+        self
+    }
+
+    /// Captures stderr for [`Client::stderr_lines`].
+    pub fn capture_stderr(mut self) -> Self {
+        self.stderr = Stderr::Capture;
+        self
+    }
+
+    /// Another copy of the binary (benches/e2e runs private copies).
+    pub fn bin(mut self, path: &Path) -> Self {
+        self.bin = Some(path.to_path_buf());
+        self
+    }
+
+    /// `cloud-client 127.0.0.1 PORT FOLDER RATE [USER] [-q|-v]`, stderr set;
+    /// the caller adds `--once` or other flags and stdout.
+    pub fn command(&self) -> Command {
+        let bin = self
+            .bin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cloud-client")));
+        let mut cmd = Command::new(bin);
+        cmd.arg("127.0.0.1")
+            .arg(self.port.to_string())
+            .arg(&self.folder)
+            .arg(&self.rate)
+            .args(&self.user)
+            .args(self.verbosity.flag())
+            .stdin(Stdio::null());
+        match &self.stderr {
+            Stderr::Inherit => cmd.stderr(Stdio::inherit()),
+            Stderr::Null => cmd.stderr(Stdio::null()),
+            Stderr::File(path) => cmd.stderr(append_log(path)),
+            Stderr::Capture => cmd.stderr(Stdio::piped()),
+        };
+        cmd
+    }
+
+    /// Starts a watching client.
+    pub fn start(self) -> Client {
+        let mut client = Client {
+            proc: None,
+            stdout: None,
+            stderr: None,
+            folder: self.folder.clone(),
+            log: match &self.stderr {
+                Stderr::File(path) => Some(path.clone()),
+                _ => None,
+            },
+            options: self,
+        };
+        client.spawn();
+        client
+    }
+
+    /// Runs `cloud-client … --once` to completion with stdout and stderr
+    /// captured; panics (after SIGKILL) if it takes over 60 s.
+    pub fn run_once(&self) -> Output {
+        let mut cmd = self.command();
+        cmd.arg("--once")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut proc = Proc::spawn("cloud-client --once", cmd);
+        // Read both pipes while it runs, so a chatty client never blocks on them.
+        let stdout = read_to_end(proc.child.stdout.take().expect("stdout"));
+        let stderr = read_to_end(proc.child.stderr.take().expect("stderr"));
+        let status = super::procs::wait_timeout(&mut proc.child, ONCE);
+        if status.is_none() {
+            proc.kill9();
+        }
+        let stderr = stderr.join().unwrap_or_default();
+        assert!(
+            status.is_some(),
+            "cloud-client --once did not finish: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+        Output {
+            status: status.expect("exited"),
+            stdout: stdout.join().unwrap_or_default(),
+            stderr,
+        }
+    }
+}
+
+/// A `cloud-client` running in the background (watching), restartable.
+pub struct Client {
+    proc: Option<Proc>,
+    stdout: Option<Lines>,
+    stderr: Option<Lines>,
+    /// The synced folder.
+    pub folder: PathBuf,
+    /// Its stderr log, if [`ClientOptions::log`] chose one.
+    pub log: Option<PathBuf>,
+    options: ClientOptions,
+}
+
+impl Client {
+    /// The defaults (PULLING_RATE 0.5 s, a new user, [`Verbosity::from_env`],
+    /// stderr inherited), to change before [`ClientOptions::start`].
+    pub fn options(port: u16, folder: &Path) -> ClientOptions {
+        ClientOptions {
+            port,
+            folder: folder.to_path_buf(),
+            rate: "0.5".to_owned(),
+            user: None,
+            verbosity: Verbosity::from_env(),
+            stderr: Stderr::Inherit,
+            bin: None,
+        }
+    }
+
+    /// Starts a watching client with the defaults.
+    pub fn start(port: u16, folder: &Path, user: Option<&str>) -> Client {
+        Self::options(port, folder).user(user).start()
+    }
+
+    /// Starts the process (first time, or after a stop or a kill).
+    pub fn spawn(&mut self) {
+        assert!(self.proc.is_none(), "client already running");
+        let mut cmd = self.options.command();
+        cmd.stdout(Stdio::piped());
+        let mut proc = Proc::spawn("cloud-client", cmd);
+        self.stdout = Some(Lines::drain(proc.child.stdout.take().expect("stdout")));
+        self.stderr = proc.child.stderr.take().map(Lines::drain);
+        self.proc = Some(proc);
+    }
+
+    /// Its PID, while started.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::pid)
+    }
+
+    /// SIGTERM by PID; the exit status, or `None` if it had to be killed
+    /// after 20 s (or was not started).
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        self.proc.take()?.terminate(STOP)
+    }
+
+    /// SIGTERM, and asserts it exits 0 in time.
+    pub fn stop(&mut self) {
+        if self.proc.is_none() {
+            return;
+        }
+        let status = self.terminate();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "client exits 0 on SIGTERM: {status:?}"
+        );
+    }
+
+    /// Waits up to `limit` for it to exit by itself (SIGKILL after that).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.proc.take()?.wait_exit(limit)
+    }
+
+    /// Every line it printed on stderr, once it has exited (a
+    /// [`ClientOptions::capture_stderr`] client; empty otherwise).
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr
+            .as_ref()
+            .map_or_else(Vec::new, |lines| lines.rest(Duration::from_secs(10)))
+    }
+
+    /// SIGKILL (a crash).
+    pub fn kill9(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.kill9();
+        }
+    }
+
+    /// Stops it cleanly (asserting exit 0) and starts it again on the same folder.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.as_mut().is_some_and(|p| p.exited().is_none())
+    }
+
+    /// True while started and not yet stopped (it may have exited by itself).
+    pub fn started(&self) -> bool {
+        self.proc.is_some()
+    }
+
+    /// `Some(status)` if the process exited on its own.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.proc.as_mut()?.exited()
+    }
+
+    /// The last `max` bytes of its stderr log (empty without a log file).
+    pub fn log_tail(&self, max: u64) -> String {
+        self.log
+            .as_ref()
+            .map_or_else(String::new, |log| super::procs::log_tail(log, max))
+    }
+
+    /// The first stdout line from now on that contains `needle`, within `limit`.
+    pub fn wait_line(&self, needle: &str, limit: Duration) -> Option<String> {
+        self.stdout.as_ref()?.find(needle, limit)
+    }
+}
+
+/// Runs `cloud-client … --once` (PULLING_RATE 0.2) to completion.
+pub fn run_once(port: u16, folder: &Path, user: Option<&str>) -> Output {
+    Client::options(port, folder)
+        .rate("0.2")
+        .user(user)
+        .run_once()
+}
+
+/// Creates a user from `folder` with `--once`; returns the user ID it
+/// printed (asserted to be its only stdout line, 32 hex digits).
+pub fn new_user(port: u16, folder: &Path) -> String {
+    let out = run_once(port, folder, None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "new user failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stdout: {stdout:?}");
+    let id = lines[0].strip_prefix("user id: ").expect("user id line");
+    assert_eq!(id.len(), 32);
+    id.to_owned()
+}
