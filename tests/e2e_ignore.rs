@@ -173,3 +173,35 @@ fn a_rule_change_while_running_deletes_nothing_and_undoing_it_loses_nothing() {
                 .collect()
     });
 }
+
+#[test]
+fn a_directory_removed_elsewhere_is_not_brought_back_by_the_ignored_files_it_holds_here() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "keep.txt", "keep");
+    write(a.path(), "d/a.txt", "a");
+    write(a.path(), "d/sub/b.txt", "b");
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    let _ca = Client::start(server.port, a.path(), None);
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    converge("initial", &[a.path(), b.path()]);
+    // Only on A: editor leftovers inside the directory (ignored by default).
+    write(a.path(), "d/.a.txt.swp", "swap");
+    write(a.path(), "d/sub/x.tmp", "tmp");
+    std::thread::sleep(Duration::from_millis(500));
+    fs::remove_dir_all(b.path().join("d")).expect("rm -r");
+    wait_for("A's synced files in d are deleted", || {
+        !a.path().join("d/a.txt").exists() && !a.path().join("d/sub/b.txt").exists()
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    let server_dir = server.user_dir(&user);
+    assert!(
+        !server_dir.join("d").exists(),
+        "d stays deleted on the server"
+    );
+    assert!(!b.path().join("d").exists(), "d does not come back on B");
+    assert_eq!(read(a.path(), "d/.a.txt.swp").as_deref(), Some("swap"));
+    assert_eq!(read(a.path(), "d/sub/x.tmp").as_deref(), Some("tmp"));
+}

@@ -7,7 +7,7 @@
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, hash_file, Local, Stat};
-use super::ignore::IgnoreRules;
+use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
 use super::index::{Entry, EntryKind, Index};
 use super::plan;
 use crate::protocol::limits::STATE_DIR_NAME;
@@ -66,6 +66,8 @@ pub struct Scanner {
     settle: Settle,
     /// What is not synced: neither walked nor compared with the index.
     rules: IgnoreRules,
+    /// Directories that directly hold an ignored entry (last scan).
+    holds_ignored: HashSet<WirePath>,
 }
 
 impl Scanner {
@@ -77,6 +79,7 @@ impl Scanner {
             unreadable: Vec::new(),
             settle: Settle::default(),
             rules: IgnoreRules::default(),
+            holds_ignored: HashSet::new(),
         }
     }
 
@@ -206,6 +209,9 @@ impl Scanner {
             }
         };
         if self.rules.ignores(wire.as_str(), ft.is_dir()) {
+            if let Some(parent) = wire.parent() {
+                self.holds_ignored.insert(parent);
+            }
             return skip;
         }
         if ft.is_dir() {
@@ -283,6 +289,7 @@ impl Scanner {
         let mut disk = BTreeMap::new();
         let mut known: BTreeMap<WirePath, Entry> = BTreeMap::new();
         self.unreadable.clear();
+        self.holds_ignored.clear();
         for root in scope.roots(index) {
             disk.extend(self.scan(root.as_ref())?);
             known.extend(index.subtree(root.as_ref()).map(|(k, v)| (k.clone(), *v)));
@@ -290,6 +297,7 @@ impl Scanner {
         // An ignored path is never pushed: what the index still lists there
         // (a rule added since) is left alone on the server, not deleted.
         known.retain(|p, e| !self.rules.ignores(p.as_str(), e.kind == EntryKind::Dir));
+        drop_ignored_only_dirs(&mut disk, &known, std::mem::take(&mut self.holds_ignored));
         for blind in &self.unreadable {
             known.retain(|p, _| !p.is_within(blind));
             disk.retain(|p, _| !p.is_within(blind));

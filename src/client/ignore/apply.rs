@@ -5,8 +5,10 @@
 //! deletes it).
 
 use super::IgnoreRules;
-use crate::client::index::{EntryKind, Index};
+use crate::client::index::{Entry, EntryKind, Index};
+use crate::client::plan::DiskEntry;
 use crate::protocol::{ChangeEntry, EntryState, WirePath};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Forgets every indexed path the rules ignore; returns how many. The
 /// paths stay on the server and on the other devices: a rule deletes nothing.
@@ -42,6 +44,45 @@ pub fn filter_reply(entries: &mut Vec<ChangeEntry>, index: &Index, rules: &Ignor
     before - entries.len()
 }
 
+/// Drops from a scan (`disk`) the directories the index does not know
+/// (`known`) whose whole content is ignored: those in `holds_ignored` (a
+/// directory directly holding an ignored entry) with nothing else in `disk`
+/// below them, and their parents in turn. Such a directory is not pushed:
+/// when another device removed it, the ignored files that kept it here must
+/// not bring it back there (and, as in git, a directory of ignored files
+/// alone is not content). An empty directory is still pushed.
+pub fn drop_ignored_only_dirs(
+    disk: &mut BTreeMap<WirePath, DiskEntry>,
+    known: &BTreeMap<WirePath, Entry>,
+    mut holds_ignored: HashSet<WirePath>,
+) {
+    let mut children: HashMap<WirePath, usize> = HashMap::new();
+    for path in disk.keys() {
+        if let Some(parent) = path.parent() {
+            *children.entry(parent).or_default() += 1;
+        }
+    }
+    // Below-first: every descendant sorts after its ancestor.
+    let dirs: Vec<WirePath> = disk
+        .iter()
+        .rev()
+        .filter(|(_, e)| matches!(e, DiskEntry::Dir))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for dir in dirs {
+        let empty = children.get(&dir).copied().unwrap_or(0) == 0;
+        if empty && holds_ignored.contains(&dir) && !known.contains_key(&dir) {
+            disk.remove(&dir);
+            if let Some(parent) = dir.parent() {
+                if let Some(n) = children.get_mut(&parent) {
+                    *n -= 1;
+                }
+                holds_ignored.insert(parent);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +115,40 @@ mod tests {
         assert_eq!(prune_index(&mut index, &rules), 4);
         let left: Vec<&str> = index.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(left, vec!["src", "src/main.rs"]);
+    }
+
+    #[test]
+    fn directories_of_ignored_files_alone_are_not_pushed() {
+        let mut disk: BTreeMap<WirePath, DiskEntry> = [
+            ("d", DiskEntry::Dir),
+            ("d/sub", DiskEntry::Dir),
+            ("e", DiskEntry::Dir),
+            ("e/f.txt", DiskEntry::File(Stat::default())),
+            ("empty", DiskEntry::Dir),
+            ("k", DiskEntry::Dir),
+            ("n", DiskEntry::Dir),
+            ("n/sub", DiskEntry::Dir),
+            ("n.txt", DiskEntry::File(Stat::default())),
+        ]
+        .into_iter()
+        .map(|(p, e)| (wire(p), e))
+        .collect();
+        let known: BTreeMap<WirePath, Entry> = [(
+            wire("k"),
+            Entry {
+                kind: EntryKind::Dir,
+                version: 1,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let holds: HashSet<WirePath> = ["d/sub", "e", "k", "n/sub"].into_iter().map(wire).collect();
+        drop_ignored_only_dirs(&mut disk, &known, holds);
+        let left: Vec<&str> = disk.keys().map(WirePath::as_str).collect();
+        // d and d/sub: only ignored files. e: a real file too. empty: no
+        // ignored file. k: known to the index. n: n/sub goes, then n (its
+        // only child), though `n.txt` sorts between them.
+        assert_eq!(left, vec!["e", "e/f.txt", "empty", "k", "n.txt"]);
     }
 
     #[test]
