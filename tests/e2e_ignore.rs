@@ -205,3 +205,34 @@ fn a_directory_removed_elsewhere_is_not_brought_back_by_the_ignored_files_it_hol
     assert_eq!(read(a.path(), "d/.a.txt.swp").as_deref(), Some("swap"));
     assert_eq!(read(a.path(), "d/sub/x.tmp").as_deref(), Some("tmp"));
 }
+
+#[test]
+fn ignored_leftovers_do_not_make_an_emptied_folder_look_full() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    for i in 0..12 {
+        write(a.path(), &format!("f{i}"), "data");
+    }
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    for i in 0..12 {
+        fs::remove_file(a.path().join(format!("f{i}"))).expect("rm");
+    }
+    // What an editor or office suite may leave in an unmounted drive's
+    // mount point, or in a folder emptied by mistake.
+    write(a.path(), ".f0.swp", "swap");
+    write(a.path(), "~$f1.docx", "lock");
+    write(a.path(), "cache.tmp/part", "x");
+    let out = common::run_once(server.port, a.path(), None);
+    assert!(!out.status.success(), "stops instead of deleting");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        file_tree(&server.user_dir(&user)).len(),
+        12,
+        "server untouched"
+    );
+}
