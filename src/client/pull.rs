@@ -7,7 +7,8 @@
 use super::applier::{Applied, Applier, FetchJob};
 use super::connection::Connection;
 use super::error::ClientError;
-use super::ignore::{apply::filter_reply, IgnoreRules};
+use super::ignore::apply::{filter_reply, rules_change};
+use super::ignore::{IgnoreRules, IGNORE_FILE};
 use super::index::Index;
 use super::progress::{Transfer, Verbosity};
 use crate::protocol::{
@@ -40,6 +41,11 @@ pub struct Ctx<'a> {
     pub me: ClientId,
     /// What is not synced: a pull leaves those paths alone.
     pub rules: &'a IgnoreRules,
+    /// A reply that changes `.cloudignore` may be cut to that one entry
+    /// (and the pull repeated under the new rules); false when this cursor
+    /// was already cut once, so a rules file that cannot be placed never
+    /// stalls the pull.
+    pub may_defer_rules: bool,
 }
 
 impl Ctx<'_> {
@@ -77,6 +83,8 @@ pub struct PullJob {
     transfer: Option<Transfer>,
     first: bool,
     verbosity: Verbosity,
+    /// The reply was cut to its `.cloudignore` entry: pull again.
+    deferred: bool,
 }
 
 /// What a finished pull reports.
@@ -92,6 +100,9 @@ pub struct Finished {
     pub dirty: BTreeSet<crate::protocol::WirePath>,
     /// Paths changed on disk.
     pub changed: usize,
+    /// Only the reply's `.cloudignore` entry was applied: do not advance
+    /// the cursor; pull again under the new rules.
+    pub deferred: bool,
 }
 
 impl PullJob {
@@ -122,6 +133,7 @@ impl PullJob {
             transfer: None,
             first,
             verbosity,
+            deferred: false,
         })
     }
 
@@ -199,6 +211,14 @@ impl PullJob {
         }
         self.listed = true;
         let mut entries = std::mem::take(&mut self.entries);
+        let rules_at = rules_change(&entries, ctx.index).filter(|_| ctx.may_defer_rules);
+        if let Some(at) = rules_at {
+            log::debug!("pull: {IGNORE_FILE} changes; applying it first");
+            entries = vec![entries.swap_remove(at)];
+            self.deferred = true;
+            // Only one entry of the listing: nothing else may read as gone.
+            self.full = false;
+        }
         let skipped = filter_reply(&mut entries, ctx.index, ctx.rules);
         if skipped > 0 {
             log::debug!("pull: {skipped} entries at ignored paths left alone");
@@ -367,6 +387,7 @@ impl PullJob {
             head: self.head,
             full: self.full,
             failed: self.failed || self.result.failed || !complete,
+            deferred: self.deferred,
             dirty: std::mem::take(&mut self.result.dirty),
             changed: self.result.changed,
         }

@@ -178,7 +178,11 @@ impl Session<'_> {
         self.check_attached()?;
         let now = Instant::now();
         let due = self.timers.tick(now, self.status());
-        self.refresh_rules(due.rescan);
+        if self.pull.job.is_none() {
+            // Not while a pull is being applied: its reply was filtered by
+            // the rules it started with, and its fetches are planned.
+            self.refresh_rules(due.rescan);
+        }
         if due.retry {
             let retry = std::mem::take(&mut self.push.retry);
             self.push.dirty.merge(retry);

@@ -4,7 +4,7 @@
 //! listing) and from every pull reply (a pull never creates, overwrites or
 //! deletes it).
 
-use super::IgnoreRules;
+use super::{IgnoreRules, IGNORE_FILE};
 use crate::client::index::{Entry, EntryKind, Index};
 use crate::client::plan::DiskEntry;
 use crate::protocol::{ChangeEntry, EntryState, WirePath};
@@ -42,6 +42,24 @@ pub fn filter_reply(entries: &mut Vec<ChangeEntry>, index: &Index, rules: &Ignor
         !ignored
     });
     before - entries.len()
+}
+
+/// The position in a pull reply of an entry that changes `.cloudignore`
+/// (a content the index does not hold for it, or its deletion), if any.
+/// The session then applies that entry alone and pulls again under the new
+/// rules, so files the new rules ignore are never created by the pull that
+/// brings the rules (a device joining a user gets the rules first).
+pub fn rules_change(entries: &[ChangeEntry], index: &Index) -> Option<usize> {
+    let at = entries
+        .iter()
+        .position(|e| e.path.as_str() == IGNORE_FILE)?;
+    let indexed = index.get(&entries[at].path).and_then(Entry::hash);
+    let changes = match entries[at].state {
+        EntryState::File { hash, .. } => indexed != Some(hash),
+        EntryState::Deleted => indexed.is_some(),
+        EntryState::Dir => false,
+    };
+    changes.then_some(at)
 }
 
 /// Drops from a scan (`disk`) the directories the index does not know
@@ -115,6 +133,37 @@ mod tests {
         assert_eq!(prune_index(&mut index, &rules), 4);
         let left: Vec<&str> = index.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(left, vec!["src", "src/main.rs"]);
+    }
+
+    #[test]
+    fn a_reply_changes_the_rules_only_with_new_content_or_a_deletion() {
+        let rules = wire(IGNORE_FILE);
+        let entry = |state| ChangeEntry {
+            path: rules.clone(),
+            version: 4,
+            state,
+        };
+        let other = ChangeEntry {
+            path: wire("a.txt"),
+            version: 3,
+            state: EntryState::Dir,
+        };
+        let same = EntryState::File {
+            size: 1,
+            hash: ContentHash([1; 32]),
+        };
+        let new = EntryState::File {
+            size: 1,
+            hash: ContentHash([9; 32]),
+        };
+        let mut index = Index::new();
+        assert_eq!(rules_change(&[other.clone(), entry(new)], &index), Some(1));
+        assert_eq!(rules_change(&[entry(EntryState::Deleted)], &index), None);
+        assert_eq!(rules_change(std::slice::from_ref(&other), &index), None);
+        index.insert(rules.clone(), file_entry());
+        assert_eq!(rules_change(&[entry(same)], &index), None);
+        assert_eq!(rules_change(&[entry(new)], &index), Some(0));
+        assert_eq!(rules_change(&[entry(EntryState::Deleted)], &index), Some(0));
     }
 
     #[test]

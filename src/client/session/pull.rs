@@ -20,6 +20,9 @@ pub(super) struct PullState {
     pub(super) pulled_once: bool,
     /// The last cursor acknowledged to the server on this connection.
     pub(super) last_acked: u64,
+    /// The cursor from which a reply was cut to its `.cloudignore` entry
+    /// (at most once per cursor; see [`Ctx::may_defer_rules`]).
+    pub(super) rules_deferred_at: Option<u64>,
 }
 
 impl PullState {
@@ -31,6 +34,7 @@ impl PullState {
             rewind: None,
             pulled_once: false,
             last_acked: 0,
+            rules_deferred_at: None,
         }
     }
 }
@@ -55,12 +59,14 @@ impl Session<'_> {
         let (Some(conn), Some(job)) = (self.conn.as_mut(), self.pull.job.as_mut()) else {
             return Ok(());
         };
+        let may_defer_rules = self.pull.rules_deferred_at != Some(self.index.cursor());
         let mut ctx = Ctx {
             root: &self.root,
             tmp: &self.tmp,
             index: &mut self.index,
             me: self.identity.client,
             rules: self.rules.rules(),
+            may_defer_rules,
         };
         job.on_frame(frame, conn, &mut ctx)?;
         if !job.is_done() {
@@ -84,6 +90,14 @@ impl Session<'_> {
             log::info!("applied {} change(s) from the server", done.changed);
         }
         self.publisher.pull_failed = done.failed;
+        if done.deferred && !done.failed {
+            // The new rules are in place: pull again under them (the
+            // session reads them before the next pull starts).
+            self.pull.rules_deferred_at = Some(self.index.cursor());
+            self.pull.wanted = true;
+            self.index.save(&self.state.index_file())?;
+            return Ok(());
+        }
         if done.failed {
             self.publisher.last_error =
                 Some("some changes from the server could not be applied yet; retrying".into());
