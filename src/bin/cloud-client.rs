@@ -1,14 +1,15 @@
 //! `cloud-client`: keeps a folder in step with the user's other devices.
 //! Argument parsing and wiring only; the work is in `cloudservice::client`.
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
+use cloudservice::client::status::report;
 use cloudservice::client::{logging, run, Config, LinkSecurity, Verbosity};
 use cloudservice::protocol::UserId;
 use cloudservice::tls::Fingerprint;
 use log::LevelFilter;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -20,18 +21,32 @@ use std::time::Duration;
 /// uploads the folder and prints the new ID (`user id: …`); give that ID to
 /// your other devices. With USER_ID, joins that user and downloads its files.
 /// Later runs remember both (in FOLDER_PATH/.cloudservice/).
+///
+/// `cloud-client status FOLDER` shows how a folder stands instead.
 #[derive(Debug, Parser)]
-#[command(name = "cloud-client", version)]
+#[command(
+    name = "cloud-client",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
+    /// Other commands (the positional form above keeps a folder in sync).
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Server address (IP or host name).
-    server_ip: String,
+    #[arg(required = true)]
+    server_ip: Option<String>,
     /// Server TCP port.
-    server_port: u16,
+    #[arg(required = true)]
+    server_port: Option<u16>,
     /// The folder to keep in sync.
-    folder_path: PathBuf,
+    #[arg(required = true)]
+    folder_path: Option<PathBuf>,
     /// Seconds between pulls (fractions allowed, e.g. 0.5); the server's
     /// notifications also trigger a pull at once.
-    pulling_rate: f64,
+    #[arg(required = true)]
+    pulling_rate: Option<f64>,
     /// The user to join (32 hex characters), on a device's first run.
     user_id: Option<String>,
     /// Reconcile both ways, wait for the server's acknowledgements, exit.
@@ -57,8 +72,26 @@ struct Args {
     ca: Option<PathBuf>,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show how FOLDER stands: server, user and device, connected or not,
+    /// last sync, pending uploads and downloads, conflict copies, ignored
+    /// entries, last error. Reads what the running client saved; never
+    /// connects. Exit status 0 when in sync, 1 when not, 2 when it cannot tell.
+    Status {
+        /// The synced folder.
+        folder: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Status { folder, json }) = &args.command {
+        return status(folder, *json);
+    }
     let verbosity = if args.quiet {
         Verbosity::Quiet
     } else if args.verbose {
@@ -83,11 +116,49 @@ fn main() -> ExitCode {
     }
 }
 
+/// `cloud-client status FOLDER [--json]`: 0 in sync, 1 not in sync, 2 no answer.
+fn status(folder: &Path, json: bool) -> ExitCode {
+    match report::gather(folder) {
+        Ok(r) => {
+            let text = if json {
+                serde_json::to_string_pretty(&r).map(|t| t + "\n")
+            } else {
+                Ok(report::render(&r))
+            };
+            match text {
+                Ok(text) => print!("{text}"),
+                Err(e) => {
+                    eprintln!("cloud-client: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            if r.in_sync {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("cloud-client: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Error>> {
-    if !(args.pulling_rate.is_finite() && args.pulling_rate > 0.0) {
+    // clap enforces the positional arguments when no command is given.
+    let (Some(server_ip), Some(server_port), Some(folder_path), Some(pulling_rate)) = (
+        args.server_ip,
+        args.server_port,
+        args.folder_path,
+        args.pulling_rate,
+    ) else {
+        return Err("SERVER_IP SERVER_PORT FOLDER_PATH PULLING_RATE are required".into());
+    };
+    if !(pulling_rate.is_finite() && pulling_rate > 0.0) {
         return Err("PULLING_RATE must be a positive number of seconds".into());
     }
-    let pull_every = Duration::from_secs_f64(args.pulling_rate.max(0.01));
+    let pull_every = Duration::from_secs_f64(pulling_rate.max(0.01));
     let user = match &args.user_id {
         Some(text) => Some(
             text.parse::<UserId>()
@@ -95,10 +166,10 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         ),
         None => None,
     };
-    let server = resolve(&args.server_ip, args.server_port)?;
+    let server = resolve(&server_ip, server_port)?;
     let config = Config {
         server,
-        folder: args.folder_path,
+        folder: folder_path,
         pull_every,
         user,
         once: args.once,
@@ -111,7 +182,7 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
                 ca: args.ca,
             }
         },
-        server_name: args.server_ip.clone(),
+        server_name: server_ip.clone(),
     };
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -4,6 +4,7 @@
 //! - [`session`]: the loop that ties everything together (connect, push, pull, retry).
 //! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
+//! - [`status`]: the running client's status file, and the `status` command's report.
 //! - [`index`]: what every synced path was when last agreed with the server.
 //! - [`detect`]: the one rule for "may this file have changed since indexed".
 //! - [`scanner`]: walks the folder, hashes what changed, asks [`plan`] for the pushes.
@@ -14,6 +15,7 @@
 //! - [`conflict`]: every conflict decision (pull and push answers), without I/O.
 //! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
+//! - [`ignore`]: `.cloudignore` and the built-in rules: which paths are not synced.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`rename`]: atomic no-replace and exchange renames (placement races).
 //! - [`lease`]: is a file open for writing somewhere (before deleting it)?
@@ -27,6 +29,7 @@ pub mod delta_push;
 pub mod detect;
 pub mod error;
 pub mod fsutil;
+pub mod ignore;
 pub mod index;
 pub mod lease;
 pub mod logging;
@@ -40,6 +43,7 @@ pub mod schedule;
 pub mod secure;
 pub mod session;
 pub mod state;
+pub mod status;
 pub mod watcher;
 
 pub use error::ClientError;

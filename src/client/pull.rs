@@ -7,6 +7,8 @@
 use super::applier::{Applied, Applier, FetchJob};
 use super::connection::Connection;
 use super::error::ClientError;
+use super::ignore::apply::{filter_reply, rules_change};
+use super::ignore::{IgnoreRules, IGNORE_FILE};
 use super::index::Index;
 use super::progress::{Transfer, Verbosity};
 use crate::protocol::{
@@ -37,6 +39,13 @@ pub struct Ctx<'a> {
     pub index: &'a mut Index,
     /// This device's client ID (for conflict names).
     pub me: ClientId,
+    /// What is not synced: a pull leaves those paths alone.
+    pub rules: &'a IgnoreRules,
+    /// A reply that changes `.cloudignore` may be cut to that one entry
+    /// (and the pull repeated under the new rules); false when this cursor
+    /// was already cut once, so a rules file that cannot be placed never
+    /// stalls the pull.
+    pub may_defer_rules: bool,
 }
 
 impl Ctx<'_> {
@@ -74,6 +83,8 @@ pub struct PullJob {
     transfer: Option<Transfer>,
     first: bool,
     verbosity: Verbosity,
+    /// The reply was cut to its `.cloudignore` entry: pull again.
+    rules_first: bool,
 }
 
 /// What a finished pull reports.
@@ -91,6 +102,9 @@ pub struct Finished {
     pub deferred: BTreeSet<crate::protocol::WirePath>,
     /// Paths changed on disk.
     pub changed: usize,
+    /// Only the reply's `.cloudignore` entry was applied: do not advance
+    /// the cursor; pull again under the new rules.
+    pub rules_first: bool,
 }
 
 impl PullJob {
@@ -121,6 +135,7 @@ impl PullJob {
             transfer: None,
             first,
             verbosity,
+            rules_first: false,
         })
     }
 
@@ -197,7 +212,19 @@ impl PullJob {
             return Ok(());
         }
         self.listed = true;
-        let entries = std::mem::take(&mut self.entries);
+        let mut entries = std::mem::take(&mut self.entries);
+        let rules_at = rules_change(&entries, ctx.index).filter(|_| ctx.may_defer_rules);
+        if let Some(at) = rules_at {
+            log::debug!("pull: {IGNORE_FILE} changes; applying it first");
+            entries = vec![entries.swap_remove(at)];
+            self.rules_first = true;
+            // Only one entry of the listing: nothing else may read as gone.
+            self.full = false;
+        }
+        let skipped = filter_reply(&mut entries, ctx.index, ctx.rules);
+        if skipped > 0 {
+            log::debug!("pull: {skipped} entries at ignored paths left alone");
+        }
         if !entries.is_empty() || self.full {
             log::debug!(
                 "pull from {}: {} entries{}, head {}",
@@ -342,6 +369,11 @@ impl PullJob {
         }
     }
 
+    /// Files still to download (queued or requested).
+    pub fn downloads_pending(&self) -> u64 {
+        (self.queue.len() + self.outstanding.len()) as u64
+    }
+
     /// True once the reply is applied and every download placed.
     pub fn is_done(&self) -> bool {
         self.listed && self.queue.is_empty() && self.outstanding.is_empty()
@@ -358,6 +390,7 @@ impl PullJob {
             head: self.head,
             full: self.full,
             failed: self.failed || self.result.failed || !complete,
+            rules_first: self.rules_first,
             dirty: std::mem::take(&mut self.result.dirty),
             deferred: std::mem::take(&mut self.result.deferred),
             changed: self.result.changed,

@@ -7,6 +7,7 @@
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, hash_file, Local, Stat};
+use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
 use super::index::{Entry, EntryKind, Index};
 use super::plan;
 use crate::protocol::limits::STATE_DIR_NAME;
@@ -63,6 +64,10 @@ pub struct Scanner {
     unreadable: Vec<WirePath>,
     /// Files waiting to be seen unchanged.
     settle: Settle,
+    /// What is not synced: neither walked nor compared with the index.
+    rules: IgnoreRules,
+    /// Directories that directly hold an ignored entry (last scan).
+    holds_ignored: HashSet<WirePath>,
 }
 
 impl Scanner {
@@ -73,7 +78,14 @@ impl Scanner {
             warned: HashSet::new(),
             unreadable: Vec::new(),
             settle: Settle::default(),
+            rules: IgnoreRules::default(),
+            holds_ignored: HashSet::new(),
         }
+    }
+
+    /// Replaces the ignore rules (`.cloudignore` changed).
+    pub fn set_rules(&mut self, rules: IgnoreRules) {
+        self.rules = rules;
     }
 
     fn warn_once(&mut self, path: &Path, why: &str) {
@@ -112,9 +124,12 @@ impl Scanner {
                     return Ok(out);
                 }
                 Local::File(stat) => {
-                    out.insert(path.clone(), DiskEntry::File(stat));
+                    if !self.rules.ignores(path.as_str(), false) {
+                        out.insert(path.clone(), DiskEntry::File(stat));
+                    }
                     return Ok(out);
                 }
+                Local::Dir if self.rules.ignores(path.as_str(), true) => return Ok(out),
                 Local::Dir => path.to_local(&self.root),
             },
         };
@@ -193,6 +208,12 @@ impl Scanner {
                 return skip;
             }
         };
+        if self.rules.ignores(wire.as_str(), ft.is_dir()) {
+            if let Some(parent) = wire.parent() {
+                self.holds_ignored.insert(parent);
+            }
+            return skip;
+        }
         if ft.is_dir() {
             Seen::Entry(wire, DiskEntry::Dir)
         } else if ft.is_file() {
@@ -268,10 +289,15 @@ impl Scanner {
         let mut disk = BTreeMap::new();
         let mut known: BTreeMap<WirePath, Entry> = BTreeMap::new();
         self.unreadable.clear();
+        self.holds_ignored.clear();
         for root in scope.roots(index) {
             disk.extend(self.scan(root.as_ref())?);
             known.extend(index.subtree(root.as_ref()).map(|(k, v)| (k.clone(), *v)));
         }
+        // An ignored path is never pushed: what the index still lists there
+        // (a rule added since) is left alone on the server, not deleted.
+        known.retain(|p, e| !self.rules.ignores(p.as_str(), e.kind == EntryKind::Dir));
+        drop_ignored_only_dirs(&mut disk, &known, std::mem::take(&mut self.holds_ignored));
         for blind in &self.unreadable {
             known.retain(|p, _| !p.is_within(blind));
             disk.retain(|p, _| !p.is_within(blind));

@@ -15,10 +15,12 @@
 //! - [`push`]: push rounds ([`push::PushState`]); [`acks`]: their answers;
 //! - [`pull`]: pulls ([`pull::PullState`]) and the cursor;
 //! - [`link`]: losing, re-establishing and closing the connection;
+//! - [`publish`]: `.cloudignore` changes, and the status file for `cloud-client status`;
 //! - the timers and what is due when: [`crate::client::schedule`].
 
 use super::connection::{Connection, Inbound};
 use super::error::ClientError;
+use super::ignore::source::RuleSource;
 use super::index::Index;
 use super::scanner::Scanner;
 use super::schedule::{self, Status, Timers};
@@ -37,6 +39,7 @@ pub use start::run;
 
 mod acks;
 mod link;
+mod publish;
 mod pull;
 mod push;
 mod start;
@@ -59,6 +62,10 @@ struct Session<'a> {
     identity: Identity,
     index: Index,
     scanner: Scanner,
+    /// `.cloudignore` as last read ([`publish`]).
+    rules: RuleSource,
+    /// The status file and what goes into it ([`publish`]).
+    publisher: publish::Publisher,
     /// `None` while disconnected (see [`link`]).
     conn: Option<Connection>,
     /// Pings sent and not yet answered.
@@ -123,6 +130,7 @@ impl Session<'_> {
             if let Err(e) = step {
                 self.on_error(e)?;
             }
+            self.publish_status(false);
         }
     }
 
@@ -177,6 +185,11 @@ impl Session<'_> {
         self.check_attached()?;
         let now = Instant::now();
         let due = self.timers.tick(now, self.status());
+        if self.pull.job.is_none() {
+            // Not while a pull is being applied: its reply was filtered by
+            // the rules it started with, and its fetches are planned.
+            self.refresh_rules(due.rescan);
+        }
         if due.retry {
             let retry = std::mem::take(&mut self.push.retry);
             self.push.dirty.merge(retry);

@@ -76,6 +76,19 @@ impl StateDir {
         Ok(state)
     }
 
+    /// The state folder of `folder` as it is, creating and cleaning nothing:
+    /// for readers such as `cloud-client status` while a client runs.
+    pub fn existing(folder: &Path) -> StateDir {
+        StateDir {
+            dir: folder.join(STATE_DIR_NAME),
+        }
+    }
+
+    /// The state folder itself.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
     /// Where downloads are written before they are verified and moved into place.
     pub fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")

@@ -22,6 +22,7 @@ impl Session<'_> {
         }
         let backoff = self.timers.backoff.as_secs_f64();
         log::warn!("{why}; reconnecting in {backoff:.1} s");
+        self.publisher.last_error = Some(why.to_owned());
         for (_, op) in self.push.inflight.drain() {
             if let Op::Rename { from, .. } = &op {
                 self.push.dirty.add(from.clone());
@@ -111,6 +112,7 @@ impl Session<'_> {
         self.check_attached()?;
         self.index.save(&self.state.index_file())?;
         self.conn = None;
+        self.publish_status(true);
         Ok(())
     }
 }

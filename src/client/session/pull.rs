@@ -31,6 +31,9 @@ pub(super) struct PullState {
     pub(super) pulled_once: bool,
     /// The last cursor acknowledged to the server on this connection.
     pub(super) last_acked: u64,
+    /// The cursor from which a reply was cut to its `.cloudignore` entry
+    /// (at most once per cursor; see [`Ctx::may_defer_rules`]).
+    pub(super) rules_deferred_at: Option<u64>,
 }
 
 impl PullState {
@@ -42,6 +45,7 @@ impl PullState {
             rewind: None,
             pulled_once: false,
             last_acked: 0,
+            rules_deferred_at: None,
         }
     }
 }
@@ -66,11 +70,14 @@ impl Session<'_> {
         let (Some(conn), Some(job)) = (self.conn.as_mut(), self.pull.job.as_mut()) else {
             return Ok(());
         };
+        let may_defer_rules = self.pull.rules_deferred_at != Some(self.index.cursor());
         let mut ctx = Ctx {
             root: &self.root,
             tmp: &self.tmp,
             index: &mut self.index,
             me: self.identity.client,
+            rules: self.rules.rules(),
+            may_defer_rules,
         };
         job.on_frame(frame, conn, &mut ctx)?;
         if !job.is_done() {
@@ -98,7 +105,20 @@ impl Session<'_> {
         if done.changed > 0 {
             log::info!("applied {} change(s) from the server", done.changed);
         }
+        self.publisher.pull_failed = repeat;
+        if done.rules_first && !repeat {
+            // The new rules are in place: pull again under them (the
+            // session reads them before the next pull starts).
+            self.pull.rules_deferred_at = Some(self.index.cursor());
+            self.pull.wanted = true;
+            self.index.save(&self.state.index_file())?;
+            return Ok(());
+        }
         if repeat {
+            if done.failed {
+                self.publisher.last_error =
+                    Some("some changes from the server could not be applied yet; retrying".into());
+            }
             // Repeat from the same cursor soon.
             self.timers.pull_failed(now);
             self.apply_rewind();
@@ -155,6 +175,7 @@ mod tests {
             dirty: Default::default(),
             deferred: deferred.iter().map(|p| WirePath::new(p).unwrap()).collect(),
             changed: 0,
+            rules_first: false,
         }
     }
 

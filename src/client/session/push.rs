@@ -63,7 +63,7 @@ impl Session<'_> {
         }
         self.hold_unstable(plan.unstable);
         if plan.ops.iter().any(Op::removes) {
-            check_not_emptied(&self.root, &self.index)?;
+            check_not_emptied(&self.root, &self.index, self.rules.rules())?;
         }
         if plan.renames_only {
             // Plan the rest once the renames are acknowledged.

@@ -9,6 +9,7 @@ use super::{FirstRun, Session};
 use crate::client::applier::{Applied, Applier};
 use crate::client::connection::Connection;
 use crate::client::error::ClientError;
+use crate::client::ignore::IgnoreRules;
 use crate::client::index::Index;
 use crate::client::scanner::Scanner;
 use crate::client::schedule::Timers;
@@ -50,7 +51,8 @@ pub fn run(
         Some(_) => Index::load(&state.index_file())?,
         None => Index::new(),
     };
-    check_not_emptied(&root, &index)?;
+    let rules = super::publish::adopt_rules(&root, &state, &mut index);
+    check_not_emptied(&root, &index, rules.rules())?;
     if let Some(id) = stored {
         // Local files a crash left in the temporary area go back first; the
         // full comparison below (`mark_all`) then pushes them.
@@ -58,6 +60,7 @@ pub fn run(
         Applier::new(&root, &tmp, &mut index, id.client)
             .recover_leftovers(&mut Applied::default())?;
     }
+    let publisher = super::publish::Publisher::start(state.path());
     let hello = hello_for(stored, config.user)?;
     let (conn, identity) = greet(config, &hello)?;
     if stored.is_none() {
@@ -77,6 +80,8 @@ pub fn run(
         }
     };
     let now = Instant::now();
+    let mut scanner = Scanner::new(&root);
+    scanner.set_rules(rules.rules().clone());
     let mut session = Session {
         config,
         root: root.clone(),
@@ -84,7 +89,9 @@ pub fn run(
         state,
         identity,
         index,
-        scanner: Scanner::new(&root),
+        scanner,
+        rules,
+        publisher,
         conn: Some(conn),
         pings: HashSet::new(),
         push: PushState::default(),
@@ -180,14 +187,26 @@ fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), Clien
 }
 
 /// Refuses to start (or go on) when the folder is empty but the index knows
-/// many files: an unmounted drive must not become a mass deletion.
-pub(super) fn check_not_emptied(root: &Path, index: &Index) -> Result<(), ClientError> {
+/// many files: an unmounted drive must not become a mass deletion. Ignored
+/// entries do not count: a folder holding only those is empty.
+pub(super) fn check_not_emptied(
+    root: &Path,
+    index: &Index,
+    rules: &IgnoreRules,
+) -> Result<(), ClientError> {
     let files = index.file_count();
     if files < EMPTIED_THRESHOLD {
         return Ok(());
     }
     let mut entries = fs::read_dir(root).map_err(|_| ClientError::FolderVanished(root.into()))?;
-    let empty = entries.all(|e| e.map(|e| e.file_name() == STATE_DIR_NAME).unwrap_or(true));
+    let empty = entries.all(|e| {
+        e.map(|e| {
+            let name = e.file_name();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            name == STATE_DIR_NAME || name.to_str().is_some_and(|n| rules.ignores(n, is_dir))
+        })
+        .unwrap_or(true)
+    });
     if empty {
         return Err(ClientError::FolderEmptied {
             folder: root.to_path_buf(),

@@ -1,0 +1,198 @@
+//! Reading `.cloudignore` and noticing when it changes, so an edit (local,
+//! or pulled from another device) takes effect without a restart; and the
+//! state folder's record of which rules the index was last trimmed with, so
+//! a change made while the client was not running is noticed at start-up.
+
+use super::{IgnoreRules, RuleError, DEFAULT_RULES, IGNORE_FILE, MAX_RULES_BYTES};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Name of the record in the state folder: the hex digest of the rules the
+/// index was last trimmed with.
+pub const APPLIED_FILE: &str = "ignore-applied";
+
+/// What `stat` said about `.cloudignore` when it was last read: a different
+/// answer means "read it again". `None` when it was absent (or not a file).
+type Fingerprint = Option<(u64, i64, i64, i64, i64, u64)>;
+
+/// `.cloudignore` as last read, compiled.
+#[derive(Debug)]
+pub struct RuleSource {
+    file: PathBuf,
+    seen: Fingerprint,
+    rules: IgnoreRules,
+    errors: Vec<RuleError>,
+    digest: String,
+}
+
+impl RuleSource {
+    /// Reads `ROOT/.cloudignore` (absent: the defaults alone).
+    pub fn load(root: &Path) -> RuleSource {
+        let mut source = RuleSource {
+            file: root.join(IGNORE_FILE),
+            seen: None,
+            rules: IgnoreRules::default(),
+            errors: Vec::new(),
+            digest: String::new(),
+        };
+        source.read();
+        source
+    }
+
+    /// Looks at the file again (one `lstat`; it is read only when that
+    /// changed, or always when `force`). True when the rules changed.
+    pub fn refresh(&mut self, force: bool) -> bool {
+        if !force && fingerprint(&self.file) == self.seen {
+            return false;
+        }
+        let before = std::mem::take(&mut self.digest);
+        self.read();
+        self.digest != before
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &IgnoreRules {
+        &self.rules
+    }
+
+    /// What was wrong with the file when last read (empty when nothing).
+    pub fn errors(&self) -> &[RuleError] {
+        &self.errors
+    }
+
+    /// Hex BLAKE3 of the defaults and the file's text: equal digests, equal rules.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    fn read(&mut self) {
+        self.seen = fingerprint(&self.file);
+        let (text, mut errors) = match self.seen {
+            None => (String::new(), Vec::new()),
+            Some(_) => match read_text(&self.file) {
+                Ok(text) => (text, Vec::new()),
+                Err(e) => (String::new(), vec![e]),
+            },
+        };
+        let (rules, bad_lines) = IgnoreRules::from_text(&text);
+        errors.extend(bad_lines);
+        for e in &errors {
+            log::warn!("{e}");
+        }
+        let mut hasher = blake3::Hasher::new();
+        for rule in DEFAULT_RULES {
+            hasher.update(rule.as_bytes());
+            hasher.update(b"\n");
+        }
+        hasher.update(b"\0");
+        hasher.update(text.as_bytes());
+        self.digest = hasher.finalize().to_hex().to_string();
+        self.rules = rules;
+        self.errors = errors;
+    }
+}
+
+/// The file's identity and timestamps, without following a symlink; `None`
+/// when it is absent or not a regular file (a symlink is not synced, so it
+/// does not make rules either).
+fn fingerprint(file: &Path) -> Fingerprint {
+    let meta = fs::symlink_metadata(file).ok()?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    Some((
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+        meta.ino(),
+    ))
+}
+
+/// The file's text, at most [`MAX_RULES_BYTES`].
+///
+/// # Errors
+/// [`RuleError::TooLarge`], [`RuleError::NotUtf8`], [`RuleError::Unreadable`].
+fn read_text(file: &Path) -> Result<String, RuleError> {
+    let opened = fs::File::open(file).map_err(|e| RuleError::Unreadable(e.kind()))?;
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_RULES_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RuleError::Unreadable(e.kind()))?;
+    if bytes.len() as u64 > MAX_RULES_BYTES {
+        let bytes = fs::metadata(file).map_or(MAX_RULES_BYTES + 1, |m| m.len());
+        return Err(RuleError::TooLarge { bytes });
+    }
+    String::from_utf8(bytes).map_err(|_| RuleError::NotUtf8)
+}
+
+/// The digest recorded in the state folder `state` (`None`: never recorded).
+pub fn applied_digest(state: &Path) -> Option<String> {
+    let text = fs::read_to_string(state.join(APPLIED_FILE)).ok()?;
+    Some(text.trim().to_owned())
+}
+
+/// Records `digest` as the rules the index was trimmed with.
+///
+/// # Errors
+/// Writing the record.
+pub fn save_applied(state: &Path, digest: &str) -> std::io::Result<()> {
+    crate::client::fsutil::write_atomic(&state.join(APPLIED_FILE), format!("{digest}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_notices_an_edit_and_only_a_real_change_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut source = RuleSource::load(dir.path());
+        let defaults = source.digest().to_owned();
+        assert!(!source.rules().ignores("build/x", false));
+        assert!(!source.refresh(false), "nothing changed");
+        fs::write(dir.path().join(IGNORE_FILE), "build/\n").expect("write");
+        assert!(source.refresh(false));
+        assert!(source.rules().ignores("build/x", false));
+        assert!(!source.refresh(true), "same text read again is no change");
+        fs::remove_file(dir.path().join(IGNORE_FILE)).expect("rm");
+        assert!(source.refresh(false));
+        assert_eq!(source.digest(), defaults);
+        assert!(!source.rules().ignores("build/x", false));
+    }
+
+    #[test]
+    fn bad_files_fall_back_to_the_defaults_with_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(IGNORE_FILE);
+        fs::write(&file, [b'a', 0xff, b'\n']).expect("write");
+        let source = RuleSource::load(dir.path());
+        assert_eq!(source.errors(), &[RuleError::NotUtf8]);
+        assert!(source.rules().ignores("a.swp", false));
+        let big = vec![b'x'; (MAX_RULES_BYTES + 10) as usize];
+        fs::write(&file, big).expect("write");
+        let source = RuleSource::load(dir.path());
+        assert_eq!(
+            source.errors(),
+            &[RuleError::TooLarge {
+                bytes: MAX_RULES_BYTES + 10
+            }]
+        );
+        fs::remove_file(&file).expect("rm");
+        std::os::unix::fs::symlink("/etc/hostname", &file).expect("symlink");
+        let source = RuleSource::load(dir.path());
+        assert!(source.errors().is_empty(), "a symlink is not read");
+    }
+
+    #[test]
+    fn applied_digest_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(applied_digest(dir.path()), None);
+        save_applied(dir.path(), "abc").expect("save");
+        assert_eq!(applied_digest(dir.path()).as_deref(), Some("abc"));
+    }
+}

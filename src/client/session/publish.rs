@@ -1,0 +1,170 @@
+//! The session's side of `.cloudignore` and of `cloud-client status`:
+//! noticing that the rules changed (and making the index and the next pull
+//! follow), and writing the status file when the session's state changes.
+
+use super::Session;
+use crate::client::ignore::apply::prune_index;
+use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
+use crate::client::index::Index;
+use crate::client::state::StateDir;
+use crate::client::status::{self, rfc3339, Status};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+/// At most one status write this often (a burst of acknowledgements
+/// changes the counts thousands of times a second), except when the
+/// connection comes or goes.
+const STATUS_EVERY: Duration = Duration::from_millis(200);
+/// While in sync, "last sync" is refreshed in the file this often.
+const LAST_SYNC_EVERY: Duration = Duration::from_secs(30);
+
+/// What the session last published, and what it remembers for it.
+#[derive(Debug, Default)]
+pub(super) struct Publisher {
+    /// The lock that tells `status` a client runs here.
+    _running: Option<OwnedFd>,
+    /// The last status written (its `updated` field aside).
+    last: Option<Status>,
+    last_write: Option<Instant>,
+    last_sync: Option<SystemTime>,
+    /// The last error met; cleared once the folder is in sync again.
+    pub(super) last_error: Option<String>,
+    /// The last pull could not apply everything.
+    pub(super) pull_failed: bool,
+}
+
+impl Publisher {
+    /// Takes the running lock in `state` (a warning if another client holds it).
+    pub(super) fn start(state: &Path) -> Publisher {
+        let running = match status::lock_running(state) {
+            Ok(Some(fd)) => Some(fd),
+            Ok(None) => {
+                log::warn!("another cloud-client runs on this folder");
+                None
+            }
+            Err(e) => {
+                log::warn!("cannot lock {}: {e}", state.display());
+                None
+            }
+        };
+        Publisher {
+            _running: running,
+            ..Publisher::default()
+        }
+    }
+}
+
+/// Reads `.cloudignore` at start-up; when the rules differ from those the
+/// index was last trimmed with (edited while the client was not running),
+/// trims the index and rewinds the cursor so the next pull is a full listing
+/// (paths no longer ignored come back from the server).
+pub(super) fn adopt_rules(root: &Path, state: &StateDir, index: &mut Index) -> RuleSource {
+    let source = RuleSource::load(root);
+    if applied_digest(state.path()).as_deref() != Some(source.digest()) {
+        let pruned = prune_index(index, source.rules());
+        if pruned > 0 {
+            log::info!("{pruned} indexed path(s) are ignored now; they stay on the server");
+        }
+        if index.cursor() > 0 {
+            index.set_cursor(0);
+        }
+        // The trimmed index first: the record must never claim more than it.
+        if let Err(e) = index.save(&state.index_file()) {
+            log::warn!("{e}");
+        } else if let Err(e) = save_applied(state.path(), source.digest()) {
+            log::warn!("cannot record the ignore rules: {e}");
+        }
+    }
+    source
+}
+
+impl Session<'_> {
+    /// Re-reads `.cloudignore` if it changed (`force`: whatever its stat
+    /// says). New rules: the scanner uses them, ignored paths leave the index
+    /// (they stay on the server), the cursor goes back to a full listing (so
+    /// paths no longer ignored are pulled), and the whole folder is compared.
+    pub(super) fn refresh_rules(&mut self, force: bool) {
+        if !self.rules.refresh(force) {
+            return;
+        }
+        log::info!("ignore rules changed; comparing the folder again");
+        self.scanner.set_rules(self.rules.rules().clone());
+        prune_index(&mut self.index, self.rules.rules());
+        self.rewind_cursor(0);
+        self.pull.wanted = true;
+        self.mark_all(Instant::now());
+        if let Err(e) = self.index.save(&self.state.index_file()) {
+            log::error!("{e}");
+        }
+        if let Err(e) = save_applied(self.state.path(), self.rules.digest()) {
+            log::warn!("cannot record the ignore rules: {e}");
+        }
+    }
+
+    /// Writes the status file if the state changed (throttled), or always
+    /// when `now_or_never` (stopping).
+    pub(super) fn publish_status(&mut self, now_or_never: bool) {
+        let now = Instant::now();
+        let in_sync = self.converged() && !self.publisher.pull_failed;
+        if in_sync {
+            self.publisher.last_error = None;
+            let was =
+                self.publisher.last.as_ref().is_some_and(|s| {
+                    s.uploads_pending == 0 && s.downloads_pending == 0 && s.connected
+                });
+            let stale = self
+                .publisher
+                .last_sync
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age >= LAST_SYNC_EVERY);
+            if !was || stale {
+                self.publisher.last_sync = Some(SystemTime::now());
+            }
+        }
+        let next = self.snapshot();
+        let changed = self.publisher.last.as_ref() != Some(&next);
+        let flip = self
+            .publisher
+            .last
+            .as_ref()
+            .is_none_or(|s| s.connected != next.connected);
+        let due = self
+            .publisher
+            .last_write
+            .is_none_or(|t| now.duration_since(t) >= STATUS_EVERY);
+        if !(now_or_never || (changed && (due || flip))) {
+            return;
+        }
+        let mut written = next.clone();
+        written.updated = rfc3339(SystemTime::now());
+        if let Err(e) = status::write(self.state.path(), &written) {
+            log::debug!("cannot write the status file: {e}");
+        }
+        self.publisher.last = Some(next);
+        self.publisher.last_write = Some(now);
+    }
+
+    /// The status as of now (`updated` left empty).
+    fn snapshot(&self) -> Status {
+        let pending_paths = self.push.dirty.paths.len() + self.push.retry.paths.len();
+        Status {
+            format: status::FORMAT,
+            server: self.config.server.to_string(),
+            user: self.identity.user.to_string(),
+            device: self.identity.client,
+            connected: self.conn.is_some(),
+            last_sync: self.publisher.last_sync.map(rfc3339),
+            uploads_pending: (self.push.inflight.len() + pending_paths) as u64,
+            downloads_pending: self.pull.job.as_ref().map_or(0, |p| p.downloads_pending()),
+            last_error: self.publisher.last_error.clone(),
+            rule_errors: self
+                .rules
+                .errors()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            updated: String::new(),
+        }
+    }
+}

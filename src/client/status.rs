@@ -1,0 +1,197 @@
+//! The running client's status, as a small file in the state folder
+//! (`.cloudservice/status.json`) that `cloud-client status` reads: no second
+//! connection to the server is needed. The client rewrites it (a temporary
+//! file persisted over the old one, so a reader never sees half of it) when
+//! its state changes, and holds a lock on `.cloudservice/running` while it
+//! runs, so a reader can tell a live status from one a stopped client left.
+//!
+//! Shape of the file (JSON, one object; times are RFC 3339 UTC strings):
+//! ```text
+//! {"format":1,"server":"127.0.0.1:9000","user":"<32 hex>","device":2,
+//!  "connected":true,"last_sync":"2026-12-01T03:30:00Z","uploads_pending":0,
+//!  "downloads_pending":0,"last_error":null,"rule_errors":[],
+//!  "updated":"2026-12-01T03:30:00Z"}
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::SystemTime;
+
+pub mod report;
+
+/// The status file's name in the state folder.
+pub const STATUS_FILE: &str = "status.json";
+/// The lock file's name in the state folder: locked while a client runs.
+pub const RUNNING_FILE: &str = "running";
+/// The file format this client writes.
+pub const FORMAT: u32 = 1;
+
+/// What the running client reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The server's address, `IP:PORT`.
+    pub server: String,
+    /// The user ID (32 hex characters; a secret: the file is owner-only).
+    pub user: String,
+    /// This device's client ID.
+    pub device: u64,
+    /// A connection to the server is up.
+    pub connected: bool,
+    /// When the folder was last known to agree with the server (a pull
+    /// applied in full with nothing left to push), RFC 3339 UTC.
+    pub last_sync: Option<String>,
+    /// Local changes not yet acknowledged by the server: pushes in flight
+    /// plus paths changed and not yet pushed.
+    pub uploads_pending: u64,
+    /// Files the current pull still has to download.
+    pub downloads_pending: u64,
+    /// The last error the client met (cleared when it next agrees with the server).
+    pub last_error: Option<String>,
+    /// What is wrong with `.cloudignore`, one line each.
+    pub rule_errors: Vec<String>,
+    /// When this file was written, RFC 3339 UTC.
+    pub updated: String,
+}
+
+/// Why the status file could not be read.
+#[derive(Debug)]
+pub enum StatusError {
+    /// Reading failed (other than "absent").
+    Io(io::Error),
+    /// The file is not a status this client understands.
+    Malformed(String),
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusError::Io(e) => write!(f, "cannot read {STATUS_FILE}: {e}"),
+            StatusError::Malformed(why) => write!(f, "{STATUS_FILE} is damaged: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StatusError {}
+
+/// Writes `status` into the state folder `state` atomically: a temporary
+/// file in the same folder, persisted (renamed) over the old one. Owner-only
+/// (0600; it holds the user ID). Not fsynced: losing the latest status in a
+/// power cut is harmless, the next change rewrites it.
+///
+/// # Errors
+/// Creating, writing or renaming the file.
+pub fn write(state: &Path, status: &Status) -> io::Result<()> {
+    let bytes = serde_json::to_vec(status).map_err(io::Error::other)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".status-")
+        .tempfile_in(state)?;
+    tmp.write_all(&bytes)?;
+    tmp.write_all(b"\n")?;
+    tmp.persist(state.join(STATUS_FILE)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The status in the state folder `state`; `Ok(None)` when there is none
+/// (no client ever ran here with this version).
+///
+/// # Errors
+/// [`StatusError`].
+pub fn read(state: &Path) -> Result<Option<Status>, StatusError> {
+    let bytes = match fs::read(state.join(STATUS_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StatusError::Io(e)),
+    };
+    let status: Status =
+        serde_json::from_slice(&bytes).map_err(|e| StatusError::Malformed(e.to_string()))?;
+    if status.format != FORMAT {
+        return Err(StatusError::Malformed(format!(
+            "format {} (this client reads {FORMAT})",
+            status.format
+        )));
+    }
+    Ok(Some(status))
+}
+
+/// Takes the "a client runs here" lock (held until the returned descriptor
+/// is dropped, i.e. the process ends). `Ok(None)` when another process holds it.
+///
+/// # Errors
+/// Creating or opening the lock file.
+pub fn lock_running(state: &Path) -> io::Result<Option<OwnedFd>> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join(RUNNING_FILE))?;
+    let fd = OwnedFd::from(file);
+    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(fd)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// True when a client holds the lock in the state folder `state` (it runs).
+pub fn is_running(state: &Path) -> bool {
+    let Ok(file) = fs::File::open(state.join(RUNNING_FILE)) else {
+        return false;
+    };
+    let fd = OwnedFd::from(file);
+    matches!(
+        rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockShared),
+        Err(rustix::io::Errno::WOULDBLOCK)
+    )
+}
+
+/// `when` as RFC 3339 UTC with seconds, e.g. `2026-12-01T03:30:00Z`.
+pub fn rfc3339(when: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(when)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// True when `name` (one path component) is a conflict copy's name as
+/// [`crate::protocol::conflict::conflict_path`] makes them:
+/// `stem (conflict CLIENT YYYY-MM-DD HHMMSS[ N]).ext`, or the top-level
+/// fallback `conflict CLIENT YYYY-MM-DD HHMMSS[ N][.ext]`.
+pub fn is_conflict_name(name: &str) -> bool {
+    if let Some(start) = name.find(" (conflict ") {
+        let rest = &name[start + 2..];
+        return rest
+            .find(')')
+            .is_some_and(|end| is_conflict_tag(&rest[..end]));
+    }
+    if name.starts_with("conflict ") {
+        // Fallback form: the tag runs to the extension (or the end).
+        let tag = name.rfind('.').map_or(name, |dot| &name[..dot]);
+        return is_conflict_tag(tag);
+    }
+    false
+}
+
+/// `conflict CLIENT YYYY-MM-DD HHMMSS[ N]`.
+fn is_conflict_tag(tag: &str) -> bool {
+    let parts: Vec<&str> = tag.split(' ').collect();
+    let digits = |s: &str, n: Option<usize>| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && n.is_none_or(|n| s.len() == n)
+    };
+    let date = |s: &str| {
+        let d: Vec<&str> = s.split('-').collect();
+        d.len() == 3 && digits(d[0], Some(4)) && digits(d[1], Some(2)) && digits(d[2], Some(2))
+    };
+    matches!(parts.len(), 4 | 5)
+        && parts[0] == "conflict"
+        && digits(parts[1], None)
+        && date(parts[2])
+        && digits(parts[3], Some(6))
+        && parts.get(4).is_none_or(|n| digits(n, None))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! `cloud-client status FOLDER`: what the running client last reported
+//! (`status.json`), whether it still runs (its lock), plus what the folder
+//! holds now: conflict copies (listed) and ignored entries (counted). Reads
+//! only; never connects and never touches the client's state.
+
+use super::{is_conflict_name, is_running, read, Status, StatusError};
+use crate::client::ignore::source::RuleSource;
+use crate::client::state::StateDir;
+use crate::protocol::limits::STATE_DIR_NAME;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Everything `status` shows; `--json` prints it as one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The folder asked about.
+    pub folder: String,
+    /// A client is running on the folder now.
+    pub running: bool,
+    /// The server (`IP:PORT`) of the last run, if a status was saved.
+    pub server: Option<String>,
+    /// The user ID (32 hex characters).
+    pub user: String,
+    /// This device's client ID.
+    pub device: u64,
+    /// The running client is connected to the server.
+    pub connected: bool,
+    /// When the folder last agreed with the server, RFC 3339 UTC.
+    pub last_sync: Option<String>,
+    /// Local changes not yet acknowledged by the server.
+    pub uploads_pending: u64,
+    /// Files still to be downloaded by the current pull.
+    pub downloads_pending: u64,
+    /// Conflict copies in the folder now (paths, sorted).
+    pub conflicts: Vec<String>,
+    /// Entries the rules leave out (an ignored directory counts once).
+    pub ignored: u64,
+    /// The last error the client reported.
+    pub last_error: Option<String>,
+    /// Problems with `.cloudignore`.
+    pub rule_errors: Vec<String>,
+    /// Running, connected, nothing pending, no error: the exit status is 0.
+    pub in_sync: bool,
+}
+
+/// Why there is no report.
+#[derive(Debug)]
+pub enum ReportError {
+    /// The folder does not exist (or is not a directory).
+    MissingFolder(PathBuf),
+    /// The folder was never synced (no identity in `.cloudservice/`).
+    NotSynced(PathBuf),
+    /// The identity or the status file could not be read.
+    State(String),
+}
+
+impl std::fmt::Display for ReportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReportError::MissingFolder(p) => write!(f, "no folder {}", p.display()),
+            ReportError::NotSynced(p) => write!(
+                f,
+                "{} is not a synced folder (no {STATE_DIR_NAME}/identity)",
+                p.display()
+            ),
+            ReportError::State(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for ReportError {}
+
+impl From<StatusError> for ReportError {
+    fn from(e: StatusError) -> Self {
+        ReportError::State(e.to_string())
+    }
+}
+
+/// True when the folder is in sync: a client runs, is connected, has agreed
+/// with the server at least once, and has nothing pending and no error.
+/// Conflict copies do not count against it: they are synced files.
+pub fn in_sync(running: bool, status: Option<&Status>) -> bool {
+    running
+        && status.is_some_and(|s| {
+            s.connected
+                && s.last_sync.is_some()
+                && s.uploads_pending == 0
+                && s.downloads_pending == 0
+                && s.last_error.is_none()
+        })
+}
+
+/// Builds the report for `folder`.
+///
+/// # Errors
+/// [`ReportError`].
+pub fn gather(folder: &Path) -> Result<Report, ReportError> {
+    if !folder.is_dir() {
+        return Err(ReportError::MissingFolder(folder.to_path_buf()));
+    }
+    let state = StateDir::existing(folder);
+    let identity = state
+        .load_identity()
+        .map_err(|e| ReportError::State(e.to_string()))?
+        .ok_or_else(|| ReportError::NotSynced(folder.to_path_buf()))?;
+    let running = is_running(state.path());
+    let status = read(state.path())?;
+    let rules = RuleSource::load(folder);
+    let (conflicts, ignored) = look(folder, &rules);
+    let s = status.as_ref();
+    Ok(Report {
+        folder: folder.display().to_string(),
+        running,
+        server: s.map(|s| s.server.clone()),
+        user: identity.user.to_string(),
+        device: identity.client,
+        connected: running && s.is_some_and(|s| s.connected),
+        last_sync: s.and_then(|s| s.last_sync.clone()),
+        uploads_pending: s.map_or(0, |s| s.uploads_pending),
+        downloads_pending: s.map_or(0, |s| s.downloads_pending),
+        conflicts,
+        ignored,
+        last_error: s.and_then(|s| s.last_error.clone()),
+        rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
+        in_sync: in_sync(running, s),
+    })
+}
+
+/// Walks the folder: conflict copies (sorted paths) and how many entries
+/// the rules leave out (an ignored directory counts once, its contents not
+/// at all). Symlinks and unreadable entries are passed over, as the client does.
+fn look(folder: &Path, rules: &RuleSource) -> (Vec<String>, u64) {
+    let mut conflicts = Vec::new();
+    let mut ignored = 0u64;
+    let mut walk = walkdir::WalkDir::new(folder)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(item) = walk.next() {
+        let Ok(item) = item else { continue };
+        let Some(rel) = item.path().strip_prefix(folder).ok().and_then(Path::to_str) else {
+            continue;
+        };
+        let is_dir = item.file_type().is_dir();
+        if rel.is_empty() {
+            continue;
+        }
+        if rel == STATE_DIR_NAME {
+            walk.skip_current_dir();
+            continue;
+        }
+        if !is_dir && !item.file_type().is_file() {
+            continue;
+        }
+        if rules.rules().ignores(rel, is_dir) {
+            ignored += 1;
+            if is_dir {
+                walk.skip_current_dir();
+            }
+            continue;
+        }
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if is_conflict_name(name) {
+            conflicts.push(rel.to_owned());
+        }
+    }
+    (conflicts, ignored)
+}
+
+/// The report for people, one fact per line.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let state = match (r.in_sync, r.running, r.connected) {
+        (true, _, _) => "in sync",
+        (false, false, _) => "not in sync (no client is running on this folder)",
+        (false, true, false) => "not in sync (not connected to the server)",
+        (false, true, true) => "not in sync",
+    };
+    let none = "-".to_owned();
+    let _ = writeln!(out, "folder:        {}", r.folder);
+    let _ = writeln!(out, "state:         {state}");
+    let _ = writeln!(out, "server:        {}", r.server.as_ref().unwrap_or(&none));
+    let _ = writeln!(out, "user:          {}", r.user);
+    let _ = writeln!(out, "device:        {}", r.device);
+    let connected = if r.connected { "yes" } else { "no" };
+    let _ = writeln!(out, "connected:     {connected}");
+    let _ = writeln!(
+        out,
+        "last sync:     {}",
+        r.last_sync.as_ref().unwrap_or(&none)
+    );
+    let _ = writeln!(out, "to upload:     {}", r.uploads_pending);
+    let _ = writeln!(out, "to download:   {}", r.downloads_pending);
+    let _ = writeln!(out, "ignored:       {}", r.ignored);
+    let _ = writeln!(out, "conflicts:     {}", r.conflicts.len());
+    for c in &r.conflicts {
+        let _ = writeln!(out, "  {c}");
+    }
+    let _ = writeln!(
+        out,
+        "last error:    {}",
+        r.last_error.as_ref().unwrap_or(&none)
+    );
+    for e in &r.rule_errors {
+        let _ = writeln!(out, "rules:         {e}");
+    }
+    out
+}

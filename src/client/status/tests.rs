@@ -1,0 +1,188 @@
+use super::report::{gather, in_sync, ReportError};
+use super::*;
+use crate::client::state::{Identity, StateDir};
+use crate::protocol::conflict::conflict_path;
+use crate::protocol::{UserId, WirePath};
+use proptest::prelude::*;
+use std::time::{Duration, UNIX_EPOCH};
+
+fn sample() -> Status {
+    Status {
+        format: FORMAT,
+        server: "127.0.0.1:9000".into(),
+        user: "00112233445566778899aabbccddeeff".into(),
+        device: 2,
+        connected: true,
+        last_sync: Some("2026-12-01T03:30:00Z".into()),
+        uploads_pending: 0,
+        downloads_pending: 0,
+        last_error: None,
+        rule_errors: Vec::new(),
+        updated: "2026-12-01T03:30:00Z".into(),
+    }
+}
+
+#[test]
+fn write_then_read_round_trips_and_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(read(dir.path()).expect("read").is_none());
+    let mut s = sample();
+    write(dir.path(), &s).expect("write");
+    assert_eq!(read(dir.path()).expect("read"), Some(s.clone()));
+    s.connected = false;
+    s.last_error = Some("connect: refused".into());
+    write(dir.path(), &s).expect("write");
+    assert_eq!(read(dir.path()).expect("read"), Some(s));
+    let mode = fs::metadata(dir.path().join(STATUS_FILE))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    let leftovers = fs::read_dir(dir.path()).expect("ls").count();
+    assert_eq!(leftovers, 1, "no temporary file is left behind");
+}
+
+#[test]
+fn a_damaged_or_foreign_status_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for bytes in [&b"{\"format\":1"[..], b"", b"\xff\xfe", b"[]"] {
+        fs::write(dir.path().join(STATUS_FILE), bytes).expect("write");
+        assert!(matches!(read(dir.path()), Err(StatusError::Malformed(_))));
+    }
+    let mut other = serde_json::to_value(sample()).expect("json");
+    other["format"] = 99.into();
+    fs::write(dir.path().join(STATUS_FILE), other.to_string()).expect("write");
+    let err = read(dir.path()).expect_err("format 99");
+    assert!(err.to_string().contains("format 99"), "{err}");
+}
+
+#[test]
+fn the_lock_tells_whether_a_client_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(!is_running(dir.path()));
+    let held = lock_running(dir.path()).expect("lock").expect("free");
+    assert!(is_running(dir.path()));
+    assert!(lock_running(dir.path()).expect("lock").is_none(), "held");
+    drop(held);
+    assert!(!is_running(dir.path()));
+}
+
+#[test]
+fn in_sync_needs_every_condition() {
+    let s = sample();
+    assert!(in_sync(true, Some(&s)));
+    assert!(!in_sync(false, Some(&s)), "not running");
+    assert!(!in_sync(true, None), "no status");
+    let cases: [fn(&mut Status); 5] = [
+        |s| s.connected = false,
+        |s| s.last_sync = None,
+        |s| s.uploads_pending = 1,
+        |s| s.downloads_pending = 3,
+        |s| s.last_error = Some("x".into()),
+    ];
+    for change in cases {
+        let mut s = sample();
+        change(&mut s);
+        assert!(!in_sync(true, Some(&s)), "{s:?}");
+    }
+}
+
+#[test]
+fn rfc3339_is_utc_with_seconds() {
+    let t = UNIX_EPOCH + Duration::from_secs(1_795_923_000);
+    assert_eq!(rfc3339(t), "2026-11-29T03:30:00Z");
+    assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+}
+
+#[test]
+fn conflict_names_table() {
+    for name in [
+        "report (conflict 2 2026-11-26 101233).txt",
+        "report (conflict 2 2026-11-26 101233 3).txt",
+        "Makefile (conflict 17 2026-01-02 000000)",
+        "conflict 2 2026-11-26 101233.txt",
+        "conflict 2 2026-11-26 101233 2",
+    ] {
+        assert!(is_conflict_name(name), "{name}");
+    }
+    for name in [
+        "report.txt",
+        "report (conflict).txt",
+        "report (conflict x 2026-11-26 101233).txt",
+        "report (conflict 2 2026-11-26 1012).txt",
+        "report (conflict 2 26-11-26 101233).txt",
+        "conflict resolution.md",
+        "(conflict 2 2026-11-26 101233)",
+    ] {
+        assert!(!is_conflict_name(name), "{name}");
+    }
+}
+
+proptest! {
+    /// Every name `conflict_path` makes is recognised, and the original is not.
+    #[test]
+    fn conflict_path_names_are_recognised(
+        stem in "[a-zA-Z0-9 _-]{1,40}",
+        ext in "(\\.[a-z]{1,4})?",
+        client in 1u64..100_000,
+        secs in 0u64..4_000_000_000,
+        attempt in 1u32..5,
+    ) {
+        let stem = stem.trim().to_owned();
+        prop_assume!(!stem.is_empty() && !stem.starts_with("conflict "));
+        let path = WirePath::new(&format!("dir/{stem}{ext}")).expect("path");
+        let when = UNIX_EPOCH + Duration::from_secs(secs);
+        let copy = conflict_path(&path, client, when, attempt);
+        prop_assert!(is_conflict_name(copy.file_name()), "{}", copy);
+        prop_assert!(!is_conflict_name(path.file_name()));
+    }
+}
+
+fn synced_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = StateDir::open(dir.path()).expect("state");
+    let id = Identity {
+        user: UserId([7; 16]),
+        client: 4,
+    };
+    state.save_identity(&id).expect("identity");
+    dir
+}
+
+#[test]
+fn gather_lists_conflicts_and_counts_ignored_entries() {
+    let dir = synced_folder();
+    let root = dir.path();
+    fs::create_dir_all(root.join("a/node_modules/x")).expect("mkdir");
+    fs::write(root.join("a/node_modules/x/1.js"), "1").expect("w");
+    fs::write(root.join("a/b (conflict 3 2026-11-30 120000).txt"), "c").expect("w");
+    fs::write(root.join("a/b.txt"), "b").expect("w");
+    fs::write(root.join(".b.txt.swp"), "s").expect("w");
+    fs::write(root.join(".cloudignore"), "node_modules/\n").expect("w");
+    let r = gather(root).expect("report");
+    assert_eq!(r.user, "07070707070707070707070707070707");
+    assert_eq!(r.device, 4);
+    assert_eq!(r.conflicts, vec!["a/b (conflict 3 2026-11-30 120000).txt"]);
+    assert_eq!(r.ignored, 2, "node_modules (once) and the swap file");
+    assert!(!r.running && !r.connected && !r.in_sync);
+    let text = report::render(&r);
+    assert!(text.contains("no client is running"), "{text}");
+    assert!(
+        text.contains("  a/b (conflict 3 2026-11-30 120000).txt"),
+        "{text}"
+    );
+    let state = root.join(crate::protocol::limits::STATE_DIR_NAME);
+    let _lock = lock_running(&state).expect("lock").expect("free");
+    write(&state, &sample()).expect("status");
+    let r = gather(root).expect("report");
+    assert!(r.running && r.connected && r.in_sync, "{r:?}");
+}
+
+#[test]
+fn gather_refuses_a_folder_that_was_never_synced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(matches!(gather(dir.path()), Err(ReportError::NotSynced(_))));
+    let gone = dir.path().join("nope");
+    assert!(matches!(gather(&gone), Err(ReportError::MissingFolder(_))));
+}

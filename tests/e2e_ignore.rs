@@ -1,0 +1,238 @@
+//! End-to-end: `.cloudignore` and the built-in rules (issue 13), with the
+//! real server and real clients. Ignored paths are never pushed, never
+//! created, overwritten or deleted by a pull, on either device; the rules file
+//! itself syncs; a rule added or removed while the clients run takes effect
+//! without a restart; a path that becomes ignored stays on the server and on
+//! the other devices, and a device joining later does not download it.
+
+mod common;
+
+use common::{converge, eventually, new_user, tree, write, Client, Server, Tree, CONVERGE};
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+/// Polls `check` until it holds; fails the test with `what` after [`CONVERGE`].
+fn wait_for(what: &str, check: impl FnMut() -> bool) {
+    assert!(eventually(CONVERGE, check), "timed out waiting for: {what}");
+}
+
+fn files(pairs: &[(&str, &str)]) -> Tree {
+    pairs
+        .iter()
+        .map(|(p, c)| (p.to_string(), Some(c.as_bytes().to_vec())))
+        .collect()
+}
+
+fn read(root: &Path, path: &str) -> Option<String> {
+    fs::read_to_string(root.join(path)).ok()
+}
+
+/// Files only (directories left out), for comparisons that do not care
+/// whether an emptied directory lingers.
+fn file_tree(root: &Path) -> Tree {
+    tree(root)
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .collect()
+}
+
+#[test]
+fn ignored_paths_are_never_pushed_nor_touched_by_a_pull() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write(a.path(), ".cloudignore", "build/\n*.log\n!keep.tmp\n");
+    write(a.path(), "doc.txt", "doc");
+    write(a.path(), "build/out.o", "A obj");
+    write(a.path(), "run.log", "A log");
+    write(a.path(), ".doc.txt.swp", "A swap");
+    write(a.path(), "~$doc.docx", "A office lock");
+    write(a.path(), "keep.tmp", "kept tmp");
+    write(a.path(), "junk.tmp", "A junk");
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    let synced = files(&[
+        (".cloudignore", "build/\n*.log\n!keep.tmp\n"),
+        ("doc.txt", "doc"),
+        ("keep.tmp", "kept tmp"),
+    ]);
+    assert_eq!(tree(&server.user_dir(&user)), synced, "server after upload");
+
+    // B already holds files of its own at ignored paths, some with A's names.
+    write(b.path(), "run.log", "B log");
+    write(b.path(), "build/local.o", "B obj");
+    write(b.path(), "junk.tmp", "B junk");
+    std::thread::sleep(Duration::from_millis(350));
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    let _ca = Client::start(server.port, a.path(), None);
+    wait_for("B has the synced files", || {
+        read(b.path(), "keep.tmp").as_deref() == Some("kept tmp")
+            && read(b.path(), ".cloudignore").is_some()
+    });
+
+    // Live traffic: A changes ignored files and one synced file.
+    write(a.path(), "run.log", "A log 2");
+    write(a.path(), "build/more.o", "more");
+    write(a.path(), "sub/deep/x.log", "deep log");
+    write(a.path(), "new.txt", "new");
+    wait_for("B has new.txt", || {
+        read(b.path(), "new.txt").as_deref() == Some("new")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut want = synced.clone();
+    want.insert("new.txt".into(), Some(b"new".to_vec()));
+    assert_eq!(
+        file_tree(&server.user_dir(&user)),
+        want,
+        "server: only synced files"
+    );
+    let mut want_b = want.clone();
+    for (p, c) in [
+        ("run.log", "B log"),
+        ("build/local.o", "B obj"),
+        ("junk.tmp", "B junk"),
+    ] {
+        want_b.insert(p.into(), Some(c.as_bytes().to_vec()));
+    }
+    assert_eq!(
+        file_tree(b.path()),
+        want_b,
+        "B: its ignored files untouched, none of A's"
+    );
+    assert_eq!(read(a.path(), "run.log").as_deref(), Some("A log 2"));
+    assert_eq!(read(a.path(), "build/out.o").as_deref(), Some("A obj"));
+}
+
+#[test]
+fn a_rule_change_while_running_deletes_nothing_and_undoing_it_loses_nothing() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let c = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "doc.txt", "doc");
+    write(a.path(), "old.log", "old");
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    let _ca = Client::start(server.port, a.path(), None);
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    converge("initial", &[a.path(), b.path()]);
+
+    // The rule arrives on B through the server; no restart.
+    write(a.path(), ".cloudignore", "*.log\n");
+    wait_for("B has the rules", || {
+        read(b.path(), ".cloudignore").is_some()
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    fs::remove_file(a.path().join("old.log")).expect("rm");
+    write(b.path(), "old.log", "B edit");
+    write(a.path(), "fresh.log", "fresh");
+    write(a.path(), "after.txt", "after");
+    wait_for("B has after.txt", || read(b.path(), "after.txt").is_some());
+    std::thread::sleep(Duration::from_millis(1500));
+    let server_dir = server.user_dir(&user);
+    assert_eq!(
+        read(&server_dir, "old.log").as_deref(),
+        Some("old"),
+        "an ignored path stays on the server"
+    );
+    assert_eq!(read(&server_dir, "fresh.log"), None, "not pushed");
+    assert_eq!(read(b.path(), "old.log").as_deref(), Some("B edit"));
+    assert_eq!(
+        read(a.path(), "old.log"),
+        None,
+        "not brought back by a pull"
+    );
+    assert_eq!(read(b.path(), "fresh.log"), None);
+
+    // A device joining now does not download the ignored path.
+    let _cc = Client::start(server.port, c.path(), Some(&user));
+    wait_for("C has after.txt", || read(c.path(), "after.txt").is_some());
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(read(c.path(), "old.log"), None, "C never gets old.log");
+
+    // Undo the rule: everything ignored meanwhile becomes synced, and no
+    // content is lost (B's edit and the server's old version both survive).
+    write(a.path(), ".cloudignore", "");
+    let end = converge("after the rule is removed", &[a.path(), b.path(), c.path()]);
+    let contents: Vec<&[u8]> = end.values().flatten().map(Vec::as_slice).collect();
+    for kept in [&b"old"[..], b"B edit", b"fresh", b"doc", b"after"] {
+        assert!(
+            contents.contains(&kept),
+            "{:?} survives: {:?}",
+            String::from_utf8_lossy(kept),
+            end.keys().collect::<Vec<_>>()
+        );
+    }
+    wait_for("the server holds the same files", || {
+        file_tree(&server_dir)
+            == end
+                .clone()
+                .into_iter()
+                .filter(|(_, v)| v.is_some())
+                .collect()
+    });
+}
+
+#[test]
+fn a_directory_removed_elsewhere_is_not_brought_back_by_the_ignored_files_it_holds_here() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "keep.txt", "keep");
+    write(a.path(), "d/a.txt", "a");
+    write(a.path(), "d/sub/b.txt", "b");
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    let _ca = Client::start(server.port, a.path(), None);
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    converge("initial", &[a.path(), b.path()]);
+    // Only on A: editor leftovers inside the directory (ignored by default).
+    write(a.path(), "d/.a.txt.swp", "swap");
+    write(a.path(), "d/sub/x.tmp", "tmp");
+    std::thread::sleep(Duration::from_millis(500));
+    fs::remove_dir_all(b.path().join("d")).expect("rm -r");
+    wait_for("A's synced files in d are deleted", || {
+        !a.path().join("d/a.txt").exists() && !a.path().join("d/sub/b.txt").exists()
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    let server_dir = server.user_dir(&user);
+    assert!(
+        !server_dir.join("d").exists(),
+        "d stays deleted on the server"
+    );
+    assert!(!b.path().join("d").exists(), "d does not come back on B");
+    assert_eq!(read(a.path(), "d/.a.txt.swp").as_deref(), Some("swap"));
+    assert_eq!(read(a.path(), "d/sub/x.tmp").as_deref(), Some("tmp"));
+}
+
+#[test]
+fn ignored_leftovers_do_not_make_an_emptied_folder_look_full() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    for i in 0..12 {
+        write(a.path(), &format!("f{i}"), "data");
+    }
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    for i in 0..12 {
+        fs::remove_file(a.path().join(format!("f{i}"))).expect("rm");
+    }
+    // What an editor or office suite may leave in an unmounted drive's
+    // mount point, or in a folder emptied by mistake.
+    write(a.path(), ".f0.swp", "swap");
+    write(a.path(), "~$f1.docx", "lock");
+    write(a.path(), "cache.tmp/part", "x");
+    let out = common::run_once(server.port, a.path(), None);
+    assert!(!out.status.success(), "stops instead of deleting");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        file_tree(&server.user_dir(&user)).len(),
+        12,
+        "server untouched"
+    );
+}

@@ -1,0 +1,172 @@
+//! End-to-end: `cloud-client status FOLDER [--json]` (issue 13) against real
+//! running clients: in sync (exit 0), with pending work (a file still being
+//! written; exit 1), with the server down (not connected, the change waiting,
+//! an error; exit 1), with conflict copies (listed; exit 0 once in sync),
+//! with no client running (exit 1), and on a folder never synced (exit 2).
+//! The seed's positional command line keeps working beside it.
+
+mod common;
+
+use common::{converge, eventually, new_user, write, Client, Server, CONVERGE};
+use serde_json::Value;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Runs `status` and returns (exit code, stdout).
+fn status(folder: &Path, json: bool) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
+    cmd.arg("status").arg(folder);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().expect("run status");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn status_json(folder: &Path) -> (i32, Value) {
+    let (code, text) = status(folder, true);
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    (code, value)
+}
+
+/// Waits until `status --json` satisfies `check`; returns that reading.
+fn status_until(what: &str, folder: &Path, check: impl Fn(i32, &Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, value) = status_json(folder);
+        if check(code, &value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for status: {what}; last: exit {code} {value:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls `check` until it holds; fails the test with `what` after [`CONVERGE`].
+fn wait_for(what: &str, check: impl FnMut() -> bool) {
+    assert!(eventually(CONVERGE, check), "timed out waiting for: {what}");
+}
+
+#[test]
+fn status_in_sync_pending_server_down_conflicts_and_stopped() {
+    let mut server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "x.txt", "base");
+    write(a.path(), ".x.txt.swp", "swap");
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    let mut ca = Client::start(server.port, a.path(), None);
+    let mut cb = Client::start(server.port, b.path(), Some(&user));
+    wait_for("B has x.txt", || b.path().join("x.txt").is_file());
+
+    // In sync.
+    let v = status_until("A in sync", a.path(), |code, v| {
+        code == 0 && v["in_sync"] == true
+    });
+    assert_eq!(v["user"], user.as_str());
+    assert_eq!(v["connected"], true);
+    assert_eq!(v["running"], true);
+    assert_eq!(v["server"], format!("127.0.0.1:{}", server.port).as_str());
+    assert!(v["device"].as_u64().is_some_and(|d| d > 0), "{v:#}");
+    assert!(v["last_sync"].is_string(), "{v:#}");
+    assert_eq!(v["ignored"], 1, "the swap file: {v:#}");
+    assert_eq!(v["conflicts"], Value::Array(vec![]));
+    assert_eq!(v["last_error"], Value::Null);
+    let (code, text) = status(a.path(), false);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("state:         in sync"), "{text}");
+    assert!(text.contains(&user), "{text}");
+
+    // Pending work: a file kept open and written to, never complete.
+    let writer = {
+        let path = a.path().join("growing.bin");
+        std::thread::spawn(move || {
+            let mut f = fs::File::create(path).expect("create");
+            let until = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < until {
+                f.write_all(&[7u8; 512]).expect("write");
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    let v = status_until("A has pending uploads", a.path(), |code, v| {
+        code == 1 && v["uploads_pending"].as_u64().is_some_and(|n| n > 0)
+    });
+    assert_eq!(v["connected"], true, "{v:#}");
+    writer.join().expect("writer");
+    status_until("A in sync again", a.path(), |code, _| code == 0);
+    wait_for("B has growing.bin", || {
+        fs::metadata(b.path().join("growing.bin")).is_ok_and(|m| m.len() > 0)
+    });
+
+    // Server down: not connected, the change waits, an error is shown.
+    server.stop();
+    write(a.path(), "offline.txt", "written while the server is down");
+    write(b.path(), "x.txt", "B's edit");
+    write(a.path(), "x.txt", "A's edit");
+    let v = status_until("A sees the server down", a.path(), |code, v| {
+        code == 1 && v["connected"] == false && v["uploads_pending"].as_u64().is_some_and(|n| n > 0)
+    });
+    assert_eq!(v["running"], true);
+    assert!(v["last_error"].is_string(), "{v:#}");
+    let (code, text) = status(a.path(), false);
+    assert_eq!(code, 1);
+    assert!(text.contains("not connected"), "{text}");
+
+    // Back up: the concurrent edits of x.txt leave a conflict copy, listed.
+    server.restart();
+    // (The swap file is ignored, so it is on A only: out of the comparison.)
+    fs::remove_file(a.path().join(".x.txt.swp")).expect("rm");
+    converge("after the restart", &[a.path(), b.path()]);
+    for folder in [a.path(), b.path()] {
+        let v = status_until("in sync with a conflict copy", folder, |code, v| {
+            code == 0 && v["conflicts"].as_array().is_some_and(|c| c.len() == 1)
+        });
+        let copy = v["conflicts"][0].as_str().expect("path").to_owned();
+        assert!(copy.starts_with("x (conflict "), "{copy}");
+        assert!(folder.join(&copy).is_file(), "{copy}");
+        let (_, text) = status(folder, false);
+        assert!(text.contains(&format!("  {copy}")), "{text}");
+    }
+
+    // No client running.
+    cb.stop();
+    let (code, v) = status_json(b.path());
+    assert_eq!(
+        (code, &v["running"], &v["connected"]),
+        (1, &Value::Bool(false), &Value::Bool(false))
+    );
+    let (_, text) = status(b.path(), false);
+    assert!(text.contains("no client is running"), "{text}");
+    ca.stop();
+
+    // A folder that was never synced.
+    let plain = tempfile::tempdir().expect("tempdir");
+    let (code, _) = status(plain.path(), false);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn help_lists_every_command_and_the_positional_form() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
+        .arg("--help")
+        .output()
+        .expect("help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("<SERVER_IP> <SERVER_PORT> <FOLDER_PATH> <PULLING_RATE> [USER_ID]"),
+        "{text}"
+    );
+    assert!(text.contains("status"), "{text}");
+}
