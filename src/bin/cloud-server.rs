@@ -1,10 +1,10 @@
-//! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync] [-v|-q]`:
+//! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync] [--metrics ADDR] [-v|-q]`:
 //! argument parsing and wiring only; the server lives in `cloudservice::server`.
 
 use clap::Parser;
 use cloudservice::server::{self, ServerConfig, ServerEvent};
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,6 +38,10 @@ struct Args {
     /// (its state is on disk; connections stay open).
     #[arg(long, default_value_t = 30.0)]
     actor_idle: f64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100),
+    /// from a thread of its own.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Show debug messages on stderr.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         config.max_connections = max.max(1);
     }
     config.durable = args.fsync;
+    config.metrics = args.metrics;
     let timeouts = (
         seconds(args.handshake_timeout),
         seconds(args.idle_timeout),

@@ -3,7 +3,7 @@
 
 use super::flow::MAX_ACTORS;
 use crate::protocol::limits::{HANDSHAKE_TIMEOUT_SECS, IDLE_TIMEOUT_SECS};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ pub struct ServerConfig {
     /// How long an actor waits without messages before retiring (its
     /// connections stay open; a new actor adopts them when needed).
     pub actor_idle: Duration,
+    /// Where to serve Prometheus metrics (`--metrics ADDR`); `None`: nowhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -41,6 +43,7 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(HANDSHAKE_TIMEOUT_SECS),
             idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS),
             actor_idle: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }

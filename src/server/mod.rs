@@ -24,6 +24,7 @@ pub mod legality;
 pub mod limiter;
 pub mod listen;
 pub mod members;
+pub mod metrics;
 pub mod pull_reply;
 pub mod reactor;
 pub mod registry;
@@ -59,6 +60,8 @@ pub enum ServerError {
     Signals(std::io::Error),
     /// The poll loop failed.
     Poll(std::io::Error),
+    /// The `--metrics` address cannot be served.
+    Metrics(SocketAddr, std::io::Error),
 }
 
 impl fmt::Display for ServerError {
@@ -69,6 +72,7 @@ impl fmt::Display for ServerError {
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServerError::Poll(e) => write!(f, "event loop failed: {e}"),
+            ServerError::Metrics(addr, e) => write!(f, "cannot serve metrics on {addr}: {e}"),
         }
     }
 }
@@ -101,6 +105,10 @@ pub fn run(
         .local_addr()
         .map_err(|e| ServerError::Bind(addr, e))?;
 
+    if let Some(addr) = config.metrics {
+        let bound = metrics::http::serve(addr).map_err(|e| ServerError::Metrics(addr, e))?;
+        log::info!("metrics at http://{bound}/metrics");
+    }
     let poll = Poll::new().map_err(ServerError::Poll)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServerError::Poll)?);
     let (signal_read, signal_write) =
