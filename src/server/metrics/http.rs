@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// Longest request head read.
 const MAX_HEAD: usize = 4096;
+/// Most bytes read and dropped after refusing an oversized request.
+const DRAIN_LIMIT: u64 = 64 * 1024;
 /// Time a scraper has to send its request and to read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -115,6 +117,12 @@ fn answer(mut stream: TcpStream) -> io::Result<()> {
     }
     stream.write_all(&response)?;
     let _ = stream.shutdown(std::net::Shutdown::Write);
+    if head.is_none() {
+        // Unread input at close makes the kernel send a reset, which can
+        // destroy the answer before the peer reads it: read (and drop) a
+        // bounded amount first.
+        let _ = io::copy(&mut (&stream).take(DRAIN_LIMIT), &mut io::sink());
+    }
     Ok(())
 }
 
