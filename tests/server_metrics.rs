@@ -192,6 +192,118 @@ fn counters_move_by_the_activity() {
     drop((a, b));
 }
 
+/// Random amounts of each kind of activity (seed printed; replay with
+/// METRICS_SEED=N): every counter moves by exactly the amount done.
+#[test]
+fn random_activity_is_counted_exactly() {
+    let seed = seed("METRICS_SEED");
+    eprintln!("METRICS_SEED={seed}");
+    let mut rng = Rng::new(seed);
+    let metrics_port = free_port();
+    let metrics_arg = format!("127.0.0.1:{metrics_port}");
+    let server = Server::start_with(&["--metrics", &metrics_arg]);
+    let metrics: SocketAddr = metrics_arg.parse().expect("address");
+    assert!(wait_port(metrics_port, Duration::from_secs(5)));
+    let before = scrape(metrics);
+
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let files = 1 + rng.index(6);
+    let conflicts = rng.index(files + 1);
+    let (fetches, missing, strangers, pulls) =
+        (rng.index(4), rng.index(4), rng.index(4), rng.index(4));
+    eprintln!("files {files}, conflicts {conflicts}, fetches {fetches}, missing {missing}, strangers {strangers}, pulls {pulls}");
+    let mut uploaded = 0usize;
+    let mut sizes = Vec::new();
+    for i in 0..files {
+        let size = rng.index(20_000);
+        let content = rng.bytes(size);
+        uploaded += content.len();
+        sizes.push(content.len());
+        let ack = a.put(&format!("f{i}"), &content, 0).expect("push");
+        assert_eq!(ack.status, PushStatus::Applied);
+    }
+    for i in 0..conflicts {
+        let size = rng.index(20_000);
+        let content = rng.bytes(size);
+        uploaded += content.len();
+        let ack = b.put(&format!("f{i}"), &content, 0).expect("push");
+        assert_eq!(ack.status, PushStatus::Conflict);
+    }
+    let mut fetched = 0usize;
+    for i in 0..fetches {
+        let (_, data) = b.fetch(&format!("f{}", i % files)).expect("fetch");
+        assert_eq!(data.len(), sizes[i % files]);
+        fetched += data.len();
+    }
+    for i in 0..missing {
+        let refused = b.fetch(&format!("missing{i}")).expect_err("missing");
+        assert_eq!(refused.code, ErrorCode::NotFound);
+    }
+    for _ in 0..strangers {
+        let mut stranger = WireClient::connect(server.addr);
+        let mut id = [0u8; 16];
+        rng.fill(&mut id);
+        id[0] |= 1;
+        let refused = stranger
+            .hello(HelloMode::Resume, UserId(id), 1)
+            .expect_err("unknown user");
+        assert_eq!(refused.code, ErrorCode::UnknownUser);
+        stranger.until_closed();
+    }
+    for _ in 0..pulls {
+        a.pull(0);
+    }
+    let after = scrape(metrics);
+    let counts = [
+        ("cloudservice_pushes_applied_total".to_owned(), files),
+        ("cloudservice_conflicts_total".to_owned(), conflicts),
+        (requests("push-file", "ok"), files + conflicts),
+        (requests("pull", "ok"), pulls),
+        (
+            "cloudservice_handshake_failures_total".to_owned(),
+            strangers,
+        ),
+        (
+            "cloudservice_errors_sent_total{code=\"UnknownUser\"}".to_owned(),
+            strangers,
+        ),
+        (
+            "cloudservice_errors_sent_total{code=\"NotFound\"}".to_owned(),
+            missing,
+        ),
+    ];
+    for (series, expected) in &counts {
+        assert_eq!(
+            delta(&before, &after, series),
+            *expected as f64,
+            "{series} (seed {seed})"
+        );
+    }
+    let fetch_total = delta(&before, &after, &requests("fetch", "ok"))
+        + delta(&before, &after, &requests("fetch", "error"));
+    assert_eq!(fetch_total, (fetches + missing) as f64, "seed {seed}");
+    // A refused guess may be refused by the reactor's rate limit (`hello`)
+    // or by the actor (`resume`): together they are every stranger.
+    let refused_hellos = delta(&before, &after, &requests("resume", "error"))
+        + delta(&before, &after, &requests("hello", "error"));
+    assert_eq!(refused_hellos, strangers as f64, "seed {seed}");
+    // Bytes: the contents plus at most 256 bytes of framing per request.
+    let requests_made = 2 + files + conflicts + fetches + missing + strangers + pulls;
+    let slack = (256 * requests_made) as f64;
+    let received = delta(&before, &after, "cloudservice_received_bytes_total");
+    let sent = delta(&before, &after, "cloudservice_sent_bytes_total");
+    assert!(
+        (uploaded as f64..=uploaded as f64 + slack).contains(&received),
+        "received {received}, uploaded {uploaded} (seed {seed})"
+    );
+    assert!(
+        (fetched as f64..=fetched as f64 + slack).contains(&sent),
+        "sent {sent}, fetched {fetched} (seed {seed})"
+    );
+    drop((a, b));
+}
+
 /// Connects once the refused stranger's slot is free (its close is async).
 fn eventually_connected(addr: SocketAddr) -> WireClient {
     std::thread::sleep(Duration::from_millis(100));
