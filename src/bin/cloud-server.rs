@@ -1,11 +1,11 @@
 //! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
-//! [--insecure-plaintext | --tls-cert FILE --tls-key FILE] [-v|-q]`:
+//! [--insecure-plaintext | --tls-cert FILE --tls-key FILE] [--metrics ADDR] [-v|-q]`:
 //! argument parsing and wiring only; the server lives in `cloudservice::server`.
 
 use clap::Parser;
 use cloudservice::server::{self, ServerConfig, ServerEvent, ServerSecurity};
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -50,6 +50,10 @@ struct Args {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100),
+    /// from a thread of its own.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Show debug messages on stderr.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             files: args.tls_cert.zip(args.tls_key),
         }
     };
+    config.metrics = args.metrics;
     let timeouts = (
         seconds(args.handshake_timeout),
         seconds(args.idle_timeout),

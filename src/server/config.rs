@@ -4,7 +4,7 @@
 use super::flow::MAX_ACTORS;
 use super::security::ServerSecurity;
 use crate::protocol::limits::{HANDSHAKE_TIMEOUT_SECS, IDLE_TIMEOUT_SECS};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub actor_idle: Duration,
     /// TLS (the default) or `--insecure-plaintext`.
     pub security: ServerSecurity,
+    /// Where to serve Prometheus metrics (`--metrics ADDR`); `None`: nowhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -45,6 +47,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS),
             actor_idle: Duration::from_secs(30),
             security: ServerSecurity::Tls { files: None },
+            metrics: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! `user` and `client` are `-` when not known yet; `detail` is a quoted string
 //! with `"` and `\` escaped by `\`.
 
+use super::metrics::metrics;
 use crate::protocol::{ClientId, UserId};
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::{DeferredNow, FileSpec, FlexiLoggerError, WriteMode};
@@ -61,8 +62,9 @@ impl ConnLog {
         ConnLog { writer: None }
     }
 
-    /// Records one event.
+    /// Records one event (and counts it in the metrics).
     pub fn record(&self, event: &ConnEvent<'_>) {
+        metrics().request(event.request, event.outcome.is_ok());
         let Some(writer) = &self.writer else {
             return;
         };

@@ -3,6 +3,7 @@
 //! kept by [`ConnFlow`] (`flow.rs`).
 
 use super::flow::ConnFlow;
+use super::metrics::metrics;
 use super::transport::Transport;
 use crate::protocol::{ClientId, Frame, FrameDecoder, UserId};
 use std::collections::VecDeque;
@@ -138,6 +139,7 @@ impl Connection {
             match self.transport.write(&front.bytes[front.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
+                    metrics().sent_bytes.inc_by(n as u64);
                     front.sent += n;
                     self.flow.wrote(n);
                     if front.sent == front.bytes.len() {

@@ -25,6 +25,7 @@ pub mod legality;
 pub mod limiter;
 pub mod listen;
 pub mod members;
+pub mod metrics;
 pub mod pull_reply;
 pub mod reactor;
 pub mod registry;
@@ -65,6 +66,8 @@ pub enum ServerError {
     Poll(std::io::Error),
     /// The TLS certificate or key cannot be read, made or used.
     Tls(crate::tls::identity::IdentityError),
+    /// The `--metrics` address cannot be served.
+    Metrics(SocketAddr, std::io::Error),
 }
 
 impl fmt::Display for ServerError {
@@ -76,6 +79,7 @@ impl fmt::Display for ServerError {
             ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServerError::Poll(e) => write!(f, "event loop failed: {e}"),
             ServerError::Tls(e) => write!(f, "TLS: {e}"),
+            ServerError::Metrics(addr, e) => write!(f, "cannot serve metrics on {addr}: {e}"),
         }
     }
 }
@@ -115,6 +119,10 @@ pub fn run(
         security::reload_on_sighup(tls).map_err(ServerError::Signals)?;
     }
 
+    if let Some(addr) = config.metrics {
+        let bound = metrics::http::serve(addr).map_err(|e| ServerError::Metrics(addr, e))?;
+        log::info!("metrics at http://{bound}/metrics");
+    }
     let poll = Poll::new().map_err(ServerError::Poll)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServerError::Poll)?);
     let (signal_read, signal_write) =

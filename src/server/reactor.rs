@@ -18,6 +18,7 @@ use super::config::ServerConfig;
 use super::conn_log::{ConnEvent, ConnLog};
 use super::connection::{Connection, Phase};
 use super::limiter::GuessLimiter;
+use super::metrics::metrics;
 use super::registry::ActorRegistry;
 use super::transport::Transport;
 use super::trim::TrimSchedule;
@@ -230,7 +231,10 @@ impl Reactor {
                     message: "server at its connection limit".to_owned(),
                 };
                 let bytes = Frame::new(0, Message::Error(report)).to_bytes();
-                let _ = io::Write::write(&mut stream, &bytes);
+                metrics().error_sent(ErrorCode::Busy);
+                if let Ok(n) = io::Write::write(&mut stream, &bytes) {
+                    metrics().sent_bytes.inc_by(n as u64);
+                }
                 log::warn!(
                     "refused {peer}: at the limit of {} connections",
                     self.config.max_connections
@@ -300,6 +304,7 @@ impl Reactor {
                     message: "server shutting down".to_owned(),
                 };
                 conn.queue_frame(&Frame::new(0, Message::Error(report)));
+                metrics().error_sent(ErrorCode::ShuttingDown);
                 let _ = conn.flush();
             }
             self.close_now(key);
@@ -311,7 +316,9 @@ impl Reactor {
     fn sweep(&mut self, now: Instant) {
         let idle = self.config.idle_timeout;
         let mut expired: Vec<(usize, &'static str)> = Vec::new();
+        let mut phases = [0usize; 4];
         for (key, conn) in self.conns.iter() {
+            phases[phase_index(&conn.phase)] += 1;
             match conn.phase {
                 Phase::AwaitHello { deadline } if now >= deadline => {
                     expired.push((key, "handshake timeout"));
@@ -333,10 +340,22 @@ impl Reactor {
                 self.fail(key, 0, ErrorCode::Timeout, why);
             }
         }
+        metrics().set_connections(phases);
+        metrics().actors.set(self.registry.threads() as i64);
         self.limiter.expire(now);
         self.trim.tick(self.registry.threads());
         if self.accept_blocked {
             self.accept();
         }
+    }
+}
+
+/// Index of `phase` in [`super::metrics::PHASES`].
+fn phase_index(phase: &Phase) -> usize {
+    match phase {
+        Phase::AwaitHello { .. } => 0,
+        Phase::Joining { .. } => 1,
+        Phase::Ready { .. } => 2,
+        Phase::Closing { .. } => 3,
     }
 }

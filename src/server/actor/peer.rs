@@ -9,6 +9,7 @@ use crate::protocol::{
     ClientId, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message, WirePath,
 };
 use crate::server::flow::PeerFlow;
+use crate::server::metrics::metrics;
 use crate::server::pull_reply::{self, PullReply};
 use crate::server::store::{FileReader, Listing, StoreError, Upload, UserStore};
 use std::collections::VecDeque;
@@ -110,6 +111,7 @@ impl Peer {
 
     /// Queues an error reply.
     pub fn error(&mut self, request_id: u32, code: ErrorCode, message: &str) {
+        metrics().error_sent(code);
         self.reply(
             request_id,
             Message::Error(ErrorReport {
@@ -262,6 +264,7 @@ fn fetch_step(
 
 /// Encodes the Error frame that answers a store failure.
 fn error_frame(out: &mut Vec<u8>, request_id: u32, e: &StoreError) {
+    metrics().error_sent(e.code());
     let report = ErrorReport {
         code: e.code(),
         message: e.to_string(),

@@ -4,11 +4,12 @@
 use super::peer::{listing_reply, Job, OpenUpload, Peer};
 use super::Actor;
 use crate::protocol::{
-    ClientId, ErrorCode, FileBegin, Frame, Hello, HelloMode, Message, PushAck, Welcome,
+    ClientId, ErrorCode, FileBegin, Frame, Hello, HelloMode, Message, PushAck, PushStatus, Welcome,
 };
 use crate::server::bus::{ConnRef, FromActor};
 use crate::server::events::ServerEvent;
 use crate::server::legality::{self, Stage, Verdict};
+use crate::server::metrics::metrics;
 use crate::server::pull_reply;
 use crate::server::store::{StoreError, UserStore};
 use std::net::SocketAddr;
@@ -268,6 +269,15 @@ impl Actor {
         }
         match result {
             Ok(ack) => {
+                match ack.status {
+                    PushStatus::Applied => {
+                        metrics().pushes_applied.inc();
+                    }
+                    PushStatus::Conflict => {
+                        metrics().conflicts.inc();
+                    }
+                    PushStatus::Stale | PushStatus::Unchanged => {}
+                }
                 let detail = format!("{what}: {:?} v{} at {}", ack.status, ack.version, ack.path);
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.reply(rid, Message::PushAck(ack));

@@ -10,6 +10,7 @@ use crate::server::bus::{ConnRef, ToActor};
 use crate::server::connection::Phase;
 use crate::server::flow;
 use crate::server::legality::{self, Stage, Verdict};
+use crate::server::metrics::metrics;
 use crate::server::pull_reply::{self, PullReply};
 use crate::server::transport::Mismatch;
 use crate::server::user_ids;
@@ -37,6 +38,7 @@ impl Reactor {
                     break;
                 }
                 Ok(n) => {
+                    metrics().received_bytes.inc_by(n as u64);
                     if !self.ingest(key, &buf[..n]) {
                         break;
                     }
@@ -126,6 +128,7 @@ impl Reactor {
     /// Sends an error and closes the connection after it.
     pub(super) fn fail(&mut self, key: usize, request_id: u32, code: ErrorCode, text: &str) {
         if let Some(conn) = self.conns.get_mut(key) {
+            metrics().error_sent(code);
             let report = ErrorReport {
                 code,
                 message: text.to_owned(),

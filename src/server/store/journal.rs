@@ -13,9 +13,11 @@
 
 use crate::protocol::wire::{put_path, put_u32, put_u64, FieldReader};
 use crate::protocol::{ClientId, ContentHash, FrameError, WirePath};
+use crate::server::metrics::metrics;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::time::Instant;
 
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,10 +378,17 @@ impl Journal {
     /// # Errors
     /// The write or fsync failed.
     pub fn flush(&mut self, durable: bool) -> io::Result<()> {
+        let start = Instant::now();
         self.out.flush()?;
-        if durable {
+        let written = start.elapsed();
+        let fsync = if durable {
+            let start = Instant::now();
             self.out.get_ref().sync_data()?;
-        }
+            Some(start.elapsed())
+        } else {
+            None
+        };
+        metrics().journal_flushed(written, fsync);
         Ok(())
     }
 }
