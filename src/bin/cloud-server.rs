@@ -89,6 +89,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config = match config_from(args) {
+        Ok(config) => config,
+        Err(why) => {
+            eprintln!("cloud-server: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = server::run(config, print_event);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cloud-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The server's configuration from its command line.
+///
+/// # Errors
+/// A timeout that is not a positive number of seconds.
+fn config_from(args: Args) -> Result<ServerConfig, &'static str> {
     let mut config = ServerConfig::new(args.bind, args.port, args.data_dir);
     if let Some(max) = args.max_connections {
         config.max_connections = max.max(1);
@@ -107,47 +129,39 @@ fn main() -> ExitCode {
         seconds(args.idle_timeout),
         seconds(args.actor_idle),
     );
-    match timeouts {
-        (Some(handshake), Some(idle), Some(actor_idle)) => {
-            config.handshake_timeout = handshake;
-            config.idle_timeout = idle;
-            config.actor_idle = actor_idle;
-        }
-        _ => {
-            eprintln!("cloud-server: timeouts must be positive numbers of seconds");
-            return ExitCode::FAILURE;
-        }
-    }
-    let result = server::run(config, |event| {
-        let mut out = std::io::stdout().lock();
-        match event {
-            ServerEvent::Listening {
-                addr,
-                max_connections,
-                fingerprint,
-            } => {
-                let _ = writeln!(out, "cloud-server listening on {addr}");
-                match fingerprint {
-                    Some(fp) => {
-                        let _ = writeln!(out, "certificate fingerprint (SHA-256): {fp}");
-                    }
-                    None => {
-                        let _ = writeln!(out, "plaintext: no TLS (--insecure-plaintext)");
-                    }
+    let (Some(handshake), Some(idle), Some(actor_idle)) = timeouts else {
+        return Err("timeouts must be positive numbers of seconds");
+    };
+    config.handshake_timeout = handshake;
+    config.idle_timeout = idle;
+    config.actor_idle = actor_idle;
+    Ok(config)
+}
+
+/// Prints what the server reports on stdout (the lines tests and
+/// operators read: where it listens, its certificate, each new user).
+fn print_event(event: ServerEvent) {
+    let mut out = std::io::stdout().lock();
+    match event {
+        ServerEvent::Listening {
+            addr,
+            max_connections,
+            fingerprint,
+        } => {
+            let _ = writeln!(out, "cloud-server listening on {addr}");
+            match fingerprint {
+                Some(fp) => {
+                    let _ = writeln!(out, "certificate fingerprint (SHA-256): {fp}");
                 }
-                log::info!("accepting up to {max_connections} connections");
+                None => {
+                    let _ = writeln!(out, "plaintext: no TLS (--insecure-plaintext)");
+                }
             }
-            ServerEvent::NewUser(user) => {
-                let _ = writeln!(out, "new user {user}");
-            }
+            log::info!("accepting up to {max_connections} connections");
         }
-        let _ = out.flush();
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cloud-server: {e}");
-            ExitCode::FAILURE
+        ServerEvent::NewUser(user) => {
+            let _ = writeln!(out, "new user {user}");
         }
     }
+    let _ = out.flush();
 }

@@ -1,3 +1,6 @@
+//! Tests of the ignore rules: gitignore semantics table, the built-in
+//! defaults and their `!` overrides, bad lines, and property tests.
+
 use super::*;
 use proptest::prelude::*;
 

@@ -1,3 +1,6 @@
+//! Tests of the status file and `cloud-client status`: round trip,
+//! permissions, the running lock, conflict-copy recognition, the in-sync rule.
+
 use super::report::{gather, in_sync, ReportError};
 use super::*;
 use crate::client::state::{Identity, StateDir};
