@@ -11,17 +11,9 @@ use cloudservice::protocol::{
 };
 use common::{assert_error, p, Server, WireClient};
 
-/// `len` pseudo-random bytes (xorshift64) for `seed`.
+/// `len` pseudo-random bytes for `seed` (the kit's one PRNG).
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
+    common::Rng::new(seed).bytes(len)
 }
 
 /// Sends the manifest and chunk list of `content`, reads ChunksNeeded to

@@ -14,18 +14,9 @@ use std::sync::Arc;
 
 const MIB: usize = 1 << 20;
 
-/// `len` pseudo-random bytes (xorshift64) for `seed`.
+/// `len` pseudo-random bytes for `seed` (the kit's one PRNG).
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    common::Rng::new(seed).bytes(len)
 }
 
 /// A loopback relay to `target` that counts the bytes clients send through

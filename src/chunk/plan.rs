@@ -211,17 +211,8 @@ mod tests {
     use crate::chunk::manifest_of_reader;
     use proptest::prelude::*;
 
-    /// `len` pseudo-random bytes (xorshift64), different for each seed.
     fn data(len: usize, seed: u8) -> Vec<u8> {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 32) as u8
-            })
-            .collect()
+        crate::chunk::test_bytes(len, u64::from(seed))
     }
 
     /// Builds `target` from the chunks of `have` plus what the peer sends,

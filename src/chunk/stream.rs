@@ -73,15 +73,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect()
+        crate::chunk::test_bytes(len, seed)
     }
 
     #[test]

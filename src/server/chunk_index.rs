@@ -242,15 +242,7 @@ mod tests {
     use std::io::Write;
 
     fn data(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 32) as u8
-            })
-            .collect()
+        crate::chunk::test_bytes(len, seed)
     }
 
     fn path(s: &str) -> WirePath {
