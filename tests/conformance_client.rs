@@ -217,6 +217,26 @@ fn r_4_2_1_the_client_checks_the_welcome() {
     );
 }
 
+/// A client on a fresh folder that completed its first handshake (user
+/// USER, device 1) and sent its first Pull, so the folder remembers both.
+fn known_client(listener: &TcpListener, port: u16, folder: &Path) -> (Client, Raw) {
+    let client = start_client(port, folder, "1000", None);
+    let mut c = accept(listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    next_request(&mut c).expect("a Pull");
+    (client, c)
+}
+
+/// Reads a Resume Hello and answers a Welcome for USER but device 2.
+fn welcome_another_device(c: &mut Raw) {
+    let h = c.next();
+    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "a Resume: {h:?}");
+    let mut p = USER.to_vec();
+    p.extend_from_slice(&2u64.to_be_bytes());
+    p.extend_from_slice(&0u64.to_be_bytes());
+    c.send(&frame(WELCOME, h.rid, &p));
+}
+
 /// A Welcome to a Resume naming another device than the folder's: the
 /// client closes, sends nothing more and exits non-zero.
 #[test]
@@ -224,21 +244,10 @@ fn r_4_2_1_the_client_checks_the_welcome_device_on_resume() {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let client = start_client(port, dir.path(), "1000", None);
-    let mut c = accept(&listener, Duration::from_secs(20));
-    handshake(&mut c, 0);
-    // Its first Pull: the folder now remembers user USER, device 1.
-    next_request(&mut c).expect("a Pull");
-    drop(client);
-    drop(c);
+    drop(known_client(&listener, port, dir.path()));
     let mut client = start_client(port, dir.path(), "1000", None);
     let mut c = accept(&listener, Duration::from_secs(20));
-    let h = c.next();
-    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "a Resume: {h:?}");
-    let mut p = USER.to_vec();
-    p.extend_from_slice(&2u64.to_be_bytes());
-    p.extend_from_slice(&0u64.to_be_bytes());
-    c.send(&frame(WELCOME, h.rid, &p));
+    welcome_another_device(&mut c);
     expect_client_closes(&mut c);
     let status = client.wait_exit(Duration::from_secs(10));
     assert!(
@@ -255,18 +264,10 @@ fn r_4_2_1_a_reconnecting_client_checks_the_welcome_device() {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let mut client = start_client(port, dir.path(), "1000", None);
-    let mut c = accept(&listener, Duration::from_secs(20));
-    handshake(&mut c, 0);
-    next_request(&mut c).expect("a Pull");
+    let (mut client, c) = known_client(&listener, port, dir.path());
     drop(c);
     let mut c = accept(&listener, Duration::from_secs(20));
-    let h = c.next();
-    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "a Resume: {h:?}");
-    let mut p = USER.to_vec();
-    p.extend_from_slice(&2u64.to_be_bytes());
-    p.extend_from_slice(&0u64.to_be_bytes());
-    c.send(&frame(WELCOME, h.rid, &p));
+    welcome_another_device(&mut c);
     expect_client_closes(&mut c);
     let mut c = accept(&listener, Duration::from_secs(20));
     let h = c.next();

@@ -6,30 +6,11 @@
 //! leaves), then starting over on the copy: `clear_tmp` (what
 //! `StateDir::open` does) and `recover_leftovers`.
 
-use super::test_folder::{p, Folder};
+use super::test_folder::{deleted, file, Folder};
 use super::*;
 use crate::client::state::clear_tmp;
 use std::cell::RefCell;
 use std::rc::Rc;
-
-fn file(path: &str, version: u64, data: &str) -> ChangeEntry {
-    ChangeEntry {
-        path: p(path),
-        version,
-        state: EntryState::File {
-            size: data.len() as u64,
-            hash: ContentHash::of(data.as_bytes()),
-        },
-    }
-}
-
-fn deleted(path: &str, version: u64) -> ChangeEntry {
-    ChangeEntry {
-        path: p(path),
-        version,
-        state: EntryState::Deleted,
-    }
-}
 
 /// Copies the regular files below `from` into `to` (same relative paths).
 fn copy_tree(from: &Path, to: &Path) {

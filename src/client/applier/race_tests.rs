@@ -3,38 +3,11 @@
 //! the writer at an exact point; the exhaustive test tries every point of
 //! every kind of step.
 
-use super::test_folder::{p, Folder};
+use super::test_folder::{deleted, dir, file, p, Folder};
 use super::*;
 use std::cell::Cell;
 use std::io::Write;
 use std::rc::Rc;
-
-fn file(path: &str, version: u64, data: &str) -> ChangeEntry {
-    ChangeEntry {
-        path: p(path),
-        version,
-        state: EntryState::File {
-            size: data.len() as u64,
-            hash: ContentHash::of(data.as_bytes()),
-        },
-    }
-}
-
-fn deleted(path: &str, version: u64) -> ChangeEntry {
-    ChangeEntry {
-        path: p(path),
-        version,
-        state: EntryState::Deleted,
-    }
-}
-
-fn dir(path: &str, version: u64) -> ChangeEntry {
-    ChangeEntry {
-        path: p(path),
-        version,
-        state: EntryState::Dir,
-    }
-}
 
 /// Appends `line` to `at`, creating it if needed: one open-append-close.
 fn append(at: &Path, line: &str) {

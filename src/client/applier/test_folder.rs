@@ -8,6 +8,36 @@ pub(super) fn p(s: &str) -> WirePath {
     WirePath::new(s).unwrap()
 }
 
+/// A pull reply's entry: a file holding `data` at `version`.
+pub(super) fn file(path: &str, version: u64, data: &str) -> ChangeEntry {
+    ChangeEntry {
+        path: p(path),
+        version,
+        state: EntryState::File {
+            size: data.len() as u64,
+            hash: ContentHash::of(data.as_bytes()),
+        },
+    }
+}
+
+/// A pull reply's entry: a directory.
+pub(super) fn dir(path: &str, version: u64) -> ChangeEntry {
+    ChangeEntry {
+        path: p(path),
+        version,
+        state: EntryState::Dir,
+    }
+}
+
+/// A pull reply's entry: deleted.
+pub(super) fn deleted(path: &str, version: u64) -> ChangeEntry {
+    ChangeEntry {
+        path: p(path),
+        version,
+        state: EntryState::Deleted,
+    }
+}
+
 /// A folder, the applier's temporary area beside it, and its index.
 pub(super) struct Folder {
     pub(super) _dir: tempfile::TempDir,

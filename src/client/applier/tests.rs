@@ -1,6 +1,6 @@
 //! The applier against temporary folders: every rule of "never lose a local edit".
 
-use super::test_folder::{p, Folder};
+use super::test_folder::{deleted, dir, file, p, Folder};
 use super::*;
 
 impl Folder {
@@ -34,33 +34,6 @@ impl Folder {
             .collect();
         names.sort();
         names
-    }
-}
-
-fn file(path: &str, version: u64, data: &str) -> ChangeEntry {
-    ChangeEntry {
-        path: p(path),
-        version,
-        state: EntryState::File {
-            size: data.len() as u64,
-            hash: ContentHash::of(data.as_bytes()),
-        },
-    }
-}
-
-fn dir(path: &str, version: u64) -> ChangeEntry {
-    ChangeEntry {
-        path: p(path),
-        version,
-        state: EntryState::Dir,
-    }
-}
-
-fn deleted(path: &str, version: u64) -> ChangeEntry {
-    ChangeEntry {
-        path: p(path),
-        version,
-        state: EntryState::Deleted,
     }
 }
 
