@@ -33,17 +33,26 @@ fn crash_at(
     nth: usize,
     line: &str,
 ) -> Option<Folder> {
+    crash_with(setup, nth, Some(line))
+}
+
+/// [`crash_at`], with the writer's `line` optional (`None`: nobody edits).
+fn crash_with(
+    setup: fn(&mut Folder) -> (Vec<ChangeEntry>, Option<&'static str>),
+    nth: usize,
+    line: Option<&str>,
+) -> Option<Folder> {
     let mut f = Folder::new();
     let (entries, download) = setup(&mut f);
     let saved = f.index.clone();
     let crashed: Rc<RefCell<Option<Folder>>> = Rc::new(RefCell::new(None));
     let (root, tmp) = (f.root.clone(), f.tmp.clone());
-    let line = line.to_owned();
+    let line = line.map(str::to_owned);
     let snapshot = Rc::clone(&crashed);
     let mut step = 0;
     let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
     applier.set_race_hook(move |_at: &Path| {
-        if step == 0 {
+        if let (0, Some(line)) = (step, line.as_deref()) {
             let mut out = fs::OpenOptions::new()
                 .append(true)
                 .open(root.join("f.txt"))
@@ -120,6 +129,38 @@ fn a_crash_at_any_step_of_a_pull_loses_no_local_edit() {
         }
     }
     assert!(tried >= 6, "only {tried} crash points tried");
+}
+
+/// Nobody edits: a crash at any step of a download over the synced file
+/// (including just before the exchange, when the temporary area holds the
+/// server's version with its note) leaves no conflict copy: the folder
+/// holds the old or the new version at the path, never a copy.
+#[test]
+fn a_crash_during_a_plain_download_makes_no_conflict_copy() {
+    let setup: fn(&mut Folder) -> (Vec<ChangeEntry>, Option<&'static str>) = |f| {
+        f.write("f.txt", "v1\n");
+        f.sync_all(1);
+        (vec![file("f.txt", 2, "v2\n")], Some("v2\n"))
+    };
+    let mut tried = 0;
+    for nth in 0.. {
+        let Some(mut copy) = crash_with(setup, nth, None) else {
+            break;
+        };
+        tried += 1;
+        clear_tmp(&copy.tmp).unwrap();
+        Applier::new(&copy.root, &copy.tmp, &mut copy.index, 2)
+            .recover_leftovers(&mut Applied::default())
+            .unwrap();
+        let all = copy_contents(&copy);
+        assert_eq!(all.len(), 1, "crash at step {nth}: {all:?}");
+        assert_eq!(all[0].0, "f.txt", "crash at step {nth}: {all:?}");
+        assert!(
+            all[0].1 == "v1\n" || all[0].1 == "v2\n",
+            "crash at step {nth}: {all:?}"
+        );
+    }
+    assert!(tried >= 2, "only {tried} crash points tried");
 }
 
 fn copy_contents(f: &Folder) -> Vec<(String, String)> {

@@ -14,8 +14,8 @@
 
 use super::{Applied, Applier};
 use crate::client::error::ClientError;
-use crate::client::fsutil::{ensure_parent, Stat};
-use crate::protocol::WirePath;
+use crate::client::fsutil::{ensure_parent, hash_file, Stat};
+use crate::protocol::{ContentHash, WirePath};
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -53,14 +53,25 @@ pub fn on_leftover(synced: bool) -> Leftover {
 
 impl Applier<'_> {
     /// Writes the note that the file about to be moved to `at` comes from
-    /// `path`.
+    /// `path`. `server`: content that may be dropped if found at `at` (a
+    /// download noted before its exchange still holds the server's version,
+    /// which the repeated pull brings again). Note text: the path, then
+    /// optionally a line with that content's BLAKE3 in hex.
     ///
     /// # Errors
     /// The note cannot be written (the move must then not be made).
-    pub(super) fn note_origin(&self, at: &Path, path: &WirePath) -> Result<(), ClientError> {
+    pub(super) fn note_origin(
+        &self,
+        at: &Path,
+        path: &WirePath,
+        server: Option<ContentHash>,
+    ) -> Result<(), ClientError> {
         let note = origin_note(at);
-        fs::write(&note, path.as_str())
-            .map_err(|e| ClientError::io(format!("write {}", note.display()), e))
+        let text = match server {
+            Some(hash) => format!("{path}\n{hash}"),
+            None => path.as_str().to_owned(),
+        };
+        fs::write(&note, text).map_err(|e| ClientError::io(format!("write {}", note.display()), e))
     }
 
     /// Removes the note for `at` once its file is settled (best effort: a
@@ -87,12 +98,12 @@ impl Applier<'_> {
         for note in notes {
             let text = note.as_os_str().to_string_lossy();
             let at = PathBuf::from(&text[..text.len() - ORIGIN_SUFFIX.len()]);
-            let path = fs::read_to_string(&note)
-                .ok()
-                .and_then(|s| WirePath::new(&s).ok());
+            let text = fs::read_to_string(&note).unwrap_or_default();
+            let (path, server) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            let path = WirePath::new(path).ok();
             let settled = match (fs::symlink_metadata(&at), path) {
                 (Err(e), _) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                (Ok(meta), Some(path)) => self.recover_one(&path, &at, &meta, out),
+                (Ok(meta), Some(path)) => self.recover_one(&path, &at, &meta, server, out),
                 (found, _) => Err(ClientError::UnsafePath(format!(
                     "its origin is unknown ({found:?})"
                 ))),
@@ -108,15 +119,22 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Settles the leftover at `at` from `path`; `server` is the hex hash
+    /// of content that may be dropped (empty: none).
     fn recover_one(
         &mut self,
         path: &WirePath,
         at: &Path,
         meta: &fs::Metadata,
+        server: &str,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
-        let synced =
-            meta.file_type().is_file() && self.synced_hash_at(path, Stat::of(meta), at).is_some();
+        let is_file = meta.file_type().is_file();
+        let synced = is_file && self.synced_hash_at(path, Stat::of(meta), at).is_some();
+        let servers = is_file
+            && !server.is_empty()
+            && hash_file(at).is_ok_and(|(hash, _)| hash.to_string() == server.trim());
+        let synced = synced || servers;
         match on_leftover(synced) {
             Leftover::Discard => fs::remove_file(at)
                 .map_err(|e| ClientError::io(format!("delete {}", at.display()), e)),

@@ -102,7 +102,7 @@ impl<'a> Applier<'a> {
                 }
                 Local::File(_) => {
                     // What comes out of the exchange is the user's until settled.
-                    self.note_origin(tmp, path)?;
+                    self.note_origin(tmp, path, Some(hash))?;
                     self.before_step(&local);
                     let exchanged = exchange(tmp, &local);
                     if !matches!(exchanged, Ok(true)) {
@@ -120,7 +120,7 @@ impl<'a> Applier<'a> {
                         Ok(false) => {
                             // No exchange here: move aside, then no-replace.
                             let aside = self.tmp_name("aside");
-                            self.note_origin(&aside, path)?;
+                            self.note_origin(&aside, path, None)?;
                             match fs::rename(&local, &aside) {
                                 Ok(()) => {
                                     self.settle_swapped_out(path, &aside, hash, out)?;
@@ -250,7 +250,7 @@ impl<'a> Applier<'a> {
     ) -> Result<bool, ClientError> {
         let local = self.local(path);
         let aside = self.tmp_name("aside");
-        self.note_origin(&aside, path)?;
+        self.note_origin(&aside, path, None)?;
         self.before_step(&local);
         match fs::rename(&local, &aside) {
             Ok(()) => {}
