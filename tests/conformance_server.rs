@@ -500,6 +500,55 @@ fn r_7_4_1_5_a_directory_renamed_onto_a_file_with_a_full_conflict_directory() {
     assert!(!tree.contains_key("mv"), "{tree:?}");
 }
 
+/// Found by the soak: A renames `f` after B changed it (A had not pulled
+/// B's change), so the server moves B's content to `g` under A's change
+/// number. A's next upload of its older copy of `g` must not count as
+/// "A's own later push" (§7.2) and overwrite B's content: it is a Conflict,
+/// and `g` keeps B's content. Before the fix it was Applied and B's bytes
+/// were gone. The same for a directory whose file B changed.
+#[test]
+fn r_7_2_3_a_rename_of_content_the_mover_never_saw_is_not_its_own() {
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let v1 = a.put("f", b"A's f", 0).expect("f").version;
+    let v2 = b.put("f", b"B's f", v1).expect("B's f");
+    assert_eq!(v2.status, PushStatus::Applied);
+    let moved = a
+        .push(Message::Rename(Rename {
+            base_version: v1,
+            from: p("f"),
+            to: p("g"),
+        }))
+        .expect("rename f g");
+    assert_eq!(moved.status, PushStatus::Applied, "{moved:?}");
+    // A's index still says version 1 (its cursor is behind B's change);
+    // after a Conflict answer it would say nothing (base 0). Both must be
+    // refused.
+    let again = a.put("g", b"A's f, edited", v1).expect("A's g");
+    assert_eq!(again.status, PushStatus::Conflict, "{again:?}");
+    let again = a.put("g", b"A's f, edited again", 0).expect("A's g");
+    assert_eq!(again.status, PushStatus::Conflict, "{again:?}");
+    // A directory: B changes a file inside, A moves the directory.
+    let d1 = a.put("d/x", b"A's x", 0).expect("d/x").version;
+    b.put("d/x", b"B's x", d1).expect("B's x");
+    let (_, _, entries) = a.pull(0);
+    let dir = entry(&entries, "d").version;
+    let moved = a
+        .push(Message::Rename(Rename {
+            base_version: dir.min(d1),
+            from: p("d"),
+            to: p("e"),
+        }))
+        .expect("rename d e");
+    assert_eq!(moved.status, PushStatus::Applied, "{moved:?}");
+    let again = a.put("e/x", b"A's x, edited", d1).expect("A's e/x");
+    assert_eq!(again.status, PushStatus::Conflict, "{again:?}");
+    let tree = tree(&server.user_dir(&a.user));
+    assert_eq!(tree.get("g"), Some(&Some(b"B's f".to_vec())));
+    assert_eq!(tree.get("e/x"), Some(&Some(b"B's x".to_vec())));
+}
+
 /// A legal path of exactly 4,096 bytes (17 components; the longest 255).
 fn longest_path(top: &str) -> String {
     let mut parts = vec![top.to_owned()];

@@ -238,7 +238,7 @@ impl Actor {
             Message::Rename(r) => (
                 "push-rename",
                 format!("{} -> {}", r.from, r.to),
-                store.rename(&r.from, &r.to, client),
+                store.rename(r.base_version, &r.from, &r.to, client),
             ),
             other => {
                 // legality::judge lets no other kind through.

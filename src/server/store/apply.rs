@@ -277,6 +277,7 @@ impl UserStore {
     /// Disk or journal failures; a symlink in the way.
     pub fn rename(
         &mut self,
+        base: u64,
         from: &WirePath,
         to: &WirePath,
         client: ClientId,
@@ -288,6 +289,14 @@ impl UserStore {
             return Ok(ack(PushStatus::Stale, source.version, from));
         }
         let source_is_dir = source.is_dir();
+        // The move carries what the server holds at `from`; if that includes
+        // another device's change the mover had not seen (newer than its
+        // base and not its own), the moved version is not the mover's own
+        // content, so it gets no author: a later push of the mover's older
+        // copy there is then a Conflict (§7.2), never an overwrite.
+        let unseen = std::iter::once(source.version)
+            .chain(self.tree.descendants(from).map(|(_, n)| n.version))
+            .any(|v| v > base && !self.pushed_by(v, client));
         let (target, status) = match self.tree.get(to) {
             // A directory moved onto a file: later pushes below `to` from
             // this device follow it into the same conflict directory.
@@ -316,7 +325,9 @@ impl UserStore {
                 }
             }
         };
-        self.intend(client, &target)?;
+        // An unseen move is announced without an author, so a crash's
+        // re-scan does not make it the mover's own either.
+        self.intend(if unseen { 0 } else { client }, &target)?;
         storefs::rename(&self.root, from, &target)?;
         self.touched_dir(from);
         self.touched_dir(&target);
@@ -326,7 +337,9 @@ impl UserStore {
             from: from.clone(),
             to: target.clone(),
         })?;
-        self.record_author(seq, client)?;
+        if !unseen {
+            self.record_author(seq, client)?;
+        }
         Ok(ack(status, seq, &target))
     }
 }

@@ -142,7 +142,7 @@ mod tests {
         }
         let mid = store.head();
         store.delete_file(3, &p("gone.txt"), 1).unwrap();
-        store.rename(&p("a"), &p("b/a2"), 1).unwrap();
+        store.rename(0, &p("a"), &p("b/a2"), 1).unwrap();
         put(&mut store, "a/new.txt", b"new", 0);
         store.make_dir(&p("empty"), 1).unwrap();
         let cursors = [0, 1, early, mid, store.head() - 2, store.head()];

@@ -155,7 +155,9 @@ impl UserStore {
     ) -> Result<(), StoreError> {
         for fix in fixes {
             let author = match &intent {
-                Some((client, at)) if announced(&fix, at) => Some(*client),
+                // Client 0: a change announced without an author (a move
+                // of content its pusher had not seen, see `rename`).
+                Some((client, at)) if *client != 0 && announced(&fix, at) => Some(*client),
                 _ => None,
             };
             let seq = fix.seq();

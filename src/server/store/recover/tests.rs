@@ -145,7 +145,10 @@ fn push(store: &mut UserStore, step: &Step, serial: &mut usize) -> Result<PushAc
             let cursor = store.head() / 2;
             store.remove_dir(cursor, &p(PATHS[at]), client)
         }
-        Step::Rename { client, from, to } => store.rename(&p(PATHS[from]), &p(PATHS[to]), client),
+        Step::Rename { client, from, to } => {
+            let base = version(store, from);
+            store.rename(base, &p(PATHS[from]), &p(PATHS[to]), client)
+        }
         Step::Flush | Step::Crash | Step::Restart => unreachable!("not a push"),
     }
 }
