@@ -118,6 +118,11 @@ impl std::error::Error for RuleError {}
 #[derive(Debug, Clone)]
 pub struct IgnoreRules {
     matcher: Gitignore,
+    /// The rules of `.cloudignore` conflict copies at the root (a device's
+    /// own rules that lost a conflict): a path any of them ignores stays
+    /// ignored too, until the user resolves the conflict by removing the
+    /// copy. Never pushing what some device's rules hid is the safe side.
+    held: Vec<Gitignore>,
 }
 
 impl Default for IgnoreRules {
@@ -160,7 +165,21 @@ impl IgnoreRules {
                 Gitignore::empty()
             }
         };
-        (IgnoreRules { matcher }, errors)
+        (
+            IgnoreRules {
+                matcher,
+                held: Vec::new(),
+            },
+            errors,
+        )
+    }
+
+    /// These rules, plus the rules of a `.cloudignore` conflict copy
+    /// (`others`: its text), which keep ignoring what they ignore.
+    pub fn holding(mut self, others: &str) -> IgnoreRules {
+        let (rules, _) = IgnoreRules::from_text(others);
+        self.held.push(rules.matcher);
+        self
     }
 
     /// Whether `path` (relative, `/`-separated, as on the wire) is synced;
@@ -175,12 +194,15 @@ impl IgnoreRules {
         // is never entered, so a `!` rule cannot re-include what lies below
         // it. (`matched_path_or_any_parents` would let the path's own `!`
         // win.)
-        for (cut, _) in path.match_indices('/') {
-            if self.matcher.matched(&path[..cut], true).is_ignore() {
-                return Decision::Ignored;
-            }
-        }
-        if self.matcher.matched(path, is_dir).is_ignore() {
+        let ignored_by = |matcher: &Gitignore| {
+            path.match_indices('/')
+                .any(|(cut, _)| matcher.matched(&path[..cut], true).is_ignore())
+                || matcher.matched(path, is_dir).is_ignore()
+        };
+        if std::iter::once(&self.matcher)
+            .chain(&self.held)
+            .any(ignored_by)
+        {
             Decision::Ignored
         } else {
             Decision::Synced

@@ -76,8 +76,12 @@ impl RuleSource {
                 Err(e) => (String::new(), vec![e]),
             },
         };
-        let (rules, bad_lines) = IgnoreRules::from_text(&text);
+        let (mut rules, bad_lines) = IgnoreRules::from_text(&text);
         errors.extend(bad_lines);
+        let held = held_copies(&self.file);
+        for (_, copy) in &held {
+            rules = rules.holding(copy);
+        }
         for e in &errors {
             log::warn!("{e}");
         }
@@ -88,10 +92,41 @@ impl RuleSource {
         }
         hasher.update(b"\0");
         hasher.update(text.as_bytes());
+        for (name, copy) in &held {
+            hasher.update(b"\0");
+            hasher.update(name.as_bytes());
+            hasher.update(b"\0");
+            hasher.update(copy.as_bytes());
+        }
         self.digest = hasher.finalize().to_hex().to_string();
         self.rules = rules;
         self.errors = errors;
     }
+}
+
+/// The `.cloudignore` conflict copies beside `file` (regular files named
+/// `.cloudignore (conflict …)`, as the conflict naming of §7.4 makes them),
+/// by name, with their text; unreadable ones are skipped.
+fn held_copies(file: &Path) -> Vec<(String, String)> {
+    let Some(root) = file.parent() else {
+        return Vec::new();
+    };
+    let prefix = format!("{IGNORE_FILE} (conflict ");
+    let Ok(listing) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut held: Vec<(String, String)> = listing
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let copy = root.join(&name);
+            (name.starts_with(&prefix) && fingerprint(&copy).is_some())
+                .then(|| read_text(&copy).ok().map(|text| (name, text)))
+                .flatten()
+        })
+        .collect();
+    held.sort();
+    held
 }
 
 /// The file's identity and timestamps, without following a symlink; `None`
@@ -186,6 +221,29 @@ mod tests {
         std::os::unix::fs::symlink("/etc/hostname", &file).expect("symlink");
         let source = RuleSource::load(dir.path());
         assert!(source.errors().is_empty(), "a symlink is not read");
+    }
+
+    /// The outside tester's privacy leak: a device's own rules that lost a
+    /// `.cloudignore` conflict (now a conflict copy) keep ignoring what they
+    /// ignored, beside the shared rules, until the copy is removed.
+    #[test]
+    fn a_cloudignore_conflict_copy_keeps_its_rules_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(IGNORE_FILE), "*.log\n").unwrap();
+        let copy = dir
+            .path()
+            .join(format!("{IGNORE_FILE} (conflict 2 2026-12-01 120000)"));
+        fs::write(&copy, "secret.txt\n").unwrap();
+        let mut source = RuleSource::load(dir.path());
+        assert!(source.rules().ignores("secret.txt", false));
+        assert!(source.rules().ignores("b.log", false));
+        assert!(!source.rules().ignores("notes.txt", false));
+        let with_copy = source.digest().to_owned();
+        fs::remove_file(&copy).unwrap();
+        assert!(source.refresh(true), "removing the copy changes the rules");
+        assert_ne!(source.digest(), with_copy);
+        assert!(!source.rules().ignores("secret.txt", false));
+        assert!(source.rules().ignores("b.log", false));
     }
 
     #[test]
