@@ -54,8 +54,12 @@ impl Rig {
             .rate(RATE)
             .log(&dir.path().join("A.log"))
             .start();
-        // Let the watcher come up before the burst.
-        std::thread::sleep(Duration::from_millis(800));
+        // The burst must start after the watcher is up.
+        assert!(
+            a.wait_log("watching ", Duration::from_secs(10)),
+            "A's watcher never started:\n{}",
+            a.log_tail(4_000)
+        );
         Rig {
             _dir: dir,
             srv,

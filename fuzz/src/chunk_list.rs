@@ -18,23 +18,13 @@
 //! honest file byte for byte.
 
 use super::ByteSource;
-use cloudservice::chunk::{manifest_of_reader, AssemblyPlan, ChunkEntry, ManifestReceiver};
+use cloudservice::chunk::{
+    manifest_of_reader, test_bytes, AssemblyPlan, ChunkEntry, ManifestReceiver,
+};
 use cloudservice::protocol::ContentHash;
 
 /// Largest honest file a fuzz input builds: 1 MiB (a few chunks).
 const MAX_HONEST: usize = 1 << 20;
-
-fn honest_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
-}
 
 /// Checks the properties for one input.
 ///
@@ -79,7 +69,7 @@ fn raw_list(src: &mut ByteSource<'_>) {
 
 fn honest_then_damaged(src: &mut ByteSource<'_>) {
     let len = usize::from(src.u16()) * 16 % (MAX_HONEST + 1);
-    let file = honest_bytes(len, src.u64());
+    let file = test_bytes(len, src.u64());
     let Ok(honest) = manifest_of_reader(&file[..]) else {
         panic!("in-memory read failed");
     };

@@ -48,10 +48,11 @@ pub const AVG_CHUNK: u32 = 64 * 1024;
 /// Largest chunk FastCDC cuts: 256 KiB (always fits one frame).
 pub const MAX_CHUNK: u32 = 256 * 1024;
 
-/// Test helper: `len` pseudo-random bytes (xorshift64) for `seed`, the same
-/// for the same seed; incompressible, so chunk boundaries fall as on real data.
-#[cfg(test)]
-pub(crate) fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+/// Test support (unit tests here and the `chunk_list` fuzz target): `len`
+/// pseudo-random bytes (xorshift64) for `seed`, the same for the same seed;
+/// incompressible, so chunk boundaries fall as on real data.
+#[doc(hidden)]
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
     (0..len)
         .map(|_| {

@@ -324,6 +324,21 @@ impl Client {
             .map_or_else(String::new, |log| super::procs::log_tail(log, max))
     }
 
+    /// Waits until its stderr log contains `needle` (anywhere, including lines
+    /// written before the call), polling every 20 ms; false after `limit`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if self.log_tail(1 << 20).contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The first stdout line from now on that contains `needle`, within `limit`.
     pub fn wait_line(&self, needle: &str, limit: Duration) -> Option<String> {
         self.stdout.as_ref()?.find(needle, limit)

@@ -72,7 +72,11 @@ pub fn run(
         None
     } else {
         match FolderWatcher::start(&root) {
-            Ok(w) => Some(w),
+            Ok(w) => {
+                // Tests wait for this line before editing the folder.
+                log::info!("watching {} for changes", root.display());
+                Some(w)
+            }
             Err(e) => {
                 log::warn!("{e}; falling back to a full rescan at every pull");
                 None
