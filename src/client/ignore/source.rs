@@ -21,7 +21,10 @@ type Fingerprint = Option<(u64, i64, i64, i64, i64, u64)>;
 #[derive(Debug)]
 pub struct RuleSource {
     file: PathBuf,
-    seen: Fingerprint,
+    /// The `.cloudignore (conflict …)` copies found at the last read.
+    copies: Vec<PathBuf>,
+    /// [`RuleSource::stamps`] at the last read.
+    seen: Vec<Fingerprint>,
     rules: IgnoreRules,
     errors: Vec<RuleError>,
     digest: String,
@@ -32,7 +35,8 @@ impl RuleSource {
     pub fn load(root: &Path) -> RuleSource {
         let mut source = RuleSource {
             file: root.join(IGNORE_FILE),
-            seen: None,
+            copies: Vec::new(),
+            seen: Vec::new(),
             rules: IgnoreRules::default(),
             errors: Vec::new(),
             digest: String::new(),
@@ -41,10 +45,11 @@ impl RuleSource {
         source
     }
 
-    /// Looks at the file again (one `lstat`; it is read only when that
-    /// changed, or always when `force`). True when the rules changed.
+    /// Looks at the rules' sources again (an `lstat` of `.cloudignore`, of
+    /// the folder root and of each held copy; they are read only when one of
+    /// those changed, or always when `force`). True when the rules changed.
     pub fn refresh(&mut self, force: bool) -> bool {
-        if !force && fingerprint(&self.file) == self.seen {
+        if !force && self.stamps() == self.seen {
             return false;
         }
         let before = std::mem::take(&mut self.digest);
@@ -67,9 +72,25 @@ impl RuleSource {
         &self.digest
     }
 
+    /// What `stat` says now about everything the rules come from: the
+    /// file, the folder root (its timestamps change when an entry is added,
+    /// removed or renamed there, such as a conflict copy) and each held copy.
+    fn stamps(&self) -> Vec<Fingerprint> {
+        let root = self.file.parent().and_then(dir_stamp);
+        std::iter::once(fingerprint(&self.file))
+            .chain(std::iter::once(root))
+            .chain(self.copies.iter().map(|c| fingerprint(c)))
+            .collect()
+    }
+
     fn read(&mut self) {
-        self.seen = fingerprint(&self.file);
-        let (text, mut errors) = match self.seen {
+        let held = held_copies(&self.file);
+        self.copies = held
+            .iter()
+            .map(|(name, _)| self.file.with_file_name(name))
+            .collect();
+        self.seen = self.stamps();
+        let (text, mut errors) = match self.seen[0] {
             None => (String::new(), Vec::new()),
             Some(_) => match read_text(&self.file) {
                 Ok(text) => (text, Vec::new()),
@@ -78,7 +99,6 @@ impl RuleSource {
         };
         let (mut rules, bad_lines) = IgnoreRules::from_text(&text);
         errors.extend(bad_lines);
-        let held = held_copies(&self.file);
         for (_, copy) in &held {
             rules = rules.holding(copy);
         }
@@ -145,6 +165,22 @@ fn fingerprint(file: &Path) -> Fingerprint {
         meta.ctime_nsec(),
         meta.ino(),
     ))
+}
+
+/// A directory's timestamps and identity, without following a symlink;
+/// `None` when it is absent or not a directory.
+fn dir_stamp(dir: &Path) -> Fingerprint {
+    let meta = fs::symlink_metadata(dir).ok()?;
+    meta.file_type().is_dir().then(|| {
+        (
+            0,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.ino(),
+        )
+    })
 }
 
 /// The file's text, at most [`MAX_RULES_BYTES`].
@@ -240,10 +276,23 @@ mod tests {
         assert!(!source.rules().ignores("notes.txt", false));
         let with_copy = source.digest().to_owned();
         fs::remove_file(&copy).unwrap();
-        assert!(source.refresh(true), "removing the copy changes the rules");
+        // Unforced: the ticks between safety rescans must notice it.
+        assert!(source.refresh(false), "removing the copy changes the rules");
         assert_ne!(source.digest(), with_copy);
         assert!(!source.rules().ignores("secret.txt", false));
         assert!(source.rules().ignores("b.log", false));
+        // A copy that arrives (pulled: another device's rules lost) while
+        // `.cloudignore` stays as it is is noticed too, and so is its edit.
+        let pulled = dir
+            .path()
+            .join(format!("{IGNORE_FILE} (conflict 3 2026-12-01 120500)"));
+        fs::write(&pulled, "other.txt\n").unwrap();
+        assert!(source.refresh(false), "a new copy changes the rules");
+        assert!(source.rules().ignores("other.txt", false));
+        fs::write(&pulled, "other.txt\nmore.txt\n").unwrap();
+        assert!(source.refresh(false), "an edited copy changes the rules");
+        assert!(source.rules().ignores("more.txt", false));
+        assert!(!source.refresh(false), "nothing changed");
     }
 
     #[test]
