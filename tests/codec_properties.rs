@@ -70,6 +70,7 @@ fn change_entry() -> impl Strategy<Value = ChangeEntry> {
         path,
         version,
         state,
+        executable: false,
     })
 }
 

@@ -14,8 +14,8 @@ use cloudservice::protocol::message::put_header;
 use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
     EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
-    Hello, HelloMode, Kind, Message, PushAck, PushStatus, RemoveDir, Rename, UserId, Welcome,
-    WirePath,
+    Hello, HelloMode, Kind, Message, PushAck, PushStatus, RemoveDir, Rename, SetMode, UserId,
+    Welcome, WirePath,
 };
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
@@ -116,7 +116,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 24, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 27, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -303,16 +303,19 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                             path: path("old/gone.txt"),
                             version: 42,
                             state: EntryState::Deleted,
+                            executable: false,
                         },
                         ChangeEntry {
                             path: path("docs"),
                             version: 43,
                             state: EntryState::Dir,
+                            executable: false,
                         },
                         ChangeEntry {
                             path: path("docs/naïve café.txt"),
                             version: 44,
                             state: EntryState::File { size: 12, hash },
+                            executable: false,
                         },
                     ],
                 }),
@@ -498,6 +501,43 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                         ChunkRange { first: 0, count: 3 },
                         ChunkRange { first: 9, count: 1 },
                     ],
+                }),
+            ),
+        ),
+        ("pull-modes", frame(16, Message::PullModes { cursor: 41 })),
+        (
+            "mode-batch",
+            frame(
+                16,
+                Message::ModeBatch(ChangeBatch {
+                    head: 44,
+                    full: false,
+                    last: true,
+                    entries: vec![
+                        ChangeEntry {
+                            path: path("bin"),
+                            version: 42,
+                            state: EntryState::Dir,
+                            executable: false,
+                        },
+                        ChangeEntry {
+                            path: path("bin/run.sh"),
+                            version: 44,
+                            state: EntryState::File { size: 12, hash },
+                            executable: true,
+                        },
+                    ],
+                }),
+            ),
+        ),
+        (
+            "set-mode",
+            frame(
+                17,
+                Message::SetMode(SetMode {
+                    base_version: 43,
+                    executable: true,
+                    path: path("bin/run.sh"),
                 }),
             ),
         ),

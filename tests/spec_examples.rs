@@ -23,6 +23,8 @@ use std::time::{Duration, UNIX_EPOCH};
 mod delta;
 #[path = "spec_examples/hash.rs"]
 mod hash;
+#[path = "spec_examples/modes.rs"]
+mod modes;
 
 const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol-spec/PROTOCOL.md");
 
@@ -73,6 +75,7 @@ fn entry(at: &str, version: u64, state: EntryState) -> ChangeEntry {
         path: path(at),
         version,
         state,
+        executable: false,
     }
 }
 
@@ -345,6 +348,7 @@ fn examples() -> BTreeMap<&'static str, Frame> {
         .into_iter()
         .chain(hash::examples())
         .chain(delta::examples())
+        .chain(modes::examples())
     {
         assert!(
             map.insert(name, frame).is_none(),
@@ -615,6 +619,10 @@ fn the_limits_table_matches_limits_rs() {
         (
             "DELTA_PROTOCOL_VERSION",
             limits::DELTA_PROTOCOL_VERSION.to_string(),
+        ),
+        (
+            "MODE_PROTOCOL_VERSION",
+            limits::MODE_PROTOCOL_VERSION.to_string(),
         ),
     ];
     let mut missing = Vec::new();

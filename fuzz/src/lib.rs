@@ -18,7 +18,7 @@ use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
     EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
     FrameDecoder, FrameError, Hello, HelloMode, Message, PushAck, PushStatus, RemoveDir, Rename,
-    Status, UserId, Welcome, WirePath,
+    SetMode, Status, UserId, Welcome, WirePath,
 };
 
 pub mod chunk_list;
@@ -245,7 +245,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 24 {
+        Some(match self.u8() % 27 {
             0 => Message::Hello(Hello {
                 mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
                     [usize::from(self.u8() % 3)],
@@ -264,7 +264,7 @@ impl<'a> ByteSource<'a> {
                 message: self.text(MAX_MESSAGE_BYTES + 200),
             }),
             5 => Message::Pull { cursor: self.u64() },
-            6 => Message::ChangeBatch(self.batch()?),
+            6 => Message::ChangeBatch(self.batch(false)?),
             7 => Message::Ack { cursor: self.u64() },
             8 => Message::Notify { head: self.u64() },
             9 => Message::Fetch(Fetch {
@@ -326,6 +326,13 @@ impl<'a> ByteSource<'a> {
                     data: self.bytes(len).to_vec(),
                 })
             }
+            24 => Message::PullModes { cursor: self.u64() },
+            25 => Message::ModeBatch(self.batch(true)?),
+            26 => Message::SetMode(SetMode {
+                base_version: self.u64(),
+                executable: self.u8() & 1 != 0,
+                path: self.path()?,
+            }),
             _ => Message::PushAck(PushAck {
                 status: [
                     PushStatus::Applied,
@@ -361,7 +368,8 @@ impl<'a> ByteSource<'a> {
         ChunkRanges { last, ranges }
     }
 
-    fn batch(&mut self) -> Option<ChangeBatch> {
+    /// A batch; with `modes` (a ModeBatch, §15.2) files may be executable.
+    fn batch(&mut self, modes: bool) -> Option<ChangeBatch> {
         let head = self.u64();
         let flags = self.u8();
         let count = usize::from(self.u8() % 8);
@@ -375,10 +383,13 @@ impl<'a> ByteSource<'a> {
                 1 => EntryState::Dir,
                 _ => EntryState::Deleted,
             };
+            let executable =
+                modes && matches!(state, EntryState::File { .. }) && self.u8() & 1 != 0;
             entries.push(ChangeEntry {
                 path: self.path()?,
                 version: self.u64(),
                 state,
+                executable,
             });
         }
         Some(ChangeBatch {

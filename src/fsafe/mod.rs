@@ -20,7 +20,10 @@ pub mod ops;
 pub mod walk;
 
 pub use hash::{hash_file, hash_reader};
-pub use ops::{inspect, make_dirs, open_file, place_file, remove, rename, stat, sync_dir, OnDisk};
+pub use ops::{
+    inspect, is_executable_mode, make_dirs, open_file, place_file, remove, rename, set_executable,
+    stat, sync_dir, with_executable, OnDisk,
+};
 
 use crate::protocol::WirePath;
 use rustix::io::Errno;

@@ -156,6 +156,40 @@ pub fn open_file(root: &Path, path: &WirePath) -> Result<Option<fs::File>, FsErr
     Ok(Some(fs::File::from(fd)))
 }
 
+/// Permission bits `mode` with the executable bit of PROTOCOL.md §15 set
+/// (`x` for whoever may read: 0644 → 0755, 0640 → 0750) or cleared (every
+/// `x` dropped: 0755 → 0644). Other bits (setuid, sticky, write) are kept.
+pub fn with_executable(mode: u32, executable: bool) -> u32 {
+    if executable {
+        mode | ((mode & 0o444) >> 2)
+    } else {
+        mode & !0o111
+    }
+}
+
+/// Whether permission bits `mode` count as executable (§15): the owner's `x`.
+pub fn is_executable_mode(mode: u32) -> bool {
+    mode & 0o100 != 0
+}
+
+/// Sets or clears the executable bit ([`with_executable`]) of the regular
+/// file at `path`, through a handle opened without following a symlink.
+/// `Ok(false)` when no regular file is there.
+///
+/// # Errors
+/// A symlink among the ancestors; the OS refused.
+pub fn set_executable(root: &Path, path: &WirePath, executable: bool) -> Result<bool, FsError> {
+    let Some(file) = open_file(root, path)? else {
+        return Ok(false);
+    };
+    let mode = fstat(&file)?.st_mode;
+    let wanted = with_executable(mode & 0o7777, executable);
+    if wanted != mode & 0o7777 {
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(wanted))?;
+    }
+    Ok(true)
+}
+
 /// Makes a rename or create in the directory `dir` (`None`: the folder
 /// itself) durable: fsync of the directory. A directory that is gone since
 /// needs nothing.

@@ -142,6 +142,8 @@ pub struct Found {
     pub path: WirePath,
     /// `None` for a directory; `(size, mtime_ns)` for a regular file.
     pub file: Option<(u64, i64)>,
+    /// A regular file with its owner's `x` bit (PROTOCOL.md §15).
+    pub executable: bool,
 }
 
 /// Lists every directory and regular file below `root` whose path is valid
@@ -197,6 +199,7 @@ fn scan_dir(dir: &OwnedFd, prefix: Option<&WirePath>, found: &mut Vec<Found>) {
                 found.push(Found {
                     path: path.clone(),
                     file: None,
+                    executable: false,
                 });
                 match openat(dir, name.as_str(), dir_flags(), Mode::empty()) {
                     Ok(sub) => scan_dir(&sub, Some(&path), found),
@@ -206,6 +209,7 @@ fn scan_dir(dir: &OwnedFd, prefix: Option<&WirePath>, found: &mut Vec<Found>) {
             Ok(Some((FileType::RegularFile, st))) => found.push(Found {
                 path,
                 file: Some((st.st_size as u64, stat_mtime_ns(&st))),
+                executable: super::ops::is_executable_mode(st.st_mode),
             }),
             Ok(_) => {}
             Err(e) => log::warn!("re-scan: {path}: {e}"),

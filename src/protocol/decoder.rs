@@ -164,9 +164,12 @@ fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, u32, u32), FrameError> {
     }
     let kind = match Kind::from_byte(h[3]) {
         Ok(kind) if kind.allowed_under(h[2]) => kind,
-        // A delta kind under version 1 is unknown to version 1 (§13.1).
-        Ok(kind) if h[2] == 1 && kind.is_delta() => return Err(FrameError::UnknownKind(h[3])),
-        Err(e) if h[2] == 1 || h[2] == 2 => return Err(e),
+        // A kind of a later version is unknown to an earlier one: a delta
+        // kind under 1 (§13.1), a mode kind under 1 or 2 (§15.1).
+        Ok(kind) if (1..=2).contains(&h[2]) && kind.version() > h[2] => {
+            return Err(FrameError::UnknownKind(h[3]))
+        }
+        Err(e) if (1..=3).contains(&h[2]) => return Err(e),
         _ => return Err(FrameError::UnsupportedVersion(h[2])),
     };
     let request_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);

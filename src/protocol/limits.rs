@@ -7,6 +7,12 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// The version that adds delta transfer (PROTOCOL.md §13): the header byte
 /// of the delta kinds, and of a Hello/Welcome that offers/accepts them.
 pub const DELTA_PROTOCOL_VERSION: u8 = 2;
+/// The version that adds the executable bit (PROTOCOL.md §15): the header
+/// byte of `PullModes`, `ModeBatch` and `SetMode`.
+pub const MODE_PROTOCOL_VERSION: u8 = 3;
+/// Bit 0 of a `mode` field (§15): the file is executable. The other bits
+/// are reserved and must be 0.
+pub const MODE_EXECUTABLE: u8 = 0x01;
 /// Bytes in the fixed frame header.
 pub const HEADER_LEN: usize = 12;
 /// Largest payload a frame may declare: 1 MiB. Larger files travel as chunks.

@@ -4,9 +4,11 @@ use super::delta::{
     decode_chunk_list, encode_chunk_list, ChunkData, ChunkRanges, FetchManifest, FileManifest,
 };
 use super::error::FrameError;
-use super::limits::{DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, PROTOCOL_VERSION};
+use super::limits::{
+    DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, MODE_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use super::path::WirePath;
-use super::push::{Delete, PushAck, RemoveDir, Rename};
+use super::push::{Delete, PushAck, RemoveDir, Rename, SetMode};
 use super::session::{ErrorReport, Hello, Welcome};
 use super::sync::{ChangeBatch, Fetch};
 use super::transfer::FileBegin;
@@ -65,6 +67,12 @@ pub enum Kind {
     ChunksNeeded = 0x25,
     /// Version 2: one chunk's bytes.
     ChunkData = 0x26,
+    /// Client → server: a pull whose reply carries each file's mode (§15).
+    PullModes = 0x18,
+    /// Server → client: a batch of the reply to `PullModes` (§15).
+    ModeBatch = 0x19,
+    /// Client → server: set a file's executable bit (a push, §15).
+    SetMode = 0x35,
 }
 
 impl Kind {
@@ -98,19 +106,30 @@ impl Kind {
             0x24 => Kind::ChunkList,
             0x25 => Kind::ChunksNeeded,
             0x26 => Kind::ChunkData,
+            0x18 => Kind::PullModes,
+            0x19 => Kind::ModeBatch,
+            0x35 => Kind::SetMode,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
 
-    /// The header version byte this kind travels under (PROTOCOL.md §13.1):
-    /// 2 for the delta kinds, 1 for the rest, so a version 1 peer refuses a
-    /// delta frame as UnsupportedVersion and every other frame is unchanged.
+    /// The header version byte this kind travels under (PROTOCOL.md §13.1,
+    /// §15.1): 2 for the delta kinds, 3 for the mode kinds, 1 for the rest,
+    /// so an older peer refuses a newer frame as UnsupportedVersion and
+    /// every other frame is unchanged.
     pub fn version(self) -> u8 {
         if self.is_delta() {
             DELTA_PROTOCOL_VERSION
+        } else if self.is_mode() {
+            MODE_PROTOCOL_VERSION
         } else {
             PROTOCOL_VERSION
         }
+    }
+
+    /// Whether the kind exists only in version 3 (the executable bit, §15).
+    pub fn is_mode(self) -> bool {
+        matches!(self, Kind::PullModes | Kind::ModeBatch | Kind::SetMode)
     }
 
     /// Whether the kind exists only in version 2 (delta transfer).
@@ -197,6 +216,16 @@ pub enum Message {
     ChunksNeeded(ChunkRanges),
     /// See [`ChunkData`].
     ChunkData(ChunkData),
+    /// Changes after `cursor`, with each file's mode (§15). `payload: cursor u64`.
+    PullModes {
+        /// The newest sequence number the client has applied (0: nothing yet).
+        cursor: u64,
+    },
+    /// A batch of the reply to `PullModes`: a [`ChangeBatch`] whose
+    /// entries carry their mode byte (§15.2).
+    ModeBatch(ChangeBatch),
+    /// See [`SetMode`].
+    SetMode(SetMode),
 }
 
 /// One frame: a message and the request ID that pairs requests with replies.
@@ -236,6 +265,9 @@ impl Message {
             Message::ChunkList(_) => Kind::ChunkList,
             Message::ChunksNeeded(_) => Kind::ChunksNeeded,
             Message::ChunkData(_) => Kind::ChunkData,
+            Message::PullModes { .. } => Kind::PullModes,
+            Message::ModeBatch(_) => Kind::ModeBatch,
+            Message::SetMode(_) => Kind::SetMode,
         }
     }
 
@@ -258,7 +290,10 @@ impl Message {
             Kind::Pong => Message::Pong,
             Kind::Error => Message::Error(ErrorReport::decode(&mut r)?),
             Kind::Pull => Message::Pull { cursor: r.u64()? },
-            Kind::ChangeBatch => Message::ChangeBatch(ChangeBatch::decode(&mut r)?),
+            Kind::ChangeBatch => Message::ChangeBatch(ChangeBatch::decode(&mut r, false)?),
+            Kind::ModeBatch => Message::ModeBatch(ChangeBatch::decode(&mut r, true)?),
+            Kind::PullModes => Message::PullModes { cursor: r.u64()? },
+            Kind::SetMode => Message::SetMode(SetMode::decode(&mut r)?),
             Kind::Ack => Message::Ack { cursor: r.u64()? },
             Kind::Notify => Message::Notify { head: r.u64()? },
             Kind::Fetch => Message::Fetch(Fetch::decode(&mut r)?),
@@ -287,9 +322,13 @@ impl Message {
             Message::Welcome(m) => m.encode(out),
             Message::Ping | Message::Pong | Message::FileEnd => {}
             Message::Error(m) => m.encode(out),
-            Message::Pull { cursor } | Message::Ack { cursor } => put_u64(out, *cursor),
+            Message::Pull { cursor } | Message::Ack { cursor } | Message::PullModes { cursor } => {
+                put_u64(out, *cursor)
+            }
             Message::Notify { head } => put_u64(out, *head),
-            Message::ChangeBatch(m) => m.encode(out),
+            Message::ChangeBatch(m) => m.encode(out, false),
+            Message::ModeBatch(m) => m.encode(out, true),
+            Message::SetMode(m) => m.encode(out),
             Message::Fetch(m) => m.encode(out),
             Message::FileBegin(m) => m.encode(out),
             Message::FileChunk(data) => out.extend_from_slice(data),

@@ -22,7 +22,7 @@ pub use error::{FrameError, PathError};
 pub use ids::{ClientId, ContentHash, UserId};
 pub use message::{Frame, Kind, Message};
 pub use path::WirePath;
-pub use push::{Delete, PushAck, PushStatus, RemoveDir, Rename};
+pub use push::{Delete, PushAck, PushStatus, RemoveDir, Rename, SetMode};
 pub use session::{ErrorCode, ErrorReport, Hello, HelloMode, Welcome};
 pub use sync::{ChangeBatch, ChangeEntry, EntryState, Fetch};
 pub use transfer::FileBegin;

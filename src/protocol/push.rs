@@ -1,7 +1,9 @@
 //! Pushed tree changes other than file content: `MakeDir`, `Delete`,
-//! `RemoveDir`, `Rename`, and the server's `PushAck` for every push.
+//! `RemoveDir`, `Rename`, `SetMode` (version 3), and the server's `PushAck`
+//! for every push.
 
 use super::error::FrameError;
+use super::limits::MODE_EXECUTABLE;
 use super::path::WirePath;
 use super::wire::{put_path, put_u64, FieldReader};
 
@@ -30,6 +32,61 @@ impl Delete {
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         put_u64(out, self.base_version);
+        put_path(out, &self.path);
+    }
+}
+
+/// Sets or clears a file's executable bit (PROTOCOL.md §15.3; version 3).
+///
+/// ```text
+/// payload: base_version u64 | mode u8 (bit 0: executable; bits 1..7: 0) | path_len u16 | path
+/// ```
+/// As for `Delete`, a file changed meanwhile by another device is `Stale`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetMode {
+    /// The version of the file whose mode the client changed.
+    pub base_version: u64,
+    /// The file is to be executable (mode bit 0).
+    pub executable: bool,
+    /// The file.
+    pub path: WirePath,
+}
+
+/// Decodes a `mode` byte (§15.2): bit 0 is the executable bit; a reserved
+/// bit set is `BadValue`.
+///
+/// # Errors
+/// [`FrameError::BadValue`] for a reserved bit.
+pub fn decode_mode(mode: u8) -> Result<bool, FrameError> {
+    if mode & !MODE_EXECUTABLE != 0 {
+        return Err(FrameError::BadValue);
+    }
+    Ok(mode == MODE_EXECUTABLE)
+}
+
+/// The `mode` byte for a file that is (or is not) executable.
+pub fn encode_mode(executable: bool) -> u8 {
+    if executable {
+        MODE_EXECUTABLE
+    } else {
+        0
+    }
+}
+
+impl SetMode {
+    pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
+        let base_version = r.u64()?;
+        let executable = decode_mode(r.u8()?)?;
+        Ok(SetMode {
+            base_version,
+            executable,
+            path: r.path()?,
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.base_version);
+        out.push(encode_mode(self.executable));
         put_path(out, &self.path);
     }
 }

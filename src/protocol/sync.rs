@@ -4,6 +4,7 @@ use super::error::FrameError;
 use super::ids::ContentHash;
 use super::limits::{MAX_BATCH_ENTRIES, MAX_PAYLOAD};
 use super::path::WirePath;
+use super::push::{decode_mode, encode_mode};
 use super::wire::{put_path, put_u16, put_u64, FieldReader};
 
 /// What a path is on the server now (PROTOCOL.md §5.2).
@@ -25,9 +26,11 @@ pub enum EntryState {
 /// One path's current state in a pull reply.
 ///
 /// ```text
-/// state u8 (1 file, 2 dir, 3 deleted) | version u64 | size u64 | hash [32] | path_len u16 | path
+/// ChangeBatch: state u8 (1 file, 2 dir, 3 deleted) | version u64 | size u64 | hash [32] | path_len u16 | path
+/// ModeBatch:   state u8 | mode u8 (bit 0 executable) | version u64 | size u64 | hash [32] | path_len u16 | path
 /// ```
-/// Size and hash are zero unless the state is "file".
+/// Size and hash are zero unless the state is "file"; so is the mode
+/// (PROTOCOL.md §5.2, §15.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEntry {
     /// The path.
@@ -36,14 +39,21 @@ pub struct ChangeEntry {
     pub version: u64,
     /// File, directory or deleted.
     pub state: EntryState,
+    /// The file is executable (a `ModeBatch` entry's mode bit 0; always
+    /// false in a `ChangeBatch`, which carries no mode).
+    pub executable: bool,
 }
 
 /// Fixed bytes of an encoded entry before its path bytes.
 const ENTRY_FIXED: usize = 1 + 8 + 8 + 32 + 2;
 
 impl ChangeEntry {
-    fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
+    fn decode(r: &mut FieldReader<'_>, modes: bool) -> Result<Self, FrameError> {
         let tag = r.u8()?;
+        let executable = if modes { decode_mode(r.u8()?)? } else { false };
+        if executable && tag != 1 {
+            return Err(FrameError::BadValue);
+        }
         let version = r.u64()?;
         let size = r.u64()?;
         let hash = ContentHash(r.array()?);
@@ -59,23 +69,27 @@ impl ChangeEntry {
             path,
             version,
             state,
+            executable,
         })
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>, modes: bool) {
         let (tag, size, hash) = match self.state {
             EntryState::File { size, hash } => (1u8, size, hash.0),
             EntryState::Dir => (2, 0, [0; 32]),
             EntryState::Deleted => (3, 0, [0; 32]),
         };
         out.push(tag);
+        if modes {
+            out.push(encode_mode(tag == 1 && self.executable));
+        }
         put_u64(out, self.version);
         put_u64(out, size);
         out.extend_from_slice(&hash);
         put_path(out, &self.path);
     }
 
-    /// Bytes this entry takes in a batch.
+    /// Bytes this entry takes in a `ChangeBatch` (one more in a `ModeBatch`).
     pub fn encoded_len(&self) -> usize {
         ENTRY_FIXED + self.path.as_str().len()
     }
@@ -104,7 +118,8 @@ pub struct ChangeBatch {
 pub const BATCH_FIXED: usize = 8 + 1 + 2;
 
 impl ChangeBatch {
-    pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
+    /// Decodes a `ChangeBatch` payload, or with `modes` a `ModeBatch` one.
+    pub(crate) fn decode(r: &mut FieldReader<'_>, modes: bool) -> Result<Self, FrameError> {
         let head = r.u64()?;
         let flags = r.u8()?;
         if flags & !0b11 != 0 {
@@ -118,7 +133,7 @@ impl ChangeBatch {
         // by what actually arrived before anything is reserved.
         let mut entries = Vec::new();
         for _ in 0..count {
-            entries.push(ChangeEntry::decode(r)?);
+            entries.push(ChangeEntry::decode(r, modes)?);
         }
         Ok(ChangeBatch {
             head,
@@ -128,13 +143,14 @@ impl ChangeBatch {
         })
     }
 
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+    /// Encodes as a `ChangeBatch` payload, or with `modes` a `ModeBatch` one.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>, modes: bool) {
         put_u64(out, self.head);
         out.push(u8::from(self.full) | (u8::from(self.last) << 1));
         let count = self.entries.len().min(MAX_BATCH_ENTRIES);
         put_u16(out, count as u16);
         for entry in &self.entries[..count] {
-            entry.encode(out);
+            entry.encode(out, modes);
         }
     }
 

@@ -79,7 +79,7 @@ pub fn cost_of(message: &Message) -> Cost {
             bytes: entries.len() * crate::chunk::manifest::ENTRY_WIRE_LEN + SMALL_COST,
             until_answered: false,
         },
-        Message::Pull { .. } | Message::Fetch(_) => Cost {
+        Message::Pull { .. } | Message::PullModes { .. } | Message::Fetch(_) => Cost {
             bytes: REPLY_COST,
             until_answered: true,
         },

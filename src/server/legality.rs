@@ -100,6 +100,7 @@ fn server_only(kind: Kind) -> bool {
         Kind::Hello
             | Kind::Welcome
             | Kind::ChangeBatch
+            | Kind::ModeBatch
             | Kind::Notify
             | Kind::Error
             | Kind::PushAck
@@ -142,7 +143,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 24] = [
+    const ALL: [Kind; 27] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Ping,
@@ -167,6 +168,9 @@ mod tests {
         Kind::ChunkList,
         Kind::ChunksNeeded,
         Kind::ChunkData,
+        Kind::PullModes,
+        Kind::ModeBatch,
+        Kind::SetMode,
     ];
 
     /// One row per kind: the verdict at AwaitHello, Attached, NoUpload,
@@ -180,9 +184,12 @@ mod tests {
         let uo = R(UploadOpen);
         match kind {
             Kind::Hello => [H, so, so, so, so, so, so],
-            Kind::Welcome | Kind::Error | Kind::ChangeBatch | Kind::Notify | Kind::PushAck => {
-                [eh, so, so, so, so, so, so]
-            }
+            Kind::Welcome
+            | Kind::Error
+            | Kind::ChangeBatch
+            | Kind::ModeBatch
+            | Kind::Notify
+            | Kind::PushAck => [eh, so, so, so, so, so, so],
             // Server → client only, but not refused as server-only: a
             // client sending one gets "not a request" from the actor.
             Kind::ChunksNeeded => [eh, Q, Q, uo, uo, uo, uo],
@@ -201,7 +208,9 @@ mod tests {
             | Kind::Rename
             | Kind::FetchManifest
             | Kind::FetchChunks
-            | Kind::FileManifest => [eh, Q, Q, uo, uo, uo, uo],
+            | Kind::FileManifest
+            | Kind::PullModes
+            | Kind::SetMode => [eh, Q, Q, uo, uo, uo, uo],
         }
     }
 

@@ -15,6 +15,9 @@ pub struct PullReply<'a> {
     pub full: bool,
     /// Entries in sending order.
     pub entries: &'a [ChangeEntry],
+    /// The reply to a PullModes: `ModeBatch` frames, whose entries carry
+    /// their mode byte (§15.2), instead of `ChangeBatch` frames.
+    pub modes: bool,
 }
 
 /// Encodes onto `out` the batch of `reply` that starts at entry `pos`: as
@@ -32,7 +35,7 @@ pub fn encode_batch(out: &mut Vec<u8>, request_id: u32, reply: PullReply<'_>, po
     let mut used = 0usize;
     let mut next = pos;
     while let Some(entry) = reply.entries.get(next) {
-        let len = entry.encoded_len();
+        let len = entry.encoded_len() + usize::from(reply.modes);
         if !batch.has_room_for(used, len) {
             break;
         }
@@ -41,17 +44,24 @@ pub fn encode_batch(out: &mut Vec<u8>, request_id: u32, reply: PullReply<'_>, po
         next += 1;
     }
     batch.last = next >= reply.entries.len();
-    Frame::new(request_id, Message::ChangeBatch(batch)).encode(out);
+    let message = if reply.modes {
+        Message::ModeBatch(batch)
+    } else {
+        Message::ChangeBatch(batch)
+    };
+    Frame::new(request_id, message).encode(out);
     next
 }
 
-/// The reply to a Pull from a client already at the head `cursor`: one
-/// empty, last batch (`full` when the user has no history at all).
-pub fn encode_up_to_date(out: &mut Vec<u8>, request_id: u32, cursor: u64) {
+/// The reply to a Pull (`modes`: a PullModes) from a client already at the
+/// head `cursor`: one empty, last batch (`full` when the user has no
+/// history at all).
+pub fn encode_up_to_date(out: &mut Vec<u8>, request_id: u32, cursor: u64, modes: bool) {
     let reply = PullReply {
         head: cursor,
         full: cursor == 0,
         entries: &[],
+        modes,
     };
     encode_batch(out, request_id, reply, 0);
 }
@@ -59,10 +69,11 @@ pub fn encode_up_to_date(out: &mut Vec<u8>, request_id: u32, cursor: u64) {
 /// The connection-log detail of a pull from `cursor`.
 pub fn log_detail(cursor: u64, reply: PullReply<'_>) -> String {
     format!(
-        "cursor {cursor} -> {}, {} entries{}",
+        "cursor {cursor} -> {}, {} entries{}{}",
         reply.head,
         reply.entries.len(),
-        if reply.full { ", full" } else { "" }
+        if reply.full { ", full" } else { "" },
+        if reply.modes { ", with modes" } else { "" }
     )
 }
 
@@ -88,7 +99,7 @@ mod tests {
     fn an_up_to_date_reply_is_one_empty_last_batch() {
         for cursor in [0, 5] {
             let mut out = Vec::new();
-            encode_up_to_date(&mut out, 9, cursor);
+            encode_up_to_date(&mut out, 9, cursor, false);
             let batches = decode_all(&out);
             let want = ChangeBatch {
                 head: cursor,
@@ -107,12 +118,14 @@ mod tests {
                 path: WirePath::new(&format!("d/f{i}")).unwrap(),
                 state: EntryState::Deleted,
                 version: i as u64 + 1,
+                executable: false,
             })
             .collect();
         let reply = PullReply {
             head: 77,
             full: false,
             entries: &entries,
+            modes: false,
         };
         let mut out = Vec::new();
         let mut pos = 0;

@@ -17,6 +17,7 @@ pub(super) fn file(path: &str, version: u64, data: &str) -> ChangeEntry {
             size: data.len() as u64,
             hash: ContentHash::of(data.as_bytes()),
         },
+        executable: false,
     }
 }
 
@@ -26,6 +27,7 @@ pub(super) fn dir(path: &str, version: u64) -> ChangeEntry {
         path: p(path),
         version,
         state: EntryState::Dir,
+        executable: false,
     }
 }
 
@@ -35,6 +37,7 @@ pub(super) fn deleted(path: &str, version: u64) -> ChangeEntry {
         path: p(path),
         version,
         state: EntryState::Deleted,
+        executable: false,
     }
 }
 

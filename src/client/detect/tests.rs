@@ -310,6 +310,7 @@ fn server_file(path: &str, version: u64, data: &[u8]) -> ChangeEntry {
             size: data.len() as u64,
             hash: ContentHash::of(data),
         },
+        executable: false,
     }
 }
 
@@ -337,6 +338,7 @@ fn a_pull_never_replaces_or_deletes_a_same_size_same_mtime_local_edit() {
             path: p("deleted"),
             version: 3,
             state: EntryState::Deleted,
+            executable: false,
         },
     ];
     let out = Applier::new(&root, &tmp, &mut index, 2)

@@ -142,11 +142,13 @@ mod tests {
             path: rules.clone(),
             version: 4,
             state,
+            executable: false,
         };
         let other = ChangeEntry {
             path: wire("a.txt"),
             version: 3,
             state: EntryState::Dir,
+            executable: false,
         };
         let same = EntryState::File {
             size: 1,
@@ -211,6 +213,7 @@ mod tests {
             path: wire(p),
             version: 9,
             state,
+            executable: false,
         };
         let mut index = Index::new();
         index.insert(wire("out"), file_entry());

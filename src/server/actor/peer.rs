@@ -34,6 +34,8 @@ pub enum Job {
         request_id: u32,
         /// What to send.
         listing: Listing,
+        /// A PullModes: `ModeBatch` frames, entries with their mode (§15.2).
+        modes: bool,
         /// Entries already sent.
         pos: usize,
         /// Inbound cost the Pull holds until the reply is done ([`PeerFlow::took`]).
@@ -169,13 +171,14 @@ impl Peer {
                 Job::Listing {
                     request_id,
                     listing,
+                    modes,
                     pos,
                     cost,
                 } => {
                     *pos = pull_reply::encode_batch(
                         &mut self.out,
                         *request_id,
-                        listing_reply(listing),
+                        listing_reply(listing, *modes),
                         *pos,
                     );
                     (*pos >= listing.entries.len(), *cost)
@@ -204,12 +207,13 @@ impl Peer {
     }
 }
 
-/// The pull reply a store listing gives.
-pub fn listing_reply(listing: &Listing) -> PullReply<'_> {
+/// The pull reply a store listing gives (`modes`: to a PullModes, §15.2).
+pub fn listing_reply(listing: &Listing, modes: bool) -> PullReply<'_> {
     PullReply {
         head: listing.head,
         full: listing.full,
         entries: &listing.entries,
+        modes,
     }
 }
 

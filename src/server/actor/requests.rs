@@ -158,12 +158,14 @@ impl Actor {
                 | Message::Delete(_)
                 | Message::RemoveDir(_)
                 | Message::Rename(_)
+                | Message::SetMode(_)
         );
         if push {
             peer.pin_fetches(store);
         }
         match frame.message {
-            Message::Pull { cursor } => self.on_pull(conn, rid, cursor, cost),
+            Message::Pull { cursor } => self.on_pull(conn, rid, cursor, cost, false),
+            Message::PullModes { cursor } => self.on_pull(conn, rid, cursor, cost, true),
             Message::Ack { cursor } => {
                 let result = store.set_cursor(client, cursor);
                 match result {
@@ -196,24 +198,25 @@ impl Actor {
         }
     }
 
-    /// A Pull: its listing becomes a job that `Peer::produce` sends as
-    /// batches within the connection's credit.
-    fn on_pull(&mut self, conn: ConnRef, rid: u32, cursor: u64, cost: usize) {
+    /// A Pull (or with `modes` a PullModes, §15.2): its listing becomes a
+    /// job that `Peer::produce` sends as batches within the connection's credit.
+    fn on_pull(&mut self, conn: ConnRef, rid: u32, cursor: u64, cost: usize, modes: bool) {
         let (Some(store), Some(peer)) = (self.store.as_ref(), self.peers.get_mut(&conn)) else {
             return;
         };
         let listing = store.changes_since(cursor);
-        let detail = pull_reply::log_detail(cursor, listing_reply(&listing));
+        let detail = pull_reply::log_detail(cursor, listing_reply(&listing, modes));
         peer.jobs.push_back(Job::Listing {
             request_id: rid,
             listing,
+            modes,
             pos: 0,
             cost,
         });
         self.log(conn, "pull", Ok(&detail));
     }
 
-    /// MakeDir, Delete, RemoveDir, Rename: applied to the store at once.
+    /// MakeDir, Delete, RemoveDir, Rename, SetMode: applied to the store at once.
     fn on_push(&mut self, conn: ConnRef, rid: u32, client: ClientId, message: Message) {
         let Some(store) = self.store.as_mut() else {
             return;
@@ -239,6 +242,11 @@ impl Actor {
                 "push-rename",
                 format!("{} -> {}", r.from, r.to),
                 store.rename(r.base_version, &r.from, &r.to, client),
+            ),
+            Message::SetMode(m) => (
+                "push-mode",
+                format!("{} {}", m.path, if m.executable { "+x" } else { "-x" }),
+                store.set_mode(m.base_version, &m.path, m.executable, client),
             ),
             other => {
                 // legality::judge lets no other kind through.

@@ -191,7 +191,13 @@ impl Reactor {
             {
                 // Up to date: answered here, so idle clients never wake (or
                 // keep alive) the user's actor.
-                self.answer_up_to_date(key, rid, cursor);
+                self.answer_up_to_date(key, rid, cursor, false);
+                return;
+            }
+            (Phase::Ready { .. }, &Message::PullModes { cursor })
+                if settled && self.registry.known_head(&user) == Some(cursor) =>
+            {
+                self.answer_up_to_date(key, rid, cursor, true);
                 return;
             }
             (Phase::Ready { .. }, &Message::Ack { cursor }) if conn.last_ack == Some(cursor) => {
@@ -215,17 +221,18 @@ impl Reactor {
     }
 
     /// Answers a Pull from a client at the head (see [`pull_reply`]).
-    pub(super) fn answer_up_to_date(&mut self, key: usize, rid: u32, cursor: u64) {
+    pub(super) fn answer_up_to_date(&mut self, key: usize, rid: u32, cursor: u64, modes: bool) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let mut bytes = Vec::new();
-        pull_reply::encode_up_to_date(&mut bytes, rid, cursor);
+        pull_reply::encode_up_to_date(&mut bytes, rid, cursor, modes);
         conn.queue(bytes, 0);
         let reply = PullReply {
             head: cursor,
             full: cursor == 0,
             entries: &[],
+            modes,
         };
         self.record(key, "pull", Ok(&pull_reply::log_detail(cursor, reply)));
         self.flush(key);

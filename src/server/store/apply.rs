@@ -8,6 +8,7 @@ use crate::fsafe::{self as storefs, OnDisk};
 use crate::protocol::conflict::free_conflict_path;
 use crate::protocol::{ClientId, PushAck, PushStatus, WirePath};
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::time::SystemTime;
 
 fn ack(status: PushStatus, version: u64, path: &WirePath) -> PushAck {
@@ -119,6 +120,12 @@ impl UserStore {
         if storefs::inspect(&self.root, &target)? == OnDisk::Dir {
             return Err(StoreError::DirectoryInTheWay(target));
         }
+        // New content over an executable file stays executable (§15.3).
+        if self.tree.is_executable(&target) {
+            let mode = std::fs::metadata(&staged.temp)?.permissions().mode();
+            let exec = storefs::with_executable(mode, true);
+            std::fs::set_permissions(&staged.temp, std::fs::Permissions::from_mode(exec))?;
+        }
         self.intend(client, &target)?;
         // With --fsync the upload synced the temp file's data before
         // handing it over; the directory entry is synced once per cycle (flush).
@@ -213,6 +220,43 @@ impl UserStore {
                 Ok(ack(PushStatus::Applied, seq, path))
             }
         }
+    }
+
+    /// Applies `SetMode` (§15.3): sets or clears the executable bit of the
+    /// file at `path`, on disk and in the tree, as one change. Decided as a
+    /// `Delete` is: a file changed meanwhile by another device is `Stale`.
+    ///
+    /// # Errors
+    /// Disk or journal failures; a symlink in the way.
+    pub fn set_mode(
+        &mut self,
+        base: u64,
+        path: &WirePath,
+        executable: bool,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
+        let node = match self.tree.get(path) {
+            None => return Ok(ack(PushStatus::Stale, 0, path)),
+            Some(node) => *node,
+        };
+        if node.is_dir() || (node.version != base && !self.pushed_by(node.version, client)) {
+            return Ok(ack(PushStatus::Stale, node.version, path));
+        }
+        if self.tree.is_executable(path) == executable {
+            return Ok(ack(PushStatus::Unchanged, node.version, path));
+        }
+        self.intend(client, path)?;
+        if !storefs::set_executable(&self.root, path, executable)? {
+            return Err(StoreError::NotFound(path.clone()));
+        }
+        let seq = self.next_seq();
+        self.record(Record::SetMode {
+            seq,
+            path: path.clone(),
+            executable,
+        })?;
+        self.record_author(seq, client)?;
+        Ok(ack(PushStatus::Applied, seq, path))
     }
 
     /// Applies `RemoveDir`: removes what the client had seen (version ≤

@@ -103,6 +103,7 @@ impl UserStore {
                         path: path.clone(),
                         version: self.head,
                         state: EntryState::Deleted,
+                        executable: false,
                     },
                 );
             }
@@ -134,6 +135,7 @@ fn order(
             path,
             version,
             state: EntryState::Deleted,
+            executable: false,
         })
         .collect();
     let mut dirs = Vec::new();

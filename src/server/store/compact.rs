@@ -43,6 +43,7 @@ impl UserStore {
                     size,
                     hash,
                     mtime_ns,
+                    ..
                 } => Record::PutFile {
                     seq: node.version,
                     path: path.clone(),
@@ -55,6 +56,14 @@ impl UserStore {
                     path: path.clone(),
                 },
             });
+            // A new file starts without the bit (§15.3): say it again.
+            if self.tree.is_executable(path) {
+                records.push(Record::SetMode {
+                    seq: node.version,
+                    path: path.clone(),
+                    executable: true,
+                });
+            }
         }
         let mut gone: BTreeMap<WirePath, u64> = BTreeMap::new();
         let start = self.history.partition_point(|t| t.seq < history_from);
@@ -143,7 +152,9 @@ mod tests {
         let mid = store.head();
         store.delete_file(3, &p("gone.txt"), 1).unwrap();
         store.rename(0, &p("a"), &p("b/a2"), 1).unwrap();
-        put(&mut store, "a/new.txt", b"new", 0);
+        let new = put(&mut store, "a/new.txt", b"new", 0);
+        // An executable file keeps its bit through the snapshot (§15.3).
+        store.set_mode(new, &p("a/new.txt"), true, 1).unwrap();
         store.make_dir(&p("empty"), 1).unwrap();
         let cursors = [0, 1, early, mid, store.head() - 2, store.head()];
         let before: Vec<_> = cursors.iter().map(|c| store.changes_since(*c)).collect();
@@ -152,6 +163,8 @@ mod tests {
 
         let (store, report) = UserStore::open(&paths, &user, false, false).unwrap();
         assert!(!report.recovered);
+        assert!(store.tree().is_executable(&p("a/new.txt")));
+        assert!(!store.tree().is_executable(&p("b/a2/x.txt")));
         assert!(
             report.replayed < 20,
             "compacted to {} records",

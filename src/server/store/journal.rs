@@ -99,6 +99,17 @@ pub enum Record {
         /// Where the change puts something (an upload's or rename's target).
         path: WirePath,
     },
+    /// Change `seq` set or cleared the executable bit of the file at
+    /// `path` (PROTOCOL.md §15.3; type 20). A `PutFile` over a file keeps
+    /// that file's bit; a new file starts without it.
+    SetMode {
+        /// Sequence number.
+        seq: u64,
+        /// The file.
+        path: WirePath,
+        /// The file is executable from now on.
+        executable: bool,
+    },
     /// A device acknowledged a pull up to `cursor`.
     Cursor {
         /// Which device.
@@ -116,6 +127,7 @@ impl Record {
             | Record::MakeDir { seq, .. }
             | Record::Remove { seq, .. }
             | Record::Rename { seq, .. }
+            | Record::SetMode { seq, .. }
             | Record::Tombstone { seq, .. } => Some(*seq),
             Record::Snapshot { head, .. } => Some(*head),
             Record::ClientAdded { .. }
@@ -186,6 +198,16 @@ impl Record {
                 put_u64(out, *client);
                 put_path(out, path);
             }
+            Record::SetMode {
+                seq,
+                path,
+                executable,
+            } => {
+                out.push(20);
+                put_u64(out, *seq);
+                out.push(u8::from(*executable));
+                put_path(out, path);
+            }
         }
     }
 
@@ -239,6 +261,19 @@ impl Record {
                 client: r.u64()?,
                 path: r.path()?,
             },
+            20 => {
+                let seq = r.u64()?;
+                let executable = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(FrameError::BadValue),
+                };
+                Record::SetMode {
+                    seq,
+                    path: r.path()?,
+                    executable,
+                }
+            }
             _ => return Err(FrameError::BadValue),
         };
         r.finish()?;

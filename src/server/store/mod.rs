@@ -305,10 +305,12 @@ impl UserStore {
                 hash,
                 mtime_ns,
             } => {
+                // New content over a file keeps its executable bit (§15.3).
                 let kind = NodeKind::File {
                     size: *size,
                     hash: *hash,
                     mtime_ns: *mtime_ns,
+                    executable: self.tree.is_executable(path),
                 };
                 let parents = self.tree.put_file(path, kind, *seq);
                 self.touch(*seq, path, false, parents);
@@ -325,6 +327,15 @@ impl UserStore {
                 let parents = self.tree.rename(from, to, *seq);
                 self.touch(*seq, from, true, Vec::new());
                 self.touch(*seq, to, false, parents);
+            }
+            Record::SetMode {
+                seq,
+                path,
+                executable,
+            } => {
+                if self.tree.set_executable(path, *executable, *seq) {
+                    self.touch(*seq, path, false, Vec::new());
+                }
             }
             Record::ClientAdded { client } => {
                 self.clients.insert(*client, 0);

@@ -25,9 +25,9 @@ enum Fix {
 /// (§7.2 only asks who made a path's current version).
 fn announced(fix: &Record, intent: &WirePath) -> bool {
     match fix {
-        Record::PutFile { path, .. } | Record::MakeDir { path, .. } => {
-            path.is_within(intent) || intent.is_within(path)
-        }
+        Record::PutFile { path, .. }
+        | Record::MakeDir { path, .. }
+        | Record::SetMode { path, .. } => path.is_within(intent) || intent.is_within(path),
         _ => false,
     }
 }
@@ -85,6 +85,16 @@ impl UserStore {
                             fixes.push(record);
                         }
                     }
+                    // A PutFile keeps a file's bit (§15.3), so the tree's
+                    // bit is what the journal says after the fixes too.
+                    if found.executable != self.tree.is_executable(&path) {
+                        seq += 1;
+                        fixes.push(Record::SetMode {
+                            seq,
+                            path: path.clone(),
+                            executable: found.executable,
+                        });
+                    }
                 }
             }
             seen.insert(path);
@@ -122,6 +132,7 @@ impl UserStore {
                 size,
                 mtime_ns,
                 hash,
+                ..
             }) if size == len && mtime_ns == mtime => Some(hash),
             _ => None,
         };

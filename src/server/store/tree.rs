@@ -16,6 +16,9 @@ pub enum NodeKind {
         /// Modification time on the server's disk (ns since the epoch), to
         /// notice files changed behind the server's back after a crash.
         mtime_ns: i64,
+        /// The executable bit (PROTOCOL.md §15): on disk as `x` wherever
+        /// the file is readable (0644 → 0755).
+        executable: bool,
     },
     /// A directory.
     Dir,
@@ -38,14 +41,20 @@ impl Node {
 
     /// This node as a pull-reply entry for `path`.
     pub fn entry(&self, path: &WirePath) -> ChangeEntry {
-        let state = match self.kind {
-            NodeKind::File { size, hash, .. } => EntryState::File { size, hash },
-            NodeKind::Dir => EntryState::Dir,
+        let (state, executable) = match self.kind {
+            NodeKind::File {
+                size,
+                hash,
+                executable,
+                ..
+            } => (EntryState::File { size, hash }, executable),
+            NodeKind::Dir => (EntryState::Dir, false),
         };
         ChangeEntry {
             path: path.clone(),
             version: self.version,
             state,
+            executable,
         }
     }
 }
@@ -126,6 +135,36 @@ impl Tree {
         added
     }
 
+    /// True when `path` is an executable file.
+    pub fn is_executable(&self, path: &WirePath) -> bool {
+        matches!(
+            self.nodes.get(path),
+            Some(Node {
+                kind: NodeKind::File {
+                    executable: true,
+                    ..
+                },
+                ..
+            })
+        )
+    }
+
+    /// Sets the executable bit of the file at `path` (a change at
+    /// `version`); false when no file is there.
+    pub fn set_executable(&mut self, path: &WirePath, on: bool, version: u64) -> bool {
+        match self.nodes.get_mut(path) {
+            Some(Node {
+                kind: NodeKind::File { executable, .. },
+                version: v,
+            }) => {
+                *executable = on;
+                *v = version;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Records a file (creating parents); returns the parents it created.
     pub fn put_file(&mut self, path: &WirePath, kind: NodeKind, version: u64) -> Vec<WirePath> {
         let added = self.ensure_parents(path, version);
@@ -187,6 +226,7 @@ mod tests {
             size,
             hash: ContentHash::of(&size.to_be_bytes()),
             mtime_ns: 0,
+            executable: false,
         }
     }
 
