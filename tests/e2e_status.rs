@@ -156,6 +156,68 @@ fn status_in_sync_pending_server_down_conflicts_and_stopped() {
     assert_eq!(code, 2);
 }
 
+/// Exits of the client that the test caused: with an error, in time.
+fn exits_with_error(client: &mut Client) {
+    let status = client.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the client stops with an error: {status:?}\n{}",
+        client.log_tail(2_000)
+    );
+}
+
+#[test]
+fn status_shows_why_a_stopped_client_stopped() {
+    let mut server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "x.txt", "x");
+    let user = new_user(server.port, a.path());
+
+    // The server is down when the client starts: it stops, and says why.
+    server.stop();
+    let mut ca = Client::start(server.port, a.path(), None);
+    exits_with_error(&mut ca);
+    let (code, v) = status_json(a.path());
+    assert_eq!((code, &v["running"]), (1, &Value::Bool(false)), "{v:#}");
+    let why = v["last_error"].as_str().expect("an error").to_owned();
+    assert!(why.contains("cannot reach server"), "{why}");
+    let (code, text) = status(a.path(), false);
+    assert_eq!(code, 1);
+    assert!(text.contains(&format!("last error:    {why}")), "{text}");
+
+    // A server that does not know the user refuses it: the refusal is shown.
+    let mut other = Server::start();
+    let mut ca = Client::start(other.port, a.path(), None);
+    exits_with_error(&mut ca);
+    let (code, v) = status_json(a.path());
+    assert_eq!(code, 1, "{v:#}");
+    let why = v["last_error"].as_str().expect("an error");
+    assert!(
+        why.contains("refused") && why.contains("UnknownUser"),
+        "{why}"
+    );
+    assert_eq!(v["user"], user.as_str());
+    other.stop();
+
+    // The right server again: in sync, the error gone.
+    server.start_again();
+    let mut ca = Client::start(server.port, a.path(), None);
+    let v = status_until("in sync again", a.path(), |code, v| {
+        code == 0 && v["in_sync"] == true
+    });
+    assert_eq!(v["last_error"], Value::Null);
+
+    // Lost while running, then stopped: the loss stays on record.
+    server.stop();
+    status_until("A sees the server down", a.path(), |code, v| {
+        code == 1 && v["last_error"].is_string()
+    });
+    ca.stop();
+    let (code, v) = status_json(a.path());
+    assert_eq!((code, &v["running"]), (1, &Value::Bool(false)), "{v:#}");
+    assert!(v["last_error"].is_string(), "{v:#}");
+}
+
 #[test]
 fn help_lists_every_command_and_the_positional_form() {
     let out = Command::new(env!("CARGO_BIN_EXE_cloud-client"))

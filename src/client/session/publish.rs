@@ -6,8 +6,9 @@ use super::Session;
 use crate::client::ignore::apply::prune_index;
 use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
 use crate::client::index::Index;
-use crate::client::state::StateDir;
+use crate::client::state::{Identity, StateDir};
 use crate::client::status::{self, rfc3339, Status};
+use crate::client::Config;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -77,6 +78,35 @@ pub(super) fn adopt_rules(root: &Path, state: &StateDir, index: &mut Index) -> R
         }
     }
     source
+}
+
+/// Leaves in the status file why the client stopped: the last status (or a
+/// new one for `identity`) marked not connected, with `why` as its last
+/// error, so `cloud-client status` can tell after the client is gone (a
+/// refused identity, a server unreachable at start, a safety stop).
+pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, why: &str) {
+    let mut s = match status::read(state) {
+        Ok(Some(s)) => s,
+        _ => Status {
+            format: status::FORMAT,
+            server: config.server.to_string(),
+            user: identity.user.to_string(),
+            device: identity.client,
+            connected: false,
+            last_sync: None,
+            uploads_pending: 0,
+            downloads_pending: 0,
+            last_error: None,
+            rule_errors: Vec::new(),
+            updated: String::new(),
+        },
+    };
+    s.connected = false;
+    s.last_error = Some(why.to_owned());
+    s.updated = rfc3339(SystemTime::now());
+    if let Err(e) = status::write(state, &s) {
+        log::debug!("cannot write the status file: {e}");
+    }
 }
 
 impl Session<'_> {

@@ -46,6 +46,25 @@ pub fn run(
     }
     let root = canonical_root(&config.folder);
     let state = StateDir::open(&root)?;
+    let result = run_in(config, root.clone(), state, shutdown, on_new_user);
+    if let Err(e) = &result {
+        // `cloud-client status` shows why the client stopped, after it stopped.
+        let state = StateDir::existing(&root);
+        if let Ok(Some(identity)) = state.load_identity() {
+            super::publish::record_failure(state.path(), config, identity, &e.to_string());
+        }
+    }
+    result
+}
+
+/// [`run`] once the state folder is open.
+fn run_in(
+    config: &Config,
+    root: std::path::PathBuf,
+    state: StateDir,
+    shutdown: Arc<AtomicBool>,
+    on_new_user: &mut dyn FnMut(UserId),
+) -> Result<(), ClientError> {
     let stored = state.load_identity()?;
     let mut index = match stored {
         Some(_) => Index::load(&state.index_file())?,
