@@ -19,6 +19,18 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-14.1.2",
+        "server",
+        "src/server/store/history.rs",
+        "identical_contents_are_stored_once",
+    ),
+    (
+        "R-14.4.1",
+        "server",
+        "tests/e2e_versions.rs",
+        "versions_expire_by_age_and_by_space",
+    ),
+    (
         "R-12.1.1",
         "both",
         "src/tls/stream/tests.rs",

@@ -17,6 +17,7 @@ use cloudservice::protocol::{
     Hello, HelloMode, Kind, Message, PushAck, PushStatus, RemoveDir, Rename, SetMode, UserId,
     Welcome, WirePath,
 };
+use cloudservice::protocol::{Cause, KeptKind, KeptVersion, ListVersions, Restore, VersionList};
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
 use std::fs;
@@ -116,7 +117,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 27, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 30, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -478,6 +479,69 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                 Message::ChunkData(ChunkData {
                     index: 1,
                     data: b"two".to_vec(),
+                }),
+            ),
+        ),
+        (
+            "list-versions",
+            frame(
+                16,
+                Message::ListVersions(ListVersions {
+                    after_seq: 12,
+                    after: Some(path("docs/a.txt")),
+                    under: Some(path("docs")),
+                }),
+            ),
+        ),
+        (
+            "version-list",
+            frame(
+                16,
+                Message::VersionList(VersionList {
+                    more: false,
+                    entries: vec![
+                        KeptVersion {
+                            seq: 12,
+                            since: 3,
+                            time_ms: 1_795_687_953_000,
+                            cause: Cause::Overwritten,
+                            kind: KeptKind::File {
+                                size: 6,
+                                hash: ContentHash::of(b"hello\n"),
+                                mtime_ns: 1_795_687_000_000_000_000,
+                                executable: false,
+                            },
+                            path: path("docs/a.txt"),
+                        },
+                        KeptVersion {
+                            seq: 14,
+                            since: 5,
+                            time_ms: 1_795_687_960_000,
+                            cause: Cause::Deleted,
+                            kind: KeptKind::Dir,
+                            path: path("docs/old"),
+                        },
+                    ],
+                }),
+            ),
+        ),
+        (
+            "restore",
+            frame(
+                17,
+                Message::Restore(Restore {
+                    seq: 12,
+                    path: path("docs/a.txt"),
+                }),
+            ),
+        ),
+        (
+            "error-no-such-version",
+            frame(
+                17,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::NoSuchVersion,
+                    message: "no kept version of docs/b.txt displaced by change 3".into(),
                 }),
             ),
         ),

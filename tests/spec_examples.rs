@@ -25,6 +25,8 @@ mod delta;
 mod hash;
 #[path = "spec_examples/modes.rs"]
 mod modes;
+#[path = "spec_examples/versions.rs"]
+mod versions;
 
 const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol-spec/PROTOCOL.md");
 
@@ -349,6 +351,7 @@ fn examples() -> BTreeMap<&'static str, Frame> {
         .chain(hash::examples())
         .chain(delta::examples())
         .chain(modes::examples())
+        .chain(versions::examples())
     {
         assert!(
             map.insert(name, frame).is_none(),

@@ -20,6 +20,7 @@ use cloudservice::protocol::{
     FrameDecoder, FrameError, Hello, HelloMode, Message, PushAck, PushStatus, RemoveDir, Rename,
     SetMode, Status, UserId, Welcome, WirePath,
 };
+use cloudservice::protocol::{Cause, KeptKind, KeptVersion, ListVersions, Restore, VersionList};
 
 pub mod chunk_list;
 
@@ -245,7 +246,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 27 {
+        Some(match self.u8() % 30 {
             0 => Message::Hello(Hello {
                 mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
                     [usize::from(self.u8() % 3)],
@@ -333,6 +334,32 @@ impl<'a> ByteSource<'a> {
                 executable: self.u8() & 1 != 0,
                 path: self.path()?,
             }),
+            27 => Message::ListVersions(ListVersions {
+                after_seq: self.u64(),
+                after: if self.u8() & 1 == 0 {
+                    None
+                } else {
+                    Some(self.path()?)
+                },
+                under: if self.u8() & 1 == 0 {
+                    None
+                } else {
+                    Some(self.path()?)
+                },
+            }),
+            28 => {
+                let more = self.u8() & 1 != 0;
+                let n = usize::from(self.u8() % 4);
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    entries.push(self.kept()?);
+                }
+                Message::VersionList(VersionList { more, entries })
+            }
+            29 => Message::Restore(Restore {
+                seq: self.u64(),
+                path: self.path()?,
+            }),
             _ => Message::PushAck(PushAck {
                 status: [
                     PushStatus::Applied,
@@ -343,6 +370,33 @@ impl<'a> ByteSource<'a> {
                 version: self.u64(),
                 path: self.path()?,
             }),
+        })
+    }
+
+    /// A kept version (§14) with valid fields.
+    pub fn kept(&mut self) -> Option<KeptVersion> {
+        let seq = self.u64();
+        let since = self.u64();
+        let time_ms = self.u64();
+        let cause =
+            [Cause::Overwritten, Cause::Deleted, Cause::RenamedAway][usize::from(self.u8() % 3)];
+        let kind = if self.u8() & 1 == 0 {
+            KeptKind::Dir
+        } else {
+            KeptKind::File {
+                size: self.u64(),
+                hash: ContentHash(self.array()),
+                mtime_ns: self.u64() as i64,
+                executable: self.u8() & 1 != 0,
+            }
+        };
+        Some(KeptVersion {
+            seq,
+            since,
+            time_ms,
+            cause,
+            kind,
+            path: self.path()?,
         })
     }
 

@@ -2,9 +2,10 @@
 //! Argument parsing and wiring only; the work is in `cloudservice::client`.
 
 use clap::{ArgAction, Parser, Subcommand};
+use cloudservice::client::history::{self, Remote};
 use cloudservice::client::status::report;
 use cloudservice::client::{logging, run, Config, LinkSecurity, Verbosity};
-use cloudservice::protocol::UserId;
+use cloudservice::protocol::{UserId, WirePath};
 use cloudservice::tls::Fingerprint;
 use log::LevelFilter;
 use std::io::Write;
@@ -22,7 +23,10 @@ use std::time::Duration;
 /// your other devices. With USER_ID, joins that user and downloads its files.
 /// Later runs remember both (in FOLDER_PATH/.cloudservice/).
 ///
-/// `cloud-client status FOLDER` shows how a folder stands instead.
+/// `cloud-client status FOLDER` shows how a folder stands instead;
+/// `cloud-client versions FOLDER [PATH]` lists what the server kept of
+/// overwritten, deleted and moved-away entries, and
+/// `cloud-client restore FOLDER PATH (--version N | --at TIME)` brings one back.
 #[derive(Debug, Parser)]
 #[command(
     name = "cloud-client",
@@ -85,12 +89,76 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the versions the server keeps of PATH and of everything below
+    /// it (what pushes overwrote, deleted or moved away: the trash), oldest
+    /// first: number N, when (UTC), why, size, path. Without PATH, the whole
+    /// folder. Connects as FOLDER's device (the server of its last run).
+    Versions {
+        /// The synced folder.
+        folder: PathBuf,
+        /// A path inside the folder, `/`-separated (e.g. docs/report.txt).
+        path: Option<String>,
+        #[command(flatten)]
+        link: LinkArgs,
+    },
+    /// Restore PATH (and everything below it) as it was: just before change N
+    /// from `versions`, or at TIME. A directory comes back whole. The restore is a new change
+    /// that reaches every device (this one too, through its running client).
+    Restore {
+        /// The synced folder.
+        folder: PathBuf,
+        /// A path inside the folder, `/`-separated.
+        path: String,
+        /// Restore PATH as it was just before change N (the first column of
+        /// `versions`: for one kept version, its N; for a directory removed in
+        /// several changes, the smallest).
+        #[arg(
+            long,
+            value_name = "N",
+            conflicts_with = "at",
+            required_unless_present = "at"
+        )]
+        version: Option<u64>,
+        /// The moment to go back to, RFC 3339 (e.g. 2026-12-01T10:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[command(flatten)]
+        link: LinkArgs,
+    },
+}
+
+/// How `versions` and `restore` reach the server.
+#[derive(Debug, clap::Args)]
+struct LinkArgs {
+    /// The server as HOST:PORT (default: the one FOLDER's client last used).
+    #[arg(long, value_name = "HOST:PORT")]
+    server: Option<String>,
+    /// Speak plaintext, without TLS (the server runs --insecure-plaintext).
+    #[arg(long, conflicts_with_all = ["server_fingerprint", "ca"])]
+    insecure_plaintext: bool,
+    /// Trust only the server certificate with this SHA-256 fingerprint.
+    #[arg(long, value_name = "HEX", conflicts_with = "ca")]
+    server_fingerprint: Option<Fingerprint>,
+    /// Trust a server certificate signed by this CA (PEM).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Command::Status { folder, json }) = &args.command {
-        return status(folder, *json);
+    match args.command {
+        Some(Command::Status { folder, json }) => return status(&folder, json),
+        Some(Command::Versions { folder, path, link }) => {
+            return versions(&folder, path.as_deref(), &link)
+        }
+        Some(Command::Restore {
+            folder,
+            path,
+            version,
+            at,
+            link,
+        }) => return restore(&folder, &path, version, at.as_deref(), &link),
+        None => {}
     }
     let verbosity = if args.quiet {
         Verbosity::Quiet
@@ -205,4 +273,110 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, Box<dyn std::error::Erro
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("no address for {host}").into())
+}
+
+/// The connection `versions` and `restore` use: `--server` or the server
+/// FOLDER's client last used, with FOLDER's trust.
+fn remote(folder: &Path, link: &LinkArgs) -> Result<Remote, Box<dyn std::error::Error>> {
+    let address = match &link.server {
+        Some(a) => a.clone(),
+        None => cloudservice::client::status::read(&folder.join(".cloudservice"))?
+            .map(|s| s.server)
+            .ok_or("FOLDER has no saved server address: give --server HOST:PORT")?,
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("{address:?} is not HOST:PORT"))?;
+    let security = if link.insecure_plaintext {
+        LinkSecurity::Plaintext
+    } else {
+        LinkSecurity::Tls {
+            pin: link.server_fingerprint,
+            ca: link.ca.clone(),
+        }
+    };
+    Ok(Remote::connect(
+        folder,
+        resolve(host, port)?,
+        host,
+        &security,
+    )?)
+}
+
+/// A `/`-separated path inside the folder, as the wire spells it.
+fn wire_path(text: &str) -> Result<WirePath, Box<dyn std::error::Error>> {
+    let trimmed = text.trim_start_matches("./").trim_end_matches('/');
+    Ok(WirePath::new(trimmed).map_err(|e| format!("PATH {text:?}: {e}"))?)
+}
+
+/// `cloud-client versions FOLDER [PATH]`: 0 listed (even nothing), 1 failed.
+fn versions(folder: &Path, path: Option<&str>, link: &LinkArgs) -> ExitCode {
+    let run = || -> Result<usize, Box<dyn std::error::Error>> {
+        let under = path.map(wire_path).transpose()?;
+        let mut remote = remote(folder, link)?;
+        let mut out = std::io::stdout().lock();
+        let mut count = 0;
+        remote.list(under.as_ref(), |entry| {
+            count += 1;
+            let _ = writeln!(out, "{}", history::render(entry));
+        })?;
+        Ok(count)
+    };
+    match run() {
+        Ok(0) => {
+            eprintln!("cloud-client: no kept versions");
+            ExitCode::SUCCESS
+        }
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cloud-client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cloud-client restore FOLDER PATH (--version N | --at TIME)`.
+fn restore(
+    folder: &Path,
+    path: &str,
+    version: Option<u64>,
+    at: Option<&str>,
+    link: &LinkArgs,
+) -> ExitCode {
+    let run = || -> Result<String, Box<dyn std::error::Error>> {
+        let path = wire_path(path)?;
+        let mut remote = remote(folder, link)?;
+        let seq = match (version, at) {
+            (Some(n), _) => n,
+            (None, Some(text)) => {
+                let at = chrono::DateTime::parse_from_rfc3339(text)
+                    .map_err(|e| format!("--at {text:?}: {e} (e.g. 2026-12-01T10:00:00Z)"))?;
+                let at_ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+                let mut first: Option<u64> = None;
+                remote.list(Some(&path), |e| {
+                    first = history::first_change_after(first, e, at_ms);
+                })?;
+                first.ok_or_else(|| {
+                    format!("nothing at or below {path} was replaced since {text}: the folder holds it as it was")
+                })?
+            }
+            (None, None) => return Err("give --version N or --at TIME".into()),
+        };
+        let ack = remote.restore(seq, &path)?;
+        Ok(format!(
+            "restored {path} as before change {seq}: at {} as change {} ({:?})",
+            ack.path, ack.version, ack.status
+        ))
+    };
+    match run() {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cloud-client: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
-//! [--insecure-plaintext | --tls-cert FILE --tls-key FILE] [--metrics ADDR] [-v|-q]`:
+//! [--insecure-plaintext | --tls-cert FILE --tls-key FILE] [--metrics ADDR]
+//! [--keep-versions DAYS] [--versions-space BYTES] [--reap-every SECS] [-v|-q]`:
 //! argument parsing and wiring only; the server lives in `cloudservice::server`.
 
 use clap::Parser;
@@ -54,12 +55,41 @@ struct Args {
     /// from a thread of its own.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Keep what pushes overwrite, delete or move away (versions, trash) for
+    /// DAYS (fractions allowed), outside AllClients/; `cloud-client versions`
+    /// lists them and `cloud-client restore` brings one back.
+    #[arg(long, value_name = "DAYS", default_value_t = 30.0)]
+    keep_versions: f64,
+    /// Per-user space for kept versions (identical contents count once); past
+    /// it the oldest go first. A number of bytes with an optional K, M, G or
+    /// T suffix (powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "10G", value_parser = parse_bytes)]
+    versions_space: u64,
+    /// Seconds between two runs of the background reaper of kept versions.
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+    reap_every: f64,
     /// Show debug messages on stderr.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
     /// Show only errors on stderr.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// `1234`, `512K`, `10M`, `10G`, `1T` (powers of 1024) as bytes.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        Some((i, 'T' | 't')) => (&text[..i], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("{text:?} is not a number of bytes (e.g. 500M, 10G)"))
 }
 
 /// A positive, finite number of seconds as a Duration.
@@ -132,6 +162,17 @@ fn config_from(args: Args) -> Result<ServerConfig, &'static str> {
     let (Some(handshake), Some(idle), Some(actor_idle)) = timeouts else {
         return Err("timeouts must be positive numbers of seconds");
     };
+    let (Some(max_age), Some(reap_every)) = (
+        seconds(args.keep_versions * 86_400.0),
+        seconds(args.reap_every),
+    ) else {
+        return Err("--keep-versions and --reap-every must be positive numbers");
+    };
+    config.keep = server::KeepPolicy {
+        max_age,
+        max_bytes: args.versions_space,
+    };
+    config.reap_every = reap_every;
     config.handshake_timeout = handshake;
     config.idle_timeout = idle;
     config.actor_idle = actor_idle;

@@ -269,6 +269,7 @@ pub fn closes_connection(code: ErrorCode) -> bool {
             | ErrorCode::Storage
             | ErrorCode::NotFound
             | ErrorCode::Unstorable
+            | ErrorCode::NoSuchVersion
     )
 }
 

@@ -29,6 +29,7 @@ pub mod delta_push;
 pub mod detect;
 pub mod error;
 pub mod fsutil;
+pub mod history;
 pub mod ignore;
 pub mod index;
 pub mod lease;

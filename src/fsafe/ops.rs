@@ -8,7 +8,8 @@ use super::walk::{self as dirfd, Walked};
 use super::FsError;
 use crate::protocol::WirePath;
 use rustix::fs::{
-    fstat, fsync, openat, renameat, statat, unlinkat, AtFlags, FileType, Mode, OFlags, Stat, CWD,
+    fstat, fsync, linkat, openat, renameat, statat, unlinkat, AtFlags, FileType, Mode, OFlags,
+    Stat, CWD,
 };
 use rustix::io::Errno;
 use std::ffi::OsStr;
@@ -121,6 +122,25 @@ pub fn remove(root: &Path, path: &WirePath) -> Result<(), FsError> {
         Some((FileType::Directory, _)) => Ok(dirfd::remove_tree(&dir, OsStr::new(name))?),
         Some(_) => Ok(unlinkat(&dir, name, AtFlags::empty())?),
     }
+}
+
+/// Makes `dest` (outside the folder) a hard link to the regular file at
+/// `path`, never following a symlink there or among its ancestors.
+///
+/// # Errors
+/// `AlreadyExists` when `dest` exists; nothing or no regular file at
+/// `path`; a symlink among the ancestors; the OS refused (another file
+/// system: `EXDEV`).
+pub fn link_out(root: &Path, path: &WirePath, dest: &Path) -> Result<(), FsError> {
+    let dir = parent_dir(root, path, false)?
+        .ok_or_else(|| FsError::Io(io::Error::from(io::ErrorKind::NotFound)))?;
+    let name = split(path).1;
+    match dirfd::kind_at(&dir, name)? {
+        Some((FileType::RegularFile, _)) => {}
+        _ => return Err(FsError::Io(io::Error::from(io::ErrorKind::NotFound))),
+    }
+    linkat(&dir, name, CWD, dest, AtFlags::empty())?;
+    Ok(())
 }
 
 /// Moves `from` to `to` within the folder (parents of `to` created).

@@ -12,6 +12,7 @@ use super::push::{Delete, PushAck, RemoveDir, Rename, SetMode};
 use super::session::{ErrorReport, Hello, Welcome};
 use super::sync::{ChangeBatch, Fetch};
 use super::transfer::FileBegin;
+use super::versions::{ListVersions, Restore, VersionList};
 use super::wire::{put_path, put_u32, put_u64, FieldReader};
 use crate::chunk::ChunkEntry;
 
@@ -73,6 +74,12 @@ pub enum Kind {
     ModeBatch = 0x19,
     /// Client → server: set a file's executable bit (a push, §15).
     SetMode = 0x35,
+    /// Ask for kept versions (§14).
+    ListVersions = 0x40,
+    /// A page of kept versions (§14).
+    VersionList = 0x41,
+    /// Restore a kept version as a new change (§14).
+    Restore = 0x42,
 }
 
 impl Kind {
@@ -109,6 +116,9 @@ impl Kind {
             0x18 => Kind::PullModes,
             0x19 => Kind::ModeBatch,
             0x35 => Kind::SetMode,
+            0x40 => Kind::ListVersions,
+            0x41 => Kind::VersionList,
+            0x42 => Kind::Restore,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -226,6 +236,12 @@ pub enum Message {
     ModeBatch(ChangeBatch),
     /// See [`SetMode`].
     SetMode(SetMode),
+    /// See [`ListVersions`].
+    ListVersions(ListVersions),
+    /// See [`VersionList`].
+    VersionList(VersionList),
+    /// See [`Restore`].
+    Restore(Restore),
 }
 
 /// One frame: a message and the request ID that pairs requests with replies.
@@ -268,6 +284,9 @@ impl Message {
             Message::PullModes { .. } => Kind::PullModes,
             Message::ModeBatch(_) => Kind::ModeBatch,
             Message::SetMode(_) => Kind::SetMode,
+            Message::ListVersions(_) => Kind::ListVersions,
+            Message::VersionList(_) => Kind::VersionList,
+            Message::Restore(_) => Kind::Restore,
         }
     }
 
@@ -309,6 +328,9 @@ impl Message {
             Kind::FileManifest => Message::FileManifest(FileManifest::decode(&mut r)?),
             Kind::ChunkList => Message::ChunkList(decode_chunk_list(&mut r)?),
             Kind::ChunksNeeded => Message::ChunksNeeded(ChunkRanges::decode(&mut r)?),
+            Kind::ListVersions => Message::ListVersions(ListVersions::decode(&mut r)?),
+            Kind::VersionList => Message::VersionList(VersionList::decode(&mut r)?),
+            Kind::Restore => Message::Restore(Restore::decode(&mut r)?),
             Kind::FileChunk | Kind::ChunkData => return Err(FrameError::BadValue),
         };
         r.finish()?;
@@ -342,6 +364,9 @@ impl Message {
             Message::FileManifest(m) => m.encode(out),
             Message::ChunkList(entries) => encode_chunk_list(entries, out),
             Message::ChunkData(m) => m.encode(out),
+            Message::ListVersions(m) => m.encode(out),
+            Message::VersionList(m) => m.encode(out),
+            Message::Restore(m) => m.encode(out),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod push;
 pub mod session;
 pub mod sync;
 pub mod transfer;
+pub mod versions;
 pub mod wire;
 
 pub use conflict::conflict_path;
@@ -26,3 +27,4 @@ pub use push::{Delete, PushAck, PushStatus, RemoveDir, Rename, SetMode};
 pub use session::{ErrorCode, ErrorReport, Hello, HelloMode, Welcome};
 pub use sync::{ChangeBatch, ChangeEntry, EntryState, Fetch};
 pub use transfer::FileBegin;
+pub use versions::{Cause, KeptKind, KeptVersion, ListVersions, Restore, VersionList};

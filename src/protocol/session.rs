@@ -125,6 +125,9 @@ pub enum ErrorCode {
     /// refuses the name or the path); nothing changed and retrying the same
     /// push fails the same way. The connection stays open.
     Unstorable,
+    /// No kept version matches a Restore (§14.3): never kept, or reaped.
+    /// The connection stays open.
+    NoSuchVersion,
     /// A code this implementation does not know (a newer server): the
     /// request it answers failed; the connection closes (§4.5).
     Unknown(u16),
@@ -147,6 +150,7 @@ impl ErrorCode {
             11 => ErrorCode::NotFound,
             12 => ErrorCode::ShuttingDown,
             13 => ErrorCode::Unstorable,
+            18 => ErrorCode::NoSuchVersion,
             _ => return None,
         })
     }
@@ -172,6 +176,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 11,
             ErrorCode::ShuttingDown => 12,
             ErrorCode::Unstorable => 13,
+            ErrorCode::NoSuchVersion => 18,
             ErrorCode::Unknown(value) => value,
         }
     }
@@ -181,7 +186,10 @@ impl ErrorCode {
     pub fn is_retryable(self) -> bool {
         !matches!(
             self,
-            ErrorCode::UnknownUser | ErrorCode::UnknownClient | ErrorCode::Unstorable
+            ErrorCode::UnknownUser
+                | ErrorCode::UnknownClient
+                | ErrorCode::Unstorable
+                | ErrorCode::NoSuchVersion
         )
     }
 }

@@ -6,6 +6,7 @@ use super::path::WirePath;
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 
 /// Reads fields from one frame payload, front to back, never past its end.
+#[derive(Clone)]
 pub struct FieldReader<'a> {
     rest: &'a [u8],
 }

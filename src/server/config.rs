@@ -3,6 +3,7 @@
 
 use super::flow::MAX_ACTORS;
 use super::security::ServerSecurity;
+use super::store::versions::KeepPolicy;
 use crate::protocol::limits::{HANDSHAKE_TIMEOUT_SECS, IDLE_TIMEOUT_SECS};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -32,7 +33,18 @@ pub struct ServerConfig {
     pub security: ServerSecurity,
     /// Where to serve Prometheus metrics (`--metrics ADDR`); `None`: nowhere.
     pub metrics: Option<SocketAddr>,
+    /// How long and within how much space kept versions stay (§14.4).
+    pub keep: KeepPolicy,
+    /// How often the reaper runs (`--reap-every SECS`).
+    pub reap_every: Duration,
 }
+
+/// `--keep-versions` default: 30 days.
+pub const DEFAULT_KEEP_DAYS: f64 = 30.0;
+/// `--versions-space` default: 10 GiB per user.
+pub const DEFAULT_VERSIONS_SPACE: u64 = 10 << 30;
+/// `--reap-every` default: one hour.
+pub const DEFAULT_REAP_EVERY: Duration = Duration::from_secs(3600);
 
 impl ServerConfig {
     /// Defaults from the protocol's timeouts, listening on `bind:port`.
@@ -48,6 +60,11 @@ impl ServerConfig {
             actor_idle: Duration::from_secs(30),
             security: ServerSecurity::Tls { files: None },
             metrics: None,
+            keep: KeepPolicy {
+                max_age: Duration::from_secs_f64(DEFAULT_KEEP_DAYS * 86_400.0),
+                max_bytes: DEFAULT_VERSIONS_SPACE,
+            },
+            reap_every: DEFAULT_REAP_EVERY,
         }
     }
 }

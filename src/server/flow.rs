@@ -79,7 +79,11 @@ pub fn cost_of(message: &Message) -> Cost {
             bytes: entries.len() * crate::chunk::manifest::ENTRY_WIRE_LEN + SMALL_COST,
             until_answered: false,
         },
-        Message::Pull { .. } | Message::PullModes { .. } | Message::Fetch(_) => Cost {
+        // A VersionList page is up to half a MiB: held like a Pull's reply.
+        Message::Pull { .. }
+        | Message::PullModes { .. }
+        | Message::Fetch(_)
+        | Message::ListVersions(_) => Cost {
             bytes: REPLY_COST,
             until_answered: true,
         },

@@ -104,6 +104,7 @@ fn server_only(kind: Kind) -> bool {
             | Kind::Notify
             | Kind::Error
             | Kind::PushAck
+            | Kind::VersionList
     )
 }
 
@@ -143,7 +144,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 27] = [
+    const ALL: [Kind; 30] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Ping,
@@ -171,6 +172,9 @@ mod tests {
         Kind::PullModes,
         Kind::ModeBatch,
         Kind::SetMode,
+        Kind::ListVersions,
+        Kind::VersionList,
+        Kind::Restore,
     ];
 
     /// One row per kind: the verdict at AwaitHello, Attached, NoUpload,
@@ -189,7 +193,8 @@ mod tests {
             | Kind::ChangeBatch
             | Kind::ModeBatch
             | Kind::Notify
-            | Kind::PushAck => [eh, so, so, so, so, so, so],
+            | Kind::PushAck
+            | Kind::VersionList => [eh, so, so, so, so, so, so],
             // Server → client only, but not refused as server-only: a
             // client sending one gets "not a request" from the actor.
             Kind::ChunksNeeded => [eh, Q, Q, uo, uo, uo, uo],
@@ -210,7 +215,9 @@ mod tests {
             | Kind::FetchChunks
             | Kind::FileManifest
             | Kind::PullModes
-            | Kind::SetMode => [eh, Q, Q, uo, uo, uo, uo],
+            | Kind::SetMode
+            | Kind::ListVersions
+            | Kind::Restore => [eh, Q, Q, uo, uo, uo, uo],
         }
     }
 

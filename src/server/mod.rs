@@ -12,6 +12,7 @@
 //!   [`flow`] (every window and limit), [`legality`] (which message is
 //!   legal when), [`pull_reply`] (the one producer of `ChangeBatch`).
 //! - [`config`], [`events`] (what the operator is told), [`conn_log`].
+//! - [`reaper`]: the background thread that drops expired kept versions.
 
 pub mod actor;
 pub mod bus;
@@ -28,6 +29,7 @@ pub mod members;
 pub mod metrics;
 pub mod pull_reply;
 pub mod reactor;
+pub mod reaper;
 pub mod registry;
 pub mod security;
 pub mod store;
@@ -50,6 +52,7 @@ use store::DataPaths;
 
 pub use config::{default_max_connections, open_file_limit, ServerConfig, FD_HEADROOM};
 pub use events::ServerEvent;
+pub use store::versions::KeepPolicy;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
@@ -138,6 +141,7 @@ pub fn run(
         let writer = signal_write.try_clone().map_err(ServerError::Signals)?;
         signal_hook::low_level::pipe::register(signal, writer).map_err(ServerError::Signals)?;
     }
+    reaper::spawn(paths.clone(), config.keep, config.reap_every).map_err(ServerError::Poll)?;
     let (out, inbox) = unbounded();
     let ctx = Arc::new(ActorContext {
         paths,

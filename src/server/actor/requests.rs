@@ -159,6 +159,7 @@ impl Actor {
                 | Message::RemoveDir(_)
                 | Message::Rename(_)
                 | Message::SetMode(_)
+                | Message::Restore(_)
         );
         if push {
             peer.pin_fetches(store);
@@ -166,6 +167,26 @@ impl Actor {
         match frame.message {
             Message::Pull { cursor } => self.on_pull(conn, rid, cursor, cost, false),
             Message::PullModes { cursor } => self.on_pull(conn, rid, cursor, cost, true),
+            Message::ListVersions(request) => {
+                let detail = match &request.under {
+                    Some(p) => format!("{p} after {}", request.after_seq),
+                    None => format!("/ after {}", request.after_seq),
+                };
+                match store.list_versions(&request) {
+                    Ok(list) => {
+                        let detail = format!("{detail}: {} entries", list.entries.len());
+                        peer.reply(rid, Message::VersionList(list));
+                        peer.flow.answered(cost);
+                        self.log(conn, "versions", Ok(&detail));
+                    }
+                    Err(e) => {
+                        let text = format!("{detail}: {e}");
+                        peer.error(rid, e.code(), &text);
+                        peer.flow.answered(cost);
+                        self.log(conn, "versions", Err(&text));
+                    }
+                }
+            }
             Message::Ack { cursor } => {
                 let result = store.set_cursor(client, cursor);
                 match result {
@@ -247,6 +268,11 @@ impl Actor {
                 "push-mode",
                 format!("{} {}", m.path, if m.executable { "+x" } else { "-x" }),
                 store.set_mode(m.base_version, &m.path, m.executable, client),
+            ),
+            Message::Restore(r) => (
+                "restore",
+                format!("{} v{}", r.path, r.seq),
+                store.restore(r.seq, &r.path, client),
             ),
             other => {
                 // legality::judge lets no other kind through.

@@ -49,7 +49,7 @@ pub const PHASES: [&str; 4] = ["await_hello", "joining", "ready", "closing"];
 
 /// Label values of `cloudservice_errors_sent_total{code}`, in
 /// [`code_index`] order.
-pub const ERROR_CODES: [&str; 14] = [
+pub const ERROR_CODES: [&str; 15] = [
     "BadFrame",
     "BadPath",
     "WrongPhase",
@@ -63,6 +63,7 @@ pub const ERROR_CODES: [&str; 14] = [
     "NotFound",
     "ShuttingDown",
     "Unstorable",
+    "NoSuchVersion",
     "Unknown",
 ];
 
@@ -295,7 +296,8 @@ fn code_index(code: ErrorCode) -> usize {
         ErrorCode::NotFound => 10,
         ErrorCode::ShuttingDown => 11,
         ErrorCode::Unstorable => 12,
-        ErrorCode::Unknown(_) => 13,
+        ErrorCode::NoSuchVersion => 13,
+        ErrorCode::Unknown(_) => 14,
     }
 }
 

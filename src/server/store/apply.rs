@@ -6,7 +6,7 @@ use super::tree::NodeKind;
 use super::{StagedFile, StoreError, UserStore};
 use crate::fsafe::{self as storefs, OnDisk};
 use crate::protocol::conflict::free_conflict_path;
-use crate::protocol::{ClientId, PushAck, PushStatus, WirePath};
+use crate::protocol::{Cause, ClientId, PushAck, PushStatus, WirePath};
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::time::SystemTime;
@@ -126,6 +126,14 @@ impl UserStore {
             let exec = storefs::with_executable(mode, true);
             std::fs::set_permissions(&staged.temp, std::fs::Permissions::from_mode(exec))?;
         }
+        if self.tree.get(&target).is_some_and(|n| !n.is_dir()) {
+            // The content there now is overwritten: kept first (§14.1).
+            self.keep_versions(
+                std::slice::from_ref(&target),
+                self.next_seq(),
+                Cause::Overwritten,
+            )?;
+        }
         self.intend(client, &target)?;
         // With --fsync the upload synced the temp file's data before
         // handing it over; the directory entry is synced once per cycle (flush).
@@ -186,6 +194,7 @@ impl UserStore {
     /// (part of) change `seq`: one push is one change however many subtrees
     /// it removes (§5.4).
     fn remove_path(&mut self, path: &WirePath, seq: u64) -> Result<(), StoreError> {
+        self.keep_versions(std::slice::from_ref(path), seq, Cause::Deleted)?;
         storefs::remove(&self.root, path)?;
         self.touched_dir(path);
         self.record(Record::Remove {
@@ -371,6 +380,11 @@ impl UserStore {
         };
         // An unseen move is announced without an author, so a crash's
         // re-scan does not make it the mover's own either.
+        self.keep_versions(
+            std::slice::from_ref(from),
+            self.next_seq(),
+            Cause::RenamedAway,
+        )?;
         self.intend(if unseen { 0 } else { client }, &target)?;
         storefs::rename(&self.root, from, &target)?;
         self.touched_dir(from);

@@ -64,6 +64,17 @@ pub enum StoreError {
         /// The OS error.
         source: io::Error,
     },
+    /// No version of `path` displaced by change `seq` is kept (never
+    /// kept, or reaped since): §14.3.
+    NoSuchVersion {
+        /// The path asked for.
+        path: WirePath,
+        /// The change asked for.
+        seq: u64,
+    },
+    /// A kept version's stored content is missing or no longer matches
+    /// its hash (changed or removed outside the server).
+    KeptDamaged(WirePath),
     /// The operating system refused (journal, folder, directories).
     Io(io::Error),
 }
@@ -77,6 +88,7 @@ impl StoreError {
         match self {
             StoreError::UnknownUser => ErrorCode::UnknownUser,
             StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::NoSuchVersion { .. } => ErrorCode::NoSuchVersion,
             StoreError::TooManyBytes { .. } | StoreError::SizeMismatch { .. } => {
                 ErrorCode::SizeMismatch
             }
@@ -89,6 +101,7 @@ impl StoreError {
             | StoreError::TempFile(_)
             | StoreError::Write { .. }
             | StoreError::Read { .. }
+            | StoreError::KeptDamaged(_)
             | StoreError::Io(_) => ErrorCode::Storage,
         }
     }
@@ -109,6 +122,12 @@ impl fmt::Display for StoreError {
             StoreError::UnknownUser => f.write_str("unknown user"),
             StoreError::Symlink(p) => write!(f, "refusing to follow a symlink at {p}"),
             StoreError::NotFound(p) => write!(f, "no file at {p}"),
+            StoreError::NoSuchVersion { path, seq } => {
+                write!(f, "no kept version of {path} displaced by change {seq}")
+            }
+            StoreError::KeptDamaged(p) => {
+                write!(f, "storage error: the kept content of {p} is missing or damaged")
+            }
             StoreError::ConflictPathTooLong { path, dir } => write!(
                 f,
                 "cannot be stored: {path} below the conflict directory {dir} would break the path limits"

@@ -7,6 +7,7 @@
 //! .cloudservice-server/<user>/journal   append-only change log
 //! .cloudservice-server/<user>/tmp/      uploads in progress (emptied at start)
 //! .cloudservice-server/<user>/clean     present only while the actor is stopped cleanly
+//! .cloudservice-server/<user>/versions/ kept versions (§14, `versions`)
 //! ```
 //!
 //! The store owns every byte on disk: `upload` receives a pushed file into
@@ -22,10 +23,12 @@ mod compact;
 pub mod delta;
 mod error;
 mod fetch;
+mod history;
 pub mod journal;
 mod recover;
 pub mod tree;
 mod upload;
+pub mod versions;
 
 pub use changes::Listing;
 pub use error::StoreError;
@@ -124,6 +127,8 @@ pub struct UserStore {
     /// Directories whose entries changed since the last flush (fsynced by
     /// `flush` when durable).
     dirty_dirs: std::collections::BTreeSet<Option<WirePath>>,
+    /// What pushes displace is kept here (§14).
+    versions: versions::VersionDir,
 }
 
 impl UserStore {
@@ -154,6 +159,7 @@ impl UserStore {
         }
         std::fs::create_dir_all(&tmp_dir)?;
         let replay = Journal::open(&state_dir.join("journal"))?;
+        let versions = versions::VersionDir::open(&state_dir)?;
         let clean_marker = state_dir.join("clean");
         let was_clean = clean_marker.exists();
         if was_clean {
@@ -175,6 +181,7 @@ impl UserStore {
             conflict_dirs: HashMap::new(),
             durable,
             dirty_dirs: std::collections::BTreeSet::new(),
+            versions,
         };
         let mut report = OpenReport {
             replayed: replay.records.len(),

@@ -1,0 +1,487 @@
+//! The store's side of §14: keeping what a change displaces (called by the
+//! push rules just before the disk changes), listing kept versions a page
+//! at a time, and restoring one as an ordinary new change.
+
+use super::tree::NodeKind;
+use super::versions::{displaced, now_ms};
+use super::{StagedFile, StoreError, UserStore};
+use crate::protocol::versions::MAX_VERSION_ENTRIES;
+use crate::protocol::{
+    Cause, ClientId, FileBegin, KeptKind, KeptVersion, ListVersions, PushAck, PushStatus,
+    VersionList, WirePath,
+};
+use std::io::Read;
+
+/// Bytes read from an object per upload write when restoring.
+const RESTORE_READ: usize = 256 * 1024;
+
+impl UserStore {
+    /// Keeps what `paths` hold now (whole subtrees for directories) as
+    /// versions displaced by change `seq` (§14.1), before the change is
+    /// made on disk.
+    ///
+    /// # Errors
+    /// The versions could not be written: the change must not be made.
+    pub(super) fn keep_versions(
+        &self,
+        paths: &[WirePath],
+        seq: u64,
+        cause: Cause,
+    ) -> Result<(), StoreError> {
+        let entries = displaced(&self.tree, paths, seq, cause, now_ms());
+        self.versions
+            .keep(&self.root, &entries, self.durable)
+            .map_err(StoreError::Io)
+    }
+
+    /// One page of the kept versions at or below `request.under`, after
+    /// the request's position (§14.2): at most [`MAX_VERSION_ENTRIES`],
+    /// read from the index one record at a time.
+    ///
+    /// # Errors
+    /// The index cannot be read.
+    pub fn list_versions(&self, request: &ListVersions) -> Result<VersionList, StoreError> {
+        let mut entries = Vec::new();
+        let mut more = false;
+        self.versions.scan(|entry| {
+            if entry.is_under(request.under.as_ref())
+                && entry.is_after(request.after_seq, request.after.as_ref())
+            {
+                if entries.len() == MAX_VERSION_ENTRIES {
+                    more = true;
+                    return false;
+                }
+                entries.push(entry);
+            }
+            true
+        })?;
+        Ok(VersionList { more, entries })
+    }
+
+    /// Restores `path` as it was just before change `seq` (§14.3): every
+    /// kept version at or below `path` that was live then (in place before
+    /// `seq`, displaced at or after it) is placed again — a file uploaded
+    /// from its object, a directory made — each an ordinary change pushed
+    /// by `client` (what is at a path now is itself kept first). Entries
+    /// not displaced since `seq` are left as they are. The answer is the
+    /// top entry's status and place, with the newest sequence number.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchVersion`] when nothing live just before `seq`
+    /// is kept for `path` (never kept, or reaped; for a directory that is
+    /// still there: for nothing below it);
+    /// [`StoreError::KeptDamaged`] when an object no longer matches its
+    /// hash; disk and journal failures.
+    pub fn restore(
+        &mut self,
+        seq: u64,
+        path: &WirePath,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
+        let mut found: Vec<KeptVersion> = Vec::new();
+        self.versions.scan(|entry| {
+            if entry.live_before(seq) && entry.is_under(Some(path)) {
+                // A crash between keeping and the change can leave a
+                // record twice: the later one wins.
+                found.retain(|e| e.path != entry.path);
+                found.push(entry);
+            }
+            true
+        })?;
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        // A directory still there needs no version of its own: what was
+        // displaced below it since comes back.
+        let dir_there = self.tree.get(path).is_some_and(|n| n.is_dir());
+        let top_kept = found.first().is_some_and(|top| top.path == *path);
+        if found.is_empty() || !(top_kept || dir_there) {
+            return Err(StoreError::NoSuchVersion {
+                path: path.clone(),
+                seq,
+            });
+        }
+        let mut top: Option<PushAck> = None;
+        for entry in &found {
+            // Below a restored directory, only what is not there now (or
+            // differs) needs placing; commit_file answers Unchanged for
+            // identical content.
+            let ack = self.restore_one(entry, client)?;
+            top.get_or_insert(ack);
+        }
+        let mut ack = top.ok_or_else(|| StoreError::NoSuchVersion {
+            path: path.clone(),
+            seq,
+        })?;
+        if ack.status == PushStatus::Unchanged && self.head() > ack.version {
+            ack.status = PushStatus::Applied;
+        }
+        ack.version = ack.version.max(self.head());
+        Ok(ack)
+    }
+
+    /// Places one kept entry at its path as a push by `client` would.
+    fn restore_one(
+        &mut self,
+        entry: &KeptVersion,
+        client: ClientId,
+    ) -> Result<PushAck, StoreError> {
+        match entry.kind {
+            KeptKind::Dir => self.make_dir(&entry.path, client),
+            KeptKind::File {
+                size,
+                hash,
+                executable,
+                ..
+            } => {
+                let staged = self.stage_kept(&entry.path, size, hash)?;
+                // What is there now is the base: it is overwritten (and
+                // kept); a directory there makes the restore a Conflict.
+                let base = match self.tree.get(&entry.path) {
+                    Some(node) if matches!(node.kind, NodeKind::File { .. }) => node.version,
+                    _ => 0,
+                };
+                let ack = self.commit_file(base, &entry.path, staged, client)?;
+                // The kept executable bit comes back too (§15): an upload
+                // keeps the bit of what it replaces, so set it if it differs.
+                if self.tree.is_executable(&ack.path) != executable {
+                    let moded = self.set_mode(ack.version, &ack.path, executable, client)?;
+                    return Ok(PushAck {
+                        version: moded.version,
+                        ..ack
+                    });
+                }
+                Ok(ack)
+            }
+        }
+    }
+
+    /// Copies the object of a kept file into `tmp/` through the upload
+    /// path, which checks its size and hash.
+    fn stage_kept(
+        &self,
+        path: &WirePath,
+        size: u64,
+        hash: crate::protocol::ContentHash,
+    ) -> Result<StagedFile, StoreError> {
+        let mut object = match std::fs::File::open(self.versions.object(&hash)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::KeptDamaged(path.clone()))
+            }
+            Err(e) => return Err(StoreError::Io(e)),
+        };
+        let mut upload = self.begin_upload(FileBegin {
+            version: 0,
+            size,
+            hash,
+            path: path.clone(),
+        });
+        let mut buf = vec![0u8; RESTORE_READ];
+        loop {
+            let n = object.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            upload
+                .write(&buf[..n])
+                .map_err(|_| StoreError::KeptDamaged(path.clone()))?;
+        }
+        upload.finish().map_err(|e| match e {
+            StoreError::SizeMismatch { .. } | StoreError::HashMismatch(_) => {
+                StoreError::KeptDamaged(path.clone())
+            }
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::versions::KeepPolicy;
+    use super::super::{DataPaths, StoreError, UserStore};
+    use crate::protocol::{Cause, KeptKind, ListVersions, PushStatus, UserId, WirePath};
+    use std::time::Duration;
+
+    fn p(s: &str) -> WirePath {
+        WirePath::new(s).expect("test path")
+    }
+
+    fn open(dir: &std::path::Path) -> UserStore {
+        let paths = DataPaths {
+            base: dir.to_path_buf(),
+        };
+        UserStore::open(&paths, &UserId([5; 16]), true, false)
+            .expect("open store")
+            .0
+    }
+
+    fn put(store: &mut UserStore, path: &str, content: &[u8]) -> u64 {
+        let base = store.tree().get(&p(path)).map(|n| n.version).unwrap_or(0);
+        let staged = store.stage(&p(path), base, content);
+        store
+            .commit_file(base, &p(path), staged, 1)
+            .expect("commit")
+            .version
+    }
+
+    fn read(store: &UserStore, path: &str) -> Vec<u8> {
+        std::fs::read(p(path).to_local(store.root())).expect("read placed file")
+    }
+
+    fn all(store: &UserStore) -> Vec<(u64, String, Cause, bool)> {
+        let list = store
+            .list_versions(&ListVersions {
+                after_seq: 0,
+                after: None,
+                under: None,
+            })
+            .expect("list");
+        list.entries
+            .into_iter()
+            .map(|e| {
+                let dir = e.kind == KeptKind::Dir;
+                (e.seq, e.path.to_string(), e.cause, dir)
+            })
+            .collect()
+    }
+
+    fn objects(dir: &std::path::Path) -> usize {
+        let objects = dir
+            .join(".cloudservice-server")
+            .join(UserId([5; 16]).to_string())
+            .join("versions/objects");
+        std::fs::read_dir(objects).expect("objects dir").count()
+    }
+
+    /// Overwrite, delete, rename and directory removal each keep what they
+    /// displace, and each comes back by restore with its content.
+    #[test]
+    fn every_displaced_version_is_kept_and_restorable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(dir.path());
+        put(&mut store, "a.txt", b"one");
+        let v2 = put(&mut store, "a.txt", b"two");
+        assert_eq!(
+            all(&store),
+            vec![(v2, "a.txt".into(), Cause::Overwritten, false)]
+        );
+        let ack = store
+            .restore(v2, &p("a.txt"), 1)
+            .expect("restore overwrite");
+        assert_eq!(ack.status, PushStatus::Applied);
+        assert_eq!(read(&store, "a.txt"), b"one");
+
+        put(&mut store, "d/x/y.txt", b"y");
+        put(&mut store, "d/z.txt", b"z");
+        let head = store.head();
+        store.remove_dir(head, &p("d"), 1).expect("rmdir");
+        let removed_at = store.head();
+        let kept: Vec<_> = all(&store)
+            .into_iter()
+            .filter(|e| e.0 == removed_at)
+            .map(|e| (e.1, e.3))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                ("d".into(), true),
+                ("d/x".into(), true),
+                ("d/x/y.txt".into(), false),
+                ("d/z.txt".into(), false)
+            ]
+        );
+        assert!(!p("d").to_local(store.root()).exists());
+        store.restore(removed_at, &p("d"), 1).expect("restore dir");
+        assert_eq!(read(&store, "d/x/y.txt"), b"y");
+        assert_eq!(read(&store, "d/z.txt"), b"z");
+
+        let v = store.tree().get(&p("d/z.txt")).expect("z").version;
+        store.delete_file(v, &p("d/z.txt"), 1).expect("delete");
+        let deleted_at = store.head();
+        store
+            .rename(store.head(), &p("a.txt"), &p("b.txt"), 1)
+            .expect("rename");
+        let renamed_at = store.head();
+        let last: Vec<_> = all(&store).into_iter().rev().take(2).collect();
+        assert_eq!(
+            last,
+            vec![
+                (renamed_at, "a.txt".into(), Cause::RenamedAway, false),
+                (deleted_at, "d/z.txt".into(), Cause::Deleted, false)
+            ]
+        );
+        store
+            .restore(deleted_at, &p("d/z.txt"), 1)
+            .expect("restore delete");
+        assert_eq!(read(&store, "d/z.txt"), b"z");
+        assert!(matches!(
+            store.restore(deleted_at, &p("nothing"), 1),
+            Err(StoreError::NoSuchVersion { .. })
+        ));
+        assert!(matches!(
+            store.restore(deleted_at + 1000, &p("d/z.txt"), 1),
+            Err(StoreError::NoSuchVersion { .. })
+        ));
+    }
+
+    /// A directory removed in several changes (files first, as a watcher
+    /// may see them go) comes back whole from the first of them; restoring
+    /// from the last brings back only what was still there then.
+    #[test]
+    fn a_directory_removed_piecemeal_comes_back_whole_from_the_first_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(dir.path());
+        put(&mut store, "d/a", b"a");
+        put(&mut store, "d/b", b"b");
+        let va = store.tree().get(&p("d/a")).expect("a").version;
+        store.delete_file(va, &p("d/a"), 1).expect("delete a");
+        let first = store.head();
+        store.remove_dir(store.head(), &p("d"), 1).expect("rmdir");
+        let last = store.head();
+        store
+            .restore(last, &p("d"), 1)
+            .expect("restore from the last");
+        assert!(!p("d/a").to_local(store.root()).exists());
+        assert_eq!(read(&store, "d/b"), b"b");
+        store
+            .remove_dir(store.head(), &p("d"), 1)
+            .expect("rmdir again");
+        store
+            .restore(first, &p("d"), 1)
+            .expect("restore from the first");
+        assert_eq!(read(&store, "d/a"), b"a");
+        assert_eq!(read(&store, "d/b"), b"b");
+    }
+
+    /// A kept file's executable bit (§15) is kept and comes back with it.
+    #[test]
+    fn the_executable_bit_is_kept_and_restored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(dir.path());
+        let v = put(&mut store, "run.sh", b"#!/bin/sh\n");
+        let v = store
+            .set_mode(v, &p("run.sh"), true, 1)
+            .expect("chmod")
+            .version;
+        store.delete_file(v, &p("run.sh"), 1).expect("delete");
+        let deleted = store.head();
+        let kept = store
+            .list_versions(&ListVersions {
+                after_seq: 0,
+                after: None,
+                under: None,
+            })
+            .expect("list");
+        assert!(matches!(
+            kept.entries[0].kind,
+            KeptKind::File {
+                executable: true,
+                ..
+            }
+        ));
+        store.restore(deleted, &p("run.sh"), 1).expect("restore");
+        assert!(store.tree().is_executable(&p("run.sh")));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(p("run.sh").to_local(store.root()))
+                .expect("meta")
+                .permissions(),
+        );
+        assert_eq!(mode & 0o100, 0o100, "{mode:o}");
+    }
+
+    /// Identical contents are stored once however often they are kept.
+    #[test]
+    fn identical_contents_are_stored_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(dir.path());
+        for round in 0..5u8 {
+            put(&mut store, "f", b"same");
+            put(&mut store, "f", &[round]);
+            put(&mut store, &format!("g{round}"), b"same");
+        }
+        // "same" once, the five one-byte contents once each (4 of them
+        // overwritten; the last still live).
+        assert_eq!(objects(dir.path()), 1 + 4);
+        assert_eq!(all(&store).len(), 9);
+    }
+
+    /// A listing comes in pages of at most 128 in (change, path) order, and
+    /// the pages together are the whole listing.
+    #[test]
+    fn listing_pages_cover_everything_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(dir.path());
+        for i in 0..300u32 {
+            put(&mut store, &format!("d/f{i:03}"), &i.to_be_bytes());
+        }
+        store.remove_dir(store.head(), &p("d"), 1).expect("rmdir");
+        let mut request = ListVersions {
+            after_seq: 0,
+            after: None,
+            under: Some(p("d")),
+        };
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = store.list_versions(&request).expect("page");
+            pages += 1;
+            assert!(page.entries.len() <= 128);
+            seen.extend(page.entries.iter().map(|e| e.path.to_string()));
+            match (page.more, page.entries.last()) {
+                (true, Some(last)) => {
+                    request.after_seq = last.seq;
+                    request.after = Some(last.path.clone());
+                }
+                _ => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        let mut want = vec!["d".to_string()];
+        want.extend((0..300).map(|i| format!("d/f{i:03}")));
+        assert_eq!(seen, want);
+    }
+
+    /// The reaper drops by age, then oldest first past the space limit,
+    /// and unlinks exactly the objects nothing names any more.
+    #[test]
+    fn reaping_by_age_and_by_space() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(dir.path());
+        for i in 0..10u8 {
+            put(&mut store, "f", &[i; 100]);
+        }
+        assert_eq!(all(&store).len(), 9);
+        let versions = store.versions.clone();
+        let now = super::super::versions::now_ms();
+        let keep_all = KeepPolicy {
+            max_age: Duration::from_secs(3600),
+            max_bytes: u64::MAX,
+        };
+        let report = versions.reap(keep_all, now).expect("reap");
+        assert_eq!(
+            (report.dropped, report.kept, report.objects_removed),
+            (0, 9, 0)
+        );
+        // 450 bytes: the 4 newest of 100 bytes fit, the 5 oldest go.
+        let space = KeepPolicy {
+            max_age: Duration::from_secs(3600),
+            max_bytes: 450,
+        };
+        let report = versions.reap(space, now).expect("reap");
+        assert_eq!(
+            (report.dropped, report.kept, report.objects_removed),
+            (5, 4, 5)
+        );
+        assert_eq!(report.bytes_kept, 400);
+        let seqs: Vec<u64> = all(&store).iter().map(|e| e.0).collect();
+        assert_eq!(seqs.len(), 4);
+        assert_eq!(objects(dir.path()), 4);
+        // An hour later everything is too old.
+        let report = versions.reap(keep_all, now + 3_600_001).expect("reap");
+        assert_eq!((report.dropped, report.kept), (4, 0));
+        assert_eq!(objects(dir.path()), 0);
+        assert!(all(&store).is_empty());
+        // New versions are kept after a rewrite of the index.
+        put(&mut store, "f", b"later");
+        assert_eq!(all(&store).len(), 1);
+    }
+}

@@ -1,0 +1,262 @@
+//! Conformance of the server to PROTOCOL.md §14 (version history and trash),
+//! over the wire with our codec: what a push displaces is listed with its
+//! cause, kind, size and hash; listings page in (change, path) order;
+//! a Restore is a new change other devices are told about and can fetch;
+//! a version not kept is `NoSuchVersion` on an open connection; VersionList
+//! from a client is refused; kept versions survive a SIGKILL of the server.
+
+mod common;
+
+use cloudservice::protocol::{
+    Cause, ContentHash, ErrorCode, KeptKind, KeptVersion, ListVersions, Message, PushStatus,
+    RemoveDir, Rename, Restore, VersionList, WirePath,
+};
+use common::{assert_error, p, Server, WireClient};
+use std::time::Duration;
+
+/// Every entry at or below `under`, page by page; also returns the page sizes.
+fn list_all(c: &mut WireClient, under: Option<&str>) -> (Vec<KeptVersion>, Vec<usize>) {
+    let mut request = ListVersions {
+        after_seq: 0,
+        after: None,
+        under: under.map(p),
+    };
+    let (mut all, mut pages) = (Vec::new(), Vec::new());
+    loop {
+        let rid = c.send(Message::ListVersions(request.clone()));
+        let page = match c.reply(rid) {
+            Message::VersionList(page) => page,
+            other => panic!("expected VersionList, got {other:?}"),
+        };
+        pages.push(page.entries.len());
+        let more = page.more;
+        if let Some(last) = page.entries.last() {
+            request.after_seq = last.seq;
+            request.after = Some(last.path.clone());
+        }
+        all.extend(page.entries);
+        if !more {
+            return (all, pages);
+        }
+    }
+}
+
+fn summary(entries: &[KeptVersion]) -> Vec<(u64, &str, Cause, Option<ContentHash>)> {
+    entries
+        .iter()
+        .map(|e| {
+            let hash = match e.kind {
+                KeptKind::File { hash, .. } => Some(hash),
+                KeptKind::Dir => None,
+            };
+            (e.seq, e.path.as_str(), e.cause, hash)
+        })
+        .collect()
+}
+
+/// Overwrite, Delete, Rename and RemoveDir each keep what they displace.
+///
+#[test]
+fn r_14_1_1_every_displaced_version_is_listed() {
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let before = cloudservice::server::store::versions::now_ms();
+    let v1 = c.put("a.txt", b"one", 0).expect("put").version;
+    let v2 = c.put("a.txt", b"two", v1).expect("overwrite").version;
+    let v3 = c.put("b.txt", b"bee", 0).expect("put").version;
+    let del = c
+        .push(Message::Delete(cloudservice::protocol::Delete {
+            base_version: v3,
+            path: p("b.txt"),
+        }))
+        .expect("delete")
+        .version;
+    let mv = c
+        .push(Message::Rename(Rename {
+            base_version: v2,
+            from: p("a.txt"),
+            to: p("c.txt"),
+        }))
+        .expect("rename")
+        .version;
+    c.put("d/e/f.txt", b"f", 0).expect("put");
+    let rm = c
+        .push(Message::RemoveDir(RemoveDir {
+            cursor: mv + 10,
+            path: p("d"),
+        }))
+        .expect("rmdir")
+        .version;
+    let (all, _) = list_all(&mut c, None);
+    let h = |b: &[u8]| Some(ContentHash::of(b));
+    assert_eq!(
+        summary(&all),
+        vec![
+            (v2, "a.txt", Cause::Overwritten, h(b"one")),
+            (del, "b.txt", Cause::Deleted, h(b"bee")),
+            (mv, "a.txt", Cause::RenamedAway, h(b"two")),
+            (rm, "d", Cause::Deleted, None),
+            (rm, "d/e", Cause::Deleted, None),
+            (rm, "d/e/f.txt", Cause::Deleted, h(b"f")),
+        ]
+    );
+    let after = cloudservice::server::store::versions::now_ms();
+    for e in &all {
+        assert!((before..=after).contains(&e.time_ms), "{e:?}");
+    }
+    assert!(matches!(all[0].kind, KeptKind::File { size: 3, .. }));
+    // Listing under a path narrows to it and below.
+    let (under_d, _) = list_all(&mut c, Some("d/e"));
+    let paths: Vec<&str> = under_d.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["d/e", "d/e/f.txt"]);
+}
+
+/// Pages hold at most 128 entries, in (change, path) order, and together
+/// list each entry once.
+///
+#[test]
+fn r_14_2_1_listings_page_in_change_then_path_order() {
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let first = c.put("t/f000", &[0, 1], 0).expect("put").version;
+    for i in 1..200 {
+        c.put(&format!("t/f{i:03}"), &[i as u8, 1], 0).expect("put");
+    }
+    let again = c.put("t/f000", b"again", first).expect("overwrite");
+    assert_eq!(again.status, PushStatus::Applied);
+    c.push(Message::RemoveDir(RemoveDir {
+        cursor: 10_000,
+        path: p("t"),
+    }))
+    .expect("rmdir");
+    let (all, pages) = list_all(&mut c, None);
+    assert_eq!(all.len(), 1 + 1 + 200, "{pages:?}");
+    assert!(pages.iter().all(|n| *n <= 128), "{pages:?}");
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    let keys: Vec<(u64, &WirePath)> = all.iter().map(|e| (e.seq, &e.path)).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "order or duplicates");
+}
+
+/// A client that sends VersionList gets WrongPhase and the connection closes.
+///
+#[test]
+fn r_14_2_2_version_list_from_a_client_is_refused() {
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let rid = c.send(Message::VersionList(VersionList {
+        more: false,
+        entries: Vec::new(),
+    }));
+    let frames = c.until_closed();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].request_id, rid);
+    assert_error(&frames[0].message, ErrorCode::WrongPhase);
+}
+
+/// A restore is a new change: the restoring device gets a PushAck, another
+/// device a Notify, its pull the entry, its fetch the old bytes; a
+/// restored directory comes back with everything the removal took.
+///
+#[test]
+fn r_14_3_1_a_restore_is_a_new_change_every_device_receives() {
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let v1 = a.put("doc.txt", b"old words", 0).expect("put").version;
+    let v2 = a.put("doc.txt", b"new words", v1).expect("put").version;
+    a.put("dir/x", b"x", 0).expect("put");
+    a.put("dir/y/z", b"z", 0).expect("put");
+    let rm = a
+        .push(Message::RemoveDir(RemoveDir {
+            cursor: 1000,
+            path: p("dir"),
+        }))
+        .expect("rmdir")
+        .version;
+    let (_, _, _) = b.pull(0);
+    let ack = a
+        .push(Message::Restore(Restore {
+            seq: v2,
+            path: p("doc.txt"),
+        }))
+        .expect("restore");
+    assert_eq!(ack.status, PushStatus::Applied);
+    assert_eq!(ack.path, p("doc.txt"));
+    assert!(ack.version > rm, "{ack:?}");
+    assert!(b.wait_notify(Duration::from_secs(5)).is_some(), "no Notify");
+    let (head, _, entries) = b.pull(rm);
+    assert_eq!(head, ack.version);
+    assert!(
+        entries.iter().any(|e| e.path == p("doc.txt")),
+        "{entries:?}"
+    );
+    assert_eq!(b.fetch("doc.txt").expect("fetch").1, b"old words");
+    // What the restore replaced is itself kept.
+    let (all, _) = list_all(&mut a, Some("doc.txt"));
+    assert_eq!(all.last().map(|e| e.cause), Some(Cause::Overwritten));
+    assert!(
+        matches!(all.last().map(|e| e.kind), Some(KeptKind::File { size: 9, hash, .. }) if hash == ContentHash::of(b"new words")),
+        "{all:?}"
+    );
+    // The directory, whole.
+    a.push(Message::Restore(Restore {
+        seq: rm,
+        path: p("dir"),
+    }))
+    .expect("restore dir");
+    assert_eq!(b.fetch("dir/x").expect("x").1, b"x");
+    assert_eq!(b.fetch("dir/y/z").expect("z").1, b"z");
+}
+
+/// A version not kept is NoSuchVersion with the Restore's ID; nothing
+/// changes and the connection stays open.
+///
+#[test]
+fn r_14_3_2_no_such_version_changes_nothing_and_keeps_the_connection() {
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let v = c.put("f", b"1", 0).expect("put").version;
+    for (seq, path) in [(v, "f"), (v + 5, "f"), (v, "elsewhere")] {
+        let rid = c.send(Message::Restore(Restore { seq, path: p(path) }));
+        let reply = c.reply(rid);
+        assert_error(&reply, ErrorCode::NoSuchVersion);
+    }
+    let (head, _, _) = c.pull(0);
+    assert_eq!(head, v, "nothing changed");
+    let rid = c.send(Message::Ping);
+    assert_eq!(c.reply(rid), Message::Pong);
+}
+
+/// A kept version survives a SIGKILL of the server right after the push's
+/// acknowledgement, and is restorable after the restart.
+///
+#[test]
+fn r_14_1_1_kept_versions_survive_a_kill() {
+    let mut server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let (user, client) = (c.user, c.client);
+    let v1 = c.put("k.txt", b"keep me", 0).expect("put").version;
+    let v2 = c.put("k.txt", b"replaced", v1).expect("put").version;
+    server.kill9();
+    server.start_again();
+    let mut c = WireClient::resume(server.addr, user, client);
+    let (all, _) = list_all(&mut c, None);
+    assert_eq!(
+        summary(&all),
+        vec![(
+            v2,
+            "k.txt",
+            Cause::Overwritten,
+            Some(ContentHash::of(b"keep me"))
+        )]
+    );
+    c.push(Message::Restore(Restore {
+        seq: v2,
+        path: p("k.txt"),
+    }))
+    .expect("restore");
+    assert_eq!(c.fetch("k.txt").expect("fetch").1, b"keep me");
+}

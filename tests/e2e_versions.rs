@@ -1,0 +1,257 @@
+//! End-to-end: version history and trash (issue 13, PROTOCOL.md §14) with
+//! the real binaries: `cloud-client versions FOLDER [PATH]` lists what pushes
+//! overwrote, deleted or moved away, `cloud-client restore FOLDER PATH
+//! (--version N | --at TIME)` brings it back as a new change that reaches
+//! every device — after an overwrite, a delete, a directory removal (whole)
+//! and a conflict; the server's reaper drops versions by age and by space.
+
+mod common;
+
+use common::{converge, eventually, new_user, write, Client, Server, TwoDevices, CONVERGE};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Runs `cloud-client ARGS…` (a `versions` or `restore` command) and returns
+/// (exit code, stdout, stderr).
+fn cli(port: u16, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
+    cmd.args(args);
+    if common::server::is_plaintext(port) {
+        cmd.arg("--insecure-plaintext");
+    }
+    let out = cmd.output().expect("run cloud-client");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One parsed line of `versions`: (N, time, cause, size, path).
+type Line = (u64, String, String, String, String);
+
+fn versions(port: u16, folder: &Path, path: Option<&str>) -> Vec<Line> {
+    let folder = folder.to_string_lossy().into_owned();
+    let mut args = vec!["versions", folder.as_str()];
+    args.extend(path);
+    let (code, out, err) = cli(port, &args);
+    assert_eq!(code, 0, "versions failed: {err}");
+    out.lines().map(parse_line).collect()
+}
+
+/// `N  TIME  CAUSE  SIZE  PATH`; the path (last) may hold spaces.
+fn parse_line(line: &str) -> Line {
+    let mut rest = line;
+    let mut field = || {
+        let (f, r) = rest
+            .trim_start()
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("listing line {line:?}"));
+        rest = r;
+        f.to_owned()
+    };
+    let (n, time, cause, size) = (field(), field(), field(), field());
+    let n = n.parse().unwrap_or_else(|_| panic!("N in {line:?}"));
+    (n, time, cause, size, rest.trim_start().to_owned())
+}
+
+fn restore(port: u16, folder: &Path, path: &str, how: &[&str]) {
+    let folder = folder.to_string_lossy().into_owned();
+    let mut args = vec!["restore", folder.as_str(), path];
+    args.extend(how);
+    let (code, out, err) = cli(port, &args);
+    assert_eq!(code, 0, "restore {path} {how:?} failed: {err}");
+    assert!(out.starts_with("restored "), "{out}");
+}
+
+fn read(folder: &Path, path: &str) -> Option<String> {
+    fs::read_to_string(folder.join(path)).ok()
+}
+
+fn wait_for(what: &str, check: impl FnMut() -> bool) {
+    assert!(eventually(CONVERGE, check), "timed out waiting for: {what}");
+}
+
+/// Overwrite, delete (restored by --at) and directory removal (restored
+/// whole): every restore reaches both devices.
+#[test]
+fn restore_after_overwrite_delete_and_directory_removal() {
+    let d = TwoDevices::start(|a| {
+        write(a, "notes.txt", "first draft\n");
+        write(a, "gone.txt", "soon deleted\n");
+        write(a, "dir/x.txt", "x\n");
+        write(a, "dir/sub/y.txt", "y\n");
+        fs::create_dir_all(a.join("dir/empty")).expect("mkdir");
+    });
+    let port = d.server.port;
+    let (a, b) = (d.a.path(), d.b.path());
+
+    // Overwrite.
+    write(a, "notes.txt", "second draft\n");
+    wait_for("b has the second draft", || {
+        read(b, "notes.txt").as_deref() == Some("second draft\n")
+    });
+    let listed = versions(port, b, Some("notes.txt"));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (n, _, cause, size, path) = &listed[0];
+    assert_eq!(
+        (cause.as_str(), size.as_str(), path.as_str()),
+        ("overwritten", "12", "notes.txt")
+    );
+    restore(port, b, "notes.txt", &["--version", &n.to_string()]);
+    for f in [a, b] {
+        wait_for("the first draft is back", || {
+            read(f, "notes.txt").as_deref() == Some("first draft\n")
+        });
+    }
+
+    // Delete, restored by the time before it.
+    let before = cloudservice::client::status::rfc3339(std::time::SystemTime::now());
+    std::thread::sleep(Duration::from_millis(1100));
+    fs::remove_file(a.join("gone.txt")).expect("rm");
+    wait_for("b lost gone.txt", || !b.join("gone.txt").exists());
+    let listed = versions(port, a, Some("gone.txt"));
+    assert_eq!(
+        listed.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
+        ["deleted"]
+    );
+    restore(port, a, "gone.txt", &["--at", &before]);
+    for f in [a, b] {
+        wait_for("gone.txt is back", || {
+            read(f, "gone.txt").as_deref() == Some("soon deleted\n")
+        });
+    }
+
+    // A directory removal: the whole tree comes back, empty directory too.
+    let full = common::tree(a);
+    fs::remove_dir_all(a.join("dir")).expect("rm -r");
+    wait_for("b lost dir", || !b.join("dir").exists());
+    // The client may push the removal as one RemoveDir or in several
+    // changes (as its watcher saw it go): the listing has every entry once,
+    // and restoring from the first of them brings the whole tree back.
+    let listed = versions(port, a, Some("dir"));
+    let mut paths: Vec<&str> = listed.iter().map(|l| l.4.as_str()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "dir/",
+            "dir/empty/",
+            "dir/sub/",
+            "dir/sub/y.txt",
+            "dir/x.txt"
+        ],
+        "{listed:?}"
+    );
+    assert!(listed.iter().all(|l| l.2 == "deleted"), "{listed:?}");
+    let first = listed.iter().map(|l| l.0).min().expect("entries");
+    restore(port, a, "dir", &["--version", &first.to_string()]);
+    converge("dir restored on both", &[a, b]);
+    wait_for("the restored tree equals the tree before", || {
+        common::tree(a) == full && common::tree(b) == full
+    });
+
+    // Nothing kept there: a clear error, exit 1.
+    let folder = a.to_string_lossy().into_owned();
+    let (code, _, err) = cli(port, &["restore", &folder, "never.txt", "--version", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no kept version"), "{err}");
+}
+
+/// Two devices change one file while apart: the loser becomes a conflict
+/// copy; the user deletes the copy, then restores it from the trash.
+#[test]
+fn restore_a_conflict_copy_after_it_was_deleted() {
+    let mut d = TwoDevices::start(|a| write(a, "plan.txt", "base\n"));
+    let port = d.server.port;
+    let (a, b) = (d.a.path().to_path_buf(), d.b.path().to_path_buf());
+    d.cb.stop();
+    write(&a, "plan.txt", "from a\n");
+    wait_for("a's edit reached the server", || {
+        read(&d.server.user_dir(&d.user), "plan.txt").as_deref() == Some("from a\n")
+    });
+    write(&b, "plan.txt", "from b\n");
+    d.cb.restart();
+    let tree = converge("conflict settled", &[&a, &b]);
+    let copies: Vec<String> = tree
+        .keys()
+        .filter(|p| p.contains("conflict"))
+        .cloned()
+        .collect();
+    assert_eq!(copies.len(), 1, "{tree:?}");
+    let copy = copies[0].clone();
+    let loser = read(&a, &copy).expect("conflict copy");
+    fs::remove_file(b.join(&copy)).expect("rm copy");
+    wait_for("the copy is gone on a", || !a.join(&copy).exists());
+    let listed = versions(port, &a, None);
+    let kept = listed
+        .iter()
+        .find(|l| l.4 == copy && l.2 == "deleted")
+        .unwrap_or_else(|| panic!("{copy} not in {listed:?}"));
+    restore(port, &a, &copy, &["--version", &kept.0.to_string()]);
+    for f in [&a, &b] {
+        wait_for("the conflict copy is back", || {
+            read(f, &copy).as_deref() == Some(loser.as_str())
+        });
+    }
+}
+
+/// The reaper drops versions older than --keep-versions, and past
+/// --versions-space the oldest first; a reaped version cannot be restored.
+#[test]
+fn versions_expire_by_age_and_by_space() {
+    // 0.0001 days = 8.6 s.
+    let server = Server::start_with(&["--keep-versions", "0.0001", "--reap-every", "0.5"]);
+    let a = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "f.txt", "one\n");
+    new_user(server.port, a.path());
+    common::settle();
+    write(a.path(), "f.txt", "two\n");
+    common::settle();
+    let _client = Client::options(server.port, a.path()).start();
+    wait_for("the overwrite is kept", || {
+        !versions(server.port, a.path(), Some("f.txt")).is_empty()
+    });
+    let n = versions(server.port, a.path(), Some("f.txt"))[0].0;
+    wait_for("the version expired", || {
+        versions(server.port, a.path(), Some("f.txt")).is_empty()
+    });
+    let folder = a.path().to_string_lossy().into_owned();
+    let (code, _, err) = cli(
+        server.port,
+        &["restore", &folder, "f.txt", "--version", &n.to_string()],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no kept version"), "{err}");
+
+    // 1 KiB of space: of four 600-byte versions only the newest stays.
+    let server = Server::start_with(&["--versions-space", "1K", "--reap-every", "0.5"]);
+    let b = tempfile::tempdir().expect("tempdir");
+    write(b.path(), "big.bin", vec![b'0'; 600]);
+    let user = new_user(server.port, b.path());
+    let on_server = server.user_dir(&user).join("big.bin");
+    let _client = Client::options(server.port, b.path()).start();
+    for i in 1..=4u8 {
+        common::settle();
+        write(b.path(), "big.bin", vec![b'0' + i; 600]);
+        let want = vec![b'0' + i; 600];
+        wait_for("the edit reached the server", || {
+            fs::read(&on_server).ok() == Some(want.clone())
+        });
+    }
+    wait_for("only the newest kept version is left", || {
+        versions(server.port, b.path(), Some("big.bin")).len() == 1
+    });
+    let newest = versions(server.port, b.path(), Some("big.bin"))[0].0;
+    restore(
+        server.port,
+        b.path(),
+        "big.bin",
+        &["--version", &newest.to_string()],
+    );
+    wait_for("the newest kept content (3s) is back", || {
+        fs::read(b.path().join("big.bin")).ok() == Some(vec![b'3'; 600])
+    });
+}
