@@ -42,15 +42,19 @@ const USER: [u8; 16] = [
     0x9f, 0x1c, 0x2a, 0x7e, 0x4b, 0x6d, 0x80, 0x53, 0xc1, 0xe9, 0xf2, 0xa4, 0xb6, 0xc8, 0xd0, 0xe1,
 ];
 
-/// Reads the client's Hello and answers Welcome(USER, client 1, head);
-/// returns the Hello.
+/// The device key the fake server hands out (§4.6).
+const KEY: [u8; 32] = [0x5a; 32];
+
+/// Reads the client's KeyHello and answers KeyWelcome(USER, client 1,
+/// head, KEY for a new device, zero for a Resume); returns the KeyHello.
 fn handshake(c: &mut Raw, head: u64) -> RawFrame {
     let h = c.next();
-    assert_eq!(h.kind, HELLO, "{h:?}");
+    assert_eq!(h.kind, KEY_HELLO, "{h:?}");
     let mut p = USER.to_vec();
     p.extend_from_slice(&1u64.to_be_bytes());
     p.extend_from_slice(&head.to_be_bytes());
-    c.send(&frame(WELCOME, h.rid, &p));
+    p.extend_from_slice(&if h.payload[0] == 3 { [0; 32] } else { KEY });
+    c.send(&frame(KEY_WELCOME, h.rid, &p));
     h
 }
 
@@ -93,7 +97,7 @@ fn listing(rid: u32, path: &[u8], content: &[u8]) -> Vec<u8> {
 /// gave; a correct reply is applied and acknowledged.
 #[test]
 ///
-///
+///
 fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     let dir = tempfile::tempdir().expect("temp dir");
     let folder = dir.path().join("sync");
@@ -118,6 +122,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     assert_eq!(h.payload[0], 3, "Resume after a NewUser Welcome");
     assert_eq!(&h.payload[4..20], &USER);
     assert_eq!(&h.payload[20..28], &1u64.to_be_bytes());
+    assert_eq!(&h.payload[28..60], &KEY, "R-4.6.3: the key it was given");
     let pull = next_request(&mut c).expect("a Pull");
     c.send(&listing(pull.rid, b"../evil.txt", b"abc"));
     expect_client_closes(&mut c);
@@ -217,6 +222,28 @@ fn r_4_2_1_the_client_checks_the_welcome() {
     );
 }
 
+/// A KeyWelcome that gives a new device no key: the client closes, exits
+/// non-zero and does not register the folder.
+#[test]
+fn r_4_6_8_a_new_device_must_be_given_a_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let mut client = start_client(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    let h = c.next();
+    assert_eq!((h.kind, h.payload[0]), (KEY_HELLO, 1), "{h:?}");
+    let mut p = USER.to_vec();
+    p.extend_from_slice(&1u64.to_be_bytes());
+    p.extend_from_slice(&0u64.to_be_bytes());
+    p.extend_from_slice(&[0; 32]);
+    c.send(&frame(KEY_WELCOME, h.rid, &p));
+    expect_client_closes(&mut c);
+    let status = client.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| !s.success()), "exits with an error");
+    assert!(!dir.path().join(".cloudservice/identity").exists());
+}
+
 /// A client on a fresh folder that completed its first handshake (user
 /// USER, device 1) and sent its first Pull, so the folder remembers both.
 fn known_client(listener: &TcpListener, port: u16, folder: &Path) -> (Client, Raw) {
@@ -230,11 +257,12 @@ fn known_client(listener: &TcpListener, port: u16, folder: &Path) -> (Client, Ra
 /// Reads a Resume Hello and answers a Welcome for USER but device 2.
 fn welcome_another_device(c: &mut Raw) {
     let h = c.next();
-    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "a Resume: {h:?}");
+    assert_eq!((h.kind, h.payload[0]), (KEY_HELLO, 3), "a Resume: {h:?}");
     let mut p = USER.to_vec();
     p.extend_from_slice(&2u64.to_be_bytes());
     p.extend_from_slice(&0u64.to_be_bytes());
-    c.send(&frame(WELCOME, h.rid, &p));
+    p.extend_from_slice(&[0; 32]);
+    c.send(&frame(KEY_WELCOME, h.rid, &p));
 }
 
 /// A Welcome to a Resume naming another device than the folder's: the
@@ -271,7 +299,7 @@ fn r_4_2_1_a_reconnecting_client_checks_the_welcome_device() {
     expect_client_closes(&mut c);
     let mut c = accept(&listener, Duration::from_secs(20));
     let h = c.next();
-    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "tried again: {h:?}");
+    assert_eq!((h.kind, h.payload[0]), (KEY_HELLO, 3), "tried again: {h:?}");
     assert!(client.exited().is_none(), "still running");
 }
 
@@ -359,7 +387,7 @@ fn r_4_5_6_the_client_does_not_retry_an_unknown_client() {
     let mut client = start_client(port, dir.path(), "1000", Some(user));
     let mut c = accept(&listener, Duration::from_secs(20));
     let h = c.next();
-    assert_eq!(h.kind, HELLO);
+    assert_eq!(h.kind, KEY_HELLO);
     c.send(&frame(ERROR, h.rid, &[0, 4, 0, 0]));
     expect_client_closes(&mut c);
     let status = client.wait_exit(Duration::from_secs(10));
@@ -497,7 +525,11 @@ fn r_4_5_8_an_unknown_error_code_is_a_closing_error() {
     expect_client_closes(&mut c);
     let mut again = accept(&listener, Duration::from_secs(20));
     let h = again.next();
-    assert_eq!((h.kind, h.payload[0]), (HELLO, 3), "Resume after the close");
+    assert_eq!(
+        (h.kind, h.payload[0]),
+        (KEY_HELLO, 3),
+        "Resume after the close"
+    );
 }
 
 /// A push answered `Unstorable` (13) is not sent again unchanged, while a

@@ -14,8 +14,8 @@ use cloudservice::protocol::message::put_header;
 use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
     EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
-    Hello, HelloMode, Kind, Message, PushAck, PushStatus, RemoveDir, Rename, SetMode, UserId,
-    Welcome, WirePath,
+    Hello, HelloMode, KeyHello, KeyWelcome, Kind, Message, PushAck, PushStatus, RemoveDir, Rename,
+    Secret, SetMode, UserId, Welcome, WirePath,
 };
 use cloudservice::protocol::{Cause, KeptKind, KeptVersion, ListVersions, Restore, VersionList};
 use common::raw::frame as frame_bytes;
@@ -117,7 +117,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 30, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 32, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -243,6 +243,31 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                     user_id: user,
                     client_id: 2,
                     head: 41,
+                }),
+            ),
+        ),
+        (
+            "key-hello-resume",
+            frame(
+                1,
+                Message::KeyHello(KeyHello {
+                    mode: HelloMode::Resume,
+                    user_id: user,
+                    client_id: 2,
+                    secret: Secret([0xa5; 32]),
+                    name: "laptop".to_owned(),
+                }),
+            ),
+        ),
+        (
+            "key-welcome",
+            frame(
+                1,
+                Message::KeyWelcome(KeyWelcome {
+                    user_id: user,
+                    client_id: 3,
+                    head: 41,
+                    device_key: Secret([0x5a; 32]),
                 }),
             ),
         ),

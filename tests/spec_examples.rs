@@ -13,8 +13,8 @@
 use cloudservice::protocol::limits;
 use cloudservice::protocol::{
     conflict_path, decode_all, ChangeBatch, ChangeEntry, ContentHash, Delete, EntryState,
-    ErrorCode, ErrorReport, Fetch, FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message,
-    PushAck, PushStatus, RemoveDir, Rename, Status, UserId, Welcome,
+    ErrorCode, ErrorReport, Fetch, FileBegin, Frame, FrameDecoder, Hello, HelloMode, KeyHello,
+    KeyWelcome, Message, PushAck, PushStatus, RemoveDir, Rename, Secret, Status, UserId, Welcome,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -33,6 +33,18 @@ const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol-spec/PROT
 /// The example user of every example: `9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1`.
 const USER: UserId = UserId([
     0x9f, 0x1c, 0x2a, 0x7e, 0x4b, 0x6d, 0x80, 0x53, 0xc1, 0xe9, 0xf2, 0xa4, 0xb6, 0xc8, 0xd0, 0xe1,
+]);
+
+/// The join code of the §4.6 examples: bytes 00 01 02 … 1f.
+const JOIN_CODE: Secret = Secret([
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+    0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+]);
+
+/// The device key of the §4.6 examples: bytes a0 a1 … bf.
+const DEVICE_KEY: Secret = Secret([
+    0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
+    0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,
 ]);
 
 /// Content of the file of the example exchange (§11).
@@ -117,6 +129,77 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                     user_id: USER,
                     client_id: 2,
                     head: 17,
+                }),
+            ),
+        ),
+        // §4.6: device credentials.
+        (
+            "key-hello-new-client",
+            frame(
+                1,
+                Message::KeyHello(KeyHello {
+                    mode: HelloMode::NewClient,
+                    user_id: USER,
+                    client_id: 0,
+                    secret: JOIN_CODE,
+                    name: "laptop".to_owned(),
+                }),
+            ),
+        ),
+        (
+            "key-welcome-new-client",
+            frame(
+                1,
+                Message::KeyWelcome(KeyWelcome {
+                    user_id: USER,
+                    client_id: 3,
+                    head: 17,
+                    device_key: DEVICE_KEY,
+                }),
+            ),
+        ),
+        (
+            "key-hello-resume",
+            frame(
+                1,
+                Message::KeyHello(KeyHello {
+                    mode: HelloMode::Resume,
+                    user_id: USER,
+                    client_id: 3,
+                    secret: DEVICE_KEY,
+                    name: "laptop".to_owned(),
+                }),
+            ),
+        ),
+        (
+            "key-welcome-resume",
+            frame(
+                1,
+                Message::KeyWelcome(KeyWelcome {
+                    user_id: USER,
+                    client_id: 3,
+                    head: 17,
+                    device_key: Secret::NONE,
+                }),
+            ),
+        ),
+        (
+            "error-revoked",
+            frame(
+                0,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::Revoked,
+                    message: "revoked".to_owned(),
+                }),
+            ),
+        ),
+        (
+            "error-bad-credential",
+            frame(
+                1,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::BadCredential,
+                    message: "bad device key".to_owned(),
                 }),
             ),
         ),
@@ -618,6 +701,11 @@ fn the_limits_table_matches_limits_rs() {
         ("IDLE_TIMEOUT_SECS", limits::IDLE_TIMEOUT_SECS.to_string()),
         ("STATE_DIR_NAME", format!("`{}`", limits::STATE_DIR_NAME)),
         ("ROUTING_OFFSET", limits::ROUTING_OFFSET.to_string()),
+        (
+            "MAX_DEVICE_NAME_BYTES",
+            limits::MAX_DEVICE_NAME_BYTES.to_string(),
+        ),
+        ("SECRET_BYTES", limits::SECRET_BYTES.to_string()),
         ("PROTOCOL_VERSION", limits::PROTOCOL_VERSION.to_string()),
         (
             "DELTA_PROTOCOL_VERSION",

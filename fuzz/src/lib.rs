@@ -13,12 +13,15 @@
 //! input) feeds the stream one byte at a time.
 
 use cloudservice::chunk::ChunkEntry;
-use cloudservice::protocol::limits::{HEADER_LEN, MAX_MESSAGE_BYTES, MAX_PAYLOAD};
+use cloudservice::protocol::credential::device_name;
+use cloudservice::protocol::limits::{
+    HEADER_LEN, MAX_DEVICE_NAME_BYTES, MAX_MESSAGE_BYTES, MAX_PAYLOAD,
+};
 use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
     EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
-    FrameDecoder, FrameError, Hello, HelloMode, Message, PushAck, PushStatus, RemoveDir, Rename,
-    SetMode, Status, UserId, Welcome, WirePath,
+    FrameDecoder, FrameError, Hello, HelloMode, KeyHello, KeyWelcome, Message, PushAck, PushStatus,
+    RemoveDir, Rename, Secret, SetMode, Status, UserId, Welcome, WirePath,
 };
 use cloudservice::protocol::{Cause, KeptKind, KeptVersion, ListVersions, Restore, VersionList};
 
@@ -246,7 +249,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 30 {
+        Some(match self.u8() % 32 {
             0 => Message::Hello(Hello {
                 mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
                     [usize::from(self.u8() % 3)],
@@ -359,6 +362,20 @@ impl<'a> ByteSource<'a> {
             29 => Message::Restore(Restore {
                 seq: self.u64(),
                 path: self.path()?,
+            }),
+            30 => Message::KeyHello(KeyHello {
+                mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
+                    [usize::from(self.u8() % 3)],
+                user_id: UserId(self.array()),
+                client_id: self.u64(),
+                secret: Secret(self.array()),
+                name: device_name(&self.text(MAX_DEVICE_NAME_BYTES)).to_owned(),
+            }),
+            31 => Message::KeyWelcome(KeyWelcome {
+                user_id: UserId(self.array()),
+                client_id: self.u64(),
+                head: self.u64(),
+                device_key: Secret(self.array()),
             }),
             _ => Message::PushAck(PushAck {
                 status: [

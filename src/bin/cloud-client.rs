@@ -5,7 +5,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use cloudservice::client::history::{self, Remote};
 use cloudservice::client::status::report;
 use cloudservice::client::{logging, run, Config, LinkSecurity, Verbosity};
-use cloudservice::protocol::{UserId, WirePath};
+use cloudservice::protocol::{Secret, UserId, WirePath};
 use cloudservice::tls::Fingerprint;
 use log::LevelFilter;
 use std::io::Write;
@@ -20,8 +20,12 @@ use std::time::Duration;
 ///
 /// Without USER_ID on a folder that was never synced, creates a new user,
 /// uploads the folder and prints the new ID (`user id: …`); give that ID to
-/// your other devices. With USER_ID, joins that user and downloads its files.
-/// Later runs remember both (in FOLDER_PATH/.cloudservice/).
+/// your other devices. With USER_ID, joins that user and downloads its files
+/// (USER_ID:JOIN_CODE once the operator made a join code with
+/// `cloud-server rotate-join`). Each device is given its own key on joining;
+/// later runs remember the user, the device and its key (in
+/// FOLDER_PATH/.cloudservice/identity, mode 0600) and authenticate with the
+/// key. A device the operator revoked stops with a message and changes nothing.
 ///
 /// `cloud-client status FOLDER` shows how a folder stands instead;
 /// `cloud-client versions FOLDER [PATH]` lists what the server kept of
@@ -51,8 +55,14 @@ struct Args {
     /// notifications also trigger a pull at once.
     #[arg(required = true)]
     pulling_rate: Option<f64>,
-    /// The user to join (32 hex characters), on a device's first run.
+    /// The user to join (32 hex characters), on a device's first run; with
+    /// the join code as USER_ID:JOIN_CODE (64 hex characters after the colon)
+    /// once the operator made one.
     user_id: Option<String>,
+    /// This device's name in the operator's `cloud-server devices` list
+    /// (at most 64 bytes; default: the host name).
+    #[arg(long, value_name = "NAME")]
+    device_name: Option<String>,
     /// Reconcile both ways, wait for the server's acknowledgements, exit.
     #[arg(long)]
     once: bool,
@@ -227,12 +237,12 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         return Err("PULLING_RATE must be a positive number of seconds".into());
     }
     let pull_every = Duration::from_secs_f64(pulling_rate.max(0.01));
-    let user = match &args.user_id {
-        Some(text) => Some(
-            text.parse::<UserId>()
-                .map_err(|e| format!("USER_ID {text:?}: {e}"))?,
-        ),
-        None => None,
+    let (user, join_code) = match &args.user_id {
+        Some(text) => {
+            let (user, code) = parse_join(text)?;
+            (Some(user), code)
+        }
+        None => (None, None),
     };
     let server = resolve(&server_ip, server_port)?;
     let config = Config {
@@ -240,6 +250,8 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         folder: folder_path,
         pull_every,
         user,
+        join_code,
+        device_name: args.device_name.unwrap_or_else(host_name),
         once: args.once,
         verbosity,
         security: if args.insecure_plaintext {
@@ -265,6 +277,35 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
     };
     run(&config, shutdown, &mut print_id)?;
     Ok(())
+}
+
+/// `USER_ID` or `USER_ID:JOIN_CODE`. The texts are secrets: an error names
+/// which part is wrong, never its value.
+fn parse_join(text: &str) -> Result<(UserId, Option<Secret>), String> {
+    let (user, code) = match text.split_once(':') {
+        Some((user, code)) => (user, Some(code)),
+        None => (text, None),
+    };
+    let user = user
+        .parse::<UserId>()
+        .map_err(|e| format!("USER_ID: {e}"))?;
+    let code = match code {
+        Some(code) => Some(
+            code.parse::<Secret>()
+                .map_err(|e| format!("JOIN_CODE: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok((user, code))
+}
+
+/// The machine's host name (the default device name), or "device".
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "device".to_owned())
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, Box<dyn std::error::Error>> {

@@ -1,9 +1,14 @@
 //! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
 //! [--insecure-plaintext | --tls-cert FILE --tls-key FILE] [--metrics ADDR]
-//! [--keep-versions DAYS] [--versions-space BYTES] [--reap-every SECS] [-v|-q]`:
-//! argument parsing and wiring only; the server lives in `cloudservice::server`.
+//! [--keep-versions DAYS] [--versions-space BYTES] [--reap-every SECS] [-v|-q]`,
+//! and the operator's device commands `cloud-server devices|revoke|reinstate|rotate-join
+//! DATA_DIR USER …`: argument parsing and wiring only; the server lives in
+//! `cloudservice::server`, the device files in `cloudservice::server::devices`.
 
 use clap::Parser;
+use cloudservice::protocol::UserId;
+use cloudservice::server::devices;
+use cloudservice::server::store::DataPaths;
 use cloudservice::server::{self, ServerConfig, ServerEvent, ServerSecurity};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -13,7 +18,16 @@ use std::time::Duration;
 
 /// CloudService server: keeps every user's folder under DIR/AllClients/<USER_ID>/.
 #[derive(Parser, Debug)]
-#[command(name = "cloud-server", version)]
+#[command(
+    name = "cloud-server",
+    version,
+    after_help = "Device commands (against the data directory; a running server applies a \
+revocation within a second):\n  \
+cloud-server devices DATA_DIR USER_ID              list the user's devices (id, name, joined, last seen, state)\n  \
+cloud-server revoke DATA_DIR USER_ID DEVICE        shut one device out (its connections close, its key is refused)\n  \
+cloud-server reinstate DATA_DIR USER_ID DEVICE     lift a revocation\n  \
+cloud-server rotate-join DATA_DIR USER_ID          make a new join code (new devices then join with USER_ID:JOIN_CODE)"
+)]
 struct Args {
     /// TCP port to listen on (0 picks a free one; the chosen port is printed).
     port: u16,
@@ -97,7 +111,130 @@ fn seconds(value: f64) -> Option<Duration> {
     (value.is_finite() && value > 0.0).then(|| Duration::from_secs_f64(value))
 }
 
+/// The operator's device commands (PROTOCOL.md §4.6).
+#[derive(Parser, Debug)]
+#[command(name = "cloud-server")]
+enum Admin {
+    /// List USER_ID's devices: id, name, joined, last seen, active or revoked.
+    Devices {
+        /// The server's data directory.
+        data_dir: PathBuf,
+        /// The user (32 hex characters).
+        user_id: UserId,
+    },
+    /// Revoke one device: its key is refused and a running server closes
+    /// its connections within a second. Nothing of the user's files changes.
+    Revoke {
+        /// The server's data directory.
+        data_dir: PathBuf,
+        /// The user (32 hex characters).
+        user_id: UserId,
+        /// The device's ID (as `devices` lists it).
+        device: u64,
+    },
+    /// Lift a device's revocation (its key works again).
+    Reinstate {
+        /// The server's data directory.
+        data_dir: PathBuf,
+        /// The user (32 hex characters).
+        user_id: UserId,
+        /// The device's ID.
+        device: u64,
+    },
+    /// Make a new join code and print USER_ID:JOIN_CODE for new devices;
+    /// the previous code (or the bare user ID) stops letting devices join.
+    /// Registered devices keep working with their keys.
+    RotateJoin {
+        /// The server's data directory.
+        data_dir: PathBuf,
+        /// The user (32 hex characters).
+        user_id: UserId,
+    },
+}
+
+/// Runs a device command; prints its result on stdout.
+fn admin(command: Admin) -> ExitCode {
+    let result = match command {
+        Admin::Devices { data_dir, user_id } => {
+            devices::list(&paths(data_dir), &user_id).map(|list| {
+                println!(
+                    "{:<6} {:<24} {:<20} {:<20} STATE",
+                    "DEVICE", "NAME", "JOINED", "LAST SEEN"
+                );
+                for (d, revoked) in list {
+                    let state = match (revoked, d.key_sha256.is_some()) {
+                        (true, _) => "revoked",
+                        (false, true) => "active",
+                        (false, false) => "active (no key yet)",
+                    };
+                    let name = if d.name.is_empty() { "-" } else { &d.name };
+                    println!(
+                        "{:<6} {:<24} {:<20} {:<20} {state}",
+                        d.id,
+                        name,
+                        when(d.joined),
+                        when(d.last_seen)
+                    );
+                }
+            })
+        }
+        Admin::Revoke {
+            data_dir,
+            user_id,
+            device,
+        } => devices::revoke(&paths(data_dir), &user_id, device)
+            .map(|()| println!("revoked device {device} of user {user_id}")),
+        Admin::Reinstate {
+            data_dir,
+            user_id,
+            device,
+        } => devices::reinstate(&paths(data_dir), &user_id, device).map(|was| {
+            if was {
+                println!("reinstated device {device} of user {user_id}");
+            } else {
+                println!("device {device} of user {user_id} was not revoked");
+            }
+        }),
+        Admin::RotateJoin { data_dir, user_id } => devices::rotate_join(&paths(data_dir), &user_id)
+            .map(|code| {
+                println!("new devices join with: {user_id}:{}", code.to_hex());
+                println!(
+                    "(the previous join code no longer works; registered devices are not affected)"
+                );
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cloud-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn paths(base: PathBuf) -> DataPaths {
+    DataPaths { base }
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn when(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
+}
+
+/// Words that start a device command instead of the server.
+const ADMIN_WORDS: [&str; 4] = ["devices", "revoke", "reinstate", "rotate-join"];
+
 fn main() -> ExitCode {
+    let first = std::env::args().nth(1).unwrap_or_default();
+    if ADMIN_WORDS.contains(&first.as_str()) {
+        return admin(Admin::parse());
+    }
     let args = Args::parse();
     let level = if args.verbose {
         "debug"

@@ -9,7 +9,9 @@
 use super::error::ClientError;
 use super::secure::{self, Dial, ReadHalf, WriteHalf};
 use crate::protocol::message::put_header;
-use crate::protocol::{ErrorCode, Frame, FrameDecoder, Hello, Kind, Message, Status, Welcome};
+use crate::protocol::{
+    ErrorCode, Frame, FrameDecoder, Hello, KeyHello, KeyWelcome, Kind, Message, Status, Welcome,
+};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -224,8 +226,29 @@ impl Connection {
     /// user or client, busy, shutting down); `ConnectionLost` or `Protocol`
     /// for anything else.
     pub fn handshake(&mut self, hello: Hello) -> Result<Welcome, ClientError> {
+        match self.exchange(Message::Hello(hello))? {
+            Message::Welcome(welcome) => Ok(welcome),
+            other => Err(unexpected("Welcome", &other)),
+        }
+    }
+
+    /// Sends a `KeyHello` (PROTOCOL.md §4.6) and waits for the `KeyWelcome`.
+    ///
+    /// # Errors
+    /// As [`Connection::handshake`]; a revoked device or a refused key is
+    /// [`ClientError::Refused`] with code `Revoked` or `BadCredential`.
+    pub fn handshake_key(&mut self, hello: KeyHello) -> Result<KeyWelcome, ClientError> {
+        match self.exchange(Message::KeyHello(hello))? {
+            Message::KeyWelcome(welcome) => Ok(welcome),
+            other => Err(unexpected("KeyWelcome", &other)),
+        }
+    }
+
+    /// Sends a handshake frame; returns the answer with the same request
+    /// ID, or the Error the server refused it with.
+    fn exchange(&mut self, hello: Message) -> Result<Message, ClientError> {
         let id = self.next_request_id();
-        self.send(id, &Message::Hello(hello))?;
+        self.send(id, &hello)?;
         let frame = match self.rx.recv_timeout(HANDSHAKE_TIMEOUT) {
             Ok(Inbound::Frame(frame)) => frame,
             Ok(Inbound::Closed(why)) => return Err(ClientError::ConnectionLost(why)),
@@ -236,17 +259,18 @@ impl Connection {
             }
         };
         match frame.message {
-            Message::Welcome(welcome) if frame.request_id == id => Ok(welcome),
             Message::Error(report) => Err(ClientError::Refused {
                 code: report.code,
                 message: report.message,
             }),
-            other => Err(ClientError::Protocol(format!(
-                "expected Welcome, got {:?}",
-                other.kind()
-            ))),
+            other if frame.request_id == id => Ok(other),
+            other => Err(unexpected("an answer to the handshake", &other)),
         }
     }
+}
+
+fn unexpected(wanted: &str, got: &Message) -> ClientError {
+    ClientError::Protocol(format!("expected {wanted}, got {:?}", got.kind()))
 }
 
 impl Drop for Connection {

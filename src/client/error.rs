@@ -46,6 +46,21 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The operator revoked this device (PROTOCOL.md §4.6): the client
+    /// stops and changes nothing in the folder.
+    Revoked {
+        /// The folder.
+        folder: PathBuf,
+        /// This device's ID.
+        device: u64,
+    },
+    /// The server refused this device's key or the join code (§4.6).
+    BadCredential {
+        /// The folder.
+        folder: PathBuf,
+        /// The server's message.
+        message: String,
+    },
     /// The folder already belongs to another user than the one asked for.
     UserMismatch {
         /// The user remembered in the folder's state.
@@ -95,6 +110,28 @@ impl ClientError {
         ClientError::Io {
             context: context.into(),
             cause,
+        }
+    }
+
+    /// A refusal as the user should read it: `Revoked` and `BadCredential`
+    /// name the folder and what to do; others are unchanged.
+    pub fn for_folder(self, folder: &std::path::Path, device: u64) -> ClientError {
+        match self {
+            ClientError::Refused {
+                code: ErrorCode::Revoked,
+                ..
+            } => ClientError::Revoked {
+                folder: folder.to_path_buf(),
+                device,
+            },
+            ClientError::Refused {
+                code: ErrorCode::BadCredential,
+                message,
+            } => ClientError::BadCredential {
+                folder: folder.to_path_buf(),
+                message,
+            },
+            other => other,
         }
     }
 
@@ -150,6 +187,22 @@ impl fmt::Display for ClientError {
             ClientError::Refused { code, message } => {
                 write!(f, "server refused the connection ({code:?}): {message}")
             }
+            ClientError::Revoked { folder, device } => write!(
+                f,
+                "this device (device {device} of its user) was revoked by the server's operator; \
+                 stopped without changing anything in {}. To sync this folder again, ask the \
+                 operator for the user's join code, remove {}/.cloudservice and run cloud-client \
+                 with USER_ID:JOIN_CODE (the files stay; they are compared, not deleted)",
+                folder.display(),
+                folder.display()
+            ),
+            ClientError::BadCredential { folder, message } => write!(
+                f,
+                "the server refused this device's credential ({message}); nothing in {} was \
+                 changed. If the operator rotated the join code, run cloud-client with \
+                 USER_ID:JOIN_CODE",
+                folder.display()
+            ),
             ClientError::UserMismatch { stored, given } => write!(
                 f,
                 "this folder is synced as user {stored}, not {given}; \

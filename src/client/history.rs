@@ -10,7 +10,8 @@ use super::secure::{Dial, LinkSecurity};
 use super::state::{Identity, StateDir};
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{
-    Hello, HelloMode, KeptKind, KeptVersion, ListVersions, Message, PushAck, Restore, WirePath,
+    Hello, HelloMode, KeptKind, KeptVersion, KeyHello, ListVersions, Message, PushAck, Restore,
+    WirePath,
 };
 use std::net::SocketAddr;
 use std::path::Path;
@@ -38,7 +39,8 @@ impl Remote {
         host: &str,
         security: &LinkSecurity,
     ) -> Result<Remote, ClientError> {
-        let Some(Identity { user, client }) = StateDir::existing(folder).load_identity()? else {
+        let Some(Identity { user, client, key }) = StateDir::existing(folder).load_identity()?
+        else {
             return Err(ClientError::MissingFolder(folder.join(STATE_DIR_NAME)));
         };
         let dial = Dial {
@@ -48,11 +50,30 @@ impl Remote {
             user: Some(user),
         };
         let mut conn = Connection::connect(server, &dial)?;
-        conn.handshake(Hello {
-            mode: HelloMode::Resume,
-            user_id: user,
-            client_id: client,
-        })?;
+        match key {
+            // The device's key (PROTOCOL.md §4.6); the answer gives no new
+            // key to a device that has one.
+            Some(secret) => {
+                conn.handshake_key(KeyHello {
+                    mode: HelloMode::Resume,
+                    user_id: user,
+                    client_id: client,
+                    secret,
+                    name: String::new(),
+                })
+                .map_err(|e| e.for_folder(folder, client))?;
+            }
+            // A folder synced before device keys: the plain Hello, so no
+            // key is handed to this short connection (the running client
+            // asks for one and stores it).
+            None => {
+                conn.handshake(Hello {
+                    mode: HelloMode::Resume,
+                    user_id: user,
+                    client_id: client,
+                })?;
+            }
+        }
         Ok(Remote { conn })
     }
 

@@ -52,7 +52,7 @@ pub use progress::Verbosity;
 pub use secure::LinkSecurity;
 pub use session::run;
 
-use crate::protocol::UserId;
+use crate::protocol::{Secret, UserId};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,6 +69,11 @@ pub struct Config {
     /// The user to join (first run on a new device); `None` creates a user
     /// unless the folder remembers one.
     pub user: Option<UserId>,
+    /// The join code given with the user (`USER_ID:JOIN_CODE`), once the
+    /// operator made one (PROTOCOL.md §4.6).
+    pub join_code: Option<Secret>,
+    /// This device's name, shown to the operator by `cloud-server devices`.
+    pub device_name: String,
     /// Reconcile once and exit instead of watching.
     pub once: bool,
     /// How chatty to be.

@@ -254,12 +254,18 @@ impl Session<'_> {
                 self.on_push_error(id, &report)?
             }
             Message::Error(report) => {
-                if report.code == ErrorCode::UnknownClient || report.code == ErrorCode::UnknownUser
-                {
-                    return Err(ClientError::Refused {
+                if matches!(
+                    report.code,
+                    ErrorCode::UnknownClient
+                        | ErrorCode::UnknownUser
+                        | ErrorCode::Revoked
+                        | ErrorCode::BadCredential
+                ) {
+                    let refused = ClientError::Refused {
                         code: report.code,
                         message: report.message,
-                    });
+                    };
+                    return Err(refused.for_folder(&self.config.folder, self.identity.client));
                 }
                 return Err(ClientError::ConnectionLost(format!(
                     "server error {:?}: {}",

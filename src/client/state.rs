@@ -6,7 +6,7 @@ use super::applier::{origin_note, ORIGIN_SUFFIX};
 use super::error::ClientError;
 use super::fsutil::write_atomic;
 use crate::protocol::limits::STATE_DIR_NAME;
-use crate::protocol::{ClientId, UserId};
+use crate::protocol::{ClientId, Secret, UserId};
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
@@ -47,6 +47,10 @@ pub struct Identity {
     pub user: UserId,
     /// This device's number, given by the server.
     pub client: ClientId,
+    /// This device's own key (PROTOCOL.md §4.6), sent instead of relying on
+    /// the user ID alone; `None` for a folder synced before device keys
+    /// (its next connection asks for one).
+    pub key: Option<Secret>,
 }
 
 /// The state folder and the files in it.
@@ -153,7 +157,7 @@ impl StateDir {
             file: file.clone(),
             detail: detail.to_owned(),
         };
-        let (mut user, mut client) = (None, None);
+        let (mut user, mut client, mut key) = (None, None, None);
         for line in text.lines() {
             match line.split_once(' ') {
                 Some(("user", hex)) => {
@@ -162,22 +166,32 @@ impl StateDir {
                 Some(("client", n)) => {
                     client = Some(n.parse::<u64>().map_err(|_| corrupt("bad client id"))?)
                 }
+                Some(("key", hex)) => {
+                    key = Some(
+                        hex.parse::<Secret>()
+                            .map_err(|_| corrupt("bad device key"))?,
+                    )
+                }
                 _ => {}
             }
         }
         match (user, client) {
-            (Some(user), Some(client)) => Ok(Some(Identity { user, client })),
+            (Some(user), Some(client)) => Ok(Some(Identity { user, client, key })),
             _ => Err(corrupt("user or client id missing")),
         }
     }
 
-    /// Remembers the identity (atomically).
+    /// Remembers the identity (atomically, mode 0600: it holds the user ID
+    /// and the device key, both secrets).
     ///
     /// # Errors
     /// Writing the file.
     pub fn save_identity(&self, id: &Identity) -> Result<(), ClientError> {
         let file = self.identity_file();
-        let text = format!("user {}\nclient {}\n", id.user, id.client);
+        let mut text = format!("user {}\nclient {}\n", id.user, id.client);
+        if let Some(key) = id.key {
+            text.push_str(&format!("key {}\n", key.to_hex()));
+        }
         write_atomic(&file, text.as_bytes())
             .map_err(|e| ClientError::io(format!("write {}", file.display()), e))
     }
@@ -195,7 +209,18 @@ mod tests {
         let id = Identity {
             user: UserId([3; 16]),
             client: 7,
+            key: Some(Secret::random()),
         };
+        state.save_identity(&id).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(state.identity_file())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the device key is private");
+        let keyless = Identity { key: None, ..id };
+        state.save_identity(&keyless).unwrap();
+        assert_eq!(state.load_identity().unwrap(), Some(keyless));
         state.save_identity(&id).unwrap();
         fs::write(state.tmp_dir().join("partial"), b"x").unwrap();
         let again = StateDir::open(dir.path()).unwrap();

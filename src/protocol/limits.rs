@@ -39,3 +39,7 @@ pub const IDLE_TIMEOUT_SECS: u64 = 300;
 pub const STATE_DIR_NAME: &str = ".cloudservice";
 /// Byte offset of the user ID in a connection's first frame (the `Hello`), for routing.
 pub const ROUTING_OFFSET: usize = 16;
+/// Largest device name in a `KeyHello`, in UTF-8 bytes (PROTOCOL.md §4.6).
+pub const MAX_DEVICE_NAME_BYTES: usize = 64;
+/// Bytes of a device key or a join code (PROTOCOL.md §4.6): 256 bits.
+pub const SECRET_BYTES: usize = 32;

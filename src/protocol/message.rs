@@ -1,5 +1,6 @@
 //! The message enum, kind codes, and whole-frame encoding (header + payload).
 
+use super::credential::{KeyHello, KeyWelcome};
 use super::delta::{
     decode_chunk_list, encode_chunk_list, ChunkData, ChunkRanges, FetchManifest, FileManifest,
 };
@@ -30,6 +31,10 @@ pub enum Kind {
     Pong = 0x04,
     /// Error report.
     Error = 0x05,
+    /// Client's first frame, with a device key or join code (§4.6).
+    KeyHello = 0x06,
+    /// Server's answer to `KeyHello`, with the device's key (§4.6).
+    KeyWelcome = 0x07,
     /// Ask for changes after a cursor.
     Pull = 0x10,
     /// One frame of a pull reply.
@@ -94,6 +99,8 @@ impl Kind {
             0x03 => Kind::Ping,
             0x04 => Kind::Pong,
             0x05 => Kind::Error,
+            0x06 => Kind::KeyHello,
+            0x07 => Kind::KeyWelcome,
             0x10 => Kind::Pull,
             0x11 => Kind::ChangeBatch,
             0x12 => Kind::Ack,
@@ -175,6 +182,10 @@ pub enum Message {
     Pong,
     /// See [`ErrorReport`].
     Error(ErrorReport),
+    /// See [`KeyHello`].
+    KeyHello(KeyHello),
+    /// See [`KeyWelcome`].
+    KeyWelcome(KeyWelcome),
     /// Changes after `cursor`, please. `payload: cursor u64`.
     Pull {
         /// The newest sequence number the client has applied (0: nothing yet).
@@ -262,6 +273,8 @@ impl Message {
             Message::Ping => Kind::Ping,
             Message::Pong => Kind::Pong,
             Message::Error(_) => Kind::Error,
+            Message::KeyHello(_) => Kind::KeyHello,
+            Message::KeyWelcome(_) => Kind::KeyWelcome,
             Message::Pull { .. } => Kind::Pull,
             Message::ChangeBatch(_) => Kind::ChangeBatch,
             Message::Ack { .. } => Kind::Ack,
@@ -308,6 +321,8 @@ impl Message {
             Kind::Ping => Message::Ping,
             Kind::Pong => Message::Pong,
             Kind::Error => Message::Error(ErrorReport::decode(&mut r)?),
+            Kind::KeyHello => Message::KeyHello(KeyHello::decode(&mut r)?),
+            Kind::KeyWelcome => Message::KeyWelcome(KeyWelcome::decode(&mut r)?),
             Kind::Pull => Message::Pull { cursor: r.u64()? },
             Kind::ChangeBatch => Message::ChangeBatch(ChangeBatch::decode(&mut r, false)?),
             Kind::ModeBatch => Message::ModeBatch(ChangeBatch::decode(&mut r, true)?),
@@ -344,6 +359,8 @@ impl Message {
             Message::Welcome(m) => m.encode(out),
             Message::Ping | Message::Pong | Message::FileEnd => {}
             Message::Error(m) => m.encode(out),
+            Message::KeyHello(m) => m.encode(out),
+            Message::KeyWelcome(m) => m.encode(out),
             Message::Pull { cursor } | Message::Ack { cursor } | Message::PullModes { cursor } => {
                 put_u64(out, *cursor)
             }

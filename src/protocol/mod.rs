@@ -2,6 +2,7 @@
 //! incremental decoder and the path rules shared by server and client.
 
 pub mod conflict;
+pub mod credential;
 pub mod decoder;
 pub mod delta;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod versions;
 pub mod wire;
 
 pub use conflict::conflict_path;
+pub use credential::{KeyHello, KeyWelcome, Secret};
 pub use decoder::{decode_all, FrameDecoder, Status};
 pub use delta::{ChunkData, ChunkRange, ChunkRanges, FetchManifest, FileManifest};
 pub use error::{FrameError, PathError};

@@ -125,6 +125,12 @@ pub enum ErrorCode {
     /// refuses the name or the path); nothing changed and retrying the same
     /// push fails the same way. The connection stays open.
     Unstorable,
+    /// The device was revoked by the operator (§4.6); the connection
+    /// closes and the device must not retry.
+    Revoked,
+    /// A device key or join code that does not match (§4.6); the
+    /// connection closes.
+    BadCredential,
     /// No kept version matches a Restore (§14.3): never kept, or reaped.
     /// The connection stays open.
     NoSuchVersion,
@@ -150,6 +156,8 @@ impl ErrorCode {
             11 => ErrorCode::NotFound,
             12 => ErrorCode::ShuttingDown,
             13 => ErrorCode::Unstorable,
+            14 => ErrorCode::Revoked,
+            15 => ErrorCode::BadCredential,
             18 => ErrorCode::NoSuchVersion,
             _ => return None,
         })
@@ -176,6 +184,8 @@ impl ErrorCode {
             ErrorCode::NotFound => 11,
             ErrorCode::ShuttingDown => 12,
             ErrorCode::Unstorable => 13,
+            ErrorCode::Revoked => 14,
+            ErrorCode::BadCredential => 15,
             ErrorCode::NoSuchVersion => 18,
             ErrorCode::Unknown(value) => value,
         }
@@ -189,6 +199,8 @@ impl ErrorCode {
             ErrorCode::UnknownUser
                 | ErrorCode::UnknownClient
                 | ErrorCode::Unstorable
+                | ErrorCode::Revoked
+                | ErrorCode::BadCredential
                 | ErrorCode::NoSuchVersion
         )
     }

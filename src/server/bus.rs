@@ -1,7 +1,7 @@
 //! Messages between the reactor (sockets) and the user actors (disk state).
 
 use super::flow::Cost;
-use crate::protocol::{ClientId, Frame, Hello, UserId};
+use crate::protocol::{ClientId, Frame, Hello, Secret, UserId};
 use std::net::SocketAddr;
 
 /// Names one connection across threads: its slab key plus a generation, so a
@@ -12,6 +12,15 @@ pub struct ConnRef {
     pub key: usize,
     /// Distinguishes successive connections that reuse the key.
     pub generation: u32,
+}
+
+/// What a `KeyHello` adds to a `Hello` (PROTOCOL.md §4.6).
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// Device key (Resume), join code (NewClient) or none.
+    pub secret: Secret,
+    /// The device's name.
+    pub name: String,
 }
 
 /// Reactor → actor.
@@ -27,6 +36,9 @@ pub enum ToActor {
         request_id: u32,
         /// The handshake.
         hello: Hello,
+        /// The secret and device name of a `KeyHello` (PROTOCOL.md §4.6);
+        /// `None` for a plain `Hello`.
+        credential: Option<Credential>,
     },
     /// A request frame from an attached connection.
     Request {
@@ -116,6 +128,21 @@ pub enum FromActor {
         user: UserId,
         /// The newest sequence number.
         head: u64,
+    },
+    /// Sent by the revocation watcher (not an actor): the operator revoked
+    /// this device; its connections close with Error `Revoked`.
+    Revoked {
+        /// The user.
+        user: UserId,
+        /// The device.
+        client: ClientId,
+    },
+    /// Sent by the revocation watcher: the device's revocation was lifted.
+    Reinstated {
+        /// The user.
+        user: UserId,
+        /// The device.
+        client: ClientId,
     },
     /// The actor thread has flushed its state and ended.
     Exited {

@@ -98,7 +98,9 @@ fn server_only(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Hello
+            | Kind::KeyHello
             | Kind::Welcome
+            | Kind::KeyWelcome
             | Kind::ChangeBatch
             | Kind::ModeBatch
             | Kind::Notify
@@ -114,7 +116,7 @@ fn server_only(kind: Kind) -> bool {
 pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
     let refuse = Verdict::Refuse;
     match stage {
-        Stage::AwaitHello if kind == Kind::Hello => Verdict::Handshake,
+        Stage::AwaitHello if matches!(kind, Kind::Hello | Kind::KeyHello) => Verdict::Handshake,
         Stage::AwaitHello => refuse(Refusal::ExpectedHello(kind)),
         _ if server_only(kind) => refuse(Refusal::ServerOnly(kind)),
         _ if kind == Kind::Pong => Verdict::Ignore,
@@ -144,9 +146,11 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 30] = [
+    const ALL: [Kind; 32] = [
         Kind::Hello,
+        Kind::KeyHello,
         Kind::Welcome,
+        Kind::KeyWelcome,
         Kind::Ping,
         Kind::Pong,
         Kind::Error,
@@ -187,8 +191,9 @@ mod tests {
         let so = R(ServerOnly(kind));
         let uo = R(UploadOpen);
         match kind {
-            Kind::Hello => [H, so, so, so, so, so, so],
+            Kind::Hello | Kind::KeyHello => [H, so, so, so, so, so, so],
             Kind::Welcome
+            | Kind::KeyWelcome
             | Kind::Error
             | Kind::ChangeBatch
             | Kind::ModeBatch

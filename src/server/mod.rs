@@ -13,6 +13,9 @@
 //!   legal when), [`pull_reply`] (the one producer of `ChangeBatch`).
 //! - [`config`], [`events`] (what the operator is told), [`conn_log`].
 //! - [`reaper`]: the background thread that drops expired kept versions.
+//! - [`devices`] (device keys, join codes, revocations on disk; shared with
+//!   `cloud-server devices|revoke|rotate-join`) and [`revocations`] (the
+//!   thread that tells the reactor about new revocations).
 
 pub mod actor;
 pub mod bus;
@@ -20,6 +23,7 @@ pub mod chunk_index;
 pub mod config;
 pub mod conn_log;
 pub mod connection;
+pub mod devices;
 pub mod events;
 pub mod flow;
 pub mod legality;
@@ -31,6 +35,7 @@ pub mod pull_reply;
 pub mod reactor;
 pub mod reaper;
 pub mod registry;
+pub mod revocations;
 pub mod security;
 pub mod store;
 pub mod transport;
@@ -143,6 +148,8 @@ pub fn run(
     }
     reaper::spawn(paths.clone(), config.keep, config.reap_every).map_err(ServerError::Poll)?;
     let (out, inbox) = unbounded();
+    revocations::start(paths.clone(), out.clone(), Arc::clone(&waker))
+        .map_err(ServerError::Poll)?;
     let ctx = Arc::new(ActorContext {
         paths,
         durable: config.durable,

@@ -22,11 +22,12 @@ use super::metrics::metrics;
 use super::registry::ActorRegistry;
 use super::transport::Transport;
 use super::trim::TrimSchedule;
-use crate::protocol::{ErrorCode, ErrorReport, Frame, Message};
+use crate::protocol::{ClientId, ErrorCode, ErrorReport, Frame, Message, UserId};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +67,10 @@ pub struct Reactor {
     accept_blocked: bool,
     /// When to give freed actor memory back to the OS.
     trim: TrimSchedule,
+    /// Devices the operator revoked, as the revocation watcher reported
+    /// them (PROTOCOL.md §4.6): a connection of one is closed when it
+    /// becomes Ready, whatever its actor decided before the revocation.
+    revoked: HashSet<(UserId, ClientId)>,
 }
 
 /// Everything the reactor needs, built by [`super::run`].
@@ -119,6 +124,7 @@ impl Reactor {
             shutdown_deadline: None,
             accept_blocked: false,
             trim: TrimSchedule::default(),
+            revoked: HashSet::new(),
         })
     }
 

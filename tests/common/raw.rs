@@ -80,6 +80,8 @@ pub const WELCOME: u8 = 0x02;
 pub const PING: u8 = 0x03;
 pub const PONG: u8 = 0x04;
 pub const ERROR: u8 = 0x05;
+pub const KEY_HELLO: u8 = 0x06;
+pub const KEY_WELCOME: u8 = 0x07;
 pub const PULL: u8 = 0x10;
 pub const CHANGE_BATCH: u8 = 0x11;
 pub const ACK: u8 = 0x12;
@@ -106,6 +108,8 @@ pub const BUSY: u16 = 8;
 pub const TIMEOUT: u16 = 10;
 pub const NOT_FOUND: u16 = 11;
 pub const SHUTTING_DOWN: u16 = 12;
+pub const REVOKED: u16 = 14;
+pub const BAD_CREDENTIAL: u16 = 15;
 
 /// A user ID as it names the user's folder: 32 lower-case hex digits.
 pub fn hex(user: &[u8; 16]) -> String {
@@ -134,6 +138,30 @@ pub fn hello(rid: u32, mode: u8, user: [u8; 16], client: u64) -> Vec<u8> {
     p.extend_from_slice(&user);
     p.extend_from_slice(&client.to_be_bytes());
     frame(HELLO, rid, &p)
+}
+
+/// KeyHello (§4.6): mode, 3 reserved zero bytes, user ID, client ID,
+/// secret (device key or join code), name length (u8) and name.
+pub fn key_hello(
+    rid: u32,
+    mode: u8,
+    user: [u8; 16],
+    client: u64,
+    secret: [u8; 32],
+    name: &[u8],
+) -> Vec<u8> {
+    let mut p = vec![mode, 0, 0, 0];
+    p.extend_from_slice(&user);
+    p.extend_from_slice(&client.to_be_bytes());
+    p.extend_from_slice(&secret);
+    p.push(name.len() as u8);
+    p.extend_from_slice(name);
+    frame(KEY_HELLO, rid, &p)
+}
+
+/// The device key of a KeyWelcome payload (bytes 32..64).
+pub fn welcome_key(w: &RawFrame) -> [u8; 32] {
+    w.payload[32..64].try_into().expect("32 bytes")
 }
 
 /// A frame whose payload is a `u64` then a path (Delete, RemoveDir, Fetch).
@@ -225,6 +253,30 @@ impl Raw {
         let w = c.expect(WELCOME, 1);
         let user: [u8; 16] = w.payload[0..16].try_into().expect("16 bytes");
         (c, user, w.u64_at(16))
+    }
+
+    /// Connects with a KeyHello NewUser; returns the connection, the user
+    /// ID, the client ID and the device key of the KeyWelcome.
+    pub fn key_new_user(addr: SocketAddr) -> (Raw, [u8; 16], u64, [u8; 32]) {
+        let mut c = Raw::connect(addr);
+        c.send(&key_hello(1, 1, [0; 16], 0, [0; 32], b"test"));
+        let w = c.expect(KEY_WELCOME, 1);
+        let user: [u8; 16] = w.payload[0..16].try_into().expect("16 bytes");
+        (c, user, w.u64_at(16), welcome_key(&w))
+    }
+
+    /// Connects with a KeyHello Resume of device `client` with `key`;
+    /// returns the connection and the KeyWelcome (or the Error).
+    pub fn key_resume(
+        addr: SocketAddr,
+        user: [u8; 16],
+        client: u64,
+        key: [u8; 32],
+    ) -> (Raw, RawFrame) {
+        let mut c = Raw::connect(addr);
+        c.send(&key_hello(1, 3, user, client, key, b""));
+        let reply = c.next();
+        (c, reply)
     }
 
     /// Connects as a new client of `user`; returns it and its client ID.

@@ -299,6 +299,34 @@ impl Server {
         self.data.join("AllClients").join(user.to_string())
     }
 
+    /// Runs a device command (`cloud-server devices|revoke|reinstate|
+    /// rotate-join DATA_DIR …`) against this server's data directory;
+    /// asserts it succeeds and returns its stdout.
+    pub fn admin(&self, command: &str, args: &[&str]) -> String {
+        let out = self.admin_output(command, args);
+        assert!(
+            out.status.success(),
+            "cloud-server {command} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// As [`Server::admin`], without the assertion.
+    pub fn admin_output(&self, command: &str, args: &[&str]) -> std::process::Output {
+        let bin = self
+            .options
+            .bin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cloud-server")));
+        Command::new(bin)
+            .arg(command)
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .expect("run cloud-server")
+    }
+
     /// The connection log's text.
     pub fn conn_log(&self) -> String {
         std::fs::read_to_string(self.data.join("connectionLog.txt")).unwrap_or_default()

@@ -3,12 +3,11 @@
 //! [`crate::client::schedule::Timers`]), and closed at shutdown after a
 //! short wait for outstanding acknowledgements.
 
-use super::start::check_welcome;
+use super::start::{check_welcome, identity_after, resume_hello};
 use super::Session;
 use crate::client::connection::{Connection, Inbound};
 use crate::client::error::ClientError;
 use crate::client::scanner::Op;
-use crate::protocol::{ErrorCode, Hello, HelloMode};
 use std::time::{Duration, Instant};
 
 /// At shutdown, how long to wait for outstanding acknowledgements.
@@ -46,17 +45,17 @@ impl Session<'_> {
     pub(super) fn reconnect(&mut self) -> Result<(), ClientError> {
         let dial = self.config.dial(Some(self.identity.user));
         let attempt = Connection::connect(self.config.server, &dial).and_then(|mut conn| {
-            let hello = Hello {
-                mode: HelloMode::Resume,
-                user_id: self.identity.user,
-                client_id: self.identity.client,
-            };
-            let welcome = conn.handshake(hello.clone())?;
+            let hello = resume_hello(&self.identity, self.config.device_name.clone());
+            let welcome = conn.handshake_key(hello.clone())?;
             check_welcome(&hello, &welcome)?;
-            Ok(conn)
+            Ok((conn, identity_after(&welcome, self.identity.key)))
         });
         match attempt {
-            Ok(conn) => {
+            Ok((conn, identity)) => {
+                if identity != self.identity {
+                    self.state.save_identity(&identity)?;
+                    self.identity = identity;
+                }
                 log::info!("reconnected to {}", self.config.server);
                 self.conn = Some(conn);
                 self.timers.connected();
@@ -65,10 +64,8 @@ impl Session<'_> {
                 self.mark_all(Instant::now());
                 Ok(())
             }
-            Err(ClientError::Refused { code, message })
-                if code == ErrorCode::UnknownUser || code == ErrorCode::UnknownClient =>
-            {
-                Err(ClientError::Refused { code, message })
+            Err(e @ ClientError::Refused { code, .. }) if !code.is_retryable() => {
+                Err(e.for_folder(&self.config.folder, self.identity.client))
             }
             // A certificate that changed, or a server gone plaintext, is
             // not a network hiccup: stop and say so.

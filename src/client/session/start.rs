@@ -17,7 +17,7 @@ use crate::client::state::{Identity, StateDir};
 use crate::client::watcher::{canonical_root, FolderWatcher};
 use crate::client::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
-use crate::protocol::{Hello, HelloMode, UserId, Welcome};
+use crate::protocol::{HelloMode, KeyHello, KeyWelcome, Secret, UserId};
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
@@ -80,12 +80,15 @@ fn run_in(
             .recover_leftovers(&mut Applied::default())?;
     }
     let publisher = super::publish::Publisher::start(state.path());
-    let hello = hello_for(stored, config.user)?;
-    let (conn, identity) = greet(config, &hello)?;
+    let hello = hello_for(stored, config)?;
+    let (conn, identity) = greet(config, &hello, stored)?;
     if stored.is_none() {
         state.save_identity(&identity)?;
         index.set_cursor(0);
         index.save(&state.index_file())?;
+    } else if stored != Some(identity) {
+        // A folder synced before device keys just got its key.
+        state.save_identity(&identity)?;
     }
     let watcher = if config.once {
         None
@@ -131,43 +134,57 @@ fn run_in(
     session.run(on_new_user)
 }
 
-/// The handshake this folder calls for: resume what it remembers, join the
-/// given user, or create a user.
+/// The handshake this folder calls for (PROTOCOL.md §4.6): resume with
+/// the device key it remembers (none yet: ask for one), join the given user
+/// with its join code (if the operator made one), or create a user.
 ///
 /// # Errors
 /// [`ClientError::UserMismatch`] when the folder belongs to another user.
-fn hello_for(stored: Option<Identity>, user: Option<UserId>) -> Result<Hello, ClientError> {
-    Ok(match (stored, user) {
+fn hello_for(stored: Option<Identity>, config: &Config) -> Result<KeyHello, ClientError> {
+    let name = config.device_name.clone();
+    Ok(match (stored, config.user) {
         (Some(id), Some(given)) if id.user != given => {
             return Err(ClientError::UserMismatch {
                 stored: id.user.to_string(),
                 given: given.to_string(),
             })
         }
-        (Some(id), _) => Hello {
-            mode: HelloMode::Resume,
-            user_id: id.user,
-            client_id: id.client,
-        },
-        (None, Some(user)) => Hello {
+        (Some(id), _) => resume_hello(&id, name),
+        (None, Some(user)) => KeyHello {
             mode: HelloMode::NewClient,
             user_id: user,
             client_id: 0,
+            secret: config.join_code.unwrap_or(Secret::NONE),
+            name,
         },
-        (None, None) => Hello {
+        (None, None) => KeyHello {
             mode: HelloMode::NewUser,
             user_id: UserId::NONE,
             client_id: 0,
+            secret: Secret::NONE,
+            name,
         },
     })
 }
 
+/// The `KeyHello` of a device that comes back.
+pub(super) fn resume_hello(id: &Identity, name: String) -> KeyHello {
+    KeyHello {
+        mode: HelloMode::Resume,
+        user_id: id.user,
+        client_id: id.client,
+        secret: id.key.unwrap_or(Secret::NONE),
+        name,
+    }
+}
+
 /// a Welcome must name the user the Hello named (NewClient,
-/// Resume) and, on Resume, this folder's device too.
+/// Resume) and, on Resume, this folder's device too.: a joining
+/// device must be given a key.
 ///
 /// # Errors
 /// [`ClientError::Protocol`] saying which differs.
-pub(super) fn check_welcome(hello: &Hello, welcome: &Welcome) -> Result<(), ClientError> {
+pub(super) fn check_welcome(hello: &KeyHello, welcome: &KeyWelcome) -> Result<(), ClientError> {
     if hello.mode != HelloMode::NewUser && welcome.user_id != hello.user_id {
         return Err(ClientError::Protocol("welcome names another user".into()));
     }
@@ -177,22 +194,44 @@ pub(super) fn check_welcome(hello: &Hello, welcome: &Welcome) -> Result<(), Clie
             welcome.client_id, hello.client_id
         )));
     }
+    if hello.mode != HelloMode::Resume && welcome.device_key.is_none() {
+        return Err(ClientError::Protocol(
+            "the server gave this new device no key".into(),
+        ));
+    }
     Ok(())
+}
+
+/// The identity after a `KeyWelcome`: a new key replaces the old one; a
+/// zero key keeps `previous`'s.
+pub(super) fn identity_after(welcome: &KeyWelcome, previous: Option<Secret>) -> Identity {
+    Identity {
+        user: welcome.user_id,
+        client: welcome.client_id,
+        key: if welcome.device_key.is_none() {
+            previous
+        } else {
+            Some(welcome.device_key)
+        },
+    }
 }
 
 /// Connects and shakes hands; says who we are now.
 ///
 /// # Errors
 /// `Unreachable`, `Refused`, or a `Welcome` for another user.
-fn greet(config: &Config, hello: &Hello) -> Result<(Connection, Identity), ClientError> {
+fn greet(
+    config: &Config,
+    hello: &KeyHello,
+    stored: Option<Identity>,
+) -> Result<(Connection, Identity), ClientError> {
     let user = (hello.mode != HelloMode::NewUser).then_some(hello.user_id);
     let mut conn = Connection::connect(config.server, &config.dial(user))?;
-    let welcome = conn.handshake(hello.clone())?;
+    let welcome = conn
+        .handshake_key(hello.clone())
+        .map_err(|e| e.for_folder(&config.folder, hello.client_id))?;
     check_welcome(hello, &welcome)?;
-    let identity = Identity {
-        user: welcome.user_id,
-        client: welcome.client_id,
-    };
+    let identity = identity_after(&welcome, stored.and_then(|s| s.key));
     match hello.mode {
         // The user ID is a secret: printed once on stdout for its
         // owner by the binary, never written to the log.

@@ -148,6 +148,7 @@ fn synced_folder() -> tempfile::TempDir {
     let id = Identity {
         user: UserId([7; 16]),
         client: 4,
+        key: None,
     };
     state.save_identity(&id).expect("identity");
     dir

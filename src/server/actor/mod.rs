@@ -7,6 +7,7 @@
 //! credit, notifies the user's other connections, and wakes the reactor once.
 
 mod delta;
+mod handshake;
 mod peer;
 mod requests;
 
@@ -172,7 +173,8 @@ impl Actor {
                 peer,
                 request_id,
                 hello,
-            } => self.on_hello(conn, peer, request_id, hello),
+                credential,
+            } => self.on_hello(conn, peer, request_id, hello, credential),
             ToActor::Request { conn, frame, cost } => {
                 let Some(peer) = self.peers.get_mut(&conn) else {
                     return;

@@ -1,84 +1,16 @@
 //! What the actor does with each request: handshakes, pulls, fetches,
 //! acknowledgements, uploads and the other pushes.
 
-use super::peer::{listing_reply, Job, OpenUpload, Peer};
+use super::peer::{listing_reply, Job, OpenUpload};
 use super::Actor;
-use crate::protocol::{
-    ClientId, ErrorCode, FileBegin, Frame, Hello, HelloMode, Message, PushAck, PushStatus, Welcome,
-};
-use crate::server::bus::{ConnRef, FromActor};
-use crate::server::events::ServerEvent;
+use crate::protocol::{ClientId, ErrorCode, FileBegin, Frame, Message, PushAck, PushStatus};
+use crate::server::bus::ConnRef;
 use crate::server::legality::{self, Stage, Verdict};
 use crate::server::metrics::metrics;
 use crate::server::pull_reply;
 use crate::server::store::{StoreError, UserStore};
-use std::net::SocketAddr;
 
 impl Actor {
-    pub(super) fn on_hello(
-        &mut self,
-        conn: ConnRef,
-        addr: SocketAddr,
-        request_id: u32,
-        hello: Hello,
-    ) {
-        self.peers.insert(conn, Peer::new(addr));
-        let request = match hello.mode {
-            HelloMode::NewUser => "new-user",
-            HelloMode::NewClient => "new-client",
-            HelloMode::Resume => "resume",
-        };
-        if self.store.is_none() && !self.unknown {
-            let create = hello.mode == HelloMode::NewUser;
-            if !self.open_store(create) && !self.unknown {
-                let text = "cannot open the user's state";
-                self.log(conn, request, Err(text));
-                self.fail(conn, request_id, ErrorCode::Storage, text);
-                return;
-            }
-        }
-        let Some(store) = self.store.as_mut() else {
-            self.log(conn, request, Err("unknown user"));
-            self.fail(conn, request_id, ErrorCode::UnknownUser, "unknown user");
-            let _ = self.ctx.out.send(FromActor::Refused { conn });
-            return;
-        };
-        let client = match hello.mode {
-            HelloMode::NewUser | HelloMode::NewClient => store.add_client(),
-            HelloMode::Resume if store.has_client(hello.client_id) => Ok(hello.client_id),
-            HelloMode::Resume => {
-                self.log(conn, request, Err("unknown client"));
-                self.fail(conn, request_id, ErrorCode::UnknownClient, "unknown client");
-                return;
-            }
-        };
-        let client = match client {
-            Ok(c) => c,
-            Err(e) => {
-                let text = e.to_string();
-                self.log(conn, request, Err(&text));
-                self.fail(conn, request_id, ErrorCode::Storage, &text);
-                return;
-            }
-        };
-        let head = store.head();
-        if hello.mode == HelloMode::NewUser {
-            (self.ctx.events)(ServerEvent::NewUser(self.user));
-        }
-        if let Some(peer) = self.peers.get_mut(&conn) {
-            peer.client = Some(client);
-            peer.reply(
-                request_id,
-                Message::Welcome(Welcome {
-                    user_id: self.user,
-                    client_id: client,
-                    head,
-                }),
-            );
-        }
-        self.log(conn, request, Ok(&format!("head {head}")));
-    }
-
     /// Opens (or, with `create`, creates) the user's state. Returns false when
     /// it is unknown (`self.unknown` is then set) or cannot be opened.
     pub(super) fn open_store(&mut self, create: bool) -> bool {

@@ -49,7 +49,7 @@ pub const PHASES: [&str; 4] = ["await_hello", "joining", "ready", "closing"];
 
 /// Label values of `cloudservice_errors_sent_total{code}`, in
 /// [`code_index`] order.
-pub const ERROR_CODES: [&str; 15] = [
+pub const ERROR_CODES: [&str; 17] = [
     "BadFrame",
     "BadPath",
     "WrongPhase",
@@ -64,6 +64,8 @@ pub const ERROR_CODES: [&str; 15] = [
     "ShuttingDown",
     "Unstorable",
     "NoSuchVersion",
+    "Revoked",
+    "BadCredential",
     "Unknown",
 ];
 
@@ -297,7 +299,9 @@ fn code_index(code: ErrorCode) -> usize {
         ErrorCode::ShuttingDown => 11,
         ErrorCode::Unstorable => 12,
         ErrorCode::NoSuchVersion => 13,
-        ErrorCode::Unknown(_) => 14,
+        ErrorCode::Revoked => 14,
+        ErrorCode::BadCredential => 15,
+        ErrorCode::Unknown(_) => 16,
     }
 }
 

@@ -6,7 +6,7 @@ use super::Reactor;
 use crate::protocol::{
     ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status, UserId,
 };
-use crate::server::bus::{ConnRef, ToActor};
+use crate::server::bus::{ConnRef, Credential, ToActor};
 use crate::server::connection::Phase;
 use crate::server::flow;
 use crate::server::legality::{self, Stage, Verdict};
@@ -155,11 +155,22 @@ impl Reactor {
                 self.fail(key, rid, why.code(), &why.message());
             }
             Verdict::Ignore => {}
-            Verdict::Handshake => {
-                if let Message::Hello(hello) = frame.message {
-                    self.on_hello(key, rid, hello);
+            Verdict::Handshake => match frame.message {
+                Message::Hello(hello) => self.on_hello(key, rid, hello, None),
+                Message::KeyHello(k) => {
+                    let hello = Hello {
+                        mode: k.mode,
+                        user_id: k.user_id,
+                        client_id: k.client_id,
+                    };
+                    let credential = Credential {
+                        secret: k.secret,
+                        name: k.name,
+                    };
+                    self.on_hello(key, rid, hello, Some(credential));
                 }
-            }
+                _ => {}
+            },
             Verdict::Request => self.on_request(key, frame),
         }
     }
@@ -238,7 +249,13 @@ impl Reactor {
         self.flush(key);
     }
 
-    pub(super) fn on_hello(&mut self, key: usize, rid: u32, hello: Hello) {
+    pub(super) fn on_hello(
+        &mut self,
+        key: usize,
+        rid: u32,
+        hello: Hello,
+        credential: Option<Credential>,
+    ) {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -267,6 +284,7 @@ impl Reactor {
             peer,
             request_id: rid,
             hello,
+            credential,
         };
         if !self.route(key, rid, user, msg) {
             return;

@@ -21,12 +21,35 @@ impl Reactor {
                     }
                 }
                 FromActor::Ready { conn, client } => {
-                    if let Some(c) = self.live(conn).and_then(|k| self.conns.get_mut(k)) {
+                    let Some(key) = self.live(conn) else {
+                        continue;
+                    };
+                    if let Some(c) = self.conns.get_mut(key) {
                         if let Phase::Joining { user } = c.phase {
                             c.phase = Phase::Ready { user, client };
                             self.registry.set_client(user, conn, client);
+                            if self.revoked.contains(&(user, client)) {
+                                self.close_revoked(key);
+                            }
                         }
                     }
+                }
+                FromActor::Revoked { user, client } => {
+                    self.revoked.insert((user, client));
+                    let keys: Vec<usize> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| {
+                            matches!(c.phase, Phase::Ready { user: u, client: d } if u == user && d == client)
+                        })
+                        .map(|(k, _)| k)
+                        .collect();
+                    for key in keys {
+                        self.close_revoked(key);
+                    }
+                }
+                FromActor::Reinstated { user, client } => {
+                    self.revoked.remove(&(user, client));
                 }
                 FromActor::Refused { conn } => {
                     if let Some(c) = self.live(conn).and_then(|k| self.conns.get(k)) {
@@ -58,6 +81,14 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// Closes a Ready connection of a revoked device with Error `Revoked`
+    /// (request ID 0, PROTOCOL.md §4.6) and logs it.
+    fn close_revoked(&mut self, key: usize) {
+        let text = "this device was revoked by the operator";
+        self.record(key, "revoke", Err(text));
+        self.fail(key, 0, ErrorCode::Revoked, text);
     }
 
     /// An actor died unexpectedly: its connections cannot continue.

@@ -227,9 +227,14 @@ impl UserStore {
     /// # Errors
     /// The journal append failed.
     pub fn add_client(&mut self) -> Result<ClientId, StoreError> {
-        let client = self.clients.keys().next_back().copied().unwrap_or(0) + 1;
+        let client = self.next_client();
         self.record(Record::ClientAdded { client })?;
         Ok(client)
+    }
+
+    /// The ID [`UserStore::add_client`] will give out next.
+    pub fn next_client(&self) -> ClientId {
+        self.clients.keys().next_back().copied().unwrap_or(0) + 1
     }
 
     /// Whether `client` is registered.

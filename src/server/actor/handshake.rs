@@ -1,0 +1,227 @@
+//! The actor's side of the handshake: `Hello` and `KeyHello` (PROTOCOL.md
+//! §4.1, §4.6). Registers devices, checks device keys and join codes in
+//! constant time against `devices.json` / `join_code`, refuses revoked
+//! devices, and answers `Welcome` or `KeyWelcome`.
+
+use super::Actor;
+use crate::protocol::{
+    ClientId, ErrorCode, Hello, HelloMode, KeyWelcome, Message, Secret, Welcome,
+};
+use crate::server::bus::{ConnRef, Credential, FromActor};
+use crate::server::devices::{self, DeviceBook, KeyCheck};
+use crate::server::events::ServerEvent;
+use crate::server::store::UserStore;
+use std::net::SocketAddr;
+
+/// `last_seen` is written back at most this often per device (seconds):
+/// a reconnecting device costs no file write each time.
+const TOUCH_EVERY_SECS: u64 = 60;
+
+/// How a handshake was refused: the code, the text for the client and
+/// whether it was a failed guess (fed to the reactor's guess limiter).
+struct Refusal {
+    code: ErrorCode,
+    text: &'static str,
+    guess: bool,
+}
+
+const BAD_KEY: Refusal = Refusal {
+    code: ErrorCode::BadCredential,
+    text: "bad device key",
+    guess: true,
+};
+const BAD_JOIN: Refusal = Refusal {
+    code: ErrorCode::BadCredential,
+    text: "bad join code (the operator made a new one: ask for USER_ID:JOIN_CODE)",
+    guess: true,
+};
+const KEY_REQUIRED: Refusal = Refusal {
+    code: ErrorCode::BadCredential,
+    text: "this device has a device key: send KeyHello",
+    guess: true,
+};
+const REVOKED: Refusal = Refusal {
+    code: ErrorCode::Revoked,
+    text: "this device was revoked by the operator",
+    guess: false,
+};
+const UNKNOWN_CLIENT: Refusal = Refusal {
+    code: ErrorCode::UnknownClient,
+    text: "unknown client",
+    guess: false,
+};
+const STORAGE: Refusal = Refusal {
+    code: ErrorCode::Storage,
+    text: "cannot read or write the user's device table",
+    guess: false,
+};
+
+impl Actor {
+    pub(super) fn on_hello(
+        &mut self,
+        conn: ConnRef,
+        addr: SocketAddr,
+        request_id: u32,
+        hello: Hello,
+        credential: Option<Credential>,
+    ) {
+        self.peers.insert(conn, super::peer::Peer::new(addr));
+        let request = match hello.mode {
+            HelloMode::NewUser => "new-user",
+            HelloMode::NewClient => "new-client",
+            HelloMode::Resume => "resume",
+        };
+        if self.store.is_none() && !self.unknown {
+            let create = hello.mode == HelloMode::NewUser;
+            if !self.open_store(create) && !self.unknown {
+                let text = "cannot open the user's state";
+                self.log(conn, request, Err(text));
+                self.fail(conn, request_id, ErrorCode::Storage, text);
+                return;
+            }
+        }
+        if self.store.is_none() {
+            self.log(conn, request, Err("unknown user"));
+            self.fail(conn, request_id, ErrorCode::UnknownUser, "unknown user");
+            let _ = self.ctx.out.send(FromActor::Refused { conn });
+            return;
+        }
+        let keyed = credential.is_some();
+        let outcome = match self.admit_device(&hello, credential) {
+            Ok(admitted) => admitted,
+            Err((refusal, client)) => {
+                if let (Some(peer), Some(client)) = (self.peers.get_mut(&conn), client) {
+                    peer.client = Some(client);
+                }
+                self.log(conn, request, Err(refusal.text));
+                self.fail(conn, request_id, refusal.code, refusal.text);
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    // Refused: never announced as Ready to the reactor.
+                    peer.client = None;
+                }
+                if refusal.guess {
+                    let _ = self.ctx.out.send(FromActor::Refused { conn });
+                }
+                return;
+            }
+        };
+        let (client, new_key) = outcome;
+        let head = self.store.as_ref().map_or(0, UserStore::head);
+        if hello.mode == HelloMode::NewUser {
+            (self.ctx.events)(ServerEvent::NewUser(self.user));
+        }
+        let message = if keyed {
+            Message::KeyWelcome(KeyWelcome {
+                user_id: self.user,
+                client_id: client,
+                head,
+                device_key: new_key.unwrap_or(Secret::NONE),
+            })
+        } else {
+            Message::Welcome(Welcome {
+                user_id: self.user,
+                client_id: client,
+                head,
+            })
+        };
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.client = Some(client);
+            peer.reply(request_id, message);
+        }
+        let detail = match new_key {
+            Some(_) => format!("head {head}, new device key"),
+            None => format!("head {head}"),
+        };
+        self.log(conn, request, Ok(&detail));
+    }
+
+    /// Decides a handshake on the user's open store: the device's ID and
+    /// the key to hand it (if any), or why it is refused (with the device
+    /// ID when one was named, for the log).
+    fn admit_device(
+        &mut self,
+        hello: &Hello,
+        credential: Option<Credential>,
+    ) -> Result<(ClientId, Option<Secret>), (Refusal, Option<ClientId>)> {
+        let paths = &self.ctx.paths;
+        let durable = self.ctx.durable;
+        let mut book = DeviceBook::load(paths, &self.user).map_err(|e| {
+            log::error!("user {}: {e}", self.user);
+            (STORAGE, None)
+        })?;
+        let (secret, name) = match &credential {
+            Some(c) => (c.secret, c.name.as_str()),
+            None => (Secret::NONE, ""),
+        };
+        let Some(store) = self.store.as_mut() else {
+            return Err((STORAGE, None));
+        };
+        let now = devices::unix_now();
+        if hello.mode == HelloMode::Resume {
+            let client = hello.client_id;
+            if !store.has_client(client) {
+                return Err((UNKNOWN_CLIENT, None));
+            }
+            if devices::is_revoked(paths, &self.user, client) {
+                return Err((REVOKED, Some(client)));
+            }
+            let new_key = match (book.check(client, &secret), credential.is_some()) {
+                (KeyCheck::Match, true) => None,
+                (KeyCheck::Match | KeyCheck::Mismatch, false) => {
+                    return Err((KEY_REQUIRED, Some(client)))
+                }
+                (KeyCheck::Mismatch, true) => return Err((BAD_KEY, Some(client))),
+                (KeyCheck::Keyless, false) => None,
+                // A keyless device's first KeyHello (zero secret) gets a key.
+                (KeyCheck::Keyless, true) if secret.is_none() => {
+                    let key = Secret::random();
+                    book.set_key(client, &key, now);
+                    Some(key)
+                }
+                (KeyCheck::Keyless, true) => return Err((BAD_KEY, Some(client))),
+            };
+            let stale = book
+                .devices()
+                .find(|d| d.id == client)
+                .is_none_or(|d| now.saturating_sub(d.last_seen) >= TOUCH_EVERY_SECS);
+            book.touch(client, now);
+            if new_key.is_some() || stale {
+                book.save_with(durable).map_err(|e| {
+                    log::error!("user {}: {e}", self.user);
+                    (STORAGE, Some(client))
+                })?;
+            }
+            return Ok((client, new_key));
+        }
+        if hello.mode == HelloMode::NewClient {
+            let code = devices::join_digest(paths, &self.user).map_err(|e| {
+                log::error!("user {}: {e}", self.user);
+                (STORAGE, None)
+            })?;
+            let good = match code {
+                Some(digest) => devices::matches(&digest, &secret),
+                // No join code made yet: the user ID alone lets a device
+                // join, with no secret (§4.6).
+                None => secret.is_none(),
+            };
+            if !good {
+                return Err((BAD_JOIN, None));
+            }
+        }
+        // The device table first, then the journal: a crash in between
+        // leaves a record for an ID the journal will give out again.
+        let client = store.next_client();
+        let key = credential.is_some().then(Secret::random);
+        book.add(client, name, key.as_ref(), now);
+        book.save_with(durable).map_err(|e| {
+            log::error!("user {}: {e}", self.user);
+            (STORAGE, None)
+        })?;
+        let added = store.add_client().map_err(|e| {
+            log::error!("user {}: cannot register a device: {e}", self.user);
+            (STORAGE, None)
+        })?;
+        debug_assert_eq!(added, client);
+        Ok((client, key))
+    }
+}

@@ -1,0 +1,332 @@
+//! Conformance of the server with PROTOCOL.md §4.6 (device credentials):
+//! KeyHello/KeyWelcome byte by byte, device keys, join codes made by
+//! `cloud-server rotate-join`, revocation by `cloud-server revoke` on the
+//! running server, and the guess limiter on wrong keys. Also the real
+//! client against a revocation (it stops and changes nothing).
+
+mod common;
+
+use common::raw::*;
+use common::{eventually, tree, write, Client, Server, Verbosity};
+use std::time::{Duration, Instant};
+
+/// A user made with KeyHello NewUser: (connection, user, device 1's key).
+fn keyed_user(server: &Server) -> (Raw, [u8; 16], [u8; 32]) {
+    let (c, user, client, key) = Raw::key_new_user(server.addr);
+    assert_eq!(client, 1);
+    (c, user, key)
+}
+
+/// A KeyHello NewClient with `secret`: the KeyWelcome's (client, key).
+fn key_join(server: &Server, user: [u8; 16], secret: [u8; 32]) -> (Raw, u64, [u8; 32]) {
+    let mut c = Raw::connect(server.addr);
+    c.send(&key_hello(1, 2, user, 0, secret, b"phone"));
+    let w = c.expect(KEY_WELCOME, 1);
+    assert_eq!(&w.payload[0..16], &user);
+    (c, w.u64_at(16), welcome_key(&w))
+}
+
+/// Sends `hello` on a new connection; the server must answer Error `code`
+/// with request ID 1 and close.
+fn refused(server: &Server, hello: &[u8], code: u16) {
+    let mut c = Raw::connect(server.addr);
+    c.send(hello);
+    c.expect_error(code, 1);
+    c.expect_closed();
+}
+
+/// `key` with one random bit flipped.
+fn flipped(key: [u8; 32], rng: &mut common::Rng) -> [u8; 32] {
+    let mut other = key;
+    let bit = rng.below(256) as usize;
+    other[bit / 8] ^= 1 << (bit % 8);
+    other
+}
+
+/// The join code `cloud-server rotate-join` printed (`USER:CODE`).
+fn rotate(server: &Server, user: &[u8; 16]) -> [u8; 32] {
+    let out = server.admin("rotate-join", &[&hex(user)]);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("new devices join with: "))
+        .expect("the USER:CODE line");
+    let (u, code) = line.split_once(':').expect("USER:CODE");
+    assert_eq!(u, hex(user));
+    let bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&code[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    bytes.try_into().expect("32 bytes")
+}
+
+#[test]
+///
+fn r_4_6_1_each_new_device_gets_its_own_random_key() {
+    let server = Server::start();
+    let (_a, user, key1) = keyed_user(&server);
+    let (_b, client2, key2) = key_join(&server, user, [0; 32]);
+    let (_c, client3, key3) = key_join(&server, user, [0; 32]);
+    assert_eq!((client2, client3), (2, 3));
+    for key in [key1, key2, key3] {
+        assert_ne!(key, [0; 32], "never the all-zero key");
+    }
+    assert!(key1 != key2 && key2 != key3 && key1 != key3);
+    // Only digests are kept, in a file only the server's user can read.
+    let table = server
+        .data
+        .join(".cloudservice-server")
+        .join(hex(&user))
+        .join("devices.json");
+    let text = std::fs::read_to_string(&table).expect("devices.json");
+    for key in [key1, key2, key3] {
+        let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!text.contains(&key_hex), "a key in clear: {text}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&table)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "devices.json mode {mode:o}");
+    assert!(text.contains("\"phone\""), "the device's name: {text}");
+}
+
+#[test]
+///
+fn r_4_6_2_resume_needs_the_devices_own_key() {
+    let server = Server::start();
+    let (_a, user, key) = keyed_user(&server);
+    let (_b, client2, key2) = key_join(&server, user, [0; 32]);
+    // The right key: KeyWelcome, same device, no new key.
+    let (_c, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!((w.kind, w.rid), (KEY_WELCOME, 1), "{w:?}");
+    assert_eq!((w.u64_at(16), welcome_key(&w)), (1, [0; 32]));
+    // Another device's key, a flipped bit, the zero secret: BadCredential.
+    let mut rng = common::Rng::new(common::seed("DEVICES_SEED"));
+    let mut wrong = vec![key2, [0; 32]];
+    wrong.extend((0..5).map(|_| flipped(key, &mut rng)));
+    for secret in wrong {
+        refused(
+            &server,
+            &key_hello(1, 3, user, 1, secret, b""),
+            BAD_CREDENTIAL,
+        );
+    }
+    let (_d, w) = Raw::key_resume(server.addr, user, client2, key2);
+    assert_eq!(w.kind, KEY_WELCOME, "device 2 is untouched: {w:?}");
+    // A keyless device (joined with a plain Hello) gets a key with its first
+    // zero-secret KeyHello; then only that key opens it.
+    let (_e, keyless) = Raw::join(server.addr, user);
+    refused(
+        &server,
+        &key_hello(1, 3, user, keyless, [7; 32], b""),
+        BAD_CREDENTIAL,
+    );
+    let (_f, w) = Raw::key_resume(server.addr, user, keyless, [0; 32]);
+    assert_eq!(w.kind, KEY_WELCOME, "{w:?}");
+    let given = welcome_key(&w);
+    assert_ne!(given, [0; 32]);
+    let (_g, w) = Raw::key_resume(server.addr, user, keyless, given);
+    assert_eq!((w.kind, welcome_key(&w)), (KEY_WELCOME, [0; 32]));
+    refused(
+        &server,
+        &key_hello(1, 3, user, keyless, [0; 32], b""),
+        BAD_CREDENTIAL,
+    );
+}
+
+#[test]
+///
+fn r_4_6_3_the_user_id_alone_no_longer_resumes_a_keyed_device() {
+    let server = Server::start();
+    let (_a, user, _key) = keyed_user(&server);
+    refused(&server, &hello(1, 3, user, 1), BAD_CREDENTIAL);
+    // A keyless device still resumes with a plain Hello.
+    let (_b, keyless) = Raw::join(server.addr, user);
+    let mut c = Raw::connect(server.addr);
+    c.send(&hello(1, 3, user, keyless));
+    assert_eq!(c.expect(WELCOME, 1).u64_at(16), keyless);
+}
+
+#[test]
+///
+fn r_4_6_4_a_rotated_join_code_is_needed_to_join() {
+    let server = Server::start();
+    let (_a, user, key) = keyed_user(&server);
+    // No code yet: a non-zero secret is refused, a zero one joins.
+    refused(
+        &server,
+        &key_hello(1, 2, user, 0, [9; 32], b""),
+        BAD_CREDENTIAL,
+    );
+    key_join(&server, user, [0; 32]);
+    let first = rotate(&server, &user);
+    refused(
+        &server,
+        &key_hello(1, 2, user, 0, [0; 32], b""),
+        BAD_CREDENTIAL,
+    );
+    refused(&server, &hello(1, 2, user, 0), BAD_CREDENTIAL);
+    refused(
+        &server,
+        &key_hello(1, 2, user, 0, [9; 32], b""),
+        BAD_CREDENTIAL,
+    );
+    let (_b, client, _) = key_join(&server, user, first);
+    assert_eq!(client, 3);
+    // A new code retires the old one; registered devices do not notice.
+    let second = rotate(&server, &user);
+    refused(
+        &server,
+        &key_hello(1, 2, user, 0, first, b""),
+        BAD_CREDENTIAL,
+    );
+    assert_eq!(key_join(&server, user, second).1, 4);
+    let (_c, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!(w.kind, KEY_WELCOME, "{w:?}");
+    // The command refuses a user that does not exist.
+    let out = server.admin_output("rotate-join", &["00112233445566778899aabbccddeeff"]);
+    assert!(!out.status.success());
+}
+
+/// Waits for `c`'s Error `Revoked` (request ID 0) and the close; returns
+/// when the Error arrived.
+fn revoked_at(c: &mut Raw) -> Instant {
+    let f = c.next_reply();
+    let at = Instant::now();
+    assert_eq!(
+        (f.kind, f.error_code(), f.rid),
+        (ERROR, Some(REVOKED), 0),
+        "{f:?}"
+    );
+    c.expect_closed();
+    at
+}
+
+#[test]
+///
+fn r_4_6_5_a_revoked_device_is_closed_within_a_second_and_refused() {
+    let server = Server::start();
+    let (mut a, user, key) = keyed_user(&server);
+    let (mut b, client2, key2) = key_join(&server, user, [0; 32]);
+    a.ping_pong(2);
+    let listing = server.admin("devices", &[&hex(&user)]);
+    assert!(
+        listing.contains("phone") && listing.contains("active"),
+        "{listing}"
+    );
+    let start = Instant::now();
+    let said = server.admin("revoke", &[&hex(&user), "1"]);
+    assert!(said.contains("revoked device 1"), "{said}");
+    let closed = revoked_at(&mut a);
+    assert!(
+        closed - start < Duration::from_secs(1),
+        "closed {:?} after the command",
+        closed - start
+    );
+    // Its key is refused, with or without it; the other device goes on.
+    refused(&server, &key_hello(1, 3, user, 1, key, b""), REVOKED);
+    refused(&server, &hello(1, 3, user, 1), REVOKED);
+    b.ping_pong(2);
+    let (_c, w) = Raw::key_resume(server.addr, user, client2, key2);
+    assert_eq!(w.kind, KEY_WELCOME);
+    let log = server.wait_log("revoked by the operator");
+    assert!(log.contains("request=revoke"), "{log}");
+    let listing = server.admin("devices", &[&hex(&user)]);
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with("1 "))
+        .expect("device 1 listed");
+    assert!(row.contains("revoked"), "{listing}");
+    // Unknown device or user: a clear error, nothing written.
+    assert!(!server
+        .admin_output("revoke", &[&hex(&user), "9"])
+        .status
+        .success());
+    // Reinstated: the key works again.
+    server.admin("reinstate", &[&hex(&user), "1"]);
+    assert!(eventually(Duration::from_secs(5), || {
+        let (_d, w) = Raw::key_resume(server.addr, user, 1, key);
+        w.kind == KEY_WELCOME
+    }));
+}
+
+#[test]
+///
+fn r_4_6_6_wrong_keys_feed_the_guess_limiter() {
+    let server = Server::start();
+    let (_a, user, key) = keyed_user(&server);
+    let mut rng = common::Rng::new(common::seed("DEVICES_SEED"));
+    for _ in 0..10 {
+        refused(
+            &server,
+            &key_hello(1, 3, user, 1, flipped(key, &mut rng), b""),
+            BAD_CREDENTIAL,
+        );
+    }
+    // The address is now refused without a lookup, even with the right key.
+    refused(&server, &key_hello(1, 3, user, 1, key, b""), UNKNOWN_USER);
+}
+
+/// Revoke-to-close latency: N devices of one user, each with a Ready
+/// connection, revoked one by one; each close within a second. Prints the
+/// median (the figure README quotes).
+#[test]
+fn revocation_latency_is_under_a_second() {
+    const N: usize = 15;
+    let server = Server::start();
+    let (_a, user, _) = keyed_user(&server);
+    let mut times = Vec::new();
+    for _ in 0..N {
+        let (mut c, client, _) = key_join(&server, user, [0; 32]);
+        c.ping_pong(2);
+        let start = Instant::now();
+        server.admin("revoke", &[&hex(&user), &client.to_string()]);
+        let took = revoked_at(&mut c) - start;
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        times.push(took);
+    }
+    times.sort();
+    println!(
+        "revoke-to-close over {N} runs: median {:?}, max {:?}",
+        times[N / 2],
+        times[N - 1]
+    );
+}
+
+#[test]
+///
+fn r_4_6_9_a_revoked_client_stops_and_changes_nothing() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).expect("a");
+    std::fs::create_dir_all(&b).expect("b");
+    write(&a, "notes.txt", "mine");
+    write(&a, "sub/deep.txt", "deeper");
+    let user = common::new_user(server.port, &a);
+    let mut client_b = Client::options(server.port, &b)
+        .user(Some(&user))
+        .verbosity(Verbosity::Quiet)
+        .capture_stderr()
+        .start();
+    assert!(eventually(Duration::from_secs(20), || b
+        .join("sub/deep.txt")
+        .exists()));
+    let before = tree(&b);
+    let server_before = tree(&server.user_dir(&user));
+    server.admin("revoke", &[&user, "2"]);
+    let status = client_b.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "stops with an error: {status:?}"
+    );
+    let said = client_b.stderr_lines().join("\n");
+    assert!(said.contains("revoked"), "a clear message: {said}");
+    assert_eq!(tree(&b), before, "nothing changed in the folder");
+    assert_eq!(tree(&server.user_dir(&user)), server_before);
+    // Started again, it is refused at once and still changes nothing.
+    let out = Client::options(server.port, &b).rate("0.2").run_once();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
+    assert_eq!(tree(&b), before);
+}
