@@ -146,6 +146,18 @@ class Conn:
             self.user_id, self.client_id, _ = value
         return frm, value
 
+    def key_hello(self, mode: int, user_id: bytes, client_id: int, secret: bytes,
+                  name: bytes = b"pyclient"):
+        """KeyHello (§4.6); returns the reply (KeyWelcome or Error)."""
+        rid = self.next_rid()
+        self.send(wire.key_hello(rid, mode, user_id, client_id, secret, name))
+        frm, value = self.reply()
+        expect(frm.rid == rid, "§4.1 R-4.1.5",
+               f"{frm.name()} to KeyHello rid {rid} has rid {frm.rid}")
+        if frm.kind == wire.KEY_WELCOME:
+            self.user_id, self.client_id = value[0], value[1]
+        return frm, value
+
     def ping(self) -> None:
         rid = self.next_rid()
         self.send(wire.frame(wire.PING, rid))

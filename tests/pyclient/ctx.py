@@ -24,16 +24,28 @@ class Ctx:
         self.user_id = b""
         self.user_hex = ""
         self.ver: dict[str, int] = {}  # server version of each path (§7.1)
+        self.keys: dict[int, bytes] = {}  # device keys given by KeyWelcome (§4.6)
 
     def connect(self, label: str, rcvbuf: int | None = None) -> Conn:
         return Conn(self.server.port, label, rcvbuf)
 
     def resume(self, label: str, client_id: int, rcvbuf: int | None = None) -> Conn:
+        """Resume as `client_id`: with its device key (KeyHello, §4.6) once
+        it has one, else with a plain Hello (§4.1)."""
         conn = self.connect(label, rcvbuf)
-        frm, value = conn.hello(wire.RESUME, self.user_id, client_id)
-        expect(frm.kind == wire.WELCOME, "§4.1 R-4.1.3", f"Resume of client {client_id} "
+        key = self.keys.get(client_id)
+        if key is None:
+            frm, value = conn.hello(wire.RESUME, self.user_id, client_id)
+            want = wire.WELCOME
+        else:
+            frm, value = conn.key_hello(wire.RESUME, self.user_id, client_id, key)
+            want = wire.KEY_WELCOME
+        expect(frm.kind == want, "§4.6 R-4.6.2", f"Resume of client {client_id} "
                f"answered by {frm.name()} {value!r}")
-        uid, cid, head = value
+        uid, cid, head = value[:3]
+        if key is not None:
+            expect(value[3] == bytes(32), "§4.6 R-4.6.2",
+                   "a Resume with the right key was given a new key")
         expect(uid == self.user_id and cid == client_id, "§4.2 R-4.2.1",
                f"Resume Welcome names user {uid.hex()} client {cid}")
         expect(head == self.head, "§4.2 R-4.2.2", f"Welcome head {head}, expected {self.head}")

@@ -24,6 +24,7 @@ import scen_big  # noqa: E402
 import scen_conflict  # noqa: E402
 import scen_end  # noqa: E402
 import scen_examples  # noqa: E402
+import scen_keys  # noqa: E402
 import scen_errors  # noqa: E402
 import scen_own  # noqa: E402
 import scen_ping  # noqa: E402
@@ -55,6 +56,7 @@ def scenario(ctx: Ctx) -> None:
     scen_ping.run(ctx)
     scen_errors.run(ctx)
     ctx.check_mirror("everything")
+    scen_keys.run(ctx, 4)
     scen_end.handshake_timeouts(ctx, silent, opened)
     scen_end.shutdown(ctx)
 

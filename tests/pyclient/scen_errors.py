@@ -146,7 +146,7 @@ def bad_headers(closer: Closer) -> None:
     body = struct.pack(">Q", 0)
     closer.case("bad magic", wire.header(wire.PULL, RID, 8, magic=b"SC") + body, bad_frame, 0)
     closer.case("version 2", wire.header(wire.PULL, RID, 8, version=2) + body, bad_frame, 0)
-    for kind in (0x00, 0x06, 0x15, 0x23, 0x35, 0x7F, 0xFF):
+    for kind in (0x00, 0x0F, 0x15, 0x23, 0x35, 0x7F, 0xFF):
         closer.case(f"unknown kind 0x{kind:02x}", wire.header(kind, RID, 0), bad_frame, 0)
     closer.case("payload_len 1048577", wire.header(wire.FILE_CHUNK, RID, 1048577),
                 bad_frame, 0)

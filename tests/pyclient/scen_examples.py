@@ -31,6 +31,10 @@ def mod251(n: int) -> bytes:
 # Client → server frames: the bytes this client sends.
 ENCODED = {
     "hello-resume": lambda: wire.hello(1, wire.RESUME, UID, 2),
+    "key-hello-new-client": lambda: wire.key_hello(1, wire.NEW_CLIENT, UID, 0,
+                                                   bytes(range(0x00, 0x20)), b"laptop"),
+    "key-hello-resume": lambda: wire.key_hello(1, wire.RESUME, UID, 3,
+                                               bytes(range(0xa0, 0xc0)), b"laptop"),
     "ping": lambda: wire.frame(wire.PING, 9),
     "pong": lambda: wire.frame(wire.PONG, 9),
     "pull": lambda: wire.pull(5, 17),
@@ -61,6 +65,10 @@ DECODED = {
     "pong": (wire.PONG, 9, None),
     "notify": (wire.NOTIFY, 0, 1),
     "error-not-found": (wire.ERROR, 7, (11, "not found")),
+    "key-welcome-new-client": (wire.KEY_WELCOME, 1, (UID, 3, 17, bytes(range(0xa0, 0xc0)))),
+    "key-welcome-resume": (wire.KEY_WELCOME, 1, (UID, 3, 17, bytes(32))),
+    "error-revoked": (wire.ERROR, 0, (14, "revoked")),
+    "error-bad-credential": (wire.ERROR, 1, (15, "bad device key")),
     "error-timeout": (wire.ERROR, 0, (10, "")),
     "error-bad-path": (wire.ERROR, 7, (2, "bad path")),
     "error-unknown-code": (wire.ERROR, 11, (999, "")),

@@ -25,12 +25,14 @@ STATE_DIR_NAME = ".cloudservice"
 
 # §3.2 message kinds.
 HELLO, WELCOME, PING, PONG, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05
+KEY_HELLO, KEY_WELCOME = 0x06, 0x07  # §4.6
 PULL, CHANGE_BATCH, ACK, NOTIFY, FETCH = 0x10, 0x11, 0x12, 0x13, 0x14
 FILE_BEGIN, FILE_CHUNK, FILE_END = 0x20, 0x21, 0x22
 MAKE_DIR, DELETE, REMOVE_DIR, RENAME, PUSH_ACK = 0x30, 0x31, 0x32, 0x33, 0x34
 
 KIND_NAMES = {
     HELLO: "Hello", WELCOME: "Welcome", PING: "Ping", PONG: "Pong",
+    KEY_HELLO: "KeyHello", KEY_WELCOME: "KeyWelcome",
     ERROR: "Error", PULL: "Pull", CHANGE_BATCH: "ChangeBatch", ACK: "Ack",
     NOTIFY: "Notify", FETCH: "Fetch", FILE_BEGIN: "FileBegin",
     FILE_CHUNK: "FileChunk", FILE_END: "FileEnd", MAKE_DIR: "MakeDir",
@@ -38,7 +40,7 @@ KIND_NAMES = {
     PUSH_ACK: "PushAck",
 }
 # Kinds a server may send (§3.2 direction column).
-SERVER_KINDS = {WELCOME, PONG, ERROR, CHANGE_BATCH, NOTIFY, FILE_BEGIN,
+SERVER_KINDS = {WELCOME, KEY_WELCOME, PONG, ERROR, CHANGE_BATCH, NOTIFY, FILE_BEGIN,
                 FILE_CHUNK, FILE_END, PUSH_ACK}
 
 # §4.1 Hello modes.
@@ -49,7 +51,7 @@ ERROR_NAMES = {
     1: "BadFrame", 2: "BadPath", 3: "WrongPhase", 4: "UnknownUser",
     5: "UnknownClient", 6: "HashMismatch", 7: "SizeMismatch", 8: "Busy",
     9: "Storage", 10: "Timeout", 11: "NotFound", 12: "ShuttingDown",
-    13: "Unstorable",
+    13: "Unstorable", 14: "Revoked", 15: "BadCredential",
 }
 CODE = {name: code for code, name in ERROR_NAMES.items()}
 # §4.5 "Connection afterwards": the codes after which it stays open
@@ -164,6 +166,15 @@ def hello(rid: int, mode: int, user_id: bytes, client_id: int) -> bytes:
                  + struct.pack(">Q", client_id))
 
 
+def key_hello(rid: int, mode: int, user_id: bytes, client_id: int, secret: bytes,
+              name: bytes = b"") -> bytes:
+    """KeyHello (§4.6): Hello's 28 bytes, the 32-byte secret (device key,
+    join code or zeros), name_len u8 and the name (at most 64 bytes)."""
+    assert len(secret) == 32 and len(name) <= 64
+    return frame(KEY_HELLO, rid, bytes([mode, 0, 0, 0]) + user_id
+                 + struct.pack(">Q", client_id) + secret + bytes([len(name)]) + name)
+
+
 def pull(rid: int, cursor: int) -> bytes:
     return frame(PULL, rid, struct.pack(">Q", cursor))
 
@@ -269,6 +280,14 @@ def decode_welcome(payload: bytes) -> tuple[bytes, int, int]:
     return out
 
 
+def decode_key_welcome(payload: bytes) -> tuple[bytes, int, int, bytes]:
+    """KeyWelcome (§4.6): user_id, client_id, head, device_key."""
+    r = Reader(payload)
+    out = (r.take(16), r.u64(), r.u64(), r.take(32))
+    r.end()
+    return out
+
+
 def error_name(code: int) -> str:
     """The §4.5 name of `code`, or "unknown code N" (R-1.4.1.1)."""
     return ERROR_NAMES.get(code, f"unknown code {code}")
@@ -345,6 +364,8 @@ def decode(frame_: Frame) -> object:
     kind, payload = frame_.kind, frame_.payload
     if kind == WELCOME:
         return decode_welcome(payload)
+    if kind == KEY_WELCOME:
+        return decode_key_welcome(payload)
     if kind == ERROR:
         return decode_error(payload)
     if kind == NOTIFY:
