@@ -8,8 +8,8 @@
 //! or a TLS ClientHello (`0x16 0x03`) on a plaintext server, is answered with
 //! one plaintext `Error` frame naming the mismatch, then closed.
 
+use crate::tls::server_stream::ServerTlsStream;
 use crate::tls::sniff::{sniff, Sniffed};
-use crate::tls::stream::TlsStream;
 use mio::net::TcpStream;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -24,10 +24,11 @@ pub enum Transport {
         /// The first bytes have been checked.
         sniffed: bool,
     },
-    /// TLS: the socket under a rustls server connection.
+    /// TLS: the socket under a rustls server connection (unbuffered API:
+    /// an idle connection holds no buffer, see [`ServerTlsStream`]).
     Tls {
         /// The TLS adapter around the socket.
-        tls: Box<TlsStream<TcpStream>>,
+        tls: Box<ServerTlsStream<TcpStream>>,
         /// The first bytes have been checked.
         sniffed: bool,
     },
@@ -77,10 +78,7 @@ impl Transport {
     ) -> Result<Transport, rustls::Error> {
         Ok(match config {
             Some(config) => Transport::Tls {
-                tls: Box::new(TlsStream::new(
-                    rustls::ServerConnection::new(Arc::clone(config))?,
-                    stream,
-                )),
+                tls: Box::new(ServerTlsStream::new(Arc::clone(config), stream)?),
                 sniffed: false,
             },
             None => Transport::Plain {

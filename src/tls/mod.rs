@@ -6,6 +6,8 @@
 //! - [`config`]: the rustls server and client configurations.
 //! - [`trust`]: how a client decides to trust a server (first use, pin, CA).
 //! - [`stream`]: a non-blocking adapter of a rustls connection over a socket.
+//! - [`server_stream`]: the server's adapter, on rustls's unbuffered API, that
+//!   holds no buffer while its connection is idle.
 //! - [`sniff`]: tells a TLS ClientHello from a plaintext frame by its first bytes.
 //! - [`routing`]: the routing key a client puts in the SNI.
 
@@ -13,6 +15,7 @@ pub mod config;
 pub mod fingerprint;
 pub mod identity;
 pub mod routing;
+pub mod server_stream;
 pub mod sniff;
 pub mod stream;
 pub mod trust;

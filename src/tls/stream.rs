@@ -125,4 +125,4 @@ impl<S: Read + Write> TlsStream<S> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

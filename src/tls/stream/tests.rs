@@ -15,19 +15,19 @@ use std::sync::Arc;
 
 /// One direction of a socket pair: a bounded byte queue.
 #[derive(Default)]
-struct Queue {
+pub(crate) struct Queue {
     bytes: VecDeque<u8>,
     closed: bool,
 }
 
 /// One end of an in-memory socket pair.
-struct Pipe {
+pub(crate) struct Pipe {
     inbound: Rc<RefCell<Queue>>,
     outbound: Rc<RefCell<Queue>>,
     capacity: usize,
 }
 
-fn pipe_pair(capacity: usize) -> (Pipe, Pipe) {
+pub(crate) fn pipe_pair(capacity: usize) -> (Pipe, Pipe) {
     let a = Rc::new(RefCell::new(Queue::default()));
     let b = Rc::new(RefCell::new(Queue::default()));
     (
@@ -80,7 +80,7 @@ impl Write for Pipe {
 }
 
 impl Pipe {
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.outbound.borrow_mut().closed = true;
     }
 }

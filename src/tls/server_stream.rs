@@ -1,0 +1,448 @@
+//! The server's TLS connection over a non-blocking socket, on rustls's
+//! unbuffered API ([`rustls::server::UnbufferedServerConnection`]), with the
+//! same calling convention as [`super::stream::TlsStream`]: `read` gives
+//! plaintext or `WouldBlock`, `write` takes plaintext or `WouldBlock`.
+//!
+//! Why not the buffered `ServerConnection`: it keeps a receive buffer of at
+//! least 4 KiB per connection for as long as the connection lives, which
+//! alone is more than an idle connection may cost (issue 12: ≤ 4 KiB each
+//! for 19,000 idle connections). Here every buffer belongs to this adapter
+//! and is given back as soon as it is empty, so an idle connection holds
+//! only rustls's record keys and state:
+//!
+//! - `incoming`: encrypted bytes read from the socket and not yet a whole
+//!   record, in a buffer that starts small and grows while reads fill it;
+//!   freed when a read ends with nothing left over.
+//! - `outgoing`: encrypted bytes not yet taken by the socket, at most
+//!   [`SEND_LIMIT`] plus one `write`'s records; freed once sent.
+//! - `plain`: decrypted bytes the caller's buffer had no room for; freed
+//!   once taken.
+
+use super::stream::SEND_LIMIT;
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// The first socket read of a readable event asks for this much: what a
+/// handshake message, a Hello or a Ping needs. A small scratch buffer per
+/// event keeps a storm of handshakes from scattering large freed buffers
+/// under the few hundred bytes each connection keeps.
+const FIRST_READ: usize = 4096;
+
+/// Reads grow (doubling, while each one fills the buffer) up to this: two
+/// full TLS records (16 KiB of plaintext plus at most 256 bytes of
+/// overhead each, RFC 8446 §5.2), for bulk uploads.
+const MAX_READ: usize = 2 * (16 * 1024 + 256 + 5);
+
+/// First guess of the room one handshake record needs (the certificate
+/// message may ask for more, see [`encode_into`]).
+const HANDSHAKE_ROOM: usize = 4096;
+
+/// Room for the records of one `encrypt` call of `n` plaintext bytes: a
+/// header, content type and AEAD tag (5 + 1 + 16) per 16 KiB record.
+fn sealed_len(n: usize) -> usize {
+    n + (n / (16 * 1024) + 1) * 22
+}
+
+/// A server-side TLS connection over the socket `S`.
+pub struct ServerTlsStream<S> {
+    tls: UnbufferedServerConnection,
+    sock: S,
+    incoming: Vec<u8>,
+    /// Bytes of `incoming` filled from the socket (the rest is spare room).
+    filled: usize,
+    outgoing: Vec<u8>,
+    /// Bytes of `outgoing` already written to the socket.
+    sent: usize,
+    plain: Vec<u8>,
+    /// Bytes of `plain` already given to the caller.
+    taken: usize,
+    /// The peer's close_notify was seen: reads give `Ok(0)` from now on.
+    peer_closed: bool,
+}
+
+/// What one step of rustls's state machine left us to do.
+enum Step {
+    /// Call rustls again (it produced output or plaintext).
+    Again,
+    /// rustls needs more bytes from the peer.
+    NeedInput,
+    /// The peer closed cleanly.
+    PeerClosed,
+}
+
+impl<S: Read + Write> ServerTlsStream<S> {
+    /// A fresh server connection over `sock`.
+    ///
+    /// # Errors
+    /// rustls refused to start a connection with `config`.
+    pub fn new(
+        config: Arc<rustls::ServerConfig>,
+        sock: S,
+    ) -> Result<ServerTlsStream<S>, rustls::Error> {
+        Ok(ServerTlsStream {
+            tls: UnbufferedServerConnection::new(config)?,
+            sock,
+            incoming: Vec::new(),
+            filled: 0,
+            outgoing: Vec::new(),
+            sent: 0,
+            plain: Vec::new(),
+            taken: 0,
+            peer_closed: false,
+        })
+    }
+
+    /// The socket (to register it with a poller, or peek at it).
+    pub fn socket(&self) -> &S {
+        &self.sock
+    }
+
+    /// The socket, mutably.
+    pub fn socket_mut(&mut self) -> &mut S {
+        &mut self.sock
+    }
+
+    /// Gives the socket back (rustls's state is dropped).
+    pub fn into_socket(self) -> S {
+        self.sock
+    }
+
+    /// The negotiated ALPN protocol, once the handshake got that far.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls.alpn_protocol()
+    }
+
+    /// The negotiated TLS version, once known.
+    pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
+        self.tls.protocol_version()
+    }
+
+    /// Bytes this connection holds in its own buffers now (allocated
+    /// capacity; rustls's keys and state not counted). Zero when idle.
+    pub fn buffered_capacity(&self) -> usize {
+        self.incoming.capacity() + self.outgoing.capacity() + self.plain.capacity()
+    }
+
+    /// Reads plaintext into `buf`: `Ok(0)` at a clean end (close_notify),
+    /// `WouldBlock` when the socket has nothing more now, `UnexpectedEof` when
+    /// the peer closed without close_notify, `InvalidData` when its bytes are
+    /// not TLS or the handshake failed (the alert is sent first, if it can be).
+    ///
+    /// # Errors
+    /// As above, and the socket's own errors.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.taken < self.plain.len() {
+                let n = buf.len().min(self.plain.len() - self.taken);
+                buf[..n].copy_from_slice(&self.plain[self.taken..self.taken + n]);
+                self.taken += n;
+                if self.taken == self.plain.len() {
+                    self.plain = Vec::new();
+                    self.taken = 0;
+                }
+                return Ok(n);
+            }
+            if self.peer_closed {
+                return Ok(0);
+            }
+            match self.step()? {
+                Step::Again => continue,
+                Step::PeerClosed => {
+                    self.peer_closed = true;
+                    continue;
+                }
+                Step::NeedInput => {}
+            }
+            self.flush_tls()?;
+            match self.read_socket() {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        self.release_incoming();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Reads what the socket has into `incoming`'s spare room, which starts
+    /// at [`FIRST_READ`] bytes and doubles, up to [`MAX_READ`], while reads
+    /// fill it.
+    fn read_socket(&mut self) -> io::Result<usize> {
+        if self.filled == self.incoming.len() {
+            let room = match self.incoming.len() {
+                0 => FIRST_READ,
+                len => len.min(MAX_READ),
+            };
+            self.incoming.resize(self.filled + room, 0);
+        }
+        let n = self.sock.read(&mut self.incoming[self.filled..])?;
+        self.filled += n;
+        Ok(n)
+    }
+
+    /// An idle connection keeps no receive buffer, only a partial record.
+    fn release_incoming(&mut self) {
+        if self.filled == 0 {
+            self.incoming = Vec::new();
+        } else {
+            self.incoming.truncate(self.filled);
+            self.incoming.shrink_to_fit();
+        }
+    }
+
+    /// Drops the first `n` bytes of `incoming` (rustls consumed them).
+    fn discard(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.incoming.copy_within(n..self.filled, 0);
+        self.filled -= n;
+    }
+
+    /// Lets rustls process what `incoming` holds, one state at a time:
+    /// handshake records go to `outgoing`, plaintext to `plain`.
+    fn step(&mut self) -> io::Result<Step> {
+        let UnbufferedStatus { discard, state } = self
+            .tls
+            .process_tls_records(&mut self.incoming[..self.filled]);
+        let step = match state {
+            Ok(state) => handle(state, &mut self.plain, &mut self.outgoing),
+            Err(e) => Err(e),
+        };
+        self.discard(discard);
+        match step {
+            Ok(step) => Ok(step),
+            Err(e) => {
+                self.send_alert();
+                Err(io::Error::new(io::ErrorKind::InvalidData, e))
+            }
+        }
+    }
+
+    /// After a failure, encodes the alert rustls queued and tries to send it.
+    fn send_alert(&mut self) {
+        for _ in 0..4 {
+            let UnbufferedStatus { discard, state } = self
+                .tls
+                .process_tls_records(&mut self.incoming[..self.filled]);
+            let more = match state {
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                    let _ = encode_into(&mut self.outgoing, HANDSHAKE_ROOM, |out| {
+                        Ok(encode.encode(out)?)
+                    });
+                    true
+                }
+                Ok(ConnectionState::TransmitTlsData(transmit)) => {
+                    transmit.done();
+                    true
+                }
+                _ => false,
+            };
+            self.discard(discard);
+            if !more {
+                break;
+            }
+        }
+        let _ = self.flush_tls();
+    }
+
+    /// Encrypts up to `buf.len()` plaintext bytes and writes what the socket
+    /// takes; returns how many plaintext bytes were accepted.
+    ///
+    /// # Errors
+    /// `WouldBlock` when [`SEND_LIMIT`] encrypted bytes already wait for the
+    /// socket; `NotConnected` before the handshake is complete (nothing
+    /// could be sent yet; the connection is to be dropped); `InvalidData`
+    /// when rustls fails; the socket's own errors.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.flush_tls()?;
+        let room = SEND_LIMIT.saturating_sub(self.outgoing.len() - self.sent);
+        if room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let data = &buf[..buf.len().min(room)];
+        if self.sent > 0 {
+            // What the socket took is gone: keep only what still waits.
+            self.outgoing.drain(..self.sent);
+            self.sent = 0;
+        }
+        loop {
+            let UnbufferedStatus { discard, state } = self
+                .tls
+                .process_tls_records(&mut self.incoming[..self.filled]);
+            let step = match state {
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    let sealed = encode_into(&mut self.outgoing, sealed_len(data.len()), |out| {
+                        Ok(traffic.encrypt(data, out)?)
+                    });
+                    self.discard(discard);
+                    sealed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    break;
+                }
+                Ok(ConnectionState::BlockedHandshake) => {
+                    self.discard(discard);
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "TLS handshake not complete",
+                    ));
+                }
+                Ok(state) => handle(state, &mut self.plain, &mut self.outgoing),
+                Err(e) => Err(e),
+            };
+            self.discard(discard);
+            match step {
+                Ok(Step::Again) => {}
+                Ok(Step::NeedInput | Step::PeerClosed) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "TLS connection cannot send",
+                    ))
+                }
+                Err(e) => {
+                    self.send_alert();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+        }
+        self.flush_tls()?;
+        Ok(data.len())
+    }
+
+    /// True while encrypted bytes wait for the socket.
+    pub fn wants_write(&self) -> bool {
+        self.sent < self.outgoing.len()
+    }
+
+    /// Writes pending encrypted bytes; `Ok(true)` when none are left (and
+    /// the send buffer is given back), `Ok(false)` when the socket would block.
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub fn flush_tls(&mut self) -> io::Result<bool> {
+        while self.sent < self.outgoing.len() {
+            match self.sock.write(&self.outgoing[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.outgoing = Vec::new();
+        self.sent = 0;
+        Ok(true)
+    }
+
+    /// Queues a close_notify alert (once the handshake is complete) and
+    /// tries to send it with whatever else waits.
+    pub fn close_notify(&mut self) {
+        let UnbufferedStatus { discard, state } = self
+            .tls
+            .process_tls_records(&mut self.incoming[..self.filled]);
+        if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
+            let _ = encode_into(&mut self.outgoing, sealed_len(2), |out| {
+                Ok(traffic.queue_close_notify(out)?)
+            });
+        }
+        self.discard(discard);
+        let _ = self.flush_tls();
+    }
+}
+
+/// Acts on a state that needs no plaintext from the caller: stores
+/// decrypted records in `plain`, encodes handshake records into `outgoing`.
+fn handle<Data>(
+    state: ConnectionState<'_, '_, Data>,
+    plain: &mut Vec<u8>,
+    outgoing: &mut Vec<u8>,
+) -> Result<Step, rustls::Error> {
+    Ok(match state {
+        ConnectionState::ReadTraffic(mut traffic) => {
+            while let Some(record) = traffic.next_record() {
+                plain.extend_from_slice(record?.payload);
+            }
+            Step::Again
+        }
+        ConnectionState::EncodeTlsData(mut encode) => {
+            encode_into(outgoing, HANDSHAKE_ROOM, |out| Ok(encode.encode(out)?))?;
+            Step::Again
+        }
+        ConnectionState::TransmitTlsData(transmit) => {
+            // The records are in `outgoing`, which the caller flushes.
+            transmit.done();
+            Step::Again
+        }
+        ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_) => Step::NeedInput,
+        ConnectionState::PeerClosed | ConnectionState::Closed => Step::PeerClosed,
+        // Early data is never accepted (max_early_data_size is 0).
+        _ => return Err(rustls::Error::General("unexpected TLS state".into())),
+    })
+}
+
+/// Why rustls did not fill a buffer.
+enum Unfilled {
+    /// It needs this many bytes of room.
+    TooSmall(usize),
+    /// It failed.
+    Failed(String),
+}
+
+impl From<EncryptError> for Unfilled {
+    fn from(e: EncryptError) -> Unfilled {
+        match e {
+            EncryptError::InsufficientSize(s) => Unfilled::TooSmall(s.required_size),
+            other => Unfilled::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<EncodeError> for Unfilled {
+    fn from(e: EncodeError) -> Unfilled {
+        match e {
+            EncodeError::InsufficientSize(s) => Unfilled::TooSmall(s.required_size),
+            other => Unfilled::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Appends what `fill` writes to `out`, starting with `room` bytes of room
+/// and growing to the size rustls asks for when that is too small.
+///
+/// # Errors
+/// rustls failed, or asked for room twice.
+fn encode_into(
+    out: &mut Vec<u8>,
+    mut room: usize,
+    mut fill: impl FnMut(&mut [u8]) -> Result<usize, Unfilled>,
+) -> Result<usize, rustls::Error> {
+    let start = out.len();
+    for _ in 0..2 {
+        out.resize(start + room, 0);
+        let result = fill(&mut out[start..]);
+        out.truncate(start + *result.as_ref().unwrap_or(&0));
+        match result {
+            Ok(n) => return Ok(n),
+            Err(Unfilled::TooSmall(required)) if required > room => room = required,
+            Err(Unfilled::TooSmall(_)) => break,
+            Err(Unfilled::Failed(e)) => return Err(rustls::Error::General(e)),
+        }
+    }
+    Err(rustls::Error::General(
+        "TLS record larger than announced".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,297 @@
+//! A client [`TlsStream`] and a [`ServerTlsStream`] talking through the
+//! in-memory pipes of the buffered stream's tests (bounded, `WouldBlock`).
+
+use super::*;
+use crate::tls::config::{client_config, server_config, CertSlot};
+use crate::tls::identity::load_or_create;
+use crate::tls::stream::tests::{pipe_pair, Pipe};
+use crate::tls::stream::TlsStream;
+use crate::tls::trust::{TrustPolicy, TrustVerifier};
+use crate::tls::Fingerprint;
+use proptest::prelude::*;
+use rustls::pki_types::ServerName;
+
+/// Either end, driven like a reactor drives a socket.
+trait End {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    fn flush_tls(&mut self) -> io::Result<bool>;
+}
+
+impl End for TlsStream<Pipe> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TlsStream::read(self, buf)
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        TlsStream::write(self, buf)
+    }
+    fn flush_tls(&mut self) -> io::Result<bool> {
+        TlsStream::flush_tls(self)
+    }
+}
+
+impl End for ServerTlsStream<Pipe> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        ServerTlsStream::read(self, buf)
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        ServerTlsStream::write(self, buf)
+    }
+    fn flush_tls(&mut self) -> io::Result<bool> {
+        ServerTlsStream::flush_tls(self)
+    }
+}
+
+struct Pair {
+    client: TlsStream<Pipe>,
+    server: ServerTlsStream<Pipe>,
+}
+
+fn pair(capacity: usize, policy: impl FnOnce(Fingerprint) -> TrustPolicy) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let (identity, _) = load_or_create(dir.path()).unwrap();
+    let fingerprint = identity.fingerprint;
+    let slot = Arc::new(CertSlot::new(identity).unwrap());
+    let server_cfg = server_config(slot).unwrap();
+    let verifier = Arc::new(TrustVerifier::new(policy(fingerprint)));
+    let client_cfg = client_config(verifier).unwrap();
+    let (a, b) = pipe_pair(capacity);
+    let name = ServerName::try_from("new.cloudservice").unwrap();
+    Pair {
+        client: TlsStream::new(rustls::ClientConnection::new(client_cfg, name).unwrap(), a),
+        server: ServerTlsStream::new(server_cfg, b).unwrap(),
+    }
+}
+
+/// Moves `data` from `from` to `to`, both sides stepping like the reactor
+/// (write until WouldBlock, flush on writable, read until WouldBlock).
+fn transfer(from: &mut dyn End, to: &mut dyn End, data: &[u8]) -> Vec<u8> {
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..1_000_000 {
+        if got.len() == data.len() {
+            return got;
+        }
+        if sent < data.len() {
+            match from.write(&data[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The server cannot send before its handshake is complete.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                Err(e) => panic!("write: {e}"),
+            }
+        } else {
+            from.flush_tls().unwrap();
+        }
+        to.flush_tls().unwrap();
+        let _ = from
+            .read(&mut buf)
+            .map(|n| assert_eq!(n, 0, "no data expected back"));
+        loop {
+            match to.read(&mut buf) {
+                Ok(0) => panic!("unexpected end"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+    panic!("no progress: {} of {} bytes", got.len(), data.len());
+}
+
+/// Reads until the server's stream would block (draining what it holds).
+fn settle(server: &mut ServerTlsStream<Pipe>) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match server.read(&mut buf) {
+            Ok(n) => assert_eq!(n, 0, "no data expected"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Every byte the server's pipe received, raw (TLS records).
+fn raw_from_server(client: &mut TlsStream<Pipe>) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = client.socket_mut().read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    raw
+}
+
+#[test]
+fn handshake_both_directions_then_no_buffer_while_idle() {
+    let mut p = pair(1024, TrustPolicy::Pinned);
+    let up: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(transfer(&mut p.client, &mut p.server, &up), up);
+    let down: Vec<u8> = (0..70_000u32).map(|i| (i % 241) as u8).collect();
+    assert_eq!(transfer(&mut p.server, &mut p.client, &down), down);
+    assert_eq!(p.server.alpn_protocol(), Some(crate::tls::ALPN));
+    assert_eq!(
+        p.server.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    settle(&mut p.server);
+    assert!(!p.server.wants_write());
+    assert_eq!(p.server.buffered_capacity(), 0, "idle: no buffers held");
+}
+
+#[test]
+fn a_wrong_pin_fails_the_handshake_on_both_sides() {
+    let mut p = pair(64 * 1024, |_| TrustPolicy::Pinned(Fingerprint([9; 32])));
+    let mut buf = [0u8; 256];
+    let mut client_err = None;
+    let mut server_err = None;
+    for _ in 0..50 {
+        let _ = p.client.write(b"x");
+        match p.server.read(&mut buf) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => server_err = Some(e),
+            _ => {}
+        }
+        match p.client.read(&mut buf) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => client_err = Some(e),
+            _ => {}
+        }
+        if client_err.is_some() && server_err.is_some() {
+            break;
+        }
+    }
+    let client_err = client_err.expect("client refused");
+    assert!(client_err.to_string().contains("pinned"), "{client_err}");
+    let server_err = server_err.expect("the server saw the alert");
+    assert_eq!(server_err.kind(), io::ErrorKind::InvalidData);
+}
+
+#[test]
+fn garbage_instead_of_a_client_hello_is_invalid_data_and_an_alert() {
+    let mut p = pair(64 * 1024, TrustPolicy::Pinned);
+    p.client
+        .socket_mut()
+        .write_all(b"CS\x01garbage that is not TLS")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let err = p.server.read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    let raw = raw_from_server(&mut p.client);
+    assert_eq!(raw.first(), Some(&0x15), "a TLS alert record: {raw:02x?}");
+}
+
+/// A ClientHello offering TLS 1.2 only: legacy version 0x0303, no
+/// supported_versions extension, one TLS 1.2 suite (RFC 5246 §7.4.1.2).
+pub(crate) fn tls12_only_client_hello() -> Vec<u8> {
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[0x42; 32]); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&[0x00, 0x02, 0xc0, 0x2f]); // ECDHE_RSA_AES_128_GCM_SHA256
+    body.extend_from_slice(&[0x01, 0x00]); // null compression
+    let extensions: &[u8] = &[
+        0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d, // supported_groups: x25519
+        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, // ec_point_formats: uncompressed
+        0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04,
+        0x01, // signature_algorithms: rsa_pkcs1_sha256
+    ];
+    body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+    body.extend_from_slice(extensions);
+    let mut handshake = vec![0x01, 0x00];
+    handshake.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
+
+#[test]
+fn a_tls12_only_client_hello_gets_a_protocol_version_alert() {
+    let mut p = pair(64 * 1024, TrustPolicy::Pinned);
+    p.client
+        .socket_mut()
+        .write_all(&tls12_only_client_hello())
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let err = p.server.read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    // Alert record, fatal (2), protocol_version (70), RFC 8446 §6.2.
+    let raw = raw_from_server(&mut p.client);
+    assert_eq!(raw.len(), 7, "{raw:02x?}");
+    assert_eq!((raw[0], raw[5], raw[6]), (0x15, 2, 70), "{raw:02x?}");
+}
+
+#[test]
+fn a_peer_gone_mid_handshake_is_an_error_not_a_hang() {
+    let mut p = pair(64 * 1024, TrustPolicy::Pinned);
+    let _ = p.client.write(b"x");
+    p.client.socket().close();
+    let mut buf = [0u8; 64];
+    let err = loop {
+        match p.server.read(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&err, Err(e) if e.kind() == io::ErrorKind::UnexpectedEof),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn writing_before_the_handshake_is_not_connected() {
+    let mut p = pair(64 * 1024, TrustPolicy::Pinned);
+    let _ = p.client.write(b"x");
+    settle(&mut p.server);
+    let err = p.server.write(b"too early").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected);
+}
+
+#[test]
+fn a_slow_reader_bounds_what_the_server_holds() {
+    let mut p = pair(4096, TrustPolicy::Pinned);
+    transfer(&mut p.client, &mut p.server, b"hello");
+    let chunk = vec![7u8; 16 * 1024];
+    let mut accepted = 0;
+    for _ in 0..1000 {
+        match p.server.write(&chunk) {
+            Ok(n) => accepted += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(accepted <= SEND_LIMIT + 4096, "accepted {accepted}");
+    assert!(p.server.wants_write());
+    assert!(p.server.buffered_capacity() <= 2 * SEND_LIMIT);
+}
+
+#[test]
+fn close_notify_both_ways_reads_as_a_clean_end() {
+    let mut p = pair(64 * 1024, TrustPolicy::Pinned);
+    transfer(&mut p.client, &mut p.server, b"hello");
+    p.client.close_notify();
+    let mut buf = [0u8; 16];
+    assert_eq!(p.server.read(&mut buf).unwrap(), 0);
+    assert_eq!(p.server.read(&mut buf).unwrap(), 0, "and stays ended");
+    p.server.close_notify();
+    assert_eq!(p.client.read(&mut buf).unwrap(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn any_payload_any_socket_capacity(
+        data in proptest::collection::vec(any::<u8>(), 1..60_000),
+        capacity in 1usize..20_000,
+    ) {
+        let mut p = pair(capacity, TrustPolicy::Pinned);
+        prop_assert_eq!(transfer(&mut p.client, &mut p.server, &data), data.clone());
+        prop_assert_eq!(transfer(&mut p.server, &mut p.client, &data), data);
+        settle(&mut p.server);
+        prop_assert!(p.server.flush_tls().unwrap());
+        prop_assert_eq!(p.server.buffered_capacity(), 0);
+    }
+}
