@@ -1,7 +1,9 @@
 //! Hostile TLS input against the real server (issue 12): 15,000 connections
 //! that send a ClientHello and go silent half-way through the handshake are
 //! held cheaply, freed by the handshake timeout, and never stop a real client
-//! from being served.
+//! from being served; a TLS 1.2-only ClientHello gets an alert, a handshake
+//! stalled half-way is freed by the timeout and counted, a plaintext Hello (a
+//! downgrade) is refused in one frame and creates nothing.
 
 mod common;
 
@@ -133,6 +135,165 @@ fn fifteen_thousand_half_open_tls_handshakes_are_freed_and_others_served() {
         }
         assert!(total > 0, "a ServerHello came back");
     }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// A `cloud-server` over TLS with its metrics endpoint; (process, port,
+/// metrics address, data directory).
+fn server_with_metrics(extra: &[&str]) -> (std::process::Child, u16, String, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let metrics = format!("127.0.0.1:{}", common::free_port());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+        .args(["0", "--bind", "127.0.0.1", "-q", "--metrics", &metrics])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start cloud-server");
+    let mut first = String::new();
+    let mut out = BufReader::new(server.stdout.take().expect("stdout"));
+    out.read_line(&mut first).unwrap();
+    let port: u16 = first.trim().rsplit(':').next().unwrap().parse().unwrap();
+    (server, port, metrics, data)
+}
+
+/// The value of one series of the metrics endpoint (0 when absent).
+fn metric(addr: &str, series: &str) -> f64 {
+    let mut stream = TcpStream::connect(addr).expect("metrics endpoint");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Everything the server sends until it closes (or `limit` passes).
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    stream.set_read_timeout(Some(limit)).ok();
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+            Err(_) => return (got, false),
+        }
+    }
+    (got, false)
+}
+
+const CONNECT_ERRORS: &str = "cloudservice_requests_total{request=\"connect\",outcome=\"error\"}";
+const TIMEOUTS: &str = "cloudservice_requests_total{request=\"timeout\",outcome=\"error\"}";
+
+#[test]
+fn a_tls12_only_client_hello_gets_a_protocol_version_alert_not_a_hang() {
+    let (mut server, port, metrics, _data) = server_with_metrics(&[]);
+    let before = metric(&metrics, CONNECT_ERRORS);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&cloudservice::tls::server_stream::tls12_only_client_hello())
+        .unwrap();
+    let started = Instant::now();
+    let (reply, closed) = read_until_closed(&mut s, Duration::from_secs(10));
+    assert!(closed, "the server closed the connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "at once, not at a timeout"
+    );
+    // One alert record: type 21, length 2, fatal (2) protocol_version (70),
+    // RFC 8446 §6.2 and §4.2.1.
+    assert_eq!(reply.len(), 7, "{reply:02x?}");
+    assert_eq!(
+        (reply[0], &reply[3..5], reply[5], reply[6]),
+        (0x15, &[0u8, 2][..], 2, 70),
+        "{reply:02x?}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || metric(&metrics, CONNECT_ERRORS)
+            >= before + 1.0),
+        "the failed handshake is counted"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn a_handshake_stalled_half_way_is_freed_by_the_timeout_and_counted() {
+    let (mut server, port, metrics, _data) = server_with_metrics(&["--handshake-timeout", "1"]);
+    let pid = server.id();
+    let baseline = fd_count(pid);
+    let before = metric(&metrics, TIMEOUTS);
+    // A real ClientHello; the server answers with its whole flight
+    // (ServerHello ... Finished); the client never sends its Finished.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&client_hello()).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || fd_count(pid) > baseline),
+        "accepted"
+    );
+    let started = Instant::now();
+    let (flight, closed) = read_until_closed(&mut s, Duration::from_secs(10));
+    assert!(closed, "freed by the handshake timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before the timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(flight.first(), Some(&0x16), "the ServerHello came first");
+    assert!(
+        eventually(Duration::from_secs(5), || fd_count(pid) <= baseline),
+        "its socket is closed: {} open, baseline {baseline}",
+        fd_count(pid)
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || metric(&metrics, TIMEOUTS)
+            >= before + 1.0),
+        "the timeout is counted"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn a_downgrade_to_plaintext_is_refused_in_one_frame_and_creates_nothing() {
+    // What a man in the middle stripping TLS would send: a plaintext
+    // NewUser Hello (PROTOCOL.md §4.1) straight to a TLS server.
+    let (mut server, port, metrics, data) = server_with_metrics(&[]);
+    let before = metric(&metrics, CONNECT_ERRORS);
+    let mut hello = vec![0x43, 0x53, 0x01, 0x01, 0, 0, 0, 1, 0, 0, 0, 28, 1, 0, 0, 0];
+    hello.extend_from_slice(&[0; 24]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&hello).unwrap();
+    let (reply, closed) = read_until_closed(&mut s, Duration::from_secs(10));
+    assert!(closed, "closed after the answer");
+    // One plaintext Error frame (§3.1, §4.5: kind 0x05, request 0, code 1
+    // BadFrame) naming the mismatch (§12.4), and nothing else.
+    assert!(reply.len() > 16, "{reply:02x?}");
+    assert_eq!(
+        &reply[..8],
+        &[0x43, 0x53, 0x01, 0x05, 0, 0, 0, 0],
+        "{reply:02x?}"
+    );
+    let len = u32::from_be_bytes(reply[8..12].try_into().unwrap()) as usize;
+    assert_eq!(reply.len(), 12 + len, "exactly one frame");
+    assert_eq!(&reply[12..14], &[0, 1], "BadFrame");
+    let text = String::from_utf8_lossy(&reply[16..]);
+    assert!(text.contains("requires TLS"), "{text}");
+    let users = std::fs::read_dir(data.path().join("AllClients"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(users, 0, "no user was created from a plaintext Hello");
+    assert!(
+        eventually(Duration::from_secs(5), || metric(&metrics, CONNECT_ERRORS)
+            >= before + 1.0),
+        "the refusal is counted"
+    );
     let _ = server.kill();
     let _ = server.wait();
 }

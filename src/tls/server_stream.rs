@@ -444,5 +444,33 @@ fn encode_into(
     ))
 }
 
+/// A ClientHello offering TLS 1.2 only: legacy version 0x0303, no
+/// supported_versions extension, one TLS 1.2 suite (RFC 5246 §7.4.1.2).
+/// For tests (unit and tests/tls_hostile.rs): the server must answer it
+/// with a protocol_version alert.
+#[doc(hidden)]
+pub fn tls12_only_client_hello() -> Vec<u8> {
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[0x42; 32]); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&[0x00, 0x02, 0xc0, 0x2f]); // ECDHE_RSA_AES_128_GCM_SHA256
+    body.extend_from_slice(&[0x01, 0x00]); // null compression
+                                           // supported_groups: x25519; ec_point_formats: uncompressed;
+                                           // signature_algorithms: rsa_pkcs1_sha256.
+    let groups = [0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d];
+    let points = [0x00, 0x0b, 0x00, 0x02, 0x01, 0x00];
+    let signatures = [0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x01];
+    let extensions = [&groups[..], &points, &signatures].concat();
+    body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+    body.extend_from_slice(&extensions);
+    let mut handshake = vec![0x01, 0x00];
+    handshake.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
+
 #[cfg(test)]
 mod tests;

@@ -182,31 +182,6 @@ fn garbage_instead_of_a_client_hello_is_invalid_data_and_an_alert() {
     assert_eq!(raw.first(), Some(&0x15), "a TLS alert record: {raw:02x?}");
 }
 
-/// A ClientHello offering TLS 1.2 only: legacy version 0x0303, no
-/// supported_versions extension, one TLS 1.2 suite (RFC 5246 §7.4.1.2).
-pub(crate) fn tls12_only_client_hello() -> Vec<u8> {
-    let mut body = vec![0x03, 0x03];
-    body.extend_from_slice(&[0x42; 32]); // random
-    body.push(0); // no session id
-    body.extend_from_slice(&[0x00, 0x02, 0xc0, 0x2f]); // ECDHE_RSA_AES_128_GCM_SHA256
-    body.extend_from_slice(&[0x01, 0x00]); // null compression
-    let extensions: &[u8] = &[
-        0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d, // supported_groups: x25519
-        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, // ec_point_formats: uncompressed
-        0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04,
-        0x01, // signature_algorithms: rsa_pkcs1_sha256
-    ];
-    body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
-    body.extend_from_slice(extensions);
-    let mut handshake = vec![0x01, 0x00];
-    handshake.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    handshake.extend_from_slice(&body);
-    let mut record = vec![0x16, 0x03, 0x01];
-    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
-    record.extend_from_slice(&handshake);
-    record
-}
-
 #[test]
 fn a_tls12_only_client_hello_gets_a_protocol_version_alert() {
     let mut p = pair(64 * 1024, TrustPolicy::Pinned);
