@@ -160,6 +160,16 @@ fn server_with_metrics(extra: &[&str]) -> (std::process::Child, u16, String, tem
     (server, port, metrics, data)
 }
 
+/// Open sockets of `pid` (files the server opens lazily, such as its
+/// connection log, are not counted).
+fn socket_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| {
+        d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+            .count()
+    })
+}
+
 /// The value of one series of the metrics endpoint (0 when absent).
 fn metric(addr: &str, series: &str) -> f64 {
     let mut stream = TcpStream::connect(addr).expect("metrics endpoint");
@@ -227,14 +237,14 @@ fn a_tls12_only_client_hello_gets_a_protocol_version_alert_not_a_hang() {
 fn a_handshake_stalled_half_way_is_freed_by_the_timeout_and_counted() {
     let (mut server, port, metrics, _data) = server_with_metrics(&["--handshake-timeout", "1"]);
     let pid = server.id();
-    let baseline = fd_count(pid);
+    let baseline = socket_count(pid);
     let before = metric(&metrics, TIMEOUTS);
     // A real ClientHello; the server answers with its whole flight
     // (ServerHello ... Finished); the client never sends its Finished.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(&client_hello()).unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || fd_count(pid) > baseline),
+        eventually(Duration::from_secs(5), || socket_count(pid) > baseline),
         "accepted"
     );
     let started = Instant::now();
@@ -247,9 +257,9 @@ fn a_handshake_stalled_half_way_is_freed_by_the_timeout_and_counted() {
     );
     assert_eq!(flight.first(), Some(&0x16), "the ServerHello came first");
     assert!(
-        eventually(Duration::from_secs(5), || fd_count(pid) <= baseline),
+        eventually(Duration::from_secs(5), || socket_count(pid) <= baseline),
         "its socket is closed: {} open, baseline {baseline}",
-        fd_count(pid)
+        socket_count(pid)
     );
     assert!(
         eventually(Duration::from_secs(5), || metric(&metrics, TIMEOUTS)
