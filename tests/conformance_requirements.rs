@@ -31,6 +31,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "versions_expire_by_age_and_by_space",
     ),
     (
+        "R-15.1.2",
+        "client",
+        "tests/e2e_exec.rs",
+        "against_a_server_without_version_3_contents_sync_and_no_bit_is_lost",
+    ),
+    (
+        "R-15.2.3",
+        "client",
+        "tests/e2e_exec.rs",
+        "the_executable_bit_travels_both_ways_with_and_without_content",
+    ),
+    (
+        "R-15.3.3",
+        "client",
+        "tests/e2e_exec.rs",
+        "the_executable_bit_travels_both_ways_with_and_without_content",
+    ),
+    (
+        "R-15.3.3",
+        "client",
+        "tests/e2e_exec.rs",
+        "a_conflict_copy_keeps_its_devices_bit",
+    ),
+    (
         "R-12.1.1",
         "both",
         "src/tls/stream/tests.rs",

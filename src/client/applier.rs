@@ -14,7 +14,7 @@
 use super::conflict::{on_pull, Disk, Indexed, PullDecision, Server};
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
-use super::fsutil::{check_path, copy_hashed, ensure_dirs, Local, Stat};
+use super::fsutil::{check_path, copy_hashed, ensure_dirs, set_exec, Local, Stat};
 use super::index::{Entry, EntryKind, Index};
 use crate::protocol::{ChangeEntry, ClientId, ContentHash, EntryState, WirePath};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -39,6 +39,9 @@ pub struct FetchJob {
     /// diagnostics). Placement does not trust it: whatever it actually
     /// replaces is judged against the index at that instant (see `place`).
     pub expect: Local,
+    /// The executable bit the server gave (a ModeBatch, §15.2); `None`
+    /// from a server without modes: the local file's bit is kept.
+    pub exec: Option<bool>,
 }
 
 /// What applying a reply left to do.
@@ -82,6 +85,8 @@ pub struct Applier<'a> {
     /// Called just before each step that replaces, removes or creates a
     /// local path (tests put a concurrent writer here).
     hook: Option<RaceHook<'a>>,
+    /// The reply's entries carry the executable bit (a ModeBatch, §15.2).
+    modes: bool,
 }
 
 impl<'a> Applier<'a> {
@@ -96,7 +101,15 @@ impl<'a> Applier<'a> {
             by_hash: HashMap::new(),
             counter: 0,
             hook: None,
+            modes: false,
         }
+    }
+
+    /// Applies the executable bit of the entries (`modes`: they come from a
+    /// ModeBatch, §15.2), as well as their content.
+    pub fn with_modes(mut self, modes: bool) -> Self {
+        self.modes = modes;
+        self
     }
 
     /// Applies a whole reply (all its batches). When `full` is set, indexed
@@ -329,6 +342,7 @@ impl<'a> Applier<'a> {
         let expect = match on_pull(Indexed::of(indexed), disk, Server::File(hash)) {
             PullDecision::Record => {
                 if let Local::File(stat) = local {
+                    let stat = self.agree_on_mode(path, stat, indexed, entry, out)?;
                     self.index_file(path, stat, hash, entry.version);
                 }
                 return Ok(());
@@ -371,8 +385,46 @@ impl<'a> Applier<'a> {
             size,
             hash,
             expect,
+            exec: self.modes.then_some(entry.executable),
         };
         self.obtain(job, out)
+    }
+
+    /// The local file at `path` (stat `stat`) holds the server's content:
+    /// its executable bit follows the server's (`entry`, when modes are
+    /// known) unless it was changed here since the index (then the index
+    /// records the server's bit and the path is pushed: a SetMode).
+    /// Returns the stat to index.
+    fn agree_on_mode(
+        &mut self,
+        path: &WirePath,
+        stat: Stat,
+        indexed: Option<Entry>,
+        entry: &ChangeEntry,
+        out: &mut Applied,
+    ) -> Result<Stat, ClientError> {
+        if !self.modes || stat.exec == entry.executable {
+            return Ok(stat);
+        }
+        let changed_here = match indexed.map(|e| e.kind) {
+            Some(EntryKind::File { stat: old, .. }) => old.exec != stat.exec,
+            _ => false,
+        };
+        if changed_here {
+            out.dirty.insert(path.clone());
+            return Ok(Stat {
+                exec: entry.executable,
+                ..stat
+            });
+        }
+        let local = self.local(path);
+        set_exec(&local, entry.executable)
+            .map_err(|e| ClientError::io(format!("set the mode of {}", local.display()), e))?;
+        out.changed += 1;
+        match check_path(self.root, path)? {
+            Local::File(now) => Ok(now),
+            _ => Ok(stat),
+        }
     }
 
     /// A server entry below a local regular file: this device replaced a

@@ -65,7 +65,7 @@ pub fn on_push_answer(op: &Op, status: PushStatus) -> AckDecision {
         Op::Upload { stat, .. } => Some(Expect::File(*stat)),
         Op::MakeDir { .. } => Some(Expect::Dir),
         Op::Rename { .. } => Some(Expect::Free),
-        Op::Delete { .. } | Op::RemoveDir { .. } => None,
+        Op::Delete { .. } | Op::RemoveDir { .. } | Op::SetMode { .. } => None,
     };
     match (status, follow) {
         (PushStatus::Applied, _) => AckDecision::Applied,

@@ -18,6 +18,30 @@ pub use crate::fsafe::hash_file;
 
 /// Around the read-buffer sizes of the hashing and copying loops (the
 /// tests try lengths on either side of it).
+/// Sets (`x` wherever `r`) or clears (every `x`) the executable bit of the
+/// regular file at `path` (PROTOCOL.md §15), through a handle opened without
+/// following a symlink; other mode bits are kept.
+///
+/// # Errors
+/// The file cannot be opened (a symlink: `ELOOP`) or its mode not changed.
+pub fn set_exec(path: &Path, exec: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    let want = crate::fsafe::with_executable(mode, exec);
+    if want != mode {
+        file.set_permissions(fs::Permissions::from_mode(want))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 const BUF: usize = 64 * 1024;
 
@@ -40,6 +64,8 @@ pub struct Stat {
     pub dev: u64,
     /// Inode number (0 = unknown). A rename over the path gives a new one.
     pub ino: u64,
+    /// The owner's `x` bit: the executable bit that travels (PROTOCOL.md §15).
+    pub exec: bool,
 }
 
 impl Stat {
@@ -55,6 +81,7 @@ impl Stat {
                 .saturating_add(meta.ctime_nsec()),
             dev: meta.dev(),
             ino: meta.ino(),
+            exec: meta.mode() & 0o100 != 0,
         }
     }
 
@@ -75,6 +102,7 @@ impl Stat {
             ctime_ns: nanos(st.st_ctime as i64, st.st_ctime_nsec as i64),
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
+            exec: st.st_mode & 0o100 != 0,
         }
     }
 

@@ -85,8 +85,11 @@ impl PartialEq for Index {
 impl Eq for Index {}
 
 /// The header of the current format (version 2 added ctime, device and
-/// inode to file lines).
-const HEADER: &str = "cloudservice-index 2";
+/// inode to file lines, version 3 the executable bit, `x` or `-`).
+const HEADER: &str = "cloudservice-index 3";
+/// The header of the format before: loaded with every file not executable
+/// (a file that is gets its bit pushed at the first scan).
+const HEADER_V2: &str = "cloudservice-index 2";
 /// The header of the format before: still loaded, its files untrusted.
 const HEADER_V1: &str = "cloudservice-index 1";
 
@@ -268,8 +271,14 @@ impl Index {
                 EntryKind::Dir => writeln!(out, "D\t{}\t{path}", entry.version),
                 EntryKind::File { stat, hash } => writeln!(
                     out,
-                    "F\t{}\t{}\t{}\t{}\t{}\t{}\t{hash}\t{path}",
-                    entry.version, stat.size, stat.mtime_ns, stat.ctime_ns, stat.dev, stat.ino
+                    "F\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{hash}\t{path}",
+                    entry.version,
+                    stat.size,
+                    stat.mtime_ns,
+                    stat.ctime_ns,
+                    stat.dev,
+                    stat.ino,
+                    if stat.exec { "x" } else { "-" }
                 ),
             };
         }
@@ -281,6 +290,7 @@ impl Index {
         let header = lines.next().ok_or("empty file")?;
         let cursor = header
             .strip_prefix(HEADER)
+            .or_else(|| header.strip_prefix(HEADER_V2))
             .or_else(|| header.strip_prefix(HEADER_V1))
             .and_then(|rest| rest.strip_prefix("\tcursor\t"))
             .and_then(|n| n.parse::<u64>().ok())
@@ -321,6 +331,23 @@ fn parse_entry<'a>(fields: &[&'a str]) -> Option<(&'a str, Entry)> {
                 ctime_ns: ctime.parse().ok()?,
                 dev: dev.parse().ok()?,
                 ino: ino.parse().ok()?,
+                exec: false,
+            };
+            let hash = parse_hash(hash)?;
+            (version, EntryKind::File { stat, hash }, path)
+        }
+        ["F", version, size, mtime, ctime, dev, ino, exec, hash, path] => {
+            let stat = Stat {
+                size: size.parse().ok()?,
+                mtime_ns: mtime.parse().ok()?,
+                ctime_ns: ctime.parse().ok()?,
+                dev: dev.parse().ok()?,
+                ino: ino.parse().ok()?,
+                exec: match exec {
+                    "x" => true,
+                    "-" => false,
+                    _ => return None,
+                },
             };
             let hash = parse_hash(hash)?;
             (version, EntryKind::File { stat, hash }, path)
@@ -367,6 +394,7 @@ mod tests {
                     ctime_ns: 1_700_000_001_000_000_007,
                     dev: 2049,
                     ino: 1000 + v,
+                    exec: v % 2 == 1,
                 },
                 hash: ContentHash::of(data),
             },

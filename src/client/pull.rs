@@ -85,6 +85,8 @@ pub struct PullJob {
     verbosity: Verbosity,
     /// The reply was cut to its `.cloudignore` entry: pull again.
     rules_first: bool,
+    /// Asked with PullModes: the reply's entries carry the executable bit.
+    modes: bool,
 }
 
 /// What a finished pull reports.
@@ -108,17 +110,21 @@ pub struct Finished {
 }
 
 impl PullJob {
-    /// Sends `Pull{cursor}`.
+    /// Sends `PullModes{cursor}` (with `modes`, §15.2) or `Pull{cursor}`.
     ///
     /// # Errors
     /// When the write fails.
     pub fn start(
         conn: &mut Connection,
-        cursor: u64,
+        (cursor, modes): (u64, bool),
         first: bool,
         verbosity: Verbosity,
     ) -> Result<PullJob, ClientError> {
-        let request_id = conn.request(Message::Pull { cursor })?;
+        let request_id = if modes {
+            conn.request(Message::PullModes { cursor })?
+        } else {
+            conn.request(Message::Pull { cursor })?
+        };
         Ok(PullJob {
             request_id,
             cursor,
@@ -136,6 +142,7 @@ impl PullJob {
             first,
             verbosity,
             rules_first: false,
+            modes,
         })
     }
 
@@ -161,7 +168,8 @@ impl PullJob {
     ) -> Result<(), ClientError> {
         if frame.request_id == self.request_id {
             return match frame.message {
-                Message::ChangeBatch(batch) => self.on_batch(batch, conn, ctx),
+                Message::ChangeBatch(batch) if !self.modes => self.on_batch(batch, conn, ctx),
+                Message::ModeBatch(batch) if self.modes => self.on_batch(batch, conn, ctx),
                 Message::Error(e) => Err(ClientError::Protocol(format!(
                     "pull refused: {:?} {}",
                     e.code, e.message
@@ -237,7 +245,10 @@ impl PullJob {
         for e in &entries {
             log::debug!("server: {} {:?} v{}", e.path, e.state, e.version);
         }
-        let applied = ctx.applier().apply(&entries, self.full)?;
+        let applied = ctx
+            .applier()
+            .with_modes(self.modes)
+            .apply(&entries, self.full)?;
         self.result.changed += applied.changed;
         self.failed |= applied.failed;
         self.result.dirty.extend(applied.dirty);

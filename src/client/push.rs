@@ -16,7 +16,9 @@ use super::index::Index;
 use super::plan::ack::{self, AckEffect};
 use super::scanner::Op;
 use crate::protocol::limits::CHUNK_SIZE;
-use crate::protocol::{ClientId, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, WirePath};
+use crate::protocol::{
+    ClientId, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, SetMode, WirePath,
+};
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
@@ -49,6 +51,13 @@ pub fn send_op(
             path: path.clone(),
         }),
         Op::MakeDir { path } => Message::MakeDir { path: path.clone() },
+        Op::SetMode {
+            path, base, stat, ..
+        } => Message::SetMode(SetMode {
+            base_version: *base,
+            executable: stat.exec,
+            path: path.clone(),
+        }),
         Op::Upload {
             path,
             base,

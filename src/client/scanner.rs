@@ -344,7 +344,19 @@ impl Scanner {
                 plan.unstable.push(path.clone());
                 continue;
             };
-            if old_hash == Some(hash) {
+            let old_exec = match known.get(path).map(|e| e.kind) {
+                Some(EntryKind::File { stat: old, .. }) => old.exec,
+                _ => false,
+            };
+            if old_hash == Some(hash) && old_exec != stat.exec {
+                // A chmod alone: the bit travels (§15.3).
+                uploads.push(Op::SetMode {
+                    path: path.clone(),
+                    base,
+                    stat,
+                    hash,
+                });
+            } else if old_hash == Some(hash) {
                 let entry = Entry::synced_file(stat, hash, base);
                 plan.refreshed.push((path.clone(), entry));
             } else {

@@ -254,6 +254,17 @@ impl Session<'_> {
                 self.on_push_error(id, &report)?
             }
             Message::Error(report) => {
+                if report.code == ErrorCode::BadFrame
+                    && report.message.contains("unsupported protocol version 3")
+                    && self.pull.modes
+                {
+                    // An older server (§15.1): pull without modes from now on.
+                    log::warn!(
+                        "the server does not know the executable bit (protocol version 3): \
+                         syncing contents only"
+                    );
+                    self.pull.modes = false;
+                }
                 if matches!(
                     report.code,
                     ErrorCode::UnknownClient

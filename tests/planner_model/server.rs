@@ -196,6 +196,13 @@ impl Server {
             },
             Op::RemoveDir { path } => self.remove_dir(path, cursor),
             Op::Rename { from, to, .. } => self.rename(client, from, to),
+            // The model's devices never chmod, so no SetMode is planned;
+            // were one sent, a file's mode is all the model does not keep.
+            Op::SetMode { path, .. } => match self.tree.get(path).copied() {
+                Some((Node::File(_), v)) => ack(PushStatus::Unchanged, v, path),
+                Some((_, v)) => ack(PushStatus::Stale, v, path),
+                None => ack(PushStatus::Stale, 0, path),
+            },
         }
     }
 

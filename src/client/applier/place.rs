@@ -18,7 +18,7 @@ use crate::client::conflict::{
     on_remove, on_swapped_out, Content, OnRemove, OnSwappedOut, SetAside,
 };
 use crate::client::error::ClientError;
-use crate::client::fsutil::{check_path, ensure_parent, hash_file, Local, Stat};
+use crate::client::fsutil::{check_path, ensure_parent, hash_file, set_exec, Local, Stat};
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
 use crate::protocol::conflict::free_conflict_path;
@@ -88,6 +88,12 @@ impl<'a> Applier<'a> {
         let path = &job.path;
         ensure_parent(self.root, path)?;
         let local = self.local(path);
+        // The file appears with its executable bit (§15.2): the server's,
+        // or from a server without modes, the bit of the file it replaces.
+        let exec = job.exec.unwrap_or_else(
+            || matches!(check_path(self.root, path), Ok(Local::File(stat)) if stat.exec),
+        );
+        set_exec(tmp, exec).map_err(io_err("set the mode of", tmp))?;
         for _ in 0..PLACE_TRIES {
             match check_path(self.root, path)? {
                 Local::Dir | Local::Foreign => break,

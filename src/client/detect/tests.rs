@@ -23,6 +23,7 @@ fn stat() -> Stat {
         ctime_ns: HOUR_AGO_NS + 5,
         dev: 2049,
         ino: 77,
+        exec: false,
     }
 }
 
@@ -100,6 +101,7 @@ fn arb_stat() -> impl Strategy<Value = Stat> {
         ctime_ns: c * 1_000,
         dev,
         ino,
+        exec: false,
     })
 }
 

@@ -6,6 +6,7 @@
 
 use super::ops::Op;
 use crate::client::conflict::{on_push_answer, AckDecision};
+use crate::client::fsutil::Stat;
 use crate::client::index::{Entry, EntryKind, Index};
 use crate::protocol::{PushAck, PushStatus, WirePath};
 
@@ -56,9 +57,39 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffe
         Op::Upload {
             path, stat, hash, ..
         } => {
-            let entry = Entry::synced_file(*stat, *hash, ack.version);
+            // The server's copy has the bit the file it replaced had, or
+            // none (a new file, a conflict copy; §15.3): indexed so, a
+            // local bit that differs is found and sent by the next look.
+            let kept = match (decision, index.get(path).map(|e| e.kind)) {
+                (
+                    AckDecision::Applied | AckDecision::Unchanged,
+                    Some(EntryKind::File { stat: old, .. }),
+                ) => old.exec,
+                _ => false,
+            };
+            let server = Stat {
+                exec: kept,
+                ..*stat
+            };
+            let entry = Entry::synced_file(server, *hash, ack.version);
+            if kept != stat.exec && decision != AckDecision::Refused {
+                effect.dirty.push(ack.path.clone());
+            }
             entry_ack(index, path, entry, decision, ack, &mut effect);
         }
+        Op::SetMode {
+            path, stat, hash, ..
+        } => match decision {
+            AckDecision::Applied | AckDecision::Unchanged => {
+                index.insert(path.clone(), Entry::synced_file(*stat, *hash, ack.version));
+            }
+            _ => {
+                // Changed elsewhere meanwhile: the pull brings the newer
+                // version, then the bit is compared again.
+                effect.dirty.push(path.clone());
+                effect.pull = true;
+            }
+        },
         Op::MakeDir { path } => {
             let dir = Entry {
                 kind: EntryKind::Dir,

@@ -54,6 +54,17 @@ pub enum Op {
         /// Its content hash.
         hash: ContentHash,
     },
+    /// Set or clear a file's executable bit, its content unchanged (§15.3).
+    SetMode {
+        /// The file.
+        path: WirePath,
+        /// Index version it was based on.
+        base: u64,
+        /// Its stat now (`stat.exec` is the bit to send).
+        stat: Stat,
+        /// Its content hash (the indexed one: unchanged).
+        hash: ContentHash,
+    },
 }
 
 impl Op {
@@ -64,7 +75,8 @@ impl Op {
             Op::Delete { path, .. }
             | Op::RemoveDir { path }
             | Op::MakeDir { path }
-            | Op::Upload { path, .. } => path,
+            | Op::Upload { path, .. }
+            | Op::SetMode { path, .. } => path,
         }
     }
 
@@ -79,7 +91,7 @@ impl Op {
         match self {
             Op::Rename { from, .. } => Some(from),
             Op::Delete { path, .. } | Op::RemoveDir { path } => Some(path),
-            Op::MakeDir { .. } | Op::Upload { .. } => None,
+            Op::MakeDir { .. } | Op::Upload { .. } | Op::SetMode { .. } => None,
         }
     }
 
@@ -88,7 +100,7 @@ impl Op {
     pub fn occupies(&self) -> Option<&WirePath> {
         match self {
             Op::Rename { to, .. } => Some(to),
-            Op::MakeDir { path } | Op::Upload { path, .. } => Some(path),
+            Op::MakeDir { path } | Op::Upload { path, .. } | Op::SetMode { path, .. } => Some(path),
             Op::Delete { .. } | Op::RemoveDir { .. } => None,
         }
     }

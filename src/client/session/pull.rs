@@ -34,6 +34,9 @@ pub(super) struct PullState {
     /// The cursor from which a reply was cut to its `.cloudignore` entry
     /// (at most once per cursor; see [`Ctx::may_defer_rules`]).
     pub(super) rules_deferred_at: Option<u64>,
+    /// The server takes PullModes and SetMode (§15); false once it refused
+    /// them as an unsupported version (then for the rest of this run).
+    pub(super) modes: bool,
 }
 
 impl PullState {
@@ -46,6 +49,7 @@ impl PullState {
             pulled_once: false,
             last_acked: 0,
             rules_deferred_at: None,
+            modes: true,
         }
     }
 }
@@ -60,7 +64,12 @@ impl Session<'_> {
         self.timers.pull_started(now, self.config.pull_every);
         let first = self.first_run.first_sync && !self.pull.pulled_once;
         let cursor = self.index.cursor();
-        let job = PullJob::start(conn, cursor, first, self.config.verbosity)?;
+        let job = PullJob::start(
+            conn,
+            (cursor, self.pull.modes),
+            first,
+            self.config.verbosity,
+        )?;
         self.pull.job = Some(job);
         Ok(())
     }

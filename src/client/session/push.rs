@@ -57,7 +57,24 @@ impl Session<'_> {
     pub(super) fn push_round(&mut self) -> Result<(), ClientError> {
         let scope = std::mem::take(&mut self.push.dirty);
         self.timers.round_taken();
-        let plan = self.scanner.plan(&self.index, &scope)?;
+        let mut plan = self.scanner.plan(&self.index, &scope)?;
+        if !self.pull.modes {
+            // A server without the executable bit (§15.1): a chmod is
+            // recorded here only.
+            plan.ops.retain(|op| match op {
+                Op::SetMode {
+                    path,
+                    base,
+                    stat,
+                    hash,
+                } => {
+                    let entry = crate::client::index::Entry::synced_file(*stat, *hash, *base);
+                    plan.refreshed.push((path.clone(), entry));
+                    false
+                }
+                _ => true,
+            });
+        }
         for (path, entry) in plan.refreshed {
             self.index.insert(path, entry);
         }
