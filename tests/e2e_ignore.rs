@@ -236,3 +236,41 @@ fn ignored_leftovers_do_not_make_an_emptied_folder_look_full() {
         "server untouched"
     );
 }
+
+/// A device joining a user (NewClient) with files already in its folder
+/// pushes nothing the shared `.cloudignore` hides: its first push waits
+/// until the rules have been pulled.
+#[test]
+fn a_joining_device_pushes_nothing_the_shared_rules_hide() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write(a.path(), ".cloudignore", "secret.txt\nprivate/\n");
+    write(a.path(), "shared.txt", "from a");
+    std::thread::sleep(Duration::from_millis(400));
+    let user = new_user(server.port, a.path());
+    // B's folder holds what the shared rules hide, and one file they do not.
+    write(b.path(), "secret.txt", "b's secret");
+    write(b.path(), "private/key", "b's key");
+    write(b.path(), "mine.txt", "from b");
+    std::thread::sleep(Duration::from_millis(400));
+    let _ca = Client::start(server.port, a.path(), None);
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    let on_server = server.user_dir(&user);
+    wait_for("mine.txt reaches A", || a.path().join("mine.txt").is_file());
+    wait_for("B has the rules", || {
+        b.path().join(".cloudignore").is_file()
+    });
+    // Give a late push every chance to show up.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !on_server.join("secret.txt").exists(),
+        "secret.txt uploaded"
+    );
+    assert!(!on_server.join("private").exists(), "private/ uploaded");
+    assert!(!a.path().join("secret.txt").exists());
+    assert!(!a.path().join("private").exists());
+    // B keeps its own copies.
+    assert_eq!(read(b.path(), "secret.txt").as_deref(), Some("b's secret"));
+    assert_eq!(read(b.path(), "private/key").as_deref(), Some("b's key"));
+}
