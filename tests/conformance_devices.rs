@@ -188,6 +188,59 @@ fn r_4_6_4_a_rotated_join_code_is_needed_to_join() {
     assert!(!out.status.success());
 }
 
+/// The code `cloud-server invite` printed (`USER:CODE`).
+fn invite(server: &Server, user: &[u8; 16]) -> [u8; 32] {
+    let out = server.admin("invite", &[&hex(user)]);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("one device joins with: "))
+        .expect("the USER:CODE line");
+    let code = line.split_once(':').expect("USER:CODE").1;
+    let bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&code[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    bytes.try_into().expect("32 bytes")
+}
+
+#[test]
+///
+fn r_4_6_10_an_invite_lets_exactly_one_device_join() {
+    let server = Server::start();
+    let (_a, user, _) = keyed_user(&server);
+    // Without a join code, and with one.
+    let first = invite(&server, &user);
+    let (_b, client, key) = key_join(&server, user, first);
+    assert_eq!(client, 2);
+    assert_ne!(key, [0; 32]);
+    refused(
+        &server,
+        &key_hello(1, 2, user, 0, first, b""),
+        BAD_CREDENTIAL,
+    );
+    let code = rotate(&server, &user);
+    let second = invite(&server, &user);
+    let third = invite(&server, &user);
+    assert_ne!(second, third);
+    assert_eq!(key_join(&server, user, second).1, 3);
+    refused(
+        &server,
+        &key_hello(1, 2, user, 0, second, b""),
+        BAD_CREDENTIAL,
+    );
+    assert_eq!(
+        key_join(&server, user, code).1,
+        4,
+        "the join code still works"
+    );
+    // A new join code retires the unused invite.
+    rotate(&server, &user);
+    refused(
+        &server,
+        &key_hello(1, 2, user, 0, third, b""),
+        BAD_CREDENTIAL,
+    );
+}
+
 /// Waits for `c`'s Error `Revoked` (request ID 0) and the close; returns
 /// when the Error arrived.
 fn revoked_at(c: &mut Raw) -> Instant {

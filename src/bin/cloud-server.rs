@@ -1,7 +1,7 @@
 //! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
 //! [--insecure-plaintext | --tls-cert FILE --tls-key FILE] [--metrics ADDR]
 //! [--keep-versions DAYS] [--versions-space BYTES] [--reap-every SECS] [-v|-q]`,
-//! and the operator's device commands `cloud-server devices|revoke|reinstate|rotate-join
+//! and the operator's device commands `cloud-server devices|revoke|reinstate|rotate-join|invite
 //! DATA_DIR USER …`: argument parsing and wiring only; the server lives in
 //! `cloudservice::server`, the device files in `cloudservice::server::devices`.
 
@@ -26,7 +26,8 @@ revocation within a second):\n  \
 cloud-server devices DATA_DIR USER_ID              list the user's devices (id, name, joined, last seen, state)\n  \
 cloud-server revoke DATA_DIR USER_ID DEVICE        shut one device out (its connections close, its key is refused)\n  \
 cloud-server reinstate DATA_DIR USER_ID DEVICE     lift a revocation\n  \
-cloud-server rotate-join DATA_DIR USER_ID          make a new join code (new devices then join with USER_ID:JOIN_CODE)"
+cloud-server rotate-join DATA_DIR USER_ID          make a new join code (new devices then join with USER_ID:JOIN_CODE)\n  \
+cloud-server invite DATA_DIR USER_ID               make a one-time code: one device joins with USER_ID:CODE"
 )]
 struct Args {
     /// TCP port to listen on (0 picks a free one; the chosen port is printed).
@@ -141,6 +142,14 @@ enum Admin {
         /// The device's ID.
         device: u64,
     },
+    /// Make a one-time invite and print USER_ID:CODE: exactly one device
+    /// joins with it (until the next rotate-join).
+    Invite {
+        /// The server's data directory.
+        data_dir: PathBuf,
+        /// The user (32 hex characters).
+        user_id: UserId,
+    },
     /// Make a new join code and print USER_ID:JOIN_CODE for new devices;
     /// the previous code (or the bare user ID) stops letting devices join.
     /// Registered devices keep working with their keys.
@@ -195,6 +204,12 @@ fn admin(command: Admin) -> ExitCode {
                 println!("device {device} of user {user_id} was not revoked");
             }
         }),
+        Admin::Invite { data_dir, user_id } => {
+            devices::invite(&paths(data_dir), &user_id).map(|code| {
+                println!("one device joins with: {user_id}:{}", code.to_hex());
+                println!("(valid for one join, until used or until the next rotate-join)");
+            })
+        }
         Admin::RotateJoin { data_dir, user_id } => devices::rotate_join(&paths(data_dir), &user_id)
             .map(|code| {
                 println!("new devices join with: {user_id}:{}", code.to_hex());
@@ -228,7 +243,7 @@ fn when(secs: u64) -> String {
 }
 
 /// Words that start a device command instead of the server.
-const ADMIN_WORDS: [&str; 4] = ["devices", "revoke", "reinstate", "rotate-join"];
+const ADMIN_WORDS: [&str; 5] = ["devices", "revoke", "reinstate", "rotate-join", "invite"];
 
 fn main() -> ExitCode {
     let first = std::env::args().nth(1).unwrap_or_default();

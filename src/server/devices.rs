@@ -6,6 +6,9 @@
 //!                                            SHA-256 of its key (written by the user's actor)
 //! .cloudservice-server/<user>/join_code      SHA-256 of the join code, if one was made
 //!                                            (written by `cloud-server rotate-join`)
+//! .cloudservice-server/<user>/invites/<hex>  one file per unused one-time invite, named
+//!                                            by the SHA-256 of its code (`cloud-server
+//!                                            invite`); the join that uses it removes it
 //! .cloudservice-server/revoked/<user>.<id>   present while device <id> is revoked
 //!                                            (written by `cloud-server revoke`)
 //! ```
@@ -30,6 +33,8 @@ use subtle::ConstantTimeEq;
 pub const DEVICES_FILE: &str = "devices.json";
 /// File name of a user's join-code digest.
 pub const JOIN_CODE_FILE: &str = "join_code";
+/// Directory (under a user's state) of unused one-time invites.
+pub const INVITES_DIR: &str = "invites";
 /// Directory (under the state root) of revocation markers.
 pub const REVOKED_DIR: &str = "revoked";
 
@@ -307,7 +312,8 @@ pub fn user_exists(paths: &DataPaths, user: &UserId) -> bool {
 }
 
 /// Makes a new join code for `user` and keeps its digest; the previous
-/// code (or the bare user ID) stops letting devices join. Registered
+/// code (or the bare user ID) and every unused invite stop letting devices
+/// join. Registered
 /// devices are not touched: they authenticate with their keys.
 ///
 /// # Errors
@@ -321,7 +327,61 @@ pub fn rotate_join(paths: &DataPaths, user: &UserId) -> Result<Secret, DevicesEr
         &join_code_file(paths, user),
         hex32(&digest(&code)).as_bytes(),
     )?;
+    // A new code retires every earlier way in, unused invites included.
+    let invites = invites_dir(paths, user);
+    match std::fs::remove_dir_all(&invites) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(DevicesError::Io(invites, e));
+        }
+        _ => {}
+    }
     Ok(code)
+}
+
+fn invites_dir(paths: &DataPaths, user: &UserId) -> PathBuf {
+    paths.user_state(user).join(INVITES_DIR)
+}
+
+/// Makes a one-time invite for `user`: a code that lets exactly one device
+/// join (beside the join code, if any). It stays valid until used or until
+/// the next `rotate_join`.
+///
+/// # Errors
+/// [`DevicesError::UnknownUser`]; writing the file.
+pub fn invite(paths: &DataPaths, user: &UserId) -> Result<Secret, DevicesError> {
+    if !user_exists(paths, user) {
+        return Err(DevicesError::UnknownUser(*user));
+    }
+    let dir = invites_dir(paths, user);
+    std::fs::create_dir_all(&dir).map_err(|e| DevicesError::Io(dir.clone(), e))?;
+    let code = Secret::random();
+    write_private(
+        &dir.join(hex32(&digest(&code))),
+        format!("invited {}\n", unix_now()).as_bytes(),
+    )?;
+    Ok(code)
+}
+
+/// Uses up the invite whose code is `secret`: true when there was one (it
+/// is gone now). The file is found by the SHA-256 of the secret, so the
+/// lookup reveals nothing about any other invite's code.
+///
+/// # Errors
+/// Removing the file for a reason other than its absence.
+pub fn take_invite(
+    paths: &DataPaths,
+    user: &UserId,
+    secret: &Secret,
+) -> Result<bool, DevicesError> {
+    if secret.is_none() {
+        return Ok(false);
+    }
+    let file = invites_dir(paths, user).join(hex32(&digest(secret)));
+    match std::fs::remove_file(&file) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(DevicesError::Io(file, e)),
+    }
 }
 
 /// `.cloudservice-server/revoked/`.
@@ -437,6 +497,17 @@ mod tests {
             rotate_join(&paths, &stranger),
             Err(DevicesError::UnknownUser(_))
         ));
+        let once = invite(&paths, &user).unwrap();
+        assert!(!take_invite(&paths, &user, &Secret::NONE).unwrap());
+        assert!(!take_invite(&paths, &user, &second).unwrap());
+        assert!(take_invite(&paths, &user, &once).unwrap());
+        assert!(!take_invite(&paths, &user, &once).unwrap(), "used up");
+        let dropped = invite(&paths, &user).unwrap();
+        rotate_join(&paths, &user).unwrap();
+        assert!(
+            !take_invite(&paths, &user, &dropped).unwrap(),
+            "rotation drops invites"
+        );
         let mut book = DeviceBook::load(&paths, &user).unwrap();
         book.add(1, "a", Some(&Secret::random()), 1);
         book.save().unwrap();

@@ -204,6 +204,12 @@ impl Actor {
                 // join, with no secret (§4.6).
                 None => secret.is_none(),
             };
+            // Else a one-time invite, used up by this join.
+            let good = good
+                || devices::take_invite(paths, &self.user, &secret).map_err(|e| {
+                    log::error!("user {}: {e}", self.user);
+                    (STORAGE, None)
+                })?;
             if !good {
                 return Err((BAD_JOIN, None));
             }
