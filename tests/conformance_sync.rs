@@ -84,7 +84,8 @@ fn r_5_1_1_the_cursor_decides_the_kind_of_reply() {
 #[test]
 ///
 fn r_5_1_2_a_compacted_journal_still_answers_pulls() {
-    let mut server = Server::start();
+    // Plaintext: a second handle on the socket writes from another thread.
+    let mut server = Server::options().plaintext().start();
     let (mut a, user, _) = Raw::new_user(server.addr);
     let mut writer = a.stream.try_clone().expect("clone");
     let sender = std::thread::spawn(move || {

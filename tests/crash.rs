@@ -144,7 +144,6 @@ impl Setup {
 
     fn server(&self) -> Server {
         Server::options()
-            .tls()
             .data(&self.dir("server"))
             .log(&self.log("server"))
             .start()

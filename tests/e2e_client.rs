@@ -47,7 +47,7 @@ fn two_devices(files: &[(&str, &str)]) -> TwoDevices {
 
 #[test]
 fn new_user_uploads_a_mixed_tree_and_a_new_client_downloads_it() {
-    let server = Server::start_tls();
+    let server = Server::start();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     mixed_tree(a.path());
@@ -185,7 +185,7 @@ fn every_kind_of_change_travels_both_ways() {
 
 #[test]
 fn new_client_with_existing_files_keeps_both_sides() {
-    let server = Server::start_tls();
+    let server = Server::start();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     write(a.path(), "shared.txt", "server side");
@@ -289,7 +289,7 @@ fn same_file_edited_on_two_clients_keeps_both_versions() {
 
 #[test]
 fn converged_clients_push_nothing() {
-    let server = Server::start_tls();
+    let server = Server::start();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let c = tempfile::tempdir().unwrap();
@@ -350,7 +350,7 @@ fn clients_ride_out_a_server_restart() {
 
 #[test]
 fn start_up_errors_are_one_line_and_non_zero() {
-    let server = Server::start_tls();
+    let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
     let out = run_once(server.port, &missing, None);
@@ -374,7 +374,7 @@ fn start_up_errors_are_one_line_and_non_zero() {
 
 #[test]
 fn an_emptied_folder_is_not_a_mass_deletion() {
-    let server = Server::start_tls();
+    let server = Server::start();
     let a = tempfile::tempdir().unwrap();
     for i in 0..12 {
         write(a.path(), &format!("f{i}"), "data");
@@ -392,7 +392,7 @@ fn an_emptied_folder_is_not_a_mass_deletion() {
 
 #[test]
 fn symlinks_are_skipped_not_followed() {
-    let server = Server::start_tls();
+    let server = Server::start();
     let a = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "secret.txt", "secret");

@@ -40,7 +40,6 @@ impl Rig {
     fn start(files: &[&str]) -> Rig {
         let dir = tempfile::tempdir().expect("temp dir");
         let srv = Server::options()
-            .tls()
             .data(&dir.path().join("data"))
             .log(&dir.path().join("server.log"))
             .start();

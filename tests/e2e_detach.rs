@@ -12,7 +12,7 @@ use std::time::Duration;
 
 #[test]
 fn removing_the_state_folder_detaches_without_losing_anything() {
-    let server = Server::start_tls();
+    let server = Server::start();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     for name in ["keep.txt", "gone.txt", "edit.txt"] {

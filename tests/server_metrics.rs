@@ -114,7 +114,8 @@ fn counters_move_by_the_activity() {
     // a, b and a silent third connection fill --max-connections 3: a
     // fourth is refused with Busy.
     let _silent = eventually_connected(server.addr);
-    let mut fourth = WireClient::connect(server.addr);
+    // Refused before any TLS handshake, in plaintext.
+    let mut fourth = WireClient::connect_plain(server.addr);
     let frames = fourth.until_closed();
     assert!(
         matches!(frames.first().map(|f| &f.message),

@@ -230,7 +230,8 @@ fn connection_limit_refuses_cleanly() {
     let server = Server::start_with(&["--max-connections", "2"]);
     let _a = WireClient::new_user(server.addr);
     let _b = WireClient::new_user(server.addr);
-    let mut c = WireClient::connect(server.addr);
+    // Refused before any TLS handshake, in plaintext.
+    let mut c = WireClient::connect_plain(server.addr);
     let frames = c.until_closed();
     assert_eq!(frames.len(), 1);
     assert_error(&frames[0].message, ErrorCode::Busy);

@@ -149,7 +149,6 @@ fn soak_three_clients_converge_without_losing_a_byte() {
     };
     println!("soak: server arguments {server_args:?}");
     let srv = Server::options()
-        .tls()
         .data(&base.path().join("server"))
         .log(&base.path().join("server.log"))
         .args(server_args)

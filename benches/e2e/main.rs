@@ -125,7 +125,6 @@ pub fn start_server(ctx: &mut Ctx, extra: &[&str]) -> Server {
     let log = ctx.log_path("server").with_extension("err");
     // TLS, as in production: clients follow (the kit), cloud-load speaks it.
     Server::options()
-        .tls()
         .bin(&bin("cloud-server"))
         .data(&data)
         .log(&log)

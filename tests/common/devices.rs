@@ -43,7 +43,7 @@ impl TwoDevices {
     /// Fills folder `a` with `prepare`, waits [`SETTLE`], creates the user
     /// from it, starts both clients and waits until `a` and `b` converge.
     pub fn start(prepare: impl FnOnce(&Path)) -> TwoDevices {
-        let server = Server::start_tls();
+        let server = Server::start();
         let a = tempfile::tempdir().expect("temp dir");
         let b = tempfile::tempdir().expect("temp dir");
         prepare(a.path());

@@ -14,11 +14,13 @@
 //! | [`rng`]    | [`Rng`], [`seed`]: the one seeded PRNG and where its seed comes from |
 //! | [`wire`]   | [`WireClient`]: a protocol client through our codec |
 //! | [`raw`]    | frames built and read byte by byte from the spec (conformance suite) |
+//! | [`conn`]   | [`Conn`]: the byte channel of both protocol clients, TLS unless the server is plaintext |
 #![allow(dead_code)]
 // Each test crate uses a different subset of the re-exports.
 #![allow(unused_imports)]
 
 pub mod client;
+pub mod conn;
 pub mod devices;
 pub mod procs;
 pub mod raw;
@@ -29,6 +31,7 @@ pub mod wait;
 pub mod wire;
 
 pub use client::{new_user, run_once, Client, ClientOptions, Verbosity};
+pub use conn::Conn;
 pub use devices::{settle, TwoDevices, SETTLE};
 pub use procs::{
     fds, free_port, log_tail, read_to_end, rss_kib, signal, threads, wait_port, wait_timeout, Proc,

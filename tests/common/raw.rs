@@ -3,6 +3,7 @@
 //! bytes, so that a test checks what is on the wire and not what our codec
 //! makes of it.
 
+use super::conn::Conn;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -49,7 +50,7 @@ pub enum Filled {
 /// Reads once from `stream` into `buf`, waiting at most until `deadline`:
 /// the one socket read of both test protocol clients (this file's [`Raw`]
 /// and [`super::wire::WireClient`]).
-pub fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Filled {
+pub fn read_some(stream: &mut Conn, buf: &mut Vec<u8>, deadline: Instant) -> Filled {
     let now = Instant::now();
     if now >= deadline {
         return Filled::Timeout;
@@ -219,28 +220,35 @@ pub enum Got {
     Timeout,
 }
 
-/// A connection that speaks in bytes.
+/// A connection that speaks in bytes (inside TLS unless the server is a
+/// plaintext one, see [`Conn`]).
 pub struct Raw {
-    pub stream: TcpStream,
+    pub stream: Conn,
     buf: Vec<u8>,
 }
 
 impl Raw {
     /// Connects to the server.
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).ok();
         Raw {
-            stream,
+            stream: Conn::connect(addr),
             buf: Vec::new(),
         }
     }
 
-    /// Wraps an accepted connection (a fake server's side).
+    /// Connects with frames on TCP whatever the server speaks.
+    pub fn connect_plain(addr: SocketAddr) -> Raw {
+        Raw {
+            stream: Conn::connect_plain(addr),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Wraps an accepted connection (a fake plaintext server's side).
     pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_nodelay(true).ok();
         Raw {
-            stream,
+            stream: Conn::Plain(stream),
             buf: Vec::new(),
         }
     }

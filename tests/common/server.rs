@@ -5,7 +5,7 @@
 //! connection log readable.
 //!
 //! ```ignore
-//! let mut server = Server::start();                       // fresh data dir, stderr inherited
+//! let mut server = Server::start();                       // TLS, fresh data dir, stderr inherited
 //! let server = Server::options().args(&["--fsync"]).log(&path).start();
 //! server.stop();                                          // SIGTERM, asserts exit 0
 //! server.restart();                                       // same port, same data
@@ -33,7 +33,7 @@ pub struct ServerOptions {
     args: Vec<String>,
     bin: Option<PathBuf>,
     verbosity: Option<Verbosity>,
-    tls: bool,
+    plaintext: bool,
 }
 
 /// Ports of the servers this test process started with `--insecure-plaintext`:
@@ -67,12 +67,13 @@ impl ServerOptions {
         self
     }
 
-    /// TLS, as in production. By default the kit's servers run with
-    /// `--insecure-plaintext`, because [`super::WireClient`] and the raw
-    /// conformance client speak frames on TCP; the real client follows
-    /// either way (see [`is_plaintext`]).
-    pub fn tls(mut self) -> Self {
-        self.tls = true;
+    /// `--insecure-plaintext`: frames on TCP. By default the kit's servers
+    /// run TLS, as in production, and every client of the kit (the real
+    /// client, [`super::WireClient`], the raw conformance client) follows
+    /// either way (see [`is_plaintext`]). For the few tests that need a
+    /// plaintext socket (a second handle written from another thread).
+    pub fn plaintext(mut self) -> Self {
+        self.plaintext = true;
         self
     }
 
@@ -140,15 +141,9 @@ impl Server {
         ServerOptions::default()
     }
 
-    /// A server with a fresh temporary data directory.
+    /// A TLS server with a fresh temporary data directory.
     pub fn start() -> Server {
         Self::options().start()
-    }
-
-    /// A TLS server with a fresh temporary data directory (the real
-    /// client's end-to-end tests).
-    pub fn start_tls() -> Server {
-        Self::options().tls().start()
     }
 
     /// A server with extra command-line arguments.
@@ -176,7 +171,7 @@ impl Server {
                 .args(["--bind", "127.0.0.1", "--data-dir"])
                 .arg(&self.data)
                 .args(&self.options.args)
-                .args((!self.options.tls).then_some("--insecure-plaintext"))
+                .args(self.options.plaintext.then_some("--insecure-plaintext"))
                 .args(self.verbosity().flag())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped());
@@ -197,10 +192,10 @@ impl Server {
                     .strip_prefix("certificate fingerprint (SHA-256): ")
                     .map(str::to_owned);
                 if let Ok(mut ports) = PLAINTEXT_PORTS.lock() {
-                    if self.options.tls {
-                        ports.remove(&self.port);
-                    } else {
+                    if self.options.plaintext {
                         ports.insert(self.port);
+                    } else {
+                        ports.remove(&self.port);
                     }
                 }
                 self.proc = Some(proc);

@@ -2,18 +2,20 @@
 //! codec ([`WireClient`]): typed requests and replies for the server tests
 //! that check behaviour rather than bytes (those use [`super::raw`]).
 
+use super::conn::Conn;
 use super::raw::{read_some, Filled};
 use cloudservice::protocol::{
     ChangeBatch, ChangeEntry, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, FrameDecoder,
     Hello, HelloMode, Message, PushAck, Status, UserId, Welcome, WirePath,
 };
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// A raw protocol client over a blocking socket.
+/// A raw protocol client over a blocking socket (inside TLS unless the
+/// server is a plaintext one, see [`Conn`]).
 pub struct WireClient {
-    pub stream: TcpStream,
+    pub stream: Conn,
     decoder: FrameDecoder,
     pending: Vec<u8>,
     next_id: u32,
@@ -34,8 +36,16 @@ pub enum Read1 {
 impl WireClient {
     /// Connects without a handshake.
     pub fn connect(addr: SocketAddr) -> WireClient {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).ok();
+        Self::over(Conn::connect(addr))
+    }
+
+    /// Connects with frames on TCP whatever the server speaks (what a
+    /// server refusing before TLS sends, R-12.4.5).
+    pub fn connect_plain(addr: SocketAddr) -> WireClient {
+        Self::over(Conn::connect_plain(addr))
+    }
+
+    fn over(stream: Conn) -> WireClient {
         WireClient {
             stream,
             decoder: FrameDecoder::new(),
