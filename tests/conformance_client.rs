@@ -80,15 +80,48 @@ fn expect_client_closes(c: &mut Raw) {
     }
 }
 
-/// A ChangeBatch (head 1, full, last) with one File entry of `content`.
-fn listing(rid: u32, path: &[u8], content: &[u8]) -> Vec<u8> {
+/// Whether `f` asks for changes: a Pull, or the PullModes (§15.2) a
+/// version 3 client sends instead.
+fn is_pull(f: &RawFrame) -> bool {
+    f.kind == PULL || f.kind == PULL_MODES
+}
+
+/// The reply to `pull` carrying the ChangeBatch payload `change_batch`
+/// (§5.2): a ChangeBatch for a Pull; for a PullModes the same batch as a
+/// ModeBatch (§15.2: version 3 header, a mode byte 0 after each entry's
+/// state), as a version 3 server answers.
+fn batch(pull: &RawFrame, change_batch: &[u8]) -> Vec<u8> {
+    if pull.kind != PULL_MODES {
+        return frame(CHANGE_BATCH, pull.rid, change_batch);
+    }
+    let count = u16::from_be_bytes([change_batch[9], change_batch[10]]);
+    let mut p = change_batch[..11].to_vec();
+    let mut at = 11;
+    for _ in 0..count {
+        // state u8 | version u64 | size u64 | hash [32] | path_len u16 | path
+        let path_len = u16::from_be_bytes([change_batch[at + 49], change_batch[at + 50]]) as usize;
+        let end = at + 51 + path_len;
+        p.push(change_batch[at]);
+        p.push(0);
+        p.extend_from_slice(&change_batch[at + 1..end]);
+        at = end;
+    }
+    assert_eq!(at, change_batch.len(), "a whole ChangeBatch payload");
+    let mut f = frame(MODE_BATCH, pull.rid, &p);
+    f[2] = 3;
+    f
+}
+
+/// A ChangeBatch (head 1, full, last) with one File entry of `content`,
+/// answering `pull`.
+fn listing(pull: &RawFrame, path: &[u8], content: &[u8]) -> Vec<u8> {
     let mut p = 1u64.to_be_bytes().to_vec();
     p.extend_from_slice(&[3, 0, 1, FILE]);
     p.extend_from_slice(&1u64.to_be_bytes());
     p.extend_from_slice(&(content.len() as u64).to_be_bytes());
     p.extend_from_slice(blake3::hash(content).as_bytes());
     p.extend_from_slice(&path_field(path));
-    frame(CHANGE_BATCH, rid, &p)
+    batch(pull, &p)
 }
 
 /// A bad frame, a bad path in a pull reply and a fetch reply for another
@@ -111,7 +144,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     let h = handshake(&mut c, 1);
     assert_eq!((h.payload[0], h.rid), (1, 1), "NewUser Hello, request 1");
     let pull = next_request(&mut c).expect("a Pull");
-    assert_eq!(pull.kind, PULL);
+    assert!(is_pull(&pull), "{pull:?}");
     assert!(pull.rid > h.rid, "requests are numbered upwards from 1");
     c.send(b"XX\x01\x11\x00\x00\x00\x02\x00\x00\x00\x00");
     expect_client_closes(&mut c);
@@ -124,7 +157,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     assert_eq!(&h.payload[20..28], &1u64.to_be_bytes());
     assert_eq!(&h.payload[28..60], &KEY, "R-4.6.3: the key it was given");
     let pull = next_request(&mut c).expect("a Pull");
-    c.send(&listing(pull.rid, b"../evil.txt", b"abc"));
+    c.send(&listing(&pull, b"../evil.txt", b"abc"));
     expect_client_closes(&mut c);
     assert!(!dir.path().join("evil.txt").exists());
 
@@ -132,7 +165,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 1);
     let pull = next_request(&mut c).expect("a Pull");
-    c.send(&listing(pull.rid, b"f.txt", b"abc"));
+    c.send(&listing(&pull, b"f.txt", b"abc"));
     let fetch = next_request(&mut c).expect("a Fetch");
     assert_eq!(fetch.kind, FETCH);
     let mut reply = file_begin(fetch.rid, 1, b"abc", "g.txt");
@@ -146,7 +179,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 1);
     let pull = next_request(&mut c).expect("a Pull");
-    c.send(&listing(pull.rid, b"f.txt", b"abc"));
+    c.send(&listing(&pull, b"f.txt", b"abc"));
     let fetch = next_request(&mut c).expect("a Fetch");
     let mut reply = file_begin(fetch.rid, 1, b"abc", "f.txt");
     reply.extend_from_slice(&frame(FILE_CHUNK, fetch.rid, b"abX"));
@@ -155,7 +188,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     // It closes or retries; it never acknowledges. (5 s of silence ends it.)
     while let Got::Frame(f) = c.read(Duration::from_secs(5)) {
         assert!(f.kind != ACK, "no Ack after a hash mismatch: {f:?}");
-        if f.kind == FETCH || f.kind == PULL {
+        if f.kind == FETCH || is_pull(&f) {
             break; // retrying is allowed
         }
     }
@@ -171,7 +204,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     handshake(&mut c, 1);
     let pull = next_request(&mut c).expect("a Pull");
     assert_eq!(pull.payload, 0u64.to_be_bytes().to_vec());
-    c.send(&listing(pull.rid, b"f.txt", b"abc"));
+    c.send(&listing(&pull, b"f.txt", b"abc"));
     let fetch = next_request(&mut c).expect("a Fetch");
     let mut reply = file_begin(fetch.rid, 1, b"abc", "f.txt");
     reply.extend_from_slice(&frame(NOTIFY, 0, &1u64.to_be_bytes()));
@@ -195,10 +228,8 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     let mut c = accept(&listener, Duration::from_secs(20));
     assert_eq!(handshake(&mut c, 1).payload[0], 3);
     let pull = next_request(&mut c).expect("a Pull");
-    assert_eq!(
-        (pull.kind, pull.payload),
-        (PULL, 1u64.to_be_bytes().to_vec())
-    );
+    assert!(is_pull(&pull), "{pull:?}");
+    assert_eq!(pull.payload, 1u64.to_be_bytes().to_vec());
 }
 
 /// A Welcome naming another user than the NewClient Hello's: the client
@@ -314,11 +345,7 @@ fn r_9_2_2_the_client_closes_on_an_unexpected_frame() {
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let pull = next_request(&mut c).expect("a Pull");
-    c.send(&frame(
-        CHANGE_BATCH,
-        pull.rid,
-        &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
-    ));
+    c.send(&batch(&pull, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]));
     assert_eq!(
         c.read(Duration::from_secs(1)),
         Got::Timeout,
@@ -340,12 +367,8 @@ fn r_4_3_2_the_client_pings_after_60_seconds_of_silence() {
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let pull = c.next();
-    assert_eq!(pull.kind, PULL);
-    c.send(&frame(
-        CHANGE_BATCH,
-        pull.rid,
-        &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
-    ));
+    assert!(is_pull(&pull), "{pull:?}");
+    c.send(&batch(&pull, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]));
     c.send(&frame(PING, 4242, &[]));
     assert_eq!(c.next().bytes(), frame(PONG, 4242, &[]));
     let quiet = Instant::now();
@@ -369,10 +392,8 @@ fn r_4_3_2_the_client_pings_after_60_seconds_of_silence() {
     // A Notify beyond the cursor makes it pull at once.
     c.send(&frame(NOTIFY, 0, &3u64.to_be_bytes()));
     let pull = next_request(&mut c).expect("a Pull");
-    assert_eq!(
-        (pull.kind, pull.payload),
-        (PULL, 0u64.to_be_bytes().to_vec())
-    );
+    assert!(is_pull(&pull), "{pull:?}");
+    assert_eq!(pull.payload, 0u64.to_be_bytes().to_vec());
 }
 
 /// A refusal that needs a person (UnknownClient) ends the client instead
@@ -419,11 +440,7 @@ fn r_6_2_2_the_client_never_pushes_an_illegal_path() {
             Got::Closed => break,
         };
         match f.kind {
-            PULL => c.send(&frame(
-                CHANGE_BATCH,
-                f.rid,
-                &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
-            )),
+            PULL | PULL_MODES => c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0])),
             FILE_END => c.send(&frame(PUSH_ACK, f.rid, &push_ack_payload(0, 1, "ok.txt"))),
             _ => {}
         }
@@ -473,11 +490,7 @@ fn identity_and_log() -> (tempfile::TempDir, String, u32) {
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let pull = c.next();
-    c.send(&frame(
-        CHANGE_BATCH,
-        pull.rid,
-        &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
-    ));
+    c.send(&batch(&pull, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]));
     std::thread::sleep(Duration::from_millis(500));
     let mode = std::fs::metadata(dir.path().join(".cloudservice/identity"))
         .expect("identity file")
@@ -516,11 +529,7 @@ fn r_4_5_8_an_unknown_error_code_is_a_closing_error() {
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 0);
     let pull = next_request(&mut c).expect("a Pull");
-    c.send(&frame(
-        CHANGE_BATCH,
-        pull.rid,
-        &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
-    ));
+    c.send(&batch(&pull, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]));
     c.send(&frame(ERROR, 0, &[0x03, 0xe7, 0, 2, b'h', b'i']));
     expect_client_closes(&mut c);
     let mut again = accept(&listener, Duration::from_secs(20));
@@ -557,11 +566,7 @@ fn r_4_5_7_an_unstorable_push_is_not_retried() {
             }
         };
         match f.kind {
-            PULL => c.send(&frame(
-                CHANGE_BATCH,
-                f.rid,
-                &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0],
-            )),
+            PULL | PULL_MODES => c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0])),
             FILE_BEGIN => begins += 1,
             FILE_END => c.send(&frame(ERROR, f.rid, &[0, 13, 0, 0])),
             PING => c.send(&frame(PONG, f.rid, &[])),
@@ -595,7 +600,7 @@ fn r_4_5_7_an_unstorable_push_does_not_hold_the_pull_back() {
             Got::Closed => panic!("the client closed the connection"),
         };
         match f.kind {
-            PULL => c.send(&listing(f.rid, b"never.txt", b"theirs")),
+            PULL | PULL_MODES => c.send(&listing(&f, b"never.txt", b"theirs")),
             FILE_BEGIN => begins += 1,
             FILE_END => c.send(&frame(ERROR, f.rid, &[0, 13, 0, 0])),
             ACK => acked = Some(f.u64_at(0)),

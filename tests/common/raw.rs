@@ -84,6 +84,8 @@ pub const ERROR: u8 = 0x05;
 pub const KEY_HELLO: u8 = 0x06;
 pub const KEY_WELCOME: u8 = 0x07;
 pub const PULL: u8 = 0x10;
+pub const PULL_MODES: u8 = 0x18;
+pub const MODE_BATCH: u8 = 0x19;
 pub const CHANGE_BATCH: u8 = 0x11;
 pub const ACK: u8 = 0x12;
 pub const NOTIFY: u8 = 0x13;
@@ -307,7 +309,14 @@ impl Raw {
         loop {
             if self.buf.len() >= 12 {
                 let len = u32::from_be_bytes(self.buf[8..12].try_into().expect("4")) as usize;
-                assert_eq!(&self.buf[0..3], b"CS\x01", "server frame header");
+                // The header's version is the one its kind belongs to:
+                // 2 for delta transfer (§13.1), 3 for modes (§15.1).
+                let version = match self.buf[3] {
+                    0x16 | 0x23..=0x26 => 2,
+                    0x18 | 0x19 | 0x35 => 3,
+                    _ => 1,
+                };
+                assert_eq!(&self.buf[0..3], &[b'C', b'S', version], "frame header");
                 assert!(len <= 1_048_576, "server sent payload_len {len}");
                 if self.buf.len() >= 12 + len {
                     let f = RawFrame {
