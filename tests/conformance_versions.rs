@@ -211,6 +211,37 @@ fn r_14_3_1_a_restore_is_a_new_change_every_device_receives() {
     assert_eq!(b.fetch("dir/y/z").expect("z").1, b"z");
 }
 
+/// A restore is nobody's own change, not even the restoring device's: that
+/// device's later push of its older copy (an edit it had not pushed when
+/// it restored) is a Conflict, and the restored content stays (outside
+/// tester: before, the push was Applied and the restore silently undone).
+#[test]
+fn r_14_3_3_a_restore_is_not_the_restoring_devices_own_change() {
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let v1 = a.put("rr.txt", b"r1", 0).expect("put").version;
+    let v2 = a.put("rr.txt", b"r2", v1).expect("put").version;
+    let restored = a
+        .push(Message::Restore(Restore {
+            seq: v2,
+            path: p("rr.txt"),
+        }))
+        .expect("restore");
+    assert_eq!(restored.status, PushStatus::Applied);
+    // The device's unpushed edit, based on what it last had (v2).
+    let late = a.put("rr.txt", b"local edit", v2).expect("put");
+    assert_eq!(late.status, PushStatus::Conflict, "{late:?}");
+    assert_ne!(late.path, p("rr.txt"));
+    assert_eq!(a.fetch("rr.txt").expect("fetch").1, b"r1");
+    let copy = late.path.to_string();
+    assert_eq!(a.fetch(&copy).expect("fetch copy").1, b"local edit");
+    // Once it has pulled the restore, its edits apply as usual.
+    let edit = a
+        .put("rr.txt", b"r1 and more", restored.version)
+        .expect("put");
+    assert_eq!(edit.status, PushStatus::Applied, "{edit:?}");
+}
+
 /// A version not kept is NoSuchVersion with the Restore's ID; nothing
 /// changes and the connection stays open.
 ///

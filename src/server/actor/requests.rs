@@ -204,7 +204,7 @@ impl Actor {
             Message::Restore(r) => (
                 "restore",
                 format!("{} v{}", r.path, r.seq),
-                store.restore(r.seq, &r.path, client),
+                store.restore(r.seq, &r.path),
             ),
             other => {
                 // legality::judge lets no other kind through.

@@ -15,6 +15,11 @@ use std::io::Read;
 /// Bytes read from an object per upload write when restoring.
 const RESTORE_READ: usize = 256 * 1024;
 
+/// The author recorded for restored changes: none (client 0, as for an
+/// unseen move, §7.2 ), so no device's older copy counts as based on
+/// them.
+const RESTORE_AUTHOR: ClientId = 0;
+
 impl UserStore {
     /// Keeps what `paths` hold now (whole subtrees for directories) as
     /// versions displaced by change `seq` (§14.1), before the change is
@@ -62,7 +67,10 @@ impl UserStore {
     /// kept version at or below `path` that was live then (in place before
     /// `seq`, displaced at or after it) is placed again — a file uploaded
     /// from its object, a directory made — each an ordinary change pushed
-    /// by `client` (what is at a path now is itself kept first). Entries
+    /// for the restoring device, but with no author (R-14.3.3: the device has not seen
+    /// the restored content, so its later push of an older copy is a
+    /// Conflict, not an overwrite; what is at a path now is itself kept
+    /// first). Entries
     /// not displaced since `seq` are left as they are. The answer is the
     /// top entry's status and place, with the newest sequence number.
     ///
@@ -72,12 +80,7 @@ impl UserStore {
     /// still there: for nothing below it);
     /// [`StoreError::KeptDamaged`] when an object no longer matches its
     /// hash; disk and journal failures.
-    pub fn restore(
-        &mut self,
-        seq: u64,
-        path: &WirePath,
-        client: ClientId,
-    ) -> Result<PushAck, StoreError> {
+    pub fn restore(&mut self, seq: u64, path: &WirePath) -> Result<PushAck, StoreError> {
         let mut found: Vec<KeptVersion> = Vec::new();
         self.versions.scan(|entry| {
             if entry.live_before(seq) && entry.is_under(Some(path)) {
@@ -104,7 +107,7 @@ impl UserStore {
             // Below a restored directory, only what is not there now (or
             // differs) needs placing; commit_file answers Unchanged for
             // identical content.
-            let ack = self.restore_one(entry, client)?;
+            let ack = self.restore_one(entry, RESTORE_AUTHOR)?;
             top.get_or_insert(ack);
         }
         let mut ack = top.ok_or_else(|| StoreError::NoSuchVersion {
@@ -264,9 +267,7 @@ mod tests {
             all(&store),
             vec![(v2, "a.txt".into(), Cause::Overwritten, false)]
         );
-        let ack = store
-            .restore(v2, &p("a.txt"), 1)
-            .expect("restore overwrite");
+        let ack = store.restore(v2, &p("a.txt")).expect("restore overwrite");
         assert_eq!(ack.status, PushStatus::Applied);
         assert_eq!(read(&store, "a.txt"), b"one");
 
@@ -290,7 +291,7 @@ mod tests {
             ]
         );
         assert!(!p("d").to_local(store.root()).exists());
-        store.restore(removed_at, &p("d"), 1).expect("restore dir");
+        store.restore(removed_at, &p("d")).expect("restore dir");
         assert_eq!(read(&store, "d/x/y.txt"), b"y");
         assert_eq!(read(&store, "d/z.txt"), b"z");
 
@@ -310,15 +311,15 @@ mod tests {
             ]
         );
         store
-            .restore(deleted_at, &p("d/z.txt"), 1)
+            .restore(deleted_at, &p("d/z.txt"))
             .expect("restore delete");
         assert_eq!(read(&store, "d/z.txt"), b"z");
         assert!(matches!(
-            store.restore(deleted_at, &p("nothing"), 1),
+            store.restore(deleted_at, &p("nothing")),
             Err(StoreError::NoSuchVersion { .. })
         ));
         assert!(matches!(
-            store.restore(deleted_at + 1000, &p("d/z.txt"), 1),
+            store.restore(deleted_at + 1000, &p("d/z.txt")),
             Err(StoreError::NoSuchVersion { .. })
         ));
     }
@@ -337,16 +338,14 @@ mod tests {
         let first = store.head();
         store.remove_dir(store.head(), &p("d"), 1).expect("rmdir");
         let last = store.head();
-        store
-            .restore(last, &p("d"), 1)
-            .expect("restore from the last");
+        store.restore(last, &p("d")).expect("restore from the last");
         assert!(!p("d/a").to_local(store.root()).exists());
         assert_eq!(read(&store, "d/b"), b"b");
         store
             .remove_dir(store.head(), &p("d"), 1)
             .expect("rmdir again");
         store
-            .restore(first, &p("d"), 1)
+            .restore(first, &p("d"))
             .expect("restore from the first");
         assert_eq!(read(&store, "d/a"), b"a");
         assert_eq!(read(&store, "d/b"), b"b");
@@ -378,7 +377,7 @@ mod tests {
                 ..
             }
         ));
-        store.restore(deleted, &p("run.sh"), 1).expect("restore");
+        store.restore(deleted, &p("run.sh")).expect("restore");
         assert!(store.tree().is_executable(&p("run.sh")));
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(p("run.sh").to_local(store.root()))
