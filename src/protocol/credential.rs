@@ -5,8 +5,8 @@
 use super::error::FrameError;
 use super::ids::{ClientId, UserId};
 use super::limits::{MAX_DEVICE_NAME_BYTES, SECRET_BYTES};
-use super::session::HelloMode;
-use super::wire::{put_u64, FieldReader};
+use super::session::{Hello, HelloMode, Welcome};
+use super::wire::FieldReader;
 use std::fmt;
 use std::str::FromStr;
 
@@ -105,18 +105,13 @@ pub struct KeyHello {
 }
 
 impl KeyHello {
+    /// Hello's fields (§4.1), then the secret and the name (§4.6).
     pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
-        let mode = match r.u8()? {
-            1 => HelloMode::NewUser,
-            2 => HelloMode::NewClient,
-            3 => HelloMode::Resume,
-            _ => return Err(FrameError::BadValue),
-        };
-        if r.array::<3>()? != [0; 3] {
-            return Err(FrameError::BadValue);
-        }
-        let user_id = UserId(r.array()?);
-        let client_id = r.u64()?;
+        let Hello {
+            mode,
+            user_id,
+            client_id,
+        } = Hello::decode(r)?;
         let secret = Secret(r.array()?);
         let len = usize::from(r.u8()?);
         if len > MAX_DEVICE_NAME_BYTES {
@@ -135,10 +130,12 @@ impl KeyHello {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        out.push(self.mode as u8);
-        out.extend_from_slice(&[0; 3]);
-        out.extend_from_slice(&self.user_id.0);
-        put_u64(out, self.client_id);
+        Hello {
+            mode: self.mode,
+            user_id: self.user_id,
+            client_id: self.client_id,
+        }
+        .encode(out);
         out.extend_from_slice(&self.secret.0);
         let name = device_name(&self.name);
         out.push(name.len() as u8);
@@ -176,19 +173,28 @@ pub struct KeyWelcome {
 }
 
 impl KeyWelcome {
+    /// Welcome's fields (§4.2), then the device key (§4.6).
     pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
+        let Welcome {
+            user_id,
+            client_id,
+            head,
+        } = Welcome::decode(r)?;
         Ok(KeyWelcome {
-            user_id: UserId(r.array()?),
-            client_id: r.u64()?,
-            head: r.u64()?,
+            user_id,
+            client_id,
+            head,
             device_key: Secret(r.array()?),
         })
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.user_id.0);
-        put_u64(out, self.client_id);
-        put_u64(out, self.head);
+        Welcome {
+            user_id: self.user_id,
+            client_id: self.client_id,
+            head: self.head,
+        }
+        .encode(out);
         out.extend_from_slice(&self.device_key.0);
     }
 }
