@@ -491,8 +491,14 @@ fn identity_and_log() -> (tempfile::TempDir, String, u32) {
     handshake(&mut c, 0);
     let pull = c.next();
     c.send(&batch(&pull, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]));
-    std::thread::sleep(Duration::from_millis(500));
-    let mode = std::fs::metadata(dir.path().join(".cloudservice/identity"))
+    // The identity is written whole (temp file, then rename), so once the
+    // name exists its mode is final.
+    let identity = dir.path().join(".cloudservice/identity");
+    assert!(
+        common::wait::eventually(Duration::from_secs(20), || identity.is_file()),
+        "no identity file"
+    );
+    let mode = std::fs::metadata(&identity)
         .expect("identity file")
         .permissions()
         .mode();
