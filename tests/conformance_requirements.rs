@@ -73,6 +73,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "handshake_then_both_directions",
     ),
     (
+        "R-12.1.2",
+        "server",
+        "tests/tls_hostile.rs",
+        "a_client_hello_without_our_alpn_gets_no_application_protocol",
+    ),
+    (
         "R-12.1.3",
         "server",
         "src/tls/config.rs",

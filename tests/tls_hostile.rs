@@ -233,6 +233,42 @@ fn a_tls12_only_client_hello_gets_a_protocol_version_alert_not_a_hang() {
     let _ = server.wait();
 }
 
+/// a client whose ALPN list lacks `cloudservice/1` is refused
+/// with the fatal alert `no_application_protocol` (RFC 7301 §3.2; in TLS
+/// 1.3 it follows the ServerHello, so it is encrypted: a real rustls client
+/// reads it) and the handshake never completes.
+#[test]
+fn a_client_hello_without_our_alpn_gets_no_application_protocol() {
+    let (mut server, port, _metrics, _data) = server_with_metrics(&[]);
+    let verifier = TrustVerifier::new(TrustPolicy::FirstUse { known: None });
+    let mut config = client_config(Arc::new(verifier)).expect("config");
+    Arc::make_mut(&mut config).alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = ServerName::try_from("new.cloudservice").expect("name");
+    let mut conn = rustls::ClientConnection::new(config, name).expect("client");
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let error = loop {
+        match conn.complete_io(&mut sock) {
+            Ok(_) if !conn.is_handshaking() => panic!("the handshake completed"),
+            Ok((0, 0)) => panic!("the server closed without an alert"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    let tls_error = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    assert_eq!(
+        tls_error,
+        Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol
+        )),
+        "{error}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 #[test]
 fn a_handshake_stalled_half_way_is_freed_by_the_timeout_and_counted() {
     let (mut server, port, metrics, _data) = server_with_metrics(&["--handshake-timeout", "1"]);

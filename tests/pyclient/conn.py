@@ -1,5 +1,6 @@
-"""One client connection (§3.4, §9.2): framing over a TCP socket, request IDs,
-Notify anywhere, and the request/reply helpers of §4–§5.
+"""One client connection (§3.4, §9.2): framing over TLS 1.3 (§12, tlslayer.py)
+or, for a plaintext server, over the bare TCP socket; request IDs, Notify
+anywhere, and the request/reply helpers of §4–§5.
 
 Every frame read is decoded strictly (wire.py); a server frame that breaks the
 spec raises `SpecViolation`. Timeouts are in seconds.
@@ -13,6 +14,7 @@ import time
 
 import blake3
 
+import tlslayer
 import wire
 from verdict import SpecViolation, expect
 
@@ -24,7 +26,15 @@ class Closed(Exception):
 
 
 class Conn:
-    def __init__(self, port: int, label: str, rcvbuf: int | None = None):
+    """A connection to 127.0.0.1:`port`. With `trust` it speaks TLS 1.3 with
+    the SNI of `sni_user` (§12.3) and checks the certificate before anything
+    else is sent (R-12.2.4; `TrustRefused` otherwise); without, plaintext.
+    A server that answers the ClientHello with a plaintext frame (Busy,
+    R-12.4.5; a plaintext server, R-12.4.1) leaves that frame readable and
+    `before_tls` set; nothing can be sent then."""
+
+    def __init__(self, port: int, label: str, rcvbuf: int | None = None,
+                 trust: tlslayer.Trust | None = None, sni_user: bytes | None = None):
         self.label = label
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
@@ -36,6 +46,36 @@ class Conn:
         self.user_id = b""
         self.client_id = 0
         self.pace = 0.0  # seconds to sleep after each recv: a slow reader
+        self.batch_sizes: list[int] = []  # entries per batch of the last pull reply
+        self.tls: tlslayer.TlsChannel | None = None
+        self.before_tls = False
+        self.fingerprint: str | None = None
+        if trust is not None:
+            self._start_tls(trust, tlslayer.sni_for(sni_user))
+
+    def _start_tls(self, trust: tlslayer.Trust, sni: str) -> None:
+        channel = tlslayer.TlsChannel(self.sock, sni)
+        try:
+            der = channel.handshake(REPLY_TIMEOUT)
+        except tlslayer.PlaintextAnswer as answer:
+            self.buf += answer.data
+            self.before_tls = True
+            return
+        except (ConnectionError, tlslayer.TlsFailed) as err:
+            self.close()
+            raise Closed(f"[{self.label}] TLS handshake: {err}") from err
+        try:
+            self.fingerprint = trust.check(der)
+        except tlslayer.TrustRefused:
+            channel.close()
+            raise
+        expect(channel.version() == "TLSv1.3", "§12.1 R-12.1.1",
+               f"[{self.label}] negotiated {channel.version()}")
+        expect(channel.alpn() == tlslayer.ALPN, "§12.1 R-12.1.2",
+               f"[{self.label}] server selected ALPN {channel.alpn()!r}")
+        expect(channel.cipher() in tlslayer.SUITES, "§12.1 R-12.1.1",
+               f"[{self.label}] cipher suite {channel.cipher()}")
+        self.tls = channel
 
     # ------------------------------------------------------------ raw I/O
 
@@ -44,13 +84,28 @@ class Conn:
         return self.rid
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        if self.before_tls:
+            raise Closed(f"[{self.label}] the server answered the ClientHello in "
+                         f"plaintext: {bytes(self.buf[:64]).hex()}")
+        if self.tls is not None:
+            self.tls.send(data)
+        else:
+            self.sock.sendall(data)
 
     def close(self) -> None:
         try:
-            self.sock.close()
+            if self.tls is not None:
+                self.tls.close()
+            else:
+                self.sock.close()
         except OSError:
             pass
+
+    def _recv(self, max_read: int, deadline: float) -> bytes:
+        if self.tls is not None:
+            return self.tls.recv(max_read, deadline)
+        self.sock.settimeout(max(0.001, deadline - time.monotonic()))
+        return self.sock.recv(max_read)
 
     def _fill(self, n: int, deadline: float, max_read: int = 1 << 20) -> None:
         while len(self.buf) < n:
@@ -58,9 +113,8 @@ class Conn:
             if left <= 0:
                 raise SpecViolation("§3.4 R-3.4.5", f"[{self.label}] no reply within "
                                     f"the timeout ({len(self.buf)} of {n} bytes)")
-            self.sock.settimeout(left)
             try:
-                data = self.sock.recv(max_read)
+                data = self._recv(max_read, deadline)
             except socket.timeout:
                 continue
             except ConnectionResetError as err:
@@ -197,12 +251,20 @@ class Conn:
         self.send(wire.pull(rid, cursor))
         return self.read_pull_reply(rid)
 
-    def read_pull_reply(self, rid: int) -> tuple[int, bool, list[wire.Entry]]:
+    def pull_modes(self, cursor: int) -> tuple[int, bool, list[wire.Entry]]:
+        """PullModes (§15.2) and its whole reply of ModeBatches."""
+        rid = self.next_rid()
+        self.send(wire.pull_modes(rid, cursor))
+        return self.read_pull_reply(rid, wire.MODE_BATCH)
+
+    def read_pull_reply(self, rid: int, kind: int = wire.CHANGE_BATCH
+                        ) -> tuple[int, bool, list[wire.Entry]]:
         entries: list[wire.Entry] = []
         first: wire.Batch | None = None
+        self.batch_sizes = []
         while True:
             frm, batch = self.reply()
-            expect(frm.kind == wire.CHANGE_BATCH, "§5.1 R-5.1.1",
+            expect(frm.kind == kind, "§5.1 R-5.1.1, R-15.2.1",
                    f"Pull rid {rid} answered by {frm.name()} {batch!r}")
             expect(frm.rid == rid, "§5.2 R-5.2.2", f"batch of Pull rid {rid} has rid {frm.rid}")
             if first is None:
@@ -211,6 +273,7 @@ class Conn:
             expect((batch.flags & wire.FLAG_FULL) == (first.flags & wire.FLAG_FULL),
                    "§5.2 R-5.2.2", "batches of one reply differ in the full flag")
             entries.extend(batch.entries)
+            self.batch_sizes.append(len(batch.entries))
             if batch.flags & wire.FLAG_LAST:
                 return first.head, bool(first.flags & wire.FLAG_FULL), entries
 

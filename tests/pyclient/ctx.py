@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import time
 
+import os
+
 import conflict
+import tlslayer
 import tree
 import wire
 from conn import Conn
@@ -25,9 +28,17 @@ class Ctx:
         self.user_hex = ""
         self.ver: dict[str, int] = {}  # server version of each path (§7.1)
         self.keys: dict[int, bytes] = {}  # device keys given by KeyWelcome (§4.6)
+        # Trust on first use (R-12.2.3 1.): the first handshake records the
+        # fingerprint here, every later one must present the same.
+        self.trust = None if server.plaintext else tlslayer.Trust(
+            os.path.join(workdir, "known_server"))
 
-    def connect(self, label: str, rcvbuf: int | None = None) -> Conn:
-        return Conn(self.server.port, label, rcvbuf)
+    def connect(self, label: str, rcvbuf: int | None = None,
+                user: bytes | None = None) -> Conn:
+        """A connection whose SNI names `user` (default: this context's
+        user, none before NewUser; R-12.3.1)."""
+        return Conn(self.server.port, label, rcvbuf, self.trust,
+                    self.user_id if user is None else user)
 
     def resume(self, label: str, client_id: int, rcvbuf: int | None = None) -> Conn:
         """Resume as `client_id`: with its device key (KeyHello, §4.6) once

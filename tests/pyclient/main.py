@@ -1,6 +1,8 @@
 """Independent CloudService client, written from protocol-spec/PROTOCOL.md
-alone (issue 10). It starts the real server, drives every message kind
-against it, checks the server's mirror byte for byte, and exits 1 with a
+alone (issue 10), speaking TLS 1.3 as §12 says (issue 12; plaintext only to
+a server started with --insecure-plaintext). It starts the real server,
+drives every message kind (protocol version 1 and the executable bit of
+version 3, §15) against it, checks the server's mirror byte for byte, and exits 1 with a
 clear message on any deviation from the spec that issue 10 does not list
 (verdict.EXPECTED_DEVIATIONS).
 
@@ -25,6 +27,7 @@ import scen_conflict  # noqa: E402
 import scen_end  # noqa: E402
 import scen_examples  # noqa: E402
 import scen_keys  # noqa: E402
+import scen_modes  # noqa: E402
 import scen_errors  # noqa: E402
 import scen_own  # noqa: E402
 import scen_ping  # noqa: E402
@@ -32,15 +35,22 @@ import scen_pull  # noqa: E402
 import scen_push  # noqa: E402
 import scen_session  # noqa: E402
 import scen_subtree  # noqa: E402
+import scen_tls  # noqa: E402
 import verdict  # noqa: E402
 from conn import Closed  # noqa: E402
 from ctx import Ctx  # noqa: E402
 from server import Server, ServerError  # noqa: E402
+from tlslayer import TrustRefused  # noqa: E402
 
 
 def scenario(ctx: Ctx) -> None:
     silent, opened = scen_end.open_silent(ctx)
     a = scen_session.new_user(ctx)
+    scen_tls.certificate(ctx)
+    scen_tls.pinning(ctx, ctx.workdir)
+    scen_tls.tls12_refused(ctx)
+    scen_tls.alpn_probes(ctx)
+    scen_tls.mismatches(ctx)
     b = scen_session.new_client(ctx, "B", 2)
     scen_session.new_client(ctx, "C", 3, sent_client_id=77).close()
     scen_session.refusals(ctx)
@@ -56,6 +66,7 @@ def scenario(ctx: Ctx) -> None:
     scen_ping.run(ctx)
     scen_errors.run(ctx)
     ctx.check_mirror("everything")
+    scen_modes.run(ctx)
     scen_keys.run(ctx, 4)
     scen_end.handshake_timeouts(ctx, silent, opened)
     scen_end.shutdown(ctx)
@@ -78,16 +89,20 @@ def main(argv: list[str]) -> int:
     code = 1
     try:
         scen_examples.run(scen_examples.spec_file())
+        with open(scen_examples.spec_file(), encoding="utf-8") as fh:
+            scen_tls.routing_example(fh.read())
         server = Server(argv[1], data_dir)
         print(f"server pid {server.proc.pid} on 127.0.0.1:{server.port} "
               f"(listening line on {server.listen_stream}), data {data_dir}", flush=True)
-        scenario(Ctx(server, workdir))
-        scen_end.busy(argv[1], os.path.join(workdir, "busy-server"))
+        ctx = Ctx(server, workdir)
+        scenario(ctx)
+        scen_end.busy(argv[1], os.path.join(workdir, "busy-server"), ctx.trust)
+        scen_tls.plaintext_server(argv[1], os.path.join(workdir, "plain-server"))
         code = 0
     except verdict.SpecViolation as err:
         print(f"\nFAIL: the server deviates from the spec, {err}", flush=True)
         traceback.print_exc(limit=6)
-    except (ServerError, Closed, OSError) as err:
+    except (ServerError, Closed, OSError, TrustRefused) as err:
         print(f"\nFAIL: {type(err).__name__}: {err}", flush=True)
         traceback.print_exc(limit=6)
     finally:

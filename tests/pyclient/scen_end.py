@@ -1,15 +1,20 @@
 """Server-initiated closes (§4.5, §9.1): the handshake Timeout of a silent and
 of a half-sent Hello, and ShuttingDown on SIGTERM with an upload open (which
-must be discarded). Both Errors carry request ID 0."""
+must be discarded). Both Errors carry request ID 0. Under TLS also a TCP
+connection that never sends its ClientHello (closed by the same timeout,
+R-12.4.3), and Busy sent in plaintext before any TLS (R-12.4.5)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 import blake3
 
+import scen_tls
+import tlslayer
 import wire
 from conn import Closed, Conn
 from ctx import Ctx
@@ -21,11 +26,40 @@ HANDSHAKE_TIMEOUT = 10.0
 
 
 def open_silent(ctx: Ctx) -> tuple[list[Conn], float]:
-    """Opened at the start; checked by `handshake_timeouts` at the end."""
+    """Opened at the start; checked by `handshake_timeouts` at the end.
+    Under TLS a bare TCP connection (no ClientHello) is opened too: it is
+    the last of the list."""
     silent = ctx.connect("silent")
     half = ctx.connect("half-hello")
     half.send(wire.hello(1, wire.NEW_USER, bytes(16), 0)[:20])
-    return [silent, half], time.monotonic()
+    conns = [silent, half]
+    if ctx.trust is not None:
+        conns.append(Conn(ctx.server.port, "no-client-hello"))
+    return conns, time.monotonic()
+
+
+def closed_silently(conn: Conn, timeout: float) -> float:
+    """A connection whose TLS never started can only be closed (R-12.4.3):
+    EOF, or a reset, with no frame; returns when."""
+    deadline = time.monotonic() + timeout
+    got = b""
+    while time.monotonic() < deadline:
+        conn.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = conn.sock.recv(4096)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        got += data
+    when = time.monotonic()
+    expect(when < deadline, "§12.4 R-12.4.3", f"[{conn.label}] not closed within {timeout} s")
+    expect(got[:2] != b"CS", "§12.4 R-12.4.3",
+           f"[{conn.label}] a frame in clear before any TLS: {got[:16].hex()}")
+    conn.close()
+    return when
 
 
 def closing_error(conn: Conn, code: int, section: str, timeout: float) -> float:
@@ -46,6 +80,13 @@ def closing_error(conn: Conn, code: int, section: str, timeout: float) -> float:
 
 def handshake_timeouts(ctx: Ctx, conns: list[Conn], opened: float) -> None:
     for conn in conns:
+        if conn.tls is None and ctx.trust is not None:
+            when = closed_silently(conn, HANDSHAKE_TIMEOUT + 10)
+            took = when - opened
+            expect(HANDSHAKE_TIMEOUT - 0.5 <= took, "§12.4 R-12.4.3", f"[{conn.label}] "
+                   f"closed after {took:.1f} s, the spec gives 10 s")
+            log(f"ok   [{conn.label}] no ClientHello: closed after {took:.1f} s")
+            continue
         when = closing_error(conn, wire.CODE["Timeout"], "§8 R-9.1.3", HANDSHAKE_TIMEOUT + 10)
         took = when - opened
         expect(HANDSHAKE_TIMEOUT - 0.5 <= took, "§8 R-9.1.3", f"[{conn.label}] handshake "
@@ -78,21 +119,28 @@ def shutdown(ctx: Ctx) -> None:
         "discarded, exit 0")
 
 
-def busy(binary: str, data_dir: str) -> None:
-    """A server at --max-connections 2: the third connection gets Error Busy
-    (request ID 0) before any Hello, then a close (§4.5, README)."""
+def busy(binary: str, data_dir: str, first_trust: tlslayer.Trust) -> None:
+    """A TLS server at --max-connections 2: the third connection gets Error
+    Busy (request ID 0) in plaintext instead of a ServerHello (R-12.4.5),
+    then a close (§4.5, README). This server has its own certificate: the
+    trust recorded with the first server refuses it (R-12.2.3)."""
     os.makedirs(data_dir)
     server = Server(binary, data_dir, ["--max-connections", "2"])
     try:
-        held = [Conn(server.port, f"held-{i}") for i in range(2)]
+        scen_tls.other_certificate(first_trust, server)
+        trust = tlslayer.Trust(os.path.join(data_dir, "..", "busy-known"), server.fingerprint)
+        held = [Conn(server.port, f"held-{i}", trust=trust) for i in range(2)]
         for conn in held:
             expect(conn.hello(wire.NEW_USER, bytes(16), 0)[0].kind == wire.WELCOME,
                    "§4.1 R-4.1.3", "NewUser refused below the connection limit")
-        extra = Conn(server.port, "over-limit")
+        extra = Conn(server.port, "over-limit", trust=trust)
+        expect(extra.before_tls, "§12.4 R-12.4.5",
+               "the connection over the limit was not refused before TLS")
         closing_error(extra, wire.CODE["Busy"], "§4.5 R-9.1.1", 10)
         for conn in held:
             conn.close()
-        log("ok   --max-connections 2: the third connection got Error Busy rid 0, closed")
+        log("ok   --max-connections 2: the third connection got Error Busy rid 0 in "
+            "plaintext before TLS, closed")
     finally:
         status = server.stop()
     expect(status == 0, "README", f"second server exited {status} after SIGTERM")

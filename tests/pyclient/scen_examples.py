@@ -57,6 +57,9 @@ ENCODED = {
     "x-b-pull": lambda: wire.pull(2, 0),
     "x-b-fetch": lambda: wire.fetch(3, 1, "hello.txt"),
     "x-b-ack": lambda: wire.ack(4, 1),
+    "pullmodes": lambda: wire.pull_modes(30, 21),
+    "setmode-executable": lambda: wire.set_mode(31, 22, wire.MODE_EXEC, "bin/hi.sh"),
+    "setmode-plain": lambda: wire.set_mode(32, 23, 0, "bin/hi.sh"),
 }
 
 # Server → client frames: (kind, request ID, decoded value).
@@ -88,6 +91,9 @@ DECODED = {
     "x-b-filebegin": (wire.FILE_BEGIN, 3, (1, 6, H(b"hello\n"), "hello.txt")),
     "x-b-filechunk": (wire.FILE_CHUNK, 3, b"hello\n"),
     "x-b-fileend": (wire.FILE_END, 3, None),
+    "modebatch": (wire.MODE_BATCH, 30, wire.Batch(23, 2, [
+        E(2, 22, 0, bytes(32), "bin"),
+        E(1, 23, 18, H(b"#!/bin/sh\necho hi\n"), "bin/hi.sh", wire.MODE_EXEC)])),
 }
 
 BLOCK_RE = re.compile(r"```hex example=(\S+)\n(.*?)```", re.S)

@@ -47,7 +47,7 @@ def refused(ctx: Ctx, mode: int, user_id: bytes, client_id: int, code: int,
             what: str) -> str:
     """A Hello that must get a closing Error `code` with the Hello's ID; a
     MakeDir sent right behind it must never be processed (§4.1)."""
-    conn = ctx.connect("refused")
+    conn = ctx.connect("refused", user=user_id)  # SNI of the ID sent (R-12.3.1)
     rid = 41
     conn.send(wire.hello(rid, mode, user_id, client_id)
               + wire.make_dir(42, "never-after-refused-hello"))
@@ -63,7 +63,7 @@ def refused(ctx: Ctx, mode: int, user_id: bytes, client_id: int, code: int,
 
 def new_user_ignores_ids(ctx: Ctx) -> None:
     """NewUser ignores user_id and client_id (§4.1): a new user, client 1."""
-    conn = ctx.connect("junk-new-user")
+    conn = ctx.connect("junk-new-user", user=b"")  # NewUser: new.cloudservice
     frm, value = conn.hello(wire.NEW_USER, os.urandom(16), 5)
     expect(frm.kind == wire.WELCOME and value[0] not in (ctx.user_id, bytes(16))
            and value[1:] == (1, 0), "§4.1 R-4.1.4", f"NewUser with junk IDs: {frm.name()} {value!r}")

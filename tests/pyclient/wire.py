@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 MAGIC = b"CS"
 VERSION = 1
+VERSION_MODES = 3  # §15: the executable bit
 HEADER_LEN = 12
 MAX_PAYLOAD = 1048576
 CHUNK_SIZE = 262144
@@ -29,6 +30,11 @@ KEY_HELLO, KEY_WELCOME = 0x06, 0x07  # §4.6
 PULL, CHANGE_BATCH, ACK, NOTIFY, FETCH = 0x10, 0x11, 0x12, 0x13, 0x14
 FILE_BEGIN, FILE_CHUNK, FILE_END = 0x20, 0x21, 0x22
 MAKE_DIR, DELETE, REMOVE_DIR, RENAME, PUSH_ACK = 0x30, 0x31, 0x32, 0x33, 0x34
+PULL_MODES, MODE_BATCH, SET_MODE = 0x18, 0x19, 0x35  # §15, version 3
+# R-15.1.1: each kind travels under exactly one header version.
+KIND_VERSION = {PULL_MODES: VERSION_MODES, MODE_BATCH: VERSION_MODES,
+                SET_MODE: VERSION_MODES}
+MODE_EXEC = 0x01  # §15.2 mode byte: bit 0, the executable bit
 
 KIND_NAMES = {
     HELLO: "Hello", WELCOME: "Welcome", PING: "Ping", PONG: "Pong",
@@ -37,11 +43,12 @@ KIND_NAMES = {
     NOTIFY: "Notify", FETCH: "Fetch", FILE_BEGIN: "FileBegin",
     FILE_CHUNK: "FileChunk", FILE_END: "FileEnd", MAKE_DIR: "MakeDir",
     DELETE: "Delete", REMOVE_DIR: "RemoveDir", RENAME: "Rename",
-    PUSH_ACK: "PushAck",
+    PUSH_ACK: "PushAck", PULL_MODES: "PullModes", MODE_BATCH: "ModeBatch",
+    SET_MODE: "SetMode",
 }
 # Kinds a server may send (§3.2 direction column).
 SERVER_KINDS = {WELCOME, KEY_WELCOME, PONG, ERROR, CHANGE_BATCH, NOTIFY, FILE_BEGIN,
-                FILE_CHUNK, FILE_END, PUSH_ACK}
+                FILE_CHUNK, FILE_END, PUSH_ACK, MODE_BATCH}
 
 # §4.1 Hello modes.
 NEW_USER, NEW_CLIENT, RESUME = 1, 2, 3
@@ -98,6 +105,7 @@ class Entry:
     size: int
     hash: bytes
     path: str
+    mode: int = 0  # §15.2: only in a ModeBatch
 
 
 @dataclass
@@ -158,7 +166,8 @@ def header(kind: int, rid: int, length: int, magic: bytes = MAGIC,
 
 
 def frame(kind: int, rid: int, payload: bytes = b"") -> bytes:
-    return header(kind, rid, len(payload)) + payload
+    """A frame under its kind's one header version (R-15.1.1)."""
+    return header(kind, rid, len(payload), version=KIND_VERSION.get(kind, VERSION)) + payload
 
 
 def hello(rid: int, mode: int, user_id: bytes, client_id: int) -> bytes:
@@ -177,6 +186,16 @@ def key_hello(rid: int, mode: int, user_id: bytes, client_id: int, secret: bytes
 
 def pull(rid: int, cursor: int) -> bytes:
     return frame(PULL, rid, struct.pack(">Q", cursor))
+
+
+def pull_modes(rid: int, cursor: int) -> bytes:
+    """PullModes (§15.2): Pull's payload under version 3."""
+    return frame(PULL_MODES, rid, struct.pack(">Q", cursor))
+
+
+def set_mode(rid: int, base: int, mode: int, path: str | bytes) -> bytes:
+    """SetMode (§15.3): base_version u64, mode u8, path."""
+    return frame(SET_MODE, rid, struct.pack(">QB", base, mode) + enc_path(path))
 
 
 def ack(rid: int, cursor: int) -> bytes:
@@ -216,11 +235,13 @@ def check_header(raw: bytes) -> tuple[int, int, int]:
     """§3.3 header checks in their order; returns (kind, rid, payload_len)."""
     if raw[0:2] != MAGIC:
         raise WireError("BadMagic", raw[0:2].hex())
-    if raw[2] != VERSION:
+    if raw[2] not in (VERSION, VERSION_MODES):
         raise WireError("UnsupportedVersion", str(raw[2]))
     kind = raw[3]
-    if kind not in KIND_NAMES:
-        raise WireError("UnknownKind", f"0x{kind:02x}")
+    if kind not in KIND_NAMES or (raw[2] == VERSION and kind in KIND_VERSION):
+        raise WireError("UnknownKind", f"0x{kind:02x} under version {raw[2]}")
+    if raw[2] != KIND_VERSION.get(kind, VERSION):
+        raise WireError("UnsupportedVersion", f"{raw[2]} for {KIND_NAMES[kind]}")
     rid, length = struct.unpack(">II", raw[4:12])
     if length > MAX_PAYLOAD:
         raise WireError("FrameTooLong", str(length))
@@ -323,7 +344,9 @@ def decode_empty(payload: bytes) -> None:
     Reader(payload).end()
 
 
-def decode_batch(payload: bytes) -> Batch:
+def decode_batch(payload: bytes, modes: bool = False) -> Batch:
+    """ChangeBatch (§5.2), or with `modes` a ModeBatch (§15.2: a mode byte
+    after each entry's state)."""
     r = Reader(payload)
     head, flags, count = r.u64(), r.u8(), r.u16()
     if flags & 0xFC:
@@ -332,12 +355,17 @@ def decode_batch(payload: bytes) -> Batch:
         raise WireError("FieldTooLong", f"count {count}")
     batch = Batch(head, flags)
     for _ in range(count):
-        state, version, size, digest = r.u8(), r.u64(), r.u64(), r.take(32)
+        state = r.u8()
+        mode = r.u8() if modes else 0
+        version, size, digest = r.u64(), r.u64(), r.take(32)
         if state not in STATE_NAMES:
             raise WireError("BadValue", f"entry state {state}")
+        if mode & ~MODE_EXEC or (mode and state != ST_FILE):
+            raise WireError("BadValue", f"mode 0x{mode:02x} of a {STATE_NAMES[state]} "
+                            "entry (R-15.2.2)")
         if state != ST_FILE and (size != 0 or digest != ZERO_HASH):
             raise WireError("BadValue", "Dir/Deleted entry with size or hash")
-        batch.entries.append(Entry(state, version, size, digest, r.path()))
+        batch.entries.append(Entry(state, version, size, digest, r.path(), mode))
     r.end()
     return batch
 
@@ -372,6 +400,8 @@ def decode(frame_: Frame) -> object:
         return decode_u64(payload)
     if kind == CHANGE_BATCH:
         return decode_batch(payload)
+    if kind == MODE_BATCH:
+        return decode_batch(payload, modes=True)
     if kind == FILE_BEGIN:
         return decode_file_begin(payload)
     if kind == PUSH_ACK:
