@@ -2,7 +2,7 @@
 # WAN benchmark (issue 11 targets 1-5, issue 12's 1 GiB TLS vs plaintext):
 # CloudService and rsync side by side over one simulated WAN link, in one run.
 #
-#   sudo benches/wan.sh                                  # 100mbit, 20 ms RTT, medians of 3 (about 45 min)
+#   sudo benches/wan.sh                                  # 100mbit, 20 ms RTT, medians of 3 (25-30 min a run)
 #   RUNS=1 BIG_MIB=64 INS_MIB=16 FILES=200 benches/wan.sh   # a quick look (about 1 min)
 #   SCENARIOS="edit insert" RATE=50mbit RTT=40 benches/wan.sh
 #
