@@ -30,6 +30,7 @@
 //!
 //! The largest chunk (256 KiB) fits one frame with room to spare.
 
+pub mod index;
 pub mod manifest;
 pub mod plan;
 pub mod receive;

@@ -79,10 +79,17 @@ pub fn cost_of(message: &Message) -> Cost {
             bytes: entries.len() * crate::chunk::manifest::ENTRY_WIRE_LEN + SMALL_COST,
             until_answered: false,
         },
+        // A delta download's chunk reply (§13.4): held like a Fetch, plus
+        // the runs it holds (up to 1 MiB per frame) until it is produced.
+        Message::FetchChunks(ask) => Cost {
+            bytes: REPLY_COST + ask.ranges.len() * 8,
+            until_answered: true,
+        },
         // A VersionList page is up to half a MiB: held like a Pull's reply.
         Message::Pull { .. }
         | Message::PullModes { .. }
         | Message::Fetch(_)
+        | Message::FetchManifest(_)
         | Message::ListVersions(_) => Cost {
             bytes: REPLY_COST,
             until_answered: true,

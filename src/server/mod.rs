@@ -19,7 +19,8 @@
 
 pub mod actor;
 pub mod bus;
-pub mod chunk_index;
+/// The chunk index is shared with the client ([`crate::chunk::index`]).
+pub use crate::chunk::index as chunk_index;
 pub mod config;
 pub mod conn_log;
 pub mod connection;

@@ -8,15 +8,13 @@
 //! writes. The reactor never sees a byte of it.
 
 use super::Actor;
+use crate::chunk::index::{fill_from_index, ChunkIndex};
 use crate::chunk::{AssemblyPlan, ChunkEntry, Manifest, ManifestReceiver};
 use crate::protocol::{ChunkData, ChunkRanges, ClientId, ErrorCode, FileManifest, Message};
 use crate::server::bus::ConnRef;
-use crate::server::chunk_index::ChunkIndex;
 use crate::server::store::delta::DeltaBuild;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 /// A delta upload in progress on one connection.
 pub struct DeltaUpload {
@@ -177,35 +175,20 @@ impl Actor {
                 log::warn!("user {}: saving the chunk index: {e}", self.user);
             }
         }
-        let mut opened: HashMap<crate::protocol::WirePath, Option<File>> = HashMap::new();
-        let wanted: Vec<_> = building.plan.distinct().collect();
-        let mut buf = Vec::new();
-        for (id, len) in wanted {
-            let Some(at) = index.locate(&id) else {
-                continue;
-            };
-            if at.len != len {
-                continue;
+        let target = &building.build;
+        let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
+            for &o in offsets {
+                target
+                    .write_at(bytes, o)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
             }
-            let source = opened
-                .entry(at.path.clone())
-                .or_insert_with(|| store.open_chunk_source(&at.path).ok());
-            let Some(source) = source.as_ref() else {
-                continue;
-            };
-            buf.resize(len as usize, 0);
-            if source.read_exact_at(&mut buf, at.offset).is_err() {
-                continue;
-            }
-            if let Ok(offsets) = building.plan.fill(&id, &buf) {
-                let offsets = offsets.to_vec();
-                if offsets
-                    .iter()
-                    .all(|&o| building.build.write_at(&buf, o).is_ok())
-                {
-                    building.reused += u64::from(len) * offsets.len() as u64;
-                }
-            }
+            Ok(())
+        };
+        let open = |p: &crate::protocol::WirePath| store.open_chunk_source(p).ok();
+        // A write that fails leaves wrong bytes where the chunk goes: the
+        // whole-file check at FileEnd then refuses the build; nothing is stored.
+        if let Ok(reused) = fill_from_index(index, &mut building.plan, open, &mut write) {
+            building.reused += reused;
         }
     }
 

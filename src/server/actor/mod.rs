@@ -7,6 +7,7 @@
 //! credit, notifies the user's other connections, and wakes the reactor once.
 
 mod delta;
+mod delta_fetch;
 mod handshake;
 mod peer;
 mod requests;
@@ -90,6 +91,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
         received: 0,
         reported_head: None,
         chunks: None,
+        chunks_dirty: false,
     };
     loop {
         let wait = if actor.unknown && actor.peers.is_empty() {
@@ -101,6 +103,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
             Ok(msg) => msg,
             Err(RecvTimeoutError::Timeout) => {
                 if actor.is_quiet() {
+                    actor.save_chunk_index();
                     let _ = actor.ctx.out.send(FromActor::WantsRetire {
                         user,
                         received: actor.received,
@@ -130,6 +133,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
         }
         actor.end_cycle();
     }
+    actor.save_chunk_index();
     if let Some(store) = actor.store.take() {
         if let Err(e) = store.close() {
             log::error!("user {user}: closing state: {e}");
@@ -154,16 +158,38 @@ struct Actor {
     /// The head last reported to the reactor.
     reported_head: Option<u64>,
     /// Where the user's chunks are (delta uploads, §13.3); loaded at the
-    /// first delta upload.
-    chunks: Option<crate::server::chunk_index::ChunkIndex>,
+    /// first delta transfer.
+    chunks: Option<crate::chunk::index::ChunkIndex>,
+    /// Lists were added to `chunks` by delta downloads since it was saved
+    /// (saved when the actor is idle or exits, not per download: the index
+    /// is a hint, rebuilt from the files if lost).
+    chunks_dirty: bool,
 }
 
 impl Actor {
-    /// No connection has a reply, an upload or output pending.
+    /// No connection has a reply, an upload, a delta download or output
+    /// pending.
     fn is_quiet(&self) -> bool {
         self.peers.values().all(|p| {
-            p.jobs.is_empty() && p.upload.is_none() && p.delta.is_none() && p.out.is_empty()
+            p.jobs.is_empty()
+                && p.upload.is_none()
+                && p.delta.is_none()
+                && p.served.is_empty()
+                && p.out.is_empty()
         })
+    }
+
+    /// Saves the chunk index if delta downloads added to it.
+    fn save_chunk_index(&mut self) {
+        if !self.chunks_dirty {
+            return;
+        }
+        if let (Some(index), Some(store)) = (self.chunks.as_ref(), self.store.as_ref()) {
+            if let Err(e) = index.save(&store.chunk_index_file()) {
+                log::warn!("user {}: saving the chunk index: {e}", self.user);
+            }
+        }
+        self.chunks_dirty = false;
     }
 
     fn handle(&mut self, msg: ToActor) {

@@ -3,10 +3,11 @@
 //! of uploads and fetches are the store's (`store::Upload`,
 //! `store::FileReader`); a peer only holds them and frames them.
 
+use super::delta_fetch::{chunks_step, manifest_step, ChunkCursor, ServedFiles};
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::message::put_header;
 use crate::protocol::{
-    ClientId, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message, WirePath,
+    ChunkRange, ClientId, ErrorCode, ErrorReport, FileBegin, Frame, Kind, Message, WirePath,
 };
 use crate::server::flow::PeerFlow;
 use crate::server::metrics::metrics;
@@ -55,6 +56,32 @@ pub enum Job {
         /// Inbound cost the Fetch holds until the reply is done ([`PeerFlow::took`]).
         cost: usize,
     },
+    /// A delta download's manifest reply (§13.4): `FileManifest`, then
+    /// `ChunkList` frames of the list pinned in [`Peer::served`].
+    Manifest {
+        /// The `FetchManifest`'s request ID.
+        request_id: u32,
+        /// List entries sent; `None` before the `FileManifest`.
+        sent: Option<usize>,
+        /// Inbound cost held until the reply is done ([`PeerFlow::took`]).
+        cost: usize,
+    },
+    /// A `FetchChunks` reply (§13.4): `ChunkData` per index asked, and
+    /// `FileEnd` after the download's last `FetchChunks`.
+    Chunks {
+        /// The download's request ID.
+        request_id: u32,
+        /// The runs asked, checked against the list.
+        ranges: Vec<ChunkRange>,
+        /// The run being sent.
+        run: usize,
+        /// Chunks of that run sent.
+        within: u32,
+        /// The download's last `FetchChunks`.
+        last: bool,
+        /// Inbound cost held until the reply is done ([`PeerFlow::took`]).
+        cost: usize,
+    },
 }
 
 /// What opening a fetched file gave: the reader, or the store's error.
@@ -76,6 +103,8 @@ pub struct Peer {
     pub upload: Option<OpenUpload>,
     /// The open delta upload (§13.3), if any.
     pub delta: Option<super::delta::DeltaUpload>,
+    /// The open delta downloads (§13.4), by request ID.
+    pub served: ServedFiles,
     /// Frames produced this cycle.
     pub out: Vec<u8>,
     /// Bulk bytes among `out`.
@@ -95,6 +124,7 @@ impl Peer {
             jobs: VecDeque::new(),
             upload: None,
             delta: None,
+            served: ServedFiles::new(),
             out: Vec::new(),
             bulk: 0,
             close: false,
@@ -130,10 +160,12 @@ impl Peer {
         self.close = true;
     }
 
-    /// Drops the open upload (its temp file removes itself).
+    /// Drops the open upload (its temp file removes itself) and the open
+    /// delta downloads (their files close).
     pub fn abandon_upload(&mut self) {
         self.delta = None;
         self.upload = None;
+        self.served.clear();
     }
 
     /// Opens the file of every fetch still waiting for its turn, before this
@@ -193,6 +225,31 @@ impl Peer {
                     fetch_step(&mut self.out, *request_id, path, open, pinned, store),
                     *cost,
                 ),
+                Job::Manifest {
+                    request_id,
+                    sent,
+                    cost,
+                } => (
+                    manifest_step(&mut self.out, *request_id, sent, &self.served),
+                    *cost,
+                ),
+                Job::Chunks {
+                    request_id,
+                    ranges,
+                    run,
+                    within,
+                    last,
+                    cost,
+                } => {
+                    let at = ChunkCursor {
+                        rid: *request_id,
+                        ranges,
+                        run,
+                        within,
+                        last: *last,
+                    };
+                    (chunks_step(&mut self.out, at, &mut self.served), *cost)
+                }
             };
             let produced = self.out.len() - before;
             if !matches!(self.jobs.front(), Some(Job::Control(_))) {
@@ -267,7 +324,7 @@ fn fetch_step(
 }
 
 /// Encodes the Error frame that answers a store failure.
-fn error_frame(out: &mut Vec<u8>, request_id: u32, e: &StoreError) {
+pub(super) fn error_frame(out: &mut Vec<u8>, request_id: u32, e: &StoreError) {
     metrics().error_sent(e.code());
     let report = ErrorReport {
         code: e.code(),

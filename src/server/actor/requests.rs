@@ -144,6 +144,8 @@ impl Actor {
             Message::FileManifest(header) => self.begin_delta(conn, rid, header),
             Message::ChunkList(entries) => self.delta_list(conn, rid, &entries),
             Message::ChunkData(chunk) => self.delta_chunk(conn, rid, &chunk),
+            Message::FetchManifest(ask) => self.on_fetch_manifest(conn, rid, ask, cost),
+            Message::FetchChunks(ask) => self.on_fetch_chunks(conn, rid, ask, cost),
             // Queued behind the replies of earlier requests (§3.4).
             Message::Ping => peer.reply(rid, Message::Pong),
             Message::Pong => {}

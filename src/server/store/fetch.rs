@@ -63,6 +63,15 @@ impl FileReader {
         self.hash
     }
 
+    /// The open file itself, for a delta download (PROTOCOL.md §13.4) that
+    /// reads its chunks at their offsets. The store never writes a user's
+    /// file in place (a new version is renamed over it), so this descriptor
+    /// keeps giving the bytes of [`FileReader::version`] whatever pushes
+    /// happen later.
+    pub fn into_file(self) -> File {
+        self.file
+    }
+
     /// The length of the next chunk, at most `max` bytes; 0 when all was read.
     pub fn next_len(&self, max: usize) -> usize {
         self.remaining.min(max as u64) as usize

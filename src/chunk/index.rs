@@ -1,6 +1,8 @@
-//! A user's chunk index: for every chunk ID, one place in the user's files
-//! where a copy was seen (path, offset, length), so a delta upload (§13.3)
-//! needs only the chunks no file of the user has.
+//! A chunk index: for every chunk ID, one place in a set of files where a
+//! copy was seen (path, offset, length). The server keeps one per user, so a
+//! delta upload (§13.3) needs only the chunks no file of the user has; the
+//! client keeps one per folder, so a delta download (§13.4) fetches only
+//! the chunks no file of the folder has ([`fill_from_index`] for both).
 //!
 //! The index is a hint, never trusted: whoever takes a chunk through it
 //! re-reads the bytes and re-hashes them (`AssemblyPlan::fill`), so an entry
@@ -15,7 +17,7 @@
 //! stored (16,384 chunks), and at most 8 MB per GiB of minimum-size chunks.
 //! The saved file takes the lists' 36 bytes a chunk plus the paths.
 
-use crate::chunk::{manifest_of_reader, ChunkEntry, Manifest};
+use crate::chunk::{manifest_of_reader, AssemblyPlan, ChunkEntry, Manifest};
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::HashMap;
 use std::fs::File;
@@ -53,6 +55,18 @@ impl ChunkIndex {
     /// Where a copy of chunk `id` may be.
     pub fn locate(&self, id: &ContentHash) -> Option<&Location> {
         self.by_id.get(id)
+    }
+
+    /// The chunk list indexed for `path`, if it was made from the content
+    /// whose whole-file BLAKE3 is `hash` (a delta download, §13.4, then
+    /// needs not re-chunk the file).
+    pub fn manifest_of(&self, path: &WirePath, hash: ContentHash) -> Option<Manifest> {
+        let file = self.files.get(path).filter(|f| f.hash == hash)?;
+        Some(Manifest {
+            size: file.chunks.iter().map(|c| u64::from(c.len)).sum(),
+            hash,
+            chunks: file.chunks.clone(),
+        })
     }
 
     /// Chunks indexed (distinct IDs).
@@ -234,6 +248,52 @@ impl ChunkIndex {
         std::fs::write(&temp, self.encode())?;
         std::fs::rename(&temp, file)
     }
+}
+
+/// Where a filled chunk's bytes go: `(bytes, offsets)`, written at each offset.
+pub type WriteChunk<'a> = dyn FnMut(&[u8], &[u64]) -> io::Result<()> + 'a;
+
+/// Fills `plan` with every missing chunk some indexed file holds: the copy is
+/// read through `open` (a file that cannot be opened is skipped), re-hashed
+/// by [`AssemblyPlan::fill`] (a stale entry leaves the chunk missing) and
+/// handed to `write` with the offsets it goes at. Returns the bytes filled.
+///
+/// # Errors
+/// The first error of `write`: the file being built is broken.
+pub fn fill_from_index(
+    index: &ChunkIndex,
+    plan: &mut AssemblyPlan,
+    mut open: impl FnMut(&WirePath) -> Option<File>,
+    write: &mut WriteChunk<'_>,
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut opened: HashMap<WirePath, Option<File>> = HashMap::new();
+    let wanted: Vec<_> = plan.distinct().collect();
+    let mut buf = Vec::new();
+    let mut filled = 0u64;
+    for (id, len) in wanted {
+        let Some(at) = index.locate(&id) else {
+            continue;
+        };
+        if at.len != len || !plan.wants(&id) {
+            continue;
+        }
+        let source = opened
+            .entry(at.path.clone())
+            .or_insert_with(|| open(&at.path));
+        let Some(source) = source.as_ref() else {
+            continue;
+        };
+        buf.resize(len as usize, 0);
+        if source.read_exact_at(&mut buf, at.offset).is_err() {
+            continue;
+        }
+        if let Ok(offsets) = plan.fill(&id, &buf) {
+            write(&buf, offsets)?;
+            filled += u64::from(len) * offsets.len() as u64;
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]

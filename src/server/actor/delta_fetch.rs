@@ -1,0 +1,349 @@
+//! Delta downloads (PROTOCOL.md §13.4) in the user's actor: `FetchManifest`
+//! pins the file's current content (its open descriptor) and its chunk list
+//! (from the chunk index, or cut from that descriptor); `FetchChunks` is
+//! answered with `ChunkData` frames read from the pinned content and
+//! re-hashed before they leave, then `FileEnd` after the last one.
+//!
+//! The replies are bulk jobs ([`super::peer::Job`]) produced within the
+//! connection's credit (`flow::PeerFlow`), so a slow reader holds at most a
+//! credit window of chunk bytes in memory; a connection holds at most
+//! [`MAX_OPEN_DOWNLOADS`] pinned files and chunk lists. The reactor never
+//! sees a byte of it.
+
+use super::peer::Job;
+use super::Actor;
+use crate::chunk::index::ChunkIndex;
+use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
+use crate::chunk::{manifest_of_reader, Manifest};
+use crate::protocol::delta::MAX_LIST_ENTRIES;
+use crate::protocol::message::put_header;
+use crate::protocol::wire::put_u32;
+use crate::protocol::{
+    ChunkRange, ChunkRanges, ContentHash, ErrorCode, FetchManifest, FileManifest, Frame, Kind,
+    Message, WirePath,
+};
+use crate::server::bus::ConnRef;
+use crate::server::store::StoreError;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::os::unix::fs::FileExt;
+
+/// Most delta downloads one connection may have open at once (from
+/// `FetchManifest` to the `FileEnd` after its last `FetchChunks`, §13.4):
+/// each holds a descriptor and its chunk list (36 bytes plus an 8-byte
+/// offset per chunk: 0.7 MB for a 1 GiB file at the average chunk size).
+pub const MAX_OPEN_DOWNLOADS: usize = 4;
+
+/// A file being served as chunks on one connection.
+pub struct Served {
+    path: WirePath,
+    version: u64,
+    /// The content announced: `None` once a read failed (§13.4: the
+    /// download is over; its later `FetchChunks` get no reply).
+    file: Option<File>,
+    manifest: Manifest,
+    /// Byte offset of each chunk.
+    offsets: Vec<u64>,
+    /// The smallest index a later run may start at (runs of all the
+    /// download's `FetchChunks` increase, R-13.4.3).
+    floor: u64,
+    /// A `FetchChunks` with `last` = 1 was received.
+    ended: bool,
+}
+
+/// The open delta downloads of a connection, by request ID.
+pub type ServedFiles = HashMap<u32, Served>;
+
+impl Actor {
+    /// `FetchManifest` (R): pins the file and queues its manifest reply;
+    /// `NotFound`/`Storage` on an open connection when it cannot.
+    pub(super) fn on_fetch_manifest(
+        &mut self,
+        conn: ConnRef,
+        rid: u32,
+        ask: FetchManifest,
+        cost: usize,
+    ) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        let refusal = if peer.served.contains_key(&rid) {
+            Some(format!("FetchManifest {rid} while download {rid} is open"))
+        } else if peer.served.len() >= MAX_OPEN_DOWNLOADS {
+            Some(format!(
+                "more than {MAX_OPEN_DOWNLOADS} delta downloads open on one connection"
+            ))
+        } else {
+            None
+        };
+        if let Some(text) = refusal {
+            self.log(conn, "fetch-manifest", Err(&text));
+            return self.fail(conn, rid, ErrorCode::WrongPhase, &text);
+        }
+        let detail = format!("{} v{}", ask.path, ask.version);
+        match self.pin(&ask.path) {
+            Ok(served) => {
+                let what = format!(
+                    "{detail}: v{} {} bytes, {} chunks",
+                    served.version,
+                    served.manifest.size,
+                    served.manifest.chunks.len()
+                );
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.served.insert(rid, served);
+                    peer.jobs.push_back(Job::Manifest {
+                        request_id: rid,
+                        sent: None,
+                        cost,
+                    });
+                }
+                self.log(conn, "fetch-manifest", Ok(&what));
+            }
+            Err(e) => {
+                let text = format!("{detail}: {e}");
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.error(rid, e.code(), &text);
+                    peer.flow.answered(cost);
+                }
+                self.log(conn, "fetch-manifest", Err(&text));
+            }
+        }
+    }
+
+    /// Opens `path` and finds its chunk list: from the index when it holds
+    /// this content's list, else cut from the open descriptor (and recorded).
+    fn pin(&mut self, path: &WirePath) -> Result<Served, StoreError> {
+        let Some(store) = self.store.as_ref() else {
+            return Err(StoreError::NotFound(path.clone()));
+        };
+        let reader = store.open_file(path)?;
+        let (version, size, hash) = (reader.version(), reader.size(), reader.hash());
+        let file = reader.into_file();
+        let index_file = store.chunk_index_file();
+        let index = self
+            .chunks
+            .get_or_insert_with(|| ChunkIndex::load(&index_file));
+        let manifest = match index.manifest_of(path, hash) {
+            Some(m) => m,
+            None => {
+                let read = |source: io::Error| StoreError::Read {
+                    path: path.clone(),
+                    source,
+                };
+                let m = manifest_of_reader(BufReader::new(&file)).map_err(read)?;
+                if m.hash != hash || m.size != size {
+                    let changed = io::Error::other("the file changed on disk behind the server");
+                    return Err(read(changed));
+                }
+                index.record(path, &m);
+                self.chunks_dirty = true;
+                m
+            }
+        };
+        if manifest.chunks.len() > MAX_MANIFEST_CHUNKS {
+            let text = format!("more than {MAX_MANIFEST_CHUNKS} chunks: fetch it whole");
+            return Err(StoreError::Read {
+                path: path.clone(),
+                source: io::Error::other(text),
+            });
+        }
+        let offsets = manifest.offsets().map(|(o, _)| o).collect();
+        Ok(Served {
+            path: path.clone(),
+            version,
+            file: Some(file),
+            manifest,
+            offsets,
+            floor: 0,
+            ended: false,
+        })
+    }
+
+    /// `FetchChunks` (R): checks the runs against the open download R and
+    /// queues its `ChunkData` reply.
+    pub(super) fn on_fetch_chunks(
+        &mut self,
+        conn: ConnRef,
+        rid: u32,
+        ask: ChunkRanges,
+        cost: usize,
+    ) {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        let checked = match peer.served.get_mut(&rid) {
+            Some(served) if !served.ended => served.admit(&ask.ranges, ask.last),
+            _ => Err((
+                ErrorCode::WrongPhase,
+                format!("FetchChunks {rid} without an open FetchManifest {rid}"),
+            )),
+        };
+        match checked {
+            Ok(count) => {
+                peer.jobs.push_back(Job::Chunks {
+                    request_id: rid,
+                    ranges: ask.ranges,
+                    run: 0,
+                    within: 0,
+                    last: ask.last,
+                    cost,
+                });
+                let detail = format!("{count} chunks{}", if ask.last { ", last" } else { "" });
+                self.log(conn, "fetch-chunks", Ok(&detail));
+            }
+            Err((code, text)) => {
+                peer.served.remove(&rid);
+                self.log(conn, "fetch-chunks", Err(&text));
+                self.fail(conn, rid, code, &text);
+            }
+        }
+    }
+}
+
+impl Served {
+    /// Checks `ranges` (increasing within the frame: the decoder saw to
+    /// that) against the list and the download's earlier runs; returns the
+    /// number of chunks asked.
+    fn admit(&mut self, ranges: &[ChunkRange], last: bool) -> Result<u64, (ErrorCode, String)> {
+        let count = self.manifest.chunks.len() as u64;
+        let mut asked = 0;
+        for range in ranges {
+            if u64::from(range.first) < self.floor || range.end() > count {
+                return Err((
+                    ErrorCode::BadFrame,
+                    format!(
+                        "{}: run {}+{} overlaps an earlier run or passes the {count} chunks",
+                        self.path, range.first, range.count
+                    ),
+                ));
+            }
+            self.floor = range.end();
+            asked += u64::from(range.count);
+        }
+        self.ended = last;
+        Ok(asked)
+    }
+
+    /// Appends `ChunkData` (R) for chunk `index`, read from the pinned
+    /// content and checked against its ID.
+    fn encode_chunk(&self, out: &mut Vec<u8>, rid: u32, index: u32) -> Result<(), StoreError> {
+        let fail = |source: io::Error| StoreError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| fail(io::Error::other("download failed earlier")))?;
+        let (Some(entry), Some(&offset)) = (
+            self.manifest.chunks.get(index as usize),
+            self.offsets.get(index as usize),
+        ) else {
+            return Err(fail(io::Error::other("chunk index out of range")));
+        };
+        let start = out.len();
+        put_header(out, Kind::ChunkData, rid, 4 + entry.len);
+        put_u32(out, index);
+        let data_at = out.len();
+        out.resize(data_at + entry.len as usize, 0);
+        let read = file.read_exact_at(&mut out[data_at..], offset);
+        let checked = read.and_then(|()| {
+            if ContentHash::of(&out[data_at..]) == entry.id {
+                Ok(())
+            } else {
+                Err(io::Error::other(
+                    "the file changed on disk behind the server",
+                ))
+            }
+        });
+        checked.map_err(|e| {
+            out.truncate(start);
+            fail(e)
+        })
+    }
+}
+
+/// One step of a manifest reply: `FileManifest`, then one `ChunkList` frame
+/// of up to [`MAX_LIST_ENTRIES`] entries. Returns true when it is complete.
+pub fn manifest_step(
+    out: &mut Vec<u8>,
+    rid: u32,
+    sent: &mut Option<usize>,
+    served: &ServedFiles,
+) -> bool {
+    let Some(s) = served.get(&rid) else {
+        return true;
+    };
+    let chunks = &s.manifest.chunks;
+    let Some(from) = *sent else {
+        let header = FileManifest {
+            version: s.version,
+            size: s.manifest.size,
+            hash: s.manifest.hash,
+            chunk_count: chunks.len() as u32,
+            path: s.path.clone(),
+        };
+        Frame::new(rid, Message::FileManifest(header)).encode(out);
+        *sent = Some(0);
+        return chunks.is_empty();
+    };
+    let to = (from + MAX_LIST_ENTRIES).min(chunks.len());
+    Frame::new(rid, Message::ChunkList(chunks[from..to].to_vec())).encode(out);
+    *sent = Some(to);
+    to >= chunks.len()
+}
+
+/// Where a chunk reply stands: the runs asked, the run being sent and the
+/// position in it, and whether this is the download's last `FetchChunks`.
+pub struct ChunkCursor<'a> {
+    /// The request ID.
+    pub rid: u32,
+    /// The runs of this `FetchChunks`.
+    pub ranges: &'a [ChunkRange],
+    /// Index of the run being sent.
+    pub run: &'a mut usize,
+    /// Chunks of that run already sent.
+    pub within: &'a mut u32,
+    /// The `FetchChunks` had `last` = 1: `FileEnd` follows its chunks.
+    pub last: bool,
+}
+
+/// One step of a chunk reply: one `ChunkData`, or at the end `FileEnd`
+/// (after a `last` frame, which also closes the download). A chunk that
+/// cannot be read as listed ends the download with Error `Storage` (R).
+/// Returns true when this reply is complete.
+pub fn chunks_step(out: &mut Vec<u8>, at: ChunkCursor<'_>, served: &mut ServedFiles) -> bool {
+    let rid = at.rid;
+    let Some(s) = served.get_mut(&rid) else {
+        return true;
+    };
+    if s.file.is_none() {
+        if at.last {
+            served.remove(&rid);
+        }
+        return true;
+    }
+    if let Some(range) = at.ranges.get(*at.run) {
+        let index = range.first + *at.within;
+        if let Err(e) = s.encode_chunk(out, rid, index) {
+            super::peer::error_frame(out, rid, &e);
+            s.file = None;
+            if at.last {
+                served.remove(&rid);
+            }
+            return true;
+        }
+        *at.within += 1;
+        if *at.within >= range.count {
+            *at.run += 1;
+            *at.within = 0;
+        }
+        return false;
+    }
+    if at.last {
+        Frame::new(rid, Message::FileEnd).encode(out);
+        served.remove(&rid);
+    }
+    true
+}
