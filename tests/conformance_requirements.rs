@@ -55,6 +55,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_conflict_copy_keeps_its_devices_bit",
     ),
     (
+        "R-15.3.3",
+        "client",
+        "tests/e2e_exec_diverge.rs",
+        "a_rename_and_a_chmod_at_once_send_the_bit",
+    ),
+    (
+        "R-15.2.4",
+        "client",
+        "tests/e2e_exec_diverge.rs",
+        "a_chmod_racing_a_content_edit_elsewhere_keeps_both",
+    ),
+    (
+        "R-15.2.4",
+        "client",
+        "tests/e2e_exec_diverge.rs",
+        "a_chmod_made_while_the_other_device_is_stopped_reaches_its_edit_and_its_rename",
+    ),
+    (
+        "R-15.2.4",
+        "client",
+        "tests/e2e_exec_property.rs",
+        "random_chmods_edits_renames_and_restarts_end_with_equal_bits_everywhere",
+    ),
+    (
         "R-12.1.1",
         "both",
         "src/tls/stream/tests.rs",

@@ -11,7 +11,7 @@
 //! reused instead of downloaded. Every path is checked so that nothing is
 //! written through a symlink or outside the folder.
 
-use super::conflict::{on_pull, Disk, Indexed, PullDecision, Server};
+use super::conflict::{on_pull, on_pull_mode, Disk, Indexed, ModeDecision, PullDecision, Server};
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, copy_hashed, ensure_dirs, set_exec, Local, Stat};
@@ -348,8 +348,15 @@ impl<'a> Applier<'a> {
                 return Ok(());
             }
             PullDecision::KeepLocalChange => {
-                // Deleted, edited or replaced here, unchanged on the server.
-                self.agrees(path, Some(hash), entry.version, out);
+                // Deleted, edited or replaced here, content unchanged on the
+                // server; its bit may have changed there.
+                if !self.keep_local_change_mode(path, local, indexed, entry, out)? {
+                    self.defer_to_push(path, out);
+                    return Ok(());
+                }
+                if self.agrees(path, Some(hash), entry.version, out) && self.modes {
+                    self.index_exec(path, entry.executable);
+                }
                 return Ok(());
             }
             PullDecision::Foreign => match self.clear_file_ancestor(path, out)? {
@@ -390,11 +397,12 @@ impl<'a> Applier<'a> {
         self.obtain(job, out)
     }
 
-    /// The local file at `path` (stat `stat`) holds the server's content:
-    /// its executable bit follows the server's (`entry`, when modes are
-    /// known) unless it was changed here since the index (then the index
-    /// records the server's bit and the path is pushed: a SetMode).
-    /// Returns the stat to index.
+    /// The local file at `path` (stat `stat`) holds the server's content,
+    /// or a local edit of content the server did not change: its executable
+    /// bit follows the server's (`entry`, when modes are known) unless it
+    /// was changed here since the index (then the index records the
+    /// server's bit and the path is pushed: a SetMode). Decided by
+    /// [`on_pull_mode`]. Returns the stat to index.
     fn agree_on_mode(
         &mut self,
         path: &WirePath,
@@ -403,27 +411,68 @@ impl<'a> Applier<'a> {
         entry: &ChangeEntry,
         out: &mut Applied,
     ) -> Result<Stat, ClientError> {
-        if !self.modes || stat.exec == entry.executable {
+        if !self.modes {
             return Ok(stat);
         }
-        let changed_here = match indexed.map(|e| e.kind) {
-            Some(EntryKind::File { stat: old, .. }) => old.exec != stat.exec,
-            _ => false,
-        };
-        if changed_here {
-            out.dirty.insert(path.clone());
-            return Ok(Stat {
-                exec: entry.executable,
-                ..stat
-            });
+        match on_pull_mode(indexed_exec(indexed), Some(stat.exec), entry.executable) {
+            ModeDecision::Agree | ModeDecision::PushFirst => Ok(stat),
+            ModeDecision::KeepLocal => {
+                out.dirty.insert(path.clone());
+                Ok(Stat {
+                    exec: entry.executable,
+                    ..stat
+                })
+            }
+            ModeDecision::Apply => {
+                let local = self.local(path);
+                set_exec(&local, entry.executable).map_err(|e| {
+                    ClientError::io(format!("set the mode of {}", local.display()), e)
+                })?;
+                out.changed += 1;
+                match check_path(self.root, path)? {
+                    Local::File(now) => Ok(now),
+                    _ => Ok(stat),
+                }
+            }
         }
-        let local = self.local(path);
-        set_exec(&local, entry.executable)
-            .map_err(|e| ClientError::io(format!("set the mode of {}", local.display()), e))?;
-        out.changed += 1;
-        match check_path(self.root, path)? {
-            Local::File(now) => Ok(now),
-            _ => Ok(stat),
+    }
+
+    /// The bit half of a [`PullDecision::KeepLocalChange`]: a local file
+    /// (edited here) takes the server's new bit as [`Self::agree_on_mode`]
+    /// says; a file moved or deleted here whose bit the server changed
+    /// cannot take it, so its push goes first (returns false: the caller
+    /// defers to the push, [`ModeDecision::PushFirst`]).
+    fn keep_local_change_mode(
+        &mut self,
+        path: &WirePath,
+        local: Local,
+        indexed: Option<Entry>,
+        entry: &ChangeEntry,
+        out: &mut Applied,
+    ) -> Result<bool, ClientError> {
+        if !self.modes {
+            return Ok(true);
+        }
+        match local {
+            Local::File(stat) => {
+                self.agree_on_mode(path, stat, indexed, entry, out)?;
+                Ok(true)
+            }
+            Local::Absent | Local::Dir => {
+                let decision = on_pull_mode(indexed_exec(indexed), None, entry.executable);
+                Ok(decision != ModeDecision::PushFirst)
+            }
+            Local::Foreign => Ok(true),
+        }
+    }
+
+    /// Records `exec` as the bit of the indexed file at `path`.
+    fn index_exec(&mut self, path: &WirePath, exec: bool) {
+        if let Some(mut e) = self.index.get(path).copied() {
+            if let EntryKind::File { ref mut stat, .. } = e.kind {
+                stat.exec = exec;
+                self.index.insert(path.clone(), e);
+            }
         }
     }
 
@@ -537,10 +586,20 @@ impl<'a> Applier<'a> {
     }
 }
 
+/// The executable bit the index records for a file (`None`: no file indexed).
+fn indexed_exec(entry: Option<Entry>) -> Option<bool> {
+    match entry?.kind {
+        EntryKind::File { stat, .. } => Some(stat.exec),
+        EntryKind::Dir => None,
+    }
+}
+
 mod agree;
 #[cfg(test)]
 mod crash_tests;
 mod leftovers;
+#[cfg(test)]
+mod mode_tests;
 mod place;
 #[cfg(test)]
 mod race_tests;

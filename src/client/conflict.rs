@@ -247,6 +247,43 @@ pub fn on_pull(indexed: Indexed, disk: Disk, server: Server) -> PullDecision {
     }
 }
 
+/// What becomes of a file's executable bit when a pull lists the file with
+/// its bit (a ModeBatch, PROTOCOL.md §15.2). The bit and the content are
+/// independent facts: this is decided beside [`on_pull`], never
+/// instead of it, so a content download never takes a local chmod away and
+/// a content edit never keeps a bit the server changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeDecision {
+    /// The local file already has the server's bit: the index records it.
+    Agree,
+    /// Not changed here since the index: the local file takes the server's
+    /// bit, and the index records it.
+    Apply,
+    /// Changed here since the index and not pushed yet: the local bit stays,
+    /// the index records the server's, so the difference is pushed (SetMode,
+    /// re-based on the server's version).
+    KeepLocal,
+    /// The server changed the bit of a file that is not here any more (moved
+    /// or deleted here, not pushed yet): the bit cannot be given to it, so
+    /// the local change is pushed first on its old base and the pull is
+    /// repeated; the server decides (a Rename carries the new bit along, a
+    /// Delete is Stale and the file comes back, as after an edit elsewhere).
+    PushFirst,
+}
+
+/// Decides [`ModeDecision`] from the bit the index recorded (`indexed`,
+/// `None` when the index holds no file there), the local file's bit now
+/// (`local`, `None` when no regular file is there) and the server's bit.
+pub fn on_pull_mode(indexed: Option<bool>, local: Option<bool>, server: bool) -> ModeDecision {
+    match (indexed, local) {
+        (Some(i), None) if i != server => ModeDecision::PushFirst,
+        (_, None) => ModeDecision::Agree,
+        (_, Some(l)) if l == server => ModeDecision::Agree,
+        (Some(i), Some(l)) if l != i => ModeDecision::KeepLocal,
+        (_, Some(_)) => ModeDecision::Apply,
+    }
+}
+
 /// A local file moved out of the way at the instant of a step (set aside
 /// before a deletion, or swapped out by a download's exchange), as judged
 /// there.

@@ -257,10 +257,12 @@ impl Index {
     /// entry, fields separated by tabs (paths cannot contain control
     /// characters); times in nanoseconds since the epoch:
     /// ```text
-    /// cloudservice-index 2<TAB>cursor<TAB>42
+    /// cloudservice-index 3<TAB>cursor<TAB>42
     /// D<TAB>version<TAB>path
-    /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>ctime_ns<TAB>dev<TAB>ino<TAB>hash_hex<TAB>path
+    /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>ctime_ns<TAB>dev<TAB>ino<TAB>exec<TAB>hash_hex<TAB>path
     /// ```
+    /// `exec` is `x` or `-` (the executable bit); version 2 had no such
+    /// field and loads every file as not executable.
     /// Version 1 (`cloudservice-index 1`) had `F` lines without ctime, device
     /// and inode; they load with those fields 0, which the rule reads as
     /// "unknown: hash again" (so the first scan after an upgrade rehashes).
@@ -324,30 +326,21 @@ fn parse_entry<'a>(fields: &[&'a str]) -> Option<(&'a str, Entry)> {
             let hash = parse_hash(hash)?;
             (version, EntryKind::File { stat, hash }, path)
         }
-        ["F", version, size, mtime, ctime, dev, ino, hash, path] => {
-            let stat = Stat {
-                size: size.parse().ok()?,
-                mtime_ns: mtime.parse().ok()?,
-                ctime_ns: ctime.parse().ok()?,
-                dev: dev.parse().ok()?,
-                ino: ino.parse().ok()?,
-                exec: false,
+        // Format 2 (no exec field: not executable) and format 3.
+        ["F", version, size, mtime, ctime, dev, ino, ref rest @ ..] => {
+            let (exec, hash, path) = match *rest {
+                [hash, path] => (false, hash, path),
+                ["x", hash, path] => (true, hash, path),
+                ["-", hash, path] => (false, hash, path),
+                _ => return None,
             };
-            let hash = parse_hash(hash)?;
-            (version, EntryKind::File { stat, hash }, path)
-        }
-        ["F", version, size, mtime, ctime, dev, ino, exec, hash, path] => {
             let stat = Stat {
                 size: size.parse().ok()?,
                 mtime_ns: mtime.parse().ok()?,
                 ctime_ns: ctime.parse().ok()?,
                 dev: dev.parse().ok()?,
                 ino: ino.parse().ok()?,
-                exec: match exec {
-                    "x" => true,
-                    "-" => false,
-                    _ => return None,
-                },
+                exec,
             };
             let hash = parse_hash(hash)?;
             (version, EntryKind::File { stat, hash }, path)
@@ -479,6 +472,30 @@ mod tests {
         index.save(&f).unwrap();
         assert!(fs::read_to_string(&f).unwrap().starts_with(HEADER));
         assert_eq!(Index::load(&f).unwrap(), index);
+    }
+
+    #[test]
+    fn format_2_and_3_file_lines_load_through_one_rule() {
+        let hash = ContentHash::of(b"x");
+        let line = |exec: &str| format!("F\t4\t1\t17\t18\t2049\t77\t{exec}{hash}\tbin/x.sh");
+        let load = |text: String| Index::parse(&text).map(|i| i.get(&p("bin/x.sh")).copied());
+        let v2 = load(format!("{HEADER_V2}\tcursor\t9\n{}\n", line("")));
+        let v3x = load(format!("{HEADER}\tcursor\t9\n{}\n", line("x\t")));
+        let v3 = load(format!("{HEADER}\tcursor\t9\n{}\n", line("-\t")));
+        let exec = |r: Result<Option<Entry>, String>| match r {
+            Ok(Some(Entry {
+                kind: EntryKind::File { stat, .. },
+                version: 4,
+            })) if (stat.size, stat.ctime_ns, stat.dev, stat.ino) == (1, 18, 2049, 77) => {
+                Some(stat.exec)
+            }
+            _ => None,
+        };
+        assert_eq!(exec(v2), Some(false), "format 2: not executable");
+        assert_eq!(exec(v3x), Some(true));
+        assert_eq!(exec(v3), Some(false));
+        let bad = load(format!("{HEADER}\tcursor\t9\n{}\n", line("y\t")));
+        assert_eq!(bad, Err("line 2".to_owned()), "an exec field is x or -");
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! edit too (its next write would otherwise go into a deleted file); see
 //! [`crate::client::lease`].
 
-use super::{Applied, Applier, FetchJob};
+use super::{indexed_exec, Applied, Applier, FetchJob};
 use crate::client::conflict::{
-    on_remove, on_swapped_out, Content, OnRemove, OnSwappedOut, SetAside,
+    on_pull_mode, on_remove, on_swapped_out, Content, ModeDecision, OnRemove, OnSwappedOut,
+    SetAside,
 };
 use crate::client::error::ClientError;
 use crate::client::fsutil::{check_path, ensure_parent, hash_file, set_exec, Local, Stat};
@@ -88,11 +89,7 @@ impl<'a> Applier<'a> {
         let path = &job.path;
         ensure_parent(self.root, path)?;
         let local = self.local(path);
-        // The file appears with its executable bit (§15.2): the server's,
-        // or from a server without modes, the bit of the file it replaces.
-        let exec = job.exec.unwrap_or_else(
-            || matches!(check_path(self.root, path), Ok(Local::File(stat)) if stat.exec),
-        );
+        let exec = self.placed_exec(job)?;
         set_exec(tmp, exec).map_err(io_err("set the mode of", tmp))?;
         for _ in 0..PLACE_TRIES {
             match check_path(self.root, path)? {
@@ -100,7 +97,7 @@ impl<'a> Applier<'a> {
                 Local::Absent => {
                     self.before_step(&local);
                     match rename_noreplace(tmp, &local) {
-                        Ok(()) => return self.placed(path, hash, version, out),
+                        Ok(()) => return self.placed(job, hash, version, out),
                         // Created since we looked: swapped out on the next try.
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                         Err(e) => return Err(io_err("move into", &local)(e)),
@@ -119,7 +116,7 @@ impl<'a> Applier<'a> {
                             let settled = self.settle_swapped_out(path, tmp, hash, out)?;
                             Self::forget_origin(tmp);
                             if settled {
-                                return self.placed(path, hash, version, out);
+                                return self.placed(job, hash, version, out);
                             }
                             break;
                         }
@@ -221,15 +218,47 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// The bit a download appears with (§15.2): the server's, unless the
+    /// file it replaces had its bit changed here and not pushed yet
+    /// ([`ModeDecision::KeepLocal`], R-15.2.4: a content download does not
+    /// undo a local chmod); from a server without modes, the bit of the
+    /// file it replaces.
+    fn placed_exec(&self, job: &FetchJob) -> Result<bool, ClientError> {
+        let here = match check_path(self.root, &job.path)? {
+            Local::File(stat) => Some(stat.exec),
+            _ => None,
+        };
+        let Some(server) = job.exec else {
+            return Ok(here.unwrap_or(false));
+        };
+        let indexed = indexed_exec(self.index.get(&job.path).copied());
+        Ok(match on_pull_mode(indexed, here, server) {
+            ModeDecision::KeepLocal => here.unwrap_or(server),
+            ModeDecision::Agree | ModeDecision::Apply | ModeDecision::PushFirst => server,
+        })
+    }
+
+    /// Indexes a download placed at `job.path` with the server's bit; a
+    /// local bit kept over it ([`Self::placed_exec`]) is then a difference
+    /// the next look pushes (SetMode on the new version).
     fn placed(
         &mut self,
-        path: &WirePath,
+        job: &FetchJob,
         hash: ContentHash,
         version: u64,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
+        let path = &job.path;
         let Local::File(stat) = check_path(self.root, path)? else {
             return Ok(());
+        };
+        let server = job.exec.unwrap_or(stat.exec);
+        if server != stat.exec {
+            out.dirty.insert(path.clone());
+        }
+        let stat = Stat {
+            exec: server,
+            ..stat
         };
         self.index_file(path, stat, hash, version);
         log::debug!("received {path} ({} bytes)", stat.size);

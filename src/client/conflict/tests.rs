@@ -180,3 +180,34 @@ fn set_aside_table() {
         assert_eq!(on_swapped_out(set_aside), swapped, "{set_aside:?}");
     }
 }
+
+#[test]
+fn mode_decisions_table() {
+    use ModeDecision::{Agree, Apply, KeepLocal, PushFirst};
+    // (indexed, local, server) → decision: every combination.
+    let rows = [
+        (None, None, false, Agree),
+        (None, None, true, Agree),
+        (None, Some(false), false, Agree),
+        (None, Some(false), true, Apply),
+        (None, Some(true), false, Apply),
+        (Some(false), None, false, Agree),
+        (Some(false), None, true, PushFirst),
+        (Some(true), None, false, PushFirst),
+        (Some(false), Some(false), false, Agree),
+        (Some(false), Some(false), true, Apply),
+        (Some(false), Some(true), false, KeepLocal),
+        (Some(false), Some(true), true, Agree),
+        (Some(true), Some(true), false, Apply),
+        (Some(true), Some(false), true, KeepLocal),
+        (Some(true), Some(false), false, Agree),
+        (Some(true), Some(true), true, Agree),
+    ];
+    for (indexed, local, server, want) in rows {
+        assert_eq!(
+            on_pull_mode(indexed, local, server),
+            want,
+            "index {indexed:?}, local {local:?}, server {server}"
+        );
+    }
+}

@@ -220,8 +220,15 @@ fn rename_ack(
                 index.rebase(from, to, None);
                 behind_unpulled_changes(index, to, effect);
             }
+            // The moved entries keep their indexed bits, the disk may not:
+            // a chmod made before the rename was planned travels with the
+            // rename's plan only as the moved file's stat.
+            moved_look_again(to, effect);
         }
-        AckDecision::Unchanged => index.rebase(from, to, None),
+        AckDecision::Unchanged => {
+            index.rebase(from, to, None);
+            moved_look_again(to, effect);
+        }
         AckDecision::FollowConflictName(expect) => {
             log::warn!(
                 "conflict: {to} exists elsewhere; moved entry is now {}",
@@ -244,6 +251,16 @@ fn rename_ack(
             effect.dirty.extend([from.clone(), to.clone()]);
             effect.pull = true;
         }
+    }
+}
+
+/// A rename's destination is compared with the index again: a file renamed
+/// and chmodded before one look (`mv a.sh b.sh; chmod -x b.sh`) was planned
+/// as the Rename alone (the rename took the place of the upload that would
+/// have carried the bit), so its bit is sent by the next look (SetMode).
+fn moved_look_again(to: &WirePath, effect: &mut AckEffect) {
+    if !effect.dirty.contains(to) {
+        effect.dirty.push(to.clone());
     }
 }
 

@@ -4,9 +4,12 @@
 //! only; never connects and never touches the client's state.
 
 use super::{is_conflict_name, is_running, read, Status, StatusError};
+use crate::client::fsutil::Stat;
 use crate::client::ignore::source::RuleSource;
+use crate::client::index::{EntryKind, Index};
 use crate::client::state::StateDir;
 use crate::protocol::limits::STATE_DIR_NAME;
+use crate::protocol::WirePath;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,10 @@ pub struct Report {
     pub uploads_pending: u64,
     /// Files still to be downloaded by the current pull.
     pub downloads_pending: u64,
+    /// Files whose executable bit differs from the one this device last
+    /// agreed with the server on (its index): a chmod not yet sent, or a
+    /// bit the client has yet to apply (PROTOCOL.md §15).
+    pub modes_pending: u64,
     /// Conflict copies in the folder now (paths, sorted).
     pub conflicts: Vec<String>,
     /// Entries the rules leave out (an ignored directory counts once).
@@ -107,7 +114,10 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
     let running = is_running(state.path());
     let status = read(state.path())?;
     let rules = RuleSource::load(folder);
-    let (conflicts, ignored) = look(folder, &rules);
+    // A missing or unreadable index counts nothing: the client's own
+    // status then says what is wrong.
+    let index = Index::load(&state.index_file()).ok();
+    let seen = look(folder, &rules, index.as_ref());
     let s = status.as_ref();
     Ok(Report {
         folder: folder.display().to_string(),
@@ -119,20 +129,30 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         last_sync: s.and_then(|s| s.last_sync.clone()),
         uploads_pending: s.map_or(0, |s| s.uploads_pending),
         downloads_pending: s.map_or(0, |s| s.downloads_pending),
-        conflicts,
-        ignored,
+        modes_pending: seen.modes_pending,
+        conflicts: seen.conflicts,
+        ignored: seen.ignored,
         last_error: s.and_then(|s| s.last_error.clone()),
         rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
-        in_sync: in_sync(running, s),
+        in_sync: in_sync(running, s) && seen.modes_pending == 0,
     })
 }
 
-/// Walks the folder: conflict copies (sorted paths) and how many entries
-/// the rules leave out (an ignored directory counts once, its contents not
-/// at all). Symlinks and unreadable entries are passed over, as the client does.
-fn look(folder: &Path, rules: &RuleSource) -> (Vec<String>, u64) {
-    let mut conflicts = Vec::new();
-    let mut ignored = 0u64;
+/// What [`look`] finds in the folder.
+#[derive(Debug, Default)]
+struct Seen {
+    conflicts: Vec<String>,
+    ignored: u64,
+    modes_pending: u64,
+}
+
+/// Walks the folder: conflict copies (sorted paths), how many entries the
+/// rules leave out (an ignored directory counts once, its contents not at
+/// all) and how many indexed files have another executable bit than
+/// `index` records. Symlinks and unreadable entries are passed over, as the
+/// client does.
+fn look(folder: &Path, rules: &RuleSource, index: Option<&Index>) -> Seen {
+    let mut seen = Seen::default();
     let mut walk = walkdir::WalkDir::new(folder)
         .follow_links(false)
         .sort_by_file_name()
@@ -154,18 +174,36 @@ fn look(folder: &Path, rules: &RuleSource) -> (Vec<String>, u64) {
             continue;
         }
         if rules.rules().ignores(rel, is_dir) {
-            ignored += 1;
+            seen.ignored += 1;
             if is_dir {
                 walk.skip_current_dir();
             }
             continue;
         }
+        if !is_dir && bit_differs(index, rel, &item) {
+            seen.modes_pending += 1;
+        }
         let name = rel.rsplit('/').next().unwrap_or(rel);
         if is_conflict_name(name) {
-            conflicts.push(rel.to_owned());
+            seen.conflicts.push(rel.to_owned());
         }
     }
-    (conflicts, ignored)
+    seen
+}
+
+/// True when the regular file `item` at `rel` is indexed with another
+/// executable bit than it has now.
+fn bit_differs(index: Option<&Index>, rel: &str, item: &walkdir::DirEntry) -> bool {
+    let Some(entry) = WirePath::new(rel)
+        .ok()
+        .and_then(|p| index?.get(&p).copied())
+    else {
+        return false;
+    };
+    let (EntryKind::File { stat, .. }, Ok(meta)) = (entry.kind, item.metadata()) else {
+        return false;
+    };
+    Stat::of(&meta).exec != stat.exec
 }
 
 /// The report for people, one fact per line.
@@ -192,6 +230,9 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(out, "to upload:     {}", r.uploads_pending);
     let _ = writeln!(out, "to download:   {}", r.downloads_pending);
+    if r.modes_pending > 0 {
+        let _ = writeln!(out, "modes to sync: {}", r.modes_pending);
+    }
     let _ = writeln!(out, "ignored:       {}", r.ignored);
     let _ = writeln!(out, "conflicts:     {}", r.conflicts.len());
     for c in &r.conflicts {

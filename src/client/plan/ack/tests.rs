@@ -89,3 +89,25 @@ fn a_racy_upload_is_indexed_untrusted() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_applied_rename_looks_at_its_destination_again() {
+    // `mv a.sh b.sh; chmod -x b.sh` seen in one look is planned as the
+    // Rename alone; the bit is found and sent by the next look.
+    let mut index = Index::new();
+    index.insert(p("a.sh"), file(3));
+    let op = Op::Rename {
+        from: p("a.sh"),
+        to: p("b.sh"),
+        base: 3,
+    };
+    let ack = PushAck {
+        status: PushStatus::Applied,
+        version: 11,
+        path: p("b.sh"),
+    };
+    let effect = on_ack(&mut index, &op, &ack, 10);
+    assert_eq!(effect.dirty, vec![p("b.sh")]);
+    assert_eq!(effect.advance, Some(11));
+    assert_eq!(index.get(&p("b.sh")).map(|e| e.version), Some(11));
+}

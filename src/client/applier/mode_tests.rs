@@ -1,0 +1,130 @@
+//! The executable bit beside the content: a download never takes
+//! away a local chmod not yet pushed, and a local edit, move or deletion not
+//! yet pushed never hides a bit the server changed.
+
+use super::test_folder::{file, p, Folder};
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+impl Folder {
+    fn apply_modes(&mut self, entries: &[ChangeEntry]) -> Applied {
+        Applier::new(&self.root, &self.tmp, &mut self.index, 2)
+            .with_modes(true)
+            .apply(entries, false)
+            .unwrap()
+    }
+
+    fn deliver_modes(&mut self, job: &FetchJob, data: &str) -> Applied {
+        let mut applier = Applier::new(&self.root, &self.tmp, &mut self.index, 2).with_modes(true);
+        let tmp = applier.tmp_name("test");
+        fs::write(&tmp, data).unwrap();
+        let mut out = Applied::default();
+        let hash = ContentHash::of(data.as_bytes());
+        applier
+            .place(job, &tmp, (hash, job.version), &mut out)
+            .unwrap();
+        out
+    }
+
+    fn chmod(&self, path: &str, mode: u32) {
+        let full = self.root.join(path);
+        fs::set_permissions(full, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn exec(&self, path: &str) -> bool {
+        let meta = fs::metadata(self.root.join(path)).unwrap();
+        meta.permissions().mode() & 0o100 != 0
+    }
+
+    fn indexed_exec(&self, path: &str) -> Option<bool> {
+        indexed_exec(self.index.get(&p(path)).copied())
+    }
+}
+
+fn exec_file(path: &str, version: u64, data: &str) -> ChangeEntry {
+    ChangeEntry {
+        executable: true,
+        ..file(path, version, data)
+    }
+}
+
+#[test]
+fn a_download_keeps_a_local_chmod_not_yet_pushed() {
+    let mut f = Folder::new();
+    f.write("r.sh", "r\n");
+    f.chmod("r.sh", 0o755);
+    f.sync_all(3);
+    // chmod -x here; another device's edit arrives (bit still set there).
+    f.chmod("r.sh", 0o644);
+    let out = f.apply_modes(&[exec_file("r.sh", 4, "r\nX\n")]);
+    assert_eq!(out.fetches.len(), 1);
+    let placed = f.deliver_modes(&out.fetches[0], "r\nX\n");
+    assert_eq!(f.read("r.sh").as_deref(), Some("r\nX\n"));
+    assert!(!f.exec("r.sh"), "the local -x survives the download");
+    assert_eq!(f.indexed_exec("r.sh"), Some(true), "the server's bit");
+    assert!(placed.dirty.contains(&p("r.sh")), "SetMode follows");
+}
+
+#[test]
+fn a_download_takes_the_servers_bit_when_not_changed_here() {
+    let mut f = Folder::new();
+    f.write("r.sh", "r\n");
+    f.sync_all(3);
+    let out = f.apply_modes(&[exec_file("r.sh", 4, "r\nX\n")]);
+    let placed = f.deliver_modes(&out.fetches[0], "r\nX\n");
+    assert!(f.exec("r.sh"));
+    assert_eq!(f.indexed_exec("r.sh"), Some(true));
+    assert!(placed.dirty.is_empty());
+}
+
+#[test]
+fn a_local_edit_takes_a_bit_the_server_changed() {
+    let mut f = Folder::new();
+    f.write("z.sh", "z\n");
+    f.chmod("z.sh", 0o755);
+    f.sync_all(3);
+    f.write("z.sh", "z\nmoreB\n");
+    // The server's z.sh: same content as synced, bit cleared elsewhere.
+    let out = f.apply_modes(&[file("z.sh", 4, "z\n")]);
+    assert!(out.fetches.is_empty());
+    assert!(!f.exec("z.sh"), "the server's -x reaches the edited file");
+    assert_eq!(f.read("z.sh").as_deref(), Some("z\nmoreB\n"));
+    assert_eq!(f.indexed_exec("z.sh"), Some(false));
+    assert_eq!(f.index.get(&p("z.sh")).map(|e| e.version), Some(4));
+    assert!(out.dirty.contains(&p("z.sh")), "the edit is pushed");
+    assert!(out.deferred.is_empty());
+}
+
+#[test]
+fn a_local_edit_and_chmod_keep_the_local_bit_over_the_servers() {
+    let mut f = Folder::new();
+    f.write("z.sh", "z\n");
+    f.sync_all(3);
+    f.write("z.sh", "z\nmine\n");
+    f.chmod("z.sh", 0o755);
+    // The server did not change the bit: the local +x is pushed later.
+    let out = f.apply_modes(&[file("z.sh", 4, "z\n")]);
+    assert!(f.exec("z.sh"));
+    assert_eq!(f.indexed_exec("z.sh"), Some(false));
+    assert!(out.dirty.contains(&p("z.sh")));
+}
+
+#[test]
+fn a_file_moved_here_whose_bit_the_server_changed_is_pushed_first() {
+    let mut f = Folder::new();
+    f.write("w.sh", "w\n");
+    f.sync_all(3);
+    fs::rename(f.root.join("w.sh"), f.root.join("w2.sh")).unwrap();
+    let out = f.apply_modes(&[exec_file("w.sh", 4, "w\n")]);
+    assert!(out.deferred.contains(&p("w.sh")), "the Rename goes first");
+    assert!(out.must_repeat());
+    assert_eq!(f.index.get(&p("w.sh")).map(|e| e.version), Some(3));
+    // The same with the bit unchanged: the move is pushed on version 4.
+    let mut g = Folder::new();
+    g.write("w.sh", "w\n");
+    g.sync_all(3);
+    fs::remove_file(g.root.join("w.sh")).unwrap();
+    let out = g.apply_modes(&[file("w.sh", 4, "w\n")]);
+    assert!(out.deferred.is_empty());
+    assert_eq!(g.index.get(&p("w.sh")).map(|e| e.version), Some(4));
+}
