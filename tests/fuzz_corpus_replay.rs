@@ -571,6 +571,26 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
             ),
         ),
         (
+            "error-wrong-shard",
+            frame(
+                1,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::WrongShard,
+                    message: "this server does not hold this user".into(),
+                }),
+            ),
+        ),
+        (
+            "error-moving",
+            frame(
+                0,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::Moving,
+                    message: "this user is being moved to another server".into(),
+                }),
+            ),
+        ),
+        (
             "fetch-manifest",
             frame(
                 15,

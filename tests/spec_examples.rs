@@ -25,6 +25,8 @@ mod delta;
 mod hash;
 #[path = "spec_examples/modes.rs"]
 mod modes;
+#[path = "spec_examples/shards.rs"]
+mod shards;
 #[path = "spec_examples/versions.rs"]
 mod versions;
 
@@ -434,6 +436,7 @@ fn examples() -> BTreeMap<&'static str, Frame> {
         .chain(hash::examples())
         .chain(delta::examples())
         .chain(modes::examples())
+        .chain(shards::examples())
         .chain(versions::examples())
     {
         assert!(

@@ -7,9 +7,10 @@
 
 use clap::Parser;
 use cloudservice::protocol::UserId;
-use cloudservice::server::devices;
 use cloudservice::server::store::DataPaths;
 use cloudservice::server::{self, ServerConfig, ServerEvent, ServerSecurity};
+use cloudservice::server::{devices, export, route_map};
+use cloudservice::tls::routing::sni_for;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -27,7 +28,12 @@ cloud-server devices DATA_DIR USER_ID              list the user's devices (id, 
 cloud-server revoke DATA_DIR USER_ID DEVICE        shut one device out (its connections close, its key is refused)\n  \
 cloud-server reinstate DATA_DIR USER_ID DEVICE     lift a revocation\n  \
 cloud-server rotate-join DATA_DIR USER_ID          make a new join code (new devices then join with USER_ID:JOIN_CODE)\n  \
-cloud-server invite DATA_DIR USER_ID               make a one-time code: one device joins with USER_ID:CODE"
+cloud-server invite DATA_DIR USER_ID               make a one-time code: one device joins with USER_ID:CODE\n\n\
+Moving a user between shards (PROTOCOL.md §16.3; README \"Running several servers\"):\n  \
+cloud-server export DATA_DIR USER_ID --to DIR      copy the user out; this server then refuses it (WrongShard)\n  \
+cloud-server import DATA_DIR DIR                   copy it into this data directory and serve it\n  \
+cloud-server route USER_ID BACKEND --map FILE [--socket SOCK]   send the user to BACKEND (map file + HAProxy runtime API)\n  \
+cloud-server shard-map DATA_DIR --shard N          user-map lines for users held here against their tag"
 )]
 struct Args {
     /// TCP port to listen on (0 picks a free one; the chosen port is printed).
@@ -83,6 +89,12 @@ struct Args {
     /// Seconds between two runs of the background reaper of kept versions.
     #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
     reap_every: f64,
+    /// Run as shard N (0-255) of several servers behind a load balancer
+    /// (PROTOCOL.md §16, README "Running several servers"): new users get
+    /// IDs whose routing key starts with N as two hex digits, and users of
+    /// other shards that are not held here are refused with WrongShard.
+    #[arg(long, value_name = "N")]
+    shard: Option<u8>,
     /// Show debug messages on stderr.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
@@ -159,6 +171,57 @@ enum Admin {
         /// The user (32 hex characters).
         user_id: UserId,
     },
+    /// Move a user out of this data directory (PROTOCOL.md §16.3): a running
+    /// server refuses the user (Moving) and lets go of its state, which is
+    /// copied to the new directory DIR; from then on this server refuses the
+    /// user with WrongShard. Then run `import` on the target shard.
+    Export {
+        /// The server's data directory.
+        data_dir: PathBuf,
+        /// The user (32 hex characters).
+        user_id: UserId,
+        /// Where to write the export (must not exist yet).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Seconds to wait for a running server to close the user's state.
+        #[arg(long, default_value_t = 30.0)]
+        wait: f64,
+    },
+    /// Print the user-map lines (deploy/haproxy/cloudservice-users.map) for
+    /// the users this data directory holds whose tag is not its shard's:
+    /// users made before sharding or moved in (PROTOCOL.md §16.1).
+    ShardMap {
+        /// The server's data directory.
+        data_dir: PathBuf,
+        /// The shard this data directory belongs to (`--shard` of its server).
+        #[arg(long, value_name = "N")]
+        shard: u8,
+        /// The HAProxy backend of that shard (default: shardN).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Route one user to a backend: set its line in the user map FILE and,
+    /// with --socket, in the running HAProxy (runtime API, no reload).
+    Route {
+        /// The user ID, or the SNI `export`/`import` printed after "route:".
+        key: String,
+        /// The HAProxy backend of the shard that holds the user now.
+        backend: String,
+        /// The user map file (as named in haproxy.cfg).
+        #[arg(long, value_name = "FILE")]
+        map: PathBuf,
+        /// HAProxy's stats socket (`stats socket … level admin`).
+        #[arg(long, value_name = "SOCKET")]
+        socket: Option<PathBuf>,
+    },
+    /// Bring a user exported by `export` into this data directory; a
+    /// running server serves it from then on (route it here next).
+    Import {
+        /// The server's data directory.
+        data_dir: PathBuf,
+        /// The directory `export --to` wrote.
+        from: PathBuf,
+    },
 }
 
 /// Runs a device command; prints its result on stdout.
@@ -217,7 +280,76 @@ fn admin(command: Admin) -> ExitCode {
                     "(the previous join code no longer works; registered devices are not affected)"
                 );
             }),
+        Admin::Export {
+            data_dir,
+            user_id,
+            to,
+            wait,
+        } => {
+            return report(
+                seconds(wait)
+                    .ok_or_else(|| "--wait must be a positive number of seconds".to_owned())
+                    .and_then(|wait| {
+                        export::export(&paths(data_dir), &user_id, &to, wait)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map(|r| {
+                        println!(
+                            "exported user {user_id} to {} ({} files, {} bytes); this server now refuses it (WrongShard)",
+                            to.display(),
+                            r.files,
+                            r.bytes
+                        );
+                        println!("route: {}", sni_for(Some(&user_id)));
+                    }),
+            )
+        }
+        Admin::ShardMap {
+            data_dir,
+            shard,
+            backend,
+        } => {
+            let backend = backend.unwrap_or_else(|| format!("shard{shard}"));
+            return report(
+                route_map::exceptions(&paths(data_dir), shard, &backend)
+                    .map_err(|e| format!("cannot list AllClients/: {e}"))
+                    .map(|lines| lines.iter().for_each(|l| println!("{l}"))),
+            );
+        }
+        Admin::Route {
+            key,
+            backend,
+            map,
+            socket,
+        } => {
+            return report(
+                route_map::route(&map, socket.as_deref(), &key, &backend)
+                    .map_err(|e| e.to_string())
+                    .map(|key| {
+                        let live = if socket.is_some() { " and in HAProxy" } else { "" };
+                        println!("routed {key} to {backend} in {}{live}", map.display());
+                    }),
+            );
+        }
+        Admin::Import { data_dir, from } => {
+            return report(
+                export::import(&paths(data_dir), &from)
+                    .map_err(|e| e.to_string())
+                    .map(|(user, r)| {
+                        println!(
+                            "imported user {user} ({} files, {} bytes); this server serves it now",
+                            r.files, r.bytes
+                        );
+                        println!("route: {}", sni_for(Some(&user)));
+                    }),
+            )
+        }
     };
+    report(result.map_err(|e| e.to_string()))
+}
+
+/// Exit status of an operator command; its error on stderr.
+fn report(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -243,7 +375,17 @@ fn when(secs: u64) -> String {
 }
 
 /// Words that start a device command instead of the server.
-const ADMIN_WORDS: [&str; 5] = ["devices", "revoke", "reinstate", "rotate-join", "invite"];
+const ADMIN_WORDS: [&str; 9] = [
+    "devices",
+    "revoke",
+    "reinstate",
+    "rotate-join",
+    "invite",
+    "export",
+    "import",
+    "shard-map",
+    "route",
+];
 
 fn main() -> ExitCode {
     let first = std::env::args().nth(1).unwrap_or_default();
@@ -306,6 +448,7 @@ fn config_from(args: Args) -> Result<ServerConfig, &'static str> {
         }
     };
     config.metrics = args.metrics;
+    config.shard = args.shard;
     let timeouts = (
         seconds(args.handshake_timeout),
         seconds(args.idle_timeout),

@@ -134,6 +134,13 @@ pub enum ErrorCode {
     /// No kept version matches a Restore (§14.3): never kept, or reaped.
     /// The connection stays open.
     NoSuchVersion,
+    /// This server (a shard, §16) does not hold the user: its tag names
+    /// another shard, or it was moved away. The connection closes; the
+    /// client reconnects later (the route is being or was changed).
+    WrongShard,
+    /// The user is being moved between shards (§16.3): the connection
+    /// closes; the client reconnects with growing waits.
+    Moving,
     /// A code this implementation does not know (a newer server): the
     /// request it answers failed; the connection closes (§4.5).
     Unknown(u16),
@@ -159,6 +166,8 @@ impl ErrorCode {
             14 => ErrorCode::Revoked,
             15 => ErrorCode::BadCredential,
             18 => ErrorCode::NoSuchVersion,
+            26 => ErrorCode::WrongShard,
+            27 => ErrorCode::Moving,
             _ => return None,
         })
     }
@@ -187,6 +196,8 @@ impl ErrorCode {
             ErrorCode::Revoked => 14,
             ErrorCode::BadCredential => 15,
             ErrorCode::NoSuchVersion => 18,
+            ErrorCode::WrongShard => 26,
+            ErrorCode::Moving => 27,
             ErrorCode::Unknown(value) => value,
         }
     }

@@ -144,6 +144,15 @@ pub enum FromActor {
         /// The device.
         client: ClientId,
     },
+    /// Sent by the moves watcher (not an actor, [`super::moves`]): the
+    /// user's marker appeared or changed (`Some`: its connections close
+    /// with that Error and new ones are refused) or went (`None`).
+    Away {
+        /// The user.
+        user: UserId,
+        /// Why the user is refused now, if it is.
+        away: Option<super::moves::Away>,
+    },
     /// The actor thread has flushed its state and ended.
     Exited {
         /// The user.

@@ -37,6 +37,10 @@ pub struct ServerConfig {
     pub keep: KeepPolicy,
     /// How often the reaper runs (`--reap-every SECS`).
     pub reap_every: Duration,
+    /// This server's shard number (`--shard N`, PROTOCOL.md §16): it mints
+    /// only user IDs of tag N and refuses users of other tags it does not
+    /// hold with `WrongShard`. `None`: one server for every user.
+    pub shard: Option<u8>,
 }
 
 /// `--keep-versions` default: 30 days.
@@ -65,6 +69,7 @@ impl ServerConfig {
                 max_bytes: DEFAULT_VERSIONS_SPACE,
             },
             reap_every: DEFAULT_REAP_EVERY,
+            shard: None,
         }
     }
 }

@@ -16,6 +16,10 @@
 //! - [`devices`] (device keys, join codes, revocations on disk; shared with
 //!   `cloud-server devices|revoke|rotate-join`) and [`revocations`] (the
 //!   thread that tells the reactor about new revocations).
+//! - [`moves`]: users moving between shards (PROTOCOL.md §16): the markers
+//!   `cloud-server export|import` write, the owner lock, and the thread
+//!   that tells the reactor; [`export`]: `cloud-server export|import`;
+//!   [`route_map`]: the load balancer's user map (`shard-map`, `route`).
 
 pub mod actor;
 pub mod bus;
@@ -26,17 +30,20 @@ pub mod conn_log;
 pub mod connection;
 pub mod devices;
 pub mod events;
+pub mod export;
 pub mod flow;
 pub mod legality;
 pub mod limiter;
 pub mod listen;
 pub mod members;
 pub mod metrics;
+pub mod moves;
 pub mod pull_reply;
 pub mod reactor;
 pub mod reaper;
 pub mod registry;
 pub mod revocations;
+pub mod route_map;
 pub mod security;
 pub mod store;
 pub mod transport;
@@ -128,6 +135,7 @@ pub fn run(
         security::reload_on_sighup(tls).map_err(ServerError::Signals)?;
     }
 
+    metrics::metrics().set_shard(config.shard);
     if let Some(addr) = config.metrics {
         let bound = metrics::http::serve(addr).map_err(|e| ServerError::Metrics(addr, e))?;
         log::info!("metrics at http://{bound}/metrics");
@@ -151,6 +159,7 @@ pub fn run(
     let (out, inbox) = unbounded();
     revocations::start(paths.clone(), out.clone(), Arc::clone(&waker))
         .map_err(ServerError::Poll)?;
+    moves::start(paths.clone(), out.clone(), Arc::clone(&waker)).map_err(ServerError::Poll)?;
     let ctx = Arc::new(ActorContext {
         paths,
         durable: config.durable,
@@ -159,6 +168,7 @@ pub fn run(
         log: log.clone(),
         events: Arc::clone(&events),
         idle: config.actor_idle,
+        shard: config.shard,
         alive: AtomicUsize::new(0),
         waiting: AtomicUsize::new(0),
     });

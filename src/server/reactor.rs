@@ -27,7 +27,7 @@ use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +71,10 @@ pub struct Reactor {
     /// them (PROTOCOL.md §4.6): a connection of one is closed when it
     /// becomes Ready, whatever its actor decided before the revocation.
     revoked: HashSet<(UserId, ClientId)>,
+    /// Users being moved or moved away, as the moves watcher reported them
+    /// (PROTOCOL.md §16.3): their handshakes are refused here, before any
+    /// actor runs.
+    away: HashMap<UserId, crate::server::moves::Away>,
 }
 
 /// Everything the reactor needs, built by [`super::run`].
@@ -125,6 +129,7 @@ impl Reactor {
             accept_blocked: false,
             trim: TrimSchedule::default(),
             revoked: HashSet::new(),
+            away: HashMap::new(),
         })
     }
 

@@ -324,6 +324,17 @@ impl ActorRegistry {
         false
     }
 
+    /// Retires `user`'s actor now (its user is being moved, §16.3): its
+    /// inbox closes, it finishes what it holds, closes the state and ends.
+    /// A later message starts a new actor as usual.
+    pub fn retire(&mut self, user: UserId) {
+        if let Some(slot) = self.slots.get_mut(&user) {
+            if let SlotState::Running { .. } = slot.state {
+                slot.state = SlotState::Retiring(Vec::new());
+            }
+        }
+    }
+
     /// Retires every actor (shutdown); none is started again.
     pub fn retire_all(&mut self) {
         self.shutting_down = true;

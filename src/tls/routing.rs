@@ -13,16 +13,26 @@ pub const NEW_USER_SNI: &str = "new.cloudservice";
 /// The suffix after the routing key in the SNI.
 pub const SNI_SUFFIX: &str = ".route.cloudservice";
 
-/// The first 16 bytes of SHA-256(`CONTEXT` ‖ user ID), as 32 lowercase hex digits.
-pub fn routing_key(user: &UserId) -> String {
+/// SHA-256(`CONTEXT` ‖ user ID): the routing key is its first 16 bytes.
+fn digest(user: &UserId) -> ring::digest::Digest {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(CONTEXT);
     ctx.update(&user.0);
-    let digest = ctx.finish();
-    digest.as_ref()[..16]
+    ctx.finish()
+}
+
+/// The first 16 bytes of SHA-256(`CONTEXT` ‖ user ID), as 32 lowercase hex digits.
+pub fn routing_key(user: &UserId) -> String {
+    digest(user).as_ref()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The user's shard tag (PROTOCOL.md §16.1): the routing key's first byte,
+/// i.e. the number its first two hex digits spell (0..=255).
+pub fn shard_tag(user: &UserId) -> u8 {
+    digest(user).as_ref()[0]
 }
 
 /// The SNI host name for a connection of `user` (or of a new user):
@@ -75,6 +85,8 @@ mod tests {
             let key = routing_key(&user);
             prop_assert_eq!(key_of_sni(&sni), Some(key.as_str()));
             prop_assert!(!sni.contains(&user.to_string()));
+            let tag = format!("{:02x}", shard_tag(&user));
+            prop_assert!(key.starts_with(&tag));
         }
     }
 }

@@ -116,6 +116,20 @@ impl WireClient {
         self.stream.write_all(&bytes).expect("send");
     }
 
+    /// Sends frames without panicking when the server has closed (the
+    /// caller reads what it said before closing).
+    pub fn try_send_frames(&mut self, frames: &[Frame]) -> std::io::Result<()> {
+        let bytes: Vec<u8> = frames.iter().flat_map(Frame::to_bytes).collect();
+        self.stream.write_all(&bytes)
+    }
+
+    /// A fresh request ID, for [`WireClient::try_send_frames`].
+    pub fn next_request_id(&mut self) -> u32 {
+        let rid = self.next_id;
+        self.next_id += 1;
+        rid
+    }
+
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send raw");

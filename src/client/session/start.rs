@@ -81,7 +81,9 @@ fn run_in(
     }
     let publisher = super::publish::Publisher::start(state.path());
     let hello = hello_for(stored, config)?;
-    let (conn, identity) = greet(config, &hello, stored)?;
+    let Some((conn, identity)) = greet_retrying(config, &hello, stored, &shutdown)? else {
+        return Ok(());
+    };
     if stored.is_none() {
         state.save_identity(&identity)?;
         index.set_cursor(0);
@@ -213,6 +215,48 @@ pub(super) fn identity_after(welcome: &KeyWelcome, previous: Option<Secret>) -> 
         } else {
             Some(welcome.device_key)
         },
+    }
+}
+
+/// [`greet`], again with growing waits (the reconnection backoff,
+/// 0.5 s doubling to 30 s) while the server answers `WrongShard` or
+/// `Moving` (PROTOCOL.md §16.2, R-16.2.3): the user is between shards and
+/// will be served again; nothing in the folder is touched meanwhile.
+/// `Ok(None)` when `shutdown` is set while waiting.
+///
+/// # Errors
+/// As [`greet`], for any other failure.
+fn greet_retrying(
+    config: &Config,
+    hello: &KeyHello,
+    stored: Option<Identity>,
+    shutdown: &AtomicBool,
+) -> Result<Option<(Connection, Identity)>, ClientError> {
+    use crate::client::schedule::{BACKOFF_MAX, BACKOFF_MIN};
+    use crate::protocol::ErrorCode;
+    use std::sync::atomic::Ordering;
+    let mut wait = BACKOFF_MIN;
+    loop {
+        match greet(config, hello, stored) {
+            Err(ClientError::Refused {
+                code: code @ (ErrorCode::WrongShard | ErrorCode::Moving),
+                message,
+            }) => {
+                log::warn!(
+                    "the server refused for now ({code:?}: {message}); retrying in {:.1} s",
+                    wait.as_secs_f64()
+                );
+                let until = Instant::now() + wait;
+                while Instant::now() < until {
+                    if shutdown.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                wait = (wait * 2).min(BACKOFF_MAX);
+            }
+            other => return other.map(Some),
+        }
     }
 }
 

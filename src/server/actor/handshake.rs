@@ -56,7 +56,18 @@ const STORAGE: Refusal = Refusal {
     guess: false,
 };
 
+/// The text of `WrongShard` for a user whose tag names another shard.
+const WRONG_SHARD: &str = "this server does not hold this user (its tag names another shard)";
+
 impl Actor {
+    /// On a shard, a user this server does not hold and whose tag names
+    /// another shard.
+    fn not_ours(&self) -> bool {
+        self.ctx
+            .shard
+            .is_some_and(|n| crate::tls::routing::shard_tag(&self.user) != n)
+    }
+
     pub(super) fn on_hello(
         &mut self,
         conn: ConnRef,
@@ -79,6 +90,18 @@ impl Actor {
                 self.fail(conn, request_id, ErrorCode::Storage, text);
                 return;
             }
+        }
+        if let (None, Some(away)) = (&self.store, self.away) {
+            self.log(conn, request, Err(away.text()));
+            self.fail(conn, request_id, away.code(), away.text());
+            return;
+        }
+        if self.store.is_none() && self.not_ours() {
+            // Decided from the ID alone: says nothing of whether it exists.
+            let text = WRONG_SHARD;
+            self.log(conn, request, Err(text));
+            self.fail(conn, request_id, ErrorCode::WrongShard, text);
+            return;
         }
         if self.store.is_none() {
             self.log(conn, request, Err("unknown user"));

@@ -43,6 +43,9 @@ pub struct ActorContext {
     pub events: EventSink,
     /// How long an actor waits without messages before offering to retire.
     pub idle: Duration,
+    /// This server's shard (`--shard N`, §16): a handshake for a user it
+    /// does not hold whose tag is not N is refused `WrongShard`.
+    pub shard: Option<u8>,
     /// Actor threads alive now; past [`CROWD`] they retire after [`CROWD_IDLE`].
     pub alive: AtomicUsize,
     /// Users waiting for an actor thread (the registry's cap is reached):
@@ -85,6 +88,8 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
         user,
         ctx,
         store: None,
+        owner: None,
+        away: None,
         unknown: false,
         peers: HashMap::new(),
         pushers: HashSet::new(),
@@ -148,6 +153,12 @@ struct Actor {
     user: UserId,
     ctx: Arc<ActorContext>,
     store: Option<UserStore>,
+    /// The lock on the user's state (§16.3), held while `store` is open
+    /// and released when the actor ends, after the store is closed.
+    owner: Option<crate::server::moves::OwnerLock>,
+    /// The user is being moved or was moved away (§16.3): every handshake
+    /// is refused with its code.
+    away: Option<crate::server::moves::Away>,
     /// The user does not exist: every handshake is refused.
     unknown: bool,
     peers: HashMap<ConnRef, Peer>,

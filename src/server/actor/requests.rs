@@ -7,6 +7,7 @@ use crate::protocol::{ClientId, ErrorCode, FileBegin, Frame, Message, PushAck, P
 use crate::server::bus::ConnRef;
 use crate::server::legality::{self, Stage, Verdict};
 use crate::server::metrics::metrics;
+use crate::server::moves::{self, Away};
 use crate::server::pull_reply;
 use crate::server::store::{StoreError, UserStore};
 
@@ -14,6 +15,11 @@ impl Actor {
     /// Opens (or, with `create`, creates) the user's state. Returns false when
     /// it is unknown (`self.unknown` is then set) or cannot be opened.
     pub(super) fn open_store(&mut self, create: bool) -> bool {
+        if let Err(away) = self.claim(create) {
+            self.away = Some(away);
+            self.unknown = true;
+            return false;
+        }
         match UserStore::open(&self.ctx.paths, &self.user, create, self.ctx.durable) {
             Ok((store, report)) => {
                 if report.recovered || report.dropped_bytes > 0 {
@@ -33,6 +39,42 @@ impl Actor {
                 log::error!("user {}: cannot open state: {e}", self.user);
                 false
             }
+        }
+    }
+
+    /// Takes the user's owner lock before its state is opened (§16.3):
+    /// refused while the user has a move marker, or while an export or
+    /// import holds the lock. The marker is looked at again once the lock
+    /// is held, so an export that began meanwhile is never missed. A user
+    /// with no state directory (unknown, not being created) needs no lock.
+    fn claim(&mut self, create: bool) -> Result<(), Away> {
+        let paths = &self.ctx.paths;
+        if let Some(away) = moves::marker(paths, &self.user) {
+            return Err(away);
+        }
+        let state = paths.user_state(&self.user);
+        if create {
+            if let Err(e) = std::fs::create_dir_all(&state) {
+                log::error!("user {}: cannot make its state folder: {e}", self.user);
+            }
+        } else if !state.is_dir() {
+            return Ok(());
+        }
+        match moves::try_own(paths, &self.user) {
+            Ok(Some(lock)) => self.owner = Some(lock),
+            Ok(None) => return Err(Away::Moving),
+            Err(e) => {
+                // UserStore::open reports the folder's trouble itself.
+                log::error!("user {}: cannot lock its state: {e}", self.user);
+                return Ok(());
+            }
+        }
+        match moves::marker(paths, &self.user) {
+            Some(away) => {
+                self.owner = None;
+                Err(away)
+            }
+            None => Ok(()),
         }
     }
 

@@ -49,7 +49,7 @@ pub const PHASES: [&str; 4] = ["await_hello", "joining", "ready", "closing"];
 
 /// Label values of `cloudservice_errors_sent_total{code}`, in
 /// [`code_index`] order.
-pub const ERROR_CODES: [&str; 17] = [
+pub const ERROR_CODES: [&str; 19] = [
     "BadFrame",
     "BadPath",
     "WrongPhase",
@@ -66,6 +66,8 @@ pub const ERROR_CODES: [&str; 17] = [
     "NoSuchVersion",
     "Revoked",
     "BadCredential",
+    "WrongShard",
+    "Moving",
     "Unknown",
 ];
 
@@ -101,7 +103,12 @@ pub struct Metrics {
     pub journal_write: Histogram,
     /// `journal_fsync_seconds`: fsync of the journal (`--fsync` only).
     pub journal_fsync: Histogram,
+    /// `shard_info{shard}`: 1 for this server's shard number (`--shard`,
+    /// PROTOCOL.md §16), or `shard="none"`.
+    shard_info: Family<ShardLabels, Gauge>,
 }
+
+type ShardLabels = [(&'static str, String); 1];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -174,6 +181,7 @@ impl Metrics {
             actors: Gauge::default(),
             journal_write: Histogram::new(latency_buckets()),
             journal_fsync: Histogram::new(latency_buckets()),
+            shard_info: Family::default(),
         };
         m.register_rest()
     }
@@ -230,7 +238,18 @@ impl Metrics {
             Unit::Seconds,
             self.journal_fsync.clone(),
         );
+        r.register(
+            "shard_info",
+            "This server's shard number (--shard; \"none\" when not sharded), always 1",
+            self.shard_info.clone(),
+        );
         self
+    }
+
+    /// Records the server's shard (`--shard N`) as `shard_info{shard="N"} 1`.
+    pub fn set_shard(&self, shard: Option<u8>) {
+        let label = shard.map_or_else(|| "none".to_owned(), |n| n.to_string());
+        self.shard_info.get_or_create(&[("shard", label)]).set(1);
     }
 
     /// Counts one request as `connectionLog.txt` records it; a refused
@@ -301,7 +320,9 @@ fn code_index(code: ErrorCode) -> usize {
         ErrorCode::NoSuchVersion => 13,
         ErrorCode::Revoked => 14,
         ErrorCode::BadCredential => 15,
-        ErrorCode::Unknown(_) => 16,
+        ErrorCode::WrongShard => 16,
+        ErrorCode::Moving => 17,
+        ErrorCode::Unknown(_) => 18,
     }
 }
 
@@ -315,12 +336,17 @@ mod tests {
         m.request("push-file", true);
         m.request("hello", false);
         m.error_sent(ErrorCode::Busy);
+        m.error_sent(ErrorCode::WrongShard);
+        m.set_shard(Some(7));
         let text = m.encode();
         for line in [
             "cloudservice_requests_total{request=\"push-file\",outcome=\"ok\"} 1",
             "cloudservice_requests_total{request=\"hello\",outcome=\"error\"} 1",
             "cloudservice_handshake_failures_total 1",
             "cloudservice_errors_sent_total{code=\"Busy\"} 1",
+            "cloudservice_errors_sent_total{code=\"WrongShard\"} 1",
+            "cloudservice_errors_sent_total{code=\"Moving\"} 0",
+            "cloudservice_shard_info{shard=\"7\"} 1",
             "cloudservice_received_bytes_total 0",
             "cloudservice_journal_fsync_seconds_count 0",
             "cloudservice_connections{phase=\"ready\"} 0",

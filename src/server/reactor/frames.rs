@@ -261,8 +261,14 @@ impl Reactor {
         };
         let peer = conn.peer;
         let generation = conn.generation;
+        if let Some(away) = self.away.get(&hello.user_id).copied() {
+            // Being moved or moved away (§16.3): refused before any actor.
+            self.record(key, "hello", Err(away.text()));
+            self.fail(key, rid, away.code(), away.text());
+            return;
+        }
         let user = match hello.mode {
-            HelloMode::NewUser => user_ids::mint(),
+            HelloMode::NewUser => user_ids::mint_for(self.config.shard),
             HelloMode::NewClient | HelloMode::Resume => {
                 let now = Instant::now();
                 if hello.user_id == UserId::NONE || self.limiter.is_blocked(peer.ip(), now) {

@@ -51,6 +51,7 @@ impl Reactor {
                 FromActor::Reinstated { user, client } => {
                     self.revoked.remove(&(user, client));
                 }
+                FromActor::Away { user, away } => self.on_away(user, away),
                 FromActor::Refused { conn } => {
                     if let Some(c) = self.live(conn).and_then(|k| self.conns.get(k)) {
                         self.limiter.record_failure(c.peer.ip(), Instant::now());
@@ -89,6 +90,35 @@ impl Reactor {
         let text = "this device was revoked by the operator";
         self.record(key, "revoke", Err(text));
         self.fail(key, 0, ErrorCode::Revoked, text);
+    }
+
+    /// The moves watcher saw `user`'s marker change (§16.3). A user now
+    /// away has its connections closed with the marker's Error and its
+    /// actor retired, so its state is closed and its owner lock freed for
+    /// the export; its later handshakes are refused in [`Self::on_hello`].
+    fn on_away(&mut self, user: UserId, away: Option<crate::server::moves::Away>) {
+        let Some(away) = away else {
+            self.away.remove(&user);
+            log::info!("user {user} is served here again");
+            return;
+        };
+        self.away.insert(user, away);
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.attached == Some(user))
+            .map(|(k, _)| k)
+            .collect();
+        log::info!(
+            "user {user}: {} ({} connections closed)",
+            away.text(),
+            keys.len()
+        );
+        for key in keys {
+            self.record(key, "move", Err(away.text()));
+            self.fail(key, 0, away.code(), away.text());
+        }
+        self.registry.retire(user);
     }
 
     /// An actor died unexpectedly: its connections cannot continue.
