@@ -449,3 +449,76 @@ fn r_13_4_3_a_slow_reader_does_not_grow_the_servers_memory() {
     assert!(matches!(c.reply(rid), Message::FileEnd));
     assert!(bytes == content);
 }
+
+/// A delta upload cut off after some of its chunks (the connection lost)
+/// resumes: the same content offered again for the same path is answered
+/// with only the chunks the server did not receive; a crash of the server
+/// meanwhile changes nothing of that.
+#[test]
+///
+fn r_13_5_1_an_interrupted_delta_upload_needs_only_the_rest() {
+    use cloudservice::chunk::chunk_reader;
+    use cloudservice::protocol::{ChunkData, PushStatus};
+    for crash in [false, true] {
+        let mut server = Server::start();
+        let mut c = WireClient::new_user(server.addr);
+        let (user, client) = (c.user, c.client);
+        let content = data(3 << 20, 14 + u64::from(crash));
+        let m = reference(&content);
+        let pieces: Vec<Vec<u8>> = chunk_reader(&content[..])
+            .map(|x| x.expect("read").1)
+            .collect();
+        let offer = |c: &mut WireClient| -> (u32, Vec<u32>) {
+            let rid = c.send(Message::FileManifest(FileManifest {
+                version: 0,
+                size: m.size,
+                hash: m.hash,
+                chunk_count: m.chunks.len() as u32,
+                path: p("big.bin"),
+            }));
+            c.send_with(rid, Message::ChunkList(m.chunks.clone()));
+            let mut needed = Vec::new();
+            loop {
+                match c.reply(rid) {
+                    Message::ChunksNeeded(ChunkRanges { last, ranges }) => {
+                        needed.extend(ranges.iter().flat_map(|r| r.first..r.first + r.count));
+                        if last {
+                            return (rid, needed);
+                        }
+                    }
+                    other => panic!("expected ChunksNeeded, got {other:?}"),
+                }
+            }
+        };
+        let (rid, needed) = offer(&mut c);
+        assert_eq!(needed.len(), m.chunks.len());
+        let half = needed.len() / 2;
+        for &index in &needed[..half] {
+            let data = pieces[index as usize].clone();
+            c.send_with(rid, Message::ChunkData(ChunkData { index, data }));
+        }
+        // Let the server take them, then cut the connection (or crash it).
+        c.send(Message::Ping);
+        let _ = c.next();
+        drop(c);
+        std::thread::sleep(Duration::from_millis(200));
+        if crash {
+            server.kill9();
+            server.start_again();
+        }
+        let mut c = WireClient::resume(server.addr, user, client);
+        let (rid, again) = offer(&mut c);
+        assert_eq!(again, needed[half..].to_vec(), "crash {crash}");
+        for &index in &again {
+            let data = pieces[index as usize].clone();
+            c.send_with(rid, Message::ChunkData(ChunkData { index, data }));
+        }
+        c.send_with(rid, Message::FileEnd);
+        match c.reply(rid) {
+            Message::PushAck(a) => assert_eq!(a.status, PushStatus::Applied),
+            other => panic!("expected PushAck, got {other:?}"),
+        }
+        let stored = std::fs::read(server.user_dir(&user).join("big.bin")).expect("stored");
+        assert!(stored == content, "crash {crash}");
+    }
+}

@@ -217,6 +217,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "versions_select_the_kinds",
     ),
     (
+        "R-13.4.5",
+        "client",
+        "src/client/delta_fetch.rs",
+        "hostile_lists_and_chunks_are_errors_and_leave_nothing_visible",
+    ),
+    (
+        "R-13.5.2",
+        "client",
+        "tests/e2e_resume.rs",
+        "a_download_cut_by_killing_the_client_resumes_with_the_rest",
+    ),
+    (
         "R-13.3.4",
         "client",
         "src/client/delta_push.rs",

@@ -296,6 +296,86 @@ pub fn fill_from_index(
     Ok(filled)
 }
 
+/// The name of the partial build of content `hash` for `path` (resume of an
+/// interrupted transfer): `<32 hex digits of BLAKE3(path)>-<hex of hash>`,
+/// so the partials of one path are found by their prefix ([`partial_prefix`]).
+pub fn partial_name(path: &WirePath, hash: &ContentHash) -> String {
+    format!("{}{hash}", partial_prefix(path))
+}
+
+/// The prefix every partial build for `path` starts with.
+pub fn partial_prefix(path: &WirePath) -> String {
+    let tag = blake3::hash(path.as_str().as_bytes()).to_hex();
+    format!("{}-", &tag[..32])
+}
+
+/// Removes from `dir` the partial builds for `path` other than `keep` (the
+/// path's content moved on: what they hold is no longer wanted).
+pub fn drop_other_partials(dir: &Path, path: &WirePath, keep: &str) {
+    let prefix = partial_prefix(path);
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in listing.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name != keep {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Removes from `dir` the partial builds not written to for `keep`.
+pub fn drop_stale_partials(dir: &Path, keep: std::time::Duration) {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in listing.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > keep);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Takes as filled every chunk of `manifest` that `file` (a partial build
+/// of it, from an interrupted transfer) already holds at its offset: read,
+/// re-hashed by [`AssemblyPlan::fill`], and written to the chunk's other
+/// offsets by `write`. Returns the bytes taken.
+///
+/// # Errors
+/// The first error of `write`.
+pub fn fill_in_place(
+    file: &File,
+    manifest: &Manifest,
+    plan: &mut AssemblyPlan,
+    write: &mut WriteChunk<'_>,
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::new();
+    let mut filled = 0u64;
+    for (offset, entry) in manifest.offsets() {
+        if !plan.wants(&entry.id) {
+            continue;
+        }
+        buf.resize(entry.len as usize, 0);
+        if file.read_exact_at(&mut buf, offset).is_err() {
+            continue;
+        }
+        if let Ok(offsets) = plan.fill(&entry.id, &buf) {
+            let others: Vec<u64> = offsets.iter().copied().filter(|&o| o != offset).collect();
+            write(&buf, &others)?;
+            filled += u64::from(entry.len) * offsets.len() as u64;
+        }
+    }
+    Ok(filled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub mod applier;
 pub mod aside;
 pub mod conflict;
 pub mod connection;
+pub mod delta_fetch;
 pub mod delta_push;
 pub mod detect;
 pub mod error;

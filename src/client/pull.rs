@@ -6,15 +6,18 @@
 
 use super::applier::{Applied, Applier, FetchJob};
 use super::connection::Connection;
+use super::delta_fetch::{wants_delta, DeltaDownload, Sources, RESUMABLE};
 use super::error::ClientError;
 use super::ignore::apply::{filter_reply, rules_change};
 use super::ignore::{IgnoreRules, IGNORE_FILE};
 use super::index::Index;
 use super::progress::{Transfer, Verbosity};
+use crate::chunk::index::ChunkIndex;
 use crate::protocol::{
-    ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FileBegin, Frame, Message,
+    ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest, FileBegin,
+    Frame, Message,
 };
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -46,6 +49,16 @@ pub struct Ctx<'a> {
     /// was already cut once, so a rules file that cannot be placed never
     /// stalls the pull.
     pub may_defer_rules: bool,
+    /// The folder's chunk index, for delta downloads (§13.4): loaded and
+    /// brought up to the index at the pull's first delta download.
+    pub chunks: &'a mut Option<ChunkIndex>,
+    /// Where that index is saved.
+    pub chunks_file: &'a Path,
+    /// Where delta downloads are built (kept across runs for resumes).
+    pub partial: &'a Path,
+    /// Set when the server refused a FetchManifest as a kind it does not
+    /// serve: the session downloads with Fetch for the rest of its run.
+    pub deltas_refused: &'a mut bool,
 }
 
 impl Ctx<'_> {
@@ -64,6 +77,26 @@ struct Download {
     written: u64,
 }
 
+/// A reply the pull waits for, in request order (§3.4), with the bytes of
+/// content it may still bring (for the fetch window).
+#[derive(Debug)]
+enum Awaited {
+    /// A whole-file Fetch: FileBegin, FileChunks, FileEnd.
+    Fetch(u32, FetchJob),
+    /// A FetchManifest: FileManifest and ChunkLists (of `deltas[id]`).
+    Manifest(u32),
+    /// The FetchChunks of `deltas[id]`: ChunkData frames, FileEnd.
+    Chunks(u32),
+}
+
+impl Awaited {
+    fn id(&self) -> u32 {
+        match self {
+            Awaited::Fetch(id, _) | Awaited::Manifest(id) | Awaited::Chunks(id) => *id,
+        }
+    }
+}
+
 /// One pull, from the request to the last placed file.
 #[derive(Debug)]
 pub struct PullJob {
@@ -75,8 +108,16 @@ pub struct PullJob {
     entries: Vec<ChangeEntry>,
     listed: bool,
     queue: VecDeque<FetchJob>,
-    outstanding: VecDeque<(u32, FetchJob)>,
+    outstanding: VecDeque<(Awaited, u64)>,
     outstanding_bytes: u64,
+    /// Delta downloads in progress (§13.4), by request ID.
+    deltas: HashMap<u32, DeltaDownload>,
+    /// The server serves delta downloads (not refused in this run).
+    use_deltas: bool,
+    /// The folder holds a file above one minimum chunk: a delta download
+    /// may find chunks here. Without one (a new device's first sync) files
+    /// come whole, with no chunk list round trip.
+    local_chunks: bool,
     download: Option<Download>,
     failed: bool,
     result: Applied,
@@ -116,7 +157,7 @@ impl PullJob {
     /// When the write fails.
     pub fn start(
         conn: &mut Connection,
-        (cursor, modes): (u64, bool),
+        (cursor, modes, use_deltas): (u64, bool, bool),
         first: bool,
         verbosity: Verbosity,
     ) -> Result<PullJob, ClientError> {
@@ -135,6 +176,9 @@ impl PullJob {
             queue: VecDeque::new(),
             outstanding: VecDeque::new(),
             outstanding_bytes: 0,
+            deltas: HashMap::new(),
+            use_deltas,
+            local_chunks: false,
             download: None,
             failed: false,
             result: Applied::default(),
@@ -152,7 +196,7 @@ impl PullJob {
             || self
                 .outstanding
                 .front()
-                .is_some_and(|(id, _)| *id == request_id)
+                .is_some_and(|(a, _)| a.id() == request_id)
     }
 
     /// Handles a frame addressed to this pull.
@@ -177,6 +221,12 @@ impl PullJob {
                 other => Err(unexpected(&other)),
             };
         }
+        if matches!(
+            self.outstanding.front(),
+            Some((Awaited::Manifest(_) | Awaited::Chunks(_), _))
+        ) {
+            return self.on_delta_frame(frame, conn, ctx);
+        }
         match frame.message {
             Message::FileBegin(begin) => self.on_begin(begin, ctx),
             Message::FileChunk(data) => self.on_chunk(&data),
@@ -185,8 +235,8 @@ impl PullJob {
                 self.fill_window(conn)
             }
             Message::Error(e) => {
-                if let Some((_, job)) = self.outstanding.pop_front() {
-                    self.outstanding_bytes -= job.size;
+                if let Some((Awaited::Fetch(_, job), bytes)) = self.outstanding.pop_front() {
+                    self.outstanding_bytes -= bytes;
                     if e.code == ErrorCode::NotFound {
                         log::debug!("{} is gone on the server; the next pull says why", job.path);
                     } else {
@@ -199,6 +249,175 @@ impl PullJob {
             }
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// A frame of a delta download (§13.4): the manifest reply, then the
+    /// chunks. The download whose reply is due is at the window's front.
+    fn on_delta_frame(
+        &mut self,
+        frame: Frame,
+        conn: &mut Connection,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), ClientError> {
+        let Some((awaited, _)) = self.outstanding.front() else {
+            return Err(unexpected(&frame.message));
+        };
+        let (id, listing) = match awaited {
+            Awaited::Manifest(id) => (*id, true),
+            Awaited::Chunks(id) => (*id, false),
+            Awaited::Fetch(..) => return Err(unexpected(&frame.message)),
+        };
+        let Some(download) = self.deltas.get_mut(&id) else {
+            return Err(unexpected(&frame.message));
+        };
+        match frame.message {
+            Message::FileManifest(header) if listing => download.on_header(header)?,
+            Message::ChunkList(entries) if listing => download.on_list(&entries)?,
+            Message::ChunkData(chunk) if !listing => {
+                let n = download.on_chunk(&chunk)?;
+                if let Some(t) = self.transfer.as_mut() {
+                    t.add_bytes(n);
+                }
+            }
+            Message::FileEnd if !listing => return self.delta_done(id, conn, ctx),
+            Message::Error(e) => {
+                if let Some((_, bytes)) = self.outstanding.pop_front() {
+                    self.outstanding_bytes -= bytes;
+                }
+                // Its verified chunks stay for the next try.
+                let path = self.deltas.remove(&id).map(|d| {
+                    let path = d.job.path.clone();
+                    d.suspend();
+                    path
+                });
+                let path = path.map(|p| p.to_string()).unwrap_or_default();
+                match e.code {
+                    ErrorCode::NotFound => {
+                        log::debug!("{path} is gone on the server; the next pull says why");
+                    }
+                    // A server without delta downloads (§13.4): it closes;
+                    // the next connection downloads whole files.
+                    ErrorCode::BadFrame | ErrorCode::WrongPhase if listing => {
+                        log::warn!(
+                            "the server does not serve delta downloads ({}): downloading whole files",
+                            e.message
+                        );
+                        *ctx.deltas_refused = true;
+                        return Err(ClientError::ConnectionLost(format!(
+                            "server refused a delta download: {}",
+                            e.message
+                        )));
+                    }
+                    _ => {
+                        log::warn!("could not download {path}: {}", e.message);
+                        self.failed = true;
+                    }
+                }
+                return self.fill_window(conn);
+            }
+            other => return Err(unexpected(&other)),
+        }
+        if listing && self.deltas.get(&id).is_some_and(DeltaDownload::listed) {
+            self.delta_listed(id, conn, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// The whole chunk list is in: build what this device has, ask for the
+    /// rest (the reply joins the back of the window).
+    fn delta_listed(
+        &mut self,
+        id: u32,
+        conn: &mut Connection,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), ClientError> {
+        if let Some((_, bytes)) = self.outstanding.pop_front() {
+            self.outstanding_bytes -= bytes;
+        }
+        let index = ctx
+            .chunks
+            .get_or_insert_with(|| ChunkIndex::load(ctx.chunks_file));
+        let root = ctx.root;
+        let files = ctx
+            .index
+            .iter()
+            .filter_map(|(path, entry)| match entry.kind {
+                super::index::EntryKind::File { stat, hash } if wants_delta(stat.size) => {
+                    Some((path, hash))
+                }
+                _ => None,
+            });
+        let open = |p: &crate::protocol::WirePath| File::open(root.join(p.as_str()));
+        if index.refresh(files, open) > 0 {
+            if let Err(e) = index.save(ctx.chunks_file) {
+                log::warn!("saving the chunk index: {e}");
+            }
+        }
+        let Some(download) = self.deltas.get_mut(&id) else {
+            return Ok(());
+        };
+        let sources = Sources {
+            root,
+            index,
+            tmp: ctx.tmp,
+            partial: ctx.partial,
+        };
+        let name = format!("delta-{}-{id}", std::process::id());
+        let frames = download.build(&sources, &name)?;
+        let missing = download.missing_bytes();
+        for frame in frames {
+            conn.send(id, &Message::FetchChunks(frame))?;
+        }
+        self.outstanding_bytes += missing;
+        self.outstanding.push_back((Awaited::Chunks(id), missing));
+        Ok(())
+    }
+
+    /// `FileEnd` of a delta download: check the file whole and place it.
+    fn delta_done(
+        &mut self,
+        id: u32,
+        conn: &mut Connection,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), ClientError> {
+        if let Some((_, bytes)) = self.outstanding.pop_front() {
+            self.outstanding_bytes -= bytes;
+        }
+        let Some(download) = self.deltas.remove(&id) else {
+            return Err(ClientError::Protocol(
+                "file end outside a file transfer".into(),
+            ));
+        };
+        let job = download.job.clone();
+        match download.finish()? {
+            Some(built) => {
+                log::debug!(
+                    "received {} as a delta: {} of {} bytes from this device",
+                    job.path,
+                    built.reused,
+                    job.size
+                );
+                if let Some(t) = self.transfer.as_mut() {
+                    t.add_bytes(built.reused);
+                }
+                let placed = ctx.applier().place(
+                    &job,
+                    &built.tmp,
+                    (built.hash, built.version),
+                    &mut self.result,
+                );
+                if let Err(e) = placed {
+                    log::warn!("could not write {}: {e}", job.path);
+                    let _ = fs::remove_file(&built.tmp);
+                    self.failed = true;
+                }
+                if let Some(t) = self.transfer.as_mut() {
+                    t.file_done();
+                }
+            }
+            None => self.failed = true,
+        }
+        self.fill_window(conn)
     }
 
     fn on_batch(
@@ -264,6 +483,9 @@ impl PullJob {
             ));
         }
         self.queue = applied.fetches.into();
+        self.local_chunks = ctx.index.iter().any(|(_, e)| {
+            matches!(e.kind, super::index::EntryKind::File { stat, .. } if wants_delta(stat.size))
+        });
         self.fill_window(conn)
     }
 
@@ -278,18 +500,30 @@ impl PullJob {
             let Some(job) = self.queue.pop_front() else {
                 break;
             };
-            let id = conn.request(Message::Fetch(Fetch {
-                version: job.version,
-                path: job.path.clone(),
-            }))?;
-            self.outstanding_bytes += job.size;
-            self.outstanding.push_back((id, job));
+            let size = job.size;
+            let worth = self.local_chunks || job.size >= RESUMABLE;
+            let awaited = if self.use_deltas && worth && wants_delta(job.size) {
+                let id = conn.request(Message::FetchManifest(FetchManifest {
+                    version: job.version,
+                    path: job.path.clone(),
+                }))?;
+                self.deltas.insert(id, DeltaDownload::new(job));
+                Awaited::Manifest(id)
+            } else {
+                let id = conn.request(Message::Fetch(Fetch {
+                    version: job.version,
+                    path: job.path.clone(),
+                }))?;
+                Awaited::Fetch(id, job)
+            };
+            self.outstanding_bytes += size;
+            self.outstanding.push_back((awaited, size));
         }
         Ok(())
     }
 
     fn on_begin(&mut self, begin: FileBegin, ctx: &mut Ctx<'_>) -> Result<(), ClientError> {
-        let Some((id, job)) = self.outstanding.front() else {
+        let Some((Awaited::Fetch(id, job), _)) = self.outstanding.front() else {
             return Err(ClientError::Protocol("file data nobody asked for".into()));
         };
         if begin.path != job.path || self.download.is_some() {
@@ -340,13 +574,14 @@ impl PullJob {
     }
 
     fn on_end(&mut self, ctx: &mut Ctx<'_>) -> Result<(), ClientError> {
-        let (Some(mut d), Some((_, job))) = (self.download.take(), self.outstanding.pop_front())
+        let (Some(mut d), Some((Awaited::Fetch(_, job), bytes))) =
+            (self.download.take(), self.outstanding.pop_front())
         else {
             return Err(ClientError::Protocol(
                 "file end outside a file transfer".into(),
             ));
         };
-        self.outstanding_bytes -= job.size;
+        self.outstanding_bytes -= bytes;
         let flushed = d.file.flush().and_then(|()| d.file.get_ref().sync_all());
         drop(d.file);
         let hash = ContentHash(*d.hasher.finalize().as_bytes());
@@ -380,6 +615,14 @@ impl PullJob {
         }
     }
 
+    /// The pull ends with delta downloads unfinished (the connection was
+    /// lost): their verified chunks stay for a resume.
+    fn drop_deltas(&mut self) {
+        for (_, d) in self.deltas.drain() {
+            d.suspend();
+        }
+    }
+
     /// Files still to download (queued or requested).
     pub fn downloads_pending(&self) -> u64 {
         (self.queue.len() + self.outstanding.len()) as u64
@@ -393,6 +636,7 @@ impl PullJob {
     /// Ends the pull (finished or abandoned) and reports.
     pub fn finish(mut self) -> Finished {
         self.drop_download();
+        self.drop_deltas();
         let complete = self.is_done();
         if let Some(t) = self.transfer.take() {
             t.finish();

@@ -265,6 +265,17 @@ impl Session<'_> {
                     );
                     self.pull.modes = false;
                 }
+                if report.code == ErrorCode::BadFrame
+                    && report.message.contains("unsupported protocol version 2")
+                    && self.pull.deltas
+                {
+                    // A version 1 server (§13.1): download whole files from now on.
+                    log::warn!(
+                        "the server does not serve delta downloads (protocol version 1): \
+                         downloading whole files"
+                    );
+                    self.pull.deltas = false;
+                }
                 if matches!(
                     report.code,
                     ErrorCode::UnknownClient

@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// How long a partial delta download is kept for a resume: a week.
+pub const PARTIAL_KEEP: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// Empties the temporary area `tmp` except files with an origin note
 /// (`NAME.origin`) and the notes themselves: those are local files the
 /// applier had moved there and not yet settled (`Applier::recover_leftovers`).
@@ -77,6 +80,10 @@ impl StateDir {
         fs::create_dir_all(&tmp)
             .map_err(|e| ClientError::io(format!("create {}", tmp.display()), e))?;
         clear_tmp(&tmp)?;
+        let partial = state.partial_dir();
+        fs::create_dir_all(&partial)
+            .map_err(|e| ClientError::io(format!("create {}", partial.display()), e))?;
+        crate::chunk::index::drop_stale_partials(&partial, PARTIAL_KEEP);
         Ok(state)
     }
 
@@ -91,6 +98,19 @@ impl StateDir {
     /// The state folder itself.
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// The folder's chunk index (delta downloads, PROTOCOL.md §13.4): a
+    /// hint, rebuilt from the files when missing or damaged.
+    pub fn chunk_index_file(&self) -> PathBuf {
+        self.dir.join("chunks")
+    }
+
+    /// Where delta downloads are built (PROTOCOL.md §13.4): unlike the
+    /// temporary area it is kept across runs, so an interrupted download
+    /// resumes; a partial build not written to for a week is removed at start.
+    pub fn partial_dir(&self) -> PathBuf {
+        self.dir.join("partial")
     }
 
     /// Where downloads are written before they are verified and moved into place.

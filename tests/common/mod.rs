@@ -14,6 +14,7 @@
 //! | [`rng`]    | [`Rng`], [`seed`]: the one seeded PRNG and where its seed comes from |
 //! | [`wire`]   | [`WireClient`]: a protocol client through our codec |
 //! | [`raw`]    | frames built and read byte by byte from the spec (conformance suite) |
+//! | [`relay`]  | [`relay::Relay`]: a loopback relay counting the bytes each way; can refuse a frame kind like an older server |
 //! | [`conn`]   | [`Conn`]: the byte channel of both protocol clients, TLS unless the server is plaintext |
 #![allow(dead_code)]
 // Each test crate uses a different subset of the re-exports.
@@ -24,6 +25,7 @@ pub mod conn;
 pub mod devices;
 pub mod procs;
 pub mod raw;
+pub mod relay;
 pub mod rng;
 pub mod server;
 pub mod tree;

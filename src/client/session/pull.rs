@@ -3,6 +3,7 @@
 //! to the server, kept on a failure, sent back by a refused push's rewind).
 
 use super::Session;
+use crate::chunk::index::ChunkIndex;
 use crate::client::error::ClientError;
 use crate::client::pull::{Ctx, Finished, PullJob};
 use crate::protocol::{Frame, Message, WirePath};
@@ -37,6 +38,11 @@ pub(super) struct PullState {
     /// The server takes PullModes and SetMode (§15); false once it refused
     /// them as an unsupported version (then for the rest of this run).
     pub(super) modes: bool,
+    /// Download files above one minimum chunk as deltas (§13.4); false once
+    /// the server refused a FetchManifest (then for the rest of this run).
+    pub(super) deltas: bool,
+    /// The folder's chunk index, loaded at the first delta download.
+    pub(super) chunks: Option<ChunkIndex>,
 }
 
 impl PullState {
@@ -50,6 +56,8 @@ impl PullState {
             last_acked: 0,
             rules_deferred_at: None,
             modes: true,
+            deltas: true,
+            chunks: None,
         }
     }
 }
@@ -66,7 +74,7 @@ impl Session<'_> {
         let cursor = self.index.cursor();
         let job = PullJob::start(
             conn,
-            (cursor, self.pull.modes),
+            (cursor, self.pull.modes, self.pull.deltas),
             first,
             self.config.verbosity,
         )?;
@@ -80,6 +88,9 @@ impl Session<'_> {
             return Ok(());
         };
         let may_defer_rules = self.pull.rules_deferred_at != Some(self.index.cursor());
+        let chunks_file = self.state.chunk_index_file();
+        let partial = self.state.partial_dir();
+        let mut refused = false;
         let mut ctx = Ctx {
             root: &self.root,
             tmp: &self.tmp,
@@ -87,8 +98,16 @@ impl Session<'_> {
             me: self.identity.client,
             rules: self.rules.rules(),
             may_defer_rules,
+            chunks: &mut self.pull.chunks,
+            chunks_file: &chunks_file,
+            partial: &partial,
+            deltas_refused: &mut refused,
         };
-        job.on_frame(frame, conn, &mut ctx)?;
+        let handled = job.on_frame(frame, conn, &mut ctx);
+        if refused {
+            self.pull.deltas = false;
+        }
+        handled?;
         if !job.is_done() {
             return Ok(());
         }

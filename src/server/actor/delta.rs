@@ -8,7 +8,7 @@
 //! writes. The reactor never sees a byte of it.
 
 use super::Actor;
-use crate::chunk::index::{fill_from_index, ChunkIndex};
+use crate::chunk::index::{fill_from_index, fill_in_place, ChunkIndex};
 use crate::chunk::{AssemblyPlan, ChunkEntry, Manifest, ManifestReceiver};
 use crate::protocol::{ChunkData, ChunkRanges, ClientId, ErrorCode, FileManifest, Message};
 use crate::server::bus::ConnRef;
@@ -123,7 +123,7 @@ impl Actor {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let build = match store.begin_delta(&upload.header.path, manifest.size) {
+        let build = match store.begin_delta(&upload.header.path, manifest.size, &manifest.hash) {
             Ok(build) => build,
             Err(e) => {
                 // The client's ChunkData/FileEnd that follow would find no
@@ -140,6 +140,7 @@ impl Actor {
             build,
             reused: 0,
         });
+        self.fill_from_partial(&mut building);
         self.fill_from_own_files(&mut building);
         let ranges = building.plan.missing_ranges();
         let upload = DeltaUpload {
@@ -152,6 +153,37 @@ impl Actor {
                 peer.reply(rid, Message::ChunksNeeded(frame));
             }
             peer.delta = Some(upload);
+        }
+    }
+
+    /// Takes every chunk an interrupted upload of the same content left in
+    /// the build file (re-read and re-hashed), so a resumed upload sends
+    /// only the rest.
+    fn fill_from_partial(&mut self, building: &mut Building) {
+        if !building.build.resumed() {
+            return;
+        }
+        let target = &building.build;
+        let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
+            for &o in offsets {
+                target
+                    .write_at(bytes, o)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            }
+            Ok(())
+        };
+        let found = fill_in_place(
+            building.build.file(),
+            &building.manifest,
+            &mut building.plan,
+            &mut write,
+        );
+        if let Ok(bytes) = found {
+            building.reused += bytes;
+            log::debug!(
+                "user {}: resumed a delta upload with {bytes} bytes",
+                self.user
+            );
         }
     }
 

@@ -163,7 +163,15 @@ impl Peer {
     /// Drops the open upload (its temp file removes itself) and the open
     /// delta downloads (their files close).
     pub fn abandon_upload(&mut self) {
-        self.delta = None;
+        // A delta upload cut off mid-way keeps its verified chunks for a
+        // resume (§13.3); a whole upload starts again.
+        if let Some(super::delta::DeltaUpload {
+            stage: super::delta::Stage::Building(building),
+            ..
+        }) = self.delta.take()
+        {
+            building.build.suspend();
+        }
         self.upload = None;
         self.served.clear();
     }

@@ -8,42 +8,67 @@
 use super::tree::NodeKind;
 use super::upload::StagedFile;
 use super::{StoreError, UserStore};
+use crate::chunk::index::{drop_other_partials, partial_name};
 use crate::fsafe;
 use crate::protocol::{ContentHash, WirePath};
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, TempPath};
 
-/// A new version being built from chunks, in the user's `tmp/` folder; the
-/// temp file removes itself unless [`DeltaBuild::finish`] hands it over.
+/// A new version being built from chunks, in the user's `partial/` folder
+/// under a name given by the path and the content hash
+/// ([`crate::chunk::index::partial_name`]); the file removes itself unless
+/// [`DeltaBuild::finish`] hands it over or [`DeltaBuild::suspend`] keeps it
+/// for a resume.
 pub struct DeltaBuild {
     file: NamedTempFile,
     path: WirePath,
     size: u64,
     durable: bool,
+    /// The file was there before: an interrupted upload of the same
+    /// content left it (its chunks are checked before they count).
+    resumed: bool,
 }
 
 impl UserStore {
-    /// A temp file of `size` bytes (zeros until chunks are written) for the
-    /// new version of `path`.
+    /// The file of `size` bytes (zeros until chunks are written) the
+    /// content `hash` of `path` is built in: the partial build an
+    /// interrupted upload of that content left, or a new one. Partial builds
+    /// of other contents of `path` are removed (the path moved on).
     ///
     /// # Errors
     /// [`StoreError::TempFile`] when it cannot be created or sized.
-    pub fn begin_delta(&self, path: &WirePath, size: u64) -> Result<DeltaBuild, StoreError> {
-        let file = tempfile::Builder::new()
-            .prefix("delta-")
+    pub fn begin_delta(
+        &self,
+        path: &WirePath,
+        size: u64,
+        hash: &ContentHash,
+    ) -> Result<DeltaBuild, StoreError> {
+        let name = partial_name(path, hash);
+        drop_other_partials(&self.partial_dir, path, &name);
+        let at = self.partial_dir.join(&name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
             // As for whole uploads: the permissions `File::create` gives.
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(&self.tmp_dir)
-            .and_then(|f| f.as_file().set_len(size).map(|()| f))
+            .mode(0o666)
+            .open(&at)
             .map_err(StoreError::TempFile)?;
+        let temp = TempPath::try_from_path(at).map_err(StoreError::TempFile)?;
+        let file = NamedTempFile::from_parts(file, temp);
+        let before = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+        file.as_file().set_len(size).map_err(StoreError::TempFile)?;
         Ok(DeltaBuild {
             file,
             path: path.clone(),
             size,
             durable: self.durable,
+            resumed: before == size && size > 0,
         })
     }
 
@@ -77,6 +102,23 @@ impl UserStore {
 }
 
 impl DeltaBuild {
+    /// Whether an interrupted upload of the same content left this file.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// The file, to read the chunks a resumed build already holds.
+    pub fn file(&self) -> &File {
+        self.file.as_file()
+    }
+
+    /// Keeps the file for a later upload of the same content (the
+    /// connection was lost mid-upload): its verified chunks then need not
+    /// cross again.
+    pub fn suspend(self) {
+        let _ = self.file.keep();
+    }
+
     /// Writes a chunk's bytes at `offset`.
     ///
     /// # Errors

@@ -95,11 +95,18 @@ pub struct OpenReport {
     pub repaired: usize,
 }
 
+/// How long the partial build of an interrupted delta upload is kept for a
+/// resume: a week (removed at the next open of the user's state after it).
+pub const PARTIAL_KEEP: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// A user's state, open for reading and changing.
 pub struct UserStore {
     root: PathBuf,
     state_dir: PathBuf,
     tmp_dir: PathBuf,
+    /// Partial builds of interrupted delta uploads (resume, §13.3): kept
+    /// across connections and restarts, unlike `tmp_dir`.
+    partial_dir: PathBuf,
     tree: Tree,
     journal: Journal,
     history: Vec<Touch>,
@@ -158,6 +165,9 @@ impl UserStore {
             std::fs::remove_dir_all(&tmp_dir)?;
         }
         std::fs::create_dir_all(&tmp_dir)?;
+        let partial_dir = state_dir.join("partial");
+        std::fs::create_dir_all(&partial_dir)?;
+        crate::chunk::index::drop_stale_partials(&partial_dir, PARTIAL_KEEP);
         let replay = Journal::open(&state_dir.join("journal"))?;
         let versions = versions::VersionDir::open(&state_dir)?;
         let clean_marker = state_dir.join("clean");
@@ -169,6 +179,7 @@ impl UserStore {
             root,
             state_dir,
             tmp_dir,
+            partial_dir,
             tree: Tree::default(),
             journal: replay.journal,
             history: Vec::new(),

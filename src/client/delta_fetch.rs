@@ -1,0 +1,626 @@
+//! Delta download of one file (PROTOCOL.md §13.4): the server's chunk list
+//! first; the new version is built in the temporary area from the chunks
+//! this device already has (the old version of the path, any other indexed
+//! file, a partial download of the same content) and only the missing ones
+//! are fetched; every chunk is re-hashed against the list, the whole file
+//! against its hash, before the applier places it (a partial file is never
+//! visible). A download cut off (connection lost, either side killed) keeps
+//! its verified chunks in the state folder's `partial/` area under a name
+//! given by the path and the content hash; the next download of the same
+//! content takes them from there and fetches only the rest.
+//!
+//! [`DeltaDownload`] is driven by [`super::pull::PullJob`], which keeps the
+//! replies in request order; this file decides what each frame means and
+//! does the file I/O of one download.
+
+use super::applier::FetchJob;
+use super::error::ClientError;
+use crate::chunk::index::{
+    drop_other_partials, fill_from_index, fill_in_place, partial_name, ChunkIndex,
+};
+use crate::chunk::{AssemblyPlan, ChunkEntry, Manifest, ManifestReceiver, MIN_CHUNK};
+use crate::protocol::{ChunkData, ChunkRange, ChunkRanges, ContentHash, FileManifest, WirePath};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Largest file fetched as chunks: 16 GiB. Above it a list of minimum-size
+/// chunks could pass the protocol's 1,048,576 (§13.4), so it goes whole.
+pub const MAX_DELTA_FETCH: u64 = 16 << 30;
+
+/// Whether a file of `size` bytes is downloaded as a delta: larger than one
+/// minimum chunk (smaller files gain nothing and would cost a round trip)
+/// and at most [`MAX_DELTA_FETCH`].
+pub fn wants_delta(size: u64) -> bool {
+    size > u64::from(MIN_CHUNK) && size <= MAX_DELTA_FETCH
+}
+
+/// Files from this size on are downloaded as deltas even when the folder
+/// has nothing to reuse: the chunk list's round trip is small beside them,
+/// and an interrupted download then resumes where it stopped.
+pub const RESUMABLE: u64 = 8 << 20;
+
+/// A protocol violation by the server in a delta download.
+fn violation(what: impl Into<String>) -> ClientError {
+    ClientError::Protocol(what.into())
+}
+
+/// One delta download, from the `FileManifest` to the `FileEnd`.
+#[derive(Debug)]
+pub struct DeltaDownload {
+    /// The file asked for.
+    pub job: FetchJob,
+    stage: Stage,
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// `FetchManifest` sent; nothing received.
+    Asked,
+    /// `FileManifest` in, `ChunkList` frames arriving.
+    Listing {
+        header: FileManifest,
+        receiver: ManifestReceiver,
+    },
+    /// The list is in: the file is being built.
+    Building(Box<Building>),
+}
+
+#[derive(Debug)]
+struct Building {
+    header: FileManifest,
+    manifest: Manifest,
+    plan: AssemblyPlan,
+    /// The file being built, `size` bytes long.
+    file: File,
+    /// Where it is (in the partial area).
+    at: PathBuf,
+    /// Where it goes once verified (in the temporary area).
+    tmp: PathBuf,
+    /// The runs asked for, and the position of the next `ChunkData`.
+    asked: Vec<ChunkRange>,
+    run: usize,
+    within: u32,
+    /// Bytes taken from this device's files (and a partial build).
+    reused: u64,
+}
+
+/// What a finished download leaves: the verified file to place.
+#[derive(Debug)]
+pub struct Built {
+    /// The verified file in the temporary area.
+    pub tmp: PathBuf,
+    /// Its content hash.
+    pub hash: ContentHash,
+    /// The version the server sent.
+    pub version: u64,
+    /// Bytes taken from this device's files rather than the wire.
+    pub reused: u64,
+}
+
+/// Where a download finds chunks it already has.
+pub struct Sources<'a> {
+    /// The synced folder.
+    pub root: &'a Path,
+    /// The folder's chunk index (brought up to date by the caller).
+    pub index: &'a ChunkIndex,
+    /// The temporary area, where the verified file waits to be placed.
+    pub tmp: &'a Path,
+    /// The partial area, where the file is built (kept across runs).
+    pub partial: &'a Path,
+}
+
+impl DeltaDownload {
+    /// A download of `job` whose `FetchManifest` was just sent.
+    pub fn new(job: FetchJob) -> DeltaDownload {
+        DeltaDownload {
+            job,
+            stage: Stage::Asked,
+        }
+    }
+
+    /// The `FileManifest` (R).
+    ///
+    /// # Errors
+    /// `Protocol` when it names another path, comes twice, or announces a
+    /// list no honest file has (R-13.2.1: checked before any entry).
+    pub fn on_header(&mut self, header: FileManifest) -> Result<(), ClientError> {
+        if !matches!(self.stage, Stage::Asked) || header.path != self.job.path {
+            return Err(violation(format!(
+                "FileManifest for {} while {} was asked",
+                header.path, self.job.path
+            )));
+        }
+        let receiver = ManifestReceiver::new(header.size, header.hash, header.chunk_count)
+            .map_err(|e| violation(format!("{}: {e}", header.path)))?;
+        self.stage = Stage::Listing { header, receiver };
+        Ok(())
+    }
+
+    /// One `ChunkList` (R) frame.
+    ///
+    /// # Errors
+    /// `Protocol` outside a list or past the announced count.
+    pub fn on_list(&mut self, entries: &[ChunkEntry]) -> Result<(), ClientError> {
+        match &mut self.stage {
+            Stage::Listing { receiver, .. } => receiver
+                .push(entries)
+                .map_err(|e| violation(format!("{}: {e}", self.job.path))),
+            _ => Err(violation("ChunkList outside a chunk list")),
+        }
+    }
+
+    /// True once the whole list has arrived (and building has not begun).
+    pub fn listed(&self) -> bool {
+        matches!(&self.stage, Stage::Listing { receiver, .. } if receiver.is_complete())
+    }
+
+    /// The list is complete: validates it, creates the file in the
+    /// temporary area, fills it from `sources`, and returns the
+    /// `FetchChunks` frames to send (the last with `last` = 1).
+    ///
+    /// # Errors
+    /// `Protocol` for a list that breaks; I/O errors of the
+    /// temporary file.
+    pub fn build(
+        &mut self,
+        sources: &Sources<'_>,
+        name: &str,
+    ) -> Result<Vec<ChunkRanges>, ClientError> {
+        let Stage::Listing { header, receiver } = std::mem::replace(&mut self.stage, Stage::Asked)
+        else {
+            return Err(violation("chunk list not complete"));
+        };
+        let manifest = receiver
+            .finish()
+            .map_err(|e| violation(format!("{}: {e}", header.path)))?;
+        let plan =
+            AssemblyPlan::new(&manifest).map_err(|e| violation(format!("{}: {e}", header.path)))?;
+        let tmp = sources.tmp.join(name);
+        let partial = partial_name(&header.path, &header.hash);
+        drop_other_partials(sources.partial, &header.path, &partial);
+        let at = sources.partial.join(partial);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&at)
+            .map_err(|e| ClientError::io("create download file", e))?;
+        let before = file.metadata().map(|m| m.len()).unwrap_or(0);
+        file.set_len(manifest.size)
+            .map_err(|e| ClientError::io("size download file", e))?;
+        let mut building = Box::new(Building {
+            header,
+            manifest,
+            plan,
+            file,
+            at,
+            tmp,
+            asked: Vec::new(),
+            run: 0,
+            within: 0,
+            reused: 0,
+        });
+        let open = |p: &WirePath| File::open(sources.root.join(p.as_str())).ok();
+        let target = &building.file;
+        let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
+            offsets
+                .iter()
+                .try_for_each(|&o| target.write_all_at(bytes, o))
+        };
+        let resumed = if before == building.manifest.size && before > 0 {
+            fill_in_place(target, &building.manifest, &mut building.plan, &mut write)
+                .map_err(|e| ClientError::io("write download file", e))?
+        } else {
+            0
+        };
+        if resumed > 0 {
+            log::info!(
+                "resuming the download of {}: {resumed} bytes already here",
+                building.header.path
+            );
+        }
+        let reused = fill_from_index(sources.index, &mut building.plan, open, &mut write)
+            .map_err(|e| ClientError::io("write download file", e))?;
+        building.reused = resumed + reused;
+        building.asked = building.plan.missing_ranges();
+        let frames = ChunkRanges::split(&building.asked);
+        self.stage = Stage::Building(building);
+        Ok(frames)
+    }
+
+    /// Bytes still to come over the wire (what was asked for).
+    pub fn missing_bytes(&self) -> u64 {
+        match &self.stage {
+            Stage::Building(b) => b.plan.missing_bytes(),
+            _ => self.job.size,
+        }
+    }
+
+    /// One `ChunkData` (R): it must be the next index asked, with that
+    /// entry's length and BLAKE3. Returns its length.
+    ///
+    /// # Errors
+    /// `Protocol` for an index not asked or not next, or bytes that are not
+    /// the chunk (the file is then discarded by the caller); I/O errors.
+    pub fn on_chunk(&mut self, chunk: &ChunkData) -> Result<u64, ClientError> {
+        let Stage::Building(b) = &mut self.stage else {
+            return Err(violation("ChunkData before the chunk list"));
+        };
+        let expected = b.asked.get(b.run).map(|r| r.first + b.within);
+        if expected != Some(chunk.index) {
+            return Err(violation(format!(
+                "{}: ChunkData {} when {expected:?} was next",
+                b.header.path, chunk.index
+            )));
+        }
+        let Some(entry) = b.manifest.chunks.get(chunk.index as usize).copied() else {
+            return Err(violation("ChunkData index outside the list"));
+        };
+        let offsets = b
+            .plan
+            .fill(&entry.id, &chunk.data)
+            .map_err(|e| violation(format!("{}: {e}", b.header.path)))?;
+        for &o in offsets {
+            b.file
+                .write_all_at(&chunk.data, o)
+                .map_err(|e| ClientError::io("write download file", e))?;
+        }
+        b.within += 1;
+        if b.asked.get(b.run).is_some_and(|r| b.within >= r.count) {
+            b.run += 1;
+            b.within = 0;
+        }
+        Ok(chunk.data.len() as u64)
+    }
+
+    /// `FileEnd` (R): every chunk in place and the whole file hashing to the
+    /// announced hash (re-read whole, so what is placed is what was checked).
+    ///
+    /// # Errors
+    /// `Protocol` when chunks are missing (the server ended early); a
+    /// whole-file mismatch is `Ok(None)`: the file is discarded and fetched
+    /// again later.
+    pub fn finish(self) -> Result<Option<Built>, ClientError> {
+        let Stage::Building(b) = self.stage else {
+            return Err(violation("FileEnd before the chunk list"));
+        };
+        if !b.plan.is_complete() {
+            let _ = fs::remove_file(&b.at);
+            return Err(violation(format!(
+                "{}: FileEnd with {} bytes of chunks missing",
+                b.header.path,
+                b.plan.missing_bytes()
+            )));
+        }
+        let whole = b
+            .file
+            .sync_all()
+            .and_then(|()| hash_file(&b.file))
+            .and_then(|found| fs::rename(&b.at, &b.tmp).map(|()| found))
+            .map_err(|e| ClientError::io("read download file", e));
+        match whole {
+            Ok((hash, size)) if hash == b.header.hash && size == b.header.size => Ok(Some(Built {
+                tmp: b.tmp,
+                hash,
+                version: b.header.version,
+                reused: b.reused,
+            })),
+            Ok(_) => {
+                log::warn!(
+                    "delta download of {} failed verification; it will be fetched again",
+                    b.header.path
+                );
+                let _ = fs::remove_file(&b.at);
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&b.at);
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the download and its file (what it holds cannot be trusted).
+    pub fn discard(self) {
+        if let Stage::Building(b) = self.stage {
+            let _ = fs::remove_file(&b.at);
+        }
+    }
+
+    /// Drops the download but keeps its file, whose chunks were each
+    /// verified, for the next download of the same content (a resume).
+    pub fn suspend(self) {}
+}
+
+/// BLAKE3 and length of a whole file, read from its start.
+fn hash_file(file: &File) -> io::Result<(ContentHash, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        let n = file.read_at(&mut buf, at)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok((ContentHash(*hasher.finalize().as_bytes()), at))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The download against a hostile server, frame by frame: every lie
+    //! is a protocol error or a discarded file, and nothing appears in the
+    //! folder; an honest exchange builds the file from local chunks plus
+    //! exactly the missing ones.
+
+    use super::*;
+    use crate::chunk::{chunk_reader, manifest_of_reader, test_bytes};
+    use crate::client::fsutil::Local;
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        tmp: PathBuf,
+        partial: PathBuf,
+        index: ChunkIndex,
+    }
+
+    impl Rig {
+        /// A folder holding `local` as `old.bin`, indexed.
+        fn new(local: &[u8]) -> Rig {
+            let dir = tempfile::tempdir().expect("temp dir");
+            std::fs::create_dir_all(dir.path().join("root")).expect("root");
+            std::fs::create_dir_all(dir.path().join("tmp")).expect("tmp");
+            std::fs::create_dir_all(dir.path().join("partial")).expect("partial");
+            std::fs::write(dir.path().join("root/old.bin"), local).expect("write");
+            let mut index = ChunkIndex::default();
+            let old = WirePath::new("old.bin").expect("path");
+            index.record(&old, &manifest_of_reader(local).expect("read"));
+            Rig {
+                root: dir.path().join("root"),
+                tmp: dir.path().join("tmp"),
+                partial: dir.path().join("partial"),
+                _dir: dir,
+                index,
+            }
+        }
+
+        fn sources(&self) -> Sources<'_> {
+            Sources {
+                root: self.root(),
+                index: &self.index,
+                tmp: self.tmp(),
+                partial: &self.partial,
+            }
+        }
+
+        fn root(&self) -> &Path {
+            &self.root
+        }
+
+        fn tmp(&self) -> &Path {
+            &self.tmp
+        }
+
+        /// Nothing left in the temporary area, the folder only `old.bin`.
+        fn clean(&self) -> bool {
+            let tmp = std::fs::read_dir(self.tmp()).expect("tmp").count();
+            let partial = std::fs::read_dir(&self.partial).expect("partial").count();
+            let root = std::fs::read_dir(self.root()).expect("root").count();
+            tmp == 0 && partial == 0 && root == 1
+        }
+    }
+
+    fn job(content: &[u8]) -> FetchJob {
+        FetchJob {
+            path: WirePath::new("new.bin").expect("path"),
+            version: 3,
+            size: content.len() as u64,
+            hash: ContentHash::of(content),
+            expect: Local::Absent,
+            exec: None,
+        }
+    }
+
+    fn header(m: &Manifest, path: &str) -> FileManifest {
+        FileManifest {
+            version: 3,
+            size: m.size,
+            hash: m.hash,
+            chunk_count: m.chunks.len() as u32,
+            path: WirePath::new(path).expect("path"),
+        }
+    }
+
+    /// Runs an honest download of `target` with `local` on disk: returns
+    /// the built bytes and the chunk bytes that had to be fetched.
+    fn honest(local: &[u8], target: &[u8]) -> (Vec<u8>, u64) {
+        let rig = Rig::new(local);
+        let m = manifest_of_reader(target).expect("read");
+        let mut d = DeltaDownload::new(job(target));
+        d.on_header(header(&m, "new.bin")).expect("header");
+        for part in m.chunks.chunks(7) {
+            d.on_list(part).expect("list");
+        }
+        assert!(d.listed() || m.chunks.is_empty());
+        let frames = d.build(&rig.sources(), "x").expect("build");
+        let chunks: Vec<Vec<u8>> = chunk_reader(target).map(|c| c.expect("read").1).collect();
+        let mut fetched = 0;
+        for f in frames {
+            for r in f.ranges {
+                for index in r.first..r.first + r.count {
+                    let data = chunks[index as usize].clone();
+                    fetched += data.len() as u64;
+                    d.on_chunk(&ChunkData { index, data })
+                        .expect("honest chunk");
+                }
+            }
+        }
+        let built = d.finish().expect("finish").expect("verified");
+        let bytes = std::fs::read(&built.tmp).expect("built");
+        (bytes, fetched)
+    }
+
+    #[test]
+    fn an_edited_file_is_built_from_local_chunks_plus_the_missing_ones() {
+        let old = test_bytes(2 << 20, 1);
+        let mut new = old.clone();
+        new[1_000_000..1_100_000].copy_from_slice(&test_bytes(100_000, 2));
+        let (bytes, fetched) = honest(&old, &new);
+        assert!(bytes == new);
+        assert!(fetched < 100_000 + 4 * 262_144, "fetched {fetched}");
+        // Nothing in common: everything fetched.
+        let other = test_bytes(300_000, 3);
+        let (bytes, fetched) = honest(&old, &other);
+        assert!(bytes == other);
+        assert_eq!(fetched, other.len() as u64);
+    }
+
+    /// Each lie of a hostile server, at the step it is told.
+    #[test]
+    fn hostile_lists_and_chunks_are_errors_and_leave_nothing_visible() {
+        // Seeds 4 and 6: test_bytes uses `seed | 1`, so 4 and 5 are one stream.
+        let old = test_bytes(400_000, 4);
+        let target = test_bytes(600_000, 6);
+        let m = manifest_of_reader(&target[..]).expect("read");
+        let chunks: Vec<Vec<u8>> = chunk_reader(&target[..])
+            .map(|c| c.expect("read").1)
+            .collect();
+        assert!(m.chunks.len() >= 3);
+        let listed = |rig: &Rig, m: &Manifest| {
+            let mut d = DeltaDownload::new(job(&target));
+            d.on_header(header(m, "new.bin")).expect("header");
+            d.on_list(&m.chunks).expect("list");
+            let frames = d.build(&rig.sources(), "x").expect("build");
+            (d, frames)
+        };
+        // Another path, a billion chunks, more entries than announced.
+        let rig = Rig::new(&old);
+        let mut d = DeltaDownload::new(job(&target));
+        assert!(d.on_header(header(&m, "other.bin")).is_err());
+        let mut lie = header(&m, "new.bin");
+        lie.chunk_count = 1_000_000_000;
+        assert!(DeltaDownload::new(job(&target)).on_header(lie).is_err());
+        let mut d2 = DeltaDownload::new(job(&target));
+        d2.on_header(header(&m, "new.bin")).expect("header");
+        d2.on_list(&m.chunks).expect("list");
+        assert!(d2.on_list(&m.chunks[..1]).is_err());
+        d.discard();
+        // Lengths that do not add up to the size: refused at build.
+        let mut short = m.clone();
+        short.chunks[0].len -= 1;
+        let mut d = DeltaDownload::new(job(&target));
+        d.on_header(header(&m, "new.bin")).expect("header");
+        d.on_list(&short.chunks).expect("entries arrive");
+        assert!(d.build(&rig.sources(), "x").is_err());
+        assert!(rig.clean());
+        // A chunk not asked, out of order, or with wrong bytes.
+        for case in 0..3 {
+            let (mut d, frames) = listed(&rig, &m);
+            assert_eq!(frames.len(), 1);
+            let (index, data) = match case {
+                0 => (m.chunks.len() as u32, chunks[0].clone()),
+                1 => (1, chunks[1].clone()),
+                _ => {
+                    let mut wrong = chunks[0].clone();
+                    wrong[5] ^= 1;
+                    (0, wrong)
+                }
+            };
+            assert!(
+                d.on_chunk(&ChunkData { index, data }).is_err(),
+                "case {case}"
+            );
+            d.discard();
+            assert!(rig.clean(), "case {case}");
+        }
+        // FileEnd with chunks missing.
+        let (mut d, _) = listed(&rig, &m);
+        d.on_chunk(&ChunkData {
+            index: 0,
+            data: chunks[0].clone(),
+        })
+        .expect("chunk 0");
+        assert!(d.finish().is_err());
+        assert!(rig.clean());
+        // Honest chunks under a whole-file hash that lies: discarded.
+        let mut liar = m.clone();
+        liar.hash = ContentHash([7; 32]);
+        let mut d = DeltaDownload::new(job(&target));
+        d.on_header(header(&liar, "new.bin")).expect("header");
+        d.on_list(&liar.chunks).expect("list");
+        d.build(&rig.sources(), "x").expect("build");
+        for (i, data) in chunks.iter().enumerate() {
+            d.on_chunk(&ChunkData {
+                index: i as u32,
+                data: data.clone(),
+            })
+            .expect("honest chunk");
+        }
+        assert!(d.finish().expect("no protocol error").is_none());
+        assert!(rig.clean());
+    }
+
+    /// A download cut off after some chunks keeps them: the next download
+    /// of the same content asks only for the rest; a download of another
+    /// content of the path drops them.
+    #[test]
+    fn an_interrupted_download_resumes_with_the_chunks_it_had() {
+        let rig = Rig::new(&test_bytes(20_000, 10));
+        let target = test_bytes(1 << 20, 13);
+        let m = manifest_of_reader(&target[..]).expect("read");
+        let chunks: Vec<Vec<u8>> = chunk_reader(&target[..])
+            .map(|c| c.expect("read").1)
+            .collect();
+        let start = |rig: &Rig, m: &Manifest| {
+            let mut d = DeltaDownload::new(job(&target));
+            d.on_header(header(m, "new.bin")).expect("header");
+            d.on_list(&m.chunks).expect("list");
+            let frames = d.build(&rig.sources(), "x").expect("build");
+            let asked: Vec<u32> = frames
+                .iter()
+                .flat_map(|f| f.ranges.iter().flat_map(|r| r.first..r.first + r.count))
+                .collect();
+            (d, asked)
+        };
+        let (mut d, asked) = start(&rig, &m);
+        assert_eq!(asked.len(), m.chunks.len());
+        let half = asked.len() / 2;
+        for &index in &asked[..half] {
+            let data = chunks[index as usize].clone();
+            d.on_chunk(&ChunkData { index, data }).expect("chunk");
+        }
+        d.suspend();
+        let (mut d, asked) = start(&rig, &m);
+        assert_eq!(
+            asked,
+            (half as u32..m.chunks.len() as u32).collect::<Vec<_>>()
+        );
+        for &index in &asked {
+            let data = chunks[index as usize].clone();
+            d.on_chunk(&ChunkData { index, data }).expect("chunk");
+        }
+        let built = d.finish().expect("finish").expect("verified");
+        assert!(std::fs::read(&built.tmp).expect("built") == target);
+        std::fs::remove_file(&built.tmp).expect("placed elsewhere");
+        // Another content of the path drops a partial build.
+        let (d, _) = start(&rig, &m);
+        d.suspend();
+        let other = manifest_of_reader(&test_bytes(300_000, 8)[..]).expect("read");
+        let mut d = DeltaDownload::new(job(&target));
+        d.on_header(header(&other, "new.bin")).expect("header");
+        d.on_list(&other.chunks).expect("list");
+        let frames = d.build(&rig.sources(), "y").expect("build");
+        assert_eq!(
+            frames[0].ranges.iter().map(|r| r.count).sum::<u32>(),
+            other.chunks.len() as u32
+        );
+        d.discard();
+        assert!(rig.clean());
+    }
+}

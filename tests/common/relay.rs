@@ -1,0 +1,173 @@
+//! A loopback relay between clients and a server that counts the bytes each
+//! way (what a real link carries, TLS included), and can play an older
+//! server: on a plaintext link it answers the first frame of a chosen kind
+//! with a closing Error, as a server that does not know that kind does.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A running relay; it lives as long as the test process.
+pub struct Relay {
+    /// Where clients connect.
+    pub port: u16,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+}
+
+/// What the relay answers to a frame of `kind` (plaintext links only):
+/// Error `code` with `text`, request ID 0, then it closes both sides.
+#[derive(Clone, Copy)]
+pub struct Refuse {
+    /// The frame kind refused.
+    pub kind: u8,
+    /// The Error code sent.
+    pub code: u16,
+    /// Its text.
+    pub text: &'static str,
+}
+
+impl Relay {
+    /// A counting relay to `target` (at most 256 connections).
+    pub fn start(target: u16) -> Relay {
+        Relay::with(target, None)
+    }
+
+    /// A relay to a plaintext `target` that refuses `refuse.kind`.
+    pub fn refusing(target: u16, refuse: Refuse) -> Relay {
+        Relay::with(target, Some(refuse))
+    }
+
+    fn with(target: u16, refuse: Option<Refuse>) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicU64::new(0));
+        let down = Arc::new(AtomicU64::new(0));
+        let (u, d) = (up.clone(), down.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().take(256).flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (c2, s2) = match (client.try_clone(), server.try_clone()) {
+                    (Ok(c), Ok(s)) => (c, s),
+                    _ => continue,
+                };
+                let (u, d) = (u.clone(), d.clone());
+                match refuse {
+                    None => {
+                        std::thread::spawn(move || pump(client, server, u));
+                        std::thread::spawn(move || pump(s2, c2, d));
+                    }
+                    Some(r) => {
+                        // Whole frames each way, one writer at a time towards
+                        // the client, so the Error never splits a frame.
+                        let to_client = Arc::new(Mutex::new(c2));
+                        let refused = Arc::new(AtomicBool::new(false));
+                        let (tc, rf) = (to_client.clone(), refused.clone());
+                        std::thread::spawn(move || filter(client, server, u, r, (tc, rf)));
+                        std::thread::spawn(move || frames_down(s2, to_client, d, refused));
+                    }
+                }
+            }
+        });
+        Relay { port, up, down }
+    }
+
+    /// Bytes clients sent so far.
+    pub fn up(&self) -> u64 {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    /// Bytes the server sent so far.
+    pub fn down(&self) -> u64 {
+        self.down.load(Ordering::SeqCst)
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                count.fetch_add(n as u64, Ordering::SeqCst);
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+type ToClient = (Arc<Mutex<TcpStream>>, Arc<AtomicBool>);
+
+/// Reads one frame (header and payload) from `from`.
+fn read_frame(from: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut frame = vec![0u8; 12];
+    from.read_exact(&mut frame).ok()?;
+    let len = u32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]) as usize;
+    frame.resize(12 + len.min(1 << 20), 0);
+    from.read_exact(&mut frame[12..]).ok()?;
+    Some(frame)
+}
+
+fn frames_down(
+    mut server: TcpStream,
+    client: Arc<Mutex<TcpStream>>,
+    count: Arc<AtomicU64>,
+    refused: Arc<AtomicBool>,
+) {
+    while let Some(frame) = read_frame(&mut server) {
+        let Ok(mut c) = client.lock() else { return };
+        if refused.load(Ordering::SeqCst) {
+            return;
+        }
+        count.fetch_add(frame.len() as u64, Ordering::SeqCst);
+        if c.write_all(&frame).is_err() {
+            return;
+        }
+    }
+    if let Ok(c) = client.lock() {
+        let _ = c.shutdown(Shutdown::Write);
+    }
+}
+
+fn filter(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    count: Arc<AtomicU64>,
+    r: Refuse,
+    (to_client, refused): ToClient,
+) {
+    let mut header = [0u8; 12];
+    while client.read_exact(&mut header).is_ok() {
+        let len = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
+        let mut payload = vec![0u8; len.min(1 << 20)];
+        if client.read_exact(&mut payload).is_err() {
+            break;
+        }
+        count.fetch_add((12 + payload.len()) as u64, Ordering::SeqCst);
+        if header[3] == r.kind {
+            let mut err = vec![0x43, 0x53, 1, 0x05];
+            err.extend_from_slice(&header[4..8]);
+            err.extend_from_slice(&((4 + r.text.len()) as u32).to_be_bytes());
+            err.extend_from_slice(&r.code.to_be_bytes());
+            err.extend_from_slice(&(r.text.len() as u16).to_be_bytes());
+            err.extend_from_slice(r.text.as_bytes());
+            if let Ok(mut c) = to_client.lock() {
+                refused.store(true, Ordering::SeqCst);
+                let _ = c.write_all(&err);
+                let _ = c.shutdown(Shutdown::Both);
+            }
+            let _ = server.shutdown(Shutdown::Both);
+            return;
+        }
+        if server.write_all(&header).is_err() || server.write_all(&payload).is_err() {
+            break;
+        }
+    }
+    let _ = server.shutdown(Shutdown::Both);
+}
