@@ -8,7 +8,9 @@
 //! alone is more than an idle connection may cost (issue 12: ≤ 4 KiB each
 //! for 19,000 idle connections). Here every buffer belongs to this adapter
 //! and is given back as soon as it is empty, so an idle connection holds
-//! only rustls's record keys and state:
+//! only rustls's record keys and state, and one pointer (`io: None`) for
+//! its buffers and their offsets ([`Buffers`], about 100 bytes, allocated
+//! for a readable or writable event and dropped when all three are empty):
 //!
 //! - `incoming`: encrypted bytes read from the socket and not yet a whole
 //!   record, in a buffer that starts small and grows while reads fill it;
@@ -49,6 +51,17 @@ fn sealed_len(n: usize) -> usize {
 pub struct ServerTlsStream<S> {
     tls: UnbufferedServerConnection,
     sock: S,
+    /// The buffers while bytes move; `None` while idle (issue 12: an idle
+    /// connection keeps one pointer here, not three empty vectors and
+    /// their offsets).
+    io: Option<Box<Buffers>>,
+    /// The peer's close_notify was seen: reads give `Ok(0)` from now on.
+    peer_closed: bool,
+}
+
+/// What a connection holds while bytes move (see the module doc).
+#[derive(Default)]
+struct Buffers {
     incoming: Vec<u8>,
     /// Bytes of `incoming` filled from the socket (the rest is spare room).
     filled: usize,
@@ -58,8 +71,22 @@ pub struct ServerTlsStream<S> {
     plain: Vec<u8>,
     /// Bytes of `plain` already given to the caller.
     taken: usize,
-    /// The peer's close_notify was seen: reads give `Ok(0)` from now on.
-    peer_closed: bool,
+}
+
+impl Buffers {
+    /// No buffer is allocated: the box itself can go.
+    fn is_released(&self) -> bool {
+        self.incoming.capacity() == 0 && self.outgoing.capacity() == 0 && self.plain.capacity() == 0
+    }
+
+    /// Drops the first `n` bytes of `incoming` (rustls consumed them).
+    fn discard(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.incoming.copy_within(n..self.filled, 0);
+        self.filled -= n;
+    }
 }
 
 /// What one step of rustls's state machine left us to do.
@@ -84,12 +111,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
         Ok(ServerTlsStream {
             tls: UnbufferedServerConnection::new(config)?,
             sock,
-            incoming: Vec::new(),
-            filled: 0,
-            outgoing: Vec::new(),
-            sent: 0,
-            plain: Vec::new(),
-            taken: 0,
+            io: None,
             peer_closed: false,
         })
     }
@@ -122,7 +144,24 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// Bytes this connection holds in its own buffers now (allocated
     /// capacity; rustls's keys and state not counted). Zero when idle.
     pub fn buffered_capacity(&self) -> usize {
-        self.incoming.capacity() + self.outgoing.capacity() + self.plain.capacity()
+        self.io.as_ref().map_or(0, |b| {
+            std::mem::size_of::<Buffers>()
+                + b.incoming.capacity()
+                + b.outgoing.capacity()
+                + b.plain.capacity()
+        })
+    }
+
+    /// The buffers, allocated if this connection was idle.
+    fn bufs(&mut self) -> &mut Buffers {
+        self.io.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the buffers' box once nothing is left in it.
+    fn release_if_idle(&mut self) {
+        if self.io.as_ref().is_some_and(|b| b.is_released()) {
+            self.io = None;
+        }
     }
 
     /// Reads plaintext into `buf`: `Ok(0)` at a clean end (close_notify),
@@ -136,14 +175,21 @@ impl<S: Read + Write> ServerTlsStream<S> {
         if buf.is_empty() {
             return Ok(0);
         }
+        let result = self.read_inner(buf);
+        self.release_if_idle();
+        result
+    }
+
+    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.taken < self.plain.len() {
-                let n = buf.len().min(self.plain.len() - self.taken);
-                buf[..n].copy_from_slice(&self.plain[self.taken..self.taken + n]);
-                self.taken += n;
-                if self.taken == self.plain.len() {
-                    self.plain = Vec::new();
-                    self.taken = 0;
+            let b = self.bufs();
+            if b.taken < b.plain.len() {
+                let n = buf.len().min(b.plain.len() - b.taken);
+                buf[..n].copy_from_slice(&b.plain[b.taken..b.taken + n]);
+                b.taken += n;
+                if b.taken == b.plain.len() {
+                    b.plain = Vec::new();
+                    b.taken = 0;
                 }
                 return Ok(n);
             }
@@ -177,48 +223,43 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// at [`FIRST_READ`] bytes and doubles, up to [`MAX_READ`], while reads
     /// fill it.
     fn read_socket(&mut self) -> io::Result<usize> {
-        if self.filled == self.incoming.len() {
-            let room = match self.incoming.len() {
+        let Self { io, sock, .. } = self;
+        let b = io.get_or_insert_with(Box::default);
+        if b.filled == b.incoming.len() {
+            let room = match b.incoming.len() {
                 0 => FIRST_READ,
                 len => len.min(MAX_READ),
             };
-            self.incoming.resize(self.filled + room, 0);
+            b.incoming.resize(b.filled + room, 0);
         }
-        let n = self.sock.read(&mut self.incoming[self.filled..])?;
-        self.filled += n;
+        let n = sock.read(&mut b.incoming[b.filled..])?;
+        b.filled += n;
         Ok(n)
     }
 
     /// An idle connection keeps no receive buffer, only a partial record.
     fn release_incoming(&mut self) {
-        if self.filled == 0 {
-            self.incoming = Vec::new();
+        let b = self.bufs();
+        if b.filled == 0 {
+            b.incoming = Vec::new();
         } else {
-            self.incoming.truncate(self.filled);
-            self.incoming.shrink_to_fit();
+            b.incoming.truncate(b.filled);
+            b.incoming.shrink_to_fit();
         }
-    }
-
-    /// Drops the first `n` bytes of `incoming` (rustls consumed them).
-    fn discard(&mut self, n: usize) {
-        if n == 0 {
-            return;
-        }
-        self.incoming.copy_within(n..self.filled, 0);
-        self.filled -= n;
     }
 
     /// Lets rustls process what `incoming` holds, one state at a time:
     /// handshake records go to `outgoing`, plaintext to `plain`.
     fn step(&mut self) -> io::Result<Step> {
-        let UnbufferedStatus { discard, state } = self
-            .tls
-            .process_tls_records(&mut self.incoming[..self.filled]);
+        let Self { tls, io, .. } = self;
+        let b = io.get_or_insert_with(Box::default);
+        let UnbufferedStatus { discard, state } =
+            tls.process_tls_records(&mut b.incoming[..b.filled]);
         let step = match state {
-            Ok(state) => handle(state, &mut self.plain, &mut self.outgoing),
+            Ok(state) => handle(state, &mut b.plain, &mut b.outgoing),
             Err(e) => Err(e),
         };
-        self.discard(discard);
+        b.discard(discard);
         match step {
             Ok(step) => Ok(step),
             Err(e) => {
@@ -231,12 +272,13 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// After a failure, encodes the alert rustls queued and tries to send it.
     fn send_alert(&mut self) {
         for _ in 0..4 {
-            let UnbufferedStatus { discard, state } = self
-                .tls
-                .process_tls_records(&mut self.incoming[..self.filled]);
+            let Self { tls, io, .. } = self;
+            let b = io.get_or_insert_with(Box::default);
+            let UnbufferedStatus { discard, state } =
+                tls.process_tls_records(&mut b.incoming[..b.filled]);
             let more = match state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    let _ = encode_into(&mut self.outgoing, HANDSHAKE_ROOM, |out| {
+                    let _ = encode_into(&mut b.outgoing, HANDSHAKE_ROOM, |out| {
                         Ok(encode.encode(out)?)
                     });
                     true
@@ -247,7 +289,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
                 }
                 _ => false,
             };
-            self.discard(discard);
+            b.discard(discard);
             if !more {
                 break;
             }
@@ -267,41 +309,49 @@ impl<S: Read + Write> ServerTlsStream<S> {
         if buf.is_empty() {
             return Ok(0);
         }
+        let result = self.write_inner(buf);
+        self.release_if_idle();
+        result
+    }
+
+    fn write_inner(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.flush_tls()?;
-        let room = SEND_LIMIT.saturating_sub(self.outgoing.len() - self.sent);
+        let b = self.bufs();
+        let room = SEND_LIMIT.saturating_sub(b.outgoing.len() - b.sent);
         if room == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let data = &buf[..buf.len().min(room)];
-        if self.sent > 0 {
+        if b.sent > 0 {
             // What the socket took is gone: keep only what still waits.
-            self.outgoing.drain(..self.sent);
-            self.sent = 0;
+            b.outgoing.drain(..b.sent);
+            b.sent = 0;
         }
         loop {
-            let UnbufferedStatus { discard, state } = self
-                .tls
-                .process_tls_records(&mut self.incoming[..self.filled]);
+            let Self { tls, io, .. } = self;
+            let b = io.get_or_insert_with(Box::default);
+            let UnbufferedStatus { discard, state } =
+                tls.process_tls_records(&mut b.incoming[..b.filled]);
             let step = match state {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    let sealed = encode_into(&mut self.outgoing, sealed_len(data.len()), |out| {
+                    let sealed = encode_into(&mut b.outgoing, sealed_len(data.len()), |out| {
                         Ok(traffic.encrypt(data, out)?)
                     });
-                    self.discard(discard);
+                    b.discard(discard);
                     sealed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     break;
                 }
                 Ok(ConnectionState::BlockedHandshake) => {
-                    self.discard(discard);
+                    b.discard(discard);
                     return Err(io::Error::new(
                         io::ErrorKind::NotConnected,
                         "TLS handshake not complete",
                     ));
                 }
-                Ok(state) => handle(state, &mut self.plain, &mut self.outgoing),
+                Ok(state) => handle(state, &mut b.plain, &mut b.outgoing),
                 Err(e) => Err(e),
             };
-            self.discard(discard);
+            b.discard(discard);
             match step {
                 Ok(Step::Again) => {}
                 Ok(Step::NeedInput | Step::PeerClosed) => {
@@ -322,7 +372,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
 
     /// True while encrypted bytes wait for the socket.
     pub fn wants_write(&self) -> bool {
-        self.sent < self.outgoing.len()
+        self.io.as_ref().is_some_and(|b| b.sent < b.outgoing.len())
     }
 
     /// Writes pending encrypted bytes; `Ok(true)` when none are left (and
@@ -331,33 +381,40 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// # Errors
     /// The socket failed.
     pub fn flush_tls(&mut self) -> io::Result<bool> {
-        while self.sent < self.outgoing.len() {
-            match self.sock.write(&self.outgoing[self.sent..]) {
+        let Self { io, sock, .. } = self;
+        let Some(b) = io.as_mut() else {
+            return Ok(true);
+        };
+        while b.sent < b.outgoing.len() {
+            match sock.write(&b.outgoing[b.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
+                Ok(n) => b.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        self.outgoing = Vec::new();
-        self.sent = 0;
+        b.outgoing = Vec::new();
+        b.sent = 0;
+        self.release_if_idle();
         Ok(true)
     }
 
     /// Queues a close_notify alert (once the handshake is complete) and
     /// tries to send it with whatever else waits.
     pub fn close_notify(&mut self) {
-        let UnbufferedStatus { discard, state } = self
-            .tls
-            .process_tls_records(&mut self.incoming[..self.filled]);
+        let Self { tls, io, .. } = self;
+        let b = io.get_or_insert_with(Box::default);
+        let UnbufferedStatus { discard, state } =
+            tls.process_tls_records(&mut b.incoming[..b.filled]);
         if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
-            let _ = encode_into(&mut self.outgoing, sealed_len(2), |out| {
+            let _ = encode_into(&mut b.outgoing, sealed_len(2), |out| {
                 Ok(traffic.queue_close_notify(out)?)
             });
         }
-        self.discard(discard);
+        b.discard(discard);
         let _ = self.flush_tls();
+        self.release_if_idle();
     }
 }
 
