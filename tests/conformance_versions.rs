@@ -8,10 +8,11 @@
 mod common;
 
 use cloudservice::protocol::{
-    Cause, ContentHash, ErrorCode, KeptKind, KeptVersion, ListVersions, Message, PushStatus,
-    RemoveDir, Rename, Restore, VersionList, WirePath,
+    Cause, ContentHash, ErrorCode, ErrorReport, KeptKind, KeptVersion, ListVersions, Message,
+    PushAck, PushStatus, RemoveDir, Rename, Restore, RestoreAt, SetMode, VersionList, WirePath,
 };
 use common::{assert_error, p, Server, WireClient};
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 /// Every entry at or below `under`, page by page; also returns the page sizes.
@@ -371,4 +372,277 @@ fn r_14_1_1_a_kill_at_any_moment_loses_no_acknowledged_version() {
     .expect("restore");
     let (_, bytes) = c.fetch("c.txt").expect("fetch");
     assert_eq!(ContentHash::of(&bytes), hash);
+}
+
+fn set_mode(c: &mut WireClient, path: &str, base: u64, executable: bool) -> u64 {
+    let ack = c
+        .push(Message::SetMode(SetMode {
+            base_version: base,
+            executable,
+            path: p(path),
+        }))
+        .expect("SetMode answered with a PushAck");
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    ack.version
+}
+
+/// The content and executable bit of the server's copy of `path`.
+fn server_copy(server: &Server, c: &WireClient, path: &str) -> (Vec<u8>, bool) {
+    let file = server.user_dir(&c.user).join(path);
+    let bytes = std::fs::read(&file).expect("server copy");
+    let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+    (bytes, mode & 0o100 != 0)
+}
+
+fn kept_bit(e: &KeptVersion) -> Option<bool> {
+    match e.kind {
+        KeptKind::File { executable, .. } => Some(executable),
+        KeptKind::Dir => None,
+    }
+}
+
+/// A SetMode that changes a file's bit displaces a version: the file with
+/// its former bit (content stored once). Restoring from the chmod brings
+/// back the bit as it was; restoring from a later content edit brings back
+/// the old content with the bit it had then (outside tester: the chmod was
+/// not kept, so the old content came back with the new bit).
+///
+#[test]
+fn r_14_1_1_a_mode_change_displaces_a_version() {
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let v1 = c.put("s.sh", b"echo one\n", 0).expect("put").version;
+    let chmod = set_mode(&mut c, "s.sh", v1, true);
+    let (all, _) = list_all(&mut c, Some("s.sh"));
+    assert_eq!(
+        summary(&all),
+        vec![(
+            chmod,
+            "s.sh",
+            Cause::Overwritten,
+            Some(ContentHash::of(b"echo one\n"))
+        )]
+    );
+    assert_eq!(kept_bit(&all[0]), Some(false));
+    assert_eq!(all[0].since, v1);
+    let edit = c.put("s.sh", b"echo two\n", chmod).expect("edit").version;
+    let (all, _) = list_all(&mut c, Some("s.sh"));
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!((all[1].seq, all[1].since), (edit, chmod));
+    assert_eq!(kept_bit(&all[1]), Some(true));
+    // Just before the edit: the old content, executable.
+    c.push(Message::Restore(Restore {
+        seq: edit,
+        path: p("s.sh"),
+    }))
+    .expect("restore before the edit");
+    assert_eq!(
+        server_copy(&server, &c, "s.sh"),
+        (b"echo one\n".to_vec(), true)
+    );
+    // Just before the chmod: the old content, not executable.
+    let ack = c
+        .push(Message::Restore(Restore {
+            seq: chmod,
+            path: p("s.sh"),
+        }))
+        .expect("restore before the chmod");
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    assert_eq!(
+        server_copy(&server, &c, "s.sh"),
+        (b"echo one\n".to_vec(), false)
+    );
+}
+
+/// A restore that would place exactly what is there (same content, same
+/// bit) changes nothing and says so: Unchanged with the path's own current
+/// version, no new change (outside tester: Applied with another path's
+/// change number).
+///
+#[test]
+fn r_14_3_4_a_restore_that_changes_nothing_is_unchanged() {
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let v1 = c.put("n.txt", b"same", 0).expect("put").version;
+    let v2 = c.put("n.txt", b"other", v1).expect("put").version;
+    let v3 = c.put("n.txt", b"same", v2).expect("put").version;
+    let elsewhere = c.put("zz.txt", b"another path", 0).expect("put").version;
+    let ack = c
+        .push(Message::Restore(Restore {
+            seq: v2,
+            path: p("n.txt"),
+        }))
+        .expect("restore");
+    assert_eq!(ack.status, PushStatus::Unchanged, "{ack:?}");
+    assert_eq!((ack.version, ack.path.as_str()), (v3, "n.txt"));
+    let (head, _, _) = c.pull(0);
+    assert_eq!(head, elsewhere, "a no-op restore made a change");
+    // A directory whose kept entries are all there as they were, too.
+    c.put("d/x", b"x", 0).expect("put");
+    let rm = c
+        .push(Message::RemoveDir(RemoveDir {
+            cursor: 1000,
+            path: p("d"),
+        }))
+        .expect("rmdir")
+        .version;
+    let back = c
+        .push(Message::Restore(Restore {
+            seq: rm,
+            path: p("d"),
+        }))
+        .expect("restore dir");
+    assert_eq!(back.status, PushStatus::Applied, "{back:?}");
+    let again = c
+        .push(Message::Restore(Restore {
+            seq: rm,
+            path: p("d"),
+        }))
+        .expect("restore dir again");
+    assert_eq!(again.status, PushStatus::Unchanged, "{again:?}");
+    assert_eq!(again.path, p("d"));
+    let (head, _, _) = c.pull(0);
+    assert_eq!(head, back.version, "a no-op restore made a change");
+}
+
+fn restore_at(c: &mut WireClient, time_ms: u64, path: &str) -> Result<PushAck, ErrorReport> {
+    c.push(Message::RestoreAt(RestoreAt {
+        time_ms,
+        path: p(path),
+    }))
+}
+
+fn now_ms() -> u64 {
+    cloudservice::server::store::versions::now_ms()
+}
+
+/// A few milliseconds, so that consecutive changes get distinct times.
+fn pause() {
+    std::thread::sleep(Duration::from_millis(5));
+}
+
+/// RestoreAt restores the state of a path at a moment, and every boundary
+/// is exact: at a change's own time that change is part of the state, a
+/// millisecond before it is not; before the path was first made and
+/// between its deletion and its re-creation it did not exist (NoSuchVersion,
+/// nothing changes; outside tester: `--at` brought back a later version);
+/// a path unchanged since is Unchanged; a directory comes back with what
+/// was below it then, and what was made in it since stays.
+///
+#[test]
+fn r_14_3_5_restore_at_is_the_state_of_the_path_at_that_moment() {
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let before_first = now_ms();
+    pause();
+    let v1 = c.put("f", b"one", 0).expect("put").version;
+    pause();
+    let v2 = c.put("f", b"two", v1).expect("put").version;
+    pause();
+    let del = c
+        .push(Message::Delete(cloudservice::protocol::Delete {
+            base_version: v2,
+            path: p("f"),
+        }))
+        .expect("delete")
+        .version;
+    pause();
+    let v4 = c.put("f", b"three", 0).expect("re-create").version;
+    pause();
+    c.put("f", b"four", v4).expect("put");
+    let (all, _) = list_all(&mut c, Some("f"));
+    let time_of = |seq: u64| {
+        all.iter()
+            .find(|e| e.seq == seq)
+            .map(|e| e.time_ms)
+            .unwrap_or_else(|| panic!("change {seq} not listed: {all:?}"))
+    };
+    let (t2, t_del) = (time_of(v2), time_of(del));
+    assert!(t2 < t_del, "{all:?}");
+    let (head, _, _) = c.pull(0);
+
+    // It did not exist: before it was first made, exactly at its deletion,
+    // and between the deletion and the re-creation.
+    for (what, at) in [
+        ("before the first version", before_first),
+        ("at the deletion", t_del),
+        ("after the deletion", t_del + 1),
+    ] {
+        let rid = c.send(Message::RestoreAt(RestoreAt {
+            time_ms: at,
+            path: p("f"),
+        }));
+        let reply = c.reply(rid);
+        assert_error(&reply, ErrorCode::NoSuchVersion);
+        match reply {
+            Message::Error(e) => assert!(e.message.contains("did not exist"), "{what}: {e:?}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let rid = c.send(Message::RestoreAt(RestoreAt {
+        time_ms: 5,
+        path: p("never"),
+    }));
+    assert_error(&c.reply(rid), ErrorCode::NoSuchVersion);
+    // Now: as it is.
+    let same = restore_at(&mut c, now_ms() + 10, "f").expect("now");
+    assert_eq!(same.status, PushStatus::Unchanged, "{same:?}");
+    assert_eq!(c.pull(0).0, head, "nothing changed");
+
+    // A millisecond before change v2: the first version.
+    let ack = restore_at(&mut c, t2 - 1, "f").expect("before v2");
+    assert_eq!((ack.status, ack.path.as_str()), (PushStatus::Applied, "f"));
+    assert_eq!(c.fetch("f").expect("fetch").1, b"one");
+    // Exactly at change v2's time: v2 is part of that state.
+    restore_at(&mut c, t2, "f").expect("at v2");
+    assert_eq!(c.fetch("f").expect("fetch").1, b"two");
+
+    // A directory at a moment: what was below it then comes back; what was
+    // made in it since stays.
+    c.put("d/x", b"x", 0).expect("put");
+    c.put("d/sub/y", b"y", 0).expect("put");
+    pause();
+    let then = now_ms();
+    pause();
+    c.push(Message::RemoveDir(RemoveDir {
+        cursor: 10_000,
+        path: p("d"),
+    }))
+    .expect("rmdir");
+    c.put("d/z", b"z", 0).expect("put");
+    let ack = restore_at(&mut c, then, "d").expect("directory");
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    assert_eq!(c.fetch("d/x").expect("x").1, b"x");
+    assert_eq!(c.fetch("d/sub/y").expect("y").1, b"y");
+    assert_eq!(c.fetch("d/z").expect("z").1, b"z");
+}
+
+/// The change times survive a restart: a RestoreAt after the server was
+/// killed and started again finds the same state.
+///
+#[test]
+fn r_14_3_5_change_times_survive_a_restart() {
+    let mut server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let (user, client) = (c.user, c.client);
+    let v1 = c.put("g", b"first", 0).expect("put").version;
+    pause();
+    let then = now_ms();
+    pause();
+    c.put("g", b"second", v1).expect("put");
+    pause();
+    let later = now_ms();
+    pause();
+    c.put("h", b"made later", 0).expect("put");
+    drop(c);
+    server.kill9();
+    server.start_again();
+    let mut c = WireClient::resume(server.addr, user, client);
+    let rid = c.send(Message::RestoreAt(RestoreAt {
+        time_ms: later,
+        path: p("h"),
+    }));
+    assert_error(&c.reply(rid), ErrorCode::NoSuchVersion);
+    restore_at(&mut c, then, "g").expect("restore");
+    assert_eq!(c.fetch("g").expect("fetch").1, b"first");
 }

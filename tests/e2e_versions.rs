@@ -108,8 +108,8 @@ fn restore_after_overwrite_delete_and_directory_removal() {
     }
 
     // Delete, restored by the time before it.
-    let before = cloudservice::client::status::rfc3339(std::time::SystemTime::now());
-    std::thread::sleep(Duration::from_millis(1100));
+    // Whole seconds: a moment after the file was made, before the delete.
+    let before = moment();
     fs::remove_file(a.join("gone.txt")).expect("rm");
     wait_for("b lost gone.txt", || !b.join("gone.txt").exists());
     let listed = versions(port, a, Some("gone.txt"));
@@ -157,7 +157,10 @@ fn restore_after_overwrite_delete_and_directory_removal() {
     let folder = a.to_string_lossy().into_owned();
     let (code, _, err) = cli(port, &["restore", &folder, "never.txt", "--version", "1"]);
     assert_eq!(code, 1);
-    assert!(err.contains("no kept version"), "{err}");
+    assert!(
+        err.contains("no version of never.txt number 1; `cloud-client versions"),
+        "{err}"
+    );
 }
 
 /// Two devices change one file while apart: the loser becomes a conflict
@@ -224,7 +227,10 @@ fn versions_expire_by_age_and_by_space() {
         &["restore", &folder, "f.txt", "--version", &n.to_string()],
     );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("no kept version"), "{err}");
+    assert!(
+        err.contains(&format!("no version of f.txt number {n}")),
+        "{err}"
+    );
 
     // 1 KiB of space: of four 600-byte versions only the newest stays.
     let server = Server::start_with(&["--versions-space", "1K", "--reap-every", "0.5"]);
@@ -254,4 +260,98 @@ fn versions_expire_by_age_and_by_space() {
     wait_for("the newest kept content (3s) is back", || {
         fs::read(b.path().join("big.bin")).ok() == Some(vec![b'3'; 600])
     });
+}
+
+/// Whether the file at `folder/path` has its owner's `x` bit.
+fn executable(folder: &Path, path: &str) -> Option<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(folder.join(path))
+        .ok()
+        .map(|m| m.permissions().mode() & 0o100 != 0)
+}
+
+fn chmod(folder: &Path, path: &str, executable: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if executable { 0o755 } else { 0o644 };
+    fs::set_permissions(folder.join(path), fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Now as `--at` takes it, after a pause so that the moment lies strictly
+/// between the changes before and after it (the text has whole seconds).
+fn moment() -> String {
+    std::thread::sleep(Duration::from_millis(1100));
+    let at = cloudservice::client::status::rfc3339(std::time::SystemTime::now());
+    std::thread::sleep(Duration::from_millis(1100));
+    at
+}
+
+/// A chmod is history too (outside tester: `restore --at` a moment before
+/// a chmod said nothing was replaced, and after a later edit brought the
+/// old content back with the new bit): restoring brings back content and
+/// bit as they were. A restore that changes nothing says so; a version
+/// that is not kept, and a moment before the path existed, are named in a
+/// clear error, exit status 1, and change nothing.
+#[test]
+fn restore_brings_back_the_bit_and_says_what_happened() {
+    let d = TwoDevices::start(|a| write(a, "keep.txt", "k\n"));
+    let port = d.server.port;
+    let (a, b) = (d.a.path(), d.b.path());
+    let before_it = moment();
+    write(a, "s.sh", "echo one\n");
+    wait_for("b has s.sh", || {
+        read(b, "s.sh").as_deref() == Some("echo one\n")
+    });
+    let plain = moment();
+    chmod(a, "s.sh", true);
+    wait_for("b's s.sh is executable", || {
+        executable(b, "s.sh") == Some(true)
+    });
+    let made_executable = moment();
+    write(a, "s.sh", "echo two\n");
+    wait_for("b has the edit", || {
+        read(b, "s.sh").as_deref() == Some("echo two\n")
+    });
+    assert_eq!(executable(b, "s.sh"), Some(true));
+
+    restore(port, b, "s.sh", &["--at", &plain]);
+    for f in [a, b] {
+        wait_for("the plain first version is back", || {
+            read(f, "s.sh").as_deref() == Some("echo one\n") && executable(f, "s.sh") == Some(false)
+        });
+    }
+    restore(port, a, "s.sh", &["--at", &made_executable]);
+    for f in [a, b] {
+        wait_for("the executable first version is back", || {
+            read(f, "s.sh").as_deref() == Some("echo one\n") && executable(f, "s.sh") == Some(true)
+        });
+    }
+    // Again: it already is so.
+    let folder = a.to_string_lossy().into_owned();
+    let (code, out, err) = cli(
+        port,
+        &["restore", &folder, "s.sh", "--at", &made_executable],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("nothing to restore: s.sh"), "{out}");
+    // A number nothing was kept for.
+    let (code, out, err) = cli(port, &["restore", &folder, "s.sh", "--version", "999999"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("no version of s.sh number 999999")
+            && err.contains(&format!("cloud-client versions {folder} s.sh")),
+        "{err}"
+    );
+    assert!(!err.contains("refused the connection"), "{err}");
+    // A moment before the path existed: it did not exist then (outside
+    // tester: a later version came back).
+    let (code, out, err) = cli(port, &["restore", &folder, "s.sh", "--at", &before_it]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains(&format!(
+            "no version of s.sh at {before_it}: it did not exist then"
+        )) && err.contains(&format!("cloud-client versions {folder} s.sh")),
+        "{err}"
+    );
+    assert_eq!(read(a, "s.sh").as_deref(), Some("echo one\n"));
+    converge("nothing else changed", &[a, b]);
 }

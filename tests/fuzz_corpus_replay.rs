@@ -17,7 +17,9 @@ use cloudservice::protocol::{
     Hello, HelloMode, KeyHello, KeyWelcome, Kind, Message, PushAck, PushStatus, RemoveDir, Rename,
     Secret, SetMode, UserId, Welcome, WirePath,
 };
-use cloudservice::protocol::{Cause, KeptKind, KeptVersion, ListVersions, Restore, VersionList};
+use cloudservice::protocol::{
+    Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
+};
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
 use std::fs;
@@ -117,7 +119,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 32, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 33, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -556,6 +558,16 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                 17,
                 Message::Restore(Restore {
                     seq: 12,
+                    path: path("docs/a.txt"),
+                }),
+            ),
+        ),
+        (
+            "restore-at",
+            frame(
+                17,
+                Message::RestoreAt(RestoreAt {
+                    time_ms: 1_795_687_953_000,
                     path: path("docs/a.txt"),
                 }),
             ),

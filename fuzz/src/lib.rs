@@ -23,7 +23,9 @@ use cloudservice::protocol::{
     FrameDecoder, FrameError, Hello, HelloMode, KeyHello, KeyWelcome, Message, PushAck, PushStatus,
     RemoveDir, Rename, Secret, SetMode, Status, UserId, Welcome, WirePath,
 };
-use cloudservice::protocol::{Cause, KeptKind, KeptVersion, ListVersions, Restore, VersionList};
+use cloudservice::protocol::{
+    Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
+};
 
 pub mod chunk_list;
 
@@ -249,7 +251,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 32 {
+        Some(match self.u8() % 33 {
             0 => Message::Hello(Hello {
                 mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
                     [usize::from(self.u8() % 3)],
@@ -376,6 +378,10 @@ impl<'a> ByteSource<'a> {
                 client_id: self.u64(),
                 head: self.u64(),
                 device_key: Secret(self.array()),
+            }),
+            32 => Message::RestoreAt(RestoreAt {
+                time_ms: self.u64(),
+                path: self.path()?,
             }),
             _ => Message::PushAck(PushAck {
                 status: [

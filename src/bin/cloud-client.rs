@@ -4,8 +4,8 @@
 use clap::{ArgAction, Parser, Subcommand};
 use cloudservice::client::history::{self, Remote};
 use cloudservice::client::status::report;
-use cloudservice::client::{logging, run, Config, LinkSecurity, Verbosity};
-use cloudservice::protocol::{Secret, UserId, WirePath};
+use cloudservice::client::{logging, run, ClientError, Config, LinkSecurity, Verbosity};
+use cloudservice::protocol::{ErrorCode, PushStatus, Secret, UserId, WirePath};
 use cloudservice::tls::Fingerprint;
 use log::LevelFilter;
 use std::io::Write;
@@ -72,6 +72,14 @@ struct Args {
     /// Show errors only.
     #[arg(short, long, action = ArgAction::SetTrue)]
     quiet: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+/// How the client trusts the server (the same options for syncing, for
+/// `versions` and for `restore`).
+#[derive(Debug, clap::Args)]
+struct TrustArgs {
     /// Speak plaintext, without TLS (only against a server started with
     /// --insecure-plaintext; for tests and benchmarks).
     #[arg(long, conflicts_with_all = ["server_fingerprint", "ca"])]
@@ -84,6 +92,19 @@ struct Args {
     /// name, instead of trust on first use.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    fn security(&self) -> LinkSecurity {
+        if self.insecure_plaintext {
+            LinkSecurity::Plaintext
+        } else {
+            LinkSecurity::Tls {
+                pin: self.server_fingerprint,
+                ca: self.ca.clone(),
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,15 +164,8 @@ struct LinkArgs {
     /// The server as HOST:PORT (default: the one FOLDER's client last used).
     #[arg(long, value_name = "HOST:PORT")]
     server: Option<String>,
-    /// Speak plaintext, without TLS (the server runs --insecure-plaintext).
-    #[arg(long, conflicts_with_all = ["server_fingerprint", "ca"])]
-    insecure_plaintext: bool,
-    /// Trust only the server certificate with this SHA-256 fingerprint.
-    #[arg(long, value_name = "HEX", conflicts_with = "ca")]
-    server_fingerprint: Option<Fingerprint>,
-    /// Trust a server certificate signed by this CA (PEM).
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 fn main() -> ExitCode {
@@ -254,14 +268,7 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         device_name: args.device_name.unwrap_or_else(host_name),
         once: args.once,
         verbosity,
-        security: if args.insecure_plaintext {
-            LinkSecurity::Plaintext
-        } else {
-            LinkSecurity::Tls {
-                pin: args.server_fingerprint,
-                ca: args.ca,
-            }
-        },
+        security: args.trust.security(),
         server_name: server_ip.clone(),
     };
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -329,14 +336,7 @@ fn remote(folder: &Path, link: &LinkArgs) -> Result<Remote, Box<dyn std::error::
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
         .ok_or_else(|| format!("{address:?} is not HOST:PORT"))?;
-    let security = if link.insecure_plaintext {
-        LinkSecurity::Plaintext
-    } else {
-        LinkSecurity::Tls {
-            pin: link.server_fingerprint,
-            ca: link.ca.clone(),
-        }
-    };
+    let security = link.trust.security();
     Ok(Remote::connect(
         folder,
         resolve(host, port)?,
@@ -387,26 +387,56 @@ fn restore(
 ) -> ExitCode {
     let run = || -> Result<String, Box<dyn std::error::Error>> {
         let path = wire_path(path)?;
+        let lists = format!(
+            "`cloud-client versions {} {path}` lists what is kept",
+            folder.display()
+        );
         let mut remote = remote(folder, link)?;
-        let seq = match (version, at) {
-            (Some(n), _) => n,
+        let (asked, result) = match (version, at) {
+            (Some(n), _) => (format!("before change {n}"), remote.restore(n, &path)),
             (None, Some(text)) => {
                 let at = chrono::DateTime::parse_from_rfc3339(text)
                     .map_err(|e| format!("--at {text:?}: {e} (e.g. 2026-12-01T10:00:00Z)"))?;
-                let at_ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-                let mut first: Option<u64> = None;
-                remote.list(Some(&path), |e| {
-                    first = history::first_change_after(first, e, at_ms);
-                })?;
-                first.ok_or_else(|| {
-                    format!("nothing at or below {path} was replaced since {text}: the folder holds it as it was")
-                })?
+                let at_ms = u64::try_from(at.timestamp_millis())
+                    .map_err(|_| format!("--at {text:?}: before 1970"))?;
+                (format!("at {text}"), remote.restore_at(at_ms, &path))
             }
             (None, None) => return Err("give --version N or --at TIME".into()),
         };
-        let ack = remote.restore(seq, &path)?;
+        let ack = match result {
+            Ok(ack) => ack,
+            Err(ClientError::RequestRefused {
+                code: ErrorCode::NoSuchVersion,
+                ..
+            }) => {
+                let why = match (version, at) {
+                    (Some(n), _) => format!("no version of {path} number {n}"),
+                    (None, text) => format!(
+                        "no version of {path} at {}: it did not exist then (or what it was is no longer kept)",
+                        text.unwrap_or_default()
+                    ),
+                };
+                return Err(format!("{why}; {lists}").into());
+            }
+            // A server older than RestoreAt refuses the kind (BadFrame,
+            // request ID 0) and closes (PROTOCOL.md §3.3).
+            Err(e @ ClientError::ConnectionLost(_)) if at.is_some() => {
+                return Err(format!(
+                    "{e}: a server older than RestoreAt (PROTOCOL.md §14.3) cannot \
+                     restore by time; use --version N ({lists})"
+                )
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if ack.status == PushStatus::Unchanged {
+            return Ok(format!(
+                "nothing to restore: {path} already is as it was {asked} (its change {} stays current)",
+                ack.version
+            ));
+        }
         Ok(format!(
-            "restored {path} as before change {seq}: at {} as change {} ({:?})",
+            "restored {path} as it was {asked}: at {} as change {} ({:?})",
             ack.path, ack.version, ack.status
         ))
     };

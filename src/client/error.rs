@@ -46,6 +46,18 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The server refused one request on an open connection (a `versions`
+    /// listing or a restore), not the connection itself.
+    RequestRefused {
+        /// The server's error code.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+    },
+    /// Another cloud-client holds this folder's lock
+    /// (`FOLDER/.cloudservice/running`): two clients on one folder would
+    /// overwrite each other's index, so the second refuses to start.
+    FolderInUse(PathBuf),
     /// The operator revoked this device (PROTOCOL.md §4.6): the client
     /// stops and changes nothing in the folder.
     Revoked {
@@ -187,6 +199,17 @@ impl fmt::Display for ClientError {
             ClientError::Refused { code, message } => {
                 write!(f, "server refused the connection ({code:?}): {message}")
             }
+            ClientError::RequestRefused { code, message } => {
+                write!(f, "the server refused the request ({code:?}): {message}")
+            }
+            ClientError::FolderInUse(folder) => write!(
+                f,
+                "another cloud-client is already syncing {} (it holds {}/.cloudservice/running); \
+                 stop it first (`cloud-client status {}` shows how the folder stands)",
+                folder.display(),
+                folder.display(),
+                folder.display()
+            ),
             ClientError::Revoked { folder, device } => write!(
                 f,
                 "this device (device {device} of its user) was revoked by the server's operator; \

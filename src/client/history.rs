@@ -11,7 +11,7 @@ use super::state::{Identity, StateDir};
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{
     Hello, HelloMode, KeptKind, KeptVersion, KeyHello, ListVersions, Message, PushAck, Restore,
-    WirePath,
+    RestoreAt, WirePath,
 };
 use std::net::SocketAddr;
 use std::path::Path;
@@ -97,7 +97,7 @@ impl Remote {
             let page = match self.conn.wait_for(id, REPLY_TIMEOUT)?.message {
                 Message::VersionList(page) => page,
                 Message::Error(report) => {
-                    return Err(ClientError::Refused {
+                    return Err(ClientError::RequestRefused {
                         code: report.code,
                         message: report.message,
                     })
@@ -120,6 +120,22 @@ impl Remote {
         }
     }
 
+    /// Restores `path` as it was at `time_ms` (ms since the epoch, UTC):
+    /// the server decides which version that was (PROTOCOL.md §14.3,
+    /// RestoreAt).
+    ///
+    /// # Errors
+    /// The connection failed, or the server refused (`NoSuchVersion`: the
+    /// path did not exist then; `UnknownKind`: a server older than
+    /// RestoreAt; a storage error).
+    pub fn restore_at(&mut self, time_ms: u64, path: &WirePath) -> Result<PushAck, ClientError> {
+        let id = self.conn.request(Message::RestoreAt(RestoreAt {
+            time_ms,
+            path: path.clone(),
+        }))?;
+        self.ack(id)
+    }
+
     /// Restores the version of `path` displaced by change `seq`.
     ///
     /// # Errors
@@ -130,9 +146,14 @@ impl Remote {
             seq,
             path: path.clone(),
         }))?;
+        self.ack(id)
+    }
+
+    /// The PushAck (or refusal) answering request `id`.
+    fn ack(&mut self, id: u32) -> Result<PushAck, ClientError> {
         match self.conn.wait_for(id, REPLY_TIMEOUT)?.message {
             Message::PushAck(ack) => Ok(ack),
-            Message::Error(report) => Err(ClientError::Refused {
+            Message::Error(report) => Err(ClientError::RequestRefused {
                 code: report.code,
                 message: report.message,
             }),
@@ -141,19 +162,6 @@ impl Remote {
                 other.kind()
             ))),
         }
-    }
-}
-
-/// One step of finding the change to restore a path "as it was at
-/// `at_ms`" (milliseconds since the epoch) with: the first change after
-/// that moment that displaced something at or below it. Fold it over the
-/// listing of the path (`first` starts as `None`); `None` at the end means
-/// nothing there was displaced since (the folder holds it as it was).
-pub fn first_change_after(first: Option<u64>, entry: &KeptVersion, at_ms: u64) -> Option<u64> {
-    if entry.time_ms > at_ms {
-        Some(first.map_or(entry.seq, |f| f.min(entry.seq)))
-    } else {
-        first
     }
 }
 
@@ -194,27 +202,6 @@ mod tests {
             },
             path: WirePath::new(path).expect("test path"),
         }
-    }
-
-    /// "As it was at T" is restored from the first change after T.
-    #[test]
-    fn the_change_to_restore_from_is_the_first_after_the_moment() {
-        let entries = [
-            kept(3, "a", 1000),
-            kept(5, "b", 1500),
-            kept(7, "a", 2000),
-            kept(9, "a", 3000),
-        ];
-        let pick = |at| {
-            entries
-                .iter()
-                .fold(None, |first, e| first_change_after(first, e, at))
-        };
-        assert_eq!(pick(0), Some(3));
-        assert_eq!(pick(999), Some(3));
-        assert_eq!(pick(1000), Some(5));
-        assert_eq!(pick(2500), Some(9));
-        assert_eq!(pick(3000), None);
     }
 
     #[test]

@@ -88,7 +88,8 @@ impl Scanner {
         self.rules = rules;
     }
 
-    fn warn_once(&mut self, path: &Path, why: &str) {
+    /// Logs `skipping PATH: WHY` the first time `path` is skipped.
+    pub fn warn_once(&mut self, path: &Path, why: &str) {
         if self.warned.insert(path.to_path_buf()) {
             log::warn!("skipping {}: {why}", path.display());
         }

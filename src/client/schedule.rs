@@ -40,6 +40,10 @@ pub fn on_event(
     event: WatchEvent,
     now: Instant,
 ) {
+    if matches!(event, WatchEvent::Unsyncable(..)) {
+        // Nothing to push: the session reports it (the scanner would skip it).
+        return;
+    }
     let first = *since.get_or_insert(now);
     match event {
         WatchEvent::Settled(paths) => {
@@ -61,6 +65,7 @@ pub fn on_event(
             }
         }
         WatchEvent::Rescan(_) | WatchEvent::RootGone => dirty.add_all(),
+        WatchEvent::Unsyncable(..) => return,
     }
     let quiet = (now + DEBOUNCE).min(first + MAX_DEBOUNCE);
     *due = match *due {

@@ -229,6 +229,14 @@ impl Session<'_> {
             WatchEvent::RootGone if !self.root.is_dir() => {
                 return Err(ClientError::FolderVanished(self.root.clone()));
             }
+            // Made while running: said at once, as a start-up scan says it
+            // (once per entry); `cloud-client status` lists it as not synced.
+            WatchEvent::Unsyncable(entry, why) => {
+                if entry.symlink_metadata().is_ok() {
+                    self.scanner.warn_once(entry, why);
+                }
+                return Ok(());
+            }
             _ => {}
         }
         let timers = &mut self.timers;

@@ -24,6 +24,11 @@ pub enum WatchEvent {
     Rescan(String),
     /// The folder itself was removed or moved away.
     RootGone,
+    /// Something happened at an entry whose name the protocol cannot carry
+    /// (PROTOCOL.md §6: not UTF-8, a backslash, a control character, too
+    /// long…): the entry (the first component of its path that is not
+    /// syncable) and why. It is not synced; the client says so at once.
+    Unsyncable(PathBuf, String),
 }
 
 /// A running watcher; dropping it stops watching.
@@ -95,6 +100,9 @@ fn forward(root: &Path, tx: &Sender<WatchEvent>, res: notify::Result<Event>) {
                 }
             }
             Relative::Inside(wire) => paths.push(wire),
+            Relative::Unsyncable(entry, why) => {
+                let _ = tx.send(WatchEvent::Unsyncable(entry, why));
+            }
             Relative::Ignored => {}
         }
     }
@@ -124,6 +132,8 @@ fn forward(root: &Path, tx: &Sender<WatchEvent>, res: notify::Result<Event>) {
 enum Relative {
     Root,
     Inside(WirePath),
+    /// The entry whose name is not syncable, and why.
+    Unsyncable(PathBuf, String),
     Ignored,
 }
 
@@ -143,8 +153,28 @@ fn relative(root: &Path, path: &Path) -> Relative {
     }
     match rel.to_str().map(WirePath::new) {
         Some(Ok(wire)) => Relative::Inside(wire),
-        _ => Relative::Ignored,
+        _ => {
+            let (entry, why) = first_unsyncable(root, rel);
+            Relative::Unsyncable(entry, why)
+        }
     }
+}
+
+/// The shortest leading part of `rel` (a path under `root` that is not
+/// syncable) that is not syncable itself, as a path under `root`, and why:
+/// what the scanner skips (with everything below it) at a full walk.
+fn first_unsyncable(root: &Path, rel: &Path) -> (PathBuf, String) {
+    let mut prefix = PathBuf::new();
+    for component in rel.components() {
+        prefix.push(component);
+        let why = match prefix.to_str().map(WirePath::new) {
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => format!("name not syncable ({e})"),
+            None => "name is not UTF-8".to_owned(),
+        };
+        return (root.join(&prefix), why);
+    }
+    (root.join(rel), "name not syncable".to_owned())
 }
 
 /// The folder as the watcher reports it (symlinks in the folder's own path resolved).

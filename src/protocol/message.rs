@@ -13,7 +13,7 @@ use super::push::{Delete, PushAck, RemoveDir, Rename, SetMode};
 use super::session::{ErrorReport, Hello, Welcome};
 use super::sync::{ChangeBatch, Fetch};
 use super::transfer::FileBegin;
-use super::versions::{ListVersions, Restore, VersionList};
+use super::versions::{ListVersions, Restore, RestoreAt, VersionList};
 use super::wire::{put_path, put_u32, put_u64, FieldReader};
 use crate::chunk::ChunkEntry;
 
@@ -85,6 +85,8 @@ pub enum Kind {
     VersionList = 0x41,
     /// Restore a kept version as a new change (§14).
     Restore = 0x42,
+    /// Restore a path as it was at a moment, as new changes (§14).
+    RestoreAt = 0x43,
 }
 
 impl Kind {
@@ -126,6 +128,7 @@ impl Kind {
             0x40 => Kind::ListVersions,
             0x41 => Kind::VersionList,
             0x42 => Kind::Restore,
+            0x43 => Kind::RestoreAt,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -253,6 +256,8 @@ pub enum Message {
     VersionList(VersionList),
     /// See [`Restore`].
     Restore(Restore),
+    /// See [`RestoreAt`].
+    RestoreAt(RestoreAt),
 }
 
 /// One frame: a message and the request ID that pairs requests with replies.
@@ -300,6 +305,7 @@ impl Message {
             Message::ListVersions(_) => Kind::ListVersions,
             Message::VersionList(_) => Kind::VersionList,
             Message::Restore(_) => Kind::Restore,
+            Message::RestoreAt(_) => Kind::RestoreAt,
         }
     }
 
@@ -346,6 +352,7 @@ impl Message {
             Kind::ListVersions => Message::ListVersions(ListVersions::decode(&mut r)?),
             Kind::VersionList => Message::VersionList(VersionList::decode(&mut r)?),
             Kind::Restore => Message::Restore(Restore::decode(&mut r)?),
+            Kind::RestoreAt => Message::RestoreAt(RestoreAt::decode(&mut r)?),
             Kind::FileChunk | Kind::ChunkData => return Err(FrameError::BadValue),
         };
         r.finish()?;
@@ -384,6 +391,7 @@ impl Message {
             Message::ListVersions(m) => m.encode(out),
             Message::VersionList(m) => m.encode(out),
             Message::Restore(m) => m.encode(out),
+            Message::RestoreAt(m) => m.encode(out),
         }
     }
 }

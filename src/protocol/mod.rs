@@ -29,4 +29,4 @@ pub use push::{Delete, PushAck, PushStatus, RemoveDir, Rename, SetMode};
 pub use session::{ErrorCode, ErrorReport, Hello, HelloMode, Welcome};
 pub use sync::{ChangeBatch, ChangeEntry, EntryState, Fetch};
 pub use transfer::FileBegin;
-pub use versions::{Cause, KeptKind, KeptVersion, ListVersions, Restore, VersionList};
+pub use versions::{Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList};

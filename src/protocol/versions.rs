@@ -281,6 +281,37 @@ impl Restore {
     }
 }
 
+/// Restores `path` as it was at the moment `time_ms` (a directory with
+/// everything below it), as new changes (PROTOCOL.md §14.3, R-14.3.5).
+///
+/// ```text
+/// payload: time_ms u64 | path_len u16 | path
+/// ```
+/// Answered by a PushAck (the new change, or Unchanged when the path is as
+/// it was then) or Error `NoSuchVersion` (the path did not exist then, or
+/// its version was reaped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreAt {
+    /// The moment, in milliseconds since 1970-01-01 UTC.
+    pub time_ms: u64,
+    /// What to restore.
+    pub path: WirePath,
+}
+
+impl RestoreAt {
+    pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self, FrameError> {
+        Ok(RestoreAt {
+            time_ms: r.u64()?,
+            path: r.path()?,
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.time_ms);
+        put_path(out, &self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

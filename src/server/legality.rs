@@ -146,7 +146,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 32] = [
+    const ALL: [Kind; 33] = [
         Kind::Hello,
         Kind::KeyHello,
         Kind::Welcome,
@@ -179,6 +179,7 @@ mod tests {
         Kind::ListVersions,
         Kind::VersionList,
         Kind::Restore,
+        Kind::RestoreAt,
     ];
 
     /// One row per kind: the verdict at AwaitHello, Attached, NoUpload,
@@ -222,7 +223,8 @@ mod tests {
             | Kind::PullModes
             | Kind::SetMode
             | Kind::ListVersions
-            | Kind::Restore => [eh, Q, Q, uo, uo, uo, uo],
+            | Kind::Restore
+            | Kind::RestoreAt => [eh, Q, Q, uo, uo, uo, uo],
         }
     }
 

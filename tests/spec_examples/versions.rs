@@ -4,7 +4,7 @@
 
 use cloudservice::protocol::{
     Cause, ContentHash, ErrorCode, ErrorReport, Frame, KeptKind, KeptVersion, ListVersions,
-    Message, Restore, VersionList, WirePath,
+    Message, Restore, RestoreAt, VersionList, WirePath,
 };
 
 fn path(text: &str) -> WirePath {
@@ -66,6 +66,16 @@ pub fn examples() -> Vec<(&'static str, Frame)> {
                 31,
                 Message::Restore(Restore {
                     seq: 7,
+                    path: path("docs/a.txt"),
+                }),
+            ),
+        ),
+        (
+            "versions-restore-at",
+            Frame::new(
+                33,
+                Message::RestoreAt(RestoreAt {
+                    time_ms: 1_764_583_200_000,
                     path: path("docs/a.txt"),
                 }),
             ),

@@ -36,21 +36,12 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    /// Takes the running lock in `state` (a warning if another client holds it).
-    pub(super) fn start(state: &Path) -> Publisher {
-        let running = match status::lock_running(state) {
-            Ok(Some(fd)) => Some(fd),
-            Ok(None) => {
-                log::warn!("another cloud-client runs on this folder");
-                None
-            }
-            Err(e) => {
-                log::warn!("cannot lock {}: {e}", state.display());
-                None
-            }
-        };
+    /// Holds the running lock `running` (taken at start, before anything
+    /// was read or written: [`crate::client::status::lock_running`]) for
+    /// the session's life.
+    pub(super) fn start(running: OwnedFd) -> Publisher {
         Publisher {
-            _running: running,
+            _running: Some(running),
             ..Publisher::default()
         }
     }

@@ -20,6 +20,7 @@ use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{HelloMode, KeyHello, KeyWelcome, Secret, UserId};
 use std::collections::HashSet;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -46,7 +47,21 @@ pub fn run(
     }
     let root = canonical_root(&config.folder);
     let state = StateDir::open(&root)?;
-    let result = run_in(config, root.clone(), state, shutdown, on_new_user);
+    // One client per folder: two would overwrite each other's index and
+    // status. The lock is an flock, so it dies with the process (also on
+    // SIGKILL) and a restart after a crash takes it again.
+    let running = match crate::client::status::lock_running(state.path()) {
+        Ok(Some(fd)) => fd,
+        // The other client's status file is its own: nothing is recorded.
+        Ok(None) => return Err(ClientError::FolderInUse(root)),
+        Err(e) => {
+            return Err(ClientError::io(
+                format!("cannot lock {}", state.path().display()),
+                e,
+            ))
+        }
+    };
+    let result = run_in(config, root.clone(), state, running, shutdown, on_new_user);
     if let Err(e) = &result {
         // `cloud-client status` shows why the client stopped, after it stopped.
         let state = StateDir::existing(&root);
@@ -62,6 +77,7 @@ fn run_in(
     config: &Config,
     root: std::path::PathBuf,
     state: StateDir,
+    running: OwnedFd,
     shutdown: Arc<AtomicBool>,
     on_new_user: &mut dyn FnMut(UserId),
 ) -> Result<(), ClientError> {
@@ -79,7 +95,7 @@ fn run_in(
         Applier::new(&root, &tmp, &mut index, id.client)
             .recover_leftovers(&mut Applied::default())?;
     }
-    let publisher = super::publish::Publisher::start(state.path());
+    let publisher = super::publish::Publisher::start(running);
     let hello = hello_for(stored, config)?;
     let Some((conn, identity)) = greet_retrying(config, &hello, stored, &shutdown)? else {
         return Ok(());

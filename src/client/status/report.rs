@@ -43,6 +43,12 @@ pub struct Report {
     pub conflicts: Vec<String>,
     /// Entries the rules leave out (an ignored directory counts once).
     pub ignored: u64,
+    /// Entries in the folder now that cannot be synced, each as
+    /// `PATH (why)`: names the protocol cannot carry (not UTF-8, shown
+    /// with replacement characters; a backslash, a control character, too
+    /// long: PROTOCOL.md §6), symlinks and special files. A directory
+    /// counts once, its contents not at all.
+    pub not_synced: Vec<String>,
     /// The last error the client reported.
     pub last_error: Option<String>,
     /// Problems with `.cloudignore`.
@@ -132,6 +138,7 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         modes_pending: seen.modes_pending,
         conflicts: seen.conflicts,
         ignored: seen.ignored,
+        not_synced: seen.not_synced,
         last_error: s.and_then(|s| s.last_error.clone()),
         rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
         in_sync: in_sync(running, s) && seen.modes_pending == 0,
@@ -144,13 +151,14 @@ struct Seen {
     conflicts: Vec<String>,
     ignored: u64,
     modes_pending: u64,
+    not_synced: Vec<String>,
 }
 
 /// Walks the folder: conflict copies (sorted paths), how many entries the
 /// rules leave out (an ignored directory counts once, its contents not at
-/// all) and how many indexed files have another executable bit than
-/// `index` records. Symlinks and unreadable entries are passed over, as the
-/// client does.
+/// all), what cannot be synced (as the client's scanner skips it) and how
+/// many indexed files have another executable bit than `index` records.
+/// Unreadable entries are passed over, as the client does.
 fn look(folder: &Path, rules: &RuleSource, index: Option<&Index>) -> Seen {
     let mut seen = Seen::default();
     let mut walk = walkdir::WalkDir::new(folder)
@@ -159,20 +167,35 @@ fn look(folder: &Path, rules: &RuleSource, index: Option<&Index>) -> Seen {
         .into_iter();
     while let Some(item) = walk.next() {
         let Ok(item) = item else { continue };
-        let Some(rel) = item.path().strip_prefix(folder).ok().and_then(Path::to_str) else {
+        let Ok(rel) = item.path().strip_prefix(folder) else {
             continue;
         };
         let is_dir = item.file_type().is_dir();
-        if rel.is_empty() {
+        if rel.as_os_str().is_empty() {
             continue;
         }
-        if rel == STATE_DIR_NAME {
+        if rel.as_os_str() == STATE_DIR_NAME {
             walk.skip_current_dir();
             continue;
         }
-        if !is_dir && !item.file_type().is_file() {
+        let why = match rel.to_str().map(WirePath::new) {
+            None => Some("name is not UTF-8".to_owned()),
+            Some(Err(e)) => Some(format!("name not syncable: {e}")),
+            Some(Ok(_)) if item.file_type().is_symlink() => Some("symlink".to_owned()),
+            Some(Ok(_)) if !is_dir && !item.file_type().is_file() => {
+                Some("not a regular file".to_owned())
+            }
+            Some(Ok(_)) => None,
+        };
+        if let Some(why) = why {
+            seen.not_synced
+                .push(format!("{} ({why})", rel.to_string_lossy()));
+            if is_dir {
+                walk.skip_current_dir();
+            }
             continue;
         }
+        let Some(rel) = rel.to_str() else { continue };
         if rules.rules().ignores(rel, is_dir) {
             seen.ignored += 1;
             if is_dir {
@@ -234,6 +257,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "modes to sync: {}", r.modes_pending);
     }
     let _ = writeln!(out, "ignored:       {}", r.ignored);
+    let _ = writeln!(out, "not synced:    {}", r.not_synced.len());
+    for n in &r.not_synced {
+        let _ = writeln!(out, "  {n}");
+    }
     let _ = writeln!(out, "conflicts:     {}", r.conflicts.len());
     for c in &r.conflicts {
         let _ = writeln!(out, "  {c}");

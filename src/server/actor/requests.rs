@@ -134,6 +134,7 @@ impl Actor {
                 | Message::Rename(_)
                 | Message::SetMode(_)
                 | Message::Restore(_)
+                | Message::RestoreAt(_)
         );
         if push {
             peer.pin_fetches(store);
@@ -249,6 +250,11 @@ impl Actor {
                 "restore",
                 format!("{} v{}", r.path, r.seq),
                 store.restore(r.seq, &r.path),
+            ),
+            Message::RestoreAt(r) => (
+                "restore",
+                format!("{} at {} ms", r.path, r.time_ms),
+                store.restore_at(r.time_ms, &r.path),
             ),
             other => {
                 // legality::judge lets no other kind through.

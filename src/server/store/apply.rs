@@ -254,6 +254,13 @@ impl UserStore {
         if self.tree.is_executable(path) == executable {
             return Ok(ack(PushStatus::Unchanged, node.version, path));
         }
+        // The file with its former bit is a version too (§14.1); its
+        // content is stored once, so this costs one index record.
+        self.keep_versions(
+            std::slice::from_ref(path),
+            self.next_seq(),
+            Cause::Overwritten,
+        )?;
         self.intend(client, path)?;
         if !storefs::set_executable(&self.root, path, executable)? {
             return Err(StoreError::NotFound(path.clone()));

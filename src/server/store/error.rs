@@ -72,6 +72,14 @@ pub enum StoreError {
         /// The change asked for.
         seq: u64,
     },
+    /// `path` did not exist at the moment `time_ms` (or what it was then
+    /// is no longer kept): §14.3, R-14.3.5.
+    NotAtTime {
+        /// The path asked for.
+        path: WirePath,
+        /// The moment asked for, ms since the epoch.
+        time_ms: u64,
+    },
     /// A kept version's stored content is missing or no longer matches
     /// its hash (changed or removed outside the server).
     KeptDamaged(WirePath),
@@ -88,7 +96,9 @@ impl StoreError {
         match self {
             StoreError::UnknownUser => ErrorCode::UnknownUser,
             StoreError::NotFound(_) => ErrorCode::NotFound,
-            StoreError::NoSuchVersion { .. } => ErrorCode::NoSuchVersion,
+            StoreError::NoSuchVersion { .. } | StoreError::NotAtTime { .. } => {
+                ErrorCode::NoSuchVersion
+            }
             StoreError::TooManyBytes { .. } | StoreError::SizeMismatch { .. } => {
                 ErrorCode::SizeMismatch
             }
@@ -124,6 +134,15 @@ impl fmt::Display for StoreError {
             StoreError::NotFound(p) => write!(f, "no file at {p}"),
             StoreError::NoSuchVersion { path, seq } => {
                 write!(f, "no kept version of {path} displaced by change {seq}")
+            }
+            StoreError::NotAtTime { path, time_ms } => {
+                let when = chrono::DateTime::from_timestamp_millis(*time_ms as i64)
+                    .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                    .unwrap_or_else(|| format!("{time_ms} ms"));
+                write!(
+                    f,
+                    "no version of {path} at {when}: it did not exist then (or what it was is no longer kept)"
+                )
             }
             StoreError::KeptDamaged(p) => {
                 write!(f, "storage error: the kept content of {p} is missing or damaged")

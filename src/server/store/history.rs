@@ -28,12 +28,15 @@ impl UserStore {
     /// # Errors
     /// The versions could not be written: the change must not be made.
     pub(super) fn keep_versions(
-        &self,
+        &mut self,
         paths: &[WirePath],
         seq: u64,
         cause: Cause,
     ) -> Result<(), StoreError> {
-        let entries = displaced(&self.tree, paths, seq, cause, now_ms());
+        // The change's own time, so the kept entries and the change-time
+        // log agree.
+        let time_ms = self.times.time_of(seq, now_ms());
+        let entries = displaced(&self.tree, paths, seq, cause, time_ms);
         self.versions
             .keep(&self.root, &entries, self.durable)
             .map_err(StoreError::Io)
@@ -72,7 +75,9 @@ impl UserStore {
     /// Conflict, not an overwrite; what is at a path now is itself kept
     /// first). Entries
     /// not displaced since `seq` are left as they are. The answer is the
-    /// top entry's status and place, with the newest sequence number.
+    /// top entry's status and place, with the newest sequence number; when
+    /// everything was already there as it was, `Unchanged` with `path`'s
+    /// current version and no change made.
     ///
     /// # Errors
     /// [`StoreError::NoSuchVersion`] when nothing live just before `seq`
@@ -102,6 +107,7 @@ impl UserStore {
                 seq,
             });
         }
+        let head_before = self.head();
         let mut top: Option<PushAck> = None;
         for entry in &found {
             // Below a restored directory, only what is not there now (or
@@ -114,11 +120,56 @@ impl UserStore {
             path: path.clone(),
             seq,
         })?;
-        if ack.status == PushStatus::Unchanged && self.head() > ack.version {
+        if self.head() == head_before {
+            // Everything was there as it was: nothing changed,
+            // and the answer says so with `path`'s own current version.
+            let version = self.tree.get(path).map_or(ack.version, |n| n.version);
+            return Ok(PushAck {
+                status: PushStatus::Unchanged,
+                version,
+                path: path.clone(),
+            });
+        }
+        if ack.status == PushStatus::Unchanged {
             ack.status = PushStatus::Applied;
         }
         ack.version = ack.version.max(self.head());
         Ok(ack)
+    }
+
+    /// Restores `path` as it was at the moment `time_ms` (ms since the
+    /// epoch, R-14.3.5): as just before the first change made after it
+    /// (by the change-time log, and by the kept versions' own times, which
+    /// also cover changes made before the server noted times; the head + 1
+    /// when there is none). A path there now and unchanged since is
+    /// `Unchanged`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotAtTime`] when the path did not exist at that moment
+    /// (or what it was then is no longer kept); as [`UserStore::restore`].
+    pub fn restore_at(&mut self, time_ms: u64, path: &WirePath) -> Result<PushAck, StoreError> {
+        let mut first = self.times.first_after(time_ms)?;
+        self.versions.scan(|entry| {
+            if entry.time_ms > time_ms {
+                first = Some(first.map_or(entry.seq, |f| f.min(entry.seq)));
+            }
+            true
+        })?;
+        let seq = first.unwrap_or(self.head() + 1);
+        match self.restore(seq, path) {
+            Err(StoreError::NoSuchVersion { .. }) => match self.tree.get(path) {
+                Some(node) if node.version < seq => Ok(PushAck {
+                    status: PushStatus::Unchanged,
+                    version: node.version,
+                    path: path.clone(),
+                }),
+                _ => Err(StoreError::NotAtTime {
+                    path: path.clone(),
+                    time_ms,
+                }),
+            },
+            other => other,
+        }
     }
 
     /// Places one kept entry at its path as a push by `client` would.
@@ -370,13 +421,17 @@ mod tests {
                 under: None,
             })
             .expect("list");
-        assert!(matches!(
-            kept.entries[0].kind,
-            KeptKind::File {
-                executable: true,
-                ..
-            }
-        ));
+        // The chmod kept the file as it was (not executable), the delete
+        // as it was then (executable).
+        let bits: Vec<(u64, bool)> = kept
+            .entries
+            .iter()
+            .filter_map(|e| match e.kind {
+                KeptKind::File { executable, .. } => Some((e.seq, executable)),
+                KeptKind::Dir => None,
+            })
+            .collect();
+        assert_eq!(bits, [(v, false), (deleted, true)]);
         store.restore(deleted, &p("run.sh")).expect("restore");
         assert!(store.tree().is_executable(&p("run.sh")));
         let mode = std::os::unix::fs::PermissionsExt::mode(

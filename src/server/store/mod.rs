@@ -7,7 +7,7 @@
 //! .cloudservice-server/<user>/journal   append-only change log
 //! .cloudservice-server/<user>/tmp/      uploads in progress (emptied at start)
 //! .cloudservice-server/<user>/clean     present only while the actor is stopped cleanly
-//! .cloudservice-server/<user>/versions/ kept versions (§14, `versions`)
+//! .cloudservice-server/<user>/versions/ kept versions (§14, `versions`), change times (`times`)
 //! ```
 //!
 //! The store owns every byte on disk: `upload` receives a pushed file into
@@ -26,6 +26,7 @@ mod fetch;
 mod history;
 pub mod journal;
 mod recover;
+pub mod times;
 pub mod tree;
 mod upload;
 pub mod versions;
@@ -136,6 +137,8 @@ pub struct UserStore {
     dirty_dirs: std::collections::BTreeSet<Option<WirePath>>,
     /// What pushes displace is kept here (§14).
     versions: versions::VersionDir,
+    /// When each change was made (for a restore "at a moment", §14.3).
+    times: times::ChangeTimes,
 }
 
 impl UserStore {
@@ -170,6 +173,7 @@ impl UserStore {
         crate::chunk::index::drop_stale_partials(&partial_dir, PARTIAL_KEEP);
         let replay = Journal::open(&state_dir.join("journal"))?;
         let versions = versions::VersionDir::open(&state_dir)?;
+        let times = times::ChangeTimes::open(&state_dir.join("versions"))?;
         let clean_marker = state_dir.join("clean");
         let was_clean = clean_marker.exists();
         if was_clean {
@@ -193,6 +197,7 @@ impl UserStore {
             durable,
             dirty_dirs: std::collections::BTreeSet::new(),
             versions,
+            times,
         };
         let mut report = OpenReport {
             replayed: replay.records.len(),
@@ -274,6 +279,11 @@ impl UserStore {
         for dir in std::mem::take(&mut self.dirty_dirs) {
             fsafe::sync_dir(&self.root, dir.as_ref())?;
         }
+        if self.durable {
+            if let Err(e) = self.times.sync() {
+                log::warn!("cannot sync the change times: {e}");
+            }
+        }
         Ok(self.journal.flush(self.durable)?)
     }
 
@@ -300,6 +310,13 @@ impl UserStore {
     /// Appends a record and applies it to the in-memory state.
     fn record(&mut self, record: Record) -> Result<(), StoreError> {
         self.journal.append(&record)?;
+        if let Some(seq) = record.seq() {
+            // Advisory (a restore "at a moment" reads it): a failure here
+            // must not fail a change that is made and journaled.
+            if let Err(e) = self.times.note(seq, versions::now_ms()) {
+                log::warn!("cannot note the time of change {seq}: {e}");
+            }
+        }
         self.journal_records += 1;
         self.apply_record(&record);
         Ok(())
