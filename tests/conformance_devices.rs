@@ -270,6 +270,15 @@ fn r_4_6_5_a_revoked_device_is_closed_within_a_second_and_refused() {
     let start = Instant::now();
     let said = server.admin("revoke", &[&hex(&user), "1"]);
     assert!(said.contains("revoked device 1"), "{said}");
+    // No join code yet: the user ID alone still joins, and revoke says so.
+    assert!(
+        said.contains(&format!(
+            "rotate-join {} {}",
+            server.data.display(),
+            hex(&user)
+        )),
+        "{said}"
+    );
     let closed = revoked_at(&mut a);
     assert!(
         closed - start < Duration::from_secs(1),
@@ -304,10 +313,12 @@ fn r_4_6_5_a_revoked_device_is_closed_within_a_second_and_refused() {
 }
 
 #[test]
-///
+///
 fn r_4_6_6_wrong_keys_feed_the_guess_limiter() {
     let server = Server::start();
     let (_a, user, key) = keyed_user(&server);
+    let (_b, client2, key2) = key_join(&server, user, [0; 32]);
+    let code = rotate(&server, &user);
     let mut rng = common::Rng::new(common::seed("DEVICES_SEED"));
     for _ in 0..10 {
         refused(
@@ -316,8 +327,45 @@ fn r_4_6_6_wrong_keys_feed_the_guess_limiter() {
             BAD_CREDENTIAL,
         );
     }
-    // The address is now refused without a lookup, even with the right key.
-    refused(&server, &key_hello(1, 3, user, 1, key, b""), UNKNOWN_USER);
+    // The address is now refused without a lookup: every handshake that
+    // does not prove a device key gets the retryable TooManyAttempts,
+    // whatever the ID (a real one, a random one, the right join code).
+    let stranger: [u8; 16] = std::array::from_fn(|_| rng.below(256) as u8);
+    for hello in [
+        key_hello(1, 2, user, 0, code, b""),
+        key_hello(1, 2, stranger, 0, code, b""),
+        hello(1, 2, user, 0),
+        hello(1, 3, user, 1),
+        key_hello(1, 3, user, 1, [0; 32], b""),
+    ] {
+        let mut c = Raw::connect(server.addr);
+        c.send(&hello);
+        let f = c.expect_error(TOO_MANY_ATTEMPTS, 1);
+        let text = String::from_utf8_lossy(&f.payload[4..]).into_owned();
+        assert!(
+            text.contains("too many failed attempts") && text.contains(" s"),
+            "{text}"
+        );
+        c.expect_closed();
+    }
+    // A device that proves its 256-bit key is not locked out by guesses
+    // made from its address: both devices resume.
+    let (_c, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!(w.kind, KEY_WELCOME);
+    let (_d, w) = Raw::key_resume(server.addr, user, client2, key2);
+    assert_eq!(w.kind, KEY_WELCOME);
+    // A wrong key, a wrong device or a random user from the limited
+    // address learns nothing: the same refusal, and guessing goes on
+    // being refused.
+    for hello in [
+        key_hello(1, 3, user, 1, flipped(key, &mut rng), b""),
+        key_hello(1, 3, user, 9, key, b""),
+        key_hello(1, 3, stranger, 1, key, b""),
+    ] {
+        refused(&server, &hello, TOO_MANY_ATTEMPTS);
+    }
+    let (_e, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!(w.kind, KEY_WELCOME);
 }
 
 /// Revoke-to-close latency: N devices of one user, each with a Ready
@@ -383,4 +431,71 @@ fn r_4_6_9_a_revoked_client_stops_and_changes_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
     assert_eq!(tree(&b), before);
+}
+
+/// The outside tester's F1 with the real binaries: two devices of a user
+/// and a device of another user run from 127.0.0.1; eleven joins with a
+/// stale join code from the same address are refused (the last one with
+/// the retryable TooManyAttempts); then every device restarts (a reboot,
+/// a blip) while the address is refused: each comes back with its device
+/// key and keeps syncing.
+#[test]
+///
+fn r_2_2_4_bad_joins_from_an_address_do_not_stop_its_devices() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b, g) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("g"),
+    );
+    for d in [&a, &b, &g] {
+        std::fs::create_dir_all(d).expect("folder");
+    }
+    write(&a, "one.txt", "1");
+    write(&g, "g.txt", "g");
+    let user = common::new_user(server.port, &a);
+    let other = common::new_user(server.port, &g);
+    let joined = Client::options(server.port, &b)
+        .user(Some(&user))
+        .run_once();
+    assert!(joined.status.success(), "{joined:?}");
+    server.admin("rotate-join", &[&user]);
+    let mut devices: Vec<Client> = [&a, &b, &g]
+        .iter()
+        .map(|d| Client::start(server.port, d, None))
+        .collect();
+    let stale = format!("{user}:{}", "0".repeat(64));
+    let mut last = String::new();
+    for i in 0..11 {
+        let w = dir.path().join(format!("w{i}"));
+        std::fs::create_dir_all(&w).expect("folder");
+        let out = Client::options(server.port, &w)
+            .user(Some(&stale))
+            .run_once();
+        assert!(!out.status.success(), "join {i} refused");
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+    }
+    assert!(
+        last.contains("TooManyAttempts") && last.contains("too many failed attempts"),
+        "{last}"
+    );
+    for device in &mut devices {
+        device.restart();
+    }
+    write(&a, "after.txt", "written after the guesses");
+    write(&g, "g2.txt", "other user");
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            std::fs::read(b.join("after.txt")).is_ok_and(|c| c == b"written after the guesses")
+                && std::fs::read(server.user_dir(&other).join("g2.txt"))
+                    .is_ok_and(|c| c == b"other user")
+        }),
+        "devices stopped syncing: {}",
+        devices[1].log_tail(2_000)
+    );
+    for device in &mut devices {
+        assert!(device.is_running());
+        device.stop();
+    }
 }

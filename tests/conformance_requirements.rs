@@ -19,6 +19,12 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-4.5.9",
+        "client",
+        "tests/e2e_status.rs",
+        "status_shows_why_a_stopped_client_stopped",
+    ),
+    (
         "R-14.1.2",
         "server",
         "src/server/store/history.rs",

@@ -176,17 +176,33 @@ fn status_shows_why_a_stopped_client_stopped() {
     write(a.path(), "x.txt", "x");
     let user = new_user(server.port, a.path());
 
-    // The server is down when the client starts: it stops, and says why.
+    // The server is down when a joined folder's client starts (a laptop
+    // booting offline): it keeps running and retrying, and says why it is
+    // not connected; once the server is back it syncs on its own.
     server.stop();
     let mut ca = Client::start(server.port, a.path(), None);
-    exits_with_error(&mut ca);
-    let (code, v) = status_json(a.path());
-    assert_eq!((code, &v["running"]), (1, &Value::Bool(false)), "{v:#}");
+    let v = status_until("not connected, with the error", a.path(), |code, v| {
+        code == 1 && v["running"] == true && v["last_error"].is_string()
+    });
+    assert_eq!(v["connected"], false, "{v:#}");
     let why = v["last_error"].as_str().expect("an error").to_owned();
     assert!(why.contains("cannot reach server"), "{why}");
     let (code, text) = status(a.path(), false);
     assert_eq!(code, 1);
     assert!(text.contains(&format!("last error:    {why}")), "{text}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(ca.is_running(), "{}", ca.log_tail(2_000));
+    server.start_again();
+    write(a.path(), "offline.txt", "written while the server was down");
+    status_until("in sync after the server came back", a.path(), |code, v| {
+        code == 0 && v["in_sync"] == true
+    });
+    assert_eq!(
+        std::fs::read(server.user_dir(&user).join("offline.txt")).expect("uploaded"),
+        b"written while the server was down"
+    );
+    ca.stop();
+    server.stop();
 
     // A server that does not know the user refuses it: the refusal is shown.
     let mut other = Server::options().plaintext().start();

@@ -236,7 +236,8 @@ fn repeated_guesses_are_rate_limited() {
     let err = c
         .hello(HelloMode::NewClient, real.user, 0)
         .expect_err("limited");
-    assert_eq!(err.code, ErrorCode::UnknownUser);
+    assert_eq!(err.code, ErrorCode::TooManyAttempts);
+    assert!(err.code.is_retryable());
     server.wait_log("too many failed attempts");
 }
 

@@ -254,8 +254,22 @@ fn admin(command: Admin) -> ExitCode {
             data_dir,
             user_id,
             device,
-        } => devices::revoke(&paths(data_dir), &user_id, device)
-            .map(|()| println!("revoked device {device} of user {user_id}")),
+        } => devices::revoke(&paths(data_dir.clone()), &user_id, device).map(|()| {
+            println!("revoked device {device} of user {user_id}");
+            // The device's identity file holds the user ID, which alone
+            // lets a device join while the user has no join code.
+            if matches!(
+                devices::join_digest(&paths(data_dir.clone()), &user_id),
+                Ok(None)
+            ) {
+                println!(
+                    "note: this user has no join code, so the user ID alone (in the revoked \
+                     device's identity file) still lets a device join as a new one; to stop \
+                     that run: cloud-server rotate-join {} {user_id}",
+                    data_dir.display()
+                );
+            }
+        }),
         Admin::Reinstate {
             data_dir,
             user_id,

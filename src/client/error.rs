@@ -147,6 +147,26 @@ impl ClientError {
         }
     }
 
+    /// Whether a failed attempt to connect and shake hands is worth
+    /// retrying with the reconnection backoff (PROTOCOL.md ): the
+    /// server unreachable, the connection lost, a garbled reply, or a
+    /// refusal whose code is retryable (`Busy`, `ShuttingDown`,
+    /// `TooManyAttempts`, a code this client does not know…). Not a refusal
+    /// that needs a person (unknown user, revoked, bad credential), nor a
+    /// certificate or transport mismatch, nor unusable TLS settings.
+    /// Used both at start-up of a folder that has an identity and on every
+    /// reconnection.
+    pub fn is_retryable_connect(&self) -> bool {
+        match self {
+            ClientError::Refused { code, .. } => code.is_retryable(),
+            ClientError::Unreachable { .. }
+            | ClientError::ConnectionLost(_)
+            | ClientError::Protocol(_)
+            | ClientError::Frame(_) => true,
+            _ => false,
+        }
+    }
+
     /// True for errors that end the run even after start-up: the folder's
     /// safety checks and broken local state. Connection trouble is retried.
     pub fn is_fatal_while_running(&self) -> bool {

@@ -141,6 +141,11 @@ pub enum ErrorCode {
     /// The user is being moved between shards (§16.3): the connection
     /// closes; the client reconnects with growing waits.
     Moving,
+    /// The peer address made too many failed guesses (§2.2, R-2.2.4): its
+    /// handshakes are refused for a while, whatever the ID. Retryable: the
+    /// client waits and reconnects with its growing backoff; the message
+    /// says the wait in seconds for people. The connection closes.
+    TooManyAttempts,
     /// A code this implementation does not know (a newer server): the
     /// request it answers failed; the connection closes (§4.5).
     Unknown(u16),
@@ -168,6 +173,7 @@ impl ErrorCode {
             18 => ErrorCode::NoSuchVersion,
             26 => ErrorCode::WrongShard,
             27 => ErrorCode::Moving,
+            28 => ErrorCode::TooManyAttempts,
             _ => return None,
         })
     }
@@ -198,6 +204,7 @@ impl ErrorCode {
             ErrorCode::NoSuchVersion => 18,
             ErrorCode::WrongShard => 26,
             ErrorCode::Moving => 27,
+            ErrorCode::TooManyAttempts => 28,
             ErrorCode::Unknown(value) => value,
         }
     }

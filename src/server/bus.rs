@@ -39,6 +39,10 @@ pub enum ToActor {
         /// The secret and device name of a `KeyHello` (PROTOCOL.md §4.6);
         /// `None` for a plain `Hello`.
         credential: Option<Credential>,
+        /// The address is refused by the guess limiter for this long
+        /// (PROTOCOL.md ): only a matching device key is admitted;
+        /// every other outcome is answered `TooManyAttempts`.
+        limited: Option<std::time::Duration>,
     },
     /// A request frame from an attached connection.
     Request {
@@ -94,7 +98,8 @@ pub enum FromActor {
         /// The registered client ID.
         client: ClientId,
     },
-    /// The handshake failed because the user ID is unknown (feeds the guess limiter).
+    /// The handshake failed as a guess would: unknown user, wrong key or
+    /// join code (feeds the guess limiter, R-2.2.4).
     Refused {
         /// The connection.
         conn: ConnRef,

@@ -113,6 +113,7 @@ pub const NOT_FOUND: u16 = 11;
 pub const SHUTTING_DOWN: u16 = 12;
 pub const REVOKED: u16 = 14;
 pub const BAD_CREDENTIAL: u16 = 15;
+pub const TOO_MANY_ATTEMPTS: u16 = 28;
 
 /// A user ID as it names the user's folder: 32 lower-case hex digits.
 pub fn hex(user: &[u8; 16]) -> String {

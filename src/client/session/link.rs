@@ -64,23 +64,33 @@ impl Session<'_> {
                 self.mark_all(Instant::now());
                 Ok(())
             }
-            Err(e @ ClientError::Refused { code, .. }) if !code.is_retryable() => {
+            // A refusal that needs a person, a certificate that changed, or
+            // a server gone plaintext, is not a network hiccup: stop and say so.
+            Err(e) if !e.is_retryable_connect() => {
                 Err(e.for_folder(&self.config.folder, self.identity.client))
             }
-            // A certificate that changed, or a server gone plaintext, is
-            // not a network hiccup: stop and say so.
-            Err(e @ (ClientError::Untrusted(_) | ClientError::TransportMismatch(_))) => Err(e),
-            Err(e @ ClientError::Protocol(_)) => {
-                log::warn!("reconnect failed: {e}");
-                self.timers.reconnect_failed(Instant::now());
-                Ok(())
-            }
             Err(e) => {
-                log::debug!("reconnect failed: {e}");
-                self.timers.reconnect_failed(Instant::now());
+                self.connect_failed(&e);
                 Ok(())
             }
         }
+    }
+
+    /// A connection attempt failed in a way worth retrying
+    /// ([`ClientError::is_retryable_connect`]): say so (a refusal or a
+    /// garbled reply loudly, a still-unreachable server quietly), keep it
+    /// for `cloud-client status`, and back off further.
+    pub(super) fn connect_failed(&mut self, e: &ClientError) {
+        let now = Instant::now();
+        self.timers.reconnect_failed(now);
+        let wait = self.timers.backoff.as_secs_f64();
+        match e {
+            ClientError::Refused { .. } | ClientError::Protocol(_) => {
+                log::warn!("reconnect failed: {e}; retrying in {wait:.1} s")
+            }
+            _ => log::debug!("reconnect failed: {e}; retrying in {wait:.1} s"),
+        }
+        self.publisher.last_error = Some(e.to_string());
     }
 
     /// Finishes what is in flight (briefly), saves the index, closes.

@@ -97,9 +97,21 @@ fn run_in(
     }
     let publisher = super::publish::Publisher::start(running);
     let hello = hello_for(stored, config)?;
-    let Some((conn, identity)) = greet_retrying(config, &hello, stored, &shutdown)? else {
-        return Ok(());
-    };
+    // A folder that has an identity keeps trying a server it cannot reach
+    // (or that refuses it for a while) at start-up, with the same backoff
+    // as a lost connection; a first run (join or new user) and `--once`
+    // stop with the error, except that every run waits out a user between
+    // shards (`greet_retrying`, §16.2).
+    let (conn, identity, start_error) =
+        match (greet_retrying(config, &hello, stored, &shutdown), stored) {
+            (Ok(Some((conn, identity))), _) => (Some(conn), identity, None),
+            (Ok(None), _) => return Ok(()),
+            (Err(e), Some(id)) if !config.once && e.is_retryable_connect() => {
+                log::warn!("{e}; retrying in the background");
+                (None, id, Some(e))
+            }
+            (Err(e), _) => return Err(e),
+        };
     if stored.is_none() {
         state.save_identity(&identity)?;
         index.set_cursor(0);
@@ -136,7 +148,7 @@ fn run_in(
         scanner,
         rules,
         publisher,
-        conn: Some(conn),
+        conn,
         pings: HashSet::new(),
         push: PushState::default(),
         pull: PullState::new(),
@@ -149,6 +161,10 @@ fn run_in(
         },
     };
     session.mark_all(Instant::now());
+    if let Some(e) = start_error {
+        session.connect_failed(&e);
+        session.publish_status(true);
+    }
     session.run(on_new_user)
 }
 

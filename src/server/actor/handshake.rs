@@ -10,8 +10,10 @@ use crate::protocol::{
 use crate::server::bus::{ConnRef, Credential, FromActor};
 use crate::server::devices::{self, DeviceBook, KeyCheck};
 use crate::server::events::ServerEvent;
+use crate::server::limiter;
 use crate::server::store::UserStore;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// `last_seen` is written back at most this often per device (seconds):
 /// a reconnecting device costs no file write each time.
@@ -75,8 +77,13 @@ impl Actor {
         request_id: u32,
         hello: Hello,
         credential: Option<Credential>,
+        limited: Option<Duration>,
     ) {
         self.peers.insert(conn, super::peer::Peer::new(addr));
+        if let Some(wait) = limited {
+            self.on_limited_hello(conn, request_id, hello, credential, wait);
+            return;
+        }
         let request = match hello.mode {
             HelloMode::NewUser => "new-user",
             HelloMode::NewClient => "new-client",
@@ -156,6 +163,56 @@ impl Actor {
             None => format!("head {head}"),
         };
         self.log(conn, request, Ok(&detail));
+    }
+
+    /// A Resume KeyHello with a non-zero device key from an address the
+    /// guess limiter refuses: admitted as usual when the user,
+    /// the device and its key all match; anything else (unknown user or
+    /// device, wrong key, revoked) gets the same `TooManyAttempts` the
+    /// reactor answers every other handshake from that address, so the
+    /// refusal tells nothing about the ID, and it is not counted again.
+    fn on_limited_hello(
+        &mut self,
+        conn: ConnRef,
+        request_id: u32,
+        hello: Hello,
+        credential: Option<Credential>,
+        wait: Duration,
+    ) {
+        let known = self.store.is_some() || (!self.unknown && self.open_store(false));
+        let admitted = if known && hello.mode == HelloMode::Resume {
+            match self.admit_device(&hello, credential) {
+                Ok((client, None)) => Some(client),
+                // A key is never handed out here: the device had one.
+                Ok((_, Some(_))) | Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let Some(client) = admitted else {
+            let text = limiter::refusal_text(wait);
+            self.log(conn, "resume", Err(&text));
+            self.fail(conn, request_id, ErrorCode::TooManyAttempts, &text);
+            return;
+        };
+        let head = self.store.as_ref().map_or(0, UserStore::head);
+        let message = Message::KeyWelcome(KeyWelcome {
+            user_id: self.user,
+            client_id: client,
+            head,
+            device_key: Secret::NONE,
+        });
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.client = Some(client);
+            peer.reply(request_id, message);
+        }
+        self.log(
+            conn,
+            "resume",
+            Ok(&format!(
+                "head {head} (device key admitted from a limited address)"
+            )),
+        );
     }
 
     /// Decides a handshake on the user's open store: the device's ID and

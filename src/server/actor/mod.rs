@@ -211,7 +211,8 @@ impl Actor {
                 request_id,
                 hello,
                 credential,
-            } => self.on_hello(conn, peer, request_id, hello, credential),
+                limited,
+            } => self.on_hello(conn, peer, request_id, hello, credential, limited),
             ToActor::Request { conn, frame, cost } => {
                 let Some(peer) = self.peers.get_mut(&conn) else {
                     return;

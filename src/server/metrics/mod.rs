@@ -49,7 +49,7 @@ pub const PHASES: [&str; 4] = ["await_hello", "joining", "ready", "closing"];
 
 /// Label values of `cloudservice_errors_sent_total{code}`, in
 /// [`code_index`] order.
-pub const ERROR_CODES: [&str; 19] = [
+pub const ERROR_CODES: [&str; 20] = [
     "BadFrame",
     "BadPath",
     "WrongPhase",
@@ -68,6 +68,7 @@ pub const ERROR_CODES: [&str; 19] = [
     "BadCredential",
     "WrongShard",
     "Moving",
+    "TooManyAttempts",
     "Unknown",
 ];
 
@@ -322,7 +323,8 @@ fn code_index(code: ErrorCode) -> usize {
         ErrorCode::BadCredential => 15,
         ErrorCode::WrongShard => 16,
         ErrorCode::Moving => 17,
-        ErrorCode::Unknown(_) => 18,
+        ErrorCode::TooManyAttempts => 18,
+        ErrorCode::Unknown(_) => 19,
     }
 }
 

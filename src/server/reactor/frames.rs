@@ -10,6 +10,7 @@ use crate::server::bus::{ConnRef, Credential, ToActor};
 use crate::server::connection::Phase;
 use crate::server::flow;
 use crate::server::legality::{self, Stage, Verdict};
+use crate::server::limiter;
 use crate::server::metrics::metrics;
 use crate::server::pull_reply::{self, PullReply};
 use crate::server::transport::Mismatch;
@@ -267,21 +268,30 @@ impl Reactor {
             self.fail(key, rid, away.code(), away.text());
             return;
         }
+        let mut limited = None;
         let user = match hello.mode {
             HelloMode::NewUser => user_ids::mint_for(self.config.shard),
             HelloMode::NewClient | HelloMode::Resume => {
                 let now = Instant::now();
-                if hello.user_id == UserId::NONE || self.limiter.is_blocked(peer.ip(), now) {
-                    let text = if hello.user_id == UserId::NONE {
-                        "unknown user"
-                    } else {
-                        "unknown user (too many failed attempts from this address; wait a minute)"
-                    };
+                let wait = self.limiter.retry_after(peer.ip(), now);
+                if hello.user_id == UserId::NONE {
                     self.limiter.record_failure(peer.ip(), now);
-                    self.record(key, "hello", Err(text));
+                    self.record(key, "hello", Err("unknown user"));
                     self.fail(key, rid, ErrorCode::UnknownUser, "unknown user");
                     return;
                 }
+                // a refused address is answered TooManyAttempts
+                // without a lookup, except a device proving itself with a
+                // non-zero device key; its actor admits it only on a match.
+                let keyed = hello.mode == HelloMode::Resume
+                    && credential.as_ref().is_some_and(|c| !c.secret.is_none());
+                if let (Some(wait), false) = (wait, keyed) {
+                    let text = limiter::refusal_text(wait);
+                    self.record(key, "hello", Err(&text));
+                    self.fail(key, rid, ErrorCode::TooManyAttempts, &text);
+                    return;
+                }
+                limited = wait;
                 hello.user_id
             }
         };
@@ -291,6 +301,7 @@ impl Reactor {
             request_id: rid,
             hello,
             credential,
+            limited,
         };
         if !self.route(key, rid, user, msg) {
             return;
