@@ -603,6 +603,16 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
             ),
         ),
         (
+            "error-too-many-attempts",
+            frame(
+                1,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::TooManyAttempts,
+                    message: "too many failed attempts from this address; retry in 42 s".into(),
+                }),
+            ),
+        ),
+        (
             "fetch-manifest",
             frame(
                 15,

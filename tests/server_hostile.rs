@@ -223,7 +223,8 @@ fn a_symlink_planted_on_the_server_is_never_followed() {
 fn repeated_guesses_are_rate_limited() {
     let server = Server::start();
     let real = WireClient::new_user(server.addr);
-    for i in 0..12u8 {
+    // Ten failed guesses (the limit, PROTOCOL.md) …
+    for i in 0..10u8 {
         let mut c = WireClient::connect(server.addr);
         let guess = UserId([i + 1; 16]);
         let err = c
@@ -231,7 +232,8 @@ fn repeated_guesses_are_rate_limited() {
             .expect_err("refused");
         assert_eq!(err.code, ErrorCode::UnknownUser);
     }
-    // Even the right ID is refused from this address for a while.
+    // … then even the right ID is refused from this address for a while,
+    // with the retryable TooManyAttempts.
     let mut c = WireClient::connect(server.addr);
     let err = c
         .hello(HelloMode::NewClient, real.user, 0)
