@@ -295,19 +295,27 @@ impl DeltaDownload {
                 b.plan.missing_bytes()
             )));
         }
+        // Checked where it was built, and moved to `tmp` only once it
+        // matches: a file that fails the check never leaves `partial/`
+        // (where it is removed below), so nothing unverified is placed.
         let whole = b
             .file
             .sync_all()
             .and_then(|()| hash_file(&b.file))
-            .and_then(|found| fs::rename(&b.at, &b.tmp).map(|()| found))
             .map_err(|e| ClientError::io("read download file", e));
         match whole {
-            Ok((hash, size)) if hash == b.header.hash && size == b.header.size => Ok(Some(Built {
-                tmp: b.tmp,
-                hash,
-                version: b.header.version,
-                reused: b.reused,
-            })),
+            Ok((hash, size)) if hash == b.header.hash && size == b.header.size => {
+                if let Err(e) = fs::rename(&b.at, &b.tmp) {
+                    let _ = fs::remove_file(&b.at);
+                    return Err(ClientError::io("place download file", e));
+                }
+                Ok(Some(Built {
+                    tmp: b.tmp,
+                    hash,
+                    version: b.header.version,
+                    reused: b.reused,
+                }))
+            }
             Ok(_) => {
                 log::warn!(
                     "delta download of {} failed verification; it will be fetched again",
