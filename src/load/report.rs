@@ -31,6 +31,25 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// The users the connections belonged to (created or given).
     pub user_ids: Vec<UserId>,
+    /// The same figures per shard, keyed by the shard tag of the user
+    /// (PROTOCOL.md §16.1: the shard that made the user; behind HAProxy,
+    /// the shard that serves it unless it was moved).
+    pub shards: BTreeMap<u8, ShardFigures>,
+}
+
+/// What one shard's connections measured.
+#[derive(Debug, Clone, Default)]
+pub struct ShardFigures {
+    /// Users of this shard among the run's users.
+    pub users: usize,
+    /// Connections that completed their handshake.
+    pub connected: usize,
+    /// Pull round trips during the measure phase.
+    pub pull: Histogram,
+    /// Push round trips during the measure phase.
+    pub push: Histogram,
+    /// Error frames received on its connections.
+    pub errors: u64,
 }
 
 fn ms(micros: u64) -> String {
@@ -108,6 +127,37 @@ impl Report {
         for (k, v) in rows {
             let _ = writeln!(t, "| {k} | {v} |");
         }
+        if self.shards.len() > 1 {
+            t.push_str(&self.shard_table());
+        }
+        t
+    }
+
+    /// Per shard (by user tag, PROTOCOL.md §16.1): users, connections,
+    /// pulls/s and pull round trips, pushes, errors.
+    pub fn shard_table(&self) -> String {
+        let secs = self.measured.as_secs_f64();
+        let mut t = String::from(
+            "\n| shard (user tag) | users | connections | pulls/s | pull p50 / p99 (ms) | pushes, p50 (ms) | errors |\n|---|---|---|---|---|---|---|\n",
+        );
+        for (tag, f) in &self.shards {
+            let rate = if secs > 0.0 {
+                f.pull.count() as f64 / secs
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                t,
+                "| {tag:02x} | {} | {} | {rate:.0} | {} / {} | {}, {} | {} |",
+                f.users,
+                f.connected,
+                ms(f.pull.quantile(0.5)),
+                ms(f.pull.quantile(0.99)),
+                f.push.count(),
+                ms(f.push.quantile(0.5)),
+                f.errors
+            );
+        }
         t
     }
 
@@ -173,5 +223,44 @@ impl Report {
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
+        for (tag, f) in &other.shards {
+            let mine = self.shards.entry(*tag).or_default();
+            mine.users += f.users;
+            mine.connected += f.connected;
+            mine.pull.merge(&f.pull);
+            mine.push.merge(&f.push);
+            mine.errors += f.errors;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_get_a_row_each_and_merge() {
+        let mut a = Report {
+            measured: Duration::from_secs(2),
+            ..Report::default()
+        };
+        for (tag, pulls) in [(0u8, 4u64), (2, 6)] {
+            let f = a.shards.entry(tag).or_default();
+            f.users = 1;
+            f.connected = 2;
+            for i in 0..pulls {
+                f.pull.record(1000 * (i + 1));
+            }
+        }
+        let table = a.table();
+        assert!(table.contains("| 00 | 1 | 2 | 2 |"), "{table}");
+        assert!(table.contains("| 02 | 1 | 2 | 3 |"), "{table}");
+        let b = a.clone();
+        a.merge(&b);
+        assert_eq!(a.shards[&2].connected, 4);
+        assert_eq!(a.shards[&2].pull.count(), 12);
+        // One shard: no per-shard table.
+        a.shards.remove(&0);
+        assert!(!a.table().contains("user tag"));
     }
 }

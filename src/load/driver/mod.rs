@@ -103,6 +103,14 @@ impl<'a> Driver<'a> {
         } else {
             cfg.user_ids.iter().copied().map(Some).collect()
         };
+        let mut report = Report {
+            target: cfg.connections,
+            ..Report::default()
+        };
+        for user in &cfg.user_ids {
+            let tag = crate::tls::routing::shard_tag(user);
+            report.shards.entry(tag).or_default().users += 1;
+        }
         Ok(Driver {
             cfg,
             poll,
@@ -116,10 +124,7 @@ impl<'a> Driver<'a> {
             dead: 0,
             timers: BinaryHeap::new(),
             measure_start: None,
-            report: Report {
-                target: cfg.connections,
-                ..Report::default()
-            },
+            report,
             next_source: 0,
         })
     }

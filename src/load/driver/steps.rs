@@ -2,9 +2,12 @@
 //! and the pulls and pushes the timers send.
 
 use super::{Driver, Phase, Timer};
+use crate::load::report::ShardFigures;
 use crate::protocol::{
-    ChangeBatch, ContentHash, FileBegin, Frame, Message, PushAck, PushStatus, Welcome, WirePath,
+    ChangeBatch, ContentHash, FileBegin, Frame, Message, PushAck, PushStatus, UserId, Welcome,
+    WirePath,
 };
+use crate::tls::routing::shard_tag;
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
@@ -48,6 +51,9 @@ impl Driver<'_> {
                     self.conns[key].push = None;
                 }
                 self.error(format!("server_error:{:?}", e.code));
+                if let Some(f) = self.shard_of(key) {
+                    f.errors += 1;
+                }
             }
             (_, Message::Pong) => {}
             (_, other) => {
@@ -67,8 +73,14 @@ impl Driver<'_> {
         conn.phase = Phase::Ready;
         conn.cursor = w.head;
         let user = conn.user;
+        if let Some(f) = self.shard_for(w.user_id) {
+            f.connected += 1;
+        }
         if self.user_ids[user].is_none() {
             self.user_ids[user] = Some(w.user_id);
+            if let Some(f) = self.shard_for(w.user_id) {
+                f.users += 1;
+            }
             for waiter in std::mem::take(&mut self.waiting[user]).into_iter().rev() {
                 self.queue.push_front(waiter);
             }
@@ -85,9 +97,11 @@ impl Driver<'_> {
             return;
         };
         if self.measuring_since(sent) {
-            self.report
-                .pull
-                .record(now.duration_since(sent).as_micros() as u64);
+            let took = now.duration_since(sent).as_micros() as u64;
+            self.report.pull.record(took);
+            if let Some(f) = self.shard_of(key) {
+                f.pull.record(took);
+            }
         }
         if b.head != self.conns[key].cursor {
             self.conns[key].cursor = b.head;
@@ -102,9 +116,11 @@ impl Driver<'_> {
     fn on_push_ack(&mut self, key: usize, a: &PushAck, now: Instant) {
         if let Some((_, sent)) = self.conns[key].push.take() {
             if self.measuring_since(sent) {
-                self.report
-                    .push
-                    .record(now.duration_since(sent).as_micros() as u64);
+                let took = now.duration_since(sent).as_micros() as u64;
+                self.report.push.record(took);
+                if let Some(f) = self.shard_of(key) {
+                    f.push.record(took);
+                }
             }
         }
         if matches!(a.status, PushStatus::Applied | PushStatus::Unchanged) {
@@ -112,6 +128,17 @@ impl Driver<'_> {
         } else {
             self.error(format!("push:{:?}", a.status));
         }
+    }
+
+    /// The per-shard figures of connection `key`'s user, once its ID is known.
+    fn shard_of(&mut self, key: usize) -> Option<&mut ShardFigures> {
+        let user = self.user_ids.get(self.conns.get(key)?.user).copied()??;
+        self.shard_for(user)
+    }
+
+    /// The per-shard figures of `user` (by its tag, PROTOCOL.md §16.1).
+    fn shard_for(&mut self, user: UserId) -> Option<&mut ShardFigures> {
+        Some(self.report.shards.entry(shard_tag(&user)).or_default())
     }
 
     fn send_pull(&mut self, key: usize) {

@@ -1,0 +1,346 @@
+//! Three shards behind a real HAProxy (PROTOCOL.md §16, README "Running
+//! several servers"), with the shipped `deploy/haproxy/` configuration (its
+//! addresses and paths replaced by loopback ports and a temporary folder):
+//! 30 users with two real clients each sync through the proxy; every user
+//! lives on exactly one shard; one shard is SIGKILLed and restarted mid-run;
+//! one user is moved to another shard mid-run (export, import, and the user
+//! map changed through HAProxy's runtime API); every folder converges with
+//! its server copy, by content, and nothing written is lost.
+//!
+//! Needs `haproxy` (Debian package; `.ci/run` installs it). Without it the
+//! test says so loudly and passes, unless `CI` is set: then it fails.
+//! `HAPROXY_SHARDS_SEED` replays a run.
+
+mod common;
+
+use cloudservice::protocol::UserId;
+use cloudservice::tls::routing::shard_tag;
+use common::{eventually, free_port, tree, wait_port, write, Client, Proc, Rng, Server, Tree};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SHARDS: usize = 3;
+const USERS: usize = 30;
+/// Everything converges within this after the last change.
+const CONVERGE: Duration = Duration::from_secs(150);
+
+/// Whether HAProxy can run here; panics under CI when it cannot.
+fn haproxy_present() -> bool {
+    let found = Command::new("haproxy")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is not installed but CI is set: .ci/run must install it (apt-get install -y haproxy)"
+        );
+        eprintln!(
+            "\n=== WARNING: haproxy not installed: SKIPPING tests/haproxy_shards.rs \
+             (apt-get install -y haproxy) ===\n"
+        );
+    }
+    found
+}
+
+/// The shipped configuration, pointed at this test's ports and folder.
+fn config(dir: &Path, port: u16, shards: &[u16]) -> String {
+    let shipped = include_str!("../deploy/haproxy/haproxy.cfg");
+    let mut text = shipped
+        .replace("/etc/haproxy/", &format!("{}/", dir.display()))
+        .replace(
+            "/run/haproxy/cloudservice.sock",
+            &dir.join("admin.sock").display().to_string(),
+        )
+        .replace("bind :7000", &format!("bind 127.0.0.1:{port}"))
+        .replace("log /dev/log local0\n", "")
+        .replace("maxconn 100000", "maxconn 2000")
+        .replace("maxconn 50000", "maxconn 500")
+        // Health checks every 500 ms: a killed shard is marked down quickly.
+        .replace(" check\n", " check inter 500ms fall 2 rise 1\n");
+    for (n, shard_port) in shards.iter().enumerate() {
+        text = text.replace(
+            &format!("10.0.0.1{n}:7000"),
+            &format!("127.0.0.1:{shard_port}"),
+        );
+    }
+    assert!(!text.contains("10.0.0."), "every shard address replaced");
+    text
+}
+
+/// One user: its two folders and clients, the shard that holds it, and
+/// what the test wrote (path → content) that must end up everywhere.
+struct User {
+    id: String,
+    a: PathBuf,
+    b: PathBuf,
+    clients: Vec<Client>,
+    written: Tree,
+}
+
+impl User {
+    fn write(&mut self, rng: &mut Rng, what: &str) {
+        let folder = if rng.chance(0.5) { &self.a } else { &self.b };
+        let path = format!("{what}-{}.txt", rng.below(1_000_000));
+        let len = 1 + rng.index(4000);
+        let content = rng.bytes(len);
+        write(folder, &path, &content);
+        self.written.insert(path, Some(content));
+    }
+}
+
+/// The shards whose data directory serves `user` (holds it, not moved away).
+fn holders(data: &[PathBuf], user: &str) -> Vec<usize> {
+    (0..data.len())
+        .filter(|&n| {
+            let served = data[n].join("AllClients").join(user).is_dir();
+            let moved =
+                std::fs::read_to_string(data[n].join(".cloudservice-server/moves").join(user))
+                    .is_ok_and(|t| t.trim() == "moved");
+            served && !moved
+        })
+        .collect()
+}
+
+#[test]
+fn thirty_users_sync_through_haproxy_across_a_crash_and_a_move() {
+    if !haproxy_present() {
+        return;
+    }
+    let started = Instant::now();
+    let mut rng = Rng::new(common::seed("HAPROXY_SHARDS_SEED"));
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data: Vec<PathBuf> = (0..SHARDS)
+        .map(|n| tmp.path().join(format!("shard{n}")))
+        .collect();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+
+    // Shard 0 makes the certificate; all shards serve it (a client pins
+    // the first certificate it meets and may meet any shard).
+    let mut shards: Vec<Server> = Vec::new();
+    for n in 0..SHARDS {
+        let shard = n.to_string();
+        let mut args = vec!["--shard".to_owned(), shard];
+        if n > 0 {
+            let tls = data[0].join("tls");
+            args.extend([
+                "--tls-cert".to_owned(),
+                tls.join("server.crt").display().to_string(),
+                "--tls-key".to_owned(),
+                tls.join("server.key").display().to_string(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        shards.push(
+            Server::options()
+                .data(&data[n])
+                .args(&args)
+                .log(&logs.join(format!("shard{n}.log")))
+                .start(),
+        );
+    }
+    assert!(shards
+        .iter()
+        .all(|s| s.fingerprint == shards[0].fingerprint));
+
+    // HAProxy with the shipped configuration and maps.
+    let proxy_dir = tmp.path().join("haproxy");
+    std::fs::create_dir_all(&proxy_dir).expect("haproxy dir");
+    let tags: String = (0..SHARDS)
+        .map(|n| format!("r{n:02x} shard{n}\n"))
+        .collect();
+    std::fs::write(proxy_dir.join("cloudservice-shards.map"), tags).expect("tag map");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/haproxy/cloudservice-users.map"
+        ),
+        proxy_dir.join("cloudservice-users.map"),
+    )
+    .expect("user map");
+    let port = free_port();
+    let ports: Vec<u16> = shards.iter().map(|s| s.port).collect();
+    let cfg = proxy_dir.join("haproxy.cfg");
+    std::fs::write(&cfg, config(&proxy_dir, port, &ports)).expect("config");
+    let check = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfg)
+        .output()
+        .expect("haproxy -c");
+    assert!(
+        check.status.success(),
+        "haproxy -c: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut cmd = Command::new("haproxy");
+    cmd.arg("-db").arg("-f").arg(&cfg);
+    let mut proxy = Proc::spawn_to_files("haproxy", cmd, &logs.join("haproxy.out"));
+    assert!(wait_port(port, Duration::from_secs(20)), "haproxy listens");
+
+    // 30 users through the proxy: device A creates the user (New User goes
+    // to any shard), device B joins it.
+    let mut users: Vec<User> = Vec::new();
+    for i in 0..USERS {
+        let a = tmp.path().join(format!("u{i}a"));
+        let b = tmp.path().join(format!("u{i}b"));
+        std::fs::create_dir_all(&a).expect("folder");
+        std::fs::create_dir_all(&b).expect("folder");
+        let mut user = User {
+            id: String::new(),
+            a,
+            b,
+            clients: Vec::new(),
+            written: Tree::new(),
+        };
+        user.written
+            .insert("first.txt".into(), Some(format!("user {i}").into_bytes()));
+        write(&user.a, "first.txt", format!("user {i}"));
+        let client = Client::options(port, &user.a)
+            .rate("1")
+            .log(&logs.join(format!("u{i}a.log")))
+            .start();
+        user.clients.push(client);
+        users.push(user);
+    }
+    for (i, user) in users.iter_mut().enumerate() {
+        let line = user.clients[0]
+            .wait_line("user id: ", Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("user {i} was created"));
+        user.id = line
+            .trim()
+            .strip_prefix("user id: ")
+            .expect("user id line")
+            .to_owned();
+        let b = Client::options(port, &user.b)
+            .rate("1")
+            .user(Some(&user.id))
+            .log(&logs.join(format!("u{i}b.log")))
+            .start();
+        user.clients.push(b);
+    }
+    // Each user on exactly one shard, the one its tag names; and New User
+    // spread over every shard.
+    let mut per_shard = [0usize; SHARDS];
+    for user in &users {
+        let id: UserId = user.id.parse().expect("user id");
+        let tag = usize::from(shard_tag(&id));
+        assert_eq!(holders(&data, &user.id), vec![tag], "user {}", user.id);
+        per_shard[tag] += 1;
+    }
+    assert!(
+        per_shard.iter().all(|&n| n > 0),
+        "users per shard: {per_shard:?}"
+    );
+    eprintln!("users per shard: {per_shard:?}");
+
+    // Changes, a crash of shard 1 with changes while it is down, more
+    // changes after it is back.
+    for user in users.iter_mut() {
+        user.write(&mut rng, "before");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    shards[1].kill9();
+    for user in users.iter_mut() {
+        user.write(&mut rng, "down");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    shards[1].start_again();
+
+    // Move a user of shard 2 to shard 0 while its devices write.
+    let moved = users
+        .iter()
+        .position(|u| shard_tag(&u.id.parse::<UserId>().expect("id")) == 2)
+        .expect("a user on shard 2");
+    users[moved].write(&mut rng, "moving");
+    let export = tmp.path().join("export");
+    let out = shards[2].admin(
+        "export",
+        &[&users[moved].id, "--to", export.to_str().unwrap()],
+    );
+    assert!(out.contains("WrongShard"), "{out}");
+    users[moved].write(&mut rng, "exported");
+    let out = shards[0].admin("import", &[export.to_str().unwrap()]);
+    assert!(out.contains("serves it now"), "{out}");
+    let route = Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+        .args(["route", &users[moved].id, "shard0", "--map"])
+        .arg(proxy_dir.join("cloudservice-users.map"))
+        .arg("--socket")
+        .arg(proxy_dir.join("admin.sock"))
+        .output()
+        .expect("cloud-server route");
+    assert!(
+        route.status.success(),
+        "route: {}",
+        String::from_utf8_lossy(&route.stderr)
+    );
+    for user in users.iter_mut() {
+        user.write(&mut rng, "after");
+    }
+    assert_eq!(
+        holders(&data, &users[moved].id),
+        vec![0],
+        "moved user on shard 0 only"
+    );
+
+    // Everything converges: both folders and the holding shard's copy equal
+    // what was written, by content.
+    let deadline = Instant::now() + CONVERGE;
+    for user in &users {
+        let holder = holders(&data, &user.id);
+        assert_eq!(holder.len(), 1, "user {} on one shard: {holder:?}", user.id);
+        let server = data[holder[0]].join("AllClients").join(&user.id);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ok = eventually(left, || {
+            tree(&user.a) == user.written
+                && tree(&user.b) == user.written
+                && tree(&server) == user.written
+        });
+        assert!(
+            ok,
+            "user {} did not converge (shard {}): missing on a: {:?}, on b: {:?}, on the server: {:?}",
+            user.id,
+            holder[0],
+            missing(&user.written, &tree(&user.a)),
+            missing(&user.written, &tree(&user.b)),
+            missing(&user.written, &tree(&server)),
+        );
+    }
+    eprintln!(
+        "converged: {USERS} users x 2 clients through HAProxy in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for user in users.iter_mut() {
+        for client in user.clients.iter_mut() {
+            client.stop();
+        }
+    }
+    // cloud-load through the proxy reports per-shard figures.
+    let load = Command::new(env!("CARGO_BIN_EXE_cloud-load"))
+        .args(["127.0.0.1", &port.to_string()])
+        .args(["-n", "60", "-u", "30", "-r", "0.5", "-d", "3"])
+        .output()
+        .expect("cloud-load");
+    let text = String::from_utf8_lossy(&load.stdout);
+    assert!(load.status.success(), "cloud-load: {text}");
+    assert!(text.contains("| 60 / 60 / 60 |"), "all held: {text}");
+    for n in 0..SHARDS {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("| {n:02x} | "))),
+            "a row for shard {n}: {text}"
+        );
+    }
+    eprintln!("{text}");
+    proxy.terminate(Duration::from_secs(5));
+}
+
+/// Paths of `want` that `have` lacks or holds with other content.
+fn missing(want: &Tree, have: &Tree) -> Vec<String> {
+    want.iter()
+        .filter(|(p, c)| have.get(*p) != Some(*c))
+        .map(|(p, _)| p.clone())
+        .collect()
+}
