@@ -254,11 +254,19 @@ fn large_set(big_mib: usize) -> BTreeMap<String, Vec<u8>> {
     set
 }
 
-/// Names of files in a temporary area.
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default()
+/// Names of files in a temporary area: `tmp/` and, beside it, `partial/`,
+/// where a delta transfer builds its file and a cut-off one keeps its
+/// verified chunks for a resume (PROTOCOL.md §13.5).
+fn temp_files(tmp: &Path) -> Vec<PathBuf> {
+    let partial = tmp.with_file_name("partial");
+    [tmp, partial.as_path()]
+        .iter()
+        .flat_map(|dir| {
+            fs::read_dir(dir)
+                .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+                .unwrap_or_else(|_| Vec::new())
+        })
+        .collect()
 }
 
 #[test]
@@ -308,7 +316,7 @@ fn client_killed_during_a_large_download() {
     assert_tree_is(&t, &expected);
     assert!(
         temp_files(&tmp).is_empty(),
-        "the interrupted download's temporary file was cleaned up"
+        "the interrupted download's temporary files were cleaned up"
     );
     drop((ca, cb));
     srv.stop();

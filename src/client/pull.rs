@@ -13,6 +13,7 @@ use super::ignore::{IgnoreRules, IGNORE_FILE};
 use super::index::Index;
 use super::progress::{Transfer, Verbosity};
 use crate::chunk::index::ChunkIndex;
+use crate::protocol::limits::MAX_OPEN_DELTA_DOWNLOADS;
 use crate::protocol::{
     ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest, FileBegin,
     Frame, Message,
@@ -497,12 +498,18 @@ impl PullJob {
             if !room {
                 break;
             }
+            let worth = self.local_chunks || job.size >= RESUMABLE;
+            let delta = self.use_deltas && worth && wants_delta(job.size);
+            // a fifth open delta download is refused (and the
+            // connection closed), so the next one waits for a FileEnd.
+            if delta && self.deltas.len() >= MAX_OPEN_DELTA_DOWNLOADS {
+                break;
+            }
             let Some(job) = self.queue.pop_front() else {
                 break;
             };
             let size = job.size;
-            let worth = self.local_chunks || job.size >= RESUMABLE;
-            let awaited = if self.use_deltas && worth && wants_delta(job.size) {
+            let awaited = if delta {
                 let id = conn.request(Message::FetchManifest(FetchManifest {
                     version: job.version,
                     path: job.path.clone(),

@@ -43,3 +43,8 @@ pub const ROUTING_OFFSET: usize = 16;
 pub const MAX_DEVICE_NAME_BYTES: usize = 64;
 /// Bytes of a device key or a join code (PROTOCOL.md §4.6): 256 bits.
 pub const SECRET_BYTES: usize = 32;
+/// Most delta downloads one connection may have open at once, from
+/// `FetchManifest` to the `FileEnd` after its last `FetchChunks`
+/// (PROTOCOL.md §13.4, R-13.4.4): a client waits for one to end before it
+/// opens another.
+pub const MAX_OPEN_DELTA_DOWNLOADS: usize = 4;

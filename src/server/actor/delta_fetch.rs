@@ -33,7 +33,7 @@ use std::os::unix::fs::FileExt;
 /// `FetchManifest` to the `FileEnd` after its last `FetchChunks`, §13.4):
 /// each holds a descriptor and its chunk list (36 bytes plus an 8-byte
 /// offset per chunk: 0.7 MB for a 1 GiB file at the average chunk size).
-pub const MAX_OPEN_DOWNLOADS: usize = 4;
+pub const MAX_OPEN_DOWNLOADS: usize = crate::protocol::limits::MAX_OPEN_DELTA_DOWNLOADS;
 
 /// A file being served as chunks on one connection.
 pub struct Served {
