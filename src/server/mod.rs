@@ -29,6 +29,7 @@ pub mod config;
 pub mod conn_log;
 pub mod connection;
 pub mod devices;
+pub mod dir_watch;
 pub mod events;
 pub mod export;
 pub mod flow;

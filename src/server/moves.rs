@@ -186,53 +186,31 @@ pub fn own_within(paths: &DataPaths, user: &UserId, limit: Duration) -> io::Resu
 /// # Errors
 /// The thread could not be started.
 pub fn start(paths: DataPaths, out: Sender<FromActor>, waker: Arc<Waker>) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("cloud-server-moves".into())
-        .spawn(move || {
-            let mut known: BTreeMap<UserId, Away> = BTreeMap::new();
-            let mut warned = false;
-            loop {
-                match all_away(&paths) {
-                    Ok(now) => {
-                        warned = false;
-                        let mut sent = false;
-                        for (user, away) in &now {
-                            if known.get(user) != Some(away) {
-                                sent = true;
-                                let msg = FromActor::Away {
-                                    user: *user,
-                                    away: Some(*away),
-                                };
-                                if out.send(msg).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        for user in known.keys().filter(|u| !now.contains_key(u)) {
-                            sent = true;
-                            let msg = FromActor::Away {
-                                user: *user,
-                                away: None,
-                            };
-                            if out.send(msg).is_err() {
-                                return;
-                            }
-                        }
-                        if sent {
-                            let _ = waker.wake();
-                        }
-                        known = now;
-                    }
-                    Err(e) if !warned => {
-                        warned = true;
-                        log::error!("cannot list the users being moved: {e}");
-                    }
-                    Err(_) => {}
-                }
-                std::thread::sleep(POLL_EVERY);
-            }
-        })?;
-    Ok(())
+    super::dir_watch::start(
+        "cloud-server-moves",
+        "the users being moved",
+        POLL_EVERY,
+        move || all_away(&paths),
+        |known: &BTreeMap<UserId, Away>, now: &BTreeMap<UserId, Away>| {
+            let changed = now
+                .iter()
+                .filter(|(user, away)| known.get(user) != Some(away))
+                .map(|(user, away)| FromActor::Away {
+                    user: *user,
+                    away: Some(*away),
+                });
+            let gone = known
+                .keys()
+                .filter(|user| !now.contains_key(user))
+                .map(|user| FromActor::Away {
+                    user: *user,
+                    away: None,
+                });
+            changed.chain(gone).collect()
+        },
+        out,
+        waker,
+    )
 }
 
 #[cfg(test)]

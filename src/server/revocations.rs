@@ -40,44 +40,24 @@ pub fn diff(
 /// # Errors
 /// The thread could not be started.
 pub fn start(paths: DataPaths, out: Sender<FromActor>, waker: Arc<Waker>) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("cloud-server-revocations".into())
-        .spawn(move || {
-            let mut known = BTreeSet::new();
-            let mut warned = false;
-            loop {
-                match devices::all_revoked(&paths) {
-                    Ok(now) => {
-                        warned = false;
-                        let (revoked, reinstated) = diff(&known, &now);
-                        let mut sent = false;
-                        for (user, client) in revoked {
-                            sent = true;
-                            if out.send(FromActor::Revoked { user, client }).is_err() {
-                                return;
-                            }
-                        }
-                        for (user, client) in reinstated {
-                            sent = true;
-                            if out.send(FromActor::Reinstated { user, client }).is_err() {
-                                return;
-                            }
-                        }
-                        if sent {
-                            let _ = waker.wake();
-                        }
-                        known = now;
-                    }
-                    Err(e) if !warned => {
-                        warned = true;
-                        log::error!("cannot list the revoked devices: {e}");
-                    }
-                    Err(_) => {}
-                }
-                std::thread::sleep(POLL_EVERY);
-            }
-        })?;
-    Ok(())
+    super::dir_watch::start(
+        "cloud-server-revocations",
+        "the revoked devices",
+        POLL_EVERY,
+        move || devices::all_revoked(&paths),
+        |known, now| {
+            let (revoked, reinstated) = diff(known, now);
+            let revoked = revoked
+                .into_iter()
+                .map(|(user, client)| FromActor::Revoked { user, client });
+            let reinstated = reinstated
+                .into_iter()
+                .map(|(user, client)| FromActor::Reinstated { user, client });
+            revoked.chain(reinstated).collect()
+        },
+        out,
+        waker,
+    )
 }
 
 #[cfg(test)]
