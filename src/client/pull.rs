@@ -1,8 +1,12 @@
 //! One pull: collect the `ChangeBatch` reply, let the applier change the
 //! folder, download the contents it lacks through a bounded window of
 //! pipelined `Fetch`es (each written to the state folder's temporary area and
-//! hash-checked before it is moved into place), then report what is left for
-//! the session to acknowledge.
+//! hash-checked, made durable by a pool of fsync threads while the loop goes
+//! on receiving ([`durable`]), and only then moved into place; the
+//! directories it went into are synced once at the end), then report what
+//! is left for the session to acknowledge.
+
+mod durable;
 
 use super::applier::{Applied, Applier, FetchJob};
 use super::connection::Connection;
@@ -18,6 +22,7 @@ use crate::protocol::{
     ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest, FileBegin,
     Frame, Message,
 };
+use durable::{sync_dirs, Syncer, MAX_UNSYNCED};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -78,6 +83,16 @@ struct Download {
     written: u64,
 }
 
+/// A download received and verified, waiting for its fsync before it is
+/// placed.
+#[derive(Debug)]
+struct Verified {
+    job: FetchJob,
+    tmp: PathBuf,
+    hash: ContentHash,
+    version: u64,
+}
+
 /// A reply the pull waits for, in request order (§3.4), with the bytes of
 /// content it may still bring (for the fetch window).
 #[derive(Debug)]
@@ -120,6 +135,12 @@ pub struct PullJob {
     /// come whole, with no chunk list round trip.
     local_chunks: bool,
     download: Option<Download>,
+    /// Verified downloads whose fsync runs ([`durable`]), by their key.
+    syncing: HashMap<u64, Verified>,
+    syncer: Syncer,
+    next_key: u64,
+    /// Directories files were placed in: synced once before the pull ends.
+    placed_in: BTreeSet<PathBuf>,
     failed: bool,
     result: Applied,
     transfer: Option<Transfer>,
@@ -181,6 +202,10 @@ impl PullJob {
             use_deltas,
             local_chunks: false,
             download: None,
+            syncing: HashMap::new(),
+            syncer: Syncer::default(),
+            next_key: 0,
+            placed_in: BTreeSet::new(),
             failed: false,
             result: Applied::default(),
             transfer: None,
@@ -211,6 +236,19 @@ impl PullJob {
         conn: &mut Connection,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), ClientError> {
+        self.handle(frame, conn, ctx)?;
+        if self.listed && self.queue.is_empty() && self.outstanding.is_empty() {
+            self.settle(ctx);
+        }
+        Ok(())
+    }
+
+    fn handle(
+        &mut self,
+        frame: Frame,
+        conn: &mut Connection,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), ClientError> {
         if frame.request_id == self.request_id {
             return match frame.message {
                 Message::ChangeBatch(batch) if !self.modes => self.on_batch(batch, conn, ctx),
@@ -236,8 +274,7 @@ impl PullJob {
                 self.fill_window(conn)
             }
             Message::Error(e) => {
-                if let Some((Awaited::Fetch(_, job), bytes)) = self.outstanding.pop_front() {
-                    self.outstanding_bytes -= bytes;
+                if let Some(Awaited::Fetch(_, job)) = self.pop_awaited() {
                     if e.code == ErrorCode::NotFound {
                         log::debug!("{} is gone on the server; the next pull says why", job.path);
                     } else {
@@ -282,9 +319,7 @@ impl PullJob {
             }
             Message::FileEnd if !listing => return self.delta_done(id, conn, ctx),
             Message::Error(e) => {
-                if let Some((_, bytes)) = self.outstanding.pop_front() {
-                    self.outstanding_bytes -= bytes;
-                }
+                self.pop_awaited();
                 // Its verified chunks stay for the next try.
                 let path = self.deltas.remove(&id).map(|d| {
                     let path = d.job.path.clone();
@@ -332,9 +367,7 @@ impl PullJob {
         conn: &mut Connection,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), ClientError> {
-        if let Some((_, bytes)) = self.outstanding.pop_front() {
-            self.outstanding_bytes -= bytes;
-        }
+        self.pop_awaited();
         let index = ctx
             .chunks
             .get_or_insert_with(|| ChunkIndex::load(ctx.chunks_file));
@@ -381,9 +414,7 @@ impl PullJob {
         conn: &mut Connection,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), ClientError> {
-        if let Some((_, bytes)) = self.outstanding.pop_front() {
-            self.outstanding_bytes -= bytes;
-        }
+        self.pop_awaited();
         let Some(download) = self.deltas.remove(&id) else {
             return Err(ClientError::Protocol(
                 "file end outside a file transfer".into(),
@@ -401,20 +432,16 @@ impl PullJob {
                 if let Some(t) = self.transfer.as_mut() {
                     t.add_bytes(built.reused);
                 }
-                let placed = ctx.applier().place(
-                    &job,
-                    &built.tmp,
-                    (built.hash, built.version),
-                    &mut self.result,
+                // Synced where it was built (DeltaDownload::finish).
+                self.place(
+                    ctx,
+                    Verified {
+                        job,
+                        tmp: built.tmp,
+                        hash: built.hash,
+                        version: built.version,
+                    },
                 );
-                if let Err(e) = placed {
-                    log::warn!("could not write {}: {e}", job.path);
-                    let _ = fs::remove_file(&built.tmp);
-                    self.failed = true;
-                }
-                if let Some(t) = self.transfer.as_mut() {
-                    t.file_done();
-                }
             }
             None => self.failed = true,
         }
@@ -581,38 +608,129 @@ impl PullJob {
     }
 
     fn on_end(&mut self, ctx: &mut Ctx<'_>) -> Result<(), ClientError> {
-        let (Some(mut d), Some((Awaited::Fetch(_, job), bytes))) =
-            (self.download.take(), self.outstanding.pop_front())
-        else {
+        let Some(d) = self.download.take() else {
             return Err(ClientError::Protocol(
                 "file end outside a file transfer".into(),
             ));
         };
-        self.outstanding_bytes -= bytes;
-        let flushed = d.file.flush().and_then(|()| d.file.get_ref().sync_all());
-        drop(d.file);
-        let hash = ContentHash(*d.hasher.finalize().as_bytes());
-        if flushed.is_err() || d.written != d.begin.size || hash != d.begin.hash {
-            log::warn!(
-                "download of {} failed verification; it will be fetched again",
-                job.path
-            );
+        let Some(Awaited::Fetch(_, job)) = self.pop_awaited() else {
+            drop(d.file);
             let _ = fs::remove_file(&d.tmp);
-            self.failed = true;
-            return Ok(());
+            return Err(ClientError::Protocol(
+                "file end outside a file transfer".into(),
+            ));
+        };
+        let file = d.file.into_inner().map_err(|e| e.into_error());
+        let hash = ContentHash(*d.hasher.finalize().as_bytes());
+        let file = match file {
+            Ok(file) if d.written == d.begin.size && hash == d.begin.hash => file,
+            _ => {
+                log::warn!(
+                    "download of {} failed verification; it will be fetched again",
+                    job.path
+                );
+                let _ = fs::remove_file(&d.tmp);
+                self.failed = true;
+                return Ok(());
+            }
+        };
+        // Placed once its fsync is back (`collect`), not before.
+        let key = self.next_key;
+        self.next_key += 1;
+        self.syncer.submit(key, file);
+        self.syncing.insert(
+            key,
+            Verified {
+                job,
+                tmp: d.tmp,
+                hash,
+                version: d.begin.version,
+            },
+        );
+        self.collect(ctx, false);
+        Ok(())
+    }
+
+    /// Places the downloads whose fsync is back: those ready now, then
+    /// (with `all`, or while more than [`MAX_UNSYNCED`] wait) waiting for
+    /// the rest. A failed fsync is a failed download (fetched again).
+    fn collect(&mut self, ctx: &mut Ctx<'_>, all: bool) {
+        loop {
+            let wait = all || self.syncer.pending() > MAX_UNSYNCED;
+            let next = match wait {
+                true => self.syncer.wait_done(),
+                false => self.syncer.try_done(),
+            };
+            let Some((key, synced)) = next else {
+                break;
+            };
+            let Some(v) = self.syncing.remove(&key) else {
+                continue;
+            };
+            match synced {
+                Ok(()) => self.place(ctx, v),
+                Err(e) => {
+                    log::warn!(
+                        "could not write {}: {e}; it will be fetched again",
+                        v.job.path
+                    );
+                    let _ = fs::remove_file(&v.tmp);
+                    self.failed = true;
+                }
+            }
         }
+        if all {
+            // Only if the fsync threads are gone: nothing more comes back.
+            for (_, v) in self.syncing.drain() {
+                log::warn!("{} was not synced; it will be fetched again", v.job.path);
+                let _ = fs::remove_file(&v.tmp);
+                self.failed = true;
+            }
+        }
+    }
+
+    /// Moves a verified, durable download into place and notes its
+    /// directory (synced by `settle`).
+    fn place(&mut self, ctx: &mut Ctx<'_>, v: Verified) {
         let placed = ctx
             .applier()
-            .place(&job, &d.tmp, (hash, d.begin.version), &mut self.result);
-        if let Err(e) = placed {
-            log::warn!("could not write {}: {e}", job.path);
-            let _ = fs::remove_file(&d.tmp);
-            self.failed = true;
+            .place(&v.job, &v.tmp, (v.hash, v.version), &mut self.result);
+        match placed {
+            Ok(()) => {
+                let dir = v.job.path.parent().map_or_else(
+                    || ctx.root.to_path_buf(),
+                    |parent| parent.to_local(ctx.root),
+                );
+                self.placed_in.insert(dir);
+            }
+            Err(e) => {
+                log::warn!("could not write {}: {e}", v.job.path);
+                let _ = fs::remove_file(&v.tmp);
+                self.failed = true;
+            }
         }
         if let Some(t) = self.transfer.as_mut() {
             t.file_done();
         }
-        Ok(())
+    }
+
+    /// Every download is in: wait for the last fsyncs, place those files,
+    /// and sync the directories they went into, so the cursor the session
+    /// then saves never covers a file a crash could still lose.
+    fn settle(&mut self, ctx: &mut Ctx<'_>) {
+        self.collect(ctx, true);
+        let dirs = std::mem::take(&mut self.placed_in);
+        if let Err(e) = sync_dirs(dirs.iter().map(PathBuf::as_path)) {
+            log::warn!("could not sync the folder's directories: {e}");
+            self.failed = true;
+        }
+    }
+
+    /// Takes the reply at the window's front off the window.
+    fn pop_awaited(&mut self) -> Option<Awaited> {
+        let (awaited, bytes) = self.outstanding.pop_front()?;
+        self.outstanding_bytes -= bytes;
+        Some(awaited)
     }
 
     fn drop_download(&mut self) {
@@ -632,18 +750,30 @@ impl PullJob {
 
     /// Files still to download (queued or requested).
     pub fn downloads_pending(&self) -> u64 {
-        (self.queue.len() + self.outstanding.len()) as u64
+        (self.queue.len() + self.outstanding.len() + self.syncing.len()) as u64
     }
 
     /// True once the reply is applied and every download placed.
     pub fn is_done(&self) -> bool {
-        self.listed && self.queue.is_empty() && self.outstanding.is_empty()
+        self.listed
+            && self.queue.is_empty()
+            && self.outstanding.is_empty()
+            && self.syncing.is_empty()
+            && self.placed_in.is_empty()
     }
 
     /// Ends the pull (finished or abandoned) and reports.
     pub fn finish(mut self) -> Finished {
         self.drop_download();
         self.drop_deltas();
+        // Abandoned before their fsync came back: never placed.
+        for (_, v) in self.syncing.drain() {
+            let _ = fs::remove_file(&v.tmp);
+        }
+        // What was placed stays placed: its renames are made durable too.
+        if let Err(e) = sync_dirs(self.placed_in.iter().map(PathBuf::as_path)) {
+            log::warn!("could not sync the folder's directories: {e}");
+        }
         let complete = self.is_done();
         if let Some(t) = self.transfer.take() {
             t.finish();
