@@ -388,3 +388,72 @@ fn unsyncable_names_made_while_running_are_reported_at_once() {
     );
     cb.stop();
 }
+
+/// SERVER_IP may be a name, looked up at every connection attempt: a joined
+/// folder whose server name does not resolve at start (offline at boot, a
+/// resolver outage) keeps running and says why, as with a server that is
+/// down, and deletes nothing; a first run stops with one line; a
+/// name with several addresses (`localhost`: `::1` and `127.0.0.1`, the
+/// server listening on the second only) reaches the one that answers.
+#[test]
+fn a_server_name_that_does_not_resolve_is_retried_like_a_server_that_is_down() {
+    let server = Server::options().plaintext().start();
+    let a = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "x.txt", "x");
+    let user = new_user(server.port, a.path());
+
+    // `.invalid` never resolves (RFC 2606 §2).
+    let unresolvable = "cloudservice-test.invalid";
+    let mut ca = Client::options(server.port, a.path())
+        .host(unresolvable)
+        .start();
+    let v = status_until(
+        "not connected, with the lookup error",
+        a.path(),
+        |code, v| code == 1 && v["running"] == true && v["last_error"].is_string(),
+    );
+    assert_eq!(v["connected"], false, "{v:#}");
+    let why = v["last_error"].as_str().expect("an error");
+    assert!(
+        why.contains(&format!("cannot resolve {unresolvable}")),
+        "{why}"
+    );
+    assert_eq!(
+        v["server"],
+        format!("{unresolvable}:{}", server.port),
+        "{v:#}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(ca.is_running(), "still retrying: {}", ca.log_tail(2_000));
+    ca.stop();
+    assert_eq!(fs::read(a.path().join("x.txt")).expect("kept"), b"x");
+    assert_eq!(
+        fs::read(server.user_dir(&user).join("x.txt")).expect("kept"),
+        b"x"
+    );
+
+    // A folder's first run has nothing to keep running for: one line, exit 1.
+    let b = tempfile::tempdir().expect("tempdir");
+    let out = Client::options(server.port, b.path())
+        .host(unresolvable)
+        .user(Some(&user))
+        .run_once();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot resolve {unresolvable}")),
+        "{stderr}"
+    );
+    assert!(!b.path().join("x.txt").exists());
+
+    // A name that resolves: the client syncs through it.
+    let mut ca = Client::options(server.port, a.path())
+        .host("localhost")
+        .start();
+    write(a.path(), "by-name.txt", "through localhost");
+    wait_for("the file reaches the server through the name", || {
+        fs::read(server.user_dir(&user).join("by-name.txt")).ok()
+            == Some(b"through localhost".to_vec())
+    });
+    ca.stop();
+}

@@ -4,12 +4,13 @@
 use clap::{ArgAction, Parser, Subcommand};
 use cloudservice::client::history::{self, Remote};
 use cloudservice::client::status::report;
-use cloudservice::client::{logging, run, ClientError, Config, LinkSecurity, Verbosity};
+use cloudservice::client::{
+    logging, run, ClientError, Config, LinkSecurity, ServerAddress, Verbosity,
+};
 use cloudservice::protocol::{ErrorCode, PushStatus, Secret, UserId, WirePath};
 use cloudservice::tls::Fingerprint;
 use log::LevelFilter;
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -258,9 +259,8 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         }
         None => (None, None),
     };
-    let server = resolve(&server_ip, server_port)?;
     let config = Config {
-        server,
+        server: ServerAddress::new(&server_ip, server_port),
         folder: folder_path,
         pull_every,
         user,
@@ -269,7 +269,6 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         once: args.once,
         verbosity,
         security: args.trust.security(),
-        server_name: server_ip.clone(),
     };
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -315,14 +314,6 @@ fn host_name() -> String {
         .unwrap_or_else(|| "device".to_owned())
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, Box<dyn std::error::Error>> {
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("no address for {host}").into())
-}
-
 /// The connection `versions` and `restore` use: `--server` or the server
 /// FOLDER's client last used, with FOLDER's trust.
 fn remote(folder: &Path, link: &LinkArgs) -> Result<Remote, Box<dyn std::error::Error>> {
@@ -332,17 +323,8 @@ fn remote(folder: &Path, link: &LinkArgs) -> Result<Remote, Box<dyn std::error::
             .map(|s| s.server)
             .ok_or("FOLDER has no saved server address: give --server HOST:PORT")?,
     };
-    let (host, port) = address
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| format!("{address:?} is not HOST:PORT"))?;
-    let security = link.trust.security();
-    Ok(Remote::connect(
-        folder,
-        resolve(host, port)?,
-        host,
-        &security,
-    )?)
+    let server = ServerAddress::parse(&address)?;
+    Ok(Remote::connect(folder, &server, &link.trust.security())?)
 }
 
 /// A `/`-separated path inside the folder, as the wire spells it.

@@ -6,6 +6,7 @@
 //! reader stops reading and TCP holds the server back, so a server that
 //! floods cannot grow the client's memory without bound.
 
+use super::address::ServerAddress;
 use super::error::ClientError;
 use super::secure::{self, Dial, ReadHalf, WriteHalf};
 use crate::protocol::message::put_header;
@@ -66,19 +67,36 @@ pub struct Connection {
     early: std::collections::VecDeque<Frame>,
 }
 
+/// A TCP connection to the first of `addresses` that answers within
+/// [`CONNECT_TIMEOUT`] each (as `TcpStream::connect` tries a name's
+/// addresses), or the last one's error.
+fn dial_first(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    for address in addresses {
+        match TcpStream::connect_timeout(address, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 impl Connection {
     /// Connects, shakes hands at the TLS layer (unless `dial` says
     /// plaintext) and starts the reader thread.
     ///
+    /// The name is looked up at each call ([`ServerAddress::resolve`]), and
+    /// the addresses it gives are tried in order.
+    ///
     /// # Errors
-    /// `Unreachable` with the connect's I/O error; the TLS errors of
-    /// [`secure::open`].
-    pub fn connect(addr: SocketAddr, dial: &Dial<'_>) -> Result<Connection, ClientError> {
+    /// `Unreachable` with the lookup's or the last connect's I/O error; the
+    /// TLS errors of [`secure::open`].
+    pub fn connect(server: &ServerAddress, dial: &Dial<'_>) -> Result<Connection, ClientError> {
         let unreachable = |cause| ClientError::Unreachable {
-            address: addr.to_string(),
+            address: server.to_string(),
             cause,
         };
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(unreachable)?;
+        let stream = dial_first(&server.resolve()?).map_err(unreachable)?;
         stream.set_nodelay(true).map_err(unreachable)?;
         stream
             .set_write_timeout(Some(WRITE_TIMEOUT))
@@ -441,7 +459,11 @@ mod tests {
             }
         });
         let state = tempfile::tempdir().unwrap();
-        let mut conn = Connection::connect(addr, &plaintext_dial(state.path())).unwrap();
+        let mut conn = Connection::connect(
+            &ServerAddress::new("127.0.0.1", addr.port()),
+            &plaintext_dial(state.path()),
+        )
+        .unwrap();
         let welcome = conn
             .handshake(Hello {
                 mode: HelloMode::NewUser,
@@ -494,7 +516,11 @@ mod tests {
             written
         });
         let state = tempfile::tempdir().unwrap();
-        let conn = Connection::connect(addr, &plaintext_dial(state.path())).unwrap();
+        let conn = Connection::connect(
+            &ServerAddress::new("127.0.0.1", addr.port()),
+            &plaintext_dial(state.path()),
+        )
+        .unwrap();
         let written = server.join().unwrap();
         let slack = 48 * 1024 * 1024; // loopback socket buffers, both ends
         assert!(

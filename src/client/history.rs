@@ -4,6 +4,7 @@
 //! any) gets the restored entries by its ordinary pull, as every other
 //! device does.
 
+use super::address::ServerAddress;
 use super::connection::Connection;
 use super::error::ClientError;
 use super::secure::{Dial, LinkSecurity};
@@ -13,7 +14,6 @@ use crate::protocol::{
     Hello, HelloMode, KeptKind, KeptVersion, KeyHello, ListVersions, Message, PushAck, Restore,
     RestoreAt, WirePath,
 };
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// Connects to `server` (`host` is its name as typed, for TLS) as the
+    /// Connects to `server` as the
     /// device `folder` belongs to, trusting what the folder's earlier runs
     /// trusted (`security`).
     ///
@@ -35,8 +35,7 @@ impl Remote {
     /// untrusted, or refuses the device.
     pub fn connect(
         folder: &Path,
-        server: SocketAddr,
-        host: &str,
+        server: &ServerAddress,
         security: &LinkSecurity,
     ) -> Result<Remote, ClientError> {
         let Some(Identity { user, client, key }) = StateDir::existing(folder).load_identity()?
@@ -45,7 +44,7 @@ impl Remote {
         };
         let dial = Dial {
             security,
-            host,
+            host: server.host(),
             state_dir: folder.join(STATE_DIR_NAME),
             user: Some(user),
         };

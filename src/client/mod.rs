@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`session`]: the loop that ties everything together (connect, push, pull, retry).
+//! - [`address`]: the server's address as typed, looked up at each connection attempt.
 //! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`status`]: the running client's status file, and the `status` command's report.
@@ -21,6 +22,7 @@
 //! - [`lease`]: is a file open for writing somewhere (before deleting it)?
 //! - [`progress`] and [`logging`]: feedback on a terminal or in logs.
 
+pub mod address;
 pub mod applier;
 pub mod aside;
 pub mod conflict;
@@ -48,21 +50,21 @@ pub mod state;
 pub mod status;
 pub mod watcher;
 
+pub use address::ServerAddress;
 pub use error::ClientError;
 pub use progress::Verbosity;
 pub use secure::LinkSecurity;
 pub use session::run;
 
 use crate::protocol::{Secret, UserId};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything the command line decides.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The server.
-    pub server: SocketAddr,
+    /// The server, as typed (looked up at each connection attempt).
+    pub server: ServerAddress,
     /// The folder to keep in sync.
     pub folder: PathBuf,
     /// How often to pull without being notified.
@@ -81,6 +83,4 @@ pub struct Config {
     pub verbosity: Verbosity,
     /// TLS (how the server is trusted) or `--insecure-plaintext`.
     pub security: LinkSecurity,
-    /// The server's name as typed (a `--ca` certificate must name it).
-    pub server_name: String,
 }

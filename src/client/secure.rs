@@ -57,7 +57,7 @@ impl Config {
     pub fn dial(&self, user: Option<UserId>) -> Dial<'_> {
         Dial {
             security: &self.security,
-            host: &self.server_name,
+            host: self.server.host(),
             state_dir: self.folder.join(STATE_DIR_NAME),
             user,
         }

@@ -172,7 +172,7 @@ impl Session<'_> {
     /// [`StateDir::check_attached`]: stop if `.cloudservice` was removed.
     fn check_attached(&self) -> Result<(), ClientError> {
         let reattach = (
-            self.config.server,
+            &self.config.server,
             self.config.pull_every,
             self.identity.user,
         );

@@ -2,6 +2,7 @@
 //! device is (user and client ID) and where its temporary downloads go. The
 //! folder is never synced (the path rules reserve its name).
 
+use super::address::ServerAddress;
 use super::applier::{origin_note, ORIGIN_SUFFIX};
 use super::error::ClientError;
 use super::fsutil::write_atomic;
@@ -9,7 +10,6 @@ use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ClientId, Secret, UserId};
 use std::fs;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -135,14 +135,14 @@ impl StateDir {
     pub fn check_attached(
         &self,
         root: &Path,
-        (server, rate, user): (SocketAddr, Duration, UserId),
+        (server, rate, user): (&ServerAddress, Duration, UserId),
     ) -> Result<(), ClientError> {
         if self.is_attached() || !root.is_dir() {
             return Ok(());
         }
         let reattach = format!(
             "cloud-client {} {} {} {} {user}",
-            server.ip(),
+            server.host(),
             server.port(),
             root.display(),
             rate.as_secs_f64()

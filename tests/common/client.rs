@@ -73,6 +73,7 @@ enum Stderr {
 /// How to run a `cloud-client`; built by [`Client::options`].
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
+    host: String,
     port: u16,
     folder: PathBuf,
     rate: String,
@@ -84,6 +85,13 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
+    /// SERVER_IP as typed (default `127.0.0.1`): a name is looked up by
+    /// the client at each connection attempt.
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = host.to_owned();
+        self
+    }
+
     /// PULLING_RATE in seconds (default `0.5`; Notify makes it faster).
     pub fn rate(mut self, rate: &str) -> Self {
         self.rate = rate.to_owned();
@@ -136,7 +144,7 @@ impl ClientOptions {
         self
     }
 
-    /// `cloud-client 127.0.0.1 PORT FOLDER RATE [USER] [-q|-v]`, stderr set;
+    /// `cloud-client HOST PORT FOLDER RATE [USER] [-q|-v]`, stderr set;
     /// the caller adds `--once` or other flags and stdout.
     pub fn command(&self) -> Command {
         let bin = self
@@ -144,7 +152,7 @@ impl ClientOptions {
             .clone()
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cloud-client")));
         let mut cmd = Command::new(bin);
-        cmd.arg("127.0.0.1")
+        cmd.arg(&self.host)
             .arg(self.port.to_string())
             .arg(&self.folder)
             .arg(&self.rate)
@@ -226,6 +234,7 @@ impl Client {
     /// stderr inherited), to change before [`ClientOptions::start`].
     pub fn options(port: u16, folder: &Path) -> ClientOptions {
         ClientOptions {
+            host: "127.0.0.1".to_owned(),
             port,
             folder: folder.to_path_buf(),
             rate: "0.5".to_owned(),

@@ -44,7 +44,7 @@ impl Session<'_> {
     /// other failure waits a longer backoff.
     pub(super) fn reconnect(&mut self) -> Result<(), ClientError> {
         let dial = self.config.dial(Some(self.identity.user));
-        let attempt = Connection::connect(self.config.server, &dial).and_then(|mut conn| {
+        let attempt = Connection::connect(&self.config.server, &dial).and_then(|mut conn| {
             let hello = resume_hello(&self.identity, self.config.device_name.clone());
             let welcome = conn.handshake_key(hello.clone())?;
             check_welcome(&hello, &welcome)?;

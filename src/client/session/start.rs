@@ -302,7 +302,7 @@ fn greet(
     stored: Option<Identity>,
 ) -> Result<(Connection, Identity), ClientError> {
     let user = (hello.mode != HelloMode::NewUser).then_some(hello.user_id);
-    let mut conn = Connection::connect(config.server, &config.dial(user))?;
+    let mut conn = Connection::connect(&config.server, &config.dial(user))?;
     let welcome = conn
         .handshake_key(hello.clone())
         .map_err(|e| e.for_folder(&config.folder, hello.client_id))?;
