@@ -74,19 +74,28 @@ pub struct Index {
     /// Every indexed name of each (device, inode): a write through one hard
     /// link changes them all, though the watcher reports only the one.
     by_inode: HashMap<(u64, u64), BTreeSet<WirePath>>,
+    /// The synced base of each path the ignore rules hide now (README
+    /// "Ignoring files"): not synced, so not an entry, but kept so that
+    /// when the rule goes away what was done to the path meanwhile is an
+    /// ordinary local change on that base, not a new file that conflicts
+    /// with the server's copy ([`Index::hold`], [`Index::release`]).
+    held: BTreeMap<WirePath, Entry>,
 }
 
 impl PartialEq for Index {
     fn eq(&self, other: &Index) -> bool {
-        self.cursor == other.cursor && self.entries == other.entries
+        self.cursor == other.cursor && self.entries == other.entries && self.held == other.held
     }
 }
 
 impl Eq for Index {}
 
 /// The header of the current format (version 2 added ctime, device and
-/// inode to file lines, version 3 the executable bit, `x` or `-`).
-const HEADER: &str = "cloudservice-index 3";
+/// inode to file lines, version 3 the executable bit, `x` or `-`, version 4
+/// the `I` lines of held bases).
+const HEADER: &str = "cloudservice-index 4";
+/// The header of the format before: the same lines without `I` lines.
+const HEADER_V3: &str = "cloudservice-index 3";
 /// The header of the format before: loaded with every file not executable
 /// (a file that is gets its bit pushed at the first scan).
 const HEADER_V2: &str = "cloudservice-index 2";
@@ -129,6 +138,39 @@ impl Index {
                 self.by_inode.entry(key).or_default().insert(path);
             }
         }
+    }
+
+    /// Stops syncing `path` (only it, not what is below it) because the
+    /// ignore rules hide it: its entry becomes its held base. True when it
+    /// had an entry.
+    pub fn hold(&mut self, path: &WirePath) -> bool {
+        match self.remove(path) {
+            Some(entry) => {
+                self.held.insert(path.clone(), entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Syncs `path` again (the rules no longer hide it) from its held base,
+    /// unless it has an entry already (which wins). True when an entry came
+    /// back.
+    pub fn release(&mut self, path: &WirePath) -> bool {
+        let Some(entry) = self.held.remove(path) else {
+            return false;
+        };
+        self.changes += 1;
+        if self.entries.contains_key(path) {
+            return false;
+        }
+        self.insert(path.clone(), entry);
+        true
+    }
+
+    /// The held bases of ignored paths ([`Index::hold`]), sorted by path.
+    pub fn held(&self) -> impl Iterator<Item = (&WirePath, &Entry)> {
+        self.held.iter()
     }
 
     /// Forgets `path` only (not what is below it).
@@ -260,7 +302,10 @@ impl Index {
     /// cloudservice-index 3<TAB>cursor<TAB>42
     /// D<TAB>version<TAB>path
     /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>ctime_ns<TAB>dev<TAB>ino<TAB>exec<TAB>hash_hex<TAB>path
+    /// I<TAB>D<TAB>…   or   I<TAB>F<TAB>…
     /// ```
+    /// An `I` line is a held base ([`Index::hold`]): `I`, then a `D` or `F`
+    /// line as above.
     /// `exec` is `x` or `-` (the executable bit); version 2 had no such
     /// field and loads every file as not executable.
     /// Version 1 (`cloudservice-index 1`) had `F` lines without ctime, device
@@ -268,7 +313,13 @@ impl Index {
     /// "unknown: hash again" (so the first scan after an upgrade rehashes).
     fn render(&self) -> String {
         let mut out = format!("{HEADER}\tcursor\t{}\n", self.cursor);
-        for (path, entry) in &self.entries {
+        let lines = self
+            .entries
+            .iter()
+            .map(|e| ("", e))
+            .chain(self.held.iter().map(|e| ("I\t", e)));
+        for (held, (path, entry)) in lines {
+            out.push_str(held);
             let _ = match entry.kind {
                 EntryKind::Dir => writeln!(out, "D\t{}\t{path}", entry.version),
                 EntryKind::File { stat, hash } => writeln!(
@@ -292,6 +343,7 @@ impl Index {
         let header = lines.next().ok_or("empty file")?;
         let cursor = header
             .strip_prefix(HEADER)
+            .or_else(|| header.strip_prefix(HEADER_V3))
             .or_else(|| header.strip_prefix(HEADER_V2))
             .or_else(|| header.strip_prefix(HEADER_V1))
             .and_then(|rest| rest.strip_prefix("\tcursor\t"))
@@ -304,9 +356,17 @@ impl Index {
         for (n, line) in lines.enumerate() {
             let bad = || format!("line {}", n + 2);
             let fields: Vec<&str> = line.split('\t').collect();
-            let (path, entry) = parse_entry(&fields).ok_or_else(bad)?;
+            let (held, fields) = match fields.split_first() {
+                Some((&"I", rest)) => (true, rest),
+                _ => (false, &fields[..]),
+            };
+            let (path, entry) = parse_entry(fields).ok_or_else(bad)?;
             let path = WirePath::new(path).map_err(|_| bad())?;
-            index.insert(path, entry);
+            if held {
+                index.held.insert(path, entry);
+            } else {
+                index.insert(path, entry);
+            }
         }
         index.changes = 0;
         Ok(index)
@@ -416,6 +476,38 @@ mod tests {
         assert_eq!(Index::load(&tmp.path().join("none")).unwrap(), Index::new());
         fs::write(&f, "cloudservice-index 1\tcursor\t1\nX\t1\n").unwrap();
         assert!(Index::load(&f).is_err());
+    }
+
+    #[test]
+    fn held_bases_are_saved_apart_and_come_back_unless_an_entry_won() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("index");
+        let mut index = Index::new();
+        index.insert(p("d"), dir(1));
+        index.insert(p("d/x"), file(2, b"x"));
+        index.insert(p("y"), file(3, b"y"));
+        assert!(index.hold(&p("d")) && index.hold(&p("d/x")) && index.hold(&p("y")));
+        assert!(!index.hold(&p("never")));
+        assert!(index.is_empty());
+        assert_eq!(index.paths_of_inode(2049, 1002).count(), 0, "not synced");
+        index.save(&f).unwrap();
+        let text = fs::read_to_string(&f).unwrap();
+        assert!(text.contains("\nI\tD\t1\td\n"), "{text}");
+        let mut loaded = Index::load(&f).unwrap();
+        assert_eq!(loaded, index);
+        assert!(loaded.is_empty());
+        // A new entry at a held path (pulled after the rule went) wins.
+        loaded.insert(p("y"), file(9, b"new"));
+        assert!(loaded.release(&p("d/x")) && loaded.release(&p("d")));
+        assert!(!loaded.release(&p("y")));
+        assert!(!loaded.release(&p("d")), "released once");
+        assert_eq!(loaded.get(&p("d/x")), Some(&file(2, b"x")));
+        assert_eq!(loaded.get(&p("y")), Some(&file(9, b"new")));
+        assert_eq!(loaded.held().count(), 0);
+        assert_eq!(loaded.paths_of_inode(2049, 1002).count(), 1);
+        // A format 3 file (no `I` lines) still loads.
+        fs::write(&f, format!("{HEADER_V3}\tcursor\t5\nD\t1\td\n")).unwrap();
+        assert_eq!(Index::load(&f).unwrap().cursor(), 5);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! What the rules mean for the index and for a pull reply, without I/O:
-//! an ignored path is dropped from the index (it is no longer synced, so it
+//! an ignored path's entry becomes a held base (it is no longer synced, so it
 //! neither counts for the empty-folder guard nor reads as "deleted" in a full
-//! listing) and from every pull reply (a pull never creates, overwrites or
-//! deletes it).
+//! listing, but what it was synced at is not forgotten) and it is dropped
+//! from every pull reply (a pull never creates, overwrites or deletes it).
 
 use super::{IgnoreRules, IGNORE_FILE};
 use crate::client::index::{Entry, EntryKind, Index};
@@ -10,18 +10,44 @@ use crate::client::plan::DiskEntry;
 use crate::protocol::{ChangeEntry, EntryState, WirePath};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Forgets every indexed path the rules ignore; returns how many. The
-/// paths stay on the server and on the other devices: a rule deletes nothing.
-pub fn prune_index(index: &mut Index, rules: &IgnoreRules) -> usize {
-    let ignored: Vec<WirePath> = index
-        .iter()
-        .filter(|(path, entry)| rules.ignores(path.as_str(), entry.kind == EntryKind::Dir))
+/// What [`follow_rules`] changed in the index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Followed {
+    /// Entries the rules hide now, held (they stay on the server and on
+    /// the other devices: a rule deletes nothing).
+    pub held: usize,
+    /// Held bases the rules no longer hide, synced again.
+    pub released: usize,
+}
+
+/// Makes the index follow `rules`: every indexed path they ignore is held
+/// ([`Index::hold`]), every held path they no longer ignore is released
+/// ([`Index::release`]). A released path is synced again from the base it
+/// was held at, so a change made to it while it was ignored (edit, delete,
+/// chmod, rename away) is pushed as a local change on that base: applied if
+/// the server's copy is still that base, a conflict as usual if it changed
+/// too (README "Ignoring files").
+pub fn follow_rules(index: &mut Index, rules: &IgnoreRules) -> Followed {
+    let ignored =
+        |path: &WirePath, entry: &Entry| rules.ignores(path.as_str(), entry.kind == EntryKind::Dir);
+    let back: Vec<WirePath> = index
+        .held()
+        .filter(|(path, entry)| !ignored(path, entry))
         .map(|(path, _)| path.clone())
         .collect();
-    for path in &ignored {
-        index.remove(path);
+    let away: Vec<WirePath> = index
+        .iter()
+        .filter(|(path, entry)| ignored(path, entry))
+        .map(|(path, _)| path.clone())
+        .collect();
+    let mut done = Followed::default();
+    for path in &back {
+        done.released += usize::from(index.release(path));
     }
-    ignored.len()
+    for path in &away {
+        done.held += usize::from(index.hold(path));
+    }
+    done
 }
 
 /// Drops from a pull reply the entries at ignored paths; returns how many.
@@ -117,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn prune_forgets_only_ignored_paths() {
+    fn ignored_paths_are_held_and_come_back_when_the_rule_goes() {
         let (rules, _) = IgnoreRules::from_text("build/\n*.log\n");
         let mut index = Index::new();
         let dir = Entry {
@@ -130,9 +156,37 @@ mod tests {
         index.insert(wire("src/main.rs"), file_entry());
         index.insert(wire("src/run.log"), file_entry());
         index.insert(wire("x.swp"), file_entry());
-        assert_eq!(prune_index(&mut index, &rules), 4);
+        let followed = follow_rules(&mut index, &rules);
+        assert_eq!(
+            followed,
+            Followed {
+                held: 4,
+                released: 0
+            }
+        );
         let left: Vec<&str> = index.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(left, vec!["src", "src/main.rs"]);
+        let held: Vec<&str> = index.held().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(held, vec!["build", "build/a.o", "src/run.log", "x.swp"]);
+
+        // The directory rule goes: its paths are synced again at the
+        // versions they were held at; the others stay held.
+        let (rules, _) = IgnoreRules::from_text("*.log\n");
+        let followed = follow_rules(&mut index, &rules);
+        assert_eq!(
+            followed,
+            Followed {
+                held: 0,
+                released: 2
+            }
+        );
+        assert_eq!(index.get(&wire("build")), Some(&dir));
+        assert_eq!(index.get(&wire("build/a.o")), Some(&file_entry()));
+        let held: Vec<&str> = index.held().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(held, vec!["src/run.log", "x.swp"]);
+        let (rules, _) = IgnoreRules::from_text("!*.swp\n");
+        assert_eq!(follow_rules(&mut index, &rules).released, 2);
+        assert_eq!(index.len(), 6);
     }
 
     #[test]

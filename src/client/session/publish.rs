@@ -3,7 +3,7 @@
 //! follow), and writing the status file when the session's state changes.
 
 use super::Session;
-use crate::client::ignore::apply::prune_index;
+use crate::client::ignore::apply::{follow_rules, Followed};
 use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
 use crate::client::index::Index;
 use crate::client::state::{Identity, StateDir};
@@ -49,15 +49,12 @@ impl Publisher {
 
 /// Reads `.cloudignore` at start-up; when the rules differ from those the
 /// index was last trimmed with (edited while the client was not running),
-/// trims the index and rewinds the cursor so the next pull is a full listing
+/// makes the index follow them ([`follow_rules`]) and rewinds the cursor so the next pull is a full listing
 /// (paths no longer ignored come back from the server).
 pub(super) fn adopt_rules(root: &Path, state: &StateDir, index: &mut Index) -> RuleSource {
     let source = RuleSource::load(root);
     if applied_digest(state.path()).as_deref() != Some(source.digest()) {
-        let pruned = prune_index(index, source.rules());
-        if pruned > 0 {
-            log::info!("{pruned} indexed path(s) are ignored now; they stay on the server");
-        }
+        log_followed(follow_rules(index, source.rules()));
         if index.cursor() > 0 {
             index.set_cursor(0);
         }
@@ -69,6 +66,22 @@ pub(super) fn adopt_rules(root: &Path, state: &StateDir, index: &mut Index) -> R
         }
     }
     source
+}
+
+/// Says what a change of the rules did to the index.
+fn log_followed(followed: Followed) {
+    if followed.held > 0 {
+        log::info!(
+            "{} indexed path(s) are ignored now; they stay on the server",
+            followed.held
+        );
+    }
+    if followed.released > 0 {
+        log::info!(
+            "{} path(s) are no longer ignored; changes made to them meanwhile are pushed",
+            followed.released
+        );
+    }
 }
 
 /// Leaves in the status file why the client stopped: the last status (or a
@@ -103,7 +116,8 @@ pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, 
 impl Session<'_> {
     /// Re-reads `.cloudignore` if it changed (`force`: whatever its stat
     /// says). New rules: the scanner uses them, ignored paths leave the index
-    /// (they stay on the server), the cursor goes back to a full listing (so
+    /// as held bases (they stay on the server), paths no longer ignored come
+    /// back from theirs, the cursor goes back to a full listing (so
     /// paths no longer ignored are pulled), and the whole folder is compared.
     pub(super) fn refresh_rules(&mut self, force: bool) {
         if !self.rules.refresh(force) {
@@ -111,7 +125,7 @@ impl Session<'_> {
         }
         log::info!("ignore rules changed; comparing the folder again");
         self.scanner.set_rules(self.rules.rules().clone());
-        prune_index(&mut self.index, self.rules.rules());
+        log_followed(follow_rules(&mut self.index, self.rules.rules()));
         self.rewind_cursor(0);
         self.pull.wanted = true;
         self.mark_all(Instant::now());
