@@ -364,3 +364,153 @@ fn an_old_style_pull_is_unchanged_by_modes() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The server's state of `f.sh` as PullModes gives it: (version, executable).
+fn state_of(c: &mut WireClient, path: &str) -> (u64, bool) {
+    let (_, _, entries) = pull_modes(c, 0);
+    let e = entries
+        .iter()
+        .find(|e| e.path.as_str() == path)
+        .unwrap_or_else(|| panic!("{path} listed: {entries:?}"));
+    (e.version, e.executable)
+}
+
+#[test]
+///
+fn r_15_3_4_mode_changes_alone_do_not_make_an_upload_stale() {
+    let mut server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let v1 = a.put("f.sh", b"v1", 0).expect("upload");
+    // Another device's SetMode, then an upload on the base before it:
+    // applied, and the bit stays.
+    let s1 = set_mode(&mut b, "f.sh", v1.version, true);
+    assert_eq!(s1.status, PushStatus::Applied);
+    let up = a.put("f.sh", b"a's edit", v1.version).expect("upload");
+    assert_eq!((up.status, up.path.as_str()), (PushStatus::Applied, "f.sh"));
+    assert_eq!(disk_mode(&server, &a, "f.sh") & 0o100, 0o100);
+    assert_eq!(state_of(&mut a, "f.sh"), (up.version, true));
+    // Several SetModes between (one across a restart): still applied, on
+    // the base before them or on any of them.
+    let mut base = up.version;
+    let mut bases = vec![up.version];
+    for (i, on) in [false, true, false].into_iter().enumerate() {
+        let s = set_mode(&mut b, "f.sh", base, on);
+        assert_eq!(s.status, PushStatus::Applied);
+        base = s.version;
+        bases.push(base);
+        if i == 1 {
+            let (user, ca, cb) = (a.user, a.client, b.client);
+            drop((a, b));
+            server.restart();
+            a = WireClient::resume(server.addr, user, ca);
+            b = WireClient::resume(server.addr, user, cb);
+        }
+    }
+    let up2 = a.put("f.sh", b"after three", up.version).expect("upload");
+    assert_eq!(up2.status, PushStatus::Applied);
+    assert_eq!(state_of(&mut a, "f.sh"), (up2.version, false));
+    let s = set_mode(&mut b, "f.sh", up2.version, true);
+    let up3 = a
+        .put("f.sh", b"on the mode's version", s.version)
+        .expect("upload");
+    assert_eq!(up3.status, PushStatus::Applied);
+    assert_eq!(state_of(&mut a, "f.sh"), (up3.version, true));
+    // The other order: the upload first, then a SetMode on the old base is
+    // Stale and the device sends it again on the new version.
+    let late = set_mode(&mut b, "f.sh", s.version, false);
+    assert_eq!(
+        (late.status, late.version),
+        (PushStatus::Stale, up3.version)
+    );
+    let again = set_mode(&mut b, "f.sh", up3.version, false);
+    assert_eq!(again.status, PushStatus::Applied);
+    assert_eq!(state_of(&mut a, "f.sh"), (again.version, false));
+    assert_eq!(
+        std::fs::read(server.user_dir(&a.user).join("f.sh")).expect("copy"),
+        b"on the mode's version"
+    );
+    // New content from another device after the base, even with SetModes
+    // after it: a Conflict, as before.
+    let other = b.put("f.sh", b"b's edit", again.version).expect("b");
+    let s = set_mode(&mut b, "f.sh", other.version, true);
+    assert_eq!(s.status, PushStatus::Applied);
+    let lost = a.put("f.sh", b"a's stale edit", again.version).expect("a");
+    assert_eq!(lost.status, PushStatus::Conflict);
+    // Moved after the base: a Conflict at the new path too.
+    let r = b
+        .push(Message::Rename(cloudservice::protocol::Rename {
+            base_version: s.version,
+            from: p("f.sh"),
+            to: p("g.sh"),
+        }))
+        .expect("rename");
+    assert_eq!(r.status, PushStatus::Applied);
+    let moved = a.put("g.sh", b"a on the old place", s.version).expect("a");
+    assert_eq!(moved.status, PushStatus::Conflict);
+}
+
+#[test]
+///
+fn r_15_3_4_random_uploads_and_mode_changes_follow_the_model() {
+    let seed = common::seed("MODES_SEED");
+    let mut rng = Rng::new(seed);
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let first = a.put("f", b"0", 0).expect("upload");
+    // The model: the current version, the version of the current content,
+    // who made the current version (true: a), the bit, the versions seen.
+    let (mut current, mut content, mut by_a, mut exec) =
+        (first.version, first.version, true, false);
+    let mut seen = vec![first.version];
+    for step in 1..=120u32 {
+        let what = format!("seed {seed} step {step}");
+        match rng.below(3) {
+            0 => {
+                let on = rng.chance(0.5);
+                let ack = set_mode(&mut b, "f", current, on);
+                if on == exec {
+                    assert_eq!(ack.status, PushStatus::Unchanged, "{what}");
+                } else {
+                    assert_eq!(ack.status, PushStatus::Applied, "{what}");
+                    (current, by_a, exec) = (ack.version, false, on);
+                    seen.push(current);
+                }
+            }
+            1 => {
+                let data = format!("b {step}");
+                let ack = b.put("f", data.as_bytes(), current).expect("b");
+                assert_eq!(ack.status, PushStatus::Applied, "{what}");
+                (current, content, by_a) = (ack.version, ack.version, false);
+                seen.push(current);
+            }
+            _ => {
+                let base = *rng.pick(&seen);
+                let data = format!("a {step}");
+                let ack = a.put("f", data.as_bytes(), base).expect("a");
+                let applies = (content <= base && base <= current) || by_a;
+                if applies {
+                    assert_eq!(
+                        (ack.status, ack.path.as_str()),
+                        (PushStatus::Applied, "f"),
+                        "{what}: base {base}, content {content}, current {current}"
+                    );
+                    (current, content, by_a) = (ack.version, ack.version, true);
+                    seen.push(current);
+                } else {
+                    assert_eq!(
+                        ack.status,
+                        PushStatus::Conflict,
+                        "{what}: base {base}, content {content}, current {current}"
+                    );
+                }
+            }
+        }
+        if step % 30 == 0 {
+            assert_eq!(state_of(&mut a, "f"), (current, exec), "{what}");
+            let on_disk = disk_mode(&server, &a, "f") & 0o100 == 0o100;
+            assert_eq!(on_disk, exec, "{what}: the server's copy");
+        }
+    }
+}

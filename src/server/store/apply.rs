@@ -108,9 +108,12 @@ impl UserStore {
                 NodeKind::File { hash, .. } if hash == staged.hash => {
                     return Ok(ack(PushStatus::Unchanged, node.version, path));
                 }
-                // The base, or this device's own later push (§7.2).
+                // The base (or a version after it that changed only the
+                // bit: the content is the base's, R-15.3.4), or this
+                // device's own later push (§7.2).
                 NodeKind::File { .. }
-                    if node.version == base || self.pushed_by(node.version, client) =>
+                    if self.tree.content_unchanged_since(path, base)
+                        || self.pushed_by(node.version, client) =>
                 {
                     (path.clone(), PushStatus::Applied)
                 }

@@ -64,6 +64,10 @@ impl Node {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tree {
     nodes: BTreeMap<WirePath, Node>,
+    /// For a file whose changes since its content last changed were all
+    /// mode changes (SetMode, §15.3): the version of that content. Absent
+    /// for every other path (its content is as old as its version).
+    content_since: BTreeMap<WirePath, u64>,
 }
 
 impl Tree {
@@ -158,6 +162,7 @@ impl Tree {
                 version: v,
             }) => {
                 *executable = on;
+                self.content_since.entry(path.clone()).or_insert(*v);
                 *v = version;
                 true
             }
@@ -165,8 +170,27 @@ impl Tree {
         }
     }
 
+    /// True when the file at `path` has the content (and the place) it had
+    /// at version `base`: `base` is its version, or only mode changes
+    /// (SetMode) came after `base`. False for a directory or
+    /// nothing at `path`.
+    pub fn content_unchanged_since(&self, path: &WirePath, base: u64) -> bool {
+        match self.nodes.get(path) {
+            Some(node) if !node.is_dir() => {
+                let since = self
+                    .content_since
+                    .get(path)
+                    .copied()
+                    .unwrap_or(node.version);
+                since <= base && base <= node.version
+            }
+            _ => false,
+        }
+    }
+
     /// Records a file (creating parents); returns the parents it created.
     pub fn put_file(&mut self, path: &WirePath, kind: NodeKind, version: u64) -> Vec<WirePath> {
+        self.content_since.remove(path);
         let added = self.ensure_parents(path, version);
         self.nodes.insert(path.clone(), Node { kind, version });
         added
@@ -188,8 +212,10 @@ impl Tree {
         let below: Vec<WirePath> = self.descendants(path).map(|(k, _)| k.clone()).collect();
         for key in below {
             self.nodes.remove(&key);
+            self.content_since.remove(&key);
         }
         self.nodes.remove(path);
+        self.content_since.remove(path);
     }
 
     /// Moves `from` and everything below it to `to` (creating parents); every
@@ -206,6 +232,9 @@ impl Tree {
         let added = self.ensure_parents(to, version);
         for (old, node) in moved {
             if let Some(new) = old.rebase(from, to) {
+                // Moved: its place changed at `version`, so a base before
+                // the move is not "only mode changes since".
+                self.content_since.remove(&new);
                 self.nodes.insert(new, Node { version, ..node });
             }
         }
@@ -248,5 +277,39 @@ mod tests {
         let left: Vec<&str> = t.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(left, vec!["a b.txt", "a.txt"]);
         assert_eq!(t.file_ancestor(&p("a.txt/z")), Some(p("a.txt")));
+    }
+
+    #[test]
+    fn content_unchanged_since_spans_mode_changes_only() {
+        let mut t = Tree::default();
+        let f = p("d/f.sh");
+        t.put_file(&f, file(1), 3);
+        assert!(t.content_unchanged_since(&f, 3));
+        assert!(!t.content_unchanged_since(&f, 2));
+        assert!(t.set_executable(&f, true, 5));
+        assert!(t.set_executable(&f, false, 8));
+        for base in [3, 5, 8] {
+            assert!(t.content_unchanged_since(&f, base), "{base}");
+        }
+        assert!(!t.content_unchanged_since(&f, 2));
+        assert!(!t.content_unchanged_since(&f, 9), "not yet a version");
+        assert!(!t.content_unchanged_since(&p("d"), 3), "a directory");
+        // New content: only its own version counts again.
+        t.put_file(&f, file(2), 10);
+        assert!(!t.content_unchanged_since(&f, 8));
+        assert!(t.set_executable(&f, true, 11));
+        assert!(t.content_unchanged_since(&f, 10));
+        // Moved: a base from before the move no longer is.
+        t.rename(&p("d"), &p("e"), 12);
+        let moved = p("e/f.sh");
+        assert!(!t.content_unchanged_since(&moved, 10));
+        assert!(t.content_unchanged_since(&moved, 12));
+        assert!(t.set_executable(&moved, false, 13));
+        assert!(t.content_unchanged_since(&moved, 12));
+        // Removed and made again: nothing of the old file is left.
+        t.remove(&p("e"));
+        t.put_file(&moved, file(3), 14);
+        assert!(!t.content_unchanged_since(&moved, 12));
+        assert!(!t.content_unchanged_since(&p("missing"), 1));
     }
 }
