@@ -395,3 +395,182 @@ fn r_16_2_3_the_client_waits_out_moving_and_wrong_shard() {
     a.stop();
     b.stop();
 }
+
+/// A stand-in for HAProxy's runtime API (`stats socket … level admin`) that
+/// keeps one map as HAProxy does and answers `set map`, `add map` and
+/// `del map` with HAProxy 2.6's texts ("entry not found." for a `set` of a
+/// new key, "Key not found." for a `del` of a missing one). Every command
+/// line received is kept.
+struct FakeRuntimeApi {
+    entries: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    commands: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeRuntimeApi {
+    fn start(socket: &Path, map: &Path) -> FakeRuntimeApi {
+        use std::io::{BufRead, Write};
+        let listener = std::os::unix::net::UnixListener::bind(socket).expect("bind socket");
+        let entries = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let commands = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let name = map.display().to_string();
+        let (e, c) = (Arc::clone(&entries), Arc::clone(&commands));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut line = String::new();
+                let read = std::io::BufReader::new(&stream).read_line(&mut line);
+                if read.is_err() {
+                    continue;
+                }
+                let line = line.trim_end().to_owned();
+                c.lock().expect("commands").push(line.clone());
+                let words: Vec<&str> = line.split(' ').collect();
+                let mut map = e.lock().expect("entries");
+                let reply = match words.as_slice() {
+                    [verb, "map", m, key, rest @ ..] if *m == name => match (*verb, rest) {
+                        ("set", [value]) if map.contains_key(*key) => {
+                            map.insert((*key).to_owned(), (*value).to_owned());
+                            "\n"
+                        }
+                        ("set", [_]) => "entry not found.\n\n",
+                        ("add", [value]) => {
+                            map.insert((*key).to_owned(), (*value).to_owned());
+                            "\n"
+                        }
+                        ("del", []) if map.remove(*key).is_some() => "\n",
+                        ("del", []) => "Key not found.\n\n",
+                        _ => "Unknown command.\n\n",
+                    },
+                    _ => "Unknown map identifier. Please use #<id> or <file>.\n\n",
+                };
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        FakeRuntimeApi { entries, commands }
+    }
+}
+
+/// The non-comment lines of a map file, as key → backend.
+fn map_lines(map: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_to_string(map)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            let key = w.next().expect("key").to_owned();
+            (key, w.next().expect("backend").to_owned())
+        })
+        .collect()
+}
+
+#[test]
+///
+fn r_16_3_3_a_user_routed_back_to_its_tag_shard_leaves_no_map_line() {
+    use cloudservice::tls::routing::sni_for;
+    let mut rng = Rng::new(common::seed("SHARDS_SEED"));
+    let dir = tempfile::tempdir().expect("temp");
+    let map = dir.path().join("cloudservice-users.map");
+    let tags = dir.path().join("cloudservice-shards.map");
+    let socket = dir.path().join("admin.sock");
+    // The shipped files: the tag map names shards 0-2, the user map is
+    // comments only.
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy");
+    std::fs::copy(deploy.join("cloudservice-shards.map"), &tags).expect("tag map");
+    std::fs::copy(deploy.join("cloudservice-users.map"), &map).expect("user map");
+    let comments = std::fs::read_to_string(&map).expect("user map");
+    let api = FakeRuntimeApi::start(&socket, &map);
+    let route = |user: &UserId, backend: &str, with_socket: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-server"));
+        cmd.args(["route", &user.to_string(), backend, "--map"])
+            .arg(&map);
+        if with_socket {
+            cmd.arg("--socket").arg(&socket);
+        }
+        let out = cmd.output().expect("cloud-server route");
+        assert!(
+            out.status.success(),
+            "route {user} {backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Users of tags 0-2 moved at random between the three shards (and
+    // sometimes routed where they already are), some routes through the
+    // runtime API, some to the file alone (as for a reload): after each,
+    // the file holds exactly one line per user living off its tag's shard,
+    // and HAProxy's live map (changed only through the socket) agrees for
+    // the users routed through it.
+    let users: Vec<UserId> = (0..8u8)
+        .map(|i| id_with_tag(&mut rng, i % 3, false))
+        .collect();
+    let mut home: Vec<u8> = users.iter().map(shard_tag).collect();
+    let mut live_only = std::collections::BTreeSet::new();
+    for step in 0..40 {
+        let i = rng.index(users.len());
+        let to = rng.below(3) as u8;
+        let with_socket = step % 5 != 4;
+        let out = route(&users[i], &format!("shard{to}"), with_socket);
+        home[i] = to;
+        let sni = sni_for(Some(&users[i]));
+        if to == shard_tag(&users[i]) {
+            assert!(out.contains("no line"), "{out}");
+        } else {
+            assert!(out.contains(&format!("routed {sni} to shard{to}")), "{out}");
+        }
+        if !with_socket {
+            live_only.insert(i);
+        } else {
+            live_only.remove(&i);
+        }
+        let want: std::collections::BTreeMap<String, String> = users
+            .iter()
+            .zip(&home)
+            .filter(|(u, h)| shard_tag(u) != **h)
+            .map(|(u, h)| (sni_for(Some(u)), format!("shard{h}")))
+            .collect();
+        assert_eq!(map_lines(&map), want, "the map file after step {step}");
+        let live = api.entries.lock().expect("entries").clone();
+        for (n, user) in users.iter().enumerate() {
+            if live_only.contains(&n) {
+                continue;
+            }
+            let key = sni_for(Some(user));
+            assert_eq!(
+                live.get(&key),
+                want.get(&key),
+                "HAProxy's entry for user {n}"
+            );
+        }
+    }
+    // The shipped comments stay.
+    assert!(std::fs::read_to_string(&map)
+        .expect("map")
+        .starts_with(&comments));
+    // Every user back home: the map is its comments alone, and HAProxy
+    // was told `del map` for each.
+    for user in &users {
+        route(user, &format!("shard{}", shard_tag(user)), true);
+    }
+    assert_eq!(std::fs::read_to_string(&map).expect("map"), comments);
+    assert!(api.entries.lock().expect("entries").is_empty());
+    let commands = api.commands.lock().expect("commands").clone();
+    for user in &users {
+        let del = format!("del map {} {}", map.display(), sni_for(Some(user)));
+        assert!(commands.contains(&del), "{del} in {commands:?}");
+    }
+    // No tag map beside the user map and none given: refused, the map
+    // file untouched.
+    let lone = dir.path().join("alone");
+    std::fs::create_dir_all(&lone).expect("dir");
+    let lone_map = lone.join("users.map");
+    std::fs::write(&lone_map, "# keep\n").expect("map");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+        .args(["route", &users[0].to_string(), "shard1", "--map"])
+        .arg(&lone_map)
+        .output()
+        .expect("cloud-server route");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tag map"));
+    assert_eq!(std::fs::read_to_string(&lone_map).expect("map"), "# keep\n");
+}

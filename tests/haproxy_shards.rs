@@ -4,8 +4,10 @@
 //! 30 users with two real clients each sync through the proxy; every user
 //! lives on exactly one shard; one shard is SIGKILLed and restarted mid-run;
 //! one user is moved to another shard mid-run (export, import, and the user
-//! map changed through HAProxy's runtime API); every folder converges with
-//! its server copy, by content, and nothing written is lost.
+//! map changed through HAProxy's runtime API) and back (its user-map line
+//! removed, R-16.3.3); every folder converges with its server copy, by
+//! content, and nothing written is lost. A plaintext client through the
+//! proxy is refused at once with a clear error (plaintext is not routed).
 //!
 //! Needs `haproxy` (Debian package; `.ci/run` installs it). Without it the
 //! test says so loudly and passes, unless `CI` is set: then it fails.
@@ -14,7 +16,8 @@
 mod common;
 
 use cloudservice::protocol::UserId;
-use cloudservice::tls::routing::shard_tag;
+use cloudservice::server::route_map;
+use cloudservice::tls::routing::{shard_tag, sni_for};
 use common::{eventually, free_port, tree, wait_port, write, Client, Proc, Rng, Server, Tree};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -180,6 +183,44 @@ fn thirty_users_sync_through_haproxy_across_a_crash_and_a_move() {
     let mut proxy = Proc::spawn_to_files("haproxy", cmd, &logs.join("haproxy.out"));
     assert!(wait_port(port, Duration::from_secs(20)), "haproxy listens");
 
+    // Plaintext is not routed (PROTOCOL.md §16.1): a plaintext client, new
+    // or joining, reaches some TLS shard, which refuses it at once
+    // the client stops with that line and changes nothing in
+    // its folder. "At once": sooner than HAProxy's 5 s inspect-delay, so
+    // the proxy did not sit on the connection waiting for a ClientHello.
+    for (n, user) in [None, Some("9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1")]
+        .into_iter()
+        .enumerate()
+    {
+        let folder = tmp.path().join(format!("plain{n}"));
+        write(&folder, "mine.txt", "kept");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
+        cmd.args(["127.0.0.1", &port.to_string()])
+            .arg(&folder)
+            .arg("1")
+            .args(user)
+            .args(["--insecure-plaintext", "--once"]);
+        let asked = Instant::now();
+        let out = cmd.output().expect("cloud-client");
+        let took = asked.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("this server requires TLS"),
+            "plaintext client {n}: {err}"
+        );
+        assert!(took < Duration::from_millis(4500), "refused after {took:?}");
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .expect("folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".cloudservice", "mine.txt"]);
+        assert_eq!(
+            std::fs::read_to_string(folder.join("mine.txt")).expect("mine"),
+            "kept"
+        );
+    }
+
     // 30 users through the proxy: device A creates the user (New User goes
     // to any shard), device B joins it.
     let mut users: Vec<User> = Vec::new();
@@ -283,6 +324,53 @@ fn thirty_users_sync_through_haproxy_across_a_crash_and_a_move() {
         holders(&data, &users[moved].id),
         vec![0],
         "moved user on shard 0 only"
+    );
+    let users_map = proxy_dir.join("cloudservice-users.map");
+    let sni = sni_for(Some(&users[moved].id.parse::<UserId>().expect("id")));
+    let live_map = || {
+        route_map::command(
+            &proxy_dir.join("admin.sock"),
+            &format!("show map {}", users_map.display()),
+        )
+        .expect("show map")
+    };
+    assert!(
+        live_map().contains(&format!("{sni} shard0")),
+        "{}",
+        live_map()
+    );
+
+    // And back to shard 2, the shard its tag names, while its devices
+    // write: its user-map line goes, from the file and from HAProxy
+    // and the tag map routes it again.
+    let back = tmp.path().join("back");
+    shards[0].admin(
+        "export",
+        &[&users[moved].id, "--to", back.to_str().unwrap()],
+    );
+    users[moved].write(&mut rng, "moving-back");
+    shards[2].admin("import", &[back.to_str().unwrap()]);
+    let route = Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+        .args(["route", &users[moved].id, "shard2", "--map"])
+        .arg(&users_map)
+        .arg("--socket")
+        .arg(proxy_dir.join("admin.sock"))
+        .output()
+        .expect("cloud-server route");
+    let text = String::from_utf8_lossy(&route.stdout);
+    assert!(
+        route.status.success() && text.contains("no line"),
+        "route back: {text}"
+    );
+    assert!(!std::fs::read_to_string(&users_map)
+        .expect("user map")
+        .contains(&sni));
+    assert!(!live_map().contains(&sni), "{}", live_map());
+    users[moved].write(&mut rng, "back");
+    assert_eq!(
+        holders(&data, &users[moved].id),
+        vec![2],
+        "moved-back user on shard 2 only"
     );
 
     // Everything converges: both folders and the holding shard's copy equal

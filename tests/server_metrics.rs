@@ -364,3 +364,106 @@ fn a_metrics_address_in_use_is_a_clear_start_up_error() {
         "{stderr}"
     );
 }
+
+/// A shard (`--shard N`, PROTOCOL.md §16) says which one it is, and counts
+/// its refusals: each WrongShard and Moving Error frame (a refused Hello
+/// and an open connection closed by a move alike), each refused Hello as a
+/// handshake failure, and the connection a move closed as `move`.
+#[test]
+fn a_shard_is_labelled_and_its_refusals_counted() {
+    use cloudservice::tls::routing::shard_tag;
+    let mut rng = Rng::new(seed("METRICS_SEED"));
+    let metrics_port = free_port();
+    let metrics_arg = format!("127.0.0.1:{metrics_port}");
+    let server = Server::start_with(&["--metrics", &metrics_arg, "--shard", "5"]);
+    let metrics: SocketAddr = metrics_arg.parse().expect("address");
+    assert!(wait_port(metrics_port, Duration::from_secs(5)));
+    let before = scrape(metrics);
+    assert_eq!(
+        before.get("cloudservice_shard_info{shard=\"5\"}"),
+        Some(&1.0)
+    );
+    assert_eq!(
+        before
+            .keys()
+            .filter(|k| k.starts_with("cloudservice_shard_info"))
+            .count(),
+        1,
+        "one shard label"
+    );
+
+    // A user of this shard, with one open connection.
+    let mut a = WireClient::new_user(server.addr);
+    assert_eq!(shard_tag(&a.user), 5);
+    // Users of other tags: WrongShard, whatever the mode.
+    let foreign = 1 + rng.index(4);
+    for i in 0..foreign {
+        let user = loop {
+            let mut bytes = [0u8; 16];
+            bytes.iter_mut().for_each(|b| *b = rng.below(256) as u8);
+            let user = UserId(bytes);
+            if shard_tag(&user) != 5 {
+                break user;
+            }
+        };
+        let mode = if i % 2 == 0 {
+            HelloMode::Resume
+        } else {
+            HelloMode::NewClient
+        };
+        let mut c = WireClient::connect(server.addr);
+        let refused = c.hello(mode, user, 1).expect_err("another shard's user");
+        assert_eq!(refused.code, ErrorCode::WrongShard);
+        c.until_closed();
+    }
+    // The user starts moving: its open connection gets Moving and closes,
+    // and a Resume is refused with Moving.
+    let moves = server.data.join(".cloudservice-server/moves");
+    std::fs::create_dir_all(&moves).expect("moves dir");
+    std::fs::write(moves.join(a.user.to_string()), "moving\n").expect("marker");
+    let frames = a.until_closed();
+    assert!(
+        frames.iter().any(|f| matches!(&f.message,
+            cloudservice::protocol::Message::Error(e) if e.code == ErrorCode::Moving)),
+        "{frames:?}"
+    );
+    let mut c = WireClient::connect(server.addr);
+    let refused = c
+        .hello(HelloMode::Resume, a.user, 1)
+        .expect_err("a user on the move");
+    assert_eq!(refused.code, ErrorCode::Moving);
+    c.until_closed();
+
+    let after = scrape(metrics);
+    let new_client_refusals = (foreign / 2) as f64;
+    let resume_refusals = (foreign - foreign / 2) as f64;
+    let exact = [
+        (
+            "cloudservice_errors_sent_total{code=\"WrongShard\"}".to_owned(),
+            foreign as f64,
+        ),
+        (
+            "cloudservice_errors_sent_total{code=\"Moving\"}".to_owned(),
+            2.0,
+        ),
+        (requests("new-user", "ok"), 1.0),
+        (requests("resume", "error"), resume_refusals),
+        (requests("new-client", "error"), new_client_refusals),
+        // The reactor refuses a Hello of a user on the move before any
+        // actor sees it, and closes the user's open connection.
+        (requests("hello", "error"), 1.0),
+        (requests("move", "error"), 1.0),
+        (requests("other", "error"), 0.0),
+        (
+            "cloudservice_handshake_failures_total".to_owned(),
+            foreign as f64 + 1.0,
+        ),
+        (
+            "cloudservice_errors_sent_total{code=\"UnknownUser\"}".to_owned(),
+            0.0,
+        ),
+    ];
+    for (series, expected) in &exact {
+        assert_eq!(delta(&before, &after, series), *expected, "{series}");
+    }
+}

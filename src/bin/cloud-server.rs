@@ -32,7 +32,7 @@ cloud-server invite DATA_DIR USER_ID               make a one-time code: one dev
 Moving a user between shards (PROTOCOL.md §16.3; README \"Running several servers\"):\n  \
 cloud-server export DATA_DIR USER_ID --to DIR      copy the user out; this server then refuses it (WrongShard)\n  \
 cloud-server import DATA_DIR DIR                   copy it into this data directory and serve it\n  \
-cloud-server route USER_ID BACKEND --map FILE [--socket SOCK]   send the user to BACKEND (map file + HAProxy runtime API)\n  \
+cloud-server route USER_ID BACKEND --map FILE [--tags FILE] [--socket SOCK]   send the user to BACKEND (map file + HAProxy runtime API; its line is removed when BACKEND is its tag's shard)\n  \
 cloud-server shard-map DATA_DIR --shard N          user-map lines for users held here against their tag"
 )]
 struct Args {
@@ -201,7 +201,9 @@ enum Admin {
         backend: Option<String>,
     },
     /// Route one user to a backend: set its line in the user map FILE and,
-    /// with --socket, in the running HAProxy (runtime API, no reload).
+    /// with --socket, in the running HAProxy (runtime API, no reload). When
+    /// the tag map sends the user's tag to BACKEND (a user moved back to its
+    /// tag's shard), its line is removed instead (PROTOCOL.md R-16.3.3).
     Route {
         /// The user ID, or the SNI `export`/`import` printed after "route:".
         key: String,
@@ -210,6 +212,9 @@ enum Admin {
         /// The user map file (as named in haproxy.cfg).
         #[arg(long, value_name = "FILE")]
         map: PathBuf,
+        /// The tag map file (default: cloudservice-shards.map beside --map).
+        #[arg(long, value_name = "FILE")]
+        tags: Option<PathBuf>,
         /// HAProxy's stats socket (`stats socket … level admin`).
         #[arg(long, value_name = "SOCKET")]
         socket: Option<PathBuf>,
@@ -334,14 +339,22 @@ fn admin(command: Admin) -> ExitCode {
             key,
             backend,
             map,
+            tags,
             socket,
         } => {
+            let tags = tags.unwrap_or_else(|| map.with_file_name("cloudservice-shards.map"));
+            let live = if socket.is_some() { " and in HAProxy" } else { "" };
             return report(
-                route_map::route(&map, socket.as_deref(), &key, &backend)
+                route_map::route(&map, &tags, socket.as_deref(), &key, &backend)
                     .map_err(|e| e.to_string())
-                    .map(|key| {
-                        let live = if socket.is_some() { " and in HAProxy" } else { "" };
-                        println!("routed {key} to {backend} in {}{live}", map.display());
+                    .map(|routed| match routed {
+                        route_map::Routed::Set(key) => {
+                            println!("routed {key} to {backend} in {}{live}", map.display());
+                        }
+                        route_map::Routed::Removed(key) => println!(
+                            "routed {key} to {backend}, its tag's shard: no line in {}{live} (the tag map routes it)",
+                            map.display()
+                        ),
                     }),
             );
         }

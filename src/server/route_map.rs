@@ -2,9 +2,11 @@
 //! lines `cloud-server shard-map` prints for the users a data directory
 //! holds against its tag, and the change `cloud-server route` makes when a
 //! user moves: the map file rewritten atomically (so a reload sees it) and,
-//! given HAProxy's stats socket, the same entry set at run time through its
-//! runtime API (`set map`, or `add map` for a new key), so no reload is
-//! needed.
+//! given HAProxy's stats socket, the same change made at run time through
+//! its runtime API (`set map`, or `add map` for a new key), so no reload is
+//! needed. A user routed back to the shard its tag names loses its line
+//! (`del map`): the user map holds only users living off their tag's shard
+//! one line each.
 
 use super::moves::{self, Away};
 use super::store::DataPaths;
@@ -25,6 +27,8 @@ pub enum RouteError {
     BadBackend(String),
     /// The map file cannot be read or written.
     Map(io::Error),
+    /// The tag map (`cloudservice-shards.map`) cannot be read.
+    Tags(io::Error),
     /// The stats socket cannot be reached.
     Socket(io::Error),
     /// HAProxy answered the command with an error.
@@ -40,6 +44,7 @@ impl fmt::Display for RouteError {
             ),
             RouteError::BadBackend(b) => write!(f, "{b:?} is not a backend name"),
             RouteError::Map(e) => write!(f, "map file: {e}"),
+            RouteError::Tags(e) => write!(f, "tag map: {e}"),
             RouteError::Socket(e) => write!(f, "HAProxy stats socket: {e}"),
             RouteError::Refused(text) => write!(f, "HAProxy refused: {}", text.trim()),
         }
@@ -128,44 +133,103 @@ pub fn with_entry(text: &str, key: &str, backend: &str) -> String {
     out
 }
 
-/// Sets `key` → `backend` in the map file `map` (atomically: a temporary
-/// file renamed over it) and, with `socket`, in the running HAProxy.
-/// `key` is a user ID or its SNI. Returns the map key.
+/// `text` (a map file) without `key`'s lines; comments and other lines kept.
+pub fn without_entry(text: &str, key: &str) -> String {
+    text.lines()
+        .filter(|line| line.split_whitespace().next() != Some(key))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// The backend the tag map `tags` (the text of `cloudservice-shards.map`)
+/// sends `sni` to, as HAProxy's `map_beg` does: the first line whose key
+/// begins `sni`; comments (`#`) and blank lines skipped.
+pub fn tag_backend<'a>(tags: &'a str, sni: &str) -> Option<&'a str> {
+    tags.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            let key = words.next()?;
+            let backend = words.next()?;
+            sni.starts_with(key).then_some(backend)
+        })
+}
+
+/// What [`route`] did to the user map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed {
+    /// The user's line now names the backend (the user lives off its tag's
+    /// shard).
+    Set(String),
+    /// The backend is the one the tag map names for the user, so its line
+    /// was removed (or was not there): the tag map routes it.
+    Removed(String),
+}
+
+/// Routes `key` (a user ID or its SNI) to `backend`: when the tag map
+/// `tags` sends the user's tag there, removes the user's line from the map
+/// file `map`, else sets it. The file is rewritten atomically (a temporary
+/// file renamed over it); with `socket`, the running HAProxy gets the same
+/// change (`del map`, or `set map` / `add map`).
 ///
 /// # Errors
 /// [`RouteError`]: the file is left as it was when writing fails.
 pub fn route(
     map: &Path,
+    tags: &Path,
     socket: Option<&Path>,
     key: &str,
     backend: &str,
-) -> Result<String, RouteError> {
+) -> Result<Routed, RouteError> {
     let key = map_key(key)?;
     check_backend(backend)?;
+    let tag_text = std::fs::read_to_string(tags).map_err(RouteError::Tags)?;
+    let home = tag_backend(&tag_text, &key) == Some(backend);
     let text = match std::fs::read_to_string(map) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(RouteError::Map(e)),
     };
-    let dir = map.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(RouteError::Map)?;
-    tmp.write_all(with_entry(&text, &key, backend).as_bytes())
-        .map_err(RouteError::Map)?;
-    tmp.as_file().sync_all().map_err(RouteError::Map)?;
-    tmp.persist(map).map_err(|e| RouteError::Map(e.error))?;
+    let new_text = if home {
+        without_entry(&text, &key)
+    } else {
+        with_entry(&text, &key, backend)
+    };
+    if new_text != text || !map.exists() {
+        let dir = map.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(RouteError::Map)?;
+        tmp.write_all(new_text.as_bytes())
+            .map_err(RouteError::Map)?;
+        tmp.as_file().sync_all().map_err(RouteError::Map)?;
+        tmp.persist(map).map_err(|e| RouteError::Map(e.error))?;
+    }
     if let Some(socket) = socket {
         let name = map.display();
-        // `set map` changes an entry HAProxy has; it fails for a new key,
-        // which `add map` then adds.
-        let reply = command(socket, &format!("set map {name} {key} {backend}"))?;
-        if !reply.trim().is_empty() {
-            let reply = command(socket, &format!("add map {name} {key} {backend}"))?;
-            if !reply.trim().is_empty() {
+        if home {
+            // `del map` answers "Key not found." for a key HAProxy does
+            // not have: nothing to remove, which is the goal.
+            let reply = command(socket, &format!("del map {name} {key}"))?;
+            if !reply.trim().is_empty() && !reply.to_ascii_lowercase().contains("key not found") {
                 return Err(RouteError::Refused(reply));
+            }
+        } else {
+            // `set map` changes an entry HAProxy has; it fails for a new
+            // key, which `add map` then adds.
+            let reply = command(socket, &format!("set map {name} {key} {backend}"))?;
+            if !reply.trim().is_empty() {
+                let reply = command(socket, &format!("add map {name} {key} {backend}"))?;
+                if !reply.trim().is_empty() {
+                    return Err(RouteError::Refused(reply));
+                }
             }
         }
     }
-    Ok(key)
+    Ok(if home {
+        Routed::Removed(key)
+    } else {
+        Routed::Set(key)
+    })
 }
 
 /// One command on HAProxy's runtime API (non-interactive: HAProxy answers
@@ -231,17 +295,49 @@ mod tests {
     fn the_map_file_is_rewritten_without_a_socket() {
         let dir = tempfile::tempdir().unwrap();
         let map = dir.path().join("users.map");
+        let tags = dir.path().join("shards.map");
         let user = UserId([9; 16]);
-        let key = route(&map, None, &user.to_string(), "shard1").unwrap();
-        assert_eq!(key, sni_for(Some(&user)));
-        route(&map, None, &key, "shard2").unwrap();
+        let key = sni_for(Some(&user));
+        let home = format!("shard{}", shard_tag(&user));
+        std::fs::write(&tags, format!("# tags\nr{:02x} {home}\n", shard_tag(&user))).unwrap();
+        let routed = route(&map, &tags, None, &user.to_string(), "shard_x").unwrap();
+        assert_eq!(routed, Routed::Set(key.clone()));
+        route(&map, &tags, None, &key, "shard_y").unwrap();
         let text = std::fs::read_to_string(&map).unwrap();
-        assert_eq!(text, format!("{key} shard2\n"));
+        assert_eq!(text, format!("{key} shard_y\n"));
         let missing = dir.path().join("no.sock");
         assert!(matches!(
-            route(&map, Some(&missing), &key, "shard0"),
+            route(&map, &tags, Some(&missing), &key, "shard_z"),
             Err(RouteError::Socket(_))
         ));
+        assert_eq!(
+            route(&map, &tags, None, &key, &home).unwrap(),
+            Routed::Removed(key)
+        );
+        assert_eq!(std::fs::read_to_string(&map).unwrap(), "");
+        assert!(matches!(
+            route(&map, &dir.path().join("none"), None, &user.to_string(), "s"),
+            Err(RouteError::Tags(_))
+        ));
+    }
+
+    #[test]
+    fn the_tag_map_is_read_as_haproxy_reads_it() {
+        let tags = "# comment\n\nr00 shard0\n  r2a   shard42  \nr2 other\nbroken\n";
+        assert_eq!(
+            tag_backend(tags, "r00ab.route.cloudservice"),
+            Some("shard0")
+        );
+        assert_eq!(
+            tag_backend(tags, "r2a11.route.cloudservice"),
+            Some("shard42")
+        );
+        assert_eq!(tag_backend(tags, "r2b11.route.cloudservice"), Some("other"));
+        assert_eq!(tag_backend(tags, "rff11.route.cloudservice"), None);
+        assert_eq!(tag_backend("", "r00"), None);
+        let text = "# users\nra s1\nrb s2\nra s3\n";
+        assert_eq!(without_entry(text, "ra"), "# users\nrb s2\n");
+        assert_eq!(without_entry(text, "rc"), text);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 /// Request kinds as `connectionLog.txt` names them (`request=`); anything
 /// else is counted as `other`.
-pub const REQUESTS: [&str; 15] = [
+pub const REQUESTS: [&str; 16] = [
     "new-user",
     "new-client",
     "resume",
@@ -42,6 +42,7 @@ pub const REQUESTS: [&str; 15] = [
     "frame",
     "connect",
     "timeout",
+    "move",
 ];
 
 /// Label values of `cloudservice_connections{phase}` (PROTOCOL.md §9).
