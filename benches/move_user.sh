@@ -18,14 +18,15 @@ W=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf $W; }
 trap cleanup EXIT
-start() { # $1 = name, $2 = shard; prints the port
+start() { # $1 = name, $2 = shard; sets PORT (not in a subshell: PIDS must keep the PID)
     $BIN/cloud-server 0 --bind 127.0.0.1 --data-dir $W/$1 -q --shard $2 > $W/$1.out 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do grep -q listening $W/$1.out && break; sleep 0.1; done
-    grep -m1 listening $W/$1.out | grep -o '[0-9]*$'
+    PORT=$(grep -m1 listening $W/$1.out | grep -o '[0-9]*$')
 }
-PA=$(start a 0)
-start b 1 > /dev/null
+start a 0
+PA=$PORT
+start b 1
 mkdir -p $W/folder
 python3 - "$W/folder" "$M" "$SIZE" <<'EOF'
 import os, sys
