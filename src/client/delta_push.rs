@@ -8,8 +8,9 @@
 
 use super::connection::Connection;
 use super::error::ClientError;
+use super::fsutil::Stat;
 use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
-use crate::chunk::{manifest_of_reader, MIN_CHUNK};
+use crate::chunk::{manifest_of_reader, Manifest, MIN_CHUNK};
 use crate::protocol::delta::MAX_LIST_ENTRIES;
 use crate::protocol::{
     ChunkData, ChunkRanges, ContentHash, ErrorCode, FileManifest, Message, WirePath,
@@ -51,6 +52,12 @@ pub struct DeltaFile<'a> {
     pub base: u64,
     /// The hash the scan found (the index records it on the PushAck).
     pub hash: ContentHash,
+    /// The file's stat when the scan read it.
+    pub stat: Stat,
+    /// The chunk list the scan cut in the same read
+    /// ([`crate::client::scanner::Scanner::take_manifest`]); `None`: the
+    /// file is read for it here.
+    pub manifest: Option<Manifest>,
 }
 
 /// What became of a delta upload.
@@ -65,7 +72,11 @@ pub enum DeltaSent {
     TooManyChunks,
 }
 
-/// Uploads `file` as a delta.
+/// Uploads `file` as a delta. The scan's chunk list is used when the
+/// open file still has the stat it was read at; otherwise (or without one)
+/// the file is read for it. Either way the server checks every chunk and
+/// the whole file against the list's hashes (§13.3), so a file changed
+/// after its list was cut stores nothing.
 ///
 /// # Errors
 /// [`ClientError::ConnectionLost`] when writing fails, the connection ends
@@ -74,12 +85,18 @@ pub enum DeltaSent {
 pub fn send_delta(
     conn: &mut Connection,
     file: &File,
-    what: &DeltaFile<'_>,
+    what: DeltaFile<'_>,
     support: &mut DeltaSupport,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<DeltaSent, ClientError> {
-    let Ok(manifest) = manifest_of_reader(BufReader::with_capacity(1 << 20, file)) else {
-        return Ok(DeltaSent::Sent(None));
+    let unchanged = file.metadata().is_ok_and(|m| Stat::of(&m) == what.stat);
+    let known = what.manifest.filter(|_| unchanged);
+    let manifest = match known {
+        Some(manifest) => manifest,
+        None => match manifest_of_reader(BufReader::with_capacity(1 << 20, file)) {
+            Ok(manifest) => manifest,
+            Err(_) => return Ok(DeltaSent::Sent(None)),
+        },
     };
     if manifest.hash != what.hash {
         return Ok(DeltaSent::Sent(None));

@@ -15,6 +15,7 @@ use super::fsutil::{check_path, Local};
 use super::index::Index;
 use super::plan::ack::{self, AckEffect};
 use super::scanner::Op;
+use crate::chunk::Manifest;
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{
     ClientId, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, SetMode, WirePath,
@@ -32,7 +33,7 @@ pub fn send_op(
     conn: &mut Connection,
     root: &Path,
     op: &Op,
-    cursor: u64,
+    (cursor, manifest): (u64, Option<Manifest>),
     delta: &mut DeltaSupport,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Option<u32>, ClientError> {
@@ -72,8 +73,10 @@ pub fn send_op(
                     path,
                     base: *base,
                     hash: *hash,
+                    stat: *stat,
+                    manifest,
                 };
-                match send_delta(conn, &file, &what, delta, on_bytes)? {
+                match send_delta(conn, &file, what, delta, on_bytes)? {
                     DeltaSent::Sent(id) => return Ok(id),
                     // Over the chunk-list limit: whole, from the start.
                     DeltaSent::TooManyChunks => {

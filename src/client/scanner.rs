@@ -10,9 +10,12 @@ use super::fsutil::{check_path, hash_file, Local, Stat};
 use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
 use super::index::{Entry, EntryKind, Index};
 use super::plan;
+use crate::chunk::{manifest_of_reader, Manifest, MIN_CHUNK};
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ContentHash, WirePath};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -68,6 +71,25 @@ pub struct Scanner {
     rules: IgnoreRules,
     /// Directories that directly hold an ignored entry (last scan).
     holds_ignored: HashSet<WirePath>,
+    /// Chunk lists of the files hashed by the last plan, cut in the same
+    /// read as their hash (issue 11: a delta upload does not read the file
+    /// a second time), by path, with the stat they were read at. Taken by
+    /// [`Scanner::take_manifest`]; dropped at the next plan.
+    manifests: HashMap<WirePath, (Stat, Manifest)>,
+    /// Chunk entries held in `manifests` (bounded by [`MAX_KEPT_CHUNKS`]).
+    kept_chunks: usize,
+}
+
+/// Most chunk entries the scanner keeps between a plan and its pushes
+/// (36 bytes each on the wire, about 48 in memory: ≈ 48 MiB, the lists of
+/// ≈ 80 GiB of files). Files hashed past it are chunked again when sent.
+pub const MAX_KEPT_CHUNKS: usize = 1 << 20;
+
+/// Whether the scan cuts a file of `size` bytes into chunks while hashing
+/// it: a file that may go as a delta upload (above one minimum chunk,
+/// as [`crate::client::delta_push::DeltaSupport::wants`]).
+fn keeps_manifest(size: u64) -> bool {
+    size > u64::from(MIN_CHUNK)
 }
 
 impl Scanner {
@@ -80,6 +102,8 @@ impl Scanner {
             settle: Settle::default(),
             rules: IgnoreRules::default(),
             holds_ignored: HashSet::new(),
+            manifests: HashMap::new(),
+            kept_chunks: 0,
         }
     }
 
@@ -249,6 +273,8 @@ impl Scanner {
     /// As [`Scanner::scan`].
     pub fn plan(&mut self, index: &Index, scope: &Scope) -> Result<Plan, ClientError> {
         let started = Instant::now();
+        self.manifests.clear();
+        self.kept_chunks = 0;
         let scope = &scope.with_other_links(index, &self.root);
         let (disk, known) = self.snapshot(index, scope)?;
         let mut plan = Plan::default();
@@ -374,14 +400,46 @@ impl Scanner {
     }
 
     /// Hashes a file and checks it did not change meanwhile; `None` when it
-    /// did (or vanished): it is still being written.
-    fn stable_hash(&self, path: &WirePath, before: Stat) -> Option<ContentHash> {
+    /// did (or vanished): it is still being written. A file that may go as
+    /// a delta upload is cut into chunks in the same read, and its chunk
+    /// list kept for [`Scanner::take_manifest`].
+    fn stable_hash(&mut self, path: &WirePath, before: Stat) -> Option<ContentHash> {
         let local = path.to_local(&self.root);
-        let (hash, len) = hash_file(&local).ok()?;
+        let (hash, len, manifest) =
+            if keeps_manifest(before.size) && self.kept_chunks < MAX_KEPT_CHUNKS {
+                let file = File::open(&local).ok()?;
+                let manifest = manifest_of_reader(BufReader::with_capacity(1 << 20, file)).ok()?;
+                (manifest.hash, manifest.size, Some(manifest))
+            } else {
+                let (hash, len) = hash_file(&local).ok()?;
+                (hash, len, None)
+            };
         match check_path(&self.root, path) {
-            Ok(Local::File(after)) if after == before && len == before.size => Some(hash),
+            Ok(Local::File(after)) if after == before && len == before.size => {
+                if let Some(manifest) = manifest {
+                    self.kept_chunks += manifest.chunks.len();
+                    self.manifests.insert(path.clone(), (before, manifest));
+                }
+                Some(hash)
+            }
             _ => None,
         }
+    }
+
+    /// The chunk list the last plan cut from `path` while hashing it, if
+    /// it was read at `stat` and has `hash` (an `Op::Upload`'s fields);
+    /// taken once.
+    pub fn take_manifest(
+        &mut self,
+        path: &WirePath,
+        stat: Stat,
+        hash: ContentHash,
+    ) -> Option<Manifest> {
+        let (at, manifest) = self.manifests.get(path)?;
+        if *at != stat || manifest.hash != hash {
+            return None;
+        }
+        self.manifests.remove(path).map(|(_, manifest)| manifest)
     }
 }
 

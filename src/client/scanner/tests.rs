@@ -299,3 +299,79 @@ fn a_refreshed_stat_taken_right_after_a_write_is_not_trusted() {
         plan.ops
     );
 }
+
+/// Issue 11: the scan cuts the chunk list of every file that may go as a
+/// delta in the read that hashes it, and hands it over once, only for the
+/// stat and hash it was read at; random sizes around the threshold.
+#[test]
+fn the_scan_keeps_each_delta_files_chunk_list_from_its_one_read() {
+    use crate::chunk::manifest_of_reader;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let min = MIN_CHUNK as usize;
+    let sizes = [
+        0,
+        1,
+        min - 1,
+        min,
+        min + 1,
+        3 * min + 17,
+        700_000,
+        2_500_001,
+    ];
+    for (i, size) in sizes.iter().enumerate() {
+        fs::write(
+            root.join(format!("f{i}")),
+            crate::chunk::test_bytes(*size, i as u64),
+        )
+        .unwrap();
+    }
+    settle();
+    let mut scanner = Scanner::new(root);
+    let plan = scanner.plan(&Index::new(), &full()).unwrap();
+    let mut uploads = 0;
+    for op in &plan.ops {
+        let Op::Upload {
+            path, stat, hash, ..
+        } = op
+        else {
+            continue;
+        };
+        uploads += 1;
+        let other = ContentHash([7; 32]);
+        assert!(scanner.take_manifest(path, *stat, other).is_none());
+        // A refused take does not consume it; the right one comes once.
+        let kept = scanner.take_manifest(path, *stat, *hash);
+        let bytes = fs::read(path.to_local(root)).unwrap();
+        if keeps_manifest(stat.size) {
+            let kept = kept.unwrap_or_else(|| panic!("no chunk list for {path}"));
+            assert_eq!(kept, manifest_of_reader(&bytes[..]).unwrap(), "{path}");
+            assert!(scanner.take_manifest(path, *stat, *hash).is_none());
+        } else {
+            assert!(kept.is_none(), "{path} is sent whole");
+        }
+    }
+    assert_eq!(uploads, sizes.len());
+
+    // Read at another stat (the file changed after the scan): not handed.
+    fs::write(root.join("f7"), crate::chunk::test_bytes(2_500_001, 99)).unwrap();
+    settle();
+    let plan = scanner.plan(&Index::new(), &full()).unwrap();
+    let (path, stat, hash) = plan
+        .ops
+        .iter()
+        .find_map(|op| match op {
+            Op::Upload {
+                path, stat, hash, ..
+            } if path.as_str() == "f7" => Some((path.clone(), *stat, *hash)),
+            _ => None,
+        })
+        .unwrap();
+    let moved = Stat {
+        mtime_ns: stat.mtime_ns + 1,
+        ..stat
+    };
+    assert!(scanner.take_manifest(&path, moved, hash).is_none());
+    let kept = scanner.take_manifest(&path, stat, hash).unwrap();
+    assert_eq!(kept.hash, hash);
+}

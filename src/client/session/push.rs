@@ -163,7 +163,15 @@ impl Session<'_> {
                 }
             };
             let (cursor, delta) = (self.index.cursor(), &mut self.push.delta);
-            match send_op(conn, &self.root, &op, cursor, delta, &mut on_bytes)? {
+            // The scan's chunk list of the file: not read a second time.
+            let manifest = match &op {
+                Op::Upload {
+                    path, stat, hash, ..
+                } => self.scanner.take_manifest(path, *stat, *hash),
+                _ => None,
+            };
+            let how = (cursor, manifest);
+            match send_op(conn, &self.root, &op, how, delta, &mut on_bytes)? {
                 Some(id) => {
                     self.push.inflight.insert(id, op);
                     sent += 1;
