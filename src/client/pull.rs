@@ -13,6 +13,7 @@ use super::connection::Connection;
 use super::delta_fetch::{wants_delta, DeltaDownload, Sources, RESUMABLE};
 use super::error::ClientError;
 use super::ignore::apply::{filter_reply, rules_change};
+use super::ignore::source::{Peeked, RuleSource};
 use super::ignore::{IgnoreRules, IGNORE_FILE};
 use super::index::Index;
 use super::progress::{Transfer, Verbosity};
@@ -50,6 +51,9 @@ pub struct Ctx<'a> {
     pub me: ClientId,
     /// What is not synced: a pull leaves those paths alone.
     pub rules: &'a IgnoreRules,
+    /// Where `rules` come from: looked at again before each download is
+    /// placed, so a rule that appeared meanwhile keeps it out.
+    pub source: &'a RuleSource,
     /// A reply that changes `.cloudignore` may be cut to that one entry
     /// (and the pull repeated under the new rules); false when this cursor
     /// was already cut once, so a rules file that cannot be placed never
@@ -150,6 +154,8 @@ pub struct PullJob {
     rules_first: bool,
     /// Asked with PullModes: the reply's entries carry the executable bit.
     modes: bool,
+    /// Rules changed on disk since the pull began ([`RuleSource::peek`]).
+    peeked: Option<Peeked>,
 }
 
 /// What a finished pull reports.
@@ -213,6 +219,7 @@ impl PullJob {
             verbosity,
             rules_first: false,
             modes,
+            peeked: None,
         })
     }
 
@@ -692,6 +699,24 @@ impl PullJob {
     /// Moves a verified, durable download into place and notes its
     /// directory (synced by `settle`).
     fn place(&mut self, ctx: &mut Ctx<'_>, v: Verified) {
+        // An ignored path is never written by a pull, also when the rule
+        // came (edited here, or pulled in this very reply) while the file
+        // was downloading: checked now, against the rules on disk.
+        let path = v.job.path.as_str();
+        if ctx
+            .source
+            .peek(&mut self.peeked)
+            .is_some_and(|rules| rules.ignores(path, false))
+        {
+            log::info!("not placing {path}: {IGNORE_FILE} ignores it now");
+            let _ = fs::remove_file(&v.tmp);
+            // Not acknowledged: the next pull runs under the new rules.
+            self.failed = true;
+            if let Some(t) = self.transfer.as_mut() {
+                t.file_done();
+            }
+            return;
+        }
         let placed = ctx
             .applier()
             .place(&v.job, &v.tmp, (v.hash, v.version), &mut self.result);

@@ -17,6 +17,14 @@ pub const APPLIED_FILE: &str = "ignore-applied";
 /// answer means "read it again". `None` when it was absent (or not a file).
 type Fingerprint = Option<(u64, i64, i64, i64, i64, u64)>;
 
+/// The rules as their sources said at a [`RuleSource::peek`], kept while
+/// those sources do not change again.
+#[derive(Debug)]
+pub struct Peeked {
+    seen: Vec<Fingerprint>,
+    rules: IgnoreRules,
+}
+
 /// `.cloudignore` as last read, compiled.
 #[derive(Debug)]
 pub struct RuleSource {
@@ -55,6 +63,28 @@ impl RuleSource {
         let before = std::mem::take(&mut self.digest);
         self.read();
         self.digest != before
+    }
+
+    /// The rules as their sources say now, when they changed since the
+    /// last read, without adopting them (the session adopts new rules
+    /// between pulls, [`RuleSource::refresh`]); `None` when nothing changed.
+    /// `last` keeps what an earlier peek read, reused while the sources stay
+    /// as they were then (an `lstat` each, as for `refresh`).
+    pub fn peek<'a>(&self, last: &'a mut Option<Peeked>) -> Option<&'a IgnoreRules> {
+        let now = self.stamps();
+        if now == self.seen {
+            *last = None;
+            return None;
+        }
+        if last.as_ref().is_none_or(|p| p.seen != now) {
+            let root = self.file.parent().unwrap_or(Path::new("."));
+            let fresh = RuleSource::load(root);
+            *last = Some(Peeked {
+                seen: fresh.seen,
+                rules: fresh.rules,
+            });
+        }
+        last.as_ref().map(|p| &p.rules)
     }
 
     /// The rules in force.
@@ -234,6 +264,25 @@ mod tests {
         assert!(source.refresh(false));
         assert_eq!(source.digest(), defaults);
         assert!(!source.rules().ignores("build/x", false));
+    }
+
+    #[test]
+    fn peek_sees_new_rules_without_adopting_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = RuleSource::load(dir.path());
+        let mut last = None;
+        assert!(source.peek(&mut last).is_none(), "nothing changed");
+        fs::write(dir.path().join(IGNORE_FILE), "big.bin\n").expect("write");
+        let seen = source.peek(&mut last).expect("changed");
+        assert!(seen.ignores("big.bin", false));
+        assert!(!source.rules().ignores("big.bin", false), "not adopted");
+        assert!(source
+            .peek(&mut last)
+            .is_some_and(|r| r.ignores("big.bin", false)));
+        fs::write(dir.path().join(IGNORE_FILE), "other\n").expect("write");
+        // A second edit is read again (the size differs, so the stat does).
+        let seen = source.peek(&mut last).expect("changed");
+        assert!(!seen.ignores("big.bin", false) && seen.ignores("other", false));
     }
 
     #[test]

@@ -97,6 +97,7 @@ impl Session<'_> {
             index: &mut self.index,
             me: self.identity.client,
             rules: self.rules.rules(),
+            source: &self.rules,
             may_defer_rules,
             chunks: &mut self.pull.chunks,
             chunks_file: &chunks_file,
