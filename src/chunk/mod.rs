@@ -35,6 +35,7 @@ pub mod manifest;
 pub mod plan;
 pub mod receive;
 pub mod stream;
+pub mod tree_hash;
 
 pub use manifest::{ChunkEntry, Manifest, ManifestError};
 pub use plan::{AssemblyError, AssemblyPlan};

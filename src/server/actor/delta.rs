@@ -1,7 +1,8 @@
 //! Delta uploads (PROTOCOL.md §13.3) in the user's actor: receive the chunk
 //! list, take every chunk the user's files already hold (re-read and
 //! re-hashed), ask for the rest, assemble the new version in the temp area,
-//! check it whole, and commit it like any upload.
+//! check it whole (hashed as it is written: no second read), and commit it
+//! like any upload.
 //!
 //! Decisions (which chunks, whether bytes are right) are the sans-I/O
 //! [`AssemblyPlan`] and [`ManifestReceiver`]; this file only reads and
@@ -280,6 +281,9 @@ impl Actor {
             reused,
             ..
         } = *building;
+        // Blocks the whole-file check reads back (0 unless a resumed build
+        // held chunks in place or too many blocks were open at once).
+        let read_back = build.read_back_bytes();
         let staged = match build.finish(upload.header.hash) {
             Ok(staged) => staged,
             Err(e) => return self.delta_error(conn, rid, e.code(), &e.to_string()),
@@ -295,7 +299,10 @@ impl Actor {
                 log::warn!("user {}: saving the chunk index: {e}", self.user);
             }
         }
-        let what = format!("{path} ({} bytes, {reused} reused, delta)", manifest.size);
+        let what = format!(
+            "{path} ({} bytes, {reused} reused, delta, {read_back} read back for the check)",
+            manifest.size
+        );
         self.finish_push(conn, rid, "push-file", &what, before, result);
     }
 

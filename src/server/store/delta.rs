@@ -9,10 +9,11 @@ use super::tree::NodeKind;
 use super::upload::StagedFile;
 use super::{StoreError, UserStore};
 use crate::chunk::index::{drop_other_partials, partial_name};
+use crate::chunk::tree_hash::{TreeHashError, TreeHasher};
 use crate::fsafe;
 use crate::protocol::{ContentHash, WirePath};
+use std::cell::{Cell, RefCell};
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -23,11 +24,22 @@ use tempfile::{NamedTempFile, TempPath};
 /// ([`crate::chunk::index::partial_name`]); the file removes itself unless
 /// [`DeltaBuild::finish`] hands it over or [`DeltaBuild::suspend`] keeps it
 /// for a resume.
+///
+/// The whole-file BLAKE3 is computed from the bytes as they are written
+/// ([`TreeHasher`]), so the check at the end does not read the file again
+/// (only the blocks not written whole through [`DeltaBuild::write_at`]: a
+/// resumed build's chunks already in place, or blocks past the hasher's
+/// memory bound).
 pub struct DeltaBuild {
     file: NamedTempFile,
     path: WirePath,
     size: u64,
     durable: bool,
+    /// The hash of what was written, by block.
+    hasher: RefCell<TreeHasher>,
+    /// A write failed: what was hashed is not what is in the file, and the
+    /// build can only be refused.
+    broken: Cell<bool>,
     /// The file was there before: an interrupted upload of the same
     /// content left it (its chunks are checked before they count).
     resumed: bool,
@@ -68,6 +80,8 @@ impl UserStore {
             path: path.clone(),
             size,
             durable: self.durable,
+            hasher: RefCell::new(TreeHasher::new(size)),
+            broken: Cell::new(false),
             resumed: before == size && size > 0,
         })
     }
@@ -119,40 +133,63 @@ impl DeltaBuild {
         let _ = self.file.keep();
     }
 
-    /// Writes a chunk's bytes at `offset`.
+    /// Writes a chunk's bytes at `offset`; the same bytes go into the
+    /// whole-file hash.
     ///
     /// # Errors
-    /// [`StoreError::Write`]: the build is broken and must be dropped.
+    /// [`StoreError::Write`]: the build is broken and must be dropped
+    /// ([`DeltaBuild::finish`] refuses it too).
     pub fn write_at(&self, data: &[u8], offset: u64) -> Result<(), StoreError> {
-        self.file
-            .as_file()
-            .write_all_at(data, offset)
-            .map_err(|source| StoreError::Write {
+        if let Err(source) = self.file.as_file().write_all_at(data, offset) {
+            self.broken.set(true);
+            return Err(StoreError::Write {
                 path: self.path.clone(),
                 source,
-            })
+            });
+        }
+        self.hasher.borrow_mut().write(offset, data);
+        Ok(())
     }
 
-    /// Checks that the built file hashes to `hash` (re-read whole, so what
-    /// is placed is exactly what was checked), syncs it with `--fsync`, and
-    /// hands it over.
+    /// Bytes the whole-file check would read back now (blocks not written
+    /// whole through [`DeltaBuild::write_at`]); 0 for a build written
+    /// entirely through it.
+    pub fn read_back_bytes(&self) -> u64 {
+        self.hasher.borrow().read_back_bytes()
+    }
+
+    /// Checks that the built file hashes to `hash` (the hash of the bytes
+    /// written, block by block as they were written; blocks not written
+    /// whole are read back), syncs it with `--fsync`, and hands it over.
     ///
     /// # Errors
-    /// [`StoreError::HashMismatch`], or the read/sync error; the temp file
-    /// is removed.
-    pub fn finish(mut self, hash: ContentHash) -> Result<StagedFile, StoreError> {
-        let path = self.path.clone();
-        let read = |source| StoreError::Read {
-            path: path.clone(),
-            source,
+    /// [`StoreError::HashMismatch`]; [`StoreError::Write`] when a write
+    /// failed or went over bytes already written; the read/sync error. The
+    /// temp file is removed.
+    pub fn finish(self, hash: ContentHash) -> Result<StagedFile, StoreError> {
+        let broken = |what: String| StoreError::Write {
+            path: self.path.clone(),
+            source: std::io::Error::other(what),
         };
-        let mut hasher = blake3::Hasher::new();
-        let file = self.file.as_file_mut();
-        file.seek(SeekFrom::Start(0)).map_err(read)?;
-        hasher
-            .update_reader(BufReader::with_capacity(1 << 20, &*file))
-            .map_err(read)?;
-        if ContentHash(*hasher.finalize().as_bytes()) != hash {
+        if self.broken.get() {
+            return Err(broken("an earlier write of this build failed".into()));
+        }
+        let file = self.file.as_file();
+        let built = self
+            .hasher
+            .into_inner()
+            .finish(|offset, buf| file.read_exact_at(buf, offset));
+        let built = match built {
+            Ok(built) => built,
+            Err(TreeHashError::Read(source)) => {
+                return Err(StoreError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+            Err(e @ TreeHashError::BadWrite { .. }) => return Err(broken(e.to_string())),
+        };
+        if built != hash {
             return Err(StoreError::HashMismatch(self.path.clone()));
         }
         if self.durable {
@@ -170,5 +207,102 @@ impl DeltaBuild {
             size: self.size,
             hash,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DataPaths, StoreError, UserStore};
+    use crate::protocol::{ContentHash, ErrorCode, UserId, WirePath};
+
+    fn store(dir: &std::path::Path) -> UserStore {
+        let paths = DataPaths {
+            base: dir.to_path_buf(),
+        };
+        UserStore::open(&paths, &UserId([5; 16]), true, true)
+            .expect("store")
+            .0
+    }
+
+    /// Chunks written in any order (holes filled last, as for an edit) are
+    /// checked without reading the file back, and the staged file holds
+    /// exactly the bytes written; a wrong announced hash, or a write over
+    /// bytes already written, is refused and leaves no file.
+    #[test]
+    fn a_build_is_checked_from_the_bytes_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store(dir.path());
+        let path = WirePath::new("big.bin").expect("path");
+        let content = crate::chunk::test_bytes(5 * (1 << 20) + 777, 11);
+        let hash = ContentHash::of(&content);
+        let cuts = [
+            0usize,
+            70_000,
+            1_500_000,
+            2_600_000,
+            4_000_000,
+            content.len(),
+        ];
+        // Middle piece last: the hole of an edit.
+        for order in [[0usize, 1, 3, 4, 2], [4, 3, 2, 1, 0]] {
+            let build = store
+                .begin_delta(&path, content.len() as u64, &hash)
+                .expect("begin");
+            for &i in &order {
+                let (a, b) = (cuts[i], cuts[i + 1]);
+                build.write_at(&content[a..b], a as u64).expect("write");
+            }
+            assert_eq!(build.read_back_bytes(), 0, "order {order:?}");
+            let staged = build.finish(hash).expect("right bytes");
+            assert_eq!(staged.hash, hash);
+            assert_eq!(std::fs::read(&staged.temp).expect("read"), content);
+        }
+        let partials = || std::fs::read_dir(&store.partial_dir).expect("dir").count();
+        assert_eq!(partials(), 0);
+
+        let build = store
+            .begin_delta(&path, content.len() as u64, &hash)
+            .expect("begin");
+        let mut wrong = content.clone();
+        wrong[3_000_000] ^= 1;
+        build.write_at(&wrong, 0).expect("write");
+        let refused = build.finish(hash).err().map(|e| e.code());
+        assert_eq!(refused, Some(ErrorCode::HashMismatch));
+        assert_eq!(partials(), 0);
+
+        let build = store
+            .begin_delta(&path, content.len() as u64, &hash)
+            .expect("begin");
+        build.write_at(&content, 0).expect("write");
+        build.write_at(&content[10..20], 10).expect("write");
+        assert!(matches!(build.finish(hash), Err(StoreError::Write { .. })));
+        assert_eq!(partials(), 0);
+    }
+
+    /// A resumed build's chunks already in place were never written through
+    /// `write_at`: their blocks are read back for the check, and bytes
+    /// there that do not match are refused.
+    #[test]
+    fn blocks_not_written_are_read_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store(dir.path());
+        let path = WirePath::new("r.bin").expect("path");
+        let content = crate::chunk::test_bytes(3 * (1 << 20) + 5, 12);
+        let hash = ContentHash::of(&content);
+        let build = store
+            .begin_delta(&path, content.len() as u64, &hash)
+            .expect("begin");
+        build.write_at(&content[..1 << 20], 0).expect("write");
+        build.suspend();
+        let build = store
+            .begin_delta(&path, content.len() as u64, &hash)
+            .expect("again");
+        assert!(build.resumed());
+        build
+            .write_at(&content[(1 << 20)..], 1 << 20)
+            .expect("write");
+        assert_eq!(build.read_back_bytes(), 1 << 20);
+        let staged = build.finish(hash).expect("the kept block is read back");
+        assert_eq!(std::fs::read(&staged.temp).expect("read"), content);
     }
 }
