@@ -192,3 +192,38 @@ fn a_root_that_is_a_symlink_is_followed() {
     make_dirs(&root, &WirePath::new("d").unwrap()).unwrap();
     assert!(real.path().join("d").is_dir());
 }
+
+/// One walk to the parent serves the look and the rename of a push: a
+/// missing parent is reported (nothing created), a present one sees the
+/// entry before and after the file is placed, a symlinked ancestor is
+/// refused before anything is looked at.
+#[test]
+fn one_parent_walk_looks_and_places() {
+    let root = tempfile::tempdir().unwrap();
+    let path = WirePath::new("a/b/f").unwrap();
+    assert!(open_parent(root.path(), &path).unwrap().is_none());
+    assert!(!root.path().join("a").exists(), "nothing created");
+    make_dirs(root.path(), &WirePath::new("a/b").unwrap()).unwrap();
+    let parent = open_parent(root.path(), &path).unwrap().expect("parent");
+    assert_eq!(parent.inspect().unwrap(), OnDisk::Absent);
+    let temp = root.path().join("temp");
+    std::fs::write(&temp, b"content").unwrap();
+    parent.place_file(&temp).unwrap();
+    assert_eq!(parent.inspect().unwrap(), OnDisk::File);
+    assert_eq!(
+        std::fs::read(root.path().join("a/b/f")).unwrap(),
+        b"content"
+    );
+    assert!(!temp.exists());
+    std::fs::create_dir(root.path().join("a/b/d")).unwrap();
+    let dir = WirePath::new("a/b/d").unwrap();
+    let parent = open_parent(root.path(), &dir).unwrap().expect("parent");
+    assert_eq!(parent.inspect().unwrap(), OnDisk::Dir);
+    let outside = tempfile::tempdir().unwrap();
+    symlink(outside.path(), root.path().join("a/s")).unwrap();
+    let through = WirePath::new("a/s/f").unwrap();
+    assert!(matches!(
+        open_parent(root.path(), &through),
+        Err(FsError::Unsafe(_))
+    ));
+}

@@ -120,8 +120,11 @@ impl UserStore {
                 _ => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
             },
         };
-        if storefs::inspect(&self.root, &target)? == OnDisk::Dir {
-            return Err(StoreError::DirectoryInTheWay(target));
+        // One walk to the parent for the look and the rename (a missing
+        // parent is created by `place_file` below).
+        let parent = storefs::open_parent(&self.root, &target)?;
+        if let Some(OnDisk::Dir) = parent.as_ref().map(|p| p.inspect()).transpose()? {
+            return Err(StoreError::DirectoryInTheWay(target.clone()));
         }
         // New content over an executable file stays executable (§15.3).
         if self.tree.is_executable(&target) {
@@ -140,7 +143,10 @@ impl UserStore {
         self.intend(client, &target)?;
         // With --fsync the upload synced the temp file's data before
         // handing it over; the directory entry is synced once per cycle (flush).
-        let mtime_ns = storefs::place_file(&self.root, &staged.temp, &target)?;
+        let mtime_ns = match &parent {
+            Some(parent) => parent.place_file(&staged.temp)?,
+            None => storefs::place_file(&self.root, &staged.temp, &target)?,
+        };
         // Placed: the temp path no longer exists, nothing left to remove.
         let _ = staged.temp.keep();
         self.touched_dir(&target);

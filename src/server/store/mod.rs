@@ -279,10 +279,14 @@ impl UserStore {
         for dir in std::mem::take(&mut self.dirty_dirs) {
             fsafe::sync_dir(&self.root, dir.as_ref())?;
         }
-        if self.durable {
-            if let Err(e) = self.times.sync() {
-                log::warn!("cannot sync the change times: {e}");
-            }
+        // The change times noted this cycle, in one append (advisory).
+        let times = if self.durable {
+            self.times.sync()
+        } else {
+            self.times.write_out()
+        };
+        if let Err(e) = times {
+            log::warn!("cannot write the change times: {e}");
         }
         Ok(self.journal.flush(self.durable)?)
     }

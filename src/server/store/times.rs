@@ -19,9 +19,14 @@ const RECORD: u64 = 16;
 
 /// The change-time log of one user. It holds no open file between
 /// changes: an actor's descriptors are budgeted (`--max-connections`).
+/// Records are kept in memory and appended together by
+/// [`ChangeTimes::write_out`] (once per actor cycle, with the journal), not
+/// one open/write/close per change.
 #[derive(Debug)]
 pub struct ChangeTimes {
     path: PathBuf,
+    /// Records noted and not yet appended.
+    buffered: Vec<u8>,
     /// Records appended since the last [`ChangeTimes::sync`].
     unsynced: bool,
     /// The last change written and its time.
@@ -61,6 +66,7 @@ impl ChangeTimes {
         }
         Ok(ChangeTimes {
             path,
+            buffered: Vec::new(),
             unsynced: false,
             last,
             pending: None,
@@ -87,34 +93,48 @@ impl ChangeTimes {
         ms
     }
 
-    /// Writes the time of change `seq` once (the first record of a change;
-    /// a change of several records is written once).
+    /// Notes the time of change `seq` once (the first record of a change;
+    /// a change of several records is noted once), to be appended by
+    /// [`ChangeTimes::write_out`].
     ///
     /// # Errors
-    /// The append failed.
+    /// None now (kept for callers that log a failure: the log is advisory).
     pub fn note(&mut self, seq: u64, now_ms: u64) -> io::Result<()> {
         if self.last.is_some_and(|(last, _)| last >= seq) {
             return Ok(());
         }
         let ms = self.time_of(seq, now_ms);
-        let mut record = [0u8; RECORD as usize];
-        record[..8].copy_from_slice(&seq.to_be_bytes());
-        record[8..].copy_from_slice(&ms.to_be_bytes());
-        OpenOptions::new()
-            .append(true)
-            .open(&self.path)?
-            .write_all(&record)?;
-        self.unsynced = true;
+        self.buffered.extend_from_slice(&seq.to_be_bytes());
+        self.buffered.extend_from_slice(&ms.to_be_bytes());
         self.last = Some((seq, ms));
         self.pending = None;
         Ok(())
     }
 
-    /// Makes the written records durable (with `--fsync`).
+    /// Appends the noted records in one write.
     ///
     /// # Errors
-    /// The fsync failed.
+    /// The append failed; those records are dropped (their changes count as
+    /// made at the next change whose time is written).
+    pub fn write_out(&mut self) -> io::Result<()> {
+        if self.buffered.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.buffered);
+        OpenOptions::new()
+            .append(true)
+            .open(&self.path)?
+            .write_all(&records)?;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Appends the noted records and makes them durable (with `--fsync`).
+    ///
+    /// # Errors
+    /// The append or the fsync failed.
     pub fn sync(&mut self) -> io::Result<()> {
+        self.write_out()?;
         if self.unsynced {
             File::open(&self.path)?.sync_data()?;
             self.unsynced = false;
@@ -122,13 +142,13 @@ impl ChangeTimes {
         Ok(())
     }
 
-    /// The first change made after `time_ms`, if the log has one; read one
-    /// record at a time.
+    /// The first change made after `time_ms`, if the log (or the records
+    /// not yet appended) has one; read one record at a time.
     ///
     /// # Errors
     /// The log cannot be read.
     pub fn first_after(&self, time_ms: u64) -> io::Result<Option<u64>> {
-        let mut input = BufReader::new(File::open(&self.path)?);
+        let mut input = BufReader::new(File::open(&self.path)?).chain(&self.buffered[..]);
         let mut record = [0u8; RECORD as usize];
         loop {
             match input.read_exact(&mut record) {
@@ -173,8 +193,16 @@ mod tests {
         assert_eq!(times.first_after(1000).expect("read"), Some(4));
         assert_eq!(times.first_after(2999).expect("read"), Some(4));
         assert_eq!(times.first_after(3000).expect("read"), None);
-        drop(times);
         let path = dir.path().join("times");
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").len(),
+            0,
+            "noted, not yet written"
+        );
+        times.write_out().expect("write out");
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 3 * RECORD);
+        assert_eq!(times.first_after(1000).expect("read"), Some(4));
+        drop(times);
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(&[1, 2, 3]).expect("tear");
         let mut times = ChangeTimes::open(dir.path()).expect("reopen");
@@ -182,5 +210,7 @@ mod tests {
         times.note(4, 9000).expect("already written");
         times.note(5, 7000).expect("note");
         assert_eq!(times.first_after(3000).expect("read"), Some(5));
+        times.sync().expect("sync writes out");
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 4 * RECORD);
     }
 }
