@@ -283,3 +283,126 @@ fn a_joining_device_pushes_nothing_the_shared_rules_hide() {
     assert_eq!(read(b.path(), "secret.txt").as_deref(), Some("b's secret"));
     assert_eq!(read(b.path(), "private/key").as_deref(), Some("b's key"));
 }
+
+/// `.cloudignore` as Windows editors save it (the outside tester's secret
+/// upload: a UTF-8 byte-order mark hid the first rule): with a UTF-8 BOM,
+/// as UTF-16 LE and BE with a BOM, and with one line that is not text, every
+/// usable rule applies on the first upload; nothing they hide reaches the
+/// server. Each encoding is its own new user.
+#[test]
+fn rules_saved_with_a_byte_order_mark_or_as_utf16_apply_from_the_first_line() {
+    let server = Server::start();
+    let rules = "*.log\r\n/secret/\r\n";
+    let utf16 = |big: bool| -> Vec<u8> {
+        let mut out = if big {
+            vec![0xfe, 0xff]
+        } else {
+            vec![0xff, 0xfe]
+        };
+        for u in rules.encode_utf16() {
+            out.extend(if big {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            });
+        }
+        out
+    };
+    let encodings: [(&str, Vec<u8>); 4] = [
+        (
+            "utf-8 with BOM",
+            [b"\xef\xbb\xbf".as_slice(), rules.as_bytes()].concat(),
+        ),
+        ("utf-16 le", utf16(false)),
+        ("utf-16 be", utf16(true)),
+        (
+            "a bad line between",
+            b"*.log\n\xff\xfe bad\n/secret/\n".to_vec(),
+        ),
+    ];
+    for (name, bytes) in encodings {
+        let a = tempfile::tempdir().expect("tempdir");
+        fs::write(a.path().join(".cloudignore"), &bytes).expect("write rules");
+        write(a.path(), "app.log", "password=hunter2");
+        write(a.path(), "secret/key.pem", "private");
+        write(a.path(), "doc.txt", "doc");
+        std::thread::sleep(Duration::from_millis(350));
+        let user = new_user(server.port, a.path());
+        let on_server = server.user_dir(&user);
+        assert_eq!(
+            fs::read(on_server.join("doc.txt")).ok().as_deref(),
+            Some(b"doc".as_slice()),
+            "{name}"
+        );
+        assert!(
+            !on_server.join("app.log").exists(),
+            "{name}: app.log uploaded"
+        );
+        assert!(
+            !on_server.join("secret").exists(),
+            "{name}: secret/ uploaded"
+        );
+        assert_eq!(
+            fs::read(on_server.join(".cloudignore")).expect("rules synced"),
+            bytes,
+            "{name}: the rule file itself travels byte for byte"
+        );
+    }
+}
+
+/// The outside tester's lost conflict copy: B holds `foo.tmp` (ignored by
+/// the built-in `*.tmp`), A writes its own `foo.tmp` and re-includes the
+/// name with `!foo.tmp`. Both contents must end on every device and on the
+/// server, one at `foo.tmp` and one as its conflict copy (whose name also
+/// ends in `.tmp`: it is decided as `foo.tmp`, so it is synced too).
+#[test]
+fn a_conflict_copy_of_a_reincluded_name_reaches_every_device() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "keep.txt", "k");
+    let user = new_user(server.port, a.path());
+    write(b.path(), "foo.tmp", "B own");
+    std::thread::sleep(Duration::from_millis(350));
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    let _ca = Client::start(server.port, a.path(), None);
+    wait_for("B joined", || read(b.path(), "keep.txt").is_some());
+    write(a.path(), "foo.tmp", "A foo");
+    write(a.path(), ".cloudignore", "!foo.tmp\n");
+    let contents = |root: &Path| {
+        let mut found: Vec<String> = file_tree(root)
+            .into_iter()
+            .filter(|(path, _)| path.starts_with("foo"))
+            .map(|(_, content)| String::from_utf8_lossy(&content.unwrap_or_default()).into_owned())
+            .collect();
+        found.sort();
+        found
+    };
+    let both = vec!["A foo".to_owned(), "B own".to_owned()];
+    wait_for("both contents on A, B and the server", || {
+        contents(a.path()) == both
+            && contents(b.path()) == both
+            && contents(&server.user_dir(&user)) == both
+    });
+    converge(
+        "A, B and the server",
+        &[a.path(), b.path(), &server.user_dir(&user)],
+    );
+}
+
+/// A synced folder nested in another: the inner one's `.cloudservice`
+/// (its device key) is never uploaded by the outer one; its files are.
+#[test]
+fn a_nested_folders_state_is_never_uploaded() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "inner/notes.txt", "inner notes");
+    write(a.path(), "inner/.cloudservice/identity", "a device key");
+    write(a.path(), "deep/er/.cloudservice/index", "an index");
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    assert_eq!(
+        file_tree(&server.user_dir(&user)),
+        files(&[("inner/notes.txt", "inner notes")]),
+    );
+}

@@ -16,11 +16,14 @@
 //! not count for the empty-folder guard. `.cloudignore` itself is always
 //! synced, so every device shares the rules.
 
+use super::status::original_name;
+use crate::protocol::limits::STATE_DIR_NAME;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub mod apply;
+pub mod decode;
 pub mod source;
 
 /// The rules file, at the folder's root; synced like any file.
@@ -83,8 +86,12 @@ pub enum RuleError {
         /// Its size in bytes.
         bytes: u64,
     },
-    /// The file is not UTF-8: none of it applies (paths on the wire are UTF-8).
-    NotUtf8,
+    /// Line `line` (1-based) is not text (not UTF-8, or a broken UTF-16
+    /// sequence): it is skipped ([`decode::decode_rules`]).
+    NotUtf8 {
+        /// 1-based line number in `.cloudignore`.
+        line: usize,
+    },
     /// The file exists but could not be read (the error's kind): none of it applies.
     Unreadable(std::io::ErrorKind),
 }
@@ -101,9 +108,10 @@ impl fmt::Display for RuleError {
                 f,
                 "{IGNORE_FILE} is {bytes} bytes (at most {MAX_RULES_BYTES}); only the built-in rules apply"
             ),
-            RuleError::NotUtf8 => {
-                write!(f, "{IGNORE_FILE} is not UTF-8; only the built-in rules apply")
-            }
+            RuleError::NotUtf8 { line } => write!(
+                f,
+                "{IGNORE_FILE} line {line} is skipped: not UTF-8 (or UTF-16 with a byte-order mark) text"
+            ),
             RuleError::Unreadable(kind) => write!(
                 f,
                 "{IGNORE_FILE} could not be read ({kind}); only the built-in rules apply"
@@ -190,6 +198,18 @@ impl IgnoreRules {
         if path.is_empty() || (path == IGNORE_FILE && !is_dir) || path.starts_with('/') {
             return Decision::Synced;
         }
+        // Another synced folder's state inside this one (nested folders):
+        // its device key must never travel (PROTOCOL.md §6.1 P13 reserves
+        // only the top level; the client keeps every level out).
+        if path.split('/').any(|part| part == STATE_DIR_NAME) {
+            return Decision::Ignored;
+        }
+        // A conflict copy is decided as the path it is a copy of: it holds
+        // content that was synced (an ignored path never conflicts), and a
+        // rule that re-includes `foo.tmp` must not hide
+        // `foo (conflict 2 …).tmp` from the other devices.
+        let untagged = untag_conflict_copies(path);
+        let path = untagged.as_deref().unwrap_or(path);
         // Ancestors first, from the top: as in git, an excluded directory
         // is never entered, so a `!` rule cannot re-include what lies below
         // it. (`matched_path_or_any_parents` would let the path's own `!`
@@ -221,6 +241,19 @@ impl IgnoreRules {
     pub fn ignores(&self, path: &str, is_dir: bool) -> bool {
         self.decide(path, is_dir) == Decision::Ignored
     }
+}
+
+/// `path` with each conflict-copy component (§7.4) replaced by the name it
+/// was made from; `None` when no component is one.
+fn untag_conflict_copies(path: &str) -> Option<String> {
+    if !path.contains(" (conflict ") {
+        return None;
+    }
+    let parts: Vec<String> = path
+        .split('/')
+        .map(|part| original_name(part).unwrap_or_else(|| part.to_owned()))
+        .collect();
+    Some(parts.join("/"))
 }
 
 #[cfg(test)]

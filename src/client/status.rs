@@ -161,11 +161,8 @@ pub fn rfc3339(when: SystemTime) -> String {
 /// `stem (conflict CLIENT YYYY-MM-DD HHMMSS[ N]).ext`, or the top-level
 /// fallback `conflict CLIENT YYYY-MM-DD HHMMSS[ N][.ext]`.
 pub fn is_conflict_name(name: &str) -> bool {
-    if let Some(start) = name.find(" (conflict ") {
-        let rest = &name[start + 2..];
-        return rest
-            .find(')')
-            .is_some_and(|end| is_conflict_tag(&rest[..end]));
+    if name.contains(" (conflict ") {
+        return original_name(name).is_some();
     }
     if name.starts_with("conflict ") {
         // Fallback form: the tag runs to the extension (or the end).
@@ -173,6 +170,18 @@ pub fn is_conflict_name(name: &str) -> bool {
         return is_conflict_tag(tag);
     }
     false
+}
+
+/// The name a conflict copy was made from (PROTOCOL.md §7.4):
+/// `stem (conflict CLIENT YYYY-MM-DD HHMMSS[ N]).ext` → `stem.ext`; `None`
+/// for any other name (the top-level fallback form included: it does not
+/// keep the original). A stem the server shortened to fit 255 bytes gives
+/// the shortened name.
+pub fn original_name(name: &str) -> Option<String> {
+    let start = name.find(" (conflict ")?;
+    let rest = &name[start + 2..];
+    let end = rest.find(')')?;
+    is_conflict_tag(&rest[..end]).then(|| format!("{}{}", &name[..start], &rest[end + 1..]))
 }
 
 /// `conflict CLIENT YYYY-MM-DD HHMMSS[ N]`.

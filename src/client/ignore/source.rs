@@ -3,6 +3,7 @@
 //! state folder's record of which rules the index was last trimmed with, so
 //! a change made while the client was not running is noticed at start-up.
 
+use super::decode::decode_rules;
 use super::{IgnoreRules, RuleError, DEFAULT_RULES, IGNORE_FILE, MAX_RULES_BYTES};
 use std::fs;
 use std::io::Read;
@@ -123,7 +124,7 @@ impl RuleSource {
         let (text, mut errors) = match self.seen[0] {
             None => (String::new(), Vec::new()),
             Some(_) => match read_text(&self.file) {
-                Ok(text) => (text, Vec::new()),
+                Ok(decoded) => decoded,
                 Err(e) => (String::new(), vec![e]),
             },
         };
@@ -171,7 +172,7 @@ fn held_copies(file: &Path) -> Vec<(String, String)> {
             let name = e.file_name().into_string().ok()?;
             let copy = root.join(&name);
             (name.starts_with(&prefix) && fingerprint(&copy).is_some())
-                .then(|| read_text(&copy).ok().map(|text| (name, text)))
+                .then(|| read_text(&copy).ok().map(|(text, _)| (name, text)))
                 .flatten()
         })
         .collect();
@@ -213,11 +214,12 @@ fn dir_stamp(dir: &Path) -> Fingerprint {
     })
 }
 
-/// The file's text, at most [`MAX_RULES_BYTES`].
+/// The file's text, at most [`MAX_RULES_BYTES`], with the lines
+/// [`decode_rules`] skipped.
 ///
 /// # Errors
-/// [`RuleError::TooLarge`], [`RuleError::NotUtf8`], [`RuleError::Unreadable`].
-fn read_text(file: &Path) -> Result<String, RuleError> {
+/// [`RuleError::TooLarge`], [`RuleError::Unreadable`].
+fn read_text(file: &Path) -> Result<(String, Vec<RuleError>), RuleError> {
     let opened = fs::File::open(file).map_err(|e| RuleError::Unreadable(e.kind()))?;
     let mut bytes = Vec::new();
     opened
@@ -228,7 +230,7 @@ fn read_text(file: &Path) -> Result<String, RuleError> {
         let bytes = fs::metadata(file).map_or(MAX_RULES_BYTES + 1, |m| m.len());
         return Err(RuleError::TooLarge { bytes });
     }
-    String::from_utf8(bytes).map_err(|_| RuleError::NotUtf8)
+    Ok(decode_rules(&bytes))
 }
 
 /// The digest recorded in the state folder `state` (`None`: never recorded).
@@ -289,10 +291,17 @@ mod tests {
     fn bad_files_fall_back_to_the_defaults_with_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join(IGNORE_FILE);
-        fs::write(&file, [b'a', 0xff, b'\n']).expect("write");
+        // A line that is not text is skipped; the others apply (BOM and
+        // UTF-16: src/client/ignore/decode.rs).
+        fs::write(&file, b"\xef\xbb\xbf*.log\na\xff\n/secret\n").expect("write");
         let source = RuleSource::load(dir.path());
-        assert_eq!(source.errors(), &[RuleError::NotUtf8]);
+        assert_eq!(source.errors(), &[RuleError::NotUtf8 { line: 2 }]);
         assert!(source.rules().ignores("a.swp", false));
+        assert!(
+            source.rules().ignores("a.log", false),
+            "the first rule, after the BOM"
+        );
+        assert!(source.rules().ignores("secret", false));
         let big = vec![b'x'; (MAX_RULES_BYTES + 10) as usize];
         fs::write(&file, big).expect("write");
         let source = RuleSource::load(dir.path());

@@ -192,3 +192,108 @@ proptest! {
         prop_assert_eq!(r.decide(&file, false), Decision::Synced);
     }
 }
+
+/// The outside tester's lost conflict copy: `!foo.tmp` re-included a name
+/// the defaults ignore, a conflict on it made `foo (conflict 2 …).tmp`, and
+/// that name still matched `*.tmp`, so the copy was hidden (and deleted on
+/// the device it came from). A copy is decided as its original.
+#[test]
+fn a_conflict_copy_is_decided_as_the_path_it_copies() {
+    let r = rules("!foo.tmp\n*.log\n!app.log\nbuild/\n");
+    for (path, is_dir, want) in [
+        (
+            "foo (conflict 2 2026-12-01 171547).tmp",
+            false,
+            Decision::Synced,
+        ),
+        (
+            "d/foo (conflict 12 2026-12-01 171547 3).tmp",
+            false,
+            Decision::Synced,
+        ),
+        (
+            "bar (conflict 2 2026-12-01 171547).tmp",
+            false,
+            Decision::Ignored,
+        ),
+        (
+            "app (conflict 2 2026-12-01 171547).log",
+            false,
+            Decision::Synced,
+        ),
+        (
+            "x (conflict 2 2026-12-01 171547).log",
+            false,
+            Decision::Ignored,
+        ),
+        // A conflict directory (§7.4.1) of a synced file, and what is below it.
+        (
+            "notes (conflict 2 2026-12-01 171547)/foo.tmp",
+            false,
+            Decision::Synced,
+        ),
+        (
+            "notes (conflict 2 2026-12-01 171547)/a.log",
+            false,
+            Decision::Ignored,
+        ),
+        (
+            "build (conflict 2 2026-12-01 171547)",
+            true,
+            Decision::Ignored,
+        ),
+        (
+            "build (conflict 2 2026-12-01 171547)/x.c",
+            false,
+            Decision::Ignored,
+        ),
+        // Not a conflict tag: decided as written.
+        ("foo (conflict x).tmp", false, Decision::Ignored),
+        ("foo (conflict 2 2026-12-01).tmp", false, Decision::Ignored),
+    ] {
+        assert_eq!(r.decide(path, is_dir), want, "{path}");
+    }
+}
+
+/// A synced folder nested inside another keeps its `.cloudservice` (device
+/// key, index) out of the outer one, at every depth, whatever the rules say.
+#[test]
+fn a_nested_state_folder_is_never_synced() {
+    let r = rules("!.cloudservice\n!.cloudservice/**\n");
+    for (path, is_dir) in [
+        ("inner/.cloudservice", true),
+        ("inner/.cloudservice/identity", false),
+        ("a/b/c/.cloudservice/tmp/x", false),
+    ] {
+        assert_eq!(r.decide(path, is_dir), Decision::Ignored, "{path}");
+    }
+    for path in [
+        "inner/.cloudservice-notes",
+        "inner/x.cloudservice",
+        "inner/file",
+    ] {
+        assert_eq!(r.decide(path, false), Decision::Synced, "{path}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Under any rules, a conflict copy of a path (as the server names it,
+    /// PROTOCOL.md §7.4) gets the decision of that path.
+    #[test]
+    fn conflict_copies_share_their_originals_decision(
+        p in path(),
+        ext in "(swp|tmp|part|txt|log)",
+        client in 1u64..100_000,
+        attempt in 1u32..4,
+        rule in "(\\*\\.tmp|\\*\\.log|!\\*\\.tmp|[a-z]{1,3}/|![a-z]{1,3}\\.log)",
+    ) {
+        let file = format!("{p}.{ext}");
+        let wire = crate::protocol::WirePath::new(&file).expect("a legal path");
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_605_747);
+        let copy = crate::protocol::conflict::conflict_path(&wire, client, when, attempt);
+        let r = rules(&format!("{rule}\n"));
+        prop_assert_eq!(r.decide(copy.as_str(), false), r.decide(&file, false), "{}", copy);
+    }
+}
