@@ -43,10 +43,18 @@ fn wait_for_cut(moved: impl Fn() -> u64) -> u64 {
     moved()
 }
 
+/// What may have crossed the relay before the kill without reaching the
+/// killed side's disk: the socket buffers of both legs (loopback autotunes
+/// each send and receive buffer up to 4–6 MiB), the relay's own, and the
+/// window the receiver had read but not written. 8 MiB was exceeded by up
+/// to 3 MB on a loaded machine (with the client of a370f57 as well); a
+/// re-sent whole file still exceeds this bound by 20 MiB or more.
+const IN_FLIGHT: u64 = 16 * MIB;
+
 /// After the restart at most the rest of the file crosses, plus the chunk
 /// list, what was in flight at the kill and a few chunks: never the whole.
 fn assert_only_the_rest(after: u64, at_cut: u64, what: &str) {
-    let bound = SIZE - at_cut + 8 * MIB;
+    let bound = SIZE - at_cut + IN_FLIGHT;
     eprintln!("{what}: {at_cut} bytes before the kill, {after} after (bound {bound})");
     assert!(
         after <= bound,
