@@ -59,6 +59,24 @@ pub struct Applied {
     /// (`defer_to_push`): the cursor must not pass them while that push can
     /// still succeed.
     pub deferred: BTreeSet<WirePath>,
+    /// Files of the reply made from content this device already had (a
+    /// copy, an empty file), not yet placed: with
+    /// [`Applier::handing_over_obtained`] the caller places them once
+    /// their fsync is back, as it does downloads.
+    pub obtained: Vec<Obtained>,
+}
+
+/// A file of a pull reply made in the temporary area from local content
+/// ([`Applier::obtain`]): verified (its hash and size are the job's), not
+/// yet durable nor placed.
+#[derive(Debug)]
+pub struct Obtained {
+    /// Where it goes, and its content hash and version.
+    pub job: FetchJob,
+    /// The file in the temporary area.
+    pub tmp: PathBuf,
+    /// It, open (flushed), to fsync.
+    pub file: fs::File,
 }
 
 impl Applied {
@@ -87,6 +105,9 @@ pub struct Applier<'a> {
     hook: Option<RaceHook<'a>>,
     /// The reply's entries carry the executable bit (a ModeBatch, §15.2).
     modes: bool,
+    /// Files obtained locally go to [`Applied::obtained`] instead of being
+    /// synced and placed here.
+    hand_over: bool,
 }
 
 impl<'a> Applier<'a> {
@@ -102,7 +123,18 @@ impl<'a> Applier<'a> {
             counter: 0,
             hook: None,
             modes: false,
+            hand_over: false,
         }
+    }
+
+    /// Files the reply wants that this device already has (copies, empty
+    /// files) are not placed by [`Applier::apply`] but handed over in
+    /// [`Applied::obtained`], for the caller to fsync with its downloads
+    /// (batched, off its loop) and place. Without this, `apply` fsyncs each
+    /// one and its directory before it returns.
+    pub fn handing_over_obtained(mut self) -> Self {
+        self.hand_over = true;
+        self
     }
 
     /// Applies the executable bit of the entries (`modes`: they come from a
@@ -532,20 +564,22 @@ impl<'a> Applier<'a> {
     }
 
     /// Gets a file's content: empty files directly, content the folder already
-    /// holds by copying it, anything else by queueing a download.
+    /// holds by copying it, anything else by queueing a download. What is
+    /// made here is as durable as a download before it is placed
+    /// ([`Self::obtained`]).
     fn obtain(&mut self, job: FetchJob, out: &mut Applied) -> Result<(), ClientError> {
-        let version = (job.hash, job.version);
         if job.size == 0 {
             let tmp = self.tmp_name("empty");
-            fs::File::create(&tmp).map_err(|e| ClientError::io("create temporary file", e))?;
-            return self.place(&job, &tmp, version, out);
+            let file =
+                fs::File::create(&tmp).map_err(|e| ClientError::io("create temporary file", e))?;
+            return self.obtained(Obtained { job, tmp, file }, out);
         }
         if let Some(source) = self.reusable(job.hash) {
             let tmp = self.tmp_name("copy");
             match copy_hashed(&source, &tmp) {
-                Ok((got, n)) if got == job.hash && n == job.size => {
+                Ok((got, n, file)) if got == job.hash && n == job.size => {
                     log::debug!("reused local content for {}", job.path);
-                    return self.place(&job, &tmp, version, out);
+                    return self.obtained(Obtained { job, tmp, file }, out);
                 }
                 _ => {
                     let _ = fs::remove_file(&tmp);
@@ -554,6 +588,30 @@ impl<'a> Applier<'a> {
         }
         out.fetches.push(job);
         Ok(())
+    }
+
+    /// A file made from local content: handed over to the caller (who
+    /// syncs it with its downloads), or synced here, placed, and its
+    /// directory synced, so it is never placed before its data is durable.
+    fn obtained(&mut self, made: Obtained, out: &mut Applied) -> Result<(), ClientError> {
+        if self.hand_over {
+            out.obtained.push(made);
+            return Ok(());
+        }
+        let Obtained { job, tmp, file } = made;
+        if let Err(e) = file.sync_all() {
+            let _ = fs::remove_file(&tmp);
+            return Err(ClientError::io("sync temporary file", e));
+        }
+        drop(file);
+        self.place(&job, &tmp, (job.hash, job.version), out)?;
+        let dir = job
+            .path
+            .parent()
+            .map_or_else(|| self.root.to_path_buf(), |p| self.local(&p));
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| ClientError::io(format!("sync {}", dir.display()), e))
     }
 
     /// A local file (stashed, or indexed and unchanged) holding `hash`.

@@ -132,11 +132,13 @@ pub fn mtime_ns(meta: &Metadata) -> i64 {
 }
 
 /// Copies `from` to `to` (a new file), returning the hash of what was copied,
-/// so a reused local file is verified exactly like a downloaded one.
+/// so a reused local file is verified exactly like a downloaded one, its
+/// length, and the copy (flushed, not synced: the caller makes it durable
+/// before placing it).
 ///
 /// # Errors
 /// Reading or writing.
-pub fn copy_hashed(from: &Path, to: &Path) -> io::Result<(ContentHash, u64)> {
+pub fn copy_hashed(from: &Path, to: &Path) -> io::Result<(ContentHash, u64, File)> {
     let src = File::open(from)?;
     let mut dst = File::create(to)?;
     let mut tee = Tee {
@@ -148,7 +150,7 @@ pub fn copy_hashed(from: &Path, to: &Path) -> io::Result<(ContentHash, u64)> {
     hasher.update_reader(&mut tee)?;
     let total = tee.total;
     dst.flush()?;
-    Ok((ContentHash(*hasher.finalize().as_bytes()), total))
+    Ok((ContentHash(*hasher.finalize().as_bytes()), total, dst))
 }
 
 /// A reader that also writes every byte it reads to `to`, so one pass of
@@ -322,7 +324,7 @@ mod tests {
         let data = vec![7u8; 200_000];
         fs::write(&f, &data).unwrap();
         assert_eq!(hash_file(&f).unwrap(), (ContentHash::of(&data), 200_000));
-        let (h, n) = copy_hashed(&f, &dir.path().join("g")).unwrap();
+        let (h, n, _) = copy_hashed(&f, &dir.path().join("g")).unwrap();
         assert_eq!((h, n), (ContentHash::of(&data), 200_000));
         assert_eq!(fs::read(dir.path().join("g")).unwrap(), data);
     }
@@ -335,8 +337,8 @@ mod tests {
             let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
             fs::write(&f, &data).unwrap();
             let g = dir.path().join(format!("g{size}"));
-            let got = copy_hashed(&f, &g).unwrap();
-            assert_eq!(got, (ContentHash::of(&data), size as u64), "{size}");
+            let (hash, n, _) = copy_hashed(&f, &g).unwrap();
+            assert_eq!((hash, n), (ContentHash::of(&data), size as u64), "{size}");
             assert_eq!(fs::read(&g).unwrap(), data, "{size}");
         }
         let missing = copy_hashed(&dir.path().join("none"), &dir.path().join("h"));

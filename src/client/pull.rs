@@ -4,11 +4,13 @@
 //! hash-checked, made durable by a pool of fsync threads while the loop goes
 //! on receiving ([`durable`]), and only then moved into place; the
 //! directories it went into are synced once at the end), then report what
-//! is left for the session to acknowledge.
+//! is left for the session to acknowledge. Files the applier makes from
+//! content this device already has (a copy, an empty file) take the same
+//! road: fsynced by the pool, then placed, before the pull can end.
 
 mod durable;
 
-use super::applier::{Applied, Applier, FetchJob};
+use super::applier::{Applied, Applier, FetchJob, Obtained};
 use super::connection::Connection;
 use super::delta_fetch::{wants_delta, DeltaDownload, Sources, RESUMABLE};
 use super::error::ClientError;
@@ -23,6 +25,7 @@ use crate::protocol::{
     ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest, FileBegin,
     Frame, Message,
 };
+pub use durable::SyncPool;
 use durable::{sync_dirs, Syncer, MAX_UNSYNCED};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File};
@@ -87,14 +90,16 @@ struct Download {
     written: u64,
 }
 
-/// A download received and verified, waiting for its fsync before it is
-/// placed.
+/// A download received and verified (or a file made from local content),
+/// waiting for its fsync before it is placed.
 #[derive(Debug)]
 struct Verified {
     job: FetchJob,
     tmp: PathBuf,
     hash: ContentHash,
     version: u64,
+    /// It came over the wire (counted in the transfer's progress).
+    downloaded: bool,
 }
 
 /// A reply the pull waits for, in request order (§3.4), with the bytes of
@@ -180,21 +185,36 @@ pub struct Finished {
 
 impl PullJob {
     /// Sends `PullModes{cursor}` (with `modes`, §15.2) or `Pull{cursor}`.
+    /// Files are made durable by `pool` (the client's, for its run).
     ///
     /// # Errors
     /// When the write fails.
     pub fn start(
         conn: &mut Connection,
         (cursor, modes, use_deltas): (u64, bool, bool),
-        first: bool,
-        verbosity: Verbosity,
+        (first, verbosity): (bool, Verbosity),
+        pool: SyncPool,
     ) -> Result<PullJob, ClientError> {
         let request_id = if modes {
             conn.request(Message::PullModes { cursor })?
         } else {
             conn.request(Message::Pull { cursor })?
         };
-        Ok(PullJob {
+        Ok(PullJob::new(
+            request_id,
+            (cursor, modes, use_deltas),
+            (first, verbosity),
+            pool,
+        ))
+    }
+
+    fn new(
+        request_id: u32,
+        (cursor, modes, use_deltas): (u64, bool, bool),
+        (first, verbosity): (bool, Verbosity),
+        pool: SyncPool,
+    ) -> PullJob {
+        PullJob {
             request_id,
             cursor,
             head: 0,
@@ -209,7 +229,7 @@ impl PullJob {
             local_chunks: false,
             download: None,
             syncing: HashMap::new(),
-            syncer: Syncer::default(),
+            syncer: Syncer::new(pool),
             next_key: 0,
             placed_in: BTreeSet::new(),
             failed: false,
@@ -220,7 +240,7 @@ impl PullJob {
             rules_first: false,
             modes,
             peeked: None,
-        })
+        }
     }
 
     /// True when `request_id` answers this pull or one of its fetches.
@@ -447,6 +467,7 @@ impl PullJob {
                         tmp: built.tmp,
                         hash: built.hash,
                         version: built.version,
+                        downloaded: true,
                     },
                 );
             }
@@ -499,10 +520,14 @@ impl PullJob {
         for e in &entries {
             log::debug!("server: {} {:?} v{}", e.path, e.state, e.version);
         }
-        let applied = ctx
+        let mut applied = ctx
             .applier()
             .with_modes(self.modes)
+            .handing_over_obtained()
             .apply(&entries, self.full)?;
+        for made in std::mem::take(&mut applied.obtained) {
+            self.hold(ctx, made);
+        }
         self.result.changed += applied.changed;
         self.failed |= applied.failed;
         self.result.dirty.extend(applied.dirty);
@@ -652,10 +677,32 @@ impl PullJob {
                 tmp: d.tmp,
                 hash,
                 version: d.begin.version,
+                downloaded: true,
             },
         );
         self.collect(ctx, false);
         Ok(())
+    }
+
+    /// A file the applier made from local content: fsynced by the pool like
+    /// a download, placed when that is back (`collect`), so the pull never
+    /// ends (and is never acknowledged) before it is durable.
+    fn hold(&mut self, ctx: &mut Ctx<'_>, made: Obtained) {
+        let Obtained { job, tmp, file } = made;
+        let key = self.next_key;
+        self.next_key += 1;
+        self.syncer.submit(key, file);
+        self.syncing.insert(
+            key,
+            Verified {
+                hash: job.hash,
+                version: job.version,
+                job,
+                tmp,
+                downloaded: false,
+            },
+        );
+        self.collect(ctx, false);
     }
 
     /// Places the downloads whose fsync is back: those ready now, then
@@ -712,7 +759,7 @@ impl PullJob {
             let _ = fs::remove_file(&v.tmp);
             // Not acknowledged: the next pull runs under the new rules.
             self.failed = true;
-            if let Some(t) = self.transfer.as_mut() {
+            if let Some(t) = self.transfer.as_mut().filter(|_| v.downloaded) {
                 t.file_done();
             }
             return;
@@ -734,7 +781,7 @@ impl PullJob {
                 self.failed = true;
             }
         }
-        if let Some(t) = self.transfer.as_mut() {
+        if let Some(t) = self.transfer.as_mut().filter(|_| v.downloaded) {
             t.file_done();
         }
     }
@@ -800,6 +847,7 @@ impl PullJob {
             log::warn!("could not sync the folder's directories: {e}");
         }
         let complete = self.is_done();
+        log::debug!("pull ends: {} file(s) fsynced", self.syncer.synced());
         if let Some(t) = self.transfer.take() {
             t.finish();
         }
@@ -817,4 +865,117 @@ impl PullJob {
 
 fn unexpected(message: &Message) -> ClientError {
     ClientError::Protocol(format!("unexpected {:?} in a pull reply", message.kind()))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The ack rule for files a pull makes from local content: placed only
+    //! once their fsync is back, and the pull not done before.
+
+    use super::*;
+    use crate::client::fsutil::Stat;
+    use crate::client::index::{Entry, EntryKind};
+    use crate::protocol::{EntryState, WirePath};
+
+    fn wp(s: &str) -> WirePath {
+        WirePath::new(s).expect("test path")
+    }
+
+    #[test]
+    fn files_made_from_local_content_wait_for_their_fsync_and_hold_the_pull() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("sync");
+        let tmp = dir.path().join("tmp");
+        let partial = dir.path().join("partial");
+        for d in [&root.join("a"), &tmp, &partial] {
+            fs::create_dir_all(d).expect("dirs");
+        }
+        let data = crate::chunk::test_bytes(70_000, 3);
+        fs::write(root.join("a/x"), &data).expect("write");
+        let stat = Stat::of(&fs::metadata(root.join("a/x")).expect("stat"));
+        let hash = ContentHash::of(&data);
+        let mut index = Index::new();
+        let as_dir = Entry {
+            kind: EntryKind::Dir,
+            version: 1,
+        };
+        index.insert(wp("a"), as_dir);
+        index.insert(wp("a/x"), Entry::synced_file(stat, hash, 1));
+        // A remote rename of a/x to b/x, and a new empty file.
+        let file = |path: &str, size: u64, hash: ContentHash| ChangeEntry {
+            path: wp(path),
+            version: 2,
+            state: EntryState::File { size, hash },
+            executable: false,
+        };
+        let entries = vec![
+            ChangeEntry {
+                path: wp("a"),
+                version: 2,
+                state: EntryState::Deleted,
+                executable: false,
+            },
+            ChangeEntry {
+                path: wp("b"),
+                version: 2,
+                state: EntryState::Dir,
+                executable: false,
+            },
+            file("b/x", data.len() as u64, hash),
+            file("e", 0, ContentHash::of(b"")),
+        ];
+        let source = RuleSource::load(&root);
+        let rules = IgnoreRules::default();
+        let (mut chunks, mut refused) = (None, false);
+        let mut ctx = Ctx {
+            root: &root,
+            tmp: &tmp,
+            index: &mut index,
+            me: 2,
+            rules: &rules,
+            source: &source,
+            may_defer_rules: false,
+            chunks: &mut chunks,
+            chunks_file: &dir.path().join("chunks"),
+            partial: &partial,
+            deltas_refused: &mut refused,
+        };
+        let mut applied = ctx
+            .applier()
+            .handing_over_obtained()
+            .apply(&entries, false)
+            .expect("apply");
+        assert!(applied.fetches.is_empty(), "nothing to download");
+        assert_eq!(applied.obtained.len(), 2, "the copy and the empty file");
+
+        let (pool, queue) = SyncPool::gated();
+        let mut job = PullJob::new(9, (0, true, true), (false, Verbosity::Quiet), pool);
+        job.listed = true;
+        for made in std::mem::take(&mut applied.obtained) {
+            job.hold(&mut ctx, made);
+        }
+        // Their fsyncs have not run: nothing placed, the pull not done.
+        assert!(!root.join("b/x").exists() && !root.join("e").exists());
+        assert!(!job.is_done(), "a pull is not done before its fsyncs");
+        assert_eq!(job.downloads_pending(), 2);
+        let jobs: Vec<_> = queue.try_iter().collect();
+        assert_eq!(jobs.len(), 2, "both went to the pool");
+        for j in jobs {
+            j.run();
+        }
+        job.settle(&mut ctx);
+        assert!(job.is_done());
+        assert_eq!(job.syncer.synced(), 2);
+        assert_eq!(fs::read(root.join("b/x")).expect("placed"), data);
+        assert_eq!(fs::read(root.join("e")).expect("placed"), b"");
+        assert!(!root.join("a").exists());
+        assert_eq!(ctx.index.get(&wp("b/x")).and_then(|e| e.hash()), Some(hash));
+        let done = job.finish();
+        assert!(!done.failed);
+        assert_eq!(
+            fs::read_dir(&tmp).expect("tmp").count(),
+            0,
+            "tmp/ left empty"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 use super::Session;
 use crate::chunk::index::ChunkIndex;
 use crate::client::error::ClientError;
-use crate::client::pull::{Ctx, Finished, PullJob};
+use crate::client::pull::{Ctx, Finished, PullJob, SyncPool};
 use crate::protocol::{Frame, Message, WirePath};
 use std::collections::HashSet;
 use std::time::Instant;
@@ -43,6 +43,9 @@ pub(super) struct PullState {
     pub(super) deltas: bool,
     /// The folder's chunk index, loaded at the first delta download.
     pub(super) chunks: Option<ChunkIndex>,
+    /// The fsync threads every pull of this run uses (started with the
+    /// first pull; they end with the session).
+    pub(super) pool: Option<SyncPool>,
 }
 
 impl PullState {
@@ -58,6 +61,7 @@ impl PullState {
             modes: true,
             deltas: true,
             chunks: None,
+            pool: None,
         }
     }
 }
@@ -72,11 +76,12 @@ impl Session<'_> {
         self.timers.pull_started(now, self.config.pull_every);
         let first = self.first_run.first_sync && !self.pull.pulled_once;
         let cursor = self.index.cursor();
+        let pool = self.pull.pool.get_or_insert_with(SyncPool::start).clone();
         let job = PullJob::start(
             conn,
             (cursor, self.pull.modes, self.pull.deltas),
-            first,
-            self.config.verbosity,
+            (first, self.config.verbosity),
+            pool,
         )?;
         self.pull.job = Some(job);
         Ok(())
