@@ -37,6 +37,24 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "versions_expire_by_age_and_by_space",
     ),
     (
+        "R-14.4.2",
+        "server",
+        "tests/e2e_versions.rs",
+        "the_space_limit_holds_between_periodic_reaps",
+    ),
+    (
+        "R-14.4.3",
+        "server",
+        "src/server/store/versions.rs",
+        "a_removed_directory_stays_while_a_file_of_it_does",
+    ),
+    (
+        "R-14.4.3",
+        "server",
+        "tests/e2e_versions.rs",
+        "a_partly_expired_directory_is_restored_with_what_is_left",
+    ),
+    (
         "R-15.1.2",
         "client",
         "tests/e2e_exec.rs",

@@ -417,8 +417,16 @@ fn restore(
                 ack.version
             ));
         }
+        // A directory comes back with what was below it then; what was
+        // made below it since is not removed (PROTOCOL.md,
+        // say so rather than claim the whole tree is as it was.
+        let kept_since = if path.to_local(folder).is_dir() {
+            format!("; anything made below {path} since then stays")
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "restored {path} as it was {asked}: at {} as change {} ({:?})",
+            "restored {path} as it was {asked}: at {} as change {} ({:?}){kept_since}",
             ack.path, ack.version, ack.status
         ))
     };

@@ -156,7 +156,8 @@ pub fn run(
         let writer = signal_write.try_clone().map_err(ServerError::Signals)?;
         signal_hook::low_level::pipe::register(signal, writer).map_err(ServerError::Signals)?;
     }
-    reaper::spawn(paths.clone(), config.keep, config.reap_every).map_err(ServerError::Poll)?;
+    let reap =
+        reaper::spawn(paths.clone(), config.keep, config.reap_every).map_err(ServerError::Poll)?;
     let (out, inbox) = unbounded();
     revocations::start(paths.clone(), out.clone(), Arc::clone(&waker))
         .map_err(ServerError::Poll)?;
@@ -172,6 +173,7 @@ pub fn run(
         shard: config.shard,
         alive: AtomicUsize::new(0),
         waiting: AtomicUsize::new(0),
+        reap,
     });
     let parts = ReactorParts {
         poll,

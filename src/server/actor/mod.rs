@@ -51,6 +51,8 @@ pub struct ActorContext {
     /// Users waiting for an actor thread (the registry's cap is reached):
     /// then an idle actor retires at once to make room.
     pub waiting: AtomicUsize,
+    /// Asks the reaper for a user's versions past `--versions-space` (§14.4).
+    pub reap: crate::server::reaper::ReapTrigger,
 }
 
 /// Above this many live actors (a connection storm: thousands of users
@@ -263,6 +265,9 @@ impl Actor {
     /// connection's output; one wake-up for the reactor.
     fn end_cycle(&mut self) {
         self.flush_journal();
+        if self.store.as_mut().is_some_and(UserStore::take_reap_wanted) {
+            self.ctx.reap.request(self.user);
+        }
         let head = self.store.as_ref().map(|s| s.head()).unwrap_or(0);
         let pushers = std::mem::take(&mut self.pushers);
         let mut sent = false;

@@ -21,7 +21,8 @@ impl Actor {
             return false;
         }
         match UserStore::open(&self.ctx.paths, &self.user, create, self.ctx.durable) {
-            Ok((store, report)) => {
+            Ok((mut store, report)) => {
+                store.set_versions_limit(self.ctx.reap.max_bytes);
                 if report.recovered || report.dropped_bytes > 0 {
                     log::warn!(
                         "user {}: recovered after an unclean stop: {} records replayed, {} torn bytes dropped, {} changes found on disk",

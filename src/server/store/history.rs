@@ -37,9 +37,52 @@ impl UserStore {
         // log agree.
         let time_ms = self.times.time_of(seq, now_ms());
         let entries = displaced(&self.tree, paths, seq, cause, time_ms);
-        self.versions
+        let added = self
+            .versions
             .keep(&self.root, &entries, self.durable)
-            .map_err(StoreError::Io)
+            .map_err(StoreError::Io)?;
+        if added > 0 {
+            self.count_kept_bytes(added);
+        }
+        Ok(())
+    }
+
+    /// Adds `added` bytes to the kept versions' running total (counted from
+    /// the index when not known) and marks a reap as wanted once the total
+    /// passes the limit (§14.4: `--versions-space` holds as versions are
+    /// kept, not only at the periodic reap). After that the total is
+    /// counted again at the next keep, so it follows what the reaper did.
+    fn count_kept_bytes(&mut self, added: u64) {
+        if self.versions_limit == u64::MAX {
+            return;
+        }
+        let total = match self.kept_bytes {
+            Some(before) => before.saturating_add(added),
+            None => match self.versions.bytes_kept() {
+                Ok(total) => total,
+                Err(e) => {
+                    log::warn!("counting kept versions: {e}");
+                    return;
+                }
+            },
+        };
+        if total > self.versions_limit {
+            self.reap_wanted = true;
+            self.kept_bytes = None;
+        } else {
+            self.kept_bytes = Some(total);
+        }
+    }
+
+    /// Sets `--versions-space` for [`Self::take_reap_wanted`] (unlimited until set).
+    pub fn set_versions_limit(&mut self, bytes: u64) {
+        self.versions_limit = bytes;
+    }
+
+    /// Whether a change kept since the last call took the kept versions
+    /// past `--versions-space` (the actor then asks the reaper, §14.4).
+    pub fn take_reap_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.reap_wanted)
     }
 
     /// One page of the kept versions at or below `request.under`, after

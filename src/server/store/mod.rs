@@ -139,6 +139,12 @@ pub struct UserStore {
     versions: versions::VersionDir,
     /// When each change was made (for a restore "at a moment", §14.3).
     times: times::ChangeTimes,
+    /// `--versions-space` (u64::MAX: not checked as versions are kept).
+    versions_limit: u64,
+    /// Bytes of kept content, when counted since the last reap request.
+    kept_bytes: Option<u64>,
+    /// The kept versions passed `versions_limit` since the actor last asked.
+    reap_wanted: bool,
 }
 
 impl UserStore {
@@ -198,6 +204,9 @@ impl UserStore {
             dirty_dirs: std::collections::BTreeSet::new(),
             versions,
             times,
+            versions_limit: u64::MAX,
+            kept_bytes: None,
+            reap_wanted: false,
         };
         let mut report = OpenReport {
             replayed: replay.records.len(),

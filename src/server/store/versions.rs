@@ -213,25 +213,30 @@ impl VersionDir {
     /// then the records are appended. With `durable` the objects folder
     /// and the index are fsynced before returning.
     ///
+    /// Returns the bytes of the objects it added (content already kept
+    /// is stored once and adds nothing).
+    ///
     /// # Errors
     /// A link, copy or index write failed: the caller must not make the
     /// change (nothing would be kept).
-    pub fn keep(&self, root: &Path, entries: &[KeptVersion], durable: bool) -> io::Result<()> {
+    pub fn keep(&self, root: &Path, entries: &[KeptVersion], durable: bool) -> io::Result<u64> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let _lock = self.lock()?;
-        let mut added = false;
+        let mut added = 0u64;
+        let mut stored = false;
         for entry in entries {
-            if let KeptKind::File { hash, .. } = entry.kind {
+            if let KeptKind::File { hash, size, .. } = entry.kind {
                 let object = self.object(&hash);
                 if !object.exists() {
                     self.store_object(root, &entry.path, &object, durable)?;
-                    added = true;
+                    added += size;
+                    stored = true;
                 }
             }
         }
-        if added && durable {
+        if stored && durable {
             File::open(self.objects())?.sync_all()?;
         }
         let mut out = Vec::new();
@@ -246,7 +251,23 @@ impl VersionDir {
         if durable {
             index.sync_data()?;
         }
-        Ok(())
+        Ok(added)
+    }
+
+    /// Bytes of the distinct objects the index names: what `--versions-space`
+    /// limits (the reaper's measure, §14.4). Reads the whole index.
+    ///
+    /// # Errors
+    /// The index cannot be read.
+    pub fn bytes_kept(&self) -> io::Result<u64> {
+        let _lock = self.lock()?;
+        let mut sizes: HashMap<ContentHash, u64> = HashMap::new();
+        for entry in self.reader()? {
+            if let KeptKind::File { hash, size, .. } = entry.kind {
+                sizes.insert(hash, size);
+            }
+        }
+        Ok(sizes.values().sum())
     }
 
     /// Links the file at `path` to `object`; copies it (temp, rename) when
@@ -316,24 +337,28 @@ impl VersionDir {
             }
         }
         let mut bytes: u64 = refs.values().map(|(_, size)| *size).sum();
+        // Oldest first, files only: a directory record takes no space, and
+        // it stays while anything of its change below it does (below).
         for (entry, keep) in entries.iter().zip(alive.iter_mut()) {
             if bytes <= policy.max_bytes {
                 break;
             }
+            let KeptKind::File { hash, .. } = entry.kind else {
+                continue;
+            };
             if !*keep {
                 continue;
             }
             *keep = false;
-            if let KeptKind::File { hash, .. } = entry.kind {
-                if let Some((count, size)) = refs.get_mut(&hash) {
-                    *count -= 1;
-                    if *count == 0 {
-                        bytes -= *size;
-                        refs.remove(&hash);
-                    }
+            if let Some((count, size)) = refs.get_mut(&hash) {
+                *count -= 1;
+                if *count == 0 {
+                    bytes -= *size;
+                    refs.remove(&hash);
                 }
             }
         }
+        drop_emptied_directories(&entries, &mut alive);
         let dropped = alive.iter().filter(|a| !**a).count();
         if dropped > 0 {
             let mut out = Vec::new();
@@ -392,6 +417,37 @@ impl VersionDir {
             bytes_kept: bytes,
             longest_hold,
         })
+    }
+}
+
+/// Drops each directory record whose change kept files below it that have
+/// all been dropped (a removed directory's record goes with the last of its
+/// files, not before: `restore DIR --version N` brings back what is left,
+/// §14.4). A directory that held no files stays until its age. `entries`
+/// is in index order: each change's records are contiguous.
+fn drop_emptied_directories(entries: &[KeptVersion], alive: &mut [bool]) {
+    let mut start = 0;
+    while start < entries.len() {
+        let seq = entries[start].seq;
+        let end = start + entries[start..].iter().take_while(|e| e.seq == seq).count();
+        for dir in start..end {
+            if !alive[dir] || matches!(entries[dir].kind, KeptKind::File { .. }) {
+                continue;
+            }
+            let under = Some(&entries[dir].path);
+            let files_below = (start..end).filter(|&i| {
+                matches!(entries[i].kind, KeptKind::File { .. }) && entries[i].is_under(under)
+            });
+            let (mut had, mut left) = (false, false);
+            for i in files_below {
+                had = true;
+                left |= alive[i];
+            }
+            if had && !left {
+                alive[dir] = false;
+            }
+        }
+        start = end;
     }
 }
 
@@ -497,6 +553,115 @@ mod tests {
             .expect("scan");
         assert_eq!(seqs, [1, 2, 3]);
         drop(versions);
+    }
+
+    /// Keeps one change's records: `files` as (path, content), `dirs` as paths.
+    fn keep_change(
+        versions: &VersionDir,
+        root: &Path,
+        seq: u64,
+        dirs: &[&str],
+        files: &[(&str, &[u8])],
+    ) -> u64 {
+        let mut entries = Vec::new();
+        for dir in dirs {
+            entries.push(KeptVersion {
+                seq,
+                since: seq - 1,
+                time_ms: 1_000 + seq,
+                cause: Cause::Deleted,
+                kind: KeptKind::Dir,
+                path: WirePath::new(dir).expect("path"),
+            });
+        }
+        for (path, content) in files {
+            let path = WirePath::new(path).expect("path");
+            let local = path.to_local(root);
+            std::fs::create_dir_all(local.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&local, content).expect("write");
+            entries.push(KeptVersion {
+                seq,
+                since: seq - 1,
+                time_ms: 1_000 + seq,
+                cause: Cause::Deleted,
+                kind: KeptKind::File {
+                    size: content.len() as u64,
+                    hash: ContentHash::of(content),
+                    mtime_ns: 0,
+                    executable: false,
+                },
+                path,
+            });
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        versions.keep(root, &entries, false).expect("keep")
+    }
+
+    fn listed(versions: &VersionDir) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        versions
+            .scan(|e| {
+                out.push((e.seq, e.path.to_string()));
+                true
+            })
+            .expect("scan");
+        out
+    }
+
+    fn space(max_bytes: u64) -> KeepPolicy {
+        KeepPolicy {
+            max_age: Duration::from_secs(3600),
+            max_bytes,
+        }
+    }
+
+    /// keep() reports the bytes of new objects only; bytes_kept() counts
+    /// each distinct content once, as the reaper does.
+    #[test]
+    fn keep_counts_new_content_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        let versions = VersionDir::open(&dir.path().join("state")).expect("open");
+        assert_eq!(keep_change(&versions, &root, 1, &[], &[("a", b"12345")]), 5);
+        assert_eq!(keep_change(&versions, &root, 2, &[], &[("b", b"12345")]), 0);
+        assert_eq!(
+            keep_change(&versions, &root, 3, &["d"], &[("d/c", b"xyz")]),
+            3
+        );
+        assert_eq!(versions.bytes_kept().expect("bytes"), 8);
+    }
+
+    /// The space rule drops files oldest first; a removed directory's record
+    /// stays while any file of that removal does (so `restore d --version N`
+    /// still finds it), goes with the last one, and a directory removal
+    /// that held no files is not dropped for space.
+    #[test]
+    fn a_removed_directory_stays_while_a_file_of_it_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        let versions = VersionDir::open(&dir.path().join("state")).expect("open");
+        keep_change(&versions, &root, 4, &["e", "e/sub"], &[]);
+        keep_change(
+            &versions,
+            &root,
+            6,
+            &["d", "d/in"],
+            &[("d/big", &[7u8; 1000]), ("d/in/small", b"small\n")],
+        );
+        let report = versions.reap(space(100), 10_000).expect("reap");
+        assert_eq!(report.dropped, 1);
+        assert_eq!(
+            listed(&versions),
+            [
+                (4, "e".into()),
+                (4, "e/sub".into()),
+                (6, "d".into()),
+                (6, "d/in".into()),
+                (6, "d/in/small".into())
+            ]
+        );
+        versions.reap(space(0), 10_000).expect("reap");
+        assert_eq!(listed(&versions), [(4, "e".into()), (4, "e/sub".into())]);
     }
 
     /// Measures a reap that drops N versions (each with its own object) by
