@@ -3,9 +3,11 @@
 # uploads a random file of SIZE_MIB (default 1024) MiB; device B downloads it
 # (first download), then after each edit on A (1 MiB overwritten mid-file,
 # 1 MiB inserted at the start, 1 MiB appended, a copy under a new name) B
-# downloads again. For each: B's wall time and the bytes the server sent
-# (cloudservice_sent_bytes_total from --metrics), RUNS times (default 3), and
-# the median. Needs `cargo build --release`, curl, and about 4 x SIZE_MIB free
+# downloads again. For each: B's wall time, the bytes the server sent
+# (cloudservice_sent_bytes_total from --metrics) and what B's client read and
+# wrote through system calls (rchar/wchar of /proc/PID/io, taken when it has
+# exited and before it is reaped, so its threads are all counted), RUNS times
+# (default 3), and the median. Needs `cargo build --release`, curl, and about 4 x SIZE_MIB free
 # in $TMPDIR. Stops only the PIDs it started.
 set -u
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release}
@@ -15,7 +17,18 @@ MPORT=${MPORT:-19477}
 W=$(mktemp -d)
 now() { date +%s.%N; }
 sent() { curl -s http://127.0.0.1:$MPORT/metrics | awk '/^cloudservice_sent_bytes_total/{print $2}'; }
-declare -A T B
+declare -A T B R WR
+# Runs a command; prints its rchar and wchar (its threads' included).
+io_run() {
+  python3 - "$@" <<'PY2'
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+io = dict(l.split(': ') for l in open(f'/proc/{p.pid}/io').read().splitlines())
+p.wait()
+print(io['rchar'], io['wchar'])
+PY2
+}
 for run in $(seq $RUNS); do
   rm -rf $W/*; mkdir -p $W/data $W/a $W/b
   head -c $((SIZE_MIB*1024*1024)) /dev/urandom > $W/a/big.img
@@ -26,10 +39,11 @@ for run in $(seq $RUNS); do
   timeout 600 $BIN/cloud-client 127.0.0.1 $PORT $W/a 1 --once -q > $W/user.txt
   U=$(awk '{print $3}' $W/user.txt)
   step() { # name: download on B, record seconds and bytes
-    local s0 t0 t1 s1
+    local s0 t0 t1 s1 io
     s0=$(sent); t0=$(now)
-    timeout 600 $BIN/cloud-client 127.0.0.1 $PORT $W/b 1 --once -q $U > /dev/null
+    io=$(io_run timeout 600 $BIN/cloud-client 127.0.0.1 $PORT $W/b 1 --once -q $U)
     t1=$(now); s1=$(sent)
+    R[$1]="${R[$1]:-} ${io% *}"; WR[$1]="${WR[$1]:-} ${io#* }"
     T[$1]="${T[$1]:-} $(python3 -c "print(round($t1-$t0,2))")"
     B[$1]="${B[$1]:-} $(python3 -c "print(int($s1-$s0))")"
     cmp -s $W/a/big.img $W/b/big.img || echo "run $run $1: B differs from A" >&2
@@ -51,9 +65,11 @@ PY
   kill -TERM $SP; wait $SP
 done
 med() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" $*; }
-echo "| download on B after ($SIZE_MIB MiB file, median of $RUNS) | seconds | bytes sent by the server |"
-echo "|---|---|---|"
+echo "| download on B after ($SIZE_MIB MiB file, median of $RUNS) | seconds | bytes sent by the server | B read (rchar, MiB) | B wrote (wchar, MiB) |"
+echo "|---|---|---|---|---|"
+mib() { python3 -c "print(round($1/1048576, 1))"; }
 for k in "first download" "1 MiB overwritten mid-file" "1 MiB inserted at the start" "1 MiB appended" "copy to a new name"; do
-  echo "| $k | $(med ${T[$k]}) | $(med ${B[$k]} | cut -d. -f1) |"
+  echo "| $k | $(med ${T[$k]}) | $(med ${B[$k]} | cut -d. -f1) | $(mib $(med ${R[$k]})) | $(mib $(med ${WR[$k]})) |"
+  [ -n "${VERBOSE:-}" ] && echo "  runs: seconds${T[$k]}; rchar${R[$k]}" >&2
 done
 rm -rf $W

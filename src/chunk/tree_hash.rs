@@ -90,6 +90,16 @@ pub struct TreeHasher {
     bad_write: Option<(u64, usize)>,
 }
 
+impl fmt::Debug for TreeHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TreeHasher")
+            .field("size", &self.size)
+            .field("buffered", &self.buffered)
+            .field("read_back_bytes", &self.read_back_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TreeHasher {
     /// A hasher for a file of `size` bytes.
     pub fn new(size: u64) -> TreeHasher {

@@ -4,7 +4,10 @@
 //! file, a partial download of the same content) and only the missing ones
 //! are fetched; every chunk is re-hashed against the list, the whole file
 //! against its hash, before the applier places it (a partial file is never
-//! visible). A download cut off (connection lost, either side killed) keeps
+//! visible). The whole-file hash is computed from the bytes as they are
+//! written ([`TreeHasher`]), so the built file is not read again: an edit
+//! download reads the local copy once (each reused chunk, re-hashed as it
+//! is copied) and writes the new file once. A download cut off (connection lost, either side killed) keeps
 //! its verified chunks in the state folder's `partial/` area under a name
 //! given by the path and the content hash; the next download of the same
 //! content takes them from there and fetches only the rest.
@@ -18,6 +21,7 @@ use super::error::ClientError;
 use crate::chunk::index::{
     drop_other_partials, fill_from_index, fill_in_place, partial_name, ChunkIndex,
 };
+use crate::chunk::tree_hash::{TreeHashError, TreeHasher, BLOCK_LEN};
 use crate::chunk::{AssemblyPlan, ChunkEntry, Manifest, ManifestReceiver, MIN_CHUNK};
 use crate::protocol::{ChunkData, ChunkRange, ChunkRanges, ContentHash, FileManifest, WirePath};
 use std::fs::{self, File, OpenOptions};
@@ -40,6 +44,13 @@ pub fn wants_delta(size: u64) -> bool {
 /// has nothing to reuse: the chunk list's round trip is small beside them,
 /// and an interrupted download then resumes where it stopped.
 pub const RESUMABLE: u64 = 8 << 20;
+
+/// Blocks of the whole-file hash buffered at once per download (8 MiB with
+/// 1 MiB blocks; at most four downloads are open, R-13.4.4). A download
+/// filled front to back (the usual case: local chunks in list order, then
+/// the fetched ones in order) keeps one or two open; past this bound blocks
+/// are read back at the end instead ([`TreeHasher`]).
+const HASH_BLOCKS: usize = 8;
 
 /// A protocol violation by the server in a delta download.
 fn violation(what: impl Into<String>) -> ClientError {
@@ -84,6 +95,8 @@ struct Building {
     within: u32,
     /// Bytes taken from this device's files (and a partial build).
     reused: u64,
+    /// The whole-file hash of what was written ([`TreeHasher`]).
+    hasher: TreeHasher,
 }
 
 /// What a finished download leaves: the verified file to place.
@@ -97,6 +110,12 @@ pub struct Built {
     pub version: u64,
     /// Bytes taken from this device's files rather than the wire.
     pub reused: u64,
+    /// The chunk list it was built from (verified with the whole file):
+    /// what the folder's chunk index records for the placed file.
+    pub manifest: Manifest,
+    /// Bytes read back from the built file for the whole-file check (blocks
+    /// not written whole here: a resumed build's chunks in place).
+    pub read_back: u64,
 }
 
 /// Where a download finds chunks it already has.
@@ -191,6 +210,7 @@ impl DeltaDownload {
         let before = file.metadata().map(|m| m.len()).unwrap_or(0);
         file.set_len(manifest.size)
             .map_err(|e| ClientError::io("size download file", e))?;
+        let hasher = TreeHasher::with_blocks(manifest.size, BLOCK_LEN, HASH_BLOCKS);
         let mut building = Box::new(Building {
             header,
             manifest,
@@ -202,16 +222,27 @@ impl DeltaDownload {
             run: 0,
             within: 0,
             reused: 0,
+            hasher,
         });
         let open = |p: &WirePath| File::open(sources.root.join(p.as_str())).ok();
-        let target = &building.file;
+        let Building {
+            file,
+            hasher,
+            manifest,
+            plan,
+            header,
+            ..
+        } = &mut *building;
+        let target = &*file;
         let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
-            offsets
-                .iter()
-                .try_for_each(|&o| target.write_all_at(bytes, o))
+            offsets.iter().try_for_each(|&o| {
+                target.write_all_at(bytes, o)?;
+                hasher.write(o, bytes);
+                Ok(())
+            })
         };
-        let resumed = if before == building.manifest.size && before > 0 {
-            fill_in_place(target, &building.manifest, &mut building.plan, &mut write)
+        let resumed = if before == manifest.size && before > 0 {
+            fill_in_place(target, manifest, plan, &mut write)
                 .map_err(|e| ClientError::io("write download file", e))?
         } else {
             0
@@ -219,10 +250,10 @@ impl DeltaDownload {
         if resumed > 0 {
             log::info!(
                 "resuming the download of {}: {resumed} bytes already here",
-                building.header.path
+                header.path
             );
         }
-        let reused = fill_from_index(sources.index, &mut building.plan, open, &mut write)
+        let reused = fill_from_index(sources.index, plan, open, &mut write)
             .map_err(|e| ClientError::io("write download file", e))?;
         building.reused = resumed + reused;
         building.asked = building.plan.missing_ranges();
@@ -267,6 +298,7 @@ impl DeltaDownload {
             b.file
                 .write_all_at(&chunk.data, o)
                 .map_err(|e| ClientError::io("write download file", e))?;
+            b.hasher.write(o, &chunk.data);
         }
         b.within += 1;
         if b.asked.get(b.run).is_some_and(|r| b.within >= r.count) {
@@ -277,7 +309,10 @@ impl DeltaDownload {
     }
 
     /// `FileEnd` (R): every chunk in place and the whole file hashing to the
-    /// announced hash (re-read whole, so what is placed is what was checked).
+    /// announced hash: the hash of the bytes as they were written
+    /// ([`TreeHasher`]; only blocks not written whole here, a resumed
+    /// build's chunks in place, are read back), so what is placed is what
+    /// was checked.
     ///
     /// # Errors
     /// `Protocol` when chunks are missing (the server ended early); a
@@ -287,6 +322,7 @@ impl DeltaDownload {
         let Stage::Building(b) = self.stage else {
             return Err(violation("FileEnd before the chunk list"));
         };
+        let b = *b;
         if !b.plan.is_complete() {
             let _ = fs::remove_file(&b.at);
             return Err(violation(format!(
@@ -298,13 +334,27 @@ impl DeltaDownload {
         // Checked where it was built, and moved to `tmp` only once it
         // matches: a file that fails the check never leaves `partial/`
         // (where it is removed below), so nothing unverified is placed.
-        let whole = b
-            .file
+        let read_back = b.hasher.read_back_bytes();
+        let file = &b.file;
+        let whole = file
             .sync_all()
-            .and_then(|()| hash_file(&b.file))
-            .map_err(|e| ClientError::io("read download file", e));
+            .map_err(|e| ClientError::io("sync download file", e))
+            .and_then(|()| {
+                let size = file
+                    .metadata()
+                    .map_err(|e| ClientError::io("read download file", e))?
+                    .len();
+                let hash = b.hasher.finish(|at, buf| file.read_exact_at(buf, at));
+                match hash {
+                    Ok(hash) => Ok(Some((hash, size))),
+                    // A write past the end or twice at the same bytes: what
+                    // was hashed is not the file; fetched again.
+                    Err(TreeHashError::BadWrite { .. }) => Ok(None),
+                    Err(TreeHashError::Read(e)) => Err(ClientError::io("read download file", e)),
+                }
+            });
         match whole {
-            Ok((hash, size)) if hash == b.header.hash && size == b.header.size => {
+            Ok(Some((hash, size))) if hash == b.header.hash && size == b.header.size => {
                 if let Err(e) = fs::rename(&b.at, &b.tmp) {
                     let _ = fs::remove_file(&b.at);
                     return Err(ClientError::io("place download file", e));
@@ -314,6 +364,8 @@ impl DeltaDownload {
                     hash,
                     version: b.header.version,
                     reused: b.reused,
+                    manifest: b.manifest,
+                    read_back,
                 }))
             }
             Ok(_) => {
@@ -341,22 +393,6 @@ impl DeltaDownload {
     /// Drops the download but keeps its file, whose chunks were each
     /// verified, for the next download of the same content (a resume).
     pub fn suspend(self) {}
-}
-
-/// BLAKE3 and length of a whole file, read from its start.
-fn hash_file(file: &File) -> io::Result<(ContentHash, u64)> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0u64;
-    loop {
-        let n = file.read_at(&mut buf, at)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok((ContentHash(*hasher.finalize().as_bytes()), at))
 }
 
 #[cfg(test)]
@@ -449,6 +485,12 @@ mod tests {
     /// the built bytes and the chunk bytes that had to be fetched.
     fn honest(local: &[u8], target: &[u8]) -> (Vec<u8>, u64) {
         let rig = Rig::new(local);
+        let (bytes, fetched, _) = honest_in(&rig, target);
+        (bytes, fetched)
+    }
+
+    /// [`honest`] in a given folder, with what `finish` returned.
+    fn honest_in(rig: &Rig, target: &[u8]) -> (Vec<u8>, u64, Built) {
         let m = manifest_of_reader(target).expect("read");
         let mut d = DeltaDownload::new(job(target));
         d.on_header(header(&m, "new.bin")).expect("header");
@@ -471,7 +513,74 @@ mod tests {
         }
         let built = d.finish().expect("finish").expect("verified");
         let bytes = std::fs::read(&built.tmp).expect("built");
-        (bytes, fetched)
+        std::fs::remove_file(&built.tmp).expect("placed elsewhere");
+        (bytes, fetched, built)
+    }
+
+    /// Random edits (overwrites, inserts, cuts, appends; files from empty
+    /// to a few MiB): every build is the new content, hashed while written
+    /// (nothing read back), and hands over the list it was built from.
+    #[test]
+    fn random_edits_build_exactly_and_read_nothing_back() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below.max(1) as u64) as usize
+        };
+        for case in 0..12u64 {
+            let old = test_bytes(next(4 << 20), 100 + case);
+            let mut new = old.clone();
+            for edit in 0..1 + next(3) {
+                let at = next(new.len() + 1);
+                let len = 1 + next(300_000);
+                let fresh = test_bytes(len, 1_000 + case * 10 + edit as u64);
+                match next(4) {
+                    0 => {
+                        let end = (at + len).min(new.len());
+                        new.splice(at..end, fresh[..end - at].iter().copied());
+                    }
+                    1 => {
+                        new.splice(at..at, fresh);
+                    }
+                    2 => {
+                        new.drain(at..(at + len).min(new.len()));
+                    }
+                    _ => new.extend_from_slice(&fresh),
+                }
+            }
+            let rig = Rig::new(&old);
+            let (bytes, _, built) = honest_in(&rig, &new);
+            assert!(bytes == new, "case {case}: built bytes differ");
+            assert_eq!(built.read_back, 0, "case {case}: read back");
+            assert_eq!(built.hash, ContentHash::of(&new), "case {case}");
+            let m = manifest_of_reader(&new[..]).expect("read");
+            assert_eq!(built.manifest, m, "case {case}: list handed over");
+            assert!(rig.clean(), "case {case}");
+        }
+    }
+
+    /// A local file changed after it was indexed: its chunks no longer
+    /// match their IDs as they are copied, so they are fetched instead;
+    /// the build is still exactly the new content.
+    #[test]
+    fn a_local_file_changed_since_indexed_gives_no_wrong_bytes() {
+        let old = test_bytes(3 << 20, 21);
+        let rig = Rig::new(&old);
+        let mut changed = old.clone();
+        for at in [10_000, 1 << 20, (2 << 20) + 5] {
+            changed[at] ^= 0x55;
+        }
+        std::fs::write(rig.root().join("old.bin"), &changed).expect("rewrite");
+        let mut new = old.clone();
+        new[2_500_000..2_600_000].copy_from_slice(&test_bytes(100_000, 22));
+        let (bytes, fetched, built) = honest_in(&rig, &new);
+        assert!(bytes == new, "wrong bytes placed");
+        assert_eq!(built.read_back, 0);
+        // The three damaged chunks came over the wire as well as the edit.
+        let (_, edit_only) = honest(&old, &new);
+        assert!(fetched > edit_only, "{fetched} <= {edit_only}");
     }
 
     #[test]
@@ -615,6 +724,9 @@ mod tests {
         }
         let built = d.finish().expect("finish").expect("verified");
         assert!(std::fs::read(&built.tmp).expect("built") == target);
+        // The chunks the cut-off download left in place were not written
+        // again: their blocks are read back for the whole-file hash.
+        assert!(built.read_back > 0);
         std::fs::remove_file(&built.tmp).expect("placed elsewhere");
         // Another content of the path drops a partial build.
         let (d, _) = start(&rig, &m);

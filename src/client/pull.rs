@@ -75,6 +75,17 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Saves the chunk index (a failure only costs a re-chunking later).
+    fn save_chunks(&self) {
+        if let Some(index) = self.chunks.as_ref() {
+            if let Err(e) = index.save(self.chunks_file) {
+                log::warn!("saving the chunk index: {e}");
+            }
+        }
+    }
+}
+
+impl Ctx<'_> {
     fn applier(&mut self) -> Applier<'_> {
         Applier::new(self.root, self.tmp, self.index, self.me)
     }
@@ -150,6 +161,9 @@ pub struct PullJob {
     next_key: u64,
     /// Directories files were placed in: synced once before the pull ends.
     placed_in: BTreeSet<PathBuf>,
+    /// The chunk index gained the lists of placed delta downloads: saved
+    /// when the pull settles.
+    chunks_changed: bool,
     failed: bool,
     result: Applied,
     transfer: Option<Transfer>,
@@ -232,6 +246,7 @@ impl PullJob {
             syncer: Syncer::new(pool),
             next_key: 0,
             placed_in: BTreeSet::new(),
+            chunks_changed: false,
             failed: false,
             result: Applied::default(),
             transfer: None,
@@ -410,10 +425,11 @@ impl PullJob {
             });
         let open = |p: &crate::protocol::WirePath| File::open(root.join(p.as_str()));
         if index.refresh(files, open) > 0 {
-            if let Err(e) = index.save(ctx.chunks_file) {
-                log::warn!("saving the chunk index: {e}");
-            }
+            ctx.save_chunks();
         }
+        let Some(index) = ctx.chunks.as_ref() else {
+            return Ok(());
+        };
         let Some(download) = self.deltas.get_mut(&id) else {
             return Ok(());
         };
@@ -451,25 +467,34 @@ impl PullJob {
         match download.finish()? {
             Some(built) => {
                 log::debug!(
-                    "received {} as a delta: {} of {} bytes from this device",
+                    "received {} as a delta: {} of {} bytes from this device, {} read back",
                     job.path,
                     built.reused,
-                    job.size
+                    job.size,
+                    built.read_back
                 );
                 if let Some(t) = self.transfer.as_mut() {
                     t.add_bytes(built.reused);
                 }
                 // Synced where it was built (DeltaDownload::finish).
-                self.place(
+                let placed = self.place(
                     ctx,
                     Verified {
-                        job,
+                        job: job.clone(),
                         tmp: built.tmp,
                         hash: built.hash,
                         version: built.version,
                         downloaded: true,
                     },
                 );
+                // The list the server sent, verified with the whole file:
+                // the next delta download needs not chunk this file again
+                // (the index stays a hint: every chunk taken through it is
+                // re-hashed as it is copied).
+                if let (true, Some(index)) = (placed, ctx.chunks.as_mut()) {
+                    index.record(&job.path, &built.manifest);
+                    self.chunks_changed = true;
+                }
             }
             None => self.failed = true,
         }
@@ -722,7 +747,9 @@ impl PullJob {
                 continue;
             };
             match synced {
-                Ok(()) => self.place(ctx, v),
+                Ok(()) => {
+                    self.place(ctx, v);
+                }
                 Err(e) => {
                     log::warn!(
                         "could not write {}: {e}; it will be fetched again",
@@ -744,8 +771,8 @@ impl PullJob {
     }
 
     /// Moves a verified, durable download into place and notes its
-    /// directory (synced by `settle`).
-    fn place(&mut self, ctx: &mut Ctx<'_>, v: Verified) {
+    /// directory (synced by `settle`). Returns whether it was placed.
+    fn place(&mut self, ctx: &mut Ctx<'_>, v: Verified) -> bool {
         // An ignored path is never written by a pull, also when the rule
         // came (edited here, or pulled in this very reply) while the file
         // was downloading: checked now, against the rules on disk.
@@ -762,28 +789,31 @@ impl PullJob {
             if let Some(t) = self.transfer.as_mut().filter(|_| v.downloaded) {
                 t.file_done();
             }
-            return;
+            return false;
         }
         let placed = ctx
             .applier()
             .place(&v.job, &v.tmp, (v.hash, v.version), &mut self.result);
-        match placed {
+        let done = match placed {
             Ok(()) => {
                 let dir = v.job.path.parent().map_or_else(
                     || ctx.root.to_path_buf(),
                     |parent| parent.to_local(ctx.root),
                 );
                 self.placed_in.insert(dir);
+                true
             }
             Err(e) => {
                 log::warn!("could not write {}: {e}", v.job.path);
                 let _ = fs::remove_file(&v.tmp);
                 self.failed = true;
+                false
             }
-        }
+        };
         if let Some(t) = self.transfer.as_mut().filter(|_| v.downloaded) {
             t.file_done();
         }
+        done
     }
 
     /// Every download is in: wait for the last fsyncs, place those files,
@@ -791,6 +821,9 @@ impl PullJob {
     /// then saves never covers a file a crash could still lose.
     fn settle(&mut self, ctx: &mut Ctx<'_>) {
         self.collect(ctx, true);
+        if std::mem::take(&mut self.chunks_changed) {
+            ctx.save_chunks();
+        }
         let dirs = std::mem::take(&mut self.placed_in);
         if let Err(e) = sync_dirs(dirs.iter().map(PathBuf::as_path)) {
             log::warn!("could not sync the folder's directories: {e}");
