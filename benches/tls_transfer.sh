@@ -10,12 +10,14 @@
 # the PIDs it started; every transfer bounded by LIMIT seconds.
 #   benches/tls_transfer.sh                # RUNS=1, with the handshake figure
 #   RUNS=3 LOAD=0 benches/tls_transfer.sh  # transfers only, medians of 3
+#   RSYNC=0 ...                            # without the rsync rows
 # For the same figures over a shaped WAN link: benches/wan.sh
 # (SCENARIOS="first plaintext").
 set -u
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release}
 RUNS=${RUNS:-1}
 LOAD=${LOAD:-1}
+RSYNC=${RSYNC:-1}
 LIMIT=${LIMIT:-300}
 MIB=${MIB:-1024}
 W=$(mktemp -d)
@@ -70,7 +72,7 @@ for mode in tls plaintext; do
     fi
     kill -TERM $SP; wait $SP
 done
-if command -v rsync > /dev/null; then
+if [ $RSYNC = 1 ] && command -v rsync > /dev/null; then
     rm -rf $W/rsyncd $W/rb; mkdir -p $W/rsyncd/module $W/rb
     printf 'use chroot = no\nuid = root\ngid = root\n[bench]\n    path = %s\n    read only = false\n' \
         $W/rsyncd/module > $W/rsyncd/conf

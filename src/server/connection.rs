@@ -131,12 +131,13 @@ impl Connection {
     }
 
     /// Writes queued bytes until the socket would block or the queue is empty.
+    /// `seal` is the reactor's scratch room for TLS records ([`Transport::write`]).
     ///
     /// # Errors
     /// The socket failed; the connection must close.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub fn flush(&mut self, seal: &mut Vec<u8>) -> io::Result<()> {
         while let Some(front) = self.out.front_mut() {
-            match self.transport.write(&front.bytes[front.sent..]) {
+            match self.transport.write(&front.bytes[front.sent..], seal) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     metrics().sent_bytes.inc_by(n as u64);

@@ -62,6 +62,10 @@ pub struct Reactor {
     config: ServerConfig,
     tls: Option<Arc<rustls::ServerConfig>>,
     read_buf: Vec<u8>,
+    /// Scratch room TLS records are sealed into before the socket takes
+    /// them, shared by all connections: it grows once to one write's
+    /// records (about 64 KiB) and is neither allocated nor zeroed again.
+    seal_buf: Vec<u8>,
     resume: Vec<usize>,
     shutdown_deadline: Option<Instant>,
     accept_blocked: bool,
@@ -124,6 +128,7 @@ impl Reactor {
             config: parts.config,
             tls: parts.tls,
             read_buf: vec![0; READ_BUF],
+            seal_buf: Vec::new(),
             resume: Vec::new(),
             shutdown_deadline: None,
             accept_blocked: false,
@@ -316,7 +321,7 @@ impl Reactor {
                 };
                 conn.queue_frame(&Frame::new(0, Message::Error(report)));
                 metrics().error_sent(ErrorCode::ShuttingDown);
-                let _ = conn.flush();
+                let _ = conn.flush(&mut self.seal_buf);
             }
             self.close_now(key);
         }

@@ -152,13 +152,15 @@ impl Transport {
     }
 
     /// Writes plaintext, like `Write::write` on a non-blocking socket.
+    /// `seal` is the reactor's scratch room for TLS records, shared by all
+    /// connections (see [`ServerTlsStream::write`]); plaintext ignores it.
     ///
     /// # Errors
     /// `WouldBlock`; the socket's errors.
-    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    pub fn write(&mut self, buf: &[u8], seal: &mut Vec<u8>) -> io::Result<usize> {
         match self {
             Transport::Plain { stream, .. } => stream.write(buf),
-            Transport::Tls { tls, .. } => tls.write(buf),
+            Transport::Tls { tls, .. } => tls.write(buf, seal),
             Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }

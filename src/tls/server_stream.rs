@@ -19,6 +19,15 @@
 //!   [`SEND_LIMIT`] plus one `write`'s records; freed once sent.
 //! - `plain`: decrypted bytes the caller's buffer had no room for; freed
 //!   once taken.
+//!
+//! Bytes are copied as little as the API allows (issue 12, TLS download and
+//! upload cost): a record is decrypted in place in `incoming` and copied
+//! once, straight into the caller's buffer (`plain` only takes what does not
+//! fit); a `write` seals its records into a scratch buffer the caller keeps
+//! for all connections ([`ServerTlsStream::write`]'s `seal`, the reactor's
+//! one), which is neither allocated nor zeroed again, and writes them to the
+//! socket from there; only what the socket does not take is copied into
+//! `outgoing`.
 
 use super::stream::SEND_LIMIT;
 use rustls::server::UnbufferedServerConnection;
@@ -164,7 +173,8 @@ impl<S: Read + Write> ServerTlsStream<S> {
         }
     }
 
-    /// Reads plaintext into `buf`: `Ok(0)` at a clean end (close_notify),
+    /// Reads plaintext into `buf` (decrypted records are copied straight
+    /// into it): `Ok(0)` at a clean end (close_notify),
     /// `WouldBlock` when the socket has nothing more now, `UnexpectedEof` when
     /// the peer closed without close_notify, `InvalidData` when its bytes are
     /// not TLS or the handshake failed (the alert is sent first, if it can be).
@@ -181,22 +191,28 @@ impl<S: Read + Write> ServerTlsStream<S> {
     }
 
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Plaintext bytes already put in `buf` by this call.
+        let mut given = 0;
         loop {
             let b = self.bufs();
             if b.taken < b.plain.len() {
-                let n = buf.len().min(b.plain.len() - b.taken);
-                buf[..n].copy_from_slice(&b.plain[b.taken..b.taken + n]);
+                // Left over from a record `buf` had no room for: it comes
+                // before anything decrypted later.
+                let n = (buf.len() - given).min(b.plain.len() - b.taken);
+                buf[given..given + n].copy_from_slice(&b.plain[b.taken..b.taken + n]);
                 b.taken += n;
                 if b.taken == b.plain.len() {
                     b.plain = Vec::new();
                     b.taken = 0;
                 }
-                return Ok(n);
+                return Ok(given + n);
             }
-            if self.peer_closed {
-                return Ok(0);
+            if self.peer_closed || given == buf.len() {
+                return Ok(given);
             }
-            match self.step()? {
+            let (step, n) = self.step(&mut buf[given..])?;
+            given += n;
+            match step {
                 Step::Again => continue,
                 Step::PeerClosed => {
                     self.peer_closed = true;
@@ -206,12 +222,17 @@ impl<S: Read + Write> ServerTlsStream<S> {
             }
             self.flush_tls()?;
             match self.read_socket() {
+                // The end is reported by the next call, after these bytes.
+                Ok(0) if given > 0 => return Ok(given),
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if e.kind() == io::ErrorKind::WouldBlock {
                         self.release_incoming();
+                        if given > 0 {
+                            return Ok(given);
+                        }
                     }
                     return Err(e);
                 }
@@ -249,19 +270,26 @@ impl<S: Read + Write> ServerTlsStream<S> {
     }
 
     /// Lets rustls process what `incoming` holds, one state at a time:
-    /// handshake records go to `outgoing`, plaintext to `plain`.
-    fn step(&mut self) -> io::Result<Step> {
+    /// handshake records go to `outgoing`, plaintext to `out` and what does
+    /// not fit there to `plain`; also returns how many bytes went to `out`.
+    fn step(&mut self, out: &mut [u8]) -> io::Result<(Step, usize)> {
         let Self { tls, io, .. } = self;
         let b = io.get_or_insert_with(Box::default);
         let UnbufferedStatus { discard, state } =
             tls.process_tls_records(&mut b.incoming[..b.filled]);
+        let mut sink = Sink {
+            out,
+            given: 0,
+            plain: &mut b.plain,
+        };
         let step = match state {
-            Ok(state) => handle(state, &mut b.plain, &mut b.outgoing),
+            Ok(state) => handle(state, &mut sink, &mut b.outgoing),
             Err(e) => Err(e),
         };
+        let given = sink.given;
         b.discard(discard);
         match step {
-            Ok(step) => Ok(step),
+            Ok(step) => Ok((step, given)),
             Err(e) => {
                 self.send_alert();
                 Err(io::Error::new(io::ErrorKind::InvalidData, e))
@@ -300,21 +328,28 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// Encrypts up to `buf.len()` plaintext bytes and writes what the socket
     /// takes; returns how many plaintext bytes were accepted.
     ///
+    /// `seal` is scratch room the records are sealed into before the socket
+    /// takes them: its contents on entry do not matter, and it keeps its
+    /// length (at most [`SEND_LIMIT`] plus 22 bytes per 16 KiB record) so
+    /// that the next call, for any connection, neither allocates nor zeroes
+    /// it again. Only what the socket does not take is kept by the
+    /// connection.
+    ///
     /// # Errors
     /// `WouldBlock` when [`SEND_LIMIT`] encrypted bytes already wait for the
     /// socket; `NotConnected` before the handshake is complete (nothing
     /// could be sent yet; the connection is to be dropped); `InvalidData`
     /// when rustls fails; the socket's own errors.
-    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    pub fn write(&mut self, buf: &[u8], seal: &mut Vec<u8>) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let result = self.write_inner(buf);
+        let result = self.write_inner(buf, seal);
         self.release_if_idle();
         result
     }
 
-    fn write_inner(&mut self, buf: &[u8]) -> io::Result<usize> {
+    fn write_inner(&mut self, buf: &[u8], seal: &mut Vec<u8>) -> io::Result<usize> {
         self.flush_tls()?;
         let b = self.bufs();
         let room = SEND_LIMIT.saturating_sub(b.outgoing.len() - b.sent);
@@ -327,19 +362,23 @@ impl<S: Read + Write> ServerTlsStream<S> {
             b.outgoing.drain(..b.sent);
             b.sent = 0;
         }
-        loop {
+        let sealed = loop {
             let Self { tls, io, .. } = self;
             let b = io.get_or_insert_with(Box::default);
             let UnbufferedStatus { discard, state } =
                 tls.process_tls_records(&mut b.incoming[..b.filled]);
+            let mut sink = Sink {
+                out: &mut [],
+                given: 0,
+                plain: &mut b.plain,
+            };
             let step = match state {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    let sealed = encode_into(&mut b.outgoing, sealed_len(data.len()), |out| {
+                    let sealed = seal_into(seal, sealed_len(data.len()), |out| {
                         Ok(traffic.encrypt(data, out)?)
                     });
                     b.discard(discard);
-                    sealed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    break;
+                    break sealed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 }
                 Ok(ConnectionState::BlockedHandshake) => {
                     b.discard(discard);
@@ -348,7 +387,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
                         "TLS handshake not complete",
                     ));
                 }
-                Ok(state) => handle(state, &mut b.plain, &mut b.outgoing),
+                Ok(state) => handle(state, &mut sink, &mut b.outgoing),
                 Err(e) => Err(e),
             };
             b.discard(discard);
@@ -365,9 +404,31 @@ impl<S: Read + Write> ServerTlsStream<S> {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
             }
-        }
-        self.flush_tls()?;
+        };
+        self.send_sealed(&seal[..sealed])?;
         Ok(data.len())
+    }
+
+    /// Sends `records` after what `outgoing` holds (handshake records, or
+    /// what the socket did not take before): straight from `records` when
+    /// nothing waits, and keeps in `outgoing` what the socket does not take.
+    fn send_sealed(&mut self, mut records: &[u8]) -> io::Result<()> {
+        let Self { io, sock, .. } = self;
+        let b = io.get_or_insert_with(Box::default);
+        if b.sent == b.outgoing.len() {
+            while !records.is_empty() {
+                match sock.write(records) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => records = &records[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        b.outgoing.extend_from_slice(records);
+        self.flush_tls()?;
+        Ok(())
     }
 
     /// True while encrypted bytes wait for the socket.
@@ -418,17 +479,40 @@ impl<S: Read + Write> ServerTlsStream<S> {
     }
 }
 
-/// Acts on a state that needs no plaintext from the caller: stores
-/// decrypted records in `plain`, encodes handshake records into `outgoing`.
+/// Where decrypted application data goes: the caller's buffer `out` while
+/// it has room and nothing waits in `plain`, then `plain` (order kept).
+struct Sink<'o, 'p> {
+    out: &'o mut [u8],
+    /// Bytes of `out` filled.
+    given: usize,
+    plain: &'p mut Vec<u8>,
+}
+
+impl Sink<'_, '_> {
+    fn put(&mut self, payload: &[u8]) {
+        let n = if self.plain.is_empty() {
+            let n = payload.len().min(self.out.len() - self.given);
+            self.out[self.given..self.given + n].copy_from_slice(&payload[..n]);
+            self.given += n;
+            n
+        } else {
+            0
+        };
+        self.plain.extend_from_slice(&payload[n..]);
+    }
+}
+
+/// Acts on a state that needs no plaintext from the caller: gives
+/// decrypted records to `sink`, encodes handshake records into `outgoing`.
 fn handle<Data>(
     state: ConnectionState<'_, '_, Data>,
-    plain: &mut Vec<u8>,
+    sink: &mut Sink<'_, '_>,
     outgoing: &mut Vec<u8>,
 ) -> Result<Step, rustls::Error> {
     Ok(match state {
         ConnectionState::ReadTraffic(mut traffic) => {
             while let Some(record) = traffic.next_record() {
-                plain.extend_from_slice(record?.payload);
+                sink.put(record?.payload);
             }
             Step::Again
         }
@@ -472,6 +556,34 @@ impl From<EncodeError> for Unfilled {
             other => Unfilled::Failed(other.to_string()),
         }
     }
+}
+
+/// Has `fill` write into `scratch` from its start, with at least `room`
+/// bytes of room (more when rustls asks for more); `scratch` only grows, so
+/// once it is large enough nothing is allocated or zeroed. Returns the
+/// bytes written.
+///
+/// # Errors
+/// rustls failed, or asked for room twice.
+fn seal_into(
+    scratch: &mut Vec<u8>,
+    mut room: usize,
+    mut fill: impl FnMut(&mut [u8]) -> Result<usize, Unfilled>,
+) -> Result<usize, rustls::Error> {
+    for _ in 0..2 {
+        if scratch.len() < room {
+            scratch.resize(room, 0);
+        }
+        match fill(scratch) {
+            Ok(n) => return Ok(n),
+            Err(Unfilled::TooSmall(required)) if required > scratch.len() => room = required,
+            Err(Unfilled::TooSmall(_)) => break,
+            Err(Unfilled::Failed(e)) => return Err(rustls::Error::General(e)),
+        }
+    }
+    Err(rustls::Error::General(
+        "TLS record larger than announced".into(),
+    ))
 }
 
 /// Appends what `fill` writes to `out`, starting with `room` bytes of room

@@ -141,7 +141,7 @@ impl Reactor {
             return;
         };
         let paused = conn.read_paused();
-        if conn.flush().is_err() {
+        if conn.flush(&mut self.seal_buf).is_err() {
             self.close_now(key);
             return;
         }
