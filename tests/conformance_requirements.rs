@@ -19,6 +19,18 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-5.6.5",
+        "client",
+        "tests/e2e_ignore_blocked.rs",
+        "a_server_file_where_an_ignored_directory_is_is_held_back_and_the_cursor_passes_it",
+    ),
+    (
+        "R-5.6.5",
+        "client",
+        "src/client/applier/tests.rs",
+        "a_server_file_where_an_ignored_directory_is_is_held_back_not_waited_for",
+    ),
+    (
         "R-4.5.9",
         "client",
         "tests/e2e_status.rs",

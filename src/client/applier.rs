@@ -15,6 +15,8 @@ use super::conflict::{on_pull, on_pull_mode, Disk, Indexed, ModeDecision, PullDe
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, copy_hashed, ensure_dirs, set_exec, Local, Stat};
+use super::ignore::kept::kept_out;
+use super::ignore::IgnoreRules;
 use super::index::{Entry, EntryKind, Index};
 use crate::protocol::{ChangeEntry, ClientId, ContentHash, EntryState, WirePath};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -108,6 +110,9 @@ pub struct Applier<'a> {
     /// Files obtained locally go to [`Applied::obtained`] instead of being
     /// synced and placed here.
     hand_over: bool,
+    /// The ignore rules, to tell a directory kept out of sync (never
+    /// pushed) from one waiting for its push (R-5.6.5).
+    rules: Option<&'a IgnoreRules>,
 }
 
 impl<'a> Applier<'a> {
@@ -124,6 +129,7 @@ impl<'a> Applier<'a> {
             hook: None,
             modes: false,
             hand_over: false,
+            rules: None,
         }
     }
 
@@ -134,6 +140,14 @@ impl<'a> Applier<'a> {
     /// one and its directory before it returns.
     pub fn handing_over_obtained(mut self) -> Self {
         self.hand_over = true;
+        self
+    }
+
+    /// Judges local directories against `rules`: a server file is held
+    /// back, not waited for, where one the rules keep out of sync is in its
+    /// way (R-5.6.5).
+    pub fn with_rules(mut self, rules: &'a IgnoreRules) -> Self {
+        self.rules = Some(rules);
         self
     }
 
@@ -167,13 +181,24 @@ impl<'a> Applier<'a> {
                 _ => None,
             })
             .collect();
+        // Every listed path is decided again; a full listing that does not
+        // list a held-back file says it is gone from the server.
+        let listed: HashSet<&WirePath> = entries.iter().map(|e| &e.path).collect();
+        let held_back: Vec<WirePath> = self
+            .index
+            .held_back()
+            .map(|(p, _)| p.clone())
+            .filter(|p| full || listed.contains(p))
+            .collect();
+        for path in &held_back {
+            self.index.unhold_back(path);
+        }
         let mut deletions: Vec<WirePath> = entries
             .iter()
             .filter(|e| e.state == EntryState::Deleted)
             .map(|e| e.path.clone())
             .collect();
         if full {
-            let listed: HashSet<&WirePath> = entries.iter().map(|e| &e.path).collect();
             let unlisted = self.index.iter().map(|(p, _)| p);
             let gone = unlisted.filter(|p| !listed.contains(p)).cloned();
             deletions.extend(WirePath::top_most(gone));
@@ -369,6 +394,7 @@ impl<'a> Applier<'a> {
         let local = check_path(self.root, path)?;
         let disk = match local {
             Local::File(stat) => Disk::File(self.file_content(path, stat, hash)?),
+            Local::Dir if self.keeps_out(path) => Disk::IgnoredDir,
             other => self.disk(path, other),
         };
         let expect = match on_pull(Indexed::of(indexed), disk, Server::File(hash)) {
@@ -398,6 +424,15 @@ impl<'a> Applier<'a> {
                     return Ok(());
                 }
             },
+            PullDecision::HeldBack => {
+                if self.index.hold_back(path, entry.version) {
+                    log::warn!(
+                        "not placing the server's file {path}: an ignored directory is in the way here \
+                         (`cloud-client status` lists it; move the directory away to receive the file)"
+                    );
+                }
+                return Ok(());
+            }
             PullDecision::Apply => local,
             PullDecision::ClearDirThenApply => {
                 self.remove_tree(path, &HashSet::new(), out)?;
@@ -427,6 +462,13 @@ impl<'a> Applier<'a> {
             exec: self.modes.then_some(entry.executable),
         };
         self.obtain(job, out)
+    }
+
+    /// True when the local directory at `path` is one the rules keep out
+    /// of sync ([`kept_out`]; never without rules).
+    fn keeps_out(&self, path: &WirePath) -> bool {
+        self.rules
+            .is_some_and(|rules| kept_out(self.root, path, rules, self.index))
     }
 
     /// The local file at `path` (stat `stat`) holds the server's content,

@@ -168,6 +168,11 @@ pub enum Disk {
     Foreign,
     /// A regular file.
     File(Content),
+    /// A directory this device keeps out of sync: the rules ignore it, or
+    /// the index does not know it and everything below it is ignored (the
+    /// scanner never pushes it). A pull never touches it (README "Ignoring
+    /// files"), and no push of it will ever settle the path.
+    IgnoredDir,
 }
 
 /// What applying one entry of a pull reply does to a local path.
@@ -206,6 +211,12 @@ pub enum PullDecision {
     /// obstacle is a regular file standing where the server has a parent
     /// directory, that file becomes a conflict copy and the entry is applied.
     Foreign,
+    /// The server holds a file where this device keeps an ignored directory
+    /// ([`Disk::IgnoredDir`]): nothing local is touched and nothing is
+    /// pushed; the entry is recorded as held back (listed by `status`, the
+    /// folder not in sync) and the cursor passes it. It is pulled again once
+    /// the directory is gone or no longer ignored (PROTOCOL.md R-5.6.5).
+    HeldBack,
 }
 
 /// Decides what a pull's entry `server` does to a path the index records as
@@ -224,10 +235,10 @@ pub fn on_pull(indexed: Indexed, disk: Disk, server: Server) -> PullDecision {
     match (server, disk) {
         (Server::Deleted, Disk::Absent) => Apply,
         (Server::Deleted, Disk::Foreign) => Foreign,
-        (Server::Deleted, Disk::Dir) => Apply,
+        (Server::Deleted, Disk::Dir | Disk::IgnoredDir) => Apply,
         (Server::Deleted, Disk::File(Content::Edited)) => KeepEdit,
         (Server::Deleted, Disk::File(_)) => Apply,
-        (Server::Dir, Disk::Dir) => Record,
+        (Server::Dir, Disk::Dir | Disk::IgnoredDir) => Record,
         (Server::Dir, _) if agrees => KeepLocalChange,
         (Server::Dir, Disk::Foreign) => Foreign,
         (Server::Dir, Disk::Absent) => Apply,
@@ -237,6 +248,8 @@ pub fn on_pull(indexed: Indexed, disk: Disk, server: Server) -> PullDecision {
         (Server::File(_), Disk::File(Content::Synced)) => Apply,
         (Server::File(_), _) if agrees => KeepLocalChange,
         (Server::File(_), Disk::Foreign) => Foreign,
+        // Pushing first would wait forever: the directory is never pushed.
+        (Server::File(_), Disk::IgnoredDir) => HeldBack,
         // Deleted here, changed on the server (perhaps by this device's own
         // unacknowledged push): the server decides (§7.2).
         (Server::File(_), Disk::Absent) if indexed.hash().is_some() => PushFirst,

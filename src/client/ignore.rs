@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub mod apply;
 pub mod decode;
+pub mod kept;
 pub mod source;
 
 /// The rules file, at the folder's root; synced like any file.

@@ -80,11 +80,19 @@ pub struct Index {
     /// ordinary local change on that base, not a new file that conflicts
     /// with the server's copy ([`Index::hold`], [`Index::release`]).
     held: BTreeMap<WirePath, Entry>,
+    /// Server files this device does not place because a directory it
+    /// keeps out of sync is in their way (PROTOCOL.md R-5.6.5): path → the
+    /// version held back. The cursor passes them; they are pulled again
+    /// once the directory is gone or synced ([`Index::hold_back`]).
+    held_back: BTreeMap<WirePath, u64>,
 }
 
 impl PartialEq for Index {
     fn eq(&self, other: &Index) -> bool {
-        self.cursor == other.cursor && self.entries == other.entries && self.held == other.held
+        self.cursor == other.cursor
+            && self.entries == other.entries
+            && self.held == other.held
+            && self.held_back == other.held_back
     }
 }
 
@@ -92,8 +100,11 @@ impl Eq for Index {}
 
 /// The header of the current format (version 2 added ctime, device and
 /// inode to file lines, version 3 the executable bit, `x` or `-`, version 4
-/// the `I` lines of held bases).
-const HEADER: &str = "cloudservice-index 4";
+/// the `I` lines of held bases, version 5 the `B` lines of held-back
+/// server files).
+const HEADER: &str = "cloudservice-index 5";
+/// The header of the format before: the same lines without `B` lines.
+const HEADER_V4: &str = "cloudservice-index 4";
 /// The header of the format before: the same lines without `I` lines.
 const HEADER_V3: &str = "cloudservice-index 3";
 /// The header of the format before: loaded with every file not executable
@@ -166,6 +177,33 @@ impl Index {
         }
         self.insert(path.clone(), entry);
         true
+    }
+
+    /// Records that the server's file at `path`, `version`, is not placed
+    /// here (a directory kept out of sync is in the way). True when this
+    /// is news (not recorded before at that version): the caller warns once.
+    pub fn hold_back(&mut self, path: &WirePath, version: u64) -> bool {
+        let news = self.held_back.insert(path.clone(), version) != Some(version);
+        if news {
+            self.changes += 1;
+        }
+        news
+    }
+
+    /// Forgets that the server's file at `path` was held back (a pull is
+    /// deciding the path again). Returns the version that was held back.
+    pub fn unhold_back(&mut self, path: &WirePath) -> Option<u64> {
+        let old = self.held_back.remove(path);
+        if old.is_some() {
+            self.changes += 1;
+        }
+        old
+    }
+
+    /// The server files held back ([`Index::hold_back`]): path and version,
+    /// sorted by path.
+    pub fn held_back(&self) -> impl Iterator<Item = (&WirePath, u64)> {
+        self.held_back.iter().map(|(p, v)| (p, *v))
     }
 
     /// The held bases of ignored paths ([`Index::hold`]), sorted by path.
@@ -305,7 +343,8 @@ impl Index {
     /// I<TAB>D<TAB>…   or   I<TAB>F<TAB>…
     /// ```
     /// An `I` line is a held base ([`Index::hold`]): `I`, then a `D` or `F`
-    /// line as above.
+    /// line as above. A `B` line (`B<TAB>version<TAB>path`) is a server
+    /// file held back ([`Index::hold_back`]).
     /// `exec` is `x` or `-` (the executable bit); version 2 had no such
     /// field and loads every file as not executable.
     /// Version 1 (`cloudservice-index 1`) had `F` lines without ctime, device
@@ -335,6 +374,9 @@ impl Index {
                 ),
             };
         }
+        for (path, version) in &self.held_back {
+            let _ = writeln!(out, "B\t{version}\t{path}");
+        }
         out
     }
 
@@ -343,6 +385,7 @@ impl Index {
         let header = lines.next().ok_or("empty file")?;
         let cursor = header
             .strip_prefix(HEADER)
+            .or_else(|| header.strip_prefix(HEADER_V4))
             .or_else(|| header.strip_prefix(HEADER_V3))
             .or_else(|| header.strip_prefix(HEADER_V2))
             .or_else(|| header.strip_prefix(HEADER_V1))
@@ -356,6 +399,12 @@ impl Index {
         for (n, line) in lines.enumerate() {
             let bad = || format!("line {}", n + 2);
             let fields: Vec<&str> = line.split('\t').collect();
+            if let ["B", version, path] = fields[..] {
+                let version = version.parse::<u64>().map_err(|_| bad())?;
+                let path = WirePath::new(path).map_err(|_| bad())?;
+                index.held_back.insert(path, version);
+                continue;
+            }
             let (held, fields) = match fields.split_first() {
                 Some((&"I", rest)) => (true, rest),
                 _ => (false, &fields[..]),
@@ -476,6 +525,36 @@ mod tests {
         assert_eq!(Index::load(&tmp.path().join("none")).unwrap(), Index::new());
         fs::write(&f, "cloudservice-index 1\tcursor\t1\nX\t1\n").unwrap();
         assert!(Index::load(&f).is_err());
+    }
+
+    #[test]
+    fn held_back_files_are_saved_and_a_format_4_index_still_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("index");
+        let mut index = Index::new();
+        index.set_cursor(9);
+        index.insert(p("a"), dir(1));
+        assert!(index.hold_back(&p("build"), 7));
+        assert!(
+            !index.hold_back(&p("build"), 7),
+            "the same version is no news"
+        );
+        assert!(index.hold_back(&p("x y/proj"), 8));
+        index.save(&f).unwrap();
+        let loaded = Index::load(&f).unwrap();
+        assert_eq!(loaded, index);
+        let back: Vec<(String, u64)> = loaded
+            .held_back()
+            .map(|(p, v)| (p.to_string(), v))
+            .collect();
+        assert_eq!(back, [("build".into(), 7), ("x y/proj".into(), 8)]);
+        let mut loaded = loaded;
+        assert_eq!(loaded.unhold_back(&p("build")), Some(7));
+        assert_eq!(loaded.unhold_back(&p("build")), None);
+        fs::write(&f, "cloudservice-index 4\tcursor\t3\nD\t1\ta\n").unwrap();
+        assert_eq!(Index::load(&f).unwrap().cursor(), 3);
+        fs::write(&f, "cloudservice-index 5\tcursor\t3\nB\tx\tbuild\n").unwrap();
+        assert!(Index::load(&f).is_err(), "a bad version is an error");
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl Ctx<'_> {
 
 impl Ctx<'_> {
     fn applier(&mut self) -> Applier<'_> {
-        Applier::new(self.root, self.tmp, self.index, self.me)
+        Applier::new(self.root, self.tmp, self.index, self.me).with_rules(self.rules)
     }
 }
 

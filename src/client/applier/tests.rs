@@ -10,6 +10,13 @@ impl Folder {
             .unwrap()
     }
 
+    fn apply_under(&mut self, rules: &IgnoreRules, entries: &[ChangeEntry]) -> Applied {
+        Applier::new(&self.root, &self.tmp, &mut self.index, 2)
+            .with_rules(rules)
+            .apply(entries, false)
+            .unwrap()
+    }
+
     /// Plays the server's part for fetches: writes `data` and places it.
     fn deliver(&mut self, job: &FetchJob, data: &str) {
         let mut applier = Applier::new(&self.root, &self.tmp, &mut self.index, 2);
@@ -317,4 +324,49 @@ fn a_new_local_directory_where_the_server_has_a_file_holds_the_cursor() {
     );
     assert!(out.dirty.contains(&p("p")));
     assert_eq!(f.read("p/mine").as_deref(), Some("mine"));
+}
+
+#[test]
+fn a_server_file_where_an_ignored_directory_is_is_held_back_not_waited_for() {
+    // the directory is never pushed, so waiting for its push would
+    // hold the cursor for good (outside tester's findings 3 and 3b).
+    let (rules, _) = IgnoreRules::from_text("build/\n*.tmp\n");
+    let mut f = Folder::new();
+    f.write("build/out.o", "precious");
+    f.write("proj/deep/cache.tmp", "cache");
+    f.write("mine/new.c", "mine");
+    let entries = [
+        file("build", 3, "theirs"),
+        file("proj", 4, "theirs too"),
+        file("mine", 5, "a file"),
+    ];
+    let out = f.apply_under(&rules, &entries);
+    assert!(
+        out.fetches.is_empty(),
+        "nothing is placed: {:?}",
+        out.fetches
+    );
+    assert_eq!(
+        out.deferred
+            .iter()
+            .map(WirePath::as_str)
+            .collect::<Vec<_>>(),
+        ["mine"],
+        "only the directory that will be pushed holds the cursor"
+    );
+    assert!(!out.dirty.contains(&p("build")) && !out.dirty.contains(&p("proj")));
+    assert_eq!(f.read("build/out.o").as_deref(), Some("precious"));
+    assert_eq!(f.read("proj/deep/cache.tmp").as_deref(), Some("cache"));
+    let held: Vec<(String, u64)> = f
+        .index
+        .held_back()
+        .map(|(p, v)| (p.to_string(), v))
+        .collect();
+    assert_eq!(held, [("build".into(), 3), ("proj".into(), 4)]);
+    // Listed again (the way is free now): decided afresh.
+    fs::remove_dir_all(f.root.join("build")).unwrap();
+    let out = f.apply_under(&rules, &[file("build", 3, "theirs")]);
+    assert_eq!(out.fetches.len(), 1);
+    let held: Vec<&WirePath> = f.index.held_back().map(|(p, _)| p).collect();
+    assert_eq!(held, [&p("proj")]);
 }

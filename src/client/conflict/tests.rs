@@ -114,6 +114,7 @@ fn decision(code: char) -> Option<PullDecision> {
         'P' => PushFirst,
         'X' => ConflictCopyThenApply,
         'F' => Foreign,
+        'H' => HeldBack,
         '-' => return None,
         other => panic!("unknown decision code {other}"),
     })
@@ -122,7 +123,7 @@ fn decision(code: char) -> Option<PullDecision> {
 /// For each server entry, a matrix: one row per index state (nothing, a
 /// directory, the server's file A, another file B), one column per disk
 /// state (absent, directory, foreign, a file holding the server's content,
-/// the synced content, anything else). `Synced` needs an indexed file, and
+/// the synced content, anything else, an ignored directory). `Synced` needs an indexed file, and
 /// the server's content counts before the synced one.
 #[test]
 fn pull_decisions_table() {
@@ -141,12 +142,19 @@ fn pull_decisions_table() {
         Disk::File(Content::Server),
         Disk::File(Content::Synced),
         Disk::File(Content::Edited),
+        Disk::IgnoredDir,
     ];
     let tables = [
-        // Absent Dir Foreign Server Synced Edited
-        (Server::File(a), ["APFR-P", "ACFR-P", "KKKR-K", "PPFRAP"]),
-        (Server::Dir, ["ARF--X", "KRK--K", "ARF-AX", "ARF-AX"]),
-        (Server::Deleted, ["AAF--E", "AAF--E", "AAF-AE", "AAF-AE"]),
+        // Absent Dir Foreign Server Synced Edited IgnoredDir
+        (
+            Server::File(a),
+            ["APFR-PH", "ACFR-PH", "KKKR-KK", "PPFRAPH"],
+        ),
+        (Server::Dir, ["ARF--XR", "KRK--KR", "ARF-AXR", "ARF-AXR"]),
+        (
+            Server::Deleted,
+            ["AAF--EA", "AAF--EA", "AAF-AEA", "AAF-AEA"],
+        ),
     ];
     for (server, rows) in tables {
         for (index_state, row) in indexed.iter().zip(rows) {

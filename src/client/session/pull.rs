@@ -5,6 +5,8 @@
 use super::Session;
 use crate::chunk::index::ChunkIndex;
 use crate::client::error::ClientError;
+use crate::client::fsutil::{check_path, Local};
+use crate::client::ignore::kept::kept_out;
 use crate::client::pull::{Ctx, Finished, PullJob, SyncPool};
 use crate::protocol::{Frame, Message, WirePath};
 use std::collections::HashSet;
@@ -69,6 +71,10 @@ impl PullState {
 impl Session<'_> {
     /// Sends a `Pull` from the cursor at `now`.
     pub(super) fn start_pull(&mut self, now: Instant) -> Result<(), ClientError> {
+        if self.conn.is_none() {
+            return Ok(());
+        }
+        self.retry_held_back();
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -85,6 +91,31 @@ impl Session<'_> {
         )?;
         self.pull.job = Some(job);
         Ok(())
+    }
+
+    /// Server files held back by a directory kept out of sync
+    /// whose way is free now (the directory was moved away, or it holds
+    /// something to push): the cursor goes back before the oldest, so this
+    /// pull lists them again and decides them afresh.
+    fn retry_held_back(&mut self) {
+        let rules = self.rules.rules();
+        let free: Vec<(WirePath, u64)> = self
+            .index
+            .held_back()
+            .filter(|(path, _)| {
+                !matches!(check_path(&self.root, path), Ok(Local::Dir))
+                    || !kept_out(&self.root, path, rules, &self.index)
+            })
+            .map(|(path, version)| (path.clone(), version))
+            .collect();
+        for (path, version) in free {
+            log::info!("{path}: the way is free; pulling the server's file again");
+            self.index.unhold_back(&path);
+            let back = version.saturating_sub(1);
+            if back < self.index.cursor() {
+                self.index.set_cursor(back);
+            }
+        }
     }
 
     /// A frame answering the pull or one of its fetches.

@@ -47,7 +47,10 @@ pub struct Report {
     /// `PATH (why)`: names the protocol cannot carry (not UTF-8, shown
     /// with replacement characters; a backslash, a control character, too
     /// long: PROTOCOL.md §6), symlinks and special files. A directory
-    /// counts once, its contents not at all.
+    /// counts once, its contents not at all. Then the server's files this
+    /// device does not place because a directory it keeps out of sync (an
+    /// ignored one) is in their way (PROTOCOL.md ): while there is
+    /// one, the folder is not in sync.
     pub not_synced: Vec<String>,
     /// The last error the client reported.
     pub last_error: Option<String>,
@@ -123,7 +126,14 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
     // A missing or unreadable index counts nothing: the client's own
     // status then says what is wrong.
     let index = Index::load(&state.index_file()).ok();
-    let seen = look(folder, &rules, index.as_ref());
+    let mut seen = look(folder, &rules, index.as_ref());
+    let held_back = index.as_ref().map_or(0, |index| {
+        let before = seen.not_synced.len();
+        seen.not_synced.extend(index.held_back().map(|(path, _)| {
+            format!("{path} (the server's file; an ignored directory is in the way here)")
+        }));
+        seen.not_synced.len() - before
+    });
     let s = status.as_ref();
     Ok(Report {
         folder: folder.display().to_string(),
@@ -141,7 +151,7 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         not_synced: seen.not_synced,
         last_error: s.and_then(|s| s.last_error.clone()),
         rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
-        in_sync: in_sync(running, s) && seen.modes_pending == 0,
+        in_sync: in_sync(running, s) && seen.modes_pending == 0 && held_back == 0,
     })
 }
 
