@@ -27,7 +27,7 @@ use super::schedule::{self, Status, Timers};
 use super::state::{Identity, StateDir};
 use super::watcher::{FolderWatcher, WatchEvent};
 use super::Config;
-use crate::protocol::{ErrorCode, Frame, Message, UserId};
+use crate::protocol::{ErrorCode, Frame, Message, UserId, WirePath};
 use crossbeam_channel::{never, select, Receiver};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -237,12 +237,26 @@ impl Session<'_> {
                 }
                 return Ok(());
             }
+            WatchEvent::Paths(paths) | WatchEvent::Settled(paths) => self.follow(paths),
             _ => {}
         }
         let timers = &mut self.timers;
         let (due, since) = (&mut timers.dirty_due, &mut timers.dirty_since);
         schedule::on_event(&mut self.push.dirty, due, since, event, Instant::now());
         Ok(())
+    }
+
+    /// Watches the directories among `paths` that just appeared (and what
+    /// they hold), unless the rules leave them out. At the watch limit the
+    /// session stops watching and compares the whole folder at every pull.
+    fn follow(&mut self, paths: &[WirePath]) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        if let Err(e) = watcher.follow(paths) {
+            log::warn!("{e}; falling back to a full rescan at every pull");
+            self.watcher = None;
+        }
     }
 
     fn on_frame(&mut self, frame: Frame) -> Result<(), ClientError> {

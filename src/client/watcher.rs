@@ -1,8 +1,18 @@
-//! The folder watcher: notify, recursive, reduced to "these paths may have
-//! changed" (the scanner decides what really did) or "events were lost: rescan
+//! The folder watcher: notify, reduced to "these paths may have changed"
+//! (the scanner decides what really did) or "events were lost: rescan
 //! everything". The client's loop adds the debounce.
+//!
+//! Every directory is watched on its own (notify's non-recursive mode)
+//! except the ones the ignore rules leave out and what is below them: an
+//! ignored `node_modules/` of thousands of directories costs no inotify
+//! watch (the limit, `fs.inotify.max_user_watches`, is shared by all the
+//! user's programs) and its churn wakes nobody. A directory that appears
+//! (created, or moved in) is watched, with what it holds, when the session
+//! hands its event back ([`FolderWatcher::follow`]); a change of the rules
+//! watches the folder anew ([`FolderWatcher::set_rules`]).
 
 use super::error::ClientError;
+use super::ignore::IgnoreRules;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::WirePath;
 use crossbeam_channel::{Receiver, Sender};
@@ -33,8 +43,12 @@ pub enum WatchEvent {
 
 /// A running watcher; dropping it stops watching.
 pub struct FolderWatcher {
-    _watcher: RecommendedWatcher,
+    watcher: RecommendedWatcher,
+    /// The sending side of `events`, for a watcher made anew.
+    tx: Sender<WatchEvent>,
     events: Receiver<WatchEvent>,
+    root: PathBuf,
+    rules: IgnoreRules,
 }
 
 impl std::fmt::Debug for FolderWatcher {
@@ -44,31 +58,128 @@ impl std::fmt::Debug for FolderWatcher {
 }
 
 impl FolderWatcher {
-    /// Watches `root` recursively.
+    /// Watches `root` and every directory below it that `rules` do not
+    /// leave out (nor the state folder).
     ///
     /// # Errors
     /// [`ClientError::Watch`] when the watch cannot be set up (for instance the
     /// inotify watch limit); the caller then falls back to periodic rescans.
-    pub fn start(root: &Path) -> Result<FolderWatcher, ClientError> {
+    pub fn start(root: &Path, rules: &IgnoreRules) -> Result<FolderWatcher, ClientError> {
         // Unbounded: notify's thread must never block (the kernel queue would
         // overflow); events are small and the loop drains them continuously.
         let (tx, events) = crossbeam_channel::unbounded();
-        let base = root.to_path_buf();
-        let mut watcher = notify::recommended_watcher(move |res| forward(&base, &tx, res))
-            .map_err(|e| ClientError::Watch(e.to_string()))?;
-        watcher
-            .watch(root, RecursiveMode::Recursive)
-            .map_err(|e| ClientError::Watch(e.to_string()))?;
-        Ok(FolderWatcher {
-            _watcher: watcher,
+        let watcher = new_watcher(root, &tx)?;
+        let mut me = FolderWatcher {
+            watcher,
+            tx,
             events,
-        })
+            root: root.to_path_buf(),
+            rules: rules.clone(),
+        };
+        me.watch_tree(root)?;
+        Ok(me)
+    }
+
+    /// Watches the directories among `paths` (reported by an event: created
+    /// or moved in) with what they hold, unless the rules leave them out.
+    ///
+    /// # Errors
+    /// [`ClientError::Watch`] when a watch cannot be added (the inotify
+    /// limit): the caller stops watching and falls back to rescans.
+    pub fn follow(&mut self, paths: &[WirePath]) -> Result<(), ClientError> {
+        for path in paths {
+            let local = path.to_local(&self.root);
+            let is_dir = local.symlink_metadata().is_ok_and(|m| m.is_dir());
+            if is_dir && !self.left_out(path.as_str()) {
+                self.watch_tree(&local)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// New rules: the folder is watched anew under them (directories they
+    /// ignore now lose their watches, those they no longer ignore get
+    /// theirs). Events in between may be lost: the session compares the
+    /// whole folder after a change of the rules.
+    ///
+    /// # Errors
+    /// As [`FolderWatcher::start`].
+    pub fn set_rules(&mut self, rules: &IgnoreRules) -> Result<(), ClientError> {
+        self.rules = rules.clone();
+        self.watcher = new_watcher(&self.root, &self.tx)?;
+        let root = self.root.clone();
+        self.watch_tree(&root)
+    }
+
+    /// True when the directory at `rel` (or one above it) is not watched:
+    /// the state folder, or ignored by the rules.
+    fn left_out(&self, rel: &str) -> bool {
+        if rel.split('/').next() == Some(STATE_DIR_NAME) {
+            return true;
+        }
+        let mut prefix = String::new();
+        for part in rel.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if self.rules.ignores(&prefix, true) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Watches `dir` (an absolute path in the folder), then each directory
+    /// below it the rules do not leave out. A directory is watched before it
+    /// is listed, so an entry made meanwhile is either listed or reported.
+    /// Directories gone meanwhile, unreadable ones and symlinks are passed
+    /// over (the scanner reports what it cannot read).
+    fn watch_tree(&mut self, dir: &Path) -> Result<(), ClientError> {
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(dir) = todo.pop() {
+            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                    return Err(ClientError::Watch(e.to_string()));
+                }
+                Err(e) if dir == self.root => return Err(ClientError::Watch(e.to_string())),
+                Err(_) => continue,
+            }
+            let Ok(listing) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for item in listing.flatten() {
+                if !item.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let path = item.path();
+                let rel = path.strip_prefix(&self.root).ok().and_then(Path::to_str);
+                // A name the protocol cannot carry is not synced (nor
+                // what is below it): the scanner reports it.
+                let Some(rel) = rel.filter(|r| WirePath::new(r).is_ok()) else {
+                    continue;
+                };
+                if !self.left_out(rel) {
+                    todo.push(path);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The stream of events.
     pub fn events(&self) -> &Receiver<WatchEvent> {
         &self.events
     }
+}
+
+/// A notify watcher forwarding to `tx`, watching nothing yet.
+fn new_watcher(root: &Path, tx: &Sender<WatchEvent>) -> Result<RecommendedWatcher, ClientError> {
+    let base = root.to_path_buf();
+    let tx = tx.clone();
+    notify::recommended_watcher(move |res| forward(&base, &tx, res))
+        .map_err(|e| ClientError::Watch(e.to_string()))
 }
 
 fn forward(root: &Path, tx: &Sender<WatchEvent>, res: notify::Result<Event>) {
@@ -192,7 +303,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = canonical_root(dir.path());
         std::fs::create_dir(root.join(STATE_DIR_NAME)).unwrap();
-        let watcher = FolderWatcher::start(&root).unwrap();
+        let watcher = FolderWatcher::start(&root, &IgnoreRules::default()).unwrap();
         std::fs::write(root.join(STATE_DIR_NAME).join("index"), "x").unwrap();
         std::fs::create_dir(root.join("sub")).unwrap();
         std::fs::write(root.join("sub/f"), "x").unwrap();

@@ -125,6 +125,13 @@ impl Session<'_> {
         }
         log::info!("ignore rules changed; comparing the folder again");
         self.scanner.set_rules(self.rules.rules().clone());
+        if let Some(watcher) = self.watcher.as_mut() {
+            // Ignored directories lose their watches, un-ignored ones get theirs.
+            if let Err(e) = watcher.set_rules(self.rules.rules()) {
+                log::warn!("{e}; falling back to a full rescan at every pull");
+                self.watcher = None;
+            }
+        }
         log_followed(follow_rules(&mut self.index, self.rules.rules()));
         self.rewind_cursor(0);
         self.pull.wanted = true;

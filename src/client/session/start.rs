@@ -123,7 +123,7 @@ fn run_in(
     let watcher = if config.once {
         None
     } else {
-        match FolderWatcher::start(&root) {
+        match FolderWatcher::start(&root, rules.rules()) {
             Ok(w) => {
                 // Tests wait for this line before editing the folder.
                 log::info!("watching {} for changes", root.display());
