@@ -156,6 +156,14 @@ pub fn rfc3339(when: SystemTime) -> String {
         .to_string()
 }
 
+/// The time [`rfc3339`] wrote (any RFC 3339 form is read); `None` when
+/// `text` is not one or is before the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    let secs = u64::try_from(at.timestamp()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 /// True when `name` (one path component) is a conflict copy's name as
 /// [`crate::protocol::conflict::conflict_path`] makes them:
 /// `stem (conflict CLIENT YYYY-MM-DD HHMMSS[ N]).ext`, or the top-level

@@ -118,6 +118,11 @@ impl Session<'_> {
         }
         self.check_attached()?;
         self.index.save(&self.state.index_file())?;
+        if self.converged() && !self.publisher.pull_failed {
+            // Stopping in sync (`--once` done, or SIGTERM while idle): the
+            // status says so after the connection is gone.
+            self.publisher.synced_now();
+        }
         self.conn = None;
         self.publish_status(true);
         Ok(())

@@ -38,12 +38,26 @@ pub(super) struct Publisher {
 impl Publisher {
     /// Holds the running lock `running` (taken at start, before anything
     /// was read or written: [`crate::client::status::lock_running`]) for
-    /// the session's life.
-    pub(super) fn start(running: OwnedFd) -> Publisher {
+    /// the session's life. "Last sync" starts as the one an earlier run
+    /// left in the state folder `state`: a run that never agrees with the
+    /// server (down, refused) does not erase it.
+    pub(super) fn start(running: OwnedFd, state: &Path) -> Publisher {
+        let last_sync = status::read(state)
+            .ok()
+            .flatten()
+            .and_then(|s| s.last_sync)
+            .and_then(|t| status::parse_rfc3339(&t));
         Publisher {
             _running: Some(running),
+            last_sync,
             ..Publisher::default()
         }
+    }
+
+    /// The session agreed with the server just now (a `--once` run's
+    /// reconcile finished, nothing pending): "last sync" is now.
+    pub(super) fn synced_now(&mut self) {
+        self.last_sync = Some(SystemTime::now());
     }
 }
 
@@ -108,6 +122,29 @@ pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, 
     s.connected = false;
     s.last_error = Some(why.to_owned());
     s.updated = rfc3339(SystemTime::now());
+    if let Err(e) = status::write(state, &s) {
+        log::debug!("cannot write the status file: {e}");
+    }
+}
+
+/// Leaves in the status file why a first run (a join, or a new user)
+/// failed before the folder had an identity: device 0, the user it tried to
+/// join (empty for a new user), not connected, `why` as its last error.
+/// `cloud-client status` then reports the folder as not joined.
+pub(super) fn record_not_joined(state: &Path, config: &Config, why: &str) {
+    let s = Status {
+        format: status::FORMAT,
+        server: config.server.to_string(),
+        user: config.user.map(|u| u.to_string()).unwrap_or_default(),
+        device: 0,
+        connected: false,
+        last_sync: None,
+        uploads_pending: 0,
+        downloads_pending: 0,
+        last_error: Some(why.to_owned()),
+        rule_errors: Vec::new(),
+        updated: rfc3339(SystemTime::now()),
+    };
     if let Err(e) = status::write(state, &s) {
         log::debug!("cannot write the status file: {e}");
     }

@@ -65,8 +65,14 @@ pub fn run(
     if let Err(e) = &result {
         // `cloud-client status` shows why the client stopped, after it stopped.
         let state = StateDir::existing(&root);
-        if let Ok(Some(identity)) = state.load_identity() {
-            super::publish::record_failure(state.path(), config, identity, &e.to_string());
+        match state.load_identity() {
+            Ok(Some(identity)) => {
+                super::publish::record_failure(state.path(), config, identity, &e.to_string());
+            }
+            // A first run (join or new user) that failed: no identity, but
+            // `status` says "not joined" and why.
+            Ok(None) => super::publish::record_not_joined(state.path(), config, &e.to_string()),
+            Err(_) => {}
         }
     }
     result
@@ -95,7 +101,7 @@ fn run_in(
         Applier::new(&root, &tmp, &mut index, id.client)
             .recover_leftovers(&mut Applied::default())?;
     }
-    let publisher = super::publish::Publisher::start(running);
+    let publisher = super::publish::Publisher::start(running, state.path());
     let hello = hello_for(stored, config)?;
     // A folder that has an identity keeps trying a server it cannot reach
     // (or that refuses it for a while) at start-up, with the same backoff

@@ -23,6 +23,11 @@ pub struct Report {
     pub running: bool,
     /// The server (`IP:PORT`) of the last run, if a status was saved.
     pub server: Option<String>,
+    /// The folder has an identity: a device of a user. False after a
+    /// first run (join or new user) that failed: `last_error` says why,
+    /// `device` is 0 and `user` the user it tried to join (empty for a new
+    /// user).
+    pub joined: bool,
     /// The user ID (32 hex characters).
     pub user: String,
     /// This device's client ID.
@@ -65,7 +70,8 @@ pub struct Report {
 pub enum ReportError {
     /// The folder does not exist (or is not a directory).
     MissingFolder(PathBuf),
-    /// The folder was never synced (no identity in `.cloudservice/`).
+    /// The folder was never synced (no identity in `.cloudservice/`, and
+    /// no failed first run recorded there).
     NotSynced(PathBuf),
     /// The identity or the status file could not be read.
     State(String),
@@ -118,10 +124,15 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
     let state = StateDir::existing(folder);
     let identity = state
         .load_identity()
-        .map_err(|e| ReportError::State(e.to_string()))?
-        .ok_or_else(|| ReportError::NotSynced(folder.to_path_buf()))?;
+        .map_err(|e| ReportError::State(e.to_string()))?;
     let running = is_running(state.path());
     let status = read(state.path())?;
+    let Some(identity) = identity else {
+        return match status {
+            Some(s) => Ok(not_joined(folder, running, s)),
+            None => Err(ReportError::NotSynced(folder.to_path_buf())),
+        };
+    };
     let rules = RuleSource::load(folder);
     // A missing or unreadable index counts nothing: the client's own
     // status then says what is wrong.
@@ -138,6 +149,7 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
     Ok(Report {
         folder: folder.display().to_string(),
         running,
+        joined: true,
         server: s.map(|s| s.server.clone()),
         user: identity.user.to_string(),
         device: identity.client,
@@ -153,6 +165,30 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
         in_sync: in_sync(running, s) && seen.modes_pending == 0 && held_back == 0,
     })
+}
+
+/// The report for a folder whose first run (join or new user) failed:
+/// what that run left in the status file `s`, never in sync.
+fn not_joined(folder: &Path, running: bool, s: Status) -> Report {
+    Report {
+        folder: folder.display().to_string(),
+        running,
+        joined: false,
+        server: Some(s.server),
+        user: s.user,
+        device: 0,
+        connected: false,
+        last_sync: None,
+        uploads_pending: 0,
+        downloads_pending: 0,
+        modes_pending: 0,
+        conflicts: Vec::new(),
+        ignored: 0,
+        not_synced: Vec::new(),
+        last_error: s.last_error,
+        rule_errors: s.rule_errors,
+        in_sync: false,
+    }
 }
 
 /// What [`look`] finds in the folder.
@@ -243,6 +279,9 @@ fn bit_differs(index: Option<&Index>, rel: &str, item: &walkdir::DirEntry) -> bo
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let state = match (r.in_sync, r.running, r.connected) {
+        _ if !r.joined => {
+            "not joined (the first run did not reach the server or was refused; see last error)"
+        }
         (true, _, _) => "in sync",
         (false, false, _) => "not in sync (no client is running on this folder)",
         (false, true, false) => "not in sync (not connected to the server)",
@@ -252,7 +291,8 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(out, "folder:        {}", r.folder);
     let _ = writeln!(out, "state:         {state}");
     let _ = writeln!(out, "server:        {}", r.server.as_ref().unwrap_or(&none));
-    let _ = writeln!(out, "user:          {}", r.user);
+    let user = if r.user.is_empty() { "-" } else { &r.user };
+    let _ = writeln!(out, "user:          {user}");
     let _ = writeln!(out, "device:        {}", r.device);
     let connected = if r.connected { "yes" } else { "no" };
     let _ = writeln!(out, "connected:     {connected}");
