@@ -202,6 +202,44 @@ fn invite(server: &Server, user: &[u8; 16]) -> [u8; 32] {
     bytes.try_into().expect("32 bytes")
 }
 
+/// The text of the Error `BadCredential` answering `hello` (request ID 1).
+fn refusal_text(server: &Server, hello: &[u8]) -> Vec<u8> {
+    let mut c = Raw::connect(server.addr);
+    c.send(hello);
+    let f = c.next_reply();
+    assert_eq!(
+        (f.kind, f.error_code(), f.rid),
+        (ERROR, Some(BAD_CREDENTIAL), 1),
+        "{f:?}"
+    );
+    f.payload[4..].to_vec()
+}
+
+#[test]
+///
+fn r_4_6_11_a_used_invite_a_retired_one_and_a_wrong_code_get_one_answer() {
+    let server = Server::start();
+    let (_a, user, _) = keyed_user(&server);
+    let used = invite(&server, &user);
+    key_join(&server, user, used);
+    let retired = invite(&server, &user);
+    rotate(&server, &user);
+    let mut rng = common::Rng::new(common::seed("R_4_6_11_SEED"));
+    let mut wrong = [0u8; 32];
+    wrong.iter_mut().for_each(|b| *b = rng.below(256) as u8);
+    let texts: Vec<Vec<u8>> = [used, retired, wrong]
+        .iter()
+        .map(|code| refusal_text(&server, &key_hello(1, 2, user, 0, *code, b"")))
+        .collect();
+    assert_eq!(texts[0], texts[1], "a used invite answers as a retired one");
+    assert_eq!(texts[0], texts[2], "a used invite answers as a wrong code");
+    let text = String::from_utf8_lossy(&texts[0]);
+    assert!(
+        text.contains("bad join code") && text.contains("unused invite") && text.contains("once"),
+        "the text names every reason: {text}"
+    );
+}
+
 #[test]
 ///
 fn r_4_6_10_an_invite_lets_exactly_one_device_join() {

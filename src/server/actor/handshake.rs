@@ -32,9 +32,15 @@ const BAD_KEY: Refusal = Refusal {
     text: "bad device key",
     guess: true,
 };
+/// One text for every refused join secret (R-4.6.10): a wrong code, an
+/// invite already used, one a new join code retired. A used invite is
+/// deleted, so the server could only tell them apart by keeping used codes,
+/// and an answer that did would tell a guesser which codes had existed.
 const BAD_JOIN: Refusal = Refusal {
     code: ErrorCode::BadCredential,
-    text: "bad join code (the operator made a new one: ask for USER_ID:JOIN_CODE)",
+    text: "bad join code: not this user's current join code, nor an unused invite \
+           (an invite lets one device join, once; a new join code retires the old code \
+           and every unused invite): ask the operator for a new USER_ID:CODE",
     guess: true,
 };
 const KEY_REQUIRED: Refusal = Refusal {
