@@ -49,6 +49,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "versions_expire_by_age_and_by_space",
     ),
     (
+        "R-5.2.15",
+        "client",
+        "src/client/applier/echo_tests.rs",
+        "the_echo_of_own_pushes_changes_nothing",
+    ),
+    (
+        "R-5.2.15",
+        "client",
+        "src/client/applier/echo_tests.rs",
+        "replies_older_than_the_index_change_nothing",
+    ),
+    (
         "R-14.4.2",
         "server",
         "tests/e2e_versions.rs",

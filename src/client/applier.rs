@@ -113,6 +113,10 @@ pub struct Applier<'a> {
     /// The ignore rules, to tell a directory kept out of sync (never
     /// pushed) from one waiting for its push.
     rules: Option<&'a IgnoreRules>,
+    /// The reply's head (§5.2): a path the index holds at a newer version
+    /// was pushed by this device after the reply was made, so a full
+    /// listing that does not name it does not mean it is gone.
+    head: u64,
 }
 
 impl<'a> Applier<'a> {
@@ -130,7 +134,15 @@ impl<'a> Applier<'a> {
             modes: false,
             hand_over: false,
             rules: None,
+            head: u64::MAX,
         }
+    }
+
+    /// The head of the reply being applied (§5.2): with it, indexed paths
+    /// newer than the reply are never taken as gone by a full listing.
+    pub fn with_head(mut self, head: u64) -> Self {
+        self.head = head;
+        self
     }
 
     /// Files the reply wants that this device already has (copies, empty
@@ -193,24 +205,44 @@ impl<'a> Applier<'a> {
         for path in &held_back {
             self.index.unhold_back(path);
         }
-        let mut deletions: Vec<WirePath> = entries
+        // An entry older than what the index holds at its path is already
+        // superseded here (this device's own acknowledged push, R-5.2.15).
+        let (current, superseded): (Vec<&ChangeEntry>, Vec<&ChangeEntry>) =
+            entries.iter().partition(|e| !self.is_superseded(e));
+        for entry in &superseded {
+            log::debug!(
+                "pull: {} {:?} v{} left alone: this device already has v{}",
+                entry.path,
+                entry.state,
+                entry.version,
+                self.index.get(&entry.path).map_or(0, |e| e.version)
+            );
+        }
+        let mut deletions: Vec<(WirePath, u64)> = current
             .iter()
             .filter(|e| e.state == EntryState::Deleted)
-            .map(|e| e.path.clone())
+            .map(|e| (e.path.clone(), e.version))
             .collect();
         if full {
-            let unlisted = self.index.iter().map(|(p, _)| p);
+            let head = self.head;
+            let unlisted = self
+                .index
+                .iter()
+                .filter(|(_, e)| e.version <= head)
+                .map(|(p, _)| p);
             let gone = unlisted.filter(|p| !listed.contains(p)).cloned();
-            deletions.extend(WirePath::top_most(gone));
+            deletions.extend(WirePath::top_most(gone).into_iter().map(|p| (p, head)));
         }
         let mut ok = true;
-        for path in &deletions {
-            ok &= self.guard(path, |me| me.apply_deleted(path, &wanted, &mut out));
+        for (path, version) in &deletions {
+            ok &= self.guard(path, |me| {
+                me.apply_deleted(path, *version, &wanted, &mut out)
+            });
         }
-        for entry in entries.iter().filter(|e| e.state == EntryState::Dir) {
+        for entry in current.iter().filter(|e| e.state == EntryState::Dir) {
             ok &= self.guard(&entry.path, |me| me.apply_dir(entry, &mut out));
         }
-        for entry in entries {
+        for entry in &current {
             if let EntryState::File { size, hash } = entry.state {
                 ok &= self.guard(&entry.path, |me| me.apply_file(entry, size, hash, &mut out));
             }
@@ -242,9 +274,24 @@ impl<'a> Applier<'a> {
         path.to_local(self.root)
     }
 
+    /// Whether the index holds `entry`'s path at a newer version than the
+    /// entry: the server made the entry's state before a change this
+    /// device already has (its own acknowledged push), so applying it
+    /// would undo that change here.
+    fn is_superseded(&self, entry: &ChangeEntry) -> bool {
+        self.index
+            .get(&entry.path)
+            .is_some_and(|indexed| indexed.version > entry.version)
+    }
+
+    /// Applies the deletion of `path` by change `version`: what is there
+    /// and below it goes, except what was changed here (kept, to push)
+    /// and what the index holds at a newer version than the deletion
+    /// (made after it: this device's own later pushes, R-5.2.15).
     fn apply_deleted(
         &mut self,
         path: &WirePath,
+        version: u64,
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
@@ -254,9 +301,9 @@ impl<'a> Applier<'a> {
             Local::File(stat) => {
                 self.remove_file_if_synced(path, stat, wanted, out)?;
             }
-            Local::Dir => self.remove_tree(path, wanted, out)?,
+            Local::Dir => self.remove_tree(path, version, wanted, out)?,
         }
-        self.index.remove_subtree(path);
+        self.index.remove_subtree_up_to(path, version);
         Ok(())
     }
 
@@ -281,15 +328,19 @@ impl<'a> Applier<'a> {
         Ok(true)
     }
 
-    /// Removes a directory tree the server deleted, keeping every file that
-    /// was changed or created here (and the directories holding them).
+    /// Removes a directory tree the server deleted by change `version`,
+    /// keeping every file that was changed or created here, every entry
+    /// the index holds at a newer version (made after the deletion), and
+    /// the directories holding them.
     fn remove_tree(
         &mut self,
         dir: &WirePath,
+        version: u64,
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
         let base = self.local(dir);
+        let mut newer: Vec<WirePath> = Vec::new();
         let walk = walkdir::WalkDir::new(&base)
             .follow_links(false)
             .contents_first(true);
@@ -305,6 +356,10 @@ impl<'a> Applier<'a> {
                 continue;
             };
             let ft = item.file_type();
+            if self.index.get(&rel).is_some_and(|e| e.version > version) {
+                newer.push(rel);
+                continue;
+            }
             if ft.is_file() {
                 if let Ok(meta) = item.metadata() {
                     self.remove_file_if_synced(&rel, Stat::of(&meta), wanted, out)?;
@@ -317,7 +372,10 @@ impl<'a> Applier<'a> {
                         ..
                     })
                 );
-                if !known || fs::remove_dir(item.path()).is_err() {
+                // A directory still holding what came after the deletion
+                // stays, as synced as what it holds.
+                let holds_newer = newer.iter().any(|n| n.is_within(&rel));
+                if !holds_newer && (!known || fs::remove_dir(item.path()).is_err()) {
                     out.dirty.insert(rel);
                 }
             }
@@ -435,8 +493,8 @@ impl<'a> Applier<'a> {
             }
             PullDecision::Apply => local,
             PullDecision::ClearDirThenApply => {
-                self.remove_tree(path, &HashSet::new(), out)?;
-                self.index.remove_subtree(path);
+                self.remove_tree(path, entry.version, &HashSet::new(), out)?;
+                self.index.remove_subtree_up_to(path, entry.version);
                 match check_path(self.root, path)? {
                     Local::Absent => Local::Absent,
                     // An edit inside was kept: the repeated pull brings the file.
@@ -697,6 +755,8 @@ fn indexed_exec(entry: Option<Entry>) -> Option<bool> {
 mod agree;
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod echo_tests;
 mod leftovers;
 #[cfg(test)]
 mod mode_tests;

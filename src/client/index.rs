@@ -287,6 +287,30 @@ impl Index {
             .collect()
     }
 
+    /// Forgets `path` and everything below it that is at `version` or
+    /// older; entries at a newer version (made after a deletion by change
+    /// `version`) stay. Returns what was removed.
+    /// The directories holding such a newer entry stay too.
+    pub fn remove_subtree_up_to(
+        &mut self,
+        path: &WirePath,
+        version: u64,
+    ) -> Vec<(WirePath, Entry)> {
+        let newer: Vec<WirePath> = self
+            .subtree(Some(path))
+            .filter(|(_, e)| e.version > version)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let keys: Vec<WirePath> = self
+            .subtree(Some(path))
+            .filter(|(k, e)| e.version <= version && !newer.iter().any(|n| n.is_within(k)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.remove(&k).map(|e| (k, e)))
+            .collect()
+    }
+
     /// Moves `from` and everything below it to `to`; moved entries take
     /// `version` when given (a server rename gives them its sequence number).
     pub fn rebase(&mut self, from: &WirePath, to: &WirePath, version: Option<u64>) {

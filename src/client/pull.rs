@@ -548,6 +548,7 @@ impl PullJob {
         let mut applied = ctx
             .applier()
             .with_modes(self.modes)
+            .with_head(self.head)
             .handing_over_obtained()
             .apply(&entries, self.full)?;
         for made in std::mem::take(&mut applied.obtained) {

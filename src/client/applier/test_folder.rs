@@ -89,3 +89,24 @@ impl Folder {
         }
     }
 }
+
+/// Every file (with its content) and directory below `root`, sorted.
+pub(super) fn snapshot(root: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+    let mut out: Vec<(String, Option<Vec<u8>>)> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let content = e.file_type().is_file().then(|| fs::read(e.path()).unwrap());
+            (rel, content)
+        })
+        .collect();
+    out.sort();
+    out
+}

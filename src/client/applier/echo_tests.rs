@@ -1,0 +1,149 @@
+//! Entries older than what the index holds: the echo of this
+//! device's own acknowledged pushes, in a reply the server made before
+//! them, never undoes them here (outside tester, session 8, findings 1-4:
+//! a pull applied a device's own Delete of file `n3.txt` to the directory
+//! `n3.txt` it had made since, deleting or re-creating what the user had
+//! just renamed or removed).
+
+use super::test_folder::{deleted, dir, file, p, Folder};
+use super::*;
+use rand::{Rng, SeedableRng};
+
+impl Folder {
+    fn apply_reply(&mut self, entries: &[ChangeEntry], full: bool, head: u64) -> Applied {
+        Applier::new(&self.root, &self.tmp, &mut self.index, 2)
+            .with_head(head)
+            .apply(entries, full)
+            .unwrap()
+    }
+
+    fn set_version(&mut self, path: &str, version: u64) {
+        let mut entry = *self.index.get(&p(path)).unwrap();
+        entry.version = version;
+        self.index.insert(p(path), entry);
+    }
+}
+
+/// File `n3.txt` deleted (v5552), directory `n3.txt` made (v5558) and
+/// `n3.txt/r15.txt` uploaded (v5559) by this device, all acknowledged: the
+/// reply listing them changes nothing and defers nothing.
+#[test]
+fn the_echo_of_own_pushes_changes_nothing() {
+    let mut f = Folder::new();
+    f.write("n3.txt/r15.txt", "mine, newer");
+    f.sync_all(0);
+    f.set_version("n3.txt", 5558);
+    f.set_version("n3.txt/r15.txt", 5559);
+    let reply = [
+        deleted("n3.txt", 5552),
+        dir("n3.txt", 5558),
+        file("n3.txt/r15.txt", 5559, "mine, newer"),
+    ];
+    let out = f.apply_reply(&reply, false, 5559);
+    assert_eq!(f.read("n3.txt/r15.txt").as_deref(), Some("mine, newer"));
+    assert!(out.fetches.is_empty() && out.dirty.is_empty() && !out.must_repeat());
+    assert_eq!(
+        f.index.get(&p("n3.txt/r15.txt")).map(|e| e.version),
+        Some(5559)
+    );
+}
+
+/// A directory deleted elsewhere (v10) loses what it held before, but
+/// keeps what this device pushed into it after (v12), with its index entry.
+#[test]
+fn a_deleted_directory_keeps_what_was_pushed_into_it_after() {
+    let mut f = Folder::new();
+    f.write("d/old", "old");
+    f.write("d/new", "new");
+    f.sync_all(5);
+    f.set_version("d/new", 12);
+    let out = f.apply_reply(&[deleted("d", 10)], false, 12);
+    assert_eq!(f.read("d/old"), None);
+    assert_eq!(f.read("d/new").as_deref(), Some("new"));
+    assert_eq!(f.index.get(&p("d/new")).map(|e| e.version), Some(12));
+    assert!(f.index.get(&p("d/old")).is_none());
+    assert!(out.dirty.is_empty(), "{:?}", out.dirty);
+}
+
+/// A file entry older than the indexed version (the server's state before
+/// this device's acknowledged upload) does not replace the newer content.
+#[test]
+fn an_older_file_entry_does_not_replace_newer_content() {
+    let mut f = Folder::new();
+    f.write("f", "v10 content");
+    f.sync_all(10);
+    let out = f.apply_reply(&[file("f", 8, "v8 content")], false, 9);
+    assert_eq!(f.read("f").as_deref(), Some("v10 content"));
+    assert!(out.fetches.is_empty() && out.dirty.is_empty());
+}
+
+/// A full listing made at head 9 does not name a path pushed at v11: it is
+/// not gone; a path at v7 it does not name is.
+#[test]
+fn a_full_listing_does_not_remove_what_was_pushed_after_it() {
+    let mut f = Folder::new();
+    f.write("pushed-after", "x");
+    f.write("deleted-before", "y");
+    f.sync_all(7);
+    f.set_version("pushed-after", 11);
+    f.apply_reply(&[], true, 9);
+    assert_eq!(f.read("pushed-after").as_deref(), Some("x"));
+    assert_eq!(f.read("deleted-before"), None);
+}
+
+/// Randomized: a folder indexed at random versions, and a reply of random
+/// entries (file, directory, deletion; any path of the folder or below it)
+/// each older than the version indexed at its path or at the path of any
+/// of its indexed ancestors' newer entries: the folder is unchanged, no
+/// download, nothing to push.
+#[test]
+fn replies_older_than_the_index_change_nothing() {
+    let names = ["a", "b", "a/x", "a/y", "b/z", "a/sub/w"];
+    for seed in 0..200u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut f = Folder::new();
+        for name in ["a/x", "a/y", "b/z", "a/sub/w"] {
+            if rng.random_bool(0.7) {
+                f.write(name, &format!("{name} {seed}"));
+            }
+        }
+        f.sync_all(0);
+        let indexed: Vec<(WirePath, u64)> =
+            f.index.iter().map(|(path, _)| (path.clone(), 0)).collect();
+        let mut floor = 100u64;
+        for (path, _) in &indexed {
+            let v = rng.random_range(100..200);
+            floor = floor.min(v);
+            f.set_version(path.as_str(), v);
+        }
+        let before = crate::client::applier::test_folder::snapshot(&f.root);
+        let mut reply = Vec::new();
+        for name in names {
+            // Older than every indexed version: superseded wherever it lands.
+            let v = rng.random_range(1..floor);
+            let entry = match rng.random_range(0..3) {
+                0 => deleted(name, v),
+                1 => dir(name, v),
+                _ => file(name, v, "stale"),
+            };
+            if f.index.get(&p(name)).is_some() {
+                reply.push(entry);
+            }
+        }
+        reply.sort_by_key(|e| match e.state {
+            EntryState::Deleted => 0,
+            EntryState::Dir => 1,
+            EntryState::File { .. } => 2,
+        });
+        let out = f.apply_reply(&reply, false, floor);
+        assert_eq!(
+            crate::client::applier::test_folder::snapshot(&f.root),
+            before,
+            "seed {seed}: {reply:?}"
+        );
+        assert!(
+            out.fetches.is_empty() && out.dirty.is_empty(),
+            "seed {seed}"
+        );
+    }
+}
