@@ -491,3 +491,68 @@ fn r_3_5_4_one_client_may_hold_several_connections() {
     assert_eq!(first.next().bytes(), frame(NOTIFY, 0, &2u64.to_be_bytes()));
     first.expect_silence(Duration::from_millis(300));
 }
+
+/// A download is not idle however slowly it is read (R-8.2, outside
+/// tester's finding 11: `--idle-timeout 5` cut a 250 MiB download after
+/// 7 s): with `--idle-timeout 2`, a client that sends one Fetch and then
+/// nothing reads a 10 MiB reply at about 1.7 MiB/s (6 s) and gets all of
+/// it, no Timeout, and the connection stays usable; once nothing moves, the
+/// same connection is closed with Timeout.
+#[test]
+///
+fn r_8_2_a_slowly_read_download_is_not_idle() {
+    use cloudservice::protocol::{ContentHash, ErrorCode, Fetch, Message};
+    use common::wire::{p, Read1, WireClient};
+    use std::time::Instant;
+    let server = Server::start_with(&["--idle-timeout", "2"]);
+    let mut c = WireClient::new_user(server.addr);
+    let content: Vec<u8> = (0..10u32 << 20).map(|i| (i * 7 + i / 4099) as u8).collect();
+    c.put("big.bin", &content, 0).expect("upload");
+    let rid = c.send(Message::Fetch(Fetch {
+        version: 0,
+        path: p("big.bin"),
+    }));
+    let started = Instant::now();
+    let mut data = Vec::new();
+    let mut paced = 0usize;
+    loop {
+        match c.read(Duration::from_secs(10)) {
+            Read1::Frame(f) => {
+                assert_eq!(f.request_id, rid, "cut during the download: {f:?}");
+                match f.message {
+                    Message::FileBegin(_) => {}
+                    Message::FileChunk(chunk) => data.extend_from_slice(&chunk),
+                    Message::FileEnd => break,
+                    other => panic!("unexpected frame in a fetch reply: {other:?}"),
+                }
+            }
+            other => panic!("download cut after {} bytes: {other:?}", data.len()),
+        }
+        // About 256 KiB per 150 ms.
+        while paced + (256 << 10) <= data.len() {
+            paced += 256 << 10;
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_secs(4),
+        "the download took only {took:?}"
+    );
+    assert_eq!(data.len(), content.len());
+    assert!(ContentHash::of(&data) == ContentHash::of(&content));
+    // Still open: a request is answered.
+    let ping = c.send(Message::Ping);
+    assert!(matches!(c.reply(ping), Message::Pong));
+    // Truly idle now: closed with Timeout (ID 0).
+    match c.read(Duration::from_secs(6)) {
+        Read1::Frame(f) => match f.message {
+            Message::Error(e) => {
+                assert_eq!(f.request_id, 0);
+                assert_eq!(e.code, ErrorCode::Timeout);
+            }
+            other => panic!("expected Timeout, got {other:?}"),
+        },
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+}

@@ -33,7 +33,8 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 pub const MAX_BATCH_ENTRIES: usize = 4096;
 /// Seconds a connection may take to send its `Hello`.
 pub const HANDSHAKE_TIMEOUT_SECS: u64 = 10;
-/// Seconds a ready connection may stay silent before the server closes it.
+/// Seconds a ready connection may stay idle (no frame received, no queued
+/// byte written: PROTOCOL.md §8, R-8.2) before the server closes it.
 pub const IDLE_TIMEOUT_SECS: u64 = 300;
 /// Name of the client's state folder at the root of a synced folder; never synced.
 pub const STATE_DIR_NAME: &str = ".cloudservice";

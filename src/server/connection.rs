@@ -72,8 +72,14 @@ pub struct Connection {
     /// The user a `Joining`/`Ready` connection was attached to, kept through
     /// `Closing` so the actor can be told it is gone.
     pub attached: Option<UserId>,
-    /// Last time a frame arrived.
+    /// Last time anything moved on this connection: a frame arrived or
+    /// queued bytes reached the socket (the idle timer, PROTOCOL.md §8,
+    /// a connection the server is still sending to is not idle).
     pub last_seen: Instant,
+    /// The kernel's unacknowledged send queue at the last idle check
+    /// (bytes, [`Transport::unsent_bytes`]): a download still draining from
+    /// the kernel's buffers is not idle while this number moves.
+    pub last_unsent: u32,
     /// Inbound cost at the actor, bytes queued, credit to return.
     pub flow: ConnFlow,
     /// Bytes read but not yet decoded because reading paused mid-buffer
@@ -95,6 +101,7 @@ impl Connection {
             phase: Phase::AwaitHello { deadline },
             attached: None,
             last_seen: Instant::now(),
+            last_unsent: 0,
             flow: ConnFlow::default(),
             stash: Vec::new(),
             last_ack: None,
@@ -141,6 +148,8 @@ impl Connection {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     metrics().sent_bytes.inc_by(n as u64);
+                    // Bytes moved: a download being read is not idle.
+                    self.last_seen = Instant::now();
                     front.sent += n;
                     self.flow.wrote(n);
                     if front.sent == front.bytes.len() {

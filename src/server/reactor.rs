@@ -333,7 +333,7 @@ impl Reactor {
         let idle = self.config.idle_timeout;
         let mut expired: Vec<(usize, &'static str)> = Vec::new();
         let mut phases = [0usize; 4];
-        for (key, conn) in self.conns.iter() {
+        for (key, conn) in self.conns.iter_mut() {
             phases[phase_index(&conn.phase)] += 1;
             match conn.phase {
                 Phase::AwaitHello { deadline } if now >= deadline => {
@@ -342,7 +342,17 @@ impl Reactor {
                 Phase::Joining { .. } | Phase::Ready { .. }
                     if now.duration_since(conn.last_seen) >= idle && conn.flow.settled() =>
                 {
-                    expired.push((key, "idle timeout"));
+                    // The tail of a download sits in the kernel's buffers
+                    // after its last write; while the peer drains it the
+                    // connection is not idle. A peer that reads
+                    // nothing for a whole period is.
+                    let unsent = conn.transport.unsent_bytes();
+                    if unsent != 0 && unsent != conn.last_unsent {
+                        conn.last_unsent = unsent;
+                        conn.last_seen = now;
+                    } else {
+                        expired.push((key, "idle timeout"));
+                    }
                 }
                 Phase::Closing { deadline } if now >= deadline => expired.push((key, "")),
                 _ => {}

@@ -13,6 +13,7 @@ use crate::tls::sniff::{sniff, Sniffed};
 use mio::net::TcpStream;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 /// A connection's byte channel.
@@ -94,6 +95,28 @@ impl Transport {
             Transport::Plain { stream, .. } => Some(stream),
             Transport::Tls { tls, .. } => Some(tls.socket_mut()),
             Transport::Gone => None,
+        }
+    }
+
+    /// Bytes written to the socket that the peer has not acknowledged yet
+    /// (the kernel's send queue, `SIOCOUTQ`, tcp(7)); 0 for a closed
+    /// transport or when the kernel does not say. A change of this number
+    /// between two looks means the peer is reading.
+    pub fn unsent_bytes(&self) -> u32 {
+        let fd = match self {
+            Transport::Plain { stream, .. } => stream.as_raw_fd(),
+            Transport::Tls { tls, .. } => tls.socket().as_raw_fd(),
+            Transport::Gone => return 0,
+        };
+        let mut queued: libc::c_int = 0;
+        // SAFETY: `fd` is an open socket this transport owns for the
+        // duration of the call, and TIOCOUTQ (= SIOCOUTQ) writes one int
+        // through the valid pointer it is given.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+        if rc == 0 {
+            u32::try_from(queued).unwrap_or(0)
+        } else {
+            0
         }
     }
 
