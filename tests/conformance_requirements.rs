@@ -121,6 +121,24 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_chmod_made_while_the_other_device_is_stopped_reaches_its_edit_and_its_rename",
     ),
     (
+        "R-7.2.4",
+        "client",
+        "tests/e2e_exec_lost.rs",
+        "a_rename_and_edit_made_while_stopped_takes_the_chmod_made_elsewhere",
+    ),
+    (
+        "R-15.2.5",
+        "client",
+        "tests/e2e_exec_lost.rs",
+        "a_chmod_made_while_stopped_follows_a_rename_elsewhere_and_yields_to_a_delete",
+    ),
+    (
+        "R-15.2.5",
+        "client",
+        "tests/e2e_exec_lost.rs",
+        "a_chmod_racing_a_rename_elsewhere_reaches_the_new_name",
+    ),
+    (
         "R-15.2.4",
         "client",
         "tests/e2e_exec_property.rs",

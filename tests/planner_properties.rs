@@ -15,7 +15,8 @@
 //! `cargo test --release --test planner_properties` runs 3,000 cases;
 //! `PLANNER_CASES=1000000 cargo test --release --test planner_properties`
 //! is the long mode. A failure is shrunk by proptest and printed; keep it as
-//! a named regression test below.
+//! a named regression test below. `PLANNER_TRACE=1` prints each device's
+//! plans, acknowledgements and pulls.
 
 mod planner_model;
 

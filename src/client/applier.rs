@@ -44,6 +44,10 @@ pub struct FetchJob {
     /// The executable bit the server gave (a ModeBatch, §15.2); `None`
     /// from a server without modes: the local file's bit is kept.
     pub exec: Option<bool>,
+    /// A bit changed here, on a file this reply deleted whose content this
+    /// job brings (the server moved it, R-15.2.5): the file appears with
+    /// it, the server's `exec` is indexed, and a SetMode follows.
+    pub carried: Option<bool>,
 }
 
 /// What applying a reply left to do.
@@ -117,6 +121,12 @@ pub struct Applier<'a> {
     /// was pushed by this device after the reply was made, so a full
     /// listing that does not name it does not mean it is gone.
     head: u64,
+    /// Bits changed here and not pushed, of files the current reply deletes
+    /// content hash → (the deleted path, the local bit). A file
+    /// the same reply brings with that content (the server's rename of it)
+    /// appears with the bit, which is then pushed; the rest are dropped with
+    /// a log line when the reply is applied.
+    carried: HashMap<ContentHash, (WirePath, bool)>,
 }
 
 impl<'a> Applier<'a> {
@@ -135,6 +145,7 @@ impl<'a> Applier<'a> {
             hand_over: false,
             rules: None,
             head: u64::MAX,
+            carried: HashMap::new(),
         }
     }
 
@@ -248,6 +259,12 @@ impl<'a> Applier<'a> {
             }
         }
         out.failed |= !ok;
+        for (_, (path, exec)) in self.carried.drain() {
+            log::info!(
+                "dropped the chmod {} of {path}: the server deleted the file (R-15.2.5)",
+                if exec { "+x" } else { "-x" }
+            );
+        }
         for (_, stashed) in self.stash.drain() {
             let _ = fs::remove_file(stashed);
         }
@@ -316,12 +333,22 @@ impl<'a> Applier<'a> {
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<bool, ClientError> {
-        let indexed = Indexed::of(self.index.get(path).copied());
+        let entry = self.index.get(path).copied();
+        let indexed = Indexed::of(entry);
         let decision = on_pull(indexed, self.disk(path, Local::File(stat)), Server::Deleted);
         if decision != PullDecision::Apply || !self.remove_synced(path, wanted, out)? {
             log::info!("kept {path}: changed here, the server deleted it");
             out.dirty.insert(path.clone());
             return Ok(false);
+        }
+        if let (true, Some(hash), Some(was)) = (
+            self.modes,
+            entry.and_then(|e| e.hash()),
+            indexed_exec(entry),
+        ) {
+            if let Some(bit) = carried_mode(was, stat.exec) {
+                self.carried.insert(hash, (path.clone(), bit));
+            }
         }
         log::debug!("deleted {path}");
         out.changed += 1;
@@ -518,7 +545,9 @@ impl<'a> Applier<'a> {
             hash,
             expect,
             exec: self.modes.then_some(entry.executable),
+            carried: None,
         };
+        let job = self.carry_mode(job)?;
         self.obtain(job, out)
     }
 
@@ -742,6 +771,14 @@ impl<'a> Applier<'a> {
         let entry = Entry::synced_file(stat, hash, version);
         self.index.insert(path.clone(), entry);
     }
+}
+
+/// A file the server deleted, whose bit was `indexed` when this device last
+/// agreed with the server and is `local` now: the bit changed here and not
+/// pushed yet, which follows the file if the server moved it, or
+/// `None` (nothing changed here).
+pub fn carried_mode(indexed: bool, local: bool) -> Option<bool> {
+    (indexed != local).then_some(local)
 }
 
 /// The executable bit the index records for a file (`None`: no file indexed).

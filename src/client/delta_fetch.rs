@@ -462,6 +462,7 @@ mod tests {
 
     fn job(content: &[u8]) -> FetchJob {
         FetchJob {
+            carried: None,
             path: WirePath::new("new.bin").expect("path"),
             version: 3,
             size: content.len() as u64,

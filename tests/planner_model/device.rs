@@ -76,12 +76,15 @@ impl Device {
         dev
     }
 
-    /// A fresh stat record for content `c` (a new mtime).
+    /// A fresh stat record for content `c` (a new mtime) of a new file (a
+    /// new inode number: the planner matches a moved and edited file by
+    /// it, R-7.2.4).
     pub fn stat_for(&mut self, c: Content) -> Stat {
         self.clock += 1;
         let mut stat = self.template;
         stat.size = super::server::bytes(c).len() as u64;
         stat.mtime_ns = self.clock;
+        stat.ino = self.clock as u64;
         stat
     }
 
@@ -157,7 +160,11 @@ impl Device {
             ops = plan::file_changes(&disk, &known, &deleted, added, uploads);
         }
         let taken = |p: &WirePath| self.index.get(p).is_some() || self.disk.contains_key(p);
-        plan::order(ops, &taken)
+        let ops = plan::order(ops, &taken);
+        if std::env::var_os("PLANNER_TRACE").is_some() {
+            eprintln!("dev {} plans {ops:?}", self.id);
+        }
+        ops
     }
 
     /// Digests the oldest acknowledgement.
@@ -167,6 +174,12 @@ impl Device {
         };
         let cursor = self.index.cursor();
         let effect = ack::on_ack(&mut self.index, &op, &ack, cursor);
+        if std::env::var_os("PLANNER_TRACE").is_some() {
+            eprintln!(
+                "dev {} ack {:?} {} {} cursor {cursor}",
+                self.id, ack.status, ack.version, ack.path
+            );
+        }
         if let Some(mv) = effect.local_move {
             let made = match mv.expect {
                 ack::Expect::File(stat) => {
@@ -281,6 +294,13 @@ impl Device {
             failed |= !self.apply(change);
         }
         self.pull_failed = failed;
+        if std::env::var_os("PLANNER_TRACE").is_some() {
+            eprintln!(
+                "dev {} pulled {changes:?}\n  index {:?}",
+                self.id,
+                self.index.iter().collect::<Vec<_>>()
+            );
+        }
         if !failed {
             self.index.set_cursor(cursor.max(server.head));
         }

@@ -122,7 +122,11 @@ pub fn perform(dev: &mut Device, action: &Action, contents: &mut Contents, did: 
     let name = |n: u8| NAMES[n as usize % NAMES.len()];
     let mut write = |dev: &mut Device, path: &WirePath, did: &mut Did| {
         let c = contents.fresh();
-        let stat = dev.stat_for(c);
+        let mut stat = dev.stat_for(c);
+        // Written in place (`echo >> f`): the file keeps its inode.
+        if let Some(Disk::File(_, was)) = dev.disk.get(path) {
+            stat.ino = was.ino;
+        }
         dev.disk.insert(path.clone(), Disk::File(c, stat));
         did.wrote.insert(c);
         did.touched.push(path.clone());

@@ -427,3 +427,28 @@ fn regression_ownpush_1() {
         3,
     );
 }
+
+/// A file moved into a directory of its own name and then written in place
+/// (the same inode, R-7.2.4), with another device writing elsewhere.
+#[test]
+fn regression_inode_rename_into_own_dir() {
+    use Action::*;
+    replay(
+        &[
+            (0, 200, false),
+            (0, 69, true),
+            (0, 12, false),
+            (31873, 5, false),
+            (18287, 2, true),
+            (9, 127, true),
+        ],
+        &[
+            (177, IntoOwnDir { at: 0 }),
+            (144, Write { at: 44170, name: 0 }),
+            (15, Write { at: 0, name: 0 }),
+            (64, Write { at: 951, name: 0 }),
+        ],
+        &[3194, 11539, 19177],
+        3,
+    );
+}

@@ -2,7 +2,7 @@
 //! away a local chmod not yet pushed, and a local edit, move or deletion not
 //! yet pushed never hides a bit the server changed.
 
-use super::test_folder::{file, p, Folder};
+use super::test_folder::{deleted, dir, file, p, Folder};
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 
@@ -127,4 +127,70 @@ fn a_file_moved_here_whose_bit_the_server_changed_is_pushed_first() {
     let out = g.apply_modes(&[file("w.sh", 4, "w\n")]);
     assert!(out.deferred.is_empty());
     assert_eq!(g.index.get(&p("w.sh")).map(|e| e.version), Some(4));
+}
+
+/// every combination of: the bit indexed for `t.sh`, its local
+/// bit, the bit the server gives the file it moved, and whether the server
+/// moved it (to `u.sh`, in the same reply) or deleted it. A bit changed
+/// here follows the moved file (placed with it, the server's recorded, a
+/// SetMode to follow); a bit not changed here takes the server's; a deleted
+/// file is never kept because of a chmod.
+#[test]
+fn a_chmod_here_follows_a_rename_elsewhere_and_never_keeps_a_deleted_file() {
+    for case in 0..16u32 {
+        let (indexed, local, server, moved) =
+            (case & 1 != 0, case & 2 != 0, case & 4 != 0, case & 8 != 0);
+        let what = format!("indexed {indexed} local {local} server {server} moved {moved}");
+        let mut f = Folder::new();
+        f.write("t.sh", "t\n");
+        f.chmod("t.sh", if indexed { 0o755 } else { 0o644 });
+        f.sync_all(3);
+        f.chmod("t.sh", if local { 0o755 } else { 0o644 });
+        let mut reply = vec![deleted("t.sh", 4)];
+        if moved {
+            reply.push(ChangeEntry {
+                executable: server,
+                ..file("u.sh", 4, "t\n")
+            });
+        }
+        let out = f.apply_modes(&reply);
+        assert_eq!(f.read("t.sh"), None, "{what}: t.sh deleted");
+        assert!(f.index.get(&p("t.sh")).is_none(), "{what}");
+        assert!(!out.dirty.contains(&p("t.sh")), "{what}: t.sh not pushed");
+        if !moved {
+            assert!(out.dirty.is_empty(), "{what}");
+            continue;
+        }
+        assert!(out.fetches.is_empty(), "{what}: reused, not downloaded");
+        assert_eq!(f.read("u.sh").as_deref(), Some("t\n"), "{what}");
+        let changed_here = indexed != local;
+        let want = if changed_here { local } else { server };
+        assert_eq!(f.exec("u.sh"), want, "{what}: the bit u.sh appears with");
+        assert_eq!(
+            f.indexed_exec("u.sh"),
+            Some(server),
+            "{what}: server's bit indexed"
+        );
+        assert_eq!(
+            out.dirty.contains(&p("u.sh")),
+            want != server,
+            "{what}: a SetMode follows exactly when the bits differ"
+        );
+    }
+}
+
+#[test]
+fn a_chmod_here_follows_a_directory_renamed_elsewhere() {
+    let mut f = Folder::new();
+    f.write("d/s.sh", "s\n");
+    f.sync_all(3);
+    f.chmod("d/s.sh", 0o755);
+    let out = f.apply_modes(&[deleted("d", 4), dir("d2", 4), file("d2/s.sh", 4, "s\n")]);
+    assert_eq!(f.read("d/s.sh"), None);
+    assert!(
+        f.exec("d2/s.sh"),
+        "the local +x follows the moved directory"
+    );
+    assert_eq!(f.indexed_exec("d2/s.sh"), Some(false));
+    assert!(out.dirty.contains(&p("d2/s.sh")));
 }

@@ -89,7 +89,10 @@ impl<'a> Applier<'a> {
         let path = &job.path;
         ensure_parent(self.root, path)?;
         let local = self.local(path);
-        let exec = self.placed_exec(job)?;
+        let exec = match job.carried {
+            Some(bit) => bit,
+            None => self.placed_exec(job)?,
+        };
         set_exec(tmp, exec).map_err(io_err("set the mode of", tmp))?;
         for _ in 0..PLACE_TRIES {
             match check_path(self.root, path)? {
@@ -236,6 +239,36 @@ impl<'a> Applier<'a> {
             ModeDecision::KeepLocal => here.unwrap_or(server),
             ModeDecision::Agree | ModeDecision::Apply | ModeDecision::PushFirst => server,
         })
+    }
+
+    /// The bit changed here on a file the same reply deleted, whose content
+    /// `job` brings to a path with nothing local (the server renamed the
+    /// file): recorded in the job, so the moved file appears with it, the
+    /// index records the server's, and the difference is pushed as a
+    /// SetMode.
+    pub(super) fn carry_mode(&mut self, mut job: FetchJob) -> Result<FetchJob, ClientError> {
+        let Some(server) = job.exec else {
+            return Ok(job);
+        };
+        let Some(&(_, bit)) = self.carried.get(&job.hash) else {
+            return Ok(job);
+        };
+        if bit == server {
+            self.carried.remove(&job.hash);
+            return Ok(job);
+        }
+        if check_path(self.root, &job.path)? != Local::Absent {
+            return Ok(job);
+        }
+        if let Some((from, bit)) = self.carried.remove(&job.hash) {
+            log::info!(
+                "the chmod {} of {from} follows it to {} (moved on the server)",
+                if bit { "+x" } else { "-x" },
+                job.path
+            );
+            job.carried = Some(bit);
+        }
+        Ok(job)
     }
 
     /// Indexes a download placed at `job.path` with the server's bit; a

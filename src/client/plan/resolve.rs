@@ -2,7 +2,8 @@
 //! the pushes that reproduce the difference: directory renames (matched by
 //! the files they hold), file renames (matched by content), deletions,
 //! directory removals, new directories and uploads. No I/O: the scanner
-//! walks, stats and hashes, and hands the results here.
+//! walks, stats and hashes, and hands the results here. A file moved and
+//! edited is matched by its inode instead.
 
 use super::ops::{DiskEntry, Op};
 use crate::client::fsutil::Stat;
@@ -100,23 +101,24 @@ fn plan_removals(
     uploads: &mut Vec<Op>,
     ops: &mut Vec<Op>,
 ) {
-    let deleted_files: Vec<(WirePath, u64, ContentHash)> = known
+    let deleted_files: Vec<(WirePath, u64, ContentHash, Stat)> = known
         .iter()
         .filter_map(|(p, e)| match e.kind {
-            EntryKind::File { hash, .. } if !matches!(disk.get(p), Some(DiskEntry::File(_))) => {
-                Some((p.clone(), e.version, hash))
+            EntryKind::File { hash, stat } if !matches!(disk.get(p), Some(DiskEntry::File(_))) => {
+                Some((p.clone(), e.version, hash, stat))
             }
             _ => None,
         })
         .collect();
     let mut renamed_from = BTreeSet::new();
-    for (from, base, hash) in &deleted_files {
+    for (from, base, hash, stat) in &deleted_files {
         let candidate = uploads
             .iter()
             .enumerate()
             .filter(|(_, op)| matches!(op, Op::Upload { base: 0, hash: h, .. } if h == hash))
             .max_by_key(|(_, op)| op.path().file_name() == from.file_name())
-            .map(|(i, _)| i);
+            .map(|(i, _)| i)
+            .or_else(|| same_file(uploads, from, stat));
         if let Some(i) = candidate {
             let to = uploads.remove(i).path().clone();
             renamed_from.insert(from.clone());
@@ -124,7 +126,7 @@ fn plan_removals(
             ops.push(Op::Rename { from, to, base });
         }
     }
-    for (path, base, _) in &deleted_files {
+    for (path, base, _, _) in &deleted_files {
         let under_deleted_dir = deleted_dirs.iter().any(|d| path.is_within(d));
         if !renamed_from.contains(path) && !under_deleted_dir {
             let (path, base) = (path.clone(), *base);
@@ -134,6 +136,25 @@ fn plan_removals(
     for dir in deleted_dirs {
         ops.push(Op::RemoveDir { path: dir.clone() });
     }
+}
+
+/// The new file (an upload with base 0) that is the vanished file `was`
+/// itself, moved and edited before this look (`mv t.sh u.sh; echo >> u.sh`
+/// while the client was stopped, or between two looks): the same inode on
+/// the same device (PROTOCOL.md ). Its content differs, so it is not
+/// found by content; planned as a Rename, the moved file keeps what the
+/// server changed meanwhile (its executable bit, R-15.2.4), and the edit
+/// follows as an upload on the moved version (the destination is compared
+/// again after the Rename's answer, `plan::ack`). Inode 0 means unknown. A
+/// file moved below a directory of its own old name (`a` to `a/a`) is left
+/// to a Delete and an upload, as before: that Rename goes through a
+/// temporary name and its old path is listed deleted by the next pull.
+fn same_file(uploads: &[Op], from: &WirePath, was: &Stat) -> Option<usize> {
+    uploads.iter().position(|op| {
+        matches!(op, Op::Upload { base: 0, stat, path, .. }
+            if was.ino != 0 && stat.ino == was.ino && stat.dev == was.dev
+                && !path.is_within(from))
+    })
 }
 
 fn is_dir(entry: Option<&Entry>) -> bool {
@@ -212,4 +233,66 @@ fn match_dir_renames(
         }
     }
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> WirePath {
+        WirePath::new(s).unwrap()
+    }
+
+    fn stat(dev: u64, ino: u64) -> Stat {
+        Stat {
+            size: 5,
+            mtime_ns: 1,
+            ctime_ns: 1,
+            dev,
+            ino,
+            exec: false,
+        }
+    }
+
+    /// a vanished file and a new file with another content are one
+    /// file moved and edited exactly when device and inode are the same
+    /// (and known); otherwise a Delete and a new upload, as before.
+    #[test]
+    fn a_moved_and_edited_file_is_a_rename_by_its_inode() {
+        let old = ContentHash::of(b"t\n");
+        let new = ContentHash::of(b"t\nmore\n");
+        for (was, now, rename) in [
+            (stat(1, 7), stat(1, 7), true),
+            (stat(1, 7), stat(1, 8), false),
+            (stat(1, 7), stat(2, 7), false),
+            (stat(1, 0), stat(1, 0), false),
+        ] {
+            let known: BTreeMap<WirePath, Entry> =
+                [(p("t.sh"), Entry::synced_file(was, old, 3))].into();
+            let disk: BTreeMap<WirePath, DiskEntry> = [(p("u.sh"), DiskEntry::File(now))].into();
+            let upload = Op::Upload {
+                path: p("u.sh"),
+                base: 0,
+                stat: now,
+                hash: new,
+            };
+            let ops = file_changes(&disk, &known, &[], Vec::new(), vec![upload.clone()]);
+            let want = if rename {
+                vec![Op::Rename {
+                    from: p("t.sh"),
+                    to: p("u.sh"),
+                    base: 3,
+                }]
+            } else {
+                vec![
+                    Op::Delete {
+                        path: p("t.sh"),
+                        base: 3,
+                    },
+                    upload,
+                ]
+            };
+            assert_eq!(ops, want, "{was:?} -> {now:?}");
+        }
+    }
 }
