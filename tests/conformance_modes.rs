@@ -514,3 +514,107 @@ fn r_15_3_4_random_uploads_and_mode_changes_follow_the_model() {
         }
     }
 }
+
+#[test]
+///
+fn r_15_3_5_mode_changes_alone_do_not_make_a_delete_stale() {
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let delete = |c: &mut WireClient, path: &str, base: u64| {
+        c.push(Message::Delete(cloudservice::protocol::Delete {
+            base_version: base,
+            path: p(path),
+        }))
+        .expect("Delete answered with a PushAck")
+    };
+    // SetMode by b after a's base: a's Delete is Applied (was Stale).
+    let f = a.put("f.sh", b"f", 0).expect("f");
+    let m = set_mode(&mut b, "f.sh", f.version, true);
+    assert_eq!(m.status, PushStatus::Applied);
+    let d = delete(&mut a, "f.sh", f.version);
+    assert_eq!((d.status, d.path.as_str()), (PushStatus::Applied, "f.sh"));
+    assert!(!server.user_dir(&a.user).join("f.sh").exists());
+    // A content upload by b after the base: still Stale, the file stays.
+    let g = a.put("g.sh", b"g", 0).expect("g");
+    let m = set_mode(&mut b, "g.sh", g.version, true);
+    let e = b.put("g.sh", b"g edited", m.version).expect("edit");
+    assert_eq!(e.status, PushStatus::Applied);
+    let d = delete(&mut a, "g.sh", g.version);
+    assert_eq!((d.status, d.version), (PushStatus::Stale, e.version));
+    // A rename by b after the base: a's Delete of the old name is
+    // Unchanged (nothing there), the moved file stays.
+    let h = a.put("h.sh", b"h", 0).expect("h");
+    let r = b
+        .push(Message::Rename(cloudservice::protocol::Rename {
+            base_version: h.version,
+            from: p("h.sh"),
+            to: p("i.sh"),
+        }))
+        .expect("rename");
+    assert_eq!(r.status, PushStatus::Applied);
+    let d = delete(&mut a, "h.sh", h.version);
+    assert_eq!(d.status, PushStatus::Unchanged);
+    assert!(server.user_dir(&a.user).join("i.sh").exists());
+}
+
+#[test]
+///
+fn r_15_3_5_random_deletes_after_mode_changes_follow_the_model() {
+    let seed = common::seed("MODES_SEED");
+    let mut rng = Rng::new(seed);
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let first = a.put("f", b"0", 0).expect("upload");
+    // The model, as for uploads: current version, version of the current
+    // content, made by a, the versions the file had since it was created.
+    let (mut current, mut content, mut by_a) = (first.version, first.version, true);
+    let mut exec = false;
+    let mut seen = vec![first.version];
+    for step in 1..=150u32 {
+        let what = format!("seed {seed} step {step}");
+        match rng.below(3) {
+            0 => {
+                let on = !exec;
+                let ack = set_mode(&mut b, "f", current, on);
+                assert_eq!(ack.status, PushStatus::Applied, "{what}");
+                (current, by_a, exec) = (ack.version, false, on);
+                seen.push(current);
+            }
+            1 => {
+                let ack = b
+                    .put("f", format!("b {step}").as_bytes(), current)
+                    .expect("b");
+                assert_eq!(ack.status, PushStatus::Applied, "{what}");
+                (current, content, by_a) = (ack.version, ack.version, false);
+                seen.push(current);
+            }
+            _ => {
+                let base = *rng.pick(&seen);
+                let ack = a
+                    .push(Message::Delete(cloudservice::protocol::Delete {
+                        base_version: base,
+                        path: p("f"),
+                    }))
+                    .expect("delete");
+                let applies = (content <= base && base <= current) || by_a;
+                if applies {
+                    assert_eq!(ack.status, PushStatus::Applied, "{what}: base {base}");
+                    // Created again by a: a new file, without the bit.
+                    let again = a.put("f", format!("a {step}").as_bytes(), 0).expect("a");
+                    assert_eq!(again.status, PushStatus::Applied, "{what}");
+                    (current, content, by_a, exec) = (again.version, again.version, true, false);
+                    seen = vec![current];
+                } else {
+                    assert_eq!(
+                        (ack.status, ack.version),
+                        (PushStatus::Stale, current),
+                        "{what}: base {base}, content {content}, current {current}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(state_of(&mut a, "f"), (current, exec), "seed {seed}");
+}

@@ -139,6 +139,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_chmod_racing_a_rename_elsewhere_reaches_the_new_name",
     ),
     (
+        "R-15.3.5",
+        "both",
+        "tests/e2e_exec_lost.rs",
+        "a_rename_and_edit_made_while_stopped_takes_the_chmod_made_elsewhere",
+    ),
+    (
         "R-15.2.4",
         "client",
         "tests/e2e_exec_property.rs",

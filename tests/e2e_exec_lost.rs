@@ -7,9 +7,9 @@
 //!    file, moved its directory or deleted it: the bit follows the moved
 //!    file; a deleted file stays deleted (a mode change alone does not
 //!    bring it back).
-//! 2. A rename + edit on a stopped device while the other device's chmod
-//!    reached the server: the moved, edited file takes the bit; the old
-//!    name does not come back.
+//! 2. A rename + edit, and a deletion, on a stopped device while the other
+//!    device's chmods reached the server: the moved, edited file takes the
+//!    bit; neither the old name nor the deleted file comes back.
 //! 3. Both running, `chmod` on A and a rename (of the file or its
 //!    directory) on B 0-150 ms apart in a random order (seed in
 //!    `EXEC_LOST_SEED`): the bit is at the new name everywhere.
@@ -123,6 +123,7 @@ fn a_rename_and_edit_made_while_stopped_takes_the_chmod_made_elsewhere() {
         chmod(&a.join("t.sh"), 0o755);
         write(a, "p/q.sh", "q\n");
         chmod(&a.join("p/q.sh"), 0o755);
+        write(a, "z.sh", "z\n");
     });
     let (a, b) = (d.a.path().to_owned(), d.b.path().to_owned());
     converge_bits("initial", &d);
@@ -132,12 +133,16 @@ fn a_rename_and_edit_made_while_stopped_takes_the_chmod_made_elsewhere() {
     append(&b.join("u.sh"), "more\n");
     fs::rename(b.join("p/q.sh"), b.join("p/r.sh")).expect("mv");
     append(&b.join("p/r.sh"), "more\n");
+    fs::remove_file(b.join("z.sh")).expect("rm");
     chmod(&a.join("t.sh"), 0o644);
     chmod(&a.join("p/q.sh"), 0o644);
+    chmod(&a.join("z.sh"), 0o755);
     let server = d.server.user_dir(&d.user);
     let seen = eventually(CONVERGE, || {
         let s = bits(&server);
-        s.get("t.sh") == Some(&false) && s.get("p/q.sh") == Some(&false)
+        s.get("t.sh") == Some(&false)
+            && s.get("p/q.sh") == Some(&false)
+            && s.get("z.sh") == Some(&true)
     });
     assert!(seen, "A's chmods reached the server: {:?}", bits(&server));
     settle();
@@ -146,7 +151,10 @@ fn a_rename_and_edit_made_while_stopped_takes_the_chmod_made_elsewhere() {
     let want: BTreeMap<String, bool> = [("u.sh".to_owned(), false), ("p/r.sh".to_owned(), false)]
         .into_iter()
         .collect();
-    assert_eq!(end, want, "the desktop's names, no x, nothing resurrected");
+    assert_eq!(
+        end, want,
+        "the desktop's names, no x, z.sh stays deleted (R-15.3.5)"
+    );
     assert_eq!(
         fs::read_to_string(a.join("u.sh")).expect("u.sh"),
         "t\nmore\n"

@@ -224,9 +224,14 @@ impl UserStore {
     ) -> Result<PushAck, StoreError> {
         match self.tree.get(path) {
             None => Ok(ack(PushStatus::Unchanged, 0, path)),
+            // Stale only for a content or place changed after `base` by
+            // another device: SetModes alone do not keep a deleted file
+            //
             Some(node)
                 if node.is_dir()
-                    || (node.version != base && !self.pushed_by(node.version, client)) =>
+                    || (node.version != base
+                        && !self.pushed_by(node.version, client)
+                        && !self.tree.content_unchanged_since(path, base)) =>
             {
                 Ok(ack(PushStatus::Stale, node.version, path))
             }
