@@ -61,6 +61,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "replies_older_than_the_index_change_nothing",
     ),
     (
+        "R-5.2.16",
+        "client",
+        "src/client/applier/echo_tests.rs",
+        "a_path_deleted_then_remade_with_the_indexed_content_keeps_its_file",
+    ),
+    (
+        "R-5.2.16",
+        "client",
+        "tests/planner_model/regressions.rs",
+        "regression_long_1",
+    ),
+    (
         "R-14.4.2",
         "server",
         "tests/e2e_versions.rs",

@@ -229,9 +229,26 @@ impl<'a> Applier<'a> {
                 self.index.get(&entry.path).map_or(0, |e| e.version)
             );
         }
+        // A path the reply lists as deleted and again as a file whose
+        // content is the one indexed here: the index already holds what the
+        // server holds there now (this device's own rename onto a path
+        // removed before it, acknowledged behind unpulled changes, keeps the
+        // moved file's older version): the deletion is not applied to it
+        // the file entry brings its version.
+        let remade: HashSet<&WirePath> = current
+            .iter()
+            .filter(|e| match e.state {
+                EntryState::File { hash, .. } => self
+                    .index
+                    .get(&e.path)
+                    .is_some_and(|indexed| indexed.hash() == Some(hash)),
+                _ => false,
+            })
+            .map(|e| &e.path)
+            .collect();
         let mut deletions: Vec<(WirePath, u64)> = current
             .iter()
-            .filter(|e| e.state == EntryState::Deleted)
+            .filter(|e| e.state == EntryState::Deleted && !remade.contains(&e.path))
             .map(|e| (e.path.clone(), e.version))
             .collect();
         if full {

@@ -277,20 +277,52 @@ impl Device {
             // pushed), as the applier does.
             let listed: std::collections::BTreeSet<&WirePath> =
                 changes.iter().map(|c| &c.path).collect();
+            // A path indexed above the listing's head was pushed after the
+            // listing was made: not gone.
             let mut gone: Vec<WirePath> = Vec::new();
-            for (path, _) in self.index.iter() {
-                if !listed.contains(path) && !gone.last().is_some_and(|g| path.is_within(g)) {
+            for (path, e) in self.index.iter() {
+                if e.version <= server.head
+                    && !listed.contains(path)
+                    && !gone.last().is_some_and(|g| path.is_within(g))
+                {
                     gone.push(path.clone());
                 }
             }
             let deleted = gone.into_iter().map(|path| Change {
                 path,
                 node: None,
-                version: 0,
+                version: server.head,
             });
             changes = deleted.chain(changes).collect();
         }
-        for change in &changes {
+        // An entry older than what the index holds at its path is this
+        // device's own acknowledged push, made after the reply: left alone
+        // decided before anything is applied, as the applier does.
+        let current: Vec<&Change> = changes
+            .iter()
+            .filter(|c| {
+                self.index
+                    .get(&c.path)
+                    .is_none_or(|e| e.version <= c.version)
+            })
+            .collect();
+        // Listed as deleted and again as the file the index holds there by
+        // content: the deletion is not applied to it.
+        let remade: Vec<WirePath> = current
+            .iter()
+            .filter(|c| match c.node {
+                Some(Node::File(content)) => self
+                    .index
+                    .get(&c.path)
+                    .is_some_and(|e| e.hash() == Some(hash(content))),
+                _ => false,
+            })
+            .map(|c| c.path.clone())
+            .collect();
+        let current = current
+            .into_iter()
+            .filter(|c| c.node.is_some() || !remade.contains(&c.path));
+        for change in current {
             failed |= !self.apply(change);
         }
         self.pull_failed = failed;
@@ -315,10 +347,10 @@ impl Device {
                     Local::File(_) if self.is_synced(path) => {
                         self.disk.remove(path);
                     }
-                    Local::Dir => self.remove_tree(path),
+                    Local::Dir => self.remove_tree(path, change.version),
                     _ => {}
                 }
-                self.index.remove_subtree(path);
+                self.index.remove_subtree_up_to(path, change.version);
                 true
             }
             Some(Node::Dir) => {
@@ -370,8 +402,8 @@ impl Device {
                 if !indexed.is_some_and(|e| e.kind == EntryKind::Dir) {
                     return false;
                 }
-                self.remove_tree(path);
-                self.index.remove_subtree(path);
+                self.remove_tree(path, version);
+                self.index.remove_subtree_up_to(path, version);
                 if self.local(path) != Local::Absent {
                     return false;
                 }
@@ -434,15 +466,24 @@ impl Device {
         }
     }
 
-    /// Removes what below `dir` (and `dir`) is synced; keeps local work.
-    fn remove_tree(&mut self, dir: &WirePath) {
+    /// Removes what below `dir` (and `dir`) is synced, as removed by
+    /// change `version`; keeps local work, what the index holds at a newer
+    /// version and the directories holding it.
+    fn remove_tree(&mut self, dir: &WirePath, version: u64) {
         let below: Vec<WirePath> = self
             .disk
             .keys()
             .filter(|p| p.is_within(dir))
             .cloned()
             .collect();
+        let newer: Vec<&WirePath> = below
+            .iter()
+            .filter(|p| self.index.get(p).is_some_and(|e| e.version > version))
+            .collect();
         for p in below.iter().rev() {
+            if newer.iter().any(|n| n.is_within(p)) {
+                continue;
+            }
             match self.disk.get(p) {
                 Some(Disk::File(..)) if self.is_synced(p) => {
                     self.disk.remove(p);

@@ -452,3 +452,113 @@ fn regression_inode_rename_into_own_dir() {
         3,
     );
 }
+
+/// A file moved into a directory of its own old name (`mv a t; mkdir a;
+/// mv t a/a`) on one device while others write and move elsewhere: a
+/// conflict copy `a/a (conflict 3 ...)` appeared though nothing overlapped
+/// (the reverted 1ece6dc, 13 of 20 runs of the property test).
+#[test]
+fn regression_into_own_dir_no_spurious_conflict() {
+    use Action::*;
+    replay(
+        &[
+            (0, 72, false),
+            (0, 3, true),
+            (14232, 161, false),
+            (7285, 43, false),
+            (8953, 45, true),
+        ],
+        &[
+            (78, TypeChange { at: 12110 }),
+            (
+                96,
+                Write {
+                    at: 34282,
+                    name: 59,
+                },
+            ),
+            (69, IntoOwnDir { at: 0 }),
+            (
+                9,
+                Move {
+                    at: 10363,
+                    to: 63301,
+                    name: 0,
+                },
+            ),
+            (
+                31,
+                MakeDir {
+                    at: 8928,
+                    name: 130,
+                },
+            ),
+        ],
+        &[33841, 28769, 33102, 16986],
+        3,
+    );
+}
+
+/// With the model's pull following R-5.2.15 (an entry older than the index
+/// is left alone; a deletion removes only what is indexed at its version or
+/// older), a directory made again by this device after a move.
+#[test]
+fn regression_own_push_into_own_dir() {
+    use Action::*;
+    replay(
+        &[
+            (0, 83, false),
+            (0, 26, true),
+            (8335, 0, true),
+            (3367, 61, true),
+            (878, 0, false),
+            (17924, 105, false),
+        ],
+        &[
+            (49, TypeChange { at: 13369 }),
+            (
+                1,
+                Move {
+                    at: 12026,
+                    to: 24211,
+                    name: 22,
+                },
+            ),
+            (56, IntoOwnDir { at: 42355 }),
+        ],
+        &[11661],
+        2,
+    );
+}
+
+/// Found by the long mode (50,000 cases) once the model's pull followed
+///
+#[test]
+fn regression_long_1() {
+    use Action::*;
+    replay(
+        &[
+            (0, 71, false),
+            (0, 56, true),
+            (8647, 0, true),
+            (5538, 101, true),
+            (9198, 12, false),
+            (33474, 1, true),
+        ],
+        &[
+            (190, Write { at: 34800, name: 0 }),
+            (145, TypeChange { at: 15228 }),
+            (
+                136,
+                Move {
+                    at: 45979,
+                    to: 22602,
+                    name: 160,
+                },
+            ),
+            (63, Remove { at: 16673 }),
+        ],
+        &[0, 0, 42751, 204],
+        3,
+    );
+}

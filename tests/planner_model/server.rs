@@ -316,27 +316,38 @@ impl Server {
                 .partition(|c| c.node == Some(Node::Dir));
             return dirs.into_iter().chain(files).collect();
         }
-        let mut touched: BTreeMap<WirePath, (bool, u64)> = BTreeMap::new();
+        // Each touched path with the newest change after the cursor that
+        // removed it, if one did.
+        let mut touched: BTreeMap<WirePath, Option<u64>> = BTreeMap::new();
         for (i, rec) in self.journal.iter().enumerate().skip(cursor as usize) {
             let seq = i as u64 + 1;
             for p in &rec.removed {
-                touched.insert(p.clone(), (true, seq));
+                touched.insert(p.clone(), Some(seq));
             }
             for p in &rec.set {
-                let removed = touched.get(p).is_some_and(|t| t.0);
-                touched.insert(p.clone(), (removed, seq));
+                touched.entry(p.clone()).or_insert(None);
             }
         }
+        // §7.1: a Deleted entry carries the change that removed the path:
+        // the newest removal of the path or of a directory above it.
+        let removed_at = |path: &WirePath| {
+            std::iter::once(path.clone())
+                .chain(ancestors(path))
+                .filter_map(|p| touched.get(&p).copied().flatten())
+                .max()
+                .unwrap_or(self.head)
+        };
         let mut deleted = Vec::new();
         let mut dirs = Vec::new();
         let mut files = Vec::new();
-        for (path, (removed, seq)) in touched {
+        for (path, removed) in &touched {
+            let path = path.clone();
             let now = self.tree.get(&path).copied();
-            if removed || now.is_none() {
+            if removed.is_some() || now.is_none() {
                 deleted.push(Change {
                     path: path.clone(),
                     node: None,
-                    version: seq,
+                    version: removed_at(&path),
                 });
             }
             match now {

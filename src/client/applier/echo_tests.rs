@@ -147,3 +147,42 @@ fn replies_older_than_the_index_change_nothing() {
         );
     }
 }
+
+/// this device renamed `a.txt` onto `a` (a directory it had
+/// removed there at v3) and edited it; the rename was acknowledged (v4)
+/// behind unpulled changes, so `a` is indexed with the moved file's older
+/// version (v1) and content. The reply lists `a` deleted (v3) and again as
+/// a file with that indexed content (v4): the deletion is not applied to
+/// it. The edit stays and is pushed on v4, never a conflict copy (the
+/// planner property test's case regression_long_1); a synced `a` is left
+/// in place, not deleted and fetched again. A file listed again with
+/// another content is deleted and replaced as before.
+#[test]
+fn a_path_deleted_then_remade_with_the_indexed_content_keeps_its_file() {
+    for (local, server, kept) in [
+        ("one, edited here", "one", true),
+        ("one", "one", true),
+        ("one", "two, elsewhere", false),
+    ] {
+        let mut f = Folder::new();
+        f.write("a", "one");
+        f.sync_all(1);
+        f.write("a", local);
+        let reply = [deleted("a", 3), file("a", 4, server)];
+        let out = f.apply_reply(&reply, false, 4);
+        let indexed = f.index.get(&p("a")).copied();
+        if kept {
+            assert_eq!(f.read("a").as_deref(), Some(local), "{local} / {server}");
+            assert!(out.fetches.is_empty(), "{local} / {server}");
+            assert_eq!(indexed.map(|e| e.version), Some(4), "{local} / {server}");
+            assert_eq!(
+                indexed.and_then(|e| e.hash()),
+                Some(ContentHash::of(server.as_bytes()))
+            );
+            assert!(!out.must_repeat(), "{local} / {server}");
+        } else {
+            assert_eq!(out.fetches.len(), 1, "the server's new content is fetched");
+            assert_eq!(out.fetches[0].path, p("a"));
+        }
+    }
+}
