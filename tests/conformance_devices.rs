@@ -538,3 +538,73 @@ fn r_2_2_4_bad_joins_from_an_address_do_not_stop_its_devices() {
         device.stop();
     }
 }
+
+/// `last_seen` (Unix seconds) of `device` in the user's device table.
+fn last_seen(server: &Server, user: &str, device: u64) -> (u64, u64) {
+    let file = server
+        .data
+        .join(".cloudservice-server")
+        .join(user)
+        .join("devices.json");
+    let text = std::fs::read_to_string(&file).expect("devices.json");
+    let table: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let entry = table["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .find(|d| d["id"].as_u64() == Some(device))
+        .expect("the device");
+    (
+        entry["joined"].as_u64().expect("joined"),
+        entry["last_seen"].as_u64().expect("last_seen"),
+    )
+}
+
+/// LAST SEEN of `cloud-server devices` follows a device that stays
+/// connected and keeps pushing, and its disconnection (outside tester's
+/// finding 5: it never moved past the join time). Written back at most
+/// once a minute, so this test runs for about 70 s.
+#[test]
+fn last_seen_follows_a_device_that_stays_connected() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = dir.path().join("a");
+    std::fs::create_dir_all(&a).expect("a");
+    write(&a, "first.txt", "first");
+    let user = common::new_user(server.port, &a);
+    let (joined, seen) = last_seen(&server, &user, 1);
+    assert!(seen >= joined);
+    let mut client = Client::options(server.port, &a)
+        .verbosity(Verbosity::Quiet)
+        .start();
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(66) {
+        n += 1;
+        write(&a, &format!("edit{}.txt", n % 3), format!("edit {n}"));
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    // Connected the whole time (no reconnect), pushing: seen a minute on.
+    let (_, seen) = last_seen(&server, &user, 1);
+    assert!(
+        seen >= joined + 60,
+        "last seen {seen} moved less than a minute past joined {joined}"
+    );
+    let listing = server.admin("devices", &[&user]);
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with("1 "))
+        .expect("device 1's row");
+    let words: Vec<&str> = row.split_whitespace().collect();
+    let stamps: Vec<String> = words
+        .windows(2)
+        .filter(|w| w[0].len() == 10 && w[0].as_bytes()[4] == b'-' && w[1].len() == 8)
+        .map(|w| format!("{} {}", w[0], w[1]))
+        .collect();
+    assert_eq!(stamps.len(), 2, "JOINED and LAST SEEN: {listing}");
+    assert!(
+        stamps[1] > stamps[0] && row.ends_with("active"),
+        "LAST SEEN later than JOINED, active: {listing}"
+    );
+    client.stop();
+}

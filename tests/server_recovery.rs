@@ -6,6 +6,7 @@ mod common;
 use cloudservice::protocol::{ContentHash, EntryState, FileBegin, Message};
 use common::*;
 use std::fs::OpenOptions;
+use std::time::Duration;
 
 #[test]
 fn restart_between_push_and_pull_recovers_state() {
@@ -160,4 +161,49 @@ fn fsync_mode_stores_and_recovers_the_same() {
         .count();
     assert_eq!(files, 20);
     assert_eq!(a.fetch("moved/d0/f3.txt").expect("fetch").1, b"durable 3");
+}
+
+/// The "recovered after an unclean stop" warning is how an operator learns
+/// of a crash, so it must not fire when nothing crashed (outside tester's
+/// finding 6: every brand-new user logged it): a new user, its pushes, a
+/// clean stop and a restart say nothing of the kind; a SIGKILL does.
+#[test]
+fn the_unclean_stop_warning_fires_only_after_a_crash() {
+    let log_dir = tempfile::tempdir().expect("temp dir");
+    let log = log_dir.path().join("server.err");
+    let mut server = Server::options().log(&log).start();
+    const WARNING: &str = "recovered after an unclean stop";
+    let mut a = WireClient::new_user(server.addr);
+    a.put("new.txt", b"fresh user", 0).expect("push");
+    let (user, client) = (a.user, a.client);
+    let c = WireClient::new_client(server.addr, user);
+    drop(c);
+    drop(a);
+    let said = std::fs::read_to_string(&log).expect("server log");
+    assert!(
+        !said.contains(WARNING),
+        "a new user is not a recovery:\n{said}"
+    );
+    // A clean stop and a restart: still nothing to recover.
+    server.restart();
+    let mut a = WireClient::resume(server.addr, user, client);
+    a.put("again.txt", b"after a clean stop", 0).expect("push");
+    drop(a);
+    let said = std::fs::read_to_string(&log).expect("server log");
+    assert!(
+        !said.contains(WARNING),
+        "a clean restart is not a recovery:\n{said}"
+    );
+    // A crash while the user's state is open (a connection holds it) is.
+    let mut a = WireClient::resume(server.addr, user, client);
+    a.put("last.txt", b"before the crash", 0).expect("push");
+    server.kill9();
+    drop(a);
+    server.start_again();
+    let _a = WireClient::resume(server.addr, user, client);
+    assert!(
+        eventually(Duration::from_secs(10), || std::fs::read_to_string(&log)
+            .is_ok_and(|said| said.contains(WARNING))),
+        "a crash is reported"
+    );
 }

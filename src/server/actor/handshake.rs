@@ -3,6 +3,7 @@
 //! constant time against `devices.json` / `join_code`, refuses revoked
 //! devices, and answers `Welcome` or `KeyWelcome`.
 
+use super::presence;
 use super::Actor;
 use crate::protocol::{
     ClientId, ErrorCode, Hello, HelloMode, KeyWelcome, Message, Secret, Welcome,
@@ -14,10 +15,6 @@ use crate::server::limiter;
 use crate::server::store::UserStore;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// `last_seen` is written back at most this often per device (seconds):
-/// a reconnecting device costs no file write each time.
-const TOUCH_EVERY_SECS: u64 = 60;
 
 /// How a handshake was refused: the code, the text for the client and
 /// whether it was a failed guess (fed to the reactor's guess limiter).
@@ -266,10 +263,8 @@ impl Actor {
                 }
                 (KeyCheck::Keyless, true) => return Err((BAD_KEY, Some(client))),
             };
-            let stale = book
-                .devices()
-                .find(|d| d.id == client)
-                .is_none_or(|d| now.saturating_sub(d.last_seen) >= TOUCH_EVERY_SECS);
+            let stored = book.devices().find(|d| d.id == client).map(|d| d.last_seen);
+            let stale = stored.is_none_or(|s| presence::is_stale(s, now));
             book.touch(client, now);
             if new_key.is_some() || stale {
                 book.save_with(durable).map_err(|e| {
@@ -277,6 +272,8 @@ impl Actor {
                     (STORAGE, Some(client))
                 })?;
             }
+            self.seen
+                .insert(client, if stale { now } else { stored.unwrap_or(now) });
             return Ok((client, new_key));
         }
         if hello.mode == HelloMode::NewClient {

@@ -10,9 +10,10 @@ mod delta;
 mod delta_fetch;
 mod handshake;
 mod peer;
+mod presence;
 mod requests;
 
-use crate::protocol::{Message, UserId};
+use crate::protocol::{ClientId, Message, UserId};
 use crate::server::bus::{ConnRef, FromActor, ToActor};
 use crate::server::conn_log::{ConnEvent, ConnLog};
 use crate::server::events::EventSink;
@@ -99,6 +100,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
         reported_head: None,
         chunks: None,
         chunks_dirty: false,
+        seen: HashMap::new(),
     };
     loop {
         let wait = if actor.unknown && actor.peers.is_empty() {
@@ -111,6 +113,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
             Err(RecvTimeoutError::Timeout) => {
                 if actor.is_quiet() {
                     actor.save_chunk_index();
+                    actor.note_all_seen();
                     let _ = actor.ctx.out.send(FromActor::WantsRetire {
                         user,
                         received: actor.received,
@@ -141,6 +144,7 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
         actor.end_cycle();
     }
     actor.save_chunk_index();
+    actor.note_all_seen();
     if let Some(store) = actor.store.take() {
         if let Err(e) = store.close() {
             log::error!("user {user}: closing state: {e}");
@@ -177,6 +181,9 @@ struct Actor {
     /// (saved when the actor is idle or exits, not per download: the index
     /// is a hint, rebuilt from the files if lost).
     chunks_dirty: bool,
+    /// The `last_seen` stored for each device of this user, as far as this
+    /// actor knows (Unix seconds; presence.rs).
+    seen: HashMap<ClientId, u64>,
 }
 
 impl Actor {
@@ -221,8 +228,12 @@ impl Actor {
                 };
                 let answerable = !peer.close && peer.client.is_some();
                 let held = peer.flow.took(cost, answerable);
+                let client = peer.client;
                 if answerable {
                     self.on_request(conn, frame, held);
+                }
+                if let Some(client) = client {
+                    self.note_seen(client);
                 }
             }
             ToActor::Credit { conn, bytes } => {
@@ -242,6 +253,9 @@ impl Actor {
             ToActor::Detach { conn } => {
                 if let Some(mut peer) = self.peers.remove(&conn) {
                     peer.abandon_upload();
+                    if let Some(client) = peer.client {
+                        self.note_seen(client);
+                    }
                 }
             }
         }

@@ -162,7 +162,13 @@ impl UserStore {
     ) -> Result<(UserStore, OpenReport), StoreError> {
         let root = paths.user_root(user);
         let state_dir = paths.user_state(user);
-        let fresh = create && !state_dir.exists();
+        // A user being created has no journal yet and nothing in its folder
+        // (the actor makes the state folder first, to take its owner lock,
+        // so the folder's existence says nothing): there is nothing to
+        // recover and no warning to give.
+        let fresh = create
+            && !state_dir.join("journal").exists()
+            && std::fs::read_dir(&root).map_or(true, |mut entries| entries.next().is_none());
         if create {
             std::fs::create_dir_all(&root)?;
             std::fs::create_dir_all(&state_dir)?;
