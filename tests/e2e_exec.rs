@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::chmod;
+
 use common::{converge, eventually, settle, write, Client, Server, TwoDevices, CONVERGE};
 use std::fs;
 use std::io::{Read, Write};
@@ -20,10 +22,6 @@ fn mode(path: &Path) -> u32 {
 
 fn is_exec(path: &Path) -> bool {
     mode(path) & 0o100 != 0
-}
-
-fn chmod(path: &Path, bits: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(bits)).expect("chmod");
 }
 
 /// Waits until `path` under every folder exists with the executable bit `on`.

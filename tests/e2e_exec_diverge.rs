@@ -15,6 +15,8 @@
 
 mod common;
 
+use common::{append, chmod, exec_bits};
+
 use common::{converge, eventually, settle, write, TwoDevices, CONVERGE};
 use std::collections::BTreeMap;
 use std::fs;
@@ -22,31 +24,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn chmod(path: &Path, bits: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(bits)).expect("chmod");
-}
-
-fn append(path: &Path, data: &str) {
-    use std::io::Write;
-    let mut f = fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .expect("open for append");
-    f.write_all(data.as_bytes()).expect("append");
-}
-
-/// Every regular file below `root` (not the state folder) with its owner
-/// `x` bit.
-fn bits(root: &Path) -> BTreeMap<String, bool> {
-    common::walk(root)
-        .filter(|(_, e)| e.file_type().is_file())
-        .filter_map(|(rel, e)| {
-            let m = e.metadata().ok()?;
-            Some((rel, m.permissions().mode() & 0o100 != 0))
-        })
-        .collect()
-}
 
 /// `cloud-client status FOLDER` exit code (0: in sync).
 fn status_code(folder: &Path) -> i32 {
@@ -68,10 +45,10 @@ fn converge_bits(what: &str, d: &TwoDevices) -> BTreeMap<String, bool> {
     let server = d.server.user_dir(&d.user);
     converge(what, &[a, b, &server]);
     let same = eventually(CONVERGE, || {
-        let want = bits(&server);
-        bits(a) == want && bits(b) == want
+        let want = exec_bits(&server);
+        exec_bits(a) == want && exec_bits(b) == want
     });
-    let shown = |f: &Path| format!("{:?}", bits(f));
+    let shown = |f: &Path| format!("{:?}", exec_bits(f));
     assert!(
         same,
         "{what}: executable bits differ\n  server {}\n  a      {}\n  b      {}",
@@ -82,7 +59,7 @@ fn converge_bits(what: &str, d: &TwoDevices) -> BTreeMap<String, bool> {
     converge(what, &[a, b, &server]);
     let in_sync = eventually(CONVERGE, || status_code(a) == 0 && status_code(b) == 0);
     assert!(in_sync, "{what}: status says in sync on both devices");
-    bits(&server)
+    exec_bits(&server)
 }
 
 #[test]
@@ -106,10 +83,14 @@ fn a_chmod_made_while_the_other_device_is_stopped_reaches_its_edit_and_its_renam
     chmod(&a.join("y.sh"), 0o644);
     let server = d.server.user_dir(&d.user);
     let seen = eventually(CONVERGE, || {
-        let s = bits(&server);
+        let s = exec_bits(&server);
         s.get("z.sh") == Some(&false) && s.get("w.sh") == Some(&true)
     });
-    assert!(seen, "A's chmods reached the server: {:?}", bits(&server));
+    assert!(
+        seen,
+        "A's chmods reached the server: {:?}",
+        exec_bits(&server)
+    );
     settle();
     d.cb.restart();
     let end = converge_bits("B back", &d);

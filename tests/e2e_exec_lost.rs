@@ -16,37 +16,13 @@
 
 mod common;
 
+use common::{append, chmod, exec_bits};
+
 use common::{converge, eventually, seed, settle, write, Rng, TwoDevices, CONVERGE};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
-
-fn chmod(path: &Path, bits: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(bits)).expect("chmod");
-}
-
-fn append(path: &Path, data: &str) {
-    use std::io::Write;
-    let mut f = fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .expect("open for append");
-    f.write_all(data.as_bytes()).expect("append");
-}
-
-/// Every regular file below `root` (not the state folder) with its owner
-/// `x` bit.
-fn bits(root: &Path) -> BTreeMap<String, bool> {
-    common::walk(root)
-        .filter(|(_, e)| e.file_type().is_file())
-        .filter_map(|(rel, e)| {
-            let m = e.metadata().ok()?;
-            Some((rel, m.permissions().mode() & 0o100 != 0))
-        })
-        .collect()
-}
 
 /// Waits until both folders and the server's copy hold the same contents
 /// and the same bits; returns the bits.
@@ -55,18 +31,18 @@ fn converge_bits(what: &str, d: &TwoDevices) -> BTreeMap<String, bool> {
     let server = d.server.user_dir(&d.user);
     converge(what, &[a, b, &server]);
     let same = eventually(CONVERGE, || {
-        let want = bits(&server);
-        bits(a) == want && bits(b) == want
+        let want = exec_bits(&server);
+        exec_bits(a) == want && exec_bits(b) == want
     });
     assert!(
         same,
         "{what}: executable bits differ\n  server {:?}\n  a      {:?}\n  b      {:?}",
-        bits(&server),
-        bits(a),
-        bits(b)
+        exec_bits(&server),
+        exec_bits(a),
+        exec_bits(b)
     );
     converge(what, &[a, b, &server]);
-    bits(&server)
+    exec_bits(&server)
 }
 
 #[test]
@@ -93,10 +69,14 @@ fn a_chmod_made_while_stopped_follows_a_rename_elsewhere_and_yields_to_a_delete(
     fs::remove_file(b.join("d.sh")).expect("rm");
     let server = d.server.user_dir(&d.user);
     let seen = eventually(CONVERGE, || {
-        let s = bits(&server);
+        let s = exec_bits(&server);
         s.contains_key("u.sh") && s.contains_key("dir2/s.sh") && !s.contains_key("d.sh")
     });
-    assert!(seen, "B's changes reached the server: {:?}", bits(&server));
+    assert!(
+        seen,
+        "B's changes reached the server: {:?}",
+        exec_bits(&server)
+    );
     settle();
     d.ca.restart();
     let end = converge_bits("A back", &d);
@@ -139,12 +119,16 @@ fn a_rename_and_edit_made_while_stopped_takes_the_chmod_made_elsewhere() {
     chmod(&a.join("z.sh"), 0o755);
     let server = d.server.user_dir(&d.user);
     let seen = eventually(CONVERGE, || {
-        let s = bits(&server);
+        let s = exec_bits(&server);
         s.get("t.sh") == Some(&false)
             && s.get("p/q.sh") == Some(&false)
             && s.get("z.sh") == Some(&true)
     });
-    assert!(seen, "A's chmods reached the server: {:?}", bits(&server));
+    assert!(
+        seen,
+        "A's chmods reached the server: {:?}",
+        exec_bits(&server)
+    );
     settle();
     d.cb.restart();
     let end = converge_bits("B back", &d);

@@ -15,25 +15,14 @@
 
 mod common;
 
+use common::exec_bits;
+
 use common::{converge, eventually, seed, write, Rng, TwoDevices, CONVERGE};
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// Every regular file below `root` (not the state folder) with its owner
-/// `x` bit.
-fn bits(root: &Path) -> BTreeMap<String, bool> {
-    common::walk(root)
-        .filter(|(_, e)| e.file_type().is_file())
-        .filter_map(|(rel, e)| {
-            let m = e.metadata().ok()?;
-            Some((rel, m.permissions().mode() & 0o100 != 0))
-        })
-        .collect()
-}
 
 /// `cloud-client status FOLDER` exit code (0: in sync).
 fn status_code(folder: &Path) -> i32 {
@@ -47,7 +36,7 @@ fn status_code(folder: &Path) -> i32 {
 /// The synced files of `root` (no conflict copies' parents needed: a
 /// conflict copy is a file like any other), as paths relative to it.
 fn files(root: &Path) -> Vec<String> {
-    bits(root).into_keys().collect()
+    exec_bits(root).into_keys().collect()
 }
 
 /// One user action.
@@ -188,15 +177,15 @@ fn run_case(seed: u64, steps: usize) -> Result<(), String> {
     )
     .map_err(|diff| why(&format!("trees differ:\n{diff}")))?;
     let same = eventually(CONVERGE, || {
-        let want = bits(&server);
-        bits(a) == want && bits(b) == want
+        let want = exec_bits(&server);
+        exec_bits(a) == want && exec_bits(b) == want
     });
     if !same {
         return Err(why(&format!(
             "executable bits differ\n  server {:?}\n  a      {:?}\n  b      {:?}",
-            bits(&server),
-            bits(a),
-            bits(b)
+            exec_bits(&server),
+            exec_bits(a),
+            exec_bits(b)
         )));
     }
     converge("still the same", &[a, b, &server]);

@@ -9,7 +9,7 @@
 //! | [`client`] | [`Client`], [`run_once`], [`new_user`]: the real `cloud-client` |
 //! | [`devices`] | [`TwoDevices`]: server, a user, clients on folders `a` and `b`, converged; [`settle`] |
 //! | [`wait`]   | [`eventually`], [`converge`], [`converge_stable`]: polling with deadlines |
-//! | [`tree`]   | [`walk`], [`tree()`], [`Tree`], [`tree::tree_diff`], [`write`]: folders by content |
+//! | [`tree`]   | [`walk`], [`tree()`], [`Tree`], [`tree::tree_diff`], [`write`], [`append`], [`chmod`], [`exec_bits`]: folders by content and mode bits |
 //! | [`procs`]  | [`Proc`], signals by PID, bounded waits, [`free_port`], [`log_tail`], /proc readings ([`rss_kib`], [`fds`]) |
 //! | [`rng`]    | [`Rng`], [`seed`]: the one seeded PRNG and where its seed comes from |
 //! | [`wire`]   | [`WireClient`]: a protocol client through our codec |
@@ -40,6 +40,6 @@ pub use procs::{
 };
 pub use rng::{seed, Rng};
 pub use server::{Server, ServerOptions};
-pub use tree::{tree, tree_bytes, walk, write, Tree};
+pub use tree::{append, chmod, exec_bits, tree, tree_bytes, walk, write, Tree};
 pub use wait::{converge, converge_stable, eventually, CONVERGE};
 pub use wire::{assert_error, p, Read1, WireClient};

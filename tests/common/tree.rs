@@ -88,3 +88,32 @@ pub fn tree_diff(a: &Tree, b: &Tree) -> String {
     }
     out
 }
+
+/// Sets the permission bits of `path` (e.g. `0o755`).
+pub fn chmod(path: &Path, bits: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits)).expect("chmod");
+}
+
+/// Appends `data` to the existing file `path` in one open-append-close.
+pub fn append(path: &Path, data: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(data.as_bytes()).expect("append");
+}
+
+/// Every regular file below `root` (as [`walk`] sees it) with its owner
+/// `x` bit.
+pub fn exec_bits(root: &Path) -> BTreeMap<String, bool> {
+    use std::os::unix::fs::PermissionsExt;
+    walk(root)
+        .filter(|(_, e)| e.file_type().is_file())
+        .filter_map(|(rel, e)| {
+            let m = e.metadata().ok()?;
+            Some((rel, m.permissions().mode() & 0o100 != 0))
+        })
+        .collect()
+}
