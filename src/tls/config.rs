@@ -2,7 +2,9 @@
 //! suites (TLS13_AES_256_GCM_SHA384, TLS13_AES_128_GCM_SHA256,
 //! TLS13_CHACHA20_POLY1305_SHA256), ALPN `cloudservice/1`, no session
 //! tickets (a device keeps one long connection; resumption would only cost
-//! server memory).
+//! server memory). The server picks the first of its suites the client
+//! offers (TLS_AES_256_GCM_SHA384 from every client we know) and keeps that
+//! suite's record keys compact ([`super::compact_keys`], issue 12).
 
 use super::identity::{IdentityError, ServerIdentity};
 use super::{Fingerprint, ALPN};
@@ -74,16 +76,27 @@ fn certified_key(identity: ServerIdentity) -> Result<Arc<CertifiedKey>, Identity
     Ok(Arc::new(key))
 }
 
+/// The server's crypto provider: [`provider`] with compact record keys for
+/// its 32-byte-key suites ([`super::compact_keys`]), same suites, same order.
+pub fn server_provider() -> Arc<CryptoProvider> {
+    Arc::new(super::compact_keys::with_compact_keys(
+        rustls::crypto::ring::default_provider(),
+    ))
+}
+
 /// The server configuration around `slot`.
 ///
 /// # Errors
 /// rustls refused the protocol versions (cannot happen with ring and 1.3).
 pub fn server_config(slot: Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(server_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_cert_resolver(slot);
     config.alpn_protocols = vec![ALPN.to_vec()];
+    // The server's order decides: AES-256-GCM (compact keys) whenever the
+    // client offers it, whatever it prefers.
+    config.ignore_client_order = true;
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(config))
@@ -127,6 +140,11 @@ mod tests {
         let slot = Arc::new(CertSlot::new(identity).expect("slot"));
         let server = server_config(slot).expect("server config");
         assert_eq!(server.send_tls13_tickets, 0);
+        assert!(server.ignore_client_order);
+        assert_eq!(
+            server.crypto_provider().cipher_suites[0].suite(),
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+        );
         assert_eq!(server.alpn_protocols, vec![ALPN.to_vec()]);
         let client = test_client_config();
         assert!(!client.client_auth_cert_resolver.has_certs());

@@ -4,6 +4,7 @@
 //! - [`fingerprint`]: SHA-256 certificate fingerprints, as printed and pinned.
 //! - [`identity`]: the server's key and certificate (made on first start, or loaded).
 //! - [`config`]: the rustls server and client configurations.
+//! - [`compact_keys`]: record keys an idle server connection keeps small.
 //! - [`trust`]: how a client decides to trust a server (first use, pin, CA).
 //! - [`stream`]: a non-blocking adapter of a rustls connection over a socket.
 //! - [`server_stream`]: the server's adapter, on rustls's unbuffered API, that
@@ -11,6 +12,7 @@
 //! - [`sniff`]: tells a TLS ClientHello from a plaintext frame by its first bytes.
 //! - [`routing`]: the routing key a client puts in the SNI.
 
+pub mod compact_keys;
 pub mod config;
 pub mod fingerprint;
 pub mod identity;

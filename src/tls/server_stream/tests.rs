@@ -288,3 +288,61 @@ proptest! {
         prop_assert_eq!(p.server.buffered_capacity(), 0);
     }
 }
+
+/// A client offering exactly `suites`, in that order of preference.
+fn pair_offering(suites: &[rustls::SupportedCipherSuite]) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let (identity, _) = load_or_create(dir.path()).unwrap();
+    let fingerprint = identity.fingerprint;
+    let slot = Arc::new(CertSlot::new(identity).unwrap());
+    let server_cfg = server_config(slot).unwrap();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = suites.to_vec();
+    let verifier = TrustVerifier::new(TrustPolicy::Pinned(fingerprint));
+    let mut client_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    client_cfg.alpn_protocols = vec![crate::tls::ALPN.to_vec()];
+    let (a, b) = pipe_pair(64 * 1024);
+    let name = ServerName::try_from("new.cloudservice").unwrap();
+    Pair {
+        client: TlsStream::new(
+            rustls::ClientConnection::new(Arc::new(client_cfg), name).unwrap(),
+            a,
+        ),
+        server: ServerTlsStream::new(server_cfg, b).unwrap(),
+    }
+}
+
+/// The server picks TLS_AES_256_GCM_SHA384 (compact keys) whenever it is
+/// offered, whatever the client prefers, and each suite a client
+/// may offer alone works both ways, compact keys or not.
+#[test]
+fn the_server_picks_aes_256_and_every_suite_carries_data() {
+    use rustls::crypto::ring::cipher_suite::{
+        TLS13_AES_128_GCM_SHA256 as AES128, TLS13_AES_256_GCM_SHA384 as AES256,
+        TLS13_CHACHA20_POLY1305_SHA256 as CHACHA,
+    };
+    let cases = [
+        (vec![AES128, CHACHA, AES256], AES256),
+        (vec![CHACHA, AES256], AES256),
+        (vec![AES128], AES128),
+        (vec![CHACHA], CHACHA),
+    ];
+    let up: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let down: Vec<u8> = (0..150_000u32).map(|i| (i * 13 % 241) as u8).collect();
+    for (offered, expected) in cases {
+        let mut p = pair_offering(&offered);
+        assert_eq!(transfer(&mut p.client, &mut p.server, &up), up);
+        assert_eq!(transfer(&mut p.server, &mut p.client, &down), down);
+        let chosen = p.server.tls.negotiated_cipher_suite().map(|s| s.suite());
+        assert_eq!(chosen, Some(expected.suite()), "client offered {offered:?}");
+        assert_eq!(
+            p.client.tls().negotiated_cipher_suite().map(|s| s.suite()),
+            Some(expected.suite())
+        );
+    }
+}
