@@ -19,6 +19,30 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-5.6.6",
+        "client",
+        "tests/e2e_mass_removal.rs",
+        "removals_on_purpose_arrive_whole_and_a_few_are_not_held",
+    ),
+    (
+        "R-5.6.6",
+        "client",
+        "src/client/schedule/removal.rs",
+        "sent_only_when_settled",
+    ),
+    (
+        "R-5.6.7",
+        "client",
+        "tests/e2e_mass_removal.rs",
+        "a_folder_emptied_slowly_deletes_nothing",
+    ),
+    (
+        "R-5.6.7",
+        "client",
+        "tests/e2e_client.rs",
+        "an_emptied_folder_is_not_a_mass_deletion",
+    ),
+    (
         "R-5.6.5",
         "client",
         "tests/e2e_ignore_blocked.rs",

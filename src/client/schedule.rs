@@ -17,6 +17,8 @@
 
 use super::scanner::Scope;
 use super::watcher::WatchEvent;
+
+pub mod removal;
 use std::time::{Duration, Instant};
 
 /// Quiet time after the last watcher event before changes are planned.
@@ -104,6 +106,9 @@ pub struct Timers {
     pub dirty_since: Option<Instant>,
     /// When the paths still being written are looked at again.
     pub retry_due: Option<Instant>,
+    /// When a round held back by the removal hold ([`removal`]) is planned
+    /// again.
+    pub hold_due: Option<Instant>,
     /// Since when some file has kept changing (for `--once`'s limit).
     pub unstable_since: Option<Instant>,
     /// When the next periodic pull is due (every `PULLING_RATE`).
@@ -160,6 +165,7 @@ impl Timers {
             dirty_due: None,
             dirty_since: None,
             retry_due: None,
+            hold_due: None,
             unstable_since: None,
             next_pull: now + pull_every,
             reconnect_at: now,
@@ -186,7 +192,10 @@ impl Timers {
         };
         let periodic = now >= self.next_pull;
         let pull = !status.pulling && (status.pull_wanted || periodic);
-        let round_due = retry || rescan || self.dirty_due.is_some_and(|t| now >= t);
+        let round_due = retry
+            || rescan
+            || self.dirty_due.is_some_and(|t| now >= t)
+            || self.hold_due.is_some_and(|t| now >= t);
         Tick {
             retry,
             rescan,
@@ -202,7 +211,10 @@ impl Timers {
     /// due, and at most [`IDLE_WAKE`].
     pub fn next_wakeup(&self, now: Instant, status: Status) -> Duration {
         let mut next = now + IDLE_WAKE;
-        for t in [self.dirty_due, self.retry_due].into_iter().flatten() {
+        for t in [self.dirty_due, self.retry_due, self.hold_due]
+            .into_iter()
+            .flatten()
+        {
             next = next.min(t);
         }
         if status.last_send.is_none() {
@@ -234,6 +246,12 @@ impl Timers {
     pub fn round_taken(&mut self) {
         self.dirty_due = None;
         self.dirty_since = None;
+        self.hold_due = None;
+    }
+
+    /// A round was held back ([`removal`]): planned again at `until`.
+    pub fn hold_until(&mut self, until: Instant) {
+        self.hold_due = Some(until);
     }
 
     /// The periodic comparison of the whole folder starts at `now`.

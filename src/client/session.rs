@@ -155,6 +155,7 @@ impl Session<'_> {
             && self.push.inflight.is_empty()
             && self.push.dirty.is_empty()
             && self.push.retry.is_empty()
+            && self.push.held.is_none()
     }
 
     /// What the schedule needs to know of the session now.

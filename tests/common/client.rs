@@ -147,9 +147,12 @@ impl ClientOptions {
     /// `cloud-client HOST PORT FOLDER RATE [USER] [-q|-v]`, stderr set;
     /// the caller adds `--once` or other flags and stdout.
     pub fn command(&self) -> Command {
+        // CLOUD_TEST_CLIENT_BIN: another build (to show that a test fails
+        // with an older client).
         let bin = self
             .bin
             .clone()
+            .or_else(|| std::env::var_os("CLOUD_TEST_CLIENT_BIN").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cloud-client")));
         let mut cmd = Command::new(bin);
         cmd.arg(&self.host)

@@ -164,6 +164,7 @@ impl Server {
             .options
             .bin
             .clone()
+            .or_else(|| std::env::var_os("CLOUD_TEST_SERVER_BIN").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cloud-server")));
         loop {
             let mut cmd = Command::new(&bin);

@@ -260,3 +260,23 @@ fn a_pull_moves_the_periodic_timer_and_a_failed_one_comes_back_soon() {
     assert!(!timers.tick(t0 + PULL_RETRY / 2, status).pull);
     assert!(timers.tick(t0 + PULL_RETRY, status).pull);
 }
+
+#[test]
+fn a_held_round_is_planned_again_when_its_hold_ends() {
+    let t0 = later_than_a_minute();
+    let (mut timers, status) = idle(t0);
+    let until = t0 + Duration::from_millis(100);
+    timers.hold_until(until);
+    assert_eq!(timers.next_wakeup(t0, status), Duration::from_millis(100));
+    assert_eq!(timers.tick(t0, status), Tick::default());
+    let due = timers.tick(until, status);
+    assert!(due.push, "{due:?}");
+    // Not while a pull runs; taking the round clears it.
+    let pulling = Status {
+        pulling: true,
+        ..status
+    };
+    assert!(!timers.tick(until, pulling).push);
+    timers.round_taken();
+    assert_eq!(timers.tick(until, status), Tick::default());
+}

@@ -6,9 +6,11 @@ use super::start::check_not_emptied;
 use super::Session;
 use crate::client::delta_push::DeltaSupport;
 use crate::client::error::ClientError;
+use crate::client::index::Index;
 use crate::client::progress::Transfer;
 use crate::client::push::send_op;
 use crate::client::scanner::{Op, Scope, SETTLE};
+use crate::client::schedule::removal::{self, Decision, Hold};
 use crate::protocol::WirePath;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -38,6 +40,24 @@ pub(super) struct PushState {
     pub(super) unstorable: HashSet<WirePath>,
     /// Whether the server takes delta uploads (PROTOCOL.md §13.1).
     pub(super) delta: DeltaSupport,
+    /// A round held back while its removal grows (R-5.6.6, [`removal`]):
+    /// its paths, planned again with the next round's.
+    pub(super) held: Option<(Scope, Hold)>,
+}
+
+/// The synced files `ops` remove: one per `Delete`, the indexed files below
+/// each `RemoveDir`.
+pub(super) fn removed_files(ops: &[Op], index: &Index) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Delete { .. } => 1,
+            Op::RemoveDir { path } => index
+                .subtree(Some(path))
+                .filter(|(_, e)| e.hash().is_some())
+                .count(),
+            _ => 0,
+        })
+        .sum()
 }
 
 impl Session<'_> {
@@ -55,7 +75,13 @@ impl Session<'_> {
 
     /// Compares the dirty paths with the index and sends the pushes.
     pub(super) fn push_round(&mut self) -> Result<(), ClientError> {
-        let scope = std::mem::take(&mut self.push.dirty);
+        let mut scope = std::mem::take(&mut self.push.dirty);
+        let held = self.push.held.take().map(|(mut held, hold)| {
+            // The held paths are older: the new marks go over them.
+            held.merge(std::mem::take(&mut scope));
+            scope = held;
+            hold
+        });
         self.timers.round_taken();
         let mut plan = self.scanner.plan(&self.index, &scope)?;
         if !self.pull.modes {
@@ -79,6 +105,24 @@ impl Session<'_> {
             self.index.insert(path, entry);
         }
         self.hold_unstable(plan.unstable);
+        let removed = removed_files(&plan.ops, &self.index);
+        let synced = self.index.file_count();
+        match removal::decide(held, removed, synced, Instant::now()) {
+            Decision::Hold { hold, until } => {
+                if held.is_none() {
+                    log::info!(
+                        "{removed} of {synced} synced files removed here: waiting until the removal stops growing before pushing"
+                    );
+                }
+                self.push.held = Some((scope, hold));
+                self.timers.hold_until(until);
+                return Ok(());
+            }
+            Decision::Send if held.is_some() => {
+                log::info!("the removal settled at {removed} of {synced} synced files");
+            }
+            Decision::Send => {}
+        }
         if plan.ops.iter().any(Op::removes) {
             check_not_emptied(&self.root, &self.index, self.rules.rules())?;
         }

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 /// An index that lists at least this many files and meets an empty folder
 /// stops the client instead of pushing deletions.
-const EMPTIED_THRESHOLD: usize = 10;
+const EMPTIED_THRESHOLD: usize = crate::client::schedule::removal::HOLD_MIN;
 
 /// Runs the client until `shutdown` is set (or, with `once`, until both sides
 /// agree). `on_new_user` receives the ID of a user this run created, once its
