@@ -97,6 +97,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "regression_long_1",
     ),
     (
+        "R-5.2.17",
+        "client",
+        "src/client/applier/follow_tests.rs",
+        "local_changes_follow_a_directory_rename_whatever_the_mix",
+    ),
+    (
+        "R-5.2.17",
+        "client",
+        "tests/e2e_rename_follow.rs",
+        "an_edit_and_a_deletion_made_while_stopped_follow_a_rename_elsewhere",
+    ),
+    (
         "R-14.4.2",
         "server",
         "tests/e2e_versions.rs",

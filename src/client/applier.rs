@@ -14,7 +14,7 @@
 use super::conflict::{on_pull, on_pull_mode, Disk, Indexed, ModeDecision, PullDecision, Server};
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
-use super::fsutil::{check_path, copy_hashed, ensure_dirs, set_exec, Local, Stat};
+use super::fsutil::{check_path, copy_hashed, ensure_dirs, ensure_parent, set_exec, Local, Stat};
 use super::ignore::kept::kept_out;
 use super::ignore::IgnoreRules;
 use super::index::{Entry, EntryKind, Index};
@@ -127,6 +127,16 @@ pub struct Applier<'a> {
     /// appears with the bit, which is then pushed; the rest are dropped with
     /// a log line when the reply is applied.
     carried: HashMap<ContentHash, (WirePath, bool)>,
+    /// Files edited here and not pushed, at paths the current reply
+    /// deletes, whose indexed content the reply brings to another path (the
+    /// server's rename of them, R-5.2.17): indexed content hash → (the
+    /// deleted path, its indexed stat, its stat now). The edit moves there.
+    follow: HashMap<ContentHash, Vec<(WirePath, Stat, Stat)>>,
+    /// Files deleted here and not pushed, below paths the current reply
+    /// deletes, whose content the reply brings to another path:
+    /// content hash → (the deleted path, its indexed stat). The deletion
+    /// follows: the new path is indexed, not fetched, and pushed as deleted.
+    deleted_here: HashMap<ContentHash, Vec<(WirePath, Stat)>>,
 }
 
 impl<'a> Applier<'a> {
@@ -146,6 +156,8 @@ impl<'a> Applier<'a> {
             rules: None,
             head: u64::MAX,
             carried: HashMap::new(),
+            follow: HashMap::new(),
+            deleted_here: HashMap::new(),
         }
     }
 
@@ -282,6 +294,8 @@ impl<'a> Applier<'a> {
                 if exec { "+x" } else { "-x" }
             );
         }
+        self.follow.clear();
+        self.deleted_here.clear();
         for (_, stashed) in self.stash.drain() {
             let _ = fs::remove_file(stashed);
         }
@@ -329,6 +343,24 @@ impl<'a> Applier<'a> {
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
+        // Files deleted here (not pushed yet) that the reply brings back
+        // elsewhere: the server moved them; the deletion follows.
+        let deleted_here: Vec<(WirePath, ContentHash, Stat)> = self
+            .index
+            .subtree(Some(path))
+            .filter(|(_, e)| e.version <= version)
+            .filter_map(|(p, e)| match e.kind {
+                EntryKind::File { hash, stat } if wanted.contains(&hash) => {
+                    Some((p.clone(), hash, stat))
+                }
+                _ => None,
+            })
+            .collect();
+        for (p, hash, stat) in deleted_here {
+            if check_path(self.root, &p)? == Local::Absent {
+                self.deleted_here.entry(hash).or_default().push((p, stat));
+            }
+        }
         match check_path(self.root, path)? {
             Local::Absent => {}
             Local::Foreign => log::warn!("not deleting {path}: it is a symlink or special file"),
@@ -353,6 +385,21 @@ impl<'a> Applier<'a> {
         let entry = self.index.get(path).copied();
         let indexed = Indexed::of(entry);
         let decision = on_pull(indexed, self.disk(path, Local::File(stat)), Server::Deleted);
+        if decision != PullDecision::Apply {
+            if let Some(Entry {
+                kind: EntryKind::File { hash, stat: was },
+                ..
+            }) = entry
+            {
+                if wanted.contains(&hash) {
+                    // The reply brings this file's indexed content to
+                    // another path: the server moved it; the edit follows
+                    // there unless it cannot (then kept here).
+                    let edits = self.follow.entry(hash).or_default();
+                    edits.push((path.clone(), was, stat));
+                }
+            }
+        }
         if decision != PullDecision::Apply || !self.remove_synced(path, wanted, out)? {
             log::info!("kept {path}: changed here, the server deleted it");
             out.dirty.insert(path.clone());
@@ -494,6 +541,9 @@ impl<'a> Applier<'a> {
         let path = &entry.path;
         let indexed = self.index.get(path).copied();
         let local = check_path(self.root, path)?;
+        if indexed.is_none() && local == Local::Absent && self.follows(path, hash, entry, out)? {
+            return Ok(());
+        }
         let disk = match local {
             Local::File(stat) => Disk::File(self.file_content(path, stat, hash)?),
             Local::Dir if self.keeps_out(path) => Disk::IgnoredDir,
@@ -566,6 +616,61 @@ impl<'a> Applier<'a> {
         };
         let job = self.carry_mode(job)?;
         self.obtain(job, out)
+    }
+
+    /// A file the reply brings to `path` (nothing here, nothing indexed)
+    /// with the content of a file this reply deleted that was edited or
+    /// deleted here and not pushed: the server moved that file (a rename of
+    /// it or of a directory above it). The local change follows it
+    /// the edited file is moved to `path`, or — deleted here —
+    /// `path` is indexed without being fetched; indexed with the server's
+    /// version and the old stat, the next look pushes the edit (an upload on
+    /// that version) or the deletion. Returns whether it did.
+    fn follows(
+        &mut self,
+        path: &WirePath,
+        hash: ContentHash,
+        entry: &ChangeEntry,
+        out: &mut Applied,
+    ) -> Result<bool, ClientError> {
+        if let Some((from, was, now)) = take_best(self.follow.get_mut(&hash), path, |e| &e.0) {
+            // Moved only if it is still the file judged (not changed since).
+            if check_path(self.root, &from)? != Local::File(now) {
+                return Ok(false);
+            }
+            ensure_parent(self.root, path)?;
+            let (src, dst) = (self.local(&from), self.local(path));
+            fs::rename(&src, &dst).map_err(|e| {
+                ClientError::io(format!("move {} to {}", src.display(), dst.display()), e)
+            })?;
+            self.index_file(path, was, hash, entry.version);
+            log::info!("the edit of {from} follows it to {path} (moved on the server)");
+            out.dirty.remove(&from);
+            out.dirty.insert(path.clone());
+            out.changed += 1;
+            self.remove_emptied_dirs(&from, out);
+            return Ok(true);
+        }
+        if let Some((from, was)) = take_best(self.deleted_here.get_mut(&hash), path, |e| &e.0) {
+            self.index_file(path, was, hash, entry.version);
+            log::info!("the deletion of {from} follows it to {path} (moved on the server)");
+            out.dirty.insert(path.clone());
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Removes the directories above `moved` that the index no longer
+    /// holds (the reply deleted them) and that are now empty.
+    fn remove_emptied_dirs(&mut self, moved: &WirePath, out: &mut Applied) {
+        let mut up = moved.parent();
+        while let Some(dir) = up {
+            if self.index.get(&dir).is_some() || fs::remove_dir(self.local(&dir)).is_err() {
+                break;
+            }
+            out.dirty.remove(&dir);
+            up = dir.parent();
+        }
     }
 
     /// True when the local directory at `path` is one the rules keep out
@@ -798,6 +903,24 @@ pub fn carried_mode(indexed: bool, local: bool) -> Option<bool> {
     (indexed != local).then_some(local)
 }
 
+/// Takes from `candidates` (files with the content a reply brings to
+/// `path`) the one whose name is `path`'s, else the first.
+fn take_best<T>(
+    candidates: Option<&mut Vec<T>>,
+    path: &WirePath,
+    from: impl Fn(&T) -> &WirePath,
+) -> Option<T> {
+    let candidates = candidates?;
+    if candidates.is_empty() {
+        return None;
+    }
+    let at = candidates
+        .iter()
+        .position(|c| from(c).file_name() == path.file_name())
+        .unwrap_or(0);
+    Some(candidates.remove(at))
+}
+
 /// The executable bit the index records for a file (`None`: no file indexed).
 fn indexed_exec(entry: Option<Entry>) -> Option<bool> {
     match entry?.kind {
@@ -811,6 +934,8 @@ mod agree;
 mod crash_tests;
 #[cfg(test)]
 mod echo_tests;
+#[cfg(test)]
+mod follow_tests;
 mod leftovers;
 #[cfg(test)]
 mod mode_tests;
