@@ -195,3 +195,98 @@ fn a_server_without_delta_downloads_gets_whole_fetches() {
         cb.log_tail(3_000)
     );
 }
+
+/// Against a server of protocol version 2 or 3 (played by a relay that
+/// refuses every frame under header byte 04 as such a server does: BadFrame
+/// "unsupported protocol version 4" with request ID 0, then it closes;
+/// ), an upload's ShortChunkList and a download's
+/// FetchShortManifest are each refused once, the client goes on with
+/// 32-byte lists in the same `--once` run (it used to reconnect without end
+/// on the download side), edits still travel as deltas, and both devices
+/// end equal. The same edit through the real server uses 16-byte lists.
+///
+///
+#[test]
+fn an_older_server_gets_32_byte_lists_and_the_client_goes_on() {
+    let server = Server::options().plaintext().start();
+    let old = Relay::refusing(
+        server.port,
+        Refuse {
+            kind: 0xff,
+            code: 1,
+            text: "no frame has this kind",
+        },
+    );
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    let original = data(9 * MIB, 51);
+    std::fs::write(a.path().join("big.bin"), &original).expect("write");
+    let out = Client::options(server.port, a.path())
+        .plaintext()
+        .run_once();
+    ok(&out);
+    let user = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("user id: ").map(str::to_owned))
+        .expect("user id line");
+    let once = |port: u16, folder: &std::path::Path| {
+        let out = Client::options(port, folder)
+            .plaintext()
+            .user(Some(&user))
+            .verbosity(common::Verbosity::Normal)
+            .run_once();
+        ok(&out);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    once(old.port, b.path());
+    assert!(tree(a.path()) == tree(b.path()), "first download differs");
+
+    // Upload side: A's edit goes through the older server.
+    let mut edited = original.clone();
+    edited[4 * MIB..5 * MIB].copy_from_slice(&data(MIB, 52));
+    std::fs::write(a.path().join("big.bin"), &edited).expect("write");
+    let up_before = old.up();
+    let a_log = once(old.port, a.path());
+    let up = old.up() - up_before;
+    assert!(
+        a_log.matches("does not take 16-byte chunk IDs").count() == 1,
+        "the upload said why, once:\n{a_log}"
+    );
+    assert!(
+        up < 3 * MIB as u64,
+        "the edit went as a delta: {up} bytes up"
+    );
+
+    // Download side: B asks with FetchShortManifest, is refused with
+    // request ID 0, and downloads the edit with a 32-byte list.
+    let down_before = old.down();
+    let b_log = once(old.port, b.path());
+    let down = old.down() - down_before;
+    assert!(
+        b_log.matches("does not serve 16-byte chunk IDs").count() == 1,
+        "the download said why, once:\n{b_log}"
+    );
+    assert!(
+        down < 3 * MIB as u64,
+        "the edit came as a delta: {down} bytes"
+    );
+    assert!(
+        std::fs::read(b.path().join("big.bin")).expect("downloaded") == edited,
+        "the downloaded file differs"
+    );
+    assert!(
+        !server.conn_log().contains("(16-byte IDs)"),
+        "a short list was served through the older server"
+    );
+
+    // The real (version 4) server: the next edit downloads with 16-byte IDs.
+    let relay = Relay::start(server.port);
+    edited[7 * MIB..7 * MIB + 4096].copy_from_slice(&data(4096, 53));
+    std::fs::write(a.path().join("big.bin"), &edited).expect("write");
+    let a_log = once(relay.port, a.path());
+    assert!(!a_log.contains("16-byte"), "{a_log}");
+    let b_log = once(relay.port, b.path());
+    assert!(!b_log.contains("16-byte"), "{b_log}");
+    server.wait_log("(16-byte IDs)");
+    assert!(tree(a.path()) == tree(b.path()), "the two devices differ");
+}

@@ -15,7 +15,7 @@ use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
     EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
     Hello, HelloMode, KeyHello, KeyWelcome, Kind, Message, PushAck, PushStatus, RemoveDir, Rename,
-    Secret, SetMode, UserId, Welcome, WirePath,
+    Secret, SetMode, ShortChunkEntry, UserId, Welcome, WirePath,
 };
 use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
@@ -119,7 +119,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 33, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 35, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -620,6 +620,32 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                     version: 47,
                     path: path("big/disk.img"),
                 }),
+            ),
+        ),
+        (
+            "fetch-short-manifest",
+            frame(
+                16,
+                Message::FetchShortManifest(FetchManifest {
+                    version: 47,
+                    path: path("big/disk.img"),
+                }),
+            ),
+        ),
+        (
+            "short-chunk-list",
+            frame(
+                16,
+                Message::ShortChunkList(vec![
+                    ShortChunkEntry {
+                        len: 65_536,
+                        id: [0x11; 16],
+                    },
+                    ShortChunkEntry {
+                        len: 4_464,
+                        id: [0x22; 16],
+                    },
+                ]),
             ),
         ),
         (

@@ -718,6 +718,10 @@ fn the_limits_table_matches_limits_rs() {
             "MODE_PROTOCOL_VERSION",
             limits::MODE_PROTOCOL_VERSION.to_string(),
         ),
+        (
+            "V4_PROTOCOL_VERSION",
+            limits::V4_PROTOCOL_VERSION.to_string(),
+        ),
     ];
     let mut missing = Vec::new();
     for (name, value) in rows {

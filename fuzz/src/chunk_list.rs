@@ -12,6 +12,8 @@
 //! chunks that are honest, corrupted, truncated or at a wrong index.
 //! Mode odd: size, count and every entry straight from the input.
 //!
+//! Bit 3 of the damage byte sends the list with 16-byte IDs (§13.6).
+//!
 //! Properties: nothing panics; a list that is accepted tiles `0..size`; every
 //! write lands inside the file; a plan that completes has written every byte
 //! of `0..size`; when the manifest was not damaged the built file is the
@@ -19,7 +21,7 @@
 
 use super::ByteSource;
 use cloudservice::chunk::{
-    manifest_of_reader, test_bytes, AssemblyPlan, ChunkEntry, ManifestReceiver,
+    manifest_of_reader, test_bytes, AssemblyPlan, ChunkEntry, IdLen, ManifestReceiver,
 };
 use cloudservice::protocol::ContentHash;
 
@@ -92,6 +94,15 @@ fn honest_then_damaged(src: &mut ByteSource<'_>) {
         }
     }
     let damaged = manifest != honest;
+    // Bit 3 of the damage byte: the list travels with 16-byte IDs (§13.6).
+    let id_len = if damage & 8 != 0 {
+        IdLen::Short
+    } else {
+        IdLen::Full
+    };
+    for chunk in &mut manifest.chunks {
+        chunk.id = id_len.cut(chunk.id);
+    }
     let mut count = manifest.chunks.len() as u32;
     if damage % 8 == 6 {
         count = count.wrapping_add(u32::from(src.u8()) + 1);
@@ -100,7 +111,7 @@ fn honest_then_damaged(src: &mut ByteSource<'_>) {
         return;
     };
     for part in manifest.chunks.chunks(1 + usize::from(src.u8() % 4)) {
-        if receiver.push(part).is_err() {
+        if receiver.push_ids(part, id_len).is_err() {
             return;
         }
     }
@@ -129,8 +140,13 @@ fn honest_then_damaged(src: &mut ByteSource<'_>) {
             }
             _ => {}
         }
-        if let Ok(offsets) = plan.fill(&chunk.id, &bytes) {
-            assert_eq!(ContentHash::of(&bytes), chunk.id, "accepted wrong bytes");
+        let key = id_len.cut(chunk.id);
+        if let Ok(offsets) = plan.fill(&key, &bytes) {
+            assert_eq!(
+                id_len.cut(ContentHash::of(&bytes)),
+                key,
+                "accepted wrong bytes"
+            );
             for &o in offsets {
                 let o = usize::try_from(o).expect("small");
                 let end = o + bytes.len();
@@ -144,6 +160,11 @@ fn honest_then_damaged(src: &mut ByteSource<'_>) {
         assert!(written.iter().all(|&w| w), "complete plan left a hole");
         if !damaged {
             assert_eq!(built, file, "undamaged manifest built other bytes");
+            assert_eq!(
+                plan.full_manifest(&received).as_ref(),
+                Some(&honest),
+                "the completed plan's full IDs are not the file's"
+            );
         }
     }
 }

@@ -21,7 +21,7 @@ use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
     EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
     FrameDecoder, FrameError, Hello, HelloMode, KeyHello, KeyWelcome, Message, PushAck, PushStatus,
-    RemoveDir, Rename, Secret, SetMode, Status, UserId, Welcome, WirePath,
+    RemoveDir, Rename, Secret, SetMode, ShortChunkEntry, Status, UserId, Welcome, WirePath,
 };
 use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
@@ -251,7 +251,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 33 {
+        Some(match self.u8() % 35 {
             0 => Message::Hello(Hello {
                 mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
                     [usize::from(self.u8() % 3)],
@@ -383,6 +383,21 @@ impl<'a> ByteSource<'a> {
                 time_ms: self.u64(),
                 path: self.path()?,
             }),
+            33 => Message::FetchShortManifest(FetchManifest {
+                version: self.u64(),
+                path: self.path()?,
+            }),
+            34 => {
+                let n = 1 + usize::from(self.u8() % 8);
+                let entries = (0..n)
+                    .map(|_| ShortChunkEntry {
+                        // A u24 on the wire (§13.6).
+                        len: self.u32() >> 8,
+                        id: self.array(),
+                    })
+                    .collect();
+                Message::ShortChunkList(entries)
+            }
             _ => Message::PushAck(PushAck {
                 status: [
                     PushStatus::Applied,

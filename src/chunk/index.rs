@@ -12,12 +12,19 @@
 //! it was saved (their hash differs from the tree's) and re-chunk only those;
 //! a lost or damaged index file is rebuilt from the files the same way.
 //!
+//! The lookup is by the first 16 bytes of a chunk's BLAKE3, so one index
+//! serves lists of 32-byte IDs and of 16-byte IDs (§13.6) alike; the
+//! per-file lists keep whole IDs, which 36-byte lists served to older
+//! clients need.
+//!
 //! Memory: the per-file lists take 36 bytes a chunk and the lookup map about
-//! 90 bytes a chunk; with 64 KiB chunks on average that is about 2 MB per GiB
-//! stored (16,384 chunks), and at most 8 MB per GiB of minimum-size chunks.
+//! 75 bytes a chunk (a 16-byte key, the location, the table's overhead);
+//! with 64 KiB chunks on average that is about 1.8 MB per GiB stored
+//! (16,384 chunks), and at most 7.3 MB per GiB of minimum-size chunks.
 //! The saved file takes the lists' 36 bytes a chunk plus the paths.
 
-use crate::chunk::{manifest_of_reader, AssemblyPlan, ChunkEntry, Manifest};
+use crate::chunk::manifest::SHORT_ID_BYTES;
+use crate::chunk::{manifest_of_reader, AssemblyPlan, ChunkEntry, IdLen, Manifest};
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::HashMap;
 use std::fs::File;
@@ -48,13 +55,22 @@ struct FileChunks {
 #[derive(Debug, Default)]
 pub struct ChunkIndex {
     files: HashMap<WirePath, FileChunks>,
-    by_id: HashMap<ContentHash, Location>,
+    by_id: HashMap<[u8; SHORT_ID_BYTES], Location>,
+}
+
+/// The lookup key of a chunk ID: its first 16 bytes (a whole ID and the
+/// short form of it, [`IdLen::cut`], have the same key).
+fn key(id: &ContentHash) -> [u8; SHORT_ID_BYTES] {
+    let mut k = [0u8; SHORT_ID_BYTES];
+    k.copy_from_slice(&id.0[..SHORT_ID_BYTES]);
+    k
 }
 
 impl ChunkIndex {
-    /// Where a copy of chunk `id` may be.
+    /// Where a copy of chunk `id` (whole or short) may be: a copy whose
+    /// first 16 bytes of BLAKE3 are `id`'s. Whoever takes it re-hashes it.
     pub fn locate(&self, id: &ContentHash) -> Option<&Location> {
-        self.by_id.get(id)
+        self.by_id.get(&key(id))
     }
 
     /// The chunk list indexed for `path`, if it was made from the content
@@ -66,6 +82,7 @@ impl ChunkIndex {
             size: file.chunks.iter().map(|c| u64::from(c.len)).sum(),
             hash,
             chunks: file.chunks.clone(),
+            id_len: IdLen::Full,
         })
     }
 
@@ -83,7 +100,17 @@ impl ChunkIndex {
     /// path's previous content that another file still holds are located
     /// there again (the lookup is rebuilt from the per-file lists, linear in
     /// the chunks indexed: about 16,000 per GiB).
+    ///
+    /// A list of short IDs is not recorded (the index keeps whole IDs): the
+    /// caller records [`AssemblyPlan::full_manifest`] instead, or the file
+    /// is chunked again at the next refresh.
     pub fn record(&mut self, path: &WirePath, manifest: &Manifest) {
+        if manifest.id_len != IdLen::Full {
+            if self.files.remove(path).is_some() {
+                self.rebuild_lookup();
+            }
+            return;
+        }
         let replaced = self.files.insert(
             path.clone(),
             FileChunks {
@@ -96,11 +123,13 @@ impl ChunkIndex {
             return;
         }
         for (offset, chunk) in manifest.offsets() {
-            self.by_id.entry(chunk.id).or_insert_with(|| Location {
-                path: path.clone(),
-                offset,
-                len: chunk.len,
-            });
+            self.by_id
+                .entry(key(&chunk.id))
+                .or_insert_with(|| Location {
+                    path: path.clone(),
+                    offset,
+                    len: chunk.len,
+                });
         }
     }
 
@@ -149,11 +178,13 @@ impl ChunkIndex {
         for (path, file) in &self.files {
             let mut offset = 0u64;
             for chunk in &file.chunks {
-                self.by_id.entry(chunk.id).or_insert_with(|| Location {
-                    path: path.clone(),
-                    offset,
-                    len: chunk.len,
-                });
+                self.by_id
+                    .entry(key(&chunk.id))
+                    .or_insert_with(|| Location {
+                        path: path.clone(),
+                        offset,
+                        len: chunk.len,
+                    });
                 offset += u64::from(chunk.len);
             }
         }
@@ -210,7 +241,12 @@ impl ChunkIndex {
                 })
                 .collect();
             let size = chunks.iter().map(|c| u64::from(c.len)).sum();
-            let manifest = Manifest { size, hash, chunks };
+            let manifest = Manifest {
+                size,
+                hash,
+                chunks,
+                id_len: IdLen::Full,
+            };
             manifest.validate().ok()?;
             index.files.insert(
                 path,

@@ -13,12 +13,57 @@ pub const MAX_MANIFEST_CHUNKS: usize = 1 << 20;
 /// Bytes one chunk takes in a manifest on the wire: `len u32 | id [32]`.
 pub const ENTRY_WIRE_LEN: usize = 36;
 
+/// Bytes of a chunk ID in a version 4 chunk list (PROTOCOL.md §13.6): the
+/// first 16 of the chunk's BLAKE3.
+pub const SHORT_ID_BYTES: usize = 16;
+
+/// How much of each chunk's BLAKE3 a chunk list carries (PROTOCOL.md §13.2,
+/// §13.6). The whole-file BLAKE3 checks every assembled file either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IdLen {
+    /// All 32 bytes (`ChunkList`, `len u32 | id [32]`).
+    #[default]
+    Full,
+    /// The first [`SHORT_ID_BYTES`] (`ShortChunkList`, `len u24 | id [16]`).
+    /// A short ID is held as those 16 bytes followed by 16 zero bytes.
+    Short,
+}
+
+impl IdLen {
+    /// Bytes of the hash the list carries: 32 or 16.
+    pub fn bytes(self) -> usize {
+        match self {
+            IdLen::Full => 32,
+            IdLen::Short => SHORT_ID_BYTES,
+        }
+    }
+
+    /// `hash` as a list of this kind carries it: whole, or its first 16
+    /// bytes followed by zeros.
+    pub fn cut(self, hash: ContentHash) -> ContentHash {
+        match self {
+            IdLen::Full => hash,
+            IdLen::Short => {
+                let mut id = [0u8; 32];
+                id[..SHORT_ID_BYTES].copy_from_slice(&hash.0[..SHORT_ID_BYTES]);
+                ContentHash(id)
+            }
+        }
+    }
+
+    /// Whether bytes whose BLAKE3 is `hash` are the chunk listed as `id`.
+    pub fn matches(self, id: &ContentHash, hash: &ContentHash) -> bool {
+        self.cut(*hash) == *id
+    }
+}
+
 /// One chunk of a manifest: its length and ID, in file order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChunkEntry {
     /// Bytes, 1..=[`MAX_CHUNK`].
     pub len: u32,
-    /// BLAKE3 of the chunk's bytes.
+    /// BLAKE3 of the chunk's bytes (in a list of [`IdLen::Short`] IDs,
+    /// its first 16 bytes and 16 zeros).
     pub id: ContentHash,
 }
 
@@ -35,6 +80,8 @@ pub struct Manifest {
     pub hash: ContentHash,
     /// The chunks, front to back.
     pub chunks: Vec<ChunkEntry>,
+    /// How much of each chunk's BLAKE3 the IDs hold.
+    pub id_len: IdLen,
 }
 
 /// Why a chunk list was refused. Nothing is read, written or allocated for
@@ -176,6 +223,7 @@ mod tests {
             size: lens.iter().map(|&l| u64::from(l)).sum(),
             hash: ContentHash([0; 32]),
             chunks: lens.iter().map(|&l| entry(l, 1)).collect(),
+            id_len: IdLen::Full,
         }
     }
 
@@ -210,6 +258,7 @@ mod tests {
             size: 0,
             hash: ContentHash([0; 32]),
             chunks: vec![entry(1, 0)],
+            id_len: IdLen::Full,
         };
         assert!(matches!(
             empty_with_chunk.validate(),
@@ -236,6 +285,7 @@ mod tests {
             size: u64::MAX,
             hash: ContentHash([0; 32]),
             chunks: vec![entry(MAX_CHUNK, 0); 8],
+            id_len: IdLen::Full,
         };
         assert!(matches!(
             m.validate(),

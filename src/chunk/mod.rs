@@ -37,7 +37,7 @@ pub mod receive;
 pub mod stream;
 pub mod tree_hash;
 
-pub use manifest::{ChunkEntry, Manifest, ManifestError};
+pub use manifest::{ChunkEntry, IdLen, Manifest, ManifestError};
 pub use plan::{AssemblyError, AssemblyPlan};
 pub use receive::{ManifestReceiver, ReceiveError};
 pub use stream::{chunk_reader, manifest_of_reader, ChunkSpan};

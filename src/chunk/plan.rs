@@ -8,7 +8,7 @@
 //! Every offer is re-hashed here, so a stale index entry or a lying peer can
 //! only leave a chunk missing, never put wrong bytes in the file.
 
-use super::manifest::{Manifest, ManifestError};
+use super::manifest::{ChunkEntry, IdLen, Manifest, ManifestError};
 use crate::protocol::delta::ChunkRange;
 use crate::protocol::ContentHash;
 use std::collections::HashMap;
@@ -54,7 +54,9 @@ struct Slot {
     first_index: u32,
     len: u32,
     offsets: Vec<u64>,
-    filled: bool,
+    /// The whole BLAKE3 of the bytes written, once filled (with short IDs
+    /// the list holds only its first 16 bytes).
+    filled: Option<ContentHash>,
 }
 
 /// The state of one file being built: per distinct chunk ID, its length, the
@@ -66,6 +68,7 @@ struct Slot {
 pub struct AssemblyPlan {
     size: u64,
     hash: ContentHash,
+    id_len: IdLen,
     order: Vec<ContentHash>,
     slots: HashMap<ContentHash, Slot>,
     missing: usize,
@@ -89,7 +92,7 @@ impl AssemblyPlan {
                     first_index: index as u32,
                     len: chunk.len,
                     offsets: Vec::new(),
-                    filled: false,
+                    filled: None,
                 }
             });
             if slot.len != chunk.len {
@@ -104,6 +107,7 @@ impl AssemblyPlan {
         Ok(AssemblyPlan {
             size: manifest.size,
             hash: manifest.hash,
+            id_len: manifest.id_len,
             order,
             slots,
             missing,
@@ -131,7 +135,7 @@ impl AssemblyPlan {
     pub fn missing(&self) -> Vec<ContentHash> {
         self.order
             .iter()
-            .filter(|id| self.slots.get(id).is_some_and(|s| !s.filled))
+            .filter(|id| self.slots.get(id).is_some_and(|s| s.filled.is_none()))
             .copied()
             .collect()
     }
@@ -141,7 +145,7 @@ impl AssemblyPlan {
     pub fn missing_ranges(&self) -> Vec<ChunkRange> {
         let mut ranges: Vec<ChunkRange> = Vec::new();
         for id in &self.order {
-            let Some(slot) = self.slots.get(id).filter(|s| !s.filled) else {
+            let Some(slot) = self.slots.get(id).filter(|s| s.filled.is_none()) else {
                 continue;
             };
             match ranges.last_mut() {
@@ -159,14 +163,14 @@ impl AssemblyPlan {
     pub fn missing_bytes(&self) -> u64 {
         self.slots
             .values()
-            .filter(|s| !s.filled)
+            .filter(|s| s.filled.is_none())
             .map(|s| u64::from(s.len) * s.offsets.len() as u64)
             .sum()
     }
 
     /// Whether `id` is listed and still missing.
     pub fn wants(&self, id: &ContentHash) -> bool {
-        self.slots.get(id).is_some_and(|s| !s.filled)
+        self.slots.get(id).is_some_and(|s| s.filled.is_none())
     }
 
     /// True once every chunk has been filled.
@@ -193,15 +197,43 @@ impl AssemblyPlan {
                 got: bytes.len(),
             });
         }
-        if ContentHash::of(bytes) != *id {
+        let hash = ContentHash::of(bytes);
+        if !self.id_len.matches(id, &hash) {
             return Err(AssemblyError::HashMismatch(*id));
         }
-        if slot.filled {
+        if slot.filled.is_some() {
             return Ok(&[]);
         }
-        slot.filled = true;
+        slot.filled = Some(hash);
         self.missing -= 1;
         Ok(&slot.offsets)
+    }
+
+    /// `manifest` (the list this plan was made from) with every chunk's
+    /// whole BLAKE3, learnt from the bytes written; `None` until the plan
+    /// is complete. With a list of short IDs (§13.6) this is what a chunk
+    /// index records, so that 36-byte lists served later carry true IDs.
+    pub fn full_manifest(&self, manifest: &Manifest) -> Option<Manifest> {
+        if !self.is_complete() {
+            return None;
+        }
+        let chunks = manifest
+            .chunks
+            .iter()
+            .map(|c| {
+                let slot = self.slots.get(&c.id)?;
+                Some(ChunkEntry {
+                    len: c.len,
+                    id: slot.filled?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Manifest {
+            size: manifest.size,
+            hash: manifest.hash,
+            chunks,
+            id_len: IdLen::Full,
+        })
     }
 }
 
@@ -279,6 +311,49 @@ mod tests {
             Ok(&[][..]),
             "a repeat writes nothing"
         );
+    }
+
+    /// A list of short IDs (§13.6) builds the same file: its chunks are
+    /// taken by their 16-byte prefix, bytes that differ are refused, and the
+    /// completed plan gives back the full list.
+    #[test]
+    fn short_ids_build_the_file_and_give_back_full_ids() {
+        let block = data(300_000, 21);
+        let target: Vec<u8> = [&block[..], &data(150_000, 22)[..], &block[..]].concat();
+        let full = manifest_of_reader(&target[..]).expect("read");
+        let short = Manifest {
+            chunks: full
+                .chunks
+                .iter()
+                .map(|c| ChunkEntry {
+                    len: c.len,
+                    id: IdLen::Short.cut(c.id),
+                })
+                .collect(),
+            id_len: IdLen::Short,
+            ..full.clone()
+        };
+        let mut plan = AssemblyPlan::new(&short).expect("valid");
+        let first = short.chunks[0];
+        let mut bytes = target[..first.len as usize].to_vec();
+        bytes[7] ^= 0x40;
+        assert_eq!(
+            plan.fill(&first.id, &bytes),
+            Err(AssemblyError::HashMismatch(first.id))
+        );
+        assert_eq!(
+            plan.fill(&full.chunks[0].id, &target[..first.len as usize]),
+            Err(AssemblyError::UnexpectedChunk(full.chunks[0].id)),
+            "a full ID is not a key of a short list"
+        );
+        assert!(plan.full_manifest(&short).is_none(), "not complete yet");
+        for (offset, chunk) in short.offsets() {
+            let at = offset as usize;
+            plan.fill(&chunk.id, &target[at..at + chunk.len as usize])
+                .expect("right bytes");
+        }
+        assert!(plan.is_complete());
+        assert_eq!(plan.full_manifest(&short), Some(full));
     }
 
     #[test]

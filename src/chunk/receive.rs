@@ -2,7 +2,7 @@
 //! without I/O: the announced count is checked before any entry is stored,
 //! entries beyond it are refused, and the finished list is validated.
 
-use super::manifest::{check_count, ChunkEntry, Manifest, ManifestError};
+use super::manifest::{check_count, ChunkEntry, IdLen, Manifest, ManifestError};
 use crate::protocol::ContentHash;
 use std::fmt;
 
@@ -16,6 +16,9 @@ pub enum ReceiveError {
         /// Announced count.
         announced: u32,
     },
+    /// `ChunkList` and `ShortChunkList` frames in one list (§13.6: a list
+    /// has one form).
+    MixedIdLengths,
 }
 
 impl fmt::Display for ReceiveError {
@@ -24,6 +27,9 @@ impl fmt::Display for ReceiveError {
             ReceiveError::Manifest(e) => write!(f, "bad chunk list: {e}"),
             ReceiveError::TooManyEntries { announced } => {
                 write!(f, "more chunk entries than the {announced} announced")
+            }
+            ReceiveError::MixedIdLengths => {
+                write!(f, "ChunkList and ShortChunkList frames in one chunk list")
             }
         }
     }
@@ -59,15 +65,33 @@ impl ManifestReceiver {
                 size,
                 hash,
                 chunks: Vec::new(),
+                id_len: IdLen::Full,
             },
         })
     }
 
-    /// Adds one frame's entries.
+    /// Adds one `ChunkList` frame's entries (32-byte IDs).
     ///
     /// # Errors
-    /// [`ReceiveError::TooManyEntries`] when they go past the announced count.
+    /// As [`ManifestReceiver::push_ids`].
     pub fn push(&mut self, entries: &[ChunkEntry]) -> Result<(), ReceiveError> {
+        self.push_ids(entries, IdLen::Full)
+    }
+
+    /// Adds one frame's entries, whose IDs are `id_len` long (a
+    /// `ShortChunkList`'s are [`IdLen::Short`], held as
+    /// [`IdLen::cut`] makes them). The list's first frame sets its form.
+    ///
+    /// # Errors
+    /// [`ReceiveError::TooManyEntries`] when they go past the announced
+    /// count; [`ReceiveError::MixedIdLengths`] when an earlier frame of the
+    /// list had the other form.
+    pub fn push_ids(&mut self, entries: &[ChunkEntry], id_len: IdLen) -> Result<(), ReceiveError> {
+        if self.manifest.chunks.is_empty() {
+            self.manifest.id_len = id_len;
+        } else if self.manifest.id_len != id_len {
+            return Err(ReceiveError::MixedIdLengths);
+        }
         let total = self.manifest.chunks.len() + entries.len();
         if total > self.announced as usize {
             return Err(ReceiveError::TooManyEntries {
@@ -138,5 +162,26 @@ mod tests {
             r.finish(),
             Err(ReceiveError::Manifest(ManifestError::SizeMismatch { .. }))
         ));
+    }
+
+    #[test]
+    fn a_list_has_one_id_length() {
+        let size = u64::from(MIN_CHUNK) * 2;
+        let mut r = ManifestReceiver::new(size, ContentHash([0; 32]), 2).expect("plausible");
+        r.push_ids(&[entry(MIN_CHUNK)], IdLen::Short)
+            .expect("first");
+        assert_eq!(
+            r.push(&[entry(MIN_CHUNK)]),
+            Err(ReceiveError::MixedIdLengths)
+        );
+        r.push_ids(&[entry(MIN_CHUNK)], IdLen::Short)
+            .expect("same form");
+        assert_eq!(r.finish().expect("valid").id_len, IdLen::Short);
+        let mut r = ManifestReceiver::new(size, ContentHash([0; 32]), 2).expect("plausible");
+        r.push(&[entry(MIN_CHUNK)]).expect("first");
+        assert_eq!(
+            r.push_ids(&[entry(MIN_CHUNK)], IdLen::Short),
+            Err(ReceiveError::MixedIdLengths)
+        );
     }
 }

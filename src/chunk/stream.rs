@@ -60,6 +60,7 @@ pub fn manifest_of_reader<R: Read>(source: R) -> io::Result<Manifest> {
         size,
         hash: ContentHash(*whole.finalize().as_bytes()),
         chunks,
+        id_len: super::manifest::IdLen::Full,
     })
 }
 

@@ -22,7 +22,7 @@ use crate::chunk::index::{
     drop_other_partials, fill_from_index, fill_in_place, partial_name, ChunkIndex,
 };
 use crate::chunk::tree_hash::{TreeHashError, TreeHasher, BLOCK_LEN};
-use crate::chunk::{AssemblyPlan, ChunkEntry, Manifest, ManifestReceiver, MIN_CHUNK};
+use crate::chunk::{AssemblyPlan, ChunkEntry, IdLen, Manifest, ManifestReceiver, MIN_CHUNK};
 use crate::protocol::{ChunkData, ChunkRange, ChunkRanges, ContentHash, FileManifest, WirePath};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -62,6 +62,8 @@ fn violation(what: impl Into<String>) -> ClientError {
 pub struct DeltaDownload {
     /// The file asked for.
     pub job: FetchJob,
+    /// The list form asked for: `ChunkList` or `ShortChunkList` (§13.6).
+    id_len: IdLen,
     stage: Stage,
 }
 
@@ -131,12 +133,19 @@ pub struct Sources<'a> {
 }
 
 impl DeltaDownload {
-    /// A download of `job` whose `FetchManifest` was just sent.
-    pub fn new(job: FetchJob) -> DeltaDownload {
+    /// A download of `job` whose `FetchManifest` ([`IdLen::Full`]) or
+    /// `FetchShortManifest` ([`IdLen::Short`]) was just sent.
+    pub fn new(job: FetchJob, id_len: IdLen) -> DeltaDownload {
         DeltaDownload {
             job,
+            id_len,
             stage: Stage::Asked,
         }
+    }
+
+    /// The list form asked for.
+    pub fn id_len(&self) -> IdLen {
+        self.id_len
     }
 
     /// The `FileManifest` (R).
@@ -157,14 +166,22 @@ impl DeltaDownload {
         Ok(())
     }
 
-    /// One `ChunkList` (R) frame.
+    /// One `ChunkList` (R) frame ([`IdLen::Full`]) or `ShortChunkList` (R)
+    /// frame ([`IdLen::Short`], its entries as [`IdLen::cut`] holds them).
     ///
     /// # Errors
-    /// `Protocol` outside a list or past the announced count.
-    pub fn on_list(&mut self, entries: &[ChunkEntry]) -> Result<(), ClientError> {
+    /// `Protocol` outside a list, past the announced count, or in the form
+    /// not asked for.
+    pub fn on_list(&mut self, entries: &[ChunkEntry], id_len: IdLen) -> Result<(), ClientError> {
+        if id_len != self.id_len {
+            return Err(violation(format!(
+                "{}: a {id_len:?} chunk list when {:?} was asked",
+                self.job.path, self.id_len
+            )));
+        }
         match &mut self.stage {
             Stage::Listing { receiver, .. } => receiver
-                .push(entries)
+                .push_ids(entries, id_len)
                 .map_err(|e| violation(format!("{}: {e}", self.job.path))),
             _ => Err(violation("ChunkList outside a chunk list")),
         }
@@ -359,12 +376,19 @@ impl DeltaDownload {
                     let _ = fs::remove_file(&b.at);
                     return Err(ClientError::io("place download file", e));
                 }
+                // A list of short IDs (§13.6) is recorded with the whole
+                // IDs learnt from the checked bytes (the index keeps whole
+                // IDs; a list it cannot complete is not recorded).
+                let manifest = match b.manifest.id_len {
+                    IdLen::Full => b.manifest,
+                    IdLen::Short => b.plan.full_manifest(&b.manifest).unwrap_or(b.manifest),
+                };
                 Ok(Some(Built {
                     tmp: b.tmp,
                     hash,
                     version: b.header.version,
                     reused: b.reused,
-                    manifest: b.manifest,
+                    manifest,
                     read_back,
                 }))
             }
@@ -482,21 +506,37 @@ mod tests {
         }
     }
 
-    /// Runs an honest download of `target` with `local` on disk: returns
-    /// the built bytes and the chunk bytes that had to be fetched.
+    /// Runs an honest download of `target` with `local` on disk, with a
+    /// list of 32-byte IDs and again of 16-byte IDs (§13.6), which must
+    /// come out the same: returns the built bytes and the chunk bytes that
+    /// had to be fetched.
     fn honest(local: &[u8], target: &[u8]) -> (Vec<u8>, u64) {
+        let full = honest_with(local, target, IdLen::Full);
+        let short = honest_with(local, target, IdLen::Short);
+        assert!(full == short, "short IDs build otherwise");
+        full
+    }
+
+    fn honest_with(local: &[u8], target: &[u8], id_len: IdLen) -> (Vec<u8>, u64) {
         let rig = Rig::new(local);
-        let (bytes, fetched, _) = honest_in(&rig, target);
+        let (bytes, fetched, _) = honest_in(&rig, target, id_len);
         (bytes, fetched)
     }
 
     /// [`honest`] in a given folder, with what `finish` returned.
-    fn honest_in(rig: &Rig, target: &[u8]) -> (Vec<u8>, u64, Built) {
+    fn honest_in(rig: &Rig, target: &[u8], id_len: IdLen) -> (Vec<u8>, u64, Built) {
         let m = manifest_of_reader(target).expect("read");
-        let mut d = DeltaDownload::new(job(target));
+        let mut d = DeltaDownload::new(job(target), id_len);
         d.on_header(header(&m, "new.bin")).expect("header");
         for part in m.chunks.chunks(7) {
-            d.on_list(part).expect("list");
+            let part: Vec<ChunkEntry> = part
+                .iter()
+                .map(|c| ChunkEntry {
+                    len: c.len,
+                    id: id_len.cut(c.id),
+                })
+                .collect();
+            d.on_list(&part, id_len).expect("list");
         }
         assert!(d.listed() || m.chunks.is_empty());
         let frames = d.build(&rig.sources(), "x").expect("build");
@@ -551,14 +591,21 @@ mod tests {
                     _ => new.extend_from_slice(&fresh),
                 }
             }
-            let rig = Rig::new(&old);
-            let (bytes, _, built) = honest_in(&rig, &new);
-            assert!(bytes == new, "case {case}: built bytes differ");
-            assert_eq!(built.read_back, 0, "case {case}: read back");
-            assert_eq!(built.hash, ContentHash::of(&new), "case {case}");
-            let m = manifest_of_reader(&new[..]).expect("read");
-            assert_eq!(built.manifest, m, "case {case}: list handed over");
-            assert!(rig.clean(), "case {case}");
+            // Both list forms: a list of short IDs (§13.6) hands over the
+            // whole IDs learnt from the checked bytes, as the index keeps.
+            for id_len in [IdLen::Full, IdLen::Short] {
+                let rig = Rig::new(&old);
+                let (bytes, _, built) = honest_in(&rig, &new, id_len);
+                assert!(bytes == new, "case {case} {id_len:?}: built bytes differ");
+                assert_eq!(built.read_back, 0, "case {case} {id_len:?}: read back");
+                assert_eq!(built.hash, ContentHash::of(&new), "case {case}");
+                let m = manifest_of_reader(&new[..]).expect("read");
+                assert_eq!(
+                    built.manifest, m,
+                    "case {case} {id_len:?}: list handed over"
+                );
+                assert!(rig.clean(), "case {case} {id_len:?}");
+            }
         }
     }
 
@@ -576,7 +623,7 @@ mod tests {
         std::fs::write(rig.root().join("old.bin"), &changed).expect("rewrite");
         let mut new = old.clone();
         new[2_500_000..2_600_000].copy_from_slice(&test_bytes(100_000, 22));
-        let (bytes, fetched, built) = honest_in(&rig, &new);
+        let (bytes, fetched, built) = honest_in(&rig, &new, IdLen::Full);
         assert!(bytes == new, "wrong bytes placed");
         assert_eq!(built.read_back, 0);
         // The three damaged chunks came over the wire as well as the edit.
@@ -611,30 +658,40 @@ mod tests {
             .collect();
         assert!(m.chunks.len() >= 3);
         let listed = |rig: &Rig, m: &Manifest| {
-            let mut d = DeltaDownload::new(job(&target));
+            let mut d = DeltaDownload::new(job(&target), IdLen::Full);
             d.on_header(header(m, "new.bin")).expect("header");
-            d.on_list(&m.chunks).expect("list");
+            d.on_list(&m.chunks, IdLen::Full).expect("list");
             let frames = d.build(&rig.sources(), "x").expect("build");
             (d, frames)
         };
         // Another path, a billion chunks, more entries than announced.
         let rig = Rig::new(&old);
-        let mut d = DeltaDownload::new(job(&target));
+        let mut d = DeltaDownload::new(job(&target), IdLen::Full);
         assert!(d.on_header(header(&m, "other.bin")).is_err());
         let mut lie = header(&m, "new.bin");
         lie.chunk_count = 1_000_000_000;
-        assert!(DeltaDownload::new(job(&target)).on_header(lie).is_err());
-        let mut d2 = DeltaDownload::new(job(&target));
+        assert!(DeltaDownload::new(job(&target), IdLen::Full)
+            .on_header(lie)
+            .is_err());
+        let mut d2 = DeltaDownload::new(job(&target), IdLen::Full);
         d2.on_header(header(&m, "new.bin")).expect("header");
-        d2.on_list(&m.chunks).expect("list");
-        assert!(d2.on_list(&m.chunks[..1]).is_err());
+        d2.on_list(&m.chunks, IdLen::Full).expect("list");
+        assert!(d2.on_list(&m.chunks[..1], IdLen::Full).is_err());
+        // A list in the form not asked for (§13.6): a violation.
+        let mut d3 = DeltaDownload::new(job(&target), IdLen::Full);
+        d3.on_header(header(&m, "new.bin")).expect("header");
+        assert!(d3.on_list(&m.chunks[..1], IdLen::Short).is_err());
+        let mut d4 = DeltaDownload::new(job(&target), IdLen::Short);
+        d4.on_header(header(&m, "new.bin")).expect("header");
+        assert!(d4.on_list(&m.chunks[..1], IdLen::Full).is_err());
         d.discard();
         // Lengths that do not add up to the size: refused at build.
         let mut short = m.clone();
         short.chunks[0].len -= 1;
-        let mut d = DeltaDownload::new(job(&target));
+        let mut d = DeltaDownload::new(job(&target), IdLen::Full);
         d.on_header(header(&m, "new.bin")).expect("header");
-        d.on_list(&short.chunks).expect("entries arrive");
+        d.on_list(&short.chunks, IdLen::Full)
+            .expect("entries arrive");
         assert!(d.build(&rig.sources(), "x").is_err());
         assert!(rig.clean());
         // A chunk not asked, out of order, or with wrong bytes.
@@ -669,9 +726,9 @@ mod tests {
         // Honest chunks under a whole-file hash that lies: discarded.
         let mut liar = m.clone();
         liar.hash = ContentHash([7; 32]);
-        let mut d = DeltaDownload::new(job(&target));
+        let mut d = DeltaDownload::new(job(&target), IdLen::Full);
         d.on_header(header(&liar, "new.bin")).expect("header");
-        d.on_list(&liar.chunks).expect("list");
+        d.on_list(&liar.chunks, IdLen::Full).expect("list");
         d.build(&rig.sources(), "x").expect("build");
         for (i, data) in chunks.iter().enumerate() {
             d.on_chunk(&ChunkData {
@@ -696,9 +753,9 @@ mod tests {
             .map(|c| c.expect("read").1)
             .collect();
         let start = |rig: &Rig, m: &Manifest| {
-            let mut d = DeltaDownload::new(job(&target));
+            let mut d = DeltaDownload::new(job(&target), IdLen::Full);
             d.on_header(header(m, "new.bin")).expect("header");
-            d.on_list(&m.chunks).expect("list");
+            d.on_list(&m.chunks, IdLen::Full).expect("list");
             let frames = d.build(&rig.sources(), "x").expect("build");
             let asked: Vec<u32> = frames
                 .iter()
@@ -733,9 +790,9 @@ mod tests {
         let (d, _) = start(&rig, &m);
         d.suspend();
         let other = manifest_of_reader(&test_bytes(300_000, 8)[..]).expect("read");
-        let mut d = DeltaDownload::new(job(&target));
+        let mut d = DeltaDownload::new(job(&target), IdLen::Full);
         d.on_header(header(&other, "new.bin")).expect("header");
-        d.on_list(&other.chunks).expect("list");
+        d.on_list(&other.chunks, IdLen::Full).expect("list");
         let frames = d.build(&rig.sources(), "y").expect("build");
         assert_eq!(
             frames[0].ranges.iter().map(|r| r.count).sum::<u32>(),

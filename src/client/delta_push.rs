@@ -11,9 +11,10 @@ use super::error::ClientError;
 use super::fsutil::Stat;
 use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
 use crate::chunk::{manifest_of_reader, Manifest, MIN_CHUNK};
-use crate::protocol::delta::MAX_LIST_ENTRIES;
+use crate::protocol::delta::{MAX_LIST_ENTRIES, MAX_SHORT_LIST_ENTRIES};
 use crate::protocol::{
-    ChunkData, ChunkRanges, ContentHash, ErrorCode, FileManifest, Message, WirePath,
+    ChunkData, ChunkRanges, ContentHash, ErrorCode, FileManifest, Message, ShortChunkEntry,
+    WirePath,
 };
 use std::fs::File;
 use std::io::BufReader;
@@ -24,14 +25,19 @@ use std::time::Duration;
 /// re-hashes every chunk it already has, about 1 s per GiB.
 const NEEDED_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Whether the server takes delta uploads. A version 1 server refuses the
-/// first delta frame ("unsupported protocol version 2", §13.1); from then
-/// on this session sends whole files.
+/// Whether the server takes delta uploads, and in which list form. A
+/// version 1 server refuses the first delta frame ("unsupported protocol
+/// version 2", §13.1): from then on this session sends whole files. A
+/// version 2 or 3 server refuses the first `ShortChunkList` ("unsupported
+/// protocol version 4", R-13.6.5): from then on lists go as `ChunkList`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeltaSupport {
-    /// Not refused so far: files above one minimum chunk go as deltas.
+    /// Not refused so far: deltas with `ShortChunkList` (16-byte IDs, §13.6).
     #[default]
-    Yes,
+    Short,
+    /// Deltas with `ChunkList` (32-byte IDs): the server is version 2 or 3,
+    /// or a short-list upload failed its whole-file check (R-13.6.4).
+    Full,
     /// The server speaks version 1 only.
     No,
 }
@@ -40,7 +46,19 @@ impl DeltaSupport {
     /// Whether a file of `size` bytes should go as a delta upload: larger
     /// than one minimum chunk (R-13.3.4) and a server that takes them.
     pub fn wants(self, size: u64) -> bool {
-        self == DeltaSupport::Yes && size > u64::from(MIN_CHUNK)
+        self != DeltaSupport::No && size > u64::from(MIN_CHUNK)
+    }
+
+    /// After an upload answered `HashMismatch`: a short list is not used
+    /// again in this run (R-13.6.4), so a 16-byte ID collision costs one
+    /// more upload, never a loop.
+    pub fn after_hash_mismatch(&mut self) {
+        if *self == DeltaSupport::Short {
+            log::warn!(
+                "an upload failed its whole-file check: sending 32-byte chunk IDs from now on"
+            );
+            *self = DeltaSupport::Full;
+        }
     }
 }
 
@@ -113,8 +131,15 @@ pub fn send_delta(
         path: what.path.clone(),
     };
     conn.send(id, &Message::FileManifest(header))?;
-    for part in manifest.chunks.chunks(MAX_LIST_ENTRIES) {
-        conn.send(id, &Message::ChunkList(part.to_vec()))?;
+    if *support == DeltaSupport::Short {
+        for part in manifest.chunks.chunks(MAX_SHORT_LIST_ENTRIES) {
+            let entries = part.iter().map(ShortChunkEntry::of).collect();
+            conn.send(id, &Message::ShortChunkList(entries))?;
+        }
+    } else {
+        for part in manifest.chunks.chunks(MAX_LIST_ENTRIES) {
+            conn.send(id, &Message::ChunkList(part.to_vec()))?;
+        }
     }
     let offsets: Vec<u64> = manifest.offsets().map(|(o, _)| o).collect();
     let mut reused = manifest.size;
@@ -198,15 +223,28 @@ fn send_needed(
 }
 
 /// A version 1 server answers the first delta frame with Error BadFrame
-/// naming the version and closes (§13.1): remember it for this session.
+/// naming the version and closes (§13.1), a version 2 or 3 server the first
+/// `ShortChunkList` (R-13.6.5): remember it for this session.
 fn note_version_refusal(conn: &mut Connection, support: &mut DeltaSupport) {
-    let refused = conn.early_frames().any(|f| {
-        matches!(&f.message, Message::Error(r)
-            if r.code == ErrorCode::BadFrame && r.message.contains("unsupported protocol version"))
+    let refused = conn.early_frames().find_map(|f| match &f.message {
+        Message::Error(r)
+            if r.code == ErrorCode::BadFrame
+                && r.message.contains("unsupported protocol version") =>
+        {
+            Some(r.message.contains("version 4"))
+        }
+        _ => None,
     });
-    if refused {
-        log::warn!("the server speaks protocol version 1: uploading whole files");
-        *support = DeltaSupport::No;
+    match refused {
+        Some(true) if *support == DeltaSupport::Short => {
+            log::warn!("the server does not take 16-byte chunk IDs: sending 32-byte ones");
+            *support = DeltaSupport::Full;
+        }
+        Some(false) => {
+            log::warn!("the server speaks protocol version 1: uploading whole files");
+            *support = DeltaSupport::No;
+        }
+        _ => {}
     }
 }
 
@@ -219,9 +257,24 @@ mod tests {
     #[test]
     fn r_13_3_4_small_files_and_old_servers_get_whole_files() {
         let min = u64::from(MIN_CHUNK);
-        assert!(!DeltaSupport::Yes.wants(0));
-        assert!(!DeltaSupport::Yes.wants(min));
-        assert!(DeltaSupport::Yes.wants(min + 1));
+        assert!(!DeltaSupport::Short.wants(0));
+        assert!(!DeltaSupport::Short.wants(min));
+        assert!(DeltaSupport::Short.wants(min + 1));
+        assert!(DeltaSupport::Full.wants(min + 1));
         assert!(!DeltaSupport::No.wants(1 << 30));
+    }
+
+    /// R-13.6.4: a HashMismatch after a short list goes to 32-byte IDs for
+    /// good; it never turns deltas back on or short lists back on.
+    #[test]
+    fn r_13_6_4_a_hash_mismatch_ends_short_lists_for_the_run() {
+        let mut s = DeltaSupport::Short;
+        s.after_hash_mismatch();
+        assert_eq!(s, DeltaSupport::Full);
+        s.after_hash_mismatch();
+        assert_eq!(s, DeltaSupport::Full);
+        let mut s = DeltaSupport::No;
+        s.after_hash_mismatch();
+        assert_eq!(s, DeltaSupport::No);
     }
 }

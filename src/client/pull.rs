@@ -20,6 +20,7 @@ use super::ignore::{IgnoreRules, IGNORE_FILE};
 use super::index::Index;
 use super::progress::{Transfer, Verbosity};
 use crate::chunk::index::ChunkIndex;
+use crate::chunk::IdLen;
 use crate::protocol::limits::MAX_OPEN_DELTA_DOWNLOADS;
 use crate::protocol::{
     ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest, FileBegin,
@@ -72,6 +73,10 @@ pub struct Ctx<'a> {
     /// Set when the server refused a FetchManifest as a kind it does not
     /// serve: the session downloads with Fetch for the rest of its run.
     pub deltas_refused: &'a mut bool,
+    /// Set when the server refused a FetchShortManifest as a version 4 kind
+    /// or a download from a short list failed its whole-file
+    /// check: the session asks with FetchManifest from then on.
+    pub short_ids_refused: &'a mut bool,
 }
 
 impl Ctx<'_> {
@@ -150,6 +155,8 @@ pub struct PullJob {
     deltas: HashMap<u32, DeltaDownload>,
     /// The server serves delta downloads (not refused in this run).
     use_deltas: bool,
+    /// Ask for lists with 16-byte IDs (FetchShortManifest, §13.6).
+    short_ids: bool,
     /// The folder holds a file above one minimum chunk: a delta download
     /// may find chunks here. Without one (a new device's first sync) files
     /// come whole, with no chunk list round trip.
@@ -198,6 +205,13 @@ pub struct Finished {
 }
 
 impl PullJob {
+    /// Delta downloads of this pull ask for lists with 16-byte chunk IDs
+    /// (FetchShortManifest, §13.6) when `short_ids`.
+    pub fn with_short_ids(mut self, short_ids: bool) -> PullJob {
+        self.short_ids = short_ids;
+        self
+    }
+
     /// Sends `PullModes{cursor}` (with `modes`, §15.2) or `Pull{cursor}`.
     /// Files are made durable by `pool` (the client's, for its run).
     ///
@@ -240,6 +254,7 @@ impl PullJob {
             outstanding_bytes: 0,
             deltas: HashMap::new(),
             use_deltas,
+            short_ids: false,
             local_chunks: false,
             download: None,
             syncing: HashMap::new(),
@@ -352,7 +367,11 @@ impl PullJob {
         };
         match frame.message {
             Message::FileManifest(header) if listing => download.on_header(header)?,
-            Message::ChunkList(entries) if listing => download.on_list(&entries)?,
+            Message::ChunkList(entries) if listing => download.on_list(&entries, IdLen::Full)?,
+            Message::ShortChunkList(entries) if listing => {
+                let entries: Vec<_> = entries.into_iter().map(|e| e.to_entry()).collect();
+                download.on_list(&entries, IdLen::Short)?
+            }
             Message::ChunkData(chunk) if !listing => {
                 let n = download.on_chunk(&chunk)?;
                 if let Some(t) = self.transfer.as_mut() {
@@ -372,6 +391,21 @@ impl PullJob {
                 match e.code {
                     ErrorCode::NotFound => {
                         log::debug!("{path} is gone on the server; the next pull says why");
+                    }
+                    // A server without short lists: it closes;
+                    // the next connection asks with FetchManifest.
+                    ErrorCode::BadFrame
+                        if listing && e.message.contains("unsupported protocol version 4") =>
+                    {
+                        log::warn!(
+                            "the server does not serve 16-byte chunk IDs ({}): asking for 32-byte ones",
+                            e.message
+                        );
+                        *ctx.short_ids_refused = true;
+                        return Err(ClientError::ConnectionLost(format!(
+                            "server refused a short chunk list: {}",
+                            e.message
+                        )));
                     }
                     // A server without delta downloads (§13.4): it closes;
                     // the next connection downloads whole files.
@@ -464,7 +498,14 @@ impl PullJob {
             ));
         };
         let job = download.job.clone();
-        match download.finish()? {
+        let short = download.id_len() == IdLen::Short;
+        let finished = download.finish()?;
+        if finished.is_none() && short {
+            // a 16-byte ID collision is the one honest cause; the
+            // next download of this file asks for 32-byte IDs.
+            *ctx.short_ids_refused = true;
+        }
+        match finished {
             Some(built) => {
                 log::debug!(
                     "received {} as a delta: {} of {} bytes from this device, {} read back",
@@ -595,11 +636,19 @@ impl PullJob {
             };
             let size = job.size;
             let awaited = if delta {
-                let id = conn.request(Message::FetchManifest(FetchManifest {
+                let ask = FetchManifest {
                     version: job.version,
                     path: job.path.clone(),
-                }))?;
-                self.deltas.insert(id, DeltaDownload::new(job));
+                };
+                let (id, id_len) = if self.short_ids {
+                    (
+                        conn.request(Message::FetchShortManifest(ask))?,
+                        IdLen::Short,
+                    )
+                } else {
+                    (conn.request(Message::FetchManifest(ask))?, IdLen::Full)
+                };
+                self.deltas.insert(id, DeltaDownload::new(job, id_len));
                 Awaited::Manifest(id)
             } else {
                 let id = conn.request(Message::Fetch(Fetch {
@@ -960,7 +1009,7 @@ mod tests {
         ];
         let source = RuleSource::load(&root);
         let rules = IgnoreRules::default();
-        let (mut chunks, mut refused) = (None, false);
+        let (mut chunks, mut refused, mut short_refused) = (None, false, false);
         let mut ctx = Ctx {
             root: &root,
             tmp: &tmp,
@@ -973,6 +1022,7 @@ mod tests {
             chunks_file: &dir.path().join("chunks"),
             partial: &partial,
             deltas_refused: &mut refused,
+            short_ids_refused: &mut short_refused,
         };
         let mut applied = ctx
             .applier()

@@ -289,6 +289,20 @@ impl Session<'_> {
                     self.pull.modes = false;
                 }
                 if report.code == ErrorCode::BadFrame
+                    && report.message.contains("unsupported protocol version 4")
+                    && self.pull.short_ids
+                {
+                    // A version 2 or 3 server (R-13.6.5): it could not read
+                    // the FetchShortManifest, so the refusal carries request
+                    // ID 0 and reaches no download; ask for 32-byte IDs from
+                    // now on (the connection closes and the pull starts over).
+                    log::warn!(
+                        "the server does not serve 16-byte chunk IDs (protocol version 4): \
+                         asking for 32-byte ones"
+                    );
+                    self.pull.short_ids = false;
+                }
+                if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 2")
                     && self.pull.deltas
                 {

@@ -12,11 +12,18 @@ use super::ids::ContentHash;
 use super::limits::MAX_PAYLOAD;
 use super::path::WirePath;
 use super::wire::{put_path, put_u32, put_u64, FieldReader};
-use crate::chunk::manifest::ENTRY_WIRE_LEN;
-use crate::chunk::{ChunkEntry, MAX_CHUNK};
+use crate::chunk::manifest::{ENTRY_WIRE_LEN, SHORT_ID_BYTES};
+use crate::chunk::{ChunkEntry, IdLen, MAX_CHUNK};
 
 /// Most entries one `ChunkList` frame carries: 29,127 (a full 1 MiB payload).
 pub const MAX_LIST_ENTRIES: usize = MAX_PAYLOAD as usize / ENTRY_WIRE_LEN;
+/// Bytes of one `ShortChunkList` entry (§13.6): `len u24 | id [16]`.
+pub const SHORT_ENTRY_WIRE_LEN: usize = 3 + SHORT_ID_BYTES;
+/// Most entries one `ShortChunkList` frame carries: 55,188 (1 MiB / 19).
+pub const MAX_SHORT_LIST_ENTRIES: usize = MAX_PAYLOAD as usize / SHORT_ENTRY_WIRE_LEN;
+/// Largest length a `ShortChunkList` entry can carry (a `u24`); chunks are
+/// at most 262,144 bytes.
+pub const MAX_SHORT_ENTRY_LEN: u32 = (1 << 24) - 1;
 /// Most ranges one `ChunksNeeded`/`FetchChunks` frame carries: 131,071.
 pub const MAX_RANGES: usize = (MAX_PAYLOAD as usize - 1) / 8;
 
@@ -241,5 +248,75 @@ pub(crate) fn encode_chunk_list(entries: &[ChunkEntry], out: &mut Vec<u8>) {
     for entry in entries {
         put_u32(out, entry.len);
         out.extend_from_slice(&entry.id.0);
+    }
+}
+
+/// One entry of a `ShortChunkList` (protocol version 4, §13.6): a chunk's
+/// length and the first 16 bytes of its BLAKE3.
+///
+/// ```text
+/// entry: len u24 (1..=262144 once validated) | id [16]
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortChunkEntry {
+    /// Bytes of the chunk; at most [`MAX_SHORT_ENTRY_LEN`] on the wire.
+    pub len: u32,
+    /// The first 16 bytes of the chunk's BLAKE3.
+    pub id: [u8; SHORT_ID_BYTES],
+}
+
+impl ShortChunkEntry {
+    /// The short form of a list entry. A length above
+    /// [`MAX_SHORT_ENTRY_LEN`] (never a chunk's) is carried as that maximum,
+    /// which every receiver refuses.
+    pub fn of(entry: &ChunkEntry) -> ShortChunkEntry {
+        let mut id = [0u8; SHORT_ID_BYTES];
+        id.copy_from_slice(&entry.id.0[..SHORT_ID_BYTES]);
+        ShortChunkEntry {
+            len: entry.len.min(MAX_SHORT_ENTRY_LEN),
+            id,
+        }
+    }
+
+    /// The entry as a chunk list holds it ([`IdLen::Short`]: the 16 bytes
+    /// followed by zeros).
+    pub fn to_entry(self) -> ChunkEntry {
+        let mut id = [0u8; 32];
+        id[..SHORT_ID_BYTES].copy_from_slice(&self.id);
+        ChunkEntry {
+            len: self.len,
+            id: IdLen::Short.cut(ContentHash(id)),
+        }
+    }
+}
+
+/// Decodes a `ShortChunkList` payload: 1..=[`MAX_SHORT_LIST_ENTRIES`]
+/// entries of `len u24 | id [16]` (else Truncated). Lengths are checked
+/// when the whole list is in, as for `ChunkList`.
+pub(crate) fn decode_short_chunk_list(
+    r: &mut FieldReader<'_>,
+) -> Result<Vec<ShortChunkEntry>, FrameError> {
+    let body = r.rest();
+    if body.is_empty() || !body.len().is_multiple_of(SHORT_ENTRY_WIRE_LEN) {
+        return Err(FrameError::Truncated);
+    }
+    Ok(body
+        .chunks_exact(SHORT_ENTRY_WIRE_LEN)
+        .map(|raw| {
+            let mut id = [0u8; SHORT_ID_BYTES];
+            id.copy_from_slice(&raw[3..]);
+            ShortChunkEntry {
+                len: u32::from_be_bytes([0, raw[0], raw[1], raw[2]]),
+                id,
+            }
+        })
+        .collect())
+}
+
+pub(crate) fn encode_short_chunk_list(entries: &[ShortChunkEntry], out: &mut Vec<u8>) {
+    for entry in entries {
+        let len = entry.len.min(MAX_SHORT_ENTRY_LEN).to_be_bytes();
+        out.extend_from_slice(&len[1..]);
+        out.extend_from_slice(&entry.id);
     }
 }

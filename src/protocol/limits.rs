@@ -10,6 +10,10 @@ pub const DELTA_PROTOCOL_VERSION: u8 = 2;
 /// The version that adds the executable bit (PROTOCOL.md §15): the header
 /// byte of `PullModes`, `ModeBatch` and `SetMode`.
 pub const MODE_PROTOCOL_VERSION: u8 = 3;
+/// Protocol version 4: the header byte of the kinds version 4 adds, among
+/// them `FetchShortManifest` and `ShortChunkList` (16-byte chunk IDs,
+/// PROTOCOL.md §13.6).
+pub const V4_PROTOCOL_VERSION: u8 = 4;
 /// Bit 0 of a `mode` field (§15): the file is executable. The other bits
 /// are reserved and must be 0.
 pub const MODE_EXECUTABLE: u8 = 0x01;

@@ -2,11 +2,13 @@
 
 use super::credential::{KeyHello, KeyWelcome};
 use super::delta::{
-    decode_chunk_list, encode_chunk_list, ChunkData, ChunkRanges, FetchManifest, FileManifest,
+    decode_chunk_list, decode_short_chunk_list, encode_chunk_list, encode_short_chunk_list,
+    ChunkData, ChunkRanges, FetchManifest, FileManifest, ShortChunkEntry,
 };
 use super::error::FrameError;
 use super::limits::{
-    DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, MODE_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, MODE_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, V4_PROTOCOL_VERSION,
 };
 use super::path::WirePath;
 use super::push::{Delete, PushAck, RemoveDir, Rename, SetMode};
@@ -73,6 +75,10 @@ pub enum Kind {
     ChunksNeeded = 0x25,
     /// Version 2: one chunk's bytes.
     ChunkData = 0x26,
+    /// Version 4: ask for a file's chunk list with 16-byte IDs (§13.6).
+    FetchShortManifest = 0x17,
+    /// Version 4: entries of the open transfer's chunk list, 16-byte IDs (§13.6).
+    ShortChunkList = 0x27,
     /// Client → server: a pull whose reply carries each file's mode (§15).
     PullModes = 0x18,
     /// Server → client: a batch of the reply to `PullModes` (§15).
@@ -122,6 +128,8 @@ impl Kind {
             0x24 => Kind::ChunkList,
             0x25 => Kind::ChunksNeeded,
             0x26 => Kind::ChunkData,
+            0x17 => Kind::FetchShortManifest,
+            0x27 => Kind::ShortChunkList,
             0x18 => Kind::PullModes,
             0x19 => Kind::ModeBatch,
             0x35 => Kind::SetMode,
@@ -134,17 +142,24 @@ impl Kind {
     }
 
     /// The header version byte this kind travels under (PROTOCOL.md §13.1,
-    /// §15.1): 2 for the delta kinds, 3 for the mode kinds, 1 for the rest,
-    /// so an older peer refuses a newer frame as UnsupportedVersion and
-    /// every other frame is unchanged.
+    /// §13.6, §15.1): 2 for the delta kinds, 3 for the mode kinds, 4 for
+    /// the kinds of version 4, 1 for the rest, so an older peer refuses a
+    /// newer frame as UnsupportedVersion and every other frame is unchanged.
     pub fn version(self) -> u8 {
-        if self.is_delta() {
+        if self.is_v4() {
+            V4_PROTOCOL_VERSION
+        } else if self.is_delta() {
             DELTA_PROTOCOL_VERSION
         } else if self.is_mode() {
             MODE_PROTOCOL_VERSION
         } else {
             PROTOCOL_VERSION
         }
+    }
+
+    /// Whether the kind exists only in version 4 (16-byte chunk IDs, §13.6).
+    pub fn is_v4(self) -> bool {
+        matches!(self, Kind::FetchShortManifest | Kind::ShortChunkList)
     }
 
     /// Whether the kind exists only in version 3 (the executable bit, §15).
@@ -238,6 +253,12 @@ pub enum Message {
     ChunkList(Vec<ChunkEntry>),
     /// See [`ChunkRanges`]: the chunks the server lacks for an upload.
     ChunksNeeded(ChunkRanges),
+    /// A delta download asking for the list with 16-byte IDs (§13.6);
+    /// same fields as [`FetchManifest`].
+    FetchShortManifest(FetchManifest),
+    /// Entries of the open delta transfer's chunk list with 16-byte IDs
+    /// (§13.6): `payload: (len u24 | id [16]) × n`, 1 ≤ n ≤ 55188.
+    ShortChunkList(Vec<ShortChunkEntry>),
     /// See [`ChunkData`].
     ChunkData(ChunkData),
     /// Changes after `cursor`, with each file's mode (§15). `payload: cursor u64`.
@@ -298,6 +319,8 @@ impl Message {
             Message::FileManifest(_) => Kind::FileManifest,
             Message::ChunkList(_) => Kind::ChunkList,
             Message::ChunksNeeded(_) => Kind::ChunksNeeded,
+            Message::FetchShortManifest(_) => Kind::FetchShortManifest,
+            Message::ShortChunkList(_) => Kind::ShortChunkList,
             Message::ChunkData(_) => Kind::ChunkData,
             Message::PullModes { .. } => Kind::PullModes,
             Message::ModeBatch(_) => Kind::ModeBatch,
@@ -349,6 +372,8 @@ impl Message {
             Kind::FileManifest => Message::FileManifest(FileManifest::decode(&mut r)?),
             Kind::ChunkList => Message::ChunkList(decode_chunk_list(&mut r)?),
             Kind::ChunksNeeded => Message::ChunksNeeded(ChunkRanges::decode(&mut r)?),
+            Kind::FetchShortManifest => Message::FetchShortManifest(FetchManifest::decode(&mut r)?),
+            Kind::ShortChunkList => Message::ShortChunkList(decode_short_chunk_list(&mut r)?),
             Kind::ListVersions => Message::ListVersions(ListVersions::decode(&mut r)?),
             Kind::VersionList => Message::VersionList(VersionList::decode(&mut r)?),
             Kind::Restore => Message::Restore(Restore::decode(&mut r)?),
@@ -383,7 +408,8 @@ impl Message {
             Message::RemoveDir(m) => m.encode(out),
             Message::Rename(m) => m.encode(out),
             Message::PushAck(m) => m.encode(out),
-            Message::FetchManifest(m) => m.encode(out),
+            Message::FetchManifest(m) | Message::FetchShortManifest(m) => m.encode(out),
+            Message::ShortChunkList(entries) => encode_short_chunk_list(entries, out),
             Message::FetchChunks(m) | Message::ChunksNeeded(m) => m.encode(out),
             Message::FileManifest(m) => m.encode(out),
             Message::ChunkList(entries) => encode_chunk_list(entries, out),

@@ -79,6 +79,11 @@ pub fn cost_of(message: &Message) -> Cost {
             bytes: entries.len() * crate::chunk::manifest::ENTRY_WIRE_LEN + SMALL_COST,
             until_answered: false,
         },
+        // Held as the 36-byte entries they become in the receiver.
+        Message::ShortChunkList(entries) => Cost {
+            bytes: entries.len() * crate::chunk::manifest::ENTRY_WIRE_LEN + SMALL_COST,
+            until_answered: false,
+        },
         // A delta download's chunk reply (§13.4): held like a Fetch, plus
         // the runs it holds (up to 1 MiB per frame) until it is produced.
         Message::FetchChunks(ask) => Cost {
@@ -90,6 +95,7 @@ pub fn cost_of(message: &Message) -> Cost {
         | Message::PullModes { .. }
         | Message::Fetch(_)
         | Message::FetchManifest(_)
+        | Message::FetchShortManifest(_)
         | Message::ListVersions(_) => Cost {
             bytes: REPLY_COST,
             until_answered: true,

@@ -62,7 +62,7 @@ pub enum Refusal {
     ChunkWithoutBegin,
     /// A `FileEnd` with no upload open.
     EndWithoutBegin,
-    /// A `ChunkList` or `ChunkData` with no delta upload open.
+    /// A `ChunkList`, `ShortChunkList` or `ChunkData` with no delta upload open.
     ChunkWithoutManifest,
 }
 
@@ -124,7 +124,9 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
         Stage::NoUpload => match kind {
             Kind::FileChunk => refuse(Refusal::ChunkWithoutBegin),
             Kind::FileEnd => refuse(Refusal::EndWithoutBegin),
-            Kind::ChunkList | Kind::ChunkData => refuse(Refusal::ChunkWithoutManifest),
+            Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkData => {
+                refuse(Refusal::ChunkWithoutManifest)
+            }
             _ => Verdict::Request,
         },
         Stage::Uploading { request_id: open } => match kind {
@@ -134,7 +136,9 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
         },
         Stage::DeltaUploading { request_id: open } => match kind {
             Kind::Ping => Verdict::Request,
-            Kind::ChunkList | Kind::ChunkData | Kind::FileEnd if request_id == open => {
+            Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkData | Kind::FileEnd
+                if request_id == open =>
+            {
                 Verdict::Request
             }
             _ => refuse(Refusal::UploadOpen),
@@ -146,7 +150,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 33] = [
+    const ALL: [Kind; 35] = [
         Kind::Hello,
         Kind::KeyHello,
         Kind::Welcome,
@@ -173,6 +177,8 @@ mod tests {
         Kind::ChunkList,
         Kind::ChunksNeeded,
         Kind::ChunkData,
+        Kind::FetchShortManifest,
+        Kind::ShortChunkList,
         Kind::PullModes,
         Kind::ModeBatch,
         Kind::SetMode,
@@ -208,7 +214,9 @@ mod tests {
             Kind::Ping => [eh, Q, Q, Q, Q, Q, Q],
             Kind::FileChunk => [eh, Q, R(ChunkWithoutBegin), Q, uo, uo, uo],
             Kind::FileEnd => [eh, Q, R(EndWithoutBegin), Q, uo, Q, uo],
-            Kind::ChunkList | Kind::ChunkData => [eh, Q, R(ChunkWithoutManifest), uo, uo, Q, uo],
+            Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkData => {
+                [eh, Q, R(ChunkWithoutManifest), uo, uo, Q, uo]
+            }
             Kind::Pull
             | Kind::Ack
             | Kind::Fetch
@@ -218,6 +226,7 @@ mod tests {
             | Kind::RemoveDir
             | Kind::Rename
             | Kind::FetchManifest
+            | Kind::FetchShortManifest
             | Kind::FetchChunks
             | Kind::FileManifest
             | Kind::PullModes

@@ -150,13 +150,22 @@ fn filter(
             break;
         }
         count.fetch_add((12 + payload.len()) as u64, Ordering::SeqCst);
-        if header[3] == r.kind {
+        // The relay plays a server older than protocol version 4: a frame
+        // under header byte 04 is refused as such a server does (R-13.6.5:
+        // BadFrame, request ID 0, "unsupported protocol version 4").
+        let v4 = header[2] == 4;
+        if header[3] == r.kind || v4 {
+            let (rid, code, text) = if v4 {
+                ([0; 4], 1u16, "unsupported protocol version 4")
+            } else {
+                ([header[4], header[5], header[6], header[7]], r.code, r.text)
+            };
             let mut err = vec![0x43, 0x53, 1, 0x05];
-            err.extend_from_slice(&header[4..8]);
-            err.extend_from_slice(&((4 + r.text.len()) as u32).to_be_bytes());
-            err.extend_from_slice(&r.code.to_be_bytes());
-            err.extend_from_slice(&(r.text.len() as u16).to_be_bytes());
-            err.extend_from_slice(r.text.as_bytes());
+            err.extend_from_slice(&rid);
+            err.extend_from_slice(&((4 + text.len()) as u32).to_be_bytes());
+            err.extend_from_slice(&code.to_be_bytes());
+            err.extend_from_slice(&(text.len() as u16).to_be_bytes());
+            err.extend_from_slice(text.as_bytes());
             if let Ok(mut c) = to_client.lock() {
                 refused.store(true, Ordering::SeqCst);
                 let _ = c.write_all(&err);

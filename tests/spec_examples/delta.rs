@@ -5,7 +5,8 @@
 use super::hash::content;
 use cloudservice::chunk::manifest_of_reader;
 use cloudservice::protocol::{
-    ChunkData, ChunkRange, ChunkRanges, FetchManifest, FileManifest, Frame, Message, WirePath,
+    ChunkData, ChunkRange, ChunkRanges, FetchManifest, FileManifest, Frame, Message,
+    ShortChunkEntry, WirePath,
 };
 
 /// Bytes of the example file.
@@ -32,7 +33,26 @@ pub fn examples() -> Vec<(&'static str, Frame)> {
             }),
         )
     };
+    let short: Vec<ShortChunkEntry> = manifest.chunks.iter().map(ShortChunkEntry::of).collect();
     vec![
+        (
+            "v4-shortchunklist",
+            Frame::new(20, Message::ShortChunkList(short.clone())),
+        ),
+        (
+            "v4-fetchshortmanifest",
+            Frame::new(
+                21,
+                Message::FetchShortManifest(FetchManifest {
+                    version: 6,
+                    path: big(),
+                }),
+            ),
+        ),
+        (
+            "v4-shortchunklist-reply",
+            Frame::new(21, Message::ShortChunkList(short)),
+        ),
         ("delta-filemanifest", file_manifest(20, 5)),
         (
             "delta-chunklist",

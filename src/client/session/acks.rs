@@ -73,6 +73,9 @@ impl Session<'_> {
                 }
                 return Ok(());
             }
+            if report.code == ErrorCode::HashMismatch && matches!(op, Op::Upload { .. }) {
+                self.push.delta.after_hash_mismatch();
+            }
             log::warn!(
                 "server refused {} ({:?}: {}); will retry",
                 op.path(),

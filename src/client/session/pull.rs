@@ -43,6 +43,10 @@ pub(super) struct PullState {
     /// Download files above one minimum chunk as deltas (§13.4); false once
     /// the server refused a FetchManifest (then for the rest of this run).
     pub(super) deltas: bool,
+    /// Ask delta downloads' lists with 16-byte IDs (§13.6); false once the
+    /// server refused FetchShortManifest or a short-list download failed
+    /// its whole-file check (then for the rest of this run, R-13.6.4-5).
+    pub(super) short_ids: bool,
     /// The folder's chunk index, loaded at the first delta download.
     pub(super) chunks: Option<ChunkIndex>,
     /// The fsync threads every pull of this run uses (started with the
@@ -62,6 +66,7 @@ impl PullState {
             rules_deferred_at: None,
             modes: true,
             deltas: true,
+            short_ids: true,
             chunks: None,
             pool: None,
         }
@@ -88,7 +93,8 @@ impl Session<'_> {
             (cursor, self.pull.modes, self.pull.deltas),
             (first, self.config.verbosity),
             pool,
-        )?;
+        )?
+        .with_short_ids(self.pull.short_ids);
         self.pull.job = Some(job);
         Ok(())
     }
@@ -127,6 +133,7 @@ impl Session<'_> {
         let chunks_file = self.state.chunk_index_file();
         let partial = self.state.partial_dir();
         let mut refused = false;
+        let mut short_refused = false;
         let mut ctx = Ctx {
             root: &self.root,
             tmp: &self.tmp,
@@ -139,10 +146,14 @@ impl Session<'_> {
             chunks_file: &chunks_file,
             partial: &partial,
             deltas_refused: &mut refused,
+            short_ids_refused: &mut short_refused,
         };
         let handled = job.on_frame(frame, conn, &mut ctx);
         if refused {
             self.pull.deltas = false;
+        }
+        if short_refused {
+            self.pull.short_ids = false;
         }
         handled?;
         if !job.is_done() {

@@ -10,7 +10,7 @@
 
 use super::Actor;
 use crate::chunk::index::{fill_from_index, fill_in_place, ChunkIndex};
-use crate::chunk::{AssemblyPlan, ChunkEntry, Manifest, ManifestReceiver};
+use crate::chunk::{AssemblyPlan, ChunkEntry, IdLen, Manifest, ManifestReceiver};
 use crate::protocol::{ChunkData, ChunkRanges, ClientId, ErrorCode, FileManifest, Message};
 use crate::server::bus::ConnRef;
 use crate::server::store::delta::DeltaBuild;
@@ -73,12 +73,20 @@ impl Actor {
         }
     }
 
-    pub(super) fn delta_list(&mut self, conn: ConnRef, rid: u32, entries: &[ChunkEntry]) {
+    /// One `ChunkList` ([`IdLen::Full`]) or `ShortChunkList`
+    /// ([`IdLen::Short`], §13.6) frame of the open upload's list.
+    pub(super) fn delta_list(
+        &mut self,
+        conn: ConnRef,
+        rid: u32,
+        entries: &[ChunkEntry],
+        id_len: IdLen,
+    ) {
         let pushed = match self.peers.get_mut(&conn).and_then(|p| p.delta.as_mut()) {
             Some(DeltaUpload {
                 stage: Stage::Listing(receiver),
                 ..
-            }) => receiver.push(entries),
+            }) => receiver.push_ids(entries, id_len),
             _ => {
                 let text = "ChunkList outside a chunk list";
                 self.log(conn, "frame", Err(text));
@@ -277,10 +285,16 @@ impl Actor {
         }
         let Building {
             manifest,
+            plan,
             build,
             reused,
-            ..
         } = *building;
+        // With short IDs (§13.6) the index records the whole IDs the plan
+        // learnt from the bytes it checked.
+        let manifest = match manifest.id_len {
+            IdLen::Full => manifest,
+            IdLen::Short => plan.full_manifest(&manifest).unwrap_or(manifest),
+        };
         // Blocks the whole-file check reads back (0 unless a resumed build
         // held chunks in place or too many blocks were open at once).
         let read_back = build.read_back_bytes();

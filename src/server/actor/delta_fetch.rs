@@ -14,8 +14,8 @@ use super::peer::Job;
 use super::Actor;
 use crate::chunk::index::ChunkIndex;
 use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
-use crate::chunk::{manifest_of_reader, Manifest};
-use crate::protocol::delta::MAX_LIST_ENTRIES;
+use crate::chunk::{manifest_of_reader, IdLen, Manifest};
+use crate::protocol::delta::{ShortChunkEntry, MAX_LIST_ENTRIES, MAX_SHORT_LIST_ENTRIES};
 use crate::protocol::message::put_header;
 use crate::protocol::wire::put_u32;
 use crate::protocol::{
@@ -43,6 +43,9 @@ pub struct Served {
     /// download is over; its later `FetchChunks` get no reply).
     file: Option<File>,
     manifest: Manifest,
+    /// The list's form on the wire: `ChunkList` (after `FetchManifest`) or
+    /// `ShortChunkList` (after `FetchShortManifest`, §13.6).
+    id_len: IdLen,
     /// Byte offset of each chunk.
     offsets: Vec<u64>,
     /// The smallest index a later run may start at (runs of all the
@@ -56,14 +59,16 @@ pub struct Served {
 pub type ServedFiles = HashMap<u32, Served>;
 
 impl Actor {
-    /// `FetchManifest` (R): pins the file and queues its manifest reply;
-    /// `NotFound`/`Storage` on an open connection when it cannot.
+    /// `FetchManifest` (R), or `FetchShortManifest` (R) with `id_len`
+    /// [`IdLen::Short`] (§13.6): pins the file and queues its manifest
+    /// reply; `NotFound`/`Storage` on an open connection when it cannot.
     pub(super) fn on_fetch_manifest(
         &mut self,
         conn: ConnRef,
         rid: u32,
         ask: FetchManifest,
         cost: usize,
+        id_len: IdLen,
     ) {
         let Some(peer) = self.peers.get(&conn) else {
             return;
@@ -83,12 +88,17 @@ impl Actor {
         }
         let detail = format!("{} v{}", ask.path, ask.version);
         match self.pin(&ask.path) {
-            Ok(served) => {
+            Ok(mut served) => {
+                served.id_len = id_len;
                 let what = format!(
-                    "{detail}: v{} {} bytes, {} chunks",
+                    "{detail}: v{} {} bytes, {} chunks{}",
                     served.version,
                     served.manifest.size,
-                    served.manifest.chunks.len()
+                    served.manifest.chunks.len(),
+                    match id_len {
+                        IdLen::Short => " (16-byte IDs)",
+                        IdLen::Full => "",
+                    }
                 );
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.served.insert(rid, served);
@@ -154,6 +164,7 @@ impl Actor {
             version,
             file: Some(file),
             manifest,
+            id_len: IdLen::Full,
             offsets,
             floor: 0,
             ended: false,
@@ -265,7 +276,9 @@ impl Served {
 }
 
 /// One step of a manifest reply: `FileManifest`, then one `ChunkList` frame
-/// of up to [`MAX_LIST_ENTRIES`] entries. Returns true when it is complete.
+/// of up to [`MAX_LIST_ENTRIES`] entries (or, for `FetchShortManifest`, one
+/// `ShortChunkList` of up to [`MAX_SHORT_LIST_ENTRIES`], §13.6). Returns
+/// true when it is complete.
 pub fn manifest_step(
     out: &mut Vec<u8>,
     rid: u32,
@@ -288,8 +301,17 @@ pub fn manifest_step(
         *sent = Some(0);
         return chunks.is_empty();
     };
-    let to = (from + MAX_LIST_ENTRIES).min(chunks.len());
-    Frame::new(rid, Message::ChunkList(chunks[from..to].to_vec())).encode(out);
+    let per_frame = match s.id_len {
+        IdLen::Full => MAX_LIST_ENTRIES,
+        IdLen::Short => MAX_SHORT_LIST_ENTRIES,
+    };
+    let to = (from + per_frame).min(chunks.len());
+    let part = &chunks[from..to];
+    let message = match s.id_len {
+        IdLen::Full => Message::ChunkList(part.to_vec()),
+        IdLen::Short => Message::ShortChunkList(part.iter().map(ShortChunkEntry::of).collect()),
+    };
+    Frame::new(rid, message).encode(out);
     *sent = Some(to);
     to >= chunks.len()
 }

@@ -3,6 +3,7 @@
 
 use super::peer::{listing_reply, Job, OpenUpload};
 use super::Actor;
+use crate::chunk::IdLen;
 use crate::protocol::{ClientId, ErrorCode, FileBegin, Frame, Message, PushAck, PushStatus};
 use crate::server::bus::ConnRef;
 use crate::server::legality::{self, Stage, Verdict};
@@ -186,9 +187,18 @@ impl Actor {
             Message::FileEnd if peer.delta.is_some() => self.end_delta(conn, client),
             Message::FileEnd => self.end_upload(conn, client),
             Message::FileManifest(header) => self.begin_delta(conn, rid, header),
-            Message::ChunkList(entries) => self.delta_list(conn, rid, &entries),
+            Message::ChunkList(entries) => self.delta_list(conn, rid, &entries, IdLen::Full),
+            Message::ShortChunkList(entries) => {
+                let entries: Vec<_> = entries.into_iter().map(|e| e.to_entry()).collect();
+                self.delta_list(conn, rid, &entries, IdLen::Short)
+            }
             Message::ChunkData(chunk) => self.delta_chunk(conn, rid, &chunk),
-            Message::FetchManifest(ask) => self.on_fetch_manifest(conn, rid, ask, cost),
+            Message::FetchManifest(ask) => {
+                self.on_fetch_manifest(conn, rid, ask, cost, IdLen::Full)
+            }
+            Message::FetchShortManifest(ask) => {
+                self.on_fetch_manifest(conn, rid, ask, cost, IdLen::Short)
+            }
             Message::FetchChunks(ask) => self.on_fetch_chunks(conn, rid, ask, cost),
             // Queued behind the replies of earlier requests (§3.4).
             Message::Ping => peer.reply(rid, Message::Pong),
