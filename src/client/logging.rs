@@ -66,7 +66,11 @@ fn format_line(now: DateTime<Utc>, level: Level, args: &std::fmt::Arguments<'_>)
         Level::Debug => "debug",
         Level::Trace => "trace",
     };
-    format!("{} {level}: {args}", now.format("%H:%M:%S%.3f"))
+    // A file name in the message must not forge a line or drive the
+    // terminal (printable.rs).
+    let message = args.to_string();
+    let message = crate::client::printable::escape_controls(&message);
+    format!("{} {level}: {message}", now.format("%H:%M:%S%.3f"))
 }
 
 #[cfg(test)]
@@ -91,5 +95,12 @@ mod tests {
         assert_eq!(line, "23:59:59.999 warning: x 1");
         let line = format_line(at(0, 0), Level::Error, &format_args!(""));
         assert_eq!(line, "00:00:00.000 error: ");
+        // A name with a newline or an escape sequence stays on its line.
+        let line = format_line(
+            at(0, 0),
+            Level::Warn,
+            &format_args!("skipping {}: why", "a\nb\u{1b}[31m"),
+        );
+        assert_eq!(line, "00:00:00.000 warning: skipping a\\nb\\u{1b}[31m: why");
     }
 }

@@ -38,6 +38,7 @@ pub mod index;
 pub mod lease;
 pub mod logging;
 pub mod plan;
+pub mod printable;
 pub mod progress;
 pub mod pull;
 pub mod push;

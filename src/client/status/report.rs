@@ -7,6 +7,7 @@ use super::{is_conflict_name, is_running, read, Status, StatusError};
 use crate::client::fsutil::Stat;
 use crate::client::ignore::source::RuleSource;
 use crate::client::index::{EntryKind, Index};
+use crate::client::printable::{escape_controls, quote_path};
 use crate::client::state::StateDir;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::WirePath;
@@ -288,7 +289,7 @@ pub fn render(r: &Report) -> String {
         (false, true, true) => "not in sync",
     };
     let none = "-".to_owned();
-    let _ = writeln!(out, "folder:        {}", r.folder);
+    let _ = writeln!(out, "folder:        {}", quote_path(&r.folder));
     let _ = writeln!(out, "state:         {state}");
     let _ = writeln!(out, "server:        {}", r.server.as_ref().unwrap_or(&none));
     let user = if r.user.is_empty() { "-" } else { &r.user };
@@ -309,19 +310,19 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(out, "ignored:       {}", r.ignored);
     let _ = writeln!(out, "not synced:    {}", r.not_synced.len());
     for n in &r.not_synced {
-        let _ = writeln!(out, "  {n}");
+        let _ = writeln!(out, "  {}", escape_controls(n));
     }
     let _ = writeln!(out, "conflicts:     {}", r.conflicts.len());
     for c in &r.conflicts {
-        let _ = writeln!(out, "  {c}");
+        let _ = writeln!(out, "  {}", quote_path(c));
     }
     let _ = writeln!(
         out,
         "last error:    {}",
-        r.last_error.as_ref().unwrap_or(&none)
+        escape_controls(r.last_error.as_ref().unwrap_or(&none))
     );
     for e in &r.rule_errors {
-        let _ = writeln!(out, "rules:         {e}");
+        let _ = writeln!(out, "rules:         {}", escape_controls(e));
     }
     out
 }

@@ -190,3 +190,45 @@ fn gather_refuses_a_folder_that_was_never_synced() {
     let gone = dir.path().join("nope");
     assert!(matches!(gather(&gone), Err(ReportError::MissingFolder(_))));
 }
+
+/// A file name cannot forge a line of the report or drive the terminal
+/// (outside tester's finding: `esc\e[31mred.txt` and `new\nline.txt` were
+/// printed raw): such names are not syncable, and each is listed under "not
+/// synced" on one line with no control character; a conflict copy with a
+/// plain name is shown as it is.
+#[test]
+fn render_shows_each_name_on_one_line_without_control_characters() {
+    let dir = synced_folder();
+    let root = dir.path();
+    fs::write(root.join("new\nline.txt"), "c").expect("w");
+    fs::write(root.join("esc\u{1b}[31mred.txt"), "c").expect("w");
+    fs::write(root.join("plain (conflict 3 2026-11-30 120000).txt"), "c").expect("w");
+    let r = gather(root).expect("report");
+    assert_eq!(r.not_synced.len(), 2, "{:?}", r.not_synced);
+    let text = report::render(&r);
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    let listed: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("not synced:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(listed.len(), 2, "one line per name: {text}");
+    assert!(
+        listed.iter().any(|l| l.starts_with("  new\\nline.txt (")),
+        "{text}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|l| l.starts_with("  esc\\u{1b}[31mred.txt (")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  plain (conflict 3 2026-11-30 120000).txt\n"),
+        "{text}"
+    );
+}
