@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::cli;
+
 use common::{converge, eventually, new_user, settle, tree, write, Client, Server, Verbosity};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -90,25 +92,6 @@ fn files_in(root: &Path) -> usize {
 
 fn log_of(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
-}
-
-/// Runs `cloud-client ARGS…` (versions, restore): (exit code, stdout, stderr).
-fn cli(port: u16, args: &[&str]) -> (i32, String, String) {
-    let bin = std::env::var_os("CLOUD_TEST_CLIENT_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_cloud-client")),
-        PathBuf::from,
-    );
-    let mut cmd = Command::new(bin);
-    cmd.args(args);
-    if common::server::is_plaintext(port) {
-        cmd.arg("--insecure-plaintext");
-    }
-    let out = cmd.output().expect("run cloud-client");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// `versions FOLDER PATH`: (N, cause, path) per line.

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::cli;
+
 use common::{converge_stable, eventually, new_user, tree, write, Client, Server, Tree, CONVERGE};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -184,21 +186,6 @@ fn a_rename_away_made_while_ignored_is_pushed_once_unignored() {
         Action::RenameAway,
         Removal::ElsewhereWhileStopped,
     );
-}
-
-/// Runs `cloud-client ARGS…`; (exit code, stdout, stderr).
-fn cli(port: u16, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-client"));
-    cmd.args(args);
-    if common::server::is_plaintext(port) {
-        cmd.arg("--insecure-plaintext");
-    }
-    let out = cmd.output().expect("run cloud-client");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The server's copy also changed since the base (B restores an older

@@ -7,27 +7,12 @@
 
 mod common;
 
+use common::cli;
+
 use common::{converge, eventually, new_user, write, Client, Server, TwoDevices, CONVERGE};
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-
-/// Runs `cloud-client ARGS…` (a `versions` or `restore` command) and returns
-/// (exit code, stdout, stderr).
-fn cli(port: u16, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
-    cmd.args(args);
-    if common::server::is_plaintext(port) {
-        cmd.arg("--insecure-plaintext");
-    }
-    let out = cmd.output().expect("run cloud-client");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// One parsed line of `versions`: (N, time, cause, size, path).
 type Line = (u64, String, String, String, String);

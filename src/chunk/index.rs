@@ -66,6 +66,24 @@ fn key(id: &ContentHash) -> [u8; SHORT_ID_BYTES] {
     k
 }
 
+/// Records where each of `chunks` (a file's list, in order) is found in
+/// `path`, keeping the first place already known for a chunk.
+fn add_locations(
+    by_id: &mut HashMap<[u8; SHORT_ID_BYTES], Location>,
+    path: &WirePath,
+    chunks: &[ChunkEntry],
+) {
+    let mut offset = 0u64;
+    for chunk in chunks {
+        by_id.entry(key(&chunk.id)).or_insert_with(|| Location {
+            path: path.clone(),
+            offset,
+            len: chunk.len,
+        });
+        offset = offset.saturating_add(u64::from(chunk.len));
+    }
+}
+
 impl ChunkIndex {
     /// Where a copy of chunk `id` (whole or short) may be: a copy whose
     /// first 16 bytes of BLAKE3 are `id`'s. Whoever takes it re-hashes it.
@@ -122,15 +140,7 @@ impl ChunkIndex {
             self.rebuild_lookup();
             return;
         }
-        for (offset, chunk) in manifest.offsets() {
-            self.by_id
-                .entry(key(&chunk.id))
-                .or_insert_with(|| Location {
-                    path: path.clone(),
-                    offset,
-                    len: chunk.len,
-                });
-        }
+        add_locations(&mut self.by_id, path, &manifest.chunks);
     }
 
     /// Brings the index up to `files` (every file of the user: path and
@@ -176,17 +186,7 @@ impl ChunkIndex {
     fn rebuild_lookup(&mut self) {
         self.by_id.clear();
         for (path, file) in &self.files {
-            let mut offset = 0u64;
-            for chunk in &file.chunks {
-                self.by_id
-                    .entry(key(&chunk.id))
-                    .or_insert_with(|| Location {
-                        path: path.clone(),
-                        offset,
-                        len: chunk.len,
-                    });
-                offset += u64::from(chunk.len);
-            }
+            add_locations(&mut self.by_id, path, &file.chunks);
         }
     }
 

@@ -381,3 +381,25 @@ pub fn new_user(port: u16, folder: &Path) -> String {
     assert_eq!(id.len(), 32);
     id.to_owned()
 }
+
+/// Runs `cloud-client ARGS…` once (a subcommand such as `versions`,
+/// `restore`, `status`) against the server on `port` (plaintext if that
+/// server is): (exit code, stdout, stderr). The binary is another build's
+/// when `CLOUD_TEST_CLIENT_BIN` names one.
+pub fn cli(port: u16, args: &[&str]) -> (i32, String, String) {
+    let bin = std::env::var_os("CLOUD_TEST_CLIENT_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_cloud-client")),
+        PathBuf::from,
+    );
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(args);
+    if super::server::is_plaintext(port) {
+        cmd.arg("--insecure-plaintext");
+    }
+    let out = cmd.output().expect("run cloud-client");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
