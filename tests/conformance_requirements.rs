@@ -19,6 +19,12 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-13.3.5",
+        "server",
+        "tests/server_disk_full.rs",
+        "a_delta_upload_that_does_not_fit_is_refused_and_the_connection_stays_open",
+    ),
+    (
         "R-5.6.6",
         "client",
         "tests/e2e_mass_removal.rs",

@@ -11,7 +11,8 @@
 //! - Shared by both sides of the channel: [`bus`] (the messages),
 //!   [`flow`] (every window and limit), [`legality`] (which message is
 //!   legal when), [`pull_reply`] (the one producer of `ChangeBatch`).
-//! - [`config`], [`events`] (what the operator is told), [`conn_log`].
+//! - [`config`], [`events`] (what the operator is told), [`conn_log`],
+//!   [`warnings`] (at most one stderr warning a minute per user for refusals).
 //! - [`reaper`]: the background thread that drops expired kept versions.
 //! - [`devices`] (device keys, join codes, revocations on disk; shared with
 //!   `cloud-server devices|revoke|rotate-join`) and [`revocations`] (the
@@ -50,6 +51,7 @@ pub mod store;
 pub mod transport;
 pub mod trim;
 pub mod user_ids;
+pub mod warnings;
 
 use actor::ActorContext;
 use conn_log::ConnLog;
@@ -174,6 +176,7 @@ pub fn run(
         alive: AtomicUsize::new(0),
         waiting: AtomicUsize::new(0),
         reap,
+        storage_warnings: warnings::WarnLimiter::default(),
     });
     let parts = ReactorParts {
         poll,

@@ -15,6 +15,7 @@
 //! | [`wire`]   | [`WireClient`]: a protocol client through our codec |
 //! | [`raw`]    | frames built and read byte by byte from the spec (conformance suite) |
 //! | [`relay`]  | [`relay::Relay`]: a loopback relay counting the bytes each way; can refuse a frame kind like an older server |
+//! | [`tmpfs`]  | [`Tmpfs`]: a small tmpfs for a test that fills a disk (root only, else skipped) |
 //! | [`conn`]   | [`Conn`]: the byte channel of both protocol clients, TLS unless the server is plaintext |
 #![allow(dead_code)]
 // Each test crate uses a different subset of the re-exports.
@@ -28,6 +29,7 @@ pub mod raw;
 pub mod relay;
 pub mod rng;
 pub mod server;
+pub mod tmpfs;
 pub mod tree;
 pub mod wait;
 pub mod wire;
@@ -40,6 +42,7 @@ pub use procs::{
 };
 pub use rng::{seed, Rng};
 pub use server::{Server, ServerOptions};
+pub use tmpfs::Tmpfs;
 pub use tree::{append, chmod, exec_bits, tree, tree_bytes, walk, write, Tree};
 pub use wait::{converge, converge_stable, eventually, CONVERGE};
 pub use wire::{assert_error, p, Read1, WireClient};

@@ -33,6 +33,17 @@ pub enum Stage {
     Listing(ManifestReceiver),
     /// The list is in and `ChunksNeeded` was sent: the file is being built.
     Building(Box<Building>),
+    /// Writing the build failed (disk full, I/O error) after `ChunksNeeded`
+    /// was sent: the build is gone (a partial build would pin the full
+    /// disk), the client's remaining `ChunkData` are dropped unread, and its
+    /// `FileEnd` is answered with this error; the connection
+    /// stays open.
+    Refused {
+        /// The error code (`Storage`).
+        code: ErrorCode,
+        /// The error text (path and OS error).
+        text: String,
+    },
 }
 
 /// A file being built from chunks.
@@ -135,11 +146,14 @@ impl Actor {
         let build = match store.begin_delta(&upload.header.path, manifest.size, &manifest.hash) {
             Ok(build) => build,
             Err(e) => {
-                // The client's ChunkData/FileEnd that follow would find no
-                // upload: close, as nothing of them can be used.
+                // the Error takes the place of ChunksNeeded, so the
+                // client sends no ChunkData or FileEnd for it; the upload
+                // is over and the connection stays open (§4.5 Storage).
                 let text = format!("{}: {e}", upload.header.path);
-                self.log(conn, "push-file", Err(&text));
-                self.fail(conn, rid, e.code(), &text);
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.error(rid, e.code(), &text);
+                }
+                self.refused(conn, "push-file", e.code(), &text);
                 return;
             }
         };
@@ -234,12 +248,16 @@ impl Actor {
     }
 
     pub(super) fn delta_chunk(&mut self, conn: ConnRef, rid: u32, chunk: &ChunkData) {
-        let Some(Stage::Building(building)) = self
+        let stage = self
             .peers
             .get_mut(&conn)
             .and_then(|p| p.delta.as_mut())
-            .map(|u| &mut u.stage)
-        else {
+            .map(|u| &mut u.stage);
+        if matches!(stage.as_deref(), Some(Stage::Refused { .. })) {
+            // the build failed; the rest is dropped until FileEnd.
+            return;
+        }
+        let Some(Stage::Building(building)) = stage else {
             let text = "ChunkData before the chunk list was complete";
             self.log(conn, "frame", Err(text));
             self.fail(conn, rid, ErrorCode::WrongPhase, text);
@@ -255,11 +273,13 @@ impl Actor {
         };
         for o in offsets {
             if let Err(e) = building.build.write_at(&chunk.data, o) {
-                let text = e.to_string();
-                if let Some(peer) = self.peers.get_mut(&conn) {
-                    peer.delta = None;
+                // answered at FileEnd (the client is still sending
+                // chunks); the build and its bytes go now.
+                let (code, text) = (e.code(), e.to_string());
+                if let Some(upload) = self.peers.get_mut(&conn).and_then(|p| p.delta.as_mut()) {
+                    upload.stage = Stage::Refused { code, text };
                 }
-                return self.fail(conn, rid, e.code(), &text);
+                return;
             }
         }
     }
@@ -272,9 +292,13 @@ impl Actor {
         };
         let rid = upload.request_id;
         let path = upload.header.path.clone();
-        let Stage::Building(building) = upload.stage else {
-            let text = format!("{path}: FileEnd before the chunk list was complete");
-            return self.refuse_delta(conn, rid, ErrorCode::SizeMismatch, &text);
+        let building = match upload.stage {
+            Stage::Building(building) => building,
+            Stage::Refused { code, text } => return self.delta_error(conn, rid, code, &text),
+            Stage::Listing(_) => {
+                let text = format!("{path}: FileEnd before the chunk list was complete");
+                return self.refuse_delta(conn, rid, ErrorCode::SizeMismatch, &text);
+            }
         };
         if !building.plan.is_complete() {
             let text = format!(
@@ -326,7 +350,7 @@ impl Actor {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.error(rid, code, text);
         }
-        self.log(conn, "push-file", Err(text));
+        self.refused(conn, "push-file", code, text);
     }
 
     /// Drops the connection's delta upload (its temp file goes with it) and
@@ -335,7 +359,7 @@ impl Actor {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.delta = None;
         }
-        self.log(conn, "push-file", Err(text));
+        self.refused(conn, "push-file", code, text);
         self.fail(conn, rid, code, text);
     }
 }

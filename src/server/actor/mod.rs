@@ -13,7 +13,7 @@ mod peer;
 mod presence;
 mod requests;
 
-use crate::protocol::{ClientId, Message, UserId};
+use crate::protocol::{ClientId, ErrorCode, Message, UserId};
 use crate::server::bus::{ConnRef, FromActor, ToActor};
 use crate::server::conn_log::{ConnEvent, ConnLog};
 use crate::server::events::EventSink;
@@ -54,6 +54,9 @@ pub struct ActorContext {
     pub waiting: AtomicUsize,
     /// Asks the reaper for a user's versions past `--versions-space` (§14.4).
     pub reap: crate::server::reaper::ReapTrigger,
+    /// When each user's storage refusals were last told on stderr
+    /// (at most once a minute per user; every one is in the connection log).
+    pub storage_warnings: crate::server::warnings::WarnLimiter,
 }
 
 /// Above this many live actors (a connection storm: thousands of users
@@ -273,6 +276,22 @@ impl Actor {
             request,
             outcome,
         });
+    }
+
+    /// Logs a refused request (`outcome=error` with `text`) and, for
+    /// `Storage` (the disk is full or failing: the operator must act), a
+    /// stderr warning, at most one a minute per user
+    /// ([`crate::server::warnings`]).
+    fn refused(&self, conn: ConnRef, request: &str, code: ErrorCode, text: &str) {
+        self.log(conn, request, Err(text));
+        let now = std::time::Instant::now();
+        if code == ErrorCode::Storage && self.ctx.storage_warnings.allow(self.user, now) {
+            log::warn!(
+                "user {}: {request} refused (Storage): {text}; further refusals of this user \
+                 in the next minute are only in connectionLog.txt",
+                self.user
+            );
+        }
     }
 
     /// Ends a cycle: the journal first, then the head, then each

@@ -160,7 +160,7 @@ impl Actor {
                         let text = format!("{detail}: {e}");
                         peer.error(rid, e.code(), &text);
                         peer.flow.answered(cost);
-                        self.log(conn, "versions", Err(&text));
+                        self.refused(conn, "versions", e.code(), &text);
                     }
                 }
             }
@@ -318,7 +318,7 @@ impl Actor {
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.error(rid, e.code(), &text);
                 }
-                self.log(conn, request, Err(&text));
+                self.refused(conn, request, e.code(), &text);
             }
         }
     }
@@ -369,7 +369,7 @@ impl Actor {
             Err(e) => {
                 let text = e.to_string();
                 peer.error(request_id, e.code(), &text);
-                self.log(conn, "push-file", Err(&text));
+                self.refused(conn, "push-file", e.code(), &text);
                 return;
             }
         };
