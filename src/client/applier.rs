@@ -14,13 +14,17 @@
 use super::conflict::{on_pull, on_pull_mode, Disk, Indexed, ModeDecision, PullDecision, Server};
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
-use super::fsutil::{check_path, copy_hashed, ensure_dirs, ensure_parent, set_exec, Local, Stat};
+use super::fsutil::{
+    check_path, copy_hashed, ensure_dirs, ensure_parent, is_too_long, os_reason, set_exec,
+    too_long_why, Local, Stat,
+};
 use super::ignore::kept::kept_out;
 use super::ignore::IgnoreRules;
 use super::index::{Entry, EntryKind, Index};
 use crate::protocol::{ChangeEntry, ClientId, ContentHash, EntryState, WirePath};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub use leftovers::{origin_note, ORIGIN_SUFFIX};
@@ -65,6 +69,10 @@ pub struct Applied {
     /// (`defer_to_push`): the cursor must not pass them while that push can
     /// still succeed.
     pub deferred: BTreeSet<WirePath>,
+    /// Paths whose change could not be applied, with why
+    /// ([`failure_why`]): the session says so once per state and lists
+    /// them in the status file.
+    pub failures: BTreeMap<WirePath, String>,
     /// Files of the reply made from content this device already had (a
     /// copy, an empty file), not yet placed: with
     /// [`Applier::handing_over_obtained`] the caller places them once
@@ -137,6 +145,8 @@ pub struct Applier<'a> {
     /// content hash → (the deleted path, its indexed stat). The deletion
     /// follows: the new path is indexed, not fetched, and pushed as deleted.
     deleted_here: HashMap<ContentHash, Vec<(WirePath, Stat)>>,
+    /// Paths whose step failed in the current [`Applier::apply`], with why.
+    failures: BTreeMap<WirePath, String>,
 }
 
 impl<'a> Applier<'a> {
@@ -158,6 +168,7 @@ impl<'a> Applier<'a> {
             carried: HashMap::new(),
             follow: HashMap::new(),
             deleted_here: HashMap::new(),
+            failures: BTreeMap::new(),
         }
     }
 
@@ -288,6 +299,7 @@ impl<'a> Applier<'a> {
             }
         }
         out.failed |= !ok;
+        out.failures.append(&mut self.failures);
         for (_, (path, exec)) in self.carried.drain() {
             log::info!(
                 "dropped the chmod {} of {path}: the server deleted the file (R-15.2.5)",
@@ -302,8 +314,9 @@ impl<'a> Applier<'a> {
         Ok(out)
     }
 
-    /// Runs one path's step; a failure on that path is logged and the others
-    /// go on. Returns false on failure (the pull is then repeated).
+    /// Runs one path's step; a failure on that path is recorded
+    /// ([`Applied::failures`]: the session logs it once) and the others go
+    /// on. Returns false on failure (the pull is then repeated).
     fn guard(
         &mut self,
         path: &WirePath,
@@ -312,7 +325,9 @@ impl<'a> Applier<'a> {
         match step(self) {
             Ok(()) => true,
             Err(e) => {
-                log::warn!("could not apply the server's change to {path}: {e}");
+                log::debug!("could not apply the server's change to {path}: {e}");
+                let why = failure_why(self.root, path, &e);
+                self.failures.insert(path.clone(), why);
                 false
             }
         }
@@ -892,6 +907,20 @@ impl<'a> Applier<'a> {
     fn index_file(&mut self, path: &WirePath, stat: Stat, hash: ContentHash, version: u64) {
         let entry = Entry::synced_file(stat, hash, version);
         self.index.insert(path.clone(), entry);
+    }
+}
+
+/// Why the server's change to `path` could not be applied here, for the
+/// log and the status file: a path too long with the folder's in front
+/// ([`too_long_why`]), a file this user may not read or write
+/// (`the server's change waits: Permission denied here`), or the error.
+pub fn failure_why(root: &Path, path: &WirePath, e: &ClientError) -> String {
+    match e {
+        ClientError::Io { cause, .. } if is_too_long(cause) => too_long_why(root, path),
+        ClientError::Io { cause, .. } if cause.kind() == io::ErrorKind::PermissionDenied => {
+            format!("the server's change waits: {} here", os_reason(cause))
+        }
+        other => format!("the server's change could not be applied: {other}"),
     }
 }
 

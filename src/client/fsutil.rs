@@ -232,6 +232,56 @@ pub fn check_path(root: &Path, path: &WirePath) -> Result<Local, ClientError> {
     })
 }
 
+/// The longest path the system calls that take a whole path accept, NUL
+/// included (Linux `PATH_MAX`): a path string must be shorter.
+pub const PATH_MAX: usize = 4096;
+
+/// True when `e` is the system's "path too long" (`ENAMETOOLONG`): the
+/// folder's own path plus the path inside it passed [`PATH_MAX`].
+pub fn is_too_long(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error())
+}
+
+/// Why a path inside the folder cannot be reached through a whole path:
+/// `path too long here: N bytes with the folder's path (this system takes
+/// at most 4,095)`.
+pub fn too_long_why(root: &Path, path: &WirePath) -> String {
+    let whole = root.as_os_str().len() + 1 + path.as_str().len();
+    format!(
+        "path too long here: {whole} bytes with the folder's path (this system takes at most {})",
+        PATH_MAX - 1
+    )
+}
+
+/// What an I/O error says, without std's ` (os error N)` tail:
+/// `Permission denied`.
+pub fn os_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
+    }
+}
+
+/// Opens the file at `path` inside `root` for reading: by its whole path,
+/// or, when that is longer than the system takes ([`is_too_long`]), through
+/// directory handles ([`fsafe::open_file`], no symlink followed), so a path
+/// the protocol allows is read wherever the folder is.
+///
+/// # Errors
+/// The OS refused (`PermissionDenied` for a file this user may not read);
+/// `NotFound` when nothing, or no regular file, is there on the second way.
+pub fn open_in(root: &Path, path: &WirePath) -> io::Result<File> {
+    match File::open(path.to_local(root)) {
+        Err(e) if is_too_long(&e) => match fsafe::open_file(root, path) {
+            Ok(Some(file)) => Ok(file),
+            Ok(None) | Err(FsError::Unsafe(_)) => Err(io::ErrorKind::NotFound.into()),
+            Err(FsError::Io(e)) => Err(e),
+        },
+        other => other,
+    }
+}
+
 /// Creates the directory `path` and its missing ancestors, one component at a
 /// time, refusing to pass through a symlink or a file.
 ///
@@ -265,6 +315,47 @@ mod tests {
 
     fn p(s: &str) -> WirePath {
         WirePath::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_file_past_path_max_with_the_folders_path_is_opened_through_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        // 4,091 bytes: legal on the wire, too long with the folder's path.
+        let deep = format!("{}/{}", vec!["d".repeat(250); 16].join("/"), "f".repeat(74));
+        let wire = p(&deep);
+        assert!(dir.path().as_os_str().len() + 1 + deep.len() >= PATH_MAX);
+        ensure_parent(dir.path(), &wire).unwrap();
+        let parent = fsafe::open_parent(dir.path(), &wire).unwrap().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::write(&tmp, b"deep").unwrap();
+        parent.place_file(&tmp).unwrap();
+        let whole = File::open(wire.to_local(dir.path())).unwrap_err();
+        assert!(is_too_long(&whole), "{whole}");
+        let mut text = String::new();
+        open_in(dir.path(), &wire)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "deep");
+        let absent = open_in(dir.path(), &p(&format!("{deep}.none"))).unwrap_err();
+        assert_eq!(absent.kind(), io::ErrorKind::NotFound);
+        let why = too_long_why(dir.path(), &wire);
+        let whole_len = dir.path().as_os_str().len() + 1 + deep.len();
+        assert_eq!(
+            why,
+            format!(
+                "path too long here: {whole_len} bytes with the folder's path (this system takes at most 4095)"
+            )
+        );
+    }
+
+    #[test]
+    fn os_reasons_drop_the_error_number() {
+        let denied = io::Error::from_raw_os_error(13);
+        assert_eq!(os_reason(&denied), "Permission denied");
+        assert_eq!(os_reason(&io::Error::other("plain")), "plain");
+        assert!(is_too_long(&io::Error::from_raw_os_error(36)));
+        assert!(!is_too_long(&denied));
     }
 
     #[test]

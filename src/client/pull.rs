@@ -199,6 +199,9 @@ pub struct Finished {
     pub deferred: BTreeSet<crate::protocol::WirePath>,
     /// Paths changed on disk.
     pub changed: usize,
+    /// Paths whose change could not be applied or placed, with why
+    /// ([`super::applier::failure_why`]).
+    pub failures: std::collections::BTreeMap<crate::protocol::WirePath, String>,
     /// Only the reply's `.cloudignore` entry was applied: do not advance
     /// the cursor; pull again under the new rules.
     pub rules_first: bool,
@@ -599,6 +602,7 @@ impl PullJob {
         self.failed |= applied.failed;
         self.result.dirty.extend(applied.dirty);
         self.result.deferred.extend(applied.deferred);
+        self.result.failures.append(&mut applied.failures);
         if !applied.fetches.is_empty() {
             let bytes = applied.fetches.iter().map(|f| f.size).sum();
             self.transfer = Some(Transfer::start(
@@ -854,7 +858,9 @@ impl PullJob {
                 true
             }
             Err(e) => {
-                log::warn!("could not write {}: {e}", v.job.path);
+                log::debug!("could not write {}: {e}", v.job.path);
+                let why = super::applier::failure_why(ctx.root, &v.job.path, &e);
+                self.result.failures.insert(v.job.path.clone(), why);
                 let _ = fs::remove_file(&v.tmp);
                 self.failed = true;
                 false
@@ -942,6 +948,7 @@ impl PullJob {
             dirty: std::mem::take(&mut self.result.dirty),
             deferred: std::mem::take(&mut self.result.deferred),
             changed: self.result.changed,
+            failures: std::mem::take(&mut self.result.failures),
         }
     }
 }

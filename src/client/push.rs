@@ -11,7 +11,7 @@ use super::conflict::{mirror, Mirror};
 use super::connection::Connection;
 use super::delta_push::{send_delta, DeltaFile, DeltaSent, DeltaSupport};
 use super::error::ClientError;
-use super::fsutil::{check_path, Local};
+use super::fsutil::{check_path, open_in, Local};
 use super::index::Index;
 use super::plan::ack::{self, AckEffect};
 use super::scanner::Op;
@@ -65,7 +65,7 @@ pub fn send_op(
             stat,
             hash,
         } => {
-            let Ok(mut file) = File::open(path.to_local(root)) else {
+            let Ok(mut file) = open_in(root, path) else {
                 return Ok(None);
             };
             if delta.wants(stat.size) {

@@ -6,11 +6,12 @@
 
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
-use super::fsutil::{check_path, hash_file, Local, Stat};
+use super::fsutil::{check_path, is_too_long, open_in, os_reason, too_long_why, Local, Stat};
 use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
 use super::index::{Entry, EntryKind, Index};
 use super::plan;
 use crate::chunk::{manifest_of_reader, Manifest, MIN_CHUNK};
+use crate::fsafe::hash_reader;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -46,6 +47,17 @@ pub struct Plan {
     pub renames_only: bool,
 }
 
+/// What reading a file for its hash found.
+enum Hashed {
+    /// Read whole, unchanged meanwhile.
+    Done(ContentHash),
+    /// Changed while read, or gone: still being written, look again later.
+    Unstable,
+    /// This user may not read it (`unreadable (Permission denied)`): not
+    /// synced until that changes, and not a pending upload.
+    Unreadable(String),
+}
+
 /// What the walk makes of one entry.
 enum Seen {
     /// A directory or regular file to compare.
@@ -65,6 +77,12 @@ pub struct Scanner {
     /// Paths that could not be read during the last scan: what the index
     /// lists below them is unknown, not deleted.
     unreadable: Vec<WirePath>,
+    /// What cannot be synced now for a reason only this process can see
+    /// (a file it may not read, a path too long with the folder's in
+    /// front), with why: published in the status file, warned about once
+    /// per state (a path that becomes syncable again is warned about anew
+    /// if it stops being so).
+    skipped: BTreeMap<WirePath, String>,
     /// Files waiting to be seen unchanged.
     settle: Settle,
     /// What is not synced: neither walked nor compared with the index.
@@ -99,6 +117,7 @@ impl Scanner {
             root: root.to_path_buf(),
             warned: HashSet::new(),
             unreadable: Vec::new(),
+            skipped: BTreeMap::new(),
             settle: Settle::default(),
             rules: IgnoreRules::default(),
             holds_ignored: HashSet::new(),
@@ -117,6 +136,19 @@ impl Scanner {
         if self.warned.insert(path.to_path_buf()) {
             log::warn!("skipping {}: {why}", path.display());
         }
+    }
+
+    /// What this scanner found it cannot sync ([`Scanner::skip`]): path and
+    /// why, in path order.
+    pub fn not_synced(&self) -> impl Iterator<Item = (&WirePath, &String)> {
+        self.skipped.iter()
+    }
+
+    /// Records that `path` cannot be synced now, and why; warns once
+    /// (`skipping PATH: why`).
+    fn skip(&mut self, path: &WirePath, why: String) {
+        self.warn_once(&path.to_local(&self.root), &why);
+        self.skipped.insert(path.clone(), why);
     }
 
     /// Every directory and regular file in `scope` (the whole folder for
@@ -191,10 +223,15 @@ impl Scanner {
             return Ok(());
         }
         let at = e.path().map(Path::to_path_buf).unwrap_or_default();
-        self.warn_once(&at, &e.to_string());
         let rel = at.strip_prefix(&self.root).ok().and_then(Path::to_str);
         match rel.map(WirePath::new) {
             Some(Ok(wire)) => {
+                let why = match e.io_error() {
+                    Some(io) if is_too_long(io) => too_long_why(&self.root, &wire),
+                    Some(io) => format!("unreadable ({})", os_reason(io)),
+                    None => e.to_string(),
+                };
+                self.skip(&wire, why);
                 self.unreadable.push(wire);
                 Ok(())
             }
@@ -244,6 +281,17 @@ impl Scanner {
         } else if ft.is_file() {
             match item.metadata() {
                 Ok(meta) => Seen::Entry(wire, DiskEntry::File(Stat::of(&meta))),
+                // Longer than PATH_MAX with the folder's path: looked at
+                // through directory handles instead (read the same way).
+                Err(e) if e.io_error().is_some_and(is_too_long) => {
+                    match check_path(&self.root, &wire) {
+                        Ok(Local::File(stat)) => Seen::Entry(wire, DiskEntry::File(stat)),
+                        _ => {
+                            self.unreadable.push(wire);
+                            Seen::Skip
+                        }
+                    }
+                }
                 Err(_) => {
                     // Replaced or removed mid-walk: unknown, not deleted.
                     self.unreadable.push(wire);
@@ -276,6 +324,11 @@ impl Scanner {
         self.manifests.clear();
         self.kept_chunks = 0;
         let scope = &scope.with_other_links(index, &self.root);
+        let roots = scope.roots(index);
+        let before: BTreeMap<WirePath, String> = self
+            .skipped
+            .extract_if(.., |p, _| Scope::covers(&roots, p))
+            .collect();
         let (disk, known) = self.snapshot(index, scope)?;
         let mut plan = Plan::default();
         let (deleted_dirs, added_dirs) = plan::dir_changes(&disk, &known);
@@ -289,8 +342,15 @@ impl Scanner {
             plan::file_changes(&disk, &known, &deleted_dirs, added_dirs, uploads)
         } else {
             plan.renames_only = true;
+            // Files were not looked at: what was known of them stays.
+            for (path, why) in &before {
+                self.skipped
+                    .entry(path.clone())
+                    .or_insert_with(|| why.clone());
+            }
             renames
         };
+        self.forget_fixed(before);
         let root = &self.root;
         let taken = |p: &WirePath| {
             index.get(p).is_some()
@@ -303,6 +363,17 @@ impl Scanner {
             log::debug!("compared {} paths with the index in {ms:.1} ms", disk.len());
         }
         Ok(plan)
+    }
+
+    /// Paths skipped before this plan and not now: syncable again, so a
+    /// later problem with them is warned about again.
+    fn forget_fixed(&mut self, before: BTreeMap<WirePath, String>) {
+        for (path, why) in before {
+            if !self.skipped.contains_key(&path) {
+                log::info!("{path} can be synced again (was: {why})");
+                self.warned.remove(&path.to_local(&self.root));
+            }
+        }
     }
 
     /// The disk and the index within `scope`, without what could not be read
@@ -363,13 +434,20 @@ impl Scanner {
             let complete = self
                 .settle
                 .ready(path, stat, scope.settled.contains(path), now);
-            let hash = match complete {
+            let hashed = match complete {
                 true => self.stable_hash(path, stat),
-                false => None,
+                false => Hashed::Unstable,
             };
-            let Some(hash) = hash else {
-                plan.unstable.push(path.clone());
-                continue;
+            let hash = match hashed {
+                Hashed::Done(hash) => hash,
+                Hashed::Unstable => {
+                    plan.unstable.push(path.clone());
+                    continue;
+                }
+                Hashed::Unreadable(why) => {
+                    self.skip(path, why);
+                    continue;
+                }
             };
             let old_exec = match known.get(path).map(|e| e.kind) {
                 Some(EntryKind::File { stat: old, .. }) => old.exec,
@@ -399,30 +477,40 @@ impl Scanner {
         uploads
     }
 
-    /// Hashes a file and checks it did not change meanwhile; `None` when it
-    /// did (or vanished): it is still being written. A file that may go as
-    /// a delta upload is cut into chunks in the same read, and its chunk
-    /// list kept for [`Scanner::take_manifest`].
-    fn stable_hash(&mut self, path: &WirePath, before: Stat) -> Option<ContentHash> {
-        let local = path.to_local(&self.root);
-        let (hash, len, manifest) =
-            if keeps_manifest(before.size) && self.kept_chunks < MAX_KEPT_CHUNKS {
-                let file = File::open(&local).ok()?;
-                let manifest = manifest_of_reader(BufReader::with_capacity(1 << 20, file)).ok()?;
-                (manifest.hash, manifest.size, Some(manifest))
-            } else {
-                let (hash, len) = hash_file(&local).ok()?;
-                (hash, len, None)
-            };
+    /// Hashes a file and checks it did not change meanwhile
+    /// ([`Hashed::Unstable`] when it did, or vanished: it is still being
+    /// written; [`Hashed::Unreadable`] when this user may not open it). A
+    /// file that may go as a delta upload is cut into chunks in the same
+    /// read, and its chunk list kept for [`Scanner::take_manifest`]. A path
+    /// too long for the system with the folder's in front is opened
+    /// through directory handles ([`open_in`]).
+    fn stable_hash(&mut self, path: &WirePath, before: Stat) -> Hashed {
+        let file: File = match open_in(&self.root, path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Hashed::Unreadable(format!("unreadable ({})", os_reason(&e)));
+            }
+            Err(_) => return Hashed::Unstable,
+        };
+        let read = if keeps_manifest(before.size) && self.kept_chunks < MAX_KEPT_CHUNKS {
+            manifest_of_reader(BufReader::with_capacity(1 << 20, file))
+                .map(|m| (m.hash, m.size, Some(m)))
+                .ok()
+        } else {
+            hash_reader(file).map(|(hash, len)| (hash, len, None)).ok()
+        };
+        let Some((hash, len, manifest)) = read else {
+            return Hashed::Unstable;
+        };
         match check_path(&self.root, path) {
             Ok(Local::File(after)) if after == before && len == before.size => {
                 if let Some(manifest) = manifest {
                     self.kept_chunks += manifest.chunks.len();
                     self.manifests.insert(path.clone(), (before, manifest));
                 }
-                Some(hash)
+                Hashed::Done(hash)
             }
-            _ => None,
+            _ => Hashed::Unstable,
         }
     }
 

@@ -10,6 +10,7 @@
 //! {"format":1,"server":"127.0.0.1:9000","user":"<32 hex>","device":2,
 //!  "connected":true,"last_sync":"2026-12-01T03:30:00Z","uploads_pending":0,
 //!  "downloads_pending":0,"last_error":null,"rule_errors":[],
+//!  "not_synced":["secret.txt (unreadable (Permission denied))"],
 //!  "updated":"2026-12-01T03:30:00Z"}
 //! ```
 
@@ -28,6 +29,9 @@ pub const STATUS_FILE: &str = "status.json";
 pub const RUNNING_FILE: &str = "running";
 /// The file format this client writes.
 pub const FORMAT: u32 = 1;
+/// Most entries of [`Status::not_synced`] written out (the file is rewritten
+/// at every change of state; the client's log names every one).
+pub const MAX_NOT_SYNCED: usize = 1000;
 
 /// What the running client reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +58,14 @@ pub struct Status {
     pub last_error: Option<String>,
     /// What is wrong with `.cloudignore`, one line each.
     pub rule_errors: Vec<String>,
+    /// What the client itself found it cannot sync now, each as
+    /// `PATH (why)`: files it may not read (`unreadable (Permission
+    /// denied)`), paths too long for this system with the folder's own path
+    /// in front, and the server's changes it could not apply here. At most
+    /// [`MAX_NOT_SYNCED`] entries, then one `… N more` line. Absent in a
+    /// file an older client wrote (read as none).
+    #[serde(default)]
+    pub not_synced: Vec<String>,
     /// When this file was written, RFC 3339 UTC.
     pub updated: String,
 }

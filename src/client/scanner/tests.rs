@@ -1,6 +1,7 @@
 //! The scanner against temporary folders: offline edits, renames, unstable files.
 
 use super::*;
+use crate::fsafe::hash_file;
 use std::fs;
 
 fn p(s: &str) -> WirePath {

@@ -6,9 +6,12 @@ use super::Session;
 use crate::client::ignore::apply::{follow_rules, Followed};
 use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
 use crate::client::index::Index;
+use crate::client::printable::escape_controls;
 use crate::client::state::{Identity, StateDir};
 use crate::client::status::{self, rfc3339, Status};
 use crate::client::Config;
+use crate::protocol::WirePath;
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -33,6 +36,9 @@ pub(super) struct Publisher {
     pub(super) last_error: Option<String>,
     /// The last pull could not apply everything.
     pub(super) pull_failed: bool,
+    /// The paths the last pull could not apply, with why (listed as not
+    /// synced; each said once in the log per state).
+    apply_failures: BTreeMap<WirePath, String>,
 }
 
 impl Publisher {
@@ -54,11 +60,59 @@ impl Publisher {
         }
     }
 
+    /// Takes the paths the pull that just ended could not apply (its
+    /// repetition lists them again, so what is missing now works): a new
+    /// failure, or one whose reason changed, is logged once, not at every
+    /// repeated pull; one that went away is said too.
+    pub(super) fn note_apply_failures(&mut self, now: BTreeMap<WirePath, String>) {
+        for (path, why) in &now {
+            if self.apply_failures.get(path) != Some(why) {
+                log::warn!(
+                    "could not apply the server's change to {}: {why}; retrying at each pull (said once)",
+                    escape_controls(path.as_str())
+                );
+            }
+        }
+        for path in self.apply_failures.keys() {
+            if !now.contains_key(path) {
+                log::info!(
+                    "{}: the server's change is applied now",
+                    escape_controls(path.as_str())
+                );
+            }
+        }
+        self.apply_failures = now;
+    }
+
     /// The session agreed with the server just now (a `--once` run's
     /// reconcile finished, nothing pending): "last sync" is now.
     pub(super) fn synced_now(&mut self) {
         self.last_sync = Some(SystemTime::now());
     }
+}
+
+/// The entries of `paths` (path, why) with no other entry's path above
+/// them (a directory that cannot be synced stands for what is below it),
+/// one per path, in path order.
+fn top_most<'a>(
+    paths: impl Iterator<Item = (&'a WirePath, &'a String)>,
+) -> Vec<(&'a WirePath, &'a String)> {
+    let mut all: Vec<(&WirePath, &String)> = paths.collect();
+    all.sort();
+    all.dedup_by(|a, b| a.0 == b.0);
+    let listed: std::collections::HashSet<&WirePath> = all.iter().map(|(p, _)| *p).collect();
+    let below_another = |path: &WirePath| {
+        let mut at = path.parent();
+        while let Some(dir) = at {
+            if listed.contains(&dir) {
+                return true;
+            }
+            at = dir.parent();
+        }
+        false
+    };
+    all.retain(|(path, _)| !below_another(path));
+    all
 }
 
 /// Reads `.cloudignore` at start-up; when the rules differ from those the
@@ -116,6 +170,7 @@ pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, 
             downloads_pending: 0,
             last_error: None,
             rule_errors: Vec::new(),
+            not_synced: Vec::new(),
             updated: String::new(),
         },
     };
@@ -143,6 +198,7 @@ pub(super) fn record_not_joined(state: &Path, config: &Config, why: &str) {
         downloads_pending: 0,
         last_error: Some(why.to_owned()),
         rule_errors: Vec::new(),
+        not_synced: Vec::new(),
         updated: rfc3339(SystemTime::now()),
     };
     if let Err(e) = status::write(state, &s) {
@@ -224,6 +280,24 @@ impl Session<'_> {
         self.publisher.last_write = Some(now);
     }
 
+    /// What cannot be synced now, as only this process can tell: the
+    /// scanner's skipped paths and the pull's failed ones, `PATH (why)`,
+    /// at most [`status::MAX_NOT_SYNCED`] then `… N more`.
+    fn not_synced(&self) -> Vec<String> {
+        let failures = self.publisher.apply_failures.iter();
+        let all = top_most(self.scanner.not_synced().chain(failures));
+        let more = all.len().saturating_sub(status::MAX_NOT_SYNCED);
+        let mut out: Vec<String> = all
+            .into_iter()
+            .take(status::MAX_NOT_SYNCED)
+            .map(|(path, why)| format!("{path} ({why})"))
+            .collect();
+        if more > 0 {
+            out.push(format!("… {more} more (the client's log names each)"));
+        }
+        out
+    }
+
     /// The status as of now (`updated` left empty).
     fn snapshot(&self) -> Status {
         let pending_paths = self.push.dirty.paths.len() + self.push.retry.paths.len();
@@ -243,7 +317,42 @@ impl Session<'_> {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            not_synced: self.not_synced(),
             updated: String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> WirePath {
+        WirePath::new(s).expect("path")
+    }
+
+    #[test]
+    fn a_directory_not_synced_stands_for_what_is_below_it() {
+        let entries = [
+            (p("a/b/c.txt"), "too long".to_owned()),
+            (p("a-b"), "unreadable".to_owned()),
+            (p("a/b"), "too long".to_owned()),
+            (p("a/b"), "other".to_owned()),
+            (p("a/bc"), "unreadable".to_owned()),
+            (p("z"), "x".to_owned()),
+        ];
+        let kept: Vec<String> = top_most(entries.iter().map(|(p, w)| (p, w)))
+            .into_iter()
+            .map(|(p, w)| format!("{p} ({w})"))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "a-b (unreadable)",
+                "a/b (other)",
+                "a/bc (unreadable)",
+                "z (x)"
+            ]
+        );
     }
 }

@@ -181,6 +181,7 @@ impl Session<'_> {
         if done.changed > 0 {
             log::info!("applied {} change(s) from the server", done.changed);
         }
+        self.publisher.note_apply_failures(done.failures);
         self.publisher.pull_failed = repeat;
         if done.rules_first && !repeat {
             // The new rules are in place: pull again under them (the
@@ -251,6 +252,7 @@ mod tests {
             dirty: Default::default(),
             deferred: deferred.iter().map(|p| WirePath::new(p).unwrap()).collect(),
             changed: 0,
+            failures: Default::default(),
             rules_first: false,
         }
     }

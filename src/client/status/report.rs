@@ -56,7 +56,10 @@ pub struct Report {
     /// counts once, its contents not at all. Then the server's files this
     /// device does not place because a directory it keeps out of sync (an
     /// ignored one) is in their way (PROTOCOL.md ): while there is
-    /// one, the folder is not in sync.
+    /// one, the folder is not in sync. Then what the running client
+    /// reported it cannot sync ([`Status::not_synced`]: files it may not
+    /// read, paths too long here, server changes it could not apply): while
+    /// there is one, the folder is not in sync either.
     pub not_synced: Vec<String>,
     /// The last error the client reported.
     pub last_error: Option<String>,
@@ -101,8 +104,10 @@ impl From<StatusError> for ReportError {
 }
 
 /// True when the folder is in sync: a client runs, is connected, has agreed
-/// with the server at least once, and has nothing pending and no error.
-/// Conflict copies do not count against it: they are synced files.
+/// with the server at least once, and has nothing pending, no error and
+/// nothing it found it cannot sync (an unreadable file, a path too long
+/// here, a server change it could not apply). Conflict copies do not count
+/// against it: they are synced files.
 pub fn in_sync(running: bool, status: Option<&Status>) -> bool {
     running
         && status.is_some_and(|s| {
@@ -111,6 +116,7 @@ pub fn in_sync(running: bool, status: Option<&Status>) -> bool {
                 && s.uploads_pending == 0
                 && s.downloads_pending == 0
                 && s.last_error.is_none()
+                && s.not_synced.is_empty()
         })
 }
 
@@ -147,6 +153,16 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         seen.not_synced.len() - before
     });
     let s = status.as_ref();
+    // What the client found it cannot sync (only it can tell: what it may
+    // not read, a path too long with the folder's in front, a server
+    // change it could not apply), after what this walk sees.
+    if let Some(s) = s {
+        for entry in &s.not_synced {
+            if !seen.not_synced.contains(entry) {
+                seen.not_synced.push(entry.clone());
+            }
+        }
+    }
     Ok(Report {
         folder: folder.display().to_string(),
         running,

@@ -21,6 +21,7 @@ fn sample() -> Status {
         downloads_pending: 0,
         last_error: None,
         rule_errors: Vec::new(),
+        not_synced: Vec::new(),
         updated: "2026-12-01T03:30:00Z".into(),
     }
 }
