@@ -25,6 +25,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_delta_upload_that_does_not_fit_is_refused_and_the_connection_stays_open",
     ),
     (
+        "R-13.7.5",
+        "client",
+        "src/client/delta_push.rs",
+        "r_13_7_5_refusals_step_down_and_never_up",
+    ),
+    (
+        "R-13.7.5",
+        "client",
+        "tests/e2e_list_delta.rs",
+        "an_edit_goes_up_with_its_list_as_a_delta_and_an_older_server_gets_the_whole_list",
+    ),
+    (
         "R-5.6.6",
         "client",
         "tests/e2e_mass_removal.rs",

@@ -20,6 +20,7 @@ use cloudservice::protocol::{
 use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
 };
+use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
 use std::fs;
@@ -119,7 +120,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 35, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 38, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -648,6 +649,41 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                 ]),
             ),
         ),
+        (
+            "fetch-manifest-since",
+            frame(
+                18,
+                Message::FetchManifestSince(FetchManifestSince {
+                    version: 48,
+                    base_hash: hash,
+                    path: path("big/disk.img"),
+                }),
+            ),
+        ),
+        (
+            "chunk-list-delta",
+            frame(
+                18,
+                Message::ChunkListDelta(ChunkListDelta {
+                    base_hash: hash,
+                    ops: vec![
+                        ListOp::Copy {
+                            first: 0,
+                            count: 6_500,
+                        },
+                        ListOp::New(ShortChunkEntry {
+                            len: 70_000,
+                            id: [0x33; 16],
+                        }),
+                        ListOp::Copy {
+                            first: 6_502,
+                            count: 6_553,
+                        },
+                    ],
+                }),
+            ),
+        ),
+        ("list-base-unknown", frame(19, Message::ListBaseUnknown)),
         (
             "fetch-chunks",
             frame(

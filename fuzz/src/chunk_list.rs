@@ -13,6 +13,9 @@
 //! Mode odd: size, count and every entry straight from the input.
 //!
 //! Bit 3 of the damage byte sends the list with 16-byte IDs (§13.6).
+//! Mode 3 modulo 4: a chunk list delta (§13.7): an honest base file, an
+//! edit of it whose list is sent as a `ChunkListDelta` through the frame
+//! codec, then operations straight from the input against the same base.
 //!
 //! Properties: nothing panics; a list that is accepted tiles `0..size`; every
 //! write lands inside the file; a plan that completes has written every byte
@@ -34,10 +37,116 @@ const MAX_HONEST: usize = 1 << 20;
 /// When a property does not hold.
 pub fn check_chunk_list(data: &[u8]) {
     let mut src = ByteSource::new(data);
-    if src.u8().is_multiple_of(2) {
+    let mode = src.u8();
+    if mode % 4 == 3 {
+        delta_list(&mut src);
+    } else if mode.is_multiple_of(2) {
         honest_then_damaged(&mut src);
     } else {
         raw_list(&mut src);
+    }
+}
+
+/// Chunk list deltas (§13.7): an honest edit's delta expands to the edited
+/// list exactly; hostile operations either are refused or expand to
+/// exactly the announced count of entries, each a base entry of its run or
+/// a new one, and the receiver then checks the list as any other.
+fn delta_list(src: &mut ByteSource<'_>) {
+    use cloudservice::protocol::list_delta::{diff, expand};
+    use cloudservice::protocol::{ChunkListDelta, Frame, ListOp, Message, ShortChunkEntry};
+    let len = usize::from(src.u16()) * 16 % (MAX_HONEST + 1);
+    let seed = src.u64();
+    let base_file = test_bytes(len, seed);
+    let Ok(base) = manifest_of_reader(&base_file[..]) else {
+        panic!("in-memory read failed");
+    };
+    let mut edited = base_file.clone();
+    let at = usize::from(src.u16()) * 16 % (edited.len() + 1);
+    let n = usize::from(src.u16());
+    match src.u8() % 3 {
+        0 => edited
+            .splice(at..at, test_bytes(n, seed ^ 1))
+            .for_each(drop),
+        1 => edited.drain(at..(at + n).min(edited.len())).for_each(drop),
+        _ => edited.truncate(at),
+    }
+    let Ok(new) = manifest_of_reader(&edited[..]) else {
+        panic!("in-memory read failed");
+    };
+    let short = |e: &ChunkEntry| ChunkEntry {
+        len: e.len,
+        id: IdLen::Short.cut(e.id),
+    };
+    let honest = ChunkListDelta {
+        base_hash: base.hash,
+        ops: diff(&base.chunks, &new.chunks),
+    };
+    if !honest.ops.is_empty() {
+        let bytes = Frame::new(1, Message::ChunkListDelta(honest.clone())).to_bytes();
+        let (frames, _) = cloudservice::protocol::decode_all(&bytes);
+        assert_eq!(frames.len(), 1, "an honest delta must decode");
+        assert_eq!(frames[0].message, Message::ChunkListDelta(honest.clone()));
+    }
+    let expanded = expand(&base.chunks, &honest.ops, new.chunks.len() as u32)
+        .expect("an honest delta expands");
+    assert!(
+        expanded
+            .iter()
+            .eq(new.chunks.iter().map(short).collect::<Vec<_>>().iter()),
+        "an honest delta expanded to another list"
+    );
+    // Hostile operations from the input.
+    let mut ops = Vec::new();
+    for _ in 0..usize::from(src.u8() % 16) {
+        if src.u8().is_multiple_of(2) {
+            ops.push(ListOp::Copy {
+                first: src.u32() >> (src.u8() % 32),
+                count: src.u32() >> (src.u8() % 32),
+            });
+        } else {
+            ops.push(ListOp::New(ShortChunkEntry {
+                len: src.u32() >> 8,
+                id: src.array(),
+            }));
+        }
+    }
+    let announced = src.u32() >> (src.u8() % 32);
+    // Through the codec: what it refuses never reaches the expansion.
+    let mut payload = Vec::new();
+    Message::ChunkListDelta(ChunkListDelta {
+        base_hash: base.hash,
+        ops,
+    })
+    .encode_payload(&mut payload);
+    let Ok(Message::ChunkListDelta(decoded)) =
+        Message::decode(cloudservice::protocol::Kind::ChunkListDelta, payload)
+    else {
+        return;
+    };
+    let Ok(list) = expand(&base.chunks, &decoded.ops, announced) else {
+        return;
+    };
+    assert_eq!(list.len(), announced as usize, "expanded to another count");
+    let mut at = 0usize;
+    for op in &decoded.ops {
+        match *op {
+            ListOp::Copy { first, count } => {
+                for k in 0..count as usize {
+                    assert_eq!(list[at + k], short(&base.chunks[first as usize + k]));
+                }
+                at += count as usize;
+            }
+            ListOp::New(e) => {
+                assert_eq!(list[at], e.to_entry());
+                at += 1;
+            }
+        }
+    }
+    let size = list.iter().map(|e| u64::from(e.len)).sum();
+    if let Ok(mut receiver) = ManifestReceiver::new(size, new.hash, announced) {
+        if receiver.push_ids(&list, IdLen::Short).is_ok() {
+            let _ = receiver.finish();
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use cloudservice::protocol::{
 use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
 };
+use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
 
 pub mod chunk_list;
 
@@ -251,7 +252,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 35 {
+        Some(match self.u8() % 38 {
             0 => Message::Hello(Hello {
                 mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
                     [usize::from(self.u8() % 3)],
@@ -398,6 +399,41 @@ impl<'a> ByteSource<'a> {
                     .collect();
                 Message::ShortChunkList(entries)
             }
+            35 => Message::FetchManifestSince(FetchManifestSince {
+                version: self.u64(),
+                base_hash: ContentHash(self.array()),
+                path: self.path()?,
+            }),
+            36 => {
+                // Runs that increase without overlap, and new entries (§13.7).
+                let n = 1 + usize::from(self.u8() % 8);
+                let mut floor = 0u32;
+                let mut ops = Vec::new();
+                for _ in 0..n {
+                    if self.u8().is_multiple_of(2) {
+                        let first = floor.saturating_add(u32::from(self.u8()));
+                        let count = 1 + u32::from(self.u16());
+                        if u64::from(first) + u64::from(count) > u64::from(u32::MAX) {
+                            break;
+                        }
+                        floor = first + count;
+                        ops.push(ListOp::Copy { first, count });
+                    } else {
+                        ops.push(ListOp::New(ShortChunkEntry {
+                            len: self.u32() >> 8,
+                            id: self.array(),
+                        }));
+                    }
+                }
+                if ops.is_empty() {
+                    return None;
+                }
+                Message::ChunkListDelta(ChunkListDelta {
+                    base_hash: ContentHash(self.array()),
+                    ops,
+                })
+            }
+            37 => Message::ListBaseUnknown,
             _ => Message::PushAck(PushAck {
                 status: [
                     PushStatus::Applied,

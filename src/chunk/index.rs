@@ -56,6 +56,12 @@ struct FileChunks {
 pub struct ChunkIndex {
     files: HashMap<WirePath, FileChunks>,
     by_id: HashMap<[u8; SHORT_ID_BYTES], Location>,
+    /// The list each path held before its current one (at most one per
+    /// path that still exists, in memory only: lost at a restart), so a
+    /// device holding that content gets the new list as a delta against it
+    /// (PROTOCOL.md §13.7). It costs what the current lists cost (36 bytes
+    /// a chunk) for each file changed since the process started.
+    previous: HashMap<WirePath, FileChunks>,
 }
 
 /// The lookup key of a chunk ID: its first 16 bytes (a whole ID and the
@@ -104,6 +110,22 @@ impl ChunkIndex {
         })
     }
 
+    /// The chunk list of `path`'s content whose whole-file BLAKE3 is `hash`:
+    /// its current list or the one it held before (the base of a chunk list
+    /// delta, PROTOCOL.md §13.7); `None` when neither is that content.
+    pub fn list_of(&self, path: &WirePath, hash: ContentHash) -> Option<Manifest> {
+        let file = [self.files.get(path), self.previous.get(path)]
+            .into_iter()
+            .flatten()
+            .find(|f| f.hash == hash)?;
+        Some(Manifest {
+            size: file.chunks.iter().map(|c| u64::from(c.len)).sum(),
+            hash,
+            chunks: file.chunks.clone(),
+            id_len: IdLen::Full,
+        })
+    }
+
     /// Chunks indexed (distinct IDs).
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -136,7 +158,10 @@ impl ChunkIndex {
                 chunks: manifest.chunks.clone(),
             },
         );
-        if replaced.is_some() {
+        if let Some(old) = replaced {
+            if old.hash != manifest.hash {
+                self.previous.insert(path.clone(), old);
+            }
             self.rebuild_lookup();
             return;
         }
@@ -155,8 +180,18 @@ impl ChunkIndex {
     ) -> usize {
         let current: HashMap<&WirePath, ContentHash> = files.collect();
         let before = self.files.len();
-        self.files
-            .retain(|path, f| current.get(path).is_some_and(|h| *h == f.hash));
+        let previous = &mut self.previous;
+        self.files.retain(|path, f| match current.get(path) {
+            Some(h) if *h == f.hash => true,
+            Some(_) => {
+                // Changed behind the index (or by a whole upload): kept as
+                // the path's previous list.
+                previous.insert(path.clone(), f.clone());
+                false
+            }
+            None => false,
+        });
+        self.previous.retain(|path, _| current.contains_key(path));
         let mut chunked = 0;
         for (path, hash) in &current {
             if self.files.contains_key(*path) {

@@ -102,6 +102,11 @@ impl ManifestReceiver {
         Ok(())
     }
 
+    /// Entries received so far.
+    pub fn received(&self) -> usize {
+        self.manifest.chunks.len()
+    }
+
     /// True once every announced entry has arrived.
     pub fn is_complete(&self) -> bool {
         self.manifest.chunks.len() == self.announced as usize

@@ -11,10 +11,11 @@ use super::error::ClientError;
 use super::fsutil::Stat;
 use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
 use crate::chunk::{manifest_of_reader, Manifest, MIN_CHUNK};
-use crate::protocol::delta::{MAX_LIST_ENTRIES, MAX_SHORT_LIST_ENTRIES};
+use crate::protocol::delta::{MAX_LIST_ENTRIES, MAX_SHORT_LIST_ENTRIES, SHORT_ENTRY_WIRE_LEN};
+use crate::protocol::list_delta::diff;
 use crate::protocol::{
-    ChunkData, ChunkRanges, ContentHash, ErrorCode, FileManifest, Message, ShortChunkEntry,
-    WirePath,
+    ChunkData, ChunkListDelta, ChunkRanges, ContentHash, ErrorCode, FileManifest, Message,
+    ShortChunkEntry, WirePath,
 };
 use std::fs::File;
 use std::io::BufReader;
@@ -30,10 +31,18 @@ const NEEDED_TIMEOUT: Duration = Duration::from_secs(120);
 /// version 2", §13.1): from then on this session sends whole files. A
 /// version 2 or 3 server refuses the first `ShortChunkList` ("unsupported
 /// protocol version 4", R-13.6.5): from then on lists go as `ChunkList`.
+/// A version 4 server refuses the first `ChunkListDelta` ("unsupported
+/// protocol version 5", R-13.7.5): from then on lists go whole as
+/// `ShortChunkList`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeltaSupport {
-    /// Not refused so far: deltas with `ShortChunkList` (16-byte IDs, §13.6).
+    /// Not refused so far: a list relative to the base version's list
+    /// (`ChunkListDelta`, §13.7) when this device knows that list, else
+    /// `ShortChunkList`.
     #[default]
+    ListDelta,
+    /// Deltas with `ShortChunkList` (16-byte IDs, §13.6): the server is
+    /// version 4.
     Short,
     /// Deltas with `ChunkList` (32-byte IDs): the server is version 2 or 3,
     /// or a short-list upload failed its whole-file check (R-13.6.4).
@@ -53,7 +62,7 @@ impl DeltaSupport {
     /// again in this run (R-13.6.4), so a 16-byte ID collision costs one
     /// more upload, never a loop.
     pub fn after_hash_mismatch(&mut self) {
-        if *self == DeltaSupport::Short {
+        if matches!(*self, DeltaSupport::ListDelta | DeltaSupport::Short) {
             log::warn!(
                 "an upload failed its whole-file check: sending 32-byte chunk IDs from now on"
             );
@@ -76,6 +85,10 @@ pub struct DeltaFile<'a> {
     /// ([`crate::client::scanner::Scanner::take_manifest`]); `None`: the
     /// file is read for it here.
     pub manifest: Option<Manifest>,
+    /// The chunk list of the base version's content, when this device
+    /// knows it (its chunk index): the list then goes as a delta against
+    /// it (§13.7).
+    pub base_list: Option<Manifest>,
 }
 
 /// What became of a delta upload.
@@ -96,6 +109,9 @@ pub enum DeltaSent {
 /// the whole file against the list's hashes (§13.3), so a file changed
 /// after its list was cut stores nothing.
 ///
+/// The list sent is left in `sent_list` (this device records it once the
+/// upload is acknowledged, as the base of the path's next delta list).
+///
 /// # Errors
 /// [`ClientError::ConnectionLost`] when writing fails, the connection ends
 /// or the server does not answer; `support` becomes [`DeltaSupport::No`]
@@ -106,6 +122,7 @@ pub fn send_delta(
     what: DeltaFile<'_>,
     support: &mut DeltaSupport,
     on_bytes: &mut dyn FnMut(u64),
+    sent_list: &mut Option<Manifest>,
 ) -> Result<DeltaSent, ClientError> {
     let unchanged = file.metadata().is_ok_and(|m| Stat::of(&m) == what.stat);
     let known = what.manifest.filter(|_| unchanged);
@@ -131,15 +148,15 @@ pub fn send_delta(
         path: what.path.clone(),
     };
     conn.send(id, &Message::FileManifest(header))?;
-    if *support == DeltaSupport::Short {
-        for part in manifest.chunks.chunks(MAX_SHORT_LIST_ENTRIES) {
-            let entries = part.iter().map(ShortChunkEntry::of).collect();
-            conn.send(id, &Message::ShortChunkList(entries))?;
-        }
-    } else {
-        for part in manifest.chunks.chunks(MAX_LIST_ENTRIES) {
-            conn.send(id, &Message::ChunkList(part.to_vec()))?;
-        }
+    let delta = match (&*support, what.base_list.as_ref()) {
+        (DeltaSupport::ListDelta, Some(base)) => list_delta(base, &manifest),
+        _ => None,
+    };
+    // At most one ListBaseUnknown is answered (R-13.7.3): never a loop.
+    let mut whole_list_owed = delta.is_some();
+    match delta {
+        Some(delta) => conn.send(id, &Message::ChunkListDelta(delta))?,
+        None => send_list(conn, id, &manifest, *support)?,
     }
     let offsets: Vec<u64> = manifest.offsets().map(|(o, _)| o).collect();
     let mut reused = manifest.size;
@@ -153,6 +170,15 @@ pub fn send_delta(
         };
         let ChunkRanges { last, ranges } = match frame.message {
             Message::ChunksNeeded(needed) => needed,
+            Message::ListBaseUnknown if whole_list_owed => {
+                log::debug!(
+                    "{}: the server lacks the base list; sending it whole",
+                    what.path
+                );
+                whole_list_owed = false;
+                send_list(conn, id, &manifest, *support)?;
+                continue;
+            }
             // An Error ends the upload: the session handles it as the
             // answer to this request.
             Message::Error(report) => {
@@ -174,6 +200,7 @@ pub fn send_delta(
     }
     conn.send(id, &Message::FileEnd)?;
     on_bytes(reused);
+    *sent_list = Some(manifest.clone());
     log::debug!(
         "sent {} as a delta: {} of {} bytes were already on the server",
         what.path,
@@ -181,6 +208,38 @@ pub fn send_delta(
         manifest.size
     );
     Ok(DeltaSent::Sent(Some(id)))
+}
+
+/// `manifest`'s list as a delta against `base` (§13.7), when that is
+/// smaller than the whole short list and fits one frame.
+fn list_delta(base: &Manifest, manifest: &Manifest) -> Option<ChunkListDelta> {
+    let delta = ChunkListDelta {
+        base_hash: base.hash,
+        ops: diff(&base.chunks, &manifest.chunks),
+    };
+    let whole = manifest.chunks.len() * SHORT_ENTRY_WIRE_LEN;
+    (delta.fits() && delta.wire_len() < whole).then_some(delta)
+}
+
+/// Sends the whole list: `ShortChunkList` frames, or `ChunkList` frames to
+/// a server that does not take 16-byte IDs.
+fn send_list(
+    conn: &mut Connection,
+    id: u32,
+    manifest: &Manifest,
+    support: DeltaSupport,
+) -> Result<(), ClientError> {
+    if matches!(support, DeltaSupport::ListDelta | DeltaSupport::Short) {
+        for part in manifest.chunks.chunks(MAX_SHORT_LIST_ENTRIES) {
+            let entries = part.iter().map(ShortChunkEntry::of).collect();
+            conn.send(id, &Message::ShortChunkList(entries))?;
+        }
+    } else {
+        for part in manifest.chunks.chunks(MAX_LIST_ENTRIES) {
+            conn.send(id, &Message::ChunkList(part.to_vec()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Sends a `ChunkData` for every index in `ranges`, read from `file` at its
@@ -224,27 +283,41 @@ fn send_needed(
 
 /// A version 1 server answers the first delta frame with Error BadFrame
 /// naming the version and closes (§13.1), a version 2 or 3 server the first
-/// `ShortChunkList` (R-13.6.5): remember it for this session.
+/// `ShortChunkList` (R-13.6.5), a version 4 server the first
+/// `ChunkListDelta` (R-13.7.5): remember it for this session.
 fn note_version_refusal(conn: &mut Connection, support: &mut DeltaSupport) {
     let refused = conn.early_frames().find_map(|f| match &f.message {
         Message::Error(r)
             if r.code == ErrorCode::BadFrame
                 && r.message.contains("unsupported protocol version") =>
         {
-            Some(r.message.contains("version 4"))
+            Some(r.message.clone())
         }
         _ => None,
     });
-    match refused {
-        Some(true) if *support == DeltaSupport::Short => {
+    if let Some(text) = refused {
+        *support = after_refusal(*support, &text);
+    }
+}
+
+/// What a session sends after the server refused a frame with `text`
+/// ("unsupported protocol version N"): one step down, never back up.
+fn after_refusal(support: DeltaSupport, text: &str) -> DeltaSupport {
+    if text.contains("version 5") {
+        if support == DeltaSupport::ListDelta {
+            log::warn!("the server does not take chunk list deltas: sending whole lists");
+            return DeltaSupport::Short;
+        }
+        support
+    } else if text.contains("version 4") {
+        if matches!(support, DeltaSupport::ListDelta | DeltaSupport::Short) {
             log::warn!("the server does not take 16-byte chunk IDs: sending 32-byte ones");
-            *support = DeltaSupport::Full;
+            return DeltaSupport::Full;
         }
-        Some(false) => {
-            log::warn!("the server speaks protocol version 1: uploading whole files");
-            *support = DeltaSupport::No;
-        }
-        _ => {}
+        support
+    } else {
+        log::warn!("the server speaks protocol version 1: uploading whole files");
+        DeltaSupport::No
     }
 }
 
@@ -258,6 +331,8 @@ mod tests {
     fn r_13_3_4_small_files_and_old_servers_get_whole_files() {
         let min = u64::from(MIN_CHUNK);
         assert!(!DeltaSupport::Short.wants(0));
+        assert!(!DeltaSupport::ListDelta.wants(min));
+        assert!(DeltaSupport::ListDelta.wants(min + 1));
         assert!(!DeltaSupport::Short.wants(min));
         assert!(DeltaSupport::Short.wants(min + 1));
         assert!(DeltaSupport::Full.wants(min + 1));
@@ -276,5 +351,26 @@ mod tests {
         let mut s = DeltaSupport::No;
         s.after_hash_mismatch();
         assert_eq!(s, DeltaSupport::No);
+        let mut s = DeltaSupport::ListDelta;
+        s.after_hash_mismatch();
+        assert_eq!(s, DeltaSupport::Full);
+    }
+
+    /// R-13.7.5, R-13.6.5, §13.1: each refusal steps down once, to the form
+    /// the refusing server takes; a refusal of a newer version never turns
+    /// an older form back on.
+    #[test]
+    fn r_13_7_5_refusals_step_down_and_never_up() {
+        use DeltaSupport::*;
+        let v = |n: u8| format!("unsupported protocol version {n}");
+        assert_eq!(after_refusal(ListDelta, &v(5)), Short);
+        assert_eq!(after_refusal(Short, &v(5)), Short);
+        assert_eq!(after_refusal(Full, &v(5)), Full);
+        assert_eq!(after_refusal(No, &v(5)), No);
+        assert_eq!(after_refusal(ListDelta, &v(4)), Full);
+        assert_eq!(after_refusal(Short, &v(4)), Full);
+        assert_eq!(after_refusal(Full, &v(4)), Full);
+        assert_eq!(after_refusal(ListDelta, &v(2)), No);
+        assert_eq!(after_refusal(Full, &v(2)), No);
     }
 }

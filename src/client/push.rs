@@ -24,6 +24,18 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
+/// What [`send_op`] may use for an upload: the scan's chunk list of the
+/// file and the chunk list of its base version's content (§13.7).
+#[derive(Default)]
+pub struct Lists {
+    /// The scan's list ([`DeltaFile::manifest`]).
+    pub manifest: Option<Manifest>,
+    /// The base version's list ([`DeltaFile::base_list`]).
+    pub base_list: Option<Manifest>,
+    /// Set to the list a delta upload sent.
+    pub sent: Option<Manifest>,
+}
+
 /// Sends one operation. Returns its request ID, or `None` when the local file
 /// vanished before it could be read (the watcher will report what happened).
 ///
@@ -33,7 +45,7 @@ pub fn send_op(
     conn: &mut Connection,
     root: &Path,
     op: &Op,
-    (cursor, manifest): (u64, Option<Manifest>),
+    (cursor, lists): (u64, &mut Lists),
     delta: &mut DeltaSupport,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Option<u32>, ClientError> {
@@ -74,9 +86,10 @@ pub fn send_op(
                     base: *base,
                     hash: *hash,
                     stat: *stat,
-                    manifest,
+                    manifest: lists.manifest.take(),
+                    base_list: lists.base_list.take(),
                 };
-                match send_delta(conn, &file, what, delta, on_bytes)? {
+                match send_delta(conn, &file, what, delta, on_bytes, &mut lists.sent)? {
                     DeltaSent::Sent(id) => return Ok(id),
                     // Over the chunk-list limit: whole, from the start.
                     DeltaSent::TooManyChunks => {

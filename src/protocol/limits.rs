@@ -14,6 +14,10 @@ pub const MODE_PROTOCOL_VERSION: u8 = 3;
 /// them `FetchShortManifest` and `ShortChunkList` (16-byte chunk IDs,
 /// PROTOCOL.md §13.6).
 pub const V4_PROTOCOL_VERSION: u8 = 4;
+/// Protocol version 5: the header byte of the kinds version 5 adds, among
+/// them `FetchManifestSince`, `ChunkListDelta` and `ListBaseUnknown`
+/// (chunk lists relative to a base version's list, PROTOCOL.md §13.7).
+pub const V5_PROTOCOL_VERSION: u8 = 5;
 /// Bit 0 of a `mode` field (§15): the file is executable. The other bits
 /// are reserved and must be 0.
 pub const MODE_EXECUTABLE: u8 = 0x01;

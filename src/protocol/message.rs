@@ -8,8 +8,9 @@ use super::delta::{
 use super::error::FrameError;
 use super::limits::{
     DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, MODE_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, V4_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, V4_PROTOCOL_VERSION, V5_PROTOCOL_VERSION,
 };
+use super::list_delta::{ChunkListDelta, FetchManifestSince};
 use super::path::WirePath;
 use super::push::{Delete, PushAck, RemoveDir, Rename, SetMode};
 use super::session::{ErrorReport, Hello, Welcome};
@@ -79,6 +80,15 @@ pub enum Kind {
     FetchShortManifest = 0x17,
     /// Version 4: entries of the open transfer's chunk list, 16-byte IDs (§13.6).
     ShortChunkList = 0x27,
+    /// Version 5: ask for a file's chunk list relative to the content the
+    /// client holds (§13.7).
+    FetchManifestSince = 0x1A,
+    /// Version 5: a whole chunk list as runs of a base list plus new
+    /// entries (§13.7).
+    ChunkListDelta = 0x28,
+    /// Version 5: the server does not hold the base list a `ChunkListDelta`
+    /// names; the client sends the whole list (§13.7).
+    ListBaseUnknown = 0x29,
     /// Client → server: a pull whose reply carries each file's mode (§15).
     PullModes = 0x18,
     /// Server → client: a batch of the reply to `PullModes` (§15).
@@ -130,6 +140,9 @@ impl Kind {
             0x26 => Kind::ChunkData,
             0x17 => Kind::FetchShortManifest,
             0x27 => Kind::ShortChunkList,
+            0x1A => Kind::FetchManifestSince,
+            0x28 => Kind::ChunkListDelta,
+            0x29 => Kind::ListBaseUnknown,
             0x18 => Kind::PullModes,
             0x19 => Kind::ModeBatch,
             0x35 => Kind::SetMode,
@@ -143,10 +156,13 @@ impl Kind {
 
     /// The header version byte this kind travels under (PROTOCOL.md §13.1,
     /// §13.6, §15.1): 2 for the delta kinds, 3 for the mode kinds, 4 for
-    /// the kinds of version 4, 1 for the rest, so an older peer refuses a
-    /// newer frame as UnsupportedVersion and every other frame is unchanged.
+    /// the kinds of version 4, 5 for those of version 5, 1 for the rest, so
+    /// an older peer refuses a newer frame as UnsupportedVersion and every
+    /// other frame is unchanged.
     pub fn version(self) -> u8 {
-        if self.is_v4() {
+        if self.is_v5() {
+            V5_PROTOCOL_VERSION
+        } else if self.is_v4() {
             V4_PROTOCOL_VERSION
         } else if self.is_delta() {
             DELTA_PROTOCOL_VERSION
@@ -155,6 +171,15 @@ impl Kind {
         } else {
             PROTOCOL_VERSION
         }
+    }
+
+    /// Whether the kind exists only in version 5 (chunk lists relative to a
+    /// base list, §13.7).
+    pub fn is_v5(self) -> bool {
+        matches!(
+            self,
+            Kind::FetchManifestSince | Kind::ChunkListDelta | Kind::ListBaseUnknown
+        )
     }
 
     /// Whether the kind exists only in version 4 (16-byte chunk IDs, §13.6).
@@ -259,6 +284,13 @@ pub enum Message {
     /// Entries of the open delta transfer's chunk list with 16-byte IDs
     /// (§13.6): `payload: (len u24 | id [16]) × n`, 1 ≤ n ≤ 55188.
     ShortChunkList(Vec<ShortChunkEntry>),
+    /// See [`FetchManifestSince`].
+    FetchManifestSince(FetchManifestSince),
+    /// See [`ChunkListDelta`].
+    ChunkListDelta(ChunkListDelta),
+    /// Server → client: the base list a `ChunkListDelta` (R) names is not
+    /// held; send the whole list (§13.7). Empty payload.
+    ListBaseUnknown,
     /// See [`ChunkData`].
     ChunkData(ChunkData),
     /// Changes after `cursor`, with each file's mode (§15). `payload: cursor u64`.
@@ -321,6 +353,9 @@ impl Message {
             Message::ChunksNeeded(_) => Kind::ChunksNeeded,
             Message::FetchShortManifest(_) => Kind::FetchShortManifest,
             Message::ShortChunkList(_) => Kind::ShortChunkList,
+            Message::FetchManifestSince(_) => Kind::FetchManifestSince,
+            Message::ChunkListDelta(_) => Kind::ChunkListDelta,
+            Message::ListBaseUnknown => Kind::ListBaseUnknown,
             Message::ChunkData(_) => Kind::ChunkData,
             Message::PullModes { .. } => Kind::PullModes,
             Message::ModeBatch(_) => Kind::ModeBatch,
@@ -374,6 +409,11 @@ impl Message {
             Kind::ChunksNeeded => Message::ChunksNeeded(ChunkRanges::decode(&mut r)?),
             Kind::FetchShortManifest => Message::FetchShortManifest(FetchManifest::decode(&mut r)?),
             Kind::ShortChunkList => Message::ShortChunkList(decode_short_chunk_list(&mut r)?),
+            Kind::FetchManifestSince => {
+                Message::FetchManifestSince(FetchManifestSince::decode(&mut r)?)
+            }
+            Kind::ChunkListDelta => Message::ChunkListDelta(ChunkListDelta::decode(&mut r)?),
+            Kind::ListBaseUnknown => Message::ListBaseUnknown,
             Kind::ListVersions => Message::ListVersions(ListVersions::decode(&mut r)?),
             Kind::VersionList => Message::VersionList(VersionList::decode(&mut r)?),
             Kind::Restore => Message::Restore(Restore::decode(&mut r)?),
@@ -389,7 +429,7 @@ impl Message {
         match self {
             Message::Hello(m) => m.encode(out),
             Message::Welcome(m) => m.encode(out),
-            Message::Ping | Message::Pong | Message::FileEnd => {}
+            Message::Ping | Message::Pong | Message::FileEnd | Message::ListBaseUnknown => {}
             Message::Error(m) => m.encode(out),
             Message::KeyHello(m) => m.encode(out),
             Message::KeyWelcome(m) => m.encode(out),
@@ -410,6 +450,8 @@ impl Message {
             Message::PushAck(m) => m.encode(out),
             Message::FetchManifest(m) | Message::FetchShortManifest(m) => m.encode(out),
             Message::ShortChunkList(entries) => encode_short_chunk_list(entries, out),
+            Message::FetchManifestSince(m) => m.encode(out),
+            Message::ChunkListDelta(m) => m.encode(out),
             Message::FetchChunks(m) | Message::ChunksNeeded(m) => m.encode(out),
             Message::FileManifest(m) => m.encode(out),
             Message::ChunkList(entries) => encode_chunk_list(entries, out),

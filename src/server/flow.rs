@@ -84,6 +84,12 @@ pub fn cost_of(message: &Message) -> Cost {
             bytes: entries.len() * crate::chunk::manifest::ENTRY_WIRE_LEN + SMALL_COST,
             until_answered: false,
         },
+        // Its operations; the list it expands to is bounded by the base
+        // list the actor already holds.
+        Message::ChunkListDelta(delta) => Cost {
+            bytes: delta.wire_len() + SMALL_COST,
+            until_answered: false,
+        },
         // A delta download's chunk reply (§13.4): held like a Fetch, plus
         // the runs it holds (up to 1 MiB per frame) until it is produced.
         Message::FetchChunks(ask) => Cost {
@@ -96,6 +102,7 @@ pub fn cost_of(message: &Message) -> Cost {
         | Message::Fetch(_)
         | Message::FetchManifest(_)
         | Message::FetchShortManifest(_)
+        | Message::FetchManifestSince(_)
         | Message::ListVersions(_) => Cost {
             bytes: REPLY_COST,
             until_answered: true,

@@ -62,7 +62,8 @@ pub enum Refusal {
     ChunkWithoutBegin,
     /// A `FileEnd` with no upload open.
     EndWithoutBegin,
-    /// A `ChunkList`, `ShortChunkList` or `ChunkData` with no delta upload open.
+    /// A `ChunkList`, `ShortChunkList`, `ChunkListDelta` or `ChunkData` with no
+    /// delta upload open.
     ChunkWithoutManifest,
 }
 
@@ -107,6 +108,7 @@ fn server_only(kind: Kind) -> bool {
             | Kind::Error
             | Kind::PushAck
             | Kind::VersionList
+            | Kind::ListBaseUnknown
     )
 }
 
@@ -124,7 +126,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
         Stage::NoUpload => match kind {
             Kind::FileChunk => refuse(Refusal::ChunkWithoutBegin),
             Kind::FileEnd => refuse(Refusal::EndWithoutBegin),
-            Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkData => {
+            Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkListDelta | Kind::ChunkData => {
                 refuse(Refusal::ChunkWithoutManifest)
             }
             _ => Verdict::Request,
@@ -136,7 +138,11 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
         },
         Stage::DeltaUploading { request_id: open } => match kind {
             Kind::Ping => Verdict::Request,
-            Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkData | Kind::FileEnd
+            Kind::ChunkList
+            | Kind::ShortChunkList
+            | Kind::ChunkListDelta
+            | Kind::ChunkData
+            | Kind::FileEnd
                 if request_id == open =>
             {
                 Verdict::Request
@@ -150,7 +156,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 35] = [
+    const ALL: [Kind; 38] = [
         Kind::Hello,
         Kind::KeyHello,
         Kind::Welcome,
@@ -179,6 +185,9 @@ mod tests {
         Kind::ChunkData,
         Kind::FetchShortManifest,
         Kind::ShortChunkList,
+        Kind::FetchManifestSince,
+        Kind::ChunkListDelta,
+        Kind::ListBaseUnknown,
         Kind::PullModes,
         Kind::ModeBatch,
         Kind::SetMode,
@@ -206,7 +215,8 @@ mod tests {
             | Kind::ModeBatch
             | Kind::Notify
             | Kind::PushAck
-            | Kind::VersionList => [eh, so, so, so, so, so, so],
+            | Kind::VersionList
+            | Kind::ListBaseUnknown => [eh, so, so, so, so, so, so],
             // Server → client only, but not refused as server-only: a
             // client sending one gets "not a request" from the actor.
             Kind::ChunksNeeded => [eh, Q, Q, uo, uo, uo, uo],
@@ -214,7 +224,7 @@ mod tests {
             Kind::Ping => [eh, Q, Q, Q, Q, Q, Q],
             Kind::FileChunk => [eh, Q, R(ChunkWithoutBegin), Q, uo, uo, uo],
             Kind::FileEnd => [eh, Q, R(EndWithoutBegin), Q, uo, Q, uo],
-            Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkData => {
+            Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkListDelta | Kind::ChunkData => {
                 [eh, Q, R(ChunkWithoutManifest), uo, uo, Q, uo]
             }
             Kind::Pull
@@ -227,6 +237,7 @@ mod tests {
             | Kind::Rename
             | Kind::FetchManifest
             | Kind::FetchShortManifest
+            | Kind::FetchManifestSince
             | Kind::FetchChunks
             | Kind::FileManifest
             | Kind::PullModes

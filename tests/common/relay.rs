@@ -31,15 +31,30 @@ pub struct Refuse {
 impl Relay {
     /// A counting relay to `target` (at most 256 connections).
     pub fn start(target: u16) -> Relay {
-        Relay::with(target, None)
+        Relay::with(target, None, u8::MAX)
     }
 
-    /// A relay to a plaintext `target` that refuses `refuse.kind`.
+    /// A relay to a plaintext `target` that refuses `refuse.kind`, and
+    /// plays a server of protocol version 3: frames under header byte 04
+    /// or later are refused as such a server does.
     pub fn refusing(target: u16, refuse: Refuse) -> Relay {
-        Relay::with(target, Some(refuse))
+        Relay::with(target, Some(refuse), 3)
     }
 
-    fn with(target: u16, refuse: Option<Refuse>) -> Relay {
+    /// A relay to a plaintext `target` that plays a server of protocol
+    /// version `newest`: the first frame under a later header byte is
+    /// refused as such a server does (Error BadFrame, request ID 0,
+    /// "unsupported protocol version N", then both sides closed).
+    pub fn older(target: u16, newest: u8) -> Relay {
+        let none = Refuse {
+            kind: 0xff,
+            code: 1,
+            text: "no frame has this kind",
+        };
+        Relay::with(target, Some(none), newest)
+    }
+
+    fn with(target: u16, refuse: Option<Refuse>, newest: u8) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicU64::new(0));
@@ -66,7 +81,9 @@ impl Relay {
                         let to_client = Arc::new(Mutex::new(c2));
                         let refused = Arc::new(AtomicBool::new(false));
                         let (tc, rf) = (to_client.clone(), refused.clone());
-                        std::thread::spawn(move || filter(client, server, u, r, (tc, rf)));
+                        std::thread::spawn(move || {
+                            filter(client, server, u, (r, newest), (tc, rf))
+                        });
                         std::thread::spawn(move || frames_down(s2, to_client, d, refused));
                     }
                 }
@@ -139,7 +156,7 @@ fn filter(
     mut client: TcpStream,
     mut server: TcpStream,
     count: Arc<AtomicU64>,
-    r: Refuse,
+    (r, newest): (Refuse, u8),
     (to_client, refused): ToClient,
 ) {
     let mut header = [0u8; 12];
@@ -150,13 +167,15 @@ fn filter(
             break;
         }
         count.fetch_add((12 + payload.len()) as u64, Ordering::SeqCst);
-        // The relay plays a server older than protocol version 4: a frame
-        // under header byte 04 is refused as such a server does (R-13.6.5:
-        // BadFrame, request ID 0, "unsupported protocol version 4").
-        let v4 = header[2] == 4;
-        if header[3] == r.kind || v4 {
-            let (rid, code, text) = if v4 {
-                ([0; 4], 1u16, "unsupported protocol version 4")
+        // The relay plays a server of protocol version `newest`: a frame
+        // under a later header byte is refused as such a server does
+        // (R-13.6.5, R-13.7.5: BadFrame, request ID 0, "unsupported
+        // protocol version N").
+        let newer = header[2] > newest;
+        if header[3] == r.kind || newer {
+            let unsupported = format!("unsupported protocol version {}", header[2]);
+            let (rid, code, text) = if newer {
+                ([0; 4], 1u16, unsupported.as_str())
             } else {
                 ([header[4], header[5], header[6], header[7]], r.code, r.text)
             };

@@ -5,8 +5,8 @@
 use super::hash::content;
 use cloudservice::chunk::manifest_of_reader;
 use cloudservice::protocol::{
-    ChunkData, ChunkRange, ChunkRanges, FetchManifest, FileManifest, Frame, Message,
-    ShortChunkEntry, WirePath,
+    ChunkData, ChunkListDelta, ChunkRange, ChunkRanges, FetchManifest, FetchManifestSince,
+    FileManifest, Frame, ListOp, Message, ShortChunkEntry, WirePath,
 };
 
 /// Bytes of the example file.
@@ -34,7 +34,47 @@ pub fn examples() -> Vec<(&'static str, Frame)> {
         )
     };
     let short: Vec<ShortChunkEntry> = manifest.chunks.iter().map(ShortChunkEntry::of).collect();
+    // §13.7: a 1 GiB file's list of 13,055 entries whose entries 6,500
+    // and 6,501 became one new chunk (here big.bin's), relative to the
+    // list of the content the receiver holds (big.bin's hash stands in).
+    let delta = ChunkListDelta {
+        base_hash: manifest.hash,
+        ops: vec![
+            ListOp::Copy {
+                first: 0,
+                count: 6500,
+            },
+            ListOp::New(short[0]),
+            ListOp::Copy {
+                first: 6502,
+                count: 6553,
+            },
+        ],
+    };
     vec![
+        (
+            "v5-chunklistdelta",
+            Frame::new(22, Message::ChunkListDelta(delta.clone())),
+        ),
+        (
+            "v5-listbaseunknown",
+            Frame::new(22, Message::ListBaseUnknown),
+        ),
+        (
+            "v5-fetchmanifestsince",
+            Frame::new(
+                23,
+                Message::FetchManifestSince(FetchManifestSince {
+                    version: 7,
+                    base_hash: manifest.hash,
+                    path: big(),
+                }),
+            ),
+        ),
+        (
+            "v5-chunklistdelta-reply",
+            Frame::new(23, Message::ChunkListDelta(delta)),
+        ),
         (
             "v4-shortchunklist",
             Frame::new(20, Message::ShortChunkList(short.clone())),

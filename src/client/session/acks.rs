@@ -5,12 +5,14 @@
 //! back when a refused push made it forget a path) and closes the round.
 
 use super::Session;
+use crate::chunk::index::ChunkIndex;
+use crate::chunk::IdLen;
 use crate::client::connection::closes_connection;
 use crate::client::error::ClientError;
 use crate::client::push::apply_ack;
 use crate::client::scanner::Op;
 use crate::client::schedule::{DEBOUNCE, PUSH_RETRY};
-use crate::protocol::{ErrorCode, ErrorReport, PushAck};
+use crate::protocol::{ErrorCode, ErrorReport, PushAck, PushStatus};
 use std::time::Instant;
 
 impl Session<'_> {
@@ -25,6 +27,21 @@ impl Session<'_> {
         let cursor = self.index.cursor();
         let me = self.identity.client;
         let effect = apply_ack(&self.root, &mut self.index, &op, ack, (cursor, me));
+        if let Some(list) = self.push.lists.remove(&id) {
+            // The content is on the server at that path: its list is the
+            // base of the path's next delta list (§13.7).
+            if matches!(ack.status, PushStatus::Applied | PushStatus::Unchanged)
+                && list.id_len == IdLen::Full
+            {
+                let file = self.state.chunk_index_file();
+                let index = self
+                    .pull
+                    .chunks
+                    .get_or_insert_with(|| ChunkIndex::load(&file));
+                index.record(&ack.path, &list);
+                self.push.chunks_changed = true;
+            }
+        }
         if let Some(back) = effect.rewind {
             self.rewind_cursor(back);
         }
@@ -60,6 +77,7 @@ impl Session<'_> {
         if closes_connection(report.code) {
             return Err(ClientError::ConnectionLost(report.message.clone()));
         }
+        self.push.lists.remove(&id);
         if let Some(op) = self.push.inflight.remove(&id) {
             if report.code == ErrorCode::Unstorable {
                 self.push.unstorable.insert(op.path().clone());

@@ -22,6 +22,7 @@ impl Session<'_> {
         let backoff = self.timers.backoff.as_secs_f64();
         log::warn!("{why}; reconnecting in {backoff:.1} s");
         self.publisher.last_error = Some(why.to_owned());
+        self.push.lists.clear();
         for (_, op) in self.push.inflight.drain() {
             if let Op::Rename { from, .. } = &op {
                 self.push.dirty.add(from.clone());

@@ -4,11 +4,13 @@
 
 use super::start::check_not_emptied;
 use super::Session;
+use crate::chunk::index::ChunkIndex;
+use crate::chunk::Manifest;
 use crate::client::delta_push::DeltaSupport;
 use crate::client::error::ClientError;
 use crate::client::index::Index;
 use crate::client::progress::Transfer;
-use crate::client::push::send_op;
+use crate::client::push::{send_op, Lists};
 use crate::client::scanner::{Op, Scope, SETTLE};
 use crate::client::schedule::removal::{self, Decision, Hold};
 use crate::protocol::WirePath;
@@ -43,6 +45,12 @@ pub(super) struct PushState {
     /// A round held back while its removal grows (R-5.6.6, [`removal`]):
     /// its paths, planned again with the next round's.
     pub(super) held: Option<(Scope, Hold)>,
+    /// The chunk lists of delta uploads in flight, by request ID: recorded
+    /// in the folder's chunk index when acknowledged, as the base of the
+    /// path's next delta list (§13.7).
+    pub(super) lists: HashMap<u32, Manifest>,
+    /// The chunk index changed since it was saved.
+    pub(super) chunks_changed: bool,
 }
 
 /// The synced files `ops` remove: one per `Delete`, the indexed files below
@@ -207,17 +215,40 @@ impl Session<'_> {
                 }
             };
             let (cursor, delta) = (self.index.cursor(), &mut self.push.delta);
-            // The scan's chunk list of the file: not read a second time.
-            let manifest = match &op {
-                Op::Upload {
-                    path, stat, hash, ..
-                } => self.scanner.take_manifest(path, *stat, *hash),
-                _ => None,
-            };
-            let how = (cursor, manifest);
-            match send_op(conn, &self.root, &op, how, delta, &mut on_bytes)? {
+            let mut lists = Lists::default();
+            if let Op::Upload {
+                path,
+                stat,
+                hash,
+                base,
+            } = &op
+            {
+                // The scan's chunk list of the file: not read a second time.
+                lists.manifest = self.scanner.take_manifest(path, *stat, *hash);
+                // The base content's list, when the chunk index holds it.
+                let base_hash = self.index.get(path).and_then(|e| e.hash());
+                if let (Some(base_hash), true) = (base_hash, *base > 0) {
+                    let file = self.state.chunk_index_file();
+                    let index = self
+                        .pull
+                        .chunks
+                        .get_or_insert_with(|| ChunkIndex::load(&file));
+                    lists.base_list = index.manifest_of(path, base_hash);
+                }
+            }
+            match send_op(
+                conn,
+                &self.root,
+                &op,
+                (cursor, &mut lists),
+                delta,
+                &mut on_bytes,
+            )? {
                 Some(id) => {
                     self.push.inflight.insert(id, op);
+                    if let Some(list) = lists.sent {
+                        self.push.lists.insert(id, list);
+                    }
                     sent += 1;
                 }
                 None => self.push.dirty.add(op.path().clone()),
@@ -234,6 +265,14 @@ impl Session<'_> {
     pub(super) fn round_done(&mut self) {
         if let Some(t) = self.push.transfer.take() {
             t.finish();
+        }
+        self.push.lists.clear();
+        if std::mem::take(&mut self.push.chunks_changed) {
+            if let Some(index) = self.pull.chunks.as_ref() {
+                if let Err(e) = index.save(&self.state.chunk_index_file()) {
+                    log::warn!("saving the chunk index: {e}");
+                }
+            }
         }
         if let Err(e) = self.index.save(&self.state.index_file()) {
             log::error!("{e}");

@@ -25,6 +25,9 @@ pub struct DeltaUpload {
     pub header: FileManifest,
     /// Where it is.
     pub stage: Stage,
+    /// A `ChunkListDelta` was received for this upload (§13.7: at most
+    /// one, as its first list frame).
+    pub delta_tried: bool,
 }
 
 /// The two halves of a delta upload.
@@ -67,6 +70,7 @@ impl Actor {
                     request_id: rid,
                     header,
                     stage: Stage::Listing(receiver),
+                    delta_tried: false,
                 };
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.delta = Some(upload);
@@ -170,6 +174,7 @@ impl Actor {
             request_id: rid,
             header: upload.header,
             stage: Stage::Building(building),
+            delta_tried: upload.delta_tried,
         };
         if let Some(peer) = self.peers.get_mut(&conn) {
             for frame in ChunkRanges::split(&ranges) {
@@ -213,6 +218,30 @@ impl Actor {
     /// Copies into `building` every chunk some file of the user holds,
     /// re-read and re-hashed (a stale index entry leaves the chunk missing).
     fn fill_from_own_files(&mut self, building: &mut Building) {
+        self.refresh_chunk_index();
+        let (Some(store), Some(index)) = (self.store.as_ref(), self.chunks.as_ref()) else {
+            return;
+        };
+        let target = &building.build;
+        let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
+            for &o in offsets {
+                target
+                    .write_at(bytes, o)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            }
+            Ok(())
+        };
+        let open = |p: &crate::protocol::WirePath| store.open_chunk_source(p).ok();
+        // A write that fails leaves wrong bytes where the chunk goes: the
+        // whole-file check at FileEnd then refuses the build; nothing is stored.
+        if let Ok(reused) = fill_from_index(index, &mut building.plan, open, &mut write) {
+            building.reused += reused;
+        }
+    }
+
+    /// Loads the user's chunk index (once) and brings it up to the files
+    /// (re-chunking only files changed since it was saved).
+    pub(super) fn refresh_chunk_index(&mut self) {
         let Some(store) = self.store.as_ref() else {
             return;
         };
@@ -229,21 +258,6 @@ impl Actor {
             if let Err(e) = index.save(&index_file) {
                 log::warn!("user {}: saving the chunk index: {e}", self.user);
             }
-        }
-        let target = &building.build;
-        let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
-            for &o in offsets {
-                target
-                    .write_at(bytes, o)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-            }
-            Ok(())
-        };
-        let open = |p: &crate::protocol::WirePath| store.open_chunk_source(p).ok();
-        // A write that fails leaves wrong bytes where the chunk goes: the
-        // whole-file check at FileEnd then refuses the build; nothing is stored.
-        if let Ok(reused) = fill_from_index(index, &mut building.plan, open, &mut write) {
-            building.reused += reused;
         }
     }
 
@@ -355,7 +369,7 @@ impl Actor {
 
     /// Drops the connection's delta upload (its temp file goes with it) and
     /// closes the connection with `code` (§13.3: nothing is stored).
-    fn refuse_delta(&mut self, conn: ConnRef, rid: u32, code: ErrorCode, text: &str) {
+    pub(super) fn refuse_delta(&mut self, conn: ConnRef, rid: u32, code: ErrorCode, text: &str) {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.delta = None;
         }

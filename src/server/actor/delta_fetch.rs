@@ -15,12 +15,15 @@ use super::Actor;
 use crate::chunk::index::ChunkIndex;
 use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
 use crate::chunk::{manifest_of_reader, IdLen, Manifest};
-use crate::protocol::delta::{ShortChunkEntry, MAX_LIST_ENTRIES, MAX_SHORT_LIST_ENTRIES};
+use crate::protocol::delta::{
+    ShortChunkEntry, MAX_LIST_ENTRIES, MAX_SHORT_LIST_ENTRIES, SHORT_ENTRY_WIRE_LEN,
+};
+use crate::protocol::list_delta::diff;
 use crate::protocol::message::put_header;
 use crate::protocol::wire::put_u32;
 use crate::protocol::{
-    ChunkRange, ChunkRanges, ContentHash, ErrorCode, FetchManifest, FileManifest, Frame, Kind,
-    Message, WirePath,
+    ChunkListDelta, ChunkRange, ChunkRanges, ContentHash, ErrorCode, FetchManifest, FileManifest,
+    Frame, Kind, Message, WirePath,
 };
 use crate::server::bus::ConnRef;
 use crate::server::store::StoreError;
@@ -46,6 +49,9 @@ pub struct Served {
     /// The list's form on the wire: `ChunkList` (after `FetchManifest`) or
     /// `ShortChunkList` (after `FetchShortManifest`, §13.6).
     id_len: IdLen,
+    /// After `FetchManifestSince` whose base list the index holds: the
+    /// list as one `ChunkListDelta` frame instead (§13.7).
+    delta: Option<ChunkListDelta>,
     /// Byte offset of each chunk.
     offsets: Vec<u64>,
     /// The smallest index a later run may start at (runs of all the
@@ -60,7 +66,8 @@ pub type ServedFiles = HashMap<u32, Served>;
 
 impl Actor {
     /// `FetchManifest` (R), or `FetchShortManifest` (R) with `id_len`
-    /// [`IdLen::Short`] (§13.6): pins the file and queues its manifest
+    /// [`IdLen::Short`] (§13.6), or `FetchManifestSince` (R) with the base
+    /// content's hash `since` (§13.7): pins the file and queues its manifest
     /// reply; `NotFound`/`Storage` on an open connection when it cannot.
     pub(super) fn on_fetch_manifest(
         &mut self,
@@ -68,7 +75,7 @@ impl Actor {
         rid: u32,
         ask: FetchManifest,
         cost: usize,
-        id_len: IdLen,
+        (id_len, since): (IdLen, Option<ContentHash>),
     ) {
         let Some(peer) = self.peers.get(&conn) else {
             return;
@@ -90,14 +97,19 @@ impl Actor {
         match self.pin(&ask.path) {
             Ok(mut served) => {
                 served.id_len = id_len;
+                served.delta = since.and_then(|base| self.list_delta(&served, base));
                 let what = format!(
                     "{detail}: v{} {} bytes, {} chunks{}",
                     served.version,
                     served.manifest.size,
                     served.manifest.chunks.len(),
-                    match id_len {
-                        IdLen::Short => " (16-byte IDs)",
-                        IdLen::Full => "",
+                    match (&served.delta, id_len) {
+                        (Some(d), _) => format!(
+                            " (16-byte IDs, list relative to the held version: {} bytes)",
+                            d.wire_len()
+                        ),
+                        (None, IdLen::Short) => " (16-byte IDs)".to_owned(),
+                        (None, IdLen::Full) => String::new(),
                     }
                 );
                 if let Some(peer) = self.peers.get_mut(&conn) {
@@ -119,6 +131,20 @@ impl Actor {
                 self.log(conn, "fetch-manifest", Err(&text));
             }
         }
+    }
+
+    /// The served list as a delta against the list of `path`'s content
+    /// `base` (current or previous, [`ChunkIndex::list_of`]), when the index
+    /// holds it and the delta is smaller than the whole short list and fits
+    /// one frame; `None`: the whole list is sent.
+    fn list_delta(&self, served: &Served, base: ContentHash) -> Option<ChunkListDelta> {
+        let base_list = self.chunks.as_ref()?.list_of(&served.path, base)?;
+        let delta = ChunkListDelta {
+            base_hash: base,
+            ops: diff(&base_list.chunks, &served.manifest.chunks),
+        };
+        let whole = served.manifest.chunks.len() * SHORT_ENTRY_WIRE_LEN;
+        (delta.fits() && delta.wire_len() < whole).then_some(delta)
     }
 
     /// Opens `path` and finds its chunk list: from the index when it holds
@@ -165,6 +191,7 @@ impl Actor {
             file: Some(file),
             manifest,
             id_len: IdLen::Full,
+            delta: None,
             offsets,
             floor: 0,
             ended: false,
@@ -301,6 +328,11 @@ pub fn manifest_step(
         *sent = Some(0);
         return chunks.is_empty();
     };
+    if let Some(delta) = &s.delta {
+        Frame::new(rid, Message::ChunkListDelta(delta.clone())).encode(out);
+        *sent = Some(chunks.len());
+        return true;
+    }
     let per_frame = match s.id_len {
         IdLen::Full => MAX_LIST_ENTRIES,
         IdLen::Short => MAX_SHORT_LIST_ENTRIES,

@@ -9,6 +9,7 @@
 mod delta;
 mod delta_fetch;
 mod handshake;
+mod list_delta;
 mod peer;
 mod presence;
 mod requests;

@@ -4,7 +4,9 @@
 use super::peer::{listing_reply, Job, OpenUpload};
 use super::Actor;
 use crate::chunk::IdLen;
-use crate::protocol::{ClientId, ErrorCode, FileBegin, Frame, Message, PushAck, PushStatus};
+use crate::protocol::{
+    ClientId, ErrorCode, FetchManifest, FileBegin, Frame, Message, PushAck, PushStatus,
+};
 use crate::server::bus::ConnRef;
 use crate::server::legality::{self, Stage, Verdict};
 use crate::server::metrics::metrics;
@@ -192,12 +194,21 @@ impl Actor {
                 let entries: Vec<_> = entries.into_iter().map(|e| e.to_entry()).collect();
                 self.delta_list(conn, rid, &entries, IdLen::Short)
             }
+            Message::ChunkListDelta(delta) => self.delta_list_delta(conn, rid, &delta),
             Message::ChunkData(chunk) => self.delta_chunk(conn, rid, &chunk),
             Message::FetchManifest(ask) => {
-                self.on_fetch_manifest(conn, rid, ask, cost, IdLen::Full)
+                self.on_fetch_manifest(conn, rid, ask, cost, (IdLen::Full, None))
             }
             Message::FetchShortManifest(ask) => {
-                self.on_fetch_manifest(conn, rid, ask, cost, IdLen::Short)
+                self.on_fetch_manifest(conn, rid, ask, cost, (IdLen::Short, None))
+            }
+            Message::FetchManifestSince(ask) => {
+                let base = Some(ask.base_hash);
+                let ask = FetchManifest {
+                    version: ask.version,
+                    path: ask.path,
+                };
+                self.on_fetch_manifest(conn, rid, ask, cost, (IdLen::Short, base))
             }
             Message::FetchChunks(ask) => self.on_fetch_chunks(conn, rid, ask, cost),
             // Queued behind the replies of earlier requests (§3.4).
