@@ -40,6 +40,12 @@
 # $TMPDIR); every step is bounded by LIMIT seconds; processes started here
 # are stopped by PID and the namespaces removed on exit, whatever happens.
 # KEEP=1 keeps WORK/run (folders, server logs) for a look afterwards.
+# GEN=DIR keeps the generated files (big.img, ins.img, the 1 MiB patches,
+# small/) in DIR and reuses those already there with the right size, so two
+# invocations (say main's binaries, then a branch's: BIN=...) measure the
+# same bytes:  GEN=/var/tmp/wan-gen BIN=/path/a/release benches/wan.sh; then
+# GEN=/var/tmp/wan-gen BIN=/path/b/release benches/wan.sh. Without GEN the
+# files are drawn anew in WORK/gen and removed at the end.
 # Results: one TSV line per measurement in OUT (default WORK/results.tsv,
 # kept), then a table of medians.
 set -u
@@ -75,6 +81,10 @@ WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK" || die "cannot create $WORK"
 W=$(cd "$WORK" && pwd)
 OUT=${OUT:-$W/results.tsv}
+GEN=${GEN:-}
+G=${GEN:-$W/gen}
+mkdir -p "$G" || die "cannot create $G"
+G=$(cd "$G" && pwd)
 NC=cswan-c$$
 NS=cswan-s$$
 VC=cwc$$
@@ -91,7 +101,8 @@ cleanup() {
         for p in $(ip netns pids $n 2> /dev/null); do kill -KILL "$p" 2> /dev/null; done
         ip netns del $n 2> /dev/null
     done
-    [ "${KEEP:-0}" = 1 ] || rm -rf "$W/run" "$W/gen"
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$W/run"
+    [ "${KEEP:-0}" = 1 ] || [ -n "$GEN" ] || rm -rf "$W/gen"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -211,16 +222,24 @@ echo "WAN benchmark: $LINK; RUNS=$RUNS; BIG=${BIG_MIB} MiB, INSERT base ${INS_MI
 echo "commit $(git -C $HERE rev-parse --short HEAD 2> /dev/null), binaries $BIN, results $OUT"
 echo "load at start: $(uptime)"
 
-mkdir -p $W/gen
-echo "generating test data in $W/gen"
+echo "test data in $G$([ -n "$GEN" ] && echo ' (GEN: files of the right size are reused)')"
 has() { case " $SCENARIOS " in *" $1 "*) return 0;; esac; return 1; }
+gen() { # gen FILE BYTES: random bytes, or (GEN) the file already there
+    if [ -n "$GEN" ] && [ -f "$1" ] && [ "$(stat -c %s "$1")" = "$2" ]; then
+        echo "  reusing $1 ($(cksum < "$1" | cut -d' ' -f1))"
+        return
+    fi
+    head -c "$2" /dev/urandom > "$1"
+}
 if has first || has edit || has append || has copy || has plaintext; then
-    head -c $((BIG_MIB << 20)) /dev/urandom > $W/gen/big.img
+    gen $G/big.img $((BIG_MIB << 20))
 fi
-has insert && head -c $((INS_MIB << 20)) /dev/urandom > $W/gen/ins.img
-for p in edit append insert; do head -c $((1 << 20)) /dev/urandom > $W/gen/$p.patch; done
-mkdir -p $W/gen/small
-has small && python3 - $W/gen/small $FILES << 'PY'
+has insert && gen $G/ins.img $((INS_MIB << 20))
+for p in edit append insert; do gen $G/$p.patch $((1 << 20)); done
+if has small && ! { [ -n "$GEN" ] && [ "$(find $G/small -type f 2> /dev/null | wc -l)" = "$FILES" ]; }; then
+    rm -rf $G/small
+    mkdir -p $G/small
+    python3 - $G/small $FILES << 'PY'
 import os, sys
 root, n = sys.argv[1], int(sys.argv[2])
 for i in range(n):
@@ -228,6 +247,7 @@ for i in range(n):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, 'f%05d' % i), 'wb') as f: f.write(os.urandom(4096))
 PY
+fi
 
 for run in $(seq $RUNS); do
     echo "run $run/$RUNS ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -258,7 +278,7 @@ for run in $(seq $RUNS); do
     ensure_big() { # the BIG file on both devices and the server, for either tool
         [ $big_ready = yes ] && return
         mkdir -p $W/run/a/big $W/run/ra/big
-        cp $W/gen/big.img $W/run/a/big/big.img
+        cp $G/big.img $W/run/a/big/big.img
         cp -a $W/run/a/big/big.img $W/run/ra/big/big.img
         cs_direct $W/run/a 7000 "" ""
         cs_direct $W/run/b 7000 "" ""
@@ -270,7 +290,7 @@ for run in $(seq $RUNS); do
         first)
             if [ $big_ready = no ]; then
                 mkdir -p $W/run/a/big $W/run/ra/big
-                cp $W/gen/big.img $W/run/a/big/big.img
+                cp $G/big.img $W/run/a/big/big.img
                 cs_up first tls
                 cs_down first tls
                 cp -a $W/run/a/big/big.img $W/run/ra/big/big.img
@@ -283,8 +303,8 @@ for run in $(seq $RUNS); do
         edit | append)
             ensure_big
             if [ $scen = edit ]; then where=$(((BIG_MIB << 19) + 12345)); else where=append; fi
-            patch $W/run/a/big/big.img $where $W/gen/$scen.patch
-            patch $W/run/ra/big/big.img $where $W/gen/$scen.patch
+            patch $W/run/a/big/big.img $where $G/$scen.patch
+            patch $W/run/ra/big/big.img $where $G/$scen.patch
             cs_up $scen tls
             cs_down $scen tls
             rs_up $scen big
@@ -303,13 +323,13 @@ for run in $(seq $RUNS); do
             ;;
         insert)
             mkdir -p $W/run/a/ins $W/run/ra/ins
-            cp $W/gen/ins.img $W/run/a/ins/ins.img
+            cp $G/ins.img $W/run/a/ins/ins.img
             cp -a $W/run/a/ins/ins.img $W/run/ra/ins/ins.img
             cs_direct $W/run/a 7000 "" ""
             cs_direct $W/run/b 7000 "" ""
             rs_seed ins
-            patch $W/run/a/ins/ins.img insert $W/gen/insert.patch
-            patch $W/run/ra/ins/ins.img insert $W/gen/insert.patch
+            patch $W/run/a/ins/ins.img insert $G/insert.patch
+            patch $W/run/ra/ins/ins.img insert $G/insert.patch
             cs_up insert tls
             cs_down insert tls
             rs_up insert ins
@@ -317,17 +337,17 @@ for run in $(seq $RUNS); do
             check insert ins
             ;;
         small)
-            cp -a $W/gen/small $W/run/a/small
+            cp -a $G/small $W/run/a/small
             cs_up small tls
             cs_down small tls
-            cp -a $W/gen/small $W/run/ra/small
+            cp -a $G/small $W/run/ra/small
             rs_up small small
             rs_down small small
             check small small
             ;;
         plaintext)
             mkdir -p $W/run/apt/big
-            cp $W/gen/big.img $W/run/apt/big/big.img
+            cp $G/big.img $W/run/apt/big/big.img
             cs_up plaintext pt
             cs_down plaintext pt
             echo "  plaintext: cloudservice A/B $(same $W/run/apt/big $W/run/bpt/big)"
