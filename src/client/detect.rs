@@ -100,5 +100,32 @@ pub fn seal_at(mut stat: Stat, at_ns: i64) -> Stat {
     stat
 }
 
+/// The record to index for a file this client just moved into place
+/// itself (a download renamed from its temporary file), when `staged` is
+/// the temporary file's stat taken right before the rename and `stat` the
+/// stat at the path right after it: trusted if the file is the one staged
+/// (same device, inode, size and mtime) and its mtime is not racy, even
+/// though its ctime is (the rename set it a moment ago).
+///
+/// Why the ctime may be racy here: a later write sets the mtime to the
+/// clock's present, which differs from an mtime older than the window, so
+/// it is seen; what stays unseen is only a rewrite of the same size that
+/// also puts back this exact nanosecond mtime within one clock tick of the
+/// rename. Hashing again instead would read every downloaded file twice (a
+/// 1 GiB download: 1 GiB more to read, chunk and hash at the next look).
+/// Anything else (another file renamed over the path, a write in between)
+/// falls back to [`seal_at`].
+pub fn seal_placed_at(stat: Stat, staged: Option<Stat>, at_ns: i64) -> Stat {
+    let same_file = staged.is_some_and(|s| {
+        s.dev == stat.dev && s.ino == stat.ino && s.size == stat.size && s.mtime_ns == stat.mtime_ns
+    });
+    let limit = at_ns.saturating_sub(window(&stat).as_nanos() as i64);
+    if same_file && stat.mtime_ns != 0 && stat.mtime_ns < limit && stat.ctime_ns != 0 {
+        stat
+    } else {
+        seal_at(stat, at_ns)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -52,6 +52,20 @@ impl Entry {
         }
     }
 
+    /// A file this client just renamed into place at `version`: `stat` is
+    /// taken right after the rename, `staged` is the temporary file's right
+    /// before it ([`detect::seal_placed_at`]: not hashed again at the next
+    /// look when it is the staged file and its mtime is not racy).
+    pub fn placed_file(stat: Stat, staged: Option<Stat>, hash: ContentHash, version: u64) -> Entry {
+        Entry {
+            kind: EntryKind::File {
+                stat: detect::seal_placed_at(stat, staged, crate::client::fsutil::now_ns()),
+                hash,
+            },
+            version,
+        }
+    }
+
     /// The file's hash, or `None` for a directory.
     pub fn hash(&self) -> Option<ContentHash> {
         match self.kind {

@@ -20,6 +20,7 @@ use crate::client::conflict::{
 };
 use crate::client::error::ClientError;
 use crate::client::fsutil::{check_path, ensure_parent, hash_file, set_exec, Local, Stat};
+use crate::client::index::Entry;
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
 use crate::protocol::conflict::free_conflict_path;
@@ -94,13 +95,15 @@ impl<'a> Applier<'a> {
             None => self.placed_exec(job)?,
         };
         set_exec(tmp, exec).map_err(io_err("set the mode of", tmp))?;
+        // What is renamed below, to know it at the path afterwards.
+        let staged = fs::symlink_metadata(tmp).ok().map(|m| Stat::of(&m));
         for _ in 0..PLACE_TRIES {
             match check_path(self.root, path)? {
                 Local::Dir | Local::Foreign => break,
                 Local::Absent => {
                     self.before_step(&local);
                     match rename_noreplace(tmp, &local) {
-                        Ok(()) => return self.placed(job, hash, version, out),
+                        Ok(()) => return self.placed(job, staged, (hash, version), out),
                         // Created since we looked: swapped out on the next try.
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                         Err(e) => return Err(io_err("move into", &local)(e)),
@@ -119,7 +122,7 @@ impl<'a> Applier<'a> {
                             let settled = self.settle_swapped_out(path, tmp, hash, out)?;
                             Self::forget_origin(tmp);
                             if settled {
-                                return self.placed(job, hash, version, out);
+                                return self.placed(job, staged, (hash, version), out);
                             }
                             break;
                         }
@@ -277,8 +280,8 @@ impl<'a> Applier<'a> {
     fn placed(
         &mut self,
         job: &FetchJob,
-        hash: ContentHash,
-        version: u64,
+        staged: Option<Stat>,
+        (hash, version): (ContentHash, u64),
         out: &mut Applied,
     ) -> Result<(), ClientError> {
         let path = &job.path;
@@ -293,7 +296,8 @@ impl<'a> Applier<'a> {
             exec: server,
             ..stat
         };
-        self.index_file(path, stat, hash, version);
+        let entry = Entry::placed_file(stat, staged, hash, version);
+        self.index.insert(path.clone(), entry);
         log::debug!("received {path} ({} bytes)", stat.size);
         out.changed += 1;
         Ok(())

@@ -69,6 +69,63 @@ fn new_files_are_fetched_and_dirs_created() {
     assert!(out.dirty.is_empty());
 }
 
+/// A download renamed into place is recorded as trusted when its content
+/// was written before the racy window (a large file's write and fsync), so
+/// the next look does not read it again; one written just now is hashed
+/// again at the next look, and a scan after a real edit still finds it.
+#[test]
+fn a_placed_download_is_not_read_again_unless_it_may_have_changed() {
+    use crate::client::detect::{is_trusted, judge, Verdict};
+    use crate::client::fsutil::{check_path, Local};
+    let mut f = Folder::new();
+    let out = f.apply(&[file("old", 1, "aaaa"), file("new", 2, "bbbb")], true);
+    assert_eq!(out.fetches.len(), 2);
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for job in &out.fetches {
+        let data = if job.path == p("old") { "aaaa" } else { "bbbb" };
+        let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
+        let tmp = applier.tmp_name("test");
+        fs::write(&tmp, data).unwrap();
+        if job.path == p("old") {
+            fs::File::options()
+                .write(true)
+                .open(&tmp)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        let mut placed = Applied::default();
+        let hash = ContentHash::of(data.as_bytes());
+        applier
+            .place(job, &tmp, (hash, job.version), &mut placed)
+            .unwrap();
+    }
+    let record = |f: &Folder, path: &str| match f.index.get(&p(path)).map(|e| e.kind) {
+        Some(EntryKind::File { stat, .. }) => stat,
+        other => panic!("{path}: {other:?}"),
+    };
+    let now = |f: &Folder, path: &str| match check_path(&f.root, &p(path)).unwrap() {
+        Local::File(stat) => stat,
+        other => panic!("{path}: {other:?}"),
+    };
+    assert!(is_trusted(&record(&f, "old")), "{:?}", record(&f, "old"));
+    assert_eq!(
+        judge(&record(&f, "old"), &now(&f, "old")),
+        Verdict::Unchanged
+    );
+    assert!(
+        !is_trusted(&record(&f, "new")),
+        "written just now: hashed again"
+    );
+    // An edit after the placement is seen (mtime and ctime move).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(f.root.join("old"), "cccc").unwrap();
+    assert_ne!(
+        judge(&record(&f, "old"), &now(&f, "old")),
+        Verdict::Unchanged
+    );
+}
+
 #[test]
 fn identical_local_file_is_adopted_without_download() {
     let mut f = Folder::new();

@@ -94,6 +94,51 @@ fn records_taken_within_a_timestamp_tick_of_a_write_are_racy() {
     assert!(!is_racy(&s, at));
 }
 
+#[test]
+fn a_file_placed_by_our_own_rename_is_trusted_when_its_mtime_is_settled() {
+    let at = HOUR_AGO_NS + 3_600_000_000_000;
+    let ms = 1_000_000i64;
+    // Written 2 s ago, renamed into place 1 ms ago: only the ctime is racy.
+    let mut staged = stat();
+    staged.mtime_ns = at - 2_000 * ms;
+    staged.ctime_ns = at - 1_500 * ms;
+    let placed = Stat {
+        ctime_ns: at - ms,
+        ..staged
+    };
+    assert!(is_racy(&placed, at), "the plain rule would hash it again");
+    assert_eq!(seal_placed_at(placed, Some(staged), at), placed);
+    // Anything that is not the staged file, or a racy mtime, falls back to
+    // the plain rule (mtime zeroed: hashed at the next look).
+    type Case = (&'static str, fn(&mut Stat));
+    let cases: [Case; 5] = [
+        ("another inode (renamed over in between)", |s| s.ino += 1),
+        ("another device", |s| s.dev += 1),
+        ("another size (written in between)", |s| s.size += 1),
+        ("another mtime (written in between)", |s| s.mtime_ns += 1),
+        ("mtime within the window", |s| {
+            s.mtime_ns = HOUR_AGO_NS + 3_600_000_000_000 - 5_000_000
+        }),
+    ];
+    for (what, change) in cases {
+        let mut now = placed;
+        change(&mut now);
+        let staged = if what.starts_with("mtime within") {
+            now
+        } else {
+            staged
+        };
+        let sealed = seal_placed_at(now, Some(staged), at);
+        assert!(!is_trusted(&sealed), "{what}: {sealed:?}");
+        assert_eq!(sealed, seal_at(now, at), "{what}");
+    }
+    assert_eq!(seal_placed_at(placed, None, at), seal_at(placed, at));
+    // A future mtime is never settled.
+    let mut future = placed;
+    future.mtime_ns = at + 3_600_000 * ms;
+    assert!(!is_trusted(&seal_placed_at(future, Some(future), at)));
+}
+
 fn arb_stat() -> impl Strategy<Value = Stat> {
     (0u64..3, 0i64..3, 0i64..3, 0u64..2, 0u64..3).prop_map(|(size, m, c, dev, ino)| Stat {
         size,
