@@ -40,7 +40,10 @@ pub mod tree_hash;
 pub use manifest::{ChunkEntry, IdLen, Manifest, ManifestError};
 pub use plan::{AssemblyError, AssemblyPlan};
 pub use receive::{ManifestReceiver, ReceiveError};
-pub use stream::{chunk_reader, manifest_of_reader, ChunkSpan};
+pub use stream::{
+    chunk_reader, manifest_of_reader, manifest_of_reader_pipelined, manifest_of_reader_sized,
+    ChunkSpan, PIPELINE_FROM,
+};
 
 /// Smallest chunk FastCDC cuts (except a file's last chunk): 16 KiB. Files of at
 /// most this size travel whole, in today's single FileBegin/FileEnd transfer.

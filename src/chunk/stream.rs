@@ -64,6 +64,89 @@ pub fn manifest_of_reader<R: Read>(source: R) -> io::Result<Manifest> {
     })
 }
 
+/// Sources at least this long are worth [`manifest_of_reader_pipelined`]'s
+/// second thread (a thread costs tens of microseconds; a file this size
+/// takes milliseconds to cut and hash).
+pub const PIPELINE_FROM: u64 = 8 << 20;
+
+/// Chunks in flight between the cutting and the hashing thread of
+/// [`manifest_of_reader_pipelined`]: at most this many [`MAX_CHUNK`]
+/// buffers (4 MiB) are held at once.
+const IN_FLIGHT: usize = 16;
+
+/// [`manifest_of_reader`] on two threads: this one reads and cuts (the
+/// content-defined cut points), a scoped worker hashes each chunk (its ID)
+/// and the whole content (BLAKE3 both), so a large file's manifest takes
+/// about the longer of the two instead of their sum (a 1 GiB file on this
+/// project's 2-core machine: see BENCHMARKS.md). Same result, byte for
+/// byte, as [`manifest_of_reader`]; memory bounded by [`IN_FLIGHT`] chunks.
+///
+/// # Errors
+/// An [`io::Error`] if reading the source failed (the worker is joined
+/// first), or if the worker panicked.
+pub fn manifest_of_reader_pipelined<R: Read>(source: R) -> io::Result<Manifest> {
+    let (to_hasher, chunks_in) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut whole = blake3::Hasher::new();
+            let mut chunks = Vec::new();
+            let mut size = 0u64;
+            for data in chunks_in {
+                whole.update(&data);
+                size += data.len() as u64;
+                chunks.push(ChunkEntry {
+                    // StreamCDC never yields more than MAX_CHUNK (a u32).
+                    len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                    id: ContentHash::of(&data),
+                });
+            }
+            (size, ContentHash(*whole.finalize().as_bytes()), chunks)
+        });
+        let mut failed = None;
+        for item in StreamCDC::new(source, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
+            match item {
+                Ok(chunk) => {
+                    if to_hasher.send(chunk.data).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failed = Some(cdc_to_io(e));
+                    break;
+                }
+            }
+        }
+        drop(to_hasher);
+        let joined = hasher.join();
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let (size, hash, chunks) =
+            joined.map_err(|_| io::Error::other("the chunk hashing thread panicked"))?;
+        Ok(Manifest {
+            size,
+            hash,
+            chunks,
+            id_len: super::manifest::IdLen::Full,
+        })
+    })
+}
+
+/// The manifest of a source about `size` bytes long: on two threads
+/// ([`manifest_of_reader_pipelined`]) from [`PIPELINE_FROM`] on, else on
+/// this one ([`manifest_of_reader`]). The size only picks the way; the
+/// manifest is of what the source yields.
+///
+/// # Errors
+/// As the function it picks.
+pub fn manifest_of_reader_sized<R: Read>(source: R, size: u64) -> io::Result<Manifest> {
+    if size >= PIPELINE_FROM {
+        manifest_of_reader_pipelined(source)
+    } else {
+        manifest_of_reader(source)
+    }
+}
+
 fn cdc_to_io(error: CdcError) -> io::Error {
     io::Error::from(error)
 }
@@ -107,8 +190,53 @@ mod tests {
         assert_eq!(m.validate(), Ok(()));
     }
 
+    /// A reader that fails after `ok` bytes.
+    struct FailsAfter<'a> {
+        data: &'a [u8],
+        ok: usize,
+    }
+
+    impl Read for FailsAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.ok == 0 {
+                return Err(io::Error::other("disk gone"));
+            }
+            let n = buf.len().min(self.ok).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            self.ok -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_pipelined_manifest_passes_a_read_error_on() {
+        let data = pseudo_random(3 << 20, 9);
+        let failing = FailsAfter {
+            data: &data,
+            ok: 2 << 20,
+        };
+        let err = manifest_of_reader_pipelined(failing).expect_err("the read fails");
+        assert_eq!(err.to_string(), "disk gone");
+        let empty = manifest_of_reader_pipelined(&[][..]).expect("in-memory read");
+        assert_eq!(empty, manifest_of_reader(&[][..]).expect("in-memory read"));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Two threads or one, the manifest is the same.
+        #[test]
+        fn the_pipelined_manifest_is_the_sequential_one(
+            seed in any::<u64>(),
+            len in 0usize..(3usize << 20),
+        ) {
+            let data = pseudo_random(len, seed);
+            let one = manifest_of_reader(&data[..]).expect("read");
+            let two = manifest_of_reader_pipelined(&data[..]).expect("read");
+            prop_assert_eq!(two.hash, ContentHash::of(&data));
+            prop_assert_eq!(one, two);
+        }
+
         /// An overwrite in the middle leaves every chunk away from the edit
         /// unchanged: the new chunks add up to the edit plus at most a few
         /// maximum chunks on either side.

@@ -10,7 +10,7 @@ use super::connection::Connection;
 use super::error::ClientError;
 use super::fsutil::Stat;
 use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
-use crate::chunk::{manifest_of_reader, Manifest, MIN_CHUNK};
+use crate::chunk::{manifest_of_reader_sized, Manifest, MIN_CHUNK};
 use crate::protocol::delta::{MAX_LIST_ENTRIES, MAX_SHORT_LIST_ENTRIES, SHORT_ENTRY_WIRE_LEN};
 use crate::protocol::list_delta::diff;
 use crate::protocol::{
@@ -128,10 +128,13 @@ pub fn send_delta(
     let known = what.manifest.filter(|_| unchanged);
     let manifest = match known {
         Some(manifest) => manifest,
-        None => match manifest_of_reader(BufReader::with_capacity(1 << 20, file)) {
-            Ok(manifest) => manifest,
-            Err(_) => return Ok(DeltaSent::Sent(None)),
-        },
+        None => {
+            match manifest_of_reader_sized(BufReader::with_capacity(1 << 20, file), what.stat.size)
+            {
+                Ok(manifest) => manifest,
+                Err(_) => return Ok(DeltaSent::Sent(None)),
+            }
+        }
     };
     if manifest.hash != what.hash {
         return Ok(DeltaSent::Sent(None));

@@ -10,7 +10,7 @@ use super::fsutil::{check_path, is_too_long, open_in, os_reason, too_long_why, L
 use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
 use super::index::{Entry, EntryKind, Index};
 use super::plan;
-use crate::chunk::{manifest_of_reader, Manifest, MIN_CHUNK};
+use crate::chunk::{manifest_of_reader_sized, Manifest, MIN_CHUNK};
 use crate::fsafe::hash_reader;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ContentHash, WirePath};
@@ -493,7 +493,7 @@ impl Scanner {
             Err(_) => return Hashed::Unstable,
         };
         let read = if keeps_manifest(before.size) && self.kept_chunks < MAX_KEPT_CHUNKS {
-            manifest_of_reader(BufReader::with_capacity(1 << 20, file))
+            manifest_of_reader_sized(BufReader::with_capacity(1 << 20, file), before.size)
                 .map(|m| (m.hash, m.size, Some(m)))
                 .ok()
         } else {
