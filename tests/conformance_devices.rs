@@ -608,3 +608,46 @@ fn last_seen_follows_a_device_that_stays_connected() {
     );
     client.stop();
 }
+
+/// A device's name cannot forge a row of `cloud-server devices` or drive
+/// the operator's terminal, and an operator command whose stdout is closed
+/// (`| head -1`) says so on stderr with its result, exit 1, never a panic
+/// (outside tester breaker10's findings 8 and 1: a fake "active" row, and a
+/// Rust backtrace after the new join code was already stored).
+#[test]
+fn device_names_are_escaped_and_a_closed_stdout_loses_no_join_code() {
+    let server = Server::start();
+    let (_a, user, _key) = keyed_user(&server);
+    let forged = b"evil\n7      laptop  2026-01-01 00:00:00  2026-01-01 00:00:00  active\x1b[2K";
+    let mut c = Raw::connect(server.addr);
+    c.send(&key_hello(1, 2, user, 0, [0; 32], forged));
+    c.expect(KEY_WELCOME, 1);
+    let listing = server.admin("devices", &[&hex(&user)]);
+    assert_eq!(listing.lines().count(), 3, "header and two rows: {listing}");
+    assert!(
+        !listing.chars().any(|ch| ch.is_control() && ch != '\n'),
+        "{listing:?}"
+    );
+    assert!(listing.contains("evil\\n7"), "{listing}");
+    // A stdout that refuses every write (/dev/full: as a closed pipe, but
+    // without a race): rotate-join stores a code, so the operator must
+    // still see it.
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-server"))
+        .arg("rotate-join")
+        .arg(&server.data)
+        .arg(hex(&user))
+        .stdout(full)
+        .output()
+        .expect("run cloud-server");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("cannot write to stdout") && err.contains("new devices join with:"),
+        "{err}"
+    );
+}

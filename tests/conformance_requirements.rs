@@ -301,6 +301,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_pinned_fingerprint_is_required_from_the_first_connection",
     ),
     (
+        "R-12.2.5",
+        "client",
+        "tests/e2e_tls.rs",
+        "a_certificate_from_elsewhere_and_a_ca_are_honoured",
+    ),
+    (
+        "R-12.2.6",
+        "client",
+        "tests/e2e_tls.rs",
+        "a_folder_that_trusts_a_tls_server_refuses_plaintext_and_sends_nothing",
+    ),
+    (
         "R-12.3.1",
         "client",
         "src/client/secure.rs",

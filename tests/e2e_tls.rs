@@ -366,6 +366,154 @@ fn a_certificate_from_elsewhere_and_a_ca_are_honoured() {
     assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
     let out = run("localhost");
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        a.path().join(".cloudservice/trusted_ca.pem").exists() && known_server(a.path()).is_empty(),
+        "the folder records the CA, not the leaf"
+    );
+    // Later runs without --ca (the systemd unit's) keep requiring the CA
+    // (outside tester breaker10's finding 3: they fell back to first use).
+    let plain_run = |port: u16| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
+            .arg("localhost")
+            .arg(port.to_string())
+            .arg(a.path())
+            .arg("0.5")
+            .arg("--once")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if wait_timeout(&mut child, Duration::from_secs(60)).is_none() {
+            let _ = child.kill();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = plain_run(server.port);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A renewed leaf from the same CA is accepted with nothing to do.
+    let renewed_key = rcgen::KeyPair::generate().unwrap();
+    let renewed = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&renewed_key, &ca, &ca_key)
+        .unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let od = other_dir.path();
+    fs::write(od.join("renewed.pem"), renewed.pem()).unwrap();
+    fs::write(od.join("renewed.key"), renewed_key.serialize_pem()).unwrap();
+    drop(server);
+    let renewed_server = Srv::start(
+        dir,
+        &[
+            "--tls-cert",
+            od.join("renewed.pem").to_str().unwrap(),
+            "--tls-key",
+            od.join("renewed.key").to_str().unwrap(),
+        ],
+    );
+    let out = plain_run(renewed_server.port);
+    assert!(out.status.success(), "renewal: {}", stderr(&out));
+    drop(renewed_server);
+    // An impostor with a certificate for the same name from another CA.
+    let evil_ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut evil_ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    evil_ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let evil_ca = evil_ca_params.self_signed(&evil_ca_key).unwrap();
+    let evil_key = rcgen::KeyPair::generate().unwrap();
+    let evil = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&evil_key, &evil_ca, &evil_ca_key)
+        .unwrap();
+    let evil_data = tempfile::tempdir().unwrap();
+    let ed = evil_data.path();
+    fs::write(ed.join("evil.pem"), evil.pem()).unwrap();
+    fs::write(ed.join("evil.key"), evil_key.serialize_pem()).unwrap();
+    let impostor = Srv::start(
+        ed,
+        &[
+            "--tls-cert",
+            ed.join("evil.pem").to_str().unwrap(),
+            "--tls-key",
+            ed.join("evil.key").to_str().unwrap(),
+        ],
+    );
+    let out = plain_run(impostor.port);
+    assert!(!out.status.success(), "the impostor was trusted");
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    assert!(
+        known_server(a.path()).is_empty(),
+        "nothing pinned from the impostor"
+    );
+    // A self-signed impostor: the same.
+    drop(impostor);
+    let self_signed = Srv::start(ed, &[]);
+    let out = plain_run(self_signed.port);
+    assert!(!out.status.success(), "a self-signed impostor was trusted");
+    assert!(known_server(a.path()).is_empty());
+}
+
+/// A folder that trusts a TLS server never speaks plaintext, whatever the
+/// command line says (outside tester breaker10's finding 2: its first frame
+/// carried the user ID and the device key in clear to a listener).
+#[test]
+fn a_folder_that_trusts_a_tls_server_refuses_plaintext_and_sends_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Srv::start(data.path(), &[]);
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "x.txt", b"x\n");
+    let out = client_once(server.port, a.path(), None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!known_server(a.path()).is_empty());
+    // Whatever listens on the address records what it receives.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let out = client_once(port, a.path(), None, &["--insecure-plaintext"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("refusing --insecure-plaintext"),
+        "{}",
+        stderr(&out)
+    );
+    let mut received = Vec::new();
+    while let Ok((mut conn, _)) = listener.accept() {
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = conn.read_to_end(&mut buf);
+        received.extend(buf);
+    }
+    assert!(received.is_empty(), "sent in clear: {received:02x?}");
+    // The same for the other commands that dial.
+    for command in ["versions", "restore"] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
+        cmd.arg(command).arg(a.path());
+        if command == "restore" {
+            cmd.args(["x.txt", "--version", "1"]);
+        }
+        let out = cmd
+            .args([
+                "--insecure-plaintext",
+                "--server",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+    }
+    let mut late = Vec::new();
+    while let Ok((mut conn, _)) = listener.accept() {
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = conn.read_to_end(&mut buf);
+        late.extend(buf);
+    }
+    assert!(
+        late.is_empty(),
+        "versions/restore sent in clear: {late:02x?}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use cloudservice::server::store::DataPaths;
 use cloudservice::server::{self, ServerConfig, ServerEvent, ServerSecurity};
 use cloudservice::server::{devices, export, route_map};
 use cloudservice::tls::routing::sni_for;
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -229,12 +229,44 @@ enum Admin {
     },
 }
 
-/// Runs a device command; prints its result on stdout.
+/// Runs an operator command; prints its result on stdout. The result is
+/// written whole after the command ran: a closed stdout (`| head -1`) is one
+/// line on stderr and exit 1, with the result repeated on stderr, never a
+/// panic (a rotated join code must not be lost unseen).
 fn admin(command: Admin) -> ExitCode {
+    let mut out = String::new();
+    let result = run_admin(command, &mut out);
+    if let Err(e) = io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .and_then(|()| io::stdout().flush())
+    {
+        let mut err = io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "cloud-server: cannot write to stdout ({e}); the result was:"
+        );
+        let _ = err.write_all(out.as_bytes());
+        return ExitCode::FAILURE;
+    }
+    report(result)
+}
+
+/// Appends one line to an operator command's output.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// [`admin`]'s work: the command's effect, its output appended to `out`.
+fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
     let result = match command {
         Admin::Devices { data_dir, user_id } => {
             devices::list(&paths(data_dir), &user_id).map(|list| {
-                println!(
+                say!(
+                    out,
                     "{:<6} {:<24} {:<20} {:<20} STATE",
                     "DEVICE", "NAME", "JOINED", "LAST SEEN"
                 );
@@ -244,8 +276,15 @@ fn admin(command: Admin) -> ExitCode {
                         (false, true) => "active",
                         (false, false) => "active (no key yet)",
                     };
-                    let name = if d.name.is_empty() { "-" } else { &d.name };
-                    println!(
+                    // A name is the joining device's word: escaped, so it
+                    // cannot forge a row or drive the operator's terminal.
+                    let name = if d.name.is_empty() {
+                        "-".into()
+                    } else {
+                        cloudservice::client::printable::escape_controls(&d.name)
+                    };
+                    say!(
+                    out,
                         "{:<6} {:<24} {:<20} {:<20} {state}",
                         d.id,
                         name,
@@ -260,14 +299,15 @@ fn admin(command: Admin) -> ExitCode {
             user_id,
             device,
         } => devices::revoke(&paths(data_dir.clone()), &user_id, device).map(|()| {
-            println!("revoked device {device} of user {user_id}");
+            say!(out, "revoked device {device} of user {user_id}");
             // The device's identity file holds the user ID, which alone
             // lets a device join while the user has no join code.
             if matches!(
                 devices::join_digest(&paths(data_dir.clone()), &user_id),
                 Ok(None)
             ) {
-                println!(
+                say!(
+                    out,
                     "note: this user has no join code, so the user ID alone (in the revoked \
                      device's identity file) still lets a device join as a new one; to stop \
                      that run: cloud-server rotate-join {} {user_id}",
@@ -281,21 +321,22 @@ fn admin(command: Admin) -> ExitCode {
             device,
         } => devices::reinstate(&paths(data_dir), &user_id, device).map(|was| {
             if was {
-                println!("reinstated device {device} of user {user_id}");
+                say!(out, "reinstated device {device} of user {user_id}");
             } else {
-                println!("device {device} of user {user_id} was not revoked");
+                say!(out, "device {device} of user {user_id} was not revoked");
             }
         }),
         Admin::Invite { data_dir, user_id } => {
             devices::invite(&paths(data_dir), &user_id).map(|code| {
-                println!("one device joins with: {user_id}:{}", code.to_hex());
-                println!("(valid for one join, until used or until the next rotate-join)");
+                say!(out, "one device joins with: {user_id}:{}", code.to_hex());
+                say!(out, "(valid for one join, until used or until the next rotate-join)");
             })
         }
         Admin::RotateJoin { data_dir, user_id } => devices::rotate_join(&paths(data_dir), &user_id)
             .map(|code| {
-                println!("new devices join with: {user_id}:{}", code.to_hex());
-                println!(
+                say!(out, "new devices join with: {user_id}:{}", code.to_hex());
+                say!(
+                    out,
                     "(the previous join code no longer works; registered devices are not affected)"
                 );
             }),
@@ -305,23 +346,23 @@ fn admin(command: Admin) -> ExitCode {
             to,
             wait,
         } => {
-            return report(
-                seconds(wait)
+            return seconds(wait)
                     .ok_or_else(|| "--wait must be a positive number of seconds".to_owned())
                     .and_then(|wait| {
                         export::export(&paths(data_dir), &user_id, &to, wait)
                             .map_err(|e| e.to_string())
                     })
                     .map(|r| {
-                        println!(
+                        say!(
+                    out,
                             "exported user {user_id} to {} ({} files, {} bytes); this server now refuses it (WrongShard)",
                             to.display(),
                             r.files,
                             r.bytes
                         );
-                        println!("route: {}", sni_for(Some(&user_id)));
-                    }),
-            )
+                        say!(out, "route: {}", sni_for(Some(&user_id)));
+                    })
+
         }
         Admin::ShardMap {
             data_dir,
@@ -329,11 +370,10 @@ fn admin(command: Admin) -> ExitCode {
             backend,
         } => {
             let backend = backend.unwrap_or_else(|| format!("shard{shard}"));
-            return report(
-                route_map::exceptions(&paths(data_dir), shard, &backend)
+            return route_map::exceptions(&paths(data_dir), shard, &backend)
                     .map_err(|e| format!("cannot list AllClients/: {e}"))
-                    .map(|lines| lines.iter().for_each(|l| println!("{l}"))),
-            );
+                    .map(|lines| lines.iter().for_each(|l| say!(out, "{l}")))
+;
         }
         Admin::Route {
             key,
@@ -344,35 +384,35 @@ fn admin(command: Admin) -> ExitCode {
         } => {
             let tags = tags.unwrap_or_else(|| map.with_file_name("cloudservice-shards.map"));
             let live = if socket.is_some() { " and in HAProxy" } else { "" };
-            return report(
-                route_map::route(&map, &tags, socket.as_deref(), &key, &backend)
+            return route_map::route(&map, &tags, socket.as_deref(), &key, &backend)
                     .map_err(|e| e.to_string())
                     .map(|routed| match routed {
                         route_map::Routed::Set(key) => {
-                            println!("routed {key} to {backend} in {}{live}", map.display());
+                            say!(out, "routed {key} to {backend} in {}{live}", map.display());
                         }
-                        route_map::Routed::Removed(key) => println!(
+                        route_map::Routed::Removed(key) => say!(
+                    out,
                             "routed {key} to {backend}, its tag's shard: no line in {}{live} (the tag map routes it)",
                             map.display()
                         ),
-                    }),
-            );
+                    })
+;
         }
         Admin::Import { data_dir, from } => {
-            return report(
-                export::import(&paths(data_dir), &from)
+            return export::import(&paths(data_dir), &from)
                     .map_err(|e| e.to_string())
                     .map(|(user, r)| {
-                        println!(
+                        say!(
+                    out,
                             "imported user {user} ({} files, {} bytes); this server serves it now",
                             r.files, r.bytes
                         );
-                        println!("route: {}", sni_for(Some(&user)));
-                    }),
-            )
+                        say!(out, "route: {}", sni_for(Some(&user)));
+                    })
+
         }
     };
-    report(result.map_err(|e| e.to_string()))
+    result.map_err(|e| e.to_string())
 }
 
 /// Exit status of an operator command; its error on stderr.

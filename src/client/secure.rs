@@ -16,7 +16,10 @@ use crate::protocol::{ErrorCode, FrameDecoder, Message, Status, UserId};
 use crate::tls::config::client_config;
 use crate::tls::routing::sni_for;
 use crate::tls::sniff::{sniff, Sniffed};
-use crate::tls::trust::{load_known, load_roots, save_known, TrustPolicy, TrustVerifier};
+use crate::tls::trust::{
+    load_roots, record_ca, record_fingerprint, recorded_trust, RecordedTrust, TrustPolicy,
+    TrustVerifier, KNOWN_SERVER_FILE, TRUSTED_CA_FILE,
+};
 use crate::tls::Fingerprint;
 use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
@@ -109,9 +112,10 @@ pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf)
             .map_err(|e| ClientError::ConnectionLost(format!("socket: {e}")))
     };
     let LinkSecurity::Tls { pin, ca } = dial.security else {
+        refuse_plaintext_if_tls_trusted(&dial.state_dir)?;
         return Ok((ReadHalf::Plain(clone()?), WriteHalf::Plain(clone()?)));
     };
-    let policy = policy(dial, *pin, ca.as_deref())?;
+    let (policy, ca_pem) = policy(dial, *pin, ca.as_deref())?;
     let first_use = matches!(policy, TrustPolicy::FirstUse { known: None });
     let verifier = Arc::new(TrustVerifier::new(policy));
     let config = client_config(verifier.clone()).map_err(tls_lost)?;
@@ -129,13 +133,19 @@ pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf)
         }
     }
     if let (true, Some(seen)) = (first_use || pin.is_some(), verifier.seen()) {
-        save_known(&dial.state_dir, seen).map_err(|e| ClientError::CorruptState {
-            file: dial.state_dir.join(crate::tls::trust::KNOWN_SERVER_FILE),
+        record_fingerprint(&dial.state_dir, seen).map_err(|e| ClientError::CorruptState {
+            file: dial.state_dir.join(KNOWN_SERVER_FILE),
             detail: e.to_string(),
         })?;
         if first_use {
             log::info!("trusting the server's certificate {seen} from now on (first use)");
         }
+    }
+    if let Some(pem) = ca_pem {
+        record_ca(&dial.state_dir, &pem).map_err(|e| ClientError::CorruptState {
+            file: dial.state_dir.join(TRUSTED_CA_FILE),
+            detail: e.to_string(),
+        })?;
     }
     let tls = Arc::new(Mutex::new(tls));
     let reader = TlsReader {
@@ -153,28 +163,64 @@ pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf)
     Ok((ReadHalf::Tls(reader), writer))
 }
 
+/// The trust this dial applies, and the CA file's bytes to record once the
+/// handshake succeeded (`--ca` given). The command line wins; without it,
+/// what the folder recorded (a CA, or a fingerprint); with nothing
+/// recorded, first use.
 fn policy(
     dial: &Dial<'_>,
     pin: Option<Fingerprint>,
     ca: Option<&Path>,
-) -> Result<TrustPolicy, ClientError> {
+) -> Result<(TrustPolicy, Option<Vec<u8>>), ClientError> {
     if let Some(pin) = pin {
-        return Ok(TrustPolicy::Pinned(pin));
+        return Ok((TrustPolicy::Pinned(pin), None));
     }
     if let Some(ca) = ca {
-        let roots = load_roots(ca).map_err(|e| ClientError::Tls(e.to_string()))?;
-        let host = ServerName::try_from(dial.host.to_owned())
-            .map_err(|e| ClientError::Tls(format!("server name {:?}: {e}", dial.host)))?;
-        return Ok(TrustPolicy::Ca {
-            roots: Arc::new(roots),
-            host,
-        });
+        let pem =
+            std::fs::read(ca).map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?;
+        return Ok((ca_policy(dial, ca)?, Some(pem)));
     }
-    let known = load_known(&dial.state_dir).map_err(|e| ClientError::CorruptState {
-        file: dial.state_dir.join(crate::tls::trust::KNOWN_SERVER_FILE),
+    let recorded = recorded_trust(&dial.state_dir).map_err(|e| ClientError::CorruptState {
+        file: dial.state_dir.join(KNOWN_SERVER_FILE),
         detail: e.to_string(),
     })?;
-    Ok(TrustPolicy::FirstUse { known })
+    Ok(match recorded {
+        RecordedTrust::Ca(path) => (ca_policy(dial, &path)?, None),
+        RecordedTrust::Fingerprint(known) => (TrustPolicy::FirstUse { known: Some(known) }, None),
+        RecordedTrust::Nothing => (TrustPolicy::FirstUse { known: None }, None),
+    })
+}
+
+/// A chain to the CA certificates in `pem_file` for the dialled name.
+fn ca_policy(dial: &Dial<'_>, pem_file: &Path) -> Result<TrustPolicy, ClientError> {
+    let roots = load_roots(pem_file).map_err(|e| ClientError::Tls(e.to_string()))?;
+    let host = ServerName::try_from(dial.host.to_owned())
+        .map_err(|e| ClientError::Tls(format!("server name {:?}: {e}", dial.host)))?;
+    Ok(TrustPolicy::Ca {
+        roots: Arc::new(roots),
+        host,
+    })
+}
+
+/// A folder that trusts a TLS server (it recorded a fingerprint or a CA)
+/// never speaks plaintext: its first frame would carry the user ID and the
+/// device key in clear to whoever listens (an impostor, or a sniffer).
+///
+/// # Errors
+/// [`ClientError::TransportMismatch`] (fatal: exit 1) saying what to remove
+/// if the server really changed to `--insecure-plaintext`.
+fn refuse_plaintext_if_tls_trusted(state_dir: &Path) -> Result<(), ClientError> {
+    let file = match recorded_trust(state_dir) {
+        Ok(RecordedTrust::Nothing) => return Ok(()),
+        Ok(RecordedTrust::Ca(path)) => path,
+        Ok(RecordedTrust::Fingerprint(_)) | Err(_) => state_dir.join(KNOWN_SERVER_FILE),
+    };
+    Err(ClientError::TransportMismatch(format!(
+        "this folder talks to its server over TLS ({} records how the server is trusted); \
+         refusing --insecure-plaintext, which would send its user ID and device key in clear. \
+         If the server really runs without TLS now, delete that file and run again",
+        file.display()
+    )))
 }
 
 fn tls_lost(e: impl std::fmt::Display) -> ClientError {

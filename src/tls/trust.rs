@@ -75,7 +75,8 @@ impl fmt::Display for TrustFailure {
                 "the server's certificate changed: this folder recorded fingerprint {recorded}, \
                  the server presented {presented}. Someone may be intercepting the connection. \
                  If the operator replaced the certificate (cloud-server prints its fingerprint \
-                 at start), run once with --server-fingerprint {presented}"
+                 at start), run once with --server-fingerprint {presented} (or, for a certificate \
+                 signed by a CA, with --ca FILE: trusted from then on)"
             ),
             TrustFailure::NotPinned { pinned, presented } => write!(
                 f,
@@ -135,6 +136,76 @@ pub fn save_known(state_dir: &Path, fingerprint: Fingerprint) -> Result<(), Trus
     let fail = |e| TrustFileError::Io(path.clone(), e);
     fs::write(&tmp, format!("{fingerprint}\n")).map_err(fail)?;
     fs::rename(&tmp, &path).map_err(fail)
+}
+
+/// The file in the client's state folder that records the CA a folder was
+/// told to trust (`--ca FILE`): a copy of that PEM, so later runs without
+/// the option keep requiring a chain to it instead of falling back to trust
+/// on first use.
+pub const TRUSTED_CA_FILE: &str = "trusted_ca.pem";
+
+/// How a folder's state says its server is trusted, if it says so at all:
+/// whichever was used last ([`record_fingerprint`], [`record_ca`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedTrust {
+    /// Nothing recorded: the folder never talked TLS to a server.
+    Nothing,
+    /// `known_server`: this certificate (first use or a pin).
+    Fingerprint(Fingerprint),
+    /// `trusted_ca.pem`: a chain to these CA certificates (PEM path).
+    Ca(PathBuf),
+}
+
+/// What `state_dir` records about trusting the server.
+///
+/// # Errors
+/// As [`load_known`]: a damaged `known_server` is an error, never a fresh
+/// first use.
+pub fn recorded_trust(state_dir: &Path) -> Result<RecordedTrust, TrustFileError> {
+    let ca = state_dir.join(TRUSTED_CA_FILE);
+    if ca.exists() {
+        return Ok(RecordedTrust::Ca(ca));
+    }
+    Ok(load_known(state_dir)?.map_or(RecordedTrust::Nothing, RecordedTrust::Fingerprint))
+}
+
+/// Records that the server is trusted by `fingerprint` from now on (first
+/// use, or `--server-fingerprint`): `known_server`, and no recorded CA.
+///
+/// # Errors
+/// A write or removal failed.
+pub fn record_fingerprint(
+    state_dir: &Path,
+    fingerprint: Fingerprint,
+) -> Result<(), TrustFileError> {
+    save_known(state_dir, fingerprint)?;
+    remove_if_there(&state_dir.join(TRUSTED_CA_FILE))
+}
+
+/// Records that the server is trusted by a chain to the CA certificates in
+/// `pem` (the bytes of `--ca FILE`) from now on: `trusted_ca.pem`, and no
+/// recorded fingerprint.
+///
+/// # Errors
+/// A write or removal failed.
+pub fn record_ca(state_dir: &Path, pem: &[u8]) -> Result<(), TrustFileError> {
+    let path = state_dir.join(TRUSTED_CA_FILE);
+    let tmp = state_dir.join(format!("{TRUSTED_CA_FILE}.tmp"));
+    let fail = |e| TrustFileError::Io(path.clone(), e);
+    if fs::read(&path).is_ok_and(|had| had == pem) {
+        return remove_if_there(&state_dir.join(KNOWN_SERVER_FILE));
+    }
+    fs::write(&tmp, pem).map_err(fail)?;
+    fs::rename(&tmp, &path).map_err(fail)?;
+    remove_if_there(&state_dir.join(KNOWN_SERVER_FILE))
+}
+
+fn remove_if_there(path: &Path) -> Result<(), TrustFileError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(TrustFileError::Io(path.to_owned(), e)),
+    }
 }
 
 /// Reads the CA certificates of `--ca FILE` (PEM).
@@ -330,6 +401,35 @@ mod tests {
         let pinned = TrustVerifier::new(TrustPolicy::Pinned(a));
         assert_eq!(pinned.decide(a, no_chain), Ok(()));
         assert!(pinned.decide(Fingerprint([3; 32]), no_chain).is_err());
+    }
+
+    #[test]
+    fn the_last_trust_recorded_is_the_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        assert_eq!(recorded_trust(state).unwrap(), RecordedTrust::Nothing);
+        let fp = Fingerprint([7; 32]);
+        record_fingerprint(state, fp).unwrap();
+        assert_eq!(
+            recorded_trust(state).unwrap(),
+            RecordedTrust::Fingerprint(fp)
+        );
+        record_ca(state, b"ca pem").unwrap();
+        assert_eq!(
+            recorded_trust(state).unwrap(),
+            RecordedTrust::Ca(state.join(TRUSTED_CA_FILE))
+        );
+        assert!(load_known(state).unwrap().is_none(), "the pin is replaced");
+        assert_eq!(fs::read(state.join(TRUSTED_CA_FILE)).unwrap(), b"ca pem");
+        record_ca(state, b"ca pem").unwrap();
+        record_fingerprint(state, fp).unwrap();
+        assert_eq!(
+            recorded_trust(state).unwrap(),
+            RecordedTrust::Fingerprint(fp)
+        );
+        assert!(!state.join(TRUSTED_CA_FILE).exists(), "the CA is replaced");
+        fs::write(state.join(KNOWN_SERVER_FILE), "tampered").unwrap();
+        assert!(recorded_trust(state).is_err(), "never a fresh first use");
     }
 
     #[test]
