@@ -19,6 +19,30 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-5.6.8",
+        "client",
+        "tests/e2e_disk_full.rs",
+        "a_download_that_does_not_fit_is_held_back_and_the_rest_goes_on",
+    ),
+    (
+        "R-5.6.8",
+        "client",
+        "tests/e2e_disk_full.rs",
+        "an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go",
+    ),
+    (
+        "R-5.6.8",
+        "client",
+        "src/client/schedule/holdback/tests.rs",
+        "the_delay_doubles_from_5_s_to_5_min",
+    ),
+    (
+        "R-5.6.8",
+        "client",
+        "src/client/schedule/tests.rs",
+        "connections_that_keep_ending_quickly_make_the_backoff_grow",
+    ),
+    (
         "R-13.3.5",
         "server",
         "tests/server_disk_full.rs",

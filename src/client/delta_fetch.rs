@@ -225,8 +225,12 @@ impl DeltaDownload {
             .open(&at)
             .map_err(|e| ClientError::io("create download file", e))?;
         let before = file.metadata().map(|m| m.len()).unwrap_or(0);
-        file.set_len(manifest.size)
-            .map_err(|e| ClientError::io("size download file", e))?;
+        if let Err(e) = file.set_len(manifest.size) {
+            // A build that cannot be written goes, resumable chunks with it:
+            // kept, it would hold the full disk.
+            let _ = fs::remove_file(&at);
+            return Err(ClientError::io("size download file", e));
+        }
         let hasher = TreeHasher::with_blocks(manifest.size, BLOCK_LEN, HASH_BLOCKS);
         let mut building = Box::new(Building {
             header,
@@ -260,9 +264,18 @@ impl DeltaDownload {
         };
         let resumed = if before == manifest.size && before > 0 {
             fill_in_place(target, manifest, plan, &mut write)
-                .map_err(|e| ClientError::io("write download file", e))?
         } else {
-            0
+            Ok(0)
+        };
+        let filled = resumed.and_then(|resumed| {
+            fill_from_index(sources.index, plan, open, &mut write).map(|r| (resumed, r))
+        });
+        let (resumed, reused) = match filled {
+            Ok(both) => both,
+            Err(e) => {
+                let _ = fs::remove_file(&building.at);
+                return Err(ClientError::io("write download file", e));
+            }
         };
         if resumed > 0 {
             log::info!(
@@ -270,8 +283,6 @@ impl DeltaDownload {
                 header.path
             );
         }
-        let reused = fill_from_index(sources.index, plan, open, &mut write)
-            .map_err(|e| ClientError::io("write download file", e))?;
         building.reused = resumed + reused;
         building.asked = building.plan.missing_ranges();
         let frames = ChunkRanges::split(&building.asked);
@@ -312,6 +323,7 @@ impl DeltaDownload {
             .fill(&entry.id, &chunk.data)
             .map_err(|e| violation(format!("{}: {e}", b.header.path)))?;
         for &o in offsets {
+            // On an error the caller discards the build.
             b.file
                 .write_all_at(&chunk.data, o)
                 .map_err(|e| ClientError::io("write download file", e))?;

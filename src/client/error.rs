@@ -168,15 +168,47 @@ impl ClientError {
     }
 
     /// True for errors that end the run even after start-up: the folder's
-    /// safety checks and broken local state. Connection trouble is retried.
+    /// safety checks and broken local state. Connection trouble is retried,
+    /// and so is a full disk ([`ClientError::is_no_space`]): the user frees
+    /// space, and the client must still be running then.
     pub fn is_fatal_while_running(&self) -> bool {
-        !matches!(
-            self,
-            ClientError::ConnectionLost(_)
-                | ClientError::Protocol(_)
-                | ClientError::Frame(_)
-                | ClientError::Unreachable { .. }
-        )
+        !(self.is_no_space()
+            || matches!(
+                self,
+                ClientError::ConnectionLost(_)
+                    | ClientError::Protocol(_)
+                    | ClientError::Frame(_)
+                    | ClientError::Unreachable { .. }
+            ))
+    }
+
+    /// A local write failed because the file system is full (`ENOSPC`) or
+    /// the user's quota is used up (`EDQUOT`): a condition that passes.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            ClientError::Io { cause, .. } => is_no_space(cause),
+            _ => false,
+        }
+    }
+}
+
+/// `ENOSPC` or `EDQUOT`.
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+impl ClientError {
+    /// The download of a file could not be written here (any local I/O
+    /// error of the temporary or partial file): `Some(reason)` for the
+    /// status and the log; `None` for anything else (a protocol breach).
+    pub fn write_failure(&self) -> Option<String> {
+        match self {
+            ClientError::Io { context, cause } => Some(format!("{context}: {cause}")),
+            _ => None,
+        }
     }
 }
 

@@ -180,21 +180,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp_name);
-    {
-        // Owner-only (0600): the state files hold the user ID, a bearer
-        // secret (PROTOCOL.md ). A leftover temp file would keep its
-        // old mode, so it goes first.
+    // Owner-only (0600): the state files hold the user ID, a bearer
+    // secret (PROTOCOL.md ). A leftover temp file would keep its
+    // old mode, so it goes first.
+    let _ = fs::remove_file(&tmp);
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        // A full disk: the old file stays whole, and the half-written
+        // copy does not keep the space.
         let _ = fs::remove_file(&tmp);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
     }
-    fs::rename(&tmp, path)
+    written
 }
 
 /// What is at a path inside the folder, without following symlinks.

@@ -19,6 +19,7 @@ use super::ignore::source::{Peeked, RuleSource};
 use super::ignore::{IgnoreRules, IGNORE_FILE};
 use super::index::Index;
 use super::progress::{Transfer, Verbosity};
+use super::schedule::holdback::HoldBack;
 use crate::chunk::index::ChunkIndex;
 use crate::chunk::IdLen;
 use crate::protocol::limits::MAX_OPEN_DELTA_DOWNLOADS;
@@ -77,6 +78,9 @@ pub struct Ctx<'a> {
     /// or a download from a short list failed its whole-file
     /// check: the session asks with FetchManifest from then on.
     pub short_ids_refused: &'a mut bool,
+    /// Downloads that could not be written here (a full disk), each waiting
+    /// its delay: not fetched before it is over.
+    pub held: &'a HoldBack,
 }
 
 impl Ctx<'_> {
@@ -100,10 +104,13 @@ impl Ctx<'_> {
 #[derive(Debug)]
 struct Download {
     begin: FileBegin,
-    file: BufWriter<File>,
+    /// `None` once writing failed (`broken` says why): the rest of the
+    /// file's bytes are counted and dropped until its FileEnd.
+    file: Option<BufWriter<File>>,
     tmp: PathBuf,
     hasher: blake3::Hasher,
     written: u64,
+    broken: Option<String>,
 }
 
 /// A download received and verified (or a file made from local content),
@@ -172,6 +179,13 @@ pub struct PullJob {
     /// when the pull settles.
     chunks_changed: bool,
     failed: bool,
+    /// Downloads that could not be written here: path and why.
+    unwritable: Vec<(crate::protocol::WirePath, String)>,
+    /// Downloads left out because their path is held back ([`Ctx::held`]).
+    held_back: usize,
+    /// Delta downloads whose file could not be written: their remaining
+    /// ChunkData are dropped until their FileEnd (path and why).
+    discarding: HashMap<u32, (crate::protocol::WirePath, String)>,
     result: Applied,
     transfer: Option<Transfer>,
     first: bool,
@@ -205,6 +219,10 @@ pub struct Finished {
     /// Only the reply's `.cloudignore` entry was applied: do not advance
     /// the cursor; pull again under the new rules.
     pub rules_first: bool,
+    /// Downloads that could not be written here: path and why.
+    pub unwritable: Vec<(crate::protocol::WirePath, String)>,
+    /// Downloads left out because their path waits.
+    pub held_back: usize,
 }
 
 impl PullJob {
@@ -266,6 +284,9 @@ impl PullJob {
             placed_in: BTreeSet::new(),
             chunks_changed: false,
             failed: false,
+            unwritable: Vec::new(),
+            held_back: 0,
+            discarding: HashMap::new(),
             result: Applied::default(),
             transfer: None,
             first,
@@ -365,6 +386,9 @@ impl PullJob {
             Awaited::Chunks(id) => (*id, false),
             Awaited::Fetch(..) => return Err(unexpected(&frame.message)),
         };
+        if self.discarding.contains_key(&id) {
+            return self.on_discarded_frame(id, frame.message, conn);
+        }
         let Some(download) = self.deltas.get_mut(&id) else {
             return Err(unexpected(&frame.message));
         };
@@ -375,12 +399,26 @@ impl PullJob {
                 let entries: Vec<_> = entries.into_iter().map(|e| e.to_entry()).collect();
                 download.on_list(&entries, IdLen::Short)?
             }
-            Message::ChunkData(chunk) if !listing => {
-                let n = download.on_chunk(&chunk)?;
-                if let Some(t) = self.transfer.as_mut() {
-                    t.add_bytes(n);
+            Message::ChunkData(chunk) if !listing => match download.on_chunk(&chunk) {
+                Ok(n) => {
+                    if let Some(t) = self.transfer.as_mut() {
+                        t.add_bytes(n);
+                    }
                 }
-            }
+                Err(e) => {
+                    let Some(why) = e.write_failure() else {
+                        return Err(e);
+                    };
+                    // this file cannot be written here; its build
+                    // goes (kept, it would hold the full disk) and the rest
+                    // of its chunks are dropped as they come.
+                    if let Some(d) = self.deltas.remove(&id) {
+                        let path = d.job.path.clone();
+                        d.discard();
+                        self.discarding.insert(id, (path, why));
+                    }
+                }
+            },
             Message::FileEnd if !listing => return self.delta_done(id, conn, ctx),
             Message::Error(e) => {
                 self.pop_awaited();
@@ -438,6 +476,39 @@ impl PullJob {
         Ok(())
     }
 
+    /// A frame of a delta download whose file could not be written: chunks
+    /// are dropped; its FileEnd (or an Error) ends it as a download that
+    /// could not be written.
+    fn on_discarded_frame(
+        &mut self,
+        id: u32,
+        message: Message,
+        conn: &mut Connection,
+    ) -> Result<(), ClientError> {
+        match message {
+            Message::ChunkData(_) => Ok(()),
+            Message::FileEnd | Message::Error(_) => {
+                self.pop_awaited();
+                if let Some((path, why)) = self.discarding.remove(&id) {
+                    self.unwritable(path, why);
+                }
+                self.fill_window(conn)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A download that could not be written here: failed (the cursor stays),
+    /// reported for the session's hold.
+    fn unwritable(&mut self, path: crate::protocol::WirePath, why: String) {
+        log::debug!("could not write the download of {path}: {why}");
+        self.failed = true;
+        if let Some(t) = self.transfer.as_mut() {
+            t.file_done();
+        }
+        self.unwritable.push((path, why));
+    }
+
     /// The whole chunk list is in: build what this device has, ask for the
     /// rest (the reply joins the back of the window).
     fn delta_listed(
@@ -477,7 +548,20 @@ impl PullJob {
             partial: ctx.partial,
         };
         let name = format!("delta-{}-{id}", std::process::id());
-        let frames = download.build(&sources, &name)?;
+        let frames = match download.build(&sources, &name) {
+            Ok(frames) => frames,
+            Err(e) => {
+                let Some(why) = e.write_failure() else {
+                    return Err(e);
+                };
+                if let Some(d) = self.deltas.remove(&id) {
+                    let path = d.job.path.clone();
+                    d.discard();
+                    self.unwritable(path, why);
+                }
+                return self.fill_window(conn);
+            }
+        };
         let missing = download.missing_bytes();
         for frame in frames {
             conn.send(id, &Message::FetchChunks(frame))?;
@@ -502,7 +586,16 @@ impl PullJob {
         };
         let job = download.job.clone();
         let short = download.id_len() == IdLen::Short;
-        let finished = download.finish()?;
+        let finished = match download.finish() {
+            Ok(finished) => finished,
+            Err(e) => {
+                let Some(why) = e.write_failure() else {
+                    return Err(e);
+                };
+                self.unwritable(job.path.clone(), why);
+                return self.fill_window(conn);
+            }
+        };
         if finished.is_none() && short {
             // a 16-byte ID collision is the one honest cause; the
             // next download of this file asks for 32-byte IDs.
@@ -613,7 +706,20 @@ impl PullJob {
                 self.verbosity,
             ));
         }
-        self.queue = applied.fetches.into();
+        let now = std::time::Instant::now();
+        let (held, fetches): (Vec<FetchJob>, Vec<FetchJob>) = applied
+            .fetches
+            .into_iter()
+            .partition(|f| ctx.held.blocks(&f.path, now));
+        if !held.is_empty() {
+            // their wait is not over; the cursor stays before them.
+            for f in &held {
+                log::debug!("{} waits for space here; not downloaded now", f.path);
+            }
+            self.held_back += held.len();
+            self.failed = true;
+        }
+        self.queue = fetches.into();
         self.local_chunks = ctx.index.iter().any(|(_, e)| {
             matches!(e.kind, super::index::EntryKind::File { stat, .. } if wants_delta(stat.size))
         });
@@ -678,18 +784,23 @@ impl PullJob {
             )));
         }
         let tmp = ctx.tmp.join(format!("fetch-{}-{id}", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| ClientError::io("create download file", e))?;
         // Buffer no more than the file needs (a 256 KiB buffer per 4 KiB file
         // costs an mmap and page faults each time).
         let buffer = usize::try_from(begin.size)
             .unwrap_or(usize::MAX)
             .clamp(8 * 1024, 256 * 1024);
+        let (file, broken) = match File::create(&tmp) {
+            Ok(file) => (Some(BufWriter::with_capacity(buffer, file)), None),
+            // the bytes are dropped as they come; FileEnd reports it.
+            Err(e) => (None, Some(format!("create download file: {e}"))),
+        };
         self.download = Some(Download {
             begin,
-            file: BufWriter::with_capacity(buffer, file),
+            file,
             tmp,
             hasher: blake3::Hasher::new(),
             written: 0,
+            broken,
         });
         Ok(())
     }
@@ -707,9 +818,15 @@ impl PullJob {
                 d.begin.path
             )));
         }
-        d.file
-            .write_all(data)
-            .map_err(|e| ClientError::io("write download file", e))?;
+        if let Some(file) = d.file.as_mut() {
+            if let Err(e) = file.write_all(data) {
+                // this file cannot be written here; what it took
+                // goes now, the rest of its bytes are dropped.
+                d.file = None;
+                let _ = fs::remove_file(&d.tmp);
+                d.broken = Some(format!("write download file: {e}"));
+            }
+        }
         d.hasher.update(data);
         d.written += data.len() as u64;
         if let Some(t) = self.transfer.as_mut() {
@@ -731,10 +848,25 @@ impl PullJob {
                 "file end outside a file transfer".into(),
             ));
         };
-        let file = d.file.into_inner().map_err(|e| e.into_error());
+        let file = match (d.file, d.broken) {
+            (Some(file), None) => file.into_inner().map_err(|e| e.into_error()),
+            (_, broken) => Err(std::io::Error::other(broken.unwrap_or_default())),
+        };
+        let file: File = match file {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = fs::remove_file(&d.tmp);
+                let why = match e.kind() {
+                    std::io::ErrorKind::Other => e.to_string(),
+                    _ => format!("write download file: {e}"),
+                };
+                self.unwritable(job.path, why);
+                return Ok(());
+            }
+        };
         let hash = ContentHash(*d.hasher.finalize().as_bytes());
         let file = match file {
-            Ok(file) if d.written == d.begin.size && hash == d.begin.hash => file,
+            file if d.written == d.begin.size && hash == d.begin.hash => file,
             _ => {
                 log::warn!(
                     "download of {} failed verification; it will be fetched again",
@@ -811,6 +943,10 @@ impl PullJob {
                     );
                     let _ = fs::remove_file(&v.tmp);
                     self.failed = true;
+                    if crate::client::error::is_no_space(&e) {
+                        let why = format!("sync download file: {e}");
+                        self.unwritable.push((v.job.path.clone(), why));
+                    }
                 }
             }
         }
@@ -859,8 +995,13 @@ impl PullJob {
             }
             Err(e) => {
                 log::debug!("could not write {}: {e}", v.job.path);
-                let why = super::applier::failure_why(ctx.root, &v.job.path, &e);
-                self.result.failures.insert(v.job.path.clone(), why);
+                if e.is_no_space() {
+                    // held back like a download that did not fit.
+                    self.unwritable.push((v.job.path.clone(), e.to_string()));
+                } else {
+                    let why = super::applier::failure_why(ctx.root, &v.job.path, &e);
+                    self.result.failures.insert(v.job.path.clone(), why);
+                }
                 let _ = fs::remove_file(&v.tmp);
                 self.failed = true;
                 false
@@ -899,6 +1040,11 @@ impl PullJob {
             drop(d.file);
             let _ = fs::remove_file(&d.tmp);
         }
+    }
+
+    /// Files this pull left out because their path waits.
+    pub fn held_back(&self) -> usize {
+        self.held_back
     }
 
     /// The pull ends with delta downloads unfinished (the connection was
@@ -949,6 +1095,8 @@ impl PullJob {
             deferred: std::mem::take(&mut self.result.deferred),
             changed: self.result.changed,
             failures: std::mem::take(&mut self.result.failures),
+            unwritable: std::mem::take(&mut self.unwritable),
+            held_back: self.held_back,
         }
     }
 }
@@ -1030,6 +1178,7 @@ mod tests {
             partial: &partial,
             deltas_refused: &mut refused,
             short_ids_refused: &mut short_refused,
+            held: &HoldBack::default(),
         };
         let mut applied = ctx
             .applier()

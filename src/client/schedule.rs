@@ -18,6 +18,7 @@
 use super::scanner::Scope;
 use super::watcher::WatchEvent;
 
+pub mod holdback;
 pub mod removal;
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,22 @@ pub const PING_AFTER: Duration = Duration::from_secs(60);
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// The longest wait between two reconnection attempts.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection lost sooner than this after it was made counts as a failed
+/// attempt: the next wait doubles instead of starting again from
+/// [`BACKOFF_MIN`], so a server that accepts and then drops every connection
+/// (for the same reason each time) is not redialled every 0.5 s for ever.
+pub const STABLE_CONNECTION: Duration = Duration::from_secs(5);
+
+/// The wait before reconnecting after a loss, given the last wait used and
+/// how long the lost connection lived (`None`: not known to have been made
+/// by a reconnection): doubled (at most [`BACKOFF_MAX`]) after a connection
+/// shorter than [`STABLE_CONNECTION`], else [`BACKOFF_MIN`].
+pub fn after_loss(backoff: Duration, lived: Option<Duration>) -> Duration {
+    match lived {
+        Some(lived) if lived < STABLE_CONNECTION => (backoff * 2).min(BACKOFF_MAX),
+        _ => BACKOFF_MIN,
+    }
+}
 /// A full comparison of the folder this often, in case an event was missed
 /// without the watcher noticing (stat only by the rule in `detect`; a file is
 /// read only when its record says so). 10,000 files take 40-150 ms per
@@ -117,6 +134,8 @@ pub struct Timers {
     pub reconnect_at: Instant,
     /// The current reconnection backoff, [`BACKOFF_MIN`]..=[`BACKOFF_MAX`].
     pub backoff: Duration,
+    /// When the current connection was made by a reconnection ([`after_loss`]).
+    pub connected_at: Option<Instant>,
     /// The last full comparison of the folder (see [`SAFETY_RESCAN`]).
     pub last_rescan: Instant,
 }
@@ -170,6 +189,7 @@ impl Timers {
             next_pull: now + pull_every,
             reconnect_at: now,
             backoff: BACKOFF_MIN,
+            connected_at: None,
             last_rescan: now,
         }
     }
@@ -274,8 +294,14 @@ impl Timers {
         self.retry_due = Some(due);
     }
 
-    /// The connection was lost at `now`: try again after the backoff.
+    /// The connection was lost at `now`: try again after the backoff,
+    /// doubled if the connection was short-lived ([`after_loss`]).
     pub fn disconnected(&mut self, now: Instant) {
+        let lived = self
+            .connected_at
+            .take()
+            .map(|t| now.saturating_duration_since(t));
+        self.backoff = after_loss(self.backoff, lived);
         self.reconnect_at = now + self.backoff;
     }
 
@@ -285,9 +311,10 @@ impl Timers {
         self.reconnect_at = now + self.backoff;
     }
 
-    /// Connected again: the next loss waits the shortest backoff.
-    pub fn connected(&mut self) {
-        self.backoff = BACKOFF_MIN;
+    /// Connected again at `now`: the next loss waits the shortest backoff
+    /// unless it comes within [`STABLE_CONNECTION`].
+    pub fn connected(&mut self, now: Instant) {
+        self.connected_at = Some(now);
     }
 }
 

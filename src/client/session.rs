@@ -196,6 +196,17 @@ impl Session<'_> {
             self.push.dirty.merge(retry);
             self.timers.retry_taken(now);
         }
+        let space_due = self.push.space.take_due(now);
+        if !space_due.is_empty() {
+            // a held path's wait is over: try it (and what waited
+            // with it) again.
+            for path in space_due {
+                self.push.dirty.add(path);
+            }
+            let waiting = std::mem::take(&mut self.push.waiting);
+            self.push.dirty.merge(waiting);
+            self.timers.round_now(now);
+        }
         if due.rescan {
             self.timers.rescan_started(now);
             self.mark_all(now);

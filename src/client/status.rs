@@ -66,6 +66,10 @@ pub struct Status {
     /// file an older client wrote (read as none).
     #[serde(default)]
     pub not_synced: Vec<String>,
+    /// Paths held back after a failure that may pass (a full disk here or
+    /// on the server, R-5.6.8), one line each: `PATH (upload held back: why)`.
+    #[serde(default)]
+    pub held_back: Vec<String>,
     /// When this file was written, RFC 3339 UTC.
     pub updated: String,
 }

@@ -240,9 +240,40 @@ fn the_backoff_doubles_to_its_maximum_and_resets_on_connection() {
     }
     let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
     assert_eq!(ms, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
-    timers.connected();
-    timers.disconnected(t0);
-    assert_eq!(timers.reconnect_at, t0 + BACKOFF_MIN);
+    // A connection that lasted: the next loss waits the shortest backoff.
+    timers.connected(t0);
+    timers.disconnected(t0 + STABLE_CONNECTION);
+    assert_eq!(timers.reconnect_at, t0 + STABLE_CONNECTION + BACKOFF_MIN);
+}
+
+/// Outside tester breaker9's finding 6: a server that accepted every
+/// connection and dropped it half a second later was redialled every 0.5 s
+/// for ever (each successful reconnection reset the backoff). Connections
+/// shorter than STABLE_CONNECTION now count as failed attempts.
+#[test]
+fn connections_that_keep_ending_quickly_make_the_backoff_grow() {
+    let t0 = later_than_a_minute();
+    let (mut timers, _) = idle(t0);
+    let mut now = t0;
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        timers.connected(now);
+        now += Duration::from_millis(400);
+        timers.disconnected(now);
+        waits.push((timers.reconnect_at - now).as_millis());
+        now = timers.reconnect_at;
+    }
+    assert_eq!(waits, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    // One connection that lasts, and the next loss is retried at once again.
+    timers.connected(now);
+    timers.disconnected(now + STABLE_CONNECTION);
+    assert_eq!(timers.backoff, BACKOFF_MIN);
+    // The rule itself.
+    let s = Duration::from_secs;
+    assert_eq!(after_loss(BACKOFF_MIN, None), BACKOFF_MIN);
+    assert_eq!(after_loss(s(8), Some(s(1))), s(16));
+    assert_eq!(after_loss(s(20), Some(s(1))), BACKOFF_MAX);
+    assert_eq!(after_loss(s(20), Some(STABLE_CONNECTION)), BACKOFF_MIN);
 }
 
 #[test]

@@ -24,6 +24,9 @@ impl Session<'_> {
         };
         log::debug!("ack {:?} v{} for {}", ack.status, ack.version, ack.path);
         self.push.unstorable.remove(op.path());
+        if self.push.space.succeeded(op.path()) {
+            log::info!("{}: the server took it; no longer held back", op.path());
+        }
         let cursor = self.index.cursor();
         let me = self.identity.client;
         let effect = apply_ack(&self.root, &mut self.index, &op, ack, (cursor, me));
@@ -86,6 +89,28 @@ impl Session<'_> {
                     op.path(),
                     report.message
                 );
+                if self.push.inflight.is_empty() {
+                    self.round_done();
+                }
+                return Ok(());
+            }
+            if report.code == ErrorCode::Storage {
+                // the server's disk is full (or failing): this path
+                // waits a growing delay; the other changes go on.
+                let now = Instant::now();
+                let wait = self.push.space.failed(op.path(), &report.message, now);
+                log::warn!(
+                    "the server could not store {} ({}); holding it back, next try in {} s",
+                    op.path(),
+                    report.message,
+                    wait.as_secs()
+                );
+                self.publisher.last_error = Some(format!(
+                    "the server could not store {}: {}; next try in {} s",
+                    op.path(),
+                    report.message,
+                    wait.as_secs()
+                ));
                 if self.push.inflight.is_empty() {
                     self.round_done();
                 }

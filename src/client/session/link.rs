@@ -19,6 +19,7 @@ impl Session<'_> {
         if self.conn.take().is_none() {
             return;
         }
+        self.timers.disconnected(Instant::now());
         let backoff = self.timers.backoff.as_secs_f64();
         log::warn!("{why}; reconnecting in {backoff:.1} s");
         self.publisher.last_error = Some(why.to_owned());
@@ -38,7 +39,6 @@ impl Session<'_> {
             t.finish();
         }
         let _ = self.index.save(&self.state.index_file());
-        self.timers.disconnected(Instant::now());
     }
 
     /// One reconnection attempt. A refused identity ends the run; any
@@ -59,7 +59,7 @@ impl Session<'_> {
                 }
                 log::info!("reconnected to {}", self.config.server);
                 self.conn = Some(conn);
-                self.timers.connected();
+                self.timers.connected(Instant::now());
                 self.pull.wanted = true;
                 self.pull.last_acked = 0;
                 self.mark_all(Instant::now());
@@ -119,7 +119,7 @@ impl Session<'_> {
         }
         self.check_attached()?;
         self.index.save(&self.state.index_file())?;
-        if self.converged() && !self.publisher.pull_failed {
+        if self.converged() && !self.publisher.pull_failed && !self.holding() {
             // Stopping in sync (`--once` done, or SIGTERM while idle): the
             // status says so after the connection is gone.
             self.publisher.synced_now();

@@ -7,6 +7,7 @@ use crate::client::ignore::apply::{follow_rules, Followed};
 use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
 use crate::client::index::Index;
 use crate::client::printable::escape_controls;
+use crate::client::schedule::holdback::Held;
 use crate::client::state::{Identity, StateDir};
 use crate::client::status::{self, rfc3339, Status};
 use crate::client::Config;
@@ -171,6 +172,7 @@ pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, 
             last_error: None,
             rule_errors: Vec::new(),
             not_synced: Vec::new(),
+            held_back: Vec::new(),
             updated: String::new(),
         },
     };
@@ -199,6 +201,7 @@ pub(super) fn record_not_joined(state: &Path, config: &Config, why: &str) {
         last_error: Some(why.to_owned()),
         rule_errors: Vec::new(),
         not_synced: Vec::new(),
+        held_back: Vec::new(),
         updated: rfc3339(SystemTime::now()),
     };
     if let Err(e) = status::write(state, &s) {
@@ -241,7 +244,7 @@ impl Session<'_> {
     /// when `now_or_never` (stopping).
     pub(super) fn publish_status(&mut self, now_or_never: bool) {
         let now = Instant::now();
-        let in_sync = self.converged() && !self.publisher.pull_failed;
+        let in_sync = self.converged() && !self.publisher.pull_failed && !self.holding();
         if in_sync {
             self.publisher.last_error = None;
             let was =
@@ -298,6 +301,22 @@ impl Session<'_> {
         out
     }
 
+    /// Something waits for space: an upload the server has no
+    /// room for, or a download that does not fit here.
+    pub(super) fn holding(&self) -> bool {
+        !self.push.space.is_empty() || !self.pull.space.is_empty()
+    }
+
+    /// The held paths for the status, one line each.
+    fn held_back_lines(&self) -> Vec<String> {
+        let line = |what: &str, path: &WirePath, h: &Held| {
+            format!("{path} ({what} held back: {})", h.reason)
+        };
+        let uploads = self.push.space.iter().map(|(p, h)| line("upload", p, h));
+        let downloads = self.pull.space.iter().map(|(p, h)| line("download", p, h));
+        uploads.chain(downloads).collect()
+    }
+
     /// The status as of now (`updated` left empty).
     fn snapshot(&self) -> Status {
         let pending_paths = self.push.dirty.paths.len() + self.push.retry.paths.len();
@@ -318,6 +337,7 @@ impl Session<'_> {
                 .map(ToString::to_string)
                 .collect(),
             not_synced: self.not_synced(),
+            held_back: self.held_back_lines(),
             updated: String::new(),
         }
     }

@@ -8,6 +8,7 @@ use crate::client::error::ClientError;
 use crate::client::fsutil::{check_path, Local};
 use crate::client::ignore::kept::kept_out;
 use crate::client::pull::{Ctx, Finished, PullJob, SyncPool};
+use crate::client::schedule::holdback::HoldBack;
 use crate::protocol::{Frame, Message, WirePath};
 use std::collections::HashSet;
 use std::time::Instant;
@@ -52,6 +53,9 @@ pub(super) struct PullState {
     /// The fsync threads every pull of this run uses (started with the
     /// first pull; they end with the session).
     pub(super) pool: Option<SyncPool>,
+    /// Downloads that could not be written here (a full disk, R-5.6.8):
+    /// each waits a growing delay; the other downloads go on.
+    pub(super) space: HoldBack,
 }
 
 impl PullState {
@@ -69,6 +73,7 @@ impl PullState {
             short_ids: true,
             chunks: None,
             pool: None,
+            space: HoldBack::default(),
         }
     }
 }
@@ -80,6 +85,9 @@ impl Session<'_> {
             return Ok(());
         }
         self.retry_held_back();
+        // Downloads whose wait is over are tried by this pull; those not
+        // written again by its end are no longer held (`pull_done`).
+        self.pull.space.take_due(now);
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -147,6 +155,7 @@ impl Session<'_> {
             partial: &partial,
             deltas_refused: &mut refused,
             short_ids_refused: &mut short_refused,
+            held: &self.pull.space,
         };
         let handled = job.on_frame(frame, conn, &mut ctx);
         if refused {
@@ -183,6 +192,7 @@ impl Session<'_> {
         }
         self.publisher.note_apply_failures(done.failures);
         self.publisher.pull_failed = repeat;
+        let space_wait = self.hold_unwritable(&done.unwritable, done.held_back, now);
         if done.rules_first && !repeat {
             // The new rules are in place: pull again under them (the
             // session reads them before the next pull starts).
@@ -192,12 +202,16 @@ impl Session<'_> {
             return Ok(());
         }
         if repeat {
-            if done.failed {
+            if done.failed && space_wait.is_none() {
                 self.publisher.last_error =
                     Some("some changes from the server could not be applied yet; retrying".into());
             }
-            // Repeat from the same cursor soon.
-            self.timers.pull_failed(now);
+            // Repeat from the same cursor soon; when downloads wait for
+            // space, when the first wait is over (or at the periodic pull).
+            match space_wait {
+                Some(at) => self.timers.next_pull = self.timers.next_pull.min(at),
+                None => self.timers.pull_failed(now),
+            }
             self.apply_rewind();
             self.index.save(&self.state.index_file())?;
             return Ok(());
@@ -217,6 +231,45 @@ impl Session<'_> {
             self.pull.last_acked = done.head;
         }
         Ok(())
+    }
+
+    /// the downloads this pull could not write wait (again) a
+    /// growing delay, with one log line and the last error naming each;
+    /// those it tried and placed are no longer held. Returns when the next
+    /// wait ends, if a download waits.
+    fn hold_unwritable(
+        &mut self,
+        unwritable: &[(WirePath, String)],
+        held_back: usize,
+        now: Instant,
+    ) -> Option<Instant> {
+        let failed: HashSet<&WirePath> = unwritable.iter().map(|(p, _)| p).collect();
+        let tried: Vec<WirePath> = self
+            .pull
+            .space
+            .trying()
+            .filter(|p| !failed.contains(p))
+            .cloned()
+            .collect();
+        for path in tried {
+            log::info!("{path}: downloaded; no longer held back");
+            self.pull.space.succeeded(&path);
+        }
+        for (path, why) in unwritable {
+            let wait = self.pull.space.failed(path, why, now);
+            log::warn!(
+                "could not write the download of {path} ({why}); holding it back, next try in {} s",
+                wait.as_secs()
+            );
+            self.publisher.last_error = Some(format!(
+                "{why}: the download of {path} is held back; next try in {} s",
+                wait.as_secs()
+            ));
+        }
+        if held_back > 0 || !unwritable.is_empty() {
+            return self.pull.space.next_due();
+        }
+        None
     }
 
     /// Keeps the cursor at most `back`, now or, while a pull is running
@@ -254,6 +307,8 @@ mod tests {
             changed: 0,
             failures: Default::default(),
             rules_first: false,
+            unwritable: Vec::new(),
+            held_back: 0,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::client::index::Index;
 use crate::client::progress::Transfer;
 use crate::client::push::{send_op, Lists};
 use crate::client::scanner::{Op, Scope, SETTLE};
+use crate::client::schedule::holdback::HoldBack;
 use crate::client::schedule::removal::{self, Decision, Hold};
 use crate::protocol::WirePath;
 use std::collections::{HashMap, HashSet};
@@ -51,6 +52,19 @@ pub(super) struct PushState {
     pub(super) lists: HashMap<u32, Manifest>,
     /// The chunk index changed since it was saved.
     pub(super) chunks_changed: bool,
+    /// Paths whose upload the server refused with `Storage` (its disk is
+    /// full, R-5.6.8): each waits a growing delay ([`HoldBack`]) while the
+    /// other changes go on.
+    pub(super) space: HoldBack,
+    /// Paths of changes kept back with a held path (a rename of it, a change
+    /// in or of its directory): planned again when a hold's wait is over.
+    pub(super) waiting: Scope,
+}
+
+/// Whether `op` must wait for a path `space` holds at `now`: it
+/// changes that path, or a path containing it or contained in it.
+pub(super) fn waits_for_space(op: &Op, space: &HoldBack, now: Instant) -> bool {
+    space.blocks(op.path(), now) || op.frees().is_some_and(|p| space.blocks(p, now))
 }
 
 /// The synced files `ops` remove: one per `Delete`, the indexed files below
@@ -112,6 +126,7 @@ impl Session<'_> {
         for (path, entry) in plan.refreshed {
             self.index.insert(path, entry);
         }
+        self.keep_back_for_space(&scope, &mut plan.ops);
         self.hold_unstable(plan.unstable);
         let removed = removed_files(&plan.ops, &self.index);
         let synced = self.index.file_count();
@@ -152,6 +167,46 @@ impl Session<'_> {
             self.round_done();
         }
         Ok(())
+    }
+
+    /// the pushes of paths the server has no room for wait for
+    /// their delay (kept in `waiting`, planned again when a wait is over);
+    /// a held path being tried that this round (which compared it) has
+    /// nothing more to push for is no longer held.
+    fn keep_back_for_space(&mut self, scope: &Scope, ops: &mut Vec<Op>) {
+        if self.push.space.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let compared = |p: &WirePath| scope.full || scope.paths.contains(p);
+        let done: Vec<WirePath> = self
+            .push
+            .space
+            .trying()
+            .filter(|p| {
+                compared(p)
+                    && !ops
+                        .iter()
+                        .any(|op| op.path() == *p || op.frees() == Some(*p))
+            })
+            .cloned()
+            .collect();
+        for path in done {
+            log::info!("{path}: nothing left to push; no longer held back");
+            self.push.space.succeeded(&path);
+        }
+        let space = &self.push.space;
+        let waiting = &mut self.push.waiting;
+        ops.retain(|op| {
+            if !waits_for_space(op, space, now) {
+                return true;
+            }
+            waiting.add(op.path().clone());
+            if let Some(from) = op.frees() {
+                waiting.add(from.clone());
+            }
+            false
+        });
     }
 
     /// Files still being written wait for [`SETTLE`] and are looked at

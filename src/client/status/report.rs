@@ -163,6 +163,10 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
             }
         }
     }
+    // what the client holds back for lack of space.
+    let held_for_space = s.map_or(0, |s| s.held_back.len());
+    seen.not_synced
+        .extend(s.into_iter().flat_map(|s| s.held_back.iter().cloned()));
     Ok(Report {
         folder: folder.display().to_string(),
         running,
@@ -180,7 +184,10 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         not_synced: seen.not_synced,
         last_error: s.and_then(|s| s.last_error.clone()),
         rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
-        in_sync: in_sync(running, s) && seen.modes_pending == 0 && held_back == 0,
+        in_sync: in_sync(running, s)
+            && seen.modes_pending == 0
+            && held_back == 0
+            && held_for_space == 0,
     })
 }
 

@@ -22,6 +22,7 @@ fn sample() -> Status {
         last_error: None,
         rule_errors: Vec::new(),
         not_synced: Vec::new(),
+        held_back: Vec::new(),
         updated: "2026-12-01T03:30:00Z".into(),
     }
 }

@@ -1,0 +1,216 @@
+//! End-to-end: a full disk, on a device and on the server (outside tester
+//! breaker9's findings 5 and 6; PROTOCOL.md R-5.6.8). The real binaries on
+//! loopback; the full file system is a small tmpfs mounted for the test
+//! (root only: elsewhere the tests print why and skip).
+//!
+//! - A device whose disk cannot take a download keeps running, holds back
+//!   that one file (status: not in sync, the path and "No space left on
+//!   device"), keeps uploading its edits and downloading what fits, keeps
+//!   no partial build that pins the disk, and gets the file once space is
+//!   free.
+//! - A server whose disk cannot take an upload: the device holds back that
+//!   one path with a growing delay, pushes its other edits meanwhile on the
+//!   same connection, and gets it through once space is free.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+/// `cloud-client status FOLDER --json` as JSON, and its exit code.
+fn status(port: u16, folder: &Path) -> (i32, Value) {
+    let folder = folder.to_string_lossy();
+    let (code, out, err) = cli(port, &["status", &folder, "--json"]);
+    let value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?} {err}"));
+    (code, value)
+}
+
+/// The report's "not synced" lines (held-back paths among them).
+fn held_back(v: &Value) -> Vec<String> {
+    v["not_synced"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Finding 5: B's folder is on an 8 MiB tmpfs holding 3 MiB; A adds a
+/// 6 MiB file. Main's client exited with status 1 at the first write
+/// ("write download file: No space left on device"), status showed no
+/// error, B's edits never reached A, and every restart exited again.
+#[test]
+fn a_download_that_does_not_fit_is_held_back_and_the_rest_goes_on() {
+    let Some(disk) = Tmpfs::mount("8m") else {
+        return;
+    };
+    let logs = tempfile::tempdir().expect("temp dir");
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("temp dir");
+    let a = a.path();
+    let b = disk.subdir("B");
+    write(a, "small.txt", "hello\n");
+    std::fs::write(a.join("base.bin"), Rng::new(5).bytes(3 << 20)).expect("write");
+    settle();
+    let user = new_user(server.port, a);
+    let _ca = Client::options(server.port, a)
+        .log(&logs.path().join("a.err"))
+        .start();
+    let mut cb = Client::options(server.port, &b)
+        .user(Some(&user))
+        .log(&logs.path().join("b.err"))
+        .start();
+    converge("B joined", &[a, &b]);
+
+    let big = Rng::new(6).bytes(6 << 20);
+    std::fs::write(a.join("big.bin"), &big).expect("write");
+    assert!(
+        cb.wait_log("holding it back", Duration::from_secs(30)),
+        "B never held the download back:\n{}",
+        cb.log_tail(4000)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(cb.is_running(), "B exited:\n{}", cb.log_tail(4000));
+    let (code, st) = status(server.port, &b);
+    assert_ne!(code, 0, "status exits non-zero while a file is held back");
+    assert_eq!(st["in_sync"], false, "{st}");
+    let error = st["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("No space left on device") && error.contains("big.bin"),
+        "last error: {st}"
+    );
+    assert!(
+        held_back(&st)
+            .iter()
+            .any(|l| l.starts_with("big.bin (download held back: ")),
+        "{st}"
+    );
+    // No partial build or temp file keeps the disk full.
+    assert!(
+        disk.free_bytes() > 4 << 20,
+        "{} bytes free; B's state: {:?}",
+        disk.free_bytes(),
+        walk(&b.join(".cloudservice"))
+            .map(|(p, _)| p)
+            .collect::<Vec<_>>()
+    );
+    // B's edits go up, and A's small files come down, meanwhile.
+    append(&b.join("small.txt"), "B edit\n");
+    write(a, "other.txt", "fits\n");
+    let both = eventually(Duration::from_secs(20), || {
+        std::fs::read_to_string(a.join("small.txt")).unwrap_or_default() == "hello\nB edit\n"
+            && std::fs::read_to_string(b.join("other.txt")).unwrap_or_default() == "fits\n"
+    });
+    assert!(
+        both,
+        "B's edit or A's new file stuck:\n{}",
+        cb.log_tail(4000)
+    );
+    assert!(!b.join("big.bin").exists());
+    // Logged once per try (5 s, then 10 s apart), not per chunk or pull.
+    let tries = cb.log_tail(1 << 20).matches("holding it back").count();
+    assert!(
+        (1..=3).contains(&tries),
+        "{tries} hold lines:\n{}",
+        cb.log_tail(8000)
+    );
+
+    // Space is freed (base.bin removed on A, so on B): the next try gets it.
+    std::fs::remove_file(a.join("base.bin")).expect("rm");
+    let arrived = eventually(Duration::from_secs(60), || {
+        std::fs::read(b.join("big.bin")).is_ok_and(|got| got == big)
+    });
+    assert!(arrived, "big.bin never arrived:\n{}", cb.log_tail(8000));
+    converge("after space was freed", &[a, &b]);
+    let in_sync = eventually(Duration::from_secs(10), || {
+        let (code, st) = status(server.port, &b);
+        code == 0 && held_back(&st).is_empty() && st["in_sync"] == true
+    });
+    assert!(in_sync, "{}", status(server.port, &b).1);
+}
+
+/// Finding 6: the server's data directory is on a 12 MiB tmpfs with 5 MiB
+/// taken by a filler file; A adds an 8 MiB file, then edits a small one.
+/// Main's binaries: every refusal closed the connection, A reconnected every
+/// 0.5 s and its small edit never reached the server.
+#[test]
+fn an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go() {
+    let Some(disk) = Tmpfs::mount("12m") else {
+        return;
+    };
+    let logs = tempfile::tempdir().expect("temp dir");
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![7u8; 5 << 20]).expect("filler");
+    let server = Server::start_in(&disk.subdir("data"), &[]);
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (a.path(), b.path());
+    write(a, "small.txt", "hello\n");
+    settle();
+    let user = new_user(server.port, a);
+    let ca = Client::options(server.port, a)
+        .log(&logs.path().join("a.err"))
+        .start();
+    let _cb = Client::options(server.port, b)
+        .user(Some(&user))
+        .log(&logs.path().join("b.err"))
+        .start();
+    converge("B joined", &[a, b]);
+    let resumes_before = server.conn_log().matches("request=resume").count();
+
+    let big = Rng::new(8).bytes(8 << 20);
+    std::fs::write(a.join("big.bin"), &big).expect("write");
+    assert!(
+        ca.wait_log("holding it back", Duration::from_secs(30)),
+        "A never held the upload back:\n{}",
+        ca.log_tail(4000)
+    );
+    append(&a.join("small.txt"), "A2\n");
+    let edited = eventually(Duration::from_secs(15), || {
+        std::fs::read_to_string(b.join("small.txt")).unwrap_or_default() == "hello\nA2\n"
+    });
+    assert!(edited, "A's small edit never went:\n{}", ca.log_tail(8000));
+    let (code, st) = status(server.port, a);
+    assert_ne!(code, 0);
+    assert!(
+        held_back(&st)
+            .iter()
+            .any(|l| l.starts_with("big.bin (upload held back: ")),
+        "{st}"
+    );
+    assert!(
+        st["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("big.bin") && e.contains("No space left")),
+        "{st}"
+    );
+    // The connection stayed: no reconnection loop.
+    let resumes = server.conn_log().matches("request=resume").count() - resumes_before;
+    assert!(
+        resumes <= 1,
+        "{resumes} reconnections:\n{}",
+        ca.log_tail(8000)
+    );
+    let refused = server
+        .conn_log()
+        .lines()
+        .filter(|l| l.contains("outcome=error") && l.contains("big.bin"))
+        .count();
+    assert!((1..=3).contains(&refused), "{refused} refusals logged");
+
+    // Space comes back: the next try (5, 10, 20 s apart) goes through.
+    std::fs::remove_file(&filler).expect("rm filler");
+    let arrived = eventually(Duration::from_secs(60), || {
+        std::fs::read(b.join("big.bin")).is_ok_and(|got| got == big)
+    });
+    assert!(arrived, "big.bin never arrived:\n{}", ca.log_tail(8000));
+    let in_sync = eventually(Duration::from_secs(10), || {
+        let (code, st) = status(server.port, a);
+        code == 0 && held_back(&st).is_empty()
+    });
+    assert!(in_sync, "{}", status(server.port, a).1);
+}
