@@ -374,6 +374,14 @@ fn restore(
             folder.display()
         );
         let mut remote = remote(folder, link)?;
+        // What is kept at or below PATH, before the restore: restoring a
+        // directory by the number of its removal brings back what that
+        // removal held, not files deleted under it by earlier changes;
+        // the answer says which (history::dir_restore).
+        let mut listed = Vec::new();
+        if version.is_some() {
+            remote.list(Some(&path), |entry| listed.push(entry.clone()))?;
+        }
         let (asked, result) = match (version, at) {
             (Some(n), _) => (format!("before change {n}"), remote.restore(n, &path)),
             (None, Some(text)) => {
@@ -425,10 +433,21 @@ fn restore(
         } else {
             String::new()
         };
-        Ok(format!(
-            "restored {path} as it was {asked}: at {} as change {} ({:?}){kept_since}",
+        let dir = version.and_then(|n| Some((n, history::dir_restore(&listed, &path, n)?)));
+        let count = match &dir {
+            Some((_, what)) if what.files == 1 => " (1 file)".to_owned(),
+            Some((_, what)) => format!(" ({} files)", what.files),
+            None => String::new(),
+        };
+        let mut line = format!(
+            "restored {path} as it was {asked}{count}: at {} as change {} ({:?}){kept_since}",
             ack.path, ack.version, ack.status
-        ))
+        );
+        if let Some((n, what)) = dir.filter(|(_, what)| !what.earlier.is_empty()) {
+            line.push('\n');
+            line.push_str(&history::render_dir_restore(folder, &path, n, &what));
+        }
+        Ok(line)
     };
     match run() {
         Ok(line) => {

@@ -11,9 +11,10 @@ use super::secure::{Dial, LinkSecurity};
 use super::state::{Identity, StateDir};
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{
-    Hello, HelloMode, KeptKind, KeptVersion, KeyHello, ListVersions, Message, PushAck, Restore,
-    RestoreAt, WirePath,
+    Cause, Hello, HelloMode, KeptKind, KeptVersion, KeyHello, ListVersions, Message, PushAck,
+    Restore, RestoreAt, WirePath,
 };
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -164,6 +165,108 @@ impl Remote {
     }
 }
 
+/// What restoring the directory `dir` by the number of its removal brings
+/// back, and what it does not: the files deleted under it by earlier,
+/// separate changes (PROTOCOL.md §14: a version is what one change
+/// displaced, so a directory's removal holds only what was in it then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirRestore {
+    /// Files the removal held (they come back).
+    pub files: usize,
+    /// Entries deleted below `dir` after it was made and before its
+    /// removal, not brought back: (path, the deleting change, a directory),
+    /// the latest deletion of each path, by change then path; a
+    /// directory's own content is not listed again.
+    pub earlier: Vec<(WirePath, u64, bool)>,
+}
+
+/// [`DirRestore`] from the kept versions `listed` at or below `dir` (a
+/// `versions` listing), for restoring `dir` by change `seq`; `None` when
+/// `seq` did not remove `dir` as a directory.
+pub fn dir_restore(listed: &[KeptVersion], dir: &WirePath, seq: u64) -> Option<DirRestore> {
+    let removal = listed.iter().find(|e| {
+        e.seq == seq && &e.path == dir && e.kind == KeptKind::Dir && e.cause == Cause::Deleted
+    })?;
+    let below = |e: &&KeptVersion| e.path.is_within(dir) && &e.path != dir;
+    let held: HashSet<&WirePath> = listed
+        .iter()
+        .filter(below)
+        .filter(|e| e.seq == seq)
+        .map(|e| &e.path)
+        .collect();
+    let files = listed
+        .iter()
+        .filter(below)
+        .filter(|e| e.seq == seq && matches!(e.kind, KeptKind::File { .. }))
+        .count();
+    let mut latest: BTreeMap<&WirePath, (u64, bool)> = BTreeMap::new();
+    for e in listed.iter().filter(below) {
+        let deleted_meanwhile = e.cause == Cause::Deleted && e.seq > removal.since && e.seq < seq;
+        if deleted_meanwhile && !held.contains(&e.path) {
+            let was = latest
+                .entry(&e.path)
+                .or_insert((e.seq, e.kind == KeptKind::Dir));
+            if e.seq > was.0 {
+                *was = (e.seq, e.kind == KeptKind::Dir);
+            }
+        }
+    }
+    let dirs: Vec<(&WirePath, u64)> = latest
+        .iter()
+        .filter(|(_, (_, is_dir))| *is_dir)
+        .map(|(p, (s, _))| (*p, *s))
+        .collect();
+    let mut earlier: Vec<(WirePath, u64, bool)> = latest
+        .into_iter()
+        .filter(|(path, (n, _))| {
+            !dirs
+                .iter()
+                .any(|(d, s)| s == n && path.is_within(d) && path != d)
+        })
+        .map(|(path, (n, is_dir))| (path.clone(), n, is_dir))
+        .collect();
+    earlier.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    Some(DirRestore { files, earlier })
+}
+
+/// Most earlier deletions [`render_dir_restore`] names one by one.
+pub const MAX_EARLIER_SHOWN: usize = 10;
+
+/// The lines `restore` adds after restoring a directory by number:
+/// `(N files)`-style count is the caller's; this says what stays deleted
+/// and how to bring each back, e.g. `1 file under d003 was deleted
+/// earlier, by change 20307, not by change 20309: restore it with
+/// cloud-client restore FOLDER d003/f076.txt --version 20307`.
+pub fn render_dir_restore(folder: &Path, dir: &WirePath, seq: u64, what: &DirRestore) -> String {
+    let n = what.earlier.len();
+    if n == 0 {
+        return String::new();
+    }
+    let (noun, verb) = if n == 1 {
+        ("entry", "stays")
+    } else {
+        ("entries", "stay")
+    };
+    let mut out = format!(
+        "{n} {noun} under {dir} had been deleted earlier, by other changes than {seq}, and {verb} deleted; to restore one:"
+    );
+    for (path, m, is_dir) in what.earlier.iter().take(MAX_EARLIER_SHOWN) {
+        let slash = if *is_dir { "/" } else { "" };
+        out.push_str(&format!(
+            "\n  {path}{slash} (deleted by change {m}): cloud-client restore {} {path} --version {m}",
+            folder.display()
+        ));
+    }
+    if n > MAX_EARLIER_SHOWN {
+        out.push_str(&format!(
+            "\n  … {} more: `cloud-client versions {} {dir}` lists them",
+            n - MAX_EARLIER_SHOWN,
+            folder.display()
+        ));
+    }
+    out
+}
+
 /// One listing line: `N  TIME  CAUSE  SIZE  PATH` (a directory shows `dir`
 /// for its size and a trailing `/`).
 pub fn render(entry: &KeptVersion) -> String {
@@ -185,7 +288,87 @@ pub fn render(entry: &KeptVersion) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Cause, ContentHash};
+    use crate::protocol::ContentHash;
+
+    fn gone(seq: u64, since: u64, path: &str, dir: bool) -> KeptVersion {
+        let mut e = kept(seq, path, 0);
+        e.since = since;
+        e.cause = Cause::Deleted;
+        if dir {
+            e.kind = KeptKind::Dir;
+        }
+        e
+    }
+
+    #[test]
+    fn a_directory_restored_by_number_names_what_earlier_changes_deleted() {
+        let d = WirePath::new("d003").expect("path");
+        let mut listed = vec![
+            // Before the directory was made (change 5): not its business.
+            gone(4, 1, "d003/ancient.txt", false),
+            // Deleted on their own while it existed.
+            gone(20307, 6, "d003/f076.txt", false),
+            gone(20301, 6, "d003/old.txt", false),
+            // Deleted, re-made and removed with the directory: comes back.
+            gone(20302, 6, "d003/back.txt", false),
+            // A subdirectory removed earlier: named once, not its files.
+            gone(20303, 6, "d003/sub", true),
+            gone(20303, 6, "d003/sub/a.txt", false),
+            gone(20303, 6, "d003/sub/b.txt", false),
+            // An overwrite is no deletion.
+            kept(20304, "d003/f001.txt", 0),
+            // The removal itself: the directory and what it held.
+            gone(20309, 5, "d003", true),
+            gone(20309, 20302, "d003/back.txt", false),
+            // Deleted after the removal (a later incarnation).
+            gone(20400, 20390, "d003/later.txt", false),
+        ];
+        listed.extend((0..3).map(|i| gone(20309, 6, &format!("d003/f{i:03}.txt"), false)));
+        let what = dir_restore(&listed, &d, 20309).expect("a removal");
+        assert_eq!(what.files, 4);
+        let p = |s: &str| WirePath::new(s).expect("path");
+        assert_eq!(
+            what.earlier,
+            vec![
+                (p("d003/old.txt"), 20301, false),
+                (p("d003/sub"), 20303, true),
+                (p("d003/f076.txt"), 20307, false),
+            ]
+        );
+        let text = render_dir_restore(Path::new("/home/me/Sync"), &d, 20309, &what);
+        assert!(
+            text.starts_with("3 entries under d003 had been deleted earlier"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  d003/f076.txt (deleted by change 20307): cloud-client restore /home/me/Sync d003/f076.txt --version 20307"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  d003/sub/ (deleted by change 20303)"),
+            "{text}"
+        );
+        // Not a directory removal: nothing to say.
+        assert_eq!(dir_restore(&listed, &d, 20307), None);
+        assert_eq!(dir_restore(&listed, &p("d003/f076.txt"), 20307), None);
+    }
+
+    #[test]
+    fn many_earlier_deletions_are_cut_short() {
+        let d = WirePath::new("d").expect("path");
+        let mut listed: Vec<KeptVersion> = (0..25)
+            .map(|i| gone(100 + i, 1, &format!("d/f{i:02}"), false))
+            .collect();
+        listed.push(gone(500, 1, "d", true));
+        let what = dir_restore(&listed, &d, 500).expect("a removal");
+        assert_eq!((what.files, what.earlier.len()), (0, 25));
+        let text = render_dir_restore(Path::new("/f"), &d, 500, &what);
+        assert_eq!(text.lines().count(), 1 + MAX_EARLIER_SHOWN + 1, "{text}");
+        assert!(
+            text.ends_with("… 15 more: `cloud-client versions /f d` lists them"),
+            "{text}"
+        );
+    }
 
     fn kept(seq: u64, path: &str, time_ms: u64) -> KeptVersion {
         KeptVersion {

@@ -249,7 +249,11 @@ impl Session<'_> {
                 }
                 return Ok(());
             }
-            WatchEvent::Paths(paths) | WatchEvent::Settled(paths) => self.follow(paths),
+            WatchEvent::Paths(paths) | WatchEvent::Settled(paths) => {
+                self.follow(paths);
+                self.note_echoes(paths);
+            }
+            WatchEvent::Metadata(paths) => self.note_echoes(paths),
             _ => {}
         }
         let timers = &mut self.timers;

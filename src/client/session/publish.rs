@@ -3,8 +3,10 @@
 //! follow), and writing the status file when the session's state changes.
 
 use super::Session;
+use crate::client::fsutil::{check_path, Local, Stat};
 use crate::client::ignore::apply::{follow_rules, Followed};
 use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
+use crate::client::index::EntryKind;
 use crate::client::index::Index;
 use crate::client::printable::escape_controls;
 use crate::client::schedule::holdback::Held;
@@ -114,6 +116,22 @@ fn top_most<'a>(
     };
     all.retain(|(path, _)| !below_another(path));
     all
+}
+
+/// True when a file now at `now` is the one indexed as `indexed`: same
+/// size, inode, device, ctime and bit, and the same mtime unless the record
+/// left it unknown (a record sealed as racy keeps 0). Any write since moves
+/// the ctime.
+fn same_placement(indexed: &Stat, now: &Stat) -> bool {
+    let mtime = indexed.mtime_ns == 0 || indexed.mtime_ns == now.mtime_ns;
+    mtime
+        && indexed.size == now.size
+        && indexed.ino == now.ino
+        && indexed.dev == now.dev
+        && indexed.ctime_ns == now.ctime_ns
+        && indexed.exec == now.exec
+        && indexed.ino != 0
+        && indexed.ctime_ns != 0
 }
 
 /// Reads `.cloudignore` at start-up; when the rules differ from those the
@@ -260,18 +278,22 @@ impl Session<'_> {
                 self.publisher.last_sync = Some(SystemTime::now());
             }
         }
-        let next = self.snapshot();
-        let changed = self.publisher.last.as_ref() != Some(&next);
         let flip = self
             .publisher
             .last
             .as_ref()
-            .is_none_or(|s| s.connected != next.connected);
+            .is_none_or(|s| s.connected != self.conn.is_some());
         let due = self
             .publisher
             .last_write
             .is_none_or(|t| now.duration_since(t) >= STATUS_EVERY);
-        if !(now_or_never || (changed && (due || flip))) {
+        if !(now_or_never || due || flip) {
+            // Not before STATUS_EVERY: the loop comes back within IDLE_WAKE.
+            return;
+        }
+        let next = self.snapshot();
+        let changed = self.publisher.last.as_ref() != Some(&next);
+        if !(now_or_never || changed) {
             return;
         }
         let mut written = next.clone();
@@ -317,9 +339,48 @@ impl Session<'_> {
         uploads.chain(downloads).collect()
     }
 
+    /// Notes which of `paths` (just reported by the watcher) are as this
+    /// device placed them: a file the index records with the stat it has
+    /// now (its mtime may be recorded as 0: [`crate::client::detect::seal`]),
+    /// a directory the index knows. A download is not a local change, so a
+    /// joining device does not show its whole folder "to upload" (outside
+    /// tester's finding 3); a path written again since is counted.
+    pub(super) fn note_echoes(&mut self, paths: &[WirePath]) {
+        for path in paths {
+            if self.as_placed(path) {
+                self.push.echoes.insert(path.clone());
+            } else {
+                self.push.echoes.remove(path);
+            }
+        }
+    }
+
+    /// True when `path` is on disk as the index records it.
+    fn as_placed(&self, path: &WirePath) -> bool {
+        let Some(entry) = self.index.get(path) else {
+            return false;
+        };
+        match (entry.kind, check_path(&self.root, path)) {
+            (EntryKind::Dir, Ok(Local::Dir)) => true,
+            (EntryKind::File { stat, .. }, Ok(Local::File(now))) => same_placement(&stat, &now),
+            _ => false,
+        }
+    }
+
+    /// Changes this device made and the server has not acknowledged: pushes
+    /// in flight, and paths to compare that are not as this device placed
+    /// them ([`Session::note_echoes`]).
+    fn uploads_pending(&self) -> u64 {
+        let push = &self.push;
+        let waiting = |p: &&WirePath| !push.echoes.contains(*p);
+        let dirty = push.dirty.paths.iter().filter(waiting).count();
+        let retry = push.retry.paths.iter().filter(waiting);
+        let retry = retry.filter(|p| !push.dirty.paths.contains(*p)).count();
+        (push.inflight.len() + dirty + retry) as u64
+    }
+
     /// The status as of now (`updated` left empty).
     fn snapshot(&self) -> Status {
-        let pending_paths = self.push.dirty.paths.len() + self.push.retry.paths.len();
         Status {
             format: status::FORMAT,
             server: self.config.server.to_string(),
@@ -327,7 +388,7 @@ impl Session<'_> {
             device: self.identity.client,
             connected: self.conn.is_some(),
             last_sync: self.publisher.last_sync.map(rfc3339),
-            uploads_pending: (self.push.inflight.len() + pending_paths) as u64,
+            uploads_pending: self.uploads_pending(),
             downloads_pending: self.pull.job.as_ref().map_or(0, |p| p.downloads_pending()),
             last_error: self.publisher.last_error.clone(),
             rule_errors: self
@@ -349,6 +410,56 @@ mod tests {
 
     fn p(s: &str) -> WirePath {
         WirePath::new(s).expect("path")
+    }
+
+    #[test]
+    fn only_a_file_as_it_was_placed_is_an_echo() {
+        let placed = Stat {
+            size: 42,
+            mtime_ns: 1_000,
+            ctime_ns: 2_000,
+            dev: 7,
+            ino: 9,
+            exec: false,
+        };
+        assert!(same_placement(&placed, &placed));
+        let sealed = Stat {
+            mtime_ns: 0,
+            ..placed
+        };
+        assert!(
+            same_placement(&sealed, &placed),
+            "a racy record's mtime is unknown"
+        );
+        let changes = [
+            Stat { size: 43, ..placed },
+            Stat {
+                mtime_ns: 1_001,
+                ..placed
+            },
+            Stat {
+                ctime_ns: 2_001,
+                ..placed
+            },
+            Stat { ino: 10, ..placed },
+            Stat { dev: 8, ..placed },
+            Stat {
+                exec: true,
+                ..placed
+            },
+        ];
+        for now in changes {
+            assert!(!same_placement(&placed, &now), "{now:?}");
+            assert!(
+                !same_placement(&sealed, &now) || now.mtime_ns != placed.mtime_ns,
+                "{now:?}"
+            );
+        }
+        let unknown = Stat { ino: 0, ..placed };
+        assert!(
+            !same_placement(&unknown, &unknown),
+            "an old index record proves nothing"
+        );
     }
 
     #[test]

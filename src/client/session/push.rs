@@ -35,6 +35,11 @@ pub(super) struct PushState {
     pub(super) dirty: Scope,
     /// Paths that were still being written; looked at again later.
     pub(super) retry: Scope,
+    /// Paths in `dirty` that the watcher reported but that are as this
+    /// device itself placed them (a download, a directory a pull made):
+    /// compared like the others, but not counted "to upload"
+    /// ([`Session::note_echoes`]).
+    pub(super) echoes: HashSet<WirePath>,
     /// A round over the whole folder was sent (start-up is complete).
     pub(super) full_round_sent: bool,
     /// Paths whose push the server answered `Unstorable` (§4.5), until a
@@ -91,6 +96,7 @@ impl Session<'_> {
 
     /// Compares `path` with the index at a round due by `due`.
     pub(super) fn mark(&mut self, path: WirePath, due: Instant) {
+        self.push.echoes.remove(&path);
         self.push.dirty.add(path);
         self.timers.round_due_by(due);
     }
@@ -98,6 +104,7 @@ impl Session<'_> {
     /// Compares the dirty paths with the index and sends the pushes.
     pub(super) fn push_round(&mut self) -> Result<(), ClientError> {
         let mut scope = std::mem::take(&mut self.push.dirty);
+        self.push.echoes.clear();
         let held = self.push.held.take().map(|(mut held, hold)| {
             // The held paths are older: the new marks go over them.
             held.merge(std::mem::take(&mut scope));
