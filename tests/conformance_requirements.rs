@@ -61,6 +61,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "an_edit_goes_up_with_its_list_as_a_delta_and_an_older_server_gets_the_whole_list",
     ),
     (
+        "R-7.2.5",
+        "client",
+        "src/client/plan/resolve/offline_tests.rs",
+        "offline_changes_are_pushed_as_made",
+    ),
+    (
+        "R-7.2.5",
+        "client",
+        "tests/e2e_offline_session.rs",
+        "random_offline_sessions_end_as_made",
+    ),
+    (
+        "R-7.2.6",
+        "client",
+        "tests/e2e_offline_session.rs",
+        "rm_rf_and_a_directory_rename_with_a_conflicting_edit_stay_as_made",
+    ),
+    (
+        "R-7.2.6",
+        "client",
+        "src/client/index.rs",
+        "a_rewound_cursor_keeps_what_was_seen",
+    ),
+    (
         "R-5.6.6",
         "client",
         "tests/e2e_mass_removal.rs",

@@ -176,7 +176,8 @@ fn drive(case: &Case, world: &mut World) -> Result<(), String> {
         match step {
             Step::Plan(i) => {
                 let ops = devices[i].plan();
-                let cursor = devices[i].index.cursor();
+                // The session sends what the device has seen.
+                let cursor = devices[i].index.seen();
                 devices[i]
                     .outbox
                     .extend(ops.into_iter().map(|op| (op, cursor)));

@@ -80,6 +80,11 @@ impl Entry {
 pub struct Index {
     /// Newest journal sequence number whose changes are applied here.
     cursor: u64,
+    /// The highest the cursor has been since this index was loaded (or
+    /// made): what this device has seen, which a rewind (to list paths
+    /// again) does not undo ([`Index::seen`]). Not saved: a loaded index
+    /// starts at its cursor.
+    seen: u64,
     entries: BTreeMap<WirePath, Entry>,
     /// Mutations since load, and how many of them are on disk: an idle pull
     /// does not rewrite the file.
@@ -140,10 +145,25 @@ impl Index {
 
     /// Moves the cursor.
     pub fn set_cursor(&mut self, cursor: u64) {
+        self.seen = self.seen.max(cursor);
         if cursor != self.cursor {
             self.cursor = cursor;
             self.changes += 1;
         }
+    }
+
+    /// The highest journal sequence number this device's pulls (or its own
+    /// pushes right after the cursor) reached since the index was loaded,
+    /// at least the loaded cursor: every server change up to it was pulled.
+    /// The cursor itself goes back below it when a path must be listed
+    /// again (a refused push, a directory renamed behind unpulled changes,
+    /// new ignore rules: the next pull is a full listing from 0), and stays
+    /// there until that pull completes, which a local edit deferred to its
+    /// push can put off. A `RemoveDir` carries this, not the cursor
+    /// (PROTOCOL.md ): with cursor 0, every entry below the
+    /// directory counts as unseen and the server keeps all of it.
+    pub fn seen(&self) -> u64 {
+        self.seen.max(self.cursor)
     }
 
     /// The entry for `path`.
@@ -432,6 +452,7 @@ impl Index {
             .ok_or("bad header")?;
         let mut index = Index {
             cursor,
+            seen: cursor,
             ..Index::default()
         };
         for (n, line) in lines.enumerate() {
@@ -547,6 +568,27 @@ mod tests {
             kind: EntryKind::Dir,
             version: v,
         }
+    }
+
+    /// a rewind (for a full listing) lowers the cursor, not what
+    /// the device has seen; a loaded index has seen its cursor.
+    #[test]
+    fn a_rewound_cursor_keeps_what_was_seen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut index = Index::new();
+        assert_eq!(index.seen(), 0);
+        index.set_cursor(16);
+        index.set_cursor(0);
+        assert_eq!((index.cursor(), index.seen()), (0, 16));
+        index.set_cursor(9);
+        assert_eq!((index.cursor(), index.seen()), (9, 16));
+        index.set_cursor(18);
+        assert_eq!((index.cursor(), index.seen()), (18, 18));
+        let f = tmp.path().join("index");
+        index.set_cursor(5);
+        index.save(&f).unwrap();
+        let loaded = Index::load(&f).unwrap();
+        assert_eq!((loaded.cursor(), loaded.seen()), (5, 5));
     }
 
     #[test]

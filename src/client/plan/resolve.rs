@@ -1,9 +1,10 @@
 //! From "what the disk holds" and "what the index holds" (both in memory) to
 //! the pushes that reproduce the difference: directory renames (matched by
-//! the files they hold), file renames (matched by content), deletions,
+//! the files they hold, each the same file: its inode, R-7.2.5), file
+//! renames (the same inode first, then the same content), deletions,
 //! directory removals, new directories and uploads. No I/O: the scanner
 //! walks, stats and hashes, and hands the results here. A file moved and
-//! edited is matched by its inode instead.
+//! edited is matched by its inode.
 
 use super::ops::{DiskEntry, Op};
 use crate::client::fsutil::Stat;
@@ -111,19 +112,34 @@ fn plan_removals(
         })
         .collect();
     let mut renamed_from = BTreeSet::new();
-    for (from, base, hash, stat) in &deleted_files {
-        let candidate = uploads
-            .iter()
-            .enumerate()
-            .filter(|(_, op)| matches!(op, Op::Upload { base: 0, hash: h, .. } if h == hash))
-            .max_by_key(|(_, op)| op.path().file_name() == from.file_name())
-            .map(|(i, _)| i)
-            .or_else(|| same_file(uploads, from, stat));
-        if let Some(i) = candidate {
-            let to = uploads.remove(i).path().clone();
-            renamed_from.insert(from.clone());
-            let (from, base) = (from.clone(), *base);
-            ops.push(Op::Rename { from, to, base });
+    // The same file (inode) first, for every vanished file, then the same
+    // content for the rest, unless it is known to be another file: two
+    // vanished files with one content must not take each other's moved
+    // file, and a copy is not a move.
+    for by_inode in [true, false] {
+        for (from, base, hash, stat) in &deleted_files {
+            if renamed_from.contains(from) {
+                continue;
+            }
+            let candidate = if by_inode {
+                same_file(uploads, from, stat)
+            } else {
+                uploads
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, op)| {
+                        matches!(op, Op::Upload { base: 0, hash: h, stat: now, .. }
+                            if h == hash && !other_file(stat, now))
+                    })
+                    .max_by_key(|(_, op)| op.path().file_name() == from.file_name())
+                    .map(|(i, _)| i)
+            };
+            if let Some(i) = candidate {
+                let to = uploads.remove(i).path().clone();
+                renamed_from.insert(from.clone());
+                let (from, base) = (from.clone(), *base);
+                ops.push(Op::Rename { from, to, base });
+            }
         }
     }
     for (path, base, _, _) in &deleted_files {
@@ -157,6 +173,27 @@ fn same_file(uploads: &[Op], from: &WirePath, was: &Stat) -> Option<usize> {
     })
 }
 
+/// True when `was` (an indexed file's record) and `now` (a file on disk)
+/// are known to be two files: the same device, both inode numbers known and
+/// different. A move within a file system keeps the inode; a copy (`cp a b;
+/// rm a`) has its own, and is not pushed as a rename of `a`: a
+/// Rename would carry to `b` whatever another device made of `a` meanwhile.
+fn other_file(was: &Stat, now: &Stat) -> bool {
+    was.dev == now.dev && was.ino != 0 && now.ino != 0 && was.ino != now.ino
+}
+
+/// True when a file indexed as `was` may be the file `now` moved: the same
+/// inode on the same device when both are known; without an inode,
+/// the same size and modification time (a move keeps both; a record whose
+/// mtime is not trusted, 0, proves nothing and matches nothing).
+fn moved_file(was: &Stat, now: &Stat) -> bool {
+    if was.ino != 0 && now.ino != 0 {
+        was.ino == now.ino && was.dev == now.dev
+    } else {
+        was.size == now.size && was.mtime_ns != 0 && now.mtime_ns == was.mtime_ns
+    }
+}
+
 fn is_dir(entry: Option<&Entry>) -> bool {
     matches!(
         entry,
@@ -168,7 +205,14 @@ fn is_dir(entry: Option<&Entry>) -> bool {
 }
 
 /// Pairs each vanished directory with the new directory that holds most of
-/// its files (same relative name, size and mtime: a move keeps all three).
+/// its files, each the same file: the same inode on the same
+/// device anywhere below it (a move keeps the inode, also of a file renamed
+/// inside the moved directory), or, for a file whose inode is not known,
+/// the same relative name, size and modification time ([`moved_file`]).
+/// Name and size alone are not enough: `rm -rf d1; mv d2 x` of two
+/// directories with files of the same names and sizes (`d1/f0.txt`,
+/// `d2/f0.txt`) paired the removed d1 with x, so the server moved d1's files
+/// there and the rename of d2 went as a removal and an upload of every file.
 fn match_dir_renames(
     known: &BTreeMap<WirePath, Entry>,
     disk: &BTreeMap<WirePath, DiskEntry>,
@@ -178,6 +222,18 @@ fn match_dir_renames(
     let mut ops = Vec::new();
     let mut taken: Vec<WirePath> = Vec::new();
     let mut budget = RENAME_SEARCH_BUDGET;
+    // The known inodes of the files below each new directory.
+    let mut inodes: BTreeMap<&WirePath, BTreeSet<(u64, u64)>> = BTreeMap::new();
+    for to in added {
+        let below = disk
+            .range(to.clone()..)
+            .take_while(|(p, _)| p.is_within(to))
+            .filter_map(|(_, d)| match d {
+                DiskEntry::File(s) if s.ino != 0 => Some((s.dev, s.ino)),
+                _ => None,
+            });
+        inodes.insert(to, below.collect());
+    }
     for from in deleted {
         let files: Vec<(&str, Stat)> = known
             .range(from.clone()..)
@@ -190,7 +246,8 @@ fn match_dir_renames(
         if files.is_empty() {
             continue;
         }
-        let mut best: Option<(usize, bool, &WirePath)> = None;
+        // (files found, of them at their own relative name, same name).
+        let mut best: Option<((usize, usize, bool), &WirePath)> = None;
         for to in added {
             if taken.iter().any(|t| to.is_within(t) || t.is_within(to)) || to.is_within(from) {
                 continue;
@@ -199,30 +256,31 @@ fn match_dir_renames(
             if budget == 0 {
                 return ops;
             }
-            let score = files
-                .iter()
-                .filter(|(rest, stat)| {
-                    let Ok(moved) = WirePath::new(&format!("{to}{rest}")) else {
-                        return false;
-                    };
-                    match disk.get(&moved) {
-                        Some(DiskEntry::File(now)) => {
-                            now.size == stat.size
-                                && (stat.mtime_ns == 0 || now.mtime_ns == stat.mtime_ns)
-                        }
-                        _ => false,
-                    }
-                })
-                .count();
-            let same_name = to.file_name() == from.file_name();
-            if score * 2 >= files.len()
-                && score > 0
-                && best.is_none_or(|(s, n, _)| (score, same_name) > (s, n))
-            {
-                best = Some((score, same_name, to));
+            let below = inodes.get(to);
+            let (mut score, mut in_place) = (0, 0);
+            for (rest, stat) in &files {
+                let here = WirePath::new(&format!("{to}{rest}"))
+                    .ok()
+                    .and_then(|moved| match disk.get(&moved) {
+                        Some(DiskEntry::File(now)) => Some(*now),
+                        _ => None,
+                    });
+                if here.is_some_and(|now| moved_file(stat, &now)) {
+                    (score, in_place) = (score + 1, in_place + 1);
+                } else if stat.ino != 0 && below.is_some_and(|b| b.contains(&(stat.dev, stat.ino)))
+                {
+                    score += 1;
+                }
+            }
+            // Among directories holding as many (`archive` and
+            // `archive/pics` after `mv photos archive/pics`), the one where
+            // they keep their relative names.
+            let rank = (score, in_place, to.file_name() == from.file_name());
+            if score * 2 >= files.len() && score > 0 && best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, to));
             }
         }
-        if let Some((_, _, to)) = best {
+        if let Some((_, to)) = best {
             taken.push(to.clone());
             let base = known.get(from).map(|e| e.version).unwrap_or(0);
             ops.push(Op::Rename {
@@ -234,6 +292,9 @@ fn match_dir_renames(
     }
     ops
 }
+
+#[cfg(test)]
+mod offline_tests;
 
 #[cfg(test)]
 mod tests {

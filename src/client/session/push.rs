@@ -276,7 +276,8 @@ impl Session<'_> {
                     t.add_bytes(n);
                 }
             };
-            let (cursor, delta) = (self.index.cursor(), &mut self.push.delta);
+            // A RemoveDir's cursor: what this device has seen.
+            let (cursor, delta) = (self.index.seen(), &mut self.push.delta);
             let mut lists = Lists::default();
             if let Op::Upload {
                 path,
