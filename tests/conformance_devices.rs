@@ -618,7 +618,9 @@ fn last_seen_follows_a_device_that_stays_connected() {
 fn device_names_are_escaped_and_a_closed_stdout_loses_no_join_code() {
     let server = Server::start();
     let (_a, user, _key) = keyed_user(&server);
-    let forged = b"evil\n7      laptop  2026-01-01 00:00:00  2026-01-01 00:00:00  active\x1b[2K";
+    // At most 64 bytes (§4.6): a forged row and an erase-line sequence.
+    let forged = b"evil\n7      laptop  2026-01-01 00:00  active\x1b[2K";
+    assert!(forged.len() <= 64);
     let mut c = Raw::connect(server.addr);
     c.send(&key_hello(1, 2, user, 0, [0; 32], forged));
     c.expect(KEY_WELCOME, 1);
