@@ -103,7 +103,9 @@ impl Session<'_> {
                 }
                 continue;
             }
-            let timeout = self.timers.next_wakeup(Instant::now(), self.status());
+            let now = Instant::now();
+            let timeout = self.timers.next_wakeup(now, self.status());
+            let timeout = self.publisher.wake_within(timeout, now);
             let server: Receiver<Inbound> = match &self.conn {
                 Some(c) => c.inbound().clone(),
                 None => never(),

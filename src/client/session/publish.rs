@@ -34,6 +34,10 @@ pub(super) struct Publisher {
     /// The last status written (its `updated` field aside).
     last: Option<Status>,
     last_write: Option<Instant>,
+    /// A write was put off by the throttle ([`STATUS_EVERY`]): the loop
+    /// must wake for it ([`Publisher::wake_within`]) even if nothing else
+    /// happens, or the file would keep an old state.
+    put_off: bool,
     last_sync: Option<SystemTime>,
     /// The last error met; cleared once the folder is in sync again.
     pub(super) last_error: Option<String>,
@@ -60,6 +64,15 @@ impl Publisher {
             _running: Some(running),
             last_sync,
             ..Publisher::default()
+        }
+    }
+
+    /// How long the session loop may sleep: `timeout`, or less when a
+    /// status write was put off and falls due sooner.
+    pub(super) fn wake_within(&self, timeout: Duration, now: Instant) -> Duration {
+        match (self.put_off, self.last_write) {
+            (true, Some(at)) => timeout.min((at + STATUS_EVERY).saturating_duration_since(now)),
+            _ => timeout,
         }
     }
 
@@ -288,9 +301,11 @@ impl Session<'_> {
             .last_write
             .is_none_or(|t| now.duration_since(t) >= STATUS_EVERY);
         if !(now_or_never || due || flip) {
-            // Not before STATUS_EVERY: the loop comes back within IDLE_WAKE.
+            // Not before STATUS_EVERY: the loop wakes for it then.
+            self.publisher.put_off = true;
             return;
         }
+        self.publisher.put_off = false;
         let next = self.snapshot();
         let changed = self.publisher.last.as_ref() != Some(&next);
         if !(now_or_never || changed) {
