@@ -138,7 +138,6 @@ fn a_download_that_does_not_fit_is_held_back_and_the_rest_goes_on() {
 /// Main's binaries: every refusal closed the connection, A reconnected every
 /// 0.5 s and its small edit never reached the server.
 #[test]
-#[ignore = "known failure after the merge of 2026-12-02 (de9fe9d with 35dd83e): the hold and the other edit work, but status.json shows held_back empty and in sync; see the stop-25 closing note"]
 fn an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go() {
     let Some(disk) = Tmpfs::mount("12m") else {
         return;
@@ -175,14 +174,18 @@ fn an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go() {
         std::fs::read_to_string(b.join("small.txt")).unwrap_or_default() == "hello\nA2\n"
     });
     assert!(edited, "A's small edit never went:\n{}", ca.log_tail(8000));
-    let (code, st) = status(server.port, a);
-    assert_ne!(code, 0);
-    assert!(
-        held_back(&st)
+    // The status file is written at most every 200 ms (status throttle):
+    // the hold shows within a moment of the refusal, not at the same instant.
+    let mut last = (0, Value::Null);
+    let shown = eventually(Duration::from_secs(5), || {
+        last = status(server.port, a);
+        held_back(&last.1)
             .iter()
-            .any(|l| l.starts_with("big.bin (upload held back: ")),
-        "{st}"
-    );
+            .any(|l| l.starts_with("big.bin (upload held back: "))
+    });
+    let (code, st) = last;
+    assert!(shown, "{st}\n{}", ca.log_tail(8000));
+    assert_ne!(code, 0);
     assert!(
         st["last_error"]
             .as_str()
