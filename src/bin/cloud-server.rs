@@ -234,6 +234,13 @@ enum Admin {
 /// line on stderr and exit 1, with the result repeated on stderr, never a
 /// panic (a rotated join code must not be lost unseen).
 fn admin(command: Admin) -> ExitCode {
+    // Run by root against the server user's data directory: become that
+    // user first, so what the command makes is the server's (README "Devices").
+    if let Some(dir) = command.data_dir() {
+        if let Err(e) = server::owner::become_owner_of(dir) {
+            return report(Err(e.to_string()));
+        }
+    }
     let mut out = String::new();
     let result = run_admin(command, &mut out);
     if let Err(e) = io::stdout()
@@ -250,6 +257,23 @@ fn admin(command: Admin) -> ExitCode {
         return ExitCode::FAILURE;
     }
     report(result)
+}
+
+impl Admin {
+    /// The data directory the command works on (`route` has none).
+    fn data_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Admin::Devices { data_dir, .. }
+            | Admin::Revoke { data_dir, .. }
+            | Admin::Reinstate { data_dir, .. }
+            | Admin::Invite { data_dir, .. }
+            | Admin::RotateJoin { data_dir, .. }
+            | Admin::Export { data_dir, .. }
+            | Admin::ShardMap { data_dir, .. }
+            | Admin::Import { data_dir, .. } => Some(data_dir),
+            Admin::Route { .. } => None,
+        }
+    }
 }
 
 /// Appends one line to an operator command's output.

@@ -20,7 +20,9 @@
 //! - [`moves`]: users moving between shards (PROTOCOL.md §16): the markers
 //!   `cloud-server export|import` write, the owner lock, and the thread
 //!   that tells the reactor; [`export`]: `cloud-server export|import`;
-//!   [`route_map`]: the load balancer's user map (`shard-map`, `route`).
+//!   [`route_map`]: the load balancer's user map (`shard-map`, `route`);
+//!   [`owner`]: an operator command run by root becomes the data
+//!   directory's owner.
 
 pub mod actor;
 pub mod bus;
@@ -40,6 +42,7 @@ pub mod listen;
 pub mod members;
 pub mod metrics;
 pub mod moves;
+pub mod owner;
 pub mod pull_reply;
 pub mod reactor;
 pub mod reaper;

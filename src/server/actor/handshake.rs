@@ -5,28 +5,32 @@
 
 use super::presence;
 use super::Actor;
+use crate::protocol::UserId;
 use crate::protocol::{
     ClientId, ErrorCode, Hello, HelloMode, KeyWelcome, Message, Secret, Welcome,
 };
 use crate::server::bus::{ConnRef, Credential, FromActor};
-use crate::server::devices::{self, DeviceBook, KeyCheck};
+use crate::server::devices::{self, DeviceBook, DevicesError, KeyCheck};
 use crate::server::events::ServerEvent;
 use crate::server::limiter;
+use crate::server::store::DataPaths;
 use crate::server::store::UserStore;
+use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 /// How a handshake was refused: the code, the text for the client and
 /// whether it was a failed guess (fed to the reactor's guess limiter).
 struct Refusal {
     code: ErrorCode,
-    text: &'static str,
+    text: Cow<'static, str>,
     guess: bool,
 }
 
 const BAD_KEY: Refusal = Refusal {
     code: ErrorCode::BadCredential,
-    text: "bad device key",
+    text: Cow::Borrowed("bad device key"),
     guess: true,
 };
 /// One text for every refused join secret (R-4.6.10): a wrong code, an
@@ -35,31 +39,69 @@ const BAD_KEY: Refusal = Refusal {
 /// and an answer that did would tell a guesser which codes had existed.
 const BAD_JOIN: Refusal = Refusal {
     code: ErrorCode::BadCredential,
-    text: "bad join code: not this user's current join code, nor an unused invite \
+    text: Cow::Borrowed(
+        "bad join code: not this user's current join code, nor an unused invite \
            (an invite lets one device join, once; a new join code retires the old code \
            and every unused invite): ask the operator for a new USER_ID:CODE",
+    ),
     guess: true,
 };
 const KEY_REQUIRED: Refusal = Refusal {
     code: ErrorCode::BadCredential,
-    text: "this device has a device key: send KeyHello",
+    text: Cow::Borrowed("this device has a device key: send KeyHello"),
     guess: true,
 };
 const REVOKED: Refusal = Refusal {
     code: ErrorCode::Revoked,
-    text: "this device was revoked by the operator",
+    text: Cow::Borrowed("this device was revoked by the operator"),
     guess: false,
 };
 const UNKNOWN_CLIENT: Refusal = Refusal {
     code: ErrorCode::UnknownClient,
-    text: "unknown client",
+    text: Cow::Borrowed("unknown client"),
     guess: false,
 };
 const STORAGE: Refusal = Refusal {
     code: ErrorCode::Storage,
-    text: "cannot read or write the user's device table",
+    text: Cow::Borrowed("cannot open the user's state"),
     guess: false,
 };
+
+const JOURNAL: Refusal = Refusal {
+    code: ErrorCode::Storage,
+    text: Cow::Borrowed("cannot record the new device in the user's journal"),
+    guess: false,
+};
+
+/// The refusal for a device file the server cannot use: names the file
+/// (relative to the data directory) and the OS error, so the operator sees
+/// which file to fix, e.g. one root made that the server's user cannot
+/// read (README "Devices"). Also logged, with the user.
+fn storage(paths: &DataPaths, user: &UserId, e: &DevicesError) -> Refusal {
+    log::error!("user {user}: {e}");
+    let rel = |p: &Path| {
+        p.strip_prefix(&paths.base)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    let text = match e {
+        DevicesError::Io(path, err) => format!(
+            "the server cannot use its file {} ({err}): the operator should check that \
+             the server's user owns it",
+            rel(path)
+        ),
+        DevicesError::Corrupt(path, why) => {
+            format!("the server's file {} is damaged: {why}", rel(path))
+        }
+        other => other.to_string(),
+    };
+    Refusal {
+        code: ErrorCode::Storage,
+        text: Cow::Owned(text),
+        guess: false,
+    }
+}
 
 /// The text of `WrongShard` for a user whose tag names another shard.
 const WRONG_SHARD: &str = "this server does not hold this user (its tag names another shard)";
@@ -126,8 +168,8 @@ impl Actor {
                 if let (Some(peer), Some(client)) = (self.peers.get_mut(&conn), client) {
                     peer.client = Some(client);
                 }
-                self.log(conn, request, Err(refusal.text));
-                self.fail(conn, request_id, refusal.code, refusal.text);
+                self.log(conn, request, Err(&refusal.text));
+                self.fail(conn, request_id, refusal.code, &refusal.text);
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     // Refused: never announced as Ready to the reactor.
                     peer.client = None;
@@ -228,10 +270,8 @@ impl Actor {
     ) -> Result<(ClientId, Option<Secret>), (Refusal, Option<ClientId>)> {
         let paths = &self.ctx.paths;
         let durable = self.ctx.durable;
-        let mut book = DeviceBook::load(paths, &self.user).map_err(|e| {
-            log::error!("user {}: {e}", self.user);
-            (STORAGE, None)
-        })?;
+        let mut book = DeviceBook::load(paths, &self.user)
+            .map_err(|e| (storage(paths, &self.user, &e), None))?;
         let (secret, name) = match &credential {
             Some(c) => (c.secret, c.name.as_str()),
             None => (Secret::NONE, ""),
@@ -267,20 +307,16 @@ impl Actor {
             let stale = stored.is_none_or(|s| presence::is_stale(s, now));
             book.touch(client, now);
             if new_key.is_some() || stale {
-                book.save_with(durable).map_err(|e| {
-                    log::error!("user {}: {e}", self.user);
-                    (STORAGE, Some(client))
-                })?;
+                book.save_with(durable)
+                    .map_err(|e| (storage(paths, &self.user, &e), Some(client)))?;
             }
             self.seen
                 .insert(client, if stale { now } else { stored.unwrap_or(now) });
             return Ok((client, new_key));
         }
         if hello.mode == HelloMode::NewClient {
-            let code = devices::join_digest(paths, &self.user).map_err(|e| {
-                log::error!("user {}: {e}", self.user);
-                (STORAGE, None)
-            })?;
+            let code = devices::join_digest(paths, &self.user)
+                .map_err(|e| (storage(paths, &self.user, &e), None))?;
             let good = match code {
                 Some(digest) => devices::matches(&digest, &secret),
                 // No join code made yet: the user ID alone lets a device
@@ -289,10 +325,8 @@ impl Actor {
             };
             // Else a one-time invite, used up by this join (R-4.6.10).
             let good = good
-                || devices::take_invite(paths, &self.user, &secret).map_err(|e| {
-                    log::error!("user {}: {e}", self.user);
-                    (STORAGE, None)
-                })?;
+                || devices::take_invite(paths, &self.user, &secret)
+                    .map_err(|e| (storage(paths, &self.user, &e), None))?;
             if !good {
                 return Err((BAD_JOIN, None));
             }
@@ -302,13 +336,11 @@ impl Actor {
         let client = store.next_client();
         let key = credential.is_some().then(Secret::random);
         book.add(client, name, key.as_ref(), now);
-        book.save_with(durable).map_err(|e| {
-            log::error!("user {}: {e}", self.user);
-            (STORAGE, None)
-        })?;
+        book.save_with(durable)
+            .map_err(|e| (storage(paths, &self.user, &e), None))?;
         let added = store.add_client().map_err(|e| {
             log::error!("user {}: cannot register a device: {e}", self.user);
-            (STORAGE, None)
+            (JOURNAL, None)
         })?;
         debug_assert_eq!(added, client);
         Ok((client, key))
