@@ -97,6 +97,24 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "sent_only_when_settled",
     ),
     (
+        "R-5.6.9",
+        "client",
+        "tests/e2e_mounts.rs",
+        "a_disk_unmounted_while_the_client_runs_deletes_nothing",
+    ),
+    (
+        "R-5.6.9",
+        "client",
+        "tests/e2e_mounts.rs",
+        "a_disk_not_mounted_at_start_deletes_nothing",
+    ),
+    (
+        "R-5.6.9",
+        "client",
+        "src/client/mounts/tests.rs",
+        "held_exactly_when_hidden_by_a_gone_file_system",
+    ),
+    (
         "R-5.6.7",
         "client",
         "tests/e2e_mass_removal.rs",

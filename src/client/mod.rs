@@ -20,6 +20,7 @@
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`rename`]: atomic no-replace and exchange renames (placement races).
 //! - [`lease`]: is a file open for writing somewhere (before deleting it)?
+//! - [`mounts`]: a missing file gone with the file system mounted above it is not deleted.
 //! - [`progress`] and [`logging`]: feedback on a terminal or in logs.
 
 pub mod address;
@@ -37,6 +38,7 @@ pub mod ignore;
 pub mod index;
 pub mod lease;
 pub mod logging;
+pub mod mounts;
 pub mod plan;
 pub mod printable;
 pub mod progress;

@@ -9,13 +9,14 @@ use crate::chunk::Manifest;
 use crate::client::delta_push::DeltaSupport;
 use crate::client::error::ClientError;
 use crate::client::index::Index;
+use crate::client::mounts::Judge;
 use crate::client::progress::Transfer;
 use crate::client::push::{send_op, Lists};
 use crate::client::scanner::{Op, Scope, SETTLE};
 use crate::client::schedule::holdback::HoldBack;
 use crate::client::schedule::removal::{self, Decision, Hold};
 use crate::protocol::WirePath;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,12 @@ pub(super) struct PushState {
     /// Paths of changes kept back with a held path (a rename of it, a change
     /// in or of its directory): planned again when a hold's wait is over.
     pub(super) waiting: Scope,
+    /// Removals not pushed because the file system mounted above them went
+    /// away (R-5.6.9, [`crate::client::mounts`]): planned again with every
+    /// round, pushed only if the rule no longer holds them.
+    pub(super) parked: Scope,
+    /// The mount points those removals were under (warned about once).
+    pub(super) gone_mounts: BTreeSet<WirePath>,
 }
 
 /// Whether `op` must wait for a path `space` holds at `now`: it
@@ -111,6 +118,8 @@ impl Session<'_> {
             scope = held;
             hold
         });
+        // Removals parked under a gone mount: looked at again every round.
+        scope.merge(std::mem::take(&mut self.push.parked));
         self.timers.round_taken();
         let mut plan = self.scanner.plan(&self.index, &scope)?;
         if !self.pull.modes {
@@ -135,6 +144,7 @@ impl Session<'_> {
         }
         self.keep_back_for_space(&scope, &mut plan.ops);
         self.hold_unstable(plan.unstable);
+        self.park_gone_mounts(&mut plan.ops);
         let removed = removed_files(&plan.ops, &self.index);
         let synced = self.index.file_count();
         match removal::decide(held, removed, synced, Instant::now()) {
@@ -214,6 +224,40 @@ impl Session<'_> {
             }
             false
         });
+    }
+
+    /// Takes out of `ops` the removals of files that went away with the
+    /// file system mounted above them: parked, planned again with
+    /// every round; warns once per mount point, and says when it is back.
+    fn park_gone_mounts(&mut self, ops: &mut Vec<Op>) {
+        let mut judge = Judge::new(&self.root, &self.index);
+        let mut parked = Scope::default();
+        let mut gone = BTreeSet::new();
+        ops.retain(|op| {
+            let point = match op {
+                Op::Delete { path, .. } => judge.gone_file(path),
+                Op::RemoveDir { path } => judge.gone_dir(path),
+                _ => None,
+            };
+            match point {
+                Some(point) => {
+                    parked.add(op.path().clone());
+                    gone.insert(point);
+                    false
+                }
+                None => true,
+            }
+        });
+        for point in gone.difference(&self.push.gone_mounts) {
+            log::warn!(
+                "{point}: the file system mounted here is gone; not syncing deletions under it until it is back"
+            );
+        }
+        for point in self.push.gone_mounts.difference(&gone) {
+            log::info!("{point}: the file system mounted here is back");
+        }
+        self.push.parked = parked;
+        self.push.gone_mounts = gone;
     }
 
     /// Files still being written wait for [`SETTLE`] and are looked at

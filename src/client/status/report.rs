@@ -7,6 +7,7 @@ use super::{is_conflict_name, is_running, read, Status, StatusError};
 use crate::client::fsutil::Stat;
 use crate::client::ignore::source::RuleSource;
 use crate::client::index::{EntryKind, Index};
+use crate::client::mounts::Judge;
 use crate::client::printable::{escape_controls, quote_path};
 use crate::client::state::StateDir;
 use crate::protocol::limits::STATE_DIR_NAME;
@@ -152,6 +153,17 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         }));
         seen.not_synced.len() - before
     });
+    // Files gone with the file system mounted above them: their
+    // deletions wait until it is back.
+    let gone_mounts = index.as_ref().map_or(0, |index| {
+        let gone = Judge::new(folder, index).gone_mounts();
+        for (point, files) in &gone {
+            seen.not_synced.push(format!(
+                "{point} (the file system mounted here is gone: {files} synced file(s) below it kept, deletions not synced until it is back)"
+            ));
+        }
+        gone.len()
+    });
     let s = status.as_ref();
     // What the client found it cannot sync (only it can tell: what it may
     // not read, a path too long with the folder's in front, a server
@@ -187,7 +199,8 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         in_sync: in_sync(running, s)
             && seen.modes_pending == 0
             && held_back == 0
-            && held_for_space == 0,
+            && held_for_space == 0
+            && gone_mounts == 0,
     })
 }
 
