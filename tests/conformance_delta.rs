@@ -6,9 +6,7 @@
 mod common;
 
 use cloudservice::chunk::{chunk_reader, manifest_of_reader, ChunkEntry, Manifest};
-use cloudservice::protocol::{
-    ChunkData, ChunkRanges, ErrorCode, FileManifest, Message, PushAck, PushStatus,
-};
+use cloudservice::protocol::{ChunkData, ErrorCode, FileManifest, Message, PushAck, PushStatus};
 use common::{assert_error, p, Server, WireClient};
 
 /// `len` pseudo-random bytes for `seed` (the kit's one PRNG).
@@ -30,19 +28,9 @@ fn offer(c: &mut WireClient, at: &str, content: &[u8], base: u64) -> (u32, Manif
     for part in manifest.chunks.chunks(1000) {
         c.send_with(rid, Message::ChunkList(part.to_vec()));
     }
-    let mut needed = Vec::new();
-    loop {
-        match c.reply(rid) {
-            Message::ChunksNeeded(ChunkRanges { last, ranges }) => {
-                for r in ranges {
-                    needed.extend(r.first..r.first + r.count);
-                }
-                if last {
-                    return (rid, manifest, needed);
-                }
-            }
-            other => panic!("expected ChunksNeeded, got {other:?}"),
-        }
+    match c.chunks_needed(rid) {
+        Ok(needed) => (rid, manifest, needed),
+        Err(other) => panic!("expected ChunksNeeded, got {other:?}"),
     }
 }
 
@@ -55,17 +43,9 @@ fn delta_put(
     base: u64,
 ) -> (u64, Result<PushAck, Message>) {
     let (rid, _, needed) = offer(c, at, content, base);
-    let chunks: Vec<Vec<u8>> = chunk_reader(content).map(|x| x.expect("read").1).collect();
-    let mut sent = 0;
-    for index in needed {
-        let bytes = chunks[index as usize].clone();
-        sent += bytes.len() as u64;
-        c.send_with(rid, Message::ChunkData(ChunkData { index, data: bytes }));
-    }
-    c.send_with(rid, Message::FileEnd);
-    match c.reply(rid) {
-        Message::PushAck(a) => (sent, Ok(a)),
-        other => (sent, Err(other)),
+    match c.send_chunks_and_end(rid, content, &needed) {
+        (sent, Message::PushAck(a)) => (sent, Ok(a)),
+        (sent, other) => (sent, Err(other)),
     }
 }
 

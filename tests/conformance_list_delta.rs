@@ -10,11 +10,11 @@
 
 mod common;
 
-use cloudservice::chunk::{chunk_reader, manifest_of_reader, ChunkEntry, IdLen, Manifest};
+use cloudservice::chunk::{manifest_of_reader, ChunkEntry, IdLen, Manifest};
 use cloudservice::protocol::list_delta::{diff, expand};
 use cloudservice::protocol::{
-    ChunkData, ChunkListDelta, ChunkRanges, ContentHash, ErrorCode, FetchManifest,
-    FetchManifestSince, FileManifest, Frame, ListOp, Message, PushAck, PushStatus, ShortChunkEntry,
+    ChunkListDelta, ChunkRanges, ContentHash, ErrorCode, FetchManifest, FetchManifestSince,
+    FileManifest, Frame, ListOp, Message, PushAck, PushStatus, ShortChunkEntry,
 };
 use common::{assert_error, p, Server, WireClient};
 
@@ -72,37 +72,23 @@ fn delta_put(
         ops: diff(base_list, &m.chunks),
     };
     c.send_with(rid, Message::ChunkListDelta(delta));
-    let mut needed = Vec::new();
     let mut unknown = false;
-    loop {
-        match c.reply(rid) {
-            Message::ChunksNeeded(ChunkRanges { last, ranges }) => {
-                for r in ranges {
-                    needed.extend(r.first..r.first + r.count);
-                }
-                if last {
-                    break;
-                }
-            }
-            Message::ListBaseUnknown if !unknown => {
-                unknown = true;
-                let entries = m.chunks.iter().map(ShortChunkEntry::of).collect();
-                c.send_with(rid, Message::ShortChunkList(entries));
-            }
-            other => return (Outcome::Refused(other), unknown),
+    let needed = match c.chunks_needed(rid) {
+        Err(Message::ListBaseUnknown) => {
+            unknown = true;
+            let entries = m.chunks.iter().map(ShortChunkEntry::of).collect();
+            c.send_with(rid, Message::ShortChunkList(entries));
+            c.chunks_needed(rid)
         }
-    }
-    let chunks: Vec<Vec<u8>> = chunk_reader(content).map(|x| x.expect("read").1).collect();
-    let mut sent = 0;
-    for index in needed {
-        let bytes = chunks[index as usize].clone();
-        sent += bytes.len() as u64;
-        c.send_with(rid, Message::ChunkData(ChunkData { index, data: bytes }));
-    }
-    c.send_with(rid, Message::FileEnd);
-    match c.reply(rid) {
-        Message::PushAck(a) => (Outcome::Done(sent, a), unknown),
-        other => (Outcome::Refused(other), unknown),
+        other => other,
+    };
+    let needed = match needed {
+        Ok(needed) => needed,
+        Err(other) => return (Outcome::Refused(other), unknown),
+    };
+    match c.send_chunks_and_end(rid, content, &needed) {
+        (sent, Message::PushAck(a)) => (Outcome::Done(sent, a), unknown),
+        (_, other) => (Outcome::Refused(other), unknown),
     }
 }
 

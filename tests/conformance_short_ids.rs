@@ -48,31 +48,13 @@ fn short_put(
     for part in short(&manifest).chunks(per_frame) {
         c.send_with(rid, Message::ShortChunkList(part.to_vec()));
     }
-    let mut needed = Vec::new();
-    loop {
-        match c.reply(rid) {
-            Message::ChunksNeeded(ChunkRanges { last, ranges }) => {
-                for r in ranges {
-                    needed.extend(r.first..r.first + r.count);
-                }
-                if last {
-                    break;
-                }
-            }
-            other => return (0, Err(other)),
-        }
-    }
-    let chunks: Vec<Vec<u8>> = chunk_reader(content).map(|x| x.expect("read").1).collect();
-    let mut sent = 0;
-    for index in needed {
-        let bytes = chunks[index as usize].clone();
-        sent += bytes.len() as u64;
-        c.send_with(rid, Message::ChunkData(ChunkData { index, data: bytes }));
-    }
-    c.send_with(rid, Message::FileEnd);
-    match c.reply(rid) {
-        Message::PushAck(a) => (sent, Ok(a)),
-        other => (sent, Err(other)),
+    let needed = match c.chunks_needed(rid) {
+        Ok(needed) => needed,
+        Err(other) => return (0, Err(other)),
+    };
+    match c.send_chunks_and_end(rid, content, &needed) {
+        (sent, Message::PushAck(a)) => (sent, Ok(a)),
+        (sent, other) => (sent, Err(other)),
     }
 }
 

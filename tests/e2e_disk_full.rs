@@ -16,16 +16,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
-
-/// `cloud-client status FOLDER --json` as JSON, and its exit code.
-fn status(port: u16, folder: &Path) -> (i32, Value) {
-    let folder = folder.to_string_lossy();
-    let (code, out, err) = cli(port, &["status", &folder, "--json"]);
-    let value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?} {err}"));
-    (code, value)
-}
 
 /// The report's "not synced" lines (held-back paths among them).
 fn held_back(v: &Value) -> Vec<String> {
@@ -75,7 +66,7 @@ fn a_download_that_does_not_fit_is_held_back_and_the_rest_goes_on() {
     );
     std::thread::sleep(Duration::from_secs(2));
     assert!(cb.is_running(), "B exited:\n{}", cb.log_tail(4000));
-    let (code, st) = status(server.port, &b);
+    let (code, st) = status_json(&b);
     assert_ne!(code, 0, "status exits non-zero while a file is held back");
     assert_eq!(st["in_sync"], false, "{st}");
     let error = st["last_error"].as_str().unwrap_or_default();
@@ -127,10 +118,10 @@ fn a_download_that_does_not_fit_is_held_back_and_the_rest_goes_on() {
     assert!(arrived, "big.bin never arrived:\n{}", cb.log_tail(8000));
     converge("after space was freed", &[a, &b]);
     let in_sync = eventually(Duration::from_secs(10), || {
-        let (code, st) = status(server.port, &b);
+        let (code, st) = status_json(&b);
         code == 0 && held_back(&st).is_empty() && st["in_sync"] == true
     });
-    assert!(in_sync, "{}", status(server.port, &b).1);
+    assert!(in_sync, "{}", status_json(&b).1);
 }
 
 /// Finding 6: the server's data directory is on a 12 MiB tmpfs with 5 MiB
@@ -178,7 +169,7 @@ fn an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go() {
     // the hold shows within a moment of the refusal, not at the same instant.
     let mut last = (0, Value::Null);
     let shown = eventually(Duration::from_secs(5), || {
-        last = status(server.port, a);
+        last = status_json(a);
         held_back(&last.1)
             .iter()
             .any(|l| l.starts_with("big.bin (upload held back: "))
@@ -213,8 +204,8 @@ fn an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go() {
     });
     assert!(arrived, "big.bin never arrived:\n{}", ca.log_tail(8000));
     let in_sync = eventually(Duration::from_secs(10), || {
-        let (code, st) = status(server.port, a);
+        let (code, st) = status_json(a);
         code == 0 && held_back(&st).is_empty()
     });
-    assert!(in_sync, "{}", status(server.port, a).1);
+    assert!(in_sync, "{}", status_json(a).1);
 }

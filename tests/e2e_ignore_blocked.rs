@@ -11,11 +11,9 @@
 
 mod common;
 
-use common::{eventually, new_user, tree, write, Client, Server, Tree, CONVERGE};
-use serde_json::Value;
+use common::{eventually, new_user, status_json, tree, write, Client, Server, Tree, CONVERGE};
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 fn wait_for(what: &str, check: impl FnMut() -> bool) {
@@ -26,23 +24,10 @@ fn read(root: &Path, path: &str) -> Option<String> {
     fs::read_to_string(root.join(path)).ok()
 }
 
-/// `cloud-client status FOLDER --json`: exit code and the object.
-fn status(folder: &Path) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-        .arg("status")
-        .arg(folder)
-        .arg("--json")
-        .output()
-        .expect("run status");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
-    (out.status.code().unwrap_or(-1), value)
-}
-
 /// The `not_synced` lines of `status` that name `path` as a held-back
 /// server file.
 fn held_back(folder: &Path, path: &str) -> bool {
-    let (_, value) = status(folder);
+    let (_, value) = status_json(folder);
     let prefix = format!("{path} (the server's file");
     value["not_synced"].as_array().is_some_and(|lines| {
         lines
@@ -110,7 +95,7 @@ fn a_server_file_where_an_ignored_directory_is_is_held_back_and_the_cursor_passe
     wait_for("B's status lists both files as held back", || {
         held_back(b, "build") && held_back(b, "proj")
     });
-    let (code, value) = status(b);
+    let (code, value) = status_json(b);
     assert_eq!(
         code, 1,
         "not in sync while the server's files are missing: {value:#}"
@@ -149,7 +134,7 @@ fn a_server_file_where_an_ignored_directory_is_is_held_back_and_the_cursor_passe
             && read(b, "proj").as_deref() == Some("now a file")
     });
     wait_for("B's status is in sync", || {
-        let (code, value) = status(b);
+        let (code, value) = status_json(b);
         code == 0 && !held_back(b, "build") && value["in_sync"] == true
     });
     assert_eq!(read(b, "build-old/out.o").as_deref(), Some("precious"));
@@ -201,10 +186,10 @@ fn a_held_back_file_survives_a_restart_and_merges_once_the_rule_goes() {
         "A and B hold the same files, both contents kept: A {:?}, B {:?}, B's status {:#}",
         files(a).keys().collect::<Vec<_>>(),
         files(b).keys().collect::<Vec<_>>(),
-        status(b).1
+        status_json(b).1
     );
     wait_for("B's status is in sync", || {
-        let (code, _) = status(b);
+        let (code, _) = status_json(b);
         code == 0 && !held_back(b, "build")
     });
 }

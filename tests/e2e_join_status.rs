@@ -8,25 +8,12 @@
 
 mod common;
 
-use common::{eventually, new_user, write, Client, Server, CONVERGE};
-use serde_json::Value;
+use common::{eventually, new_user, status_json, write, Client, Server, CONVERGE};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Files in the folder the new devices download.
 const FILES: usize = 3000;
-
-fn status_json(folder: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-        .arg("status")
-        .arg(folder)
-        .arg("--json")
-        .output()
-        .expect("run status");
-    // Nothing (exit 2) before the folder has joined.
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
 
 /// One reading of a joining device's status.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +28,7 @@ fn sample_join(folder: &Path, mut during: impl FnMut(Sample)) -> Vec<Sample> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut samples = Vec::new();
     while Instant::now() < deadline {
-        let v = status_json(folder);
+        let v = status_json(folder).1;
         if let (Some(uploads), Some(downloads)) = (
             v["uploads_pending"].as_u64(),
             v["downloads_pending"].as_u64(),
@@ -72,7 +59,7 @@ fn a_joining_device_shows_nothing_to_upload_but_its_own_changes() {
     let user = new_user(server.port, a.path());
     let _ca = Client::start(server.port, a.path(), None);
     assert!(
-        eventually(CONVERGE, || status_json(a.path())["in_sync"] == true),
+        eventually(CONVERGE, || status_json(a.path()).1["in_sync"] == true),
         "A uploads its folder"
     );
 

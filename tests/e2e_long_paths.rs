@@ -13,9 +13,8 @@
 
 mod common;
 
-use common::{eventually, new_user, Client, Server, CONVERGE};
+use common::{eventually, new_user, status_json, Client, Server, CONVERGE};
 use rustix::fs::{openat, Mode, OFlags, CWD};
-use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
@@ -87,19 +86,6 @@ fn generate(folder: &Path) -> bool {
             false
         }
     }
-}
-
-fn status_json(folder: &Path) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-        .arg("status")
-        .arg(folder)
-        .arg("--json")
-        .output()
-        .expect("run status");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    // Nothing (exit 2) before the folder has joined.
-    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), value)
 }
 
 /// A folder whose own path is `len` bytes long (below a temporary

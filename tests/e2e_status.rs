@@ -7,33 +7,15 @@
 
 mod common;
 
-use common::{converge, eventually, new_user, write, Client, Server, CONVERGE};
+use common::{
+    converge, eventually, new_user, status_json, status_text, write, Client, Server, CONVERGE,
+};
 use serde_json::Value;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Runs `status` and returns (exit code, stdout).
-fn status(folder: &Path, json: bool) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
-    cmd.arg("status").arg(folder);
-    if json {
-        cmd.arg("--json");
-    }
-    let out = cmd.output().expect("run status");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-fn status_json(folder: &Path) -> (i32, Value) {
-    let (code, text) = status(folder, true);
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
-    (code, value)
-}
 
 /// Waits until `status --json` satisfies `check`; returns that reading.
 fn status_until(what: &str, folder: &Path, check: impl Fn(i32, &Value) -> bool) -> Value {
@@ -82,7 +64,7 @@ fn status_in_sync_pending_server_down_conflicts_and_stopped() {
     assert_eq!(v["ignored"], 1, "the swap file: {v:#}");
     assert_eq!(v["conflicts"], Value::Array(vec![]));
     assert_eq!(v["last_error"], Value::Null);
-    let (code, text) = status(a.path(), false);
+    let (code, text) = status_text(a.path(), false);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("state:         in sync"), "{text}");
     assert!(text.contains(&user), "{text}");
@@ -119,7 +101,7 @@ fn status_in_sync_pending_server_down_conflicts_and_stopped() {
     });
     assert_eq!(v["running"], true);
     assert!(v["last_error"].is_string(), "{v:#}");
-    let (code, text) = status(a.path(), false);
+    let (code, text) = status_text(a.path(), false);
     assert_eq!(code, 1);
     assert!(text.contains("not connected"), "{text}");
 
@@ -135,7 +117,7 @@ fn status_in_sync_pending_server_down_conflicts_and_stopped() {
         let copy = v["conflicts"][0].as_str().expect("path").to_owned();
         assert!(copy.starts_with("x (conflict "), "{copy}");
         assert!(folder.join(&copy).is_file(), "{copy}");
-        let (_, text) = status(folder, false);
+        let (_, text) = status_text(folder, false);
         assert!(text.contains(&format!("  {copy}")), "{text}");
     }
 
@@ -146,13 +128,13 @@ fn status_in_sync_pending_server_down_conflicts_and_stopped() {
         (code, &v["running"], &v["connected"]),
         (1, &Value::Bool(false), &Value::Bool(false))
     );
-    let (_, text) = status(b.path(), false);
+    let (_, text) = status_text(b.path(), false);
     assert!(text.contains("no client is running"), "{text}");
     ca.stop();
 
     // A folder that was never synced.
     let plain = tempfile::tempdir().expect("tempdir");
-    let (code, _) = status(plain.path(), false);
+    let (code, _) = status_text(plain.path(), false);
     assert_eq!(code, 2);
 }
 
@@ -187,7 +169,7 @@ fn status_shows_why_a_stopped_client_stopped() {
     assert_eq!(v["connected"], false, "{v:#}");
     let why = v["last_error"].as_str().expect("an error").to_owned();
     assert!(why.contains("cannot reach server"), "{why}");
-    let (code, text) = status(a.path(), false);
+    let (code, text) = status_text(a.path(), false);
     assert_eq!(code, 1);
     assert!(text.contains(&format!("last error:    {why}")), "{text}");
     std::thread::sleep(Duration::from_secs(3));
@@ -365,7 +347,7 @@ fn unsyncable_names_made_while_running_are_reported_at_once() {
         listed.iter().any(|l| l.starts_with("caf\u{fffd}.txt (")),
         "{listed:?}"
     );
-    let (_, text) = status(a.path(), false);
+    let (_, text) = status_text(a.path(), false);
     assert!(
         text.contains(&format!("not synced:    {}", made.len())),
         "{text}"

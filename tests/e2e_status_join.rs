@@ -5,30 +5,8 @@
 
 mod common;
 
-use common::{free_port, new_user, run_once, write, Client, Server};
-use serde_json::Value;
+use common::{free_port, new_user, run_once, status_json, status_text, write, Client, Server};
 use std::path::Path;
-use std::process::Command;
-
-/// `cloud-client status FOLDER [--json]`: exit code and stdout.
-fn status(folder: &Path, json: bool) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
-    cmd.arg("status").arg(folder);
-    if json {
-        cmd.arg("--json");
-    }
-    let out = cmd.output().expect("run status");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-fn status_json(folder: &Path) -> (i32, Value) {
-    let (code, text) = status(folder, true);
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
-    (code, value)
-}
 
 /// Checks that `folder` reads as not joined, with a last error containing
 /// `why`, in both forms.
@@ -43,7 +21,7 @@ fn assert_not_joined(folder: &Path, why: &str) {
         error.contains(why),
         "last error {error:?} should say {why:?}"
     );
-    let (code, text) = status(folder, false);
+    let (code, text) = status_text(folder, false);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("state:         not joined"), "{text}");
     assert!(text.contains(why), "{text}");
@@ -97,7 +75,7 @@ fn a_refused_or_unreachable_first_join_is_reported_as_not_joined_and_a_retry_joi
         value["last_error"].as_str().is_some_and(|e| !e.is_empty()),
         "{value:#}"
     );
-    let (code, text) = status(c, false);
+    let (code, text) = status_text(c, false);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("not joined"), "{text}");
 }

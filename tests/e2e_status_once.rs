@@ -5,23 +5,15 @@
 
 mod common;
 
-use common::{new_user, run_once, write, Client, Server};
-use serde_json::Value;
+use common::{new_user, run_once, status_json, write, Client, Server};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// `last_sync` of `cloud-client status FOLDER --json`.
 fn last_sync(folder: &Path) -> Option<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-        .arg("status")
-        .arg(folder)
-        .arg("--json")
-        .output()
-        .expect("run status");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
-    value["last_sync"].as_str().map(str::to_owned)
+    status_json(folder).1["last_sync"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 #[test]

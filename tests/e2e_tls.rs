@@ -63,11 +63,20 @@ impl Drop for Srv {
 
 /// `cloud-client --once` with `extra`, bounded in time.
 fn client_once(port: u16, folder: &Path, user: Option<&str>, extra: &[&str]) -> Output {
+    client_once_at("127.0.0.1", port, folder, user, extra)
+}
+
+/// [`client_once`] against the server named `host` (the name a certificate
+/// is checked for).
+fn client_once_at(
+    host: &str,
+    port: u16,
+    folder: &Path,
+    user: Option<&str>,
+    extra: &[&str],
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
-    cmd.arg("127.0.0.1")
-        .arg(port.to_string())
-        .arg(folder)
-        .arg("0.5");
+    cmd.arg(host).arg(port.to_string()).arg(folder).arg("0.5");
     if let Some(user) = user {
         cmd.arg(user);
     }
@@ -310,31 +319,57 @@ fn an_unreadable_certificate_file_is_one_line_and_exit_1() {
     assert!(text.contains("missing.pem"), "{text}");
 }
 
+/// A new certificate authority: its certificate and key.
+fn new_ca() -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    (params.self_signed(&key).unwrap(), key)
+}
+
+/// A leaf certificate for `localhost` signed by `ca`, written to
+/// `dir/NAME.pem` and `dir/NAME.key`: the server options that serve it.
+fn leaf_for_localhost(
+    (ca, ca_key): &(rcgen::Certificate, rcgen::KeyPair),
+    dir: &Path,
+    name: &str,
+) -> [String; 4] {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, ca, ca_key)
+        .unwrap();
+    let cert_file = dir.join(format!("{name}.pem"));
+    let key_file = dir.join(format!("{name}.key"));
+    fs::write(&cert_file, leaf.pem()).unwrap();
+    fs::write(&key_file, key.serialize_pem()).unwrap();
+    tls_options(&cert_file, &key_file)
+}
+
+/// `--tls-cert CERT --tls-key KEY`.
+fn tls_options(cert: &Path, key: &Path) -> [String; 4] {
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    [
+        "--tls-cert".to_owned(),
+        path(cert),
+        "--tls-key".to_owned(),
+        path(key),
+    ]
+}
+
+/// Starts a server on `data` with `options`.
+fn start_with(data: &Path, options: &[String]) -> Srv {
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    Srv::start(data, &options)
+}
+
 #[test]
 fn a_certificate_from_elsewhere_and_a_ca_are_honoured() {
     let data = tempfile::tempdir().unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let ca = new_ca();
     let dir = data.path();
-    fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
-    fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
-    let cert = dir.join("leaf.pem");
-    let key = dir.join("leaf.key");
-    let server = Srv::start(
-        dir,
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
+    fs::write(dir.join("ca.pem"), ca.0.pem()).unwrap();
+    let server = start_with(dir, &leaf_for_localhost(&ca, dir, "leaf"));
     assert!(
         !dir.join("tls").exists(),
         "no identity made when one is given"
@@ -342,24 +377,8 @@ fn a_certificate_from_elsewhere_and_a_ca_are_honoured() {
     let a = tempfile::tempdir().unwrap();
     write(a.path(), "x.txt", b"x\n");
     let ca_file = dir.join("ca.pem");
-    let run = |host: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-            .arg(host)
-            .arg(server.port.to_string())
-            .arg(a.path())
-            .arg("0.5")
-            .arg("--once")
-            .arg("--ca")
-            .arg(&ca_file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if wait_timeout(&mut child, Duration::from_secs(60)).is_none() {
-            let _ = child.kill();
-        }
-        child.wait_with_output().unwrap()
-    };
+    let ca_option = ["--ca", ca_file.to_str().unwrap()];
+    let run = |host: &str| client_once_at(host, server.port, a.path(), None, &ca_option);
     // The certificate names "localhost", not "127.0.0.1".
     let out = run("127.0.0.1");
     assert!(!out.status.success());
@@ -372,70 +391,21 @@ fn a_certificate_from_elsewhere_and_a_ca_are_honoured() {
     );
     // Later runs without --ca (the systemd unit's) keep requiring the CA
     // (outside tester breaker10's finding 3: they fell back to first use).
-    let plain_run = |port: u16| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-            .arg("localhost")
-            .arg(port.to_string())
-            .arg(a.path())
-            .arg("0.5")
-            .arg("--once")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if wait_timeout(&mut child, Duration::from_secs(60)).is_none() {
-            let _ = child.kill();
-        }
-        child.wait_with_output().unwrap()
-    };
+    let plain_run = |port: u16| client_once_at("localhost", port, a.path(), None, &[]);
     let out = plain_run(server.port);
     assert!(out.status.success(), "{}", stderr(&out));
     // A renewed leaf from the same CA is accepted with nothing to do.
-    let renewed_key = rcgen::KeyPair::generate().unwrap();
-    let renewed = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&renewed_key, &ca, &ca_key)
-        .unwrap();
     let other_dir = tempfile::tempdir().unwrap();
-    let od = other_dir.path();
-    fs::write(od.join("renewed.pem"), renewed.pem()).unwrap();
-    fs::write(od.join("renewed.key"), renewed_key.serialize_pem()).unwrap();
+    let renewed = leaf_for_localhost(&ca, other_dir.path(), "renewed");
     drop(server);
-    let renewed_server = Srv::start(
-        dir,
-        &[
-            "--tls-cert",
-            od.join("renewed.pem").to_str().unwrap(),
-            "--tls-key",
-            od.join("renewed.key").to_str().unwrap(),
-        ],
-    );
+    let renewed_server = start_with(dir, &renewed);
     let out = plain_run(renewed_server.port);
     assert!(out.status.success(), "renewal: {}", stderr(&out));
     drop(renewed_server);
     // An impostor with a certificate for the same name from another CA.
-    let evil_ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut evil_ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    evil_ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let evil_ca = evil_ca_params.self_signed(&evil_ca_key).unwrap();
-    let evil_key = rcgen::KeyPair::generate().unwrap();
-    let evil = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&evil_key, &evil_ca, &evil_ca_key)
-        .unwrap();
     let evil_data = tempfile::tempdir().unwrap();
     let ed = evil_data.path();
-    fs::write(ed.join("evil.pem"), evil.pem()).unwrap();
-    fs::write(ed.join("evil.key"), evil_key.serialize_pem()).unwrap();
-    let impostor = Srv::start(
-        ed,
-        &[
-            "--tls-cert",
-            ed.join("evil.pem").to_str().unwrap(),
-            "--tls-key",
-            ed.join("evil.key").to_str().unwrap(),
-        ],
-    );
+    let impostor = start_with(ed, &leaf_for_localhost(&new_ca(), ed, "evil"));
     let out = plain_run(impostor.port);
     assert!(!out.status.success(), "the impostor was trusted");
     assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
@@ -531,15 +501,7 @@ fn sighup_serves_a_new_certificate_without_dropping_connections() {
     };
     install("a");
     let data = dir.path().join("data");
-    let server = Srv::start(
-        &data,
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
+    let server = start_with(&data, &tls_options(&cert, &key));
     assert_eq!(server.fingerprint, first.fingerprint.to_string());
     // A device that stays connected through the change.
     let x = tempfile::tempdir().unwrap();

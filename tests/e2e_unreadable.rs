@@ -12,22 +12,12 @@
 
 mod common;
 
-use common::{eventually, write, Client, Proc, Server, Verbosity, CONVERGE};
+use common::{eventually, status_json, write, Client, Proc, Server, Verbosity, CONVERGE};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn status_json(folder: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_cloud-client"))
-        .arg("status")
-        .arg(folder)
-        .arg("--json")
-        .output()
-        .expect("run status");
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
@@ -119,16 +109,16 @@ fn unreadable_files_are_said_once_listed_and_not_counted_to_upload() {
     // secret.txt: one warning, listed, not to upload; the others synced.
     assert!(
         eventually(CONVERGE, || {
-            let v = status_json(&a);
+            let v = status_json(&a).1;
             on_server.join("b.txt").is_file()
                 && not_synced(&v).contains(&listed_as("secret.txt"))
                 && v["uploads_pending"] == 0
         }),
         "A does not list secret.txt: {:#}\n{}",
-        status_json(&a),
+        status_json(&a).1,
         common::log_tail(&err_log, 3000)
     );
-    let v = status_json(&a);
+    let v = status_json(&a).1;
     assert_eq!(v["in_sync"], false, "{v:#}");
     assert!(!on_server.join("secret.txt").exists());
 
@@ -142,10 +132,10 @@ fn unreadable_files_are_said_once_listed_and_not_counted_to_upload() {
     );
     chmod(&a.join("a.txt"), 0o000);
     assert!(
-        eventually(CONVERGE, || not_synced(&status_json(&a))
+        eventually(CONVERGE, || not_synced(&status_json(&a).1)
             .contains(&listed_as("a.txt"))),
         "a.txt unreadable is not listed: {:#}",
-        status_json(&a)
+        status_json(&a).1
     );
     write(b.path(), "a.txt", "B's edit");
     assert!(
@@ -157,7 +147,7 @@ fn unreadable_files_are_said_once_listed_and_not_counted_to_upload() {
     );
     // Several repeated pulls (every 2 s) and safety looks.
     std::thread::sleep(Duration::from_secs(7));
-    let v = status_json(&a);
+    let v = status_json(&a).1;
     assert_eq!(v["uploads_pending"], 0, "{v:#}");
     assert_eq!(v["in_sync"], false, "{v:#}");
     let text = std::fs::read_to_string(&err_log).unwrap_or_default();
@@ -188,8 +178,8 @@ fn unreadable_files_are_said_once_listed_and_not_counted_to_upload() {
         common::log_tail(&err_log, 3000)
     );
     assert!(
-        eventually(CONVERGE, || status_json(&a)["in_sync"] == true),
+        eventually(CONVERGE, || status_json(&a).1["in_sync"] == true),
         "A not in sync: {:#}",
-        status_json(&a)
+        status_json(&a).1
     );
 }

@@ -9,10 +9,8 @@
 
 mod common;
 
-use cloudservice::chunk::{chunk_reader, manifest_of_reader};
-use cloudservice::protocol::{
-    ChunkData, ChunkRanges, ErrorCode, FileManifest, Message, PushStatus,
-};
+use cloudservice::chunk::manifest_of_reader;
+use cloudservice::protocol::{ErrorCode, FileManifest, Message, PushStatus};
 use common::*;
 
 #[test]
@@ -61,27 +59,11 @@ fn delta_put(c: &mut WireClient, at: &str, content: &[u8], base: u64) -> Message
     for part in manifest.chunks.chunks(1000) {
         c.send_with(rid, Message::ChunkList(part.to_vec()));
     }
-    let mut needed = Vec::new();
-    loop {
-        match c.reply(rid) {
-            Message::ChunksNeeded(ChunkRanges { last, ranges }) => {
-                for r in ranges {
-                    needed.extend(r.first..r.first + r.count);
-                }
-                if last {
-                    break;
-                }
-            }
-            other => return other,
-        }
-    }
-    let chunks: Vec<Vec<u8>> = chunk_reader(content).map(|x| x.expect("read").1).collect();
-    for index in needed {
-        let data = chunks[index as usize].clone();
-        c.send_with(rid, Message::ChunkData(ChunkData { index, data }));
-    }
-    c.send_with(rid, Message::FileEnd);
-    c.reply(rid)
+    let needed = match c.chunks_needed(rid) {
+        Ok(needed) => needed,
+        Err(other) => return other,
+    };
+    c.send_chunks_and_end(rid, content, &needed).1
 }
 
 /// Outside tester breaker9's finding 6: a delta upload that does not fit

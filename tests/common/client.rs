@@ -403,3 +403,26 @@ pub fn cli(port: u16, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `cloud-client status FOLDER` (`--json` when `json`): the exit code (0 in
+/// sync, 1 not, 2 nothing to report) and stdout. `status` reads the saved
+/// state and needs no server.
+pub fn status_text(folder: &Path, json: bool) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
+    cmd.arg("status").arg(folder);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().expect("run status");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `cloud-client status FOLDER --json`: the exit code and the object;
+/// `Value::Null` when stdout is not JSON (exit 2 before the folder joined).
+pub fn status_json(folder: &Path) -> (i32, serde_json::Value) {
+    let (code, text) = status_text(folder, true);
+    (code, serde_json::from_str(&text).unwrap_or_default())
+}

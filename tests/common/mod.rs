@@ -34,7 +34,9 @@ pub mod tree;
 pub mod wait;
 pub mod wire;
 
-pub use client::{cli, new_user, run_once, Client, ClientOptions, Verbosity};
+pub use client::{
+    cli, new_user, run_once, status_json, status_text, Client, ClientOptions, Verbosity,
+};
 pub use conn::Conn;
 pub use devices::{settle, TwoDevices, SETTLE};
 pub use procs::{

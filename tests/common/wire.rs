@@ -4,9 +4,11 @@
 
 use super::conn::Conn;
 use super::raw::{read_some, Filled};
+use cloudservice::chunk::chunk_reader;
 use cloudservice::protocol::{
-    ChangeBatch, ChangeEntry, ContentHash, ErrorCode, ErrorReport, FileBegin, Frame, FrameDecoder,
-    Hello, HelloMode, Message, PushAck, Status, UserId, Welcome, WirePath,
+    ChangeBatch, ChangeEntry, ChunkData, ChunkRanges, ContentHash, ErrorCode, ErrorReport,
+    FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message, PushAck, Status, UserId, Welcome,
+    WirePath,
 };
 use std::io::Write;
 use std::net::SocketAddr;
@@ -178,6 +180,46 @@ impl WireClient {
             "reply for the wrong request: {frame:?}"
         );
         frame.message
+    }
+
+    /// Reads the ChunksNeeded (`rid`) answer of a delta upload to its last
+    /// frame (§13.3): the chunk indexes asked for, in order; `Err` with the
+    /// first other message (an Error, ListBaseUnknown, …).
+    pub fn chunks_needed(&mut self, rid: u32) -> Result<Vec<u32>, Message> {
+        let mut needed = Vec::new();
+        loop {
+            match self.reply(rid) {
+                Message::ChunksNeeded(ChunkRanges { last, ranges }) => {
+                    for r in ranges {
+                        needed.extend(r.first..r.first + r.count);
+                    }
+                    if last {
+                        return Ok(needed);
+                    }
+                }
+                other => return Err(other),
+            }
+        }
+    }
+
+    /// Ends a delta upload (§13.3): a ChunkData (`rid`) for each index of
+    /// `needed`, cut from `content` by the reference chunker, then FileEnd.
+    /// Returns the chunk bytes sent and the server's answer.
+    pub fn send_chunks_and_end(
+        &mut self,
+        rid: u32,
+        content: &[u8],
+        needed: &[u32],
+    ) -> (u64, Message) {
+        let chunks: Vec<Vec<u8>> = chunk_reader(content).map(|x| x.expect("read").1).collect();
+        let mut sent = 0;
+        for &index in needed {
+            let data = chunks[index as usize].clone();
+            sent += data.len() as u64;
+            self.send_with(rid, Message::ChunkData(ChunkData { index, data }));
+        }
+        self.send_with(rid, Message::FileEnd);
+        (sent, self.reply(rid))
     }
 
     /// Waits for the server to close the connection (after any frames), and
