@@ -19,6 +19,30 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-4.6.12",
+        "client",
+        "tests/e2e_copied_folder.rs",
+        "a_copy_runs_as_a_new_device_and_concurrent_edits_are_both_kept",
+    ),
+    (
+        "R-4.6.12",
+        "client",
+        "tests/e2e_copied_folder.rs",
+        "a_copy_of_a_user_with_a_join_code_stops_with_one_line_and_changes_nothing",
+    ),
+    (
+        "R-4.6.12",
+        "client",
+        "tests/e2e_copied_folder.rs",
+        "a_folder_moved_within_its_file_system_keeps_its_device",
+    ),
+    (
+        "R-4.6.12",
+        "client",
+        "src/client/origin.rs",
+        "the_rule_table",
+    ),
+    (
         "R-5.6.8",
         "client",
         "tests/e2e_disk_full.rs",

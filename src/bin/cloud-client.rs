@@ -27,6 +27,9 @@ use std::time::Duration;
 /// later runs remember the user, the device and its key (in
 /// FOLDER_PATH/.cloudservice/identity, mode 0600) and authenticate with the
 /// key. A device the operator revoked stops with a message and changes nothing.
+/// A copy of a synced folder (cp -a, rsync, a restored backup: not the folder
+/// the identity was made in) does not run as that device: it joins the user
+/// as a new device (conflict copies where files differ; nothing deleted).
 ///
 /// `cloud-client status FOLDER` shows how a folder stands instead;
 /// `cloud-client versions FOLDER [PATH]` lists what the server kept of

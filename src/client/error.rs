@@ -73,6 +73,31 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The folder is a copy of a synced folder (PROTOCOL.md R-4.6.12) and
+    /// joining it as a new device was refused (the user has a join code):
+    /// it does not run as the device whose identity it holds.
+    CopiedFolder {
+        /// The copy.
+        folder: PathBuf,
+        /// The folder the identity was made in.
+        original: PathBuf,
+        /// The device whose identity the copy holds.
+        device: u64,
+        /// The server's message.
+        message: String,
+        /// The command line that joins it as a new device.
+        join: String,
+    },
+    /// `versions` or `restore` on a copy of a synced folder that has not
+    /// joined as its own device yet (R-4.6.12).
+    CopyNotJoined {
+        /// The copy.
+        folder: PathBuf,
+        /// The folder the identity was made in.
+        original: PathBuf,
+        /// The device whose identity the copy holds.
+        device: u64,
+    },
     /// The folder already belongs to another user than the one asked for.
     UserMismatch {
         /// The user remembered in the folder's state.
@@ -277,6 +302,34 @@ impl fmt::Display for ClientError {
                  changed. If the operator rotated the join code, run cloud-client with \
                  USER_ID:JOIN_CODE",
                 folder.display()
+            ),
+            ClientError::CopiedFolder {
+                folder,
+                original,
+                device,
+                message,
+                join,
+            } => write!(
+                f,
+                "{} is a copy of the folder {} (it holds the identity of device {device} of its \
+                 user) and must not run as that device; joining it as a new device was refused \
+                 ({message}); nothing in {} was changed. To sync it as a new device, ask the \
+                 operator for a join code or an invite and run: {join}",
+                folder.display(),
+                original.display(),
+                folder.display()
+            ),
+            ClientError::CopyNotJoined {
+                folder,
+                original,
+                device,
+            } => write!(
+                f,
+                "{} is a copy of the folder {} (it holds the identity of device {device} of its \
+                 user) and does not act as that device; run cloud-client on it once (it joins as \
+                 a new device), then ask again",
+                folder.display(),
+                original.display()
             ),
             ClientError::UserMismatch { stored, given } => write!(
                 f,

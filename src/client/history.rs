@@ -43,6 +43,16 @@ impl Remote {
         else {
             return Err(ClientError::MissingFolder(folder.join(STATE_DIR_NAME)));
         };
+        // A copy of a synced folder never acts as the device whose identity
+        // it holds: a restore would be that device's change.
+        let root = super::watcher::canonical_root(folder);
+        if let Some(copy) = super::origin::check(&root.join(STATE_DIR_NAME), &root, client)? {
+            return Err(ClientError::CopyNotJoined {
+                folder: root,
+                original: copy.original,
+                device: copy.device,
+            });
+        }
         let dial = Dial {
             security,
             host: server.host(),

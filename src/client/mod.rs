@@ -5,6 +5,7 @@
 //! - [`address`]: the server's address as typed, looked up at each connection attempt.
 //! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
+//! - [`origin`]: where that identity was made: a copied folder does not run as the device.
 //! - [`status`]: the running client's status file, and the `status` command's report.
 //! - [`index`]: what every synced path was when last agreed with the server.
 //! - [`detect`]: the one rule for "may this file have changed since indexed".
@@ -39,6 +40,7 @@ pub mod index;
 pub mod lease;
 pub mod logging;
 pub mod mounts;
+pub mod origin;
 pub mod plan;
 pub mod printable;
 pub mod progress;

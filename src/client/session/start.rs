@@ -11,6 +11,7 @@ use crate::client::connection::Connection;
 use crate::client::error::ClientError;
 use crate::client::ignore::IgnoreRules;
 use crate::client::index::Index;
+use crate::client::origin;
 use crate::client::scanner::Scanner;
 use crate::client::schedule::Timers;
 use crate::client::state::{Identity, StateDir};
@@ -87,22 +88,44 @@ fn run_in(
     shutdown: Arc<AtomicBool>,
     on_new_user: &mut dyn FnMut(UserId),
 ) -> Result<(), ClientError> {
-    let stored = state.load_identity()?;
-    let mut index = match stored {
+    let loaded = state.load_identity()?;
+    // A copy of a synced folder (its identity made in another folder,
+    // R-4.6.12) must not run as that device: it joins as a new one.
+    let copy = match loaded {
+        Some(id) => origin::check(state.path(), &root, id.client)?,
+        None => None,
+    };
+    let mut index = match loaded {
         Some(_) => Index::load(&state.index_file())?,
         None => Index::new(),
     };
     let rules = super::publish::adopt_rules(&root, &state, &mut index);
     check_not_emptied(&root, &index, rules.rules())?;
-    if let Some(id) = stored {
+    if let Some(id) = loaded {
         // Local files a crash left in the temporary area go back first; the
         // full comparison below (`mark_all`) then pushes them.
         let tmp = state.tmp_dir();
         Applier::new(&root, &tmp, &mut index, id.client)
             .recover_leftovers(&mut Applied::default())?;
     }
+    let (stored, hello) = match (&copy, loaded) {
+        (Some(copy), Some(id)) => {
+            log::warn!(
+                "{} is a copy of the folder {} (it holds the identity of device {} of its user; \
+                 the folder is not the one that identity was made in): it will not run as that \
+                 device; joining as a new device (its files are compared with the server's, \
+                 differences are kept as conflict copies, nothing is deleted)",
+                root.display(),
+                copy.original.display(),
+                copy.device
+            );
+            // Everything it knew was the other device's: start as a join.
+            index = Index::new();
+            (None, rejoin_hello(&id, config)?)
+        }
+        _ => (loaded, hello_for(loaded, config)?),
+    };
     let publisher = super::publish::Publisher::start(running, state.path());
-    let hello = hello_for(stored, config)?;
     // A folder that has an identity keeps trying a server it cannot reach
     // (or that refuses it for a while) at start-up, with the same backoff
     // as a lost connection; a first run (join or new user) and `--once`
@@ -116,10 +139,11 @@ fn run_in(
                 log::warn!("{e}; retrying in the background");
                 (None, id, Some(e))
             }
-            (Err(e), _) => return Err(e),
+            (Err(e), _) => return Err(copy_refused(e, copy, config, &root)),
         };
     if stored.is_none() {
         state.save_identity(&identity)?;
+        origin::save(state.path(), &origin::here(&root, identity.client)?)?;
         index.set_cursor(0);
         index.save(&state.index_file())?;
     } else if stored != Some(identity) {
@@ -205,6 +229,54 @@ fn hello_for(stored: Option<Identity>, config: &Config) -> Result<KeyHello, Clie
             name,
         },
     })
+}
+
+/// The `KeyHello` of a copied folder (R-4.6.12): a join of the user its
+/// identity names, with the join code given on the command line, if any.
+///
+/// # Errors
+/// [`ClientError::UserMismatch`] when the command line names another user.
+fn rejoin_hello(id: &Identity, config: &Config) -> Result<KeyHello, ClientError> {
+    if let Some(given) = config.user.filter(|&given| given != id.user) {
+        return Err(ClientError::UserMismatch {
+            stored: id.user.to_string(),
+            given: given.to_string(),
+        });
+    }
+    Ok(KeyHello {
+        mode: HelloMode::NewClient,
+        user_id: id.user,
+        client_id: 0,
+        secret: config.join_code.unwrap_or(Secret::NONE),
+        name: config.device_name.clone(),
+    })
+}
+
+/// A copied folder whose join was refused for its secret (the user has a
+/// join code) stops with one line naming the original and the command
+/// that joins it; other errors are unchanged.
+fn copy_refused(
+    e: ClientError,
+    copy: Option<origin::CopyOf>,
+    config: &Config,
+    root: &Path,
+) -> ClientError {
+    match (e, copy) {
+        (ClientError::BadCredential { message, .. }, Some(copy)) => ClientError::CopiedFolder {
+            folder: root.to_path_buf(),
+            original: copy.original,
+            device: copy.device,
+            message,
+            join: format!(
+                "cloud-client {} {} {} {} USER_ID:JOIN_CODE",
+                config.server.host(),
+                config.server.port(),
+                root.display(),
+                config.pull_every.as_secs_f64()
+            ),
+        },
+        (e, _) => e,
+    }
 }
 
 /// The `KeyHello` of a device that comes back.
