@@ -83,6 +83,29 @@ impl UserStore {
         staged: StagedFile,
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
+        self.commit_file_with_bit(base, path, staged, client, None)
+    }
+
+    /// [`Self::commit_file`], placing the file with the executable bit
+    /// `bit` when it is `Some` (a restore, §14.3: content and bit come back
+    /// as ONE change), else with the bit of the file it replaces (§15.3).
+    /// The file is renamed into place with its final mode, and a bit that
+    /// differs from the tree's after the content is journaled as a
+    /// `SetMode` of the same change (as a compacted journal does), so no
+    /// device and no kept version ever sees the content with the other bit.
+    /// `Unchanged` (the content is there already) sets no bit: the caller
+    /// decides.
+    ///
+    /// # Errors
+    /// As [`Self::commit_file`].
+    pub(super) fn commit_file_with_bit(
+        &mut self,
+        base: u64,
+        path: &WirePath,
+        staged: StagedFile,
+        client: ClientId,
+        bit: Option<bool>,
+    ) -> Result<PushAck, StoreError> {
         let (target, status) = match self.tree.get(path) {
             None => {
                 let (target, status) = self.placement(path, client)?;
@@ -126,8 +149,10 @@ impl UserStore {
         if let Some(OnDisk::Dir) = parent.as_ref().map(|p| p.inspect()).transpose()? {
             return Err(StoreError::DirectoryInTheWay(target.clone()));
         }
-        // New content over an executable file stays executable (§15.3).
-        if self.tree.is_executable(&target) {
+        // New content over an executable file stays executable (§15.3),
+        // unless the caller gives the bit.
+        let executable = bit.unwrap_or_else(|| self.tree.is_executable(&target));
+        if executable {
             let mode = std::fs::metadata(&staged.temp)?.permissions().mode();
             let exec = storefs::with_executable(mode, true);
             std::fs::set_permissions(&staged.temp, std::fs::Permissions::from_mode(exec))?;
@@ -158,6 +183,16 @@ impl UserStore {
             hash: staged.hash,
             mtime_ns,
         })?;
+        // The PutFile kept the replaced file's bit in the tree (a new file
+        // starts without it): the bit placed on disk is part of the same
+        // change.
+        if self.tree.is_executable(&target) != executable {
+            self.record(Record::SetMode {
+                seq,
+                path: target.clone(),
+                executable,
+            })?;
+        }
         self.record_author(seq, client)?;
         Ok(ack(status, seq, &target))
     }

@@ -236,10 +236,18 @@ impl UserStore {
                     Some(node) if matches!(node.kind, NodeKind::File { .. }) => node.version,
                     _ => 0,
                 };
-                let ack = self.commit_file(base, &entry.path, staged, client)?;
-                // The kept executable bit comes back too (§15): an upload
-                // keeps the bit of what it replaces, so set it if it differs.
-                if self.tree.is_executable(&ack.path) != executable {
+                // Content and bit as they were, placed as ONE change (a
+                // version is content and bit, §14.1): never the content
+                // with the bit of what it replaces, which no device may
+                // pull and no kept version may record.
+                let ack =
+                    self.commit_file_with_bit(base, &entry.path, staged, client, Some(executable))?;
+                // The content is there already (Unchanged): only the bit
+                // may differ, and that is one SetMode change (the file as
+                // it is now, a state it really had, is kept).
+                if ack.status == PushStatus::Unchanged
+                    && self.tree.is_executable(&ack.path) != executable
+                {
                     let moded = self.set_mode(ack.version, &ack.path, executable, client)?;
                     return Ok(PushAck {
                         version: moded.version,

@@ -26,6 +26,8 @@ mod fetch;
 mod history;
 pub mod journal;
 mod recover;
+#[cfg(test)]
+mod restore_tests;
 pub mod times;
 pub mod tree;
 mod upload;
