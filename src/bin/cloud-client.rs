@@ -400,12 +400,22 @@ fn restore(
             Ok(ack) => ack,
             Err(ClientError::RequestRefused {
                 code: ErrorCode::NoSuchVersion,
-                ..
+                message,
             }) => {
-                let why = match (version, at) {
-                    (Some(n), _) => format!("no version of {path} number {n}"),
-                    (None, text) => format!(
+                // The server counts what was in place then and expired
+                // (PROTOCOL.md ): say so rather than "never there".
+                let expired = history::expired_reason(&message);
+                let why = match (version, at, expired) {
+                    (Some(n), _, None) => format!("no version of {path} number {n}"),
+                    (Some(n), _, Some(reason)) => {
+                        format!("no version of {path} number {n}: {reason}")
+                    }
+                    (None, text, None) => format!(
                         "no version of {path} at {}: it did not exist then (or what it was is no longer kept)",
+                        text.unwrap_or_default()
+                    ),
+                    (None, text, Some(reason)) => format!(
+                        "no version of {path} at {}: {reason}",
                         text.unwrap_or_default()
                     ),
                 };

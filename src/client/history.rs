@@ -175,6 +175,16 @@ impl Remote {
     }
 }
 
+/// The server's reason for a `NoSuchVersion` when entries that were in
+/// place then expired (PROTOCOL.md §14.4, R-14.3.2), e.g. `3 entries under
+/// e6 just before change 543 expired (…): no longer kept`; `None` for any
+/// other refusal.
+pub fn expired_reason(message: &str) -> Option<&str> {
+    let at = message.find(" expired (")?;
+    let start = message[..at].rfind(": ").map_or(0, |i| i + 2);
+    Some(&message[start..])
+}
+
 /// What restoring the directory `dir` by the number of its removal brings
 /// back, and what it does not: the files deleted under it by earlier,
 /// separate changes (PROTOCOL.md §14: a version is what one change
@@ -361,6 +371,27 @@ mod tests {
         // Not a directory removal: nothing to say.
         assert_eq!(dir_restore(&listed, &d, 20307), None);
         assert_eq!(dir_restore(&listed, &p("d003/f076.txt"), 20307), None);
+    }
+
+    #[test]
+    fn the_expired_count_is_taken_from_the_servers_refusal() {
+        let why = " (older than --keep-versions, or dropped past --versions-space): no longer kept";
+        let by_number = format!("e6 v543: 3 entries under e6 just before change 543 expired{why}");
+        assert_eq!(
+            expired_reason(&by_number),
+            Some(format!("3 entries under e6 just before change 543 expired{why}").as_str())
+        );
+        let by_time = format!(
+            "e6 at 1 ms: no version of e6 at 2026-12-02T07:00:00.000Z: 1 entry under it then expired{why}"
+        );
+        assert_eq!(
+            expired_reason(&by_time),
+            Some(format!("1 entry under it then expired{why}").as_str())
+        );
+        assert_eq!(
+            expired_reason("f v9: no kept version of f displaced by change 9"),
+            None
+        );
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub enum StoreError {
         path: WirePath,
         /// The change asked for.
         seq: u64,
+        /// Entries in place then whose kept record was reaped (§14.4).
+        expired: usize,
     },
     /// `path` did not exist at the moment `time_ms` (or what it was then
     /// is no longer kept): §14.3, R-14.3.5.
@@ -79,6 +81,8 @@ pub enum StoreError {
         path: WirePath,
         /// The moment asked for, ms since the epoch.
         time_ms: u64,
+        /// Entries in place then whose kept record was reaped (§14.4).
+        expired: usize,
     },
     /// A kept version's stored content is missing or no longer matches
     /// its hash (changed or removed outside the server).
@@ -117,6 +121,19 @@ impl StoreError {
     }
 }
 
+/// Why an expired entry is not restored (§14.4), after "… expired".
+const EXPIRED_WHY: &str =
+    " (older than --keep-versions, or dropped past --versions-space): no longer kept";
+
+/// "1 entry", "3 entries".
+fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
+}
+
 /// Whether the file system refused a name as such (too long, or bytes it
 /// cannot represent): the same name fails the same way every time.
 fn refused_name(e: &io::Error) -> bool {
@@ -132,17 +149,40 @@ impl fmt::Display for StoreError {
             StoreError::UnknownUser => f.write_str("unknown user"),
             StoreError::Symlink(p) => write!(f, "refusing to follow a symlink at {p}"),
             StoreError::NotFound(p) => write!(f, "no file at {p}"),
-            StoreError::NoSuchVersion { path, seq } => {
+            StoreError::NoSuchVersion {
+                path,
+                seq,
+                expired: 0,
+            } => {
                 write!(f, "no kept version of {path} displaced by change {seq}")
             }
-            StoreError::NotAtTime { path, time_ms } => {
+            StoreError::NoSuchVersion { path, seq, expired } => write!(
+                f,
+                "{} under {path} just before change {seq} expired{}",
+                entries(*expired),
+                EXPIRED_WHY
+            ),
+            StoreError::NotAtTime {
+                path,
+                time_ms,
+                expired,
+            } => {
                 let when = chrono::DateTime::from_timestamp_millis(*time_ms as i64)
                     .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
                     .unwrap_or_else(|| format!("{time_ms} ms"));
-                write!(
-                    f,
-                    "no version of {path} at {when}: it did not exist then (or what it was is no longer kept)"
-                )
+                if *expired == 0 {
+                    write!(
+                        f,
+                        "no version of {path} at {when}: it did not exist then (or what it was is no longer kept)"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "no version of {path} at {when}: {} under it then expired{}",
+                        entries(*expired),
+                        EXPIRED_WHY
+                    )
+                }
             }
             StoreError::KeptDamaged(p) => {
                 write!(f, "storage error: the kept content of {p} is missing or damaged")

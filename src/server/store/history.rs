@@ -4,7 +4,7 @@
 
 use super::tree::NodeKind;
 use super::versions::{displaced, now_ms};
-use super::{StagedFile, StoreError, UserStore};
+use super::{restore_plan, StagedFile, StoreError, UserStore};
 use crate::protocol::versions::MAX_VERSION_ENTRIES;
 use crate::protocol::{
     Cause, ClientId, FileBegin, KeptKind, KeptVersion, ListVersions, PushAck, PushStatus,
@@ -125,31 +125,45 @@ impl UserStore {
     /// # Errors
     /// [`StoreError::NoSuchVersion`] when nothing live just before `seq`
     /// is kept for `path` (never kept, or reaped; for a directory that is
-    /// still there: for nothing below it);
+    /// still there: for nothing below it), or when files were in place
+    /// then and none of them is kept, only directories (reaped, counted
+    /// in `expired`: an empty directory is not what was there, R-14.3.2;
+    /// the decision is [`restore_plan::plan`]);
     /// [`StoreError::KeptDamaged`] when an object no longer matches its
     /// hash; disk and journal failures.
     pub fn restore(&mut self, seq: u64, path: &WirePath) -> Result<PushAck, StoreError> {
-        let mut found: Vec<KeptVersion> = Vec::new();
+        let under = |e: &KeptVersion| e.live_before(seq) && e.is_under(Some(path));
+        let mut kept: Vec<KeptVersion> = Vec::new();
         self.versions.scan(|entry| {
-            if entry.live_before(seq) && entry.is_under(Some(path)) {
-                // A crash between keeping and the change can leave a
-                // record twice: the later one wins.
-                found.retain(|e| e.path != entry.path);
-                found.push(entry);
+            if under(&entry) {
+                kept.push(entry);
             }
             true
         })?;
-        found.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut expired: Vec<KeptVersion> = Vec::new();
+        self.versions.scan_expired(|entry| {
+            if under(&entry) {
+                expired.push(entry);
+            }
+        })?;
         // A directory still there needs no version of its own: what was
         // displaced below it since comes back.
         let dir_there = self.tree.get(path).is_some_and(|n| n.is_dir());
-        let top_kept = found.first().is_some_and(|top| top.path == *path);
-        if found.is_empty() || !(top_kept || dir_there) {
-            return Err(StoreError::NoSuchVersion {
-                path: path.clone(),
-                seq,
-            });
+        let plan =
+            restore_plan::plan(&kept, &expired, seq, path, dir_there).map_err(|refusal| {
+                StoreError::NoSuchVersion {
+                    path: path.clone(),
+                    seq,
+                    expired: refusal.expired,
+                }
+            })?;
+        if plan.expired > 0 {
+            log::info!(
+                "restore of {path} before change {seq}: {} entries in place then expired and do not come back",
+                plan.expired
+            );
         }
+        let found = plan.place;
         let head_before = self.head();
         let mut top: Option<PushAck> = None;
         for entry in &found {
@@ -162,6 +176,7 @@ impl UserStore {
         let mut ack = top.ok_or_else(|| StoreError::NoSuchVersion {
             path: path.clone(),
             seq,
+            expired: 0,
         })?;
         if self.head() == head_before {
             // Everything was there as it was: nothing changed,
@@ -200,7 +215,7 @@ impl UserStore {
         })?;
         let seq = first.unwrap_or(self.head() + 1);
         match self.restore(seq, path) {
-            Err(StoreError::NoSuchVersion { .. }) => match self.tree.get(path) {
+            Err(StoreError::NoSuchVersion { expired, .. }) => match self.tree.get(path) {
                 Some(node) if node.version < seq => Ok(PushAck {
                     status: PushStatus::Unchanged,
                     version: node.version,
@@ -209,6 +224,7 @@ impl UserStore {
                 _ => Err(StoreError::NotAtTime {
                     path: path.clone(),
                     time_ms,
+                    expired,
                 }),
             },
             other => other,

@@ -26,6 +26,7 @@ mod fetch;
 mod history;
 pub mod journal;
 mod recover;
+mod restore_plan;
 #[cfg(test)]
 mod restore_tests;
 pub mod times;

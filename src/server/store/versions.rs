@@ -6,7 +6,14 @@
 //! .cloudservice-server/<user>/versions/lock          flock: keeper (actor) vs reaper
 //! .cloudservice-server/<user>/versions/index         checksummed records, oldest first
 //! .cloudservice-server/<user>/versions/objects/<hex> content by BLAKE3, stored once
+//! .cloudservice-server/<user>/versions/expired       what the reaper dropped (records, no content)
 //! ```
+//!
+//! `expired` holds, framed like the index, the records the reaper dropped
+//! (§14.4), for as long as a kept record overlaps one (its path shares the
+//! first component and the two were in place at a common moment): a
+//! restore then knows what was in place at `N` and is no longer kept, so
+//! it never passes an empty directory off as what it held (R-14.3.2).
 //!
 //! An index record is framed like a journal record
 //! (`body_len u32 | check [4] | body`) and its body is exactly a §14 entry
@@ -128,6 +135,36 @@ impl IndexReader {
     }
 }
 
+/// What a kept record's path is grouped by when the reaper decides which
+/// expired records still matter: its first component.
+fn first_component(path: &WirePath) -> &str {
+    path.components().next().unwrap_or("")
+}
+
+/// The expired records worth keeping, given the records still `alive`: one
+/// stays while a kept record with the same first path component was in
+/// place at a moment it was (a restore of a common ancestor at that moment
+/// sees both). Checked against each group's widest span, so it may keep
+/// one a little longer than needed, never drop one too early.
+fn still_relevant(expired: Vec<KeptVersion>, alive: &[&KeptVersion]) -> Vec<KeptVersion> {
+    let mut spans: HashMap<&str, (u64, u64)> = HashMap::new();
+    for entry in alive {
+        let span = spans
+            .entry(first_component(&entry.path))
+            .or_insert((entry.since, entry.seq));
+        span.0 = span.0.min(entry.since);
+        span.1 = span.1.max(entry.seq);
+    }
+    expired
+        .into_iter()
+        .filter(|e| {
+            spans
+                .get(first_component(&e.path))
+                .is_some_and(|(since, seq)| *since < e.seq && e.since < *seq)
+        })
+        .collect()
+}
+
 impl Iterator for IndexReader {
     type Item = KeptVersion;
     fn next(&mut self) -> Option<KeptVersion> {
@@ -170,6 +207,53 @@ impl VersionDir {
 
     fn objects(&self) -> PathBuf {
         self.dir.join("objects")
+    }
+
+    fn expired(&self) -> PathBuf {
+        self.dir.join("expired")
+    }
+
+    /// The expired records (none when the file is missing), in the order
+    /// the reaper wrote them; a torn tail ends them.
+    fn read_expired(&self) -> io::Result<Vec<KeptVersion>> {
+        match File::open(self.expired()) {
+            Ok(file) => Ok(IndexReader {
+                input: BufReader::new(file),
+                good: 0,
+            }
+            .collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Calls `visit` with every record the reaper dropped that may still
+    /// matter to a restore (see the module doc), under the lock.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub fn scan_expired(&self, mut visit: impl FnMut(KeptVersion)) -> io::Result<()> {
+        let _lock = self.lock()?;
+        self.read_expired()?.into_iter().for_each(&mut visit);
+        Ok(())
+    }
+
+    /// Replaces the file at `path` with the framed `entries` (temp, fsync,
+    /// rename, directory fsync).
+    fn rewrite(&self, path: &Path, entries: &[&KeptVersion]) -> io::Result<()> {
+        let mut out = Vec::new();
+        for entry in entries {
+            frame(entry, &mut out);
+        }
+        let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        {
+            let mut w = BufWriter::new(temp.as_file_mut());
+            w.write_all(&out)?;
+            w.flush()?;
+        }
+        temp.as_file().sync_all()?;
+        temp.persist(path).map_err(|e| e.error)?;
+        File::open(&self.dir)?.sync_all()
     }
 
     /// Where the object with `hash` lives.
@@ -360,20 +444,31 @@ impl VersionDir {
         }
         drop_emptied_directories(&entries, &mut alive);
         let dropped = alive.iter().filter(|a| !**a).count();
+        let kept: Vec<&KeptVersion> = entries
+            .iter()
+            .zip(&alive)
+            .filter(|(_, a)| **a)
+            .map(|(e, _)| e)
+            .collect();
+        // What was dropped is remembered (without content) first, so a
+        // crash between the two rewrites leaves a record in both, never in
+        // neither (a restore counts a path kept in the index as kept).
+        let before = self.read_expired()?;
+        let had = before.len();
+        let mut expired = before;
+        expired.extend(
+            entries
+                .iter()
+                .zip(&alive)
+                .filter(|(_, a)| !**a)
+                .map(|(e, _)| e.clone()),
+        );
+        let expired = still_relevant(expired, &kept);
+        if dropped > 0 || expired.len() != had {
+            self.rewrite(&self.expired(), &expired.iter().collect::<Vec<_>>())?;
+        }
         if dropped > 0 {
-            let mut out = Vec::new();
-            for (entry, _) in entries.iter().zip(&alive).filter(|(_, a)| **a) {
-                frame(entry, &mut out);
-            }
-            let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
-            {
-                let mut w = BufWriter::new(temp.as_file_mut());
-                w.write_all(&out)?;
-                w.flush()?;
-            }
-            temp.as_file().sync_all()?;
-            temp.persist(self.index()).map_err(|e| e.error)?;
-            File::open(&self.dir)?.sync_all()?;
+            self.rewrite(&self.index(), &kept)?;
         }
         let mut named: HashSet<String> = refs.keys().map(|h| h.to_string()).collect();
         let mut doomed = Vec::new();
@@ -662,6 +757,56 @@ mod tests {
         );
         versions.reap(space(0), 10_000).expect("reap");
         assert_eq!(listed(&versions), [(4, "e".into()), (4, "e/sub".into())]);
+    }
+
+    fn expired(versions: &VersionDir) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        versions
+            .scan_expired(|e| out.push((e.seq, e.path.to_string())))
+            .expect("scan expired");
+        out
+    }
+
+    /// What the reaper drops is remembered without its content while a
+    /// kept record overlaps it (same first component, in place at a common
+    /// moment), and forgotten with the last such record; unrelated paths
+    /// are not remembered at all.
+    #[test]
+    fn dropped_records_are_remembered_while_a_kept_one_overlaps_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        let versions = VersionDir::open(&dir.path().join("state")).expect("open");
+        // e6/f1 deleted at 3 (in place since 2), other.txt at 4, and e6
+        // itself removed at 10 (in place since 1: it overlaps f1).
+        keep_change(&versions, &root, 3, &[], &[("e6/f1", b"one")]);
+        keep_change(&versions, &root, 4, &[], &[("other.txt", b"two")]);
+        let dir_record = [KeptVersion {
+            seq: 10,
+            since: 1,
+            time_ms: 5_000,
+            cause: Cause::Deleted,
+            kind: KeptKind::Dir,
+            path: WirePath::new("e6").expect("path"),
+        }];
+        versions.keep(&root, &dir_record, false).expect("keep");
+        let age = |secs| KeepPolicy {
+            max_age: Duration::from_secs(secs),
+            max_bytes: u64::MAX,
+        };
+        // Records of changes 3 and 4 (times 1,003 and 1,004) are past 2 s
+        // at 3,500; the directory's (5,000) is not.
+        let report = versions.reap(age(2), 3_500).expect("reap");
+        assert_eq!(report.dropped, 2);
+        assert_eq!(listed(&versions), [(10, "e6".into())]);
+        assert_eq!(expired(&versions), [(3, "e6/f1".into())]);
+        assert_eq!(report.objects_removed, 2, "the content is gone");
+        // A reap that drops nothing keeps them.
+        versions.reap(age(2), 3_600).expect("reap");
+        assert_eq!(expired(&versions), [(3, "e6/f1".into())]);
+        // With the directory's record they go.
+        versions.reap(age(2), 7_500).expect("reap");
+        assert!(listed(&versions).is_empty());
+        assert!(expired(&versions).is_empty());
     }
 
     /// Measures a reap that drops N versions (each with its own object) by
