@@ -213,48 +213,117 @@ fn r_13_4_2_pushes_after_the_manifest_do_not_change_the_bytes_served() {
 
 /// Bytes changed in place behind the server's back after the manifest are
 /// never served: the first chunk that no longer hashes right is answered
-/// Error `Storage` (R), and the connection stays open.
+/// Error `Storage` (R), and the connection stays open. Both ways the
+/// server may serve: a file written just before the manifest
+/// (every chunk re-hashed) and a settled one (chunks sent unhashed while
+/// the descriptor's size and times are those of the manifest): a random
+/// overwrite, truncation or append after the manifest is refused at the
+/// first chunk it touches whichever it is, and an untouched settled file is
+/// served whole. Seed: `BEHIND_SEED`.
 #[test]
 ///
 fn r_13_4_2_bytes_changed_behind_the_server_are_a_storage_error_not_mixed_bytes() {
+    let seed = common::rng::seed("BEHIND_SEED");
+    eprintln!("BEHIND_SEED={seed}");
+    let mut rng = common::Rng::new(seed);
     let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
-    let old = data(1 << 20, 9);
-    c.put("f.bin", &old, 0).expect("applied");
-    let (rid, _, list) = manifest(&mut c, "f.bin").expect("manifest");
-    // Same inode, other bytes in the second half.
-    let path = server.user_dir(&c.user).join("f.bin");
-    let mut edited = old.clone();
-    edited[600_000..].copy_from_slice(&data(old.len() - 600_000, 10));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &edited))
-        .expect("write in place");
-    c.send_with(
-        rid,
-        Message::FetchChunks(ChunkRanges {
-            last: true,
-            ranges: vec![ChunkRange {
-                first: 0,
-                count: list.len() as u32,
-            }],
-        }),
-    );
-    let mut served = 0u64;
-    loop {
-        match c.reply(rid) {
-            Message::ChunkData(d) => {
-                assert_eq!(ContentHash::of(&d.data), list[d.index as usize].id);
-                served += d.data.len() as u64;
+    let edits = ["overwrite", "truncate", "append", "none"];
+    for round in 0..8 {
+        let settled = round % 2 == 1;
+        let edit = *rng.pick(&edits);
+        let name = format!("f{round}.bin");
+        let old = data((1 << 20) + rng.index(1 << 19), rng.next_u64());
+        c.put(&name, &old, 0).expect("applied");
+        if settled {
+            // Past the 100 ms after which the server trusts the times.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let (rid, _, list) = manifest(&mut c, &name).expect("manifest");
+        // Same inode, changed from `at` on.
+        let path = server.user_dir(&c.user).join(&name);
+        let at = 1 + rng.index(old.len() - 2);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open in place");
+        match edit {
+            "overwrite" => {
+                let len = 1 + rng.index((old.len() - at).min(4096));
+                let mut bytes = data(len, rng.next_u64());
+                if bytes[0] == old[at] {
+                    bytes[0] ^= 0xff;
+                }
+                std::os::unix::fs::FileExt::write_all_at(&file, &bytes, at as u64)
+                    .expect("overwrite in place");
             }
-            other => {
-                assert_error(&other, ErrorCode::Storage);
-                break;
+            "truncate" => file.set_len(at as u64).expect("truncate in place"),
+            "append" => std::os::unix::fs::FileExt::write_all_at(&file, b"more", old.len() as u64)
+                .expect("append in place"),
+            _ => {}
+        }
+        drop(file);
+        c.send_with(
+            rid,
+            Message::FetchChunks(ChunkRanges {
+                last: true,
+                ranges: vec![ChunkRange {
+                    first: 0,
+                    count: list.len() as u32,
+                }],
+            }),
+        );
+        let mut served = Vec::new();
+        let refused = loop {
+            match c.reply(rid) {
+                Message::ChunkData(d) => {
+                    let entry = list[d.index as usize];
+                    let what = format!(
+                        "round {round} ({edit}, settled {settled}) chunk {}",
+                        d.index
+                    );
+                    assert_eq!(d.index as usize, served.len(), "{what}: in order");
+                    assert_eq!(
+                        ContentHash::of(&d.data),
+                        entry.id,
+                        "{what}: mixed bytes sent"
+                    );
+                    served.push(d.data);
+                }
+                Message::FileEnd => break false,
+                other => {
+                    assert_error(&other, ErrorCode::Storage);
+                    break true;
+                }
+            }
+        };
+        let bytes: Vec<u8> = served.concat();
+        assert!(
+            bytes[..] == old[..bytes.len()],
+            "round {round}: served bytes are the content"
+        );
+        match edit {
+            // An append leaves every listed byte in place: served whole
+            // (checked or not, each chunk is the content) or refused once
+            // the times moved; never anything else.
+            "append" => assert!(refused || bytes == old, "round {round}: append"),
+            "none" => assert!(
+                !refused && bytes == old,
+                "round {round}: untouched file served whole"
+            ),
+            _ => {
+                assert!(
+                    refused,
+                    "round {round} ({edit}, settled {settled}): not refused"
+                );
+                assert!(
+                    bytes.len() <= at,
+                    "round {round}: served {} bytes past the change at {at}",
+                    bytes.len()
+                );
             }
         }
     }
-    assert!(served <= 600_000 + 262_144, "served {served}");
     c.put("after.txt", b"open", 0)
         .expect("connection stays open");
 }

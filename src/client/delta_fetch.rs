@@ -22,7 +22,9 @@ use crate::chunk::index::{
     drop_other_partials, fill_from_index, fill_in_place, partial_name, ChunkIndex,
 };
 use crate::chunk::tree_hash::{TreeHashError, TreeHasher, BLOCK_LEN};
-use crate::chunk::{AssemblyPlan, ChunkEntry, IdLen, Manifest, ManifestReceiver, MIN_CHUNK};
+use crate::chunk::{
+    AssemblyError, AssemblyPlan, ChunkEntry, IdLen, Manifest, ManifestReceiver, MIN_CHUNK,
+};
 use crate::protocol::{ChunkData, ChunkRange, ChunkRanges, ContentHash, FileManifest, WirePath};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -302,8 +304,11 @@ impl DeltaDownload {
     /// entry's length and BLAKE3. Returns its length.
     ///
     /// # Errors
-    /// `Protocol` for an index not asked or not next, or bytes that are not
-    /// the chunk (the file is then discarded by the caller); I/O errors.
+    /// `Protocol` for an index not asked or not next, or bytes of another
+    /// length; `DamagedChunk` for bytes of the chunk's length but not its
+    /// BLAKE3 (the server's copy is damaged, R-13.4.2): nothing is written
+    /// and the caller drops the download, keeping the chunks verified so
+    /// far; I/O errors.
     pub fn on_chunk(&mut self, chunk: &ChunkData) -> Result<u64, ClientError> {
         let Stage::Building(b) = &mut self.stage else {
             return Err(violation("ChunkData before the chunk list"));
@@ -318,10 +323,13 @@ impl DeltaDownload {
         let Some(entry) = b.manifest.chunks.get(chunk.index as usize).copied() else {
             return Err(violation("ChunkData index outside the list"));
         };
-        let offsets = b
-            .plan
-            .fill(&entry.id, &chunk.data)
-            .map_err(|e| violation(format!("{}: {e}", b.header.path)))?;
+        let offsets = b.plan.fill(&entry.id, &chunk.data).map_err(|e| {
+            let what = format!("{}: {e}", b.header.path);
+            match e {
+                AssemblyError::HashMismatch(_) => ClientError::DamagedChunk(what),
+                _ => violation(what),
+            }
+        })?;
         for &o in offsets {
             // On an error the caller discards the build.
             b.file
@@ -719,10 +727,13 @@ mod tests {
                     (0, wrong)
                 }
             };
-            assert!(
-                d.on_chunk(&ChunkData { index, data }).is_err(),
-                "case {case}"
-            );
+            // Wrong bytes of the right length: a damaged chunk (the
+            // download is dropped, R-13.4.5); the rest: violations.
+            match (case, d.on_chunk(&ChunkData { index, data })) {
+                (2, Err(ClientError::DamagedChunk(_))) | (0 | 1, Err(ClientError::Protocol(_))) => {
+                }
+                (_, other) => panic!("case {case}: {other:?}"),
+            }
             d.discard();
             assert!(rig.clean(), "case {case}");
         }

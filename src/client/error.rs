@@ -114,6 +114,12 @@ pub enum ClientError {
     },
     /// The server broke the protocol (bad frame, unexpected reply).
     Protocol(String),
+    /// A `ChunkData` of a delta download has the listed length but not the
+    /// listed BLAKE3 (PROTOCOL.md ): the server's copy is damaged
+    /// (the server need not re-hash a settled file, R-13.4.2) or it lies.
+    /// The chunk is not used and the download fails as one answered Error
+    /// `Storage`; the connection stays.
+    DamagedChunk(String),
     /// The connection failed or closed.
     ConnectionLost(String),
     /// A frame could not be decoded.
@@ -187,6 +193,7 @@ impl ClientError {
             ClientError::Unreachable { .. }
             | ClientError::ConnectionLost(_)
             | ClientError::Protocol(_)
+            | ClientError::DamagedChunk(_)
             | ClientError::Frame(_) => true,
             _ => false,
         }
@@ -202,6 +209,7 @@ impl ClientError {
                 self,
                 ClientError::ConnectionLost(_)
                     | ClientError::Protocol(_)
+                    | ClientError::DamagedChunk(_)
                     | ClientError::Frame(_)
                     | ClientError::Unreachable { .. }
             ))
@@ -340,6 +348,7 @@ impl fmt::Display for ClientError {
                 write!(f, "state file {} is damaged: {detail}", file.display())
             }
             ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
+            ClientError::DamagedChunk(m) => write!(f, "damaged chunk from the server: {m}"),
             ClientError::ConnectionLost(m) => write!(f, "connection lost: {m}"),
             ClientError::Frame(e) => write!(f, "bad frame from server: {e}"),
             ClientError::BadPath(e) => write!(f, "bad path: {e}"),

@@ -183,9 +183,10 @@ pub struct PullJob {
     unwritable: Vec<(crate::protocol::WirePath, String)>,
     /// Downloads left out because their path is held back ([`Ctx::held`]).
     held_back: usize,
-    /// Delta downloads whose file could not be written: their remaining
-    /// ChunkData are dropped until their FileEnd (path and why).
-    discarding: HashMap<u32, (crate::protocol::WirePath, String)>,
+    /// Delta downloads dropped before their end (their file could not be
+    /// written, or a chunk came damaged): their remaining ChunkData are
+    /// dropped until their FileEnd (path and why).
+    discarding: HashMap<u32, (crate::protocol::WirePath, Dropped)>,
     result: Applied,
     transfer: Option<Transfer>,
     first: bool,
@@ -405,6 +406,18 @@ impl PullJob {
                         t.add_bytes(n);
                     }
                 }
+                Err(ClientError::DamagedChunk(why)) => {
+                    // a chunk whose bytes are not its BLAKE3 (the
+                    // server's copy is damaged) is not written; the download
+                    // fails as if answered Error `Storage`: its verified
+                    // chunks stay for the next try, the rest of its chunks
+                    // are dropped as they come, the connection stays.
+                    if let Some(d) = self.deltas.remove(&id) {
+                        let path = d.job.path.clone();
+                        d.suspend();
+                        self.discarding.insert(id, (path, Dropped::Damaged(why)));
+                    }
+                }
                 Err(e) => {
                     let Some(why) = e.write_failure() else {
                         return Err(e);
@@ -415,7 +428,7 @@ impl PullJob {
                     if let Some(d) = self.deltas.remove(&id) {
                         let path = d.job.path.clone();
                         d.discard();
-                        self.discarding.insert(id, (path, why));
+                        self.discarding.insert(id, (path, Dropped::Unwritable(why)));
                     }
                 }
             },
@@ -476,9 +489,9 @@ impl PullJob {
         Ok(())
     }
 
-    /// A frame of a delta download whose file could not be written: chunks
-    /// are dropped; its FileEnd (or an Error) ends it as a download that
-    /// could not be written.
+    /// A frame of a delta download dropped before its end: chunks are
+    /// dropped; its FileEnd (or an Error) ends it as a download that could
+    /// not be written or that failed (a damaged chunk, R-13.4.5).
     fn on_discarded_frame(
         &mut self,
         id: u32,
@@ -489,8 +502,13 @@ impl PullJob {
             Message::ChunkData(_) => Ok(()),
             Message::FileEnd | Message::Error(_) => {
                 self.pop_awaited();
-                if let Some((path, why)) = self.discarding.remove(&id) {
-                    self.unwritable(path, why);
+                match self.discarding.remove(&id) {
+                    Some((path, Dropped::Unwritable(why))) => self.unwritable(path, why),
+                    Some((path, Dropped::Damaged(why))) => {
+                        log::warn!("could not download {path}: {why}");
+                        self.failed = true;
+                    }
+                    None => {}
                 }
                 self.fill_window(conn)
             }
@@ -1099,6 +1117,16 @@ impl PullJob {
             held_back: self.held_back,
         }
     }
+}
+
+/// Why a delta download was dropped before its FileEnd.
+#[derive(Debug)]
+enum Dropped {
+    /// Its file could not be written here: held back.
+    Unwritable(String),
+    /// A chunk's bytes were not its BLAKE3: failed, as an
+    /// Error `Storage` would have it.
+    Damaged(String),
 }
 
 fn unexpected(message: &Message) -> ClientError {

@@ -1,8 +1,10 @@
 //! Delta downloads (PROTOCOL.md §13.4) in the user's actor: `FetchManifest`
 //! pins the file's current content (its open descriptor) and its chunk list
 //! (from the chunk index, or cut from that descriptor); `FetchChunks` is
-//! answered with `ChunkData` frames read from the pinned content and
-//! re-hashed before they leave, then `FileEnd` after the last one.
+//! answered with `ChunkData` frames read from the pinned content, then
+//! `FileEnd` after the last one. A chunk is re-hashed before it leaves
+//! unless the file is provably unchanged since the manifest ([`Stamp`],
+//! the client checks every chunk anyway.
 //!
 //! The replies are bulk jobs ([`super::peer::Job`]) produced within the
 //! connection's credit (`flow::PeerFlow`), so a slow reader holds at most a
@@ -30,13 +32,55 @@ use crate::server::store::StoreError;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Most delta downloads one connection may have open at once (from
 /// `FetchManifest` to the `FileEnd` after its last `FetchChunks`, §13.4):
 /// each holds a descriptor and its chunk list (36 bytes plus an 8-byte
 /// offset per chunk: 0.7 MB for a 1 GiB file at the average chunk size).
 pub const MAX_OPEN_DOWNLOADS: usize = crate::protocol::limits::MAX_OPEN_DELTA_DOWNLOADS;
+
+/// How old a file's mtime and ctime must be at the manifest for its
+/// chunks to be served without re-hashing: several ticks of the
+/// kernel's coarse file clock (at most 10 ms at HZ=100), so any write after
+/// the manifest gives a later time than the one recorded.
+pub const SETTLED: Duration = Duration::from_millis(100);
+
+/// What the pinned descriptor's inode says about its content: a write, a
+/// truncation or a chmod in place changes one of these (size, mtime,
+/// ctime, each time in nanoseconds since the epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime: i128,
+    ctime: i128,
+}
+
+impl Stamp {
+    /// The descriptor's `fstat`.
+    fn of(file: &File) -> io::Result<Stamp> {
+        let m = file.metadata()?;
+        let nanos = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
+        Ok(Stamp {
+            size: m.len(),
+            mtime: nanos(m.mtime(), m.mtime_nsec()),
+            ctime: nanos(m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// The stamp of a file that may be served without re-hashing: its size
+    /// is the manifest's and both its times are at least [`SETTLED`] older
+    /// than `now` (a file written just now could be written again within
+    /// the same clock tick without its times moving). `None`: every chunk
+    /// is re-hashed.
+    fn settled(file: &File, size: u64, now: SystemTime) -> Option<Stamp> {
+        let stamp = Stamp::of(file).ok()?;
+        let limit = now.checked_sub(SETTLED)?.duration_since(UNIX_EPOCH).ok()?;
+        let limit = i128::try_from(limit.as_nanos()).ok()?;
+        (stamp.size == size && stamp.mtime < limit && stamp.ctime < limit).then_some(stamp)
+    }
+}
 
 /// A file being served as chunks on one connection.
 pub struct Served {
@@ -54,6 +98,10 @@ pub struct Served {
     delta: Option<ChunkListDelta>,
     /// Byte offset of each chunk.
     offsets: Vec<u64>,
+    /// The file's [`Stamp`] at the manifest when it was settled then: a
+    /// chunk read while the descriptor still shows it is sent as read,
+    /// without re-hashing. `None`: every chunk is re-hashed.
+    unchanged: Option<Stamp>,
     /// The smallest index a later run may start at (runs of all the
     /// download's `FetchChunks` increase, R-13.4.3).
     floor: u64,
@@ -185,6 +233,7 @@ impl Actor {
             });
         }
         let offsets = manifest.offsets().map(|(o, _)| o).collect();
+        let unchanged = Stamp::settled(&file, manifest.size, SystemTime::now());
         Ok(Served {
             path: path.clone(),
             version,
@@ -193,6 +242,7 @@ impl Actor {
             id_len: IdLen::Full,
             delta: None,
             offsets,
+            unchanged,
             floor: 0,
             ended: false,
         })
@@ -264,7 +314,10 @@ impl Served {
     }
 
     /// Appends `ChunkData` (R) for chunk `index`, read from the pinned
-    /// content and checked against its ID.
+    /// content and checked against its ID, unless the descriptor's
+    /// [`Stamp`], taken after the read, is still the settled one of the
+    /// manifest (R-13.4.2: a write in place updates the times before it
+    /// copies its bytes, so a chunk read during or after one is re-hashed).
     fn encode_chunk(&self, out: &mut Vec<u8>, rid: u32, index: u32) -> Result<(), StoreError> {
         let fail = |source: io::Error| StoreError::Read {
             path: self.path.clone(),
@@ -284,10 +337,13 @@ impl Served {
         put_header(out, Kind::ChunkData, rid, 4 + entry.len);
         put_u32(out, index);
         let data_at = out.len();
-        out.resize(data_at + entry.len as usize, 0);
-        let read = file.read_exact_at(&mut out[data_at..], offset);
+        let read = read_onto(out, file, entry.len as usize, offset);
         let checked = read.and_then(|()| {
-            if ContentHash::of(&out[data_at..]) == entry.id {
+            let unchanged = match self.unchanged {
+                Some(stamp) => Stamp::of(file)? == stamp,
+                None => false,
+            };
+            if unchanged || ContentHash::of(&out[data_at..]) == entry.id {
                 Ok(())
             } else {
                 Err(io::Error::other(
@@ -300,6 +356,39 @@ impl Served {
             fail(e)
         })
     }
+}
+
+/// Appends the `len` bytes of `file` at `offset` to `out`, read straight
+/// into its spare capacity: a `resize` first would zero them (1 GiB of
+/// memset per GiB served) only for `pread` to overwrite them.
+///
+/// # Errors
+/// The read's; `UnexpectedEof` when the file ends first. `out` then holds
+/// some of the bytes: the caller truncates it.
+fn read_onto(out: &mut Vec<u8>, file: &File, len: usize, offset: u64) -> io::Result<()> {
+    out.reserve(len);
+    let mut done = 0;
+    while done < len {
+        let spare = &mut out.spare_capacity_mut()[..len - done];
+        let at = offset + done as u64;
+        let n = match rustix::io::pread(file, spare, at) {
+            Ok((read, _)) => read.len(),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than its chunk list",
+            ));
+        }
+        // SAFETY: `pread` initialized the first `n` bytes of the spare
+        // capacity (rustix returns them as the initialized part), and
+        // `n <= len - done <= capacity - len()`.
+        unsafe { out.set_len(out.len() + n) };
+        done += n;
+    }
+    Ok(())
 }
 
 /// One step of a manifest reply: `FileManifest`, then one `ChunkList` frame
