@@ -275,11 +275,12 @@ fn an_older_server_gets_32_byte_lists_and_the_client_goes_on() {
         "the downloaded file differs"
     );
     assert!(
-        !server.conn_log().contains("(16-byte IDs)"),
+        !server.conn_log().contains("(16-byte IDs"),
         "a short list was served through the older server"
     );
 
-    // The real (version 4) server: the next edit downloads with 16-byte IDs.
+    // The real (version 5) server: the next edit downloads with 16-byte IDs,
+    // its list relative to the content B holds (FetchManifestSince, §13.7).
     let relay = Relay::start(server.port);
     edited[7 * MIB..7 * MIB + 4096].copy_from_slice(&data(4096, 53));
     std::fs::write(a.path().join("big.bin"), &edited).expect("write");
@@ -287,7 +288,7 @@ fn an_older_server_gets_32_byte_lists_and_the_client_goes_on() {
     assert!(!a_log.contains("16-byte"), "{a_log}");
     let b_log = once(relay.port, b.path());
     assert!(!b_log.contains("16-byte"), "{b_log}");
-    server.wait_log("(16-byte IDs)");
+    server.wait_log("(16-byte IDs, list relative to the held version");
     assert!(tree(a.path()) == tree(b.path()), "the two devices differ");
 }
 

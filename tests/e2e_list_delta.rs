@@ -6,7 +6,10 @@
 //! recorded that list), so what goes up is the new chunks plus a few
 //! hundred bytes; through a relay playing a version 4 server the upload is
 //! refused once ("unsupported protocol version 5") and goes with the whole
-//! list; every copy ends byte-identical.
+//! list; every copy ends byte-identical. The other device downloads the
+//! edit asking with FetchManifestSince (R-13.7.4): its list comes down as a
+//! delta against the content it holds (its chunk index recorded that list
+//! when it downloaded it), and from a version 4 server as the whole list.
 
 mod common;
 
@@ -47,11 +50,13 @@ fn short(e: &ChunkEntry) -> ChunkEntry {
     }
 }
 
-/// What an upload of `new` over `old` must cost at most: each chunk the old
-/// content lacks in a ChunkData frame (12 + 4 bytes of framing), the list
-/// as a delta, and `slack` for the session's other frames (Hello, Pull,
-/// Ack, FileManifest, FileEnd). Also returns the whole short list's bytes.
-fn upload_bound(old: &[u8], new: &[u8], slack: u64) -> (u64, u64) {
+/// What an upload of `new` over `old` (or the download of `new` by a device
+/// holding `old`) must cost at most in the direction of the content: each
+/// chunk the old content lacks in a ChunkData frame (12 + 4 bytes of
+/// framing), the list as a delta, and `slack` for the session's other
+/// frames (Hello or Welcome, Pull or ChangeBatch, FileManifest, FileEnd,
+/// PushAck). Also returns the whole short list's bytes.
+fn transfer_bound(old: &[u8], new: &[u8], slack: u64) -> (u64, u64) {
     let (old, new) = (
         manifest_of_reader(old).expect("read"),
         manifest_of_reader(new).expect("read"),
@@ -95,7 +100,7 @@ fn an_edit_goes_up_with_its_list_as_a_delta_and_an_older_server_gets_the_whole_l
     edited[mid..mid + MIB].copy_from_slice(&data(MIB, 62));
     std::fs::write(a.path().join("big.img"), &edited).expect("write");
     let slack = 4096;
-    let (bound, whole) = upload_bound(&original, &edited, slack);
+    let (bound, whole) = transfer_bound(&original, &edited, slack);
     assert!(
         whole > slack + 1024,
         "the file is too small to tell: {whole}"
@@ -111,10 +116,19 @@ fn an_edit_goes_up_with_its_list_as_a_delta_and_an_older_server_gets_the_whole_l
     );
     let stored = std::fs::read(server.user_dir(&user).join("big.img")).expect("stored");
     assert!(stored == edited, "the server's copy differs from the edit");
+    // B holds the original: its download's list comes as a delta too.
+    let before = relay.down();
     once(relay.port, b.path(), Some(&user));
+    let down = relay.down() - before;
+    eprintln!("its download: {down} bytes down, bound {bound}");
     assert!(
         tree(a.path()) == tree(b.path()),
         "the edit's download differs"
+    );
+    assert!(
+        down <= bound,
+        "{down} bytes down, more than the new chunks and a delta list ({bound}): \
+         the whole list ({whole} bytes) came?"
     );
 
     // A version 4 server refuses the delta list once; the upload goes on
@@ -147,7 +161,7 @@ fn an_edit_goes_up_with_its_list_as_a_delta_and_an_older_server_gets_the_whole_l
     let mut third = again.clone();
     third[40 * MIB..40 * MIB + 100_000].copy_from_slice(&data(100_000, 64));
     std::fs::write(a.path().join("big.img"), &third).expect("write");
-    let (bound, _) = upload_bound(&again, &third, slack);
+    let (bound, _) = transfer_bound(&again, &third, slack);
     let before = relay.up();
     let log = once(relay.port, a.path(), Some(&user));
     let up = relay.up() - before;
@@ -158,4 +172,14 @@ fn an_edit_goes_up_with_its_list_as_a_delta_and_an_older_server_gets_the_whole_l
         stored == third,
         "the server's copy differs from the third edit"
     );
+    // B, which fell back to whole lists with the older server in its last
+    // run, asks for a delta list again.
+    let before = relay.down();
+    once(relay.port, b.path(), Some(&user));
+    let down = relay.down() - before;
+    assert!(
+        tree(a.path()) == tree(b.path()),
+        "the third download differs"
+    );
+    assert!(down <= bound, "{down} bytes down, bound {bound}");
 }

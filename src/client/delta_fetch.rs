@@ -25,7 +25,10 @@ use crate::chunk::tree_hash::{TreeHashError, TreeHasher, BLOCK_LEN};
 use crate::chunk::{
     AssemblyError, AssemblyPlan, ChunkEntry, IdLen, Manifest, ManifestReceiver, MIN_CHUNK,
 };
-use crate::protocol::{ChunkData, ChunkRange, ChunkRanges, ContentHash, FileManifest, WirePath};
+use crate::protocol::list_delta::expand;
+use crate::protocol::{
+    ChunkData, ChunkListDelta, ChunkRange, ChunkRanges, ContentHash, FileManifest, WirePath,
+};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -66,6 +69,9 @@ pub struct DeltaDownload {
     pub job: FetchJob,
     /// The list form asked for: `ChunkList` or `ShortChunkList` (§13.6).
     id_len: IdLen,
+    /// The list of the content this device holds at the path, named in a
+    /// `FetchManifestSince` (§13.7): what a `ChunkListDelta` answer refers to.
+    base: Option<Manifest>,
     stage: Stage,
 }
 
@@ -141,6 +147,19 @@ impl DeltaDownload {
         DeltaDownload {
             job,
             id_len,
+            base: None,
+            stage: Stage::Asked,
+        }
+    }
+
+    /// A download of `job` whose `FetchManifestSince` named
+    /// `base`, the list of the content this device holds at the path: the
+    /// answer is a `ChunkListDelta` against it or a `ShortChunkList`.
+    pub fn since(job: FetchJob, base: Manifest) -> DeltaDownload {
+        DeltaDownload {
+            job,
+            id_len: IdLen::Short,
+            base: Some(base),
             stage: Stage::Asked,
         }
     }
@@ -186,6 +205,41 @@ impl DeltaDownload {
                 .push_ids(entries, id_len)
                 .map_err(|e| violation(format!("{}: {e}", self.job.path))),
             _ => Err(violation("ChunkList outside a chunk list")),
+        }
+    }
+
+    /// A `ChunkListDelta` (R) answering a `FetchManifestSince`:
+    /// the whole list, as runs of the base list named in the request and
+    /// new entries (16-byte IDs), expanded against that base.
+    ///
+    /// # Errors
+    /// `Protocol` when no base was named, the delta is against another
+    /// content, it is not the first and only list frame, or it leaves the
+    /// base list or describes another count than the FileManifest's
+    /// (nothing is built, the download is discarded).
+    pub fn on_list_delta(&mut self, delta: &ChunkListDelta) -> Result<(), ClientError> {
+        let path = &self.job.path;
+        let Some(base) = self.base.as_ref() else {
+            return Err(violation(format!(
+                "{path}: a ChunkListDelta answering a download that named no base"
+            )));
+        };
+        if delta.base_hash != base.hash {
+            return Err(violation(format!(
+                "{path}: a ChunkListDelta against another content than the one named"
+            )));
+        }
+        match &mut self.stage {
+            Stage::Listing { header, receiver } if receiver.received() == 0 => {
+                let entries = expand(&base.chunks, &delta.ops, header.chunk_count)
+                    .map_err(|e| violation(format!("{path}: {e}")))?;
+                receiver
+                    .push_ids(&entries, IdLen::Short)
+                    .map_err(|e| violation(format!("{path}: {e}")))
+            }
+            _ => Err(violation(format!(
+                "{path}: a ChunkListDelta that is not the whole chunk list"
+            ))),
         }
     }
 
@@ -576,6 +630,94 @@ mod tests {
         let bytes = std::fs::read(&built.tmp).expect("built");
         std::fs::remove_file(&built.tmp).expect("placed elsewhere");
         (bytes, fetched, built)
+    }
+
+    /// A download asked with FetchManifestSince: an honest
+    /// ChunkListDelta against the named base builds the new content from
+    /// local chunks plus the missing ones; a delta against another content,
+    /// one with a run past the base, one describing another count, one
+    /// after part of the list, or one answering a download that named no
+    /// base is a protocol error, and nothing is built.
+    #[test]
+    fn a_list_delta_against_the_held_content_builds_and_lies_are_errors() {
+        use crate::protocol::list_delta::diff;
+        use crate::protocol::ListOp;
+        let old = test_bytes(3 << 20, 501);
+        let mut new = old.clone();
+        new[1 << 20..(1 << 20) + 200_000].copy_from_slice(&test_bytes(200_000, 502));
+        let (om, nm) = (
+            manifest_of_reader(&old[..]).expect("read"),
+            manifest_of_reader(&new[..]).expect("read"),
+        );
+        let honest = ChunkListDelta {
+            base_hash: om.hash,
+            ops: diff(&om.chunks, &nm.chunks),
+        };
+        assert!(honest.ops.len() < nm.chunks.len(), "a delta, not the list");
+        let rig = Rig::new(&old);
+        let mut d = DeltaDownload::since(job(&new), om.clone());
+        d.on_header(header(&nm, "new.bin")).expect("header");
+        d.on_list_delta(&honest).expect("honest delta");
+        assert!(d.listed());
+        let frames = d.build(&rig.sources(), "x").expect("build");
+        let chunks: Vec<Vec<u8>> = chunk_reader(&new[..]).map(|c| c.expect("read").1).collect();
+        let mut fetched = 0;
+        for f in frames {
+            for r in f.ranges {
+                for index in r.first..r.first + r.count {
+                    let data = chunks[index as usize].clone();
+                    fetched += data.len() as u64;
+                    d.on_chunk(&ChunkData { index, data }).expect("chunk");
+                }
+            }
+        }
+        let built = d.finish().expect("finish").expect("verified");
+        assert!(std::fs::read(&built.tmp).expect("built") == new);
+        std::fs::remove_file(&built.tmp).expect("placed elsewhere");
+        assert!(
+            fetched < 600_000,
+            "{fetched} bytes fetched for a 200 KB edit"
+        );
+
+        let other = ChunkListDelta {
+            base_hash: ContentHash::of(b"another content"),
+            ..honest.clone()
+        };
+        let past = ChunkListDelta {
+            base_hash: om.hash,
+            ops: vec![ListOp::Copy {
+                first: 0,
+                count: om.chunks.len() as u32 + 1,
+            }],
+        };
+        let short_count = ChunkListDelta {
+            base_hash: om.hash,
+            ops: vec![ListOp::Copy { first: 0, count: 1 }],
+        };
+        for lie in [&other, &past, &short_count] {
+            let mut d = DeltaDownload::since(job(&new), om.clone());
+            d.on_header(header(&nm, "new.bin")).expect("header");
+            assert!(
+                matches!(d.on_list_delta(lie), Err(ClientError::Protocol(_))),
+                "{lie:?}"
+            );
+            assert!(!d.listed());
+        }
+        // After part of the list, and for a download that named no base.
+        let mut d = DeltaDownload::since(job(&new), om.clone());
+        d.on_header(header(&nm, "new.bin")).expect("header");
+        let first: Vec<ChunkEntry> = nm.chunks[..1]
+            .iter()
+            .map(|c| ChunkEntry {
+                len: c.len,
+                id: IdLen::Short.cut(c.id),
+            })
+            .collect();
+        d.on_list(&first, IdLen::Short).expect("part of the list");
+        assert!(d.on_list_delta(&honest).is_err());
+        let mut d = DeltaDownload::new(job(&new), IdLen::Short);
+        d.on_header(header(&nm, "new.bin")).expect("header");
+        assert!(d.on_list_delta(&honest).is_err());
     }
 
     /// Random edits (overwrites, inserts, cuts, appends; files from empty

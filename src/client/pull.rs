@@ -21,11 +21,11 @@ use super::index::Index;
 use super::progress::{Transfer, Verbosity};
 use super::schedule::holdback::HoldBack;
 use crate::chunk::index::ChunkIndex;
-use crate::chunk::IdLen;
+use crate::chunk::{IdLen, Manifest};
 use crate::protocol::limits::MAX_OPEN_DELTA_DOWNLOADS;
 use crate::protocol::{
-    ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest, FileBegin,
-    Frame, Message,
+    ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest,
+    FetchManifestSince, FileBegin, Frame, Message,
 };
 pub use durable::SyncPool;
 use durable::{sync_dirs, Syncer, MAX_UNSYNCED};
@@ -164,6 +164,11 @@ pub struct PullJob {
     use_deltas: bool,
     /// Ask for lists with 16-byte IDs (FetchShortManifest, §13.6).
     short_ids: bool,
+    /// Ask with FetchManifestSince (§13.7) for files whose held content's
+    /// list the chunk index has: the server is not known to be older.
+    list_deltas: bool,
+    /// Those lists, by path, for the queued downloads (taken when asked).
+    bases: HashMap<crate::protocol::WirePath, Manifest>,
     /// The folder holds a file above one minimum chunk: a delta download
     /// may find chunks here. Without one (a new device's first sync) files
     /// come whole, with no chunk list round trip.
@@ -234,6 +239,14 @@ impl PullJob {
         self
     }
 
+    /// Delta downloads of files this device holds an older content of ask
+    /// for the list relative to that content's list (FetchManifestSince,
+    /// §13.7) when `list_deltas` (and `short_ids`).
+    pub fn with_list_deltas(mut self, list_deltas: bool) -> PullJob {
+        self.list_deltas = list_deltas;
+        self
+    }
+
     /// Sends `PullModes{cursor}` (with `modes`, §15.2) or `Pull{cursor}`.
     /// Files are made durable by `pool` (the client's, for its run).
     ///
@@ -277,6 +290,8 @@ impl PullJob {
             deltas: HashMap::new(),
             use_deltas,
             short_ids: false,
+            list_deltas: false,
+            bases: HashMap::new(),
             local_chunks: false,
             download: None,
             syncing: HashMap::new(),
@@ -400,6 +415,7 @@ impl PullJob {
                 let entries: Vec<_> = entries.into_iter().map(|e| e.to_entry()).collect();
                 download.on_list(&entries, IdLen::Short)?
             }
+            Message::ChunkListDelta(delta) if listing => download.on_list_delta(&delta)?,
             Message::ChunkData(chunk) if !listing => match download.on_chunk(&chunk) {
                 Ok(n) => {
                     if let Some(t) = self.transfer.as_mut() {
@@ -741,7 +757,39 @@ impl PullJob {
         self.local_chunks = ctx.index.iter().any(|(_, e)| {
             matches!(e.kind, super::index::EntryKind::File { stat, .. } if wants_delta(stat.size))
         });
+        self.note_bases(ctx);
         self.fill_window(conn)
+    }
+
+    /// The chunk lists of the contents this device holds at the queued
+    /// delta downloads' paths, when the chunk index has them: those files
+    /// are asked for with FetchManifestSince, so a changed file's
+    /// list comes as a few runs and its new entries. The list is only the
+    /// form of the answer: the build checks every chunk and the whole file.
+    fn note_bases(&mut self, ctx: &mut Ctx<'_>) {
+        if !(self.use_deltas && self.short_ids && self.list_deltas) {
+            return;
+        }
+        let held: Vec<(crate::protocol::WirePath, ContentHash)> = self
+            .queue
+            .iter()
+            .filter(|job| wants_delta(job.size))
+            .filter_map(|job| {
+                let hash = ctx.index.get(&job.path).and_then(|e| e.hash())?;
+                Some((job.path.clone(), hash))
+            })
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let index = ctx
+            .chunks
+            .get_or_insert_with(|| ChunkIndex::load(ctx.chunks_file));
+        for (path, hash) in held {
+            if let Some(list) = index.manifest_of(&path, hash) {
+                self.bases.insert(path, list);
+            }
+        }
     }
 
     fn fill_window(&mut self, conn: &mut Connection) -> Result<(), ClientError> {
@@ -768,15 +816,30 @@ impl PullJob {
                     version: job.version,
                     path: job.path.clone(),
                 };
-                let (id, id_len) = if self.short_ids {
-                    (
-                        conn.request(Message::FetchShortManifest(ask))?,
-                        IdLen::Short,
-                    )
-                } else {
-                    (conn.request(Message::FetchManifest(ask))?, IdLen::Full)
+                let base = match self.short_ids {
+                    true => self.bases.remove(&job.path),
+                    false => None,
                 };
-                self.deltas.insert(id, DeltaDownload::new(job, id_len));
+                let (id, download) = match (base, self.short_ids) {
+                    (Some(base), _) => {
+                        let since = FetchManifestSince {
+                            version: ask.version,
+                            base_hash: base.hash,
+                            path: ask.path,
+                        };
+                        let id = conn.request(Message::FetchManifestSince(since))?;
+                        (id, DeltaDownload::since(job, base))
+                    }
+                    (None, true) => {
+                        let id = conn.request(Message::FetchShortManifest(ask))?;
+                        (id, DeltaDownload::new(job, IdLen::Short))
+                    }
+                    (None, false) => {
+                        let id = conn.request(Message::FetchManifest(ask))?;
+                        (id, DeltaDownload::new(job, IdLen::Full))
+                    }
+                };
+                self.deltas.insert(id, download);
                 Awaited::Manifest(id)
             } else {
                 let id = conn.request(Message::Fetch(Fetch {

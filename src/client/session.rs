@@ -306,6 +306,17 @@ impl Session<'_> {
                     self.pull.modes = false;
                 }
                 if report.code == ErrorCode::BadFrame
+                    && report.message.contains("unsupported protocol version 5")
+                    && self.pull.list_deltas
+                {
+                    // A version 4 server: it could not read a
+                    // FetchManifestSince (or a ChunkListDelta); ask for whole
+                    // lists from now on (the connection closes, the pull
+                    // starts over).
+                    log::debug!("the server does not take chunk list deltas (protocol version 5)");
+                    self.pull.list_deltas = false;
+                }
+                if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 4")
                     && self.pull.short_ids
                 {

@@ -48,6 +48,10 @@ pub(super) struct PullState {
     /// server refused FetchShortManifest or a short-list download failed
     /// its whole-file check (then for the rest of this run, R-13.6.4-5).
     pub(super) short_ids: bool,
+    /// Ask with FetchManifestSince for files whose held content's list the
+    /// chunk index has (§13.7); false once a server refused a version 5
+    /// kind (R-13.7.5, then for the rest of this run).
+    pub(super) list_deltas: bool,
     /// The folder's chunk index, loaded at the first delta download.
     pub(super) chunks: Option<ChunkIndex>,
     /// The fsync threads every pull of this run uses (started with the
@@ -71,6 +75,7 @@ impl PullState {
             modes: true,
             deltas: true,
             short_ids: true,
+            list_deltas: true,
             chunks: None,
             pool: None,
             space: HoldBack::default(),
@@ -102,7 +107,8 @@ impl Session<'_> {
             (first, self.config.verbosity),
             pool,
         )?
-        .with_short_ids(self.pull.short_ids);
+        .with_short_ids(self.pull.short_ids)
+        .with_list_deltas(self.pull.list_deltas);
         self.pull.job = Some(job);
         Ok(())
     }
