@@ -12,10 +12,11 @@
 
 mod common;
 
-use common::{run_once, write, Server};
+use common::{run_once, signal, write, Server, WireClient};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// The server binary under test.
 fn server_bin() -> PathBuf {
@@ -230,4 +231,183 @@ fn device_commands_run_as_root_leave_files_the_server_can_read() {
         "the refusal names the file: {err}"
     );
     assert!(!err.contains("device table"), "{err}");
+}
+
+/// A wrapper that starts the server under test with umask 022 (the usual
+/// login umask; the test runner's may differ).
+fn umask_022_wrapper(dir: &Path) -> PathBuf {
+    let wrapper = dir.join("server-umask-022");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\numask 022\nexec '{}' \"$@\"\n",
+            server_bin().display()
+        ),
+    )
+    .expect("wrapper");
+    chmod(&wrapper, 0o755);
+    wrapper
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+/// Finding 7: with umask 022 a new data directory exposed every user's
+/// files and user ID (AllClients/ 755, connectionLog.txt 644, journals
+/// 644). Now its private parts are 0700 / 0600; an existing data directory
+/// with looser modes is named in one warning with the chmod to run, and
+/// left as it is.
+#[test]
+fn a_new_data_directory_is_private_under_umask_022() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let data = base.path().join("data");
+    let wrapper = umask_022_wrapper(base.path());
+    let log = base.path().join("server.log");
+    let mut server = Server::options()
+        .data(&data)
+        .bin(&wrapper)
+        .log(&log)
+        .start();
+    let a = base.path().join("A");
+    write(&a, "a.txt", "private");
+    write(&a, "run.sh", "#!/bin/sh\n");
+    chmod(&a.join("run.sh"), 0o755);
+    std::thread::sleep(common::SETTLE);
+    let user = common::new_user(server.port, &a);
+    let (all, state, conn) = (
+        data.join("AllClients"),
+        data.join(".cloudservice-server"),
+        data.join("connectionLog.txt"),
+    );
+    assert_eq!(mode(&all), 0o700, "AllClients/");
+    assert_eq!(mode(&state), 0o700, ".cloudservice-server/");
+    assert_eq!(mode(&conn), 0o600, "connectionLog.txt");
+    // The user's files keep their own modes (the executable bit travels).
+    let folder = all.join(&user);
+    assert_eq!(mode(&folder.join("a.txt")) & 0o111, 0);
+    assert_ne!(mode(&folder.join("run.sh")) & 0o100, 0);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !text.contains("chmod"),
+        "no warning on a private directory: {text}"
+    );
+    server.stop();
+
+    // An operator's data directory opened on purpose: named, not changed.
+    chmod(&all, 0o755);
+    chmod(&conn, 0o644);
+    server.start_again();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let want = format!(
+        "chmod 700 {} && chmod 600 {}",
+        all.display(),
+        conn.display()
+    );
+    assert!(text.contains(&want), "a warning with {want:?}: {text}");
+    assert_eq!(text.matches("chmod 700").count(), 1, "one warning: {text}");
+    assert_eq!(mode(&all), 0o755, "left as the operator set it");
+    assert_eq!(mode(&conn), 0o644);
+}
+
+/// Finding 12: renaming connectionLog.txt kept the server writing to the
+/// renamed file, and SIGHUP did not reopen it (a plaintext server was
+/// stopped by SIGHUP). Now: mv, SIGHUP, the next lines land in a new
+/// connectionLog.txt (0600), and every request is in one of the two files.
+fn rotate_by_rename_and_sighup(plaintext: bool) {
+    let options = if plaintext {
+        Server::options().plaintext()
+    } else {
+        Server::options()
+    };
+    let mut server = options.start();
+    let log = server.data.join("connectionLog.txt");
+    let rotated = server.data.join("connectionLog.txt.1");
+    let mut client = WireClient::new_user(server.addr);
+    let mut pushed = 0usize;
+    let mut push = |client: &mut WireClient| {
+        let path = format!("f{pushed:04}.txt");
+        client.put(&path, b"x", 0).expect("push");
+        pushed += 1;
+    };
+    for _ in 0..20 {
+        push(&mut client);
+    }
+    std::fs::rename(&log, &rotated).expect("mv connectionLog.txt");
+    for _ in 0..20 {
+        push(&mut client);
+    }
+    signal(server.pid(), "HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("request=push-file")) {
+        assert!(
+            Instant::now() < deadline,
+            "no new connectionLog.txt after SIGHUP (running: {})",
+            server.is_running()
+        );
+        push(&mut client);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..20 {
+        push(&mut client);
+    }
+    assert!(server.is_running(), "SIGHUP does not stop the server");
+    drop(client);
+    let count = |text: &str, i: usize| {
+        let needle = format!("detail=\"f{i:04}.txt (");
+        text.lines()
+            .filter(|l| l.contains("request=push-file") && l.contains(&needle))
+            .count()
+    };
+    // The writer flushes within a second; read while the server runs (the
+    // tail written just before a SIGTERM can be lost at exit while actor
+    // threads still hold the log: an older, separate issue).
+    let read_both = || {
+        (
+            std::fs::read_to_string(&rotated).unwrap_or_default(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    };
+    common::eventually(Duration::from_secs(10), || {
+        let (old, new) = read_both();
+        (0..pushed).all(|i| count(&old, i) + count(&new, i) >= 1)
+    });
+    let (old, new) = read_both();
+    for i in 0..pushed {
+        assert_eq!(
+            count(&old, i) + count(&new, i),
+            1,
+            "push {i} is logged once across the two files"
+        );
+    }
+    // The writer switched files once: the renamed file holds a first run
+    // of the pushes (the first one at least; lines still queued at the
+    // signal go to the new file), the new file the rest.
+    let in_old: Vec<usize> = (0..pushed).filter(|&i| count(&old, i) == 1).collect();
+    let in_new: Vec<usize> = (0..pushed).filter(|&i| count(&new, i) == 1).collect();
+    assert_eq!(
+        in_old.first(),
+        Some(&0),
+        "the first push in the renamed file"
+    );
+    assert!(
+        in_old.last() < in_new.first(),
+        "one switch: renamed file up to {:?}, new file from {:?}",
+        in_old.last(),
+        in_new.first()
+    );
+    for i in pushed - 20..pushed {
+        assert_eq!(count(&new, i), 1, "push {i} (after) in the new file");
+    }
+    assert_eq!(mode(&log), 0o600, "the new log is private");
+}
+
+#[test]
+fn connection_log_rotates_by_rename_and_sighup_over_tls() {
+    rotate_by_rename_and_sighup(false);
+}
+
+#[test]
+fn connection_log_rotates_by_rename_and_sighup_in_plaintext() {
+    rotate_by_rename_and_sighup(true);
 }

@@ -8,20 +8,81 @@
 //! `user` and `client` are `-` when not known yet; `detail` is a quoted string
 //! with `"` and `\` escaped by `\`.
 
+use super::data_dir::{create_log, CONN_LOG};
 use super::metrics::metrics;
 use crate::protocol::{ClientId, UserId};
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::{DeferredNow, FileSpec, FlexiLoggerError, WriteMode};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 
 /// Where request outcomes are recorded. Cheap to clone; shared by the reactor
 /// and every actor.
 #[derive(Clone)]
 pub struct ConnLog {
     writer: Option<Arc<FileLogWriter>>,
+    /// `DIR/connectionLog.txt`, reopened by name on SIGHUP.
+    path: Option<PathBuf>,
+}
+
+/// Why [`ConnLog::reopen`] failed; the writer keeps the file it had.
+#[derive(Debug)]
+pub enum ReopenError {
+    /// Making the new file (0600) failed.
+    Create(PathBuf, std::io::Error),
+    /// flexi_logger could not switch to it.
+    Writer(FlexiLoggerError),
+}
+
+impl std::fmt::Display for ReopenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReopenError::Create(p, e) => {
+                write!(
+                    f,
+                    "cannot reopen {}: {e}; still writing to the old file",
+                    p.display()
+                )
+            }
+            ReopenError::Writer(e) => {
+                write!(
+                    f,
+                    "cannot reopen the connection log: {e}; still writing to the old file"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReopenError {}
+
+/// [`ConnLog::downgrade`]'s handle: reopens the file while the log lives.
+pub struct WeakConnLog {
+    writer: Option<Weak<FileLogWriter>>,
+    path: Option<PathBuf>,
+}
+
+impl WeakConnLog {
+    /// Reopens `connectionLog.txt` by name, after a rotation renamed it
+    /// (SIGHUP, [`super::hangup`]): made with mode 0600 when absent, or
+    /// appended to when a rotation tool already made it. Each line goes
+    /// whole to the old file or the new one: flexi_logger's writer thread
+    /// and this call take the same lock, and the old file's buffer is
+    /// written out when it is replaced, so none is lost. Does nothing once
+    /// the log is closed.
+    ///
+    /// # Errors
+    /// [`ReopenError`]; the log then goes on in the file it had.
+    pub fn reopen(&self) -> Result<(), ReopenError> {
+        let (Some(writer), Some(path)) = (self.writer.as_ref().and_then(Weak::upgrade), &self.path)
+        else {
+            return Ok(());
+        };
+        create_log(path).map_err(|e| ReopenError::Create(path.clone(), e))?;
+        writer.reopen_outputfile().map_err(ReopenError::Writer)
+    }
 }
 
 /// One request's outcome.
@@ -46,7 +107,8 @@ impl ConnLog {
     /// # Errors
     /// flexi_logger could not open the file.
     pub fn open(dir: &Path) -> Result<ConnLog, FlexiLoggerError> {
-        let spec = FileSpec::try_from(dir.join("connectionLog.txt"))?;
+        let path = dir.join(CONN_LOG);
+        let spec = FileSpec::try_from(&path)?;
         let writer = FileLogWriter::builder(spec)
             .append()
             .format(line_format)
@@ -54,12 +116,26 @@ impl ConnLog {
             .try_build()?;
         Ok(ConnLog {
             writer: Some(Arc::new(writer)),
+            path: Some(path),
         })
     }
 
     /// A log that drops everything (for unit tests).
     pub fn disabled() -> ConnLog {
-        ConnLog { writer: None }
+        ConnLog {
+            writer: None,
+            path: None,
+        }
+    }
+
+    /// A handle for the SIGHUP thread that does not keep the writer
+    /// alive: the log is flushed and its writer thread joined when the last
+    /// [`ConnLog`] goes, at the end of [`super::run`].
+    pub fn downgrade(&self) -> WeakConnLog {
+        WeakConnLog {
+            writer: self.writer.as_ref().map(Arc::downgrade),
+            path: self.path.clone(),
+        }
     }
 
     /// Records one event (and counts it in the metrics).

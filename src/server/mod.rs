@@ -11,6 +11,8 @@
 //! - Shared by both sides of the channel: [`bus`] (the messages),
 //!   [`flow`] (every window and limit), [`legality`] (which message is
 //!   legal when), [`pull_reply`] (the one producer of `ChangeBatch`).
+//! - [`data_dir`]: the data directory's private parts (0700, log 0600);
+//!   [`hangup`]: SIGHUP re-reads the certificate and reopens the log.
 //! - [`config`], [`events`] (what the operator is told), [`conn_log`],
 //!   [`warnings`] (at most one stderr warning a minute per user for refusals).
 //! - [`reaper`]: the background thread that drops expired kept versions.
@@ -31,11 +33,13 @@ pub use crate::chunk::index as chunk_index;
 pub mod config;
 pub mod conn_log;
 pub mod connection;
+pub mod data_dir;
 pub mod devices;
 pub mod dir_watch;
 pub mod events;
 pub mod export;
 pub mod flow;
+pub mod hangup;
 pub mod legality;
 pub mod limiter;
 pub mod listen;
@@ -124,8 +128,11 @@ pub fn run(
     let paths = DataPaths {
         base: config.data_dir.clone(),
     };
-    std::fs::create_dir_all(paths.all_clients()).map_err(ServerError::DataDir)?;
-    std::fs::create_dir_all(paths.state_root()).map_err(ServerError::DataDir)?;
+    let exposed = data_dir::prepare(&config.data_dir, &paths.all_clients(), &paths.state_root())
+        .map_err(ServerError::DataDir)?;
+    if let Some(warning) = data_dir::warning(&exposed) {
+        log::warn!("{warning}");
+    }
     let log = ConnLog::open(&config.data_dir).map_err(|e| ServerError::Log(e.to_string()))?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = listen::bind(addr).map_err(|e| ServerError::Bind(addr, e))?;
@@ -138,8 +145,8 @@ pub fn run(
         if tls.origin == crate::tls::identity::Origin::Created {
             log::info!("made a new TLS certificate in {}", tls.files.0.display());
         }
-        security::reload_on_sighup(tls).map_err(ServerError::Signals)?;
     }
+    hangup::start(tls.as_ref(), log.downgrade()).map_err(ServerError::Signals)?;
 
     metrics::metrics().set_shard(config.shard);
     if let Some(addr) = config.metrics {

@@ -1,8 +1,8 @@
 //! The server's side of the TLS layer at start-up: which certificate it
 //! serves (made under `DATA_DIR/tls/` on first start, or `--tls-cert` and
 //! `--tls-key`), the rustls configuration the reactor hands each connection,
-//! and the SIGHUP reload that swaps the certificate for new handshakes
-//! without dropping any connection.
+//! and the reload (on SIGHUP, [`super::hangup`]) that swaps the certificate
+//! for new handshakes without dropping any connection.
 
 use crate::tls::config::{server_config, CertSlot};
 use crate::tls::identity::{self, IdentityError, Origin, CERT_FILE, KEY_FILE, TLS_DIR};
@@ -85,24 +85,6 @@ pub fn reload(slot: &CertSlot, files: &(PathBuf, PathBuf)) {
         }
         Err(e) => log::error!("SIGHUP: keeping the current certificate: {e}"),
     }
-}
-
-/// Starts a thread that reloads the certificate on every SIGHUP.
-///
-/// # Errors
-/// The signal handler could not be installed.
-pub fn reload_on_sighup(prepared: &Prepared) -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
-    let slot = Arc::clone(&prepared.slot);
-    let files = prepared.files.clone();
-    std::thread::Builder::new()
-        .name("cloud-server-sighup".into())
-        .spawn(move || {
-            for _ in signals.forever() {
-                reload(&slot, &files);
-            }
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]
