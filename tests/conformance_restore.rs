@@ -9,10 +9,9 @@ mod common;
 
 use cloudservice::protocol::{
     Delete, ErrorCode, KeptKind, KeptVersion, ListVersions, Message, PushStatus, RemoveDir,
-    Restore, RestoreAt, SetMode,
+    Restore, RestoreAt,
 };
 use common::{p, Server, WireClient};
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 /// Every kept entry at or below `under`.
@@ -39,26 +38,6 @@ fn list_all(c: &mut WireClient, under: &str) -> Vec<KeptVersion> {
             return all;
         }
     }
-}
-
-fn set_mode(c: &mut WireClient, path: &str, base: u64, executable: bool) -> u64 {
-    let ack = c
-        .push(Message::SetMode(SetMode {
-            base_version: base,
-            executable,
-            path: p(path),
-        }))
-        .expect("SetMode answered with a PushAck");
-    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
-    ack.version
-}
-
-/// The content and executable bit of the server's copy of `path`.
-fn server_copy(server: &Server, c: &WireClient, path: &str) -> (Vec<u8>, bool) {
-    let file = server.user_dir(&c.user).join(path);
-    let bytes = std::fs::read(&file).expect("server copy");
-    let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
-    (bytes, mode & 0o100 != 0)
 }
 
 /// (size, executable) of each kept file entry, in listing order.
@@ -91,7 +70,7 @@ fn r_14_3_6_a_restore_is_one_change_with_content_and_bit() {
     let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let v1 = c.put("s.sh", b"#!/bin/sh\n", 0).expect("put").version;
-    let x = set_mode(&mut c, "s.sh", v1, true);
+    let x = c.set_mode("s.sh", v1, true);
     let rid = c.send(Message::Delete(Delete {
         base_version: x,
         path: p("s.sh"),
@@ -107,7 +86,7 @@ fn r_14_3_6_a_restore_is_one_change_with_content_and_bit() {
     let (head, _, _) = c.pull(0);
     assert_eq!(head, deleted + 1, "one change");
     assert_eq!(
-        server_copy(&server, &c, "s.sh"),
+        server.copy_of(&c.user, "s.sh"),
         (b"#!/bin/sh\n".to_vec(), true)
     );
     assert_eq!(list_all(&mut c, "s.sh"), before, "no version kept");
@@ -115,7 +94,7 @@ fn r_14_3_6_a_restore_is_one_change_with_content_and_bit() {
     // The reverse: 'one' (not executable) over 'two!' (executable).
     let v1 = c.put("t.sh", b"one", 0).expect("put").version;
     let v2 = c.put("t.sh", b"two!", v1).expect("put").version;
-    set_mode(&mut c, "t.sh", v2, true);
+    c.set_mode("t.sh", v2, true);
     let before = list_all(&mut c, "t.sh");
     let ack = restore(&mut c, v2, "t.sh");
     let (head, _, _) = c.pull(0);
@@ -125,7 +104,7 @@ fn r_14_3_6_a_restore_is_one_change_with_content_and_bit() {
         before.iter().map(|e| e.seq).max().unwrap_or(0) + 1,
         "one change"
     );
-    assert_eq!(server_copy(&server, &c, "t.sh"), (b"one".to_vec(), false));
+    assert_eq!(server.copy_of(&c.user, "t.sh"), (b"one".to_vec(), false));
     let after = list_all(&mut c, "t.sh");
     assert_eq!(after[..before.len()], before[..]);
     // Kept by the restore: 'two!' (4 bytes), executable; nothing else.

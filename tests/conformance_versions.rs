@@ -9,10 +9,9 @@ mod common;
 
 use cloudservice::protocol::{
     Cause, ContentHash, ErrorCode, ErrorReport, KeptKind, KeptVersion, ListVersions, Message,
-    PushAck, PushStatus, RemoveDir, Rename, Restore, RestoreAt, SetMode, VersionList, WirePath,
+    PushAck, PushStatus, RemoveDir, Rename, Restore, RestoreAt, VersionList, WirePath,
 };
 use common::{assert_error, p, Server, WireClient};
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 /// Every entry at or below `under`, page by page; also returns the page sizes.
@@ -374,26 +373,6 @@ fn r_14_1_1_a_kill_at_any_moment_loses_no_acknowledged_version() {
     assert_eq!(ContentHash::of(&bytes), hash);
 }
 
-fn set_mode(c: &mut WireClient, path: &str, base: u64, executable: bool) -> u64 {
-    let ack = c
-        .push(Message::SetMode(SetMode {
-            base_version: base,
-            executable,
-            path: p(path),
-        }))
-        .expect("SetMode answered with a PushAck");
-    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
-    ack.version
-}
-
-/// The content and executable bit of the server's copy of `path`.
-fn server_copy(server: &Server, c: &WireClient, path: &str) -> (Vec<u8>, bool) {
-    let file = server.user_dir(&c.user).join(path);
-    let bytes = std::fs::read(&file).expect("server copy");
-    let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
-    (bytes, mode & 0o100 != 0)
-}
-
 fn kept_bit(e: &KeptVersion) -> Option<bool> {
     match e.kind {
         KeptKind::File { executable, .. } => Some(executable),
@@ -412,7 +391,7 @@ fn r_14_1_1_a_mode_change_displaces_a_version() {
     let server = Server::start();
     let mut c = WireClient::new_user(server.addr);
     let v1 = c.put("s.sh", b"echo one\n", 0).expect("put").version;
-    let chmod = set_mode(&mut c, "s.sh", v1, true);
+    let chmod = c.set_mode("s.sh", v1, true);
     let (all, _) = list_all(&mut c, Some("s.sh"));
     assert_eq!(
         summary(&all),
@@ -437,7 +416,7 @@ fn r_14_1_1_a_mode_change_displaces_a_version() {
     }))
     .expect("restore before the edit");
     assert_eq!(
-        server_copy(&server, &c, "s.sh"),
+        server.copy_of(&c.user, "s.sh"),
         (b"echo one\n".to_vec(), true)
     );
     // Just before the chmod: the old content, not executable.
@@ -449,7 +428,7 @@ fn r_14_1_1_a_mode_change_displaces_a_version() {
         .expect("restore before the chmod");
     assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
     assert_eq!(
-        server_copy(&server, &c, "s.sh"),
+        server.copy_of(&c.user, "s.sh"),
         (b"echo one\n".to_vec(), false)
     );
 }

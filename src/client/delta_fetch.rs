@@ -597,6 +597,25 @@ mod tests {
         (bytes, fetched)
     }
 
+    /// Builds the listed download `d` from `rig`'s folder and answers its
+    /// FetchChunks honestly with `target`'s chunks; the chunk bytes fed.
+    fn build_and_feed(d: &mut DeltaDownload, rig: &Rig, target: &[u8]) -> u64 {
+        let frames = d.build(&rig.sources(), "x").expect("build");
+        let chunks: Vec<Vec<u8>> = chunk_reader(target).map(|c| c.expect("read").1).collect();
+        let mut fetched = 0;
+        for f in frames {
+            for r in f.ranges {
+                for index in r.first..r.first + r.count {
+                    let data = chunks[index as usize].clone();
+                    fetched += data.len() as u64;
+                    d.on_chunk(&ChunkData { index, data })
+                        .expect("honest chunk");
+                }
+            }
+        }
+        fetched
+    }
+
     /// [`honest`] in a given folder, with what `finish` returned.
     fn honest_in(rig: &Rig, target: &[u8], id_len: IdLen) -> (Vec<u8>, u64, Built) {
         let m = manifest_of_reader(target).expect("read");
@@ -613,19 +632,7 @@ mod tests {
             d.on_list(&part, id_len).expect("list");
         }
         assert!(d.listed() || m.chunks.is_empty());
-        let frames = d.build(&rig.sources(), "x").expect("build");
-        let chunks: Vec<Vec<u8>> = chunk_reader(target).map(|c| c.expect("read").1).collect();
-        let mut fetched = 0;
-        for f in frames {
-            for r in f.ranges {
-                for index in r.first..r.first + r.count {
-                    let data = chunks[index as usize].clone();
-                    fetched += data.len() as u64;
-                    d.on_chunk(&ChunkData { index, data })
-                        .expect("honest chunk");
-                }
-            }
-        }
+        let fetched = build_and_feed(&mut d, rig, target);
         let built = d.finish().expect("finish").expect("verified");
         let bytes = std::fs::read(&built.tmp).expect("built");
         std::fs::remove_file(&built.tmp).expect("placed elsewhere");
@@ -659,18 +666,7 @@ mod tests {
         d.on_header(header(&nm, "new.bin")).expect("header");
         d.on_list_delta(&honest).expect("honest delta");
         assert!(d.listed());
-        let frames = d.build(&rig.sources(), "x").expect("build");
-        let chunks: Vec<Vec<u8>> = chunk_reader(&new[..]).map(|c| c.expect("read").1).collect();
-        let mut fetched = 0;
-        for f in frames {
-            for r in f.ranges {
-                for index in r.first..r.first + r.count {
-                    let data = chunks[index as usize].clone();
-                    fetched += data.len() as u64;
-                    d.on_chunk(&ChunkData { index, data }).expect("chunk");
-                }
-            }
-        }
+        let fetched = build_and_feed(&mut d, &rig, &new);
         let built = d.finish().expect("finish").expect("verified");
         assert!(std::fs::read(&built.tmp).expect("built") == new);
         std::fs::remove_file(&built.tmp).expect("placed elsewhere");

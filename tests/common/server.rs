@@ -295,6 +295,16 @@ impl Server {
         self.data.join("AllClients").join(user.to_string())
     }
 
+    /// The content and executable bit of the server's copy of `path` in
+    /// `user`'s folder.
+    pub fn copy_of<U: Display + ?Sized>(&self, user: &U, path: &str) -> (Vec<u8>, bool) {
+        use std::os::unix::fs::PermissionsExt;
+        let file = self.user_dir(user).join(path);
+        let bytes = std::fs::read(&file).expect("server copy");
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        (bytes, mode & 0o100 != 0)
+    }
+
     /// Runs a device command (`cloud-server devices|revoke|reinstate|
     /// rotate-join DATA_DIR …`) against this server's data directory;
     /// asserts it succeeds and returns its stdout.

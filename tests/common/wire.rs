@@ -7,8 +7,8 @@ use super::raw::{read_some, Filled};
 use cloudservice::chunk::chunk_reader;
 use cloudservice::protocol::{
     ChangeBatch, ChangeEntry, ChunkData, ChunkRanges, ContentHash, ErrorCode, ErrorReport,
-    FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message, PushAck, Status, UserId, Welcome,
-    WirePath,
+    FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message, PushAck, PushStatus, SetMode,
+    Status, UserId, Welcome, WirePath,
 };
 use std::io::Write;
 use std::net::SocketAddr;
@@ -220,6 +220,20 @@ impl WireClient {
         }
         self.send_with(rid, Message::FileEnd);
         (sent, self.reply(rid))
+    }
+
+    /// Sets or clears the executable bit of `path` on `base` (SetMode,
+    /// §15.3), which must be Applied; the new version.
+    pub fn set_mode(&mut self, path: &str, base: u64, executable: bool) -> u64 {
+        let ack = self
+            .push(Message::SetMode(SetMode {
+                base_version: base,
+                executable,
+                path: WirePath::new(path).expect("path"),
+            }))
+            .expect("SetMode answered with a PushAck");
+        assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+        ack.version
     }
 
     /// Waits for the server to close the connection (after any frames), and
