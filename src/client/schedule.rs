@@ -157,6 +157,15 @@ pub struct Status {
     pub once: bool,
 }
 
+impl Status {
+    /// Whether a push round may be planned now: connected, no pull wanted
+    /// or being applied (its changes come first), and the previous round's
+    /// pushes all acknowledged.
+    pub fn round_may_run(&self) -> bool {
+        self.last_send.is_some() && !self.pulling && !self.pull_wanted && !self.pushing
+    }
+}
+
 /// What is due at a tick, in the order the session does it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Tick {
@@ -223,18 +232,31 @@ impl Timers {
             ping: now.duration_since(last_send) >= PING_AFTER,
             pull,
             compare_all: pull && periodic && !status.watching && !status.once,
-            push: !pull && !status.pulling && !status.pull_wanted && !status.pushing && round_due,
+            push: !pull && status.round_may_run() && round_due,
         }
     }
 
     /// How long the loop may sleep from `now`: until the next thing that is
     /// due, and at most [`IDLE_WAKE`].
+    ///
+    /// A push round's due time counts only while a round may run
+    /// ([`Status::round_may_run`]), as in [`Timers::tick`]: while a pull is
+    /// wanted or being applied, pushes wait for their acknowledgements or
+    /// the session is disconnected, a round that is due cannot be taken,
+    /// and what unblocks it is a frame from the server (the loop wakes for
+    /// it) or the reconnection time (counted below). Counting it anyway made
+    /// the loop spin with a zero timeout for as long as the block lasted: a
+    /// 1 GiB download over a 100 Mbit/s link cost the client 62 s of CPU in
+    /// 97 s (benches/wan.sh, 2026-12-02), and so did every local edit made
+    /// while offline, until the reconnection.
     pub fn next_wakeup(&self, now: Instant, status: Status) -> Duration {
         let mut next = now + IDLE_WAKE;
-        for t in [self.dirty_due, self.retry_due, self.hold_due]
-            .into_iter()
-            .flatten()
-        {
+        let round = if status.round_may_run() {
+            [self.dirty_due, self.hold_due]
+        } else {
+            [None, None]
+        };
+        for t in round.into_iter().chain([self.retry_due]).flatten() {
             next = next.min(t);
         }
         if status.last_send.is_none() {

@@ -218,6 +218,14 @@ fn next_wakeup_table() {
         ("offline", t0, Duration::ZERO),
         ("retry", t0 - ms(5), ms(5)),
         ("retry", t0 + ms(5), Duration::ZERO),
+        // A round that is due but blocked does not wake the loop: what
+        // unblocks it is a frame (or the reconnection time).
+        ("round pulling", t0 + ms(100), IDLE_WAKE),
+        ("round pushing", t0 + ms(100), IDLE_WAKE),
+        ("round wanted", t0 + ms(100), IDLE_WAKE),
+        ("round backoff", t0 + ms(100), IDLE_WAKE),
+        ("round offline", t0 + ms(100), Duration::ZERO),
+        ("retry pulling", t0 + ms(5), Duration::ZERO),
     ];
     for (given, now, want) in rows {
         let (timers, status) = state(t0, given);
@@ -310,4 +318,92 @@ fn a_held_round_is_planned_again_when_its_hold_ends() {
     assert!(!timers.tick(until, pulling).push);
     timers.round_taken();
     assert_eq!(timers.tick(until, status), Tick::default());
+}
+
+/// No busy loop: from every combination of the state words, with no frame
+/// or watcher event arriving (so a pull or push started stays running, and
+/// a reconnection fails), the session's loop (tick, do what is due as the
+/// session does, sleep [`Timers::next_wakeup`]) wakes with a zero timeout at
+/// most twice in a row. Before the fix a round due during a pull woke the
+/// loop at once for the whole pull (62 s of CPU for a 1 GiB download over a
+/// 100 Mbit/s link).
+#[test]
+fn the_loop_never_spins_while_nothing_arrives() {
+    const WORDS: [&str; 13] = [
+        "round",
+        "round-later",
+        "retry",
+        "old-rescan",
+        "silent",
+        "periodic",
+        "pushing",
+        "pulling",
+        "wanted",
+        "unwatched",
+        "once",
+        "offline",
+        "backoff",
+    ];
+    let t0 = later_than_a_minute();
+    let pull_every = Duration::from_secs(5);
+    for mask in 0u32..(1 << WORDS.len()) {
+        let words: Vec<&str> = WORDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, w)| *w)
+            .collect();
+        let (mut timers, mut status) = state(t0, &words.join(" "));
+        let mut now = t0 + Duration::from_secs(1);
+        let mut zeros = 0;
+        let mut slept = Duration::ZERO;
+        for step in 0..200 {
+            let due = timers.tick(now, status);
+            // What the session does for each (session.rs `tick`,
+            // push.rs `push_round`, pull.rs `start_pull`, link.rs).
+            if due.retry {
+                timers.retry_taken(now);
+            }
+            if due.rescan {
+                timers.rescan_started(now);
+                timers.round_now(now);
+            }
+            if due.reconnect {
+                timers.reconnect_failed(now);
+            }
+            if due.compare_all {
+                timers.round_now(now);
+            }
+            if due.ping {
+                status.last_send = Some(now);
+            }
+            if due.pull {
+                timers.pull_started(now, pull_every);
+                status.pulling = true;
+                status.pull_wanted = false;
+                status.last_send = Some(now);
+            }
+            if due.push {
+                timers.round_taken();
+                status.pushing = true;
+                status.last_send = Some(now);
+            }
+            let wait = timers.next_wakeup(now, status);
+            if wait.is_zero() {
+                zeros += 1;
+                assert!(
+                    zeros <= 2,
+                    "state {words:?}: woke at once {zeros} times in a row (step {step}, {status:?}, {timers:?})"
+                );
+            } else {
+                zeros = 0;
+            }
+            slept += wait;
+            now += wait;
+        }
+        assert!(
+            slept >= Duration::from_secs(10),
+            "state {words:?}: 200 wakes in {slept:?}"
+        );
+    }
 }
