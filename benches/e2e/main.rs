@@ -121,16 +121,26 @@ impl Ctx {
 /// Starts `cloud-server -q` (TLS) on 127.0.0.1 (the private copy of the binary)
 /// with a fresh data directory and its stderr log in the run's scratch space.
 pub fn start_server(ctx: &mut Ctx, extra: &[&str]) -> Server {
+    start_server_in(ctx, extra, false)
+}
+
+/// [`start_server`], or with `--insecure-plaintext` when `plaintext` (the
+/// kit's clients started for its port follow), to compare the two.
+pub fn start_server_in(ctx: &mut Ctx, extra: &[&str], plaintext: bool) -> Server {
     let data = ctx.fresh_dir("server");
     let log = ctx.log_path("server").with_extension("err");
     // TLS, as in production: clients follow (the kit), cloud-load speaks it.
-    Server::options()
+    let options = Server::options()
         .bin(&bin("cloud-server"))
         .data(&data)
         .log(&log)
         .verbosity(Verbosity::Quiet)
-        .args(extra)
-        .start()
+        .args(extra);
+    if plaintext {
+        options.plaintext().start()
+    } else {
+        options.start()
+    }
 }
 
 /// Stops a scenario's server: SIGTERM by PID, SIGKILL after 30 s.

@@ -4,7 +4,7 @@
 use crate::common::{rss_kib, threads, Client, Rng, Verbosity};
 use crate::report::Row;
 use crate::util::{self, once_command};
-use crate::{bin, start_server, stop_server, Ctx, Server};
+use crate::{bin, start_server, start_server_in, stop_server, Ctx, Server};
 use cloudservice::protocol::{
     ContentHash, Fetch, FileBegin, Frame, FrameDecoder, Hello, HelloMode, Message, Status, UserId,
     WirePath,
@@ -49,8 +49,17 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Target 4: a 4 KiB file written at client A, complete at client B.
 pub fn propagation(ctx: &mut Ctx) {
-    println!("e2e: propagation");
-    let mut server = start_server(ctx, &[]);
+    // Issue 12: propagation over TLS (the default) within 10 % of plaintext.
+    propagation_in(ctx, false);
+    propagation_in(ctx, true);
+}
+
+/// One propagation run over TLS, or in plaintext (`--insecure-plaintext` on
+/// the server and both clients) when `plaintext`.
+fn propagation_in(ctx: &mut Ctx, plaintext: bool) {
+    let mode = if plaintext { "plaintext" } else { "TLS" };
+    println!("e2e: propagation ({mode})");
+    let mut server = start_server_in(ctx, &[], plaintext);
     let a = ctx.fresh_dir("prop-a");
     let b = ctx.fresh_dir("prop-b");
     let mut client_a = start_client(ctx, &server, &a, None);
@@ -72,10 +81,10 @@ pub fn propagation(ctx: &mut Ctx) {
     client_a.terminate();
     client_b.terminate();
     stop_server(&mut server);
-    report_series(ctx, "a 4 KiB file", one_go);
+    report_series(ctx, &format!("a 4 KiB file ({mode})"), one_go);
     report_series(
         ctx,
-        "an editor-style save (temp file renamed over, 4 KiB)",
+        &format!("an editor-style save (temp file renamed over, 4 KiB; {mode})"),
         editor,
     );
 }
