@@ -1,11 +1,11 @@
 //! Streaming chunker: cuts a reader into content-defined chunks and hashes
-//! them, holding at most one [`MAX_CHUNK`] buffer (a 1 GiB file is never in
-//! memory).
+//! them, holding one [`super::cutter::BUFFER`] of the source at a time (a 1 GiB file is
+//! never in memory).
 
+use super::cutter::Cutter;
 use super::manifest::{ChunkEntry, Manifest};
-use super::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
+use super::MAX_CHUNK;
 use crate::protocol::ContentHash;
-use fastcdc::v2020::{Error as CdcError, StreamCDC};
 use std::io::{self, Read};
 
 /// One chunk as cut from a source: where it is and what it hashes to.
@@ -25,21 +25,41 @@ pub struct ChunkSpan {
 /// # Errors
 /// Each item is an [`io::Error`] if reading the source failed.
 pub fn chunk_reader<R: Read>(source: R) -> impl Iterator<Item = io::Result<(ChunkSpan, Vec<u8>)>> {
-    StreamCDC::new(source, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|item| {
-        let chunk = item.map_err(cdc_to_io)?;
-        let len =
-            u32::try_from(chunk.length).map_err(|_| io::Error::other("chunk longer than u32"))?;
-        let span = ChunkSpan {
-            offset: chunk.offset,
-            len,
-            id: ContentHash::of(&chunk.data),
-        };
-        Ok((span, chunk.data))
+    let mut cutter = Cutter::new(source);
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        match cutter.next_chunk() {
+            Ok(Some((offset, bytes))) => Some(Ok((span_of(offset, bytes), bytes.to_vec()))),
+            Ok(None) => None,
+            Err(e) => {
+                failed = true;
+                Some(Err(e))
+            }
+        }
     })
 }
 
+/// The span of `bytes` cut at `offset`, with its ID.
+fn span_of(offset: u64, bytes: &[u8]) -> ChunkSpan {
+    ChunkSpan {
+        offset,
+        len: chunk_len(bytes),
+        id: ContentHash::of(bytes),
+    }
+}
+
+/// A chunk's length as a `u32`: the cutter never lends more than
+/// [`MAX_CHUNK`] bytes.
+fn chunk_len(bytes: &[u8]) -> u32 {
+    u32::try_from(bytes.len()).unwrap_or(MAX_CHUNK)
+}
+
 /// The manifest of everything `source` yields: its chunk list, total size and
-/// whole-content BLAKE3, in one pass.
+/// whole-content BLAKE3, in one pass over the source on this thread; each
+/// chunk is hashed in place in the cutter's buffer (no copy).
 ///
 /// # Errors
 /// An [`io::Error`] if reading the source failed.
@@ -47,13 +67,13 @@ pub fn manifest_of_reader<R: Read>(source: R) -> io::Result<Manifest> {
     let mut whole = blake3::Hasher::new();
     let mut chunks = Vec::new();
     let mut size = 0u64;
-    for item in chunk_reader(source) {
-        let (span, data) = item?;
-        whole.update(&data);
-        size += u64::from(span.len);
+    let mut cutter = Cutter::new(source);
+    while let Some((_, bytes)) = cutter.next_chunk()? {
+        whole.update(bytes);
+        size += bytes.len() as u64;
         chunks.push(ChunkEntry {
-            len: span.len,
-            id: span.id,
+            len: chunk_len(bytes),
+            id: ContentHash::of(bytes),
         });
     }
     Ok(Manifest {
@@ -71,7 +91,8 @@ pub const PIPELINE_FROM: u64 = 8 << 20;
 
 /// Chunks in flight between the cutting and the hashing thread of
 /// [`manifest_of_reader_pipelined`]: at most this many [`MAX_CHUNK`]
-/// buffers (4 MiB) are held at once.
+/// buffers (4 MiB) are held at once, besides the cutter's
+/// [`super::cutter::BUFFER`].
 const IN_FLIGHT: usize = 16;
 
 /// [`manifest_of_reader`] on two threads: this one reads and cuts (the
@@ -95,23 +116,24 @@ pub fn manifest_of_reader_pipelined<R: Read>(source: R) -> io::Result<Manifest> 
                 whole.update(&data);
                 size += data.len() as u64;
                 chunks.push(ChunkEntry {
-                    // StreamCDC never yields more than MAX_CHUNK (a u32).
-                    len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                    len: chunk_len(&data),
                     id: ContentHash::of(&data),
                 });
             }
             (size, ContentHash(*whole.finalize().as_bytes()), chunks)
         });
         let mut failed = None;
-        for item in StreamCDC::new(source, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
-            match item {
-                Ok(chunk) => {
-                    if to_hasher.send(chunk.data).is_err() {
+        let mut cutter = Cutter::new(source);
+        loop {
+            match cutter.next_chunk() {
+                Ok(Some((_, bytes))) => {
+                    if to_hasher.send(bytes.to_vec()).is_err() {
                         break;
                     }
                 }
+                Ok(None) => break,
                 Err(e) => {
-                    failed = Some(cdc_to_io(e));
+                    failed = Some(e);
                     break;
                 }
             }
@@ -147,14 +169,34 @@ pub fn manifest_of_reader_sized<R: Read>(source: R, size: u64) -> io::Result<Man
     }
 }
 
-fn cdc_to_io(error: CdcError) -> io::Error {
-    io::Error::from(error)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::cutter::BUFFER;
+    use crate::chunk::{AVG_CHUNK, MIN_CHUNK};
+    use fastcdc::v2020::StreamCDC;
     use proptest::prelude::*;
+
+    /// The manifest as this module made it before the cutter (until
+    /// 2026-12-02): `StreamCDC`'s chunks, a BLAKE3 of each, one over all.
+    fn previous_manifest(data: &[u8]) -> Manifest {
+        let mut whole = blake3::Hasher::new();
+        let mut chunks = Vec::new();
+        for chunk in StreamCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
+            let chunk = chunk.expect("in-memory read");
+            whole.update(&chunk.data);
+            chunks.push(ChunkEntry {
+                len: chunk.length as u32,
+                id: ContentHash::of(&chunk.data),
+            });
+        }
+        Manifest {
+            size: data.len() as u64,
+            hash: ContentHash(*whole.finalize().as_bytes()),
+            chunks,
+            id_len: crate::chunk::IdLen::Full,
+        }
+    }
 
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         crate::chunk::test_bytes(len, seed)
@@ -235,6 +277,30 @@ mod tests {
             let two = manifest_of_reader_pipelined(&data[..]).expect("read");
             prop_assert_eq!(two.hash, ContentHash::of(&data));
             prop_assert_eq!(one, two);
+        }
+
+        /// The cutter changed nothing anyone sees: the same chunk lengths,
+        /// IDs and whole hash as the StreamCDC-based manifest, one thread
+        /// or two, across several cutter buffers; and chunk_reader lends
+        /// the same spans with their bytes.
+        #[test]
+        fn the_manifest_is_the_one_stream_cdc_gave(
+            seed in any::<u64>(),
+            len in 0usize..(2 * BUFFER + 300_000),
+        ) {
+            let data = pseudo_random(len, seed);
+            let before = previous_manifest(&data);
+            prop_assert_eq!(&manifest_of_reader(&data[..]).expect("read"), &before);
+            prop_assert_eq!(&manifest_of_reader_pipelined(&data[..]).expect("read"), &before);
+            let mut at = 0usize;
+            for (item, entry) in chunk_reader(&data[..]).zip(&before.chunks) {
+                let (span, bytes) = item.expect("read");
+                prop_assert_eq!(span.offset, at as u64);
+                prop_assert_eq!((span.len, span.id), (entry.len, entry.id));
+                prop_assert_eq!(&bytes[..], &data[at..at + entry.len as usize]);
+                at += entry.len as usize;
+            }
+            prop_assert_eq!(at, data.len());
         }
 
         /// An overwrite in the middle leaves every chunk away from the edit
