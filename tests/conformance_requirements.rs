@@ -19,6 +19,24 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-5.7.1",
+        "client",
+        "tests/e2e_exec_race.rs",
+        "a_change_here_racing_a_download_of_the_same_file_keeps_both",
+    ),
+    (
+        "R-5.7.1",
+        "client",
+        "tests/e2e_exec_race.rs",
+        "randomized_changes_racing_downloads_keep_both",
+    ),
+    (
+        "R-5.7.1",
+        "client",
+        "src/client/applier/mode_tests.rs",
+        "a_change_here_racing_the_placement_of_a_download_is_kept",
+    ),
+    (
         "R-4.6.12",
         "client",
         "tests/e2e_copied_folder.rs",

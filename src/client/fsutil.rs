@@ -25,11 +25,28 @@ pub use crate::fsafe::hash_file;
 /// # Errors
 /// The file cannot be opened (a symlink: `ELOOP`) or its mode not changed.
 pub fn set_exec(path: &Path, exec: bool) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let file = fs::OpenOptions::new()
+    set_exec_of(&open_nofollow(path)?, exec)
+}
+
+/// Opens the file at `path` for reading without following a symlink: a
+/// handle on that inode, whatever is renamed over or away from the path
+/// later (for [`set_exec_of`]).
+///
+/// # Errors
+/// The file cannot be opened (a symlink: `ELOOP`).
+pub fn open_nofollow(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)?;
+        .open(path)
+}
+
+/// [`set_exec`] for an open regular file.
+///
+/// # Errors
+/// It is not a regular file, or its mode cannot be changed.
+pub fn set_exec_of(file: &fs::File, exec: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(io::Error::other("not a regular file"));

@@ -82,9 +82,17 @@ pub struct ClientOptions {
     stderr: Stderr,
     bin: Option<PathBuf>,
     plaintext: bool,
+    envs: Vec<(String, String)>,
 }
 
 impl ClientOptions {
+    /// Sets `key` to `value` in the client's environment (a test knob such
+    /// as `CLOUD_TEST_PLACE_DELAY_MS`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// SERVER_IP as typed (default `127.0.0.1`): a name is looked up by
     /// the client at each connection attempt.
     pub fn host(mut self, host: &str) -> Self {
@@ -161,6 +169,7 @@ impl ClientOptions {
             .arg(&self.rate)
             .args(&self.user)
             .args(self.verbosity.flag())
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         if self.plaintext || super::server::is_plaintext(self.port) {
             cmd.arg("--insecure-plaintext");
@@ -246,6 +255,7 @@ impl Client {
             stderr: Stderr::Inherit,
             bin: None,
             plaintext: false,
+            envs: Vec::new(),
         }
     }
 

@@ -194,3 +194,131 @@ fn a_chmod_here_follows_a_directory_renamed_elsewhere() {
     assert_eq!(f.indexed_exec("d2/s.sh"), Some(false));
     assert!(out.dirty.contains(&p("d2/s.sh")));
 }
+
+/// What a local writer does to `r.sh` at one step of a download's
+/// placement (the [`RaceHook`] seam): a chmod that flips the bit, or a
+/// same-size rewrite that puts the old mtime back (`touch -d`), which only
+/// the ctime and the content show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Racer {
+    Chmod,
+    SameSizeSameMtime,
+}
+
+/// Plays `racer` on the file at `at`; a chmod gives it the bit `exec`.
+fn race(racer: Racer, at: &Path, exec: bool) {
+    let Ok(meta) = fs::symlink_metadata(at) else {
+        return;
+    };
+    if !meta.is_file() {
+        return;
+    }
+    match racer {
+        Racer::Chmod => {
+            let mode = if exec { 0o755 } else { 0o644 };
+            fs::set_permissions(at, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        Racer::SameSizeSameMtime => {
+            let was = meta.modified().unwrap();
+            fs::write(at, "R\n").unwrap();
+            let file = fs::OpenOptions::new().write(true).open(at).unwrap();
+            file.set_times(fs::FileTimes::new().set_modified(was))
+                .unwrap();
+        }
+    }
+}
+
+/// The race behind e2e_exec_diverge's lost `chmod 644` (dir/r3.sh ended
+/// executable): a change made here to a file while another device's
+/// version of it is being placed, at every step of the placement, for
+/// every bit indexed and given by the server. A chmod landing between the
+/// placement's look at the path and its exchange was deleted with the
+/// replaced file (that file was judged by its content only) and the
+/// download appeared with the server's bit. Nothing is lost now: the
+/// download takes the bit set here (and a SetMode follows when it is not
+/// the server's), and a same-size rewrite with the old mtime is a conflict
+/// copy.
+#[test]
+fn a_change_here_racing_the_placement_of_a_download_is_kept() {
+    for racer in [Racer::Chmod, Racer::SameSizeSameMtime] {
+        for case in 0..4u32 {
+            let (indexed, server) = (case & 1 != 0, case & 2 != 0);
+            let mut step = 0;
+            loop {
+                let what = format!("{racer:?} at step {step}, indexed {indexed} server {server}");
+                let mut f = Folder::new();
+                f.write("r.sh", "r\n");
+                f.chmod("r.sh", if indexed { 0o755 } else { 0o644 });
+                f.sync_all(3);
+                let entry = ChangeEntry {
+                    executable: server,
+                    ..file("r.sh", 4, "r\nX\n")
+                };
+                let out = f.apply_modes(&[entry]);
+                assert_eq!(out.fetches.len(), 1, "{what}");
+                let target = f.root.join("r.sh");
+                let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2).with_modes(true);
+                let mut n = 0;
+                applier.set_race_hook(|_: &Path| {
+                    if n == step {
+                        race(racer, &target, !indexed);
+                    }
+                    n += 1;
+                });
+                let tmp = applier.tmp_name("test");
+                fs::write(&tmp, "r\nX\n").unwrap();
+                let mut placed = Applied::default();
+                let job = &out.fetches[0];
+                applier
+                    .place(job, &tmp, (job.hash, 4), &mut placed)
+                    .unwrap();
+                drop(applier);
+                if n <= step {
+                    // Every step had its turn.
+                    assert!(step > 0, "{what}: no step");
+                    break;
+                }
+                let copies: Vec<String> = snapshot_files(&f.root)
+                    .into_iter()
+                    .filter(|(name, _)| name.contains("(conflict 2 "))
+                    .map(|(_, text)| text)
+                    .collect();
+                match racer {
+                    // The chmod reached the old file (its bit is carried to
+                    // the download) or the new one.
+                    Racer::Chmod => {
+                        assert_eq!(f.read("r.sh").as_deref(), Some("r\nX\n"), "{what}");
+                        assert!(copies.is_empty(), "{what}: {copies:?}");
+                        assert_eq!(f.exec("r.sh"), !indexed, "{what}: the chmod here");
+                    }
+                    Racer::SameSizeSameMtime => {
+                        let both = [f.read("r.sh"), copies.first().cloned()];
+                        assert!(
+                            both.contains(&Some("R\n".to_owned())),
+                            "{what}: the rewrite was lost: {both:?}"
+                        );
+                    }
+                }
+                if racer == Racer::Chmod {
+                    // The server's bit is recorded; a SetMode follows
+                    // exactly when the bit here is another.
+                    assert_eq!(f.indexed_exec("r.sh"), Some(server), "{what}");
+                    assert_eq!(
+                        placed.dirty.contains(&p("r.sh")),
+                        server == indexed,
+                        "{what}: a SetMode follows exactly when the bits differ"
+                    );
+                }
+                step += 1;
+            }
+        }
+    }
+}
+
+/// Every regular file below `root` with its text, by relative path.
+fn snapshot_files(root: &Path) -> Vec<(String, String)> {
+    super::test_folder::snapshot(root)
+        .into_iter()
+        .filter_map(|(name, data)| Some((name, String::from_utf8(data?).ok()?)))
+        .collect()
+}

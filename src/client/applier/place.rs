@@ -19,7 +19,9 @@ use crate::client::conflict::{
     SetAside,
 };
 use crate::client::error::ClientError;
-use crate::client::fsutil::{check_path, ensure_parent, hash_file, set_exec, Local, Stat};
+use crate::client::fsutil::{
+    check_path, ensure_parent, hash_file, open_nofollow, set_exec, set_exec_of, Local, Stat,
+};
 use crate::client::index::Entry;
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
@@ -30,7 +32,8 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::path::Path;
-use std::time::SystemTime;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 /// How often placing a download looks again when something keeps
 /// appearing at the path (each time it is kept as a conflict copy).
@@ -52,6 +55,54 @@ impl fmt::Debug for RaceHook<'_> {
 fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> ClientError {
     let context = format!("{what} {}", path.display());
     move |e| ClientError::io(context, e)
+}
+
+/// What became of the file a download's exchange took out of its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SwappedOut {
+    /// Not a regular file: it is back at its path, nothing was placed.
+    Back,
+    /// The download stays at the path; the old file was deleted (the synced
+    /// content; `exec`: its executable bit) or kept as a conflict copy (an
+    /// edit; `exec` is `None`).
+    Replaced { exec: Option<bool> },
+}
+
+/// Gives the download placed (or about to be) at `path` with the bit
+/// `placed` the bit `bit` ([`Applier::bit_over`]: a chmod made here on the
+/// file it replaced, R-15.2.4), through `placing`, a handle on its inode, so
+/// no other file at the path is touched. [`Applier::placed`] then records
+/// the server's bit and marks the path when they differ, so the SetMode
+/// follows. A failure is logged (the chmod is then lost, as the bit of a
+/// file this user may not change would be).
+fn carry_chmod(path: &WirePath, placing: &fs::File, placed: bool, bit: bool) {
+    if bit == placed {
+        return;
+    }
+    log::info!(
+        "{path}: the chmod {} made here while the download was placed is kept",
+        if bit { "+x" } else { "-x" }
+    );
+    if let Err(e) = set_exec_of(placing, bit) {
+        log::warn!("{path}: could not keep the chmod made here: {e}");
+    }
+}
+
+/// Test knob: with `CLOUD_TEST_PLACE_DELAY_MS=N` in the environment, the
+/// client waits N milliseconds (at most 10 s) right before exchanging a
+/// download with the file at its path, so that an end-to-end test can make
+/// a local change land in the window between the decision and the step
+/// (tests/e2e_exec_race.rs). Read once; never set outside tests.
+fn slow_down_for_tests() {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        let ms = std::env::var("CLOUD_TEST_PLACE_DELAY_MS").ok()?;
+        let ms: u64 = ms.trim().parse().ok()?;
+        Some(Duration::from_millis(ms.min(10_000)))
+    });
+    if let Some(delay) = delay {
+        std::thread::sleep(*delay);
+    }
 }
 
 /// True when something (anything, even a dangling symlink) is at `path`.
@@ -90,7 +141,7 @@ impl<'a> Applier<'a> {
         let path = &job.path;
         ensure_parent(self.root, path)?;
         let local = self.local(path);
-        let exec = match job.carried {
+        let mut exec = match job.carried {
             Some(bit) => bit,
             None => self.placed_exec(job)?,
         };
@@ -112,6 +163,10 @@ impl<'a> Applier<'a> {
                 Local::File(_) => {
                     // What comes out of the exchange is the user's until settled.
                     self.note_origin(tmp, path, Some(hash))?;
+                    // The new file's inode, to give it a bit the user sets
+                    // on the old one until the exchange.
+                    let placing = open_nofollow(tmp).map_err(io_err("open", tmp))?;
+                    slow_down_for_tests();
                     self.before_step(&local);
                     let exchanged = exchange(tmp, &local);
                     if !matches!(exchanged, Ok(true)) {
@@ -121,10 +176,12 @@ impl<'a> Applier<'a> {
                         Ok(true) => {
                             let settled = self.settle_swapped_out(path, tmp, hash, out)?;
                             Self::forget_origin(tmp);
-                            if settled {
-                                return self.placed(job, staged, (hash, version), out);
-                            }
-                            break;
+                            let SwappedOut::Replaced { exec: replaced } = settled else {
+                                break;
+                            };
+                            let bit = self.bit_over(job, replaced, exec);
+                            carry_chmod(path, &placing, exec, bit);
+                            return self.placed(job, staged, (hash, version), out);
                         }
                         Ok(false) => {
                             // No exchange here: move aside, then no-replace.
@@ -132,7 +189,13 @@ impl<'a> Applier<'a> {
                             self.note_origin(&aside, path, None)?;
                             match fs::rename(&local, &aside) {
                                 Ok(()) => {
-                                    self.settle_swapped_out(path, &aside, hash, out)?;
+                                    let settled =
+                                        self.settle_swapped_out(path, &aside, hash, out)?;
+                                    if let SwappedOut::Replaced { exec: replaced } = settled {
+                                        let bit = self.bit_over(job, replaced, exec);
+                                        carry_chmod(path, &placing, exec, bit);
+                                        exec = bit;
+                                    }
                                 }
                                 Err(e)
                                     if e.kind() == io::ErrorKind::NotFound && !exists(&local) => {}
@@ -158,14 +221,18 @@ impl<'a> Applier<'a> {
     /// After an exchange, `at` holds what `path` held an instant ago. The
     /// synced version (or a copy of the new content) is deleted; a local edit
     /// becomes a conflict copy. Something that is not a regular file is
-    /// swapped back (returns false: nothing was placed).
+    /// swapped back ([`SwappedOut::Back`]: nothing was placed). The bit of a
+    /// deleted file is returned: the new content's bit is decided again
+    /// from it ([`Self::bit_over`]), because a chmod can land after any
+    /// earlier look at the path ([`Self::placed_exec`]) and before the
+    /// exchange.
     fn settle_swapped_out(
         &mut self,
         path: &WirePath,
         at: &Path,
         new: ContentHash,
         out: &mut Applied,
-    ) -> Result<bool, ClientError> {
+    ) -> Result<SwappedOut, ClientError> {
         self.before_step(at);
         let meta = fs::symlink_metadata(at).map_err(io_err("stat", at))?;
         let regular = meta.file_type().is_file();
@@ -188,12 +255,13 @@ impl<'a> Applier<'a> {
         match on_swapped_out(set_aside) {
             OnSwappedOut::SwapBack => {
                 self.swap_back(path, at)?;
-                return Ok(false);
+                return Ok(SwappedOut::Back);
             }
             OnSwappedOut::Discard => {
                 fs::remove_file(at).map_err(io_err("delete", at))?;
                 drop(lease);
-                return Ok(true);
+                let exec = Some(Stat::of(&meta).exec);
+                return Ok(SwappedOut::Replaced { exec });
             }
             OnSwappedOut::ConflictCopy => {}
         }
@@ -207,7 +275,7 @@ impl<'a> Applier<'a> {
         };
         log::warn!("{path} changed while downloading; kept this device's version as {kept}");
         out.dirty.insert(kept);
-        Ok(true)
+        Ok(SwappedOut::Replaced { exec: None })
     }
 
     /// Undoes an exchange (or a move aside): what is at `at` goes back to
@@ -234,14 +302,33 @@ impl<'a> Applier<'a> {
             Local::File(stat) => Some(stat.exec),
             _ => None,
         };
+        Ok(self.exec_over(job, here))
+    }
+
+    /// [`Self::placed_exec`]'s rule for a download replacing a local file
+    /// whose bit is `here` (`None`: no regular file).
+    fn exec_over(&self, job: &FetchJob, here: Option<bool>) -> bool {
         let Some(server) = job.exec else {
-            return Ok(here.unwrap_or(false));
+            return here.unwrap_or(false);
         };
         let indexed = indexed_exec(self.index.get(&job.path).copied());
-        Ok(match on_pull_mode(indexed, here, server) {
+        match on_pull_mode(indexed, here, server) {
             ModeDecision::KeepLocal => here.unwrap_or(server),
             ModeDecision::Agree | ModeDecision::Apply | ModeDecision::PushFirst => server,
-        })
+        }
+    }
+
+    /// The bit a download placed with `placed` must have once the exchange
+    /// took out a file whose bit was `replaced` (`None`: kept as a conflict
+    /// copy, which keeps its own): decided again by [`Self::exec_over`] on
+    /// the file actually replaced, so a chmod made here between the first
+    /// look and the exchange is kept; a bit carried from a file
+    /// the server moved ([`FetchJob::carried`]) stays.
+    fn bit_over(&self, job: &FetchJob, replaced: Option<bool>, placed: bool) -> bool {
+        match (job.carried, replaced) {
+            (None, Some(here)) => self.exec_over(job, Some(here)),
+            _ => placed,
+        }
     }
 
     /// The bit changed here on a file the same reply deleted, whose content
