@@ -45,11 +45,9 @@ fn sample_join(folder: &Path, mut during: impl FnMut(Sample)) -> Vec<Sample> {
     panic!("not in sync within 60 s; samples: {samples:?}");
 }
 
-/// The most files counted to upload in the samples taken while files were
-/// still to download.
-fn during_download(samples: &[Sample]) -> u64 {
-    let during = samples.iter().filter(|s| s.downloads > 0);
-    during.map(|s| s.uploads).max().unwrap_or(0)
+/// The most files counted to upload in any sample.
+fn most_to_upload(samples: &[Sample]) -> u64 {
+    samples.iter().map(|s| s.uploads).max().unwrap_or(0)
 }
 
 #[test]
@@ -75,17 +73,16 @@ fn a_joining_device_shows_nothing_to_upload_but_its_own_changes() {
     let _cc = Client::start(server.port, c.path(), Some(&user));
     let samples = sample_join(c.path(), |_| {});
     let downloading = samples.iter().filter(|s| s.downloads > 0).count();
-    // While the download runs nothing is counted to upload (the outside
-    // tester's finding 3: up to 2,844 of 3,000). Known, not fixed: right
-    // after the last file is placed, until the session's next comparison
-    // of the folder (~0.1-0.5 s), some of the last-placed files (up to 37
-    // seen) can be counted; the device then reads in sync with 0 to upload
-    // (sample_join's last sample). The CI of stop 26 failed on that.
-    let worst = during_download(&samples);
-    let last = samples.last().map_or(u64::MAX, |s| s.uploads);
-    assert_eq!(last, 0, "in sync with files to upload: {samples:?}");
+    // Nothing is ever counted to upload: not while the download runs (the
+    // outside tester's finding 3: up to 2,844 of 3,000), and not right
+    // after the last file is placed (19-37 of the last-placed files were
+    // counted until the session's next look, ~0.1-0.5 s: the first
+    // comparison of the folder ran before the watcher's events of those
+    // placements were in, and took the files, written less than 0.3 s
+    // before, for files still being written).
+    let worst = most_to_upload(&samples);
     println!(
-        "C: {} samples, {downloading} during the download, most to upload then: {worst}",
+        "C: {} samples, {downloading} during the download, most to upload: {worst}",
         samples.len()
     );
     assert!(
@@ -97,6 +94,9 @@ fn a_joining_device_shows_nothing_to_upload_but_its_own_changes() {
         "a pure download showed files to upload: {samples:?}"
     );
     assert!(c.path().join("d29/f2999.txt").is_file());
+    // A joining device with an empty folder pushes nothing.
+    let pushed = pushes_of(&server, c.path());
+    assert!(pushed.is_empty(), "C pushed: {pushed:?}");
 
     // D joins and the user writes a file of its own during the download:
     // that one is counted (and uploaded), the downloads still are not.
@@ -110,7 +110,7 @@ fn a_joining_device_shows_nothing_to_upload_but_its_own_changes() {
         }
     });
     assert!(written, "no sample caught D's download: {samples:?}");
-    let worst = during_download(&samples);
+    let worst = most_to_upload(&samples);
     let counted = samples.iter().filter(|s| s.uploads > 0).count();
     println!(
         "D: {} samples, {counted} with mine.txt counted, most to upload: {worst}",
@@ -127,4 +127,24 @@ fn a_joining_device_shows_nothing_to_upload_but_its_own_changes() {
         }),
         "D's file reaches A"
     );
+    let pushed = pushes_of(&server, d.path());
+    assert!(
+        !pushed.is_empty() && pushed.iter().all(|l| l.contains("mine.txt")),
+        "D pushed its own file and nothing else: {pushed:?}"
+    );
+}
+
+/// The connection log's lines of pushes by the device of `folder`.
+fn pushes_of(server: &Server, folder: &Path) -> Vec<String> {
+    let device = status_json(folder).1["device"].clone();
+    let log = server.conn_log();
+    assert!(
+        log.contains(&format!("client={device} ")),
+        "device {device} is in the connection log"
+    );
+    let me = format!("client={device} request=push");
+    log.lines()
+        .filter(|l| l.contains(&me))
+        .map(str::to_owned)
+        .collect()
 }

@@ -100,6 +100,28 @@ pub fn seal_at(mut stat: Stat, at_ns: i64) -> Stat {
     stat
 }
 
+/// True when a file now at `now` is still the one the index recorded as
+/// `indexed`: same size, inode, device, ctime and bit, and the same mtime
+/// unless the record left it unknown (a record sealed as racy keeps 0).
+/// Any write, chmod or rename over the path since the record moves the
+/// ctime or the inode. Used where the question is "did anything happen to
+/// this file since this client recorded it" (a download it placed, content
+/// it hashed): the watcher's echo of its own placement is not a local
+/// change, and such a file is not one still being written. Whether its
+/// content is the recorded one is still [`judge`]'s question: a write in
+/// the same clock tick as the record leaves every field as it was.
+pub fn as_recorded(indexed: &Stat, now: &Stat) -> bool {
+    let mtime = indexed.mtime_ns == 0 || indexed.mtime_ns == now.mtime_ns;
+    mtime
+        && indexed.size == now.size
+        && indexed.ino == now.ino
+        && indexed.dev == now.dev
+        && indexed.ctime_ns == now.ctime_ns
+        && indexed.exec == now.exec
+        && indexed.ino != 0
+        && indexed.ctime_ns != 0
+}
+
 /// The record to index for a file this client just moved into place
 /// itself (a download renamed from its temporary file), when `staged` is
 /// the temporary file's stat taken right before the rename and `stat` the

@@ -4,7 +4,7 @@
 //! over the whole folder (offline changes) and later over the paths the
 //! watcher reported.
 
-use super::detect::{judge, Verdict};
+use super::detect::{as_recorded, judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, is_too_long, open_in, os_reason, too_long_why, Local, Stat};
 use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
@@ -419,7 +419,7 @@ impl Scanner {
             let DiskEntry::File(stat) = *entry else {
                 continue;
             };
-            let (base, old_hash) = match known.get(path) {
+            let (base, old_hash, recorded) = match known.get(path) {
                 Some(Entry {
                     kind: EntryKind::File { stat: old, hash },
                     version,
@@ -427,13 +427,17 @@ impl Scanner {
                     if judge(old, &stat) == Verdict::Unchanged && !scope.named(path) {
                         continue;
                     }
-                    (*version, Some(*hash))
+                    (*version, Some(*hash), as_recorded(old, &stat))
                 }
-                _ => (0, None),
+                _ => (0, None, false),
             };
-            let complete = self
-                .settle
-                .ready(path, stat, scope.settled.contains(path), now);
+            // Untouched since this client recorded it (a download it
+            // placed a moment ago, whose watcher event may not be in yet):
+            // complete, so hashed now rather than waited for as if still
+            // being written (a joining device counted its last downloads
+            // "to upload" until a later look).
+            let settled = scope.settled.contains(path) || recorded;
+            let complete = self.settle.ready(path, stat, settled, now);
             let hashed = match complete {
                 true => self.stable_hash(path, stat),
                 false => Hashed::Unstable,

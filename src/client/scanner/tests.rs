@@ -376,3 +376,37 @@ fn the_scan_keeps_each_delta_files_chunk_list_from_its_one_read() {
     let kept = scanner.take_manifest(&path, stat, hash).unwrap();
     assert_eq!(kept.hash, hash);
 }
+
+/// A download this client placed a moment ago (so its record is racy and
+/// its mtime recent) that a look reaches before the watcher's event of the
+/// placement: untouched since its record, it is complete, hashed at once
+/// and found unchanged; it is not held as a file still being written
+/// (which `cloud-client status` counted "to upload": a joining device
+/// showed 19-44 of its last downloads so, until a later look). Written
+/// again since its record, it waits as any fresh write does.
+#[test]
+fn a_file_untouched_since_this_client_recorded_it_is_not_still_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::write(root.join("placed.txt"), b"downloaded").unwrap();
+    fs::write(root.join("written.txt"), b"downloaded").unwrap();
+    let mut index = Index::default();
+    for name in ["placed.txt", "written.txt"] {
+        let Ok(Local::File(stat)) = check_path(root, &p(name)) else {
+            panic!("{name} is a file");
+        };
+        let hash = hash_file(&root.join(name)).unwrap().0;
+        index.insert(p(name), Entry::placed_file(stat, Some(stat), hash, 7));
+        let Some(EntryKind::File { stat: record, .. }) = index.get(&p(name)).map(|e| e.kind) else {
+            panic!("{name} indexed");
+        };
+        assert_eq!(record.mtime_ns, 0, "a record this fresh is untrusted");
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    fs::write(root.join("written.txt"), b"written here, longer").unwrap();
+    let plan = Scanner::new(root).plan(&index, &full()).unwrap();
+    assert_eq!(plan.unstable, vec![p("written.txt")]);
+    assert!(plan.ops.is_empty(), "{:?}", plan.ops);
+    let refreshed: Vec<&WirePath> = plan.refreshed.iter().map(|(path, _)| path).collect();
+    assert_eq!(refreshed, [&p("placed.txt")]);
+}

@@ -3,7 +3,8 @@
 //! follow), and writing the status file when the session's state changes.
 
 use super::Session;
-use crate::client::fsutil::{check_path, Local, Stat};
+use crate::client::detect::as_recorded;
+use crate::client::fsutil::{check_path, Local};
 use crate::client::ignore::apply::{follow_rules, Followed};
 use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
 use crate::client::index::EntryKind;
@@ -129,22 +130,6 @@ fn top_most<'a>(
     };
     all.retain(|(path, _)| !below_another(path));
     all
-}
-
-/// True when a file now at `now` is the one indexed as `indexed`: same
-/// size, inode, device, ctime and bit, and the same mtime unless the record
-/// left it unknown (a record sealed as racy keeps 0). Any write since moves
-/// the ctime.
-fn same_placement(indexed: &Stat, now: &Stat) -> bool {
-    let mtime = indexed.mtime_ns == 0 || indexed.mtime_ns == now.mtime_ns;
-    mtime
-        && indexed.size == now.size
-        && indexed.ino == now.ino
-        && indexed.dev == now.dev
-        && indexed.ctime_ns == now.ctime_ns
-        && indexed.exec == now.exec
-        && indexed.ino != 0
-        && indexed.ctime_ns != 0
 }
 
 /// Reads `.cloudignore` at start-up; when the rules differ from those the
@@ -377,7 +362,7 @@ impl Session<'_> {
         };
         match (entry.kind, check_path(&self.root, path)) {
             (EntryKind::Dir, Ok(Local::Dir)) => true,
-            (EntryKind::File { stat, .. }, Ok(Local::File(now))) => same_placement(&stat, &now),
+            (EntryKind::File { stat, .. }, Ok(Local::File(now))) => as_recorded(&stat, &now),
             _ => false,
         }
     }
@@ -422,6 +407,7 @@ impl Session<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::fsutil::Stat;
 
     fn p(s: &str) -> WirePath {
         WirePath::new(s).expect("path")
@@ -437,13 +423,13 @@ mod tests {
             ino: 9,
             exec: false,
         };
-        assert!(same_placement(&placed, &placed));
+        assert!(as_recorded(&placed, &placed));
         let sealed = Stat {
             mtime_ns: 0,
             ..placed
         };
         assert!(
-            same_placement(&sealed, &placed),
+            as_recorded(&sealed, &placed),
             "a racy record's mtime is unknown"
         );
         let changes = [
@@ -464,15 +450,15 @@ mod tests {
             },
         ];
         for now in changes {
-            assert!(!same_placement(&placed, &now), "{now:?}");
+            assert!(!as_recorded(&placed, &now), "{now:?}");
             assert!(
-                !same_placement(&sealed, &now) || now.mtime_ns != placed.mtime_ns,
+                !as_recorded(&sealed, &now) || now.mtime_ns != placed.mtime_ns,
                 "{now:?}"
             );
         }
         let unknown = Stat { ino: 0, ..placed };
         assert!(
-            !same_placement(&unknown, &unknown),
+            !as_recorded(&unknown, &unknown),
             "an old index record proves nothing"
         );
     }
