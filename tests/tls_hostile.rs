@@ -215,13 +215,14 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool)
     (got, false)
 }
 
-const CONNECT_ERRORS: &str = "cloudservice_requests_total{request=\"connect\",outcome=\"error\"}";
-const TIMEOUTS: &str = "cloudservice_requests_total{request=\"timeout\",outcome=\"error\"}";
+/// TLS failures before a Hello (a failed or timed-out handshake, a
+/// transport mismatch) are `request=tls`, not refused connections.
+const TLS_ERRORS: &str = "cloudservice_requests_total{request=\"tls\",outcome=\"error\"}";
 
 #[test]
 fn a_tls12_only_client_hello_gets_a_protocol_version_alert_not_a_hang() {
     let (mut server, port, metrics, _data) = server_with_metrics(&[]);
-    let before = metric(&metrics, CONNECT_ERRORS);
+    let before = metric(&metrics, TLS_ERRORS);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(&cloudservice::tls::server_stream::tls12_only_client_hello())
         .unwrap();
@@ -241,7 +242,7 @@ fn a_tls12_only_client_hello_gets_a_protocol_version_alert_not_a_hang() {
         "{reply:02x?}"
     );
     assert!(
-        eventually(Duration::from_secs(5), || metric(&metrics, CONNECT_ERRORS)
+        eventually(Duration::from_secs(5), || metric(&metrics, TLS_ERRORS)
             >= before + 1.0),
         "the failed handshake is counted"
     );
@@ -290,7 +291,7 @@ fn a_handshake_stalled_half_way_is_freed_by_the_timeout_and_counted() {
     let (mut server, port, metrics, _data) = server_with_metrics(&["--handshake-timeout", "1"]);
     let pid = server.id();
     let baseline = socket_count(pid);
-    let before = metric(&metrics, TIMEOUTS);
+    let before = metric(&metrics, TLS_ERRORS);
     // A real ClientHello; the server answers with its whole flight
     // (ServerHello ... Finished); the client never sends its Finished.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -314,7 +315,7 @@ fn a_handshake_stalled_half_way_is_freed_by_the_timeout_and_counted() {
         socket_count(pid)
     );
     assert!(
-        eventually(Duration::from_secs(5), || metric(&metrics, TIMEOUTS)
+        eventually(Duration::from_secs(5), || metric(&metrics, TLS_ERRORS)
             >= before + 1.0),
         "the timeout is counted"
     );
@@ -327,7 +328,7 @@ fn a_downgrade_to_plaintext_is_refused_in_one_frame_and_creates_nothing() {
     // What a man in the middle stripping TLS would send: a plaintext
     // NewUser Hello (PROTOCOL.md §4.1) straight to a TLS server.
     let (mut server, port, metrics, data) = server_with_metrics(&[]);
-    let before = metric(&metrics, CONNECT_ERRORS);
+    let before = metric(&metrics, TLS_ERRORS);
     let mut hello = vec![0x43, 0x53, 0x01, 0x01, 0, 0, 0, 1, 0, 0, 0, 28, 1, 0, 0, 0];
     hello.extend_from_slice(&[0; 24]);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -352,7 +353,7 @@ fn a_downgrade_to_plaintext_is_refused_in_one_frame_and_creates_nothing() {
         .unwrap_or(0);
     assert_eq!(users, 0, "no user was created from a plaintext Hello");
     assert!(
-        eventually(Duration::from_secs(5), || metric(&metrics, CONNECT_ERRORS)
+        eventually(Duration::from_secs(5), || metric(&metrics, TLS_ERRORS)
             >= before + 1.0),
         "the refusal is counted"
     );

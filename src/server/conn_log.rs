@@ -93,9 +93,9 @@ pub struct ConnEvent<'a> {
     pub user: Option<UserId>,
     /// The client, once known.
     pub client: Option<ClientId>,
-    /// Request type: `new-user`, `new-client`, `resume`, `pull`, `ack`, `fetch`,
-    /// `push-file`, `push-mkdir`, `push-delete`, `push-rmdir`, `push-rename`,
-    /// `frame` (a bad frame), `connect` (refused), `timeout`.
+    /// Request type: one of [`super::metrics::REQUESTS`] (`push-file`,
+    /// `frame` for a bad frame, `tls` for a TLS failure, `connect` for a
+    /// connection refused at the limit, …; README "connectionLog.txt").
     pub request: &'a str,
     /// `Ok(detail)` or `Err(error text)`.
     pub outcome: Result<&'a str, &'a str>,
@@ -156,10 +156,25 @@ impl ConnLog {
         }
     }
 
-    /// Writes out everything queued.
+    /// Asks the writer thread to write out everything queued; returns at
+    /// once (the writer is asynchronous: see [`ConnLog::close`]).
     pub fn flush(&self) {
         if let Some(writer) = &self.writer {
             let _ = writer.flush();
+        }
+    }
+
+    /// Writes every line recorded so far to the file and stops the writer
+    /// thread, waiting for it: the server's last act before it exits
+    /// ([`super::run`]). A clone held elsewhere (an actor thread still
+    /// unwinding) no longer decides when the queue is written: before,
+    /// the last handle's drop did, on whichever thread let it go, racing
+    /// the process's exit, and the lines still queued or buffered (up to
+    /// a second of them) could be lost. Lines recorded after this are
+    /// dropped.
+    pub fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.shutdown();
         }
     }
 }
@@ -219,6 +234,39 @@ pub fn format_event(event: &ConnEvent<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The server's end: every line recorded is in the file when `close`
+    /// returns, although another handle (an actor thread's) still lives.
+    /// With `flush` there (what the server did before), the lines are
+    /// still queued or buffered in the writer thread at that moment.
+    #[test]
+    fn close_writes_every_recorded_line_while_another_handle_lives() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = ConnLog::open(dir.path()).expect("open");
+        let held = log.clone();
+        let writer = std::thread::spawn(move || {
+            for i in 0..500 {
+                let detail = format!("f{i}");
+                held.record(&ConnEvent {
+                    peer: "127.0.0.1:4000".parse().expect("addr"),
+                    user: None,
+                    client: Some(1),
+                    request: "push-file",
+                    outcome: Ok(&detail),
+                });
+            }
+            held
+        });
+        let held = writer.join().expect("thread");
+        log.close();
+        let text = std::fs::read_to_string(dir.path().join(CONN_LOG)).expect("log");
+        assert_eq!(text.lines().count(), 500);
+        assert!(text
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with("detail=\"f499\"")));
+        drop(held);
+    }
 
     #[test]
     fn line_shape() {

@@ -69,8 +69,9 @@ use registry::ActorRegistry;
 pub use security::ServerSecurity;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use store::DataPaths;
 
 pub use config::{default_max_connections, open_file_limit, ServerConfig, FD_HEADROOM};
@@ -174,6 +175,8 @@ pub fn run(
     revocations::start(paths.clone(), out.clone(), Arc::clone(&waker))
         .map_err(ServerError::Poll)?;
     moves::start(paths.clone(), out.clone(), Arc::clone(&waker)).map_err(ServerError::Poll)?;
+    // Kept past the reactor: the log is closed once the actors are done.
+    let log_at_exit = log.clone();
     let ctx = Arc::new(ActorContext {
         paths,
         durable: config.durable,
@@ -188,6 +191,7 @@ pub fn run(
         reap,
         storage_warnings: warnings::WarnLimiter::default(),
     });
+    let actors = Arc::clone(&ctx);
     let parts = ReactorParts {
         poll,
         listener,
@@ -204,5 +208,28 @@ pub fn run(
         max_connections: reactor.max_connections(),
         fingerprint: tls.map(|t| t.fingerprint),
     });
-    reactor.run().map_err(ServerError::Poll)
+    let result = reactor.run().map_err(ServerError::Poll);
+    // The reactor's end drops every actor's sender: each actor finishes
+    // what it holds (and logs it) and exits. Then every line recorded is
+    // written before the process ends, whichever thread held the log last.
+    drop(reactor);
+    wait_for_actors(&actors.alive, ACTORS_AT_EXIT);
+    log_at_exit.close();
+    result
+}
+
+/// How long the end of [`run`] waits for actors that outlived the
+/// reactor's grace period before it closes the log anyway.
+const ACTORS_AT_EXIT: Duration = Duration::from_secs(5);
+
+/// Waits until `alive` actors are 0 or `limit` passed (polling every 10 ms).
+fn wait_for_actors(alive: &AtomicUsize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while alive.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = alive.load(Ordering::Relaxed);
+    if left > 0 {
+        log::warn!("stopping with {left} user workers still busy; their last requests may be missing from connectionLog.txt");
+    }
 }

@@ -337,7 +337,14 @@ impl Reactor {
             phases[phase_index(&conn.phase)] += 1;
             match conn.phase {
                 Phase::AwaitHello { deadline } if now >= deadline => {
-                    expired.push((key, "handshake timeout"));
+                    // A TLS handshake still going is a TLS failure: no
+                    // Error frame can reach a peer without keys.
+                    let why = if conn.transport.tls_handshaking() {
+                        "tls"
+                    } else {
+                        "handshake timeout"
+                    };
+                    expired.push((key, why));
                 }
                 Phase::Joining { .. } | Phase::Ready { .. }
                     if now.duration_since(conn.last_seen) >= idle && conn.flow.settled() =>
@@ -360,6 +367,13 @@ impl Reactor {
         }
         for (key, why) in expired {
             if why.is_empty() {
+                self.close_now(key);
+            } else if why == "tls" {
+                let text = format!(
+                    "TLS handshake not finished within {} s (--handshake-timeout)",
+                    self.config.handshake_timeout.as_secs_f64()
+                );
+                self.record(key, "tls", Err(&text));
                 self.close_now(key);
             } else {
                 self.record(key, "timeout", Err(why));

@@ -120,6 +120,19 @@ impl Transport {
         }
     }
 
+    /// Whether a TLS handshake is still going (never for plaintext).
+    pub fn tls_handshaking(&self) -> bool {
+        matches!(self, Transport::Tls { tls, .. } if tls.is_handshaking())
+    }
+
+    /// Whether a TLS handshake started (the client's first bytes came)
+    /// and has not finished: a peer that ends the connection now gave up
+    /// on TLS (a client refusing the certificate closes so), unlike a bare
+    /// connect-and-close (a load balancer's health check).
+    pub fn tls_handshake_started(&self) -> bool {
+        matches!(self, Transport::Tls { tls, sniffed: true } if tls.is_handshaking())
+    }
+
     /// Reads plaintext, like `Read::read` on a non-blocking socket.
     ///
     /// # Errors

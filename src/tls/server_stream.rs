@@ -140,6 +140,12 @@ impl<S: Read + Write> ServerTlsStream<S> {
         self.sock
     }
 
+    /// Whether the TLS handshake is still going (not yet finished, or
+    /// failed before finishing).
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.is_handshaking()
+    }
+
     /// The negotiated ALPN protocol, once the handshake got that far.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.tls.alpn_protocol()

@@ -24,9 +24,10 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-/// Request kinds as `connectionLog.txt` names them (`request=`); anything
-/// else is counted as `other`.
-pub const REQUESTS: [&str; 16] = [
+/// Request kinds as `connectionLog.txt` names them (`request=`), in the
+/// order README "connectionLog.txt" lists them (a unit test compares);
+/// anything else is counted as `other`.
+pub const REQUESTS: [&str; 23] = [
     "new-user",
     "new-client",
     "resume",
@@ -34,14 +35,21 @@ pub const REQUESTS: [&str; 16] = [
     "pull",
     "ack",
     "fetch",
+    "fetch-manifest",
+    "fetch-chunks",
     "push-file",
     "push-mkdir",
     "push-delete",
     "push-rmdir",
     "push-rename",
+    "push-mode",
+    "versions",
+    "restore",
     "frame",
+    "tls",
     "connect",
     "timeout",
+    "revoke",
     "move",
 ];
 
@@ -87,6 +95,10 @@ pub struct Metrics {
     pub handshake_failures: Counter,
     /// `refused_connections_total`: accepted and closed at `--max-connections`.
     pub refused_connections: Counter,
+    /// `tls_failures_total`: connections ended by TLS before their Hello (a
+    /// failed or timed-out handshake, a plaintext client on a TLS server or
+    /// the reverse): `request=tls` lines.
+    pub tls_failures: Counter,
     /// `received_bytes_total`: bytes read from client sockets.
     pub received_bytes: Counter,
     /// `sent_bytes_total`: bytes written to client sockets.
@@ -174,6 +186,7 @@ impl Metrics {
             requests,
             handshake_failures: Counter::default(),
             refused_connections: Counter::default(),
+            tls_failures: Counter::default(),
             received_bytes: Counter::default(),
             sent_bytes: Counter::default(),
             pushes_applied: Counter::default(),
@@ -200,6 +213,11 @@ impl Metrics {
             "refused_connections",
             "Connections refused at the connection limit",
             self.refused_connections.clone(),
+        );
+        r.register(
+            "tls_failures",
+            "Connections ended by TLS before a Hello (failed or timed-out handshake, transport mismatch)",
+            self.tls_failures.clone(),
         );
         r.register_with_unit(
             "received",
@@ -255,7 +273,8 @@ impl Metrics {
     }
 
     /// Counts one request as `connectionLog.txt` records it; a refused
-    /// handshake and a refused connection are also counted on their own.
+    /// handshake, a refused connection and a TLS failure are also counted
+    /// on their own.
     pub fn request(&self, request: &str, ok: bool) {
         let index = REQUESTS
             .iter()
@@ -269,6 +288,8 @@ impl Metrics {
         }
         if request == "connect" {
             self.refused_connections.inc();
+        } else if request == "tls" {
+            self.tls_failures.inc();
         }
     }
 
@@ -357,5 +378,52 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_tls_failure_is_not_a_refused_connection() {
+        let m = Metrics::new();
+        m.request("tls", false);
+        m.request("tls", false);
+        m.request("connect", false);
+        let text = m.encode();
+        for line in [
+            "cloudservice_requests_total{request=\"tls\",outcome=\"error\"} 2",
+            "cloudservice_requests_total{request=\"connect\",outcome=\"error\"} 1",
+            "cloudservice_tls_failures_total 2",
+            "cloudservice_refused_connections_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+
+    /// README "connectionLog.txt" lists every request name, in this order,
+    /// and README "Metrics" names every metric exported.
+    #[test]
+    fn readme_lists_every_request_name_and_metric() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("`request=` one of")
+            .expect("README request list");
+        let end = start
+            + readme[start..]
+                .find("`outcome=ok`")
+                .expect("end of the list");
+        let listed: Vec<&str> = readme[start..end].split('`').skip(3).step_by(2).collect();
+        assert_eq!(listed, REQUESTS, "README's request names, in order");
+        let metrics = &readme[readme.find("### Metrics").expect("Metrics section")..];
+        let text = Metrics::new().encode();
+        for name in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let name = name.split(' ').next().unwrap_or(name);
+            let shown = [
+                name.to_owned(),
+                format!("{name}_total"),
+                format!("{name}{{"),
+            ];
+            assert!(
+                shown.iter().any(|n| metrics.contains(&format!("`{n}"))),
+                "metric {name} is not in README Metrics"
+            );
+        }
     }
 }

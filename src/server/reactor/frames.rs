@@ -35,6 +35,7 @@ impl Reactor {
             }
             match conn.transport.read(&mut buf) {
                 Ok(0) => {
+                    self.note_abandoned_handshake(key);
                     self.close_now(key);
                     break;
                 }
@@ -58,18 +59,47 @@ impl Reactor {
     /// A read failed: a transport mismatch is answered with one plaintext
     /// `Error` frame (PROTOCOL.md §12.4); a failed TLS handshake is logged
     /// (rustls already queued its alert); either way the connection ends.
+    /// Both are `request=tls` lines (README "connectionLog.txt"), counted
+    /// by `tls_failures_total`, not as connections refused at the limit.
     fn on_read_error(&mut self, key: usize, error: &io::Error) {
         if let Some(mismatch) = Mismatch::of(error) {
             let text = mismatch.to_string();
-            self.record(key, "connect", Err(&text));
+            self.record(key, "tls", Err(&text));
             self.fail(key, 0, ErrorCode::BadFrame, &text);
             return;
         }
         if error.kind() == io::ErrorKind::InvalidData {
-            let text = format!("TLS: {error}");
-            self.record(key, "connect", Err(&text));
+            let handshaking = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.transport.tls_handshaking());
+            let text = if handshaking {
+                format!("TLS handshake failed: {error}")
+            } else {
+                format!("TLS record refused: {error}")
+            };
+            self.record(key, "tls", Err(&text));
+        } else {
+            self.note_abandoned_handshake(key);
         }
         self.close_now(key);
+    }
+
+    /// A connection that ends part-way through its TLS handshake is a
+    /// `request=tls` line too (a client that refused the certificate
+    /// closes without a word the server can read).
+    fn note_abandoned_handshake(&mut self, key: usize) {
+        if self
+            .conns
+            .get(key)
+            .is_some_and(|c| c.transport.tls_handshake_started())
+        {
+            self.record(
+                key,
+                "tls",
+                Err("TLS handshake abandoned: the client closed the connection before finishing it (a client that refuses the certificate does so)"),
+            );
+        }
     }
 
     /// Decodes and dispatches every frame in `bytes`. Returns false when the
