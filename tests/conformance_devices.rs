@@ -596,10 +596,11 @@ fn last_seen_follows_a_device_that_stays_connected() {
         .find(|l| l.starts_with("1 "))
         .expect("device 1's row");
     let words: Vec<&str> = row.split_whitespace().collect();
+    // YYYY-MM-DDTHH:MM:SSZ (UTC, README "Devices").
     let stamps: Vec<String> = words
-        .windows(2)
-        .filter(|w| w[0].len() == 10 && w[0].as_bytes()[4] == b'-' && w[1].len() == 8)
-        .map(|w| format!("{} {}", w[0], w[1]))
+        .iter()
+        .filter(|w| w.len() == 20 && w.as_bytes()[10] == b'T' && w.ends_with('Z'))
+        .map(|w| (*w).to_owned())
         .collect();
     assert_eq!(stamps.len(), 2, "JOINED and LAST SEEN: {listing}");
     assert!(

@@ -1,7 +1,11 @@
 //! `cloud-client`: keeps a folder in step with the user's other devices.
 //! Argument parsing and wiring only; the work is in `cloudservice::client`.
+//! [`SYNOPSIS`] is what `--help` prints under "Usage:" and README "Running a
+//! client" shows (tests/cli_usage.rs compares them); a wrong command line is
+//! one line on stderr and exit 2 (`cloudservice::cli`).
 
 use clap::{ArgAction, Parser, Subcommand};
+use cloudservice::cli;
 use cloudservice::client::history::{self, Remote};
 use cloudservice::client::status::report;
 use cloudservice::client::{
@@ -16,6 +20,18 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Every way to run `cloud-client` (checked against the parser by the unit
+/// test below, and against README by tests/cli_usage.rs).
+const SYNOPSIS: &str = "\
+cloud-client SERVER_IP SERVER_PORT FOLDER_PATH PULLING_RATE [USER_ID[:JOIN_CODE]] [--once] [-v | -q]
+             [--device-name NAME] [--server-fingerprint HEX | --ca FILE | --insecure-plaintext]
+cloud-client status FOLDER [--json]
+cloud-client versions FOLDER [PATH] [--server HOST:PORT]
+             [--server-fingerprint HEX | --ca FILE | --insecure-plaintext]
+cloud-client restore FOLDER PATH (--version N | --at TIME) [--server HOST:PORT]
+             [--server-fingerprint HEX | --ca FILE | --insecure-plaintext]
+cloud-client --help | --version";
 
 /// Keep FOLDER_PATH in sync with a CloudService server.
 ///
@@ -39,6 +55,8 @@ use std::time::Duration;
 #[command(
     name = "cloud-client",
     version,
+    override_usage = SYNOPSIS,
+    help_template = "{about-with-newline}\n{usage-heading}\n{usage}\n\n{all-args}{after-help}",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -57,11 +75,12 @@ struct Args {
     folder_path: Option<PathBuf>,
     /// Seconds between pulls (fractions allowed, e.g. 0.5); the server's
     /// notifications also trigger a pull at once.
-    #[arg(required = true)]
+    #[arg(required = true, value_parser = positive_secs)]
     pulling_rate: Option<f64>,
     /// The user to join (32 hex characters), on a device's first run; with
     /// the join code as USER_ID:JOIN_CODE (64 hex characters after the colon)
     /// once the operator made one.
+    #[arg(value_name = "USER_ID")]
     user_id: Option<String>,
     /// This device's name in the operator's `cloud-server devices` list
     /// (at most 64 bytes; default: the host name).
@@ -172,8 +191,20 @@ struct LinkArgs {
     trust: TrustArgs,
 }
 
+/// PULLING_RATE: a positive, finite number of seconds.
+fn positive_secs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("not a positive number of seconds (fractions allowed, e.g. 0.5)".to_owned()),
+    }
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = cli::parse_or_exit("cloud-client");
+    // Checked here, not by clap: clap would print the text, a secret.
+    if let Some(Err(e)) = args.user_id.as_deref().map(parse_join) {
+        cli::usage_exit(&format!("cloud-client: {e}; see cloud-client --help"));
+    }
     match args.command {
         Some(Command::Status { folder, json }) => return status(&folder, json),
         Some(Command::Versions { folder, path, link }) => {
@@ -471,5 +502,18 @@ fn restore(
             eprintln!("cloud-client: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_synopsis_names_every_option_and_command_and_nothing_else() {
+        let command = Args::command();
+        let gaps = cli::synopsis_gaps(&command, &command, SYNOPSIS);
+        assert!(gaps.is_empty(), "{gaps:#?}");
     }
 }

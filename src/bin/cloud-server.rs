@@ -1,11 +1,12 @@
-//! `cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
-//! [--insecure-plaintext | --tls-cert FILE --tls-key FILE] [--metrics ADDR]
-//! [--keep-versions DAYS] [--versions-space BYTES] [--reap-every SECS] [-v|-q]`,
-//! and the operator's device commands `cloud-server devices|revoke|reinstate|rotate-join|invite
-//! DATA_DIR USER …`: argument parsing and wiring only; the server lives in
-//! `cloudservice::server`, the device files in `cloudservice::server::devices`.
+//! `cloud-server`: the server, and the operator's commands against a data
+//! directory ([`SYNOPSIS`], which README "Running a server" repeats word for
+//! word: tests/cli_usage.rs compares them). Argument parsing and wiring only;
+//! the server lives in `cloudservice::server`, the device files in
+//! `cloudservice::server::devices`. A wrong command line is one line on
+//! stderr and exit 2 (`cloudservice::cli`).
 
 use clap::Parser;
+use cloudservice::cli;
 use cloudservice::protocol::UserId;
 use cloudservice::server::store::DataPaths;
 use cloudservice::server::{self, ServerConfig, ServerEvent, ServerSecurity};
@@ -17,11 +18,31 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Every way to run `cloud-server`, as `--help` prints it under "Usage:"
+/// and README "Running a server" shows it (the two are compared by
+/// tests/cli_usage.rs, and this text with the parsers by the unit test
+/// below).
+const SYNOPSIS: &str = "\
+cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
+             [--handshake-timeout SECS] [--idle-timeout SECS] [--actor-idle SECS]
+             [--tls-cert FILE --tls-key FILE | --insecure-plaintext] [--metrics ADDR]
+             [--keep-versions DAYS] [--versions-space BYTES] [--reap-every SECS]
+             [--shard N] [-v | -q]
+cloud-server devices|rotate-join|invite DATA_DIR USER_ID
+cloud-server revoke|reinstate DATA_DIR USER_ID DEVICE
+cloud-server export DATA_DIR USER_ID --to DIR [--wait SECS]
+cloud-server import DATA_DIR DIR
+cloud-server shard-map DATA_DIR --shard N [--backend NAME]
+cloud-server route USER_ID BACKEND --map FILE [--tags FILE] [--socket SOCKET]
+cloud-server --help | --version";
+
 /// CloudService server: keeps every user's folder under DIR/AllClients/<USER_ID>/.
 #[derive(Parser, Debug)]
 #[command(
     name = "cloud-server",
     version,
+    override_usage = SYNOPSIS,
+    help_template = "{about-with-newline}\n{usage-heading}\n{usage}\n\n{all-args}{after-help}",
     after_help = "Device commands (against the data directory; a running server applies a \
 revocation within a second):\n  \
 cloud-server devices DATA_DIR USER_ID              list the user's devices (id, name, joined, last seen, state)\n  \
@@ -39,27 +60,27 @@ struct Args {
     /// TCP port to listen on (0 picks a free one; the chosen port is printed).
     port: u16,
     /// Directory holding AllClients/, connectionLog.txt and the server state.
-    #[arg(long, default_value = ".")]
+    #[arg(long, value_name = "DIR", default_value = ".")]
     data_dir: PathBuf,
     /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
     bind: IpAddr,
     /// Refuse connections beyond this many (default: open-file limit minus 768: 3 per actor, at most 256 actors).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// fsync every stored file and the journal before acknowledging a push
     /// (survives power loss; default survives a crash of the server process).
     #[arg(long)]
     fsync: bool,
     /// Seconds a new connection may take to send its Hello.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     handshake_timeout: f64,
     /// Seconds a ready connection may stay silent before it is closed.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 300.0, value_parser = positive_secs)]
     idle_timeout: f64,
     /// Seconds a user's worker thread stays without work before it retires
     /// (its state is on disk; connections stay open).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_secs)]
     actor_idle: f64,
     /// Speak plaintext, without TLS (for tests and benchmarks; clients must
     /// then be given --insecure-plaintext too).
@@ -79,7 +100,7 @@ struct Args {
     /// Keep what pushes overwrite, delete or move away (versions, trash) for
     /// DAYS (fractions allowed), outside AllClients/; `cloud-client versions`
     /// lists them and `cloud-client restore` brings one back.
-    #[arg(long, value_name = "DAYS", default_value_t = 30.0)]
+    #[arg(long, value_name = "DAYS", default_value_t = 30.0, value_parser = positive_secs)]
     keep_versions: f64,
     /// Per-user space for kept versions (identical contents count once); past
     /// it the oldest go first. A number of bytes with an optional K, M, G or
@@ -87,7 +108,7 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value = "10G", value_parser = parse_bytes)]
     versions_space: u64,
     /// Seconds between two runs of the background reaper of kept versions.
-    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0, value_parser = positive_secs)]
     reap_every: f64,
     /// Run as shard N (0-255) of several servers behind a load balancer
     /// (PROTOCOL.md §16, README "Running several servers"): new users get
@@ -117,6 +138,15 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(1u64 << shift))
         .ok_or_else(|| format!("{text:?} is not a number of bytes (e.g. 500M, 10G)"))
+}
+
+/// A positive, finite number (of seconds, or of days for
+/// `--keep-versions`), for clap: anything else is a wrong command line.
+fn positive_secs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("not a positive number (fractions allowed, e.g. 0.5)".to_owned()),
+    }
 }
 
 /// A positive, finite number of seconds as a Duration.
@@ -184,7 +214,7 @@ enum Admin {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
         /// Seconds to wait for a running server to close the user's state.
-        #[arg(long, default_value_t = 30.0)]
+        #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_secs)]
         wait: f64,
     },
     /// Print the user-map lines (deploy/haproxy/cloudservice-users.map) for
@@ -197,7 +227,7 @@ enum Admin {
         #[arg(long, value_name = "N")]
         shard: u8,
         /// The HAProxy backend of that shard (default: shardN).
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         backend: Option<String>,
     },
     /// Route one user to a backend: set its line in the user map FILE and,
@@ -206,6 +236,7 @@ enum Admin {
     /// tag's shard), its line is removed instead (PROTOCOL.md R-16.3.3).
     Route {
         /// The user ID, or the SNI `export`/`import` printed after "route:".
+        #[arg(value_name = "USER_ID")]
         key: String,
         /// The HAProxy backend of the shard that holds the user now.
         backend: String,
@@ -225,6 +256,7 @@ enum Admin {
         /// The server's data directory.
         data_dir: PathBuf,
         /// The directory `export --to` wrote.
+        #[arg(value_name = "DIR")]
         from: PathBuf,
     },
 }
@@ -292,7 +324,7 @@ fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
                 say!(
                     out,
                     "{:<6} {:<24} {:<20} {:<20} STATE",
-                    "DEVICE", "NAME", "JOINED", "LAST SEEN"
+                    "DEVICE", "NAME", "JOINED (UTC)", "LAST SEEN (UTC)"
                 );
                 for (d, revoked) in list {
                     let state = match (revoked, d.key_sha256.is_some()) {
@@ -312,8 +344,8 @@ fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
                         "{:<6} {:<24} {:<20} {:<20} {state}",
                         d.id,
                         name,
-                        when(d.joined),
-                        when(d.last_seen)
+                        when(d.joined, "-"),
+                        when(d.last_seen, "never")
                     );
                 }
             })
@@ -454,14 +486,18 @@ fn paths(base: PathBuf) -> DataPaths {
     DataPaths { base }
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC).
-fn when(secs: u64) -> String {
+/// A Unix time (seconds) as `YYYY-MM-DDTHH:MM:SSZ`, UTC (README "Devices");
+/// `zero` for 0 (nothing recorded), `-` for a time chrono cannot show.
+fn when(secs: u64, zero: &str) -> String {
+    if secs == 0 {
+        return zero.to_owned();
+    }
     i64::try_from(secs)
         .ok()
         .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
         .map_or_else(
             || "-".to_owned(),
-            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         )
 }
 
@@ -481,9 +517,9 @@ const ADMIN_WORDS: [&str; 9] = [
 fn main() -> ExitCode {
     let first = std::env::args().nth(1).unwrap_or_default();
     if ADMIN_WORDS.contains(&first.as_str()) {
-        return admin(Admin::parse());
+        return admin(cli::parse_or_exit("cloud-server"));
     }
-    let args = Args::parse();
+    let args: Args = cli::parse_or_exit("cloud-server");
     let level = if args.verbose {
         "debug"
     } else if args.quiet {
@@ -591,4 +627,35 @@ fn print_event(event: ServerEvent) {
         }
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn device_times_are_utc_with_a_z_and_nothing_recorded_is_said() {
+        assert_eq!(when(1_796_210_776, "never"), "2026-12-02T11:26:16Z");
+        assert_eq!(when(1, "never"), "1970-01-01T00:00:01Z");
+        assert_eq!(when(0, "never"), "never");
+        assert_eq!(when(0, "-"), "-");
+        assert_eq!(when(u64::MAX, "never"), "-");
+    }
+
+    #[test]
+    fn the_synopsis_names_every_option_and_command_and_nothing_else() {
+        let gaps = cli::synopsis_gaps(&Args::command(), &Admin::command(), SYNOPSIS);
+        assert!(gaps.is_empty(), "{gaps:#?}");
+        // Every command clap knows starts the operator's parser in main.
+        let mut names: Vec<String> = Admin::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .filter(|n| n != "help")
+            .collect();
+        names.sort();
+        let mut words: Vec<String> = ADMIN_WORDS.iter().map(|w| (*w).to_owned()).collect();
+        words.sort();
+        assert_eq!(names, words);
+    }
 }
