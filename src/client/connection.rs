@@ -7,7 +7,7 @@
 //! floods cannot grow the client's memory without bound.
 
 use super::address::ServerAddress;
-use super::error::ClientError;
+use super::error::{is_timeout, ClientError, Waited};
 use super::secure::{self, Dial, ReadHalf, WriteHalf};
 use crate::protocol::message::put_header;
 use crate::protocol::{
@@ -65,6 +65,11 @@ pub struct Connection {
     /// Frames read while waiting for one reply ([`Connection::wait_for`]),
     /// handed to the session before anything newer.
     early: std::collections::VecDeque<Frame>,
+    /// What to record of the server's certificate once it accepts the
+    /// Hello (taken then).
+    trust: Option<secure::PendingTrust>,
+    /// The server as `host:port`, for the errors that name it.
+    address: String,
 }
 
 /// A TCP connection to the first of `addresses` that answers within
@@ -92,11 +97,23 @@ impl Connection {
     /// `Unreachable` with the lookup's or the last connect's I/O error; the
     /// TLS errors of [`secure::open`].
     pub fn connect(server: &ServerAddress, dial: &Dial<'_>) -> Result<Connection, ClientError> {
+        let address = server.to_string();
         let unreachable = |cause| ClientError::Unreachable {
             address: server.to_string(),
             cause,
         };
-        let stream = dial_first(&server.resolve()?).map_err(unreachable)?;
+        let timed_out = |during, after| ClientError::TimedOut {
+            during,
+            address: server.to_string(),
+            after,
+        };
+        let stream = dial_first(&server.resolve()?).map_err(|e| {
+            if is_timeout(&e) {
+                timed_out(Waited::Connect, CONNECT_TIMEOUT)
+            } else {
+                unreachable(e)
+            }
+        })?;
         stream.set_nodelay(true).map_err(unreachable)?;
         stream
             .set_write_timeout(Some(WRITE_TIMEOUT))
@@ -105,7 +122,11 @@ impl Connection {
         stream
             .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
             .map_err(unreachable)?;
-        let (read_half, writer) = secure::open(&stream, dial)?;
+        let (read_half, writer, trust) = secure::open(&stream, dial).map_err(|e| match e {
+            // secure::open knows the limit, not the port.
+            ClientError::TimedOut { during, .. } => timed_out(during, HANDSHAKE_TIMEOUT),
+            other => other,
+        })?;
         stream.set_read_timeout(None).map_err(unreachable)?;
         // Bounded in bytes by the reader itself (`InboundBudget`), not by
         // the channel: a frame-count bound would allow 1 MiB frames by the
@@ -128,7 +149,18 @@ impl Connection {
             out: Vec::with_capacity(64 * 1024),
             last_send: Instant::now(),
             early: std::collections::VecDeque::new(),
+            trust: Some(trust),
+            address,
         })
+    }
+
+    /// Records the server's trust this dial saw ([`secure::PendingTrust`]):
+    /// called when the server accepted the Hello, never before.
+    fn trust_accepted(&mut self) -> Result<(), ClientError> {
+        match self.trust.take() {
+            Some(trust) => trust.record(),
+            None => Ok(()),
+        }
     }
 
     /// The frames from the server.
@@ -221,10 +253,13 @@ impl Connection {
             request_id,
             data.len() as u32,
         );
-        self.writer
+        if let Err(e) = self
+            .writer
             .write_all(&self.out)
             .and_then(|()| self.writer.write_all(data))
-            .map_err(|e| ClientError::ConnectionLost(format!("write: {e}")))?;
+        {
+            return Err(self.write_error(&e));
+        }
         self.last_send = Instant::now();
         Ok(())
     }
@@ -232,9 +267,23 @@ impl Connection {
     fn flush_out(&mut self) -> Result<(), ClientError> {
         self.writer
             .write_all(&self.out)
-            .map_err(|e| ClientError::ConnectionLost(format!("write: {e}")))?;
+            .map_err(|e| self.write_error(&e))?;
         self.last_send = Instant::now();
         Ok(())
+    }
+
+    /// A failed write as the user reads it: a write the server did not
+    /// take within [`WRITE_TIMEOUT`] is a timeout, not EAGAIN's text.
+    fn write_error(&self, e: &io::Error) -> ClientError {
+        if is_timeout(e) {
+            ClientError::TimedOut {
+                during: Waited::Write,
+                address: self.address.clone(),
+                after: WRITE_TIMEOUT,
+            }
+        } else {
+            ClientError::ConnectionLost(format!("write: {e}"))
+        }
     }
 
     /// Sends `hello` and waits for the `Welcome`.
@@ -245,7 +294,10 @@ impl Connection {
     /// for anything else.
     pub fn handshake(&mut self, hello: Hello) -> Result<Welcome, ClientError> {
         match self.exchange(Message::Hello(hello))? {
-            Message::Welcome(welcome) => Ok(welcome),
+            Message::Welcome(welcome) => {
+                self.trust_accepted()?;
+                Ok(welcome)
+            }
             other => Err(unexpected("Welcome", &other)),
         }
     }
@@ -257,7 +309,10 @@ impl Connection {
     /// [`ClientError::Refused`] with code `Revoked` or `BadCredential`.
     pub fn handshake_key(&mut self, hello: KeyHello) -> Result<KeyWelcome, ClientError> {
         match self.exchange(Message::KeyHello(hello))? {
-            Message::KeyWelcome(welcome) => Ok(welcome),
+            Message::KeyWelcome(welcome) => {
+                self.trust_accepted()?;
+                Ok(welcome)
+            }
             other => Err(unexpected("KeyWelcome", &other)),
         }
     }
@@ -271,9 +326,11 @@ impl Connection {
             Ok(Inbound::Frame(frame)) => frame,
             Ok(Inbound::Closed(why)) => return Err(ClientError::ConnectionLost(why)),
             Err(_) => {
-                return Err(ClientError::ConnectionLost(
-                    "no answer to the handshake".into(),
-                ))
+                return Err(ClientError::TimedOut {
+                    during: Waited::HelloAnswer,
+                    address: self.address.clone(),
+                    after: HANDSHAKE_TIMEOUT,
+                })
             }
         };
         match frame.message {

@@ -5,6 +5,29 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+/// The step of a connection at which [`ClientError::TimedOut`] waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The TCP connect (`CONNECT_TIMEOUT`).
+    Connect,
+    /// The TLS handshake: the connection was accepted but the server sent
+    /// nothing back, or stopped part-way (`HANDSHAKE_TIMEOUT`).
+    TlsHandshake,
+    /// The server's answer to the Hello (`HANDSHAKE_TIMEOUT`).
+    HelloAnswer,
+    /// A write the server did not take (`WRITE_TIMEOUT`).
+    Write,
+}
+
+/// Whether an I/O error is a socket timeout: `WouldBlock` (EAGAIN, what a
+/// blocking socket's SO_RCVTIMEO/SO_SNDTIMEO gives on Linux) or `TimedOut`.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Every way a client run can fail. Start-up variants end the process with a
 /// one-line message; once running, only the safety variants do (a lost server
 /// is retried instead).
@@ -38,6 +61,18 @@ pub enum ClientError {
         address: String,
         /// What the connect said.
         cause: io::Error,
+    },
+    /// The server was silent past a limit at one step of a connection
+    /// (retried like a lost connection once running): said in words with
+    /// the address and the limit, never as the OS's "Resource temporarily
+    /// unavailable" (EAGAIN) a socket timeout gives.
+    TimedOut {
+        /// The step that waited.
+        during: Waited,
+        /// `host:port`.
+        address: String,
+        /// The limit that passed.
+        after: std::time::Duration,
     },
     /// The server refused the handshake (unknown user or client, busy, …).
     Refused {
@@ -191,6 +226,7 @@ impl ClientError {
         match self {
             ClientError::Refused { code, .. } => code.is_retryable(),
             ClientError::Unreachable { .. }
+            | ClientError::TimedOut { .. }
             | ClientError::ConnectionLost(_)
             | ClientError::Protocol(_)
             | ClientError::DamagedChunk(_)
@@ -212,6 +248,7 @@ impl ClientError {
                     | ClientError::DamagedChunk(_)
                     | ClientError::Frame(_)
                     | ClientError::Unreachable { .. }
+                    | ClientError::TimedOut { .. }
             ))
     }
 
@@ -280,6 +317,34 @@ impl fmt::Display for ClientError {
             ),
             ClientError::Unreachable { address, cause } => {
                 write!(f, "cannot reach server {address}: {cause}")
+            }
+            ClientError::TimedOut {
+                during,
+                address,
+                after,
+            } => {
+                let secs = after.as_secs_f64();
+                match during {
+                    Waited::Connect => write!(
+                        f,
+                        "cannot reach server {address}: timed out connecting after {secs} s \
+                         (nothing answered the connection attempt)"
+                    ),
+                    Waited::TlsHandshake => write!(
+                        f,
+                        "timed out during the TLS handshake with {address} after {secs} s \
+                         (it accepted the connection but did not answer: not a CloudService \
+                         server, or one that is stuck)"
+                    ),
+                    Waited::HelloAnswer => write!(
+                        f,
+                        "timed out waiting for {address} to answer the Hello after {secs} s"
+                    ),
+                    Waited::Write => write!(
+                        f,
+                        "timed out sending to {address} after {secs} s (the server took no data)"
+                    ),
+                }
             }
             ClientError::Refused { code, message } => {
                 write!(f, "server refused the connection ({code:?}): {message}")

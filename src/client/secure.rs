@@ -99,13 +99,51 @@ pub enum WriteHalf {
     },
 }
 
-/// Shakes hands on a connected blocking socket (when TLS) and splits it.
+/// The fingerprint a first use saw (no `--server-fingerprint`, no `--ca`,
+/// nothing recorded), to record in `known_server` by
+/// [`PendingTrust::record`] only once the server accepted the device's
+/// Hello (README "Trust on first use", PROTOCOL.md ): a first join
+/// the server refuses (a wrong join code, a revoked device, too many
+/// attempts) trusts nothing, so pointing the folder at the right server
+/// next is a first use again, not "the certificate changed". A trust the
+/// user gave (a pin, a CA) is recorded at the handshake, as it was told.
+#[derive(Debug, Default)]
+pub struct PendingTrust {
+    state_dir: PathBuf,
+    first_use: Option<Fingerprint>,
+}
+
+impl PendingTrust {
+    /// Writes the first use's fingerprint into the folder's state directory.
+    ///
+    /// # Errors
+    /// [`ClientError::CorruptState`] naming the file that could not be written.
+    pub fn record(self) -> Result<(), ClientError> {
+        if let Some(seen) = self.first_use {
+            record_fingerprint(&self.state_dir, seen).map_err(|e| ClientError::CorruptState {
+                file: self.state_dir.join(KNOWN_SERVER_FILE),
+                detail: e.to_string(),
+            })?;
+            log::info!("trusting the server's certificate {seen} from now on (first use)");
+        }
+        Ok(())
+    }
+}
+
+/// Shakes hands on a connected blocking socket (when TLS) and splits it;
+/// records a pin or a CA given on the command line, and returns the first
+/// use's fingerprint to record once the Hello is accepted ([`PendingTrust`];
+/// nothing for plaintext).
 ///
 /// # Errors
 /// `Untrusted` when the certificate fails the folder's trust;
-/// `TransportMismatch` when the server answers in plaintext; `ConnectionLost`
-/// for anything else (retried while running).
-pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf), ClientError> {
+/// `TransportMismatch` when the server answers in plaintext;
+/// `TimedOut` when the server says nothing for the socket's read timeout;
+/// `ConnectionLost` for anything else (retried while running).
+pub fn open(
+    stream: &TcpStream,
+    dial: &Dial<'_>,
+) -> Result<(ReadHalf, WriteHalf, PendingTrust), ClientError> {
     let clone = || {
         stream
             .try_clone()
@@ -113,7 +151,11 @@ pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf)
     };
     let LinkSecurity::Tls { pin, ca } = dial.security else {
         refuse_plaintext_if_tls_trusted(&dial.state_dir)?;
-        return Ok((ReadHalf::Plain(clone()?), WriteHalf::Plain(clone()?)));
+        return Ok((
+            ReadHalf::Plain(clone()?),
+            WriteHalf::Plain(clone()?),
+            PendingTrust::default(),
+        ));
     };
     let (policy, ca_pem) = policy(dial, *pin, ca.as_deref())?;
     let first_use = matches!(policy, TrustPolicy::FirstUse { known: None });
@@ -132,14 +174,13 @@ pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf)
             return Err(handshake_error(e, &verifier, &recorder.first));
         }
     }
-    if let (true, Some(seen)) = (first_use || pin.is_some(), verifier.seen()) {
+    // What the user said to trust is recorded now; what a
+    // first use saw waits for the server's Welcome.
+    if let (Some(_), Some(seen)) = (pin, verifier.seen()) {
         record_fingerprint(&dial.state_dir, seen).map_err(|e| ClientError::CorruptState {
             file: dial.state_dir.join(KNOWN_SERVER_FILE),
             detail: e.to_string(),
         })?;
-        if first_use {
-            log::info!("trusting the server's certificate {seen} from now on (first use)");
-        }
     }
     if let Some(pem) = ca_pem {
         record_ca(&dial.state_dir, &pem).map_err(|e| ClientError::CorruptState {
@@ -147,6 +188,10 @@ pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf)
             detail: e.to_string(),
         })?;
     }
+    let pending = PendingTrust {
+        state_dir: dial.state_dir.clone(),
+        first_use: verifier.seen().filter(|_| first_use),
+    };
     let tls = Arc::new(Mutex::new(tls));
     let reader = TlsReader {
         sock: clone()?,
@@ -160,7 +205,7 @@ pub fn open(stream: &TcpStream, dial: &Dial<'_>) -> Result<(ReadHalf, WriteHalf)
         tls,
         staged: Vec::new(),
     };
-    Ok((ReadHalf::Tls(reader), writer))
+    Ok((ReadHalf::Tls(reader), writer, pending))
 }
 
 /// The trust this dial applies, and the CA file's bytes to record once the
@@ -233,6 +278,16 @@ fn tls_lost(e: impl std::fmt::Display) -> ClientError {
 fn handshake_error(e: io::Error, verifier: &TrustVerifier, first: &[u8]) -> ClientError {
     if let Some(failure) = verifier.failure() {
         return ClientError::Untrusted(failure);
+    }
+    if super::error::is_timeout(&e) && sniff(first) != Sniffed::Plaintext {
+        // Nothing (or part of a handshake) came back within the socket's
+        // read timeout: a black hole, or a server stuck part-way.
+        // Connection::connect fills in the address and the limit.
+        return ClientError::TimedOut {
+            during: super::error::Waited::TlsHandshake,
+            address: String::new(),
+            after: Duration::ZERO,
+        };
     }
     if sniff(first) == Sniffed::Plaintext {
         let mut decoder = FrameDecoder::new();

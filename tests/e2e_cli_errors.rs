@@ -1,0 +1,120 @@
+//! What the client tells its user when a server refuses or stays silent
+//! (issue 12, outside tester breaker10's finding 9), with the real binaries:
+//! - a first join the server refuses leaves no trusted fingerprint behind
+//!   (`FOLDER/.cloudservice/known_server`), so the same folder then joins
+//!   another server (the right one) as a first use, not "certificate changed";
+//! - a server that accepts the connection and never answers (a black hole)
+//!   is "timed out during the TLS handshake with HOST:PORT after 15 s" (or,
+//!   in plaintext, waiting for the answer to the Hello), never the OS's
+//!   "Resource temporarily unavailable".
+//!
+//! `CLOUD_TEST_CLIENT_BIN` / `CLOUD_TEST_SERVER_BIN` run them against other builds.
+
+mod common;
+
+use common::{Client, Server, WireClient};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+fn once(port: u16, folder: &Path, user: Option<&str>, plaintext: bool) -> Output {
+    let mut options = Client::options(port, folder).rate("0.5").user(user);
+    if plaintext {
+        options = options.plaintext();
+    }
+    options.run_once()
+}
+
+fn known_server(folder: &Path) -> Option<String> {
+    std::fs::read_to_string(folder.join(".cloudservice").join("known_server")).ok()
+}
+
+#[test]
+fn a_refused_first_join_trusts_nothing_and_the_right_server_is_a_first_use() {
+    let wrong = Server::start();
+    let user = WireClient::new_user(wrong.addr).user.to_string();
+    let rotated = wrong.admin("rotate-join", &[&user]);
+    assert!(rotated.contains("new devices join with"), "{rotated}");
+    let folder = tempfile::tempdir().expect("folder");
+    std::fs::write(folder.path().join("mine.txt"), b"kept").expect("file");
+    // Refused joins of every kind the server gives at the first Hello: a
+    // wrong join code, a user it does not have.
+    let refusals = [
+        (format!("{user}:{}", "00".repeat(32)), "bad join code"),
+        ("0123456789abcdef0123456789abcdef".to_owned(), "UnknownUser"),
+    ];
+    for (id, code) in &refusals {
+        let out = once(wrong.port, folder.path(), Some(id), false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(code), "{code}: {stderr}");
+        assert_eq!(
+            known_server(folder.path()),
+            None,
+            "nothing trusted after {code}"
+        );
+        assert!(!folder.path().join(".cloudservice/trusted_ca.pem").exists());
+    }
+    // The right server (another certificate), the user made there.
+    let right = Server::start();
+    let elsewhere = tempfile::tempdir().expect("first device");
+    let right_user = common::new_user(right.port, elsewhere.path());
+    let out = once(right.port, folder.path(), Some(&right_user), false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "joins the right server: {stderr}"
+    );
+    assert!(!stderr.contains("certificate changed"), "{stderr}");
+    let fingerprint = right.fingerprint.clone().expect("TLS server fingerprint");
+    assert_eq!(
+        known_server(folder.path()).map(|t| t.trim().to_owned()),
+        Some(fingerprint)
+    );
+    assert_eq!(
+        std::fs::read(right.user_dir(&right_user).join("mine.txt")).expect("uploaded"),
+        b"kept"
+    );
+}
+
+#[test]
+fn a_silent_server_is_a_timeout_in_words_not_an_os_error() {
+    // Accepts every connection and never answers (held until the end).
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(16) {
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    let runs: Vec<_> = [false, true]
+        .into_iter()
+        .map(|plaintext| {
+            std::thread::spawn(move || {
+                let folder = tempfile::tempdir().expect("folder");
+                let started = Instant::now();
+                let out = once(port, folder.path(), None, plaintext);
+                (plaintext, out, started.elapsed())
+            })
+        })
+        .collect();
+    for run in runs {
+        let (plaintext, out, took) = run.join().expect("client run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let want = if plaintext {
+            format!("timed out waiting for 127.0.0.1:{port} to answer the Hello after 15 s")
+        } else {
+            format!("timed out during the TLS handshake with 127.0.0.1:{port} after 15 s")
+        };
+        assert!(stderr.contains(&want), "{want:?} not in {stderr}");
+        for raw in ["Resource temporarily unavailable", "os error", "WouldBlock"] {
+            assert!(!stderr.contains(raw), "raw {raw:?} in {stderr}");
+        }
+        assert!(took < Duration::from_secs(40), "{took:?}");
+    }
+}
