@@ -311,6 +311,30 @@ mod tests {
     }
 
     #[test]
+    fn a_synopsis_that_drifted_from_the_parser_is_caught() {
+        let cmd = Demo::command();
+        let good = "prog [--fsync] [--count COUNT]\nprog devices DIR USER\nprog --help | --version";
+        assert_eq!(synopsis_gaps(&cmd, &cmd, good), Vec::<String>::new());
+        let drifts = [
+            // an option missing, one the parser does not have, a wrong
+            // value name, a missing or extra argument, a missing command
+            "prog [--count COUNT]\nprog devices DIR USER",
+            "prog [--fsync] [--count COUNT] [--shard N]\nprog devices DIR USER",
+            "prog [--fsync] [--count N]\nprog devices DIR USER",
+            "prog [--fsync] [--count COUNT]\nprog devices DIR",
+            "prog [--fsync] [--count COUNT] EXTRA\nprog devices DIR USER",
+            "prog [--fsync] [--count COUNT]",
+            "prog [--fsync] [--count COUNT]\nprog devices DIR USER\nprog import DIR",
+        ];
+        for synopsis in drifts {
+            assert!(
+                !synopsis_gaps(&cmd, &cmd, synopsis).is_empty(),
+                "not caught: {synopsis:?}"
+            );
+        }
+    }
+
+    #[test]
     fn any_wrong_command_line_is_one_line() {
         // Random command lines over a vocabulary with typos, values with
         // newlines and escapes, and subcommand words: whatever clap says,
