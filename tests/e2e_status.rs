@@ -227,11 +227,19 @@ fn help_lists_every_command_and_the_positional_form() {
         .expect("help");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
+    // The synopsis README repeats (tests/cli_usage.rs compares them).
     assert!(
-        text.contains("<SERVER_IP> <SERVER_PORT> <FOLDER_PATH> <PULLING_RATE> [USER_ID]"),
+        text.contains(
+            "cloud-client SERVER_IP SERVER_PORT FOLDER_PATH PULLING_RATE [USER_ID[:JOIN_CODE]]"
+        ),
         "{text}"
     );
-    assert!(text.contains("status"), "{text}");
+    for command in ["status", "versions", "restore"] {
+        assert!(
+            text.contains(&format!("cloud-client {command} FOLDER")),
+            "{text}"
+        );
+    }
 }
 
 /// One client per folder: a second client on a folder a client syncs is
