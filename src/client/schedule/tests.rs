@@ -172,7 +172,13 @@ fn what_is_due_table() {
         ("round wanted", "pull"),
         ("wanted pulling", ""),
         ("periodic", "pull"),
-        ("periodic pushing round", "pull"),
+        // The periodic pull waits for the round's acknowledgements (its
+        // reply would list this device's own pushes back to it); a pull the
+        // server asked for does not.
+        ("periodic pushing round", ""),
+        ("periodic pushing", ""),
+        ("wanted pushing", "pull"),
+        ("periodic wanted pushing", "pull"),
         ("periodic unwatched", "pull compare_all"),
         ("periodic unwatched once", "pull"),
         ("wanted unwatched", "pull"),
@@ -209,6 +215,8 @@ fn next_wakeup_table() {
         ("round-later", t0, IDLE_WAKE),
         ("periodic", t0 - ms(100), ms(100)),
         ("periodic pulling", t0 - ms(100), IDLE_WAKE),
+        ("periodic pushing", t0 - ms(100), IDLE_WAKE),
+        ("periodic pushing", t0 + ms(100), IDLE_WAKE),
         ("backoff", t0 + Duration::from_secs(9) - ms(40), ms(40)),
         (
             "backoff periodic",
