@@ -20,6 +20,10 @@
 //! - `manifest/stream_cdc_before`: the manifest as `manifest_of_reader`
 //!   made it until 2026-12-02 (`StreamCDC`'s chunks, then the same hashes),
 //!   rebuilt here from the crate's API as the before of the cutter;
+//! - `small_files/one_thread` and `small_files/stream_cdc_before`: the
+//!   same two ways over 4,096 files of 20 KiB (one call each, as the
+//!   client's scan makes one per file above 16 KiB): the cost of setting
+//!   up a cutter per file;
 //! - `manifest/two_threads`: `chunk::manifest_of_reader_pipelined` (the
 //!   client's way for files of 8 MiB and more): not one core, for
 //!   comparison only.
@@ -121,13 +125,19 @@ impl ValueFormatter for CpuFormatter {
     }
 }
 
-/// MiB of data per iteration, from `CHUNK_BENCH_MIB` (default 256).
+/// Files in the `small_files` rows, and the size of each: 4,096 x 20 KiB
+/// (80 MiB, taken from the front of the data).
+const SMALL_FILES: usize = 4096;
+const SMALL_FILE: usize = 20 * 1024;
+
+/// MiB of data per iteration, from `CHUNK_BENCH_MIB` (default 256, at
+/// least 80 for the `small_files` rows).
 fn data_len() -> usize {
     let mib = std::env::var("CHUNK_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&m| m > 0)
-        .unwrap_or(256);
+        .unwrap_or(256)
+        .max(80);
     mib << 20
 }
 
@@ -218,6 +228,29 @@ fn chunking<M: Measurement>(c: &mut Criterion<M>) {
     });
     group.bench_function("manifest/two_threads", |b| {
         b.iter(|| manifest_of_reader_pipelined(black_box(&data[..])).expect("in-memory read"))
+    });
+    group.finish();
+
+    let small = &data[..SMALL_FILES * SMALL_FILE];
+    let mut group = c.benchmark_group("chunking");
+    group.throughput(Throughput::Bytes(small.len() as u64));
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("small_files/one_thread", |b| {
+        b.iter(|| {
+            for file in small.chunks(SMALL_FILE) {
+                black_box(manifest_of_reader(black_box(file)).expect("in-memory read"));
+            }
+        })
+    });
+    group.bench_function("small_files/stream_cdc_before", |b| {
+        b.iter(|| {
+            for file in small.chunks(SMALL_FILE) {
+                black_box(manifest_before(black_box(file)));
+            }
+        })
     });
     group.finish();
 }

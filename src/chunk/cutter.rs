@@ -6,11 +6,14 @@
 //! 2026-12-02) holds a [`MAX_CHUNK`] buffer and, for every chunk, collects
 //! its bytes into a new `Vec`, shifts the rest of the buffer to the front
 //! (`Vec::drain`: about 190 KiB moved for an average 64 KiB chunk) and
-//! zero-fills the freed tail before reading again: about four bytes
-//! moved per byte cut (`benches/chunking.rs`, BENCHMARKS.md "Chunking and
-//! hashing"). [`Cutter`] reads [`BUFFER`] bytes at a time straight into its
-//! buffer, moves at most one unfinished [`MAX_CHUNK`] tail per refill, and
-//! lends each chunk in place.
+//! zero-fills the freed tail before reading again (`benches/chunking.rs`,
+//! BENCHMARKS.md "Issue 11 targets 6 and 7"). [`Cutter`] reads up to
+//! [`BUFFER`] bytes at a time straight into its buffer, moves at most one
+//! unfinished [`MAX_CHUNK`] tail per refill, and lends each chunk in place.
+//! The buffer is never zero-filled: it starts at [`FIRST_BUFFER`] and grows
+//! with what the source holds, so a small file costs a small buffer (a
+//! zeroed 4 MiB buffer per file made 20 KiB files 7x slower to cut than
+//! with `StreamCDC`: the `small_files` rows of the bench).
 //!
 //! Same cut points as `StreamCDC::new(source, MIN_CHUNK, AVG_CHUNK,
 //! MAX_CHUNK)`, byte for byte: both call the crate's `cut_gear` with the
@@ -22,10 +25,14 @@ use super::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
 use fastcdc::v2020::{cut, logarithm2, Normalization, MASKS};
 use std::io::{self, Read};
 
-/// Bytes read from the source at a time: 4 MiB (at least 16 average
-/// chunks per refill, so the tail moved to the front, at most
-/// [`MAX_CHUNK`], costs at most 1/16 of a copy of the data).
+/// Most bytes the cutter holds: 4 MiB (at least 16 average chunks per
+/// refill, so the tail moved to the front, at most [`MAX_CHUNK`], costs at
+/// most 1/16 of a copy of the data).
 pub const BUFFER: usize = 4 << 20;
+
+/// Capacity the buffer starts with (not initialised; it grows by doubling
+/// up to [`BUFFER`] while the source has more): two [`MAX_CHUNK`]s.
+pub const FIRST_BUFFER: usize = 2 * MAX_CHUNK as usize;
 
 /// FastCDC's masks for [`AVG_CHUNK`] at normalisation level 1, computed as
 /// `StreamCDC::with_level_and_seed` computes them.
@@ -47,13 +54,13 @@ impl Masks {
 }
 
 /// The content-defined chunks of a reader, front to back; see the module
-/// doc. Memory: one [`BUFFER`].
+/// doc. Memory: one buffer of at most [`BUFFER`] bytes (rounded up by the
+/// allocator's growth).
 pub struct Cutter<R> {
     source: R,
-    /// `buf[start..end]` holds bytes read and not yet lent.
-    buf: Box<[u8]>,
+    /// `buf[start..]` holds bytes read and not yet lent.
+    buf: Vec<u8>,
     start: usize,
-    end: usize,
     /// The source said end of file.
     eof: bool,
     /// Offset in the source of `buf[start]`.
@@ -67,9 +74,8 @@ impl<R: Read> Cutter<R> {
     pub fn new(source: R) -> Cutter<R> {
         Cutter {
             source,
-            buf: vec![0u8; BUFFER].into_boxed_slice(),
+            buf: Vec::with_capacity(FIRST_BUFFER),
             start: 0,
-            end: 0,
             eof: false,
             offset: 0,
             masks: Masks::new(),
@@ -85,10 +91,10 @@ impl<R: Read> Cutter<R> {
     /// cutter should not be used after one.
     pub fn next_chunk(&mut self) -> io::Result<Option<(u64, &[u8])>> {
         let max = MAX_CHUNK as usize;
-        if self.end - self.start < max && !self.eof {
+        if self.buf.len() - self.start < max && !self.eof {
             self.refill()?;
         }
-        let window = (self.end - self.start).min(max);
+        let window = (self.buf.len() - self.start).min(max);
         if window == 0 {
             return Ok(None);
         }
@@ -113,22 +119,18 @@ impl<R: Read> Cutter<R> {
         Ok(Some((offset, &self.buf[at..at + len])))
     }
 
-    /// Moves the unlent tail to the front and reads until the buffer is
-    /// full or the source ends.
+    /// Moves the unlent tail to the front and reads until [`BUFFER`] bytes
+    /// are held or the source ends (`read_to_end` reads into the spare
+    /// capacity without zeroing it first, and retries `Interrupted`).
     fn refill(&mut self) -> io::Result<()> {
-        self.buf.copy_within(self.start..self.end, 0);
-        self.end -= self.start;
+        self.buf.drain(..self.start);
         self.start = 0;
-        while self.end < self.buf.len() {
-            match self.source.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let want = BUFFER.saturating_sub(self.buf.len());
+        let got = (&mut self.source)
+            .take(want as u64)
+            .read_to_end(&mut self.buf)?;
+        if got < want {
+            self.eof = true;
         }
         Ok(())
     }
@@ -203,6 +205,24 @@ mod tests {
             let data = crate::chunk::test_bytes(len, 3);
             assert_eq!(cutter(&data[..], &data), stream_cdc(&data), "len {len}");
         }
+    }
+
+    /// A small source is cut in a small buffer (never zeroed, so cheap to
+    /// make per file), a large one in at most about BUFFER.
+    #[test]
+    fn the_buffer_grows_with_the_source() {
+        let small = crate::chunk::test_bytes(20 * 1024, 5);
+        let mut cutter = Cutter::new(&small[..]);
+        while cutter.next_chunk().expect("in-memory read").is_some() {}
+        assert_eq!(cutter.buf.capacity(), FIRST_BUFFER);
+        let large = crate::chunk::test_bytes(3 * BUFFER, 6);
+        let mut cutter = Cutter::new(&large[..]);
+        while cutter.next_chunk().expect("in-memory read").is_some() {}
+        assert!(
+            cutter.buf.capacity() <= 2 * BUFFER,
+            "{}",
+            cutter.buf.capacity()
+        );
     }
 
     #[test]
