@@ -447,3 +447,61 @@ fn a_server_name_that_does_not_resolve_is_retried_like_a_server_that_is_down() {
     });
     ca.stop();
 }
+
+/// Outside tester breaker11's finding 2: for 100-300 ms after a client
+/// started, `status` said "in sync" (exit 0) although a change made while
+/// no client ran had not been noticed yet (the new process wrote its first
+/// status, connected and nothing pending, before its first comparison of
+/// the folder). Now "in sync" holds only once the process has caught up, so
+/// whenever a reading says in sync the server already has the edit: checked
+/// right after each reading, over five restarts, polling as fast as
+/// `status` runs.
+#[test]
+fn a_restarted_client_is_not_in_sync_before_it_has_looked_at_the_folder() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "small.txt", "hi\n");
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    let on_server = server.user_dir(&user).join("small.txt");
+    let mut client = Client::start(server.port, a.path(), None);
+    status_until("A in sync", a.path(), |code, _| code == 0);
+    let mut expected = String::from("hi\n");
+    let mut early = 0;
+    for round in 1..=5 {
+        client.stop();
+        expected.push_str(&format!("edit {round}\n"));
+        fs::write(a.path().join("small.txt"), &expected).expect("offline edit");
+        client = Client::start(server.port, a.path(), None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, v) = status_json(a.path());
+            let server_has = fs::read_to_string(&on_server).is_ok_and(|c| c == expected);
+            if code == 0 {
+                assert!(
+                    server_has,
+                    "round {round}: status said in sync before the server had the offline edit: {v:#}"
+                );
+                break;
+            }
+            if !server_has && v["running"] == true && v["connected"] == true {
+                early += 1;
+                if v["state"].is_null() {
+                    let (_, text) = status_text(a.path(), false);
+                    assert!(
+                        text.contains("state:         not in sync"),
+                        "round {round}: {text}"
+                    );
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: never in sync: {v:#}"
+            );
+        }
+    }
+    client.stop();
+    eprintln!(
+        "readings taken while the client was connected and the edit not yet on the server: {early}"
+    );
+}

@@ -70,6 +70,13 @@ pub struct Status {
     /// on the server, R-5.6.8), one line each: `PATH (upload held back: why)`.
     #[serde(default)]
     pub held_back: Vec<String>,
+    /// Whether the process that wrote this file has caught up since it
+    /// started: it has pulled once and sent what its first comparison of the
+    /// whole folder with the index found. Until then a change made while no
+    /// client ran is not known yet (it shows in no other field), so the
+    /// folder is not in sync. Absent (`None`) in a file an older client wrote.
+    #[serde(default)]
+    pub caught_up: Option<bool>,
     /// When this file was written, RFC 3339 UTC.
     pub updated: String,
 }

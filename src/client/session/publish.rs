@@ -189,6 +189,7 @@ pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, 
             rule_errors: Vec::new(),
             not_synced: Vec::new(),
             held_back: Vec::new(),
+            caught_up: Some(false),
             updated: String::new(),
         },
     };
@@ -218,6 +219,7 @@ pub(super) fn record_not_joined(state: &Path, config: &Config, why: &str) {
         rule_errors: Vec::new(),
         not_synced: Vec::new(),
         held_back: Vec::new(),
+        caught_up: Some(false),
         updated: rfc3339(SystemTime::now()),
     };
     if let Err(e) = status::write(state, &s) {
@@ -399,6 +401,7 @@ impl Session<'_> {
                 .collect(),
             not_synced: self.not_synced(),
             held_back: self.held_back_lines(),
+            caught_up: Some(self.pull.pulled_once && self.push.full_round_sent),
             updated: String::new(),
         }
     }

@@ -66,6 +66,10 @@ pub struct Report {
     pub last_error: Option<String>,
     /// Problems with `.cloudignore`.
     pub rule_errors: Vec<String>,
+    /// The running client has not caught up since it started (its first
+    /// pull and its first comparison of the folder are not done):
+    /// [`Status::caught_up`]. Not in sync meanwhile.
+    pub starting: bool,
     /// Running, connected, nothing pending, no error: the exit status is 0.
     pub in_sync: bool,
 }
@@ -113,6 +117,7 @@ pub fn in_sync(running: bool, status: Option<&Status>) -> bool {
     running
         && status.is_some_and(|s| {
             s.connected
+                && s.caught_up != Some(false)
                 && s.last_sync.is_some()
                 && s.uploads_pending == 0
                 && s.downloads_pending == 0
@@ -196,6 +201,7 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         not_synced: seen.not_synced,
         last_error: s.and_then(|s| s.last_error.clone()),
         rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
+        starting: running && s.is_some_and(|s| s.caught_up == Some(false)),
         in_sync: in_sync(running, s)
             && seen.modes_pending == 0
             && held_back == 0
@@ -224,6 +230,7 @@ fn not_joined(folder: &Path, running: bool, s: Status) -> Report {
         not_synced: Vec::new(),
         last_error: s.last_error,
         rule_errors: s.rule_errors,
+        starting: false,
         in_sync: false,
     }
 }
@@ -322,6 +329,9 @@ pub fn render(r: &Report) -> String {
         (true, _, _) => "in sync",
         (false, false, _) => "not in sync (no client is running on this folder)",
         (false, true, false) => "not in sync (not connected to the server)",
+        (false, true, true) if r.starting => {
+            "not in sync (starting: comparing the folder with the server)"
+        }
         (false, true, true) => "not in sync",
     };
     let none = "-".to_owned();

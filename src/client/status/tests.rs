@@ -23,6 +23,7 @@ fn sample() -> Status {
         rule_errors: Vec::new(),
         not_synced: Vec::new(),
         held_back: Vec::new(),
+        caught_up: Some(true),
         updated: "2026-12-01T03:30:00Z".into(),
     }
 }
@@ -79,7 +80,11 @@ fn in_sync_needs_every_condition() {
     assert!(in_sync(true, Some(&s)));
     assert!(!in_sync(false, Some(&s)), "not running");
     assert!(!in_sync(true, None), "no status");
-    let cases: [fn(&mut Status); 5] = [
+    let mut older = sample();
+    older.caught_up = None;
+    assert!(in_sync(true, Some(&older)), "an older client's file");
+    let cases: [fn(&mut Status); 6] = [
+        |s| s.caught_up = Some(false),
         |s| s.connected = false,
         |s| s.last_sync = None,
         |s| s.uploads_pending = 1,
