@@ -94,10 +94,12 @@ fn r_4_6_1_each_new_device_gets_its_own_random_key() {
 ///
 fn r_4_6_2_resume_needs_the_devices_own_key() {
     let server = Server::start();
-    let (_a, user, key) = keyed_user(&server);
-    let (_b, client2, key2) = key_join(&server, user, [0; 32]);
+    // Each connection is closed before its device resumes again: one live
+    // connection per device (R-4.6.13, tested below).
+    let (_, user, key) = keyed_user(&server);
+    let (_, client2, key2) = key_join(&server, user, [0; 32]);
     // The right key: KeyWelcome, same device, no new key.
-    let (_c, w) = Raw::key_resume(server.addr, user, 1, key);
+    let (_, w) = Raw::key_resume(server.addr, user, 1, key);
     assert_eq!((w.kind, w.rid), (KEY_WELCOME, 1), "{w:?}");
     assert_eq!((w.u64_at(16), welcome_key(&w)), (1, [0; 32]));
     // Another device's key, a flipped bit, the zero secret: BadCredential.
@@ -111,21 +113,21 @@ fn r_4_6_2_resume_needs_the_devices_own_key() {
             BAD_CREDENTIAL,
         );
     }
-    let (_d, w) = Raw::key_resume(server.addr, user, client2, key2);
+    let (_, w) = Raw::key_resume(server.addr, user, client2, key2);
     assert_eq!(w.kind, KEY_WELCOME, "device 2 is untouched: {w:?}");
     // A keyless device (joined with a plain Hello) gets a key with its first
     // zero-secret KeyHello; then only that key opens it.
-    let (_e, keyless) = Raw::join(server.addr, user);
+    let (_, keyless) = Raw::join(server.addr, user);
     refused(
         &server,
         &key_hello(1, 3, user, keyless, [7; 32], b""),
         BAD_CREDENTIAL,
     );
-    let (_f, w) = Raw::key_resume(server.addr, user, keyless, [0; 32]);
+    let (_, w) = Raw::key_resume(server.addr, user, keyless, [0; 32]);
     assert_eq!(w.kind, KEY_WELCOME, "{w:?}");
     let given = welcome_key(&w);
     assert_ne!(given, [0; 32]);
-    let (_g, w) = Raw::key_resume(server.addr, user, keyless, given);
+    let (_, w) = Raw::key_resume(server.addr, user, keyless, given);
     assert_eq!((w.kind, welcome_key(&w)), (KEY_WELCOME, [0; 32]));
     refused(
         &server,
@@ -138,10 +140,11 @@ fn r_4_6_2_resume_needs_the_devices_own_key() {
 ///
 fn r_4_6_3_the_user_id_alone_no_longer_resumes_a_keyed_device() {
     let server = Server::start();
-    let (_a, user, _key) = keyed_user(&server);
+    let (_, user, _key) = keyed_user(&server);
     refused(&server, &hello(1, 3, user, 1), BAD_CREDENTIAL);
-    // A keyless device still resumes with a plain Hello.
-    let (_b, keyless) = Raw::join(server.addr, user);
+    // A keyless device still resumes with a plain Hello (its joining
+    // connection closed first, R-4.6.13).
+    let (_, keyless) = Raw::join(server.addr, user);
     let mut c = Raw::connect(server.addr);
     c.send(&hello(1, 3, user, keyless));
     assert_eq!(c.expect(WELCOME, 1).u64_at(16), keyless);
@@ -151,7 +154,7 @@ fn r_4_6_3_the_user_id_alone_no_longer_resumes_a_keyed_device() {
 ///
 fn r_4_6_4_a_rotated_join_code_is_needed_to_join() {
     let server = Server::start();
-    let (_a, user, key) = keyed_user(&server);
+    let (_, user, key) = keyed_user(&server);
     // No code yet: a non-zero secret is refused, a zero one joins.
     refused(
         &server,
@@ -327,6 +330,8 @@ fn r_4_6_5_a_revoked_device_is_closed_within_a_second_and_refused() {
     refused(&server, &key_hello(1, 3, user, 1, key, b""), REVOKED);
     refused(&server, &hello(1, 3, user, 1), REVOKED);
     b.ping_pong(2);
+    // Device 2 resumes once its first connection is closed.
+    drop(b);
     let (_c, w) = Raw::key_resume(server.addr, user, client2, key2);
     assert_eq!(w.kind, KEY_WELCOME);
     let log = server.wait_log("revoked by the operator");
@@ -354,8 +359,9 @@ fn r_4_6_5_a_revoked_device_is_closed_within_a_second_and_refused() {
 ///
 fn r_4_6_6_wrong_keys_feed_the_guess_limiter() {
     let server = Server::start();
-    let (_a, user, key) = keyed_user(&server);
-    let (_b, client2, key2) = key_join(&server, user, [0; 32]);
+    // Closed at once: no live connection to probe.
+    let (_, user, key) = keyed_user(&server);
+    let (_, client2, key2) = key_join(&server, user, [0; 32]);
     let code = rotate(&server, &user);
     let mut rng = common::Rng::new(common::seed("DEVICES_SEED"));
     for _ in 0..10 {
@@ -388,9 +394,9 @@ fn r_4_6_6_wrong_keys_feed_the_guess_limiter() {
     }
     // A device that proves its 256-bit key is not locked out by guesses
     // made from its address: both devices resume.
-    let (_c, w) = Raw::key_resume(server.addr, user, 1, key);
+    let (_, w) = Raw::key_resume(server.addr, user, 1, key);
     assert_eq!(w.kind, KEY_WELCOME);
-    let (_d, w) = Raw::key_resume(server.addr, user, client2, key2);
+    let (_, w) = Raw::key_resume(server.addr, user, client2, key2);
     assert_eq!(w.kind, KEY_WELCOME);
     // A wrong key, a wrong device or a random user from the limited
     // address learns nothing: the same refusal, and guessing goes on
@@ -653,4 +659,222 @@ fn device_names_are_escaped_and_a_closed_stdout_loses_no_join_code() {
         err.contains("cannot write to stdout") && err.contains("new devices join with:"),
         "{err}"
     );
+}
+
+/// The Error frame `DeviceInUse` for request 1, byte by byte: header, code
+/// 29, the message's length; returns the message.
+fn device_in_use_text(f: &RawFrame) -> String {
+    let bytes = f.bytes();
+    assert_eq!(&bytes[..8], &[0x43, 0x53, 0x01, 0x05, 0, 0, 0, 1], "{f:?}");
+    assert_eq!(&f.payload[..2], &[0x00, 0x1d], "code 29: {f:?}");
+    let len = u16::from_be_bytes([f.payload[2], f.payload[3]]) as usize;
+    assert_eq!(f.payload.len(), 4 + len, "{f:?}");
+    String::from_utf8(f.payload[4..].to_vec()).expect("UTF-8 message")
+}
+
+/// Reads `c`'s next frame; it must be the probe: a Ping with request ID 0
+/// . Answers it when `answer`.
+fn probed(c: &mut Raw, answer: bool) {
+    let f = c.next_reply();
+    assert_eq!((f.kind, f.rid, f.payload.len()), (PING, 0, 0), "{f:?}");
+    if answer {
+        c.send(&frame(PONG, 0, &[]));
+    }
+}
+
+#[test]
+///
+fn r_4_6_13_a_second_resume_of_a_live_device_is_refused_device_in_use() {
+    let server = Server::start();
+    let (_, user, key) = keyed_user(&server);
+    let (_, client2, key2) = key_join(&server, user, [0; 32]);
+    let (mut a, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!(w.kind, KEY_WELCOME);
+    let a_addr = a.stream.tcp().local_addr().expect("local address");
+    // The same key again while `a` answers: DeviceInUse naming a's address.
+    let mut b = Raw::connect(server.addr);
+    b.send(&key_hello(1, 3, user, 1, key, b"clone"));
+    probed(&mut a, true);
+    let text = device_in_use_text(&b.next_reply());
+    assert!(
+        text.starts_with(&format!(
+            "device 1 of this user is connected from {a_addr} since "
+        )) && text.ends_with("; one live connection per device"),
+        "{text}"
+    );
+    b.expect_closed();
+    // A wrong key learns nothing of the device: BadCredential, no address.
+    let mut rng = common::Rng::new(common::seed("DEVICES_SEED"));
+    let mut c = Raw::connect(server.addr);
+    c.send(&key_hello(1, 3, user, 1, flipped(key, &mut rng), b""));
+    probed(&mut a, true);
+    let f = c.expect_error(BAD_CREDENTIAL, 1);
+    assert!(!String::from_utf8_lossy(&f.payload).contains("connected from"));
+    c.expect_closed();
+    // The live connection is untouched; another device is not concerned.
+    a.ping_pong(2);
+    let (_d, w) = Raw::key_resume(server.addr, user, client2, key2);
+    assert_eq!(w.kind, KEY_WELCOME);
+    let log = server.wait_log("one live connection per device");
+    let line = log
+        .lines()
+        .find(|l| l.contains("one live connection per device"))
+        .expect("the refusal's line");
+    assert!(
+        line.contains("request=resume")
+            && line.contains("outcome=error")
+            && line.contains("client=1"),
+        "{line}"
+    );
+    // Closed: the device resumes at once.
+    drop(a);
+    let start = Instant::now();
+    assert!(eventually(Duration::from_secs(2), || {
+        Raw::key_resume(server.addr, user, 1, key).1.kind == KEY_WELCOME
+    }));
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+///
+fn r_4_6_13_two_resumes_at_once_admit_exactly_one() {
+    let server = Server::start();
+    let (_, user, key) = keyed_user(&server);
+    for round in 0..5 {
+        // Both hellos on the wire before either is answered; each side
+        // answers probes for 5 s, as a running client would.
+        let replies: Vec<(u8, Option<u16>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut c = Raw::connect(server.addr);
+                        c.send(&key_hello(1, 3, user, 1, key, b""));
+                        let mut first = None;
+                        let until = Instant::now() + Duration::from_secs(5);
+                        while Instant::now() < until {
+                            match c.read(Duration::from_millis(200)) {
+                                Got::Frame(f) if f.kind == PING => c.send(&frame(PONG, f.rid, &[])),
+                                Got::Frame(f) => {
+                                    first.get_or_insert((f.kind, f.error_code()));
+                                }
+                                Got::Closed => break,
+                                Got::Timeout => {}
+                            }
+                        }
+                        first.expect("an answer to the Resume")
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        let welcomed = replies.iter().filter(|r| r.0 == KEY_WELCOME).count();
+        let in_use = replies
+            .iter()
+            .filter(|r| *r == &(ERROR, Some(DEVICE_IN_USE)))
+            .count();
+        assert_eq!((welcomed, in_use), (1, 1), "round {round}: {replies:?}");
+    }
+}
+
+#[test]
+///
+fn r_4_6_14_a_silent_or_closed_connection_frees_its_device_within_the_bound() {
+    let server = Server::start();
+    let (_, user, key) = keyed_user(&server);
+    // Silent: the old connection reads the probe and never answers.
+    let (mut old, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!(w.kind, KEY_WELCOME);
+    let start = Instant::now();
+    let mut new = Raw::connect(server.addr);
+    new.send(&key_hello(1, 3, user, 1, key, b""));
+    probed(&mut old, false);
+    let w = new.expect(KEY_WELCOME, 1);
+    let took = start.elapsed();
+    assert_eq!(w.u64_at(16), 1);
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
+        "admitted after {took:?}"
+    );
+    let f = old.expect_error(TIMEOUT, 0);
+    assert!(String::from_utf8_lossy(&f.payload).contains("probe"));
+    old.expect_closed();
+    new.ping_pong(2);
+    // Gone without a FIN: a connection whose peer vanished (its socket
+    // left open here, nothing ever read) is the silent case above. Closed
+    // while the Resume waits: admitted at once.
+    let mut third = Raw::connect(server.addr);
+    third.send(&key_hello(1, 3, user, 1, key, b""));
+    probed(&mut new, false);
+    let start = Instant::now();
+    drop(new);
+    third.expect(KEY_WELCOME, 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // A connection that is busy sending is alive: an upload in progress
+    // keeps its device (nothing it sends after the probe is lost).
+    let content = vec![7u8; 8 * 1024 * 1024];
+    let bytes = upload(5, 0, &content, "big.bin", 256 * 1024);
+    let (first, rest) = bytes.split_at(bytes.len() / 2);
+    third.send(first);
+    let mut fourth = Raw::connect(server.addr);
+    fourth.send(&key_hello(1, 3, user, 1, key, b""));
+    third.send(rest);
+    let f = fourth.expect_error(DEVICE_IN_USE, 1);
+    assert!(device_in_use_text(&f).contains("device 1"));
+    let mut probe_seen = false;
+    loop {
+        let f = third.next_reply();
+        if f.kind == PING && f.rid == 0 {
+            probe_seen = true;
+            continue;
+        }
+        assert_eq!((f.kind, f.rid), (PUSH_ACK, 5), "{f:?}");
+        break;
+    }
+    assert!(probe_seen, "the probe reached the busy connection");
+    third.ping_pong(6);
+}
+
+#[test]
+///
+fn r_4_6_15_a_visit_runs_next_to_the_live_connection_and_never_pulls() {
+    let server = Server::start();
+    let (_, user, key) = keyed_user(&server);
+    let (mut a, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!(w.kind, KEY_WELCOME);
+    // A Visit with the key: admitted at once, no probe on `a`.
+    let mut v = Raw::connect(server.addr);
+    v.send(&key_hello(1, 4, user, 1, key, b""));
+    let w = v.expect(KEY_WELCOME, 1);
+    assert_eq!((w.u64_at(16), welcome_key(&w)), (1, [0; 32]));
+    a.expect_silence(Duration::from_millis(500));
+    v.ping_pong(2);
+    // A Resume while the Visit is open is decided by `a` alone.
+    let mut b = Raw::connect(server.addr);
+    b.send(&key_hello(1, 3, user, 1, key, b""));
+    probed(&mut a, true);
+    b.expect_error(DEVICE_IN_USE, 1);
+    // Checked as a Resume: a wrong key is refused.
+    let mut rng = common::Rng::new(common::seed("DEVICES_SEED"));
+    refused(
+        &server,
+        &key_hello(1, 4, user, 1, flipped(key, &mut rng), b""),
+        BAD_CREDENTIAL,
+    );
+    // Pull and Ack (and PullModes, a version 3 kind) are not for a Visit.
+    for (kind, rid) in [(PULL, 3u32), (ACK, 3)] {
+        let mut v = Raw::connect(server.addr);
+        v.send(&key_hello(1, 4, user, 1, key, b""));
+        v.expect(KEY_WELCOME, 1);
+        v.send(&frame(kind, rid, &0u64.to_be_bytes()));
+        v.expect_error(WRONG_PHASE, rid);
+        v.expect_closed();
+    }
+    a.ping_pong(4);
 }

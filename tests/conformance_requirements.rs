@@ -19,6 +19,12 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-4.6.16",
+        "client",
+        "tests/e2e_device_in_use.rs",
+        "a_clone_running_as_the_same_device_is_refused_and_changes_nothing",
+    ),
+    (
         "R-5.7.1",
         "client",
         "tests/e2e_exec_race.rs",

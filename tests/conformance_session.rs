@@ -195,7 +195,8 @@ fn r_4_1_4_ignored_hello_fields_are_ignored() {
 ///
 fn r_4_1_5_frames_after_the_hello() {
     let server = Server::start();
-    let (mut a, user, _) = Raw::new_user(server.addr);
+    // Closed first: one live connection per device.
+    let (_, user, _) = Raw::new_user(server.addr);
     let mut bytes = hello(1, 3, user, 1);
     bytes.extend_from_slice(&make_dir(2, "pipelined"));
     let mut c = Raw::connect(server.addr);
@@ -209,7 +210,7 @@ fn r_4_1_5_frames_after_the_hello() {
     r.send(&bytes);
     r.expect_error(UNKNOWN_CLIENT, 1);
     r.expect_closed();
-    let listed: Vec<String> = entries(&a.pull(5, 0)).into_iter().map(|e| e.path).collect();
+    let listed: Vec<String> = entries(&c.pull(5, 0)).into_iter().map(|e| e.path).collect();
     assert_eq!(listed, vec!["pipelined".to_string()]);
 
     c.send(&hello(3, 3, user, 1));
@@ -475,11 +476,12 @@ fn r_3_5_3_no_per_user_connection_limit() {
 fn r_3_5_4_one_client_may_hold_several_connections() {
     let server = Server::start();
     let (mut first, user, client) = Raw::new_user(server.addr);
+    // Beside its one live connection, a device's Visits.
     let mut second = Raw::connect(server.addr);
-    second.send(&hello(1, 3, user, client));
+    second.send(&hello(1, 4, user, client));
     second.expect(WELCOME, 1);
     let mut third = Raw::connect(server.addr);
-    third.send(&hello(1, 3, user, client));
+    third.send(&hello(1, 4, user, client));
     third.expect(WELCOME, 1);
     first.send(&make_dir(5, "from-first"));
     assert_eq!(first.expect_ack(5), (0, 1, "from-first".to_string()));

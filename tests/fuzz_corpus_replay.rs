@@ -614,6 +614,31 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
             ),
         ),
         (
+            "error-device-in-use",
+            frame(
+                1,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::DeviceInUse,
+                    message: "device 2 of this user is connected from 203.0.113.7:51234 since \
+                              2026-12-02 11:20:03 UTC; one live connection per device"
+                        .into(),
+                }),
+            ),
+        ),
+        (
+            "key-hello-visit",
+            frame(
+                1,
+                Message::KeyHello(KeyHello {
+                    mode: HelloMode::Visit,
+                    user_id: UserId([0x9f; 16]),
+                    client_id: 2,
+                    secret: Secret([0xa5; 32]),
+                    name: String::new(),
+                }),
+            ),
+        ),
+        (
             "fetch-manifest",
             frame(
                 15,

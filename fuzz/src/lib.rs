@@ -254,8 +254,12 @@ impl<'a> ByteSource<'a> {
     pub fn message(&mut self) -> Option<Message> {
         Some(match self.u8() % 38 {
             0 => Message::Hello(Hello {
-                mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
-                    [usize::from(self.u8() % 3)],
+                mode: [
+                    HelloMode::NewUser,
+                    HelloMode::NewClient,
+                    HelloMode::Resume,
+                    HelloMode::Visit,
+                ][usize::from(self.u8() % 4)],
                 user_id: UserId(self.array()),
                 client_id: self.u64(),
             }),
@@ -367,8 +371,12 @@ impl<'a> ByteSource<'a> {
                 path: self.path()?,
             }),
             30 => Message::KeyHello(KeyHello {
-                mode: [HelloMode::NewUser, HelloMode::NewClient, HelloMode::Resume]
-                    [usize::from(self.u8() % 3)],
+                mode: [
+                    HelloMode::NewUser,
+                    HelloMode::NewClient,
+                    HelloMode::Resume,
+                    HelloMode::Visit,
+                ][usize::from(self.u8() % 4)],
                 user_id: UserId(self.array()),
                 client_id: self.u64(),
                 secret: Secret(self.array()),

@@ -101,6 +101,19 @@ pub enum ClientError {
         /// This device's ID.
         device: u64,
     },
+    /// The server refused this device's Resume because the device already
+    /// has a live connection (Error `DeviceInUse`, PROTOCOL.md R-4.6.13):
+    /// usually a restart racing its own old connection, otherwise another
+    /// copy of the folder (a cloned machine) running as this device.
+    /// Retried with growing waits; nothing in the folder changes for it.
+    DeviceInUse {
+        /// The folder.
+        folder: PathBuf,
+        /// This device's ID.
+        device: u64,
+        /// The server's message (where the other connection comes from).
+        message: String,
+    },
     /// The server refused this device's key or the join code (§4.6).
     BadCredential {
         /// The folder.
@@ -209,6 +222,14 @@ impl ClientError {
                 folder: folder.to_path_buf(),
                 message,
             },
+            ClientError::Refused {
+                code: ErrorCode::DeviceInUse,
+                message,
+            } => ClientError::DeviceInUse {
+                folder: folder.to_path_buf(),
+                device,
+                message,
+            },
             other => other,
         }
     }
@@ -225,7 +246,8 @@ impl ClientError {
     pub fn is_retryable_connect(&self) -> bool {
         match self {
             ClientError::Refused { code, .. } => code.is_retryable(),
-            ClientError::Unreachable { .. }
+            ClientError::DeviceInUse { .. }
+            | ClientError::Unreachable { .. }
             | ClientError::TimedOut { .. }
             | ClientError::ConnectionLost(_)
             | ClientError::Protocol(_)
@@ -352,6 +374,19 @@ impl fmt::Display for ClientError {
             ClientError::RequestRefused { code, message } => {
                 write!(f, "the server refused the request ({code:?}): {message}")
             }
+            ClientError::DeviceInUse {
+                folder,
+                device,
+                message,
+            } => write!(
+                f,
+                "device {device} is in use elsewhere: another copy of this folder is running? \
+                 ({} holds the identity of device {device}, and the server has a live connection \
+                 of that device: {message}); nothing in the folder is changed for it; stop the \
+                 other copy, or join this folder as a new device (move .cloudservice away and \
+                 start with USER_ID)",
+                folder.display()
+            ),
             ClientError::FolderInUse(folder) => write!(
                 f,
                 "another cloud-client is already syncing {} (it holds {}/.cloudservice/running); \

@@ -11,8 +11,8 @@ use super::secure::{Dial, LinkSecurity};
 use super::state::{Identity, StateDir};
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{
-    Cause, Hello, HelloMode, KeptKind, KeptVersion, KeyHello, ListVersions, Message, PushAck,
-    Restore, RestoreAt, WirePath,
+    Cause, ErrorCode, Hello, HelloMode, KeptKind, KeptVersion, KeyHello, ListVersions, Message,
+    PushAck, Restore, RestoreAt, Secret, UserId, WirePath,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -59,32 +59,55 @@ impl Remote {
             state_dir: folder.join(STATE_DIR_NAME),
             user: Some(user),
         };
+        // A Visit: the device's running client keeps its one
+        // live connection. A server older than Visit refuses the mode as a
+        // bad frame; then the errand comes as the Resume it used to be.
         let mut conn = Connection::connect(server, &dial)?;
+        match Self::greet(&mut conn, HelloMode::Visit, user, client, key) {
+            Err(ClientError::Refused {
+                code: ErrorCode::BadFrame,
+                ..
+            }) => {
+                conn = Connection::connect(server, &dial)?;
+                Self::greet(&mut conn, HelloMode::Resume, user, client, key)
+            }
+            other => other,
+        }
+        .map_err(|e| e.for_folder(folder, client))?;
+        Ok(Remote { conn })
+    }
+
+    /// The handshake of `versions` and `restore`, in `mode`.
+    fn greet(
+        conn: &mut Connection,
+        mode: HelloMode,
+        user: UserId,
+        client: u64,
+        key: Option<Secret>,
+    ) -> Result<(), ClientError> {
         match key {
             // The device's key (PROTOCOL.md §4.6); the answer gives no new
             // key to a device that has one.
-            Some(secret) => {
-                conn.handshake_key(KeyHello {
-                    mode: HelloMode::Resume,
+            Some(secret) => conn
+                .handshake_key(KeyHello {
+                    mode,
                     user_id: user,
                     client_id: client,
                     secret,
                     name: String::new(),
                 })
-                .map_err(|e| e.for_folder(folder, client))?;
-            }
+                .map(drop),
             // A folder synced before device keys: the plain Hello, so no
             // key is handed to this short connection (the running client
             // asks for one and stores it).
-            None => {
-                conn.handshake(Hello {
-                    mode: HelloMode::Resume,
+            None => conn
+                .handshake(Hello {
+                    mode,
                     user_id: user,
                     client_id: client,
-                })?;
-            }
+                })
+                .map(drop),
         }
-        Ok(Remote { conn })
     }
 
     /// Calls `each` with every kept version at or below `under` (`None`:

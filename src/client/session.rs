@@ -70,6 +70,8 @@ struct Session<'a> {
     conn: Option<Connection>,
     /// Pings sent and not yet answered.
     pings: HashSet<u32>,
+    /// Handshakes refused `DeviceInUse` in a row ([`link`], R-4.6.16).
+    in_use_refusals: u32,
     push: push::PushState,
     pull: pull::PullState,
     timers: Timers,

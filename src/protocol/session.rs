@@ -13,6 +13,20 @@ pub enum HelloMode {
     NewClient = 2,
     /// Come back as a device the server already registered.
     Resume = 3,
+    /// Come back as a registered device for an errand that does not sync
+    /// (the reference client's `versions` and `restore`): checked as
+    /// `Resume`, but neither refused nor counted under the rule of one
+    /// live connection per device (§4.6, R-4.6.15); Pull, PullModes and
+    /// Ack on it are `WrongPhase`.
+    Visit = 4,
+}
+
+impl HelloMode {
+    /// Whether the Hello names a registered device (Resume or Visit), whose
+    /// credentials are checked the same way.
+    pub fn resumes(self) -> bool {
+        matches!(self, HelloMode::Resume | HelloMode::Visit)
+    }
 }
 
 /// The first frame of every connection.
@@ -38,6 +52,7 @@ impl Hello {
             1 => HelloMode::NewUser,
             2 => HelloMode::NewClient,
             3 => HelloMode::Resume,
+            4 => HelloMode::Visit,
             _ => return Err(FrameError::BadValue),
         };
         if r.array::<3>()? != [0; 3] {
@@ -146,6 +161,11 @@ pub enum ErrorCode {
     /// client waits and reconnects with its growing backoff; the message
     /// says the wait in seconds for people. The connection closes.
     TooManyAttempts,
+    /// The device already has a live connection (§4.6, R-4.6.13): a second
+    /// Resume of one device key is refused while the first answers, so two
+    /// copies of a folder never share one cursor. Retryable: usually a
+    /// restart racing its own old connection. The connection closes.
+    DeviceInUse,
     /// A code this implementation does not know (a newer server): the
     /// request it answers failed; the connection closes (§4.5).
     Unknown(u16),
@@ -174,6 +194,7 @@ impl ErrorCode {
             26 => ErrorCode::WrongShard,
             27 => ErrorCode::Moving,
             28 => ErrorCode::TooManyAttempts,
+            29 => ErrorCode::DeviceInUse,
             _ => return None,
         })
     }
@@ -205,6 +226,7 @@ impl ErrorCode {
             ErrorCode::WrongShard => 26,
             ErrorCode::Moving => 27,
             ErrorCode::TooManyAttempts => 28,
+            ErrorCode::DeviceInUse => 29,
             ErrorCode::Unknown(value) => value,
         }
     }

@@ -23,6 +23,16 @@ pub struct Credential {
     pub name: String,
 }
 
+/// The live connection a Resume's device already has (PROTOCOL.md
+/// what Error `DeviceInUse` tells the key's owner.
+#[derive(Debug, Clone, Copy)]
+pub struct InUse {
+    /// Its peer address.
+    pub peer: SocketAddr,
+    /// When it was accepted.
+    pub since: std::time::SystemTime,
+}
+
 /// Reactor → actor.
 #[derive(Debug)]
 pub enum ToActor {
@@ -43,6 +53,9 @@ pub enum ToActor {
         /// (PROTOCOL.md ): only a matching device key is admitted;
         /// every other outcome is answered `TooManyAttempts`.
         limited: Option<std::time::Duration>,
+        /// The device's other connection answered its probe: once the
+        /// key is checked, refuse with `DeviceInUse`.
+        in_use: Option<InUse>,
     },
     /// A request frame from an attached connection.
     Request {

@@ -9,7 +9,7 @@ use crate::protocol::{ClientId, Frame, FrameDecoder, UserId};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Where a connection is in the session state machine (PROTOCOL.md §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +23,14 @@ pub enum Phase {
     /// client pipelines meanwhile are forwarded in order.
     Joining {
         /// The user named (or created).
+        user: UserId,
+    },
+    /// A Resume of a device that already has a Ready connection, held
+    /// (not read, not routed) while that connection is probed
+    /// (`reactor/probe.rs`, PROTOCOL.md ); at most
+    /// `probe::PROBE_WAIT` later it is routed and becomes `Joining`.
+    Held {
+        /// The user named.
         user: UserId,
     },
     /// Handshake accepted.
@@ -44,7 +52,7 @@ impl Phase {
     pub fn user(&self) -> Option<UserId> {
         match self {
             Phase::Joining { user } | Phase::Ready { user, .. } => Some(*user),
-            Phase::AwaitHello { .. } | Phase::Closing { .. } => None,
+            Phase::AwaitHello { .. } | Phase::Held { .. } | Phase::Closing { .. } => None,
         }
     }
 }
@@ -87,6 +95,18 @@ pub struct Connection {
     pub stash: Vec<u8>,
     /// The last cursor acknowledged on this connection (repeats are dropped).
     pub last_ack: Option<u64>,
+    /// When the connection was accepted (wall clock), for the text of
+    /// Error `DeviceInUse`.
+    pub since: SystemTime,
+    /// When a byte was last read from the socket: the answer to a probe
+    /// (`reactor/probe.rs`).
+    pub last_read: Instant,
+    /// The handshake was a Visit (PROTOCOL.md ): not the device's
+    /// live connection, and never a Pull, PullModes or Ack.
+    pub visit: bool,
+    /// When a probe `Ping` was queued on this connection, while a new
+    /// Resume of its device waits for the answer.
+    pub probed: Option<Instant>,
     out: VecDeque<OutBuf>,
 }
 
@@ -105,13 +125,17 @@ impl Connection {
             flow: ConnFlow::default(),
             stash: Vec::new(),
             last_ack: None,
+            since: SystemTime::now(),
+            last_read: Instant::now(),
+            probed: None,
+            visit: false,
             out: VecDeque::new(),
         }
     }
 
     /// Whether reading should pause (inbound or outbound backlog too large).
     pub fn read_paused(&self) -> bool {
-        self.flow.read_paused() || matches!(self.phase, Phase::Closing { .. })
+        self.flow.read_paused() || matches!(self.phase, Phase::Closing { .. } | Phase::Held { .. })
     }
 
     /// True when nothing waits to be written (frames, or TLS records).

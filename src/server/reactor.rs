@@ -12,6 +12,7 @@
 
 mod frames;
 mod outbox;
+pub mod probe;
 
 use super::bus::{ConnRef, FromActor};
 use super::config::ServerConfig;
@@ -79,6 +80,9 @@ pub struct Reactor {
     /// (PROTOCOL.md §16.3): their handshakes are refused here, before any
     /// actor runs.
     away: HashMap<UserId, crate::server::moves::Away>,
+    /// Resumes waiting for the probe of their device's live connection
+    /// (`probe.rs`, PROTOCOL.md ); almost always empty.
+    held: Vec<probe::Held>,
 }
 
 /// Everything the reactor needs, built by [`super::run`].
@@ -135,6 +139,7 @@ impl Reactor {
             trim: TrimSchedule::default(),
             revoked: HashSet::new(),
             away: HashMap::new(),
+            held: Vec::new(),
         })
     }
 
@@ -167,6 +172,7 @@ impl Reactor {
                 }
             }
             self.drain_inbox();
+            self.settle_held(Instant::now());
             self.resume_paused();
             let now = Instant::now();
             if now >= next_sweep {
@@ -210,7 +216,7 @@ impl Reactor {
         };
         let (user, client) = match c.phase {
             Phase::Ready { user, client } => (Some(user), Some(client)),
-            Phase::Joining { user } => (Some(user), None),
+            Phase::Joining { user } | Phase::Held { user } => (Some(user), None),
             _ => (c.attached, None),
         };
         self.log.record(&ConnEvent {
@@ -394,7 +400,7 @@ impl Reactor {
 fn phase_index(phase: &Phase) -> usize {
     match phase {
         Phase::AwaitHello { .. } => 0,
-        Phase::Joining { .. } => 1,
+        Phase::Joining { .. } | Phase::Held { .. } => 1,
         Phase::Ready { .. } => 2,
         Phase::Closing { .. } => 3,
     }

@@ -239,6 +239,21 @@ impl ActorRegistry {
         }
     }
 
+    /// The connections of `user` whose handshake the actor accepted as
+    /// `client` (Ready), for.
+    pub fn device_conns(
+        &self,
+        user: UserId,
+        client: ClientId,
+    ) -> impl Iterator<Item = ConnRef> + '_ {
+        self.slots
+            .get(&user)
+            .into_iter()
+            .flat_map(|s| s.members.iter())
+            .filter(move |(_, m)| m.client == Some(client))
+            .map(|(c, _)| *c)
+    }
+
     /// A connection of `user` went away.
     pub fn detach(&mut self, user: UserId, conn: ConnRef) {
         let Some(slot) = self.slots.get_mut(&user) else {

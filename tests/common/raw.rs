@@ -114,6 +114,7 @@ pub const SHUTTING_DOWN: u16 = 12;
 pub const REVOKED: u16 = 14;
 pub const BAD_CREDENTIAL: u16 = 15;
 pub const TOO_MANY_ATTEMPTS: u16 = 28;
+pub const DEVICE_IN_USE: u16 = 29;
 
 /// A user ID as it names the user's folder: 32 lower-case hex digits.
 pub fn hex(user: &[u8; 16]) -> String {

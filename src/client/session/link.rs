@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 /// At shutdown, how long to wait for outstanding acknowledgements.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// Refusals `DeviceInUse` in a row after which the client says the device
+/// is in use elsewhere (R-4.6.16): the first two (0.5 s and 1 s of backoff)
+/// cover a restart racing its own old connection.
+const IN_USE_QUIET: u32 = 3;
+
 impl Session<'_> {
     /// Forgets the connection and everything in flight on it.
     pub(super) fn lost(&mut self, why: &str) {
@@ -58,6 +63,7 @@ impl Session<'_> {
                     self.identity = identity;
                 }
                 log::info!("reconnected to {}", self.config.server);
+                self.in_use_refusals = 0;
                 self.conn = Some(conn);
                 self.timers.connected(Instant::now());
                 self.pull.wanted = true;
@@ -71,7 +77,7 @@ impl Session<'_> {
                 Err(e.for_folder(&self.config.folder, self.identity.client))
             }
             Err(e) => {
-                self.connect_failed(&e);
+                self.connect_failed(&e.for_folder(&self.config.folder, self.identity.client));
                 Ok(())
             }
         }
@@ -85,6 +91,24 @@ impl Session<'_> {
         let now = Instant::now();
         self.timers.reconnect_failed(now);
         let wait = self.timers.backoff.as_secs_f64();
+        if let ClientError::DeviceInUse { .. } = e {
+            // R-4.6.16: the first refusals are most likely this device's own
+            // previous connection, which the server frees within seconds;
+            // after IN_USE_QUIET of them, another copy is the likelier cause.
+            self.in_use_refusals = self.in_use_refusals.saturating_add(1);
+            if self.in_use_refusals < IN_USE_QUIET {
+                log::info!(
+                    "the server still has a live connection of this device (its previous \
+                     connection?); retrying in {wait:.1} s"
+                );
+                self.publisher.last_error =
+                    Some("the server still has a live connection of this device; retrying".into());
+                return;
+            }
+            log::warn!("{e}; retrying in {wait:.1} s");
+            self.publisher.last_error = Some(e.to_string());
+            return;
+        }
         match e {
             ClientError::Refused { .. } | ClientError::Protocol(_) => {
                 log::warn!("reconnect failed: {e}; retrying in {wait:.1} s")

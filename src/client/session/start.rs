@@ -31,6 +31,12 @@ use std::time::Instant;
 /// stops the client instead of pushing deletions.
 const EMPTIED_THRESHOLD: usize = crate::client::schedule::removal::HOLD_MIN;
 
+/// How long a `--once` run keeps retrying a Resume refused `DeviceInUse`
+/// (PROTOCOL.md) before it exits with the error: well past the
+/// server's probe (at most 3.5 s, R-4.6.14), so only a device really in
+/// use elsewhere ends a run.
+pub const ONCE_IN_USE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Runs the client until `shutdown` is set (or, with `once`, until both sides
 /// agree). `on_new_user` receives the ID of a user this run created, once its
 /// folder is uploaded.
@@ -136,7 +142,12 @@ fn run_in(
             (Ok(Some((conn, identity))), _) => (Some(conn), identity, None),
             (Ok(None), _) => return Ok(()),
             (Err(e), Some(id)) if !config.once && e.is_retryable_connect() => {
-                log::warn!("{e}; retrying in the background");
+                if let ClientError::DeviceInUse { .. } = e {
+                    // Said loudly only if it lasts (`Session::connect_failed`).
+                    log::info!("the server still has a live connection of this device; retrying");
+                } else {
+                    log::warn!("{e}; retrying in the background");
+                }
                 (None, id, Some(e))
             }
             (Err(e), _) => return Err(copy_refused(e, copy, config, &root)),
@@ -180,6 +191,7 @@ fn run_in(
         publisher,
         conn,
         pings: HashSet::new(),
+        in_use_refusals: 0,
         push: PushState::default(),
         pull: PullState::new(),
         timers: Timers::new(now, config.pull_every),
@@ -331,7 +343,11 @@ pub(super) fn identity_after(welcome: &KeyWelcome, previous: Option<Secret>) -> 
 /// [`greet`], again with growing waits (the reconnection backoff,
 /// 0.5 s doubling to 30 s) while the server answers `WrongShard` or
 /// `Moving` (PROTOCOL.md §16.2, R-16.2.3): the user is between shards and
-/// will be served again; nothing in the folder is touched meanwhile.
+/// will be served again; nothing in the folder is touched meanwhile. A
+/// `--once` run also waits out `DeviceInUse`, for at most
+/// [`ONCE_IN_USE_WAIT`]: a restart usually races its own old connection,
+/// which the server frees within seconds; past that it stops with the
+/// error (a running client retries in the background instead).
 /// `Ok(None)` when `shutdown` is set while waiting.
 ///
 /// # Errors
@@ -346,6 +362,7 @@ fn greet_retrying(
     use crate::protocol::ErrorCode;
     use std::sync::atomic::Ordering;
     let mut wait = BACKOFF_MIN;
+    let started = Instant::now();
     loop {
         match greet(config, hello, stored) {
             Err(ClientError::Refused {
@@ -356,17 +373,22 @@ fn greet_retrying(
                     "the server refused for now ({code:?}: {message}); retrying in {:.1} s",
                     wait.as_secs_f64()
                 );
-                let until = Instant::now() + wait;
-                while Instant::now() < until {
-                    if shutdown.load(Ordering::Relaxed) {
-                        return Ok(None);
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                wait = (wait * 2).min(BACKOFF_MAX);
+            }
+            Err(e @ ClientError::DeviceInUse { .. })
+                if config.once && started.elapsed() + wait < ONCE_IN_USE_WAIT =>
+            {
+                log::info!("{e}; retrying in {:.1} s", wait.as_secs_f64());
             }
             other => return other.map(Some),
         }
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if shutdown.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        wait = (wait * 2).min(BACKOFF_MAX);
     }
 }
 
@@ -393,7 +415,7 @@ fn greet(
         HelloMode::NewClient => {
             log::info!("joined the user as device {}; downloading", identity.client)
         }
-        HelloMode::Resume => log::info!(
+        HelloMode::Resume | HelloMode::Visit => log::info!(
             "resumed as device {} (server at {})",
             identity.client,
             welcome.head

@@ -9,7 +9,7 @@ use crate::protocol::UserId;
 use crate::protocol::{
     ClientId, ErrorCode, Hello, HelloMode, KeyWelcome, Message, Secret, Welcome,
 };
-use crate::server::bus::{ConnRef, Credential, FromActor};
+use crate::server::bus::{ConnRef, Credential, FromActor, InUse};
 use crate::server::devices::{self, DeviceBook, DevicesError, KeyCheck};
 use crate::server::events::ServerEvent;
 use crate::server::limiter;
@@ -106,6 +106,39 @@ fn storage(paths: &DataPaths, user: &UserId, e: &DevicesError) -> Refusal {
 /// The text of `WrongShard` for a user whose tag names another shard.
 const WRONG_SHARD: &str = "this server does not hold this user (its tag names another shard)";
 
+/// A handshake as the reactor routed it ([`ToActor::Hello`]'s fields).
+///
+/// [`ToActor::Hello`]: crate::server::bus::ToActor::Hello
+pub(super) struct HelloRequest {
+    /// The Hello's request ID.
+    pub request_id: u32,
+    /// The handshake.
+    pub hello: Hello,
+    /// The KeyHello's secret and name.
+    pub credential: Option<Credential>,
+    /// The guess limiter's wait for the address (R-2.2.4).
+    pub limited: Option<Duration>,
+    /// The device's other live connection, which answered its probe
+    /// (R-4.6.13).
+    pub in_use: Option<InUse>,
+}
+
+/// The refusal of a Resume whose device has another live connection
+/// (R-4.6.13). Sent only after the key matched, so it tells the key's
+/// owner where its own device is connected from, and nothing else.
+fn device_in_use(client: ClientId, other: InUse) -> Refusal {
+    let since = chrono::DateTime::<chrono::Utc>::from(other.since).format("%Y-%m-%d %H:%M:%S UTC");
+    Refusal {
+        code: ErrorCode::DeviceInUse,
+        text: Cow::Owned(format!(
+            "device {client} of this user is connected from {} since {since}; one live \
+             connection per device",
+            other.peer
+        )),
+        guess: false,
+    }
+}
+
 impl Actor {
     /// On a shard, a user this server does not hold and whose tag names
     /// another shard (R-16.2.1).
@@ -115,24 +148,26 @@ impl Actor {
             .is_some_and(|n| crate::tls::routing::shard_tag(&self.user) != n)
     }
 
-    pub(super) fn on_hello(
-        &mut self,
-        conn: ConnRef,
-        addr: SocketAddr,
-        request_id: u32,
-        hello: Hello,
-        credential: Option<Credential>,
-        limited: Option<Duration>,
-    ) {
-        self.peers.insert(conn, super::peer::Peer::new(addr));
+    pub(super) fn on_hello(&mut self, conn: ConnRef, addr: SocketAddr, req: HelloRequest) {
+        let HelloRequest {
+            request_id,
+            hello,
+            credential,
+            limited,
+            in_use,
+        } = req;
+        let mut peer = super::peer::Peer::new(addr);
+        peer.visit = hello.mode == HelloMode::Visit;
+        self.peers.insert(conn, peer);
         if let Some(wait) = limited {
-            self.on_limited_hello(conn, request_id, hello, credential, wait);
+            self.on_limited_hello(conn, request_id, hello, credential, wait, in_use);
             return;
         }
         let request = match hello.mode {
             HelloMode::NewUser => "new-user",
             HelloMode::NewClient => "new-client",
             HelloMode::Resume => "resume",
+            HelloMode::Visit => "visit",
         };
         if self.store.is_none() && !self.unknown {
             let create = hello.mode == HelloMode::NewUser;
@@ -162,7 +197,10 @@ impl Actor {
             return;
         }
         let keyed = credential.is_some();
-        let outcome = match self.admit_device(&hello, credential) {
+        let outcome = match self
+            .admit_device(&hello, credential)
+            .and_then(|admitted| self.one_live(conn, &hello, in_use).map(|()| admitted))
+        {
             Ok(admitted) => admitted,
             Err((refusal, client)) => {
                 if let (Some(peer), Some(client)) = (self.peers.get_mut(&conn), client) {
@@ -223,9 +261,10 @@ impl Actor {
         hello: Hello,
         credential: Option<Credential>,
         wait: Duration,
+        in_use: Option<InUse>,
     ) {
         let known = self.store.is_some() || (!self.unknown && self.open_store(false));
-        let admitted = if known && hello.mode == HelloMode::Resume {
+        let admitted = if known && hello.mode.resumes() {
             match self.admit_device(&hello, credential) {
                 Ok((client, None)) => Some(client),
                 // A key is never handed out here: the device had one.
@@ -234,6 +273,20 @@ impl Actor {
         } else {
             None
         };
+        if let Some(client) = admitted {
+            // The key matched: its owner may learn where the device is.
+            if let Err((refusal, _)) = self.one_live(conn, &hello, in_use) {
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.client = Some(client);
+                }
+                self.log(conn, "resume", Err(&refusal.text));
+                self.fail(conn, request_id, refusal.code, &refusal.text);
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.client = None;
+                }
+                return;
+            }
+        }
         let Some(client) = admitted else {
             let text = limiter::refusal_text(wait);
             self.log(conn, "resume", Err(&text));
@@ -260,6 +313,37 @@ impl Actor {
         );
     }
 
+    /// R-4.6.13, checked once the device proved itself: a Resume of a
+    /// device with another live connection is refused `DeviceInUse`. The
+    /// reactor names one that answered its probe (`in_use`); this actor
+    /// also knows the connections it admitted itself, which covers two
+    /// Resumes of one device arriving together (neither Ready yet when the
+    /// reactor looked).
+    fn one_live(
+        &self,
+        conn: ConnRef,
+        hello: &Hello,
+        in_use: Option<InUse>,
+    ) -> Result<(), (Refusal, Option<ClientId>)> {
+        if hello.mode != HelloMode::Resume {
+            return Ok(());
+        }
+        let client = hello.client_id;
+        let other = in_use.or_else(|| {
+            self.peers
+                .iter()
+                .find(|(c, p)| **c != conn && p.client == Some(client) && !p.close && !p.visit)
+                .map(|(_, p)| InUse {
+                    peer: p.addr,
+                    since: p.since,
+                })
+        });
+        match other {
+            Some(other) => Err((device_in_use(client, other), Some(client))),
+            None => Ok(()),
+        }
+    }
+
     /// Decides a handshake on the user's open store: the device's ID and
     /// the key to hand it (if any), or why it is refused (with the device
     /// ID when one was named, for the log).
@@ -280,7 +364,7 @@ impl Actor {
             return Err((STORAGE, None));
         };
         let now = devices::unix_now();
-        if hello.mode == HelloMode::Resume {
+        if hello.mode.resumes() {
             let client = hello.client_id;
             if !store.has_client(client) {
                 return Err((UNKNOWN_CLIENT, None));
@@ -295,6 +379,10 @@ impl Actor {
                 }
                 (KeyCheck::Mismatch, true) => return Err((BAD_KEY, Some(client))),
                 (KeyCheck::Keyless, false) => None,
+                // A Visit is given no key: the device's client asks for it.
+                (KeyCheck::Keyless, true) if secret.is_none() && hello.mode == HelloMode::Visit => {
+                    None
+                }
                 // A keyless device's first KeyHello (zero secret) gets a key.
                 (KeyCheck::Keyless, true) if secret.is_none() => {
                     let key = Secret::random();

@@ -225,7 +225,18 @@ impl Actor {
                 hello,
                 credential,
                 limited,
-            } => self.on_hello(conn, peer, request_id, hello, credential, limited),
+                in_use,
+            } => self.on_hello(
+                conn,
+                peer,
+                handshake::HelloRequest {
+                    request_id,
+                    hello,
+                    credential,
+                    limited,
+                    in_use,
+                },
+            ),
             ToActor::Request { conn, frame, cost } => {
                 let Some(peer) = self.peers.get_mut(&conn) else {
                     return;

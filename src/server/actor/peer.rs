@@ -111,6 +111,12 @@ pub struct Peer {
     pub bulk: usize,
     /// Close after sending `out`.
     pub close: bool,
+    /// When the actor first saw the connection (its Hello, or its
+    /// adoption): what Error `DeviceInUse` tells.
+    pub since: std::time::SystemTime,
+    /// The handshake was a Visit: not the device's live
+    /// connection.
+    pub visit: bool,
 }
 
 impl Peer {
@@ -128,6 +134,8 @@ impl Peer {
             out: Vec::new(),
             bulk: 0,
             close: false,
+            since: std::time::SystemTime::now(),
+            visit: false,
         }
     }
 

@@ -27,10 +27,11 @@ use std::time::Duration;
 /// Request kinds as `connectionLog.txt` names them (`request=`), in the
 /// order README "connectionLog.txt" lists them (a unit test compares);
 /// anything else is counted as `other`.
-pub const REQUESTS: [&str; 23] = [
+pub const REQUESTS: [&str; 24] = [
     "new-user",
     "new-client",
     "resume",
+    "visit",
     "hello",
     "pull",
     "ack",
@@ -58,7 +59,7 @@ pub const PHASES: [&str; 4] = ["await_hello", "joining", "ready", "closing"];
 
 /// Label values of `cloudservice_errors_sent_total{code}`, in
 /// [`code_index`] order.
-pub const ERROR_CODES: [&str; 20] = [
+pub const ERROR_CODES: [&str; 21] = [
     "BadFrame",
     "BadPath",
     "WrongPhase",
@@ -78,6 +79,7 @@ pub const ERROR_CODES: [&str; 20] = [
     "WrongShard",
     "Moving",
     "TooManyAttempts",
+    "DeviceInUse",
     "Unknown",
 ];
 
@@ -283,7 +285,12 @@ impl Metrics {
         if let Some(pair) = self.requests.get(index) {
             pair[usize::from(!ok)].inc();
         }
-        if !ok && matches!(request, "hello" | "new-user" | "new-client" | "resume") {
+        if !ok
+            && matches!(
+                request,
+                "hello" | "new-user" | "new-client" | "resume" | "visit"
+            )
+        {
             self.handshake_failures.inc();
         }
         if request == "connect" {
@@ -346,7 +353,8 @@ fn code_index(code: ErrorCode) -> usize {
         ErrorCode::WrongShard => 16,
         ErrorCode::Moving => 17,
         ErrorCode::TooManyAttempts => 18,
-        ErrorCode::Unknown(_) => 19,
+        ErrorCode::DeviceInUse => 19,
+        ErrorCode::Unknown(_) => 20,
     }
 }
 

@@ -2,11 +2,12 @@
 //! ([`legality::judge`]) → the handshake, an answer given here, or a request
 //! charged to the connection's inbound window and routed to the user's actor.
 
+use super::probe::Pending;
 use super::Reactor;
 use crate::protocol::{
     ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status, UserId,
 };
-use crate::server::bus::{ConnRef, Credential, ToActor};
+use crate::server::bus::{ConnRef, Credential, InUse, ToActor};
 use crate::server::connection::Phase;
 use crate::server::flow;
 use crate::server::legality::{self, Stage, Verdict};
@@ -41,6 +42,7 @@ impl Reactor {
                 }
                 Ok(n) => {
                     metrics().received_bytes.inc_by(n as u64);
+                    conn.last_read = Instant::now();
                     if !self.ingest(key, &buf[..n]) {
                         break;
                     }
@@ -175,7 +177,8 @@ impl Reactor {
             return;
         };
         let stage = match conn.phase {
-            Phase::Closing { .. } => return,
+            // A held Resume's connection is not read (`probe.rs`).
+            Phase::Closing { .. } | Phase::Held { .. } => return,
             Phase::AwaitHello { .. } => Stage::AwaitHello,
             Phase::Joining { .. } | Phase::Ready { .. } => Stage::Attached,
         };
@@ -222,6 +225,18 @@ impl Reactor {
         // replies are queued ahead), so an answer given here keeps request
         // order (§3.4). Otherwise the actor queues it behind them.
         let settled = conn.flow.settled();
+        if conn.visit
+            && matches!(
+                frame.message,
+                Message::Pull { .. } | Message::PullModes { .. } | Message::Ack { .. }
+            )
+        {
+            // a Visit connection never moves the device's cursor.
+            let text = "Pull, PullModes and Ack are not legal on a Visit connection";
+            self.record(key, "frame", Err(text));
+            self.fail(key, rid, ErrorCode::WrongPhase, text);
+            return;
+        }
         match (conn.phase, &frame.message) {
             (Phase::Ready { .. }, Message::Ping) if settled => {
                 conn.queue_frame(&Frame::new(rid, Message::Pong));
@@ -301,7 +316,7 @@ impl Reactor {
         let mut limited = None;
         let user = match hello.mode {
             HelloMode::NewUser => user_ids::mint_for(self.config.shard),
-            HelloMode::NewClient | HelloMode::Resume => {
+            HelloMode::NewClient | HelloMode::Resume | HelloMode::Visit => {
                 let now = Instant::now();
                 let wait = self.limiter.retry_after(peer.ip(), now);
                 if hello.user_id == UserId::NONE {
@@ -313,7 +328,7 @@ impl Reactor {
                 // a refused address is answered TooManyAttempts
                 // without a lookup, except a device proving itself with a
                 // non-zero device key; its actor admits it only on a match.
-                let keyed = hello.mode == HelloMode::Resume
+                let keyed = hello.mode.resumes()
                     && credential.as_ref().is_some_and(|c| !c.secret.is_none());
                 if let (Some(wait), false) = (wait, keyed) {
                     let text = limiter::refusal_text(wait);
@@ -325,19 +340,52 @@ impl Reactor {
                 hello.user_id
             }
         };
-        let msg = ToActor::Hello {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.visit = hello.mode == HelloMode::Visit;
+        }
+        let pending = Pending {
             conn: ConnRef { key, generation },
-            peer,
-            request_id: rid,
+            rid,
+            user,
             hello,
             credential,
             limited,
         };
-        if !self.route(key, rid, user, msg) {
+        // a Resume of a device with a live connection waits for
+        // the probe of that connection (`probe.rs`).
+        let pending = if pending.hello.mode == HelloMode::Resume {
+            match self.hold_if_in_use(key, pending) {
+                Some(pending) => pending,
+                None => return,
+            }
+        } else {
+            pending
+        };
+        self.route_hello(key, pending, None);
+    }
+
+    /// Routes a handshake to its user's actor and attaches the connection.
+    /// `in_use`: the device's other live connection, which answered its
+    /// probe.
+    pub(super) fn route_hello(&mut self, key: usize, p: Pending, in_use: Option<InUse>) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let peer = conn.peer;
+        let msg = ToActor::Hello {
+            conn: p.conn,
+            peer,
+            request_id: p.rid,
+            hello: p.hello,
+            credential: p.credential,
+            limited: p.limited,
+            in_use,
+        };
+        let user = p.user;
+        if !self.route(key, p.rid, user, msg) {
             return;
         }
-        self.registry
-            .attach(user, ConnRef { key, generation }, peer);
+        self.registry.attach(user, p.conn, peer);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.phase = Phase::Joining { user };
             conn.attached = Some(user);
