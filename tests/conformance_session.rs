@@ -459,9 +459,10 @@ fn r_3_5_3_no_per_user_connection_limit() {
     let server = Server::start();
     let (_, user, _) = Raw::new_user(server.addr);
     let mut held = Vec::new();
+    // Visits: a device has one live Resume connection.
     for _ in 0..300 {
         let mut c = Raw::connect(server.addr);
-        c.send(&hello(1, 3, user, 1));
+        c.send(&hello(1, 4, user, 1));
         c.expect(WELCOME, 1);
         held.push(c);
     }
@@ -470,8 +471,9 @@ fn r_3_5_3_no_per_user_connection_limit() {
     }
 }
 
-/// One client ID on two connections at once: both are accepted, each has
-/// its own replies, and a push on one notifies the other.
+/// One client ID on three connections at once (its live one and two
+/// Visits): all are accepted, each has its own replies, and a push on one
+/// notifies the others.
 #[test]
 fn r_3_5_4_one_client_may_hold_several_connections() {
     let server = Server::start();

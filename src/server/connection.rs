@@ -104,6 +104,9 @@ pub struct Connection {
     /// The handshake was a Visit (PROTOCOL.md ): not the device's
     /// live connection, and never a Pull, PullModes or Ack.
     pub visit: bool,
+    /// When queued bytes last reached the socket: a probe queued behind a
+    /// download is still on its way while this moves (`reactor/probe.rs`).
+    pub last_write: Instant,
     /// When a probe `Ping` was queued on this connection, while a new
     /// Resume of its device waits for the answer.
     pub probed: Option<Instant>,
@@ -127,6 +130,7 @@ impl Connection {
             last_ack: None,
             since: SystemTime::now(),
             last_read: Instant::now(),
+            last_write: Instant::now(),
             probed: None,
             visit: false,
             out: VecDeque::new(),
@@ -174,6 +178,7 @@ impl Connection {
                     metrics().sent_bytes.inc_by(n as u64);
                     // Bytes moved: a download being read is not idle.
                     self.last_seen = Instant::now();
+                    self.last_write = self.last_seen;
                     front.sent += n;
                     self.flow.wrote(n);
                     if front.sent == front.bytes.len() {

@@ -40,16 +40,20 @@ class Ctx:
         return Conn(self.server.port, label, rcvbuf, self.trust,
                     self.user_id if user is None else user)
 
-    def resume(self, label: str, client_id: int, rcvbuf: int | None = None) -> Conn:
+    def resume(self, label: str, client_id: int, rcvbuf: int | None = None,
+               visit: bool = False) -> Conn:
         """Resume as `client_id`: with its device key (KeyHello, §4.6) once
-        it has one, else with a plain Hello (§4.1)."""
+        it has one, else with a plain Hello (§4.1). With `visit`, as a
+        Visit (R-4.6.15): beside the device's live connection, which a
+        second Resume would probe (R-4.6.13, R-4.6.14); no Pull or Ack."""
         conn = self.connect(label, rcvbuf)
         key = self.keys.get(client_id)
+        mode = wire.VISIT if visit else wire.RESUME
         if key is None:
-            frm, value = conn.hello(wire.RESUME, self.user_id, client_id)
+            frm, value = conn.hello(mode, self.user_id, client_id)
             want = wire.WELCOME
         else:
-            frm, value = conn.key_hello(wire.RESUME, self.user_id, client_id, key)
+            frm, value = conn.key_hello(mode, self.user_id, client_id, key)
             want = wire.KEY_WELCOME
         expect(frm.kind == want, "§4.6 R-4.6.2", f"Resume of client {client_id} "
                f"answered by {frm.name()} {value!r}")

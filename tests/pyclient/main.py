@@ -66,6 +66,9 @@ def scenario(ctx: Ctx) -> None:
     scen_ping.run(ctx)
     scen_errors.run(ctx)
     ctx.check_mirror("everything")
+    # Devices 1 and 2 resume again below: one live connection each.
+    a.close()
+    b.close()
     scen_modes.run(ctx)
     scen_keys.run(ctx, 4)
     scen_end.handshake_timeouts(ctx, silent, opened)

@@ -95,8 +95,8 @@ def handshake_timeouts(ctx: Ctx, conns: list[Conn], opened: float) -> None:
 
 
 def shutdown(ctx: Ctx) -> None:
-    ready = ctx.resume("ready-at-shutdown", 1)
-    uploading = ctx.resume("uploading-at-shutdown", 2)
+    ready = ctx.resume("ready-at-shutdown", 1, visit=True)
+    uploading = ctx.resume("uploading-at-shutdown", 2, visit=True)
     data = b"never complete"
     uploading.send(wire.file_begin(1000, 0, len(data), blake3.blake3(data).digest(),
                                    "half-upload.txt")

@@ -80,7 +80,7 @@ class Closer:
         Error `code` with request ID `rid`, a close, and no marker stored."""
         self.n += 1
         marker = f"after-bad-{self.n}"
-        conn = self.ctx.resume("err", 1) if hello else self.ctx.connect("err")
+        conn = self.ctx.resume("err", 1, visit=True) if hello else self.ctx.connect("err")
         conn.send(data + wire.make_dir(7, marker))
         try:
             frm, value = conn.reply()
@@ -165,7 +165,7 @@ def bad_payloads(closer: Closer) -> None:
     closer.case("MakeDir path_len beyond the payload",
                 wire.frame(wire.MAKE_DIR, RID, b"\x00\x09abc"), bad_frame, RID)
     hello_ok = wire.hello(RID, wire.RESUME, closer.ctx.user_id, 1)
-    closer.case("Hello mode 4", hello_ok[:12] + b"\x04" + hello_ok[13:], bad_frame, RID,
+    closer.case("Hello mode 5", hello_ok[:12] + b"\x05" + hello_ok[13:], bad_frame, RID,
                 hello=False)
     closer.case("Hello reserved byte set", hello_ok[:13] + b"\x01" + hello_ok[14:],
                 bad_frame, RID, hello=False)
@@ -210,7 +210,7 @@ def out_of_phase(closer: Closer) -> None:
 def legal_edges(ctx: Ctx) -> None:
     """§6.1 limits are inclusive: these must be stored (a 4,096-byte path,
     64 components, a 255-byte component, C1 controls)."""
-    conn = ctx.resume("edges", 1)
+    conn = ctx.resume("edges", 1, visit=True)
     upload(ctx, conn, "/".join(["e"] * 64), b"64 components\n")
     upload(ctx, conn, "n" * 255, b"a 255-byte name\n")
     upload(ctx, conn, "c1\u0085\u009f.txt", b"C1 controls are allowed\n")

@@ -107,7 +107,7 @@ def remove_dirs(ctx: Ctx, a: Conn, b: Conn) -> None:
 def second_connection(ctx: Ctx, a: Conn) -> None:
     """R-3.5.4: one client ID on two connections is one device: each gets
     the other's Notify, and its pushes on either count as its own (R-7.2.2)."""
-    a2 = ctx.resume("A-second-connection", 1)
+    a2 = ctx.resume("A-second-connection", 1, visit=True)
     v1 = upload(ctx, a, "own/x.txt", b"x1\n")
     upload(ctx, a, "own/x.txt", b"x2\n", base=v1)
     notes = a2.drain_notifies(10.0, until=ctx.head)

@@ -19,7 +19,9 @@ SIZE = 6 * 1024 * 1024
 def pipelined_order(ctx: Ctx) -> None:
     """R-3.4.5, R-3.4.8: Fetch + MakeDir + Ping + Pull in one write: the
     fetch reply whole, then the PushAck, then the Pong, then the batches."""
-    conn = ctx.resume("pipelined-order", 1)
+    # Client 3 (joined, then closed): a Pull needs a live Resume, and
+    # client 1's is held open by the scenario (R-4.6.13).
+    conn = ctx.resume("pipelined-order", 3)
     rids = [conn.next_rid() for _ in range(4)]
     conn.send(wire.fetch(rids[0], 0, "large/six.bin") + wire.make_dir(rids[1], "pong-order")
               + wire.frame(wire.PING, rids[2]) + wire.pull(rids[3], ctx.head))
@@ -42,11 +44,11 @@ def pipelined_order(ctx: Ctx) -> None:
 
 
 def run(ctx: Ctx) -> None:
-    up = ctx.resume("uploader", 1)
+    up = ctx.resume("uploader", 1, visit=True)
     data = random.Random(6).randbytes(SIZE)
     upload(ctx, up, "large/six.bin", data, chunk=wire.CHUNK_SIZE)
     up.close()
-    slow = ctx.resume("slow-reader", 2, rcvbuf=32768)
+    slow = ctx.resume("slow-reader", 2, rcvbuf=32768, visit=True)
     fetch_rid, ping_rid = slow.next_rid(), slow.next_rid()
     slow.send(wire.fetch(fetch_rid, 0, "large/six.bin"))
     frm, value = slow.reply()

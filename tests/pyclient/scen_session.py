@@ -88,7 +88,9 @@ def refusals(ctx: Ctx) -> None:
 def pipelined_hello(ctx: Ctx) -> None:
     """Hello and Pull in one write: Welcome, then the pull reply (§4.1)."""
     conn = ctx.connect("pipelined-hello")
-    conn.send(wire.hello(1, wire.RESUME, ctx.user_id, 1) + wire.pull(2, ctx.head))
+    # Client 3 (joined, then closed): client 1's live connection is held
+    # open by the scenario, and a second Resume of it would probe it (R-4.6.13).
+    conn.send(wire.hello(1, wire.RESUME, ctx.user_id, 3) + wire.pull(2, ctx.head))
     frm, _ = conn.reply()
     expect(frm.kind == wire.WELCOME and frm.rid == 1, "§4.1 R-4.1.5", f"got {frm.name()} first")
     head, full, entries = conn.read_pull_reply(2)

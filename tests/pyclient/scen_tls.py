@@ -79,8 +79,8 @@ def pinning(ctx: Ctx, scratch: str) -> None:
         trust = tlslayer.Trust(os.path.join(scratch, f"pinned-{i}"),
                                tlslayer.parse_fingerprint(spelled))
         conn = Conn(ctx.server.port, "pinned", trust=trust, sni_user=ctx.user_id)
-        frm, value = conn.hello(wire.RESUME, ctx.user_id, 1)
-        expect(frm.kind == wire.WELCOME, "§12.2 R-12.2.3", f"pinned Resume: {frm.name()}")
+        frm, value = conn.hello(wire.VISIT, ctx.user_id, 1)
+        expect(frm.kind == wire.WELCOME, "§12.2 R-12.2.3", f"pinned Visit: {frm.name()}")
         conn.close()
     wrong = bytearray(bytes.fromhex(fp))
     wrong[0] ^= 0x80

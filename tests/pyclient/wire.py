@@ -52,6 +52,9 @@ SERVER_KINDS = {WELCOME, KEY_WELCOME, PONG, ERROR, CHANGE_BATCH, NOTIFY, FILE_BE
 
 # §4.1 Hello modes.
 NEW_USER, NEW_CLIENT, RESUME = 1, 2, 3
+# §4.1, R-4.6.15: a Resume for an errand that does not sync; not the
+# device's one live connection, so it never waits for a probe.
+VISIT = 4
 
 # §4.5 error codes.
 ERROR_NAMES = {

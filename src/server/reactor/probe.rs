@@ -13,9 +13,17 @@
 //!   it sends faster than it is served)           checks the key, then refuses it
 //!                                                with Error DeviceInUse (29)
 //! closed (FIN, RST, a refusal)                 routed as usual
-//! nothing within PROBE_WAIT (3 s)              old closed with Error Timeout,
-//!                                                logged; then routed as usual
+//! nothing within PROBE_WAIT (3 s) of the probe  old closed with Error Timeout,
+//!   or of the last movement of the bytes         logged; then routed as usual
+//!   queued ahead of it
 //! ```
+//!
+//! The probe goes behind whatever the connection has queued (a download:
+//! at most the 2 MiB outbound queue, `flow::OUTBOUND_PAUSE`, plus the
+//! kernel's send buffer). While those bytes move (written to the socket,
+//! or the kernel's unsent count changes) the peer is reading and the Ping
+//! is on its way, so the 3 s count from the last movement; a dead peer
+//! stops taking bytes once the buffers are full.
 //!
 //! The decision is [`judge`], a pure function; the reactor only gathers the
 //! facts and carries the verdict out. A probe already running on the old
@@ -61,6 +69,11 @@ pub(super) struct Held {
     pub pending: Pending,
     /// The device's Ready connection being probed.
     pub old: ConnRef,
+    /// The last time the bytes queued on `old` (the probe among them) were
+    /// seen moving; the probe's time at first.
+    pub moved: Instant,
+    /// The kernel's unsent bytes of `old` when last looked at.
+    pub unsent: u32,
 }
 
 /// What the reactor knows of the probed connection now.
@@ -77,6 +90,9 @@ pub enum OldState {
         /// The reactor stopped reading it (its requests wait at the actor,
         /// or its replies wait for it): it is busy, so alive.
         paused: bool,
+        /// The last time the bytes queued ahead of (and with) the probe
+        /// were seen moving to the peer (at least `probed`).
+        moved: Instant,
     },
 }
 
@@ -102,10 +118,11 @@ pub fn judge(old: OldState, now: Instant) -> Verdict {
             probed,
             last_read,
             paused,
+            moved,
         } => {
             if paused || last_read > probed {
                 Verdict::InUse
-            } else if now.saturating_duration_since(probed) >= PROBE_WAIT {
+            } else if now.saturating_duration_since(moved.max(probed)) >= PROBE_WAIT {
                 Verdict::Silent
             } else {
                 Verdict::Wait
@@ -143,7 +160,12 @@ impl Reactor {
         if let Some(c) = self.conns.get_mut(key) {
             c.phase = Phase::Held { user: pending.user };
         }
-        self.held.push(Held { pending, old });
+        self.held.push(Held {
+            pending,
+            old,
+            moved: now,
+            unsent: 0,
+        });
         None
     }
 
@@ -154,12 +176,13 @@ impl Reactor {
         }
         let held = std::mem::take(&mut self.held);
         let mut decided = Vec::new();
-        for h in held {
+        for mut h in held {
             let Some(key) = self.live(h.pending.conn) else {
                 decided.push(h.old);
                 continue;
             };
-            let state = self.old_state(h.old, h.pending.user, h.pending.hello.client_id);
+            self.note_movement(&mut h, now);
+            let state = self.old_state(&h);
             let verdict = judge(state, now);
             if verdict == Verdict::Wait {
                 self.held.push(h);
@@ -198,8 +221,28 @@ impl Reactor {
         }
     }
 
-    fn old_state(&self, old: ConnRef, user: UserId, client: ClientId) -> OldState {
-        let Some(c) = self.live(old).and_then(|k| self.conns.get(k)) else {
+    /// Records whether the bytes queued on the probed connection moved
+    /// since the last look: written by the reactor, or taken by the peer
+    /// from the kernel's send buffer.
+    fn note_movement(&self, h: &mut Held, now: Instant) {
+        let Some(c) = self.live(h.old).and_then(|k| self.conns.get(k)) else {
+            return;
+        };
+        if c.last_write > h.moved {
+            h.moved = c.last_write;
+        }
+        let unsent = c.transport.unsent_bytes();
+        if unsent != h.unsent {
+            if unsent < h.unsent {
+                h.moved = now;
+            }
+            h.unsent = unsent;
+        }
+    }
+
+    fn old_state(&self, h: &Held) -> OldState {
+        let (user, client) = (h.pending.user, h.pending.hello.client_id);
+        let Some(c) = self.live(h.old).and_then(|k| self.conns.get(k)) else {
             return OldState::Gone;
         };
         match (c.phase, c.probed) {
@@ -208,6 +251,7 @@ impl Reactor {
                     probed,
                     last_read: c.last_read,
                     paused: c.flow.read_paused() || !c.stash.is_empty(),
+                    moved: h.moved,
                 }
             }
             _ => OldState::Gone,
@@ -240,6 +284,13 @@ mod tests {
             probed: ms(1000),
             last_read: ms(read),
             paused,
+            moved: ms(1000),
+        };
+        let draining = |moved: u64| OldState::Open {
+            probed: ms(1000),
+            last_read: ms(500),
+            paused: false,
+            moved: ms(moved),
         };
         let cases = [
             (OldState::Gone, 1000, Verdict::Free),
@@ -253,6 +304,11 @@ mod tests {
             (open(1000, false), 4000, Verdict::Silent),
             (open(500, true), 1000, Verdict::InUse),
             (open(500, true), 9000, Verdict::InUse),
+            // A download ahead of the probe still moving: wait 3 s from
+            // its last movement.
+            (draining(3500), 4000, Verdict::Wait),
+            (draining(3500), 6499, Verdict::Wait),
+            (draining(3500), 6500, Verdict::Silent),
         ];
         for (state, now, want) in cases {
             assert_eq!(judge(state, ms(now)), want, "{state:?} at {now} ms");
@@ -266,7 +322,7 @@ mod tests {
         fn never_closes_a_live_one_nor_waits_forever(read in 0u64..10_000, now in 0u64..20_000, paused: bool) {
             let t0 = Instant::now();
             let probed = t0 + Duration::from_millis(5_000);
-            let state = OldState::Open { probed, last_read: t0 + Duration::from_millis(read), paused };
+            let state = OldState::Open { probed, last_read: t0 + Duration::from_millis(read), paused, moved: probed };
             let at = t0 + Duration::from_millis(now);
             let v = judge(state, at);
             if read > 5_000 || paused {
