@@ -157,7 +157,12 @@ fn r_16_2_2_a_user_on_the_move_is_refused_and_its_connections_closed() {
     let mut a = WireClient::new_user(server.addr);
     let user = a.user;
     a.put("a.txt", b"before", 0).expect("upload");
-    let mut ready = WireClient::resume(server.addr, user, 1);
+    // Another device: device 1 has its live connection in `a`.
+    let second = WireClient::connect(server.addr)
+        .hello(HelloMode::NewClient, user, 0)
+        .expect("join")
+        .client_id;
+    let mut ready = WireClient::resume(server.addr, user, second);
     let (head, _, _) = ready.pull(0);
     // The operator's export marks the user moving (§16.3): open
     // connections get Moving (request ID 0) and close within a second.
