@@ -96,10 +96,13 @@ fn a_clone_running_as_the_same_device_is_refused_and_changes_nothing() {
         said.contains("another copy of this folder is running?"),
         "{said}"
     );
-    let (_, status) = status_text(&dc, false);
+    // The status file follows within its throttle (200 ms).
     assert!(
-        status.contains("in use elsewhere"),
-        "status of the clone: {status}"
+        eventually(Duration::from_secs(5), || status_text(&dc, false)
+            .1
+            .contains("in use elsewhere")),
+        "status of the clone: {}",
+        status_text(&dc, false).1
     );
 
     // The original keeps syncing meanwhile.

@@ -264,7 +264,11 @@ impl Session<'_> {
         let now = Instant::now();
         let in_sync = self.converged() && !self.publisher.pull_failed && !self.holding();
         if in_sync {
-            self.publisher.last_error = None;
+            if self.conn.is_some() {
+                // Disconnected, the reason stays for `status` (a refusal
+                // such as DeviceInUse, R-4.6.16, leaves nothing to do here).
+                self.publisher.last_error = None;
+            }
             let was =
                 self.publisher.last.as_ref().is_some_and(|s| {
                     s.uploads_pending == 0 && s.downloads_pending == 0 && s.connected
