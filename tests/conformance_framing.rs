@@ -147,10 +147,12 @@ fn r_3_3_3_bad_payloads_are_refused_with_their_code() {
         let len = u16::from_be_bytes([f.payload[2], f.payload[3]]) as usize;
         assert_eq!(f.payload.len(), 4 + len, "{what}: Error layout");
     }
-    // Hello mode and reserved bytes: BadFrame as the first frame.
+    // Hello mode and reserved bytes: BadFrame as the first frame (modes
+    // 1 to 4 are defined since Visit, R-4.6.15; 5 and 255 are not).
     for (mode, reserved) in [
         (0u8, [0u8; 3]),
-        (4, [0; 3]),
+        (5, [0; 3]),
+        (255, [0; 3]),
         (1, [0, 1, 0]),
         (3, [0, 0, 0x80]),
     ] {
