@@ -62,34 +62,17 @@ NS=csres-s$$
 VC=crc$$
 VS=crs$$
 PIDS=()
+# shellcheck source=benches/netns_link.sh
+. "$HERE/netns_link.sh"
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2> /dev/null; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2> /dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2> /dev/null
-    done
-    # Anything still inside our own namespaces was started by this script.
-    for n in $NC $NS; do
-        for p in $(ip netns pids $n 2> /dev/null); do kill -KILL "$p" 2> /dev/null; done
-        ip netns del $n 2> /dev/null
-    done
+    netns_stop
     rm -rf "$W/run" "$W/big.img"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the link (as benches/wan.sh) ------------------------------------------
-ip netns add $NC && ip netns add $NS || die "ip netns add failed (needs CAP_SYS_ADMIN)"
-ip link add $VC netns $NC type veth peer name $VS netns $NS || die "cannot create a veth pair"
-ip -n $NC addr add 10.77.1.1/24 dev $VC
-ip -n $NS addr add 10.77.1.2/24 dev $VS
-for pair in "$NC $VC" "$NS $VS"; do
-    set -- $pair
-    ip -n $1 link set lo up
-    ip -n $1 link set $2 mtu 1500 up
-    tc -n $1 qdisc add dev $2 root tbf rate $RATE burst $BURST latency 50ms \
-        || die "tc tbf on $2 failed (kernel without sch_tbf?)"
-done
+netns_link 10.77.1
 LINK="$RATE each way (tc tbf, burst $BURST), ${RTT} ms round trip added by the relay, MTU 1500, veth between two network namespaces"
 
 TCK=$(getconf CLK_TCK)
