@@ -158,8 +158,8 @@ fn paths_too_long_with_the_folders_prefix_are_uploaded_or_reported() {
             let reported = listed.iter().any(|e| {
                 e.as_str().is_some_and(|e| {
                     let path = e.split_once(" (").map_or(e, |(p, _)| p);
-                    let covers = rel == path
-                        || rel.strip_prefix(path).is_some_and(|r| r.starts_with('/'));
+                    let covers =
+                        rel == path || rel.strip_prefix(path).is_some_and(|r| r.starts_with('/'));
                     covers && e.contains("too long")
                 })
             });
