@@ -9,31 +9,13 @@
 
 mod common;
 
-use common::{cli, eventually, new_user, run_once, signal, tree, write, Client, Server, Verbosity};
+use common::copies::{copy_folder, device_of, synced_folder};
+use common::{cli, eventually, run_once, signal, tree, write, Client, Server, Verbosity};
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// The device number in `FOLDER/.cloudservice/identity`.
-fn device_of(folder: &Path) -> u64 {
-    let text = fs::read_to_string(folder.join(".cloudservice/identity")).expect("identity");
-    text.lines()
-        .find_map(|l| l.strip_prefix("client "))
-        .and_then(|n| n.parse().ok())
-        .expect("client line")
-}
-
-fn copy_folder(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("run cp");
-    assert!(status.success());
-}
-
 /// `cloud-client … --once` with the normal log (the copy notice is a warning).
 fn once(port: u16, folder: &Path, user: Option<&str>) -> std::process::Output {
     Client::options(port, folder)
@@ -56,12 +38,8 @@ fn contents(root: &Path) -> Vec<String> {
 fn a_copy_runs_as_a_new_device_and_concurrent_edits_are_both_kept() {
     let server = Server::start();
     let top = tempfile::tempdir().unwrap();
-    let d = top.path().canonicalize().unwrap().join("D");
-    fs::create_dir(&d).unwrap();
-    write(&d, "a.txt", "base\n");
-    write(&d, "b.txt", "unchanged\n");
-    std::thread::sleep(Duration::from_millis(350));
-    let user = new_user(server.port, &d);
+    let files = [("a.txt", "base\n"), ("b.txt", "unchanged\n")];
+    let (d, user) = synced_folder(top.path(), server.port, &files);
     let dc = d.with_file_name("Dc");
     copy_folder(&d, &dc);
     assert_eq!(device_of(&d), device_of(&dc), "cp -a copies the identity");
@@ -142,11 +120,7 @@ fn a_copy_runs_as_a_new_device_and_concurrent_edits_are_both_kept() {
 fn a_copy_of_a_user_with_a_join_code_stops_with_one_line_and_changes_nothing() {
     let server = Server::start();
     let top = tempfile::tempdir().unwrap();
-    let d = top.path().canonicalize().unwrap().join("D");
-    fs::create_dir(&d).unwrap();
-    write(&d, "a.txt", "base\n");
-    std::thread::sleep(Duration::from_millis(350));
-    let user = new_user(server.port, &d);
+    let (d, user) = synced_folder(top.path(), server.port, &[("a.txt", "base\n")]);
     let out = server.admin("rotate-join", &[&user]);
     let code = out
         .split_whitespace()
@@ -212,11 +186,7 @@ fn a_copy_of_a_user_with_a_join_code_stops_with_one_line_and_changes_nothing() {
 fn a_folder_moved_within_its_file_system_keeps_its_device() {
     let server = Server::start();
     let top = tempfile::tempdir().unwrap();
-    let d = top.path().canonicalize().unwrap().join("D");
-    fs::create_dir(&d).unwrap();
-    write(&d, "a.txt", "base\n");
-    std::thread::sleep(Duration::from_millis(350));
-    let user = new_user(server.port, &d);
+    let (d, user) = synced_folder(top.path(), server.port, &[("a.txt", "base\n")]);
     let device = device_of(&d);
     let moved = d.with_file_name("Moved");
     fs::rename(&d, &moved).unwrap();

@@ -10,11 +10,11 @@
 
 mod common;
 
-use common::{cli, eventually, new_user, status_text, tree, write, Client, Server, Verbosity};
+use common::copies::{copy_folder, synced_folder};
+use common::{cli, eventually, status_text, tree, write, Client, Server, Verbosity};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// `FOLDER/.cloudservice/origin` as the clone of a machine would hold it:
@@ -53,15 +53,10 @@ fn files(root: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
 fn a_clone_running_as_the_same_device_is_refused_and_changes_nothing() {
     let server = Server::start();
     let top = tempfile::tempdir().unwrap();
-    let d = top.path().canonicalize().unwrap().join("D");
-    fs::create_dir(&d).unwrap();
-    write(&d, "a.txt", "base\n");
-    write(&d, "b.txt", "unchanged\n");
-    std::thread::sleep(Duration::from_millis(350));
-    let user = new_user(server.port, &d);
+    let files = [("a.txt", "base\n"), ("b.txt", "unchanged\n")];
+    let (d, user) = synced_folder(top.path(), server.port, &files);
     let dc = d.with_file_name("Dc");
-    let status = Command::new("cp").arg("-a").arg(&d).arg(&dc).status();
-    assert!(status.expect("run cp").success());
+    copy_folder(&d, &dc);
     make_it_a_clone(&dc);
     // The clone has its own edits, which must go nowhere.
     write(&dc, "a.txt", "edited on the clone\n");

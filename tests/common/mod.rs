@@ -23,6 +23,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod copies;
 pub mod devices;
 pub mod procs;
 pub mod raw;
