@@ -249,17 +249,22 @@ impl<'a> ByteSource<'a> {
         WirePath::new(&parts.join("/")).ok()
     }
 
+    /// One of the four Hello modes (§4.1), for Hello and KeyHello alike.
+    fn hello_mode(&mut self) -> HelloMode {
+        [
+            HelloMode::NewUser,
+            HelloMode::NewClient,
+            HelloMode::Resume,
+            HelloMode::Visit,
+        ][usize::from(self.u8() % 4)]
+    }
+
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
         Some(match self.u8() % 38 {
             0 => Message::Hello(Hello {
-                mode: [
-                    HelloMode::NewUser,
-                    HelloMode::NewClient,
-                    HelloMode::Resume,
-                    HelloMode::Visit,
-                ][usize::from(self.u8() % 4)],
+                mode: self.hello_mode(),
                 user_id: UserId(self.array()),
                 client_id: self.u64(),
             }),
@@ -371,12 +376,7 @@ impl<'a> ByteSource<'a> {
                 path: self.path()?,
             }),
             30 => Message::KeyHello(KeyHello {
-                mode: [
-                    HelloMode::NewUser,
-                    HelloMode::NewClient,
-                    HelloMode::Resume,
-                    HelloMode::Visit,
-                ][usize::from(self.u8() % 4)],
+                mode: self.hello_mode(),
                 user_id: UserId(self.array()),
                 client_id: self.u64(),
                 secret: Secret(self.array()),
