@@ -53,8 +53,8 @@ fn files(root: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
 fn a_clone_running_as_the_same_device_is_refused_and_changes_nothing() {
     let server = Server::start();
     let top = tempfile::tempdir().unwrap();
-    let files = [("a.txt", "base\n"), ("b.txt", "unchanged\n")];
-    let (d, user) = synced_folder(top.path(), server.port, &files);
+    let start = [("a.txt", "base\n"), ("b.txt", "unchanged\n")];
+    let (d, user) = synced_folder(top.path(), server.port, &start);
     let dc = d.with_file_name("Dc");
     copy_folder(&d, &dc);
     make_it_a_clone(&dc);
