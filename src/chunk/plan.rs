@@ -40,7 +40,7 @@ impl fmt::Display for AssemblyError {
                 write!(f, "chunk {id}: {got} bytes, manifest says {expected}")
             }
             AssemblyError::HashMismatch(id) => {
-                write!(f, "bytes offered as chunk {id} hash otherwise")
+                write!(f, "chunk {id}: the bytes do not hash to this ID")
             }
         }
     }
