@@ -147,7 +147,21 @@ impl Actor {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let build = match store.begin_delta(&upload.header.path, manifest.size, &manifest.hash) {
+        // the files the user's other uploads in progress write are
+        // theirs (two devices uploading one path at once).
+        let live: Vec<&std::path::Path> = self
+            .peers
+            .values()
+            .filter_map(|p| match &p.delta {
+                Some(DeltaUpload {
+                    stage: Stage::Building(b),
+                    ..
+                }) => Some(b.build.at()),
+                _ => None,
+            })
+            .collect();
+        let begun = store.begin_delta(&upload.header.path, manifest.size, &manifest.hash, &live);
+        let build = match begun {
             Ok(build) => build,
             Err(e) => {
                 // the Error takes the place of ChunksNeeded, so the

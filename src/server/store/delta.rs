@@ -8,7 +8,7 @@
 use super::tree::NodeKind;
 use super::upload::StagedFile;
 use super::{StoreError, UserStore};
-use crate::chunk::index::{drop_other_partials, partial_name};
+use crate::chunk::index::{partial_name, partial_prefix};
 use crate::chunk::tree_hash::{TreeHashError, TreeHasher};
 use crate::fsafe;
 use crate::protocol::{ContentHash, WirePath};
@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tempfile::{NamedTempFile, TempPath};
 
 /// A new version being built from chunks, in the user's `partial/` folder
@@ -47,9 +47,14 @@ pub struct DeltaBuild {
 
 impl UserStore {
     /// The file of `size` bytes (zeros until chunks are written) the
-    /// content `hash` of `path` is built in: the partial build an
-    /// interrupted upload of that content left, or a new one. Partial builds
-    /// of other contents of `path` are removed (the path moved on).
+    /// content `hash` of `path` is built in: a partial build of that content
+    /// an interrupted upload left, or a new one. `live` are the
+    /// files the user's other uploads in progress are writing (their
+    /// [`DeltaBuild::at`]): none of them is taken or removed (R-13.5.3: two
+    /// uploads of one path at once, from two devices, each build their
+    /// own), so a second upload of the same content builds under a numbered
+    /// name next to the first. Partial builds of `path` no upload is
+    /// writing, other than the one taken, are removed (the path moved on).
     ///
     /// # Errors
     /// [`StoreError::TempFile`] when it cannot be created or sized.
@@ -58,10 +63,10 @@ impl UserStore {
         path: &WirePath,
         size: u64,
         hash: &ContentHash,
+        live: &[&Path],
     ) -> Result<DeltaBuild, StoreError> {
-        let name = partial_name(path, hash);
-        drop_other_partials(&self.partial_dir, path, &name);
-        let at = self.partial_dir.join(&name);
+        let at = self.free_build_file(path, hash, live);
+        drop_unused_partials(&self.partial_dir, path, &at, live);
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -84,6 +89,27 @@ impl UserStore {
             broken: Cell::new(false),
             resumed: before == size && size > 0,
         })
+    }
+
+    /// Where a build of content `hash` of `path` goes: the content's
+    /// partial name, or `NAME.N` (N = 1, 2, ...) while uploads in progress
+    /// write those; among the names no upload writes, one that exists (an
+    /// interrupted upload's chunks, R-13.5.1) first. At most `live.len()`
+    /// names are busy, so one of the first `live.len() + 1` is free.
+    fn free_build_file(&self, path: &WirePath, hash: &ContentHash, live: &[&Path]) -> PathBuf {
+        let name = partial_name(path, hash);
+        let free: Vec<PathBuf> = (0..=live.len())
+            .map(|n| match n {
+                0 => self.partial_dir.join(&name),
+                n => self.partial_dir.join(format!("{name}.{n}")),
+            })
+            .filter(|at| !live.contains(&at.as_path()))
+            .collect();
+        free.iter()
+            .find(|at| at.exists())
+            .or(free.first())
+            .cloned()
+            .unwrap_or_else(|| self.partial_dir.join(name))
     }
 
     /// Opens the user's file at `path` to read chunks from, if the tree
@@ -119,6 +145,12 @@ impl DeltaBuild {
     /// Whether an interrupted upload of the same content left this file.
     pub fn resumed(&self) -> bool {
         self.resumed
+    }
+
+    /// Where the build is written (what [`UserStore::begin_delta`] is told
+    /// of uploads in progress).
+    pub fn at(&self) -> &Path {
+        self.file.path()
     }
 
     /// The file, to read the chunks a resumed build already holds.
@@ -210,6 +242,24 @@ impl DeltaBuild {
     }
 }
 
+/// Removes from `dir` the partial builds for `path` other than `keep` and
+/// the `live` ones (the path's content moved on: what interrupted uploads
+/// left is no longer wanted; what uploads in progress write is theirs,
+///
+fn drop_unused_partials(dir: &Path, path: &WirePath, keep: &Path, live: &[&Path]) {
+    let prefix = partial_prefix(path);
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in listing.flatten() {
+        let at = entry.path();
+        let ours = entry.file_name().to_string_lossy().starts_with(&prefix);
+        if ours && at != keep && !live.contains(&at.as_path()) {
+            let _ = std::fs::remove_file(at);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{DataPaths, StoreError, UserStore};
@@ -246,7 +296,7 @@ mod tests {
         // Middle piece last: the hole of an edit.
         for order in [[0usize, 1, 3, 4, 2], [4, 3, 2, 1, 0]] {
             let build = store
-                .begin_delta(&path, content.len() as u64, &hash)
+                .begin_delta(&path, content.len() as u64, &hash, &[])
                 .expect("begin");
             for &i in &order {
                 let (a, b) = (cuts[i], cuts[i + 1]);
@@ -261,7 +311,7 @@ mod tests {
         assert_eq!(partials(), 0);
 
         let build = store
-            .begin_delta(&path, content.len() as u64, &hash)
+            .begin_delta(&path, content.len() as u64, &hash, &[])
             .expect("begin");
         let mut wrong = content.clone();
         wrong[3_000_000] ^= 1;
@@ -271,7 +321,7 @@ mod tests {
         assert_eq!(partials(), 0);
 
         let build = store
-            .begin_delta(&path, content.len() as u64, &hash)
+            .begin_delta(&path, content.len() as u64, &hash, &[])
             .expect("begin");
         build.write_at(&content, 0).expect("write");
         build.write_at(&content[10..20], 10).expect("write");
@@ -290,12 +340,12 @@ mod tests {
         let content = crate::chunk::test_bytes(3 * (1 << 20) + 5, 12);
         let hash = ContentHash::of(&content);
         let build = store
-            .begin_delta(&path, content.len() as u64, &hash)
+            .begin_delta(&path, content.len() as u64, &hash, &[])
             .expect("begin");
         build.write_at(&content[..1 << 20], 0).expect("write");
         build.suspend();
         let build = store
-            .begin_delta(&path, content.len() as u64, &hash)
+            .begin_delta(&path, content.len() as u64, &hash, &[])
             .expect("again");
         assert!(build.resumed());
         build
@@ -304,5 +354,81 @@ mod tests {
         assert_eq!(build.read_back_bytes(), 1 << 20);
         let staged = build.finish(hash).expect("the kept block is read back");
         assert_eq!(std::fs::read(&staged.temp).expect("read"), content);
+    }
+
+    /// builds of one path in progress at once, of two contents or
+    /// of the same one, in every order of starting and finishing: each has
+    /// its own file, none is removed by another's start, each is checked
+    /// and staged whole; a later upload of a third content removes only
+    /// what an interrupted upload left, and a resume takes that leftover
+    /// only when no upload in progress writes it.
+    #[test]
+    fn builds_of_one_path_at_once_keep_their_own_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store(dir.path());
+        let path = WirePath::new("big.bin").expect("path");
+        let a = crate::chunk::test_bytes(1 << 20, 21);
+        let b = crate::chunk::test_bytes((1 << 20) + 9, 22);
+        let (ha, hb) = (ContentHash::of(&a), ContentHash::of(&b));
+        for (second, h2) in [(&b, hb), (&a, ha)] {
+            for finish_first in [0, 1] {
+                let one = store
+                    .begin_delta(&path, a.len() as u64, &ha, &[])
+                    .expect("first");
+                one.write_at(&a[..1000], 0).expect("write");
+                let two = store
+                    .begin_delta(&path, second.len() as u64, &h2, &[one.at()])
+                    .expect("second");
+                assert_ne!(one.at(), two.at());
+                assert!(
+                    one.at().exists(),
+                    "the second start removed the first build"
+                );
+                one.write_at(&a[1000..], 1000).expect("write");
+                two.write_at(second, 0).expect("write");
+                let (x, y) = if finish_first == 0 {
+                    let x = one.finish(ha).expect("first whole");
+                    (x, two.finish(h2).expect("second whole"))
+                } else {
+                    let y = two.finish(h2).expect("second whole");
+                    (one.finish(ha).expect("first whole"), y)
+                };
+                assert_eq!(std::fs::read(&x.temp).expect("read"), a);
+                assert_eq!(&std::fs::read(&y.temp).expect("read"), second);
+            }
+        }
+        // Interrupted: A left half its chunks; a resume while another
+        // upload of A's content is writing A's leftover starts a new file.
+        let one = store
+            .begin_delta(&path, a.len() as u64, &ha, &[])
+            .expect("begin");
+        one.write_at(&a[..1 << 19], 0).expect("write");
+        one.suspend();
+        let taker = store
+            .begin_delta(&path, a.len() as u64, &ha, &[])
+            .expect("takes the leftover");
+        assert!(taker.resumed());
+        let again = store
+            .begin_delta(&path, a.len() as u64, &ha, &[taker.at()])
+            .expect("beside it");
+        assert!(!again.resumed());
+        assert!(taker.at().exists() && again.at().exists());
+        again.suspend();
+        // Another content: the leftover `again` goes, `taker` stays.
+        let left = std::fs::read_dir(&store.partial_dir).expect("dir").count();
+        assert_eq!(left, 2);
+        let other = store
+            .begin_delta(&path, b.len() as u64, &hb, &[taker.at()])
+            .expect("other content");
+        let names: Vec<_> = std::fs::read_dir(&store.partial_dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().any(|n| n == taker.at()));
+        assert!(names.iter().any(|n| n == other.at()));
+        taker.write_at(&a[1 << 19..], 1 << 19).expect("write");
+        let staged = taker.finish(ha).expect("resumed build whole");
+        assert_eq!(std::fs::read(&staged.temp).expect("read"), a);
     }
 }
