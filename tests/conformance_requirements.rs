@@ -19,6 +19,12 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-5.4.11",
+        "client",
+        "tests/e2e_copy_edit_delete.rs",
+        "a_copy_edited_then_its_source_removed_sends_about_the_edit",
+    ),
+    (
         "R-4.6.16",
         "client",
         "tests/e2e_device_in_use.rs",

@@ -18,9 +18,16 @@
 //!   a temporary name at the top of the folder (outside anything the plan
 //!   removes): `from -> tmp` first, `tmp -> to` when its turn comes.
 //!
-//! Among operations free to go, the plan's original order is kept (Kahn's
-//! algorithm with a min-heap on the original position), so a plan without
-//! dependencies is sent exactly as planned. Cost: O(n · depth · log n).
+//! Among operations free to go, removals (Delete, RemoveDir) go last and
+//! the plan's original order is kept otherwise (Kahn's algorithm with a
+//! min-heap on (removal, original position)): the server builds an upload
+//! from the chunks of any file the user has (§13.3), so a file deleted in
+//! the same round as an edited copy of it is uploaded from (`cp X Y; edit
+//! Y; rm X`, `mv X Y` seen as a delete and an upload, a directory of such
+//! files) must still be there when the copy goes, or the copy crosses
+//! whole. Only the path rules below make a removal go earlier. A plan
+//! without dependencies and without removals is sent exactly as planned.
+//! Cost: O(n · depth · log n).
 
 use super::ops::Op;
 use crate::protocol::WirePath;
@@ -28,6 +35,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
+
+/// The heap rank of a removal no other operation waits for: sent last.
+const UNNEEDED_REMOVAL: u8 = 2;
 
 /// Orders `ops` by their dependencies. `taken` says whether a path is in use
 /// locally or on the server as far as this device knows (index or disk): a
@@ -164,26 +174,20 @@ impl Graph {
     /// first half through a temporary name.
     fn sort(&mut self, namer: &mut TempNames) -> Vec<Op> {
         let n = self.ops.len();
-        let mut ready: BinaryHeap<Reverse<usize>> = (0..n)
+        let mut ready: BinaryHeap<Reverse<(u8, usize)>> = (0..n)
             .filter(|&i| self.waiting[i] == 0)
-            .map(Reverse)
+            .map(|i| Reverse(self.key(i)))
             .collect();
         let mut out = Vec::with_capacity(n + 1);
         let mut left = n;
         while left > 0 {
-            let Some(Reverse(u)) = ready.pop() else {
-                let Some(r) = self.cycle_breaker() else {
-                    // Not expected (every cycle holds a rename): keep the
-                    // plan's order for the rest; the server then decides
-                    // by its rules, and nothing is lost.
-                    let rest = (0..n).filter(|&i| self.ops[i].is_some());
-                    out.extend(
-                        rest.collect::<Vec<_>>()
-                            .into_iter()
-                            .filter_map(|i| self.ops[i].take()),
-                    );
-                    break;
-                };
+            // Nothing free, or only removals nobody waits for while other
+            // operations wait: those are in a cycle, broken first.
+            let stalled = ready
+                .peek()
+                .is_none_or(|Reverse((rank, _))| *rank == UNNEEDED_REMOVAL && left > ready.len());
+            let breaker = if stalled { self.cycle_breaker() } else { None };
+            if let Some(r) = breaker {
                 let Some(Op::Rename { from, to, base }) = self.ops[r].take() else {
                     break;
                 };
@@ -203,6 +207,18 @@ impl Graph {
                     base,
                 });
                 continue;
+            }
+            let Some(Reverse((_, u))) = ready.pop() else {
+                // Not expected (every cycle holds a rename): keep the
+                // plan's order for the rest; the server then decides by
+                // its rules, and nothing is lost.
+                let rest = (0..n).filter(|&i| self.ops[i].is_some());
+                out.extend(
+                    rest.collect::<Vec<_>>()
+                        .into_iter()
+                        .filter_map(|i| self.ops[i].take()),
+                );
+                break;
             };
             let Some(op) = self.ops[u].take() else {
                 continue;
@@ -216,11 +232,24 @@ impl Graph {
         out
     }
 
-    fn release(&mut self, v: usize, ready: &mut BinaryHeap<Reverse<usize>>) {
+    fn release(&mut self, v: usize, ready: &mut BinaryHeap<Reverse<(u8, usize)>>) {
         self.waiting[v] -= 1;
         if self.waiting[v] == 0 {
-            ready.push(Reverse(v));
+            ready.push(Reverse(self.key(v)));
         }
+    }
+
+    /// The heap's key of operation `i`: removals after everything else
+    /// that is free to go (their files may be the chunk source of an
+    /// upload of the round), those nothing waits for last; then the plan's
+    /// order.
+    fn key(&self, i: usize) -> (u8, usize) {
+        let rank = match &self.ops[i] {
+            Some(op) if op.removes() && self.next[i].is_empty() => UNNEEDED_REMOVAL,
+            Some(op) if op.removes() => 1,
+            _ => 0,
+        };
+        (rank, i)
     }
 
     /// The first waiting rename that others wait for (so moving it out of

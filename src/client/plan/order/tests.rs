@@ -33,13 +33,131 @@ fn nothing_taken(_: &WirePath) -> bool {
 fn a_plan_without_dependencies_keeps_its_order() {
     let ops = vec![
         rename("a", "b"),
+        Op::MakeDir { path: p("d") },
+        upload("e"),
         Op::Delete {
             path: p("c"),
             base: 2,
         },
-        Op::MakeDir { path: p("d") },
     ];
     assert_eq!(order(ops.clone(), &nothing_taken), ops);
+}
+
+fn upload(path: &str) -> Op {
+    let mut stat = crate::client::fsutil::Stat::of(&std::fs::metadata(".").unwrap());
+    stat.size = 100_000;
+    Op::Upload {
+        path: p(path),
+        base: 0,
+        stat,
+        hash: crate::protocol::ContentHash::of(path.as_bytes()),
+    }
+}
+
+fn delete(path: &str) -> Op {
+    Op::Delete {
+        path: p(path),
+        base: 1,
+    }
+}
+
+/// `cp X Y; edit Y; rm X` (and `mv X Y` while editing, seen as a delete
+/// and an upload; a directory of such files): the removals go after the
+/// uploads, so the server still has X's chunks to build Y from (§13.3).
+#[test]
+fn removals_go_after_the_uploads_that_may_use_their_chunks() {
+    let ops = vec![delete("x.bin"), upload("y.bin")];
+    assert_eq!(
+        order(ops, &nothing_taken),
+        vec![upload("y.bin"), delete("x.bin")]
+    );
+    let ops = vec![
+        Op::RemoveDir { path: p("d") },
+        Op::MakeDir { path: p("e") },
+        upload("e/a.bin"),
+        upload("e/b.bin"),
+    ];
+    assert_eq!(
+        order(ops, &nothing_taken),
+        vec![
+            Op::MakeDir { path: p("e") },
+            upload("e/a.bin"),
+            upload("e/b.bin"),
+            Op::RemoveDir { path: p("d") },
+        ]
+    );
+}
+
+/// A removal the path rules need first still goes first: a file replacing
+/// a removed directory, a directory replacing a removed file, a rename
+/// onto a removed path.
+#[test]
+fn a_removal_that_frees_a_path_still_goes_first() {
+    let ops = vec![upload("other"), upload("d"), Op::RemoveDir { path: p("d") }];
+    assert_eq!(
+        order(ops, &nothing_taken),
+        vec![upload("other"), Op::RemoveDir { path: p("d") }, upload("d")]
+    );
+    let ops = vec![upload("f/inner"), delete("f")];
+    assert_eq!(
+        order(ops, &nothing_taken),
+        vec![delete("f"), upload("f/inner")]
+    );
+    let ops = vec![rename("a", "b"), upload("c"), delete("b")];
+    assert_eq!(
+        order(ops, &nothing_taken),
+        vec![upload("c"), delete("b"), rename("a", "b")]
+    );
+}
+
+proptest::proptest! {
+    /// Random plans over a few names: every operation is sent once (renames
+    /// may go in two halves), and a removal no other operation of the plan
+    /// waits for (it frees neither the path another fills nor an ancestor
+    /// or descendant of it, and holds no rename's source) comes after every
+    /// operation that is not a removal.
+    #[test]
+    fn free_removals_come_after_everything_else(
+        picks in proptest::collection::vec((0u8..4, 0usize..6), 1..10)
+    ) {
+        let names = ["a", "b", "a/x", "b/y", "c", "d/z"];
+        let mut seen = std::collections::BTreeSet::new();
+        let mut ops = Vec::new();
+        for (kind, i) in picks {
+            if !seen.insert(names[i]) {
+                continue;
+            }
+            ops.push(match kind {
+                0 => upload(names[i]),
+                1 => delete(names[i]),
+                2 => Op::RemoveDir { path: p(names[i]) },
+                _ => Op::MakeDir { path: p(names[i]) },
+            });
+        }
+        let out = order(ops.clone(), &nothing_taken);
+        proptest::prop_assert_eq!(out.len(), ops.len());
+        for op in &ops {
+            proptest::prop_assert!(out.contains(op));
+        }
+        let related = |a: &WirePath, b: &WirePath| a.is_within(b) || b.is_within(a);
+        let free = |r: &Op| {
+            let freed = r.frees().expect("a removal frees its path");
+            ops.iter()
+                .filter(|o| *o != r)
+                .all(|o| o.occupies().is_none_or(|f| !related(f, freed)))
+        };
+        let last_other = out.iter().rposition(|o| !o.removes());
+        for (at, op) in out.iter().enumerate() {
+            if op.removes() && free(op) {
+                proptest::prop_assert!(
+                    last_other.is_none_or(|l| l < at),
+                    "{:?} sent before other operations: {:?}",
+                    op,
+                    out
+                );
+            }
+        }
+    }
 }
 
 #[test]
