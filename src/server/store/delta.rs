@@ -79,6 +79,12 @@ impl UserStore {
         let temp = TempPath::try_from_path(at).map_err(StoreError::TempFile)?;
         let file = NamedTempFile::from_parts(file, temp);
         let before = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+        let resumed = before == size && size > 0;
+        if !resumed && before > 0 {
+            // Not a leftover of this content after all (damaged): its bytes
+            // go, so that every byte of a new build is zero until written.
+            file.as_file().set_len(0).map_err(StoreError::TempFile)?;
+        }
         file.as_file().set_len(size).map_err(StoreError::TempFile)?;
         Ok(DeltaBuild {
             file,
@@ -87,7 +93,7 @@ impl UserStore {
             durable: self.durable,
             hasher: RefCell::new(TreeHasher::new(size)),
             broken: Cell::new(false),
-            resumed: before == size && size > 0,
+            resumed,
         })
     }
 
@@ -172,6 +178,16 @@ impl DeltaBuild {
     /// [`StoreError::Write`]: the build is broken and must be dropped
     /// ([`DeltaBuild::finish`] refuses it too).
     pub fn write_at(&self, data: &[u8], offset: u64) -> Result<(), StoreError> {
+        // A new build is one hole of `size` bytes (set_len), all zeros: a
+        // chunk of zeros is left unwritten there, so a sparse file stays
+        // sparse on the server (a 1 GiB file holding 4 KiB of data takes
+        // about that on disk, not 1 GiB). The hash still takes the zeros.
+        // A resumed build's bytes are not known to be zero: written.
+        let hole = !self.resumed && data.iter().all(|&b| b == 0);
+        if hole {
+            self.hasher.borrow_mut().write(offset, data);
+            return Ok(());
+        }
         if let Err(source) = self.file.as_file().write_all_at(data, offset) {
             self.broken.set(true);
             return Err(StoreError::Write {
@@ -430,5 +446,42 @@ mod tests {
         taker.write_at(&a[1 << 19..], 1 << 19).expect("write");
         let staged = taker.finish(ha).expect("resumed build whole");
         assert_eq!(std::fs::read(&staged.temp).expect("read"), a);
+    }
+
+    /// A sparse file (zeros but for a few KiB) built from chunks is stored
+    /// sparse: the zero chunks are not written, the staged file holds the
+    /// exact bytes, and takes far less disk than its length. A leftover of
+    /// the wrong length under the content's name is emptied first, so its
+    /// bytes never show through an unwritten zero chunk.
+    #[test]
+    fn zero_chunks_of_a_new_build_stay_holes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store(dir.path());
+        let path = WirePath::new("sparse.img").expect("path");
+        let size = 64usize << 20;
+        let mut content = vec![0u8; size];
+        content[(40 << 20)..(40 << 20) + 4096].fill(0xab);
+        let hash = ContentHash::of(&content);
+        let at = store
+            .partial_dir
+            .join(crate::chunk::index::partial_name(&path, &hash));
+        std::fs::write(&at, vec![0xffu8; 3 << 20]).expect("a damaged leftover");
+        let build = store
+            .begin_delta(&path, size as u64, &hash, &[])
+            .expect("begin");
+        assert!(!build.resumed());
+        for (i, piece) in content.chunks(256 << 10).enumerate() {
+            build
+                .write_at(piece, (i * (256 << 10)) as u64)
+                .expect("write");
+        }
+        let staged = build.finish(hash).expect("right bytes");
+        assert!(std::fs::read(&staged.temp).expect("read") == content);
+        let on_disk = std::fs::metadata(&staged.temp).expect("stat").blocks() * 512;
+        assert!(
+            on_disk < 4 << 20,
+            "{on_disk} bytes on disk for a sparse 64 MiB file"
+        );
     }
 }
