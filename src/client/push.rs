@@ -169,7 +169,7 @@ pub fn apply_ack(
             Mirror::Leave => false,
         };
         if let (true, Some(entry)) = (made, mv.record) {
-            index.insert(mv.to, entry);
+            ack::record_unless_newer(index, &mv.to, entry, &mut effect);
         }
     }
     effect

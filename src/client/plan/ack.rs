@@ -81,7 +81,8 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffe
             path, stat, hash, ..
         } => match decision {
             AckDecision::Applied | AckDecision::Unchanged => {
-                index.insert(path.clone(), Entry::synced_file(*stat, *hash, ack.version));
+                let entry = Entry::synced_file(*stat, *hash, ack.version);
+                record_unless_newer(index, path, entry, &mut effect);
             }
             _ => {
                 // Changed elsewhere meanwhile: the pull brings the newer
@@ -140,7 +141,9 @@ fn entry_ack(
     effect: &mut AckEffect,
 ) {
     match decision {
-        AckDecision::Applied | AckDecision::Unchanged => index.insert(path.clone(), entry),
+        AckDecision::Applied | AckDecision::Unchanged => {
+            record_unless_newer(index, path, entry, effect)
+        }
         AckDecision::FollowConflictName(expect) => {
             if expect == Expect::Dir {
                 log::warn!(
@@ -172,6 +175,33 @@ fn entry_ack(
             effect.dirty.push(path.clone());
             effect.pull = true;
         }
+    }
+}
+
+/// Records `entry` (what a push's answer says the server holds at `path`)
+/// unless the index already holds `path` at a later version: a pull that
+/// listed a later change of the path was applied before this answer was
+/// (its record is the newer truth, and overwriting it with the older
+/// version made the next look push the path again on a stale base). The
+/// path is compared again either way.
+pub fn record_unless_newer(
+    index: &mut Index,
+    path: &WirePath,
+    entry: Entry,
+    effect: &mut AckEffect,
+) {
+    match index.get(path) {
+        Some(known) if known.version > entry.version => {
+            log::debug!(
+                "{path}: the answer's v{} is older than the indexed v{}; kept",
+                entry.version,
+                known.version
+            );
+            if !effect.dirty.contains(path) {
+                effect.dirty.push(path.clone());
+            }
+        }
+        _ => index.insert(path.clone(), entry),
     }
 }
 

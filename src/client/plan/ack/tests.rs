@@ -111,3 +111,48 @@ fn an_applied_rename_looks_at_its_destination_again() {
     assert_eq!(effect.advance, Some(11));
     assert_eq!(index.get(&p("b.sh")).map(|e| e.version), Some(11));
 }
+
+/// An answer older than what the index already holds at its path (a pull
+/// that listed a later change of the path was applied first) does not
+/// replace the newer record, whatever the push and the status: the path is
+/// only compared again. An answer at or above the record replaces it.
+#[test]
+fn an_older_answer_never_replaces_a_newer_index_entry() {
+    let hash = ContentHash::of(b"x");
+    let ops = [
+        Op::Upload {
+            path: p("f"),
+            base: 3,
+            stat: stat(1, 7),
+            hash,
+        },
+        Op::SetMode {
+            path: p("f"),
+            base: 3,
+            stat: stat(1, 7),
+            hash,
+        },
+        Op::MakeDir { path: p("f") },
+    ];
+    for op in &ops {
+        for status in [PushStatus::Applied, PushStatus::Unchanged] {
+            let mut index = Index::new();
+            index.insert(p("f"), file(12));
+            let ack = PushAck {
+                status,
+                version: 10,
+                path: p("f"),
+            };
+            let effect = on_ack(&mut index, op, &ack, 9);
+            assert_eq!(
+                index.get(&p("f")).copied(),
+                Some(file(12)),
+                "{op:?} {status:?}"
+            );
+            assert!(effect.dirty.contains(&p("f")), "{op:?} {status:?}");
+            let ack = PushAck { version: 13, ..ack };
+            on_ack(&mut index, op, &ack, 9);
+            assert_eq!(index.get(&p("f")).map(|e| e.version), Some(13), "{op:?}");
+        }
+    }
+}
