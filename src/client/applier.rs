@@ -117,6 +117,9 @@ pub struct Applier<'a> {
     /// Called just before each step that replaces, removes or creates a
     /// local path (tests put a concurrent writer here).
     hook: Option<RaceHook<'a>>,
+    /// Called between the stat that vouches for a file a download replaces
+    /// and the exchange (tests only; vouch.rs).
+    vouched_hook: Option<RaceHook<'a>>,
     /// The reply's entries carry the executable bit (a ModeBatch, §15.2).
     modes: bool,
     /// Files obtained locally go to [`Applied::obtained`] instead of being
@@ -161,6 +164,7 @@ impl<'a> Applier<'a> {
             by_hash: HashMap::new(),
             counter: 0,
             hook: None,
+            vouched_hook: None,
             modes: false,
             hand_over: false,
             rules: None,
@@ -975,3 +979,6 @@ mod race_tests;
 mod test_folder;
 #[cfg(test)]
 mod tests;
+mod vouch;
+#[cfg(test)]
+mod vouch_tests;

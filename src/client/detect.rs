@@ -122,6 +122,20 @@ pub fn as_recorded(indexed: &Stat, now: &Stat) -> bool {
         && indexed.ctime_ns != 0
 }
 
+/// True when `now` is the stat of the same file as `then` with the same
+/// bytes as far as a stat can tell across a rename by this client: same
+/// device, inode, size and mtime (the rename moves the ctime, so it is not
+/// compared). A write in between sets the mtime to the clock's present;
+/// only a writer that also puts the old mtime back is not seen, which is
+/// why [`crate::client::applier`] asks this only under a read lease held
+/// across the rename ([`crate::client::lease::unbroken`]).
+pub fn same_file(then: &Stat, now: &Stat) -> bool {
+    then.dev == now.dev
+        && then.ino == now.ino
+        && then.size == now.size
+        && then.mtime_ns == now.mtime_ns
+}
+
 /// The record to index for a file this client just moved into place
 /// itself (a download renamed from its temporary file), when `staged` is
 /// the temporary file's stat taken right before the rename and `stat` the
@@ -138,9 +152,7 @@ pub fn as_recorded(indexed: &Stat, now: &Stat) -> bool {
 /// Anything else (another file renamed over the path, a write in between)
 /// falls back to [`seal_at`].
 pub fn seal_placed_at(stat: Stat, staged: Option<Stat>, at_ns: i64) -> Stat {
-    let same_file = staged.is_some_and(|s| {
-        s.dev == stat.dev && s.ino == stat.ino && s.size == stat.size && s.mtime_ns == stat.mtime_ns
-    });
+    let same_file = staged.is_some_and(|s| same_file(&s, &stat));
     let limit = at_ns.saturating_sub(window(&stat).as_nanos() as i64);
     if same_file && stat.mtime_ns != 0 && stat.mtime_ns < limit && stat.ctime_ns != 0 {
         stat

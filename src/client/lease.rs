@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use libc::{fcntl, EAGAIN, F_RDLCK, F_SETLEASE};
+use libc::{fcntl, EAGAIN, F_GETLEASE, F_RDLCK, F_SETLEASE};
 
 /// `F_SETSIG` (Linux; a GNU extension the libc crate does not export for glibc).
 const F_SETSIG: libc::c_int = 10;
@@ -42,22 +42,38 @@ pub enum Writers {
 /// # Errors
 /// Opening the file.
 pub fn writers(path: &Path) -> io::Result<Writers> {
-    let file = File::open(path)?;
+    Ok(lease_on(File::open(path)?))
+}
+
+/// [`writers`] for a file this client already opened (for reading): the
+/// read lease is taken on that descriptor, so the answer is about the inode
+/// it holds whatever its path is now.
+pub fn lease_on(file: File) -> Writers {
     let fd = file.as_raw_fd();
     // SAFETY: `fd` is a valid descriptor owned by `file` for both calls;
     // fcntl with these commands takes an integer and retains nothing.
     let notice = unsafe { fcntl(fd, F_SETSIG, NOTICE_SIGNAL) };
     if notice != 0 {
-        return Ok(Writers::Unknown);
+        return Writers::Unknown;
     }
     // SAFETY: as above.
     if unsafe { fcntl(fd, F_SETLEASE, F_RDLCK) } == 0 {
-        return Ok(Writers::None(file));
+        return Writers::None(file);
     }
-    Ok(match io::Error::last_os_error().raw_os_error() {
+    match io::Error::last_os_error().raw_os_error() {
         Some(EAGAIN) => Writers::Some,
         _ => Writers::Unknown,
-    })
+    }
+}
+
+/// True while the read lease on `held` (the descriptor of
+/// [`Writers::None`]) is whole: since it was taken, nobody opened the file
+/// for writing or truncated it (either starts a break, during which
+/// `F_GETLEASE` answers `F_UNLCK`; the opener waits for this client).
+pub fn unbroken(held: &File) -> bool {
+    // SAFETY: `held` owns a valid descriptor; F_GETLEASE takes no argument
+    // and retains nothing.
+    unsafe { fcntl(held.as_raw_fd(), F_GETLEASE) == F_RDLCK }
 }
 
 #[cfg(test)]
@@ -76,5 +92,35 @@ mod tests {
         drop(free);
         let _writer = OpenOptions::new().append(true).open(&f).unwrap();
         assert!(matches!(writers(&f).unwrap(), Writers::Some));
+    }
+
+    /// A lease stays whole through a rename of its file and a reader, and
+    /// is broken by an open for writing (from another thread: the opener
+    /// waits until the lease is let go, then writes).
+    #[test]
+    fn a_lease_is_broken_by_a_writer_and_not_by_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, g) = (dir.path().join("f"), dir.path().join("g"));
+        fs::write(&f, "x").unwrap();
+        let Writers::None(held) = writers(&f).unwrap() else {
+            return; // no leases here: nothing to show
+        };
+        assert!(unbroken(&held));
+        fs::rename(&f, &g).unwrap();
+        let _reader = File::open(&g).unwrap();
+        assert!(unbroken(&held), "a rename or a reader breaks nothing");
+        let path = g.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = OpenOptions::new().append(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut w, b"y").unwrap();
+        });
+        let broken = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            !unbroken(&held)
+        });
+        drop(held);
+        writer.join().unwrap();
+        assert!(broken, "an open for writing breaks the lease");
+        assert_eq!(fs::read(&g).unwrap(), b"xy");
     }
 }

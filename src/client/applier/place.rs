@@ -13,6 +13,7 @@
 //! edit too (its next write would otherwise go into a deleted file); see
 //! [`crate::client::lease`].
 
+use super::vouch::{Moved, Vouched};
 use super::{indexed_exec, Applied, Applier, FetchJob};
 use crate::client::conflict::{
     on_pull_mode, on_remove, on_swapped_out, Content, ModeDecision, OnRemove, OnSwappedOut,
@@ -122,6 +123,21 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Installs a hook run between the stat that vouches for a file a
+    /// download replaces and the exchange (vouch.rs), with the local path;
+    /// this client holds a read lease on the file then, so a test's writer
+    /// there must run on another thread (it waits for the lease).
+    #[cfg(test)]
+    pub fn set_vouched_hook(&mut self, hook: impl FnMut(&Path) + 'a) {
+        self.vouched_hook = Some(RaceHook(Box::new(hook)));
+    }
+
+    fn while_vouched(&mut self, local: &Path) {
+        if let Some(RaceHook(hook)) = self.vouched_hook.as_mut() {
+            hook(local);
+        }
+    }
+
     /// Moves a verified temporary file (content `hash`, server `version`) into
     /// place at `job.path` and indexes it, so the watcher's report of this
     /// write finds nothing to push. Whatever the path holds at that instant is
@@ -168,13 +184,20 @@ impl<'a> Applier<'a> {
                     let placing = open_nofollow(tmp).map_err(io_err("open", tmp))?;
                     slow_down_for_tests();
                     self.before_step(&local);
+                    // Right before the exchange: what may spare the
+                    // swapped-out file a hash (vouch.rs).
+                    let mut vouched = self.vouch(path, &local);
+                    if vouched.is_some() {
+                        self.while_vouched(&local);
+                    }
                     let exchanged = exchange(tmp, &local);
                     if !matches!(exchanged, Ok(true)) {
                         Self::forget_origin(tmp);
                     }
                     match exchanged {
                         Ok(true) => {
-                            let settled = self.settle_swapped_out(path, tmp, hash, out)?;
+                            let moved = vouched.take().map(Vouched::moved);
+                            let settled = self.settle_swapped_out(path, tmp, hash, moved, out)?;
                             Self::forget_origin(tmp);
                             let SwappedOut::Replaced { exec: replaced } = settled else {
                                 break;
@@ -189,8 +212,9 @@ impl<'a> Applier<'a> {
                             self.note_origin(&aside, path, None)?;
                             match fs::rename(&local, &aside) {
                                 Ok(()) => {
+                                    let moved = vouched.take().map(Vouched::moved);
                                     let settled =
-                                        self.settle_swapped_out(path, &aside, hash, out)?;
+                                        self.settle_swapped_out(path, &aside, hash, moved, out)?;
                                     if let SwappedOut::Replaced { exec: replaced } = settled {
                                         let bit = self.bit_over(job, replaced, exec);
                                         carry_chmod(path, &placing, exec, bit);
@@ -225,17 +249,24 @@ impl<'a> Applier<'a> {
     /// deleted file is returned: the new content's bit is decided again
     /// from it ([`Self::bit_over`]), because a chmod can land after any
     /// earlier look at the path ([`Self::placed_exec`]) and before the
-    /// exchange.
+    /// exchange. `moved`: the file was vouched for right before the exchange
+    /// (vouch.rs); if it still is, it is the synced content without a read.
     fn settle_swapped_out(
         &mut self,
         path: &WirePath,
         at: &Path,
         new: ContentHash,
+        mut moved: Option<Moved>,
         out: &mut Applied,
     ) -> Result<SwappedOut, ClientError> {
+        if self.hook.is_some() {
+            // A test's writer runs in this thread: it would wait on the lease.
+            moved.iter_mut().for_each(Moved::let_go);
+        }
         self.before_step(at);
         let meta = fs::symlink_metadata(at).map_err(io_err("stat", at))?;
         let regular = meta.file_type().is_file();
+        let vouched = moved.as_ref().is_some_and(|m| m.synced(&Stat::of(&meta)));
         // Held (when leases work) until the file is deleted: no new writer.
         let lease = match regular {
             true => writers(at).unwrap_or(Writers::Unknown),
@@ -244,6 +275,8 @@ impl<'a> Applier<'a> {
         let set_aside = match (regular, &lease) {
             (false, _) => SetAside::NotAFile,
             (true, Writers::Some) => SetAside::HeldOpen,
+            (true, _) if moved.as_ref().is_some_and(Moved::broken) => SetAside::HeldOpen,
+            (true, _) if vouched => SetAside::File(Content::Synced),
             (true, _) if self.synced_hash_at(path, Stat::of(&meta), at).is_some() => {
                 SetAside::File(Content::Synced)
             }
@@ -260,6 +293,7 @@ impl<'a> Applier<'a> {
             OnSwappedOut::Discard => {
                 fs::remove_file(at).map_err(io_err("delete", at))?;
                 drop(lease);
+                drop(moved);
                 let exec = Some(Stat::of(&meta).exec);
                 return Ok(SwappedOut::Replaced { exec });
             }
