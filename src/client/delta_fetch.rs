@@ -58,6 +58,25 @@ pub const RESUMABLE: u64 = 8 << 20;
 /// are read back at the end instead ([`TreeHasher`]).
 const HASH_BLOCKS: usize = 8;
 
+/// The runs of `manifest`'s chunks that `plan` still misses and `index`
+/// does not locate (with the chunk's length) in this device's files: what
+/// a download asks the server for before it copies anything local.
+fn not_located(manifest: &Manifest, plan: &AssemblyPlan, index: &ChunkIndex) -> Vec<ChunkRange> {
+    let mut runs: Vec<ChunkRange> = Vec::new();
+    for (i, c) in manifest.chunks.iter().enumerate() {
+        let here = index.locate(&c.id).is_some_and(|at| at.len == c.len);
+        if here || !plan.wants(&c.id) {
+            continue;
+        }
+        let i = i as u32;
+        match runs.last_mut() {
+            Some(r) if r.first + r.count == i => r.count += 1,
+            _ => runs.push(ChunkRange { first: i, count: 1 }),
+        }
+    }
+    runs
+}
+
 /// A protocol violation by the server in a delta download.
 fn violation(what: impl Into<String>) -> ClientError {
     ClientError::Protocol(what.into())
@@ -106,6 +125,9 @@ struct Building {
     within: u32,
     /// Bytes taken from this device's files (and a partial build).
     reused: u64,
+    /// The chunks the folder's chunk index locates are still to be copied
+    /// ([`DeltaDownload::fill`]): asked first, filled while the rest travel.
+    local_pending: bool,
     /// The whole-file hash of what was written ([`TreeHasher`]).
     hasher: TreeHasher,
     /// When this build began: the modification time the verified file is
@@ -252,14 +274,38 @@ impl DeltaDownload {
         matches!(&self.stage, Stage::Listing { receiver, .. } if receiver.is_complete())
     }
 
+    /// [`Self::ask`] then [`Self::fill`]: the frames to send, once the
+    /// local chunks are in.
+    ///
+    /// # Errors
+    /// As [`Self::ask`] and [`Self::fill`].
+    pub fn build(
+        &mut self,
+        sources: &Sources<'_>,
+        name: &str,
+    ) -> Result<Vec<ChunkRanges>, ClientError> {
+        let frames = self.ask(sources, name)?;
+        self.fill(sources)?;
+        Ok(frames)
+    }
+
     /// The list is complete: validates it, creates the file in the
-    /// temporary area, fills it from `sources`, and returns the
-    /// `FetchChunks` frames to send (the last with `last` = 1).
+    /// temporary area, and returns the `FetchChunks` frames to send (the
+    /// last with `last` = 1): every chunk the folder's chunk index does not
+    /// locate. Nothing is read here (BENCHMARKS.md "WAN misses", plan item
+    /// 2: a 256 MiB build was filled for 0.71 s before its request left),
+    /// so the caller sends them and then calls [`Self::fill`] while they
+    /// travel. A located chunk that fails its re-hash in the fill cannot be
+    /// asked in this download (R-13.4.3: runs increase, and the `last`
+    /// frame is sent); [`Self::local_chunks_failed`] tells, and the caller
+    /// downloads the file again, which resumes this build. A resumed build
+    /// (its partial file already of the size) is filled here first, as its
+    /// chunks in place are known only by reading them.
     ///
     /// # Errors
     /// `Protocol` for a list that breaks; I/O errors of the
     /// temporary file.
-    pub fn build(
+    pub fn ask(
         &mut self,
         sources: &Sources<'_>,
         name: &str,
@@ -304,6 +350,7 @@ impl DeltaDownload {
             run: 0,
             within: 0,
             reused: 0,
+            local_pending: false,
             hasher,
             began,
         });
@@ -324,13 +371,15 @@ impl DeltaDownload {
                 Ok(())
             })
         };
-        let resumed = if before == manifest.size && before > 0 {
+        let resuming = before == manifest.size && before > 0;
+        let resumed = if resuming {
             fill_in_place(target, manifest, plan, &mut write)
         } else {
             Ok(0)
         };
-        let filled = resumed.and_then(|resumed| {
-            fill_from_index(sources.index, plan, open, &mut write).map(|r| (resumed, r))
+        let filled = resumed.and_then(|resumed| match resuming {
+            true => fill_from_index(sources.index, plan, open, &mut write).map(|r| (resumed, r)),
+            false => Ok((resumed, 0)),
         });
         let (resumed, reused) = match filled {
             Ok(both) => both,
@@ -346,10 +395,65 @@ impl DeltaDownload {
             );
         }
         building.reused = resumed + reused;
-        building.asked = building.plan.missing_ranges();
+        building.asked = match resuming {
+            true => building.plan.missing_ranges(),
+            false => not_located(&building.manifest, &building.plan, sources.index),
+        };
+        building.local_pending = !resuming;
         let frames = ChunkRanges::split(&building.asked);
         self.stage = Stage::Building(building);
         Ok(frames)
+    }
+
+    /// Copies into the build every chunk [`Self::ask`] left to this
+    /// device's files, each re-hashed as it is copied ([`fill_from_index`]:
+    /// one that no longer matches is not taken). Does nothing the second
+    /// time, or for a resumed build (filled by [`Self::ask`]).
+    ///
+    /// # Errors
+    /// I/O errors writing the build: the build is removed.
+    pub fn fill(&mut self, sources: &Sources<'_>) -> Result<(), ClientError> {
+        let Stage::Building(b) = &mut self.stage else {
+            return Ok(());
+        };
+        if !std::mem::take(&mut b.local_pending) {
+            return Ok(());
+        }
+        let open = |p: &WirePath| File::open(sources.root.join(p.as_str())).ok();
+        let Building {
+            file, hasher, plan, ..
+        } = &mut **b;
+        let target = &*file;
+        let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
+            offsets.iter().try_for_each(|&o| {
+                target.write_all_at(bytes, o)?;
+                hasher.write(o, bytes);
+                Ok(())
+            })
+        };
+        match fill_from_index(sources.index, plan, open, &mut write) {
+            Ok(reused) => {
+                b.reused += reused;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&b.at);
+                Err(ClientError::io("write download file", e))
+            }
+        }
+    }
+
+    /// True when every chunk asked has arrived and the build still misses
+    /// chunks: ones the chunk index located here that failed their re-hash
+    /// in [`Self::fill`] (the local file changed since it was indexed).
+    /// The caller then [`Self::suspend`]s this download and asks for the
+    /// file again: the next build resumes from this one's verified chunks
+    /// and fetches the rest.
+    pub fn local_chunks_failed(&self) -> bool {
+        match &self.stage {
+            Stage::Building(b) => b.run >= b.asked.len() && !b.plan.is_complete(),
+            _ => false,
+        }
     }
 
     /// Bytes still to come over the wire (what was asked for).
@@ -622,7 +726,9 @@ mod tests {
     /// Builds the listed download `d` from `rig`'s folder and answers its
     /// FetchChunks honestly with `target`'s chunks; the chunk bytes fed.
     fn build_and_feed(d: &mut DeltaDownload, rig: &Rig, target: &[u8]) -> u64 {
-        let frames = d.build(&rig.sources(), "x").expect("build");
+        // In the client's order: asked, then filled while chunks travel.
+        let frames = d.ask(&rig.sources(), "x").expect("ask");
+        d.fill(&rig.sources()).expect("fill");
         let chunks: Vec<Vec<u8>> = chunk_reader(target).map(|c| c.expect("read").1).collect();
         let mut fetched = 0;
         for f in frames {
@@ -638,23 +744,34 @@ mod tests {
         fetched
     }
 
-    /// [`honest`] in a given folder, with what `finish` returned.
+    /// [`honest`] in a given folder, with what `finish` returned. As the
+    /// pull job does, a download whose local chunks failed their re-hash
+    /// while copied is asked again once (it resumes the build).
     fn honest_in(rig: &Rig, target: &[u8], id_len: IdLen) -> (Vec<u8>, u64, Built) {
         let m = manifest_of_reader(target).expect("read");
-        let mut d = DeltaDownload::new(job(target), id_len);
-        d.on_header(header(&m, "new.bin")).expect("header");
-        for part in m.chunks.chunks(7) {
-            let part: Vec<ChunkEntry> = part
-                .iter()
-                .map(|c| ChunkEntry {
-                    len: c.len,
-                    id: id_len.cut(c.id),
-                })
-                .collect();
-            d.on_list(&part, id_len).expect("list");
+        let listed = || {
+            let mut d = DeltaDownload::new(job(target), id_len);
+            d.on_header(header(&m, "new.bin")).expect("header");
+            for part in m.chunks.chunks(7) {
+                let part: Vec<ChunkEntry> = part
+                    .iter()
+                    .map(|c| ChunkEntry {
+                        len: c.len,
+                        id: id_len.cut(c.id),
+                    })
+                    .collect();
+                d.on_list(&part, id_len).expect("list");
+            }
+            assert!(d.listed() || m.chunks.is_empty());
+            d
+        };
+        let mut d = listed();
+        let mut fetched = build_and_feed(&mut d, rig, target);
+        if d.local_chunks_failed() {
+            d.suspend();
+            d = listed();
+            fetched += build_and_feed(&mut d, rig, target);
         }
-        assert!(d.listed() || m.chunks.is_empty());
-        let fetched = build_and_feed(&mut d, rig, target);
         let built = d.finish().expect("finish").expect("verified");
         let bytes = std::fs::read(&built.tmp).expect("built");
         std::fs::remove_file(&built.tmp).expect("placed elsewhere");
@@ -809,6 +926,93 @@ mod tests {
         assert!(d.on_list_delta(&honest).is_err());
     }
 
+    /// Ask first, fill while the chunks travel (WAN misses plan item 2):
+    /// the FetchChunks are ready before a byte of the local file is read,
+    /// and name exactly the chunks the index cannot locate; a local file
+    /// edited between the ask and the fill gives no wrong byte: its changed
+    /// chunks are not taken, the download says so once the asked chunks are
+    /// in, and the next download of the content resumes this build and
+    /// fetches exactly those chunks.
+    #[test]
+    fn asked_before_the_fill_and_a_local_edit_during_the_fill_is_fetched_not_taken() {
+        let old = test_bytes(3 << 20, 31);
+        let mut new = old.clone();
+        new[1_500_000..1_560_000].copy_from_slice(&test_bytes(60_000, 32));
+        let m = manifest_of_reader(&new[..]).expect("read");
+        let chunks: Vec<Vec<u8>> = chunk_reader(&new[..]).map(|c| c.expect("read").1).collect();
+        let asked_of = |frames: &[ChunkRanges]| -> Vec<u32> {
+            frames
+                .iter()
+                .flat_map(|f| f.ranges.iter().flat_map(|r| r.first..r.first + r.count))
+                .collect()
+        };
+        let rig = Rig::new(&old);
+        let mut d = DeltaDownload::new(job(&new), IdLen::Full);
+        d.on_header(header(&m, "new.bin")).expect("header");
+        d.on_list(&m.chunks, IdLen::Full).expect("list");
+        let frames = d.ask(&rig.sources(), "x").expect("ask");
+        let asked = asked_of(&frames);
+        let built_so_far = fs::read(
+            rig.partial
+                .read_dir()
+                .expect("partial")
+                .next()
+                .expect("build")
+                .expect("entry")
+                .path(),
+        )
+        .expect("read build");
+        assert!(
+            built_so_far.iter().all(|&b| b == 0),
+            "nothing copied before the ask"
+        );
+        let edited: Vec<u32> = (0..m.chunks.len() as u32)
+            .filter(|i| rig.index.locate(&m.chunks[*i as usize].id).is_none())
+            .collect();
+        assert_eq!(asked, edited, "exactly the chunks not found here");
+        assert!(asked.len() < m.chunks.len() / 2, "{asked:?}");
+        // The user edits the local file now, inside two chunks that the
+        // index locates there (one before the edit, one after it).
+        let mut changed = old.clone();
+        for at in [200_000, 2_800_000] {
+            changed[at] ^= 0x5a;
+        }
+        fs::write(rig.root().join("old.bin"), &changed).expect("edit");
+        d.fill(&rig.sources()).expect("fill");
+        for &index in &asked {
+            let data = chunks[index as usize].clone();
+            d.on_chunk(&ChunkData { index, data }).expect("chunk");
+        }
+        assert!(d.local_chunks_failed(), "the changed chunks were not taken");
+        d.suspend();
+        // Asked again: the build resumes and fetches only the two chunks.
+        let mut d = DeltaDownload::new(job(&new), IdLen::Full);
+        d.on_header(header(&m, "new.bin")).expect("header");
+        d.on_list(&m.chunks, IdLen::Full).expect("list");
+        let frames = d.build(&rig.sources(), "x").expect("resume");
+        let again = asked_of(&frames);
+        let spans: Vec<(u64, u64)> = m
+            .offsets()
+            .map(|(o, c)| (o, o + u64::from(c.len)))
+            .collect();
+        let damaged = |i: &u32| {
+            let (from, to) = spans[*i as usize];
+            [200_000u64, 2_800_000]
+                .iter()
+                .any(|&at| from <= at && at < to)
+        };
+        assert_eq!(again.len(), 2, "{again:?}");
+        assert!(again.iter().all(damaged), "{again:?}");
+        for &index in &again {
+            let data = chunks[index as usize].clone();
+            d.on_chunk(&ChunkData { index, data }).expect("chunk");
+        }
+        assert!(!d.local_chunks_failed());
+        let built = d.finish().expect("finish").expect("verified");
+        assert!(fs::read(&built.tmp).expect("built") == new, "wrong bytes");
+        fs::remove_file(&built.tmp).expect("placed elsewhere");
+    }
+
     /// Random edits (overwrites, inserts, cuts, appends; files from empty
     /// to a few MiB): every build is the new content, hashed while written
     /// (nothing read back), and hands over the list it was built from.
@@ -861,8 +1065,9 @@ mod tests {
     }
 
     /// A local file changed after it was indexed: its chunks no longer
-    /// match their IDs as they are copied, so they are fetched instead;
-    /// the build is still exactly the new content.
+    /// match their IDs as they are copied, so they are fetched instead (by
+    /// a second download that resumes the build: the first asked before
+    /// the copy found out); the build is still exactly the new content.
     #[test]
     fn a_local_file_changed_since_indexed_gives_no_wrong_bytes() {
         let old = test_bytes(3 << 20, 21);
@@ -874,9 +1079,8 @@ mod tests {
         std::fs::write(rig.root().join("old.bin"), &changed).expect("rewrite");
         let mut new = old.clone();
         new[2_500_000..2_600_000].copy_from_slice(&test_bytes(100_000, 22));
-        let (bytes, fetched, built) = honest_in(&rig, &new, IdLen::Full);
+        let (bytes, fetched, _) = honest_in(&rig, &new, IdLen::Full);
         assert!(bytes == new, "wrong bytes placed");
-        assert_eq!(built.read_back, 0);
         // The three damaged chunks came over the wire as well as the edit.
         let (_, edit_only) = honest(&old, &new);
         assert!(fetched > edit_only, "{fetched} <= {edit_only}");

@@ -25,11 +25,11 @@ use crate::chunk::{IdLen, Manifest};
 use crate::protocol::limits::MAX_OPEN_DELTA_DOWNLOADS;
 use crate::protocol::{
     ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest,
-    FetchManifestSince, FileBegin, Frame, Message,
+    FetchManifestSince, FileBegin, Frame, Message, WirePath,
 };
 pub use durable::SyncPool;
 use durable::{sync_dirs, Syncer, MAX_UNSYNCED};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -161,6 +161,9 @@ pub struct PullJob {
     entries: Vec<ChangeEntry>,
     listed: bool,
     queue: VecDeque<FetchJob>,
+    /// Delta downloads asked again because a local chunk failed its
+    /// re-hash while copied (at most once each per job).
+    asked_again: HashSet<WirePath>,
     outstanding: VecDeque<(Awaited, u64)>,
     outstanding_bytes: u64,
     /// Delta downloads in progress (§13.4), by request ID.
@@ -290,6 +293,7 @@ impl PullJob {
             entries: Vec::new(),
             listed: false,
             queue: VecDeque::new(),
+            asked_again: HashSet::new(),
             outstanding: VecDeque::new(),
             outstanding_bytes: 0,
             deltas: HashMap::new(),
@@ -587,7 +591,9 @@ impl PullJob {
             partial: ctx.partial,
         };
         let name = format!("delta-{}-{id}", std::process::id());
-        let frames = match download.build(&sources, &name) {
+        // Asked before anything local is copied: the chunks travel while
+        // the build is filled from this device's files below.
+        let frames = match download.ask(&sources, &name) {
             Ok(frames) => frames,
             Err(e) => {
                 let Some(why) = e.write_failure() else {
@@ -607,6 +613,18 @@ impl PullJob {
         }
         self.outstanding_bytes += missing;
         self.outstanding.push_back((Awaited::Chunks(id), missing));
+        if let Err(e) = download.fill(&sources) {
+            let Some(why) = e.write_failure() else {
+                return Err(e);
+            };
+            // As a ChunkData that cannot be written: the build
+            // is gone, the chunks asked are dropped as they come.
+            if let Some(d) = self.deltas.remove(&id) {
+                let path = d.job.path.clone();
+                d.discard();
+                self.discarding.insert(id, (path, Dropped::Unwritable(why)));
+            }
+        }
         Ok(())
     }
 
@@ -624,6 +642,27 @@ impl PullJob {
             ));
         };
         let job = download.job.clone();
+        if download.local_chunks_failed() {
+            // A chunk of this device's files changed since it was indexed
+            // (DeltaDownload::ask asked for the rest before the copy found
+            // out): asked again once, the next build resumes from this
+            // one's verified chunks and fetches what is missing.
+            download.suspend();
+            if self.asked_again.insert(job.path.clone()) {
+                log::debug!(
+                    "{}: local chunks changed while copied; asking again",
+                    job.path
+                );
+                self.queue.push_front(job);
+            } else {
+                log::warn!(
+                    "could not download {}: local chunks kept changing",
+                    job.path
+                );
+                self.failed = true;
+            }
+            return self.fill_window(conn);
+        }
         let short = download.id_len() == IdLen::Short;
         let finished = match download.finish() {
             Ok(finished) => finished,
