@@ -25,6 +25,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_copy_edited_then_its_source_removed_sends_about_the_edit",
     ),
     (
+        "R-13.8.4",
+        "client",
+        "tests/e2e_stream.rs",
+        "an_append_during_the_upload_is_never_stored_as_a_mix",
+    ),
+    (
+        "R-13.8.4",
+        "client",
+        "tests/e2e_stream.rs",
+        "a_truncation_during_the_upload_is_never_stored_as_a_mix",
+    ),
+    (
+        "R-13.8.4",
+        "client",
+        "tests/e2e_stream.rs",
+        "a_same_size_rewrite_with_the_old_mtime_during_the_upload_is_never_stored_as_a_mix",
+    ),
+    (
+        "R-13.8.6",
+        "client",
+        "tests/e2e_stream.rs",
+        "a_version_5_server_gets_the_file_hashed_first",
+    ),
+    (
         "R-4.6.16",
         "client",
         "tests/e2e_device_in_use.rs",

@@ -21,6 +21,7 @@ use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
 };
 use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
+use cloudservice::protocol::{StreamBegin, StreamEnd};
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
 use std::fs;
@@ -120,7 +121,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 38, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 40, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -709,6 +710,25 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
             ),
         ),
         ("list-base-unknown", frame(19, Message::ListBaseUnknown)),
+        (
+            "stream-begin",
+            frame(
+                24,
+                Message::StreamBegin(StreamBegin {
+                    version: 0,
+                    size: 70_000,
+                    path: WirePath::new("big.bin").expect("path"),
+                }),
+            ),
+        ),
+        (
+            "stream-end",
+            frame(24, Message::StreamEnd(StreamEnd::Sealed(hash))),
+        ),
+        (
+            "stream-end-abandoned",
+            frame(24, Message::StreamEnd(StreamEnd::Abandoned)),
+        ),
         (
             "fetch-chunks",
             frame(

@@ -27,6 +27,7 @@ use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
 };
 use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
+use cloudservice::protocol::{StreamBegin, StreamEnd};
 
 pub mod chunk_list;
 
@@ -262,7 +263,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 38 {
+        Some(match self.u8() % 41 {
             0 => Message::Hello(Hello {
                 mode: self.hello_mode(),
                 user_id: UserId(self.array()),
@@ -442,6 +443,15 @@ impl<'a> ByteSource<'a> {
                 })
             }
             37 => Message::ListBaseUnknown,
+            38 => Message::StreamBegin(StreamBegin {
+                version: self.u64(),
+                size: self.u64(),
+                path: self.path()?,
+            }),
+            39 => Message::StreamEnd(match self.u8() & 1 {
+                0 => StreamEnd::Sealed(ContentHash(self.array())),
+                _ => StreamEnd::Abandoned,
+            }),
             _ => Message::PushAck(PushAck {
                 status: [
                     PushStatus::Applied,

@@ -380,17 +380,29 @@ pub fn partial_prefix(path: &WirePath) -> String {
     format!("{}-", &tag[..32])
 }
 
+/// The name prefix of the received bytes of `path`'s one-read uploads
+/// (PROTOCOL.md §13.8) kept when their connection ended: `<partial_prefix>stream-`
+/// and a random part (one per upload). Their content is not known, only
+/// that it is what a client sent for the path; a delta upload of the path
+/// takes from them the chunks its list names (re-hashed, R-13.8.7).
+pub fn stream_prefix(path: &WirePath) -> String {
+    format!("{}stream-", partial_prefix(path))
+}
+
 /// Removes from `dir` the partial builds for `path` other than `keep` (the
-/// path's content moved on: what they hold is no longer wanted).
+/// path's content moved on: what they hold is no longer wanted). The kept
+/// bytes of one-read uploads ([`stream_prefix`]) stay: a delta upload
+/// takes what they hold and then removes them.
 pub fn drop_other_partials(dir: &Path, path: &WirePath, keep: &str) {
     let prefix = partial_prefix(path);
+    let streams = stream_prefix(path);
     let Ok(listing) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in listing.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name != keep {
+        if name.starts_with(&prefix) && !name.starts_with(&streams) && name != keep {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -441,6 +453,39 @@ pub fn fill_in_place(
         if let Ok(offsets) = plan.fill(&entry.id, &buf) {
             let others: Vec<u64> = offsets.iter().copied().filter(|&o| o != offset).collect();
             write(&buf, &others)?;
+            filled += u64::from(entry.len) * offsets.len() as u64;
+        }
+    }
+    Ok(filled)
+}
+
+/// Takes as filled every chunk of `manifest` that `source` (the kept bytes
+/// of an interrupted one-read upload of the path, [`stream_prefix`]) holds
+/// at its offset: read, re-hashed by [`AssemblyPlan::fill`], and written to
+/// every offset of the chunk by `write`. Returns the bytes taken.
+///
+/// # Errors
+/// The first error of `write`.
+pub fn fill_from_source(
+    source: &File,
+    manifest: &Manifest,
+    plan: &mut AssemblyPlan,
+    write: &mut WriteChunk<'_>,
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::new();
+    let mut filled = 0u64;
+    for (offset, entry) in manifest.offsets() {
+        if !plan.wants(&entry.id) {
+            continue;
+        }
+        buf.resize(entry.len as usize, 0);
+        if source.read_exact_at(&mut buf, offset).is_err() {
+            continue;
+        }
+        if let Ok(offsets) = plan.fill(&entry.id, &buf) {
+            let offsets = offsets.to_vec();
+            write(&buf, &offsets)?;
             filled += u64::from(entry.len) * offsets.len() as u64;
         }
     }

@@ -36,6 +36,7 @@
 //!
 //! The largest chunk (256 KiB) fits one frame with room to spare.
 
+pub mod blocks;
 pub mod cutter;
 pub mod index;
 pub mod manifest;

@@ -62,7 +62,7 @@ pub enum AckDecision {
 /// answered `Conflict` landed under a conflict name.
 pub fn on_push_answer(op: &Op, status: PushStatus) -> AckDecision {
     let follow = match op {
-        Op::Upload { stat, .. } => Some(Expect::File(*stat)),
+        Op::Upload { stat, .. } | Op::Stream { stat, .. } => Some(Expect::File(*stat)),
         Op::MakeDir { .. } => Some(Expect::Dir),
         Op::Rename { .. } => Some(Expect::Free),
         Op::Delete { .. } | Op::RemoveDir { .. } | Op::SetMode { .. } => None,

@@ -53,6 +53,7 @@ pub mod secure;
 pub mod session;
 pub mod state;
 pub mod status;
+pub mod stream_push;
 pub mod watcher;
 
 pub use address::ServerAddress;

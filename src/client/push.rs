@@ -15,10 +15,13 @@ use super::fsutil::{check_path, open_in, Local};
 use super::index::Index;
 use super::plan::ack::{self, AckEffect};
 use super::scanner::Op;
+use super::stream_push::{send_stream, Streamed};
+use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
 use crate::chunk::Manifest;
 use crate::protocol::limits::CHUNK_SIZE;
 use crate::protocol::{
-    ClientId, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, SetMode, WirePath,
+    ClientId, ContentHash, Delete, FileBegin, Message, PushAck, RemoveDir, Rename, SetMode,
+    WirePath,
 };
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -32,8 +35,15 @@ pub struct Lists {
     pub manifest: Option<Manifest>,
     /// The base version's list ([`DeltaFile::base_list`]).
     pub base_list: Option<Manifest>,
-    /// Set to the list a delta upload sent.
+    /// Set to the list a delta upload sent, or a one-read upload cut from
+    /// the bytes it sent.
     pub sent: Option<Manifest>,
+    /// Set to the hash a one-read upload ([`Op::Stream`]) sealed: the
+    /// operation is then recorded in flight as the `Upload` of that hash.
+    pub sealed: Option<ContentHash>,
+    /// Set when the server refused a one-read upload's version:
+    /// the session plans no more of them.
+    pub v6_refused: bool,
 }
 
 /// Sends one operation. Returns its request ID, or `None` when the local file
@@ -71,6 +81,28 @@ pub fn send_op(
             executable: stat.exec,
             path: path.clone(),
         }),
+        Op::Stream { path, stat } => {
+            let Ok(file) = open_in(root, path) else {
+                return Ok(None);
+            };
+            return match send_stream(conn, root, (path, file), *stat, on_bytes)? {
+                Streamed::Sealed(id, manifest) => {
+                    lists.sealed = Some(manifest.hash);
+                    if manifest.chunks.len() <= MAX_MANIFEST_CHUNKS {
+                        lists.sent = Some(manifest);
+                    }
+                    Ok(Some(id))
+                }
+                // Answered HashMismatch: the path is looked at again.
+                Streamed::Abandoned(id) => Ok(Some(id)),
+                Streamed::Refused => {
+                    lists.v6_refused = true;
+                    Err(ClientError::ConnectionLost(
+                        "the server refused protocol version 6".into(),
+                    ))
+                }
+            };
+        }
         Op::Upload {
             path,
             base,
@@ -90,7 +122,14 @@ pub fn send_op(
                     base_list: lists.base_list.take(),
                 };
                 match send_delta(conn, &file, what, delta, on_bytes, &mut lists.sent)? {
-                    DeltaSent::Sent(id) => return Ok(id),
+                    DeltaSent::Sent(id) => {
+                        if *base == 0 && id.is_some() {
+                            // A one-read upload cut off before made this one
+                            // go hashed first: its marker served.
+                            let _ = std::fs::remove_file(super::stream_push::marker(root, path));
+                        }
+                        return Ok(id);
+                    }
                     // Over the chunk-list limit: whole, from the start.
                     DeltaSent::TooManyChunks => {
                         if file.seek(std::io::SeekFrom::Start(0)).is_err() {
@@ -110,6 +149,11 @@ pub fn send_op(
             stream_file(conn, id, file, stat.size, on_bytes)?;
             conn.send(id, &Message::FileEnd)?;
             log::debug!("sent {path} ({} bytes)", stat.size);
+            if *base == 0 {
+                // A one-read upload cut off before was the reason this one
+                // went hashed first: its marker has served.
+                let _ = std::fs::remove_file(super::stream_push::marker(root, path));
+            }
             return Ok(Some(id));
         }
     };

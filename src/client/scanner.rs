@@ -96,6 +96,9 @@ pub struct Scanner {
     manifests: HashMap<WirePath, (Stat, Manifest)>,
     /// Chunk entries held in `manifests` (bounded by [`MAX_KEPT_CHUNKS`]).
     kept_chunks: usize,
+    /// New files may be planned as [`Op::Stream`] (the server takes
+    /// protocol version 6, PROTOCOL.md §13.8): not read by the plan.
+    streams: bool,
 }
 
 /// Most chunk entries the scanner keeps between a plan and its pushes
@@ -123,7 +126,15 @@ impl Scanner {
             holds_ignored: HashSet::new(),
             manifests: HashMap::new(),
             kept_chunks: 0,
+            streams: false,
         }
+    }
+
+    /// Whether new files are planned as one-read uploads ([`Op::Stream`],
+    /// PROTOCOL.md §13.8): off until the session knows the server may take
+    /// them, and for good once a server refused version 6.
+    pub fn set_streams(&mut self, on: bool) {
+        self.streams = on;
     }
 
     /// Replaces the ignore rules (`.cloudignore` changed).
@@ -415,6 +426,10 @@ impl Scanner {
     ) -> Vec<Op> {
         let mut uploads = Vec::new();
         let now = Instant::now();
+        let vanished = match self.streams {
+            true => vanished_files(disk, known),
+            false => Vec::new(),
+        };
         for (path, entry) in disk {
             let DiskEntry::File(stat) = *entry else {
                 continue;
@@ -438,6 +453,20 @@ impl Scanner {
             // "to upload" until a later look).
             let settled = scope.settled.contains(path) || recorded;
             let complete = self.settle.ready(path, stat, settled, now);
+            let new = known.get(path).is_none();
+            let cut_off = || super::stream_push::marker(&self.root, path).exists();
+            if complete && new && self.streams && streams(stat, &vanished) && !cut_off() {
+                // Sent in one read, hashed as it goes (§13.8): not read here.
+                match self.readable(path) {
+                    Ok(true) => uploads.push(Op::Stream {
+                        path: path.clone(),
+                        stat,
+                    }),
+                    Ok(false) => plan.unstable.push(path.clone()),
+                    Err(why) => self.skip(path, why),
+                }
+                continue;
+            }
             let hashed = match complete {
                 true => self.stable_hash(path, stat),
                 false => Hashed::Unstable,
@@ -518,6 +547,20 @@ impl Scanner {
         }
     }
 
+    /// Whether this user may open the file at `path` (`Err`: why not, as
+    /// [`Scanner::stable_hash`] says it); `Ok(false)` when it is gone. A
+    /// file planned as [`Op::Stream`] is not read by the plan, so a file
+    /// it may not read must still be found here, not at every send.
+    fn readable(&self, path: &WirePath) -> Result<bool, String> {
+        match open_in(&self.root, path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(format!("unreadable ({})", os_reason(&e)))
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
     /// The chunk list the last plan cut from `path` while hashing it, if
     /// it was read at `stat` and has `hash` (an `Op::Upload`'s fields);
     /// taken once.
@@ -533,6 +576,35 @@ impl Scanner {
         }
         self.manifests.remove(path).map(|(_, manifest)| manifest)
     }
+}
+
+/// The stats of the indexed files that are no longer files on disk: a new
+/// file may be one of them moved.
+fn vanished_files(
+    disk: &BTreeMap<WirePath, DiskEntry>,
+    known: &BTreeMap<WirePath, Entry>,
+) -> Vec<Stat> {
+    known
+        .iter()
+        .filter_map(|(p, e)| match e.kind {
+            EntryKind::File { stat, .. } if !matches!(disk.get(p), Some(DiskEntry::File(_))) => {
+                Some(stat)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a new file at `stat` goes as a one-read upload (§13.8): larger
+/// than one minimum chunk (a smaller one goes whole with its hash first,
+/// ), and neither the size nor the inode of a file that vanished
+/// (`vanished`), which it may be, moved: such a file is hashed by the plan,
+/// so the move is found by inode or content and sent as a Rename.
+fn streams(stat: Stat, vanished: &[Stat]) -> bool {
+    keeps_manifest(stat.size)
+        && !vanished
+            .iter()
+            .any(|v| v.size == stat.size || (v.ino != 0 && v.ino == stat.ino && v.dev == stat.dev))
 }
 
 /// True when an ancestor of `path` is a regular file (reached through real

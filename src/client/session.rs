@@ -308,6 +308,19 @@ impl Session<'_> {
                     self.pull.modes = false;
                 }
                 if report.code == ErrorCode::BadFrame
+                    && report.message.contains("unsupported protocol version 6")
+                    && !self.push.no_streams
+                {
+                    // A server of versions 1 to 5 (R-13.8.6): new files are
+                    // hashed before they are sent from now on (the
+                    // connection closes, the uploads are planned again).
+                    log::warn!(
+                        "the server does not take uploads with the hash after the data \
+                         (protocol version 6): hashing before sending"
+                    );
+                    self.push.no_streams = true;
+                }
+                if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 5")
                     && self.pull.list_deltas
                 {

@@ -18,6 +18,9 @@ pub const V4_PROTOCOL_VERSION: u8 = 4;
 /// them `FetchManifestSince`, `ChunkListDelta` and `ListBaseUnknown`
 /// (chunk lists relative to a base version's list, PROTOCOL.md §13.7).
 pub const V5_PROTOCOL_VERSION: u8 = 5;
+/// Protocol version 6: the header byte of `StreamBegin` and `StreamEnd`
+/// (an upload whose whole-file hash follows its bytes, PROTOCOL.md §13.8).
+pub const V6_PROTOCOL_VERSION: u8 = 6;
 /// Bit 0 of a `mode` field (§15): the file is executable. The other bits
 /// are reserved and must be 0.
 pub const MODE_EXECUTABLE: u8 = 0x01;

@@ -8,14 +8,14 @@ use super::delta::{
 use super::error::FrameError;
 use super::limits::{
     DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, MODE_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, V4_PROTOCOL_VERSION, V5_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, V4_PROTOCOL_VERSION, V5_PROTOCOL_VERSION, V6_PROTOCOL_VERSION,
 };
 use super::list_delta::{ChunkListDelta, FetchManifestSince};
 use super::path::WirePath;
 use super::push::{Delete, PushAck, RemoveDir, Rename, SetMode};
 use super::session::{ErrorReport, Hello, Welcome};
 use super::sync::{ChangeBatch, Fetch};
-use super::transfer::FileBegin;
+use super::transfer::{FileBegin, StreamBegin, StreamEnd};
 use super::versions::{ListVersions, Restore, RestoreAt, VersionList};
 use super::wire::{put_path, put_u32, put_u64, FieldReader};
 use crate::chunk::ChunkEntry;
@@ -89,6 +89,10 @@ pub enum Kind {
     /// Version 5: the server does not hold the base list a `ChunkListDelta`
     /// names; the client sends the whole list (§13.7).
     ListBaseUnknown = 0x29,
+    /// Version 6: opens an upload whose hash follows its bytes (§13.8).
+    StreamBegin = 0x2A,
+    /// Version 6: closes it with the hash, or abandons it (§13.8).
+    StreamEnd = 0x2B,
     /// Client → server: a pull whose reply carries each file's mode (§15).
     PullModes = 0x18,
     /// Server → client: a batch of the reply to `PullModes` (§15).
@@ -143,6 +147,8 @@ impl Kind {
             0x1A => Kind::FetchManifestSince,
             0x28 => Kind::ChunkListDelta,
             0x29 => Kind::ListBaseUnknown,
+            0x2A => Kind::StreamBegin,
+            0x2B => Kind::StreamEnd,
             0x18 => Kind::PullModes,
             0x19 => Kind::ModeBatch,
             0x35 => Kind::SetMode,
@@ -160,7 +166,9 @@ impl Kind {
     /// an older peer refuses a newer frame as UnsupportedVersion and every
     /// other frame is unchanged.
     pub fn version(self) -> u8 {
-        if self.is_v5() {
+        if self.is_v6() {
+            V6_PROTOCOL_VERSION
+        } else if self.is_v5() {
             V5_PROTOCOL_VERSION
         } else if self.is_v4() {
             V4_PROTOCOL_VERSION
@@ -171,6 +179,12 @@ impl Kind {
         } else {
             PROTOCOL_VERSION
         }
+    }
+
+    /// Whether the kind exists only in version 6 (the whole-file hash after
+    /// the data, §13.8).
+    pub fn is_v6(self) -> bool {
+        matches!(self, Kind::StreamBegin | Kind::StreamEnd)
     }
 
     /// Whether the kind exists only in version 5 (chunk lists relative to a
@@ -291,6 +305,10 @@ pub enum Message {
     /// Server → client: the base list a `ChunkListDelta` (R) names is not
     /// held; send the whole list (§13.7). Empty payload.
     ListBaseUnknown,
+    /// See [`StreamBegin`].
+    StreamBegin(StreamBegin),
+    /// See [`StreamEnd`].
+    StreamEnd(StreamEnd),
     /// See [`ChunkData`].
     ChunkData(ChunkData),
     /// Changes after `cursor`, with each file's mode (§15). `payload: cursor u64`.
@@ -356,6 +374,8 @@ impl Message {
             Message::FetchManifestSince(_) => Kind::FetchManifestSince,
             Message::ChunkListDelta(_) => Kind::ChunkListDelta,
             Message::ListBaseUnknown => Kind::ListBaseUnknown,
+            Message::StreamBegin(_) => Kind::StreamBegin,
+            Message::StreamEnd(_) => Kind::StreamEnd,
             Message::ChunkData(_) => Kind::ChunkData,
             Message::PullModes { .. } => Kind::PullModes,
             Message::ModeBatch(_) => Kind::ModeBatch,
@@ -414,6 +434,8 @@ impl Message {
             }
             Kind::ChunkListDelta => Message::ChunkListDelta(ChunkListDelta::decode(&mut r)?),
             Kind::ListBaseUnknown => Message::ListBaseUnknown,
+            Kind::StreamBegin => Message::StreamBegin(StreamBegin::decode(&mut r)?),
+            Kind::StreamEnd => Message::StreamEnd(StreamEnd::decode(&mut r)?),
             Kind::ListVersions => Message::ListVersions(ListVersions::decode(&mut r)?),
             Kind::VersionList => Message::VersionList(VersionList::decode(&mut r)?),
             Kind::Restore => Message::Restore(Restore::decode(&mut r)?),
@@ -452,6 +474,8 @@ impl Message {
             Message::ShortChunkList(entries) => encode_short_chunk_list(entries, out),
             Message::FetchManifestSince(m) => m.encode(out),
             Message::ChunkListDelta(m) => m.encode(out),
+            Message::StreamBegin(m) => m.encode(out),
+            Message::StreamEnd(m) => m.encode(out),
             Message::FetchChunks(m) | Message::ChunksNeeded(m) => m.encode(out),
             Message::FileManifest(m) => m.encode(out),
             Message::ChunkList(entries) => encode_chunk_list(entries, out),

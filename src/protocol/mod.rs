@@ -30,5 +30,5 @@ pub use path::WirePath;
 pub use push::{Delete, PushAck, PushStatus, RemoveDir, Rename, SetMode};
 pub use session::{ErrorCode, ErrorReport, Hello, HelloMode, Welcome};
 pub use sync::{ChangeBatch, ChangeEntry, EntryState, Fetch};
-pub use transfer::FileBegin;
+pub use transfer::{FileBegin, StreamBegin, StreamEnd};
 pub use versions::{Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList};

@@ -80,7 +80,7 @@ impl Refusal {
             Refusal::ServerOnly(kind) => format!("{kind:?} is not allowed from a client here"),
             Refusal::UploadOpen => "only FileChunk/FileEnd of the open upload are allowed".into(),
             Refusal::ChunkWithoutBegin => "FileChunk without FileBegin".into(),
-            Refusal::EndWithoutBegin => "FileEnd without FileBegin".into(),
+            Refusal::EndWithoutBegin => "FileEnd/StreamEnd without FileBegin/StreamBegin".into(),
             Refusal::ChunkWithoutManifest => "ChunkList/ChunkData without FileManifest".into(),
         }
     }
@@ -125,7 +125,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
         Stage::Attached => Verdict::Request,
         Stage::NoUpload => match kind {
             Kind::FileChunk => refuse(Refusal::ChunkWithoutBegin),
-            Kind::FileEnd => refuse(Refusal::EndWithoutBegin),
+            Kind::FileEnd | Kind::StreamEnd => refuse(Refusal::EndWithoutBegin),
             Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkListDelta | Kind::ChunkData => {
                 refuse(Refusal::ChunkWithoutManifest)
             }
@@ -133,7 +133,11 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
         },
         Stage::Uploading { request_id: open } => match kind {
             Kind::Ping => Verdict::Request,
-            Kind::FileChunk | Kind::FileEnd if request_id == open => Verdict::Request,
+            // Which end closes the upload (FileEnd after FileBegin,
+            // StreamEnd after StreamBegin) is the actor's to check, R-13.8.2.
+            Kind::FileChunk | Kind::FileEnd | Kind::StreamEnd if request_id == open => {
+                Verdict::Request
+            }
             _ => refuse(Refusal::UploadOpen),
         },
         Stage::DeltaUploading { request_id: open } => match kind {
@@ -156,7 +160,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 38] = [
+    const ALL: [Kind; 40] = [
         Kind::Hello,
         Kind::KeyHello,
         Kind::Welcome,
@@ -195,6 +199,8 @@ mod tests {
         Kind::VersionList,
         Kind::Restore,
         Kind::RestoreAt,
+        Kind::StreamBegin,
+        Kind::StreamEnd,
     ];
 
     /// One row per kind: the verdict at AwaitHello, Attached, NoUpload,
@@ -224,6 +230,7 @@ mod tests {
             Kind::Ping => [eh, Q, Q, Q, Q, Q, Q],
             Kind::FileChunk => [eh, Q, R(ChunkWithoutBegin), Q, uo, uo, uo],
             Kind::FileEnd => [eh, Q, R(EndWithoutBegin), Q, uo, Q, uo],
+            Kind::StreamEnd => [eh, Q, R(EndWithoutBegin), Q, uo, uo, uo],
             Kind::ChunkList | Kind::ShortChunkList | Kind::ChunkListDelta | Kind::ChunkData => {
                 [eh, Q, R(ChunkWithoutManifest), uo, uo, Q, uo]
             }
@@ -231,6 +238,7 @@ mod tests {
             | Kind::Ack
             | Kind::Fetch
             | Kind::FileBegin
+            | Kind::StreamBegin
             | Kind::MakeDir
             | Kind::Delete
             | Kind::RemoveDir
@@ -283,7 +291,10 @@ mod tests {
                 "only FileChunk/FileEnd of the open upload are allowed",
             ),
             (Refusal::ChunkWithoutBegin, "FileChunk without FileBegin"),
-            (Refusal::EndWithoutBegin, "FileEnd without FileBegin"),
+            (
+                Refusal::EndWithoutBegin,
+                "FileEnd/StreamEnd without FileBegin/StreamBegin",
+            ),
         ];
         for (refusal, text) in cases {
             assert_eq!(refusal.code(), ErrorCode::WrongPhase);

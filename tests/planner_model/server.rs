@@ -138,6 +138,7 @@ impl Server {
         };
         let mut rec = Record::default();
         match op {
+            Op::Stream { .. } => panic!("a scanner with streams off plans no one-read upload"),
             Op::Upload {
                 path, base, hash, ..
             } => {

@@ -6,7 +6,7 @@ use super::hash::content;
 use cloudservice::chunk::manifest_of_reader;
 use cloudservice::protocol::{
     ChunkData, ChunkListDelta, ChunkRange, ChunkRanges, FetchManifest, FetchManifestSince,
-    FileManifest, Frame, ListOp, Message, ShortChunkEntry, WirePath,
+    FileManifest, Frame, ListOp, Message, ShortChunkEntry, StreamBegin, StreamEnd, WirePath,
 };
 
 /// Bytes of the example file.
@@ -74,6 +74,25 @@ pub fn examples() -> Vec<(&'static str, Frame)> {
         (
             "v5-chunklistdelta-reply",
             Frame::new(23, Message::ChunkListDelta(delta)),
+        ),
+        (
+            "v6-streambegin",
+            Frame::new(
+                24,
+                Message::StreamBegin(StreamBegin {
+                    version: 0,
+                    size: manifest.size,
+                    path: big(),
+                }),
+            ),
+        ),
+        (
+            "v6-streamend",
+            Frame::new(24, Message::StreamEnd(StreamEnd::Sealed(manifest.hash))),
+        ),
+        (
+            "v6-streamend-abandoned",
+            Frame::new(24, Message::StreamEnd(StreamEnd::Abandoned)),
         ),
         (
             "v4-shortchunklist",

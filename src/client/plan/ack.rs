@@ -91,6 +91,13 @@ pub fn on_ack(index: &mut Index, op: &Op, ack: &PushAck, cursor: u64) -> AckEffe
                 effect.pull = true;
             }
         },
+        Op::Stream { path, .. } => {
+            // Only a sealed stream is acknowledged, and it is recorded as
+            // the Upload it became (session::push); an answer to an
+            // abandoned one is the server's mistake: look at the path again.
+            effect.dirty.push(path.clone());
+            effect.pull = true;
+        }
         Op::MakeDir { path } => {
             let dir = Entry {
                 kind: EntryKind::Dir,

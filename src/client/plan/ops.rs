@@ -54,6 +54,17 @@ pub enum Op {
         /// Its content hash.
         hash: ContentHash,
     },
+    /// Upload a new file (no base version) in one read, its hash after
+    /// its bytes (protocol version 6, PROTOCOL.md §13.8): planned without
+    /// reading it; sent as [`Op::Upload`] is recorded (with the hash of
+    /// the bytes sent) once it is sealed.
+    Stream {
+        /// The file.
+        path: WirePath,
+        /// Its stat when planned: the file must still have it after the
+        /// last byte is read.
+        stat: Stat,
+    },
     /// Set or clear a file's executable bit, its content unchanged (§15.3).
     SetMode {
         /// The file.
@@ -76,6 +87,7 @@ impl Op {
             | Op::RemoveDir { path }
             | Op::MakeDir { path }
             | Op::Upload { path, .. }
+            | Op::Stream { path, .. }
             | Op::SetMode { path, .. } => path,
         }
     }
@@ -91,7 +103,7 @@ impl Op {
         match self {
             Op::Rename { from, .. } => Some(from),
             Op::Delete { path, .. } | Op::RemoveDir { path } => Some(path),
-            Op::MakeDir { .. } | Op::Upload { .. } | Op::SetMode { .. } => None,
+            Op::MakeDir { .. } | Op::Upload { .. } | Op::Stream { .. } | Op::SetMode { .. } => None,
         }
     }
 
@@ -100,7 +112,10 @@ impl Op {
     pub fn occupies(&self) -> Option<&WirePath> {
         match self {
             Op::Rename { to, .. } => Some(to),
-            Op::MakeDir { path } | Op::Upload { path, .. } | Op::SetMode { path, .. } => Some(path),
+            Op::MakeDir { path }
+            | Op::Upload { path, .. }
+            | Op::Stream { path, .. }
+            | Op::SetMode { path, .. } => Some(path),
             Op::Delete { .. } | Op::RemoveDir { .. } => None,
         }
     }

@@ -119,6 +119,19 @@ impl Session<'_> {
             if report.code == ErrorCode::HashMismatch && matches!(op, Op::Upload { .. }) {
                 self.push.delta.after_hash_mismatch();
             }
+            if matches!(op, Op::Stream { .. }) {
+                // A one-read upload this client abandoned.
+                log::info!(
+                    "{} changed while it was being sent; sending it again",
+                    op.path()
+                );
+                self.push.retry.add(op.path().clone());
+                self.timers.retry_at(Instant::now() + PUSH_RETRY);
+                if self.push.inflight.is_empty() {
+                    self.round_done();
+                }
+                return Ok(());
+            }
             log::warn!(
                 "server refused {} ({:?}: {}); will retry",
                 op.path(),

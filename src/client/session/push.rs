@@ -15,6 +15,7 @@ use crate::client::push::{send_op, Lists};
 use crate::client::scanner::{Op, Scope, SETTLE};
 use crate::client::schedule::holdback::HoldBack;
 use crate::client::schedule::removal::{self, Decision, Hold};
+use crate::client::stream_push::{hash_first_if_known, HashFirst};
 use crate::protocol::WirePath;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -49,6 +50,9 @@ pub(super) struct PushState {
     pub(super) unstorable: HashSet<WirePath>,
     /// Whether the server takes delta uploads (PROTOCOL.md §13.1).
     pub(super) delta: DeltaSupport,
+    /// The server refused protocol version 6: new files are
+    /// hashed before they are sent, for the rest of the run.
+    pub(super) no_streams: bool,
     /// A round held back while its removal grows (R-5.6.6, [`removal`]):
     /// its paths, planned again with the next round's.
     pub(super) held: Option<(Scope, Hold)>,
@@ -121,6 +125,8 @@ impl Session<'_> {
         // Removals parked under a gone mount: looked at again every round.
         scope.merge(std::mem::take(&mut self.push.parked));
         self.timers.round_taken();
+        let streams = !self.push.no_streams && self.push.delta != DeltaSupport::No;
+        self.scanner.set_streams(streams);
         let mut plan = self.scanner.plan(&self.index, &scope)?;
         if !self.pull.modes {
             // A server without the executable bit (§15.1): a chmod is
@@ -287,7 +293,7 @@ impl Session<'_> {
         let sizes: Vec<u64> = ops
             .iter()
             .filter_map(|op| match op {
-                Op::Upload { stat, .. } => Some(stat.size),
+                Op::Upload { stat, .. } | Op::Stream { stat, .. } => Some(stat.size),
                 _ => None,
             })
             .collect();
@@ -323,6 +329,35 @@ impl Session<'_> {
             // A RemoveDir's cursor: what this device has seen.
             let (cursor, delta) = (self.index.seen(), &mut self.push.delta);
             let mut lists = Lists::default();
+            let op = match op {
+                // A new file that starts as a file this device knows (a
+                // copy): hashed first, so it goes as a delta (§13.8).
+                Op::Stream { path, stat } => {
+                    let file = self.state.chunk_index_file();
+                    let index = self
+                        .pull
+                        .chunks
+                        .get_or_insert_with(|| ChunkIndex::load(&file));
+                    match hash_first_if_known(&self.root, &path, stat, index) {
+                        HashFirst::Stream => Op::Stream { path, stat },
+                        HashFirst::Hashed(manifest) => {
+                            let hash = manifest.hash;
+                            lists.manifest = Some(manifest);
+                            Op::Upload {
+                                path,
+                                base: 0,
+                                stat,
+                                hash,
+                            }
+                        }
+                        HashFirst::Changed => {
+                            self.push.dirty.add(path);
+                            continue;
+                        }
+                    }
+                }
+                op => op,
+            };
             if let Op::Upload {
                 path,
                 stat,
@@ -331,7 +366,9 @@ impl Session<'_> {
             } = &op
             {
                 // The scan's chunk list of the file: not read a second time.
-                lists.manifest = self.scanner.take_manifest(path, *stat, *hash);
+                if lists.manifest.is_none() {
+                    lists.manifest = self.scanner.take_manifest(path, *stat, *hash);
+                }
                 // The base content's list, when the chunk index holds it.
                 let base_hash = self.index.get(path).and_then(|e| e.hash());
                 if let (Some(base_hash), true) = (base_hash, *base > 0) {
@@ -343,15 +380,30 @@ impl Session<'_> {
                     lists.base_list = index.manifest_of(path, base_hash);
                 }
             }
-            match send_op(
+            let sent_op = send_op(
                 conn,
                 &self.root,
                 &op,
                 (cursor, &mut lists),
                 delta,
                 &mut on_bytes,
-            )? {
+            );
+            if lists.v6_refused {
+                self.push.no_streams = true;
+            }
+            match sent_op? {
                 Some(id) => {
+                    // A sealed one-read upload is recorded as the Upload of
+                    // the hash of the bytes it sent (§13.8).
+                    let op = match (op, lists.sealed) {
+                        (Op::Stream { path, stat }, Some(hash)) => Op::Upload {
+                            path,
+                            base: 0,
+                            stat,
+                            hash,
+                        },
+                        (op, _) => op,
+                    };
                     self.push.inflight.insert(id, op);
                     if let Some(list) = lists.sent {
                         self.push.lists.insert(id, list);

@@ -182,6 +182,7 @@ impl Actor {
             reused: 0,
         });
         self.fill_from_partial(&mut building);
+        self.fill_from_stream_leftovers(&upload.header.path, &mut building);
         self.fill_from_own_files(&mut building);
         let ranges = building.plan.missing_ranges();
         let upload = DeltaUpload {

@@ -13,6 +13,7 @@ mod list_delta;
 mod peer;
 mod presence;
 mod requests;
+mod stream;
 
 use crate::protocol::{ClientId, ErrorCode, Message, UserId};
 use crate::server::bus::{ConnRef, FromActor, ToActor};

@@ -180,7 +180,10 @@ impl Peer {
         {
             building.build.suspend();
         }
-        self.upload = None;
+        // A one-read upload keeps what it received.
+        if let Some(open) = self.upload.take() {
+            open.upload.suspend();
+        }
         self.served.clear();
     }
 

@@ -132,6 +132,7 @@ impl Actor {
         let push = matches!(
             frame.message,
             Message::FileEnd
+                | Message::StreamEnd(_)
                 | Message::MakeDir { .. }
                 | Message::Delete(_)
                 | Message::RemoveDir(_)
@@ -187,7 +188,17 @@ impl Actor {
             Message::FileBegin(begin) => self.begin_upload(conn, rid, begin),
             Message::FileChunk(data) => self.upload_chunk(conn, rid, &data),
             Message::FileEnd if peer.delta.is_some() => self.end_delta(conn, client),
+            Message::FileEnd if peer.upload.as_ref().is_some_and(|u| u.upload.is_stream()) => {
+                self.wrong_end(conn, rid)
+            }
             Message::FileEnd => self.end_upload(conn, client),
+            Message::StreamBegin(begin) => self.begin_stream(conn, rid, begin),
+            Message::StreamEnd(_)
+                if peer.upload.as_ref().is_some_and(|u| !u.upload.is_stream()) =>
+            {
+                self.wrong_end(conn, rid)
+            }
+            Message::StreamEnd(end) => self.end_stream(conn, client, end),
             Message::FileManifest(header) => self.begin_delta(conn, rid, header),
             Message::ChunkList(entries) => self.delta_list(conn, rid, &entries, IdLen::Full),
             Message::ShortChunkList(entries) => {

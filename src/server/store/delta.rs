@@ -264,12 +264,17 @@ impl DeltaBuild {
 ///
 fn drop_unused_partials(dir: &Path, path: &WirePath, keep: &Path, live: &[&Path]) {
     let prefix = partial_prefix(path);
+    // The kept bytes of cut-off one-read uploads stay: the build about to
+    // start takes its chunks from them first.
+    let streams = crate::chunk::index::stream_prefix(path);
     let Ok(listing) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in listing.flatten() {
         let at = entry.path();
-        let ours = entry.file_name().to_string_lossy().starts_with(&prefix);
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(&prefix) && !name.starts_with(&streams);
         if ours && at != keep && !live.contains(&at.as_path()) {
             let _ = std::fs::remove_file(at);
         }

@@ -5,7 +5,8 @@
 //! is dropped, fails, or its staged file is dropped unplaced.
 
 use super::{StoreError, UserStore};
-use crate::protocol::{ContentHash, FileBegin, WirePath};
+use crate::chunk::index::stream_prefix;
+use crate::protocol::{ContentHash, FileBegin, StreamBegin, WirePath};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use tempfile::{NamedTempFile, TempPath};
@@ -37,18 +38,28 @@ pub struct Upload {
     error: Option<StoreError>,
     /// `--fsync`: sync the data before it can become visible.
     durable: bool,
+    /// Opened by `StreamBegin` (PROTOCOL.md §13.8): the hash comes with
+    /// `StreamEnd` ([`Upload::seal`]); `begin.hash` is a placeholder that
+    /// [`Upload::finish`] never checks against.
+    late: bool,
 }
 
 impl UserStore {
     /// Starts receiving the file `begin` announces. A temp file that cannot
     /// be created is reported by [`Upload::finish`], after the bytes.
     pub fn begin_upload(&self, begin: FileBegin) -> Upload {
+        self.begin_in(begin, &self.tmp_dir, "upload-")
+    }
+
+    /// An upload whose bytes go to a temp file in `dir`, named `prefix`
+    /// and a random part.
+    fn begin_in(&self, begin: FileBegin, dir: &std::path::Path, prefix: &str) -> Upload {
         let created = tempfile::Builder::new()
-            .prefix("upload-")
+            .prefix(prefix)
             // What `File::create` gives (0666 less the umask): the file
             // keeps these permissions once it is placed in the folder.
             .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(&self.tmp_dir);
+            .tempfile_in(dir);
         let (file, error) = match created {
             Ok(f) => (Some(f), None),
             Err(e) => (None, Some(StoreError::TempFile(e))),
@@ -60,7 +71,44 @@ impl UserStore {
             hasher: blake3::Hasher::new(),
             error,
             durable: self.durable,
+            late: false,
         }
+    }
+
+    /// Starts receiving a file whose hash comes after its bytes
+    /// (`StreamBegin`, PROTOCOL.md §13.8); closed by [`Upload::seal`]. The
+    /// bytes are hashed once, as they arrive, exactly as for `FileBegin`
+    /// no chunk list is made or taken here.
+    ///
+    /// Its temp file is in the partial area (kept across restarts, unlike
+    /// the temp area): if the connection ends before `StreamEnd`, what was
+    /// received stays there ([`Upload::suspend`]) for a delta upload of the
+    /// path to take its chunks from.
+    pub fn begin_stream(&self, begin: StreamBegin) -> Upload {
+        let prefix = stream_prefix(&begin.path);
+        let begin = FileBegin {
+            version: begin.version,
+            size: begin.size,
+            hash: ContentHash([0; 32]),
+            path: begin.path,
+        };
+        let mut upload = self.begin_in(begin, &self.partial_dir, &prefix);
+        upload.late = true;
+        upload
+    }
+
+    /// The kept bytes of interrupted one-read uploads of `path`
+    /// ([`Upload::suspend`]), open, with where they are.
+    pub fn stream_leftovers(&self, path: &WirePath) -> Vec<(std::path::PathBuf, std::fs::File)> {
+        let prefix = stream_prefix(path);
+        let Ok(listing) = std::fs::read_dir(&self.partial_dir) else {
+            return Vec::new();
+        };
+        listing
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .filter_map(|e| Some((e.path(), std::fs::File::open(e.path()).ok()?)))
+            .collect()
     }
 
     /// Test helper (store unit tests): `content` staged for `path` on
@@ -87,6 +135,40 @@ impl Upload {
     /// The announced base version.
     pub fn base(&self) -> u64 {
         self.begin.version
+    }
+
+    /// The connection ended before the upload did: a one-read upload keeps
+    /// the bytes it received; any other upload's temp file goes.
+    pub fn suspend(self) {
+        // Writes go straight to the file (no buffer): what was written is
+        // there. A file a write failed on is not kept (it may lack bytes).
+        if let (true, None, Some(file)) = (self.late, &self.error, self.file) {
+            if self.written > 0 {
+                let _ = file.keep();
+            }
+        }
+    }
+
+    /// Where its bytes are being written (`None` once that failed).
+    pub fn temp_path(&self) -> Option<&std::path::Path> {
+        self.file.as_ref().map(|f| f.path())
+    }
+
+    /// Whether the upload was opened by `StreamBegin` and must be closed
+    /// by `StreamEnd` (and not by `FileEnd`), R-13.8.2.
+    pub fn is_stream(&self) -> bool {
+        self.late
+    }
+
+    /// Closes a `StreamBegin` upload with the hash its `StreamEnd` carries:
+    /// checked as [`Upload::finish`] checks `FileBegin`'s.
+    ///
+    /// # Errors
+    /// As [`Upload::finish`].
+    pub fn seal(mut self, hash: ContentHash) -> Result<StagedFile, StoreError> {
+        self.begin.hash = hash;
+        self.late = false;
+        self.finish()
     }
 
     /// Bytes received so far.
@@ -140,7 +222,8 @@ impl Upload {
                 announced: self.begin.size,
             });
         }
-        if hash != self.begin.hash {
+        if self.late || hash != self.begin.hash {
+            // A stream upload is checked only against its StreamEnd's hash.
             return Err(StoreError::HashMismatch(path.clone()));
         }
         if let Some(e) = self.error.take() {

@@ -235,6 +235,7 @@ fn apply(op: &Op, w: &mut World, server: &mut Tree, version: &mut u64) {
         t.keys().filter(|k| k.is_within(at)).cloned().collect()
     };
     match op {
+        Op::Stream { .. } => panic!("a scanner with streams off plans no one-read upload"),
         Op::Rename { from, to, .. } => {
             assert!(server.contains_key(from), "rename of a missing {from}");
             assert!(!server.contains_key(to), "rename onto {to}");
