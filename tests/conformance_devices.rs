@@ -7,7 +7,7 @@
 mod common;
 
 use common::raw::*;
-use common::{eventually, tree, write, Client, Server, Verbosity};
+use common::{actor_threads, eventually, tree, write, Client, Server, Verbosity};
 use std::time::{Duration, Instant};
 
 /// A user made with KeyHello NewUser: (connection, user, device 1's key).
@@ -703,14 +703,15 @@ fn r_4_6_13_a_second_resume_of_a_live_device_is_refused_device_in_use() {
         "{text}"
     );
     b.expect_closed();
-    // A wrong key learns nothing of the device: BadCredential, no address.
+    // A wrong key learns nothing of the device: BadCredential, no address,
+    // and no probe of `a`.
     let mut rng = common::Rng::new(common::seed("DEVICES_SEED"));
     let mut c = Raw::connect(server.addr);
     c.send(&key_hello(1, 3, user, 1, flipped(key, &mut rng), b""));
-    probed(&mut a, true);
     let f = c.expect_error(BAD_CREDENTIAL, 1);
     assert!(!String::from_utf8_lossy(&f.payload).contains("connected from"));
     c.expect_closed();
+    a.expect_silence(Duration::from_millis(300));
     // The live connection is untouched; another device is not concerned.
     a.ping_pong(2);
     let (_d, w) = Raw::key_resume(server.addr, user, client2, key2);
@@ -877,4 +878,116 @@ fn r_4_6_15_a_visit_runs_next_to_the_live_connection_and_never_pulls() {
         v.expect_closed();
     }
     a.ping_pong(4);
+}
+
+#[test]
+///
+fn r_4_6_14_only_a_resume_whose_key_verifies_probes_the_live_connection() {
+    let server = Server::start();
+    let (_, user, key) = keyed_user(&server);
+    let (mut a, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!(w.kind, KEY_WELCOME);
+    // Every Resume of device 1 that does not prove the key: random wrong
+    // keys (one bit off, or any bits), the all-zero secret, and a plain
+    // Hello with the user ID alone. Seven in all, under the guess
+    // limiter's ten. `a` never answers a probe here: under the
+    // old rule each would have been held 3 s and then closed `a`.
+    let mut rng = common::Rng::new(common::seed("DEVICES_SEED"));
+    let mut wrong: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..3 {
+        wrong.push(key_hello(1, 3, user, 1, flipped(key, &mut rng), b""));
+    }
+    for _ in 0..2 {
+        let mut other = [0u8; 32];
+        for b in other.iter_mut() {
+            *b = rng.below(256) as u8;
+        }
+        wrong.push(key_hello(1, 3, user, 1, other, b"guess"));
+    }
+    wrong.push(key_hello(1, 3, user, 1, [0; 32], b""));
+    wrong.push(hello(1, 3, user, 1));
+    for (i, h) in wrong.iter().enumerate() {
+        let start = Instant::now();
+        let mut c = Raw::connect(server.addr);
+        c.send(h);
+        let f = c.expect_error(BAD_CREDENTIAL, 1);
+        assert!(
+            !String::from_utf8_lossy(&f.payload).contains("connected from"),
+            "attempt {i}: {f:?}"
+        );
+        c.expect_closed();
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "attempt {i}: refused after {:?}: held for a probe",
+            start.elapsed()
+        );
+        a.expect_silence(Duration::from_millis(100));
+    }
+    // `a` is untouched and still the device's live connection: the right
+    // key is probed (and refused DeviceInUse once `a` answers).
+    a.ping_pong(2);
+    let mut b = Raw::connect(server.addr);
+    b.send(&key_hello(1, 3, user, 1, key, b"clone"));
+    probed(&mut a, true);
+    b.expect_error(DEVICE_IN_USE, 1);
+    b.expect_closed();
+    a.ping_pong(3);
+    // A request pipelined behind a Resume that waits for the probe is
+    // answered, in order, once the Resume is admitted (`a` closed).
+    let mut c = Raw::connect(server.addr);
+    let mut bytes = key_hello(1, 3, user, 1, key, b"");
+    bytes.extend(frame(PING, 2, &[]));
+    c.send(&bytes);
+    probed(&mut a, false);
+    drop(a);
+    c.expect(KEY_WELCOME, 1);
+    c.expect(PONG, 2);
+}
+
+#[test]
+///
+fn r_4_6_15_a_visit_stays_a_visit_after_the_users_worker_restarts() {
+    // Workers retire after 0.2 s idle; the connections stay open and the
+    // next worker adopts them.
+    let server = Server::start_with(&["--actor-idle", "0.2"]);
+    let pid = server.pid();
+    let (first, user, key) = keyed_user(&server);
+    drop(first);
+    let mut v = Raw::connect(server.addr);
+    v.send(&key_hello(1, 4, user, 1, key, b""));
+    v.expect(KEY_WELCOME, 1);
+    assert!(eventually(Duration::from_secs(5), || actor_threads(pid) == 0));
+    // The device's client starts while the Visit is open: a Visit is not
+    // its live connection, before or after the restart.
+    let (mut a, w) = Raw::key_resume(server.addr, user, 1, key);
+    assert_eq!(w.kind, KEY_WELCOME, "{w:?}");
+    v.expect_silence(Duration::from_millis(300));
+    // Still a Visit for the new worker: no Pull, no Ack.
+    v.send(&frame(PULL, 2, &0u64.to_be_bytes()));
+    v.expect_error(WRONG_PHASE, 2);
+    v.expect_closed();
+    // The live connection adopted by a later worker is still told apart:
+    // a second Resume is refused, and DeviceInUse gives the time `a` was
+    // accepted, not the adoption's.
+    let accepted = std::time::SystemTime::now();
+    assert!(eventually(Duration::from_secs(5), || actor_threads(pid) == 0));
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut b = Raw::connect(server.addr);
+    b.send(&key_hello(1, 3, user, 1, key, b"clone"));
+    probed(&mut a, true);
+    let text = device_in_use_text(&b.next_reply());
+    let since = text
+        .split(" since ")
+        .nth(1)
+        .and_then(|t| t.split(" UTC").next())
+        .expect("the time in the text");
+    let since = chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%d %H:%M:%S")
+        .expect("a UTC time")
+        .and_utc();
+    let accepted = chrono::DateTime::<chrono::Utc>::from(accepted);
+    assert!(
+        (accepted - since).num_seconds().abs() <= 1,
+        "since {since}, accepted at {accepted}: {text}"
+    );
+    a.ping_pong(2);
 }

@@ -279,19 +279,6 @@ fn idle_actors_retire_while_connections_stay_usable() {
     assert_eq!(b.fetch("two.txt").expect("fetch").1, b"2");
 }
 
-/// Threads of the server process that are user actors (named `user-…`).
-fn actor_threads(pid: u32) -> usize {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| t.ok())
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("user-"))
-        })
-        .count()
-}
-
 #[test]
 fn a_port_in_use_or_a_bad_argument_is_a_one_line_error() {
     let server = Server::start();

@@ -53,8 +53,16 @@ pub enum ToActor {
         /// (PROTOCOL.md ): only a matching device key is admitted;
         /// every other outcome is answered `TooManyAttempts`.
         limited: Option<std::time::Duration>,
-        /// The device's other connection answered its probe: once the
-        /// key is checked, refuse with `DeviceInUse`.
+    },
+    /// The answer to [`FromActor::Probe`]: what the probe of the device's
+    /// live connection `old` found for the Resume on `conn`.
+    Probed {
+        /// The held Resume's connection.
+        conn: ConnRef,
+        /// The connection that was probed.
+        old: ConnRef,
+        /// `Some`: `old` answered (refuse the Resume `DeviceInUse`);
+        /// `None`: it is gone or was closed for its silence.
         in_use: Option<InUse>,
     },
     /// A request frame from an attached connection.
@@ -84,6 +92,11 @@ pub enum ToActor {
         peer: SocketAddr,
         /// Its registered client.
         client: ClientId,
+        /// Its handshake was a Visit: never the device's live
+        /// connection, whichever actor holds it.
+        visit: bool,
+        /// When it was accepted: what `DeviceInUse` tells.
+        since: std::time::SystemTime,
     },
     /// The connection is gone.
     Detach {
@@ -110,6 +123,17 @@ pub enum FromActor {
         conn: ConnRef,
         /// The registered client ID.
         client: ClientId,
+    },
+    /// The Resume on `conn` passed its key check while its
+    /// device has the live connection `old`: probe `old` and
+    /// answer [`ToActor::Probed`]. Only a Resume whose key verified gets
+    /// here, so a peer that merely knows a device ID cannot make the
+    /// server ping that device's connection.
+    Probe {
+        /// The Resume's connection, held (not read) until the answer.
+        conn: ConnRef,
+        /// The device's live connection.
+        old: ConnRef,
     },
     /// The handshake failed as a guess would: unknown user, wrong key or
     /// join code (feeds the guess limiter, R-2.2.4).

@@ -7,6 +7,7 @@ use super::bus::ConnRef;
 use crate::protocol::ClientId;
 use smallvec::SmallVec;
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 /// A connection attached to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,24 @@ pub struct Member {
     pub peer: SocketAddr,
     /// Set once the actor accepted the handshake.
     pub client: Option<ClientId>,
+    /// The handshake was a Visit: an actor that adopts the
+    /// connection after a restart must not take it for the device's live
+    /// connection.
+    pub visit: bool,
+    /// When the connection was accepted (for `DeviceInUse`, R-4.6.13).
+    pub since: SystemTime,
+}
+
+impl Member {
+    /// A connection whose handshake the actor has not answered yet.
+    pub fn joining(peer: SocketAddr, visit: bool, since: SystemTime) -> Member {
+        Member {
+            peer,
+            client: None,
+            visit,
+            since,
+        }
+    }
 }
 
 /// A small map from connection to [`Member`]: the first entry lives inline,
@@ -70,7 +89,7 @@ mod tests {
     fn insert_remove_iterate() {
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let c = |key| ConnRef { key, generation: 1 };
-        let m = Member { peer, client: None };
+        let m = Member::joining(peer, false, SystemTime::UNIX_EPOCH);
         let mut members = Members::default();
         assert!(members.is_empty());
         members.insert(c(0), m);
@@ -81,8 +100,8 @@ mod tests {
         members.insert(
             c(2),
             Member {
-                peer,
                 client: Some(7),
+                ..Member::joining(peer, true, SystemTime::UNIX_EPOCH)
             },
         );
         assert_eq!(members.iter().count(), 4);
@@ -109,7 +128,7 @@ mod tests {
             for (key, client, add) in ops {
                 let conn = ConnRef { key, generation: 1 };
                 if add {
-                    let m = Member { peer, client: client.map(u64::from) };
+                    let m = Member { client: client.map(u64::from), ..Member::joining(peer, add, SystemTime::UNIX_EPOCH) };
                     members.insert(conn, m);
                     model.insert(key, m);
                 } else {

@@ -9,7 +9,6 @@ use super::members::{Member, Members};
 use crate::protocol::{ClientId, UserId};
 use crossbeam_channel::{unbounded, Sender};
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Stack for an actor thread: enough for its iterative code, small enough
@@ -107,6 +106,8 @@ impl ActorRegistry {
                     conn: *conn,
                     peer: member.peer,
                     client,
+                    visit: member.visit,
+                    since: member.since,
                 });
                 sent += 1;
             }
@@ -222,9 +223,9 @@ impl ActorRegistry {
     }
 
     /// A connection sent a `Hello` for `user`.
-    pub fn attach(&mut self, user: UserId, conn: ConnRef, peer: SocketAddr) {
+    pub fn attach(&mut self, user: UserId, conn: ConnRef, member: Member) {
         if let Some(slot) = self.slots.get_mut(&user) {
-            slot.members.insert(conn, Member { peer, client: None });
+            slot.members.insert(conn, member);
         }
     }
 
@@ -237,21 +238,6 @@ impl ActorRegistry {
         {
             member.client = Some(client);
         }
-    }
-
-    /// The connections of `user` whose handshake the actor accepted as
-    /// `client` (Ready), for.
-    pub fn device_conns(
-        &self,
-        user: UserId,
-        client: ClientId,
-    ) -> impl Iterator<Item = ConnRef> + '_ {
-        self.slots
-            .get(&user)
-            .into_iter()
-            .flat_map(|s| s.members.iter())
-            .filter(move |(_, m)| m.client == Some(client))
-            .map(|(c, _)| *c)
     }
 
     /// A connection of `user` went away.

@@ -41,7 +41,8 @@ pub use client::{
 pub use conn::Conn;
 pub use devices::{settle, TwoDevices, SETTLE};
 pub use procs::{
-    fds, free_port, log_tail, read_to_end, rss_kib, signal, threads, wait_port, wait_timeout, Proc,
+    actor_threads, fds, free_port, log_tail, read_to_end, rss_kib, signal, threads, wait_port,
+    wait_timeout, Proc,
 };
 pub use rng::{seed, Rng};
 pub use server::{Server, ServerOptions};

@@ -79,6 +79,20 @@ pub fn threads(pid: u32) -> u64 {
     status_field(pid, "Threads:").unwrap_or(0)
 }
 
+/// Threads of a `cloud-server` process that are user actors (named
+/// `user-…`): 0 once every actor retired (`--actor-idle`).
+pub fn actor_threads(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("user-"))
+        })
+        .count()
+}
+
 /// Open file descriptors.
 pub fn fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)

@@ -118,9 +118,36 @@ pub(super) struct HelloRequest {
     pub credential: Option<Credential>,
     /// The guess limiter's wait for the address.
     pub limited: Option<Duration>,
-    /// The device's other live connection, which answered its probe
-    ///
-    pub in_use: Option<InUse>,
+}
+
+/// A Resume whose key verified, waiting for the probe of its device's live
+/// connection: what its Welcome needs once the reactor answers
+/// ([`crate::server::bus::ToActor::Probed`]).
+pub(super) struct Parked {
+    /// The Hello's request ID.
+    pub request_id: u32,
+    /// The device.
+    pub client: ClientId,
+    /// Answer with `KeyWelcome` (the handshake was a KeyHello).
+    pub keyed: bool,
+    /// Admitted from an address the guess limiter refuses.
+    pub limited: bool,
+    /// The connection log's name of the handshake.
+    pub request: &'static str,
+    /// The key this handshake gave a keyless device, already
+    /// stored: the `KeyWelcome` must carry it.
+    pub new_key: Option<Secret>,
+}
+
+/// What says of a verified Resume, as far as the actor knows.
+enum Live {
+    /// The device has no other live connection.
+    Free,
+    /// Another Resume of the device was admitted this cycle (the reactor
+    /// does not know it yet): refuse at once.
+    Taken(InUse),
+    /// The device has this live connection: the reactor probes it.
+    Probe(ConnRef),
 }
 
 /// The refusal of a Resume whose device has another live connection
@@ -154,21 +181,15 @@ impl Actor {
             hello,
             credential,
             limited,
-            in_use,
         } = req;
         let mut peer = super::peer::Peer::new(addr);
         peer.visit = hello.mode == HelloMode::Visit;
         self.peers.insert(conn, peer);
         if let Some(wait) = limited {
-            self.on_limited_hello(conn, request_id, hello, credential, wait, in_use);
+            self.on_limited_hello(conn, request_id, hello, credential, wait);
             return;
         }
-        let request = match hello.mode {
-            HelloMode::NewUser => "new-user",
-            HelloMode::NewClient => "new-client",
-            HelloMode::Resume => "resume",
-            HelloMode::Visit => "visit",
-        };
+        let request = request_name(hello.mode);
         if self.store.is_none() && !self.unknown {
             let create = hello.mode == HelloMode::NewUser;
             if !self.open_store(create) && !self.unknown {
@@ -197,32 +218,70 @@ impl Actor {
             return;
         }
         let keyed = credential.is_some();
-        let outcome = match self
-            .admit_device(&hello, credential)
-            .and_then(|admitted| self.one_live(conn, &hello, in_use).map(|()| admitted))
-        {
+        let (client, new_key) = match self.admit_device(&hello, credential) {
             Ok(admitted) => admitted,
             Err((refusal, client)) => {
-                if let (Some(peer), Some(client)) = (self.peers.get_mut(&conn), client) {
-                    peer.client = Some(client);
-                }
-                self.log(conn, request, Err(&refusal.text));
-                self.fail(conn, request_id, refusal.code, &refusal.text);
-                if let Some(peer) = self.peers.get_mut(&conn) {
-                    // Refused: never announced as Ready to the reactor.
-                    peer.client = None;
-                }
-                if refusal.guess {
-                    let _ = self.ctx.out.send(FromActor::Refused { conn });
-                }
+                self.refuse(conn, request_id, request, &refusal, client);
                 return;
             }
         };
-        let (client, new_key) = outcome;
-        let head = self.store.as_ref().map_or(0, UserStore::head);
         if hello.mode == HelloMode::NewUser {
             (self.ctx.events)(ServerEvent::NewUser(self.user));
         }
+        let parked = Parked {
+            request_id,
+            client,
+            keyed,
+            limited: false,
+            request,
+            new_key,
+        };
+        if hello.mode == HelloMode::Resume {
+            if let Some(parked) = self.one_live(conn, parked) {
+                self.welcome(conn, parked);
+            }
+            return;
+        }
+        self.welcome(conn, parked);
+    }
+
+    /// Answers a refused handshake: logs it, queues the Error and the
+    /// close, and feeds the guess limiter when it was a failed guess.
+    /// `client`: the device named, for the log.
+    fn refuse(
+        &mut self,
+        conn: ConnRef,
+        request_id: u32,
+        request: &str,
+        refusal: &Refusal,
+        client: Option<ClientId>,
+    ) {
+        if let (Some(peer), Some(client)) = (self.peers.get_mut(&conn), client) {
+            peer.client = Some(client);
+        }
+        self.log(conn, request, Err(&refusal.text));
+        self.fail(conn, request_id, refusal.code, &refusal.text);
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            // Refused: never announced as Ready to the reactor.
+            peer.client = None;
+        }
+        if refusal.guess {
+            let _ = self.ctx.out.send(FromActor::Refused { conn });
+        }
+    }
+
+    /// Admits a handshake: `Welcome` or `KeyWelcome` (with the key the
+    /// device was given, if any), logged.
+    fn welcome(&mut self, conn: ConnRef, parked: Parked) {
+        let Parked {
+            request_id,
+            client,
+            keyed,
+            limited,
+            request,
+            new_key,
+        } = parked;
+        let head = self.store.as_ref().map_or(0, UserStore::head);
         let message = if keyed {
             Message::KeyWelcome(KeyWelcome {
                 user_id: self.user,
@@ -237,13 +296,15 @@ impl Actor {
                 head,
             })
         };
-        if let Some(peer) = self.peers.get_mut(&conn) {
-            peer.client = Some(client);
-            peer.reply(request_id, message);
-        }
-        let detail = match new_key {
-            Some(_) => format!("head {head}, new device key"),
-            None => format!("head {head}"),
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        peer.client = Some(client);
+        peer.reply(request_id, message);
+        let detail = match (new_key, limited) {
+            (_, true) => format!("head {head} (device key admitted from a limited address)"),
+            (Some(_), false) => format!("head {head}, new device key"),
+            (None, false) => format!("head {head}"),
         };
         self.log(conn, request, Ok(&detail));
     }
@@ -261,7 +322,6 @@ impl Actor {
         hello: Hello,
         credential: Option<Credential>,
         wait: Duration,
-        in_use: Option<InUse>,
     ) {
         let known = self.store.is_some() || (!self.unknown && self.open_store(false));
         let admitted = if known && hello.mode.resumes() {
@@ -273,74 +333,115 @@ impl Actor {
         } else {
             None
         };
-        if let Some(client) = admitted {
-            // The key matched: its owner may learn where the device is.
-            if let Err((refusal, _)) = self.one_live(conn, &hello, in_use) {
-                if let Some(peer) = self.peers.get_mut(&conn) {
-                    peer.client = Some(client);
-                }
-                self.log(conn, "resume", Err(&refusal.text));
-                self.fail(conn, request_id, refusal.code, &refusal.text);
-                if let Some(peer) = self.peers.get_mut(&conn) {
-                    peer.client = None;
-                }
-                return;
-            }
-        }
         let Some(client) = admitted else {
             let text = limiter::refusal_text(wait);
             self.log(conn, "resume", Err(&text));
             self.fail(conn, request_id, ErrorCode::TooManyAttempts, &text);
             return;
         };
-        let head = self.store.as_ref().map_or(0, UserStore::head);
-        let message = Message::KeyWelcome(KeyWelcome {
-            user_id: self.user,
-            client_id: client,
-            head,
-            device_key: Secret::NONE,
-        });
-        if let Some(peer) = self.peers.get_mut(&conn) {
-            peer.client = Some(client);
-            peer.reply(request_id, message);
+        let parked = Parked {
+            request_id,
+            client,
+            keyed: true,
+            limited: true,
+            request: "resume",
+            new_key: None,
+        };
+        // The key matched: its owner may learn where the device is.
+        let parked = if hello.mode == HelloMode::Resume {
+            self.one_live(conn, parked)
+        } else {
+            Some(parked)
+        };
+        if let Some(parked) = parked {
+            self.welcome(conn, parked);
         }
-        self.log(
-            conn,
-            "resume",
-            Ok(&format!(
-                "head {head} (device key admitted from a limited address)"
-            )),
-        );
     }
 
-    /// checked once the device proved itself: a Resume of a
-    /// device with another live connection is refused `DeviceInUse`. The
-    /// reactor names one that answered its probe (`in_use`); this actor
-    /// also knows the connections it admitted itself, which covers two
-    /// Resumes of one device arriving together (neither Ready yet when the
-    /// reactor looked).
-    fn one_live(
-        &self,
-        conn: ConnRef,
-        hello: &Hello,
-        in_use: Option<InUse>,
-    ) -> Result<(), (Refusal, Option<ClientId>)> {
-        if hello.mode != HelloMode::Resume {
-            return Ok(());
+    /// checked once the device proved itself (its key matched):
+    /// gives the Resume back when its device has no other live connection;
+    /// refuses it `DeviceInUse` when another Resume of the device was
+    /// admitted this cycle (two arriving together, neither Ready when
+    /// they came); parks it and asks the reactor to probe the device's
+    /// live connection otherwise (answered by [`Actor::on_probed`]).
+    fn one_live(&mut self, conn: ConnRef, parked: Parked) -> Option<Parked> {
+        let client = parked.client;
+        let live = self
+            .peers
+            .iter()
+            .find(|(c, p)| **c != conn && p.is_live_device(client))
+            .map(|(c, p)| {
+                if p.announced {
+                    Live::Probe(*c)
+                } else {
+                    Live::Taken(InUse {
+                        peer: p.addr,
+                        since: p.since,
+                    })
+                }
+            })
+            .unwrap_or(Live::Free);
+        match live {
+            Live::Free => Some(parked),
+            Live::Taken(other) => {
+                let refusal = device_in_use(client, other);
+                self.refuse(
+                    conn,
+                    parked.request_id,
+                    parked.request,
+                    &refusal,
+                    Some(client),
+                );
+                None
+            }
+            Live::Probe(old) => {
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.probe = Some(old);
+                    peer.parked = Some(parked);
+                }
+                None
+            }
         }
-        let client = hello.client_id;
+    }
+
+    /// The reactor's answer to the probe a parked Resume asked for: refused
+    /// `DeviceInUse` when `old` answered, or when another Resume of the
+    /// device was admitted while this one waited; admitted otherwise.
+    /// Requests the client pipelined behind its Hello are handled after.
+    pub(super) fn on_probed(&mut self, conn: ConnRef, old: ConnRef, in_use: Option<InUse>) {
+        let Some(parked) = self.peers.get_mut(&conn).and_then(|p| p.parked.take()) else {
+            return;
+        };
+        let client = parked.client;
         let other = in_use.or_else(|| {
             self.peers
                 .iter()
-                .find(|(c, p)| **c != conn && p.client == Some(client) && !p.close && !p.visit)
+                .find(|(c, p)| **c != conn && **c != old && p.is_live_device(client))
                 .map(|(_, p)| InUse {
                     peer: p.addr,
                     since: p.since,
                 })
         });
         match other {
-            Some(other) => Err((device_in_use(client, other), Some(client))),
-            None => Ok(()),
+            Some(other) => {
+                let refusal = device_in_use(client, other);
+                self.refuse(
+                    conn,
+                    parked.request_id,
+                    parked.request,
+                    &refusal,
+                    Some(client),
+                );
+            }
+            None => self.welcome(conn, parked),
+        }
+        let deferred = self
+            .peers
+            .get_mut(&conn)
+            .map(|p| std::mem::take(&mut p.deferred))
+            .unwrap_or_default();
+        for (frame, cost) in deferred {
+            self.handle(crate::server::bus::ToActor::Request { conn, frame, cost });
         }
     }
 
@@ -432,5 +533,15 @@ impl Actor {
         })?;
         debug_assert_eq!(added, client);
         Ok((client, key))
+    }
+}
+
+/// The connection log's name for a handshake of `mode`.
+pub(super) fn request_name(mode: HelloMode) -> &'static str {
+    match mode {
+        HelloMode::NewUser => "new-user",
+        HelloMode::NewClient => "new-client",
+        HelloMode::Resume => "resume",
+        HelloMode::Visit => "visit",
     }
 }

@@ -192,11 +192,12 @@ struct Actor {
 }
 
 impl Actor {
-    /// No connection has a reply, an upload, a delta download or output
-    /// pending.
+    /// No connection has a reply, an upload, a delta download, output or
+    /// a Resume waiting for its probe pending.
     fn is_quiet(&self) -> bool {
         self.peers.values().all(|p| {
-            p.jobs.is_empty()
+            p.parked.is_none()
+                && p.jobs.is_empty()
                 && p.upload.is_none()
                 && p.delta.is_none()
                 && p.served.is_empty()
@@ -226,7 +227,6 @@ impl Actor {
                 hello,
                 credential,
                 limited,
-                in_use,
             } => self.on_hello(
                 conn,
                 peer,
@@ -235,13 +235,18 @@ impl Actor {
                     hello,
                     credential,
                     limited,
-                    in_use,
                 },
             ),
+            ToActor::Probed { conn, old, in_use } => self.on_probed(conn, old, in_use),
             ToActor::Request { conn, frame, cost } => {
                 let Some(peer) = self.peers.get_mut(&conn) else {
                     return;
                 };
+                if peer.parked.is_some() {
+                    // Pipelined behind a Resume that waits for its probe.
+                    peer.deferred.push((frame, cost));
+                    return;
+                }
                 let answerable = !peer.close && peer.client.is_some();
                 let held = peer.flow.took(cost, answerable);
                 let client = peer.client;
@@ -257,13 +262,24 @@ impl Actor {
                     peer.flow.grant(bytes);
                 }
             }
-            ToActor::Adopt { conn, peer, client } => {
+            ToActor::Adopt {
+                conn,
+                peer,
+                client,
+                visit,
+                since,
+            } => {
                 if self.store.is_none() && !self.open_store(false) {
                     return;
                 }
                 let mut adopted = Peer::new(peer);
                 adopted.client = Some(client);
                 adopted.announced = true;
+                // An actor restarted while the connection stayed open: it
+                // is still a Visit (or the device's live connection) since
+                // the same moment.
+                adopted.visit = visit;
+                adopted.since = since;
                 self.peers.insert(conn, adopted);
             }
             ToActor::Detach { conn } => {
@@ -385,6 +401,9 @@ fn send_output(out: &Sender<FromActor>, conn: ConnRef, peer: &mut Peer) -> bool 
     if let (false, Some(client)) = (peer.announced, peer.client) {
         peer.announced = true;
         sent |= out.send(FromActor::Ready { conn, client }).is_ok();
+    }
+    if let Some(old) = peer.probe.take() {
+        sent |= out.send(FromActor::Probe { conn, old }).is_ok();
     }
     if let Some(cost) = peer.flow.take_released() {
         sent |= out.send(FromActor::Processed { conn, cost }).is_ok();

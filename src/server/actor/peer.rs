@@ -115,8 +115,20 @@ pub struct Peer {
     /// adoption): what Error `DeviceInUse` tells.
     pub since: std::time::SystemTime,
     /// The handshake was a Visit: not the device's live
-    /// connection.
+    /// connection. Kept across an actor restart ([`ToActor::Adopt`]).
+    ///
+    /// [`ToActor::Adopt`]: crate::server::bus::ToActor::Adopt
     pub visit: bool,
+    /// A verified Resume waiting for the probe of its device's live
+    /// connection; not admitted yet.
+    pub parked: Option<super::handshake::Parked>,
+    /// The live connection the reactor is to probe for `parked`: sent as
+    /// `FromActor::Probe` with this cycle's output.
+    pub probe: Option<crate::server::bus::ConnRef>,
+    /// Requests pipelined behind a parked Resume's Hello, handled in
+    /// arrival order once it is decided (bounded by the inbound window,
+    /// `flow::INBOUND_CAP`: their cost is not released meanwhile).
+    pub deferred: Vec<(crate::protocol::Frame, crate::server::flow::Cost)>,
 }
 
 impl Peer {
@@ -136,7 +148,16 @@ impl Peer {
             close: false,
             since: std::time::SystemTime::now(),
             visit: false,
+            parked: None,
+            probe: None,
+            deferred: Vec::new(),
         }
+    }
+
+    /// Whether this connection is `client`'s live connection in the sense
+    /// of: admitted (or being admitted), not closing, not a Visit.
+    pub fn is_live_device(&self, client: ClientId) -> bool {
+        self.client == Some(client) && !self.close && !self.visit
     }
 
     /// Queues a small reply, behind any bulk reply still in progress.

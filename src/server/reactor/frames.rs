@@ -2,22 +2,22 @@
 //! ([`legality::judge`]) → the handshake, an answer given here, or a request
 //! charged to the connection's inbound window and routed to the user's actor.
 
-use super::probe::Pending;
 use super::Reactor;
 use crate::protocol::{
     ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status, UserId,
 };
-use crate::server::bus::{ConnRef, Credential, InUse, ToActor};
+use crate::server::bus::{ConnRef, Credential, ToActor};
 use crate::server::connection::Phase;
 use crate::server::flow;
 use crate::server::legality::{self, Stage, Verdict};
 use crate::server::limiter;
+use crate::server::members::Member;
 use crate::server::metrics::metrics;
 use crate::server::pull_reply::{self, PullReply};
 use crate::server::transport::Mismatch;
 use crate::server::user_ids;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Reactor {
     pub(super) fn on_readable(&mut self, key: usize) {
@@ -343,6 +343,9 @@ impl Reactor {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.visit = hello.mode == HelloMode::Visit;
         }
+        // a Resume of a device with a live connection is held
+        // for the probe of that connection only once its actor has
+        // verified the key (`FromActor::Probe`, `probe.rs`).
         let pending = Pending {
             conn: ConnRef { key, generation },
             rid,
@@ -351,27 +354,16 @@ impl Reactor {
             credential,
             limited,
         };
-        // a Resume of a device with a live connection waits for
-        // the probe of that connection (`probe.rs`).
-        let pending = if pending.hello.mode == HelloMode::Resume {
-            match self.hold_if_in_use(key, pending) {
-                Some(pending) => pending,
-                None => return,
-            }
-        } else {
-            pending
-        };
-        self.route_hello(key, pending, None);
+        self.route_hello(key, pending);
     }
 
     /// Routes a handshake to its user's actor and attaches the connection.
-    /// `in_use`: the device's other live connection, which answered its
-    /// probe.
-    pub(super) fn route_hello(&mut self, key: usize, p: Pending, in_use: Option<InUse>) {
+    fn route_hello(&mut self, key: usize, p: Pending) {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
         let peer = conn.peer;
+        let member = Member::joining(peer, conn.visit, conn.since);
         let msg = ToActor::Hello {
             conn: p.conn,
             peer,
@@ -379,13 +371,12 @@ impl Reactor {
             hello: p.hello,
             credential: p.credential,
             limited: p.limited,
-            in_use,
         };
         let user = p.user;
         if !self.route(key, p.rid, user, msg) {
             return;
         }
-        self.registry.attach(user, p.conn, peer);
+        self.registry.attach(user, p.conn, member);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.phase = Phase::Joining { user };
             conn.attached = Some(user);
@@ -406,4 +397,20 @@ impl Reactor {
         );
         false
     }
+}
+
+/// A handshake ready to be routed to its user's actor.
+pub(super) struct Pending {
+    /// The new connection.
+    pub conn: ConnRef,
+    /// Its Hello's request ID.
+    pub rid: u32,
+    /// The user.
+    pub user: UserId,
+    /// The handshake.
+    pub hello: Hello,
+    /// The KeyHello's secret and name.
+    pub credential: Option<Credential>,
+    /// The guess limiter's wait for the address.
+    pub limited: Option<Duration>,
 }

@@ -52,6 +52,7 @@ impl Reactor {
                     self.revoked.remove(&(user, client));
                 }
                 FromActor::Away { user, away } => self.on_away(user, away),
+                FromActor::Probe { conn, old } => self.hold_for_probe(conn, old),
                 FromActor::Refused { conn } => {
                     if let Some(c) = self.live(conn).and_then(|k| self.conns.get(k)) {
                         self.limiter.record_failure(c.peer.ip(), Instant::now());

@@ -2,19 +2,23 @@
 //!
 //! Two clients presenting one device key at once would share one cursor:
 //! each would acknowledge changes the other has not applied. So a Resume
-//! (Hello or KeyHello) of a device that already has a Ready connection is
-//! *held* (its connection's reading paused, nothing routed) while that old
-//! connection is probed with a `Ping` (request ID 0):
+//! (Hello or KeyHello) whose key the user's actor verified, of a device
+//! that already has a live connection, is *held* (its connection's reading
+//! paused) while that old connection is probed with a `Ping` (request ID
+//! 0). The actor asks for the probe (`FromActor::Probe`) only after the
+//! key matched: a Resume with a wrong key is refused `BadCredential` and
+//! never makes the server touch the device's connection, so knowing a
+//! device ID is not enough to have its connection pinged (or, on a slow
+//! link, closed).
 //!
 //! ```text
-//! old connection, after the probe was sent     the held Resume
+//! old connection, after the probe was sent     the held Resume (ToActor::Probed)
 //! ------------------------------------------   ------------------------------------
-//! any byte read from it (or reading paused:    routed with `in_use`: its actor
-//!   it sends faster than it is served)           checks the key, then refuses it
-//!                                                with Error DeviceInUse (29)
-//! closed (FIN, RST, a refusal)                 routed as usual
+//! any byte read from it (or reading paused:    in_use: the actor refuses it with
+//!   it sends faster than it is served)           Error DeviceInUse (29)
+//! closed (FIN, RST, a refusal)                 free: the actor admits it
 //! nothing within PROBE_WAIT (3 s) of the probe  old closed with Error Timeout,
-//!   or of the last movement of the bytes         logged; then routed as usual
+//!   or of the last movement of the bytes         logged; then free
 //!   queued ahead of it
 //! ```
 //!
@@ -28,13 +32,13 @@
 //! The decision is [`judge`], a pure function; the reactor only gathers the
 //! facts and carries the verdict out. A probe already running on the old
 //! connection is shared by every Resume that arrives meanwhile. Two
-//! Resumes of one device neither of which finds a Ready connection (both
-//! `Joining`) are told apart by the user's actor, which sees its own
-//! admitted connections (`actor/handshake.rs`).
+//! Resumes of one device neither of which finds a live connection are told
+//! apart by the user's actor, which sees its own admitted connections
+//! (`actor/handshake.rs`).
 
 use super::Reactor;
-use crate::protocol::{ClientId, ErrorCode, Frame, Hello, Message, UserId};
-use crate::server::bus::{ConnRef, Credential, InUse};
+use crate::protocol::{ErrorCode, Frame, Message, UserId};
+use crate::server::bus::{ConnRef, InUse, ToActor};
 use crate::server::connection::Phase;
 use std::time::{Duration, Instant};
 
@@ -47,26 +51,12 @@ use std::time::{Duration, Instant};
 /// (R-4.6.14 promises 5 s).
 pub const PROBE_WAIT: Duration = Duration::from_secs(3);
 
-/// A handshake ready to be routed to its user's actor.
-pub(super) struct Pending {
-    /// The new connection.
-    pub conn: ConnRef,
-    /// Its Hello's request ID.
-    pub rid: u32,
-    /// The user.
-    pub user: UserId,
-    /// The handshake, routed once the probe is decided.
-    pub hello: Hello,
-    /// The KeyHello's secret and name.
-    pub credential: Option<Credential>,
-    /// The guess limiter's wait for the address (R-2.2.4).
-    pub limited: Option<Duration>,
-}
-
-/// A Resume waiting for the probe of its device's old connection.
+/// A verified Resume waiting for the probe of its device's old connection.
 pub(super) struct Held {
-    /// The handshake.
-    pub pending: Pending,
+    /// The Resume's connection.
+    pub conn: ConnRef,
+    /// Its user.
+    pub user: UserId,
     /// The device's Ready connection being probed.
     pub old: ConnRef,
     /// The last time the bytes queued on `old` (the probe among them) were
@@ -132,41 +122,44 @@ pub fn judge(old: OldState, now: Instant) -> Verdict {
 }
 
 impl Reactor {
-    /// The Ready connection of `client` of `user`, if it has one (a
-    /// Visit, R-4.6.15, does not count).
-    fn device_conn(&self, user: UserId, client: ClientId) -> Option<ConnRef> {
-        self.registry.device_conns(user, client).find(|c| {
-            self.live(*c)
-                .and_then(|k| self.conns.get(k))
-                .is_some_and(|conn| !conn.visit)
-        })
-    }
-
-    /// Holds a Resume of a device that has a Ready connection and probes
-    /// that connection; gives the handshake back (nothing held) when the
-    /// device has none.
-    pub(super) fn hold_if_in_use(&mut self, key: usize, pending: Pending) -> Option<Pending> {
-        let Some(old) = self.device_conn(pending.user, pending.hello.client_id) else {
-            return Some(pending);
+    /// The actor verified the Resume on `conn` and names `old`, its
+    /// device's live connection: holds the Resume and probes `old`, or
+    /// answers at once that the device is free when `old` is no longer a
+    /// Ready connection of the same user that is not a Visit.
+    pub(super) fn hold_for_probe(&mut self, conn: ConnRef, old: ConnRef) {
+        let Some(key) = self.live(conn) else {
+            return;
+        };
+        let Some(Phase::Joining { user }) = self.conns.get(key).map(|c| c.phase) else {
+            return;
+        };
+        let live_old = self.live(old).filter(|k| {
+            self.conns.get(*k).is_some_and(|o| {
+                matches!(o.phase, Phase::Ready { user: u, .. } if u == user) && !o.visit
+            })
+        });
+        let Some(old_key) = live_old else {
+            self.answer_probe(key, user, old, None);
+            return;
         };
         let now = Instant::now();
-        if let Some(o) = self.conns.get_mut(old.key) {
+        if let Some(o) = self.conns.get_mut(old_key) {
             if o.probed.is_none() {
                 o.probed = Some(now);
                 o.queue_frame(&Frame::new(0, Message::Ping));
             }
         }
-        self.flush(old.key);
+        self.flush(old_key);
         if let Some(c) = self.conns.get_mut(key) {
-            c.phase = Phase::Held { user: pending.user };
+            c.phase = Phase::Held { user };
         }
         self.held.push(Held {
-            pending,
+            conn,
+            user,
             old,
             moved: now,
             unsent: 0,
         });
-        None
     }
 
     /// Decides every held Resume whose probe has an answer (or ran out).
@@ -177,7 +170,7 @@ impl Reactor {
         let held = std::mem::take(&mut self.held);
         let mut decided = Vec::new();
         for mut h in held {
-            let Some(key) = self.live(h.pending.conn) else {
+            let Some(key) = self.live(h.conn) else {
                 decided.push(h.old);
                 continue;
             };
@@ -207,7 +200,7 @@ impl Reactor {
                     self.fail(old, 0, ErrorCode::Timeout, text);
                 }
             }
-            self.release(key, h.pending, in_use);
+            self.release(key, h, in_use);
         }
         // A probe nobody waits for any more is over: the next Resume of
         // that device probes again.
@@ -241,34 +234,42 @@ impl Reactor {
     }
 
     fn old_state(&self, h: &Held) -> OldState {
-        let (user, client) = (h.pending.user, h.pending.hello.client_id);
         let Some(c) = self.live(h.old).and_then(|k| self.conns.get(k)) else {
             return OldState::Gone;
         };
         match (c.phase, c.probed) {
-            (Phase::Ready { user: u, client: d }, Some(probed)) if u == user && d == client => {
-                OldState::Open {
-                    probed,
-                    last_read: c.last_read,
-                    paused: c.flow.read_paused() || !c.stash.is_empty(),
-                    moved: h.moved,
-                }
-            }
+            (Phase::Ready { user: u, .. }, Some(probed)) if u == h.user => OldState::Open {
+                probed,
+                last_read: c.last_read,
+                paused: c.flow.read_paused() || !c.stash.is_empty(),
+                moved: h.moved,
+            },
             _ => OldState::Gone,
         }
     }
 
-    /// Routes a held Resume to its actor and lets its connection read on.
-    fn release(&mut self, key: usize, pending: Pending, in_use: Option<InUse>) {
+    /// Lets a held Resume's connection read on and tells its actor what
+    /// the probe found.
+    fn release(&mut self, key: usize, h: Held, in_use: Option<InUse>) {
         if let Some(c) = self.conns.get_mut(key) {
-            if let Phase::Held { .. } = c.phase {
-                c.phase = Phase::AwaitHello {
-                    deadline: Instant::now() + self.config.handshake_timeout,
-                };
+            if let Phase::Held { user } = c.phase {
+                c.phase = Phase::Joining { user };
             }
         }
-        self.route_hello(key, pending, in_use);
+        self.answer_probe(key, h.user, h.old, in_use);
         self.resume.push(key);
+    }
+
+    /// Sends [`ToActor::Probed`] for the Resume on `key`.
+    fn answer_probe(&mut self, key: usize, user: UserId, old: ConnRef, in_use: Option<InUse>) {
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
+        let conn = ConnRef {
+            key,
+            generation: c.generation,
+        };
+        self.route(key, 0, user, ToActor::Probed { conn, old, in_use });
     }
 }
 
