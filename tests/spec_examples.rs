@@ -248,6 +248,18 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                 }),
             ),
         ),
+        (
+            "error-device-in-use",
+            frame(
+                1,
+                Message::Error(ErrorReport {
+                    code: ErrorCode::DeviceInUse,
+                    message: "device 3 of this user is connected from 203.0.113.7:51234 since \
+                              2026-12-02 11:20:03 UTC; one live connection per device"
+                        .to_owned(),
+                }),
+            ),
+        ),
         // §5: sync messages.
         ("pull", frame(5, Message::Pull { cursor: 17 })),
         (

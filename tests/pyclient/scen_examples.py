@@ -75,6 +75,9 @@ DECODED = {
     "error-timeout": (wire.ERROR, 0, (10, "")),
     "error-bad-path": (wire.ERROR, 7, (2, "bad path")),
     "error-unknown-code": (wire.ERROR, 11, (999, "")),
+    "error-device-in-use": (wire.ERROR, 1, (29, "device 3 of this user is connected from "
+                            "203.0.113.7:51234 since 2026-12-02 11:20:03 UTC; one live "
+                            "connection per device")),
     "changebatch-incremental": (wire.CHANGE_BATCH, 5, wire.Batch(21, 2, [
         E(3, 18, 0, bytes(32), "old"), E(2, 20, 0, bytes(32), "photos"),
         E(1, 21, 5, H(b"meow\n"), "photos/cat.txt")])),
