@@ -1,16 +1,17 @@
 //! The command lines of both binaries as a user meets them (issue 12,
 //! outside tester breaker10's finding 9), with the real binaries:
 //! - a wrong command line, for the server, the client and every one of
-//!   their commands, is one line on stderr naming the problem, exit 2,
-//!   nothing on stdout; `--help` still prints clap's help and exits 0;
+//!   their commands, and for `cloud-load`, is one line on stderr naming the
+//!   problem, exit 2, nothing on stdout; `--help` still prints clap's help
+//!   and exits 0;
 //! - README's synopsis blocks are, word for word, what `--help` prints
 //!   under "Usage:" (the binaries' unit tests check those synopses against
 //!   the parsers, so README cannot drift from the options either);
 //! - `cloud-server devices` shows JOINED and LAST SEEN in UTC with a `Z`,
 //!   `never` for a device with no time, as README "Devices" says.
 //!
-//! `CLOUD_TEST_SERVER_BIN` / `CLOUD_TEST_CLIENT_BIN` run them against
-//! other builds.
+//! `CLOUD_TEST_SERVER_BIN` / `CLOUD_TEST_CLIENT_BIN` / `CLOUD_TEST_LOAD_BIN`
+//! run them against other builds.
 
 mod common;
 
@@ -28,6 +29,10 @@ fn server_bin() -> PathBuf {
 
 fn client_bin() -> PathBuf {
     bin("CLOUD_TEST_CLIENT_BIN", env!("CARGO_BIN_EXE_cloud-client"))
+}
+
+fn load_bin() -> PathBuf {
+    bin("CLOUD_TEST_LOAD_BIN", env!("CARGO_BIN_EXE_cloud-load"))
 }
 
 fn run(program: &PathBuf, args: &[&str]) -> Output {
@@ -93,6 +98,87 @@ const CLIENT_CASES: &[(&[&str], &str)] = &[
     (&["restore", "/tmp", "p", "--version", "x"], "invalid value 'x' for '--version <N>'"),
 ];
 
+/// The same for `cloud-load` (every option that takes a value, and the
+/// positional arguments).
+const LOAD_CASES: &[(&[&str], &str)] = &[
+    (
+        &[],
+        "required arguments were not provided: <SERVER_IP>, <SERVER_PORT>; see cloud-load --help",
+    ),
+    (
+        &["127.0.0.1"],
+        "required arguments were not provided: <SERVER_PORT>",
+    ),
+    (
+        &["localhost", "7000"],
+        "invalid value 'localhost' for '<SERVER_IP>'",
+    ),
+    (
+        &["127.0.0.1", "70000"],
+        "invalid value '70000' for '<SERVER_PORT>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "--duratoin", "3"],
+        "unexpected argument '--duratoin' found (a similar argument exists: '--duration')",
+    ),
+    (
+        &["127.0.0.1", "7000", "-n", "many"],
+        "invalid value 'many' for '--connections <CONNECTIONS>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "-u", "ten"],
+        "invalid value 'ten' for '--users <USERS>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "-r", "0"],
+        "invalid value '0' for '--pull-every <SECS>': not a positive number",
+    ),
+    (
+        &["127.0.0.1", "7000", "--push-every", "nan"],
+        "'--push-every <SECS>': not a positive number",
+    ),
+    (
+        &["127.0.0.1", "7000", "--push-size", "1K"],
+        "'--push-size <PUSH_SIZE>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "-d", "0.0"],
+        "invalid value '0.0' for '--duration <SECS>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "--duration=inf"],
+        "'--duration <SECS>': not a positive number",
+    ),
+    (
+        &["127.0.0.1", "7000", "--source", "::1"],
+        "invalid value '::1' for '--source <SOURCES>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "--connect-rate", "fast"],
+        "'--connect-rate <CONNECT_RATE>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "--max-handshakes", "x"],
+        "'--max-handshakes <MAX_HANDSHAKES>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "--setup-timeout", "0"],
+        "'--setup-timeout <SECS>': not a positive number",
+    ),
+    (
+        &["127.0.0.1", "7000", "--reply-timeout=-1"],
+        "'--reply-timeout <SECS>': not a positive number",
+    ),
+    (
+        &["127.0.0.1", "7000", "--go-file"],
+        "a value is required for '--go-file <GO_FILE>'",
+    ),
+    (
+        &["127.0.0.1", "7000", "extra"],
+        "unexpected argument 'extra' found",
+    ),
+];
+
 fn check_one_line(program: &str, path: &PathBuf, args: &[&str], needle: &str) {
     let out = run(path, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -133,6 +219,9 @@ fn every_wrong_command_line_is_one_line_and_exit_2() {
     for (args, needle) in CLIENT_CASES {
         check_one_line("cloud-client", &client_bin(), args, needle);
     }
+    for (args, needle) in LOAD_CASES {
+        check_one_line("cloud-load", &load_bin(), args, needle);
+    }
     // A join code is a secret: a malformed one is named, never echoed.
     let code = "9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1:secretsecret";
     let out = run(&client_bin(), &["127.0.0.1", "9000", "/tmp", "1", code]);
@@ -141,13 +230,14 @@ fn every_wrong_command_line_is_one_line_and_exit_2() {
 
 #[test]
 fn help_and_version_are_still_clap_s() {
-    let subs: [(&PathBuf, &[&str]); 6] = [
+    let subs: [(&PathBuf, &[&str]); 7] = [
         (&server_bin(), &["--help"]),
         (&server_bin(), &["devices", "--help"]),
         (&server_bin(), &["export", "--help"]),
         (&client_bin(), &["--help"]),
         (&client_bin(), &["status", "--help"]),
         (&client_bin(), &["restore", "--help"]),
+        (&load_bin(), &["--help"]),
     ];
     for (path, args) in subs {
         let out = run(path, args);
@@ -159,7 +249,7 @@ fn help_and_version_are_still_clap_s() {
         );
         assert!(stdout.lines().count() > 5, "{args:?}: the whole help");
     }
-    for path in [server_bin(), client_bin()] {
+    for path in [server_bin(), client_bin(), load_bin()] {
         let out = run(&path, &["--version"]);
         assert_eq!(out.status.code(), Some(0));
         assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));

@@ -6,7 +6,12 @@
 //! - a server that accepts the connection and never answers (a black hole)
 //!   is "timed out during the TLS handshake with HOST:PORT after 15 s" (or,
 //!   in plaintext, waiting for the answer to the Hello), never the OS's
-//!   "Resource temporarily unavailable".
+//!   "Resource temporarily unavailable";
+//! - a server nobody listens for (connection refused) is one plain line
+//!   saying what the client tried and what to check, never the OS's
+//!   "Connection refused (os error 111)" alone (the other causes, such as
+//!   an unreachable host, are `client::unreachable`'s unit test: no test
+//!   sends packets off loopback).
 //!
 //! `CLOUD_TEST_CLIENT_BIN` / `CLOUD_TEST_SERVER_BIN` run them against other builds.
 
@@ -116,5 +121,36 @@ fn a_silent_server_is_a_timeout_in_words_not_an_os_error() {
             assert!(!stderr.contains(raw), "raw {raw:?} in {stderr}");
         }
         assert!(took < Duration::from_secs(40), "{took:?}");
+    }
+}
+
+#[test]
+fn a_refused_connection_is_one_plain_line_with_what_to_check() {
+    // A port nobody listens on: bound, then closed.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    for plaintext in [false, true] {
+        let folder = tempfile::tempdir().expect("folder");
+        let out = once(port, folder.path(), None, plaintext);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("cannot reach server"))
+            .collect();
+        assert_eq!(lines.len(), 1, "one line says it: {stderr}");
+        let line = lines[0];
+        for needle in [
+            format!("cannot reach server 127.0.0.1:{port}: connection refused"),
+            "nothing listens on that port".to_owned(),
+            "check that cloud-server runs on that machine".to_owned(),
+        ] {
+            assert!(line.contains(&needle), "{needle:?} not in {line}");
+        }
+        for raw in ["os error", "Connection refused ("] {
+            assert!(!stderr.contains(raw), "raw {raw:?} in {stderr}");
+        }
     }
 }

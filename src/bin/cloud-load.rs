@@ -2,6 +2,7 @@
 //! only; the load generator lives in `cloudservice::load`.
 
 use clap::Parser;
+use cloudservice::cli;
 use cloudservice::load::{self, LoadConfig, Milestone};
 use cloudservice::protocol::UserId;
 use std::io::Write;
@@ -34,16 +35,16 @@ struct Args {
     #[arg(long)]
     save_user_ids: Option<PathBuf>,
     /// Seconds between two pulls of one connection.
-    #[arg(short = 'r', long, default_value_t = 10.0)]
+    #[arg(short = 'r', long, value_name = "SECS", default_value_t = 10.0, value_parser = cli::positive_secs)]
     pull_every: f64,
     /// Seconds between two small-file pushes of one connection (default: no pushes).
-    #[arg(long)]
+    #[arg(long, value_name = "SECS", value_parser = cli::positive_secs)]
     push_every: Option<f64>,
     /// Bytes per pushed file.
     #[arg(long, default_value_t = 1024)]
     push_size: usize,
     /// Seconds of the measure phase (pulling); the tool then stops by itself.
-    #[arg(short = 'd', long, default_value_t = 30.0)]
+    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 30.0, value_parser = cli::positive_secs)]
     duration: f64,
     /// Local source address (repeatable; used in turn), e.g. --source 127.0.0.2.
     #[arg(long = "source")]
@@ -55,13 +56,13 @@ struct Args {
     #[arg(long, default_value_t = 256)]
     max_handshakes: usize,
     /// Seconds allowed for setup (and for the hold before the go-file appears).
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 300.0, value_parser = cli::positive_secs)]
     setup_timeout: f64,
     /// After setup, stay connected and silent until this file exists, then measure.
     #[arg(long)]
     go_file: Option<PathBuf>,
     /// Seconds without a reply before a pull or push counts as an error.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = cli::positive_secs)]
     reply_timeout: f64,
     /// Also write the figures as key=value lines (mergeable histograms) to this file.
     #[arg(long)]
@@ -73,12 +74,9 @@ struct Args {
     insecure_plaintext: bool,
 }
 
-fn secs(value: f64, what: &str) -> Result<Duration, String> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(format!("{what} must be a positive number of seconds"))
-    }
+/// Seconds already checked positive and finite by [`cli::positive_secs`].
+fn secs(value: f64) -> Duration {
+    Duration::from_secs_f64(value)
 }
 
 fn config(args: &Args) -> Result<LoadConfig, Box<dyn std::error::Error>> {
@@ -86,32 +84,40 @@ fn config(args: &Args) -> Result<LoadConfig, Box<dyn std::error::Error>> {
     c.connections = args.connections;
     c.users = args.users;
     if let Some(path) = &args.user_ids {
-        let text = std::fs::read_to_string(path)?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            c.user_ids.push(line.parse::<UserId>()?);
+        let shown = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --user-ids {shown}: {e}"))?;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let id = line
+                .trim()
+                .parse::<UserId>()
+                .map_err(|e| format!("--user-ids {shown} line {}: {e}", n + 1))?;
+            c.user_ids.push(id);
         }
     }
     c.sources = args.sources.clone();
-    c.pull_every = secs(args.pull_every, "--pull-every")?;
-    c.push_every = args
-        .push_every
-        .map(|s| secs(s, "--push-every"))
-        .transpose()?;
+    c.pull_every = secs(args.pull_every);
+    c.push_every = args.push_every.map(secs);
     c.push_size = args.push_size;
-    c.duration = secs(args.duration, "--duration")?;
+    c.duration = secs(args.duration);
     c.connect_rate = args.connect_rate;
     c.max_handshakes = args.max_handshakes.max(1);
-    c.setup_timeout = secs(args.setup_timeout, "--setup-timeout")?;
+    c.setup_timeout = secs(args.setup_timeout);
     c.go_file = args.go_file.clone();
     if !args.insecure_plaintext {
         c.tls = Some(cloudservice::load::link::tls_config().map_err(|e| format!("TLS: {e}"))?);
     }
-    c.reply_timeout = secs(args.reply_timeout, "--reply-timeout")?;
+    c.reply_timeout = secs(args.reply_timeout);
     Ok(c)
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // A wrong command line is one line and exit 2, as for the other two
+    // binaries (`cli.rs`).
+    let args: Args = cli::parse_or_exit("cloud-load");
     let cfg = match config(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -73,14 +73,14 @@ struct Args {
     #[arg(long)]
     fsync: bool,
     /// Seconds a new connection may take to send its Hello.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = cli::positive_secs)]
     handshake_timeout: f64,
     /// Seconds a ready connection may stay silent before it is closed.
-    #[arg(long, value_name = "SECS", default_value_t = 300.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 300.0, value_parser = cli::positive_secs)]
     idle_timeout: f64,
     /// Seconds a user's worker thread stays without work before it retires
     /// (its state is on disk; connections stay open).
-    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = cli::positive_secs)]
     actor_idle: f64,
     /// Speak plaintext, without TLS (for tests and benchmarks; clients must
     /// then be given --insecure-plaintext too).
@@ -100,7 +100,7 @@ struct Args {
     /// Keep what pushes overwrite, delete or move away (versions, trash) for
     /// DAYS (fractions allowed), outside AllClients/; `cloud-client versions`
     /// lists them and `cloud-client restore` brings one back.
-    #[arg(long, value_name = "DAYS", default_value_t = 30.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "DAYS", default_value_t = 30.0, value_parser = cli::positive_secs)]
     keep_versions: f64,
     /// Per-user space for kept versions (identical contents count once); past
     /// it the oldest go first. A number of bytes with an optional K, M, G or
@@ -108,7 +108,7 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value = "10G", value_parser = parse_bytes)]
     versions_space: u64,
     /// Seconds between two runs of the background reaper of kept versions.
-    #[arg(long, value_name = "SECS", default_value_t = 3600.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0, value_parser = cli::positive_secs)]
     reap_every: f64,
     /// Run as shard N (0-255) of several servers behind a load balancer
     /// (PROTOCOL.md §16, README "Running several servers"): new users get
@@ -138,15 +138,6 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(1u64 << shift))
         .ok_or_else(|| format!("{text:?} is not a number of bytes (e.g. 500M, 10G)"))
-}
-
-/// A positive, finite number (of seconds, or of days for
-/// `--keep-versions`), for clap: anything else is a wrong command line.
-fn positive_secs(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err("not a positive number (fractions allowed, e.g. 0.5)".to_owned()),
-    }
 }
 
 /// A positive, finite number of seconds as a Duration.
@@ -214,7 +205,7 @@ enum Admin {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
         /// Seconds to wait for a running server to close the user's state.
-        #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_secs)]
+        #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = cli::positive_secs)]
         wait: f64,
     },
     /// Print the user-map lines (deploy/haproxy/cloudservice-users.map) for

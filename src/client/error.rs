@@ -337,9 +337,11 @@ impl fmt::Display for ClientError {
                  on the server). To attach it again: {reattach}",
                 folder.display()
             ),
-            ClientError::Unreachable { address, cause } => {
-                write!(f, "cannot reach server {address}: {cause}")
-            }
+            ClientError::Unreachable { address, cause } => write!(
+                f,
+                "cannot reach server {address}: {}",
+                super::unreachable::explain(cause)
+            ),
             ClientError::TimedOut {
                 during,
                 address,

@@ -4,6 +4,7 @@
 //! - [`session`]: the loop that ties everything together (connect, push, pull, retry).
 //! - [`address`]: the server's address as typed, looked up at each connection attempt.
 //! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
+//! - [`unreachable`]: why a server could not be reached, in words with what to check.
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`origin`]: where that identity was made: a copied folder does not run as the device.
 //! - [`status`]: the running client's status file, and the `status` command's report.
@@ -54,6 +55,7 @@ pub mod session;
 pub mod state;
 pub mod status;
 pub mod stream_push;
+pub mod unreachable;
 pub mod watcher;
 
 pub use address::ServerAddress;
