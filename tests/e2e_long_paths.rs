@@ -5,7 +5,10 @@
 //! through directory handles and uploads them, and a device that cannot
 //! place the server's copy of one says so once and lists it under "not
 //! synced" (the folder is then not in sync) instead of failing silently at
-//! every pull.
+//! every pull. What it lists is one answer, at every run: each file whose
+//! parent it can reach, or the top-most directory too long here, once, for
+//! everything below it (README: "a directory once, with why"), whether its
+//! pull or its scan saw that directory first.
 //!
 //! The tree is made by the tester's own Python generator (directories of
 //! 250 bytes, opened relative to each other, then a file that brings the
@@ -148,27 +151,73 @@ fn paths_too_long_with_the_folders_prefix_are_uploaded_or_reported() {
         .log(&log_b)
         .start();
     let placeable = |rel: &str| b.as_os_str().len() + 1 + rel.len() < 4096;
+    // What B must list for each file it cannot place: the top-most of the
+    // file and its directories whose path with B's folder in front is too
+    // long (README: "a directory once, with why"), with that entry's own
+    // length. One answer, whatever the order of B's pull and scans.
+    let whole = |rel: &str| b.as_os_str().len() + 1 + rel.len();
+    let top_too_long = |rel: &str| -> String {
+        let cut = rel
+            .match_indices('/')
+            .map(|(i, _)| i)
+            .find(|&i| whole(&rel[..i]) >= 4096)
+            .unwrap_or(rel.len());
+        rel[..cut].to_owned()
+    };
+    let mut want: Vec<String> = paths
+        .iter()
+        .filter(|rel| !placeable(rel))
+        .map(|rel| top_too_long(rel))
+        .collect();
+    want.sort();
+    want.dedup();
+    let listed_paths = |v: &serde_json::Value| -> Vec<String> {
+        let mut got: Vec<String> = v["not_synced"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| {
+                e.as_str()
+                    .map(|e| e.split_once(" (").map_or(e, |(p, _)| p).to_owned())
+            })
+            .collect();
+        got.sort();
+        got
+    };
     let settled = eventually(CONVERGE, || {
         let (_, v) = status_json(&b);
-        let listed = v["not_synced"].as_array().cloned().unwrap_or_default();
-        TARGETS.iter().zip(&paths).all(|(t, rel)| {
-            let here = read_deep(&b, rel) == Some(format!("x{t}").into_bytes());
-            // The file, or the top-most directory above it that cannot be
-            // made here (README: "a directory once, with why").
-            let reported = listed.iter().any(|e| {
-                e.as_str().is_some_and(|e| {
-                    let path = e.split_once(" (").map_or(e, |(p, _)| p);
-                    let covers =
-                        rel == path || rel.strip_prefix(path).is_some_and(|r| r.starts_with('/'));
-                    covers && e.contains("too long")
-                })
-            });
-            here || reported
-        })
+        let all_placed = TARGETS
+            .iter()
+            .zip(&paths)
+            .filter(|(_, rel)| placeable(rel))
+            .all(|(t, rel)| read_deep(&b, rel) == Some(format!("x{t}").into_bytes()));
+        all_placed && listed_paths(&v) == want
     });
     let (code, v) = status_json(&b);
-    assert!(settled, "B neither has nor reports every file: {v:#}");
+    let short = |p: &str| p.replace(&"d".repeat(250), "D");
+    assert!(
+        settled,
+        "B must list exactly {:?}, lists {:?}",
+        want.iter().map(|p| short(p)).collect::<Vec<_>>(),
+        listed_paths(&v)
+            .iter()
+            .map(|p| short(p))
+            .collect::<Vec<_>>()
+    );
     let listed = v["not_synced"].as_array().cloned().unwrap_or_default();
+    for entry in &listed {
+        let e = entry.as_str().unwrap_or_default();
+        let (path, why) = e.split_once(" (").unwrap_or((e, ""));
+        let bytes = format!(
+            "path too long here: {} bytes with the folder's path",
+            whole(path)
+        );
+        assert!(why.starts_with(&bytes), "{}: {why}", short(path));
+    }
+    // Stays so: the next pulls and scans (every 2 s) give the same answer.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(listed_paths(&status_json(&b).1), want);
     for (t, rel) in TARGETS.iter().zip(&paths) {
         if placeable(rel) {
             assert_eq!(

@@ -276,6 +276,27 @@ pub fn too_long_why(root: &Path, path: &WirePath) -> String {
     )
 }
 
+/// The top-most of `path` and its directories whose whole path (the
+/// folder's in front) is too long for this system ([`PATH_MAX`]), if any.
+/// What "not synced" lists for a change the client cannot apply there:
+/// a directory once, with why (README "cloud-client status"), however many
+/// of the server's files are below it and whichever of the pull (which
+/// fails on those files) and the scan (which cannot walk into that
+/// directory) told it first.
+pub fn too_long_top(root: &Path, path: &WirePath) -> Option<WirePath> {
+    let base = root.as_os_str().len() + 1;
+    let text = path.as_str();
+    let cut = text
+        .match_indices('/')
+        .map(|(at, _)| at)
+        .chain(std::iter::once(text.len()))
+        .find(|&at| base + at >= PATH_MAX)?;
+    if cut == text.len() {
+        return Some(path.clone());
+    }
+    WirePath::new(&text[..cut]).ok()
+}
+
 /// What an I/O error says, without std's ` (os error N)` tail:
 /// `Permission denied`.
 pub fn os_reason(e: &io::Error) -> String {
@@ -370,6 +391,43 @@ mod tests {
                 "path too long here: {whole_len} bytes with the folder's path (this system takes at most 4095)"
             )
         );
+    }
+
+    #[test]
+    fn the_top_most_too_long_entry_stands_for_what_is_below_it() {
+        let root = Path::new("/r");
+        // "/r/" is 3 bytes: a path of 4,093 bytes inside is the first too long.
+        let d = "d".repeat(250);
+        let dirs = |n: usize| vec![d.as_str(); n].join("/");
+        for n in 1..=17 {
+            let dir = dirs(n);
+            for file_len in [1, 30, 200, 255] {
+                let text = format!("{dir}/{}", "f".repeat(file_len));
+                if text.len() > 4096 {
+                    continue;
+                }
+                let path = p(&text);
+                let got = too_long_top(root, &path);
+                // The model: the shortest prefix ending at a '/' or at the
+                // end whose whole path reaches PATH_MAX.
+                let text = path.as_str();
+                let want = (1..=text.len())
+                    .filter(|&i| i == text.len() || text.as_bytes()[i] == b'/')
+                    .find(|&i| 3 + i >= PATH_MAX)
+                    .map(|i| p(&text[..i]));
+                assert_eq!(got, want, "{n} dirs, file of {file_len}");
+                if let Some(top) = got {
+                    assert!(3 + top.as_str().len() >= PATH_MAX);
+                    let parent_ok = top
+                        .parent()
+                        .is_none_or(|up| 3 + up.as_str().len() < PATH_MAX);
+                    assert!(parent_ok, "top-most");
+                    assert!(
+                        path == top || path.as_str().starts_with(&format!("{}/", top.as_str()))
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,12 +5,12 @@
 use super::Session;
 use crate::chunk::index::ChunkIndex;
 use crate::client::error::ClientError;
-use crate::client::fsutil::{check_path, Local};
+use crate::client::fsutil::{check_path, too_long_top, too_long_why, Local};
 use crate::client::ignore::kept::kept_out;
 use crate::client::pull::{Ctx, Finished, PullJob, SyncPool};
 use crate::client::schedule::holdback::HoldBack;
 use crate::protocol::{Frame, Message, WirePath};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 /// Whether a finished pull must be repeated from the same cursor: something
@@ -196,7 +196,8 @@ impl Session<'_> {
         if done.changed > 0 {
             log::info!("applied {} change(s) from the server", done.changed);
         }
-        self.publisher.note_apply_failures(done.failures);
+        let failures = under_too_long_dirs(&self.root, done.failures);
+        self.publisher.note_apply_failures(failures);
         self.publisher.pull_failed = repeat;
         let space_wait = self.hold_unwritable(&done.unwritable, done.held_back, now);
         if done.rules_first && !repeat {
@@ -299,6 +300,30 @@ impl Session<'_> {
     }
 }
 
+/// The pull's failures keyed as "not synced" lists them: a failure at or
+/// below a directory whose path is too long here (the folder's path in
+/// front) becomes that directory, once, with why (README: "a directory
+/// once, with why"). The scan lists the same directory when it cannot walk
+/// into it, so the status says one thing whichever of the two saw it first.
+fn under_too_long_dirs(
+    root: &std::path::Path,
+    failures: BTreeMap<WirePath, String>,
+) -> BTreeMap<WirePath, String> {
+    let mut out = BTreeMap::new();
+    for (path, why) in failures {
+        match too_long_top(root, &path) {
+            Some(top) if top != path => {
+                let why = too_long_why(root, &top);
+                out.insert(top, why);
+            }
+            _ => {
+                out.insert(path, why);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +356,41 @@ mod tests {
             &unstorable
         ));
         assert!(must_repeat(&finished(true, &["long"]), &unstorable));
+    }
+
+    #[test]
+    fn failures_below_a_directory_too_long_here_are_that_directory_once() {
+        let root = std::path::PathBuf::from(format!("/{}", "r".repeat(100)));
+        let root = root.as_path();
+        let d = "d".repeat(250);
+        // The folder's path and its '/' are 102 bytes: 15 directories
+        // (3,866 bytes) can be reached, the 16th (4,117) cannot.
+        let deep = vec![d.as_str(); 16].join("/");
+        let up = vec![d.as_str(); 15].join("/");
+        let wire = |s: &str| WirePath::new(s).expect("path");
+        let failures: BTreeMap<WirePath, String> = [
+            (format!("{deep}/a"), "x".to_owned()),
+            (format!("{deep}/b"), "y".to_owned()),
+            (
+                format!("{up}/{}", "f".repeat(240)),
+                "too long itself".to_owned(),
+            ),
+            ("short.txt".to_owned(), "Permission denied".to_owned()),
+        ]
+        .into_iter()
+        .map(|(p, w)| (wire(&p), w))
+        .collect();
+        let got = under_too_long_dirs(root, failures);
+        let want: BTreeMap<WirePath, String> = [
+            (wire(&deep), too_long_why(root, &wire(&deep))),
+            (
+                wire(&format!("{up}/{}", "f".repeat(240))),
+                "too long itself".to_owned(),
+            ),
+            (wire("short.txt"), "Permission denied".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(got, want);
     }
 }
