@@ -205,6 +205,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "an_emptied_folder_is_not_a_mass_deletion",
     ),
     (
+        "R-5.6.10",
+        "client",
+        "tests/e2e_symlink_blocked.rs",
+        "server_files_behind_a_symlink_or_special_file_are_held_back_listed_and_arrive_later",
+    ),
+    (
+        "R-5.6.10",
+        "client",
+        "src/client/applier/tests.rs",
+        "symlinked_directories_are_never_written_through",
+    ),
+    (
+        "R-7.2.7",
+        "client",
+        "tests/e2e_symlink_blocked.rs",
+        "removing_a_directory_keeps_the_other_devices_files_a_symlink_hid",
+    ),
+    (
+        "R-7.2.7",
+        "client",
+        "src/client/index.rs",
+        "a_remove_dir_cursor_stays_below_what_is_held_back_under_the_directory",
+    ),
+    (
         "R-5.6.5",
         "client",
         "tests/e2e_ignore_blocked.rs",

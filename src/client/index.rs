@@ -166,6 +166,20 @@ impl Index {
         self.seen.max(self.cursor)
     }
 
+    /// The cursor a `RemoveDir` of `dir` carries: [`Index::seen`], but
+    /// below the version of any server entry held back at or under `dir`
+    /// ([`Index::hold_back`]; PROTOCOL.md ). This device never
+    /// placed such an entry, so the server must count it as unseen and
+    /// keep it; the cursor passing it would have the RemoveDir delete on
+    /// the server a file this device never had.
+    pub fn remove_dir_cursor(&self, dir: &WirePath) -> u64 {
+        self.held_back
+            .iter()
+            .filter(|(path, _)| path.is_within(dir))
+            .map(|(_, version)| version.saturating_sub(1))
+            .fold(self.seen(), u64::min)
+    }
+
     /// The entry for `path`.
     pub fn get(&self, path: &WirePath) -> Option<&Entry> {
         self.entries.get(path)
@@ -605,6 +619,30 @@ mod tests {
         assert_eq!(Index::load(&tmp.path().join("none")).unwrap(), Index::new());
         fs::write(&f, "cloudservice-index 1\tcursor\t1\nX\t1\n").unwrap();
         assert!(Index::load(&f).is_err());
+    }
+
+    #[test]
+    fn a_remove_dir_cursor_stays_below_what_is_held_back_under_the_directory() {
+        // the server keeps what the RemoveDir's cursor has not seen.
+        let mut index = Index::new();
+        index.set_cursor(40);
+        assert_eq!(index.remove_dir_cursor(&p("d")), 40);
+        assert!(index.hold_back(&p("d/deep/x"), 31));
+        assert!(index.hold_back(&p("d/y"), 35));
+        assert!(index.hold_back(&p("dx"), 12));
+        assert!(index.hold_back(&p("e"), 1));
+        assert_eq!(index.remove_dir_cursor(&p("d")), 30);
+        assert_eq!(index.remove_dir_cursor(&p("d/deep")), 30);
+        assert_eq!(index.remove_dir_cursor(&p("d/y")), 34);
+        assert_eq!(
+            index.remove_dir_cursor(&p("dx")),
+            11,
+            "a sibling, not below d"
+        );
+        assert_eq!(index.remove_dir_cursor(&p("e")), 0);
+        assert_eq!(index.remove_dir_cursor(&p("f")), 40);
+        index.unhold_back(&p("d/deep/x"));
+        assert_eq!(index.remove_dir_cursor(&p("d")), 34);
     }
 
     #[test]

@@ -316,6 +316,14 @@ fn symlinked_directories_are_never_written_through() {
     );
     assert!(out.fetches.is_empty());
     assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+    // Held back, not skipped: listed, and pulled again later.
+    let held: Vec<(String, u64)> = f
+        .index
+        .held_back()
+        .map(|(p, v)| (p.to_string(), v))
+        .collect();
+    assert_eq!(held, [("link/d".into(), 1), ("link/evil".into(), 1)]);
+    assert!(!out.must_repeat(), "the cursor passes held-back entries");
     assert!(f
         .root
         .join("link")

@@ -113,8 +113,9 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Server files held back by a directory kept out of sync
-    /// whose way is free now (the directory was moved away, or it holds
+    /// Server entries held back by a directory kept out of sync
+    /// or a symlink or special file whose way is free now (the
+    /// directory or the symlink was moved away, or the directory holds
     /// something to push): the cursor goes back before the oldest, so this
     /// pull lists them again and decides them afresh.
     fn retry_held_back(&mut self) {
@@ -122,9 +123,10 @@ impl Session<'_> {
         let free: Vec<(WirePath, u64)> = self
             .index
             .held_back()
-            .filter(|(path, _)| {
-                !matches!(check_path(&self.root, path), Ok(Local::Dir))
-                    || !kept_out(&self.root, path, rules, &self.index)
+            .filter(|(path, _)| match check_path(&self.root, path) {
+                Ok(Local::Dir) => !kept_out(&self.root, path, rules, &self.index),
+                Ok(Local::Foreign) => false,
+                Ok(Local::Absent | Local::File(_)) | Err(_) => true,
             })
             .map(|(path, version)| (path.clone(), version))
             .collect();

@@ -326,8 +326,13 @@ impl Session<'_> {
                     t.add_bytes(n);
                 }
             };
-            // A RemoveDir's cursor: what this device has seen.
-            let (cursor, delta) = (self.index.seen(), &mut self.push.delta);
+            // A RemoveDir's cursor: what this device has seen,
+            // below what it holds back under the directory.
+            let cursor = match &op {
+                Op::RemoveDir { path } => self.index.remove_dir_cursor(path),
+                _ => self.index.seen(),
+            };
+            let delta = &mut self.push.delta;
             let mut lists = Lists::default();
             let op = match op {
                 // A new file that starts as a file this device knows (a

@@ -4,7 +4,7 @@
 //! only; never connects and never touches the client's state.
 
 use super::{is_conflict_name, is_running, read, Status, StatusError};
-use crate::client::fsutil::Stat;
+use crate::client::fsutil::{check_path, Local, Stat};
 use crate::client::ignore::source::RuleSource;
 use crate::client::index::{EntryKind, Index};
 use crate::client::mounts::Judge;
@@ -153,9 +153,11 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
     let mut seen = look(folder, &rules, index.as_ref());
     let held_back = index.as_ref().map_or(0, |index| {
         let before = seen.not_synced.len();
-        seen.not_synced.extend(index.held_back().map(|(path, _)| {
-            format!("{path} (the server's file; an ignored directory is in the way here)")
-        }));
+        seen.not_synced.extend(
+            index
+                .held_back()
+                .map(|(path, _)| format!("{path} ({})", held_back_why(folder, path))),
+        );
         seen.not_synced.len() - before
     });
     // Files gone with the file system mounted above them: their
@@ -371,4 +373,14 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "rules:         {}", escape_controls(e));
     }
     out
+}
+
+/// Why the server's entry at `path` is held back, from
+/// what is in its way in `folder` now.
+fn held_back_why(folder: &Path, path: &WirePath) -> &'static str {
+    match check_path(folder, path) {
+        Ok(Local::Foreign) => "the server's entry; a symlink or special file is in the way here",
+        Ok(Local::Dir) => "the server's file; an ignored directory is in the way here",
+        _ => "the server's entry; the way is free: it comes with the next pull",
+    }
 }
