@@ -991,3 +991,41 @@ fn r_4_6_15_a_visit_stays_a_visit_after_the_users_worker_restarts() {
     );
     a.ping_pong(2);
 }
+
+#[test]
+///
+fn r_4_6_13_a_keyless_devices_refused_key_hello_leaves_it_keyless() {
+    // The zero-secret KeyHello of a keyless device whose (keyless) live
+    // connection answers the probe is refused DeviceInUse. The key that
+    // handshake was to give is never sent, so it must not be kept: the live
+    // client, still keyless, would be refused at its next reconnection.
+    let server = Server::start();
+    let (_, user, _key) = keyed_user(&server);
+    let (_, keyless) = Raw::join(server.addr, user);
+    for round in 0..3 {
+        let mut live = Raw::connect(server.addr);
+        live.send(&hello(1, 3, user, keyless));
+        assert_eq!(live.expect(WELCOME, 1).u64_at(16), keyless, "round {round}");
+        let mut second = Raw::connect(server.addr);
+        second.send(&key_hello(1, 3, user, keyless, [0; 32], b""));
+        probed(&mut live, true);
+        let text = device_in_use_text(&second.next_reply());
+        assert!(text.contains("one live connection per device"), "{text}");
+        second.expect_closed();
+        live.ping_pong(2);
+        drop(live);
+        // The device is still keyless: its plain Hello is admitted.
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                let mut c = Raw::connect(server.addr);
+                c.send(&hello(1, 3, user, keyless));
+                c.next_reply().kind == WELCOME
+            }),
+            "round {round}: the keyless device is shut out"
+        );
+    }
+    // And its first admitted zero-secret KeyHello still gets a key.
+    let (_, w) = Raw::key_resume(server.addr, user, keyless, [0; 32]);
+    assert_eq!(w.kind, KEY_WELCOME, "{w:?}");
+    assert_ne!(welcome_key(&w), [0; 32]);
+}

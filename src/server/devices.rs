@@ -234,6 +234,23 @@ impl DeviceBook {
         }
     }
 
+    /// Takes back `key` from device `id` when it is still the device's key:
+    /// the handshake that gave it (a keyless device's first `KeyHello`) was
+    /// refused after all, so its client never learned it (R-4.6.2,
+    /// True when the device is keyless again.
+    pub fn withdraw_key(&mut self, id: ClientId, key: &Secret) -> bool {
+        if self.check(id, key) != KeyCheck::Match {
+            return false;
+        }
+        match self.devices.get_mut(&id) {
+            Some(d) => {
+                d.key_sha256 = None;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Records an accepted handshake of `id`.
     pub fn touch(&mut self, id: ClientId, now: u64) {
         if let Some(d) = self.devices.get_mut(&id) {

@@ -384,14 +384,7 @@ impl Actor {
         match live {
             Live::Free => Some(parked),
             Live::Taken(other) => {
-                let refusal = device_in_use(client, other);
-                self.refuse(
-                    conn,
-                    parked.request_id,
-                    parked.request,
-                    &refusal,
-                    Some(client),
-                );
+                self.refuse_in_use(conn, &parked, other);
                 None
             }
             Live::Probe(old) => {
@@ -402,6 +395,38 @@ impl Actor {
                 None
             }
         }
+    }
+
+    /// Refuses the verified Resume `parked` `DeviceInUse`. A key
+    /// its handshake gave a keyless device is taken back first:
+    /// the refusal never carries it, so keeping it would shut out the
+    /// device's live client, keyless too, at its next reconnection
+    /// (BadCredential for a key it never had).
+    fn refuse_in_use(&mut self, conn: ConnRef, parked: &Parked, other: InUse) {
+        let client = parked.client;
+        if let Some(key) = &parked.new_key {
+            let paths = &self.ctx.paths;
+            let withdrawn = DeviceBook::load(paths, &self.user).and_then(|mut book| {
+                if book.withdraw_key(client, key) {
+                    book.save_with(self.ctx.durable)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = withdrawn {
+                log::error!(
+                    "user {}: device {client}: the key of a refused handshake could not be taken back: {e}",
+                    self.user
+                );
+            }
+        }
+        let refusal = device_in_use(client, other);
+        self.refuse(
+            conn,
+            parked.request_id,
+            parked.request,
+            &refusal,
+            Some(client),
+        );
     }
 
     /// The reactor's answer to the probe a parked Resume asked for: refused
@@ -423,16 +448,7 @@ impl Actor {
                 })
         });
         match other {
-            Some(other) => {
-                let refusal = device_in_use(client, other);
-                self.refuse(
-                    conn,
-                    parked.request_id,
-                    parked.request,
-                    &refusal,
-                    Some(client),
-                );
-            }
+            Some(other) => self.refuse_in_use(conn, &parked, other),
             None => self.welcome(conn, parked),
         }
         let deferred = self
