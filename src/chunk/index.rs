@@ -439,24 +439,7 @@ pub fn fill_in_place(
     plan: &mut AssemblyPlan,
     write: &mut WriteChunk<'_>,
 ) -> io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = Vec::new();
-    let mut filled = 0u64;
-    for (offset, entry) in manifest.offsets() {
-        if !plan.wants(&entry.id) {
-            continue;
-        }
-        buf.resize(entry.len as usize, 0);
-        if file.read_exact_at(&mut buf, offset).is_err() {
-            continue;
-        }
-        if let Ok(offsets) = plan.fill(&entry.id, &buf) {
-            let others: Vec<u64> = offsets.iter().copied().filter(|&o| o != offset).collect();
-            write(&buf, &others)?;
-            filled += u64::from(entry.len) * offsets.len() as u64;
-        }
-    }
-    Ok(filled)
+    fill_at_offsets(file, manifest, plan, write, true)
 }
 
 /// Takes as filled every chunk of `manifest` that `source` (the kept bytes
@@ -472,6 +455,19 @@ pub fn fill_from_source(
     plan: &mut AssemblyPlan,
     write: &mut WriteChunk<'_>,
 ) -> io::Result<u64> {
+    fill_at_offsets(source, manifest, plan, write, false)
+}
+
+/// [`fill_in_place`] and [`fill_from_source`]: each wanted chunk read from
+/// `source` at its offset in `manifest` and re-hashed; `in_place`: `source`
+/// is the build, so the chunk's own offset is not written again.
+fn fill_at_offsets(
+    source: &File,
+    manifest: &Manifest,
+    plan: &mut AssemblyPlan,
+    write: &mut WriteChunk<'_>,
+    in_place: bool,
+) -> io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let mut buf = Vec::new();
     let mut filled = 0u64;
@@ -484,8 +480,12 @@ pub fn fill_from_source(
             continue;
         }
         if let Ok(offsets) = plan.fill(&entry.id, &buf) {
-            let offsets = offsets.to_vec();
-            write(&buf, &offsets)?;
+            let targets: Vec<u64> = offsets
+                .iter()
+                .copied()
+                .filter(|&o| !in_place || o != offset)
+                .collect();
+            write(&buf, &targets)?;
             filled += u64::from(entry.len) * offsets.len() as u64;
         }
     }

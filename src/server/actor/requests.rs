@@ -5,14 +5,14 @@ use super::peer::{listing_reply, Job, OpenUpload};
 use super::Actor;
 use crate::chunk::IdLen;
 use crate::protocol::{
-    ClientId, ErrorCode, FetchManifest, FileBegin, Frame, Message, PushAck, PushStatus,
+    ClientId, ErrorCode, FetchManifest, FileBegin, Frame, Message, PushAck, PushStatus, WirePath,
 };
 use crate::server::bus::ConnRef;
 use crate::server::legality::{self, Stage, Verdict};
 use crate::server::metrics::metrics;
 use crate::server::moves::{self, Away};
 use crate::server::pull_reply;
-use crate::server::store::{StoreError, UserStore};
+use crate::server::store::{StagedFile, StoreError, UserStore};
 
 impl Actor {
     /// Opens (or, with `create`, creates) the user's state. Returns false when
@@ -386,11 +386,28 @@ impl Actor {
             return;
         };
         let (path, base) = (upload.path().clone(), upload.base());
-        let staged = match upload.finish() {
+        let finished = upload.finish();
+        self.commit_upload(conn, client, (request_id, base, &path), finished, "");
+    }
+
+    /// The end of an upload (`FileEnd`, or `StreamEnd` with `how` saying
+    /// so): the staged file committed and the push answered, or the
+    /// upload's error sent and logged; the connection stays open.
+    pub(super) fn commit_upload(
+        &mut self,
+        conn: ConnRef,
+        client: ClientId,
+        (request_id, base, path): (u32, u64, &WirePath),
+        finished: Result<StagedFile, StoreError>,
+        how: &str,
+    ) {
+        let staged = match finished {
             Ok(staged) => staged,
             Err(e) => {
                 let text = e.to_string();
-                peer.error(request_id, e.code(), &text);
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.error(request_id, e.code(), &text);
+                }
                 self.refused(conn, "push-file", e.code(), &text);
                 return;
             }
@@ -398,9 +415,9 @@ impl Actor {
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        let what = format!("{path} ({} bytes)", staged.size);
+        let what = format!("{path} ({} bytes{how})", staged.size);
         let before = store.head();
-        let result = store.commit_file(base, &path, staged, client);
+        let result = store.commit_file(base, path, staged, client);
         self.finish_push(conn, request_id, "push-file", &what, before, result);
     }
 }

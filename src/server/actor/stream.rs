@@ -63,22 +63,9 @@ impl Actor {
                 return;
             }
         };
-        let staged = match upload.seal(hash) {
-            Ok(staged) => staged,
-            Err(e) => {
-                let text = e.to_string();
-                peer.error(request_id, e.code(), &text);
-                self.refused(conn, "push-file", e.code(), &text);
-                return;
-            }
-        };
-        let Some(store) = self.store.as_mut() else {
-            return;
-        };
-        let what = format!("{path} ({} bytes, hash after the data)", staged.size);
-        let before = store.head();
-        let result = store.commit_file(base, &path, staged, client);
-        self.finish_push(conn, request_id, "push-file", &what, before, result);
+        let sealed = upload.seal(hash);
+        let how = ", hash after the data";
+        self.commit_upload(conn, client, (request_id, base, &path), sealed, how);
     }
 }
 
