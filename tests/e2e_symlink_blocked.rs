@@ -62,6 +62,12 @@ fn listed_blocked(folder: &Path, path: &str) -> bool {
     not_synced(folder).iter().any(|l| l.starts_with(&prefix))
 }
 
+/// Whether `status` lists `path` itself (a symlink or special file here).
+fn listed(folder: &Path, path: &str) -> bool {
+    let prefix = format!("{path} (");
+    not_synced(folder).iter().any(|l| l.starts_with(&prefix))
+}
+
 fn mkfifo(path: &Path) {
     let ok = Command::new("mkfifo")
         .arg(path)
@@ -101,7 +107,12 @@ fn server_files_behind_a_symlink_or_special_file_are_held_back_listed_and_arrive
     symlink(a.join("nowhere"), a.join("dangling")).expect("dangling symlink");
     mkfifo(&a.join("ff"));
     let socket = UnixListener::bind(a.join("so")).expect("socket");
-    std::thread::sleep(Duration::from_millis(1500));
+    // A has seen its obstacles (so B's files meet them, not a race).
+    wait_for("A's status lists its obstacles", || {
+        ["sl", "f.txt", "dangling", "ff", "so"]
+            .iter()
+            .all(|p| listed(a, p))
+    });
     // B's files at those paths (and below them).
     write(b, "sl/x.txt", "B sl");
     write(b, "f.txt", "B f");
@@ -163,10 +174,16 @@ fn removing_a_directory_keeps_the_other_devices_files_a_symlink_hid() {
     symlink("/etc/hostname", a.join("p/f.txt")).expect("symlink");
     fs::remove_dir_all(a.join("d")).expect("rm d");
     symlink(outside, a.join("d")).expect("symlink d");
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for("A's status lists both symlinks", || {
+        listed(a, "p/f.txt") && listed(a, "d")
+    });
     write(b, "p/f.txt", "B's important edit");
     write(b, "d/new.txt", "precious, written on B");
-    std::thread::sleep(Duration::from_millis(500));
+    let srv = server.user_dir(&user);
+    wait_for("the server holds B's files", || {
+        read(&srv, "p/f.txt").as_deref() == Some("B's important edit")
+            && srv.join("d/new.txt").is_file()
+    });
     write(b, "marker", "after B's files");
     // A pulls in order: with the marker it has pulled past B's files.
     wait_for("A has pulled past B's files", || {
@@ -178,7 +195,6 @@ fn removing_a_directory_keeps_the_other_devices_files_a_symlink_hid() {
     // past B's files used to delete them everywhere.
     fs::remove_dir_all(a.join("p")).expect("rm -rf p");
     fs::remove_file(a.join("d")).expect("rm d (the symlink)");
-    let srv = server.user_dir(&user);
     wait_for("A's folder and B's converge", || {
         files(a) == files(b) && files(b) == files(&srv)
     });
