@@ -19,6 +19,24 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-5.2.18",
+        "client",
+        "tests/e2e_copy_edit_delete.rs",
+        "a_copy_edited_then_its_source_removed_sends_about_the_edit",
+    ),
+    (
+        "R-5.2.18",
+        "client",
+        "src/client/applier/donors/tests.rs",
+        "a_crash_leaves_the_folder_clean_and_the_next_start_removes_the_donors",
+    ),
+    (
+        "R-5.2.18",
+        "client",
+        "src/client/applier/donors/tests.rs",
+        "donors_hold_exactly_what_the_reply_deleted_within_the_budget",
+    ),
+    (
         "R-5.4.11",
         "client",
         "tests/e2e_copy_edit_delete.rs",

@@ -27,6 +27,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use donors::Donors;
+pub use donors::{remove_donors, Donor};
 pub use leftovers::{origin_note, ORIGIN_SUFFIX};
 pub use place::RaceHook;
 
@@ -78,6 +80,11 @@ pub struct Applied {
     /// [`Applier::handing_over_obtained`] the caller places them once
     /// their fsync is back, as it does downloads.
     pub obtained: Vec<Obtained>,
+    /// Files the reply deleted, kept in the temporary area as chunk
+    /// sources for its delta downloads ([`Applier::keeping_donors`],
+    /// the caller removes them ([`remove_donors`]) once the
+    /// reply's downloads are in.
+    pub donors: Vec<Donor>,
 }
 
 /// A file of a pull reply made in the temporary area from local content
@@ -150,6 +157,9 @@ pub struct Applier<'a> {
     deleted_here: HashMap<ContentHash, Vec<(WirePath, Stat)>>,
     /// Paths whose step failed in the current [`Applier::apply`], with why.
     failures: BTreeMap<WirePath, String>,
+    /// With [`Applier::keeping_donors`]: the synced files the current
+    /// reply deletes that are kept as chunk sources.
+    donors: Option<Donors>,
 }
 
 impl<'a> Applier<'a> {
@@ -173,7 +183,17 @@ impl<'a> Applier<'a> {
             follow: HashMap::new(),
             deleted_here: HashMap::new(),
             failures: BTreeMap::new(),
+            donors: None,
         }
+    }
+
+    /// Synced files a reply deletes are not unlinked when a delta download
+    /// of the same reply may use their chunks: they leave the folder as
+    /// before, into the temporary area, and are handed over in
+    /// [`Applied::donors`] (R-5.2.18, [`donors`]).
+    pub fn keeping_donors(mut self) -> Self {
+        self.donors = Some(Donors::default());
+        self
     }
 
     /// The head of the reply being applied (§5.2): with it, indexed paths
@@ -216,6 +236,9 @@ impl<'a> Applier<'a> {
     /// retried by the next pull).
     pub fn apply(&mut self, entries: &[ChangeEntry], full: bool) -> Result<Applied, ClientError> {
         let mut out = Applied::default();
+        if let Some(donors) = self.donors.as_mut() {
+            *donors = Donors::for_reply(entries);
+        }
         let wanted: HashSet<ContentHash> = entries
             .iter()
             .filter_map(|e| match e.state {
@@ -314,6 +337,9 @@ impl<'a> Applier<'a> {
         self.deleted_here.clear();
         for (_, stashed) in self.stash.drain() {
             let _ = fs::remove_file(stashed);
+        }
+        if let Some(donors) = self.donors.as_mut() {
+            out.donors = donors.take();
         }
         Ok(out)
     }
@@ -982,6 +1008,7 @@ fn indexed_exec(entry: Option<Entry>) -> Option<bool> {
 mod agree;
 #[cfg(test)]
 mod crash_tests;
+mod donors;
 #[cfg(test)]
 mod echo_tests;
 #[cfg(test)]

@@ -164,6 +164,24 @@ pub struct Sources<'a> {
     pub tmp: &'a Path,
     /// The partial area, where the file is built (kept across runs).
     pub partial: &'a Path,
+    /// Files the same pull deleted, kept in the temporary area as chunk
+    /// sources: the chunk index names each by its old folder
+    /// path, opened here at its place in the temporary area instead.
+    pub donors: &'a [(WirePath, PathBuf)],
+}
+
+impl Sources<'_> {
+    /// Opens the file the chunk index names `path`: a donor, or the
+    /// folder's file. `None` when it cannot be opened (its chunks are then
+    /// asked for).
+    fn open(&self, path: &WirePath) -> Option<File> {
+        let at = self
+            .donors
+            .iter()
+            .find(|(p, _)| p == path)
+            .map_or_else(|| self.root.join(path.as_str()), |(_, at)| at.clone());
+        File::open(at).ok()
+    }
 }
 
 impl DeltaDownload {
@@ -354,7 +372,7 @@ impl DeltaDownload {
             hasher,
             began,
         });
-        let open = |p: &WirePath| File::open(sources.root.join(p.as_str())).ok();
+        let open = |p: &WirePath| sources.open(p);
         let Building {
             file,
             hasher,
@@ -419,7 +437,7 @@ impl DeltaDownload {
         if !std::mem::take(&mut b.local_pending) {
             return Ok(());
         }
-        let open = |p: &WirePath| File::open(sources.root.join(p.as_str())).ok();
+        let open = |p: &WirePath| sources.open(p);
         let Building {
             file, hasher, plan, ..
         } = &mut **b;
@@ -664,6 +682,7 @@ mod tests {
                 index: &self.index,
                 tmp: self.tmp(),
                 partial: &self.partial,
+                donors: &[],
             }
         }
 

@@ -10,7 +10,7 @@
 
 mod durable;
 
-use super::applier::{Applied, Applier, FetchJob, Obtained};
+use super::applier::{remove_donors, Applied, Applier, Donor, FetchJob, Obtained};
 use super::connection::Connection;
 use super::delta_fetch::{wants_delta, DeltaDownload, Sources, RESUMABLE};
 use super::error::ClientError;
@@ -210,6 +210,10 @@ pub struct PullJob {
     modes: bool,
     /// Rules changed on disk since the pull began ([`RuleSource::peek`]).
     peeked: Option<Peeked>,
+    /// Files the reply deleted, kept in the temporary area as chunk
+    /// sources for its delta downloads: removed when the pull
+    /// settles or ends.
+    donors: Vec<Donor>,
 }
 
 /// What a finished pull reports.
@@ -319,6 +323,7 @@ impl PullJob {
             rules_first: false,
             modes,
             peeked: None,
+            donors: Vec::new(),
         }
     }
 
@@ -565,6 +570,19 @@ impl PullJob {
             .chunks
             .get_or_insert_with(|| ChunkIndex::load(ctx.chunks_file));
         let root = ctx.root;
+        // The reply's deleted files kept as chunk sources, under
+        // their old paths, unless the folder holds a file there again.
+        let donors: Vec<(crate::protocol::WirePath, std::path::PathBuf)> = self
+            .donors
+            .iter()
+            .filter(|d| ctx.index.get(&d.path).is_none())
+            .map(|d| (d.path.clone(), d.at.clone()))
+            .collect();
+        let donated = self
+            .donors
+            .iter()
+            .filter(|d| ctx.index.get(&d.path).is_none())
+            .map(|d| (&d.path, d.hash));
         let files = ctx
             .index
             .iter()
@@ -573,8 +591,12 @@ impl PullJob {
                     Some((path, hash))
                 }
                 _ => None,
-            });
-        let open = |p: &crate::protocol::WirePath| File::open(root.join(p.as_str()));
+            })
+            .chain(donated);
+        let open = |p: &crate::protocol::WirePath| match donors.iter().find(|(d, _)| d == p) {
+            Some((_, at)) => File::open(at),
+            None => File::open(root.join(p.as_str())),
+        };
         if index.refresh(files, open) > 0 {
             ctx.save_chunks();
         }
@@ -589,6 +611,7 @@ impl PullJob {
             index,
             tmp: ctx.tmp,
             partial: ctx.partial,
+            donors: &donors,
         };
         let name = format!("delta-{}-{id}", std::process::id());
         // Asked before anything local is copied: the chunks travel while
@@ -765,7 +788,9 @@ impl PullJob {
             .with_modes(self.modes)
             .with_head(self.head)
             .handing_over_obtained()
+            .keeping_donors()
             .apply(&entries, self.full)?;
+        self.donors = std::mem::take(&mut applied.donors);
         for made in std::mem::take(&mut applied.obtained) {
             self.hold(ctx, made);
         }
@@ -798,9 +823,10 @@ impl PullJob {
             self.failed = true;
         }
         self.queue = fetches.into();
-        self.local_chunks = ctx.index.iter().any(|(_, e)| {
-            matches!(e.kind, super::index::EntryKind::File { stat, .. } if wants_delta(stat.size))
-        });
+        self.local_chunks = !self.donors.is_empty()
+            || ctx.index.iter().any(|(_, e)| {
+                matches!(e.kind, super::index::EntryKind::File { stat, .. } if wants_delta(stat.size))
+            });
         self.note_bases(ctx);
         self.fill_window(conn)
     }
@@ -1143,6 +1169,7 @@ impl PullJob {
     /// then saves never covers a file a crash could still lose.
     fn settle(&mut self, ctx: &mut Ctx<'_>) {
         self.collect(ctx, true);
+        remove_donors(&mut self.donors);
         if std::mem::take(&mut self.chunks_changed) {
             ctx.save_chunks();
         }
@@ -1198,6 +1225,7 @@ impl PullJob {
     pub fn finish(mut self) -> Finished {
         self.drop_download();
         self.drop_deltas();
+        remove_donors(&mut self.donors);
         // Abandoned before their fsync came back: never placed.
         for (_, v) in self.syncing.drain() {
             let _ = fs::remove_file(&v.tmp);

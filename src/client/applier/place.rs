@@ -428,7 +428,9 @@ impl<'a> Applier<'a> {
     /// it is moved into the temporary area first and judged again there, so a
     /// write made since the decision is never deleted. A file whose content
     /// the current reply wants elsewhere (`wanted`, a remote rename) is kept
-    /// in the stash instead of deleted. Returns false when the file turned out
+    /// in the stash instead of deleted, and one whose chunks its delta
+    /// downloads may use is kept as a donor ([`Self::keep_as_donor`],
+    /// Returns false when the file turned out
     /// to be a local edit: it is back at `path`, or, if `path` was recreated
     /// meanwhile, a conflict copy beside it (in `out.dirty`); the caller
     /// decides what to do with `path`.
@@ -498,7 +500,7 @@ impl<'a> Applier<'a> {
         };
         if wanted.contains(&hash) && !self.stash.contains_key(&hash) {
             self.stash.insert(hash, aside.to_path_buf());
-        } else {
+        } else if !self.keep_as_donor(path, hash, meta.len(), aside) {
             fs::remove_file(aside).map_err(io_err("delete", aside))?;
         }
         Ok(true)
