@@ -154,3 +154,76 @@ fn a_refused_connection_is_one_plain_line_with_what_to_check() {
         }
     }
 }
+
+/// `cloud-client … --server-fingerprint PIN` with `args` added, `--once`.
+fn once_pinned(port: u16, folder: &Path, user: &str, pin: &str) -> Output {
+    let mut cmd = Client::options(port, folder)
+        .rate("0.5")
+        .user(Some(user))
+        .capture_stderr()
+        .command();
+    cmd.args(["--server-fingerprint", pin, "--once"]);
+    cmd.output().expect("run cloud-client")
+}
+
+/// A pin given on a first run is kept whatever that run meets (breaker13's
+/// L1: README said "recorded at the handshake, whatever the server
+/// answers", yet a first run that never finished a handshake kept nothing,
+/// so the next run without the option trusted whatever answered): a server
+/// nobody listens for, a refused join, and a certificate other than the
+/// pinned one each leave the pin in `known_server`; the next run without
+/// the option enforces it: the right server is joined, the wrong one is
+/// "the server's certificate changed" and receives nothing.
+#[test]
+fn a_pin_given_on_a_failed_first_run_is_kept_and_enforced_next() {
+    let server = Server::start();
+    let real = server.fingerprint.clone().expect("TLS server fingerprint");
+    let elsewhere = tempfile::tempdir().expect("first device");
+    let user = common::new_user(server.port, elsewhere.path());
+    let nobody = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let other = "ab".repeat(32);
+    // (port, user, pin, what the failed run says)
+    let cases = [
+        (nobody, user.as_str(), real.as_str(), "cannot reach"),
+        (server.port, unknown, real.as_str(), "UnknownUser"),
+        (server.port, user.as_str(), other.as_str(), &*real),
+    ];
+    for (n, (port, id, pin, said)) in cases.into_iter().enumerate() {
+        let folder = tempfile::tempdir().expect("folder");
+        let name = format!("mine{n}.txt");
+        std::fs::write(folder.path().join(&name), b"kept").expect("file");
+        let out = once_pinned(port, folder.path(), id, pin);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(said), "{said:?} not in {stderr}");
+        assert_eq!(
+            known_server(folder.path()).map(|t| t.trim().to_owned()),
+            Some(pin.to_owned()),
+            "the pin is kept after a run that said {said:?}"
+        );
+        // The next run, without the option, applies the pin.
+        let out = once(server.port, folder.path(), Some(&user), false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let uploaded = server.user_dir(&user).join(&name);
+        if pin == real {
+            assert_eq!(out.status.code(), Some(0), "joins: {stderr}");
+            assert_eq!(std::fs::read(&uploaded).expect("uploaded"), b"kept");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(
+                stderr.contains("the server's certificate changed"),
+                "not a first use: {stderr}"
+            );
+            assert!(stderr.contains(&other) && stderr.contains(&real), "{stderr}");
+            assert!(!uploaded.exists(), "nothing sent to an untrusted server");
+            assert_eq!(
+                known_server(folder.path()).map(|t| t.trim().to_owned()),
+                Some(other.clone())
+            );
+        }
+    }
+}

@@ -106,7 +106,7 @@ pub enum WriteHalf {
 /// the server refuses (a wrong join code, a revoked device, too many
 /// attempts) trusts nothing, so pointing the folder at the right server
 /// next is a first use again, not "the certificate changed". A trust the
-/// user gave (a pin, a CA) is recorded at the handshake, as it was told.
+/// user gave (a pin, a CA) is recorded before connecting ([`record_given`]).
 #[derive(Debug, Default)]
 pub struct PendingTrust {
     state_dir: PathBuf,
@@ -128,6 +128,42 @@ impl PendingTrust {
         }
         Ok(())
     }
+}
+
+/// Records the trust given on the command line (`--server-fingerprint`,
+/// `--ca`) in the folder's state directory `state_dir`, before the first
+/// connection (README "Trust on first use", PROTOCOL.md ): a user
+/// who typed a pin expects it enforced by the next run too, whatever this
+/// one meets. Recorded only at the handshake, a first run that could not
+/// reach the server, was refused, or met another certificate (the very
+/// case a pin is for) kept nothing, and the next run without the option
+/// trusted on first use whatever answered (breaker13's L1). Nothing for
+/// plaintext, or when neither option was given.
+///
+/// # Errors
+/// [`ClientError::Tls`] when the `--ca` file cannot be read or holds no
+/// certificate; [`ClientError::CorruptState`] naming the state file that
+/// could not be written.
+pub fn record_given(state_dir: &Path, security: &LinkSecurity) -> Result<(), ClientError> {
+    let LinkSecurity::Tls { pin, ca } = security else {
+        return Ok(());
+    };
+    if let Some(pin) = pin {
+        return record_fingerprint(state_dir, *pin).map_err(|e| ClientError::CorruptState {
+            file: state_dir.join(KNOWN_SERVER_FILE),
+            detail: e.to_string(),
+        });
+    }
+    if let Some(ca) = ca {
+        load_roots(ca).map_err(|e| ClientError::Tls(e.to_string()))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?;
+        record_ca(state_dir, &pem).map_err(|e| ClientError::CorruptState {
+            file: state_dir.join(TRUSTED_CA_FILE),
+            detail: e.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 /// Shakes hands on a connected blocking socket (when TLS) and splits it;

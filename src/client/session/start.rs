@@ -94,6 +94,9 @@ fn run_in(
     shutdown: Arc<AtomicBool>,
     on_new_user: &mut dyn FnMut(UserId),
 ) -> Result<(), ClientError> {
+    // What the user said to trust holds from now on, even if this run
+    // never completes a handshake.
+    crate::client::secure::record_given(state.path(), &config.security)?;
     let loaded = state.load_identity()?;
     // A copy of a synced folder (its identity made in another folder,
     // ) must not run as that device: it joins as a new one.
