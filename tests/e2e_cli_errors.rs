@@ -227,3 +227,32 @@ fn a_pin_given_on_a_failed_first_run_is_kept_and_enforced_next() {
         }
     }
 }
+
+/// `versions` and `restore` on a folder that never joined name that folder
+/// (breaker13's L4: the error said a literal "FOLDER"), with or without
+/// `--server`, and a missing folder is said so.
+#[test]
+fn versions_on_a_folder_that_never_joined_names_it() {
+    let top = tempfile::tempdir().expect("top");
+    let never = top.path().join("never joined");
+    std::fs::create_dir(&never).expect("folder");
+    let missing = top.path().join("missing");
+    let shown = |p: &Path| p.display().to_string();
+    for (folder, want) in [
+        (&never, format!("{} is not a synced folder", shown(&never))),
+        (&missing, format!("no folder {}", shown(&missing))),
+    ] {
+        let f = folder.to_str().expect("utf-8");
+        for args in [
+            vec!["versions", f],
+            vec!["versions", f, "a.txt", "--server", "127.0.0.1:9"],
+            vec!["restore", f, "a.txt", "--version", "3"],
+        ] {
+            let (code, _, err) = common::cli(0, &args);
+            assert_eq!(code, 1, "{args:?}: {err}");
+            assert!(err.contains(&want), "{args:?}: {want:?} not in {err}");
+            assert!(!err.contains("FOLDER"), "{args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+}

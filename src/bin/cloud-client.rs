@@ -350,12 +350,19 @@ fn host_name() -> String {
 
 /// The connection `versions` and `restore` use: `--server` or the server
 /// FOLDER's client last used, with FOLDER's trust.
+/// A folder that never joined is said by its path (it said "FOLDER").
 fn remote(folder: &Path, link: &LinkArgs) -> Result<Remote, Box<dyn std::error::Error>> {
+    report::joined(folder)?;
     let address = match &link.server {
         Some(a) => a.clone(),
         None => cloudservice::client::status::read(&folder.join(".cloudservice"))?
             .map(|s| s.server)
-            .ok_or("FOLDER has no saved server address: give --server HOST:PORT")?,
+            .ok_or_else(|| {
+                format!(
+                    "{} has no saved server address: give --server HOST:PORT",
+                    folder.display()
+                )
+            })?,
     };
     let server = ServerAddress::parse(&address)?;
     Ok(Remote::connect(folder, &server, &link.trust.security())?)

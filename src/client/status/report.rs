@@ -126,6 +126,24 @@ pub fn in_sync(running: bool, status: Option<&Status>) -> bool {
         })
 }
 
+/// Checks that `folder` is a folder this device joined (it holds an
+/// identity): what `versions` and `restore` need before they connect as
+/// its device.
+///
+/// # Errors
+/// [`ReportError::MissingFolder`], [`ReportError::NotSynced`] (naming the
+/// folder), [`ReportError::State`] when the identity cannot be read.
+pub fn joined(folder: &Path) -> Result<(), ReportError> {
+    if !folder.is_dir() {
+        return Err(ReportError::MissingFolder(folder.to_path_buf()));
+    }
+    match StateDir::existing(folder).load_identity() {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ReportError::NotSynced(folder.to_path_buf())),
+        Err(e) => Err(ReportError::State(e.to_string())),
+    }
+}
+
 /// Builds the report for `folder`.
 ///
 /// # Errors
