@@ -239,3 +239,38 @@ fn render_shows_each_name_on_one_line_without_control_characters() {
         "{text}"
     );
 }
+
+/// A name may hold bidi formatting characters and line separators (legal
+/// on the wire, so synced): shown raw, U+202E showed `report\u{202e}txt.exe`
+/// as `reportexe.txt` and U+2028 broke the line in some terminals
+/// (breaker13's L5). Each is escaped, and a name needing it is quoted.
+#[test]
+fn render_escapes_bidi_and_line_separator_characters() {
+    let dir = synced_folder();
+    let root = dir.path();
+    let names = [
+        "report\u{202e}txt.exe (conflict 1 2026-12-02 101010)",
+        "a\u{2066}b\u{2069} (conflict 1 2026-12-02 101010).txt",
+        "two\u{2028}lines (conflict 1 2026-12-02 101010).txt",
+        "para\u{2029}graph (conflict 1 2026-12-02 101010).txt",
+    ];
+    for name in names {
+        fs::write(root.join(name), "c").expect("w");
+    }
+    let text = report::render(&gather(root).expect("report"));
+    assert!(
+        !text
+            .chars()
+            .any(|c| crate::client::printable::is_hidden_format(c)
+                || (c.is_control() && c != '\n')),
+        "{text:?}"
+    );
+    for shown in [
+        "  \"report\\u{202e}txt.exe (conflict 1 2026-12-02 101010)\"\n",
+        "  \"a\\u{2066}b\\u{2069} (conflict 1 2026-12-02 101010).txt\"\n",
+        "  \"two\\u{2028}lines (conflict 1 2026-12-02 101010).txt\"\n",
+        "  \"para\\u{2029}graph (conflict 1 2026-12-02 101010).txt\"\n",
+    ] {
+        assert!(text.contains(shown), "{shown:?} in {text}");
+    }
+}
