@@ -406,3 +406,41 @@ fn a_nested_folders_state_is_never_uploaded() {
         files(&[("inner/notes.txt", "inner notes")]),
     );
 }
+
+/// A regular file named `.cloudservice` below the top level is the user's
+/// (breaker13's L2: it never synced and nothing listed it): uploaded,
+/// downloaded by another device, and its edits travel; a nested folder's
+/// `.cloudservice` directory beside it still never leaves the device.
+#[test]
+fn a_file_named_like_the_state_folder_below_the_top_is_synced() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write(a.path(), "notes/.cloudservice", "my notes about the service");
+    write(a.path(), "x/y/.cloudservice", "deeper");
+    write(a.path(), "inner/.cloudservice/identity", "a device key");
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, a.path());
+    let want = files(&[
+        ("notes/.cloudservice", "my notes about the service"),
+        ("x/y/.cloudservice", "deeper"),
+    ]);
+    assert_eq!(file_tree(&server.user_dir(&user)), want);
+    let out = common::run_once(server.port, b.path(), Some(&user));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read(b.path(), "notes/.cloudservice").as_deref(), Some("my notes about the service"));
+    assert_eq!(read(b.path(), "x/y/.cloudservice").as_deref(), Some("deeper"));
+    assert!(!b.path().join("inner/.cloudservice").exists());
+    // An edit on B reaches A.
+    write(b.path(), "notes/.cloudservice", "edited on B");
+    std::thread::sleep(Duration::from_millis(350));
+    let out = common::run_once(server.port, b.path(), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::run_once(server.port, a.path(), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read(a.path(), "notes/.cloudservice").as_deref(), Some("edited on B"));
+    assert_eq!(
+        read(a.path(), "inner/.cloudservice/identity").as_deref(),
+        Some("a device key")
+    );
+}

@@ -201,8 +201,13 @@ impl IgnoreRules {
         }
         // Another synced folder's state inside this one (nested folders):
         // its device key must never travel (PROTOCOL.md §6.1 P13 reserves
-        // only the top level; the client keeps every level out).
-        if path.split('/').any(|part| part == STATE_DIR_NAME) {
+        // only the top level; the client keeps every level out). That state
+        // is a directory: a regular file of that name below the top level
+        // is the user's, and synced (§6.1 P13; breaker13's L2: it was left
+        // out and listed nowhere).
+        let mut parts = path.split('/');
+        let last = parts.next_back();
+        if parts.any(|part| part == STATE_DIR_NAME) || (is_dir && last == Some(STATE_DIR_NAME)) {
             return Decision::Ignored;
         }
         // A conflict copy is decided as the path it is a copy of: it holds

@@ -276,6 +276,24 @@ fn a_nested_state_folder_is_never_synced() {
     }
 }
 
+/// A regular file named `.cloudservice` below the top level is the user's
+/// and synced (breaker13's L2: it never synced and nothing listed it); the
+/// same name as a directory, or anything below such a directory, is a
+/// nested folder's state and never synced, whatever the rules.
+#[test]
+fn a_file_named_like_the_state_folder_below_the_top_is_synced() {
+    for text in ["", "!.cloudservice\n", "*.txt\n"] {
+        let r = rules(text);
+        for path in ["sub/.cloudservice", "a/b/c/.cloudservice"] {
+            assert_eq!(r.decide(path, false), Decision::Synced, "{path} {text:?}");
+            assert_eq!(r.decide(path, true), Decision::Ignored, "{path} {text:?}");
+            let below = format!("{path}/x");
+            assert_eq!(r.decide(&below, false), Decision::Ignored, "{below}");
+        }
+        assert!(r.ignores_either("sub/.cloudservice"));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
