@@ -235,6 +235,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "symlinked_directories_are_never_written_through",
     ),
     (
+        "R-5.6.11",
+        "client",
+        "tests/e2e_replaced_by_special.rs",
+        "a_file_or_directory_replaced_by_a_symlink_fifo_or_socket_is_deleted_everywhere",
+    ),
+    (
+        "R-5.6.11",
+        "client",
+        "src/client/scanner/tests.rs",
+        "a_file_or_directory_replaced_by_a_symlink_or_special_file_is_deleted",
+    ),
+    (
         "R-7.2.7",
         "client",
         "tests/e2e_symlink_blocked.rs",

@@ -163,8 +163,10 @@ impl Scanner {
     }
 
     /// Every directory and regular file in `scope` (the whole folder for
-    /// `None`), except the state folder, symlinks and names the protocol
-    /// cannot carry (each skipped with one warning).
+    /// `None`), except the state folder, symlinks, special files and names
+    /// the protocol cannot carry (each skipped with one warning; a synced
+    /// path that became a symlink or special file is missing from the
+    /// result, so its deletion is planned).
     ///
     /// # Errors
     /// [`ClientError::FolderVanished`] when the folder itself is gone; other
@@ -179,26 +181,9 @@ impl Scanner {
         let mut out = BTreeMap::new();
         let start = match scope {
             None => self.root.clone(),
-            Some(path) => match check_path(&self.root, path).unwrap_or(Local::Foreign) {
-                Local::Absent => return Ok(out),
-                // `rm -r conf; mv conf.new conf`: `conf/a.ini` is gone, not odd.
-                Local::Foreign if below_a_file(&self.root, path) => return Ok(out),
-                Local::Foreign => {
-                    self.warn_once(
-                        &path.to_local(&self.root),
-                        "symlink, special or unreadable file",
-                    );
-                    self.unreadable.push(path.clone());
-                    return Ok(out);
-                }
-                Local::File(stat) => {
-                    if !self.rules.ignores(path.as_str(), false) {
-                        out.insert(path.clone(), DiskEntry::File(stat));
-                    }
-                    return Ok(out);
-                }
-                Local::Dir if self.rules.ignores(path.as_str(), true) => return Ok(out),
-                Local::Dir => path.to_local(&self.root),
+            Some(path) => match self.look_at(path, &mut out) {
+                Some(start) => start,
+                None => return Ok(out),
             },
         };
         let mut walk = walkdir::WalkDir::new(&start)
@@ -222,6 +207,48 @@ impl Scanner {
             }
         }
         Ok(out)
+    }
+
+    /// Where a scan of `path` alone walks from: `None` when there is
+    /// nothing to walk (a file at `path` went into `out`, unless ignored).
+    fn look_at(
+        &mut self,
+        path: &WirePath,
+        out: &mut BTreeMap<WirePath, DiskEntry>,
+    ) -> Option<PathBuf> {
+        let local = match check_path(&self.root, path) {
+            Ok(local) => local,
+            // Could not look (a directory on the way this user may not
+            // read): unknown, never taken for a deletion.
+            Err(e) => {
+                self.warn_once(&path.to_local(&self.root), &format!("unreadable ({e})"));
+                self.unreadable.push(path.clone());
+                return None;
+            }
+        };
+        match local {
+            Local::Absent => None,
+            // `rm -r conf; mv conf.new conf`: `conf/a.ini` is gone, not odd.
+            Local::Foreign if below_a_file(&self.root, path) => None,
+            // A symlink, FIFO, socket or device at the path or above it:
+            // what was synced there is gone from this device, as in a full
+            // scan ([`Scanner::classify`]).
+            Local::Foreign => {
+                self.warn_once(
+                    &path.to_local(&self.root),
+                    "a symlink or special file (not synced) is here or above it",
+                );
+                None
+            }
+            Local::File(stat) => {
+                if !self.rules.ignores(path.as_str(), false) {
+                    out.insert(path.clone(), DiskEntry::File(stat));
+                }
+                None
+            }
+            Local::Dir if self.rules.ignores(path.as_str(), true) => None,
+            Local::Dir => Some(path.to_local(&self.root)),
+        }
     }
 
     /// An unreadable entry: remembered as unknown (so it is not taken for a
@@ -316,11 +343,14 @@ impl Scanner {
                 "not a regular file or directory"
             };
             self.warn_once(item.path(), why);
-            // What the index lists here (a directory replaced by a symlink)
-            // is unknown, not deleted: the same answer as when the watcher
-            // reports this path alone. A RemoveDir would also carry a cursor
-            // past server entries the applier refused to write through it.
-            self.unreadable.push(wire);
+            // What the index lists here (a file or directory replaced by a
+            // symlink, FIFO, socket or device) is gone from this device:
+            // the comparison pushes its deletion, whatever the new thing
+            // is (breaker13's L3: a FIFO kept the file everywhere, a
+            // socket deleted it). Unlike an unreadable entry, nothing here
+            // is unknown: lstat said what is there. The RemoveDir's cursor
+            // stays below what the applier held back behind it,
+            // and the server keeps the removed files' versions.
             Seen::Skip
         }
     }
