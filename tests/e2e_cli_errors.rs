@@ -218,7 +218,10 @@ fn a_pin_given_on_a_failed_first_run_is_kept_and_enforced_next() {
                 stderr.contains("the server's certificate changed"),
                 "not a first use: {stderr}"
             );
-            assert!(stderr.contains(&other) && stderr.contains(&real), "{stderr}");
+            assert!(
+                stderr.contains(&other) && stderr.contains(&real),
+                "{stderr}"
+            );
             assert!(!uploaded.exists(), "nothing sent to an untrusted server");
             assert_eq!(
                 known_server(folder.path()).map(|t| t.trim().to_owned()),

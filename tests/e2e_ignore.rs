@@ -416,7 +416,11 @@ fn a_file_named_like_the_state_folder_below_the_top_is_synced() {
     let server = Server::start();
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
-    write(a.path(), "notes/.cloudservice", "my notes about the service");
+    write(
+        a.path(),
+        "notes/.cloudservice",
+        "my notes about the service",
+    );
     write(a.path(), "x/y/.cloudservice", "deeper");
     write(a.path(), "inner/.cloudservice/identity", "a device key");
     std::thread::sleep(Duration::from_millis(350));
@@ -427,18 +431,39 @@ fn a_file_named_like_the_state_folder_below_the_top_is_synced() {
     ]);
     assert_eq!(file_tree(&server.user_dir(&user)), want);
     let out = common::run_once(server.port, b.path(), Some(&user));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(read(b.path(), "notes/.cloudservice").as_deref(), Some("my notes about the service"));
-    assert_eq!(read(b.path(), "x/y/.cloudservice").as_deref(), Some("deeper"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read(b.path(), "notes/.cloudservice").as_deref(),
+        Some("my notes about the service")
+    );
+    assert_eq!(
+        read(b.path(), "x/y/.cloudservice").as_deref(),
+        Some("deeper")
+    );
     assert!(!b.path().join("inner/.cloudservice").exists());
     // An edit on B reaches A.
     write(b.path(), "notes/.cloudservice", "edited on B");
     std::thread::sleep(Duration::from_millis(350));
     let out = common::run_once(server.port, b.path(), None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = common::run_once(server.port, a.path(), None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(read(a.path(), "notes/.cloudservice").as_deref(), Some("edited on B"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read(a.path(), "notes/.cloudservice").as_deref(),
+        Some("edited on B")
+    );
     assert_eq!(
         read(a.path(), "inner/.cloudservice/identity").as_deref(),
         Some("a device key")

@@ -103,7 +103,9 @@ fn check_a_untouched(a: &Path, phase: &str, outside: &Path) {
         assert!(is_odd(a, &dir, odd), "{dir} is still the {odd:?}");
     }
     assert_eq!(
-        fs::read_to_string(outside.join("secret.txt")).ok().as_deref(),
+        fs::read_to_string(outside.join("secret.txt"))
+            .ok()
+            .as_deref(),
         Some("outside"),
         "nothing written through a symlink"
     );
@@ -148,21 +150,33 @@ fn a_file_or_directory_replaced_by_a_symlink_fifo_or_socket_is_deleted_everywher
         replace(a.path(), &dir, odd, outside.path());
     }
     let out = run_once(server.port, a.path(), None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         gone_from(&srv, "offline"),
         "the server still holds what A replaced offline: {:?}",
-        common::tree(&srv.join("offline")).keys().collect::<Vec<_>>()
+        common::tree(&srv.join("offline"))
+            .keys()
+            .collect::<Vec<_>>()
     );
     check_a_untouched(a.path(), "offline", outside.path());
 
     // The other device sees them gone, and keeps the rest.
     let out = run_once(server.port, b.path(), None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for phase in ["live", "offline"] {
         assert!(gone_from(b.path(), phase), "{phase} on B");
         assert_eq!(
-            fs::read_to_string(b.path().join(phase).join("keep.txt")).ok().as_deref(),
+            fs::read_to_string(b.path().join(phase).join("keep.txt"))
+                .ok()
+                .as_deref(),
             Some("kept")
         );
     }

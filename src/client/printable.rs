@@ -111,7 +111,9 @@ mod tests {
             assert_eq!(quote_path(&name), format!("\"invoice{code}txt.exe\""));
         }
         // Their neighbours are ordinary text.
-        for c in ['\u{200D}', '\u{2027}', '\u{202F}', '\u{2065}', '\u{206A}', 'é'] {
+        for c in [
+            '\u{200D}', '\u{2027}', '\u{202F}', '\u{2065}', '\u{206A}', 'é',
+        ] {
             let name = format!("a{c}b");
             assert_eq!(escape_controls(&name), name.as_str());
         }
