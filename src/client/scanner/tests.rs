@@ -85,11 +85,18 @@ fn offline_changes_become_pushes() {
         fs::write(root.join(f), c).unwrap();
     }
     let index = index_of(root);
+    // `new` is made before anything is removed: ext4 hands a new file the
+    // inode a removal just freed (here 300 of 300 times for `rm a; touch
+    // b` in one directory), and a new file on the inode of `del` or
+    // `gone/deep/g` is that file moved and edited: a Rename, not
+    // a Delete and an upload. Which freed inode `new` got depended on what
+    // the tests running beside this one allocated meanwhile, so the test
+    // failed now and then under load.
+    fs::write(root.join("new"), "n").unwrap();
     fs::write(root.join("edit"), "e2 longer").unwrap();
     fs::remove_file(root.join("del")).unwrap();
     fs::rename(root.join("mv-src"), root.join("d/mv-dst")).unwrap();
     fs::remove_dir_all(root.join("gone")).unwrap();
-    fs::write(root.join("new"), "n").unwrap();
     fs::write(root.join("touched"), "t").unwrap();
     settle();
     let plan = Scanner::new(root).plan(&index, &full()).unwrap();
