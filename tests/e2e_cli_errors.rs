@@ -184,6 +184,31 @@ fn a_pin_given_on_a_failed_first_run_is_kept_and_enforced_next() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     };
+    // `versions` of a joined folder with a pin, against a server nobody
+    // listens for: the pin is kept too.
+    let joined = tempfile::tempdir().expect("joined");
+    let out = once(server.port, joined.path(), Some(&user), false);
+    assert_eq!(out.status.code(), Some(0));
+    let other_pin = "cd".repeat(32);
+    let folder = joined.path().to_str().expect("utf-8");
+    let nowhere = format!("127.0.0.1:{nobody}");
+    let (code, _, err) = common::cli(
+        0,
+        &[
+            "versions",
+            folder,
+            "--server",
+            &nowhere,
+            "--server-fingerprint",
+            &other_pin,
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        known_server(joined.path()).map(|t| t.trim().to_owned()),
+        Some(other_pin.clone()),
+        "versions kept the pin: {err}"
+    );
     let unknown = "0123456789abcdef0123456789abcdef";
     let other = "ab".repeat(32);
     // (port, user, pin, what the failed run says)

@@ -59,6 +59,8 @@ impl Remote {
             state_dir: folder.join(STATE_DIR_NAME),
             user: Some(user),
         };
+        // As for a run: a given pin or CA holds from now on.
+        super::secure::record_given(&dial.state_dir, security)?;
         // A Visit: the device's running client keeps its one
         // live connection. A server older than Visit refuses the mode as a
         // bad frame; then the errand comes as the Resume it used to be.
