@@ -155,6 +155,13 @@ pub fn run(user: UserId, ctx: Arc<ActorContext>, inbox: Receiver<ToActor>) {
             log::error!("user {user}: closing state: {e}");
         }
     }
+    // The owner lock goes before `Exited` is sent: the reactor starts the
+    // next actor of this user on `Exited` (with the messages that arrived
+    // while this one retired), and that actor's `try_own` fails while this
+    // thread still holds the lock: it took the user for moved away, dropped
+    // its Adopts and with them the requests (stall14: a push never answered,
+    // tests/actor_retire.rs).
+    drop(actor.owner.take());
     actor.ctx.alive.fetch_sub(1, Ordering::Relaxed);
     let _ = actor.ctx.out.send(FromActor::Exited { user });
     let _ = actor.ctx.waker.wake();
