@@ -37,6 +37,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "donors_hold_exactly_what_the_reply_deleted_within_the_budget",
     ),
     (
+        "R-9.2.3",
+        "client",
+        "tests/e2e_lost_push.rs",
+        "a_push_the_server_never_answers_is_sent_again_after_the_probe",
+    ),
+    (
         "R-5.4.11",
         "client",
         "tests/e2e_copy_edit_delete.rs",

@@ -96,6 +96,11 @@ fn fail(soak: &Soak, fleet: &Fleet, base: tempfile::TempDir, why: &str) -> ! {
         msg.push_str(&format!("  {line}\n"));
     }
     for (i, slot) in fleet.slots.iter().enumerate() {
+        // What each device says of itself (connected, uploads pending, last
+        // sync, last error), so a device that stopped syncing shows it.
+        let status = fs::read_to_string(soak.folders[i].join(".cloudservice").join("status.json"))
+            .unwrap_or_else(|e| format!("(no status.json: {e})"));
+        msg.push_str(&format!("--- client {i} status.json ---\n{status}\n"));
         msg.push_str(&format!(
             "--- client {i} log tail ---\n{}\n",
             slot.cli.log_tail(3_000)

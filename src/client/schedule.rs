@@ -113,6 +113,37 @@ pub const IDLE_WAKE: Duration = Duration::from_millis(250);
 pub const PULL_RETRY: Duration = Duration::from_secs(2);
 /// A push the server refused for its content is tried again after this.
 pub const PUSH_RETRY: Duration = Duration::from_secs(1);
+/// While pushes wait for their acknowledgements, a ping after this much
+/// silence from this side. The server answers a connection's requests in
+/// order (R-3.4.5), so its Pong comes after the answers of every push sent
+/// before it: a Pong (or any later reply) that finds one of them still in
+/// flight proves that answer will never come ([`Status::pushing`] would stay
+/// set for ever: no round, no periodic pull). The session then reconnects
+/// and plans those pushes again (stall14: a server actor that retired
+/// dropped one push, and the device stopped syncing with 108 changes
+/// pending). A slow answer (a large upload being checked) only delays the
+/// Pong behind it (R-3.4.8): one ping per this period, never an error.
+pub const PROBE_AFTER: Duration = Duration::from_secs(10);
+/// While pushes or a pull wait for the server, a warning (log and status)
+/// after this long without a frame from it, repeated every as long: the
+/// server answers nothing, not even the pings of [`PROBE_AFTER`], and the
+/// changes of this device wait. A pull's data and a push's answer keep
+/// coming in a working session (a 1 GiB upload is checked in about 1 s).
+pub const STALL_WARN: Duration = Duration::from_secs(60);
+
+/// The wait for the server that [`STALL_WARN`] watches, at `now`: `since`
+/// (when the session started waiting, or last heard from the server while
+/// waiting) kept while `busy` (pushes in flight or a pull running), started
+/// when it becomes so, gone when not. Returns the new `since` and whether
+/// the warning is due (then `since` starts again at `now`).
+pub fn stall_watch(since: Option<Instant>, busy: bool, now: Instant) -> (Option<Instant>, bool) {
+    match (busy, since) {
+        (false, _) => (None, false),
+        (true, None) => (Some(now), false),
+        (true, Some(t)) if now.duration_since(t) >= STALL_WARN => (Some(now), true),
+        (true, Some(t)) => (Some(t), false),
+    }
+}
 
 /// Every instant the session waits for. Only the session thread holds one.
 #[derive(Debug, Clone)]
@@ -151,6 +182,14 @@ pub struct Status {
     pub pull_wanted: bool,
     /// Pushes are waiting for their acknowledgements.
     pub pushing: bool,
+    /// The last pull left changes of this device to push before it could
+    /// apply the server's versions of the same paths ("pushing it before
+    /// pulling it"): the next round goes before the next pull, even one the
+    /// server asked for. Otherwise, while other devices keep pushing, every
+    /// `Notify` wants a pull again before the round may run, every such
+    /// pull defers the same paths again from the same cursor, and neither
+    /// ever completes (stall14, reading (a)).
+    pub push_first: bool,
     /// A watcher reports changes (without one, every pull compares the folder).
     pub watching: bool,
     /// `--once`: no periodic whole-folder comparison at pulls.
@@ -159,10 +198,14 @@ pub struct Status {
 
 impl Status {
     /// Whether a push round may be planned now: connected, no pull wanted
-    /// or being applied (its changes come first), and the previous round's
+    /// (its changes come first, unless the last pull waits for this round:
+    /// [`Status::push_first`]) or being applied, and the previous round's
     /// pushes all acknowledged.
     pub fn round_may_run(&self) -> bool {
-        self.last_send.is_some() && !self.pulling && !self.pull_wanted && !self.pushing
+        self.last_send.is_some()
+            && !self.pulling
+            && (!self.pull_wanted || self.push_first)
+            && !self.pushing
     }
 
     /// Whether the periodic pull (a poll: the server's `Notify` asks for a
@@ -219,8 +262,10 @@ impl Timers {
 
     /// What is due at `now`. Pure: the session then does it and moves the
     /// timers through the methods below. No pull or push is due while
-    /// disconnected; a push round waits for the pull wanted or running and
-    /// for the acknowledgements of the previous round.
+    /// disconnected; a push round waits for the pull wanted (unless that
+    /// pull waits for the round: [`Status::push_first`]) or running and for
+    /// the acknowledgements of the previous round, which a ping probes
+    /// after [`PROBE_AFTER`] of silence.
     pub fn tick(&self, now: Instant, status: Status) -> Tick {
         let retry = self.retry_due.is_some_and(|t| now >= t);
         let rescan = now.duration_since(self.last_rescan) >= SAFETY_RESCAN;
@@ -234,17 +279,21 @@ impl Timers {
             };
         };
         let periodic = now >= self.next_pull;
-        let pull =
-            !status.pulling && (status.pull_wanted || (periodic && status.periodic_pull_may_run()));
         let round_due = retry
             || rescan
             || self.dirty_due.is_some_and(|t| now >= t)
             || self.hold_due.is_some_and(|t| now >= t);
+        // The round the last pull waits for goes first (Status::push_first).
+        let round_first = status.push_first && round_due && status.round_may_run();
+        let pull = !status.pulling
+            && !round_first
+            && (status.pull_wanted || (periodic && status.periodic_pull_may_run()));
+        let silent = now.duration_since(last_send);
         Tick {
             retry,
             rescan,
             reconnect: false,
-            ping: now.duration_since(last_send) >= PING_AFTER,
+            ping: silent >= PING_AFTER || (status.pushing && silent >= PROBE_AFTER),
             pull,
             compare_all: pull && periodic && !status.watching && !status.once,
             push: !pull && status.round_may_run() && round_due,

@@ -72,6 +72,9 @@ struct Session<'a> {
     pings: HashSet<u32>,
     /// Handshakes refused `DeviceInUse` in a row ([`link`], R-4.6.16).
     in_use_refusals: u32,
+    /// Since when pushes or a pull have waited for the server without a
+    /// frame from it ([`schedule::stall_watch`]).
+    waiting_since: Option<Instant>,
     push: push::PushState,
     pull: pull::PullState,
     timers: Timers,
@@ -169,6 +172,7 @@ impl Session<'_> {
             pulling: self.pull.job.is_some(),
             pull_wanted: self.pull.wanted,
             pushing: !self.push.inflight.is_empty(),
+            push_first: self.push.first,
             watching: self.watcher.is_some(),
             once: self.config.once,
         }
@@ -189,6 +193,7 @@ impl Session<'_> {
     fn tick(&mut self) -> Result<(), ClientError> {
         self.check_attached()?;
         let now = Instant::now();
+        self.watch_stall(now);
         let due = self.timers.tick(now, self.status());
         if self.pull.job.is_none() {
             // Not while a pull is being applied: its reply was filtered by
@@ -279,7 +284,32 @@ impl Session<'_> {
         }
     }
 
+    /// Says so (log and status) when pushes or a pull have waited
+    /// [`schedule::STALL_WARN`] for a server that sends nothing.
+    fn watch_stall(&mut self, now: Instant) {
+        let busy =
+            self.conn.is_some() && (!self.push.inflight.is_empty() || self.pull.job.is_some());
+        let (since, warn) = schedule::stall_watch(self.waiting_since, busy, now);
+        self.waiting_since = since;
+        if warn {
+            let why = format!(
+                "no answer from the server for {} s: {} push(es) in flight, {}, {} path(s) to compare",
+                schedule::STALL_WARN.as_secs(),
+                self.push.inflight.len(),
+                if self.pull.job.is_some() { "a pull running" } else { "no pull running" },
+                self.push.dirty.paths.len()
+            );
+            log::warn!("{why}");
+            self.publisher.last_error = Some(why);
+        }
+    }
+
     fn on_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
+        if self.waiting_since.is_some() {
+            // Heard from the server: the wait starts again.
+            self.waiting_since = Some(Instant::now());
+        }
+        self.check_no_push_skipped(&frame)?;
         let id = frame.request_id;
         if self.pull.job.as_ref().is_some_and(|p| p.owns(id)) {
             return self.on_pull_frame(frame);

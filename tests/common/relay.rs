@@ -54,6 +54,34 @@ impl Relay {
         Relay::with(target, Some(none), newest)
     }
 
+    /// A relay to a plaintext `target` that loses the first frame of
+    /// `kind` a client sends (across all its connections): the server never
+    /// sees it, so never answers it, and everything else goes through (what
+    /// a server actor that dropped a request did, stall14).
+    pub fn losing(target: u16, kind: u8) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicU64::new(0));
+        let down = Arc::new(AtomicU64::new(0));
+        let lost = Arc::new(AtomicBool::new(false));
+        let (u, d) = (up.clone(), down.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().take(256).flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (c2, s2) = match (client.try_clone(), server.try_clone()) {
+                    (Ok(c), Ok(s)) => (c, s),
+                    _ => continue,
+                };
+                let (u, d, lost) = (u.clone(), d.clone(), lost.clone());
+                std::thread::spawn(move || lose_once(client, server, u, kind, lost));
+                std::thread::spawn(move || pump(s2, c2, d));
+            }
+        });
+        Relay { port, up, down }
+    }
+
     fn with(target: u16, refuse: Option<Refuse>, newest: u8) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
         let port = listener.local_addr().expect("addr").port();
@@ -194,6 +222,27 @@ fn filter(
             return;
         }
         if server.write_all(&header).is_err() || server.write_all(&payload).is_err() {
+            break;
+        }
+    }
+    let _ = server.shutdown(Shutdown::Both);
+}
+
+/// Forwards whole frames from `client` to `server`, except the first of
+/// `kind` (`lost` says whether it went already), which is dropped.
+fn lose_once(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    count: Arc<AtomicU64>,
+    kind: u8,
+    lost: Arc<AtomicBool>,
+) {
+    while let Some(frame) = read_frame(&mut client) {
+        count.fetch_add(frame.len() as u64, Ordering::SeqCst);
+        if frame[3] == kind && !lost.swap(true, Ordering::SeqCst) {
+            continue;
+        }
+        if server.write_all(&frame).is_err() {
             break;
         }
     }

@@ -87,6 +87,7 @@ fn idle(t0: Instant) -> (Timers, Status) {
         pulling: false,
         pull_wanted: false,
         pushing: false,
+        push_first: false,
         watching: true,
         once: false,
     };
@@ -114,7 +115,9 @@ fn an_idle_session_sleeps_until_the_periodic_pull_or_the_idle_wake() {
 /// `old-rescan` (the last whole comparison a minute ago), `silent` (nothing
 /// sent for a minute), `periodic` (the periodic pull due), `pushing`,
 /// `pulling`, `wanted`, `unwatched`, `once`, `offline` (disconnected, the
-/// backoff over), `backoff` (disconnected, the backoff running).
+/// backoff over), `backoff` (disconnected, the backoff running), `first`
+/// (the last pull waits for the round: [`Status::push_first`]), `quiet`
+/// (nothing sent for [`PROBE_AFTER`]).
 fn state(t0: Instant, words: &str) -> (Timers, Status) {
     let (mut t, mut s) = idle(t0);
     for word in words.split_whitespace() {
@@ -124,6 +127,8 @@ fn state(t0: Instant, words: &str) -> (Timers, Status) {
             "retry" => t.retry_due = Some(t0),
             "old-rescan" => t.last_rescan = t0 - SAFETY_RESCAN,
             "silent" => s.last_send = Some(t0 - PING_AFTER),
+            "quiet" => s.last_send = Some(t0 - PROBE_AFTER),
+            "first" => s.push_first = true,
             "periodic" => t.next_pull = t0,
             "pushing" => s.pushing = true,
             "pulling" => s.pulling = true,
@@ -193,6 +198,20 @@ fn what_is_due_table() {
         ("backoff round wanted", ""),
         ("backoff retry old-rescan", "retry rescan"),
         ("offline retry", "retry reconnect"),
+        // The round a pull waits for goes before the next pull, even one
+        // the server asked for; not before the acknowledgements of the
+        // previous round, nor during a pull.
+        ("round wanted first", "push"),
+        ("round wanted first pushing", "pull"),
+        ("round pulling first", ""),
+        ("wanted first", "pull"),
+        ("periodic first round", "push"),
+        // Pushes in flight and nothing sent for PROBE_AFTER: a ping, whose
+        // Pong shows whether an answer was skipped.
+        ("quiet", ""),
+        ("quiet pushing", "ping"),
+        ("quiet pulling", ""),
+        ("quiet pushing wanted", "ping pull"),
     ];
     let t0 = later_than_a_minute();
     let now = t0 + Duration::from_secs(1);
@@ -337,7 +356,9 @@ fn a_held_round_is_planned_again_when_its_hold_ends() {
 /// 100 Mbit/s link).
 #[test]
 fn the_loop_never_spins_while_nothing_arrives() {
-    const WORDS: [&str; 13] = [
+    const WORDS: [&str; 15] = [
+        "first",
+        "quiet",
         "round",
         "round-later",
         "retry",
@@ -393,6 +414,7 @@ fn the_loop_never_spins_while_nothing_arrives() {
             }
             if due.push {
                 timers.round_taken();
+                status.push_first = false;
                 status.pushing = true;
                 status.last_send = Some(now);
             }
@@ -414,4 +436,116 @@ fn the_loop_never_spins_while_nothing_arrives() {
             "state {words:?}: 200 wakes in {slept:?}"
         );
     }
+}
+
+/// One pull of the model below: what the session's pull does at its end.
+/// Every pull defers a path this device changed (the server holds a newer
+/// version of it: "pushing it before pulling it"), so the path is marked
+/// for a round due now, and another device's push arrived as a `Notify`
+/// while the pull ran, so a pull is wanted again.
+fn deferring_pull_ends(timers: &mut Timers, status: &mut Status, now: Instant, first: bool) {
+    status.pulling = false;
+    status.pull_wanted = true;
+    timers.round_due_by(now);
+    status.push_first = first;
+}
+
+/// stall14, reading (a): while other devices keep pushing, a `Notify`
+/// comes during every pull, and every pull defers the same changed paths
+/// until this device pushes them. With the round waiting for every wanted
+/// pull (the old rule, `push_first` never set) it never runs: 200 pulls in
+/// a row, the same deferral each time, no push. With the round first it
+/// runs right after the first deferring pull, and the next pull goes while
+/// its pushes are in flight.
+#[test]
+fn a_pull_that_defers_to_a_push_lets_the_round_go_before_the_next_pull() {
+    for first in [false, true] {
+        let t0 = later_than_a_minute();
+        let (mut timers, mut status) = idle(t0);
+        status.pull_wanted = true;
+        let mut now = t0;
+        let (mut pulls, mut pushed_after) = (0, None);
+        for _ in 0..200 {
+            let due = timers.tick(now, status);
+            assert!(!(due.pull && due.push), "one or the other at a tick");
+            if due.push {
+                pushed_after = Some(pulls);
+                timers.round_taken();
+                status.push_first = false;
+                status.pushing = true;
+                status.last_send = Some(now);
+            } else if due.pull {
+                timers.pull_started(now, Duration::from_secs(5));
+                status.pulling = true;
+                status.pull_wanted = false;
+                status.last_send = Some(now);
+                pulls += 1;
+            }
+            if pushed_after.is_some() && due.pull {
+                break;
+            }
+            now += Duration::from_millis(10);
+            if status.pulling {
+                deferring_pull_ends(&mut timers, &mut status, now, first);
+            }
+        }
+        if first {
+            assert_eq!(
+                pushed_after,
+                Some(1),
+                "the round right after the first pull"
+            );
+            assert!(
+                status.pushing && status.pulling,
+                "the next pull behind its pushes"
+            );
+        } else {
+            assert_eq!(pushed_after, None, "the old rule starves the round");
+            assert_eq!(pulls, 200);
+        }
+    }
+}
+
+/// stall14, reading (b): a push whose answer the server skipped leaves
+/// `pushing` set for ever (no round, no periodic pull). After
+/// [`PROBE_AFTER`] of silence from this side a ping goes (its Pong then
+/// proves the skip, R-3.4.5), and again every [`PROBE_AFTER`]; without
+/// pushes in flight only the keep-alive after [`PING_AFTER`].
+#[test]
+fn pushes_waiting_in_silence_are_probed_with_a_ping() {
+    let t0 = later_than_a_minute();
+    let (timers, mut status) = idle(t0);
+    status.pushing = true;
+    let mut pings = Vec::new();
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(35) {
+        if timers.tick(now, status).ping {
+            pings.push(now.duration_since(t0).as_secs());
+            status.last_send = Some(now);
+        }
+        now += Duration::from_millis(250);
+    }
+    assert_eq!(pings, vec![10, 20, 30]);
+    status.pushing = false;
+    status.last_send = Some(t0);
+    assert!(!timers.tick(t0 + PING_AFTER - IDLE_WAKE, status).ping);
+    assert!(timers.tick(t0 + PING_AFTER, status).ping);
+}
+
+/// The stall warning: none while nothing waits; after [`STALL_WARN`] of
+/// waiting without a frame, then again every [`STALL_WARN`]; a frame
+/// (`since` set to its arrival by the session) starts the wait again.
+#[test]
+fn the_stall_warning_comes_after_a_minute_of_silence_and_repeats() {
+    let t0 = later_than_a_minute();
+    assert_eq!(stall_watch(Some(t0), false, t0), (None, false));
+    assert_eq!(stall_watch(None, true, t0), (Some(t0), false));
+    let almost = t0 + STALL_WARN - Duration::from_millis(1);
+    assert_eq!(stall_watch(Some(t0), true, almost), (Some(t0), false));
+    let at = t0 + STALL_WARN;
+    assert_eq!(stall_watch(Some(t0), true, at), (Some(at), true));
+    assert_eq!(
+        stall_watch(Some(at), true, at + STALL_WARN),
+        (Some(at + STALL_WARN), true)
+    );
 }

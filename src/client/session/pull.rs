@@ -188,6 +188,12 @@ impl Session<'_> {
         self.pull.pulled_once = true;
         let now = Instant::now();
         let repeat = must_repeat(&done, &self.push.unstorable);
+        // Paths this pull left for a push first: that round goes before the
+        // next pull (Status::push_first).
+        self.push.first |= done
+            .deferred
+            .iter()
+            .any(|p| !self.push.unstorable.contains(p));
         for path in done.dirty {
             if done.deferred.contains(&path) && self.push.unstorable.contains(&path) {
                 log::warn!("{path} stays on this device only; the server's newer version of it is not downloaded");

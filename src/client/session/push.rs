@@ -44,6 +44,10 @@ pub(super) struct PushState {
     pub(super) echoes: HashSet<WirePath>,
     /// A round over the whole folder was sent (start-up is complete).
     pub(super) full_round_sent: bool,
+    /// The last pull deferred paths until this device pushed them: the
+    /// next round goes before the next pull
+    /// ([`crate::client::schedule::Status::push_first`]).
+    pub(super) first: bool,
     /// Paths whose push the server answered `Unstorable` (§4.5), until a
     /// push of the path is acknowledged: they do not hold the pull cursor
     /// back ([`super::pull::must_repeat`]).
@@ -115,6 +119,7 @@ impl Session<'_> {
     /// Compares the dirty paths with the index and sends the pushes.
     pub(super) fn push_round(&mut self) -> Result<(), ClientError> {
         let mut scope = std::mem::take(&mut self.push.dirty);
+        self.push.first = false;
         self.push.echoes.clear();
         let held = self.push.held.take().map(|(mut held, hold)| {
             // The held paths are older: the new marks go over them.

@@ -195,6 +195,7 @@ fn run_in(
         conn,
         pings: HashSet::new(),
         in_use_refusals: 0,
+        waiting_since: None,
         push: PushState::default(),
         pull: PullState::new(),
         timers: Timers::new(now, config.pull_every),
