@@ -5,15 +5,19 @@
 //! random FileChunks stored byte for byte, every way an end can be wrong
 //! (hash, size, the other end kind, abandoned, bad state bytes) storing
 //! nothing with the error and the connection the spec names, and the
-//! server's own chunk list of such a file serving the next delta upload.
+//! server's own chunk list of such a file, cut as its bytes arrive, ready
+//! at its PushAck and serving the next delta upload and download.
 
 mod common;
 
-use cloudservice::chunk::manifest_of_reader;
+use cloudservice::chunk::index::ChunkIndex;
+use cloudservice::chunk::{manifest_of_reader, Manifest};
 use cloudservice::protocol::{
-    ContentHash, ErrorCode, FileManifest, Frame, Message, PushStatus, ShortChunkEntry,
+    ChunkRanges, ContentHash, ErrorCode, FetchManifest, FileManifest, Frame, Message, PushStatus,
+    ShortChunkEntry,
 };
 use common::{assert_error, p, Server, WireClient};
+use std::time::{Duration, Instant};
 
 const STREAM_BEGIN: u8 = 0x2A;
 const STREAM_END: u8 = 0x2B;
@@ -398,6 +402,101 @@ fn r_13_8_5_the_next_delta_upload_reuses_the_streamed_files_chunks() {
         (_, other) => panic!("{other:?}"),
     }
     assert_eq!(stored(&server, &c, "e.bin").as_deref(), Some(&edited[..]));
+}
+
+/// The server's saved chunk index of `c`'s user (written when the user's
+/// actor is idle: `--actor-idle 1`): the list it holds for `at` with the
+/// whole-file hash `hash`, waited for (10 s at most).
+fn indexed_list(server: &Server, c: &WireClient, at: &str, hash: ContentHash) -> Option<Manifest> {
+    let file = server
+        .data
+        .join(".cloudservice-server")
+        .join(c.user.to_string())
+        .join("chunks");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = ChunkIndex::load(&file).manifest_of(&p(at), hash);
+        if found.is_some() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// the chunk list of a streamed file is the server's from its
+/// PushAck on, before any download asks (nothing but stream uploads
+/// happens on this server, so nothing else could have cut it): for random
+/// contents (one chunk, around MAX_CHUNK, long zero runs, several MiB) in
+/// random FileChunk cuts it is exactly the list of the bytes sent, a new
+/// version's list replaces the old one's, and FetchManifest serves it.
+#[test]
+fn r_13_8_8_the_list_is_cut_as_the_bytes_arrive() {
+    let server = Server::start_with(&["--actor-idle", "1"]);
+    let mut c = WireClient::new_user(server.addr);
+    let mut rng = common::Rng::new(0x5eed_0008);
+    let mut zeros = data(3_000_000, 5);
+    zeros[200_000..2_500_000].fill(0);
+    let mut contents = vec![data(20_000, 1), data(262_144, 2), data(262_145, 3), zeros];
+    for i in 0..4 {
+        contents.push(data(rng.index(5_000_000) + 16_385, 10 + i));
+    }
+    for (i, content) in contents.iter().enumerate() {
+        let at = format!("l/{i}.bin");
+        let mut version = 0;
+        // The file, then a second version on top of it.
+        for (round, content) in [
+            content.clone(),
+            data(content.len() / 3 + 20_000, 50 + i as u64),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let rid = c.next_request_id();
+            let mut bytes = stream_begin(rid, version, content.len() as u64, &at);
+            let mut cut_rng = common::Rng::new(i as u64 * 7 + round as u64);
+            bytes.extend(chunks(rid, content, &mut || match cut_rng.index(6) {
+                0 => 0,
+                1 => 1 + cut_rng.index(3000),
+                2 => 262_144,
+                _ => 1 + cut_rng.index(1 << 20),
+            }));
+            let hash = *blake3::hash(content).as_bytes();
+            bytes.extend(stream_end(rid, 0, hash));
+            c.send_raw(&bytes);
+            version = match c.reply(rid) {
+                Message::PushAck(a) if a.status == PushStatus::Applied => a.version,
+                other => panic!("{at} round {round}: {other:?}"),
+            };
+            let want = manifest_of_reader(&content[..]).expect("in memory");
+            let listed = indexed_list(&server, &c, &at, ContentHash(hash));
+            assert_eq!(listed.as_ref(), Some(&want), "{at} round {round}");
+            let rid = c.send(Message::FetchManifest(FetchManifest {
+                version: 0,
+                path: p(&at),
+            }));
+            let header = match c.reply(rid) {
+                Message::FileManifest(h) => h,
+                other => panic!("{at}: {other:?}"),
+            };
+            assert_eq!((header.hash, header.size), (want.hash, want.size));
+            let mut served = Vec::new();
+            while served.len() < header.chunk_count as usize {
+                match c.reply(rid) {
+                    Message::ChunkList(more) => served.extend(more),
+                    other => panic!("{at}: expected ChunkList, got {other:?}"),
+                }
+            }
+            assert_eq!(served, want.chunks, "{at} round {round}");
+            c.send_with(
+                rid,
+                Message::FetchChunks(ChunkRanges {
+                    last: true,
+                    ranges: Vec::new(),
+                }),
+            );
+            assert_eq!(c.reply(rid), Message::FileEnd);
+        }
+    }
 }
 
 /// a stream upload cut off by its connection's end keeps what

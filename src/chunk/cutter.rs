@@ -37,19 +37,42 @@ pub const FIRST_BUFFER: usize = 2 * MAX_CHUNK as usize;
 /// FastCDC's masks for [`AVG_CHUNK`] at normalisation level 1, computed as
 /// `StreamCDC::with_level_and_seed` computes them.
 #[derive(Debug, Clone, Copy)]
-struct Masks {
+pub(crate) struct Masks {
     small: u64,
     large: u64,
 }
 
 impl Masks {
-    fn new() -> Masks {
+    pub(crate) fn new() -> Masks {
         let bits = logarithm2(AVG_CHUNK) as usize;
         let level = Normalization::Level1.bits() as usize;
         Masks {
             small: MASKS[bits + level],
             large: MASKS[bits - level],
         }
+    }
+
+    /// The length of the chunk that starts `window`: FastCDC's cut point in
+    /// it. `window` must be the next `min(MAX_CHUNK, bytes left)` bytes of
+    /// the source for the cut to be the one [`Cutter`] and `StreamCDC`
+    /// make. Returns 1..=`window.len()` (0 for an empty window).
+    pub(crate) fn cut(self, window: &[u8]) -> usize {
+        if window.is_empty() {
+            return 0;
+        }
+        let (_, len) = cut(
+            window,
+            MIN_CHUNK as usize,
+            AVG_CHUNK as usize,
+            MAX_CHUNK as usize,
+            self.small,
+            self.large,
+            self.small << 1,
+            self.large << 1,
+        );
+        // `cut` returns 1..=window for a non-empty window; guard anyway so a
+        // change in the crate cannot make a caller loop forever.
+        len.clamp(1, window.len())
     }
 }
 
@@ -98,20 +121,7 @@ impl<R: Read> Cutter<R> {
         if window == 0 {
             return Ok(None);
         }
-        let masks = self.masks;
-        let (_, len) = cut(
-            &self.buf[self.start..self.start + window],
-            MIN_CHUNK as usize,
-            AVG_CHUNK as usize,
-            max,
-            masks.small,
-            masks.large,
-            masks.small << 1,
-            masks.large << 1,
-        );
-        // `cut` returns 1..=window for a non-empty window; guard anyway so a
-        // change in the crate cannot make this loop forever.
-        let len = len.clamp(1, window);
+        let len = self.masks.cut(&self.buf[self.start..self.start + window]);
         let at = self.start;
         let offset = self.offset;
         self.start += len;

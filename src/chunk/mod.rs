@@ -38,6 +38,7 @@
 
 pub mod blocks;
 pub mod cutter;
+pub mod feed;
 pub mod index;
 pub mod manifest;
 pub mod plan;
@@ -46,6 +47,7 @@ pub mod stream;
 pub mod tree_hash;
 
 pub use cutter::Cutter;
+pub use feed::ChunkFeed;
 pub use manifest::{ChunkEntry, IdLen, Manifest, ManifestError};
 pub use plan::{AssemblyError, AssemblyPlan};
 pub use receive::{ManifestReceiver, ReceiveError};

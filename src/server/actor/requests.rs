@@ -392,7 +392,8 @@ impl Actor {
 
     /// The end of an upload (`FileEnd`, or `StreamEnd` with `how` saying
     /// so): the staged file committed and the push answered, or the
-    /// upload's error sent and logged; the connection stays open.
+    /// upload's error sent and logged; the connection stays open. Returns
+    /// the PushAck sent when the file was committed.
     pub(super) fn commit_upload(
         &mut self,
         conn: ConnRef,
@@ -400,7 +401,7 @@ impl Actor {
         (request_id, base, path): (u32, u64, &WirePath),
         finished: Result<StagedFile, StoreError>,
         how: &str,
-    ) {
+    ) -> Option<PushAck> {
         let staged = match finished {
             Ok(staged) => staged,
             Err(e) => {
@@ -409,15 +410,15 @@ impl Actor {
                     peer.error(request_id, e.code(), &text);
                 }
                 self.refused(conn, "push-file", e.code(), &text);
-                return;
+                return None;
             }
         };
-        let Some(store) = self.store.as_mut() else {
-            return;
-        };
+        let store = self.store.as_mut()?;
         let what = format!("{path} ({} bytes{how})", staged.size);
         let before = store.head();
         let result = store.commit_file(base, path, staged, client);
+        let ack = result.as_ref().ok().cloned();
         self.finish_push(conn, request_id, "push-file", &what, before, result);
+        ack
     }
 }

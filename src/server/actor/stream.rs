@@ -1,13 +1,17 @@
 //! An upload whose whole-file hash follows its bytes (protocol version 6,
 //! PROTOCOL.md §13.8): `StreamBegin` opens it like `FileBegin`, its
 //! `FileChunk`s go through the same [`crate::server::store::Upload`] (one
-//! BLAKE3 of the bytes as they arrive, no chunk list: ), and
-//! `StreamEnd` closes it with the hash, checked as `FileEnd` checks
-//! `FileBegin`'s, or abandons it.
+//! pass over the bytes as they arrive: the whole file's BLAKE3, and the
+//! chunk list cut and hashed from them, R-13.8.5), and `StreamEnd` closes
+//! it with the hash, checked as `FileEnd` checks `FileBegin`'s,
+//! the list recorded in the chunk index with the commit, or abandons it
+//!
 
 use super::peer::OpenUpload;
 use super::Actor;
-use crate::protocol::{ClientId, ErrorCode, StreamBegin, StreamEnd};
+use crate::chunk::index::ChunkIndex;
+use crate::chunk::Manifest;
+use crate::protocol::{ClientId, ErrorCode, PushAck, PushStatus, StreamBegin, StreamEnd};
 use crate::server::bus::ConnRef;
 
 /// The text of the Error that answers an abandoned upload.
@@ -63,9 +67,40 @@ impl Actor {
                 return;
             }
         };
-        let sealed = upload.seal(hash);
+        let (staged, list) = match upload.seal(hash) {
+            Ok((staged, list)) => (Ok(staged), list),
+            Err(e) => (Err(e), None),
+        };
         let how = ", hash after the data";
-        self.commit_upload(conn, client, (request_id, base, &path), sealed, how);
+        let ack = self.commit_upload(conn, client, (request_id, base, &path), staged, how);
+        if let (Some(ack), Some(list)) = (ack, list) {
+            self.record_streamed_list(&ack, &list);
+        }
+    }
+
+    /// Records in the chunk index the list a stream upload's bytes were cut
+    /// into as they arrived, under the path its push landed at:
+    /// it is the list of the content the PushAck names, ready before any
+    /// download asks for it, so no download reads and cuts the stored file
+    /// for it. A later commit of the path records its own list over it
+    /// (the index serves a list only for the hash it was made from). Saved
+    /// with the index when the actor is next idle.
+    fn record_streamed_list(&mut self, ack: &PushAck, list: &Manifest) {
+        if !matches!(
+            ack.status,
+            PushStatus::Applied | PushStatus::Conflict | PushStatus::Unchanged
+        ) {
+            return;
+        }
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let index_file = store.chunk_index_file();
+        let index = self
+            .chunks
+            .get_or_insert_with(|| ChunkIndex::load(&index_file));
+        index.record(&ack.path, list);
+        self.chunks_dirty = true;
     }
 }
 

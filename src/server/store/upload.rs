@@ -6,6 +6,7 @@
 
 use super::{StoreError, UserStore};
 use crate::chunk::index::stream_prefix;
+use crate::chunk::{ChunkFeed, Manifest};
 use crate::protocol::{ContentHash, FileBegin, StreamBegin, WirePath};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -42,7 +43,14 @@ pub struct Upload {
     /// `StreamEnd` ([`Upload::seal`]); `begin.hash` is a placeholder that
     /// [`Upload::finish`] never checks against.
     late: bool,
+    /// A `StreamBegin` upload's chunk list, cut and hashed from the bytes
+    /// as they arrive; `None` for the other uploads.
+    chunks: Option<ChunkFeed>,
 }
+
+/// A sealed stream upload: the verified file, and the chunk list of exactly
+/// its bytes (`None` past the most chunks a list may have).
+pub type Sealed = (StagedFile, Option<Manifest>);
 
 impl UserStore {
     /// Starts receiving the file `begin` announces. A temp file that cannot
@@ -72,13 +80,17 @@ impl UserStore {
             error,
             durable: self.durable,
             late: false,
+            chunks: None,
         }
     }
 
     /// Starts receiving a file whose hash comes after its bytes
     /// (`StreamBegin`, PROTOCOL.md §13.8); closed by [`Upload::seal`]. The
     /// bytes are hashed once, as they arrive, exactly as for `FileBegin`
-    /// no chunk list is made or taken here.
+    /// and in the same pass cut into chunks whose IDs are
+    /// hashed from the same bytes ([`ChunkFeed`]): the list
+    /// [`Upload::seal`] gives is that of exactly the checked bytes. No list
+    /// is taken from the client.
     ///
     /// Its temp file is in the partial area (kept across restarts, unlike
     /// the temp area): if the connection ends before `StreamEnd`, what was
@@ -94,6 +106,7 @@ impl UserStore {
         };
         let mut upload = self.begin_in(begin, &self.partial_dir, &prefix);
         upload.late = true;
+        upload.chunks = Some(ChunkFeed::new());
         upload
     }
 
@@ -161,14 +174,20 @@ impl Upload {
     }
 
     /// Closes a `StreamBegin` upload with the hash its `StreamEnd` carries:
-    /// checked as [`Upload::finish`] checks `FileBegin`'s.
+    /// checked as [`Upload::finish`] checks `FileBegin`'s, with
+    /// the chunk list cut as the bytes arrived.
     ///
     /// # Errors
     /// As [`Upload::finish`].
-    pub fn seal(mut self, hash: ContentHash) -> Result<StagedFile, StoreError> {
+    pub fn seal(mut self, hash: ContentHash) -> Result<Sealed, StoreError> {
         self.begin.hash = hash;
         self.late = false;
-        self.finish()
+        let feed = self.chunks.take();
+        let staged = self.finish()?;
+        let list = feed
+            .and_then(|f| f.finish(staged.hash))
+            .filter(|m| m.size == staged.size);
+        Ok((staged, list))
     }
 
     /// Bytes received so far.
@@ -192,6 +211,9 @@ impl Upload {
         };
         self.written = written;
         self.hasher.update(data);
+        if let Some(feed) = self.chunks.as_mut() {
+            feed.feed(data);
+        }
         if let Some(file) = self.file.as_mut() {
             if let Err(source) = file.write_all(data) {
                 self.error = Some(StoreError::Write {
