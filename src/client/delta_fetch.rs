@@ -10,7 +10,10 @@
 //! is copied) and writes the new file once. A download cut off (connection lost, either side killed) keeps
 //! its verified chunks in the state folder's `partial/` area under a name
 //! given by the path and the content hash; the next download of the same
-//! content takes them from there and fetches only the rest.
+//! content takes them from there and fetches only the rest. A chunk of
+//! zeros is punched out of the build, not written
+//! ([`super::fetch_sparse`]): a sparse file stays sparse here as on the
+//! server.
 //!
 //! [`DeltaDownload`] is driven by [`super::pull::PullJob`], which keeps the
 //! replies in request order; this file decides what each frame means and
@@ -18,6 +21,7 @@
 
 use super::applier::FetchJob;
 use super::error::ClientError;
+use super::fetch_sparse::write_chunk;
 use crate::chunk::index::{
     drop_other_partials, fill_from_index, fill_in_place, partial_name, ChunkIndex,
 };
@@ -384,7 +388,7 @@ impl DeltaDownload {
         let target = &*file;
         let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
             offsets.iter().try_for_each(|&o| {
-                target.write_all_at(bytes, o)?;
+                write_chunk(target, bytes, o)?;
                 hasher.write(o, bytes);
                 Ok(())
             })
@@ -444,7 +448,7 @@ impl DeltaDownload {
         let target = &*file;
         let mut write = |bytes: &[u8], offsets: &[u64]| -> io::Result<()> {
             offsets.iter().try_for_each(|&o| {
-                target.write_all_at(bytes, o)?;
+                write_chunk(target, bytes, o)?;
                 hasher.write(o, bytes);
                 Ok(())
             })
@@ -514,8 +518,7 @@ impl DeltaDownload {
         })?;
         for &o in offsets {
             // On an error the caller discards the build.
-            b.file
-                .write_all_at(&chunk.data, o)
+            write_chunk(&b.file, &chunk.data, o)
                 .map_err(|e| ClientError::io("write download file", e))?;
             b.hasher.write(o, &chunk.data);
         }

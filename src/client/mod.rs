@@ -18,6 +18,7 @@
 //! - [`conflict`]: every conflict decision (pull and push answers), without I/O.
 //! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
+//! - [`delta_fetch`] and [`fetch_sparse`]: one delta download's build; its zero chunks stay holes.
 //! - [`ignore`]: `.cloudignore` and the built-in rules: which paths are not synced.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`rename`]: atomic no-replace and exchange renames (placement races).
@@ -34,6 +35,7 @@ pub mod delta_fetch;
 pub mod delta_push;
 pub mod detect;
 pub mod error;
+pub mod fetch_sparse;
 pub mod fsutil;
 pub mod history;
 pub mod ignore;

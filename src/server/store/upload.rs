@@ -2,13 +2,15 @@
 //! `tmp/` folder (outside the visible folder), are counted and hashed as
 //! they arrive, and become a [`StagedFile`] only when size and hash match
 //! what `FileBegin` announced. The temp file removes itself when the upload
-//! is dropped, fails, or its staged file is dropped unplaced.
+//! is dropped, fails, or its staged file is dropped unplaced. A FileChunk of
+//! zeros is skipped over in the new temp file, not written, so a sparse file
+//! stays sparse.
 
 use super::{StoreError, UserStore};
 use crate::chunk::index::stream_prefix;
 use crate::chunk::{ChunkFeed, Manifest};
 use crate::protocol::{ContentHash, FileBegin, StreamBegin, WirePath};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use tempfile::{NamedTempFile, TempPath};
 
@@ -46,6 +48,9 @@ pub struct Upload {
     /// A `StreamBegin` upload's chunk list, cut and hashed from the bytes
     /// as they arrive; `None` for the other uploads.
     chunks: Option<ChunkFeed>,
+    /// Pieces of zeros were skipped, not written (the temp file is new:
+    /// a hole reads as zeros), so the file's length is set at the end.
+    holes: bool,
 }
 
 /// A sealed stream upload: the verified file, and the chunk list of exactly
@@ -81,6 +86,7 @@ impl UserStore {
             durable: self.durable,
             late: false,
             chunks: None,
+            holes: false,
         }
     }
 
@@ -156,6 +162,9 @@ impl Upload {
         // Writes go straight to the file (no buffer): what was written is
         // there. A file a write failed on is not kept (it may lack bytes).
         if let (true, None, Some(file)) = (self.late, &self.error, self.file) {
+            if self.holes && file.as_file().set_len(self.written).is_err() {
+                return;
+            }
             if self.written > 0 {
                 let _ = file.keep();
             }
@@ -215,7 +224,15 @@ impl Upload {
             feed.feed(data);
         }
         if let Some(file) = self.file.as_mut() {
-            if let Err(source) = file.write_all(data) {
+            // A piece of zeros is skipped over, not written: a sparse file
+            // (a disk image) stays sparse, as a delta build keeps it.
+            let zeros = !data.is_empty() && data.iter().all(|&b| b == 0);
+            let wrote = match i64::try_from(data.len()) {
+                Ok(len) if zeros => file.seek(SeekFrom::Current(len)).map(|_| ()),
+                _ => file.write_all(data),
+            };
+            self.holes |= zeros;
+            if let Err(source) = wrote {
                 self.error = Some(StoreError::Write {
                     path: self.begin.path.clone(),
                     source,
@@ -255,6 +272,10 @@ impl Upload {
             return Err(StoreError::Io(std::io::Error::other("no temp file")));
         };
         let synced = file.flush().and_then(|()| {
+            if self.holes {
+                // Zeros skipped at the end left the file short of them.
+                file.as_file().set_len(self.written)?;
+            }
             if self.durable {
                 // --fsync: the content is on disk before it becomes visible.
                 file.as_file().sync_data()
