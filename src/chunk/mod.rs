@@ -39,6 +39,7 @@
 pub mod blocks;
 pub mod cutter;
 pub mod feed;
+pub mod feed_pipe;
 pub mod index;
 pub mod manifest;
 pub mod plan;

@@ -186,7 +186,7 @@ impl Actor {
                 self.log(conn, "fetch", Ok(&detail));
             }
             Message::FileBegin(begin) => self.begin_upload(conn, rid, begin),
-            Message::FileChunk(data) => self.upload_chunk(conn, rid, &data),
+            Message::FileChunk(data) => self.upload_chunk(conn, rid, data),
             Message::FileEnd if peer.delta.is_some() => self.end_delta(conn, client),
             Message::FileEnd if peer.upload.as_ref().is_some_and(|u| u.upload.is_stream()) => {
                 self.wrong_end(conn, rid)
@@ -358,7 +358,7 @@ impl Actor {
         }
     }
 
-    fn upload_chunk(&mut self, conn: ConnRef, rid: u32, data: &[u8]) {
+    fn upload_chunk(&mut self, conn: ConnRef, rid: u32, data: Vec<u8>) {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
@@ -367,7 +367,7 @@ impl Actor {
             // while an upload is open.
             return;
         };
-        if let Err(e) = open.upload.write(data) {
+        if let Err(e) = open.upload.write_owned(data) {
             // More bytes than announced: the upload (and its temp file) goes.
             let text = e.to_string();
             peer.upload = None;

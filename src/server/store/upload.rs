@@ -7,8 +7,9 @@
 //! stays sparse.
 
 use super::{StoreError, UserStore};
+use crate::chunk::feed_pipe::ChunkPipe;
 use crate::chunk::index::stream_prefix;
-use crate::chunk::{ChunkFeed, Manifest};
+use crate::chunk::Manifest;
 use crate::protocol::{ContentHash, FileBegin, StreamBegin, WirePath};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -46,8 +47,9 @@ pub struct Upload {
     /// [`Upload::finish`] never checks against.
     late: bool,
     /// A `StreamBegin` upload's chunk list, cut and hashed from the bytes
-    /// as they arrive; `None` for the other uploads.
-    chunks: Option<ChunkFeed>,
+    /// as they arrive, on a worker for a large one; `None` for
+    /// the other uploads.
+    chunks: Option<ChunkPipe>,
     /// Pieces of zeros were skipped, not written (the temp file is new:
     /// a hole reads as zeros), so the file's length is set at the end.
     holes: bool,
@@ -94,7 +96,7 @@ impl UserStore {
     /// (`StreamBegin`, PROTOCOL.md §13.8); closed by [`Upload::seal`]. The
     /// bytes are hashed once, as they arrive, exactly as for `FileBegin`
     /// and in the same pass cut into chunks whose IDs are
-    /// hashed from the same bytes ([`ChunkFeed`]): the list
+    /// hashed from the same bytes ([`ChunkPipe`]): the list
     /// [`Upload::seal`] gives is that of exactly the checked bytes. No list
     /// is taken from the client.
     ///
@@ -112,7 +114,7 @@ impl UserStore {
         };
         let mut upload = self.begin_in(begin, &self.partial_dir, &prefix);
         upload.late = true;
-        upload.chunks = Some(ChunkFeed::new());
+        upload.chunks = Some(ChunkPipe::new(upload.begin.size));
         upload
     }
 
@@ -211,6 +213,28 @@ impl Upload {
     /// [`StoreError::TooManyBytes`] when the chunk goes past the announced
     /// size: the upload is broken and must be dropped.
     pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.take(data)?;
+        if let Some(pipe) = self.chunks.as_mut() {
+            pipe.feed_slice(data);
+        }
+        Ok(())
+    }
+
+    /// [`Upload::write`] of a piece it may keep: a large stream upload's
+    /// chunk cutter gets it moved, not copied ([`ChunkPipe`]).
+    ///
+    /// # Errors
+    /// As [`Upload::write`].
+    pub fn write_owned(&mut self, data: Vec<u8>) -> Result<(), StoreError> {
+        self.take(&data)?;
+        if let Some(pipe) = self.chunks.as_mut() {
+            pipe.feed(data);
+        }
+        Ok(())
+    }
+
+    /// Counts, hashes and writes the next piece (not the chunk list).
+    fn take(&mut self, data: &[u8]) -> Result<(), StoreError> {
         let written = self.written.checked_add(data.len() as u64);
         let Some(written) = written.filter(|w| *w <= self.begin.size) else {
             return Err(StoreError::TooManyBytes {
@@ -220,9 +244,6 @@ impl Upload {
         };
         self.written = written;
         self.hasher.update(data);
-        if let Some(feed) = self.chunks.as_mut() {
-            feed.feed(data);
-        }
         if let Some(file) = self.file.as_mut() {
             // A piece of zeros is skipped over, not written: a sparse file
             // (a disk image) stays sparse, as a delta build keeps it.
