@@ -3,7 +3,7 @@
 //! thread that cuts and hashes them, so the user's actor, which writes and
 //! hashes the whole file as the pieces arrive, does not also do the cut
 //! (about 0.75 CPU-seconds per GiB on this project's machine: on the actor
-//! thread it made a loopback 1 GiB upload take 3-4 s longer,
+//! thread it made a loopback 1 GiB upload about 3 s longer at load 5-8,
 //! BENCHMARKS.md "First download after a stream upload"). Small uploads are
 //! cut on the caller's thread (a thread costs more than their cut).
 
