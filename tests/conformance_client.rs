@@ -624,3 +624,78 @@ fn r_4_5_7_an_unstorable_push_does_not_hold_the_pull_back() {
         "the local version stays"
     );
 }
+
+/// a push answered `NoSpace` (30, the server's disk is full) or
+/// `Storage` (9, another failure that may pass) is held back, not sent
+/// again at once: the second try of the file comes after the first delay
+/// (5 s), and the connection stays. What the client reports says which:
+/// a full disk as such, any other failure with the path and the server's
+/// text and never as a full disk (before: every `Storage` read "disk full"
+/// to the user, and code 30 was an unknown, closing error).
+#[test]
+fn r_5_6_8_a_full_server_disk_and_another_storage_failure_are_told_apart() {
+    let cases: [(u16, &str, &str, &str); 2] = [
+        (
+            30,
+            "big.bin: writing big.bin: No space left on device (os error 28)",
+            "the server's disk is full",
+            "could not store",
+        ),
+        (
+            9,
+            "big.bin: opening big.bin: Permission denied (os error 13)",
+            "the server could not store big.bin",
+            "disk is full",
+        ),
+    ];
+    for (code, text, said, never) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("big.bin"), b"bytes the server cannot take").expect("write");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = listener.local_addr().expect("addr").port();
+        let _client = start_client(port, dir.path(), "1000", None);
+        let mut c = accept(&listener, Duration::from_secs(20));
+        handshake(&mut c, 0);
+        let mut error = code.to_be_bytes().to_vec();
+        error.extend_from_slice(&(text.len() as u16).to_be_bytes());
+        error.extend_from_slice(text.as_bytes());
+        let mut begins = Vec::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(8) {
+            let f = match c.read(Duration::from_millis(500)) {
+                Got::Frame(f) => f,
+                Got::Timeout => continue,
+                Got::Closed => panic!("code {code}: the client closed the connection"),
+            };
+            match f.kind {
+                PULL | PULL_MODES => c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0])),
+                FILE_BEGIN => begins.push(Instant::now()),
+                FILE_END => c.send(&frame(ERROR, f.rid, &error)),
+                PING => c.send(&frame(PONG, f.rid, &[])),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            begins.len(),
+            2,
+            "code {code}: sent {} times in 8 s",
+            begins.len()
+        );
+        let gap = begins[1] - begins[0];
+        assert!(
+            gap >= Duration::from_millis(4500),
+            "code {code}: tried again after {gap:?}"
+        );
+        let status = std::fs::read_to_string(dir.path().join(".cloudservice/status.json"))
+            .expect("status file");
+        assert!(status.contains(said), "code {code}: {status}");
+        assert!(status.contains("big.bin"), "code {code}: {status}");
+        assert!(!status.contains(never), "code {code}: {status}");
+        if code == 9 {
+            assert!(
+                status.contains("Permission denied"),
+                "the server's text: {status}"
+            );
+        }
+    }
+}

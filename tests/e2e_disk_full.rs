@@ -180,7 +180,9 @@ fn an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go() {
     assert!(
         st["last_error"]
             .as_str()
-            .is_some_and(|e| e.contains("big.bin") && e.contains("No space left")),
+            .is_some_and(|e| e.contains("big.bin")
+                && e.contains("No space left")
+                && e.contains("the server's disk is full")),
         "{st}"
     );
     // The connection stayed: no reconnection loop.

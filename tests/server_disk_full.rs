@@ -1,6 +1,7 @@
 //! A full disk while receiving a file: the push fails with a clear error,
 //! the previous version stays intact, the connection stays open (§4.5
-//! `Storage`) and the server keeps serving; every refusal is a
+//! `NoSpace`, 30; it was `Storage`, 9, which now means any other failure
+//! that may pass, so a client can tell the two apart) and the server keeps serving; every refusal is a
 //! `connectionLog.txt` line with `outcome=error`, and stderr hears of it at
 //! most once a minute per user.
 //!
@@ -26,7 +27,7 @@ fn disk_full_fails_the_push_and_keeps_the_old_version() {
     a.put("doc.bin", &v1, 0).expect("first version fits");
     let too_big = vec![2u8; 8 * 1024 * 1024];
     let err = a.put("doc.bin", &too_big, 1).expect_err("no room");
-    assert_eq!(err.code, ErrorCode::Storage);
+    assert_eq!(err.code, ErrorCode::NoSpace, "{}", err.message);
     assert!(err.message.contains("No space left"), "{}", err.message);
     assert_eq!(
         std::fs::read(server.user_dir(&a.user).join("doc.bin")).unwrap(),
@@ -69,7 +70,7 @@ fn delta_put(c: &mut WireClient, at: &str, content: &[u8], base: u64) -> Message
 /// Outside tester breaker9's finding 6: a delta upload that does not fit
 /// was answered `Storage` and the connection closed (the client reconnected
 /// every 0.5 s, its other pushes never went), with no connectionLog line.
-/// Now: `Storage` answers the FileEnd, the connection stays open
+/// Now: `NoSpace` (was `Storage`) answers the FileEnd, the connection stays open
 /// for the next push, the build is gone (the space is free again), each
 /// refusal is logged with `outcome=error`, and stderr warns once.
 #[test]
@@ -90,14 +91,14 @@ fn a_delta_upload_that_does_not_fit_is_refused_and_the_connection_stays_open() {
             Message::Error(e) => {
                 assert_eq!(
                     e.code,
-                    ErrorCode::Storage,
+                    ErrorCode::NoSpace,
                     "attempt {attempt}: {}",
                     e.message
                 );
                 assert!(e.message.contains("No space left"), "{}", e.message);
                 assert!(e.message.contains("big.bin"), "{}", e.message);
             }
-            other => panic!("attempt {attempt}: expected Storage, got {other:?}"),
+            other => panic!("attempt {attempt}: expected NoSpace, got {other:?}"),
         }
         // Nothing of the refused build pins the disk.
         let free = disk.free_bytes();
@@ -124,12 +125,12 @@ fn a_delta_upload_that_does_not_fit_is_refused_and_the_connection_stays_open() {
         "{log}"
     );
     let warned = eventually(std::time::Duration::from_secs(5), || {
-        server.log_tail(1 << 20).contains("refused (Storage)")
+        server.log_tail(1 << 20).contains("refused (NoSpace)")
     });
     assert!(warned, "no stderr warning:\n{}", server.log_tail(1 << 20));
     let warnings = server
         .log_tail(1 << 20)
-        .matches("refused (Storage)")
+        .matches("refused (NoSpace)")
         .count();
     assert_eq!(
         warnings,
@@ -137,4 +138,24 @@ fn a_delta_upload_that_does_not_fit_is_refused_and_the_connection_stays_open() {
         "one warning a minute:\n{}",
         server.log_tail(1 << 20)
     );
+}
+
+/// Only a full disk is `NoSpace`: another failure that may pass stays
+/// `Storage` (§4.5) and names the path, and the connection stays. Here a
+/// directory made on the server's disk, not through the protocol, where a
+/// file is pushed (no tmpfs needed).
+#[test]
+fn a_directory_in_the_way_is_storage_not_no_space() {
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    a.put("seed.txt", b"first", 0).expect("first push");
+    let in_the_way = server.user_dir(&a.user).join("doc.bin/inner");
+    std::fs::create_dir_all(in_the_way).expect("a directory on the server's disk");
+    let err = a
+        .put("doc.bin", b"content", 0)
+        .expect_err("a directory is in the way");
+    assert_eq!(err.code, ErrorCode::Storage, "{}", err.message);
+    assert!(err.message.contains("doc.bin"), "{}", err.message);
+    let ack = a.put("other.txt", b"fine", 0).expect("the next push");
+    assert_eq!(ack.status, PushStatus::Applied);
 }

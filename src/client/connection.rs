@@ -366,6 +366,7 @@ pub fn closes_connection(code: ErrorCode) -> bool {
         ErrorCode::HashMismatch
             | ErrorCode::SizeMismatch
             | ErrorCode::Storage
+            | ErrorCode::NoSpace
             | ErrorCode::NotFound
             | ErrorCode::Unstorable
             | ErrorCode::NoSuchVersion

@@ -284,6 +284,41 @@ impl ClientError {
     }
 }
 
+/// A push the server refused for a reason that may pass (PROTOCOL.md
+/// §4.5, R-5.6.8): held back with growing waits either way, but told as
+/// what it is. Before code 30 the client said "disk full" for every
+/// `Storage`, which sent a user to free space on a server whose failure
+/// was a permission or a directory in the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreRefusal {
+    /// `NoSpace` (30): the server's disk, or its user's quota, is full.
+    DiskFull,
+    /// `Storage` (9): another failure that may pass (an I/O error, a
+    /// permission refused, a directory in the way on the server's disk).
+    Failed,
+}
+
+impl StoreRefusal {
+    /// The refusal `code` stands for; `None` for every other code.
+    pub fn of(code: ErrorCode) -> Option<StoreRefusal> {
+        match code {
+            ErrorCode::NoSpace => Some(StoreRefusal::DiskFull),
+            ErrorCode::Storage => Some(StoreRefusal::Failed),
+            _ => None,
+        }
+    }
+
+    /// Why `path` is held back, for the log and the status: a full disk
+    /// said as such, any other failure with the path and the server's text
+    /// (`message`, shown, never parsed: ).
+    pub fn why(self, path: &crate::protocol::WirePath, message: &str) -> String {
+        match self {
+            StoreRefusal::DiskFull => format!("the server's disk is full ({message})"),
+            StoreRefusal::Failed => format!("the server could not store {path}: {message}"),
+        }
+    }
+}
+
 /// `ENOSPC` or `EDQUOT`.
 pub fn is_no_space(e: &io::Error) -> bool {
     matches!(
@@ -475,5 +510,38 @@ impl From<FrameError> for ClientError {
 impl From<PathError> for ClientError {
     fn from(e: PathError) -> Self {
         ClientError::BadPath(e)
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+    use crate::protocol::WirePath;
+
+    /// Every code: only `NoSpace` is a full disk, only `Storage` another
+    /// failure that may pass; the words follow.
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_storage_failures() {
+        let path = WirePath::new("d/big.bin").expect("path");
+        for n in 0..=u16::from(u8::MAX) {
+            let code = ErrorCode::from_wire(n);
+            let refusal = StoreRefusal::of(code);
+            match n {
+                30 => assert_eq!(refusal, Some(StoreRefusal::DiskFull)),
+                9 => assert_eq!(refusal, Some(StoreRefusal::Failed)),
+                _ => assert_eq!(refusal, None, "code {n}"),
+            }
+        }
+        let full = StoreRefusal::DiskFull.why(&path, "No space left on device (os error 28)");
+        assert_eq!(
+            full,
+            "the server's disk is full (No space left on device (os error 28))"
+        );
+        let other = StoreRefusal::Failed.why(&path, "Permission denied (os error 13)");
+        assert_eq!(
+            other,
+            "the server could not store d/big.bin: Permission denied (os error 13)"
+        );
+        assert!(!other.contains("full"));
     }
 }

@@ -128,7 +128,9 @@ pub enum ErrorCode {
     SizeMismatch,
     /// The server is at its connection limit; the connection closes.
     Busy,
-    /// The server could not store or read data (disk full, I/O error).
+    /// The server could not store or read data for a reason that may pass
+    /// other than a full disk (an I/O error, a permission refused, a
+    /// directory in the way on its disk); a full disk is [`Self::NoSpace`].
     Storage,
     /// The handshake or idle timeout ran out; the connection closes.
     Timeout,
@@ -166,6 +168,11 @@ pub enum ErrorCode {
     /// copies of a folder never share one cursor. Retryable: usually a
     /// restart racing its own old connection. The connection closes.
     DeviceInUse,
+    /// The server's disk, or its user's quota, is full (`ENOSPC`,
+    /// `EDQUOT`) while storing a push: the change was not applied; the
+    /// connection stays open and the same push may succeed once space is
+    /// freed (R-5.6.8: retried with growing waits).
+    NoSpace,
     /// A code this implementation does not know (a newer server): the
     /// request it answers failed; the connection closes (§4.5).
     Unknown(u16),
@@ -195,6 +202,7 @@ impl ErrorCode {
             27 => ErrorCode::Moving,
             28 => ErrorCode::TooManyAttempts,
             29 => ErrorCode::DeviceInUse,
+            30 => ErrorCode::NoSpace,
             _ => return None,
         })
     }
@@ -227,6 +235,7 @@ impl ErrorCode {
             ErrorCode::Moving => 27,
             ErrorCode::TooManyAttempts => 28,
             ErrorCode::DeviceInUse => 29,
+            ErrorCode::NoSpace => 30,
             ErrorCode::Unknown(value) => value,
         }
     }

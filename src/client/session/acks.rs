@@ -8,7 +8,7 @@ use super::Session;
 use crate::chunk::index::ChunkIndex;
 use crate::chunk::IdLen;
 use crate::client::connection::closes_connection;
-use crate::client::error::ClientError;
+use crate::client::error::{ClientError, StoreRefusal};
 use crate::client::push::apply_ack;
 use crate::client::scanner::Op;
 use crate::client::schedule::{DEBOUNCE, PUSH_RETRY};
@@ -123,7 +123,7 @@ impl Session<'_> {
     }
 
     /// An error answering a push: the server stays connected for content
-    /// errors (hash or size mismatch, storage), and the path is tried again;
+    /// errors (hash or size mismatch, storage, no space), and the path is tried again;
     /// and for `Unstorable` (§4.5), which is permanent: the same push would
     /// fail the same way, so it is not retried (the change stays local until
     /// the user renames or moves it; a later full comparison offers it again).
@@ -149,21 +149,21 @@ impl Session<'_> {
                 }
                 return Ok(());
             }
-            if report.code == ErrorCode::Storage {
-                // the server's disk is full (or failing): this path
-                // waits a growing delay; the other changes go on.
+            if let Some(refusal) = StoreRefusal::of(report.code) {
+                // the server's disk is full (NoSpace) or it failed
+                // otherwise (Storage): this path waits a growing delay; the
+                // other changes go on. Told as what it is.
                 let now = Instant::now();
-                let wait = self.push.space.failed(op.path(), &report.message, now);
+                let why = refusal.why(op.path(), &report.message);
+                let wait = self.push.space.failed(op.path(), &why, now);
                 log::warn!(
-                    "the server could not store {} ({}); holding it back, next try in {} s",
+                    "{}: {why}; holding it back, next try in {} s",
                     op.path(),
-                    report.message,
                     wait.as_secs()
                 );
                 self.publisher.last_error = Some(format!(
-                    "the server could not store {}: {}; next try in {} s",
+                    "{}: {why}; next try in {} s",
                     op.path(),
-                    report.message,
                     wait.as_secs()
                 ));
                 if self.push.inflight.is_empty() {

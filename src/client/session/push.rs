@@ -66,9 +66,9 @@ pub(super) struct PushState {
     pub(super) lists: HashMap<u32, Manifest>,
     /// The chunk index changed since it was saved.
     pub(super) chunks_changed: bool,
-    /// Paths whose upload the server refused with `Storage` (its disk is
-    /// full, R-5.6.8): each waits a growing delay ([`HoldBack`]) while the
-    /// other changes go on.
+    /// Paths whose upload the server refused with `NoSpace` (its disk is
+    /// full) or `Storage` (another failure that may pass), R-5.6.8: each
+    /// waits a growing delay ([`HoldBack`]) while the other changes go on.
     pub(super) space: HoldBack,
     /// Paths of changes kept back with a held path (a rename of it, a change
     /// in or of its directory): planned again when a hold's wait is over.

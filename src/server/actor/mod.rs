@@ -315,15 +315,17 @@ impl Actor {
     }
 
     /// Logs a refused request (`outcome=error` with `text`) and, for
-    /// `Storage` (the disk is full or failing: the operator must act), a
+    /// `Storage` or `NoSpace` (the disk is failing or full: the operator
+    /// must act), a
     /// stderr warning, at most one a minute per user
     /// ([`crate::server::warnings`]).
     fn refused(&self, conn: ConnRef, request: &str, code: ErrorCode, text: &str) {
         self.log(conn, request, Err(text));
         let now = std::time::Instant::now();
-        if code == ErrorCode::Storage && self.ctx.storage_warnings.allow(self.user, now) {
+        let storage = matches!(code, ErrorCode::Storage | ErrorCode::NoSpace);
+        if storage && self.ctx.storage_warnings.allow(self.user, now) {
             log::warn!(
-                "user {}: {request} refused (Storage): {text}; further refusals of this user \
+                "user {}: {request} refused ({code:?}): {text}; further refusals of this user \
                  in the next minute are only in connectionLog.txt",
                 self.user
             );
@@ -379,15 +381,16 @@ impl Actor {
         };
         if let Err(e) = store.flush() {
             log::error!("user {}: journal flush failed: {e}", self.user);
+            // `NoSpace` when the disk is full, else `Storage` (§4.5).
+            let code = match e.code() {
+                crate::protocol::ErrorCode::NoSpace => crate::protocol::ErrorCode::NoSpace,
+                _ => crate::protocol::ErrorCode::Storage,
+            };
             for peer in self.peers.values_mut() {
                 if !peer.out.is_empty() {
                     peer.out.clear();
                     peer.bulk = 0;
-                    peer.fail(
-                        0,
-                        crate::protocol::ErrorCode::Storage,
-                        "journal write failed",
-                    );
+                    peer.fail(0, code, "journal write failed");
                 }
             }
         }

@@ -59,7 +59,7 @@ pub const PHASES: [&str; 4] = ["await_hello", "joining", "ready", "closing"];
 
 /// Label values of `cloudservice_errors_sent_total{code}`, in
 /// [`code_index`] order.
-pub const ERROR_CODES: [&str; 21] = [
+pub const ERROR_CODES: [&str; 22] = [
     "BadFrame",
     "BadPath",
     "WrongPhase",
@@ -80,6 +80,7 @@ pub const ERROR_CODES: [&str; 21] = [
     "Moving",
     "TooManyAttempts",
     "DeviceInUse",
+    "NoSpace",
     "Unknown",
 ];
 
@@ -354,7 +355,8 @@ fn code_index(code: ErrorCode) -> usize {
         ErrorCode::Moving => 17,
         ErrorCode::TooManyAttempts => 18,
         ErrorCode::DeviceInUse => 19,
-        ErrorCode::Unknown(_) => 20,
+        ErrorCode::NoSpace => 20,
+        ErrorCode::Unknown(_) => 21,
     }
 }
 

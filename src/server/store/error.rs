@@ -107,6 +107,11 @@ impl StoreError {
                 ErrorCode::SizeMismatch
             }
             StoreError::HashMismatch(_) => ErrorCode::HashMismatch,
+            StoreError::TempFile(e) | StoreError::Write { source: e, .. } | StoreError::Io(e)
+                if no_space(e) =>
+            {
+                ErrorCode::NoSpace
+            }
             StoreError::ConflictPathTooLong { .. } => ErrorCode::Unstorable,
             StoreError::Io(e) if refused_name(e) => ErrorCode::Unstorable,
             StoreError::Symlink(_)
@@ -132,6 +137,16 @@ fn entries(n: usize) -> String {
     } else {
         format!("{n} entries")
     }
+}
+
+/// Whether the disk, or the quota of the user the server runs as, is full
+/// (`ENOSPC`, `EDQUOT`): answered `NoSpace`, not `Storage` (§4.5), so a
+/// client says a full disk only when it is one.
+fn no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Whether the file system refused a name as such (too long, or bytes it
@@ -250,8 +265,26 @@ mod tests {
             StoreError::Io(Errno::ILSEQ.into()).code(),
             ErrorCode::Unstorable
         );
+        // A full disk or quota is NoSpace, whichever step met it; every
+        // other failure that may pass stays Storage (§4.5).
+        for full in [Errno::NOSPC, Errno::DQUOT] {
+            let write = StoreError::Write {
+                path: p.clone(),
+                source: full.into(),
+            };
+            for e in [
+                StoreError::Io(full.into()),
+                StoreError::TempFile(full.into()),
+                write,
+            ] {
+                assert_eq!(e.code(), ErrorCode::NoSpace, "{e}");
+            }
+        }
+        for other in [Errno::ACCESS, Errno::IO, Errno::ISDIR, Errno::NOTEMPTY] {
+            assert_eq!(StoreError::Io(other.into()).code(), ErrorCode::Storage);
+        }
         assert_eq!(
-            StoreError::Io(Errno::NOSPC.into()).code(),
+            StoreError::DirectoryInTheWay(p.clone()).code(),
             ErrorCode::Storage
         );
         let conflict = StoreError::ConflictPathTooLong {
