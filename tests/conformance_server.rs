@@ -9,7 +9,7 @@ mod common;
 
 use cloudservice::protocol::{
     decode_all, ChangeEntry, Delete, EntryState, ErrorCode, Fetch, Frame, Kind, Message, PushAck,
-    PushStatus, RemoveDir, Rename, Status,
+    PushStatus, RemoveDir, Rename, SetMode, Status,
 };
 use common::*;
 use std::time::Duration;
@@ -626,4 +626,122 @@ fn a_push_that_can_never_be_stored_gets_a_permanent_error() {
     // The connection stays open and nothing changed.
     let (head, _, entries) = b.pull(0);
     assert_eq!(head, 1, "{entries:?}");
+}
+
+/// Found by the soak (seed 1796231409745713861, stop 28): the same as
+/// above, but the mover renames twice. The first move had no author; the
+/// second, based on the first's version, must not make B's content A's own.
+#[test]
+fn r_7_2_3_a_second_rename_does_not_make_an_unseen_move_the_movers_own() {
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let v1 = a.put("f", b"A's f", 0).expect("f").version;
+    let v2 = b.put("f", b"B's f", v1).expect("B's f");
+    assert_eq!(v2.status, PushStatus::Applied);
+    let first = a
+        .push(Message::Rename(Rename {
+            base_version: v1,
+            from: p("f"),
+            to: p("g"),
+        }))
+        .expect("rename f g");
+    assert_eq!(first.status, PushStatus::Applied, "{first:?}");
+    let second = a
+        .push(Message::Rename(Rename {
+            base_version: first.version,
+            from: p("g"),
+            to: p("h"),
+        }))
+        .expect("rename g h");
+    assert_eq!(second.status, PushStatus::Applied, "{second:?}");
+    let again = a
+        .put("h", b"A's f, edited", second.version)
+        .expect("A's h");
+    assert_eq!(again.status, PushStatus::Conflict, "{again:?}");
+    let tree = tree(&server.user_dir(&a.user));
+    assert_eq!(tree.get("h"), Some(&Some(b"B's f".to_vec())));
+}
+
+/// The directory form of the soak's loss (seed 1796231409745713861): B
+/// edits a file inside `d`; A, which has not pulled it, moves `d` twice.
+/// A pull can bring the moved directory's version to A without the file's
+/// (A's local edit of the file is left to its push, R-5.6.1), so the second
+/// Rename is based on the first's version: the file below must still count
+/// as unseen (A's acknowledged cursor is below it), and A's older copy of
+/// the file, pushed on its old base or on the moved version, is a Conflict.
+#[test]
+fn r_7_2_3_a_directory_moved_twice_keeps_the_unseen_change_below_it() {
+    for stale_base in [true, false] {
+        let server = Server::start();
+        let mut a = WireClient::new_user(server.addr);
+        let mut b = WireClient::new_client(server.addr, a.user);
+        let x1 = a.put("d/x", b"A's x", 0).expect("d/x").version;
+        let (head, _, entries) = a.pull(0);
+        a.send(Message::Ack { cursor: head });
+        let dir = entry(&entries, "d").version;
+        b.put("d/x", b"B's x", x1).expect("B's x");
+        let first = a
+            .push(Message::Rename(Rename {
+                base_version: dir,
+                from: p("d"),
+                to: p("e"),
+            }))
+            .expect("rename d e");
+        assert_eq!(first.status, PushStatus::Applied, "{first:?}");
+        let second = a
+            .push(Message::Rename(Rename {
+                base_version: first.version,
+                from: p("e"),
+                to: p("f"),
+            }))
+            .expect("rename e f");
+        assert_eq!(second.status, PushStatus::Applied, "{second:?}");
+        let base = if stale_base { x1 } else { second.version };
+        let again = a.put("f/x", b"A's x, edited", base).expect("A's f/x");
+        assert_eq!(again.status, PushStatus::Conflict, "base {base}: {again:?}");
+        let tree = tree(&server.user_dir(&a.user));
+        assert_eq!(tree.get("f/x"), Some(&Some(b"B's x".to_vec())), "base {base}");
+    }
+}
+
+/// The other side of: once the mover pulled the moved entries and
+/// acknowledged them, the move's version is a base it holds, so its edit
+/// on that version is Applied (no needless conflict copy), and so is a
+/// Delete or SetMode on it.
+#[test]
+fn r_7_2_8_an_unseen_move_is_held_once_the_cursor_reached_it() {
+    let server = Server::start();
+    let mut a = WireClient::new_user(server.addr);
+    let mut b = WireClient::new_client(server.addr, a.user);
+    let v1 = a.put("f", b"A's f", 0).expect("f").version;
+    b.put("f", b"B's f", v1).expect("B's f");
+    let moved = a
+        .push(Message::Rename(Rename {
+            base_version: v1,
+            from: p("f"),
+            to: p("g"),
+        }))
+        .expect("rename f g");
+    // Not yet pulled: the move's version is no base A can hold.
+    let early = a
+        .push(Message::SetMode(SetMode {
+            base_version: moved.version,
+            executable: true,
+            path: p("g"),
+        }))
+        .expect("SetMode");
+    assert_eq!(early.status, PushStatus::Stale, "{early:?}");
+    let (head, _, entries) = a.pull(0);
+    assert_eq!(entry(&entries, "g").version, moved.version);
+    a.send(Message::Ack { cursor: head });
+    let edit = a.put("g", b"B's f, edited by A", moved.version).expect("A's g");
+    assert_eq!(edit.status, PushStatus::Applied, "{edit:?}");
+    let gone = a
+        .push(Message::Delete(Delete {
+            base_version: edit.version,
+            path: p("g"),
+        }))
+        .expect("Delete");
+    assert_eq!(gone.status, PushStatus::Applied, "{gone:?}");
 }

@@ -132,12 +132,10 @@ impl UserStore {
                     return Ok(ack(PushStatus::Unchanged, node.version, path));
                 }
                 // The base (or a version after it that changed only the
-                // bit: the content is the base's, R-15.3.4), or this
-                // device's own later push (§7.2).
-                NodeKind::File { .. }
-                    if self.tree.content_unchanged_since(path, base)
-                        || self.pushed_by(node.version, client) =>
-                {
+                // bit: the content is the base's, R-15.3.4) if the device
+                // can hold it, or this device's own later push
+                // (§7.2).
+                NodeKind::File { .. } if self.base_holds(path, base, client) => {
                     (path.clone(), PushStatus::Applied)
                 }
                 _ => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
@@ -262,12 +260,7 @@ impl UserStore {
             // Stale only for a content or place changed after `base` by
             // another device: SetModes alone do not keep a deleted file
             //
-            Some(node)
-                if node.is_dir()
-                    || (node.version != base
-                        && !self.pushed_by(node.version, client)
-                        && !self.tree.content_unchanged_since(path, base)) =>
-            {
+            Some(node) if node.is_dir() || !self.base_holds(path, base, client) => {
                 Ok(ack(PushStatus::Stale, node.version, path))
             }
             Some(_) => {
@@ -297,7 +290,8 @@ impl UserStore {
             None => return Ok(ack(PushStatus::Stale, 0, path)),
             Some(node) => *node,
         };
-        if node.is_dir() || (node.version != base && !self.pushed_by(node.version, client)) {
+        let own = self.pushed_by(node.version, client);
+        if node.is_dir() || (!own && (node.version != base || !self.may_hold(base, client))) {
             return Ok(ack(PushStatus::Stale, node.version, path));
         }
         if self.tree.is_executable(path) == executable {
@@ -399,13 +393,21 @@ impl UserStore {
         }
         let source_is_dir = source.is_dir();
         // The move carries what the server holds at `from`; if that includes
-        // another device's change the mover had not seen (newer than its
-        // base and not its own), the moved version is not the mover's own
-        // content, so it gets no author: a later push of the mover's older
-        // copy there is then a Conflict (§7.2), never an overwrite.
-        let unseen = std::iter::once(source.version)
-            .chain(self.tree.descendants(from).map(|(_, n)| n.version))
-            .any(|v| v > base && !self.pushed_by(v, client));
+        // a change the mover had not seen, the moved version is not the
+        // mover's own content, so it gets no author: a later push of the
+        // mover's older copy there is then a Conflict, never an
+        // overwrite. `base` speaks for `from` only (a version above it, or
+        // one the mover cannot hold, R-7.2.8); below a directory, the
+        // mover's acknowledged cursor is the only evidence of what it saw
+        // (a pull can bring the directory's version without a file's, a
+        // local edit left to the push, R-5.6.1).
+        let cursor = self.cursor_of(client);
+        let unseen = (!self.pushed_by(source.version, client)
+            && (source.version > base || !self.may_hold(source.version, client)))
+            || self
+                .tree
+                .descendants(from)
+                .any(|(_, n)| n.version > cursor && !self.pushed_by(n.version, client));
         let (target, status) = match self.tree.get(to) {
             // A directory moved onto a file: later pushes below `to` from
             // this device follow it into the same conflict directory.

@@ -81,8 +81,7 @@ impl UserStore {
         }
         // The authors of the versions still in the tree: base-version and
         // RemoveDir decisions need nothing older (§7.2).
-        let versions: std::collections::BTreeSet<u64> =
-            self.tree.iter().map(|(_, n)| n.version).collect();
+        let versions: std::collections::BTreeSet<u64> = self.tree.live_versions().collect();
         for seq in versions {
             if let Some(client) = self.authors.get(&seq) {
                 records.push(Record::Author {

@@ -425,6 +425,43 @@ impl UserStore {
         self.authors.get(&seq) == Some(&client)
     }
 
+    /// Whether `client` can hold the content of change `seq` when it names
+    /// that version as a base (PROTOCOL.md ). A device's push reaches
+    /// another device only by a pull, so any authored change may be held. A
+    /// change with no author (a Rename of content its mover had not seen,
+    /// a restore, R-14.3.3; a re-scan's find, §10) also reaches the
+    /// mover or restorer in its PushAck, which shows nothing of the content:
+    /// such a version is held only once the client's acknowledged cursor
+    /// (§5.3) has reached it.
+    fn may_hold(&self, seq: u64, client: ClientId) -> bool {
+        self.authors.contains_key(&seq) || seq <= self.cursor_of(client)
+    }
+
+    /// The cursor `client` last acknowledged (§5.3); 0 before its first Ack.
+    fn cursor_of(&self, client: ClientId) -> u64 {
+        self.clients.get(&client).copied().unwrap_or(0)
+    }
+
+    /// Whether a push by `client` based on `base` may replace what is at
+    /// `path` (a file): the content there is the one of `base` (only
+    /// SetModes after it, R-15.3.4) and the client can hold that content
+    /// and the current version, or the current version is the
+    /// client's own.
+    fn base_holds(&self, path: &WirePath, base: u64, client: ClientId) -> bool {
+        let Some(node) = self.tree.get(path) else {
+            return false;
+        };
+        if self.pushed_by(node.version, client) {
+            return true;
+        }
+        self.tree.content_unchanged_since(path, base)
+            && self.may_hold(node.version, client)
+            && self
+                .tree
+                .content_version(path)
+                .is_some_and(|v| self.may_hold(v, client))
+    }
+
     /// Journals that `client` pushed change `seq` (after its records).
     fn record_author(&mut self, seq: u64, client: ClientId) -> Result<(), StoreError> {
         self.record(Record::Author { seq, client })?;
@@ -432,8 +469,7 @@ impl UserStore {
         // for: forget the others once they outnumber the tree, so memory
         // follows the tree, not the history (amortised O(1) per change).
         if self.authors.len() > 2 * self.tree.len() + 4096 {
-            let live: std::collections::HashSet<u64> =
-                self.tree.iter().map(|(_, n)| n.version).collect();
+            let live: std::collections::HashSet<u64> = self.tree.live_versions().collect();
             self.authors.retain(|seq, _| live.contains(seq));
         }
         Ok(())

@@ -175,17 +175,33 @@ impl Tree {
     /// (SetMode) came after `base`. False for a directory or
     /// nothing at `path`.
     pub fn content_unchanged_since(&self, path: &WirePath, base: u64) -> bool {
+        self.content_version(path)
+            .is_some_and(|since| since <= base && self.nodes.get(path).is_some_and(|n| base <= n.version))
+    }
+
+    /// The version that placed the content of the file at `path` (its
+    /// version, or the one before the SetModes that followed it); `None`
+    /// for a directory or nothing at `path`.
+    pub fn content_version(&self, path: &WirePath) -> Option<u64> {
         match self.nodes.get(path) {
-            Some(node) if !node.is_dir() => {
-                let since = self
-                    .content_since
+            Some(node) if !node.is_dir() => Some(
+                self.content_since
                     .get(path)
                     .copied()
-                    .unwrap_or(node.version);
-                since <= base && base <= node.version
-            }
-            _ => false,
+                    .unwrap_or(node.version),
+            ),
+            _ => None,
         }
+    }
+
+    /// Every version a base comparison can still ask about: each entry's
+    /// version and each file's content version (§7.2). Their authors are
+    /// what the store keeps.
+    pub fn live_versions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.nodes
+            .values()
+            .map(|n| n.version)
+            .chain(self.content_since.values().copied())
     }
 
     /// Records a file (creating parents); returns the parents it created.
