@@ -655,9 +655,7 @@ fn r_7_2_3_a_second_rename_does_not_make_an_unseen_move_the_movers_own() {
         }))
         .expect("rename g h");
     assert_eq!(second.status, PushStatus::Applied, "{second:?}");
-    let again = a
-        .put("h", b"A's f, edited", second.version)
-        .expect("A's h");
+    let again = a.put("h", b"A's f, edited", second.version).expect("A's h");
     assert_eq!(again.status, PushStatus::Conflict, "{again:?}");
     let tree = tree(&server.user_dir(&a.user));
     assert_eq!(tree.get("h"), Some(&Some(b"B's f".to_vec())));
@@ -701,7 +699,11 @@ fn r_7_2_3_a_directory_moved_twice_keeps_the_unseen_change_below_it() {
         let again = a.put("f/x", b"A's x, edited", base).expect("A's f/x");
         assert_eq!(again.status, PushStatus::Conflict, "base {base}: {again:?}");
         let tree = tree(&server.user_dir(&a.user));
-        assert_eq!(tree.get("f/x"), Some(&Some(b"B's x".to_vec())), "base {base}");
+        assert_eq!(
+            tree.get("f/x"),
+            Some(&Some(b"B's x".to_vec())),
+            "base {base}"
+        );
     }
 }
 
@@ -735,7 +737,9 @@ fn r_7_2_8_an_unseen_move_is_held_once_the_cursor_reached_it() {
     let (head, _, entries) = a.pull(0);
     assert_eq!(entry(&entries, "g").version, moved.version);
     a.send(Message::Ack { cursor: head });
-    let edit = a.put("g", b"B's f, edited by A", moved.version).expect("A's g");
+    let edit = a
+        .put("g", b"B's f, edited by A", moved.version)
+        .expect("A's g");
     assert_eq!(edit.status, PushStatus::Applied, "{edit:?}");
     let gone = a
         .push(Message::Delete(Delete {

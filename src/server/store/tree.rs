@@ -175,8 +175,9 @@ impl Tree {
     /// (SetMode) came after `base`. False for a directory or
     /// nothing at `path`.
     pub fn content_unchanged_since(&self, path: &WirePath, base: u64) -> bool {
-        self.content_version(path)
-            .is_some_and(|since| since <= base && self.nodes.get(path).is_some_and(|n| base <= n.version))
+        self.content_version(path).is_some_and(|since| {
+            since <= base && self.nodes.get(path).is_some_and(|n| base <= n.version)
+        })
     }
 
     /// The version that placed the content of the file at `path` (its
