@@ -9,7 +9,7 @@
 //! writes. The reactor never sees a byte of it.
 
 use super::Actor;
-use crate::chunk::index::{fill_from_index, fill_in_place, ChunkIndex};
+use crate::chunk::index::{fill_from_index, fill_in_place};
 use crate::chunk::{AssemblyPlan, ChunkEntry, IdLen, Manifest, ManifestReceiver};
 use crate::protocol::{ChunkData, ChunkRanges, ClientId, ErrorCode, FileManifest, Message};
 use crate::server::bus::ConnRef;
@@ -260,17 +260,14 @@ impl Actor {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let index_file = store.chunk_index_file();
-        let index = self
-            .chunks
-            .get_or_insert_with(|| ChunkIndex::load(&index_file));
+        let index = super::loaded_chunks(&mut self.chunks, store);
         let open = |p: &crate::protocol::WirePath| -> io::Result<File> {
             store
                 .open_chunk_source(p)
                 .map_err(|e| io::Error::other(e.to_string()))
         };
         if index.refresh(store.file_hashes(), open) > 0 {
-            if let Err(e) = index.save(&index_file) {
+            if let Err(e) = index.save(&store.chunk_index_file()) {
                 log::warn!("user {}: saving the chunk index: {e}", self.user);
             }
         }

@@ -14,7 +14,6 @@
 
 use super::peer::Job;
 use super::Actor;
-use crate::chunk::index::ChunkIndex;
 use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
 use crate::chunk::{manifest_of_reader, IdLen, Manifest};
 use crate::protocol::delta::{
@@ -204,10 +203,7 @@ impl Actor {
         let reader = store.open_file(path)?;
         let (version, size, hash) = (reader.version(), reader.size(), reader.hash());
         let file = reader.into_file();
-        let index_file = store.chunk_index_file();
-        let index = self
-            .chunks
-            .get_or_insert_with(|| ChunkIndex::load(&index_file));
+        let index = super::loaded_chunks(&mut self.chunks, store);
         let manifest = match index.manifest_of(path, hash) {
             Some(m) => m,
             None => {

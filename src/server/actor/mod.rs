@@ -401,6 +401,16 @@ impl Actor {
 /// on: its bytes, then `Ready` (after the Welcome bytes, so the reactor never
 /// answers for it ahead of them), then the cost handled, then `Close`.
 /// Returns whether anything was sent.
+/// The user's chunk index (§13.3), loaded from `store`'s index file at its
+/// first use. A free function over the actor's two fields, so callers can
+/// keep `store` borrowed beside it.
+fn loaded_chunks<'a>(
+    slot: &'a mut Option<crate::chunk::index::ChunkIndex>,
+    store: &UserStore,
+) -> &'a mut crate::chunk::index::ChunkIndex {
+    slot.get_or_insert_with(|| crate::chunk::index::ChunkIndex::load(&store.chunk_index_file()))
+}
+
 fn send_output(out: &Sender<FromActor>, conn: ConnRef, peer: &mut Peer) -> bool {
     let mut sent = false;
     if !peer.out.is_empty() {

@@ -9,7 +9,6 @@
 
 use super::peer::OpenUpload;
 use super::Actor;
-use crate::chunk::index::ChunkIndex;
 use crate::chunk::Manifest;
 use crate::protocol::{ClientId, ErrorCode, PushAck, PushStatus, StreamBegin, StreamEnd};
 use crate::server::bus::ConnRef;
@@ -95,10 +94,7 @@ impl Actor {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let index_file = store.chunk_index_file();
-        let index = self
-            .chunks
-            .get_or_insert_with(|| ChunkIndex::load(&index_file));
+        let index = super::loaded_chunks(&mut self.chunks, store);
         index.record(&ack.path, list);
         self.chunks_dirty = true;
     }
