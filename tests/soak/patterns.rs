@@ -34,10 +34,24 @@ impl Soak {
     }
 
     /// Moves whatever is at `rel` out of the folder and marks its bytes
-    /// destroyed (it is the soak's own hand that replaced them).
+    /// destroyed (it is the soak's own hand that replaced them). That can be
+    /// a directory: a client may have made one at the name between the
+    /// soak's write and its exchange (a pull placing another device's files
+    /// there), and the exchange then swapped the whole directory out; every
+    /// file in it was destroyed by the soak's hand too. (Before, such a
+    /// directory was left unread in the trash and its files were reported
+    /// lost: seed 1796237945774194205.)
     fn discard(&mut self, i: usize, rel: &str) {
         let slot = self.trash_slot();
-        if fs::rename(self.folders[i].join(rel), &slot).is_ok() {
+        if fs::rename(self.folders[i].join(rel), &slot).is_err() {
+            return;
+        }
+        if fs::symlink_metadata(&slot).is_ok_and(|m| m.is_dir()) {
+            for data in crate::common::tree(&slot).values().flatten() {
+                self.ledger.destroyed(data);
+            }
+            let _ = fs::remove_dir_all(&slot);
+        } else {
             if let Ok(data) = fs::read(&slot) {
                 self.ledger.destroyed(&data);
             }
