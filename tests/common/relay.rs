@@ -59,30 +59,42 @@ impl Relay {
     /// sees it, so never answers it, and everything else goes through (what
     /// a server actor that dropped a request did, stall14).
     pub fn losing(target: u16, kind: u8) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
-        let port = listener.local_addr().expect("addr").port();
-        let up = Arc::new(AtomicU64::new(0));
-        let down = Arc::new(AtomicU64::new(0));
         let lost = Arc::new(AtomicBool::new(false));
-        let (u, d) = (up.clone(), down.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().take(256).flatten() {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
-                let (c2, s2) = match (client.try_clone(), server.try_clone()) {
-                    (Ok(c), Ok(s)) => (c, s),
-                    _ => continue,
-                };
-                let (u, d, lost) = (u.clone(), d.clone(), lost.clone());
-                std::thread::spawn(move || lose_once(client, server, u, kind, lost));
-                std::thread::spawn(move || pump(s2, c2, d));
-            }
-        });
-        Relay { port, up, down }
+        Relay::accepting(target, move |(client, server), (c2, s2), (u, d)| {
+            let lost = lost.clone();
+            std::thread::spawn(move || lose_once(client, server, u, kind, lost));
+            std::thread::spawn(move || pump(s2, c2, d));
+        })
     }
 
     fn with(target: u16, refuse: Option<Refuse>, newest: u8) -> Relay {
+        Relay::accepting(
+            target,
+            move |(client, server), (c2, s2), (u, d)| match refuse {
+                None => {
+                    std::thread::spawn(move || pump(client, server, u));
+                    std::thread::spawn(move || pump(s2, c2, d));
+                }
+                Some(r) => {
+                    // Whole frames each way, one writer at a time towards
+                    // the client, so the Error never splits a frame.
+                    let to_client = Arc::new(Mutex::new(c2));
+                    let refused = Arc::new(AtomicBool::new(false));
+                    let (tc, rf) = (to_client.clone(), refused.clone());
+                    std::thread::spawn(move || filter(client, server, u, (r, newest), (tc, rf)));
+                    std::thread::spawn(move || frames_down(s2, to_client, d, refused));
+                }
+            },
+        )
+    }
+
+    /// The accept loop every relay shares (at most 256 connections): each
+    /// client is connected to `target` and `serve` gets both streams, a
+    /// clone of each, and the up/down byte counters.
+    fn accepting(
+        target: u16,
+        serve: impl Fn(Streams, Streams, (Arc<AtomicU64>, Arc<AtomicU64>)) + Send + 'static,
+    ) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicU64::new(0));
@@ -97,24 +109,7 @@ impl Relay {
                     (Ok(c), Ok(s)) => (c, s),
                     _ => continue,
                 };
-                let (u, d) = (u.clone(), d.clone());
-                match refuse {
-                    None => {
-                        std::thread::spawn(move || pump(client, server, u));
-                        std::thread::spawn(move || pump(s2, c2, d));
-                    }
-                    Some(r) => {
-                        // Whole frames each way, one writer at a time towards
-                        // the client, so the Error never splits a frame.
-                        let to_client = Arc::new(Mutex::new(c2));
-                        let refused = Arc::new(AtomicBool::new(false));
-                        let (tc, rf) = (to_client.clone(), refused.clone());
-                        std::thread::spawn(move || {
-                            filter(client, server, u, (r, newest), (tc, rf))
-                        });
-                        std::thread::spawn(move || frames_down(s2, to_client, d, refused));
-                    }
-                }
+                serve((client, server), (c2, s2), (u.clone(), d.clone()));
             }
         });
         Relay { port, up, down }
@@ -130,6 +125,9 @@ impl Relay {
         self.down.load(Ordering::SeqCst)
     }
 }
+
+/// A client stream and its server stream.
+type Streams = (TcpStream, TcpStream);
 
 fn pump(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
     let mut buf = vec![0u8; 256 * 1024];
