@@ -355,6 +355,66 @@ fn r_4_6_5_a_revoked_device_is_closed_within_a_second_and_refused() {
     }));
 }
 
+/// Resumes device `client` until a connection is admitted and stays open
+/// for 400 ms. `Busy` (a revocation changing, R-4.6.5), `DeviceInUse`
+/// (the previous connection not yet seen closed) and a close are retried
+/// for up to 5 s; `Revoked` at any point fails the test: the device is
+/// not revoked.
+fn resume_settled(server: &Server, user: [u8; 16], client: u64, key: [u8; 32]) -> Raw {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let (mut c, reply) = Raw::key_resume(server.addr, user, client, key);
+        assert_ne!(
+            reply.error_code(),
+            Some(REVOKED),
+            "a reinstated device's Resume was refused as revoked"
+        );
+        if reply.kind == KEY_WELCOME {
+            match c.read(Duration::from_millis(400)) {
+                Got::Timeout => return c,
+                Got::Frame(f) => assert_ne!(
+                    f.error_code(),
+                    Some(REVOKED),
+                    "a reinstated device was admitted, then closed as revoked: {:?}",
+                    String::from_utf8_lossy(&f.payload)
+                ),
+                Got::Closed => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("device {client} was not admitted within 5 s of its reinstatement");
+}
+
+#[test]
+///
+fn r_4_6_5_a_resume_right_after_reinstate_is_never_told_revoked() {
+    // The server learns of revocations by listing them every 100 ms; a
+    // Resume right after `reinstate` found the device active on disk, was
+    // admitted, then closed with `Revoked` from the stale listing, and the
+    // real client stopped for good (outside tester, 3/3).
+    let server = Server::start();
+    let (mut a, user, _key) = keyed_user(&server);
+    let (b, client2, key2) = key_join(&server, user, [0; 32]);
+    a.ping_pong(2);
+    drop(b);
+    for _ in 0..5 {
+        let c = resume_settled(&server, user, client2, key2);
+        server.admin("revoke", &[&hex(&user), &client2.to_string()]);
+        let mut c = c;
+        revoked_at(&mut c);
+        // Let the watcher's listing hold the revocation, then lift it and
+        // resume at once, inside the listing's period.
+        std::thread::sleep(Duration::from_millis(300));
+        server.admin("reinstate", &[&hex(&user), &client2.to_string()]);
+        drop(resume_settled(&server, user, client2, key2));
+    }
+    // And a device revoked for real is still told so.
+    server.admin("revoke", &[&hex(&user), &client2.to_string()]);
+    refused(&server, &key_hello(1, 3, user, client2, key2, b""), REVOKED);
+    a.ping_pong(3);
+}
+
 #[test]
 ///
 fn r_4_6_6_wrong_keys_feed_the_guess_limiter() {

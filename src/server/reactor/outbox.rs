@@ -29,7 +29,7 @@ impl Reactor {
                             c.phase = Phase::Ready { user, client };
                             self.registry.set_client(user, conn, client);
                             if self.revoked.contains(&(user, client)) {
-                                self.close_revoked(key);
+                                self.close_revoked_or_lifted(key);
                             }
                         }
                     }
@@ -83,6 +83,26 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// A connection just made Ready whose device the watcher's last listing
+    /// still shows revoked. The actor's handshake read the revocation on
+    /// disk after that listing (R-4.6.5 refuses a revoked Resume there), so
+    /// either the revocation was lifted since (`cloud-server reinstate`; the
+    /// watcher reports it within [`POLL_EVERY`]) or the device was revoked
+    /// again after the handshake's look. The reactor cannot tell the two
+    /// apart without the disk, so it closes with the retryable `Busy`
+    /// (request ID 0, PROTOCOL.md §4.5): the client reconnects, and the
+    /// next handshake reads the disk again and answers `Revoked` only if
+    /// the device is still revoked. Closing with `Revoked` here told a
+    /// reinstated device's client it was revoked for good (outside
+    /// tester's finding, a client restarted right after `reinstate`).
+    ///
+    /// [`POLL_EVERY`]: crate::server::revocations::POLL_EVERY
+    fn close_revoked_or_lifted(&mut self, key: usize) {
+        let text = "this device's revocation is changing; reconnect";
+        self.record(key, "revoke", Err(text));
+        self.fail(key, 0, ErrorCode::Busy, text);
     }
 
     /// Closes a Ready connection of a revoked device with Error `Revoked`
