@@ -40,6 +40,11 @@
 # $TMPDIR); every step is bounded by LIMIT seconds; processes started here
 # are stopped by PID and the namespaces removed on exit, whatever happens.
 # KEEP=1 keeps WORK/run (folders, server logs) for a look afterwards.
+# TRACE=1 has the relay log every connection's reads, writes and drains
+# (WORK/trace.txt) and each step's start and end (WORK/steps.txt); at the end
+# benches/wan_timeline.py prints each step's timeline (connections, bursts
+# each way, time after the last byte) into WORK/timeline.txt; the measured
+# cloud-client runs with -v (its log: WORK/log-SCENARIO-TOOL-DIRECTION-RUN.txt).
 # GEN=DIR keeps the generated files (big.img, ins.img, the 1 MiB patches,
 # small/) in DIR and reuses those already there with the right size, so two
 # invocations (say main's binaries, then a branch's: BIN=...) measure the
@@ -105,6 +110,8 @@ netns_link 10.77.0
 LINK="$RATE each way (tc tbf, burst $BURST), ${RTT} ms round trip added by the relay, MTU 1500, veth between two network namespaces"
 
 incli() { ip netns exec $NC "$@"; }
+CSLOG=-q
+[ "${TRACE:-0}" = 1 ] && CSLOG=-v # the measured client's timestamped log: WORK/log-SCENARIO-TOOL-DIRECTION-RUN.txt
 insrv() { ip netns exec $NS "$@"; }
 TCK=$(getconf CLK_TCK)
 ticks() { # CPU ticks of $1 and its reaped children, once it has no child left (5 s at most)
@@ -142,6 +149,10 @@ measure() {
     timeout $LIMIT ip netns exec $NC "$@" > $W/run/step.out 2>&1
     rc=$?
     t1=$(now); m1=$(mine)
+    if [ "${TRACE:-0}" = 1 ]; then
+        echo "$t0 $t1 $scen $tool $dir $run $map" >> $W/steps.txt
+        cp $W/run/step.out $W/log-$scen-$tool-$dir-$run.txt
+    fi
     settle $map
     u1=$(relay $map up); d1=$(relay $map down); c1=$(ticks $pid)
     local secs cpu ccpu
@@ -164,7 +175,7 @@ cs_step() { # $1 upload|download, $2 scenario, $3 tls|pt
     local dev=a port=17000 map=cs pid=$SP_srv tool=cloudservice flag=
     [ $1 = download ] && dev=b
     if [ $3 = pt ]; then dev=${dev}pt port=17001 map=cspt pid=$SP_srvpt tool=cloudservice-plaintext flag=--insecure-plaintext; fi
-    measure $2 $tool $1 $map $pid $BIN/cloud-client 127.0.0.1 $port $W/run/$dev 1 --once -q $flag
+    measure $2 $tool $1 $map $pid $BIN/cloud-client 127.0.0.1 $port $W/run/$dev 1 --once $CSLOG $flag
 }
 cs_up() { cs_step upload $1 $2; }
 cs_down() { cs_step download $1 $2; }
@@ -245,6 +256,7 @@ for run in $(seq $RUNS); do
     RP=$!
     PIDS+=($RP)
     ip netns exec $NC python3 $HERE/wan_relay.py --delay-ms $(awk "BEGIN { print $RTT / 2 }") --stats $W/relay.stats \
+        $([ "${TRACE:-0}" = 1 ] && echo --trace $W/trace.txt) \
         cs=17000:10.77.0.2:7000 cspt=17001:10.77.0.2:7001 rsync=18730:10.77.0.2:8730 > $W/run/relay.out 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do grep -q ready $W/run/relay.out 2> /dev/null && [ -f $W/relay.stats ] && break; sleep 0.1; done
@@ -273,7 +285,13 @@ for run in $(seq $RUNS); do
         first)
             if [ $big_ready = no ]; then
                 mkdir -p $W/run/a/big $W/run/ra/big
-                cp $G/big.img $W/run/a/big/big.img
+                # -p: the file is as old for CloudService as rsync's copy
+                # below (cp -a) is for rsync. A file modified within the last
+                # 300 ms is one a writer may still be at: the client waits
+                # until it has seen it unchanged that long (scanner/settle.rs),
+                # which rsync does not; with a fresh copy that wait was in
+                # CloudService's time only (BENCHMARKS.md, issue 12's last target).
+                cp -p $G/big.img $W/run/a/big/big.img
                 cs_up first tls
                 cs_down first tls
                 cp -a $W/run/a/big/big.img $W/run/ra/big/big.img
@@ -330,7 +348,7 @@ for run in $(seq $RUNS); do
             ;;
         plaintext)
             mkdir -p $W/run/apt/big
-            cp $G/big.img $W/run/apt/big/big.img
+            cp -p $G/big.img $W/run/apt/big/big.img # as old as in "first" (see there)
             cs_up plaintext pt
             cs_down plaintext pt
             echo "  plaintext: cloudservice A/B $(same $W/run/apt/big $W/run/bpt/big)"
@@ -346,6 +364,9 @@ for run in $(seq $RUNS); do
     rm -f $W/relay.stats
 done
 echo "load at end: $(uptime)"
+if [ "${TRACE:-0}" = 1 ] && [ -f $W/steps.txt ]; then
+    python3 $HERE/wan_timeline.py $W/steps.txt $W/trace.txt > $W/timeline.txt && echo "timelines: $W/timeline.txt"
+fi
 
 python3 - "$OUT" "$LINK" << 'PY'
 import csv, statistics, sys

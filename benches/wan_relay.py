@@ -18,18 +18,52 @@ and closes and every 0.5 s, one line per mapping: NAME, bytes client ->
 server ("up"), bytes server -> client ("down"), open connections,
 connections closed so far, separated by spaces. The counters are cumulative; wan.sh takes
 differences. Stops on SIGTERM/SIGINT.
+
+--trace TRACE (optional) appends one line per event, wall-clock seconds
+(time.time(), the clock of `date +%s.%N`) first, for a timeline of each
+connection (benches/wan_timeline.py reads it):
+    T open  NAME CONN                 a client connected to the relay
+    T conn  NAME CONN                 the relay's connection to the server is up
+    T read  NAME CONN up|down BYTES   bytes read from the client (up) / server (down)
+    T write NAME CONN up|down BYTES   the same bytes handed to the other side's socket
+    T drain NAME CONN up|down         that socket's unacknowledged bytes (SIOCOUTQ)
+                                      reached 0: the peer's kernel holds every byte
+                                      written so far (polled every 2 ms after a write)
+    T eof   NAME CONN up|down         end of that direction
+    T close NAME CONN
 """
 
 import argparse
 import asyncio
+import fcntl
 import os
 import signal
+import struct
+import termios
+import time
 
 HOLD_LIMIT = 16 << 20
 READ_SIZE = 256 << 10
 
 stats = {}
 stats_path = ""
+trace_file = None
+next_conn = 0
+
+
+def trace(*fields):
+    """One line of the --trace file (nothing without --trace)."""
+    if trace_file is not None:
+        trace_file.write(f"{time.time():.6f} " + " ".join(str(f) for f in fields) + "\n")
+
+
+def outq(writer):
+    """Bytes written to WRITER's socket that its peer has not acknowledged (TIOCOUTQ), or 0."""
+    sock = writer.get_extra_info("socket")
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, ValueError):
+        return 0
 
 
 def write_stats():
@@ -40,9 +74,18 @@ def write_stats():
     os.replace(tmp, stats_path)
 
 
-async def pump(reader, writer, delay, st, key):
+async def pump(reader, writer, delay, st, key, tag):
     """Copy reader to writer, each piece DELAY seconds after it was read."""
     loop = asyncio.get_running_loop()
+    draining = None
+
+    async def watch_drain():
+        # Every 2 ms until the peer acknowledged all written bytes (bounded: 60 s).
+        for _ in range(30000):
+            if outq(writer) == 0:
+                trace("drain", tag, key)
+                return
+            await asyncio.sleep(0.002)
     queue = asyncio.Queue()
     held = 0
     room = asyncio.Event()
@@ -56,7 +99,9 @@ async def pump(reader, writer, delay, st, key):
                 data = await reader.read(READ_SIZE)
                 await queue.put((loop.time() + delay, data))
                 if not data:
+                    trace("eof", tag, key)
                     return
+                trace("read", tag, key, len(data))
                 held += len(data)
                 if held >= HOLD_LIMIT:
                     room.clear()
@@ -64,7 +109,7 @@ async def pump(reader, writer, delay, st, key):
             await queue.put((loop.time() + delay, b""))
 
     async def write_side():
-        nonlocal held
+        nonlocal held, draining
         while True:
             due, data = await queue.get()
             wait = due - loop.time()
@@ -76,6 +121,10 @@ async def pump(reader, writer, delay, st, key):
                 return
             writer.write(data)
             await writer.drain()
+            if trace_file is not None:
+                trace("write", tag, key, len(data))
+                if draining is None or draining.done():
+                    draining = asyncio.ensure_future(watch_drain())
             st[key] += len(data)
             held -= len(data)
             if held < HOLD_LIMIT:
@@ -86,10 +135,16 @@ async def pump(reader, writer, delay, st, key):
         await write_side()
     finally:
         reading.cancel()
+        if draining is not None and not draining.done():
+            await asyncio.wait({draining}, timeout=5)
 
 
 async def handle(name, host, port, delay, client_r, client_w):
+    global next_conn
     st = stats[name]
+    next_conn += 1
+    tag = f"{name} {next_conn}"
+    trace("open", tag)
     st["active"] += 1
     write_stats()
     try:
@@ -100,8 +155,9 @@ async def handle(name, host, port, delay, client_r, client_w):
         st["closed"] += 1
         write_stats()
         return
-    up = asyncio.ensure_future(pump(client_r, server_w, delay, st, "up"))
-    down = asyncio.ensure_future(pump(server_r, client_w, delay, st, "down"))
+    trace("conn", tag)
+    up = asyncio.ensure_future(pump(client_r, server_w, delay, st, "up", tag))
+    down = asyncio.ensure_future(pump(server_r, client_w, delay, st, "down", tag))
     try:
         # Done when both directions ended; a reset ends both.
         done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_EXCEPTION)
@@ -122,17 +178,21 @@ async def handle(name, host, port, delay, client_r, client_w):
                 pass
         st["active"] -= 1
         st["closed"] += 1
+        trace("close", tag)
         write_stats()
 
 
 async def main():
-    global stats_path
+    global stats_path, trace_file
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--delay-ms", type=float, required=True, help="delay added in each direction")
     ap.add_argument("--stats", required=True, help="JSON counters file")
+    ap.add_argument("--trace", help="append a timeline of every connection to this file")
     ap.add_argument("maps", nargs="+", help="NAME=LISTEN_PORT:HOST:PORT")
     args = ap.parse_args()
     stats_path = args.stats
+    if args.trace:
+        trace_file = open(args.trace, "a", buffering=1 << 20)
     delay = args.delay_ms / 1000.0
     servers = []
     for m in args.maps:
@@ -155,9 +215,13 @@ async def main():
             await asyncio.wait_for(stop.wait(), 0.5)
         except asyncio.TimeoutError:
             write_stats()
+            if trace_file is not None:
+                trace_file.flush()
     for s in servers:
         s.close()
     write_stats()
+    if trace_file is not None:
+        trace_file.close()
 
 
 if __name__ == "__main__":
