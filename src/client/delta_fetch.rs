@@ -22,6 +22,7 @@
 use super::applier::FetchJob;
 use super::error::ClientError;
 use super::fetch_sparse::write_chunk;
+use super::writeback::{start_writeback, Writeback};
 use crate::chunk::index::{
     drop_other_partials, fill_from_index, fill_in_place, partial_name, ChunkIndex,
 };
@@ -137,6 +138,9 @@ struct Building {
     /// When this build began: the modification time the verified file is
     /// given ([`DeltaDownload::finish`]).
     began: SystemTime,
+    /// When to start writing the fetched chunks out to disk, so the fsync
+    /// in [`DeltaDownload::finish`] finds little left ([`super::writeback`]).
+    writeback: Writeback,
 }
 
 /// What a finished download leaves: the verified file to place.
@@ -375,6 +379,7 @@ impl DeltaDownload {
             local_pending: false,
             hasher,
             began,
+            writeback: Writeback::default(),
         });
         let open = |p: &WirePath| sources.open(p);
         let Building {
@@ -521,6 +526,14 @@ impl DeltaDownload {
             write_chunk(&b.file, &chunk.data, o)
                 .map_err(|e| ClientError::io("write download file", e))?;
             b.hasher.write(o, &chunk.data);
+        }
+        let written = chunk.data.len() as u64 * offsets.len() as u64;
+        if b.writeback.wrote(written) {
+            // Only starts writes the fsync of `finish` would do; if it
+            // fails, that fsync still does them (and reports their error).
+            if let Err(e) = start_writeback(&b.file) {
+                log::debug!("{}: starting the write-out: {e}", b.header.path);
+            }
         }
         b.within += 1;
         if b.asked.get(b.run).is_some_and(|r| b.within >= r.count) {

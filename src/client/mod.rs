@@ -19,6 +19,7 @@
 //! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
 //! - [`delta_fetch`] and [`fetch_sparse`]: one delta download's build; its zero chunks stay holes.
+//! - [`writeback`]: a build written out to disk while it arrives (the fsync before placing it finds little).
 //! - [`ignore`]: `.cloudignore` and the built-in rules: which paths are not synced.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`rename`]: atomic no-replace and exchange renames (placement races).
@@ -59,6 +60,7 @@ pub mod status;
 pub mod stream_push;
 pub mod unreachable;
 pub mod watcher;
+pub mod writeback;
 
 pub use address::ServerAddress;
 pub use error::ClientError;
