@@ -135,7 +135,8 @@ enum Command {
     /// Show how FOLDER stands: server, user and device, connected or not,
     /// last sync, pending uploads and downloads, conflict copies, ignored
     /// entries, last error. Reads what the running client saved; never
-    /// connects. Exit status 0 when in sync, 1 when not, 2 when it cannot tell.
+    /// connects. Exit status 0 when in sync, 1 when not, 2 when it cannot
+    /// tell, 3 when a client holds the folder but gives no sign of life.
     Status {
         /// The synced folder.
         folder: PathBuf,
@@ -243,7 +244,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cloud-client status FOLDER [--json]`: 0 in sync, 1 not in sync, 2 no answer.
+/// `cloud-client status FOLDER [--json]`: 0 in sync, 1 not in sync, 2 no
+/// answer, 3 a client holds the folder but does not respond.
 fn status(folder: &Path, json: bool) -> ExitCode {
     match report::gather(folder) {
         Ok(r) => {
@@ -259,11 +261,7 @@ fn status(folder: &Path, json: bool) -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            if r.in_sync {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::from(report::exit_code(&r))
         }
         Err(e) => {
             eprintln!("cloud-client: {e}");

@@ -11,6 +11,7 @@ use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
 use super::index::{Entry, EntryKind, Index};
 use super::plan;
 use crate::chunk::{manifest_of_reader_sized, Manifest, MIN_CHUNK};
+use crate::client::status::heartbeat::{Beating, Heartbeat};
 use crate::fsafe::hash_reader;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ContentHash, WirePath};
@@ -96,6 +97,9 @@ pub struct Scanner {
     manifests: HashMap<WirePath, (Stat, Manifest)>,
     /// Chunk entries held in `manifests` (bounded by [`MAX_KEPT_CHUNKS`]).
     kept_chunks: usize,
+    /// Beaten as the walk and the hashing advance (a long scan is not a
+    /// hung client): [`crate::client::status::heartbeat`].
+    heart: Option<Heartbeat>,
     /// New files may be planned as [`Op::Stream`] (the server takes
     /// protocol version 6, PROTOCOL.md §13.8): not read by the plan.
     streams: bool,
@@ -114,6 +118,11 @@ fn keeps_manifest(size: u64) -> bool {
 }
 
 impl Scanner {
+    /// Beats `heart` as scans advance.
+    pub fn set_heartbeat(&mut self, heart: Heartbeat) {
+        self.heart = Some(heart);
+    }
+
     /// A scanner for the folder `root`.
     pub fn new(root: &Path) -> Scanner {
         Scanner {
@@ -126,6 +135,7 @@ impl Scanner {
             holds_ignored: HashSet::new(),
             manifests: HashMap::new(),
             kept_chunks: 0,
+            heart: None,
             streams: false,
         }
     }
@@ -191,6 +201,9 @@ impl Scanner {
             .sort_by_file_name()
             .into_iter();
         while let Some(item) = walk.next() {
+            if let Some(heart) = &self.heart {
+                heart.beat_if_due();
+            }
             let item = match item {
                 Ok(item) => item,
                 Err(e) => {
@@ -554,6 +567,10 @@ impl Scanner {
                 return Hashed::Unreadable(format!("unreadable ({})", os_reason(&e)));
             }
             Err(_) => return Hashed::Unstable,
+        };
+        let file = Beating {
+            inner: file,
+            heart: self.heart.as_ref(),
         };
         let read = if keeps_manifest(before.size) && self.kept_chunks < MAX_KEPT_CHUNKS {
             manifest_of_reader_sized(BufReader::with_capacity(1 << 20, file), before.size)

@@ -86,6 +86,9 @@ struct Session<'a> {
 impl Session<'_> {
     fn run(&mut self, on_new_user: &mut dyn FnMut(UserId)) -> Result<(), ClientError> {
         loop {
+            // A turn of the loop is a sign of life (`status` says "not
+            // responding" when they stop); long steps beat as they advance.
+            self.publisher.beat();
             if self.shutdown.load(Ordering::SeqCst) {
                 log::info!("stopping");
                 return self.stop();

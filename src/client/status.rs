@@ -4,6 +4,9 @@
 //! file persisted over the old one, so a reader never sees half of it) when
 //! its state changes, and holds a lock on `.cloudservice/running` while it
 //! runs, so a reader can tell a live status from one a stopped client left.
+//! The lock file holds the client's process ID and its modification time is
+//! the client's heartbeat ([`heartbeat`]), so a reader can also tell a
+//! working client from a frozen one.
 //!
 //! Shape of the file (JSON, one object; times are RFC 3339 UTC strings):
 //! ```text
@@ -21,6 +24,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::SystemTime;
 
+pub mod heartbeat;
 pub mod report;
 
 /// The status file's name in the state folder.

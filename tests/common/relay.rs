@@ -2,6 +2,7 @@
 //! way (what a real link carries, TLS included), and can play an older
 //! server: on a plaintext link it answers the first frame of a chosen kind
 //! with a closing Error, as a server that does not know that kind does.
+//! It can also lose a frame, or play a slow uplink.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -63,6 +64,17 @@ impl Relay {
         Relay::accepting(target, move |(client, server), (c2, s2), (u, d)| {
             let lost = lost.clone();
             std::thread::spawn(move || lose_once(client, server, u, kind, lost));
+            std::thread::spawn(move || pump(s2, c2, d));
+        })
+    }
+
+    /// A relay to `target` whose client-to-server direction carries at
+    /// most `up_bytes_per_s` (a slow uplink: uploads take long; the
+    /// client's writes block while its socket buffer is full). The other
+    /// direction is not slowed.
+    pub fn slow(target: u16, up_bytes_per_s: u64) -> Relay {
+        Relay::accepting(target, move |(client, server), (c2, s2), (u, d)| {
+            std::thread::spawn(move || pump_slow(client, server, u, up_bytes_per_s));
             std::thread::spawn(move || pump(s2, c2, d));
         })
     }
@@ -138,6 +150,31 @@ fn pump(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
                 count.fetch_add(n as u64, Ordering::SeqCst);
                 if to.write_all(&buf[..n]).is_err() {
                     break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// [`pump`] at `rate` bytes per second at most: reads 16 KiB at a time and
+/// sleeps until the bytes moved so far are due.
+fn pump_slow(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>, rate: u64) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let started = std::time::Instant::now();
+    let mut moved = 0u64;
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                count.fetch_add(n as u64, Ordering::SeqCst);
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                moved += n as u64;
+                let due = std::time::Duration::from_secs_f64(moved as f64 / rate.max(1) as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
                 }
             }
         }

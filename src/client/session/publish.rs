@@ -12,11 +12,11 @@ use crate::client::index::Index;
 use crate::client::printable::escape_controls;
 use crate::client::schedule::holdback::Held;
 use crate::client::state::{Identity, StateDir};
+use crate::client::status::heartbeat::Heartbeat;
 use crate::client::status::{self, rfc3339, Status};
 use crate::client::Config;
 use crate::protocol::WirePath;
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,8 +30,9 @@ const LAST_SYNC_EVERY: Duration = Duration::from_secs(30);
 /// What the session last published, and what it remembers for it.
 #[derive(Debug, Default)]
 pub(super) struct Publisher {
-    /// The lock that tells `status` a client runs here.
-    _running: Option<OwnedFd>,
+    /// The lock that tells `status` a client runs here, and its beat
+    /// that tells it the client still advances.
+    pub(super) heart: Option<Heartbeat>,
     /// The last status written (its `updated` field aside).
     last: Option<Status>,
     last_write: Option<Instant>,
@@ -51,29 +52,41 @@ pub(super) struct Publisher {
 
 impl Publisher {
     /// Holds the running lock `running` (taken at start, before anything
-    /// was read or written: [`crate::client::status::lock_running`]) for
-    /// the session's life. "Last sync" starts as the one an earlier run
+    /// was read or written: [`crate::client::status::lock_running`], and
+    /// beating since) for the session's life. "Last sync" starts as the one an earlier run
     /// left in the state folder `state`: a run that never agrees with the
     /// server (down, refused) does not erase it.
-    pub(super) fn start(running: OwnedFd, state: &Path) -> Publisher {
+    pub(super) fn start(running: Heartbeat, state: &Path) -> Publisher {
         let last_sync = status::read(state)
             .ok()
             .flatten()
             .and_then(|s| s.last_sync)
             .and_then(|t| status::parse_rfc3339(&t));
         Publisher {
-            _running: Some(running),
+            heart: Some(running),
             last_sync,
             ..Publisher::default()
         }
     }
 
     /// How long the session loop may sleep: `timeout`, or less when a
-    /// status write was put off and falls due sooner.
+    /// status write was put off and falls due sooner, or the next beat of
+    /// the heartbeat does.
     pub(super) fn wake_within(&self, timeout: Duration, now: Instant) -> Duration {
+        let timeout = match &self.heart {
+            Some(heart) => timeout.min(heart.due_in(now)),
+            None => timeout,
+        };
         match (self.put_off, self.last_write) {
             (true, Some(at)) => timeout.min((at + STATUS_EVERY).saturating_duration_since(now)),
             _ => timeout,
+        }
+    }
+
+    /// Beats the heartbeat if due: the session loop turned.
+    pub(super) fn beat(&self) {
+        if let Some(heart) = &self.heart {
+            heart.beat_if_due();
         }
     }
 

@@ -326,9 +326,14 @@ impl Session<'_> {
                 break;
             }
             let transfer = &mut self.push.transfer;
+            let heart = self.publisher.heart.as_ref();
             let mut on_bytes = |n: u64| {
                 if let Some(t) = transfer.as_mut() {
                     t.add_bytes(n);
+                }
+                // A long upload advances: the client is not hung.
+                if let Some(heart) = heart {
+                    heart.beat_if_due();
                 }
             };
             // A RemoveDir's cursor: what this device has seen,

@@ -15,13 +15,14 @@ use crate::client::origin;
 use crate::client::scanner::Scanner;
 use crate::client::schedule::Timers;
 use crate::client::state::{Identity, StateDir};
+use crate::client::status::heartbeat::Heartbeat;
+use crate::client::status::RUNNING_FILE;
 use crate::client::watcher::{canonical_root, FolderWatcher};
 use crate::client::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{HelloMode, KeyHello, KeyWelcome, Secret, UserId};
 use std::collections::HashSet;
 use std::fs;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -58,7 +59,14 @@ pub fn run(
     // status. The lock is an flock, so it dies with the process (also on
     // SIGKILL) and a restart after a crash takes it again.
     let running = match crate::client::status::lock_running(state.path()) {
-        Ok(Some(fd)) => fd,
+        // The lock file names this process and beats for it from now on
+        // ([`crate::client::status::heartbeat`]).
+        Ok(Some(fd)) => Heartbeat::start(fd).map_err(|e| {
+            ClientError::io(
+                format!("cannot write {}", state.path().join(RUNNING_FILE).display()),
+                e,
+            )
+        })?,
         // The other client's status file is its own: nothing is recorded.
         Ok(None) => return Err(ClientError::FolderInUse(root)),
         Err(e) => {
@@ -90,7 +98,7 @@ fn run_in(
     config: &Config,
     root: std::path::PathBuf,
     state: StateDir,
-    running: OwnedFd,
+    running: Heartbeat,
     shutdown: Arc<AtomicBool>,
     on_new_user: &mut dyn FnMut(UserId),
 ) -> Result<(), ClientError> {
@@ -134,27 +142,30 @@ fn run_in(
         }
         _ => (loaded, hello_for(loaded, config)?),
     };
+    let heart = running.clone();
     let publisher = super::publish::Publisher::start(running, state.path());
     // A folder that has an identity keeps trying a server it cannot reach
     // (or that refuses it for a while) at start-up, with the same backoff
     // as a lost connection; a first run (join or new user) and `--once`
     // stop with the error, except that every run waits out a user between
     // shards (`greet_retrying`, §16.2).
-    let (conn, identity, start_error) =
-        match (greet_retrying(config, &hello, stored, &shutdown), stored) {
-            (Ok(Some((conn, identity))), _) => (Some(conn), identity, None),
-            (Ok(None), _) => return Ok(()),
-            (Err(e), Some(id)) if !config.once && e.is_retryable_connect() => {
-                if let ClientError::DeviceInUse { .. } = e {
-                    // Said loudly only if it lasts (`Session::connect_failed`).
-                    log::info!("the server still has a live connection of this device; retrying");
-                } else {
-                    log::warn!("{e}; retrying in the background");
-                }
-                (None, id, Some(e))
+    let (conn, identity, start_error) = match (
+        greet_retrying(config, &hello, stored, (&shutdown, &heart)),
+        stored,
+    ) {
+        (Ok(Some((conn, identity))), _) => (Some(conn), identity, None),
+        (Ok(None), _) => return Ok(()),
+        (Err(e), Some(id)) if !config.once && e.is_retryable_connect() => {
+            if let ClientError::DeviceInUse { .. } = e {
+                // Said loudly only if it lasts (`Session::connect_failed`).
+                log::info!("the server still has a live connection of this device; retrying");
+            } else {
+                log::warn!("{e}; retrying in the background");
             }
-            (Err(e), _) => return Err(copy_refused(e, copy, config, &root)),
-        };
+            (None, id, Some(e))
+        }
+        (Err(e), _) => return Err(copy_refused(e, copy, config, &root)),
+    };
     if stored.is_none() {
         state.save_identity(&identity)?;
         origin::save(state.path(), &origin::here(&root, identity.client)?)?;
@@ -182,6 +193,7 @@ fn run_in(
     let now = Instant::now();
     let mut scanner = Scanner::new(&root);
     scanner.set_rules(rules.rules().clone());
+    scanner.set_heartbeat(heart);
     let mut session = Session {
         config,
         root: root.clone(),
@@ -360,7 +372,7 @@ fn greet_retrying(
     config: &Config,
     hello: &KeyHello,
     stored: Option<Identity>,
-    shutdown: &AtomicBool,
+    (shutdown, heart): (&AtomicBool, &Heartbeat),
 ) -> Result<Option<(Connection, Identity)>, ClientError> {
     use crate::client::schedule::{BACKOFF_MAX, BACKOFF_MIN};
     use crate::protocol::ErrorCode;
@@ -390,6 +402,7 @@ fn greet_retrying(
             if shutdown.load(Ordering::Relaxed) {
                 return Ok(None);
             }
+            heart.beat_if_due();
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         wait = (wait * 2).min(BACKOFF_MAX);

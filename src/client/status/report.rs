@@ -3,7 +3,8 @@
 //! holds now: conflict copies (listed) and ignored entries (counted). Reads
 //! only; never connects and never touches the client's state.
 
-use super::{is_conflict_name, is_running, read, Status, StatusError};
+use super::heartbeat::{judge, read_pulse, Liveness, Pulse};
+use super::{is_conflict_name, is_running, read, Status, StatusError, RUNNING_FILE};
 use crate::client::fsutil::{check_path, Local, Stat};
 use crate::client::ignore::source::RuleSource;
 use crate::client::index::{EntryKind, Index};
@@ -15,6 +16,7 @@ use crate::protocol::WirePath;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Everything `status` shows; `--json` prints it as one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,8 +72,29 @@ pub struct Report {
     /// pull and its first comparison of the folder are not done):
     /// [`Status::caught_up`]. Not in sync meanwhile.
     pub starting: bool,
-    /// Running, connected, nothing pending, no error: the exit status is 0.
+    /// The running client's process ID, as it wrote it into its lock file
+    /// (`None` when no client runs, or one older than the heartbeat does).
+    pub pid: Option<u32>,
+    /// A client holds the lock but has given no sign of life (its
+    /// heartbeat, [`super::heartbeat`]) for this many seconds, more than
+    /// [`super::heartbeat::SILENT_AFTER`]: frozen, hung or starved. Its
+    /// status file is then not trusted: not connected, not in sync, exit
+    /// status 3. `None` otherwise.
+    pub not_responding_for: Option<u64>,
+    /// Running, responding, connected, nothing pending, no error: the exit
+    /// status is 0.
     pub in_sync: bool,
+}
+
+/// The exit status `cloud-client status` gives for `r`: 0 in sync, 3 a
+/// client holds the lock but does not respond, 1 any other "not in sync".
+/// (2, "cannot tell", is for a report that could not be made.)
+pub fn exit_code(r: &Report) -> u8 {
+    match (r.in_sync, r.not_responding_for) {
+        (true, _) => 0,
+        (false, Some(_)) => 3,
+        (false, None) => 1,
+    }
 }
 
 /// Why there is no report.
@@ -157,10 +180,17 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         .load_identity()
         .map_err(|e| ReportError::State(e.to_string()))?;
     let running = is_running(state.path());
+    let pulse = running
+        .then(|| read_pulse(&state.path().join(RUNNING_FILE)))
+        .flatten();
+    let not_responding_for = match judge(pulse, SystemTime::now()) {
+        Liveness::Silent { for_secs } if running => Some(for_secs),
+        _ => None,
+    };
     let status = read(state.path())?;
     let Some(identity) = identity else {
         return match status {
-            Some(s) => Ok(not_joined(folder, running, s)),
+            Some(s) => Ok(not_joined(folder, running, (pulse, not_responding_for), s)),
             None => Err(ReportError::NotSynced(folder.to_path_buf())),
         };
     };
@@ -211,7 +241,7 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         server: s.map(|s| s.server.clone()),
         user: identity.user.to_string(),
         device: identity.client,
-        connected: running && s.is_some_and(|s| s.connected),
+        connected: running && not_responding_for.is_none() && s.is_some_and(|s| s.connected),
         last_sync: s.and_then(|s| s.last_sync.clone()),
         uploads_pending: s.map_or(0, |s| s.uploads_pending),
         downloads_pending: s.map_or(0, |s| s.downloads_pending),
@@ -222,7 +252,10 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         last_error: s.and_then(|s| s.last_error.clone()),
         rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
         starting: running && s.is_some_and(|s| s.caught_up == Some(false)),
+        pid: pulse.map(|p| p.pid),
+        not_responding_for,
         in_sync: in_sync(running, s)
+            && not_responding_for.is_none()
             && seen.modes_pending == 0
             && held_back == 0
             && held_for_space == 0
@@ -232,7 +265,12 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
 
 /// The report for a folder whose first run (join or new user) failed:
 /// what that run left in the status file `s`, never in sync.
-fn not_joined(folder: &Path, running: bool, s: Status) -> Report {
+fn not_joined(
+    folder: &Path,
+    running: bool,
+    (pulse, not_responding_for): (Option<Pulse>, Option<u64>),
+    s: Status,
+) -> Report {
     Report {
         folder: folder.display().to_string(),
         running,
@@ -251,6 +289,8 @@ fn not_joined(folder: &Path, running: bool, s: Status) -> Report {
         last_error: s.last_error,
         rule_errors: s.rule_errors,
         starting: false,
+        pid: pulse.map(|p| p.pid),
+        not_responding_for,
         in_sync: false,
     }
 }
@@ -342,7 +382,12 @@ fn bit_differs(index: Option<&Index>, rel: &str, item: &walkdir::DirEntry) -> bo
 /// The report for people, one fact per line.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
+    let silent;
     let state = match (r.in_sync, r.running, r.connected) {
+        _ if r.not_responding_for.is_some() => {
+            silent = not_responding(r);
+            &silent
+        }
         _ if !r.joined => {
             "not joined (the first run did not reach the server or was refused; see last error)"
         }
@@ -357,6 +402,9 @@ pub fn render(r: &Report) -> String {
     let none = "-".to_owned();
     let _ = writeln!(out, "folder:        {}", quote_path(&r.folder));
     let _ = writeln!(out, "state:         {state}");
+    if let Some(pid) = r.pid {
+        let _ = writeln!(out, "process:       {pid}");
+    }
     let _ = writeln!(out, "server:        {}", r.server.as_ref().unwrap_or(&none));
     let user = if r.user.is_empty() { "-" } else { &r.user };
     let _ = writeln!(out, "user:          {user}");
@@ -391,6 +439,18 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "rules:         {}", escape_controls(e));
     }
     out
+}
+
+/// The state line of a client that holds the lock and does not respond.
+fn not_responding(r: &Report) -> String {
+    let secs = r.not_responding_for.unwrap_or_default();
+    let pid = r
+        .pid
+        .map_or_else(|| "the client".to_owned(), |p| format!("process {p}"));
+    format!(
+        "not responding (no sign of life from {pid} for {secs} s: it holds the folder's lock \
+         but does not advance — stopped, hung or starved; what it last reported is not trusted)"
+    )
 }
 
 /// Why the server's entry at `path` is held back (R-5.6.5, R-5.6.10), from

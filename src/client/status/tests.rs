@@ -274,3 +274,102 @@ fn render_escapes_bidi_and_line_separator_characters() {
         assert!(text.contains(shown), "{shown:?} in {text}");
     }
 }
+
+#[test]
+fn a_beat_older_than_silent_after_is_silence() {
+    use heartbeat::{judge, Liveness, Pulse, SILENT_AFTER};
+    let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let pulse = |age: Duration| {
+        Some(Pulse {
+            pid: 42,
+            last_beat: now - age,
+        })
+    };
+    let secs = Duration::from_secs;
+    let table = [
+        (pulse(secs(0)), Liveness::Responding),
+        (pulse(secs(2)), Liveness::Responding),
+        (pulse(SILENT_AFTER), Liveness::Responding),
+        (
+            pulse(SILENT_AFTER + Duration::from_millis(1)),
+            Liveness::Silent { for_secs: 10 },
+        ),
+        (pulse(secs(45)), Liveness::Silent { for_secs: 45 }),
+        (pulse(secs(86_400)), Liveness::Silent { for_secs: 86_400 }),
+        // The clock went back since the beat: taken as now.
+        (
+            Some(Pulse {
+                pid: 42,
+                last_beat: now + secs(3_600),
+            }),
+            Liveness::Responding,
+        ),
+        // A lock file that names no process: a client without heartbeat.
+        (None, Liveness::Unknown),
+    ];
+    for (pulse, want) in table {
+        assert_eq!(judge(pulse, now), want, "{pulse:?}");
+    }
+}
+
+#[test]
+fn the_lock_file_names_the_client_and_its_time_is_the_beat() {
+    use heartbeat::{read_pulse, Heartbeat, BEAT_EVERY};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join(RUNNING_FILE);
+    fs::write(&file, "").expect("old client's lock file");
+    assert_eq!(read_pulse(&file), None, "no process named: no pulse");
+    let lock = lock_running(dir.path()).expect("lock").expect("free");
+    let heart = Heartbeat::start(lock).expect("start");
+    let first = read_pulse(&file).expect("pulse");
+    assert_eq!(first.pid, std::process::id());
+    assert!(is_running(dir.path()), "the lock is still held");
+    // Not due yet: the time does not move.
+    let old = SystemTime::now() - Duration::from_secs(60);
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(old))
+        .expect("age it");
+    heart.beat_if_due();
+    assert_eq!(read_pulse(&file).expect("pulse").last_beat, old);
+    assert!(heart.due_in(std::time::Instant::now()) <= BEAT_EVERY);
+    std::thread::sleep(BEAT_EVERY);
+    heart.beat_if_due();
+    let beat = read_pulse(&file).expect("pulse").last_beat;
+    assert!(beat > old + Duration::from_secs(50), "{beat:?}");
+    assert!(heart.due_in(std::time::Instant::now()) > Duration::ZERO);
+}
+
+#[test]
+fn a_silent_client_is_not_in_sync_whatever_its_file_says() {
+    let dir = synced_folder();
+    let state = dir.path().join(crate::protocol::limits::STATE_DIR_NAME);
+    let lock = lock_running(&state).expect("lock").expect("free");
+    let _heart = heartbeat::Heartbeat::start(lock).expect("start");
+    write(&state, &sample()).expect("status");
+    let r = gather(dir.path()).expect("report");
+    assert!(r.in_sync && r.not_responding_for.is_none(), "{r:?}");
+    assert_eq!(r.pid, Some(std::process::id()));
+    assert_eq!(report::exit_code(&r), 0);
+    let old = SystemTime::now() - Duration::from_secs(45);
+    fs::File::options()
+        .write(true)
+        .open(state.join(RUNNING_FILE))
+        .and_then(|f| f.set_modified(old))
+        .expect("age it");
+    let r = gather(dir.path()).expect("report");
+    assert!(!r.in_sync && !r.connected && r.running, "{r:?}");
+    let silent = r.not_responding_for.expect("silent");
+    assert!((45..50).contains(&silent), "{silent}");
+    assert_eq!(report::exit_code(&r), 3);
+    let text = report::render(&r);
+    let pid = std::process::id();
+    assert!(
+        text.contains(&format!(
+            "state:         not responding (no sign of life from process {pid} for {silent} s"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("process:       {pid}")), "{text}");
+}
