@@ -5,8 +5,8 @@
 use cloudservice::protocol::limits::{MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES, MAX_PAYLOAD};
 use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ContentHash, Delete, EntryState, ErrorCode, ErrorReport,
-    Fetch, FileBegin, Frame, FrameDecoder, FrameError, Hello, HelloMode, Kind, Message, PathError,
-    PushAck, PushStatus, RemoveDir, Rename, Status, UserId, Welcome, WirePath,
+    Fetch, FileBegin, Frame, FrameDecoder, FrameError, Hello, HelloMode, Kind, Message, PartialAck,
+    PathError, PushAck, PushStatus, RemoveDir, Rename, Status, UserId, Welcome, WirePath,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -117,6 +117,14 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u64>().prop_map(|cursor| Message::Pull { cursor }),
         change_batch(),
         any::<u64>().prop_map(|cursor| Message::Ack { cursor }),
+        (
+            any::<u64>(),
+            proptest::collection::btree_set(wire_path(), 1..6)
+        )
+            .prop_map(|(cursor, held)| Message::PartialAck(PartialAck {
+                cursor,
+                held: held.into_iter().collect(),
+            })),
         any::<u64>().prop_map(|head| Message::Notify { head }),
         (any::<u64>(), wire_path())
             .prop_map(|(version, path)| Message::Fetch(Fetch { version, path })),

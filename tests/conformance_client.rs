@@ -699,3 +699,81 @@ fn r_5_6_8_a_full_server_disk_and_another_storage_failure_are_told_apart() {
         }
     }
 }
+
+/// A full listing (head 2, full, last) answering `pull`: `mine.txt` with
+/// the server's `theirs` and an empty `empty.txt` (made without a fetch).
+fn listing_with_an_edit_of_mine(pull: &RawFrame) -> Vec<u8> {
+    let mut p = 2u64.to_be_bytes().to_vec();
+    p.extend_from_slice(&[3, 0, 2]);
+    for (path, content, version) in [
+        (&b"mine.txt"[..], &b"theirs"[..], 1u64),
+        (b"empty.txt", b"", 2),
+    ] {
+        p.push(FILE);
+        p.extend_from_slice(&version.to_be_bytes());
+        p.extend_from_slice(&(content.len() as u64).to_be_bytes());
+        p.extend_from_slice(blake3::hash(content).as_bytes());
+        p.extend_from_slice(&path_field(path));
+    }
+    batch(pull, &p)
+}
+
+/// a reply applied but for a local edit left to the push
+/// (`mine.txt`) is acknowledged with a PartialAck (header byte 07, kind
+/// 0x1B) of the reply's head naming that path, never with an Ack. A server
+/// of version 6 refuses it ("unsupported protocol version 7") and closes:
+/// the client comes back and, for the rest of its run, sends neither (as
+/// before version 7).
+#[test]
+fn r_5_3_4_the_client_names_what_it_left_to_its_push() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("mine.txt"), b"mine").expect("write");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = start_client(port, dir.path(), "1000", None);
+    let mut partial = Vec::new();
+    for refuse in [true, false] {
+        let mut c = accept(&listener, Duration::from_secs(20));
+        handshake(&mut c, 2);
+        let deadline = Instant::now() + Duration::from_secs(4);
+        let mut closed = false;
+        while Instant::now() < deadline && !closed {
+            let f = match c.read(Duration::from_millis(300)) {
+                Got::Frame(f) => f,
+                Got::Timeout => continue,
+                Got::Closed => panic!("the client closed the connection"),
+            };
+            match f.kind {
+                PULL | PULL_MODES => c.send(&listing_with_an_edit_of_mine(&f)),
+                ACK => panic!("a reply left in part to the push was acknowledged: {f:?}"),
+                PARTIAL_ACK => {
+                    partial.push((refuse, f.payload.clone()));
+                    if refuse {
+                        let text = b"unsupported protocol version 7";
+                        let mut error = BAD_FRAME.to_be_bytes().to_vec();
+                        error.extend_from_slice(&(text.len() as u16).to_be_bytes());
+                        error.extend_from_slice(text);
+                        c.send(&frame(ERROR, 0, &error));
+                        closed = true;
+                    }
+                }
+                PING => c.send(&frame(PONG, f.rid, &[])),
+                _ => {}
+            }
+        }
+        assert!(!refuse || closed, "no PartialAck reached the older server");
+    }
+    let mut want = 2u64.to_be_bytes().to_vec();
+    want.extend_from_slice(&[0, 1]);
+    want.extend_from_slice(&path_field(b"mine.txt"));
+    assert!(!partial.is_empty());
+    for (refused, payload) in &partial {
+        assert!(refused, "sent again after the refusal: {partial:?}");
+        assert_eq!(payload, &want);
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("empty.txt")).ok().as_deref(),
+        Some(&b""[..]),
+        "the rest of the reply was applied"
+    );
+}

@@ -8,8 +8,8 @@
 mod common;
 
 use cloudservice::protocol::{
-    decode_all, ChangeEntry, Delete, EntryState, ErrorCode, Fetch, Frame, Kind, Message, PushAck,
-    PushStatus, RemoveDir, Rename, SetMode, Status,
+    decode_all, ChangeEntry, Delete, EntryState, ErrorCode, Fetch, Frame, Kind, Message,
+    PartialAck, PushAck, PushStatus, RemoveDir, Rename, SetMode, Status,
 };
 use common::*;
 use std::time::Duration;
@@ -748,4 +748,104 @@ fn r_7_2_8_an_unseen_move_is_held_once_the_cursor_reached_it() {
         }))
         .expect("Delete");
     assert_eq!(gone.status, PushStatus::Applied, "{gone:?}");
+}
+
+/// What A does in the tests after its pull: nothing (today's
+/// client: the reply is not acknowledged while a path waits for its push),
+/// or a PartialAck naming one path.
+fn partial_ack(a: &mut WireClient, head: u64, held: Option<&str>) {
+    if let Some(path) = held {
+        a.send(Message::PartialAck(PartialAck {
+            cursor: head,
+            held: vec![p(path)],
+        }));
+    }
+}
+
+/// removes R-7.2.8's accepted cost: A pulled B's edits of `d/x`
+/// and `g`, left its own edit of `g` to its push (so no full Ack), moved
+/// `d` to `e` and edited `e/x` on the version it pulled. With no Ack the
+/// server counts B's `d/x` as unseen by A, the move gets no author and
+/// A's edit became a needless conflict copy (A had seen B's content: the
+/// `None` row, today's client). A PartialAck naming `g` says A applied the
+/// rest: Applied. Naming `d/x` (or `d`) keeps B's `d/x` unseen: Conflict,
+/// B's content stays (the loss guards against). `g` itself is a
+/// real conflict in every row.
+#[test]
+fn r_5_3_4_a_partial_ack_makes_what_the_pull_applied_seen() {
+    for held in [None, Some("g"), Some("d/x"), Some("d")] {
+        let server = Server::start();
+        let mut a = WireClient::new_user(server.addr);
+        let mut b = WireClient::new_client(server.addr, a.user);
+        let x1 = a.put("d/x", b"A's x", 0).expect("d/x").version;
+        let g1 = a.put("g", b"A's g", 0).expect("g").version;
+        let (head, _, _) = a.pull(0);
+        a.send(Message::Ack { cursor: head });
+        let x2 = b.put("d/x", b"B's x", x1).expect("B's x").version;
+        b.put("g", b"B's g", g1).expect("B's g");
+        let (head, _, entries) = a.pull(head);
+        assert_eq!(entry(&entries, "d/x").version, x2);
+        partial_ack(&mut a, head, held);
+        let moved = a
+            .push(Message::Rename(Rename {
+                base_version: x1,
+                from: p("d"),
+                to: p("e"),
+            }))
+            .expect("rename d e");
+        assert_eq!(moved.status, PushStatus::Applied, "{held:?}: {moved:?}");
+        // A keeps the base it pulled: the move's version is not one above
+        // its cursor.
+        let edit = a.put("e/x", b"B's x, edited by A", x2).expect("e/x");
+        let g = a.put("g", b"A's g, edited", g1).expect("g");
+        assert_eq!(g.status, PushStatus::Conflict, "{held:?}: {g:?}");
+        let tree = tree(&server.user_dir(&a.user));
+        if held == Some("g") {
+            assert_eq!(edit.status, PushStatus::Applied, "{held:?}: {edit:?}");
+            assert_eq!(tree.get("e/x"), Some(&Some(b"B's x, edited by A".to_vec())));
+        } else {
+            assert_eq!(edit.status, PushStatus::Conflict, "{held:?}: {edit:?}");
+            assert_eq!(tree.get("e/x"), Some(&Some(b"B's x".to_vec())), "{held:?}");
+        }
+    }
+}
+
+/// The same for a version with no author: B moved `f` to `h`
+/// without having pulled C's edit of `f`, so the move has no author. A
+/// pulled `h` (and left its edit of `g` to its push): A's edit of `h` on
+/// the move's version is Applied once a PartialAck names only `g`, and a
+/// Conflict with no Ack or when the PartialAck names `h`.
+#[test]
+fn r_5_3_4_an_unauthored_version_a_partial_ack_covers_is_held() {
+    for held in [None, Some("g"), Some("h")] {
+        let server = Server::start();
+        let mut a = WireClient::new_user(server.addr);
+        let mut b = WireClient::new_client(server.addr, a.user);
+        let mut c = WireClient::new_client(server.addr, a.user);
+        let f1 = a.put("f", b"f", 0).expect("f").version;
+        let g1 = a.put("g", b"A's g", 0).expect("g").version;
+        let (head, _, _) = a.pull(0);
+        a.send(Message::Ack { cursor: head });
+        c.put("f", b"C's f", f1).expect("C's f");
+        b.put("g", b"B's g", g1).expect("B's g");
+        let moved = b
+            .push(Message::Rename(Rename {
+                base_version: f1,
+                from: p("f"),
+                to: p("h"),
+            }))
+            .expect("B renames f h");
+        let (head, _, entries) = a.pull(head);
+        assert_eq!(entry(&entries, "h").version, moved.version);
+        partial_ack(&mut a, head, held);
+        let edit = a.put("h", b"C's f, edited by A", moved.version).expect("h");
+        let tree = tree(&server.user_dir(&a.user));
+        if held == Some("g") {
+            assert_eq!(edit.status, PushStatus::Applied, "{held:?}: {edit:?}");
+            assert_eq!(tree.get("h"), Some(&Some(b"C's f, edited by A".to_vec())));
+        } else {
+            assert_eq!(edit.status, PushStatus::Conflict, "{held:?}: {edit:?}");
+            assert_eq!(tree.get("h"), Some(&Some(b"C's f".to_vec())), "{held:?}");
+        }
+    }
 }

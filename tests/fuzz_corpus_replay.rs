@@ -21,7 +21,7 @@ use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
 };
 use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
-use cloudservice::protocol::{StreamBegin, StreamEnd};
+use cloudservice::protocol::{PartialAck, StreamBegin, StreamEnd};
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
 use std::fs;
@@ -121,7 +121,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 40, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 41, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -364,6 +364,19 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
             ),
         ),
         ("ack", frame(5, Message::Ack { cursor: 44 })),
+        (
+            "partial-ack",
+            frame(
+                5,
+                Message::PartialAck(PartialAck {
+                    cursor: 44,
+                    held: vec![
+                        WirePath::new("notes.txt").expect("path"),
+                        WirePath::new("d/x").expect("path"),
+                    ],
+                }),
+            ),
+        ),
         ("notify", frame(0, Message::Notify { head: 45 })),
         (
             "fetch",

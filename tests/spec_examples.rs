@@ -14,7 +14,8 @@ use cloudservice::protocol::limits;
 use cloudservice::protocol::{
     conflict_path, decode_all, ChangeBatch, ChangeEntry, ContentHash, Delete, EntryState,
     ErrorCode, ErrorReport, Fetch, FileBegin, Frame, FrameDecoder, Hello, HelloMode, KeyHello,
-    KeyWelcome, Message, PushAck, PushStatus, RemoveDir, Rename, Secret, Status, UserId, Welcome,
+    KeyWelcome, Message, PartialAck, PushAck, PushStatus, RemoveDir, Rename, Secret, Status,
+    UserId, Welcome,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -291,6 +292,16 @@ fn examples() -> BTreeMap<&'static str, Frame> {
             ),
         ),
         ("ack", frame(6, Message::Ack { cursor: 21 })),
+        (
+            "partial-ack",
+            frame(
+                6,
+                Message::PartialAck(PartialAck {
+                    cursor: 21,
+                    held: vec![path("photos/cat.txt")],
+                }),
+            ),
+        ),
         (
             "makedir",
             frame(

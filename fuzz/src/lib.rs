@@ -27,7 +27,7 @@ use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
 };
 use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
-use cloudservice::protocol::{StreamBegin, StreamEnd};
+use cloudservice::protocol::{PartialAck, StreamBegin, StreamEnd};
 
 pub mod chunk_list;
 
@@ -263,7 +263,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 41 {
+        Some(match self.u8() % 42 {
             0 => Message::Hello(Hello {
                 mode: self.hello_mode(),
                 user_id: UserId(self.array()),
@@ -452,6 +452,21 @@ impl<'a> ByteSource<'a> {
                 0 => StreamEnd::Sealed(ContentHash(self.array())),
                 _ => StreamEnd::Abandoned,
             }),
+            40 => {
+                // Distinct paths, at least one.
+                let n = 1 + usize::from(self.u8() % 4);
+                let mut held: Vec<WirePath> = Vec::new();
+                for _ in 0..n {
+                    let path = self.path()?;
+                    if !held.contains(&path) {
+                        held.push(path);
+                    }
+                }
+                Message::PartialAck(PartialAck {
+                    cursor: self.u64(),
+                    held,
+                })
+            }
             _ => Message::PushAck(PushAck {
                 status: [
                     PushStatus::Applied,

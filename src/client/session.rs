@@ -341,6 +341,19 @@ impl Session<'_> {
                     self.pull.modes = false;
                 }
                 if report.code == ErrorCode::BadFrame
+                    && report.message.contains("unsupported protocol version 7")
+                    && self.pull.partial_acks
+                {
+                    // A server of versions 1 to 6 (R-5.3.4): replies applied
+                    // but for paths left to the push go unacknowledged from
+                    // now on (the connection closes; the pull is repeated).
+                    log::warn!(
+                        "the server does not take partial acknowledgements (protocol version 7): \
+                         an edit of a file pulled while another waited for its push may become a conflict copy"
+                    );
+                    self.pull.partial_acks = false;
+                }
+                if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 6")
                     && !self.push.no_streams
                 {

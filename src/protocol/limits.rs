@@ -21,6 +21,12 @@ pub const V5_PROTOCOL_VERSION: u8 = 5;
 /// Protocol version 6: the header byte of `StreamBegin` and `StreamEnd`
 /// (an upload whose whole-file hash follows its bytes, PROTOCOL.md §13.8).
 pub const V6_PROTOCOL_VERSION: u8 = 6;
+/// Protocol version 7: the header byte of `PartialAck` (an Ack that names
+/// the paths the client left to its push, PROTOCOL.md §5.3, R-5.3.4).
+pub const V7_PROTOCOL_VERSION: u8 = 7;
+/// Most paths one `PartialAck` names. A client that left more to
+/// its push sends no Ack for that reply.
+pub const MAX_HELD_PATHS: usize = 1024;
 /// Bit 0 of a `mode` field (§15): the file is executable. The other bits
 /// are reserved and must be 0.
 pub const MODE_EXECUTABLE: u8 = 0x01;

@@ -9,8 +9,10 @@ use super::error::FrameError;
 use super::limits::{
     DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, MODE_PROTOCOL_VERSION,
     PROTOCOL_VERSION, V4_PROTOCOL_VERSION, V5_PROTOCOL_VERSION, V6_PROTOCOL_VERSION,
+    V7_PROTOCOL_VERSION,
 };
 use super::list_delta::{ChunkListDelta, FetchManifestSince};
+use super::partial_ack::PartialAck;
 use super::path::WirePath;
 use super::push::{Delete, PushAck, RemoveDir, Rename, SetMode};
 use super::session::{ErrorReport, Hello, Welcome};
@@ -44,6 +46,9 @@ pub enum Kind {
     ChangeBatch = 0x11,
     /// The client applied everything up to a cursor.
     Ack = 0x12,
+    /// Version 7: the client applied a pull reply up to a cursor but for
+    /// the paths it names (§5.3).
+    PartialAck = 0x1B,
     /// Server: changes are waiting.
     Notify = 0x13,
     /// Ask for a file's content.
@@ -126,6 +131,7 @@ impl Kind {
             0x10 => Kind::Pull,
             0x11 => Kind::ChangeBatch,
             0x12 => Kind::Ack,
+            0x1B => Kind::PartialAck,
             0x13 => Kind::Notify,
             0x14 => Kind::Fetch,
             0x20 => Kind::FileBegin,
@@ -166,7 +172,9 @@ impl Kind {
     /// an older peer refuses a newer frame as UnsupportedVersion and every
     /// other frame is unchanged.
     pub fn version(self) -> u8 {
-        if self.is_v6() {
+        if self.is_v7() {
+            V7_PROTOCOL_VERSION
+        } else if self.is_v6() {
             V6_PROTOCOL_VERSION
         } else if self.is_v5() {
             V5_PROTOCOL_VERSION
@@ -179,6 +187,12 @@ impl Kind {
         } else {
             PROTOCOL_VERSION
         }
+    }
+
+    /// Whether the kind exists only in version 7 (the Ack that names the
+    /// paths left to the push, §5.3).
+    pub fn is_v7(self) -> bool {
+        matches!(self, Kind::PartialAck)
     }
 
     /// Whether the kind exists only in version 6 (the whole-file hash after
@@ -255,6 +269,8 @@ pub enum Message {
         /// The `head` of the applied reply.
         cursor: u64,
     },
+    /// See [`PartialAck`] (version 7).
+    PartialAck(PartialAck),
     /// Server → client: the user's journal reached `head`. `payload: head u64`.
     Notify {
         /// Newest sequence number on the server.
@@ -354,6 +370,7 @@ impl Message {
             Message::Pull { .. } => Kind::Pull,
             Message::ChangeBatch(_) => Kind::ChangeBatch,
             Message::Ack { .. } => Kind::Ack,
+            Message::PartialAck(_) => Kind::PartialAck,
             Message::Notify { .. } => Kind::Notify,
             Message::Fetch(_) => Kind::Fetch,
             Message::FileBegin(_) => Kind::FileBegin,
@@ -413,6 +430,7 @@ impl Message {
             Kind::PullModes => Message::PullModes { cursor: r.u64()? },
             Kind::SetMode => Message::SetMode(SetMode::decode(&mut r)?),
             Kind::Ack => Message::Ack { cursor: r.u64()? },
+            Kind::PartialAck => Message::PartialAck(PartialAck::decode(&mut r)?),
             Kind::Notify => Message::Notify { head: r.u64()? },
             Kind::Fetch => Message::Fetch(Fetch::decode(&mut r)?),
             Kind::FileBegin => Message::FileBegin(FileBegin::decode(&mut r)?),
@@ -458,6 +476,7 @@ impl Message {
             Message::Pull { cursor } | Message::Ack { cursor } | Message::PullModes { cursor } => {
                 put_u64(out, *cursor)
             }
+            Message::PartialAck(m) => m.encode(out),
             Message::Notify { head } => put_u64(out, *head),
             Message::ChangeBatch(m) => m.encode(out, false),
             Message::ModeBatch(m) => m.encode(out, true),

@@ -96,6 +96,11 @@ pub fn cost_of(message: &Message) -> Cost {
             bytes: REPLY_COST + ask.ranges.len() * 8,
             until_answered: true,
         },
+        // Its paths (up to 1 MiB) are held until the actor recorded them.
+        Message::PartialAck(ack) => Cost {
+            bytes: ack.encoded_len() + SMALL_COST,
+            until_answered: false,
+        },
         // A VersionList page is up to half a MiB: held like a Pull's reply.
         Message::Pull { .. }
         | Message::PullModes { .. }

@@ -160,7 +160,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 40] = [
+    const ALL: [Kind; 41] = [
         Kind::Hello,
         Kind::KeyHello,
         Kind::Welcome,
@@ -171,6 +171,7 @@ mod tests {
         Kind::Pull,
         Kind::ChangeBatch,
         Kind::Ack,
+        Kind::PartialAck,
         Kind::Notify,
         Kind::Fetch,
         Kind::FileBegin,
@@ -236,6 +237,7 @@ mod tests {
             }
             Kind::Pull
             | Kind::Ack
+            | Kind::PartialAck
             | Kind::Fetch
             | Kind::FileBegin
             | Kind::StreamBegin

@@ -88,6 +88,8 @@ pub const PULL_MODES: u8 = 0x18;
 pub const MODE_BATCH: u8 = 0x19;
 pub const CHANGE_BATCH: u8 = 0x11;
 pub const ACK: u8 = 0x12;
+/// Version 7: sent under header byte 07.
+pub const PARTIAL_ACK: u8 = 0x1B;
 pub const NOTIFY: u8 = 0x13;
 pub const FETCH: u8 = 0x14;
 pub const FILE_BEGIN: u8 = 0x20;
@@ -312,10 +314,12 @@ impl Raw {
             if self.buf.len() >= 12 {
                 let len = u32::from_be_bytes(self.buf[8..12].try_into().expect("4")) as usize;
                 // The header's version is the one its kind belongs to:
-                // 2 for delta transfer (§13.1), 3 for modes (§15.1).
+                // 2 for delta transfer (§13.1), 3 for modes (§15.1), 7
+                // for PartialAck (§5.3).
                 let version = match self.buf[3] {
                     0x16 | 0x23..=0x26 => 2,
                     0x18 | 0x19 | 0x35 => 3,
+                    PARTIAL_ACK => 7,
                     _ => 1,
                 };
                 assert_eq!(&self.buf[0..3], &[b'C', b'S', version], "frame header");

@@ -9,7 +9,8 @@ use crate::client::fsutil::{check_path, too_long_top, too_long_why, Local};
 use crate::client::ignore::kept::kept_out;
 use crate::client::pull::{Ctx, Finished, PullJob, SyncPool};
 use crate::client::schedule::holdback::HoldBack;
-use crate::protocol::{Frame, Message, WirePath};
+use crate::protocol::limits::{MAX_HELD_PATHS, MAX_PAYLOAD};
+use crate::protocol::{Frame, Message, PartialAck, WirePath};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
@@ -41,6 +42,11 @@ pub(super) struct PullState {
     /// The server takes PullModes and SetMode (§15); false once it refused
     /// them as an unsupported version (then for the rest of this run).
     pub(super) modes: bool,
+    /// Acknowledge a reply applied but for paths left to the push with a
+    /// PartialAck (protocol version 7, R-5.3.4); false once the server
+    /// refused one as an unsupported version (then for the rest of this
+    /// run: such replies go unacknowledged, as before version 7).
+    pub(super) partial_acks: bool,
     /// Download files above one minimum chunk as deltas (§13.4); false once
     /// the server refused a FetchManifest (then for the rest of this run).
     pub(super) deltas: bool,
@@ -73,6 +79,7 @@ impl PullState {
             last_acked: 0,
             rules_deferred_at: None,
             modes: true,
+            partial_acks: true,
             deltas: true,
             short_ids: true,
             list_deltas: true,
@@ -229,6 +236,9 @@ impl Session<'_> {
             }
             self.apply_rewind();
             self.index.save(&self.state.index_file())?;
+            if !done.failed && self.pull.partial_acks {
+                self.ack_all_but(done.head, &done.deferred)?;
+            }
             return Ok(());
         }
         let cursor = if done.full {
@@ -244,6 +254,41 @@ impl Session<'_> {
                 conn.request(Message::Ack { cursor: done.head })?;
             }
             self.pull.last_acked = done.head;
+        }
+        Ok(())
+    }
+
+    /// the reply up to `head` was applied but for `held` (local
+    /// edits left to the push, R-5.6.1): say so with a PartialAck, so the
+    /// server counts what was applied as seen (a move of it stays this
+    /// device's own, an edit on it overwrites: no needless conflict copy).
+    /// The cursor stays, and the pull is repeated after the push as
+    /// before. More paths than one frame may name: no Ack at all, which
+    /// only costs those conflict copies.
+    ///
+    /// # Errors
+    /// The connection failed.
+    fn ack_all_but(
+        &mut self,
+        head: u64,
+        held: &std::collections::BTreeSet<WirePath>,
+    ) -> Result<(), ClientError> {
+        if held.is_empty() || held.len() > MAX_HELD_PATHS {
+            return Ok(());
+        }
+        let ack = PartialAck {
+            cursor: head,
+            held: held.iter().cloned().collect(),
+        };
+        if ack.encoded_len() > MAX_PAYLOAD as usize {
+            return Ok(());
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            log::debug!(
+                "applied up to {head} but {} path(s) left to the push",
+                held.len()
+            );
+            conn.request(Message::PartialAck(ack))?;
         }
         Ok(())
     }

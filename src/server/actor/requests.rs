@@ -174,6 +174,11 @@ impl Actor {
                     Err(e) => self.log(conn, "ack", Err(&e.to_string())),
                 }
             }
+            Message::PartialAck(ack) => {
+                let detail = format!("cursor {} but {} path(s)", ack.cursor, ack.held.len());
+                store.set_partial_cursor(client, ack.cursor, ack.held);
+                self.log(conn, "ack", Ok(&detail));
+            }
             Message::Fetch(fetch) => {
                 let detail = format!("{} v{}", fetch.path, fetch.version);
                 peer.jobs.push_back(Job::Fetch {

@@ -228,11 +228,14 @@ impl Reactor {
         if conn.visit
             && matches!(
                 frame.message,
-                Message::Pull { .. } | Message::PullModes { .. } | Message::Ack { .. }
+                Message::Pull { .. }
+                    | Message::PullModes { .. }
+                    | Message::Ack { .. }
+                    | Message::PartialAck(_)
             )
         {
             // a Visit connection never moves the device's cursor.
-            let text = "Pull, PullModes and Ack are not legal on a Visit connection";
+            let text = "Pull, PullModes, Ack and PartialAck are not legal on a Visit connection";
             self.record(key, "frame", Err(text));
             self.fail(key, rid, ErrorCode::WrongPhase, text);
             return;

@@ -291,7 +291,7 @@ impl UserStore {
             Some(node) => *node,
         };
         let own = self.pushed_by(node.version, client);
-        if node.is_dir() || (!own && (node.version != base || !self.may_hold(base, client))) {
+        if node.is_dir() || (!own && (node.version != base || !self.may_hold(base, path, client))) {
             return Ok(ack(PushStatus::Stale, node.version, path));
         }
         if self.tree.is_executable(path) == executable {
@@ -400,14 +400,13 @@ impl UserStore {
         // one the mover cannot hold, R-7.2.8); below a directory, the
         // mover's acknowledged cursor is the only evidence of what it saw
         // (a pull can bring the directory's version without a file's, a
-        // local edit left to the push, R-5.6.1).
-        let cursor = self.cursor_of(client);
+        // local edit left to the push, R-5.6.1), with its last PartialAck
+        // (which names such files, R-5.3.4).
         let unseen = (!self.pushed_by(source.version, client)
-            && (source.version > base || !self.may_hold(source.version, client)))
-            || self
-                .tree
-                .descendants(from)
-                .any(|(_, n)| n.version > cursor && !self.pushed_by(n.version, client));
+            && (source.version > base || !self.may_hold(source.version, from, client)))
+            || self.tree.descendants(from).any(|(path, n)| {
+                !self.has_seen(client, path, n.version) && !self.pushed_by(n.version, client)
+            });
         let (target, status) = match self.tree.get(to) {
             // A directory moved onto a file: later pushes below `to` from
             // this device follow it into the same conflict directory.

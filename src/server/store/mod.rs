@@ -29,6 +29,7 @@ mod recover;
 mod restore_plan;
 #[cfg(test)]
 mod restore_tests;
+mod seen;
 pub mod times;
 pub mod tree;
 mod upload;
@@ -121,6 +122,8 @@ pub struct UserStore {
     journal_records: usize,
     head: u64,
     clients: BTreeMap<ClientId, u64>,
+    /// Each device's last partial acknowledgement, in memory.
+    partials: seen::Partials,
     /// Which device pushed each change (by sequence number), so a device's
     /// own earlier pushes never count as someone else's change (§7.2).
     /// Changes of unknown author (a re-scan, an old journal) are absent.
@@ -206,6 +209,7 @@ impl UserStore {
             journal_records: replay.records.len(),
             head: 0,
             clients: BTreeMap::new(),
+            partials: seen::Partials::default(),
             authors: HashMap::new(),
             intent: None,
             conflict_dirs: HashMap::new(),
@@ -282,10 +286,19 @@ impl UserStore {
     /// The journal append failed.
     pub fn set_cursor(&mut self, client: ClientId, cursor: u64) -> Result<(), StoreError> {
         let cursor = cursor.min(self.head);
+        self.partials.acknowledged(client);
         if self.clients.get(&client) == Some(&cursor) {
             return Ok(());
         }
         self.record(Record::Cursor { client, cursor })
+    }
+
+    /// Records that `client` applied everything up to `cursor` except the
+    /// entries at or below `held`, which it left to its push (a
+    /// `PartialAck`, R-5.3.4). Not journaled: its cursor for the journal
+    /// stays the last full Ack's, and after a restart only that counts.
+    pub fn set_partial_cursor(&mut self, client: ClientId, cursor: u64, held: Vec<WirePath>) {
+        self.partials.record(client, cursor.min(self.head), held);
     }
 
     /// Makes appended records safe against a process crash (and, with
@@ -425,16 +438,24 @@ impl UserStore {
         self.authors.get(&seq) == Some(&client)
     }
 
-    /// Whether `client` can hold the content of change `seq` when it names
-    /// that version as a base (PROTOCOL.md ). A device's push reaches
-    /// another device only by a pull, so any authored change may be held. A
-    /// change with no author (a Rename of content its mover had not seen,
-    /// a restore, R-14.3.3; a re-scan's find, §10) also reaches the
-    /// mover or restorer in its PushAck, which shows nothing of the content:
-    /// such a version is held only once the client's acknowledged cursor
-    /// (§5.3) has reached it.
-    fn may_hold(&self, seq: u64, client: ClientId) -> bool {
-        self.authors.contains_key(&seq) || seq <= self.cursor_of(client)
+    /// Whether `client` can hold the content of change `seq` at `path` when
+    /// it names that version as a base (PROTOCOL.md ). A device's
+    /// push reaches another device only by a pull, so any authored change
+    /// may be held. A change with no author (a Rename of content its mover
+    /// had not seen, R-7.2.3; a restore, R-14.3.3; a re-scan's find, §10)
+    /// also reaches the mover or restorer in its PushAck, which shows
+    /// nothing of the content: such a version is held only once the client
+    /// acknowledged a pull that brought it ([`Self::has_seen`]).
+    fn may_hold(&self, seq: u64, path: &WirePath, client: ClientId) -> bool {
+        self.authors.contains_key(&seq) || self.has_seen(client, path, seq)
+    }
+
+    /// Whether `client` acknowledged a pull that brought the entry of
+    /// version `seq` at `path` (§5.3): `seq` is at most its acknowledged
+    /// cursor, or its last PartialAck covers it (at most that cursor, and
+    /// `path` not at or below a path it left to its push, R-5.3.4).
+    fn has_seen(&self, client: ClientId, path: &WirePath, seq: u64) -> bool {
+        seq <= self.cursor_of(client) || self.partials.covers(client, path, seq)
     }
 
     /// The cursor `client` last acknowledged (§5.3); 0 before its first Ack.
@@ -455,11 +476,11 @@ impl UserStore {
             return true;
         }
         self.tree.content_unchanged_since(path, base)
-            && self.may_hold(node.version, client)
+            && self.may_hold(node.version, path, client)
             && self
                 .tree
                 .content_version(path)
-                .is_some_and(|v| self.may_hold(v, client))
+                .is_some_and(|v| self.may_hold(v, path, client))
     }
 
     /// Journals that `client` pushed change `seq` (after its records).
