@@ -16,6 +16,12 @@ write and when the far side's kernel had acknowledged all of them ("drain"),
 then the end of each direction and the close; last, the step's end (the
 command exited). All times are at the relay, which holds bytes RTT/2 each way:
 a byte read from the client at t reaches the server's link at t + RTT/2.
+
+Each step ends with a summary line: "before the data" (from the step's start
+to the first read of the transfer's direction in a burst of more than 1 MB),
+"data" (from there until the far side acknowledged the last byte of the last
+such burst, with its bytes and rate) and "after the data" (from that moment
+until the command exited).
 """
 import sys
 
@@ -40,6 +46,7 @@ def main():
         for t, kind, name, conn, rest in events:
             if kind == "open" and name == mapping and t0 <= t <= t1 and conn not in conns:
                 conns.append(conn)
+        summary = None
         for conn in conns:
             evs = [e for e in events if e[2] == mapping and e[3] == conn]
             bursts = []  # [dir, start, end, bytes, reads, last_write, writes_bytes]
@@ -72,6 +79,11 @@ def main():
                         if b[0] == dr:
                             b[6] = rel
                             break
+            big = [b for b in bursts if b[3] > 1_000_000]
+            if big:
+                end = big[-1][6] if big[-1][6] is not None else big[-1][5]
+                if end is not None:
+                    summary = (big[0][1], end, sum(b[3] for b in big))
             for dr, s, e, n, reads, lw, dn, (g, gat) in bursts:
                 rate = f", {n / (e - s) / 1e6:.2f} MB/s read" if e - s > 0.5 else ""
                 rate += f", longest gap {g:.3f} s after {gat:.3f}" if g > gap else ""
@@ -79,6 +91,10 @@ def main():
                 w += f", drained {dn:.3f}" if dn is not None else ""
                 print(f"   {s:9.3f} -> {e:9.3f}  {dr:4} {n:>13,} B in {reads} reads{rate}{w}")
         print(f"   {t1 - t0:9.3f}  step ends (command exited)")
+        if summary:
+            b0, b1, nb = summary
+            print(f"   summary: before the data {b0:.3f} s, data {b1 - b0:.3f} s ({nb:,} B, "
+                  f"{nb / (b1 - b0) / 1e6:.3f} MB/s), after the data {t1 - t0 - b1:.3f} s")
 
 
 if __name__ == "__main__":
