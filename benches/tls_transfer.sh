@@ -47,7 +47,10 @@ for mode in tls plaintext; do
     extra=()
     [ $mode = plaintext ] && extra=(--insecure-plaintext)
     rm -rf $W/data $W/a $W/b; mkdir -p $W/data $W/a $W/b
-    cp $W/big.img $W/a/big.img
+    # -p: as old as rsync's source (the same file, uploaded later). A file
+    # modified within the last 300 ms makes cloud-client wait until it has
+    # seen it unchanged that long (a writer may still be at it), rsync not.
+    cp -p $W/big.img $W/a/big.img
     start $W/data "${extra[@]}"
     c0=$(cpu $SP); m0=$(mine); t0=$(date +%s.%N)
     timeout $LIMIT $BIN/cloud-client 127.0.0.1 $PORT $W/a 1 --once -q "${extra[@]}" > $W/user.txt
