@@ -42,13 +42,19 @@ def main():
     events.sort(key=lambda e: e[0])
     for t0, t1, scen, tool, d, run, mapping in steps:
         print(f"== {scen} {tool} {d} run {run}: {t1 - t0:.3f} s")
+        # A connection is its number from its "open" in the step to its
+        # "close": each run of wan.sh starts a new relay, whose numbers
+        # start again at 1 in the same trace file.
         conns = []
         for t, kind, name, conn, rest in events:
-            if kind == "open" and name == mapping and t0 <= t <= t1 and conn not in conns:
-                conns.append(conn)
+            if kind == "open" and name == mapping and t0 <= t <= t1:
+                closed = next((e[0] for e in events if e[0] >= t and e[1] == "close"
+                               and e[2] == mapping and e[3] == conn), float("inf"))
+                conns.append((conn, t, closed))
         summary = None
-        for conn in conns:
-            evs = [e for e in events if e[2] == mapping and e[3] == conn]
+        for conn, opened, closed in conns:
+            evs = [e for e in events
+                   if e[2] == mapping and e[3] == conn and opened <= e[0] <= closed]
             bursts = []  # [dir, start, end, bytes, reads, last_write, writes_bytes]
             cur = None
             for t, kind, name, c, rest in evs:
