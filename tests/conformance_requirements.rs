@@ -397,6 +397,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_rename_and_edit_made_while_stopped_takes_the_chmod_made_elsewhere",
     ),
     (
+        "R-7.2.4",
+        "client",
+        "tests/e2e_inode_reuse.rs",
+        "a_new_file_on_a_deleted_files_inode_is_a_delete_and_a_new_file",
+    ),
+    (
+        "R-7.2.4",
+        "client",
+        "tests/e2e_inode_reuse.rs",
+        "a_random_mix_of_moves_and_deletions_with_new_files_ends_by_content",
+    ),
+    (
         "R-15.2.5",
         "client",
         "tests/e2e_exec_lost.rs",

@@ -11,8 +11,9 @@
 //! brings a new inode. So:
 //!
 //! - a different size is a change ([`Verdict::Changed`]);
-//! - any other difference (mtime, ctime, device, inode), or a record with an
-//!   unknown field, means "hash it and compare" ([`Verdict::MustHash`]);
+//! - any other difference (mtime, ctime, device, inode, birth time where
+//!   the record has one), or a record with an unknown field, means "hash
+//!   it and compare" ([`Verdict::MustHash`]);
 //! - only an identical, trusted record is [`Verdict::Unchanged`].
 //!
 //! A record is trusted only when the file's mtime and ctime were both older
@@ -54,11 +55,25 @@ pub enum Verdict {
 pub fn judge(indexed: &Stat, now: &Stat) -> Verdict {
     if indexed.size != now.size {
         Verdict::Changed
-    } else if !is_trusted(indexed) || indexed != now {
+    } else if !is_trusted(indexed) || !same_record(indexed, now) {
         Verdict::MustHash
     } else {
         Verdict::Unchanged
     }
+}
+
+/// True when every field of `indexed` is as in `now`, the birth time
+/// only where the record knows it (an index written before it was kept:
+/// the scanner then adds it to the record, `plan_files`).
+fn same_record(indexed: &Stat, now: &Stat) -> bool {
+    let born = Stat {
+        btime_ns: match indexed.btime_ns {
+            0 => now.btime_ns,
+            known => known,
+        },
+        ..*indexed
+    };
+    born == *now
 }
 
 /// True when every field the rule compares is known.
@@ -114,11 +129,9 @@ pub fn as_recorded(indexed: &Stat, now: &Stat) -> bool {
     let mtime = indexed.mtime_ns == 0 || indexed.mtime_ns == now.mtime_ns;
     mtime
         && indexed.size == now.size
-        && indexed.ino == now.ino
-        && indexed.dev == now.dev
+        && indexed.same_inode(now)
         && indexed.ctime_ns == now.ctime_ns
         && indexed.exec == now.exec
-        && indexed.ino != 0
         && indexed.ctime_ns != 0
 }
 
@@ -132,6 +145,7 @@ pub fn as_recorded(indexed: &Stat, now: &Stat) -> bool {
 pub fn same_file(then: &Stat, now: &Stat) -> bool {
     then.dev == now.dev
         && then.ino == now.ino
+        && (then.btime_ns == 0 || now.btime_ns == 0 || then.btime_ns == now.btime_ns)
         && then.size == now.size
         && then.mtime_ns == now.mtime_ns
 }

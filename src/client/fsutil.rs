@@ -67,6 +67,8 @@ const BUF: usize = 64 * 1024;
 /// from "look at the content again" (the rule is [`super::detect::judge`]).
 /// A zero `mtime_ns`, `ctime_ns` or `ino` means "unknown" (an index written
 /// by an older client, or a record taken too close to a write to be trusted).
+/// The birth time tells a file from an unrelated one that got its inode
+/// number after it was deleted ([`Stat::same_inode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stat {
     /// Bytes.
@@ -83,6 +85,12 @@ pub struct Stat {
     pub ino: u64,
     /// The owner's `x` bit: the executable bit that travels (PROTOCOL.md §15).
     pub exec: bool,
+    /// Birth (creation) time in nanoseconds since the epoch, `statx`'s
+    /// `stx_btime` (0 = unknown: a file system or kernel that does not
+    /// give it, or an index written before it was kept). No program can
+    /// set it, so an inode number handed to a new file after a deletion
+    /// (ext4 does so at once) comes with a new one (PROTOCOL.md ).
+    pub btime_ns: i64,
 }
 
 impl Stat {
@@ -99,14 +107,36 @@ impl Stat {
             dev: meta.dev(),
             ino: meta.ino(),
             exec: meta.mode() & 0o100 != 0,
+            btime_ns: birth_ns(meta),
         }
     }
 
-    /// The stat of a raw `fstatat` record: the same values [`Stat::of`]
-    /// gives for the same file (an mtime before the epoch is 0, unknown).
+    /// True when `self` and `other` are known to name the same file: the
+    /// same device and inode number (not 0, unknown), and birth times that
+    /// do not differ where both are known. Without birth times this is
+    /// "same inode", which an inode number reused for a new file after a
+    /// deletion also passes (PROTOCOL.md ).
+    pub fn same_inode(&self, other: &Stat) -> bool {
+        self.ino != 0
+            && self.ino == other.ino
+            && self.dev == other.dev
+            && (self.btime_ns == 0 || other.btime_ns == 0 || self.btime_ns == other.btime_ns)
+    }
+
+    /// True when `self` and `other` are known to be two files: on one
+    /// device, with both inode numbers known and different, or the same
+    /// number with both birth times known and different (the number was
+    /// reused).
+    pub fn other_file(&self, other: &Stat) -> bool {
+        self.dev == other.dev && self.ino != 0 && other.ino != 0 && !self.same_inode(other)
+    }
+
+    /// The stat of a raw `fstatat` record and the file's birth time
+    /// (`btime_ns`, 0 = unknown): the same values [`Stat::of`] gives for
+    /// the same file (an mtime before the epoch is 0, unknown).
     // The casts are no-ops on x86_64 but not on every target's `stat` layout.
     #[allow(clippy::unnecessary_cast)]
-    pub fn of_raw(st: &rustix::fs::Stat) -> Stat {
+    pub fn of_raw(st: &rustix::fs::Stat, btime_ns: i64) -> Stat {
         let nanos = |s: i64, ns: i64| s.saturating_mul(1_000_000_000).saturating_add(ns);
         let mtime = st.st_mtime as i64;
         Stat {
@@ -120,6 +150,7 @@ impl Stat {
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
             exec: st.st_mode & 0o100 != 0,
+            btime_ns,
         }
     }
 
@@ -142,6 +173,16 @@ pub fn now_ns() -> i64 {
 /// Modification time in nanoseconds since the epoch (0 when unavailable).
 pub fn mtime_ns(meta: &Metadata) -> i64 {
     meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Birth time in nanoseconds since the epoch (0 when the file system or
+/// the kernel does not give it: `Metadata::created` comes from `statx`).
+pub fn birth_ns(meta: &Metadata) -> i64 {
+    meta.created()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_nanos() as i64)
@@ -241,8 +282,8 @@ pub enum Local {
 pub fn check_path(root: &Path, path: &WirePath) -> Result<Local, ClientError> {
     Ok(match fsafe::stat(root, path) {
         Ok(None) => Local::Absent,
-        Ok(Some((FileType::Directory, _))) => Local::Dir,
-        Ok(Some((FileType::RegularFile, st))) => Local::File(Stat::of_raw(&st)),
+        Ok(Some((FileType::Directory, _, _))) => Local::Dir,
+        Ok(Some((FileType::RegularFile, st, btime_ns))) => Local::File(Stat::of_raw(&st, btime_ns)),
         Ok(Some(_)) => Local::Foreign,
         // An ancestor is a symlink, or a file (Absent would be a lie).
         Err(FsError::Unsafe(_)) => Local::Foreign,

@@ -120,8 +120,11 @@ impl Eq for Index {}
 /// The header of the current format (version 2 added ctime, device and
 /// inode to file lines, version 3 the executable bit, `x` or `-`, version 4
 /// the `I` lines of held bases, version 5 the `B` lines of held-back
-/// server files).
-const HEADER: &str = "cloudservice-index 5";
+/// server files, version 6 the birth time after the executable bit).
+const HEADER: &str = "cloudservice-index 6";
+/// The header of the format before: file lines without the birth time
+/// (loaded as 0, unknown: PROTOCOL.md R-7.2.4's rule without it).
+const HEADER_V5: &str = "cloudservice-index 5";
 /// The header of the format before: the same lines without `B` lines.
 const HEADER_V4: &str = "cloudservice-index 4";
 /// The header of the format before: the same lines without `I` lines.
@@ -409,16 +412,19 @@ impl Index {
     /// entry, fields separated by tabs (paths cannot contain control
     /// characters); times in nanoseconds since the epoch:
     /// ```text
-    /// cloudservice-index 3<TAB>cursor<TAB>42
+    /// cloudservice-index 6<TAB>cursor<TAB>42
     /// D<TAB>version<TAB>path
-    /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>ctime_ns<TAB>dev<TAB>ino<TAB>exec<TAB>hash_hex<TAB>path
+    /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>ctime_ns<TAB>dev<TAB>ino<TAB>exec<TAB>btime_ns<TAB>hash_hex<TAB>path
     /// I<TAB>D<TAB>…   or   I<TAB>F<TAB>…
     /// ```
     /// An `I` line is a held base ([`Index::hold`]): `I`, then a `D` or `F`
     /// line as above. A `B` line (`B<TAB>version<TAB>path`) is a server
     /// file held back ([`Index::hold_back`]).
     /// `exec` is `x` or `-` (the executable bit); version 2 had no such
-    /// field and loads every file as not executable.
+    /// field and loads every file as not executable. `btime_ns` is the
+    /// birth time (0: unknown); versions 2 to 5 had no such field and load
+    /// it as 0, which [`Stat::same_inode`] reads as "not known to differ"
+    /// (the scanner records it when it next finds the file unchanged).
     /// Version 1 (`cloudservice-index 1`) had `F` lines without ctime, device
     /// and inode; they load with those fields 0, which the rule reads as
     /// "unknown: hash again" (so the first scan after an upgrade rehashes).
@@ -435,14 +441,15 @@ impl Index {
                 EntryKind::Dir => writeln!(out, "D\t{}\t{path}", entry.version),
                 EntryKind::File { stat, hash } => writeln!(
                     out,
-                    "F\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{hash}\t{path}",
+                    "F\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{hash}\t{path}",
                     entry.version,
                     stat.size,
                     stat.mtime_ns,
                     stat.ctime_ns,
                     stat.dev,
                     stat.ino,
-                    if stat.exec { "x" } else { "-" }
+                    if stat.exec { "x" } else { "-" },
+                    stat.btime_ns
                 ),
             };
         }
@@ -457,6 +464,7 @@ impl Index {
         let header = lines.next().ok_or("empty file")?;
         let cursor = header
             .strip_prefix(HEADER)
+            .or_else(|| header.strip_prefix(HEADER_V5))
             .or_else(|| header.strip_prefix(HEADER_V4))
             .or_else(|| header.strip_prefix(HEADER_V3))
             .or_else(|| header.strip_prefix(HEADER_V2))
@@ -508,12 +516,18 @@ fn parse_entry<'a>(fields: &[&'a str]) -> Option<(&'a str, Entry)> {
             let hash = parse_hash(hash)?;
             (version, EntryKind::File { stat, hash }, path)
         }
-        // Format 2 (no exec field: not executable) and format 3.
+        // Format 2 (no exec field: not executable), formats 3 to 5 (no
+        // birth time: unknown) and format 6.
         ["F", version, size, mtime, ctime, dev, ino, ref rest @ ..] => {
-            let (exec, hash, path) = match *rest {
-                [hash, path] => (false, hash, path),
-                ["x", hash, path] => (true, hash, path),
-                ["-", hash, path] => (false, hash, path),
+            let exec = |bit: &str| match bit {
+                "x" => Some(true),
+                "-" => Some(false),
+                _ => None,
+            };
+            let (exec, btime_ns, hash, path) = match *rest {
+                [hash, path] => (false, 0, hash, path),
+                [bit, hash, path] => (exec(bit)?, 0, hash, path),
+                [bit, btime, hash, path] => (exec(bit)?, btime.parse().ok()?, hash, path),
                 _ => return None,
             };
             let stat = Stat {
@@ -523,6 +537,7 @@ fn parse_entry<'a>(fields: &[&'a str]) -> Option<(&'a str, Entry)> {
                 dev: dev.parse().ok()?,
                 ino: ino.parse().ok()?,
                 exec,
+                btime_ns,
             };
             let hash = parse_hash(hash)?;
             (version, EntryKind::File { stat, hash }, path)
@@ -570,6 +585,7 @@ mod tests {
                     dev: 2049,
                     ino: 1000 + v,
                     exec: v % 2 == 1,
+                    btime_ns: 1_699_999_999_000_000_000 + v as i64,
                 },
                 hash: ContentHash::of(data),
             },
@@ -785,6 +801,34 @@ mod tests {
         assert_eq!(exec(v3), Some(false));
         let bad = load(format!("{HEADER}\tcursor\t9\n{}\n", line("y\t")));
         assert_eq!(bad, Err("line 2".to_owned()), "an exec field is x or -");
+    }
+
+    /// R-7.2.4: the birth time is saved beside the inode number; an index
+    /// of format 5 (none) loads it as 0, unknown.
+    #[test]
+    fn birth_times_are_saved_and_a_format_5_index_loads_them_unknown() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("index");
+        let mut index = Index::new();
+        index.insert(p("a.txt"), file(4, b"a"));
+        index.save(&f).unwrap();
+        let text = fs::read_to_string(&f).unwrap();
+        assert!(text.contains("\t-\t1699999999000000004\t"), "{text}");
+        assert_eq!(Index::load(&f).unwrap(), index);
+        let hash = ContentHash::of(b"a");
+        let v5 = format!("{HEADER_V5}\tcursor\t9\nF\t4\t1\t17\t18\t2049\t77\tx\t{hash}\ta.txt\n");
+        let stat = match Index::parse(&v5).map(|i| i.get(&p("a.txt")).map(|e| e.kind)) {
+            Ok(Some(EntryKind::File { stat, .. })) => stat,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            (stat.ino, stat.exec, stat.btime_ns),
+            (77, true, 0),
+            "format 5: birth unknown"
+        );
+        let bad =
+            format!("{HEADER}\tcursor\t9\nF\t4\t1\t17\t18\t2049\t77\tx\tsoon\t{hash}\ta.txt\n");
+        assert!(Index::parse(&bad).is_err(), "a birth time is a number");
     }
 
     #[test]

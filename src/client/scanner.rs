@@ -483,6 +483,21 @@ impl Scanner {
                     version,
                 }) => {
                     if judge(old, &stat) == Verdict::Unchanged && !scope.named(path) {
+                        if old.btime_ns == 0 && stat.btime_ns != 0 {
+                            // A record from before birth times were kept
+                            // the same file, so it learns its
+                            // birth time without a read.
+                            let stat = Stat {
+                                btime_ns: stat.btime_ns,
+                                ..*old
+                            };
+                            let kind = EntryKind::File { stat, hash: *hash };
+                            let entry = Entry {
+                                kind,
+                                version: *version,
+                            };
+                            plan.refreshed.push((path.clone(), entry));
+                        }
                         continue;
                     }
                     (*version, Some(*hash), as_recorded(old, &stat))
@@ -651,7 +666,7 @@ fn streams(stat: Stat, vanished: &[Stat]) -> bool {
     keeps_manifest(stat.size)
         && !vanished
             .iter()
-            .any(|v| v.size == stat.size || (v.ino != 0 && v.ino == stat.ino && v.dev == stat.dev))
+            .any(|v| v.size == stat.size || v.same_inode(&stat))
 }
 
 /// True when an ancestor of `path` is a regular file (reached through real
@@ -670,6 +685,8 @@ fn below_a_file(root: &Path, path: &WirePath) -> bool {
     false
 }
 
+#[cfg(test)]
+mod reuse_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -49,21 +49,46 @@ fn parent_dir(root: &Path, path: &WirePath, create: bool) -> Result<Option<Owned
 }
 
 /// The type and status of what is at `path`, not following a symlink there
-/// either; `None` when nothing is there. Unlike [`inspect`], an ancestor
-/// that is a file is refused like a symlink: the caller must not treat the
-/// path as free.
+/// either, and for a regular file its birth time in nanoseconds since the
+/// epoch (0: unknown); `None` when nothing is there. Unlike [`inspect`], an
+/// ancestor that is a file is refused like a symlink: the caller must not
+/// treat the path as free.
 ///
 /// # Errors
 /// [`FsError::Unsafe`] when an ancestor is a symlink, a file or a special
 /// file; I/O errors other than "not found".
-pub fn stat(root: &Path, path: &WirePath) -> Result<Option<(FileType, Stat)>, FsError> {
+pub fn stat(root: &Path, path: &WirePath) -> Result<Option<(FileType, Stat, i64)>, FsError> {
     let (parents, name) = split(path);
     let dir = match dirfd::walk(root, &parents, false, path)? {
         Walked::Dir(fd) => fd,
         Walked::Absent => return Ok(None),
         Walked::NotDir => return Err(FsError::Unsafe(path.clone())),
     };
-    Ok(dirfd::kind_at(&dir, name)?)
+    Ok(dirfd::kind_at(&dir, name)?.map(|(kind, st)| {
+        let born = match kind {
+            FileType::RegularFile => birth_at(&dir, name, &st),
+            _ => 0,
+        };
+        (kind, st, born)
+    }))
+}
+
+/// The birth time (`statx` `stx_btime`, nanoseconds since the epoch) of
+/// the file `name` in `dir` if it is still the file `st` describes (same
+/// inode: a file renamed over the name in between has its own), else 0,
+/// as when the kernel or the file system does not give one.
+// The cast is a no-op on x86_64 but not on every target's `stat` layout.
+#[allow(clippy::unnecessary_cast)]
+fn birth_at(dir: &OwnedFd, name: &str, st: &Stat) -> i64 {
+    use rustix::fs::{statx, StatxFlags};
+    match statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BTIME) {
+        Ok(x) if x.stx_mask & StatxFlags::BTIME.bits() != 0 && x.stx_ino == st.st_ino as u64 => x
+            .stx_btime
+            .tv_sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(x.stx_btime.tv_nsec)),
+        _ => 0,
+    }
 }
 
 /// Looks at `path` under `root`, checking that no ancestor is a symlink.

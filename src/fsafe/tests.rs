@@ -104,7 +104,7 @@ fn a_symlink_at_any_component_is_never_followed() {
                 "{what}"
             );
             assert!(open_file(root.path(), &full).unwrap().is_none(), "{what}");
-            let (kind, _) = stat(root.path(), &full).unwrap().unwrap();
+            let (kind, _, _) = stat(root.path(), &full).unwrap().unwrap();
             assert_eq!(kind, rustix::fs::FileType::Symlink, "{what}");
         } else {
             assert_all_refused(root.path(), &full, &what);

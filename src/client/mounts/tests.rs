@@ -20,6 +20,7 @@ fn file(dev: u64) -> Entry {
         dev,
         ino: 1,
         exec: false,
+        btime_ns: 0,
     };
     Entry::synced_file(stat, ContentHash([1; 32]), 1)
 }

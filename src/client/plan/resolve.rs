@@ -113,9 +113,12 @@ fn plan_removals(
         .collect();
     let mut renamed_from = BTreeSet::new();
     // The same file (inode) first, for every vanished file, then the same
-    // content for the rest, unless it is known to be another file: two
-    // vanished files with one content must not take each other's moved
-    // file, and a copy is not a move.
+    // content for the rest, unless it is known to be another file
+    // ([`Stat::other_file`]: another inode, or the same number born
+    // again): two vanished files with one content must not take each
+    // other's moved file, and a copy is not a move: a Rename
+    // would carry to the copy whatever another device made of the
+    // original meanwhile.
     for by_inode in [true, false] {
         for (from, base, hash, stat) in &deleted_files {
             if renamed_from.contains(from) {
@@ -129,7 +132,7 @@ fn plan_removals(
                     .enumerate()
                     .filter(|(_, op)| {
                         matches!(op, Op::Upload { base: 0, hash: h, stat: now, .. }
-                            if h == hash && !other_file(stat, now))
+                            if h == hash && !stat.other_file(now))
                     })
                     .max_by_key(|(_, op)| op.path().file_name() == from.file_name())
                     .map(|(i, _)| i)
@@ -157,7 +160,10 @@ fn plan_removals(
 /// The new file (an upload with base 0) that is the vanished file `was`
 /// itself, moved and edited before this look (`mv t.sh u.sh; echo >> u.sh`
 /// while the client was stopped, or between two looks): the same inode on
-/// the same device (PROTOCOL.md ). Its content differs, so it is not
+/// the same device, born at the same time where both birth times are known
+/// ([`Stat::same_inode`], PROTOCOL.md: `rm a; echo new > b` gives
+/// `b` the inode number of `a` on ext4, not its birth time; that is a
+/// Delete and a new file). Its content differs, so it is not
 /// found by content; planned as a Rename, the moved file keeps what the
 /// server changed meanwhile (its executable bit, R-15.2.4), and the edit
 /// follows as an upload on the moved version (the destination is compared
@@ -168,27 +174,18 @@ fn plan_removals(
 fn same_file(uploads: &[Op], from: &WirePath, was: &Stat) -> Option<usize> {
     uploads.iter().position(|op| {
         matches!(op, Op::Upload { base: 0, stat, path, .. }
-            if was.ino != 0 && stat.ino == was.ino && stat.dev == was.dev
-                && !path.is_within(from))
+            if was.same_inode(stat) && !path.is_within(from))
     })
 }
 
-/// True when `was` (an indexed file's record) and `now` (a file on disk)
-/// are known to be two files: the same device, both inode numbers known and
-/// different. A move within a file system keeps the inode; a copy (`cp a b;
-/// rm a`) has its own, and is not pushed as a rename of `a`: a
-/// Rename would carry to `b` whatever another device made of `a` meanwhile.
-fn other_file(was: &Stat, now: &Stat) -> bool {
-    was.dev == now.dev && was.ino != 0 && now.ino != 0 && was.ino != now.ino
-}
-
 /// True when a file indexed as `was` may be the file `now` moved: the same
-/// inode on the same device when both are known; without an inode,
+/// inode on the same device when both are known, not born again
+/// ([`Stat::same_inode`], R-7.2.5); without an inode,
 /// the same size and modification time (a move keeps both; a record whose
 /// mtime is not trusted, 0, proves nothing and matches nothing).
 fn moved_file(was: &Stat, now: &Stat) -> bool {
     if was.ino != 0 && now.ino != 0 {
-        was.ino == now.ino && was.dev == now.dev
+        was.same_inode(now)
     } else {
         was.size == now.size && was.mtime_ns != 0 && now.mtime_ns == was.mtime_ns
     }
@@ -222,14 +219,15 @@ fn match_dir_renames(
     let mut ops = Vec::new();
     let mut taken: Vec<WirePath> = Vec::new();
     let mut budget = RENAME_SEARCH_BUDGET;
-    // The known inodes of the files below each new directory.
-    let mut inodes: BTreeMap<&WirePath, BTreeSet<(u64, u64)>> = BTreeMap::new();
+    // The known inodes of the files below each new directory, with their
+    // stats (for the birth time: [`Stat::same_inode`]).
+    let mut inodes: BTreeMap<&WirePath, BTreeMap<(u64, u64), Stat>> = BTreeMap::new();
     for to in added {
         let below = disk
             .range(to.clone()..)
             .take_while(|(p, _)| p.is_within(to))
             .filter_map(|(_, d)| match d {
-                DiskEntry::File(s) if s.ino != 0 => Some((s.dev, s.ino)),
+                DiskEntry::File(s) if s.ino != 0 => Some(((s.dev, s.ino), *s)),
                 _ => None,
             });
         inodes.insert(to, below.collect());
@@ -267,7 +265,9 @@ fn match_dir_renames(
                     });
                 if here.is_some_and(|now| moved_file(stat, &now)) {
                     (score, in_place) = (score + 1, in_place + 1);
-                } else if stat.ino != 0 && below.is_some_and(|b| b.contains(&(stat.dev, stat.ino)))
+                } else if below
+                    .and_then(|b| b.get(&(stat.dev, stat.ino)))
+                    .is_some_and(|now| stat.same_inode(now))
                 {
                     score += 1;
                 }
@@ -304,7 +304,7 @@ mod tests {
         WirePath::new(s).unwrap()
     }
 
-    fn stat(dev: u64, ino: u64) -> Stat {
+    fn stat(dev: u64, ino: u64, btime_ns: i64) -> Stat {
         Stat {
             size: 5,
             mtime_ns: 1,
@@ -312,21 +312,34 @@ mod tests {
             dev,
             ino,
             exec: false,
+            btime_ns,
         }
     }
 
     /// a vanished file and a new file with another content are one
     /// file moved and edited exactly when device and inode are the same
-    /// (and known); otherwise a Delete and a new upload, as before.
+    /// (and known) and the birth times do not differ (where both are
+    /// known: an older index or a file system without them falls back to
+    /// the inode alone); otherwise a Delete and a new upload, as before.
+    /// The same content under a reused inode number is not the file moved
+    /// either (`rm a; echo same > b`): a copy is not a move.
     #[test]
-    fn a_moved_and_edited_file_is_a_rename_by_its_inode() {
+    fn a_moved_and_edited_file_is_a_rename_by_its_inode_and_birth() {
         let old = ContentHash::of(b"t\n");
         let new = ContentHash::of(b"t\nmore\n");
-        for (was, now, rename) in [
-            (stat(1, 7), stat(1, 7), true),
-            (stat(1, 7), stat(1, 8), false),
-            (stat(1, 7), stat(2, 7), false),
-            (stat(1, 0), stat(1, 0), false),
+        for (was, now, content, rename) in [
+            (stat(1, 7, 0), stat(1, 7, 0), new, true),
+            (stat(1, 7, 0), stat(1, 8, 0), new, false),
+            (stat(1, 7, 0), stat(2, 7, 0), new, false),
+            (stat(1, 0, 0), stat(1, 0, 0), new, false),
+            (stat(1, 7, 100), stat(1, 7, 100), new, true),
+            (stat(1, 7, 100), stat(1, 7, 200), new, false),
+            (stat(1, 7, 0), stat(1, 7, 200), new, true),
+            (stat(1, 7, 100), stat(1, 7, 0), new, true),
+            (stat(1, 7, 100), stat(1, 7, 100), old, true),
+            (stat(1, 7, 100), stat(1, 7, 200), old, false),
+            (stat(1, 7, 100), stat(1, 8, 100), old, false),
+            (stat(1, 7, 0), stat(1, 7, 200), old, true),
         ] {
             let known: BTreeMap<WirePath, Entry> =
                 [(p("t.sh"), Entry::synced_file(was, old, 3))].into();
@@ -335,7 +348,7 @@ mod tests {
                 path: p("u.sh"),
                 base: 0,
                 stat: now,
-                hash: new,
+                hash: content,
             };
             let ops = file_changes(&disk, &known, &[], Vec::new(), vec![upload.clone()]);
             let want = if rename {
@@ -354,6 +367,44 @@ mod tests {
                 ]
             };
             assert_eq!(ops, want, "{was:?} -> {now:?}");
+        }
+    }
+
+    /// with R-7.2.4's birth time: a removed directory is not paired
+    /// with a new one whose files only got its files' inode numbers.
+    #[test]
+    fn a_new_directory_on_reused_inode_numbers_is_not_a_rename() {
+        let h = ContentHash::of(b"x");
+        for (born, rename) in [(100, true), (200, false), (0, true)] {
+            let known: BTreeMap<WirePath, Entry> = [
+                (
+                    p("d"),
+                    Entry {
+                        kind: EntryKind::Dir,
+                        version: 1,
+                    },
+                ),
+                (p("d/f"), Entry::synced_file(stat(1, 7, 100), h, 2)),
+                (p("d/g"), Entry::synced_file(stat(1, 8, 100), h, 2)),
+            ]
+            .into();
+            let disk: BTreeMap<WirePath, DiskEntry> = [
+                (p("e"), DiskEntry::Dir),
+                (p("e/other"), DiskEntry::File(stat(1, 7, born))),
+                (p("e/names"), DiskEntry::File(stat(1, 8, born))),
+            ]
+            .into();
+            let (deleted, added) = dir_changes(&disk, &known);
+            let ops = dir_renames(&disk, &known, &deleted, &added);
+            let want = match rename {
+                true => vec![Op::Rename {
+                    from: p("d"),
+                    to: p("e"),
+                    base: 1,
+                }],
+                false => vec![],
+            };
+            assert_eq!(ops, want, "born {born}");
         }
     }
 }

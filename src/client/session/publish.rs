@@ -442,6 +442,7 @@ mod tests {
             dev: 7,
             ino: 9,
             exec: false,
+            btime_ns: 0,
         };
         assert!(as_recorded(&placed, &placed));
         let sealed = Stat {

@@ -81,6 +81,7 @@ fn stat(size: usize, ino: u64, mtime_ns: i64) -> Stat {
         dev: 1,
         ino,
         exec: false,
+        btime_ns: 0,
     }
 }
 
