@@ -14,6 +14,16 @@ use cloudservice::chunk::manifest_of_reader;
 use cloudservice::protocol::{ErrorCode, FileManifest, Message, PushStatus};
 use common::*;
 
+/// An Error's text names the user's path only: neither the server's data
+/// directory nor its temp files (`.cloudservice-server/tmp/upload-…`, which
+/// tempfile's write errors carried as ` at path "…"`).
+fn names_no_server_path(message: &str, data: &std::path::Path) {
+    let data = data.to_string_lossy();
+    for server_only in [&*data, ".cloudservice-server", "/tmp", " at path "] {
+        assert!(!message.contains(server_only), "{server_only} in {message}");
+    }
+}
+
 #[test]
 fn disk_full_fails_the_push_and_keeps_the_old_version() {
     let Some(disk) = Tmpfs::mount("6m") else {
@@ -29,6 +39,7 @@ fn disk_full_fails_the_push_and_keeps_the_old_version() {
     let err = a.put("doc.bin", &too_big, 1).expect_err("no room");
     assert_eq!(err.code, ErrorCode::NoSpace, "{}", err.message);
     assert!(err.message.contains("No space left"), "{}", err.message);
+    names_no_server_path(&err.message, &data);
     assert_eq!(
         std::fs::read(server.user_dir(&a.user).join("doc.bin")).unwrap(),
         v1
@@ -97,6 +108,7 @@ fn a_delta_upload_that_does_not_fit_is_refused_and_the_connection_stays_open() {
                 );
                 assert!(e.message.contains("No space left"), "{}", e.message);
                 assert!(e.message.contains("big.bin"), "{}", e.message);
+                names_no_server_path(&e.message, &data);
             }
             other => panic!("attempt {attempt}: expected NoSpace, got {other:?}"),
         }

@@ -87,9 +87,10 @@ fn storage(paths: &DataPaths, user: &UserId, e: &DevicesError) -> Refusal {
     };
     let text = match e {
         DevicesError::Io(path, err) => format!(
-            "the server cannot use its file {} ({err}): the operator should check that \
+            "the server cannot use its file {} ({}): the operator should check that \
              the server's user owns it",
-            rel(path)
+            rel(path),
+            crate::server::store::reason(err)
         ),
         DevicesError::Corrupt(path, why) => {
             format!("the server's file {} is damaged: {why}", rel(path))

@@ -149,6 +149,25 @@ fn no_space(e: &io::Error) -> bool {
     )
 }
 
+/// What an I/O error says, without any path of the server's it carries:
+/// the text goes to the client in an Error frame (and from there to its
+/// log and status), and neither a user nor a hostile peer may learn the
+/// server's own paths (its data directory, `.cloudservice-server/tmp/…`).
+/// An OS error gives its system text (`No space left on device (os error
+/// 28)`); tempfile adds ` at path "…"` to the errors of its temp files'
+/// writes, creation and persisting, which is cut off; the texts the
+/// server makes itself name no path (a user's path is added by the caller).
+pub fn reason(e: &io::Error) -> String {
+    if let Some(code) = e.raw_os_error() {
+        return io::Error::from_raw_os_error(code).to_string();
+    }
+    let text = e.to_string();
+    match text.find(" at path ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    }
+}
+
 /// Whether the file system refused a name as such (too long, or bytes it
 /// cannot represent): the same name fails the same way every time.
 fn refused_name(e: &io::Error) -> bool {
@@ -221,10 +240,10 @@ impl fmt::Display for StoreError {
                 announced,
             } => write!(f, "{path}: {received} bytes received, {announced} announced"),
             StoreError::HashMismatch(p) => write!(f, "{p}: content does not match its hash"),
-            StoreError::TempFile(e) => write!(f, "cannot create a temp file: {e}"),
-            StoreError::Write { path, source } => write!(f, "writing {path}: {source}"),
-            StoreError::Read { path, source } => write!(f, "reading {path}: {source}"),
-            StoreError::Io(e) => write!(f, "storage error: {e}"),
+            StoreError::TempFile(e) => write!(f, "cannot create a temp file: {}", reason(e)),
+            StoreError::Write { path, source } => write!(f, "writing {path}: {}", reason(source)),
+            StoreError::Read { path, source } => write!(f, "reading {path}: {}", reason(source)),
+            StoreError::Io(e) => write!(f, "storage error: {}", reason(e)),
         }
     }
 }
@@ -255,6 +274,51 @@ impl From<FsError> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text of every failure built from an I/O error names no path of
+    /// the server's: tempfile's ` at path "…"` (its temp files' creation,
+    /// writes and persisting) is cut off, OS errors keep their system text.
+    #[test]
+    fn io_failures_name_no_server_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let hidden = dir.path().join("server-only/.cloudservice-server/tmp");
+        let created = tempfile::Builder::new().tempfile_in(&hidden);
+        let Err(tempfile_error) = created else {
+            panic!("no such directory")
+        };
+        assert!(
+            tempfile_error.to_string().contains("server-only"),
+            "the case"
+        );
+        let p = WirePath::new("docs/a.txt").unwrap();
+        let full = || io::Error::from(Errno::NOSPC);
+        let said = tempfile_error.to_string();
+        let wrapped = || io::Error::new(io::ErrorKind::StorageFull, said.clone());
+        for e in [
+            StoreError::TempFile(tempfile_error),
+            StoreError::Write {
+                path: p.clone(),
+                source: wrapped(),
+            },
+            StoreError::Read {
+                path: p.clone(),
+                source: full(),
+            },
+            StoreError::Io(wrapped()),
+        ] {
+            let text = e.to_string();
+            assert!(!text.contains("server-only"), "{text}");
+            assert!(!text.contains(" at path "), "{text}");
+        }
+        let write = StoreError::Write {
+            path: p,
+            source: full(),
+        };
+        assert_eq!(
+            write.to_string(),
+            "writing docs/a.txt: No space left on device (os error 28)"
+        );
+    }
 
     #[test]
     fn permanent_failures_are_unstorable_and_the_rest_storage() {

@@ -342,11 +342,11 @@ impl Journal {
                 Parsed::Unreadable(kind) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
+                        // No server path: the text reaches the client.
                         format!(
-                            "{}: the record at byte {pos} (type {kind}) passes its check but \
-                             this version cannot read it (written by a newer cloud-server?); \
-                             not opened, nothing cut off",
-                            path.display()
+                            "the journal's record at byte {pos} (type {kind}) passes its check \
+                             but this version cannot read it (written by a newer \
+                             cloud-server?); not opened, nothing cut off"
                         ),
                     ));
                 }

@@ -36,7 +36,7 @@ mod upload;
 pub mod versions;
 
 pub use changes::Listing;
-pub use error::StoreError;
+pub use error::{reason, StoreError};
 pub use fetch::FileReader;
 pub use upload::{StagedFile, Upload};
 
