@@ -276,9 +276,6 @@ impl Actor {
                 visit,
                 since,
             } => {
-                if self.store.is_none() && !self.open_store(false) {
-                    return;
-                }
                 let mut adopted = Peer::new(peer);
                 adopted.client = Some(client);
                 adopted.announced = true;
@@ -288,6 +285,9 @@ impl Actor {
                 adopted.visit = visit;
                 adopted.since = since;
                 self.peers.insert(conn, adopted);
+                if self.store.is_none() && !self.open_store(false) {
+                    self.refuse_adopted(conn);
+                }
             }
             ToActor::Detach { conn } => {
                 if let Some(mut peer) = self.peers.remove(&conn) {

@@ -82,6 +82,27 @@ impl Actor {
         }
     }
 
+    /// Closes a connection handed to this actor (its previous actor
+    /// retired while it stayed open) when the user's state cannot be
+    /// opened: moved away or being exported (the `Away` code and text),
+    /// or unreadable (`Storage`). Its requests would otherwise go
+    /// unanswered and the client wait for ever; told with an Error that
+    /// answers no request (ID 0, R-3.4.3) and closed, it reconnects and
+    /// its Hello gets the same answer. Logged to connectionLog.txt
+    /// (`request=adopt outcome=error`) and the server log.
+    pub(super) fn refuse_adopted(&mut self, conn: ConnRef) {
+        let (code, text) = match self.away {
+            Some(away) => (away.code(), away.text()),
+            None => (ErrorCode::Storage, "cannot open the user's state"),
+        };
+        log::warn!(
+            "user {}: a connection handed to a new worker is closed: {text}",
+            self.user
+        );
+        self.log(conn, "adopt", Err(text));
+        self.fail(conn, 0, code, text);
+    }
+
     pub(super) fn fail(&mut self, conn: ConnRef, request_id: u32, code: ErrorCode, text: &str) {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.fail(request_id, code, text);
