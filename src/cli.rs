@@ -271,6 +271,7 @@ fn form_gaps(cmd: &clap::Command, tokens: &[&str], entry: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use clap::{CommandFactory, Parser, Subcommand};
+    use rand::{rngs::StdRng, Rng as _, SeedableRng};
 
     #[derive(Debug, Parser)]
     #[command(name = "prog")]
@@ -369,12 +370,10 @@ mod tests {
             "extra",
             "",
         ];
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2_000 {
             let mut args = vec!["prog".to_owned()];
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            let seed: u64 = rng.random();
             let len = (seed % 6) as usize;
             for i in 0..len {
                 let pick = (seed >> (8 * i)) as usize % words.len();

@@ -170,6 +170,7 @@ fn validate(text: &str) -> Result<(), PathError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{rngs::StdRng, Rng as _, SeedableRng};
 
     #[test]
     fn path_rules_table() {
@@ -237,14 +238,11 @@ mod tests {
         assert_eq!(got, top);
         // Randomized: against the definition.
         let names = ["a", "a b", "a/b", "a/b/c", "a/b c", "ab", "b", "b/a"];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
         for _ in 0..500 {
             let mut input = Vec::new();
             for name in names {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                if seed & 1 == 0 {
+                if rng.random::<bool>() {
                     input.push(p(name));
                 }
             }

@@ -9,6 +9,7 @@ use crate::client::index::{Entry, EntryKind, Index};
 use crate::client::scanner::{Op, Scanner, Scope};
 use crate::protocol::{ChangeEntry, ContentHash, EntryState, WirePath};
 use proptest::prelude::*;
+use rand::{rngs::StdRng, Rng as _, SeedableRng};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -424,13 +425,8 @@ fn random_edits_are_found_by_stat_alone_exactly_when_content_changed() {
     write_with_mtime(&f, b"0000", old);
     std::thread::sleep(RACY_WINDOW + std::time::Duration::from_millis(50));
     let mut index = index_now(root);
-    let mut rng_state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move |n: u64| {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        rng_state % n
-    };
+    let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
+    let mut next = move |n: u64| rng.random_range(0..n);
     for round in 0..40 {
         let content = format!("{:04}", next(3));
         let keep = fs::metadata(&f).unwrap().modified().unwrap();

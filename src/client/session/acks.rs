@@ -207,6 +207,7 @@ impl Session<'_> {
 mod tests {
     use super::*;
     use crate::protocol::ErrorCode;
+    use rand::{rngs::StdRng, Rng as _, SeedableRng};
 
     fn frame(id: u32, message: Message) -> Frame {
         Frame::new(id, message)
@@ -233,13 +234,8 @@ mod tests {
     /// and the one named is the oldest of those.
     #[test]
     fn a_reply_proves_a_skip_exactly_when_it_overtook_a_push() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.random::<u64>();
         // Sending positions 0..40 mapped to IDs from `start`, skipping 0.
         let id_at = |start: u32, pos: u32| {
             let id = start.wrapping_add(pos);
