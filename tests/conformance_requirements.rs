@@ -43,6 +43,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_push_the_server_never_answers_is_sent_again_after_the_probe",
     ),
     (
+        "R-9.2.4",
+        "client",
+        "tests/e2e_lost_pull.rs",
+        "a_pull_the_server_never_answers_is_pulled_again_after_the_probe",
+    ),
+    (
         "R-5.4.11",
         "client",
         "tests/e2e_copy_edit_delete.rs",

@@ -327,6 +327,13 @@ impl PullJob {
         }
     }
 
+    /// The `Pull`'s request ID while its reply (its last batch) has not
+    /// come in full; `None` once it has (R-9.2.4: a reply to a later
+    /// request then proves the rest of it lost).
+    pub fn awaiting_reply(&self) -> Option<u32> {
+        (!self.listed).then_some(self.request_id)
+    }
+
     /// True when `request_id` answers this pull or one of its fetches.
     pub fn owns(&self, request_id: u32) -> bool {
         request_id == self.request_id

@@ -122,7 +122,9 @@ pub const PUSH_RETRY: Duration = Duration::from_secs(1);
 /// and plans those pushes again (stall14: a server actor that retired
 /// dropped one push, and the device stopped syncing with 108 changes
 /// pending). A slow answer (a large upload being checked) only delays the
-/// Pong behind it: one ping per this period, never an error.
+/// Pong behind it: one ping per this period, never an error. The
+/// same while a pull's reply has not come in full: no other pull
+/// starts while one runs, so a reply the server lost stopped every pull.
 pub const PROBE_AFTER: Duration = Duration::from_secs(10);
 /// While pushes or a pull wait for the server, a warning (log and status)
 /// after this long without a frame from it, repeated every as long: the
@@ -178,6 +180,9 @@ pub struct Status {
     pub last_send: Option<Instant>,
     /// A pull is being applied.
     pub pulling: bool,
+    /// The running pull's reply has not come in full: a ping probes it
+    /// after [`PROBE_AFTER`] of silence.
+    pub pull_awaited: bool,
     /// The server said it has changes (or a push asked for a pull).
     pub pull_wanted: bool,
     /// Pushes are waiting for their acknowledgements.
@@ -293,7 +298,8 @@ impl Timers {
             retry,
             rescan,
             reconnect: false,
-            ping: silent >= PING_AFTER || (status.pushing && silent >= PROBE_AFTER),
+            ping: silent >= PING_AFTER
+                || ((status.pushing || status.pull_awaited) && silent >= PROBE_AFTER),
             pull,
             compare_all: pull && periodic && !status.watching && !status.once,
             push: !pull && status.round_may_run() && round_due,

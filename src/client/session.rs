@@ -173,6 +173,11 @@ impl Session<'_> {
         Status {
             last_send: self.conn.as_ref().map(Connection::last_send),
             pulling: self.pull.job.is_some(),
+            pull_awaited: self
+                .pull
+                .job
+                .as_ref()
+                .is_some_and(|j| j.awaiting_reply().is_some()),
             pull_wanted: self.pull.wanted,
             pushing: !self.push.inflight.is_empty(),
             push_first: self.push.first,
@@ -313,6 +318,7 @@ impl Session<'_> {
             self.waiting_since = Some(Instant::now());
         }
         self.check_no_push_skipped(&frame)?;
+        self.check_no_pull_skipped(&frame)?;
         let id = frame.request_id;
         if self.pull.job.as_ref().is_some_and(|p| p.owns(id)) {
             return self.on_pull_frame(frame);

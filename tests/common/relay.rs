@@ -68,6 +68,19 @@ impl Relay {
         })
     }
 
+    /// A relay to a plaintext `target` that loses the first frame of
+    /// `kind` the server sends (across all connections): the client never
+    /// sees that reply, and everything else goes through (a ChangeBatch
+    /// lost on the way, s15).
+    pub fn losing_reply(target: u16, kind: u8) -> Relay {
+        let lost = Arc::new(AtomicBool::new(false));
+        Relay::accepting(target, move |(client, server), (c2, s2), (u, d)| {
+            let lost = lost.clone();
+            std::thread::spawn(move || pump(client, server, u));
+            std::thread::spawn(move || lose_once(s2, c2, d, kind, lost));
+        })
+    }
+
     /// A relay to `target` whose client-to-server direction carries at
     /// most `up_bytes_per_s` (a slow uplink: uploads take long; the
     /// client's writes block while its socket buffer is full). The other
@@ -263,8 +276,8 @@ fn filter(
     let _ = server.shutdown(Shutdown::Both);
 }
 
-/// Forwards whole frames from `client` to `server`, except the first of
-/// `kind` (`lost` says whether it went already), which is dropped.
+/// Forwards whole frames from `client` to `server` (or the other way), except
+/// the first of `kind` (`lost` says whether it went already), which is dropped.
 fn lose_once(
     mut client: TcpStream,
     mut server: TcpStream,

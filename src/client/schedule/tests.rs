@@ -85,6 +85,7 @@ fn idle(t0: Instant) -> (Timers, Status) {
     let status = Status {
         last_send: Some(t0),
         pulling: false,
+        pull_awaited: false,
         pull_wanted: false,
         pushing: false,
         push_first: false,
@@ -114,7 +115,7 @@ fn an_idle_session_sleeps_until_the_periodic_pull_or_the_idle_wake() {
 /// `round-later` (due in 9 s), `retry` (paths to look at again, due),
 /// `old-rescan` (the last whole comparison a minute ago), `silent` (nothing
 /// sent for a minute), `periodic` (the periodic pull due), `pushing`,
-/// `pulling`, `wanted`, `unwatched`, `once`, `offline` (disconnected, the
+/// `pulling`, `awaited` (pulling, its reply not in), `wanted`, `unwatched`, `once`, `offline` (disconnected, the
 /// backoff over), `backoff` (disconnected, the backoff running), `first`
 /// (the last pull waits for the round: [`Status::push_first`]), `quiet`
 /// (nothing sent for [`PROBE_AFTER`]).
@@ -132,6 +133,10 @@ fn state(t0: Instant, words: &str) -> (Timers, Status) {
             "periodic" => t.next_pull = t0,
             "pushing" => s.pushing = true,
             "pulling" => s.pulling = true,
+            "awaited" => {
+                s.pulling = true;
+                s.pull_awaited = true;
+            }
             "wanted" => s.pull_wanted = true,
             "unwatched" => s.watching = false,
             "once" => s.once = true,
@@ -211,6 +216,11 @@ fn what_is_due_table() {
         ("quiet", ""),
         ("quiet pushing", "ping"),
         ("quiet pulling", ""),
+        // A pull whose reply has not come in full, likewise;
+        // not before PROBE_AFTER of silence.
+        ("quiet awaited", "ping"),
+        ("awaited", ""),
+        ("quiet awaited pushing", "ping"),
         ("quiet pushing wanted", "ping pull"),
     ];
     let t0 = later_than_a_minute();
@@ -409,6 +419,7 @@ fn the_loop_never_spins_while_nothing_arrives() {
             if due.pull {
                 timers.pull_started(now, pull_every);
                 status.pulling = true;
+                status.pull_awaited = true;
                 status.pull_wanted = false;
                 status.last_send = Some(now);
             }

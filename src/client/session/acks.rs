@@ -31,7 +31,9 @@ pub(super) fn sent_before(a: u32, b: u32) -> bool {
 /// push that is still in flight means that push's answer was skipped.
 /// Frames that are no reply (ID 0: Notify, an Error that answers nothing;
 /// a Ping) prove nothing, and neither does a closing Error, which may
-/// overtake earlier replies (R-3.4.9). Returns the oldest such push.
+/// overtake earlier replies (R-3.4.9). Returns the oldest such push. The
+/// pull's reply is checked the same way (R-9.2.4), with its request ID as
+/// the one push.
 pub(super) fn skipped_push(frame: &Frame, inflight: impl Iterator<Item = u32>) -> Option<u32> {
     let id = frame.request_id;
     match &frame.message {
@@ -68,6 +70,28 @@ impl Session<'_> {
             frame.request_id,
             frame.message.kind(),
             self.push.inflight.len()
+        )))
+    }
+
+    /// R-9.2.4: the same for the pull: a reply that overtook the pull's
+    /// reply (its last batch not in yet) means the server will never send
+    /// the rest. The connection is given up with the reason (logged, and
+    /// kept for `cloud-client status`); reconnecting pulls again from the
+    /// same cursor (nothing of the unfinished pull was applied).
+    ///
+    /// # Errors
+    /// [`ClientError::ConnectionLost`] naming the pull and the reply.
+    pub(super) fn check_no_pull_skipped(&self, frame: &Frame) -> Result<(), ClientError> {
+        let awaited = self.pull.job.as_ref().and_then(|j| j.awaiting_reply());
+        let Some(pull) = awaited.and_then(|id| skipped_push(frame, std::iter::once(id))) else {
+            return Ok(());
+        };
+        Err(ClientError::ConnectionLost(format!(
+            "the server answered request {} ({:?}) but never the pull (request {pull}, from \
+             cursor {}) sent before it; pulling again",
+            frame.request_id,
+            frame.message.kind(),
+            self.index.cursor()
         )))
     }
 
