@@ -16,6 +16,10 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long a restarted client may take to start and pull on a starved
+/// machine before the test calls it hung.
+const START_LIMIT: Duration = Duration::from_secs(120);
+
 fn wait_for(what: &str, check: impl FnMut() -> bool) {
     assert!(eventually(CONVERGE, check), "timed out waiting for: {what}");
 }
@@ -58,14 +62,20 @@ fn files(root: &Path) -> Tree {
 /// Sets up A (rules `build/`, a directory `proj`) and B joined, both
 /// running and converged; B then makes an ignored directory `build/` and an
 /// ignored file in `proj/`.
-fn setup(server: &Server, a: &Path, b: &Path) -> (String, Client, Client) {
+fn setup(server: &Server, a: &Path, b: &Path, b_log: Option<&Path>) -> (String, Client, Client) {
     write(a, "k", "k");
     write(a, ".cloudignore", "build/\n");
     write(a, "proj/main.c", "p");
     std::thread::sleep(Duration::from_millis(350));
     let user = new_user(server.port, a);
     let ca = Client::start(server.port, a, None);
-    let cb = Client::start(server.port, b, Some(&user));
+    let cb = match b_log {
+        Some(log) => Client::options(server.port, b)
+            .user(Some(&user))
+            .log(log)
+            .start(),
+        None => Client::start(server.port, b, Some(&user)),
+    };
     wait_for("B has proj/main.c", || read(b, "proj/main.c").is_some());
     write(b, "build/out.o", "precious");
     write(b, "proj/build.tmp", "cache");
@@ -79,7 +89,7 @@ fn a_server_file_where_an_ignored_directory_is_is_held_back_and_the_cursor_passe
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
     let (a, b) = (a.path(), b.path());
-    let (user, _ca, _cb) = setup(&server, a, b);
+    let (user, _ca, _cb) = setup(&server, a, b, None);
 
     // Finding 3: a FILE named like B's ignored directory. Finding 3b: a
     // directory holding B's ignored file replaced by a file.
@@ -147,7 +157,9 @@ fn a_held_back_file_survives_a_restart_and_merges_once_the_rule_goes() {
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
     let (a, b) = (a.path(), b.path());
-    let (user, _ca, mut cb) = setup(&server, a, b);
+    let logs = tempfile::tempdir().expect("tempdir");
+    let b_log = logs.path().join("b.log");
+    let (user, _ca, mut cb) = setup(&server, a, b, Some(&b_log));
 
     // B is stopped while A creates the file; B starts and holds it back.
     cb.stop();
@@ -157,6 +169,15 @@ fn a_held_back_file_survives_a_restart_and_merges_once_the_rule_goes() {
         read(&srv, "build").as_deref() == Some("I am a file")
     });
     cb.spawn();
+    // The event, not the clock: B's pull holds the file back (it says so in
+    // its log), however long a loaded machine makes B's start (it once
+    // took more than CONVERGE); the limit only ends a hang. Then its
+    // status lists it (the index is saved at the end of that pull).
+    assert!(
+        cb.wait_log("not placing the server's file build", START_LIMIT),
+        "B never held build back\n{}",
+        cb.log_tail(4000)
+    );
     wait_for("B's status lists build as held back", || {
         held_back(b, "build")
     });
