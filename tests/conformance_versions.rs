@@ -235,7 +235,10 @@ fn r_14_3_3_a_restore_is_not_the_restoring_devices_own_change() {
     assert_eq!(a.fetch("rr.txt").expect("fetch").1, b"r1");
     let copy = late.path.to_string();
     assert_eq!(a.fetch(&copy).expect("fetch copy").1, b"local edit");
-    // Once it has pulled the restore, its edits apply as usual.
+    // Once it has pulled the restore (and acknowledged it: a restored
+    // version has no author, R-7.2.8), its edits apply as usual.
+    let (head, _, _) = a.pull(0);
+    a.send(Message::Ack { cursor: head });
     let edit = a
         .put("rr.txt", b"r1 and more", restored.version)
         .expect("put");

@@ -414,6 +414,10 @@ mod tests {
         assert_eq!(read(&store, "d/z.txt"), b"z");
 
         let v = store.tree().get(&p("d/z.txt")).expect("z").version;
+        // The restored version has no author: device 1 holds it only once
+        // it pulled it.
+        store.add_client().expect("client 1");
+        store.set_cursor(1, store.head()).expect("ack");
         store.delete_file(v, &p("d/z.txt"), 1).expect("delete");
         let deleted_at = store.head();
         store
@@ -604,5 +608,53 @@ mod tests {
         // New versions are kept after a rewrite of the index.
         put(&mut store, "f", b"later");
         assert_eq!(all(&store).len(), 1);
+    }
+
+    /// Every file's content in the user's folder, sorted.
+    fn contents(store: &UserStore) -> Vec<Vec<u8>> {
+        let mut all: Vec<Vec<u8>> = walkdir::WalkDir::new(store.root())
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| std::fs::read(e.path()).expect("read"))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Two restores whose places fall in the same conflict directory (a
+    /// directory restored beside the file now at its name, then a file of
+    /// it restored as it was earlier) each keep their content: the second
+    /// takes a conflict name of its own, never the first one's place.
+    /// Restored changes have no author, so the first restore's
+    /// file is nobody's own to overwrite (outside tester breaker15 F2: the
+    /// second restore replaced the first one's file within the same second).
+    #[test]
+    fn a_second_restore_never_overwrites_what_the_first_placed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(dir.path());
+        put(&mut store, "d/f", b"v1");
+        let v2 = put(&mut store, "d/f", b"v2");
+        put(&mut store, "d/f", b"v3");
+        store.remove_dir(store.head(), &p("d"), 1).expect("rmdir");
+        let removed = store.head();
+        put(&mut store, "d", b"a file now");
+        let first = store.restore(removed, &p("d")).expect("restore d");
+        assert_eq!(first.status, PushStatus::Conflict);
+        let second = store.restore(v2, &p("d/f")).expect("restore d/f");
+        assert_eq!(second.status, PushStatus::Conflict);
+        assert_ne!(
+            second.path,
+            WirePath::new(&format!("{}/f", first.path)).expect("path"),
+            "the second restore took the first one's place"
+        );
+        assert_eq!(
+            contents(&store),
+            vec![b"a file now".to_vec(), b"v1".to_vec(), b"v3".to_vec()]
+        );
+        // A restored version is no device's: not held by a device whose
+        // acknowledged cursor has not reached it.
+        assert!(!store.may_hold(first.version, &first.path, 1));
+        assert!(!store.pushed_by(first.version, 0));
     }
 }

@@ -424,9 +424,12 @@ impl UserStore {
             Record::Tombstone { seq, path } => {
                 self.touch(*seq, path, true, Vec::new());
             }
-            Record::Author { seq, client } => {
+            // Client 0 is no device: journals before this revision recorded
+            // restored changes with author 0; they have none.
+            Record::Author { seq, client } if *client != 0 => {
                 self.authors.insert(*seq, *client);
             }
+            Record::Author { .. } => {}
             Record::Intent { client, path } => {
                 self.intent = Some((*client, path.clone()));
             }
@@ -445,9 +448,12 @@ impl UserStore {
     /// had not seen, R-7.2.3; a restore, R-14.3.3; a re-scan's find, §10)
     /// also reaches the mover or restorer in its PushAck, which shows
     /// nothing of the content: such a version is held only once the client
-    /// acknowledged a pull that brought it ([`Self::has_seen`]).
+    /// acknowledged a pull that brought it ([`Self::has_seen`]). Client 0
+    /// is the server's own restore, which reads the tree itself:
+    /// it holds every version, so a restore replaces what is at its path
+    /// now (kept first, §14.1).
     fn may_hold(&self, seq: u64, path: &WirePath, client: ClientId) -> bool {
-        self.authors.contains_key(&seq) || self.has_seen(client, path, seq)
+        client == 0 || self.authors.contains_key(&seq) || self.has_seen(client, path, seq)
     }
 
     /// Whether `client` acknowledged a pull that brought the entry of
@@ -484,7 +490,13 @@ impl UserStore {
     }
 
     /// Journals that `client` pushed change `seq` (after its records).
+    /// Client 0 is no device (a restore's changes, R-14.3.3): nothing is
+    /// recorded, so the change has no author — neither anybody's own to
+    /// overwrite nor a base held before a pull.
     fn record_author(&mut self, seq: u64, client: ClientId) -> Result<(), StoreError> {
+        if client == 0 {
+            return Ok(());
+        }
         self.record(Record::Author { seq, client })?;
         // Only the authors of versions still in the tree are ever asked
         // for: forget the others once they outnumber the tree, so memory
