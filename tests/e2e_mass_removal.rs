@@ -257,3 +257,73 @@ fn removals_on_purpose_arrive_whole_and_a_few_are_not_held() {
         );
     }
 }
+
+/// Outside tester breaker15, F2: the guard's advice ("remove .cloudservice
+/// and start again") made the folder a NEW user and deleted nothing. Now
+/// the advice is `--confirm-empty`, which pushes the deletions to the
+/// server and the other device; and the flag given to a folder that is not
+/// empty at start leaves the guard on (a service that always passes it
+/// still stops for an unmounted drive).
+#[test]
+fn confirm_empty_deletes_everywhere_and_only_an_empty_start() {
+    let mut f = fixture(|a| {
+        for i in 0..12 {
+            write(a, &format!("f{i}.txt"), format!("{i}\n"));
+        }
+    });
+    let (port, a) = (f.server.port, f.a.path().to_path_buf());
+    f.ca.stop();
+    empty_slowly(&a, Duration::ZERO);
+
+    // Without the flag: stopped, with advice that names it; nothing deleted,
+    // no new user.
+    let refused = Client::options(port, &a).run_once();
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "refused: {said}");
+    assert!(said.contains("--confirm-empty"), "the advice: {said}");
+    assert!(
+        !said.contains("remove"),
+        "no advice to remove the state: {said}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&refused.stdout).contains("user id"),
+        "no new user"
+    );
+    let user_dir = f.server.user_dir(&f.user);
+    assert_eq!(files_in(&user_dir), 12, "the server deleted nothing");
+
+    // With it: the deletions reach the server and B.
+    let confirmed = Client::options(port, &a).flag("--confirm-empty").run_once();
+    assert!(
+        confirmed.status.success(),
+        "confirmed: {}",
+        String::from_utf8_lossy(&confirmed.stderr)
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || files_in(&user_dir) == 0
+            && files_in(f.b.path()) == 0),
+        "every deletion reached the server ({}) and B ({})",
+        files_in(&user_dir),
+        files_in(f.b.path())
+    );
+
+    // The flag on a folder that is not empty at start: the guard stays.
+    for i in 0..12 {
+        write(&a, &format!("g{i}.txt"), format!("{i}\n"));
+    }
+    settle();
+    let mut watching = Client::options(port, &a)
+        .flag("--confirm-empty")
+        .log(&f.log)
+        .start();
+    converge_long("12 new files", &[&a, f.b.path()]);
+    empty_slowly(&a, Duration::ZERO);
+    let status = watching.wait_exit(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the guard stops it: {status:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(files_in(&user_dir), 12, "the server deleted nothing");
+    assert_eq!(files_in(f.b.path()), 12, "B deleted nothing");
+}

@@ -25,7 +25,8 @@ use std::time::Duration;
 /// test below, and against README by tests/cli_usage.rs).
 const SYNOPSIS: &str = "\
 cloud-client SERVER_IP SERVER_PORT FOLDER_PATH PULLING_RATE [USER_ID[:JOIN_CODE]] [--once] [-v | -q]
-             [--device-name NAME] [--server-fingerprint HEX | --ca FILE | --insecure-plaintext]
+             [--device-name NAME] [--confirm-empty]
+             [--server-fingerprint HEX | --ca FILE | --insecure-plaintext]
 cloud-client status FOLDER [--json]
 cloud-client versions FOLDER [PATH] [--server HOST:PORT]
              [--server-fingerprint HEX | --ca FILE | --insecure-plaintext]
@@ -89,6 +90,12 @@ struct Args {
     /// Reconcile both ways, wait for the server's acknowledgements, exit.
     #[arg(long)]
     once: bool,
+    /// The folder was emptied on purpose: delete its synced files on the
+    /// server and the other devices too (they stay in `versions`), instead of
+    /// stopping as for an unmounted drive. Acts only if the folder is empty
+    /// at start.
+    #[arg(long)]
+    confirm_empty: bool,
     /// Show every change sent and received.
     #[arg(short, long, action = ArgAction::SetTrue, conflicts_with = "quiet")]
     verbose: bool,
@@ -299,6 +306,7 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         join_code,
         device_name: args.device_name.unwrap_or_else(host_name),
         once: args.once,
+        confirm_empty: args.confirm_empty,
         verbosity,
         security: args.trust.security(),
     };

@@ -45,6 +45,17 @@ pub enum ClientError {
         /// Files the index remembers.
         indexed_files: usize,
     },
+    /// Two folders one inside the other synced as devices of one user
+    /// ([`crate::client::nesting`]): refused before anything is sent.
+    NestedFolder {
+        /// The folder inside.
+        inner: PathBuf,
+        /// The folder around it.
+        outer: PathBuf,
+        /// Whether `inner` is the folder this client was started on (else
+        /// `outer` is, and a client runs on `inner`).
+        started_on_inner: bool,
+    },
     /// The state folder (`.cloudservice`) was removed while the client ran:
     /// taken as the user detaching the folder on purpose. The client stops at
     /// once, sending nothing more (in particular no deletion).
@@ -361,9 +372,38 @@ impl fmt::Display for ClientError {
                 f,
                 "folder {} is empty but {indexed_files} files were synced from it; \
                  refusing to delete them everywhere (unmounted drive?). \
-                 If you really emptied it, remove {}/.cloudservice and start again",
+                 If you emptied it on purpose, run the same command once with \
+                 --confirm-empty: the deletions then reach the server and your other \
+                 devices (the server keeps the files in `cloud-client versions`)",
                 folder.display(),
-                folder.display()
+            ),
+            ClientError::NestedFolder {
+                inner,
+                outer,
+                started_on_inner: true,
+            } => write!(
+                f,
+                "folder {} lies inside {}, which is already synced as a device of the same \
+                 user: syncing both would copy the folder into itself, level after level; \
+                 not starting (nothing was changed). Its files already reach this user's \
+                 devices through {}; to sync it on its own, move it out of that folder first",
+                inner.display(),
+                outer.display(),
+                outer.display()
+            ),
+            ClientError::NestedFolder {
+                inner,
+                outer,
+                started_on_inner: false,
+            } => write!(
+                f,
+                "a client syncs {} as a device of this same user, inside this folder {}: \
+                 syncing both would copy the folder into itself, level after level; stopping \
+                 (nothing was deleted). Stop the client of {} (its files reach this user's \
+                 devices through this folder), then start this one again",
+                inner.display(),
+                outer.display(),
+                inner.display()
             ),
             ClientError::Detached { folder, reattach } => write!(
                 f,

@@ -44,6 +44,7 @@ pub mod index;
 pub mod lease;
 pub mod logging;
 pub mod mounts;
+pub mod nesting;
 pub mod origin;
 pub mod plan;
 pub mod printable;
@@ -91,6 +92,11 @@ pub struct Config {
     pub device_name: String,
     /// Reconcile once and exit instead of watching.
     pub once: bool,
+    /// `--confirm-empty`: the folder was emptied on purpose; if it is empty
+    /// at start while the index lists synced files, push their deletions
+    /// instead of stopping (README "Safety"). Has no effect on a folder that
+    /// is not empty at start, and guards again once that removal is sent.
+    pub confirm_empty: bool,
     /// How chatty to be.
     pub verbosity: Verbosity,
     /// TLS (how the server is trusted) or `--insecure-plaintext`.

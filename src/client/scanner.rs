@@ -14,7 +14,7 @@ use crate::chunk::{manifest_of_reader_sized, Manifest, MIN_CHUNK};
 use crate::client::status::heartbeat::{Beating, Heartbeat};
 use crate::fsafe::hash_reader;
 use crate::protocol::limits::STATE_DIR_NAME;
-use crate::protocol::{ContentHash, WirePath};
+use crate::protocol::{ContentHash, UserId, WirePath};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
@@ -103,6 +103,11 @@ pub struct Scanner {
     /// New files may be planned as [`Op::Stream`] (the server takes
     /// protocol version 6, PROTOCOL.md §13.8): not read by the plan.
     streams: bool,
+    /// This device's user: a running device of the same user found below
+    /// the folder stops the scan ([`crate::client::nesting::runs_inside`]).
+    user: Option<UserId>,
+    /// Such a device's folder, found by the walk in progress.
+    nested_device: Option<PathBuf>,
 }
 
 /// Most chunk entries the scanner keeps between a plan and its pushes
@@ -123,6 +128,11 @@ impl Scanner {
         self.heart = Some(heart);
     }
 
+    /// The user this folder is synced for (checked against devices below it).
+    pub fn set_user(&mut self, user: UserId) {
+        self.user = Some(user);
+    }
+
     /// A scanner for the folder `root`.
     pub fn new(root: &Path) -> Scanner {
         Scanner {
@@ -137,6 +147,8 @@ impl Scanner {
             kept_chunks: 0,
             heart: None,
             streams: false,
+            user: None,
+            nested_device: None,
         }
     }
 
@@ -218,6 +230,13 @@ impl Scanner {
                 Seen::Skip => {}
                 Seen::SkipTree => walk.skip_current_dir(),
             }
+        }
+        if let Some(inner) = self.nested_device.take() {
+            return Err(ClientError::NestedFolder {
+                inner,
+                outer: self.root.clone(),
+                started_on_inner: false,
+            });
         }
         Ok(out)
     }
@@ -328,6 +347,13 @@ impl Scanner {
             return skip;
         }
         if ft.is_dir() {
+            if self
+                .user
+                .is_some_and(|user| crate::client::nesting::runs_inside(item.path(), user))
+            {
+                self.nested_device = Some(item.path().to_path_buf());
+                return Seen::SkipTree;
+            }
             Seen::Entry(wire, DiskEntry::Dir)
         } else if ft.is_file() {
             match item.metadata() {

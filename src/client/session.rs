@@ -80,6 +80,9 @@ struct Session<'a> {
     timers: Timers,
     watcher: Option<FolderWatcher>,
     shutdown: Arc<AtomicBool>,
+    /// `--confirm-empty` met an empty folder at start: its removal may pass
+    /// the empty-folder guard once ([`start::check_not_emptied`]).
+    confirmed_empty: bool,
     first_run: FirstRun,
 }
 

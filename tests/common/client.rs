@@ -83,9 +83,16 @@ pub struct ClientOptions {
     bin: Option<PathBuf>,
     plaintext: bool,
     envs: Vec<(String, String)>,
+    flags: Vec<String>,
 }
 
 impl ClientOptions {
+    /// Adds a flag to the command line (such as `--confirm-empty`).
+    pub fn flag(mut self, flag: &str) -> Self {
+        self.flags.push(flag.to_owned());
+        self
+    }
+
     /// Sets `key` to `value` in the client's environment (a test knob such
     /// as `CLOUD_TEST_PLACE_DELAY_MS`).
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -169,6 +176,7 @@ impl ClientOptions {
             .arg(&self.rate)
             .args(&self.user)
             .args(self.verbosity.flag())
+            .args(&self.flags)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         if self.plaintext || super::server::is_plaintext(self.port) {
@@ -256,6 +264,7 @@ impl Client {
             bin: None,
             plaintext: false,
             envs: Vec::new(),
+            flags: Vec::new(),
         }
     }
 

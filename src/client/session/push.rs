@@ -174,7 +174,8 @@ impl Session<'_> {
             }
             Decision::Send => {}
         }
-        if plan.ops.iter().any(Op::removes) {
+        let removes = plan.ops.iter().any(Op::removes);
+        if removes && !self.confirmed_empty {
             check_not_emptied(&self.root, &self.index, self.rules.rules())?;
         }
         if plan.renames_only {
@@ -188,6 +189,11 @@ impl Session<'_> {
             return Ok(());
         }
         self.send_ops(plan.ops)?;
+        if removes {
+            // `--confirm-empty` covered this removal; the guard is back for
+            // the rest of the run.
+            self.confirmed_empty = false;
+        }
         if scope.full {
             self.push.full_round_sent = true;
         }

@@ -54,6 +54,23 @@ pub fn run(
         return Err(ClientError::MissingFolder(config.folder.clone()));
     }
     let root = canonical_root(&config.folder);
+    // A folder inside another synced folder of the same user would copy the
+    // tree into itself (breaker15 F5): refused before anything is sent or
+    // made here (no state folder is created).
+    let user = StateDir::existing(&root)
+        .load_identity()
+        .ok()
+        .flatten()
+        .map(|id| id.user)
+        .or(config.user);
+    if let Some(outer) = user.and_then(|user| crate::client::nesting::synced_ancestor(&root, user))
+    {
+        return Err(ClientError::NestedFolder {
+            inner: root,
+            outer,
+            started_on_inner: true,
+        });
+    }
     let state = StateDir::open(&root)?;
     // One client per folder: two would overwrite each other's index and
     // status. The lock is an flock, so it dies with the process (also on
@@ -117,7 +134,18 @@ fn run_in(
         None => Index::new(),
     };
     let rules = super::publish::adopt_rules(&root, &state, &mut index);
-    check_not_emptied(&root, &index, rules.rules())?;
+    let confirmed_empty = match check_not_emptied(&root, &index, rules.rules()) {
+        Ok(()) => false,
+        Err(ClientError::FolderEmptied { indexed_files, .. }) if config.confirm_empty => {
+            log::warn!(
+                "{} is empty and --confirm-empty was given: deleting its {indexed_files} synced \
+                 files on the server and the other devices (the server keeps them in versions)",
+                root.display()
+            );
+            true
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(id) = loaded {
         // Local files a crash left in the temporary area go back first; the
         // full comparison below (`mark_all`) then pushes them.
@@ -194,6 +222,7 @@ fn run_in(
     let mut scanner = Scanner::new(&root);
     scanner.set_rules(rules.rules().clone());
     scanner.set_heartbeat(heart);
+    scanner.set_user(identity.user);
     let mut session = Session {
         config,
         root: root.clone(),
@@ -213,6 +242,7 @@ fn run_in(
         timers: Timers::new(now, config.pull_every),
         watcher,
         shutdown,
+        confirmed_empty,
         first_run: FirstRun {
             new_user: hello.mode == HelloMode::NewUser,
             first_sync: hello.mode != HelloMode::Resume,
