@@ -411,3 +411,30 @@ fn connection_log_rotates_by_rename_and_sighup_over_tls() {
 fn connection_log_rotates_by_rename_and_sighup_in_plaintext() {
     rotate_by_rename_and_sighup(true);
 }
+
+/// Outside tester breaker15, L6: an operator command on a data directory
+/// that does not exist (a typo) says so, and does not claim the user is
+/// unknown; nothing is created.
+#[test]
+fn an_operator_command_on_a_missing_data_directory_says_so() {
+    let top = tempfile::tempdir().expect("temp dir");
+    let missing = top.path().join("no-such-dir");
+    let user = "0123456789abcdef0123456789abcdef";
+    for (command, extra) in [
+        ("devices", vec![user]),
+        ("revoke", vec![user, "1"]),
+        ("reinstate", vec![user, "1"]),
+        ("rotate-join", vec![user]),
+        ("invite", vec![user]),
+    ] {
+        let out = admin(&missing, command, &extra);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command}: {said}");
+        assert!(
+            said.contains("no data directory") && said.contains("no-such-dir"),
+            "{command}: {said}"
+        );
+        assert!(!said.contains("no user"), "{command}: {said}");
+        assert!(!missing.exists(), "{command} created the directory");
+    }
+}

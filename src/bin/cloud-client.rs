@@ -406,6 +406,38 @@ fn versions(folder: &Path, path: Option<&str>, link: &LinkArgs) -> ExitCode {
     }
 }
 
+/// `--at TIME` (RFC 3339, e.g. `2026-12-01T10:00:00Z`) as ms since the
+/// epoch. A time after `now` is refused: nothing can be restored as it will
+/// be (outside tester breaker15, L7: it answered "already is as it was").
+///
+/// # Errors
+/// A text that is not RFC 3339 (Unix seconds get the command that converts
+/// them), a time before 1970 or after `now`.
+fn restore_time(text: &str, now: std::time::SystemTime) -> Result<u64, String> {
+    let at = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            format!(
+                "--at {text:?}: not an RFC 3339 time; for Unix seconds give \
+                 `$(date -u -d @{text} +%FT%TZ)`"
+            )
+        } else {
+            format!("--at {text:?}: {e} (e.g. 2026-12-01T10:00:00Z)")
+        }
+    })?;
+    let at_ms =
+        u64::try_from(at.timestamp_millis()).map_err(|_| format!("--at {text:?}: before 1970"))?;
+    let now_ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    if at_ms > now_ms {
+        return Err(format!(
+            "--at {text:?} is in the future (now is {}): nothing can be restored as it will be",
+            cloudservice::client::status::rfc3339(now)
+        ));
+    }
+    Ok(at_ms)
+}
+
 /// `cloud-client restore FOLDER PATH (--version N | --at TIME)`.
 fn restore(
     folder: &Path,
@@ -420,6 +452,10 @@ fn restore(
             "`cloud-client versions {} {path}` lists what is kept",
             folder.display()
         );
+        // A time that cannot be meant is refused before connecting.
+        let at_ms = at
+            .map(|text| restore_time(text, std::time::SystemTime::now()))
+            .transpose()?;
         let mut remote = remote(folder, link)?;
         // What is kept at or below PATH, before the restore: restoring a
         // directory by the number of its removal brings back what that
@@ -429,16 +465,12 @@ fn restore(
         if version.is_some() {
             remote.list(Some(&path), |entry| listed.push(entry.clone()))?;
         }
-        let (asked, result) = match (version, at) {
-            (Some(n), _) => (format!("before change {n}"), remote.restore(n, &path)),
-            (None, Some(text)) => {
-                let at = chrono::DateTime::parse_from_rfc3339(text)
-                    .map_err(|e| format!("--at {text:?}: {e} (e.g. 2026-12-01T10:00:00Z)"))?;
-                let at_ms = u64::try_from(at.timestamp_millis())
-                    .map_err(|_| format!("--at {text:?}: before 1970"))?;
+        let (asked, result) = match (version, at, at_ms) {
+            (Some(n), _, _) => (format!("before change {n}"), remote.restore(n, &path)),
+            (None, Some(text), Some(at_ms)) => {
                 (format!("at {text}"), remote.restore_at(at_ms, &path))
             }
-            (None, None) => return Err("give --version N or --at TIME".into()),
+            _ => return Err("give --version N or --at TIME".into()),
         };
         let ack = match result {
             Ok(ack) => ack,
@@ -522,6 +554,33 @@ fn restore(
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn restore_times_in_the_future_or_not_rfc_3339_are_refused() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_266_608);
+        assert_eq!(
+            restore_time("2026-12-01T10:00:00Z", now),
+            Ok(1_796_119_200_000)
+        );
+        assert_eq!(
+            restore_time("2026-12-01T11:00:00.5+01:00", now),
+            Ok(1_796_119_200_500)
+        );
+        let future = restore_time("2030-01-01T00:00:00Z", now).expect_err("future");
+        assert!(future.contains("in the future"), "{future}");
+        let one_ms_late = restore_time("2026-12-03T02:56:48.001Z", now).expect_err("future");
+        assert!(one_ms_late.contains("in the future"), "{one_ms_late}");
+        assert_eq!(
+            restore_time("2026-12-03T02:56:48Z", now),
+            Ok(1_796_266_608_000),
+            "now itself is fine"
+        );
+        let epoch = restore_time("1796266608", now).expect_err("seconds");
+        assert!(epoch.contains("date -u -d @1796266608"), "{epoch}");
+        let before = restore_time("1960-01-01T00:00:00Z", now).expect_err("before 1970");
+        assert!(before.contains("before 1970"), "{before}");
+        assert!(restore_time("yesterday", now).is_err());
+    }
 
     #[test]
     fn the_synopsis_names_every_option_and_command_and_nothing_else() {

@@ -260,6 +260,14 @@ fn admin(command: Admin) -> ExitCode {
     // Run by root against the server user's data directory: become that
     // user first, so what the command makes is the server's (README "Devices").
     if let Some(dir) = command.data_dir() {
+        // A mistyped data directory is said as such, not as "no user …"
+        // (outside tester breaker15, L6). `import` may fill a new one.
+        if !dir.is_dir() && !matches!(command, Admin::Import { .. }) {
+            return report(Err(format!(
+                "no data directory {} (give the directory the server runs with: its --data-dir)",
+                dir.display()
+            )));
+        }
         if let Err(e) = server::owner::become_owner_of(dir) {
             return report(Err(e.to_string()));
         }
