@@ -89,3 +89,61 @@ fn removing_the_state_folder_detaches_without_losing_anything() {
     }
     converge("after re-attaching", &[a.path(), b.path()]);
 }
+
+/// Outside tester breaker15, L2: `mv Sync Sync.old; mkdir Sync` while the
+/// client runs was called "detached" with a command that would have joined
+/// the new, empty folder as a new device. Now it is called a replaced
+/// folder; nothing is sent, and the moved folder runs on as the same device.
+#[test]
+fn a_folder_moved_away_and_replaced_stops_and_runs_on_at_its_new_place() {
+    let server = Server::start();
+    let parent = tempfile::tempdir().unwrap();
+    let sync = parent.path().join("Sync");
+    let b = tempfile::tempdir().unwrap();
+    for name in ["keep.txt", "other.txt"] {
+        write(&sync, name, format!("original {name}\n"));
+    }
+    std::thread::sleep(Duration::from_millis(350));
+    let user = new_user(server.port, &sync);
+    let mut ca = Client::options(server.port, &sync)
+        .verbosity(Verbosity::Quiet)
+        .capture_stderr()
+        .start();
+    let _cb = Client::start(server.port, b.path(), Some(&user));
+    converge("initial", &[&sync, b.path()]);
+
+    // The new folder takes the old one's name in one step (as `mv` then
+    // `mkdir` would, without the instant where nothing is there, which
+    // is the "vanished" stop).
+    let moved = parent.path().join("Sync.old");
+    fs::create_dir(&moved).unwrap();
+    assert!(
+        cloudservice::client::rename::exchange(&sync, &moved).unwrap(),
+        "this file system exchanges names"
+    );
+
+    let status = ca.wait_exit(Duration::from_secs(70));
+    let stderr = ca.stderr_lines().join("\n");
+    let status = status.expect("the client stops by itself");
+    assert!(!status.success(), "exits non-zero: {status:?}");
+    assert!(
+        stderr.contains("was replaced") && !stderr.contains("detached"),
+        "says replaced: {stderr:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(server.user_dir(&user).join("keep.txt").is_file());
+    assert!(b.path().join("other.txt").is_file(), "B deleted nothing");
+
+    // At its new place the folder is the same device: an edit made there
+    // reaches B, and no conflict copy or new device appears.
+    write(&moved, "keep.txt", "edited at the new place\n");
+    let out = run_once(server.port, &moved, None);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "run at the new place: {said}");
+    assert!(!said.contains("new device"), "not a new device: {said}");
+    converge("moved", &[&moved, b.path()]);
+    assert_eq!(
+        fs::read_to_string(b.path().join("keep.txt")).unwrap(),
+        "edited at the new place\n"
+    );
+}

@@ -45,6 +45,10 @@ pub enum ClientError {
         /// Files the index remembers.
         indexed_files: usize,
     },
+    /// Another folder stands at the folder's path than the one the client
+    /// started on (moved or renamed away, a new one made at its name): the
+    /// client stops, sending nothing more.
+    FolderReplaced(PathBuf),
     /// Two folders one inside the other synced as devices of one user
     /// ([`crate::client::nesting`]): refused before anything is sent.
     NestedFolder {
@@ -362,7 +366,9 @@ impl fmt::Display for ClientError {
             }
             ClientError::FolderVanished(p) => write!(
                 f,
-                "folder {} vanished; stopping without pushing any deletion",
+                "folder {} vanished (moved, renamed, deleted or unmounted); stopping without \
+                 pushing any deletion. If you moved it, run the client on its new place, \
+                 which is still this device",
                 p.display()
             ),
             ClientError::FolderEmptied {
@@ -376,6 +382,16 @@ impl fmt::Display for ClientError {
                  --confirm-empty: the deletions then reach the server and your other \
                  devices (the server keeps the files in `cloud-client versions`)",
                 folder.display(),
+            ),
+            ClientError::FolderReplaced(p) => write!(
+                f,
+                "folder {} was replaced while the client ran (moved or renamed away, and \
+                 another folder made at its name); stopped without sending anything more \
+                 (nothing was deleted here or on the server). If you moved it, run the \
+                 client on its new place, which is still this device; the folder now at \
+                 {} is not synced",
+                p.display(),
+                p.display()
             ),
             ClientError::NestedFolder {
                 inner,

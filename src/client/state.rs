@@ -60,6 +60,16 @@ pub struct Identity {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     dir: PathBuf,
+    /// The folder root's (`st_dev`, `st_ino`) when [`StateDir::open`] ran:
+    /// a folder replaced while the client runs is told from a detached one
+    /// ([`StateDir::check_attached`]). `None` for [`StateDir::existing`].
+    root_id: Option<(u64, u64)>,
+}
+
+/// `path`'s (`st_dev`, `st_ino`), following symlinks.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl StateDir {
@@ -73,7 +83,10 @@ impl StateDir {
     /// Creating the folders, listing or clearing the temporary area.
     pub fn open(folder: &Path) -> Result<StateDir, ClientError> {
         let dir = folder.join(STATE_DIR_NAME);
-        let state = StateDir { dir };
+        let state = StateDir {
+            dir,
+            root_id: file_id(folder),
+        };
         fs::create_dir_all(&state.dir)
             .map_err(|e| ClientError::io(format!("create {}", state.dir.display()), e))?;
         let tmp = state.tmp_dir();
@@ -92,6 +105,7 @@ impl StateDir {
     pub fn existing(folder: &Path) -> StateDir {
         StateDir {
             dir: folder.join(STATE_DIR_NAME),
+            root_id: None,
         }
     }
 
@@ -131,7 +145,8 @@ impl StateDir {
     /// user) goes into the message's re-attach command.
     ///
     /// # Errors
-    /// [`ClientError::Detached`].
+    /// [`ClientError::Detached`]; [`ClientError::FolderReplaced`] when
+    /// another folder stands at `root` than the one opened.
     pub fn check_attached(
         &self,
         root: &Path,
@@ -139,6 +154,12 @@ impl StateDir {
     ) -> Result<(), ClientError> {
         if self.is_attached() || !root.is_dir() {
             return Ok(());
+        }
+        // `mv ~/Sync ~/Sync.old; mkdir ~/Sync`: the folder was replaced, its
+        // state went with it (breaker15 L2: this was called detached, with
+        // a command that would join the new, empty folder as a new device).
+        if self.root_id.is_some() && file_id(root) != self.root_id {
+            return Err(ClientError::FolderReplaced(root.to_path_buf()));
         }
         let reattach = format!(
             "cloud-client {} {} {} {} {user}",
