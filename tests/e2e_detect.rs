@@ -9,7 +9,7 @@ use common::{converge, eventually, write, TwoDevices, CONVERGE};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 fn mtime(path: &Path) -> SystemTime {
     fs::metadata(path).unwrap().modified().unwrap()
@@ -218,4 +218,45 @@ fn a_pull_never_overwrites_a_same_size_edit_that_kept_its_mtime() {
         "x.txt and one conflict copy: {:?}",
         tree.keys()
     );
+}
+
+/// Outside tester breaker15, L1: a log written every 0.2 s through a
+/// descriptor held open never paused for the 0.3 s a file must be seen
+/// unchanged, so nothing of it reached the server while it grew. Now a
+/// file seen changing for 10 s is read anyway (a read with no write in
+/// between): B holds a state the log really had, well before the writer
+/// stops; and all of it once the writer stops.
+#[test]
+fn a_log_that_never_pauses_still_goes_out_while_it_grows() {
+    let two = TwoDevices::start(|a| write(a, "seed.txt", "s\n"));
+    let log_a = two.a.path().join("app.log");
+    let mut file = std::fs::File::create(&log_a).expect("create log");
+    let start = std::time::Instant::now();
+    let mut written = Vec::new();
+    let mut seen_while_writing: Option<(Duration, usize)> = None;
+    // 30 s of a line every 200 ms, bounded.
+    for i in 0..150u32 {
+        let line = format!("line {i} at {:?}\n", start.elapsed());
+        file.write_all(line.as_bytes()).expect("write");
+        written.extend_from_slice(line.as_bytes());
+        std::thread::sleep(Duration::from_millis(200));
+        if seen_while_writing.is_none() {
+            if let Some(on_b) = read(two.b.path(), "app.log").filter(|b| !b.is_empty()) {
+                assert!(
+                    written.starts_with(&on_b),
+                    "B holds a state the log had (a prefix), not a torn read"
+                );
+                seen_while_writing = Some((start.elapsed(), on_b.len()));
+            }
+        }
+        if seen_while_writing.is_some() && i >= 100 {
+            break;
+        }
+    }
+    drop(file);
+    let (when, bytes) = seen_while_writing.expect("the log reached B while it was written");
+    eprintln!("B first held {bytes} bytes of the log after {when:?}");
+    assert!(when < Duration::from_secs(25), "in time: {when:?}");
+    converge("after the writer stopped", &[two.a.path(), two.b.path()]);
+    assert_eq!(read(two.b.path(), "app.log"), Some(written));
 }

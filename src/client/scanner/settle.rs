@@ -11,6 +11,13 @@
 //!   setting it to the present, so this is only a shortcut for files changed
 //!   while the client was not looking.
 //!
+//! - it has been seen changing for [`MAX_UNSETTLED`]: a file that never
+//!   pauses (a log written every 0.2 s through a descriptor held open) would
+//!   otherwise never go out (outside tester breaker15, L1). It is then read
+//!   as any file is: a read during which its stat changed is thrown away and
+//!   repeated (`Scanner::stable_hash`), so what goes out is a state the file
+//!   really had, the newest one read between two of its writes.
+//!
 //! A future mtime (a clock ahead, `touch -d 2100-01-01`) is never taken for
 //! an old one: such a file goes out on its close-after-write, or after two
 //! equal looks when no event named it.
@@ -24,37 +31,67 @@ use std::time::{Duration, Instant};
 /// it counts as complete without a close-after-write event.
 pub const QUIET: Duration = Duration::from_millis(300);
 
-/// The first unchanged look at each file that is not yet known complete.
-/// Holds only files the last comparisons found unstable (bounded by the
-/// folder's file count); entries go when the file is hashed, changes, or is
-/// compared again and gone.
+/// How long a file may be seen changing, look after look, before it is read
+/// anyway: a continuously written file goes out at most this often.
+pub const MAX_UNSETTLED: Duration = Duration::from_secs(10);
+
+/// Per file not yet known complete: the stat of the last look, when that
+/// stat was first seen, and when the file was first seen unsettled. Holds
+/// only files the last comparisons found unstable (bounded by the folder's
+/// file count); entries go when the file is hashed or is compared again and
+/// gone.
 #[derive(Debug, Default)]
 pub struct Settle {
-    seen: BTreeMap<WirePath, (Stat, Instant)>,
+    seen: BTreeMap<WirePath, Look>,
+}
+
+/// What [`Settle`] remembers of one file.
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    stat: Stat,
+    /// When `stat` was first seen.
+    at: Instant,
+    /// When the file was first seen unsettled (kept across changes).
+    since: Instant,
 }
 
 impl Settle {
     /// True when the file at `path`, now `stat`, may be hashed: it is
-    /// `settled`, old, or was seen with the same stat at least [`QUIET`]
-    /// before `now`. Otherwise this look is remembered.
+    /// `settled`, old, was seen with the same stat at least [`QUIET`]
+    /// before `now`, or has been seen changing for [`MAX_UNSETTLED`].
+    /// Otherwise this look is remembered.
     pub fn ready(&mut self, path: &WirePath, stat: Stat, settled: bool, now: Instant) -> bool {
         if settled || !stat.is_racy(QUIET) {
             self.seen.remove(path);
             return true;
         }
-        match self.seen.get(path) {
-            Some((seen, at)) if *seen == stat => {
-                let quiet = now.saturating_duration_since(*at) >= QUIET;
-                if quiet {
-                    self.seen.remove(path);
+        let ready = match self.seen.get_mut(path) {
+            Some(look) => {
+                let overdue = now.saturating_duration_since(look.since) >= MAX_UNSETTLED;
+                if look.stat == stat {
+                    now.saturating_duration_since(look.at) >= QUIET || overdue
+                } else {
+                    look.stat = stat;
+                    look.at = now;
+                    overdue
                 }
-                quiet
             }
-            _ => {
-                self.seen.insert(path.clone(), (stat, now));
+            None => {
+                self.seen.insert(
+                    path.clone(),
+                    Look {
+                        stat,
+                        at: now,
+                        since: now,
+                    },
+                );
                 false
             }
+        };
+        if ready {
+            self.seen.remove(path);
         }
+        ready
     }
 
     /// Drops what `keep` rejects (paths compared again and found gone or
@@ -129,5 +166,29 @@ mod tests {
         settle.ready(&p("h"), stat(1, now), false, t0);
         settle.retain(|path| *path != p("h"));
         assert!(settle.is_empty());
+    }
+
+    /// breaker15 L1: a log written every 0.2 s never pauses for QUIET; it
+    /// goes out once it has been seen changing for MAX_UNSETTLED, and the
+    /// wait starts again after that.
+    #[test]
+    fn a_file_that_never_pauses_goes_out_every_max_unsettled() {
+        let t0 = Instant::now();
+        let mut settle = Settle::default();
+        let now = now_ns();
+        let step = Duration::from_millis(200);
+        let mut went = Vec::new();
+        for i in 0..150u32 {
+            let at = t0 + step * i;
+            let s = stat(u64::from(i), now + i64::from(i) * 200_000_000);
+            if settle.ready(&p("log"), s, false, at) {
+                went.push(at - t0);
+            }
+        }
+        assert_eq!(
+            went,
+            vec![MAX_UNSETTLED, MAX_UNSETTLED * 2 + step],
+            "out after 10 s of changes, then 10 s after the next first look"
+        );
     }
 }
