@@ -595,6 +595,24 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "hostile_lists_and_chunks_are_errors_and_leave_nothing_visible",
     ),
     (
+        "R-13.5.4",
+        "client",
+        "tests/e2e_resume.rs",
+        "a_download_cut_by_killing_the_client_resumes_with_the_rest",
+    ),
+    (
+        "R-13.5.4",
+        "client",
+        "tests/e2e_resume.rs",
+        "a_download_cut_by_killing_the_server_resumes_with_the_rest",
+    ),
+    (
+        "R-13.5.4",
+        "client",
+        "src/client/fetch_partial.rs",
+        "a_cut_fetch_leaves_what_a_resume_takes_and_nothing_else",
+    ),
+    (
         "R-13.5.2",
         "client",
         "tests/e2e_resume.rs",

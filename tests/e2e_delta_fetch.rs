@@ -64,6 +64,57 @@ fn a_1_mib_edit_in_a_32_mib_file_downloads_about_1_mib() {
     assert!(tree(a.path()) == tree(b.path()), "the two devices differ");
 }
 
+/// A first download into a folder with nothing to build from comes whole
+/// (Fetch: FileBegin, FileChunks, FileEnd), not as a delta download: no
+/// chunk list, no ChunkData headers, no FetchChunks round trip (R-13.4.5,
+/// Plaintext through the relay, so the bytes counted are the
+/// frames: the file, 12 B per FileChunk, and the session's few frames. A
+/// delta download of these 24 MiB (about 380 chunks) adds a 19 B list
+/// entry and a 16 B ChunkData header per chunk, over 13 KB. For each size
+/// class around the 8 MiB from which a Fetch is written resumably.
+#[test]
+fn a_first_download_with_nothing_local_comes_whole_without_a_chunk_list() {
+    let server = Server::options().plaintext().start();
+    let relay = Relay::start(server.port);
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    let sizes = [24 * MIB, 8 * MIB, 8 * MIB - 1, 3 * MIB + 7];
+    for (i, size) in sizes.iter().enumerate() {
+        std::fs::write(
+            a.path().join(format!("f{i}.bin")),
+            data(*size, 60 + i as u64),
+        )
+        .expect("write");
+    }
+    let out = Client::options(server.port, a.path())
+        .plaintext()
+        .run_once();
+    ok(&out);
+    let user = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("user id: ").map(str::to_owned))
+        .expect("user id line");
+    let out = Client::options(relay.port, b.path())
+        .plaintext()
+        .user(Some(&user))
+        .run_once();
+    ok(&out);
+    assert!(tree(a.path()) == tree(b.path()), "the devices differ");
+    let total: usize = sizes.iter().sum();
+    let frames: usize = sizes.iter().map(|s| s.div_ceil(256 * 1024)).sum();
+    let bound = (total + 12 * frames + 4096) as u64;
+    let down = relay.down();
+    eprintln!("first download of {total} bytes: {down} received (bound {bound})");
+    assert!(down <= bound, "{down} bytes received > {bound}");
+    assert!(
+        std::fs::read_dir(b.path().join(".cloudservice/partial"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "nothing is left in the partial area"
+    );
+}
+
 /// Random edit scripts on device A (overwrite, insert, delete, append,
 /// truncate at random offsets; copies between files; a new file made of
 /// stretches of others), each synced to B through the relay: the folders
@@ -170,6 +221,7 @@ fn a_server_without_delta_downloads_gets_whole_fetches() {
     let big = data(9 * MIB, 41);
     std::fs::write(a.path().join("big.bin"), &big).expect("write");
     std::fs::write(a.path().join("small.txt"), b"small").expect("write");
+    std::fs::write(a.path().join("local.bin"), data(100_000, 42)).expect("write");
     let out = Client::options(server.port, a.path())
         .plaintext()
         .run_once();
@@ -178,6 +230,10 @@ fn a_server_without_delta_downloads_gets_whole_fetches() {
         .lines()
         .find_map(|l| l.strip_prefix("user id: ").map(str::to_owned))
         .expect("user id line");
+    // A file above one minimum chunk on B (the same as A's): chunks may be
+    // here, so the 9 MiB file is asked as a delta download (a folder with
+    // nothing to reuse fetches whole at once, R-13.4.5).
+    std::fs::write(b.path().join("local.bin"), data(100_000, 42)).expect("write");
     let logs = tempfile::tempdir().expect("temp dir");
     let log = logs.path().join("b.log");
     let cb = Client::options(relay.port, b.path())

@@ -2,7 +2,9 @@
 //! real binaries on loopback, a relay counting the bytes each way, a large
 //! transfer cut by SIGKILL of the client or of the server part-way; after
 //! the restart only the chunks not yet received cross, and the copies end
-//! identical.
+//! identical. The downloading device starts empty, so its first download
+//! is a whole-file Fetch written into the partial area; cut off, it resumes
+//! as a delta download that re-hashes what it holds.
 
 mod common;
 

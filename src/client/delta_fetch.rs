@@ -51,9 +51,12 @@ pub fn wants_delta(size: u64) -> bool {
     size > u64::from(MIN_CHUNK) && size <= MAX_DELTA_FETCH
 }
 
-/// Files from this size on are downloaded as deltas even when the folder
-/// has nothing to reuse: the chunk list's round trip is small beside them,
-/// and an interrupted download then resumes where it stopped.
+/// Files from this size on that come whole (a Fetch: the folder has
+/// nothing to reuse) are written into the partial area, so that a cut-off
+/// download resumes where it stopped, as a delta download (R-13.5.4,
+/// [`super::fetch_partial`]). Until 2026-12-03 they were delta downloads
+/// from the start, which cost a 1 GiB first download 0.47 MB of chunk list
+/// and ChunkData headers and one round trip more than a Fetch.
 pub const RESUMABLE: u64 = 8 << 20;
 
 /// Blocks of the whole-file hash buffered at once per download (8 MiB with

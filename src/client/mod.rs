@@ -19,6 +19,7 @@
 //! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
 //! - [`delta_fetch`] and [`fetch_sparse`]: one delta download's build; its zero chunks stay holes.
+//! - [`fetch_partial`]: a large whole-file Fetch written where a cut-off one resumes (as a delta download).
 //! - [`writeback`]: a build written out to disk while it arrives (the fsync before placing it finds little).
 //! - [`ignore`]: `.cloudignore` and the built-in rules: which paths are not synced.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
@@ -36,6 +37,7 @@ pub mod delta_fetch;
 pub mod delta_push;
 pub mod detect;
 pub mod error;
+pub mod fetch_partial;
 pub mod fetch_sparse;
 pub mod fsutil;
 pub mod history;

@@ -14,6 +14,7 @@ use super::applier::{remove_donors, Applied, Applier, Donor, FetchJob, Obtained}
 use super::connection::Connection;
 use super::delta_fetch::{wants_delta, DeltaDownload, Sources, RESUMABLE};
 use super::error::ClientError;
+use super::fetch_partial::{kept, PartialFetch};
 use super::ignore::apply::{filter_reply, rules_change};
 use super::ignore::source::{Peeked, RuleSource};
 use super::ignore::{IgnoreRules, IGNORE_FILE};
@@ -105,13 +106,43 @@ impl Ctx<'_> {
     }
 }
 
+/// Where a Fetch's bytes are written.
+#[derive(Debug)]
+enum Sink {
+    /// A file in the temporary area (gone if the download is cut off).
+    Tmp(BufWriter<File>),
+    /// A file of [`RESUMABLE`] bytes or more: in the partial area, where
+    /// a cut-off one stays for a resume (R-13.5.4, [`super::fetch_partial`]).
+    Partial(PartialFetch),
+}
+
+impl Sink {
+    fn write(&mut self, data: Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Sink::Tmp(file) => file.write_all(&data),
+            Sink::Partial(file) => file.write(data),
+        }
+    }
+
+    /// The file is not wanted (it failed, or cannot be written here).
+    fn discard(self, tmp: &Path) {
+        match self {
+            Sink::Tmp(file) => {
+                drop(file);
+                let _ = fs::remove_file(tmp);
+            }
+            Sink::Partial(file) => file.discard(),
+        }
+    }
+}
+
 /// A download in progress.
 #[derive(Debug)]
 struct Download {
     begin: FileBegin,
     /// `None` once writing failed (`broken` says why): the rest of the
     /// file's bytes are counted and dropped until its FileEnd.
-    file: Option<BufWriter<File>>,
+    file: Option<Sink>,
     tmp: PathBuf,
     hasher: blake3::Hasher,
     written: u64,
@@ -128,6 +159,9 @@ struct Verified {
     version: u64,
     /// It came over the wire (counted in the transfer's progress).
     downloaded: bool,
+    /// Its chunk list, cut as it came (a resumable Fetch): recorded in the
+    /// chunk index once it is placed.
+    manifest: Option<Manifest>,
 }
 
 /// A reply the pull waits for, in request order (§3.4), with the bytes of
@@ -181,6 +215,9 @@ pub struct PullJob {
     /// may find chunks here. Without one (a new device's first sync) files
     /// come whole, with no chunk list round trip.
     local_chunks: bool,
+    /// Queued downloads whose content a cut-off download left in the
+    /// partial area ([`kept`]): resumed as delta downloads.
+    kept: HashSet<WirePath>,
     download: Option<Download>,
     /// Verified downloads whose fsync runs ([`durable`]), by their key.
     syncing: HashMap<u64, Verified>,
@@ -306,6 +343,7 @@ impl PullJob {
             list_deltas: false,
             bases: HashMap::new(),
             local_chunks: false,
+            kept: HashSet::new(),
             download: None,
             syncing: HashMap::new(),
             syncer: Syncer::new(pool),
@@ -386,7 +424,7 @@ impl PullJob {
         }
         match frame.message {
             Message::FileBegin(begin) => self.on_begin(begin, ctx),
-            Message::FileChunk(data) => self.on_chunk(&data),
+            Message::FileChunk(data) => self.on_chunk(data),
             Message::FileEnd => {
                 self.on_end(ctx)?;
                 self.fill_window(conn)
@@ -730,6 +768,7 @@ impl PullJob {
                         hash: built.hash,
                         version: built.version,
                         downloaded: true,
+                        manifest: None,
                     },
                 );
                 // The list the server sent, verified with the whole file:
@@ -829,6 +868,12 @@ impl PullJob {
             self.held_back += held.len();
             self.failed = true;
         }
+        self.kept = fetches
+            .iter()
+            .filter(|f| self.use_deltas && wants_delta(f.size))
+            .filter(|f| kept(ctx.partial, &f.path, &f.hash, f.size))
+            .map(|f| f.path.clone())
+            .collect();
         self.queue = fetches.into();
         self.local_chunks = !self.donors.is_empty()
             || ctx.index.iter().any(|(_, e)| {
@@ -877,7 +922,10 @@ impl PullJob {
             if !room {
                 break;
             }
-            let worth = self.local_chunks || job.size >= RESUMABLE;
+            // Without local chunks a file comes whole (Fetch: no chunk list,
+            // no FetchChunks round trip), unless a cut-off download of it
+            // left bytes to resume from.
+            let worth = self.local_chunks || self.kept.contains(&job.path);
             let delta = self.use_deltas && worth && wants_delta(job.size);
             // a fifth open delta download is refused (and the
             // connection closed), so the next one waits for a FileEnd.
@@ -942,13 +990,24 @@ impl PullJob {
             )));
         }
         let tmp = ctx.tmp.join(format!("fetch-{}-{id}", std::process::id()));
-        // Buffer no more than the file needs (a 256 KiB buffer per 4 KiB file
-        // costs an mmap and page faults each time).
-        let buffer = usize::try_from(begin.size)
-            .unwrap_or(usize::MAX)
-            .clamp(8 * 1024, 256 * 1024);
-        let (file, broken) = match File::create(&tmp) {
-            Ok(file) => (Some(BufWriter::with_capacity(buffer, file)), None),
+        // a large file is written where a cut-off download stays
+        // for a resume (as a delta download, so only with a server that
+        // serves them).
+        let resumable = self.use_deltas && begin.size >= RESUMABLE && wants_delta(begin.size);
+        let made = match resumable {
+            true => PartialFetch::create(ctx.partial, &begin.path, &begin.hash, begin.size)
+                .map(Sink::Partial),
+            false => {
+                // Buffer no more than the file needs (a 256 KiB buffer per
+                // 4 KiB file costs an mmap and page faults each time).
+                let buffer = usize::try_from(begin.size)
+                    .unwrap_or(usize::MAX)
+                    .clamp(8 * 1024, 256 * 1024);
+                File::create(&tmp).map(|file| Sink::Tmp(BufWriter::with_capacity(buffer, file)))
+            }
+        };
+        let (file, broken) = match made {
+            Ok(file) => (Some(file), None),
             // the bytes are dropped as they come; FileEnd reports it.
             Err(e) => (None, Some(format!("create download file: {e}"))),
         };
@@ -963,7 +1022,7 @@ impl PullJob {
         Ok(())
     }
 
-    fn on_chunk(&mut self, data: &[u8]) -> Result<(), ClientError> {
+    fn on_chunk(&mut self, data: Vec<u8>) -> Result<(), ClientError> {
         let Some(d) = self.download.as_mut() else {
             return Err(ClientError::Protocol(
                 "chunk outside a file transfer".into(),
@@ -976,19 +1035,20 @@ impl PullJob {
                 d.begin.path
             )));
         }
-        if let Some(file) = d.file.as_mut() {
-            if let Err(e) = file.write_all(data) {
-                // this file cannot be written here; what it took
-                // goes now, the rest of its bytes are dropped.
-                d.file = None;
-                let _ = fs::remove_file(&d.tmp);
-                d.broken = Some(format!("write download file: {e}"));
-            }
-        }
-        d.hasher.update(data);
+        d.hasher.update(&data);
         d.written += data.len() as u64;
         if let Some(t) = self.transfer.as_mut() {
             t.add_bytes(data.len() as u64);
+        }
+        if let Some(file) = d.file.as_mut() {
+            if let Err(e) = file.write(data) {
+                // this file cannot be written here; what it took
+                // goes now, the rest of its bytes are dropped.
+                if let Some(file) = d.file.take() {
+                    file.discard(&d.tmp);
+                }
+                d.broken = Some(format!("write download file: {e}"));
+            }
         }
         Ok(())
     }
@@ -1000,18 +1060,39 @@ impl PullJob {
             ));
         };
         let Some(Awaited::Fetch(_, job)) = self.pop_awaited() else {
-            drop(d.file);
-            let _ = fs::remove_file(&d.tmp);
+            if let Some(file) = d.file {
+                file.discard(&d.tmp);
+            }
             return Err(ClientError::Protocol(
                 "file end outside a file transfer".into(),
             ));
         };
+        let hash = ContentHash(*d.hasher.finalize().as_bytes());
+        let whole = d.written == d.begin.size && hash == d.begin.hash;
         let file = match (d.file, d.broken) {
-            (Some(file), None) => file.into_inner().map_err(|e| e.into_error()),
-            (_, broken) => Err(std::io::Error::other(broken.unwrap_or_default())),
+            (Some(file), None) if !whole => {
+                file.discard(&d.tmp);
+                log::warn!(
+                    "download of {} failed verification; it will be fetched again",
+                    job.path
+                );
+                self.failed = true;
+                return Ok(());
+            }
+            (Some(Sink::Tmp(file)), None) => file
+                .into_inner()
+                .map(|file| (file, None))
+                .map_err(|e| e.into_error()),
+            (Some(Sink::Partial(file)), None) => file.finish(&d.tmp, hash),
+            (file, broken) => {
+                if let Some(file) = file {
+                    file.discard(&d.tmp);
+                }
+                Err(std::io::Error::other(broken.unwrap_or_default()))
+            }
         };
-        let file: File = match file {
-            Ok(file) => file,
+        let (file, manifest): (File, Option<Manifest>) = match file {
+            Ok(done) => done,
             Err(e) => {
                 let _ = fs::remove_file(&d.tmp);
                 let why = match e.kind() {
@@ -1019,19 +1100,6 @@ impl PullJob {
                     _ => format!("write download file: {e}"),
                 };
                 self.unwritable(job.path, why);
-                return Ok(());
-            }
-        };
-        let hash = ContentHash(*d.hasher.finalize().as_bytes());
-        let file = match file {
-            file if d.written == d.begin.size && hash == d.begin.hash => file,
-            _ => {
-                log::warn!(
-                    "download of {} failed verification; it will be fetched again",
-                    job.path
-                );
-                let _ = fs::remove_file(&d.tmp);
-                self.failed = true;
                 return Ok(());
             }
         };
@@ -1047,6 +1115,7 @@ impl PullJob {
                 hash,
                 version: d.begin.version,
                 downloaded: true,
+                manifest,
             },
         );
         self.collect(ctx, false);
@@ -1069,6 +1138,7 @@ impl PullJob {
                 job,
                 tmp,
                 downloaded: false,
+                manifest: None,
             },
         );
         self.collect(ctx, false);
@@ -1087,12 +1157,15 @@ impl PullJob {
             let Some((key, synced)) = next else {
                 break;
             };
-            let Some(v) = self.syncing.remove(&key) else {
+            let Some(mut v) = self.syncing.remove(&key) else {
                 continue;
             };
             match synced {
                 Ok(()) => {
-                    self.place(ctx, v);
+                    let (path, manifest) = (v.job.path.clone(), v.manifest.take());
+                    if self.place(ctx, v) {
+                        self.record(ctx, &path, manifest);
+                    }
                 }
                 Err(e) => {
                     log::warn!(
@@ -1116,6 +1189,20 @@ impl PullJob {
                 self.failed = true;
             }
         }
+    }
+
+    /// Records in the chunk index the list of a placed file that came
+    /// whole (cut as it came, [`super::fetch_partial`]), as a delta
+    /// download's list is: its next edit's download asks for the list
+    /// relative to it (§13.7), and nothing reads the file again to cut it.
+    fn record(&mut self, ctx: &mut Ctx<'_>, path: &WirePath, manifest: Option<Manifest>) {
+        let Some(manifest) = manifest else {
+            return;
+        };
+        ctx.chunks
+            .get_or_insert_with(|| ChunkIndex::load(ctx.chunks_file))
+            .record(path, &manifest);
+        self.chunks_changed = true;
     }
 
     /// Moves a verified, durable download into place and notes its
@@ -1194,10 +1281,16 @@ impl PullJob {
         Some(awaited)
     }
 
+    /// The Fetch being received ends before its FileEnd (an Error, or the
+    /// pull is abandoned): a file in the temporary area goes; one in the
+    /// partial area stays, for a resume.
     fn drop_download(&mut self) {
         if let Some(d) = self.download.take() {
-            drop(d.file);
-            let _ = fs::remove_file(&d.tmp);
+            match d.file {
+                Some(Sink::Partial(file)) => drop(file),
+                Some(file) => file.discard(&d.tmp),
+                None => {}
+            }
         }
     }
 
