@@ -257,6 +257,7 @@ impl Session<'_> {
         match &event {
             WatchEvent::Rescan(why) => {
                 log::warn!("file watcher: {why}; comparing the whole folder with the index");
+                self.push.unknown = true;
             }
             WatchEvent::RootGone if !self.root.is_dir() => {
                 return Err(ClientError::FolderVanished(self.root.clone()));

@@ -14,7 +14,7 @@
 //!  "connected":true,"last_sync":"2026-12-01T03:30:00Z","uploads_pending":0,
 //!  "downloads_pending":0,"last_error":null,"rule_errors":[],
 //!  "not_synced":["secret.txt (unreadable (Permission denied))"],
-//!  "updated":"2026-12-01T03:30:00Z"}
+//!  "pending":null,"pid":4242,"updated":"2026-12-01T03:30:00Z"}
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,21 @@ pub struct Status {
     /// folder is not in sync. Absent (`None`) in a file an older client wrote.
     #[serde(default)]
     pub caught_up: Option<bool>,
+    /// Work the client knows of and has not finished, when the counts
+    /// above do not show it (or show only part of it), as one line naming
+    /// it: a removal held back until it stops growing (R-5.6.6), the
+    /// server's changes announced or being applied, a comparison of the
+    /// whole folder under way. `None`: nothing pending. The folder is not
+    /// in sync while it is set. Absent in a file an older client wrote
+    /// (read as none: such a client's counts were all there was).
+    #[serde(default)]
+    pub pending: Option<String>,
+    /// The process ID of the client that wrote this file. A running
+    /// client whose ID is another (its lock file says which) has not
+    /// written its own status yet: what the file says is the previous
+    /// run's. Absent in a file an older client wrote.
+    #[serde(default)]
+    pub pid: Option<u32>,
     /// When this file was written, RFC 3339 UTC.
     pub updated: String,
 }

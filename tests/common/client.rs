@@ -425,9 +425,14 @@ pub fn cli(port: u16, args: &[&str]) -> (i32, String, String) {
 
 /// `cloud-client status FOLDER` (`--json` when `json`): the exit code (0 in
 /// sync, 1 not, 2 nothing to report) and stdout. `status` reads the saved
-/// state and needs no server.
+/// state and needs no server. The binary is another build's when
+/// `CLOUD_TEST_CLIENT_BIN` names one (as for the running clients).
 pub fn status_text(folder: &Path, json: bool) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloud-client"));
+    let bin = std::env::var_os("CLOUD_TEST_CLIENT_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_cloud-client")),
+        PathBuf::from,
+    );
+    let mut cmd = Command::new(bin);
     cmd.arg("status").arg(folder);
     if json {
         cmd.arg("--json");

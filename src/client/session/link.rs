@@ -36,6 +36,7 @@ impl Session<'_> {
             self.push.dirty.add(op.path().clone());
         }
         self.pings.clear();
+        self.pull.owed = false;
         if let Some(job) = self.pull.job.take() {
             let _ = job.finish();
         }
@@ -68,6 +69,8 @@ impl Session<'_> {
                 self.timers.connected(Instant::now());
                 self.pull.wanted = true;
                 self.pull.last_acked = 0;
+                // Changes made while disconnected were seen or not.
+                self.push.unknown = true;
                 self.mark_all(Instant::now());
                 Ok(())
             }
@@ -135,6 +138,7 @@ impl Session<'_> {
                 _ => break,
             }
         }
+        self.pull.owed = false;
         if let Some(job) = self.pull.job.take() {
             let _ = job.finish();
         }

@@ -121,6 +121,12 @@ impl Publisher {
     }
 }
 
+/// True when the status `s` shows nothing to do (it may still say "not
+/// in sync" for another reason: an error, not connected).
+fn idle(s: &Status) -> bool {
+    s.pending.is_none() && s.uploads_pending == 0 && s.downloads_pending == 0
+}
+
 /// The entries of `paths` (path, why) with no other entry's path above
 /// them (a directory that cannot be synced stands for what is below it),
 /// one per path, in path order.
@@ -203,10 +209,13 @@ pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, 
             not_synced: Vec::new(),
             held_back: Vec::new(),
             caught_up: Some(false),
+            pending: None,
+            pid: None,
             updated: String::new(),
         },
     };
     s.connected = false;
+    s.pid = Some(std::process::id());
     s.last_error = Some(why.to_owned());
     s.updated = rfc3339(SystemTime::now());
     if let Err(e) = status::write(state, &s) {
@@ -233,6 +242,8 @@ pub(super) fn record_not_joined(state: &Path, config: &Config, why: &str) {
         not_synced: Vec::new(),
         held_back: Vec::new(),
         caught_up: Some(false),
+        pending: None,
+        pid: Some(std::process::id()),
         updated: rfc3339(SystemTime::now()),
     };
     if let Err(e) = status::write(state, &s) {
@@ -262,6 +273,7 @@ impl Session<'_> {
         log_followed(follow_rules(&mut self.index, self.rules.rules()));
         self.rewind_cursor(0);
         self.pull.wanted = true;
+        self.push.unknown = true;
         self.mark_all(Instant::now());
         if let Err(e) = self.index.save(&self.state.index_file()) {
             log::error!("{e}");
@@ -304,7 +316,12 @@ impl Session<'_> {
             .publisher
             .last_write
             .is_none_or(|t| now.duration_since(t) >= STATUS_EVERY);
-        if !(now_or_never || due || flip) {
+        // Leaving "nothing to do" is said at once: the step that follows
+        // (a long plan, a reply of thousands of deletions applied) may keep
+        // the loop from turning, and the file must not say "in sync"
+        // meanwhile. (Coming back to it waits for the throttle.)
+        let leaving = self.publisher.last.as_ref().is_some_and(idle) && self.busy();
+        if !(now_or_never || due || flip || leaving) {
             // Not before STATUS_EVERY: the loop wakes for it then.
             self.publisher.put_off = true;
             return;
@@ -340,6 +357,41 @@ impl Session<'_> {
             out.push(format!("… {more} more (the client's log names each)"));
         }
         out
+    }
+
+    /// Work under way that the counts do not show, as one line for the
+    /// status ([`Status::pending`]); `None` when there is none.
+    fn pending(&self) -> Option<String> {
+        if let Some((_, hold)) = &self.push.held {
+            return Some(format!(
+                "a removal of {} synced file(s) is held back until it stops growing",
+                hold.removed
+            ));
+        }
+        if self.pull.wanted || (self.pull.job.is_some() && self.pull.owed) {
+            return Some("pulling and applying the server's changes".to_owned());
+        }
+        if self.pull.rewind.is_some() {
+            return Some("pulling the server's changes again".to_owned());
+        }
+        if self.push.unknown {
+            return Some("comparing the whole folder with the index".to_owned());
+        }
+        None
+    }
+
+    /// Cheaply: the session has work it knows of (what would make
+    /// [`Session::snapshot`] other than [`idle`]).
+    fn busy(&self) -> bool {
+        self.pending().is_some()
+            || !self.push.inflight.is_empty()
+            || !self.push.dirty.is_empty()
+            || !self.push.retry.is_empty()
+            || self
+                .pull
+                .job
+                .as_ref()
+                .is_some_and(|j| j.downloads_pending() > 0)
     }
 
     /// Something waits for space (R-5.6.8): an upload the server has no
@@ -395,7 +447,14 @@ impl Session<'_> {
         let dirty = push.dirty.paths.iter().filter(waiting).count();
         let retry = push.retry.paths.iter().filter(waiting);
         let retry = retry.filter(|p| !push.dirty.paths.contains(*p)).count();
-        (push.inflight.len() + dirty + retry) as u64
+        // A round held back while its removal grows (R-5.6.6): its paths,
+        // and at least the synced files it removes.
+        let held = push.held.as_ref().map_or(0, |(scope, hold)| {
+            let paths = scope.paths.iter().filter(waiting);
+            let paths = paths.filter(|p| !push.dirty.paths.contains(*p)).count();
+            paths.max(hold.removed)
+        });
+        (push.inflight.len() + dirty + retry + held) as u64
     }
 
     /// The status as of now (`updated` left empty).
@@ -419,6 +478,8 @@ impl Session<'_> {
             not_synced: self.not_synced(),
             held_back: self.held_back_lines(),
             caught_up: Some(self.pull.pulled_once && self.push.full_round_sent),
+            pending: self.pending(),
+            pid: Some(std::process::id()),
             updated: String::new(),
         }
     }

@@ -66,6 +66,11 @@ pub(super) struct PullState {
     /// Downloads that could not be written here (a full disk, R-5.6.8):
     /// each waits a growing delay; the other downloads go on.
     pub(super) space: HoldBack,
+    /// The running pull is known work for the status: it was wanted (a
+    /// `Notify`, a reconnection, an acknowledgement, new rules) or its
+    /// reply lists changes this device does not have. A periodic pull
+    /// that finds nothing new is not. Cleared when the pull ends.
+    pub(super) owed: bool,
 }
 
 impl PullState {
@@ -86,6 +91,7 @@ impl PullState {
             chunks: None,
             pool: None,
             space: HoldBack::default(),
+            owed: false,
         }
     }
 }
@@ -103,7 +109,7 @@ impl Session<'_> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
-        self.pull.wanted = false;
+        self.pull.owed = std::mem::take(&mut self.pull.wanted);
         self.timers.pull_started(now, self.config.pull_every);
         let first = self.first_run.first_sync && !self.pull.pulled_once;
         let cursor = self.index.cursor();
@@ -149,6 +155,12 @@ impl Session<'_> {
 
     /// A frame answering the pull or one of its fetches.
     pub(super) fn on_pull_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
+        if !self.pull.owed && lists_news(&frame.message, &self.index) {
+            // Applying a reply can take long (thousands of deletions) and
+            // the loop does not turn meanwhile: the status says so first.
+            self.pull.owed = true;
+            self.publish_status(true);
+        }
         let (Some(conn), Some(job)) = (self.conn.as_mut(), self.pull.job.as_mut()) else {
             return Ok(());
         };
@@ -183,6 +195,7 @@ impl Session<'_> {
         if !job.is_done() {
             return Ok(());
         }
+        self.pull.owed = false;
         match self.pull.job.take() {
             Some(job) => self.pull_done(job.finish()),
             None => Ok(()),
@@ -351,6 +364,22 @@ impl Session<'_> {
             self.pull.wanted = true;
         }
     }
+}
+
+/// True when `message` is a pull reply's batch naming an entry `index`
+/// does not hold at that version (a change to apply here), or the
+/// deletion of an entry it holds.
+fn lists_news(message: &Message, index: &crate::client::index::Index) -> bool {
+    let (Message::ChangeBatch(batch) | Message::ModeBatch(batch)) = message else {
+        return false;
+    };
+    batch.entries.iter().any(|e| {
+        let held = index.get(&e.path);
+        match e.state {
+            crate::protocol::EntryState::Deleted => held.is_some(),
+            _ => held.is_none_or(|h| h.version != e.version),
+        }
+    })
 }
 
 /// The pull's failures keyed as "not synced" lists them: a failure at or

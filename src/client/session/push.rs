@@ -79,6 +79,13 @@ pub(super) struct PushState {
     pub(super) parked: Scope,
     /// The mount points those removals were under (warned about once).
     pub(super) gone_mounts: BTreeSet<WirePath>,
+    /// The folder may hold changes no watcher event named (the watcher
+    /// lost events, the connection was lost, the rules changed): set with
+    /// a comparison of the whole folder for that reason, cleared when such
+    /// a round is planned. The status is not in sync meanwhile (the
+    /// periodic safety comparison does not set it: between two, the
+    /// watcher's events are trusted).
+    pub(super) unknown: bool,
 }
 
 /// Whether `op` must wait for a path `space` holds at `now`: it
@@ -133,6 +140,9 @@ impl Session<'_> {
         let streams = !self.push.no_streams && self.push.delta != DeltaSupport::No;
         self.scanner.set_streams(streams);
         let mut plan = self.scanner.plan(&self.index, &scope)?;
+        if scope.full {
+            self.push.unknown = false;
+        }
         if !self.pull.modes {
             // A server without the executable bit (§15.1): a chmod is
             // recorded here only.

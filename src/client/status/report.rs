@@ -70,8 +70,16 @@ pub struct Report {
     pub rule_errors: Vec<String>,
     /// The running client has not caught up since it started (its first
     /// pull and its first comparison of the folder are not done):
-    /// [`Status::caught_up`]. Not in sync meanwhile.
+    /// [`Status::caught_up`], or it has not written its own status yet
+    /// (the file is the previous run's: [`Status::pid`]). Not in sync
+    /// meanwhile.
     pub starting: bool,
+    /// Work the running client knows of and has not finished that the
+    /// counts do not show ([`Status::pending`]): a removal held back until
+    /// it stops growing, the server's changes being pulled or applied, a
+    /// comparison of the whole folder after lost events. Not in sync
+    /// meanwhile. `None` when there is none.
+    pub pending: Option<String>,
     /// The running client's process ID, as it wrote it into its lock file
     /// (`None` when no client runs, or one older than the heartbeat does).
     pub pid: Option<u32>,
@@ -146,7 +154,21 @@ pub fn in_sync(running: bool, status: Option<&Status>) -> bool {
                 && s.downloads_pending == 0
                 && s.last_error.is_none()
                 && s.not_synced.is_empty()
+                && s.pending.is_none()
         })
+}
+
+/// True when the status file `s` was not written by the running client
+/// whose lock file holds `pulse`: it is the previous run's (a client
+/// just started and has not written its own yet), so what it says is not
+/// this run's. A lock file with no process ID (a client older than the
+/// heartbeat), or a status file with none (written by a client older than
+/// this check, which may be the one running), proves nothing either way.
+pub fn written_before_start(pulse: Option<Pulse>, s: Option<&Status>) -> bool {
+    match (pulse, s.and_then(|s| s.pid)) {
+        (Some(pulse), Some(pid)) => pid != pulse.pid,
+        _ => false,
+    }
 }
 
 /// Checks that `folder` is a folder this device joined (it holds an
@@ -220,6 +242,7 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         gone.len()
     });
     let s = status.as_ref();
+    let stale = running && written_before_start(pulse, s);
     // What the client found it cannot sync (only it can tell: what it may
     // not read, a path too long with the folder's in front, a server
     // change it could not apply), after what this walk sees.
@@ -241,7 +264,10 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         server: s.map(|s| s.server.clone()),
         user: identity.user.to_string(),
         device: identity.client,
-        connected: running && not_responding_for.is_none() && s.is_some_and(|s| s.connected),
+        connected: running
+            && !stale
+            && not_responding_for.is_none()
+            && s.is_some_and(|s| s.connected),
         last_sync: s.and_then(|s| s.last_sync.clone()),
         uploads_pending: s.map_or(0, |s| s.uploads_pending),
         downloads_pending: s.map_or(0, |s| s.downloads_pending),
@@ -251,10 +277,14 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
         not_synced: seen.not_synced,
         last_error: s.and_then(|s| s.last_error.clone()),
         rule_errors: rules.errors().iter().map(ToString::to_string).collect(),
-        starting: running && s.is_some_and(|s| s.caught_up == Some(false)),
+        starting: running && (stale || s.is_some_and(|s| s.caught_up == Some(false))),
+        pending: s
+            .and_then(|s| s.pending.clone())
+            .filter(|_| running && !stale),
         pid: pulse.map(|p| p.pid),
         not_responding_for,
         in_sync: in_sync(running, s)
+            && !stale
             && not_responding_for.is_none()
             && seen.modes_pending == 0
             && held_back == 0
@@ -289,6 +319,7 @@ fn not_joined(
         last_error: s.last_error,
         rule_errors: s.rule_errors,
         starting: false,
+        pending: None,
         pid: pulse.map(|p| p.pid),
         not_responding_for,
         in_sync: false,
@@ -383,6 +414,7 @@ fn bit_differs(index: Option<&Index>, rel: &str, item: &walkdir::DirEntry) -> bo
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let silent;
+    let pending;
     let state = match (r.in_sync, r.running, r.connected) {
         _ if r.not_responding_for.is_some() => {
             silent = not_responding(r);
@@ -397,7 +429,13 @@ pub fn render(r: &Report) -> String {
         (false, true, true) if r.starting => {
             "not in sync (starting: comparing the folder with the server)"
         }
-        (false, true, true) => "not in sync",
+        (false, true, true) => match &r.pending {
+            Some(why) => {
+                pending = format!("not in sync ({})", escape_controls(why));
+                &pending
+            }
+            None => "not in sync",
+        },
     };
     let none = "-".to_owned();
     let _ = writeln!(out, "folder:        {}", quote_path(&r.folder));

@@ -24,6 +24,8 @@ fn sample() -> Status {
         not_synced: Vec::new(),
         held_back: Vec::new(),
         caught_up: Some(true),
+        pending: None,
+        pid: None,
         updated: "2026-12-01T03:30:00Z".into(),
     }
 }
@@ -83,7 +85,8 @@ fn in_sync_needs_every_condition() {
     let mut older = sample();
     older.caught_up = None;
     assert!(in_sync(true, Some(&older)), "an older client's file");
-    let cases: [fn(&mut Status); 6] = [
+    let cases: [fn(&mut Status); 7] = [
+        |s| s.pending = Some("a removal of 3000 synced file(s) is held back".into()),
         |s| s.caught_up = Some(false),
         |s| s.connected = false,
         |s| s.last_sync = None,
@@ -96,6 +99,36 @@ fn in_sync_needs_every_condition() {
         change(&mut s);
         assert!(!in_sync(true, Some(&s)), "{s:?}");
     }
+}
+
+#[test]
+fn a_status_the_running_client_did_not_write_is_the_previous_runs() {
+    use super::heartbeat::Pulse;
+    use super::report::written_before_start;
+    let pulse = |pid| {
+        Some(Pulse {
+            pid,
+            last_beat: std::time::SystemTime::now(),
+        })
+    };
+    let mine = Status {
+        pid: Some(42),
+        ..sample()
+    };
+    assert!(!written_before_start(pulse(42), Some(&mine)));
+    assert!(
+        written_before_start(pulse(43), Some(&mine)),
+        "another run's"
+    );
+    assert!(
+        !written_before_start(pulse(42), Some(&sample())),
+        "written by a client that records no process ID: it may be the one running"
+    );
+    assert!(
+        !written_before_start(None, Some(&mine)),
+        "a lock with no process ID proves nothing"
+    );
+    assert!(!written_before_start(pulse(42), None));
 }
 
 #[test]
