@@ -5,8 +5,9 @@
 use cloudservice::protocol::limits::{MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES, MAX_PAYLOAD};
 use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ContentHash, Delete, EntryState, ErrorCode, ErrorReport,
-    Fetch, FileBegin, Frame, FrameDecoder, FrameError, Hello, HelloMode, Kind, Message, PartialAck,
-    PathError, PushAck, PushStatus, RemoveDir, Rename, Status, UserId, Welcome, WirePath,
+    Fetch, FileBegin, Frame, FrameDecoder, FrameError, Hello, HelloMode, History, Kind, Message,
+    PartialAck, PathError, PullChecked, PushAck, PushStatus, RemoveDir, Rename, Status, UserId,
+    Welcome, WirePath,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -125,6 +126,23 @@ fn message() -> impl Strategy<Value = Message> {
                 cursor,
                 held: held.into_iter().collect(),
             })),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(cursor, check_seq, check_tag)| {
+            Message::PullChecked(PullChecked {
+                cursor,
+                check_seq,
+                check_tag,
+            })
+        }),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
+            |(head, head_tag, common, diverged)| {
+                Message::History(History {
+                    head,
+                    head_tag,
+                    common: common.min(head),
+                    diverged,
+                })
+            }
+        ),
         any::<u64>().prop_map(|head| Message::Notify { head }),
         (any::<u64>(), wire_path())
             .prop_map(|(version, path)| Message::Fetch(Fetch { version, path })),

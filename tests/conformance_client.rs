@@ -81,9 +81,24 @@ fn expect_client_closes(c: &mut Raw) {
 }
 
 /// Whether `f` asks for changes: a Pull, or the PullModes (§15.2) a
-/// version 3 client sends instead.
+/// version 3 client sends instead, or the PullChecked (§5.8) of version 8.
 fn is_pull(f: &RawFrame) -> bool {
-    f.kind == PULL || f.kind == PULL_MODES
+    f.kind == PULL || f.kind == PULL_MODES || f.kind == PULL_CHECKED
+}
+
+/// The tag this fake server gives every head.
+const TAG: u64 = 0x0123_4567_89ab_cdef;
+
+/// The History frame (§5.8) a version 8 server sends first in reply to
+/// the PullChecked `pull`: head `head`, tag [`TAG`], not diverged.
+fn history(pull: &RawFrame, head: u64) -> Vec<u8> {
+    let mut p = head.to_be_bytes().to_vec();
+    p.extend_from_slice(&TAG.to_be_bytes());
+    p.extend_from_slice(&pull.payload[..8]);
+    p.push(0);
+    let mut f = frame(HISTORY, pull.rid, &p);
+    f[2] = 8;
+    f
 }
 
 /// The reply to `pull` carrying the ChangeBatch payload `change_batch`
@@ -91,6 +106,17 @@ fn is_pull(f: &RawFrame) -> bool {
 /// ModeBatch (§15.2: version 3 header, a mode byte 0 after each entry's
 /// state), as a version 3 server answers.
 fn batch(pull: &RawFrame, change_batch: &[u8]) -> Vec<u8> {
+    if pull.kind == PULL_CHECKED {
+        // History first, then the batch as for PullModes.
+        let head = u64::from_be_bytes(change_batch[..8].try_into().expect("head"));
+        let as_modes = RawFrame {
+            kind: PULL_MODES,
+            ..pull.clone()
+        };
+        let mut out = history(pull, head);
+        out.extend(batch(&as_modes, change_batch));
+        return out;
+    }
     if pull.kind != PULL_MODES {
         return frame(CHANGE_BATCH, pull.rid, change_batch);
     }
@@ -131,6 +157,7 @@ fn listing(pull: &RawFrame, path: &[u8], content: &[u8]) -> Vec<u8> {
 #[test]
 ///
 ///
+///
 fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     let dir = tempfile::tempdir().expect("temp dir");
     let folder = dir.path().join("sync");
@@ -203,7 +230,7 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     let mut c = accept(&listener, Duration::from_secs(20));
     handshake(&mut c, 1);
     let pull = next_request(&mut c).expect("a Pull");
-    assert_eq!(pull.payload, 0u64.to_be_bytes().to_vec());
+    assert_eq!(pull.payload[..8], 0u64.to_be_bytes());
     c.send(&listing(&pull, b"f.txt", b"abc"));
     let fetch = next_request(&mut c).expect("a Fetch");
     let mut reply = file_begin(fetch.rid, 1, b"abc", "f.txt");
@@ -229,7 +256,11 @@ fn r_3_3_6_the_client_closes_on_a_bad_frame_without_ack() {
     assert_eq!(handshake(&mut c, 1).payload[0], 3);
     let pull = next_request(&mut c).expect("a Pull");
     assert!(is_pull(&pull), "{pull:?}");
-    assert_eq!(pull.payload, 1u64.to_be_bytes().to_vec());
+    // a PullChecked names the head and tag of the reply applied.
+    let mut want = 1u64.to_be_bytes().to_vec();
+    want.extend_from_slice(&1u64.to_be_bytes());
+    want.extend_from_slice(&TAG.to_be_bytes());
+    assert_eq!((pull.kind, pull.payload), (PULL_CHECKED, want));
 }
 
 /// A Welcome naming another user than the NewClient Hello's: the client
@@ -395,7 +426,7 @@ fn r_4_3_2_the_client_pings_after_60_seconds_of_silence() {
     c.send(&frame(NOTIFY, 0, &3u64.to_be_bytes()));
     let pull = next_request(&mut c).expect("a Pull");
     assert!(is_pull(&pull), "{pull:?}");
-    assert_eq!(pull.payload, 0u64.to_be_bytes().to_vec());
+    assert_eq!(pull.payload[..8], 0u64.to_be_bytes());
 }
 
 /// A refusal that needs a person (UnknownClient) ends the client instead
@@ -442,7 +473,9 @@ fn r_6_2_2_the_client_never_pushes_an_illegal_path() {
             Got::Closed => break,
         };
         match f.kind {
-            PULL | PULL_MODES => c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0])),
+            PULL | PULL_MODES | PULL_CHECKED => {
+                c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]))
+            }
             FILE_END => c.send(&frame(PUSH_ACK, f.rid, &push_ack_payload(0, 1, "ok.txt"))),
             _ => {}
         }
@@ -574,7 +607,9 @@ fn r_4_5_7_an_unstorable_push_is_not_retried() {
             }
         };
         match f.kind {
-            PULL | PULL_MODES => c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0])),
+            PULL | PULL_MODES | PULL_CHECKED => {
+                c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]))
+            }
             FILE_BEGIN => begins += 1,
             FILE_END => c.send(&frame(ERROR, f.rid, &[0, 13, 0, 0])),
             PING => c.send(&frame(PONG, f.rid, &[])),
@@ -608,7 +643,7 @@ fn r_4_5_7_an_unstorable_push_does_not_hold_the_pull_back() {
             Got::Closed => panic!("the client closed the connection"),
         };
         match f.kind {
-            PULL | PULL_MODES => c.send(&listing(&f, b"never.txt", b"theirs")),
+            PULL | PULL_MODES | PULL_CHECKED => c.send(&listing(&f, b"never.txt", b"theirs")),
             FILE_BEGIN => begins += 1,
             FILE_END => c.send(&frame(ERROR, f.rid, &[0, 13, 0, 0])),
             ACK => acked = Some(f.u64_at(0)),
@@ -668,7 +703,9 @@ fn r_5_6_8_a_full_server_disk_and_another_storage_failure_are_told_apart() {
                 Got::Closed => panic!("code {code}: the client closed the connection"),
             };
             match f.kind {
-                PULL | PULL_MODES => c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0])),
+                PULL | PULL_MODES | PULL_CHECKED => {
+                    c.send(&batch(&f, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]))
+                }
                 FILE_BEGIN => begins.push(Instant::now()),
                 FILE_END => c.send(&frame(ERROR, f.rid, &error)),
                 PING => c.send(&frame(PONG, f.rid, &[])),
@@ -744,7 +781,7 @@ fn r_5_3_4_the_client_names_what_it_left_to_its_push() {
                 Got::Closed => panic!("the client closed the connection"),
             };
             match f.kind {
-                PULL | PULL_MODES => c.send(&listing_with_an_edit_of_mine(&f)),
+                PULL | PULL_MODES | PULL_CHECKED => c.send(&listing_with_an_edit_of_mine(&f)),
                 ACK => panic!("a reply left in part to the push was acknowledged: {f:?}"),
                 PARTIAL_ACK => {
                     partial.push((refuse, f.payload.clone()));
@@ -776,4 +813,34 @@ fn r_5_3_4_the_client_names_what_it_left_to_its_push() {
         Some(&b""[..]),
         "the rest of the reply was applied"
     );
+}
+
+/// a server of versions 1 to 7 refuses the PullChecked of a
+/// version 8 client ("unsupported protocol version 8") and closes: the
+/// client comes back and pulls with PullModes for the rest of its run.
+#[test]
+fn r_5_8_5_an_older_server_gets_pull_modes_after_refusing_pull_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = start_client(port, dir.path(), "1000", None);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    let pull = next_request(&mut c).expect("a pull");
+    assert_eq!(pull.kind, PULL_CHECKED, "a version 8 client: {pull:?}");
+    let text = b"unsupported protocol version 8";
+    let mut error = BAD_FRAME.to_be_bytes().to_vec();
+    error.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    error.extend_from_slice(text);
+    c.send(&frame(ERROR, 0, &error));
+    drop(c);
+    let mut c = accept(&listener, Duration::from_secs(20));
+    handshake(&mut c, 0);
+    for head in [2u64, 3] {
+        let pull = next_request(&mut c).expect("a pull");
+        assert_eq!(pull.kind, PULL_MODES, "after the refusal: {pull:?}");
+        c.send(&batch(&pull, &[0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]));
+        // A Notify beyond the cursor makes it pull again at once.
+        c.send(&frame(NOTIFY, 0, &head.to_be_bytes()));
+    }
 }

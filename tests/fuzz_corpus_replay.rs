@@ -21,7 +21,7 @@ use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
 };
 use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
-use cloudservice::protocol::{PartialAck, StreamBegin, StreamEnd};
+use cloudservice::protocol::{History, PartialAck, PullChecked, StreamBegin, StreamEnd};
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
 use std::fs;
@@ -121,7 +121,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 41, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 43, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -374,6 +374,29 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                         WirePath::new("notes.txt").expect("path"),
                         WirePath::new("d/x").expect("path"),
                     ],
+                }),
+            ),
+        ),
+        (
+            "pull-checked",
+            frame(
+                5,
+                Message::PullChecked(PullChecked {
+                    cursor: 44,
+                    check_seq: 44,
+                    check_tag: 0x3a9f_5c0e_7b21_d4a6,
+                }),
+            ),
+        ),
+        (
+            "history",
+            frame(
+                5,
+                Message::History(History {
+                    head: 44,
+                    head_tag: 0x8c41_d07e_22b9_f315,
+                    common: 40,
+                    diverged: true,
                 }),
             ),
         ),

@@ -13,9 +13,9 @@
 use cloudservice::protocol::limits;
 use cloudservice::protocol::{
     conflict_path, decode_all, ChangeBatch, ChangeEntry, ContentHash, Delete, EntryState,
-    ErrorCode, ErrorReport, Fetch, FileBegin, Frame, FrameDecoder, Hello, HelloMode, KeyHello,
-    KeyWelcome, Message, PartialAck, PushAck, PushStatus, RemoveDir, Rename, Secret, Status,
-    UserId, Welcome,
+    ErrorCode, ErrorReport, Fetch, FileBegin, Frame, FrameDecoder, Hello, HelloMode, History,
+    KeyHello, KeyWelcome, Message, PartialAck, PullChecked, PushAck, PushStatus, RemoveDir, Rename,
+    Secret, Status, UserId, Welcome,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -299,6 +299,29 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                 Message::PartialAck(PartialAck {
                     cursor: 21,
                     held: vec![path("photos/cat.txt")],
+                }),
+            ),
+        ),
+        (
+            "pull-checked",
+            frame(
+                5,
+                Message::PullChecked(PullChecked {
+                    cursor: 17,
+                    check_seq: 17,
+                    check_tag: 0x3a9f_5c0e_7b21_d4a6,
+                }),
+            ),
+        ),
+        (
+            "history",
+            frame(
+                5,
+                Message::History(History {
+                    head: 12,
+                    head_tag: 0x8c41_d07e_22b9_f315,
+                    common: 10,
+                    diverged: true,
                 }),
             ),
         ),

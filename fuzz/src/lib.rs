@@ -27,7 +27,7 @@ use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
 };
 use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
-use cloudservice::protocol::{PartialAck, StreamBegin, StreamEnd};
+use cloudservice::protocol::{History, PartialAck, PullChecked, StreamBegin, StreamEnd};
 
 pub mod chunk_list;
 
@@ -263,7 +263,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 42 {
+        Some(match self.u8() % 44 {
             0 => Message::Hello(Hello {
                 mode: self.hello_mode(),
                 user_id: UserId(self.array()),
@@ -465,6 +465,20 @@ impl<'a> ByteSource<'a> {
                 Message::PartialAck(PartialAck {
                     cursor: self.u64(),
                     held,
+                })
+            }
+            41 => Message::PullChecked(PullChecked {
+                cursor: self.u64(),
+                check_seq: self.u64(),
+                check_tag: self.u64(),
+            }),
+            42 => {
+                let head = self.u64();
+                Message::History(History {
+                    head,
+                    head_tag: self.u64(),
+                    common: self.u64().min(head),
+                    diverged: self.u8() & 1 == 1,
                 })
             }
             _ => Message::PushAck(PushAck {

@@ -80,6 +80,10 @@ impl Entry {
 pub struct Index {
     /// Newest journal sequence number whose changes are applied here.
     cursor: u64,
+    /// The last change this device saw and the tag the server gave it
+    /// (PROTOCOL.md §5.8): named in every pull, so a server that lost
+    /// that history says so. (0, 0): none known.
+    checked: (u64, u64),
     /// The highest the cursor has been since this index was loaded (or
     /// made): what this device has seen, which a rewind (to list paths
     /// again) does not undo ([`Index::seen`]). Not saved: a loaded index
@@ -109,6 +113,7 @@ pub struct Index {
 impl PartialEq for Index {
     fn eq(&self, other: &Index) -> bool {
         self.cursor == other.cursor
+            && self.checked == other.checked
             && self.entries == other.entries
             && self.held == other.held
             && self.held_back == other.held_back
@@ -120,8 +125,11 @@ impl Eq for Index {}
 /// The header of the current format (version 2 added ctime, device and
 /// inode to file lines, version 3 the executable bit, `x` or `-`, version 4
 /// the `I` lines of held bases, version 5 the `B` lines of held-back
-/// server files, version 6 the birth time after the executable bit).
-const HEADER: &str = "cloudservice-index 6";
+/// server files, version 6 the birth time after the executable bit,
+/// version 7 the checked change and its tag after the cursor).
+const HEADER: &str = "cloudservice-index 7";
+/// The header of the format before: no checked change (none known).
+const HEADER_V6: &str = "cloudservice-index 6";
 /// The header of the format before: file lines without the birth time
 /// (loaded as 0, unknown: PROTOCOL.md R-7.2.4's rule without it).
 const HEADER_V5: &str = "cloudservice-index 5";
@@ -144,6 +152,36 @@ impl Index {
     /// Newest journal sequence number whose changes are applied here.
     pub fn cursor(&self) -> u64 {
         self.cursor
+    }
+
+    /// The last change this device saw with its tag (§5.8; (0, 0): none).
+    pub fn checked(&self) -> (u64, u64) {
+        self.checked
+    }
+
+    /// The server does not hold the history this device saw (PROTOCOL.md
+    /// R-5.8.4): of what it saw, only the changes up to `common` are the
+    /// server's, so a later `RemoveDir` carries no cursor of the lost
+    /// history ([`Index::seen`] is `common`, or the cursor if higher).
+    pub fn forget_seen(&mut self, common: u64) {
+        self.seen = common;
+    }
+
+    /// Records the change `seq` a pull reply reached and its `tag`.
+    pub fn set_checked(&mut self, seq: u64, tag: u64) {
+        if self.checked != (seq, tag) {
+            self.checked = (seq, tag);
+            self.changes += 1;
+        }
+    }
+
+    /// What a `PullChecked` names (§5.8): the cursor, the change checked
+    /// and its tag; without a known tag, the cursor itself and tag 0.
+    pub fn pull_point(&self) -> (u64, u64, u64) {
+        match self.checked {
+            (_, 0) => (self.cursor, self.cursor, 0),
+            (seq, tag) => (self.cursor, seq, tag),
+        }
     }
 
     /// Moves the cursor.
@@ -412,7 +450,7 @@ impl Index {
     /// entry, fields separated by tabs (paths cannot contain control
     /// characters); times in nanoseconds since the epoch:
     /// ```text
-    /// cloudservice-index 6<TAB>cursor<TAB>42
+    /// cloudservice-index 7<TAB>cursor<TAB>42<TAB>checked<TAB>42<TAB>tag_hex16
     /// D<TAB>version<TAB>path
     /// F<TAB>version<TAB>size<TAB>mtime_ns<TAB>ctime_ns<TAB>dev<TAB>ino<TAB>exec<TAB>btime_ns<TAB>hash_hex<TAB>path
     /// I<TAB>D<TAB>…   or   I<TAB>F<TAB>…
@@ -429,7 +467,10 @@ impl Index {
     /// and inode; they load with those fields 0, which the rule reads as
     /// "unknown: hash again" (so the first scan after an upgrade rehashes).
     fn render(&self) -> String {
-        let mut out = format!("{HEADER}\tcursor\t{}\n", self.cursor);
+        let mut out = format!(
+            "{HEADER}\tcursor\t{}\tchecked\t{}\t{:016x}\n",
+            self.cursor, self.checked.0, self.checked.1
+        );
         let lines = self
             .entries
             .iter()
@@ -462,8 +503,19 @@ impl Index {
     fn parse(text: &str) -> Result<Index, String> {
         let mut lines = text.lines();
         let header = lines.next().ok_or("empty file")?;
-        let cursor = header
-            .strip_prefix(HEADER)
+        // Format 7: `cursor N checked SEQ TAG`; before it, no checked change.
+        let (rest, checked) = match header.strip_prefix(HEADER) {
+            Some(rest) => {
+                let (cursor, checked) = rest.split_once("\tchecked\t").ok_or("bad header")?;
+                let (seq, tag) = checked.split_once('\t').ok_or("bad header")?;
+                let seq = seq.parse::<u64>().map_err(|_| "bad header")?;
+                let tag = u64::from_str_radix(tag, 16).map_err(|_| "bad header")?;
+                (Some(cursor), (seq, tag))
+            }
+            None => (None, (0, 0)),
+        };
+        let cursor = rest
+            .or_else(|| header.strip_prefix(HEADER_V6))
             .or_else(|| header.strip_prefix(HEADER_V5))
             .or_else(|| header.strip_prefix(HEADER_V4))
             .or_else(|| header.strip_prefix(HEADER_V3))
@@ -474,6 +526,7 @@ impl Index {
             .ok_or("bad header")?;
         let mut index = Index {
             cursor,
+            checked,
             seen: cursor,
             ..Index::default()
         };
@@ -626,12 +679,24 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut index = Index::new();
         index.set_cursor(42);
+        index.set_checked(40, 0xfedc_ba98_7654_3210);
         index.insert(p("a"), dir(1));
         index.insert(p("a/naïve café 📁.bin"), file(2, b"hello"));
         index.insert(p("zero"), file(3, b""));
         let f = tmp.path().join("index");
         index.save(&f).unwrap();
         assert_eq!(Index::load(&f).unwrap(), index);
+        assert_eq!(
+            Index::load(&f).unwrap().pull_point(),
+            (42, 40, 0xfedc_ba98_7654_3210)
+        );
+        // A format 6 file: no checked change; the pull checks the cursor only.
+        fs::write(&f, "cloudservice-index 6\tcursor\t7\n").unwrap();
+        let old = Index::load(&f).unwrap();
+        assert_eq!(
+            (old.cursor(), old.checked(), old.pull_point()),
+            (7, (0, 0), (7, 7, 0))
+        );
         assert_eq!(Index::load(&tmp.path().join("none")).unwrap(), Index::new());
         fs::write(&f, "cloudservice-index 1\tcursor\t1\nX\t1\n").unwrap();
         assert!(Index::load(&f).is_err());
@@ -785,8 +850,8 @@ mod tests {
         let line = |exec: &str| format!("F\t4\t1\t17\t18\t2049\t77\t{exec}{hash}\tbin/x.sh");
         let load = |text: String| Index::parse(&text).map(|i| i.get(&p("bin/x.sh")).copied());
         let v2 = load(format!("{HEADER_V2}\tcursor\t9\n{}\n", line("")));
-        let v3x = load(format!("{HEADER}\tcursor\t9\n{}\n", line("x\t")));
-        let v3 = load(format!("{HEADER}\tcursor\t9\n{}\n", line("-\t")));
+        let v3x = load(format!("{HEADER_V6}\tcursor\t9\n{}\n", line("x\t")));
+        let v3 = load(format!("{HEADER_V6}\tcursor\t9\n{}\n", line("-\t")));
         let exec = |r: Result<Option<Entry>, String>| match r {
             Ok(Some(Entry {
                 kind: EntryKind::File { stat, .. },
@@ -799,7 +864,7 @@ mod tests {
         assert_eq!(exec(v2), Some(false), "format 2: not executable");
         assert_eq!(exec(v3x), Some(true));
         assert_eq!(exec(v3), Some(false));
-        let bad = load(format!("{HEADER}\tcursor\t9\n{}\n", line("y\t")));
+        let bad = load(format!("{HEADER_V6}\tcursor\t9\n{}\n", line("y\t")));
         assert_eq!(bad, Err("line 2".to_owned()), "an exec field is x or -");
     }
 
@@ -827,7 +892,7 @@ mod tests {
             "format 5: birth unknown"
         );
         let bad =
-            format!("{HEADER}\tcursor\t9\nF\t4\t1\t17\t18\t2049\t77\tx\tsoon\t{hash}\ta.txt\n");
+            format!("{HEADER_V6}\tcursor\t9\nF\t4\t1\t17\t18\t2049\t77\tx\tsoon\t{hash}\ta.txt\n");
         assert!(Index::parse(&bad).is_err(), "a birth time is a number");
     }
 

@@ -9,6 +9,7 @@
 //! road: fsynced by the pool, then placed, before the pull can end.
 
 mod durable;
+pub mod reconcile;
 
 use super::applier::{remove_donors, Applied, Applier, Donor, FetchJob, Obtained};
 use super::connection::Connection;
@@ -26,7 +27,7 @@ use crate::chunk::{IdLen, Manifest};
 use crate::protocol::limits::MAX_OPEN_DELTA_DOWNLOADS;
 use crate::protocol::{
     ChangeBatch, ChangeEntry, ClientId, ContentHash, ErrorCode, Fetch, FetchManifest,
-    FetchManifestSince, FileBegin, Frame, Message, WirePath,
+    FetchManifestSince, FileBegin, Frame, History, Message, PullChecked, WirePath,
 };
 pub use durable::SyncPool;
 use durable::{sync_dirs, Syncer, MAX_UNSYNCED};
@@ -245,6 +246,10 @@ pub struct PullJob {
     rules_first: bool,
     /// Asked with PullModes: the reply's entries carry the executable bit.
     modes: bool,
+    /// Asked with PullChecked (§5.8): a `History` frame comes first.
+    checked: bool,
+    /// That frame, once it came.
+    history: Option<History>,
     /// Rules changed on disk since the pull began ([`RuleSource::peek`]).
     peeked: Option<Peeked>,
     /// Files the reply deleted, kept in the temporary area as chunk
@@ -278,6 +283,8 @@ pub struct Finished {
     pub unwritable: Vec<(crate::protocol::WirePath, String)>,
     /// Downloads left out because their path waits (R-5.6.8).
     pub held_back: usize,
+    /// The reply's `History` frame (a PullChecked, §5.8).
+    pub history: Option<History>,
 }
 
 impl PullJob {
@@ -320,6 +327,34 @@ impl PullJob {
         ))
     }
 
+    /// Sends `PullChecked` (§5.8) from `point` ([`Index::pull_point`]:
+    /// cursor, checked change, its tag); the reply's entries carry modes.
+    ///
+    /// # Errors
+    /// When the write fails.
+    pub fn start_checked(
+        conn: &mut Connection,
+        (point, use_deltas): ((u64, u64, u64), bool),
+        (first, verbosity): (bool, Verbosity),
+        pool: SyncPool,
+    ) -> Result<PullJob, ClientError> {
+        let (cursor, check_seq, check_tag) = point;
+        let ask = PullChecked {
+            cursor,
+            check_seq,
+            check_tag,
+        };
+        let request_id = conn.request(Message::PullChecked(ask))?;
+        let mut job = PullJob::new(
+            request_id,
+            (cursor, true, use_deltas),
+            (first, verbosity),
+            pool,
+        );
+        job.checked = true;
+        Ok(job)
+    }
+
     fn new(
         request_id: u32,
         (cursor, modes, use_deltas): (u64, bool, bool),
@@ -360,6 +395,8 @@ impl PullJob {
             verbosity,
             rules_first: false,
             modes,
+            checked: false,
+            history: None,
             peeked: None,
             donors: Vec::new(),
         }
@@ -407,6 +444,19 @@ impl PullJob {
     ) -> Result<(), ClientError> {
         if frame.request_id == self.request_id {
             return match frame.message {
+                Message::History(h) if self.checked && self.history.is_none() => {
+                    if h.diverged {
+                        log::debug!(
+                            "pull from {}: the server's history differs from this device's after {} (head {})",
+                            self.cursor, h.common, h.head
+                        );
+                    }
+                    self.history = Some(h);
+                    Ok(())
+                }
+                Message::ModeBatch(_) if self.checked && self.history.is_none() => Err(
+                    ClientError::Protocol("a PullChecked reply without its History frame".into()),
+                ),
                 Message::ChangeBatch(batch) if !self.modes => self.on_batch(batch, conn, ctx),
                 Message::ModeBatch(batch) if self.modes => self.on_batch(batch, conn, ctx),
                 Message::Error(e) => Err(ClientError::Protocol(format!(
@@ -794,6 +844,14 @@ impl PullJob {
         if self.listed {
             return Err(ClientError::Protocol("batch after the last one".into()));
         }
+        if self
+            .history
+            .is_some_and(|h| h.head != batch.head || (h.diverged && !batch.full))
+        {
+            return Err(ClientError::Protocol(
+                "a batch disagrees with its History frame (R-5.8.2)".into(),
+            ));
+        }
         self.head = batch.head;
         self.full |= batch.full;
         if self.entries.len() + batch.entries.len() > MAX_REPLY_ENTRIES {
@@ -816,6 +874,9 @@ impl PullJob {
         let skipped = filter_reply(&mut entries, ctx.index, ctx.rules);
         if skipped > 0 {
             log::debug!("pull: {skipped} entries at ignored paths left alone");
+        }
+        if let Some(h) = self.history.filter(|h| h.diverged && !self.rules_first) {
+            self.reconcile(&entries, h, ctx);
         }
         if !entries.is_empty() || self.full {
             log::debug!(
@@ -881,6 +942,29 @@ impl PullJob {
             });
         self.note_bases(ctx);
         self.fill_window(conn)
+    }
+
+    /// R-5.8.4: the server lost changes this device saw (up to `h.common`
+    /// both agree): the index is set so that applying the listing and the
+    /// pushes after it put back what the server lost ([`reconcile`]).
+    fn reconcile(&mut self, entries: &[ChangeEntry], h: History, ctx: &mut Ctx<'_>) {
+        let root = ctx.root;
+        let present = |path: &WirePath| {
+            !matches!(
+                super::fsutil::check_path(root, path),
+                Ok(super::fsutil::Local::Absent)
+            )
+        };
+        let done = reconcile::reconcile(entries, ctx.index, h.common, present);
+        log::info!(
+            "reconciling with the server's history: {} path(s) already agree, {} edit(s) and \
+             {} deletion(s) to push again, {} path(s) the server lacks or changed too",
+            done.agreed,
+            done.edits,
+            done.deletions,
+            done.unindexed
+        );
+        self.result.dirty.extend(done.dirty);
     }
 
     /// The chunk lists of the contents this device holds at the queued
@@ -1350,6 +1434,7 @@ impl PullJob {
             failures: std::mem::take(&mut self.result.failures),
             unwritable: std::mem::take(&mut self.unwritable),
             held_back: self.held_back,
+            history: self.history,
         }
     }
 }

@@ -351,6 +351,20 @@ impl Session<'_> {
                     self.pull.modes = false;
                 }
                 if report.code == ErrorCode::BadFrame
+                    && report.message.contains("unsupported protocol version 8")
+                    && self.pull.checked
+                {
+                    // A server of versions 1 to 7 (R-5.8.5): pull with
+                    // PullModes from now on (the connection closes; the
+                    // pull is repeated). A restore of that server from a
+                    // backup goes unnoticed, as before version 8.
+                    log::warn!(
+                        "the server does not check pulls against its history (protocol version 8): \
+                         a restore of its data from a backup would go unnoticed here"
+                    );
+                    self.pull.checked = false;
+                }
+                if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 7")
                     && self.pull.partial_acks
                 {

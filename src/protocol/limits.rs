@@ -24,6 +24,10 @@ pub const V6_PROTOCOL_VERSION: u8 = 6;
 /// Protocol version 7: the header byte of `PartialAck` (an Ack that names
 /// the paths the client left to its push, PROTOCOL.md §5.3, R-5.3.4).
 pub const V7_PROTOCOL_VERSION: u8 = 7;
+/// Protocol version 8: the header byte of `PullChecked` and `History` (a
+/// pull that names the change the client last saw, so a server restored
+/// from an older backup is found out, PROTOCOL.md §5.8).
+pub const V8_PROTOCOL_VERSION: u8 = 8;
 /// Most paths one `PartialAck` names. A client that left more to
 /// its push sends no Ack for that reply.
 pub const MAX_HELD_PATHS: usize = 1024;

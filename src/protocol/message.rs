@@ -6,10 +6,11 @@ use super::delta::{
     ChunkData, ChunkRanges, FetchManifest, FileManifest, ShortChunkEntry,
 };
 use super::error::FrameError;
+use super::history::{History, PullChecked};
 use super::limits::{
     DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, MODE_PROTOCOL_VERSION,
     PROTOCOL_VERSION, V4_PROTOCOL_VERSION, V5_PROTOCOL_VERSION, V6_PROTOCOL_VERSION,
-    V7_PROTOCOL_VERSION,
+    V7_PROTOCOL_VERSION, V8_PROTOCOL_VERSION,
 };
 use super::list_delta::{ChunkListDelta, FetchManifestSince};
 use super::partial_ack::PartialAck;
@@ -49,6 +50,10 @@ pub enum Kind {
     /// Version 7: the client applied a pull reply up to a cursor but for
     /// the paths it names (§5.3).
     PartialAck = 0x1B,
+    /// Version 8: a pull naming the change the client last saw (§5.8).
+    PullChecked = 0x1C,
+    /// Version 8: the first frame of the reply to `PullChecked` (§5.8).
+    History = 0x1D,
     /// Server: changes are waiting.
     Notify = 0x13,
     /// Ask for a file's content.
@@ -132,6 +137,8 @@ impl Kind {
             0x11 => Kind::ChangeBatch,
             0x12 => Kind::Ack,
             0x1B => Kind::PartialAck,
+            0x1C => Kind::PullChecked,
+            0x1D => Kind::History,
             0x13 => Kind::Notify,
             0x14 => Kind::Fetch,
             0x20 => Kind::FileBegin,
@@ -172,7 +179,9 @@ impl Kind {
     /// an older peer refuses a newer frame as UnsupportedVersion and every
     /// other frame is unchanged.
     pub fn version(self) -> u8 {
-        if self.is_v7() {
+        if self.is_v8() {
+            V8_PROTOCOL_VERSION
+        } else if self.is_v7() {
             V7_PROTOCOL_VERSION
         } else if self.is_v6() {
             V6_PROTOCOL_VERSION
@@ -187,6 +196,12 @@ impl Kind {
         } else {
             PROTOCOL_VERSION
         }
+    }
+
+    /// Whether the kind exists only in version 8 (the pull that names the
+    /// change the client last saw, and its reply's first frame, §5.8).
+    pub fn is_v8(self) -> bool {
+        matches!(self, Kind::PullChecked | Kind::History)
     }
 
     /// Whether the kind exists only in version 7 (the Ack that names the
@@ -271,6 +286,10 @@ pub enum Message {
     },
     /// See [`PartialAck`] (version 7).
     PartialAck(PartialAck),
+    /// See [`PullChecked`] (version 8).
+    PullChecked(PullChecked),
+    /// See [`History`] (version 8).
+    History(History),
     /// Server → client: the user's journal reached `head`. `payload: head u64`.
     Notify {
         /// Newest sequence number on the server.
@@ -371,6 +390,8 @@ impl Message {
             Message::ChangeBatch(_) => Kind::ChangeBatch,
             Message::Ack { .. } => Kind::Ack,
             Message::PartialAck(_) => Kind::PartialAck,
+            Message::PullChecked(_) => Kind::PullChecked,
+            Message::History(_) => Kind::History,
             Message::Notify { .. } => Kind::Notify,
             Message::Fetch(_) => Kind::Fetch,
             Message::FileBegin(_) => Kind::FileBegin,
@@ -431,6 +452,8 @@ impl Message {
             Kind::SetMode => Message::SetMode(SetMode::decode(&mut r)?),
             Kind::Ack => Message::Ack { cursor: r.u64()? },
             Kind::PartialAck => Message::PartialAck(PartialAck::decode(&mut r)?),
+            Kind::PullChecked => Message::PullChecked(PullChecked::decode(&mut r)?),
+            Kind::History => Message::History(History::decode(&mut r)?),
             Kind::Notify => Message::Notify { head: r.u64()? },
             Kind::Fetch => Message::Fetch(Fetch::decode(&mut r)?),
             Kind::FileBegin => Message::FileBegin(FileBegin::decode(&mut r)?),
@@ -477,6 +500,8 @@ impl Message {
                 put_u64(out, *cursor)
             }
             Message::PartialAck(m) => m.encode(out),
+            Message::PullChecked(m) => m.encode(out),
+            Message::History(m) => m.encode(out),
             Message::Notify { head } => put_u64(out, *head),
             Message::ChangeBatch(m) => m.encode(out, false),
             Message::ModeBatch(m) => m.encode(out, true),

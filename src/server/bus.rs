@@ -170,6 +170,8 @@ pub enum FromActor {
         user: UserId,
         /// The newest sequence number.
         head: u64,
+        /// Its tag (§5.8; 0: unknown).
+        tag: u64,
     },
     /// Sent by the revocation watcher (not an actor): the operator revoked
     /// this device; its connections close with Error `Revoked`.

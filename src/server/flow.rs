@@ -104,6 +104,7 @@ pub fn cost_of(message: &Message) -> Cost {
         // A VersionList page is up to half a MiB: held like a Pull's reply.
         Message::Pull { .. }
         | Message::PullModes { .. }
+        | Message::PullChecked(_)
         | Message::Fetch(_)
         | Message::FetchManifest(_)
         | Message::FetchShortManifest(_)

@@ -109,6 +109,7 @@ fn server_only(kind: Kind) -> bool {
             | Kind::PushAck
             | Kind::VersionList
             | Kind::ListBaseUnknown
+            | Kind::History
     )
 }
 
@@ -160,7 +161,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 41] = [
+    const ALL: [Kind; 43] = [
         Kind::Hello,
         Kind::KeyHello,
         Kind::Welcome,
@@ -172,6 +173,8 @@ mod tests {
         Kind::ChangeBatch,
         Kind::Ack,
         Kind::PartialAck,
+        Kind::PullChecked,
+        Kind::History,
         Kind::Notify,
         Kind::Fetch,
         Kind::FileBegin,
@@ -223,6 +226,7 @@ mod tests {
             | Kind::Notify
             | Kind::PushAck
             | Kind::VersionList
+            | Kind::History
             | Kind::ListBaseUnknown => [eh, so, so, so, so, so, so],
             // Server → client only, but not refused as server-only: a
             // client sending one gets "not a request" from the actor.
@@ -251,6 +255,7 @@ mod tests {
             | Kind::FetchChunks
             | Kind::FileManifest
             | Kind::PullModes
+            | Kind::PullChecked
             | Kind::SetMode
             | Kind::ListVersions
             | Kind::Restore

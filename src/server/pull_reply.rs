@@ -4,7 +4,7 @@
 //! actor is idle or retired ([`encode_up_to_date`]); and every pull's
 //! connection-log line is worded by [`log_detail`].
 
-use crate::protocol::{ChangeBatch, ChangeEntry, Frame, Message};
+use crate::protocol::{ChangeBatch, ChangeEntry, Frame, History, Message};
 
 /// The reply to a Pull: the head the client reaches and what to send.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +64,20 @@ pub fn encode_up_to_date(out: &mut Vec<u8>, request_id: u32, cursor: u64, modes:
         modes,
     };
     encode_batch(out, request_id, reply, 0);
+}
+
+/// The reply to a PullChecked (§5.8) from a client at the head `cursor`
+/// whose checked change is the head, with the head's tag `tag`: its
+/// `History` frame (not diverged) and one empty, last `ModeBatch`.
+pub fn encode_up_to_date_checked(out: &mut Vec<u8>, request_id: u32, cursor: u64, tag: u64) {
+    let history = History {
+        head: cursor,
+        head_tag: tag,
+        common: cursor,
+        diverged: false,
+    };
+    Frame::new(request_id, Message::History(history)).encode(out);
+    encode_up_to_date(out, request_id, cursor, true);
 }
 
 /// The connection-log detail of a pull from `cursor`.

@@ -36,8 +36,8 @@ pub use super::flow::MAX_ACTORS;
 struct Slot {
     state: SlotState,
     members: Members,
-    /// Newest sequence number, as last reported by an actor.
-    head: Option<u64>,
+    /// Newest sequence number and its tag (§5.8), as last reported by an actor.
+    head: Option<(u64, u64)>,
 }
 
 /// Why a message could not be delivered.
@@ -252,9 +252,9 @@ impl ActorRegistry {
     }
 
     /// Records the user's head as reported by its actor.
-    pub fn set_head(&mut self, user: UserId, head: u64) {
+    pub fn set_head(&mut self, user: UserId, head: u64, tag: u64) {
         if let Some(slot) = self.slots.get_mut(&user) {
-            slot.head = Some(head);
+            slot.head = Some((head, tag));
         }
     }
 
@@ -263,6 +263,14 @@ impl ActorRegistry {
     /// so for a connection with nothing pending at the actor this is as new as
     /// anything that connection has been told.
     pub fn known_head(&self, user: &UserId) -> Option<u64> {
+        self.slots
+            .get(user)
+            .and_then(|s| s.head)
+            .map(|(head, _)| head)
+    }
+
+    /// The user's head with its tag (§5.8), as [`Registry::known_head`].
+    pub fn known_head_tag(&self, user: &UserId) -> Option<(u64, u64)> {
         self.slots.get(user).and_then(|s| s.head)
     }
 

@@ -90,6 +90,10 @@ pub const CHANGE_BATCH: u8 = 0x11;
 pub const ACK: u8 = 0x12;
 /// Version 7: sent under header byte 07.
 pub const PARTIAL_ACK: u8 = 0x1B;
+/// Version 8 (§5.8): sent under header byte 08.
+pub const PULL_CHECKED: u8 = 0x1C;
+/// Version 8 (§5.8): the first frame of the reply to `PULL_CHECKED`.
+pub const HISTORY: u8 = 0x1D;
 pub const NOTIFY: u8 = 0x13;
 pub const FETCH: u8 = 0x14;
 pub const FILE_BEGIN: u8 = 0x20;
@@ -315,11 +319,12 @@ impl Raw {
                 let len = u32::from_be_bytes(self.buf[8..12].try_into().expect("4")) as usize;
                 // The header's version is the one its kind belongs to:
                 // 2 for delta transfer (§13.1), 3 for modes (§15.1), 7
-                // for PartialAck (§5.3).
+                // for PartialAck (§5.3), 8 for PullChecked and History (§5.8).
                 let version = match self.buf[3] {
                     0x16 | 0x23..=0x26 => 2,
                     0x18 | 0x19 | 0x35 => 3,
                     PARTIAL_ACK => 7,
+                    PULL_CHECKED | HISTORY => 8,
                     _ => 1,
                 };
                 assert_eq!(&self.buf[0..3], &[b'C', b'S', version], "frame header");

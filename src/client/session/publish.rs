@@ -45,6 +45,9 @@ pub(super) struct Publisher {
     pub(super) last_error: Option<String>,
     /// The last pull could not apply everything.
     pub(super) pull_failed: bool,
+    /// The server lost changes this device saw: not in sync
+    /// until a pull after the reconciliation finds it in step.
+    pub(super) reconciling: bool,
     /// The paths the last pull could not apply, with why (listed as not
     /// synced; each said once in the log per state).
     apply_failures: BTreeMap<WirePath, String>,
@@ -287,7 +290,10 @@ impl Session<'_> {
     /// when `now_or_never` (stopping).
     pub(super) fn publish_status(&mut self, now_or_never: bool) {
         let now = Instant::now();
-        let in_sync = self.converged() && !self.publisher.pull_failed && !self.holding();
+        let in_sync = self.converged()
+            && !self.publisher.pull_failed
+            && !self.publisher.reconciling
+            && !self.holding();
         if in_sync {
             if self.conn.is_some() {
                 // Disconnected, the reason stays for `status` (a refusal

@@ -42,6 +42,11 @@ pub(super) struct PullState {
     /// The server takes PullModes and SetMode (§15); false once it refused
     /// them as an unsupported version (then for the rest of this run).
     pub(super) modes: bool,
+    /// Pull with PullChecked (protocol version 8, §5.8); false once the
+    /// server refused it as an unsupported version (then for the rest of
+    /// this run: PullModes, and a restored server goes unnoticed, as
+    /// before version 8).
+    pub(super) checked: bool,
     /// Acknowledge a reply applied but for paths left to the push with a
     /// PartialAck (protocol version 7, R-5.3.4); false once the server
     /// refused one as an unsupported version (then for the rest of this
@@ -84,6 +89,7 @@ impl PullState {
             last_acked: 0,
             rules_deferred_at: None,
             modes: true,
+            checked: true,
             partial_acks: true,
             deltas: true,
             short_ids: true,
@@ -114,12 +120,21 @@ impl Session<'_> {
         let first = self.first_run.first_sync && !self.pull.pulled_once;
         let cursor = self.index.cursor();
         let pool = self.pull.pool.get_or_insert_with(SyncPool::start).clone();
-        let job = PullJob::start(
-            conn,
-            (cursor, self.pull.modes, self.pull.deltas),
-            (first, self.config.verbosity),
-            pool,
-        )?
+        let job = if self.pull.checked && self.pull.modes {
+            PullJob::start_checked(
+                conn,
+                (self.index.pull_point(), self.pull.deltas),
+                (first, self.config.verbosity),
+                pool,
+            )?
+        } else {
+            PullJob::start(
+                conn,
+                (cursor, self.pull.modes, self.pull.deltas),
+                (first, self.config.verbosity),
+                pool,
+            )?
+        }
         .with_short_ids(self.pull.short_ids)
         .with_list_deltas(self.pull.list_deltas);
         self.pull.job = Some(job);
@@ -208,6 +223,10 @@ impl Session<'_> {
         self.pull.pulled_once = true;
         let now = Instant::now();
         let repeat = must_repeat(&done, &self.push.unstorable);
+        let diverged = done.history.is_some_and(|h| h.diverged) && !done.rules_first;
+        if diverged {
+            self.server_lost_changes();
+        }
         // Paths this pull left for a push first: that round goes before the
         // next pull (Status::push_first).
         self.push.first |= done
@@ -247,6 +266,14 @@ impl Session<'_> {
                 Some(at) => self.timers.next_pull = self.timers.next_pull.min(at),
                 None => self.timers.pull_failed(now),
             }
+            if let Some(h) = done.history.filter(|_| diverged) {
+                // The index now follows the server's history (R-5.8.4):
+                // the repeated pull is a full listing of it, checked at
+                // its head, not another reconciliation.
+                self.index.set_checked(h.head, h.head_tag);
+                self.index.set_cursor(0);
+                self.index.forget_seen(h.common);
+            }
             self.apply_rewind();
             self.index.save(&self.state.index_file())?;
             if !done.failed && self.pull.partial_acks {
@@ -260,15 +287,46 @@ impl Session<'_> {
             self.index.cursor().max(done.head)
         };
         self.index.set_cursor(cursor);
+        if diverged {
+            // The listing up to the head is applied: that is what it saw.
+            self.index.forget_seen(done.head);
+        }
+        match done.history {
+            Some(h) => self.index.set_checked(h.head, h.head_tag),
+            None => self.index.set_checked(0, 0),
+        }
+        if diverged {
+            // What the reconciliation left to push goes first; the pull
+            // after it finds the server in step and ends "reconciling".
+            self.pull.wanted = true;
+        } else {
+            self.publisher.reconciling = false;
+        }
         self.apply_rewind();
         self.index.save(&self.state.index_file())?;
-        if done.head > self.pull.last_acked {
+        if done.head > self.pull.last_acked || diverged {
             if let Some(conn) = self.conn.as_mut() {
                 conn.request(Message::Ack { cursor: done.head })?;
             }
             self.pull.last_acked = done.head;
         }
         Ok(())
+    }
+
+    /// R-5.8.4: the server does not hold the history this device saw (its
+    /// data directory was restored from an older backup): said once in the
+    /// log and in the status, which is not "in sync" until what this device
+    /// holds is back on the server.
+    fn server_lost_changes(&mut self) {
+        if !self.publisher.reconciling {
+            log::warn!(
+                "the server lost changes this device had synced (was it restored from a backup?); \
+                 reconciling: pushing this device's changes again, downloading the server's"
+            );
+        }
+        self.publisher.reconciling = true;
+        self.publisher.last_error =
+            Some("the server lost changes this device had synced; reconciling".into());
     }
 
     /// R-5.3.4: the reply up to `head` was applied but for `held` (local
@@ -422,6 +480,7 @@ mod tests {
             rules_first: false,
             unwritable: Vec::new(),
             held_back: 0,
+            history: None,
         }
     }
 

@@ -198,6 +198,7 @@ fn run_in(
         state.save_identity(&identity)?;
         origin::save(state.path(), &origin::here(&root, identity.client)?)?;
         index.set_cursor(0);
+        index.set_checked(0, 0);
         index.save(&state.index_file())?;
     } else if stored != Some(identity) {
         // A folder synced before device keys just got its key.

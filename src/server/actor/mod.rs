@@ -185,7 +185,7 @@ struct Actor {
     /// Messages taken from the inbox (for the retirement handshake).
     received: u64,
     /// The head last reported to the reactor.
-    reported_head: Option<u64>,
+    reported_head: Option<(u64, u64)>,
     /// Where the user's chunks are (delta uploads, §13.3); loaded at the
     /// first delta transfer.
     chunks: Option<crate::chunk::index::ChunkIndex>,
@@ -340,18 +340,20 @@ impl Actor {
             self.ctx.reap.request(self.user);
         }
         let head = self.store.as_ref().map(|s| s.head()).unwrap_or(0);
+        let tag = self.store.as_ref().map(|s| s.head_tag()).unwrap_or(0);
         let pushers = std::mem::take(&mut self.pushers);
         let mut sent = false;
         // Before any Notify or reply of this cycle: the reactor answers
         // up-to-date pulls itself and must never be behind what a client saw.
-        if self.store.is_some() && self.reported_head != Some(head) {
-            self.reported_head = Some(head);
+        if self.store.is_some() && self.reported_head != Some((head, tag)) {
+            self.reported_head = Some((head, tag));
             sent |= self
                 .ctx
                 .out
                 .send(FromActor::Head {
                     user: self.user,
                     head,
+                    tag,
                 })
                 .is_ok();
         }

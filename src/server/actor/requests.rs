@@ -5,7 +5,8 @@ use super::peer::{listing_reply, Job, OpenUpload};
 use super::Actor;
 use crate::chunk::IdLen;
 use crate::protocol::{
-    ClientId, ErrorCode, FetchManifest, FileBegin, Frame, Message, PushAck, PushStatus, WirePath,
+    ClientId, ErrorCode, FetchManifest, FileBegin, Frame, Message, PullChecked, PushAck,
+    PushStatus, WirePath,
 };
 use crate::server::bus::ConnRef;
 use crate::server::legality::{self, Stage, Verdict};
@@ -168,6 +169,7 @@ impl Actor {
         match frame.message {
             Message::Pull { cursor } => self.on_pull(conn, rid, cursor, cost, false),
             Message::PullModes { cursor } => self.on_pull(conn, rid, cursor, cost, true),
+            Message::PullChecked(ask) => self.on_pull_checked(conn, rid, client, ask, cost),
             Message::ListVersions(request) => {
                 let detail = match &request.under {
                     Some(p) => format!("{p} after {}", request.after_seq),
@@ -267,6 +269,49 @@ impl Actor {
             request_id: rid,
             listing,
             modes,
+            pos: 0,
+            cost,
+        });
+        self.log(conn, "pull", Ok(&detail));
+    }
+
+    /// A PullChecked (§5.8): the `History` frame, then the listing as
+    /// `ModeBatch` frames; a full one when the client saw a history this
+    /// journal does not hold (R-5.8.2), logged once per reply.
+    fn on_pull_checked(
+        &mut self,
+        conn: ConnRef,
+        rid: u32,
+        client: ClientId,
+        ask: PullChecked,
+        cost: usize,
+    ) {
+        let (Some(store), Some(peer)) = (self.store.as_ref(), self.peers.get_mut(&conn)) else {
+            return;
+        };
+        let (history, listing) = store.changes_checked(client, ask);
+        let mut detail = pull_reply::log_detail(ask.cursor, listing_reply(&listing, true));
+        if history.diverged {
+            detail.push_str(&format!(
+                ", history diverged (checked {} tag {:016x}; common {})",
+                ask.check_seq, ask.check_tag, history.common
+            ));
+            log::warn!(
+                "user {}: device {client} saw changes this server does not hold \
+                 (cursor {}, head {}): was the data directory restored from a backup? \
+                 the device reconciles (R-5.8.4)",
+                self.user,
+                ask.cursor,
+                store.head()
+            );
+        }
+        peer.jobs.push_back(Job::Control(
+            Frame::new(rid, Message::History(history)).to_bytes(),
+        ));
+        peer.jobs.push_back(Job::Listing {
+            request_id: rid,
+            listing,
+            modes: true,
             pos: 0,
             cost,
         });

@@ -230,12 +230,14 @@ impl Reactor {
                 frame.message,
                 Message::Pull { .. }
                     | Message::PullModes { .. }
+                    | Message::PullChecked(_)
                     | Message::Ack { .. }
                     | Message::PartialAck(_)
             )
         {
             // a Visit connection never moves the device's cursor.
-            let text = "Pull, PullModes, Ack and PartialAck are not legal on a Visit connection";
+            let text =
+                "Pull, PullModes, PullChecked, Ack and PartialAck are not legal on a Visit connection";
             self.record(key, "frame", Err(text));
             self.fail(key, rid, ErrorCode::WrongPhase, text);
             return;
@@ -258,6 +260,30 @@ impl Reactor {
                 if settled && self.registry.known_head(&user) == Some(cursor) =>
             {
                 self.answer_up_to_date(key, rid, cursor, true);
+                return;
+            }
+            (Phase::Ready { .. }, &Message::PullChecked(ask))
+                if settled
+                    && ask.check_tag != 0
+                    && self.registry.known_head_tag(&user) == Some((ask.cursor, ask.check_tag))
+                    && ask.check_seq == ask.cursor =>
+            {
+                // At the head and in the same history (§5.8): answered
+                // here as a PullModes at the head, after its History frame.
+                let Some(conn) = self.conns.get_mut(key) else {
+                    return;
+                };
+                let mut bytes = Vec::new();
+                pull_reply::encode_up_to_date_checked(&mut bytes, rid, ask.cursor, ask.check_tag);
+                conn.queue(bytes, 0);
+                let reply = PullReply {
+                    head: ask.cursor,
+                    full: false,
+                    entries: &[],
+                    modes: true,
+                };
+                self.record(key, "pull", Ok(&pull_reply::log_detail(ask.cursor, reply)));
+                self.flush(key);
                 return;
             }
             (Phase::Ready { .. }, &Message::Ack { cursor }) if conn.last_ack == Some(cursor) => {

@@ -74,7 +74,7 @@ impl Reactor {
                 FromActor::WantsRetire { user, received } => {
                     self.registry.offer_retire(user, received)
                 }
-                FromActor::Head { user, head } => self.registry.set_head(user, head),
+                FromActor::Head { user, head, tag } => self.registry.set_head(user, head, tag),
                 FromActor::Exited { user } => {
                     if self.registry.exited(user) {
                         self.close_user(user);

@@ -2,7 +2,7 @@
 //! touched after a cursor, coalesced, ordered deletions → directories → files.
 
 use super::UserStore;
-use crate::protocol::{ChangeEntry, EntryState, WirePath};
+use crate::protocol::{ChangeEntry, ClientId, EntryState, History, PullChecked, WirePath};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What a pull reply carries.
@@ -17,6 +17,36 @@ pub struct Listing {
 }
 
 impl UserStore {
+    /// The reply to a `PullChecked` of `client` (PROTOCOL.md §5.8): its
+    /// `History` frame and listing. When the journal does not hold the
+    /// history the client saw the listing is full and `common`
+    /// is the cursor the client last acknowledged here (at most the head):
+    /// every change up to it is one this client saw.
+    pub fn changes_checked(&self, client: ClientId, ask: PullChecked) -> (History, Listing) {
+        let point = (ask.cursor, ask.check_seq, ask.check_tag);
+        let diverged = self
+            .lineage
+            .diverged(self.head, point, |seq| self.pushed_by(seq, client));
+        let (listing, common) = if diverged {
+            let common = self.cursor_of(client).min(self.head);
+            (self.changes_since(0), common)
+        } else {
+            (self.changes_since(ask.cursor), ask.cursor)
+        };
+        let history = History {
+            head: listing.head,
+            head_tag: self.head_tag(),
+            common,
+            diverged,
+        };
+        (history, listing)
+    }
+
+    /// The tag of the newest change (0: unknown, R-5.8.3).
+    pub fn head_tag(&self) -> u64 {
+        self.lineage.head_tag(self.head)
+    }
+
     /// The changes a client at `cursor` has not seen.
     pub fn changes_since(&self, cursor: u64) -> Listing {
         let head = self.head;

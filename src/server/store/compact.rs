@@ -74,6 +74,9 @@ impl UserStore {
                 }
             }
         }
+        // The tags a client may still name (§5.8, R-5.8.1), and the newest.
+        let acked: std::collections::BTreeSet<u64> = self.clients.values().copied().collect();
+        records.extend(self.lineage.snapshot_records(|seq| acked.contains(&seq)));
         let mut tombstones: Vec<(u64, WirePath)> = gone.into_iter().map(|(p, s)| (s, p)).collect();
         tombstones.sort();
         for (seq, path) in tombstones {
@@ -164,8 +167,10 @@ mod tests {
         assert!(!report.recovered);
         assert!(store.tree().is_executable(&p("a/new.txt")));
         assert!(!store.tree().is_executable(&p("b/a2/x.txt")));
+        // The tree, the registry, and the tags of the last changes (§5.8).
+        let tags = super::super::lineage::RECENT_TAGS as usize + 2;
         assert!(
-            report.replayed < 20,
+            report.replayed < 20 + tags,
             "compacted to {} records",
             report.replayed
         );

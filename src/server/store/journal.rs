@@ -110,6 +110,15 @@ pub enum Record {
         /// The file is executable from now on.
         executable: bool,
     },
+    /// Written by compaction (type 11): change `seq` had tag `tag` in the
+    /// history a snapshot replaces (PROTOCOL.md §5.8), so a client's check
+    /// of it still holds, and later changes chain on from the newest.
+    Chain {
+        /// The change.
+        seq: u64,
+        /// Its tag.
+        tag: u64,
+    },
     /// A device acknowledged a pull up to `cursor`.
     Cursor {
         /// Which device.
@@ -133,8 +142,17 @@ impl Record {
             Record::ClientAdded { .. }
             | Record::Cursor { .. }
             | Record::Author { .. }
+            | Record::Chain { .. }
             | Record::Intent { .. } => None,
         }
+    }
+
+    /// The record's checksummed body, as the journal holds it: what the
+    /// history tags chain over (§5.8).
+    pub(super) fn body(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_body(&mut out);
+        out
     }
 
     fn encode_body(&self, out: &mut Vec<u8>) {
@@ -192,6 +210,11 @@ impl Record {
                 out.push(9);
                 put_u64(out, *seq);
                 put_u64(out, *client);
+            }
+            Record::Chain { seq, tag } => {
+                out.push(11);
+                put_u64(out, *seq);
+                put_u64(out, *tag);
             }
             Record::Intent { client, path } => {
                 out.push(10);
@@ -260,6 +283,10 @@ impl Record {
             10 => Record::Intent {
                 client: r.u64()?,
                 path: r.path()?,
+            },
+            11 => Record::Chain {
+                seq: r.u64()?,
+                tag: r.u64()?,
             },
             20 => {
                 let seq = r.u64()?;

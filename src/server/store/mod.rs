@@ -25,6 +25,7 @@ mod error;
 mod fetch;
 mod history;
 pub mod journal;
+mod lineage;
 mod recover;
 mod restore_plan;
 #[cfg(test)]
@@ -118,6 +119,8 @@ pub struct UserStore {
     /// Changes from this sequence number on are all in `history`; a client
     /// at an older cursor gets a full listing (1 until a compaction).
     history_from: u64,
+    /// The tag of each change (§5.8): which history this journal holds.
+    lineage: lineage::Lineage,
     /// Records in the journal file (replayed + appended), to decide compaction.
     journal_records: usize,
     head: u64,
@@ -206,6 +209,7 @@ impl UserStore {
             journal: replay.journal,
             history: Vec::new(),
             history_from: 1,
+            lineage: lineage::Lineage::default(),
             journal_records: replay.records.len(),
             head: 0,
             clients: BTreeMap::new(),
@@ -367,6 +371,7 @@ impl UserStore {
         if let Some(seq) = record.seq() {
             self.head = self.head.max(seq);
         }
+        self.lineage.on_record(record);
         if !matches!(record, Record::ClientAdded { .. } | Record::Cursor { .. }) {
             // A change, its author or a newer intent: the older intent's
             // change is journaled (or never happened).
@@ -429,7 +434,7 @@ impl UserStore {
             Record::Author { seq, client } if *client != 0 => {
                 self.authors.insert(*seq, *client);
             }
-            Record::Author { .. } => {}
+            Record::Author { .. } | Record::Chain { .. } => {}
             Record::Intent { client, path } => {
                 self.intent = Some((*client, path.clone()));
             }
