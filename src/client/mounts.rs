@@ -57,6 +57,32 @@ pub fn gone_with_mount(recorded: u64, place: Place) -> bool {
         && place.outside == Some(place.nearest)
 }
 
+/// Whether a synced file recorded on device `recorded`, missing now, is
+/// hidden by a file system mounted over its directory since (outside tester
+/// breaker16, F1: a drive plugged back in over the empty mount point, into
+/// which this device had downloaded other devices' new files meanwhile; their
+/// deletion went to every device): where it was, the nearest existing
+/// directory is on another device (`nearest`) whose mount point lies in a
+/// directory of the very device the file was recorded on
+/// (`outside_of_mount`). A file removed from a file system mounted anew is
+/// recorded on that file system's old device, not on the outer one, so it
+/// stays an ordinary removal.
+pub fn hidden_by_mount(recorded: u64, nearest: u64, outside_of_mount: Option<u64>) -> bool {
+    recorded != 0 && recorded != nearest && outside_of_mount == Some(recorded)
+}
+
+/// Why a missing file's removal is not pushed: its mount point, and whether
+/// a file system went away from it or was mounted over it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Parked {
+    /// The mount point (for a hidden file, the top directory of the file
+    /// system mounted over it).
+    pub point: WirePath,
+    /// A file system mounted over the file hides it ([`hidden_by_mount`]);
+    /// else the file system holding it went away ([`gone_with_mount`]).
+    pub hidden: bool,
+}
+
 /// Where the file system of device `dev` was mounted, as far as the index
 /// tells: the deepest directory holding every file indexed on `dev` (their
 /// common ancestor; if the mount point held files only in one subdirectory,
@@ -150,9 +176,37 @@ impl<'a> Judge<'a> {
         self.root_dev
     }
 
-    /// The mount point whose file system went away with the indexed file
-    /// `path` (assumed missing), or `None` when its removal is the user's.
-    pub fn gone_file(&mut self, path: &WirePath) -> Option<WirePath> {
+    /// The top directory of the file system holding `from` (or, when it is
+    /// missing, the nearest directory above it that exists) and the device
+    /// of the directory that holds it: `None` when that file system is the
+    /// folder's own all the way up (no mount in between).
+    fn covering_mount(&mut self, from: Option<WirePath>) -> Option<(WirePath, Option<u64>)> {
+        let mut at = from;
+        let mut nearest = None;
+        while let Some(dir) = at {
+            if let Some(dev) = self.dev(&dir) {
+                nearest = Some((dir, dev));
+                break;
+            }
+            at = dir.parent();
+        }
+        let (mut top, dev) = nearest?;
+        loop {
+            let above = match top.parent() {
+                Some(parent) => self.dev(&parent),
+                None => self.root_dev,
+            };
+            if above != Some(dev) {
+                return Some((top, above));
+            }
+            top = top.parent()?;
+        }
+    }
+
+    /// Why the removal of the indexed file `path` (assumed missing) is not
+    /// pushed: the file system holding it went away, or one mounted over
+    /// its directory hides it; `None` when its removal is the user's.
+    pub fn gone_file(&mut self, path: &WirePath) -> Option<Parked> {
         let EntryKind::File { stat, .. } = self.index.get(path)?.kind else {
             return None;
         };
@@ -165,6 +219,14 @@ impl<'a> Judge<'a> {
             // The common case, a file removed from its own directory: no
             // look at the index.
             return None;
+        }
+        if let Some((point, outside)) = self.covering_mount(path.parent()) {
+            if hidden_by_mount(recorded, nearest, outside) {
+                return Some(Parked {
+                    point,
+                    hidden: true,
+                });
+            }
         }
         let index = self.index;
         let point = self
@@ -191,12 +253,15 @@ impl<'a> Judge<'a> {
             known,
             outside,
         };
-        gone_with_mount(recorded, place).then_some(point)
+        gone_with_mount(recorded, place).then_some(Parked {
+            point,
+            hidden: false,
+        })
     }
 
-    /// The same for a missing directory: the mount point of the first file
-    /// indexed below it that went away with one.
-    pub fn gone_dir(&mut self, path: &WirePath) -> Option<WirePath> {
+    /// The same for a missing directory: why the first file indexed below
+    /// it that went away with a file system, or is hidden by one, is parked.
+    pub fn gone_dir(&mut self, path: &WirePath) -> Option<Parked> {
         let index = self.index;
         index
             .subtree(Some(path))
@@ -205,8 +270,9 @@ impl<'a> Judge<'a> {
     }
 
     /// Every mount point whose file system went away with indexed files,
-    /// with how many (files missing now only): for `cloud-client status`.
-    pub fn gone_mounts(&mut self) -> std::collections::BTreeMap<WirePath, usize> {
+    /// or hides them, with how many (files missing now only): for
+    /// `cloud-client status`.
+    pub fn gone_mounts(&mut self) -> std::collections::BTreeMap<Parked, usize> {
         let index = self.index;
         let mut out = std::collections::BTreeMap::new();
         for (path, entry) in index.iter() {

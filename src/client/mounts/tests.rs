@@ -69,6 +69,32 @@ fn the_rule_holds_only_what_went_with_its_file_system() {
 }
 
 #[test]
+fn a_file_of_the_outer_device_under_a_new_mount_is_hidden_not_removed() {
+    let table = [
+        // (recorded, nearest, outside of the mount, hidden)
+        // breaker16 F1: downloaded into the empty mount point, drive back.
+        (ROOT, PHOTOS, Some(ROOT), true),
+        // Removed from its own directory.
+        (ROOT, ROOT, Some(ROOT), false),
+        // A file of the drive removed from it, mounted anew.
+        (PHOTOS, 7, Some(ROOT), false),
+        // Under a mount inside another mount, recorded on the outer mount.
+        (PHOTOS, 7, Some(PHOTOS), true),
+        // Device unknown (an index from before format 2).
+        (0, PHOTOS, Some(0), false),
+        // The folder cannot be looked at above the mount.
+        (ROOT, PHOTOS, None, false),
+    ];
+    for (recorded, nearest, outside, hidden) in table {
+        assert_eq!(
+            hidden_by_mount(recorded, nearest, outside),
+            hidden,
+            "{recorded} {nearest} {outside:?}"
+        );
+    }
+}
+
+#[test]
 fn the_mount_point_is_the_top_directory_of_the_device() {
     let mut index = Index::new();
     index.insert(p("notes.txt"), file(ROOT));
@@ -245,18 +271,24 @@ fn the_judge_reads_the_disk() {
     index.insert(p("Photos/sub/b.jpg"), file(other));
     std::fs::write(root.path().join("notes.txt"), "notes").expect("write");
     std::fs::create_dir(root.path().join("Photos")).expect("mkdir");
+    let gone = |point: &str| {
+        Some(Parked {
+            point: p(point),
+            hidden: false,
+        })
+    };
     let mut judge = Judge::new(root.path(), &index);
-    assert_eq!(judge.gone_file(&p("Photos/a.jpg")), Some(p("Photos")));
-    assert_eq!(judge.gone_dir(&p("Photos/sub")), Some(p("Photos")));
+    assert_eq!(judge.gone_file(&p("Photos/a.jpg")), gone("Photos"));
+    assert_eq!(judge.gone_dir(&p("Photos/sub")), gone("Photos"));
     assert_eq!(judge.gone_file(&p("gone.txt")), None);
     assert_eq!(
         judge.gone_mounts().into_iter().collect::<Vec<_>>(),
-        vec![(p("Photos"), 2)]
+        vec![(gone("Photos").expect("parked"), 2)]
     );
     // The mount point missing too.
     std::fs::remove_dir(root.path().join("Photos")).expect("rmdir");
     let mut judge = Judge::new(root.path(), &index);
-    assert_eq!(judge.gone_dir(&p("Photos")), Some(p("Photos")));
+    assert_eq!(judge.gone_dir(&p("Photos")), gone("Photos"));
     // The same files recorded on the folder's device: removed on purpose.
     let mut plain = Index::new();
     plain.insert(p("notes.txt"), file(here));

@@ -78,7 +78,7 @@ pub(super) struct PushState {
     /// round, pushed only if the rule no longer holds them.
     pub(super) parked: Scope,
     /// The mount points those removals were under (warned about once).
-    pub(super) gone_mounts: BTreeSet<WirePath>,
+    pub(super) gone_mounts: BTreeSet<crate::client::mounts::Parked>,
     /// The folder may hold changes no watcher event named (the watcher
     /// lost events, the connection was lost, the rules changed): set with
     /// a comparison of the whole folder for that reason, cleared when such
@@ -275,13 +275,25 @@ impl Session<'_> {
                 None => true,
             }
         });
-        for point in gone.difference(&self.push.gone_mounts) {
-            log::warn!(
-                "{point}: the file system mounted here is gone; not syncing deletions under it until it is back"
-            );
+        for parked in gone.difference(&self.push.gone_mounts) {
+            let point = &parked.point;
+            if parked.hidden {
+                log::warn!(
+                    "{point}: a file system mounted here hides synced files that were in this directory; not syncing their deletions"
+                );
+            } else {
+                log::warn!(
+                    "{point}: the file system mounted here is gone; not syncing deletions under it until it is back"
+                );
+            }
         }
-        for point in self.push.gone_mounts.difference(&gone) {
-            log::info!("{point}: the file system mounted here is back");
+        for parked in self.push.gone_mounts.difference(&gone) {
+            let point = &parked.point;
+            if parked.hidden {
+                log::info!("{point}: the synced files the mount hid are back, or gone for good");
+            } else {
+                log::info!("{point}: the file system mounted here is back");
+            }
         }
         self.push.parked = parked;
         self.push.gone_mounts = gone;

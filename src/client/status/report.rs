@@ -234,10 +234,17 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
     // deletions wait until it is back.
     let gone_mounts = index.as_ref().map_or(0, |index| {
         let gone = Judge::new(folder, index).gone_mounts();
-        for (point, files) in &gone {
-            seen.not_synced.push(format!(
-                "{point} (the file system mounted here is gone: {files} synced file(s) below it kept, deletions not synced until it is back)"
-            ));
+        for (parked, files) in &gone {
+            let point = &parked.point;
+            seen.not_synced.push(if parked.hidden {
+                format!(
+                    "{point} (a file system mounted here hides {files} synced file(s) that were in this directory: kept on the server, deletions not synced)"
+                )
+            } else {
+                format!(
+                    "{point} (the file system mounted here is gone: {files} synced file(s) below it kept, deletions not synced until it is back)"
+                )
+            });
         }
         gone.len()
     });
