@@ -4,6 +4,8 @@
 //! usage, a hint); [`one_line`] folds it into one, and `--help` and
 //! `--version` are left to clap as they are.
 
+pub mod duration;
+
 use clap::error::ErrorKind;
 use clap::Parser;
 
@@ -46,19 +48,6 @@ pub fn subcommand_in(command: &clap::Command, args: &[std::ffi::OsString]) -> Op
         .get_subcommands()
         .any(|c| c.get_name() == first)
         .then(|| first.to_owned())
-}
-
-/// A positive, finite number (of seconds, or of days for
-/// `cloud-server --keep-versions`), for clap's `value_parser`: anything
-/// else is a wrong command line.
-///
-/// # Errors
-/// The text clap shows after `invalid value 'X' for '--opt <SECS>': `.
-pub fn positive_secs(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err("not a positive number (fractions allowed, e.g. 0.5)".to_owned()),
-    }
 }
 
 /// Prints `line` on stderr and exits with [`USAGE_EXIT`].

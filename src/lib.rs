@@ -7,7 +7,7 @@
 //! - [`fsafe`]: symlink-safe access to a synced folder (directory handles, no PATH_MAX limit), shared by server and client.
 //! - [`client`]: the device side: index, scanner, watcher, sync session and the safe applier.
 //! - [`tls`]: the TLS layer: server identity, client trust (first use, pin, CA), the non-blocking rustls adapter.
-//! - [`cli`]: what both binaries print for a wrong command line (one line, exit 2).
+//! - [`cli`]: what both binaries print for a wrong command line (one line, exit 2); the one parser of duration options.
 //! - [`load`]: `cloud-load`, the capacity tester: many connections from one thread, pull round-trip percentiles.
 
 pub mod chunk;

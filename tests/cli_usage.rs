@@ -2,7 +2,8 @@
 //! outside tester breaker10's finding 9), with the real binaries:
 //! - a wrong command line, for the server, the client and every one of
 //!   their commands, and for `cloud-load`, is one line on stderr naming the
-//!   problem, exit 2, nothing on stdout; `--help` still prints clap's help
+//!   problem, exit 2, nothing on stdout (also a duration no option can
+//!   hold, breaker15 F13, which panicked before); `--help` still prints clap's help
 //!   and exits 0;
 //! - README's synopsis blocks are, word for word, what `--help` prints
 //!   under "Usage:" (the binaries' unit tests check those synopses against
@@ -57,6 +58,16 @@ const SERVER_CASES: &[(&[&str], &str)] = &[
     (&["9000", "--actor-idle", "inf"], "'--actor-idle <SECS>': not a positive number"),
     (&["9000", "--keep-versions", "0"], "'--keep-versions <DAYS>': not a positive number"),
     (&["9000", "--reap-every", "nan"], "'--reap-every <SECS>': not a positive number"),
+    // Values no duration holds (breaker15 F13: a panic, exit 101) or that
+    // round to nothing: the shared parser's bounds, named.
+    (&["9000", "--keep-versions", "1e15"], "invalid value '1e15' for '--keep-versions <DAYS>': too large: at most 36525 days"),
+    (&["9000", "--idle-timeout", "1e20"], "'--idle-timeout <SECS>': too large: at most 3155760000 seconds"),
+    (&["9000", "--handshake-timeout", "18446744073709551615"], "'--handshake-timeout <SECS>': too large"),
+    (&["9000", "--actor-idle", "1e20"], "'--actor-idle <SECS>': too large"),
+    (&["9000", "--reap-every", "1e20"], "'--reap-every <SECS>': too large"),
+    (&["9000", "--reap-every", "4e-324"], "'--reap-every <SECS>': too small: at least 0.001 seconds"),
+    (&["9000", "--keep-versions", "1e-12"], "'--keep-versions <DAYS>': too small"),
+    (&["export", "/tmp", USER, "--to", "x", "--wait", "1e20"], "'--wait <SECS>': too large"),
     (&["9000", "--versions-space", "10Q"], "is not a number of bytes"),
     (&["9000", "--shard", "256"], "'--shard <N>'"),
     (&["9000", "--tls-cert", "c.pem"], "--tls-key <FILE>"),
@@ -84,6 +95,11 @@ const CLIENT_CASES: &[(&[&str], &str)] = &[
     (&["127.0.0.1", "99999", "/tmp", "1"], "invalid value '99999' for '<SERVER_PORT>'"),
     (&["127.0.0.1", "9000", "/tmp", "0"], "invalid value '0' for '<PULLING_RATE>': not a positive number of seconds"),
     (&["127.0.0.1", "9000", "/tmp", "fast"], "invalid value 'fast' for '<PULLING_RATE>'"),
+    (&["127.0.0.1", "9000", "/tmp", "1e20"], "invalid value '1e20' for '<PULLING_RATE>': too large: at most 3155760000 seconds"),
+    (&["127.0.0.1", "9000", "/tmp", "18446744073709551616"], "for '<PULLING_RATE>': too large"),
+    (&["127.0.0.1", "9000", "/tmp", "1e-9"], "invalid value '1e-9' for '<PULLING_RATE>': too small: at least 0.1 seconds"),
+    (&["127.0.0.1", "9000", "/tmp", "4e-324"], "for '<PULLING_RATE>': too small"),
+    (&["127.0.0.1", "9000", "/tmp", "0.05"], "for '<PULLING_RATE>': too small"),
     (&["127.0.0.1", "9000", "/tmp", "1", "nothex"], "USER_ID: "),
     (&["127.0.0.1", "9000", "/tmp", "1", "9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1:short"], "JOIN_CODE: "),
     (&["127.0.0.1", "9000", "/tmp", "1", "--onse"], "unexpected argument '--onse' found (a similar argument exists: '--once')"),
@@ -136,6 +152,26 @@ const LOAD_CASES: &[(&[&str], &str)] = &[
     (
         &["127.0.0.1", "7000", "--push-every", "nan"],
         "'--push-every <SECS>': not a positive number",
+    ),
+    (
+        &["127.0.0.1", "7000", "-r", "1e20"],
+        "'--pull-every <SECS>': too large",
+    ),
+    (
+        &["127.0.0.1", "7000", "--push-every", "1e30"],
+        "'--push-every <SECS>': too large",
+    ),
+    (
+        &["127.0.0.1", "7000", "-d", "18446744073709551616"],
+        "'--duration <SECS>': too large",
+    ),
+    (
+        &["127.0.0.1", "7000", "--setup-timeout", "1e20"],
+        "'--setup-timeout <SECS>': too large",
+    ),
+    (
+        &["127.0.0.1", "7000", "--reply-timeout", "4e-324"],
+        "'--reply-timeout <SECS>': too small",
     ),
     (
         &["127.0.0.1", "7000", "--push-size", "1K"],

@@ -74,10 +74,11 @@ struct Args {
     /// The folder to keep in sync.
     #[arg(required = true)]
     folder_path: Option<PathBuf>,
-    /// Seconds between pulls (fractions allowed, e.g. 0.5); the server's
-    /// notifications also trigger a pull at once.
-    #[arg(required = true, value_parser = positive_secs)]
-    pulling_rate: Option<f64>,
+    /// Seconds between pulls (fractions allowed, e.g. 0.5; at least 0.1, at
+    /// most 3155760000 = 100 years); the server's notifications also trigger
+    /// a pull at once.
+    #[arg(required = true, value_parser = cli::duration::pull_secs)]
+    pulling_rate: Option<Duration>,
     /// The user to join (32 hex characters), on a device's first run; with
     /// the join code as USER_ID:JOIN_CODE (64 hex characters after the colon)
     /// once the operator made one.
@@ -199,14 +200,6 @@ struct LinkArgs {
     trust: TrustArgs,
 }
 
-/// PULLING_RATE: a positive, finite number of seconds.
-fn positive_secs(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err("not a positive number of seconds (fractions allowed, e.g. 0.5)".to_owned()),
-    }
-}
-
 fn main() -> ExitCode {
     let args: Args = cli::parse_or_exit("cloud-client");
     // Checked here, not by clap: clap would print the text, a secret.
@@ -287,10 +280,7 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
     ) else {
         return Err("SERVER_IP SERVER_PORT FOLDER_PATH PULLING_RATE are required".into());
     };
-    if !(pulling_rate.is_finite() && pulling_rate > 0.0) {
-        return Err("PULLING_RATE must be a positive number of seconds".into());
-    }
-    let pull_every = Duration::from_secs_f64(pulling_rate.max(0.01));
+    let pull_every = pulling_rate;
     let (user, join_code) = match &args.user_id {
         Some(text) => {
             let (user, code) = parse_join(text)?;

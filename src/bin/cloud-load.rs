@@ -35,17 +35,17 @@ struct Args {
     #[arg(long)]
     save_user_ids: Option<PathBuf>,
     /// Seconds between two pulls of one connection.
-    #[arg(short = 'r', long, value_name = "SECS", default_value_t = 10.0, value_parser = cli::positive_secs)]
-    pull_every: f64,
+    #[arg(short = 'r', long, value_name = "SECS", default_value = "10", value_parser = cli::duration::secs)]
+    pull_every: Duration,
     /// Seconds between two small-file pushes of one connection (default: no pushes).
-    #[arg(long, value_name = "SECS", value_parser = cli::positive_secs)]
-    push_every: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = cli::duration::secs)]
+    push_every: Option<Duration>,
     /// Bytes per pushed file.
     #[arg(long, default_value_t = 1024)]
     push_size: usize,
     /// Seconds of the measure phase (pulling); the tool then stops by itself.
-    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 30.0, value_parser = cli::positive_secs)]
-    duration: f64,
+    #[arg(short = 'd', long, value_name = "SECS", default_value = "30", value_parser = cli::duration::secs)]
+    duration: Duration,
     /// Local source address (repeatable; used in turn), e.g. --source 127.0.0.2.
     #[arg(long = "source")]
     sources: Vec<Ipv4Addr>,
@@ -56,14 +56,14 @@ struct Args {
     #[arg(long, default_value_t = 256)]
     max_handshakes: usize,
     /// Seconds allowed for setup (and for the hold before the go-file appears).
-    #[arg(long, value_name = "SECS", default_value_t = 300.0, value_parser = cli::positive_secs)]
-    setup_timeout: f64,
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = cli::duration::secs)]
+    setup_timeout: Duration,
     /// After setup, stay connected and silent until this file exists, then measure.
     #[arg(long)]
     go_file: Option<PathBuf>,
     /// Seconds without a reply before a pull or push counts as an error.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = cli::positive_secs)]
-    reply_timeout: f64,
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = cli::duration::secs)]
+    reply_timeout: Duration,
     /// Also write the figures as key=value lines (mergeable histograms) to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
@@ -72,11 +72,6 @@ struct Args {
     /// real clients run, trusting any server certificate.
     #[arg(long)]
     insecure_plaintext: bool,
-}
-
-/// Seconds already checked positive and finite by [`cli::positive_secs`].
-fn secs(value: f64) -> Duration {
-    Duration::from_secs_f64(value)
 }
 
 fn config(args: &Args) -> Result<LoadConfig, Box<dyn std::error::Error>> {
@@ -99,18 +94,18 @@ fn config(args: &Args) -> Result<LoadConfig, Box<dyn std::error::Error>> {
         }
     }
     c.sources = args.sources.clone();
-    c.pull_every = secs(args.pull_every);
-    c.push_every = args.push_every.map(secs);
+    c.pull_every = args.pull_every;
+    c.push_every = args.push_every;
     c.push_size = args.push_size;
-    c.duration = secs(args.duration);
+    c.duration = args.duration;
     c.connect_rate = args.connect_rate;
     c.max_handshakes = args.max_handshakes.max(1);
-    c.setup_timeout = secs(args.setup_timeout);
+    c.setup_timeout = args.setup_timeout;
     c.go_file = args.go_file.clone();
     if !args.insecure_plaintext {
         c.tls = Some(cloudservice::load::link::tls_config().map_err(|e| format!("TLS: {e}"))?);
     }
-    c.reply_timeout = secs(args.reply_timeout);
+    c.reply_timeout = args.reply_timeout;
     Ok(c)
 }
 

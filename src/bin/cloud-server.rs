@@ -72,16 +72,17 @@ struct Args {
     /// (survives power loss; default survives a crash of the server process).
     #[arg(long)]
     fsync: bool,
-    /// Seconds a new connection may take to send its Hello.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = cli::positive_secs)]
-    handshake_timeout: f64,
+    /// Seconds a new connection may take to send its Hello (every duration
+    /// option: fractions allowed, at least 0.001 s, at most 100 years).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = cli::duration::secs)]
+    handshake_timeout: Duration,
     /// Seconds a ready connection may stay silent before it is closed.
-    #[arg(long, value_name = "SECS", default_value_t = 300.0, value_parser = cli::positive_secs)]
-    idle_timeout: f64,
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = cli::duration::secs)]
+    idle_timeout: Duration,
     /// Seconds a user's worker thread stays without work before it retires
     /// (its state is on disk; connections stay open).
-    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = cli::positive_secs)]
-    actor_idle: f64,
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = cli::duration::secs)]
+    actor_idle: Duration,
     /// Speak plaintext, without TLS (for tests and benchmarks; clients must
     /// then be given --insecure-plaintext too).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
@@ -98,18 +99,19 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
     /// Keep what pushes overwrite, delete or move away (versions, trash) for
-    /// DAYS (fractions allowed), outside AllClients/; `cloud-client versions`
-    /// lists them and `cloud-client restore` brings one back.
-    #[arg(long, value_name = "DAYS", default_value_t = 30.0, value_parser = cli::positive_secs)]
-    keep_versions: f64,
+    /// DAYS (fractions allowed, at most 36525 = 100 years), outside
+    /// AllClients/; `cloud-client versions` lists them and `cloud-client
+    /// restore` brings one back.
+    #[arg(long, value_name = "DAYS", default_value = "30", value_parser = cli::duration::days)]
+    keep_versions: Duration,
     /// Per-user space for kept versions (identical contents count once); past
     /// it the oldest go first. A number of bytes with an optional K, M, G or
     /// T suffix (powers of 1024).
     #[arg(long, value_name = "BYTES", default_value = "10G", value_parser = parse_bytes)]
     versions_space: u64,
     /// Seconds between two runs of the background reaper of kept versions.
-    #[arg(long, value_name = "SECS", default_value_t = 3600.0, value_parser = cli::positive_secs)]
-    reap_every: f64,
+    #[arg(long, value_name = "SECS", default_value = "3600", value_parser = cli::duration::secs)]
+    reap_every: Duration,
     /// Run as shard N (0-255) of several servers behind a load balancer
     /// (PROTOCOL.md §16, README "Running several servers"): new users get
     /// IDs whose routing key starts with N as two hex digits, and users of
@@ -138,11 +140,6 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(1u64 << shift))
         .ok_or_else(|| format!("{text:?} is not a number of bytes (e.g. 500M, 10G)"))
-}
-
-/// A positive, finite number of seconds as a Duration.
-fn seconds(value: f64) -> Option<Duration> {
-    (value.is_finite() && value > 0.0).then(|| Duration::from_secs_f64(value))
 }
 
 /// The operator's device commands (PROTOCOL.md §4.6).
@@ -205,8 +202,8 @@ enum Admin {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
         /// Seconds to wait for a running server to close the user's state.
-        #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = cli::positive_secs)]
-        wait: f64,
+        #[arg(long, value_name = "SECS", default_value = "30", value_parser = cli::duration::secs)]
+        wait: Duration,
     },
     /// Print the user-map lines (deploy/haproxy/cloudservice-users.map) for
     /// the users this data directory holds whose tag is not its shard's:
@@ -401,12 +398,8 @@ fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
             to,
             wait,
         } => {
-            return seconds(wait)
-                    .ok_or_else(|| "--wait must be a positive number of seconds".to_owned())
-                    .and_then(|wait| {
-                        export::export(&paths(data_dir), &user_id, &to, wait)
-                            .map_err(|e| e.to_string())
-                    })
+            return export::export(&paths(data_dir), &user_id, &to, wait)
+                    .map_err(|e| e.to_string())
                     .map(|r| {
                         say!(
                     out,
@@ -575,28 +568,14 @@ fn config_from(args: Args) -> Result<ServerConfig, &'static str> {
     };
     config.metrics = args.metrics;
     config.shard = args.shard;
-    let timeouts = (
-        seconds(args.handshake_timeout),
-        seconds(args.idle_timeout),
-        seconds(args.actor_idle),
-    );
-    let (Some(handshake), Some(idle), Some(actor_idle)) = timeouts else {
-        return Err("timeouts must be positive numbers of seconds");
-    };
-    let (Some(max_age), Some(reap_every)) = (
-        seconds(args.keep_versions * 86_400.0),
-        seconds(args.reap_every),
-    ) else {
-        return Err("--keep-versions and --reap-every must be positive numbers");
-    };
     config.keep = server::KeepPolicy {
-        max_age,
+        max_age: args.keep_versions,
         max_bytes: args.versions_space,
     };
-    config.reap_every = reap_every;
-    config.handshake_timeout = handshake;
-    config.idle_timeout = idle;
-    config.actor_idle = actor_idle;
+    config.reap_every = args.reap_every;
+    config.handshake_timeout = args.handshake_timeout;
+    config.idle_timeout = args.idle_timeout;
+    config.actor_idle = args.actor_idle;
     Ok(config)
 }
 
