@@ -43,9 +43,12 @@ fn held_back(folder: &Path, path: &str) -> bool {
 /// The pull cursor saved in the folder's index.
 fn cursor(folder: &Path) -> u64 {
     let text = fs::read_to_string(folder.join(".cloudservice/index")).unwrap_or_default();
+    // `cloudservice-index N\tcursor\tC[\tchecked\t…]`: the field after
+    // `cursor` (index format 7 added fields after it).
     text.lines()
         .next()
-        .and_then(|header| header.rsplit('\t').next())
+        .and_then(|header| header.split_once("\tcursor\t"))
+        .and_then(|(_, rest)| rest.split('\t').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
