@@ -12,28 +12,11 @@ use common::tree::tree_diff;
 use common::{converge_stable, new_user, status_json, tree, Client, Rng, Server, Tree};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// Generous: the machine is shared and slow.
 const CONVERGE: Duration = Duration::from_secs(120);
 const STABLE: Duration = Duration::from_millis(2_500);
-
-/// `cp -a from to` (the operator's backup).
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("run cp");
-    assert!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
-}
 
 /// A server, a user's devices A and B (watching), all in one temp dir.
 struct Rig {
@@ -106,7 +89,7 @@ impl Rig {
     /// The nightly backup: stop, copy the data directory, start again.
     fn backup(&mut self) {
         self.srv.stop();
-        copy_dir(&self.srv.data, &self.path("backup"));
+        common::copies::copy_folder(&self.srv.data, &self.path("backup"));
         self.srv.start_again();
     }
 
@@ -114,7 +97,7 @@ impl Rig {
     fn restore(&mut self) {
         self.srv.stop();
         fs::remove_dir_all(&self.srv.data).expect("remove data");
-        copy_dir(&self.path("backup"), &self.srv.data);
+        common::copies::copy_folder(&self.path("backup"), &self.srv.data);
         self.srv.start_again();
     }
 
