@@ -217,3 +217,37 @@ fn a_held_back_file_survives_a_restart_and_merges_once_the_rule_goes() {
         code == 0 && !held_back(b, "build")
     });
 }
+
+/// Outside tester breaker15 F8: the server's file held back on B (its
+/// ignored directory is in the way) is then deleted on the server. B no
+/// longer lists it and is in sync again (before: "not in sync" for ever,
+/// also after a restart, as the deletion at an ignored path was dropped
+/// with the record left); B's ignored directory is untouched.
+#[test]
+fn a_held_back_file_deleted_on_the_server_is_no_longer_held_back() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (a.path(), b.path());
+    let (user, _ca, mut cb) = setup(&server, a, b, None);
+    write(a, "build", "I am a file");
+    wait_for("B's status lists build as held back", || {
+        held_back(b, "build")
+    });
+    fs::remove_file(a.join("build")).expect("rm build");
+    let srv = server.user_dir(&user);
+    wait_for("the server deleted build", || !srv.join("build").exists());
+    let in_sync = || {
+        let (code, value) = status_json(b);
+        code == 0 && value["in_sync"] == true && !held_back(b, "build")
+    };
+    wait_for("B no longer holds build back and is in sync", in_sync);
+    assert_eq!(read(b, "build/out.o").as_deref(), Some("precious"));
+    cb.restart();
+    assert!(
+        eventually(START_LIMIT, in_sync),
+        "in sync after a restart too: {:#}",
+        status_json(b).1
+    );
+    assert_eq!(read(b, "build/out.o").as_deref(), Some("precious"));
+}

@@ -8,7 +8,8 @@
 //! every pull. What it lists is one answer, at every run: each file whose
 //! parent it can reach, or the top-most directory too long here, once, for
 //! everything below it (README: "a directory once, with why"), whether its
-//! pull or its scan saw that directory first.
+//! pull or its scan saw that directory first. A file it cannot place is
+//! not downloaded (breaker15 F12: it was, whole, at every pull).
 //!
 //! The tree is made by the tester's own Python generator (directories of
 //! 250 bytes, opened relative to each other, then a file that brings the
@@ -215,9 +216,29 @@ fn paths_too_long_with_the_folders_prefix_are_uploaded_or_reported() {
         );
         assert!(why.starts_with(&bytes), "{}: {why}", short(path));
     }
-    // Stays so: the next pulls and scans (every 2 s) give the same answer.
-    std::thread::sleep(Duration::from_secs(3));
+    // Stays so: the next pulls and scans (every 2 s) give the same answer,
+    // and a file B cannot place is not downloaded again at each of them
+    // (outside tester breaker15 F12: fetched whole at every pull, only to
+    // fail at the rename): B's fetches do not grow while nothing changes.
+    let fetches = || {
+        server
+            .conn_log()
+            .lines()
+            .filter(|l| l.contains(" client=2 request=fetch"))
+            .count()
+    };
+    // The connection log is written asynchronously: what B fetched to
+    // get here is in it after a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = fetches();
+    std::thread::sleep(Duration::from_secs(5));
     assert_eq!(listed_paths(&status_json(&b).1), want);
+    assert_eq!(
+        fetches(),
+        before,
+        "B fetched again what it cannot place:\n{}",
+        common::log_tail(&log_b, 3000)
+    );
     for (t, rel) in TARGETS.iter().zip(&paths) {
         if placeable(rel) {
             assert_eq!(

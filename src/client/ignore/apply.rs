@@ -53,8 +53,22 @@ pub fn follow_rules(index: &mut Index, rules: &IgnoreRules) -> Followed {
 /// Drops from a pull reply the entries at ignored paths; returns how many.
 /// A deletion's kind is what the index knows, or either kind when the
 /// index does not know the path (leaving it alone is the safe answer).
-pub fn filter_reply(entries: &mut Vec<ChangeEntry>, index: &Index, rules: &IgnoreRules) -> usize {
+///
+/// A dropped entry at a path whose server file is held back here
+/// ([`Index::hold_back`], R-5.6.5) says the server no longer has that file
+/// (deleted, or replaced by a directory) or that it is ignored itself: the
+/// record goes, or the folder would read "not in sync" for ever (outside
+/// tester breaker15 F8: an ignored directory in the way of a server file
+/// that was then deleted). The entry itself stays dropped: applied, the
+/// deletion would remove the ignored directory.
+pub fn filter_reply(
+    entries: &mut Vec<ChangeEntry>,
+    index: &mut Index,
+    rules: &IgnoreRules,
+) -> usize {
     let before = entries.len();
+    let mut gone: Vec<WirePath> = Vec::new();
+    let held: HashSet<&WirePath> = index.held_back().map(|(p, _)| p).collect();
     entries.retain(|e| {
         let path = e.path.as_str();
         let ignored = match e.state {
@@ -65,8 +79,16 @@ pub fn filter_reply(entries: &mut Vec<ChangeEntry>, index: &Index, rules: &Ignor
                 None => rules.ignores_either(path),
             },
         };
+        if ignored && held.contains(&e.path) {
+            gone.push(e.path.clone());
+        }
         !ignored
     });
+    for path in &gone {
+        if index.unhold_back(path).is_some() {
+            log::info!("{path}: the server's file held back here is gone or replaced there; no longer held back");
+        }
+    }
     before - entries.len()
 }
 
@@ -284,7 +306,7 @@ mod tests {
             entry("gone/out", EntryState::Deleted),
             entry("b.tmp", EntryState::Deleted),
         ];
-        assert_eq!(filter_reply(&mut entries, &index, &rules), 5);
+        assert_eq!(filter_reply(&mut entries, &mut index, &rules), 5);
         let left: Vec<(&str, EntryState)> =
             entries.iter().map(|e| (e.path.as_str(), e.state)).collect();
         assert_eq!(
@@ -295,5 +317,39 @@ mod tests {
                 ("out", EntryState::Deleted)
             ]
         );
+    }
+
+    /// breaker15 F8: a server file held back by an ignored directory that
+    /// the server then deletes (or replaces by a directory) is no longer
+    /// held back; one the server still has, or one nothing was said of,
+    /// stays; the deletion itself is still dropped (it would remove the
+    /// ignored directory).
+    #[test]
+    fn a_held_back_file_gone_from_the_server_is_no_longer_held() {
+        let (rules, _) = IgnoreRules::from_text("cache/\nbuild/\n");
+        let file = EntryState::File {
+            size: 1,
+            hash: ContentHash([2; 32]),
+        };
+        let entry = |p: &str, state| ChangeEntry {
+            path: wire(p),
+            version: 9,
+            state,
+            executable: false,
+        };
+        let mut index = Index::new();
+        for p in ["cache", "build", "x/cache", "still"] {
+            index.hold_back(&wire(p), 3);
+        }
+        let mut entries = vec![
+            entry("cache", EntryState::Deleted),
+            entry("build", EntryState::Dir),
+            entry("x/cache", file),
+        ];
+        assert_eq!(filter_reply(&mut entries, &mut index, &rules), 2);
+        let left: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(left, vec!["x/cache"], "the file goes on to the applier");
+        let held: Vec<&str> = index.held_back().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(held, vec!["still", "x/cache"]);
     }
 }
