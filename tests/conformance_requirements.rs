@@ -289,6 +289,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "status_shows_why_a_stopped_client_stopped",
     ),
     (
+        "R-4.5.10",
+        "client",
+        "tests/e2e_unknown_user.rs",
+        "joined_clients_outlive_a_server_on_a_wrong_data_dir",
+    ),
+    (
         "R-14.1.2",
         "server",
         "src/server/store/history.rs",

@@ -399,7 +399,21 @@ fn symlinks_are_skipped_not_followed() {
     write(a.path(), "real.txt", "real");
     std::os::unix::fs::symlink(outside.path(), a.path().join("link")).unwrap();
     settle();
-    let user = new_user(server.port, a.path());
+    // The run makes the user and uploads the rest; the symlink is listed
+    // as not synced, so `--once` exits 3, not 0 (README; breaker15 F10).
+    let out = run_once(server.port, a.path(), None);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let user = stdout
+        .trim()
+        .strip_prefix("user id: ")
+        .expect("the user ID line")
+        .to_owned();
     let on_server = tree(&server.user_dir(&user));
     assert!(on_server.contains_key("real.txt"));
     assert!(

@@ -172,9 +172,11 @@ fn a_disk_not_mounted_at_start_deletes_nothing() {
     assert_eq!(photos_in(&server_view(server.port, &user, b.path())), 22);
 
     // Not mounted (Photos/ is an empty directory here): nothing deleted.
+    // The deletions held back are listed (status: not in sync), so the
+    // run exits 3, not 0 (README; breaker15 F10).
     let out = output(once());
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    assert_eq!(out.status.code(), Some(3), "{log}");
     assert_eq!(
         photos_in(&server_view(server.port, &user, b.path())),
         22,
@@ -188,11 +190,12 @@ fn a_disk_not_mounted_at_start_deletes_nothing() {
     assert!(text.contains(GONE_LINE), "status: {text}");
     assert_eq!(code, 1, "not in sync: {text}");
 
-    // The mount point itself missing: still nothing deleted.
+    // The mount point itself missing: still nothing deleted (and listed:
+    // exit 3).
     fs::remove_dir(&photos).expect("rmdir");
     let out = output(once());
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    assert_eq!(out.status.code(), Some(3), "{log}");
     assert_eq!(
         photos_in(&server_view(server.port, &user, b.path())),
         22,

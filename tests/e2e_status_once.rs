@@ -1,7 +1,9 @@
 //! End-to-end: `status` "last sync" after `--once` runs (issue 13, outside
 //! tester's finding 5). A `--once` run that reconciles (uploading nothing,
 //! or joining) was in sync when it ended: "last sync" is that time. A run
-//! that never reaches the server keeps the time an earlier run recorded.
+//! that never reaches the server keeps the time an earlier run recorded,
+//! and so does one that leaves something behind, which exits 3 (breaker15
+//! F10).
 
 mod common;
 
@@ -57,4 +59,79 @@ fn once_runs_set_last_sync_and_a_run_that_never_connects_keeps_it() {
         Some(second),
         "a run that never synced keeps the last sync"
     );
+}
+
+/// Outside tester breaker15 F10: a `--once` run that leaves something
+/// behind exits 3 (not 0: `--once && echo backed up` must not lie) and
+/// leaves "last sync" where it was; once nothing is left, exit 0 and a new
+/// "last sync". Here: a path too deep to sync (65 levels), which `status`
+/// lists as not synced.
+#[test]
+fn once_exits_3_and_keeps_last_sync_when_something_cannot_be_synced() {
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("tempdir");
+    let a = a.path();
+    write(a, "k", "k");
+    let user = new_user(server.port, a);
+    let first = last_sync(a).expect("last sync");
+    std::thread::sleep(Duration::from_millis(1100));
+    let deep: String = std::iter::repeat_n("x", 65).collect::<Vec<_>>().join("/");
+    write(a, &format!("{deep}/f"), "too deep");
+    write(a, "new.txt", "goes up");
+    std::thread::sleep(Duration::from_millis(400));
+    let out = run_once(server.port, a, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the folder is not in sync with the server: 1 entry held back or not syncable"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(last_sync(a).as_deref(), Some(first.as_str()), "kept");
+    assert_eq!(status_json(a).0, 1, "status agrees: not in sync");
+    let user_dir = server.user_dir(&user);
+    assert_eq!(
+        std::fs::read_to_string(user_dir.join("new.txt"))
+            .ok()
+            .as_deref(),
+        Some("goes up"),
+        "the rest went"
+    );
+
+    std::fs::remove_dir_all(a.join("x")).expect("rm the deep tree");
+    let out = run_once(server.port, a, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now = last_sync(a).expect("last sync");
+    assert!(now > first, "{now} after {first}");
+}
+
+/// The same for an upload the server has no room for (root only: a tmpfs
+/// as the server's disk): the tester's own case.
+#[test]
+fn once_exits_3_when_the_server_has_no_room_for_an_upload() {
+    let Some(disk) = common::Tmpfs::mount("12m") else {
+        return;
+    };
+    std::fs::write(disk.path().join("filler"), vec![7u8; 5 << 20]).expect("filler");
+    let server = Server::start_in(&disk.subdir("data"), &[]);
+    let a = tempfile::tempdir().expect("tempdir");
+    let a = a.path();
+    write(a, "k", "k");
+    new_user(server.port, a);
+    let first = last_sync(a).expect("last sync");
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(a.join("big.bin"), common::Rng::new(8).bytes(8 << 20)).expect("write");
+    write(a, "small.txt", "small");
+    std::thread::sleep(Duration::from_millis(400));
+    let out = run_once(server.port, a, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(last_sync(a).as_deref(), Some(first.as_str()), "kept");
+    let (code, v) = status_json(a);
+    assert_eq!(code, 1, "{v:#}");
 }

@@ -9,7 +9,7 @@ use cloudservice::cli;
 use cloudservice::client::history::{self, Remote};
 use cloudservice::client::status::report;
 use cloudservice::client::{
-    logging, run, ClientError, Config, LinkSecurity, ServerAddress, Verbosity,
+    logging, run, ClientError, Config, LinkSecurity, Outcome, ServerAddress, Verbosity,
 };
 use cloudservice::protocol::{ErrorCode, PushStatus, Secret, UserId, WirePath};
 use cloudservice::tls::Fingerprint;
@@ -235,8 +235,28 @@ fn main() -> ExitCode {
     if logging::init(level).is_err() {
         eprintln!("cloud-client: could not start logging");
     }
+    let once = args.once;
+    let folder = args.folder_path.clone().unwrap_or_default();
     match start(args, verbosity) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::InSync) => ExitCode::SUCCESS,
+        // Without --once the client stopped on a signal: a clean stop.
+        Ok(Outcome::NotInSync { .. }) if !once => ExitCode::SUCCESS,
+        Ok(Outcome::NotInSync { left }) => {
+            // breaker15 F10: `--once && echo backed up` must not lie.
+            let what = if left == 1 {
+                "1 entry held back or not syncable".to_owned()
+            } else if left > 0 {
+                format!("{left} entries held back or not syncable")
+            } else {
+                "changes still pending".to_owned()
+            };
+            eprintln!(
+                "cloud-client: the folder is not in sync with the server: {what} \
+                 (`cloud-client status {}` lists them)",
+                folder.display()
+            );
+            ExitCode::from(ONCE_NOT_IN_SYNC)
+        }
         Err(e) => {
             eprintln!("cloud-client: {e}");
             ExitCode::FAILURE
@@ -270,7 +290,12 @@ fn status(folder: &Path, json: bool) -> ExitCode {
     }
 }
 
-fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Error>> {
+/// `--once`'s exit status when the run ended with the folder not in sync
+/// with the server (README "Running a client"): distinct from 1 (the run
+/// failed) and 2 (a wrong command line).
+const ONCE_NOT_IN_SYNC: u8 = 3;
+
+fn start(args: Args, verbosity: Verbosity) -> Result<Outcome, Box<dyn std::error::Error>> {
     // clap enforces the positional arguments when no command is given.
     let (Some(server_ip), Some(server_port), Some(folder_path), Some(pulling_rate)) = (
         args.server_ip,
@@ -311,8 +336,7 @@ fn start(args: Args, verbosity: Verbosity) -> Result<(), Box<dyn std::error::Err
         let _ = writeln!(out, "user id: {id}");
         let _ = out.flush();
     };
-    run(&config, shutdown, &mut print_id)?;
-    Ok(())
+    Ok(run(&config, shutdown, &mut print_id)?)
 }
 
 /// `USER_ID` or `USER_ID:JOIN_CODE`. The texts are secrets: an error names

@@ -272,6 +272,29 @@ impl ClientError {
         }
     }
 
+    /// Whether a failed attempt to resume a device that has joined (its
+    /// folder holds its identity: the user ID and its device key) is worth
+    /// retrying (PROTOCOL.md ): as [`ClientError::is_retryable_connect`],
+    /// and also `UnknownUser`. A server that does not know a user one of
+    /// its devices has synced with is most likely the wrong one for now (started on a
+    /// wrong or empty data directory, a wrong shard behind a load balancer,
+    /// a backup being restored), not a wrong ID: the ID was right when it
+    /// joined. `UnknownClient`, `Revoked` and `BadCredential` still stop.
+    pub fn is_retryable_resume(&self) -> bool {
+        self.is_retryable_connect() || self.is_unknown_user()
+    }
+
+    /// The server answered `UnknownUser`.
+    pub fn is_unknown_user(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Refused {
+                code: ErrorCode::UnknownUser,
+                ..
+            }
+        )
+    }
+
     /// True for errors that end the run even after start-up: the folder's
     /// safety checks and broken local state. Connection trouble is retried,
     /// and so is a full disk ([`ClientError::is_no_space`]): the user frees

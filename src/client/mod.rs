@@ -69,7 +69,7 @@ pub use address::ServerAddress;
 pub use error::ClientError;
 pub use progress::Verbosity;
 pub use secure::LinkSecurity;
-pub use session::run;
+pub use session::{run, Outcome};
 
 use crate::protocol::{Secret, UserId};
 use std::path::PathBuf;

@@ -37,6 +37,24 @@ use std::time::Instant;
 
 pub use start::run;
 
+/// How a run ended, for `--once`'s exit status (README "Running a
+/// client"): whether the folder agreed with the server at the end, as
+/// `cloud-client status` would say "in sync".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything reconciled: nothing pending, held back or unsyncable.
+    InSync,
+    /// The run ended with something left: `left` entries held back (no
+    /// space, an ignored directory or a symlink in the way) or not
+    /// syncable (a path too long or too deep, an unreadable file, a server
+    /// change that could not be applied), or work still pending (0 when
+    /// only pending work, or a stop before connecting).
+    NotInSync {
+        /// Entries `status` lists as not synced or held back.
+        left: usize,
+    },
+}
+
 mod acks;
 mod link;
 mod publish;
@@ -72,6 +90,9 @@ struct Session<'a> {
     pings: HashSet<u32>,
     /// Handshakes refused `DeviceInUse` in a row ([`link`], R-4.6.16).
     in_use_refusals: u32,
+    /// The refusal last logged as a warning while the connection is down
+    /// ([`link`]): the same code again is logged at debug level only.
+    refusal_said: Option<crate::protocol::ErrorCode>,
     /// Since when pushes or a pull have waited for the server without a
     /// frame from it ([`schedule::stall_watch`]).
     waiting_since: Option<Instant>,
@@ -87,7 +108,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    fn run(&mut self, on_new_user: &mut dyn FnMut(UserId)) -> Result<(), ClientError> {
+    fn run(&mut self, on_new_user: &mut dyn FnMut(UserId)) -> Result<Outcome, ClientError> {
         loop {
             // A turn of the loop is a sign of life (`status` says "not
             // responding" when they stop); long steps beat as they advance.
@@ -426,12 +447,12 @@ impl Session<'_> {
                     );
                     self.pull.deltas = false;
                 }
+                // `UnknownUser` is not here: a server that forgets a user
+                // this device synced with is retried (R-4.5.10), through
+                // the reconnection's handshake.
                 if matches!(
                     report.code,
-                    ErrorCode::UnknownClient
-                        | ErrorCode::UnknownUser
-                        | ErrorCode::Revoked
-                        | ErrorCode::BadCredential
+                    ErrorCode::UnknownClient | ErrorCode::Revoked | ErrorCode::BadCredential
                 ) {
                     let refused = ClientError::Refused {
                         code: report.code,

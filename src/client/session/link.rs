@@ -47,8 +47,9 @@ impl Session<'_> {
         let _ = self.index.save(&self.state.index_file());
     }
 
-    /// One reconnection attempt. A refused identity ends the run; any
-    /// other failure waits a longer backoff.
+    /// One reconnection attempt. A refusal that needs a person ends the
+    /// run ([`ClientError::is_retryable_resume`]); any other failure waits
+    /// a longer backoff.
     pub(super) fn reconnect(&mut self) -> Result<(), ClientError> {
         let dial = self.config.dial(Some(self.identity.user));
         let attempt = Connection::connect(&self.config.server, &dial).and_then(|mut conn| {
@@ -65,6 +66,7 @@ impl Session<'_> {
                 }
                 log::info!("reconnected to {}", self.config.server);
                 self.in_use_refusals = 0;
+                self.refusal_said = None;
                 self.conn = Some(conn);
                 self.timers.connected(Instant::now());
                 self.pull.wanted = true;
@@ -76,7 +78,7 @@ impl Session<'_> {
             }
             // A refusal that needs a person, a certificate that changed, or
             // a server gone plaintext, is not a network hiccup: stop and say so.
-            Err(e) if !e.is_retryable_connect() => {
+            Err(e) if !e.is_retryable_resume() => {
                 Err(e.for_folder(&self.config.folder, self.identity.client))
             }
             Err(e) => {
@@ -112,17 +114,35 @@ impl Session<'_> {
             self.publisher.last_error = Some(e.to_string());
             return;
         }
+        let text = if e.is_unknown_user() {
+            // R-4.5.10: this device joined this user, so the server is the
+            // wrong one for now; say what to check, and keep trying.
+            format!(
+                "{e} (this folder's user was known to the server when this device joined: \
+                 is the server running on its right data directory, or the right shard? \
+                 retrying)"
+            )
+        } else {
+            e.to_string()
+        };
         match e {
-            ClientError::Refused { .. } | ClientError::Protocol(_) => {
-                log::warn!("reconnect failed: {e}; retrying in {wait:.1} s")
+            // A refusal is said once while it lasts (each of a long run of
+            // them every 30 s would fill the log), then again when it changes.
+            ClientError::Refused { code, .. } if self.refusal_said != Some(*code) => {
+                self.refusal_said = Some(*code);
+                log::warn!("reconnect failed: {text}; retrying in {wait:.1} s")
             }
-            _ => log::debug!("reconnect failed: {e}; retrying in {wait:.1} s"),
+            ClientError::Protocol(_) => {
+                log::warn!("reconnect failed: {text}; retrying in {wait:.1} s")
+            }
+            _ => log::debug!("reconnect failed: {text}; retrying in {wait:.1} s"),
         }
-        self.publisher.last_error = Some(e.to_string());
+        self.publisher.last_error = Some(text);
     }
 
     /// Finishes what is in flight (briefly), saves the index, closes.
-    pub(super) fn stop(&mut self) -> Result<(), ClientError> {
+    /// Returns whether the folder agreed with the server at the end.
+    pub(super) fn stop(&mut self) -> Result<super::Outcome, ClientError> {
         let deadline = Instant::now() + DRAIN;
         while !self.push.inflight.is_empty() && Instant::now() < deadline {
             let Some(conn) = self.conn.as_ref() else {
@@ -147,13 +167,26 @@ impl Session<'_> {
         }
         self.check_attached()?;
         self.index.save(&self.state.index_file())?;
-        if self.converged() && !self.publisher.pull_failed && !self.holding() {
+        // What only a walk of the folder finds (a symlink, a special file,
+        // a path too deep: the scan passes over them without a record),
+        // as `cloud-client status` walks it.
+        let walked = if self.agrees() {
+            crate::client::status::report::walk_not_synced(&self.root, &self.rules, &self.index)
+        } else {
+            0
+        };
+        let outcome = if self.agrees() && walked == 0 {
             // Stopping in sync (`--once` done, or SIGTERM while idle): the
             // status says so after the connection is gone.
             self.publisher.synced_now();
-        }
+            super::Outcome::InSync
+        } else {
+            super::Outcome::NotInSync {
+                left: self.left_behind() + walked,
+            }
+        };
         self.conn = None;
         self.publish_status(true);
-        Ok(())
+        Ok(outcome)
     }
 }

@@ -51,6 +51,10 @@ pub(super) struct Publisher {
     /// The paths the last pull could not apply, with why (listed as not
     /// synced; each said once in the log per state).
     apply_failures: BTreeMap<WirePath, String>,
+    /// The folder agreed with the server at the last status update
+    /// ([`Session::agrees`]): "last sync" is set when it starts to, then
+    /// refreshed every [`LAST_SYNC_EVERY`].
+    agreed: bool,
 }
 
 impl Publisher {
@@ -290,20 +294,22 @@ impl Session<'_> {
     /// when `now_or_never` (stopping).
     pub(super) fn publish_status(&mut self, now_or_never: bool) {
         let now = Instant::now();
-        let in_sync = self.converged()
+        let settled = self.converged()
             && !self.publisher.pull_failed
             && !self.publisher.reconciling
             && !self.holding();
-        if in_sync {
-            if self.conn.is_some() {
-                // Disconnected, the reason stays for `status` (a refusal
-                // such as DeviceInUse, R-4.6.16, leaves nothing to do here).
-                self.publisher.last_error = None;
-            }
-            let was =
-                self.publisher.last.as_ref().is_some_and(|s| {
-                    s.uploads_pending == 0 && s.downloads_pending == 0 && s.connected
-                });
+        if settled && self.conn.is_some() {
+            // Disconnected, the reason stays for `status` (a refusal
+            // such as DeviceInUse, R-4.6.16, leaves nothing to do here).
+            // An entry that cannot be synced (a symlink, a path too deep)
+            // is listed on its own, not as the last error.
+            self.publisher.last_error = None;
+        }
+        let agrees = settled && self.nothing_left();
+        let was = std::mem::replace(&mut self.publisher.agreed, agrees);
+        // A `--once` run sets "last sync" only as it stops, after the walk
+        // `status` also makes (`Session::stop`).
+        if agrees && !self.config.once {
             let stale = self
                 .publisher
                 .last_sync
@@ -398,6 +404,42 @@ impl Session<'_> {
                 .job
                 .as_ref()
                 .is_some_and(|j| j.downloads_pending() > 0)
+    }
+
+    /// The folder agrees with the server now, as `cloud-client status`
+    /// would call it in sync: connected and caught up with nothing pending
+    /// ([`Session::converged`]), no server change that failed to apply,
+    /// nothing held back for space, no entry the scan found it cannot sync
+    /// (a path too deep or too long, an unreadable file, a symlink) and no
+    /// server file held back by something in its way.
+    /// Only then does "last sync" move, and does `--once` exit 0 (outside
+    /// tester breaker15 F10: a held-back upload moved it and exited 0).
+    pub(super) fn agrees(&self) -> bool {
+        self.converged()
+            && !self.publisher.pull_failed
+            && !self.publisher.reconciling
+            && !self.holding()
+            && self.nothing_left()
+    }
+
+    /// [`Session::left_behind`] is 0 (without counting).
+    fn nothing_left(&self) -> bool {
+        self.scanner.not_synced().next().is_none()
+            && self.publisher.apply_failures.is_empty()
+            && self.push.space.is_empty()
+            && self.pull.space.is_empty()
+            && self.index.held_back().next().is_none()
+    }
+
+    /// Entries `status` lists as not synced or held back: the scan's
+    /// skipped paths, the pull's failed ones, the held-back uploads,
+    /// downloads and server files.
+    pub(super) fn left_behind(&self) -> usize {
+        self.scanner.not_synced().count()
+            + self.publisher.apply_failures.len()
+            + self.push.space.iter().count()
+            + self.pull.space.iter().count()
+            + self.index.held_back().count()
     }
 
     /// Something waits for space: an upload the server has no

@@ -5,7 +5,7 @@
 
 use super::pull::PullState;
 use super::push::PushState;
-use super::{FirstRun, Session};
+use super::{FirstRun, Outcome, Session};
 use crate::client::applier::{Applied, Applier};
 use crate::client::connection::Connection;
 use crate::client::error::ClientError;
@@ -42,6 +42,9 @@ pub const ONCE_IN_USE_WAIT: std::time::Duration = std::time::Duration::from_secs
 /// agree). `on_new_user` receives the ID of a user this run created, once its
 /// folder is uploaded.
 ///
+/// Returns whether the folder agreed with the server when the run ended
+/// ([`Outcome`]: what `--once`'s exit status says).
+///
 /// # Errors
 /// Start-up failures (missing folder, unreachable server, refused ID,
 /// damaged state) and the folder's safety stops while running.
@@ -49,7 +52,7 @@ pub fn run(
     config: &Config,
     shutdown: Arc<AtomicBool>,
     on_new_user: &mut dyn FnMut(UserId),
-) -> Result<(), ClientError> {
+) -> Result<Outcome, ClientError> {
     if !config.folder.is_dir() {
         return Err(ClientError::MissingFolder(config.folder.clone()));
     }
@@ -118,7 +121,7 @@ fn run_in(
     running: Heartbeat,
     shutdown: Arc<AtomicBool>,
     on_new_user: &mut dyn FnMut(UserId),
-) -> Result<(), ClientError> {
+) -> Result<Outcome, ClientError> {
     // What the user said to trust holds from now on, even if this run
     // never completes a handshake.
     crate::client::secure::record_given(state.path(), &config.security)?;
@@ -173,7 +176,8 @@ fn run_in(
     let heart = running.clone();
     let publisher = super::publish::Publisher::start(running, state.path());
     // A folder that has an identity keeps trying a server it cannot reach
-    // (or that refuses it for a while) at start-up, with the same backoff
+    // (or that refuses it for a while, or does not know its user for now:
+    // ) at start-up, with the same backoff
     // as a lost connection; a first run (join or new user) and `--once`
     // stop with the error, except that every run waits out a user between
     // shards (`greet_retrying`, §16.2).
@@ -182,11 +186,13 @@ fn run_in(
         stored,
     ) {
         (Ok(Some((conn, identity))), _) => (Some(conn), identity, None),
-        (Ok(None), _) => return Ok(()),
-        (Err(e), Some(id)) if !config.once && e.is_retryable_connect() => {
+        (Ok(None), _) => return Ok(Outcome::NotInSync { left: 0 }),
+        (Err(e), Some(id)) if !config.once && e.is_retryable_resume() => {
             if let ClientError::DeviceInUse { .. } = e {
                 // Said loudly only if it lasts (`Session::connect_failed`).
                 log::info!("the server still has a live connection of this device; retrying");
+            } else if let ClientError::Refused { .. } = e {
+                // `Session::connect_failed` below says it, once.
             } else {
                 log::warn!("{e}; retrying in the background");
             }
@@ -237,6 +243,7 @@ fn run_in(
         conn,
         pings: HashSet::new(),
         in_use_refusals: 0,
+        refusal_said: None,
         waiting_since: None,
         push: PushState::default(),
         pull: PullState::new(),

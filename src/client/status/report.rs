@@ -333,6 +333,18 @@ fn not_joined(
     }
 }
 
+/// How many entries `status` lists as not synced from a walk of the
+/// folder alone: names the protocol cannot carry (a path too deep),
+/// symlinks, special files ([`look`]), and mount points gone with synced
+/// files below them. The running client's own findings (its
+/// status file, the index's held-back files) are not counted here. Used by
+/// a client as it stops, so that `--once` exits 0 and "last sync" moves
+/// only when `status` would say "in sync" (breaker15 F10).
+pub fn walk_not_synced(folder: &Path, rules: &RuleSource, index: &Index) -> usize {
+    let seen = look(folder, rules, Some(index));
+    seen.not_synced.len() + Judge::new(folder, index).gone_mounts().len()
+}
+
 /// What [`look`] finds in the folder.
 #[derive(Debug, Default)]
 struct Seen {
