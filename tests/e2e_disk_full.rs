@@ -211,3 +211,110 @@ fn an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go() {
     });
     assert!(in_sync, "{}", status_json(a).1);
 }
+
+/// Appends to `path` until the disk is full (a write fails: ENOSPC), and
+/// again every 5 ms (whatever the client frees, a page here and there, is
+/// taken again: a disk another program keeps full) until `stop`.
+fn keep_disk_full(
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(&path).expect("create the filler");
+    std::thread::spawn(move || {
+        let big = vec![0x5a_u8; 64 << 10];
+        let small = vec![0x5a_u8; 4 << 10];
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while f.write_all(&big).is_ok() {}
+            while f.write_all(&small).is_ok() {}
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
+/// Outside tester breaker15 F4: another program fills B's own disk (and
+/// keeps it full), then A edits a file. Main's client could write neither its index nor its status
+/// file: `status` kept an old, error-free state ("to upload: 1", no error)
+/// while the index-write failure dropped the connection again and again
+/// (backoff up to 30 s), and recovery after space was freed waited for that
+/// backoff. Now the status says why (rewritten in the space the file holds),
+/// the connection stays, and the edit arrives soon after space is freed.
+#[test]
+fn a_full_disk_here_shows_in_status_and_keeps_the_connection() {
+    let Some(disk) = Tmpfs::mount("8m") else {
+        return;
+    };
+    let logs = tempfile::tempdir().expect("temp dir");
+    let server = Server::start();
+    let a = tempfile::tempdir().expect("temp dir");
+    let a = a.path();
+    let b = disk.subdir("B");
+    write(a, "a.txt", "one\n");
+    write(a, "b.txt", "B makes it executable\n");
+    settle();
+    let user = new_user(server.port, a);
+    let _ca = Client::options(server.port, a)
+        .log(&logs.path().join("a.err"))
+        .start();
+    let cb = Client::options(server.port, &b)
+        .user(Some(&user))
+        .log(&logs.path().join("b.err"))
+        .start();
+    converge("B joined", &[a, &b]);
+    let in_sync = |folder: &std::path::Path| status_json(folder).0 == 0;
+    assert!(eventually(CONVERGE, || in_sync(&b)), "B in sync");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Outside B's folder, on its disk: another program's file.
+    let filler = keep_disk_full(disk.path().join("fill"), stop.clone());
+    settle();
+    // A chmod here (its push changes the index, which cannot be saved
+    // now; it frees no space a save could take) and an edit there (its
+    // download does not fit).
+    chmod(&b.join("b.txt"), 0o755);
+    write(a, "a.txt", "two\n");
+    let says_full = eventually(Duration::from_secs(30), || {
+        let (code, v) = status_json(&b);
+        let full = |field: &str| {
+            v[field]
+                .as_str()
+                .is_some_and(|e| e.contains("No space left on device"))
+        };
+        code == 1 && full("last_error") && full("pending")
+    });
+    assert!(
+        says_full,
+        "B's status does not show its full disk: {:#}\n{}",
+        status_json(&b).1,
+        cb.log_tail(4000)
+    );
+    let (_, text) = status_text(&b, false);
+    assert!(text.contains("cannot save the index"), "{text}");
+    let log = cb.log_tail(1 << 20);
+    assert!(
+        !log.contains("reconnecting"),
+        "an index-write failure dropped the connection:\n{log}"
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    filler.join().expect("filler");
+    std::fs::remove_file(disk.path().join("fill")).expect("free the space");
+    let freed = std::time::Instant::now();
+    let back = eventually(Duration::from_secs(60), || {
+        std::fs::read_to_string(b.join("a.txt")).unwrap_or_default() == "two\n" && in_sync(&b)
+    });
+    assert!(
+        back,
+        "B did not recover: {:#}\n{}",
+        status_json(&b).1,
+        cb.log_tail(4000)
+    );
+    eprintln!("in sync {:?} after the space was freed", freed.elapsed());
+    // The held-back download's own wait (5, 10, 20 s…) bounds this.
+    assert!(
+        freed.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        freed.elapsed()
+    );
+    converge("after the space was freed", &[a, &b]);
+}

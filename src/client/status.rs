@@ -120,30 +120,101 @@ impl std::fmt::Display for StatusError {
 
 impl std::error::Error for StatusError {}
 
+/// Space reserved past the end of each status file written (bytes), so
+/// that a full disk can still take the next status in place.
+pub const RESERVE: u64 = 256 * 1024;
+
 /// Writes `status` into the state folder `state` atomically: a temporary
-/// file in the same folder, persisted (renamed) over the old one. Owner-only
-/// (0600; it holds the user ID). Not fsynced: losing the latest status in a
-/// power cut is harmless, the next change rewrites it.
+/// file in the same folder, with [`RESERVE`] bytes reserved past its end,
+/// persisted (renamed) over the old one. Owner-only (0600; it holds the
+/// user ID). Not fsynced: losing the latest status in a power cut is
+/// harmless, the next change rewrites it.
+///
+/// When that fails (the disk is full: no room for a new file), the status
+/// is written over the old file in place, into the space it holds and
+/// reserved: a full disk is then shown by `status` instead of a frozen,
+/// error-free state (outside tester breaker15 F4). That write is not
+/// atomic: a reader may see it half done, which [`read`] takes as
+/// "read again".
 ///
 /// # Errors
-/// Creating, writing or renaming the file.
+/// The atomic write's error, when the write in place fails too.
 pub fn write(state: &Path, status: &Status) -> io::Result<()> {
-    let bytes = serde_json::to_vec(status).map_err(io::Error::other)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".status-")
-        .tempfile_in(state)?;
-    tmp.write_all(&bytes)?;
-    tmp.write_all(b"\n")?;
-    tmp.persist(state.join(STATUS_FILE)).map_err(|e| e.error)?;
+    let mut bytes = serde_json::to_vec(status).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    let replaced = (|| {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".status-")
+            .tempfile_in(state)?;
+        // Without its reserve the new file would free the old one's.
+        reserve(tmp.as_file(), RESERVE.max(bytes.len() as u64 * 2))?;
+        tmp.write_all(&bytes)?;
+        tmp.persist(state.join(STATUS_FILE)).map_err(|e| e.error)?;
+        Ok(())
+    })();
+    match replaced {
+        Ok(()) => Ok(()),
+        Err(e) => write_in_place(&state.join(STATUS_FILE), &bytes).map_err(|_| e),
+    }
+}
+
+/// Reserves `len` bytes of disk for `file` past its end (its size stays).
+/// A file system without `fallocate` does not reserve (not an error).
+///
+/// # Errors
+/// The disk has not that much space (or another failure).
+fn reserve(file: &fs::File, len: u64) -> io::Result<()> {
+    let keep = rustix::fs::FallocateFlags::KEEP_SIZE;
+    match rustix::fs::fallocate(file, keep, 0, len) {
+        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Overwrites the existing file `path` with `bytes`, in the blocks it has:
+/// padded with spaces (JSON whitespace) to its old length when shorter,
+/// then cut to that length, so a reader never sees a tail of the old text.
+///
+/// # Errors
+/// Opening (it must exist), writing or cutting it.
+fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = fs::OpenOptions::new().write(true).open(path)?;
+    let old = file.metadata()?.len();
+    let mut padded = bytes.to_vec();
+    if (padded.len() as u64) < old {
+        // Spaces before the final newline, so the file still ends in one.
+        padded.pop();
+        padded.resize(old as usize - 1, b' ');
+        padded.push(b'\n');
+    }
+    file.write_all_at(&padded, 0)?;
+    file.set_len(padded.len() as u64)?;
     Ok(())
 }
 
 /// The status in the state folder `state`; `Ok(None)` when there is none
-/// (no client ever ran here with this version).
+/// (no client ever ran here with this version). A file that does not parse
+/// is read again a few times (10 ms apart) first: on a full disk the client
+/// rewrites it in place, and a read may meet that write half done.
 ///
 /// # Errors
 /// [`StatusError`].
 pub fn read(state: &Path) -> Result<Option<Status>, StatusError> {
+    let mut tries = 0;
+    loop {
+        match read_once(state) {
+            Err(StatusError::Malformed(_)) if tries < 5 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One read of [`read`].
+fn read_once(state: &Path) -> Result<Option<Status>, StatusError> {
     let bytes = match fs::read(state.join(STATUS_FILE)) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -55,6 +55,8 @@ pub(super) struct Publisher {
     /// ([`Session::agrees`]): "last sync" is set when it starts to, then
     /// refreshed every [`LAST_SYNC_EVERY`].
     agreed: bool,
+    /// Why the index could not be saved (a full disk here), until it is.
+    index_error: Option<String>,
 }
 
 impl Publisher {
@@ -374,6 +376,9 @@ impl Session<'_> {
     /// Work under way that the counts do not show, as one line for the
     /// status ([`Status::pending`]); `None` when there is none.
     fn pending(&self) -> Option<String> {
+        if let Some(why) = &self.publisher.index_error {
+            return Some(format!("{why}; retrying"));
+        }
         if let Some((_, hold)) = &self.push.held {
             return Some(format!(
                 "a removal of {} synced file(s) is held back until it stops growing",
@@ -440,6 +445,35 @@ impl Session<'_> {
             + self.push.space.iter().count()
             + self.pull.space.iter().count()
             + self.index.held_back().count()
+    }
+
+    /// Saves the index; `false` when it cannot (a full disk here: outside
+    /// tester breaker15 F4). The session then holds on to what it has in
+    /// memory and keeps its connection (dropping it would only add a
+    /// reconnection backoff to the wait for space): the error is in the
+    /// status (`pending`, last error) and the log once, a pull is repeated
+    /// after [`crate::client::schedule::PULL_RETRY`] (`now` + that), and
+    /// its end saves again. What the index does not record is never
+    /// acknowledged to the server meanwhile (the callers).
+    pub(super) fn save_index(&mut self, now: Instant) -> bool {
+        match self.index.save(&self.state.index_file()) {
+            Ok(()) => {
+                if self.publisher.index_error.take().is_some() {
+                    log::info!("the index is saved again");
+                }
+                true
+            }
+            Err(e) => {
+                let why = format!("cannot save the index: {e}");
+                if self.publisher.index_error.as_ref() != Some(&why) {
+                    log::error!("{why}; holding on and retrying");
+                }
+                self.publisher.last_error = Some(why.clone());
+                self.publisher.index_error = Some(why);
+                self.timers.pull_failed(now);
+                false
+            }
+        }
     }
 
     /// Something waits for space: an upload the server has no

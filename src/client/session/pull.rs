@@ -252,7 +252,7 @@ impl Session<'_> {
             // session reads them before the next pull starts).
             self.pull.rules_deferred_at = Some(self.index.cursor());
             self.pull.wanted = true;
-            self.index.save(&self.state.index_file())?;
+            self.save_index(now);
             return Ok(());
         }
         if repeat {
@@ -275,8 +275,7 @@ impl Session<'_> {
                 self.index.forget_seen(h.common);
             }
             self.apply_rewind();
-            self.index.save(&self.state.index_file())?;
-            if !done.failed && self.pull.partial_acks {
+            if self.save_index(now) && !done.failed && self.pull.partial_acks {
                 self.ack_all_but(done.head, &done.deferred)?;
             }
             return Ok(());
@@ -303,8 +302,10 @@ impl Session<'_> {
             self.publisher.reconciling = false;
         }
         self.apply_rewind();
-        self.index.save(&self.state.index_file())?;
-        if done.head > self.pull.last_acked || diverged {
+        // What is not recorded here is not acknowledged (the server would
+        // count it as seen by this device): the repeated pull acknowledges
+        // it once the index is saved.
+        if self.save_index(now) && (done.head > self.pull.last_acked || diverged) {
             if let Some(conn) = self.conn.as_mut() {
                 conn.request(Message::Ack { cursor: done.head })?;
             }

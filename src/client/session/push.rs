@@ -476,8 +476,6 @@ impl Session<'_> {
                 }
             }
         }
-        if let Err(e) = self.index.save(&self.state.index_file()) {
-            log::error!("{e}");
-        }
+        self.save_index(Instant::now());
     }
 }
