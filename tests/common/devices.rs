@@ -43,9 +43,15 @@ impl TwoDevices {
     /// Fills folder `a` with `prepare`, waits [`SETTLE`], creates the user
     /// from it, starts both clients and waits until `a` and `b` converge.
     pub fn start(prepare: impl FnOnce(&Path)) -> TwoDevices {
+        TwoDevices::start_in(&std::env::temp_dir(), prepare)
+    }
+
+    /// [`TwoDevices::start`] with both folders made under `base` (a test
+    /// that needs a file system with some property chooses where).
+    pub fn start_in(base: &Path, prepare: impl FnOnce(&Path)) -> TwoDevices {
         let server = Server::start();
-        let a = tempfile::tempdir().expect("temp dir");
-        let b = tempfile::tempdir().expect("temp dir");
+        let a = tempfile::tempdir_in(base).expect("temp dir");
+        let b = tempfile::tempdir_in(base).expect("temp dir");
         prepare(a.path());
         settle();
         let user = new_user(server.port, a.path());
