@@ -286,7 +286,7 @@ pub fn check_path(root: &Path, path: &WirePath) -> Result<Local, ClientError> {
         Ok(Some((FileType::RegularFile, st, btime_ns))) => Local::File(Stat::of_raw(&st, btime_ns)),
         Ok(Some(_)) => Local::Foreign,
         // An ancestor is a symlink, or a file (Absent would be a lie).
-        Err(FsError::Unsafe(_)) => Local::Foreign,
+        Err(FsError::Unsafe(_) | FsError::NotADirectory(_)) => Local::Foreign,
         // Gone since a look (or the folder itself is gone): nothing there.
         Err(FsError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Local::Absent,
         Err(FsError::Io(e)) => {
@@ -360,7 +360,9 @@ pub fn open_in(root: &Path, path: &WirePath) -> io::Result<File> {
     match File::open(path.to_local(root)) {
         Err(e) if is_too_long(&e) => match fsafe::open_file(root, path) {
             Ok(Some(file)) => Ok(file),
-            Ok(None) | Err(FsError::Unsafe(_)) => Err(io::ErrorKind::NotFound.into()),
+            Ok(None) | Err(FsError::Unsafe(_) | FsError::NotADirectory(_)) => {
+                Err(io::ErrorKind::NotFound.into())
+            }
             Err(FsError::Io(e)) => Err(e),
         },
         other => other,
@@ -375,7 +377,7 @@ pub fn open_in(root: &Path, path: &WirePath) -> io::Result<File> {
 /// directory; I/O errors from `mkdir`.
 pub fn ensure_dirs(root: &Path, path: &WirePath) -> Result<(), ClientError> {
     fsafe::make_dirs(root, path).map_err(|e| match e {
-        FsError::Unsafe(_) => ClientError::UnsafePath(path.to_string()),
+        FsError::Unsafe(_) | FsError::NotADirectory(_) => ClientError::UnsafePath(path.to_string()),
         FsError::Io(e) => {
             let at = path.to_local(root);
             ClientError::io(format!("mkdir {}", at.display()), e)

@@ -33,10 +33,14 @@ use std::io;
 /// Why a symlink-safe operation failed.
 #[derive(Debug)]
 pub enum FsError {
-    /// A component of the path (named here) is a symlink — or, when
-    /// directories are being created, a file or special file: following or
-    /// writing through it could leave the folder, so nothing was done.
+    /// A component of the path (named here: the path up to it, or the
+    /// whole path when the last component is the symlink) is a symlink:
+    /// following it could leave the folder, so nothing was done.
     Unsafe(WirePath),
+    /// A component (named here: the path up to it) is a regular file or a
+    /// special file where a directory must be: nothing can be below it, so
+    /// nothing was done. Not a symlink, and never reported as one.
+    NotADirectory(WirePath),
     /// The operating system refused.
     Io(io::Error),
 }
@@ -45,6 +49,7 @@ impl fmt::Display for FsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FsError::Unsafe(p) => write!(f, "refusing to follow a symlink at {p}"),
+            FsError::NotADirectory(p) => write!(f, "{p} is not a directory (a file is there)"),
             FsError::Io(e) => write!(f, "{e}"),
         }
     }

@@ -44,7 +44,7 @@ fn parent_dir(root: &Path, path: &WirePath, create: bool) -> Result<Option<Owned
     let (parents, _) = split(path);
     Ok(match dirfd::walk(root, &parents, create, path)? {
         Walked::Dir(fd) => Some(fd),
-        Walked::Absent | Walked::NotDir => None,
+        Walked::Absent | Walked::NotDir(_) => None,
     })
 }
 
@@ -55,14 +55,15 @@ fn parent_dir(root: &Path, path: &WirePath, create: bool) -> Result<Option<Owned
 /// treat the path as free.
 ///
 /// # Errors
-/// [`FsError::Unsafe`] when an ancestor is a symlink, a file or a special
-/// file; I/O errors other than "not found".
+/// [`FsError::Unsafe`] when an ancestor is a symlink,
+/// [`FsError::NotADirectory`] when it is a file or a special file; I/O
+/// errors other than "not found".
 pub fn stat(root: &Path, path: &WirePath) -> Result<Option<(FileType, Stat, i64)>, FsError> {
     let (parents, name) = split(path);
     let dir = match dirfd::walk(root, &parents, false, path)? {
         Walked::Dir(fd) => fd,
         Walked::Absent => return Ok(None),
-        Walked::NotDir => return Err(FsError::Unsafe(path.clone())),
+        Walked::NotDir(file) => return Err(FsError::NotADirectory(file)),
     };
     Ok(dirfd::kind_at(&dir, name)?.map(|(kind, st)| {
         let born = match kind {
@@ -169,7 +170,7 @@ pub fn make_dirs(root: &Path, path: &WirePath) -> Result<(), FsError> {
 /// # Errors
 /// A symlink or a file in the way of the parents, or the OS refused.
 pub fn place_file(root: &Path, temp: &Path, path: &WirePath) -> Result<i64, FsError> {
-    let dir = parent_dir(root, path, true)?.ok_or_else(|| FsError::Unsafe(path.clone()))?;
+    let dir = parent_dir(root, path, true)?.ok_or_else(|| FsError::NotADirectory(path.clone()))?;
     let parent = Parent {
         dir,
         name: split(path).1,
@@ -220,7 +221,7 @@ pub fn link_out(root: &Path, path: &WirePath, dest: &Path) -> Result<(), FsError
 pub fn rename(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), FsError> {
     let src = parent_dir(root, from, false)?
         .ok_or_else(|| FsError::Io(io::Error::from(io::ErrorKind::NotFound)))?;
-    let dst = parent_dir(root, to, true)?.ok_or_else(|| FsError::Unsafe(to.clone()))?;
+    let dst = parent_dir(root, to, true)?.ok_or_else(|| FsError::NotADirectory(to.clone()))?;
     renameat(&src, split(from).1, &dst, split(to).1)?;
     Ok(())
 }
@@ -293,7 +294,7 @@ pub fn sync_dir(root: &Path, dir: Option<&WirePath>) -> Result<(), FsError> {
             let parts: Vec<&str> = d.components().collect();
             match dirfd::walk(root, &parts, false, d)? {
                 Walked::Dir(fd) => fd,
-                Walked::Absent | Walked::NotDir => return Ok(()),
+                Walked::Absent | Walked::NotDir(_) => return Ok(()),
             }
         }
     };

@@ -13,6 +13,10 @@ fn symlinked_ancestor_is_refused() {
     std::os::unix::fs::symlink(outside.path(), root.path().join("link")).unwrap();
     let p = WirePath::new("link/x.txt").unwrap();
     assert!(matches!(inspect(root.path(), &p), Err(FsError::Unsafe(_))));
+    // The message names the symlink, not the path below it.
+    let deep = WirePath::new("link/x/y.txt").unwrap();
+    let said = make_dirs(root.path(), &deep).map_err(|e| e.to_string());
+    assert_eq!(said, Err("refusing to follow a symlink at link".to_owned()));
     assert!(matches!(
         make_dirs(root.path(), &p),
         Err(FsError::Unsafe(_))
@@ -149,11 +153,18 @@ fn a_file_as_an_ancestor() {
     std::fs::write(root.path().join("f"), b"k").unwrap();
     let p = WirePath::new("f/x").unwrap();
     assert_eq!(inspect(root.path(), &p).unwrap(), OnDisk::Absent);
-    assert!(matches!(stat(root.path(), &p), Err(FsError::Unsafe(_))));
-    assert!(matches!(
-        make_dirs(root.path(), &p),
-        Err(FsError::Unsafe(_))
-    ));
+    // Refused as what it is, naming the file in the way: never "a symlink".
+    let named_f = |r: Result<(), FsError>| match r {
+        Err(e @ FsError::NotADirectory(_)) => {
+            e.to_string() == "f is not a directory (a file is there)"
+        }
+        _ => false,
+    };
+    assert!(named_f(stat(root.path(), &p).map(drop)));
+    assert!(named_f(make_dirs(root.path(), &p)));
+    let deeper = WirePath::new("f/x/y").unwrap();
+    assert!(named_f(stat(root.path(), &deeper).map(drop)));
+    assert!(named_f(make_dirs(root.path(), &deeper)));
     assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"k");
     assert!(stat(root.path(), &WirePath::new("none/x").unwrap())
         .unwrap()

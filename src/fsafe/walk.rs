@@ -61,16 +61,19 @@ pub enum Walked {
     Dir(OwnedFd),
     /// A component is missing (only without `create`).
     Absent,
-    /// A component is a file or special file (only without `create`).
-    NotDir,
+    /// A component is a file or special file (only without `create`): the
+    /// path up to it.
+    NotDir(WirePath),
 }
 
 /// Opens the directory `components` (empty: the root) below `root`,
 /// creating missing ones when `create` is set.
 ///
 /// # Errors
-/// [`FsError::Unsafe`] (naming `path`) when a component is a symlink, or
-/// — with `create` — a file or special file; I/O errors.
+/// [`FsError::Unsafe`] (naming the path up to it) when a component is a
+/// symlink;
+/// [`FsError::NotADirectory`] (naming the path up to that component) when
+/// — with `create` — one is a file or special file; I/O errors.
 pub fn walk(
     root: &Path,
     components: &[&str],
@@ -78,7 +81,7 @@ pub fn walk(
     path: &WirePath,
 ) -> Result<Walked, FsError> {
     let mut dir = open_root(root)?;
-    for part in components {
+    for (at, part) in components.iter().enumerate() {
         match kind_at(&dir, part)? {
             None if create => match mkdirat(&dir, *part, Mode::from_raw_mode(0o777)) {
                 Ok(()) | Err(Errno::EXIST) => {}
@@ -86,18 +89,35 @@ pub fn walk(
             },
             None => return Ok(Walked::Absent),
             Some((FileType::Directory, _)) => {}
-            Some((FileType::Symlink, _)) => return Err(FsError::Unsafe(path.clone())),
-            Some(_) if create => return Err(FsError::Unsafe(path.clone())),
-            Some(_) => return Ok(Walked::NotDir),
+            Some((FileType::Symlink, _)) => {
+                return Err(FsError::Unsafe(prefix(components, at, path)))
+            }
+            Some(_) if create => return Err(not_a_directory(components, at, path)),
+            Some(_) => return Ok(Walked::NotDir(prefix(components, at, path))),
         }
         dir = match openat(&dir, *part, dir_flags(), Mode::empty()) {
             Ok(fd) => fd,
             // Replaced by a symlink or a file since the look: refuse.
-            Err(Errno::LOOP | Errno::NOTDIR) => return Err(FsError::Unsafe(path.clone())),
+            Err(Errno::LOOP) => return Err(FsError::Unsafe(prefix(components, at, path))),
+            Err(Errno::NOTDIR) => return Err(not_a_directory(components, at, path)),
             Err(e) => return Err(FsError::Io(e.into())),
         };
     }
     Ok(Walked::Dir(dir))
+}
+
+/// [`FsError::NotADirectory`] naming `components[..=at]`, the part of
+/// `path` that ends at the file in the way (`path` itself if that prefix is
+/// somehow not a legal path).
+fn not_a_directory(components: &[&str], at: usize, path: &WirePath) -> FsError {
+    FsError::NotADirectory(prefix(components, at, path))
+}
+
+/// `components[..=at]` as a path (`path` itself if that is somehow not a
+/// legal path).
+fn prefix(components: &[&str], at: usize, path: &WirePath) -> WirePath {
+    let upto = components.get(..=at).unwrap_or(components).join("/");
+    WirePath::new(&upto).unwrap_or_else(|_| path.clone())
 }
 
 /// Removes the directory `name` in `dir` with everything below it, never

@@ -37,23 +37,45 @@ impl UserStore {
     /// Where a new entry for `path` can go: `path` itself, or — when an
     /// ancestor is a file — the same place below that ancestor's conflict
     /// name: the one this device's earlier pushes below that file already
-    /// use while it is still a directory, else a fresh one (§7.4).
+    /// use while it is still a directory, else a fresh one (§7.4). Inside
+    /// that directory the place is decided again like a push at that path
+    /// (R-7.4.1.5): a file there on the way (this device's earlier upload
+    /// `a/b` placed at `a (conflict …)/b`) sends the entry on to that
+    /// file's own conflict directory, at every level
+    /// (`a (conflict …)/b (conflict …)/c`). Each round moves the first file
+    /// on the way one level deeper, so there are at most as many rounds as
+    /// the path has components.
+    ///
+    /// # Errors
+    /// [`StoreError::ConflictPathTooLong`] when a place breaks the path
+    /// limits of §6 (permanent: `Unstorable`); I/O errors of the look for a
+    /// free conflict name.
     fn placement(
         &mut self,
         path: &WirePath,
         client: ClientId,
     ) -> Result<(WirePath, PushStatus), StoreError> {
-        let Some(ancestor) = self.tree.file_ancestor(path) else {
-            return Ok((path.clone(), PushStatus::Applied));
-        };
-        let renamed = self.conflict_dir(&ancestor, client)?;
-        let moved =
-            path.rebase(&ancestor, &renamed)
-                .ok_or_else(|| StoreError::ConflictPathTooLong {
+        let mut target = path.clone();
+        let mut status = PushStatus::Applied;
+        for _ in 0..=path.components().count() {
+            let Some(ancestor) = self.tree.file_ancestor(&target) else {
+                return Ok((target, status));
+            };
+            let renamed = self.conflict_dir(&ancestor, client)?;
+            target = target.rebase(&ancestor, &renamed).ok_or_else(|| {
+                StoreError::ConflictPathTooLong {
                     path: path.clone(),
                     dir: renamed.clone(),
-                })?;
-        Ok((moved, PushStatus::Conflict))
+                }
+            })?;
+            status = PushStatus::Conflict;
+        }
+        // Unreachable while the first file on the way moves deeper each
+        // round; a permanent refusal rather than a retry for ever if not.
+        Err(StoreError::ConflictPathTooLong {
+            path: path.clone(),
+            dir: target,
+        })
     }
 
     /// The conflict directory standing in for the file at `file` for

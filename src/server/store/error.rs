@@ -15,6 +15,11 @@ pub enum StoreError {
     /// A component of the path is a symlink (planted on the server side):
     /// following it could leave the user's folder, so nothing is done.
     Symlink(WirePath),
+    /// A component of a path (named here: the path up to it) is a file on
+    /// disk where the journal's tree needs a directory (the store never
+    /// places an entry below a file of its tree, §7.4.1: the disk was
+    /// changed outside the server). Not a symlink.
+    NotADirectory(WirePath),
     /// A fetched path is not a file in the tree, or not a regular file on
     /// disk (a symlink or special file planted there included).
     NotFound(WirePath),
@@ -115,6 +120,7 @@ impl StoreError {
             StoreError::ConflictPathTooLong { .. } => ErrorCode::Unstorable,
             StoreError::Io(e) if refused_name(e) => ErrorCode::Unstorable,
             StoreError::Symlink(_)
+            | StoreError::NotADirectory(_)
             | StoreError::NoFreeConflictName(_)
             | StoreError::DirectoryInTheWay(_)
             | StoreError::TempFile(_)
@@ -182,6 +188,10 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::UnknownUser => f.write_str("unknown user"),
             StoreError::Symlink(p) => write!(f, "refusing to follow a symlink at {p}"),
+            StoreError::NotADirectory(p) => write!(
+                f,
+                "{p} is a file on the server's disk where a directory must be (the disk and the journal disagree)"
+            ),
             StoreError::NotFound(p) => write!(f, "no file at {p}"),
             StoreError::NoSuchVersion {
                 path,
@@ -266,6 +276,7 @@ impl From<FsError> for StoreError {
     fn from(e: FsError) -> Self {
         match e {
             FsError::Unsafe(p) => StoreError::Symlink(p),
+            FsError::NotADirectory(p) => StoreError::NotADirectory(p),
             FsError::Io(e) => StoreError::Io(e),
         }
     }
