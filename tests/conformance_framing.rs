@@ -269,12 +269,23 @@ fn r_3_1_1_no_frame_is_longer_than_one_mib() {
 ///
 fn r_3_2_1_server_only_kinds_are_refused() {
     let server = Server::start();
+    // Kinds of later versions travel under their own header byte (§3.2).
+    let under = |version: u8, mut bytes: Vec<u8>| {
+        bytes[2] = version;
+        bytes
+    };
     let cases = [
         frame(WELCOME, 4, &[0; 32]),
+        frame(KEY_WELCOME, 4, &[0; 64]),
         frame(ERROR, 4, &[0, 1, 0, 0]),
         frame(CHANGE_BATCH, 4, &[0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0]),
+        under(3, frame(MODE_BATCH, 4, &[0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0])),
+        under(8, frame(HISTORY, 4, &[0; 25])),
         frame(NOTIFY, 4, &[0; 8]),
         frame(PUSH_ACK, 4, &push_ack_payload(0, 1, "a")),
+        frame(0x41, 4, &[0, 0, 0]),     // VersionList, empty
+        under(2, frame(0x25, 4, &[1])), // ChunksNeeded, none
+        under(5, frame(0x29, 4, &[])),  // ListBaseUnknown
     ];
     for bytes in cases {
         let f = refused(server.addr, &bytes, WRONG_PHASE);

@@ -214,3 +214,43 @@ fn r_14_3_2_a_directory_whose_files_expired_is_not_restored_empty() {
     let e6 = server.user_dir(&c.user).join("e6");
     assert_eq!(std::fs::read_dir(&e6).expect("e6 back").count(), 0);
 }
+
+/// RestoreAt's `time_ms` is a `u64` (§14.3): a moment after every change
+/// (up to 2^64 − 1) is answered as says for T after the last
+/// change — S is the head + 1, so a path there now is Unchanged and an
+/// absent one is NoSuchVersion — and the refusal's text names that moment,
+/// never a date before 1970 (the outside tester's breaker16 F6.6: every
+/// value from 2^63 on read as a negative time, `1969-12-31T23:59:59.999Z`).
+///
+///
+#[test]
+fn r_14_3_5_a_moment_past_2_63_is_after_every_change_not_before_1970() {
+    let server = Server::start();
+    let mut c = WireClient::new_user(server.addr);
+    let placed = c.put("f", b"content", 0).expect("f");
+    for time_ms in [u64::MAX, 1 << 63, (1 << 63) - 1] {
+        let ack = c
+            .push(Message::RestoreAt(RestoreAt {
+                time_ms,
+                path: p("f"),
+            }))
+            .expect("f at a moment after every change: as it is now");
+        assert_eq!(
+            (ack.status, ack.version, ack.path.as_str()),
+            (PushStatus::Unchanged, placed.version, "f"),
+            "{time_ms}"
+        );
+        let refused = c
+            .push(Message::RestoreAt(RestoreAt {
+                time_ms,
+                path: p("absent"),
+            }))
+            .expect_err("absent then and now");
+        assert_eq!(refused.code, ErrorCode::NoSuchVersion, "{time_ms}");
+        assert!(
+            !refused.message.contains("1969") && refused.message.contains(&time_ms.to_string()),
+            "{time_ms}: {}",
+            refused.message
+        );
+    }
+}

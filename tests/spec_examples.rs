@@ -24,6 +24,8 @@ use std::time::{Duration, UNIX_EPOCH};
 mod delta;
 #[path = "spec_examples/hash.rs"]
 mod hash;
+#[path = "spec_examples/kinds.rs"]
+mod kinds;
 #[path = "spec_examples/modes.rs"]
 mod modes;
 #[path = "spec_examples/shards.rs"]
@@ -767,6 +769,22 @@ fn the_limits_table_matches_limits_rs() {
         (
             "V4_PROTOCOL_VERSION",
             limits::V4_PROTOCOL_VERSION.to_string(),
+        ),
+        (
+            "V5_PROTOCOL_VERSION",
+            limits::V5_PROTOCOL_VERSION.to_string(),
+        ),
+        (
+            "V6_PROTOCOL_VERSION",
+            limits::V6_PROTOCOL_VERSION.to_string(),
+        ),
+        (
+            "V7_PROTOCOL_VERSION",
+            limits::V7_PROTOCOL_VERSION.to_string(),
+        ),
+        (
+            "V8_PROTOCOL_VERSION",
+            limits::V8_PROTOCOL_VERSION.to_string(),
         ),
     ];
     let mut missing = Vec::new();

@@ -132,6 +132,18 @@ impl StoreError {
     }
 }
 
+/// A RestoreAt moment (`u64` ms since 1970, §14.3) for a message: its UTC
+/// date, or — past the last date the calendar library can show (year
+/// 262143; every value from 2^63 on included, which must never read as a
+/// date before 1970) — the number itself.
+fn moment(time_ms: u64) -> String {
+    i64::try_from(time_ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| format!("{time_ms} ms after 1970-01-01T00:00:00Z"))
+}
+
 /// Why an expired entry is not restored (§14.4), after "… expired".
 const EXPIRED_WHY: &str =
     " (older than --keep-versions, or dropped past --versions-space): no longer kept";
@@ -211,9 +223,7 @@ impl fmt::Display for StoreError {
                 time_ms,
                 expired,
             } => {
-                let when = chrono::DateTime::from_timestamp_millis(*time_ms as i64)
-                    .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-                    .unwrap_or_else(|| format!("{time_ms} ms"));
+                let when = moment(*time_ms);
                 if *expired == 0 {
                     write!(
                         f,
@@ -285,6 +295,39 @@ impl From<FsError> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A RestoreAt moment is a `u64` (§14.3): every value from 2^63 on
+    /// was read as a negative i64, a date before 1970 (the outside tester's
+    /// breaker16 F6.6: 2^64 − 1 said `1969-12-31T23:59:59.999Z`).
+    #[test]
+    fn a_restore_at_moment_is_never_before_1970() {
+        let said = |time_ms: u64| {
+            StoreError::NotAtTime {
+                path: WirePath::new("x").unwrap(),
+                time_ms,
+                expired: 0,
+            }
+            .to_string()
+        };
+        assert!(
+            said(0).contains(" at 1970-01-01T00:00:00.000Z:"),
+            "{}",
+            said(0)
+        );
+        let dec_2025 = said(1_764_583_200_000);
+        assert!(
+            dec_2025.contains(" at 2025-12-01T10:00:00.000Z:"),
+            "{dec_2025}"
+        );
+        for time_ms in [u64::MAX, 1 << 63, (1 << 63) - 1, 1 << 60] {
+            let text = said(time_ms);
+            assert!(!text.contains("1969"), "{time_ms}: {text}");
+            assert!(
+                text.contains(&format!(" at {time_ms} ms after 1970-01-01T00:00:00Z:")),
+                "{time_ms}: {text}"
+            );
+        }
+    }
 
     /// The text of every failure built from an I/O error names no path of
     /// the server's: tempfile's ` at path "…"` (its temp files' creation,
