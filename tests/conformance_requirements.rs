@@ -223,6 +223,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "held_exactly_when_hidden_by_a_gone_file_system",
     ),
     (
+        "R-5.6.9",
+        "client",
+        "tests/e2e_mount_over.rs",
+        "files_hidden_by_a_drive_plugged_back_in_are_not_deleted_anywhere_and_land_on_it",
+    ),
+    (
+        "R-5.6.12",
+        "client",
+        "tests/e2e_mount_inside.rs",
+        "every_server_change_reaches_a_tmpfs_mounted_inside_the_folder",
+    ),
+    (
+        "R-5.6.12",
+        "client",
+        "tests/e2e_mount_inside.rs",
+        "every_server_change_reaches_a_bind_mount_of_the_same_disk",
+    ),
+    (
+        "R-5.6.12",
+        "client",
+        "tests/e2e_mount_inside.rs",
+        "a_read_only_drive_is_not_fetched_for_at_every_pull_and_once_exits_3",
+    ),
+    (
         "R-5.6.7",
         "client",
         "tests/e2e_mass_removal.rs",

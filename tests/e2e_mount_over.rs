@@ -3,11 +3,13 @@
 //! files while it was away (outside tester breaker16, F1). The files are
 //! hidden by the mount, not deleted: before, the next full comparison
 //! pushed their deletion and they vanished from every device and the
-//! server. Now their deletion is not pushed and `status` says why
-//! (PROTOCOL.md, `src/client/mounts.rs` `hidden_by_mount`).
+//! server. Now their deletion is not pushed (PROTOCOL.md,
+//! `src/client/mounts.rs` `hidden_by_mount`), and they are downloaded onto
+//! the drive (R-5.6.12: before, B stayed without them).
 //!
 //! `CLOUD_TEST_CLIENT_BIN=/path/to/older/cloud-client` runs it against
-//! another build (aaa0ecf's client deletes the new files everywhere).
+//! another build (aaa0ecf's client deletes the new files everywhere;
+//! aeaefc9's keeps them but never downloads them onto the drive).
 
 mod common;
 
@@ -46,7 +48,7 @@ impl Drop for Bound {
 }
 
 #[test]
-fn files_hidden_by_a_drive_plugged_back_in_are_not_deleted_anywhere() {
+fn files_hidden_by_a_drive_plugged_back_in_are_not_deleted_anywhere_and_land_on_it() {
     // The "drive": a tmpfs (its own device number), bound onto B/Photos.
     let Some(drive) = Tmpfs::mount("16m") else {
         return;
@@ -104,9 +106,30 @@ fn files_hidden_by_a_drive_plugged_back_in_are_not_deleted_anywhere() {
             "{name} stays on A"
         );
     }
-    let (_, said) = status_text(b.path(), false);
+    // They are the server's: downloaded onto the drive (R-5.6.12; before,
+    // B stayed without them, "not in sync" for ever).
+    for i in 1..=3 {
+        let name = format!("new{i}.jpg");
+        assert!(
+            eventually(Duration::from_secs(30), || std::fs::read(
+                drive.path().join(&name)
+            )
+            .is_ok_and(|b| b == format!("new photo {i}\n").as_bytes())),
+            "{name} downloaded onto the drive"
+        );
+    }
+    converge("the drive holds the server's files", &[a.path(), b.path()]);
     assert!(
-        said.contains("hides 3 synced file(s)"),
-        "B's status says why: {said}"
+        eventually(Duration::from_secs(20), || in_sync(b.path())),
+        "B's status: {}",
+        status_text(b.path(), false).1
     );
+}
+
+/// `status` says "state: in sync" for `folder`.
+fn in_sync(folder: &Path) -> bool {
+    status_text(folder, false).1.lines().any(|l| {
+        l.split_once(':')
+            .is_some_and(|(k, v)| k.trim() == "state" && v.trim() == "in sync")
+    })
 }

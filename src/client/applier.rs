@@ -21,6 +21,7 @@ use super::fsutil::{
 use super::ignore::kept::kept_out;
 use super::ignore::IgnoreRules;
 use super::index::{Entry, EntryKind, Index};
+use super::staging;
 use crate::protocol::{ChangeEntry, ClientId, ContentHash, EntryState, WirePath};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
@@ -336,7 +337,10 @@ impl<'a> Applier<'a> {
         self.follow.clear();
         self.deleted_here.clear();
         for (_, stashed) in self.stash.drain() {
-            let _ = fs::remove_file(stashed);
+            let _ = fs::remove_file(&stashed);
+            if let Some(dir) = stashed.parent() {
+                staging::tidy(dir);
+            }
         }
         if let Some(donors) = self.donors.as_mut() {
             out.donors = donors.take();
@@ -882,13 +886,13 @@ impl<'a> Applier<'a> {
     /// ([`Self::obtained`]).
     fn obtain(&mut self, job: FetchJob, out: &mut Applied) -> Result<(), ClientError> {
         if job.size == 0 {
-            let tmp = self.tmp_name("empty");
+            let tmp = self.stage_name(&job.path, "empty")?;
             let file =
                 fs::File::create(&tmp).map_err(|e| ClientError::io("create temporary file", e))?;
             return self.obtained(Obtained { job, tmp, file }, out);
         }
         if let Some(source) = self.reusable(job.hash) {
-            let tmp = self.tmp_name("copy");
+            let tmp = self.stage_name(&job.path, "copy")?;
             match copy_hashed(&source, &tmp) {
                 Ok((got, n, file)) if got == job.hash && n == job.size => {
                     log::debug!("reused local content for {}", job.path);
@@ -949,6 +953,39 @@ impl<'a> Applier<'a> {
         self.counter += 1;
         self.tmp
             .join(format!("{what}-{}-{}", std::process::id(), self.counter))
+    }
+
+    /// Where files going to, or coming from, the folder path `path` are
+    /// staged so that every rename stays inside one mount (R-5.6.12,
+    /// [`staging`]): the temporary area, or the staging directory of the
+    /// drive mounted inside the folder that holds `path`'s directory (or
+    /// the nearest existing one above it).
+    ///
+    /// # Errors
+    /// The drive's staging directory cannot be made (a read-only drive),
+    /// or its mount's top cannot be looked at.
+    fn stage_dir(&self, path: &WirePath) -> Result<PathBuf, ClientError> {
+        let local = self.local(path);
+        let parent = local.parent().unwrap_or(self.root);
+        let dir = staging::existing_dir(self.root, parent);
+        match staging::staging_for(self.root, self.tmp, &dir) {
+            Ok(Some(staging)) => Ok(staging),
+            Ok(None) => Ok(self.tmp.to_path_buf()),
+            Err(e) => Err(ClientError::io(
+                format!("stage on the file system of {}", dir.display()),
+                e,
+            )),
+        }
+    }
+
+    /// A fresh name in the staging directory for `path` ([`Self::stage_dir`]).
+    ///
+    /// # Errors
+    /// As [`Self::stage_dir`].
+    pub fn stage_name(&mut self, path: &WirePath, what: &str) -> Result<PathBuf, ClientError> {
+        self.counter += 1;
+        let name = format!("{what}-{}-{}", std::process::id(), self.counter);
+        Ok(self.stage_dir(path)?.join(name))
     }
 
     fn index_file(&mut self, path: &WirePath, stat: Stat, hash: ContentHash, version: u64) {

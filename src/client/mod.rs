@@ -58,6 +58,7 @@ pub mod scanner;
 pub mod schedule;
 pub mod secure;
 pub mod session;
+pub mod staging;
 pub mod state;
 pub mod status;
 pub mod stream_push;

@@ -1342,13 +1342,16 @@ impl PullJob {
             }
             Err(e) => {
                 log::debug!("could not write {}: {e}", v.job.path);
-                if e.is_no_space() {
-                    // held back like a download that did not fit.
-                    self.unwritable.push((v.job.path.clone(), e.to_string()));
-                } else {
-                    let why = super::applier::failure_why(ctx.root, &v.job.path, &e);
-                    self.result.failures.insert(v.job.path.clone(), why);
-                }
+                // held back like a download that did not fit, with
+                // a growing wait. Any placement that failed does: one that
+                // fails for a reason that does not pass (a read-only drive,
+                // a directory this user may not write) was fetched again
+                // whole at every pull (outside tester breaker16, F2).
+                let why = match e.is_no_space() {
+                    true => e.to_string(),
+                    false => super::applier::failure_why(ctx.root, &v.job.path, &e),
+                };
+                self.unwritable.push((v.job.path.clone(), why));
                 let _ = fs::remove_file(&v.tmp);
                 self.failed = true;
                 false

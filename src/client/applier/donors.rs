@@ -75,6 +75,9 @@ pub fn remove_donors(donors: &mut Vec<Donor>) {
         if let Err(e) = fs::remove_file(&donor.at) {
             log::debug!("removing {}: {e}", donor.at.display());
         }
+        if let Some(dir) = donor.at.parent() {
+            crate::client::staging::tidy(dir);
+        }
     }
 }
 
@@ -96,7 +99,12 @@ impl Applier<'_> {
         {
             return false;
         }
-        let at = self.tmp.join(format!("donor-{hash}"));
+        // Beside `aside`: the temporary area, or the staging directory of
+        // the drive the file was on; never across mounts.
+        let at = aside
+            .parent()
+            .unwrap_or(self.tmp)
+            .join(format!("donor-{hash}"));
         if let Err(e) = fs::rename(aside, &at) {
             log::debug!("keeping {path} as a chunk source: {e}");
             return false;

@@ -9,12 +9,17 @@
 //! conflict copy beside it when the path is taken. `StateDir::open` keeps
 //! noted files and clears the rest of the temporary area.
 //!
+//! A drive mounted inside the folder has its own staging directory for
+//! these moves (`crate::client::staging`, R-5.6.12); the start settles the
+//! noted files there too, then removes the rest and the directory.
+//!
 //! The note is written, not synced: it covers a process crash (the page
 //! cache survives it), not a power loss.
 
 use super::{Applied, Applier};
 use crate::client::error::ClientError;
 use crate::client::fsutil::{ensure_parent, hash_file, Stat};
+use crate::client::staging;
 use crate::protocol::{ContentHash, WirePath};
 use std::ffi::OsString;
 use std::fs;
@@ -88,8 +93,30 @@ impl Applier<'_> {
     /// Listing the temporary area. A leftover that cannot be settled is
     /// logged and kept, with its note, for the next start.
     pub fn recover_leftovers(&mut self, out: &mut Applied) -> Result<(), ClientError> {
-        let listing = fs::read_dir(self.tmp)
-            .map_err(|e| ClientError::io(format!("list {}", self.tmp.display()), e))?;
+        self.recover_in(self.tmp, out)?;
+        // The staging directories of drives mounted inside the folder
+        // settled the same way, then emptied and removed.
+        let root = self
+            .root
+            .canonicalize()
+            .unwrap_or_else(|_| self.root.to_path_buf());
+        for dir in staging::drive_stagings(&root) {
+            let settled = self
+                .recover_in(&dir, out)
+                .and_then(|()| crate::client::state::clear_tmp(&dir));
+            match settled {
+                Ok(()) => staging::tidy(&dir),
+                Err(e) => log::warn!("left {} as it is: {e}", dir.display()),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::recover_leftovers`] for one directory (the temporary area,
+    /// or a drive's staging directory).
+    fn recover_in(&mut self, dir: &Path, out: &mut Applied) -> Result<(), ClientError> {
+        let listing =
+            fs::read_dir(dir).map_err(|e| ClientError::io(format!("list {}", dir.display()), e))?;
         let notes: Vec<PathBuf> = listing
             .filter_map(Result::ok)
             .map(|e| e.path())

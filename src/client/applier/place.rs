@@ -13,6 +13,7 @@
 //! edit too (its next write would otherwise go into a deleted file); see
 //! [`crate::client::lease`].
 
+use super::leftovers::origin_note;
 use super::vouch::{Moved, Vouched};
 use super::{indexed_exec, Applied, Applier, FetchJob};
 use crate::client::conflict::{
@@ -21,11 +22,13 @@ use crate::client::conflict::{
 };
 use crate::client::error::ClientError;
 use crate::client::fsutil::{
-    check_path, ensure_parent, hash_file, open_nofollow, set_exec, set_exec_of, Local, Stat,
+    check_path, copy_hashed, ensure_parent, hash_file, open_nofollow, set_exec, set_exec_of, Local,
+    Stat,
 };
 use crate::client::index::Entry;
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
+use crate::client::staging;
 use crate::protocol::conflict::free_conflict_path;
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::HashSet;
@@ -145,8 +148,13 @@ impl<'a> Applier<'a> {
     /// already the new content); a directory or symlink there is never
     /// replaced (the pull is then repeated).
     ///
+    /// A file staged on another mount than `job.path`'s directory (a drive
+    /// mounted inside the folder, R-5.6.12) is first copied, hash-checked
+    /// and synced into that drive's staging directory ([`Self::stage_dir`]),
+    /// then placed from there the same way; `tmp` is removed once it is.
+    ///
     /// # Errors
-    /// Renaming, or creating parent directories.
+    /// Renaming, copying to the drive, or creating parent directories.
     pub fn place(
         &mut self,
         job: &FetchJob,
@@ -154,8 +162,60 @@ impl<'a> Applier<'a> {
         (hash, version): (ContentHash, u64),
         out: &mut Applied,
     ) -> Result<(), ClientError> {
+        ensure_parent(self.root, &job.path)?;
+        let dir = self.stage_dir(&job.path)?;
+        let same = match (staging::mount_of(tmp), staging::mount_of(&dir)) {
+            (Ok(a), Ok(b)) => a.same(b),
+            // Unknown: placed from where it is, as always.
+            _ => true,
+        };
+        if same {
+            let placed = self.place_staged(job, tmp, (hash, version), out);
+            staging::tidy(&dir);
+            return placed;
+        }
+        let staged = self.stage_name(&job.path, "drive")?;
+        let copied = copy_hashed(tmp, &staged).and_then(|(got, n, file)| {
+            if got != hash || n != job.size {
+                return Err(io::Error::other(format!(
+                    "{} changed while it was copied ({n} bytes)",
+                    tmp.display()
+                )));
+            }
+            file.sync_all()
+        });
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&staged);
+            staging::tidy(&dir);
+            return Err(io_err(
+                "copy onto the file system of",
+                &self.local(&job.path),
+            )(e));
+        }
+        let placed = self.place_staged(job, &staged, (hash, version), out);
+        // What is still at `staged` is the copy (not placed), unless an
+        // exchange left a local file there with its note (kept for the
+        // next start, which settles it).
+        if !origin_note(&staged).exists() {
+            let _ = fs::remove_file(&staged);
+        }
+        if placed.is_ok() {
+            let _ = fs::remove_file(tmp);
+        }
+        staging::tidy(&dir);
+        placed
+    }
+
+    /// [`Self::place`] from `tmp`, which is on the mount of `job.path`'s
+    /// directory.
+    fn place_staged(
+        &mut self,
+        job: &FetchJob,
+        tmp: &Path,
+        (hash, version): (ContentHash, u64),
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
         let path = &job.path;
-        ensure_parent(self.root, path)?;
         let local = self.local(path);
         let mut exec = match job.carried {
             Some(bit) => bit,
@@ -208,7 +268,7 @@ impl<'a> Applier<'a> {
                         }
                         Ok(false) => {
                             // No exchange here: move aside, then no-replace.
-                            let aside = self.tmp_name("aside");
+                            let aside = self.stage_name(path, "aside")?;
                             self.note_origin(&aside, path, None)?;
                             match fs::rename(&local, &aside) {
                                 Ok(()) => {
@@ -444,7 +504,7 @@ impl<'a> Applier<'a> {
         out: &mut Applied,
     ) -> Result<bool, ClientError> {
         let local = self.local(path);
-        let aside = self.tmp_name("aside");
+        let aside = self.stage_name(path, "aside")?;
         self.note_origin(&aside, path, None)?;
         self.before_step(&local);
         match fs::rename(&local, &aside) {
@@ -461,6 +521,9 @@ impl<'a> Applier<'a> {
         }
         let settled = self.settle_set_aside(path, &aside, wanted, out)?;
         Self::forget_origin(&aside);
+        if let Some(dir) = aside.parent() {
+            staging::tidy(dir);
+        }
         Ok(settled)
     }
 

@@ -256,10 +256,18 @@ impl Session<'_> {
     /// Takes out of `ops` the removals of files that went away with the
     /// file system mounted above them: parked, planned again with
     /// every round; warns once per mount point, and says when it is back.
+    ///
+    /// Files hidden by a file system mounted over their directory are the
+    /// server's and belong on that drive: their index
+    /// entries are dropped and held back ([`Self::refetch_hidden`]), so the
+    /// next pull lists them again and downloads them onto the drive. While
+    /// a pull runs they stay parked and are looked at again next round.
     fn park_gone_mounts(&mut self, ops: &mut Vec<Op>) {
         let mut judge = Judge::new(&self.root, &self.index);
         let mut parked = Scope::default();
         let mut gone = BTreeSet::new();
+        let mut hidden = Vec::new();
+        let pulling = self.pull.job.is_some();
         ops.retain(|op| {
             let point = match op {
                 Op::Delete { path, .. } => judge.gone_file(path),
@@ -268,18 +276,25 @@ impl Session<'_> {
             };
             match point {
                 Some(point) => {
-                    parked.add(op.path().clone());
+                    if point.hidden && !pulling {
+                        hidden.push(op.path().clone());
+                    } else {
+                        parked.add(op.path().clone());
+                    }
                     gone.insert(point);
                     false
                 }
                 None => true,
             }
         });
+        for path in &hidden {
+            self.refetch_hidden(path);
+        }
         for parked in gone.difference(&self.push.gone_mounts) {
             let point = &parked.point;
             if parked.hidden {
                 log::warn!(
-                    "{point}: a file system mounted here hides synced files that were in this directory; not syncing their deletions"
+                    "{point}: a file system mounted here hides synced files that were in this directory; not syncing their deletions, downloading the server's files onto it"
                 );
             } else {
                 log::warn!(
@@ -297,6 +312,24 @@ impl Session<'_> {
         }
         self.push.parked = parked;
         self.push.gone_mounts = gone;
+    }
+
+    /// The indexed entries at and below `path`, hidden by a file system
+    /// mounted over them: no longer this device's (their removal is never
+    /// pushed), held back at their versions, so the next pull brings the
+    /// server's back onto the mounted file system (`retry_held_back`
+    /// rewinds the cursor to them, the applier downloads them).
+    fn refetch_hidden(&mut self, path: &WirePath) {
+        let entries: Vec<(WirePath, u64)> = self
+            .index
+            .subtree(Some(path))
+            .map(|(p, e)| (p.clone(), e.version))
+            .collect();
+        for (p, version) in entries {
+            self.index.remove(&p);
+            self.index.hold_back(&p, version);
+        }
+        self.pull.wanted = true;
     }
 
     /// Files still being written wait for [`SETTLE`] and are looked at
