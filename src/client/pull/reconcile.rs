@@ -132,27 +132,23 @@ fn out_of_step(
     index: &mut Index,
     out: &mut Reconciled,
 ) {
+    let agrees = match (here.kind, entry.state) {
+        (EntryKind::Dir, EntryState::Dir) => true,
+        (EntryKind::File { hash: mine, .. }, EntryState::File { hash, .. }) => mine == hash,
+        _ => false,
+    };
+    if agrees {
+        index.insert(
+            path.clone(),
+            Entry {
+                version: entry.version,
+                ..here
+            },
+        );
+        out.agreed += 1;
+        return;
+    }
     match (here.kind, entry.state) {
-        (EntryKind::Dir, EntryState::Dir) => {
-            index.insert(
-                path.clone(),
-                Entry {
-                    version: entry.version,
-                    ..here
-                },
-            );
-            out.agreed += 1;
-        }
-        (EntryKind::File { hash: mine, .. }, EntryState::File { hash, .. }) if mine == hash => {
-            index.insert(
-                path.clone(),
-                Entry {
-                    version: entry.version,
-                    ..here
-                },
-            );
-            out.agreed += 1;
-        }
         (EntryKind::File { stat, .. }, EntryState::File { hash, .. })
             if entry.version <= common =>
         {
