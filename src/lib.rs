@@ -7,6 +7,7 @@
 //! - [`fsafe`]: symlink-safe access to a synced folder (directory handles, no PATH_MAX limit), shared by server and client.
 //! - [`client`]: the device side: index, scanner, watcher, sync session and the safe applier.
 //! - [`tls`]: the TLS layer: server identity, client trust (first use, pin, CA), the non-blocking rustls adapter.
+//! - [`tcp_info`]: the kernel's unsent count of a TCP socket (a peer's sign of life), shared by server and client.
 //! - [`cli`]: what both binaries print for a wrong command line (one line, exit 2); the one parser of duration options.
 //! - [`load`]: `cloud-load`, the capacity tester: many connections from one thread, pull round-trip percentiles.
 
@@ -17,4 +18,5 @@ pub mod fsafe;
 pub mod load;
 pub mod protocol;
 pub mod server;
+pub mod tcp_info;
 pub mod tls;

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -62,6 +62,12 @@ pub struct Connection {
     next_id: u32,
     out: Vec<u8>,
     last_send: Instant,
+    /// When the connection was made: [`Connection::heard`] counts from it.
+    born: Instant,
+    /// Milliseconds from `born` to the last byte the reader thread read
+    /// (any byte, of a frame complete or not: a slow download's chunk is
+    /// an answer arriving, outside tester breaker16 L6).
+    heard_ms: Arc<AtomicU64>,
     /// Frames read while waiting for one reply ([`Connection::wait_for`]),
     /// handed to the session before anything newer.
     early: std::collections::VecDeque<Frame>,
@@ -135,9 +141,15 @@ impl Connection {
         let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let reader_stop = Arc::clone(&stop);
+        let born = Instant::now();
+        let heard_ms = Arc::new(AtomicU64::new(0));
+        let heard = Heard {
+            born,
+            ms: Arc::clone(&heard_ms),
+        };
         let reader = std::thread::Builder::new()
             .name("cloud-client-reader".into())
-            .spawn(move || read_loop(read_half, tx, &reader_stop))
+            .spawn(move || read_loop(read_half, tx, &reader_stop, &heard))
             .map_err(|e| ClientError::ConnectionLost(format!("reader thread: {e}")))?;
         Ok(Connection {
             stream,
@@ -148,6 +160,8 @@ impl Connection {
             next_id: 1,
             out: Vec::with_capacity(64 * 1024),
             last_send: Instant::now(),
+            born,
+            heard_ms,
             early: std::collections::VecDeque::new(),
             trust: Some(trust),
             address,
@@ -161,6 +175,19 @@ impl Connection {
             Some(trust) => trust.record(),
             None => Ok(()),
         }
+    }
+
+    /// When the last byte from the server arrived (the connection's start
+    /// before the first): what tells a slow answer from a dead connection
+    /// ([`super::schedule::connection_dead`]).
+    pub fn heard(&self) -> Instant {
+        self.born + Duration::from_millis(self.heard_ms.load(Ordering::Relaxed))
+    }
+
+    /// Bytes sent that the server's host has not acknowledged yet
+    /// ([`crate::tcp_info::unsent_bytes`]): a fall is a sign of life.
+    pub fn unsent(&self) -> u32 {
+        crate::tcp_info::unsent_bytes(&self.stream)
     }
 
     /// The frames from the server.
@@ -426,7 +453,20 @@ fn deliver(
     tx.send(Inbound::Frame(frame)).is_ok()
 }
 
-fn read_loop(mut stream: ReadHalf, tx: Sender<Inbound>, stop: &AtomicBool) {
+/// Where the reader thread notes when it read the last byte.
+struct Heard {
+    born: Instant,
+    ms: Arc<AtomicU64>,
+}
+
+impl Heard {
+    fn now(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+fn read_loop(mut stream: ReadHalf, tx: Sender<Inbound>, stop: &AtomicBool, heard: &Heard) {
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut budget = InboundBudget::default();
@@ -438,7 +478,10 @@ fn read_loop(mut stream: ReadHalf, tx: Sender<Inbound>, stop: &AtomicBool) {
                 let _ = tx.send(Inbound::Closed("server closed the connection".into()));
                 return;
             }
-            Ok(n) => n,
+            Ok(n) => {
+                heard.now();
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 let _ = tx.send(Inbound::Closed(format!("read: {e}")));

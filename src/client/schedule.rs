@@ -122,7 +122,9 @@ pub const PUSH_RETRY: Duration = Duration::from_secs(1);
 /// and plans those pushes again (stall14: a server actor that retired
 /// dropped one push, and the device stopped syncing with 108 changes
 /// pending). A slow answer (a large upload being checked) only delays the
-/// Pong behind it: one ping per this period, never an error. The
+/// Pong behind it: one ping per this period; only a ping that
+/// waits [`DEAD_AFTER`] with not one byte from the server ends the
+/// connection ([`connection_dead`]). The
 /// same while a pull's reply has not come in full: no other pull
 /// starts while one runs, so a reply the server lost stopped every pull.
 pub const PROBE_AFTER: Duration = Duration::from_secs(10);
@@ -132,6 +134,53 @@ pub const PROBE_AFTER: Duration = Duration::from_secs(10);
 /// changes of this device wait. A pull's data and a push's answer keep
 /// coming in a working session (a 1 GiB upload is checked in about 1 s).
 pub const STALL_WARN: Duration = Duration::from_secs(60);
+
+/// A connection is given up (closed, and made again with the usual
+/// backoff) once a ping has waited this long for its Pong with not one
+/// byte from the server meanwhile. The server answers a Ping at once when
+/// nothing is ahead of it, and the answers ahead of it are
+/// bytes that keep coming; without this, a connection whose path went
+/// silent (a server host lost, a dead link without a reset, a floating
+/// address moved) was kept until the kernel gave up, ~15 min, while
+/// `status` said connected (outside tester breaker17 R3).
+pub const DEAD_AFTER: Duration = Duration::from_secs(60);
+/// How fast the server is assumed, at the least, to check an upload's
+/// bytes at its end before it answers (a 1 GiB upload takes about 1 s):
+/// while uploads wait for their answers, [`DEAD_AFTER`] grows by their
+/// bytes at this rate, so a slow disk's check of a large file is not
+/// taken for a dead connection and cut at every attempt.
+pub const CHECK_BYTES_PER_S: u64 = 32 << 20;
+
+/// Whether the connection is dead at `now`: the oldest unanswered ping was
+/// sent at `oldest_ping`, the server was last heard from at `heard` (its
+/// last byte, or its host's last acknowledgement of this side's bytes) and
+/// uploads of `checking` bytes wait for their answers. Dead when
+/// [`DEAD_AFTER`] (plus `checking` at [`CHECK_BYTES_PER_S`]) has passed
+/// since the later of the two. Returns the silence (since `heard`) then.
+pub fn connection_dead(
+    oldest_ping: Option<Instant>,
+    heard: Instant,
+    checking: u64,
+    now: Instant,
+) -> Option<Duration> {
+    let since = oldest_ping?.max(heard);
+    let allowance = DEAD_AFTER + Duration::from_secs(checking / CHECK_BYTES_PER_S);
+    (now.saturating_duration_since(since) >= allowance)
+        .then(|| now.saturating_duration_since(heard))
+}
+
+/// Whether `status` should say the session waits for a silent server: a
+/// ping has waited [`PROBE_AFTER`] / 2 with nothing heard since it went
+/// (not in sync then: the server's changes may be waiting behind it).
+pub fn server_silent(
+    oldest_ping: Option<Instant>,
+    heard: Instant,
+    now: Instant,
+) -> Option<Duration> {
+    let since = oldest_ping?.max(heard);
+    (now.saturating_duration_since(since) >= PROBE_AFTER / 2)
+        .then(|| now.saturating_duration_since(heard))
+}
 
 /// The wait for the server that [`STALL_WARN`] watches, at `now`: `since`
 /// (when the session started waiting, or last heard from the server while

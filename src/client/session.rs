@@ -22,6 +22,7 @@ use super::connection::{Connection, Inbound};
 use super::error::ClientError;
 use super::ignore::source::RuleSource;
 use super::index::Index;
+use super::plan::Op;
 use super::scanner::Scanner;
 use super::schedule::{self, Status, Timers};
 use super::state::{Identity, StateDir};
@@ -29,7 +30,7 @@ use super::watcher::{FolderWatcher, WatchEvent};
 use super::Config;
 use crate::protocol::{ErrorCode, Frame, Message, UserId, WirePath};
 use crossbeam_channel::{never, select, Receiver};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -86,8 +87,18 @@ struct Session<'a> {
     publisher: publish::Publisher,
     /// `None` while disconnected (see [`link`]).
     conn: Option<Connection>,
-    /// Pings sent and not yet answered.
-    pings: HashSet<u32>,
+    /// Pings sent and not yet answered, with when each went.
+    pings: HashMap<u32, Instant>,
+    /// When the session last took a frame from the server (the reader may
+    /// hold back while the session is busy: frames waiting to be taken are
+    /// not the server's silence).
+    frame_at: Instant,
+    /// The connection's unsent bytes at the last look
+    /// ([`Connection::unsent`]) and when they last fell: the server's host
+    /// acknowledging what this side sent (a slow uplink still draining an
+    /// upload) is not a silent server.
+    unsent_seen: u32,
+    acked_at: Instant,
     /// Handshakes refused `DeviceInUse` in a row ([`link`], R-4.6.16).
     in_use_refusals: u32,
     /// The refusal last logged as a warning while the connection is down
@@ -225,7 +236,7 @@ impl Session<'_> {
     fn tick(&mut self) -> Result<(), ClientError> {
         self.check_attached()?;
         let now = Instant::now();
-        self.watch_stall(now);
+        self.watch_stall(now)?;
         let due = self.timers.tick(now, self.status());
         if self.pull.job.is_none() {
             // Not while a pull is being applied: its reply was filtered by
@@ -263,7 +274,7 @@ impl Session<'_> {
         };
         if due.ping {
             let id = conn.request(Message::Ping)?;
-            self.pings.insert(id);
+            self.pings.insert(id, now);
         }
         if due.pull {
             self.start_pull(now)?;
@@ -317,12 +328,58 @@ impl Session<'_> {
         }
     }
 
+    /// When the server was last heard from: its last byte, or the end of
+    /// the last frame the session handled, whichever is later; now while
+    /// frames wait to be taken (a session busy applying is not a silent
+    /// server); `None` while disconnected.
+    fn heard(&self) -> Option<Instant> {
+        let conn = self.conn.as_ref()?;
+        if !conn.inbound().is_empty() {
+            return Some(Instant::now());
+        }
+        Some(conn.heard().max(self.frame_at).max(self.acked_at))
+    }
+
+    /// The oldest ping still waiting for its Pong.
+    fn oldest_ping(&self) -> Option<Instant> {
+        self.pings.values().min().copied()
+    }
+
     /// Says so (log and status) when pushes or a pull have waited
-    /// [`schedule::STALL_WARN`] for a server that sends nothing.
-    fn watch_stall(&mut self, now: Instant) {
-        let busy =
-            self.conn.is_some() && (!self.push.inflight.is_empty() || self.pull.job.is_some());
-        let (since, warn) = schedule::stall_watch(self.waiting_since, busy, now);
+    /// [`schedule::STALL_WARN`] for a server that sends nothing, and gives
+    /// the connection up when a ping waited [`schedule::DEAD_AFTER`] with
+    /// not one byte from the server ([`schedule::connection_dead`]).
+    fn watch_stall(&mut self, now: Instant) -> Result<(), ClientError> {
+        if let Some(conn) = &self.conn {
+            let unsent = conn.unsent();
+            if unsent < self.unsent_seen {
+                self.acked_at = now;
+            }
+            self.unsent_seen = unsent;
+        }
+        let Some(heard) = self.heard() else {
+            self.waiting_since = None;
+            return Ok(());
+        };
+        let checking = self
+            .push
+            .inflight
+            .values()
+            .map(|op| match op {
+                Op::Upload { stat, .. } | Op::Stream { stat, .. } => stat.size,
+                _ => 0,
+            })
+            .sum();
+        if let Some(silent) = schedule::connection_dead(self.oldest_ping(), heard, checking, now) {
+            return Err(ClientError::ConnectionLost(format!(
+                "no answer from the server for {} s, not even to a ping; connecting again",
+                silent.as_secs()
+            )));
+        }
+        let busy = !self.push.inflight.is_empty() || self.pull.job.is_some();
+        // Bytes heard while waiting start the wait again.
+        let waiting = self.waiting_since.map(|t| t.max(heard));
+        let (since, warn) = schedule::stall_watch(waiting, busy, now);
         self.waiting_since = since;
         if warn {
             let why = format!(
@@ -335,13 +392,19 @@ impl Session<'_> {
             log::warn!("{why}");
             self.publisher.last_error = Some(why);
         }
+        Ok(())
     }
 
     fn on_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
-        if self.waiting_since.is_some() {
-            // Heard from the server: the wait starts again.
-            self.waiting_since = Some(Instant::now());
-        }
+        self.frame_at = Instant::now();
+        let handled = self.handle_frame(frame);
+        // Handling may take long (a large batch applied): that time is
+        // the session's, not the server's silence.
+        self.frame_at = Instant::now();
+        handled
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
         self.check_no_push_skipped(&frame)?;
         self.check_no_pull_skipped(&frame)?;
         let id = frame.request_id;

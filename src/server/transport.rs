@@ -108,16 +108,7 @@ impl Transport {
             Transport::Tls { tls, .. } => tls.socket().as_raw_fd(),
             Transport::Gone => return 0,
         };
-        let mut queued: libc::c_int = 0;
-        // SAFETY: `fd` is an open socket this transport owns for the
-        // duration of the call, and TIOCOUTQ (= SIOCOUTQ) writes one int
-        // through the valid pointer it is given.
-        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
-        if rc == 0 {
-            u32::try_from(queued).unwrap_or(0)
-        } else {
-            0
-        }
+        crate::tcp_info::unsent_bytes(&fd)
     }
 
     /// Whether a TLS handshake is still going (never for plaintext).

@@ -450,3 +450,25 @@ pub fn status_json(folder: &Path) -> (i32, serde_json::Value) {
     let (code, text) = status_text(folder, true);
     (code, serde_json::from_str(&text).unwrap_or_default())
 }
+
+/// Polls [`status_json`] until `check` holds; that reading, or a failure
+/// naming `what` (with the last reading) after `limit`.
+pub fn status_until(
+    what: &str,
+    folder: &Path,
+    limit: std::time::Duration,
+    check: impl Fn(i32, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let (code, value) = status_json(folder);
+        if check(code, &value) {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for status: {what}; last: exit {code} {value:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -36,7 +36,8 @@ pub mod wait;
 pub mod wire;
 
 pub use client::{
-    cli, new_user, run_once, status_json, status_text, Client, ClientOptions, Verbosity,
+    cli, new_user, run_once, status_json, status_text, status_until, Client, ClientOptions,
+    Verbosity,
 };
 pub use conn::Conn;
 pub use devices::{settle, TwoDevices, SETTLE};

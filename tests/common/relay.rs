@@ -2,7 +2,7 @@
 //! way (what a real link carries, TLS included), and can play an older
 //! server: on a plaintext link it answers the first frame of a chosen kind
 //! with a closing Error, as a server that does not know that kind does.
-//! It can also lose a frame, or play a slow uplink.
+//! It can also lose a frame, play a slow uplink, or go silent.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -15,6 +15,11 @@ pub struct Relay {
     pub port: u16,
     up: Arc<AtomicU64>,
     down: Arc<AtomicU64>,
+    /// Set: every connection open now, and every one made while it stays
+    /// set, carries nothing more either way, for good, and is not closed
+    /// (a path that went silent: no reset, no FIN). Only relays made by
+    /// [`Relay::silenceable`] look at it.
+    silent: Arc<AtomicBool>,
 }
 
 /// What the relay answers to a frame of `kind` (plaintext links only):
@@ -92,6 +97,28 @@ impl Relay {
         })
     }
 
+    /// A relay to `target` that goes silent while [`Relay::silence`] says
+    /// so: what each connection open then, or made then, sends is read and
+    /// dropped, and nothing is closed. Connections made after the silence
+    /// ends work.
+    pub fn silenceable(target: u16) -> Relay {
+        let silent = Arc::new(AtomicBool::new(false));
+        let flag = silent.clone();
+        let mut relay = Relay::accepting(target, move |(client, server), (c2, s2), (u, d)| {
+            let dead = Arc::new(AtomicBool::new(flag.load(Ordering::SeqCst)));
+            let (f1, f2, d1, d2) = (flag.clone(), flag.clone(), dead.clone(), dead);
+            std::thread::spawn(move || pump_unless(client, server, u, (f1, d1)));
+            std::thread::spawn(move || pump_unless(s2, c2, d, (f2, d2)));
+        });
+        relay.silent = silent;
+        relay
+    }
+
+    /// Starts ([`true`]) or ends the silence of a [`Relay::silenceable`].
+    pub fn silence(&self, on: bool) {
+        self.silent.store(on, Ordering::SeqCst);
+    }
+
     fn with(target: u16, refuse: Option<Refuse>, newest: u8) -> Relay {
         Relay::accepting(
             target,
@@ -137,7 +164,12 @@ impl Relay {
                 serve((client, server), (c2, s2), (u.clone(), d.clone()));
             }
         });
-        Relay { port, up, down }
+        Relay {
+            port,
+            up,
+            down,
+            silent: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Bytes clients sent so far.
@@ -168,6 +200,42 @@ fn pump(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>) {
         }
     }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+/// [`pump`], except that once `silent` is seen set (or `dead` was set when
+/// the connection was made) the bytes are dropped for good, both ways.
+fn pump_unless(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    count: Arc<AtomicU64>,
+    (silent, dead): (Arc<AtomicBool>, Arc<AtomicBool>),
+) {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if silent.load(Ordering::SeqCst) {
+                    dead.store(true, Ordering::SeqCst);
+                }
+                if dead.load(Ordering::SeqCst) {
+                    continue;
+                }
+                count.fetch_add(n as u64, Ordering::SeqCst);
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if dead.load(Ordering::SeqCst) {
+        // One end gave the silent connection up: the other end is closed
+        // too (the server then frees the device for its next connection,
+        // as its own probe of a vanished peer would, R-4.6.16).
+        let _ = to.shutdown(Shutdown::Both);
+    } else {
+        let _ = to.shutdown(Shutdown::Write);
+    }
 }
 
 /// [`pump`] at `rate` bytes per second at most: reads 16 KiB at a time and

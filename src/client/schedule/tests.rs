@@ -560,3 +560,57 @@ fn the_stall_warning_comes_after_a_minute_of_silence_and_repeats() {
         (Some(at + STALL_WARN), true)
     );
 }
+
+/// breaker17 R3: a ping that waited [`DEAD_AFTER`] with nothing heard
+/// ends the connection; a byte (or an acknowledgement) heard after the
+/// ping starts the wait again; no ping waiting, never; uploads being
+/// checked add their bytes at [`CHECK_BYTES_PER_S`].
+#[test]
+fn a_connection_is_dead_only_after_a_ping_waited_in_silence() {
+    let t0 = later_than_a_minute();
+    let s = Duration::from_secs;
+    // No ping waiting: however long the silence, not dead (an idle link
+    // sends a keep-alive ping first).
+    assert_eq!(connection_dead(None, t0, 0, t0 + s(3600)), None);
+    // A ping, nothing since: alive just before DEAD_AFTER, dead at it.
+    let heard = t0;
+    let ping = t0 + s(5);
+    assert_eq!(
+        connection_dead(Some(ping), heard, 0, ping + DEAD_AFTER - s(1)),
+        None
+    );
+    assert_eq!(
+        connection_dead(Some(ping), heard, 0, ping + DEAD_AFTER),
+        Some(s(5) + DEAD_AFTER)
+    );
+    // Heard after the ping: the wait counts from then.
+    let later = ping + s(40);
+    assert_eq!(
+        connection_dead(Some(ping), later, 0, ping + DEAD_AFTER + s(1)),
+        None
+    );
+    assert!(connection_dead(Some(ping), later, 0, later + DEAD_AFTER).is_some());
+    // 1 GiB being checked: 32 s more at 32 MiB/s.
+    let gib = 1u64 << 30;
+    assert_eq!(
+        connection_dead(Some(ping), heard, gib, ping + DEAD_AFTER + s(31)),
+        None
+    );
+    assert!(connection_dead(Some(ping), heard, gib, ping + DEAD_AFTER + s(32)).is_some());
+}
+
+/// Status says "waiting for the server" half a probe period after a ping
+/// went unanswered in silence, not before, and not without a ping.
+#[test]
+fn the_server_is_silent_half_a_probe_after_an_unanswered_ping() {
+    let t0 = later_than_a_minute();
+    let half = PROBE_AFTER / 2;
+    assert_eq!(server_silent(None, t0, t0 + Duration::from_secs(600)), None);
+    assert_eq!(
+        server_silent(Some(t0), t0, t0 + half - Duration::from_millis(1)),
+        None
+    );
+    assert_eq!(server_silent(Some(t0), t0, t0 + half), Some(half));
+    let heard = t0 + Duration::from_secs(3);
+    assert_eq!(server_silent(Some(t0), heard, t0 + half), None);
+}

@@ -394,6 +394,18 @@ impl Session<'_> {
         if self.push.unknown {
             return Some("comparing the whole folder with the index".to_owned());
         }
+        let now = std::time::Instant::now();
+        let silent = self.heard().and_then(|heard| {
+            crate::client::schedule::server_silent(self.oldest_ping(), heard, now)
+        });
+        if let Some(silent) = silent {
+            // breaker17 R3: a pull the server does not answer may hide
+            // other devices' changes; not "in sync" while it waits.
+            return Some(format!(
+                "waiting for the server: no answer for {} s",
+                silent.as_secs()
+            ));
+        }
         None
     }
 

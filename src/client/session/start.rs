@@ -21,7 +21,7 @@ use crate::client::watcher::{canonical_root, FolderWatcher};
 use crate::client::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{HelloMode, KeyHello, KeyWelcome, Secret, UserId};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -241,7 +241,10 @@ fn run_in(
         rules,
         publisher,
         conn,
-        pings: HashSet::new(),
+        pings: HashMap::new(),
+        frame_at: now,
+        unsent_seen: 0,
+        acked_at: now,
         in_use_refusals: 0,
         refusal_said: None,
         waiting_since: None,
