@@ -149,12 +149,18 @@ fn tls_failures_are_request_tls_not_refused_connections() {
         metric(&metrics, "cloudservice_refused_connections_total"),
         0
     );
-    // A real refusal at --max-connections 1: one connection held, a second.
-    let held = TcpStream::connect(addr).expect("held");
-    std::thread::sleep(Duration::from_millis(200));
+    // A real refusal at --max-connections 1: one identified connection
+    // held (a silent one would be evicted for the newcomer, R-3.5.3), a
+    // second.
+    let held = WireClient::new_user(addr);
     let mut refused = TcpStream::connect(addr).expect("refused");
     let _ = refused.read_to_end(&mut sink);
-    let log = wait_lines(&server, 5);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log = server.conn_log();
+    while !log.contains("request=connect") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        log = server.conn_log();
+    }
     let lines = requests(&log);
     let connect: Vec<&String> = lines
         .iter()

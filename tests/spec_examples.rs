@@ -757,6 +757,7 @@ fn the_limits_table_matches_limits_rs() {
             limits::MAX_DEVICE_NAME_BYTES.to_string(),
         ),
         ("SECRET_BYTES", limits::SECRET_BYTES.to_string()),
+        ("MAX_FIRST_PAYLOAD", limits::MAX_FIRST_PAYLOAD.to_string()),
         ("PROTOCOL_VERSION", limits::PROTOCOL_VERSION.to_string()),
         (
             "DELTA_PROTOCOL_VERSION",

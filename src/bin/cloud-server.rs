@@ -24,6 +24,7 @@ use std::time::Duration;
 /// below).
 const SYNOPSIS: &str = "\
 cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
+             [--max-handshakes-per-address N]
              [--handshake-timeout SECS] [--idle-timeout SECS] [--actor-idle SECS]
              [--tls-cert FILE --tls-key FILE | --insecure-plaintext] [--metrics ADDR]
              [--keep-versions DAYS] [--versions-space BYTES] [--reap-every SECS]
@@ -68,6 +69,11 @@ struct Args {
     /// Refuse connections beyond this many (default: open-file limit minus 768: 3 per actor, at most 256 actors).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Connections of one address that may wait for their Hello at once; a
+    /// newcomer beyond it evicts that address's oldest (at least 1;
+    /// default 256).
+    #[arg(long, value_name = "N")]
+    max_handshakes_per_address: Option<usize>,
     /// fsync every stored file and the journal before acknowledging a push
     /// (survives power loss; default survives a crash of the server process).
     #[arg(long)]
@@ -557,6 +563,9 @@ fn config_from(args: Args) -> Result<ServerConfig, &'static str> {
     let mut config = ServerConfig::new(args.bind, args.port, args.data_dir);
     if let Some(max) = args.max_connections {
         config.max_connections = max.max(1);
+    }
+    if let Some(n) = args.max_handshakes_per_address {
+        config.max_handshakes_per_address = n.max(1);
     }
     config.durable = args.fsync;
     config.security = if args.insecure_plaintext {

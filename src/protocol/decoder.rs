@@ -40,6 +40,10 @@ enum State {
 pub struct FrameDecoder {
     header: [u8; HEADER_LEN],
     state: State,
+    /// Largest `payload_len` accepted (bytes): `MAX_PAYLOAD` unless
+    /// lowered by [`FrameDecoder::with_limit`] (a server before the Hello,
+    /// PROTOCOL.md ).
+    limit: u32,
 }
 
 impl Default for FrameDecoder {
@@ -51,10 +55,25 @@ impl Default for FrameDecoder {
 impl FrameDecoder {
     /// A decoder at the start of a stream.
     pub fn new() -> FrameDecoder {
+        FrameDecoder::with_limit(MAX_PAYLOAD)
+    }
+
+    /// A decoder at the start of a stream that refuses (`FrameTooLong`) any
+    /// header declaring more than `limit` payload bytes (at most
+    /// `MAX_PAYLOAD` whatever `limit` says), before a payload byte is read.
+    pub fn with_limit(limit: u32) -> FrameDecoder {
         FrameDecoder {
             header: [0; HEADER_LEN],
             state: State::Header { filled: 0 },
+            limit: limit.min(MAX_PAYLOAD),
         }
+    }
+
+    /// Changes the largest payload accepted from the next header on (at
+    /// most `MAX_PAYLOAD`); a frame whose header was already accepted keeps
+    /// its length.
+    pub fn set_limit(&mut self, limit: u32) {
+        self.limit = limit.min(MAX_PAYLOAD);
     }
 
     /// True when no frame is partly received (nothing buffered).
@@ -90,7 +109,7 @@ impl FrameDecoder {
                     if have < HEADER_LEN {
                         return Ok(Status::Partial);
                     }
-                    match parse_header(&self.header) {
+                    match parse_header(&self.header, self.limit) {
                         Ok((kind, request_id, len)) => {
                             self.state = State::Payload {
                                 kind,
@@ -157,8 +176,9 @@ impl FrameDecoder {
     }
 }
 
-/// Checks a complete header: magic, version, kind, and the length limit.
-fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, u32, u32), FrameError> {
+/// Checks a complete header: magic, version, kind, and the length limit
+/// (`limit` bytes of payload at most).
+fn parse_header(h: &[u8; HEADER_LEN], limit: u32) -> Result<(Kind, u32, u32), FrameError> {
     if h[0..2] != MAGIC {
         return Err(FrameError::BadMagic);
     }
@@ -177,7 +197,7 @@ fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, u32, u32), FrameError> {
     };
     let request_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
     let len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
-    if len > MAX_PAYLOAD {
+    if len > limit {
         return Err(FrameError::FrameTooLong(len));
     }
     Ok((kind, request_id, len))
@@ -205,5 +225,44 @@ pub fn decode_all(bytes: &[u8]) -> (Vec<Frame>, Result<Status<()>, FrameError>) 
             Ok(Status::Partial) => return (frames, Ok(Status::Partial)),
             Err(e) => return (frames, Err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: u8, len: u32) -> Vec<u8> {
+        let mut h = vec![b'C', b'S', 1, kind, 0, 0, 0, 7];
+        h.extend_from_slice(&len.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_a_longer_header_before_any_payload_and_can_be_raised() {
+        for len in [126u32, 1 << 20, u32::MAX] {
+            let mut d = FrameDecoder::with_limit(125);
+            let bytes = header(0x01, len);
+            let mut input = &bytes[..];
+            assert_eq!(d.feed(&mut input), Err(FrameError::FrameTooLong(len)));
+            assert_eq!(d.failed_request_id(), None, "a header failure: ID 0");
+            assert_eq!(d.buffered(), 0);
+        }
+        // 125 passes the header; raising the limit lets a 1 MiB frame in.
+        let mut d = FrameDecoder::with_limit(125);
+        let bytes = header(0x03, 0);
+        let mut input = &bytes[..];
+        assert!(matches!(d.feed(&mut input), Ok(Status::Complete(_))));
+        d.set_limit(u32::MAX);
+        let bytes = header(0x21, MAX_PAYLOAD);
+        let mut input = &bytes[..];
+        assert_eq!(d.feed(&mut input), Ok(Status::Partial));
+        let mut over = FrameDecoder::new();
+        let bytes = header(0x21, MAX_PAYLOAD + 1);
+        let mut input = &bytes[..];
+        assert_eq!(
+            over.feed(&mut input),
+            Err(FrameError::FrameTooLong(MAX_PAYLOAD + 1))
+        );
     }
 }

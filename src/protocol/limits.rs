@@ -38,6 +38,12 @@ pub const MODE_EXECUTABLE: u8 = 0x01;
 pub const HEADER_LEN: usize = 12;
 /// Largest payload a frame may declare: 1 MiB. Larger files travel as chunks.
 pub const MAX_PAYLOAD: u32 = 1 << 20;
+/// Largest payload the first frame of a connection may declare, before
+/// the server knows who is speaking: the largest `KeyHello` (61 bytes and
+/// a 64-byte name); a `Hello` is 28. A larger header before the Hello is
+/// FrameTooLong at once, so an unidentified peer never makes the server
+/// hold more than this (PROTOCOL.md ).
+pub const MAX_FIRST_PAYLOAD: u32 = 61 + MAX_DEVICE_NAME_BYTES as u32;
 /// Largest data field of one `FileChunk`: the whole payload.
 pub const MAX_CHUNK: usize = MAX_PAYLOAD as usize;
 /// Chunk size senders use for file data: 256 KiB.

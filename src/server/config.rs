@@ -18,8 +18,13 @@ pub struct ServerConfig {
     pub port: u16,
     /// Holds `AllClients/`, `connectionLog.txt` and the server state.
     pub data_dir: PathBuf,
-    /// New connections beyond this are refused.
+    /// New connections beyond this are refused (after the oldest one that
+    /// has not sent its Hello was evicted for them, if any).
     pub max_connections: usize,
+    /// Connections of one address that may wait for their Hello at once;
+    /// a newcomer beyond it evicts the address's oldest
+    /// (`--max-handshakes-per-address`, PROTOCOL.md ).
+    pub max_handshakes_per_address: usize,
     /// fsync files and journal before acknowledging (`--fsync`).
     pub durable: bool,
     /// Time allowed for the `Hello`.
@@ -43,6 +48,13 @@ pub struct ServerConfig {
     pub shard: Option<u8>,
 }
 
+/// `--max-handshakes-per-address` default: connections of one address
+/// waiting for their Hello at once. A Hello takes a few round trips, so
+/// devices behind one NAT address reconnecting together get in (256 at
+/// 300 ms each: 850 a second), and so does `cloud-load` from one source
+/// address (at most 256 handshakes in flight by default); a silent peer
+/// holds no more than this many of the server's slots.
+pub const DEFAULT_HANDSHAKES_PER_ADDRESS: usize = 256;
 /// `--keep-versions` default: 30 days.
 pub const DEFAULT_KEEP_DAYS: f64 = 30.0;
 /// `--versions-space` default: 10 GiB per user.
@@ -58,6 +70,7 @@ impl ServerConfig {
             port,
             data_dir,
             max_connections: default_max_connections(),
+            max_handshakes_per_address: DEFAULT_HANDSHAKES_PER_ADDRESS,
             durable: false,
             handshake_timeout: Duration::from_secs(HANDSHAKE_TIMEOUT_SECS),
             idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS),

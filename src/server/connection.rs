@@ -5,6 +5,7 @@
 use super::flow::ConnFlow;
 use super::metrics::metrics;
 use super::transport::Transport;
+use crate::protocol::limits::MAX_FIRST_PAYLOAD;
 use crate::protocol::{ClientId, Frame, FrameDecoder, UserId};
 use std::collections::VecDeque;
 use std::io;
@@ -80,10 +81,17 @@ pub struct Connection {
     /// The user a `Joining`/`Ready` connection was attached to, kept through
     /// `Closing` so the actor can be told it is gone.
     pub attached: Option<UserId>,
-    /// Last time anything moved on this connection: a frame arrived or
-    /// queued bytes reached the socket (the idle timer, PROTOCOL.md §8,
-    /// a connection the server is still sending to is not idle).
+    /// Last time anything moved on this connection: bytes arrived from the
+    /// socket (a whole frame or not, TLS records or not) or queued bytes
+    /// reached it (the idle timer, PROTOCOL.md §8, R-8.2: a connection the
+    /// server is still sending to, or still receiving from, is not idle).
     pub last_seen: Instant,
+    /// The transport's count of bytes read from the socket at the last look
+    /// ([`Transport::received`]): a change means bytes arrived.
+    pub last_received: u64,
+    /// Counted among the connections of its address that have not yet
+    /// sent their Hello (`reactor/admit.rs`, R-3.5.5).
+    pub counted: bool,
     /// The kernel's unacknowledged send queue at the last idle check
     /// (bytes, [`Transport::unsent_bytes`]): a download still draining from
     /// the kernel's buffers is not idle while this number moves.
@@ -120,10 +128,14 @@ impl Connection {
             transport,
             peer,
             generation,
-            decoder: FrameDecoder::new(),
+            // Before the Hello no frame may be larger than a KeyHello
+            // raised once the Hello has been taken.
+            decoder: FrameDecoder::with_limit(MAX_FIRST_PAYLOAD),
             phase: Phase::AwaitHello { deadline },
             attached: None,
             last_seen: Instant::now(),
+            last_received: 0,
+            counted: false,
             last_unsent: 0,
             flow: ConnFlow::default(),
             stash: Vec::new(),
@@ -137,9 +149,27 @@ impl Connection {
         }
     }
 
-    /// Whether reading should pause (inbound or outbound backlog too large).
+    /// Whether reading should pause: inbound or outbound backlog too large,
+    /// closing, or the Hello still being decided (Joining, Held: nothing
+    /// after the Hello is read before the Welcome, so an unidentified peer
+    /// never makes the server hold its pipelined bytes, R-3.5.5).
     pub fn read_paused(&self) -> bool {
-        self.flow.read_paused() || matches!(self.phase, Phase::Closing { .. } | Phase::Held { .. })
+        self.flow.read_paused()
+            || matches!(
+                self.phase,
+                Phase::Closing { .. } | Phase::Held { .. } | Phase::Joining { .. }
+            )
+    }
+
+    /// Notes bytes that arrived from the socket since the last look: the
+    /// connection is not idle while they keep coming, whole frame
+    /// or not.
+    pub fn note_arrivals(&mut self, now: Instant) {
+        let received = self.transport.received();
+        if received != self.last_received {
+            self.last_received = received;
+            self.last_seen = now;
+        }
     }
 
     /// True when nothing waits to be written (frames, or TLS records).

@@ -10,6 +10,7 @@
 //! Limits are `ConnFlow`'s (`flow.rs`); which message is legal when is
 //! `legality::judge`; new user IDs come from `user_ids`.
 
+mod admit;
 mod frames;
 mod outbox;
 pub mod probe;
@@ -83,6 +84,9 @@ pub struct Reactor {
     /// Resumes waiting for the probe of their device's live connection
     /// (`probe.rs`, PROTOCOL.md ); almost always empty.
     held: Vec<probe::Held>,
+    /// Connections that have not sent their Hello yet, oldest first, and
+    /// how many per address (`admit.rs`, R-3.5.5).
+    unidentified: admit::Unidentified,
 }
 
 /// Everything the reactor needs, built by [`super::run`].
@@ -140,6 +144,7 @@ impl Reactor {
             revoked: HashSet::new(),
             away: HashMap::new(),
             held: Vec::new(),
+            unidentified: admit::Unidentified::default(),
         })
     }
 
@@ -247,7 +252,7 @@ impl Reactor {
                 }
             };
             self.accept_blocked = false;
-            if self.conns.len() >= self.config.max_connections {
+            if !self.make_room(peer.ip()) {
                 let report = ErrorReport {
                     code: ErrorCode::Busy,
                     message: "server at its connection limit".to_owned(),
@@ -290,12 +295,16 @@ impl Reactor {
             };
             self.next_generation = self.next_generation.wrapping_add(1);
             let deadline = Instant::now() + self.config.handshake_timeout;
-            entry.insert(Connection::new(
-                transport,
-                peer,
-                self.next_generation,
-                deadline,
-            ));
+            let mut conn = Connection::new(transport, peer, self.next_generation, deadline);
+            conn.counted = true;
+            entry.insert(conn);
+            self.unidentified.add(
+                ConnRef {
+                    key,
+                    generation: self.next_generation,
+                },
+                peer.ip(),
+            );
         }
     }
 
@@ -386,6 +395,7 @@ impl Reactor {
                 self.fail(key, 0, ErrorCode::Timeout, why);
             }
         }
+        self.compact_unidentified();
         metrics().set_connections(phases);
         metrics().actors.set(self.registry.threads() as i64);
         self.limiter.expire(now);

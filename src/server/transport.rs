@@ -24,6 +24,8 @@ pub enum Transport {
         stream: TcpStream,
         /// The first bytes have been checked.
         sniffed: bool,
+        /// Bytes read from the socket so far.
+        received: u64,
     },
     /// TLS: the socket under a rustls server connection (unbuffered API:
     /// an idle connection holds no buffer, see [`ServerTlsStream`]).
@@ -85,6 +87,7 @@ impl Transport {
             None => Transport::Plain {
                 stream,
                 sniffed: false,
+                received: 0,
             },
         })
     }
@@ -109,6 +112,17 @@ impl Transport {
             Transport::Gone => return 0,
         };
         crate::tcp_info::unsent_bytes(&fd)
+    }
+
+    /// Bytes read from the socket so far (TLS records counted as they
+    /// arrive, a partial record too): the idle timer's sign that the peer
+    /// is sending, however slowly a frame comes.
+    pub fn received(&self) -> u64 {
+        match self {
+            Transport::Plain { received, .. } => *received,
+            Transport::Tls { tls, .. } => tls.received(),
+            Transport::Gone => 0,
+        }
     }
 
     /// Whether a TLS handshake is still going (never for plaintext).
@@ -138,7 +152,13 @@ impl Transport {
             return Err(io::Error::new(io::ErrorKind::InvalidData, mismatch));
         }
         match self {
-            Transport::Plain { stream, .. } => stream.read(buf),
+            Transport::Plain {
+                stream, received, ..
+            } => {
+                let n = stream.read(buf)?;
+                *received += n as u64;
+                Ok(n)
+            }
             Transport::Tls { tls, .. } => tls.read(buf),
             Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
@@ -147,7 +167,9 @@ impl Transport {
     /// Peeks at the first two bytes once; `WouldBlock` until both are there.
     fn check_first_bytes(&mut self) -> io::Result<Option<Mismatch>> {
         let (stream, sniffed, tls) = match self {
-            Transport::Plain { stream, sniffed } => (&*stream, sniffed, false),
+            Transport::Plain {
+                stream, sniffed, ..
+            } => (&*stream, sniffed, false),
             Transport::Tls { tls, sniffed } => (tls.socket(), sniffed, true),
             Transport::Gone => return Ok(None),
         };
@@ -171,9 +193,11 @@ impl Transport {
     /// Turns a TLS transport into a plaintext one over the same socket.
     fn downgrade(&mut self) {
         if let Transport::Tls { tls, .. } = std::mem::replace(self, Transport::Gone) {
+            let received = tls.received();
             *self = Transport::Plain {
                 stream: tls.into_socket(),
                 sniffed: true,
+                received,
             };
         }
     }

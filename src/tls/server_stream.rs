@@ -66,6 +66,8 @@ pub struct ServerTlsStream<S> {
     io: Option<Box<Buffers>>,
     /// The peer's close_notify was seen: reads give `Ok(0)` from now on.
     peer_closed: bool,
+    /// Encrypted bytes read from the socket so far.
+    received: u64,
 }
 
 /// What a connection holds while bytes move (see the module doc).
@@ -122,6 +124,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
             sock,
             io: None,
             peer_closed: false,
+            received: 0,
         })
     }
 
@@ -138,6 +141,12 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// Gives the socket back (rustls's state is dropped).
     pub fn into_socket(self) -> S {
         self.sock
+    }
+
+    /// Encrypted bytes read from the socket so far (a record still
+    /// incomplete counted too).
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// Whether the TLS handshake is still going (not yet finished, or
@@ -250,7 +259,9 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// at [`FIRST_READ`] bytes and doubles, up to [`MAX_READ`], while reads
     /// fill it.
     fn read_socket(&mut self) -> io::Result<usize> {
-        let Self { io, sock, .. } = self;
+        let Self {
+            io, sock, received, ..
+        } = self;
         let b = io.get_or_insert_with(Box::default);
         if b.filled == b.incoming.len() {
             let room = match b.incoming.len() {
@@ -261,6 +272,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
         }
         let n = sock.read(&mut b.incoming[b.filled..])?;
         b.filled += n;
+        *received += n as u64;
         Ok(n)
     }
 

@@ -96,7 +96,8 @@ pub struct Metrics {
     /// `handshake_failures_total`: a Hello refused (unknown user or client,
     /// storage failure, rate-limited guess).
     pub handshake_failures: Counter,
-    /// `refused_connections_total`: accepted and closed at `--max-connections`.
+    /// `refused_connections_total`: accepted and closed at `--max-connections`,
+    /// or evicted before their Hello to make room (`reactor/admit.rs`).
     pub refused_connections: Counter,
     /// `tls_failures_total`: connections ended by TLS before their Hello (a
     /// failed or timed-out handshake, a plaintext client on a TLS server or
@@ -214,7 +215,7 @@ impl Metrics {
         );
         r.register(
             "refused_connections",
-            "Connections refused at the connection limit",
+            "Connections refused at the connection limit or evicted before their Hello",
             self.refused_connections.clone(),
         );
         r.register(

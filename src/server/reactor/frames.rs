@@ -3,6 +3,7 @@
 //! charged to the connection's inbound window and routed to the user's actor.
 
 use super::Reactor;
+use crate::protocol::limits::{MAX_FIRST_PAYLOAD, MAX_PAYLOAD};
 use crate::protocol::{
     ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status, UserId,
 };
@@ -19,9 +20,24 @@ use crate::server::user_ids;
 use std::io;
 use std::time::{Duration, Instant};
 
+/// Most bytes read at once from a connection that has not sent its Hello:
+/// what it leaves undecoded behind the Hello (`Connection::stash`) is at
+/// most this.
+const FIRST_READ: usize = 1024;
+
 impl Reactor {
     pub(super) fn on_readable(&mut self, key: usize) {
         let mut buf = std::mem::take(&mut self.read_buf);
+        self.read_into(key, &mut buf);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.note_arrivals(Instant::now());
+        }
+        self.read_buf = buf;
+    }
+
+    /// Reads and decodes until the socket would block, the connection
+    /// pauses or it ends.
+    fn read_into(&mut self, key: usize, buf: &mut [u8]) {
         while let Some(conn) = self.conns.get_mut(key) {
             if conn.read_paused() {
                 break;
@@ -34,7 +50,12 @@ impl Reactor {
                 }
                 continue;
             }
-            match conn.transport.read(&mut buf) {
+            let room = if matches!(conn.phase, Phase::AwaitHello { .. }) {
+                FIRST_READ
+            } else {
+                buf.len()
+            };
+            match conn.transport.read(&mut buf[..room]) {
                 Ok(0) => {
                     self.note_abandoned_handshake(key);
                     self.close_now(key);
@@ -55,7 +76,6 @@ impl Reactor {
                 }
             }
         }
-        self.read_buf = buf;
     }
 
     /// A read failed: a transport mismatch is answered with one plaintext
@@ -147,7 +167,16 @@ impl Reactor {
             FrameError::BadPath(_) => ErrorCode::BadPath,
             _ => ErrorCode::BadFrame,
         };
-        let text = error.to_string();
+        let first = self
+            .conns
+            .get(key)
+            .is_some_and(|c| matches!(c.phase, Phase::AwaitHello { .. }));
+        let text = match error {
+            FrameError::FrameTooLong(n) if first && n <= MAX_PAYLOAD => format!(
+                "{error} for a connection that has not sent its Hello: at most {MAX_FIRST_PAYLOAD} payload bytes (a KeyHello) before it"
+            ),
+            _ => error.to_string(),
+        };
         self.record(key, "frame", Err(&text));
         // §3.3: the bad frame's request ID whenever its header was valid.
         let rid = self
@@ -406,9 +435,13 @@ impl Reactor {
             return;
         }
         self.registry.attach(user, p.conn, member);
+        self.identified(key);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.phase = Phase::Joining { user };
             conn.attached = Some(user);
+            // Identified: frames up to MAX_PAYLOAD from now on (read once
+            // the Hello is accepted, `Connection::read_paused`).
+            conn.decoder.set_limit(MAX_PAYLOAD);
         }
     }
 

@@ -27,6 +27,8 @@ impl Reactor {
                     if let Some(c) = self.conns.get_mut(key) {
                         if let Phase::Joining { user } = c.phase {
                             c.phase = Phase::Ready { user, client };
+                            // Reading paused while the Hello was decided.
+                            self.resume.push(key);
                             self.registry.set_client(user, conn, client);
                             if self.revoked.contains(&(user, client)) {
                                 self.close_revoked_or_lifted(key);
@@ -201,6 +203,7 @@ impl Reactor {
 
     /// Stops reading, tells the actor, and closes once the queue is written.
     pub(super) fn begin_close(&mut self, key: usize) {
+        self.identified(key);
         self.detach(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -225,6 +228,7 @@ impl Reactor {
     }
 
     pub(super) fn close_now(&mut self, key: usize) {
+        self.identified(key);
         self.detach(key);
         if self.conns.contains(key) {
             let mut conn = self.conns.remove(key);
