@@ -71,6 +71,33 @@ impl Conn {
         }
     }
 
+    /// Caps the socket's receive buffer at `bytes` (SO_RCVBUF, socket(7);
+    /// the kernel doubles it and stops autotuning it): what the server
+    /// sees of a slow reader then depends on the reader, not on how large
+    /// the kernel grew the buffer (up to `tcp_rmem`'s maximum, 32 MiB on
+    /// some machines: a whole reply could sit unread in it).
+    pub fn limit_receive_buffer(&self, bytes: usize) {
+        use std::os::fd::AsRawFd;
+        let size = libc::c_int::try_from(bytes).expect("buffer size fits an int");
+        // SAFETY: the fd is this open socket for the duration of the call;
+        // SO_RCVBUF reads one int from the valid pointer and length given.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.tcp().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "setsockopt SO_RCVBUF: {}",
+            io::Error::last_os_error()
+        );
+    }
+
     /// True under TLS.
     pub fn is_tls(&self) -> bool {
         matches!(self, Conn::Tls(_))
