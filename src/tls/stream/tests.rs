@@ -25,8 +25,6 @@ pub(crate) struct Pipe {
     inbound: Rc<RefCell<Queue>>,
     outbound: Rc<RefCell<Queue>>,
     capacity: usize,
-    /// Calls of `read` that gave bytes (a socket's `recvfrom`).
-    pub(crate) reads: usize,
 }
 
 pub(crate) fn pipe_pair(capacity: usize) -> (Pipe, Pipe) {
@@ -37,13 +35,11 @@ pub(crate) fn pipe_pair(capacity: usize) -> (Pipe, Pipe) {
             inbound: Rc::clone(&a),
             outbound: Rc::clone(&b),
             capacity,
-            reads: 0,
         },
         Pipe {
             inbound: b,
             outbound: a,
             capacity,
-            reads: 0,
         },
     )
 }
@@ -62,7 +58,6 @@ impl Read for Pipe {
         for (slot, b) in buf.iter_mut().zip(q.bytes.drain(..n)) {
             *slot = b;
         }
-        self.reads += 1;
         Ok(n)
     }
 }
