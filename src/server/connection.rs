@@ -12,6 +12,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
+/// [`Connection::last_unsent`] after a write: the send queue's size not
+/// looked at since (SIOCOUTQ never says more than an `int`).
+pub const UNSENT_UNKNOWN: u32 = u32::MAX;
+
 /// Where a connection is in the session state machine (PROTOCOL.md §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -95,6 +99,9 @@ pub struct Connection {
     /// The kernel's unacknowledged send queue at the last idle check
     /// (bytes, [`Transport::unsent_bytes`]): a download still draining from
     /// the kernel's buffers is not idle while this number moves.
+    /// [`UNSENT_UNKNOWN`] after a write: the first check after it counts as
+    /// a change, so the timer runs out no sooner than one period after the
+    /// queue was last seen to move.
     pub last_unsent: u32,
     /// Inbound cost at the actor, bytes queued, credit to return.
     pub flow: ConnFlow,
@@ -209,6 +216,7 @@ impl Connection {
                     // Bytes moved: a download being read is not idle.
                     self.last_seen = Instant::now();
                     self.last_write = self.last_seen;
+                    self.last_unsent = UNSENT_UNKNOWN;
                     front.sent += n;
                     self.flow.wrote(n);
                     if front.sent == front.bytes.len() {
