@@ -20,31 +20,13 @@
 
 mod common;
 
+use common::tmpfs::{bind, Bound};
 use common::{
     chmod, converge, eventually, exec_bits, new_user, status_text, write, Client, Server, Tmpfs,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// `mount --bind from to`; false when it cannot.
-fn bind(from: &Path, to: &Path) -> bool {
-    Command::new("mount")
-        .arg("--bind")
-        .arg(from)
-        .arg(to)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Unmounts the bind at `at` when dropped.
-struct Bound(PathBuf);
-
-impl Drop for Bound {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Pseudo-random bytes (a photo's worth of incompressible content).
 fn noise(len: usize, seed: u64) -> Vec<u8> {

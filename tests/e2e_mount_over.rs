@@ -13,39 +13,10 @@
 
 mod common;
 
+use common::tmpfs::{bind, Bound};
 use common::{converge, eventually, new_user, status_text, write, Client, Server, Tmpfs};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
-
-/// `mount --bind from to`; false when it cannot.
-fn bind(from: &Path, to: &Path) -> bool {
-    Command::new("mount")
-        .arg("--bind")
-        .arg(from)
-        .arg(to)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Unmounts the bind at `at` when dropped (and by hand, `unplug`).
-struct Bound(PathBuf);
-
-impl Bound {
-    fn unplug(&self) {
-        let ok = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "umount {}", self.0.display());
-    }
-}
-
-impl Drop for Bound {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 #[test]
 fn files_hidden_by_a_drive_plugged_back_in_are_not_deleted_anywhere_and_land_on_it() {

@@ -17,20 +17,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Waits until `status --json` satisfies `check`; returns that reading.
+/// Waits (20 s at most) until `status --json` satisfies `check`; returns
+/// that reading.
 fn status_until(what: &str, folder: &Path, check: impl Fn(i32, &Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (code, value) = status_json(folder);
-        if check(code, &value) {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for status: {what}; last: exit {code} {value:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::status_until(what, folder, Duration::from_secs(20), check)
 }
 
 /// Polls `check` until it holds; fails the test with `what` after [`CONVERGE`].

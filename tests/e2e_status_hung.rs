@@ -16,7 +16,7 @@ mod common;
 
 use common::procs::signal;
 use common::relay::Relay;
-use common::{eventually, write, Client, Server, Verbosity, CONVERGE};
+use common::{eventually, status_until, write, Client, Server, Verbosity, CONVERGE};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,28 +50,6 @@ fn status(folder: &Path, json: bool) -> (i32, String) {
 fn status_json(folder: &Path) -> (i32, Value) {
     let (code, text) = status(folder, true);
     (code, serde_json::from_str(&text).unwrap_or_default())
-}
-
-/// Polls `status --json` until `check` holds; that reading, or a failure
-/// naming `what` after `limit`.
-fn status_until(
-    what: &str,
-    folder: &Path,
-    limit: Duration,
-    check: impl Fn(i32, &Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let (code, value) = status_json(folder);
-        if check(code, &value) {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for status: {what}; last: exit {code} {value:#}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Sends SIGCONT to `pid` when dropped, so a failed assertion never leaves

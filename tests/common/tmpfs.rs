@@ -63,3 +63,33 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// `mount --bind from to`; false when it cannot.
+pub fn bind(from: &Path, to: &Path) -> bool {
+    Command::new("mount")
+        .arg("--bind")
+        .arg(from)
+        .arg(to)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Unmounts the bind at `at` when dropped (and by hand, `unplug`).
+pub struct Bound(pub PathBuf);
+
+impl Bound {
+    /// Unmounts it now (not lazily): fails the test if it cannot.
+    pub fn unplug(&self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "umount {}", self.0.display());
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
