@@ -65,8 +65,10 @@ pub struct Reactor {
     tls: Option<Arc<rustls::ServerConfig>>,
     read_buf: Vec<u8>,
     /// Scratch room TLS records are sealed into before the socket takes
-    /// them, shared by all connections: it grows once to one write's
-    /// records (about 64 KiB) and is neither allocated nor zeroed again.
+    /// them, and read and decrypted in, shared by all connections (a read
+    /// and a write never overlap): it grows once to one write's records or
+    /// one read's room (about 266 KiB) and is neither allocated nor zeroed
+    /// again.
     seal_buf: Vec<u8>,
     resume: Vec<usize>,
     shutdown_deadline: Option<Instant>,

@@ -139,12 +139,15 @@ impl Transport {
     }
 
     /// Reads plaintext, like `Read::read` on a non-blocking socket.
+    /// `scratch` is the reactor's scratch room TLS records are read and
+    /// decrypted in, shared by all connections (see
+    /// [`ServerTlsStream::read`]); plaintext ignores it.
     ///
     /// # Errors
     /// `WouldBlock`; a [`Mismatch`] (see [`Mismatch::of`]), after which the
     /// transport is plaintext so the reactor's `Error` frame can be read;
     /// `InvalidData` for a failed TLS handshake; the socket's errors.
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn read(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>) -> io::Result<usize> {
         if let Some(mismatch) = self.check_first_bytes()? {
             if mismatch == Mismatch::PlaintextClient {
                 self.downgrade();
@@ -159,7 +162,7 @@ impl Transport {
                 *received += n as u64;
                 Ok(n)
             }
-            Transport::Tls { tls, .. } => tls.read(buf),
+            Transport::Tls { tls, .. } => tls.read(buf, scratch),
             Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }

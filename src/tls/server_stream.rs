@@ -13,17 +13,22 @@
 //! for a readable or writable event and dropped when all three are empty):
 //!
 //! - `incoming`: encrypted bytes read from the socket and not yet a whole
-//!   record, in a buffer that starts small and grows while reads fill it;
-//!   freed when a read ends with nothing left over.
+//!   record (a partial record, exactly its size); freed when a read ends
+//!   with nothing left over. While a `read` runs, `incoming` is the
+//!   caller's scratch buffer, lent with the partial record copied to its
+//!   front ([`ServerTlsStream::read`]'s `scratch`, the reactor's one, the
+//!   same as `write`'s `seal`), so a bulk upload is read [`READ_ROOM`]
+//!   bytes per `recvfrom`, as plaintext is, without a large buffer per
+//!   connection or one allocated, zeroed and freed per readable event.
 //! - `outgoing`: encrypted bytes not yet taken by the socket, at most
-//!   [`SEND_LIMIT`] plus one `write`'s records; freed once sent.
+//!   [`WRITE_BATCH`] plus its records' overhead; freed once sent.
 //! - `plain`: decrypted bytes the caller's buffer had no room for; freed
 //!   once taken.
 //!
 //! Bytes are copied as little as the API allows (issue 12, TLS download and
-//! upload cost): a record is decrypted in place in `incoming` and copied
-//! once, straight into the caller's buffer (`plain` only takes what does not
-//! fit); a `write` seals its records into a scratch buffer the caller keeps
+//! upload cost): a record is decrypted in place in the lent scratch and
+//! copied once, straight into the caller's buffer (`plain` only takes what
+//! does not fit); a `write` seals its records into a scratch buffer the caller keeps
 //! for all connections ([`ServerTlsStream::write`]'s `seal`, the reactor's
 //! one), which is neither allocated nor zeroed again, and writes them to the
 //! socket from there; only what the socket does not take is copied into
@@ -35,16 +40,36 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedS
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-/// The first socket read of a readable event asks for this much: what a
-/// handshake message, a Hello or a Ping needs. A small scratch buffer per
-/// event keeps a storm of handshakes from scattering large freed buffers
-/// under the few hundred bytes each connection keeps.
-const FIRST_READ: usize = 4096;
+mod read;
 
-/// Reads grow (doubling, while each one fills the buffer) up to this: two
-/// full TLS records (16 KiB of plaintext plus at most 256 bytes of
-/// overhead each, RFC 8446 §5.2), for bulk uploads.
-const MAX_READ: usize = 2 * (16 * 1024 + 256 + 5);
+/// The least a socket read asks for, even when the caller's buffer has
+/// less room left (what does not fit waits in `plain`): what a handshake
+/// message, a Hello or a Ping needs.
+const MIN_READ: usize = 4096;
+
+/// The scratch lent to a read is at least this long: sixteen full TLS
+/// records, a whole FileChunk frame of a bulk upload per `recvfrom`, as the
+/// plaintext reactor reads into its 256 KiB buffer. Reads into a
+/// per-connection buffer of two records, regrown from 4 KiB at each
+/// readable event, cost about 16,400 `recvfrom` per 256 MiB uploaded;
+/// reads of this size 1,100-1,800, plaintext 1,040-1,300 (issue 12,
+/// BENCHMARKS.md "TLS reads and writes of a whole frame").
+pub const READ_ROOM: usize = 16 * RECORD;
+
+/// The largest TLS 1.3 record on the wire: 16 KiB of plaintext, at most
+/// 256 bytes of expansion and the 5-byte header (RFC 8446 §5.2).
+const RECORD: usize = 16 * 1024 + 256 + 5;
+
+/// Plaintext one `write` seals at once when no encrypted byte waits for
+/// the socket: a whole FileChunk frame (`CHUNK_SIZE` = 256 KiB of data and
+/// its 12-byte header, PROTOCOL.md §5.5) with room to spare. Sealing at
+/// most [`SEND_LIMIT`] per call cost a bulk download four `sendto` calls
+/// per frame, each one a loopback softirq pass and a wake-up of the reader
+/// (issue 12: about 4,400 calls per 256 MiB downloaded, 1,080-1,380 with
+/// a frame per call; plaintext 260-420, BENCHMARKS.md "TLS reads and
+/// writes of a whole frame"). It also bounds what a connection keeps for a
+/// slow socket: at most this plus 22 bytes per record.
+pub const WRITE_BATCH: usize = crate::protocol::limits::CHUNK_SIZE + 4096;
 
 /// First guess of the room one handshake record needs (the certificate
 /// message may ask for more, see [`encode_into`]).
@@ -74,6 +99,13 @@ pub struct ServerTlsStream<S> {
 #[derive(Default)]
 struct Buffers {
     incoming: Vec<u8>,
+    /// Bytes at the front of `incoming` rustls has consumed: the bytes it
+    /// has yet to process are `incoming[start..filled]`. Consumed records
+    /// are skipped, not shifted away one by one: rustls takes one record
+    /// per call, and shifting a 256 KiB read's tail after each of its 16
+    /// records moved every byte about 7 more times (callgrind, BENCHMARKS.md
+    /// "TLS reads and writes of a whole frame").
+    start: usize,
     /// Bytes of `incoming` filled from the socket (the rest is spare room).
     filled: usize,
     outgoing: Vec<u8>,
@@ -90,13 +122,27 @@ impl Buffers {
         self.incoming.capacity() == 0 && self.outgoing.capacity() == 0 && self.plain.capacity() == 0
     }
 
-    /// Drops the first `n` bytes of `incoming` (rustls consumed them).
+    /// Skips the next `n` bytes of `incoming` (rustls consumed them).
     fn discard(&mut self, n: usize) {
-        if n == 0 {
-            return;
+        self.start += n;
+        if self.start == self.filled {
+            self.start = 0;
+            self.filled = 0;
         }
-        self.incoming.copy_within(n..self.filled, 0);
-        self.filled -= n;
+    }
+
+    /// Bytes read from the socket that rustls has not consumed yet.
+    fn pending(&self) -> usize {
+        self.filled - self.start
+    }
+
+    /// Moves the bytes rustls has not consumed to the front of `incoming`.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.incoming.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
+        }
     }
 }
 
@@ -188,105 +234,6 @@ impl<S: Read + Write> ServerTlsStream<S> {
         }
     }
 
-    /// Reads plaintext into `buf` (decrypted records are copied straight
-    /// into it): `Ok(0)` at a clean end (close_notify),
-    /// `WouldBlock` when the socket has nothing more now, `UnexpectedEof` when
-    /// the peer closed without close_notify, `InvalidData` when its bytes are
-    /// not TLS or the handshake failed (the alert is sent first, if it can be).
-    ///
-    /// # Errors
-    /// As above, and the socket's own errors.
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let result = self.read_inner(buf);
-        self.release_if_idle();
-        result
-    }
-
-    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // Plaintext bytes already put in `buf` by this call.
-        let mut given = 0;
-        loop {
-            let b = self.bufs();
-            if b.taken < b.plain.len() {
-                // Left over from a record `buf` had no room for: it comes
-                // before anything decrypted later.
-                let n = (buf.len() - given).min(b.plain.len() - b.taken);
-                buf[given..given + n].copy_from_slice(&b.plain[b.taken..b.taken + n]);
-                b.taken += n;
-                if b.taken == b.plain.len() {
-                    b.plain = Vec::new();
-                    b.taken = 0;
-                }
-                return Ok(given + n);
-            }
-            if self.peer_closed || given == buf.len() {
-                return Ok(given);
-            }
-            let (step, n) = self.step(&mut buf[given..])?;
-            given += n;
-            match step {
-                Step::Again => continue,
-                Step::PeerClosed => {
-                    self.peer_closed = true;
-                    continue;
-                }
-                Step::NeedInput => {}
-            }
-            self.flush_tls()?;
-            match self.read_socket() {
-                // The end is reported by the next call, after these bytes.
-                Ok(0) if given > 0 => return Ok(given),
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if e.kind() == io::ErrorKind::WouldBlock {
-                        self.release_incoming();
-                        if given > 0 {
-                            return Ok(given);
-                        }
-                    }
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    /// Reads what the socket has into `incoming`'s spare room, which starts
-    /// at [`FIRST_READ`] bytes and doubles, up to [`MAX_READ`], while reads
-    /// fill it.
-    fn read_socket(&mut self) -> io::Result<usize> {
-        let Self {
-            io, sock, received, ..
-        } = self;
-        let b = io.get_or_insert_with(Box::default);
-        if b.filled == b.incoming.len() {
-            let room = match b.incoming.len() {
-                0 => FIRST_READ,
-                len => len.min(MAX_READ),
-            };
-            b.incoming.resize(b.filled + room, 0);
-        }
-        let n = sock.read(&mut b.incoming[b.filled..])?;
-        b.filled += n;
-        *received += n as u64;
-        Ok(n)
-    }
-
-    /// An idle connection keeps no receive buffer, only a partial record.
-    fn release_incoming(&mut self) {
-        let b = self.bufs();
-        if b.filled == 0 {
-            b.incoming = Vec::new();
-        } else {
-            b.incoming.truncate(b.filled);
-            b.incoming.shrink_to_fit();
-        }
-    }
-
     /// Lets rustls process what `incoming` holds, one state at a time:
     /// handshake records go to `outgoing`, plaintext to `out` and what does
     /// not fit there to `plain`; also returns how many bytes went to `out`.
@@ -294,7 +241,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
         let Self { tls, io, .. } = self;
         let b = io.get_or_insert_with(Box::default);
         let UnbufferedStatus { discard, state } =
-            tls.process_tls_records(&mut b.incoming[..b.filled]);
+            tls.process_tls_records(&mut b.incoming[b.start..b.filled]);
         let mut sink = Sink {
             out,
             given: 0,
@@ -321,7 +268,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
             let Self { tls, io, .. } = self;
             let b = io.get_or_insert_with(Box::default);
             let UnbufferedStatus { discard, state } =
-                tls.process_tls_records(&mut b.incoming[..b.filled]);
+                tls.process_tls_records(&mut b.incoming[b.start..b.filled]);
             let more = match state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     let _ = encode_into(&mut b.outgoing, HANDSHAKE_ROOM, |out| {
@@ -346,9 +293,13 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// Encrypts up to `buf.len()` plaintext bytes and writes what the socket
     /// takes; returns how many plaintext bytes were accepted.
     ///
+    /// When no encrypted byte waits, up to [`WRITE_BATCH`] bytes are
+    /// sealed at once; else only as many as keep what waits within
+    /// [`SEND_LIMIT`].
+    ///
     /// `seal` is scratch room the records are sealed into before the socket
     /// takes them: its contents on entry do not matter, and it keeps its
-    /// length (at most [`SEND_LIMIT`] plus 22 bytes per 16 KiB record) so
+    /// length (at most [`WRITE_BATCH`] plus 22 bytes per 16 KiB record) so
     /// that the next call, for any connection, neither allocates nor zeroes
     /// it again. Only what the socket does not take is kept by the
     /// connection.
@@ -370,7 +321,12 @@ impl<S: Read + Write> ServerTlsStream<S> {
     fn write_inner(&mut self, buf: &[u8], seal: &mut Vec<u8>) -> io::Result<usize> {
         self.flush_tls()?;
         let b = self.bufs();
-        let room = SEND_LIMIT.saturating_sub(b.outgoing.len() - b.sent);
+        let room = match b.outgoing.len() - b.sent {
+            // Nothing waits: seal a whole frame at once (one socket write,
+            // not one per SEND_LIMIT).
+            0 => WRITE_BATCH,
+            waiting => SEND_LIMIT.saturating_sub(waiting),
+        };
         if room == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -384,7 +340,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
             let Self { tls, io, .. } = self;
             let b = io.get_or_insert_with(Box::default);
             let UnbufferedStatus { discard, state } =
-                tls.process_tls_records(&mut b.incoming[..b.filled]);
+                tls.process_tls_records(&mut b.incoming[b.start..b.filled]);
             let mut sink = Sink {
                 out: &mut [],
                 given: 0,
@@ -485,7 +441,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
         let Self { tls, io, .. } = self;
         let b = io.get_or_insert_with(Box::default);
         let UnbufferedStatus { discard, state } =
-            tls.process_tls_records(&mut b.incoming[..b.filled]);
+            tls.process_tls_records(&mut b.incoming[b.start..b.filled]);
         if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
             let _ = encode_into(&mut b.outgoing, sealed_len(2), |out| {
                 Ok(traffic.queue_close_notify(out)?)

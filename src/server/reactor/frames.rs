@@ -55,7 +55,7 @@ impl Reactor {
             } else {
                 buf.len()
             };
-            match conn.transport.read(&mut buf[..room]) {
+            match conn.transport.read(&mut buf[..room], &mut self.seal_buf) {
                 Ok(0) => {
                     self.note_abandoned_handshake(key);
                     self.close_now(key);

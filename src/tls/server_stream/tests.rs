@@ -39,7 +39,7 @@ thread_local! {
 
 impl End for ServerTlsStream<Pipe> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        ServerTlsStream::read(self, buf)
+        SEAL.with(|scratch| ServerTlsStream::read(self, buf, &mut scratch.borrow_mut()))
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         SEAL.with(|seal| ServerTlsStream::write(self, buf, &mut seal.borrow_mut()))
@@ -116,7 +116,7 @@ fn transfer_reading(from: &mut dyn End, to: &mut dyn End, data: &[u8], read_len:
 fn settle(server: &mut ServerTlsStream<Pipe>) {
     let mut buf = [0u8; 1024];
     loop {
-        match server.read(&mut buf) {
+        match End::read(server, &mut buf) {
             Ok(n) => assert_eq!(n, 0, "no data expected"),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => panic!("read: {e}"),
@@ -162,7 +162,7 @@ fn a_wrong_pin_fails_the_handshake_on_both_sides() {
     let mut server_err = None;
     for _ in 0..50 {
         let _ = p.client.write(b"x");
-        match p.server.read(&mut buf) {
+        match End::read(&mut p.server, &mut buf) {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => server_err = Some(e),
             _ => {}
         }
@@ -188,7 +188,7 @@ fn garbage_instead_of_a_client_hello_is_invalid_data_and_an_alert() {
         .write_all(b"CS\x01garbage that is not TLS")
         .unwrap();
     let mut buf = [0u8; 64];
-    let err = p.server.read(&mut buf).unwrap_err();
+    let err = End::read(&mut p.server, &mut buf).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     let raw = raw_from_server(&mut p.client);
     assert_eq!(raw.first(), Some(&0x15), "a TLS alert record: {raw:02x?}");
@@ -202,7 +202,7 @@ fn a_tls12_only_client_hello_gets_a_protocol_version_alert() {
         .write_all(&tls12_only_client_hello())
         .unwrap();
     let mut buf = [0u8; 64];
-    let err = p.server.read(&mut buf).unwrap_err();
+    let err = End::read(&mut p.server, &mut buf).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     // Alert record, fatal (2), protocol_version (70), RFC 8446 §6.2.
     let raw = raw_from_server(&mut p.client);
@@ -217,7 +217,7 @@ fn a_peer_gone_mid_handshake_is_an_error_not_a_hang() {
     p.client.socket().close();
     let mut buf = [0u8; 64];
     let err = loop {
-        match p.server.read(&mut buf) {
+        match End::read(&mut p.server, &mut buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             other => break other,
         }
@@ -256,13 +256,107 @@ fn a_slow_reader_bounds_what_the_server_holds() {
 }
 
 #[test]
+fn a_whole_frame_is_sealed_and_sent_in_one_write() {
+    // Room for the frame's records in the socket: one call takes it all
+    // (issue 12: four calls of SEND_LIMIT each cost four sendto).
+    let frame = vec![9u8; crate::protocol::limits::CHUNK_SIZE + 12];
+    let mut p = pair(2 * WRITE_BATCH, TrustPolicy::Pinned);
+    transfer(&mut p.client, &mut p.server, b"hello");
+    assert_eq!(End::write(&mut p.server, &frame).unwrap(), frame.len());
+    assert!(!p.server.wants_write(), "the socket took every record");
+    let mut plain = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while plain.len() < frame.len() {
+        match p.client.read(&mut buf) {
+            Ok(n) => plain.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{e} after {} bytes", plain.len()),
+        }
+    }
+    assert_eq!(plain, frame);
+}
+
+#[test]
+fn a_bulk_upload_is_read_a_frame_per_socket_read_and_only_a_partial_record_kept() {
+    // 256 KiB and a bit (a FileChunk frame's worth and a partial record)
+    // waiting in the socket; the reactor reads with its 256 KiB buffer.
+    let mut p = pair(4 * WRITE_BATCH, TrustPolicy::Pinned);
+    transfer(&mut p.client, &mut p.server, b"hello");
+    let data: Vec<u8> = (0..crate::protocol::limits::CHUNK_SIZE + 5000)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let mut sent = 0;
+    while sent < data.len() {
+        sent += p.client.write(&data[sent..]).unwrap();
+        p.client.flush_tls().unwrap();
+    }
+    let before = p.server.socket().reads;
+    let mut buf = vec![0u8; crate::protocol::limits::CHUNK_SIZE];
+    let n = End::read(&mut p.server, &mut buf).unwrap();
+    // At most the caller's room less one record is decrypted into it.
+    assert!(n >= buf.len() - 2 * RECORD, "{n}");
+    assert_eq!(buf[..n], data[..n]);
+    assert!(
+        p.server.socket().reads - before <= 2,
+        "{} socket reads for {n} bytes",
+        p.server.socket().reads - before
+    );
+    // What the connection keeps between reads: a partial record at most.
+    assert!(
+        p.server.buffered_capacity() <= std::mem::size_of::<Buffers>() + RECORD,
+        "{}",
+        p.server.buffered_capacity()
+    );
+    let mut got = buf[..n].to_vec();
+    while got.len() < data.len() {
+        match End::read(&mut p.server, &mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{e} after {} bytes", got.len()),
+        }
+    }
+    assert_eq!(got, data);
+    let mut one = [0u8; 1];
+    let end = End::read(&mut p.server, &mut one);
+    assert!(
+        matches!(&end, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+        "{end:?}"
+    );
+    assert_eq!(p.server.buffered_capacity(), 0, "idle again: no buffer");
+}
+
+#[test]
+fn one_large_write_to_a_slow_reader_keeps_at_most_one_batch() {
+    let mut p = pair(4096, TrustPolicy::Pinned);
+    transfer(&mut p.client, &mut p.server, b"hello");
+    let big = vec![3u8; 4 * WRITE_BATCH];
+    let accepted = End::write(&mut p.server, &big).unwrap();
+    assert_eq!(accepted, WRITE_BATCH);
+    let again = End::write(&mut p.server, &big[accepted..]);
+    assert!(
+        matches!(&again, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+        "{again:?}"
+    );
+    assert!(p.server.wants_write());
+    // The batch's records (22 bytes of overhead per 16 KiB record), less
+    // what the pipe took, and the buffers' box.
+    assert!(
+        p.server.buffered_capacity() <= WRITE_BATCH + 17 * 22 + 256,
+        "{}",
+        p.server.buffered_capacity()
+    );
+}
+
+#[test]
 fn close_notify_both_ways_reads_as_a_clean_end() {
     let mut p = pair(64 * 1024, TrustPolicy::Pinned);
     transfer(&mut p.client, &mut p.server, b"hello");
     p.client.close_notify();
     let mut buf = [0u8; 16];
-    assert_eq!(p.server.read(&mut buf).unwrap(), 0);
-    assert_eq!(p.server.read(&mut buf).unwrap(), 0, "and stays ended");
+    assert_eq!(End::read(&mut p.server, &mut buf).unwrap(), 0);
+    assert_eq!(
+        End::read(&mut p.server, &mut buf).unwrap(),
+        0,
+        "and stays ended"
+    );
     p.server.close_notify();
     assert_eq!(p.client.read(&mut buf).unwrap(), 0);
 }
@@ -346,3 +440,5 @@ fn the_server_picks_aes_256_and_every_suite_carries_data() {
         );
     }
 }
+
+mod reads;

@@ -25,6 +25,8 @@ pub(crate) struct Pipe {
     inbound: Rc<RefCell<Queue>>,
     outbound: Rc<RefCell<Queue>>,
     capacity: usize,
+    /// Calls of `read` that gave bytes (a socket's `recvfrom`).
+    pub(crate) reads: usize,
 }
 
 pub(crate) fn pipe_pair(capacity: usize) -> (Pipe, Pipe) {
@@ -35,11 +37,13 @@ pub(crate) fn pipe_pair(capacity: usize) -> (Pipe, Pipe) {
             inbound: Rc::clone(&a),
             outbound: Rc::clone(&b),
             capacity,
+            reads: 0,
         },
         Pipe {
             inbound: b,
             outbound: a,
             capacity,
+            reads: 0,
         },
     )
 }
@@ -58,6 +62,7 @@ impl Read for Pipe {
         for (slot, b) in buf.iter_mut().zip(q.bytes.drain(..n)) {
             *slot = b;
         }
+        self.reads += 1;
         Ok(n)
     }
 }
