@@ -133,10 +133,13 @@ fn stream(
     conn.send(id, &Message::StreamBegin(begin))?;
     let before_ok = file.metadata().is_ok_and(|m| Stat::of(&m) == stat);
     let (to_hasher, blocks) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT);
+    // Blocks the hasher is done with, back for the next reads.
+    let (spent_tx, spent) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT + 2);
     let (sent, manifest) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(move || manifest_of_blocks(blocks));
+        let hasher = scope.spawn(move || manifest_of_blocks(blocks, Some(spent_tx)));
+        let channels = (&to_hasher, &spent);
         let sent = if before_ok {
-            read_and_send(conn, id, file, stat.size, &to_hasher, on_bytes)
+            read_and_send(conn, id, file, stat.size, channels, on_bytes)
         } else {
             Ok(ReadOutcome::Short)
         };
@@ -171,7 +174,9 @@ enum ReadOutcome {
 
 /// Reads `size` bytes of `file` block by block, sending each as a
 /// `FileChunk` and then handing it to the hasher. Stops at the first short
-/// or failed read (nothing more is sent: the upload is abandoned).
+/// or failed read (nothing more is sent: the upload is abandoned). Reads
+/// go into blocks the hasher gave back on `spent` when there is one (no
+/// allocation, no zeroing), else into a new one.
 ///
 /// # Errors
 /// `ConnectionLost` when a write fails.
@@ -180,14 +185,20 @@ fn read_and_send(
     id: u32,
     mut file: File,
     size: u64,
-    to_hasher: &crossbeam_channel::Sender<Vec<u8>>,
+    (to_hasher, spent): (
+        &crossbeam_channel::Sender<Vec<u8>>,
+        &crossbeam_channel::Receiver<Vec<u8>>,
+    ),
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<ReadOutcome, ClientError> {
     let mut left = size;
     // Bounded by `size`: each turn sends at least one byte or stops.
     while left > 0 {
         let want = left.min(CHUNK_SIZE as u64) as usize;
-        let mut block = vec![0u8; want];
+        let mut block = spent.try_recv().unwrap_or_default();
+        // A given-back block is CHUNK_SIZE long: no byte is written here
+        // but for the last, shorter block (read_exact fills all of it).
+        block.resize(want, 0);
         if file.read_exact(&mut block).is_err() {
             return Ok(ReadOutcome::Short);
         }
