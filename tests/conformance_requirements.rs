@@ -220,7 +220,37 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "R-5.6.9",
         "client",
         "src/client/mounts/tests.rs",
-        "held_exactly_when_hidden_by_a_gone_file_system",
+        "removed_exactly_when_missing_from_its_own_file_system",
+    ),
+    (
+        "R-5.6.9",
+        "client",
+        "src/client/mounts/tests.rs",
+        "a_file_system_mounted_again_under_another_number_is_still_its_own",
+    ),
+    (
+        "R-5.6.9",
+        "client",
+        "tests/e2e_mount_swap.rs",
+        "another_empty_drive_at_start_deletes_nothing_and_gets_the_files",
+    ),
+    (
+        "R-5.6.9",
+        "client",
+        "tests/e2e_mount_swap.rs",
+        "another_empty_drive_while_running_deletes_nothing_and_gets_the_files",
+    ),
+    (
+        "R-5.6.9",
+        "client",
+        "tests/e2e_mount_swap.rs",
+        "an_older_drive_at_start_overwrites_nothing_and_keeps_both",
+    ),
+    (
+        "R-5.6.9",
+        "client",
+        "tests/e2e_mount_swap.rs",
+        "an_older_drive_while_running_overwrites_nothing_and_keeps_both",
     ),
     (
         "R-5.6.9",

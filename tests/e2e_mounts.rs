@@ -1,8 +1,8 @@
 //! End-to-end: a file system mounted inside the synced folder that goes
 //! away (PROTOCOL.md R-5.6.9, README "Safety", outside tester breaker10's
 //! finding 10) with the real binaries. The client runs in a private mount
-//! namespace (`unshare -m --propagation private`) where a tmpfs is mounted
-//! on `Photos/` inside its folder; the test unmounts it there (`nsenter`)
+//! namespace (`unshare -m --propagation private`) where a tmpfs (the disk,
+//! the same one at every run) is bound on `Photos/` inside its folder; the test unmounts it there (`nsenter`)
 //! or starts the client without it (boot order). The photos must stay on
 //! the server and the other device; a deletion made while it is mounted
 //! still goes, and an edit made on it is synced when it is back.
@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{new_user, run_once, tree, write, Client, Server, Tree, Verbosity};
+use common::{new_user, run_once, tree, write, Client, Server, Tmpfs, Tree, Verbosity};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -23,10 +23,13 @@ use std::time::{Duration, Instant};
 /// The warning the client logs for a mount point whose file system is gone.
 const GONE_LINE: &str = "the file system mounted here is gone";
 
-/// Mounts a tmpfs on `$1`, copies `$2`'s content into it, then runs the
-/// rest of the arguments (exec: the client keeps the shell's PID).
-const MOUNT_THEN_RUN: &str =
-    r#"mount -t tmpfs -o size=8m tmpfs "$1" && cp -a "$2"/. "$1"/ && shift 2 && exec "$@""#;
+/// Binds the disk `$2` (a tmpfs of the test's) on `$1`, then runs the rest
+/// of the arguments (exec: the client keeps the shell's PID). The same
+/// file system at every run, as a disk plugged in again is: a new tmpfs
+/// with a copy of the files each time would be another disk, whose missing
+/// files are not removals and whose different files are not edits
+/// (breaker18 F6, F10; R-5.6.9).
+const MOUNT_THEN_RUN: &str = r#"mount --bind "$2" "$1" && shift 2 && exec "$@""#;
 
 /// Whether this machine lets us make a private mount namespace with a
 /// tmpfs in it; prints why not.
@@ -48,8 +51,8 @@ fn namespaces_work() -> bool {
     ok
 }
 
-/// `client`'s command run in a private mount namespace where a tmpfs
-/// holding a copy of `content` is mounted on `mount_at`.
+/// `client`'s command run in a private mount namespace where the disk
+/// `content` (a tmpfs) is bound on `mount_at`.
 fn in_namespace(client: Command, mount_at: &Path, content: &Path) -> Command {
     let mut cmd = Command::new("unshare");
     cmd.args([
@@ -146,7 +149,9 @@ fn a_disk_not_mounted_at_start_deletes_nothing() {
     let server = Server::start();
     let a = tempfile::tempdir().expect("temp dir");
     let b = tempfile::tempdir().expect("temp dir");
-    let stage = tempfile::tempdir().expect("temp dir");
+    let Some(stage) = Tmpfs::mount("8m") else {
+        return;
+    };
     write(a.path(), "notes.txt", "notes\n");
     fs::create_dir(a.path().join("Photos")).expect("mkdir");
     stage_photos(stage.path());
@@ -255,7 +260,9 @@ fn a_disk_unmounted_while_the_client_runs_deletes_nothing() {
     let server = Server::start();
     let a = tempfile::tempdir().expect("temp dir");
     let b = tempfile::tempdir().expect("temp dir");
-    let stage = tempfile::tempdir().expect("temp dir");
+    let Some(stage) = Tmpfs::mount("8m") else {
+        return;
+    };
     let logs = tempfile::tempdir().expect("temp dir");
     let log = logs.path().join("a.log");
     write(a.path(), "notes.txt", "notes\n");

@@ -65,6 +65,25 @@ pub fn move_to_server_name(
     Ok(set_aside)
 }
 
+/// Moves the local file `path` to a free conflict name next to it for
+/// device `me` (the same directory, so the same file system: a rename),
+/// replacing nothing; returns that name. For a file that is another file
+/// system's copy ([`crate::client::mounts::joined`]), whose place the
+/// server's version takes.
+///
+/// # Errors
+/// As [`move_to_server_name`].
+pub fn set_aside_as_copy(
+    root: &Path,
+    index: &Index,
+    path: &WirePath,
+    me: ClientId,
+) -> Result<WirePath, ClientError> {
+    let free = free_name(root, index, path, me)?;
+    move_no_replace(root, path, &free)?;
+    Ok(free)
+}
+
 /// True when `a` and `b` are regular files with the same content.
 fn same_content(root: &Path, a: &WirePath, b: &WirePath) -> bool {
     match (hash_file(&a.to_local(root)), hash_file(&b.to_local(root))) {

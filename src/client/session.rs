@@ -13,6 +13,7 @@
 //!   is due) and the dispatch of the server's frames;
 //! - [`start`]: start-up (identity, handshake, watcher) and the emptied-folder stop;
 //! - [`push`]: push rounds ([`push::PushState`]); [`acks`]: their answers;
+//!   [`mounted`]: what file systems mounted inside the folder explain;
 //! - [`pull`]: pulls ([`pull::PullState`]) and the cursor;
 //! - [`link`]: losing, re-establishing and closing the connection;
 //! - [`publish`]: `.cloudignore` changes, and the status file for `cloud-client status`;
@@ -58,6 +59,7 @@ pub enum Outcome {
 
 mod acks;
 mod link;
+mod mounted;
 mod publish;
 mod pull;
 mod push;

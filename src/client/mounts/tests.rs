@@ -36,62 +36,92 @@ const ROOT: u64 = 1;
 const PHOTOS: u64 = 2;
 
 #[test]
-fn the_rule_holds_only_what_went_with_its_file_system() {
+fn only_a_file_missing_from_its_own_file_system_is_removed() {
+    use Missing::*;
+    const NEW: u64 = 7;
     let table = [
-        // (recorded, nearest, known, outside, gone)
+        // (recorded, nearest, renumbered, mounted, outside, verdict)
         // Unmounted: the mount point is a directory of the outer device.
-        (PHOTOS, ROOT, true, Some(ROOT), true),
+        (PHOTOS, ROOT, false, false, Some(ROOT), Gone),
+        // ... and no mount point known (every file was on the drive).
+        (PHOTOS, ROOT, false, false, None, Gone),
         // Still mounted: the user removed the file.
-        (PHOTOS, PHOTOS, true, Some(ROOT), false),
-        // Mounted anew on the same mount point, file removed from it.
-        (PHOTOS, 7, false, Some(ROOT), false),
-        // ... from a subdirectory of it, named as the mount point.
-        (PHOTOS, 7, false, Some(7), false),
-        // No mount point known (the whole folder on one device).
-        (PHOTOS, ROOT, true, None, false),
+        (PHOTOS, PHOTOS, false, true, Some(ROOT), Removed),
+        // Mounted again under another number (evidence found): removed.
+        (PHOTOS, NEW, true, true, Some(ROOT), Removed),
+        // Another (or an empty re-created) drive at the mount point:
+        // breaker18 F6, once a removal.
+        (PHOTOS, NEW, false, true, Some(ROOT), Replaced),
+        (PHOTOS, NEW, false, true, None, Replaced),
+        // A file of the outer device under a drive mounted over its
+        // directory (breaker16 F1).
+        (ROOT, PHOTOS, false, true, None, Replaced),
+        // A nested mount point gone, its directory on the outer drive.
+        (NEW, PHOTOS, false, true, Some(PHOTOS), Gone),
         // A file of the outer device removed.
-        (ROOT, ROOT, true, Some(ROOT), false),
+        (ROOT, ROOT, false, false, Some(ROOT), Removed),
+        // The folder itself on another number, evidence found.
+        (ROOT, NEW, true, false, None, Removed),
+        // ... none found: not there right now.
+        (ROOT, NEW, false, false, None, Gone),
         // Device unknown (an index from before format 2).
-        (0, ROOT, true, Some(ROOT), false),
+        (0, ROOT, false, false, Some(ROOT), Removed),
+        (0, PHOTOS, false, true, None, Removed),
     ];
-    for (recorded, nearest, known, outside, gone) in table {
+    for (recorded, nearest, renumbered, mounted, outside, verdict) in table {
         let place = Place {
             nearest,
-            known,
+            renumbered,
+            mounted,
             outside,
         };
+        assert_eq!(missing(recorded, place), verdict, "{recorded} {place:?}");
+    }
+}
+
+#[test]
+fn a_different_file_on_another_file_system_is_a_copy_not_an_edit() {
+    let table = [
+        // (recorded, now, renumbered, joined)
+        (PHOTOS, PHOTOS, false, false),
+        (PHOTOS, 7, false, true),
+        (PHOTOS, 7, true, false),
+        (ROOT, PHOTOS, false, true),
+        (0, PHOTOS, false, false),
+    ];
+    for (recorded, now, renumbered, expect) in table {
         assert_eq!(
-            gone_with_mount(recorded, place),
-            gone,
-            "{recorded} {place:?}"
+            joined(recorded, now, renumbered),
+            expect,
+            "{recorded} {now} {renumbered}"
         );
     }
 }
 
 #[test]
-fn a_file_of_the_outer_device_under_a_new_mount_is_hidden_not_removed() {
-    let table = [
-        // (recorded, nearest, outside of the mount, hidden)
-        // breaker16 F1: downloaded into the empty mount point, drive back.
-        (ROOT, PHOTOS, Some(ROOT), true),
-        // Removed from its own directory.
-        (ROOT, ROOT, Some(ROOT), false),
-        // A file of the drive removed from it, mounted anew.
-        (PHOTOS, 7, Some(ROOT), false),
-        // Under a mount inside another mount, recorded on the outer mount.
-        (PHOTOS, 7, Some(PHOTOS), true),
-        // Device unknown (an index from before format 2).
-        (0, PHOTOS, Some(0), false),
-        // The folder cannot be looked at above the mount.
-        (ROOT, PHOTOS, None, false),
-    ];
-    for (recorded, nearest, outside, hidden) in table {
-        assert_eq!(
-            hidden_by_mount(recorded, nearest, outside),
-            hidden,
-            "{recorded} {nearest} {outside:?}"
-        );
-    }
+fn device_numbers_are_named_as_the_kernel_does() {
+    assert_eq!(dev_name(0xfe00), "254:0");
+    assert_eq!(dev_name(0x3a), "0:58");
+    assert_eq!(dev_name(0x1000_0010_012c), "4097:300");
+}
+
+#[test]
+fn untouched_needs_the_same_inode_ctime_and_size() {
+    let stat = |ino, ctime_ns, size, dev| Stat {
+        size,
+        mtime_ns: 5,
+        ctime_ns,
+        dev,
+        ino,
+        exec: false,
+        btime_ns: 0,
+    };
+    assert!(untouched(&stat(9, 100, 3, 1), &stat(9, 100, 3, 2)));
+    assert!(!untouched(&stat(9, 100, 3, 1), &stat(9, 101, 3, 2)));
+    assert!(!untouched(&stat(9, 100, 3, 1), &stat(8, 100, 3, 2)));
+    assert!(!untouched(&stat(9, 100, 3, 1), &stat(9, 100, 4, 2)));
+    assert!(!untouched(&stat(0, 100, 3, 1), &stat(0, 100, 3, 2)));
+    assert!(!untouched(&stat(9, 0, 3, 1), &stat(9, 0, 3, 2)));
 }
 
 #[test]
@@ -114,19 +144,31 @@ fn the_mount_point_is_the_top_directory_of_the_device() {
     assert_eq!(mount_point(&one, PHOTOS), None);
 }
 
-/// The disk after the change, for one mount point of the model.
+/// What became of one mountable directory of the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Mounted,
-    MountedAnew,
+    /// As before (mounted or not).
+    Same,
+    /// Another file system mounted there now (replacing the one mounted
+    /// before, or over the plain directory): another drive, an empty one
+    /// mounted anew.
+    New,
+    /// The same file system mounted again under another device number
+    /// (no effect on a plain directory).
+    Renumbered,
+    /// Unmounted: an empty directory of the outer file system (no effect
+    /// on a plain directory).
     Unmounted,
+    /// The directory is gone (unmounted first if it was a mount point; a
+    /// plain one removed by the user with what it held).
     Missing,
 }
 
 fn state() -> impl Strategy<Value = State> {
     prop_oneof![
-        Just(State::Mounted),
-        Just(State::MountedAnew),
+        Just(State::Same),
+        Just(State::New),
+        Just(State::Renumbered),
         Just(State::Unmounted),
         Just(State::Missing),
     ]
@@ -137,75 +179,97 @@ fn state() -> impl Strategy<Value = State> {
 const DIRS: [&str; 7] = ["A", "B", "A/x", "A/y", "B/z", "C", "C/w"];
 const MOUNTABLE: [&str; 3] = ["A", "B", "A/x"];
 
-/// The device of each directory before the change, with the mount points
-/// `mounted` (device 10 + their index in MOUNTABLE).
-fn dev_before(dir: &str, mounted: &[bool; 3]) -> u64 {
-    let mut dev = ROOT;
-    let mut at = String::new();
-    for part in dir.split('/') {
-        if !at.is_empty() {
-            at.push('/');
-        }
-        at.push_str(part);
-        if let Some(i) = MOUNTABLE.iter().position(|m| *m == at) {
-            if mounted[i] {
-                dev = 10 + i as u64;
-            }
-        }
-    }
-    dev
+/// A file system of the model: its identity (the root, the drive mounted
+/// before at mountable `i`, or the new one at `i`) and its device number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fs {
+    id: u64,
+    dev: u64,
 }
 
-/// The device of `dir` after the change (`None`: missing or hidden).
-fn dev_after(dir: &str, mounted: &[bool; 3], states: &[State; 3]) -> Option<u64> {
-    let mut dev = ROOT;
+const ROOT_FS: Fs = Fs { id: 0, dev: ROOT };
+
+/// The file system holding `dir` before the change, with the mount points
+/// `mounted` (identity and device 10 + their index in MOUNTABLE).
+fn fs_before(dir: &str, mounted: &[bool; 3]) -> Fs {
+    let mut fs = ROOT_FS;
+    for i in mountables(dir).into_iter().flatten() {
+        if mounted[i] {
+            fs = Fs {
+                id: 10 + i as u64,
+                dev: 10 + i as u64,
+            };
+        }
+    }
+    fs
+}
+
+/// For each prefix of `dir` ("A", "A/x"), its index in MOUNTABLE.
+fn mountables(dir: &str) -> Vec<Option<usize>> {
+    let mut out = Vec::new();
     let mut at = String::new();
     for part in dir.split('/') {
         if !at.is_empty() {
             at.push('/');
         }
         at.push_str(part);
-        if let Some(i) = MOUNTABLE.iter().position(|m| *m == at) {
-            if mounted[i] {
-                match states[i] {
-                    State::Mounted => dev = 10 + i as u64,
-                    State::MountedAnew => dev = 20 + i as u64,
-                    // An empty directory of the outer file system: nothing
-                    // below it is there.
-                    State::Unmounted => return (at == dir).then_some(dev),
-                    State::Missing => return None,
+        out.push(MOUNTABLE.iter().position(|m| *m == at));
+    }
+    out
+}
+
+/// The file system holding `dir` after the change; `None` when `dir` is
+/// not there (missing, or below a mount point now empty or replaced: a new
+/// drive holds none of the old directories).
+fn fs_after(dir: &str, mounted: &[bool; 3], states: &[State; 3]) -> Option<Fs> {
+    let mut fs = ROOT_FS;
+    // A directory below a mount point that changed is not there.
+    let mut fresh = false;
+    for i in mountables(dir) {
+        if fresh {
+            return None;
+        }
+        let Some(i) = i else { continue };
+        let before = Fs {
+            id: 10 + i as u64,
+            dev: 10 + i as u64,
+        };
+        match (states[i], mounted[i]) {
+            (State::Same, true) => fs = before,
+            (State::Same | State::Renumbered | State::Unmounted, false) => {}
+            (State::New, _) => {
+                fs = Fs {
+                    id: 20 + i as u64,
+                    dev: 20 + i as u64,
+                };
+                fresh = true;
+            }
+            (State::Renumbered, true) => {
+                fs = Fs {
+                    id: before.id,
+                    dev: 30 + i as u64,
                 }
             }
+            // An empty directory of the outer file system.
+            (State::Unmounted, true) => fresh = true,
+            (State::Missing, _) => return None,
         }
     }
-    Some(dev)
-}
-
-/// Whether a file in `dir` is hidden by a file system gone from above it.
-fn hidden(dir: &str, mounted: &[bool; 3], states: &[State; 3]) -> bool {
-    let mut at = String::new();
-    for part in dir.split('/') {
-        if !at.is_empty() {
-            at.push('/');
-        }
-        at.push_str(part);
-        if let Some(i) = MOUNTABLE.iter().position(|m| *m == at) {
-            if mounted[i] && matches!(states[i], State::Unmounted | State::Missing) {
-                return true;
-            }
-        }
-    }
-    false
+    Some(fs)
 }
 
 proptest! {
-    /// Whatever the mounts and their fate, a missing file is held exactly
-    /// when a file system that went away hid it, provided the index knows
-    /// another device than the file's and the one now in its place;
-    /// a file removed on purpose from a mounted (or mounted anew) file
-    /// system is never held.
+    /// Whatever the mounts and their fate, a missing file is a removal
+    /// exactly when the place where it was is on the very file system it
+    /// was recorded on (under its number or, with evidence, another): a
+    /// file system gone, replaced by another drive, mounted anew, or
+    /// mounted over its directory never makes a removal (R-5.6.9,
+    /// breaker18 F6), and a file removed on purpose from its own file
+    /// system always does. Gone (nothing there but the outer file system)
+    /// and replaced (another one there) are told apart as the model says,
+    /// where the index knows the mount point.
     #[test]
-    fn held_exactly_when_hidden_by_a_gone_file_system(
+    fn removed_exactly_when_missing_from_its_own_file_system(
         mounted in proptest::array::uniform3(any::<bool>()),
         states in proptest::array::uniform3(state()),
         files in proptest::collection::vec((0..DIRS.len() + 1, 0u8..4), 1..20),
@@ -214,43 +278,59 @@ proptest! {
         let mut index = Index::new();
         for (d, name) in &files {
             let (path, dev) = match DIRS.get(*d) {
-                Some(dir) => (format!("{dir}/f{name}"), dev_before(dir, &mounted)),
+                Some(dir) => (format!("{dir}/f{name}"), fs_before(dir, &mounted).dev),
                 None => (format!("f{name}"), ROOT),
             };
             index.insert(p(&path), file(dev));
         }
         let paths: Vec<WirePath> = index.iter().map(|(p, _)| p.clone()).collect();
         let path = removed.get(&paths).clone();
-        let recorded = match index.get(&path).map(|e| e.kind) {
-            Some(EntryKind::File { stat, .. }) => stat.dev,
-            _ => unreachable!("a file"),
-        };
         let dir = path.parent();
-        // The device of a directory, or of the nearest existing one above.
+        let recorded_fs = dir.as_ref().map_or(ROOT_FS, |d| fs_before(d.as_str(), &mounted));
+        let recorded = recorded_fs.dev;
+        // The file system of a directory, or of the nearest existing one
+        // above.
         let existing = |from: Option<WirePath>| {
             let mut at = from;
             while let Some(d) = at {
-                if let Some(dev) = dev_after(d.as_str(), &mounted, &states) {
-                    return dev;
+                if let Some(fs) = fs_after(d.as_str(), &mounted, &states) {
+                    return fs;
                 }
                 at = d.parent();
             }
-            ROOT
+            ROOT_FS
         };
         let nearest = existing(dir.clone());
         let point = mount_point(&index, recorded);
-        let outside = point.as_ref().map(|m| existing(m.parent()));
-        let known = nearest == ROOT || index.iter().any(|(_, e)| {
-            matches!(e.kind, EntryKind::File { stat, .. } if stat.dev == nearest)
+        let outside = point.as_ref().map(|m| existing(m.parent()).dev);
+        let place = Place {
+            nearest: nearest.dev,
+            renumbered: nearest.id == recorded_fs.id && nearest.dev != recorded,
+            mounted: nearest.id != ROOT_FS.id,
+            outside,
+        };
+        let verdict = missing(recorded, place);
+        prop_assert_eq!(
+            verdict == Missing::Removed,
+            nearest.id == recorded_fs.id,
+            "{} {:?} point {:?}", path, place, point
+        );
+        // A place on the folder's own file system, the file recorded on
+        // another: that one went away (never "replaced": nothing to
+        // download into an empty mount point).
+        if nearest.id == ROOT_FS.id && recorded_fs.id != ROOT_FS.id {
+            prop_assert_eq!(verdict, Missing::Gone);
+        }
+        // A new drive at the recorded drive's own mount point (the mount
+        // point known, F6): replaced, its files downloaded onto it.
+        let own_point = MOUNTABLE.iter().position(|m| {
+            point.as_ref().is_some_and(|p| p.as_str() == *m)
         });
-        let gone = gone_with_mount(recorded, Place { nearest, known, outside });
-        let was_hidden = dir.as_ref().is_some_and(|d| hidden(d.as_str(), &mounted, &states));
-        let other_device = index.iter().any(|(_, e)| {
-            matches!(e.kind, EntryKind::File { stat, .. } if stat.dev != recorded)
-        });
-        // Known limit: a device the folder is not known on (an outer mount
-        // holding no indexed file of its own) is taken for one mounted anew.
-        prop_assert_eq!(gone, was_hidden && other_device && known, "{} point {:?}", path, point);
+        if let Some(i) = own_point {
+            if mounted[i] && states[i] == State::New && nearest.dev == 20 + i as u64 {
+                prop_assert_eq!(verdict, Missing::Replaced);
+            }
+        }
     }
 }
 
@@ -275,6 +355,8 @@ fn the_judge_reads_the_disk() {
         Some(Parked {
             point: p(point),
             hidden: false,
+            now: here,
+            was: other,
         })
     };
     let mut judge = Judge::new(root.path(), &index);
@@ -296,4 +378,62 @@ fn the_judge_reads_the_disk() {
     let mut judge = Judge::new(root.path(), &plain);
     assert_eq!(judge.gone_dir(&p("Photos")), None);
     assert!(judge.gone_mounts().is_empty());
+}
+
+/// The renumbering evidence against a real folder: files recorded on a
+/// device number the folder no longer has (as after a drive came back
+/// under another number) are the same file system when one of them is at
+/// its path untouched; a copy (a new ctime) proves nothing. A file
+/// missing there is then a removal; without the evidence it is not, and
+/// a different file there is another file system's copy.
+#[test]
+fn a_file_system_mounted_again_under_another_number_is_still_its_own() {
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::write(root.path().join("kept.txt"), "kept").expect("write");
+    std::fs::write(root.path().join("edited.txt"), "edited").expect("write");
+    let meta = std::fs::metadata(root.path().join("kept.txt")).expect("stat");
+    let here = meta.dev();
+    let before = here.wrapping_add(1);
+    let recorded = |stat: Stat| {
+        Entry::synced_file(
+            Stat {
+                dev: before,
+                ..stat
+            },
+            ContentHash([1; 32]),
+            1,
+        )
+    };
+    let kept = Stat::of(&meta);
+    let mut index = Index::new();
+    index.insert(p("kept.txt"), recorded(kept));
+    index.insert(p("edited.txt"), recorded(Stat { ino: 1, ..kept }));
+    index.insert(p("removed.txt"), recorded(Stat { ino: 2, ..kept }));
+    let mut judge = Judge::new(root.path(), &index);
+    assert!(judge.is_renumbered(before, here));
+    assert_eq!(judge.gone_file(&p("removed.txt")), None, "a removal");
+    assert!(!judge.joined_file(&p("edited.txt"), here), "an edit");
+    assert_eq!(
+        judge.renumbering().collect::<Vec<_>>(),
+        vec![(before, here)]
+    );
+
+    // The untouched file's ctime moved (a copy of it on another drive
+    // would have its own): no evidence.
+    let mut copied = Index::new();
+    let touched = Stat {
+        ctime_ns: kept.ctime_ns - 1,
+        ..kept
+    };
+    copied.insert(p("kept.txt"), recorded(touched));
+    copied.insert(p("edited.txt"), recorded(Stat { ino: 1, ..kept }));
+    copied.insert(p("removed.txt"), recorded(Stat { ino: 2, ..kept }));
+    let mut judge = Judge::new(root.path(), &copied);
+    assert!(!judge.is_renumbered(before, here));
+    assert!(judge.joined_file(&p("edited.txt"), here), "another's copy");
+    let parked = judge.gone_file(&p("removed.txt")).expect("not a removal");
+    assert_eq!((parked.now, parked.was), (here, before));
+    // Evidence kept by the session from an earlier round decides too.
+    let mut judge = Judge::with_renumbered(root.path(), &copied, [(before, here)]);
+    assert_eq!(judge.gone_file(&p("removed.txt")), None);
 }

@@ -9,7 +9,6 @@ use crate::chunk::Manifest;
 use crate::client::delta_push::DeltaSupport;
 use crate::client::error::ClientError;
 use crate::client::index::Index;
-use crate::client::mounts::Judge;
 use crate::client::progress::Transfer;
 use crate::client::push::{send_op, Lists};
 use crate::client::scanner::{Op, Scope, SETTLE};
@@ -73,12 +72,19 @@ pub(super) struct PushState {
     /// Paths of changes kept back with a held path (a rename of it, a change
     /// in or of its directory): planned again when a hold's wait is over.
     pub(super) waiting: Scope,
-    /// Removals not pushed because the file system mounted above them went
-    /// away (R-5.6.9, [`crate::client::mounts`]): planned again with every
-    /// round, pushed only if the rule no longer holds them.
+    /// Removals (and copies from another file system) not pushed because
+    /// the file system mounted above them went away, or while a pull runs
+    /// (R-5.6.9, [`super::mounted`]): planned again with every round,
+    /// pushed only if the rule no longer holds them.
     pub(super) parked: Scope,
     /// The mount points those removals were under (warned about once).
     pub(super) gone_mounts: BTreeSet<crate::client::mounts::Parked>,
+    /// File systems found in another's place, warned about (once each).
+    pub(super) replaced_said: BTreeSet<crate::client::mounts::Parked>,
+    /// File systems mounted again under another device number: recorded
+    /// device to the one now ([`crate::client::mounts::Judge`]'s evidence,
+    /// kept: once the files are recorded again the index no longer holds it).
+    pub(super) renumbered: HashMap<u64, u64>,
     /// The folder may hold changes no watcher event named (the watcher
     /// lost events, the connection was lost, the rules changed): set with
     /// a comparison of the whole folder for that reason, cleared when such
@@ -160,12 +166,14 @@ impl Session<'_> {
                 _ => true,
             });
         }
+        // Before the refreshed records go in: their old devices are the
+        // evidence of a file system mounted again under another number.
+        self.settle_mounts(&mut plan.ops);
         for (path, entry) in plan.refreshed {
             self.index.insert(path, entry);
         }
         self.keep_back_for_space(&scope, &mut plan.ops);
         self.hold_unstable(plan.unstable);
-        self.park_gone_mounts(&mut plan.ops);
         let removed = removed_files(&plan.ops, &self.index);
         let synced = self.index.file_count();
         match removal::decide(held, removed, synced, Instant::now()) {
@@ -251,85 +259,6 @@ impl Session<'_> {
             }
             false
         });
-    }
-
-    /// Takes out of `ops` the removals of files that went away with the
-    /// file system mounted above them: parked, planned again with
-    /// every round; warns once per mount point, and says when it is back.
-    ///
-    /// Files hidden by a file system mounted over their directory are the
-    /// server's and belong on that drive: their index
-    /// entries are dropped and held back ([`Self::refetch_hidden`]), so the
-    /// next pull lists them again and downloads them onto the drive. While
-    /// a pull runs they stay parked and are looked at again next round.
-    fn park_gone_mounts(&mut self, ops: &mut Vec<Op>) {
-        let mut judge = Judge::new(&self.root, &self.index);
-        let mut parked = Scope::default();
-        let mut gone = BTreeSet::new();
-        let mut hidden = Vec::new();
-        let pulling = self.pull.job.is_some();
-        ops.retain(|op| {
-            let point = match op {
-                Op::Delete { path, .. } => judge.gone_file(path),
-                Op::RemoveDir { path } => judge.gone_dir(path),
-                _ => None,
-            };
-            match point {
-                Some(point) => {
-                    if point.hidden && !pulling {
-                        hidden.push(op.path().clone());
-                    } else {
-                        parked.add(op.path().clone());
-                    }
-                    gone.insert(point);
-                    false
-                }
-                None => true,
-            }
-        });
-        for path in &hidden {
-            self.refetch_hidden(path);
-        }
-        for parked in gone.difference(&self.push.gone_mounts) {
-            let point = &parked.point;
-            if parked.hidden {
-                log::warn!(
-                    "{point}: a file system mounted here hides synced files that were in this directory; not syncing their deletions, downloading the server's files onto it"
-                );
-            } else {
-                log::warn!(
-                    "{point}: the file system mounted here is gone; not syncing deletions under it until it is back"
-                );
-            }
-        }
-        for parked in self.push.gone_mounts.difference(&gone) {
-            let point = &parked.point;
-            if parked.hidden {
-                log::info!("{point}: the synced files the mount hid are back, or gone for good");
-            } else {
-                log::info!("{point}: the file system mounted here is back");
-            }
-        }
-        self.push.parked = parked;
-        self.push.gone_mounts = gone;
-    }
-
-    /// The indexed entries at and below `path`, hidden by a file system
-    /// mounted over them: no longer this device's (their removal is never
-    /// pushed), held back at their versions, so the next pull brings the
-    /// server's back onto the mounted file system (`retry_held_back`
-    /// rewinds the cursor to them, the applier downloads them).
-    fn refetch_hidden(&mut self, path: &WirePath) {
-        let entries: Vec<(WirePath, u64)> = self
-            .index
-            .subtree(Some(path))
-            .map(|(p, e)| (p.clone(), e.version))
-            .collect();
-        for (p, version) in entries {
-            self.index.remove(&p);
-            self.index.hold_back(&p, version);
-        }
-        self.pull.wanted = true;
     }
 
     /// Files still being written wait for [`SETTLE`] and are looked at

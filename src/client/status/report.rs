@@ -238,7 +238,9 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
             let point = &parked.point;
             seen.not_synced.push(if parked.hidden {
                 format!(
-                    "{point} (a file system mounted here hides {files} synced file(s) that were in this directory: kept on the server, deletions not synced)"
+                    "{point} (another file system is mounted here (device {}, was {}): {files} synced file(s) it lacks kept on the server, deletions not synced, to be downloaded onto it)",
+                    crate::client::mounts::dev_name(parked.now),
+                    crate::client::mounts::dev_name(parked.was)
                 )
             } else {
                 format!(
