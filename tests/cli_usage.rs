@@ -84,6 +84,7 @@ const SERVER_CASES: &[(&[&str], &str)] = &[
     (&["export", "/tmp", USER], "--to <DIR>; see cloud-server export --help"),
     (&["export", "/tmp", USER, "--to", "x", "--wait", "-1"], "see cloud-server export --help"),
     (&["import", "/tmp"], "<DIR>; see cloud-server import --help"),
+    (&["restore", "/tmp"], "--from <BACKUP>; see cloud-server restore --help"),
     (&["shard-map", "/tmp"], "--shard <N>; see cloud-server shard-map --help"),
     (&["route", USER, "shard1"], "--map <FILE>; see cloud-server route --help"),
 ];

@@ -10,7 +10,7 @@ use cloudservice::cli;
 use cloudservice::protocol::UserId;
 use cloudservice::server::store::DataPaths;
 use cloudservice::server::{self, ServerConfig, ServerEvent, ServerSecurity};
-use cloudservice::server::{devices, export, route_map};
+use cloudservice::server::{devices, export, restore_backup, route_map};
 use cloudservice::tls::routing::sni_for;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +33,7 @@ cloud-server devices|rotate-join|invite DATA_DIR USER_ID
 cloud-server revoke|reinstate DATA_DIR USER_ID DEVICE
 cloud-server export DATA_DIR USER_ID --to DIR [--wait SECS]
 cloud-server import DATA_DIR DIR
+cloud-server restore DATA_DIR --from BACKUP
 cloud-server shard-map DATA_DIR --shard N [--backend NAME]
 cloud-server route USER_ID BACKEND --map FILE [--tags FILE] [--socket SOCKET]
 cloud-server --help | --version";
@@ -51,6 +52,8 @@ cloud-server revoke DATA_DIR USER_ID DEVICE        shut one device out (its conn
 cloud-server reinstate DATA_DIR USER_ID DEVICE     lift a revocation\n  \
 cloud-server rotate-join DATA_DIR USER_ID          make a new join code (new devices then join with USER_ID:JOIN_CODE)\n  \
 cloud-server invite DATA_DIR USER_ID               make a one-time code: one device joins with USER_ID:CODE\n\n\
+Backups (README \"Backups\"):\n  \
+cloud-server restore DATA_DIR --from BACKUP        put a backup back (server stopped), keeping later revocations, join codes and the certificate\n\n\
 Moving a user between shards (PROTOCOL.md §16.3; README \"Running several servers\"):\n  \
 cloud-server export DATA_DIR USER_ID --to DIR      copy the user out; this server then refuses it (WrongShard)\n  \
 cloud-server import DATA_DIR DIR                   copy it into this data directory and serve it\n  \
@@ -244,6 +247,17 @@ enum Admin {
         #[arg(long, value_name = "SOCKET")]
         socket: Option<PathBuf>,
     },
+    /// Put a backup of the data directory back in place (the server
+    /// stopped), keeping what was closed after the backup was taken:
+    /// revocations, join-code rotations, used or retired invites, the TLS
+    /// certificate and the connection log (PROTOCOL.md R-4.6.17).
+    Restore {
+        /// The server's data directory (its contents are replaced).
+        data_dir: PathBuf,
+        /// The backup: a copy of the data directory made while the server was stopped.
+        #[arg(long, value_name = "BACKUP")]
+        from: PathBuf,
+    },
     /// Bring a user exported by `export` into this data directory; a
     /// running server serves it from then on (route it here next).
     Import {
@@ -304,6 +318,7 @@ impl Admin {
             | Admin::RotateJoin { data_dir, .. }
             | Admin::Export { data_dir, .. }
             | Admin::ShardMap { data_dir, .. }
+            | Admin::Restore { data_dir, .. }
             | Admin::Import { data_dir, .. } => Some(data_dir),
             Admin::Route { .. } => None,
         }
@@ -322,7 +337,8 @@ macro_rules! say {
 fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
     let result = match command {
         Admin::Devices { data_dir, user_id } => {
-            devices::list(&paths(data_dir), &user_id).map(|list| {
+            let found = restore_backup::restore_found(&paths(data_dir.clone()), &user_id);
+            devices::list(&paths(data_dir.clone()), &user_id).map(|list| {
                 say!(
                     out,
                     "{:<6} {:<24} {:<20} {:<20} STATE",
@@ -349,6 +365,9 @@ fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
                         when(d.joined, "-"),
                         when(d.last_seen, "never")
                     );
+                }
+                if let Some(found) = found {
+                    restore_warning(out, &found, &data_dir, &user_id);
                 }
             })
         }
@@ -390,7 +409,11 @@ fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
                 say!(out, "(valid for one join, until used or until the next rotate-join)");
             })
         }
-        Admin::RotateJoin { data_dir, user_id } => devices::rotate_join(&paths(data_dir), &user_id)
+        Admin::RotateJoin { data_dir, user_id } => devices::rotate_join(&paths(data_dir.clone()), &user_id)
+            .and_then(|code| {
+                // The operator acted on a restore `devices` warned of.
+                restore_backup::forget_restore_found(&paths(data_dir), &user_id).map(|()| code)
+            })
             .map(|code| {
                 say!(out, "new devices join with: {user_id}:{}", code.to_hex());
                 say!(
@@ -452,6 +475,23 @@ fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
                     })
 ;
         }
+        Admin::Restore { data_dir, from } => {
+            return restore_backup::restore(&data_dir, &from)
+                .map_err(|e| e.to_string())
+                .map(|r| {
+                    say!(
+                        out,
+                        "restored {} from {} ({} files, {} bytes)",
+                        data_dir.display(),
+                        from.display(),
+                        r.copied.files,
+                        r.copied.bytes
+                    );
+                    for note in &r.notes {
+                        say!(out, "{note}");
+                    }
+                });
+        }
         Admin::Import { data_dir, from } => {
             return export::import(&paths(data_dir), &from)
                     .map_err(|e| e.to_string())
@@ -467,6 +507,24 @@ fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
         }
     };
     result.map_err(|e| e.to_string())
+}
+
+/// The lines `devices` adds when the server found this user's data
+/// restored from a backup (`found`: what it recorded, unix seconds first).
+fn restore_warning(out: &mut String, found: &str, data_dir: &std::path::Path, user: &UserId) {
+    let (secs, what) = found.trim().split_once(' ').unwrap_or(("0", found));
+    say!(
+        out,
+        "warning: this data directory was restored from a backup: at {} {what}",
+        when(secs.parse().unwrap_or(0), "-")
+    );
+    say!(
+        out,
+        "warning: unless it was put back with `cloud-server restore`, revocations, join-code \
+         rotations and invites made after the backup are undone: check the devices above, \
+         revoke again, and run: cloud-server rotate-join {} {user}",
+        data_dir.display()
+    );
 }
 
 /// Exit status of an operator command; its error on stderr.
@@ -500,8 +558,9 @@ fn when(secs: u64, zero: &str) -> String {
 }
 
 /// Words that start a device command instead of the server.
-const ADMIN_WORDS: [&str; 9] = [
+const ADMIN_WORDS: [&str; 10] = [
     "devices",
+    "restore",
     "revoke",
     "reinstate",
     "rotate-join",

@@ -6,6 +6,9 @@
 //!                                            SHA-256 of its key (written by the user's actor)
 //! .cloudservice-server/<user>/join_code      SHA-256 of the join code, if one was made
 //!                                            (written by `cloud-server rotate-join`)
+//! .cloudservice-server/<user>/join_code.generation
+//!                                            "GENERATION MADE": how many rotations made
+//!                                            it, when (R-4.6.17: a restore keeps the later)
 //! .cloudservice-server/<user>/invites/<hex>  one file per unused one-time invite, named
 //!                                            by the SHA-256 of its code (`cloud-server
 //!                                            invite`); the join that uses it removes it
@@ -20,6 +23,7 @@
 //! constant time ([`subtle`]).
 
 use crate::protocol::{ClientId, Secret, UserId};
+use crate::server::security_state::JoinCode;
 use crate::server::store::DataPaths;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +37,8 @@ use subtle::ConstantTimeEq;
 pub const DEVICES_FILE: &str = "devices.json";
 /// File name of a user's join-code digest.
 pub const JOIN_CODE_FILE: &str = "join_code";
+/// File name of its generation and making time.
+pub const JOIN_GENERATION_FILE: &str = "join_code.generation";
 /// Directory (under a user's state) of unused one-time invites.
 pub const INVITES_DIR: &str = "invites";
 /// Directory (under the state root) of revocation markers.
@@ -52,11 +58,13 @@ pub fn matches(stored: &[u8; 32], presented: &Secret) -> bool {
     bool::from(digest(presented).ct_eq(stored))
 }
 
-fn hex32(bytes: &[u8; 32]) -> String {
+/// 64 hex digits.
+pub fn hex32(bytes: &[u8; 32]) -> String {
     Secret(*bytes).to_hex()
 }
 
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+/// The 32 bytes written as 64 hex digits (surrounding blanks ignored).
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     text.parse::<Secret>().ok().map(|s| s.0)
 }
 
@@ -323,6 +331,62 @@ pub fn join_digest(paths: &DataPaths, user: &UserId) -> Result<Option<[u8; 32]>,
     }
 }
 
+/// `user`'s join code with its generation; `None` while no
+/// code was made. A code made before generations were counted is
+/// generation 1, made when its file was last written.
+///
+/// # Errors
+/// [`join_digest`]'s; a generation file that does not parse.
+pub fn join_code(paths: &DataPaths, user: &UserId) -> Result<Option<JoinCode>, DevicesError> {
+    let Some(digest) = join_digest(paths, user)? else {
+        return Ok(None);
+    };
+    let file = paths.user_state(user).join(JOIN_GENERATION_FILE);
+    let (generation, made) = match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let mut words = text.split_whitespace().map(str::parse::<u64>);
+            match (words.next(), words.next()) {
+                (Some(Ok(generation)), Some(Ok(made))) => (generation, made),
+                _ => return Err(DevicesError::Corrupt(file, "not GENERATION MADE".into())),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let code = join_code_file(paths, user);
+            let made = std::fs::metadata(&code)
+                .and_then(|m| m.modified())
+                .map_err(|e| DevicesError::Io(code, e))?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            (1, made)
+        }
+        Err(e) => return Err(DevicesError::Io(file, e)),
+    };
+    Ok(Some(JoinCode {
+        generation,
+        made,
+        digest,
+    }))
+}
+
+/// Makes `code` `user`'s join code. The generation is written first: a
+/// crash between the two files leaves the old code claiming the newer
+/// generation, which a restore's merge resolves to the same
+/// code, never to an older one.
+///
+/// # Errors
+/// Writing either file.
+pub fn set_join_code(
+    paths: &DataPaths,
+    user: &UserId,
+    code: &JoinCode,
+) -> Result<(), DevicesError> {
+    write_private(
+        &paths.user_state(user).join(JOIN_GENERATION_FILE),
+        format!("{} {}\n", code.generation, code.made).as_bytes(),
+    )?;
+    write_private(&join_code_file(paths, user), hex32(&code.digest).as_bytes())
+}
+
 /// Whether `user` exists in the data directory (its folder and state).
 pub fn user_exists(paths: &DataPaths, user: &UserId) -> bool {
     paths.user_root(user).is_dir() && paths.user_state(user).is_dir()
@@ -339,10 +403,16 @@ pub fn rotate_join(paths: &DataPaths, user: &UserId) -> Result<Secret, DevicesEr
     if !user_exists(paths, user) {
         return Err(DevicesError::UnknownUser(*user));
     }
+    let generation = join_code(paths, user)?.map_or(0, |c| c.generation) + 1;
     let code = Secret::random();
-    write_private(
-        &join_code_file(paths, user),
-        hex32(&digest(&code)).as_bytes(),
+    set_join_code(
+        paths,
+        user,
+        &JoinCode {
+            generation,
+            made: unix_now(),
+            digest: digest(&code),
+        },
     )?;
     // A new code retires every earlier way in, unused invites included.
     let invites = invites_dir(paths, user);
@@ -355,7 +425,8 @@ pub fn rotate_join(paths: &DataPaths, user: &UserId) -> Result<Secret, DevicesEr
     Ok(code)
 }
 
-fn invites_dir(paths: &DataPaths, user: &UserId) -> PathBuf {
+/// `.cloudservice-server/<user>/invites/`.
+pub fn invites_dir(paths: &DataPaths, user: &UserId) -> PathBuf {
     paths.user_state(user).join(INVITES_DIR)
 }
 
@@ -436,6 +507,26 @@ pub fn revoke(paths: &DataPaths, user: &UserId, id: ClientId) -> Result<(), Devi
     )
 }
 
+/// Marks device `id` of `user` revoked without looking it up: a restore
+/// carries a revocation forward for a device the backup may not list
+///
+///
+/// # Errors
+/// Writing the marker.
+pub fn mark_revoked(
+    paths: &DataPaths,
+    user: &UserId,
+    id: ClientId,
+    why: &str,
+) -> Result<(), DevicesError> {
+    let dir = revoked_dir(paths);
+    std::fs::create_dir_all(&dir).map_err(|e| DevicesError::Io(dir, e))?;
+    write_private(
+        &revocation_file(paths, user, id),
+        format!("revoked {} {why}\n", unix_now()).as_bytes(),
+    )
+}
+
 /// Every revoked (user, device), from the marker names (others ignored).
 ///
 /// # Errors
@@ -509,6 +600,14 @@ mod tests {
         let second = rotate_join(&paths, &user).unwrap();
         let stored = join_digest(&paths, &user).unwrap().unwrap();
         assert!(matches(&stored, &second) && !matches(&stored, &first));
+        // Each rotation counts one generation up; a code made
+        // before generations were counted is generation 1.
+        let now = join_code(&paths, &user).unwrap().unwrap();
+        assert_eq!((now.generation, now.digest), (2, stored));
+        std::fs::remove_file(paths.user_state(&user).join(JOIN_GENERATION_FILE)).unwrap();
+        assert_eq!(join_code(&paths, &user).unwrap().unwrap().generation, 1);
+        rotate_join(&paths, &user).unwrap();
+        assert_eq!(join_code(&paths, &user).unwrap().unwrap().generation, 2);
         let stranger = UserId([8; 16]);
         assert!(matches!(
             rotate_join(&paths, &stranger),

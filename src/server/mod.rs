@@ -25,6 +25,9 @@
 //!   [`route_map`]: the load balancer's user map (`shard-map`, `route`);
 //!   [`owner`]: an operator command run by root becomes the data
 //!   directory's owner.
+//! - [`restore_backup`] (+ [`security_state`], [`tree_copy`]): `cloud-server
+//!   restore` puts a backup back without undoing revocations or join-code
+//!   rotations; the data directory's lock the server holds.
 
 pub mod actor;
 pub mod bus;
@@ -51,11 +54,14 @@ pub mod pull_reply;
 pub mod reactor;
 pub mod reaper;
 pub mod registry;
+pub mod restore_backup;
 pub mod revocations;
 pub mod route_map;
 pub mod security;
+pub mod security_state;
 pub mod store;
 pub mod transport;
+pub mod tree_copy;
 pub mod trim;
 pub mod user_ids;
 pub mod warnings;
@@ -140,6 +146,16 @@ pub fn run(
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Bind(addr, e))?;
+    // After the bind (a port in use is reported first): one server per
+    // data directory, and none while `cloud-server restore` replaces it.
+    let _lock = restore_backup::try_lock(&paths)
+        .map_err(ServerError::DataDir)?
+        .ok_or_else(|| {
+            ServerError::DataDir(std::io::Error::other(format!(
+                "another cloud-server, or a cloud-server restore, is using it (it holds {})",
+                paths.state_root().join(restore_backup::LOCK_FILE).display()
+            )))
+        })?;
     // After the bind: a port in use is reported before anything is made.
     let tls = security::prepare(&config.security, &config.data_dir).map_err(ServerError::Tls)?;
     if let Some(tls) = &tls {

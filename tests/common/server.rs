@@ -318,12 +318,14 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// As [`Server::admin`], without the assertion.
+    /// As [`Server::admin`], without the assertion. The binary is the
+    /// server's: another build's when `CLOUD_TEST_SERVER_BIN` names one.
     pub fn admin_output(&self, command: &str, args: &[&str]) -> std::process::Output {
         let bin = self
             .options
             .bin
             .clone()
+            .or_else(|| std::env::var_os("CLOUD_TEST_SERVER_BIN").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cloud-server")));
         Command::new(bin)
             .arg(command)

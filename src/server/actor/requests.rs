@@ -13,6 +13,7 @@ use crate::server::legality::{self, Stage, Verdict};
 use crate::server::metrics::metrics;
 use crate::server::moves::{self, Away};
 use crate::server::pull_reply;
+use crate::server::restore_backup;
 use crate::server::store::{StagedFile, StoreError, UserStore};
 
 impl Actor {
@@ -299,11 +300,26 @@ impl Actor {
             log::warn!(
                 "user {}: device {client} saw changes this server does not hold \
                  (cursor {}, head {}): was the data directory restored from a backup? \
-                 the device reconciles (R-5.8.4)",
+                 the device reconciles (R-5.8.4). Unless it was put back with \
+                 `cloud-server restore`, revocations, join-code rotations and invites made \
+                 after the backup are undone (R-4.6.17): check `cloud-server devices \
+                 DATA_DIR {}`, revoke again and run rotate-join",
                 self.user,
+                ask.cursor,
+                store.head(),
+                self.user
+            );
+            let found = format!(
+                "{} device {client} had seen changes up to {} that this server does not \
+                 hold (its head was {})",
+                crate::server::devices::unix_now(),
                 ask.cursor,
                 store.head()
             );
+            if let Err(e) = restore_backup::note_restore_found(&self.ctx.paths, &self.user, &found)
+            {
+                log::error!("user {}: cannot record the restore: {e}", self.user);
+            }
         }
         peer.jobs.push_back(Job::Control(
             Frame::new(rid, Message::History(history)).to_bytes(),
