@@ -8,7 +8,9 @@
 
 use super::address::ServerAddress;
 use super::error::{is_timeout, ClientError, Waited};
+use super::link_watch::{kernel_gave_up, LinkWatch};
 use super::secure::{self, Dial, ReadHalf, WriteHalf};
+use super::sliced::{SendEvent, Sliced, SEND_SLICE};
 use crate::protocol::message::put_header;
 use crate::protocol::{
     ErrorCode, Frame, FrameDecoder, Hello, KeyHello, KeyWelcome, Kind, Message, Status, Welcome,
@@ -26,8 +28,6 @@ use std::time::{Duration, Instant};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the server may take to answer the `Hello` (its own limit is 10 s).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-/// A write blocked this long means the server is gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most bytes of frames (wire size plus `FRAME_OVERHEAD` each) waiting in
 /// the reader channel. Well above what the client ever asks for at once —
 /// a fetch window (`pull::FETCH_WINDOW_BYTES`, 8 MiB), the batch of a pull
@@ -48,6 +48,9 @@ pub enum Inbound {
     Frame(Frame),
     /// The connection ended (EOF, I/O error or undecodable bytes).
     Closed(String),
+    /// The kernel gave the connection up (ETIMEDOUT): what it sent was
+    /// never acknowledged ([`kernel_gave_up`] says it).
+    TimedOut,
 }
 
 /// A live connection: the write half, and the channel the reader fills.
@@ -62,12 +65,9 @@ pub struct Connection {
     next_id: u32,
     out: Vec<u8>,
     last_send: Instant,
-    /// When the connection was made: [`Connection::heard`] counts from it.
-    born: Instant,
-    /// Milliseconds from `born` to the last byte the reader thread read
-    /// (any byte, of a frame complete or not: a slow download's chunk is
-    /// an answer arriving, outside tester breaker16 L6).
-    heard_ms: Arc<AtomicU64>,
+    /// The server's signs of life and what this side waits for (the
+    /// liveness rule, R-4.3.6), applied between the slices of every send.
+    watch: LinkWatch,
     /// Frames read while waiting for one reply ([`Connection::wait_for`]),
     /// handed to the session before anything newer.
     early: std::collections::VecDeque<Frame>,
@@ -121,10 +121,10 @@ impl Connection {
             }
         })?;
         stream.set_nodelay(true).map_err(unreachable)?;
-        stream
-            .set_write_timeout(Some(WRITE_TIMEOUT))
-            .map_err(unreachable)?;
         // The TLS handshake must not wait forever on a silent peer.
+        stream
+            .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+            .map_err(unreachable)?;
         stream
             .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
             .map_err(unreachable)?;
@@ -134,11 +134,18 @@ impl Connection {
             other => other,
         })?;
         stream.set_read_timeout(None).map_err(unreachable)?;
+        // From now on every send is cut into slices (`sliced`): between
+        // them the liveness rule runs and the heartbeat beats.
+        stream
+            .set_write_timeout(Some(SEND_SLICE))
+            .map_err(unreachable)?;
+        let watch_sock = stream.try_clone().map_err(unreachable)?;
         // Bounded in bytes by the reader itself (`InboundBudget`), not by
         // the channel: a frame-count bound would allow 1 MiB frames by the
         // thousand, and the session takes frames with `select!`, so it
         // cannot tell the reader when it took one.
         let (tx, rx) = crossbeam_channel::unbounded();
+        let frames = rx.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let reader_stop = Arc::clone(&stop);
         let born = Instant::now();
@@ -160,8 +167,7 @@ impl Connection {
             next_id: 1,
             out: Vec::with_capacity(64 * 1024),
             last_send: Instant::now(),
-            born,
-            heard_ms,
+            watch: LinkWatch::new(watch_sock, born, heard_ms, frames),
             early: std::collections::VecDeque::new(),
             trust: Some(trust),
             address,
@@ -177,17 +183,30 @@ impl Connection {
         }
     }
 
-    /// When the last byte from the server arrived (the connection's start
-    /// before the first): what tells a slow answer from a dead connection
-    /// ([`super::schedule::connection_dead`]).
-    pub fn heard(&self) -> Instant {
-        self.born + Duration::from_millis(self.heard_ms.load(Ordering::Relaxed))
+    /// The connection's liveness watch (signs of the server, what this
+    /// side waits for).
+    pub fn watch(&self) -> &LinkWatch {
+        &self.watch
     }
 
-    /// Bytes sent that the server's host has not acknowledged yet
-    /// ([`crate::tcp_info::unsent_bytes`]): a fall is a sign of life.
-    pub fn unsent(&self) -> u32 {
-        crate::tcp_info::unsent_bytes(&self.stream)
+    /// The same, to note pings, frames taken and what is awaited.
+    pub fn watch_mut(&mut self) -> &mut LinkWatch {
+        &mut self.watch
+    }
+
+    /// Sends a Ping and notes it in the watch; returns its request ID.
+    ///
+    /// # Errors
+    /// As [`Connection::send`].
+    pub fn ping(&mut self) -> Result<u32, ClientError> {
+        let id = self.request(Message::Ping)?;
+        self.watch.ping_sent(id, Instant::now());
+        Ok(id)
+    }
+
+    /// [`kernel_gave_up`] for this connection, now.
+    pub fn kernel_gave_up(&self) -> String {
+        kernel_gave_up(self.watch.silent_for(Instant::now()))
     }
 
     /// The frames from the server.
@@ -223,14 +242,30 @@ impl Connection {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(Inbound::Frame(frame)) if frame.request_id == request_id => return Ok(frame),
-                Ok(Inbound::Frame(frame)) => self.early.push_back(frame),
+            if left.is_zero() {
+                return Err(ClientError::ConnectionLost(format!(
+                    "no reply to request {request_id} within {timeout:?}"
+                )));
+            }
+            // In slices: the session loop does not turn meanwhile, so the
+            // watch beats and applies the liveness rule between them.
+            match self.rx.recv_timeout(left.min(SEND_SLICE)) {
+                Ok(Inbound::Frame(frame)) => {
+                    self.watch.frame_taken(Instant::now());
+                    if frame.request_id == request_id {
+                        return Ok(frame);
+                    }
+                    self.early.push_back(frame);
+                }
                 Ok(Inbound::Closed(why)) => return Err(ClientError::ConnectionLost(why)),
-                Err(_) => {
-                    return Err(ClientError::ConnectionLost(format!(
-                        "no reply to request {request_id} within {timeout:?}"
-                    )))
+                Ok(Inbound::TimedOut) => {
+                    return Err(ClientError::ConnectionLost(self.kernel_gave_up()))
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    self.watch.between_slices(true)?
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(ClientError::ConnectionLost("reader stopped".into()))
                 }
             }
         }
@@ -280,36 +315,41 @@ impl Connection {
             request_id,
             data.len() as u32,
         );
-        if let Err(e) = self
+        let watch = &mut self.watch;
+        let mut on = |ev: SendEvent| watch.on_send(ev);
+        let sent = self
             .writer
-            .write_all(&self.out)
-            .and_then(|()| self.writer.write_all(data))
-        {
-            return Err(self.write_error(&e));
+            .write_all(&self.out, &mut on)
+            .and_then(|()| self.writer.write_all(data, &mut on));
+        if let Err(e) = sent {
+            return Err(self.write_error(e));
         }
         self.last_send = Instant::now();
         Ok(())
     }
 
     fn flush_out(&mut self) -> Result<(), ClientError> {
-        self.writer
-            .write_all(&self.out)
-            .map_err(|e| self.write_error(&e))?;
+        let watch = &mut self.watch;
+        let sent = self
+            .writer
+            .write_all(&self.out, &mut |ev| watch.on_send(ev));
+        if let Err(e) = sent {
+            return Err(self.write_error(e));
+        }
         self.last_send = Instant::now();
         Ok(())
     }
 
-    /// A failed write as the user reads it: a write the server did not
-    /// take within [`WRITE_TIMEOUT`] is a timeout, not EAGAIN's text.
-    fn write_error(&self, e: &io::Error) -> ClientError {
-        if is_timeout(e) {
-            ClientError::TimedOut {
-                during: Waited::Write,
-                address: self.address.clone(),
-                after: WRITE_TIMEOUT,
+    /// A failed write as the user reads it: the liveness rule's own line
+    /// when it gave the connection up ([`LinkWatch::on_send`]), the
+    /// client's words when the kernel did (ETIMEDOUT), never EAGAIN's text.
+    fn write_error(&self, e: Sliced<ClientError>) -> ClientError {
+        match e {
+            Sliced::Stopped(e) => e,
+            Sliced::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
+                ClientError::ConnectionLost(self.kernel_gave_up())
             }
-        } else {
-            ClientError::ConnectionLost(format!("write: {e}"))
+            Sliced::Io(e) => ClientError::ConnectionLost(format!("write: {e}")),
         }
     }
 
@@ -352,6 +392,9 @@ impl Connection {
         let frame = match self.rx.recv_timeout(HANDSHAKE_TIMEOUT) {
             Ok(Inbound::Frame(frame)) => frame,
             Ok(Inbound::Closed(why)) => return Err(ClientError::ConnectionLost(why)),
+            Ok(Inbound::TimedOut) => {
+                return Err(ClientError::ConnectionLost(self.kernel_gave_up()))
+            }
             Err(_) => {
                 return Err(ClientError::TimedOut {
                     during: Waited::HelloAnswer,
@@ -483,6 +526,12 @@ fn read_loop(mut stream: ReadHalf, tx: Sender<Inbound>, stop: &AtomicBool, heard
                 n
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                // The kernel gave up (its retransmissions or probes went
+                // unanswered): the session says so in its own words.
+                let _ = tx.send(Inbound::TimedOut);
+                return;
+            }
             Err(e) => {
                 let _ = tx.send(Inbound::Closed(format!("read: {e}")));
                 return;
@@ -637,7 +686,7 @@ mod tests {
                     assert_eq!(f.message, frame(got).message, "frame {got}");
                     got += 1;
                 }
-                Ok(Inbound::Closed(_)) => break,
+                Ok(Inbound::Closed(_) | Inbound::TimedOut) => break,
                 Err(e) => panic!("{e}"),
             }
         }

@@ -15,8 +15,6 @@ pub enum Waited {
     TlsHandshake,
     /// The server's answer to the Hello (`HANDSHAKE_TIMEOUT`).
     HelloAnswer,
-    /// A write the server did not take (`WRITE_TIMEOUT`).
-    Write,
 }
 
 /// Whether an I/O error is a socket timeout: `WouldBlock` (EAGAIN, what a
@@ -477,10 +475,6 @@ impl fmt::Display for ClientError {
                     Waited::HelloAnswer => write!(
                         f,
                         "timed out waiting for {address} to answer the Hello after {secs} s"
-                    ),
-                    Waited::Write => write!(
-                        f,
-                        "timed out sending to {address} after {secs} s (the server took no data)"
                     ),
                 }
             }

@@ -5,6 +5,8 @@
 //! - [`address`]: the server's address as typed, looked up at each connection attempt.
 //! - [`connection`]: one TCP connection; a reader thread turns bytes into frames.
 //! - [`unreachable`]: why a server could not be reached, in words with what to check.
+//! - [`link_watch`]: one connection's signs of life and waits, watched even inside a blocked send.
+//! - [`sliced`]: blocking writes in slices of bounded time (a beat and the liveness rule between them).
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`origin`]: where that identity was made: a copied folder does not run as the device.
 //! - [`status`]: the running client's status file, and the `status` command's report.
@@ -13,7 +15,8 @@
 //! - [`scanner`]: walks the folder, hashes what changed, asks [`plan`] for the pushes.
 //! - [`plan`]: the push decisions without I/O: what to push, in what order, what an ack means.
 //! - [`watcher`]: notify events → "look at these paths again" (or "this file is complete").
-//! - [`schedule`]: the session's timers: what is due when (push rounds, pulls, pings, reconnection).
+//! - [`schedule`]: the session's timers: what is due when (push rounds, pulls, pings, reconnection);
+//!   its `liveness` holds the one rule for a silent server.
 //! - [`push`]: sending pushes, digesting their acknowledgements.
 //! - [`conflict`]: every conflict decision (pull and push answers), without I/O.
 //! - [`aside`]: moving an entry to the server's conflict name without replacing anything.
@@ -44,6 +47,7 @@ pub mod history;
 pub mod ignore;
 pub mod index;
 pub mod lease;
+pub mod link_watch;
 pub mod logging;
 pub mod mounts;
 pub mod nesting;
@@ -58,6 +62,7 @@ pub mod scanner;
 pub mod schedule;
 pub mod secure;
 pub mod session;
+pub mod sliced;
 pub mod staging;
 pub mod state;
 pub mod status;

@@ -410,6 +410,12 @@ impl PullJob {
         (!self.listed).then_some(self.request_id)
     }
 
+    /// Whether this pull waits for the server: its reply has not come in
+    /// full, or chunks it fetched have not all arrived (a download).
+    pub fn awaits_server(&self) -> bool {
+        !self.listed || !self.outstanding.is_empty()
+    }
+
     /// True when `request_id` answers this pull or one of its fetches.
     pub fn owns(&self, request_id: u32) -> bool {
         request_id == self.request_id

@@ -19,6 +19,7 @@ use super::scanner::Scope;
 use super::watcher::WatchEvent;
 
 pub mod holdback;
+pub mod liveness;
 pub mod removal;
 use std::time::{Duration, Instant};
 
@@ -124,7 +125,7 @@ pub const PUSH_RETRY: Duration = Duration::from_secs(1);
 /// pending). A slow answer (a large upload being checked) only delays the
 /// Pong behind it: one ping per this period; only a ping that
 /// waits [`DEAD_AFTER`] with not one byte from the server ends the
-/// connection ([`connection_dead`]). The
+/// connection ([`liveness::judge`]). The
 /// same while a pull's reply has not come in full: no other pull
 /// starts while one runs, so a reply the server lost stopped every pull.
 pub const PROBE_AFTER: Duration = Duration::from_secs(10);
@@ -142,7 +143,9 @@ pub const STALL_WARN: Duration = Duration::from_secs(60);
 /// bytes that keep coming; without this, a connection whose path went
 /// silent (a server host lost, a dead link without a reset, a floating
 /// address moved) was kept until the kernel gave up, ~15 min, while
-/// `status` said connected (outside tester breaker17 R3).
+/// `status` said connected (outside tester breaker17 R3). A send that
+/// cannot go on (its bytes unacknowledged) is such a probe too
+/// ([`liveness`]).
 pub const DEAD_AFTER: Duration = Duration::from_secs(60);
 /// How fast the server is assumed, at the least, to check an upload's
 /// bytes at its end before it answers (a 1 GiB upload takes about 1 s):
@@ -150,37 +153,6 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(60);
 /// bytes at this rate, so a slow disk's check of a large file is not
 /// taken for a dead connection and cut at every attempt.
 pub const CHECK_BYTES_PER_S: u64 = 32 << 20;
-
-/// Whether the connection is dead at `now`: the oldest unanswered ping was
-/// sent at `oldest_ping`, the server was last heard from at `heard` (its
-/// last byte, or its host's last acknowledgement of this side's bytes) and
-/// uploads of `checking` bytes wait for their answers. Dead when
-/// [`DEAD_AFTER`] (plus `checking` at [`CHECK_BYTES_PER_S`]) has passed
-/// since the later of the two. Returns the silence (since `heard`) then.
-pub fn connection_dead(
-    oldest_ping: Option<Instant>,
-    heard: Instant,
-    checking: u64,
-    now: Instant,
-) -> Option<Duration> {
-    let since = oldest_ping?.max(heard);
-    let allowance = DEAD_AFTER + Duration::from_secs(checking / CHECK_BYTES_PER_S);
-    (now.saturating_duration_since(since) >= allowance)
-        .then(|| now.saturating_duration_since(heard))
-}
-
-/// Whether `status` should say the session waits for a silent server: a
-/// ping has waited [`PROBE_AFTER`] / 2 with nothing heard since it went
-/// (not in sync then: the server's changes may be waiting behind it).
-pub fn server_silent(
-    oldest_ping: Option<Instant>,
-    heard: Instant,
-    now: Instant,
-) -> Option<Duration> {
-    let since = oldest_ping?.max(heard);
-    (now.saturating_duration_since(since) >= PROBE_AFTER / 2)
-        .then(|| now.saturating_duration_since(heard))
-}
 
 /// The wait for the server that [`STALL_WARN`] watches, at `now`: `since`
 /// (when the session started waiting, or last heard from the server while
@@ -229,8 +201,9 @@ pub struct Status {
     pub last_send: Option<Instant>,
     /// A pull is being applied.
     pub pulling: bool,
-    /// The running pull's reply has not come in full: a ping probes it
-    /// after [`PROBE_AFTER`] of silence.
+    /// The running pull's reply has not come in full, or its fetched
+    /// chunks have not all arrived: a ping probes it after [`PROBE_AFTER`]
+    /// of silence.
     pub pull_awaited: bool,
     /// The server said it has changes (or a push asked for a pull).
     pub pull_wanted: bool,

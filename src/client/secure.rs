@@ -10,6 +10,7 @@
 //! the reader never stops draining the socket while a write blocks.
 
 use super::error::ClientError;
+use super::sliced::{write_sliced, SendEvent, Sliced};
 use super::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ErrorCode, FrameDecoder, Message, Status, UserId};
@@ -439,24 +440,29 @@ impl Read for ReadHalf {
 const ENCRYPT_STEP: usize = 256 * 1024;
 
 impl WriteHalf {
-    /// Writes all of `data` (blocking, with the socket's write timeout).
+    /// Writes all of `data` in slices of the socket's write timeout
+    /// ([`write_sliced`]), telling `on` of each step; `on` may stop it.
     ///
     /// # Errors
-    /// The socket's, or rustls's.
-    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// The socket's, rustls's, or what `on` returned.
+    pub fn write_all<E>(
+        &mut self,
+        data: &[u8],
+        on: &mut dyn FnMut(SendEvent) -> Result<(), E>,
+    ) -> Result<(), Sliced<E>> {
         match self {
-            WriteHalf::Plain(sock) => sock.write_all(data),
+            WriteHalf::Plain(sock) => write_sliced(sock, data, on),
             WriteHalf::Tls { sock, tls, staged } => {
                 for part in data.chunks(ENCRYPT_STEP) {
                     staged.clear();
                     {
-                        let mut tls = lock(tls)?;
-                        tls.writer().write_all(part)?;
+                        let mut tls = lock(tls).map_err(Sliced::Io)?;
+                        tls.writer().write_all(part).map_err(Sliced::Io)?;
                         while tls.wants_write() {
-                            tls.write_tls(staged)?;
+                            tls.write_tls(staged).map_err(Sliced::Io)?;
                         }
                     }
-                    sock.write_all(staged)?;
+                    write_sliced(sock, staged, on)?;
                 }
                 if staged.capacity() > 2 * ENCRYPT_STEP {
                     *staged = Vec::new();

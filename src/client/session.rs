@@ -25,13 +25,13 @@ use super::ignore::source::RuleSource;
 use super::index::Index;
 use super::plan::Op;
 use super::scanner::Scanner;
+use super::schedule::liveness::{self, Liveness};
 use super::schedule::{self, Status, Timers};
 use super::state::{Identity, StateDir};
 use super::watcher::{FolderWatcher, WatchEvent};
 use super::Config;
 use crate::protocol::{ErrorCode, Frame, Message, UserId, WirePath};
 use crossbeam_channel::{never, select, Receiver};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,20 +87,10 @@ struct Session<'a> {
     rules: RuleSource,
     /// The status file and what goes into it ([`publish`]).
     publisher: publish::Publisher,
-    /// `None` while disconnected (see [`link`]).
+    /// `None` while disconnected (see [`link`]). Its liveness watch
+    /// ([`crate::client::link_watch`]) holds the pings in flight and the
+    /// server's signs of life.
     conn: Option<Connection>,
-    /// Pings sent and not yet answered, with when each went.
-    pings: HashMap<u32, Instant>,
-    /// When the session last took a frame from the server (the reader may
-    /// hold back while the session is busy: frames waiting to be taken are
-    /// not the server's silence).
-    frame_at: Instant,
-    /// The connection's unsent bytes at the last look
-    /// ([`Connection::unsent`]) and when they last fell: the server's host
-    /// acknowledging what this side sent (a slow uplink still draining an
-    /// upload) is not a silent server.
-    unsent_seen: u32,
-    acked_at: Instant,
     /// Handshakes refused `DeviceInUse` in a row ([`link`], R-4.6.16).
     in_use_refusals: u32,
     /// The refusal last logged as a warning while the connection is down
@@ -163,6 +153,9 @@ impl Session<'_> {
                 recv(server) -> msg => match msg {
                     Ok(Inbound::Frame(frame)) => self.on_frame(frame),
                     Ok(Inbound::Closed(why)) => Err(ClientError::ConnectionLost(why)),
+                    Ok(Inbound::TimedOut) => Err(ClientError::ConnectionLost(
+                        self.conn.as_ref().map_or_else(String::new, Connection::kernel_gave_up),
+                    )),
                     Err(_) => Err(ClientError::ConnectionLost("reader stopped".into())),
                 },
                 recv(events) -> ev => match ev {
@@ -210,11 +203,7 @@ impl Session<'_> {
         Status {
             last_send: self.conn.as_ref().map(Connection::last_send),
             pulling: self.pull.job.is_some(),
-            pull_awaited: self
-                .pull
-                .job
-                .as_ref()
-                .is_some_and(|j| j.awaiting_reply().is_some()),
+            pull_awaited: self.pull.job.as_ref().is_some_and(|j| j.awaits_server()),
             pull_wanted: self.pull.wanted,
             pushing: !self.push.inflight.is_empty(),
             push_first: self.push.first,
@@ -275,8 +264,7 @@ impl Session<'_> {
             return Ok(());
         };
         if due.ping {
-            let id = conn.request(Message::Ping)?;
-            self.pings.insert(id, now);
+            conn.ping()?;
         }
         if due.pull {
             self.start_pull(now)?;
@@ -330,54 +318,51 @@ impl Session<'_> {
         }
     }
 
-    /// When the server was last heard from: its last byte, or the end of
-    /// the last frame the session handled, whichever is later; now while
-    /// frames wait to be taken (a session busy applying is not a silent
-    /// server); `None` while disconnected.
-    fn heard(&self) -> Option<Instant> {
-        let conn = self.conn.as_ref()?;
-        if !conn.inbound().is_empty() {
-            return Some(Instant::now());
-        }
-        Some(conn.heard().max(self.frame_at).max(self.acked_at))
-    }
-
-    /// The oldest ping still waiting for its Pong.
-    fn oldest_ping(&self) -> Option<Instant> {
-        self.pings.values().min().copied()
-    }
-
-    /// Says so (log and status) when pushes or a pull have waited
-    /// [`schedule::STALL_WARN`] for a server that sends nothing, and gives
-    /// the connection up when a ping waited [`schedule::DEAD_AFTER`] with
-    /// not one byte from the server ([`schedule::connection_dead`]).
-    fn watch_stall(&mut self, now: Instant) -> Result<(), ClientError> {
-        if let Some(conn) = &self.conn {
-            let unsent = conn.unsent();
-            if unsent < self.unsent_seen {
-                self.acked_at = now;
-            }
-            self.unsent_seen = unsent;
-        }
-        let Some(heard) = self.heard() else {
-            self.waiting_since = None;
-            return Ok(());
-        };
-        let checking = self
-            .push
+    /// Bytes of uploads sent and awaiting their answers (the server checks
+    /// them before it answers: [`schedule::liveness::allowance`]).
+    pub(super) fn checking(&self) -> u64 {
+        self.push
             .inflight
             .values()
             .map(|op| match op {
                 Op::Upload { stat, .. } | Op::Stream { stat, .. } => stat.size,
                 _ => 0,
             })
-            .sum();
-        if let Some(silent) = schedule::connection_dead(self.oldest_ping(), heard, checking, now) {
-            return Err(ClientError::ConnectionLost(format!(
-                "no answer from the server for {} s, not even to a ping; connecting again",
-                silent.as_secs()
-            )));
+            .sum()
+    }
+
+    /// Whether the session awaits a reply from the server: pushes in
+    /// flight, or a pull whose reply or fetched chunks have not all come.
+    fn awaiting(&self) -> bool {
+        !self.push.inflight.is_empty() || self.pull.job.as_ref().is_some_and(|j| j.awaits_server())
+    }
+
+    /// Tells the connection's watch what the session awaits now, and looks
+    /// at the socket ([`crate::client::link_watch::LinkWatch::look`]).
+    pub(super) fn update_watch(&mut self, now: Instant) {
+        let (awaiting, checking) = (self.awaiting(), self.checking());
+        if let Some(conn) = self.conn.as_mut() {
+            let watch = conn.watch_mut();
+            watch.awaiting(awaiting, checking, now);
+            watch.look(now);
         }
+    }
+
+    /// Says so (log and status) when pushes or a pull have waited
+    /// [`schedule::STALL_WARN`] for a server that sends nothing, and gives
+    /// the connection up when the liveness rule says so
+    /// ([`schedule::liveness::judge`]: a ping, or bytes sent, unanswered
+    /// for [`schedule::DEAD_AFTER`] with not one sign of the server).
+    fn watch_stall(&mut self, now: Instant) -> Result<(), ClientError> {
+        self.update_watch(now);
+        let Some(conn) = &self.conn else {
+            self.waiting_since = None;
+            return Ok(());
+        };
+        if let Liveness::Dead(silent) = conn.watch().judge(now) {
+            return Err(ClientError::ConnectionLost(liveness::dead_line(silent)));
+        }
+        let heard = conn.watch().heard(now);
         let busy = !self.push.inflight.is_empty() || self.pull.job.is_some();
         // Bytes heard while waiting start the wait again.
         let waiting = self.waiting_since.map(|t| t.max(heard));
@@ -398,12 +383,19 @@ impl Session<'_> {
     }
 
     fn on_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
-        self.frame_at = Instant::now();
+        self.frame_taken();
         let handled = self.handle_frame(frame);
         // Handling may take long (a large batch applied): that time is
         // the session's, not the server's silence.
-        self.frame_at = Instant::now();
+        self.frame_taken();
         handled
+    }
+
+    /// A frame was taken from the server now (a sign of life).
+    fn frame_taken(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.watch_mut().frame_taken(Instant::now());
+        }
     }
 
     fn handle_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
@@ -536,7 +528,9 @@ impl Session<'_> {
                 }
             }
             Message::Pong => {
-                self.pings.remove(&id);
+                if let Some(conn) = self.conn.as_mut() {
+                    conn.watch_mut().pong(id);
+                }
             }
             other => {
                 log::debug!("ignoring unexpected {:?} (request {id})", other.kind());

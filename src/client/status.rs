@@ -36,6 +36,11 @@ pub const FORMAT: u32 = 1;
 /// Most entries of [`Status::not_synced`] written out (the file is rewritten
 /// at every change of state; the client's log names every one).
 pub const MAX_NOT_SYNCED: usize = 1000;
+/// How [`Status::pending`] starts while the client waits for a server that
+/// answers nothing ([`crate::client::schedule::liveness`]): `status` shows
+/// it before anything else it could say of a running client, a first
+/// sync's start included (the wait is what holds everything else up).
+pub const WAITING_FOR_SERVER: &str = "waiting for the server: no answer for";
 
 /// What the running client reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -105,7 +105,7 @@ fn refused_v6(conn: &mut Connection) -> bool {
         match conn.inbound().recv_timeout(left) {
             Ok(Inbound::Frame(frame)) if is_refusal(&frame.message) => return true,
             Ok(Inbound::Frame(frame)) => conn.push_early(frame.request_id, frame.message),
-            Ok(Inbound::Closed(_)) | Err(_) => return false,
+            Ok(Inbound::Closed(_) | Inbound::TimedOut) | Err(_) => return false,
         }
     }
 }

@@ -2,7 +2,10 @@
 //! way (what a real link carries, TLS included), and can play an older
 //! server: on a plaintext link it answers the first frame of a chosen kind
 //! with a closing Error, as a server that does not know that kind does.
-//! It can also lose a frame, play a slow uplink, or go silent.
+//! It can also lose a frame, play a slow uplink, or go silent; a shaped
+//! relay slows both ways to a rate set at any time, and stalls (carries
+//! nothing, reads nothing: TCP backs up to the sender, whose sends block)
+//! and resumes without losing a byte.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -20,7 +23,24 @@ pub struct Relay {
     /// (a path that went silent: no reset, no FIN). Only relays made by
     /// [`Relay::silenceable`] look at it.
     silent: Arc<AtomicBool>,
+    /// The knobs of a [`Relay::shaped`] (unused by the others).
+    shape: Arc<Shape>,
 }
+
+/// What a [`Relay::shaped`] does now: carry at most `rate` bytes per
+/// second each way (0: as fast as it can), or nothing while `stalled`.
+#[derive(Default)]
+pub struct Shape {
+    rate: AtomicU64,
+    stalled: AtomicBool,
+}
+
+/// The receive buffer of a shaped relay's sockets: small, so that what a
+/// stalled or slow relay holds is little and the sender's own socket
+/// buffer is what backs up (loopback buffers grow to megabytes otherwise).
+const SHAPED_BUFFER: libc::c_int = 128 * 1024;
+/// The segment size a shaped relay announces (an Ethernet-sized one).
+const SHAPED_SEGMENT: libc::c_int = 1400;
 
 /// What the relay answers to a frame of `kind` (plaintext links only):
 /// Error `code` with `text`, request ID 0, then it closes both sides.
@@ -114,6 +134,37 @@ impl Relay {
         relay
     }
 
+    /// A relay to `target` whose links carry at most [`Relay::rate`] bytes
+    /// per second each way and carry nothing while [`Relay::stall`] says
+    /// so (neither side is closed, nothing is lost: the bytes wait in the
+    /// senders' socket buffers).
+    pub fn shaped(target: u16) -> Relay {
+        let shape = Arc::new(Shape::default());
+        let knobs = shape.clone();
+        let mut relay = Relay::accepting_with(
+            target,
+            SHAPED_BUFFER,
+            move |(client, server), (c2, s2), (u, d)| {
+                let (k1, k2) = (knobs.clone(), knobs.clone());
+                std::thread::spawn(move || pump_shaped(client, server, u, k1));
+                std::thread::spawn(move || pump_shaped(s2, c2, d, k2));
+            },
+        );
+        relay.shape = shape;
+        relay
+    }
+
+    /// Sets the rate of a [`Relay::shaped`], bytes per second each way (0:
+    /// unlimited).
+    pub fn rate(&self, bytes_per_s: u64) {
+        self.shape.rate.store(bytes_per_s, Ordering::SeqCst);
+    }
+
+    /// Stalls ([`true`]) or resumes a [`Relay::shaped`].
+    pub fn stall(&self, on: bool) {
+        self.shape.stalled.store(on, Ordering::SeqCst);
+    }
+
     /// Starts ([`true`]) or ends the silence of a [`Relay::silenceable`].
     pub fn silence(&self, on: bool) {
         self.silent.store(on, Ordering::SeqCst);
@@ -147,14 +198,36 @@ impl Relay {
         target: u16,
         serve: impl Fn(Streams, Streams, (Arc<AtomicU64>, Arc<AtomicU64>)) + Send + 'static,
     ) -> Relay {
+        Relay::accepting_with(target, 0, serve)
+    }
+
+    /// [`Relay::accepting`], the sockets' receive buffers set to `buffer`
+    /// bytes (0: the system's, growing as it likes).
+    fn accepting_with(
+        target: u16,
+        buffer: libc::c_int,
+        serve: impl Fn(Streams, Streams, (Arc<AtomicU64>, Arc<AtomicU64>)) + Send + 'static,
+    ) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        if buffer > 0 {
+            // Accepted sockets take the listener's buffer size, and the
+            // segment size it announces: a small one, so the window opens
+            // as the relay reads, not in loopback's 64 KiB steps.
+            set_rcvbuf(&listener, buffer);
+            set_int(
+                &listener,
+                libc::IPPROTO_TCP,
+                libc::TCP_MAXSEG,
+                SHAPED_SEGMENT,
+            );
+        }
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicU64::new(0));
         let down = Arc::new(AtomicU64::new(0));
         let (u, d) = (up.clone(), down.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().take(256).flatten() {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                let Ok(server) = connect_with(target, buffer) else {
                     continue;
                 };
                 let (c2, s2) = match (client.try_clone(), server.try_clone()) {
@@ -169,6 +242,7 @@ impl Relay {
             up,
             down,
             silent: Arc::new(AtomicBool::new(false)),
+            shape: Arc::new(Shape::default()),
         }
     }
 
@@ -264,6 +338,116 @@ fn pump_slow(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>, rate
 }
 
 type ToClient = (Arc<Mutex<TcpStream>>, Arc<AtomicBool>);
+
+/// Sets `SO_RCVBUF` of `socket` to `bytes`.
+fn set_rcvbuf(socket: &impl std::os::fd::AsRawFd, bytes: libc::c_int) {
+    set_int(socket, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes);
+}
+
+/// Sets the int socket option `name` at `level` of `socket` to `value`.
+fn set_int(
+    socket: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) {
+    // SAFETY: a valid descriptor borrowed for the call; the option value
+    // is one int, passed with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt {level}/{name}");
+}
+
+/// A connection to the server on loopback port `target`, its receive
+/// buffer set to `buffer` bytes before it connects (0: the system's).
+fn connect_with(target: u16, buffer: libc::c_int) -> std::io::Result<TcpStream> {
+    if buffer == 0 {
+        return TcpStream::connect(("127.0.0.1", target));
+    }
+    // SAFETY: plain socket(2); the descriptor is owned at once below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket this function owns from here on.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    set_rcvbuf(&sock, buffer);
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: target.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_in for the call, with its size.
+    let rc = unsafe {
+        libc::connect(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(TcpStream::from(sock))
+}
+
+/// [`pump`] as `shape` says: nothing read or written while stalled
+/// (looked at again every 10 ms), and at most its rate once it moves (reads of a twentieth
+/// of a second's worth, so the pace is even).
+fn pump_shaped(mut from: TcpStream, mut to: TcpStream, count: Arc<AtomicU64>, shape: Arc<Shape>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut paced_from = std::time::Instant::now();
+    let (mut moved, mut rate_seen) = (0u64, 0u64);
+    loop {
+        if shape.stalled.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            paced_from = std::time::Instant::now();
+            moved = 0;
+            continue;
+        }
+        let rate = shape.rate.load(Ordering::SeqCst);
+        if rate != rate_seen {
+            (paced_from, moved, rate_seen) = (std::time::Instant::now(), 0, rate);
+        }
+        let most = if rate == 0 {
+            buf.len()
+        } else {
+            (rate / 20).clamp(1, buf.len() as u64) as usize
+        };
+        let n = match from.read(&mut buf[..most]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // Read just before a stall began: held until it ends, not lost.
+        while shape.stalled.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            paced_from = std::time::Instant::now();
+            moved = 0;
+        }
+        count.fetch_add(n as u64, Ordering::SeqCst);
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if rate > 0 {
+            moved += n as u64;
+            let due = std::time::Duration::from_secs_f64(moved as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(paced_from.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
 
 /// Reads one frame (header and payload) from `from`.
 fn read_frame(from: &mut TcpStream) -> Option<Vec<u8>> {

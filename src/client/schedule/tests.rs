@@ -563,54 +563,200 @@ fn the_stall_warning_comes_after_a_minute_of_silence_and_repeats() {
 
 /// breaker17 R3: a ping that waited [`DEAD_AFTER`] with nothing heard
 /// ends the connection; a byte (or an acknowledgement) heard after the
-/// ping starts the wait again; no ping waiting, never; uploads being
-/// checked add their bytes at [`CHECK_BYTES_PER_S`].
+/// ping starts the wait again; no probe waiting, never; uploads being
+/// checked add their bytes at [`CHECK_BYTES_PER_S`]. breaker18 F1: bytes
+/// that sit unacknowledged (a blocked send) are a probe like a ping.
 #[test]
-fn a_connection_is_dead_only_after_a_ping_waited_in_silence() {
+fn a_connection_is_dead_only_after_a_probe_waited_in_silence() {
+    use liveness::{judge, Liveness, Waits};
     let t0 = later_than_a_minute();
     let s = Duration::from_secs;
-    // No ping waiting: however long the silence, not dead (an idle link
+    let quiet = Waits {
+        heard: t0,
+        ping: None,
+        backlog: None,
+        request: None,
+        checking: 0,
+    };
+    // Nothing waiting: however long the silence, alive (an idle link
     // sends a keep-alive ping first).
-    assert_eq!(connection_dead(None, t0, 0, t0 + s(3600)), None);
-    // A ping, nothing since: alive just before DEAD_AFTER, dead at it.
-    let heard = t0;
-    let ping = t0 + s(5);
-    assert_eq!(
-        connection_dead(Some(ping), heard, 0, ping + DEAD_AFTER - s(1)),
-        None
-    );
-    assert_eq!(
-        connection_dead(Some(ping), heard, 0, ping + DEAD_AFTER),
-        Some(s(5) + DEAD_AFTER)
-    );
-    // Heard after the ping: the wait counts from then.
-    let later = ping + s(40);
-    assert_eq!(
-        connection_dead(Some(ping), later, 0, ping + DEAD_AFTER + s(1)),
-        None
-    );
-    assert!(connection_dead(Some(ping), later, 0, later + DEAD_AFTER).is_some());
-    // 1 GiB being checked: 32 s more at 32 MiB/s.
-    let gib = 1u64 << 30;
-    assert_eq!(
-        connection_dead(Some(ping), heard, gib, ping + DEAD_AFTER + s(31)),
-        None
-    );
-    assert!(connection_dead(Some(ping), heard, gib, ping + DEAD_AFTER + s(32)).is_some());
+    assert_eq!(judge(&quiet, t0 + s(3600)), Liveness::Alive);
+    // A request alone is waited for, never given up on (its ping is).
+    let asked = Waits {
+        request: Some(t0),
+        ..quiet
+    };
+    assert_eq!(judge(&asked, t0 + s(3600)), Liveness::Waiting(s(3600)));
+    for probe in [
+        Waits {
+            ping: Some(t0 + s(5)),
+            ..quiet
+        },
+        Waits {
+            backlog: Some(t0 + s(5)),
+            ..quiet
+        },
+    ] {
+        let at = t0 + s(5);
+        assert_eq!(judge(&probe, at + s(4)), Liveness::Alive);
+        assert_eq!(judge(&probe, at + s(5)), Liveness::Waiting(s(5)));
+        assert_eq!(
+            judge(&probe, at + DEAD_AFTER - s(1)),
+            Liveness::Waiting(DEAD_AFTER - s(1))
+        );
+        assert_eq!(
+            judge(&probe, at + DEAD_AFTER),
+            Liveness::Dead(s(5) + DEAD_AFTER)
+        );
+        // Heard after the probe: the wait counts from then.
+        let later = Waits {
+            heard: at + s(40),
+            ..probe
+        };
+        assert!(!matches!(
+            judge(&later, at + DEAD_AFTER + s(1)),
+            Liveness::Dead(_)
+        ));
+        assert!(matches!(
+            judge(&later, at + s(40) + DEAD_AFTER),
+            Liveness::Dead(_)
+        ));
+        // 1 GiB being checked: 32 s more at 32 MiB/s.
+        let checked = Waits {
+            checking: 1 << 30,
+            ..probe
+        };
+        assert!(!matches!(
+            judge(&checked, at + DEAD_AFTER + s(31)),
+            Liveness::Dead(_)
+        ));
+        assert!(matches!(
+            judge(&checked, at + DEAD_AFTER + s(32)),
+            Liveness::Dead(_)
+        ));
+    }
 }
 
-/// Status says "waiting for the server" half a probe period after a ping
-/// went unanswered in silence, not before, and not without a ping.
+/// What a connection goes through, in any order: the model the random
+/// test below drives.
+#[derive(Debug, Clone, Copy)]
+enum LinkEvent {
+    Ping,
+    Pong,
+    Byte,
+    Blocked,
+    Drained,
+    Ask,
+    Answered,
+    Wait(u64),
+}
+
+/// The liveness rule, whatever the order of pings, answers, bytes heard,
+/// blocked sends, requests and silences (breaker18 F1, F3, F8, F9):
+/// - nothing awaited is never waiting nor dead;
+/// - never waiting within [`liveness::ANSWER_WAIT`] of a sign of the
+///   server, never dead within [`DEAD_AFTER`] (plus the check allowance);
+/// - a request alone is never given up on; a probe (ping or blocked
+///   bytes) waited past the allowance since it went and since the last
+///   sign is;
+/// - once waiting, still waiting (or dead) later if nothing happens, the
+///   wait grown by the time passed; once dead, dead.
 #[test]
-fn the_server_is_silent_half_a_probe_after_an_unanswered_ping() {
+fn the_liveness_rule_holds_whatever_the_order_of_events() {
+    use liveness::{allowance, judge, Liveness, Waits, ANSWER_WAIT};
+    use rand::{rngs::StdRng, Rng as _, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(0x5113_1e19);
     let t0 = later_than_a_minute();
-    let half = PROBE_AFTER / 2;
-    assert_eq!(server_silent(None, t0, t0 + Duration::from_secs(600)), None);
-    assert_eq!(
-        server_silent(Some(t0), t0, t0 + half - Duration::from_millis(1)),
-        None
-    );
-    assert_eq!(server_silent(Some(t0), t0, t0 + half), Some(half));
-    let heard = t0 + Duration::from_secs(3);
-    assert_eq!(server_silent(Some(t0), heard, t0 + half), None);
+    for _ in 0..2000 {
+        let mut now = t0;
+        let mut w = Waits {
+            heard: t0,
+            ping: None,
+            backlog: None,
+            request: None,
+            checking: rng.random_range(0..4u64) << 28,
+        };
+        let mut pings: Vec<Instant> = Vec::new();
+        let mut events = Vec::new();
+        for _ in 0..rng.random_range(1..30) {
+            let event = match rng.random_range(0..8) {
+                0 => LinkEvent::Ping,
+                1 => LinkEvent::Pong,
+                2 => LinkEvent::Byte,
+                3 => LinkEvent::Blocked,
+                4 => LinkEvent::Drained,
+                5 => LinkEvent::Ask,
+                6 => LinkEvent::Answered,
+                _ => LinkEvent::Wait(rng.random_range(0..100)),
+            };
+            events.push(event);
+            match event {
+                LinkEvent::Ping => pings.push(now),
+                LinkEvent::Pong => {
+                    if !pings.is_empty() {
+                        pings.remove(0);
+                    }
+                    w.heard = now;
+                }
+                LinkEvent::Byte => w.heard = now,
+                LinkEvent::Blocked => w.backlog = w.backlog.or(Some(now)),
+                LinkEvent::Drained => {
+                    w.backlog = None;
+                    w.heard = now;
+                }
+                LinkEvent::Ask => w.request = w.request.or(Some(now)),
+                LinkEvent::Answered => {
+                    w.request = None;
+                    w.heard = now;
+                }
+                LinkEvent::Wait(secs) => now += Duration::from_secs(secs),
+            }
+            w.ping = pings.iter().min().copied();
+            let verdict = judge(&w, now);
+            let quiet = now.duration_since(w.heard);
+            let why = format!("{events:?} -> {verdict:?}");
+            let probe = [w.ping, w.backlog].into_iter().flatten().min();
+            let awaited = [probe, w.request].into_iter().flatten().min();
+            match verdict {
+                Liveness::Alive => {
+                    if let Some(since) = awaited {
+                        assert!(
+                            now.duration_since(since.max(w.heard)) < ANSWER_WAIT,
+                            "{why}"
+                        );
+                    }
+                }
+                Liveness::Waiting(waited) => {
+                    let since = awaited.expect("waiting for nothing");
+                    assert_eq!(waited, now.duration_since(since.max(w.heard)), "{why}");
+                    assert!(waited >= ANSWER_WAIT && quiet >= ANSWER_WAIT, "{why}");
+                }
+                Liveness::Dead(silent) => {
+                    assert_eq!(silent, quiet, "{why}");
+                    let p = probe.expect("dead without a probe");
+                    assert!(
+                        now.duration_since(p.max(w.heard)) >= allowance(w.checking),
+                        "{why}"
+                    );
+                }
+            }
+            if let Some(p) = probe {
+                let due = now.duration_since(p.max(w.heard)) >= allowance(w.checking);
+                assert_eq!(due, matches!(verdict, Liveness::Dead(_)), "{why}");
+            }
+            // Nothing happens for a while: the verdict only moves on.
+            let later = now + Duration::from_secs(rng.random_range(0..90));
+            let step = later.duration_since(now);
+            match (verdict, judge(&w, later)) {
+                (Liveness::Dead(_), after) => {
+                    assert!(matches!(after, Liveness::Dead(_)), "{why}")
+                }
+                (Liveness::Waiting(a), Liveness::Waiting(b)) => assert_eq!(b, a + step, "{why}"),
+                (Liveness::Waiting(_), after) => {
+                    assert!(matches!(after, Liveness::Dead(_)), "{why}")
+                }
+                (Liveness::Alive, _) => {}
+            }
+        }
+    }
 }

@@ -35,7 +35,6 @@ impl Session<'_> {
             }
             self.push.dirty.add(op.path().clone());
         }
-        self.pings.clear();
         self.pull.owed = false;
         if let Some(job) = self.pull.job.take() {
             let _ = job.finish();
@@ -45,6 +44,19 @@ impl Session<'_> {
             t.finish();
         }
         let _ = self.index.save(&self.state.index_file());
+    }
+
+    /// Lets the connection's watch beat the heartbeat and write "waiting
+    /// for the server" to the status file while a send or a wait keeps the
+    /// loop from turning ([`crate::client::link_watch`]).
+    pub(super) fn attach_watch(&mut self) {
+        let Some(heart) = self.publisher.heart.clone() else {
+            return;
+        };
+        let note = self.publisher.wait_note(self.state.path().to_owned());
+        if let Some(conn) = self.conn.as_mut() {
+            conn.watch_mut().attach(heart, note);
+        }
     }
 
     /// One reconnection attempt. A refusal that needs a person ends the
@@ -68,6 +80,7 @@ impl Session<'_> {
                 self.in_use_refusals = 0;
                 self.refusal_said = None;
                 self.conn = Some(conn);
+                self.attach_watch();
                 self.timers.connected(Instant::now());
                 self.pull.wanted = true;
                 self.pull.last_acked = 0;

@@ -9,15 +9,19 @@ use crate::client::ignore::apply::{follow_rules, Followed};
 use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
 use crate::client::index::EntryKind;
 use crate::client::index::Index;
+use crate::client::link_watch::WaitNote;
 use crate::client::printable::escape_controls;
 use crate::client::schedule::holdback::Held;
+use crate::client::schedule::liveness::{self, Liveness};
 use crate::client::state::{Identity, StateDir};
 use crate::client::status::heartbeat::Heartbeat;
 use crate::client::status::{self, rfc3339, Status};
 use crate::client::Config;
 use crate::protocol::WirePath;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// At most one status write this often (a burst of acknowledgements
@@ -57,6 +61,11 @@ pub(super) struct Publisher {
     agreed: bool,
     /// Why the index could not be saved (a full disk here), until it is.
     index_error: Option<String>,
+    /// The status last written, shared with the connection's [`WaitNote`]
+    /// (which writes it again, saying the client waits for the server,
+    /// from inside a blocked send), and whether it did since.
+    shared: Arc<Mutex<Option<Status>>>,
+    noted: Arc<AtomicBool>,
 }
 
 impl Publisher {
@@ -90,6 +99,29 @@ impl Publisher {
             (true, Some(at)) => timeout.min((at + STATUS_EVERY).saturating_duration_since(now)),
             _ => timeout,
         }
+    }
+
+    /// What a connection's watch calls, from inside a send or a wait that
+    /// keeps the loop from turning, when the server has not answered for a
+    /// while ([`crate::client::link_watch::LinkWatch::attach`]): the last
+    /// status written again, "waiting for the server" as its pending
+    /// work, into the state folder `dir`.
+    pub(super) fn wait_note(&self, dir: PathBuf) -> WaitNote {
+        let (shared, noted) = (Arc::clone(&self.shared), Arc::clone(&self.noted));
+        Box::new(move |waited| {
+            let Ok(mut last) = shared.lock() else {
+                return;
+            };
+            let Some(s) = last.as_mut() else {
+                return;
+            };
+            s.pending = Some(liveness::waiting_line(waited));
+            s.updated = rfc3339(SystemTime::now());
+            if let Err(e) = status::write(&dir, s) {
+                log::debug!("cannot write the status file: {e}");
+            }
+            noted.store(true, Ordering::SeqCst);
+        })
     }
 
     /// Beats the heartbeat if due: the session loop turned.
@@ -342,7 +374,9 @@ impl Session<'_> {
         }
         self.publisher.put_off = false;
         let next = self.snapshot();
-        let changed = self.publisher.last.as_ref() != Some(&next);
+        // A wait note rewrote the file meanwhile: write it again.
+        let noted = self.publisher.noted.swap(false, Ordering::SeqCst);
+        let changed = self.publisher.last.as_ref() != Some(&next) || noted;
         if !(now_or_never || changed) {
             return;
         }
@@ -350,6 +384,9 @@ impl Session<'_> {
         written.updated = rfc3339(SystemTime::now());
         if let Err(e) = status::write(self.state.path(), &written) {
             log::debug!("cannot write the status file: {e}");
+        }
+        if let Ok(mut shared) = self.publisher.shared.lock() {
+            *shared = Some(written);
         }
         self.publisher.last = Some(next);
         self.publisher.last_write = Some(now);
@@ -379,6 +416,15 @@ impl Session<'_> {
         if let Some(why) = &self.publisher.index_error {
             return Some(format!("{why}; retrying"));
         }
+        // breaker17 R3, breaker18 F3, F9: a request or a ping the server
+        // does not answer may hide other devices' changes; not "in sync"
+        // while it waits, whatever the phase, and said before the rest
+        // (the wait is what holds it up).
+        let now = Instant::now();
+        let judged = self.conn.as_ref().map(|c| c.watch().judge(now));
+        if let Some(Liveness::Waiting(waited) | Liveness::Dead(waited)) = judged {
+            return Some(liveness::waiting_line(waited));
+        }
         if let Some((_, hold)) = &self.push.held {
             return Some(format!(
                 "a removal of {} synced file(s) is held back until it stops growing",
@@ -393,18 +439,6 @@ impl Session<'_> {
         }
         if self.push.unknown {
             return Some("comparing the whole folder with the index".to_owned());
-        }
-        let now = std::time::Instant::now();
-        let silent = self.heard().and_then(|heard| {
-            crate::client::schedule::server_silent(self.oldest_ping(), heard, now)
-        });
-        if let Some(silent) = silent {
-            // breaker17 R3: a pull the server does not answer may hide
-            // other devices' changes; not "in sync" while it waits.
-            return Some(format!(
-                "waiting for the server: no answer for {} s",
-                silent.as_secs()
-            ));
         }
         None
     }

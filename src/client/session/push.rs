@@ -307,6 +307,10 @@ impl Session<'_> {
     /// Writes the pushes, recording each in flight; a file that vanished
     /// before it could be read is compared again. Stops at shutdown.
     fn send_ops(&mut self, ops: Vec<Op>) -> Result<(), ClientError> {
+        // Uploads the server checks before it answers: the liveness rule
+        // gives a blocked send their allowance too (the server may stop
+        // reading while it checks), so the watch learns of each one sent.
+        let mut checking = self.checking();
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -409,7 +413,11 @@ impl Session<'_> {
                         },
                         (op, _) => op,
                     };
+                    if let Op::Upload { stat, .. } | Op::Stream { stat, .. } = &op {
+                        checking = checking.saturating_add(stat.size);
+                    }
                     self.push.inflight.insert(id, op);
+                    conn.watch_mut().awaiting(true, checking, Instant::now());
                     if let Some(list) = lists.sent {
                         self.push.lists.insert(id, list);
                     }

@@ -21,7 +21,6 @@ use crate::client::watcher::{canonical_root, FolderWatcher};
 use crate::client::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{HelloMode, KeyHello, KeyWelcome, Secret, UserId};
-use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -241,10 +240,6 @@ fn run_in(
         rules,
         publisher,
         conn,
-        pings: HashMap::new(),
-        frame_at: now,
-        unsent_seen: 0,
-        acked_at: now,
         in_use_refusals: 0,
         refusal_said: None,
         waiting_since: None,
@@ -259,6 +254,7 @@ fn run_in(
             first_sync: hello.mode != HelloMode::Resume,
         },
     };
+    session.attach_watch();
     session.mark_all(Instant::now());
     if let Some(e) = start_error {
         session.connect_failed(&e);

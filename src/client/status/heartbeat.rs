@@ -12,14 +12,19 @@
 //! Where the beat comes from, and why: **from the work itself, never from a
 //! thread of its own.** The session loop beats at each turn (it wakes at
 //! least every [`BEAT_EVERY`] for it), and the long steps that keep the loop
-//! from turning beat as they advance: each block of an upload sent, each
-//! entry a scan walks, each megabyte a scan hashes, each wait between
-//! connection attempts at start. So a client busy for an hour hashing and
-//! sending a 10 GiB file over a slow link keeps beating (it advances), while a
-//! client whose one read or one send has not returned for [`SILENT_AFTER`]
-//! stops beating and is reported — which is true: nothing moves, whatever the
-//! reason. A "busy" state would not tell a slow step from a stuck one; a
-//! beat per unit of progress does. Not beating yet (a known gap): building
+//! from turning beat as they advance: each entry a scan walks, each
+//! megabyte a scan hashes, each wait between connection attempts at start.
+//! Sends and waits for a reply are cut into slices of half a second
+//! ([`crate::client::sliced`]) with a beat after each, blocked or not: a
+//! client waiting on the network watches it (its liveness rule runs between
+//! the slices and gives a silent connection up, and `status` says "waiting
+//! for the server"), so it is not hung (outside tester breaker18 F1, F2: a
+//! send blocked on a silent or 160 kbit/s link was "not responding"). A
+//! client whose one read of a file (a dead network file system) has not
+//! returned for [`SILENT_AFTER`] stops beating and is reported — which is
+//! true: nothing moves. A "busy" state would not tell a slow step from a
+//! stuck one; a beat per unit of progress, or per slice of a watched wait,
+//! does. Not beating yet (a known gap): building
 //! a delta download from local chunks and re-chunking a file for a delta
 //! upload past the scanner's kept lists; at disk speed these outlast
 //! [`SILENT_AFTER`] only for files of several GiB.

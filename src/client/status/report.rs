@@ -447,7 +447,13 @@ pub fn render(r: &Report) -> String {
         (true, _, _) => "in sync",
         (false, false, _) => "not in sync (no client is running on this folder)",
         (false, true, false) => "not in sync (not connected to the server)",
-        (false, true, true) if r.starting => {
+        (false, true, true)
+            if r.starting
+                && !r
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.starts_with(super::WAITING_FOR_SERVER)) =>
+        {
             "not in sync (starting: comparing the folder with the server)"
         }
         (false, true, true) => match &r.pending {
