@@ -349,6 +349,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "joined_clients_outlive_a_server_on_a_wrong_data_dir",
     ),
     (
+        "R-4.5.11",
+        "client",
+        "tests/e2e_restore_late.rs",
+        "a_device_that_joined_after_the_backup_is_told_how_to_join_again",
+    ),
+    (
+        "R-5.8.4",
+        "client",
+        "tests/e2e_restore_late.rs",
+        "a_late_device_does_not_undo_what_was_done_after_the_restore",
+    ),
+    (
+        "R-5.8.4",
+        "client",
+        "tests/e2e_restore_late.rs",
+        "a_late_device_follows_renames_made_after_the_restore",
+    ),
+    (
+        "R-5.8.4",
+        "client",
+        "src/client/pull/reconcile/known_tests.rs",
+        "randomized_restores_push_again_only_what_the_server_never_held",
+    ),
+    (
         "R-14.1.2",
         "server",
         "src/server/store/history.rs",

@@ -114,6 +114,20 @@ pub enum ClientError {
         /// This device's ID.
         device: u64,
     },
+    /// The server does not know this device (Error `UnknownClient` to a
+    /// Resume of a folder that joined): most likely its data directory was
+    /// restored from a backup made before this device joined. Retried like
+    /// `UnknownUser` (R-4.5.11): the newer data may come back; nothing in
+    /// the folder changes for it.
+    UnknownDevice {
+        /// The folder.
+        folder: PathBuf,
+        /// This device's ID.
+        device: u64,
+        /// The command that joins the folder again (user ID left out: it
+        /// is a secret, R-2.2.3), when the caller knows the server.
+        rejoin: Option<String>,
+    },
     /// The server refused this device's Resume because the device already
     /// has a live connection (Error `DeviceInUse`, PROTOCOL.md R-4.6.13):
     /// usually a restart racing its own old connection, otherwise another
@@ -236,6 +250,14 @@ impl ClientError {
                 message,
             },
             ClientError::Refused {
+                code: ErrorCode::UnknownClient,
+                ..
+            } => ClientError::UnknownDevice {
+                folder: folder.to_path_buf(),
+                device,
+                rejoin: None,
+            },
+            ClientError::Refused {
                 code: ErrorCode::DeviceInUse,
                 message,
             } => ClientError::DeviceInUse {
@@ -277,9 +299,38 @@ impl ClientError {
     /// its devices has synced with is most likely the wrong one for now (started on a
     /// wrong or empty data directory, a wrong shard behind a load balancer,
     /// a backup being restored), not a wrong ID: the ID was right when it
-    /// joined. `UnknownClient`, `Revoked` and `BadCredential` still stop.
+    /// joined. So is `UnknownClient` ([`ClientError::is_unknown_device`]).
+    /// `Revoked` and `BadCredential` still stop.
     pub fn is_retryable_resume(&self) -> bool {
-        self.is_retryable_connect() || self.is_unknown_user()
+        self.is_retryable_connect() || self.is_unknown_user() || self.is_unknown_device()
+    }
+
+    /// The server does not know this joined device (`UnknownClient`,
+    /// R-4.5.11): retried like `UnknownUser`, because the likely cause is
+    /// the same, a server whose data is older than this device (a backup
+    /// restored, a wrong data directory), which its operator may put right.
+    pub fn is_unknown_device(&self) -> bool {
+        matches!(
+            self,
+            ClientError::UnknownDevice { .. }
+                | ClientError::Refused {
+                    code: ErrorCode::UnknownClient,
+                    ..
+                }
+        )
+    }
+
+    /// Names the command that joins the folder again (`rejoin`, see
+    /// [`super::rejoin::command`]) in an [`ClientError::UnknownDevice`].
+    pub fn with_rejoin(self, rejoin: String) -> ClientError {
+        match self {
+            ClientError::UnknownDevice { folder, device, .. } => ClientError::UnknownDevice {
+                folder,
+                device,
+                rejoin: Some(rejoin),
+            },
+            other => other,
+        }
     }
 
     /// The server answered `UnknownUser`.
@@ -514,6 +565,33 @@ impl fmt::Display for ClientError {
                 folder.display(),
                 folder.display()
             ),
+            ClientError::UnknownDevice {
+                folder,
+                device,
+                rejoin,
+            } => {
+                let folder = folder.display();
+                write!(
+                    f,
+                    "the server does not know this device (device {device} of its user; Error \
+                     UnknownClient): its data was most likely restored from a backup made before \
+                     this device joined. Nothing in {folder} was changed. To sync with the server \
+                     as it is now, note this folder's user ID (`cloud-client status {folder}` \
+                     shows it), stop cloud-client, remove {folder}/.cloudservice and join again: "
+                )?;
+                match rejoin {
+                    Some(command) => write!(f, "{command}")?,
+                    None => write!(
+                        f,
+                        "cloud-client SERVER_IP SERVER_PORT {folder} PULLING_RATE USER_ID"
+                    )?,
+                }
+                write!(
+                    f,
+                    " (USER_ID:JOIN_CODE if the operator made a join code; the files stay: they \
+                     are compared with the server's, not deleted)"
+                )
+            }
             ClientError::BadCredential { folder, message } => write!(
                 f,
                 "the server refused this device's credential ({message}); nothing in {} was \

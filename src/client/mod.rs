@@ -8,6 +8,7 @@
 //! - [`link_watch`]: one connection's signs of life and waits, watched even inside a blocked send.
 //! - [`sliced`]: blocking writes in slices of bounded time (a beat and the liveness rule between them).
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
+//! - [`rejoin`]: the command that joins a folder again when the server no longer knows the device.
 //! - [`origin`]: where that identity was made: a copied folder does not run as the device.
 //! - [`status`]: the running client's status file, and the `status` command's report.
 //! - [`index`]: what every synced path was when last agreed with the server.
@@ -57,6 +58,7 @@ pub mod printable;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod rejoin;
 pub mod rename;
 pub mod scanner;
 pub mod schedule;

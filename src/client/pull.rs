@@ -9,6 +9,7 @@
 //! road: fsynced by the pool, then placed, before the pull can end.
 
 mod durable;
+mod kept_scan;
 pub mod reconcile;
 
 use super::applier::{remove_donors, Applied, Applier, Donor, FetchJob, Obtained};
@@ -32,6 +33,7 @@ use crate::protocol::{
 };
 pub use durable::SyncPool;
 use durable::{sync_dirs, Syncer, MAX_UNSYNCED};
+use kept_scan::{KeptScan, Scanned};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -251,6 +253,9 @@ pub struct PullJob {
     checked: bool,
     /// That frame, once it came.
     history: Option<History>,
+    /// A diverged reply waits for the server's kept versions before it is
+    /// reconciled and applied ([`kept_scan`]).
+    scan: Option<KeptScan>,
     /// Rules changed on disk since the pull began ([`RuleSource::peek`]).
     peeked: Option<Peeked>,
     /// Files the reply deleted, kept in the temporary area as chunk
@@ -398,6 +403,7 @@ impl PullJob {
             modes,
             checked: false,
             history: None,
+            scan: None,
             peeked: None,
             donors: Vec::new(),
         }
@@ -407,6 +413,9 @@ impl PullJob {
     /// come in full; `None` once it has (R-9.2.4: a reply to a later
     /// request then proves the rest of it lost).
     pub fn awaiting_reply(&self) -> Option<u32> {
+        if let Some(scan) = &self.scan {
+            return Some(scan.request);
+        }
         (!self.listed).then_some(self.request_id)
     }
 
@@ -419,6 +428,7 @@ impl PullJob {
     /// True when `request_id` answers this pull or one of its fetches.
     pub fn owns(&self, request_id: u32) -> bool {
         request_id == self.request_id
+            || self.scan.as_ref().is_some_and(|s| s.request == request_id)
             || self
                 .outstanding
                 .front()
@@ -437,7 +447,11 @@ impl PullJob {
         ctx: &mut Ctx<'_>,
     ) -> Result<(), ClientError> {
         self.handle(frame, conn, ctx)?;
-        if self.listed && self.queue.is_empty() && self.outstanding.is_empty() {
+        if self.listed
+            && self.scan.is_none()
+            && self.queue.is_empty()
+            && self.outstanding.is_empty()
+        {
             self.settle(ctx);
         }
         Ok(())
@@ -449,6 +463,17 @@ impl PullJob {
         conn: &mut Connection,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), ClientError> {
+        if let Some(scan) = self.scan.as_mut().filter(|s| s.request == frame.request_id) {
+            if scan.on_message(frame.message, conn, ctx.index)? == Scanned::More {
+                return Ok(());
+            }
+            let Some(scan) = self.scan.take() else {
+                return Ok(());
+            };
+            let (h, entries, known) = scan.finish();
+            self.reconcile(&entries, h, &known, ctx);
+            return self.apply_listing(entries, conn, ctx);
+        }
         if frame.request_id == self.request_id {
             return match frame.message {
                 Message::History(h) if self.checked && self.history.is_none() => {
@@ -883,8 +908,24 @@ impl PullJob {
             log::debug!("pull: {skipped} entries at ignored paths left alone");
         }
         if let Some(h) = self.history.filter(|h| h.diverged && !self.rules_first) {
-            self.reconcile(&entries, h, ctx);
+            // R-5.8.4: reconciled once the server's kept versions are read,
+            // when this device synced anything after `common`.
+            if ctx.index.iter().any(|(_, e)| e.version > h.common) {
+                self.scan = Some(KeptScan::start(conn, h, entries)?);
+                return Ok(());
+            }
+            self.reconcile(&entries, h, &reconcile::Known::new(h.common), ctx);
         }
+        self.apply_listing(entries, conn, ctx)
+    }
+
+    /// Applies the whole reply's `entries` and queues the downloads.
+    fn apply_listing(
+        &mut self,
+        entries: Vec<ChangeEntry>,
+        conn: &mut Connection,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), ClientError> {
         if !entries.is_empty() || self.full {
             log::debug!(
                 "pull from {}: {} entries{}, head {}",
@@ -971,7 +1012,13 @@ impl PullJob {
     /// R-5.8.4: the server lost changes this device saw (up to `h.common`
     /// both agree): the index is set so that applying the listing and the
     /// pushes after it put back what the server lost ([`reconcile`]).
-    fn reconcile(&mut self, entries: &[ChangeEntry], h: History, ctx: &mut Ctx<'_>) {
+    fn reconcile(
+        &mut self,
+        entries: &[ChangeEntry],
+        h: History,
+        known: &reconcile::Known,
+        ctx: &mut Ctx<'_>,
+    ) {
         let root = ctx.root;
         let present = |path: &WirePath| {
             !matches!(
@@ -979,14 +1026,16 @@ impl PullJob {
                 Ok(super::fsutil::Local::Absent)
             )
         };
-        let done = reconcile::reconcile(entries, ctx.index, h.common, present);
+        let done = reconcile::reconcile(entries, ctx.index, h.common, known, present);
         log::info!(
             "reconciling with the server's history: {} path(s) already agree, {} edit(s) and \
-             {} deletion(s) to push again, {} path(s) the server lacks or changed too",
+             {} deletion(s) to push again, {} path(s) the server lacks or changed too, {} \
+             path(s) the server held after the restore and changed since (taken from it)",
             done.agreed,
             done.edits,
             done.deletions,
-            done.unindexed
+            done.unindexed,
+            done.followed
         );
         self.result.dirty.extend(done.dirty);
     }
@@ -1426,6 +1475,7 @@ impl PullJob {
     /// True once the reply is applied and every download placed.
     pub fn is_done(&self) -> bool {
         self.listed
+            && self.scan.is_none()
             && self.queue.is_empty()
             && self.outstanding.is_empty()
             && self.syncing.is_empty()

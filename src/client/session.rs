@@ -504,13 +504,10 @@ impl Session<'_> {
                     );
                     self.pull.deltas = false;
                 }
-                // `UnknownUser` is not here: a server that forgets a user
-                // this device synced with is retried, through
-                // the reconnection's handshake.
-                if matches!(
-                    report.code,
-                    ErrorCode::UnknownClient | ErrorCode::Revoked | ErrorCode::BadCredential
-                ) {
+                // `UnknownUser` and `UnknownClient` are not here: a server
+                // that forgets a user or a device it synced with is retried
+                // through the reconnection's handshake.
+                if matches!(report.code, ErrorCode::Revoked | ErrorCode::BadCredential) {
                     let refused = ClientError::Refused {
                         code: report.code,
                         message: report.message,

@@ -1,4 +1,4 @@
-//! A server that lost changes this device saw (PROTOCOL.md §5.7, R-5.7.4):
+//! A server that lost changes this device saw (PROTOCOL.md §5.8, R-5.8.4):
 //! its data directory was restored from an older backup. The reply is a
 //! full listing of what the server holds now, and `common` says up to which
 //! change both histories agree. Before the listing is applied, the index is
@@ -9,6 +9,7 @@
 //! |---|---|---|---|
 //! | synced after `common` | the same content | the server's version | nothing |
 //! | file synced after `common` | another file, made by `common` | the server's file, stat untrusted | the local file is an edit on the server's version: pushed |
+//! | synced after `common`, and the server kept that state as displaced after `common` ([`Known`]) | something else, made after it, or nothing | that state at the server's version of it | the server knew it and replaced it: as any full listing (its newer state is taken; a local change since the sync is a conflict, R-5.8.4) |
 //! | synced after `common` | something else, made after `common` | not indexed | both changed: the local copy meets the server's as an unsynced file (kept, a conflict copy if they differ) |
 //! | synced after `common` | nothing | not indexed | a new local file or directory: pushed |
 //! | nothing, and nothing on disk | a path made by `common` | the server's state | this device deleted it (it saw it): the deletion is pushed |
@@ -19,6 +20,10 @@
 //! something below it there is newer than `common` (another device put it
 //! there after the restore): it is made again here with that content.
 //! Decisions only; the caller passes what is on disk as `present`.
+
+mod known;
+
+pub use known::Known;
 
 use crate::client::fsutil::Stat;
 use crate::client::index::{Entry, EntryKind, Index};
@@ -39,6 +44,10 @@ pub struct Reconciled {
     pub unindexed: usize,
     /// Deletions made here that the server lost.
     pub deletions: usize,
+    /// Paths whose synced state the server held after `common` and
+    /// replaced, deleted or moved since ([`Known`]): the server's state is
+    /// taken as for any full listing.
+    pub followed: usize,
 }
 
 /// A stat that is never trusted: the file is hashed at its next look.
@@ -51,12 +60,14 @@ fn untrusted(size: u64, exec: bool) -> Stat {
 }
 
 /// Sets `index` for the full listing `entries` of a server whose history
-/// agrees with this device's up to `common` (R-5.7.4; see the module's
-/// table). `present(path)`: something is at `path` on disk here.
+/// agrees with this device's up to `common` (R-5.8.4; see the module's
+/// table). `present(path)`: something is at `path` on disk here. `known`:
+/// what the server's kept versions say it held of this device's state.
 pub fn reconcile(
     entries: &[ChangeEntry],
     index: &mut Index,
     common: u64,
+    known: &Known,
     present: impl Fn(&WirePath) -> bool,
 ) -> Reconciled {
     let mut out = Reconciled::default();
@@ -73,7 +84,7 @@ pub fn reconcile(
     for (&path, entry) in &listed {
         match index.get(path).copied() {
             Some(here) if here.version > common => {
-                out_of_step(path, here, entry, common, index, &mut out);
+                out_of_step(path, here, entry, (common, known), index, &mut out);
             }
             Some(_) => {}
             None if entry.version <= common && !present(path) && !held_back.contains(path) => {
@@ -116,6 +127,10 @@ pub fn reconcile(
         .map(|(p, _)| p.clone())
         .collect();
     for path in unlisted {
+        if follow(&path, None, known, index) {
+            out.followed += 1;
+            continue;
+        }
         index.remove(&path);
         out.unindexed += 1;
         out.dirty.insert(path);
@@ -123,12 +138,40 @@ pub fn reconcile(
     out
 }
 
+/// When the server held this device's synced state of `path` after
+/// `common` and replaced it since ([`Known`]), indexes that state at the
+/// server's version of it: the listing (`listed`: its entry there, if any,
+/// made after that version) is then applied as for any full listing, so
+/// the server's newer state is taken, or meets a local change as a
+/// conflict. Returns whether it did.
+fn follow(path: &WirePath, listed: Option<&ChangeEntry>, known: &Known, index: &mut Index) -> bool {
+    let Some(since) = known.since(path) else {
+        return false;
+    };
+    // The server's state at `path` must be newer than the known one, or
+    // the applier would keep this device's copy as its own later push.
+    if listed.is_some_and(|e| e.version <= since) {
+        return false;
+    }
+    let Some(here) = index.get(path).copied() else {
+        return false;
+    };
+    index.insert(
+        path.clone(),
+        Entry {
+            version: since,
+            ..here
+        },
+    );
+    true
+}
+
 /// A path this device synced after `common` that the server lists.
 fn out_of_step(
     path: &WirePath,
     here: Entry,
     entry: &ChangeEntry,
-    common: u64,
+    (common, known): (u64, &Known),
     index: &mut Index,
     out: &mut Reconciled,
 ) {
@@ -165,6 +208,7 @@ fn out_of_step(
             out.edits += 1;
             out.dirty.insert(path.clone());
         }
+        _ if follow(path, Some(entry), known, index) => out.followed += 1,
         _ => {
             index.remove(path);
             out.unindexed += 1;
@@ -184,5 +228,7 @@ fn ancestors(path: &WirePath) -> Vec<WirePath> {
     out
 }
 
+#[cfg(test)]
+mod known_tests;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use super::Session;
 use crate::client::connection::{Connection, Inbound};
 use crate::client::error::ClientError;
 use crate::client::scanner::Op;
+use crate::protocol::ErrorCode;
 use std::time::{Duration, Instant};
 
 /// At shutdown, how long to wait for outstanding acknowledgements.
@@ -91,11 +92,14 @@ impl Session<'_> {
             }
             // A refusal that needs a person, a certificate that changed, or
             // a server gone plaintext, is not a network hiccup: stop and say so.
-            Err(e) if !e.is_retryable_resume() => {
-                Err(e.for_folder(&self.config.folder, self.identity.client))
-            }
             Err(e) => {
-                self.connect_failed(&e.for_folder(&self.config.folder, self.identity.client));
+                let e = e
+                    .for_folder(&self.config.folder, self.identity.client)
+                    .with_rejoin(crate::client::rejoin::command(self.config));
+                if !e.is_retryable_resume() {
+                    return Err(e);
+                }
+                self.connect_failed(&e);
                 Ok(())
             }
         }
@@ -135,6 +139,10 @@ impl Session<'_> {
                  is the server running on its right data directory, or the right shard? \
                  retrying)"
             )
+        } else if e.is_unknown_device() {
+            // R-4.5.11: the server's newer data may come back; the text
+            // says what a person does if it does not.
+            format!("{e}. Until then this client keeps retrying, in case the server's newer data comes back")
         } else {
             e.to_string()
         };
@@ -143,6 +151,13 @@ impl Session<'_> {
             // them every 30 s would fill the log), then again when it changes.
             ClientError::Refused { code, .. } if self.refusal_said != Some(*code) => {
                 self.refusal_said = Some(*code);
+                log::warn!("reconnect failed: {text}; retrying in {wait:.1} s")
+            }
+            // R-4.5.11: said once too, while it lasts.
+            ClientError::UnknownDevice { .. }
+                if self.refusal_said != Some(ErrorCode::UnknownClient) =>
+            {
+                self.refusal_said = Some(ErrorCode::UnknownClient);
                 log::warn!("reconnect failed: {text}; retrying in {wait:.1} s")
             }
             ClientError::Protocol(_) => {

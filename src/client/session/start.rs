@@ -175,8 +175,8 @@ fn run_in(
     let heart = running.clone();
     let publisher = super::publish::Publisher::start(running, state.path());
     // A folder that has an identity keeps trying a server it cannot reach
-    // (or that refuses it for a while, or does not know its user for now:
-    // ) at start-up, with the same backoff
+    // (or that refuses it for a while, or does not know its user or this
+    // device for now) at start-up, with the same backoff
     // as a lost connection; a first run (join or new user) and `--once`
     // stop with the error, except that every run waits out a user between
     // shards (`greet_retrying`, §16.2).
@@ -190,7 +190,7 @@ fn run_in(
             if let ClientError::DeviceInUse { .. } = e {
                 // Said loudly only if it lasts (`Session::connect_failed`).
                 log::info!("the server still has a live connection of this device; retrying");
-            } else if let ClientError::Refused { .. } = e {
+            } else if let ClientError::Refused { .. } | ClientError::UnknownDevice { .. } = e {
                 // `Session::connect_failed` below says it, once.
             } else {
                 log::warn!("{e}; retrying in the background");
@@ -457,9 +457,10 @@ fn greet(
 ) -> Result<(Connection, Identity), ClientError> {
     let user = (hello.mode != HelloMode::NewUser).then_some(hello.user_id);
     let mut conn = Connection::connect(&config.server, &config.dial(user))?;
-    let welcome = conn
-        .handshake_key(hello.clone())
-        .map_err(|e| e.for_folder(&config.folder, hello.client_id))?;
+    let welcome = conn.handshake_key(hello.clone()).map_err(|e| {
+        e.for_folder(&config.folder, hello.client_id)
+            .with_rejoin(crate::client::rejoin::command(config))
+    })?;
     check_welcome(hello, &welcome)?;
     let identity = identity_after(&welcome, stored.and_then(|s| s.key));
     match hello.mode {

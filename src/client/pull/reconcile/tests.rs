@@ -1,15 +1,15 @@
 use super::*;
 use crate::protocol::ContentHash;
 
-fn p(s: &str) -> WirePath {
+pub(super) fn p(s: &str) -> WirePath {
     WirePath::new(s).unwrap()
 }
 
-fn h(n: u8) -> ContentHash {
+pub(super) fn h(n: u8) -> ContentHash {
     ContentHash([n; 32])
 }
 
-fn file(path: &str, n: u8, version: u64) -> ChangeEntry {
+pub(super) fn file(path: &str, n: u8, version: u64) -> ChangeEntry {
     ChangeEntry {
         path: p(path),
         version,
@@ -21,7 +21,7 @@ fn file(path: &str, n: u8, version: u64) -> ChangeEntry {
     }
 }
 
-fn dir(path: &str, version: u64) -> ChangeEntry {
+pub(super) fn dir(path: &str, version: u64) -> ChangeEntry {
     ChangeEntry {
         path: p(path),
         version,
@@ -30,7 +30,7 @@ fn dir(path: &str, version: u64) -> ChangeEntry {
     }
 }
 
-fn stat() -> Stat {
+pub(super) fn stat() -> Stat {
     Stat {
         size: 1,
         mtime_ns: 5,
@@ -42,7 +42,7 @@ fn stat() -> Stat {
     }
 }
 
-fn index_of(entries: &[(&str, Option<u8>, u64)]) -> Index {
+pub(super) fn index_of(entries: &[(&str, Option<u8>, u64)]) -> Index {
     let mut index = Index::new();
     for (path, content, version) in entries {
         let kind = match content {
@@ -63,7 +63,7 @@ fn index_of(entries: &[(&str, Option<u8>, u64)]) -> Index {
     index
 }
 
-fn dirty(paths: &[&str]) -> BTreeSet<WirePath> {
+pub(super) fn dirty(paths: &[&str]) -> BTreeSet<WirePath> {
     paths.iter().map(|s| p(s)).collect()
 }
 
@@ -86,7 +86,9 @@ fn what_the_server_lost_is_pushed_again_and_a_deletion_stays() {
         file("kept", 30, 2),
     ];
     let on_disk = dirty(&["f1", "f3", "n1", "dnew", "dnew/x", "kept"]);
-    let done = reconcile(&listing, &mut index, 3, |path| on_disk.contains(path));
+    let done = reconcile(&listing, &mut index, 3, &Known::new(3), |path| {
+        on_disk.contains(path)
+    });
     assert_eq!(
         done.dirty,
         dirty(&["f1", "f2", "f3", "n1", "dnew", "dnew/x"])
@@ -124,7 +126,9 @@ fn changes_made_after_the_restore_are_not_undone() {
         dir("gone", 1),
     ];
     let on_disk = dirty(&["f3", "same", "d"]);
-    let done = reconcile(&listing, &mut index, 3, |path| on_disk.contains(path));
+    let done = reconcile(&listing, &mut index, 3, &Known::new(3), |path| {
+        on_disk.contains(path)
+    });
     // f3: changed on both sides after the backup: not indexed, so the
     // local copy meets the server's (kept both ways).
     assert!(index.get(&p("f3")).is_none());
@@ -149,7 +153,7 @@ fn a_device_at_or_before_the_common_point_is_untouched() {
     let mut index = index_of(&[("a", Some(1), 2), ("d", None, 3)]);
     let before = index.clone();
     let listing = vec![dir("d", 3), file("a", 1, 2), file("b", 2, 3)];
-    let done = reconcile(&listing, &mut index, 3, |_| false);
+    let done = reconcile(&listing, &mut index, 3, &Known::new(3), |_| false);
     // b: made by 3 and absent here, not indexed: it was deleted here.
     assert_eq!(done.deletions, 1);
     let mut want = before;
