@@ -8,133 +8,12 @@
 
 mod common;
 
+use common::restore_rig::{conflict_copies, RestoreRig as Rig};
 use common::tree::tree_diff;
-use common::{converge_stable, new_user, status_json, tree, Client, Rng, Server, Tree};
+use common::{tree, Client, Rng};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// Generous: the machine is shared and slow.
-const CONVERGE: Duration = Duration::from_secs(120);
-const STABLE: Duration = Duration::from_millis(2_500);
-
-/// A server, a user's devices A and B (watching), all in one temp dir.
-struct Rig {
-    dir: tempfile::TempDir,
-    srv: Server,
-    user: String,
-    a: Client,
-    b: Client,
-}
-
-impl Rig {
-    fn start(files: &[(&str, &str)]) -> Rig {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let srv = Server::options()
-            .data(&dir.path().join("data"))
-            .log(&dir.path().join("server.log"))
-            .plaintext()
-            .start();
-        let a_dir = dir.path().join("A");
-        fs::create_dir_all(&a_dir).expect("A");
-        for (path, text) in files {
-            common::write(&a_dir, path, text);
-        }
-        let user = new_user(srv.port, &a_dir);
-        let b_dir = dir.path().join("B");
-        fs::create_dir_all(&b_dir).expect("B");
-        let a = Client::options(srv.port, &a_dir)
-            .plaintext()
-            .user(Some(&user))
-            .log(&dir.path().join("A.log"))
-            .start();
-        let b = Client::options(srv.port, &b_dir)
-            .plaintext()
-            .user(Some(&user))
-            .log(&dir.path().join("B.log"))
-            .start();
-        let rig = Rig {
-            dir,
-            srv,
-            user,
-            a,
-            b,
-        };
-        rig.converged("A, B and the server at the start");
-        rig
-    }
-
-    fn server_dir(&self) -> PathBuf {
-        self.srv.user_dir(&self.user)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Waits until A, B and the server hold one tree; returns it.
-    fn converged(&self, what: &str) -> Tree {
-        let server = self.server_dir();
-        match converge_stable(&[&self.a.folder, &self.b.folder, &server], CONVERGE, STABLE) {
-            Ok(t) => t,
-            Err(why) => panic!(
-                "{what}: A, B and the server never agreed:\n{why}\nA's log: {}\nB's log: {}\nserver: {}",
-                self.a.log_tail(5_000),
-                self.b.log_tail(5_000),
-                self.srv.log_tail(3_000)
-            ),
-        }
-    }
-
-    /// The nightly backup: stop, copy the data directory, start again.
-    fn backup(&mut self) {
-        self.srv.stop();
-        common::copies::copy_folder(&self.srv.data, &self.path("backup"));
-        self.srv.start_again();
-    }
-
-    /// The disaster: stop, put the backup in place of the data, start.
-    fn restore(&mut self) {
-        self.srv.stop();
-        fs::remove_dir_all(&self.srv.data).expect("remove data");
-        common::copies::copy_folder(&self.path("backup"), &self.srv.data);
-        self.srv.start_again();
-    }
-
-    /// A device that joins now, once: what it receives.
-    fn new_device(&self, name: &str) -> Tree {
-        let folder = self.path(name);
-        fs::create_dir_all(&folder).expect("C");
-        let out = Client::options(self.srv.port, &folder)
-            .plaintext()
-            .rate("0.2")
-            .user(Some(&self.user))
-            .run_once();
-        assert!(
-            out.status.success(),
-            "{name} --once: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tree(&folder)
-    }
-
-    /// A and B say "in sync" and none says the server lost changes.
-    fn both_in_sync(&self) {
-        for (name, c) in [("A", &self.a), ("B", &self.b)] {
-            let ok = common::eventually(CONVERGE, || status_json(&c.folder).0 == 0);
-            assert!(
-                ok,
-                "{name} never said in sync: {:?}\n{}",
-                status_json(&c.folder).1,
-                c.log_tail(4_000)
-            );
-        }
-    }
-}
-
-fn conflict_copies(t: &Tree) -> Vec<&String> {
-    t.keys().filter(|p| p.contains("(conflict ")).collect()
-}
 
 /// The breaker's script: backup with f1 f2 f3; then A edits f1, makes n1 and
 /// dnew/x, deletes f2, B edits f3; the backup is restored. Before the fix
@@ -143,7 +22,10 @@ fn conflict_copies(t: &Tree) -> Vec<&String> {
 #[test]
 ///
 fn a_restored_server_gets_back_what_the_devices_hold() {
-    let mut rig = Rig::start(&[("f1", "old 1\n"), ("f2", "old 2\n"), ("f3", "old 3\n")]);
+    let mut rig = Rig::start(
+        &[("f1", "old 1\n"), ("f2", "old 2\n"), ("f3", "old 3\n")],
+        None,
+    );
     rig.backup();
     let (a, b) = (rig.a.folder.clone(), rig.b.folder.clone());
     fs::write(a.join("f1"), "new 1 from A\n").expect("f1");
@@ -151,9 +33,9 @@ fn a_restored_server_gets_back_what_the_devices_hold() {
     fs::remove_file(a.join("f2")).expect("rm f2");
     fs::create_dir(a.join("dnew")).expect("dnew");
     fs::write(a.join("dnew/x"), "x\n").expect("x");
-    rig.converged("A's changes");
+    rig.converged_ab("A's changes");
     fs::write(b.join("f3"), "new 3 from B\n").expect("f3");
-    let expected = rig.converged("B's change");
+    let expected = rig.converged_ab("B's change");
     assert!(!expected.contains_key("f2"));
     rig.restore();
     assert_ne!(
@@ -161,7 +43,7 @@ fn a_restored_server_gets_back_what_the_devices_hold() {
         expected,
         "the restore took the server back"
     );
-    let after = rig.converged("after the restore");
+    let after = rig.converged_ab("after the restore");
     assert_eq!(
         after,
         expected,
@@ -180,7 +62,7 @@ fn a_restored_server_gets_back_what_the_devices_hold() {
     // A restart changes nothing.
     rig.a.stop();
     rig.a.spawn();
-    let again = rig.converged("after A's restart");
+    let again = rig.converged_ab("after A's restart");
     assert_eq!(again, expected);
 }
 
@@ -193,15 +75,18 @@ fn a_restored_server_gets_back_what_the_devices_hold() {
 #[test]
 ///
 fn a_head_that_passed_the_cursor_again_is_found_out() {
-    let mut rig = Rig::start(&[("f1", "old 1\n"), ("f2", "old 2\n"), ("f3", "old 3\n")]);
+    let mut rig = Rig::start(
+        &[("f1", "old 1\n"), ("f2", "old 2\n"), ("f3", "old 3\n")],
+        None,
+    );
     rig.backup();
     let (a, b) = (rig.a.folder.clone(), rig.b.folder.clone());
     fs::write(a.join("f1"), "new 1 from A\n").expect("f1");
     fs::write(a.join("n1"), "new file A\n").expect("n1");
     fs::remove_file(a.join("f2")).expect("rm f2");
-    rig.converged("A's changes");
+    rig.converged_ab("A's changes");
     fs::write(b.join("f3"), "new 3 from B\n").expect("f3");
-    let lost = rig.converged("B's change");
+    let lost = rig.converged_ab("B's change");
     rig.a.stop();
     rig.b.stop();
     rig.restore();
@@ -228,7 +113,7 @@ fn a_head_that_passed_the_cursor_again_is_found_out() {
     assert_eq!(tree(&rig.server_dir()), c_made);
     rig.a.spawn();
     rig.b.spawn();
-    let after = rig.converged("after the restore");
+    let after = rig.converged_ab("after the restore");
     rig.both_in_sync();
     // Everything A and B held, but f3, which C changed too.
     for (path, content) in &lost {
@@ -283,17 +168,17 @@ fn random_changes_around_the_backup_come_back() {
         .iter()
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
-    let mut rig = Rig::start(&start_refs);
+    let mut rig = Rig::start(&start_refs, None);
     let (a, b) = (rig.a.folder.clone(), rig.b.folder.clone());
     random_round(&mut rng, &a, "pre");
-    rig.converged("before the backup");
+    rig.converged_ab("before the backup");
     rig.backup();
     random_round(&mut rng, &a, "A");
-    rig.converged("A's changes");
+    rig.converged_ab("A's changes");
     random_round(&mut rng, &b, "B");
-    let expected = rig.converged("B's changes");
+    let expected = rig.converged_ab("B's changes");
     rig.restore();
-    let after = rig.converged(&format!("after the restore (RESTORE_SEED={seed})"));
+    let after = rig.converged_ab(&format!("after the restore (RESTORE_SEED={seed})"));
     assert_eq!(
         after,
         expected,

@@ -17,112 +17,11 @@
 
 mod common;
 
+use common::restore_rig::{conflict_copies, RestoreRig as Rig, CONVERGE};
 use common::tree::tree_diff;
-use common::{converge_stable, eventually, new_user, status_text, Client, Server, Tree, Verbosity};
+use common::{eventually, status_text, Client, Tree, Verbosity};
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Generous: the machine is shared and slow.
-const CONVERGE: Duration = Duration::from_secs(120);
-const STABLE: Duration = Duration::from_millis(2_500);
-
-struct Rig {
-    dir: tempfile::TempDir,
-    srv: Server,
-    user: String,
-    a: Client,
-    b: Client,
-}
-
-impl Rig {
-    fn start(files: &[(&str, &str)]) -> Rig {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let srv = Server::options()
-            .data(&dir.path().join("data"))
-            .log(&dir.path().join("server.log"))
-            .plaintext()
-            .start();
-        let a_dir = dir.path().join("A");
-        fs::create_dir_all(&a_dir).expect("A");
-        for (path, text) in files {
-            common::write(&a_dir, path, text);
-        }
-        let user = new_user(srv.port, &a_dir);
-        let b_dir = dir.path().join("B");
-        fs::create_dir_all(&b_dir).expect("B");
-        let client = |folder: &Path, log: &str| {
-            Client::options(srv.port, folder)
-                .plaintext()
-                .rate("0.5")
-                .user(Some(&user))
-                .log(&dir.path().join(log))
-                .start()
-        };
-        let a = client(&a_dir, "A.log");
-        let b = client(&b_dir, "B.log");
-        let rig = Rig {
-            dir,
-            srv,
-            user,
-            a,
-            b,
-        };
-        rig.converged("at the start", &[&rig.a.folder, &rig.b.folder]);
-        rig
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Waits until `folders` and the server hold one tree; returns it.
-    fn converged(&self, what: &str, folders: &[&Path]) -> Tree {
-        let server = self.srv.user_dir(&self.user);
-        let mut all: Vec<&Path> = folders.to_vec();
-        all.push(&server);
-        match converge_stable(&all, CONVERGE, STABLE) {
-            Ok(t) => t,
-            Err(why) => panic!(
-                "{what}: never agreed:\n{why}\nA's log: {}\nB's log: {}\nserver: {}",
-                self.a.log_tail(6_000),
-                self.b.log_tail(6_000),
-                self.srv.log_tail(3_000)
-            ),
-        }
-    }
-
-    /// The backup: stop, `cp -a` the data directory, start again.
-    fn backup(&mut self) {
-        self.srv.stop();
-        common::copies::copy_folder(&self.srv.data, &self.path("backup"));
-        self.srv.start_again();
-    }
-
-    /// The restore: stop, put the backup in place of the data, start.
-    fn restore(&mut self) {
-        self.srv.stop();
-        fs::remove_dir_all(&self.srv.data).expect("remove data");
-        common::copies::copy_folder(&self.path("backup"), &self.srv.data);
-        self.srv.start_again();
-    }
-
-    /// Waits until A's log says it reconciled, then until A and the server
-    /// agree.
-    fn a_reconciled(&self) -> Tree {
-        assert!(
-            self.a
-                .wait_log("reconciling with the server's history", CONVERGE),
-            "A never reconciled:\n{}",
-            self.a.log_tail(6_000)
-        );
-        self.converged("A after the restore", &[&self.a.folder])
-    }
-}
-
-fn conflict_copies(t: &Tree) -> Vec<&String> {
-    t.keys().filter(|p| p.contains("(conflict ")).collect()
-}
 
 fn text<'t>(t: &'t Tree, path: &str) -> Option<&'t [u8]> {
     t.get(path).and_then(|c| c.as_deref())
@@ -143,7 +42,7 @@ fn a_late_device_does_not_undo_what_was_done_after_the_restore() {
         .map(|i| (format!("f{i}.txt"), format!("orig {i}\n")))
         .collect();
     let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (&p[..], &t[..])).collect();
-    let mut rig = Rig::start(&files);
+    let mut rig = Rig::start(&files, Some("0.5"));
     rig.backup();
     let (a, b) = (rig.a.folder.clone(), rig.b.folder.clone());
     fs::remove_file(a.join("f1.txt")).expect("rm f1");
@@ -215,12 +114,15 @@ fn a_late_device_does_not_undo_what_was_done_after_the_restore() {
 /// d2 came back beside d3, and r2 came back.
 #[test]
 fn a_late_device_follows_renames_made_after_the_restore() {
-    let mut rig = Rig::start(&[
-        ("d1/a.txt", "a\n"),
-        ("d1/sub/b.txt", "b\n"),
-        ("r1.txt", "r\n"),
-        ("keep.txt", "keep\n"),
-    ]);
+    let mut rig = Rig::start(
+        &[
+            ("d1/a.txt", "a\n"),
+            ("d1/sub/b.txt", "b\n"),
+            ("r1.txt", "r\n"),
+            ("keep.txt", "keep\n"),
+        ],
+        Some("0.5"),
+    );
     let big: Vec<u8> = (0..100 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
     fs::write(rig.a.folder.join("big1.bin"), &big).expect("big1");
     let (a, b) = (rig.a.folder.clone(), rig.b.folder.clone());
@@ -265,7 +167,7 @@ fn a_late_device_follows_renames_made_after_the_restore() {
 /// Before: C exited with a bare "unknown client".
 #[test]
 fn a_device_that_joined_after_the_backup_is_told_how_to_join_again() {
-    let mut rig = Rig::start(&[("f1.txt", "one\n")]);
+    let mut rig = Rig::start(&[("f1.txt", "one\n")], Some("0.5"));
     rig.backup();
     let c_dir = rig.path("C");
     fs::create_dir_all(&c_dir).expect("C");

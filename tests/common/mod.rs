@@ -14,6 +14,7 @@
 //! | [`rng`]    | [`Rng`], [`seed`]: the one seeded PRNG and where its seed comes from |
 //! | [`wire`]   | [`WireClient`]: a protocol client through our codec |
 //! | [`raw`]    | frames built and read byte by byte from the spec (conformance suite) |
+//! | [`restore_rig`] | [`restore_rig::RestoreRig`]: a server and devices A, B whose data directory is backed up and put back (`cp -a`) |
 //! | [`relay`]  | [`relay::Relay`]: a loopback relay counting the bytes each way; can refuse a frame kind like an older server, lose one either way, or slow the uplink |
 //! | [`tmpfs`]  | [`Tmpfs`]: a small tmpfs for a test that fills a disk (root only, else skipped) |
 //! | [`conn`]   | [`Conn`]: the byte channel of both protocol clients, TLS unless the server is plaintext |
@@ -28,6 +29,7 @@ pub mod devices;
 pub mod procs;
 pub mod raw;
 pub mod relay;
+pub mod restore_rig;
 pub mod rng;
 pub mod server;
 pub mod tmpfs;
