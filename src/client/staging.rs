@@ -179,7 +179,7 @@ pub fn mounts_inside(root: &Path) -> Vec<PathBuf> {
 
 /// The mount point (5th field) of one `mountinfo` line, its `\NNN` octal
 /// escapes (space, tab, newline, backslash) decoded.
-fn mount_point_of_line(line: &str) -> Option<PathBuf> {
+pub(crate) fn mount_point_of_line(line: &str) -> Option<PathBuf> {
     let field = line.split(' ').nth(4)?;
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -9,7 +9,12 @@
 //! user's programs) and its churn wakes nobody. A directory that appears
 //! (created, or moved in) is watched, with what it holds, when the session
 //! hands its event back ([`FolderWatcher::follow`]); a change of the rules
-//! watches the folder anew ([`FolderWatcher::set_rules`]).
+//! watches the folder anew ([`FolderWatcher::set_rules`]). A mount inside
+//! the folder makes no inotify event: the mount table is watched for them
+//! ([`mount_table`]), and a mount point that came or went is reported as a
+//! path, which the session follows like a directory moved in.
+
+mod mount_table;
 
 use super::error::ClientError;
 use super::ignore::IgnoreRules;
@@ -49,6 +54,9 @@ pub struct FolderWatcher {
     events: Receiver<WatchEvent>,
     root: PathBuf,
     rules: IgnoreRules,
+    /// The mount table's watch (none where it cannot be had: the periodic
+    /// comparison then notices mounts).
+    _mounts: Option<mount_table::MountTable>,
 }
 
 impl std::fmt::Debug for FolderWatcher {
@@ -69,12 +77,16 @@ impl FolderWatcher {
         // overflow); events are small and the loop drains them continuously.
         let (tx, events) = crossbeam_channel::unbounded();
         let watcher = new_watcher(root, &tx)?;
+        // Started before the tree is watched: a mount made meanwhile is
+        // either under a watch or reported.
+        let mounts = mount_table::MountTable::start(root, tx.clone());
         let mut me = FolderWatcher {
             watcher,
             tx,
             events,
             root: root.to_path_buf(),
             rules: rules.clone(),
+            _mounts: mounts,
         };
         me.watch_tree(root)?;
         Ok(me)
