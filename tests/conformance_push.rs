@@ -98,6 +98,39 @@ fn r_5_4_3_each_status_reports_its_version() {
     assert_eq!(push(&mut a, make_dir(11, "d")), (UNCHANGED, 4, "d".into()));
 }
 
+/// R-5.4.9's directory row: a Rename of `from` where another client has
+/// since put a directory this client has not pulled (`rm x; mv d x` there,
+/// `mv x y` here: outside tester breaker18, F7) is Stale and moves nothing;
+/// the directory's own mover, and a client that pulled it, move it.
+#[test]
+fn r_5_4_9_another_clients_unpulled_directory_is_not_moved() {
+    let server = Server::start();
+    let (mut a, user, _) = Raw::new_user(server.addr);
+    let (mut b, _) = Raw::join(server.addr, user);
+    push(&mut a, upload(1, 0, b"x", "x", 8)); // 1
+    push(&mut a, upload(2, 0, b"f", "d/f", 8)); // 2, d made with it
+    assert_eq!(
+        push(&mut a, u64_path(DELETE, 3, 1, "x")),
+        (APPLIED, 3, "x".into())
+    );
+    assert_eq!(
+        push(&mut a, rename(4, 2, "d", "x")),
+        (APPLIED, 4, "x".into())
+    );
+    // B moves the file x it knows (version 1): not A's directory.
+    assert_eq!(push(&mut b, rename(5, 1, "x", "y")), (STALE, 4, "x".into()));
+    let now = tree(&folder(&server, &user));
+    assert_eq!(now.get("x/f"), Some(&Some(b"f".to_vec())));
+    assert!(!now.contains_key("y"), "{now:?}");
+    // A moves its own directory again on its old base: applied.
+    assert_eq!(
+        push(&mut a, rename(6, 2, "x", "z")),
+        (APPLIED, 5, "z".into())
+    );
+    let now = tree(&folder(&server, &user));
+    assert_eq!(now.get("z/f"), Some(&Some(b"f".to_vec())));
+}
+
 /// The upload rules table, row by row.
 #[test]
 ///

@@ -3,7 +3,9 @@
 //!
 //! A random base tree is synced on 2–3 devices; each device's folder is then
 //! changed by random user actions (writes, deletions, moves, renames over
-//! files, type changes, a file moved into a directory of its own name), and
+//! files, type changes, a file moved into a directory of its own name, an
+//! entry renamed onto another's path after removing it, two entries
+//! swapped through a temporary name), and
 //! the devices' decisions (the real `plan::resolve`, `plan::order` and
 //! `plan::ack`; a model of the applier for pulls) run until nothing is left
 //! to do, pushes reaching the server and acknowledgements being digested in
@@ -284,6 +286,8 @@ fn action() -> impl Strategy<Value = Action> {
         }),
         any::<u16>().prop_map(|at| Action::TypeChange { at }),
         any::<u16>().prop_map(|at| Action::IntoOwnDir { at }),
+        (any::<u16>(), any::<u16>()).prop_map(|(at, to)| Action::Onto { at, to }),
+        (any::<u16>(), any::<u16>()).prop_map(|(at, to)| Action::Swap { at, to }),
     ]
 }
 

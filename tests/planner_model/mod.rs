@@ -29,6 +29,12 @@ pub enum Action {
     TypeChange { at: u16 },
     /// `mv f t; mkdir f; mv t f/f`.
     IntoOwnDir { at: u16 },
+    /// `rm -r to; mv at to`: an entry renamed onto the path of another,
+    /// a directory onto a file's path or the reverse (breaker18 F7).
+    Onto { at: u16, to: u16 },
+    /// `mv a t; mv b a; mv t b`: two entries swapped, directories,
+    /// files or one of each, at any depths (breaker14 F2).
+    Swap { at: u16, to: u16 },
 }
 
 /// A whole case: a base tree, actions per device, and the schedule.
@@ -200,6 +206,32 @@ pub fn perform(dev: &mut Device, action: &Action, contents: &mut Contents, did: 
             let inner = join(Some(&file), file.file_name());
             dev.move_local(&tmp, &inner);
             did.touched.extend([file, tmp, inner]);
+        }
+        Action::Onto { at, to } => {
+            let (Some(from), Some(dest)) = (pick(&entries, at), pick(&entries, to)) else {
+                return;
+            };
+            if dest.is_within(&from) || from.is_within(&dest) {
+                return;
+            }
+            dev.disk.retain(|p, _| !p.is_within(&dest));
+            dev.move_local(&from, &dest);
+            did.touched.extend([from, dest]);
+        }
+        Action::Swap { at, to } => {
+            let (Some(one), Some(two)) = (pick(&entries, at), pick(&entries, to)) else {
+                return;
+            };
+            if one.is_within(&two) || two.is_within(&one) {
+                return;
+            }
+            let tmp = join(one.parent().as_ref(), "moving");
+            if dev.disk.contains_key(&tmp) || !dev.move_local(&one, &tmp) {
+                return;
+            }
+            dev.move_local(&two, &one);
+            dev.move_local(&tmp, &two);
+            did.touched.extend([one, two, tmp]);
         }
     }
 }

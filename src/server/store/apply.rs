@@ -396,6 +396,34 @@ impl UserStore {
         Ok(ack(PushStatus::Stale, seq, path))
     }
 
+    /// Whether the directory of version `version` at `from` is one that
+    /// another client made (or moved) there after `base` and that `client`
+    /// has not pulled: it cannot be what `client` moved, since a
+    /// directory's version changes only when it is made or moved. The mover
+    /// renamed a file another device replaced by that directory (`rm x;
+    /// mv d x` elsewhere), or a directory since removed and made again;
+    /// moving this one would carry the other device's directory away under
+    /// the mover's name, and what the mover moved (its file) would be lost
+    /// (outside tester breaker18, F7: `rm x; mv d x` on one device while
+    /// another ran `rm -r d; mv x d`). A version without an author (a move
+    /// of content its mover had not seen, a restore, a re-scan) is left to
+    /// as before: such a directory may be the mover's own, moved
+    /// again.
+    fn another_clients_dir(
+        &self,
+        version: u64,
+        base: u64,
+        from: &WirePath,
+        client: ClientId,
+    ) -> bool {
+        version > base
+            && self
+                .authors
+                .get(&version)
+                .is_some_and(|author| *author != client)
+            && !self.has_seen(client, from, version)
+    }
+
     /// Applies `Rename`.
     ///
     /// # Errors
@@ -414,6 +442,9 @@ impl UserStore {
             return Ok(ack(PushStatus::Stale, source.version, from));
         }
         let source_is_dir = source.is_dir();
+        if source_is_dir && self.another_clients_dir(source.version, base, from, client) {
+            return Ok(ack(PushStatus::Stale, source.version, from));
+        }
         // The move carries what the server holds at `from`; if that includes
         // a change the mover had not seen, the moved version is not the
         // mover's own content, so it gets no author: a later push of the
