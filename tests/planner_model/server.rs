@@ -52,6 +52,8 @@ pub struct Server {
     journal: Vec<Record>,
     /// Every content ever written, by hash (uploads carry only the hash).
     pub contents: HashMap<ContentHash, Content>,
+    /// Which device made each change, for R-5.4.9's directory row.
+    authors: HashMap<u64, u32>,
 }
 
 /// The instant every conflict name is stamped with.
@@ -131,6 +133,15 @@ impl Server {
     /// Applies one push of `client`; `cursor` is the client's cursor when it
     /// sent it (for RemoveDir).
     pub fn push(&mut self, client: u32, op: &Op, cursor: u64) -> PushAck {
+        let head = self.head;
+        let done = self.apply(client, op, cursor);
+        for seq in head + 1..=self.head {
+            self.authors.insert(seq, client);
+        }
+        done
+    }
+
+    fn apply(&mut self, client: u32, op: &Op, cursor: u64) -> PushAck {
         let ack = |status, version, path: &WirePath| PushAck {
             status,
             version,
@@ -196,7 +207,17 @@ impl Server {
                 Some((_, v)) => ack(PushStatus::Stale, v, path),
             },
             Op::RemoveDir { path } => self.remove_dir(path, cursor),
-            Op::Rename { from, to, .. } => self.rename(client, from, to),
+            Op::Rename { from, to, base } => {
+                // another device's directory this one has not
+                // pulled is not what it moved.
+                if let Some((Node::Dir, v)) = self.tree.get(from).copied() {
+                    let other = self.authors.get(&v).is_some_and(|a| *a != client);
+                    if v > *base && other && v > cursor {
+                        return ack(PushStatus::Stale, v, from);
+                    }
+                }
+                self.rename(client, from, to)
+            }
             // The model's devices never chmod, so no SetMode is planned;
             // were one sent, a file's mode is all the model does not keep.
             Op::SetMode { path, .. } => match self.tree.get(path).copied() {
