@@ -6,6 +6,10 @@
 //!   larger than one minimum chunk, land byte-identical on the server and
 //!   on a second device, and an edit of one goes up afterwards as a delta
 //!   of its changed chunks (the list the one read cut was recorded).
+//! - A new file of at least 32 MiB going up fast is not cut by the
+//!   client: it takes the server's chunk list after the upload, and the
+//!   next edit and a copy still go as deltas; over a slow link the client
+//!   cuts it and no list comes back.
 //! - A version 5 server refuses the first StreamBegin; the client goes on
 //!   hashing first, and everything lands.
 //! - A file changed while it is being sent is never stored as a mix: an
@@ -111,6 +115,128 @@ fn random_new_files_go_up_in_one_read_and_land_identical() {
     assert!(up < MIB as u64, "a copy of 5 MiB sent {up} bytes up");
     let stored = std::fs::read(server.user_dir(&user).join("copy.bin")).expect("stored");
     assert!(stored == edited, "the copy's stored content differs");
+}
+
+/// A one-read upload of at least 32 MiB whose bytes go out fast (here:
+/// loopback, hundreds of MB/s) is not cut into chunks by the client past
+/// its first 24 MiB: it takes the server's list (FetchManifest right
+/// behind the StreamEnd, closed by an empty FetchChunks) and records it,
+/// so the file's next edit still sends its list as a delta of the base's
+/// and its changed chunks only, and a copy of it still goes as a delta.
+/// Several such uploads in one round share R-13.4.4's four open
+/// downloads.
+#[test]
+fn a_large_one_read_upload_takes_the_servers_chunk_list() {
+    let server = Server::options().plaintext().start();
+    let relay = Relay::start(server.port);
+    let a = tempfile::tempdir().expect("temp dir");
+    std::fs::write(a.path().join("seed.txt"), b"first").expect("write");
+    let user = user_of(&once(server.port, a.path(), None));
+    // Three at once: more than the two list downloads open at a time.
+    let sizes = [40 * MIB + 5, 32 * MIB, 33 * MIB + 1];
+    for (i, size) in sizes.iter().enumerate() {
+        std::fs::write(
+            a.path().join(format!("big{i}.bin")),
+            data(*size, 40 + i as u64),
+        )
+        .expect("write");
+    }
+    let down_before = relay.down();
+    let log = once(relay.port, a.path(), Some(&user));
+    let down = relay.down() - down_before;
+    let mut entries = 0u64;
+    for (i, size) in sizes.iter().enumerate() {
+        let name = format!("big{i}.bin");
+        assert!(
+            log.contains(&format!("sent {name} ({size} bytes) in one read")),
+            "{name} not in one read:\n{log}"
+        );
+        let content = std::fs::read(a.path().join(&name)).expect("read");
+        let list = cloudservice::chunk::manifest_of_reader(&content[..]).expect("in memory");
+        entries += list.chunks.len() as u64;
+        assert!(
+            log.contains(&format!(
+                "recorded the server's chunk list of {name} ({} chunks)",
+                list.chunks.len()
+            )),
+            "{name}'s list ({} chunks) not taken from the server:\n{log}",
+            list.chunks.len()
+        );
+        let stored = std::fs::read(server.user_dir(&user).join(&name)).expect("stored");
+        assert!(stored == content, "{name}: the stored copy differs");
+    }
+    // The lists came down: 36 bytes an entry.
+    assert!(
+        down >= 36 * entries,
+        "{down} bytes down for {entries} entries"
+    );
+
+    // An edit of 100 bytes: its list as a delta of the recorded one, and
+    // only the changed chunks up.
+    let big = a.path().join("big0.bin");
+    let mut edited = std::fs::read(&big).expect("read");
+    edited[12 * MIB..12 * MIB + 100].copy_from_slice(&[0xab; 100]);
+    std::fs::write(&big, &edited).expect("write");
+    let before = relay.up();
+    let log = once(relay.port, a.path(), Some(&user));
+    let up = relay.up() - before;
+    assert!(
+        log.contains("big0.bin: its chunk list goes as a delta of the base's"),
+        "{log}"
+    );
+    assert!(up < MIB as u64, "an edit of 100 bytes sent {up} bytes up");
+    let stored = std::fs::read(server.user_dir(&user).join("big0.bin")).expect("stored");
+    assert!(stored == edited, "the edit's stored copy differs");
+
+    // A copy of one: its first chunk is known, so it goes as a delta.
+    std::fs::copy(a.path().join("big2.bin"), a.path().join("copy.bin")).expect("cp");
+    let before = relay.up();
+    let log = once(relay.port, a.path(), Some(&user));
+    let up = relay.up() - before;
+    assert!(log.contains("sent copy.bin as a delta"), "{log}");
+    assert!(up < MIB as u64, "a copy of 33 MiB sent {up} bytes up");
+
+    let b = tempfile::tempdir().expect("temp dir");
+    once(server.port, b.path(), Some(&user));
+    assert!(
+        tree(a.path()) == tree(b.path()),
+        "the second device differs"
+    );
+}
+
+/// The same upload over a slow link (12 MB/s, under the 32 MB/s past
+/// which the cut is left): the client cuts the whole file itself, as the
+/// link leaves it the time, and no list comes back down; its edit goes as
+/// a delta of the list it cut.
+#[test]
+fn a_large_one_read_upload_over_a_slow_link_is_cut_by_the_client() {
+    let server = Server::options().plaintext().start();
+    let relay = Relay::slow(server.port, 12_000_000);
+    let a = tempfile::tempdir().expect("temp dir");
+    std::fs::write(a.path().join("seed.txt"), b"first").expect("write");
+    let user = user_of(&once(server.port, a.path(), None));
+    let size = 32 * MIB + 3;
+    std::fs::write(a.path().join("big.bin"), data(size, 61)).expect("write");
+    let down_before = relay.down();
+    let log = once(relay.port, a.path(), Some(&user));
+    let down = relay.down() - down_before;
+    assert!(
+        log.contains(&format!("sent big.bin ({size} bytes) in one read")),
+        "{log}"
+    );
+    assert!(!log.contains("chunk list of big.bin"), "{log}");
+    assert!(down < 16_384, "{down} bytes down: a list came back");
+    let big = a.path().join("big.bin");
+    let mut edited = std::fs::read(&big).expect("read");
+    edited[20 * MIB..20 * MIB + 100].copy_from_slice(&[0xcd; 100]);
+    std::fs::write(&big, &edited).expect("write");
+    let log = once(server.port, a.path(), Some(&user));
+    assert!(
+        log.contains("big.bin: its chunk list goes as a delta of the base's"),
+        "{log}"
+    );
+    let stored = std::fs::read(server.user_dir(&user).join("big.bin")).expect("stored");
+    assert!(stored == edited, "the edit's stored copy differs");
 }
 
 #[test]

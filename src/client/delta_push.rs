@@ -158,7 +158,14 @@ pub fn send_delta(
     // At most one ListBaseUnknown is answered: never a loop.
     let mut whole_list_owed = delta.is_some();
     match delta {
-        Some(delta) => conn.send(id, &Message::ChunkListDelta(delta))?,
+        Some(delta) => {
+            log::debug!(
+                "{}: its chunk list goes as a delta of the base's ({} bytes)",
+                what.path,
+                delta.wire_len()
+            );
+            conn.send(id, &Message::ChunkListDelta(delta))?
+        }
         None => send_list(conn, id, &manifest, *support)?,
     }
     let offsets: Vec<u64> = manifest.offsets().map(|(o, _)| o).collect();

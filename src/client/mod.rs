@@ -63,6 +63,7 @@ pub mod rename;
 pub mod scanner;
 pub mod schedule;
 pub mod secure;
+pub mod server_list;
 pub mod session;
 pub mod sliced;
 pub mod staging;

@@ -206,6 +206,11 @@ pub struct PullJob {
     outstanding_bytes: u64,
     /// Delta downloads in progress (§13.4), by request ID.
     deltas: HashMap<u32, DeltaDownload>,
+    /// Open delta downloads that are not this pull's: the session's
+    /// downloads of one-read uploads' chunk lists
+    /// ([`crate::client::server_list`]), at most 2; R-13.4.4's four are
+    /// shared.
+    reserved: usize,
     /// The server serves delta downloads (not refused in this run).
     use_deltas: bool,
     /// Ask for lists with 16-byte IDs (FetchShortManifest, §13.6).
@@ -379,6 +384,7 @@ impl PullJob {
             outstanding: VecDeque::new(),
             outstanding_bytes: 0,
             deltas: HashMap::new(),
+            reserved: 0,
             use_deltas,
             short_ids: false,
             list_deltas: false,
@@ -423,6 +429,17 @@ impl PullJob {
     /// full, or chunks it fetched have not all arrived (a download).
     pub fn awaits_server(&self) -> bool {
         !self.listed || !self.outstanding.is_empty()
+    }
+
+    /// Delta downloads this pull has open.
+    pub fn open_deltas(&self) -> usize {
+        self.deltas.len()
+    }
+
+    /// Open delta downloads the session holds beside this pull's; the
+    /// pull opens at most the rest of R-13.4.4's four (at least one).
+    pub fn set_reserved(&mut self, reserved: usize) {
+        self.reserved = reserved;
     }
 
     /// True when `request_id` answers this pull or one of its fetches.
@@ -1086,7 +1103,11 @@ impl PullJob {
             let delta = self.use_deltas && worth && wants_delta(job.size);
             // a fifth open delta download is refused (and the
             // connection closed), so the next one waits for a FileEnd.
-            if delta && self.deltas.len() >= MAX_OPEN_DELTA_DOWNLOADS {
+            // Places the session's list downloads hold are not the pull's.
+            let most = MAX_OPEN_DELTA_DOWNLOADS
+                .saturating_sub(self.reserved)
+                .max(1);
+            if delta && self.deltas.len() >= most {
                 break;
             }
             let Some(job) = self.queue.pop_front() else {

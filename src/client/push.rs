@@ -15,6 +15,7 @@ use super::fsutil::{check_path, open_in, Local};
 use super::index::Index;
 use super::plan::ack::{self, AckEffect};
 use super::scanner::Op;
+use super::server_list::takes_server_list;
 use super::stream_push::{send_stream, Streamed};
 use crate::chunk::manifest::MAX_MANIFEST_CHUNKS;
 use crate::chunk::Manifest;
@@ -44,6 +45,13 @@ pub struct Lists {
     /// Set when the server refused a one-read upload's version:
     /// the session plans no more of them.
     pub v6_refused: bool,
+    /// The session may take a one-read upload's chunk list from the
+    /// server ([`super::server_list`]): it serves delta downloads.
+    pub servers_lists: bool,
+    /// Set when a one-read upload was sealed without a list of its own
+    /// (the cut was left, [`crate::chunk::blocks::leaves_cut`]): the
+    /// session asks the server for it.
+    pub server_list: bool,
 }
 
 /// Sends one operation. Returns its request ID, or `None` when the local file
@@ -85,11 +93,15 @@ pub fn send_op(
             let Ok(file) = open_in(root, path) else {
                 return Ok(None);
             };
-            return match send_stream(conn, root, (path, file), *stat, on_bytes)? {
-                Streamed::Sealed(id, manifest) => {
-                    lists.sealed = Some(manifest.hash);
-                    if manifest.chunks.len() <= MAX_MANIFEST_CHUNKS {
-                        lists.sent = Some(manifest);
+            let may_leave = lists.servers_lists && takes_server_list(stat.size);
+            return match send_stream(conn, root, (path, file), (*stat, may_leave), on_bytes)? {
+                Streamed::Sealed(id, hashed) => {
+                    lists.sealed = Some(hashed.hash);
+                    lists.server_list = hashed.left;
+                    if let Some(list) = hashed.list {
+                        if list.chunks.len() <= MAX_MANIFEST_CHUNKS {
+                            lists.sent = Some(list);
+                        }
                     }
                     Ok(Some(id))
                 }

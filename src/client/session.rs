@@ -63,6 +63,7 @@ mod mounted;
 mod publish;
 mod pull;
 mod push;
+mod server_lists;
 mod start;
 
 /// What only the first run of a folder does.
@@ -196,6 +197,7 @@ impl Session<'_> {
             && self.push.dirty.is_empty()
             && self.push.retry.is_empty()
             && self.push.held.is_none()
+            && !self.push.server_lists.pending()
     }
 
     /// What the schedule needs to know of the session now.
@@ -402,6 +404,9 @@ impl Session<'_> {
         self.check_no_push_skipped(&frame)?;
         self.check_no_pull_skipped(&frame)?;
         let id = frame.request_id;
+        if self.push.server_lists.owns(id) {
+            return self.on_server_list_frame(id, frame.message);
+        }
         if self.pull.job.as_ref().is_some_and(|p| p.owns(id)) {
             return self.on_pull_frame(frame);
         }

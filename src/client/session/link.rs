@@ -30,6 +30,7 @@ impl Session<'_> {
         log::warn!("{why}; reconnecting in {backoff:.1} s");
         self.publisher.last_error = Some(why.to_owned());
         self.push.lists.clear();
+        self.push.server_lists.disconnected();
         for (_, op) in self.push.inflight.drain() {
             if let Op::Rename { from, .. } = &op {
                 self.push.dirty.add(from.clone());

@@ -138,6 +138,8 @@ impl Session<'_> {
         .with_short_ids(self.pull.short_ids)
         .with_list_deltas(self.pull.list_deltas);
         self.pull.job = Some(job);
+        // The pull leaves the list downloads' places.
+        self.ask_server_lists()?;
         Ok(())
     }
 
@@ -179,6 +181,7 @@ impl Session<'_> {
         let (Some(conn), Some(job)) = (self.conn.as_mut(), self.pull.job.as_mut()) else {
             return Ok(());
         };
+        job.set_reserved(self.push.server_lists.reserved());
         let may_defer_rules = self.pull.rules_deferred_at != Some(self.index.cursor());
         let chunks_file = self.state.chunk_index_file();
         let partial = self.state.partial_dir();

@@ -65,6 +65,8 @@ pub(super) struct PushState {
     pub(super) lists: HashMap<u32, Manifest>,
     /// The chunk index changed since it was saved.
     pub(super) chunks_changed: bool,
+    /// One-read uploads' chunk lists asked from the server (§13.8).
+    pub(super) server_lists: crate::client::server_list::ServerLists,
     /// Paths whose upload the server refused with `NoSpace` (its disk is
     /// full) or `Storage` (another failure that may pass), R-5.6.8: each
     /// waits a growing delay ([`HoldBack`]) while the other changes go on.
@@ -337,7 +339,10 @@ impl Session<'_> {
                 _ => self.index.seen(),
             };
             let delta = &mut self.push.delta;
-            let mut lists = Lists::default();
+            let mut lists = Lists {
+                servers_lists: self.pull.deltas,
+                ..Lists::default()
+            };
             let op = match op {
                 // A new file that starts as a file this device knows (a
                 // copy): hashed first, so it goes as a delta (§13.8).
@@ -416,10 +421,24 @@ impl Session<'_> {
                     if let Op::Upload { stat, .. } | Op::Stream { stat, .. } = &op {
                         checking = checking.saturating_add(stat.size);
                     }
+                    let wanted = match (&op, lists.server_list) {
+                        (Op::Upload { path, hash, .. }, true) => Some((path.clone(), *hash)),
+                        _ => None,
+                    };
                     self.push.inflight.insert(id, op);
                     conn.watch_mut().awaiting(true, checking, Instant::now());
                     if let Some(list) = lists.sent {
                         self.push.lists.insert(id, list);
+                    }
+                    if let Some((path, hash)) = wanted {
+                        // Asked right behind its StreamEnd: the answer
+                        // follows the PushAck.
+                        self.push.server_lists.want(path, hash);
+                        super::server_lists::ask(
+                            conn,
+                            &mut self.push.server_lists,
+                            self.pull.job.as_mut(),
+                        )?;
                     }
                     sent += 1;
                 }
