@@ -14,30 +14,49 @@
 //! back, [`Missing::Gone`]) or one mounted at or above the file's place
 //! (another drive, one mounted anew, one mounted over the directory: a
 //! drive joining the folder, whose missing files are the server's and are
-//! downloaded onto it, [`Missing::Replaced`]). A file system mounted again
-//! under another device number (a USB disk given another one, a network or
-//! FUSE mount, a re-created btrfs subvolume) is still the recorded one when
-//! a file recorded on it is at its path untouched (same inode, ctime and
-//! size) on the new device ([`Judge`]'s renumbering evidence).
+//! downloaded onto it, [`Missing::Replaced`]).
+//!
+//! The same device number is not always the same file system (breaker19
+//! G1: a tmpfs re-created gets the number just freed, another image on the
+//! same loop device the same `7:N`): the identity recorded per number
+//! ([`ident`]: file system ID, kind, unique mount ID) tells them apart. A
+//! file system mounted again under another device number (a USB disk given
+//! another one, a network or FUSE mount, a re-created btrfs subvolume) is
+//! still the recorded one when it has the same file system ID, or (none
+//! known) when a file recorded on it is at its path untouched (same inode,
+//! ctime and size) on the new device ([`Judge`]'s renumbering evidence).
+//! On the recorded file system, the file-level rule [`older_state`] (no
+//! mount knowledge needed) catches an older state of it, a block-level
+//! image of the drive (G2), whose file system ID and untouched files are
+//! the drive's: a missing file whose nearest directory has not changed
+//! since the file was synced was not removed from it ([`Missing::Older`]),
+//! a different file not changed since was not edited.
 //! (Before, "a file system mounted anew" counted as the recorded one and
 //! its missing files as removals: another drive swapped in deleted the
 //! first drive's files everywhere, outside tester breaker18, F6.)
 //!
 //! A file that is there but on another file system than recorded, with
-//! other content ([`joined`]), is not an edit either: it is the other
+//! other content, or not changed since it was synced ([`joined`]), is not
+//! an edit either: it is the other
 //! file system's copy (an older backup drive mounted over the directory,
 //! F10), handled as a folder joining: both are kept.
 //!
-//! No index format change: the device has been in the records since
-//! format 2 (a record without one, device 0, is never held).
+//! No index format change: the device and ctime have been in the records
+//! since format 2 (a record without a device, 0, is never held by device;
+//! one without a ctime, 0, never by the ctime rule); the identities are a
+//! sidecar (`.cloudservice/mounts`; without it, numbers alone decide, as
+//! before, until they are recorded).
 //!
 //! [`missing`] and [`joined`] are the decisions, without I/O; [`Judge`]
 //! gathers their inputs from the disk and the index for a push round or
 //! `status`.
 
+pub mod ident;
+
 use super::fsutil::Stat;
 use super::index::{EntryKind, Index};
 use crate::protocol::WirePath;
+use ident::{same_fs, FsIdent, Sameness};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -60,6 +79,12 @@ pub enum Missing {
     /// drive mounted over its directory): a drive joining the folder. Not
     /// a removal; the server's file is downloaded onto it.
     Replaced,
+    /// The place is on the recorded file system (as far as device and
+    /// file system ID tell) but its nearest directory has not changed
+    /// since the file was synced ([`older_state`]): an older state of it
+    /// (a block-level image of the drive, breaker19 G2), or the clock went
+    /// back. Not a removal; handled as [`Missing::Replaced`].
+    Older,
 }
 
 /// What the disk shows where a missing file was.
@@ -67,9 +92,14 @@ pub enum Missing {
 pub struct Place {
     /// `st_dev` of the nearest directory above the file that exists now.
     pub nearest: u64,
-    /// The recorded file system is mounted there under the number
-    /// `nearest` (renumbering evidence, see [`Judge`]).
-    pub renumbered: bool,
+    /// `nearest` is the recorded file system: the same device number and
+    /// no other file system ID or mount ([`ident::same_fs`]), or another
+    /// number with the same file system ID or renumbering evidence (see
+    /// [`Judge`]).
+    pub same: bool,
+    /// That directory's ctime is not after the ctime recorded for the file
+    /// ([`older_state`]).
+    pub older: bool,
     /// `nearest` is a file system mounted inside the folder (a mount lies
     /// between the folder and the place), not the folder's own.
     pub mounted: bool,
@@ -81,29 +111,71 @@ pub struct Place {
 }
 
 /// What the synced file recorded on device `recorded`, missing now, means
-/// . A removal only when the place is on the recorded file system
-/// (the same device, or the same file system renumbered) or the record has
-/// no device; otherwise the file is not there right now: gone with its file
-/// system when the place shows the file system around the recorded one's
-/// mount point, or (the place being on a file system mounted inside the
-/// folder) replaced by another file system.
+/// . When the place is not on the recorded file system: gone with
+/// its file system when the place shows the file system around the
+/// recorded one's mount point, or (the place being on a file system
+/// mounted inside the folder) replaced by another file system. On it (or
+/// the record has no device): a removal, unless the place is an older
+/// state than the record ([`Missing::Older`]).
 pub fn missing(recorded: u64, place: Place) -> Missing {
-    if recorded == 0 || recorded == place.nearest || place.renumbered {
-        Missing::Removed
-    } else if place.mounted && place.outside != Some(place.nearest) {
-        Missing::Replaced
+    if recorded != 0 && !place.same {
+        if place.mounted && place.outside != Some(place.nearest) {
+            Missing::Replaced
+        } else {
+            Missing::Gone
+        }
+    } else if place.older {
+        Missing::Older
     } else {
-        Missing::Gone
+        Missing::Removed
     }
 }
 
-/// Whether a synced file recorded on device `recorded`, there now on
-/// device `now` with content other than recorded, is another file system's
-/// copy rather than an edit (F10): it is on another file system than the
-/// one it was synced on, and that one is not merely renumbered. Such a
-/// file is not pushed over the server's version; both are kept.
-pub fn joined(recorded: u64, now: u64, renumbered: bool) -> bool {
-    recorded != 0 && recorded != now && !renumbered
+/// The file-level rule (R-5.6.9, breaker19 G2), needing no mount knowledge:
+/// whether something with ctime `now` cannot have changed since a file
+/// was synced with ctime `recorded`. A removal from a directory, a rename
+/// into or out of it, sets the directory's ctime to the time of the
+/// change, and so does every write to a file; no unprivileged program can
+/// set a ctime back. So a missing file's nearest existing directory whose
+/// ctime is not after the file's recorded one was not changed since the
+/// file was synced (the file was not removed from it: it is an older state,
+/// an image or another file system); a file there with other content and
+/// such a ctime was not edited (a stale copy). Equal ctimes (coarse
+/// timestamps: FAT's 2 s, a kernel tick) count as older: holding is the
+/// safe side. A 0 (unknown) on either side proves nothing. A clock stepped
+/// back makes a real removal look older: it is held and the file comes
+/// back from the server (nothing lost); an edit so made is kept as a
+/// conflict copy beside the server's version.
+pub fn older_state(recorded: i64, now: i64) -> bool {
+    recorded != 0 && now != 0 && now <= recorded
+}
+
+/// Why a file is not synced from the disk as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Why {
+    /// The recorded file system went away ([`Missing::Gone`]).
+    Gone,
+    /// Another file system is at the place ([`Missing::Replaced`]).
+    Other,
+    /// An older state of the recorded one ([`Missing::Older`]).
+    Older,
+}
+
+/// Whether a synced file recorded on device `recorded` with ctime
+/// `recorded_ctime`, there now with content other than recorded and ctime
+/// `now_ctime`, is a copy rather than an edit, and why: it is on another
+/// file system than the one it was synced on (`same` false: breaker18
+/// F10, breaker19 G1), or its ctime says it was not changed since it was
+/// synced ([`older_state`], G2). Such a file is not pushed over the
+/// server's version; both are kept.
+pub fn joined(recorded: u64, same: bool, recorded_ctime: i64, now_ctime: i64) -> Option<Why> {
+    if recorded != 0 && !same {
+        Some(Why::Other)
+    } else if older_state(recorded_ctime, now_ctime) {
+        Some(Why::Older)
+    } else {
+        None
+    }
 }
 
 /// Whether the file at `there` is the file recorded as `recorded`, not
@@ -141,16 +213,25 @@ pub fn top_of(path: &WirePath) -> WirePath {
 /// happened there and the devices, for the warning said once.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Parked {
-    /// The mount point: for a replaced file, the top directory of the file
-    /// system now there; for a gone one, where the recorded one was.
+    /// The mount point: for a replaced file (or an older state), the top
+    /// directory of the file system now there (the file's top directory on
+    /// the folder's own); for a gone one, where the recorded one was.
     pub point: WirePath,
-    /// Another file system is there ([`Missing::Replaced`]); else the
-    /// recorded one went away ([`Missing::Gone`]).
-    pub hidden: bool,
+    /// What happened there.
+    pub why: Why,
     /// The device now at the place.
     pub now: u64,
     /// The device the files were recorded on.
     pub was: u64,
+}
+
+impl Parked {
+    /// Something else than the recorded file system's files is at the
+    /// place (another file system, an older state): the server's files are
+    /// downloaded onto it; else the recorded one went away.
+    pub fn hidden(&self) -> bool {
+        self.why != Why::Gone
+    }
 }
 
 /// Where the file system of device `dev` was mounted, as far as the index
@@ -197,30 +278,51 @@ pub fn mount_point(index: &Index, dev: u64) -> Option<WirePath> {
 pub struct Judge<'a> {
     root: &'a Path,
     index: &'a Index,
-    /// `st_dev` of each directory looked at; `None`: missing.
-    devs: HashMap<WirePath, Option<u64>>,
-    /// The folder's own `st_dev`.
-    root_dev: Option<u64>,
+    /// `st_dev` and ctime of each directory looked at; `None`: missing.
+    dirs: HashMap<WirePath, Option<(u64, i64)>>,
+    /// The folder's own `st_dev` and ctime.
+    root_meta: Option<(u64, i64)>,
     /// [`mount_point`] by device.
     points: HashMap<u64, Option<WirePath>>,
     /// By recorded device: the device its file system has now, when a file
-    /// recorded on it is at its path untouched on another device (`None`:
-    /// no such evidence). Kept by the session across rounds
-    /// ([`Judge::renumbering`]): once files are recorded again on the new
-    /// number, the index holds the evidence no more.
+    /// recorded on it is at its path untouched (`None`: no such evidence).
+    /// Kept by the session across rounds ([`Judge::renumbering`]): once
+    /// files are recorded again on the new number, the index holds the
+    /// evidence no more.
     renumbered: HashMap<u64, Option<u64>>,
+    /// The identities recorded by device number (the sidecar, [`ident`]).
+    idents: &'a BTreeMap<u64, FsIdent>,
+    /// The identity of the file system at each device number looked at now.
+    now_idents: HashMap<u64, Option<FsIdent>>,
+}
+
+/// What a full comparison found of one device number's file system
+/// ([`Judge::survey`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surveyed {
+    /// No identity recorded for it yet.
+    New(FsIdent),
+    /// The recorded file system (its identity as it is now).
+    Same(FsIdent),
+    /// Another file system has the number now.
+    Other(FsIdent),
 }
 
 impl<'a> Judge<'a> {
-    /// A judge for the folder `root` and its index.
-    pub fn new(root: &'a Path, index: &'a Index) -> Judge<'a> {
+    /// A judge for the folder `root`, its index and the identities
+    /// recorded for its devices.
+    pub fn new(root: &'a Path, index: &'a Index, idents: &'a BTreeMap<u64, FsIdent>) -> Judge<'a> {
         Judge {
             root,
             index,
-            devs: HashMap::new(),
-            root_dev: std::fs::metadata(root).ok().map(|m| m.dev()),
+            dirs: HashMap::new(),
+            root_meta: std::fs::metadata(root)
+                .ok()
+                .map(|m| (m.dev(), ctime_ns(&m))),
             points: HashMap::new(),
             renumbered: HashMap::new(),
+            idents,
+            now_idents: HashMap::new(),
         }
     }
 
@@ -228,9 +330,10 @@ impl<'a> Judge<'a> {
     pub fn with_renumbered(
         root: &'a Path,
         index: &'a Index,
+        idents: &'a BTreeMap<u64, FsIdent>,
         known: impl IntoIterator<Item = (u64, u64)>,
     ) -> Judge<'a> {
-        let mut judge = Judge::new(root, index);
+        let mut judge = Judge::new(root, index, idents);
         judge
             .renumbered
             .extend(known.into_iter().map(|(was, now)| (was, Some(now))));
@@ -244,31 +347,39 @@ impl<'a> Judge<'a> {
             .filter_map(|(was, now)| now.map(|now| (*was, now)))
     }
 
-    /// The device of the entry at `path` (not followed if a symlink),
-    /// `None` when it cannot be looked at.
-    fn dev(&mut self, path: &WirePath) -> Option<u64> {
-        if let Some(dev) = self.devs.get(path) {
-            return *dev;
+    /// The device and ctime of the entry at `path` (not followed if a
+    /// symlink), `None` when it cannot be looked at.
+    fn meta(&mut self, path: &WirePath) -> Option<(u64, i64)> {
+        if let Some(meta) = self.dirs.get(path) {
+            return *meta;
         }
-        let dev = std::fs::symlink_metadata(path.to_local(self.root))
+        let meta = std::fs::symlink_metadata(path.to_local(self.root))
             .ok()
-            .map(|m| m.dev());
-        self.devs.insert(path.clone(), dev);
-        dev
+            .map(|m| (m.dev(), ctime_ns(&m)));
+        self.dirs.insert(path.clone(), meta);
+        meta
     }
 
-    /// `st_dev` of `from` or, when it is missing, of the nearest directory
-    /// above it that exists (the folder at the top, `from` being `None`);
-    /// `None` when the folder itself cannot be looked at.
-    fn existing_dev(&mut self, from: Option<WirePath>) -> Option<u64> {
+    fn dev(&mut self, path: &WirePath) -> Option<u64> {
+        self.meta(path).map(|(dev, _)| dev)
+    }
+
+    /// `from` or, when it is missing, the nearest directory above it that
+    /// exists (the folder at the top, `from` being `None`), with its device
+    /// and ctime; `None` when the folder itself cannot be looked at.
+    fn existing(&mut self, from: Option<WirePath>) -> Option<(Option<WirePath>, u64, i64)> {
         let mut at = from;
         while let Some(dir) = at {
-            if let Some(dev) = self.dev(&dir) {
-                return Some(dev);
+            if let Some((dev, ctime)) = self.meta(&dir) {
+                return Some((Some(dir), dev, ctime));
             }
             at = dir.parent();
         }
-        self.root_dev
+        self.root_meta.map(|(dev, ctime)| (None, dev, ctime))
+    }
+
+    fn existing_dev(&mut self, from: Option<WirePath>) -> Option<u64> {
+        self.existing(from).map(|(_, dev, _)| dev)
     }
 
     /// The top directory of the file system holding `from` (or, when it is
@@ -289,7 +400,7 @@ impl<'a> Judge<'a> {
         loop {
             let above = match top.parent() {
                 Some(parent) => self.dev(&parent),
-                None => self.root_dev,
+                None => self.root_meta.map(|(dev, _)| dev),
             };
             if above != Some(dev) {
                 return Some(top);
@@ -308,32 +419,30 @@ impl<'a> Judge<'a> {
     /// Whether the file system recorded as device `recorded` is mounted
     /// now under the number `now`: a file recorded on it is at its path on
     /// `now`, untouched (the same inode, ctime and size; a copy on another
-    /// drive has another ctime). At most [`RENUMBER_LOOKS`] files are
-    /// looked at; a file still on `recorded` ends the search (the file
-    /// system is there under its own number).
+    /// drive has another ctime).
     pub fn is_renumbered(&mut self, recorded: u64, now: u64) -> bool {
+        self.evidence(recorded) == Some(now)
+    }
+
+    /// The device on which a file recorded on `recorded` is at its path
+    /// untouched ([`untouched`]); at most [`RENUMBER_LOOKS`] files are
+    /// looked at.
+    fn evidence(&mut self, recorded: u64) -> Option<u64> {
         if let Some(found) = self.renumbered.get(&recorded) {
-            return *found == Some(now);
+            return *found;
         }
         let mut found = None;
-        let mut looks = 0;
-        for (path, entry) in self.index.iter() {
-            let EntryKind::File { stat, .. } = entry.kind else {
-                continue;
-            };
-            if stat.dev != recorded {
-                continue;
-            }
-            looks += 1;
-            if looks > RENUMBER_LOOKS {
-                break;
-            }
+        let files = self
+            .index
+            .iter()
+            .filter_map(|(path, entry)| match entry.kind {
+                EntryKind::File { stat, .. } if stat.dev == recorded => Some((path, stat)),
+                _ => None,
+            });
+        for (path, stat) in files.take(RENUMBER_LOOKS) {
             let Ok(meta) = std::fs::symlink_metadata(path.to_local(self.root)) else {
                 continue;
             };
-            if meta.dev() == recorded {
-                break;
-            }
             let there = Stat::of(&meta);
             if meta.is_file() && untouched(&stat, &there) {
                 found = Some(there.dev);
@@ -341,74 +450,113 @@ impl<'a> Judge<'a> {
             }
         }
         self.renumbered.insert(recorded, found);
-        found == Some(now)
+        found
     }
 
-    /// Whether the indexed file `path`, there now on device `now` with
-    /// other content than recorded, is another file system's copy
-    /// ([`joined`]) rather than an edit.
-    pub fn joined_file(&mut self, path: &WirePath, now: u64) -> bool {
+    /// The identity of the file system at device `dev`, read at `at` (a
+    /// path on it) the first time.
+    fn ident_now(&mut self, dev: u64, at: &Path) -> Option<FsIdent> {
+        *self
+            .now_idents
+            .entry(dev)
+            .or_insert_with(|| FsIdent::of(at))
+    }
+
+    /// Whether the file system at device `now` (`at` being a path on it) is
+    /// the one recorded as device `recorded`: by the identities
+    /// where one was recorded ([`ident::same_fs`]; "unsure" needs a
+    /// recorded file found untouched on it), else by the device number or
+    /// the renumbering evidence.
+    fn is_recorded_fs(&mut self, recorded: u64, now: u64, at: &Path) -> bool {
+        let Some(was) = self.idents.get(&recorded).copied() else {
+            return recorded == now || self.is_renumbered(recorded, now);
+        };
+        let Some(is) = self.ident_now(now, at) else {
+            // Not readable now: by number, as without a record.
+            return recorded == now || self.is_renumbered(recorded, now);
+        };
+        match same_fs(&was, &is) {
+            Sameness::Same => true,
+            Sameness::Other => false,
+            Sameness::Unsure => self.is_renumbered(recorded, now),
+        }
+    }
+
+    /// Whether the indexed file `path`, there now as `there` with other
+    /// content than recorded, is a copy rather than an edit ([`joined`]),
+    /// and why.
+    pub fn joined_file(&mut self, path: &WirePath, there: &Stat) -> Option<Why> {
         let Some(EntryKind::File { stat, .. }) = self.index.get(path).map(|e| e.kind) else {
-            return false;
+            return None;
         };
         let recorded = stat.dev;
-        if recorded == 0 || recorded == now {
-            return false;
-        }
-        let renumbered = self.is_renumbered(recorded, now);
-        joined(recorded, now, renumbered)
+        let same = recorded == 0 || {
+            let at = path.to_local(self.root);
+            self.is_recorded_fs(recorded, there.dev, &at)
+        };
+        joined(recorded, same, stat.ctime_ns, there.ctime_ns)
     }
 
     /// Why the removal of the indexed file `path` (assumed missing) is not
-    /// pushed: the file system holding it went away, or another one is at
-    /// its place; `None` when its removal is the user's.
+    /// pushed: the file system holding it went away, another one is at its
+    /// place, or the place is an older state; `None` when its removal is
+    /// the user's.
     pub fn gone_file(&mut self, path: &WirePath) -> Option<Parked> {
         let EntryKind::File { stat, .. } = self.index.get(path)?.kind else {
             return None;
         };
         let recorded = stat.dev;
-        if recorded == 0 {
-            return None;
-        }
-        let nearest = self.existing_dev(path.parent())?;
-        if recorded == nearest {
+        let (dir, nearest, ctime) = self.existing(path.parent())?;
+        let same = recorded == 0 || {
+            let at = match &dir {
+                Some(dir) => dir.to_local(self.root),
+                None => self.root.to_path_buf(),
+            };
+            self.is_recorded_fs(recorded, nearest, &at)
+        };
+        let older = older_state(stat.ctime_ns, ctime);
+        if same && !older {
             // The common case, a file removed from its own directory: no
             // look at the index.
             return None;
         }
-        let renumbered = self.is_renumbered(recorded, nearest);
         let covering = self.covering_mount(path.parent());
         let index = self.index;
-        let point = self
-            .points
-            .entry(recorded)
-            .or_insert_with(|| mount_point(index, recorded))
-            .clone();
-        let outside = match &point {
-            Some(point) => self.existing_dev(point.parent()),
-            None => None,
+        let (point, outside) = if same {
+            (None, None)
+        } else {
+            let point = self
+                .points
+                .entry(recorded)
+                .or_insert_with(|| mount_point(index, recorded))
+                .clone();
+            let outside = match &point {
+                Some(point) => self.existing_dev(point.parent()),
+                None => None,
+            };
+            (point, outside)
         };
         let place = Place {
             nearest,
-            renumbered,
+            same,
+            older,
             mounted: covering.is_some(),
             outside,
         };
         let top = || top_of(path);
+        let parked = |point, why| {
+            Some(Parked {
+                point,
+                why,
+                now: nearest,
+                was: recorded,
+            })
+        };
         match missing(recorded, place) {
             Missing::Removed => None,
-            Missing::Replaced => Some(Parked {
-                point: covering.unwrap_or_else(top),
-                hidden: true,
-                now: nearest,
-                was: recorded,
-            }),
-            Missing::Gone => Some(Parked {
-                point: point.unwrap_or_else(top),
-                hidden: false,
-                now: nearest,
-                was: recorded,
-            }),
+            Missing::Replaced => parked(covering.unwrap_or_else(top), Why::Other),
+            Missing::Older => parked(covering.unwrap_or_else(top), Why::Older),
+            Missing::Gone => parked(point.unwrap_or_else(top), Why::Gone),
         }
     }
 
@@ -448,6 +596,59 @@ impl<'a> Judge<'a> {
         }
         out
     }
+
+    /// Each device number files are recorded on, whose file system is at
+    /// its place now (a file recorded on it is there on that number), with
+    /// its identity as it is and how it compares with the recorded one: for
+    /// the session to record after a full comparison ([`ident`]). At most
+    /// [`RENUMBER_LOOKS`] files are looked at per device.
+    pub fn survey(&mut self) -> Vec<(u64, Surveyed)> {
+        let mut looks: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut found: BTreeMap<u64, FsIdent> = BTreeMap::new();
+        for (path, entry) in self.index.iter() {
+            let EntryKind::File { stat, .. } = entry.kind else {
+                continue;
+            };
+            if stat.dev == 0 || found.contains_key(&stat.dev) {
+                continue;
+            }
+            let n = looks.entry(stat.dev).or_insert(0);
+            if *n >= RENUMBER_LOOKS {
+                continue;
+            }
+            *n += 1;
+            let local = path.to_local(self.root);
+            let on_it =
+                std::fs::symlink_metadata(&local).is_ok_and(|m| m.is_file() && m.dev() == stat.dev);
+            if !on_it {
+                continue;
+            }
+            if let Some(id) = self.ident_now(stat.dev, &local) {
+                found.insert(stat.dev, id);
+            }
+        }
+        let mut out = Vec::new();
+        for (dev, now) in found {
+            let verdict = match self.idents.get(&dev) {
+                None => Surveyed::New(now),
+                Some(was) => match same_fs(was, &now) {
+                    Sameness::Same => Surveyed::Same(now),
+                    Sameness::Other => Surveyed::Other(now),
+                    Sameness::Unsure if self.evidence(dev) == Some(dev) => Surveyed::Same(now),
+                    Sameness::Unsure => Surveyed::Other(now),
+                },
+            };
+            out.push((dev, verdict));
+        }
+        out
+    }
+}
+
+/// The ctime of `meta` in nanoseconds since the epoch.
+fn ctime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.ctime_nsec())
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ fn dir() -> Entry {
 }
 
 const ROOT: u64 = 1;
+const SEC: i64 = 1_000_000_000;
+/// No identities recorded (an index from before the sidecar).
+static NONE: BTreeMap<u64, ident::FsIdent> = BTreeMap::new();
 const PHOTOS: u64 = 2;
 
 #[test]
@@ -40,14 +43,19 @@ fn only_a_file_missing_from_its_own_file_system_is_removed() {
     use Missing::*;
     const NEW: u64 = 7;
     let table = [
-        // (recorded, nearest, renumbered, mounted, outside, verdict)
+        // (recorded, nearest, same, mounted, outside, verdict)
         // Unmounted: the mount point is a directory of the outer device.
         (PHOTOS, ROOT, false, false, Some(ROOT), Gone),
         // ... and no mount point known (every file was on the drive).
         (PHOTOS, ROOT, false, false, None, Gone),
         // Still mounted: the user removed the file.
-        (PHOTOS, PHOTOS, false, true, Some(ROOT), Removed),
-        // Mounted again under another number (evidence found): removed.
+        (PHOTOS, PHOTOS, true, true, Some(ROOT), Removed),
+        // Another file system given the same number (a tmpfs re-created,
+        // another image on the same loop device: breaker19 G1), told by
+        // its file system ID.
+        (PHOTOS, PHOTOS, false, true, Some(ROOT), Replaced),
+        // Mounted again under another number (the same file system ID, or
+        // evidence found): removed.
         (PHOTOS, NEW, true, true, Some(ROOT), Removed),
         // Another (or an empty re-created) drive at the mount point:
         // breaker18 F6, once a removal.
@@ -59,42 +67,160 @@ fn only_a_file_missing_from_its_own_file_system_is_removed() {
         // A nested mount point gone, its directory on the outer drive.
         (NEW, PHOTOS, false, true, Some(PHOTOS), Gone),
         // A file of the outer device removed.
-        (ROOT, ROOT, false, false, Some(ROOT), Removed),
+        (ROOT, ROOT, true, false, Some(ROOT), Removed),
         // The folder itself on another number, evidence found.
         (ROOT, NEW, true, false, None, Removed),
         // ... none found: not there right now.
         (ROOT, NEW, false, false, None, Gone),
+        // The folder's own file system, another one there (the folder is
+        // itself a drive swapped): not there right now.
+        (ROOT, ROOT, false, false, None, Gone),
         // Device unknown (an index from before format 2).
         (0, ROOT, false, false, Some(ROOT), Removed),
         (0, PHOTOS, false, true, None, Removed),
     ];
-    for (recorded, nearest, renumbered, mounted, outside, verdict) in table {
-        let place = Place {
-            nearest,
-            renumbered,
-            mounted,
-            outside,
-        };
-        assert_eq!(missing(recorded, place), verdict, "{recorded} {place:?}");
+    for (recorded, nearest, same, mounted, outside, verdict) in table {
+        for older in [false, true] {
+            let place = Place {
+                nearest,
+                same,
+                older,
+                mounted,
+                outside,
+            };
+            // An older state of the recorded file system (or of an
+            // unknown one) is never a removal (breaker19 G2); the device
+            // rules come first (a gone drive stays gone: nothing is
+            // downloaded into its empty mount point).
+            let expect = match verdict {
+                Removed if older => Older,
+                v => v,
+            };
+            assert_eq!(missing(recorded, place), expect, "{recorded} {place:?}");
+        }
+    }
+}
+
+#[test]
+fn a_directory_unchanged_since_the_file_was_synced_is_an_older_state() {
+    let table = [
+        // (recorded ctime, ctime now, older)
+        (100, 200, false),
+        (100, 101, false),
+        // Equal (coarse timestamps): the safe side.
+        (100, 100, true),
+        (100, 99, true),
+        (100, 1, true),
+        // Unknown on either side proves nothing.
+        (0, 50, false),
+        (100, 0, false),
+        (0, 0, false),
+        // Before 1970 (a clock badly set) compares as numbers.
+        (-5, -10, true),
+        (-10, -5, false),
+    ];
+    for (recorded, now, expect) in table {
+        assert_eq!(older_state(recorded, now), expect, "{recorded} {now}");
     }
 }
 
 #[test]
 fn a_different_file_on_another_file_system_is_a_copy_not_an_edit() {
     let table = [
-        // (recorded, now, renumbered, joined)
-        (PHOTOS, PHOTOS, false, false),
-        (PHOTOS, 7, false, true),
-        (PHOTOS, 7, true, false),
-        (ROOT, PHOTOS, false, true),
-        (0, PHOTOS, false, false),
+        // (recorded dev, same fs, recorded ctime, ctime now, verdict)
+        (PHOTOS, true, 100, 200, None),
+        (PHOTOS, false, 100, 200, Some(Why::Other)),
+        (ROOT, false, 100, 200, Some(Why::Other)),
+        (0, false, 100, 200, None),
+        // The recorded file system, an older file (a block image of the
+        // drive, breaker19 G2): a stale copy, not an edit.
+        (PHOTOS, true, 200, 100, Some(Why::Older)),
+        (PHOTOS, true, 200, 200, Some(Why::Older)),
+        (0, false, 200, 100, Some(Why::Older)),
+        (PHOTOS, true, 0, 100, None),
     ];
-    for (recorded, now, renumbered, expect) in table {
+    for (recorded, same, was, now, expect) in table {
         assert_eq!(
-            joined(recorded, now, renumbered),
+            joined(recorded, same, was, now),
             expect,
-            "{recorded} {now} {renumbered}"
+            "{recorded} {same} {was} {now}"
         );
+    }
+}
+
+#[test]
+fn file_systems_are_told_apart_by_mount_and_file_system_id() {
+    use ident::{same_fs, FsIdent, Sameness::*};
+    let id = |fsid, kind, mount| FsIdent { fsid, kind, mount };
+    let table = [
+        // (recorded, now, verdict)
+        // The very mount (unique IDs are never reused).
+        (id(1, 9, 5), id(1, 9, 5), Same),
+        (id(0, 9, 5), id(0, 9, 5), Same),
+        // The same drive mounted again: a new mount, the same UUID.
+        (id(1, 9, 5), id(1, 9, 6), Same),
+        (id(1, 9, 0), id(1, 9, 0), Same),
+        // Another drive or a tmpfs re-created (another random ID).
+        (id(1, 9, 5), id(2, 9, 6), Other),
+        (id(1, 9, 0), id(2, 9, 0), Other),
+        // Another kind of file system.
+        (id(0, 9, 0), id(0, 8, 0), Other),
+        (id(1, 9, 5), id(1, 8, 6), Other),
+        // No file system ID (older tmpfs, FUSE): evidence needed.
+        (id(0, 9, 5), id(0, 9, 6), Unsure),
+        (id(0, 9, 0), id(0, 9, 0), Unsure),
+        (id(1, 9, 5), id(0, 9, 6), Unsure),
+    ];
+    for (recorded, now, expect) in table {
+        assert_eq!(same_fs(&recorded, &now), expect, "{recorded:?} {now:?}");
+    }
+}
+
+#[test]
+fn the_mounts_sidecar_reads_back_and_refuses_damage() {
+    use ident::{parse, render, FsIdent, ParseError};
+    let mut idents = BTreeMap::new();
+    assert_eq!(parse(&render(&idents)), Ok(idents.clone()));
+    idents.insert(
+        0x28,
+        FsIdent {
+            fsid: u64::MAX,
+            kind: 0x0102_1994,
+            mount: 0x8000_0001,
+        },
+    );
+    idents.insert(
+        0x700,
+        FsIdent {
+            fsid: 0,
+            kind: 0xef53,
+            mount: 0,
+        },
+    );
+    assert_eq!(parse(&render(&idents)), Ok(idents.clone()));
+    assert_eq!(parse(""), Err(ParseError::Header));
+    assert_eq!(parse("cloudservice-mounts 2\n"), Err(ParseError::Header));
+    assert_eq!(
+        parse("cloudservice-mounts 1\n28 1 2 3\n28 1 2\n"),
+        Err(ParseError::Line(3))
+    );
+    assert_eq!(
+        parse("cloudservice-mounts 1\n28 1 2 x\n"),
+        Err(ParseError::Line(2))
+    );
+}
+
+proptest! {
+    /// Any records read back as written.
+    #[test]
+    fn sidecar_round_trip(records in proptest::collection::btree_map(
+        any::<u64>(), (any::<u64>(), any::<u64>(), any::<u64>()), 0..8)
+    ) {
+        let idents: BTreeMap<u64, ident::FsIdent> = records
+            .into_iter()
+            .map(|(dev, (fsid, kind, mount))| (dev, ident::FsIdent { fsid, kind, mount }))
+            .collect();
+        prop_assert_eq!(ident::parse(&ident::render(&idents)), Ok(idents));
     }
 }
 
@@ -153,6 +279,11 @@ enum State {
     /// before, or over the plain directory): another drive, an empty one
     /// mounted anew.
     New,
+    /// Another file system mounted there now that got the device number
+    /// the one mounted before had (a tmpfs re-created, another image on
+    /// the same loop device: breaker19 G1); over a plain directory, like
+    /// `New`.
+    Reused,
     /// The same file system mounted again under another device number
     /// (no effect on a plain directory).
     Renumbered,
@@ -168,6 +299,7 @@ fn state() -> impl Strategy<Value = State> {
     prop_oneof![
         Just(State::Same),
         Just(State::New),
+        Just(State::Reused),
         Just(State::Renumbered),
         Just(State::Unmounted),
         Just(State::Missing),
@@ -244,6 +376,20 @@ fn fs_after(dir: &str, mounted: &[bool; 3], states: &[State; 3]) -> Option<Fs> {
                 };
                 fresh = true;
             }
+            (State::Reused, true) => {
+                fs = Fs {
+                    id: 40 + i as u64,
+                    dev: before.dev,
+                };
+                fresh = true;
+            }
+            (State::Reused, false) => {
+                fs = Fs {
+                    id: 40 + i as u64,
+                    dev: 40 + i as u64,
+                };
+                fresh = true;
+            }
             (State::Renumbered, true) => {
                 fs = Fs {
                     id: before.id,
@@ -274,6 +420,7 @@ proptest! {
         states in proptest::array::uniform3(state()),
         files in proptest::collection::vec((0..DIRS.len() + 1, 0u8..4), 1..20),
         removed in any::<proptest::sample::Index>(),
+        older in any::<bool>(),
     ) {
         let mut index = Index::new();
         for (d, name) in &files {
@@ -305,14 +452,23 @@ proptest! {
         let outside = point.as_ref().map(|m| existing(m.parent()).dev);
         let place = Place {
             nearest: nearest.dev,
-            renumbered: nearest.id == recorded_fs.id && nearest.dev != recorded,
+            // What the judge finds from the identities (the file system
+            // ID, the mount) and the renumbering evidence.
+            same: nearest.id == recorded_fs.id,
+            older,
             mounted: nearest.id != ROOT_FS.id,
             outside,
         };
         let verdict = missing(recorded, place);
         prop_assert_eq!(
             verdict == Missing::Removed,
-            nearest.id == recorded_fs.id,
+            nearest.id == recorded_fs.id && !older,
+            "{} {:?} point {:?}", path, place, point
+        );
+        // An older state of the very file system: held, never gone.
+        prop_assert_eq!(
+            verdict == Missing::Older,
+            nearest.id == recorded_fs.id && older,
             "{} {:?} point {:?}", path, place, point
         );
         // A place on the folder's own file system, the file recorded on
@@ -328,6 +484,11 @@ proptest! {
         });
         if let Some(i) = own_point {
             if mounted[i] && states[i] == State::New && nearest.dev == 20 + i as u64 {
+                prop_assert_eq!(verdict, Missing::Replaced);
+            }
+            // ... also when it has the number the recorded one had (G1).
+            if mounted[i] && states[i] == State::Reused && nearest.id == 40 + i as u64 {
+                prop_assert_eq!(nearest.dev, recorded);
                 prop_assert_eq!(verdict, Missing::Replaced);
             }
         }
@@ -354,12 +515,12 @@ fn the_judge_reads_the_disk() {
     let gone = |point: &str| {
         Some(Parked {
             point: p(point),
-            hidden: false,
+            why: Why::Gone,
             now: here,
             was: other,
         })
     };
-    let mut judge = Judge::new(root.path(), &index);
+    let mut judge = Judge::new(root.path(), &index, &NONE);
     assert_eq!(judge.gone_file(&p("Photos/a.jpg")), gone("Photos"));
     assert_eq!(judge.gone_dir(&p("Photos/sub")), gone("Photos"));
     assert_eq!(judge.gone_file(&p("gone.txt")), None);
@@ -369,13 +530,13 @@ fn the_judge_reads_the_disk() {
     );
     // The mount point missing too.
     std::fs::remove_dir(root.path().join("Photos")).expect("rmdir");
-    let mut judge = Judge::new(root.path(), &index);
+    let mut judge = Judge::new(root.path(), &index, &NONE);
     assert_eq!(judge.gone_dir(&p("Photos")), gone("Photos"));
     // The same files recorded on the folder's device: removed on purpose.
     let mut plain = Index::new();
     plain.insert(p("notes.txt"), file(here));
     plain.insert(p("Photos/a.jpg"), file(here));
-    let mut judge = Judge::new(root.path(), &plain);
+    let mut judge = Judge::new(root.path(), &plain, &NONE);
     assert_eq!(judge.gone_dir(&p("Photos")), None);
     assert!(judge.gone_mounts().is_empty());
 }
@@ -405,14 +566,25 @@ fn a_file_system_mounted_again_under_another_number_is_still_its_own() {
         )
     };
     let kept = Stat::of(&meta);
+    // Synced a second before (not an older state: the ctime rule is
+    // tested apart).
+    let earlier = Stat {
+        ctime_ns: kept.ctime_ns - SEC,
+        ..kept
+    };
     let mut index = Index::new();
     index.insert(p("kept.txt"), recorded(kept));
-    index.insert(p("edited.txt"), recorded(Stat { ino: 1, ..kept }));
-    index.insert(p("removed.txt"), recorded(Stat { ino: 2, ..kept }));
-    let mut judge = Judge::new(root.path(), &index);
+    index.insert(p("edited.txt"), recorded(Stat { ino: 1, ..earlier }));
+    index.insert(p("removed.txt"), recorded(Stat { ino: 2, ..earlier }));
+    let edited = Stat::of(&std::fs::metadata(root.path().join("edited.txt")).expect("stat"));
+    let mut judge = Judge::new(root.path(), &index, &NONE);
     assert!(judge.is_renumbered(before, here));
     assert_eq!(judge.gone_file(&p("removed.txt")), None, "a removal");
-    assert!(!judge.joined_file(&p("edited.txt"), here), "an edit");
+    assert_eq!(
+        judge.joined_file(&p("edited.txt"), &edited),
+        None,
+        "an edit"
+    );
     assert_eq!(
         judge.renumbering().collect::<Vec<_>>(),
         vec![(before, here)]
@@ -426,14 +598,120 @@ fn a_file_system_mounted_again_under_another_number_is_still_its_own() {
         ..kept
     };
     copied.insert(p("kept.txt"), recorded(touched));
-    copied.insert(p("edited.txt"), recorded(Stat { ino: 1, ..kept }));
-    copied.insert(p("removed.txt"), recorded(Stat { ino: 2, ..kept }));
-    let mut judge = Judge::new(root.path(), &copied);
+    copied.insert(p("edited.txt"), recorded(Stat { ino: 1, ..earlier }));
+    copied.insert(p("removed.txt"), recorded(Stat { ino: 2, ..earlier }));
+    let mut judge = Judge::new(root.path(), &copied, &NONE);
     assert!(!judge.is_renumbered(before, here));
-    assert!(judge.joined_file(&p("edited.txt"), here), "another's copy");
+    assert_eq!(
+        judge.joined_file(&p("edited.txt"), &edited),
+        Some(Why::Other),
+        "another's copy"
+    );
     let parked = judge.gone_file(&p("removed.txt")).expect("not a removal");
     assert_eq!((parked.now, parked.was), (here, before));
     // Evidence kept by the session from an earlier round decides too.
-    let mut judge = Judge::with_renumbered(root.path(), &copied, [(before, here)]);
+    let mut judge = Judge::with_renumbered(root.path(), &copied, &NONE, [(before, here)]);
     assert_eq!(judge.gone_file(&p("removed.txt")), None);
+}
+
+/// The file-level rule against a real folder (breaker19 G2): a file
+/// removed from its directory is a removal; one missing from a directory
+/// whose ctime is not after the file's recorded one (as in an older image
+/// of the drive) is an older state; a different file whose ctime is not
+/// after the recorded one is a stale copy, not an edit.
+#[test]
+fn the_judge_reads_ctimes() {
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::write(root.path().join("a.txt"), "a").expect("write");
+    std::fs::write(root.path().join("b.txt"), "b, edited").expect("write");
+    let stat = |name: &str| Stat::of(&std::fs::metadata(root.path().join(name)).expect("stat"));
+    let (a, b) = (stat("a.txt"), stat("b.txt"));
+    let here = a.dev;
+    let record = |stat: Stat| Entry::synced_file(stat, ContentHash([1; 32]), 1);
+    let mut index = Index::new();
+    index.insert(p("a.txt"), record(a));
+    index.insert(
+        p("b.txt"),
+        record(Stat {
+            ctime_ns: b.ctime_ns - SEC,
+            ..b
+        }),
+    );
+    // Synced after everything the folder's directory shows.
+    let later = Stat {
+        ctime_ns: b.ctime_ns + 3600 * SEC,
+        ino: 99,
+        ..a
+    };
+    index.insert(p("c.txt"), record(later));
+    index.insert(p("d.txt"), record(Stat { ino: 98, ..later }));
+    // Past the kernel tick of coarse timestamps (a sync takes longer).
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    std::fs::remove_file(root.path().join("a.txt")).expect("rm");
+    let mut judge = Judge::new(root.path(), &index, &NONE);
+    assert_eq!(judge.gone_file(&p("a.txt")), None, "removed by the user");
+    assert_eq!(
+        judge.gone_file(&p("c.txt")),
+        Some(Parked {
+            point: p("c.txt"),
+            why: Why::Older,
+            now: here,
+            was: here,
+        })
+    );
+    assert_eq!(judge.joined_file(&p("b.txt"), &b), None, "an edit");
+    let mut stale = Index::new();
+    stale.insert(p("b.txt"), record(later));
+    let mut judge = Judge::new(root.path(), &stale, &NONE);
+    assert_eq!(judge.joined_file(&p("b.txt"), &b), Some(Why::Older));
+    // status: one mount point, two files.
+    let mut judge = Judge::new(root.path(), &index, &NONE);
+    let gone: Vec<usize> = judge.gone_mounts().into_values().collect();
+    assert_eq!(gone, vec![1, 1], "c.txt and d.txt, each its own top");
+}
+
+/// The recorded identities against a real folder: the very file system
+/// is the recorded one (a removal is a removal); another one at the same
+/// device number (here: another kind recorded) is not, whatever the
+/// numbers say (breaker19 G1), and the survey says so.
+#[test]
+fn the_judge_compares_identities() {
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::write(root.path().join("b.txt"), "b, edited").expect("write");
+    let b = Stat::of(&std::fs::metadata(root.path().join("b.txt")).expect("stat"));
+    let here = b.dev;
+    let now = ident::FsIdent::of(root.path()).expect("statfs");
+    let record = |stat: Stat| Entry::synced_file(stat, ContentHash([1; 32]), 1);
+    let mut index = Index::new();
+    let earlier = Stat {
+        ctime_ns: b.ctime_ns - SEC,
+        ..b
+    };
+    index.insert(p("b.txt"), record(earlier));
+    index.insert(p("gone.txt"), record(Stat { ino: 97, ..earlier }));
+    let same = BTreeMap::from([(here, now)]);
+    let mut judge = Judge::new(root.path(), &index, &same);
+    assert_eq!(judge.gone_file(&p("gone.txt")), None);
+    assert_eq!(judge.joined_file(&p("b.txt"), &b), None);
+    assert_eq!(judge.survey(), vec![(here, Surveyed::Same(now))]);
+    let other = BTreeMap::from([(
+        here,
+        ident::FsIdent {
+            kind: now.kind ^ 1,
+            fsid: now.fsid,
+            mount: now.mount ^ 1,
+        },
+    )]);
+    let mut judge = Judge::new(root.path(), &index, &other);
+    let parked = judge.gone_file(&p("gone.txt")).expect("not a removal");
+    // The folder's own file system: not there right now.
+    assert_eq!(
+        (parked.why, parked.now, parked.was),
+        (Why::Gone, here, here)
+    );
+    assert_eq!(judge.joined_file(&p("b.txt"), &b), Some(Why::Other));
+    assert_eq!(judge.survey(), vec![(here, Surveyed::Other(now))]);
+    // No record yet: new.
+    let mut judge = Judge::new(root.path(), &index, &NONE);
+    assert_eq!(judge.survey(), vec![(here, Surveyed::New(now))]);
 }

@@ -507,6 +507,7 @@ impl Session<'_> {
                 if self.publisher.index_error.take().is_some() {
                     log::info!("the index is saved again");
                 }
+                self.record_new_idents();
                 true
             }
             Err(e) => {

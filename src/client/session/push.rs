@@ -16,7 +16,7 @@ use crate::client::schedule::holdback::HoldBack;
 use crate::client::schedule::removal::{self, Decision, Hold};
 use crate::client::stream_push::{hash_first_if_known, HashFirst};
 use crate::protocol::WirePath;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -81,8 +81,15 @@ pub(super) struct PushState {
     pub(super) parked: Scope,
     /// The mount points those removals were under (warned about once).
     pub(super) gone_mounts: BTreeSet<crate::client::mounts::Parked>,
-    /// File systems found in another's place, warned about (once each).
-    pub(super) replaced_said: BTreeSet<crate::client::mounts::Parked>,
+    /// File systems found in another's place (or older states), warned
+    /// about once each: by mount point, what was found and the device now.
+    pub(super) replaced_said: BTreeSet<(WirePath, crate::client::mounts::Why, u64)>,
+    /// The identities of the file systems files are recorded on, by device
+    /// number (`FOLDER/.cloudservice/mounts`, R-5.6.9,
+    /// [`crate::client::mounts::ident`]).
+    pub(super) idents: BTreeMap<u64, crate::client::mounts::ident::FsIdent>,
+    /// `idents` not written yet.
+    pub(super) idents_changed: bool,
     /// File systems mounted again under another device number: recorded
     /// device to the one now ([`crate::client::mounts::Judge`]'s evidence,
     /// kept: once the files are recorded again the index no longer holds it).
@@ -170,7 +177,7 @@ impl Session<'_> {
         }
         // Before the refreshed records go in: their old devices are the
         // evidence of a file system mounted again under another number.
-        self.settle_mounts(&mut plan.ops);
+        self.settle_mounts(&mut plan.ops, scope.full);
         for (path, entry) in plan.refreshed {
             self.index.insert(path, entry);
         }

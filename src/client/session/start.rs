@@ -225,6 +225,10 @@ fn run_in(
         }
     };
     let now = Instant::now();
+    let push = PushState {
+        idents: crate::client::mounts::ident::load(state.path()),
+        ..PushState::default()
+    };
     let mut scanner = Scanner::new(&root);
     scanner.set_rules(rules.rules().clone());
     scanner.set_heartbeat(heart);
@@ -243,7 +247,7 @@ fn run_in(
         in_use_refusals: 0,
         refusal_said: None,
         waiting_since: None,
-        push: PushState::default(),
+        push,
         pull: PullState::new(),
         timers: Timers::new(now, config.pull_every),
         watcher,

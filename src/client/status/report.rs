@@ -8,12 +8,13 @@ use super::{is_conflict_name, is_running, read, Status, StatusError, RUNNING_FIL
 use crate::client::fsutil::{check_path, Local, Stat};
 use crate::client::ignore::source::RuleSource;
 use crate::client::index::{EntryKind, Index};
-use crate::client::mounts::Judge;
+use crate::client::mounts::{dev_name, Judge, Parked, Why};
 use crate::client::printable::{escape_controls, quote_path};
 use crate::client::state::StateDir;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::WirePath;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -233,22 +234,36 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
     // Files gone with the file system mounted above them: their
     // deletions wait until it is back.
     let gone_mounts = index.as_ref().map_or(0, |index| {
-        let gone = Judge::new(folder, index).gone_mounts();
+        let idents = crate::client::mounts::ident::load(StateDir::existing(folder).path());
+        let gone = Judge::new(folder, index, &idents).gone_mounts();
+        // One line per mount point and what happened there, however many
+        // devices its files were recorded on.
+        let mut lines: BTreeMap<(WirePath, Why), (Parked, usize)> = BTreeMap::new();
         for (parked, files) in &gone {
+            lines
+                .entry((parked.point.clone(), parked.why))
+                .or_insert((parked.clone(), 0))
+                .1 += files;
+        }
+        for (parked, files) in lines.values() {
             let point = &parked.point;
-            seen.not_synced.push(if parked.hidden {
-                format!(
-                    "{point} (another file system is mounted here (device {}, was {}): {files} synced file(s) it lacks kept on the server, deletions not synced, to be downloaded onto it)",
-                    crate::client::mounts::dev_name(parked.now),
-                    crate::client::mounts::dev_name(parked.was)
-                )
-            } else {
-                format!(
+            let (now, was) = (dev_name(parked.now), dev_name(parked.was));
+            seen.not_synced.push(match parked.why {
+                Why::Other if parked.now == parked.was => format!(
+                    "{point} (another file system is mounted here (device {now} again, another file system ID): {files} synced file(s) it lacks kept on the server, deletions not synced, to be downloaded onto it)"
+                ),
+                Why::Other => format!(
+                    "{point} (another file system is mounted here (device {now}, was {was}): {files} synced file(s) it lacks kept on the server, deletions not synced, to be downloaded onto it)"
+                ),
+                Why::Older => format!(
+                    "{point} (an older state than the synced files is here: {files} synced file(s) it lacks kept on the server, deletions not synced, to be downloaded onto it)"
+                ),
+                Why::Gone => format!(
                     "{point} (the file system mounted here is gone: {files} synced file(s) below it kept, deletions not synced until it is back)"
-                )
+                ),
             });
         }
-        gone.len()
+        lines.len()
     });
     let s = status.as_ref();
     let stale = running && written_before_start(pulse, s);
@@ -344,7 +359,8 @@ fn not_joined(
 /// only when `status` would say "in sync" (breaker15 F10).
 pub fn walk_not_synced(folder: &Path, rules: &RuleSource, index: &Index) -> usize {
     let seen = look(folder, rules, Some(index));
-    seen.not_synced.len() + Judge::new(folder, index).gone_mounts().len()
+    let idents = crate::client::mounts::ident::load(StateDir::existing(folder).path());
+    seen.not_synced.len() + Judge::new(folder, index, &idents).gone_mounts().len()
 }
 
 /// What [`look`] finds in the folder.
