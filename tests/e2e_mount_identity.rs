@@ -31,6 +31,7 @@ use common::{
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 /// Photos on A (more than 10: the big-removal wait is in play).
@@ -120,7 +121,11 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        let _ = run("umount", &["-l", s(&self.at)]);
+        // Quiet: after `unplug` (or a test's own unmount) it is not mounted.
+        let _ = Command::new("umount")
+            .args(["-l", s(&self.at)])
+            .stderr(std::process::Stdio::null())
+            .status();
         if let Some(dev) = &self.loop_dev {
             let _ = run("losetup", &["-d", dev]);
         }
@@ -165,10 +170,20 @@ struct Rig {
     photos: PathBuf,
     log: PathBuf,
     _logs: tempfile::TempDir,
+    /// Held for the rig's life, dropped last: one rig at a time, so no
+    /// other test of this file mounts a file system between an unmount and
+    /// the next mount and takes the device number just freed (which made
+    /// tests print SKIPPED when run in parallel).
+    _one_at_a_time: MutexGuard<'static, ()>,
 }
+
+/// Serialises the rigs of this file ([`Rig::_one_at_a_time`]).
+static RIGS: Mutex<()> = Mutex::new(());
 
 impl Rig {
     fn new(plug: impl FnOnce(&Path, &Path) -> Option<Mounted>) -> Option<Rig> {
+        // A test that failed while holding it poisons it; the next still runs.
+        let one_at_a_time = RIGS.lock().unwrap_or_else(|e| e.into_inner());
         let server = Server::start();
         let a = tempfile::tempdir().expect("temp dir");
         let b = tempfile::tempdir().expect("temp dir");
@@ -208,6 +223,7 @@ impl Rig {
             photos,
             log,
             _logs: logs,
+            _one_at_a_time: one_at_a_time,
         })
     }
 
