@@ -28,7 +28,7 @@
 mod common;
 
 use common::relay::Relay;
-use common::{eventually, status_json, status_until, write, Client, Server, CONVERGE};
+use common::{eventually, status_json, status_until, write, Client, Server, Verbosity, CONVERGE};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -79,6 +79,11 @@ struct Setup {
 }
 
 fn setup(rate: &str, with_b: bool) -> Setup {
+    setup_with(rate, with_b, Verbosity::from_env())
+}
+
+/// [`setup`], A's log at `verbosity`.
+fn setup_with(rate: &str, with_b: bool, verbosity: Verbosity) -> Setup {
     let server = Server::start();
     let relay = Relay::shaped(server.port);
     let a = tempfile::tempdir().expect("tempdir");
@@ -90,6 +95,7 @@ fn setup(rate: &str, with_b: bool) -> Setup {
     let ca = Client::options(relay.port, a.path())
         .user(Some(&user))
         .rate(rate)
+        .verbosity(verbosity)
         .log(&log)
         .start();
     let cb = with_b.then(|| {
@@ -319,4 +325,91 @@ fn an_idle_link_silent_for_20_s_is_not_in_sync_and_is_kept() {
             "a 20 s silence cost the connection ({cut:?}):\n{text}"
         );
     }
+}
+
+/// breaker19 G5: an idle device whose link goes dead is told apart within
+/// a bound that does not depend on PULLING_RATE: its ping every 15 s when
+/// idle goes unanswered, and 5 s later `status` says it waits for the
+/// server (not "in sync"): 20 s at most, checked with room. Here
+/// PULLING_RATE is 60, so no pull falls in the window; before, an idle
+/// client sent nothing until its ping at 60 s and said "in sync" for
+/// about 65 s.
+#[test]
+fn an_idle_link_gone_dead_is_not_in_sync_within_the_bound_whatever_the_rate() {
+    let s = setup("60", false);
+    s.relay.stall(true);
+    let stalled = Instant::now();
+    status_until(
+        "A not in sync, waiting for the server",
+        s.a.path(),
+        Duration::from_secs(30),
+        |code, v| code == 1 && v["in_sync"] == false && says_waiting(v),
+    );
+    eprintln!(
+        "A stopped saying in sync {:?} into the silence",
+        stalled.elapsed()
+    );
+    s.relay.stall(false);
+    status_until("A in sync again", s.a.path(), CONVERGE, |code, v| {
+        code == 0 && v["in_sync"] == true
+    });
+}
+
+/// breaker19 G6: SIGTERM while an upload is blocked on a silent link: the
+/// client logs "stopping: …" and exits (0) within 3 s, instead of about a
+/// minute later when the liveness rule gave the link up; nothing is lost:
+/// the next run, over a working link, uploads the file in full.
+#[test]
+fn sigterm_during_a_blocked_upload_stops_at_once_and_the_next_run_sends_it() {
+    let mut s = setup_with("0.5", false, Verbosity::Normal);
+    s.relay.rate(1 << 20);
+    let big = noise(32 << 20, 0x66);
+    let up = s.relay.up();
+    std::fs::write(s.a.path().join("big.bin"), &big).expect("write");
+    assert!(
+        eventually(Duration::from_secs(30), || s.relay.up() > up + (2 << 20)),
+        "the upload did not start\n{}",
+        s.ca.log_tail(4000)
+    );
+    s.relay.stall(true);
+    // The send blocks: the relay takes nothing more.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = log_text(&s.log).len();
+    let asked = Instant::now();
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 86_400_000);
+    eprintln!(
+        "SIGTERM at {}.{:03} s of the day",
+        epoch / 1000,
+        epoch % 1000
+    );
+    let exit = s.ca.terminate();
+    let took = asked.elapsed();
+    let said = log_text(&s.log).split_off(before);
+    eprintln!("A exited {exit:?} {took:?} after SIGTERM, saying:\n{said}");
+    assert!(
+        took < Duration::from_secs(3) && exit.is_some_and(|e| e.success()),
+        "A exits 0 within 3 s of SIGTERM: {exit:?} after {took:?}\n{said}"
+    );
+    assert!(said.contains("stopping: "), "the stop is said:\n{said}");
+
+    s.relay.stall(false);
+    s.relay.rate(0);
+    let _again = Client::options(s.relay.port, s.a.path())
+        .user(Some(&s.user))
+        .rate("0.5")
+        .log(&s.log)
+        .start();
+    let on_server = s.server.user_dir(&s.user).join("big.bin");
+    assert!(
+        eventually(CONVERGE * 2, || {
+            std::fs::read(&on_server).is_ok_and(|c| c == big)
+        }),
+        "the next run uploads the file\n{}",
+        log_text(&s.log)
+    );
+    status_until("A in sync", s.a.path(), CONVERGE, |code, v| {
+        code == 0 && v["in_sync"] == true
+    });
 }

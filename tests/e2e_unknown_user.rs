@@ -66,7 +66,13 @@ fn joined_clients_outlive_a_server_on_a_wrong_data_dir() {
     write(&a, "f1", "edited while the server did not know the user\n");
     let refused = |folder: &std::path::Path| {
         let (code, text) = status_text(folder, false);
-        code == 1 && text.contains("UnknownUser") && text.contains("right data directory")
+        // breaker19 G4: a restore from an older backup is named, and what
+        // to do if the older data stays.
+        code == 1
+            && text.contains("UnknownUser")
+            && text.contains("right data directory")
+            && text.contains("restored from a backup made before the user existed")
+            && text.contains("make the user again from this folder")
     };
     assert!(
         eventually(Duration::from_secs(30), || refused(&a) && refused(&b)),

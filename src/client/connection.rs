@@ -9,6 +9,7 @@
 use super::address::ServerAddress;
 use super::error::{is_timeout, ClientError, Waited};
 use super::link_watch::{kernel_gave_up, LinkWatch};
+use super::pace::{self, Pace};
 use super::secure::{self, Dial, ReadHalf, WriteHalf};
 use super::sliced::{SendEvent, Sliced, SEND_SLICE};
 use crate::protocol::message::put_header;
@@ -102,7 +103,17 @@ impl Connection {
     /// # Errors
     /// `Unreachable` with the lookup's or the last connect's I/O error; the
     /// TLS errors of [`secure::open`].
-    pub fn connect(server: &ServerAddress, dial: &Dial<'_>) -> Result<Connection, ClientError> {
+    ///
+    /// Every wait (the connect, the TLS handshake) goes in slices of
+    /// [`pace::SLICE`] with `pace` between them: the heartbeat beats, a stop
+    /// request ends the attempt ([`ClientError::Stopping`]), `status` says
+    /// the client is connecting; each step keeps its own limit.
+    pub fn connect(
+        server: &ServerAddress,
+        dial: &Dial<'_>,
+        pace: &mut Pace,
+    ) -> Result<Connection, ClientError> {
+        pace.start();
         let address = server.to_string();
         let unreachable = |cause| ClientError::Unreachable {
             address: server.to_string(),
@@ -113,7 +124,11 @@ impl Connection {
             address: server.to_string(),
             after,
         };
-        let stream = dial_first(&server.resolve()?).map_err(|e| {
+        let addresses = server.resolve()?;
+        let stream = pace::on_thread(pace, "connecting to the server", move || {
+            dial_first(&addresses)
+        })?
+        .map_err(|e| {
             if is_timeout(&e) {
                 timed_out(Waited::Connect, CONNECT_TIMEOUT)
             } else {
@@ -121,18 +136,20 @@ impl Connection {
             }
         })?;
         stream.set_nodelay(true).map_err(unreachable)?;
-        // The TLS handshake must not wait forever on a silent peer.
+        // The TLS handshake waits in slices (`pace`), HANDSHAKE_TIMEOUT in all.
         stream
-            .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+            .set_write_timeout(Some(pace::SLICE))
             .map_err(unreachable)?;
         stream
-            .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+            .set_read_timeout(Some(pace::SLICE))
             .map_err(unreachable)?;
-        let (read_half, writer, trust) = secure::open(&stream, dial).map_err(|e| match e {
-            // secure::open knows the limit, not the port.
-            ClientError::TimedOut { during, .. } => timed_out(during, HANDSHAKE_TIMEOUT),
-            other => other,
-        })?;
+        let limit = Instant::now() + HANDSHAKE_TIMEOUT;
+        let (read_half, writer, trust) =
+            secure::open(&stream, dial, pace, limit).map_err(|e| match e {
+                // secure::open knows the limit, not the port.
+                ClientError::TimedOut { during, .. } => timed_out(during, HANDSHAKE_TIMEOUT),
+                other => other,
+            })?;
         stream.set_read_timeout(None).map_err(unreachable)?;
         // From now on every send is cut into slices (`sliced`): between
         // them the liveness rule runs and the heartbeat beats.
@@ -359,8 +376,8 @@ impl Connection {
     /// [`ClientError::Refused`] when the server answers with an error (unknown
     /// user or client, busy, shutting down); `ConnectionLost` or `Protocol`
     /// for anything else.
-    pub fn handshake(&mut self, hello: Hello) -> Result<Welcome, ClientError> {
-        match self.exchange(Message::Hello(hello))? {
+    pub fn handshake(&mut self, hello: Hello, pace: &mut Pace) -> Result<Welcome, ClientError> {
+        match self.exchange(Message::Hello(hello), pace)? {
             Message::Welcome(welcome) => {
                 self.trust_accepted()?;
                 Ok(welcome)
@@ -374,8 +391,12 @@ impl Connection {
     /// # Errors
     /// As [`Connection::handshake`]; a revoked device or a refused key is
     /// [`ClientError::Refused`] with code `Revoked` or `BadCredential`.
-    pub fn handshake_key(&mut self, hello: KeyHello) -> Result<KeyWelcome, ClientError> {
-        match self.exchange(Message::KeyHello(hello))? {
+    pub fn handshake_key(
+        &mut self,
+        hello: KeyHello,
+        pace: &mut Pace,
+    ) -> Result<KeyWelcome, ClientError> {
+        match self.exchange(Message::KeyHello(hello), pace)? {
             Message::KeyWelcome(welcome) => {
                 self.trust_accepted()?;
                 Ok(welcome)
@@ -385,22 +406,33 @@ impl Connection {
     }
 
     /// Sends a handshake frame; returns the answer with the same request
-    /// ID, or the Error the server refused it with.
-    fn exchange(&mut self, hello: Message) -> Result<Message, ClientError> {
+    /// ID, or the Error the server refused it with. The answer is awaited
+    /// in slices ([`Pace::slice`] between them), [`HANDSHAKE_TIMEOUT`] in all.
+    fn exchange(&mut self, hello: Message, pace: &mut Pace) -> Result<Message, ClientError> {
         let id = self.next_request_id();
         self.send(id, &hello)?;
-        let frame = match self.rx.recv_timeout(HANDSHAKE_TIMEOUT) {
-            Ok(Inbound::Frame(frame)) => frame,
-            Ok(Inbound::Closed(why)) => return Err(ClientError::ConnectionLost(why)),
-            Ok(Inbound::TimedOut) => {
-                return Err(ClientError::ConnectionLost(self.kernel_gave_up()))
-            }
-            Err(_) => {
+        let limit = Instant::now() + HANDSHAKE_TIMEOUT;
+        let frame = loop {
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(ClientError::TimedOut {
                     during: Waited::HelloAnswer,
                     address: self.address.clone(),
                     after: HANDSHAKE_TIMEOUT,
-                })
+                });
+            }
+            match self.rx.recv_timeout(left.min(pace::SLICE)) {
+                Ok(Inbound::Frame(frame)) => break frame,
+                Ok(Inbound::Closed(why)) => return Err(ClientError::ConnectionLost(why)),
+                Ok(Inbound::TimedOut) => {
+                    return Err(ClientError::ConnectionLost(self.kernel_gave_up()))
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    pace.slice("waiting for the server to answer the Hello")?
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(ClientError::ConnectionLost("reader stopped".into()))
+                }
             }
         };
         match frame.message {
@@ -612,14 +644,18 @@ mod tests {
         let mut conn = Connection::connect(
             &ServerAddress::new("127.0.0.1", addr.port()),
             &plaintext_dial(state.path()),
+            &mut Pace::default(),
         )
         .unwrap();
         let welcome = conn
-            .handshake(Hello {
-                mode: HelloMode::NewUser,
-                user_id: UserId::NONE,
-                client_id: 0,
-            })
+            .handshake(
+                Hello {
+                    mode: HelloMode::NewUser,
+                    user_id: UserId::NONE,
+                    client_id: 0,
+                },
+                &mut Pace::default(),
+            )
             .unwrap();
         assert_eq!(welcome.client_id, 4);
         match conn.inbound().recv_timeout(Duration::from_secs(5)).unwrap() {
@@ -669,6 +705,7 @@ mod tests {
         let conn = Connection::connect(
             &ServerAddress::new("127.0.0.1", addr.port()),
             &plaintext_dial(state.path()),
+            &mut Pace::default(),
         )
         .unwrap();
         let written = server.join().unwrap();

@@ -220,6 +220,11 @@ pub enum ClientError {
     TransportMismatch(String),
     /// TLS settings that cannot be used (a `--ca` file, a server name).
     Tls(String),
+    /// A stop was asked for (SIGTERM, Ctrl-C) during a wait on the network
+    /// that keeps the session loop from turning (a blocked send, a connect,
+    /// a handshake): the wait ends at once and the run stops; what was in
+    /// flight is planned again at the next run. Holds what was interrupted.
+    Stopping(String),
 }
 
 impl ClientError {
@@ -532,6 +537,7 @@ impl fmt::Display for ClientError {
             ClientError::Refused { code, message } => {
                 write!(f, "server refused the connection ({code:?}): {message}")
             }
+            ClientError::Stopping(what) => write!(f, "asked to stop while {what}"),
             ClientError::RequestRefused { code, message } => {
                 write!(f, "the server refused the request ({code:?}): {message}")
             }

@@ -7,6 +7,7 @@
 use super::address::ServerAddress;
 use super::connection::Connection;
 use super::error::ClientError;
+use super::pace::Pace;
 use super::secure::{Dial, LinkSecurity};
 use super::state::{Identity, StateDir};
 use crate::protocol::limits::STATE_DIR_NAME;
@@ -64,13 +65,13 @@ impl Remote {
         // A Visit: the device's running client keeps its one
         // live connection. A server older than Visit refuses the mode as a
         // bad frame; then the errand comes as the Resume it used to be.
-        let mut conn = Connection::connect(server, &dial)?;
+        let mut conn = Connection::connect(server, &dial, &mut Pace::default())?;
         match Self::greet(&mut conn, HelloMode::Visit, user, client, key) {
             Err(ClientError::Refused {
                 code: ErrorCode::BadFrame,
                 ..
             }) => {
-                conn = Connection::connect(server, &dial)?;
+                conn = Connection::connect(server, &dial, &mut Pace::default())?;
                 Self::greet(&mut conn, HelloMode::Resume, user, client, key)
             }
             other => other,
@@ -91,23 +92,29 @@ impl Remote {
             // The device's key (PROTOCOL.md §4.6); the answer gives no new
             // key to a device that has one.
             Some(secret) => conn
-                .handshake_key(KeyHello {
-                    mode,
-                    user_id: user,
-                    client_id: client,
-                    secret,
-                    name: String::new(),
-                })
+                .handshake_key(
+                    KeyHello {
+                        mode,
+                        user_id: user,
+                        client_id: client,
+                        secret,
+                        name: String::new(),
+                    },
+                    &mut Pace::default(),
+                )
                 .map(drop),
             // A folder synced before device keys: the plain Hello, so no
             // key is handed to this short connection (the running client
             // asks for one and stores it).
             None => conn
-                .handshake(Hello {
-                    mode,
-                    user_id: user,
-                    client_id: client,
-                })
+                .handshake(
+                    Hello {
+                        mode,
+                        user_id: user,
+                        client_id: client,
+                    },
+                    &mut Pace::default(),
+                )
                 .map(drop),
         }
     }

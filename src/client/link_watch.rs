@@ -12,7 +12,7 @@ use super::status::heartbeat::Heartbeat;
 use crate::client::error::ClientError;
 use std::collections::HashMap;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,9 +23,9 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// blocked send at most this often.
 const NOTE_EVERY: Duration = Duration::from_secs(1);
 
-/// Tells `status` the client waits for the server (the wait so far), from
-/// where the session loop cannot: inside a blocked send.
-pub type WaitNote = Box<dyn FnMut(Duration)>;
+/// Tells `status` the client waits for the server (the line to show),
+/// from where the session loop cannot: inside a blocked send.
+pub type WaitNote = super::pace::Note;
 
 /// The log line of a connection the kernel gave up (ETIMEDOUT: its
 /// retransmissions or window probes went unanswered), said in the
@@ -36,7 +36,7 @@ pub type WaitNote = Box<dyn FnMut(Duration)>;
 /// keeps it waiting for many minutes, and the rule decides.
 pub fn kernel_gave_up(silent: Duration) -> String {
     format!(
-        "no answer from the server for {} s, and this computer's network stack gave the connection up (nothing sent was acknowledged); connecting again",
+        "no answer from the server for {} s, and this computer's network stack gave the connection up (nothing sent was acknowledged)",
         silent.as_secs()
     )
 }
@@ -75,6 +75,8 @@ pub struct LinkWatch {
     heart: Option<Heartbeat>,
     note: Option<WaitNote>,
     noted_at: Option<Instant>,
+    /// The run's stop request (SIGTERM, Ctrl-C), honoured between slices.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for LinkWatch {
@@ -115,15 +117,20 @@ impl LinkWatch {
             heart: None,
             note: None,
             noted_at: None,
+            stop: None,
         }
     }
 
     /// Beats `heart` while a send or a wait keeps the session loop from
-    /// turning, and tells `note` when the server has been silent for
-    /// [`liveness::ANSWER_WAIT`] meanwhile.
-    pub fn attach(&mut self, heart: Heartbeat, note: WaitNote) {
+    /// turning, tells `note` when the server has been silent for
+    /// [`liveness::ANSWER_WAIT`] meanwhile, and ends such a wait when
+    /// `stop` is set (outside tester breaker19 G6: a SIGTERM during an
+    /// upload blocked on a dead link was noticed only ~59 s later, when
+    /// the rule gave the connection up).
+    pub fn attach(&mut self, heart: Heartbeat, note: WaitNote, stop: Arc<AtomicBool>) {
         self.heart = Some(heart);
         self.note = Some(note);
+        self.stop = Some(stop);
     }
 
     /// The last sign of the server at `now`: its last byte, the end of the
@@ -221,7 +228,8 @@ impl LinkWatch {
     ///
     /// # Errors
     /// [`ClientError::ConnectionLost`] with [`liveness::dead_line`] when
-    /// the rule gives the connection up.
+    /// the rule gives the connection up; [`ClientError::Stopping`] when a
+    /// stop was asked for and a slice ended with nothing sent.
     pub fn on_send(&mut self, event: SendEvent) -> Result<(), ClientError> {
         match event {
             SendEvent::Wrote(n) => {
@@ -240,11 +248,20 @@ impl LinkWatch {
     /// (`blocked`) tells `status` when the server has been silent long.
     ///
     /// # Errors
-    /// As [`LinkWatch::on_send`].
+    /// As [`LinkWatch::on_send`]; [`ClientError::Stopping`] when a stop
+    /// was asked for and the step is `blocked`.
     pub fn between_slices(&mut self, blocked: bool) -> Result<(), ClientError> {
         if let Some(heart) = &self.heart {
             // Waiting on the network, and watching it: not hung.
             heart.beat_if_due();
+        }
+        // A send that advances is finished first (README: a stop finishes
+        // the file being transferred); one the link takes nothing of, or
+        // a wait for an answer, ends at once.
+        if blocked && self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(ClientError::Stopping(
+                "waiting for the server (a send the link does not take, or an answer)".into(),
+            ));
         }
         let now = Instant::now();
         self.look(now);
@@ -256,7 +273,7 @@ impl LinkWatch {
                     .is_none_or(|t| now.saturating_duration_since(t) >= NOTE_EVERY);
                 if let (true, Some(note)) = (due, self.note.as_mut()) {
                     self.noted_at = Some(now);
-                    note(waited);
+                    note(liveness::waiting_line(waited));
                 }
                 Ok(())
             }

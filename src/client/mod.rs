@@ -7,6 +7,7 @@
 //! - [`unreachable`]: why a server could not be reached, in words with what to check.
 //! - [`link_watch`]: one connection's signs of life and waits, watched even inside a blocked send.
 //! - [`sliced`]: blocking writes in slices of bounded time (a beat and the liveness rule between them).
+//! - [`pace`]: a connection attempt's waits (connect, TLS, Hello) in slices: a beat, the stop request, "connecting" in status.
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`rejoin`]: the command that joins a folder again when the server no longer knows the device.
 //! - [`origin`]: where that identity was made: a copied folder does not run as the device.
@@ -53,6 +54,7 @@ pub mod logging;
 pub mod mounts;
 pub mod nesting;
 pub mod origin;
+pub mod pace;
 pub mod plan;
 pub mod printable;
 pub mod progress;

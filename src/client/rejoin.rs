@@ -9,6 +9,34 @@ use super::Config;
 
 /// `cloud-client HOST PORT FOLDER RATE USER_ID [link options]` for `config`.
 pub fn command(config: &Config) -> String {
+    with_user(config, " USER_ID")
+}
+
+/// What a device whose user the server does not know (Error `UnknownUser`
+/// to the Resume of a folder that joined, R-4.5.10) is told, after the
+/// refusal itself: the likely causes, a restore from a backup older than
+/// the user first (outside tester breaker19 G4: the old text asked only
+/// for the right data directory or shard), that nothing changed, that it
+/// keeps retrying, and, if the older data stays, how to make the user
+/// again from this folder. Worded as R-4.5.11's `UnknownClient` text.
+pub fn unknown_user_text(config: &Config) -> String {
+    let folder = config.folder.display();
+    format!(
+        "this folder's user was known to the server when this device joined, so the server's \
+         data is most likely older than the user: restored from a backup made before the user \
+         existed, or the server is not running on its right data directory, or the right \
+         shard. Nothing in {folder} was changed; this client keeps retrying, in case the \
+         server's newer data comes back. If it does not (the restore stays), make the user \
+         again from this folder: stop cloud-client, remove {folder}/.cloudservice and run {} \
+         (no user ID: it creates a new user and uploads the folder), then join the other \
+         devices to the new user ID (each with its .cloudservice removed; files are compared, \
+         not deleted)",
+        with_user(config, "")
+    )
+}
+
+/// `cloud-client HOST PORT FOLDER RATE` and `user`, then the link options.
+fn with_user(config: &Config, user: &str) -> String {
     let link = match &config.security {
         LinkSecurity::Plaintext => " --insecure-plaintext".to_string(),
         LinkSecurity::Tls { pin: Some(pin), .. } => format!(" --server-fingerprint {pin}"),
@@ -19,7 +47,7 @@ pub fn command(config: &Config) -> String {
         LinkSecurity::Tls { .. } => String::new(),
     };
     format!(
-        "cloud-client {} {} {} {} USER_ID{link}",
+        "cloud-client {} {} {} {}{user}{link}",
         quoted(config.server.host()),
         config.server.port(),
         quoted(&config.folder.display().to_string()),

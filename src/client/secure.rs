@@ -10,6 +10,7 @@
 //! the reader never stops draining the socket while a write blocks.
 
 use super::error::ClientError;
+use super::pace::Pace;
 use super::sliced::{write_sliced, SendEvent, Sliced};
 use super::Config;
 use crate::protocol::limits::STATE_DIR_NAME;
@@ -28,7 +29,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How the connection to the server is protected (from the command line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,9 +178,15 @@ pub fn record_given(state_dir: &Path, security: &LinkSecurity) -> Result<(), Cli
 /// `TransportMismatch` when the server answers in plaintext;
 /// `TimedOut` when the server says nothing for the socket's read timeout;
 /// `ConnectionLost` for anything else (retried while running).
+///
+/// The socket's timeouts are slices ([`crate::client::pace::SLICE`]): the
+/// handshake waits until `limit`, with `pace` between the slices (a stop
+/// request ends it: [`ClientError::Stopping`]).
 pub fn open(
     stream: &TcpStream,
     dial: &Dial<'_>,
+    pace: &mut Pace,
+    limit: Instant,
 ) -> Result<(ReadHalf, WriteHalf, PendingTrust), ClientError> {
     let clone = || {
         stream
@@ -205,9 +212,15 @@ pub fn open(
     let mut recorder = Recorder {
         sock: clone()?,
         first: Vec::new(),
+        pace,
+        limit,
+        stopped: None,
     };
     while tls.is_handshaking() {
         if let Err(e) = tls.complete_io(&mut recorder) {
+            if let Some(stopped) = recorder.stopped.take() {
+                return Err(stopped);
+            }
             return Err(handshake_error(e, &verifier, &recorder.first));
         }
     }
@@ -356,24 +369,52 @@ fn handshake_error(e: io::Error, verifier: &TrustVerifier, first: &[u8]) -> Clie
     tls_lost(e)
 }
 
-/// Reads through to the socket, keeping the first bytes received.
-struct Recorder {
+/// Reads through to the socket, keeping the first bytes received. The
+/// socket's timeouts are slices: a slice that ends with nothing moved is
+/// waited again, with `pace` between (a beat, the stop request), until
+/// `limit`; then the timeout goes to rustls (and [`handshake_error`]).
+struct Recorder<'p> {
     sock: TcpStream,
     first: Vec<u8>,
+    pace: &'p mut Pace,
+    limit: Instant,
+    /// Set when `pace` said to stop (the I/O error rustls gets is a stand-in).
+    stopped: Option<ClientError>,
 }
 
-impl Read for Recorder {
+impl Recorder<'_> {
+    /// `op` on the socket, slice after slice (bounded by `limit`).
+    fn sliced(
+        &mut self,
+        mut op: impl FnMut(&mut TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        loop {
+            match op(&mut self.sock) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if super::error::is_timeout(&e) && Instant::now() < self.limit => {
+                    if let Err(stop) = self.pace.slice("during the TLS handshake") {
+                        self.stopped = Some(stop);
+                        return Err(io::Error::other("stop requested"));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Read for Recorder<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.sock.read(buf)?;
+        let n = self.sliced(|sock| sock.read(buf))?;
         let keep = n.min(4096usize.saturating_sub(self.first.len()));
         self.first.extend_from_slice(&buf[..keep]);
         Ok(n)
     }
 }
 
-impl Write for Recorder {
+impl Write for Recorder<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sock.write(buf)
+        self.sliced(|sock| sock.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -484,7 +525,9 @@ impl WriteHalf {
                     }
                 }
             }
-            let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
+            // Short: on a link that takes nothing (a stop, a connection given
+            // up) the close_notify would only hold the caller up.
+            let _ = sock.set_write_timeout(Some(Duration::from_millis(250)));
             let _ = sock.write_all(staged);
         }
     }
@@ -539,7 +582,12 @@ mod tests {
             user: Some(user),
         };
         let stream = TcpStream::connect(addr).expect("connect");
-        let halves = open(&stream, &dial);
+        let halves = open(
+            &stream,
+            &dial,
+            &mut Pace::default(),
+            Instant::now() + Duration::from_secs(15),
+        );
         assert!(halves.is_ok(), "handshake");
         let sni = server.join().expect("server thread");
         assert_eq!(sni, Some(sni_for(Some(&user))));

@@ -105,6 +105,8 @@ struct Session<'a> {
     timers: Timers,
     watcher: Option<FolderWatcher>,
     shutdown: Arc<AtomicBool>,
+    /// "stopping: …" was logged already (by [`Session::stop_asked`]).
+    stop_said: bool,
     /// `--confirm-empty` met an empty folder at start: its removal may pass
     /// the empty-folder guard once ([`start::check_not_emptied`]).
     confirmed_empty: bool,
@@ -118,7 +120,9 @@ impl Session<'_> {
             // responding" when they stop); long steps beat as they advance.
             self.publisher.beat();
             if self.shutdown.load(Ordering::SeqCst) {
-                log::info!("stopping");
+                if !self.stop_said {
+                    log::info!("stopping: asked to stop (SIGTERM or Ctrl-C)");
+                }
                 return self.stop();
             }
             if let Err(e) = self.tick() {
@@ -175,8 +179,14 @@ impl Session<'_> {
         }
     }
 
-    /// Connection trouble is retried; anything else ends the run.
+    /// Connection trouble is retried; a stop asked for inside a wait on the
+    /// network drops the connection (the loop then stops); anything else
+    /// ends the run.
     fn on_error(&mut self, e: ClientError) -> Result<(), ClientError> {
+        if let ClientError::Stopping(what) = &e {
+            self.stop_asked(what);
+            return Ok(());
+        }
         if e.is_fatal_while_running() {
             // A failure caused by the state folder's removal is reported as such.
             self.check_attached()?;

@@ -41,6 +41,10 @@ pub const MAX_NOT_SYNCED: usize = 1000;
 /// it before anything else it could say of a running client, a first
 /// sync's start included (the wait is what holds everything else up).
 pub const WAITING_FOR_SERVER: &str = "waiting for the server: no answer for";
+/// How [`Status::pending`] starts while a connection attempt waits for the
+/// server (the connect, the TLS handshake, the Hello's answer:
+/// [`crate::client::pace`]); `status` shows it while not connected.
+pub const CONNECTING_TO_SERVER: &str = "connecting to the server: no answer for";
 
 /// What the running client reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -85,7 +85,8 @@ pub fn send_stream(
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Streamed, ClientError> {
     match stream(conn, root, (path, file), (stat, may_leave), on_bytes) {
-        Err(e) if refused_v6(conn) => {
+        // A stop asked for is not waited on (breaker19 G6).
+        Err(e) if !matches!(e, ClientError::Stopping(_)) && refused_v6(conn) => {
             log::warn!(
                 "the server does not take uploads with the hash after the data (protocol version 6): hashing before sending ({e})"
             );

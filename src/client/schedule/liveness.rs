@@ -98,10 +98,11 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 /// The log line (and `status` last error) of a connection given up by
-/// [`judge`] after `silent` without a sign of the server.
+/// [`judge`] after `silent` without a sign of the server. The session adds
+/// when it dials again ("; reconnecting in 0.5 s"): said once, not twice.
 pub fn dead_line(silent: Duration) -> String {
     format!(
-        "no answer from the server for {} s, not even to a ping or to the data sent; connecting again",
+        "no answer from the server for {} s, not even to a ping or to the data sent: connection given up",
         silent.as_secs()
     )
 }

@@ -760,3 +760,87 @@ fn the_liveness_rule_holds_whatever_the_order_of_events() {
         }
     }
 }
+
+/// breaker19 G5: an idle client over a link that goes dead at any instant
+/// (packets dropped, no reset) stops being "alive" (status: not "in sync")
+/// within [`IDLE_BOUND`] of it, and gives the connection up within
+/// [`IDLE_BOUND`] + [`DEAD_AFTER`], whatever PULLING_RATE (0.1 s to an
+/// hour); while the link works, an idle client is never judged waiting.
+/// The session is simulated: the schedule's ticks every [`IDLE_WAKE`], a
+/// Pong or a pull's reply at once while the link works, nothing after.
+#[test]
+fn an_idle_dead_link_is_noticed_within_the_bound_whatever_the_pulling_rate() {
+    use liveness::{judge, Liveness, Waits};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20);
+    let step = IDLE_WAKE;
+    for case in 0..300 {
+        let rate = match case % 3 {
+            0 => Duration::from_millis(rng.random_range(100..5_000)),
+            1 => Duration::from_secs(rng.random_range(5..120)),
+            _ => Duration::from_secs(rng.random_range(120..3_600)),
+        };
+        let t0 = later_than_a_minute();
+        let (mut timers, mut status) = idle(t0);
+        timers.next_pull = t0 + rate;
+        let dies = t0 + Duration::from_millis(rng.random_range(0..90_000));
+        let mut w = Waits {
+            heard: t0,
+            ping: None,
+            backlog: None,
+            request: None,
+            checking: 0,
+        };
+        let (mut noticed, mut given_up) = (None, None);
+        let mut now = t0;
+        while now < dies + IDLE_BOUND + DEAD_AFTER + Duration::from_secs(5) {
+            let alive = now < dies;
+            let due = timers.tick(now, status);
+            if due.ping {
+                status.last_send = Some(now);
+                w.ping = w.ping.or(Some(now));
+            }
+            if due.pull {
+                timers.pull_started(now, rate);
+                status.last_send = Some(now);
+                status.pull_wanted = false;
+                status.pulling = true;
+                status.pull_awaited = true;
+                w.request = Some(now);
+            }
+            if alive && (w.ping.is_some() || w.request.is_some()) {
+                // The server answers at once.
+                (w.heard, w.ping, w.request) = (now, None, None);
+                (status.pulling, status.pull_awaited) = (false, false);
+            }
+            match judge(&w, now) {
+                Liveness::Alive => {}
+                other => {
+                    assert!(
+                        !alive,
+                        "rate {rate:?}: {other:?} at {:?} over a working link",
+                        now - t0
+                    );
+                    noticed = noticed.or(Some(now));
+                    if matches!(other, Liveness::Dead(_)) {
+                        given_up = Some(now);
+                        break;
+                    }
+                }
+            }
+            now += step;
+        }
+        let noticed = noticed.expect("the dead link is noticed");
+        assert!(
+            noticed - dies <= IDLE_BOUND,
+            "rate {rate:?}: 'in sync' for {:?} over a dead link",
+            noticed - dies
+        );
+        let given_up = given_up.expect("the dead link is given up");
+        assert!(
+            given_up - dies <= IDLE_BOUND + DEAD_AFTER,
+            "rate {rate:?}: given up {:?} into the silence",
+            given_up - dies
+        );
+    }
+}

@@ -108,14 +108,19 @@ impl Publisher {
     /// work, into the state folder `dir`.
     pub(super) fn wait_note(&self, dir: PathBuf) -> WaitNote {
         let (shared, noted) = (Arc::clone(&self.shared), Arc::clone(&self.noted));
-        Box::new(move |waited| {
+        Box::new(move |line| {
             let Ok(mut last) = shared.lock() else {
                 return;
             };
             let Some(s) = last.as_mut() else {
                 return;
             };
-            s.pending = Some(liveness::waiting_line(waited));
+            // A connection attempt: not connected, whatever the status
+            // last written said (it may have been put off since the loss).
+            if line.starts_with(status::CONNECTING_TO_SERVER) {
+                s.connected = false;
+            }
+            s.pending = Some(line);
             s.updated = rfc3339(SystemTime::now());
             if let Err(e) = status::write(&dir, s) {
                 log::debug!("cannot write the status file: {e}");

@@ -12,6 +12,7 @@ use crate::client::error::ClientError;
 use crate::client::ignore::IgnoreRules;
 use crate::client::index::Index;
 use crate::client::origin;
+use crate::client::pace::Pace;
 use crate::client::scanner::Scanner;
 use crate::client::schedule::Timers;
 use crate::client::state::{Identity, StateDir};
@@ -252,6 +253,7 @@ fn run_in(
         timers: Timers::new(now, config.pull_every),
         watcher,
         shutdown,
+        stop_said: false,
         confirmed_empty,
         first_run: FirstRun {
             new_user: hello.mode == HelloMode::NewUser,
@@ -413,7 +415,7 @@ fn greet_retrying(
     config: &Config,
     hello: &KeyHello,
     stored: Option<Identity>,
-    (shutdown, heart): (&AtomicBool, &Heartbeat),
+    (shutdown, heart): (&Arc<AtomicBool>, &Heartbeat),
 ) -> Result<Option<(Connection, Identity)>, ClientError> {
     use crate::client::schedule::{BACKOFF_MAX, BACKOFF_MIN};
     use crate::protocol::ErrorCode;
@@ -421,7 +423,13 @@ fn greet_retrying(
     let mut wait = BACKOFF_MIN;
     let started = Instant::now();
     loop {
-        match greet(config, hello, stored) {
+        // The attempt's waits beat and honour the stop (breaker19 G3, G6).
+        let mut pace = Pace::new(Some(heart.clone()), Some(Arc::clone(shutdown)), None);
+        match greet(config, hello, stored, &mut pace) {
+            Err(ClientError::Stopping(what)) => {
+                log::info!("stopping: asked to stop while {what}");
+                return Ok(None);
+            }
             Err(ClientError::Refused {
                 code: code @ (ErrorCode::WrongShard | ErrorCode::Moving),
                 message,
@@ -458,10 +466,11 @@ fn greet(
     config: &Config,
     hello: &KeyHello,
     stored: Option<Identity>,
+    pace: &mut Pace,
 ) -> Result<(Connection, Identity), ClientError> {
     let user = (hello.mode != HelloMode::NewUser).then_some(hello.user_id);
-    let mut conn = Connection::connect(&config.server, &config.dial(user))?;
-    let welcome = conn.handshake_key(hello.clone()).map_err(|e| {
+    let mut conn = Connection::connect(&config.server, &config.dial(user), pace)?;
+    let welcome = conn.handshake_key(hello.clone(), pace).map_err(|e| {
         e.for_folder(&config.folder, hello.client_id)
             .with_rejoin(crate::client::rejoin::command(config))
     })?;

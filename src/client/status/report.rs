@@ -462,6 +462,19 @@ pub fn render(r: &Report) -> String {
         }
         (true, _, _) => "in sync",
         (false, false, _) => "not in sync (no client is running on this folder)",
+        // A connection attempt under way says so, with how long it has
+        // waited (breaker19 G3: [`crate::client::pace`]).
+        (false, true, false)
+            if r.pending
+                .as_ref()
+                .is_some_and(|p| p.starts_with(super::CONNECTING_TO_SERVER)) =>
+        {
+            pending = format!(
+                "not in sync (not connected to the server; {})",
+                escape_controls(r.pending.as_deref().unwrap_or_default())
+            );
+            &pending
+        }
         (false, true, false) => "not in sync (not connected to the server)",
         (false, true, true)
             if r.starting
