@@ -44,8 +44,11 @@ def first_and_later(ctx: Ctx, a: Conn, b: Conn) -> str:
         f"{F}/sub/b.txt", b"B's b\n", 0), f"{d}/sub/b.txt", b"B's b\n")
     into(ctx, "R-7.4.1.2: MakeDir below the file", push(b, lambda r: wire.make_dir(
         r, f"{F}/deeper/dir")), f"{d}/deeper/dir", None)
+    # The base is the version of the directory moved (§5.4 Rename): with 0,
+    # a directory client 1 made that client 2 has not pulled is Stale
+    # not moved.
     v = ctx.expect_ack("R-7.4.1.2: Rename of a directory below the file", push(
-        b, lambda r: wire.rename(r, 0, "sub-r", f"{F}/sub-r")), wire.CONFLICT,
+        b, lambda r: wire.rename(r, ctx.ver["sub-r"], "sub-r", f"{F}/sub-r")), wire.CONFLICT,
         f"{d}/sub-r")[1]
     moved_rename(ctx, "sub-r", f"{d}/sub-r", v)
     # R-7.4.1.5: MakeDir of F itself lands on D, a directory: Unchanged.
