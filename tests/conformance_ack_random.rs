@@ -156,7 +156,9 @@ impl Run {
 
     /// Device `d` renames directory `from` (one it holds) to `to` (free on
     /// the server), keeping the bases it held below it. The move
-    /// is its own only if it had seen everything it moved.
+    /// is its own only if it had seen everything it moved. Stale
+    /// when `from` is gone or another device's directory it has not seen
+    ///
     fn rename(&mut self, d: usize, from: &str, to: &str) {
         let base = self.devices[d].known.get(from).copied().unwrap_or(0);
         let ack: PushAck = self.devices[d]
@@ -168,7 +170,11 @@ impl Run {
             }))
             .unwrap_or_else(|e| panic!("{}: rename {from}: {e:?}", self.what));
         if ack.status == PushStatus::Stale {
-            assert!(!self.srv.contains_key(from), "{}: {ack:?}", self.what);
+            // `from` is gone, or the directory there is another
+            // device's, made or moved since this one last saw it (it is not
+            // what this device moved: moving it would carry it away).
+            let seen_there = self.srv.get(from).is_some_and(|e| e.seen.contains(&d));
+            assert!(!seen_there, "{}: {ack:?}", self.what);
             return;
         }
         assert_eq!(ack.status, PushStatus::Applied, "{}: {ack:?}", self.what);
