@@ -227,6 +227,15 @@ impl Rig {
         })
     }
 
+    /// A rig whose drive is an empty ext4 image, `work/drive.img`.
+    fn on_ext4() -> Option<Rig> {
+        Rig::new(|at, work| {
+            let img = work.join("drive.img");
+            ext4_image(&img, &[])?;
+            Mounted::image(&img, at, None)
+        })
+    }
+
     fn start_b(&self) -> Client {
         Client::options(self.server.port, self.b.path())
             .log(&self.log)
@@ -394,11 +403,7 @@ fn a_tmpfs_recreated_with_the_same_number_while_running_deletes_nothing() {
 /// same L (the same device number) at the same place; B started (G1).
 #[test]
 fn another_ext4_image_on_the_same_loop_device_overwrites_nothing() {
-    let Some(mut rig) = Rig::new(|at, work| {
-        let img = work.join("drive.img");
-        ext4_image(&img, &[])?;
-        Mounted::image(&img, at, None)
-    }) else {
+    let Some(mut rig) = Rig::on_ext4() else {
         return;
     };
     let second = rig.work.path().join("second.img");
@@ -426,11 +431,7 @@ fn another_ext4_image_on_the_same_loop_device_overwrites_nothing() {
 /// file not in the index is a new file: nothing lost, a known limit).
 #[test]
 fn an_older_image_of_the_drive_overwrites_and_deletes_nothing() {
-    let Some(mut rig) = Rig::new(|at, work| {
-        let img = work.join("drive.img");
-        ext4_image(&img, &[])?;
-        Mounted::image(&img, at, None)
-    }) else {
+    let Some(mut rig) = Rig::on_ext4() else {
         return;
     };
     let img = rig.work.path().join("drive.img");
@@ -474,11 +475,7 @@ fn an_older_image_of_the_drive_overwrites_and_deletes_nothing() {
 /// deleted everywhere; another deleted while B runs: the same.
 #[test]
 fn the_same_drive_mounted_again_still_deletes() {
-    let Some(mut rig) = Rig::new(|at, work| {
-        let img = work.join("drive.img");
-        ext4_image(&img, &[])?;
-        Mounted::image(&img, at, None)
-    }) else {
+    let Some(mut rig) = Rig::on_ext4() else {
         return;
     };
     let img = rig.work.path().join("drive.img");
