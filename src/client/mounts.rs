@@ -97,7 +97,7 @@ pub struct Place {
     /// number with the same file system ID or renumbering evidence (see
     /// [`Judge`]).
     pub same: bool,
-    /// That directory's ctime is not after the ctime recorded for the file
+    /// That directory's ctime is before the ctime recorded for the file
     /// ([`older_state`]).
     pub older: bool,
     /// `nearest` is a file system mounted inside the folder (a mount lies
@@ -137,17 +137,25 @@ pub fn missing(recorded: u64, place: Place) -> Missing {
 /// into or out of it, sets the directory's ctime to the time of the
 /// change, and so does every write to a file; no unprivileged program can
 /// set a ctime back. So a missing file's nearest existing directory whose
-/// ctime is not after the file's recorded one was not changed since the
+/// ctime is before the file's recorded one was not changed since the
 /// file was synced (the file was not removed from it: it is an older state,
 /// an image or another file system); a file there with other content and
-/// such a ctime was not edited (a stale copy). Equal ctimes (coarse
-/// timestamps: FAT's 2 s, a kernel tick) count as older: holding is the
-/// safe side. A 0 (unknown) on either side proves nothing. A clock stepped
+/// such a ctime was not edited (a stale copy). Only a ctime *before* the
+/// recorded one counts: timestamps are coarse (a kernel tick of 1-10 ms,
+/// FAT's 2 s), and on Linux 6.13+ a change after a fine-grained one may get
+/// exactly that timestamp (the multigrain floor), so a rename or removal in
+/// the same tick as a pulled change (or the write the record saw) has an
+/// equal ctime; taking that as older brought a renamed directory's old
+/// name back everywhere (e2e_exec_lost, CI of 28a351d). Timestamps never
+/// go backwards, so a later change is never *before*; an image whose
+/// directory has the very timestamp of a file written after the image was
+/// taken would have to be made within one tick of that write. A 0
+/// (unknown) on either side proves nothing. A clock stepped
 /// back makes a real removal look older: it is held and the file comes
 /// back from the server (nothing lost); an edit so made is kept as a
 /// conflict copy beside the server's version.
 pub fn older_state(recorded: i64, now: i64) -> bool {
-    recorded != 0 && now != 0 && now <= recorded
+    recorded != 0 && now != 0 && now < recorded
 }
 
 /// Why a file is not synced from the disk as it is.

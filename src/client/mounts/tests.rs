@@ -107,8 +107,9 @@ fn a_directory_unchanged_since_the_file_was_synced_is_an_older_state() {
         // (recorded ctime, ctime now, older)
         (100, 200, false),
         (100, 101, false),
-        // Equal (coarse timestamps): the safe side.
-        (100, 100, true),
+        // Equal: a change in the same tick as the recorded one (coarse
+        // timestamps, the multigrain floor) is a change, not an older state.
+        (100, 100, false),
         (100, 99, true),
         (100, 1, true),
         // Unknown on either side proves nothing.
@@ -135,7 +136,8 @@ fn a_different_file_on_another_file_system_is_a_copy_not_an_edit() {
         // The recorded file system, an older file (a block image of the
         // drive, breaker19 G2): a stale copy, not an edit.
         (PHOTOS, true, 200, 100, Some(Why::Older)),
-        (PHOTOS, true, 200, 200, Some(Why::Older)),
+        // Written again within the tick the record saw: an edit.
+        (PHOTOS, true, 200, 200, None),
         (0, false, 200, 100, Some(Why::Older)),
         (PHOTOS, true, 0, 100, None),
     ];
@@ -616,7 +618,7 @@ fn a_file_system_mounted_again_under_another_number_is_still_its_own() {
 
 /// The file-level rule against a real folder (breaker19 G2): a file
 /// removed from its directory is a removal; one missing from a directory
-/// whose ctime is not after the file's recorded one (as in an older image
+/// whose ctime is before the file's recorded one (as in an older image
 /// of the drive) is an older state; a different file whose ctime is not
 /// after the recorded one is a stale copy, not an edit.
 #[test]

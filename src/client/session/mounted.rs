@@ -310,7 +310,7 @@ impl Session<'_> {
                 // One line per file at info level: the warning is the mount
                 // point's, said once (say_mounts).
                 log::info!(
-                    "{path}: this copy came with another file system (or is an older state of the file: its ctime is not after the synced one's) and differs from the synced version: kept as {copy}, the server's version downloaded in its place"
+                    "{path}: this copy came with another file system (or is an older state of the file: its ctime is before the synced one's) and differs from the synced version: kept as {copy}, the server's version downloaded in its place"
                 );
                 self.refetch_hidden(path);
                 self.mark(copy, Instant::now());
