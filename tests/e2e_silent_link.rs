@@ -23,7 +23,8 @@
 //!
 //! `CLOUD_TEST_CLIENT_BIN` runs another build's client (and `status`):
 //! the first three tests, and the status part of the fourth, fail with a
-//! client from before the rule.
+//! client from before the rule. The last test (SIGTERM during a stalled
+//! download names the wait, breaker20 F5) fails with 28a351d's client.
 
 mod common;
 
@@ -412,4 +413,39 @@ fn sigterm_during_a_blocked_upload_stops_at_once_and_the_next_run_sends_it() {
     status_until("A in sync", s.a.path(), CONVERGE, |code, v| {
         code == 0 && v["in_sync"] == true
     });
+}
+
+/// breaker20 F5: SIGTERM while a download is stalled on a silent link:
+/// the client exits 0 at once and its "stopping" line names the wait it
+/// ended, a download (README: "`stopping: asked to stop while …`"; before,
+/// only "asked to stop (SIGTERM or Ctrl-C)").
+#[test]
+fn sigterm_during_a_stalled_download_names_the_download() {
+    let mut s = setup_with("0.5", true, Verbosity::Normal);
+    s.relay.rate(1 << 20);
+    let big = noise(32 << 20, 0xF5);
+    let down = s.relay.down();
+    std::fs::write(s.b.path().join("big.bin"), &big).expect("write");
+    assert!(
+        eventually(Duration::from_secs(60), || s.relay.down()
+            > down + (2 << 20)),
+        "the download did not start\n{}",
+        s.ca.log_tail(4000)
+    );
+    s.relay.stall(true);
+    std::thread::sleep(Duration::from_secs(3));
+    let before = log_text(&s.log).len();
+    let asked = Instant::now();
+    let exit = s.ca.terminate();
+    let took = asked.elapsed();
+    let said = log_text(&s.log).split_off(before);
+    eprintln!("A exited {exit:?} {took:?} after SIGTERM, saying:\n{said}");
+    assert!(
+        took < Duration::from_secs(3) && exit.is_some_and(|e| e.success()),
+        "A exits 0 within 3 s of SIGTERM: {exit:?} after {took:?}\n{said}"
+    );
+    assert!(
+        said.contains("stopping: asked to stop while waiting for the server (a download, "),
+        "the stop names the download it ended:\n{said}"
+    );
 }

@@ -7,6 +7,7 @@
 use clap::{ArgAction, Parser, Subcommand};
 use cloudservice::cli;
 use cloudservice::client::history::{self, Remote};
+use cloudservice::client::pace::Pace;
 use cloudservice::client::status::report;
 use cloudservice::client::{
     logging, run, ClientError, Config, LinkSecurity, Outcome, ServerAddress, Verbosity,
@@ -17,7 +18,7 @@ use log::LevelFilter;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -385,8 +386,35 @@ fn remote(folder: &Path, link: &LinkArgs) -> Result<Remote, Box<dyn std::error::
             })?,
     };
     let server = ServerAddress::parse(&address)?;
-    Ok(Remote::connect(folder, &server, &link.trust.security())?)
+    // While connecting, SIGTERM or Ctrl-C ends the wait at once (said as
+    // "asked to stop while …"), and a server that does not answer is said
+    // every few seconds, as the running client says it in `status`
+    // (live20); afterwards they end the command as they always did.
+    let stop = Arc::new(AtomicBool::new(false));
+    let connected = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_default(signal, Arc::clone(&connected))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let pace = || {
+        let mut said: Option<std::time::Instant> = None;
+        let note: cloudservice::client::pace::Note = Box::new(move |line| {
+            let now = std::time::Instant::now();
+            if said.is_none_or(|t| now.duration_since(t) >= CONNECTING_SAID_EVERY) {
+                said = Some(now);
+                eprintln!("cloud-client: {line}");
+            }
+        });
+        Pace::new(None, Some(Arc::clone(&stop)), Some(note))
+    };
+    let remote = Remote::connect(folder, &server, &link.trust.security(), &pace);
+    connected.store(true, Ordering::SeqCst);
+    Ok(remote?)
 }
+
+/// How often `versions` and `restore` say that the server has not answered
+/// their connection attempt yet.
+const CONNECTING_SAID_EVERY: Duration = Duration::from_secs(5);
 
 /// A `/`-separated path inside the folder, as the wire spells it.
 fn wire_path(text: &str) -> Result<WirePath, Box<dyn std::error::Error>> {

@@ -35,10 +35,15 @@ impl Remote {
     /// # Errors
     /// The folder was never synced (no identity); the server is unreachable,
     /// untrusted, or refuses the device.
+    ///
+    /// Each connection attempt waits in the slices of `pace()` (a fresh
+    /// [`Pace`] per attempt): it can say how long it has waited and end at
+    /// a stop request, as the running client's attempts do (live20).
     pub fn connect(
         folder: &Path,
         server: &ServerAddress,
         security: &LinkSecurity,
+        pace: &dyn Fn() -> Pace,
     ) -> Result<Remote, ClientError> {
         let Some(Identity { user, client, key }) = StateDir::existing(folder).load_identity()?
         else {
@@ -65,14 +70,16 @@ impl Remote {
         // A Visit: the device's running client keeps its one
         // live connection. A server older than Visit refuses the mode as a
         // bad frame; then the errand comes as the Resume it used to be.
-        let mut conn = Connection::connect(server, &dial, &mut Pace::default())?;
-        match Self::greet(&mut conn, HelloMode::Visit, user, client, key) {
+        let mut paced = pace();
+        let mut conn = Connection::connect(server, &dial, &mut paced)?;
+        match Self::greet(&mut conn, HelloMode::Visit, user, client, key, &mut paced) {
             Err(ClientError::Refused {
                 code: ErrorCode::BadFrame,
                 ..
             }) => {
-                conn = Connection::connect(server, &dial, &mut Pace::default())?;
-                Self::greet(&mut conn, HelloMode::Resume, user, client, key)
+                let mut paced = pace();
+                conn = Connection::connect(server, &dial, &mut paced)?;
+                Self::greet(&mut conn, HelloMode::Resume, user, client, key, &mut paced)
             }
             other => other,
         }
@@ -87,6 +94,7 @@ impl Remote {
         user: UserId,
         client: u64,
         key: Option<Secret>,
+        pace: &mut Pace,
     ) -> Result<(), ClientError> {
         match key {
             // The device's key (PROTOCOL.md §4.6); the answer gives no new
@@ -100,7 +108,7 @@ impl Remote {
                         secret,
                         name: String::new(),
                     },
-                    &mut Pace::default(),
+                    pace,
                 )
                 .map(drop),
             // A folder synced before device keys: the plain Hello, so no
@@ -113,7 +121,7 @@ impl Remote {
                         user_id: user,
                         client_id: client,
                     },
-                    &mut Pace::default(),
+                    pace,
                 )
                 .map(drop),
         }

@@ -392,7 +392,7 @@ impl Recorder<'_> {
             match op(&mut self.sock) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if super::error::is_timeout(&e) && Instant::now() < self.limit => {
-                    if let Err(stop) = self.pace.slice("during the TLS handshake") {
+                    if let Err(stop) = self.pace.slice("waiting for the TLS handshake") {
                         self.stopped = Some(stop);
                         return Err(io::Error::other("stop requested"));
                     }

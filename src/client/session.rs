@@ -121,7 +121,12 @@ impl Session<'_> {
             self.publisher.beat();
             if self.shutdown.load(Ordering::SeqCst) {
                 if !self.stop_said {
-                    log::info!("stopping: asked to stop (SIGTERM or Ctrl-C)");
+                    // Said with the wait it ends (breaker20 F5: a stalled
+                    // download said only "asked to stop").
+                    match self.waiting_on() {
+                        Some(what) => log::info!("stopping: asked to stop while {what}"),
+                        None => log::info!("stopping: asked to stop (SIGTERM or Ctrl-C)"),
+                    }
                 }
                 return self.stop();
             }

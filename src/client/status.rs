@@ -109,6 +109,26 @@ pub struct Status {
     pub updated: String,
 }
 
+/// True when the status `s` a running client writes says the folder
+/// agrees with the server, apart from "last sync" itself: connected,
+/// caught up, nothing to upload, download or finish, no error, nothing
+/// it cannot sync or holds back. `cloud-client status` says "in sync" only
+/// for such a status ([`report::in_sync`]), and the client moves "last
+/// sync" only when the status it writes is one (README "Last sync is when
+/// the folder last agreed with the server", PROTOCOL.md R-4.3.6: a wait
+/// for the server is not agreement either; outside tester breaker20 F3:
+/// it moved at every write while `status` said "not in sync").
+pub fn agrees(s: &Status) -> bool {
+    s.connected
+        && s.caught_up != Some(false)
+        && s.uploads_pending == 0
+        && s.downloads_pending == 0
+        && s.last_error.is_none()
+        && s.not_synced.is_empty()
+        && s.held_back.is_empty()
+        && s.pending.is_none()
+}
+
 /// Why the status file could not be read.
 #[derive(Debug)]
 pub enum StatusError {

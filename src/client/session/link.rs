@@ -24,7 +24,78 @@ const DRAIN_QUIET: Duration = Duration::from_secs(1);
 /// cover a restart racing its own old connection.
 const IN_USE_QUIET: u32 = 3;
 
+/// What the session waits for on the network, as it stands, for the
+/// line a stop says (README: "`stopping: asked to stop while …`" names
+/// the wait; outside tester breaker20 F5). `None`: it waits for nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Waits {
+    /// A connection is up.
+    pub connected: bool,
+    /// Files the current pull still has to download.
+    pub downloads: u64,
+    /// The current pull awaits the server's listing or a fetch's answer.
+    pub pull_awaited: bool,
+    /// Pushes sent and not answered.
+    pub pushes: usize,
+    /// The server has been silent while something awaits it (a ping
+    /// included): R-4.3.6's wait.
+    pub silent: Option<Duration>,
+}
+
+/// The wait `w` names, most specific first: a download, a pull's answer,
+/// pushes' answers, any other silence of the server (a ping), or the
+/// connection being made again. `None` when nothing waits.
+pub(super) fn waiting_on(w: Waits) -> Option<String> {
+    let silent = w.silent.map_or_else(String::new, |d| {
+        format!(", no answer for {} s", d.as_secs())
+    });
+    if !w.connected {
+        return Some("waiting to connect to the server again".to_owned());
+    }
+    if w.downloads > 0 {
+        return Some(format!(
+            "waiting for the server (a download, {} file(s) to come{silent})",
+            w.downloads
+        ));
+    }
+    if w.pull_awaited {
+        return Some(format!(
+            "waiting for the server (the answer to a pull{silent})"
+        ));
+    }
+    if w.pushes > 0 {
+        return Some(format!(
+            "waiting for the server (the answer to {} push(es){silent})",
+            w.pushes
+        ));
+    }
+    w.silent.map(|d| {
+        format!(
+            "waiting for the server (the answer to a ping, no answer for {} s)",
+            d.as_secs()
+        )
+    })
+}
+
 impl Session<'_> {
+    /// What the session waits for now ([`waiting_on`]).
+    pub(super) fn waiting_on(&self) -> Option<String> {
+        use crate::client::schedule::liveness::Liveness;
+        let now = Instant::now();
+        let silent = self.conn.as_ref().and_then(|c| match c.watch().judge(now) {
+            Liveness::Waiting(d) | Liveness::Dead(d) => Some(d),
+            _ => None,
+        });
+        let job = self.pull.job.as_ref();
+        waiting_on(Waits {
+            connected: self.conn.is_some(),
+            downloads: job.map_or(0, |j| j.downloads_pending()),
+            pull_awaited: job.is_some_and(|j| j.awaits_server()),
+            pushes: self.push.inflight.len(),
+            silent,
+        })
+    }
+
     /// Forgets the connection and everything in flight on it.
     pub(super) fn lost(&mut self, why: &str) {
         if self.conn.is_none() {
@@ -257,5 +328,59 @@ impl Session<'_> {
         self.conn = None;
         self.publish_status(true);
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{waiting_on, Waits};
+    use std::time::Duration;
+
+    #[test]
+    fn a_stop_names_the_wait_it_ends() {
+        let up = Waits {
+            connected: true,
+            ..Waits::default()
+        };
+        assert_eq!(waiting_on(up), None, "idle: nothing waits");
+        let silent = Some(Duration::from_secs(12));
+        let cases = [
+            (Waits::default(), "waiting to connect to the server again"),
+            (
+                Waits {
+                    downloads: 1,
+                    silent,
+                    ..up
+                },
+                "waiting for the server (a download, 1 file(s) to come, no answer for 12 s)",
+            ),
+            (
+                Waits {
+                    downloads: 2,
+                    pull_awaited: true,
+                    pushes: 3,
+                    ..up
+                },
+                "waiting for the server (a download, 2 file(s) to come)",
+            ),
+            (
+                Waits {
+                    pull_awaited: true,
+                    ..up
+                },
+                "waiting for the server (the answer to a pull)",
+            ),
+            (
+                Waits { pushes: 3, ..up },
+                "waiting for the server (the answer to 3 push(es))",
+            ),
+            (
+                Waits { silent, ..up },
+                "waiting for the server (the answer to a ping, no answer for 12 s)",
+            ),
+        ];
+        for (w, line) in cases {
+            assert_eq!(waiting_on(w).as_deref(), Some(line), "{w:?}");
+        }
     }
 }

@@ -167,6 +167,16 @@ impl Publisher {
     }
 }
 
+/// Whether "last sync" is set to now at a status write: only while the
+/// folder agrees with the server (`agrees`: the session's own facts and
+/// the status written, [`status::agrees`]), when it starts to (`was`: it
+/// agreed at the previous write) or the time set is [`LAST_SYNC_EVERY`]
+/// old (`age`; `None`: never set, or set in the future). Any other reason
+/// for "not in sync" keeps the earlier time (README "Last sync").
+fn moves_last_sync(agrees: bool, was: bool, age: Option<Duration>) -> bool {
+    agrees && (!was || age.is_none_or(|age| age >= LAST_SYNC_EVERY))
+}
+
 /// True when the status `s` shows nothing to do (it may still say "not
 /// in sync" for another reason: an error, not connected).
 fn idle(s: &Status) -> bool {
@@ -232,6 +242,47 @@ fn log_followed(followed: Followed) {
             followed.released
         );
     }
+}
+
+/// What the connection attempts at start-up tell `status` (before the
+/// session and its [`Publisher`] exist): the status file written again with
+/// the attempt's wait as its pending work (`connecting to the server: no
+/// answer for N s`, [`crate::client::pace`]), not connected, not caught up,
+/// by this process; "last sync", the last error and the rule errors are the
+/// earlier run's (README "Last sync"), its counts are not this run's. A
+/// folder with an identity only (`identity`): one that has none is "not
+/// joined" whatever is pending. Outside tester live20: the first attempt
+/// wrote no status line.
+pub(super) fn starting_note(
+    state: &Path,
+    config: &Config,
+    identity: Identity,
+) -> crate::client::pace::Note {
+    let (state, server) = (state.to_path_buf(), config.server.to_string());
+    Box::new(move |line| {
+        let earlier = status::read(&state).ok().flatten();
+        let s = Status {
+            format: status::FORMAT,
+            server: server.clone(),
+            user: identity.user.to_string(),
+            device: identity.client,
+            connected: false,
+            last_sync: earlier.as_ref().and_then(|s| s.last_sync.clone()),
+            uploads_pending: 0,
+            downloads_pending: 0,
+            last_error: earlier.as_ref().and_then(|s| s.last_error.clone()),
+            rule_errors: earlier.map(|s| s.rule_errors).unwrap_or_default(),
+            not_synced: Vec::new(),
+            held_back: Vec::new(),
+            caught_up: Some(false),
+            pending: Some(line),
+            pid: Some(std::process::id()),
+            updated: rfc3339(SystemTime::now()),
+        };
+        if let Err(e) = status::write(&state, &s) {
+            log::debug!("cannot write the status file: {e}");
+        }
+    })
 }
 
 /// Leaves in the status file why the client stopped: the last status (or a
@@ -344,20 +395,6 @@ impl Session<'_> {
             // is listed on its own, not as the last error.
             self.publisher.last_error = None;
         }
-        let agrees = settled && self.nothing_left();
-        let was = std::mem::replace(&mut self.publisher.agreed, agrees);
-        // A `--once` run sets "last sync" only as it stops, after the walk
-        // `status` also makes (`Session::stop`).
-        if agrees && !self.config.once {
-            let stale = self
-                .publisher
-                .last_sync
-                .and_then(|t| t.elapsed().ok())
-                .is_none_or(|age| age >= LAST_SYNC_EVERY);
-            if !was || stale {
-                self.publisher.last_sync = Some(SystemTime::now());
-            }
-        }
         let flip = self
             .publisher
             .last
@@ -378,7 +415,19 @@ impl Session<'_> {
             return;
         }
         self.publisher.put_off = false;
-        let next = self.snapshot();
+        let mut next = self.snapshot();
+        // "Last sync" moves only when what is written says "in sync"
+        // (breaker20 F3): decided on the very status written, so no reason
+        // `status` gives for "not in sync" can leave it moving.
+        let agrees = settled && self.nothing_left() && status::agrees(&next);
+        let was = std::mem::replace(&mut self.publisher.agreed, agrees);
+        let age = self.publisher.last_sync.and_then(|t| t.elapsed().ok());
+        // A `--once` run sets "last sync" only as it stops, after the walk
+        // `status` also makes (`Session::stop`).
+        if moves_last_sync(agrees && !self.config.once, was, age) {
+            self.publisher.last_sync = Some(SystemTime::now());
+        }
+        next.last_sync = self.publisher.last_sync.map(rfc3339);
         // A wait note rewrote the file meanwhile: write it again.
         let noted = self.publisher.noted.swap(false, Ordering::SeqCst);
         let changed = self.publisher.last.as_ref() != Some(&next) || noted;
@@ -478,24 +527,30 @@ impl Session<'_> {
             && self.nothing_left()
     }
 
-    /// [`Session::left_behind`] is 0 (without counting).
+    /// [`Session::left_behind`] is 0 (without counting), and no removal
+    /// waits for a file system gone from inside the folder (R-5.6.9:
+    /// `status` lists its mount point as not synced).
     fn nothing_left(&self) -> bool {
         self.scanner.not_synced().next().is_none()
             && self.publisher.apply_failures.is_empty()
             && self.push.space.is_empty()
             && self.pull.space.is_empty()
             && self.index.held_back().next().is_none()
+            && self.push.gone_mounts.is_empty()
+            && self.push.parked.is_empty()
     }
 
     /// Entries `status` lists as not synced or held back: the scan's
     /// skipped paths, the pull's failed ones, the held-back uploads,
-    /// downloads and server files.
+    /// downloads and server files, and the changes parked under a file
+    /// system gone from (or replaced inside) the folder (R-5.6.9).
     pub(super) fn left_behind(&self) -> usize {
         self.scanner.not_synced().count()
             + self.publisher.apply_failures.len()
             + self.push.space.iter().count()
             + self.pull.space.iter().count()
             + self.index.held_back().count()
+            + self.push.parked.paths.len()
     }
 
     /// Saves the index; `false` when it cannot (a full disk here: outside
@@ -677,6 +732,24 @@ mod tests {
             !as_recorded(&unknown, &unknown),
             "an old index record proves nothing"
         );
+    }
+
+    #[test]
+    fn last_sync_moves_only_while_the_folder_agrees() {
+        let fresh = Some(Duration::from_secs(1));
+        let old = Some(LAST_SYNC_EVERY);
+        // Starting to agree sets it; agreeing on refreshes it when old.
+        assert!(moves_last_sync(true, false, fresh));
+        assert!(moves_last_sync(true, true, old));
+        assert!(moves_last_sync(true, true, None));
+        assert!(!moves_last_sync(true, true, fresh));
+        // Not agreeing (held back, not synced, a gone mount, a wait for
+        // the server...) never moves it, however old (breaker20 F3).
+        for was in [false, true] {
+            for age in [None, fresh, old, Some(Duration::from_secs(86_400))] {
+                assert!(!moves_last_sync(false, was, age), "{was} {age:?}");
+            }
+        }
     }
 
     #[test]

@@ -182,7 +182,14 @@ fn run_in(
     // stop with the error, except that every run waits out a user between
     // shards (`greet_retrying`, §16.2).
     let (conn, identity, start_error) = match (
-        greet_retrying(config, &hello, stored, (&shutdown, &heart)),
+        greet_retrying(
+            config,
+            &hello,
+            stored,
+            (&shutdown, &heart),
+            // `status` says "connecting" from the first attempt on (live20).
+            &|| stored.map(|id| super::publish::starting_note(state.path(), config, id)),
+        ),
         stored,
     ) {
         (Ok(Some((conn, identity))), _) => (Some(conn), identity, None),
@@ -416,6 +423,7 @@ fn greet_retrying(
     hello: &KeyHello,
     stored: Option<Identity>,
     (shutdown, heart): (&Arc<AtomicBool>, &Heartbeat),
+    note: &dyn Fn() -> Option<crate::client::pace::Note>,
 ) -> Result<Option<(Connection, Identity)>, ClientError> {
     use crate::client::schedule::{BACKOFF_MAX, BACKOFF_MIN};
     use crate::protocol::ErrorCode;
@@ -424,7 +432,7 @@ fn greet_retrying(
     let started = Instant::now();
     loop {
         // The attempt's waits beat and honour the stop (breaker19 G3, G6).
-        let mut pace = Pace::new(Some(heart.clone()), Some(Arc::clone(shutdown)), None);
+        let mut pace = Pace::new(Some(heart.clone()), Some(Arc::clone(shutdown)), note());
         match greet(config, hello, stored, &mut pace) {
             Err(ClientError::Stopping(what)) => {
                 log::info!("stopping: asked to stop while {what}");

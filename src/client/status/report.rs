@@ -146,17 +146,7 @@ impl From<StatusError> for ReportError {
 /// here, a server change it could not apply). Conflict copies do not count
 /// against it: they are synced files.
 pub fn in_sync(running: bool, status: Option<&Status>) -> bool {
-    running
-        && status.is_some_and(|s| {
-            s.connected
-                && s.caught_up != Some(false)
-                && s.last_sync.is_some()
-                && s.uploads_pending == 0
-                && s.downloads_pending == 0
-                && s.last_error.is_none()
-                && s.not_synced.is_empty()
-                && s.pending.is_none()
-        })
+    running && status.is_some_and(|s| s.last_sync.is_some() && super::agrees(s))
 }
 
 /// True when the status file `s` was not written by the running client

@@ -85,8 +85,10 @@ fn in_sync_needs_every_condition() {
     let mut older = sample();
     older.caught_up = None;
     assert!(in_sync(true, Some(&older)), "an older client's file");
-    let cases: [fn(&mut Status); 7] = [
+    let cases: [fn(&mut Status); 9] = [
         |s| s.pending = Some("a removal of 3000 synced file(s) is held back".into()),
+        |s| s.not_synced = vec!["a.txt (unreadable (Permission denied))".into()],
+        |s| s.held_back = vec!["b.bin (upload held back: no space)".into()],
         |s| s.caught_up = Some(false),
         |s| s.connected = false,
         |s| s.last_sync = None,
@@ -98,6 +100,10 @@ fn in_sync_needs_every_condition() {
         let mut s = sample();
         change(&mut s);
         assert!(!in_sync(true, Some(&s)), "{s:?}");
+        // The rule that lets the client move "last sync" (breaker20 F3):
+        // every reason but the time itself keeps it where it was.
+        let no_time = s.last_sync.is_none();
+        assert_eq!(agrees(&s), no_time, "{s:?}");
     }
 }
 
