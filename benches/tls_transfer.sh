@@ -11,6 +11,7 @@
 #   benches/tls_transfer.sh                # RUNS=1, with the handshake figure
 #   RUNS=3 LOAD=0 benches/tls_transfer.sh  # transfers only, medians of 3
 #   RSYNC=0 ...                            # without the rsync rows
+#   SERVER_ARGS=--fsync RSYNC_ARGS=--fsync ... # durable on both sides
 # For the same figures over a shaped WAN link: benches/wan.sh
 # (SCENARIOS="first plaintext").
 set -u
@@ -18,6 +19,8 @@ BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release}
 RUNS=${RUNS:-1}
 LOAD=${LOAD:-1}
 RSYNC=${RSYNC:-1}
+SERVER_ARGS=${SERVER_ARGS:-}   # more cloud-server options, e.g. --fsync
+RSYNC_ARGS=${RSYNC_ARGS:-}     # more rsync options, e.g. --fsync
 LIMIT=${LIMIT:-300}
 MIB=${MIB:-1024}
 W=$(mktemp -d)
@@ -36,13 +39,14 @@ cpus() { python3 -c "print(f'{($2 - $1) / $tck:.2f}')"; }
 start() { # $1 = data dir, rest = server options; sets SP PORT
     # cloud-load runs up to 512 handshakes at once from one address:
     # above the server's per-address bound (PROTOCOL.md ).
-    $BIN/cloud-server 0 --bind 127.0.0.1 --data-dir $1 -q --max-handshakes-per-address 100000 "${@:2}" > $1.out 2>&1 &
+    $BIN/cloud-server 0 --bind 127.0.0.1 --data-dir $1 -q --max-handshakes-per-address 100000 $SERVER_ARGS "${@:2}" > $1.out 2>&1 &
     SP=$!
     PIDS+=($SP)
     for _ in $(seq 100); do grep -q listening $1.out 2>/dev/null && break; sleep 0.1; done
     PORT=$(grep -m1 listening $1.out | grep -o '[0-9]*$')
 }
 echo "load at start: $(uptime)"
+echo "server options: ${SERVER_ARGS:-none}; rsync options: ${RSYNC_ARGS:-none}"
 : > $W/results.tsv
 for run in $(seq $RUNS); do
 for mode in tls plaintext; do
@@ -87,9 +91,9 @@ if [ $RSYNC = 1 ] && command -v rsync > /dev/null; then
     PIDS+=($RP)
     for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$RPORT) 2>/dev/null && break; sleep 0.1; done
     c0=$(cpu $RP); m0=$(mine); t0=$(date +%s.%N)
-    timeout $LIMIT rsync -a $W/a/big.img rsync://127.0.0.1:$RPORT/bench/
+    timeout $LIMIT rsync -a $RSYNC_ARGS $W/a/big.img rsync://127.0.0.1:$RPORT/bench/
     t1=$(date +%s.%N); c1=$(cpu $RP); m1=$(mine)
-    timeout $LIMIT rsync -a rsync://127.0.0.1:$RPORT/bench/big.img $W/rb/
+    timeout $LIMIT rsync -a $RSYNC_ARGS rsync://127.0.0.1:$RPORT/bench/big.img $W/rb/
     t2=$(date +%s.%N); c2=$(cpu $RP); m2=$(mine)
     cmp -s $W/a/big.img $W/rb/big.img && same=identical || same=DIFFERENT
     echo "rsync run $run: upload $MIB MiB $(secs $t0 $t1) s (daemon CPU $(cpus $c0 $c1) s, client $(cpus $m0 $m1) s)," \

@@ -9,6 +9,7 @@
 //! - [`tls`]: the TLS layer: server identity, client trust (first use, pin, CA), the non-blocking rustls adapter.
 //! - [`tcp_info`]: the kernel's unsent count of a TCP socket (a peer's sign of life), shared by server and client.
 //! - [`cli`]: what both binaries print for a wrong command line (one line, exit 2); the one parser of duration options.
+//! - [`writeback`]: a file's write-out to disk started while it arrives, so the fsync that makes it durable finds little left (client downloads, server uploads with `--fsync`).
 //! - [`load`]: `cloud-load`, the capacity tester: many connections from one thread, pull round-trip percentiles.
 
 pub mod chunk;
@@ -20,3 +21,4 @@ pub mod protocol;
 pub mod server;
 pub mod tcp_info;
 pub mod tls;
+pub mod writeback;

@@ -22,7 +22,6 @@
 use super::applier::FetchJob;
 use super::error::ClientError;
 use super::fetch_sparse::write_chunk;
-use super::writeback::{start_writeback, Writeback};
 use crate::chunk::index::{
     drop_other_partials, fill_from_index, fill_in_place, partial_name, ChunkIndex,
 };
@@ -34,6 +33,7 @@ use crate::protocol::list_delta::expand;
 use crate::protocol::{
     ChunkData, ChunkListDelta, ChunkRange, ChunkRanges, ContentHash, FileManifest, WirePath,
 };
+use crate::writeback::{start_writeback, Writeback};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -142,7 +142,7 @@ struct Building {
     /// given ([`DeltaDownload::finish`]).
     began: SystemTime,
     /// When to start writing the fetched chunks out to disk, so the fsync
-    /// in [`DeltaDownload::finish`] finds little left ([`super::writeback`]).
+    /// in [`DeltaDownload::finish`] finds little left ([`crate::writeback`]).
     writeback: Writeback,
 }
 

@@ -16,7 +16,7 @@
 //!
 //! Its bytes are written at their offsets as they come, a chunk of zeros
 //! punched out instead ([`write_chunk`]: a sparse file stays sparse), and
-//! written out to disk every [`super::writeback::KICK_EVERY`] bytes so the
+//! written out to disk every [`crate::writeback::KICK_EVERY`] bytes so the
 //! fsync before placing finds little left. They are also cut into the file's
 //! chunk list as they come ([`ChunkPipe`]: on a worker thread, as the server
 //! cuts a one-read upload, R-13.8.8), which the caller records in the chunk
@@ -25,11 +25,11 @@
 //! (§13.7) and nothing here is read again to cut it.
 
 use super::fetch_sparse::write_chunk;
-use super::writeback::{start_writeback, Writeback};
 use crate::chunk::feed_pipe::ChunkPipe;
 use crate::chunk::index::{drop_other_partials, partial_name};
 use crate::chunk::Manifest;
 use crate::protocol::{ContentHash, WirePath};
+use crate::writeback::{start_writeback, Writeback};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};

@@ -25,7 +25,7 @@
 //! - [`pull`] and [`applier`]: applying the server's changes without losing a local edit.
 //! - [`delta_fetch`] and [`fetch_sparse`]: one delta download's build; its zero chunks stay holes.
 //! - [`fetch_partial`]: a large whole-file Fetch written where a cut-off one resumes (as a delta download).
-//! - [`writeback`]: a build written out to disk while it arrives (the fsync before placing it finds little).
+//! - [`crate::writeback`]: a build written out to disk while it arrives (the fsync before placing it finds little); shared with the server's uploads.
 //! - [`ignore`]: `.cloudignore` and the built-in rules: which paths are not synced.
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`rename`]: atomic no-replace and exchange renames (placement races).
@@ -74,7 +74,6 @@ pub mod status;
 pub mod stream_push;
 pub mod unreachable;
 pub mod watcher;
-pub mod writeback;
 
 pub use address::ServerAddress;
 pub use error::ClientError;

@@ -11,6 +11,7 @@ use crate::chunk::feed_pipe::ChunkPipe;
 use crate::chunk::index::stream_prefix;
 use crate::chunk::Manifest;
 use crate::protocol::{ContentHash, FileBegin, StreamBegin, WirePath};
+use crate::writeback::{start_writeback, Writeback};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use tempfile::{NamedTempFile, TempPath};
@@ -42,6 +43,11 @@ pub struct Upload {
     error: Option<StoreError>,
     /// `--fsync`: sync the data before it can become visible.
     durable: bool,
+    /// With `durable`: when to start writing the temp file out to disk
+    /// while the bytes still arrive, so the sync in [`Upload::finish`]
+    /// (before the PushAck, R-10.1) waits only for the tail (0.43 s for
+    /// 1 GiB on loopback before; `crate::writeback`).
+    writeback: Writeback,
     /// Opened by `StreamBegin` (PROTOCOL.md §13.8): the hash comes with
     /// `StreamEnd` ([`Upload::seal`]); `begin.hash` is a placeholder that
     /// [`Upload::finish`] never checks against.
@@ -86,6 +92,7 @@ impl UserStore {
             hasher: blake3::Hasher::new(),
             error,
             durable: self.durable,
+            writeback: Writeback::default(),
             late: false,
             chunks: None,
             holes: false,
@@ -253,6 +260,15 @@ impl Upload {
                 _ => file.write_all(data),
             };
             self.holes |= zeros;
+            // Only a durable upload: without --fsync nothing waits for the
+            // disk, and the kernel's flusher writes it when it will.
+            if wrote.is_ok() && self.durable && self.writeback.wrote(data.len() as u64) {
+                if let Err(e) = start_writeback(file.as_file()) {
+                    // Only a head start lost: the sync in `finish` still
+                    // writes everything, and reports what fails then.
+                    log::debug!("{}: starting the write-out: {e}", self.begin.path);
+                }
+            }
             if let Err(source) = wrote {
                 self.error = Some(StoreError::Write {
                     path: self.begin.path.clone(),
@@ -404,5 +420,37 @@ mod tests {
             store.open_file(&WirePath::new("d").unwrap()),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    /// An upload with `--fsync` whose write-out is started while it
+    /// arrives (every KICK_EVERY bytes, `crate::writeback`) stages exactly
+    /// the bytes sent, holes of zeros included, as one without it does:
+    /// the early write-out changes when the disk is written, not what.
+    #[test]
+    fn a_durable_upload_written_out_while_it_arrives_keeps_its_bytes() {
+        use crate::writeback::KICK_EVERY;
+        let piece = 256 * 1024;
+        // 3 KICK_EVERY and a bit, a piece of zeros in the middle and at the end.
+        let mut content: Vec<u8> = (0..3 * KICK_EVERY as usize + 12_345)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        content[piece * 5..piece * 6].fill(0);
+        let tail = content.len() - (content.len() % piece);
+        content[tail..].fill(0);
+        for durable in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let paths = DataPaths {
+                base: dir.path().to_path_buf(),
+            };
+            let (store, _) = UserStore::open(&paths, &UserId([3; 16]), true, durable).unwrap();
+            let size = content.len() as u64;
+            let mut upload = store.begin_upload(begin(&content, size));
+            for data in content.chunks(piece) {
+                upload.write(data).unwrap();
+            }
+            let staged = upload.finish().unwrap();
+            assert_eq!(staged.size, size);
+            assert_eq!(std::fs::read(&staged.temp).unwrap(), content, "{durable}");
+        }
     }
 }

@@ -1,12 +1,16 @@
-//! A download's build written out to disk while it arrives, so the fsync
-//! before the file is placed finds little left to write.
+//! A file written out to disk while it arrives, so the fsync that makes it
+//! durable finds little left to write: the client's download builds, and
+//! the server's uploads with `--fsync` (PROTOCOL.md §10, R-10.1: the
+//! file is fsynced before the PushAck; `server::store::upload`).
 //!
 //! Without it the page cache holds what the kernel's flusher has not yet
 //! written (pages dirtied in the last ~30 s: `vm.dirty_expire_centisecs`),
 //! and the build's `sync_all` writes all of it after the last byte came in:
 //! 0.38 s for a 1 GiB download over a 100 Mbit/s link (BENCHMARKS.md, "Issue
 //! 12's last target: where every byte and round trip goes"), on a `--once`
-//! run's critical path. Starting the write-out of the build every
+//! run's critical path; on the server, 0.43 s after the last byte of a 1 GiB
+//! upload on loopback before the PushAck (BENCHMARKS.md, "Server uploads
+//! written out while they arrive"). Starting the write-out every
 //! [`KICK_EVERY`] bytes moves that disk time under the transfer; the
 //! fsync still makes the file durable before it is placed (nothing about
 //! durability changes: this only starts writes that the fsync would do).
