@@ -14,6 +14,16 @@
 //!   ctime rule tells it apart (its directories and files are not newer
 //!   than what was synced).
 //!
+//! - breaker20 F1: such an image written to before the client looks (a
+//!   file made in a directory, one at the drive's top, an old file
+//!   appended to, the client's own tidying of a staging directory left on
+//!   it) is still an older state, as a whole: nothing synced after the
+//!   image is deleted, an edit on it becomes a conflict copy.
+//! - breaker20 F2: another file system at the drive's place when every
+//!   synced file of the drive sat in one subdirectory (`Photos/d`) gets the
+//!   synced files (its mount point is `Photos`, recorded with its
+//!   identity, not `Photos/d`).
+//!
 //! Nothing may be deleted or overwritten anywhere: A, the server and B end
 //! with the server's photos (downloaded onto the new file system), the new
 //! file system's different copies beside them as conflict copies. And no
@@ -21,7 +31,8 @@
 //! client stopped, or running), is deleted everywhere.
 //!
 //! `CLOUD_TEST_CLIENT_BIN=/path/to/older/cloud-client` runs them against
-//! another build (212d2a8's client fails the four G1/G2 tests).
+//! another build (212d2a8's client fails the four G1/G2 tests; 28a351d's
+//! the six F1/F2 tests).
 
 mod common;
 
@@ -182,6 +193,12 @@ static RIGS: Mutex<()> = Mutex::new(());
 
 impl Rig {
     fn new(plug: impl FnOnce(&Path, &Path) -> Option<Mounted>) -> Option<Rig> {
+        Rig::new_in("", plug)
+    }
+
+    /// The same with the photos in `sub` (`""`, or `"d/"`: every synced
+    /// file of the drive below one directory of it, breaker20 F2).
+    fn new_in(sub: &str, plug: impl FnOnce(&Path, &Path) -> Option<Mounted>) -> Option<Rig> {
         // A test that failed while holding it poisons it; the next still runs.
         let one_at_a_time = RIGS.lock().unwrap_or_else(|e| e.into_inner());
         let server = Server::start();
@@ -191,7 +208,7 @@ impl Rig {
         let work = tempfile::tempdir().expect("temp dir");
         let logs = tempfile::tempdir().expect("temp dir");
         for i in 1..=PHOTOS {
-            write(a.path(), &format!("Photos/ph{i}.jpg"), current(i));
+            write(a.path(), &format!("Photos/{sub}ph{i}.jpg"), current(i));
         }
         write(a.path(), "top.txt", "top\n");
         let photos = b.path().join("Photos");
@@ -208,7 +225,7 @@ impl Rig {
             String::from_utf8_lossy(&out.stderr)
         );
         for i in 1..=PHOTOS {
-            let on = std::fs::read(photos.join(format!("ph{i}.jpg")));
+            let on = std::fs::read(photos.join(format!("{sub}ph{i}.jpg")));
             assert_eq!(on.ok(), Some(current(i).into_bytes()), "ph{i} on the drive");
         }
         let log = logs.path().join("b.log");
@@ -229,7 +246,12 @@ impl Rig {
 
     /// A rig whose drive is an empty ext4 image, `work/drive.img`.
     fn on_ext4() -> Option<Rig> {
-        Rig::new(|at, work| {
+        Rig::on_ext4_in("")
+    }
+
+    /// The same with the photos in `sub` ([`Rig::new_in`]).
+    fn on_ext4_in(sub: &str) -> Option<Rig> {
+        Rig::new_in(sub, |at, work| {
             let img = work.join("drive.img");
             ext4_image(&img, &[])?;
             Mounted::image(&img, at, None)
@@ -308,18 +330,23 @@ impl Rig {
 /// `ta` holds top.txt, the photos `photos` says, and for each of `copies`
 /// exactly one conflict copy of that photo with that content; nothing else.
 fn shape(ta: &Tree, photos: &[(usize, String)], copies: &[(usize, String)]) -> bool {
+    shape_in(ta, "", photos, copies)
+}
+
+/// The same with the photos in `sub` of `Photos` (`""` or `"d/"`).
+fn shape_in(ta: &Tree, sub: &str, photos: &[(usize, String)], copies: &[(usize, String)]) -> bool {
     if ta.get("top.txt").cloned().flatten() != Some(b"top\n".to_vec()) {
         return false;
     }
     for (i, content) in photos {
-        if ta.get(&format!("Photos/ph{i}.jpg")).cloned().flatten()
+        if ta.get(&format!("Photos/{sub}ph{i}.jpg")).cloned().flatten()
             != Some(content.clone().into_bytes())
         {
             return false;
         }
     }
     for (i, content) in copies {
-        let prefix = format!("Photos/ph{i} (conflict ");
+        let prefix = format!("Photos/{sub}ph{i} (conflict ");
         let found: Vec<_> = ta
             .iter()
             .filter(|(k, _)| k.starts_with(&prefix) && k.ends_with(".jpg"))
@@ -328,7 +355,27 @@ fn shape(ta: &Tree, photos: &[(usize, String)], copies: &[(usize, String)]) -> b
             return false;
         }
     }
-    ta.len() == 2 + photos.len() + copies.len()
+    // top.txt, Photos (and Photos/d).
+    let dirs = 2 + usize::from(!sub.is_empty());
+    ta.len() == dirs + photos.len() + copies.len()
+}
+
+/// `t` is `want` plus, for each of `copies` (a photo's path without
+/// `.jpg`, a content), exactly one conflict copy of it with that content.
+fn with_copies(t: &Tree, want: &Tree, copies: &[(&str, &str)]) -> bool {
+    let mut rest = t.clone();
+    for (stem, content) in copies {
+        let prefix = format!("{stem} (conflict ");
+        let found: Vec<String> = rest
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.ends_with(".jpg"))
+            .cloned()
+            .collect();
+        if found.len() != 1 || rest.remove(&found[0]) != Some(Some(content.as_bytes().to_vec())) {
+            return false;
+        }
+    }
+    rest == *want
 }
 
 fn all_current() -> Vec<(usize, String)> {
@@ -349,8 +396,13 @@ fn in_sync(folder: &Path) -> bool {
 
 /// The drive photos the new file system holds: every current one.
 fn drive_holds_current(photos: &Path) {
+    drive_holds_current_in(photos, "");
+}
+
+/// The same with the photos in `sub`.
+fn drive_holds_current_in(photos: &Path, sub: &str) {
     for i in 1..=PHOTOS {
-        let on = std::fs::read(photos.join(format!("ph{i}.jpg")));
+        let on = std::fs::read(photos.join(format!("{sub}ph{i}.jpg")));
         assert_eq!(
             on.ok(),
             Some(current(i).into_bytes()),
@@ -517,4 +569,201 @@ fn the_same_drive_mounted_again_still_deletes() {
         !log.contains("another file system") && !log.contains("older state"),
         "no hold: {log}"
     );
+}
+
+/// What is done on an older image of the drive before B's client looks
+/// (breaker20 F1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnImage {
+    /// A file made in `d/`, which got `d/z1.jpg` after the image.
+    Touch,
+    /// A file made at the drive's top, which got `new/` after the image.
+    RootFile,
+    /// ph1.jpg (edited after the image) appended to on the image.
+    Edit,
+    /// Nothing by the user: the image holds a leftover
+    /// `.cloudservice/staging` (imaged while a download was being placed),
+    /// which the client tidies at start; the only change after the image
+    /// is `new/y1.jpg` at the drive's top.
+    Staging,
+}
+
+const NOTE: &str = "a note written on the old disk\n";
+const APPENDED: &str = "appended on the old disk\n";
+
+/// breaker20 F1: B's drive (ext4) with `d/keep.jpg` and the photos is
+/// imaged with B stopped; then on the drive (B running) ph1 is edited,
+/// `d/z1.jpg` and `new/y1.jpg` made (only `new/y1.jpg` for
+/// [`OnImage::Staging`]), all synced; B stopped, the image mounted where
+/// the drive was, `mode` done on it, B started. Nothing synced after the
+/// image may be deleted or overwritten anywhere; the image's ph1 (older,
+/// or edited on the image) ends as a conflict copy beside the synced
+/// version; what the user made on the image is uploaded.
+fn an_older_image_written_to(mode: OnImage) {
+    let Some(mut rig) = Rig::on_ext4() else {
+        return;
+    };
+    let img = rig.work.path().join("drive.img");
+    let backup = rig.work.path().join("backup.img");
+    let _ca = Client::start(rig.server.port, rig.a.path(), None);
+    let mut cb = rig.start_b();
+    write(&rig.photos, "d/keep.jpg", "keep\n");
+    let kept = eventually(Duration::from_secs(30), || {
+        tree(rig.a.path()).contains_key("Photos/d/keep.jpg")
+    });
+    assert!(kept, "A got d/keep.jpg: {}", names(&tree(rig.a.path())));
+    cb.stop();
+    let staging = rig.photos.join(".cloudservice");
+    if mode == OnImage::Staging {
+        std::fs::create_dir_all(staging.join("staging")).expect("mkdir staging");
+    }
+    // The image, taken with the drive unmounted (a consistent copy).
+    rig.drive.take().map(Mounted::unplug);
+    std::fs::copy(&img, &backup).expect("dd");
+    rig.drive = Some(Mounted::image(&img, &rig.photos, None).expect("drive back"));
+    if mode == OnImage::Staging {
+        std::fs::remove_dir_all(&staging).expect("rm staging");
+    }
+    // Past the image's ctimes (1 s timestamps on a small ext4).
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut cb = rig.start_b();
+    let mut later = tree(rig.a.path());
+    let mut changes = vec![("new/y1.jpg", "y1, made after the image\n")];
+    if mode != OnImage::Staging {
+        changes.push(("ph1.jpg", "photo 1, edited\n"));
+        changes.push(("d/z1.jpg", "z1, made after the image\n"));
+    }
+    for (path, content) in &changes {
+        write(&rig.photos, path, content);
+        later.insert(format!("Photos/{path}"), Some(content.as_bytes().to_vec()));
+    }
+    later.insert("Photos/new".to_string(), None);
+    let synced = eventually(Duration::from_secs(40), || {
+        tree(rig.a.path()) == later && tree(rig.b.path()) == later
+    });
+    assert!(synced, "A got B's changes: {}", names(&tree(rig.a.path())));
+    cb.stop();
+    rig.drive.take().map(Mounted::unplug);
+    rig.drive = Some(Mounted::image(&backup, &rig.photos, None).expect("old image"));
+    let mut want = later.clone();
+    let mut ph1_copy = current(1);
+    match mode {
+        OnImage::Touch => {
+            write(&rig.photos, "d/note.txt", NOTE);
+            want.insert(
+                "Photos/d/note.txt".to_string(),
+                Some(NOTE.as_bytes().to_vec()),
+            );
+        }
+        OnImage::RootFile => {
+            write(&rig.photos, "note.txt", NOTE);
+            want.insert(
+                "Photos/note.txt".to_string(),
+                Some(NOTE.as_bytes().to_vec()),
+            );
+        }
+        OnImage::Edit => {
+            let mut file = std::fs::File::options()
+                .append(true)
+                .open(rig.photos.join("ph1.jpg"))
+                .expect("open ph1");
+            std::io::Write::write_all(&mut file, APPENDED.as_bytes()).expect("append");
+            ph1_copy.push_str(APPENDED);
+        }
+        OnImage::Staging => {}
+    }
+    let copies: Vec<(&str, &str)> = match mode {
+        OnImage::Staging => Vec::new(),
+        _ => vec![("Photos/ph1", ph1_copy.as_str())],
+    };
+    let _cb = rig.start_b();
+    rig.check_end(
+        |t| with_copies(t, &want, &copies),
+        Duration::from_secs(40),
+        "Photos: the files here are an older state than the synced ones",
+    );
+    for (path, content) in &changes {
+        let on = std::fs::read(rig.photos.join(path)).ok();
+        assert_eq!(on, Some(content.as_bytes().to_vec()), "{path} on the image");
+    }
+}
+
+#[test]
+fn an_older_image_with_a_file_made_in_a_directory_deletes_nothing() {
+    an_older_image_written_to(OnImage::Touch);
+}
+
+#[test]
+fn an_older_image_with_a_file_made_at_its_top_deletes_nothing() {
+    an_older_image_written_to(OnImage::RootFile);
+}
+
+#[test]
+fn an_older_image_with_an_old_file_edited_overwrites_nothing() {
+    an_older_image_written_to(OnImage::Edit);
+}
+
+#[test]
+fn an_older_image_holding_a_staging_leftover_deletes_nothing() {
+    an_older_image_written_to(OnImage::Staging);
+}
+
+/// breaker20 F2: every synced file of B's drive is in `Photos/d`; another
+/// ext4 image with its own `d/` (older copies of three photos) attached to
+/// the same loop device at the drive's place, B stopped (`running` false)
+/// or running. It is another drive joining the folder: the photos are
+/// downloaded onto it, its different copies kept as conflict copies, and
+/// B's status reaches "in sync" (it said "Photos/d: the file system mounted
+/// here is gone" for good: the mount point was taken to be `Photos/d`).
+fn another_drive_with_the_files_in_a_subdirectory(running: bool) {
+    let Some(mut rig) = Rig::on_ext4_in("d/") else {
+        return;
+    };
+    let second = rig.work.path().join("second.img");
+    let olds: Vec<(String, String)> = (1..=OLD)
+        .map(|i| (format!("d/ph{i}.jpg"), old(i)))
+        .collect();
+    ext4_image(&second, &olds).expect("second image");
+    let _ca = Client::start(rig.server.port, rig.a.path(), None);
+    let cb = if running {
+        let cb = rig.start_b();
+        assert!(
+            eventually(Duration::from_secs(30), || in_sync(rig.b.path())),
+            "B in sync: {}",
+            rig.b_log()
+        );
+        Some(cb)
+    } else {
+        None
+    };
+    if !rig.swap(|at, freed| Mounted::image(&second, at, freed.as_deref())) {
+        return;
+    }
+    let _cb = cb.unwrap_or_else(|| rig.start_b());
+    let copies: Vec<(usize, String)> = (1..=OLD).map(|i| (i, old(i))).collect();
+    rig.check_end(
+        |t| shape_in(t, "d/", &all_current(), &copies),
+        if running {
+            NOTICED
+        } else {
+            Duration::from_secs(40)
+        },
+        ANOTHER,
+    );
+    drive_holds_current_in(&rig.photos, "d/");
+    assert!(
+        !rig.b_log().contains("the file system mounted here is gone"),
+        "not gone: {}",
+        rig.b_log()
+    );
+}
+
+#[test]
+fn another_drive_with_the_files_in_a_subdirectory_at_start_gets_them() {
+    another_drive_with_the_files_in_a_subdirectory(false);
+}
+
+#[test]
+fn another_drive_with_the_files_in_a_subdirectory_while_running_gets_them() {
+    another_drive_with_the_files_in_a_subdirectory(true);
 }

@@ -31,6 +31,20 @@
 //! the drive's: a missing file whose nearest directory has not changed
 //! since the file was synced was not removed from it ([`Missing::Older`]),
 //! a different file not changed since was not edited.
+//!
+//! The file-level rule alone is not enough (outside tester breaker20 F1):
+//! anything written on the image before the client looks (a file made in a
+//! directory, one at the drive's top, an old file appended to, or the
+//! client's own removal of a staging directory left on the image) makes
+//! that directory or file newer than the records, and its missing files
+//! looked removed, its old files edited. So a file system that shows an
+//! older state anywhere ([`older_state`]: a recorded file there with a ctime
+//! before the recorded one, a missing one whose nearest directory has one)
+//! is held as a whole for the rest of the run, per mount ([`FsKey`]): every
+//! missing file on it is [`Missing::Older`], every file on it with other
+//! content a copy. The client looks before it touches the folder at start
+//! ([`Judge::older_now`], before its staging directories are tidied).
+//!
 //! (Before, "a file system mounted anew" counted as the recorded one and
 //! its missing files as removals: another drive swapped in deleted the
 //! first drive's files everywhere, outside tester breaker18, F6.)
@@ -64,6 +78,17 @@ use std::path::Path;
 /// How many files recorded on a device [`Judge`] looks at, at most, for
 /// evidence that the device's file system is mounted under another number.
 const RENUMBER_LOOKS: usize = 256;
+
+/// How many recorded files [`Judge`] looks at, at most, for evidence that
+/// a file system is an older state (once per mount and run: a full
+/// comparison stats as many).
+const OLDER_LOOKS: usize = 1_000_000;
+
+/// One mount of a file system: its device number and unique mount ID (0
+/// where the kernel gives none: then every mount at that number is one).
+/// An older state is held per mount ([`Judge::held_older`]): the drive
+/// mounted back in the image's place is a new mount, judged anew.
+pub type FsKey = (u64, u64);
 
 /// What a recorded file missing from its place means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +181,17 @@ pub fn missing(recorded: u64, place: Place) -> Missing {
 /// conflict copy beside the server's version.
 pub fn older_state(recorded: i64, now: i64) -> bool {
     recorded != 0 && now != 0 && now < recorded
+}
+
+/// Whether the file system of a place, the recorded one (`same`), is held
+/// as an older state: once one piece of evidence was found on it this run
+/// (`found`: a recorded file there, or the nearest directory of a missing
+/// one, whose ctime is before the one recorded for the file,
+/// [`older_state`]), the whole of it is, whatever changed on it since
+/// (breaker20 F1). On the live file system ctimes only grow, so only an
+/// image taken before that sync, or a clock stepped back, shows it.
+pub fn held_as_older(same: bool, found: bool) -> bool {
+    same && found
 }
 
 /// Why a file is not synced from the disk as it is.
@@ -302,11 +338,16 @@ pub struct Judge<'a> {
     idents: &'a BTreeMap<u64, FsIdent>,
     /// The identity of the file system at each device number looked at now.
     now_idents: HashMap<u64, Option<FsIdent>>,
+    /// Per mount: whether it shows an older state ([`older_state`]). Kept by
+    /// the session for the run ([`Judge::older_verdicts`]).
+    older: HashMap<FsKey, bool>,
+    /// Whether this judge looked for that evidence already.
+    scanned: bool,
 }
 
 /// What a full comparison found of one device number's file system
 /// ([`Judge::survey`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Surveyed {
     /// No identity recorded for it yet.
     New(FsIdent),
@@ -331,6 +372,100 @@ impl<'a> Judge<'a> {
             renumbered: HashMap::new(),
             idents,
             now_idents: HashMap::new(),
+            older: HashMap::new(),
+            scanned: false,
+        }
+    }
+
+    /// The verdicts of [`Judge::held_older`] known before (the session's,
+    /// or those found at start before the folder was touched).
+    pub fn with_older(mut self, known: impl IntoIterator<Item = (FsKey, bool)>) -> Judge<'a> {
+        self.older.extend(known);
+        self
+    }
+
+    /// The verdicts to keep for the run: all of those of mounts with a
+    /// unique ID; for one without (every mount at its number is one), only
+    /// an older state (held on the safe side), so a "live" verdict is not
+    /// kept for an image mounted later at the same number.
+    pub fn older_verdicts(&self) -> impl Iterator<Item = (FsKey, bool)> + '_ {
+        self.older
+            .iter()
+            .filter(|((_, mount), older)| *mount != 0 || **older)
+            .map(|(key, older)| (*key, *older))
+    }
+
+    /// Looks for the evidence on every file system the recorded files are
+    /// at now, before anything is changed in the folder (at start: the
+    /// client's own tidying of a staging directory left on a drive would
+    /// make the drive's top newer, F1 MODE=staging): the verdicts, for
+    /// [`Judge::with_older`].
+    pub fn older_now(&mut self) -> Vec<(FsKey, bool)> {
+        self.scan_older();
+        self.older_verdicts().collect()
+    }
+
+    /// The key of the mount at device `dev` (`at` being a path on it).
+    fn key(&mut self, dev: u64, at: &Path) -> FsKey {
+        (dev, self.ident_now(dev, at).map_or(0, |id| id.mount))
+    }
+
+    /// Whether the file system at device `dev` (`at` a path on it), being
+    /// the recorded one of the file in question, is held as an older state
+    /// (see the module): looked up, or looked for once per judge.
+    fn held_older(&mut self, dev: u64, at: &Path) -> bool {
+        let key = self.key(dev, at);
+        if let Some(older) = self.older.get(&key) {
+            return *older;
+        }
+        if !self.scanned {
+            self.scan_older();
+        }
+        *self.older.entry(key).or_insert(false)
+    }
+
+    /// Looks at every recorded file (at most [`OLDER_LOOKS`]) for
+    /// [`older_state`] evidence on the recorded file system where it is now: the
+    /// file itself when there, else its nearest existing directory.
+    fn scan_older(&mut self) {
+        self.scanned = true;
+        let index = self.index;
+        let records = index
+            .iter()
+            .filter_map(|(path, entry)| match entry.kind {
+                EntryKind::File { stat, .. } if stat.dev != 0 && stat.ctime_ns != 0 => {
+                    Some((path, stat))
+                }
+                _ => None,
+            })
+            .take(OLDER_LOOKS);
+        for (path, stat) in records {
+            let local = path.to_local(self.root);
+            let (dev, ctime, at) = match std::fs::symlink_metadata(&local) {
+                Ok(meta) if meta.is_file() => (meta.dev(), ctime_ns(&meta), local),
+                Ok(_) => continue,
+                Err(_) => match self.existing(path.parent()) {
+                    Some((dir, dev, ctime)) => (
+                        dev,
+                        ctime,
+                        dir.map_or_else(|| self.root.to_path_buf(), |d| d.to_local(self.root)),
+                    ),
+                    None => continue,
+                },
+            };
+            if !self.is_recorded_fs(stat.dev, dev, &at) {
+                continue;
+            }
+            let key = self.key(dev, &at);
+            let found = self.older.entry(key).or_insert(false);
+            if older_state(stat.ctime_ns, ctime) && !*found {
+                *found = true;
+                log::debug!(
+                    "{path}: its place is older than its record (ctime {ctime} < {}): the file system at device {} is an older state",
+                    stat.ctime_ns,
+                    dev_name(dev)
+                );
+            }
         }
     }
 
@@ -464,10 +599,10 @@ impl<'a> Judge<'a> {
     /// The identity of the file system at device `dev`, read at `at` (a
     /// path on it) the first time.
     fn ident_now(&mut self, dev: u64, at: &Path) -> Option<FsIdent> {
-        *self
-            .now_idents
+        self.now_idents
             .entry(dev)
             .or_insert_with(|| FsIdent::of(at))
+            .clone()
     }
 
     /// Whether the file system at device `now` (`at` being a path on it) is
@@ -476,7 +611,7 @@ impl<'a> Judge<'a> {
     /// recorded file found untouched on it), else by the device number or
     /// the renumbering evidence.
     fn is_recorded_fs(&mut self, recorded: u64, now: u64, at: &Path) -> bool {
-        let Some(was) = self.idents.get(&recorded).copied() else {
+        let Some(was) = self.idents.get(&recorded).cloned() else {
             return recorded == now || self.is_renumbered(recorded, now);
         };
         let Some(is) = self.ident_now(now, at) else {
@@ -498,11 +633,12 @@ impl<'a> Judge<'a> {
             return None;
         };
         let recorded = stat.dev;
-        let same = recorded == 0 || {
-            let at = path.to_local(self.root);
-            self.is_recorded_fs(recorded, there.dev, &at)
-        };
-        joined(recorded, same, stat.ctime_ns, there.ctime_ns)
+        let at = path.to_local(self.root);
+        let same = recorded == 0 || self.is_recorded_fs(recorded, there.dev, &at);
+        joined(recorded, same, stat.ctime_ns, there.ctime_ns).or_else(|| {
+            let found = same && self.held_older(there.dev, &at);
+            held_as_older(same, found).then_some(Why::Older)
+        })
     }
 
     /// Why the removal of the indexed file `path` (assumed missing) is not
@@ -515,14 +651,15 @@ impl<'a> Judge<'a> {
         };
         let recorded = stat.dev;
         let (dir, nearest, ctime) = self.existing(path.parent())?;
-        let same = recorded == 0 || {
-            let at = match &dir {
-                Some(dir) => dir.to_local(self.root),
-                None => self.root.to_path_buf(),
-            };
-            self.is_recorded_fs(recorded, nearest, &at)
+        let at = match &dir {
+            Some(dir) => dir.to_local(self.root),
+            None => self.root.to_path_buf(),
         };
-        let older = older_state(stat.ctime_ns, ctime);
+        let same = recorded == 0 || self.is_recorded_fs(recorded, nearest, &at);
+        let older = older_state(stat.ctime_ns, ctime) || {
+            let found = same && self.held_older(nearest, &at);
+            held_as_older(same, found)
+        };
         if same && !older {
             // The common case, a file removed from its own directory: no
             // look at the index.
@@ -533,11 +670,17 @@ impl<'a> Judge<'a> {
         let (point, outside) = if same {
             (None, None)
         } else {
-            let point = self
-                .points
-                .entry(recorded)
-                .or_insert_with(|| mount_point(index, recorded))
-                .clone();
+            // Where it was mounted, as recorded with its identity (F2), or
+            // as far as the index tells.
+            let recorded_point = self.idents.get(&recorded).and_then(|id| id.point.clone());
+            let point = match recorded_point {
+                Some(point) => Some(point),
+                None => self
+                    .points
+                    .entry(recorded)
+                    .or_insert_with(|| mount_point(index, recorded))
+                    .clone(),
+            };
             let outside = match &point {
                 Some(point) => self.existing_dev(point.parent()),
                 None => None,
@@ -632,7 +775,9 @@ impl<'a> Judge<'a> {
                 continue;
             }
             if let Some(id) = self.ident_now(stat.dev, &local) {
-                found.insert(stat.dev, id);
+                // Its mount point, recorded with it (F2).
+                let point = self.mount_of(path);
+                found.insert(stat.dev, FsIdent { point, ..id });
             }
         }
         let mut out = Vec::new();

@@ -20,24 +20,37 @@
 //!   handed out again. The same drive mounted again gets a new one, so it
 //!   only says "the very mount seen before"; 0 where the kernel lacks it.
 //!
+//! With the identity, where the file system was mounted inside the folder
+//! (its top directory, found by device numbers when it was recorded;
+//! outside tester breaker20 F2): when another file system is at that place
+//! later, a missing file's place is on "the file system around the
+//! recorded one's mount point" only if it is above that directory, however
+//! deep the recorded files sat (all of them below `Photos/d` made
+//! `Photos/d` look like the mount point, and another drive at `Photos`
+//! look like the old one gone, for ever).
+//!
 //! [`same_fs`] is the decision; [`FsIdent::of`] reads a path's; the sidecar
 //! is [`load`] and [`save`].
 
 use crate::client::fsutil::write_atomic;
+use crate::protocol::WirePath;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The name of the sidecar in the state folder.
 pub const MOUNTS_FILE: &str = "mounts";
 
-/// The sidecar's first line (its format version).
-const HEADER: &str = "cloudservice-mounts 1";
+/// The sidecar's first line (its format version): 2 adds the mount point.
+const HEADER: &str = "cloudservice-mounts 2";
+
+/// Version 1's first line (no mount points), still read.
+const HEADER_1: &str = "cloudservice-mounts 1";
 
 /// `STATX_MNT_ID_UNIQUE` (linux/stat.h; not named by rustix 1.1).
 const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 
 /// What tells one file system from another where device numbers do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FsIdent {
     /// `f_fsid` (0: none given).
     pub fsid: u64,
@@ -45,6 +58,10 @@ pub struct FsIdent {
     pub kind: u64,
     /// The unique mount ID (0: unknown).
     pub mount: u64,
+    /// Its top directory in the folder when recorded (its mount point;
+    /// `None`: unknown, or the folder's own file system). Not part of the
+    /// identity ([`same_fs`] does not look at it).
+    pub point: Option<WirePath>,
 }
 
 /// Whether a file system is the one recorded.
@@ -100,20 +117,43 @@ impl FsIdent {
             fsid: vfs.f_fsid,
             kind: fs.f_type as u64,
             mount,
+            point: None,
         })
     }
 }
 
-/// The sidecar's text for `idents` (by device number, hex fields).
+/// The sidecar's text for `idents` (by device number, hex fields; the
+/// mount point's bytes in hex, `-` for none, so any name fits one line).
 pub fn render(idents: &BTreeMap<u64, FsIdent>) -> String {
     let mut out = format!("{HEADER}\n");
     for (dev, id) in idents {
+        let point = match &id.point {
+            Some(p) => p.as_str().bytes().map(|b| format!("{b:02x}")).collect(),
+            None => "-".to_string(),
+        };
         out.push_str(&format!(
-            "{dev:x} {:x} {:x} {:x}\n",
+            "{dev:x} {:x} {:x} {:x} {point}\n",
             id.fsid, id.kind, id.mount
         ));
     }
     out
+}
+
+/// A mount point as [`render`] writes it (`None` for `-`; an error for
+/// anything but hex of a valid path).
+fn parse_point(field: &str) -> Result<Option<WirePath>, ()> {
+    if field == "-" {
+        return Ok(None);
+    }
+    if !field.len().is_multiple_of(2) || !field.is_ascii() {
+        return Err(());
+    }
+    let bytes = (0..field.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&field[i..i + 2], 16).map_err(|_| ()))
+        .collect::<Result<Vec<u8>, ()>>()?;
+    let text = String::from_utf8(bytes).map_err(|_| ())?;
+    WirePath::new(&text).map(Some).map_err(|_| ())
 }
 
 /// Why a sidecar could not be read.
@@ -121,26 +161,39 @@ pub fn render(idents: &BTreeMap<u64, FsIdent>) -> String {
 pub enum ParseError {
     /// Not this format (or a later version).
     Header,
-    /// A record line that is not four hex numbers (its line number).
+    /// A record line that is not four hex numbers and a mount point (four
+    /// numbers in version 1) (its line number).
     Line(usize),
 }
 
-/// Parses [`render`]'s text.
+/// Parses [`render`]'s text (or version 1's, without mount points).
 ///
 /// # Errors
-/// A wrong first line, or a line that is not four hex numbers.
+/// A wrong first line, or a line that is not four hex numbers and (from
+/// version 2) a mount point.
 pub fn parse(text: &str) -> Result<BTreeMap<u64, FsIdent>, ParseError> {
     let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
-        return Err(ParseError::Header);
-    }
+    let with_point = match lines.next() {
+        Some(HEADER) => true,
+        Some(HEADER_1) => false,
+        _ => return Err(ParseError::Header),
+    };
     let mut out = BTreeMap::new();
     for (n, line) in lines.enumerate() {
-        let fields: Vec<Option<u64>> = line
-            .split(' ')
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (numbers, point) = match (with_point, fields.as_slice()) {
+            (true, [a, b, c, d, point]) => (
+                [*a, *b, *c, *d],
+                parse_point(point).map_err(|()| ParseError::Line(n + 2))?,
+            ),
+            (false, [a, b, c, d]) => ([*a, *b, *c, *d], None),
+            _ => return Err(ParseError::Line(n + 2)),
+        };
+        let numbers: Vec<Option<u64>> = numbers
+            .iter()
             .map(|f| u64::from_str_radix(f, 16).ok())
             .collect();
-        match fields.as_slice() {
+        match numbers.as_slice() {
             [Some(dev), Some(fsid), Some(kind), Some(mount)] => {
                 out.insert(
                     *dev,
@@ -148,6 +201,7 @@ pub fn parse(text: &str) -> Result<BTreeMap<u64, FsIdent>, ParseError> {
                         fsid: *fsid,
                         kind: *kind,
                         mount: *mount,
+                        point,
                     },
                 );
             }

@@ -153,7 +153,12 @@ fn a_different_file_on_another_file_system_is_a_copy_not_an_edit() {
 #[test]
 fn file_systems_are_told_apart_by_mount_and_file_system_id() {
     use ident::{same_fs, FsIdent, Sameness::*};
-    let id = |fsid, kind, mount| FsIdent { fsid, kind, mount };
+    let id = |fsid, kind, mount| FsIdent {
+        fsid,
+        kind,
+        mount,
+        point: None,
+    };
     let table = [
         // (recorded, now, verdict)
         // The very mount (unique IDs are never reused).
@@ -189,6 +194,7 @@ fn the_mounts_sidecar_reads_back_and_refuses_damage() {
             fsid: u64::MAX,
             kind: 0x0102_1994,
             mount: 0x8000_0001,
+            point: Some(p("Photos/with space/é")),
         },
     );
     idents.insert(
@@ -197,14 +203,44 @@ fn the_mounts_sidecar_reads_back_and_refuses_damage() {
             fsid: 0,
             kind: 0xef53,
             mount: 0,
+            point: None,
         },
     );
     assert_eq!(parse(&render(&idents)), Ok(idents.clone()));
     assert_eq!(parse(""), Err(ParseError::Header));
-    assert_eq!(parse("cloudservice-mounts 2\n"), Err(ParseError::Header));
+    assert_eq!(parse("cloudservice-mounts 3\n"), Err(ParseError::Header));
     assert_eq!(
         parse("cloudservice-mounts 1\n28 1 2 3\n28 1 2\n"),
         Err(ParseError::Line(3))
+    );
+    // Version 1 (no mount points) is still read.
+    assert_eq!(
+        parse("cloudservice-mounts 1\n28 1 2 3\n"),
+        Ok(BTreeMap::from([(
+            0x28,
+            FsIdent {
+                fsid: 1,
+                kind: 2,
+                mount: 3,
+                point: None,
+            }
+        )]))
+    );
+    // Version 2 needs the point (hex of a valid path, or -).
+    assert_eq!(
+        parse("cloudservice-mounts 2\n28 1 2 3\n"),
+        Err(ParseError::Line(2))
+    );
+    assert_eq!(
+        parse("cloudservice-mounts 2\n28 1 2 3 2f6574\n"),
+        Err(ParseError::Line(2)),
+        "/et is not a folder path"
+    );
+    assert_eq!(
+        parse("cloudservice-mounts 2\n28 1 2 3 5068\n")
+            .ok()
+            .and_then(|m| m.get(&0x28).and_then(|i| i.point.clone())),
+        Some(p("Ph"))
     );
     assert_eq!(
         parse("cloudservice-mounts 1\n28 1 2 x\n"),
@@ -216,11 +252,14 @@ proptest! {
     /// Any records read back as written.
     #[test]
     fn sidecar_round_trip(records in proptest::collection::btree_map(
-        any::<u64>(), (any::<u64>(), any::<u64>(), any::<u64>()), 0..8)
+        any::<u64>(), (any::<u64>(), any::<u64>(), any::<u64>(), "[a-z é]{1,8}(/[a-z]{1,3})?", any::<bool>()), 0..8)
     ) {
         let idents: BTreeMap<u64, ident::FsIdent> = records
             .into_iter()
-            .map(|(dev, (fsid, kind, mount))| (dev, ident::FsIdent { fsid, kind, mount }))
+            .map(|(dev, (fsid, kind, mount, point, has))| {
+                let point = WirePath::new(point.trim()).ok().filter(|_| has);
+                (dev, ident::FsIdent { fsid, kind, mount, point })
+            })
             .collect();
         prop_assert_eq!(ident::parse(&ident::render(&idents)), Ok(idents));
     }
@@ -650,26 +689,102 @@ fn the_judge_reads_ctimes() {
     // Past the kernel tick of coarse timestamps (a sync takes longer).
     std::thread::sleep(std::time::Duration::from_millis(30));
     std::fs::remove_file(root.path().join("a.txt")).expect("rm");
-    let mut judge = Judge::new(root.path(), &index, &NONE);
+    // Without c.txt and d.txt nothing here is older than its record.
+    let mut live = index.clone();
+    live.remove(&p("c.txt"));
+    live.remove(&p("d.txt"));
+    let mut judge = Judge::new(root.path(), &live, &NONE);
     assert_eq!(judge.gone_file(&p("a.txt")), None, "removed by the user");
+    assert_eq!(judge.joined_file(&p("b.txt"), &b), None, "an edit");
     assert_eq!(
-        judge.gone_file(&p("c.txt")),
+        judge.older_now(),
+        vec![((here, now_mount(root.path())), false)]
+    );
+    // With them the folder is an older state than the records (c.txt is
+    // missing from a directory older than its record): the whole file
+    // system is held (breaker20 F1), a.txt's removal and b.txt's edit too.
+    let mut judge = Judge::new(root.path(), &index, &NONE);
+    let older = |point: &str| {
         Some(Parked {
-            point: p("c.txt"),
+            point: p(point),
             why: Why::Older,
             now: here,
             was: here,
         })
-    );
-    assert_eq!(judge.joined_file(&p("b.txt"), &b), None, "an edit");
+    };
+    assert_eq!(judge.gone_file(&p("c.txt")), older("c.txt"));
+    assert_eq!(judge.gone_file(&p("a.txt")), older("a.txt"));
+    assert_eq!(judge.joined_file(&p("b.txt"), &b), Some(Why::Older));
     let mut stale = Index::new();
     stale.insert(p("b.txt"), record(later));
     let mut judge = Judge::new(root.path(), &stale, &NONE);
     assert_eq!(judge.joined_file(&p("b.txt"), &b), Some(Why::Older));
-    // status: one mount point, two files.
+    // status: one mount point, three files.
     let mut judge = Judge::new(root.path(), &index, &NONE);
     let gone: Vec<usize> = judge.gone_mounts().into_values().collect();
-    assert_eq!(gone, vec![1, 1], "c.txt and d.txt, each its own top");
+    assert_eq!(gone, vec![1, 1, 1], "a, c and d.txt, each its own top");
+}
+
+/// The unique mount ID of the file system at `path` (0: none).
+fn now_mount(path: &Path) -> u64 {
+    ident::FsIdent::of(path).map_or(0, |id| id.mount)
+}
+
+/// One piece of evidence holds the recorded file system as a whole.
+#[test]
+fn evidence_holds_the_recorded_file_system() {
+    assert!(held_as_older(true, true));
+    assert!(!held_as_older(false, true), "another file system: not ours");
+    assert!(!held_as_older(true, false));
+}
+
+/// breaker20 F1: an image whose directory was written to before the client
+/// looked (a file made in it, or the client's own tidying of a staging
+/// directory at its top) no longer shows that its missing file is older;
+/// the verdict taken before (at start, before anything is touched; in an
+/// earlier round) holds the file system for the run. A verdict of a mount
+/// without a unique ID is kept only when it is "older".
+#[test]
+fn an_older_state_found_once_is_held_for_the_run() {
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(root.path().join("d")).expect("mkdir");
+    let dir = Stat::of(&std::fs::metadata(root.path().join("d")).expect("stat"));
+    let here = dir.dev;
+    let key = (here, now_mount(root.path()));
+    // z.txt synced after the image was taken (10 ms after d last changed).
+    let mut index = Index::new();
+    let z = Stat {
+        ctime_ns: dir.ctime_ns + SEC / 100,
+        ino: 77,
+        size: 5,
+        ..dir
+    };
+    index.insert(p("d/z.txt"), Entry::synced_file(z, ContentHash([1; 32]), 1));
+    let mut judge = Judge::new(root.path(), &index, &NONE);
+    let before = judge.older_now();
+    assert_eq!(before, vec![(key, true)]);
+    // Written to since (and past the tick of coarse timestamps).
+    std::thread::sleep(std::time::Duration::from_millis(40));
+    std::fs::write(root.path().join("d/note.txt"), "new").expect("write");
+    let mut judge = Judge::new(root.path(), &index, &NONE);
+    assert_eq!(
+        judge.gone_file(&p("d/z.txt")),
+        None,
+        "alone, it looks removed"
+    );
+    let mut judge = Judge::new(root.path(), &index, &NONE).with_older(before.clone());
+    let parked = judge.gone_file(&p("d/z.txt")).expect("held");
+    assert_eq!((parked.why, parked.point), (Why::Older, p("d")));
+    assert_eq!(judge.older_verdicts().collect::<Vec<_>>(), before);
+    // Kept: "older" always; "live" only for a mount with a unique ID.
+    let judge = Judge::new(root.path(), &index, &NONE).with_older([
+        ((1, 0), true),
+        ((2, 0), false),
+        ((3, 9), false),
+    ]);
+    let mut kept: Vec<_> = judge.older_verdicts().collect();
+    kept.sort_unstable();
+    assert_eq!(kept, vec![((1, 0), true), ((3, 9), false)]);
 }
 
 /// The recorded identities against a real folder: the very file system
@@ -691,17 +806,18 @@ fn the_judge_compares_identities() {
     };
     index.insert(p("b.txt"), record(earlier));
     index.insert(p("gone.txt"), record(Stat { ino: 97, ..earlier }));
-    let same = BTreeMap::from([(here, now)]);
+    let same = BTreeMap::from([(here, now.clone())]);
     let mut judge = Judge::new(root.path(), &index, &same);
     assert_eq!(judge.gone_file(&p("gone.txt")), None);
     assert_eq!(judge.joined_file(&p("b.txt"), &b), None);
-    assert_eq!(judge.survey(), vec![(here, Surveyed::Same(now))]);
+    assert_eq!(judge.survey(), vec![(here, Surveyed::Same(now.clone()))]);
     let other = BTreeMap::from([(
         here,
         ident::FsIdent {
             kind: now.kind ^ 1,
             fsid: now.fsid,
             mount: now.mount ^ 1,
+            point: None,
         },
     )]);
     let mut judge = Judge::new(root.path(), &index, &other);
@@ -712,7 +828,7 @@ fn the_judge_compares_identities() {
         (Why::Gone, here, here)
     );
     assert_eq!(judge.joined_file(&p("b.txt"), &b), Some(Why::Other));
-    assert_eq!(judge.survey(), vec![(here, Surveyed::Other(now))]);
+    assert_eq!(judge.survey(), vec![(here, Surveyed::Other(now.clone()))]);
     // No record yet: new.
     let mut judge = Judge::new(root.path(), &index, &NONE);
     assert_eq!(judge.survey(), vec![(here, Surveyed::New(now))]);

@@ -63,16 +63,16 @@ pub(super) fn next_idents(
     let mut next: BTreeMap<u64, FsIdent> = recorded
         .iter()
         .filter(|(dev, _)| live.contains(dev))
-        .map(|(dev, id)| (*dev, *id))
+        .map(|(dev, id)| (*dev, id.clone()))
         .collect();
     let mut settled = Vec::new();
     for (dev, found) in surveyed {
         match found {
             Surveyed::New(id) | Surveyed::Same(id) => {
-                next.insert(*dev, *id);
+                next.insert(*dev, id.clone());
             }
             Surveyed::Other(id) if !waiting.contains(dev) => {
-                next.insert(*dev, *id);
+                next.insert(*dev, id.clone());
                 settled.push(*dev);
             }
             Surveyed::Other(_) => {}
@@ -92,7 +92,8 @@ impl Session<'_> {
     pub(super) fn settle_mounts(&mut self, ops: &mut Vec<Op>, full: bool) {
         let known: Vec<(u64, u64)> = self.push.renumbered.iter().map(|(a, b)| (*a, *b)).collect();
         let idents = std::mem::take(&mut self.push.idents);
-        let mut judge = Judge::with_renumbered(&self.root, &self.index, &idents, known);
+        let mut judge = Judge::with_renumbered(&self.root, &self.index, &idents, known)
+            .with_older(self.push.older.iter().map(|(k, v)| (*k, *v)));
         let mut verdicts = Vec::new();
         let mut gone = BTreeSet::new();
         let mut replaced = BTreeSet::new();
@@ -149,7 +150,7 @@ impl Session<'_> {
                 Verdict::Refetch(path, _) => log::info!(
                     "{path}: missing {}; not a deletion: the server's version is downloaded in its place",
                     match point.why {
-                        Why::Older => "from an older state of its directory (unchanged since the file was synced)",
+                        Why::Older => "from an older state of the file system holding it (something on it is older than what was synced from it)",
                         _ => "because another file system is at its place",
                     }
                 ),
@@ -164,6 +165,7 @@ impl Session<'_> {
             false
         });
         self.push.renumbered.extend(judge.renumbering());
+        self.push.older.extend(judge.older_verdicts());
         let surveyed = if full { judge.survey() } else { Vec::new() };
         drop(judge);
         let mut settled = Vec::new();
@@ -271,7 +273,7 @@ impl Session<'_> {
             let (now, was) = (dev_name(parked.now), dev_name(parked.was));
             match parked.why {
                 Why::Older => log::warn!(
-                    "{point}: the files here are an older state than the synced ones (their directories unchanged since the files were synced: an older copy or image of the drive, or the clock went back); not syncing deletions or edits from it: keeping the server's files, downloading them onto it, and keeping its own different files as conflict copies"
+                    "{point}: the files here are an older state than the synced ones (files or directories on it older than what was synced from it: an older copy or image of the drive, or the clock went back); not syncing deletions or edits from it until the client is restarted: keeping the server's files, downloading them onto it, and keeping its own different files as conflict copies"
                 ),
                 _ if parked.now == parked.was => log::warn!(
                     "{point}: another file system is mounted here (device {now} again, but another file system ID); not syncing deletions or edits from it: keeping the server's files, downloading them onto it, and keeping its own different files as conflict copies"
@@ -352,7 +354,7 @@ mod tests {
         FsIdent {
             fsid,
             kind: 1,
-            mount: 0,
+            ..FsIdent::default()
         }
     }
 

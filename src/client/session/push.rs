@@ -94,6 +94,11 @@ pub(super) struct PushState {
     /// device to the one now ([`crate::client::mounts::Judge`]'s evidence,
     /// kept: once the files are recorded again the index no longer holds it).
     pub(super) renumbered: HashMap<u64, u64>,
+    /// Per mount, whether its file system is an older state of the
+    /// recorded one ([`crate::client::mounts::Judge::held_older`]): found
+    /// once, held for the run (breaker20 F1). Seeded at start before the
+    /// folder is touched.
+    pub(super) older: HashMap<crate::client::mounts::FsKey, bool>,
     /// The folder may hold changes no watcher event named (the watcher
     /// lost events, the connection was lost, the rules changed): set with
     /// a comparison of the whole folder for that reason, cleared when such

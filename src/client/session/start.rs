@@ -149,6 +149,13 @@ fn run_in(
         }
         Err(e) => return Err(e),
     };
+    let idents = crate::client::mounts::ident::load(state.path());
+    // Whether a drive is an older state of the one synced is looked at
+    // before anything here touches the folder (R-5.6.9, breaker20 F1: the
+    // tidying of a staging directory left on an image of a drive made the
+    // image's top newer than the records, and a file missing from it a
+    // removal).
+    let mut older = crate::client::mounts::Judge::new(&root, &index, &idents).older_now();
     if let Some(id) = loaded {
         // Local files a crash left in the temporary area go back first; the
         // full comparison below (`mark_all`) then pushes them.
@@ -169,6 +176,7 @@ fn run_in(
             );
             // Everything it knew was the other device's: start as a join.
             index = Index::new();
+            older.clear();
             (None, rejoin_hello(&id, config)?)
         }
         _ => (loaded, hello_for(loaded, config)?),
@@ -234,7 +242,8 @@ fn run_in(
     };
     let now = Instant::now();
     let push = PushState {
-        idents: crate::client::mounts::ident::load(state.path()),
+        idents,
+        older: older.into_iter().collect(),
         ..PushState::default()
     };
     let mut scanner = Scanner::new(&root);
