@@ -1056,6 +1056,7 @@ mod mode_tests;
 mod place;
 #[cfg(test)]
 mod race_tests;
+pub mod removal_log;
 #[cfg(test)]
 mod test_folder;
 #[cfg(test)]

@@ -505,6 +505,7 @@ impl<'a> Applier<'a> {
     ) -> Result<bool, ClientError> {
         let local = self.local(path);
         let aside = self.stage_name(path, "aside")?;
+        self.log_removal(path, &local)?;
         self.note_origin(&aside, path, None)?;
         self.before_step(&local);
         match fs::rename(&local, &aside) {

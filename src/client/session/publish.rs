@@ -3,6 +3,7 @@
 //! follow), and writing the status file when the session's state changes.
 
 use super::Session;
+use crate::client::applier::removal_log;
 use crate::client::detect::as_recorded;
 use crate::client::fsutil::{check_path, Local};
 use crate::client::ignore::apply::{follow_rules, Followed};
@@ -564,6 +565,8 @@ impl Session<'_> {
     pub(super) fn save_index(&mut self, now: Instant) -> bool {
         match self.index.save(&self.state.index_file()) {
             Ok(()) => {
+                // The pull's removals are recorded now.
+                removal_log::clear(&removal_log::log_path(&self.state.tmp_dir()));
                 if self.publisher.index_error.take().is_some() {
                     log::info!("the index is saved again");
                 }

@@ -6,7 +6,7 @@
 use super::pull::PullState;
 use super::push::PushState;
 use super::{FirstRun, Outcome, Session};
-use crate::client::applier::{Applied, Applier};
+use crate::client::applier::{removal_log, Applied, Applier};
 use crate::client::connection::Connection;
 use crate::client::error::ClientError;
 use crate::client::ignore::IgnoreRules;
@@ -162,6 +162,19 @@ fn run_in(
         let tmp = state.tmp_dir();
         Applier::new(&root, &tmp, &mut index, id.client)
             .recover_leftovers(&mut Applied::default())?;
+        // Files a crashed pull removed are not deletions made here
+        // (R-5.2.18; breaker21 F1: they followed the server's moves).
+        let log = removal_log::log_path(&tmp);
+        let dropped = removal_log::settle(&log, &root, &mut index);
+        if let Some(first) = dropped.first() {
+            log::info!(
+                "{} file(s) an interrupted pull had removed (the server removed or moved them), \
+                 {first} the first: no longer recorded, not taken for deletions made here",
+                dropped.len()
+            );
+            index.save(&state.index_file())?;
+        }
+        removal_log::clear(&log);
     }
     let (stored, hello) = match (&copy, loaded) {
         (Some(copy), Some(id)) => {
