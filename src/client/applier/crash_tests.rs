@@ -87,6 +87,22 @@ fn crash_with(
     taken
 }
 
+/// What the client's start does after a crash (`session::start`): the
+/// temporary area cleared but for noted files, those settled, and the
+/// pull's logged removals dropped from the record. Returns the paths put
+/// back (to compare and push).
+fn restart(copy: &mut Folder) -> Applied {
+    clear_tmp(&copy.tmp).unwrap();
+    let mut out = Applied::default();
+    Applier::new(&copy.root, &copy.tmp, &mut copy.index, 2)
+        .recover_leftovers(&mut out)
+        .unwrap();
+    let log = removal_log::log_path(&copy.tmp);
+    removal_log::settle(&log, &copy.root, &mut copy.index);
+    removal_log::clear(&log);
+    out
+}
+
 #[test]
 fn a_crash_at_any_step_of_a_pull_loses_no_local_edit() {
     type Setup = fn(&mut Folder) -> (Vec<ChangeEntry>, Option<&'static str>);
@@ -115,11 +131,7 @@ fn a_crash_at_any_step_of_a_pull_loses_no_local_edit() {
                 break;
             };
             tried += 1;
-            clear_tmp(&copy.tmp).unwrap();
-            let mut out = Applied::default();
-            Applier::new(&copy.root, &copy.tmp, &mut copy.index, 2)
-                .recover_leftovers(&mut out)
-                .unwrap();
+            restart(&mut copy);
             let all = copy_contents(&copy);
             assert!(
                 all.iter().any(|(_, text)| text.contains(&line)),
@@ -152,10 +164,7 @@ fn a_crash_during_a_plain_download_makes_no_conflict_copy() {
             break;
         };
         tried += 1;
-        clear_tmp(&copy.tmp).unwrap();
-        Applier::new(&copy.root, &copy.tmp, &mut copy.index, 2)
-            .recover_leftovers(&mut Applied::default())
-            .unwrap();
+        restart(&mut copy);
         let all = copy_contents(&copy);
         assert_eq!(all.len(), 1, "crash at step {nth}: {all:?}");
         assert_eq!(all[0].0, "f.txt", "crash at step {nth}: {all:?}");
@@ -271,13 +280,7 @@ fn a_crash_while_a_move_is_applied_deletes_nothing_at_the_next_start() {
                 break;
             };
             tried += 1;
-            clear_tmp(&copy.tmp).unwrap();
-            Applier::new(&copy.root, &copy.tmp, &mut copy.index, 2)
-                .recover_leftovers(&mut Applied::default())
-                .unwrap();
-            let log = removal_log::log_path(&copy.tmp);
-            removal_log::settle(&log, &copy.root, &mut copy.index);
-            removal_log::clear(&log);
+            restart(&mut copy);
             // The repeated pull: the same reply.
             let mut f = Folder::new();
             let (entries, _) = setup(&mut f);
