@@ -318,3 +318,108 @@ fn a_full_disk_here_shows_in_status_and_keeps_the_connection() {
     );
     converge("after the space was freed", &[a, &b]);
 }
+
+/// Fills the file system of `path` until a write fails (ENOSPC); the file
+/// is left in place (remove it to free the space).
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).expect("create the filler");
+    let big = vec![0x5a_u8; 64 << 10];
+    let small = vec![0x5a_u8; 4 << 10];
+    while f.write_all(&big).is_ok() {}
+    while f.write_all(&small).is_ok() {}
+}
+
+/// Outside tester breaker22 F1: a server whose stderr cannot be written
+/// (here /dev/full, whose every write fails with ENOSPC; in the report, a
+/// log file on the disk that filled up). Main's server panicked at its
+/// first log line (flexi_logger panics when it cannot report its own
+/// failed write) and exited with status 101 before its first connection.
+/// A log line that cannot be written is lost, never fatal: the server
+/// serves, and stops cleanly when asked.
+#[test]
+fn a_server_whose_stderr_cannot_be_written_keeps_serving() {
+    let mut server = Server::options()
+        .log(std::path::Path::new("/dev/full"))
+        .verbosity(Verbosity::Verbose)
+        .start();
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (a.path(), b.path());
+    write(a, "small.txt", "hello\n");
+    settle();
+    let user = new_user(server.port, a);
+    let _ca = Client::options(server.port, a).start();
+    let _cb = Client::options(server.port, b).user(Some(&user)).start();
+    converge("B joined", &[a, b]);
+    for i in 0..10 {
+        write(b, &format!("d/f{i}.txt"), format!("from B {i}\n"));
+    }
+    converge("B's files reached A", &[a, b]);
+    assert!(server.is_running(), "the server exited");
+    let status = server.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the server did not stop cleanly: {status:?}"
+    );
+}
+
+/// breaker22 F1 as reported: the server's data directory and its stderr
+/// (a log file, as `cloud-server 9000 > log 2>&1` next to the data makes)
+/// both on a disk that fills up. Uploads are refused with NoSpace and no
+/// connectionLog.txt line can be written, so flexi_logger reports each
+/// failed line on stderr, which fails too. Main's server exited with
+/// status 101 (a panic in the reactor) or hung with a user's actor gone
+/// (a panic while the actor's own panic was logged). Now it stays up, and
+/// everything arrives once space is free.
+#[test]
+fn a_server_whose_disk_and_stderr_are_full_stays_up_and_catches_up() {
+    let Some(disk) = Tmpfs::mount("12m") else {
+        return;
+    };
+    let mut server = Server::options()
+        .data(&disk.subdir("data"))
+        .log(&disk.path().join("server.log"))
+        .start();
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (a.path(), b.path());
+    write(a, "small.txt", "hello\n");
+    settle();
+    let user = new_user(server.port, a);
+    let logs = tempfile::tempdir().expect("temp dir");
+    let ca = Client::options(server.port, a)
+        .log(&logs.path().join("a.err"))
+        .start();
+    let _cb = Client::options(server.port, b).user(Some(&user)).start();
+    converge("B joined", &[a, b]);
+
+    let filler = disk.path().join("filler");
+    fill(&filler);
+    for i in 0..10 {
+        write(
+            a,
+            &format!("new/f{i}.txt"),
+            format!("made on A while the disk is full {i}\n"),
+        );
+    }
+    assert!(
+        ca.wait_log("holding it back", Duration::from_secs(30)),
+        "A was never told the server's disk is full:\n{}",
+        ca.log_tail(4000)
+    );
+    // breaker22 saw the server gone about 3 s after the first refusal.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(server.is_running(), "the server exited on a full disk");
+
+    std::fs::remove_file(&filler).expect("rm filler");
+    // The held-back pushes are tried again 5, 10, 20 s apart.
+    converge_stable(&[a, b], Duration::from_secs(60), Duration::ZERO)
+        .unwrap_or_else(|diff| panic!("A's files never reached B once space was free:\n{diff}"));
+    assert!(server.is_running(), "the server exited");
+    let status = server.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the server did not stop cleanly: {status:?}"
+    );
+}

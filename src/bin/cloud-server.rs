@@ -584,10 +584,15 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
+    // A log line that cannot be written (stderr, or connectionLog.txt, on a
+    // full disk) is lost, never fatal: flexi_logger's default is to panic
+    // when it cannot even report its own write error on stderr, which took
+    // the reactor or a user's actor down (outside tester breaker22 F1).
     let logger = flexi_logger::Logger::try_with_str(level)
         .map(|l| {
             l.log_to_stderr()
                 .format_for_stderr(flexi_logger::default_format)
+                .panic_if_error_channel_is_broken(false)
         })
         .and_then(|l| l.start());
     let _logger = match logger {
