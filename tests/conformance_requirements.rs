@@ -19,6 +19,24 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-5.2.19",
+        "client",
+        "tests/e2e_rename_placed.rs",
+        "a_directory_renamed_elsewhere_is_renamed_here_not_copied",
+    ),
+    (
+        "R-5.2.19",
+        "client",
+        "src/client/applier/crash_tests.rs",
+        "a_crash_at_any_step_of_a_rename_placed_by_rename_loses_nothing",
+    ),
+    (
+        "R-5.2.19",
+        "client",
+        "src/client/applier/taken.rs",
+        "a_stashed_file_is_placed_only_if_untouched_since_it_was_set_aside",
+    ),
+    (
         "R-5.2.18",
         "client",
         "tests/e2e_copy_edit_delete.rs",

@@ -32,6 +32,7 @@ use donors::Donors;
 pub use donors::{remove_donors, Donor};
 pub use leftovers::{origin_note, ORIGIN_SUFFIX};
 pub use place::RaceHook;
+use taken::{stash_use, Reuse, Stashed};
 
 /// A file whose content must be downloaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +118,13 @@ pub struct Applier<'a> {
     index: &'a mut Index,
     me: ClientId,
     /// Deleted files kept in the temporary area because the same reply wants
-    /// their content elsewhere (a remote rename): hash → stashed file.
-    stash: HashMap<ContentHash, PathBuf>,
+    /// their content elsewhere (a remote rename): hash → stashed files,
+    /// placed there by rename ([`taken`], breaker21 F6).
+    stash: HashMap<ContentHash, Vec<Stashed>>,
+    /// How many of the current reply's files (not yet obtained) want each
+    /// content: a stashed file is renamed into place only when no later
+    /// file needs it as a source ([`stash_use`]).
+    wanters: HashMap<ContentHash, usize>,
     /// Indexed files by content, for the hashes the current reply wants.
     by_hash: HashMap<ContentHash, WirePath>,
     counter: u64,
@@ -172,6 +178,7 @@ impl<'a> Applier<'a> {
             index,
             me,
             stash: HashMap::new(),
+            wanters: HashMap::new(),
             by_hash: HashMap::new(),
             counter: 0,
             hook: None,
@@ -240,13 +247,15 @@ impl<'a> Applier<'a> {
         if let Some(donors) = self.donors.as_mut() {
             *donors = Donors::for_reply(entries);
         }
-        let wanted: HashSet<ContentHash> = entries
-            .iter()
-            .filter_map(|e| match e.state {
-                EntryState::File { size, hash } if size > 0 => Some(hash),
-                _ => None,
-            })
-            .collect();
+        self.wanters.clear();
+        for e in entries {
+            if let EntryState::File { size, hash } = e.state {
+                if size > 0 {
+                    *self.wanters.entry(hash).or_default() += 1;
+                }
+            }
+        }
+        let wanted: HashSet<ContentHash> = self.wanters.keys().copied().collect();
         self.by_hash = self
             .index
             .iter()
@@ -336,9 +345,9 @@ impl<'a> Applier<'a> {
         }
         self.follow.clear();
         self.deleted_here.clear();
-        for (_, stashed) in self.stash.drain() {
-            let _ = fs::remove_file(&stashed);
-            if let Some(dir) = stashed.parent() {
+        for stashed in self.stash.drain().flat_map(|(_, files)| files) {
+            let _ = fs::remove_file(&stashed.at);
+            if let Some(dir) = stashed.at.parent() {
                 staging::tidy(dir);
             }
         }
@@ -880,16 +889,30 @@ impl<'a> Applier<'a> {
         out.deferred.insert(path.clone());
     }
 
-    /// Gets a file's content: empty files directly, content the folder already
-    /// holds by copying it, anything else by queueing a download. What is
-    /// made here is as durable as a download before it is placed
-    /// ([`Self::obtained`]).
+    /// Gets a file's content: empty files directly, a file this reply
+    /// deleted (another device's rename) by renaming it into place
+    /// ([`taken`]), other content the folder already holds by copying it,
+    /// anything else by queueing a download. What is made here is as
+    /// durable as a download before it is placed ([`Self::obtained`]).
     fn obtain(&mut self, job: FetchJob, out: &mut Applied) -> Result<(), ClientError> {
         if job.size == 0 {
             let tmp = self.stage_name(&job.path, "empty")?;
             let file =
                 fs::File::create(&tmp).map_err(|e| ClientError::io("create temporary file", e))?;
             return self.obtained(Obtained { job, tmp, file }, out);
+        }
+        let wanted_after = match self.wanters.get_mut(&job.hash) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        let stashed = self.stash.get(&job.hash).map_or(0, Vec::len);
+        if stash_use(stashed, wanted_after) == Some(Reuse::Take)
+            && self.obtain_by_taking(&job, out)?
+        {
+            return Ok(());
         }
         if let Some(source) = self.reusable(job.hash) {
             let tmp = self.stage_name(&job.path, "copy")?;
@@ -933,8 +956,8 @@ impl<'a> Applier<'a> {
 
     /// A local file (stashed, or indexed and unchanged) holding `hash`.
     fn reusable(&self, hash: ContentHash) -> Option<PathBuf> {
-        if let Some(stashed) = self.stash.get(&hash) {
-            return Some(stashed.clone());
+        if let Some(stashed) = self.stash.get(&hash).and_then(|files| files.last()) {
+            return Some(stashed.at.clone());
         }
         let path = self.by_hash.get(&hash)?;
         match self.index.get(path)?.kind {
@@ -1057,6 +1080,7 @@ mod place;
 #[cfg(test)]
 mod race_tests;
 pub mod removal_log;
+mod taken;
 #[cfg(test)]
 mod test_folder;
 #[cfg(test)]

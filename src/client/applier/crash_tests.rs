@@ -313,3 +313,179 @@ fn a_crash_while_a_move_is_applied_deletes_nothing_at_the_next_start() {
     }
     assert!(tried >= 2, "only {tried} crash points tried");
 }
+
+/// A setup for [`every_crash`]: the synced folder, then the reply.
+type MoveSetup = fn(&mut Folder) -> Vec<ChangeEntry>;
+
+/// Every state a SIGKILL can leave while `setup`'s reply is applied (the
+/// folder, the temporary area and the removal log as they are just before
+/// each step, and after the last step), each with the index as saved before
+/// the pull (the reference client saves it when the pull ends); then the
+/// folder as the run left it, and how many files the run placed by
+/// renaming a file the folder held (its inode at a new path).
+fn every_crash(setup: MoveSetup) -> (Vec<Folder>, Folder, usize) {
+    let mut f = Folder::new();
+    let entries = setup(&mut f);
+    let saved = f.index.clone();
+    let inodes: HashSet<u64> = f
+        .index
+        .iter()
+        .filter_map(|(_, e)| match e.kind {
+            EntryKind::File { stat, .. } => Some(stat.ino),
+            EntryKind::Dir => None,
+        })
+        .collect();
+    let snapshots: Rc<RefCell<Vec<Folder>>> = Rc::new(RefCell::new(Vec::new()));
+    let take = {
+        let (root, tmp) = (f.root.clone(), f.tmp.clone());
+        move || {
+            let mut copy = Folder::new();
+            copy_tree(&root, &copy.root);
+            copy_tree(&tmp, &copy.tmp);
+            let log = removal_log::log_path(&tmp);
+            if log.exists() {
+                fs::copy(&log, removal_log::log_path(&copy.tmp)).unwrap();
+            }
+            copy.index = saved.clone();
+            copy
+        }
+    };
+    let hooked = Rc::clone(&snapshots);
+    let each = take.clone();
+    let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
+    applier.set_race_hook(move |_at: &Path| hooked.borrow_mut().push(each()));
+    let out = applier.apply(&entries, false).unwrap();
+    drop(applier);
+    assert!(out.fetches.is_empty(), "a rename here downloads nothing");
+    assert!(!out.failed, "{:?}", out.failures);
+    snapshots.borrow_mut().push(take());
+    let renamed = entries
+        .iter()
+        .filter(|e| matches!(e.state, EntryState::File { .. }))
+        .filter(|e| inodes.contains(&inode(&f.root, e.path.as_str())))
+        .count();
+    let all = std::mem::take(&mut *snapshots.borrow_mut());
+    (all, f, renamed)
+}
+
+/// The inode of the file at `path` below `root`.
+fn inode(root: &Path, path: &str) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&fs::metadata(root.join(path)).unwrap())
+}
+
+/// Another device renamed files (or their directory); this client places
+/// them by rename, not by copying (breaker21 F6). A SIGKILL at any step of
+/// that (the old file set aside, judged, placed at the new path, before the
+/// index is saved) loses nothing and deletes nothing at the next start:
+/// the repeated pull ends with exactly the renamed tree, all of it
+/// recorded, nothing to push (no deletion made here), the temporary area
+/// empty. The same content wanted at two new paths is one rename and one
+/// copy.
+#[test]
+fn a_crash_at_any_step_of_a_rename_placed_by_rename_loses_nothing() {
+    type Case = (
+        &'static str,
+        MoveSetup,
+        &'static [(&'static str, &'static str)],
+        usize,
+    );
+    let cases: [Case; 3] = [
+        (
+            "a file renamed",
+            |f| {
+                f.write("x.txt", "x\n");
+                f.sync_all(1);
+                vec![deleted("x.txt", 2), file("y.txt", 2, "x\n")]
+            },
+            &[("y.txt", "x\n")],
+            1,
+        ),
+        (
+            "a directory of two renamed",
+            |f| {
+                f.write("d/a.txt", "a\n");
+                f.write("d/b.txt", "b\n");
+                f.write("keep.txt", "k\n");
+                f.sync_all(1);
+                vec![
+                    deleted("d", 2),
+                    super::test_folder::dir("e", 2),
+                    file("e/a.txt", 2, "a\n"),
+                    file("e/b.txt", 2, "b\n"),
+                ]
+            },
+            &[("e/a.txt", "a\n"), ("e/b.txt", "b\n"), ("keep.txt", "k\n")],
+            2,
+        ),
+        (
+            "one content wanted at two new paths",
+            |f| {
+                f.write("x.txt", "x\n");
+                f.sync_all(1);
+                vec![
+                    deleted("x.txt", 2),
+                    file("y.txt", 2, "x\n"),
+                    file("z.txt", 2, "x\n"),
+                ]
+            },
+            &[("y.txt", "x\n"), ("z.txt", "x\n")],
+            1,
+        ),
+    ];
+    let mut tried = 0;
+    for (name, setup, want, renames) in cases {
+        let (crashes, done, renamed) = every_crash(setup);
+        assert_eq!(renamed, renames, "{name}: files placed by rename");
+        assert_eq!(fs::read_dir(&done.tmp).unwrap().count(), 0, "{name}");
+        let expected: Vec<(String, String)> = want
+            .iter()
+            .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+            .collect();
+        assert_eq!(copy_contents(&done), expected, "{name}: without a crash");
+        let mut f = Folder::new();
+        let entries = setup(&mut f);
+        for (nth, mut copy) in crashes.into_iter().enumerate() {
+            tried += 1;
+            restart(&mut copy);
+            let mut applier = Applier::new(&copy.root, &copy.tmp, &mut copy.index, 2);
+            let out = applier.apply(&entries, false).unwrap();
+            for job in &out.fetches {
+                let text = want
+                    .iter()
+                    .find(|(p, _)| *p == job.path.as_str())
+                    .unwrap()
+                    .1;
+                let at = applier.tmp_name("test");
+                fs::write(&at, text).unwrap();
+                applier
+                    .place(job, &at, (job.hash, job.version), &mut Applied::default())
+                    .unwrap();
+            }
+            drop(applier);
+            assert!(
+                out.dirty.is_empty(),
+                "{name}, crash at step {nth}: nothing to push (no deletion made here), got {:?}",
+                out.dirty
+            );
+            assert_eq!(
+                copy_contents(&copy),
+                expected,
+                "{name}, crash at step {nth}"
+            );
+            for (path, _) in want {
+                let recorded = WirePath::new(path).unwrap();
+                assert!(
+                    copy.index.get(&recorded).is_some(),
+                    "{name}, crash at step {nth}: {path} is not recorded"
+                );
+            }
+            clear_tmp(&copy.tmp).unwrap();
+            assert_eq!(
+                fs::read_dir(&copy.tmp).unwrap().count(),
+                0,
+                "{name}, step {nth}"
+            );
+        }
+    }
+    assert!(tried >= 12, "only {tried} crash points tried");
+}

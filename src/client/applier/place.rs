@@ -14,6 +14,7 @@
 //! [`crate::client::lease`].
 
 use super::leftovers::origin_note;
+use super::taken::Stashed;
 use super::vouch::{Moved, Vouched};
 use super::{indexed_exec, Applied, Applier, FetchJob};
 use crate::client::conflict::{
@@ -562,8 +563,13 @@ impl<'a> Applier<'a> {
             }
             return Ok(false);
         };
-        if wanted.contains(&hash) && !self.stash.contains_key(&hash) {
-            self.stash.insert(hash, aside.to_path_buf());
+        let stashed = self.stash.get(&hash).map_or(0, Vec::len);
+        if wanted.contains(&hash) && stashed < self.wanters.get(&hash).copied().unwrap_or(0) {
+            self.stash.entry(hash).or_default().push(Stashed {
+                at: aside.to_path_buf(),
+                from: path.clone(),
+                stat: Stat::of(&meta),
+            });
         } else if !self.keep_as_donor(path, hash, meta.len(), aside) {
             fs::remove_file(aside).map_err(io_err("delete", aside))?;
         }
