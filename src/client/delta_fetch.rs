@@ -630,10 +630,7 @@ impl DeltaDownload {
                 }))
             }
             Ok(_) => {
-                log::warn!(
-                    "delta download of {} failed verification; it will be fetched again",
-                    b.header.path
-                );
+                log::warn!("delta download of {} failed verification", b.header.path);
                 let _ = fs::remove_file(&b.at);
                 Ok(None)
             }

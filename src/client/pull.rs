@@ -88,8 +88,9 @@ pub struct Ctx<'a> {
     /// or a download from a short list failed its whole-file
     /// check: the session asks with FetchManifest from then on.
     pub short_ids_refused: &'a mut bool,
-    /// Downloads that could not be written here (a full disk), each waiting
-    /// its delay: not fetched before it is over.
+    /// Downloads that could not be written here (a full disk) or whose
+    /// bytes did not match their announced hash, each waiting its delay
+    /// not fetched before it is over.
     pub held: &'a HoldBack,
 }
 
@@ -678,9 +679,12 @@ impl PullJob {
                 self.pop_awaited();
                 match self.discarding.remove(&id) {
                     Some((path, Dropped::Unwritable(why))) => self.unwritable(path, why),
+                    // Held back as a whole download that fails
+                    // verification (on_end): the server sends the same
+                    // damaged bytes at every try (breaker22 F2).
                     Some((path, Dropped::Damaged(why))) => {
                         log::warn!("could not download {path}: {why}");
-                        self.failed = true;
+                        self.unwritable(path, format!("{why} (the server's copy may be damaged)"));
                     }
                     None => {}
                 }
@@ -879,7 +883,15 @@ impl PullJob {
                     self.chunks_changed = true;
                 }
             }
-            None => self.failed = true,
+            // Asked again at once with 32-byte IDs (above).
+            None if short => self.failed = true,
+            // As a whole download that fails verification (on_end):
+            // held back, not asked again at every pull.
+            None => self.unwritable(
+                job.path,
+                "its bytes do not match the hash the server announced (the server's copy may be damaged)"
+                    .to_owned(),
+            ),
         }
         self.fill_window(conn)
     }
@@ -1249,12 +1261,24 @@ impl PullJob {
         let whole = d.written == d.begin.size && hash == d.begin.hash;
         let file = match (d.file, d.broken) {
             (Some(file), None) if !whole => {
+                // The bytes do not match what the server announced: the
+                // server's copy changed behind its back (a hand edit, a
+                // damaged disk), or the link corrupted them. Held back
+                // with the growing wait of a file that cannot be written
+                // never fetched again at every pull: a damaged
+                // 10 GiB file would otherwise be downloaded without end
+                // (outside tester breaker22 F2).
                 file.discard(&d.tmp);
-                log::warn!(
-                    "download of {} failed verification; it will be fetched again",
-                    job.path
-                );
-                self.failed = true;
+                let why = if d.written == d.begin.size {
+                    "its bytes do not match the hash the server announced (the server's copy may be damaged)".to_owned()
+                } else {
+                    format!(
+                        "the server sent {} of the {} bytes it announced (the server's copy may be damaged)",
+                        d.written, d.begin.size
+                    )
+                };
+                log::warn!("download of {} failed verification: {why}", job.path);
+                self.unwritable(job.path, why);
                 return Ok(());
             }
             (Some(Sink::Tmp(file)), None) => file

@@ -1,6 +1,7 @@
 //! Paths held back after a failure that may pass (a full disk): an upload
 //! the server refused with `Storage` (PROTOCOL.md §4.5, R-5.6.8), or a
-//! download this device could not write (no space left, an I/O error).
+//! download this device could not write (no space left, an I/O error) or
+//! whose bytes did not match the hash the server announced.
 //! Only that path waits, with a delay growing from [`FIRST_DELAY`],
 //! doubled at each failure, to at most [`MAX_DELAY`]; everything else
 //! goes on. A retry that succeeds ends the hold. Decisions only (no I/O,

@@ -393,7 +393,7 @@ impl Session<'_> {
         for (path, why) in unwritable {
             let wait = self.pull.space.failed(path, why, now);
             log::warn!(
-                "could not write the download of {path} ({why}); holding it back, next try in {} s",
+                "could not place the download of {path} ({why}); holding it back, next try in {} s",
                 wait.as_secs()
             );
             self.publisher.last_error = Some(format!(
