@@ -40,6 +40,7 @@ pub mod blocks;
 pub mod cutter;
 pub mod feed;
 pub mod feed_pipe;
+pub mod gear;
 pub mod index;
 pub mod manifest;
 pub mod plan;

@@ -6,12 +6,22 @@
 //! a heap is ever returned on its own), so the server's RSS would stay at the
 //! storm's peak. `malloc_trim` releases the free pages of every arena.
 
-use libc::{malloc_trim, mallopt, M_ARENA_MAX, M_MMAP_THRESHOLD};
+use libc::{malloc_trim, mallopt, M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD};
 
 /// Allocations below this come from the heap and are reused; glibc's
 /// default (128 KiB, adapting upward) sent every fresh 256 KiB file chunk
 /// buffer to mmap/munmap, a page fault per 4 KiB on the upload path.
 pub const MMAP_THRESHOLD: i32 = 4 * 1024 * 1024;
+
+/// Free bytes at the top of a heap that glibc keeps instead of giving
+/// them back at once. Setting [`MMAP_THRESHOLD`] fixes this one at its
+/// 128 KiB default (glibc stops adapting both), so each 256 KiB frame
+/// payload the reactor allocates and an actor frees shrank the heap and the
+/// next one grew it again: 1,719 brk calls and a page fault per 4 KiB
+/// of about a fifth of the bytes of a 1 GiB upload (BENCHMARKS.md "A cut
+/// point in half the time"). Free memory of exited actors is still given
+/// back by [`release_free_memory`], which trims whatever this says.
+pub const TRIM_THRESHOLD: i32 = 4 * 1024 * 1024;
 
 /// Arenas the allocator may use. Actor threads mostly sleep; a few shared
 /// arenas keep what thousands of short-lived actors leave behind in one
@@ -25,6 +35,7 @@ pub fn tune_allocator() {
     unsafe {
         mallopt(M_ARENA_MAX, ARENAS);
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
 }
 
