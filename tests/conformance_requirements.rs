@@ -1002,8 +1002,67 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "tests/conformance_server_random.rs",
         "a_device_that_never_pulls_is_never_stale_against_itself",
     ),
+    (
+        "R-17.1",
+        "server",
+        "src/server/proxy_header/tests.rs",
+        "every_header_fed_byte_by_byte_waits_then_gives_its_exact_length",
+    ),
+    (
+        "R-17.1",
+        "server",
+        "src/server/proxy_header/tests.rs",
+        "oversized_headers_are_refused_without_waiting_for_them",
+    ),
+    (
+        "R-17.2",
+        "server",
+        "tests/haproxy_shards.rs",
+        "each_client_behind_haproxy_is_seen_with_its_own_address",
+    ),
+    (
+        "R-17.3",
+        "server",
+        "tests/haproxy_shards.rs",
+        "each_client_behind_haproxy_is_seen_with_its_own_address",
+    ),
+    (
+        "R-17.3",
+        "server",
+        "src/server/proxy_header/tests.rs",
+        "wrong_headers_after_a_right_signature_are_refused_with_the_reason",
+    ),
+    (
+        "R-17.1",
+        "server",
+        "tests/proxy_protocol.rs",
+        "headers_in_pieces_give_the_clients_address",
+    ),
+    (
+        "R-17.2",
+        "server",
+        "tests/proxy_protocol.rs",
+        "headers_in_pieces_give_the_clients_address",
+    ),
+    (
+        "R-17.2",
+        "server",
+        "tests/proxy_protocol.rs",
+        "the_per_address_limit_applies_to_each_client_not_to_the_proxy",
+    ),
+    (
+        "R-17.3",
+        "server",
+        "tests/proxy_protocol.rs",
+        "a_stalled_or_wrong_header_closes_with_a_line",
+    ),
+    (
+        "R-17.4",
+        "server",
+        "tests/haproxy_shards.rs",
+        "each_client_behind_haproxy_is_seen_with_its_own_address",
+    ),
 ];
-
 /// Deployment requirements: about load balancers and networks around the
 /// protocol, which no test of the server or client can observe.
 const DEPLOYMENT: &[(&str, &str)] = &[

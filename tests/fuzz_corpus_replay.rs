@@ -96,6 +96,101 @@ fn chunk_list_corpus_keeps_the_properties() {
 }
 
 #[test]
+fn proxy_header_corpus_keeps_the_properties() {
+    let n = replay(
+        &fuzz_dir("corpus/proxy_header"),
+        properties::proxy_header::check_proxy_header,
+    );
+    assert_eq!(
+        n,
+        proxy_header_seeds().len(),
+        "proxy_header seeds stale: run write_seed_corpus"
+    );
+    for (name, bytes) in proxy_header_seeds() {
+        let on_disk = fs::read(fuzz_dir("corpus/proxy_header").join(&name)).unwrap_or_default();
+        assert_eq!(on_disk, bytes, "{name} stale: run write_seed_corpus");
+    }
+    replay(
+        &fuzz_dir("regressions/proxy_header"),
+        properties::proxy_header::check_proxy_header,
+    );
+}
+
+/// A v2 header (PROTOCOL.md §17): `command` 0 LOCAL / 1 PROXY, `family`
+/// the family and protocol byte, then the payload.
+fn proxy_v2(command: u8, family: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x20 | command);
+    h.push(family);
+    h.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+/// Seeds of the `proxy_header` target: every header form HAProxy sends
+/// (v1 TCP4/TCP6/UNKNOWN; v2 IPv4, IPv6 with TLVs, LOCAL, unspecified,
+/// AF_UNIX), each followed by a ClientHello's first bytes, fed byte by byte
+/// (empty plan) or in 3- and 7-byte pieces; and the refusals: truncated,
+/// oversized, a wrong version, no signature.
+fn proxy_header_seeds() -> Vec<(String, Vec<u8>)> {
+    let tls: &[u8] = &[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let v4 = [192u8, 0, 2, 7, 127, 0, 0, 1, 0xc7, 0x38, 0x1b, 0x58];
+    let mut v6 = [0u8; 36];
+    v6[0] = 0x20;
+    v6[1] = 0x01;
+    v6[15] = 7;
+    v6[31] = 1;
+    let tlvs = [
+        &[0x02u8, 0x00, 0x05][..],
+        b"r00ab",
+        &[0x04, 0x00, 0x02, 0, 0],
+    ]
+    .concat();
+    let mut wrong_version = proxy_v2(1, 0x11, &v4);
+    wrong_version[12] = 0x11;
+    let headers: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "v1-tcp4",
+            b"PROXY TCP4 192.0.2.7 127.0.0.1 51000 7000\r\n".to_vec(),
+        ),
+        (
+            "v1-tcp6",
+            b"PROXY TCP6 2001:db8::7 ::1 51000 7000\r\n".to_vec(),
+        ),
+        ("v1-unknown", b"PROXY UNKNOWN\r\n".to_vec()),
+        (
+            "v1-bad-port",
+            b"PROXY TCP4 192.0.2.7 127.0.0.1 51000 \r\n".to_vec(),
+        ),
+        ("v1-too-long", [&b"PROXY TCP4 "[..], &[b'1'; 120]].concat()),
+        ("v2-ipv4", proxy_v2(1, 0x11, &v4)),
+        (
+            "v2-ipv6-tlvs",
+            proxy_v2(1, 0x21, &[&v6[..], &tlvs].concat()),
+        ),
+        ("v2-local", proxy_v2(0, 0x00, &[])),
+        ("v2-unspec", proxy_v2(1, 0x00, &tlvs)),
+        ("v2-unix", proxy_v2(1, 0x31, &[b'/'; 216])),
+        ("v2-truncated", proxy_v2(1, 0x11, &v4)[..20].to_vec()),
+        ("v2-oversized", proxy_v2(1, 0x11, &[0; 2000])[..40].to_vec()),
+        ("v2-wrong-version", wrong_version),
+        ("no-signature", tls.to_vec()),
+    ];
+    let mut seeds = Vec::new();
+    for (name, header) in headers {
+        let stream = [&header[..], tls].concat();
+        seeds.push((format!("seed-{name}"), [&[0u8][..], &stream].concat()));
+        seeds.push((
+            format!("seed-{name}-pieces"),
+            [&[2u8, 3, 7][..], &stream].concat(),
+        ));
+    }
+    seeds
+}
+
+#[test]
 fn regressions_keep_the_properties() {
     replay(
         &fuzz_dir("regressions/frame_parser"),
@@ -187,6 +282,22 @@ fn write_seed_corpus() {
         }
     }
     for (name, bytes) in seeds() {
+        fs::write(dir.join(name), bytes).unwrap();
+    }
+    let dir = fuzz_dir("corpus/proxy_header");
+    fs::create_dir_all(&dir).unwrap();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    for (name, bytes) in proxy_header_seeds() {
         fs::write(dir.join(name), bytes).unwrap();
     }
 }

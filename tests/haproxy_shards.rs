@@ -16,9 +16,15 @@
 mod common;
 
 use cloudservice::protocol::UserId;
+use cloudservice::server::limiter;
 use cloudservice::server::route_map;
 use cloudservice::tls::routing::{shard_tag, sni_for};
-use common::{eventually, free_port, tree, wait_port, write, Client, Proc, Rng, Server, Tree};
+use common::raw::{self, Raw};
+use common::{
+    eventually, free_port, tree, wait_port, write, Client, Conn, Proc, Rng, Server, Tree,
+};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -125,7 +131,13 @@ fn thirty_users_sync_through_haproxy_across_a_crash_and_a_move() {
     let mut shards: Vec<Server> = Vec::new();
     for n in 0..SHARDS {
         let shard = n.to_string();
-        let mut args = vec!["--shard".to_owned(), shard];
+        // HAProxy (127.0.0.1) sends a PROXY v2 header (send-proxy-v2).
+        let mut args = vec![
+            "--shard".to_owned(),
+            shard,
+            "--proxy-protocol".to_owned(),
+            "127.0.0.1".to_owned(),
+        ];
         if n > 0 {
             let tls = data[0].join("tls");
             args.extend([
@@ -431,4 +443,146 @@ fn missing(want: &Tree, have: &Tree) -> Vec<String> {
         .filter(|(p, c)| have.get(*p) != Some(*c))
         .map(|(p, _)| p.clone())
         .collect()
+}
+
+/// HAProxy with the shipped configuration in `dir`, every shard line
+/// pointed at `shards`; returns it and its port.
+fn start_haproxy(dir: &Path, logs: &Path, shards: &[u16]) -> (Proc, u16) {
+    std::fs::create_dir_all(dir).expect("haproxy dir");
+    let tags: String = (0..shards.len())
+        .map(|n| format!("r{n:02x} shard{n}\n"))
+        .collect();
+    std::fs::write(dir.join("cloudservice-shards.map"), tags).expect("tag map");
+    std::fs::write(dir.join("cloudservice-users.map"), "").expect("user map");
+    let port = free_port();
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(&cfg, config(dir, port, shards)).expect("config");
+    let mut cmd = Command::new("haproxy");
+    cmd.arg("-db").arg("-f").arg(&cfg);
+    let proxy = Proc::spawn_to_files("haproxy", cmd, &logs.join("haproxy.out"));
+    assert!(wait_port(port, Duration::from_secs(20)), "haproxy listens");
+    (proxy, port)
+}
+
+/// The connection log's lines of `peer` (exactly that address and port).
+fn lines_of(log: &str, peer: SocketAddr) -> Vec<&str> {
+    let field = format!(" peer={peer} ");
+    log.lines().filter(|l| l.contains(&field)).collect()
+}
+
+/// PROTOCOL.md §17 through a real HAProxy with `send-proxy-v2` (the
+/// shipped configuration): the shard, started with `--proxy-protocol` for
+/// the proxy's address, logs each client's own address and port (clients on
+/// 127.0.0.2 and 127.0.0.3, HAProxy on 127.0.0.1), and the failed-guess
+/// limiter (R-2.2.4) refuses the guessing client while another client
+/// through the same proxy still joins. A PROXY header sent straight to the
+/// shard from an address not trusted is refused like any other garbage
+/// before TLS, and the address it claims appears nowhere; a trusted
+/// address without a header is closed with a `request=proxy` line.
+#[test]
+fn each_client_behind_haproxy_is_seen_with_its_own_address() {
+    if !haproxy_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    let shard = Server::options()
+        .data(&tmp.path().join("shard0"))
+        .args(&["--shard", "0", "--proxy-protocol", "127.0.0.1/32"])
+        .log(&logs.join("shard0.log"))
+        .start();
+    let ports = [shard.port; SHARDS];
+    let (mut proxy, port) = start_haproxy(&tmp.path().join("haproxy"), &logs, &ports);
+    let front: SocketAddr = ([127, 0, 0, 1], port).into();
+    let guesser = Ipv4Addr::new(127, 0, 0, 2);
+    let member = Ipv4Addr::new(127, 0, 0, 3);
+
+    // A user, made through the proxy from 127.0.0.3.
+    let (mut maker, maker_addr) = Raw::connect_from(member, front);
+    maker.send(&raw::hello(1, 1, [0; 16], 0));
+    let welcome = maker.expect(raw::WELCOME, 1);
+    let user: [u8; 16] = welcome.payload[0..16].try_into().expect("16 bytes");
+    let log = shard.wait_log(&format!("peer={maker_addr} "));
+    let made = lines_of(&log, maker_addr);
+    assert!(
+        made.iter()
+            .any(|l| l.contains("request=new-user outcome=ok")),
+        "the new user's line names its client {maker_addr}:\n{log}"
+    );
+
+    // 127.0.0.2 guesses (join with no user ID) until it is refused.
+    let mut guesses = Vec::new();
+    for attempt in 0..limiter::MAX_FAILURES {
+        let (mut c, addr) = Raw::connect_from(guesser, front);
+        c.send(&raw::hello(1, 2, [0; 16], 0));
+        c.expect_error(raw::UNKNOWN_USER, 1);
+        guesses.push(addr);
+        assert!(attempt < 20);
+    }
+    let (mut refused, refused_addr) = Raw::connect_from(guesser, front);
+    refused.send(&raw::hello(1, 2, user, 0));
+    refused.expect_error(raw::TOO_MANY_ATTEMPTS, 1);
+    // 127.0.0.3, through the same proxy, still joins the user.
+    let (mut joiner, joiner_addr) = Raw::connect_from(member, front);
+    joiner.send(&raw::hello(1, 2, user, 0));
+    joiner.expect(raw::WELCOME, 1);
+
+    let log = shard.wait_log(&format!("peer={joiner_addr} "));
+    for addr in &guesses {
+        let lines = lines_of(&log, *addr);
+        assert!(
+            lines.len() == 1 && lines[0].contains("request=hello outcome=error"),
+            "one refused hello of {addr}: {lines:?}\n{log}"
+        );
+    }
+    assert!(
+        lines_of(&log, refused_addr)
+            .iter()
+            .any(|l| l.contains("too many failed attempts")),
+        "{log}"
+    );
+    assert!(
+        lines_of(&log, joiner_addr)
+            .iter()
+            .any(|l| l.contains("request=new-client outcome=ok")),
+        "{log}"
+    );
+    // No line is HAProxy's (127.0.0.1): not even its health checks'
+    // (LOCAL headers, then a close, are not logged).
+    assert!(!log.contains("peer=127.0.0.1:"), "{log}");
+
+    // Spoofing: a PROXY v2 header straight to the shard from 127.0.0.3
+    // (not trusted) claiming 10.9.9.9 is the start of a TLS handshake that
+    // fails; the line names the real address.
+    let direct: SocketAddr = ([127, 0, 0, 1], shard.port).into();
+    let mut spoof = Conn::tcp_from(member, direct);
+    let spoof_addr = spoof.local_addr().expect("local");
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    header.extend_from_slice(&[10, 9, 9, 9, 127, 0, 0, 1, 0x1f, 0x90, 0x1b, 0x58]);
+    spoof.write_all(&header).expect("send header");
+    let mut spoofed = Raw::from_conn(Conn::tls(spoof));
+    spoofed.send(&raw::hello(1, 2, user, 0));
+    spoofed.expect_closed();
+    let log = shard.wait_log(&format!("peer={spoof_addr} "));
+    assert!(
+        lines_of(&log, spoof_addr)
+            .iter()
+            .any(|l| l.contains("request=tls outcome=error")),
+        "{log}"
+    );
+    assert!(!log.contains("10.9.9.9"), "{log}");
+
+    // A trusted address (HAProxy's) that sends no header: closed, with
+    // the reason.
+    let mut bare = Raw::connect_from(Ipv4Addr::LOCALHOST, direct).0;
+    bare.send(&raw::hello(1, 2, user, 0));
+    bare.expect_closed();
+    let log = shard.wait_log("request=proxy");
+    assert!(
+        log.lines().any(|l| l.contains("peer=127.0.0.1:")
+            && l.contains("request=proxy outcome=error detail=\"no PROXY protocol header")),
+        "{log}"
+    );
+    proxy.terminate(Duration::from_secs(5));
 }

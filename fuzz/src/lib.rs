@@ -30,6 +30,7 @@ use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
 use cloudservice::protocol::{History, PartialAck, PullChecked, StreamBegin, StreamEnd};
 
 pub mod chunk_list;
+pub mod proxy_header;
 
 /// Most chunk sizes one `frame_parser` input can name.
 pub const MAX_PLAN: usize = 8;

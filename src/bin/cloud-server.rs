@@ -28,7 +28,7 @@ cloud-server PORT [--data-dir DIR] [--bind ADDR] [--max-connections N] [--fsync]
              [--handshake-timeout SECS] [--idle-timeout SECS] [--actor-idle SECS]
              [--tls-cert FILE --tls-key FILE | --insecure-plaintext] [--metrics ADDR]
              [--keep-versions DAYS] [--versions-space BYTES] [--reap-every SECS]
-             [--shard N] [-v | -q]
+             [--shard N] [--proxy-protocol CIDR,...] [-v | -q]
 cloud-server devices|rotate-join|invite DATA_DIR USER_ID
 cloud-server revoke|reinstate DATA_DIR USER_ID DEVICE
 cloud-server export DATA_DIR USER_ID --to DIR [--wait SECS]
@@ -127,12 +127,28 @@ struct Args {
     /// other shards that are not held here are refused with WrongShard.
     #[arg(long, value_name = "N")]
     shard: Option<u8>,
+    /// Connections from these addresses or networks (a load balancer's,
+    /// e.g. 10.0.0.5 or 10.0.0.0/24) must begin with a PROXY protocol
+    /// header (v1 or v2: HAProxy's send-proxy / send-proxy-v2) naming the
+    /// client, whose address the connection log and the per-address limits
+    /// then see (PROTOCOL.md §17); one without it is closed. Connections
+    /// from elsewhere are never read for one.
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',', value_parser = parse_net)]
+    proxy_protocol: Vec<ipnet::IpNet>,
     /// Show debug messages on stderr.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
     /// Show only errors on stderr.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// A network (`10.0.0.0/24`, `fd00::/64`) or one address (`10.0.0.5`,
+/// taken as `/32` or `/128`).
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| "not an address or network (CIDR), e.g. 10.0.0.5 or 10.0.0.0/24".to_owned())
 }
 
 /// `1234`, `512K`, `10M`, `10G`, `1T` (powers of 1024) as bytes.
@@ -641,6 +657,7 @@ fn config_from(args: Args) -> Result<ServerConfig, &'static str> {
     };
     config.metrics = args.metrics;
     config.shard = args.shard;
+    config.proxy_protocol = args.proxy_protocol;
     config.keep = server::KeepPolicy {
         max_age: args.keep_versions,
         max_bytes: args.versions_space,
@@ -708,5 +725,49 @@ mod tests {
         let mut words: Vec<String> = ADMIN_WORDS.iter().map(|w| (*w).to_owned()).collect();
         words.sort();
         assert_eq!(names, words);
+    }
+}
+
+#[cfg(test)]
+mod proxy_protocol_option {
+    use super::*;
+    use clap::Parser;
+
+    /// `--proxy-protocol` takes networks and bare addresses, comma-separated
+    /// or repeated (PROTOCOL.md §17), and names a wrong one.
+    #[test]
+    fn networks_and_addresses_are_taken_and_a_wrong_one_named() {
+        let args = Args::try_parse_from([
+            "cloud-server",
+            "7000",
+            "--proxy-protocol",
+            "10.0.0.0/24,127.0.0.1",
+            "--proxy-protocol",
+            "fd00::/64",
+        ])
+        .expect("parses");
+        let config = config_from(args).expect("config");
+        let nets: Vec<String> = config
+            .proxy_protocol
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/24", "127.0.0.1/32", "fd00::/64"]);
+        let ip = |t: &str| t.parse::<IpAddr>().expect("ip");
+        assert!(config.trusts_proxy(ip("10.0.0.200")));
+        assert!(config.trusts_proxy(ip("::ffff:127.0.0.1")));
+        assert!(config.trusts_proxy(ip("fd00::5")));
+        assert!(!config.trusts_proxy(ip("127.0.0.2")));
+        assert!(!config.trusts_proxy(ip("10.0.1.1")));
+        let wrong = Args::try_parse_from(["cloud-server", "7000", "--proxy-protocol", "10.0.0/8"])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            wrong.contains("not an address or network (CIDR)"),
+            "{wrong}"
+        );
+        let none = config_from(Args::try_parse_from(["cloud-server", "7000"]).expect("parses"))
+            .expect("config");
+        assert!(!none.trusts_proxy(ip("127.0.0.1")));
     }
 }

@@ -46,6 +46,10 @@ pub struct ServerConfig {
     /// only user IDs of tag N and refuses users of other tags it does not
     /// hold with `WrongShard`. `None`: one server for every user.
     pub shard: Option<u8>,
+    /// Load balancers whose connections begin with a PROXY protocol header
+    /// (`--proxy-protocol CIDR,...`, PROTOCOL.md §17); empty: none, every
+    /// connection is its own client.
+    pub proxy_protocol: Vec<ipnet::IpNet>,
 }
 
 /// `--max-handshakes-per-address` default: connections of one address
@@ -83,7 +87,16 @@ impl ServerConfig {
             },
             reap_every: DEFAULT_REAP_EVERY,
             shard: None,
+            proxy_protocol: Vec::new(),
         }
+    }
+
+    /// Whether a connection from `ip` comes through a trusted proxy and must
+    /// begin with a PROXY protocol header (§17). An IPv4 peer seen on an
+    /// IPv6 listener (`::ffff:a.b.c.d`) matches the IPv4 networks given.
+    pub fn trusts_proxy(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.proxy_protocol.iter().any(|net| net.contains(&ip))
     }
 }
 

@@ -125,6 +125,10 @@ pub struct Connection {
     /// When a probe `Ping` was queued on this connection, while a new
     /// Resume of its device waits for the answer.
     pub probed: Option<Instant>,
+    /// From a trusted proxy (`--proxy-protocol`) and its PROXY protocol
+    /// header not taken yet (`reactor/proxied.rs`, PROTOCOL.md §17):
+    /// nothing else is read before it.
+    pub proxy_header: bool,
     out: VecDeque<OutBuf>,
 }
 
@@ -152,6 +156,7 @@ impl Connection {
             last_write: Instant::now(),
             probed: None,
             visit: false,
+            proxy_header: false,
             out: VecDeque::new(),
         }
     }

@@ -50,6 +50,7 @@ pub mod members;
 pub mod metrics;
 pub mod moves;
 pub mod owner;
+pub mod proxy_header;
 pub mod pull_reply;
 pub mod reactor;
 pub mod reaper;

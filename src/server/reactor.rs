@@ -14,6 +14,7 @@ mod admit;
 mod frames;
 mod outbox;
 pub mod probe;
+mod proxied;
 
 use super::bus::{ConnRef, FromActor};
 use super::config::ServerConfig;
@@ -254,7 +255,11 @@ impl Reactor {
                 }
             };
             self.accept_blocked = false;
-            if !self.make_room(peer.ip()) {
+            // A trusted proxy's connections are its clients' (§17): not
+            // limited per address by the proxy's address; each is re-keyed
+            // to its client's address once its header is taken.
+            let proxied = self.config.trusts_proxy(peer.ip());
+            if !self.make_room(peer.ip(), proxied) {
                 let report = ErrorReport {
                     code: ErrorCode::Busy,
                     message: "server at its connection limit".to_owned(),
@@ -299,6 +304,7 @@ impl Reactor {
             let deadline = Instant::now() + self.config.handshake_timeout;
             let mut conn = Connection::new(transport, peer, self.next_generation, deadline);
             conn.counted = true;
+            conn.proxy_header = proxied;
             entry.insert(conn);
             self.unidentified.add(
                 ConnRef {
@@ -356,7 +362,9 @@ impl Reactor {
                 Phase::AwaitHello { deadline } if now >= deadline => {
                     // A TLS handshake still going is a TLS failure: no
                     // Error frame can reach a peer without keys.
-                    let why = if conn.transport.tls_handshaking() {
+                    let why = if conn.proxy_header {
+                        "proxy"
+                    } else if conn.transport.tls_handshaking() {
                         "tls"
                     } else {
                         "handshake timeout"
@@ -385,6 +393,12 @@ impl Reactor {
         for (key, why) in expired {
             if why.is_empty() {
                 self.close_now(key);
+            } else if why == "proxy" {
+                let text = format!(
+                    "no whole PROXY protocol header within {} s (--handshake-timeout) from a trusted proxy (--proxy-protocol)",
+                    self.config.handshake_timeout.as_secs_f64()
+                );
+                self.refuse_proxied(key, &text);
             } else if why == "tls" {
                 let text = format!(
                     "TLS handshake not finished within {} s (--handshake-timeout)",

@@ -101,6 +101,16 @@ impl Transport {
         }
     }
 
+    /// The socket, to peek at and read a PROXY protocol header before any
+    /// TLS (`reactor/proxied.rs`).
+    pub fn socket(&self) -> Option<&TcpStream> {
+        match self {
+            Transport::Plain { stream, .. } => Some(stream),
+            Transport::Tls { tls, .. } => Some(tls.socket()),
+            Transport::Gone => None,
+        }
+    }
+
     /// Bytes written to the socket that the peer has not acknowledged yet
     /// (the kernel's send queue, `SIOCOUTQ`, tcp(7)); 0 for a closed
     /// transport or when the kernel does not say. A change of this number
@@ -181,8 +191,14 @@ impl Transport {
         }
         let mut first = [0u8; 2];
         let n = stream.peek(&mut first)?;
+        if n == 0 {
+            // The peer closed before sending a byte (a load balancer's
+            // health check, also after its PROXY header, §17): nothing was
+            // started, so nothing is said about TLS.
+            return Ok(None);
+        }
         let seen = sniff(&first[..n]);
-        if seen == Sniffed::TooShort && n > 0 {
+        if seen == Sniffed::TooShort {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         *sniffed = true;

@@ -55,6 +55,20 @@ impl Conn {
         Conn::Plain(stream)
     }
 
+    /// A TCP connection to `addr` from the loopback address `source`
+    /// (127.0.0.2, 127.0.0.3, …: distinct clients on one machine), by
+    /// bind(2) before connect(2), which std does not offer.
+    pub fn tcp_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+        use rustix::net::{ipproto, AddressFamily, SocketType};
+        let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, Some(ipproto::TCP))
+            .expect("socket");
+        rustix::net::bind(&fd, &std::net::SocketAddrV4::new(source, 0)).expect("bind source");
+        rustix::net::connect(&fd, &addr).expect("connect");
+        let stream = TcpStream::from(fd);
+        stream.set_nodelay(true).ok();
+        stream
+    }
+
     /// TLS over a connected socket; the handshake happens with the first
     /// write or read.
     pub fn tls(stream: TcpStream) -> Conn {

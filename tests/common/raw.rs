@@ -254,6 +254,26 @@ impl Raw {
         }
     }
 
+    /// Connects over TLS from the loopback address `source`
+    /// ([`Conn::tcp_from`]); returns the connection and its local address.
+    pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> (Raw, SocketAddr) {
+        let stream = Conn::tcp_from(source, addr);
+        let local = stream.local_addr().expect("local address");
+        let raw = Raw {
+            stream: Conn::tls(stream),
+            buf: Vec::new(),
+        };
+        (raw, local)
+    }
+
+    /// Wraps a connection made elsewhere.
+    pub fn from_conn(stream: Conn) -> Raw {
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// Wraps an accepted connection (a fake plaintext server's side).
     pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_nodelay(true).ok();

@@ -27,7 +27,7 @@ use std::time::Duration;
 /// Request kinds as `connectionLog.txt` names them (`request=`), in the
 /// order README "connectionLog.txt" lists them (a unit test compares);
 /// anything else is counted as `other`.
-pub const REQUESTS: [&str; 24] = [
+pub const REQUESTS: [&str; 25] = [
     "new-user",
     "new-client",
     "resume",
@@ -52,6 +52,7 @@ pub const REQUESTS: [&str; 24] = [
     "timeout",
     "revoke",
     "move",
+    "proxy",
 ];
 
 /// Label values of `cloudservice_connections{phase}` (PROTOCOL.md §9).

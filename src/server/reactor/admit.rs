@@ -51,6 +51,16 @@ impl Unidentified {
         *self.per_address.entry(ip).or_default() += 1;
     }
 
+    /// Counts `conn`, counted under `from` at accept, under `to` instead:
+    /// a trusted proxy's connection whose header named its client (§17).
+    pub fn rekey(&mut self, conn: ConnRef, from: IpAddr, to: IpAddr) {
+        if let Some(entry) = self.order.iter_mut().rev().find(|(c, _)| *c == conn) {
+            entry.1 = to;
+        }
+        self.remove(from);
+        *self.per_address.entry(to).or_default() += 1;
+    }
+
     /// Uncounts a connection of `ip` that sent its Hello or closed.
     pub fn remove(&mut self, ip: IpAddr) {
         if let Some(n) = self.per_address.get_mut(&ip) {
@@ -98,17 +108,12 @@ impl Unidentified {
 impl Reactor {
     /// Makes room for a newcomer from `ip` by the rules of the module doc.
     /// Returns false when it must be refused (every slot holds a connection
-    /// past its Hello).
-    pub(super) fn make_room(&mut self, ip: IpAddr) -> bool {
-        let per_address = self.config.max_handshakes_per_address;
-        if self.unidentified.count(ip) >= per_address {
-            let conns = &self.conns;
-            if let Some(old) = self.unidentified.oldest(Some(ip), |c| waiting(conns, c)) {
-                let text = format!(
-                    "evicted before its Hello: {per_address} connections of this address were waiting for theirs (--max-handshakes-per-address)"
-                );
-                self.evict(old, &text);
-            }
+    /// past its Hello). A trusted proxy's newcomer (`proxied`) is not
+    /// limited per address here: [`Reactor::limit_address`] runs with its
+    /// client's address once its header is taken (§17).
+    pub(super) fn make_room(&mut self, ip: IpAddr, proxied: bool) -> bool {
+        if !proxied {
+            self.limit_address(ip);
         }
         if self.conns.len() < self.config.max_connections {
             return true;
@@ -124,6 +129,21 @@ impl Reactor {
                 true
             }
             None => false,
+        }
+    }
+
+    /// At `--max-handshakes-per-address` connections of `ip` waiting for
+    /// their Hello, evicts the oldest for a newcomer of `ip`.
+    pub(super) fn limit_address(&mut self, ip: IpAddr) {
+        let per_address = self.config.max_handshakes_per_address;
+        if self.unidentified.count(ip) >= per_address {
+            let conns = &self.conns;
+            if let Some(old) = self.unidentified.oldest(Some(ip), |c| waiting(conns, c)) {
+                let text = format!(
+                    "evicted before its Hello: {per_address} connections of this address were waiting for theirs (--max-handshakes-per-address)"
+                );
+                self.evict(old, &text);
+            }
         }
     }
 
@@ -212,5 +232,25 @@ mod tests {
         assert_eq!(u.oldest(Some(b), only_2), None);
         assert_eq!(u.count(b), 0);
         assert!(!u.per_address.contains_key(&b), "no zero entries");
+    }
+
+    /// §17: a proxied connection counted under the proxy's address at
+    /// accept moves, in place, to its client's; the proxy keeps no count
+    /// of it and the client's oldest is found by the client's address.
+    #[test]
+    fn a_rekeyed_connection_counts_for_its_client_only() {
+        let proxy: IpAddr = [10, 0, 0, 1].into();
+        let client: IpAddr = [192, 0, 2, 7].into();
+        let mut u = Unidentified::default();
+        u.add(conn(0), proxy);
+        u.add(conn(1), proxy);
+        u.rekey(conn(0), proxy, client);
+        assert_eq!((u.count(proxy), u.count(client)), (1, 1));
+        let all = |_: ConnRef| true;
+        assert_eq!(u.oldest(Some(client), all), Some(conn(0)));
+        assert_eq!(u.oldest(Some(proxy), all), Some(conn(1)));
+        assert_eq!(u.oldest(None, all), Some(conn(0)), "accept order kept");
+        u.remove(client);
+        assert!(!u.per_address.contains_key(&client), "no zero entries");
     }
 }

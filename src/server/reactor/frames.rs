@@ -50,6 +50,12 @@ impl Reactor {
                 }
                 continue;
             }
+            if conn.proxy_header {
+                match self.take_proxy_header(key, buf) {
+                    super::proxied::Step::Took => continue,
+                    super::proxied::Step::Wait | super::proxied::Step::Closed => break,
+                }
+            }
             let room = if matches!(conn.phase, Phase::AwaitHello { .. }) {
                 FIRST_READ
             } else {
