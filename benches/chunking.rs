@@ -5,9 +5,6 @@
 //!
 //! - `cut_only/cutter`: the product's cutter (`chunk::cutter::Cutter`:
 //!   FastCDC 2020 cut points, each chunk lent in place), no hashing;
-//! - `cut_only/crate_cut`: the same cut points by the `fastcdc` crate's own
-//!   `v2020::cut` over the same in-place windows (the cutter's cut until
-//!   2026-12-04; `chunk::gear::cut` computes it in about half the time);
 //! - `cut_only/stream_cdc`: the same cut points through the `fastcdc`
 //!   crate's `StreamCDC` reader, which the product used until 2026-12-02
 //!   (a copy of each chunk, a shift of its buffer and a zero-fill);
@@ -155,30 +152,6 @@ fn cut_with_cutter(data: &[u8]) -> usize {
     n
 }
 
-/// Cuts `data` with the crate's `v2020::cut` in place; returns the chunk count.
-fn cut_with_crate_cut(data: &[u8]) -> usize {
-    use fastcdc::v2020::{cut, logarithm2, MASKS};
-    let bits = logarithm2(AVG_CHUNK) as usize;
-    let (small, large) = (MASKS[bits + 1], MASKS[bits - 1]);
-    let (mut at, mut n) = (0, 0);
-    while at < data.len() {
-        let window = &data[at..(at + MAX_CHUNK as usize).min(data.len())];
-        let (_, len) = cut(
-            window,
-            MIN_CHUNK as usize,
-            AVG_CHUNK as usize,
-            MAX_CHUNK as usize,
-            small,
-            large,
-            small << 1,
-            large << 1,
-        );
-        at += len.max(1);
-        n += 1;
-    }
-    n
-}
-
 /// Cuts `data` with `StreamCDC`; returns the chunk count.
 fn cut_with_stream_cdc(data: &[u8]) -> usize {
     let mut n = 0;
@@ -229,9 +202,6 @@ fn chunking<M: Measurement>(c: &mut Criterion<M>) {
 
     group.bench_function("cut_only/cutter", |b| {
         b.iter(|| cut_with_cutter(black_box(&data)))
-    });
-    group.bench_function("cut_only/crate_cut", |b| {
-        b.iter(|| cut_with_crate_cut(black_box(&data)))
     });
     group.bench_function("cut_only/stream_cdc", |b| {
         b.iter(|| cut_with_stream_cdc(black_box(&data)))

@@ -1,7 +1,6 @@
 //! Content-defined cut points over a reader, each chunk lent as a slice of
-//! one buffer: FastCDC's cut function (`fastcdc::v2020::cut`, computed by
-//! [`super::gear::cut`] in about half the time), without `StreamCDC`'s
-//! copies.
+//! one buffer: FastCDC's own cut function (`fastcdc::v2020::cut`), without
+//! `StreamCDC`'s copies.
 //!
 //! `fastcdc::v2020::StreamCDC` (the crate's reader API, used here until
 //! 2026-12-02) holds a [`MAX_CHUNK`] buffer and, for every chunk, collects
@@ -17,13 +16,13 @@
 //! with `StreamCDC`: the `small_files` rows of the bench).
 //!
 //! Same cut points as `StreamCDC::new(source, MIN_CHUNK, AVG_CHUNK,
-//! MAX_CHUNK)`, byte for byte: both make the crate's `cut_gear`'s cut with the
+//! MAX_CHUNK)`, byte for byte: both call the crate's `cut_gear` with the
 //! seed-0 GEAR tables and normalisation level 1 on the next
 //! `min(MAX_CHUNK, bytes left)` bytes (checked against `StreamCDC` by a
 //! property test below).
 
 use super::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
-use fastcdc::v2020::{logarithm2, Normalization, MASKS};
+use fastcdc::v2020::{cut, logarithm2, Normalization, MASKS};
 use std::io::{self, Read};
 
 /// Most bytes the cutter holds: 4 MiB (at least 16 average chunks per
@@ -61,15 +60,15 @@ impl Masks {
         if window.is_empty() {
             return 0;
         }
-        // The crate's `v2020::cut`, byte for byte, in about half its time
-        // (super::gear's doc).
-        let len = super::gear::cut(
+        let (_, len) = cut(
             window,
             MIN_CHUNK as usize,
             AVG_CHUNK as usize,
             MAX_CHUNK as usize,
             self.small,
             self.large,
+            self.small << 1,
+            self.large << 1,
         );
         // `cut` returns 1..=window for a non-empty window; guard anyway so a
         // change in the crate cannot make a caller loop forever.

@@ -40,7 +40,6 @@ pub mod blocks;
 pub mod cutter;
 pub mod feed;
 pub mod feed_pipe;
-pub mod gear;
 pub mod index;
 pub mod manifest;
 pub mod plan;
