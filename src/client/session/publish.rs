@@ -385,7 +385,12 @@ impl Session<'_> {
     /// when `now_or_never` (stopping).
     pub(super) fn publish_status(&mut self, now_or_never: bool) {
         let now = Instant::now();
+        // An index that cannot be saved (a full disk here) is not settled
+        // even when everything else is: its error stays the last error
+        // until a save succeeds (CI of stop 36: a push acknowledged in
+        // the meantime cleared it).
         let settled = self.converged()
+            && self.publisher.index_error.is_none()
             && !self.publisher.pull_failed
             && !self.publisher.reconciling
             && !self.holding();
