@@ -21,6 +21,41 @@ fn fetches(server: &Server, path: &str) -> usize {
         .count()
 }
 
+/// Within `within`, the device at `folder` (its client `client`) lists
+/// big.bin under "not synced" with why (the server's copy may be damaged),
+/// and then over 12 s (pulls every second) fetches it at most twice: at
+/// R-5.6.8's growing wait (0, 5 s, 15 s), not at every pull.
+fn assert_held_back_as_damaged(
+    server: &Server,
+    folder: &std::path::Path,
+    client: &Client,
+    within: Duration,
+) {
+    let named = eventually(within, || {
+        let (code, st) = status_json(folder);
+        code != 0
+            && st["not_synced"].as_array().is_some_and(|a| {
+                a.iter().filter_map(|e| e.as_str()).any(|e| {
+                    e.starts_with("big.bin") && e.contains("the server's copy may be damaged")
+                })
+            })
+    });
+    assert!(
+        named,
+        "big.bin is not named under not synced: {}\n{}",
+        status_json(folder).1,
+        client.log_tail(4000)
+    );
+    let before = fetches(server, "big.bin");
+    std::thread::sleep(Duration::from_secs(12));
+    let during = fetches(server, "big.bin") - before;
+    assert!(
+        during <= 2,
+        "big.bin fetched {during} more times in 12 s:\n{}",
+        client.log_tail(4000)
+    );
+}
+
 #[test]
 fn a_damaged_server_copy_is_held_back_not_fetched_at_every_pull() {
     let mut server = Server::start();
@@ -52,32 +87,7 @@ fn a_damaged_server_copy_is_held_back_not_fetched_at_every_pull() {
         std::fs::read(c.join("small.txt")).is_ok_and(|b| b == b"fine\n")
     });
     assert!(small, "small.txt never arrived:\n{}", cc.log_tail(4000));
-    // Named in the status, with why.
-    let named = eventually(Duration::from_secs(10), || {
-        let (code, st) = status_json(c);
-        code != 0
-            && st["not_synced"].as_array().is_some_and(|a| {
-                a.iter().filter_map(|e| e.as_str()).any(|e| {
-                    e.starts_with("big.bin") && e.contains("the server's copy may be damaged")
-                })
-            })
-    });
-    assert!(
-        named,
-        "big.bin is not named under not synced: {}\n{}",
-        status_json(c).1,
-        cc.log_tail(4000)
-    );
-    // Over 12 s (pulls every second): tried at 0, 5 s and 15 s at most, not
-    // at every pull.
-    let before = fetches(&server, "big.bin");
-    std::thread::sleep(Duration::from_secs(12));
-    let during = fetches(&server, "big.bin") - before;
-    assert!(
-        during <= 2,
-        "big.bin fetched {during} more times in 12 s:\n{}",
-        cc.log_tail(4000)
-    );
+    assert_held_back_as_damaged(&server, c, &cc, Duration::from_secs(10));
     assert!(!c.join("big.bin").exists(), "a damaged copy was placed");
 
     // A device pushes a new version: the hold ends with it.
@@ -136,29 +146,7 @@ fn a_damaged_server_copy_sent_as_a_delta_is_held_back_too() {
         .log(&logs.path().join("c2.err"))
         .verbosity(Verbosity::Verbose)
         .start();
-    let named = eventually(Duration::from_secs(20), || {
-        let (code, st) = status_json(c);
-        code != 0
-            && st["not_synced"].as_array().is_some_and(|a| {
-                a.iter().filter_map(|e| e.as_str()).any(|e| {
-                    e.starts_with("big.bin") && e.contains("the server's copy may be damaged")
-                })
-            })
-    });
-    assert!(
-        named,
-        "big.bin is not named under not synced: {}\n{}",
-        status_json(c).1,
-        cc.log_tail(4000)
-    );
-    let before = fetches(&server, "big.bin");
-    std::thread::sleep(Duration::from_secs(12));
-    let during = fetches(&server, "big.bin") - before;
-    assert!(
-        during <= 2,
-        "big.bin fetched {during} more times in 12 s:\n{}",
-        cc.log_tail(4000)
-    );
+    assert_held_back_as_damaged(&server, c, &cc, Duration::from_secs(20));
     let kept = std::fs::read(c.join("big.bin")).expect("C's copy");
     assert_ne!(kept, damaged, "the damaged copy was placed");
 }

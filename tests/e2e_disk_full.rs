@@ -137,12 +137,8 @@ fn an_upload_the_server_has_no_room_for_waits_and_the_other_edits_go() {
     let filler = disk.path().join("filler");
     std::fs::write(&filler, vec![7u8; 5 << 20]).expect("filler");
     let server = Server::start_in(&disk.subdir("data"), &[]);
-    let a = tempfile::tempdir().expect("temp dir");
-    let b = tempfile::tempdir().expect("temp dir");
+    let (a, b, user) = new_user_of_two_folders(server.port);
     let (a, b) = (a.path(), b.path());
-    write(a, "small.txt", "hello\n");
-    settle();
-    let user = new_user(server.port, a);
     let ca = Client::options(server.port, a)
         .log(&logs.path().join("a.err"))
         .start();
@@ -319,6 +315,17 @@ fn a_full_disk_here_shows_in_status_and_keeps_the_connection() {
     converge("after the space was freed", &[a, &b]);
 }
 
+/// Two empty temp folders, the first with one small file and made a new
+/// user (its ID returned) on the server at `port`; no client runs yet.
+fn new_user_of_two_folders(port: u16) -> (tempfile::TempDir, tempfile::TempDir, String) {
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    write(a.path(), "small.txt", "hello\n");
+    settle();
+    let user = new_user(port, a.path());
+    (a, b, user)
+}
+
 /// Fills the file system of `path` until a write fails (ENOSPC); the file
 /// is left in place (remove it to free the space).
 fn fill(path: &std::path::Path) {
@@ -343,12 +350,8 @@ fn a_server_whose_stderr_cannot_be_written_keeps_serving() {
         .log(std::path::Path::new("/dev/full"))
         .verbosity(Verbosity::Verbose)
         .start();
-    let a = tempfile::tempdir().expect("temp dir");
-    let b = tempfile::tempdir().expect("temp dir");
+    let (a, b, user) = new_user_of_two_folders(server.port);
     let (a, b) = (a.path(), b.path());
-    write(a, "small.txt", "hello\n");
-    settle();
-    let user = new_user(server.port, a);
     let _ca = Client::options(server.port, a).start();
     let _cb = Client::options(server.port, b).user(Some(&user)).start();
     converge("B joined", &[a, b]);
@@ -381,12 +384,8 @@ fn a_server_whose_disk_and_stderr_are_full_stays_up_and_catches_up() {
         .data(&disk.subdir("data"))
         .log(&disk.path().join("server.log"))
         .start();
-    let a = tempfile::tempdir().expect("temp dir");
-    let b = tempfile::tempdir().expect("temp dir");
+    let (a, b, user) = new_user_of_two_folders(server.port);
     let (a, b) = (a.path(), b.path());
-    write(a, "small.txt", "hello\n");
-    settle();
-    let user = new_user(server.port, a);
     let logs = tempfile::tempdir().expect("temp dir");
     let ca = Client::options(server.port, a)
         .log(&logs.path().join("a.err"))

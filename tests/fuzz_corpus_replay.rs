@@ -264,11 +264,19 @@ fn seed_corpus_matches_the_generator() {
     }
 }
 
-/// Rewrites `fuzz/corpus/frame_parser/seed-*` from [`seeds`].
+/// Rewrites `fuzz/corpus/frame_parser/seed-*` from [`seeds`] and
+/// `fuzz/corpus/proxy_header/seed-*` from [`proxy_header_seeds`].
 #[test]
 #[ignore = "writes files; run by hand after a wire-format change"]
 fn write_seed_corpus() {
-    let dir = fuzz_dir("corpus/frame_parser");
+    replace_seeds("corpus/frame_parser", seeds());
+    replace_seeds("corpus/proxy_header", proxy_header_seeds());
+}
+
+/// Replaces the `seed-*` files of the corpus directory `dir` (under fuzz/)
+/// with `seeds`; files the fuzzer found (other names) stay.
+fn replace_seeds(dir: &str, seeds: Vec<(String, Vec<u8>)>) {
+    let dir = fuzz_dir(dir);
     fs::create_dir_all(&dir).unwrap();
     for entry in fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -281,23 +289,7 @@ fn write_seed_corpus() {
             fs::remove_file(path).unwrap();
         }
     }
-    for (name, bytes) in seeds() {
-        fs::write(dir.join(name), bytes).unwrap();
-    }
-    let dir = fuzz_dir("corpus/proxy_header");
-    fs::create_dir_all(&dir).unwrap();
-    for entry in fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("seed-")
-        {
-            fs::remove_file(path).unwrap();
-        }
-    }
-    for (name, bytes) in proxy_header_seeds() {
+    for (name, bytes) in seeds {
         fs::write(dir.join(name), bytes).unwrap();
     }
 }

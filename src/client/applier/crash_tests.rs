@@ -25,6 +25,20 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// What a SIGKILL now leaves: a copy of the folder `root`, its temporary
+/// area `tmp` (with the removal log, R-5.2.18) and the index as last saved.
+fn killed_copy(root: &Path, tmp: &Path, saved: &Index) -> Folder {
+    let mut copy = Folder::new();
+    copy_tree(root, &copy.root);
+    copy_tree(tmp, &copy.tmp);
+    let log = removal_log::log_path(tmp);
+    if log.exists() {
+        fs::copy(&log, removal_log::log_path(&copy.tmp)).unwrap();
+    }
+    copy.index = saved.clone();
+    copy
+}
+
 /// The folder as a SIGKILL at step `nth` leaves it (`None`: the run had
 /// fewer steps): the writer appended `line` to the file at its path just
 /// before step 0 (so the file is an edit the decision did not see).
@@ -60,15 +74,7 @@ fn crash_with(
             std::io::Write::write_all(&mut out, line.as_bytes()).unwrap();
         }
         if step == nth {
-            let mut copy = Folder::new();
-            copy_tree(&root, &copy.root);
-            copy_tree(&tmp, &copy.tmp);
-            let log = removal_log::log_path(&tmp);
-            if log.exists() {
-                fs::copy(&log, removal_log::log_path(&copy.tmp)).unwrap();
-            }
-            copy.index = saved.clone();
-            *snapshot.borrow_mut() = Some(copy);
+            *snapshot.borrow_mut() = Some(killed_copy(&root, &tmp, &saved));
         }
         step += 1;
     });
@@ -338,17 +344,7 @@ fn every_crash(setup: MoveSetup) -> (Vec<Folder>, Folder, usize) {
     let snapshots: Rc<RefCell<Vec<Folder>>> = Rc::new(RefCell::new(Vec::new()));
     let take = {
         let (root, tmp) = (f.root.clone(), f.tmp.clone());
-        move || {
-            let mut copy = Folder::new();
-            copy_tree(&root, &copy.root);
-            copy_tree(&tmp, &copy.tmp);
-            let log = removal_log::log_path(&tmp);
-            if log.exists() {
-                fs::copy(&log, removal_log::log_path(&copy.tmp)).unwrap();
-            }
-            copy.index = saved.clone();
-            copy
-        }
+        move || killed_copy(&root, &tmp, &saved)
     };
     let hooked = Rc::clone(&snapshots);
     let each = take.clone();
