@@ -175,3 +175,51 @@ fn a_stalled_or_wrong_header_closes_with_a_line() {
         );
     }
 }
+
+/// proxy22's leftover: a proxy that sends part of a header and then ends
+/// its side (a FIN the server cannot see by peeking behind the bytes) was
+/// kept until the handshake timeout and logged as late. It is refused when
+/// the end arrives, with a line saying so.
+#[test]
+fn a_header_cut_short_by_the_end_of_the_connection_is_refused_as_such() {
+    // A long handshake timeout: a line naming the end cannot be the sweep's.
+    let server =
+        Server::start_with(&["--proxy-protocol", "127.0.0.1", "--handshake-timeout", "60"]);
+    let v2_half = &v2_ipv4([192, 0, 2, 7], 4242)[..20];
+    // The end with the bytes (one readable event) and after them (two).
+    let cases = [
+        (&b"PROXY TCP4 192.0.2"[..], 0),
+        (v2_half, 0),
+        (v2_half, 100),
+    ];
+    for (half, pause_ms) in cases {
+        let mut cut = proxied(&server, half, 1);
+        let addr = cut.local_addr().expect("local");
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        cut.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let log = server.wait_log(&format!("peer={addr} "));
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("peer={addr} ")))
+            .expect("line");
+        assert!(
+            line.contains("request=proxy outcome=error")
+                && line.contains(&format!(
+                    "the connection ended after {} bytes of a PROXY protocol header",
+                    half.len()
+                )),
+            "{line}"
+        );
+        cut.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let mut buf = [0u8; 64];
+        let got = std::io::Read::read(&mut cut, &mut buf);
+        // Closed with the header's bytes unread: a reset, or an end.
+        assert!(
+            matches!(&got, Ok(0))
+                || got
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "closed without a frame: {got:?}"
+        );
+    }
+}

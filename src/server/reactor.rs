@@ -171,7 +171,7 @@ impl Reactor {
                     SIGNAL => self.on_signal(),
                     Token(key) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(key);
+                            self.on_readable(key, event.is_read_closed());
                         }
                         if event.is_writable() {
                             self.flush(key);

@@ -26,9 +26,12 @@ use std::time::{Duration, Instant};
 const FIRST_READ: usize = 1024;
 
 impl Reactor {
-    pub(super) fn on_readable(&mut self, key: usize) {
+    /// `key`'s socket is readable; `read_closed`: the peer has ended its
+    /// side (mio's `is_read_closed`), which a PROXY protocol header still
+    /// incomplete cannot tell by peeking (`reactor/proxied.rs`).
+    pub(super) fn on_readable(&mut self, key: usize, read_closed: bool) {
         let mut buf = std::mem::take(&mut self.read_buf);
-        self.read_into(key, &mut buf);
+        self.read_into(key, &mut buf, read_closed);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.note_arrivals(Instant::now());
         }
@@ -37,7 +40,7 @@ impl Reactor {
 
     /// Reads and decodes until the socket would block, the connection
     /// pauses or it ends.
-    fn read_into(&mut self, key: usize, buf: &mut [u8]) {
+    fn read_into(&mut self, key: usize, buf: &mut [u8], read_closed: bool) {
         while let Some(conn) = self.conns.get_mut(key) {
             if conn.read_paused() {
                 break;
@@ -51,7 +54,7 @@ impl Reactor {
                 continue;
             }
             if conn.proxy_header {
-                match self.take_proxy_header(key, buf) {
+                match self.take_proxy_header(key, buf, read_closed) {
                     super::proxied::Step::Took => continue,
                     super::proxied::Step::Wait | super::proxied::Step::Closed => break,
                 }

@@ -196,7 +196,7 @@ impl Reactor {
         let keys = std::mem::take(&mut self.resume);
         for key in keys {
             if self.conns.get(key).is_some_and(|c| !c.read_paused()) {
-                self.on_readable(key);
+                self.on_readable(key, false);
             }
         }
     }

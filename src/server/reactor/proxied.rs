@@ -8,7 +8,9 @@
 //! until the whole header is there, then exactly its bytes are, so the TLS
 //! ClientHello behind it (which the proxy routed by its SNI, §16) reaches
 //! TLS untouched. A header still incomplete at `--handshake-timeout` ends
-//! the connection like a stalled TLS handshake (`reactor.rs` sweep).
+//! the connection like a stalled TLS handshake (`reactor.rs` sweep); one
+//! whose sender has ended its side (a FIN after part of a header, which a
+//! peek cannot see behind the bytes) is refused at once.
 //!
 //! The address the header gives replaces the proxy's as the connection's
 //! peer: connectionLog.txt, the failed-guess limiter and the
@@ -41,8 +43,16 @@ pub(super) enum Step {
 
 impl Reactor {
     /// Peeks at `key`'s socket for its PROXY protocol header and takes it
-    /// when whole (module doc). `buf` is the reactor's read buffer.
-    pub(super) fn take_proxy_header(&mut self, key: usize, buf: &mut [u8]) -> Step {
+    /// when whole (module doc). `buf` is the reactor's read buffer;
+    /// `read_closed`: the proxy has ended its side, so a header still
+    /// incomplete never will be: refused at once, not at the
+    /// handshake timeout.
+    pub(super) fn take_proxy_header(
+        &mut self,
+        key: usize,
+        buf: &mut [u8],
+        read_closed: bool,
+    ) -> Step {
         let room = buf.len().min(MAX_HEADER);
         let Some(socket) = self.conns.get(key).and_then(|c| c.transport.socket()) else {
             return Step::Closed;
@@ -67,7 +77,14 @@ impl Reactor {
             }
         };
         let (len, source, version) = match proxy_header::parse(&buf[..peeked]) {
-            Ok(Gathered::Incomplete) if peeked < room => return Step::Wait,
+            Ok(Gathered::Incomplete) if peeked < room && !read_closed => return Step::Wait,
+            Ok(Gathered::Incomplete) if peeked < room => {
+                let text = format!(
+                    "the connection ended after {peeked} bytes of a PROXY protocol header, before its end"
+                );
+                self.refuse_proxied(key, &text);
+                return Step::Closed;
+            }
             Ok(Gathered::Incomplete) => {
                 // Cannot happen (parse refuses what passes MAX_HEADER);
                 // closed rather than waited on.
