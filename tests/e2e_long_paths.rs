@@ -5,7 +5,9 @@
 //! through directory handles and uploads them, and a device that cannot
 //! place the server's copy of one says so once and lists it under "not
 //! synced" (the folder is then not in sync) instead of failing silently at
-//! every pull. What it lists is one answer, at every run: each file whose
+//! every pull. A file whose directory it reaches by its whole path is
+//! placed through a handle on that directory (breaker21 F3); what it
+//! cannot place is below a directory too long here. What it lists is one answer, at every run: each file whose
 //! parent it can reach, or the top-most directory too long here, once, for
 //! everything below it (README: "a directory once, with why"), whether its
 //! pull or its scan saw that directory first. A file it cannot place is
@@ -151,7 +153,12 @@ fn paths_too_long_with_the_folders_prefix_are_uploaded_or_reported() {
         .user(Some(&user))
         .log(&log_b)
         .start();
-    let placeable = |rel: &str| b.as_os_str().len() + 1 + rel.len() < 4096;
+    // B places a file whose directory it reaches by its whole path: the
+    // file itself through a handle on that directory (breaker21 F3).
+    let placeable = |rel: &str| {
+        let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+        b.as_os_str().len() + 1 + dir.len() < 4096
+    };
     // What B must list for each file it cannot place: the top-most of the
     // file and its directories whose path with B's folder in front is too
     // long (README: "a directory once, with why"), with that entry's own

@@ -15,8 +15,8 @@ use super::conflict::{on_pull, on_pull_mode, Disk, Indexed, ModeDecision, PullDe
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{
-    check_path, copy_hashed, ensure_dirs, ensure_parent, is_too_long, os_reason, set_exec,
-    too_long_why, Local, Stat,
+    check_path, copy_hashed, ensure_dirs, ensure_parent, is_too_long, os_reason, reach, set_exec,
+    too_long_why, Local, Reach, Stat,
 };
 use super::ignore::kept::kept_out;
 use super::ignore::IgnoreRules;
@@ -376,7 +376,16 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn local(&self, path: &WirePath) -> PathBuf {
+    /// `path` in the folder as the step's system calls reach it: the
+    /// whole path, or through a handle on its parent when that is longer
+    /// than the system takes ([`reach`], breaker21 F3).
+    fn local(&self, path: &WirePath) -> Reach {
+        reach(self.root, path)
+    }
+
+    /// `path` in the folder as a whole path: for messages and for the
+    /// directories above it (staging, [`Self::stage_dir`]).
+    fn whole(&self, path: &WirePath) -> PathBuf {
         path.to_local(self.root)
     }
 
@@ -488,7 +497,7 @@ impl<'a> Applier<'a> {
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
-        let base = self.local(dir);
+        let base = self.whole(dir);
         let mut newer: Vec<WirePath> = Vec::new();
         let walk = walkdir::WalkDir::new(&base)
             .follow_links(false)
@@ -510,8 +519,20 @@ impl<'a> Applier<'a> {
                 continue;
             }
             if ft.is_file() {
-                if let Ok(meta) = item.metadata() {
-                    self.remove_file_if_synced(&rel, Stat::of(&meta), wanted, out)?;
+                // A file whose whole path is too long is looked at through
+                // directory handles ([`check_path`]), as the scanner does.
+                let stat = match item.metadata() {
+                    Ok(meta) => Some(Stat::of(&meta)),
+                    Err(e) if e.io_error().is_some_and(is_too_long) => {
+                        match check_path(self.root, &rel)? {
+                            Local::File(stat) => Some(stat),
+                            _ => None,
+                        }
+                    }
+                    Err(_) => None,
+                };
+                if let Some(stat) = stat {
+                    self.remove_file_if_synced(&rel, stat, wanted, out)?;
                 }
             } else if ft.is_dir() {
                 let known = matches!(
@@ -524,7 +545,7 @@ impl<'a> Applier<'a> {
                 // A directory still holding what came after the deletion
                 // stays, as synced as what it holds.
                 let holds_newer = newer.iter().any(|n| n.is_within(&rel));
-                if !holds_newer && (!known || fs::remove_dir(item.path()).is_err()) {
+                if !holds_newer && (!known || fs::remove_dir(&*self.local(&rel)).is_err()) {
                     out.dirty.insert(rel);
                 }
             }
@@ -948,16 +969,16 @@ impl<'a> Applier<'a> {
         let dir = job
             .path
             .parent()
-            .map_or_else(|| self.root.to_path_buf(), |p| self.local(&p));
+            .map_or_else(|| Reach::plain(self.root.to_path_buf()), |p| self.local(&p));
         fs::File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| ClientError::io(format!("sync {}", dir.display()), e))
     }
 
     /// A local file (stashed, or indexed and unchanged) holding `hash`.
-    fn reusable(&self, hash: ContentHash) -> Option<PathBuf> {
+    fn reusable(&self, hash: ContentHash) -> Option<Reach> {
         if let Some(stashed) = self.stash.get(&hash).and_then(|files| files.last()) {
-            return Some(stashed.at.clone());
+            return Some(Reach::plain(stashed.at.clone()));
         }
         let path = self.by_hash.get(&hash)?;
         match self.index.get(path)?.kind {
@@ -988,7 +1009,7 @@ impl<'a> Applier<'a> {
     /// The drive's staging directory cannot be made (a read-only drive),
     /// or its mount's top cannot be looked at.
     fn stage_dir(&self, path: &WirePath) -> Result<PathBuf, ClientError> {
-        let local = self.local(path);
+        let local = self.whole(path);
         let parent = local.parent().unwrap_or(self.root);
         let dir = staging::existing_dir(self.root, parent);
         match staging::staging_for(self.root, self.tmp, &dir) {

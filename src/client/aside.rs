@@ -12,7 +12,7 @@
 //! so it gets pushed), then the entry is moved without replacing anything.
 
 use super::error::ClientError;
-use super::fsutil::{check_path, ensure_parent, hash_file, Local};
+use super::fsutil::{check_path, ensure_parent, hash_file, reach, Local};
 use super::index::Index;
 use super::rename::rename_noreplace;
 use crate::protocol::conflict::free_conflict_path;
@@ -47,7 +47,7 @@ pub fn move_to_server_name(
         Local::File(_) if same_content(root, from, to) => {
             // The server's copy of this very content, placed by a pull that
             // overtook the acknowledgement: replacing it loses nothing.
-            let (src, dst) = (from.to_local(root), to.to_local(root));
+            let (src, dst) = (reach(root, from), reach(root, to));
             return fs::rename(&src, &dst)
                 .map(|()| None)
                 .map_err(|e| ClientError::io(format!("move {from} to {to}"), e));
@@ -86,7 +86,7 @@ pub fn set_aside_as_copy(
 
 /// True when `a` and `b` are regular files with the same content.
 fn same_content(root: &Path, a: &WirePath, b: &WirePath) -> bool {
-    match (hash_file(&a.to_local(root)), hash_file(&b.to_local(root))) {
+    match (hash_file(&reach(root, a)), hash_file(&reach(root, b))) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
     }
@@ -111,7 +111,7 @@ fn free_name(
 /// directory by `rename(2)`, which cannot replace a file or a non-empty
 /// directory.
 fn move_no_replace(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), ClientError> {
-    let (src, dst) = (from.to_local(root), to.to_local(root));
+    let (src, dst) = (reach(root, from), reach(root, to));
     let what = |e: io::Error| ClientError::io(format!("move {from} to {to}"), e);
     match check_path(root, from)? {
         // renameat2(RENAME_NOREPLACE): atomic for files and directories alike.

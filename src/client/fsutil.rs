@@ -369,6 +369,67 @@ pub fn open_in(root: &Path, path: &WirePath) -> io::Result<File> {
     }
 }
 
+/// A path inside the folder in the form the system calls that take a whole
+/// path (`rename`, `open`, `lstat`, `unlink`) accept: the whole path when
+/// it is shorter than [`PATH_MAX`]; else `/proc/self/fd/N/<name>`, where
+/// `N` is a handle on the path's parent directory opened through
+/// directory handles ([`fsafe::walk::walk`]: no symlink followed, no
+/// PATH_MAX limit), held as long as this value lives. So the applier's
+/// steps — each an atomic rename, exchange or unlink with its own checks —
+/// work unchanged on a path that one device read through handles and
+/// uploaded (README "Long paths", breaker21 F3), and the kernel never
+/// resolves more than the last component by name. When the parent cannot
+/// be reached that way (missing, a symlink or file in the way) it is the
+/// whole path, and the step fails as it did (`path too long here`).
+#[derive(Debug)]
+pub struct Reach {
+    path: std::path::PathBuf,
+    /// The parent's handle `path` names, kept open while `path` is used.
+    _dir: Option<std::os::fd::OwnedFd>,
+}
+
+impl std::ops::Deref for Reach {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Reach {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Reach {
+    /// A path outside the folder (the temporary area), used as it is.
+    pub fn plain(path: std::path::PathBuf) -> Reach {
+        Reach { path, _dir: None }
+    }
+}
+
+/// `path` inside `root` as [`Reach`] says.
+pub fn reach(root: &Path, path: &WirePath) -> Reach {
+    use std::os::fd::AsRawFd;
+    let whole = path.to_local(root);
+    if whole.as_os_str().len() < PATH_MAX {
+        return Reach::plain(whole);
+    }
+    let mut parts: Vec<&str> = path.components().collect();
+    let Some(name) = parts.pop() else {
+        return Reach::plain(whole);
+    };
+    match fsafe::walk::walk(root, &parts, false, path) {
+        Ok(fsafe::walk::Walked::Dir(dir)) => Reach {
+            path: Path::new("/proc/self/fd")
+                .join(dir.as_raw_fd().to_string())
+                .join(name),
+            _dir: Some(dir),
+        },
+        _ => Reach::plain(whole),
+    }
+}
+
 /// Creates the directory `path` and its missing ancestors, one component at a
 /// time, refusing to pass through a symlink or a file.
 ///
@@ -434,6 +495,45 @@ mod tests {
                 "path too long here: {whole_len} bytes with the folder's path (this system takes at most 4095)"
             )
         );
+    }
+
+    #[test]
+    fn a_path_past_path_max_is_reached_through_its_directorys_handle_never_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // 4,086 bytes: legal on the wire, too long with the folder's path.
+        let deep_dir = vec!["d".repeat(240); 16].join("/");
+        let deep = format!("{deep_dir}/{}", "f".repeat(230));
+        let wire = p(&deep);
+        assert!(root.as_os_str().len() + 1 + deep.len() >= PATH_MAX);
+        // Short: the whole path, unchanged.
+        let short = p("a/b.txt");
+        assert_eq!(&*reach(root, &short), short.to_local(root).as_path());
+        // Long: renamed into, renamed away and removed by its reach.
+        ensure_parent(root, &wire).unwrap();
+        let tmp = root.join("tmp");
+        fs::write(&tmp, b"deep").unwrap();
+        let at = reach(root, &wire);
+        assert!(at.starts_with("/proc/self/fd"), "{}", at.display());
+        fs::rename(&tmp, &at).unwrap();
+        let mut text = String::new();
+        open_in(root, &wire)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "deep");
+        assert!(fs::symlink_metadata(reach(root, &wire)).unwrap().is_file());
+        fs::rename(reach(root, &wire), &tmp).unwrap();
+        assert_eq!(check_path(root, &wire).unwrap(), Local::Absent);
+        // A symlink in the way: not walked through; the whole path, which
+        // the system refuses (too long), as before.
+        let first = "d".repeat(240);
+        let out = tempfile::tempdir().unwrap();
+        fs::rename(root.join(&first), out.path().join(&first)).unwrap();
+        std::os::unix::fs::symlink(out.path().join(&first), root.join(&first)).unwrap();
+        let refused = fs::rename(&tmp, reach(root, &wire)).unwrap_err();
+        assert!(is_too_long(&refused), "{refused}");
+        assert!(tmp.exists());
     }
 
     #[test]

@@ -983,16 +983,19 @@ impl PullJob {
         self.result.dirty.extend(applied.dirty);
         self.result.deferred.extend(applied.deferred);
         self.result.failures.append(&mut applied.failures);
-        // A file whose whole path is too long for this system (the folder's
-        // path in front, PATH_MAX) can never be placed here: it is not
-        // fetched, only listed as failed, and the pull repeats as for any
-        // failure (a free check then). Before, it was downloaded whole at
-        // every pull only to fail at the rename (outside tester breaker15
-        // F12: 20 MiB every 2 s).
+        // A file below a directory whose whole path is too long for this
+        // system (the folder's path in front, PATH_MAX) is not placed
+        // here: the scanner and the watcher, which take whole paths, could
+        // not see it change (README "Long paths"). It is not fetched, only
+        // listed as failed, and the pull repeats as for any failure (a
+        // free check then). Before, it was downloaded whole at every pull
+        // only to fail at the rename (outside tester breaker15 F12: 20 MiB
+        // every 2 s). A file whose own whole path alone is too long is
+        // placed through a handle on its directory (breaker21 F3).
         let (unplaceable, placeable): (Vec<FetchJob>, Vec<FetchJob>) = applied
             .fetches
             .into_iter()
-            .partition(|f| too_long_top(ctx.root, &f.path).is_some());
+            .partition(|f| too_long_top(ctx.root, &f.path).is_some_and(|top| top != f.path));
         applied.fetches = placeable;
         for f in unplaceable {
             log::debug!("{}: path too long here; not downloaded", f.path);

@@ -190,7 +190,7 @@ impl<'a> Applier<'a> {
             staging::tidy(&dir);
             return Err(io_err(
                 "copy onto the file system of",
-                &self.local(&job.path),
+                &self.whole(&job.path),
             )(e));
         }
         let placed = self.place_staged(job, &staged, (hash, version), out);

@@ -103,10 +103,13 @@ pub fn settle(log: &Path, root: &Path, index: &mut Index) -> Vec<WirePath> {
     };
     let mut dropped = Vec::new();
     for removal in parse(&text) {
-        let missing = matches!(
-            fs::symlink_metadata(removal.path.to_local(root)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound
-        );
+        // Through directory handles: a path too long for a whole-path
+        // `lstat` is looked at too (breaker21 F3).
+        let missing = matches!(crate::fsafe::stat(root, &removal.path), Ok(None))
+            || matches!(
+                fs::symlink_metadata(removal.path.to_local(root)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound
+            );
         if was_pulls(index, &removal, missing) {
             index.remove(&removal.path);
             dropped.push(removal.path);
