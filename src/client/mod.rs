@@ -45,6 +45,7 @@ pub mod error;
 pub mod fetch_partial;
 pub mod fetch_sparse;
 pub mod fsutil;
+pub mod hardlinks;
 pub mod history;
 pub mod ignore;
 pub mod index;

@@ -7,6 +7,7 @@
 use super::detect::{as_recorded, judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{check_path, is_too_long, open_in, os_reason, too_long_why, Local, Stat};
+use super::hardlinks::HardLinks;
 use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
 use super::index::{Entry, EntryKind, Index};
 use super::plan;
@@ -108,6 +109,10 @@ pub struct Scanner {
     user: Option<UserId>,
     /// Such a device's folder, found by the walk in progress.
     nested_device: Option<PathBuf>,
+    /// The files seen with more than one name, which a write through a
+    /// name outside the folder changes without an event here (breaker21
+    /// F2): looked at again by [`Scanner::linked_pass`].
+    links: HardLinks,
 }
 
 /// Most chunk entries the scanner keeps between a plan and its pushes
@@ -149,7 +154,15 @@ impl Scanner {
             streams: false,
             user: None,
             nested_device: None,
+            links: HardLinks::default(),
         }
+    }
+
+    /// Looks again, when due, at a batch of the files seen with more than
+    /// one name ([`HardLinks::pass`]); returns those that changed, for the
+    /// pending round as a watcher's event would bring them.
+    pub fn linked_pass(&mut self, now: std::time::Instant) -> Vec<WirePath> {
+        self.links.pass(&self.root, now)
     }
 
     /// Whether new files are planned as one-read uploads ([`Op::Stream`],
@@ -274,6 +287,10 @@ impl Scanner {
             }
             Local::File(stat) => {
                 if !self.rules.ignores(path.as_str(), false) {
+                    // Its link count (a second name may be outside).
+                    let links = std::fs::symlink_metadata(path.to_local(&self.root))
+                        .map_or(1, |m| std::os::unix::fs::MetadataExt::nlink(&m));
+                    self.links.seen(path, stat, links);
                     out.insert(path.clone(), DiskEntry::File(stat));
                 }
                 None
@@ -357,7 +374,12 @@ impl Scanner {
             Seen::Entry(wire, DiskEntry::Dir)
         } else if ft.is_file() {
             match item.metadata() {
-                Ok(meta) => Seen::Entry(wire, DiskEntry::File(Stat::of(&meta))),
+                Ok(meta) => {
+                    let stat = Stat::of(&meta);
+                    let links = std::os::unix::fs::MetadataExt::nlink(&meta);
+                    self.links.seen(&wire, stat, links);
+                    Seen::Entry(wire, DiskEntry::File(stat))
+                }
                 // Longer than PATH_MAX with the folder's path: looked at
                 // through directory handles instead (read the same way).
                 Err(e) if e.io_error().is_some_and(is_too_long) => {

@@ -271,6 +271,16 @@ impl Session<'_> {
             self.timers.rescan_started(now);
             self.mark_all(now);
         }
+        if self.watcher.is_some() {
+            // Files with a name outside the folder: a write through it
+            // makes no event here (breaker21 F2); without a watcher every
+            // pull compares the whole folder anyway.
+            let changed = self.scanner.linked_pass(now);
+            if !changed.is_empty() {
+                log::debug!("{} file(s) with another name changed", changed.len());
+                self.on_watch(WatchEvent::Paths(changed))?;
+            }
+        }
         if due.reconnect {
             return self.reconnect();
         }
