@@ -280,10 +280,26 @@ pub enum Local {
 /// # Errors
 /// An I/O error other than "not found".
 pub fn check_path(root: &Path, path: &WirePath) -> Result<Local, ClientError> {
-    Ok(match fsafe::stat(root, path) {
+    check_path_counted(root, path).map(|(local, _)| local)
+}
+
+/// [`check_path`] with the file's link count (`st_nlink`; 1 for anything
+/// but a regular file), from the same look: the scanner follows a file
+/// with another name, which may be outside the folder ([`super::hardlinks`]),
+/// without a second look by whole path (that one would follow a symlink
+/// put in place of a directory above it, and fail past [`PATH_MAX`]).
+///
+/// # Errors
+/// As [`check_path`].
+// The cast is a no-op on x86_64 but not on every target's `stat` layout.
+#[allow(clippy::unnecessary_cast)]
+pub fn check_path_counted(root: &Path, path: &WirePath) -> Result<(Local, u64), ClientError> {
+    let local = match fsafe::stat(root, path) {
         Ok(None) => Local::Absent,
         Ok(Some((FileType::Directory, _, _))) => Local::Dir,
-        Ok(Some((FileType::RegularFile, st, btime_ns))) => Local::File(Stat::of_raw(&st, btime_ns)),
+        Ok(Some((FileType::RegularFile, st, btime_ns))) => {
+            return Ok((Local::File(Stat::of_raw(&st, btime_ns)), st.st_nlink as u64));
+        }
         Ok(Some(_)) => Local::Foreign,
         // An ancestor is a symlink, or a file (Absent would be a lie).
         Err(FsError::Unsafe(_) | FsError::NotADirectory(_)) => Local::Foreign,
@@ -293,7 +309,8 @@ pub fn check_path(root: &Path, path: &WirePath) -> Result<Local, ClientError> {
             let at = path.to_local(root);
             return Err(ClientError::io(format!("stat {}", at.display()), e));
         }
-    })
+    };
+    Ok((local, 1))
 }
 
 /// The longest path the system calls that take a whole path accept, NUL
@@ -377,7 +394,8 @@ pub fn open_in(root: &Path, path: &WirePath) -> io::Result<File> {
 /// PATH_MAX limit), held as long as this value lives. So the applier's
 /// steps — each an atomic rename, exchange or unlink with its own checks —
 /// work unchanged on a path that one device read through handles and
-/// uploaded (README "Long paths", breaker21 F3), and the kernel never
+/// uploaded (paths up to 4,096 bytes, PROTOCOL.md §6.1; README "Long
+/// paths", breaker21 F3), and the kernel never
 /// resolves more than the last component by name. When the parent cannot
 /// be reached that way (missing, a symlink or file in the way) it is the
 /// whole path, and the step fails as it did (`path too long here`).

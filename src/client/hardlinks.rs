@@ -15,7 +15,8 @@
 //! one link again, or gone, is dropped. A write through a writable
 //! `mmap` whose descriptor was closed cannot be caught so (no event, and
 //! the mtime moves only when the kernel writes the pages back): the 60 s
-//! comparison stays the net for it (README "Status").
+//! comparison stays the net for it (README "Status"; PROTOCOL.md §5.6.2,
+//! informative: how the reference client tells local changes).
 
 use super::fsutil::Stat;
 use crate::fsafe;

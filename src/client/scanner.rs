@@ -6,7 +6,9 @@
 
 use super::detect::{as_recorded, judge, Verdict};
 use super::error::ClientError;
-use super::fsutil::{check_path, is_too_long, open_in, os_reason, too_long_why, Local, Stat};
+use super::fsutil::{
+    check_path, check_path_counted, is_too_long, open_in, os_reason, too_long_why, Local, Stat,
+};
 use super::hardlinks::HardLinks;
 use super::ignore::{apply::drop_ignored_only_dirs, IgnoreRules};
 use super::index::{Entry, EntryKind, Index};
@@ -261,8 +263,8 @@ impl Scanner {
         path: &WirePath,
         out: &mut BTreeMap<WirePath, DiskEntry>,
     ) -> Option<PathBuf> {
-        let local = match check_path(&self.root, path) {
-            Ok(local) => local,
+        let (local, links) = match check_path_counted(&self.root, path) {
+            Ok(looked) => looked,
             // Could not look (a directory on the way this user may not
             // read): unknown, never taken for a deletion.
             Err(e) => {
@@ -288,8 +290,6 @@ impl Scanner {
             Local::File(stat) => {
                 if !self.rules.ignores(path.as_str(), false) {
                     // Its link count (a second name may be outside).
-                    let links = std::fs::symlink_metadata(path.to_local(&self.root))
-                        .map_or(1, |m| std::os::unix::fs::MetadataExt::nlink(&m));
                     self.links.seen(path, stat, links);
                     out.insert(path.clone(), DiskEntry::File(stat));
                 }
@@ -383,8 +383,11 @@ impl Scanner {
                 // Longer than PATH_MAX with the folder's path: looked at
                 // through directory handles instead (read the same way).
                 Err(e) if e.io_error().is_some_and(is_too_long) => {
-                    match check_path(&self.root, &wire) {
-                        Ok(Local::File(stat)) => Seen::Entry(wire, DiskEntry::File(stat)),
+                    match check_path_counted(&self.root, &wire) {
+                        Ok((Local::File(stat), links)) => {
+                            self.links.seen(&wire, stat, links);
+                            Seen::Entry(wire, DiskEntry::File(stat))
+                        }
                         _ => {
                             self.unreadable.push(wire);
                             Seen::Skip
