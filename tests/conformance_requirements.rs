@@ -19,6 +19,48 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-10.4",
+        "server",
+        "tests/e2e_server_hand_edits.rs",
+        "hand_edits_while_the_server_is_stopped_reach_the_devices",
+    ),
+    (
+        "R-10.4",
+        "server",
+        "src/server/store/recover/tests.rs",
+        "a_clean_start_journals_hand_edits_and_keeps_a_removed_file_listed",
+    ),
+    (
+        "R-10.5",
+        "server",
+        "tests/e2e_server_hand_edits.rs",
+        "hand_edits_while_the_server_is_stopped_reach_the_devices",
+    ),
+    (
+        "R-10.5",
+        "server",
+        "src/server/store/recover/tests.rs",
+        "a_file_damaged_in_place_fails_its_fetch_and_is_served_no_more",
+    ),
+    (
+        "R-10.6",
+        "server",
+        "tests/e2e_server_hand_edits.rs",
+        "a_byte_changed_while_the_server_runs_is_found_at_the_fetch_and_journaled",
+    ),
+    (
+        "R-10.6",
+        "server",
+        "tests/e2e_damaged_server_copy.rs",
+        "a_damaged_server_copy_is_held_back_not_fetched_at_every_pull",
+    ),
+    (
+        "R-10.7",
+        "server",
+        "tests/e2e_server_hand_edits.rs",
+        "hand_edits_while_the_server_is_stopped_reach_the_devices",
+    ),
+    (
         "R-5.2.19",
         "client",
         "tests/e2e_rename_placed.rs",

@@ -10,7 +10,25 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use std::time::Duration;
+
+/// Writes `bytes` over the server's copy at `path` keeping its size and
+/// mtime, as a damaged disk would (bit rot): a change the start's
+/// comparison of size and mtime cannot see. One with a new mtime
+/// is a hand edit, journaled as a change made in the server's folder
+/// (tests/e2e_server_hand_edits.rs).
+fn damage_in_place(path: &Path, bytes: &[u8]) {
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::fs::write(path, bytes).expect("damage the server's copy");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(mtime).expect("keep the mtime");
+}
 
 /// How many times the server's connection log shows a fetch of `path`.
 fn fetches(server: &Server, path: &str) -> usize {
@@ -22,7 +40,9 @@ fn fetches(server: &Server, path: &str) -> usize {
 }
 
 /// Within `within`, the device at `folder` (its client `client`) lists
-/// big.bin under "not synced" with why (the server's copy may be damaged),
+/// big.bin under "not synced" with why (the server found the bytes it sent
+/// do not give the journaled hash, R-10.6, and serves it no more, R-10.5;
+/// or the client's own check says the server's copy may be damaged),
 /// and then over 12 s (pulls every second) fetches it at most twice: at
 /// R-5.6.8's growing wait (0, 5 s, 15 s), not at every pull.
 fn assert_held_back_as_damaged(
@@ -35,9 +55,9 @@ fn assert_held_back_as_damaged(
         let (code, st) = status_json(folder);
         code != 0
             && st["not_synced"].as_array().is_some_and(|a| {
-                a.iter().filter_map(|e| e.as_str()).any(|e| {
-                    e.starts_with("big.bin") && e.contains("the server's copy may be damaged")
-                })
+                a.iter()
+                    .filter_map(|e| e.as_str())
+                    .any(|e| e.starts_with("big.bin") && e.contains("damaged"))
             })
     });
     assert!(
@@ -58,10 +78,12 @@ fn assert_held_back_as_damaged(
 
 #[test]
 fn a_damaged_server_copy_is_held_back_not_fetched_at_every_pull() {
-    let mut server = Server::start();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let mut server = Server::options()
+        .log(&logs.path().join("server.err"))
+        .start();
     let a = tempfile::tempdir().expect("temp dir");
     let c = tempfile::tempdir().expect("temp dir");
-    let logs = tempfile::tempdir().expect("temp dir");
     let (a, c) = (a.path(), c.path());
     let big = Rng::new(22).bytes(4 << 20);
     write(a, "big.bin", &big);
@@ -76,7 +98,7 @@ fn a_damaged_server_copy_is_held_back_not_fetched_at_every_pull() {
     let mut damaged = std::fs::read(&copy).expect("read the server's copy");
     assert_eq!(damaged, big, "the server's copy before the damage");
     damaged[1 << 20] ^= 0xff;
-    std::fs::write(&copy, &damaged).expect("damage the server's copy");
+    damage_in_place(&copy, &damaged);
     server.start_again();
 
     let cc = Client::options(server.port, c)
@@ -89,6 +111,8 @@ fn a_damaged_server_copy_is_held_back_not_fetched_at_every_pull() {
     assert!(small, "small.txt never arrived:\n{}", cc.log_tail(4000));
     assert_held_back_as_damaged(&server, c, &cc, Duration::from_secs(10));
     assert!(!c.join("big.bin").exists(), "a damaged copy was placed");
+    let log = server.log_tail(64 << 10);
+    assert!(log.contains("big.bin is damaged"), "{log}");
 
     // A device pushes a new version: the hold ends with it.
     let fixed = Rng::new(23).bytes(1 << 20);
@@ -138,7 +162,7 @@ fn a_damaged_server_copy_sent_as_a_delta_is_held_back_too() {
     let copy = server.user_dir(&user).join("big.bin");
     let mut damaged = std::fs::read(&copy).expect("read the server's copy");
     damaged[(2 << 20) + 100] ^= 0xff;
-    std::fs::write(&copy, &damaged).expect("damage the server's copy");
+    damage_in_place(&copy, &damaged);
     server.start_again();
 
     let cc = Client::options(server.port, c)

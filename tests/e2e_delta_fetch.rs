@@ -369,6 +369,13 @@ fn a_chunk_corrupted_on_the_servers_disk_is_refused_and_nothing_is_placed() {
     std::fs::write(a.path().join("big.img"), &original).expect("write");
     let user = new_user(server.port, a.path());
     let stored = server.user_dir(&user).join("big.img");
+    // The damage and the repair keep the file's size and mtime, as a
+    // damaged disk and a restore of the file with its times do: one that
+    // moves the mtime is an edit, journaled as a change made in the
+    // server's folder at the next fetch.
+    let mtime = std::fs::metadata(&stored)
+        .and_then(|m| m.modified())
+        .expect("mtime");
     let at = rng.index(original.len() - 16);
     let mut bad = original[at..at + 16].to_vec();
     bad.iter_mut().for_each(|x| *x ^= 0x5a);
@@ -377,6 +384,7 @@ fn a_chunk_corrupted_on_the_servers_disk_is_refused_and_nothing_is_placed() {
         .open(&stored)
         .expect("open the stored copy");
     std::os::unix::fs::FileExt::write_all_at(&file, &bad, at as u64).expect("corrupt in place");
+    file.set_modified(mtime).expect("keep the mtime");
     drop(file);
     std::thread::sleep(std::time::Duration::from_millis(300));
 
@@ -399,6 +407,7 @@ fn a_chunk_corrupted_on_the_servers_disk_is_refused_and_nothing_is_placed() {
         .expect("open the stored copy");
     std::os::unix::fs::FileExt::write_all_at(&file, &original[at..at + 16], at as u64)
         .expect("repair in place");
+    file.set_modified(mtime).expect("keep the mtime");
     drop(file);
     ok(&run_once(server.port, b.path(), None));
     assert!(

@@ -533,6 +533,13 @@ impl PullJob {
                 if let Some(Awaited::Fetch(_, job)) = self.pop_awaited() {
                     if e.code == ErrorCode::NotFound {
                         log::debug!("{} is gone on the server; the next pull says why", job.path);
+                    } else if e.code == ErrorCode::Storage {
+                        // The server cannot serve its copy (missing or
+                        // damaged there, changed on its disk,
+                        // held back with R-5.6.8's growing wait
+                        // and named, not asked for again at every pull.
+                        log::warn!("could not download {}: {}", job.path, e.message);
+                        self.unwritable(job.path, e.message);
                     } else {
                         log::warn!("could not download {}: {}", job.path, e.message);
                         self.failed = true;
@@ -616,7 +623,8 @@ impl PullJob {
                     d.suspend();
                     path
                 });
-                let path = path.map(|p| p.to_string()).unwrap_or_default();
+                let wire = path;
+                let path = wire.as_ref().map(|p| p.to_string()).unwrap_or_default();
                 match e.code {
                     ErrorCode::NotFound => {
                         log::debug!("{path} is gone on the server; the next pull says why");
@@ -648,6 +656,13 @@ impl PullJob {
                             "server refused a delta download: {}",
                             e.message
                         )));
+                    }
+                    // As for a whole download.
+                    ErrorCode::Storage if wire.is_some() => {
+                        log::warn!("could not download {path}: {}", e.message);
+                        if let Some(wire) = wire {
+                            self.unwritable(wire, e.message);
+                        }
                     }
                     _ => {
                         log::warn!("could not download {path}: {}", e.message);

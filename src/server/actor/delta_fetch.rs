@@ -174,6 +174,11 @@ impl Actor {
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.error(rid, e.code(), &text);
                     peer.flow.answered(cost);
+                    // Logged with the actor's second look.
+                    if matches!(e, StoreError::ChangedOnDisk(_) | StoreError::Lost { .. }) {
+                        peer.failed_fetches.push((ask.path, e, "fetch-manifest"));
+                        return;
+                    }
                 }
                 self.log(conn, "fetch-manifest", Err(&text));
             }
@@ -212,9 +217,9 @@ impl Actor {
                     source,
                 };
                 let m = manifest_of_reader(BufReader::new(&file)).map_err(read)?;
+                // Changed or damaged behind the server's back.
                 if m.hash != hash || m.size != size {
-                    let changed = io::Error::other("the file changed on disk behind the server");
-                    return Err(read(changed));
+                    return Err(StoreError::ChangedOnDisk(path.clone()));
                 }
                 index.record(path, &m);
                 self.chunks_dirty = true;

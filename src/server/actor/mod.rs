@@ -15,11 +15,11 @@ mod presence;
 mod requests;
 mod stream;
 
-use crate::protocol::{ClientId, ErrorCode, Message, UserId};
+use crate::protocol::{ClientId, ErrorCode, Message, UserId, WirePath};
 use crate::server::bus::{ConnRef, FromActor, ToActor};
 use crate::server::conn_log::{ConnEvent, ConnLog};
 use crate::server::events::EventSink;
-use crate::server::store::{DataPaths, UserStore};
+use crate::server::store::{DataPaths, Reexamined, StoreError, UserStore};
 use crossbeam_channel::RecvTimeoutError;
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
@@ -335,6 +335,68 @@ impl Actor {
     /// Ends a cycle: the journal first, then the head, then each
     /// connection's output; one wake-up for the reactor.
     fn end_cycle(&mut self) {
+        self.end_cycle_once(false);
+        // A fetch found the server's copy not as journaled (R-10.6): the
+        // file is examined again now, and a change found goes out at once
+        // like another device's push (Notify to every connection).
+        if self.reexamine_failed_fetches() {
+            self.end_cycle_once(true);
+        }
+    }
+
+    /// Logs each fetch that failed because the server's copy is not as
+    /// journaled and examines that file again (R-10.5, R-10.6). Returns
+    /// whether that journaled a change.
+    fn reexamine_failed_fetches(&mut self) -> bool {
+        let failed: Vec<(ConnRef, WirePath, StoreError, &'static str)> = self
+            .peers
+            .iter_mut()
+            .flat_map(|(conn, p)| {
+                let conn = *conn;
+                p.failed_fetches
+                    .drain(..)
+                    .map(move |(path, e, request)| (conn, path, e, request))
+            })
+            .collect();
+        let Some(head_before) = self.store.as_ref().map(UserStore::head) else {
+            return false;
+        };
+        for (conn, path, e, request) in failed {
+            self.refused(conn, request, e.code(), &e.to_string());
+            if matches!(e, StoreError::Lost { .. }) {
+                continue;
+            }
+            let Some(store) = self.store.as_mut() else {
+                return false;
+            };
+            let label = store.label();
+            match store.reexamine(&path) {
+                Ok(Reexamined::Changed(seq)) => log::warn!(
+                    "{label}: {path} changed outside the server while it runs (size or mtime \
+                     differ from the journal): journaled as change {seq}, made in the server's folder"
+                ),
+                Ok(Reexamined::Missing) => log::warn!(
+                    "{label}: {path} is missing (removed outside the server): not deleted on \
+                     the devices, which keep their copies; not served until a device pushes it again"
+                ),
+                Ok(Reexamined::Damaged) => log::error!(
+                    "{label}: {path} is damaged: the journaled size and mtime but other bytes \
+                     (a failing disk?): not served, left as it is for inspection; the devices \
+                     keep their copies and a new version pushed from one replaces it"
+                ),
+                Ok(Reexamined::Unchanged) => {
+                    log::info!("{label}: {path} examined again: as journaled")
+                }
+                Ok(Reexamined::NotAFile) => {}
+                Err(e) => log::warn!("{label}: cannot examine {path} again: {e}"),
+            }
+        }
+        self.store.as_ref().map(UserStore::head) != Some(head_before)
+    }
+
+    /// One end of a cycle (see [`Actor::end_cycle`]); `notify_all`: every
+    /// connection is told the new head, as after another device's push.
+    fn end_cycle_once(&mut self, notify_all: bool) {
         self.flush_journal();
         if self.store.as_mut().is_some_and(UserStore::take_reap_wanted) {
             self.ctx.reap.request(self.user);
@@ -361,7 +423,7 @@ impl Actor {
             if let Some(store) = self.store.as_ref() {
                 peer.produce(store);
             }
-            let others_pushed = pushers.iter().any(|p| p != conn);
+            let others_pushed = notify_all || pushers.iter().any(|p| p != conn);
             if others_pushed && peer.client.is_some() && !peer.close {
                 peer.reply(0, Message::Notify { head });
             }

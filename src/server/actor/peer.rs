@@ -105,6 +105,11 @@ pub struct Peer {
     pub delta: Option<super::delta::DeltaUpload>,
     /// The open delta downloads (§13.4), by request ID.
     pub served: ServedFiles,
+    /// Fetches this connection's replies failed because the server's copy
+    /// is not as journaled: the path and the error, for
+    /// the connection log and, unless already known lost, the actor's
+    /// second look at the file.
+    pub failed_fetches: Vec<(WirePath, StoreError, &'static str)>,
     /// Frames produced this cycle.
     pub out: Vec<u8>,
     /// Bulk bytes among `out`.
@@ -143,6 +148,7 @@ impl Peer {
             upload: None,
             delta: None,
             served: ServedFiles::new(),
+            failed_fetches: Vec::new(),
             out: Vec::new(),
             bulk: 0,
             close: false,
@@ -261,10 +267,13 @@ impl Peer {
                     open,
                     pinned,
                     cost,
-                } => (
-                    fetch_step(&mut self.out, *request_id, path, open, pinned, store),
-                    *cost,
-                ),
+                } => match fetch_step(&mut self.out, *request_id, path, open, pinned, store) {
+                    Ok(done) => (done, *cost),
+                    Err(e) => {
+                        self.failed_fetches.push((path.clone(), e, "fetch"));
+                        (true, *cost)
+                    }
+                },
                 Job::Manifest {
                     request_id,
                     sent,
@@ -315,8 +324,10 @@ pub fn listing_reply(listing: &Listing, modes: bool) -> PullReply<'_> {
 }
 
 /// One step of a fetch reply: `FileBegin`, one chunk, or the end. Returns
-/// true when the reply is complete. The bytes are the store's
-/// ([`FileReader`]); this decides only what frame answers.
+/// whether the reply is complete, or — when the server's copy is not as
+/// journaled — the failure, after its Error frame: the
+/// caller logs it and has the file examined again. The bytes are the
+/// store's ([`FileReader`]); this decides only what frame answers.
 fn fetch_step(
     out: &mut Vec<u8>,
     request_id: u32,
@@ -324,7 +335,14 @@ fn fetch_step(
     open: &mut Option<FileReader>,
     pinned: &mut Option<Opened>,
     store: &UserStore,
-) -> bool {
+) -> Result<bool, StoreError> {
+    let failed = |out: &mut Vec<u8>, e: StoreError| {
+        error_frame(out, request_id, &e);
+        match e {
+            StoreError::ChangedOnDisk(_) | StoreError::Lost { .. } => Err(e),
+            _ => Ok(true),
+        }
+    };
     let Some(reader) = open else {
         match pinned.take().unwrap_or_else(|| store.open_file(path)) {
             Ok(reader) => {
@@ -336,29 +354,32 @@ fn fetch_step(
                 };
                 Frame::new(request_id, Message::FileBegin(begin)).encode(out);
                 *open = Some(reader);
-                return false;
+                return Ok(false);
             }
-            Err(e) => {
-                error_frame(out, request_id, &e);
-                return true;
-            }
+            Err(e) => return failed(out, e),
         }
     };
     let n = reader.next_len(CHUNK_SIZE);
     if n == 0 {
-        Frame::new(request_id, Message::FileEnd).encode(out);
-        return true;
+        // The bytes sent were the journaled ones, or the client is told
+        // so instead of FileEnd (it holds the download back, R-5.6.8).
+        return match reader.verify() {
+            Ok(()) => {
+                Frame::new(request_id, Message::FileEnd).encode(out);
+                Ok(true)
+            }
+            Err(e) => failed(out, e),
+        };
     }
     let start = out.len();
     put_header(out, Kind::FileChunk, request_id, n as u32);
     let data_at = out.len();
     out.resize(data_at + n, 0);
     match reader.read_chunk(&mut out[data_at..]) {
-        Ok(()) => false,
+        Ok(()) => Ok(false),
         Err(e) => {
             out.truncate(start);
-            error_frame(out, request_id, &e);
-            true
+            failed(out, e)
         }
     }
 }

@@ -33,7 +33,21 @@ impl Actor {
                         "user {}: recovered after an unclean stop: {} records replayed, {} torn bytes dropped, {} changes found on disk",
                         self.user, report.replayed, report.dropped_bytes, report.repaired
                     );
+                } else if report.repaired > 0 || report.lost > 0 {
+                    log::warn!(
+                        "user {}: the folder was changed outside the server while it was stopped: {} changes journaled as made in the server's folder, {} files missing (kept listed, not deleted on the devices)",
+                        self.user, report.repaired, report.lost
+                    );
                 }
+                // the cost of the start's comparison, for operators
+                // of large folders.
+                log::debug!(
+                    "user {}: folder compared with the journal in {:.3} s: {} entries, {} bytes hashed",
+                    self.user,
+                    report.took.as_secs_f64(),
+                    report.entries,
+                    report.hashed_bytes
+                );
                 self.store = Some(store);
                 true
             }

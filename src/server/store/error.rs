@@ -92,6 +92,23 @@ pub enum StoreError {
     /// A kept version's stored content is missing or no longer matches
     /// its hash (changed or removed outside the server).
     KeptDamaged(WirePath),
+    /// A fetched file is not what the journal recorded: its size or
+    /// modification time on disk differ (it is gone, edited or replaced
+    /// outside the server), or the bytes read do not give the journaled
+    /// hash. The fetch fails and the actor examines the file again
+    /// (PROTOCOL.md R-10.5, R-10.6).
+    ChangedOnDisk(WirePath),
+    /// The server's copy of a file the journal lists is missing from the
+    /// folder (removed outside the server while it was stopped): never
+    /// propagated as a deletion; the devices keep theirs (R-10.5). A
+    /// damaged copy (same size and mtime, other bytes) fails R-10.6's
+    /// check instead.
+    Lost {
+        /// The file.
+        path: WirePath,
+        /// Damaged (bytes changed in place) rather than missing.
+        damaged: bool,
+    },
     /// The operating system refused (journal, folder, directories).
     Io(io::Error),
 }
@@ -127,6 +144,8 @@ impl StoreError {
             | StoreError::Write { .. }
             | StoreError::Read { .. }
             | StoreError::KeptDamaged(_)
+            | StoreError::ChangedOnDisk(_)
+            | StoreError::Lost { .. }
             | StoreError::Io(_) => ErrorCode::Storage,
         }
     }
@@ -263,6 +282,22 @@ impl fmt::Display for StoreError {
             StoreError::TempFile(e) => write!(f, "cannot create a temp file: {}", reason(e)),
             StoreError::Write { path, source } => write!(f, "writing {path}: {}", reason(source)),
             StoreError::Read { path, source } => write!(f, "reading {path}: {}", reason(source)),
+            StoreError::ChangedOnDisk(p) => write!(
+                f,
+                "{p}: the server's copy changed on its disk since it was journaled (edited \
+                 outside the server, or damaged); the server examines it again (the next \
+                 pull says what it found)"
+            ),
+            StoreError::Lost { path, damaged } => write!(
+                f,
+                "{path}: the server's copy is {}; devices that hold it keep it, and a new \
+                 version pushed from one replaces it",
+                if *damaged {
+                    "damaged (its bytes no longer match the hash journaled for it)"
+                } else {
+                    "missing from its disk (removed outside the server)"
+                }
+            ),
             StoreError::Io(e) => write!(f, "storage error: {}", reason(e)),
         }
     }
@@ -412,6 +447,15 @@ mod tests {
         assert_eq!(conflict.code(), ErrorCode::Unstorable);
         assert_eq!(StoreError::Symlink(p.clone()).code(), ErrorCode::Storage);
         assert_eq!(StoreError::NotFound(p.clone()).code(), ErrorCode::NotFound);
+        assert_eq!(
+            StoreError::ChangedOnDisk(p.clone()).code(),
+            ErrorCode::Storage
+        );
+        let lost = StoreError::Lost {
+            path: p.clone(),
+            damaged: false,
+        };
+        assert_eq!(lost.code(), ErrorCode::Storage);
         assert_eq!(StoreError::HashMismatch(p).code(), ErrorCode::HashMismatch);
     }
 }

@@ -36,7 +36,12 @@ impl UserStore {
         // The change's own time, so the kept entries and the change-time
         // log agree.
         let time_ms = self.times.time_of(seq, now_ms());
-        let entries = displaced(&self.tree, paths, seq, cause, time_ms);
+        let mut entries = displaced(&self.tree, paths, seq, cause, time_ms);
+        // A lost file's copy is gone or does not hold its hash:
+        // nothing to keep under that hash.
+        if !self.lost.is_empty() {
+            entries.retain(|e| self.lost_kind(&e.path).is_none());
+        }
         let added = self
             .versions
             .keep(&self.root, &entries, self.durable)

@@ -39,6 +39,7 @@ pub mod versions;
 pub use changes::Listing;
 pub use error::{reason, StoreError};
 pub use fetch::FileReader;
+pub use recover::Reexamined;
 pub use upload::{StagedFile, Upload};
 
 use crate::fsafe;
@@ -99,6 +100,15 @@ pub struct OpenReport {
     pub recovered: bool,
     /// Changes the re-scan found and journaled.
     pub repaired: usize,
+    /// Files the journal lists that the folder lacks, after a
+    /// clean stop: kept listed, not served.
+    pub lost: usize,
+    /// Entries the start's comparison looked at.
+    pub entries: usize,
+    /// Bytes it hashed: only files whose size or mtime differ.
+    pub hashed_bytes: u64,
+    /// How long the comparison took.
+    pub took: std::time::Duration,
 }
 
 /// How long the partial build of an interrupted delta upload is kept for a
@@ -154,6 +164,10 @@ pub struct UserStore {
     kept_bytes: Option<u64>,
     /// The kept versions passed `versions_limit` since the actor last asked.
     reap_wanted: bool,
+    /// Files the tree lists whose server copy is missing or damaged
+    /// never served; a push or removal of the path ends it.
+    /// Found again at every start (missing) or fetch (damaged).
+    lost: BTreeMap<WirePath, recover::Lost>,
 }
 
 impl UserStore {
@@ -224,6 +238,7 @@ impl UserStore {
             versions_limit: u64::MAX,
             kept_bytes: None,
             reap_wanted: false,
+            lost: BTreeMap::new(),
         };
         let mut report = OpenReport {
             replayed: replay.records.len(),
@@ -236,10 +251,20 @@ impl UserStore {
         // A compacted journal lists nodes in path order: put the history
         // back in sequence order for pulls.
         store.history.sort_by_key(|t| t.seq);
-        if !fresh && (!was_clean || replay.dropped_bytes > 0) {
-            report.recovered = true;
-            report.repaired = store.reconcile()?;
+        // Every start compares the folder with the journal: after
+        // a clean stop too, since the folder is a plain folder that the
+        // operator may have changed while the server was stopped.
+        if !fresh {
+            let unclean = !was_clean || replay.dropped_bytes > 0;
+            let started = std::time::Instant::now();
+            let found = store.reconcile(unclean)?;
             store.flush()?;
+            report.recovered = unclean;
+            report.repaired = found.changes;
+            report.lost = found.lost;
+            report.entries = found.entries;
+            report.hashed_bytes = found.hashed_bytes;
+            report.took = started.elapsed();
         }
         Ok((store, report))
     }
@@ -385,6 +410,7 @@ impl UserStore {
                 hash,
                 mtime_ns,
             } => {
+                self.forget_lost(path);
                 // New content over a file keeps its executable bit (§15.3).
                 let kind = NodeKind::File {
                     size: *size,
@@ -400,10 +426,12 @@ impl UserStore {
                 self.touch(*seq, path, false, parents);
             }
             Record::Remove { seq, path } => {
+                self.forget_lost(path);
                 self.tree.remove(path);
                 self.touch(*seq, path, true, Vec::new());
             }
             Record::Rename { seq, from, to } => {
+                self.forget_lost(from);
                 let parents = self.tree.rename(from, to, *seq);
                 self.touch(*seq, from, true, Vec::new());
                 self.touch(*seq, to, false, parents);

@@ -9,6 +9,76 @@ use crate::fsafe::{hash_reader, open_file};
 use crate::protocol::{ClientId, WirePath};
 use std::collections::BTreeSet;
 
+/// At most this many lines of one start's comparison are logged one by one.
+const MAX_LOGGED: usize = 100;
+
+/// What the start's comparison found (R-10.4), for the log.
+#[derive(Debug, Default)]
+pub(super) struct Reconciled {
+    /// Changes journaled.
+    pub changes: usize,
+    /// Files kept listed as lost (R-10.5).
+    pub lost: usize,
+    /// Entries in the folder.
+    pub entries: usize,
+    /// Bytes hashed (files whose size or mtime differ).
+    pub hashed_bytes: u64,
+}
+
+/// Why a file the tree lists is not served (R-10.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lost {
+    /// Not in the folder.
+    Missing,
+    /// Its bytes no longer give the journaled hash at the journaled size
+    /// and mtime.
+    Damaged,
+}
+
+/// What [`UserStore::reexamine`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reexamined {
+    /// As journaled after all.
+    Unchanged,
+    /// Changed outside the server: journaled as this change.
+    Changed(u64),
+    /// Gone from the folder: lost.
+    Missing,
+    /// Other bytes at the same size and mtime: lost.
+    Damaged,
+    /// The tree lists no file there (any more).
+    NotAFile,
+}
+
+/// A start's change, for the log: what was found and how it is journaled.
+fn describe(fix: &Record, tree: &super::tree::Tree) -> String {
+    const WHO: &str = "journaled as a change made in the server's folder";
+    match fix {
+        Record::PutFile { seq, path, .. } if tree.get(path).is_some() => {
+            format!("{path} changed outside the server (size or mtime differ from the journal): {WHO} ({seq})")
+        }
+        Record::PutFile { seq, path, .. } => format!("{path} added outside the server: {WHO} ({seq})"),
+        Record::MakeDir { seq, path } => {
+            format!("directory {path} added outside the server: {WHO} ({seq})")
+        }
+        Record::SetMode { seq, path, .. } => {
+            format!("{path}: executable bit changed outside the server: {WHO} ({seq})")
+        }
+        Record::Remove { seq, path } => format!(
+            "{path} is gone after an unclean stop: journaled as removed ({seq}), as a push the stop cut off left it"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// A file's modification time in ns, as the walk reads it.
+fn meta_mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
 /// What the re-scan makes of one file.
 enum Fix {
     /// The journal agrees with it.
@@ -51,17 +121,29 @@ impl UserStore {
         Ok(self.journal.flush(false)?)
     }
 
-    /// Journals every difference between the folder and the tree; returns how
-    /// many changes that took. What the last intent announced is journaled
-    /// as that device's change.
-    pub(super) fn reconcile(&mut self) -> Result<usize, StoreError> {
+    /// Journals every difference between the folder and the tree (R-10.4);
+    /// returns what it found. What the last intent announced is journaled
+    /// as that device's change; anything else has no author: a change made
+    /// in the server's folder. A file the tree lists that the folder lacks
+    /// is removed from the journal only after an `unclean` stop (a push's
+    /// removal or rename the crash left unjournaled, R-10.3); after a clean
+    /// stop it was removed by hand (or lost to the disk) and is kept listed
+    /// as lost (R-10.5): never propagated as a deletion, so the devices
+    /// keep the last copies.
+    ///
+    /// # Errors
+    /// The folder cannot be listed, a changed file cannot be read, the
+    /// journal append failed.
+    pub(super) fn reconcile(&mut self, unclean: bool) -> Result<Reconciled, StoreError> {
         let intent = self.intent.take();
         let mut seen: BTreeSet<WirePath> = BTreeSet::new();
         let mut fixes: Vec<Record> = Vec::new();
+        let mut out = Reconciled::default();
         let mut seq = self.head;
         // Through directory handles, like every other access: a legal path
         // longer than PATH_MAX allows below the data directory is found too.
         for found in crate::fsafe::walk::scan(&self.root)? {
+            out.entries += 1;
             let path = found.path;
             match found.file {
                 None => {
@@ -77,7 +159,9 @@ impl UserStore {
                     // The interrupted push may have rewritten its file at the
                     // same size within one timestamp tick: hash it anyway.
                     let suspect = intent.as_ref().is_some_and(|(_, at)| path.is_within(at));
-                    match self.file_fix(&path, (len, mtime), suspect, seq + 1)? {
+                    let (fix, hashed) = self.file_fix(&path, (len, mtime), suspect, seq + 1)?;
+                    out.hashed_bytes += hashed;
+                    match fix {
                         Fix::Vanished => continue,
                         Fix::None => {}
                         Fix::Put(record) => {
@@ -99,19 +183,139 @@ impl UserStore {
             }
             seen.insert(path);
         }
-        let missing: Vec<WirePath> = self
+        let missing: Vec<(WirePath, bool)> = self
             .tree
             .iter()
             .filter(|(p, _)| !seen.contains(*p))
-            .map(|(p, _)| p.clone())
+            .map(|(p, n)| (p.clone(), n.is_dir()))
             .collect();
-        for path in WirePath::top_most(missing) {
-            seq += 1;
-            fixes.push(Record::Remove { seq, path });
+        if unclean {
+            for path in WirePath::top_most(missing.into_iter().map(|(p, _)| p)) {
+                seq += 1;
+                fixes.push(Record::Remove { seq, path });
+            }
+        } else {
+            self.keep_lost(missing, &mut out);
         }
-        let count = fixes.len();
+        out.changes = fixes.len();
+        let label = self.label();
+        for (n, fix) in fixes.iter().enumerate() {
+            if n == MAX_LOGGED {
+                log::warn!("{label}: {} more changes found", fixes.len() - n);
+                break;
+            }
+            log::warn!("{label}: {}", describe(fix, &self.tree));
+        }
         self.record_fixes(fixes, intent)?;
-        Ok(count)
+        Ok(out)
+    }
+
+    /// After a clean stop: the directories the tree lists but the folder
+    /// lacks are made again (empty, so what the tree lists below them has
+    /// a place), and the files are kept listed as lost (R-10.5).
+    fn keep_lost(&mut self, missing: Vec<(WirePath, bool)>, out: &mut Reconciled) {
+        let label = self.label();
+        for (path, dir) in missing {
+            if dir {
+                match crate::fsafe::make_dirs(&self.root, &path) {
+                    Ok(()) => log::warn!(
+                        "{label}: directory {path} was removed outside the server: made again \
+                         (empty) for what the journal lists below it"
+                    ),
+                    Err(e) => log::warn!(
+                        "{label}: directory {path} was removed outside the server and cannot \
+                         be made again: {e}"
+                    ),
+                }
+                continue;
+            }
+            out.lost += 1;
+            if out.lost <= MAX_LOGGED {
+                log::warn!(
+                    "{label}: {path} (v{}) is missing (removed outside the server, or lost to \
+                     the disk): not deleted on the devices, which keep their copies; not \
+                     served until a device pushes it again (an edit there) or it is put back \
+                     while the server is stopped; to delete it everywhere, delete it on a device",
+                    self.tree.get(&path).map_or(0, |n| n.version)
+                );
+            }
+            self.lost.insert(path, Lost::Missing);
+        }
+        if out.lost > MAX_LOGGED {
+            log::warn!("{label}: {} more files missing", out.lost - MAX_LOGGED);
+        }
+    }
+
+    /// `AllClients/<user>`, for the log.
+    pub fn label(&self) -> String {
+        let user = self
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("AllClients/{user}")
+    }
+
+    /// Forgets that files at or below `path` are lost: a change journaled
+    /// there replaced, removed or moved them (a moved one missing on disk
+    /// is found again at its next fetch).
+    pub(super) fn forget_lost(&mut self, path: &WirePath) {
+        if self.lost.is_empty() {
+            return;
+        }
+        self.lost.retain(|p, _| !p.is_within(path));
+    }
+
+    /// Whether the server's copy of `path` is known missing or damaged,
+    /// and which (`Some(true)`: damaged).
+    pub(super) fn lost_kind(&self, path: &WirePath) -> Option<bool> {
+        self.lost.get(path).map(|l| matches!(l, Lost::Damaged))
+    }
+
+    /// Examines the file at `path` again after a fetch found it not as
+    /// journaled (R-10.6): its size or mtime changed (an edit by hand while
+    /// the server runs) → journaled as a change made in the server's
+    /// folder, as the start's comparison would (R-10.4); gone → lost
+    /// (missing); the same size and mtime with other bytes (bit rot, a
+    /// write that kept the times) → lost (damaged): neither is served nor
+    /// propagated (R-10.5).
+    ///
+    /// # Errors
+    /// The file cannot be read; the journal append failed.
+    pub fn reexamine(&mut self, path: &WirePath) -> Result<Reexamined, StoreError> {
+        let journaled = match self.tree.get(path).map(|n| n.kind) {
+            Some(NodeKind::File {
+                size,
+                mtime_ns,
+                hash,
+                ..
+            }) => (size, mtime_ns, hash),
+            _ => return Ok(Reexamined::NotAFile),
+        };
+        let Some(file) = open_file(&self.root, path)? else {
+            self.lost.insert(path.clone(), Lost::Missing);
+            return Ok(Reexamined::Missing);
+        };
+        let meta = file.metadata()?;
+        let stat = (meta.len(), meta_mtime_ns(&meta));
+        let (hash, size) = hash_reader(&file)?;
+        if stat == (journaled.0, journaled.1) {
+            if (size, hash) == (journaled.0, journaled.2) {
+                self.lost.remove(path);
+                return Ok(Reexamined::Unchanged);
+            }
+            self.lost.insert(path.clone(), Lost::Damaged);
+            return Ok(Reexamined::Damaged);
+        }
+        let seq = self.next_seq();
+        self.record(Record::PutFile {
+            seq,
+            path: path.clone(),
+            size,
+            hash,
+            mtime_ns: stat.1,
+        })?;
+        Ok(Reexamined::Changed(seq))
     }
 
     /// The record (as change `seq`) that makes the journal agree with the
@@ -126,7 +330,7 @@ impl UserStore {
         (len, mtime): (u64, i64),
         suspect: bool,
         seq: u64,
-    ) -> Result<Fix, StoreError> {
+    ) -> Result<(Fix, u64), StoreError> {
         let journaled = match self.tree.get(path).map(|n| n.kind) {
             Some(NodeKind::File {
                 size,
@@ -137,24 +341,25 @@ impl UserStore {
             _ => None,
         };
         if journaled.is_some() && !suspect {
-            return Ok(Fix::None);
+            return Ok((Fix::None, 0));
         }
         let Some(file) = open_file(&self.root, path)? else {
-            return Ok(Fix::Vanished);
+            return Ok((Fix::Vanished, 0));
         };
         let (hash, size) = hash_reader(file)?;
         if journaled == Some(hash) {
-            return Ok(Fix::None);
+            return Ok((Fix::None, size));
         }
         // New or changed content, or only a new mtime: either way one
         // record, so the next re-scan need not hash it.
-        Ok(Fix::Put(Record::PutFile {
+        let put = Record::PutFile {
             seq,
             path: path.clone(),
             size,
             hash,
             mtime_ns: mtime,
-        }))
+        };
+        Ok((Fix::Put(put), size))
     }
 
     /// Journals the re-scan's `fixes`, each with `intent`'s device as its

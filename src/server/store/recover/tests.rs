@@ -243,3 +243,96 @@ fn a_same_size_same_mtime_rewrite_cut_off_from_its_records_is_found() {
     assert_eq!(hash, ContentHash::of(b"bbbb"));
     assert!(store.pushed_by(node.version, one));
 }
+
+/// The user's folder on disk.
+fn folder(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path()
+        .join("AllClients")
+        .join(UserId([9; 16]).to_string())
+}
+
+/// The file's whole content as a fetch reads it, then its end check.
+fn fetch_all(store: &UserStore, path: &str) -> Result<Vec<u8>, StoreError> {
+    let mut reader = store.open_file(&p(path))?;
+    let mut out = vec![0; reader.size() as usize];
+    reader.read_chunk(&mut out)?;
+    reader.verify()?;
+    Ok(out)
+}
+
+/// after a clean stop, a file rewritten or added by hand
+/// is journaled as a change with no author; one removed by hand stays
+/// listed, is not served, and a device's Delete of it still applies.
+#[test]
+fn a_clean_start_journals_hand_edits_and_keeps_a_removed_file_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = DataPaths {
+        base: dir.path().to_path_buf(),
+    };
+    let mut store = open(&paths);
+    let one = store.add_client().unwrap();
+    let a = upload(&mut store, one, 0, "a", b"aaaa");
+    let b = upload(&mut store, one, 0, "b", b"bbbb");
+    store.close().unwrap();
+    std::fs::write(folder(&dir).join("a"), b"by hand, longer").unwrap();
+    std::fs::remove_file(folder(&dir).join("b")).unwrap();
+    std::fs::write(folder(&dir).join("c"), b"added").unwrap();
+
+    let (mut store, report) = UserStore::open(&paths, &UserId([9; 16]), true, false).unwrap();
+    assert!(!report.recovered);
+    assert_eq!((report.repaired, report.lost), (2, 1), "{report:?}");
+    let node = store.tree().get(&p("a")).copied().unwrap();
+    assert!(node.version > a && !store.pushed_by(node.version, one));
+    assert_eq!(fetch_all(&store, "a").unwrap(), b"by hand, longer");
+    assert_eq!(fetch_all(&store, "c").unwrap(), b"added");
+    assert_eq!(store.tree().get(&p("b")).map(|n| n.version), Some(b));
+    assert!(matches!(
+        fetch_all(&store, "b"),
+        Err(StoreError::Lost { damaged: false, .. })
+    ));
+    let ack = store.delete_file(b, &p("b"), one).unwrap();
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    assert!(store.tree().get(&p("b")).is_none());
+}
+
+/// bytes changed in place at the same size and mtime pass
+/// the open's stat check but not the hash of what was read; a second look
+/// finds the file damaged, later fetches fail the same check, and a new
+/// version pushed over it is applied.
+#[test]
+fn a_file_damaged_in_place_fails_its_fetch_and_is_served_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = DataPaths {
+        base: dir.path().to_path_buf(),
+    };
+    let mut store = open(&paths);
+    let one = store.add_client().unwrap();
+    let v = upload(&mut store, one, 0, "f", b"good bytes");
+    let on_disk = folder(&dir).join("f");
+    let mtime = std::fs::metadata(&on_disk).unwrap().modified().unwrap();
+    std::fs::write(&on_disk, b"good bytez").unwrap();
+    let file = std::fs::File::options().write(true).open(&on_disk).unwrap();
+    file.set_modified(mtime).unwrap();
+    assert!(matches!(
+        fetch_all(&store, "f"),
+        Err(StoreError::ChangedOnDisk(_))
+    ));
+    assert_eq!(
+        store.reexamine(&p("f")).unwrap(),
+        crate::server::store::Reexamined::Damaged
+    );
+    assert!(matches!(
+        fetch_all(&store, "f"),
+        Err(StoreError::ChangedOnDisk(_))
+    ));
+    // An edit by hand that moves the mtime is a change instead.
+    let w = upload(&mut store, one, v, "f", b"new version");
+    assert_eq!(fetch_all(&store, "f").unwrap(), b"new version");
+    std::fs::write(&on_disk, b"edited while running").unwrap();
+    let seen = store.reexamine(&p("f")).unwrap();
+    assert!(
+        matches!(seen, crate::server::store::Reexamined::Changed(s) if s > w),
+        "{seen:?}"
+    );
+    assert_eq!(fetch_all(&store, "f").unwrap(), b"edited while running");
+}
