@@ -20,8 +20,9 @@ use cloudservice::protocol::limits::{
 use cloudservice::protocol::{
     decode_all, ChangeBatch, ChangeEntry, ChunkData, ChunkRange, ChunkRanges, ContentHash, Delete,
     EntryState, ErrorCode, ErrorReport, Fetch, FetchManifest, FileBegin, FileManifest, Frame,
-    FrameDecoder, FrameError, Hello, HelloMode, KeyHello, KeyWelcome, Message, PushAck, PushStatus,
-    RemoveDir, Rename, Secret, SetMode, ShortChunkEntry, Status, UserId, Welcome, WirePath,
+    FrameDecoder, FrameError, FrameFill, Hello, HelloMode, KeyHello, KeyWelcome, Message, PushAck,
+    PushStatus, RemoveDir, Rename, Secret, SetMode, ShortChunkEntry, Status, UserId, Welcome,
+    WirePath,
 };
 use cloudservice::protocol::{
     Cause, KeptKind, KeptVersion, ListVersions, Restore, RestoreAt, VersionList,
@@ -93,6 +94,15 @@ pub fn check_stream(stream: &[u8], plan: &[usize]) -> (Vec<Frame>, End) {
     assert_eq!(
         end, fed_end,
         "chunked feeding (plan {plan:?}) changed the end"
+    );
+    let (filled_frames, filled_end) = decode_filled(stream, plan);
+    assert_eq!(
+        frames, filled_frames,
+        "filling one frame at a time (plan {plan:?}) changed the frames"
+    );
+    assert_eq!(
+        end, filled_end,
+        "filling one frame at a time (plan {plan:?}) changed the end"
     );
 
     let mut offset = 0;
@@ -169,6 +179,52 @@ pub fn decode_chunked(stream: &[u8], plan: &[usize]) -> (Vec<Frame>, End, usize)
         Status::Partial
     };
     (frames, Ok(end), decoder.buffered())
+}
+
+/// Feeds `stream` to one decoder through [`FrameFill`]s, as the server's
+/// TLS reads do (one frame per fill at most, the rest of the read kept for
+/// the next; told how many bytes arrived ahead), in reads of the `plan`
+/// sizes (repeated). Returns the frames and the end.
+///
+/// # Panics
+/// When a fill takes bytes past its frame, leaves bytes of a partial
+/// frame untaken, or the decoder holds more than [`MAX_BUFFERED`].
+pub fn decode_filled(stream: &[u8], plan: &[usize]) -> (Vec<Frame>, End) {
+    let mut decoder = FrameDecoder::new();
+    let mut frames = Vec::new();
+    let mut rest = stream;
+    let mut sizes = plan.iter().copied().cycle();
+    while !rest.is_empty() {
+        let size = sizes.next().unwrap_or(1).clamp(1, rest.len());
+        let (mut read, tail) = rest.split_at(size);
+        rest = tail;
+        // Bounded: each turn takes a byte, ends a frame or fails.
+        for _ in 0..=2 * size + 1 {
+            let mut fill = FrameFill::new(&mut decoder, size);
+            fill.arriving(read.len() + rest.len().min(size));
+            let taken = fill.append(read);
+            assert!(taken <= read.len(), "a fill took more than it was given");
+            read = &read[taken..];
+            let done = fill.take();
+            let buffered = decoder.buffered();
+            assert!(buffered <= MAX_BUFFERED, "decoder holds {buffered} bytes");
+            match done {
+                Some(Ok(frame)) => frames.push(frame),
+                Some(Err(e)) => return (frames, Err(e)),
+                None => assert!(read.is_empty(), "a partial frame left {} bytes", read.len()),
+            }
+            if read.is_empty() {
+                break;
+            }
+        }
+        assert!(read.is_empty(), "a read was not used up");
+    }
+    let end = if decoder.is_idle() {
+        Status::Complete(())
+    } else {
+        Status::Partial
+    };
+    (frames, Ok(end))
 }
 
 /// Reads values from fuzz bytes; once they run out every value is zero, so

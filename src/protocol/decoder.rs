@@ -90,12 +90,41 @@ impl FrameDecoder {
         }
     }
 
+    /// Capacity of the payload being collected (for tests of R-3.3.2).
+    #[cfg(test)]
+    pub(crate) fn payload_capacity(&self) -> usize {
+        match &self.state {
+            State::Payload { payload, .. } => payload.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// Bytes still to come before the current frame is whole: its
+    /// payload's rest once the header is in, else the header's rest and
+    /// `guess` for the payload (a reader sizes its socket reads by it, so
+    /// that one read brings about one frame). 0 after an error.
+    pub fn frame_room(&self, guess: usize) -> usize {
+        match &self.state {
+            State::Header { filled } => HEADER_LEN - usize::from(*filled) + guess,
+            State::Payload { len, payload, .. } => (*len as usize).saturating_sub(payload.len()),
+            State::Failed(..) => 0,
+        }
+    }
+
     /// Consumes bytes from the front of `input` until a frame completes or the
     /// input runs out. On `Complete`, `input` holds the bytes after the frame.
     ///
     /// # Errors
     /// The first [`FrameError`] in the stream; every later call returns it again.
     pub fn feed(&mut self, input: &mut &[u8]) -> Result<Status<Frame>, FrameError> {
+        self.feed_ahead(input, 0)
+    }
+
+    /// As [`FrameDecoder::feed`], knowing that `ahead` more bytes have
+    /// arrived behind `input` (read from the socket, not yet decrypted):
+    /// a payload that grows makes room for them at once instead of
+    /// doubling once per record (each doubling moved what it held).
+    fn feed_ahead(&mut self, input: &mut &[u8], ahead: usize) -> Result<Status<Frame>, FrameError> {
         loop {
             match &mut self.state {
                 State::Failed(e, _) => return Err(*e),
@@ -133,12 +162,7 @@ impl FrameDecoder {
                         // The whole payload is here: one exact allocation.
                         *payload = input[..take].to_vec();
                     } else {
-                        // Grow geometrically, but never past the declared length.
-                        let needed = payload.len() + take;
-                        if payload.capacity() < needed {
-                            let target = (payload.capacity() * 2).max(needed).min(*len as usize);
-                            payload.reserve_exact(target - payload.len());
-                        }
+                        grow(payload, payload.len() + take + ahead, *len as usize);
                         payload.extend_from_slice(&input[..take]);
                     }
                     *input = &input[take..];
@@ -173,6 +197,88 @@ impl FrameDecoder {
     fn fail(&mut self, e: FrameError, request_id: Option<u32>) -> FrameError {
         self.state = State::Failed(e, request_id);
         e
+    }
+}
+
+/// Makes room in `payload` for `needed` bytes in all, growing it
+/// geometrically but never past the declared length `len`: it holds at most
+/// twice what has arrived, never `len` on the strength of a header alone
+/// (PROTOCOL.md R-3.3.2).
+fn grow(payload: &mut Vec<u8>, needed: usize, len: usize) {
+    let needed = needed.min(len);
+    if payload.capacity() < needed {
+        let target = (payload.capacity() * 2).max(needed).min(len);
+        payload.reserve_exact(target - payload.len());
+    }
+}
+
+/// A decoder fed in place, one frame at a time, by a reader that holds
+/// the bytes where the decoder cannot see them yet: the server's TLS
+/// layer, which copies each decrypted record straight into the frame's
+/// payload through it, instead of into a read buffer that `feed` would
+/// copy again (issue 12, BENCHMARKS.md "TLS upload: records straight into
+/// the frame"). It takes bytes until a frame is whole (or bad), and no
+/// more: the reader keeps the rest for the next call, after the frame was
+/// acted on, so a pause after any frame holds as with `feed`.
+#[derive(Debug)]
+pub struct FrameFill<'a> {
+    decoder: &'a mut FrameDecoder,
+    /// Bytes known to have arrived and not yet appended (a hint).
+    arriving: usize,
+    /// Room a frame's payload is guessed at before its header is in.
+    guess: usize,
+    done: Option<Result<Frame, FrameError>>,
+}
+
+impl<'a> FrameFill<'a> {
+    /// Feeds `decoder`; `guess` as in [`FrameDecoder::frame_room`].
+    pub fn new(decoder: &'a mut FrameDecoder, guess: usize) -> FrameFill<'a> {
+        FrameFill {
+            decoder,
+            arriving: 0,
+            guess,
+            done: None,
+        }
+    }
+
+    /// Bytes it takes still: 0 once a frame is whole or an error was met.
+    pub fn room(&self) -> usize {
+        if self.done.is_some() {
+            0
+        } else {
+            self.decoder.frame_room(self.guess)
+        }
+    }
+
+    /// `arrived` bytes (read from the socket, not yet decrypted) will be
+    /// appended next, as far as the frame goes: its payload grows for
+    /// them at once, never for more than arrived (PROTOCOL.md R-3.3.2).
+    pub fn arriving(&mut self, arrived: usize) {
+        self.arriving = arrived;
+    }
+
+    /// Appends as much of `bytes` as the current frame takes; returns how
+    /// much.
+    pub fn append(&mut self, bytes: &[u8]) -> usize {
+        if self.done.is_some() {
+            return 0;
+        }
+        let mut input = bytes;
+        let ahead = self.arriving.saturating_sub(bytes.len());
+        match self.decoder.feed_ahead(&mut input, ahead) {
+            Ok(Status::Complete(frame)) => self.done = Some(Ok(frame)),
+            Ok(Status::Partial) => {}
+            Err(e) => self.done = Some(Err(e)),
+        }
+        let taken = bytes.len() - input.len();
+        self.arriving = self.arriving.saturating_sub(taken);
+        taken
+    }
+
+    /// The frame made whole, or the error met; `None` while the frame is
+    /// still partial.
+    pub fn take(&mut self) -> Option<Result<Frame, FrameError>> {
+        self.done.take()
     }
 }
 
@@ -231,6 +337,114 @@ pub fn decode_all(bytes: &[u8]) -> (Vec<Frame>, Result<Status<()>, FrameError>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Frames of several kinds and payload sizes, and their bytes.
+    fn stream(sizes: &[usize]) -> (Vec<Frame>, Vec<u8>) {
+        let mut frames = Vec::new();
+        for (i, &len) in sizes.iter().enumerate() {
+            let data = (0..len).map(|j| (j * 7 + i) as u8).collect();
+            frames.push(Frame::new(i as u32, Message::FileChunk(data)));
+            frames.push(Frame::new(i as u32, Message::Pull { cursor: len as u64 }));
+        }
+        let mut bytes = Vec::new();
+        for frame in &frames {
+            frame.encode(&mut bytes);
+        }
+        (frames, bytes)
+    }
+
+    /// Feeds `pieces` of input through [`FrameFill`]s, one per frame as the
+    /// server's TLS reads do, with `ahead` announced before each piece;
+    /// returns the frames and the most payload capacity seen against the
+    /// bytes of the frame received and announced at that moment.
+    fn fill_all(pieces: &[&[u8]], ahead: usize) -> (Vec<Frame>, Vec<(usize, usize)>) {
+        let mut decoder = FrameDecoder::new();
+        let mut frames = Vec::new();
+        let mut seen = Vec::new();
+        for piece in pieces {
+            let mut rest: &[u8] = piece;
+            // Bounded: every turn takes a byte or ends a frame.
+            for _ in 0..=2 * piece.len() + 2 {
+                let mut fill = FrameFill::new(&mut decoder, 1 << 18);
+                fill.arriving(rest.len() + ahead);
+                let taken = fill.append(rest);
+                assert!(taken <= rest.len());
+                rest = &rest[taken..];
+                match fill.take() {
+                    Some(Ok(frame)) => frames.push(frame),
+                    Some(Err(e)) => panic!("{e:?}"),
+                    None => assert!(rest.is_empty(), "a partial frame left input"),
+                }
+                seen.push((
+                    decoder.payload_capacity(),
+                    decoder.buffered() + rest.len() + ahead,
+                ));
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            assert!(rest.is_empty());
+        }
+        (frames, seen)
+    }
+
+    proptest! {
+        #[test]
+        fn a_fill_gives_the_frames_feed_gives_in_any_split(
+            sizes in proptest::collection::vec(0usize..70_000, 1..5),
+            cuts in proptest::collection::vec(1usize..40_000, 1..20),
+            ahead in 0usize..20_000,
+        ) {
+            let (frames, bytes) = stream(&sizes);
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for cut in cuts.iter().cycle() {
+                if at == bytes.len() {
+                    break;
+                }
+                let end = (at + cut).min(bytes.len());
+                pieces.push(&bytes[at..end]);
+                at = end;
+            }
+            let (got, seen) = fill_all(&pieces, ahead);
+            prop_assert_eq!(&got, &frames);
+            prop_assert_eq!(&decode_all(&bytes).0, &frames);
+            // R-3.3.2: never more room than twice what arrived (or was
+            // announced as arrived).
+            for (capacity, arrived) in seen {
+                prop_assert!(capacity <= 2 * arrived, "capacity {} for {} arrived", capacity, arrived);
+            }
+        }
+    }
+
+    #[test]
+    fn a_fill_takes_no_byte_past_its_frame_and_stops_at_an_error() {
+        let (frames, mut bytes) = stream(&[5, 0]);
+        let mut d = FrameDecoder::new();
+        let mut fill = FrameFill::new(&mut d, 100);
+        assert_eq!(fill.room(), 12 + 100);
+        let taken = fill.append(&bytes);
+        assert_eq!(taken, 12 + 5, "the first frame's bytes only");
+        assert_eq!(fill.room(), 0);
+        assert_eq!(
+            fill.append(&bytes[taken..]),
+            0,
+            "nothing after a whole frame"
+        );
+        assert_eq!(fill.take(), Some(Ok(frames[0].clone())));
+        // A bad magic: the error, once, and no more bytes taken.
+        bytes[taken] = b'X';
+        let mut fill = FrameFill::new(&mut d, 100);
+        fill.append(&bytes[taken..]);
+        assert_eq!(fill.take(), Some(Err(FrameError::BadMagic)));
+        assert_eq!(fill.room(), 0);
+        assert_eq!(
+            FrameFill::new(&mut d, 100).room(),
+            0,
+            "a failed decoder takes nothing"
+        );
+    }
 
     fn header(kind: u8, len: u32) -> Vec<u8> {
         let mut h = vec![b'C', b'S', 1, kind, 0, 0, 0, 7];

@@ -22,7 +22,7 @@ pub mod wire;
 
 pub use conflict::conflict_path;
 pub use credential::{KeyHello, KeyWelcome, Secret};
-pub use decoder::{decode_all, FrameDecoder, Status};
+pub use decoder::{decode_all, FrameDecoder, FrameFill, Status};
 pub use delta::{ChunkData, ChunkRange, ChunkRanges, FetchManifest, FileManifest, ShortChunkEntry};
 pub use error::{FrameError, PathError};
 pub use history::{History, PullChecked};

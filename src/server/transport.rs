@@ -8,6 +8,7 @@
 //! or a TLS ClientHello (`0x16 0x03`) on a plaintext server, is answered with
 //! one plaintext `Error` frame naming the mismatch, then closed.
 
+use crate::protocol::FrameFill;
 use crate::tls::server_stream::ServerTlsStream;
 use crate::tls::sniff::{sniff, Sniffed};
 use mio::net::TcpStream;
@@ -174,6 +175,32 @@ impl Transport {
             }
             Transport::Tls { tls, .. } => tls.read(buf, scratch),
             Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Whether [`Transport::read_frame`] reads straight into the frame
+    /// decoder: TLS once its first bytes were checked. Plaintext is read
+    /// into the reactor's buffer as before (a socket read into a frame's
+    /// payload would have to reserve its room before the bytes arrive,
+    /// which forbids).
+    pub fn reads_frames(&self) -> bool {
+        matches!(self, Transport::Tls { sniffed: true, .. })
+    }
+
+    /// Reads plaintext straight into the frame decoder, up to the end of
+    /// one frame (see [`ServerTlsStream::read_frame`]); only where
+    /// [`Transport::reads_frames`] says so, else `Unsupported`.
+    ///
+    /// # Errors
+    /// As [`Transport::read`].
+    pub fn read_frame(
+        &mut self,
+        fill: &mut FrameFill<'_>,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<usize> {
+        match self {
+            Transport::Tls { tls, sniffed: true } => tls.read_frame(fill, scratch),
+            _ => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 

@@ -237,7 +237,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// Lets rustls process what `incoming` holds, one state at a time:
     /// handshake records go to `outgoing`, plaintext to `out` and what does
     /// not fit there to `plain`; also returns how many bytes went to `out`.
-    fn step(&mut self, out: &mut [u8]) -> io::Result<(Step, usize)> {
+    fn step(&mut self, out: &mut dyn PlainOut) -> io::Result<(Step, usize)> {
         let Self { tls, io, .. } = self;
         let b = io.get_or_insert_with(Box::default);
         let UnbufferedStatus { discard, state } =
@@ -342,7 +342,7 @@ impl<S: Read + Write> ServerTlsStream<S> {
             let UnbufferedStatus { discard, state } =
                 tls.process_tls_records(&mut b.incoming[b.start..b.filled]);
             let mut sink = Sink {
-                out: &mut [],
+                out: &mut SliceOut::new(&mut []),
                 given: 0,
                 plain: &mut b.plain,
             };
@@ -456,8 +456,8 @@ impl<S: Read + Write> ServerTlsStream<S> {
 /// Where decrypted application data goes: the caller's buffer `out` while
 /// it has room and nothing waits in `plain`, then `plain` (order kept).
 struct Sink<'o, 'p> {
-    out: &'o mut [u8],
-    /// Bytes of `out` filled.
+    out: &'o mut dyn PlainOut,
+    /// Bytes given to `out`.
     given: usize,
     plain: &'p mut Vec<u8>,
 }
@@ -465,14 +465,65 @@ struct Sink<'o, 'p> {
 impl Sink<'_, '_> {
     fn put(&mut self, payload: &[u8]) {
         let n = if self.plain.is_empty() {
-            let n = payload.len().min(self.out.len() - self.given);
-            self.out[self.given..self.given + n].copy_from_slice(&payload[..n]);
+            let n = self.out.put(payload);
             self.given += n;
             n
         } else {
             0
         };
         self.plain.extend_from_slice(&payload[n..]);
+    }
+}
+
+/// Where a read puts the plaintext it decrypts: a caller's buffer
+/// ([`ServerTlsStream::read`]) or the frame decoder
+/// ([`ServerTlsStream::read_frame`]).
+pub trait PlainOut {
+    /// Bytes it can take still.
+    fn room(&self) -> usize;
+    /// Takes as much of `bytes` as it has room for; returns how much.
+    fn put(&mut self, bytes: &[u8]) -> usize;
+    /// `n` bytes were read from the socket and are about to be decrypted
+    /// into it (a hint, to make room once for them).
+    fn arriving(&mut self, _n: usize) {}
+}
+
+/// A caller's buffer, filled from its start.
+struct SliceOut<'a> {
+    buf: &'a mut [u8],
+    filled: usize,
+}
+
+impl<'a> SliceOut<'a> {
+    fn new(buf: &'a mut [u8]) -> SliceOut<'a> {
+        SliceOut { buf, filled: 0 }
+    }
+}
+
+impl PlainOut for SliceOut<'_> {
+    fn room(&self) -> usize {
+        self.buf.len() - self.filled
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.room());
+        self.buf[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+        self.filled += n;
+        n
+    }
+}
+
+impl PlainOut for crate::protocol::FrameFill<'_> {
+    fn room(&self) -> usize {
+        crate::protocol::FrameFill::room(self)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> usize {
+        self.append(bytes)
+    }
+
+    fn arriving(&mut self, n: usize) {
+        crate::protocol::FrameFill::arriving(self, n);
     }
 }
 

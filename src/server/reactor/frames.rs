@@ -3,9 +3,9 @@
 //! charged to the connection's inbound window and routed to the user's actor.
 
 use super::Reactor;
-use crate::protocol::limits::{MAX_FIRST_PAYLOAD, MAX_PAYLOAD};
+use crate::protocol::limits::{CHUNK_SIZE, MAX_FIRST_PAYLOAD, MAX_PAYLOAD};
 use crate::protocol::{
-    ErrorCode, ErrorReport, Frame, FrameError, Hello, HelloMode, Message, Status, UserId,
+    ErrorCode, ErrorReport, Frame, FrameError, FrameFill, Hello, HelloMode, Message, Status, UserId,
 };
 use crate::server::bus::{ConnRef, Credential, ToActor};
 use crate::server::connection::Phase;
@@ -59,11 +59,21 @@ impl Reactor {
                     super::proxied::Step::Wait | super::proxied::Step::Closed => break,
                 }
             }
-            let room = if matches!(conn.phase, Phase::AwaitHello { .. }) {
+            let awaiting_hello = matches!(conn.phase, Phase::AwaitHello { .. });
+            let room = if awaiting_hello {
                 FIRST_READ
             } else {
                 buf.len()
             };
+            if !awaiting_hello
+                && !matches!(conn.phase, Phase::Closing { .. })
+                && conn.transport.reads_frames()
+            {
+                if !self.read_frame(key) {
+                    break;
+                }
+                continue;
+            }
             match conn.transport.read(&mut buf[..room], &mut self.seal_buf) {
                 Ok(0) => {
                     self.note_abandoned_handshake(key);
@@ -131,6 +141,51 @@ impl Reactor {
                 Err("TLS handshake abandoned: the client closed the connection before finishing it (a client that refuses the certificate does so)"),
             );
         }
+    }
+
+    /// One read of a TLS connection straight into its frame decoder, up
+    /// to the end of one frame ([`crate::server::transport::Transport::read_frame`]:
+    /// each record copied once, into the frame's payload, not into the
+    /// reactor's buffer first), and that frame dispatched once whole.
+    /// Returns false when reading stops: the socket would block, or the
+    /// connection ended or is closing.
+    fn read_frame(&mut self, key: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let mut fill = FrameFill::new(&mut conn.decoder, CHUNK_SIZE);
+        let read = conn.transport.read_frame(&mut fill, &mut self.seal_buf);
+        let done = fill.take();
+        match read {
+            Ok(0) if done.is_none() => {
+                self.close_now(key);
+                return false;
+            }
+            Ok(n) => {
+                metrics().received_bytes.inc_by(n as u64);
+                conn.last_read = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return true,
+            Err(e) => {
+                self.on_read_error(key, &e);
+                return false;
+            }
+        }
+        match done {
+            Some(Ok(frame)) => {
+                conn.last_seen = Instant::now();
+                self.on_frame(key, frame);
+            }
+            Some(Err(e)) => {
+                self.on_bad_frame(key, e);
+                return false;
+            }
+            None => {}
+        }
+        self.conns
+            .get(key)
+            .is_some_and(|c| !matches!(c.phase, Phase::Closing { .. }))
     }
 
     /// Decodes and dispatches every frame in `bytes`. Returns false when the

@@ -3,7 +3,8 @@
 //! and decrypted records copied straight into the caller's buffer (see the
 //! parent module's doc for what a connection keeps between reads).
 
-use super::{ServerTlsStream, Step, MIN_READ, READ_ROOM, RECORD};
+use super::{PlainOut, ServerTlsStream, SliceOut, Step, MIN_READ, READ_ROOM, RECORD};
+use crate::protocol::FrameFill;
 use std::io::{self, Read, Write};
 
 impl<S: Read + Write> ServerTlsStream<S> {
@@ -22,17 +23,41 @@ impl<S: Read + Write> ServerTlsStream<S> {
     /// connection, neither allocates nor zeroes it again. Only a partial
     /// record left at the end is kept by the connection.
     pub fn read(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>) -> io::Result<usize> {
-        if buf.is_empty() {
+        self.read_to(&mut SliceOut::new(buf), scratch)
+    }
+
+    /// As [`ServerTlsStream::read`], but the plaintext goes straight into
+    /// the frame decoder, up to the end of one frame: each record is
+    /// decrypted in the scratch and copied once, into the frame's payload
+    /// (through the caller's buffer it was copied twice: into the buffer,
+    /// then by the decoder into the payload; issue 12, BENCHMARKS.md "TLS
+    /// upload: records straight into the frame"). Socket reads are sized to
+    /// the frame's rest; the payload grows only for bytes read from the
+    /// socket (PROTOCOL.md R-3.3.2). What a record holds past the frame is
+    /// kept for the next call, as when a caller's buffer is full.
+    ///
+    /// # Errors
+    /// As [`ServerTlsStream::read`].
+    pub fn read_frame(
+        &mut self,
+        fill: &mut FrameFill<'_>,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<usize> {
+        self.read_to(fill, scratch)
+    }
+
+    fn read_to(&mut self, out: &mut dyn PlainOut, scratch: &mut Vec<u8>) -> io::Result<usize> {
+        if out.room() == 0 {
             return Ok(0);
         }
         if self.io.as_ref().is_some_and(|b| b.taken < b.plain.len()) {
             // Served from `plain` alone: no socket read, nothing to lend.
-            let result = self.read_inner(buf);
+            let result = self.read_inner(out);
             self.release_if_idle();
             return result;
         }
         self.lend(scratch);
-        let result = self.read_inner(buf);
+        let result = self.read_inner(out);
         self.give_back(scratch);
         self.release_if_idle();
         result
@@ -66,16 +91,15 @@ impl<S: Read + Write> ServerTlsStream<S> {
         *scratch = lent;
     }
 
-    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // Plaintext bytes already put in `buf` by this call.
+    fn read_inner(&mut self, out: &mut dyn PlainOut) -> io::Result<usize> {
+        // Plaintext bytes already given to `out` by this call.
         let mut given = 0;
         loop {
             let b = self.bufs();
             if b.taken < b.plain.len() {
-                // Left over from a record `buf` had no room for: it comes
+                // Left over from a record `out` had no room for: it comes
                 // before anything decrypted later.
-                let n = (buf.len() - given).min(b.plain.len() - b.taken);
-                buf[given..given + n].copy_from_slice(&b.plain[b.taken..b.taken + n]);
+                let n = out.put(&b.plain[b.taken..]);
                 b.taken += n;
                 if b.taken == b.plain.len() {
                     b.plain = Vec::new();
@@ -83,10 +107,10 @@ impl<S: Read + Write> ServerTlsStream<S> {
                 }
                 return Ok(given + n);
             }
-            if self.peer_closed || given == buf.len() {
+            if self.peer_closed || out.room() == 0 {
                 return Ok(given);
             }
-            let (step, n) = self.step(&mut buf[given..])?;
+            let (step, n) = self.step(out)?;
             given += n;
             match step {
                 Step::Again => continue,
@@ -97,18 +121,18 @@ impl<S: Read + Write> ServerTlsStream<S> {
                 Step::NeedInput => {}
             }
             self.flush_tls()?;
-            if given > 0 && buf.len() - given < RECORD {
+            if given > 0 && out.room() < RECORD {
                 // Less room than a record: the caller's next call reads
                 // with a whole buffer, not several small reads now.
                 return Ok(given);
             }
             let pending = self.io.as_ref().map_or(0, |b| b.pending());
-            let limit = (buf.len() - given).saturating_sub(pending).max(MIN_READ);
+            let limit = out.room().saturating_sub(pending).max(MIN_READ);
             match self.read_socket(limit) {
                 // The end is reported by the next call, after these bytes.
                 Ok(0) if given > 0 => return Ok(given),
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {}
+                Ok(_) => out.arriving(self.io.as_ref().map_or(0, |b| b.pending())),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && given > 0 => return Ok(given),
                 Err(e) => return Err(e),

@@ -211,3 +211,118 @@ fn connections_sharing_the_scratch_keep_their_own_bytes() {
         assert_eq!(p.server.buffered_capacity(), 0, "connection {i} idle");
     }
 }
+
+/// Reads through [`ServerTlsStream::read_frame`] until the stream would
+/// block, as the reactor does for a connection past its Hello: one frame
+/// per call at most; appends the frames decoded to `frames`.
+fn read_frames_until_blocked(
+    server: &mut ServerTlsStream<Pipe>,
+    decoder: &mut crate::protocol::FrameDecoder,
+    scratch: &mut Vec<u8>,
+    frames: &mut Vec<crate::protocol::Frame>,
+) {
+    for _ in 0..100_000 {
+        let mut fill =
+            crate::protocol::FrameFill::new(decoder, crate::protocol::limits::CHUNK_SIZE);
+        let read = server.read_frame(&mut fill, scratch);
+        let done = fill.take();
+        match read {
+            Ok(0) if done.is_none() => panic!("unexpected end after {} frames", frames.len()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                assert!(done.is_none(), "a frame and WouldBlock at once");
+                return;
+            }
+            Err(e) => panic!("{e} after {} frames", frames.len()),
+        }
+        match done {
+            Some(Ok(frame)) => frames.push(frame),
+            Some(Err(e)) => panic!("{e:?} after {} frames", frames.len()),
+            None => {}
+        }
+    }
+    panic!("no WouldBlock");
+}
+
+/// Encoded frames of a bulk upload as the client sends them: each
+/// FileChunk's 12-byte header, then its data, with small frames between.
+fn upload_frames() -> (Vec<crate::protocol::Frame>, Vec<u8>) {
+    use crate::protocol::{Frame, Message};
+    let mut frames = Vec::new();
+    for (i, len) in [
+        crate::protocol::limits::CHUNK_SIZE,
+        1,
+        40_000,
+        0,
+        16 * 1024 + 1,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        frames.push(Frame::new(9, Message::FileChunk(pattern(len, 3 + i))));
+        frames.push(Frame::new(10 + i as u32, Message::Ping));
+    }
+    let mut bytes = Vec::new();
+    for frame in &frames {
+        frame.encode(&mut bytes);
+    }
+    (frames, bytes)
+}
+
+#[test]
+fn frames_read_straight_into_the_decoder_arrive_whole_in_order_with_records_split_anywhere() {
+    let (frames, bytes) = upload_frames();
+    for piece in [1, 7, 4096, RECORD + 1, 100_000, 1 << 20] {
+        let mut p = ready_pair();
+        let raw = records_for(&mut p, &bytes);
+        let mut decoder = crate::protocol::FrameDecoder::new();
+        let mut scratch = Vec::new();
+        let mut got = Vec::new();
+        for part in raw.chunks(piece) {
+            deliver(&mut p, part);
+            read_frames_until_blocked(&mut p.server, &mut decoder, &mut scratch, &mut got);
+            assert!(
+                p.server.buffered_capacity() <= KEPT_AT_MOST + RECORD,
+                "piece {piece}: kept {} bytes",
+                p.server.buffered_capacity()
+            );
+        }
+        assert_eq!(got, frames, "piece {piece}");
+        assert!(decoder.is_idle());
+        assert_eq!(
+            p.server.buffered_capacity(),
+            0,
+            "piece {piece}: idle at the end"
+        );
+    }
+}
+
+#[test]
+fn a_payload_read_straight_in_grows_only_for_bytes_that_arrived() {
+    use crate::protocol::{Frame, Message};
+    // A header declaring 600,000 bytes and 20,000 of them: the payload
+    // may hold what arrived, not the declared length.
+    let mut bytes = Vec::new();
+    Frame::new(9, Message::FileChunk(pattern(600_000, 5))).encode(&mut bytes);
+    let mut p = ready_pair();
+    let raw = records_for(&mut p, &bytes[..12 + 20_000]);
+    deliver(&mut p, &raw);
+    let mut decoder = crate::protocol::FrameDecoder::new();
+    let mut scratch = Vec::new();
+    let mut got = Vec::new();
+    read_frames_until_blocked(&mut p.server, &mut decoder, &mut scratch, &mut got);
+    assert!(got.is_empty());
+    assert_eq!(decoder.buffered(), 12 + 20_000);
+    assert!(
+        decoder.payload_capacity() <= 2 * raw.len(),
+        "reserved {} for 20,000 bytes arrived",
+        decoder.payload_capacity()
+    );
+    // The rest arrives: the frame is whole and the same.
+    let rest = records_for(&mut p, &bytes[12 + 20_000..]);
+    deliver(&mut p, &rest);
+    read_frames_until_blocked(&mut p.server, &mut decoder, &mut scratch, &mut got);
+    let mut again = Vec::new();
+    got[0].encode(&mut again);
+    assert_eq!(again, bytes);
+}
