@@ -17,6 +17,7 @@ pub mod cli;
 pub mod client;
 pub mod fsafe;
 pub mod load;
+pub mod private_dir;
 pub mod protocol;
 pub mod server;
 pub mod tcp_info;

@@ -236,11 +236,16 @@ fn device_commands_run_as_root_leave_files_the_server_can_read() {
 /// A wrapper that starts the server under test with umask 022 (the usual
 /// login umask; the test runner's may differ).
 fn umask_022_wrapper(dir: &Path) -> PathBuf {
-    let wrapper = dir.join("server-umask-022");
+    umask_wrapper(dir, "022")
+}
+
+/// A wrapper that runs the server binary under test with `umask`.
+fn umask_wrapper(dir: &Path, umask: &str) -> PathBuf {
+    let wrapper = dir.join(format!("server-umask-{umask}"));
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\numask 022\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\numask {umask}\nexec '{}' \"$@\"\n",
             server_bin().display()
         ),
     )
@@ -308,6 +313,165 @@ fn a_new_data_directory_is_private_under_umask_022() {
     assert_eq!(text.matches("chmod 700").count(), 1, "one warning: {text}");
     assert_eq!(mode(&all), 0o755, "left as the operator set it");
     assert_eq!(mode(&conn), 0o644);
+}
+
+/// Every directory below `root` that the server keeps for itself, with
+/// its mode: all but what is inside a user's folder (`AllClients/<ID>/…`,
+/// whose directories are the user's; README: the 0700 parent keeps others
+/// out). `root` itself and `AllClients/<ID>` are listed.
+fn server_dirs(root: &Path) -> Vec<(PathBuf, u32)> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        found.push((dir.clone(), mode(&dir)));
+        let in_user_folder = dir
+            .strip_prefix(root)
+            .is_ok_and(|rel| rel.starts_with("AllClients") && rel.components().count() >= 2);
+        if in_user_folder {
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).expect("list") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The directories of `dirs` that are not 0700, as `755 /path` lines.
+fn not_private(dirs: &[(PathBuf, u32)]) -> Vec<String> {
+    dirs.iter()
+        .filter(|(_, m)| *m != 0o700)
+        .map(|(p, m)| format!("{m:o} {}", p.display()))
+        .collect()
+}
+
+/// `cloud-server ARGS…` through `wrapper` (the umask under test); asserts
+/// success and returns stdout.
+fn run_wrapped(wrapper: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(wrapper).args(args).output().expect("run");
+    assert!(
+        out.status.success(),
+        "cloud-server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// breaker22 F6: `import` into a new data directory and `export --to`
+/// made 0755 directories under umask 022 (every moved user readable by
+/// all local users), and under umask 000 every user's state directory was
+/// 0777. Now every directory the server and its operator commands make
+/// (the data directory, AllClients/ and AllClients/<ID>, the state of
+/// each user with its tmp, partial, versions, invites and revocations,
+/// tls/, the export and the import, the restore's) is 0700 under both.
+/// Failed on main before the fix (990dad9's binaries through
+/// CLOUD_TEST_SERVER_BIN).
+#[test]
+fn every_directory_the_server_and_its_commands_make_is_0700_whatever_the_umask() {
+    for umask in ["000", "022"] {
+        let base = tempfile::tempdir().expect("tempdir");
+        let wrapper = umask_wrapper(base.path(), umask);
+        let s0 = base.path().join("s0");
+        let log = base.path().join("s0.log");
+        let mut server = Server::options().data(&s0).bin(&wrapper).log(&log).start();
+        let a = base.path().join("A");
+        write(&a, "d/e/f.txt", "private");
+        std::thread::sleep(common::SETTLE);
+        let user = common::new_user(server.port, &a);
+        let os = |s: &str| std::ffi::OsString::from(s);
+        let (s0o, useru) = (s0.clone().into_os_string(), os(&user));
+        for command in ["invite", "rotate-join"] {
+            run_wrapped(&wrapper, &[&os(command), &s0o, &useru]);
+        }
+        run_wrapped(&wrapper, &[&os("revoke"), &s0o, &useru, &os("1")]);
+        // Out of s0 while it runs, into a data directory that does not exist.
+        let moved = base.path().join("move");
+        let s1 = base.path().join("new/s1");
+        run_wrapped(
+            &wrapper,
+            &[&os("export"), &s0o, &useru, &os("--to"), moved.as_os_str()],
+        );
+        run_wrapped(
+            &wrapper,
+            &[&os("import"), s1.as_os_str(), moved.as_os_str()],
+        );
+        server.stop();
+        // A backup of s1 (cp -a) put back with restore.
+        let backup = base.path().join("backup");
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(&s1)
+            .arg(&backup)
+            .status()
+            .expect("cp");
+        assert!(cp.success());
+        run_wrapped(
+            &wrapper,
+            &[
+                &os("restore"),
+                s1.as_os_str(),
+                &os("--from"),
+                backup.as_os_str(),
+            ],
+        );
+        let mut s1_server = Server::options()
+            .data(&s1)
+            .bin(&wrapper)
+            .log(&base.path().join("s1.log"))
+            .start();
+        s1_server.stop();
+        let s1_log = std::fs::read_to_string(base.path().join("s1.log")).unwrap_or_default();
+
+        let mut open = Vec::new();
+        // s0 itself was made by the test; what the server made below it.
+        let s0_dirs = server_dirs(&s0);
+        open.extend(not_private(&s0_dirs[1..]));
+        let s1_dirs = server_dirs(&s1);
+        open.extend(not_private(&s1_dirs));
+        open.extend(not_private(&server_dirs(&moved)));
+        if mode(&base.path().join("new")) != 0o700 {
+            open.push(format!(
+                "{:o} {}/new",
+                mode(&base.path().join("new")),
+                base.path().display()
+            ));
+        }
+        assert!(
+            open.is_empty(),
+            "umask {umask}: directories the server made that are not 0700:\n{}",
+            open.join("\n")
+        );
+        // What was checked: the parts README names, each user's state.
+        let names: Vec<String> = s0_dirs
+            .iter()
+            .chain(&s1_dirs)
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        for part in [
+            "s0/AllClients",
+            "s0/.cloudservice-server",
+            "s0/tls",
+            &format!("s0/AllClients/{user}"),
+            &format!("s0/.cloudservice-server/{user}/tmp"),
+            &format!("s0/.cloudservice-server/{user}/versions/objects"),
+            "s0/.cloudservice-server/revoked",
+            &format!("s1/.cloudservice-server/{user}/partial"),
+            "s1/tls",
+        ] {
+            assert!(
+                names.iter().any(|n| n.ends_with(part)),
+                "umask {umask}: {part} was made and checked: {names:?}"
+            );
+        }
+        assert!(
+            !s1_log.contains("chmod"),
+            "umask {umask}: no warning on the imported, restored s1: {s1_log}"
+        );
+    }
 }
 
 /// Finding 12: renaming connectionLog.txt kept the server writing to the

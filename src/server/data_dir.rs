@@ -7,15 +7,15 @@
 //! one to a backup group on purpose) but returns, for one warning at start,
 //! each part readable by others with the `chmod` that closes it.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// File name of the connection log in the data directory.
 pub const CONN_LOG: &str = "connectionLog.txt";
 /// Mode of the directories [`prepare`] makes.
-pub const DIR_MODE: u32 = 0o700;
+pub const DIR_MODE: u32 = crate::private_dir::MODE;
 /// Mode of `connectionLog.txt` when the server makes it.
 pub const LOG_MODE: u32 = 0o600;
 
@@ -47,10 +47,7 @@ impl Exposed {
 pub fn prepare(dir: &Path, all_clients: &Path, state_root: &Path) -> io::Result<Vec<Exposed>> {
     let mut exposed = Vec::new();
     for sub in [all_clients, state_root] {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(sub)?;
+        crate::private_dir::create_all(sub)?;
         note(sub, DIR_MODE, &mut exposed)?;
     }
     let log = dir.join(CONN_LOG);

@@ -441,7 +441,7 @@ pub fn invite(paths: &DataPaths, user: &UserId) -> Result<Secret, DevicesError> 
         return Err(DevicesError::UnknownUser(*user));
     }
     let dir = invites_dir(paths, user);
-    std::fs::create_dir_all(&dir).map_err(|e| DevicesError::Io(dir.clone(), e))?;
+    crate::private_dir::create_all(&dir).map_err(|e| DevicesError::Io(dir.clone(), e))?;
     let code = Secret::random();
     write_private(
         &dir.join(hex32(&digest(&code))),
@@ -500,7 +500,7 @@ pub fn revoke(paths: &DataPaths, user: &UserId, id: ClientId) -> Result<(), Devi
         return Err(DevicesError::UnknownDevice(*user, id));
     }
     let dir = revoked_dir(paths);
-    std::fs::create_dir_all(&dir).map_err(|e| DevicesError::Io(dir, e))?;
+    crate::private_dir::create_all(&dir).map_err(|e| DevicesError::Io(dir, e))?;
     write_private(
         &revocation_file(paths, user, id),
         format!("revoked {}\n", unix_now()).as_bytes(),
@@ -520,7 +520,7 @@ pub fn mark_revoked(
     why: &str,
 ) -> Result<(), DevicesError> {
     let dir = revoked_dir(paths);
-    std::fs::create_dir_all(&dir).map_err(|e| DevicesError::Io(dir, e))?;
+    crate::private_dir::create_all(&dir).map_err(|e| DevicesError::Io(dir, e))?;
     write_private(
         &revocation_file(paths, user, id),
         format!("revoked {} {why}\n", unix_now()).as_bytes(),

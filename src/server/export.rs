@@ -175,7 +175,7 @@ pub fn import(paths: &DataPaths, from: &Path) -> Result<(UserId, MoveReport), Mo
     if here && moves::marker(paths, &user) != Some(Away::Moved) {
         return Err(MoveError::AlreadyHere(user));
     }
-    fs::create_dir_all(paths.all_clients()).map_err(io_err("making AllClients/"))?;
+    crate::private_dir::create_all(&paths.all_clients()).map_err(io_err("making AllClients/"))?;
     moves::set_marker(paths, &user, Some(Away::Moving)).map_err(io_err("writing the marker"))?;
     let _lock: Option<OwnerLock> = if paths.user_state(&user).is_dir() {
         Some(
@@ -239,7 +239,7 @@ fn copy_revocations(
     let revoked = devices::all_revoked(from).map_err(io_err("listing revocations"))?;
     let dir = devices::revoked_dir(to);
     for (u, id) in revoked.into_iter().filter(|(u, _)| u == user) {
-        fs::create_dir_all(&dir).map_err(io_err("making revoked/"))?;
+        crate::private_dir::create_all(&dir).map_err(io_err("making revoked/"))?;
         let name = format!("{u}.{id}");
         copy_file(
             &devices::revoked_dir(from).join(&name),
@@ -302,7 +302,7 @@ fn copy_tree_but(
         let dest = to.join(rel);
         let kind = entry.file_type();
         if kind.is_dir() {
-            fs::create_dir_all(&dest).map_err(io_err("making a directory"))?;
+            crate::private_dir::create_all(&dest).map_err(io_err("making a directory"))?;
             let mode = entry
                 .metadata()
                 .map_err(|e| io_err("reading a directory")(e.into()))?

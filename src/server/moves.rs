@@ -91,7 +91,7 @@ pub fn marker(paths: &DataPaths, user: &UserId) -> Option<Away> {
 /// The marker cannot be written or removed.
 pub fn set_marker(paths: &DataPaths, user: &UserId, away: Option<Away>) -> io::Result<()> {
     let dir = moves_dir(paths);
-    std::fs::create_dir_all(&dir)?;
+    crate::private_dir::create_all(&dir)?;
     let path = dir.join(user.to_string());
     match away {
         Some(away) => {

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The data directory's lock file, under `.cloudservice-server/`.
@@ -162,10 +162,7 @@ pub fn restore(data: &Path, backup: &Path) -> Result<Restored, RestoreError> {
     let paths = DataPaths {
         base: data.to_path_buf(),
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(paths.state_root())
+    crate::private_dir::create_all(&paths.state_root())
         .map_err(io_err(paths.state_root().display()))?;
     let _lock = not_served(&paths)?;
     let current = read_all(&paths)?;
@@ -361,10 +358,7 @@ fn keep_current(data: &Path, staging: &Path, name: &str) -> Result<bool, Restore
 /// Moves the data directory's entries aside, the copy's in, and removes
 /// what was moved aside.
 fn swap(data: &Path, staging: &Path, replaced: &Path) -> Result<(), RestoreError> {
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(replaced)
-        .map_err(io_err(replaced.display()))?;
+    crate::private_dir::create(replaced).map_err(io_err(replaced.display()))?;
     let names = |dir: &Path| -> Result<Vec<std::ffi::OsString>, RestoreError> {
         let mut names = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err(dir.display()))? {

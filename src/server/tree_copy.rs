@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, FileTimes};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// What a copy copied.
@@ -43,10 +43,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<Copied> {
         if kind.is_dir() {
             // Its own mode comes last: a read-only one would refuse the
             // entries still to be made in it.
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&dst)
-                .map_err(named(&dst))?;
+            crate::private_dir::create(&dst).map_err(named(&dst))?;
             for entry in fs::read_dir(&src).map_err(named(&src))? {
                 let name = entry.map_err(named(&src))?.file_name();
                 stack.push((src.join(&name), dst.join(&name)));

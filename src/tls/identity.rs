@@ -119,7 +119,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<(ServerIdentity, Origin), Ident
     }
     let made = rcgen::generate_simple_self_signed(vec!["cloudservice".to_owned()])
         .map_err(|e| IdentityError::Generate(e.to_string()))?;
-    fs::create_dir_all(&dir).map_err(|e| IdentityError::Write(dir.clone(), e))?;
+    crate::private_dir::create_all(&dir).map_err(|e| IdentityError::Write(dir.clone(), e))?;
     // The key first: a crash between the two leaves a key alone, which the
     // next start reports (HalfPresent) rather than a certificate without a key.
     write_private(&key, made.key_pair.serialize_pem().as_bytes())?;

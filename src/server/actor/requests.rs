@@ -74,7 +74,7 @@ impl Actor {
         }
         let state = paths.user_state(&self.user);
         if create {
-            if let Err(e) = std::fs::create_dir_all(&state) {
+            if let Err(e) = crate::private_dir::create_all(&state) {
                 log::error!("user {}: cannot make its state folder: {e}", self.user);
             }
         } else if !state.is_dir() {

@@ -193,8 +193,8 @@ impl UserStore {
             && !state_dir.join("journal").exists()
             && std::fs::read_dir(&root).map_or(true, |mut entries| entries.next().is_none());
         if create {
-            std::fs::create_dir_all(&root)?;
-            std::fs::create_dir_all(&state_dir)?;
+            crate::private_dir::create_all(&root)?;
+            crate::private_dir::create_all(&state_dir)?;
         } else if !root.is_dir() || !state_dir.is_dir() {
             return Err(StoreError::UnknownUser);
         }
@@ -202,9 +202,9 @@ impl UserStore {
         if tmp_dir.exists() {
             std::fs::remove_dir_all(&tmp_dir)?;
         }
-        std::fs::create_dir_all(&tmp_dir)?;
+        crate::private_dir::create_all(&tmp_dir)?;
         let partial_dir = state_dir.join("partial");
-        std::fs::create_dir_all(&partial_dir)?;
+        crate::private_dir::create_all(&partial_dir)?;
         crate::chunk::index::drop_stale_partials(&partial_dir, PARTIAL_KEEP);
         let replay = Journal::open(&state_dir.join("journal"))?;
         let versions = versions::VersionDir::open(&state_dir)?;

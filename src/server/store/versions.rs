@@ -182,7 +182,7 @@ impl VersionDir {
         let versions = VersionDir {
             dir: state_dir.join("versions"),
         };
-        std::fs::create_dir_all(versions.objects())?;
+        crate::private_dir::create_all(&versions.objects())?;
         let _lock = versions.lock()?;
         let mut reader = versions.reader()?;
         for _ in reader.by_ref() {}
