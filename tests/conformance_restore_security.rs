@@ -244,6 +244,53 @@ fn r_4_6_17_a_restore_by_hand_is_warned_of() {
     assert!(!rig.devices().contains("warning"), "{}", rig.devices());
 }
 
+/// breaker22 F7: after `cloud-server restore` (which keeps revocations and
+/// rotations), once a device shows the server was restored, `devices`
+/// still told the operator to revoke again and rotate the join code, as
+/// for a backup copied back by hand. Now it says the command put it back
+/// and that there is nothing to redo. Failed on main before the fix
+/// (990dad9's cloud-server through CLOUD_TEST_SERVER_BIN: no `note:` line,
+/// the hand restore's warning instead).
+#[test]
+fn r_4_6_17_a_restore_by_the_command_is_not_told_to_rotate() {
+    let mut rig = Rig::start();
+    rig.backup();
+    common::write(&rig.path("A"), "after.txt", "after the backup\n");
+    rig.once_ok("A", None);
+    rig.restore_with_command();
+    rig.once_ok("A", None);
+    let listing = rig.devices();
+    assert!(
+        listing.contains("warning: this data directory was restored from a backup"),
+        "the server found the restore: {listing}"
+    );
+    let backup = rig.path("backup");
+    let note = "note: it was put back with `cloud-server restore` at 20";
+    assert!(
+        listing.lines().any(|l| l.starts_with(note)
+            && l.contains(&format!(
+                "from {}, which kept the revocations",
+                backup.display()
+            ))
+            && l.contains("nothing to redo")),
+        "{listing}"
+    );
+    assert_eq!(
+        listing
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .count(),
+        1,
+        "only the finding is a warning: {listing}"
+    );
+    let ok = common::eventually(Duration::from_secs(10), || {
+        rig.srv
+            .log_tail(20_000)
+            .contains("it was put back with `cloud-server restore`")
+    });
+    assert!(ok, "server log: {}", rig.srv.log_tail(4_000));
+}
+
 /// The command refuses a running server, a directory that is not a
 /// backup, and the data directory itself, each with one line and exit 1,
 /// and changes nothing.

@@ -526,21 +526,27 @@ fn run_admin(command: Admin, out: &mut String) -> Result<(), String> {
 }
 
 /// The lines `devices` adds when the server found this user's data
-/// restored from a backup (`found`: what it recorded, unix seconds first).
+/// restored from a backup (`found`: what it recorded, unix seconds first),
+/// with advice that depends on whether `cloud-server restore` put it back.
 fn restore_warning(out: &mut String, found: &str, data_dir: &std::path::Path, user: &UserId) {
     let (secs, what) = found.trim().split_once(' ').unwrap_or(("0", found));
+    let found_at = secs.parse().unwrap_or(0);
     say!(
         out,
         "warning: this data directory was restored from a backup: at {} {what}",
-        when(secs.parse().unwrap_or(0), "-")
+        when(found_at, "-")
     );
-    say!(
-        out,
-        "warning: unless it was put back with `cloud-server restore`, revocations, join-code \
-         rotations and invites made after the backup are undone: check the devices above, \
-         revoke again, and run: cloud-server rotate-join {} {user}",
-        data_dir.display()
-    );
+    let by_command = restore_backup::restored_by_command(&paths(data_dir.to_path_buf()));
+    let advice =
+        restore_backup::restore_advice(found_at, by_command.as_ref(), data_dir, user, |s| {
+            when(s, "-")
+        });
+    let level = if by_command.is_some_and(|b| b.at <= found_at) {
+        "note"
+    } else {
+        "warning"
+    };
+    say!(out, "{level}: {advice}");
 }
 
 /// Exit status of an operator command; its error on stderr.

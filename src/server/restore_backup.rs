@@ -43,6 +43,11 @@ const STAGING: &str = ".cloudservice-restore";
 const REPLACED: &str = ".cloudservice-restore-old";
 /// A user's marker: the server found it was restored (what it saw, when).
 pub const RESTORE_FOUND_FILE: &str = "restore_found";
+/// Left in `.cloudservice-server/` by `cloud-server restore` (when, from
+/// where), so that a restore the server finds later is told apart from a
+/// backup copied back by hand: only the latter undid revocations and
+/// rotations (R-4.6.17; breaker22 F7).
+pub const BY_COMMAND_FILE: &str = "restored_by_command";
 /// Kept from the replaced directory as they are (the certificate served
 /// now, the log of what happened since the backup).
 const KEPT: [&str; 2] = ["tls", super::data_dir::CONN_LOG];
@@ -181,6 +186,15 @@ pub fn restore(data: &Path, backup: &Path) -> Result<Restored, RestoreError> {
             notes.push(format!("kept {name} of the replaced data directory"));
         }
     }
+    let mark = format!("{} {}\n", devices::unix_now(), backup.display());
+    devices::write_private(&staged.state_root().join(BY_COMMAND_FILE), mark.as_bytes()).map_err(
+        |e| {
+            RestoreError::Io(
+                "recording the restore".into(),
+                io::Error::other(e.to_string()),
+            )
+        },
+    )?;
     // A starting server must not slip in between the swap's renames.
     let _staged_lock = try_lock(&staged).map_err(io_err("locking the copy"))?;
     swap(data, &staging, &replaced)?;
@@ -401,6 +415,61 @@ pub fn note_restore_found(
 /// What [`note_restore_found`] recorded, if anything.
 pub fn restore_found(paths: &DataPaths, user: &UserId) -> Option<String> {
     fs::read_to_string(paths.user_state(user).join(RESTORE_FOUND_FILE)).ok()
+}
+
+/// When (unix seconds) and from which backup `cloud-server restore` last
+/// put the data directory back, as [`BY_COMMAND_FILE`] recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByCommand {
+    /// Unix seconds.
+    pub at: u64,
+    /// The backup's path as given.
+    pub from: String,
+}
+
+/// What [`BY_COMMAND_FILE`] says, if it is there and readable.
+pub fn restored_by_command(paths: &DataPaths) -> Option<ByCommand> {
+    parse_by_command(&fs::read_to_string(paths.state_root().join(BY_COMMAND_FILE)).ok()?)
+}
+
+fn parse_by_command(text: &str) -> Option<ByCommand> {
+    let (at, from) = text.trim_end_matches('\n').split_once(' ')?;
+    Some(ByCommand {
+        at: at.parse().ok()?,
+        from: from.to_owned(),
+    })
+}
+
+/// The operator's advice once a device showed that `user`'s data was
+/// restored (`found_at`: when, unix seconds). After `cloud-server restore`
+/// (recorded at or before `found_at`) revocations, rotations and invites
+/// made after the backup were kept (R-4.6.17): nothing to redo, unless the
+/// directory was copied back by hand since, which no marker can tell.
+/// Otherwise the backup was copied back by hand and they are undone.
+/// `stamp` formats unix seconds.
+pub fn restore_advice(
+    found_at: u64,
+    by_command: Option<&ByCommand>,
+    data_dir: &Path,
+    user: &UserId,
+    stamp: impl Fn(u64) -> String,
+) -> String {
+    let rotate = format!("cloud-server rotate-join {} {user}", data_dir.display());
+    match by_command {
+        Some(b) if b.at <= found_at => format!(
+            "it was put back with `cloud-server restore` at {} from {}, which kept the \
+             revocations, join-code rotations and invites made after the backup: nothing to \
+             redo (only a backup copied back by hand since would have undone them: then check \
+             the devices, revoke again and run: {rotate})",
+            stamp(b.at),
+            b.from
+        ),
+        _ => format!(
+            "it was not put back with `cloud-server restore` (which leaves {BY_COMMAND_FILE} in \
+             .cloudservice-server/), so revocations, join-code rotations and invites made after \
+             the backup are undone: check the devices, revoke again, and run: {rotate}"
+        ),
+    }
 }
 
 /// Forgets the marker (`rotate-join`: the operator acted on it).

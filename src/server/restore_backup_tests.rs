@@ -117,3 +117,40 @@ fn a_served_directory_a_non_backup_and_overlaps_are_refused() {
     );
     assert!(!live.base.join(STAGING).exists());
 }
+
+/// breaker22 F7: after `cloud-server restore` the advice no longer tells
+/// the operator to rotate the join code; without its marker (a backup
+/// copied back by hand) it does. A marker newer than the finding came
+/// with a later restore than the one found, so it does not count.
+#[test]
+fn the_advice_after_a_found_restore_depends_on_the_commands_marker() {
+    let user: UserId = "9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1".parse().unwrap();
+    let data = Path::new("/srv/cloud");
+    let stamp = |s: u64| format!("t{s}");
+    let marker = parse_by_command("100 /backup/day one\n").unwrap();
+    assert_eq!(
+        marker,
+        ByCommand {
+            at: 100,
+            from: "/backup/day one".into()
+        }
+    );
+    assert_eq!(parse_by_command("garbage"), None);
+    let by_command = restore_advice(150, Some(&marker), data, &user, stamp);
+    assert!(
+        by_command.starts_with(
+            "it was put back with `cloud-server restore` at t100 from /backup/day one, \
+             which kept the revocations"
+        ),
+        "{by_command}"
+    );
+    assert!(by_command.contains("nothing to redo"), "{by_command}");
+    let rotate = "run: cloud-server rotate-join /srv/cloud 9f1c2a7e4b6d8053c1e9f2a4b6c8d0e1";
+    for by_hand in [
+        restore_advice(150, None, data, &user, stamp),
+        restore_advice(50, Some(&marker), data, &user, stamp),
+    ] {
+        assert!(by_hand.starts_with("it was not put back"), "{by_hand}");
+        assert!(by_hand.ends_with(rotate), "{by_hand}");
+    }
+}

@@ -311,22 +311,28 @@ impl Actor {
                 ", history diverged (checked {} tag {:016x}; common {})",
                 ask.check_seq, ask.check_tag, history.common
             ));
+            let now = crate::server::devices::unix_now();
+            let by_command = restore_backup::restored_by_command(&self.ctx.paths);
+            let advice = restore_backup::restore_advice(
+                now,
+                by_command.as_ref(),
+                &self.ctx.paths.base,
+                &self.user,
+                |secs| format!("unix time {secs}"),
+            );
             log::warn!(
                 "user {}: device {client} saw changes this server does not hold \
                  (cursor {}, head {}): was the data directory restored from a backup? \
-                 the device reconciles (R-5.8.4). Unless it was put back with \
-                 `cloud-server restore`, revocations, join-code rotations and invites made \
-                 after the backup are undone (R-4.6.17): check `cloud-server devices \
-                 DATA_DIR {}`, revoke again and run rotate-join",
+                 the device reconciles (R-5.8.4). {advice} (R-4.6.17; see `cloud-server \
+                 devices DATA_DIR {}`)",
                 self.user,
                 ask.cursor,
                 store.head(),
                 self.user
             );
             let found = format!(
-                "{} device {client} had seen changes up to {} that this server does not \
+                "{now} device {client} had seen changes up to {} that this server does not \
                  hold (its head was {})",
-                crate::server::devices::unix_now(),
                 ask.cursor,
                 store.head()
             );
