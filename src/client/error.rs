@@ -3,7 +3,7 @@
 use crate::protocol::{ErrorCode, FrameError, PathError};
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The step of a connection at which [`ClientError::TimedOut`] waited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +179,16 @@ pub enum ClientError {
         stored: String,
         /// The user given on the command line.
         given: String,
+    },
+    /// The identity file does not read as one (breaker22 F5). It holds
+    /// the user ID, this device's number and its device key, which neither
+    /// the folder nor the server can give back, so the client stops and
+    /// names the file and the way out (README "Damaged state files").
+    DamagedIdentity {
+        /// `FOLDER/.cloudservice/identity`.
+        file: PathBuf,
+        /// What is wrong with it.
+        detail: String,
     },
     /// The state folder holds something this version cannot read.
     CorruptState {
@@ -638,6 +648,31 @@ impl fmt::Display for ClientError {
                 "this folder is synced as user {stored}, not {given}; \
                  use another folder or remove its .cloudservice state"
             ),
+            ClientError::DamagedIdentity { file, detail } => {
+                let folder = file
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or_else(|| Path::new("FOLDER"));
+                let mut aside = file.as_os_str().to_owned();
+                aside.push(".damaged");
+                write!(
+                    f,
+                    "state file {} is damaged ({detail}): it holds this device's user ID, \
+                     device number and device key, which cannot be rebuilt from the folder \
+                     or the server; nothing in the folder was changed. The way out: keep it \
+                     aside with `mv {} {}`, then join this folder to the user again as a new \
+                     device: `cloud-client SERVER_IP SERVER_PORT {} PULLING_RATE \
+                     USER_ID[:JOIN_CODE]` (the user ID is on the `user:` line of \
+                     `cloud-client status` on another device of the user); its files are \
+                     compared with the server's, differences kept as conflict copies, \
+                     nothing deleted. The old device can then be revoked on the server \
+                     (`cloud-server revoke DATA_DIR USER_ID DEVICE`)",
+                    file.display(),
+                    file.display(),
+                    Path::new(&aside).display(),
+                    folder.display()
+                )
+            }
             ClientError::CorruptState { file, detail } => {
                 write!(f, "state file {} is damaged: {detail}", file.display())
             }

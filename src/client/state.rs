@@ -192,9 +192,16 @@ impl StateDir {
         let text = match fs::read_to_string(&file) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // Bytes that are not text: damaged, not unreadable.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(ClientError::DamagedIdentity {
+                    file,
+                    detail: "not text".to_owned(),
+                })
+            }
             Err(e) => return Err(ClientError::io(format!("read {}", file.display()), e)),
         };
-        let corrupt = |detail: &str| ClientError::CorruptState {
+        let corrupt = |detail: &str| ClientError::DamagedIdentity {
             file: file.clone(),
             detail: detail.to_owned(),
         };

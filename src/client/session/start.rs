@@ -113,6 +113,74 @@ pub fn run(
     result
 }
 
+/// The folder's index, or, when the file is damaged (it does not parse:
+/// truncated, emptied, garbage, or written by a newer client), an empty
+/// one after the damaged file is renamed aside (breaker22 F5). The index
+/// is a record of what was synced, not data: started without one, the
+/// client compares the folder with the server as a device joining with
+/// files does (§5.8, R-4.6.12's join): a file that differs is kept as a
+/// conflict copy, nothing here is deleted or overwritten. A file it cannot
+/// read for another reason (permissions, an I/O error) still stops it: that
+/// is not damage, and renaming it would hide the cause.
+///
+/// # Errors
+/// Reading the index other than damage; renaming the damaged file.
+fn load_index(state: &StateDir) -> Result<Index, ClientError> {
+    let file = state.index_file();
+    let err = match Index::load(&file) {
+        Ok(index) => return Ok(index),
+        Err(e) if index_is_damaged(&e) => e,
+        Err(e) => return Err(e),
+    };
+    let aside = set_aside(&file)?;
+    let detail = match &err {
+        ClientError::CorruptState { detail, .. } => detail.clone(),
+        _ => "not text".to_owned(),
+    };
+    log::warn!(
+        "the index {} is damaged ({detail}); kept as {}. The index is only this device's record of what was synced: \
+         rebuilding it by comparing the folder with the server, as a device joining with \
+         files does (files that differ are kept as conflict copies; nothing here is deleted \
+         or overwritten; a file deleted here while the client was stopped comes back)",
+        file.display(),
+        aside.display()
+    );
+    Ok(Index::new())
+}
+
+/// Whether `e`, from [`Index::load`], says the file's content is damaged
+/// (as opposed to a file that could not be read).
+fn index_is_damaged(e: &ClientError) -> bool {
+    match e {
+        ClientError::CorruptState { .. } => true,
+        ClientError::Io { cause, .. } => cause.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
+/// Renames `file` to `FILE.damaged-UNIXSECS` (or `…-UNIXSECS-N` when that
+/// is taken, N < 100): kept for a look, never deleted.
+fn set_aside(file: &std::path::Path) -> Result<std::path::PathBuf, ClientError> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = |n: u32| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(format!(".damaged-{secs}"));
+        if n > 0 {
+            name.push(format!("-{n}"));
+        }
+        std::path::PathBuf::from(name)
+    };
+    let aside = (0..100)
+        .map(name)
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| name(100));
+    std::fs::rename(file, &aside)
+        .map_err(|e| ClientError::io(format!("rename {} aside", file.display()), e))?;
+    Ok(aside)
+}
+
 /// [`run`] once the state folder is open.
 fn run_in(
     config: &Config,
@@ -133,7 +201,7 @@ fn run_in(
         None => None,
     };
     let mut index = match loaded {
-        Some(_) => Index::load(&state.index_file())?,
+        Some(_) => load_index(&state)?,
         None => Index::new(),
     };
     let rules = super::publish::adopt_rules(&root, &state, &mut index);
