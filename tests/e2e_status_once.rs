@@ -135,3 +135,95 @@ fn once_exits_3_when_the_server_has_no_room_for_an_upload() {
     let (code, v) = status_json(a);
     assert_eq!(code, 1, "{v:#}");
 }
+
+/// The entries of `status --json`'s `not_synced`.
+fn not_synced(folder: &Path) -> Vec<String> {
+    status_json(folder).1["not_synced"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// breaker22 F4: with a tree 70 levels deep, a name with a newline and a
+/// FIFO in the folder, `status` of the running client said `state: in
+/// sync` (`"in_sync": true`) while listing all three under "not synced",
+/// and `--once` on the same folder exited 3. The rule is README's and
+/// `--once`'s: an entry that cannot be synced means not in sync. Both say
+/// so now, and both say in sync once the entries are gone. Failed on main
+/// before the fix (990dad9's cloud-client through CLOUD_TEST_CLIENT_BIN:
+/// the running client's status stayed exit 0, "in_sync": true).
+#[test]
+fn a_running_client_and_once_agree_that_unsyncable_entries_are_not_in_sync() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path();
+    write(a, "a.txt", "a");
+    new_user(server.port, a);
+    let mut client = Client::start(server.port, a, None);
+    assert!(
+        common::eventually(common::CONVERGE, || status_json(a).0 == 0),
+        "in sync at first: {}",
+        status_json(a).1
+    );
+    let deep = format!("deep{}", "/d".repeat(70));
+    write(a, &format!("{deep}/x.txt"), "x");
+    write(a, "new\nline.txt", "n");
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(a.join("pipe"))
+        .status()
+        .expect("mkfifo");
+    assert!(fifo.success());
+    assert!(
+        common::eventually(common::CONVERGE, || not_synced(a).len() == 3),
+        "three entries listed: {:?}",
+        not_synced(a)
+    );
+    let want = "state:         not in sync (3 entries listed under not synced below)";
+    assert!(
+        common::eventually(common::CONVERGE, || common::status_text(a, false)
+            .1
+            .contains(want)),
+        "{want:?} in:\n{}",
+        common::status_text(a, false).1
+    );
+    // And it stays so, every reading, while the client has nothing else to do.
+    for _ in 0..10 {
+        let (code, v) = status_json(a);
+        assert_eq!(
+            (code, &v["in_sync"]),
+            (1, &serde_json::json!(false)),
+            "{v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    client.stop();
+    let out = run_once(server.port, a, None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not in sync with the server: 3 entries held back or not syncable"),
+        "{err}"
+    );
+
+    // Gone: both say in sync.
+    std::fs::remove_dir_all(a.join("deep")).expect("rm deep");
+    std::fs::remove_file(a.join("new\nline.txt")).expect("rm newline");
+    std::fs::remove_file(a.join("pipe")).expect("rm fifo");
+    let out = run_once(server.port, a, None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _client = Client::start(server.port, a, None);
+    assert!(
+        common::eventually(common::CONVERGE, || status_json(a).0 == 0),
+        "in sync again: {}",
+        status_json(a).1
+    );
+}

@@ -271,6 +271,7 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
     let held_for_space = s.map_or(0, |s| s.held_back.len());
     seen.not_synced
         .extend(s.into_iter().flat_map(|s| s.held_back.iter().cloned()));
+    let nothing_unsyncable = seen.not_synced.is_empty();
     Ok(Report {
         folder: folder.display().to_string(),
         running,
@@ -297,13 +298,20 @@ pub fn gather(folder: &Path) -> Result<Report, ReportError> {
             .filter(|_| running && !stale),
         pid: pulse.map(|p| p.pid),
         not_responding_for,
+        // Every entry listed under "not synced" keeps the folder out of
+        // sync, what this walk found (a path too deep, a name the protocol
+        // cannot carry, a symlink, a FIFO) as much as what the client
+        // found: README "Status" ("the folder is then not in sync"), what `--once`
+        // exits 3 for (breaker22 F4: a running client said "in sync" over
+        // such a list while `--once` on the same folder said not).
         in_sync: in_sync(running, s)
             && !stale
             && not_responding_for.is_none()
             && seen.modes_pending == 0
             && held_back == 0
             && held_for_space == 0
-            && gone_mounts == 0,
+            && gone_mounts == 0
+            && nothing_unsyncable,
     })
 }
 
@@ -480,6 +488,13 @@ pub fn render(r: &Report) -> String {
                 pending = format!("not in sync ({})", escape_controls(why));
                 &pending
             }
+            None if !r.not_synced.is_empty() => {
+                pending = format!(
+                    "not in sync ({} listed under not synced below)",
+                    entries(r.not_synced.len())
+                );
+                &pending
+            }
             None => "not in sync",
         },
     };
@@ -523,6 +538,15 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "rules:         {}", escape_controls(e));
     }
     out
+}
+
+/// `1 entry`, `3 entries`.
+fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
 }
 
 /// The state line of a client that holds the lock and does not respond.

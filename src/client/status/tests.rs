@@ -412,3 +412,30 @@ fn a_silent_client_is_not_in_sync_whatever_its_file_says() {
     );
     assert!(text.contains(&format!("process:       {pid}")), "{text}");
 }
+
+/// breaker22 F4: a running client whose own status agrees with the server
+/// was reported "in sync" while the walk of the folder listed entries it
+/// cannot sync (a FIFO, a name with a newline, a path too deep); `--once`
+/// on the same folder exits 3 for them. Every listed entry now keeps the
+/// folder out of sync, and the state line says why.
+#[test]
+fn an_entry_that_cannot_be_synced_means_not_in_sync_while_a_client_runs() {
+    let dir = synced_folder();
+    let root = dir.path();
+    let state = root.join(crate::protocol::limits::STATE_DIR_NAME);
+    let _lock = lock_running(&state).expect("lock").expect("free");
+    write(&state, &sample()).expect("status");
+    let r = gather(root).expect("report");
+    assert!(r.in_sync && r.not_synced.is_empty(), "{r:?}");
+    fs::write(root.join("new\nline.txt"), "n").expect("w");
+    let r = gather(root).expect("report");
+    assert_eq!(r.not_synced.len(), 1, "{:?}", r.not_synced);
+    assert!(!r.in_sync, "{r:?}");
+    let text = report::render(&r);
+    assert!(
+        text.contains("state:         not in sync (1 entry listed under not synced below)"),
+        "{text}"
+    );
+    fs::remove_file(root.join("new\nline.txt")).expect("rm");
+    assert!(gather(root).expect("report").in_sync);
+}
