@@ -15,8 +15,8 @@ use super::conflict::{on_pull, on_pull_mode, Disk, Indexed, ModeDecision, PullDe
 use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{
-    check_path, copy_hashed, ensure_dirs, ensure_parent, is_too_long, os_reason, reach, set_exec,
-    too_long_why, Local, Reach, Stat,
+    check_path, copy_hashed, ensure_dirs, ensure_parent, is_too_long, open_nofollow, os_reason,
+    reach, set_exec, too_long_why, Local, Reach, Stat,
 };
 use super::ignore::kept::kept_out;
 use super::ignore::IgnoreRules;
@@ -92,14 +92,70 @@ pub struct Applied {
 /// A file of a pull reply made in the temporary area from local content
 /// ([`Applier::obtain`]): verified (its hash and size are the job's), not
 /// yet durable nor placed.
+///
+/// It holds no open descriptor, only the file's identity: the caller of a
+/// reply gets them all at once ([`Applied::obtained`]), and another
+/// device's `mv` of a directory of 5,000 files (R-5.2.19: each placed by
+/// renaming the file set aside) held 5,000 descriptors until the reply was
+/// applied; at the open-file limit the rest failed with EMFILE and were
+/// downloaded again (outside tester breaker22 F3). [`Obtained::reopen`]
+/// opens it again for its fsync, only while it is still the file made.
 #[derive(Debug)]
 pub struct Obtained {
     /// Where it goes, and its content hash and version.
     pub job: FetchJob,
     /// The file in the temporary area.
     pub tmp: PathBuf,
-    /// It, open (flushed), to fsync.
-    pub file: fs::File,
+    /// Its stat once written and checked (flushed): inode, device, birth
+    /// time, size, times and bit ([`still_made`]).
+    pub made: Stat,
+}
+
+impl Obtained {
+    /// `file`, open at `tmp`, written (flushed) and checked for `job`: its
+    /// stat is kept and the descriptor closed.
+    ///
+    /// # Errors
+    /// The stat of the open file (then `tmp` is removed).
+    fn of(job: FetchJob, tmp: PathBuf, file: &fs::File) -> Result<Obtained, ClientError> {
+        match file.metadata() {
+            Ok(meta) => Ok(Obtained {
+                job,
+                tmp,
+                made: Stat::of(&meta),
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(ClientError::io(format!("stat {}", tmp.display()), e))
+            }
+        }
+    }
+
+    /// Opens the file again (no symlink followed), for its fsync, when it
+    /// is still the file made ([`still_made`]): what the checks vouched
+    /// for is what is synced and placed.
+    ///
+    /// # Errors
+    /// Opening or stating it, or it is another file or was written since.
+    pub fn reopen(&self) -> io::Result<fs::File> {
+        let file = open_nofollow(&self.tmp)?;
+        let now = Stat::of(&file.metadata()?);
+        match still_made(&self.made, &now) {
+            true => Ok(file),
+            false => Err(io::Error::other(
+                "it changed in the temporary area after it was made",
+            )),
+        }
+    }
+}
+
+/// Pure: whether the file now at an [`Obtained`]'s path (`now`) is the one
+/// made there (`made`), unchanged: the same inode on the same device (a
+/// known one, not 0), born at the same time, with the same size, times
+/// and bit. A write since moves the times; a file put in its place has
+/// another inode (or birth time).
+pub fn still_made(made: &Stat, now: &Stat) -> bool {
+    made.ino != 0 && made == now
 }
 
 impl Applied {
@@ -920,7 +976,8 @@ impl<'a> Applier<'a> {
             let tmp = self.stage_name(&job.path, "empty")?;
             let file =
                 fs::File::create(&tmp).map_err(|e| ClientError::io("create temporary file", e))?;
-            return self.obtained(Obtained { job, tmp, file }, out);
+            let made = Obtained::of(job, tmp, &file)?;
+            return self.obtained(made, out);
         }
         let wanted_after = match self.wanters.get_mut(&job.hash) {
             Some(n) => {
@@ -940,7 +997,8 @@ impl<'a> Applier<'a> {
             match copy_hashed(&source, &tmp) {
                 Ok((got, n, file)) if got == job.hash && n == job.size => {
                     log::debug!("reused local content for {}", job.path);
-                    return self.obtained(Obtained { job, tmp, file }, out);
+                    let made = Obtained::of(job, tmp, &file)?;
+                    return self.obtained(made, out);
                 }
                 _ => {
                     let _ = fs::remove_file(&tmp);
@@ -959,12 +1017,11 @@ impl<'a> Applier<'a> {
             out.obtained.push(made);
             return Ok(());
         }
-        let Obtained { job, tmp, file } = made;
-        if let Err(e) = file.sync_all() {
-            let _ = fs::remove_file(&tmp);
+        if let Err(e) = made.reopen().and_then(|file| file.sync_all()) {
+            let _ = fs::remove_file(&made.tmp);
             return Err(ClientError::io("sync temporary file", e));
         }
-        drop(file);
+        let Obtained { job, tmp, .. } = made;
         self.place(&job, &tmp, (job.hash, job.version), out)?;
         let dir = job
             .path

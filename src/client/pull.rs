@@ -32,7 +32,7 @@ use crate::protocol::{
     FetchManifestSince, FileBegin, Frame, History, Message, PullChecked, WirePath,
 };
 pub use durable::SyncPool;
-use durable::{sync_dirs, Syncer, MAX_UNSYNCED};
+use durable::{sync_dirs, Syncer};
 use kept_scan::{KeptScan, Scanned};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs::{self, File};
@@ -991,7 +991,9 @@ impl PullJob {
             .apply(&entries, self.full)?;
         self.donors = std::mem::take(&mut applied.donors);
         for made in std::mem::take(&mut applied.obtained) {
-            self.hold(ctx, made);
+            if let Some(job) = self.hold(ctx, made) {
+                applied.fetches.push(job);
+            }
         }
         self.result.changed += applied.changed;
         self.failed |= applied.failed;
@@ -1345,8 +1347,26 @@ impl PullJob {
     /// A file the applier made from local content: fsynced by the pool like
     /// a download, placed when that is back (`collect`), so the pull never
     /// ends (and is never acknowledged) before it is durable.
-    fn hold(&mut self, ctx: &mut Ctx<'_>, made: Obtained) {
-        let Obtained { job, tmp, file } = made;
+    ///
+    /// The file is opened again here ([`Obtained::reopen`]): none is open
+    /// between the reply's apply and its turn at the fsync queue, so a
+    /// reply of 20,000 renames holds no more descriptors than one of ten
+    /// (breaker22 F3). One that is no longer the file made is removed and
+    /// its job returned (`Some`), to be downloaded.
+    fn hold(&mut self, ctx: &mut Ctx<'_>, made: Obtained) -> Option<FetchJob> {
+        let file = match made.reopen() {
+            Ok(file) => file,
+            Err(e) => {
+                log::info!(
+                    "{} cannot be used for {} ({e}); it is downloaded",
+                    made.tmp.display(),
+                    made.job.path
+                );
+                let _ = fs::remove_file(&made.tmp);
+                return Some(made.job);
+            }
+        };
+        let Obtained { job, tmp, .. } = made;
         let key = self.next_key;
         self.next_key += 1;
         self.syncer.submit(key, file);
@@ -1362,14 +1382,15 @@ impl PullJob {
             },
         );
         self.collect(ctx, false);
+        None
     }
 
     /// Places the downloads whose fsync is back: those ready now, then
-    /// (with `all`, or while more than [`MAX_UNSYNCED`] wait) waiting for
+    /// (with `all`, or while more than [`Syncer::limit`] wait) waiting for
     /// the rest. A failed fsync is a failed download (fetched again).
     fn collect(&mut self, ctx: &mut Ctx<'_>, all: bool) {
         loop {
-            let wait = all || self.syncer.pending() > MAX_UNSYNCED;
+            let wait = all || self.syncer.pending() > self.syncer.limit();
             let next = match wait {
                 true => self.syncer.wait_done(),
                 false => self.syncer.try_done(),
@@ -1680,7 +1701,7 @@ mod tests {
         let mut job = PullJob::new(9, (0, true, true), (false, Verbosity::Quiet), pool);
         job.listed = true;
         for made in std::mem::take(&mut applied.obtained) {
-            job.hold(&mut ctx, made);
+            assert!(job.hold(&mut ctx, made).is_none(), "still the file made");
         }
         // Their fsyncs have not run: nothing placed, the pull not done.
         assert!(!root.join("b/x").exists() && !root.join("e").exists());

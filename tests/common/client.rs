@@ -84,6 +84,8 @@ pub struct ClientOptions {
     plaintext: bool,
     envs: Vec<(String, String)>,
     flags: Vec<String>,
+    /// `RLIMIT_NOFILE` (soft and hard) set in the child before it runs.
+    open_files: Option<u64>,
 }
 
 impl ClientOptions {
@@ -97,6 +99,13 @@ impl ClientOptions {
     /// as `CLOUD_TEST_PLACE_DELAY_MS`).
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs the client under an open-file limit of `n` (soft and hard
+    /// `RLIMIT_NOFILE`, as `prlimit --nofile=n:n` would).
+    pub fn open_files(mut self, n: u64) -> Self {
+        self.open_files = Some(n);
         self
     }
 
@@ -182,6 +191,22 @@ impl ClientOptions {
         if self.plaintext || super::server::is_plaintext(self.port) {
             cmd.arg("--insecure-plaintext");
         }
+        if let Some(n) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: runs in the child between fork and exec, where only
+            // async-signal-safe calls are allowed: setrlimit(2) is one, and
+            // the closure touches nothing else (`limit` is a copied value).
+            unsafe {
+                cmd.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
+        }
         match &self.stderr {
             Stderr::Inherit => cmd.stderr(Stdio::inherit()),
             Stderr::Null => cmd.stderr(Stdio::null()),
@@ -265,6 +290,7 @@ impl Client {
             plaintext: false,
             envs: Vec::new(),
             flags: Vec::new(),
+            open_files: None,
         }
     }
 

@@ -31,6 +31,22 @@ pub const SYNC_THREADS: usize = 16;
 /// pull's worth even when an abandoned pull left files in it.
 pub const MAX_UNSYNCED: usize = 256;
 
+/// Most files handed to the pool and not yet reported back by one pull,
+/// for a process allowed `nofile` open files (`None`: unknown): a quarter
+/// of that when it is less than [`MAX_UNSYNCED`] (at least 4), so the
+/// descriptors waiting for their fsync leave the rest of the client (its
+/// connection, watches, index, downloads) room under a low `ulimit -n`
+/// (outside tester breaker22 F3 ran one under 1,024 and 256).
+pub fn unsynced_limit(nofile: Option<usize>) -> usize {
+    nofile.map_or(MAX_UNSYNCED, |n| (n / 4).clamp(4, MAX_UNSYNCED))
+}
+
+/// [`unsynced_limit`] of this process's soft `RLIMIT_NOFILE`, read once.
+fn this_process_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| unsynced_limit(crate::server::config::open_file_limit()))
+}
+
 /// What a finished fsync reports: the key it was submitted with and the
 /// outcome (an error means the file may not be durable: it is not placed).
 pub type Synced = (u64, io::Result<()>);
@@ -123,6 +139,8 @@ pub struct Syncer {
     pending: usize,
     /// Files whose fsync succeeded, since this syncer was made.
     synced: u64,
+    /// Most files pending before the pull waits ([`unsynced_limit`]).
+    limit: usize,
 }
 
 impl Syncer {
@@ -136,7 +154,14 @@ impl Syncer {
             inline: VecDeque::new(),
             pending: 0,
             synced: 0,
+            limit: this_process_limit(),
         }
+    }
+
+    /// Most files this pull keeps submitted and not reported back: past
+    /// it, it waits for one ([`unsynced_limit`]).
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Hands `file` (flushed, its data in the page cache) to the pool; its
@@ -225,6 +250,16 @@ mod tests {
                 (i, f)
             })
             .collect()
+    }
+
+    #[test]
+    fn the_fsync_queue_takes_at_most_a_quarter_of_the_open_file_limit() {
+        assert_eq!(unsynced_limit(None), MAX_UNSYNCED);
+        assert_eq!(unsynced_limit(Some(1_048_576)), MAX_UNSYNCED);
+        assert_eq!(unsynced_limit(Some(1024)), MAX_UNSYNCED);
+        assert_eq!(unsynced_limit(Some(256)), 64);
+        assert_eq!(unsynced_limit(Some(20)), 5);
+        assert_eq!(unsynced_limit(Some(3)), 4, "never fewer than 4");
     }
 
     #[test]
