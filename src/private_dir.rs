@@ -2,7 +2,9 @@
 //! of the server and its operator commands (README "The data directory is
 //! private"): the data directory, `AllClients/` and `.cloudservice-server/`
 //! with everything the server keeps for a user, `tls/`, and the
-//! directories `export --to`, `import` and `restore` write. Each directory
+//! directories `export --to`, `import` and `restore` write; and by the
+//! client, its `FOLDER/.cloudservice/` with `tmp/`, `partial/`,
+//! `streaming/` and a drive's staging directory (README "Device keys"). Each directory
 //! made here is mode 0700 whatever the umask (a umask of 000 would leave
 //! `DirBuilder`'s 0777 default open to all, and one of 0277 would take the
 //! owner's own write bit): the mode is asked for at `mkdir` and then set

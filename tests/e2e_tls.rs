@@ -551,3 +551,67 @@ fn sighup_serves_a_new_certificate_without_dropping_connections() {
     let _ = watching.kill();
     let _ = watching.wait();
 }
+
+/// Every directory below `dir`, `dir` included, with its mode bits.
+fn dir_modes(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let mode = fs::metadata(&at).expect("stat").permissions().mode() & 0o7777;
+        found.push((at.clone(), mode));
+        for entry in fs::read_dir(&at).expect("list") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// ops23's leftover: under umask 000 the client's `.cloudservice/` and its
+/// `tmp/` were 0777, so another local account could drop a file with an
+/// origin note into `tmp/`, which the next start puts into the folder.
+/// Every directory the client keeps for itself is 0700 whatever the umask;
+/// the device key stays 0600.
+#[test]
+fn a_device_state_directory_is_private_under_umask_000() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Srv::start(data.path(), &[]);
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "docs/readme.txt", b"private\n");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    write(a.path(), "big.bin", &big);
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_cloud-client"))
+        .args(["127.0.0.1", &server.port.to_string()])
+        .arg(a.path())
+        .args(["0.5", "--once", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cloud-client");
+    if wait_timeout(&mut child, Duration::from_secs(60)).is_none() {
+        let _ = child.kill();
+        panic!("cloud-client --once did not finish within 60 s");
+    }
+    let out = child.wait_with_output().expect("client output");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state = a.path().join(".cloudservice");
+    let dirs = dir_modes(&state);
+    for name in ["tmp", "partial"] {
+        assert!(
+            dirs.iter().any(|(p, _)| p == &state.join(name)),
+            "{name}/ is made: {dirs:?}"
+        );
+    }
+    let open: Vec<_> = dirs.iter().filter(|(_, mode)| *mode != 0o700).collect();
+    assert!(open.is_empty(), "not 0700 under umask 000: {open:?}");
+    let key = fs::metadata(state.join("identity"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key & 0o777, 0o600, "the device key");
+}

@@ -131,9 +131,7 @@ pub fn staging_for(root: &Path, tmp: &Path, dir: &Path) -> io::Result<Option<Pat
     let staging = top
         .join(crate::protocol::limits::STATE_DIR_NAME)
         .join(DRIVE_STAGING);
-    let mut builder = fs::DirBuilder::new();
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.recursive(true).create(&staging)?;
+    crate::private_dir::create_all(&staging)?;
     Ok(Some(staging))
 }
 

@@ -6,6 +6,7 @@ use super::address::ServerAddress;
 use super::applier::{origin_note, ORIGIN_SUFFIX};
 use super::error::ClientError;
 use super::fsutil::write_atomic;
+use crate::private_dir;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ClientId, Secret, UserId};
 use std::fs;
@@ -87,14 +88,18 @@ impl StateDir {
             dir,
             root_id: file_id(folder),
         };
-        fs::create_dir_all(&state.dir)
+        // 0700 whatever the umask (README "Device keys"): the temporary
+        // area holds other devices' content before it is placed, and what
+        // it holds with an origin note is put back into the folder at the
+        // next start, so no other local account may write there.
+        private_dir::create_all(&state.dir)
             .map_err(|e| ClientError::io(format!("create {}", state.dir.display()), e))?;
         let tmp = state.tmp_dir();
-        fs::create_dir_all(&tmp)
+        private_dir::create_all(&tmp)
             .map_err(|e| ClientError::io(format!("create {}", tmp.display()), e))?;
         clear_tmp(&tmp)?;
         let partial = state.partial_dir();
-        fs::create_dir_all(&partial)
+        private_dir::create_all(&partial)
             .map_err(|e| ClientError::io(format!("create {}", partial.display()), e))?;
         crate::chunk::index::drop_stale_partials(&partial, PARTIAL_KEEP);
         Ok(state)

@@ -131,7 +131,7 @@ fn stream(
     // sent whole again: slower, never wrong.
     let _ = mark
         .parent()
-        .map(std::fs::create_dir_all)
+        .map(crate::private_dir::create_all)
         .map(|_| std::fs::write(&mark, path.as_str()));
     let id = conn.next_request_id();
     let begin = StreamBegin {
