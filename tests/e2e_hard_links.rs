@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{eventually, new_user, status_json, Client, Server, CONVERGE};
+use common::{eventually, new_user, status_json, watching_pair, Server, CONVERGE};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -43,11 +43,7 @@ fn an_edit_through_a_hard_link_outside_the_folder_reaches_the_other_device_in_se
     let outside = base.path().join("outside_link");
     std::fs::hard_link(a.join("out.txt"), &outside).expect("link");
     let user = new_user(server.port, &a);
-    let _ca = Client::options(server.port, &a).log(&log_a).start();
-    let _cb = Client::options(server.port, &b)
-        .user(Some(&user))
-        .log(&log_b)
-        .start();
+    let _clients = watching_pair(server.port, (&a, &log_a), (&b, &log_b), &user);
     let synced = eventually(CONVERGE, || {
         read(&b.join("out.txt")) == "orig out\n"
             && read(&b.join("later.txt")) == "orig later\n"

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{eventually, new_user, status_json, Client, Server, CONVERGE};
+use common::{eventually, new_user, status_json, watching_pair, Server, CONVERGE};
 use rustix::fs::{mkdirat, openat, renameat, unlinkat, AtFlags, Mode, OFlags, CWD};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -130,11 +130,7 @@ fn long_paths_one_device_uploads_are_placed_by_another_as_long() {
 
     write_deep(&a, &f1, b"one from A");
     let user = new_user(server.port, &a);
-    let _ca = Client::options(server.port, &a).log(&log_a).start();
-    let _cb = Client::options(server.port, &b)
-        .user(Some(&user))
-        .log(&log_b)
-        .start();
+    let _clients = watching_pair(server.port, (&a, &log_a), (&b, &log_b), &user);
 
     // Placed: A → B (breaker21 F3: never, "path too long here"), B → A.
     arrives(&b, &f1, Some(b"one from A"), "A's file placed on B", &log_b);

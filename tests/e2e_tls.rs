@@ -80,10 +80,13 @@ fn client_once_at(
     if let Some(user) = user {
         cmd.arg(user);
     }
+    cmd.arg("--once").arg("-q").args(extra);
+    run_once(cmd)
+}
+
+/// Runs a `cloud-client --once` command line to its end, bounded in time.
+fn run_once(mut cmd: Command) -> Output {
     let mut child = cmd
-        .arg("--once")
-        .arg("-q")
-        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -582,22 +585,14 @@ fn a_device_state_directory_is_private_under_umask_000() {
     write(a.path(), "docs/readme.txt", b"private\n");
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
     write(a.path(), "big.bin", &big);
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
         .arg("umask 000; exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_cloud-client"))
         .args(["127.0.0.1", &server.port.to_string()])
         .arg(a.path())
-        .args(["0.5", "--once", "-q"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cloud-client");
-    if wait_timeout(&mut child, Duration::from_secs(60)).is_none() {
-        let _ = child.kill();
-        panic!("cloud-client --once did not finish within 60 s");
-    }
-    let out = child.wait_with_output().expect("client output");
+        .args(["0.5", "--once", "-q"]);
+    let out = run_once(cmd);
     assert!(out.status.success(), "{}", stderr(&out));
     let state = a.path().join(".cloudservice");
     let dirs = dir_modes(&state);

@@ -410,6 +410,20 @@ pub fn run_once(port: u16, folder: &Path, user: Option<&str>) -> Output {
         .run_once()
 }
 
+/// Watching clients of `user` on folders `a` (the one `new_user` made the
+/// user from) and `b`, each logging to the file paired with its folder.
+/// Bind both for the whole test: dropping a client kills it.
+pub fn watching_pair(
+    port: u16,
+    (a, log_a): (&Path, &Path),
+    (b, log_b): (&Path, &Path),
+    user: &str,
+) -> (Client, Client) {
+    let ca = Client::options(port, a).log(log_a).start();
+    let cb = Client::options(port, b).user(Some(user)).log(log_b).start();
+    (ca, cb)
+}
+
 /// Creates a user from `folder` with `--once`; returns the user ID it
 /// printed (asserted to be its only stdout line, 32 hex digits).
 pub fn new_user(port: u16, folder: &Path) -> String {

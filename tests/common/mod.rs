@@ -38,8 +38,8 @@ pub mod wait;
 pub mod wire;
 
 pub use client::{
-    cli, new_user, run_once, status_json, status_text, status_until, Client, ClientOptions,
-    Verbosity,
+    cli, new_user, run_once, status_json, status_text, status_until, watching_pair, Client,
+    ClientOptions, Verbosity,
 };
 pub use conn::Conn;
 pub use devices::{settle, TwoDevices, SETTLE};
