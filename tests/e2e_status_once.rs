@@ -227,3 +227,77 @@ fn a_running_client_and_once_agree_that_unsyncable_entries_are_not_in_sync() {
         status_json(a).1
     );
 }
+
+/// breaker23 F5: a `--once` run that finds a file it changed offline also
+/// changed by another device ("pushing it before pulling it") pushed it,
+/// got the acknowledgement and stopped before the pull it still owed: exit
+/// 3 "changes still pending" while this folder, the other device and the
+/// server agreed, and `status` listed nothing. README (`--once`): exit 0
+/// when the folder then agrees with the server. Every case of the class
+/// here: a local deletion, move, or move-and-edit against another device's
+/// chmod or edit. Failed on main before the fix (4486530's cloud-client
+/// through CLOUD_TEST_CLIENT_BIN: exit 3 for "rm vs chmod" and
+/// "mv+edit vs chmod", the other cases passed).
+#[test]
+fn once_exits_0_after_pushing_a_change_before_pulling_it() {
+    type Op = fn(&Path);
+    let rm: Op = |d| std::fs::remove_file(d.join("a.bin")).expect("rm");
+    let mv: Op = |d| std::fs::rename(d.join("a.bin"), d.join("a2.bin")).expect("mv");
+    let mv_edit: Op = |d| {
+        std::fs::rename(d.join("a.bin"), d.join("a2.bin")).expect("mv");
+        common::append(&d.join("a2.bin"), "more");
+    };
+    let chmod_x: Op = |d| common::chmod(&d.join("a.bin"), 0o755);
+    let edit: Op = |d| common::append(&d.join("a.bin"), "theirs");
+    let cases: [(&str, Op, Op); 5] = [
+        ("rm vs chmod", rm, chmod_x),
+        ("mv+edit vs chmod", mv_edit, chmod_x),
+        ("rm vs edit", rm, edit),
+        ("mv vs chmod", mv, chmod_x),
+        ("mv vs edit", mv, edit),
+    ];
+    for (name, here, there) in cases {
+        let server = Server::start();
+        let (a, b) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let (a, b) = (a.path(), b.path());
+        std::fs::write(a.join("a.bin"), common::Rng::new(5).bytes(100 << 10)).expect("a.bin");
+        write(a, "keep.txt", "k");
+        std::thread::sleep(Duration::from_millis(400));
+        let user = new_user(server.port, a);
+        let once = |folder: &Path, user: Option<&str>| {
+            let out = run_once(server.port, folder, user);
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (code, err) = once(b, Some(&user));
+        assert_eq!(code, Some(0), "{name}: b joins: {err}");
+        there(b);
+        std::thread::sleep(Duration::from_millis(400));
+        let (code, err) = once(b, Some(&user));
+        assert_eq!(code, Some(0), "{name}: b pushes its change: {err}");
+        here(a);
+        std::thread::sleep(Duration::from_millis(400));
+        // Normal verbosity: the line that says this is the case under test.
+        let out = Client::options(server.port, a)
+            .rate("0.2")
+            .verbosity(common::Verbosity::Normal)
+            .run_once();
+        let (code, err) = (out.status.code(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            err.contains("pushing it before pulling it"),
+            "{name}: the case under test: {err}"
+        );
+        assert_eq!(code, Some(0), "{name}: a's --once: {err}");
+        let (code, err) = once(b, Some(&user));
+        assert_eq!(code, Some(0), "{name}: b after: {err}");
+        let server_tree = common::tree(&server.user_dir(&user));
+        assert_eq!(common::tree(a), common::tree(b), "{name}: a and b");
+        assert_eq!(common::tree(a), server_tree, "{name}: a and the server");
+        assert_eq!(common::exec_bits(a), common::exec_bits(b), "{name}: modes");
+    }
+}

@@ -208,6 +208,7 @@ impl Session<'_> {
             && self.push.full_round_sent
             && self.pull.job.is_none()
             && !self.pull.wanted
+            && !self.pull.after_round
             && self.push.inflight.is_empty()
             && self.push.dirty.is_empty()
             && self.push.retry.is_empty()

@@ -141,7 +141,7 @@ impl Session<'_> {
             t.file_done();
         }
         if self.push.inflight.is_empty() {
-            self.round_done();
+            self.round_answered();
         }
         Ok(())
     }
@@ -169,7 +169,7 @@ impl Session<'_> {
                     report.message
                 );
                 if self.push.inflight.is_empty() {
-                    self.round_done();
+                    self.round_answered();
                 }
                 return Ok(());
             }
@@ -191,7 +191,7 @@ impl Session<'_> {
                     wait.as_secs()
                 ));
                 if self.push.inflight.is_empty() {
-                    self.round_done();
+                    self.round_answered();
                 }
                 return Ok(());
             }
@@ -207,7 +207,7 @@ impl Session<'_> {
                 self.push.retry.add(op.path().clone());
                 self.timers.retry_at(Instant::now() + PUSH_RETRY);
                 if self.push.inflight.is_empty() {
-                    self.round_done();
+                    self.round_answered();
                 }
                 return Ok(());
             }
@@ -221,7 +221,7 @@ impl Session<'_> {
             self.timers.retry_at(Instant::now() + PUSH_RETRY);
         }
         if self.push.inflight.is_empty() {
-            self.round_done();
+            self.round_answered();
         }
         Ok(())
     }

@@ -76,6 +76,15 @@ pub(super) struct PullState {
     /// reply lists changes this device does not have. A periodic pull
     /// that finds nothing new is not. Cleared when the pull ends.
     pub(super) owed: bool,
+    /// The last pull left paths to a push first ("pushing it before
+    /// pulling it") and is owed again from the same cursor once that
+    /// round's pushes are answered: their last answer makes it `wanted`
+    /// ([`Session::round_answered`]), and until a pull starts the session has
+    /// not converged. Without it `--once` stopped after the acknowledgement
+    /// with the pull's failure flag still set and exited 3 "changes still
+    /// pending" while the folder agreed with the server (outside tester
+    /// breaker23 F5; README "Running a client", PROTOCOL.md §7.2).
+    pub(super) after_round: bool,
 }
 
 impl PullState {
@@ -98,6 +107,7 @@ impl PullState {
             pool: None,
             space: HoldBack::default(),
             owed: false,
+            after_round: false,
         }
     }
 }
@@ -116,6 +126,7 @@ impl Session<'_> {
             return Ok(());
         };
         self.pull.owed = std::mem::take(&mut self.pull.wanted);
+        self.pull.after_round = false;
         self.timers.pull_started(now, self.config.pull_every);
         let first = self.first_run.first_sync && !self.pull.pulled_once;
         let cursor = self.index.cursor();
@@ -232,10 +243,12 @@ impl Session<'_> {
         }
         // Paths this pull left for a push first: that round goes before the
         // next pull (Status::push_first).
-        self.push.first |= done
+        let defers = done
             .deferred
             .iter()
             .any(|p| !self.push.unstorable.contains(p));
+        self.push.first |= defers;
+        self.pull.after_round |= defers;
         for path in done.dirty {
             if done.deferred.contains(&path) && self.push.unstorable.contains(&path) {
                 log::warn!("{path} stays on this device only; the server's newer version of it is not downloaded");

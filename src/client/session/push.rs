@@ -463,6 +463,21 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// The last push of a round was answered: [`Session::round_done`], and
+    /// the pull that deferred paths to this round is repeated now (the
+    /// server answers in order, so the repeat lists the pushes' outcome,
+    /// A round that sent nothing (the file still being written)
+    /// does not repeat it: that would pull again at every retry of the
+    /// round; the pull's own retry ([`PULL_RETRY`]) comes anyway.
+    ///
+    /// [`PULL_RETRY`]: crate::client::schedule::PULL_RETRY
+    pub(super) fn round_answered(&mut self) {
+        if std::mem::take(&mut self.pull.after_round) {
+            self.pull.wanted = true;
+        }
+        self.round_done();
+    }
+
     /// Every push of the round is answered: the progress bar ends and the
     /// index is saved.
     pub(super) fn round_done(&mut self) {
