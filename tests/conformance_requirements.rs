@@ -79,6 +79,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_stashed_file_is_placed_only_if_untouched_since_it_was_set_aside",
     ),
     (
+        "R-5.2.19",
+        "client",
+        "tests/e2e_rename_killed.rs",
+        "a_receiver_killed_during_a_directory_rename_fetches_nothing_again",
+    ),
+    (
         "R-5.2.18",
         "client",
         "tests/e2e_copy_edit_delete.rs",

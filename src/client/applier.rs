@@ -403,6 +403,7 @@ impl<'a> Applier<'a> {
         self.deleted_here.clear();
         for stashed in self.stash.drain().flat_map(|(_, files)| files) {
             let _ = fs::remove_file(&stashed.at);
+            Self::forget_origin(&stashed.at);
             if let Some(dir) = stashed.at.parent() {
                 staging::tidy(dir);
             }

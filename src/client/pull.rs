@@ -1492,6 +1492,7 @@ impl PullJob {
                 };
                 self.unwritable.push((v.job.path.clone(), why));
                 let _ = fs::remove_file(&v.tmp);
+                let _ = fs::remove_file(super::applier::origin_note(&v.tmp));
                 self.failed = true;
                 false
             }
@@ -1574,6 +1575,8 @@ impl PullJob {
         // Abandoned before their fsync came back: never placed.
         for (_, v) in self.syncing.drain() {
             let _ = fs::remove_file(&v.tmp);
+            // A file taken from the stash carries its origin note.
+            let _ = fs::remove_file(super::applier::origin_note(&v.tmp));
         }
         // What was placed stays placed: its renames are made durable too.
         if let Err(e) = sync_dirs(self.placed_in.iter().map(PathBuf::as_path)) {

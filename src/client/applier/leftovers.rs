@@ -39,20 +39,29 @@ pub fn origin_note(at: &Path) -> PathBuf {
 /// What becomes of a file left in the temporary area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Leftover {
-    /// Exactly what the index says was synced at its path: the server holds
-    /// it, so it is deleted.
+    /// The server's content a download brought (its note names that
+    /// content): deleted, the repeated pull places it again.
     Discard,
+    /// Exactly what the index says was synced at its path, set aside for a
+    /// deletion (a file the server removed or moved, perhaps stashed for
+    /// its new path): back to its path if that is free, so the repeated
+    /// pull, which removes it again, renames it where the server now has
+    /// it instead of downloading it (breaker23 F2); deleted if the path is
+    /// taken (the server holds it).
+    Restore,
     /// Anything else (an edit, a file the index does not know, not a regular
     /// file): it goes back to its path, or beside it as a conflict copy.
     PutBack,
 }
 
 /// Decides [`Leftover`]: `synced` is whether the file is the version the
-/// index records for its path.
-pub fn on_leftover(synced: bool) -> Leftover {
-    match synced {
-        true => Leftover::Discard,
-        false => Leftover::PutBack,
+/// index records for its path, `servers` whether it is the content its
+/// note names as the server's.
+pub fn on_leftover(synced: bool, servers: bool) -> Leftover {
+    match (synced, servers) {
+        (_, true) => Leftover::Discard,
+        (true, false) => Leftover::Restore,
+        (false, false) => Leftover::PutBack,
     }
 }
 
@@ -146,6 +155,16 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Moves the synced version at `at` back to `path` if nothing is there
+    /// (never over anything); false if the path is taken.
+    fn restore_synced(&self, path: &WirePath, at: &Path) -> io::Result<bool> {
+        match crate::client::rename::rename_noreplace(at, &self.local(path)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Settles the leftover at `at` from `path`; `server` is the hex hash
     /// of content that may be dropped (empty: none).
     fn recover_one(
@@ -161,10 +180,27 @@ impl Applier<'_> {
         let servers = is_file
             && !server.is_empty()
             && hash_file(at).is_ok_and(|(hash, _)| hash.to_string() == server.trim());
-        let synced = synced || servers;
-        match on_leftover(synced) {
-            Leftover::Discard => fs::remove_file(at)
-                .map_err(|e| ClientError::io(format!("delete {}", at.display()), e)),
+        let discard = |at: &Path| {
+            fs::remove_file(at).map_err(|e| ClientError::io(format!("delete {}", at.display()), e))
+        };
+        match on_leftover(synced, servers) {
+            Leftover::Discard => discard(at),
+            Leftover::Restore => {
+                let back = ensure_parent(self.root, path).and_then(|()| {
+                    self.restore_synced(path, at)
+                        .map_err(|e| ClientError::io("put back", e))
+                });
+                match back {
+                    Ok(true) => {
+                        log::debug!(
+                            "put {path} back from an interrupted step (the synced version)"
+                        );
+                        Ok(())
+                    }
+                    // Taken, or no way back: the server holds this version.
+                    _ => discard(at),
+                }
+            }
             Leftover::PutBack => {
                 ensure_parent(self.root, path)?;
                 let kept = self.put_back(path, at)?;

@@ -172,6 +172,10 @@ impl<'a> Applier<'a> {
         };
         if same {
             let placed = self.place_staged(job, tmp, (hash, version), out);
+            if placed.is_ok() {
+                // `tmp` is used up; a stashed file's note goes with it.
+                Self::forget_origin(tmp);
+            }
             staging::tidy(&dir);
             return placed;
         }
@@ -202,6 +206,7 @@ impl<'a> Applier<'a> {
         }
         if placed.is_ok() {
             let _ = fs::remove_file(tmp);
+            Self::forget_origin(tmp);
         }
         staging::tidy(&dir);
         placed
@@ -521,22 +526,30 @@ impl<'a> Applier<'a> {
                 return Err(io_err("move", &local)(e));
             }
         }
-        let settled = self.settle_set_aside(path, &aside, wanted, out)?;
-        Self::forget_origin(&aside);
-        if let Some(dir) = aside.parent() {
-            staging::tidy(dir);
+        let (settled, stashed) = self.settle_set_aside(path, &aside, wanted, out)?;
+        // A stashed file keeps its note until it is placed or deleted: a
+        // client killed meanwhile puts it back at `path` at its next start
+        // (`recover_leftovers`), and the repeated pull renames it where the
+        // server has it instead of downloading it again (breaker23 F2).
+        if !stashed {
+            Self::forget_origin(&aside);
+            if let Some(dir) = aside.parent() {
+                staging::tidy(dir);
+            }
         }
         Ok(settled)
     }
 
-    /// The rest of [`Self::remove_synced`], once the file is at `aside`.
+    /// The rest of [`Self::remove_synced`], once the file is at `aside`:
+    /// whether it was the synced version (deleted or kept), and whether it
+    /// is kept in the stash.
     fn settle_set_aside(
         &mut self,
         path: &WirePath,
         aside: &Path,
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
-    ) -> Result<bool, ClientError> {
+    ) -> Result<(bool, bool), ClientError> {
         self.before_step(aside);
         let meta = fs::symlink_metadata(aside).map_err(io_err("stat", aside))?;
         let regular = meta.file_type().is_file();
@@ -561,10 +574,12 @@ impl<'a> Applier<'a> {
             if let Some(kept) = self.put_back(path, aside)? {
                 out.dirty.insert(kept);
             }
-            return Ok(false);
+            return Ok((false, false));
         };
         let stashed = self.stash.get(&hash).map_or(0, Vec::len);
-        if wanted.contains(&hash) && stashed < self.wanters.get(&hash).copied().unwrap_or(0) {
+        let stash =
+            wanted.contains(&hash) && stashed < self.wanters.get(&hash).copied().unwrap_or(0);
+        if stash {
             self.stash.entry(hash).or_default().push(Stashed {
                 at: aside.to_path_buf(),
                 from: path.clone(),
@@ -573,7 +588,7 @@ impl<'a> Applier<'a> {
         } else if !self.keep_as_donor(path, hash, meta.len(), aside) {
             fs::remove_file(aside).map_err(io_err("delete", aside))?;
         }
-        Ok(true)
+        Ok((true, stash))
     }
 
     /// Returns a file moved aside to `path`, or, when `path` was taken in the

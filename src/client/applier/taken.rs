@@ -115,6 +115,7 @@ impl Applier<'_> {
                     job.path
                 );
                 let _ = fs::remove_file(&stashed.at);
+                Self::forget_origin(&stashed.at);
                 if let Some(dir) = stashed.at.parent() {
                     staging::tidy(dir);
                 }
