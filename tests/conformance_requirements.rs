@@ -565,6 +565,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_random_mix_of_moves_and_deletions_with_new_files_ends_by_content",
     ),
     (
+        "R-7.2.4",
+        "client",
+        "tests/e2e_rename_fresh.rs",
+        "files_moved_and_changed_right_before_a_start_are_renames_keeping_others_changes",
+    ),
+    (
         "R-15.2.5",
         "client",
         "tests/e2e_exec_lost.rs",

@@ -18,7 +18,7 @@ use crate::client::status::heartbeat::{Beating, Heartbeat};
 use crate::fsafe::hash_reader;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{ContentHash, UserId, WirePath};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -434,16 +434,41 @@ impl Scanner {
             .skipped
             .extract_if(.., |p, _| Scope::covers(&roots, p))
             .collect();
-        let (disk, known) = self.snapshot(index, scope)?;
+        let (disk, mut known) = self.snapshot(index, scope)?;
         let mut plan = Plan::default();
-        let (deleted_dirs, added_dirs) = plan::dir_changes(&disk, &known);
+        let (mut deleted_dirs, mut added_dirs) = plan::dir_changes(&disk, &known);
         let renames = plan::dir_renames(&disk, &known, &deleted_dirs, &added_dirs);
         let ops = if renames.is_empty() {
-            let uploads = self.plan_files(&disk, &known, scope, &mut plan);
+            let mut uploads = self.plan_files(&disk, &known, scope, &mut plan);
             let roots = scope.roots(index);
             let unstable: HashSet<&WirePath> = plan.unstable.iter().collect();
             self.settle
                 .retain(|p| unstable.contains(p) || !Scope::covers(&roots, p));
+            // A vanished file whose inode is at a file not read yet is that
+            // file moved: compared again with it, never pushed as a Delete
+            // now (R-7.2.4, breaker23 F4).
+            let unsettled: Vec<(WirePath, Stat)> = plan
+                .unstable
+                .iter()
+                .filter_map(|p| match disk.get(p) {
+                    Some(DiskEntry::File(stat)) => Some((p.clone(), *stat)),
+                    _ => None,
+                })
+                .chain(self.settle.watched())
+                .collect();
+            let wait = plan::wait_for_moves(&disk, &known, &deleted_dirs, &unsettled);
+            if let Some(first) = wait.vanished.first() {
+                log::debug!(
+                    "{first} gone, its file moved to a path not read yet: looked at again with it"
+                );
+                known.retain(|p, _| !wait.holds(p));
+                deleted_dirs.retain(|d| !wait.holds(d));
+                added_dirs.retain(|d| !wait.holds(d));
+                uploads.retain(|op| !wait.holds(op.path()));
+                let again = wait.vanished.into_iter().chain(wait.moved_to);
+                let again: BTreeSet<WirePath> = again.chain(plan.unstable.drain(..)).collect();
+                plan.unstable.extend(again);
+            }
             plan::file_changes(&disk, &known, &deleted_dirs, added_dirs, uploads)
         } else {
             plan.renames_only = true;

@@ -17,4 +17,4 @@ pub mod resolve;
 
 pub use ops::{DiskEntry, Op};
 pub use order::order;
-pub use resolve::{dir_changes, dir_renames, file_changes};
+pub use resolve::{dir_changes, dir_renames, file_changes, wait_for_moves, Wait};

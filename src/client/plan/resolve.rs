@@ -92,6 +92,69 @@ pub fn file_changes(
     ops
 }
 
+/// The indexed paths whose comparison must wait for a later look
+/// each vanished file (gone from `disk`, which holds at least
+/// the compared scope) whose inode is that of a file not read yet
+/// (`unsettled`: the paths and stats of the files the scanner found still being
+/// written or changed too recently to be known complete, in this look or
+/// an earlier one), or, for such a file below a removed directory
+/// (`deleted_dirs`, top most), that directory. Such a file is the vanished
+/// one moved, most likely edited too (`mv a b; echo >> b` right before a
+/// start or a look), and is paired with it by its inode ([`same_file`])
+/// once read; planning the vanished path now would push a Delete, and the
+/// moved file later as a new one, dropping what another device did to it
+/// meanwhile (a chmod) or bringing its old name back (an edit). The caller
+/// leaves the returned paths, and what is below them, out of this plan and
+/// looks at them again with the unsettled files. Freshness only postpones
+/// the pairing, it never breaks it (breaker23 F4).
+pub fn wait_for_moves(
+    disk: &BTreeMap<WirePath, DiskEntry>,
+    known: &BTreeMap<WirePath, Entry>,
+    deleted_dirs: &[WirePath],
+    unsettled: &[(WirePath, Stat)],
+) -> Wait {
+    let mut wait = Wait::default();
+    if unsettled.is_empty() {
+        return wait;
+    }
+    for (path, entry) in known {
+        let EntryKind::File { stat, .. } = entry.kind else {
+            continue;
+        };
+        if matches!(disk.get(path), Some(DiskEntry::File(_))) {
+            continue;
+        }
+        let mut moved = unsettled
+            .iter()
+            .filter(|(_, now)| stat.same_inode(now))
+            .peekable();
+        if moved.peek().is_none() {
+            continue;
+        }
+        wait.moved_to.extend(moved.map(|(to, _)| to.clone()));
+        let top = deleted_dirs.iter().find(|d| path.is_within(d));
+        wait.vanished.insert(top.unwrap_or(path).clone());
+    }
+    wait
+}
+
+/// What [`wait_for_moves`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wait {
+    /// Indexed paths (a vanished file, or the removed directory above it)
+    /// left out of this plan, with what is below them.
+    pub vanished: BTreeSet<WirePath>,
+    /// The unsettled files they wait for: looked at again with them.
+    pub moved_to: BTreeSet<WirePath>,
+}
+
+impl Wait {
+    /// True when `path` is a waiting path or below one.
+    pub fn holds(&self, path: &WirePath) -> bool {
+        self.vanished.iter().any(|w| path.is_within(w))
+    }
+}
+
 /// Indexed files and directories that are gone: renames (a deleted file whose
 /// content reappeared as a new file; that upload is taken out of `uploads`),
 /// then file deletions, then directory removals.
@@ -367,6 +430,77 @@ mod tests {
                 ]
             };
             assert_eq!(ops, want, "{was:?} -> {now:?}");
+        }
+    }
+
+    /// breaker23 F4: a vanished file waits (no Delete this look) exactly
+    /// when a file not read yet holds its inode (same device, inode, birth
+    /// where known): whatever that file's size, mtime or name (a chain
+    /// `a -> b -> c` is `a -> c`), found in this look's unstable files or
+    /// in those watched since an earlier look (outside the scope). Below a
+    /// removed directory, the directory waits. A file still on disk, or one
+    /// whose inode no unsettled file holds, is planned as before.
+    #[test]
+    fn a_vanished_file_waits_for_an_unsettled_file_with_its_inode() {
+        let h = ContentHash::of(b"x");
+        let dir = Entry {
+            kind: EntryKind::Dir,
+            version: 1,
+        };
+        let known: BTreeMap<WirePath, Entry> = [
+            (p("a"), Entry::synced_file(stat(1, 7, 100), h, 2)),
+            (p("b"), Entry::synced_file(stat(1, 8, 100), h, 2)),
+            (p("k"), Entry::synced_file(stat(1, 9, 100), h, 2)),
+            (p("d"), dir),
+            (p("d/f"), Entry::synced_file(stat(1, 10, 100), h, 2)),
+        ]
+        .into();
+        let grown = |s: Stat| Stat {
+            size: 99,
+            mtime_ns: 0,
+            ..s
+        };
+        let disk: BTreeMap<WirePath, DiskEntry> = [
+            (p("c"), DiskEntry::File(grown(stat(1, 7, 100)))),
+            (p("k"), DiskEntry::File(stat(1, 9, 100))),
+            (p("n"), DiskEntry::File(grown(stat(1, 10, 0)))),
+            (p("x"), DiskEntry::File(stat(1, 8, 200))),
+        ]
+        .into();
+        let set = |v: &[&str]| v.iter().map(|s| p(s)).collect::<BTreeSet<_>>();
+        let at = |path: &str| match disk.get(&p(path)) {
+            Some(DiskEntry::File(s)) => (p(path), *s),
+            _ => (p(path), stat(2, 1, 0)),
+        };
+        for (unsettled, vanished, moved_to) in [
+            (vec![], vec![], vec![]),
+            (vec![at("c")], vec!["a"], vec!["c"]),
+            // Watched since an earlier look, not in this look's disk.
+            (
+                vec![(p("out/c"), grown(stat(1, 7, 0)))],
+                vec!["a"],
+                vec!["out/c"],
+            ),
+            // The file under the removed directory: the directory waits.
+            (vec![at("n")], vec!["d"], vec!["n"]),
+            // Another device, inode or birth: not the moved file.
+            (vec![(p("y"), stat(2, 7, 100))], vec![], vec![]),
+            (vec![at("x")], vec![], vec![]),
+            // `k` is still on disk: nothing waits for it.
+            (vec![at("k")], vec![], vec![]),
+            (
+                vec![at("c"), at("n"), at("x")],
+                vec!["a", "d"],
+                vec!["c", "n"],
+            ),
+        ] {
+            let wait = wait_for_moves(&disk, &known, &[p("d")], &unsettled);
+            let want = Wait {
+                vanished: set(&vanished),
+                moved_to: set(&moved_to),
+            };
+            assert_eq!(wait, want, "{unsettled:?}");
+            assert_eq!(wait.holds(&p("d/f")), vanished.contains(&"d"));
         }
     }
 

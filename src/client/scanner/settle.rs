@@ -100,6 +100,15 @@ impl Settle {
         self.seen.retain(|path, _| keep(path));
     }
 
+    /// The last seen stats of the files being watched for quiet (not read
+    /// yet): a file that vanished from the index may be one of them moved
+    /// ([`crate::client::plan::wait_for_moves`]).
+    pub fn watched(&self) -> impl Iterator<Item = (WirePath, Stat)> + '_ {
+        self.seen
+            .iter()
+            .map(|(path, look)| (path.clone(), look.stat))
+    }
+
     /// How many files are being watched for quiet.
     #[cfg(test)]
     pub fn len(&self) -> usize {

@@ -494,3 +494,99 @@ fn a_file_untouched_since_this_client_recorded_it_is_not_still_being_written() {
     let refreshed: Vec<&WirePath> = plan.refreshed.iter().map(|(path, _)| path).collect();
     assert_eq!(refreshed, [&p("placed.txt")]);
 }
+
+/// breaker23 F4 (R-7.2.4): a file moved and edited right before a look is
+/// too fresh to be read (it may still be written), so it waits; its old path
+/// must wait with it, not go as a Delete (which drops another device's
+/// chmod and brings the old name back with another device's edit). Also
+/// when the next look covers the old path alone (the pull names it: "changed
+/// here and on the server"), a moved directory's fresh file, and a chain
+/// `c1 -> c2 -> c3`. Once the files have settled it is one Rename each.
+#[test]
+fn a_file_moved_and_edited_just_before_a_look_waits_with_its_old_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("d")).unwrap();
+    for f in ["a.bin", "c1.bin", "s.bin", "d/f.bin", "keep"] {
+        fs::write(root.join(f), format!("content of {f}\n").repeat(50)).unwrap();
+    }
+    settle();
+    let index = index_of(root);
+    settle();
+    fs::rename(root.join("a.bin"), root.join("a2.bin")).unwrap();
+    append_to(&root.join("a2.bin"), "more\n");
+    fs::rename(root.join("c1.bin"), root.join("c2.bin")).unwrap();
+    fs::rename(root.join("c2.bin"), root.join("c3.bin")).unwrap();
+    append_to(&root.join("c3.bin"), "more\n");
+    fs::rename(root.join("s.bin"), root.join("s2.bin")).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("s2.bin"))
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let mut scanner = Scanner::new(root);
+    let plan = scanner.plan(&index, &full()).unwrap();
+    let removes: Vec<&Op> = plan.ops.iter().filter(|op| op.removes()).collect();
+    assert!(removes.is_empty(), "{:?}", plan.ops);
+    for path in ["a.bin", "a2.bin", "c1.bin", "c3.bin", "s.bin", "s2.bin"] {
+        assert!(
+            plan.unstable.contains(&p(path)),
+            "{path}: {:?}",
+            plan.unstable
+        );
+    }
+    // The old path alone, as a pull names it: still no Delete.
+    let only_old = Scope {
+        paths: [p("a.bin")].into(),
+        ..Scope::default()
+    };
+    let plan = scanner.plan(&index, &only_old).unwrap();
+    assert!(plan.ops.is_empty(), "{:?}", plan.ops);
+    assert!(plan.unstable.contains(&p("a2.bin")), "{:?}", plan.unstable);
+    settle();
+    let plan = scanner.plan(&index, &full()).unwrap();
+    let renames: Vec<(String, String)> = plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Rename { from, to, .. } => Some((from.to_string(), to.to_string())),
+            _ => None,
+        })
+        .collect();
+    for (from, to) in [
+        ("a.bin", "a2.bin"),
+        ("c1.bin", "c3.bin"),
+        ("s.bin", "s2.bin"),
+    ] {
+        assert!(
+            renames.contains(&(from.to_owned(), to.to_owned())),
+            "{from} -> {to}: {:?}",
+            plan.ops
+        );
+    }
+    assert!(!plan.ops.iter().any(Op::removes), "{:?}", plan.ops);
+
+    // A moved directory with a fresh file: the directory goes as a Rename
+    // at once (its files are matched by inode, fresh or not), the file's
+    // edit after it.
+    let index = index_of(root);
+    settle();
+    fs::rename(root.join("d"), root.join("e")).unwrap();
+    append_to(&root.join("e/f.bin"), "more\n");
+    let plan = scanner.plan(&index, &full()).unwrap();
+    assert_eq!(
+        plan.ops,
+        vec![Op::Rename {
+            from: p("d"),
+            to: p("e"),
+            base: 1
+        }]
+    );
+}
+
+fn append_to(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
