@@ -19,8 +19,16 @@ use super::manifest::{ChunkEntry, IdLen, Manifest, MAX_MANIFEST_CHUNKS};
 use super::MAX_CHUNK;
 use crate::protocol::ContentHash;
 
+/// Bytes already cut that `held` may keep in front of the bytes not yet
+/// cut before they are dropped (a `memmove` of the rest to the front): with
+/// 256 KiB pieces that move happens about once per three pieces instead of
+/// after every piece (issue 12, BENCHMARKS.md "TLS upload: one send per
+/// frame"; the client's download cuts through the same feed).
+const SLACK: usize = 3 * MAX_CHUNK as usize;
+
 /// The chunk list of bytes fed in order; see the module doc. Memory: at
-/// most two [`MAX_CHUNK`]s held back, and 36 bytes per chunk cut (at most
+/// most two [`MAX_CHUNK`]s held back (in a buffer of at most [`SLACK`]
+/// more, plus the piece being fed), and 36 bytes per chunk cut (at most
 /// [`MAX_MANIFEST_CHUNKS`] of them: past that the list is given up, as no
 /// download could be served from it, R-13.4.1).
 pub struct ChunkFeed {
@@ -71,9 +79,14 @@ impl ChunkFeed {
             self.held.extend_from_slice(&data[at..at + take]);
             at += take;
             if self.held.len() - self.start < max {
-                // `data` is used up and the window is still short.
-                self.held.drain(..self.start);
-                self.start = 0;
+                // `data` is used up and the window is still short. The
+                // bytes already cut are dropped only once there are
+                // [`SLACK`] of them: moving the held rest to the front
+                // after every piece was a second copy of most bytes.
+                if self.start >= SLACK {
+                    self.held.drain(..self.start);
+                    self.start = 0;
+                }
                 return;
             }
             let window = &self.held[self.start..self.start + max];
@@ -205,6 +218,28 @@ mod tests {
                 assert_eq!(fed(&data, sizes), want, "len {len}, pieces {sizes:?}");
             }
         }
+    }
+
+    /// 256 KiB pieces (what uploads and downloads feed): the same list as
+    /// the whole, and the bytes already cut are dropped before `held`
+    /// passes [`SLACK`] plus two windows, so the memory stays bounded.
+    #[test]
+    fn the_held_buffer_stays_bounded_over_many_pieces() {
+        let data = with_runs(24 << 20, 7);
+        let piece = MAX_CHUNK as usize;
+        let mut feed = ChunkFeed::new();
+        let mut dropped = 0;
+        for part in data.chunks(piece) {
+            let before = feed.start;
+            feed.feed(part);
+            assert!(feed.held.len() <= SLACK + 2 * piece, "{}", feed.held.len());
+            if feed.start < before {
+                dropped += 1;
+            }
+        }
+        assert!(dropped > 0 && dropped < data.len() / piece / 2, "{dropped}");
+        let want = manifest_of_reader(&data[..]).expect("in memory");
+        assert_eq!(feed.finish(ContentHash::of(&data)), Some(want));
     }
 
     proptest! {

@@ -334,10 +334,9 @@ impl Connection {
         );
         let watch = &mut self.watch;
         let mut on = |ev: SendEvent| watch.on_send(ev);
-        let sent = self
-            .writer
-            .write_all(&self.out, &mut on)
-            .and_then(|()| self.writer.write_all(data, &mut on));
+        // Header and data as one stream: over TLS one run of records and
+        // one send, not a record and a send for the 12 header bytes.
+        let sent = self.writer.write_frame(&self.out, data, &mut on);
         if let Err(e) = sent {
             return Err(self.write_error(e));
         }
