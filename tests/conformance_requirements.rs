@@ -61,6 +61,48 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "hand_edits_while_the_server_is_stopped_reach_the_devices",
     ),
     (
+        "R-10.8",
+        "server",
+        "src/protocol/lost.rs",
+        "round_trips_and_refusals",
+    ),
+    (
+        "R-10.9",
+        "server",
+        "tests/e2e_lost_server_copy.rs",
+        "a_running_device_puts_the_lost_and_the_damaged_copy_back",
+    ),
+    (
+        "R-10.10",
+        "server",
+        "tests/e2e_lost_server_copy.rs",
+        "a_running_device_puts_the_lost_and_the_damaged_copy_back",
+    ),
+    (
+        "R-10.10",
+        "server",
+        "src/server/store/lost.rs",
+        "a_recovery_is_exactly_lost_and_equal",
+    ),
+    (
+        "R-10.10",
+        "server",
+        "tests/e2e_lost_server_copy.rs",
+        "a_device_with_an_edit_of_the_lost_file_is_not_taken_for_the_lost_copy",
+    ),
+    (
+        "R-10.11",
+        "client",
+        "tests/e2e_lost_server_copy.rs",
+        "a_once_run_puts_the_lost_copies_back",
+    ),
+    (
+        "R-10.11",
+        "client",
+        "src/client/lost.rs",
+        "never_a_yes_for_another_version_hash_or_size",
+    ),
+    (
         "R-5.2.19",
         "client",
         "tests/e2e_rename_placed.rs",

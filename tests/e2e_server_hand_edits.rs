@@ -5,8 +5,8 @@
 //! stopped cleanly reaches every device as a change made in the server's
 //! folder, with a conflict copy where a device edited the same file
 //! offline; a file removed by hand is kept listed and never deleted on the
-//! devices (the last copies are there), and a new device names it under
-//! "not synced"; a byte changed while the server runs is found at the
+//! devices (the last copies are there), and a device holding it puts it
+//! back, so a new device gets it too; a byte changed while the server runs is found at the
 //! next fetch and journaled, not served again. Planted symlinks stay
 //! never followed. Main's server served the journal's version of each (a
 //! truncated read of the appended file, `outcome=ok` fetches of the
@@ -23,17 +23,6 @@ fn flip_byte(path: &Path, at: usize) {
     let mut bytes = std::fs::read(path).expect("read the server's copy");
     bytes[at] ^= 0xff;
     std::fs::write(path, &bytes).expect("change the server's copy");
-}
-
-/// Whether `folder`'s status lists `path` under "not synced" with `why`.
-fn named_not_synced(folder: &Path, path: &str, why: &str) -> bool {
-    let (code, st) = status_json(folder);
-    code != 0
-        && st["not_synced"].as_array().is_some_and(|a| {
-            a.iter()
-                .filter_map(|e| e.as_str())
-                .any(|e| e.starts_with(path) && e.contains(why))
-        })
 }
 
 /// How many times the server's connection log shows a fetch of `path`.
@@ -146,22 +135,24 @@ fn hand_edits_while_the_server_is_stopped_reach_the_devices() {
         tree(&s).keys().collect::<Vec<_>>(),
         tree(b).keys().collect::<Vec<_>>()
     );
-    // f3, removed by hand: never deleted on the devices that hold it; the
-    // new device names it, held back with why.
-    for folder in [a, b] {
-        assert_eq!(
-            std::fs::read(folder.join("d/f3.txt")).expect("f3 kept"),
-            b"base 3\n"
+    // f3, removed by hand: never deleted on the devices that hold it; A or
+    // B, which hold its version, put it back, and the new device
+    // gets it.
+    for folder in [a, b, c] {
+        let got = eventually(Duration::from_secs(30), || {
+            std::fs::read(folder.join("d/f3.txt")).is_ok_and(|g| g == b"base 3\n")
+        });
+        assert!(
+            got,
+            "f3 is not on {}: {}",
+            folder.display(),
+            status_json(c).1
         );
     }
-    let named = eventually(Duration::from_secs(20), || {
-        named_not_synced(c, "d/f3.txt", "missing from its disk")
-    });
-    assert!(named, "C does not name f3: {}", status_json(c).1);
-    let before = fetches(&server, "d/f3.txt");
-    std::thread::sleep(Duration::from_secs(6));
-    let during = fetches(&server, "d/f3.txt") - before;
-    assert!(during <= 2, "f3 asked for {during} times in 6 s");
+    assert_eq!(
+        std::fs::read(s.join("d/f3.txt")).expect("f3 back on the server"),
+        b"base 3\n"
+    );
     // Planted symlinks: nothing outside reached a device.
     for folder in [a, b, c] {
         for (p, v) in tree(folder) {
@@ -178,6 +169,8 @@ fn hand_edits_while_the_server_is_stopped_reach_the_devices() {
         "d/hand.txt added outside the server",
         "d/f3.txt (v",
         "not deleted on the devices",
+        "d/f3.txt (v",
+        "restored from device",
     ] {
         assert!(
             log.contains(needle),
@@ -188,8 +181,8 @@ fn hand_edits_while_the_server_is_stopped_reach_the_devices() {
         server
             .conn_log()
             .lines()
-            .any(|l| l.contains("request=fetch outcome=error") && l.contains("d/f3.txt")),
-        "the refused fetch is not in connectionLog.txt"
+            .any(|l| l.contains("request=restore-lost") && l.contains("d/f3.txt")),
+        "the restore is not in connectionLog.txt"
     );
 }
 

@@ -22,6 +22,7 @@ use cloudservice::protocol::{
 };
 use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
 use cloudservice::protocol::{History, PartialAck, PullChecked, StreamBegin, StreamEnd};
+use cloudservice::protocol::{LostEntry, LostList};
 use common::raw::frame as frame_bytes;
 use std::collections::BTreeSet;
 use std::fs;
@@ -216,7 +217,7 @@ fn seed_corpus_has_every_message_kind_and_error_code() {
         }
     }
     let kinds_known = every_kind();
-    assert_eq!(kinds_known.len(), 43, "a kind was added: give it a seed");
+    assert_eq!(kinds_known.len(), 45, "a kind was added: give it a seed");
     for kind in kinds_known {
         assert!(
             kinds.contains(&(kind as u8)),
@@ -500,6 +501,22 @@ fn sample_frames() -> Vec<(&'static str, Frame)> {
                     head_tag: 0x8c41_d07e_22b9_f315,
                     common: 40,
                     diverged: true,
+                }),
+            ),
+        ),
+        ("list-lost", frame(5, Message::ListLost)),
+        (
+            "lost-list",
+            frame(
+                5,
+                Message::LostList(LostList {
+                    more: true,
+                    entries: vec![LostEntry {
+                        version: 44,
+                        size: 6,
+                        hash: ContentHash([0x5a; 32]),
+                        path: WirePath::new("notes.txt").expect("path"),
+                    }],
                 }),
             ),
         ),

@@ -477,6 +477,22 @@ fn examples() -> BTreeMap<&'static str, Frame> {
         ),
         ("x-b-fileend", frame(3, Message::FileEnd)),
         ("x-b-ack", frame(4, Message::Ack { cursor: 1 })),
+        ("list-lost", frame(9, Message::ListLost)),
+        (
+            "lost-list",
+            frame(
+                9,
+                Message::LostList(cloudservice::protocol::LostList {
+                    more: false,
+                    entries: vec![cloudservice::protocol::LostEntry {
+                        version: 4,
+                        size: HELLO_TXT.len() as u64,
+                        hash: ContentHash::of(HELLO_TXT),
+                        path: path("notes.txt"),
+                    }],
+                }),
+            ),
+        ),
     ];
     let mut map = BTreeMap::new();
     for (name, frame) in list
@@ -786,6 +802,10 @@ fn the_limits_table_matches_limits_rs() {
         (
             "V8_PROTOCOL_VERSION",
             limits::V8_PROTOCOL_VERSION.to_string(),
+        ),
+        (
+            "V9_PROTOCOL_VERSION",
+            limits::V9_PROTOCOL_VERSION.to_string(),
         ),
     ];
     let mut missing = Vec::new();

@@ -29,6 +29,7 @@ use cloudservice::protocol::{
 };
 use cloudservice::protocol::{ChunkListDelta, FetchManifestSince, ListOp};
 use cloudservice::protocol::{History, PartialAck, PullChecked, StreamBegin, StreamEnd};
+use cloudservice::protocol::{LostEntry, LostList};
 
 pub mod chunk_list;
 pub mod proxy_header;
@@ -320,7 +321,7 @@ impl<'a> ByteSource<'a> {
     /// A message of any kind, with valid fields; `None` when a path drawn
     /// for it breaks a path rule.
     pub fn message(&mut self) -> Option<Message> {
-        Some(match self.u8() % 44 {
+        Some(match self.u8() % 46 {
             0 => Message::Hello(Hello {
                 mode: self.hello_mode(),
                 user_id: UserId(self.array()),
@@ -536,6 +537,27 @@ impl<'a> ByteSource<'a> {
                     head_tag: self.u64(),
                     common: self.u64().min(head),
                     diverged: self.u8() & 1 == 1,
+                })
+            }
+            43 => Message::ListLost,
+            44 => {
+                // Distinct paths, at most a few.
+                let n = usize::from(self.u8() % 4);
+                let mut entries: Vec<LostEntry> = Vec::new();
+                for _ in 0..n {
+                    let entry = LostEntry {
+                        version: self.u64(),
+                        size: self.u64(),
+                        hash: ContentHash(self.array()),
+                        path: self.path()?,
+                    };
+                    if !entries.iter().any(|e| e.path == entry.path) {
+                        entries.push(entry);
+                    }
+                }
+                Message::LostList(LostList {
+                    more: self.u8() & 1 == 1,
+                    entries,
                 })
             }
             _ => Message::PushAck(PushAck {

@@ -52,6 +52,7 @@ pub mod index;
 pub mod lease;
 pub mod link_watch;
 pub mod logging;
+pub mod lost;
 pub mod mounts;
 pub mod nesting;
 pub mod origin;

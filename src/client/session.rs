@@ -214,14 +214,20 @@ impl Session<'_> {
             && self.push.retry.is_empty()
             && self.push.held.is_none()
             && !self.push.server_lists.pending()
+            && self.pull.lost_asked.is_none()
+            && self.push.lost.is_empty()
     }
 
     /// What the schedule needs to know of the session now.
     fn status(&self) -> Status {
         Status {
             last_send: self.conn.as_ref().map(Connection::last_send),
-            pulling: self.pull.job.is_some(),
-            pull_awaited: self.pull.job.as_ref().is_some_and(|j| j.awaits_server()),
+            // A ListLost in flight ends the pull (R-10.11): the next
+            // round waits for its answer, so an older server's refusal is
+            // read before anything else is written to the closed socket.
+            pulling: self.pull.job.is_some() || self.pull.lost_asked.is_some(),
+            pull_awaited: self.pull.job.as_ref().is_some_and(|j| j.awaits_server())
+                || self.pull.lost_asked.is_some(),
             pull_wanted: self.pull.wanted,
             pushing: !self.push.inflight.is_empty(),
             push_first: self.push.first,
@@ -444,6 +450,11 @@ impl Session<'_> {
                 }
             }
             Message::PushAck(ack) => self.on_push_ack(id, &ack)?,
+            Message::LostList(list) if self.pull.lost_asked == Some(id) => {
+                self.pull.lost_asked = None;
+                self.pull.lost_unanswered = 0;
+                self.on_lost_list(&list);
+            }
             Message::Error(report) if self.push.inflight.contains_key(&id) => {
                 self.on_push_error(id, &report)?
             }
@@ -458,6 +469,18 @@ impl Session<'_> {
                          syncing contents only"
                     );
                     self.pull.modes = false;
+                }
+                if report.code == ErrorCode::BadFrame
+                    && report.message.contains("unsupported protocol version 9")
+                    && self.pull.lost
+                {
+                    // A server of versions 1 to 8 (R-10.11): it does not
+                    // name its lost files; not asked again this run.
+                    log::warn!(
+                        "the server does not name files it lost (protocol version 9): \
+                         a lost server copy is not put back from this device"
+                    );
+                    self.pull.lost = false;
                 }
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 8")

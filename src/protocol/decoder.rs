@@ -1,7 +1,7 @@
 //! The incremental frame decoder: a small state machine fed whatever bytes arrived.
 
 use super::error::FrameError;
-use super::limits::{HEADER_LEN, MAGIC, MAX_PAYLOAD, V7_PROTOCOL_VERSION, V8_PROTOCOL_VERSION};
+use super::limits::{HEADER_LEN, MAGIC, MAX_PAYLOAD, V8_PROTOCOL_VERSION, V9_PROTOCOL_VERSION};
 use super::message::{Frame, Kind, Message};
 
 /// The decoder's answer to a `feed`.
@@ -294,11 +294,12 @@ fn parse_header(h: &[u8; HEADER_LEN], limit: u32) -> Result<(Kind, u32, u32), Fr
         // kind under 1 (§13.1), a mode kind under 1 or 2 (§15.1), a
         // version 4 kind under 1 to 3 (§13.6), a version 5 kind under 1
         // to 4 (§13.7), a version 6 kind under 1 to 5 (§13.8), a version 7
-        // kind under 1 to 6 (§5.3), a version 8 kind under 1 to 7 (§5.8).
-        Ok(kind) if (1..=V7_PROTOCOL_VERSION).contains(&h[2]) && kind.version() > h[2] => {
+        // kind under 1 to 6 (§5.3), a version 8 kind under 1 to 7 (§5.8),
+        // a version 9 kind under 1 to 8 (§10.2).
+        Ok(kind) if (1..=V8_PROTOCOL_VERSION).contains(&h[2]) && kind.version() > h[2] => {
             return Err(FrameError::UnknownKind(h[3]))
         }
-        Err(e) if (1..=V8_PROTOCOL_VERSION).contains(&h[2]) => return Err(e),
+        Err(e) if (1..=V9_PROTOCOL_VERSION).contains(&h[2]) => return Err(e),
         _ => return Err(FrameError::UnsupportedVersion(h[2])),
     };
     let request_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);

@@ -28,6 +28,10 @@ pub const V7_PROTOCOL_VERSION: u8 = 7;
 /// pull that names the change the client last saw, so a server restored
 /// from an older backup is found out, PROTOCOL.md §5.8).
 pub const V8_PROTOCOL_VERSION: u8 = 8;
+/// Protocol version 9: the header byte of `ListLost` and `LostList` (the
+/// files whose server copy is lost, so a device holding them uploads them
+/// again, PROTOCOL.md §10.2).
+pub const V9_PROTOCOL_VERSION: u8 = 9;
 /// Most paths one `PartialAck` names. A client that left more to
 /// its push sends no Ack for that reply.
 pub const MAX_HELD_PATHS: usize = 1024;

@@ -10,9 +10,10 @@ use super::history::{History, PullChecked};
 use super::limits::{
     DELTA_PROTOCOL_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD, MODE_PROTOCOL_VERSION,
     PROTOCOL_VERSION, V4_PROTOCOL_VERSION, V5_PROTOCOL_VERSION, V6_PROTOCOL_VERSION,
-    V7_PROTOCOL_VERSION, V8_PROTOCOL_VERSION,
+    V7_PROTOCOL_VERSION, V8_PROTOCOL_VERSION, V9_PROTOCOL_VERSION,
 };
 use super::list_delta::{ChunkListDelta, FetchManifestSince};
+use super::lost::LostList;
 use super::partial_ack::PartialAck;
 use super::path::WirePath;
 use super::push::{Delete, PushAck, RemoveDir, Rename, SetMode};
@@ -54,6 +55,10 @@ pub enum Kind {
     PullChecked = 0x1C,
     /// Version 8: the first frame of the reply to `PullChecked` (§5.8).
     History = 0x1D,
+    /// Version 9: which files has the server lost (§10.2)?
+    ListLost = 0x1E,
+    /// Version 9: the answer to `ListLost` (§10.2).
+    LostList = 0x1F,
     /// Server: changes are waiting.
     Notify = 0x13,
     /// Ask for a file's content.
@@ -139,6 +144,8 @@ impl Kind {
             0x1B => Kind::PartialAck,
             0x1C => Kind::PullChecked,
             0x1D => Kind::History,
+            0x1E => Kind::ListLost,
+            0x1F => Kind::LostList,
             0x13 => Kind::Notify,
             0x14 => Kind::Fetch,
             0x20 => Kind::FileBegin,
@@ -179,7 +186,9 @@ impl Kind {
     /// an older peer refuses a newer frame as UnsupportedVersion and every
     /// other frame is unchanged.
     pub fn version(self) -> u8 {
-        if self.is_v8() {
+        if self.is_v9() {
+            V9_PROTOCOL_VERSION
+        } else if self.is_v8() {
             V8_PROTOCOL_VERSION
         } else if self.is_v7() {
             V7_PROTOCOL_VERSION
@@ -196,6 +205,12 @@ impl Kind {
         } else {
             PROTOCOL_VERSION
         }
+    }
+
+    /// Whether the kind exists only in version 9 (the files whose server
+    /// copy is lost, §10.2).
+    pub fn is_v9(self) -> bool {
+        matches!(self, Kind::ListLost | Kind::LostList)
     }
 
     /// Whether the kind exists only in version 8 (the pull that names the
@@ -290,6 +305,11 @@ pub enum Message {
     PullChecked(PullChecked),
     /// See [`History`] (version 8).
     History(History),
+    /// Version 9, client → server: which files has the server lost
+    /// (§10.2)? No payload; answered by one `LostList`.
+    ListLost,
+    /// See [`LostList`] (version 9).
+    LostList(LostList),
     /// Server → client: the user's journal reached `head`. `payload: head u64`.
     Notify {
         /// Newest sequence number on the server.
@@ -392,6 +412,8 @@ impl Message {
             Message::PartialAck(_) => Kind::PartialAck,
             Message::PullChecked(_) => Kind::PullChecked,
             Message::History(_) => Kind::History,
+            Message::ListLost => Kind::ListLost,
+            Message::LostList(_) => Kind::LostList,
             Message::Notify { .. } => Kind::Notify,
             Message::Fetch(_) => Kind::Fetch,
             Message::FileBegin(_) => Kind::FileBegin,
@@ -454,6 +476,8 @@ impl Message {
             Kind::PartialAck => Message::PartialAck(PartialAck::decode(&mut r)?),
             Kind::PullChecked => Message::PullChecked(PullChecked::decode(&mut r)?),
             Kind::History => Message::History(History::decode(&mut r)?),
+            Kind::ListLost => Message::ListLost,
+            Kind::LostList => Message::LostList(LostList::decode(&mut r)?),
             Kind::Notify => Message::Notify { head: r.u64()? },
             Kind::Fetch => Message::Fetch(Fetch::decode(&mut r)?),
             Kind::FileBegin => Message::FileBegin(FileBegin::decode(&mut r)?),
@@ -492,7 +516,11 @@ impl Message {
         match self {
             Message::Hello(m) => m.encode(out),
             Message::Welcome(m) => m.encode(out),
-            Message::Ping | Message::Pong | Message::FileEnd | Message::ListBaseUnknown => {}
+            Message::Ping
+            | Message::Pong
+            | Message::FileEnd
+            | Message::ListBaseUnknown
+            | Message::ListLost => {}
             Message::Error(m) => m.encode(out),
             Message::KeyHello(m) => m.encode(out),
             Message::KeyWelcome(m) => m.encode(out),
@@ -502,6 +530,7 @@ impl Message {
             Message::PartialAck(m) => m.encode(out),
             Message::PullChecked(m) => m.encode(out),
             Message::History(m) => m.encode(out),
+            Message::LostList(m) => m.encode(out),
             Message::Notify { head } => put_u64(out, *head),
             Message::ChangeBatch(m) => m.encode(out, false),
             Message::ModeBatch(m) => m.encode(out, true),

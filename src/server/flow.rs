@@ -105,6 +105,7 @@ pub fn cost_of(message: &Message) -> Cost {
         Message::Pull { .. }
         | Message::PullModes { .. }
         | Message::PullChecked(_)
+        | Message::ListLost
         | Message::Fetch(_)
         | Message::FetchManifest(_)
         | Message::FetchShortManifest(_)

@@ -110,6 +110,7 @@ fn server_only(kind: Kind) -> bool {
             | Kind::VersionList
             | Kind::ListBaseUnknown
             | Kind::History
+            | Kind::LostList
     )
 }
 
@@ -161,7 +162,7 @@ pub fn judge(stage: Stage, kind: Kind, request_id: u32) -> Verdict {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 43] = [
+    const ALL: [Kind; 45] = [
         Kind::Hello,
         Kind::KeyHello,
         Kind::Welcome,
@@ -175,6 +176,8 @@ mod tests {
         Kind::PartialAck,
         Kind::PullChecked,
         Kind::History,
+        Kind::ListLost,
+        Kind::LostList,
         Kind::Notify,
         Kind::Fetch,
         Kind::FileBegin,
@@ -227,6 +230,7 @@ mod tests {
             | Kind::PushAck
             | Kind::VersionList
             | Kind::History
+            | Kind::LostList
             | Kind::ListBaseUnknown => [eh, so, so, so, so, so, so],
             // Server → client only, but not refused as server-only: a
             // client sending one gets "not a request" from the actor.
@@ -256,6 +260,7 @@ mod tests {
             | Kind::FileManifest
             | Kind::PullModes
             | Kind::PullChecked
+            | Kind::ListLost
             | Kind::SetMode
             | Kind::ListVersions
             | Kind::Restore

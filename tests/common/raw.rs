@@ -94,6 +94,10 @@ pub const PARTIAL_ACK: u8 = 0x1B;
 pub const PULL_CHECKED: u8 = 0x1C;
 /// Version 8 (§5.8): the first frame of the reply to `PULL_CHECKED`.
 pub const HISTORY: u8 = 0x1D;
+/// Version 9 (§10.2): which files has the server lost?
+pub const LIST_LOST: u8 = 0x1E;
+/// Version 9 (§10.2): the answer to `LIST_LOST`.
+pub const LOST_LIST: u8 = 0x1F;
 pub const NOTIFY: u8 = 0x13;
 pub const FETCH: u8 = 0x14;
 pub const FILE_BEGIN: u8 = 0x20;
@@ -345,6 +349,7 @@ impl Raw {
                     0x18 | 0x19 | 0x35 => 3,
                     PARTIAL_ACK => 7,
                     PULL_CHECKED | HISTORY => 8,
+                    LIST_LOST | LOST_LIST => 9,
                     _ => 1,
                 };
                 assert_eq!(&self.buf[0..3], &[b'C', b'S', version], "frame header");
@@ -356,6 +361,17 @@ impl Raw {
                         payload: self.buf[12..12 + len].to_vec(),
                     };
                     self.buf.drain(..12 + len);
+                    if f.kind == LIST_LOST {
+                        // A fake server of version 9 has lost nothing
+                        // (§10.2): the client's question after each pull
+                        // is answered here, so scripted exchanges need
+                        // not know of it.
+                        let mut answer = vec![b'C', b'S', 9, LOST_LIST];
+                        answer.extend_from_slice(&f.rid.to_be_bytes());
+                        answer.extend_from_slice(&[0, 0, 0, 3, 0, 0, 0]);
+                        self.send(&answer);
+                        continue;
+                    }
                     return Got::Frame(f);
                 }
             }

@@ -136,6 +136,20 @@ impl Session<'_> {
             self.push.dirty.add(op.path().clone());
         }
         self.pull.owed = false;
+        // Asked again after the next connection's first pull. An older
+        // server refuses ListLost and closes (R-10.11); its Error may be
+        // lost behind a write to the closed socket, so two connections
+        // lost in a row with the question unanswered end the asking too.
+        if self.pull.lost_asked.take().is_some() {
+            self.pull.lost_unanswered += 1;
+            if self.pull.lost_unanswered >= 2 && self.pull.lost {
+                log::warn!(
+                    "the server closed twice while asked which files it lost (protocol \
+                     version 9): not asked again in this run"
+                );
+                self.pull.lost = false;
+            }
+        }
         if let Some(job) = self.pull.job.take() {
             let _ = job.finish();
         }

@@ -52,6 +52,15 @@ pub(super) struct PullState {
     /// refused one as an unsupported version (then for the rest of this
     /// run: such replies go unacknowledged, as before version 7).
     pub(super) partial_acks: bool,
+    /// Ask the server which files it lost after each pull (protocol
+    /// version 9, R-10.11); false once it refused `ListLost` as an
+    /// unsupported version (then for the rest of this run: a lost server
+    /// copy is not put back from here, as before version 9).
+    pub(super) lost: bool,
+    /// The request ID of the `ListLost` in flight.
+    pub(super) lost_asked: Option<u32>,
+    /// Connections lost in a row while a `ListLost` was unanswered.
+    pub(super) lost_unanswered: u8,
     /// Download files above one minimum chunk as deltas (§13.4); false once
     /// the server refused a FetchManifest (then for the rest of this run).
     pub(super) deltas: bool,
@@ -100,6 +109,9 @@ impl PullState {
             modes: true,
             checked: true,
             partial_acks: true,
+            lost: true,
+            lost_asked: None,
+            lost_unanswered: 0,
             deltas: true,
             short_ids: true,
             list_deltas: true,
@@ -326,6 +338,19 @@ impl Session<'_> {
                 conn.request(Message::Ack { cursor: done.head })?;
             }
             self.pull.last_acked = done.head;
+        }
+        self.ask_lost()?;
+        Ok(())
+    }
+
+    /// After a pull that applied its reply: asks the server which files
+    /// it lost, one question at a time.
+    fn ask_lost(&mut self) -> Result<(), ClientError> {
+        if !self.pull.lost || self.pull.lost_asked.is_some() {
+            return Ok(());
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            self.pull.lost_asked = Some(conn.request(Message::ListLost)?);
         }
         Ok(())
     }

@@ -8,14 +8,17 @@ use crate::chunk::index::ChunkIndex;
 use crate::chunk::Manifest;
 use crate::client::delta_push::DeltaSupport;
 use crate::client::error::ClientError;
+use crate::client::fsutil::{check_path, open_in, Local};
 use crate::client::index::Index;
+use crate::client::lost;
 use crate::client::progress::Transfer;
 use crate::client::push::{send_op, Lists};
 use crate::client::scanner::{Op, Scope, SETTLE};
 use crate::client::schedule::holdback::HoldBack;
 use crate::client::schedule::removal::{self, Decision, Hold};
 use crate::client::stream_push::{hash_first_if_known, HashFirst};
-use crate::protocol::WirePath;
+use crate::fsafe::hash::hash_reader;
+use crate::protocol::{LostList, WirePath};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -106,6 +109,10 @@ pub(super) struct PushState {
     /// periodic safety comparison does not set it: between two, the
     /// watcher's events are trusted).
     pub(super) unknown: bool,
+    /// Files the server lost that this device holds at the lost version
+    /// uploaded again at the next round, unless that round has
+    /// another push for the path (an edit here goes by the usual rules).
+    pub(super) lost: BTreeMap<WirePath, Op>,
 }
 
 /// Whether `op` must wait for a path `space` holds at `now`: it
@@ -162,6 +169,11 @@ impl Session<'_> {
         let mut plan = self.scanner.plan(&self.index, &scope)?;
         if scope.full {
             self.push.unknown = false;
+        }
+        for (path, op) in std::mem::take(&mut self.push.lost) {
+            if !plan.ops.iter().any(|o| o.path() == &path) {
+                plan.ops.push(op);
+            }
         }
         if !self.pull.modes {
             // A server without the executable bit (§15.1): a chmod is
@@ -233,6 +245,47 @@ impl Session<'_> {
             self.round_done();
         }
         Ok(())
+    }
+
+    /// The server's `LostList`: each lost file this device holds
+    /// at the lost version, as recorded ([`lost::holds`]), is uploaded
+    /// again at a round due now; the server takes it back only if its
+    /// bytes are the journal's.
+    pub(super) fn on_lost_list(&mut self, list: &LostList) {
+        if list.entries.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for entry in &list.entries {
+            let here = match check_path(&self.root, &entry.path) {
+                Ok(Local::File(stat)) => Some(stat),
+                _ => None,
+            };
+            let stat = match lost::holds(entry, self.index.get(&entry.path), here.as_ref()) {
+                lost::Holds::Yes(stat) => stat,
+                lost::Holds::IfHashIs(stat) => {
+                    let hashed = open_in(&self.root, &entry.path).and_then(hash_reader);
+                    match hashed {
+                        Ok((hash, size)) if (hash, size) == (entry.hash, entry.size) => stat,
+                        _ => continue,
+                    }
+                }
+                lost::Holds::No => continue,
+            };
+            log::info!(
+                "{}: the server lost its copy (v{}); uploading this device's copy of that version",
+                entry.path,
+                entry.version
+            );
+            let op = Op::Upload {
+                path: entry.path.clone(),
+                base: entry.version,
+                stat,
+                hash: entry.hash,
+            };
+            self.push.lost.insert(entry.path.clone(), op);
+            self.mark(entry.path.clone(), now);
+        }
     }
 
     /// the pushes of paths the server has no room for wait for

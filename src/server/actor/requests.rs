@@ -205,6 +205,18 @@ impl Actor {
                     }
                 }
             }
+            // R-10.9: the files whose server copy is lost, as journaled.
+            Message::ListLost => {
+                let list = store.lost_list();
+                let detail = format!(
+                    "{} file(s){}",
+                    list.entries.len(),
+                    if list.more { " and more" } else { "" }
+                );
+                peer.reply(rid, Message::LostList(list));
+                peer.flow.answered(cost);
+                self.log(conn, "lost", Ok(&detail));
+            }
             Message::Ack { cursor } => {
                 let result = store.set_cursor(client, cursor);
                 match result {
@@ -439,6 +451,7 @@ impl Actor {
                     peer.reply(rid, Message::PushAck(ack));
                 }
                 self.log(conn, request, Ok(&detail));
+                self.log_restored(conn);
             }
             Err(e) => {
                 let text = format!("{what}: {e}");
@@ -449,6 +462,24 @@ impl Actor {
                 }
                 self.refused(conn, request, e.code(), &text);
             }
+        }
+    }
+
+    /// Logs each lost file a push put back (R-10.10): a line on stderr
+    /// naming the device, and `request=restore-lost` in the connection log.
+    fn log_restored(&mut self, conn: ConnRef) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let restored = store.take_restored();
+        let (label, left) = (store.label(), store.lost_count());
+        for (path, version, client) in restored {
+            log::warn!(
+                "{label}: {path} (v{version}) restored from device {client}: its lost copy is \
+                 back, as journaled ({left} file(s) still lost)"
+            );
+            let detail = format!("{path} v{version} restored from device {client}");
+            self.log(conn, "restore-lost", Ok(&detail));
         }
     }
 

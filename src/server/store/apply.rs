@@ -128,6 +128,20 @@ impl UserStore {
         client: ClientId,
         bit: Option<bool>,
     ) -> Result<PushAck, StoreError> {
+        // The lost version of the path coming back from a device:
+        // put back as it was, no change, `Unchanged` as for any upload of
+        // the content the server lists.
+        let staged = if self.lost.contains_key(path) {
+            match self.restore_lost(path, staged)? {
+                Ok(version) => {
+                    self.restored.push((path.clone(), version, client));
+                    return Ok(ack(PushStatus::Unchanged, version, path));
+                }
+                Err(staged) => staged,
+            }
+        } else {
+            staged
+        };
         let (target, status) = match self.tree.get(path) {
             None => {
                 let (target, status) = self.placement(path, client)?;

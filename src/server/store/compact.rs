@@ -93,6 +93,16 @@ impl UserStore {
                 });
             }
         }
+        // Damages found in current versions: a restart keeps them.
+        for (path, lost) in &self.lost {
+            if let (super::recover::Lost::Damaged, Some(node)) = (lost, self.tree.get(path)) {
+                records.push(Record::Damaged {
+                    seq: node.version,
+                    path: path.clone(),
+                    damaged: true,
+                });
+            }
+        }
         for (client, cursor) in &self.clients {
             records.push(Record::ClientAdded { client: *client });
             records.push(Record::Cursor {

@@ -77,7 +77,7 @@ impl UserStore {
 }
 
 /// Whether a file's size and mtime are the journaled ones.
-fn as_journaled(meta: &std::fs::Metadata, size: u64, mtime_ns: i64) -> bool {
+pub(super) fn as_journaled(meta: &std::fs::Metadata, size: u64, mtime_ns: i64) -> bool {
     use std::os::unix::fs::MetadataExt;
     let mtime = meta
         .mtime()

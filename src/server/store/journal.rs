@@ -119,6 +119,19 @@ pub enum Record {
         /// Its tag.
         tag: u64,
     },
+    /// The server's copy of the file at `path`, at version `seq`, was
+    /// found damaged (`damaged`: the journaled size and mtime, other bytes,
+    /// ), or was put back as journaled (`!damaged`, R-10.10) (type
+    /// 21; not a change). Kept so a restart, whose comparison reads only
+    /// size and mtime, does not forget a damage it cannot see.
+    Damaged {
+        /// The version found damaged.
+        seq: u64,
+        /// The file.
+        path: WirePath,
+        /// Damaged (true) or put back (false).
+        damaged: bool,
+    },
     /// A device acknowledged a pull up to `cursor`.
     Cursor {
         /// Which device.
@@ -143,6 +156,7 @@ impl Record {
             | Record::Cursor { .. }
             | Record::Author { .. }
             | Record::Chain { .. }
+            | Record::Damaged { .. }
             | Record::Intent { .. } => None,
         }
     }
@@ -231,6 +245,12 @@ impl Record {
                 out.push(u8::from(*executable));
                 put_path(out, path);
             }
+            Record::Damaged { seq, path, damaged } => {
+                out.push(21);
+                put_u64(out, *seq);
+                out.push(u8::from(*damaged));
+                put_path(out, path);
+            }
         }
     }
 
@@ -288,6 +308,19 @@ impl Record {
                 seq: r.u64()?,
                 tag: r.u64()?,
             },
+            21 => {
+                let seq = r.u64()?;
+                let damaged = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(FrameError::BadValue),
+                };
+                Record::Damaged {
+                    seq,
+                    path: r.path()?,
+                    damaged,
+                }
+            }
             20 => {
                 let seq = r.u64()?;
                 let executable = match r.u8()? {

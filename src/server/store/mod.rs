@@ -26,6 +26,7 @@ mod fetch;
 mod history;
 pub mod journal;
 mod lineage;
+mod lost;
 mod recover;
 mod restore_plan;
 #[cfg(test)]
@@ -168,6 +169,9 @@ pub struct UserStore {
     /// never served; a push or removal of the path ends it.
     /// Found again at every start (missing) or fetch (damaged).
     lost: BTreeMap<WirePath, recover::Lost>,
+    /// Lost files put back by uploads since the actor last asked
+    /// ([`UserStore::take_restored`]): path, version, device.
+    restored: Vec<(WirePath, u64, ClientId)>,
 }
 
 impl UserStore {
@@ -239,6 +243,7 @@ impl UserStore {
             kept_bytes: None,
             reap_wanted: false,
             lost: BTreeMap::new(),
+            restored: Vec::new(),
         };
         let mut report = OpenReport {
             replayed: replay.records.len(),
@@ -258,6 +263,10 @@ impl UserStore {
             let unclean = !was_clean || replay.dropped_bytes > 0;
             let started = std::time::Instant::now();
             let found = store.reconcile(unclean)?;
+            // damage at the journaled size and mtime is invisible
+            // to the comparison; a bounded share of the files is hashed
+            // at each start, where the previous start stopped.
+            store.verify_some(lost::START_VERIFY_BYTES, lost::START_VERIFY_FILES);
             store.flush()?;
             report.recovered = unclean;
             report.repaired = found.changes;
@@ -397,7 +406,10 @@ impl UserStore {
             self.head = self.head.max(seq);
         }
         self.lineage.on_record(record);
-        if !matches!(record, Record::ClientAdded { .. } | Record::Cursor { .. }) {
+        if !matches!(
+            record,
+            Record::ClientAdded { .. } | Record::Cursor { .. } | Record::Damaged { .. }
+        ) {
             // A change, its author or a newer intent: the older intent's
             // change is journaled (or never happened).
             self.intent = None;
@@ -463,6 +475,16 @@ impl UserStore {
                 self.authors.insert(*seq, *client);
             }
             Record::Author { .. } | Record::Chain { .. } => {}
+            // a damage is remembered while the version it was
+            // found in is current (a later change forgets it).
+            Record::Damaged { seq, path, damaged } => {
+                let current = self.tree.get(path).is_some_and(|n| n.version == *seq);
+                if *damaged && current {
+                    self.lost.insert(path.clone(), recover::Lost::Damaged);
+                } else if !*damaged {
+                    self.lost.remove(path);
+                }
+            }
             Record::Intent { client, path } => {
                 self.intent = Some((*client, path.clone()));
             }

@@ -301,10 +301,26 @@ impl UserStore {
         let (hash, size) = hash_reader(&file)?;
         if stat == (journaled.0, journaled.1) {
             if (size, hash) == (journaled.0, journaled.2) {
-                self.lost.remove(path);
+                if self.lost.remove(path) == Some(Lost::Damaged) {
+                    let seq = self.tree.get(path).map_or(0, |n| n.version);
+                    self.record(Record::Damaged {
+                        seq,
+                        path: path.clone(),
+                        damaged: false,
+                    })?;
+                }
                 return Ok(Reexamined::Unchanged);
             }
-            self.lost.insert(path.clone(), Lost::Damaged);
+            // Journaled, so a restart (whose comparison reads only size
+            // and mtime) still knows; once per damage.
+            if self.lost.insert(path.clone(), Lost::Damaged) != Some(Lost::Damaged) {
+                let seq = self.tree.get(path).map_or(0, |n| n.version);
+                self.record(Record::Damaged {
+                    seq,
+                    path: path.clone(),
+                    damaged: true,
+                })?;
+            }
             return Ok(Reexamined::Damaged);
         }
         let seq = self.next_seq();

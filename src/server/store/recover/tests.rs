@@ -336,3 +336,66 @@ fn a_file_damaged_in_place_fails_its_fetch_and_is_served_no_more() {
     );
     assert_eq!(fetch_all(&store, "f").unwrap(), b"edited while running");
 }
+
+/// a damage found at a fetch is journaled, so a restart
+/// (clean, and after a compaction) still lists the file as lost; the lost
+/// version uploaded again is put back as journaled, with no new version,
+/// and a restart then finds nothing; an upload of other bytes is an edit.
+#[test]
+fn a_damage_survives_restarts_and_the_lost_version_is_put_back_without_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = DataPaths {
+        base: dir.path().to_path_buf(),
+    };
+    let mut store = open(&paths);
+    let one = store.add_client().unwrap();
+    let v = upload(&mut store, one, 0, "f", b"good bytes");
+    let g = upload(&mut store, one, 0, "g", b"gone soon");
+    let on_disk = folder(&dir).join("f");
+    let mtime = std::fs::metadata(&on_disk).unwrap().modified().unwrap();
+    std::fs::write(&on_disk, b"good bytez").unwrap();
+    let file = std::fs::File::options().write(true).open(&on_disk).unwrap();
+    file.set_modified(mtime).unwrap();
+    assert_eq!(
+        store.reexamine(&p("f")).unwrap(),
+        crate::server::store::Reexamined::Damaged
+    );
+    store.close().unwrap();
+    std::fs::remove_file(folder(&dir).join("g")).unwrap();
+
+    // Restarted: the damage (which size and mtime cannot show) is known.
+    let mut store = open(&paths);
+    let lost: Vec<(String, u64)> = store
+        .lost_list()
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str().to_owned(), e.version))
+        .collect();
+    assert_eq!(lost, [("f".to_owned(), v), ("g".to_owned(), g)]);
+    store.compact().unwrap();
+    store.close().unwrap();
+    let mut store = open(&paths);
+    assert_eq!(store.lost_list().entries.len(), 2, "kept by compaction");
+
+    // Other bytes are an edit, not the lost copy (R-5.4.5: a new version).
+    let head = store.head();
+    let staged = store.stage(&p("g"), g, b"an edit of g");
+    let ack = store.commit_file(g, &p("g"), staged, one).unwrap();
+    assert_eq!(ack.status, PushStatus::Applied);
+    assert!(ack.version > head);
+    assert!(store.take_restored().is_empty());
+    // The lost version itself is put back: Unchanged, same version, no change.
+    let head = store.head();
+    let staged = store.stage(&p("f"), 0, b"good bytes");
+    let ack = store.commit_file(0, &p("f"), staged, one).unwrap();
+    assert_eq!((ack.status, ack.version), (PushStatus::Unchanged, v));
+    assert_eq!(store.head(), head, "no new version");
+    assert_eq!(store.take_restored(), vec![(p("f"), v, one)]);
+    assert_eq!(std::fs::read(&on_disk).unwrap(), b"good bytes");
+    assert_eq!(fetch_all(&store, "f").unwrap(), b"good bytes");
+    assert!(store.lost_list().entries.is_empty());
+    store.close().unwrap();
+    let store = open(&paths);
+    assert!(store.lost_list().entries.is_empty(), "as journaled again");
+    assert_eq!(store.head(), head);
+}
