@@ -251,3 +251,69 @@ fn a_byte_changed_while_the_server_runs_is_found_at_the_fetch_and_journaled() {
         server.conn_log()
     );
 }
+
+/// breaker24 F6: after an unclean stop (`kill -9` here; a power loss is
+/// when a disk most likely loses files) with no push in flight, a file and
+/// a directory removed from the server's folder were journaled removed and
+/// deleted on every device, with no version kept: the devices held the
+/// last copies. Now only what the push the stop cut off named may be
+/// removed; these are lost on the server and kept on the devices.
+#[test]
+fn files_removed_by_hand_after_a_crash_stay_on_the_devices() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let log = logs.path().join("server.err");
+    let mut server = Server::options().log(&log).start();
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (a.path(), b.path());
+    write(a, "f.txt", "f's only copies are on the devices\n");
+    write(a, "d/g.txt", "so are g's\n");
+    write(a, "o.txt", "untouched\n");
+    settle();
+    let user = new_user(server.port, a);
+    let _ca = Client::start(server.port, a, None);
+    let _cb = Client::start(server.port, b, Some(&user));
+    converge("B joined", &[a, b]);
+    // Nothing in flight: everything acknowledged on both devices.
+    assert!(
+        eventually(CONVERGE, || status_json(a).0 == 0 && status_json(b).0 == 0),
+        "both in sync first"
+    );
+    server.kill9();
+    let s = server.user_dir(&user);
+    std::fs::remove_file(s.join("f.txt")).expect("rm f.txt");
+    std::fs::remove_dir_all(s.join("d")).expect("rm -r d");
+    server.start_again();
+
+    // A change made after the restart reaches B: B has pulled everything
+    // the server journaled before it, deletions included.
+    write(a, "after.txt", "after the crash\n");
+    let seen = eventually(CONVERGE, || {
+        std::fs::read_to_string(b.join("after.txt")).is_ok_and(|t| t == "after the crash\n")
+    });
+    assert!(seen, "B gets A's new file after the restart");
+    for folder in [a, b] {
+        assert_eq!(
+            std::fs::read_to_string(folder.join("f.txt"))
+                .ok()
+                .as_deref(),
+            Some("f's only copies are on the devices\n"),
+            "f.txt kept on {}",
+            folder.display()
+        );
+        assert_eq!(
+            std::fs::read_to_string(folder.join("d/g.txt"))
+                .ok()
+                .as_deref(),
+            Some("so are g's\n"),
+            "d/g.txt kept on {}",
+            folder.display()
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("f.txt (v") && text.contains("is missing"),
+        "the server names the missing file: {text}"
+    );
+    assert!(!text.contains("journaled as removed"), "{text}");
+}

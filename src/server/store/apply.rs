@@ -509,7 +509,7 @@ impl UserStore {
             self.next_seq(),
             Cause::RenamedAway,
         )?;
-        self.intend(if unseen { 0 } else { client }, &target)?;
+        self.intend_move(if unseen { 0 } else { client }, from, &target)?;
         storefs::rename(&self.root, from, &target)?;
         self.touched_dir(from);
         self.touched_dir(&target);

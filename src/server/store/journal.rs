@@ -99,6 +99,15 @@ pub enum Record {
         /// Where the change puts something (an upload's or rename's target).
         path: WirePath,
     },
+    /// Written right after a rename's [`Record::Intent`] (type 12): the
+    /// change it announces also takes `from` away. After a crash, a path
+    /// the folder lacks is journaled removed only when the last intent
+    /// names it (its target, or this source); every other missing path is
+    /// lost, not deleted (PROTOCOL.md, breaker24 F6).
+    MoveIntent {
+        /// The rename's source.
+        from: WirePath,
+    },
     /// Change `seq` set or cleared the executable bit of the file at
     /// `path` (PROTOCOL.md §15.3; type 20). A `PutFile` over a file keeps
     /// that file's bit; a new file starts without it.
@@ -157,7 +166,8 @@ impl Record {
             | Record::Author { .. }
             | Record::Chain { .. }
             | Record::Damaged { .. }
-            | Record::Intent { .. } => None,
+            | Record::Intent { .. }
+            | Record::MoveIntent { .. } => None,
         }
     }
 
@@ -235,6 +245,10 @@ impl Record {
                 put_u64(out, *client);
                 put_path(out, path);
             }
+            Record::MoveIntent { from } => {
+                out.push(12);
+                put_path(out, from);
+            }
             Record::SetMode {
                 seq,
                 path,
@@ -304,6 +318,7 @@ impl Record {
                 client: r.u64()?,
                 path: r.path()?,
             },
+            12 => Record::MoveIntent { from: r.path()? },
             11 => Record::Chain {
                 seq: r.u64()?,
                 tag: r.u64()?,
@@ -573,6 +588,9 @@ mod tests {
                 client: 1,
                 path: WirePath::new("z/b.txt").unwrap(),
             },
+            Record::MoveIntent {
+                from: WirePath::new("a/b.txt").unwrap(),
+            },
             Record::Cursor {
                 client: 1,
                 cursor: 2,
@@ -595,10 +613,11 @@ mod tests {
         file.set_len(full_len - 3).unwrap();
         drop(file);
         let mut replay = Journal::open(&path).unwrap();
-        assert_eq!(replay.records, records[..4].to_vec());
+        let last = records.len() - 1;
+        assert_eq!(replay.records, records[..last].to_vec());
         assert!(replay.dropped_bytes > 0);
         // Appending after the cut continues a well-formed journal.
-        replay.journal.append(&records[4]).unwrap();
+        replay.journal.append(&records[last]).unwrap();
         replay.journal.flush(false).unwrap();
         drop(replay);
         assert_eq!(Journal::open(&path).unwrap().records, records);

@@ -146,6 +146,10 @@ pub struct UserStore {
     /// that may have changed the folder without its records (a crash), so
     /// the re-scan can attribute it (§7.2). Only read when reconciling.
     intent: Option<(ClientId, WirePath)>,
+    /// The source of the rename `intent` announces ([`Record::MoveIntent`]):
+    /// the one path besides the intent's own that the crash may have taken
+    /// away. Only read when reconciling.
+    intent_from: Option<WirePath>,
     /// Per (device, path of a file that was in the way): the directory
     /// where that device's pushed subtree went instead (§7.4), so every
     /// later push below the same path lands in the same conflict directory.
@@ -234,6 +238,7 @@ impl UserStore {
             partials: seen::Partials::default(),
             authors: HashMap::new(),
             intent: None,
+            intent_from: None,
             conflict_dirs: HashMap::new(),
             durable,
             dirty_dirs: std::collections::BTreeSet::new(),
@@ -408,11 +413,15 @@ impl UserStore {
         self.lineage.on_record(record);
         if !matches!(
             record,
-            Record::ClientAdded { .. } | Record::Cursor { .. } | Record::Damaged { .. }
+            Record::ClientAdded { .. }
+                | Record::Cursor { .. }
+                | Record::Damaged { .. }
+                | Record::MoveIntent { .. }
         ) {
             // A change, its author or a newer intent: the older intent's
             // change is journaled (or never happened).
             self.intent = None;
+            self.intent_from = None;
         }
         match record {
             Record::PutFile {
@@ -487,6 +496,9 @@ impl UserStore {
             }
             Record::Intent { client, path } => {
                 self.intent = Some((*client, path.clone()));
+            }
+            Record::MoveIntent { from } => {
+                self.intent_from = Some(from.clone());
             }
         }
     }

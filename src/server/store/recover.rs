@@ -102,6 +102,29 @@ fn announced(fix: &Record, intent: &WirePath) -> bool {
     }
 }
 
+/// Splits the paths the tree lists but the folder lacks (with whether
+/// each is a directory) into those the crash's push took away, to be
+/// journaled removed, and those that are lost. Only after an
+/// `unclean` stop, and only at or below a path the last intent `announced`
+/// (an upload's or rename's target, a deletion's path, a rename's source):
+/// at most one push can be on disk unjournaled.
+fn split_missing(
+    missing: Vec<(WirePath, bool)>,
+    unclean: bool,
+    announced: &[&WirePath],
+) -> (Vec<WirePath>, Vec<(WirePath, bool)>) {
+    let mut removed = Vec::new();
+    let mut lost = Vec::new();
+    for (path, dir) in missing {
+        if unclean && announced.iter().any(|at| path.is_within(at)) {
+            removed.push(path);
+        } else {
+            lost.push((path, dir));
+        }
+    }
+    (removed, lost)
+}
+
 impl UserStore {
     /// Journals that `client`'s push is about to change `path` on disk, and
     /// hands the journal to the kernel before the change is made. So at a
@@ -121,21 +144,46 @@ impl UserStore {
         Ok(self.journal.flush(false)?)
     }
 
+    /// [`UserStore::intend`] for a rename of `from` to `to`: the intent
+    /// also names the source, the one other path the rename takes away, so
+    /// a re-scan after a crash journals `from` removed and nothing else
+    ///
+    ///
+    /// # Errors
+    /// The journal append or write failed (nothing was changed on disk).
+    pub(super) fn intend_move(
+        &mut self,
+        client: ClientId,
+        from: &WirePath,
+        to: &WirePath,
+    ) -> Result<(), StoreError> {
+        self.record(Record::Intent {
+            client,
+            path: to.clone(),
+        })?;
+        self.record(Record::MoveIntent { from: from.clone() })?;
+        Ok(self.journal.flush(false)?)
+    }
+
     /// Journals every difference between the folder and the tree;
     /// returns what it found. What the last intent announced is journaled
     /// as that device's change; anything else has no author: a change made
-    /// in the server's folder. A file the tree lists that the folder lacks
-    /// is removed from the journal only after an `unclean` stop (a push's
-    /// removal or rename the crash left unjournaled, R-10.3); after a clean
-    /// stop it was removed by hand (or lost to the disk) and is kept listed
-    /// as lost: never propagated as a deletion, so the devices
-    /// keep the last copies.
+    /// in the server's folder. A path the tree lists that the folder lacks
+    /// is removed from the journal only after an `unclean` stop and only
+    /// at or below what the last intent named (its target, or a rename's
+    /// source): the one push's removal or rename the crash left
+    /// unjournaled. Every other missing path was removed by hand
+    /// or lost to the disk, which a power loss makes likely, and is kept
+    /// listed as lost: never propagated as a deletion, so the
+    /// devices keep the last copies (breaker24 F6: every missing path was
+    /// deleted on every device after any unclean stop).
     ///
     /// # Errors
     /// The folder cannot be listed, a changed file cannot be read, the
     /// journal append failed.
     pub(super) fn reconcile(&mut self, unclean: bool) -> Result<Reconciled, StoreError> {
         let intent = self.intent.take();
+        let intent_from = self.intent_from.take();
         let mut seen: BTreeSet<WirePath> = BTreeSet::new();
         let mut fixes: Vec<Record> = Vec::new();
         let mut out = Reconciled::default();
@@ -189,14 +237,17 @@ impl UserStore {
             .filter(|(p, _)| !seen.contains(*p))
             .map(|(p, n)| (p.clone(), n.is_dir()))
             .collect();
-        if unclean {
-            for path in WirePath::top_most(missing.into_iter().map(|(p, _)| p)) {
-                seq += 1;
-                fixes.push(Record::Remove { seq, path });
-            }
-        } else {
-            self.keep_lost(missing, &mut out);
+        let announced_paths: Vec<&WirePath> = intent
+            .iter()
+            .map(|(_, at)| at)
+            .chain(intent_from.iter())
+            .collect();
+        let (removed, lost) = split_missing(missing, unclean, &announced_paths);
+        for path in WirePath::top_most(removed) {
+            seq += 1;
+            fixes.push(Record::Remove { seq, path });
         }
+        self.keep_lost(lost, &mut out);
         out.changes = fixes.len();
         let label = self.label();
         for (n, fix) in fixes.iter().enumerate() {

@@ -399,3 +399,49 @@ fn a_damage_survives_restarts_and_the_lost_version_is_put_back_without_a_change(
     assert!(store.lost_list().entries.is_empty(), "as journaled again");
     assert_eq!(store.head(), head);
 }
+
+/// breaker24 F6: after an unclean stop (`kill -9`, a power loss) only what
+/// the last intent named may be journaled removed. A file and a directory
+/// removed by hand (or lost to the disk) while the server was down stay
+/// listed as lost, as after a clean stop; the devices keep their copies.
+#[test]
+fn after_a_crash_only_the_cut_off_push_removes_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = DataPaths {
+        base: dir.path().to_path_buf(),
+    };
+    let mut store = open(&paths);
+    let one = store.add_client().unwrap();
+    let f = upload(&mut store, one, 0, "f", b"ffff");
+    let g = upload(&mut store, one, 0, "d/g", b"gggg");
+    let o = upload(&mut store, one, 0, "o", b"oooo");
+    let m = upload(&mut store, one, 0, "m", b"mmmm");
+    store.flush().unwrap();
+    // The push the crash cuts off: m renamed to n (on disk, not journaled).
+    let ack = store.rename(m, &p("m"), &p("n"), one).unwrap();
+    assert_eq!(ack.status, PushStatus::Applied, "{ack:?}");
+    crash(store);
+    std::fs::remove_file(folder(&dir).join("f")).unwrap();
+    std::fs::remove_dir_all(folder(&dir).join("d")).unwrap();
+
+    let (store, report) = UserStore::open(&paths, &UserId([9; 16]), true, false).unwrap();
+    assert!(report.recovered, "{report:?}");
+    assert_eq!(store.tree().get(&p("f")).map(|n| n.version), Some(f));
+    assert_eq!(store.tree().get(&p("d/g")).map(|n| n.version), Some(g));
+    assert_eq!(store.tree().get(&p("o")).map(|n| n.version), Some(o));
+    assert!(matches!(
+        fetch_all(&store, "f"),
+        Err(StoreError::Lost { damaged: false, .. })
+    ));
+    assert!(matches!(
+        fetch_all(&store, "d/g"),
+        Err(StoreError::Lost { damaged: false, .. })
+    ));
+    assert!(folder(&dir).join("d").is_dir(), "made again for d/g");
+    // The cut-off rename is completed: its source removed, its target the
+    // mover's own change.
+    assert!(store.tree().get(&p("m")).is_none(), "the rename's source");
+    let n = store.tree().get(&p("n")).copied().unwrap();
+    assert!(store.pushed_by(n.version, one));
+    assert_eq!(fetch_all(&store, "n").unwrap(), b"mmmm");
+}
