@@ -434,6 +434,15 @@ impl Timers {
         self.reconnect_at = now + self.backoff;
     }
 
+    /// The connection is about to end because this client stepped down a
+    /// protocol feature the server refused ("unsupported protocol version
+    /// N", made once per feature): not a failed connection, so the loss
+    /// that follows waits [`BACKOFF_MIN`].
+    pub fn stepped_down(&mut self) {
+        self.connected_at = None;
+        self.backoff = BACKOFF_MIN;
+    }
+
     /// A reconnection attempt failed at `now`: back off further.
     pub fn reconnect_failed(&mut self, now: Instant) {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);

@@ -459,6 +459,12 @@ impl Session<'_> {
                 self.on_push_error(id, &report)?
             }
             Message::Error(report) => {
+                // A refusal that made this client step down a feature: the
+                // connection ends by plan, not by a failing server, so the
+                // next dial waits the shortest backoff (each step down is
+                // made once; with eight of them the doubling made an old
+                // server wait 15 s and more before syncing).
+                let mut stepped = false;
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 3")
                     && self.pull.modes
@@ -469,6 +475,7 @@ impl Session<'_> {
                          syncing contents only"
                     );
                     self.pull.modes = false;
+                    stepped = true;
                 }
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 9")
@@ -481,6 +488,7 @@ impl Session<'_> {
                          a lost server copy is not put back from this device"
                     );
                     self.pull.lost = false;
+                    stepped = true;
                 }
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 8")
@@ -495,6 +503,7 @@ impl Session<'_> {
                          a restore of its data from a backup would go unnoticed here"
                     );
                     self.pull.checked = false;
+                    stepped = true;
                 }
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 7")
@@ -508,6 +517,7 @@ impl Session<'_> {
                          an edit of a file pulled while another waited for its push may become a conflict copy"
                     );
                     self.pull.partial_acks = false;
+                    stepped = true;
                 }
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 6")
@@ -521,6 +531,7 @@ impl Session<'_> {
                          (protocol version 6): hashing before sending"
                     );
                     self.push.no_streams = true;
+                    stepped = true;
                 }
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 5")
@@ -532,6 +543,7 @@ impl Session<'_> {
                     // starts over).
                     log::debug!("the server does not take chunk list deltas (protocol version 5)");
                     self.pull.list_deltas = false;
+                    stepped = true;
                 }
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 4")
@@ -546,6 +558,7 @@ impl Session<'_> {
                          asking for 32-byte ones"
                     );
                     self.pull.short_ids = false;
+                    stepped = true;
                 }
                 if report.code == ErrorCode::BadFrame
                     && report.message.contains("unsupported protocol version 2")
@@ -557,6 +570,7 @@ impl Session<'_> {
                          downloading whole files"
                     );
                     self.pull.deltas = false;
+                    stepped = true;
                 }
                 // `UnknownUser` and `UnknownClient` are not here: a server
                 // that forgets a user or a device it synced with is retried
@@ -567,6 +581,9 @@ impl Session<'_> {
                         message: report.message,
                     };
                     return Err(refused.for_folder(&self.config.folder, self.identity.client));
+                }
+                if stepped {
+                    self.timers.stepped_down();
                 }
                 return Err(ClientError::ConnectionLost(format!(
                     "server error {:?}: {}",

@@ -844,3 +844,27 @@ fn an_idle_dead_link_is_noticed_within_the_bound_whatever_the_pulling_rate() {
         );
     }
 }
+
+/// lost24's uneven e2e_exec run: against an old server each feature the
+/// client steps down ends a short connection, and the doubling made the
+/// ninth step (protocol version 9) wait 8 s. A connection ended by a step
+/// down waits the shortest backoff, however short it was; a short one
+/// that was not still doubles.
+#[test]
+fn a_connection_ended_by_a_step_down_waits_the_shortest_backoff() {
+    let t0 = later_than_a_minute();
+    let (mut timers, _) = idle(t0);
+    let mut now = t0;
+    for _ in 0..5 {
+        timers.connected(now);
+        now += Duration::from_millis(100);
+        timers.stepped_down();
+        timers.disconnected(now);
+        assert_eq!(timers.reconnect_at - now, BACKOFF_MIN);
+        now = timers.reconnect_at;
+    }
+    timers.connected(now);
+    now += Duration::from_millis(100);
+    timers.disconnected(now);
+    assert_eq!(timers.reconnect_at - now, BACKOFF_MIN * 2);
+}
