@@ -185,7 +185,22 @@ impl Soak {
             for data in gone.values().flatten() {
                 self.ledger.destroyed(data);
             }
-            fs::remove_dir_all(&slot).expect("empty trash");
+            // A client that opened this directory just before it was moved
+            // out of the folder may still put a file into it (its placement
+            // goes through a handle on the directory): removing it can meet
+            // an entry made meanwhile (ENOTEMPTY; soak seed
+            // 1796385349871990865 once). What arrived is destroyed with
+            // the directory, as if the move had come a moment later.
+            let mut tries = 0;
+            while let Err(e) = fs::remove_dir_all(&slot) {
+                tries += 1;
+                assert!(tries < 20, "cannot empty the trash {}: {e}", slot.display());
+                self.note(format!("trash {}: {e}; again", slot.display()));
+                for data in tree(&slot).values().flatten() {
+                    self.ledger.destroyed(data);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             self.counts.rmdirs += 1;
             self.note(format!(
                 "{}: c{i} rmdir {rel} ({} entries)",
