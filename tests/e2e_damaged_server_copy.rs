@@ -10,25 +10,7 @@
 mod common;
 
 use common::*;
-use std::path::Path;
 use std::time::Duration;
-
-/// Writes `bytes` over the server's copy at `path` keeping its size and
-/// mtime, as a damaged disk would (bit rot): a change the start's
-/// comparison of size and mtime cannot see. One with a new mtime
-/// is a hand edit, journaled as a change made in the server's folder
-/// (tests/e2e_server_hand_edits.rs).
-fn damage_in_place(path: &Path, bytes: &[u8]) {
-    let mtime = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .expect("mtime");
-    std::fs::write(path, bytes).expect("damage the server's copy");
-    let file = std::fs::File::options()
-        .write(true)
-        .open(path)
-        .expect("open");
-    file.set_modified(mtime).expect("keep the mtime");
-}
 
 /// How many times the server's connection log shows a fetch of `path`.
 fn fetches(server: &Server, path: &str) -> usize {

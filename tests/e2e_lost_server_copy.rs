@@ -15,21 +15,6 @@ use common::*;
 use std::path::Path;
 use std::time::Duration;
 
-/// Writes `bytes` over `path` keeping its size and mtime (bit rot, or an
-/// edit followed by `touch -r` of a saved copy): R-10.4's comparison of
-/// size and mtime cannot see it.
-fn damage_in_place(path: &Path, bytes: &[u8]) {
-    let mtime = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .expect("mtime");
-    std::fs::write(path, bytes).expect("damage the server's copy");
-    let file = std::fs::File::options()
-        .write(true)
-        .open(path)
-        .expect("open");
-    file.set_modified(mtime).expect("keep the mtime");
-}
-
 /// The server's bytes at `path` (`None`: no file there).
 fn server_bytes(server: &Server, user: &str, path: &str) -> Option<Vec<u8>> {
     std::fs::read(server.user_dir(user).join(path)).ok()

@@ -50,6 +50,6 @@ pub use procs::{
 pub use rng::{seed, Rng};
 pub use server::{Server, ServerOptions};
 pub use tmpfs::Tmpfs;
-pub use tree::{append, chmod, exec_bits, tree, tree_bytes, walk, write, Tree};
+pub use tree::{append, chmod, damage_in_place, exec_bits, tree, tree_bytes, walk, write, Tree};
 pub use wait::{converge, converge_stable, eventually, CONVERGE};
 pub use wire::{assert_error, p, Read1, WireClient};

@@ -117,3 +117,19 @@ pub fn exec_bits(root: &Path) -> BTreeMap<String, bool> {
         })
         .collect()
 }
+
+/// Writes `bytes` over `path` keeping its mtime (and, with as many bytes,
+/// its size): bit rot, or an edit followed by `touch -r` of a saved copy.
+/// R-10.4's start-up comparison of size and mtime cannot see it; one with
+/// a new mtime is a hand edit (tests/e2e_server_hand_edits.rs).
+pub fn damage_in_place(path: &Path, bytes: &[u8]) {
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::fs::write(path, bytes).expect("damage the server's copy");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(mtime).expect("keep the mtime");
+}

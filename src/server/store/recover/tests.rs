@@ -295,6 +295,15 @@ fn a_clean_start_journals_hand_edits_and_keeps_a_removed_file_listed() {
     assert!(store.tree().get(&p("b")).is_none());
 }
 
+/// Writes `bytes` (as many as it holds) over `path` keeping its mtime:
+/// a damage R-10.4's size-and-mtime comparison cannot see.
+fn damage_in_place(path: &std::path::Path, bytes: &[u8]) {
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    std::fs::write(path, bytes).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(mtime).unwrap();
+}
+
 /// bytes changed in place at the same size and mtime pass
 /// the open's stat check but not the hash of what was read; a second look
 /// finds the file damaged, later fetches fail the same check, and a new
@@ -309,10 +318,7 @@ fn a_file_damaged_in_place_fails_its_fetch_and_is_served_no_more() {
     let one = store.add_client().unwrap();
     let v = upload(&mut store, one, 0, "f", b"good bytes");
     let on_disk = folder(&dir).join("f");
-    let mtime = std::fs::metadata(&on_disk).unwrap().modified().unwrap();
-    std::fs::write(&on_disk, b"good bytez").unwrap();
-    let file = std::fs::File::options().write(true).open(&on_disk).unwrap();
-    file.set_modified(mtime).unwrap();
+    damage_in_place(&on_disk, b"good bytez");
     assert!(matches!(
         fetch_all(&store, "f"),
         Err(StoreError::ChangedOnDisk(_))
@@ -352,10 +358,7 @@ fn a_damage_survives_restarts_and_the_lost_version_is_put_back_without_a_change(
     let v = upload(&mut store, one, 0, "f", b"good bytes");
     let g = upload(&mut store, one, 0, "g", b"gone soon");
     let on_disk = folder(&dir).join("f");
-    let mtime = std::fs::metadata(&on_disk).unwrap().modified().unwrap();
-    std::fs::write(&on_disk, b"good bytez").unwrap();
-    let file = std::fs::File::options().write(true).open(&on_disk).unwrap();
-    file.set_modified(mtime).unwrap();
+    damage_in_place(&on_disk, b"good bytez");
     assert_eq!(
         store.reexamine(&p("f")).unwrap(),
         crate::server::store::Reexamined::Damaged
