@@ -260,8 +260,17 @@ fn read_once(state: &Path) -> Result<Option<Status>, StatusError> {
     Ok(Some(status))
 }
 
+/// How long [`lock_running`] keeps trying while the lock is taken. A
+/// `cloud-client status` ([`is_running`]) holds it shared for the few
+/// microseconds of its probe; a running client holds it for its life.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Takes the "a client runs here" lock (held until the returned descriptor
-/// is dropped, i.e. the process ends). `Ok(None)` when another process holds it.
+/// is dropped, i.e. the process ends). `Ok(None)` when another process holds
+/// it for longer than [`LOCK_PATIENCE`]: a status probe taken at the same
+/// moment is waited out (CI of stop 38: a client started while a test
+/// polled `status` as fast as it ran found the probe's shared lock and
+/// exited "another cloud-client is already syncing").
 ///
 /// # Errors
 /// Creating or opening the lock file.
@@ -272,10 +281,18 @@ pub fn lock_running(state: &Path) -> io::Result<Option<OwnedFd>> {
         .write(true)
         .open(state.join(RUNNING_FILE))?;
     let fd = OwnedFd::from(file);
-    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(fd)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(e.into()),
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    // Bounded: one try every 5 ms until the deadline.
+    loop {
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Some(fd)),
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

@@ -439,3 +439,35 @@ fn an_entry_that_cannot_be_synced_means_not_in_sync_while_a_client_runs() {
     fs::remove_file(root.join("new\nline.txt")).expect("rm");
     assert!(gather(root).expect("report").in_sync);
 }
+
+/// CI of stop 38: a client starting while `status` probed the lock (a
+/// shared flock held for microseconds) refused to start as if another
+/// client ran. A probe is waited out; a client that holds the lock still
+/// keeps a second one out.
+#[test]
+fn a_status_probe_does_not_keep_a_starting_client_out_but_a_client_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().to_path_buf();
+    std::fs::write(state.join(RUNNING_FILE), b"").expect("lock file");
+    // A probe that holds the shared lock for 50 ms (far longer than
+    // `is_running` does), taken before the client tries.
+    let probe = OwnedFd::from(std::fs::File::open(state.join(RUNNING_FILE)).expect("open"));
+    rustix::fs::flock(&probe, rustix::fs::FlockOperation::NonBlockingLockShared).expect("probe");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        drop(probe);
+    });
+    let held = lock_running(&state)
+        .expect("lock")
+        .expect("the probe is waited out");
+    release.join().expect("probe thread");
+    assert!(is_running(&state), "the lock is held now");
+    let started = std::time::Instant::now();
+    assert!(
+        lock_running(&state).expect("lock").is_none(),
+        "a second client is kept out"
+    );
+    assert!(started.elapsed() >= LOCK_PATIENCE);
+    drop(held);
+    assert!(!is_running(&state));
+}
