@@ -19,6 +19,48 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-10.12",
+        "server",
+        "tests/e2e_server_hand_kinds.rs",
+        "kind_changes_and_an_older_backup_by_hand_lose_nothing",
+    ),
+    (
+        "R-10.12",
+        "server",
+        "src/server/store/recover/hand_tests.rs",
+        "a_directory_replaced_by_a_file_is_lost_not_deleted",
+    ),
+    (
+        "R-10.12",
+        "server",
+        "src/server/store/recover/hand_tests.rs",
+        "a_file_replaced_by_a_directory_is_lost_and_the_directory_set_aside",
+    ),
+    (
+        "R-10.12",
+        "server",
+        "src/server/store/recover/hand_tests.rs",
+        "no_newest_content_is_lost_to_hand_changes",
+    ),
+    (
+        "R-10.13",
+        "server",
+        "src/server/store/recover/hand_tests.rs",
+        "an_older_backup_copied_back_does_not_roll_back",
+    ),
+    (
+        "R-10.13",
+        "server",
+        "tests/e2e_server_hand_kinds.rs",
+        "kind_changes_and_an_older_backup_by_hand_lose_nothing",
+    ),
+    (
+        "R-10.13",
+        "server",
+        "src/server/store/recover/hand_tests.rs",
+        "no_newest_content_is_lost_to_hand_changes",
+    ),
+    (
         "R-10.4",
         "server",
         "tests/e2e_server_hand_edits.rs",

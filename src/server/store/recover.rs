@@ -7,6 +7,7 @@ use super::tree::NodeKind;
 use super::{StoreError, UserStore};
 use crate::fsafe::{hash_reader, open_file};
 use crate::protocol::{ClientId, WirePath};
+use aside::Stale;
 use std::collections::BTreeSet;
 
 /// At most this many lines of one start's comparison are logged one by one.
@@ -87,6 +88,9 @@ enum Fix {
     Vanished,
     /// This record makes the journal agree.
     Put(Record),
+    /// Other content than the journal's, with an older mtime: a copy put
+    /// back, not an edit.
+    Stale(Stale),
 }
 
 /// Whether the re-scan's `fix` is (part of) the change `intent` announced:
@@ -184,13 +188,21 @@ impl UserStore {
     pub(super) fn reconcile(&mut self, unclean: bool) -> Result<Reconciled, StoreError> {
         let intent = self.intent.take();
         let intent_from = self.intent_from.take();
+        let announced_paths: Vec<&WirePath> = intent
+            .iter()
+            .map(|(_, at)| at)
+            .chain(intent_from.iter())
+            .collect();
         let mut seen: BTreeSet<WirePath> = BTreeSet::new();
         let mut fixes: Vec<Record> = Vec::new();
+        let mut stale: Vec<Stale> = Vec::new();
         let mut out = Reconciled::default();
         let mut seq = self.head;
         // Through directory handles, like every other access: a legal path
         // longer than PATH_MAX allows below the data directory is found too.
-        for found in crate::fsafe::walk::scan(&self.root)? {
+        let walked = crate::fsafe::walk::scan(&self.root)?;
+        let walked = self.set_aside_kind_changes(walked, &announced_paths);
+        for found in walked {
             out.entries += 1;
             let path = found.path;
             match found.file {
@@ -207,10 +219,19 @@ impl UserStore {
                     // The interrupted push may have rewritten its file at the
                     // same size within one timestamp tick: hash it anyway.
                     let suspect = intent.as_ref().is_some_and(|(_, at)| path.is_within(at));
-                    let (fix, hashed) = self.file_fix(&path, (len, mtime), suspect, seq + 1)?;
+                    // What the cut-off push announced is completed as found.
+                    let pushed = announced_paths.iter().any(|at| path.is_within(at));
+                    let (fix, hashed) =
+                        self.file_fix(&path, (len, mtime), (suspect, !pushed), seq + 1)?;
                     out.hashed_bytes += hashed;
                     match fix {
                         Fix::Vanished => continue,
+                        // Taken out of its path below: the journal's
+                        // version there is then missing, so lost.
+                        Fix::Stale(s) => {
+                            stale.push(s);
+                            continue;
+                        }
                         Fix::None => {}
                         Fix::Put(record) => {
                             seq += 1;
@@ -231,16 +252,21 @@ impl UserStore {
             }
             seen.insert(path);
         }
+        for moved in self.set_aside_stale(stale) {
+            seq += 1;
+            fixes.push(Record::PutFile {
+                seq,
+                path: moved.at,
+                size: moved.stale.size,
+                hash: moved.stale.hash,
+                mtime_ns: moved.stale.mtime_ns,
+            });
+        }
         let missing: Vec<(WirePath, bool)> = self
             .tree
             .iter()
             .filter(|(p, _)| !seen.contains(*p))
             .map(|(p, n)| (p.clone(), n.is_dir()))
-            .collect();
-        let announced_paths: Vec<&WirePath> = intent
-            .iter()
-            .map(|(_, at)| at)
-            .chain(intent_from.iter())
             .collect();
         let (removed, lost) = split_missing(missing, unclean, &announced_paths);
         for path in WirePath::top_most(removed) {
@@ -388,6 +414,8 @@ impl UserStore {
     /// The record (as change `seq`) that makes the journal agree with the
     /// file at `path` of size and mtime `stat` (bytes, ns). A file whose
     /// size and mtime the tree has is taken as journaled unless `suspect`.
+    /// Unless `may_be_stale` is false, other content with an older mtime
+    /// than the tree's file is a stale copy, not a change.
     ///
     /// # Errors
     /// The file cannot be opened or read.
@@ -395,9 +423,13 @@ impl UserStore {
         &self,
         path: &WirePath,
         (len, mtime): (u64, i64),
-        suspect: bool,
+        (suspect, may_be_stale): (bool, bool),
         seq: u64,
     ) -> Result<(Fix, u64), StoreError> {
+        let current = self.tree.get(path).and_then(|n| match n.kind {
+            NodeKind::File { hash, mtime_ns, .. } => Some((n.version, hash, mtime_ns)),
+            NodeKind::Dir => None,
+        });
         let journaled = match self.tree.get(path).map(|n| n.kind) {
             Some(NodeKind::File {
                 size,
@@ -416,6 +448,18 @@ impl UserStore {
         let (hash, size) = hash_reader(file)?;
         if journaled == Some(hash) {
             return Ok((Fix::None, size));
+        }
+        if let Some((version, was, was_mtime)) = current {
+            if may_be_stale && was != hash && clash::is_stale(mtime, was_mtime) {
+                let stale = Stale {
+                    path: path.clone(),
+                    size,
+                    hash,
+                    mtime_ns: mtime,
+                    version,
+                };
+                return Ok((Fix::Stale(stale), size));
+            }
         }
         // New or changed content, or only a new mtime: either way one
         // record, so the next re-scan need not hash it.
@@ -453,5 +497,9 @@ impl UserStore {
     }
 }
 
+mod aside;
+mod clash;
+#[cfg(test)]
+mod hand_tests;
 #[cfg(test)]
 mod tests;
