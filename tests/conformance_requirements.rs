@@ -253,6 +253,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_change_here_racing_the_placement_of_a_download_is_kept",
     ),
     (
+        "R-5.7.2",
+        "client",
+        "tests/e2e_moved_out.rs",
+        "new_directories_are_never_made_in_a_directory_moved_out",
+    ),
+    (
+        "R-5.7.2",
+        "client",
+        "tests/e2e_moved_out.rs",
+        "downloads_are_never_placed_in_a_directory_moved_out",
+    ),
+    (
+        "R-5.7.2",
+        "client",
+        "src/client/applier/moved_out_tests.rs",
+        "a_replaced_file_goes_back_to_a_directory_moved_out",
+    ),
+    (
+        "R-5.7.2",
+        "client",
+        "src/client/applier/moved_out_tests.rs",
+        "a_synced_file_deleted_from_a_directory_moved_out_stays_there",
+    ),
+    (
         "R-4.6.12",
         "client",
         "tests/e2e_copied_folder.rs",

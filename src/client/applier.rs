@@ -1155,6 +1155,8 @@ mod follow_tests;
 mod leftovers;
 #[cfg(test)]
 mod mode_tests;
+#[cfg(test)]
+mod moved_out_tests;
 mod place;
 #[cfg(test)]
 mod race_tests;

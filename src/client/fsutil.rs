@@ -403,7 +403,7 @@ pub fn open_in(root: &Path, path: &WirePath) -> io::Result<File> {
 pub struct Reach {
     path: std::path::PathBuf,
     /// The parent's handle `path` names, kept open while `path` is used.
-    _dir: Option<std::os::fd::OwnedFd>,
+    dir: Option<std::os::fd::OwnedFd>,
 }
 
 impl std::ops::Deref for Reach {
@@ -422,7 +422,7 @@ impl AsRef<Path> for Reach {
 impl Reach {
     /// A path outside the folder (the temporary area), used as it is.
     pub fn plain(path: std::path::PathBuf) -> Reach {
-        Reach { path, _dir: None }
+        Reach { path, dir: None }
     }
 }
 
@@ -442,9 +442,75 @@ pub fn reach(root: &Path, path: &WirePath) -> Reach {
             path: Path::new("/proc/self/fd")
                 .join(dir.as_raw_fd().to_string())
                 .join(name),
-            _dir: Some(dir),
+            dir: Some(dir),
         },
         _ => Reach::plain(whole),
+    }
+}
+
+/// Whether `/proc/self/fd/N` names an open directory here (Linux with
+/// procfs mounted): what [`reach`] and [`reach_held`] need to hold a
+/// directory's handle behind a path. Looked at once.
+fn proc_fd() -> bool {
+    static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PROC.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
+/// `path` inside `root` always through a handle on its parent directory
+/// (`/proc/self/fd/N/<name>`, the handle walked to as [`reach`] does:
+/// no symlink followed), whatever the path's length: a step through it
+/// acts in that directory even if the directory was moved since, so
+/// [`Reach::still_in`] can then tell whether that directory is still the
+/// folder's, and the step can be undone where it was made. A whole path
+/// cannot: `rename(2)` resolves it to a directory, which a user can move
+/// out of the folder before the rename lands in it (soak seed
+/// 1796385349871990865). When the parent cannot be reached that way, as
+/// [`reach`].
+pub fn reach_held(root: &Path, path: &WirePath) -> Reach {
+    use std::os::fd::AsRawFd;
+    if !proc_fd() {
+        return reach(root, path);
+    }
+    let mut parts: Vec<&str> = path.components().collect();
+    let Some(name) = parts.pop() else {
+        return reach(root, path);
+    };
+    match fsafe::walk::walk(root, &parts, false, path) {
+        Ok(fsafe::walk::Walked::Dir(dir)) => Reach {
+            path: Path::new("/proc/self/fd")
+                .join(dir.as_raw_fd().to_string())
+                .join(name),
+            dir: Some(dir),
+        },
+        _ => reach(root, path),
+    }
+}
+
+impl Reach {
+    /// Whether what a step made through this value is inside the folder at
+    /// `path` (the path it was made for): the directory handle it holds is
+    /// still the one at `path`'s parent, walked to again from `root`
+    /// ([`fsafe::walk::still_at`]). A whole path (no handle) says true: the
+    /// step's own resolution is all there is to know.
+    ///
+    /// # Errors
+    /// I/O errors of the walk other than "not found".
+    pub fn still_in(&self, root: &Path, path: &WirePath) -> Result<bool, ClientError> {
+        let Some(dir) = self.dir.as_ref() else {
+            return Ok(true);
+        };
+        let mut parts: Vec<&str> = path.components().collect();
+        parts.pop();
+        fsafe::walk::still_at(root, &parts, dir, path).map_err(|e| {
+            let at = path.to_local(root);
+            ClientError::io(
+                format!("look again at the directory of {}", at.display()),
+                match e {
+                    FsError::Io(e) => e,
+                    other => io::Error::other(other.to_string()),
+                },
+            )
+        })
     }
 }
 

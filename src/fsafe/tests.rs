@@ -238,3 +238,30 @@ fn one_parent_walk_looks_and_places() {
         Err(FsError::Unsafe(_))
     ));
 }
+
+#[test]
+fn a_handle_is_still_at_its_path_only_while_that_directory_is_there() {
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("folder");
+    std::fs::create_dir_all(root.join("d/s")).unwrap();
+    let path = WirePath::new("d/s/f").unwrap();
+    let parts = ["d", "s"];
+    let Walked::Dir(held) = dirfd::walk(&root, &parts, false, &path).unwrap() else {
+        panic!("d/s is there");
+    };
+    assert!(dirfd::still_at(&root, &parts, &held, &path).unwrap());
+    // Moved out of the folder (to the trash): not at its path any more.
+    std::fs::rename(root.join("d"), top.path().join("trash")).unwrap();
+    assert!(!dirfd::still_at(&root, &parts, &held, &path).unwrap());
+    // Another directory of the same name there: not the one held either.
+    std::fs::create_dir_all(root.join("d/s")).unwrap();
+    assert!(!dirfd::still_at(&root, &parts, &held, &path).unwrap());
+    // A symlink to where it went is never followed.
+    std::fs::remove_dir_all(root.join("d")).unwrap();
+    symlink(top.path().join("trash"), root.join("d")).unwrap();
+    assert!(!dirfd::still_at(&root, &parts, &held, &path).unwrap());
+    // Moved back: the same directory again.
+    std::fs::remove_file(root.join("d")).unwrap();
+    std::fs::rename(top.path().join("trash"), root.join("d")).unwrap();
+    assert!(dirfd::still_at(&root, &parts, &held, &path).unwrap());
+}

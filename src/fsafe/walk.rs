@@ -8,12 +8,16 @@
 
 use super::FsError;
 use crate::protocol::WirePath;
-use rustix::fs::{mkdirat, openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::fs::{
+    fstat, mkdirat, openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags, Stat,
+};
 use rustix::io::Errno;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Flags for opening a directory we walk into: never through a symlink.
 fn dir_flags() -> OFlags {
@@ -83,10 +87,14 @@ pub fn walk(
     let mut dir = open_root(root)?;
     for (at, part) in components.iter().enumerate() {
         match kind_at(&dir, part)? {
-            None if create => match mkdirat(&dir, *part, Mode::from_raw_mode(0o777)) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(FsError::Io(e.into())),
-            },
+            None if create => {
+                pause_for_tests();
+                match mkdirat(&dir, *part, Mode::from_raw_mode(0o777)) {
+                    Ok(()) => made_in_place(root, &components[..at], &dir, part, path)?,
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(FsError::Io(e.into())),
+                }
+            }
             None => return Ok(Walked::Absent),
             Some((FileType::Directory, _)) => {}
             Some((FileType::Symlink, _)) => {
@@ -104,6 +112,92 @@ pub fn walk(
         };
     }
     Ok(Walked::Dir(dir))
+}
+
+/// After `mkdirat(dir, name)` made a directory: `dir` (walked to at
+/// `parents`) must still be the directory at that path, or the new one was
+/// made where the folder no longer is (a user moved `dir` out of it, to the
+/// trash or another project, between the walk and the `mkdirat`): it is
+/// taken back (removed, while still empty) and the walk fails with
+/// [`moved_out`].
+///
+/// # Errors
+/// [`moved_out`]; I/O errors of the second walk.
+fn made_in_place(
+    root: &Path,
+    parents: &[&str],
+    dir: &OwnedFd,
+    name: &str,
+    path: &WirePath,
+) -> Result<(), FsError> {
+    if still_at(root, parents, dir, path)? {
+        return Ok(());
+    }
+    // Not empty: someone else put something into it since; it is theirs.
+    let _ = unlinkat(dir, name, AtFlags::REMOVEDIR);
+    Err(moved_out(parents, path))
+}
+
+/// The error of a change taken back because the directory it was made in
+/// (`parents` of `path`) left the folder meanwhile: `NotFound`, as if the
+/// directory had been gone before the change — what the folder shows.
+pub fn moved_out(parents: &[&str], path: &WirePath) -> FsError {
+    let dir = match parents {
+        [] => "the folder".to_owned(),
+        _ => parents.join("/"),
+    };
+    FsError::Io(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{dir} was moved out of the folder while {path} was being made in it"),
+    ))
+}
+
+/// Whether `dir`, a handle once walked to at `components` below `root`, is
+/// still the directory there: walked to again from the root (symlink-safe,
+/// as every walk) and compared by device and inode. False when the path is
+/// gone, is no directory or passes a symlink now: `dir` was moved (out of
+/// the folder, or elsewhere in it) or removed, and what is made through it
+/// is not at `path`. A change made through a handle and then confirmed
+/// here was, at the confirmation, inside the folder at its path: a move
+/// after that is the user's own and takes the change along, as it would
+/// have a minute later.
+///
+/// # Errors
+/// I/O errors of the walk other than "not found".
+pub fn still_at(
+    root: &Path,
+    components: &[&str],
+    dir: impl AsFd,
+    path: &WirePath,
+) -> Result<bool, FsError> {
+    let held = fstat(dir)?;
+    let now = match walk(root, components, false, path) {
+        Ok(Walked::Dir(fd)) => fd,
+        Ok(Walked::Absent | Walked::NotDir(_))
+        | Err(FsError::Unsafe(_) | FsError::NotADirectory(_)) => return Ok(false),
+        Err(FsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let now = fstat(&now)?;
+    Ok(now.st_dev == held.st_dev && now.st_ino == held.st_ino)
+}
+
+/// Test knob: with `CLOUD_TEST_HANDLE_DELAY_MS=N` in the environment, each
+/// change made in a directory through a handle walked to beforehand (a
+/// `mkdirat` of [`walk`] with `create`, a client's placement through its
+/// parent's handle) waits N milliseconds (at most 10 s) first, so that an
+/// end-to-end test can move the directory out of the folder in that window
+/// every time (tests/e2e_moved_out.rs). Read once; never set outside tests.
+pub fn pause_for_tests() {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        let ms = std::env::var("CLOUD_TEST_HANDLE_DELAY_MS").ok()?;
+        let ms: u64 = ms.trim().parse().ok()?;
+        Some(Duration::from_millis(ms.min(10_000)))
+    });
+    if let Some(delay) = delay {
+        std::thread::sleep(*delay);
+    }
 }
 
 /// [`FsError::NotADirectory`] naming `components[..=at]`, the part of

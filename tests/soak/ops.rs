@@ -185,21 +185,29 @@ impl Soak {
             for data in gone.values().flatten() {
                 self.ledger.destroyed(data);
             }
-            // A client that opened this directory just before it was moved
-            // out of the folder may still put a file into it (its placement
-            // goes through a handle on the directory): removing it can meet
-            // an entry made meanwhile (ENOTEMPTY; soak seed
-            // 1796385349871990865 once). What arrived is destroyed with
-            // the directory, as if the move had come a moment later.
+            // A client makes each entry in a directory through a handle on
+            // it and takes the entry back when the directory has left the
+            // folder meanwhile (PROTOCOL.md ): for the few system
+            // calls in between, removing the directory can meet it
+            // (ENOTEMPTY; soak seed 1796385349871990865 once, before the
+            // fix). A moment later it must be gone again: anything still
+            // there that this move did not take along is a client's write
+            // outside its folder.
             let mut tries = 0;
             while let Err(e) = fs::remove_dir_all(&slot) {
                 tries += 1;
                 assert!(tries < 20, "cannot empty the trash {}: {e}", slot.display());
                 self.note(format!("trash {}: {e}; again", slot.display()));
-                for data in tree(&slot).values().flatten() {
-                    self.ledger.destroyed(data);
-                }
                 std::thread::sleep(std::time::Duration::from_millis(50));
+                let stayed: Vec<String> = tree(&slot)
+                    .into_iter()
+                    .filter(|(path, data)| gone.get(path) != Some(data))
+                    .map(|(path, _)| path)
+                    .collect();
+                assert!(
+                    stayed.is_empty(),
+                    "a client wrote into {rel} after it was moved out of c{i}'s folder: {stayed:?}"
+                );
             }
             self.counts.rmdirs += 1;
             self.note(format!(

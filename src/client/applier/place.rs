@@ -23,13 +23,14 @@ use crate::client::conflict::{
 };
 use crate::client::error::ClientError;
 use crate::client::fsutil::{
-    check_path, copy_hashed, ensure_parent, hash_file, open_nofollow, set_exec, set_exec_of, Local,
-    Stat,
+    check_path, copy_hashed, ensure_parent, hash_file, open_nofollow, reach_held, set_exec,
+    set_exec_of, Local, Reach, Stat,
 };
 use crate::client::index::Entry;
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
 use crate::client::staging;
+use crate::fsafe::walk::pause_for_tests;
 use crate::protocol::conflict::free_conflict_path;
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::HashSet;
@@ -124,6 +125,16 @@ impl<'a> Applier<'a> {
     fn before_step(&mut self, local: &Path) {
         if let Some(RaceHook(hook)) = self.hook.as_mut() {
             hook(local);
+        }
+    }
+
+    /// [`Self::before_step`] for the folder's `path`, as the hook has
+    /// always seen it ([`Self::local`]: the whole path when short enough),
+    /// not the handle's `/proc/self/fd` name the step itself uses.
+    fn before_step_at(&mut self, path: &WirePath) {
+        if self.hook.is_some() {
+            let local = self.local(path);
+            self.before_step(&local);
         }
     }
 
@@ -222,7 +233,6 @@ impl<'a> Applier<'a> {
         out: &mut Applied,
     ) -> Result<(), ClientError> {
         let path = &job.path;
-        let local = self.local(path);
         let mut exec = match job.carried {
             Some(bit) => bit,
             None => self.placed_exec(job)?,
@@ -231,15 +241,22 @@ impl<'a> Applier<'a> {
         // What is renamed below, to know it at the path afterwards.
         let staged = fs::symlink_metadata(tmp).ok().map(|m| Stat::of(&m));
         for _ in 0..PLACE_TRIES {
-            match check_path(self.root, path)? {
+            let checked = check_path(self.root, path)?;
+            // Through its directory's handle: where it lands is known.
+            let local = self.held(path);
+            match checked {
                 Local::Dir | Local::Foreign => break,
                 Local::Absent => {
-                    self.before_step(&local);
+                    self.before_step_at(path);
+                    pause_for_tests();
                     match rename_noreplace(tmp, &local) {
+                        Ok(()) if !local.still_in(self.root, path)? => {
+                            return self.take_back(path, &local, tmp, out);
+                        }
                         Ok(()) => return self.placed(job, staged, (hash, version), out),
                         // Created since we looked: swapped out on the next try.
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(io_err("move into", &local)(e)),
+                        Err(e) => return Err(io_err("move into", &self.whole(path))(e)),
                     }
                 }
                 Local::File(_) => {
@@ -249,18 +266,23 @@ impl<'a> Applier<'a> {
                     // on the old one until the exchange.
                     let placing = open_nofollow(tmp).map_err(io_err("open", tmp))?;
                     slow_down_for_tests();
-                    self.before_step(&local);
+                    self.before_step_at(path);
                     // Right before the exchange: what may spare the
                     // swapped-out file a hash (vouch.rs).
                     let mut vouched = self.vouch(path, &local);
                     if vouched.is_some() {
                         self.while_vouched(&local);
                     }
+                    pause_for_tests();
                     let exchanged = exchange(tmp, &local);
                     if !matches!(exchanged, Ok(true)) {
                         Self::forget_origin(tmp);
                     }
                     match exchanged {
+                        Ok(true) if !local.still_in(self.root, path)? => {
+                            drop(vouched);
+                            return self.swap_back_out(path, &local, tmp, out);
+                        }
                         Ok(true) => {
                             let moved = vouched.take().map(Vouched::moved);
                             let settled = self.settle_swapped_out(path, tmp, hash, moved, out)?;
@@ -277,6 +299,14 @@ impl<'a> Applier<'a> {
                             let aside = self.stage_name(path, "aside")?;
                             self.note_origin(&aside, path, None)?;
                             match fs::rename(&local, &aside) {
+                                Ok(()) if !local.still_in(self.root, path)? => {
+                                    // The user's file, in a directory moved
+                                    // out of the folder: it stays there.
+                                    rename_noreplace(&aside, &local)
+                                        .map_err(io_err("move back into", &self.whole(path)))?;
+                                    Self::forget_origin(&aside);
+                                    return self.take_back_nothing(path, tmp, out);
+                                }
                                 Ok(()) => {
                                     let moved = vouched.take().map(Vouched::moved);
                                     let settled =
@@ -289,13 +319,13 @@ impl<'a> Applier<'a> {
                                 }
                                 Err(e)
                                     if e.kind() == io::ErrorKind::NotFound && !exists(&local) => {}
-                                Err(e) => return Err(io_err("move", &local)(e)),
+                                Err(e) => return Err(io_err("move", &self.whole(path))(e)),
                             }
                             Self::forget_origin(&aside);
                         }
                         // The local file went away meanwhile: look again.
                         Err(e) if e.kind() == io::ErrorKind::NotFound && exists(tmp) => {}
-                        Err(e) => return Err(io_err("move into", &local)(e)),
+                        Err(e) => return Err(io_err("move into", &self.whole(path))(e)),
                     }
                 }
             }
@@ -306,6 +336,81 @@ impl<'a> Applier<'a> {
         // Not placed: the pull must be repeated, not acknowledged.
         out.failed = true;
         Ok(())
+    }
+
+    /// `path` in the folder through a handle on its directory
+    /// ([`reach_held`]): a step through it lands in that directory, and
+    /// [`Reach::still_in`] then says whether the directory is still the
+    /// folder's.
+    pub(super) fn held(&self, path: &WirePath) -> Reach {
+        reach_held(self.root, path)
+    }
+
+    /// A download was placed at `local`, in a directory the user moved out
+    /// of the folder between the walk to it and the rename: it is
+    /// taken back (it is ours, and the server still has it), so nothing is
+    /// written outside the folder; the pull is repeated, and by then the
+    /// detector has seen the directory go, as if the move had come a
+    /// moment before the placement.
+    fn take_back(
+        &mut self,
+        path: &WirePath,
+        local: &Reach,
+        tmp: &Path,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        if let Err(e) = rename_noreplace(local, tmp) {
+            // Changed or removed there since: the user's now.
+            log::warn!("{path}: could not take the download back from the directory moved out of the folder: {e}");
+        }
+        self.take_back_nothing(path, tmp, out)
+    }
+
+    /// [`Self::take_back`] once nothing of the download is left outside
+    /// the folder: `tmp` (the download, if it came back) is dropped and
+    /// the pull repeated.
+    fn take_back_nothing(
+        &mut self,
+        path: &WirePath,
+        tmp: &Path,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        let _ = fs::remove_file(tmp);
+        log::info!(
+            "not placing {path}: its directory was moved out of the folder meanwhile (the pull is repeated)"
+        );
+        out.failed = true;
+        Ok(())
+    }
+
+    /// [`Self::take_back`] after an exchange: `tmp` holds the file the
+    /// download replaced there, which goes back (exchanged again) to the
+    /// directory moved out of the folder, where the user's move took it.
+    fn swap_back_out(
+        &mut self,
+        path: &WirePath,
+        local: &Reach,
+        tmp: &Path,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        match exchange(tmp, local) {
+            Ok(true) => {}
+            // The download went from there meanwhile: the user's file
+            // goes back all the same; if it cannot, it stays in the
+            // temporary area with its note, and the next start puts it
+            // back at `path`.
+            _ => {
+                if let Err(e) = rename_noreplace(tmp, local) {
+                    log::warn!(
+                        "{path}: kept in the temporary area ({e}); put back at the next start"
+                    );
+                    out.failed = true;
+                    return Ok(());
+                }
+            }
+        }
+        Self::forget_origin(tmp);
+        self.take_back_nothing(path, tmp, out)
     }
 
     /// After an exchange, `at` holds what `path` held an instant ago. The
@@ -509,12 +614,21 @@ impl<'a> Applier<'a> {
         wanted: &HashSet<ContentHash>,
         out: &mut Applied,
     ) -> Result<bool, ClientError> {
-        let local = self.local(path);
+        let local = self.held(path);
         let aside = self.stage_name(path, "aside")?;
         self.log_removal(path, &local)?;
         self.note_origin(&aside, path, None)?;
-        self.before_step(&local);
+        self.before_step_at(path);
+        pause_for_tests();
         match fs::rename(&local, &aside) {
+            Ok(()) if !local.still_in(self.root, path)? => {
+                // Taken from a directory moved out of the folder meanwhile:
+                // the user's move took it along; it goes back there.
+                rename_noreplace(&aside, &local)
+                    .map_err(io_err("move back into", &self.whole(path)))?;
+                Self::forget_origin(&aside);
+                return Ok(true);
+            }
             Ok(()) => {}
             // Gone already (not: the temporary area is missing).
             Err(e) if e.kind() == io::ErrorKind::NotFound && !exists(&local) => {
@@ -523,7 +637,7 @@ impl<'a> Applier<'a> {
             }
             Err(e) => {
                 Self::forget_origin(&aside);
-                return Err(io_err("move", &local)(e));
+                return Err(io_err("move", &self.whole(path))(e));
             }
         }
         let (settled, stashed) = self.settle_set_aside(path, &aside, wanted, out)?;
