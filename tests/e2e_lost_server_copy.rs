@@ -44,8 +44,27 @@ fn lose_two_files(server: &mut Server, a: &Path) -> (String, Vec<u8>, Vec<u8>) {
 }
 
 /// The restore is in both logs, as the same version (`Unchanged`: no new
-/// version for the devices to fetch).
+/// version for the devices to fetch). The file is in place before the
+/// server writes its log lines: they are waited for (up to 10 s), not
+/// read at once (a read right after the file arrived missed them in about
+/// half the runs).
 fn assert_logged_restored(server: &Server, path: &str) {
+    let logged = |l: &str, what: &str| l.contains(what) && l.contains(path);
+    eventually(Duration::from_secs(10), || {
+        server
+            .log_tail(64 << 10)
+            .lines()
+            .any(|l| logged(l, "restored from device"))
+            && server
+                .conn_log()
+                .lines()
+                .any(|l| logged(l, "request=restore-lost"))
+            && server.conn_log().lines().any(|l| {
+                l.contains("request=push-file")
+                    && l.contains(&format!("{path} ("))
+                    && l.contains("Unchanged")
+            })
+    });
     let log = server.log_tail(64 << 10);
     assert!(
         log.lines()
