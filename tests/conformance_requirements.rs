@@ -679,6 +679,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "files_moved_and_changed_right_before_a_start_are_renames_keeping_others_changes",
     ),
     (
+        "R-7.2.9",
+        "client",
+        "tests/e2e_rename_swap.rs",
+        "swaps_and_cycles_go_as_renames_keeping_an_edit_made_elsewhere",
+    ),
+    (
+        "R-7.2.9",
+        "client",
+        "tests/planner_properties.rs",
+        "swaps_and_cycles_of_any_length_are_renames_only",
+    ),
+    (
         "R-15.2.5",
         "client",
         "tests/e2e_exec_lost.rs",

@@ -24,8 +24,10 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod ignored_moves;
 mod scope;
 mod settle;
+use ignored_moves::IgnoredMoves;
 pub use scope::Scope;
 use settle::Settle;
 
@@ -89,6 +91,9 @@ pub struct Scanner {
     skipped: BTreeMap<WirePath, String>,
     /// Files waiting to be seen unchanged.
     settle: Settle,
+    /// Indexed files whose inode is at an ignored name: a move through it
+    /// may be under way ([`ignored_moves`]).
+    ignored_moves: IgnoredMoves,
     /// What is not synced: neither walked nor compared with the index.
     rules: IgnoreRules,
     /// Directories that directly hold an ignored entry (last scan).
@@ -148,6 +153,7 @@ impl Scanner {
             unreadable: Vec::new(),
             skipped: BTreeMap::new(),
             settle: Settle::default(),
+            ignored_moves: IgnoredMoves::default(),
             rules: IgnoreRules::default(),
             holds_ignored: HashSet::new(),
             manifests: HashMap::new(),
@@ -361,6 +367,10 @@ impl Scanner {
             if let Some(parent) = wire.parent() {
                 self.holds_ignored.insert(parent);
             }
+            if ft.is_file() {
+                self.ignored_moves
+                    .seen(wire, walkdir::DirEntryExt::ino(item));
+            }
             return skip;
         }
         if ft.is_dir() {
@@ -434,7 +444,24 @@ impl Scanner {
             .skipped
             .extract_if(.., |p, _| Scope::covers(&roots, p))
             .collect();
-        let (disk, mut known) = self.snapshot(index, scope)?;
+        let (mut disk, mut known) = self.snapshot(index, scope)?;
+        // A file here that the index has at a path outside this look (one
+        // step of a swap or cycle reported apart from the others): that
+        // path's directory is compared too, so the move pairs as a whole
+        // not as an upload here and a Delete there.
+        let elsewhere = elsewhere(&disk, &known, index, &roots);
+        let wide;
+        let scope = if elsewhere.is_empty() {
+            scope
+        } else {
+            let mut wider = scope.clone();
+            for path in elsewhere {
+                wider.add_metadata(path);
+            }
+            wide = wider;
+            (disk, known) = self.snapshot(index, &wide)?;
+            &wide
+        };
         let mut plan = Plan::default();
         let (mut deleted_dirs, mut added_dirs) = plan::dir_changes(&disk, &known);
         let renames = plan::dir_renames(&disk, &known, &deleted_dirs, &added_dirs);
@@ -468,6 +495,20 @@ impl Scanner {
                 let again = wait.vanished.into_iter().chain(wait.moved_to);
                 let again: BTreeSet<WirePath> = again.chain(plan.unstable.drain(..)).collect();
                 plan.unstable.extend(again);
+            }
+            // A file moved out through an ignored name, with more steps
+            // to come: looked at again, not a Delete now.
+            let covers = |p: &WirePath| Scope::covers(&roots, p);
+            let now = Instant::now();
+            let rules = &self.rules;
+            let ignored = |p: &WirePath| rules.ignores(p.as_str(), false);
+            let moves = &mut self.ignored_moves;
+            let held = moves.hold(&self.root, &disk, &known, ignored, covers, now);
+            if let Some(first) = held.first() {
+                log::debug!("{first}'s file is at an ignored name: looked at again later");
+                known.retain(|p, _| !held.contains(p));
+                uploads.retain(|op| !held.contains(op.path()));
+                plan.unstable.extend(held);
             }
             plan::file_changes(&disk, &known, &deleted_dirs, added_dirs, uploads)
         } else {
@@ -518,6 +559,7 @@ impl Scanner {
         let mut known: BTreeMap<WirePath, Entry> = BTreeMap::new();
         self.unreadable.clear();
         self.holds_ignored.clear();
+        self.ignored_moves.clear_walk();
         for root in scope.roots(index) {
             disk.extend(self.scan(root.as_ref())?);
             known.extend(index.subtree(root.as_ref()).map(|(k, v)| (k.clone(), *v)));
@@ -714,6 +756,40 @@ impl Scanner {
         }
         self.manifests.remove(path).map(|(_, manifest)| manifest)
     }
+}
+
+/// Most paths [`elsewhere`] adds to a look.
+const MAX_ELSEWHERE: usize = 1_000;
+
+/// The directories (a top-level file: itself) of the indexed paths outside
+/// `roots` whose file (device and inode) is at a path of `disk` the index
+/// has no such file at: the other ends of moves of which this look saw
+/// only one.
+fn elsewhere(
+    disk: &BTreeMap<WirePath, DiskEntry>,
+    known: &BTreeMap<WirePath, Entry>,
+    index: &Index,
+    roots: &[Option<WirePath>],
+) -> BTreeSet<WirePath> {
+    let mut out = BTreeSet::new();
+    for (path, entry) in disk {
+        let DiskEntry::File(now) = entry else {
+            continue;
+        };
+        let same = match known.get(path).map(|e| e.kind) {
+            Some(EntryKind::File { stat, .. }) => !stat.other_file(now),
+            _ => false,
+        };
+        if same || now.ino == 0 {
+            continue;
+        }
+        for other in index.paths_of_inode(now.dev, now.ino) {
+            if !Scope::covers(roots, other) && out.len() < MAX_ELSEWHERE {
+                out.insert(other.parent().unwrap_or_else(|| other.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// The stats of the indexed files that are no longer files on disk: a new

@@ -8,12 +8,14 @@
 //! - [`ops`]: the pushes and what the disk holds.
 //! - [`resolve`]: disk + index → pushes (renames, removals, additions).
 //! - [`order`]: pushes → a dependency order the server applies as meant.
+//! - [`swaps`]: renames among paths still there (swaps, cycles, chains).
 //! - [`ack`]: a `PushAck` → index updates, local moves, what to look at again.
 
 pub mod ack;
 pub mod ops;
 pub mod order;
 pub mod resolve;
+pub mod swaps;
 
 pub use ops::{DiskEntry, Op};
 pub use order::order;

@@ -7,6 +7,7 @@
 //! edited is matched by its inode.
 
 use super::ops::{DiskEntry, Op};
+use super::swaps;
 use crate::client::fsutil::Stat;
 use crate::client::index::{Entry, EntryKind};
 use crate::protocol::{ContentHash, WirePath};
@@ -47,7 +48,21 @@ pub fn dir_renames(
     deleted: &[WirePath],
     added: &[WirePath],
 ) -> Vec<Op> {
-    let renames = match_dir_renames(known, disk, deleted, added);
+    // Directories swapped or moved in a cycle are still there: also
+    // matched, by what they hold now (super::swaps).
+    let (emptied, refilled) = swaps::moved_out_dirs(disk, known);
+    let renames = if emptied.is_empty() || (refilled.is_empty() && added.is_empty()) {
+        match_dir_renames(known, disk, deleted, added, &BTreeSet::new())
+    } else {
+        let strict: BTreeSet<WirePath> = emptied.iter().cloned().collect();
+        // Parents first: a directory moved whole is one rename, not one of
+        // its subdirectories' (none is paired below a paired one).
+        let mut from: Vec<WirePath> = deleted.iter().cloned().chain(emptied).collect();
+        from.sort();
+        let to: Vec<WirePath> = added.iter().cloned().chain(refilled).collect();
+        let renames = match_dir_renames(known, disk, &from, &to, &strict);
+        swaps::keep_freed_dirs(renames, known)
+    };
     let mut ops = Vec::new();
     let mut freed = BTreeSet::new();
     for rename in &renames {
@@ -208,6 +223,25 @@ fn plan_removals(
             }
         }
     }
+    // Files swapped, moved in a cycle or a chain: paths still there that
+    // hold another indexed file (super::swaps).
+    let replaced = swaps::replaced_files(disk, known);
+    if !replaced.is_empty() {
+        let sources: Vec<(WirePath, u64, Stat)> = deleted_files
+            .iter()
+            .filter(|(p, ..)| !renamed_from.contains(p))
+            .map(|(p, base, _, stat)| (p.clone(), *base, *stat))
+            .chain(
+                replaced
+                    .iter()
+                    .map(|(p, (base, stat))| (p.clone(), *base, *stat)),
+            )
+            .collect();
+        for op in swaps::chain_renames(&sources, &replaced, uploads) {
+            renamed_from.extend(op.frees().cloned());
+            ops.push(op);
+        }
+    }
     for (path, base, _, _) in &deleted_files {
         let under_deleted_dir = deleted_dirs.iter().any(|d| path.is_within(d));
         if !renamed_from.contains(path) && !under_deleted_dir {
@@ -273,13 +307,19 @@ fn is_dir(entry: Option<&Entry>) -> bool {
 /// directories with files of the same names and sizes (`d1/f0.txt`,
 /// `d2/f0.txt`) paired the removed d1 with x, so the server moved d1's files
 /// there and the rename of d2 went as a removal and an upload of every file.
+/// A directory still on disk (`strict`: one whose files mostly left,
+/// [`swaps::moved_out_dirs`]) is paired only with a directory holding most
+/// of them at their own relative names (a swap moves the directory whole;
+/// `p` is not moved because its subdirectory `p/e` was swapped), and no
+/// directory is paired when one above or below it already is.
 fn match_dir_renames(
     known: &BTreeMap<WirePath, Entry>,
     disk: &BTreeMap<WirePath, DiskEntry>,
     deleted: &[WirePath],
     added: &[WirePath],
+    strict: &BTreeSet<WirePath>,
 ) -> Vec<Op> {
-    let mut ops = Vec::new();
+    let mut ops: Vec<Op> = Vec::new();
     let mut taken: Vec<WirePath> = Vec::new();
     let mut budget = RENAME_SEARCH_BUDGET;
     // The known inodes of the files below each new directory, with their
@@ -304,7 +344,11 @@ fn match_dir_renames(
                 EntryKind::Dir => None,
             })
             .collect();
-        if files.is_empty() {
+        let paired = |op: &Op| {
+            op.frees()
+                .is_some_and(|f| f.is_within(from) || from.is_within(f))
+        };
+        if files.is_empty() || ops.iter().any(paired) {
             continue;
         }
         // (files found, of them at their own relative name, same name).
@@ -338,6 +382,9 @@ fn match_dir_renames(
             // Among directories holding as many (`archive` and
             // `archive/pics` after `mv photos archive/pics`), the one where
             // they keep their relative names.
+            if strict.contains(from) {
+                score = in_place;
+            }
             let rank = (score, in_place, to.file_name() == from.file_name());
             if score * 2 >= files.len() && score > 0 && best.is_none_or(|(r, _)| rank > r) {
                 best = Some((rank, to));
