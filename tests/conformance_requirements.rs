@@ -103,6 +103,24 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "hand_edits_while_the_server_is_stopped_reach_the_devices",
     ),
     (
+        "R-10.14",
+        "server",
+        "tests/e2e_server_hand_edits.rs",
+        "hand_edits_while_the_server_runs_meet_the_next_push_as_a_conflict",
+    ),
+    (
+        "R-10.14",
+        "server",
+        "src/server/store/live/tests.rs",
+        "random_hand_operations_interleaved_with_pushes_lose_no_byte",
+    ),
+    (
+        "R-10.14",
+        "server",
+        "src/server/store/live/tests.rs",
+        "removals_and_renames_leave_what_a_hand_made",
+    ),
+    (
         "R-10.8",
         "server",
         "src/protocol/lost.rs",
@@ -551,6 +569,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "server",
         "src/server/store/history.rs",
         "identical_contents_are_stored_once",
+    ),
+    (
+        "R-14.1.3",
+        "server",
+        "src/server/store/live/tests.rs",
+        "an_edit_in_place_never_passes_for_a_kept_version",
+    ),
+    (
+        "R-14.1.3",
+        "server",
+        "src/server/store/live/tests.rs",
+        "a_file_replaced_or_edited_by_hand_is_kept_and_versions_hold_their_hash",
     ),
     (
         "R-14.4.1",

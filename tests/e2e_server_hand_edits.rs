@@ -317,3 +317,70 @@ fn files_removed_by_hand_after_a_crash_stay_on_the_devices() {
     );
     assert!(!text.contains("journaled as removed"), "{text}");
 }
+
+/// breaker24 F10 and F4: while the server runs, the operator
+/// adds a file and replaces another in the server's folder; then a device
+/// writes both paths. Main's server overwrote the hand's files with the
+/// device's pushes, without trace (F10), and kept the replaced file's hand
+/// bytes as a version under the old hash (F4). Now the push meets each
+/// hand file as another device's change: the server and the device end
+/// with both contents of each path, and the device's version of the
+/// replaced file is listed under its own content.
+#[test]
+fn hand_edits_while_the_server_runs_meet_the_next_push_as_a_conflict() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let server = Server::options()
+        .log(&logs.path().join("server.err"))
+        .start();
+    let a = tempfile::tempdir().expect("temp dir");
+    let a = a.path();
+    write(a, "kept.txt", "the device's first version\n");
+    settle();
+    let user = new_user(server.port, a);
+    let ca = Client::options(server.port, a)
+        .log(&logs.path().join("a.err"))
+        .start();
+    let s = server.user_dir(&user);
+    let synced = eventually(CONVERGE, || s.join("kept.txt").is_file());
+    assert!(synced, "kept.txt never reached the server");
+    std::thread::sleep(Duration::from_millis(50));
+
+    // By hand, in the running server's folder: a file replaced (a new
+    // inode renamed over it) and a file added.
+    let staged = logs.path().join("replacement");
+    std::fs::write(&staged, "replaced by hand on the server\n").expect("stage");
+    std::fs::rename(&staged, s.join("kept.txt")).expect("replace by hand");
+    write(&s, "added.txt", "added by hand on the server\n");
+    // Then the device writes both paths.
+    std::thread::sleep(Duration::from_millis(50));
+    write(a, "kept.txt", "the device's second version\n");
+    write(a, "added.txt", "the device's own added.txt\n");
+
+    let contents = [
+        "replaced by hand on the server\n",
+        "added by hand on the server\n",
+        "the device's second version\n",
+        "the device's own added.txt\n",
+    ];
+    let holds_all = |root: &Path| {
+        let files: Vec<Vec<u8>> = tree(root).into_values().flatten().collect();
+        contents
+            .iter()
+            .all(|c| files.iter().any(|f| f == c.as_bytes()))
+    };
+    let both = eventually(Duration::from_secs(30), || holds_all(&s) && holds_all(a));
+    assert!(
+        both,
+        "a content was lost:\nserver: {:?}\ndevice: {:?}\n{}",
+        tree(&s).keys().collect::<Vec<_>>(),
+        tree(a).keys().collect::<Vec<_>>(),
+        ca.log_tail(4000)
+    );
+    converge("after the conflicts", &[a, &s]);
+    let log = server.log_tail(64 << 10);
+    assert!(
+        log.contains("added.txt added outside the server while it runs")
+            && log.contains("kept.txt changed outside the server while it runs"),
+        "{log}"
+    );
+}

@@ -74,6 +74,22 @@ pub fn stat(root: &Path, path: &WirePath) -> Result<Option<(FileType, Stat, i64)
     }))
 }
 
+/// [`stat`] without the birth time: one `fstatat` after the walk, for
+/// the server's look at a path before a push changes it, which
+/// runs at every push and needs only type, size, mtime, mode and inode.
+///
+/// # Errors
+/// As [`stat`].
+pub fn lstat(root: &Path, path: &WirePath) -> Result<Option<(FileType, Stat)>, FsError> {
+    let (parents, name) = split(path);
+    let dir = match dirfd::walk(root, &parents, false, path)? {
+        Walked::Dir(fd) => fd,
+        Walked::Absent => return Ok(None),
+        Walked::NotDir(file) => return Err(FsError::NotADirectory(file)),
+    };
+    Ok(dirfd::kind_at(&dir, name)?)
+}
+
 /// The birth time (`statx` `stx_btime`, nanoseconds since the epoch) of
 /// the file `name` in `dir` if it is still the file `st` describes (same
 /// inode: a file renamed over the name in between has its own), else 0,

@@ -4,7 +4,8 @@
 //! kernel's PATH_MAX (4,096 bytes for the *whole* absolute path, data
 //! directory or client folder included), and no symlink on the way is ever
 //! followed. `walk` opens a directory, `remove_tree` removes one, `scan`
-//! lists a whole folder (the server's re-scan after a crash).
+//! lists a whole folder (the server's re-scan after a crash), `scan_below`
+//! one directory in it (the server's look before a push, R-10.14).
 
 use super::FsError;
 use crate::protocol::WirePath;
@@ -270,6 +271,20 @@ pub fn scan(root: &Path) -> std::io::Result<Vec<Found>> {
     let fd = open_root(root)?;
     let mut found = Vec::new();
     scan_dir(&fd, None, &mut found);
+    Ok(found)
+}
+
+/// [`scan`] of the directory at `path` below `root` only (the paths found
+/// start with `path`); empty when nothing or no directory is there.
+///
+/// # Errors
+/// A symlink on the way to `path`; the directory cannot be opened.
+pub fn scan_below(root: &Path, path: &WirePath) -> Result<Vec<Found>, FsError> {
+    let parts: Vec<&str> = path.components().collect();
+    let mut found = Vec::new();
+    if let Walked::Dir(fd) = walk(root, &parts, false, path)? {
+        scan_dir(&fd, Some(path), &mut found);
+    }
     Ok(found)
 }
 

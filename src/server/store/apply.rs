@@ -2,6 +2,7 @@
 //! when it is a conflict, and what the pusher is told.
 
 use super::journal::Record;
+use super::live::Standing;
 use super::tree::NodeKind;
 use super::{StagedFile, StoreError, UserStore};
 use crate::fsafe::{self as storefs, OnDisk};
@@ -128,6 +129,10 @@ impl UserStore {
         client: ClientId,
         bit: Option<bool>,
     ) -> Result<PushAck, StoreError> {
+        // What a hand changed at the path while the server runs is
+        // journaled first: the upload then meets it as another device's
+        // change.
+        self.catch_up(path, false)?;
         // The lost version of the path coming back from a device:
         // put back as it was, no change, `Unchanged` as for any upload of
         // the content the server lists.
@@ -177,6 +182,11 @@ impl UserStore {
                 _ => (self.free_conflict_name(path, client)?, PushStatus::Conflict),
             },
         };
+        // A place in a conflict directory may hold a hand's file that the
+        // journal does not list yet: journaled, and the place decided again.
+        if target != *path && self.catch_up(&target, false)? {
+            return self.commit_file_with_bit(base, path, staged, client, bit);
+        }
         // One walk to the parent for the look and the rename (a missing
         // parent is created by `place_file` below).
         let parent = storefs::open_parent(&self.root, &target)?;
@@ -236,6 +246,7 @@ impl UserStore {
     /// # Errors
     /// Disk or journal failures; a symlink in the way.
     pub fn make_dir(&mut self, path: &WirePath, client: ClientId) -> Result<PushAck, StoreError> {
+        self.catch_up(path, false)?;
         let (target, status) = match self.tree.get(path) {
             Some(node) if node.is_dir() => {
                 return Ok(ack(PushStatus::Unchanged, node.version, path))
@@ -271,14 +282,24 @@ impl UserStore {
     /// Removes `path` (a file or a whole tree) from disk and journals it as
     /// (part of) change `seq`: one push is one change however many subtrees
     /// it removes (§5.4).
+    /// What stands at `path` and is not the server's (another type than
+    /// the journal lists, or a lost file's name taken) stays on disk and
+    /// is journaled as a change made in the server's folder right after.
     fn remove_path(&mut self, path: &WirePath, seq: u64) -> Result<(), StoreError> {
         self.keep_versions(std::slice::from_ref(path), seq, Cause::Deleted)?;
-        storefs::remove(&self.root, path)?;
+        let foreign = self.standing(path)? == Standing::Foreign;
+        if !foreign {
+            storefs::remove(&self.root, path)?;
+        }
         self.touched_dir(path);
         self.record(Record::Remove {
             seq,
             path: path.clone(),
-        })
+        })?;
+        if foreign {
+            self.catch_up(path, false)?;
+        }
+        Ok(())
     }
 
     /// Applies `Delete` of a file.
@@ -291,6 +312,7 @@ impl UserStore {
         path: &WirePath,
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
+        self.catch_up(path, false)?;
         match self.tree.get(path) {
             None => Ok(ack(PushStatus::Unchanged, 0, path)),
             // Stale only for a content or place changed after `base` by
@@ -322,6 +344,7 @@ impl UserStore {
         executable: bool,
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
+        self.catch_up(path, false)?;
         let node = match self.tree.get(path) {
             None => return Ok(ack(PushStatus::Stale, 0, path)),
             Some(node) => *node,
@@ -366,6 +389,9 @@ impl UserStore {
         path: &WirePath,
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
+        // Everything below: what a hand added or changed there is then
+        // newer than the device's cursor and stays.
+        self.catch_up(path, true)?;
         let node = match self.tree.get(path) {
             None => return Ok(ack(PushStatus::Unchanged, 0, path)),
             Some(node) if !node.is_dir() => return Ok(ack(PushStatus::Stale, node.version, path)),
@@ -449,6 +475,11 @@ impl UserStore {
         to: &WirePath,
         client: ClientId,
     ) -> Result<PushAck, StoreError> {
+        // The source (and below it) and the target as they are on disk:
+        // a hand's edit moves without the mover's name on it, a hand's
+        // file at the target is never replaced.
+        self.catch_up(from, true)?;
+        self.catch_up(to, false)?;
         let Some(source) = self.tree.get(from) else {
             return Ok(ack(PushStatus::Stale, 0, from));
         };
@@ -502,6 +533,14 @@ impl UserStore {
                 }
             }
         };
+        if target != *to && self.catch_up(&target, false)? {
+            return self.rename(base, from, to, client);
+        }
+        // A lost source (missing, or something not the server's at its
+        // name) has nothing of the server's on disk to move: the rename is
+        // journaled, and the file at its new name is found lost at its
+        // next fetch.
+        let standing = self.standing(from)?;
         // An unseen move is announced without an author, so a crash's
         // re-scan does not make it the mover's own either.
         self.keep_versions(
@@ -510,7 +549,9 @@ impl UserStore {
             Cause::RenamedAway,
         )?;
         self.intend_move(if unseen { 0 } else { client }, from, &target)?;
-        storefs::rename(&self.root, from, &target)?;
+        if standing == Standing::Ours {
+            storefs::rename(&self.root, from, &target)?;
+        }
         self.touched_dir(from);
         self.touched_dir(&target);
         let seq = self.next_seq();
@@ -521,6 +562,9 @@ impl UserStore {
         })?;
         if !unseen {
             self.record_author(seq, client)?;
+        }
+        if standing == Standing::Foreign {
+            self.catch_up(from, false)?;
         }
         Ok(ack(status, seq, &target))
     }

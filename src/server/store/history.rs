@@ -307,16 +307,35 @@ impl UserStore {
             if n == 0 {
                 break;
             }
-            upload
-                .write(&buf[..n])
-                .map_err(|_| StoreError::KeptDamaged(path.clone()))?;
+            upload.write(&buf[..n]).map_err(|e| match e {
+                StoreError::TooManyBytes { .. } => self.kept_damaged(path, &hash),
+                other => other,
+            })?;
         }
         upload.finish().map_err(|e| match e {
             StoreError::SizeMismatch { .. } | StoreError::HashMismatch(_) => {
-                StoreError::KeptDamaged(path.clone())
+                self.kept_damaged(path, &hash)
             }
             other => other,
         })
+    }
+
+    /// A kept object found not to hold its hash at a restore: set aside
+    /// (so the next keep of that content stores it anew, never dedupes to
+    /// the damaged bytes) and the restore refused `KeptDamaged`.
+    fn kept_damaged(&self, path: &WirePath, hash: &crate::protocol::ContentHash) -> StoreError {
+        match self.versions.set_aside(hash) {
+            Ok(_) => log::warn!(
+                "{}: the kept content {hash} of {path} does not hold that content (changed \
+                 outside the server): restore refused, the object set aside",
+                self.label()
+            ),
+            Err(e) => log::warn!(
+                "{}: setting aside the damaged kept content {hash}: {e}",
+                self.label()
+            ),
+        }
+        StoreError::KeptDamaged(path.clone())
     }
 }
 

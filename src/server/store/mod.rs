@@ -26,6 +26,7 @@ mod fetch;
 mod history;
 pub mod journal;
 mod lineage;
+mod live;
 mod lost;
 mod recover;
 mod restore_plan;

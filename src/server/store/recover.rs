@@ -376,6 +376,7 @@ impl UserStore {
         let meta = file.metadata()?;
         let stat = (meta.len(), meta_mtime_ns(&meta));
         let (hash, size) = hash_reader(&file)?;
+        self.guard_kept(path, hash, &meta);
         if stat == (journaled.0, journaled.1) {
             if (size, hash) == (journaled.0, journaled.2) {
                 if self.lost.remove(path) == Some(Lost::Damaged) {
@@ -445,10 +446,13 @@ impl UserStore {
         let Some(file) = open_file(&self.root, path)? else {
             return Ok((Fix::Vanished, 0));
         };
+        let meta = file.metadata()?;
         let (hash, size) = hash_reader(file)?;
         if journaled == Some(hash) {
             return Ok((Fix::None, size));
         }
+        // Edited in place: a kept version sharing its inode is damaged too.
+        self.guard_kept(path, hash, &meta);
         if let Some((version, was, was_mtime)) = current {
             if may_be_stale && was != hash && clash::is_stale(mtime, was_mtime) {
                 let stale = Stale {
@@ -471,6 +475,28 @@ impl UserStore {
             mtime_ns: mtime,
         };
         Ok((Fix::Put(put), size))
+    }
+
+    /// R-10.14's look at one file whose size or mtime differ from the
+    /// journal while the server runs: the record that makes the journal
+    /// agree (none when it does), and whether the journal's file at `path`
+    /// is lost now (gone). An older mtime is taken as an edit here, not as
+    /// a stale copy (R-10.13 is the start's rule): the push then meets it
+    /// as a conflict, and nothing is lost either way.
+    ///
+    /// # Errors
+    /// The file cannot be opened or read.
+    pub(super) fn live_file_fix(
+        &mut self,
+        path: &WirePath,
+        stat: (u64, i64),
+    ) -> Result<(Option<Record>, bool), StoreError> {
+        let (fix, _) = self.file_fix(path, stat, (false, false), self.next_seq())?;
+        Ok(match fix {
+            Fix::Vanished => (None, self.tree.get(path).is_some()),
+            Fix::Put(record) => (Some(record), false),
+            Fix::None | Fix::Stale(_) => (None, false),
+        })
     }
 
     /// Journals the re-scan's `fixes`, each with `intent`'s device as its

@@ -338,6 +338,37 @@ impl VersionDir {
         Ok(added)
     }
 
+    /// Moves the object with `hash` aside (to `objects/<hex>.damaged`, which
+    /// no record names, so the next reap removes it) because its bytes are
+    /// not that hash any more: a kept version must never hand out other
+    /// bytes under its hash (§14.1), and the next keep of that content
+    /// stores it anew instead of finding the damaged object there. Its
+    /// records stay listed; their Restore is refused `KeptDamaged` until
+    /// the content is kept again. Returns whether an object was there.
+    ///
+    /// # Errors
+    /// The object cannot be renamed.
+    pub fn set_aside(&self, hash: &ContentHash) -> io::Result<bool> {
+        let _lock = self.lock()?;
+        let object = self.object(hash);
+        let aside = self.objects().join(format!("{hash}.damaged"));
+        match std::fs::rename(&object, aside) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the object with `hash` is the very file (`dev`, `ino`) of a
+    /// live path: objects are hard links to the files they keep (a file
+    /// renamed away stays one inode with its object), so an edit of such a
+    /// file in place, by hand, changes the object too (breaker24 F9).
+    /// A missing object is none.
+    pub fn is_linked_to(&self, hash: &ContentHash, dev: u64, ino: u64) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(self.object(hash)).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+    }
+
     /// Bytes of the distinct objects the index names: what `--versions-space`
     /// limits (the reaper's measure, §14.4). Reads the whole index.
     ///
