@@ -481,6 +481,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "an_emptied_folder_is_not_a_mass_deletion",
     ),
     (
+        "R-5.6.7",
+        "client",
+        "tests/e2e_mass_removal.rs",
+        "rm_rf_star_leaving_dot_names_deletes_nothing",
+    ),
+    (
         "R-5.6.10",
         "client",
         "tests/e2e_symlink_blocked.rs",

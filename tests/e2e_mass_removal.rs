@@ -184,6 +184,75 @@ fn rm_rf_of_everything_deletes_nothing() {
     assert_nothing_deleted(&mut f, before);
 }
 
+/// breaker25 F1: `rm -rf A/*` where the folder also holds dot-files at its
+/// top (the synced `.cloudignore`, a `.envrc`, a `.git`-like directory): the
+/// glob leaves them, and the guard took the folder for not empty, so 40 of
+/// 41 files were deleted on the server and every device. Now A stops with
+/// the guard's message naming what was left; `--confirm-empty` then pushes
+/// the removal and keeps the dot-entries.
+#[test]
+fn rm_rf_star_leaving_dot_names_deletes_nothing() {
+    let mut f = fixture(|a| {
+        write(a, ".cloudignore", "*.tmp\n");
+        write(a, ".envrc", "export X=1\n");
+        write(a, ".meta/config", "c\n");
+        nested(a, 4, 2, 5);
+    });
+    let before = files_in(f.a.path());
+    assert_eq!(before, 43);
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("rm -rf -- \"$1\"/*")
+        .arg("sh")
+        .arg(f.a.path())
+        .status()
+        .expect("rm");
+    assert!(status.success());
+    assert_eq!(files_in(f.a.path()), 3, "the glob left the dot-entries");
+    assert_nothing_deleted(&mut f, before);
+    let log = log_of(&f.log);
+    assert!(
+        log.contains("holds only .cloudignore, .envrc, .meta") && log.contains("40 files"),
+        "the message names what is left and what is gone: {log}"
+    );
+    let confirmed = Client::options(f.server.port, f.a.path())
+        .flag("--confirm-empty")
+        .run_once();
+    assert!(
+        confirmed.status.success(),
+        "confirmed: {}",
+        String::from_utf8_lossy(&confirmed.stderr)
+    );
+    let user_dir = f.server.user_dir(&f.user);
+    assert!(
+        eventually(Duration::from_secs(60), || files_in(f.b.path()) == 3),
+        "the removal reaches B"
+    );
+    assert_eq!(
+        files_in(&user_dir),
+        3,
+        "the server kept the dot-entries only"
+    );
+    assert_eq!(tree(f.b.path()), tree(f.a.path()));
+}
+
+/// The other side of the same rule: a folder whose synced files all live
+/// under dot-names (dotfiles synced between machines) removes a directory
+/// of 20 of them as an ordinary removal, with no stop.
+#[test]
+fn removing_most_of_a_dotfiles_folder_is_an_ordinary_removal() {
+    let f = fixture(|a| {
+        write(a, ".bashrc", "b\n");
+        for i in 0..20 {
+            write(a, &format!(".config/app/f{i}.conf"), "c\n");
+        }
+    });
+    fs::remove_dir_all(f.a.path().join(".config")).expect("rm -r");
+    converge_long("the removal reaches B", &[f.a.path(), f.b.path()]);
+    assert_eq!(files_in(f.b.path()), 1);
+    assert!(!log_of(&f.log).contains("refusing"));
+}
+
 /// A few removed files in a big synced tree: no hold, pushed as soon as the
 /// debounce allows. Then 60 % of the folder removed on purpose, slowly (six
 /// directories of 100 files, 100 ms apart): every removal reaches B, each

@@ -35,13 +35,17 @@ pub enum ClientError {
     MissingFolder(PathBuf),
     /// The folder vanished while the client was running (unmounted, deleted).
     FolderVanished(PathBuf),
-    /// The folder is empty but the index lists many files: refusing to push a
-    /// mass deletion (it is far more likely an unmounted drive than a wish).
+    /// The folder is empty, or holds only top-level dot-names (what
+    /// `rm -rf folder/*` leaves), but the index lists many files gone from
+    /// it: refusing to push a mass deletion (it is far more likely an
+    /// unmounted drive or a glob than a wish). PROTOCOL.md R-5.6.7.
     FolderEmptied {
         /// The folder.
         folder: PathBuf,
-        /// Files the index remembers.
+        /// Synced files gone from it (all of them for an empty folder).
         indexed_files: usize,
+        /// The top-level dot-names still there; empty for an empty folder.
+        left: Vec<String>,
     },
     /// Another folder stands at the folder's path than the one the client
     /// started on (moved or renamed away, a new one made at its name): the
@@ -461,14 +465,17 @@ impl fmt::Display for ClientError {
             ClientError::FolderEmptied {
                 folder,
                 indexed_files,
+                left,
             } => write!(
                 f,
-                "folder {} is empty but {indexed_files} files were synced from it; \
+                "folder {} {} but {indexed_files} files were synced from it{}; \
                  refusing to delete them everywhere (unmounted drive?). \
                  If you emptied it on purpose, run the same command once with \
                  --confirm-empty: the deletions then reach the server and your other \
                  devices (the server keeps the files in `cloud-client versions`)",
                 folder.display(),
+                emptied_state(left),
+                if left.is_empty() { "" } else { " outside them" },
             ),
             ClientError::FolderReplaced(p) => write!(
                 f,
@@ -703,6 +710,24 @@ impl From<PathError> for ClientError {
     fn from(e: PathError) -> Self {
         ClientError::BadPath(e)
     }
+}
+
+/// How [`ClientError::FolderEmptied`] describes what is left.
+fn emptied_state(left: &[String]) -> String {
+    const SHOWN: usize = 5;
+    if left.is_empty() {
+        return String::from("is empty");
+    }
+    let mut names = left
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if left.len() > SHOWN {
+        names.push_str(&format!(" and {} more", left.len() - SHOWN));
+    }
+    format!("holds only {names} (names beginning with '.', what `rm -rf folder/*` leaves)")
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ pub enum Outcome {
 }
 
 mod acks;
+mod emptied;
 mod link;
 mod mounted;
 mod publish;

@@ -2,7 +2,7 @@
 //! written (pipelined), the round closed when every one is acknowledged
 //! (acknowledgements: [`super::acks`]).
 
-use super::start::check_not_emptied;
+use super::emptied::check_not_emptied;
 use super::Session;
 use crate::chunk::index::ChunkIndex;
 use crate::chunk::Manifest;

@@ -1,15 +1,14 @@
 //! Start-up: the folder's identity and index, the handshake (resume, join
-//! or create a user), the watcher; then the loop in [`Session::run`]. Also
-//! the one safety stop shared with push rounds: an emptied folder whose index
-//! knows many files is an unmounted drive, not a mass deletion.
+//! or create a user), the watcher; then the loop in [`Session::run`]. The
+//! empty-folder guard it applies first is [`super::emptied`].
 
+use super::emptied::check_not_emptied;
 use super::pull::PullState;
 use super::push::PushState;
 use super::{FirstRun, Outcome, Session};
 use crate::client::applier::{removal_log, Applied, Applier};
 use crate::client::connection::Connection;
 use crate::client::error::ClientError;
-use crate::client::ignore::IgnoreRules;
 use crate::client::index::Index;
 use crate::client::origin;
 use crate::client::pace::Pace;
@@ -20,17 +19,11 @@ use crate::client::status::heartbeat::Heartbeat;
 use crate::client::status::RUNNING_FILE;
 use crate::client::watcher::{canonical_root, FolderWatcher};
 use crate::client::Config;
-use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::{HelloMode, KeyHello, KeyWelcome, Secret, UserId};
-use std::fs;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// An index that lists at least this many files and meets an empty folder
-/// stops the client instead of pushing deletions.
-const EMPTIED_THRESHOLD: usize = crate::client::schedule::removal::HOLD_MIN;
 
 /// How long a `--once` run keeps retrying a Resume refused `DeviceInUse`
 /// (PROTOCOL.md R-4.6.16) before it exits with the error: well past the
@@ -209,8 +202,9 @@ fn run_in(
         Ok(()) => false,
         Err(ClientError::FolderEmptied { indexed_files, .. }) if config.confirm_empty => {
             log::warn!(
-                "{} is empty and --confirm-empty was given: deleting its {indexed_files} synced \
-                 files on the server and the other devices (the server keeps them in versions)",
+                "{} was emptied and --confirm-empty was given: deleting the {indexed_files} synced \
+                 files gone from it on the server and the other devices (the server keeps them \
+                 in versions)",
                 root.display()
             );
             true
@@ -588,34 +582,4 @@ fn greet(
         ),
     }
     Ok((conn, identity))
-}
-
-/// Refuses to start (or go on) when the folder is empty but the index knows
-/// many files: an unmounted drive must not become a mass deletion. Ignored
-/// entries do not count: a folder holding only those is empty.
-pub(super) fn check_not_emptied(
-    root: &Path,
-    index: &Index,
-    rules: &IgnoreRules,
-) -> Result<(), ClientError> {
-    let files = index.file_count();
-    if files < EMPTIED_THRESHOLD {
-        return Ok(());
-    }
-    let mut entries = fs::read_dir(root).map_err(|_| ClientError::FolderVanished(root.into()))?;
-    let empty = entries.all(|e| {
-        e.map(|e| {
-            let name = e.file_name();
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            name == STATE_DIR_NAME || name.to_str().is_some_and(|n| rules.ignores(n, is_dir))
-        })
-        .unwrap_or(true)
-    });
-    if empty {
-        return Err(ClientError::FolderEmptied {
-            folder: root.to_path_buf(),
-            indexed_files: files,
-        });
-    }
-    Ok(())
 }
