@@ -154,20 +154,40 @@ fn a_delta_upload_that_does_not_fit_is_refused_and_the_connection_stays_open() {
 
 /// Only a full disk is `NoSpace`: another failure that may pass stays
 /// `Storage` (§4.5) and names the path, and the connection stays. Here a
-/// directory made on the server's disk, not through the protocol, where a
-/// file is pushed (no tmpfs needed).
+/// symlink planted on the server's disk, not through the protocol, where a
+/// directory is pushed into (R-10.7: never followed; no tmpfs needed). A
+/// directory planted where a file is pushed is no longer a failure: the
+/// running server journals it first and the push becomes a conflict copy
+/// beside it, which this test checks too.
 #[test]
-fn a_directory_in_the_way_is_storage_not_no_space() {
+fn a_path_that_cannot_be_written_is_storage_not_no_space() {
     let server = Server::start();
     let mut a = WireClient::new_user(server.addr);
     a.put("seed.txt", b"first", 0).expect("first push");
-    let in_the_way = server.user_dir(&a.user).join("doc.bin/inner");
-    std::fs::create_dir_all(in_the_way).expect("a directory on the server's disk");
+    let user_dir = server.user_dir(&a.user);
+    let outside = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(outside.path(), user_dir.join("doc")).expect("a planted symlink");
     let err = a
-        .put("doc.bin", b"content", 0)
-        .expect_err("a directory is in the way");
+        .put("doc/inner.bin", b"content", 0)
+        .expect_err("a symlink is in the way");
     assert_eq!(err.code, ErrorCode::Storage, "{}", err.message);
-    assert!(err.message.contains("doc.bin"), "{}", err.message);
+    assert!(err.message.contains("doc"), "{}", err.message);
+    assert_eq!(
+        std::fs::read_dir(outside.path()).expect("outside").count(),
+        0,
+        "nothing written through the symlink"
+    );
+    let in_the_way = user_dir.join("doc.bin/inner");
+    std::fs::create_dir_all(&in_the_way).expect("a directory on the server's disk");
+    let ack = a
+        .put("doc.bin", b"content", 0)
+        .expect("a planted directory meets the push as a conflict");
+    assert_eq!(ack.status, PushStatus::Conflict, "{ack:?}");
+    assert!(in_the_way.is_dir(), "the planted directory is kept");
+    assert_eq!(
+        std::fs::read(user_dir.join(ack.path.as_str())).expect("the conflict copy"),
+        b"content"
+    );
     let ack = a.put("other.txt", b"fine", 0).expect("the next push");
     assert_eq!(ack.status, PushStatus::Applied);
 }
