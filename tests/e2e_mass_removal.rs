@@ -131,6 +131,19 @@ fn empty_slowly(root: &Path, gap: Duration) {
     }
 }
 
+/// `rm -rf ROOT/*` through a shell, as a user types it: the glob skips
+/// top-level names beginning with `.` (and so the state folder).
+fn rm_rf_star(root: &Path) {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("rm -rf -- \"$1\"/*")
+        .arg("sh")
+        .arg(root)
+        .status()
+        .expect("rm");
+    assert!(status.success());
+}
+
 /// After the emptying: A stops with the guard's message, the server and B
 /// keep every file.
 fn assert_nothing_deleted(f: &mut Fixture, before: usize) {
@@ -173,14 +186,7 @@ fn rm_rf_of_everything_deletes_nothing() {
     write(f.a.path(), &format!("{deep}bottom.txt"), "deep\n");
     converge_long("3,002 new files", &[f.a.path(), f.b.path()]);
     let before = files_in(f.a.path());
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg("rm -rf -- \"$1\"/*")
-        .arg("sh")
-        .arg(f.a.path())
-        .status()
-        .expect("rm");
-    assert!(status.success());
+    rm_rf_star(f.a.path());
     assert_nothing_deleted(&mut f, before);
 }
 
@@ -200,14 +206,7 @@ fn rm_rf_star_leaving_dot_names_deletes_nothing() {
     });
     let before = files_in(f.a.path());
     assert_eq!(before, 43);
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg("rm -rf -- \"$1\"/*")
-        .arg("sh")
-        .arg(f.a.path())
-        .status()
-        .expect("rm");
-    assert!(status.success());
+    rm_rf_star(f.a.path());
     assert_eq!(files_in(f.a.path()), 3, "the glob left the dot-entries");
     assert_nothing_deleted(&mut f, before);
     let log = log_of(&f.log);
