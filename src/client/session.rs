@@ -58,14 +58,18 @@ pub enum Outcome {
 }
 
 mod acks;
+mod agreement;
+mod echoes;
 mod emptied;
 mod link;
 mod mounted;
 mod publish;
 mod pull;
 mod push;
+mod rules;
 mod server_lists;
 mod start;
+mod status_notes;
 
 /// What only the first run of a folder does.
 struct FirstRun {

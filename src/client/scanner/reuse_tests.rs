@@ -3,6 +3,7 @@
 //! unless the index has no birth times (an older index: the inode alone).
 
 use super::*;
+use crate::client::index::{EntryKind, Index};
 use crate::fsafe::hash_file;
 use std::fs;
 use std::os::unix::fs::MetadataExt;

@@ -1,7 +1,13 @@
 //! The scanner against temporary folders: offline edits, renames, unstable files.
 
+use super::hashing::keeps_manifest;
 use super::*;
+use crate::chunk::MIN_CHUNK;
+use crate::client::error::ClientError;
+use crate::client::fsutil::{check_path, Local};
+use crate::client::index::{EntryKind, Index};
 use crate::fsafe::hash_file;
+use crate::protocol::ContentHash;
 use std::fs;
 
 fn p(s: &str) -> WirePath {

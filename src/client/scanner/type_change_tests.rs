@@ -2,6 +2,9 @@
 //! conf.new conf`) and the watcher names paths that were below it.
 
 use super::*;
+use crate::client::fsutil::{check_path, Local};
+use crate::client::index::{EntryKind, Index};
+use crate::protocol::ContentHash;
 use std::fs;
 
 fn p(s: &str) -> WirePath {

@@ -1,23 +1,16 @@
-//! The session's side of `.cloudignore` and of `cloud-client status`:
-//! noticing that the rules changed (and making the index and the next pull
-//! follow), and writing the status file when the session's state changes.
+//! The session's side of `cloud-client status`: writing the status file
+//! when the session's state changes (throttled), with what only this
+//! process can tell (what it cannot sync, what is pending), and moving
+//! "last sync" only while the folder agrees with the server.
 
 use super::Session;
 use crate::client::applier::removal_log;
-use crate::client::detect::as_recorded;
-use crate::client::fsutil::{check_path, Local};
-use crate::client::ignore::apply::{follow_rules, Followed};
-use crate::client::ignore::source::{applied_digest, save_applied, RuleSource};
-use crate::client::index::EntryKind;
-use crate::client::index::Index;
 use crate::client::link_watch::WaitNote;
 use crate::client::printable::escape_controls;
 use crate::client::schedule::holdback::Held;
 use crate::client::schedule::liveness::{self, Liveness};
-use crate::client::state::{Identity, StateDir};
 use crate::client::status::heartbeat::Heartbeat;
 use crate::client::status::{self, rfc3339, Status};
-use crate::client::Config;
 use crate::protocol::WirePath;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,7 +48,7 @@ pub(super) struct Publisher {
     pub(super) reconciling: bool,
     /// The paths the last pull could not apply, with why (listed as not
     /// synced; each said once in the log per state).
-    apply_failures: BTreeMap<WirePath, String>,
+    pub(super) apply_failures: BTreeMap<WirePath, String>,
     /// The folder agreed with the server at the last status update
     /// ([`Session::agrees`]): "last sync" is set when it starts to, then
     /// refreshed every [`LAST_SYNC_EVERY`].
@@ -208,179 +201,7 @@ fn top_most<'a>(
     all
 }
 
-/// Reads `.cloudignore` at start-up; when the rules differ from those the
-/// index was last trimmed with (edited while the client was not running),
-/// makes the index follow them ([`follow_rules`]) and rewinds the cursor so the next pull is a full listing
-/// (paths no longer ignored come back from the server).
-pub(super) fn adopt_rules(root: &Path, state: &StateDir, index: &mut Index) -> RuleSource {
-    let source = RuleSource::load(root);
-    if applied_digest(state.path()).as_deref() != Some(source.digest()) {
-        log_followed(follow_rules(index, source.rules()));
-        if index.cursor() > 0 {
-            index.set_cursor(0);
-        }
-        // The trimmed index first: the record must never claim more than it.
-        if let Err(e) = index.save(&state.index_file()) {
-            log::warn!("{e}");
-        } else if let Err(e) = save_applied(state.path(), source.digest()) {
-            log::warn!("cannot record the ignore rules: {e}");
-        }
-    }
-    source
-}
-
-/// Says what a change of the rules did to the index.
-fn log_followed(followed: Followed) {
-    if followed.held > 0 {
-        log::info!(
-            "{} indexed path(s) are ignored now; they stay on the server",
-            followed.held
-        );
-    }
-    if followed.released > 0 {
-        log::info!(
-            "{} path(s) are no longer ignored; changes made to them meanwhile are pushed",
-            followed.released
-        );
-    }
-}
-
-/// What the connection attempts at start-up tell `status` (before the
-/// session and its [`Publisher`] exist): the status file written again with
-/// the attempt's wait as its pending work (`connecting to the server: no
-/// answer for N s`, [`crate::client::pace`]), not connected, not caught up,
-/// by this process; "last sync", the last error and the rule errors are the
-/// earlier run's (README "Last sync"), its counts are not this run's. A
-/// folder with an identity only (`identity`): one that has none is "not
-/// joined" whatever is pending. Outside tester live20: the first attempt
-/// wrote no status line.
-pub(super) fn starting_note(
-    state: &Path,
-    config: &Config,
-    identity: Identity,
-) -> crate::client::pace::Note {
-    let (state, server) = (state.to_path_buf(), config.server.to_string());
-    Box::new(move |line| {
-        let earlier = status::read(&state).ok().flatten();
-        let s = Status {
-            format: status::FORMAT,
-            server: server.clone(),
-            user: identity.user.to_string(),
-            device: identity.client,
-            connected: false,
-            last_sync: earlier.as_ref().and_then(|s| s.last_sync.clone()),
-            uploads_pending: 0,
-            downloads_pending: 0,
-            last_error: earlier.as_ref().and_then(|s| s.last_error.clone()),
-            rule_errors: earlier.map(|s| s.rule_errors).unwrap_or_default(),
-            not_synced: Vec::new(),
-            held_back: Vec::new(),
-            caught_up: Some(false),
-            pending: Some(line),
-            pid: Some(std::process::id()),
-            updated: rfc3339(SystemTime::now()),
-        };
-        if let Err(e) = status::write(&state, &s) {
-            log::debug!("cannot write the status file: {e}");
-        }
-    })
-}
-
-/// Leaves in the status file why the client stopped: the last status (or a
-/// new one for `identity`) marked not connected, with `why` as its last
-/// error, so `cloud-client status` can tell after the client is gone (a
-/// refused identity, a server unreachable at start, a safety stop).
-pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, why: &str) {
-    let mut s = match status::read(state) {
-        Ok(Some(s)) => s,
-        _ => Status {
-            format: status::FORMAT,
-            server: config.server.to_string(),
-            user: identity.user.to_string(),
-            device: identity.client,
-            connected: false,
-            last_sync: None,
-            uploads_pending: 0,
-            downloads_pending: 0,
-            last_error: None,
-            rule_errors: Vec::new(),
-            not_synced: Vec::new(),
-            held_back: Vec::new(),
-            caught_up: Some(false),
-            pending: None,
-            pid: None,
-            updated: String::new(),
-        },
-    };
-    s.connected = false;
-    s.pid = Some(std::process::id());
-    s.last_error = Some(why.to_owned());
-    s.updated = rfc3339(SystemTime::now());
-    if let Err(e) = status::write(state, &s) {
-        log::debug!("cannot write the status file: {e}");
-    }
-}
-
-/// Leaves in the status file why a first run (a join, or a new user)
-/// failed before the folder had an identity: device 0, the user it tried to
-/// join (empty for a new user), not connected, `why` as its last error.
-/// `cloud-client status` then reports the folder as not joined.
-pub(super) fn record_not_joined(state: &Path, config: &Config, why: &str) {
-    let s = Status {
-        format: status::FORMAT,
-        server: config.server.to_string(),
-        user: config.user.map(|u| u.to_string()).unwrap_or_default(),
-        device: 0,
-        connected: false,
-        last_sync: None,
-        uploads_pending: 0,
-        downloads_pending: 0,
-        last_error: Some(why.to_owned()),
-        rule_errors: Vec::new(),
-        not_synced: Vec::new(),
-        held_back: Vec::new(),
-        caught_up: Some(false),
-        pending: None,
-        pid: Some(std::process::id()),
-        updated: rfc3339(SystemTime::now()),
-    };
-    if let Err(e) = status::write(state, &s) {
-        log::debug!("cannot write the status file: {e}");
-    }
-}
-
 impl Session<'_> {
-    /// Re-reads `.cloudignore` if it changed (`force`: whatever its stat
-    /// says). New rules: the scanner uses them, ignored paths leave the index
-    /// as held bases (they stay on the server), paths no longer ignored come
-    /// back from theirs, the cursor goes back to a full listing (so
-    /// paths no longer ignored are pulled), and the whole folder is compared.
-    pub(super) fn refresh_rules(&mut self, force: bool) {
-        if !self.rules.refresh(force) {
-            return;
-        }
-        log::info!("ignore rules changed; comparing the folder again");
-        self.scanner.set_rules(self.rules.rules().clone());
-        if let Some(watcher) = self.watcher.as_mut() {
-            // Ignored directories lose their watches, un-ignored ones get theirs.
-            if let Err(e) = watcher.set_rules(self.rules.rules()) {
-                log::warn!("{e}; falling back to a full rescan at every pull");
-                self.watcher = None;
-            }
-        }
-        log_followed(follow_rules(&mut self.index, self.rules.rules()));
-        self.rewind_cursor(0);
-        self.pull.wanted = true;
-        self.push.unknown = true;
-        self.mark_all(Instant::now());
-        if let Err(e) = self.index.save(&self.state.index_file()) {
-            log::error!("{e}");
-        }
-        if let Err(e) = save_applied(self.state.path(), self.rules.digest()) {
-            log::warn!("cannot record the ignore rules: {e}");
-        }
-    }
-
     /// Writes the status file if the state changed (throttled), or always
     /// when `now_or_never` (stopping).
     pub(super) fn publish_status(&mut self, now_or_never: bool) {
@@ -517,48 +338,6 @@ impl Session<'_> {
                 .is_some_and(|j| j.downloads_pending() > 0)
     }
 
-    /// The folder agrees with the server now, as `cloud-client status`
-    /// would call it in sync: connected and caught up with nothing pending
-    /// ([`Session::converged`]), no server change that failed to apply,
-    /// nothing held back for space, no entry the scan found it cannot sync
-    /// (a path too deep or too long, an unreadable file, a symlink) and no
-    /// server file held back by something in its way (R-5.6.5, R-5.6.10).
-    /// Only then does "last sync" move, and does `--once` exit 0 (outside
-    /// tester breaker15 F10: a held-back upload moved it and exited 0).
-    pub(super) fn agrees(&self) -> bool {
-        self.converged()
-            && !self.publisher.pull_failed
-            && !self.publisher.reconciling
-            && !self.holding()
-            && self.nothing_left()
-    }
-
-    /// [`Session::left_behind`] is 0 (without counting), and no removal
-    /// waits for a file system gone from inside the folder (R-5.6.9:
-    /// `status` lists its mount point as not synced).
-    fn nothing_left(&self) -> bool {
-        self.scanner.not_synced().next().is_none()
-            && self.publisher.apply_failures.is_empty()
-            && self.push.space.is_empty()
-            && self.pull.space.is_empty()
-            && self.index.held_back().next().is_none()
-            && self.push.gone_mounts.is_empty()
-            && self.push.parked.is_empty()
-    }
-
-    /// Entries `status` lists as not synced or held back: the scan's
-    /// skipped paths, the pull's failed ones, the held-back uploads,
-    /// downloads and server files, and the changes parked under a file
-    /// system gone from (or replaced inside) the folder (R-5.6.9).
-    pub(super) fn left_behind(&self) -> usize {
-        self.scanner.not_synced().count()
-            + self.publisher.apply_failures.len()
-            + self.push.space.iter().count()
-            + self.pull.space.iter().count()
-            + self.index.held_back().count()
-            + self.push.parked.paths.len()
-    }
-
     /// Saves the index; `false` when it cannot (a full disk here: outside
     /// tester breaker15 F4). The session then holds on to what it has in
     /// memory and keeps its connection (dropping it would only add a
@@ -591,12 +370,6 @@ impl Session<'_> {
         }
     }
 
-    /// Something waits for space (R-5.6.8): an upload the server has no
-    /// room for, or a download that does not fit here.
-    pub(super) fn holding(&self) -> bool {
-        !self.push.space.is_empty() || !self.pull.space.is_empty()
-    }
-
     /// The held paths for the status, one line each.
     fn held_back_lines(&self) -> Vec<String> {
         let line = |what: &str, path: &WirePath, h: &Held| {
@@ -605,34 +378,6 @@ impl Session<'_> {
         let uploads = self.push.space.iter().map(|(p, h)| line("upload", p, h));
         let downloads = self.pull.space.iter().map(|(p, h)| line("download", p, h));
         uploads.chain(downloads).collect()
-    }
-
-    /// Notes which of `paths` (just reported by the watcher) are as this
-    /// device placed them: a file the index records with the stat it has
-    /// now (its mtime may be recorded as 0: [`crate::client::detect::seal`]),
-    /// a directory the index knows. A download is not a local change, so a
-    /// joining device does not show its whole folder "to upload" (outside
-    /// tester's finding 3); a path written again since is counted.
-    pub(super) fn note_echoes(&mut self, paths: &[WirePath]) {
-        for path in paths {
-            if self.as_placed(path) {
-                self.push.echoes.insert(path.clone());
-            } else {
-                self.push.echoes.remove(path);
-            }
-        }
-    }
-
-    /// True when `path` is on disk as the index records it.
-    fn as_placed(&self, path: &WirePath) -> bool {
-        let Some(entry) = self.index.get(path) else {
-            return false;
-        };
-        match (entry.kind, check_path(&self.root, path)) {
-            (EntryKind::Dir, Ok(Local::Dir)) => true,
-            (EntryKind::File { stat, .. }, Ok(Local::File(now))) => as_recorded(&stat, &now),
-            _ => false,
-        }
     }
 
     /// Changes this device made and the server has not acknowledged: pushes
@@ -685,61 +430,9 @@ impl Session<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::fsutil::Stat;
 
     fn p(s: &str) -> WirePath {
         WirePath::new(s).expect("path")
-    }
-
-    #[test]
-    fn only_a_file_as_it_was_placed_is_an_echo() {
-        let placed = Stat {
-            size: 42,
-            mtime_ns: 1_000,
-            ctime_ns: 2_000,
-            dev: 7,
-            ino: 9,
-            exec: false,
-            btime_ns: 0,
-        };
-        assert!(as_recorded(&placed, &placed));
-        let sealed = Stat {
-            mtime_ns: 0,
-            ..placed
-        };
-        assert!(
-            as_recorded(&sealed, &placed),
-            "a racy record's mtime is unknown"
-        );
-        let changes = [
-            Stat { size: 43, ..placed },
-            Stat {
-                mtime_ns: 1_001,
-                ..placed
-            },
-            Stat {
-                ctime_ns: 2_001,
-                ..placed
-            },
-            Stat { ino: 10, ..placed },
-            Stat { dev: 8, ..placed },
-            Stat {
-                exec: true,
-                ..placed
-            },
-        ];
-        for now in changes {
-            assert!(!as_recorded(&placed, &now), "{now:?}");
-            assert!(
-                !as_recorded(&sealed, &now) || now.mtime_ns != placed.mtime_ns,
-                "{now:?}"
-            );
-        }
-        let unknown = Stat { ino: 0, ..placed };
-        assert!(
-            !as_recorded(&unknown, &unknown),
-            "an old index record proves nothing"
-        );
     }
 
     #[test]

@@ -95,11 +95,13 @@ pub fn run(
         let state = StateDir::existing(&root);
         match state.load_identity() {
             Ok(Some(identity)) => {
-                super::publish::record_failure(state.path(), config, identity, &e.to_string());
+                super::status_notes::record_failure(state.path(), config, identity, &e.to_string());
             }
             // A first run (join or new user) that failed: no identity, but
             // `status` says "not joined" and why.
-            Ok(None) => super::publish::record_not_joined(state.path(), config, &e.to_string()),
+            Ok(None) => {
+                super::status_notes::record_not_joined(state.path(), config, &e.to_string())
+            }
             Err(_) => {}
         }
     }
@@ -197,7 +199,7 @@ fn run_in(
         Some(_) => load_index(&state)?,
         None => Index::new(),
     };
-    let rules = super::publish::adopt_rules(&root, &state, &mut index);
+    let rules = super::rules::adopt_rules(&root, &state, &mut index);
     let confirmed_empty = match check_not_emptied(&root, &index, rules.rules()) {
         Ok(()) => false,
         Err(ClientError::FolderEmptied { indexed_files, .. }) if config.confirm_empty => {
@@ -271,7 +273,7 @@ fn run_in(
             stored,
             (&shutdown, &heart),
             // `status` says "connecting" from the first attempt on (live20).
-            &|| stored.map(|id| super::publish::starting_note(state.path(), config, id)),
+            &|| stored.map(|id| super::status_notes::starting_note(state.path(), config, id)),
         ),
         stored,
     ) {
