@@ -295,6 +295,36 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_synced_file_deleted_from_a_directory_moved_out_stays_there",
     ),
     (
+        "R-5.7.3",
+        "client",
+        "tests/e2e_hot_folder.rs",
+        "new_files_consumed_as_they_arrive_reach_every_device",
+    ),
+    (
+        "R-5.7.3",
+        "client",
+        "tests/e2e_hot_folder.rs",
+        "renamed_files_consumed_as_they_arrive_reach_every_device",
+    ),
+    (
+        "R-5.7.3",
+        "client",
+        "src/client/applier/placed_tests.rs",
+        "a_download_consumed_right_after_its_placement_is_pushed",
+    ),
+    (
+        "R-5.7.3",
+        "client",
+        "src/client/applier/placed_tests.rs",
+        "a_remote_rename_consumed_right_after_its_placement_is_pushed",
+    ),
+    (
+        "R-5.7.3",
+        "client",
+        "src/client/applier/placed_tests.rs",
+        "a_mode_change_of_a_file_deleted_meanwhile_pushes_the_deletion",
+    ),
+    (
         "R-4.6.12",
         "client",
         "tests/e2e_copied_folder.rs",

@@ -190,6 +190,9 @@ pub struct Applier<'a> {
     /// Called between the stat that vouches for a file a download replaces
     /// and the exchange (tests only; vouch.rs).
     vouched_hook: Option<RaceHook<'a>>,
+    /// Called right after a download is moved into place, before it is
+    /// looked at and indexed (tests only; placed.rs).
+    placed_hook: Option<RaceHook<'a>>,
     /// The reply's entries carry the executable bit (a ModeBatch, §15.2).
     modes: bool,
     /// Files obtained locally go to [`Applied::obtained`] instead of being
@@ -239,6 +242,7 @@ impl<'a> Applier<'a> {
             counter: 0,
             hook: None,
             vouched_hook: None,
+            placed_hook: None,
             modes: false,
             hand_over: false,
             rules: None,
@@ -842,13 +846,32 @@ impl<'a> Applier<'a> {
             }
             ModeDecision::Apply => {
                 let local = self.local(path);
-                set_exec(&local, entry.executable).map_err(|e| {
-                    ClientError::io(format!("set the mode of {}", local.display()), e)
-                })?;
+                // The server's state is recorded even when the file went
+                // since it was judged (a hot-folder consumer took it): the
+                // next look then pushes that (breaker25 F3, R-5.7.3).
+                let gone = Stat {
+                    exec: entry.executable,
+                    ..stat
+                };
+                self.before_step_at(path);
+                match set_exec(&local, entry.executable) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        out.dirty.insert(path.clone());
+                        return Ok(gone);
+                    }
+                    Err(e) => {
+                        let what = format!("set the mode of {}", local.display());
+                        return Err(ClientError::io(what, e));
+                    }
+                }
                 out.changed += 1;
                 match check_path(self.root, path)? {
                     Local::File(now) => Ok(now),
-                    _ => Ok(stat),
+                    _ => {
+                        out.dirty.insert(path.clone());
+                        Ok(gone)
+                    }
                 }
             }
         }
@@ -1158,6 +1181,9 @@ mod mode_tests;
 #[cfg(test)]
 mod moved_out_tests;
 mod place;
+mod placed;
+#[cfg(test)]
+mod placed_tests;
 #[cfg(test)]
 mod race_tests;
 pub mod removal_log;

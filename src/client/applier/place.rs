@@ -26,7 +26,6 @@ use crate::client::fsutil::{
     check_path, copy_hashed, ensure_parent, hash_file, open_nofollow, reach_held, set_exec,
     set_exec_of, Local, Reach, Stat,
 };
-use crate::client::index::Entry;
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
 use crate::client::staging;
@@ -131,7 +130,7 @@ impl<'a> Applier<'a> {
     /// [`Self::before_step`] for the folder's `path`, as the hook has
     /// always seen it ([`Self::local`]: the whole path when short enough),
     /// not the handle's `/proc/self/fd` name the step itself uses.
-    fn before_step_at(&mut self, path: &WirePath) {
+    pub(super) fn before_step_at(&mut self, path: &WirePath) {
         if self.hook.is_some() {
             let local = self.local(path);
             self.before_step(&local);
@@ -564,35 +563,6 @@ impl<'a> Applier<'a> {
             job.carried = Some(bit);
         }
         Ok(job)
-    }
-
-    /// Indexes a download placed at `job.path` with the server's bit; a
-    /// local bit kept over it ([`Self::placed_exec`]) is then a difference
-    /// the next look pushes (SetMode on the new version).
-    fn placed(
-        &mut self,
-        job: &FetchJob,
-        staged: Option<Stat>,
-        (hash, version): (ContentHash, u64),
-        out: &mut Applied,
-    ) -> Result<(), ClientError> {
-        let path = &job.path;
-        let Local::File(stat) = check_path(self.root, path)? else {
-            return Ok(());
-        };
-        let server = job.exec.unwrap_or(stat.exec);
-        if server != stat.exec {
-            out.dirty.insert(path.clone());
-        }
-        let stat = Stat {
-            exec: server,
-            ..stat
-        };
-        let entry = Entry::placed_file(stat, staged, hash, version);
-        self.index.insert(path.clone(), entry);
-        log::debug!("received {path} ({} bytes)", stat.size);
-        out.changed += 1;
-        Ok(())
     }
 
     /// Removes the file at `path`, which was judged to be the synced version:
