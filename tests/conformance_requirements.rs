@@ -757,6 +757,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "swaps_and_cycles_of_any_length_are_renames_only",
     ),
     (
+        "R-7.2.9",
+        "client",
+        "src/client/plan/swaps/tests.rs",
+        "files_moved_into_a_new_directory_from_one_that_stays_are_file_renames",
+    ),
+    (
+        "R-7.2.9",
+        "client",
+        "src/client/plan/swaps/tests.rs",
+        "files_swapped_between_directories_that_keep_their_subdirectories_are_file_renames",
+    ),
+    (
         "R-15.2.5",
         "client",
         "tests/e2e_exec_lost.rs",

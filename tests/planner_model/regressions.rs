@@ -562,3 +562,70 @@ fn regression_long_1() {
         3,
     );
 }
+
+/// Fresh-clone CI of e31e897 (stop 39): a conflict copy `b/b (conflict 2 …)`
+/// appeared though no two devices touched overlapping paths.
+#[test]
+fn regression_ci39_conflict_without_overlap() {
+    use Action::*;
+    replay(
+        &[(0, 251, true), (17250, 181, false), (34285, 27, false)],
+        &[
+            (
+                104,
+                MakeDir {
+                    at: 11495,
+                    name: 133,
+                },
+            ),
+            (127, IntoOwnDir { at: 28267 }),
+            (
+                133,
+                Move {
+                    at: 29909,
+                    to: 32207,
+                    name: 3,
+                },
+            ),
+        ],
+        &[0, 0, 2196],
+        2,
+    );
+}
+
+/// Found by `PLANNER_CASES=100000` beside the case above: a conflict copy
+/// `b/a (conflict 3 …).txt` though no two devices' changes overlapped.
+#[test]
+fn regression_s26_swap_beside_a_new_directory() {
+    use Action::*;
+    replay(
+        &[
+            (0, 89, true),
+            (13250, 10, true),
+            (36832, 212, true),
+            (23207, 85, false),
+            (22848, 87, false),
+            (23498, 0, true),
+            (36576, 157, false),
+        ],
+        &[
+            (
+                11,
+                Write {
+                    at: 51020,
+                    name: 31,
+                },
+            ),
+            (
+                17,
+                Swap {
+                    at: 61997,
+                    to: 32055,
+                },
+            ),
+            (81, MakeDir { at: 1419, name: 51 }),
+        ],
+        &[0, 0, 1104],
+        3,
+    );
+}

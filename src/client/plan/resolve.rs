@@ -61,7 +61,7 @@ pub fn dir_renames(
         from.sort();
         let to: Vec<WirePath> = added.iter().cloned().chain(refilled).collect();
         let renames = match_dir_renames(known, disk, &from, &to, &strict);
-        swaps::keep_freed_dirs(renames, known)
+        swaps::keep_freed_dirs(renames, known, disk)
     };
     let mut ops = Vec::new();
     let mut freed = BTreeSet::new();
@@ -357,6 +357,9 @@ fn match_dir_renames(
             if taken.iter().any(|t| to.is_within(t) || t.is_within(to)) || to.is_within(from) {
                 continue;
             }
+            if strict.contains(from) && !subdirs_followed(known, disk, from, to) {
+                continue;
+            }
             budget = budget.saturating_sub(files.len());
             if budget == 0 {
                 return ops;
@@ -401,6 +404,29 @@ fn match_dir_renames(
         }
     }
     ops
+}
+
+/// Whether every directory the index lists below `from` is a directory at
+/// its relative path below `to` on disk: what a whole directory moved
+/// shows. Asked of a directory still on disk (a swap or cycle, matched by
+/// the files it holds): files swapped between two directories (`mv b/x
+/// t; mv c/x b/x; mv t c/x`) leave the subdirectories where they were, and
+/// a directory swap inferred from the files would carry them, and what
+/// another device added there, to the other side.
+fn subdirs_followed(
+    known: &BTreeMap<WirePath, Entry>,
+    disk: &BTreeMap<WirePath, DiskEntry>,
+    from: &WirePath,
+    to: &WirePath,
+) -> bool {
+    known
+        .range(from.clone()..)
+        .take_while(|(p, _)| p.is_within(from))
+        .filter(|(p, e)| e.kind == EntryKind::Dir && *p != from)
+        .all(|(p, _)| {
+            WirePath::new(&format!("{to}{}", &p.as_str()[from.as_str().len()..]))
+                .is_ok_and(|moved| disk.get(&moved) == Some(&DiskEntry::Dir))
+        })
 }
 
 #[cfg(test)]

@@ -199,16 +199,31 @@ pub fn moved_out_dirs(
     (mostly_other(&kept), mostly_other(&held))
 }
 
-/// Drops, to a fixed point, the directory renames that fill a directory the
-/// index lists (the server holds it) that no other kept rename frees: a
-/// rename onto it would be a Conflict.
-pub fn keep_freed_dirs(mut renames: Vec<Op>, known: &BTreeMap<WirePath, Entry>) -> Vec<Op> {
+/// Drops, to a fixed point, the directory renames the server must not get:
+/// one that fills a directory the index lists (the server holds it) that no
+/// other kept rename frees (a rename onto it would be a Conflict), and one
+/// whose source is still a directory on disk that no other kept rename
+/// fills. The second is a directory only emptied (`mkdir b; mv a/x b/`, a
+/// stays): the index knows no directory inodes, so "its files are in b"
+/// does not tell `mv a b; mkdir a` from that, and a Rename would carry to
+/// `b` whatever another device added to `a` meanwhile. Its files go as file
+/// renames instead, which both cases agree with. A swapped or cycled
+/// directory is still there too, but another rename of the plan fills it.
+pub fn keep_freed_dirs(
+    mut renames: Vec<Op>,
+    known: &BTreeMap<WirePath, Entry>,
+    disk: &BTreeMap<WirePath, DiskEntry>,
+) -> Vec<Op> {
     loop {
         let freed: BTreeSet<&WirePath> = renames.iter().filter_map(Op::frees).collect();
+        let filled: BTreeSet<&WirePath> = renames.iter().filter_map(Op::occupies).collect();
         let broken = renames.iter().position(|op| {
             let to = op.path();
             let held = known.get(to).is_some_and(|e| e.kind == EntryKind::Dir);
-            held && !freed.contains(to)
+            let stays = op.frees().is_some_and(|from| {
+                disk.get(from) == Some(&DiskEntry::Dir) && !filled.contains(from)
+            });
+            (held && !freed.contains(to)) || stays
         });
         match broken {
             Some(i) => {

@@ -212,3 +212,48 @@ fn files_moved_into_a_directory_the_server_holds_are_not_a_directory_rename() {
     let disk = folder(&[("A/f", 1), ("A/g", 2), ("B/h", 3)], &["A", "B"]);
     assert_eq!(moved_out_dirs(&disk, &known), (vec![], vec![]));
 }
+
+#[test]
+fn files_moved_into_a_new_directory_from_one_that_stays_are_file_renames() {
+    // mkdir B; mv A/* B/ (A stays, empty or with a new file): a directory
+    // rename A -> B would carry to B what another device added to A
+    // meanwhile (CI of e31e897, planner_properties). File renames.
+    let known = index(&[("A/f", 1), ("A/g", 2), ("k", 3)], &["A"]);
+    for extra in [&[][..], &[("A/new", 9)][..]] {
+        let mut files = vec![("B/f", 1), ("B/g", 2), ("k", 3)];
+        files.extend_from_slice(extra);
+        let disk = folder(&files, &["A", "B"]);
+        let (deleted, added) = dir_changes(&disk, &known);
+        assert_eq!(
+            dir_renames(&disk, &known, &deleted, &added),
+            [],
+            "{extra:?}"
+        );
+        let ops = plan(&disk, &known);
+        assert!(ops.contains(&rename("A/f", "B/f", 11)), "{ops:?}");
+        assert!(ops.contains(&rename("A/g", "B/g", 12)), "{ops:?}");
+        assert!(!ops
+            .iter()
+            .any(|op| matches!(op, Op::Rename { from, .. } if from == &p("A"))));
+    }
+    // mv A B (A gone): still one directory rename.
+    let disk = folder(&[("B/f", 1), ("B/g", 2), ("k", 3)], &["B"]);
+    assert_eq!(plan(&disk, &known), [rename("A", "B", 1)]);
+}
+
+#[test]
+fn files_swapped_between_directories_that_keep_their_subdirectories_are_file_renames() {
+    // mv b/x t; mv c/x b/x; mv t c/x, b also holding b/s/: the files
+    // swapped, not the directories (planner_properties, s26).
+    let known = index(&[("b/x", 1), ("c/x", 2)], &["b", "b/s", "c"]);
+    let disk = folder(&[("b/x", 2), ("c/x", 1)], &["b", "b/s", "c"]);
+    let ops = plan(&disk, &known);
+    assert_eq!(
+        moves(&ops),
+        ["b/x -> ~", "c/x -> b/x", "~ -> c/x"],
+        "{ops:?}"
+    );
+    // The directories swapped, subdirectory and all: two directory renames.
+    let disk = folder(&[("b/x", 2), ("c/x", 1)], &["b", "c", "c/s"]);
+    assert_eq!(moves(&plan(&disk, &known)), ["b -> ~", "c -> b", "~ -> c"]);
+}
