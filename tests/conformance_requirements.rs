@@ -19,6 +19,24 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-6.2.3",
+        "client",
+        "tests/e2e_unsyncable_move.rs",
+        "a_move_to_an_unsyncable_path_deletes_nothing_and_moves_on_as_a_rename",
+    ),
+    (
+        "R-6.2.3",
+        "client",
+        "tests/e2e_unsyncable_move.rs",
+        "an_edit_made_elsewhere_to_the_old_path_meanwhile_is_kept",
+    ),
+    (
+        "R-6.2.3",
+        "client",
+        "src/client/plan/stranded/tests.rs",
+        "a_directory_moved_too_deep_holds_everything_below_it",
+    ),
+    (
         "R-10.12",
         "server",
         "tests/e2e_server_hand_kinds.rs",

@@ -33,6 +33,7 @@ mod hashing;
 mod ignored_moves;
 mod scope;
 mod settle;
+mod stranded;
 mod uploads;
 mod walk;
 pub use hashing::MAX_KEPT_CHUNKS;
@@ -108,6 +109,9 @@ pub struct Scanner {
     /// name outside the folder changes without an event here (breaker21
     /// F2): looked at again by [`Scanner::linked_pass`].
     links: HardLinks,
+    /// The entries whose paths the protocol cannot carry: where a synced
+    /// file moved out of the protocol's reach may be ([`stranded`]).
+    stranded: stranded::StrandedRoots,
 }
 
 impl Scanner {
@@ -139,6 +143,7 @@ impl Scanner {
             user: None,
             nested_device: None,
             links: HardLinks::default(),
+            stranded: stranded::StrandedRoots::default(),
         }
     }
 

@@ -328,7 +328,20 @@ impl Session<'_> {
             WatchEvent::Unsyncable(entry, why) => {
                 if entry.symlink_metadata().is_ok() {
                     self.scanner.warn_once(entry, why);
+                    // A synced file may be moving there.
+                    self.scanner.note_unsyncable(entry, why);
                 }
+                // A file moved to an unsyncable name and now removed or
+                // moved on: its old path is looked at again (a Delete, or
+                // a Rename once the new name can be synced).
+                let held = self.scanner.stranded_paths();
+                if held.is_empty() {
+                    return Ok(());
+                }
+                let timers = &mut self.timers;
+                let (due, since) = (&mut timers.dirty_due, &mut timers.dirty_since);
+                let event = WatchEvent::Paths(held);
+                schedule::on_event(&mut self.push.dirty, due, since, event, Instant::now());
                 return Ok(());
             }
             WatchEvent::Paths(paths) | WatchEvent::Settled(paths) => {

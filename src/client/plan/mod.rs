@@ -9,12 +9,15 @@
 //! - [`resolve`]: disk + index → pushes (renames, removals, additions).
 //! - [`order`]: pushes → a dependency order the server applies as meant.
 //! - [`swaps`]: renames among paths still there (swaps, cycles, chains).
+//! - [`stranded`]: files moved to a path the protocol cannot carry: no
+//!   Delete while they are there.
 //! - [`ack`]: a `PushAck` → index updates, local moves, what to look at again.
 
 pub mod ack;
 pub mod ops;
 pub mod order;
 pub mod resolve;
+pub mod stranded;
 pub mod swaps;
 
 pub use ops::{DiskEntry, Op};

@@ -49,6 +49,13 @@ impl Scanner {
             (disk, known) = self.snapshot(index, &wide)?;
             &wide
         };
+        // Files moved to a path the protocol cannot carry: their old
+        // paths stay, listed as not synced.
+        let held = self.hold_stranded(&disk, &known);
+        known.retain(|p, _| !held.holds(p));
+        for (path, why) in held.listed {
+            self.skip(&path, why);
+        }
         let mut plan = Plan::default();
         let (mut deleted_dirs, mut added_dirs) = plan::dir_changes(&disk, &known);
         let renames = plan::dir_renames(&disk, &known, &deleted_dirs, &added_dirs);
@@ -100,8 +107,10 @@ impl Scanner {
             plan::file_changes(&disk, &known, &deleted_dirs, added_dirs, uploads)
         } else {
             plan.renames_only = true;
-            // Files were not looked at: what was known of them stays.
-            for (path, why) in &before {
+            // Files were not looked at: what was known of them stays
+            // (but which moved files are stranded was decided above).
+            let stranded = |why: &String| why.starts_with(plan::stranded::MOVED);
+            for (path, why) in before.iter().filter(|(_, why)| !stranded(why)) {
                 self.skipped
                     .entry(path.clone())
                     .or_insert_with(|| why.clone());

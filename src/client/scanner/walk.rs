@@ -175,12 +175,11 @@ impl Scanner {
         }
         let wire = match rel.to_str().map(WirePath::new) {
             Some(Ok(wire)) => wire,
-            Some(Err(e)) => {
-                self.warn_once(item.path(), &format!("name not syncable ({e})"));
-                return skip;
-            }
-            None => {
-                self.warn_once(item.path(), "name is not UTF-8");
+            _ => {
+                let why = super::stranded::unsyncable(rel).unwrap_or_default();
+                self.warn_once(item.path(), &why);
+                // A synced file may have moved there.
+                self.stranded.note(rel, &why);
                 return skip;
             }
         };
