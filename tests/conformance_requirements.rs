@@ -637,6 +637,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_file_replaced_or_edited_by_hand_is_kept_and_versions_hold_their_hash",
     ),
     (
+        "R-14.1.4",
+        "server",
+        "src/server/store/live/family_tests.rs",
+        "an_edit_that_keeps_size_and_mtime_is_kept_when_a_push_displaces_it",
+    ),
+    (
+        "R-14.1.4",
+        "server",
+        "src/server/store/live/family_tests.rs",
+        "hand_changes_running_and_stopped_lose_no_byte",
+    ),
+    (
         "R-14.4.1",
         "server",
         "tests/e2e_versions.rs",

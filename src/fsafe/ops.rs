@@ -216,14 +216,19 @@ pub fn remove(root: &Path, path: &WirePath) -> Result<(), FsError> {
 ///
 /// # Errors
 /// `AlreadyExists` when `dest` exists; nothing or no regular file at
-/// `path`; a symlink among the ancestors; the OS refused (another file
-/// system: `EXDEV`).
+/// `path`; `ResourceBusy` when the file has another name already (a hard
+/// link made by hand, or a kept object: a write into it through that name
+/// would change `dest` too; the caller copies instead); a symlink among
+/// the ancestors; the OS refused (another file system: `EXDEV`).
 pub fn link_out(root: &Path, path: &WirePath, dest: &Path) -> Result<(), FsError> {
     let dir = parent_dir(root, path, false)?
         .ok_or_else(|| FsError::Io(io::Error::from(io::ErrorKind::NotFound)))?;
     let name = split(path).1;
     match dirfd::kind_at(&dir, name)? {
-        Some((FileType::RegularFile, _)) => {}
+        Some((FileType::RegularFile, st)) if st.st_nlink <= 1 => {}
+        Some((FileType::RegularFile, _)) => {
+            return Err(FsError::Io(io::Error::from(io::ErrorKind::ResourceBusy)))
+        }
         _ => return Err(FsError::Io(io::Error::from(io::ErrorKind::NotFound))),
     }
     linkat(&dir, name, CWD, dest, AtFlags::empty())?;

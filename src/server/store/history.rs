@@ -37,10 +37,19 @@ impl UserStore {
         // log agree (R-14.3.5).
         let time_ms = self.times.time_of(seq, now_ms());
         let mut entries = displaced(&self.tree, paths, seq, cause, time_ms);
-        // A lost file's copy is gone or does not hold its hash (R-10.5):
-        // nothing to keep under that hash.
+        // A missing file has nothing to keep (R-10.5).
         if !self.lost.is_empty() {
-            entries.retain(|e| self.lost_kind(&e.path).is_none());
+            entries.retain(|e| self.lost_kind(&e.path) != Some(false));
+        }
+        // Content leaving the folder is read first (R-14.1.4): an edit in
+        // place that put size and mtime back, which the look before the
+        // push cannot see (R-10.14), or a damaged copy, is kept under its
+        // own hash, never dropped as "kept already" under the journal's.
+        // A rename's content stays in the folder (R-10.6 finds it).
+        if cause != Cause::RenamedAway {
+            for entry in &mut entries {
+                self.as_on_disk(entry)?;
+            }
         }
         let added = self
             .versions
@@ -49,6 +58,47 @@ impl UserStore {
         if added > 0 {
             self.count_kept_bytes(added);
         }
+        Ok(())
+    }
+
+    /// Makes the kept file `entry` what its path holds on disk: hashed,
+    /// and given the bytes' own hash and size when they are not the
+    /// journal's (logged). Nothing there: left as it is (the keep fails).
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    fn as_on_disk(&self, entry: &mut KeptVersion) -> Result<(), StoreError> {
+        let KeptKind::File {
+            size,
+            hash,
+            executable,
+            ..
+        } = entry.kind
+        else {
+            return Ok(());
+        };
+        let Some(file) = crate::fsafe::open_file(&self.root, &entry.path)? else {
+            return Ok(());
+        };
+        let meta = file.metadata()?;
+        let (found, read) = crate::fsafe::hash_reader(&file)?;
+        if (found, read) == (hash, size) {
+            return Ok(());
+        }
+        log::warn!(
+            "{}: {} does not hold its journaled content (v{}: other bytes at the journaled size \
+             and mtime, changed in place with its times put back, or damaged): what it holds is \
+             kept as the version this change displaces, under its own hash {found}",
+            self.label(),
+            entry.path,
+            entry.since
+        );
+        entry.kind = KeptKind::File {
+            size: read,
+            hash: found,
+            mtime_ns: super::recover::meta_mtime_ns(&meta),
+            executable,
+        };
         Ok(())
     }
 

@@ -380,4 +380,6 @@ impl UserStore {
 }
 
 #[cfg(test)]
+mod family_tests;
+#[cfg(test)]
 mod tests;

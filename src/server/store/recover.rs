@@ -73,7 +73,7 @@ fn describe(fix: &Record, tree: &super::tree::Tree) -> String {
 }
 
 /// A file's modification time in ns, as the walk reads it.
-fn meta_mtime_ns(meta: &std::fs::Metadata) -> i64 {
+pub(super) fn meta_mtime_ns(meta: &std::fs::Metadata) -> i64 {
     use std::os::unix::fs::MetadataExt;
     meta.mtime()
         .saturating_mul(1_000_000_000)

@@ -386,7 +386,9 @@ impl VersionDir {
     }
 
     /// Links the file at `path` to `object`; copies it (temp, rename) when
-    /// the file system refuses the link.
+    /// the file system refuses the link or the file has another name
+    /// already (a hard link made by hand in the folder: an edit in place
+    /// through that name must not reach the kept bytes).
     fn store_object(
         &self,
         root: &Path,
