@@ -12,6 +12,8 @@
 //! - [`compare`]: one look, the disk against the index, into ordered pushes;
 //! - [`uploads`]: what each file on disk becomes (an upload, a stream, a
 //!   mode change, an index refresh, "still being written");
+//! - [`unsyncable`]: which entries cannot be synced, and why, as `status`
+//!   words it;
 //! - [`hashing`]: reading a file for its hash (and chunk list) while
 //!   checking it did not change meanwhile;
 //! - [`scope`], [`settle`], [`ignored_moves`]: what a look covers, when a
@@ -34,6 +36,7 @@ mod ignored_moves;
 mod scope;
 mod settle;
 mod stranded;
+pub mod unsyncable;
 mod uploads;
 mod walk;
 pub use hashing::MAX_KEPT_CHUNKS;
@@ -72,12 +75,15 @@ pub struct Scanner {
     /// Paths that could not be read during the last scan: what the index
     /// lists below them is unknown, not deleted.
     unreadable: Vec<WirePath>,
-    /// What cannot be synced now for a reason only this process can see
-    /// (a file it may not read, a path too long with the folder's in
-    /// front), with why: published in the status file, warned about once
-    /// per state (a path that becomes syncable again is warned about anew
-    /// if it stops being so).
-    skipped: BTreeMap<WirePath, String>,
+    /// What cannot be synced now, by path under the folder (a name the
+    /// protocol cannot carry is no [`WirePath`]), with why: what anyone can
+    /// see ([`unsyncable`]: such a name, a path too deep, a symlink, a FIFO)
+    /// and what only this process can (a file it may not read, a path too
+    /// long with the folder's in front). Published in the status file, so
+    /// the folder is not in sync while any is here; warned about once per
+    /// state (a path that becomes syncable again is warned about anew if it
+    /// stops being so).
+    skipped: BTreeMap<PathBuf, String>,
     /// Files waiting to be seen unchanged.
     settle: Settle,
     /// Indexed files whose inode is at an ignored name: a move through it
@@ -173,17 +179,47 @@ impl Scanner {
         }
     }
 
-    /// What this scanner found it cannot sync ([`Scanner::skip`]): path and
-    /// why, in path order.
-    pub fn not_synced(&self) -> impl Iterator<Item = (&WirePath, &String)> {
-        self.skipped.iter()
+    /// What this scanner found it cannot sync ([`Scanner::skip`]): path (as
+    /// `status` shows it, [`unsyncable::shown`]) and why, in path order.
+    pub fn not_synced(&self) -> impl Iterator<Item = (String, &String)> {
+        self.skipped
+            .iter()
+            .map(|(rel, why)| (unsyncable::shown(rel), why))
     }
 
     /// Records that `path` cannot be synced now, and why; warns once
     /// (`skipping PATH: why`).
     fn skip(&mut self, path: &WirePath, why: String) {
-        self.warn_once(&path.to_local(&self.root), &why);
-        self.skipped.insert(path.clone(), why);
+        self.skip_local(Path::new(path.as_str()), why);
+    }
+
+    /// [`Scanner::skip`] for the entry at `rel` under the folder, whose
+    /// name may be one the protocol cannot carry.
+    fn skip_local(&mut self, rel: &Path, why: String) {
+        self.warn_once(&self.root.join(rel), &why);
+        self.skipped.insert(rel.to_path_buf(), why);
+    }
+
+    /// The watcher reported `entry` (under the folder), the first part of
+    /// a path whose name the protocol cannot carry: recorded while it is
+    /// there, as a walk would; forgotten, with what was recorded below it,
+    /// once it is gone (no look at a [`WirePath`] can cover it, so none
+    /// would notice).
+    pub fn unsyncable_seen(&mut self, entry: &Path) {
+        let Ok(rel) = entry.strip_prefix(&self.root).map(Path::to_path_buf) else {
+            return;
+        };
+        if entry.symlink_metadata().is_ok() {
+            if let Some(why) = unsyncable::name_why(&rel) {
+                self.skip_local(&rel, why.to_string());
+            }
+            return;
+        }
+        let gone: BTreeMap<PathBuf, String> = self
+            .skipped
+            .extract_if(.., |p, _| p.starts_with(&rel))
+            .collect();
+        self.forget_fixed(gone);
     }
 }
 

@@ -324,10 +324,10 @@ impl Session<'_> {
                 return Err(ClientError::FolderVanished(self.root.clone()));
             }
             // Made while running: said at once, as a start-up scan says it
-            // (once per entry); `cloud-client status` lists it as not synced.
+            // (once per entry), and listed as not synced until it is gone.
             WatchEvent::Unsyncable(entry, why) => {
+                self.scanner.unsyncable_seen(entry);
                 if entry.symlink_metadata().is_ok() {
-                    self.scanner.warn_once(entry, why);
                     // A synced file may be moving there.
                     self.scanner.note_unsyncable(entry, why);
                 }

@@ -72,9 +72,12 @@ pub struct Status {
     /// What is wrong with `.cloudignore`, one line each.
     pub rule_errors: Vec<String>,
     /// What the client itself found it cannot sync now, each as
-    /// `PATH (why)`: files it may not read (`unreadable (Permission
-    /// denied)`), paths too long for this system with the folder's own path
-    /// in front, and the server's changes it could not apply here. At most
+    /// `PATH (why)`: names the protocol cannot carry, paths too deep,
+    /// symlinks and special files (worded as `status`'s own walk words
+    /// them, [`crate::client::scanner::unsyncable`], so each is listed
+    /// once), files it may not read (`unreadable (Permission denied)`),
+    /// paths too long for this system with the folder's own path in front,
+    /// and the server's changes it could not apply here. At most
     /// [`MAX_NOT_SYNCED`] entries, then one `… N more` line. Absent in a
     /// file an older client wrote (read as none).
     #[serde(default)]

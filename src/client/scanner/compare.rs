@@ -5,14 +5,16 @@
 //! by [`plan::order`]. The decisions themselves are pure ([`plan`]); this
 //! file gathers what they decide on.
 
-use super::{Plan, Scanner, Scope};
+use super::{unsyncable, Plan, Scanner, Scope};
 use crate::client::error::ClientError;
 use crate::client::fsutil::Stat;
 use crate::client::ignore::apply::drop_ignored_only_dirs;
 use crate::client::index::{Entry, EntryKind, Index};
 use crate::client::plan::{self, DiskEntry};
+use crate::client::printable::escape_controls;
 use crate::protocol::WirePath;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 impl Scanner {
@@ -27,9 +29,9 @@ impl Scanner {
         self.kept_chunks = 0;
         let scope = &scope.with_other_links(index, &self.root);
         let roots = scope.roots(index);
-        let before: BTreeMap<WirePath, String> = self
+        let before: BTreeMap<PathBuf, String> = self
             .skipped
-            .extract_if(.., |p, _| Scope::covers(&roots, p))
+            .extract_if(.., |p, _| covered(&roots, p))
             .collect();
         let (mut disk, mut known) = self.snapshot(index, scope)?;
         // A file here that the index has at a path outside this look (one
@@ -132,13 +134,14 @@ impl Scanner {
         Ok(plan)
     }
 
-    /// Paths skipped before this plan and not now: syncable again, so a
-    /// later problem with them is warned about again.
-    fn forget_fixed(&mut self, before: BTreeMap<WirePath, String>) {
+    /// Paths skipped before this plan and not now: syncable again (or
+    /// gone), so a later problem with them is warned about again.
+    pub(super) fn forget_fixed(&mut self, before: BTreeMap<PathBuf, String>) {
         for (path, why) in before {
             if !self.skipped.contains_key(&path) {
-                log::info!("{path} can be synced again (was: {why})");
-                self.warned.remove(&path.to_local(&self.root));
+                let shown = escape_controls(&unsyncable::shown(&path)).into_owned();
+                log::info!("{shown} can be synced again (was: {why})");
+                self.warned.remove(&self.root.join(&path));
             }
         }
     }
@@ -169,6 +172,20 @@ impl Scanner {
             disk.retain(|p, _| !p.is_within(blind));
         }
         Ok((disk, known))
+    }
+}
+
+/// Whether a look with `roots` walks the skipped entry at `rel`: the
+/// entry's own path, or for a name the protocol cannot carry the directory
+/// it is found in (the nearest part of `rel` that is a [`WirePath`]; none:
+/// only a look at the whole folder).
+fn covered(roots: &[Option<WirePath>], rel: &Path) -> bool {
+    let wire = rel
+        .ancestors()
+        .find_map(|part| part.to_str().and_then(|s| WirePath::new(s).ok()));
+    match wire {
+        Some(wire) => Scope::covers(roots, &wire),
+        None => roots.iter().any(Option::is_none),
     }
 }
 

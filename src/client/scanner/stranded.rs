@@ -128,7 +128,7 @@ impl Scanner {
         self.skipped
             .iter()
             .filter(|(_, why)| why.starts_with(plan::stranded::MOVED))
-            .map(|(path, _)| path.clone())
+            .filter_map(|(path, _)| path.to_str().and_then(|p| WirePath::new(p).ok()))
             .collect()
     }
 

@@ -1,9 +1,11 @@
 //! Reading the folder, or the part of it a look covers, into the entries
 //! to compare with the index: directories and regular files. What cannot
-//! be synced (the state folder, symlinks, special files, names the protocol
-//! cannot carry) is skipped with one warning; what cannot be read is kept
-//! apart as unknown, so that it is never taken for a deletion.
+//! be synced (symlinks, special files, names the protocol cannot carry, a
+//! path too deep) is skipped with one warning and recorded as not synced
+//! (the state folder is passed over); what cannot be read is kept apart as
+//! unknown, so that it is never taken for a deletion.
 
+use super::unsyncable::{self, Unsyncable};
 use super::Scanner;
 use crate::client::error::ClientError;
 use crate::client::fsutil::{
@@ -108,10 +110,15 @@ impl Scanner {
             // what was synced there is gone from this device, as in a full
             // scan ([`Scanner::classify`]).
             Local::Foreign => {
-                self.warn_once(
-                    &path.to_local(&self.root),
-                    "a symlink or special file (not synced) is here or above it",
-                );
+                // At the path itself: listed, as a full walk lists it.
+                let at = path.to_local(&self.root).symlink_metadata();
+                match at.ok().and_then(|m| unsyncable::kind_why(m.file_type())) {
+                    Some(why) => self.skip(path, why.to_string()),
+                    None => self.warn_once(
+                        &path.to_local(&self.root),
+                        "a symlink or special file (not synced) is here or above it",
+                    ),
+                }
                 None
             }
             Local::File(stat) => {
@@ -173,15 +180,18 @@ impl Scanner {
         if rel.as_os_str() == STATE_DIR_NAME {
             return skip;
         }
-        let wire = match rel.to_str().map(WirePath::new) {
-            Some(Ok(wire)) => wire,
-            _ => {
-                let why = super::stranded::unsyncable(rel).unwrap_or_default();
-                self.warn_once(item.path(), &why);
-                // A synced file may have moved there.
-                self.stranded.note(rel, &why);
-                return skip;
-            }
+        // Not synced, and listed as such (the folder is not in sync while
+        // it is here): as `cloud-client status` lists it ([`unsyncable`]).
+        if let Some(why) = unsyncable::name_why(rel) {
+            let rel = rel.to_path_buf();
+            let why = why.to_string();
+            // A synced file may have moved there.
+            self.stranded.note(&rel, &why);
+            self.skip_local(&rel, why);
+            return skip;
+        }
+        let Some(Ok(wire)) = rel.to_str().map(WirePath::new) else {
+            return skip;
         };
         if self.rules.ignores(wire.as_str(), ft.is_dir()) {
             if let Some(parent) = wire.parent() {
@@ -231,12 +241,8 @@ impl Scanner {
                 }
             }
         } else {
-            let why = if ft.is_symlink() {
-                "symlinks are not synced"
-            } else {
-                "not a regular file or directory"
-            };
-            self.warn_once(item.path(), why);
+            let why = unsyncable::kind_why(ft).unwrap_or(Unsyncable::Special);
+            self.skip(&wire, why.to_string());
             // What the index lists here (a file or directory replaced by a
             // symlink, FIFO, socket or device) is gone from this device:
             // the comparison pushes its deletion, whatever the new thing

@@ -177,23 +177,21 @@ fn idle(s: &Status) -> bool {
     s.pending.is_none() && s.uploads_pending == 0 && s.downloads_pending == 0
 }
 
-/// The entries of `paths` (path, why) with no other entry's path above
-/// them (a directory that cannot be synced stands for what is below it),
-/// one per path, in path order.
-fn top_most<'a>(
-    paths: impl Iterator<Item = (&'a WirePath, &'a String)>,
-) -> Vec<(&'a WirePath, &'a String)> {
-    let mut all: Vec<(&WirePath, &String)> = paths.collect();
+/// The entries of `paths` (path as `status` shows it, why) with no other
+/// entry's path above them (a directory that cannot be synced stands for
+/// what is below it), one per path, in path order.
+fn top_most<'a>(paths: impl Iterator<Item = (String, &'a String)>) -> Vec<(String, &'a String)> {
+    let mut all: Vec<(String, &String)> = paths.collect();
     all.sort();
     all.dedup_by(|a, b| a.0 == b.0);
-    let listed: std::collections::HashSet<&WirePath> = all.iter().map(|(p, _)| *p).collect();
-    let below_another = |path: &WirePath| {
-        let mut at = path.parent();
-        while let Some(dir) = at {
-            if listed.contains(&dir) {
+    let listed: std::collections::HashSet<String> = all.iter().map(|(p, _)| p.clone()).collect();
+    let below_another = |path: &str| {
+        let mut at = path;
+        while let Some((dir, _)) = at.rsplit_once('/') {
+            if listed.contains(dir) {
                 return true;
             }
-            at = dir.parent();
+            at = dir;
         }
         false
     };
@@ -277,7 +275,7 @@ impl Session<'_> {
     /// scanner's skipped paths and the pull's failed ones, `PATH (why)`,
     /// at most [`status::MAX_NOT_SYNCED`] then `… N more`.
     fn not_synced(&self) -> Vec<String> {
-        let failures = self.publisher.apply_failures.iter();
+        let failures = (self.publisher.apply_failures.iter()).map(|(p, why)| (p.to_string(), why));
         let all = top_most(self.scanner.not_synced().chain(failures));
         let more = all.len().saturating_sub(status::MAX_NOT_SYNCED);
         let mut out: Vec<String> = all
@@ -463,7 +461,7 @@ mod tests {
             (p("a/bc"), "unreadable".to_owned()),
             (p("z"), "x".to_owned()),
         ];
-        let kept: Vec<String> = top_most(entries.iter().map(|(p, w)| (p, w)))
+        let kept: Vec<String> = top_most(entries.iter().map(|(p, w)| (p.to_string(), w)))
             .into_iter()
             .map(|(p, w)| format!("{p} ({w})"))
             .collect();

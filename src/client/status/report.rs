@@ -10,6 +10,7 @@ use crate::client::ignore::source::RuleSource;
 use crate::client::index::{EntryKind, Index};
 use crate::client::mounts::{dev_name, Judge, Parked, Why};
 use crate::client::printable::{escape_controls, quote_path};
+use crate::client::scanner::unsyncable;
 use crate::client::state::StateDir;
 use crate::protocol::limits::STATE_DIR_NAME;
 use crate::protocol::WirePath;
@@ -394,18 +395,12 @@ fn look(folder: &Path, rules: &RuleSource, index: Option<&Index>) -> Seen {
             walk.skip_current_dir();
             continue;
         }
-        let why = match rel.to_str().map(WirePath::new) {
-            None => Some("name is not UTF-8".to_owned()),
-            Some(Err(e)) => Some(format!("name not syncable: {e}")),
-            Some(Ok(_)) if item.file_type().is_symlink() => Some("symlink".to_owned()),
-            Some(Ok(_)) if !is_dir && !item.file_type().is_file() => {
-                Some("not a regular file".to_owned())
-            }
-            Some(Ok(_)) => None,
-        };
-        if let Some(why) = why {
+        // In the client's order and words ([`unsyncable`]): a name the
+        // protocol cannot carry, then the rules, then the kind of entry,
+        // so that what the running client lists reads the same, once.
+        if let Some(why) = unsyncable::name_why(rel) {
             seen.not_synced
-                .push(format!("{} ({why})", rel.to_string_lossy()));
+                .push(format!("{} ({why})", unsyncable::shown(rel)));
             if is_dir {
                 walk.skip_current_dir();
             }
@@ -417,6 +412,10 @@ fn look(folder: &Path, rules: &RuleSource, index: Option<&Index>) -> Seen {
             if is_dir {
                 walk.skip_current_dir();
             }
+            continue;
+        }
+        if let Some(why) = unsyncable::kind_why(item.file_type()) {
+            seen.not_synced.push(format!("{rel} ({why})"));
             continue;
         }
         if !is_dir && bit_differs(index, rel, &item) {
