@@ -37,6 +37,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_directory_moved_too_deep_holds_everything_below_it",
     ),
     (
+        "R-15.2.6",
+        "client",
+        "tests/e2e_exec.rs",
+        "an_edit_from_elsewhere_keeps_this_devices_read_and_write_bits",
+    ),
+    (
         "R-10.12",
         "server",
         "tests/e2e_server_hand_kinds.rs",

@@ -235,3 +235,46 @@ fn against_a_server_without_version_3_contents_sync_and_no_bit_is_lost() {
         ca.log_tail(3_000)
     );
 }
+
+/// R-15.2.6 (breaker26 F0): new content from another device keeps the read
+/// and write bits of the file it replaces here; a private file (0600,
+/// 0400, 0640) does not become readable by every local account (0644)
+/// when another device edits it. The executable bit still travels.
+#[test]
+fn an_edit_from_elsewhere_keeps_this_devices_read_and_write_bits() {
+    let d = TwoDevices::start(|a| {
+        for name in ["p.txt", "q.txt", "m.txt", "x.sh"] {
+            write(a, name, "one\n");
+        }
+    });
+    let (a, b) = (d.a.path(), d.b.path());
+    converge("initial", &[a, b]);
+    for (name, bits) in [
+        ("p.txt", 0o600),
+        ("q.txt", 0o400),
+        ("m.txt", 0o640),
+        ("x.sh", 0o600),
+    ] {
+        chmod(&b.join(name), bits);
+    }
+    settle();
+    for name in ["p.txt", "q.txt", "m.txt", "x.sh"] {
+        write(a, name, "two\n");
+    }
+    chmod(&a.join("x.sh"), 0o755);
+    let placed = eventually(CONVERGE, || {
+        ["p.txt", "q.txt", "m.txt", "x.sh"]
+            .iter()
+            .all(|n| fs::read_to_string(b.join(n)).is_ok_and(|t| t == "two\n"))
+            && is_exec(&b.join("x.sh"))
+    });
+    assert!(placed, "A's edits and +x reach B");
+    for (name, bits) in [
+        ("p.txt", 0o600),
+        ("q.txt", 0o400),
+        ("m.txt", 0o640),
+        ("x.sh", 0o700),
+    ] {
+        assert_eq!(mode(&b.join(name)), bits, "{name} on B");
+    }
+}

@@ -279,6 +279,16 @@ pub fn with_executable(mode: u32, executable: bool) -> u32 {
     }
 }
 
+/// The permission bits for new content placed over a file whose mode was
+/// `replaced`: its read and write bits (each device keeps its own, §15:
+/// a file made private with `chmod 600` stays private when another device
+/// edits it), with the executable bit `executable` ([`with_executable`]).
+/// Setuid, setgid and sticky are not carried; the owner keeps read, so
+/// the client can still hash what it placed.
+pub fn replacing_mode(replaced: u32, executable: bool) -> u32 {
+    with_executable((replaced & 0o666) | 0o400, executable)
+}
+
 /// Whether permission bits `mode` count as executable (§15): the owner's `x`.
 pub fn is_executable_mode(mode: u32) -> bool {
     mode & 0o100 != 0

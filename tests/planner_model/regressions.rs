@@ -629,3 +629,48 @@ fn regression_s26_swap_beside_a_new_directory() {
         3,
     );
 }
+
+/// Found by `PLANNER_CASES=2000000` (s26, after the two above were fixed):
+/// a conflict copy `c (conflict 1 …)` though no two devices' changes
+/// overlapped.
+#[test]
+fn regression_s26_swap_then_moves() {
+    use Action::*;
+    replay(
+        &[
+            (0, 146, true),
+            (2179, 12, false),
+            (43056, 12, true),
+            (7566, 73, false),
+            (19759, 188, false),
+        ],
+        &[
+            (
+                32,
+                Swap {
+                    at: 61526,
+                    to: 1594,
+                },
+            ),
+            (43, IntoOwnDir { at: 53098 }),
+            (
+                5,
+                Move {
+                    at: 63723,
+                    to: 9532,
+                    name: 107,
+                },
+            ),
+            (
+                31,
+                Move {
+                    at: 22941,
+                    to: 1751,
+                    name: 1,
+                },
+            ),
+        ],
+        &[2065, 22458, 4124, 3326, 15024, 8522, 0],
+        2,
+    );
+}

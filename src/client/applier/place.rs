@@ -93,6 +93,26 @@ fn carry_chmod(path: &WirePath, placing: &fs::File, placed: bool, bit: bool) {
     }
 }
 
+/// Gives the download staged at `tmp`, about to replace the file at
+/// `local`, that file's read and write bits and the executable bit `exec`
+/// (R-15.2.6, [`crate::fsafe::replacing_mode`]): new content keeps a
+/// private file private. Nothing there, or not a regular file: the
+/// staged file keeps the umask's bits. A failure only costs the bits
+/// (logged).
+fn keep_read_write_bits(local: &Path, tmp: &Path, exec: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(local) else {
+        return;
+    };
+    if !meta.file_type().is_file() {
+        return;
+    }
+    let want = crate::fsafe::replacing_mode(meta.permissions().mode(), exec);
+    if let Err(e) = fs::set_permissions(tmp, fs::Permissions::from_mode(want)) {
+        log::warn!("could not give {} the mode {want:o}: {e}", tmp.display());
+    }
+}
+
 /// Test knob: with `CLOUD_TEST_PLACE_DELAY_MS=N` in the environment, the
 /// client waits N milliseconds (at most 10 s) right before exchanging a
 /// download with the file at its path, so that an end-to-end test can make
@@ -261,6 +281,7 @@ impl<'a> Applier<'a> {
                 Local::File(_) => {
                     // What comes out of the exchange is the user's until settled.
                     self.note_origin(tmp, path, Some(hash))?;
+                    keep_read_write_bits(&local, tmp, exec);
                     // The new file's inode, to give it a bit the user sets
                     // on the old one until the exchange.
                     let placing = open_nofollow(tmp).map_err(io_err("open", tmp))?;

@@ -348,7 +348,13 @@ fn match_dir_renames(
             op.frees()
                 .is_some_and(|f| f.is_within(from) || from.is_within(f))
         };
-        if files.is_empty() || ops.iter().any(paired) {
+        // A directory still there that held one file: a swap of it alone
+        // looks the same as a swap of the directories, and a file rename
+        // costs what a directory rename does (without directory identity
+        // in the index, the cheaper guess is the one that carries nothing
+        // another device added).
+        if files.is_empty() || ops.iter().any(paired) || (strict.contains(from) && files.len() < 2)
+        {
             continue;
         }
         // (files found, of them at their own relative name, same name).
