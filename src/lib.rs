@@ -21,5 +21,6 @@ pub mod private_dir;
 pub mod protocol;
 pub mod server;
 pub mod tcp_info;
+pub mod test_knob;
 pub mod tls;
 pub mod writeback;

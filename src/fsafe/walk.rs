@@ -191,14 +191,7 @@ pub fn still_at(
 /// every time (tests/e2e_moved_out.rs). Read once; never set outside tests.
 pub fn pause_for_tests() {
     static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
-    let delay = DELAY.get_or_init(|| {
-        let ms = std::env::var("CLOUD_TEST_HANDLE_DELAY_MS").ok()?;
-        let ms: u64 = ms.trim().parse().ok()?;
-        Some(Duration::from_millis(ms.min(10_000)))
-    });
-    if let Some(delay) = delay {
-        std::thread::sleep(*delay);
-    }
+    crate::test_knob::pause(&DELAY, "CLOUD_TEST_HANDLE_DELAY_MS");
 }
 
 /// [`FsError::NotADirectory`] naming `components[..=at]`, the part of

@@ -120,14 +120,7 @@ fn keep_read_write_bits(local: &Path, tmp: &Path, exec: bool) {
 /// (tests/e2e_exec_race.rs). Read once; never set outside tests.
 fn slow_down_for_tests() {
     static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
-    let delay = DELAY.get_or_init(|| {
-        let ms = std::env::var("CLOUD_TEST_PLACE_DELAY_MS").ok()?;
-        let ms: u64 = ms.trim().parse().ok()?;
-        Some(Duration::from_millis(ms.min(10_000)))
-    });
-    if let Some(delay) = delay {
-        std::thread::sleep(*delay);
-    }
+    crate::test_knob::pause(&DELAY, "CLOUD_TEST_PLACE_DELAY_MS");
 }
 
 /// True when something (anything, even a dangling symlink) is at `path`.

@@ -85,14 +85,7 @@ impl Found {
 /// tests.
 fn pause_for_tests() {
     static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
-    let delay = DELAY.get_or_init(|| {
-        let ms = std::env::var("CLOUD_TEST_PLACED_DELAY_MS").ok()?;
-        let ms: u64 = ms.trim().parse().ok()?;
-        Some(Duration::from_millis(ms.min(10_000)))
-    });
-    if let Some(delay) = delay {
-        std::thread::sleep(*delay);
-    }
+    crate::test_knob::pause(&DELAY, "CLOUD_TEST_PLACED_DELAY_MS");
 }
 
 impl<'a> Applier<'a> {
