@@ -20,9 +20,12 @@
 
 mod common;
 
-use common::{append, converge_stable, eventually, seed, settle, write, Rng, Tree, TwoDevices};
+use common::{
+    append, converge_stable, eventually, seed, settle, walk, write, Client, Rng, Tree, TwoDevices,
+};
 use std::collections::BTreeMap;
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 /// What B did to one directory while stopped.
@@ -160,6 +163,9 @@ fn run(s: &Session) -> String {
         }
     }
     settle();
+    if s.dirs.iter().all(|d| *d == DirDid::RemoveAll) {
+        confirm_emptied(&dev, &b, &server);
+    }
     dev.cb.restart();
     let (want, conflicts) = expected(s);
     let ended = converge_stable(
@@ -233,6 +239,38 @@ fn run(s: &Session) -> String {
         }
     }
     log
+}
+
+/// B removed every directory: its folder is empty, which the empty-folder
+/// guard takes for an unmounted drive. A plain start must refuse
+/// and delete nothing; one `--once --confirm-empty` run then pushes the
+/// removals, as README tells the user. (CI's seed 1796418647574437341 drew
+/// this session and expected the deletions without the confirmation.)
+fn confirm_emptied(dev: &TwoDevices, b: &Path, server: &Path) {
+    let before = files_in(server);
+    let refused = Client::options(dev.server.port, b).run_once();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("--confirm-empty"),
+        "an emptied folder is refused with the advice: {said}"
+    );
+    assert_eq!(
+        files_in(server),
+        before,
+        "the refused start deleted nothing"
+    );
+    let confirmed = Client::options(dev.server.port, b)
+        .flag("--confirm-empty")
+        .run_once();
+    assert!(
+        confirmed.status.success(),
+        "--confirm-empty: {}",
+        String::from_utf8_lossy(&confirmed.stderr)
+    );
+}
+
+fn files_in(dir: &Path) -> usize {
+    walk(dir).filter(|(_, e)| e.file_type().is_file()).count()
 }
 
 fn fixed(dirs: Vec<DirDid>) -> Session {
