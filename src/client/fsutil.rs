@@ -428,23 +428,29 @@ impl Reach {
 
 /// `path` inside `root` as [`Reach`] says.
 pub fn reach(root: &Path, path: &WirePath) -> Reach {
-    use std::os::fd::AsRawFd;
     let whole = path.to_local(root);
     if whole.as_os_str().len() < PATH_MAX {
         return Reach::plain(whole);
     }
+    through_parent(root, path).unwrap_or_else(|| Reach::plain(whole))
+}
+
+/// `path` as `/proc/self/fd/N/<name>`, `N` a handle on its parent
+/// directory walked to from `root` (no symlink followed); `None` when that
+/// directory cannot be reached so. The one form of [`reach`] and
+/// [`reach_held`].
+fn through_parent(root: &Path, path: &WirePath) -> Option<Reach> {
+    use std::os::fd::AsRawFd;
     let mut parts: Vec<&str> = path.components().collect();
-    let Some(name) = parts.pop() else {
-        return Reach::plain(whole);
-    };
+    let name = parts.pop()?;
     match fsafe::walk::walk(root, &parts, false, path) {
-        Ok(fsafe::walk::Walked::Dir(dir)) => Reach {
+        Ok(fsafe::walk::Walked::Dir(dir)) => Some(Reach {
             path: Path::new("/proc/self/fd")
                 .join(dir.as_raw_fd().to_string())
                 .join(name),
             dir: Some(dir),
-        },
-        _ => Reach::plain(whole),
+        }),
+        _ => None,
     }
 }
 
@@ -467,23 +473,10 @@ fn proc_fd() -> bool {
 /// 1796385349871990865). When the parent cannot be reached that way, as
 /// [`reach`].
 pub fn reach_held(root: &Path, path: &WirePath) -> Reach {
-    use std::os::fd::AsRawFd;
     if !proc_fd() {
         return reach(root, path);
     }
-    let mut parts: Vec<&str> = path.components().collect();
-    let Some(name) = parts.pop() else {
-        return reach(root, path);
-    };
-    match fsafe::walk::walk(root, &parts, false, path) {
-        Ok(fsafe::walk::Walked::Dir(dir)) => Reach {
-            path: Path::new("/proc/self/fd")
-                .join(dir.as_raw_fd().to_string())
-                .join(name),
-            dir: Some(dir),
-        },
-        _ => reach(root, path),
-    }
+    through_parent(root, path).unwrap_or_else(|| reach(root, path))
 }
 
 impl Reach {

@@ -99,6 +99,57 @@ fn a_synced_file_deleted_from_a_directory_moved_out_stays_there() {
     assert!(snapshot(&f.tmp).is_empty(), "{:?}", snapshot(&f.tmp));
 }
 
+/// A file the user writes where the download was placed in the directory
+/// moved out, before the client takes the download back (in place, or
+/// renamed over it): it is the user's and stays there; before, the
+/// take-back moved it into the temporary area and deleted it.
+#[test]
+fn a_file_written_over_the_download_in_a_directory_moved_out_stays_there() {
+    for rename_over in [false, true] {
+        let mut f = Folder::new();
+        f.write("d/keep", "keep\n");
+        f.sync_all(1);
+        let out = f.apply_entries(&[file("d/new", 2, "new\n")]);
+        let job = out.fetches[0].clone();
+        let to = trash(&f);
+        let (from, moved) = (f.root.join("d"), to.clone());
+        let mut step = 0;
+        let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
+        applier.set_race_hook(move |_: &Path| {
+            step += 1;
+            match (step, rename_over) {
+                // Before the rename into d/: d/ goes.
+                (1, _) => fs::rename(&from, &moved).unwrap(),
+                // Before the take-back: the user writes d/new.
+                (2, false) => fs::write(moved.join("new"), "user's\n").unwrap(),
+                (2, true) => {
+                    fs::write(moved.join(".new.swp"), "user's\n").unwrap();
+                    fs::rename(moved.join(".new.swp"), moved.join("new")).unwrap();
+                }
+                _ => {}
+            }
+        });
+        let tmp = applier.tmp_name("test");
+        fs::write(&tmp, "new\n").unwrap();
+        let mut placed = Applied::default();
+        applier
+            .place(&job, &tmp, (job.hash, 2), &mut placed)
+            .unwrap();
+        drop(applier);
+        assert!(placed.failed, "the pull is repeated");
+        assert_eq!(
+            snapshot(&to),
+            [
+                ("keep".to_owned(), Some(b"keep\n".to_vec())),
+                ("new".to_owned(), Some(b"user's\n".to_vec()))
+            ],
+            "rename over: {rename_over}"
+        );
+        assert!(snapshot(&f.root).is_empty());
+        assert!(snapshot(&f.tmp).is_empty(), "{:?}", snapshot(&f.tmp));
+    }
+}
+
 impl Folder {
     fn apply_entries(&mut self, entries: &[ChangeEntry]) -> Applied {
         Applier::new(&self.root, &self.tmp, &mut self.index, 2)

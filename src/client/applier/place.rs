@@ -21,6 +21,7 @@ use crate::client::conflict::{
     on_pull_mode, on_remove, on_swapped_out, Content, ModeDecision, OnRemove, OnSwappedOut,
     SetAside,
 };
+use crate::client::detect::same_file;
 use crate::client::error::ClientError;
 use crate::client::fsutil::{
     check_path, copy_hashed, ensure_parent, hash_file, open_nofollow, reach_held, set_exec,
@@ -121,6 +122,15 @@ fn keep_read_write_bits(local: &Path, tmp: &Path, exec: bool) {
 fn slow_down_for_tests() {
     static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
     crate::test_knob::pause(&DELAY, "CLOUD_TEST_PLACE_DELAY_MS");
+}
+
+/// True when `now` (what is at a path, `None`: nothing) is the download
+/// whose temporary file had the stat `staged` right before it was renamed
+/// there: same device, inode, birth time, size and mtime
+/// ([`same_file`]). Unknown (`None`) is not: a file that may be the
+/// user's is never taken.
+fn is_the_placed(staged: Option<Stat>, now: Option<Stat>) -> bool {
+    staged.zip(now).is_some_and(|(s, n)| same_file(&s, &n))
 }
 
 /// True when something (anything, even a dangling symlink) is at `path`.
@@ -263,7 +273,7 @@ impl<'a> Applier<'a> {
                     pause_for_tests();
                     match rename_noreplace(tmp, &local) {
                         Ok(()) if !local.still_in(self.root, path)? => {
-                            return self.take_back(path, &local, tmp, out);
+                            return self.take_back(path, &local, tmp, staged, out);
                         }
                         Ok(()) => return self.placed(job, staged, (hash, version), out),
                         // Created since we looked: swapped out on the next try.
@@ -364,17 +374,42 @@ impl<'a> Applier<'a> {
     /// taken back (it is ours, and the server still has it), so nothing is
     /// written outside the folder; the pull is repeated, and by then the
     /// detector has seen the directory go, as if the move had come a
-    /// moment before the placement.
+    /// moment before the placement. Only the file placed is taken back
+    /// (`staged`: its identity before the rename, [`is_the_placed`]): a
+    /// file written there since (in place, or renamed over it) is the
+    /// user's and stays, also when it took the place between the look and
+    /// the take-back (it is put back).
     fn take_back(
         &mut self,
         path: &WirePath,
         local: &Reach,
         tmp: &Path,
+        staged: Option<Stat>,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
-        if let Err(e) = rename_noreplace(local, tmp) {
+        fn stat_of(at: &Path) -> Option<Stat> {
+            fs::symlink_metadata(at).ok().map(|m| Stat::of(&m))
+        }
+        self.before_step(local);
+        if !is_the_placed(staged, stat_of(local)) {
+            log::warn!("{path}: written in the directory moved out of the folder since the download was placed there; it stays there");
+            return self.take_back_nothing(path, tmp, out);
+        }
+        match rename_noreplace(local, tmp) {
+            Ok(()) if !is_the_placed(staged, stat_of(tmp)) => {
+                // Replaced between the look and the take-back: the user's.
+                if let Err(e) = rename_noreplace(tmp, local) {
+                    log::warn!(
+                        "{path}: a file written in the directory moved out of the folder is kept at {} ({e})",
+                        tmp.display()
+                    );
+                    out.failed = true;
+                    return Ok(());
+                }
+            }
+            Ok(()) => {}
             // Changed or removed there since: the user's now.
-            log::warn!("{path}: could not take the download back from the directory moved out of the folder: {e}");
+            Err(e) => log::warn!("{path}: could not take the download back from the directory moved out of the folder: {e}"),
         }
         self.take_back_nothing(path, tmp, out)
     }
