@@ -30,7 +30,8 @@
 mod common;
 
 use common::{
-    converge, eventually, new_user, seed, tree, write, Client, Rng, Server, Tree, CONVERGE,
+    converge, eventually, new_user, seed, status_json, tree, write, Client, Rng, Server, Tree,
+    CONVERGE,
 };
 use std::fs;
 use std::time::Duration;
@@ -237,6 +238,13 @@ fn a_directory_moved_out_while_nothing_is_placed_is_a_plain_delete() {
         .env("CLOUD_TEST_HANDLE_DELAY_MS", &DELAY_MS.to_string())
         .start();
     converge("initial", &[&a, &b]);
+    // Equal trees are not enough: B may still be finishing the pull that
+    // placed d/x/f (its handle delay), and a RemoveDir sent before that
+    // pull completes carries the cursor below d/x/f, so the server rightly
+    // keeps d (R-7.2.6, R-7.2.7; this test failed so under load). "Nothing
+    // is placed" is B saying in sync.
+    let in_sync = eventually(CONVERGE, || status_json(&b).0 == 0);
+    assert!(in_sync, "B says in sync: {:?}", status_json(&b).1);
     fs::rename(b.join("d"), trash.join("d")).expect("move d/ out");
     let end = converge("after the move", &[&a, &b, &server.user_dir(&user)]);
     assert_eq!(end.keys().collect::<Vec<_>>(), ["top.txt"]);
