@@ -9,14 +9,11 @@ mod common;
 
 use common::chmod;
 
+use common::relay::Relay;
 use common::{converge, eventually, settle, write, Client, Server, TwoDevices, CONVERGE};
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).expect("file").permissions().mode() & 0o7777
@@ -125,97 +122,13 @@ fn a_conflict_copy_keeps_its_devices_bit() {
     drop(cb);
 }
 
-/// A relay that plays a server without protocol version 3: a frame under
-/// header version 3 or later is answered as such a server answers it (Error
-/// BadFrame, request 0, "unsupported protocol version N", then close);
-/// everything else goes through to the real server. The server's replies
-/// and the Error share one writer, and the reply copier does not close the
-/// client's socket once the Error is due: else the copier, woken by the
-/// server side closing, could close it first, the client would see a bare
-/// close instead of the Error, never learn the server's version, and retry
-/// the same frame forever (this test failed 1 run in 3 so).
-fn old_server_relay(target: u16) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().take(64) {
-            let Ok(client) = client else { continue };
-            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                continue;
-            };
-            let (c2, s2) = match (client.try_clone(), server.try_clone()) {
-                (Ok(c), Ok(s)) => (c, s),
-                _ => continue,
-            };
-            let writer = Arc::new(Mutex::new(c2));
-            let refusing = Arc::new(AtomicBool::new(false));
-            let (w2, r2) = (Arc::clone(&writer), Arc::clone(&refusing));
-            std::thread::spawn(move || {
-                let mut from = server;
-                let mut buf = [0u8; 16 * 1024];
-                while let Ok(n) = from.read(&mut buf) {
-                    let Ok(mut to) = w2.lock() else { return };
-                    if n == 0 || r2.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                if !r2.load(Ordering::SeqCst) {
-                    if let Ok(to) = w2.lock() {
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    }
-                }
-            });
-            std::thread::spawn(move || filter_v3(client, s2, &writer, &refusing));
-        }
-    });
-    port
-}
-
-fn filter_v3(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    writer: &Mutex<TcpStream>,
-    refusing: &AtomicBool,
-) {
-    let mut header = [0u8; 12];
-    while client.read_exact(&mut header).is_ok() {
-        let len = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
-        let mut payload = vec![0u8; len.min(1 << 20)];
-        if client.read_exact(&mut payload).is_err() {
-            break;
-        }
-        // A server without version 3 knows no later version either (the
-        // client's version 8 PullChecked must be refused too: before
-        // 5676be7 the client's first frame above 2 was version 3).
-        if header[2] >= 3 {
-            let text = format!("unsupported protocol version {}", header[2]);
-            let text = text.as_bytes();
-            let mut err = vec![0x43, 0x53, 1, 0x05, 0, 0, 0, 0];
-            err.extend_from_slice(&((4 + text.len()) as u32).to_be_bytes());
-            err.extend_from_slice(&1u16.to_be_bytes());
-            err.extend_from_slice(&(text.len() as u16).to_be_bytes());
-            err.extend_from_slice(text);
-            // No reply of the server's after it: the Error is the last frame.
-            refusing.store(true, Ordering::SeqCst);
-            let _ = server.shutdown(std::net::Shutdown::Both);
-            if let Ok(mut to) = writer.lock() {
-                let _ = to.write_all(&err);
-                let _ = to.shutdown(std::net::Shutdown::Both);
-            }
-            return;
-        }
-        if server.write_all(&header).is_err() || server.write_all(&payload).is_err() {
-            break;
-        }
-    }
-    let _ = server.shutdown(std::net::Shutdown::Both);
-}
-
 #[test]
 fn against_a_server_without_version_3_contents_sync_and_no_bit_is_lost() {
     // Plaintext: the relay below rewrites frames on the wire.
     let server = Server::options().plaintext().start();
-    let relay = old_server_relay(server.port);
+    // A server without version 3 (tests/common/relay.rs: the Error and the
+    // server's replies share one writer, so the Error is never lost to a close).
+    let relay = Relay::older(server.port, 2).port;
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
     write(a.path(), "tool.sh", "#!/bin/sh\n");
