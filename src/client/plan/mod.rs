@@ -14,6 +14,8 @@
 //! - [`ack`]: a `PushAck` → index updates, local moves, what to look at again.
 
 pub mod ack;
+#[cfg(test)]
+pub mod fixtures;
 pub mod ops;
 pub mod order;
 pub mod resolve;

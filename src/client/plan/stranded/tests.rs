@@ -5,49 +5,24 @@
 
 use super::super::{dir_changes, file_changes};
 use super::*;
+use crate::client::plan::fixtures::{self, folder_with, index_with, p};
 use crate::client::plan::Op;
-use crate::protocol::ContentHash;
 
-fn p(s: &str) -> WirePath {
-    WirePath::new(s).unwrap()
-}
-
+/// A file's stat with a known birth time (the stranded search matches by it).
 fn stat(ino: u64) -> Stat {
+    let btime_ns = 100 + i64::try_from(ino).expect("a small inode");
     Stat {
-        size: 5,
-        mtime_ns: 7,
-        ctime_ns: 7,
-        dev: 1,
-        ino,
-        exec: false,
-        btime_ns: 100 + i64::try_from(ino).unwrap(),
+        btime_ns,
+        ..fixtures::stat(ino)
     }
 }
 
 fn index(files: &[(&str, u64)], dirs: &[&str]) -> BTreeMap<WirePath, Entry> {
-    let mut known: BTreeMap<WirePath, Entry> = files
-        .iter()
-        .map(|(f, ino)| {
-            let hash = ContentHash::of(&ino.to_le_bytes());
-            (p(f), Entry::synced_file(stat(*ino), hash, 10 + ino))
-        })
-        .collect();
-    for d in dirs {
-        let kind = EntryKind::Dir;
-        known.insert(p(d), Entry { kind, version: 1 });
-    }
-    known
+    index_with(files, dirs, stat)
 }
 
 fn folder(files: &[(&str, u64)], dirs: &[&str]) -> BTreeMap<WirePath, DiskEntry> {
-    let mut disk: BTreeMap<WirePath, DiskEntry> = files
-        .iter()
-        .map(|(f, ino)| (p(f), DiskEntry::File(stat(*ino))))
-        .collect();
-    for d in dirs {
-        disk.insert(p(d), DiskEntry::Dir);
-    }
-    disk
+    folder_with(files, dirs, stat)
 }
 
 fn stranded(at: &str, ino: u64) -> Stranded {

@@ -4,54 +4,14 @@
 
 use super::super::{dir_changes, dir_renames, file_changes, order};
 use super::*;
-use crate::protocol::ContentHash;
+use crate::client::plan::fixtures::{folder_with, hash, index_with, p, stat};
 
-fn p(s: &str) -> WirePath {
-    WirePath::new(s).unwrap()
-}
-
-fn stat(ino: u64) -> Stat {
-    Stat {
-        size: 5,
-        mtime_ns: 7,
-        ctime_ns: 7,
-        dev: 1,
-        ino,
-        exec: false,
-        btime_ns: 0,
-    }
-}
-
-fn hash(ino: u64) -> ContentHash {
-    ContentHash::of(&ino.to_le_bytes())
-}
-
-/// The index: files as (path, inode), each its own content, version 10 +
-/// inode; directories at version 1.
 fn index(files: &[(&str, u64)], dirs: &[&str]) -> BTreeMap<WirePath, Entry> {
-    let mut known: BTreeMap<WirePath, Entry> = files
-        .iter()
-        .map(|(f, ino)| (p(f), Entry::synced_file(stat(*ino), hash(*ino), 10 + ino)))
-        .collect();
-    for d in dirs {
-        let dir = Entry {
-            kind: EntryKind::Dir,
-            version: 1,
-        };
-        known.insert(p(d), dir);
-    }
-    known
+    index_with(files, dirs, stat)
 }
 
 fn folder(files: &[(&str, u64)], dirs: &[&str]) -> BTreeMap<WirePath, DiskEntry> {
-    let mut disk: BTreeMap<WirePath, DiskEntry> = files
-        .iter()
-        .map(|(f, ino)| (p(f), DiskEntry::File(stat(*ino))))
-        .collect();
-    for d in dirs {
-        disk.insert(p(d), DiskEntry::Dir);
-    }
-    disk
+    folder_with(files, dirs, stat)
 }
 
 /// What the scanner hands the planner: an upload for every file whose
