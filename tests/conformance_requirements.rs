@@ -319,6 +319,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_synced_file_deleted_from_a_directory_moved_out_stays_there",
     ),
     (
+        "R-5.7.2",
+        "client",
+        "src/client/applier/moved_out_tests.rs",
+        "a_file_written_over_a_swapped_in_download_in_a_directory_moved_out_stays_there",
+    ),
+    (
         "R-5.7.3",
         "client",
         "tests/e2e_hot_folder.rs",

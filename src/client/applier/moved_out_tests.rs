@@ -150,6 +150,60 @@ fn a_file_written_over_the_download_in_a_directory_moved_out_stays_there() {
     }
 }
 
+/// A file the user writes where a download replaced their file in the
+/// directory moved out, before the client swaps the replaced file back
+/// (in place, or renamed over it): it stays, and the replaced file goes
+/// back beside it under a conflict-copy name. Before, the swap
+/// back put the replaced file at the path and the user's write went to
+/// the temporary area, where it was deleted with the download.
+#[test]
+fn a_file_written_over_a_swapped_in_download_in_a_directory_moved_out_stays_there() {
+    for rename_over in [false, true] {
+        let mut f = Folder::new();
+        f.write("d/f", "v1\n");
+        f.sync_all(1);
+        let out = f.apply_entries(&[file("d/f", 2, "v2\n")]);
+        let job = out.fetches[0].clone();
+        let to = trash(&f);
+        let (from, moved) = (f.root.join("d"), to.clone());
+        let mut step = 0;
+        let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
+        applier.set_race_hook(move |_: &Path| {
+            step += 1;
+            match (step, rename_over) {
+                // Before the exchange in d/: d/ goes.
+                (1, _) => fs::rename(&from, &moved).unwrap(),
+                // Before the exchange back: the user writes d/f.
+                (2, false) => fs::write(moved.join("f"), "user's\n").unwrap(),
+                (2, true) => {
+                    fs::write(moved.join(".f.swp"), "user's\n").unwrap();
+                    fs::rename(moved.join(".f.swp"), moved.join("f")).unwrap();
+                }
+                _ => {}
+            }
+        });
+        let tmp = applier.tmp_name("test");
+        fs::write(&tmp, "v2\n").unwrap();
+        let mut placed = Applied::default();
+        applier
+            .place(&job, &tmp, (job.hash, 2), &mut placed)
+            .unwrap();
+        drop(applier);
+        assert!(placed.failed, "the pull is repeated");
+        let kept = snapshot(&to);
+        assert_eq!(kept.len(), 2, "rename over: {rename_over}: {kept:?}");
+        assert_eq!(
+            kept[0],
+            ("f".to_owned(), Some(b"user's\n".to_vec())),
+            "rename over: {rename_over}"
+        );
+        assert!(kept[1].0.starts_with("f (conflict 2 "), "{kept:?}");
+        assert_eq!(kept[1].1.as_deref(), Some(&b"v1\n"[..]), "{kept:?}");
+        assert!(snapshot(&f.root).is_empty());
+        assert!(snapshot(&f.tmp).is_empty(), "{:?}", snapshot(&f.tmp));
+    }
+}
+
 impl Folder {
     fn apply_entries(&mut self, entries: &[ChangeEntry]) -> Applied {
         Applier::new(&self.root, &self.tmp, &mut self.index, 2)

@@ -133,6 +133,11 @@ fn is_the_placed(staged: Option<Stat>, now: Option<Stat>) -> bool {
     staged.zip(now).is_some_and(|(s, n)| same_file(&s, &n))
 }
 
+/// What is at `at` (not following a symlink), `None`: nothing there.
+fn stat_of(at: &Path) -> Option<Stat> {
+    fs::symlink_metadata(at).ok().map(|m| Stat::of(&m))
+}
+
 /// True when something (anything, even a dangling symlink) is at `path`.
 fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
@@ -304,7 +309,7 @@ impl<'a> Applier<'a> {
                     match exchanged {
                         Ok(true) if !local.still_in(self.root, path)? => {
                             drop(vouched);
-                            return self.swap_back_out(path, &local, tmp, out);
+                            return self.swap_back_out(path, &local, tmp, staged, out);
                         }
                         Ok(true) => {
                             let moved = vouched.take().map(Vouched::moved);
@@ -387,9 +392,6 @@ impl<'a> Applier<'a> {
         staged: Option<Stat>,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
-        fn stat_of(at: &Path) -> Option<Stat> {
-            fs::symlink_metadata(at).ok().map(|m| Stat::of(&m))
-        }
         self.before_step(local);
         if !is_the_placed(staged, stat_of(local)) {
             log::warn!("{path}: written in the directory moved out of the folder since the download was placed there; it stays there");
@@ -434,28 +436,86 @@ impl<'a> Applier<'a> {
     /// [`Self::take_back`] after an exchange: `tmp` holds the file the
     /// download replaced there, which goes back (exchanged again) to the
     /// directory moved out of the folder, where the user's move took it.
+    /// Only while the download is what is at the path (`staged`, its
+    /// identity before the exchange, [`is_the_placed`]): a file the user
+    /// wrote there since (in place, or renamed over it) stays, also when
+    /// it took the place between the look and the exchange back (exchanged
+    /// again), and the replaced file goes back beside it
+    /// ([`Self::put_back_out`]).
     fn swap_back_out(
+        &mut self,
+        path: &WirePath,
+        local: &Reach,
+        tmp: &Path,
+        staged: Option<Stat>,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        self.before_step(local);
+        if is_the_placed(staged, stat_of(local)) {
+            match exchange(tmp, local) {
+                Ok(true) if is_the_placed(staged, stat_of(tmp)) => {
+                    Self::forget_origin(tmp);
+                    return self.take_back_nothing(path, tmp, out);
+                }
+                // The user's file took the place between the look and the
+                // exchange: it goes back; `tmp` holds the replaced file again.
+                Ok(true) => {
+                    if !matches!(exchange(tmp, local), Ok(true)) {
+                        log::warn!(
+                            "{path}: kept in the temporary area; put back at the next start"
+                        );
+                        out.failed = true;
+                        return Ok(());
+                    }
+                }
+                // No exchange here: the download stays; the replaced file
+                // goes beside it.
+                Ok(false) | Err(_) => {}
+            }
+        }
+        self.put_back_out(path, local, tmp, out)
+    }
+
+    /// The file a download's exchange took out of a directory since moved
+    /// out of the folder (at `tmp`) goes back there: to its path when that
+    /// is free (the download went from there meanwhile), else beside what
+    /// the user put there, under a free conflict-copy name of this device,
+    /// so neither is lost. If it cannot, it stays in the temporary area
+    /// with its note, and the next start puts it back at `path`.
+    fn put_back_out(
         &mut self,
         path: &WirePath,
         local: &Reach,
         tmp: &Path,
         out: &mut Applied,
     ) -> Result<(), ClientError> {
-        match exchange(tmp, local) {
-            Ok(true) => {}
-            // The download went from there meanwhile: the user's file
-            // goes back all the same; if it cannot, it stays in the
-            // temporary area with its note, and the next start puts it
-            // back at `path`.
-            _ => {
-                if let Err(e) = rename_noreplace(tmp, local) {
-                    log::warn!(
-                        "{path}: kept in the temporary area ({e}); put back at the next start"
-                    );
-                    out.failed = true;
-                    return Ok(());
+        let back = match rename_noreplace(tmp, local) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let mut move_to = |name: &WirePath| -> io::Result<bool> {
+                    match rename_noreplace(tmp, &local.with_file_name(name.file_name())) {
+                        Ok(()) => Ok(false),
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
+                        Err(e) => Err(e),
+                    }
+                };
+                match free_conflict_path(path, self.me, SystemTime::now(), &mut move_to) {
+                    Ok(Some(kept)) => {
+                        log::warn!(
+                            "{path}: written in the directory moved out of the folder while the download was taken back; the file it replaced is beside it there as {}",
+                            kept.file_name()
+                        );
+                        Ok(())
+                    }
+                    Ok(None) => Err(io::Error::other("no free conflict name")),
+                    Err(e) => Err(e),
                 }
             }
+            other => other,
+        };
+        if let Err(e) = back {
+            log::warn!("{path}: kept in the temporary area ({e}); put back at the next start");
+            out.failed = true;
+            return Ok(());
         }
         Self::forget_origin(tmp);
         self.take_back_nothing(path, tmp, out)
