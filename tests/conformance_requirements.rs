@@ -325,6 +325,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_file_written_over_a_swapped_in_download_in_a_directory_moved_out_stays_there",
     ),
     (
+        "R-15.2.7",
+        "client",
+        "src/client/applier/mode_tests.rs",
+        "the_servers_bit_goes_only_to_the_file_judged_inside_the_folder",
+    ),
+    (
         "R-5.7.3",
         "client",
         "tests/e2e_hot_folder.rs",

@@ -16,7 +16,7 @@ use super::detect::{judge, Verdict};
 use super::error::ClientError;
 use super::fsutil::{
     check_path, copy_hashed, ensure_dirs, ensure_parent, is_too_long, open_nofollow, os_reason,
-    reach, set_exec, too_long_why, Local, Reach, Stat,
+    reach, too_long_why, Local, Reach, Stat,
 };
 use super::ignore::kept::kept_out;
 use super::ignore::IgnoreRules;
@@ -844,36 +844,7 @@ impl<'a> Applier<'a> {
                     ..stat
                 })
             }
-            ModeDecision::Apply => {
-                let local = self.local(path);
-                // The server's state is recorded even when the file went
-                // since it was judged (a hot-folder consumer took it): the
-                // next look then pushes that (breaker25 F3, R-5.7.3).
-                let gone = Stat {
-                    exec: entry.executable,
-                    ..stat
-                };
-                self.before_step_at(path);
-                match set_exec(&local, entry.executable) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        out.dirty.insert(path.clone());
-                        return Ok(gone);
-                    }
-                    Err(e) => {
-                        let what = format!("set the mode of {}", local.display());
-                        return Err(ClientError::io(what, e));
-                    }
-                }
-                out.changed += 1;
-                match check_path(self.root, path)? {
-                    Local::File(now) => Ok(now),
-                    _ => {
-                        out.dirty.insert(path.clone());
-                        Ok(gone)
-                    }
-                }
-            }
+            ModeDecision::Apply => self.give_server_bit(path, stat, entry.executable, out),
         }
     }
 
@@ -1187,6 +1158,7 @@ mod placed_tests;
 #[cfg(test)]
 mod race_tests;
 pub mod removal_log;
+mod server_bit;
 mod taken;
 #[cfg(test)]
 mod test_folder;

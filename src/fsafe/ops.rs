@@ -253,6 +253,19 @@ pub fn rename(root: &Path, from: &WirePath, to: &WirePath) -> Result<(), FsError
 /// # Errors
 /// A symlink among the ancestors; I/O errors other than "not found".
 pub fn open_file(root: &Path, path: &WirePath) -> Result<Option<fs::File>, FsError> {
+    Ok(open_file_held(root, path)?.map(|(_, file)| file))
+}
+
+/// [`open_file`], with the handle on the file's directory it was opened
+/// through: a change made through the file's handle can then be confirmed
+/// to have been made inside the folder ([`dirfd::still_at`]).
+///
+/// # Errors
+/// As [`open_file`].
+pub fn open_file_held(
+    root: &Path,
+    path: &WirePath,
+) -> Result<Option<(OwnedFd, fs::File)>, FsError> {
     let Some(dir) = parent_dir(root, path, false)? else {
         return Ok(None);
     };
@@ -265,7 +278,7 @@ pub fn open_file(root: &Path, path: &WirePath) -> Result<Option<fs::File>, FsErr
     if FileType::from_raw_mode(fstat(&fd)?.st_mode) != FileType::RegularFile {
         return Ok(None);
     }
-    Ok(Some(fs::File::from(fd)))
+    Ok(Some((dir, fs::File::from(fd))))
 }
 
 /// Permission bits `mode` with the executable bit of PROTOCOL.md §15 set

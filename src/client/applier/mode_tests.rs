@@ -322,3 +322,77 @@ fn snapshot_files(root: &Path) -> Vec<(String, String)> {
         .filter_map(|(name, data)| Some((name, String::from_utf8(data?).ok()?)))
         .collect()
 }
+
+/// What a program here does to `d/r.sh` between the applier's decision to
+/// give it the server's bit and the chmod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Meddler {
+    /// Renames a file of its own over it.
+    RenamedOver,
+    /// Moves `d/` out of the folder and puts a symlink to it in its place.
+    SymlinkedParent,
+    /// Moves `d/` out of the folder once the file is opened.
+    MovedOut,
+}
+
+/// A mode change from elsewhere reaches only the file it was decided for,
+/// inside the folder: a file renamed over the path keeps its own
+/// bit (and is pushed), and no file outside the folder is changed, whether
+/// reached through a symlink put in place of its directory or in a
+/// directory moved out of the folder. Before, the chmod went by path: the
+/// user's new file became executable, and the file behind the symlink did.
+#[test]
+fn the_servers_bit_goes_only_to_the_file_judged_inside_the_folder() {
+    use std::os::unix::fs::symlink;
+    for meddler in [
+        Meddler::RenamedOver,
+        Meddler::SymlinkedParent,
+        Meddler::MovedOut,
+    ] {
+        let mut f = Folder::new();
+        f.write("d/r.sh", "r\n");
+        f.chmod("d/r.sh", 0o644);
+        f.sync_all(3);
+        let d = f.root.join("d");
+        let outside = f.root.parent().unwrap().join("moved");
+        let mut step = 0;
+        let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2).with_modes(true);
+        applier.set_race_hook(|_: &Path| {
+            step += 1;
+            match (meddler, step) {
+                (Meddler::RenamedOver, 1) => {
+                    fs::write(d.join(".r.sh.new"), "mine\n").unwrap();
+                    fs::rename(d.join(".r.sh.new"), d.join("r.sh")).unwrap();
+                }
+                (Meddler::SymlinkedParent, 1) => {
+                    fs::rename(&d, &outside).unwrap();
+                    symlink(&outside, &d).unwrap();
+                }
+                (Meddler::MovedOut, 2) => fs::rename(&d, &outside).unwrap(),
+                _ => {}
+            }
+        });
+        let out = applier
+            .apply(&[exec_file("d/r.sh", 4, "r\n")], false)
+            .unwrap();
+        drop(applier);
+        assert!(out.failures.is_empty(), "{meddler:?}: {:?}", out.failures);
+        for at in [d.join("r.sh"), outside.join("r.sh")] {
+            if let Ok(meta) = fs::metadata(&at) {
+                let mode = meta.permissions().mode() & 0o777;
+                assert_eq!(mode, 0o644, "{meddler:?}: {} got the bit", at.display());
+            }
+        }
+        if meddler == Meddler::RenamedOver {
+            assert_eq!(f.read("d/r.sh").as_deref(), Some("mine\n"));
+        } else {
+            let moved = fs::read_to_string(outside.join("r.sh")).ok();
+            assert_eq!(moved.as_deref(), Some("r\n"), "{meddler:?}");
+        }
+        // The server's bit is recorded and the path looked at again: the
+        // next look pushes the new file, or the deletion.
+        assert_eq!(f.indexed_exec("d/r.sh"), Some(true), "{meddler:?}");
+        assert_eq!(f.index.get(&p("d/r.sh")).map(|e| e.version), Some(4));
+        assert!(out.dirty.contains(&p("d/r.sh")), "{meddler:?}");
+    }
+}
