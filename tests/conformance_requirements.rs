@@ -331,6 +331,12 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "the_servers_bit_goes_only_to_the_file_judged_inside_the_folder",
     ),
     (
+        "R-5.4.12",
+        "client",
+        "src/client/push.rs",
+        "a_conflict_answer_for_a_file_gone_here_pushes_its_deletion_or_move",
+    ),
+    (
         "R-5.7.3",
         "client",
         "tests/e2e_hot_folder.rs",

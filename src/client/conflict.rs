@@ -84,9 +84,17 @@ pub enum Mirror {
     /// Move the source to the conflict name (whatever is there is set aside
     /// first), then index it there.
     Move,
-    /// The source is no longer what was pushed (edited, replaced, gone):
-    /// leave it; it is compared and pushed again.
+    /// The source is no longer what was pushed (edited, replaced): leave
+    /// it; it is compared and pushed again.
     Leave,
+    /// The pushed file is gone from its path (deleted or moved here since
+    /// the push) and nothing is at the conflict name: the conflict name is
+    /// recorded as holding what was pushed, without making anything there,
+    /// so the next look pushes the deletion (or the move) of the conflict
+    /// copy, as it would have of the file. Left unrecorded, the
+    /// pull brought the conflict copy back: a file deleted here reappeared
+    /// under another name.
+    Gone,
 }
 
 /// Decides [`Mirror`] from `expect` and what the disk holds at the move's
@@ -95,6 +103,7 @@ pub fn mirror(expect: Expect, from: Local, to: Local) -> Mirror {
     match expect {
         Expect::File(stat) if to == Local::File(stat) => Mirror::AlreadyThere,
         Expect::File(stat) if from == Local::File(stat) => Mirror::Move,
+        Expect::File(_) if (from, to) == (Local::Absent, Local::Absent) => Mirror::Gone,
         Expect::Dir if from == Local::Dir => Mirror::Move,
         Expect::Free => Mirror::Move,
         Expect::File(_) | Expect::Dir => Mirror::Leave,

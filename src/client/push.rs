@@ -220,7 +220,8 @@ pub fn apply_ack(
     if let Some(mv) = effect.local_move.take() {
         let at = |path: &WirePath| check_path(root, path).unwrap_or(Local::Foreign);
         let made = match mirror(mv.expect, at(&mv.from), at(&mv.to)) {
-            Mirror::AlreadyThere => true,
+            // Gone: recorded without a move, so its deletion is pushed.
+            Mirror::AlreadyThere | Mirror::Gone => true,
             Mirror::Move => to_server_name(root, index, &mv.from, &mv.to, me, &mut effect),
             Mirror::Leave => false,
         };
@@ -297,6 +298,73 @@ mod tests {
         assert!(!root.join("d/r.txt").exists());
         assert_eq!(index.get(&ack.path).map(|e| e.version), Some(9));
         assert!(index.get(&p("d/r.txt")).is_none());
+    }
+
+    /// A Conflict answer for a file deleted (or moved) here since it was
+    /// pushed: nothing is made at the conflict name, which is recorded as
+    /// holding what was pushed, so the next look pushes the deletion of the
+    /// conflict copy (or its move). Before, nothing was recorded
+    /// and the pull brought the conflict copy back: a file deleted here
+    /// reappeared under another name.
+    #[test]
+    fn a_conflict_answer_for_a_file_gone_here_pushes_its_deletion_or_move() {
+        use crate::client::scanner::{Scanner, Scope};
+        for moved in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            fs::create_dir(root.join("d")).unwrap();
+            fs::write(root.join("d/r.txt"), "mine").unwrap();
+            let stat = match check_path(root, &p("d/r.txt")).unwrap() {
+                Local::File(s) => s,
+                other => panic!("{other:?}"),
+            };
+            let op = Op::Upload {
+                path: p("d/r.txt"),
+                base: 3,
+                stat,
+                hash: ContentHash::of(b"mine"),
+            };
+            if moved {
+                fs::rename(root.join("d/r.txt"), root.join("d/kept.txt")).unwrap();
+            } else {
+                fs::remove_file(root.join("d/r.txt")).unwrap();
+            }
+            let mut index = Index::new();
+            let dir_entry = Entry {
+                kind: EntryKind::Dir,
+                version: 1,
+            };
+            index.insert(p("d"), dir_entry);
+            let ack = PushAck {
+                status: PushStatus::Conflict,
+                version: 9,
+                path: p("d/r (conflict 2 2026-01-01 000000).txt"),
+            };
+            let effect = apply_ack(root, &mut index, &op, &ack, (8, 2));
+            assert!(!ack.path.to_local(root).exists(), "nothing made there");
+            assert_eq!(index.get(&ack.path).map(|e| e.version), Some(9));
+            assert!(effect.dirty.contains(&ack.path));
+            // The moved file is complete (its writer closed it): hashed
+            // at once, not waited for.
+            let scope = Scope {
+                full: true,
+                paths: effect.dirty.iter().cloned().collect(),
+                settled: [p("d/kept.txt")].into(),
+            };
+            let plan = Scanner::new(root).plan(&index, &scope).unwrap();
+            let want = match moved {
+                true => Op::Rename {
+                    from: ack.path.clone(),
+                    to: p("d/kept.txt"),
+                    base: 9,
+                },
+                false => Op::Delete {
+                    path: ack.path.clone(),
+                    base: 9,
+                },
+            };
+            assert_eq!(plan.ops, [want], "moved: {moved}");
+        }
     }
 
     #[test]

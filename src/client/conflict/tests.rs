@@ -74,7 +74,7 @@ fn push_answers_table() {
 
 #[test]
 fn mirror_table() {
-    use Mirror::{AlreadyThere, Leave, Move};
+    use Mirror::{AlreadyThere, Gone, Leave, Move};
     let pushed = Local::File(stat(3));
     let edited = Local::File(stat(4));
     let file = Expect::File(stat(3));
@@ -85,7 +85,7 @@ fn mirror_table() {
         (file, Local::Absent, pushed, AlreadyThere),
         (file, pushed, pushed, AlreadyThere),
         (file, edited, Local::Absent, Leave),
-        (file, Local::Absent, Local::Absent, Leave),
+        (file, Local::Absent, Local::Absent, Gone),
         (file, Local::Dir, Local::Absent, Leave),
         (file, Local::Foreign, Local::Absent, Leave),
         (Expect::Dir, Local::Dir, Local::Absent, Move),
