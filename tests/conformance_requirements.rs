@@ -187,6 +187,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "never_a_yes_for_another_version_hash_or_size",
     ),
     (
+        "R-10.11",
+        "client",
+        "tests/e2e_idle_user.rs",
+        "an_idle_pair_only_pulls_and_its_worker_stays_retired",
+    ),
+    (
+        "R-4.4.4",
+        "server",
+        "tests/e2e_idle_user.rs",
+        "a_file_found_lost_while_the_server_runs_comes_back_from_a_running_device",
+    ),
+    (
         "R-5.2.19",
         "client",
         "tests/e2e_rename_placed.rs",

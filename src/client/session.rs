@@ -465,12 +465,24 @@ impl Session<'_> {
                 if head > self.index.cursor() {
                     log::debug!("server has changes up to {head}");
                     self.pull.wanted = true;
+                } else {
+                    // no change beyond the cursor, so the server
+                    // may have found a file lost while it runs: the next
+                    // pull (at most PULLING_RATE away) asks which
+                    // a stale Notify costs no pull of its own.
+                    log::debug!(
+                        "server notified at {head}: asking which files it lost after the next pull"
+                    );
                 }
+                self.pull.lost_due = true;
             }
             Message::PushAck(ack) => self.on_push_ack(id, &ack)?,
             Message::LostList(list) if self.pull.lost_asked == Some(id) => {
                 self.pull.lost_asked = None;
                 self.pull.lost_unanswered = 0;
+                // more than one answer holds; asked again after
+                // the next pull, once what this one named is back.
+                self.pull.lost_due |= list.more;
                 self.on_lost_list(&list);
             }
             Message::Error(report) if self.push.inflight.contains_key(&id) => {

@@ -141,6 +141,7 @@ impl Session<'_> {
         // lost behind a write to the closed socket, so two connections
         // lost in a row with the question unanswered end the asking too.
         if self.pull.lost_asked.take().is_some() {
+            self.pull.lost_due = true;
             self.pull.lost_unanswered += 1;
             if self.pull.lost_unanswered >= 2 && self.pull.lost {
                 log::warn!(

@@ -59,6 +59,17 @@ pub(super) struct PullState {
     pub(super) lost: bool,
     /// The request ID of the `ListLost` in flight.
     pub(super) lost_asked: Option<u32>,
+    /// The server may know lost files it has not named to this device:
+    /// ask `ListLost` after the next pull that applies its reply
+    /// . Set at start, by a pull that was owed (a `Notify`, which
+    /// a server also sends when it finds a file lost while it runs,
+    /// a reconnection, after which a restarted server may know
+    /// files lost at its start; an acknowledgement; a reply listing news),
+    /// by a `LostList` with `more`, and by a question a lost connection
+    /// left unanswered. Not by a periodic pull that found nothing new: that
+    /// question would wake an idle user's worker on the server at every
+    /// pull and double its connection log (breaker26 F2).
+    pub(super) lost_due: bool,
     /// Connections lost in a row while a `ListLost` was unanswered.
     pub(super) lost_unanswered: u8,
     /// Download files above one minimum chunk as deltas (§13.4); false once
@@ -111,6 +122,7 @@ impl PullState {
             partial_acks: true,
             lost: true,
             lost_asked: None,
+            lost_due: true,
             lost_unanswered: 0,
             deltas: true,
             short_ids: true,
@@ -236,6 +248,7 @@ impl Session<'_> {
         if !job.is_done() {
             return Ok(());
         }
+        self.pull.lost_due |= self.pull.owed;
         self.pull.owed = false;
         match self.pull.job.take() {
             Some(job) => self.pull_done(job.finish()),
@@ -344,13 +357,15 @@ impl Session<'_> {
     }
 
     /// After a pull that applied its reply: asks the server which files
-    /// it lost, one question at a time.
+    /// it lost, one question at a time, when it may know some it
+    /// has not named ([`PullState::lost_due`]).
     fn ask_lost(&mut self) -> Result<(), ClientError> {
-        if !self.pull.lost || self.pull.lost_asked.is_some() {
+        if !self.pull.lost || self.pull.lost_asked.is_some() || !self.pull.lost_due {
             return Ok(());
         }
         if let Some(conn) = self.conn.as_mut() {
             self.pull.lost_asked = Some(conn.request(Message::ListLost)?);
+            self.pull.lost_due = false;
         }
         Ok(())
     }

@@ -338,8 +338,13 @@ impl Actor {
         self.end_cycle_once(false);
         // A fetch found the server's copy not as journaled: the
         // file is examined again now, and a change found goes out at once
-        // like another device's push (Notify to every connection).
-        if self.reexamine_failed_fetches() {
+        // like another device's push (Notify to every connection). So does
+        // a file found lost, by that look or by a push's
+        // the devices ask which, and one that holds
+        // it puts it back, without asking after every pull.
+        let changed = self.reexamine_failed_fetches();
+        let lost = self.store.as_mut().is_some_and(UserStore::take_lost_news);
+        if changed || lost {
             self.end_cycle_once(true);
         }
     }

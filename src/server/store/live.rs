@@ -320,6 +320,7 @@ impl UserStore {
             return;
         }
         self.lost.insert(path.clone(), Lost::Missing);
+        self.lost_news = true;
         log::warn!(
             "{}: {path} (v{}) is missing from the server's folder (removed or replaced outside \
              the server while it runs): not deleted on the devices, which keep their copies; \

@@ -174,6 +174,11 @@ pub struct UserStore {
     /// never served; a push or removal of the path ends it.
     /// Found again at every start (missing) or fetch (damaged).
     lost: BTreeMap<WirePath, recover::Lost>,
+    /// A file became lost while the server runs (a fetch or a push found
+    /// it missing or damaged) since the actor last asked
+    /// ([`UserStore::take_lost_news`]): every device is told with a
+    /// `Notify`, so one that holds it asks `ListLost`.
+    lost_news: bool,
     /// Lost files put back by uploads since the actor last asked
     /// ([`UserStore::take_restored`]): path, version, device.
     restored: Vec<(WirePath, u64, ClientId)>,
@@ -249,6 +254,7 @@ impl UserStore {
             kept_bytes: None,
             reap_wanted: false,
             lost: BTreeMap::new(),
+            lost_news: false,
             restored: Vec::new(),
         };
         let mut report = OpenReport {
@@ -281,6 +287,10 @@ impl UserStore {
             report.hashed_bytes = found.hashed_bytes;
             report.took = started.elapsed();
         }
+        // A worker started again for connections that stayed open (it
+        // retired, `--actor-idle`) tells them of files lost meanwhile: they
+        // learned of them at no reconnection.
+        store.lost_news = !store.lost.is_empty();
         Ok((store, report))
     }
 

@@ -343,6 +343,12 @@ impl UserStore {
         self.lost.retain(|p, _| !p.is_within(path));
     }
 
+    /// Whether a file became lost while the server runs since the last
+    /// call; the flag is cleared.
+    pub fn take_lost_news(&mut self) -> bool {
+        std::mem::take(&mut self.lost_news)
+    }
+
     /// Whether the server's copy of `path` is known missing or damaged,
     /// and which (`Some(true)`: damaged).
     pub(super) fn lost_kind(&self, path: &WirePath) -> Option<bool> {
@@ -370,7 +376,7 @@ impl UserStore {
             _ => return Ok(Reexamined::NotAFile),
         };
         let Some(file) = open_file(&self.root, path)? else {
-            self.lost.insert(path.clone(), Lost::Missing);
+            self.lost_news |= self.lost.insert(path.clone(), Lost::Missing).is_none();
             return Ok(Reexamined::Missing);
         };
         let meta = file.metadata()?;
@@ -392,6 +398,7 @@ impl UserStore {
             // Journaled, so a restart (whose comparison reads only size
             // and mtime) still knows; once per damage.
             if self.lost.insert(path.clone(), Lost::Damaged) != Some(Lost::Damaged) {
+                self.lost_news = true;
                 let seq = self.tree.get(path).map_or(0, |n| n.version);
                 self.record(Record::Damaged {
                     seq,
