@@ -243,6 +243,10 @@ pub struct PullJob {
     unwritable: Vec<(crate::protocol::WirePath, String)>,
     /// Downloads left out because their path is held back ([`Ctx::held`]).
     held_back: usize,
+    /// Held-back paths ([`Ctx::held`]) placed by this pull, by whatever
+    /// route (a download whose wait was over, a copy of local content):
+    /// no longer held.
+    placed_held: Vec<crate::protocol::WirePath>,
     /// Delta downloads dropped before their end (their file could not be
     /// written, or a chunk came damaged): their remaining ChunkData are
     /// dropped until their FileEnd (path and why).
@@ -295,6 +299,8 @@ pub struct Finished {
     pub unwritable: Vec<(crate::protocol::WirePath, String)>,
     /// Downloads left out because their path waits.
     pub held_back: usize,
+    /// Held-back paths placed by this pull, by whatever route.
+    pub placed_held: Vec<crate::protocol::WirePath>,
     /// The reply's `History` frame (a PullChecked, §5.8).
     pub history: Option<History>,
 }
@@ -401,6 +407,7 @@ impl PullJob {
             failed: false,
             unwritable: Vec::new(),
             held_back: 0,
+            placed_held: Vec::new(),
             discarding: HashMap::new(),
             result: Applied::default(),
             transfer: None,
@@ -1038,7 +1045,12 @@ impl PullJob {
         if !held.is_empty() {
             // their wait is not over; the cursor stays before them.
             for f in &held {
-                log::debug!("{} waits for space here; not downloaded now", f.path);
+                if let Some((at, why)) = ctx.held.blocked_by(&f.path, now) {
+                    log::debug!(
+                        "{} is held back here ({at}: {why}); not downloaded before its next try",
+                        f.path
+                    );
+                }
             }
             self.held_back += held.len();
             self.failed = true;
@@ -1472,6 +1484,9 @@ impl PullJob {
             .place(&v.job, &v.tmp, (v.hash, v.version), &mut self.result);
         let done = match placed {
             Ok(()) => {
+                if ctx.held.holds(&v.job.path) {
+                    self.placed_held.push(v.job.path.clone());
+                }
                 let dir = v.job.path.parent().map_or_else(
                     || ctx.root.to_path_buf(),
                     |parent| parent.to_local(ctx.root),
@@ -1598,6 +1613,7 @@ impl PullJob {
             failures: std::mem::take(&mut self.result.failures),
             unwritable: std::mem::take(&mut self.unwritable),
             held_back: self.held_back,
+            placed_held: std::mem::take(&mut self.placed_held),
             history: self.history,
         }
     }

@@ -46,9 +46,23 @@ pub struct HoldBack {
 }
 
 impl HoldBack {
-    /// `path` failed at `now` for `reason`: held (again) for the next
-    /// delay, which is returned.
-    pub fn failed(&mut self, path: &WirePath, reason: &str, now: Instant) -> Duration {
+    /// `path` failed at `now` for `reason`. A try (the path was not held,
+    /// or its wait is over) holds it (again) for the next delay, which is
+    /// returned: the caller announces it, once. A failure while the
+    /// announced wait runs (a route the hold does not stop failed again:
+    /// a download placed from a local copy, tried at every pull because it
+    /// costs no transfer) keeps that wait and its count, so the delay grows
+    /// once per try, not per pull (outside tester breaker26 F1): only the
+    /// reason is updated, and `None` says there is nothing new to announce.
+    pub fn failed(&mut self, path: &WirePath, reason: &str, now: Instant) -> Option<Duration> {
+        if let Some(h) = self
+            .held
+            .get_mut(path)
+            .filter(|h| !h.trying && now < h.next_try)
+        {
+            reason.clone_into(&mut h.reason);
+            return None;
+        }
         let failures = self.held.get(path).map_or(0, |h| h.failures) + 1;
         let wait = delay(failures);
         self.held.insert(
@@ -60,21 +74,60 @@ impl HoldBack {
                 trying: false,
             },
         );
-        wait
+        Some(wait)
     }
 
-    /// `path` went through (or there is nothing left to try): no longer held.
+    /// `path` went through, by whatever route (or there is nothing left to
+    /// try): no longer held.
     pub fn succeeded(&mut self, path: &WirePath) -> bool {
         self.held.remove(path).is_some()
+    }
+
+    /// A pull ended: which held paths are no longer held, released here.
+    /// Not one that failed again in it (`failed`). Released: a path
+    /// placed by it by whatever route (`placed`: a download whose wait
+    /// was over, a copy of local content tried at every pull), one handed
+    /// out for a try ([`Self::take_due`]) that did not fail, and, when
+    /// the pull applied everything (`complete`: nothing failed, nothing
+    /// left waiting), every other one too: the server's change to it is
+    /// in place or gone (deleted or moved since), so it is in sync. A path
+    /// kept held until its timer fired although it was in place, the
+    /// status said "not in sync" for 5 minutes (outside tester breaker26
+    /// F1).
+    pub fn after_pull(
+        &mut self,
+        failed: &std::collections::HashSet<&WirePath>,
+        placed: &[WirePath],
+        complete: bool,
+    ) -> Vec<WirePath> {
+        let placed: std::collections::HashSet<&WirePath> = placed.iter().collect();
+        let released: Vec<WirePath> = self
+            .held
+            .iter()
+            .filter(|(p, _)| !failed.contains(p))
+            .filter(|(p, h)| complete || h.trying || placed.contains(p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in &released {
+            self.held.remove(path);
+        }
+        released
+    }
+
+    /// Why `path` waits at `now`, if its wait (or a relative's) is not over:
+    /// the held path and the reason its last failure gave.
+    pub fn blocked_by(&self, path: &WirePath, now: Instant) -> Option<(&WirePath, &str)> {
+        self.held
+            .iter()
+            .filter(|(_, h)| now < h.next_try)
+            .find(|(held, _)| related(held, path))
+            .map(|(held, h)| (held, h.reason.as_str()))
     }
 
     /// Whether a change of `path` must wait at `now`: it, or a path it
     /// contains or is contained in, is held and its wait is not over.
     pub fn blocks(&self, path: &WirePath, now: Instant) -> bool {
-        self.held
-            .iter()
-            .filter(|(_, h)| now < h.next_try)
-            .any(|(held, _)| related(held, path))
+        self.blocked_by(path, now).is_some()
     }
 
     /// The held paths whose wait is over and that were not handed out yet;
@@ -106,6 +159,11 @@ impl HoldBack {
             .filter(|h| !h.trying)
             .map(|h| h.next_try)
             .min()
+    }
+
+    /// Whether `path` itself is held (whether or not its wait is over).
+    pub fn holds(&self, path: &WirePath) -> bool {
+        self.held.contains_key(path)
     }
 
     /// Every held path with its state.

@@ -179,17 +179,18 @@ impl Session<'_> {
                 // other changes go on. Told as what it is.
                 let now = Instant::now();
                 let why = refusal.why(op.path(), &report.message);
-                let wait = self.push.space.failed(op.path(), &why, now);
-                log::warn!(
-                    "{}: {why}; holding it back, next try in {} s",
-                    op.path(),
-                    wait.as_secs()
-                );
-                self.publisher.last_error = Some(format!(
-                    "{}: {why}; next try in {} s",
-                    op.path(),
-                    wait.as_secs()
-                ));
+                if let Some(wait) = self.push.space.failed(op.path(), &why, now) {
+                    log::warn!(
+                        "{}: {why}; holding it back, next try in {} s",
+                        op.path(),
+                        wait.as_secs()
+                    );
+                    self.publisher.last_error = Some(format!(
+                        "{}: {why}; next try in {} s",
+                        op.path(),
+                        wait.as_secs()
+                    ));
+                }
                 if self.push.inflight.is_empty() {
                     self.round_answered();
                 }

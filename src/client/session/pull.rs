@@ -287,7 +287,12 @@ impl Session<'_> {
         let failures = under_too_long_dirs(&self.root, done.failures);
         self.publisher.note_apply_failures(failures);
         self.publisher.pull_failed = repeat;
-        let space_wait = self.hold_unwritable(&done.unwritable, done.held_back, now);
+        let complete = !done.failed && done.held_back == 0;
+        let space_wait = self.hold_unwritable(
+            (&done.unwritable, &done.placed_held),
+            (complete, done.held_back),
+            now,
+        );
         if done.rules_first && !repeat {
             // The new rules are in place: pull again under them (the
             // session reads them before the next pull starts).
@@ -422,37 +427,39 @@ impl Session<'_> {
     }
 
     /// the downloads this pull could not write wait (again) a
-    /// growing delay, with one log line and the last error naming each;
-    /// those it tried and placed are no longer held. Returns when the next
-    /// wait ends, if a download waits.
+    /// growing delay, announced with one log line and the last error at
+    /// each try ([`HoldBack::failed`]); those placed by any route, and all
+    /// once a pull applied everything, are no longer held
+    /// ([`HoldBack::after_pull`]). Returns when the next wait ends, if a
+    /// download waits.
     fn hold_unwritable(
         &mut self,
-        unwritable: &[(WirePath, String)],
-        held_back: usize,
+        (unwritable, placed): (&[(WirePath, String)], &[WirePath]),
+        (complete, held_back): (bool, usize),
         now: Instant,
     ) -> Option<Instant> {
         let failed: HashSet<&WirePath> = unwritable.iter().map(|(p, _)| p).collect();
-        let tried: Vec<WirePath> = self
-            .pull
-            .space
-            .trying()
-            .filter(|p| !failed.contains(p))
-            .cloned()
-            .collect();
-        for path in tried {
-            log::info!("{path}: downloaded; no longer held back");
-            self.pull.space.succeeded(&path);
+        for path in self.pull.space.after_pull(&failed, placed, complete) {
+            log::info!("{path}: in place; no longer held back");
         }
         for (path, why) in unwritable {
-            let wait = self.pull.space.failed(path, why, now);
-            log::warn!(
-                "could not place the download of {path} ({why}); holding it back, next try in {} s",
-                wait.as_secs()
-            );
-            self.publisher.last_error = Some(format!(
-                "{why}: the download of {path} is held back; next try in {} s",
-                wait.as_secs()
-            ));
+            match self.pull.space.failed(path, why, now) {
+                Some(wait) => {
+                    log::warn!(
+                        "could not place the download of {path} ({why}); holding it back, next try in {} s",
+                        wait.as_secs()
+                    );
+                    self.publisher.last_error = Some(format!(
+                        "{why}: the download of {path} is held back; next try in {} s",
+                        wait.as_secs()
+                    ));
+                }
+                // A copy of local content failed again within the wait
+                // announced: said at the next try.
+                None => {
+                    log::debug!("{path} still cannot be placed ({why}); held back as announced")
+                }
+            }
         }
         if held_back > 0 || !unwritable.is_empty() {
             return self.pull.space.next_due();
@@ -537,6 +544,7 @@ mod tests {
             rules_first: false,
             unwritable: Vec::new(),
             held_back: 0,
+            placed_held: Vec::new(),
             history: None,
         }
     }
