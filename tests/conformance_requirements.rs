@@ -199,6 +199,42 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_file_found_lost_while_the_server_runs_comes_back_from_a_running_device",
     ),
     (
+        "R-5.2.20",
+        "client",
+        "tests/e2e_dir_rename_whole.rs",
+        "ignored_files_symlinks_and_the_mode_travel_with_a_renamed_directory",
+    ),
+    (
+        "R-5.2.20",
+        "client",
+        "tests/e2e_dir_rename_whole.rs",
+        "a_nested_folder_of_another_user_moves_whole_and_that_user_loses_nothing",
+    ),
+    (
+        "R-5.2.20",
+        "client",
+        "tests/e2e_dir_rename_whole.rs",
+        "renamed_deeper_chained_swapped_nested_and_edited_directories_each_move_whole",
+    ),
+    (
+        "R-5.2.20",
+        "client",
+        "tests/e2e_dir_rename_whole.rs",
+        "a_drive_mounted_inside_a_renamed_directory_moves_with_it_and_keeps_its_files",
+    ),
+    (
+        "R-5.2.20",
+        "client",
+        "src/client/applier/whole_dirs/tests.rs",
+        "random_renames_of_a_tree_are_found_exactly",
+    ),
+    (
+        "R-5.2.20",
+        "client",
+        "src/client/applier/whole_dirs/tests.rs",
+        "a_rename_with_an_edit_an_addition_and_a_removal_elsewhere_still_moves_whole",
+    ),
+    (
         "R-5.2.19",
         "client",
         "tests/e2e_rename_placed.rs",

@@ -316,14 +316,6 @@ impl<'a> Applier<'a> {
             }
         }
         let wanted: HashSet<ContentHash> = self.wanters.keys().copied().collect();
-        self.by_hash = self
-            .index
-            .iter()
-            .filter_map(|(path, entry)| match entry.hash() {
-                Some(hash) if wanted.contains(&hash) => Some((hash, path.clone())),
-                _ => None,
-            })
-            .collect();
         // Every listed path is decided again; a full listing that does not
         // list a held-back file says it is gone from the server.
         let listed: HashSet<&WirePath> = entries.iter().map(|e| &e.path).collect();
@@ -381,6 +373,15 @@ impl<'a> Applier<'a> {
             let gone = unlisted.filter(|p| !listed.contains(p)).cloned();
             deletions.extend(WirePath::top_most(gone).into_iter().map(|p| (p, head)));
         }
+        // Directories another device renamed are renamed here whole first
+        // the index then holds their entries at the new paths.
+        let states: BTreeMap<WirePath, EntryState> = entries
+            .iter()
+            .filter(|e| e.state != EntryState::Deleted)
+            .map(|e| (e.path.clone(), e.state))
+            .collect();
+        let deletions = self.move_whole_dirs(states, deletions, &mut out)?;
+        self.by_hash = self.indexed_by_hash(&wanted);
         let mut ok = true;
         for (path, version) in &deletions {
             ok &= self.guard(path, |me| {
@@ -416,6 +417,17 @@ impl<'a> Applier<'a> {
             out.donors = donors.take();
         }
         Ok(out)
+    }
+
+    /// Indexed files by content, for the hashes in `wanted`.
+    fn indexed_by_hash(&self, wanted: &HashSet<ContentHash>) -> HashMap<ContentHash, WirePath> {
+        self.index
+            .iter()
+            .filter_map(|(path, entry)| match entry.hash() {
+                Some(hash) if wanted.contains(&hash) => Some((hash, path.clone())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Runs one path's step; a failure on that path is recorded
@@ -1149,6 +1161,7 @@ mod follow_tests;
 mod leftovers;
 #[cfg(test)]
 mod mode_tests;
+mod move_whole;
 #[cfg(test)]
 mod moved_out_tests;
 mod place;
@@ -1167,3 +1180,4 @@ mod tests;
 mod vouch;
 #[cfg(test)]
 mod vouch_tests;
+pub mod whole_dirs;

@@ -1667,7 +1667,7 @@ mod tests {
         };
         index.insert(wp("a"), as_dir);
         index.insert(wp("a/x"), Entry::synced_file(stat, hash, 1));
-        // A remote rename of a/x to b/x, and a new empty file.
+        // A remote rename of a/x to b/y, and a new empty file.
         let file = |path: &str, size: u64, hash: ContentHash| ChangeEntry {
             path: wp(path),
             version: 2,
@@ -1687,7 +1687,9 @@ mod tests {
                 state: EntryState::Dir,
                 executable: false,
             },
-            file("b/x", data.len() as u64, hash),
+            // At another name: a/ did not move whole, the
+            // file is taken from it.
+            file("b/y", data.len() as u64, hash),
             file("e", 0, ContentHash::of(b"")),
         ];
         let source = RuleSource::load(&root);
@@ -1723,7 +1725,7 @@ mod tests {
             assert!(job.hold(&mut ctx, made).is_none(), "still the file made");
         }
         // Their fsyncs have not run: nothing placed, the pull not done.
-        assert!(!root.join("b/x").exists() && !root.join("e").exists());
+        assert!(!root.join("b/y").exists() && !root.join("e").exists());
         assert!(!job.is_done(), "a pull is not done before its fsyncs");
         assert_eq!(job.downloads_pending(), 2);
         let jobs: Vec<_> = queue.try_iter().collect();
@@ -1734,10 +1736,10 @@ mod tests {
         job.settle(&mut ctx);
         assert!(job.is_done());
         assert_eq!(job.syncer.synced(), 2);
-        assert_eq!(fs::read(root.join("b/x")).expect("placed"), data);
+        assert_eq!(fs::read(root.join("b/y")).expect("placed"), data);
         assert_eq!(fs::read(root.join("e")).expect("placed"), b"");
         assert!(!root.join("a").exists());
-        assert_eq!(ctx.index.get(&wp("b/x")).and_then(|e| e.hash()), Some(hash));
+        assert_eq!(ctx.index.get(&wp("b/y")).and_then(|e| e.hash()), Some(hash));
         let done = job.finish();
         assert!(!done.failed);
         assert_eq!(

@@ -496,5 +496,7 @@ fn a_crash_at_any_step_of_a_rename_placed_by_rename_loses_nothing() {
             );
         }
     }
-    assert!(tried >= 12, "only {tried} crash points tried");
+    // The directory of two is renamed whole: one step, before
+    // and after which a crash is tried, where its files took three each.
+    assert!(tried >= 11, "only {tried} crash points tried");
 }

@@ -1,0 +1,244 @@
+//! Which directories of a pull reply moved whole (PROTOCOL.md ):
+//! the rule, without I/O.
+//!
+//! A reply lists states, not moves: another device's `mv proj
+//! project` arrives as `proj` Deleted, `project` Dir and every file below
+//! `project`. Applied path by path, the directory was rebuilt here: new
+//! directories, each file moved from a donor, the old directory removed.
+//! Everything this device holds in it and does not sync (an ignored
+//! `node_modules/`, editor swap files, symlinks, the folder of another
+//! user's client, a drive mounted below it) stayed behind in the old one,
+//! and the directories' modes were lost (outside tester breaker26 FA, F0b).
+//! So the applier first looks for directories that moved whole and renames
+//! each with one `renameat` before the rest of the reply is applied.
+//!
+//! The rule ([`plan`]): a directory `X` the index holds moved to `Y` when
+//! - the reply deletes `X` (a Deleted entry at `X` or above it; with a full
+//!   listing: `X` is not listed), and lists `Y` as a directory that this
+//!   device does not hold synced (not indexed, or deleted by the same reply
+//!   at `Y` itself: a swap or a chain) and that no deletion of the reply
+//!   covers from above;
+//! - neither holds the other;
+//! - one of the files indexed below `X` is listed below `Y` at the same
+//!   relative path with the same content (which names `Y`), more than half
+//!   of the files indexed below `X` are listed below `Y` with the same
+//!   content (anywhere below it: a subdirectory may have been renamed too),
+//!   and they are at least half of the files the reply lists below `Y`. So a
+//!   directory that also had files edited, added or removed elsewhere still
+//!   moves, and one that only shares a few files with `Y` does not. `X`
+//!   without files: the same with its subdirectories, by relative path.
+//!
+//! Among candidates, the one with the most matching files goes first
+//! (then those matched by subdirectories; ties: the shorter source, then
+//! the path order); a directory is the source or the
+//! target of one move only, and a source below another move's source
+//! travels with it (the caller asks again after each move, with the index
+//! rebased: a directory renamed inside a renamed directory is found then).
+
+use crate::client::index::{EntryKind, Index};
+use crate::protocol::{ContentHash, EntryState, WirePath};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+
+/// One directory that moved whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirMove {
+    /// Where it is here (indexed).
+    pub from: WirePath,
+    /// Where the server has it now.
+    pub to: WirePath,
+    /// The version of the deletion that removed `from` (its rename's).
+    pub version: u64,
+    /// How many of its entries the reply lists at `to` unchanged.
+    pub matched: usize,
+    /// Matched by files (else by subdirectories: it holds no file).
+    pub by_files: bool,
+}
+
+/// What the reply says, as [`plan`] needs it.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// Final state of every path the reply lists as a file or directory.
+    pub listed: BTreeMap<WirePath, EntryState>,
+    /// Deletions to apply: path → version.
+    pub deleted: BTreeMap<WirePath, u64>,
+    /// Sources whose move was tried and refused here: never again, and
+    /// what is below them may move on its own.
+    pub refused: BTreeSet<WirePath>,
+}
+
+impl Reply {
+    /// The version of the deletion that covers `path` (at it or at the
+    /// nearest ancestor), if any.
+    pub fn deletion_of(&self, path: &WirePath) -> Option<u64> {
+        let mut at = Some(path.clone());
+        while let Some(p) = at {
+            if let Some(v) = self.deleted.get(&p) {
+                return Some(*v);
+            }
+            at = p.parent();
+        }
+        None
+    }
+
+    /// Whether the reply lists anything strictly below `dir`.
+    pub fn lists_below(&self, dir: &WirePath) -> bool {
+        self.below(dir).next().is_some()
+    }
+
+    /// What the reply lists strictly below `dir` ("dir/" sorts first and
+    /// "dir0" right after the last of them: '0' follows '/').
+    fn below<'a>(
+        &'a self,
+        dir: &WirePath,
+    ) -> impl Iterator<Item = (&'a WirePath, &'a EntryState)> + 'a {
+        let lo = format!("{dir}/");
+        let hi = format!("{dir}0");
+        self.listed
+            .range::<str, _>((Bound::Included(lo.as_str()), Bound::Excluded(hi.as_str())))
+    }
+
+    /// Files the reply lists strictly below `dir`.
+    fn files_below(&self, dir: &WirePath) -> usize {
+        self.below(dir)
+            .filter(|(_, s)| matches!(s, EntryState::File { .. }))
+            .count()
+    }
+
+    /// Directories the reply lists strictly below `dir`.
+    fn dirs_below(&self, dir: &WirePath) -> usize {
+        self.below(dir)
+            .filter(|(_, s)| **s == EntryState::Dir)
+            .count()
+    }
+}
+
+/// The path `rel` (relative) strips from the end of `path`: `path` is
+/// `Y/rel`; `None` when it does not end so or `Y` would be empty.
+fn prefix_of(path: &WirePath, rel: &str) -> Option<WirePath> {
+    let whole = path.as_str();
+    let cut = whole.len().checked_sub(rel.len() + 1)?;
+    if cut == 0 || !whole.ends_with(rel) || whole.as_bytes().get(cut) != Some(&b'/') {
+        return None;
+    }
+    WirePath::new(&whole[..cut]).ok()
+}
+
+/// `path` relative to its ancestor `dir`.
+fn relative<'p>(path: &'p WirePath, dir: &WirePath) -> &'p str {
+    path.as_str()
+        .get(dir.as_str().len() + 1..)
+        .unwrap_or_default()
+}
+
+/// Whether `y` may receive a directory: listed as one, not held synced
+/// here (not indexed, or deleted by the reply at `y` itself: a swap or a
+/// chain), and below no directory the reply deletes (whose removal would
+/// then take what moved in).
+fn is_target(y: &WirePath, reply: &Reply, index: &Index) -> bool {
+    let above = y.parent().and_then(|p| reply.deletion_of(&p));
+    reply.listed.get(y) == Some(&EntryState::Dir)
+        && above.is_none()
+        && (index.get(y).is_none() || reply.deleted.contains_key(y))
+}
+
+/// The directories that moved whole, in the order to try them (see the
+/// module comment for the rule).
+pub fn plan(index: &Index, reply: &Reply) -> Vec<DirMove> {
+    let mut files_by_hash: HashMap<ContentHash, Vec<&WirePath>> = HashMap::new();
+    for (path, state) in &reply.listed {
+        if let EntryState::File { hash, .. } = state {
+            files_by_hash.entry(*hash).or_default().push(path);
+        }
+    }
+    let mut candidates: Vec<DirMove> = Vec::new();
+    let sources = index
+        .iter()
+        .filter(|(p, e)| e.kind == EntryKind::Dir && !reply.refused.contains(*p))
+        .filter_map(|(p, _)| reply.deletion_of(p).map(|v| (p, v)));
+    for (x, version) in sources {
+        let mut counts: BTreeMap<WirePath, usize> = BTreeMap::new();
+        let mut hashes: Vec<ContentHash> = Vec::new();
+        let mut dirs = 0usize;
+        for (p, e) in index.subtree(Some(x)).filter(|(p, _)| *p != x) {
+            let rel = relative(p, x);
+            match e.kind {
+                EntryKind::File { hash, .. } => {
+                    hashes.push(hash);
+                    for there in files_by_hash.get(&hash).into_iter().flatten() {
+                        if let Some(y) = prefix_of(there, rel) {
+                            counts.entry(y).or_default();
+                        }
+                    }
+                }
+                EntryKind::Dir => dirs += 1,
+            }
+        }
+        let files = hashes.len();
+        if files > 0 {
+            // Found where one of X's files is at its relative path; counted
+            // wherever below: a subdirectory renamed inside the moved
+            // directory (X/in -> Y/out) still counts as X's.
+            for (y, matched) in counts.iter_mut() {
+                let there: HashSet<ContentHash> = reply
+                    .below(y)
+                    .filter_map(|(_, s)| match s {
+                        EntryState::File { hash, .. } => Some(*hash),
+                        _ => None,
+                    })
+                    .collect();
+                *matched = hashes.iter().filter(|h| there.contains(h)).count();
+            }
+        }
+        if files == 0 {
+            // Only directories below: match them by name.
+            for (p, _) in index.subtree(Some(x)).filter(|(p, _)| *p != x) {
+                let rel = relative(p, x);
+                let listed_dirs = reply
+                    .listed
+                    .iter()
+                    .filter(|(_, s)| **s == EntryState::Dir)
+                    .filter_map(|(there, _)| prefix_of(there, rel));
+                for y in listed_dirs {
+                    *counts.entry(y).or_default() += 1;
+                }
+            }
+        }
+        for (y, matched) in counts {
+            let (own, theirs) = match files {
+                0 => (dirs, reply.dirs_below(&y)),
+                _ => (files, reply.files_below(&y)),
+            };
+            let clear = matched > 0 && 2 * matched > own && 2 * matched >= theirs;
+            if clear && !y.is_within(x) && !x.is_within(&y) && is_target(&y, reply, index) {
+                candidates.push(DirMove {
+                    from: x.clone(),
+                    to: y,
+                    version,
+                    matched,
+                    by_files: files > 0,
+                });
+            }
+        }
+    }
+    candidates.sort_by(|a, b| {
+        (b.by_files, b.matched)
+            .cmp(&(a.by_files, a.matched))
+            .then(a.from.depth().cmp(&b.from.depth()))
+            .then(a.from.cmp(&b.from))
+            .then(a.to.cmp(&b.to))
+    });
+    let mut chosen: Vec<DirMove> = Vec::new();
+    for c in candidates {
+        let taken = chosen
+            .iter()
+            .any(|m| c.from.is_within(&m.from) || m.from.is_within(&c.from) || c.to == m.to);
+        if !taken {
+            chosen.push(c);
+        }
+    }
+    chosen
+}
+
+#[cfg(test)]
+mod tests;
