@@ -27,7 +27,7 @@ use std::time::Duration;
 /// Request kinds as `connectionLog.txt` names them (`request=`), in the
 /// order README "connectionLog.txt" lists them (a unit test compares);
 /// anything else is counted as `other`.
-pub const REQUESTS: [&str; 25] = [
+pub const REQUESTS: [&str; 27] = [
     "new-user",
     "new-client",
     "resume",
@@ -46,6 +46,8 @@ pub const REQUESTS: [&str; 25] = [
     "push-mode",
     "versions",
     "restore",
+    "lost",
+    "restore-lost",
     "frame",
     "tls",
     "connect",
