@@ -19,6 +19,24 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// it, file, test function). The checker verifies that the function exists.
 const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
+        "R-14.3.7",
+        "server",
+        "tests/e2e_restore_crash.rs",
+        "a_directory_restore_cut_by_a_server_crash_is_finished_at_restart",
+    ),
+    (
+        "R-14.3.7",
+        "server",
+        "src/server/store/restore_intent.rs",
+        "a_restore_cut_at_any_entry_is_finished_at_the_next_open",
+    ),
+    (
+        "R-14.3.7",
+        "client",
+        "src/client/history.rs",
+        "a_restore_cut_by_a_lost_connection_says_it_may_be_partly_done_and_what_to_run",
+    ),
+    (
         "R-6.2.3",
         "client",
         "tests/e2e_unsyncable_move.rs",

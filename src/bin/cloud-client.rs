@@ -168,6 +168,9 @@ enum Command {
     /// Restore PATH (and everything below it) as it was: just before change N
     /// from `versions`, or at TIME. A directory comes back whole. The restore is a new change
     /// that reaches every device (this one too, through its running client).
+    /// Exits 0 when restored (or nothing to restore), 1 when refused, 3 when
+    /// the connection was lost before the server answered: the restore may
+    /// be partly done, and running the same command again is safe.
     Restore {
         /// The synced folder.
         folder: PathBuf,
@@ -488,7 +491,9 @@ fn restore(
     at: Option<&str>,
     link: &LinkArgs,
 ) -> ExitCode {
-    let run = || -> Result<String, Box<dyn std::error::Error>> {
+    // Ok(Err(line)): the restore was asked and its answer never came
+    // (history::cut_restore_line, exit history::RESTORE_CUT).
+    let run = || -> Result<Result<String, String>, Box<dyn std::error::Error>> {
         let path = wire_path(path)?;
         let lists = format!(
             "`cloud-client versions {} {path}` lists what is kept",
@@ -539,22 +544,31 @@ fn restore(
                 };
                 return Err(format!("{why}; {lists}").into());
             }
-            // A server older than RestoreAt refuses the kind (BadFrame,
-            // request ID 0) and closes (PROTOCOL.md §3.3).
-            Err(e @ ClientError::ConnectionLost(_)) if at.is_some() => {
-                return Err(format!(
-                    "{e}: a server older than RestoreAt (PROTOCOL.md §14.3) cannot \
-                     restore by time; use --version N ({lists})"
-                )
-                .into())
+            // The server stopped (or the link broke) with the restore
+            // asked: it may be partly done (PROTOCOL.md R-14.3.7). A
+            // server older than RestoreAt refuses the kind (BadFrame,
+            // request ID 0) and closes too (PROTOCOL.md §3.3): the line
+            // says so for --at.
+            Err(ClientError::ConnectionLost(why)) => {
+                let again = match (version, at) {
+                    (Some(n), _) => format!("--version {n}"),
+                    (None, text) => format!("--at {}", text.unwrap_or_default()),
+                };
+                return Ok(Err(history::cut_restore_line(
+                    folder,
+                    &path,
+                    &again,
+                    &why,
+                    at.is_some(),
+                )));
             }
             Err(e) => return Err(e.into()),
         };
         if ack.status == PushStatus::Unchanged {
-            return Ok(format!(
+            return Ok(Ok(format!(
                 "nothing to restore: {path} already is as it was {asked} (its change {} stays current)",
                 ack.version
-            ));
+            )));
         }
         // A directory comes back with what was below it then; what was
         // made below it since is not removed (PROTOCOL.md R-14.3.1,
@@ -578,12 +592,16 @@ fn restore(
             line.push('\n');
             line.push_str(&history::render_dir_restore(folder, &path, n, &what));
         }
-        Ok(line)
+        Ok(Ok(line))
     };
     match run() {
-        Ok(line) => {
+        Ok(Ok(line)) => {
             println!("{line}");
             ExitCode::SUCCESS
+        }
+        Ok(Err(line)) => {
+            eprintln!("cloud-client: {line}");
+            ExitCode::from(history::RESTORE_CUT)
         }
         Err(e) => {
             eprintln!("cloud-client: {e}");

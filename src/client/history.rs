@@ -289,6 +289,41 @@ pub fn dir_restore(listed: &[KeptVersion], dir: &WirePath, seq: u64) -> Option<D
     Some(DirRestore { files, earlier })
 }
 
+/// `restore`'s exit status when the connection was lost before the
+/// server answered (README "Versions and restore"): the restore may be
+/// partly done. Distinct from 1 (refused, nothing changed) and 2 (a wrong
+/// command line).
+pub const RESTORE_CUT: u8 = 3;
+
+/// The one line `restore` prints (exit [`RESTORE_CUT`]) when the
+/// connection was lost (`why`) after the restore of `path` was asked and
+/// before its answer: the server may have placed part of it (PROTOCOL.md
+/// R-14.3.7: a server that stopped mid-restore finishes it when it starts
+/// again; a restore that ran on and failed is not finished). Running the
+/// same command again is safe — it places only what is missing — so the
+/// line says which command. `asked` is the command's `--version N` or
+/// `--at TIME`; `by_time` adds that a server older than RestoreAt closes
+/// the connection too.
+pub fn cut_restore_line(
+    folder: &Path,
+    path: &WirePath,
+    asked: &str,
+    why: &str,
+    by_time: bool,
+) -> String {
+    let older = if by_time {
+        " (a server older than RestoreAt, PROTOCOL.md §14.3, closes the connection too: then use --version N)"
+    } else {
+        ""
+    };
+    format!(
+        "the restore of {path} may be partly done: the connection was lost before the server answered ({why}); \
+         a server that stopped mid-restore finishes it when it starts again, and running the same command again \
+         places only what is missing: cloud-client restore {} {path} {asked}{older}",
+        folder.display()
+    )
+}
+
 /// Most earlier deletions [`render_dir_restore`] names one by one.
 pub const MAX_EARLIER_SHOWN: usize = 10;
 
@@ -358,6 +393,44 @@ mod tests {
             e.kind = KeptKind::Dir;
         }
         e
+    }
+
+    #[test]
+    fn a_restore_cut_by_a_lost_connection_says_it_may_be_partly_done_and_what_to_run() {
+        let folder = Path::new("/home/me/Sync");
+        let line = cut_restore_line(
+            folder,
+            &WirePath::new("big").expect("path"),
+            "--version 1501",
+            "server closed the connection",
+            false,
+        );
+        assert!(!line.contains('\n'), "one line: {line}");
+        assert!(
+            line.starts_with("the restore of big may be partly done: "),
+            "{line}"
+        );
+        assert!(line.contains("(server closed the connection)"), "{line}");
+        assert!(
+            line.ends_with("cloud-client restore /home/me/Sync big --version 1501"),
+            "{line}"
+        );
+        assert!(line.contains("finishes it when it starts again"), "{line}");
+        let by_time = cut_restore_line(
+            folder,
+            &WirePath::new("d").expect("path"),
+            "--at 2026-12-01T10:00:00Z",
+            "x",
+            true,
+        );
+        assert!(
+            by_time.contains("cloud-client restore /home/me/Sync d --at 2026-12-01T10:00:00Z"),
+            "{by_time}"
+        );
+        assert!(by_time.contains("older than RestoreAt"), "{by_time}");
+        assert!(!by_time.contains('\n'));
+        assert_ne!(RESTORE_CUT, 1);
+        assert_ne!(RESTORE_CUT, 2);
     }
 
     #[test]

@@ -15,11 +15,6 @@ use std::io::Read;
 /// Bytes read from an object per upload write when restoring.
 const RESTORE_READ: usize = 256 * 1024;
 
-/// The author recorded for restored changes: none (client 0, as for an
-/// unseen move, §7.2 ), so no device's older copy counts as based on
-/// them.
-const RESTORE_AUTHOR: ClientId = 0;
-
 impl UserStore {
     /// Keeps what `paths` hold now (whole subtrees for directories) as
     /// versions displaced by change `seq` (§14.1), before the change is
@@ -220,14 +215,11 @@ impl UserStore {
         }
         let found = plan.place;
         let head_before = self.head();
-        let mut top: Option<PushAck> = None;
-        for entry in &found {
-            // Below a restored directory, only what is not there now (or
-            // differs) needs placing; commit_file answers Unchanged for
-            // identical content.
-            let ack = self.restore_one(entry, RESTORE_AUTHOR)?;
-            top.get_or_insert(ack);
-        }
+        // Below a restored directory, only what is not there now (or
+        // differs) needs placing; commit_file answers Unchanged for
+        // identical content. Under an intent record, so a crash does not
+        // leave it half-done.
+        let top = self.place_restore(seq, path, &found)?;
         let mut ack = top.ok_or_else(|| StoreError::NoSuchVersion {
             path: path.clone(),
             seq,
@@ -287,7 +279,7 @@ impl UserStore {
     }
 
     /// Places one kept entry at its path as a push by `client` would.
-    fn restore_one(
+    pub(super) fn restore_one(
         &mut self,
         entry: &KeptVersion,
         client: ClientId,

@@ -8,6 +8,7 @@
 //! .cloudservice-server/<user>/tmp/      uploads in progress (emptied at start)
 //! .cloudservice-server/<user>/clean     present only while the actor is stopped cleanly
 //! .cloudservice-server/<user>/versions/ kept versions (§14, `versions`), change times (`times`)
+//! .cloudservice-server/<user>/restore-intent  present only while a restore places its entries (R-14.3.7)
 //! ```
 //!
 //! The store owns every byte on disk: `upload` receives a pushed file into
@@ -29,6 +30,7 @@ mod lineage;
 mod live;
 mod lost;
 mod recover;
+mod restore_intent;
 mod restore_plan;
 #[cfg(test)]
 mod restore_tests;
@@ -51,6 +53,15 @@ use journal::{Journal, Record};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tree::{NodeKind, Tree};
+
+/// The file in a user's state folder that says a restore is under way
+/// ([`restore_intent`]).
+const RESTORE_INTENT: &str = "restore-intent";
+
+/// The author recorded for restored changes: none (client 0, as for an
+/// unseen move, §7.2 R-7.2.3), so no device's older copy counts as based on
+/// them (R-14.3.3).
+const RESTORE_AUTHOR: ClientId = 0;
 
 /// Where the data directory keeps users' files and state.
 #[derive(Debug, Clone)]
@@ -182,6 +193,13 @@ pub struct UserStore {
     /// Lost files put back by uploads since the actor last asked
     /// ([`UserStore::take_restored`]): path, version, device.
     restored: Vec<(WirePath, u64, ClientId)>,
+    /// The restore a crash cut off, read from its intent at start and
+    /// finished before the store serves anything (R-14.3.7).
+    resume: Option<restore_intent::RestoreIntent>,
+    /// Unit tests: a restore stops (as a crash would, its intent left)
+    /// once it placed this many entries.
+    #[cfg(test)]
+    crash_after: Option<usize>,
 }
 
 impl UserStore {
@@ -256,6 +274,9 @@ impl UserStore {
             lost: BTreeMap::new(),
             lost_news: false,
             restored: Vec::new(),
+            resume: None,
+            #[cfg(test)]
+            crash_after: None,
         };
         let mut report = OpenReport {
             replayed: replay.records.len(),
@@ -274,11 +295,15 @@ impl UserStore {
         if !fresh {
             let unclean = !was_clean || replay.dropped_bytes > 0;
             let started = std::time::Instant::now();
+            // A restore cut off by the stop (R-14.3.7): read first, so the
+            // comparison knows the file it was writing is the restore's.
+            store.load_cut_restore();
             let found = store.reconcile(unclean)?;
             // R-10.5: damage at the journaled size and mtime is invisible
             // to the comparison; a bounded share of the files is hashed
             // at each start, where the previous start stopped.
             store.verify_some(lost::START_VERIFY_BYTES, lost::START_VERIFY_FILES);
+            store.finish_cut_restore();
             store.flush()?;
             report.recovered = unclean;
             report.repaired = found.changes;

@@ -52,8 +52,23 @@ pub enum Reexamined {
 }
 
 /// A start's change, for the log: what was found and how it is journaled.
-fn describe(fix: &Record, tree: &super::tree::Tree) -> String {
+/// `cut` names the push or restore the stop cut off when the last intent
+/// announced the fix: its change, not one made in the server's folder.
+fn describe(fix: &Record, tree: &super::tree::Tree, cut: Option<&str>) -> String {
     const WHO: &str = "journaled as a change made in the server's folder";
+    if let Some(cut) = cut {
+        let what = match fix {
+            Record::PutFile { path, .. } => path.to_string(),
+            Record::MakeDir { path, .. } => format!("directory {path}"),
+            Record::SetMode { path, .. } => format!("the executable bit of {path}"),
+            _ => String::new(),
+        };
+        if let (false, Some(seq)) = (what.is_empty(), fix.seq()) {
+            return format!(
+                "{what} was placed by {cut} that the stop cut off: journaled as its change ({seq})"
+            );
+        }
+    }
     match fix {
         Record::PutFile { seq, path, .. } if tree.get(path).is_some() => {
             format!("{path} changed outside the server (size or mtime differ from the journal): {WHO} ({seq})")
@@ -276,12 +291,23 @@ impl UserStore {
         self.keep_lost(lost, &mut out);
         out.changes = fixes.len();
         let label = self.label();
+        // Whose the announced fixes are (R-14.3.7: a cut restore's file is
+        // the restore's, not a hand's).
+        let cut = match (&intent, &self.resume) {
+            (Some((0, _)), Some(restore)) => Some(format!("the restore of {}", restore.path)),
+            (Some((0, _)), None) | (None, _) => None,
+            (Some((client, _)), _) => Some(format!("device {client}'s push")),
+        };
         for (n, fix) in fixes.iter().enumerate() {
             if n == MAX_LOGGED {
                 log::warn!("{label}: {} more changes found", fixes.len() - n);
                 break;
             }
-            log::warn!("{label}: {}", describe(fix, &self.tree));
+            let by = match &intent {
+                Some((_, at)) if announced(fix, at) => cut.as_deref(),
+                _ => None,
+            };
+            log::warn!("{label}: {}", describe(fix, &self.tree, by));
         }
         self.record_fixes(fixes, intent)?;
         Ok(out)
