@@ -267,22 +267,27 @@ mod tests {
         WirePath::new(s).unwrap()
     }
 
-    #[test]
-    fn conflict_ack_mirrors_the_server_locally() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+    /// `d/r.txt` ("mine") written under `root`, and its upload on base 3.
+    fn pushed_upload(root: &Path) -> Op {
         fs::create_dir(root.join("d")).unwrap();
         fs::write(root.join("d/r.txt"), "mine").unwrap();
         let stat = match check_path(root, &p("d/r.txt")).unwrap() {
             Local::File(s) => s,
             other => panic!("{other:?}"),
         };
-        let op = Op::Upload {
+        Op::Upload {
             path: p("d/r.txt"),
             base: 3,
             stat,
             hash: ContentHash::of(b"mine"),
-        };
+        }
+    }
+
+    #[test]
+    fn conflict_ack_mirrors_the_server_locally() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let op = pushed_upload(root);
         let mut index = Index::new();
         let ack = PushAck {
             status: PushStatus::Conflict,
@@ -312,18 +317,7 @@ mod tests {
         for moved in [false, true] {
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path();
-            fs::create_dir(root.join("d")).unwrap();
-            fs::write(root.join("d/r.txt"), "mine").unwrap();
-            let stat = match check_path(root, &p("d/r.txt")).unwrap() {
-                Local::File(s) => s,
-                other => panic!("{other:?}"),
-            };
-            let op = Op::Upload {
-                path: p("d/r.txt"),
-                base: 3,
-                stat,
-                hash: ContentHash::of(b"mine"),
-            };
+            let op = pushed_upload(root);
             if moved {
                 fs::rename(root.join("d/r.txt"), root.join("d/kept.txt")).unwrap();
             } else {

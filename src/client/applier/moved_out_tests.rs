@@ -99,6 +99,46 @@ fn a_synced_file_deleted_from_a_directory_moved_out_stays_there() {
     assert!(snapshot(&f.tmp).is_empty(), "{:?}", snapshot(&f.tmp));
 }
 
+/// Places `job` (new content `content`) while the user moves `d/` out of
+/// the folder just before the rename into it, then, just before the client
+/// takes the download back or swaps the replaced file back, writes `name`
+/// there: in place, or (`rename_over`) through a swap file renamed over
+/// it. Returns what the placing reported and where `d/` went.
+fn place_while_moved_out_and_written(
+    f: &mut Folder,
+    job: &FetchJob,
+    content: &str,
+    name: &str,
+    rename_over: bool,
+) -> (Applied, PathBuf) {
+    let to = trash(f);
+    let (from, moved) = (f.root.join("d"), to.clone());
+    let (target, swap) = (moved.join(name), moved.join(format!(".{name}.swp")));
+    let mut step = 0;
+    let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
+    applier.set_race_hook(move |_: &Path| {
+        step += 1;
+        match (step, rename_over) {
+            // Before the rename (or exchange) into d/: d/ goes.
+            (1, _) => fs::rename(&from, &moved).unwrap(),
+            // Before the take-back (or exchange back): the user writes.
+            (2, false) => fs::write(&target, "user's\n").unwrap(),
+            (2, true) => {
+                fs::write(&swap, "user's\n").unwrap();
+                fs::rename(&swap, &target).unwrap();
+            }
+            _ => {}
+        }
+    });
+    let tmp = applier.tmp_name("test");
+    fs::write(&tmp, content).unwrap();
+    let mut placed = Applied::default();
+    applier
+        .place(job, &tmp, (job.hash, 2), &mut placed)
+        .unwrap();
+    (placed, to)
+}
+
 /// A file the user writes where the download was placed in the directory
 /// moved out, before the client takes the download back (in place, or
 /// renamed over it): it is the user's and stays there; before, the
@@ -111,31 +151,8 @@ fn a_file_written_over_the_download_in_a_directory_moved_out_stays_there() {
         f.sync_all(1);
         let out = f.apply_entries(&[file("d/new", 2, "new\n")]);
         let job = out.fetches[0].clone();
-        let to = trash(&f);
-        let (from, moved) = (f.root.join("d"), to.clone());
-        let mut step = 0;
-        let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
-        applier.set_race_hook(move |_: &Path| {
-            step += 1;
-            match (step, rename_over) {
-                // Before the rename into d/: d/ goes.
-                (1, _) => fs::rename(&from, &moved).unwrap(),
-                // Before the take-back: the user writes d/new.
-                (2, false) => fs::write(moved.join("new"), "user's\n").unwrap(),
-                (2, true) => {
-                    fs::write(moved.join(".new.swp"), "user's\n").unwrap();
-                    fs::rename(moved.join(".new.swp"), moved.join("new")).unwrap();
-                }
-                _ => {}
-            }
-        });
-        let tmp = applier.tmp_name("test");
-        fs::write(&tmp, "new\n").unwrap();
-        let mut placed = Applied::default();
-        applier
-            .place(&job, &tmp, (job.hash, 2), &mut placed)
-            .unwrap();
-        drop(applier);
+        let (placed, to) =
+            place_while_moved_out_and_written(&mut f, &job, "new\n", "new", rename_over);
         assert!(placed.failed, "the pull is repeated");
         assert_eq!(
             snapshot(&to),
@@ -164,31 +181,8 @@ fn a_file_written_over_a_swapped_in_download_in_a_directory_moved_out_stays_ther
         f.sync_all(1);
         let out = f.apply_entries(&[file("d/f", 2, "v2\n")]);
         let job = out.fetches[0].clone();
-        let to = trash(&f);
-        let (from, moved) = (f.root.join("d"), to.clone());
-        let mut step = 0;
-        let mut applier = Applier::new(&f.root, &f.tmp, &mut f.index, 2);
-        applier.set_race_hook(move |_: &Path| {
-            step += 1;
-            match (step, rename_over) {
-                // Before the exchange in d/: d/ goes.
-                (1, _) => fs::rename(&from, &moved).unwrap(),
-                // Before the exchange back: the user writes d/f.
-                (2, false) => fs::write(moved.join("f"), "user's\n").unwrap(),
-                (2, true) => {
-                    fs::write(moved.join(".f.swp"), "user's\n").unwrap();
-                    fs::rename(moved.join(".f.swp"), moved.join("f")).unwrap();
-                }
-                _ => {}
-            }
-        });
-        let tmp = applier.tmp_name("test");
-        fs::write(&tmp, "v2\n").unwrap();
-        let mut placed = Applied::default();
-        applier
-            .place(&job, &tmp, (job.hash, 2), &mut placed)
-            .unwrap();
-        drop(applier);
+        let (placed, to) =
+            place_while_moved_out_and_written(&mut f, &job, "v2\n", "f", rename_over);
         assert!(placed.failed, "the pull is repeated");
         let kept = snapshot(&to);
         assert_eq!(kept.len(), 2, "rename over: {rename_over}: {kept:?}");
