@@ -14,37 +14,11 @@
 
 mod common;
 
-use common::{converge, eventually, new_user, status_json, write, Client, Proc, Server, Verbosity};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
+use common::{
+    as_nobody, cannot_run_as_nobody, chmod, converge, eventually, give_to_nobody, new_user,
+    status_json, write, Client, Proc, Server, Verbosity,
+};
 use std::time::{Duration, Instant};
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// `chown -R nobody:nogroup path`.
-fn give_to_nobody(path: &Path) {
-    let status = Command::new("chown")
-        .args(["-R", "nobody:nogroup"])
-        .arg(path)
-        .status()
-        .expect("chown");
-    assert!(status.success());
-}
-
-/// Why the test cannot run here, if it cannot.
-fn cannot_run() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
-    if !uid.is_ok_and(|u| u.trim_ascii() == b"0") {
-        return Some("not root: cannot run the client as another user".into());
-    }
-    match Command::new("setpriv").arg("--version").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("no setpriv".into()),
-    }
-}
 
 /// The lines of `log` announcing a hold of `path`.
 fn holds_of(log: &str, path: &str) -> Vec<String> {
@@ -56,7 +30,7 @@ fn holds_of(log: &str, path: &str) -> Vec<String> {
 
 #[test]
 fn a_held_download_placed_by_any_route_is_released_and_its_wait_grows_per_try() {
-    if let Some(why) = cannot_run() {
+    if let Some(why) = cannot_run_as_nobody() {
         println!("SKIPPED: {why}");
         return;
     }
@@ -82,10 +56,7 @@ fn a_held_download_placed_by_any_route_is_released_and_its_wait_grows_per_try() 
         .user(Some(&user))
         .verbosity(Verbosity::Verbose)
         .command();
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(plain.get_program())
-        .args(plain.get_args());
+    let cmd = as_nobody(&plain);
     let _cb = Proc::spawn_to_files("client B as nobody", cmd, &log);
     let err_log = log.with_extension("err");
     let b_log = || std::fs::read_to_string(&err_log).unwrap_or_default();

@@ -12,38 +12,12 @@
 
 mod common;
 
-use common::{eventually, status_json, write, Client, Proc, Server, Verbosity, CONVERGE};
+use common::{
+    as_nobody, cannot_run_as_nobody, chmod, eventually, give_to_nobody, status_json, write, Client,
+    Proc, Server, Verbosity, CONVERGE,
+};
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// `chown -R nobody:nogroup path`.
-fn give_to_nobody(path: &Path) {
-    let status = Command::new("chown")
-        .args(["-R", "nobody:nogroup"])
-        .arg(path)
-        .status()
-        .expect("chown");
-    assert!(status.success());
-}
-
-/// Why the test cannot run here, if it cannot.
-fn cannot_run() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
-    if !uid.is_ok_and(|u| u.trim_ascii() == b"0") {
-        return Some("not root: cannot run the client as another user".into());
-    }
-    match Command::new("setpriv").arg("--version").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("no setpriv".into()),
-    }
-}
 
 fn not_synced(v: &Value) -> Vec<String> {
     v["not_synced"]
@@ -62,7 +36,7 @@ fn count(log: &str, needle: &str) -> usize {
 
 #[test]
 fn unreadable_files_are_said_once_listed_and_not_counted_to_upload() {
-    if let Some(why) = cannot_run() {
+    if let Some(why) = cannot_run_as_nobody() {
         println!("SKIPPED: {why}");
         return;
     }
@@ -82,10 +56,7 @@ fn unreadable_files_are_said_once_listed_and_not_counted_to_upload() {
     let log = base.path().join("a.log");
     let options = Client::options(server.port, &a).verbosity(Verbosity::Normal);
     let plain = options.command();
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(plain.get_program())
-        .args(plain.get_args());
+    let cmd = as_nobody(&plain);
     let _ca = Proc::spawn_to_files("client A as nobody", cmd, &log);
     let err_log = log.with_extension("err");
     let user_line = eventually(CONVERGE, || {

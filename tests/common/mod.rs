@@ -26,6 +26,7 @@ pub mod client;
 pub mod conn;
 pub mod copies;
 pub mod devices;
+pub mod nobody;
 pub mod procs;
 pub mod raw;
 pub mod relay;
@@ -43,6 +44,7 @@ pub use client::{
 };
 pub use conn::Conn;
 pub use devices::{settle, TwoDevices, SETTLE};
+pub use nobody::{as_nobody, cannot_run_as_nobody, give_to_nobody};
 pub use procs::{
     actor_threads, fds, free_port, log_tail, read_to_end, rss_kib, signal, threads, wait_port,
     wait_timeout, Proc,
