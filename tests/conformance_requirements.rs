@@ -739,6 +739,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "hand_changes_running_and_stopped_lose_no_byte",
     ),
     (
+        "R-14.1.4",
+        "server",
+        "src/server/store/live/known_tests.rs",
+        "every_hand_change_that_moves_only_the_ctime_is_read_and_kept",
+    ),
+    (
+        "R-14.1.4",
+        "server",
+        "src/server/store/live/known_tests.rs",
+        "a_file_as_the_server_placed_it_is_not_read_when_a_push_displaces_it",
+    ),
+    (
         "R-14.4.1",
         "server",
         "tests/e2e_versions.rs",

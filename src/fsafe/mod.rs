@@ -23,7 +23,7 @@ pub use hash::{hash_file, hash_reader};
 pub use ops::{
     inspect, is_executable_mode, link_out, lstat, make_dirs, open_file, open_file_held,
     open_parent, place_file, remove, rename, replacing_mode, set_executable, stat, sync_dir,
-    with_executable, OnDisk,
+    with_executable, OnDisk, Placed,
 };
 
 use crate::protocol::WirePath;

@@ -157,16 +157,34 @@ impl Parent<'_> {
     }
 
     /// Moves the complete temporary file `temp` (outside the folder) to the
-    /// path (as [`place_file`], whose parents exist); returns its mtime in
-    /// nanoseconds.
+    /// path (as [`place_file`], whose parents exist).
     ///
     /// # Errors
     /// The OS refused.
-    pub fn place_file(&self, temp: &Path) -> Result<i64, FsError> {
+    pub fn place_file(&self, temp: &Path) -> Result<Placed, FsError> {
+        let before = statat(CWD, temp, AtFlags::SYMLINK_NOFOLLOW)?;
         renameat(CWD, temp, &self.dir, self.name)?;
         let st = statat(&self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW)?;
-        Ok(dirfd::stat_mtime_ns(&st))
+        let same = (before.st_dev, before.st_ino, before.st_size)
+            == (st.st_dev, st.st_ino, st.st_size)
+            && dirfd::stat_mtime_ns(&before) == dirfd::stat_mtime_ns(&st);
+        Ok(Placed {
+            mtime_ns: dirfd::stat_mtime_ns(&st),
+            stat: same.then_some(st),
+        })
     }
+}
+
+/// What [`place_file`] placed.
+#[derive(Debug, Clone, Copy)]
+pub struct Placed {
+    /// The placed file's mtime in nanoseconds.
+    pub mtime_ns: i64,
+    /// Its `stat` right after the rename, when the name then held the
+    /// temporary file's inode at its size and mtime (nothing but the
+    /// rename changed it, as far as a look tells; `None` if a hand was
+    /// quicker), for the store to remember what it wrote.
+    pub stat: Option<Stat>,
 }
 
 /// Creates every missing directory of `path` (itself included), refusing to
@@ -181,11 +199,11 @@ pub fn make_dirs(root: &Path, path: &WirePath) -> Result<(), FsError> {
 }
 
 /// Moves the complete temporary file `temp` (outside the folder) to `path`,
-/// creating its parents; returns the placed file's mtime in nanoseconds.
+/// creating its parents.
 ///
 /// # Errors
 /// A symlink or a file in the way of the parents, or the OS refused.
-pub fn place_file(root: &Path, temp: &Path, path: &WirePath) -> Result<i64, FsError> {
+pub fn place_file(root: &Path, temp: &Path, path: &WirePath) -> Result<Placed, FsError> {
     let dir = parent_dir(root, path, true)?.ok_or_else(|| FsError::NotADirectory(path.clone()))?;
     let parent = Parent {
         dir,

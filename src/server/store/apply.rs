@@ -210,9 +210,11 @@ impl UserStore {
             )?;
         }
         self.intend(client, &target)?;
+        // Read before the look at the placed file (R-14.1.4, `known`).
+        let clock = super::known::coarse_now();
         // With --fsync the upload synced the temp file's data before
         // handing it over; the directory entry is synced once per cycle (flush).
-        let mtime_ns = match &parent {
+        let placed = match &parent {
             Some(parent) => parent.place_file(&staged.temp)?,
             None => storefs::place_file(&self.root, &staged.temp, &target)?,
         };
@@ -225,8 +227,12 @@ impl UserStore {
             path: target.clone(),
             size: staged.size,
             hash: staged.hash,
-            mtime_ns,
+            mtime_ns: placed.mtime_ns,
         })?;
+        if let Some(st) = placed.stat {
+            let identity = super::known::Identity::of_stat(&st);
+            self.known.note(&target, identity, staged.hash, clock);
+        }
         // The PutFile kept the replaced file's bit in the tree (a new file
         // starts without it): the bit placed on disk is part of the same
         // change.

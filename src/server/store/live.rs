@@ -383,4 +383,6 @@ impl UserStore {
 #[cfg(test)]
 mod family_tests;
 #[cfg(test)]
+mod known_tests;
+#[cfg(test)]
 mod tests;

@@ -213,15 +213,17 @@ impl UserStore {
             .set_times(times)?;
         // A damaged copy is replaced by the rename; a missing one's
         // directories were made again at start.
+        let clock = super::known::coarse_now();
         let placed = storefs::place_file(&self.root, &staged.temp, path)?;
         let _ = staged.temp.keep();
         self.touched_dir(path);
-        if placed != mtime_ns {
+        if placed.mtime_ns != mtime_ns {
             // A file system with coarser times: the next start's
             // comparison finds the same content and journals the new mtime.
             log::warn!(
-                "{}: {path} put back with mtime {placed} ns, not the journaled {mtime_ns} ns",
-                self.label()
+                "{}: {path} put back with mtime {} ns, not the journaled {mtime_ns} ns",
+                self.label(),
+                placed.mtime_ns
             );
         }
         self.lost.remove(path);
@@ -231,6 +233,12 @@ impl UserStore {
                 path: path.clone(),
                 damaged: false,
             })?;
+        }
+        // Only at the journaled mtime: otherwise the journal's look (size
+        // and mtime) finds it changed and the next start journals it anew.
+        if let Some(st) = placed.stat.filter(|_| placed.mtime_ns == mtime_ns) {
+            let identity = super::known::Identity::of_stat(&st);
+            self.known.note(path, identity, hash, clock);
         }
         Ok(Ok(node.version))
     }

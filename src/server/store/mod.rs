@@ -26,6 +26,7 @@ mod error;
 mod fetch;
 mod history;
 pub mod journal;
+mod known;
 mod lineage;
 mod live;
 mod lost;
@@ -200,6 +201,9 @@ pub struct UserStore {
     /// once it placed this many entries.
     #[cfg(test)]
     crash_after: Option<usize>,
+    /// The files placed by the server as a `stat` saw them then, so a push
+    /// that displaces one reads it only if it changed.
+    known: known::KnownFiles,
 }
 
 impl UserStore {
@@ -246,6 +250,7 @@ impl UserStore {
         if was_clean {
             std::fs::remove_file(&clean_marker)?;
         }
+        let known = known::KnownFiles::open(&state_dir, &tmp_dir);
         let mut store = UserStore {
             root,
             state_dir,
@@ -277,6 +282,7 @@ impl UserStore {
             resume: None,
             #[cfg(test)]
             crash_after: None,
+            known,
         };
         let mut report = OpenReport {
             replayed: replay.records.len(),
@@ -289,6 +295,11 @@ impl UserStore {
         // A compacted journal lists nodes in path order: put the history
         // back in sequence order for pulls.
         store.history.sort_by_key(|t| t.seq);
+        let tree = &store.tree;
+        store.known.load(|path, hash, size| {
+            matches!(tree.get(path).map(|n| n.kind),
+                Some(NodeKind::File { hash: h, size: s, .. }) if (h, s) == (hash, size))
+        });
         // Every start compares the folder with the journal: after
         // a clean stop too, since the folder is a plain folder that the
         // operator may have changed while the server was stopped.
@@ -417,6 +428,13 @@ impl UserStore {
         if self.should_compact() {
             self.compact()?;
         }
+        // Advisory: without it the next displacement of each file reads it.
+        if let Err(e) = self.known.save() {
+            log::warn!(
+                "{}: cannot save what the server knows of its files: {e}",
+                self.label()
+            );
+        }
         std::fs::write(self.state_dir.join("clean"), b"")?;
         Ok(())
     }
@@ -468,6 +486,7 @@ impl UserStore {
                 mtime_ns,
             } => {
                 self.forget_lost(path);
+                self.known.forget(path);
                 // New content over a file keeps its executable bit (§15.3).
                 let kind = NodeKind::File {
                     size: *size,
@@ -484,11 +503,16 @@ impl UserStore {
             }
             Record::Remove { seq, path } => {
                 self.forget_lost(path);
+                self.known.forget(path);
                 self.tree.remove(path);
                 self.touch(*seq, path, true, Vec::new());
             }
             Record::Rename { seq, from, to } => {
                 self.forget_lost(from);
+                // A rename changes the file's ctime (and its kept version's
+                // link does): its next displacement reads it.
+                self.known.forget(from);
+                self.known.forget(to);
                 let parents = self.tree.rename(from, to, *seq);
                 self.touch(*seq, from, true, Vec::new());
                 self.touch(*seq, to, false, parents);
@@ -523,6 +547,7 @@ impl UserStore {
             // a damage is remembered while the version it was
             // found in is current (a later change forgets it).
             Record::Damaged { seq, path, damaged } => {
+                self.known.forget(path);
                 let current = self.tree.get(path).is_some_and(|n| n.version == *seq);
                 if *damaged && current {
                     self.lost.insert(path.clone(), recover::Lost::Damaged);
