@@ -769,6 +769,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "replies_older_than_the_index_change_nothing",
     ),
     (
+        "R-5.2.15",
+        "client",
+        "src/client/applier/echo_tests.rs",
+        "a_deletion_superseded_at_its_directory_still_removes_what_was_below_it",
+    ),
+    (
+        "R-5.2.15",
+        "client",
+        "tests/e2e_rename_blocked_edit.rs",
+        "a_blocked_directory_move_with_an_edit_inside_ends_as_the_server",
+    ),
+    (
         "R-5.2.16",
         "client",
         "src/client/applier/echo_tests.rs",

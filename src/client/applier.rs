@@ -332,12 +332,28 @@ impl<'a> Applier<'a> {
         // superseded here (this device's own acknowledged push, R-5.2.15).
         let (current, superseded): (Vec<&ChangeEntry>, Vec<&ChangeEntry>) =
             entries.iter().partition(|e| !self.is_superseded(e));
+        // A deletion superseded at its own path still removes what the
+        // index holds below that path from before it: the path
+        // was made again after it (this device's upload into the directory
+        // re-made it on the server while the deletion could not be applied
+        // here, a read-only directory), not the files below it that the
+        // deletion removed. Skipped whole, they stayed here for good and
+        // nothing said so (breaker27 F5).
+        let below_only: Vec<(WirePath, u64)> = superseded
+            .iter()
+            .filter(|e| e.state == EntryState::Deleted && self.holds_older_below(e))
+            .map(|e| (e.path.clone(), e.version))
+            .collect();
         for entry in &superseded {
             log::debug!(
-                "pull: {} {:?} v{} left alone: this device already has v{}",
+                "pull: {} {:?} v{} left alone{}: this device already has v{}",
                 entry.path,
                 entry.state,
                 entry.version,
+                match below_only.iter().any(|(p, _)| *p == entry.path) {
+                    true => " at that path, applied below it",
+                    false => "",
+                },
                 self.index.get(&entry.path).map_or(0, |e| e.version)
             );
         }
@@ -380,7 +396,8 @@ impl<'a> Applier<'a> {
             .filter(|e| e.state != EntryState::Deleted)
             .map(|e| (e.path.clone(), e.state))
             .collect();
-        let deletions = self.move_whole_dirs(states, deletions, &mut out)?;
+        let mut deletions = self.move_whole_dirs(states, deletions, &mut out)?;
+        deletions.extend(below_only);
         self.by_hash = self.indexed_by_hash(&wanted);
         let mut ok = true;
         for (path, version) in &deletions {
@@ -472,10 +489,20 @@ impl<'a> Applier<'a> {
             .is_some_and(|indexed| indexed.version > entry.version)
     }
 
+    /// Whether the index holds, strictly below a Deleted `entry`'s path,
+    /// something at the entry's version or older: what the deletion
+    /// removed on the server.
+    fn holds_older_below(&self, entry: &ChangeEntry) -> bool {
+        self.index
+            .subtree(Some(&entry.path))
+            .any(|(p, e)| *p != entry.path && e.version <= entry.version)
+    }
+
     /// Applies the deletion of `path` by change `version`: what is there
     /// and below it goes, except what was changed here (kept, to push)
     /// and what the index holds at a newer version than the deletion
-    /// (made after it: this device's own later pushes, R-5.2.15).
+    /// (made after it: this device's own later pushes, R-5.2.15), the
+    /// path itself included.
     fn apply_deleted(
         &mut self,
         path: &WirePath,
@@ -501,9 +528,11 @@ impl<'a> Applier<'a> {
                 self.deleted_here.entry(hash).or_default().push((p, stat));
             }
         }
+        let newer_here = self.index.get(path).is_some_and(|e| e.version > version);
         match check_path(self.root, path)? {
             Local::Absent => {}
             Local::Foreign => log::warn!("not deleting {path}: it is a symlink or special file"),
+            Local::File(_) if newer_here => {}
             Local::File(stat) => {
                 self.remove_file_if_synced(path, stat, wanted, out)?;
             }

@@ -186,3 +186,95 @@ fn a_path_deleted_then_remade_with_the_indexed_content_keeps_its_file() {
         }
     }
 }
+
+/// breaker27 F5: another device renamed `proj` away (v16) while this device
+/// could not apply that (a read-only directory); this device's edit of one
+/// of its files was pushed meanwhile and re-made `proj` on the server (v17),
+/// and the index took `proj` at v17 from the reply that failed. The next
+/// reply lists `proj` Deleted v16, then `proj` and the edited files at v17:
+/// the deletion is superseded at `proj` itself, but what the index holds
+/// below it from before v16 still goes (unless changed here: kept, to
+/// push), and what was pushed after it stays. Randomized over where the
+/// directory is, how many files (in a subdirectory or not), which are edited
+/// and pushed, and which changed here and not pushed; before the fix every
+/// old file stayed here for good.
+#[test]
+fn a_deletion_superseded_at_its_directory_still_removes_what_was_below_it() {
+    for seed in 0..300u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let top = ["proj", "a/proj", "a/b/proj"][rng.random_range(0..3)];
+        let count = rng.random_range(1..=12);
+        // Each file: where it is, and 0 = pushed after the deletion (v17),
+        // 1 = edited here and not pushed, else untouched since synced.
+        let files: Vec<(String, u32)> = (0..count)
+            .map(|i| {
+                let name = match rng.random_bool(0.3) {
+                    true => format!("{top}/sub/p{i}.txt"),
+                    false => format!("{top}/p{i}.txt"),
+                };
+                (name, rng.random_range(0..4))
+            })
+            .collect();
+        let content = |name: &str, fate: u32| match fate {
+            0 => format!("{name} pushed after"),
+            _ => format!("{name} synced"),
+        };
+        let mut f = Folder::new();
+        f.write("keep.txt", "outside");
+        for (name, fate) in &files {
+            f.write(name, &content(name, *fate));
+        }
+        f.sync_all(0);
+        let paths: Vec<WirePath> = f.index.iter().map(|(path, _)| path.clone()).collect();
+        for path in &paths {
+            f.set_version(path.as_str(), rng.random_range(1..16));
+        }
+        f.set_version(top, 17);
+        let mut reply = vec![deleted(top, 16), dir(top, 17)];
+        for (name, fate) in &files {
+            match fate {
+                0 => {
+                    f.set_version(name, 17);
+                    reply.push(file(name, 17, &content(name, 0)));
+                }
+                1 => f.write(name, &format!("{name} edited here, not pushed")),
+                _ => {}
+            }
+        }
+        let out = f.apply_reply(&reply, false, 17);
+        for (name, fate) in &files {
+            let here = f.read(name);
+            let indexed = f.index.get(&p(name)).map(|e| e.version);
+            match fate {
+                0 => {
+                    assert_eq!(here, Some(content(name, 0)), "seed {seed}");
+                    assert_eq!(indexed, Some(17), "seed {seed}");
+                }
+                1 => {
+                    let edit = format!("{name} edited here, not pushed");
+                    assert_eq!(here, Some(edit), "seed {seed}");
+                    assert!(
+                        out.dirty.contains(&p(name)),
+                        "seed {seed}: {name} not to push"
+                    );
+                }
+                _ => {
+                    assert_eq!(here, None, "seed {seed}: {name} stayed");
+                    assert_eq!(indexed, None, "seed {seed}: {name} still indexed");
+                }
+            }
+        }
+        assert_eq!(
+            f.read("keep.txt").as_deref(),
+            Some("outside"),
+            "seed {seed}"
+        );
+        assert!(f.root.join(top).is_dir(), "seed {seed}");
+        assert_eq!(
+            f.index.get(&p(top)).map(|e| e.version),
+            Some(17),
+            "seed {seed}"
+        );
+        assert!(out.fetches.is_empty() && !out.must_repeat(), "seed {seed}");
+    }
+}
