@@ -751,6 +751,18 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_file_as_the_server_placed_it_is_not_read_when_a_push_displaces_it",
     ),
     (
+        "R-14.1.4",
+        "server",
+        "src/server/store/live/known_tests.rs",
+        "where_a_change_can_keep_the_ctime_every_displaced_file_is_read",
+    ),
+    (
+        "R-14.1.4",
+        "server",
+        "src/server/store/live/known_tests.rs",
+        "files_a_cut_restore_placed_are_read_when_changed_and_trusted_only_as_placed",
+    ),
+    (
         "R-14.4.1",
         "server",
         "tests/e2e_versions.rs",

@@ -210,8 +210,6 @@ impl UserStore {
             )?;
         }
         self.intend(client, &target)?;
-        // Read before the look at the placed file (R-14.1.4, `known`).
-        let clock = super::known::coarse_now();
         // With --fsync the upload synced the temp file's data before
         // handing it over; the directory entry is synced once per cycle (flush).
         let placed = match &parent {
@@ -231,7 +229,7 @@ impl UserStore {
         })?;
         if let Some(st) = placed.stat {
             let identity = super::known::Identity::of_stat(&st);
-            self.known.note(&target, identity, staged.hash, clock);
+            self.known.note(&target, identity, staged.hash);
         }
         // The PutFile kept the replaced file's bit in the tree (a new file
         // starts without it): the bit placed on disk is part of the same

@@ -8,20 +8,23 @@
 //! edit in place that put size and mtime back is still seen.
 //!
 //! Kept in memory by the user's actor and saved in `known` in the user's
-//! state at every close (an idle actor retires after 30 s: an in-memory
-//! map alone would make the first displacement after each retirement read
-//! the file). Each entry vouches for itself: it is used only while the
-//! file's `fstat` equals it exactly and the journal names the same hash,
-//! so a stale, missing or older file (a crash after the last close, a
-//! backup put back: other inodes, other ctimes) only costs reads, never a
-//! wrong "kept already".
+//! state at a close that changed it (an idle actor retires after 30 s: an
+//! in-memory map alone would make the first displacement after each
+//! retirement read the file). Each entry vouches for itself: it is used
+//! only while the file's `fstat` equals it exactly and the journal names
+//! the same hash, so a stale, missing or older file (a crash after the last
+//! close, a backup put back: other inodes, other ctimes) only costs reads,
+//! never a wrong "kept already".
 //!
-//! A ctime only tells edits apart when they fall in another clock tick than
-//! the look, or when the file system gives a file whose ctime was looked at
-//! a finer one at its next change (Linux 6.13's multigrain timestamps on
-//! ext4, XFS, btrfs, tmpfs): [`probe_fine_ctime`] asks the file system at
-//! open, and [`vouches_later`] refuses an identity taken in the tick of its
-//! ctime on a coarse one.
+//! A ctime only tells every later change apart when the file system gives
+//! a file whose ctime was looked at a new one at its next change, however
+//! soon (Linux 6.13's multigrain timestamps on ext4, XFS, btrfs, tmpfs):
+//! [`probe_fine_ctime`] asks the file system at each open, with every kind
+//! of hand change. Elsewhere nothing is remembered and every displaced
+//! file is read: with a coarse clock a change in the same tick keeps the
+//! ctime, with a 1-second granularity (ext4 with 128-byte inodes) one in
+//! the same second does, and some file systems never move it (FAT's
+//! "ctime" is the creation time); no rule on the clock covers them all.
 
 use crate::protocol::{ContentHash, WirePath};
 use std::collections::BTreeMap;
@@ -74,39 +77,66 @@ impl Identity {
     }
 }
 
-/// The kernel's coarse real-time clock (ns), the one file times come from
-/// on a file system without fine-grained ctimes. Read it BEFORE the `stat`
-/// whose identity [`vouches_later`] judges.
-pub fn coarse_now() -> i64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-    ns(t.tv_sec, t.tv_nsec)
-}
+/// How many rounds of [`CHANGES`] [`probe_fine_ctime`] makes: each change
+/// takes microseconds, a clock tick 1 to 10 ms, so a coarse file system
+/// shows an unchanged ctime in at least one of them.
+const PROBES: usize = 4;
 
-/// Whether an identity with ctime `ctime_ns`, taken by a `stat` made after
-/// the coarse clock read `clock_before_ns`, tells every later change apart:
-/// always with fine-grained ctimes; else only if its ctime is in an earlier
-/// tick (a change in the same tick would get the same ctime). Pure.
-pub fn vouches_later(ctime_ns: i64, clock_before_ns: i64, fine_ctime: bool) -> bool {
-    fine_ctime || ctime_ns < clock_before_ns
-}
+/// The hand changes that keep size and mtime, as the probe makes them to
+/// a file it just looked at: `dd conv=notrunc`, `truncate` to its size,
+/// `touch -r` of itself, a `chmod` to its mode, `ln` then `rm`.
+const CHANGES: usize = 5;
 
-/// How many change-then-look rounds [`probe_fine_ctime`] makes: each takes
-/// microseconds, a clock tick 1 to 10 ms, so a coarse file system shows an
-/// unchanged ctime in at least one of them.
-const PROBES: usize = 8;
+/// One of [`CHANGES`] to `file` (named `name`, with `twin` free beside it).
+fn change(n: usize, file: &std::fs::File, name: &Path, twin: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let meta = file.metadata()?;
+    match n {
+        0 => file.write_all_at(b"x", 0),
+        1 => file.set_len(meta.len()),
+        2 => file.set_modified(meta.modified()?),
+        3 => file.set_permissions(meta.permissions()),
+        _ => {
+            std::fs::hard_link(name, twin)?;
+            std::fs::remove_file(twin)
+        }
+    }
+}
 
 /// Whether the file system of `dir` gives a file whose ctime was looked at
-/// a new ctime at its next change, however soon: a write after a `stat`
-/// never keeps the ctime that `stat` saw. A failure answers no.
+/// a later ctime at its next change of any kind, however soon. A failure
+/// answers no (every displaced file is then read).
 pub fn probe_fine_ctime(dir: &Path) -> bool {
-    let Ok(mut file) = tempfile::tempfile_in(dir) else {
+    let Ok(scratch) = tempfile::tempdir_in(dir) else {
         return false;
     };
-    let mut ctime = || -> io::Result<i64> {
-        file.write_all(b"x")?;
-        Ok(Identity::of_meta(&file.metadata()?).ctime_ns)
-    };
-    (0..PROBES).all(|_| matches!((ctime(), ctime()), (Ok(a), Ok(b)) if a != b))
+    let name = scratch.path().join("probe");
+    let twin = scratch.path().join("twin");
+    probe_looks(&name, &twin).is_ok_and(|looks| every_change_moved_the_ctime(&looks))
+}
+
+/// The ctimes (at a look, after the next change) of [`PROBES`] rounds of
+/// [`CHANGES`] to a new file `name`.
+fn probe_looks(name: &Path, twin: &Path) -> io::Result<Vec<(i64, i64)>> {
+    let mut file = std::fs::File::create(name)?;
+    file.write_all(b"probe")?;
+    let ctime =
+        |f: &std::fs::File| -> io::Result<i64> { Ok(Identity::of_meta(&f.metadata()?).ctime_ns) };
+    let mut looks = Vec::with_capacity(PROBES * CHANGES);
+    for _ in 0..PROBES {
+        for n in 0..CHANGES {
+            let before = ctime(&file)?;
+            change(n, &file, name, twin)?;
+            looks.push((before, ctime(&file)?));
+        }
+    }
+    Ok(looks)
+}
+
+/// Whether each (ctime at a look, ctime after the change that followed)
+/// went forward, and there is at least one. Pure.
+pub fn every_change_moved_the_ctime(looks: &[(i64, i64)]) -> bool {
+    !looks.is_empty() && looks.iter().all(|(before, after)| after > before)
 }
 
 /// The first bytes of the saved file (its format's name and version).
@@ -123,6 +153,8 @@ pub struct KnownFiles {
     fine_ctime: bool,
     /// Where they are saved.
     saved: PathBuf,
+    /// Changed since loaded (or the save is not as loaded): saved at close.
+    changed: bool,
     /// Displaced files read and hashed, and displaced files vouched for
     /// unread, since the store opened (for tests and the debug log).
     pub hashed: u64,
@@ -138,6 +170,7 @@ impl KnownFiles {
             files: BTreeMap::new(),
             fine_ctime: probe_fine_ctime(tmp_dir),
             saved: state_dir.join("known"),
+            changed: false,
             hashed: 0,
             vouched: 0,
         }
@@ -155,11 +188,17 @@ impl KnownFiles {
                     "{}: damaged, ignored (displaced files are read)",
                     self.saved.display()
                 );
+                self.changed = true;
                 BTreeMap::new()
             }),
             Err(_) => BTreeMap::new(),
         };
-        files.retain(|path, (identity, hash)| listed(path, *hash, identity.size));
+        let saved = files.len();
+        // Where no ctime vouches, nothing is trusted (a save from a kernel
+        // or file system that gave fine ctimes included).
+        files
+            .retain(|path, (identity, hash)| self.fine_ctime && listed(path, *hash, identity.size));
+        self.changed |= files.len() != saved;
         self.files = files;
     }
 
@@ -170,20 +209,12 @@ impl KnownFiles {
     }
 
     /// Remembers that `path` holds `hash` as `identity`, taken by a `stat`
-    /// made after the coarse clock read `clock_before_ns` and after the
-    /// bytes were known (written or hashed): forgotten instead when the
-    /// identity cannot tell a later change apart ([`vouches_later`]).
-    pub fn note(
-        &mut self,
-        path: &WirePath,
-        identity: Identity,
-        hash: ContentHash,
-        clock_before_ns: i64,
-    ) {
-        if vouches_later(identity.ctime_ns, clock_before_ns, self.fine_ctime) {
+    /// made after the bytes were known (written or hashed); nothing where
+    /// the ctime cannot tell a later change apart ([`probe_fine_ctime`]).
+    pub fn note(&mut self, path: &WirePath, identity: Identity, hash: ContentHash) {
+        if self.fine_ctime {
             self.files.insert(path.clone(), (identity, hash));
-        } else {
-            self.files.remove(path);
+            self.changed = true;
         }
     }
 
@@ -195,7 +226,7 @@ impl KnownFiles {
 
     /// Forgets `path` and everything below it.
     pub fn forget(&mut self, path: &WirePath) {
-        self.files.remove(path);
+        self.changed |= self.files.remove(path).is_some();
         let low = format!("{path}/");
         let high = format!("{path}0");
         let below: Vec<WirePath> = self
@@ -206,19 +237,26 @@ impl KnownFiles {
             ))
             .map(|(p, _)| p.clone())
             .collect();
+        self.changed |= !below.is_empty();
         for p in below {
             self.files.remove(&p);
         }
     }
 
-    /// Saves the entries (at a close), replacing the saved file at once.
+    /// Saves the entries (at a close) when they changed since loaded,
+    /// replacing the saved file at once.
     ///
     /// # Errors
     /// The write or the rename failed (the old file stays).
-    pub fn save(&self) -> io::Result<()> {
+    pub fn save(&mut self) -> io::Result<()> {
+        if !self.changed {
+            return Ok(());
+        }
         let temp = self.saved.with_extension("tmp");
         std::fs::write(&temp, encode(&self.files))?;
-        std::fs::rename(&temp, &self.saved)
+        std::fs::rename(&temp, &self.saved)?;
+        self.changed = false;
+        Ok(())
     }
 }
 
@@ -304,21 +342,17 @@ mod tests {
     }
 
     #[test]
-    fn an_identity_in_its_ctimes_tick_vouches_only_with_fine_ctimes() {
-        // (ctime, coarse clock before the look, fine) -> vouches
-        let table = [
-            (100, 101, false, true),
-            (100, 100, false, false),
-            (101, 100, false, false),
-            (100, 100, true, true),
-            (101, 100, true, true),
+    fn only_a_ctime_moved_forward_by_every_change_is_fine() {
+        // ctimes (before, after) of each change -> fine
+        let table: [(&[(i64, i64)], bool); 5] = [
+            (&[(1, 2), (2, 9)], true),
+            (&[], false),
+            (&[(1, 2), (2, 2)], false),
+            (&[(5, 4)], false),
+            (&[(1_000_000_000, 1_000_000_000)], false),
         ];
-        for (ctime, clock, fine, want) in table {
-            assert_eq!(
-                vouches_later(ctime, clock, fine),
-                want,
-                "{ctime} {clock} {fine}"
-            );
+        for (looks, want) in table {
+            assert_eq!(every_change_moved_the_ctime(looks), want, "{looks:?}");
         }
     }
 
@@ -326,18 +360,57 @@ mod tests {
     fn entries_vouch_for_exactly_their_identity_and_hash() {
         let dir = tempfile::tempdir().unwrap();
         let mut known = KnownFiles::open(dir.path(), dir.path());
-        known.fine_ctime = false;
+        known.fine_ctime = true;
         let h = ContentHash([7; 32]);
-        known.note(&p("a"), id(1, 50), h, 60);
-        known.note(&p("racy"), id(2, 60), h, 60);
+        known.note(&p("a"), id(1, 50), h);
         assert!(known.vouches(&p("a"), &id(1, 50), h));
         assert!(!known.vouches(&p("a"), &id(1, 51), h), "ctime moved");
         assert!(!known.vouches(&p("a"), &id(3, 50), h), "another inode");
         assert!(!known.vouches(&p("a"), &id(1, 50), ContentHash([8; 32])));
+        assert!(!known.vouches(&p("b"), &id(1, 50), h), "another path");
+        // Where ctimes are not fine, nothing is remembered, and what a
+        // save from a fine run holds is not trusted.
+        known.save().unwrap();
+        let mut coarse = KnownFiles::open(dir.path(), dir.path());
+        coarse.fine_ctime = false;
+        coarse.load(|_, _, _| true);
+        coarse.note(&p("c"), id(2, 50), h);
         assert!(
-            !known.vouches(&p("racy"), &id(2, 60), h),
-            "taken in its tick"
+            !coarse.vouches(&p("a"), &id(1, 50), h),
+            "saved by a fine run"
         );
+        assert!(
+            !coarse.vouches(&p("c"), &id(2, 50), h),
+            "noted on a coarse one"
+        );
+    }
+
+    #[test]
+    fn a_close_that_changed_nothing_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = dir.path().join("known");
+        let mut known = KnownFiles::open(dir.path(), dir.path());
+        known.fine_ctime = true;
+        known.load(|_, _, _| true);
+        known.save().unwrap();
+        assert!(!saved.exists(), "nothing to save");
+        known.note(&p("a"), id(1, 50), ContentHash([7; 32]));
+        known.save().unwrap();
+        let first = std::fs::read(&saved).unwrap();
+        std::fs::write(&saved, b"marker").unwrap();
+        known.save().unwrap();
+        assert_eq!(
+            std::fs::read(&saved).unwrap(),
+            b"marker",
+            "rewritten unchanged"
+        );
+        known.forget(&p("nothing"));
+        known.save().unwrap();
+        assert_eq!(std::fs::read(&saved).unwrap(), b"marker");
+        known.forget(&p("a"));
+        known.save().unwrap();
+        assert_ne!(std::fs::read(&saved).unwrap(), first);
+        assert_ne!(std::fs::read(&saved).unwrap(), b"marker");
     }
 
     #[test]
@@ -347,11 +420,12 @@ mod tests {
         known.fine_ctime = true;
         let h = ContentHash([7; 32]);
         for path in ["d/a", "d/b/c", "d0", "e", "d"] {
-            known.note(&p(path), id(path.len() as u64, 9), h, 0);
+            known.note(&p(path), id(path.len() as u64, 9), h);
         }
         known.forget(&p("d"));
         known.save().unwrap();
         let mut back = KnownFiles::open(dir.path(), dir.path());
+        back.fine_ctime = true;
         back.load(|path, _, _| path.as_str() != "d0");
         let paths: Vec<&str> = back.files.keys().map(|k| k.as_str()).collect();
         assert_eq!(paths, ["e"], "d/... forgotten, d0 not listed");
@@ -372,5 +446,7 @@ mod tests {
         // it is given and stable.
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(probe_fine_ctime(dir.path()), probe_fine_ctime(dir.path()));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "the probe left {left:?}");
     }
 }

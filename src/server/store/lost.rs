@@ -213,7 +213,6 @@ impl UserStore {
             .set_times(times)?;
         // A damaged copy is replaced by the rename; a missing one's
         // directories were made again at start.
-        let clock = super::known::coarse_now();
         let placed = storefs::place_file(&self.root, &staged.temp, path)?;
         let _ = staged.temp.keep();
         self.touched_dir(path);
@@ -238,7 +237,7 @@ impl UserStore {
         // and mtime) finds it changed and the next start journals it anew.
         if let Some(st) = placed.stat.filter(|_| placed.mtime_ns == mtime_ns) {
             let identity = super::known::Identity::of_stat(&st);
-            self.known.note(path, identity, hash, clock);
+            self.known.note(path, identity, hash);
         }
         Ok(Ok(node.version))
     }
