@@ -409,6 +409,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "new_files_consumed_as_they_arrive_reach_every_device",
     ),
     (
+        "R-5.7.4",
+        "client",
+        "tests/e2e_held_open.rs",
+        "a_log_a_program_appends_to_keeps_its_name_until_it_closes",
+    ),
+    (
+        "R-5.7.4",
+        "client",
+        "tests/e2e_held_open.rs",
+        "a_sqlite_database_in_use_is_never_split_from_its_wal",
+    ),
+    (
+        "R-5.7.4",
+        "client",
+        "src/client/applier/race_tests.rs",
+        "a_writer_opening_before_the_placement_keeps_the_name",
+    ),
+    (
+        "R-5.7.4",
+        "client",
+        "src/client/held_open.rs",
+        "a_writer_is_seen_and_a_reader_or_no_file_is_not",
+    ),
+    (
         "R-5.7.3",
         "client",
         "tests/e2e_hot_folder.rs",

@@ -18,6 +18,7 @@ use super::fsutil::{
     check_path, copy_hashed, ensure_dirs, ensure_parent, is_too_long, open_nofollow, os_reason,
     reach, too_long_why, Local, Reach, Stat,
 };
+use super::held_open::Change;
 use super::ignore::kept::kept_out;
 use super::ignore::IgnoreRules;
 use super::index::{Entry, EntryKind, Index};
@@ -87,6 +88,11 @@ pub struct Applied {
     /// the caller removes them ([`remove_donors`]) once the
     /// reply's downloads are in.
     pub donors: Vec<Donor>,
+    /// Paths whose change from the server waits while a program here holds
+    /// the file (or a file of its SQLite group) open for writing
+    /// ([`crate::client::held_open`], R-5.7.4); also in [`Applied::failures`].
+    /// This device's pushes of them wait too.
+    pub held_open: BTreeSet<WirePath>,
 }
 
 /// A file of a pull reply made in the temporary area from local content
@@ -533,6 +539,9 @@ impl<'a> Applier<'a> {
             Local::Absent => {}
             Local::Foreign => log::warn!("not deleting {path}: it is a symlink or special file"),
             Local::File(_) if newer_here => {}
+            // Kept, indexed as it is, until its SQLite companions close
+            // the repeated pull lists the deletion again.
+            Local::File(_) if self.held_for_writer(path, Change::Delete, out) => return Ok(()),
             Local::File(stat) => {
                 self.remove_file_if_synced(path, stat, wanted, out)?;
             }
@@ -634,7 +643,10 @@ impl<'a> Applier<'a> {
                     Err(_) => None,
                 };
                 if let Some(stat) = stat {
-                    self.remove_file_if_synced(&rel, stat, wanted, out)?;
+                    // Kept while its SQLite companions are open.
+                    if !self.held_for_writer(&rel, Change::Delete, out) {
+                        self.remove_file_if_synced(&rel, stat, wanted, out)?;
+                    }
                 }
             } else if ft.is_dir() {
                 let known = matches!(
@@ -728,7 +740,21 @@ impl<'a> Applier<'a> {
             Local::Dir if self.keeps_out(path) => Disk::IgnoredDir,
             other => self.disk(path, other),
         };
-        let expect = match on_pull(Indexed::of(indexed), disk, Server::File(hash)) {
+        let decision = on_pull(Indexed::of(indexed), disk, Server::File(hash));
+        // Neither the server's file nor a conflict copy under the feet of
+        // a program writing there: a decision that changes the
+        // path, now or through a push first, waits for it to close.
+        let changes = !matches!(
+            decision,
+            PullDecision::Record
+                | PullDecision::KeepLocalChange
+                | PullDecision::Foreign
+                | PullDecision::HeldBack
+        );
+        if changes && self.held_for_writer(path, Change::Replace, out) {
+            return Ok(());
+        }
+        let expect = match decision {
             PullDecision::Record => {
                 if let Local::File(stat) = local {
                     let stat = self.agree_on_mode(path, stat, indexed, entry, out)?;
@@ -1187,6 +1213,7 @@ mod donors;
 mod echo_tests;
 #[cfg(test)]
 mod follow_tests;
+mod held;
 mod leftovers;
 #[cfg(test)]
 mod mode_tests;

@@ -314,7 +314,8 @@ pub enum SetAside {
     /// Not a regular file (a directory or symlink appeared meanwhile).
     NotAFile,
     /// A regular file that some program holds open for writing: its next
-    /// write would go into a deleted file, so it counts as an edit.
+    /// write would go into a deleted file, so it counts as an edit; and a
+    /// download never takes its name.
     HeldOpen,
     /// A regular file nobody writes, with this content.
     File(Content),
@@ -347,17 +348,18 @@ pub enum OnSwappedOut {
     /// A local edit made since the download was planned: a conflict copy
     /// (pushed).
     ConflictCopy,
-    /// Not a regular file: swapped back, nothing is placed (the pull is
-    /// repeated).
+    /// Not a regular file, or a file some program holds open for writing
+    /// the program's file keeps its name): swapped back, nothing
+    /// is placed (the pull is repeated).
     SwapBack,
 }
 
 /// Decides [`OnSwappedOut`] for what a download's exchange moved out.
 pub fn on_swapped_out(set_aside: SetAside) -> OnSwappedOut {
     match set_aside {
-        SetAside::NotAFile => OnSwappedOut::SwapBack,
+        SetAside::NotAFile | SetAside::HeldOpen => OnSwappedOut::SwapBack,
         SetAside::File(Content::Synced | Content::Server) => OnSwappedOut::Discard,
-        SetAside::HeldOpen | SetAside::File(Content::Edited) => OnSwappedOut::ConflictCopy,
+        SetAside::File(Content::Edited) => OnSwappedOut::ConflictCopy,
     }
 }
 

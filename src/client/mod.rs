@@ -30,6 +30,7 @@
 //! - [`fsutil`]: hashing, atomic writes, symlink-proof path checks.
 //! - [`rename`]: atomic no-replace and exchange renames (placement races).
 //! - [`lease`]: is a file open for writing somewhere (before deleting it)?
+//! - [`held_open`]: a pull's change waits while a program holds the file (or its SQLite companions) open for writing.
 //! - [`mounts`]: a missing file gone with the file system mounted above it is not deleted.
 //! - [`progress`] and [`logging`]: feedback on a terminal or in logs.
 
@@ -46,6 +47,7 @@ pub mod fetch_partial;
 pub mod fetch_sparse;
 pub mod fsutil;
 pub mod hardlinks;
+pub mod held_open;
 pub mod history;
 pub mod ignore;
 pub mod index;

@@ -292,6 +292,9 @@ pub struct Finished {
     /// Paths whose change could not be applied or placed, with why
     /// ([`super::applier::failure_why`]).
     pub failures: std::collections::BTreeMap<crate::protocol::WirePath, String>,
+    /// Paths whose change waits for a program writing there
+    /// ([`Applied::held_open`], R-5.7.4).
+    pub held_open: BTreeSet<crate::protocol::WirePath>,
     /// Only the reply's `.cloudignore` entry was applied: do not advance
     /// the cursor; pull again under the new rules.
     pub rules_first: bool,
@@ -1007,6 +1010,7 @@ impl PullJob {
         self.result.dirty.extend(applied.dirty);
         self.result.deferred.extend(applied.deferred);
         self.result.failures.append(&mut applied.failures);
+        self.result.held_open.append(&mut applied.held_open);
         // A file below a directory whose whole path is too long for this
         // system (the folder's path in front, PATH_MAX) is not placed
         // here: the scanner and the watcher, which take whole paths, could
@@ -1611,6 +1615,7 @@ impl PullJob {
             deferred: std::mem::take(&mut self.result.deferred),
             changed: self.result.changed,
             failures: std::mem::take(&mut self.result.failures),
+            held_open: std::mem::take(&mut self.result.held_open),
             unwritable: std::mem::take(&mut self.unwritable),
             held_back: self.held_back,
             placed_held: std::mem::take(&mut self.placed_held),

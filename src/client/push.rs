@@ -7,11 +7,12 @@
 //! leaves the change to be planned again.
 
 use super::aside::move_to_server_name;
-use super::conflict::{mirror, Mirror};
+use super::conflict::{mirror, Expect, Mirror};
 use super::connection::Connection;
 use super::delta_push::{send_delta, DeltaFile, DeltaSent, DeltaSupport};
 use super::error::ClientError;
-use super::fsutil::{check_path, open_in, Local};
+use super::fsutil::{check_path, open_in, reach, Local};
+use super::held_open;
 use super::index::Index;
 use super::plan::ack::{self, AckEffect};
 use super::scanner::Op;
@@ -222,6 +223,17 @@ pub fn apply_ack(
         let made = match mirror(mv.expect, at(&mv.from), at(&mv.to)) {
             // Gone: recorded without a move, so its deletion is pushed.
             Mirror::AlreadyThere | Mirror::Gone => true,
+            // a file a program writes (or whose SQLite
+            // companions it writes) keeps its name; the server's version
+            // there waits for it to close, and so do its pushes.
+            Mirror::Move if in_use(root, &mv.from, mv.expect) => {
+                log::warn!(
+                    "{}: a program has it open for writing; not moved to the server's conflict name {}",
+                    mv.from,
+                    mv.to
+                );
+                false
+            }
             Mirror::Move => to_server_name(root, index, &mv.from, &mv.to, me, &mut effect),
             Mirror::Leave => false,
         };
@@ -230,6 +242,17 @@ pub fn apply_ack(
         }
     }
     effect
+}
+
+/// Whether the file at `path`, about to follow the server's conflict name,
+/// is held open for writing here, or a file of its SQLite group is
+/// ([`held_open::look`]).
+fn in_use(root: &Path, path: &WirePath, expect: Expect) -> bool {
+    if !matches!(expect, Expect::File(_)) {
+        return false;
+    }
+    let found = held_open::look(path, |p| reach(root, p));
+    held_open::holds(held_open::Change::Replace, &found)
 }
 
 /// Moves `from` to the server's conflict name `to` without replacing

@@ -27,6 +27,7 @@ use crate::client::fsutil::{
     check_path, copy_hashed, ensure_parent, hash_file, open_nofollow, reach_held, set_exec,
     set_exec_of, Local, Reach, Stat,
 };
+use crate::client::held_open::Change;
 use crate::client::lease::{writers, Writers};
 use crate::client::rename::{exchange, rename_noreplace};
 use crate::client::staging;
@@ -68,6 +69,10 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> ClientError {
 enum SwappedOut {
     /// Not a regular file: it is back at its path, nothing was placed.
     Back,
+    /// A file some program holds open for writing: it is back at its path,
+    /// nothing was placed, and the path is held back until the program
+    /// closes it.
+    Held,
     /// The download stays at the path; the old file was deleted (the synced
     /// content; `exec`: its executable bit) or kept as a conflict copy (an
     /// edit; `exec` is `None`).
@@ -268,6 +273,13 @@ impl<'a> Applier<'a> {
         // What is renamed below, to know it at the path afterwards.
         let staged = fs::symlink_metadata(tmp).ok().map(|m| Stat::of(&m));
         for _ in 0..PLACE_TRIES {
+            // A program writing there (or in its SQLite group) keeps its
+            // file at the name: nothing is placed.
+            if self.held_for_writer(path, Change::Replace, out) {
+                let _ = fs::remove_file(tmp);
+                Self::forget_origin(tmp);
+                return Ok(());
+            }
             let checked = check_path(self.root, path)?;
             // Through its directory's handle: where it lands is known.
             let local = self.held(path);
@@ -315,6 +327,9 @@ impl<'a> Applier<'a> {
                             let moved = vouched.take().map(Vouched::moved);
                             let settled = self.settle_swapped_out(path, tmp, hash, moved, out)?;
                             Self::forget_origin(tmp);
+                            if settled == SwappedOut::Held {
+                                return self.held_after_exchange(path, tmp, out);
+                            }
                             let SwappedOut::Replaced { exec: replaced } = settled else {
                                 break;
                             };
@@ -339,6 +354,10 @@ impl<'a> Applier<'a> {
                                     let moved = vouched.take().map(Vouched::moved);
                                     let settled =
                                         self.settle_swapped_out(path, &aside, hash, moved, out)?;
+                                    if settled == SwappedOut::Held {
+                                        Self::forget_origin(&aside);
+                                        return self.held_after_exchange(path, tmp, out);
+                                    }
                                     if let SwappedOut::Replaced { exec: replaced } = settled {
                                         let bit = self.bit_over(job, replaced, exec);
                                         carry_chmod(path, &placing, exec, bit);
@@ -566,8 +585,12 @@ impl<'a> Applier<'a> {
         };
         match on_swapped_out(set_aside) {
             OnSwappedOut::SwapBack => {
+                drop(lease);
                 self.swap_back(path, at)?;
-                return Ok(SwappedOut::Back);
+                return Ok(match set_aside {
+                    SetAside::HeldOpen => SwappedOut::Held,
+                    _ => SwappedOut::Back,
+                });
             }
             OnSwappedOut::Discard => {
                 fs::remove_file(at).map_err(io_err("delete", at))?;
@@ -589,6 +612,32 @@ impl<'a> Applier<'a> {
         log::warn!("{path} changed while downloading; kept this device's version as {kept}");
         out.dirty.insert(kept);
         Ok(SwappedOut::Replaced { exec: None })
+    }
+
+    /// A program opened the file a download was exchanged with for writing
+    /// (or held it open unseen): the file went back to its name
+    /// ([`SwappedOut::Held`]), `tmp` holds the download again and is
+    /// dropped; the path is listed as held back and the pull
+    /// repeated.
+    fn held_after_exchange(
+        &mut self,
+        path: &WirePath,
+        tmp: &Path,
+        out: &mut Applied,
+    ) -> Result<(), ClientError> {
+        let _ = fs::remove_file(tmp);
+        let found = crate::client::held_open::Found {
+            own: true,
+            companion: None,
+        };
+        log::info!(
+            "{path}: a program opened it for writing as the server's version was placed; put back"
+        );
+        out.failures
+            .insert(path.clone(), crate::client::held_open::why(path, &found));
+        out.held_open.insert(path.clone());
+        out.failed = true;
+        Ok(())
     }
 
     /// Undoes an exchange (or a move aside): what is at `at` goes back to

@@ -301,7 +301,9 @@ fn a_writer_at_any_step_loses_nothing() {
 }
 
 /// A program that opened the file before the step and writes after it (a
-/// logger keeping its file open): its bytes must not go into a deleted file.
+/// logger keeping its file open): its bytes must not go into a deleted file,
+/// and a download does not take its name: it is held back, listed
+/// with the reason, and the program's file stays at the name.
 #[test]
 fn a_writer_holding_the_file_open_across_the_step_loses_nothing() {
     for server_deletes in [false, true] {
@@ -317,12 +319,51 @@ fn a_writer_holding_the_file_open_across_the_step_loses_nothing() {
             assert!(out.dirty.contains(&p("f.txt")), "kept and pushed");
         } else {
             let (out, _) = f.apply_racing(&[file("f.txt", 2, "v2\n")], None);
-            f.deliver_racing(&out.fetches[0], "v2\n", None);
-            assert_eq!(f.read("f.txt").as_deref(), Some("v2\n"));
+            assert!(out.fetches.is_empty(), "not downloaded: {:?}", out.fetches);
+            assert!(out.failed && out.held_open.contains(&p("f.txt")));
+            let why = &out.failures[&p("f.txt")];
+            assert!(why.contains("f.txt open for writing"), "{why}");
         }
         held.write_all(b"written later\n").unwrap();
         drop(held);
+        if !server_deletes {
+            let here = f.read("f.txt");
+            assert_eq!(here.as_deref(), Some("v1\nwritten later\n"), "at its name");
+        }
         let case = format!("server deletes: {server_deletes}");
         f.assert_kept("v1\nwritten later\n", &case);
+    }
+}
+
+/// A program that opens the file for writing after the pull decided to
+/// replace it and before the download is placed: the placement sees it,
+/// nothing is placed, the program's file keeps its name and the path is
+/// held back; a reader alone holds nothing back.
+#[test]
+fn a_writer_opening_before_the_placement_keeps_the_name() {
+    for writes in [true, false] {
+        let mut f = Folder::new();
+        f.write("f.txt", "v1\n");
+        f.sync_all(1);
+        let (out, _) = f.apply_racing(&[file("f.txt", 2, "v2\n")], None);
+        assert_eq!(out.fetches.len(), 1, "nobody had it open: downloaded");
+        let mut opened = fs::OpenOptions::new();
+        match writes {
+            true => opened.append(true),
+            false => opened.read(true),
+        };
+        let mut held = opened.open(f.root.join("f.txt")).unwrap();
+        let (placed, _) = f.deliver_racing(&out.fetches[0], "v2\n", None);
+        if !writes {
+            assert_eq!(f.read("f.txt").as_deref(), Some("v2\n"), "a reader");
+            assert!(placed.held_open.is_empty() && !placed.failed);
+            continue;
+        }
+        assert!(placed.failed && placed.held_open.contains(&p("f.txt")));
+        held.write_all(b"written later\n").unwrap();
+        drop(held);
+        assert_eq!(f.read("f.txt").as_deref(), Some("v1\nwritten later\n"));
+        let all = f.contents();
+        assert_eq!(all.len(), 1, "no conflict copy, nothing left: {all:?}");
     }
 }

@@ -178,7 +178,7 @@ fn set_aside_table() {
     use OnSwappedOut::{ConflictCopy, Discard, SwapBack};
     let rows = [
         (SetAside::NotAFile, PutBack, SwapBack),
-        (SetAside::HeldOpen, PutBack, ConflictCopy),
+        (SetAside::HeldOpen, PutBack, SwapBack),
         (SetAside::File(Content::Synced), Remove, Discard),
         (SetAside::File(Content::Server), PutBack, Discard),
         (SetAside::File(Content::Edited), PutBack, ConflictCopy),

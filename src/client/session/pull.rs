@@ -284,6 +284,7 @@ impl Session<'_> {
         if done.changed > 0 {
             log::info!("applied {} change(s) from the server", done.changed);
         }
+        self.hold_pushes_for_writers(done.held_open, now);
         let failures = under_too_long_dirs(&self.root, done.failures);
         self.publisher.note_apply_failures(failures);
         self.publisher.pull_failed = repeat;
@@ -541,6 +542,7 @@ mod tests {
             deferred: deferred.iter().map(|p| WirePath::new(p).unwrap()).collect(),
             changed: 0,
             failures: Default::default(),
+            held_open: Default::default(),
             rules_first: false,
             unwritable: Vec::new(),
             held_back: 0,

@@ -9,6 +9,7 @@ use crate::chunk::Manifest;
 use crate::client::delta_push::DeltaSupport;
 use crate::client::error::ClientError;
 use crate::client::fsutil::{check_path, open_in, Local};
+use crate::client::held_open::{blocks_push, group};
 use crate::client::index::Index;
 use crate::client::lost;
 use crate::client::progress::Transfer;
@@ -54,6 +55,10 @@ pub(super) struct PushState {
     /// push of the path is acknowledged: they do not hold the pull cursor
     /// back ([`super::pull::must_repeat`]).
     pub(super) unstorable: HashSet<WirePath>,
+    /// Paths the last pull held back for a program writing there
+    /// their pushes, and those of their SQLite companions, wait
+    /// ([`Session::keep_back_held_open`]) until the pull applies them.
+    pub(super) held_open: BTreeSet<WirePath>,
     /// Whether the server takes delta uploads (PROTOCOL.md §13.1).
     pub(super) delta: DeltaSupport,
     /// The server refused protocol version 6: new files are
@@ -199,6 +204,7 @@ impl Session<'_> {
             self.index.insert(path, entry);
         }
         self.keep_back_for_space(&scope, &mut plan.ops);
+        self.keep_back_held_open(&mut plan.ops);
         self.hold_unstable(plan.unstable);
         let removed = removed_files(&plan.ops, &self.index);
         let synced = self.index.file_count();
@@ -326,6 +332,46 @@ impl Session<'_> {
             }
             false
         });
+    }
+
+    /// a push of a path the pull holds back for a program that
+    /// writes there (or of a file of its SQLite group) waits: on the old
+    /// base it would be answered Conflict, and following the server's
+    /// conflict name moves the program's file away from under it. The
+    /// path is compared again once the pull lets it go
+    /// ([`Session::hold_pushes_for_writers`]).
+    fn keep_back_held_open(&mut self, ops: &mut Vec<Op>) {
+        let held = &self.push.held_open;
+        if held.is_empty() {
+            return;
+        }
+        ops.retain(|op| {
+            let waits =
+                blocks_push(op.path(), held) || op.frees().is_some_and(|p| blocks_push(p, held));
+            if waits {
+                log::debug!(
+                    "{}: not pushed while a program writes there (its pull is held back)",
+                    op.path()
+                );
+            }
+            !waits
+        });
+    }
+
+    /// The pull that just ended held `now_held` back for programs writing
+    /// there: from now on their pushes wait; the files of paths
+    /// it no longer holds are compared again, so what waited is pushed.
+    pub(super) fn hold_pushes_for_writers(&mut self, now_held: BTreeSet<WirePath>, now: Instant) {
+        let released: Vec<WirePath> = self
+            .push
+            .held_open
+            .difference(&now_held)
+            .flat_map(group)
+            .collect();
+        self.push.held_open = now_held;
+        for path in released {
+            self.mark(path, now);
+        }
     }
 
     /// Files still being written wait for [`SETTLE`] and are looked at
