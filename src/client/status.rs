@@ -156,6 +156,11 @@ impl std::error::Error for StatusError {}
 /// that a full disk can still take the next status in place.
 pub const RESERVE: u64 = 256 * 1024;
 
+/// One status write at a time in this process: the session and the
+/// thread that notes a wait for the server both write, and two writes in
+/// place at once would mix their bytes.
+static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Writes `status` into the state folder `state` atomically: a temporary
 /// file in the same folder, with [`RESERVE`] bytes reserved past its end,
 /// persisted (renamed) over the old one. Owner-only (0600; it holds the
@@ -165,15 +170,20 @@ pub const RESERVE: u64 = 256 * 1024;
 /// When that fails (the disk is full: no room for a new file), the status
 /// is written over the old file in place, into the space it holds and
 /// reserved: a full disk is then shown by `status` instead of a frozen,
-/// error-free state (outside tester breaker15 F4). That write is not
-/// atomic: a reader may see it half done, which [`read`] takes as
-/// "read again".
+/// error-free state (outside tester breaker15 F4). Only what fits in that
+/// space is written ([`fitted`]: the longest lists are shortened), so the
+/// write never stops half way for want of a block (breaker27 F2: a status
+/// cut at the file's last block read as "status.json is damaged" for as
+/// long as the disk stayed full). A reader may still meet the write in
+/// place half done, for the microseconds it takes; [`read`] reads again.
 ///
 /// # Errors
 /// The atomic write's error, when the write in place fails too.
 pub fn write(state: &Path, status: &Status) -> io::Result<()> {
-    let mut bytes = serde_json::to_vec(status).map_err(io::Error::other)?;
-    bytes.push(b'\n');
+    let _one = WRITING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bytes = encode(status)?;
     let replaced = (|| {
         let mut tmp = tempfile::Builder::new()
             .prefix(".status-")
@@ -186,8 +196,15 @@ pub fn write(state: &Path, status: &Status) -> io::Result<()> {
     })();
     match replaced {
         Ok(()) => Ok(()),
-        Err(e) => write_in_place(&state.join(STATUS_FILE), &bytes).map_err(|_| e),
+        Err(e) => write_in_place(&state.join(STATUS_FILE), status).map_err(|_| e),
     }
+}
+
+/// The file's text for `status`: its JSON and a newline.
+fn encode(status: &Status) -> io::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(status).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 /// Reserves `len` bytes of disk for `file` past its end (its size stays).
@@ -203,26 +220,75 @@ fn reserve(file: &fs::File, len: u64) -> io::Result<()> {
     }
 }
 
-/// Overwrites the existing file `path` with `bytes`, in the blocks it has:
-/// padded with spaces (JSON whitespace) to its old length when shorter,
-/// then cut to that length, so a reader never sees a tail of the old text.
+/// The text of `status` in at most `room` bytes: whole when it fits,
+/// else with its lists ("not synced", "held back", the rule errors) cut
+/// to their first entries and one `… N more` line each, halved until it
+/// fits. `None` when even the lists cut to nothing do not fit. Pure.
+pub fn fitted(status: &Status, room: u64) -> Option<Vec<u8>> {
+    let mut keep = [
+        status.not_synced.len(),
+        status.held_back.len(),
+        status.rule_errors.len(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    loop {
+        let mut cut = status.clone();
+        for list in [
+            &mut cut.not_synced,
+            &mut cut.held_back,
+            &mut cut.rule_errors,
+        ] {
+            if list.len() > keep {
+                let more = list.len() - keep;
+                list.truncate(keep);
+                list.push(format!(
+                    "… {more} more (the disk is full; the client's log names each)"
+                ));
+            }
+        }
+        let bytes = encode(&cut).ok()?;
+        if bytes.len() as u64 <= room {
+            return Some(bytes);
+        }
+        if keep == 0 {
+            return None;
+        }
+        keep /= 2;
+    }
+}
+
+/// Overwrites the existing file `path` with [`fitted`] `status`, in the
+/// blocks it has (its length and the reserve past its end): padded with
+/// spaces (JSON whitespace) to its old length when shorter, so a reader
+/// never sees a tail of the old text. The file is never cut: cutting it,
+/// even to its own length, frees the blocks reserved past its end (ext4
+/// and tmpfs both do), and the next write in place then met the disk full
+/// at the file's last block (breaker27 F2).
 ///
 /// # Errors
-/// Opening (it must exist), writing or cutting it.
-fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
+/// Opening (it must exist) or writing it; `StorageFull` when not even the
+/// shortened status fits (nothing is written then).
+fn write_in_place(path: &Path, status: &Status) -> io::Result<()> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
     let file = fs::OpenOptions::new().write(true).open(path)?;
-    let old = file.metadata()?.len();
-    let mut padded = bytes.to_vec();
+    let meta = file.metadata()?;
+    let old = meta.len();
+    let room = old.max(meta.blocks() * 512);
+    let Some(mut padded) = fitted(status, room) else {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "the status does not fit in the space its file holds",
+        ));
+    };
     if (padded.len() as u64) < old {
         // Spaces before the final newline, so the file still ends in one.
         padded.pop();
         padded.resize(old as usize - 1, b' ');
         padded.push(b'\n');
     }
-    file.write_all_at(&padded, 0)?;
-    file.set_len(padded.len() as u64)?;
-    Ok(())
+    file.write_all_at(&padded, 0)
 }
 
 /// The status in the state folder `state`; `Ok(None)` when there is none

@@ -471,3 +471,113 @@ fn a_status_probe_does_not_keep_a_starting_client_out_but_a_client_does() {
     drop(held);
     assert!(!is_running(&state));
 }
+
+/// A status with `n` "not synced" lines of about 100 bytes.
+fn with_not_synced(n: usize) -> Status {
+    Status {
+        not_synced: (0..n)
+            .map(|i| format!("t/file{i:06} (download held back: write download file: No space left on device (os error 28))"))
+            .collect(),
+        ..sample()
+    }
+}
+
+#[test]
+fn a_status_cut_to_fit_keeps_its_first_entries_and_counts_the_rest() {
+    let mut rng = 0x2f1e_u64;
+    for _ in 0..200 {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let n = (rng >> 33) as usize % 3000;
+        let status = with_not_synced(n);
+        let whole = serde_json::to_vec(&status).expect("json").len() as u64 + 1;
+        let room = 600 + (rng >> 40) % (whole + 1000);
+        match fitted(&status, room) {
+            Some(bytes) => {
+                assert!(bytes.len() as u64 <= room, "{} > {room}", bytes.len());
+                let got: Status = serde_json::from_slice(&bytes).expect("whole JSON");
+                if room >= whole {
+                    assert_eq!(got, status, "fits whole: not cut");
+                    continue;
+                }
+                let last = got.not_synced.last().expect("a more line");
+                let kept = got.not_synced.len() - 1;
+                assert_eq!(got.not_synced[..kept], status.not_synced[..kept]);
+                let more: usize = last
+                    .strip_prefix("… ")
+                    .and_then(|t| t.split(' ').next())
+                    .and_then(|t| t.parse().ok())
+                    .expect("… N more");
+                assert_eq!(kept + more, n, "{last}");
+                assert_eq!(got.last_error, status.last_error);
+            }
+            None => {
+                let bare = with_not_synced(0);
+                let min = serde_json::to_vec(&bare).expect("json").len() as u64;
+                assert!(room < min + 100, "room {room} should fit the bare status");
+            }
+        }
+    }
+}
+
+/// breaker27 F2: on a full disk every status is written in place; the
+/// first such write used to cut the file to its length, which freed the
+/// 256 KiB reserved past its end, and a later, longer status stopped at the
+/// file's last block: "status.json is damaged" for as long as the disk
+/// stayed full. Real tmpfs (root only; skipped elsewhere).
+#[test]
+fn on_a_full_disk_every_status_written_reads_back_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(dir.path());
+    let state = dir.path().join("state");
+    fs::create_dir(&state).expect("state");
+    write(&state, &with_not_synced(3)).expect("written while there is room");
+    // Fill the disk: bytes first, then whatever page is left.
+    let mut filler = fs::File::create(dir.path().join("fill")).expect("filler");
+    while filler.write_all(&[7u8; 65536]).is_ok() {}
+    while filler.write_all(&[7u8; 512]).is_ok() {}
+    assert!(
+        tempfile::tempfile_in(&state)
+            .and_then(|mut f| f.write_all(&[1u8; 8192]))
+            .is_err(),
+        "the disk is full"
+    );
+    // Shorter and longer statuses in turn, up to past the reserve.
+    for n in [0, 40, 5, 400, 60, 1500, 2, 2400, 900, 3000, 10] {
+        let status = with_not_synced(n);
+        let wrote = write(&state, &status);
+        let got = read(&state).expect("never damaged").expect("there");
+        match wrote {
+            Ok(()) => {
+                assert_eq!(got.format, FORMAT);
+                let kept = got.not_synced.len();
+                if kept == n {
+                    assert_eq!(got, status);
+                } else {
+                    assert!(got.not_synced[kept - 1].contains("more (the disk is full"));
+                    assert_eq!(got.not_synced[..kept - 1], status.not_synced[..kept - 1]);
+                }
+            }
+            Err(e) => panic!("{n} entries: not written in place: {e}"),
+        }
+    }
+}
