@@ -631,6 +631,24 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_read_only_drive_is_not_fetched_for_at_every_pull_and_once_exits_3",
     ),
     (
+        "R-5.6.13",
+        "client",
+        "tests/e2e_disk_full_removals.rs",
+        "deletions_renames_and_edits_go_on_a_disk_without_free_inodes",
+    ),
+    (
+        "R-5.6.13",
+        "client",
+        "tests/e2e_disk_full_removals.rs",
+        "deletions_renames_and_edits_go_on_a_disk_without_free_bytes",
+    ),
+    (
+        "R-5.6.13",
+        "client",
+        "src/client/spare.rs",
+        "a_step_short_of_room_is_run_again_once_after_the_spare_is_given_up",
+    ),
+    (
         "R-5.6.7",
         "client",
         "tests/e2e_mass_removal.rs",

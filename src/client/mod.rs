@@ -11,6 +11,7 @@
 //! - [`state`]: `FOLDER/.cloudservice/`: who this device is.
 //! - [`rejoin`]: the command that joins a folder again when the server no longer knows the device.
 //! - [`origin`]: where that identity was made: a copied folder does not run as the device.
+//! - [`spare`]: room kept in reserve on the folder's disk for the removals that free it.
 //! - [`status`]: the running client's status file, and the `status` command's report.
 //! - [`index`]: what every synced path was when last agreed with the server.
 //! - [`detect`]: the one rule for "may this file have changed since indexed".
@@ -72,6 +73,7 @@ pub mod secure;
 pub mod server_list;
 pub mod session;
 pub mod sliced;
+pub mod spare;
 pub mod staging;
 pub mod state;
 pub mod status;

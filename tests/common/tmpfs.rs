@@ -14,9 +14,14 @@ impl Tmpfs {
     /// Mounts a tmpfs of `size` (mount's syntax: `6m`) on a new temporary
     /// directory, or prints `SKIPPED: ...` with the reason and returns `None`.
     pub fn mount(size: &str) -> Option<Tmpfs> {
+        Tmpfs::mount_with(&format!("size={size}"))
+    }
+
+    /// [`Tmpfs::mount`] with mount's options as given (`size=50m,nr_inodes=300`).
+    pub fn mount_with(options: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());

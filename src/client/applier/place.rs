@@ -745,7 +745,12 @@ impl<'a> Applier<'a> {
         let local = self.held(path);
         let aside = self.stage_name(path, "aside")?;
         self.log_removal(path, &local)?;
-        self.note_origin(&aside, path, None)?;
+        // The note, like the record, may take the spare on a full disk:
+        // the removal it guards frees at least as much.
+        let state = self.tmp.parent().unwrap_or(self.tmp);
+        crate::client::spare::with_room(state, ClientError::is_no_space, || {
+            self.note_origin(&aside, path, None)
+        })?;
         self.before_step_at(path);
         pause_for_tests();
         match fs::rename(&local, &aside) {

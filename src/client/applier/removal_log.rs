@@ -53,16 +53,20 @@ impl Removal {
     }
 }
 
-/// Appends `removal` to the log at `log`.
+/// Appends `removal` to the log at `log`. A record cut short by a full
+/// disk is cut off again, so the record the retry appends (after the spare
+/// is given up, [`crate::client::spare`]) is not glued to its torn start.
 ///
 /// # Errors
 /// The log cannot be written: the removal must then not be made.
 pub fn append(log: &Path, removal: &Removal) -> io::Result<()> {
-    fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?
-        .write_all(removal.encode().as_bytes())
+    let mut file = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let before = file.metadata()?.len();
+    let written = file.write_all(removal.encode().as_bytes());
+    if written.is_err() {
+        let _ = file.set_len(before);
+    }
+    written
 }
 
 /// The records in `text`; a torn or unreadable record (a crash in the
@@ -145,9 +149,13 @@ impl super::Applier<'_> {
             version: entry.version,
             hash: hash.to_string(),
         };
-        append(&log, &removal).map_err(|e| {
-            crate::client::error::ClientError::io(format!("write {}", log.display()), e)
+        // On a full disk the spare is given up for it: the removal frees
+        // more than its record takes (breaker27 F1).
+        let state = self.tmp.parent().unwrap_or(self.tmp);
+        crate::client::spare::with_room(state, crate::client::error::is_no_space, || {
+            append(&log, &removal)
         })
+        .map_err(|e| crate::client::error::ClientError::io(format!("write {}", log.display()), e))
     }
 }
 

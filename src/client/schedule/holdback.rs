@@ -161,6 +161,26 @@ impl HoldBack {
             .min()
     }
 
+    /// Room came back on this device's disk (the client's index, which a
+    /// full disk kept from being saved, is saved again): every wait not
+    /// over ends at `now`, so what waited for room is tried at the next
+    /// pull, not up to 5 minutes later (outside tester breaker27 F1: in
+    /// sync 80 s after the user freed room). The failures counted stay: a
+    /// path that fails again waits the next, longer delay. Returns how many
+    /// waits it ended.
+    pub fn wake(&mut self, now: Instant) -> usize {
+        let mut woken = 0;
+        for h in self
+            .held
+            .values_mut()
+            .filter(|h| !h.trying && now < h.next_try)
+        {
+            h.next_try = now;
+            woken += 1;
+        }
+        woken
+    }
+
     /// Whether `path` itself is held (whether or not its wait is over).
     pub fn holds(&self, path: &WirePath) -> bool {
         self.held.contains_key(path)

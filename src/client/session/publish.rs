@@ -349,8 +349,16 @@ impl Session<'_> {
             Ok(()) => {
                 // The pull's removals are recorded now.
                 removal_log::clear(&removal_log::log_path(&self.state.tmp_dir()));
+                // Room kept for the next removals on a full disk,
+                // made again here if a removal gave it up.
+                crate::client::spare::make(self.state.path());
                 if self.publisher.index_error.take().is_some() {
                     log::info!("the index is saved again");
+                    // The disk has room again: downloads held back for want
+                    // of it are tried now.
+                    if self.pull.space.wake(now) > 0 {
+                        self.pull.wanted = true;
+                    }
                 }
                 self.record_new_idents();
                 true

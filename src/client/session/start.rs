@@ -240,6 +240,7 @@ fn run_in(
         }
         removal_log::clear(&log);
     }
+    crate::client::spare::make(state.path());
     let (stored, hello) = match (&copy, loaded) {
         (Some(copy), Some(id)) => {
             log::warn!(

@@ -61,6 +61,34 @@ fn only_the_held_path_and_its_relatives_wait() {
     );
 }
 
+/// breaker27 F1: room came back (the index is saved again): the waits
+/// not over end now; a path being tried is left alone; the count stays,
+/// so a new failure waits the next, longer delay.
+#[test]
+fn room_back_ends_the_waits_but_keeps_the_count() {
+    let t0 = Instant::now();
+    let at = |s| t0 + Duration::from_secs(s);
+    let mut hold = HoldBack::default();
+    for _ in 0..4 {
+        let now = hold.next_due().unwrap_or(t0);
+        hold.take_due(now);
+        hold.failed(&wp("t/t2"), "No space left", now);
+    }
+    hold.failed(&wp("t/t3"), "No space left", t0);
+    hold.take_due(at(5));
+    assert_eq!(hold.trying().count(), 1, "t/t3 is being tried");
+    assert!(hold.blocks(&wp("t/t2"), at(40)));
+    assert_eq!(hold.wake(at(40)), 1, "only t/t2's wait ran");
+    assert!(!hold.blocks(&wp("t/t2"), at(40)));
+    assert_eq!(hold.take_due(at(40)), vec![wp("t/t2")]);
+    assert_eq!(
+        hold.failed(&wp("t/t2"), "No space left", at(40)),
+        Some(delay(5))
+    );
+    assert_eq!(hold.wake(at(41)), 1);
+    assert_eq!(hold.wake(at(41)), 0, "nothing left waiting");
+}
+
 /// breaker26 F1: a file placed from local content (not stopped by the
 /// hold) failed at every pull, each failure doubled the wait (5 s, 10 s
 /// 19 ms later, … 300 s after 8 s) and said so again. A failure while the
