@@ -277,6 +277,30 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
         "a_receiver_killed_during_a_directory_rename_fetches_nothing_again",
     ),
     (
+        "R-5.2.21",
+        "client",
+        "tests/e2e_killed_mid_pull.rs",
+        "a_deletion_made_while_a_device_was_killed_mid_pull_stands",
+    ),
+    (
+        "R-5.2.21",
+        "client",
+        "tests/e2e_killed_mid_pull.rs",
+        "random_kills_mid_pull_undo_nothing_and_lose_no_edit",
+    ),
+    (
+        "R-5.2.21",
+        "client",
+        "src/client/applier/placement_crash_tests.rs",
+        "a_crash_at_any_step_of_placing_leaves_nothing_the_other_devices_deletion_keeps",
+    ),
+    (
+        "R-5.2.21",
+        "client",
+        "src/client/applier/placement_crash_tests.rs",
+        "an_edit_made_to_a_placed_file_before_the_restart_is_kept_and_pushed",
+    ),
+    (
         "R-5.2.18",
         "client",
         "tests/e2e_copy_edit_delete.rs",

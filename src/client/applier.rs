@@ -676,14 +676,17 @@ impl<'a> Applier<'a> {
         let local = check_path(self.root, path)?;
         let indexed = Indexed::of(self.index.get(path).copied());
         let decision = on_pull(indexed, self.disk(path, local), Server::Dir);
+        // Each way that records the directory notes it first, before it
+        // is made (R-5.2.21, [`placement_log`]).
         match (decision, local) {
-            (PullDecision::Record, _) => {}
+            (PullDecision::Record, _) => self.log_placed_dir(path, entry.version)?,
             // Removed, replaced (or its parent) here, unchanged on the server.
             (PullDecision::KeepLocalChange, _) => {
                 self.agrees(path, None, entry.version, out);
                 return Ok(());
             }
             (PullDecision::Foreign, _) if self.clear_file_ancestor(path, out)? == Local::Absent => {
+                self.log_placed_dir(path, entry.version)?;
                 ensure_dirs(self.root, path)?;
                 out.changed += 1;
             }
@@ -692,6 +695,7 @@ impl<'a> Applier<'a> {
                 return Ok(());
             }
             (PullDecision::Apply, Local::Absent) => {
+                self.log_placed_dir(path, entry.version)?;
                 ensure_dirs(self.root, path)?;
                 log::debug!("created directory {path}");
                 out.changed += 1;
@@ -704,6 +708,7 @@ impl<'a> Applier<'a> {
                     out.dirty.insert(kept);
                 }
                 self.index.remove(path);
+                self.log_placed_dir(path, entry.version)?;
                 ensure_dirs(self.root, path)?;
                 out.changed += 1;
             }
@@ -1224,6 +1229,9 @@ mod place;
 mod placed;
 #[cfg(test)]
 mod placed_tests;
+#[cfg(test)]
+mod placement_crash_tests;
+pub mod placement_log;
 #[cfg(test)]
 mod race_tests;
 pub mod removal_log;

@@ -478,21 +478,8 @@ impl Index {
             .chain(self.held.iter().map(|e| ("I\t", e)));
         for (held, (path, entry)) in lines {
             out.push_str(held);
-            let _ = match entry.kind {
-                EntryKind::Dir => writeln!(out, "D\t{}\t{path}", entry.version),
-                EntryKind::File { stat, hash } => writeln!(
-                    out,
-                    "F\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{hash}\t{path}",
-                    entry.version,
-                    stat.size,
-                    stat.mtime_ns,
-                    stat.ctime_ns,
-                    stat.dev,
-                    stat.ino,
-                    if stat.exec { "x" } else { "-" },
-                    stat.btime_ns
-                ),
-            };
+            out.push_str(&entry_line(path, entry));
+            out.push('\n');
         }
         for (path, version) in &self.held_back {
             let _ = writeln!(out, "B\t{version}\t{path}");
@@ -554,6 +541,35 @@ impl Index {
         index.changes = 0;
         Ok(index)
     }
+}
+
+/// One entry as a line of the index file (without its newline): the `D`
+/// or `F` line [`Index::render`] documents. The pull's log records a
+/// placement with it too (`applier::placement_log`), so an entry has one
+/// written form.
+pub fn entry_line(path: &WirePath, entry: &Entry) -> String {
+    match entry.kind {
+        EntryKind::Dir => format!("D\t{}\t{path}", entry.version),
+        EntryKind::File { stat, hash } => format!(
+            "F\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{hash}\t{path}",
+            entry.version,
+            stat.size,
+            stat.mtime_ns,
+            stat.ctime_ns,
+            stat.dev,
+            stat.ino,
+            if stat.exec { "x" } else { "-" },
+            stat.btime_ns
+        ),
+    }
+}
+
+/// The entry an [`entry_line`] of the current format holds; `None` when
+/// it does not parse (a torn record).
+pub fn parse_entry_line(line: &str) -> Option<(WirePath, Entry)> {
+    let fields: Vec<&str> = line.split('\t').collect();
+    let (path, entry) = parse_entry(&fields)?;
+    Some((WirePath::new(path).ok()?, entry))
 }
 
 /// One entry line split at tabs, either format; `None` when it does not parse.

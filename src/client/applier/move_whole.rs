@@ -152,7 +152,9 @@ impl Applier<'_> {
 
     /// Logs the removal of every synced file below `dir`: a
     /// crash between the rename and the index's save then never takes the
-    /// old paths, missing, for deletions made here.
+    /// old paths, missing, for deletions made here (nor, with
+    /// [`Self::log_moving_in`], the new ones for files added here,
+    ///
     fn log_moved_out(&self, dir: &WirePath) -> Result<(), ClientError> {
         let files: Vec<WirePath> = self
             .index
@@ -180,6 +182,7 @@ impl Applier<'_> {
             return Ok(false);
         }
         self.log_moved_out(&m.from)?;
+        self.log_moving_in(&m.from, &m.to)?;
         let (from, to) = (reach_held(self.root, &m.from), reach_held(self.root, &m.to));
         self.before_step_at(&m.from);
         if let Err(e) = rename_noreplace(&from, &to) {
@@ -212,6 +215,8 @@ impl Applier<'_> {
     fn swap_whole(&mut self, a: &DirMove, b: &DirMove) -> Result<bool, ClientError> {
         self.log_moved_out(&a.from)?;
         self.log_moved_out(&b.from)?;
+        self.log_moving_in(&a.from, &a.to)?;
+        self.log_moving_in(&b.from, &b.to)?;
         let (pa, pb) = (
             reach_held(self.root, &a.from),
             reach_held(self.root, &b.from),

@@ -271,7 +271,15 @@ impl<'a> Applier<'a> {
         };
         set_exec(tmp, exec).map_err(io_err("set the mode of", tmp))?;
         // What is renamed below, to know it at the path afterwards.
-        let staged = fs::symlink_metadata(tmp).ok().map(|m| Stat::of(&m));
+        let staged = Stat::of(&fs::symlink_metadata(tmp).map_err(io_err("stat", tmp))?);
+        // Noted before it can appear at the path, so a crash before the
+        // index is saved never makes it a file added here.
+        let record = Stat {
+            exec: job.exec.unwrap_or(exec),
+            ..staged
+        };
+        self.log_placement(path, record, hash, version)?;
+        let staged = Some(staged);
         for _ in 0..PLACE_TRIES {
             // A program writing there (or in its SQLite group) keeps its
             // file at the name: nothing is placed.

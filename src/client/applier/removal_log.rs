@@ -1,7 +1,9 @@
-//! The synced files a pull is removing, recorded before each leaves the
-//! folder, so a crash cannot turn the client's own removal into the user's
-//! (PROTOCOL.md: the path leaves what the client records at the
-//! deletion's step; outside tester breaker21, F1).
+//! The pull's log: the synced files a pull is removing, recorded before
+//! each leaves the folder, so a crash cannot turn the client's own removal
+//! into the user's (PROTOCOL.md: the path leaves what the client
+//! records at the deletion's step; outside tester breaker21, F1), and,
+//! in the same log and order, the files it places
+//! ([`super::placement_log`], R-5.2.21).
 //!
 //! Why: the index is saved when a pull ends, not at every step. A client
 //! killed (SIGKILL, OOM, power cut) after the applier removed X for a reply
@@ -10,7 +12,8 @@
 //! makes follow the move, so the re-pulled reply's Y was deleted
 //! on every device (100 of 3,000 files of a `mv d e` on another device).
 //!
-//! The log, `.cloudservice/removing`, holds one record per removal:
+//! The log, `.cloudservice/removing`, holds one record per removal
+//! (and per placement: `P TAB …`, see [`super::placement_log`]):
 //! `VERSION SP HASH SP PATH NUL` (the recorded version in decimal, the
 //! recorded content's BLAKE3 in hex, the wire path, which never holds NUL).
 //! It is appended before the file is moved out of the folder and removed
@@ -22,6 +25,8 @@
 //! and pushed it) is not touched. The log is written, not synced, like the
 //! temporary area's origin notes: it covers a process crash.
 
+use super::placement_log::Placement;
+use crate::client::fsutil::{check_path, now_ns};
 use crate::client::index::{EntryKind, Index};
 use crate::protocol::WirePath;
 use std::fs;
@@ -60,31 +65,72 @@ impl Removal {
 /// # Errors
 /// The log cannot be written: the removal must then not be made.
 pub fn append(log: &Path, removal: &Removal) -> io::Result<()> {
+    append_record(log, &removal.encode())
+}
+
+/// Appends `records` (whole records, each ending with NUL: a removal's or
+/// a placement's, [`super::placement_log`]) to the log at `log`, in one
+/// write; cut back to where it was when the write fails (as [`append`]).
+///
+/// # Errors
+/// The log cannot be written: what the records announce must then not be
+/// done.
+pub fn append_record(log: &Path, records: &str) -> io::Result<()> {
     let mut file = fs::OpenOptions::new().create(true).append(true).open(log)?;
     let before = file.metadata()?.len();
-    let written = file.write_all(removal.encode().as_bytes());
+    let written = file.write_all(records.as_bytes());
     if written.is_err() {
         let _ = file.set_len(before);
     }
     written
 }
 
-/// The records in `text`; a torn or unreadable record (a crash in the
-/// middle of an append) is skipped: its file was not yet moved.
-pub fn parse(text: &str) -> Vec<Removal> {
-    text.split('\0')
-        .filter_map(|record| {
-            let mut parts = record.splitn(3, ' ');
-            let version = parts.next()?.parse().ok()?;
-            let hash = parts.next()?.to_owned();
-            let path = WirePath::new(parts.next()?).ok()?;
-            Some(Removal {
-                path,
-                version,
-                hash,
-            })
+/// One record of the log, of either kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A synced file about to leave the folder.
+    Removal(Removal),
+    /// A file about to be placed ([`super::placement_log`]).
+    Placement(Placement),
+}
+
+/// The records in `text`, in the order they were appended; a record
+/// counts only once its NUL is written: a torn tail (a crash in the middle
+/// of an append, which may hold a shorter path that parses) is skipped,
+/// its step was not yet made; an unreadable record too.
+pub fn records(text: &str) -> Vec<Record> {
+    let complete = text.rfind('\0').map_or("", |end| &text[..end]);
+    complete
+        .split('\0')
+        .filter_map(|record| match Placement::parse(record) {
+            Some(placement) => Some(Record::Placement(placement)),
+            None => parse_removal(record).map(Record::Removal),
         })
         .collect()
+}
+
+/// The removal records in `text` ([`records`]).
+pub fn parse(text: &str) -> Vec<Removal> {
+    records(text)
+        .into_iter()
+        .filter_map(|record| match record {
+            Record::Removal(removal) => Some(removal),
+            Record::Placement(_) => None,
+        })
+        .collect()
+}
+
+/// One removal record (without its NUL); `None` when it is not one.
+fn parse_removal(record: &str) -> Option<Removal> {
+    let mut parts = record.splitn(3, ' ');
+    let version = parts.next()?.parse().ok()?;
+    let hash = parts.next()?.to_owned();
+    let path = WirePath::new(parts.next()?).ok()?;
+    Some(Removal {
+        path,
+        version,
+        hash,
+    })
 }
 
 /// Whether the record `removal` is the pull's own removal of what `index`
@@ -98,28 +144,57 @@ pub fn was_pulls(index: &Index, removal: &Removal, missing: bool) -> bool {
         })
 }
 
-/// Drops from `index` every path the log at `log` names that a crashed
-/// pull removed from the folder under `root` ([`was_pulls`]); returns them.
-/// The caller saves the index, then [`clear`]s the log.
-pub fn settle(log: &Path, root: &Path, index: &mut Index) -> Vec<WirePath> {
+/// What [`settle`] changed in the index.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Paths a crashed pull removed ([`was_pulls`]): no longer recorded.
+    pub dropped: Vec<WirePath>,
+    /// Paths a crashed pull placed ([`super::placement_log::settled`]):
+    /// recorded as synced at the version placed.
+    pub placed: Vec<WirePath>,
+}
+
+/// Replays, in order, the log at `log` of a pull that a crash cut off
+/// before its index was saved: drops from `index` every path it removed
+/// from the folder under `root` ([`was_pulls`]) and records every file it
+/// placed there ([`super::placement_log::settled`]). The caller saves the
+/// index, then [`clear`]s the log.
+pub fn settle(log: &Path, root: &Path, index: &mut Index) -> Settled {
+    let mut settled = Settled::default();
     let Ok(text) = fs::read_to_string(log) else {
-        return Vec::new();
+        return settled;
     };
-    let mut dropped = Vec::new();
-    for removal in parse(&text) {
-        // Through directory handles: a path too long for a whole-path
-        // `lstat` is looked at too (breaker21 F3).
-        let missing = matches!(crate::fsafe::stat(root, &removal.path), Ok(None))
-            || matches!(
-                fs::symlink_metadata(removal.path.to_local(root)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound
-            );
-        if was_pulls(index, &removal, missing) {
-            index.remove(&removal.path);
-            dropped.push(removal.path);
+    for record in records(&text) {
+        match record {
+            Record::Removal(removal) => {
+                // Through directory handles: a path too long for a
+                // whole-path `lstat` is looked at too (breaker21 F3).
+                let missing = matches!(crate::fsafe::stat(root, &removal.path), Ok(None))
+                    || matches!(
+                        fs::symlink_metadata(removal.path.to_local(root)),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound
+                    );
+                if was_pulls(index, &removal, missing) {
+                    index.remove(&removal.path);
+                    settled.dropped.push(removal.path);
+                }
+            }
+            Record::Placement(placement) => {
+                // Unreadable: left to the look, as without the log.
+                let Ok(now) = check_path(root, &placement.path) else {
+                    continue;
+                };
+                let indexed = index.get(&placement.path);
+                if let Some(entry) =
+                    super::placement_log::settled(&placement, indexed, now, now_ns())
+                {
+                    index.insert(placement.path.clone(), entry);
+                    settled.placed.push(placement.path);
+                }
+            }
         }
     }
-    dropped
+    settled
 }
 
 impl super::Applier<'_> {

@@ -227,15 +227,26 @@ fn run_in(
         Applier::new(&root, &tmp, &mut index, id.client)
             .recover_leftovers(&mut Applied::default())?;
         // Files a crashed pull removed are not deletions made here
-        // (R-5.2.18; breaker21 F1: they followed the server's moves).
+        // (R-5.2.18; breaker21 F1: they followed the server's moves), and
+        // files it placed are not additions made here (R-5.2.21; breaker27
+        // F0: another device's later deletion of them was undone).
         let log = removal_log::log_path(&tmp);
-        let dropped = removal_log::settle(&log, &root, &mut index);
-        if let Some(first) = dropped.first() {
+        let settled = removal_log::settle(&log, &root, &mut index);
+        if let Some(first) = settled.dropped.first() {
             log::info!(
                 "{} file(s) an interrupted pull had removed (the server removed or moved them), \
                  {first} the first: no longer recorded, not taken for deletions made here",
-                dropped.len()
+                settled.dropped.len()
             );
+        }
+        if let Some(first) = settled.placed.first() {
+            log::info!(
+                "{} file(s) an interrupted pull had placed, {first} the first: recorded as \
+                 received, not taken for files added here",
+                settled.placed.len()
+            );
+        }
+        if settled != removal_log::Settled::default() {
             index.save(&state.index_file())?;
         }
         removal_log::clear(&log);
