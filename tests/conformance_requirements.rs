@@ -27,7 +27,7 @@ const ELSEWHERE: &[(&str, &str, &str, &str)] = &[
     (
         "R-14.3.7",
         "server",
-        "src/server/store/restore_intent.rs",
+        "src/server/store/restore_intent/tests.rs",
         "a_restore_cut_at_any_entry_is_finished_at_the_next_open",
     ),
     (

@@ -109,6 +109,10 @@ pub enum StoreError {
         /// Damaged (bytes changed in place) rather than missing.
         damaged: bool,
     },
+    /// A restore's intent record cannot hold what the restore
+    /// made (more conflict directories than its count says): the restore
+    /// stops there rather than record a part of it. Retrying cannot help.
+    RestoreTooBig(super::IntentTooBig),
     /// The operating system refused (journal, folder, directories).
     Io(io::Error),
 }
@@ -134,7 +138,9 @@ impl StoreError {
             {
                 ErrorCode::NoSpace
             }
-            StoreError::ConflictPathTooLong { .. } => ErrorCode::Unstorable,
+            StoreError::ConflictPathTooLong { .. } | StoreError::RestoreTooBig(_) => {
+                ErrorCode::Unstorable
+            }
             StoreError::Io(e) if refused_name(e) => ErrorCode::Unstorable,
             StoreError::Symlink(_)
             | StoreError::NotADirectory(_)
@@ -297,6 +303,10 @@ impl fmt::Display for StoreError {
                 } else {
                     "missing from its disk (removed outside the server)"
                 }
+            ),
+            StoreError::RestoreTooBig(e) => write!(
+                f,
+                "cannot record the restore (R-14.3.7): {e}; what it placed stays"
             ),
             StoreError::Io(e) => write!(f, "storage error: {}", reason(e)),
         }

@@ -45,6 +45,7 @@ pub use changes::Listing;
 pub use error::{reason, StoreError};
 pub use fetch::FileReader;
 pub use recover::Reexamined;
+pub use restore_intent::IntentTooBig;
 pub use upload::{StagedFile, Upload};
 
 use crate::fsafe;
