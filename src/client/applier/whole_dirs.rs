@@ -20,7 +20,10 @@
 //!   covers from above;
 //! - neither holds the other;
 //! - one of the files indexed below `X` is listed below `Y` at the same
-//!   relative path with the same content (which names `Y`), more than half
+//!   relative path with the same content (which names `Y`; of the files
+//!   listed with that content, only those whose paths end with the most
+//!   components in common with the indexed file's own: among identical
+//!   files, `old/d1/f` names `new/d1`, not every `new/dN`), more than half
 //!   of the files indexed below `X` are listed below `Y` with the same
 //!   content (anywhere below it: a subdirectory may have been renamed too),
 //!   and they are at least half of the files the reply lists below `Y`. So a
@@ -142,15 +145,123 @@ fn is_target(y: &WirePath, reply: &Reply, index: &Index) -> bool {
         && (index.get(y).is_none() || reply.deleted.contains_key(y))
 }
 
+/// `rel` (a relative path) with its components in reverse order, each
+/// followed by `/`: a path ends with `/rel` exactly when its own
+/// [`tail_key`] starts with this one (a component holds no `/`).
+fn tail_key(rel: &str) -> String {
+    let mut key = String::with_capacity(rel.len() + 1);
+    for part in rel.rsplit('/') {
+        key.push_str(part);
+        key.push('/');
+    }
+    key
+}
+
+/// The reply's files and directories by their reversed paths, so the
+/// entries that end with the same components are one range. Matching by
+/// content alone paired every file with every file of the same content:
+/// identical (empty) files made it quadratic (100,000 renamed took minutes).
+struct Tails<'a> {
+    /// Per content, the reversed path of each listed file and the path,
+    /// in key order.
+    files: HashMap<ContentHash, Vec<(String, &'a WirePath)>>,
+    /// Reversed path of each listed directory, and the path.
+    dirs: BTreeMap<String, &'a WirePath>,
+}
+
+/// How many whole components two [`tail_key`]s start with in common.
+fn shared_parts(a: &str, b: &str) -> usize {
+    a.split_inclusive('/')
+        .zip(b.split_inclusive('/'))
+        .take_while(|(x, y)| x == y && x.ends_with('/'))
+        .count()
+}
+
+impl<'a> Tails<'a> {
+    fn of(reply: &'a Reply) -> Tails<'a> {
+        let mut tails = Tails {
+            files: HashMap::new(),
+            dirs: BTreeMap::new(),
+        };
+        for (path, state) in &reply.listed {
+            let key = tail_key(path.as_str());
+            match state {
+                EntryState::File { hash, .. } => {
+                    tails.files.entry(*hash).or_default().push((key, path));
+                }
+                EntryState::Dir => {
+                    tails.dirs.insert(key, path);
+                }
+                EntryState::Deleted => {}
+            }
+        }
+        for same in tails.files.values_mut() {
+            same.sort_unstable();
+        }
+        tails
+    }
+
+    /// The listed files of content `hash`, other than `path` itself, that
+    /// end with the most components in common with the indexed file
+    /// `path`, and how many that is (0: none of that content). These are
+    /// where `path` went: a file of a source `X` at `rel` names `Y` when
+    /// one of them is `Y/rel`. Among identical files, `old/d1/f` names
+    /// `new/d1` (through `new/d1/f`), not every `new/dN`.
+    fn best_for(&self, path: &WirePath, hash: ContentHash) -> (usize, Vec<&'a WirePath>) {
+        let Some(same) = self.files.get(&hash) else {
+            return (0, Vec::new());
+        };
+        let key = tail_key(path.as_str());
+        let at = same.partition_point(|(k, _)| k.as_str() < key.as_str());
+        let after = match same.get(at) {
+            Some((k, _)) if *k == key => at + 1,
+            _ => at,
+        };
+        let shared = |i: Option<usize>| {
+            i.and_then(|i| same.get(i))
+                .map_or(0, |(k, _)| shared_parts(k, &key))
+        };
+        let best = shared(at.checked_sub(1)).max(shared(Some(after)));
+        if best == 0 {
+            return (0, Vec::new());
+        }
+        // The run of keys that start with the first `best` components.
+        let cut: usize = key.split_inclusive('/').take(best).map(str::len).sum();
+        let prefix = &key[..cut];
+        let lo = same.partition_point(|(k, _)| k.as_str() < prefix);
+        let run = same[lo..]
+            .iter()
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| *k != key)
+            .map(|(_, p)| *p)
+            .collect();
+        (best, run)
+    }
+
+    /// Every `Y` whose `Y/rel` the reply lists as a directory.
+    fn dir_at<'s>(&'s self, rel: &'s str) -> impl Iterator<Item = WirePath> + 's {
+        let (lo, hi) = tail_range(rel);
+        self.dirs
+            .range(lo..hi)
+            .filter_map(move |(_, path)| prefix_of(path, rel))
+    }
+}
+
+/// The keys of the paths that end with `/rel` below a non-empty `Y`: those
+/// starting with `rel`'s key (its last `/` kept: one more component
+/// follows), up to the same with the `/` raised to `0`, the next byte.
+fn tail_range(rel: &str) -> (String, String) {
+    let lo = tail_key(rel);
+    let mut hi = lo.clone();
+    hi.pop();
+    hi.push('0');
+    (lo, hi)
+}
+
 /// The directories that moved whole, in the order to try them (see the
 /// module comment for the rule).
 pub fn plan(index: &Index, reply: &Reply) -> Vec<DirMove> {
-    let mut files_by_hash: HashMap<ContentHash, Vec<&WirePath>> = HashMap::new();
-    for (path, state) in &reply.listed {
-        if let EntryState::File { hash, .. } = state {
-            files_by_hash.entry(*hash).or_default().push(path);
-        }
-    }
+    let tails = Tails::of(reply);
     let mut candidates: Vec<DirMove> = Vec::new();
     let sources = index
         .iter()
@@ -165,8 +276,9 @@ pub fn plan(index: &Index, reply: &Reply) -> Vec<DirMove> {
             match e.kind {
                 EntryKind::File { hash, .. } => {
                     hashes.push(hash);
-                    for there in files_by_hash.get(&hash).into_iter().flatten() {
-                        if let Some(y) = prefix_of(there, rel) {
+                    let (best, went) = tails.best_for(p, hash);
+                    if rel.split('/').count() <= best {
+                        for y in went.iter().filter_map(|there| prefix_of(there, rel)) {
                             counts.entry(y).or_default();
                         }
                     }
@@ -193,13 +305,7 @@ pub fn plan(index: &Index, reply: &Reply) -> Vec<DirMove> {
         if files == 0 {
             // Only directories below: match them by name.
             for (p, _) in index.subtree(Some(x)).filter(|(p, _)| *p != x) {
-                let rel = relative(p, x);
-                let listed_dirs = reply
-                    .listed
-                    .iter()
-                    .filter(|(_, s)| **s == EntryState::Dir)
-                    .filter_map(|(there, _)| prefix_of(there, rel));
-                for y in listed_dirs {
+                for y in tails.dir_at(relative(p, x)) {
                     *counts.entry(y).or_default() += 1;
                 }
             }

@@ -339,3 +339,78 @@ fn random_renames_of_a_tree_are_found_exactly() {
         }
     }
 }
+
+/// An index of `dirs` directories below `old`, each with `per` empty
+/// files (`old/f*` when `dirs` is 0), and a reply renaming `old` to `new`.
+fn empty_files_renamed(dirs: usize, per: usize) -> (Index, Reply) {
+    let empty = ContentHash::of(b"");
+    let mut index = Index::new();
+    let mut listed = BTreeMap::new();
+    let dir = Entry {
+        kind: EntryKind::Dir,
+        version: 1,
+    };
+    let mut add_dir = |index: &mut Index, rel: &str| {
+        index.insert(p(&format!("old{rel}")), dir);
+        listed.insert(p(&format!("new{rel}")), EntryState::Dir);
+    };
+    add_dir(&mut index, "");
+    let subdirs: Vec<String> = match dirs {
+        0 => vec![String::new()],
+        n => (0..n).map(|j| format!("/d{j}")).collect(),
+    };
+    for sub in &subdirs {
+        if !sub.is_empty() {
+            add_dir(&mut index, sub);
+        }
+    }
+    for sub in &subdirs {
+        for k in 0..per {
+            let rel = format!("{sub}/f{k}");
+            index.insert(
+                p(&format!("old{rel}")),
+                Entry::synced_file(Stat::default(), empty, 1),
+            );
+            listed.insert(
+                p(&format!("new{rel}")),
+                EntryState::File {
+                    size: 0,
+                    hash: empty,
+                },
+            );
+        }
+    }
+    let reply = Reply {
+        listed,
+        deleted: [(p("old"), 9)].into_iter().collect(),
+        refused: BTreeSet::new(),
+    };
+    (index, reply)
+}
+
+/// A directory of 100,000 identical (empty) files renamed is found in a
+/// fraction of a second, flat or as 1,000 directories of 100 files with
+/// the same names: matching by content alone paired every file with every
+/// other (10^10 steps). Asserts the move, prints the time (no timing
+/// assert: `cargo test --release --lib plan_of_100000 -- --nocapture`;
+/// `WHOLE_DIRS_EMPTY=N` for another count).
+#[test]
+fn plan_of_100000_empty_files_renamed() {
+    let n: usize = std::env::var("WHOLE_DIRS_EMPTY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    for (dirs, per) in [(0, n), (n / 100, 100)] {
+        let (index, reply) = empty_files_renamed(dirs, per);
+        let start = std::time::Instant::now();
+        let planned = plan(&index, &reply);
+        let took = start.elapsed();
+        println!("{dirs} directories x {per} empty files renamed: plan took {took:?}");
+        assert_eq!(
+            planned.first().map(|m| (m.from.as_str(), m.to.as_str())),
+            Some(("old", "new"))
+        );
+        assert_eq!(planned.len(), 1, "{:?}", &planned[..planned.len().min(3)]);
+        assert_eq!(planned[0].matched, dirs.max(1) * per);
+    }
+}
