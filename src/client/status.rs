@@ -112,6 +112,33 @@ pub struct Status {
     pub updated: String,
 }
 
+impl Status {
+    /// The status of a client that is not connected and has not caught up,
+    /// written by this process now, with nothing counted, pending or
+    /// wrong: what the notes written outside a session
+    /// (`session/status_notes.rs`) start from before they say their part.
+    pub fn offline(server: String, user: String, device: u64) -> Status {
+        Status {
+            format: FORMAT,
+            server,
+            user,
+            device,
+            connected: false,
+            last_sync: None,
+            uploads_pending: 0,
+            downloads_pending: 0,
+            last_error: None,
+            rule_errors: Vec::new(),
+            not_synced: Vec::new(),
+            held_back: Vec::new(),
+            caught_up: Some(false),
+            pending: None,
+            pid: Some(std::process::id()),
+            updated: rfc3339(SystemTime::now()),
+        }
+    }
+}
+
 /// True when the status `s` a running client writes says the folder
 /// agrees with the server, apart from "last sync" itself: connected,
 /// caught up, nothing to upload, download or finish, no error, nothing

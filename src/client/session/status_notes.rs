@@ -28,22 +28,11 @@ pub(super) fn starting_note(
     Box::new(move |line| {
         let earlier = status::read(&state).ok().flatten();
         let s = Status {
-            format: status::FORMAT,
-            server: server.clone(),
-            user: identity.user.to_string(),
-            device: identity.client,
-            connected: false,
             last_sync: earlier.as_ref().and_then(|s| s.last_sync.clone()),
-            uploads_pending: 0,
-            downloads_pending: 0,
             last_error: earlier.as_ref().and_then(|s| s.last_error.clone()),
             rule_errors: earlier.map(|s| s.rule_errors).unwrap_or_default(),
-            not_synced: Vec::new(),
-            held_back: Vec::new(),
-            caught_up: Some(false),
             pending: Some(line),
-            pid: Some(std::process::id()),
-            updated: rfc3339(SystemTime::now()),
+            ..Status::offline(server.clone(), identity.user.to_string(), identity.client)
         };
         if let Err(e) = status::write(&state, &s) {
             log::debug!("cannot write the status file: {e}");
@@ -58,24 +47,11 @@ pub(super) fn starting_note(
 pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, why: &str) {
     let mut s = match status::read(state) {
         Ok(Some(s)) => s,
-        _ => Status {
-            format: status::FORMAT,
-            server: config.server.to_string(),
-            user: identity.user.to_string(),
-            device: identity.client,
-            connected: false,
-            last_sync: None,
-            uploads_pending: 0,
-            downloads_pending: 0,
-            last_error: None,
-            rule_errors: Vec::new(),
-            not_synced: Vec::new(),
-            held_back: Vec::new(),
-            caught_up: Some(false),
-            pending: None,
-            pid: None,
-            updated: String::new(),
-        },
+        _ => Status::offline(
+            config.server.to_string(),
+            identity.user.to_string(),
+            identity.client,
+        ),
     };
     s.connected = false;
     s.pid = Some(std::process::id());
@@ -92,22 +68,12 @@ pub(super) fn record_failure(state: &Path, config: &Config, identity: Identity, 
 /// `cloud-client status` then reports the folder as not joined.
 pub(super) fn record_not_joined(state: &Path, config: &Config, why: &str) {
     let s = Status {
-        format: status::FORMAT,
-        server: config.server.to_string(),
-        user: config.user.map(|u| u.to_string()).unwrap_or_default(),
-        device: 0,
-        connected: false,
-        last_sync: None,
-        uploads_pending: 0,
-        downloads_pending: 0,
         last_error: Some(why.to_owned()),
-        rule_errors: Vec::new(),
-        not_synced: Vec::new(),
-        held_back: Vec::new(),
-        caught_up: Some(false),
-        pending: None,
-        pid: Some(std::process::id()),
-        updated: rfc3339(SystemTime::now()),
+        ..Status::offline(
+            config.server.to_string(),
+            config.user.map(|u| u.to_string()).unwrap_or_default(),
+            0,
+        )
     };
     if let Err(e) = status::write(state, &s) {
         log::debug!("cannot write the status file: {e}");

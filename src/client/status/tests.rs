@@ -11,22 +11,16 @@ use std::time::{Duration, UNIX_EPOCH};
 
 fn sample() -> Status {
     Status {
-        format: FORMAT,
-        server: "127.0.0.1:9000".into(),
-        user: "00112233445566778899aabbccddeeff".into(),
-        device: 2,
         connected: true,
         last_sync: Some("2026-12-01T03:30:00Z".into()),
-        uploads_pending: 0,
-        downloads_pending: 0,
-        last_error: None,
-        rule_errors: Vec::new(),
-        not_synced: Vec::new(),
-        held_back: Vec::new(),
         caught_up: Some(true),
-        pending: None,
         pid: None,
         updated: "2026-12-01T03:30:00Z".into(),
+        ..Status::offline(
+            "127.0.0.1:9000".into(),
+            "00112233445566778899aabbccddeeff".into(),
+            2,
+        )
     }
 }
 

@@ -13,10 +13,11 @@
 //! destroyed; `FAMILY_SEEDS=N` runs more seeds (CI runs the default).
 
 use super::super::{DataPaths, UserStore};
+use super::tests::folder;
 use crate::fsafe::hash_file;
 use crate::protocol::versions::KeptKind;
 use crate::protocol::{ClientId, ContentHash, UserId, WirePath};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -66,33 +67,6 @@ enum When {
     Older,
     /// The file's own mtime put back (`touch -r` of itself).
     Kept,
-}
-
-/// Every regular file below `root`: relative path -> bytes.
-fn folder(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry.unwrap();
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                let rel = entry
-                    .path()
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(rel, std::fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// The hashes of the kept objects, and the names of those that do not
