@@ -61,7 +61,9 @@ pub fn ensure(state: &Path) -> io::Result<bool> {
         return Ok(false);
     }
     let made = (|| {
-        match fs::create_dir(&dir) {
+        // 0700 whatever the umask, as every directory of the state folder
+        // (README "Device keys"; e2e_tls's umask 000 test).
+        match crate::private_dir::create(&dir) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
