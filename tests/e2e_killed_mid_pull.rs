@@ -36,6 +36,26 @@ fn placed(dir: &Path) -> usize {
     fs::read_dir(dir).map_or(0, |d| d.count())
 }
 
+/// A's `after` in A's folder `a`; true once the server at `server` holds it.
+fn a_acts(after: After, a: &Path, server: &Path) -> bool {
+    match after {
+        After::RemoveAll => fs::remove_dir_all(a.join("new")).expect("rm -rf new"),
+        After::Rename => fs::rename(a.join("new"), a.join("renamed")).expect("mv new renamed"),
+        After::EditEvery10th => {
+            for i in (0..FILES).step_by(10) {
+                common::append(&a.join(format!("new/n{i}.txt")), "A edit\n");
+            }
+        }
+    }
+    eventually(Duration::from_secs(60), || match after {
+        After::RemoveAll => !server.join("new").exists(),
+        After::Rename => !server.join("new").exists() && placed(&server.join("renamed")) == FILES,
+        After::EditEvery10th => {
+            fs::read_to_string(server.join("new/n0.txt")).is_ok_and(|t| t.ends_with("A edit\n"))
+        }
+    })
+}
+
 fn run(after: After) {
     let mut dev = TwoDevices::start(|a| write(a, "keep.txt", "k\n"));
     let (a, b) = (dev.a.path().to_owned(), dev.b.path().to_owned());
@@ -62,23 +82,10 @@ fn run(after: After) {
         had < FILES,
         "B was killed mid-pull ({had} of {FILES} placed)"
     );
-    match after {
-        After::RemoveAll => fs::remove_dir_all(a.join("new")).expect("rm -rf new"),
-        After::Rename => fs::rename(a.join("new"), a.join("renamed")).expect("mv new renamed"),
-        After::EditEvery10th => {
-            for i in (0..FILES).step_by(10) {
-                common::append(&a.join(format!("new/n{i}.txt")), "A edit\n");
-            }
-        }
-    }
-    let want = eventually(Duration::from_secs(60), || match after {
-        After::RemoveAll => !server.join("new").exists(),
-        After::Rename => !server.join("new").exists() && placed(&server.join("renamed")) == FILES,
-        After::EditEvery10th => {
-            fs::read_to_string(server.join("new/n0.txt")).is_ok_and(|t| t.ends_with("A edit\n"))
-        }
-    });
-    assert!(want, "{after:?}: A's change reached the server");
+    assert!(
+        a_acts(after, &a, &server),
+        "{after:?}: A's change reached the server"
+    );
     let expected = tree(&a);
     let mut again = Client::options(dev.server.port, &b).start();
     let ended = converge_stable(
@@ -157,23 +164,10 @@ fn random_round(after: After, kill_after: usize, edit: Option<usize>, what: &str
         "{what} (B placed {} of {FILES}, edited {edited:?})",
         names.len()
     );
-    match after {
-        After::RemoveAll => fs::remove_dir_all(a.join("new")).expect("rm -rf new"),
-        After::Rename => fs::rename(a.join("new"), a.join("renamed")).expect("mv new renamed"),
-        After::EditEvery10th => {
-            for i in (0..FILES).step_by(10) {
-                common::append(&a.join(format!("new/n{i}.txt")), "A edit\n");
-            }
-        }
-    }
-    let want = eventually(Duration::from_secs(60), || match after {
-        After::RemoveAll => !server.join("new").exists(),
-        After::Rename => !server.join("new").exists() && placed(&server.join("renamed")) == FILES,
-        After::EditEvery10th => {
-            fs::read_to_string(server.join("new/n0.txt")).is_ok_and(|t| t.ends_with("A edit\n"))
-        }
-    });
-    assert!(want, "{what}: A's change reached the server");
+    assert!(
+        a_acts(after, &a, &server),
+        "{what}: A's change reached the server"
+    );
     let expected = tree(&a);
     let mut again = Client::options(dev.server.port, &b).start();
     let ended = converge_stable(
